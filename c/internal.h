@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* internal.h -- helpers shared by the shim's translation units */
+#ifndef AP_INTERNAL_H
+#define AP_INTERNAL_H 1
+
+#include <stddef.h>
+#include <stdint.h>
+#include <libpmem2.h>
+#include "asyncpmem.h"
+
+#define AP_MAX_SAFE 9007199254740991.0 /* 2^53 - 1 */
+
+struct ap_source {
+	struct pmem2_source *src;
+	int fd;       /* -1 for anonymous sources */
+	int owns_fd;  /* close fd on delete */
+};
+
+struct ap_map {
+	struct pmem2_map *map;
+	char *addr;
+	size_t size;
+	uint32_t granularity;
+	pmem2_persist_fn persist;
+	pmem2_flush_fn flush;
+	pmem2_drain_fn drain;
+	pmem2_memcpy_fn memcpy_fn;
+	pmem2_memmove_fn memmove_fn;
+	pmem2_memset_fn memset_fn;
+};
+
+/* ap_fail -- store a formatted message for the calling thread; return code */
+int ap_fail(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* ap_fail_pmem2 -- store libpmem2's current message with a prefix */
+int ap_fail_pmem2(int code, const char *what);
+
+/* ap_to_size -- convert a double argument to size_t; 0 or AP_E_INVALID_ARG */
+int ap_to_size(double v, size_t *out, const char *name);
+
+/* ap_range -- check [off, off+len) lies within size, overflow-safe */
+int ap_range(size_t off, size_t len, size_t size, const char *what);
+
+/* ap_map_sync -- make [addr, addr+len) of the map durable (msync on PAGE) */
+int ap_map_sync(struct ap_map *m, const void *addr, size_t len);
+
+/* ap_cache_writeback -- write back cache lines of a range, then fence */
+void ap_cache_writeback(const void *addr, size_t len);
+
+
+/* ---- process-wide table of live mappings (regions.c) ---- */
+struct ap_region;
+
+/*
+ * ap_region_get -- find the live mapping containing [addr, addr+len) and
+ * take a reference; NULL when the range lies in no mapping. Returns
+ * AP_E_RANGE through *rc if the range starts in a mapping but leaves it,
+ * AP_E_CLOSED if that mapping is being deleted.
+ */
+struct ap_region *ap_region_get(const void *addr, size_t len, int *rc);
+void ap_region_put(struct ap_region *r);
+struct ap_map *ap_region_map(struct ap_region *r);
+int ap_region_add(struct ap_map *m);
+/* ap_region_remove -- refuse new references, wait for old ones to drop */
+void ap_region_remove(struct ap_map *m);
+#endif

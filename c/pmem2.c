@@ -1,0 +1,581 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* pmem2.c -- sources, mappings and persistence over libpmem2 */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "internal.h"
+
+#define AP_PAGE 4096u
+
+/* ap_source_wrap -- build an ap_source around an fd or anon pmem2 source */
+static int
+ap_source_wrap(struct ap_source **out, struct pmem2_source *ps, int fd,
+	int owns)
+{
+	struct ap_source *s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		pmem2_source_delete(&ps);
+		if (owns)
+			close(fd);
+		return ap_fail(-ENOMEM, "cannot allocate source");
+	}
+	s->src = ps;
+	s->fd = fd;
+	s->owns_fd = owns;
+	*out = s;
+	return 0;
+}
+
+/* ap_source_open -- open/create a file, extend it to size, wrap it */
+int
+ap_source_open(struct ap_source **out, const char *path, double size,
+	uint32_t flags, uint32_t mode)
+{
+	size_t want;
+	int rc = ap_to_size(size, &want, "size");
+	if (rc)
+		return rc;
+	if (out == NULL || path == NULL)
+		return ap_fail(AP_E_INVALID_ARG, "source: missing argument");
+	*out = NULL;
+	int oflags = (flags & AP_OPEN_READONLY) ? O_RDONLY : O_RDWR;
+	if (flags & AP_OPEN_CREATE)
+		oflags |= O_CREAT;
+	if (flags & AP_OPEN_EXCLUSIVE)
+		oflags |= O_EXCL;
+	int fd = open(path, oflags | O_CLOEXEC, (mode_t)mode);
+	if (fd < 0)
+		return ap_fail(-errno, "cannot open '%s': %s", path,
+			strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		rc = ap_fail(-errno, "cannot stat '%s': %s", path,
+			strerror(errno));
+		goto err;
+	}
+	if (want > 0 && S_ISREG(st.st_mode) && (size_t)st.st_size < want) {
+		if (flags & AP_OPEN_READONLY) {
+			rc = ap_fail(AP_E_INVALID_ARG,
+				"cannot extend '%s': opened read-only", path);
+			goto err;
+		}
+		int e = (flags & AP_OPEN_SPARSE) ?
+			(ftruncate(fd, (off_t)want) == 0 ? 0 : errno) :
+			posix_fallocate(fd, 0, (off_t)want);
+		if (e != 0) {
+			rc = ap_fail(-e, "cannot extend '%s' to %zu bytes: %s",
+				path, want, strerror(e));
+			goto err;
+		}
+	}
+	struct pmem2_source *ps;
+	rc = pmem2_source_from_fd(&ps, fd);
+	if (rc) {
+		rc = ap_fail_pmem2(rc, "pmem2_source_from_fd");
+		goto err;
+	}
+	return ap_source_wrap(out, ps, fd, 1);
+err:
+	close(fd);
+	return rc;
+}
+
+/* ap_source_from_fd -- wrap a caller-owned fd */
+int
+ap_source_from_fd(struct ap_source **out, int fd)
+{
+	struct pmem2_source *ps;
+	int rc = pmem2_source_from_fd(&ps, fd);
+	if (rc)
+		return ap_fail_pmem2(rc, "pmem2_source_from_fd");
+	return ap_source_wrap(out, ps, fd, 0);
+}
+
+/* ap_source_from_anon -- anonymous memory as a source */
+int
+ap_source_from_anon(struct ap_source **out, double size)
+{
+	size_t n;
+	int rc = ap_to_size(size, &n, "size");
+	if (rc)
+		return rc;
+	struct pmem2_source *ps;
+	rc = pmem2_source_from_anon(&ps, n);
+	if (rc)
+		return ap_fail_pmem2(rc, "pmem2_source_from_anon");
+	return ap_source_wrap(out, ps, -1, 0);
+}
+
+/* ap_source_delete -- free the source and close an owned fd */
+void
+ap_source_delete(struct ap_source **src)
+{
+	if (src == NULL || *src == NULL)
+		return;
+	struct ap_source *s = *src;
+	pmem2_source_delete(&s->src);
+	if (s->owns_fd && s->fd >= 0)
+		close(s->fd);
+	free(s);
+	*src = NULL;
+}
+
+/* ap_source_size -- current size (st_size for regular files) */
+int
+ap_source_size(struct ap_source *src, double *out)
+{
+	size_t n;
+	int rc = pmem2_source_size(src->src, &n);
+	if (rc)
+		return ap_fail_pmem2(rc, "pmem2_source_size");
+	*out = (double)n;
+	return 0;
+}
+
+/* ap_source_alignment -- required mapping alignment */
+int
+ap_source_alignment(struct ap_source *src, double *out)
+{
+	size_t n;
+	int rc = pmem2_source_alignment(src->src, &n);
+	if (rc)
+		return ap_fail_pmem2(rc, "pmem2_source_alignment");
+	*out = (double)n;
+	return 0;
+}
+
+/* ap_source_fd -- the fd behind the source */
+int
+ap_source_fd(struct ap_source *src)
+{
+	if (src->fd < 0)
+		return ap_fail(PMEM2_E_FILE_DESCRIPTOR_NOT_SET,
+			"anonymous source has no file descriptor");
+	return src->fd;
+}
+
+/* ap_source_device_usc -- unsafe shutdown count */
+int
+ap_source_device_usc(struct ap_source *src, double *out)
+{
+	uint64_t usc = 0;
+	int rc = pmem2_source_device_usc(src->src, &usc);
+	if (rc)
+		return ap_fail_pmem2(rc, "unsafe shutdown count");
+	*out = (double)usc;
+	return 0;
+}
+
+/* ap_source_device_id -- two-step: length, then the id itself */
+int
+ap_source_device_id(struct ap_source *src, char *buf, uint32_t cap,
+	uint32_t *len)
+{
+	size_t n = 0;
+	int rc = pmem2_source_device_id(src->src, NULL, &n);
+	if (rc)
+		return ap_fail_pmem2(rc, "device id");
+	*len = (uint32_t)n;
+	if (buf == NULL || cap < n)
+		return 0;
+	rc = pmem2_source_device_id(src->src, buf, &n);
+	if (rc)
+		return ap_fail_pmem2(rc, "device id");
+	return 0;
+}
+
+/* ap_source_numa_node -- NUMA node of the backing device */
+int
+ap_source_numa_node(struct ap_source *src, int32_t *out)
+{
+	int node = -1;
+	int rc = pmem2_source_numa_node(src->src, &node);
+	if (rc)
+		return ap_fail_pmem2(rc, "numa node");
+	*out = node;
+	return 0;
+}
+
+/* ap_badblocks -- list up to max_pairs bad blocks; returns the count */
+int
+ap_badblocks(struct ap_source *src, double *out, uint32_t max_pairs)
+{
+	struct pmem2_badblock_context *ctx;
+	int rc = pmem2_badblock_context_new(&ctx, src->src);
+	if (rc)
+		return ap_fail_pmem2(rc, "bad block context");
+	struct pmem2_badblock bb;
+	int n = 0;
+	while ((rc = pmem2_badblock_next(ctx, &bb)) == 0) {
+		if ((uint32_t)n < max_pairs) {
+			out[2 * n] = (double)bb.offset;
+			out[2 * n + 1] = (double)bb.length;
+		}
+		n++;
+	}
+	if (rc != PMEM2_E_NO_BAD_BLOCK_FOUND) {
+		rc = ap_fail_pmem2(rc, "bad block iteration");
+		pmem2_badblock_context_delete(&ctx);
+		return rc;
+	}
+	pmem2_badblock_context_delete(&ctx);
+	return n;
+}
+
+/* ap_badblock_clear -- clear one bad block range */
+int
+ap_badblock_clear(struct ap_source *src, double offset, double length)
+{
+	size_t off, len;
+	int rc = ap_to_size(offset, &off, "offset");
+	if (rc || (rc = ap_to_size(length, &len, "length")))
+		return rc;
+	struct pmem2_badblock_context *ctx;
+	rc = pmem2_badblock_context_new(&ctx, src->src);
+	if (rc)
+		return ap_fail_pmem2(rc, "bad block context");
+	struct pmem2_badblock bb = { .offset = off, .length = len };
+	rc = pmem2_badblock_clear(ctx, &bb);
+	if (rc)
+		rc = ap_fail_pmem2(rc, "bad block clear");
+	pmem2_badblock_context_delete(&ctx);
+	return rc;
+}
+
+/* ap_map_new -- configure and create a mapping */
+int
+ap_map_new(struct ap_map **out, struct ap_source *src, uint32_t granularity,
+	double offset, double length, uint32_t sharing, uint32_t protection)
+{
+	size_t off, len;
+	int rc = ap_to_size(offset, &off, "offset");
+	if (rc || (rc = ap_to_size(length, &len, "length")))
+		return rc;
+	if (granularity > AP_GRAN_PAGE || sharing > 1)
+		return ap_fail(AP_E_INVALID_ARG, "invalid granularity/sharing");
+	*out = NULL;
+	struct pmem2_config *cfg;
+	if ((rc = pmem2_config_new(&cfg)))
+		return ap_fail_pmem2(rc, "pmem2_config_new");
+	if ((rc = pmem2_config_set_required_store_granularity(cfg,
+			(enum pmem2_granularity)granularity))) {
+		rc = ap_fail_pmem2(rc, "granularity");
+		goto out_cfg;
+	}
+	if ((rc = pmem2_config_set_offset(cfg, off))) {
+		rc = ap_fail_pmem2(rc, "offset");
+		goto out_cfg;
+	}
+	pmem2_config_set_length(cfg, len);
+	if ((rc = pmem2_config_set_sharing(cfg, sharing ? PMEM2_PRIVATE :
+			PMEM2_SHARED))) {
+		rc = ap_fail_pmem2(rc, "sharing");
+		goto out_cfg;
+	}
+	if ((rc = pmem2_config_set_protection(cfg, protection))) {
+		rc = ap_fail_pmem2(rc, "protection");
+		goto out_cfg;
+	}
+	struct ap_map *m = calloc(1, sizeof(*m));
+	if (m == NULL) {
+		rc = ap_fail(-ENOMEM, "cannot allocate map");
+		goto out_cfg;
+	}
+	if ((rc = pmem2_map_new(&m->map, cfg, src->src))) {
+		rc = ap_fail_pmem2(rc, "pmem2_map_new");
+		free(m);
+		goto out_cfg;
+	}
+	m->addr = pmem2_map_get_address(m->map);
+	m->size = pmem2_map_get_size(m->map);
+	m->granularity = pmem2_map_get_store_granularity(m->map);
+	m->persist = pmem2_get_persist_fn(m->map);
+	m->flush = pmem2_get_flush_fn(m->map);
+	m->drain = pmem2_get_drain_fn(m->map);
+	m->memcpy_fn = pmem2_get_memcpy_fn(m->map);
+	m->memmove_fn = pmem2_get_memmove_fn(m->map);
+	m->memset_fn = pmem2_get_memset_fn(m->map);
+	if ((rc = ap_region_add(m))) {
+		pmem2_map_delete(&m->map);
+		free(m);
+		goto out_cfg;
+	}
+	*out = m;
+out_cfg:
+	pmem2_config_delete(&cfg);
+	return rc;
+}
+
+/* ap_map_delete -- unmap; the map must no longer be referenced */
+int
+ap_map_delete(struct ap_map **map)
+{
+	if (map == NULL || *map == NULL)
+		return 0;
+	struct ap_map *m = *map;
+	ap_region_remove(m);
+	int rc = pmem2_map_delete(&m->map);
+	if (rc)
+		return ap_fail_pmem2(rc, "pmem2_map_delete");
+	free(m);
+	*map = NULL;
+	return 0;
+}
+
+void *
+ap_map_address(struct ap_map *map)
+{
+	return map->addr;
+}
+
+double
+ap_map_size(struct ap_map *map)
+{
+	return (double)map->size;
+}
+
+uint32_t
+ap_map_granularity(struct ap_map *map)
+{
+	return map->granularity;
+}
+
+/* ap_map_sync -- durable write-back of a range, never aborting */
+int
+ap_map_sync(struct ap_map *m, const void *addr, size_t len)
+{
+	if (len == 0)
+		return 0;
+	if (m->granularity != AP_GRAN_PAGE) {
+		m->persist(addr, len);
+		return 0;
+	}
+	uintptr_t a = (uintptr_t)addr;
+	uintptr_t base = a & ~(uintptr_t)(AP_PAGE - 1);
+	size_t n = len + (a - base);
+	while (msync((void *)base, n, MS_SYNC) != 0) {
+		if (errno == EINTR)
+			continue;
+		return ap_fail(-errno, "msync failed: %s", strerror(errno));
+	}
+	return 0;
+}
+
+/* ap_map_range -- convert and check an (offset, length) pair */
+static int
+ap_map_range(struct ap_map *m, double offset, double length, size_t *off,
+	size_t *len, const char *what)
+{
+	int rc = ap_to_size(offset, off, "offset");
+	if (rc || (rc = ap_to_size(length, len, "length")))
+		return rc;
+	return ap_range(*off, *len, m->size, what);
+}
+
+int
+ap_map_persist(struct ap_map *map, double offset, double length)
+{
+	size_t off, len;
+	int rc = ap_map_range(map, offset, length, &off, &len, "persist");
+	if (rc)
+		return rc;
+	return ap_map_sync(map, map->addr + off, len);
+}
+
+int
+ap_map_flush(struct ap_map *map, double offset, double length)
+{
+	size_t off, len;
+	int rc = ap_map_range(map, offset, length, &off, &len, "flush");
+	if (rc)
+		return rc;
+	if (map->granularity == AP_GRAN_PAGE)
+		return ap_map_sync(map, map->addr + off, len);
+	if (len)
+		map->flush(map->addr + off, len);
+	return 0;
+}
+
+int
+ap_map_drain(struct ap_map *map)
+{
+	if (map->granularity != AP_GRAN_PAGE)
+		map->drain();
+	return 0;
+}
+
+int
+ap_map_deep_flush(struct ap_map *map, double offset, double length)
+{
+	size_t off, len;
+	int rc = ap_map_range(map, offset, length, &off, &len, "deep flush");
+	if (rc)
+		return rc;
+	rc = pmem2_deep_flush(map->map, map->addr + off, len);
+	if (rc)
+		return ap_fail_pmem2(rc, "pmem2_deep_flush");
+	return 0;
+}
+
+/* ap_check_flags -- PMEM2_F_MEM_* flags and their exclusions */
+static int
+ap_check_flags(uint32_t flags)
+{
+	if (flags & ~PMEM2_F_MEM_VALID_FLAGS)
+		return ap_fail(AP_E_INVALID_ARG, "unknown flags 0x%x", flags);
+	if ((flags & PMEM2_F_MEM_NONTEMPORAL) && (flags & PMEM2_F_MEM_TEMPORAL))
+		return ap_fail(AP_E_INVALID_ARG,
+			"NONTEMPORAL and TEMPORAL exclude each other");
+	if ((flags & PMEM2_F_MEM_WC) && (flags & PMEM2_F_MEM_WB))
+		return ap_fail(AP_E_INVALID_ARG, "WC and WB exclude each other");
+	if ((flags & PMEM2_F_MEM_NOFLUSH) &&
+			(flags & (PMEM2_F_MEM_NONTEMPORAL | PMEM2_F_MEM_WC)))
+		return ap_fail(AP_E_INVALID_ARG,
+			"NOFLUSH excludes NONTEMPORAL and WC");
+	return 0;
+}
+
+/*
+ * ap_page_flags -- on PAGE maps copy without libpmem2's msync (which
+ * aborts on failure) and sync afterwards ourselves
+ */
+static uint32_t
+ap_page_flags(uint32_t flags)
+{
+	return (flags & ~(PMEM2_F_MEM_NONTEMPORAL | PMEM2_F_MEM_WC |
+		PMEM2_F_MEM_NODRAIN)) | PMEM2_F_MEM_NOFLUSH;
+}
+
+int
+ap_map_memcpy(struct ap_map *map, double dst_off, const void *src,
+	double len, uint32_t flags)
+{
+	size_t off, n;
+	int rc = ap_map_range(map, dst_off, len, &off, &n, "memcpy");
+	if (rc || (rc = ap_check_flags(flags)))
+		return rc;
+	if (n == 0)
+		return 0;
+	if (src == NULL)
+		return ap_fail(AP_E_INVALID_ARG, "memcpy: source is NULL");
+	if (map->granularity == AP_GRAN_PAGE) {
+		map->memcpy_fn(map->addr + off, src, n, ap_page_flags(flags));
+		if (flags & PMEM2_F_MEM_NOFLUSH)
+			return 0;
+		return ap_map_sync(map, map->addr + off, n);
+	}
+	map->memcpy_fn(map->addr + off, src, n, flags);
+	return 0;
+}
+
+int
+ap_map_memmove(struct ap_map *map, double dst_off, double src_off,
+	double len, uint32_t flags)
+{
+	size_t doff, soff, n;
+	int rc = ap_map_range(map, dst_off, len, &doff, &n, "memmove dst");
+	if (rc || (rc = ap_map_range(map, src_off, len, &soff, &n,
+			"memmove src")) || (rc = ap_check_flags(flags)))
+		return rc;
+	if (n == 0)
+		return 0;
+	if (map->granularity == AP_GRAN_PAGE) {
+		map->memmove_fn(map->addr + doff, map->addr + soff, n,
+			ap_page_flags(flags));
+		if (flags & PMEM2_F_MEM_NOFLUSH)
+			return 0;
+		return ap_map_sync(map, map->addr + doff, n);
+	}
+	map->memmove_fn(map->addr + doff, map->addr + soff, n, flags);
+	return 0;
+}
+
+int
+ap_map_memset(struct ap_map *map, double dst_off, uint32_t c, double len,
+	uint32_t flags)
+{
+	size_t off, n;
+	int rc = ap_map_range(map, dst_off, len, &off, &n, "memset");
+	if (rc || (rc = ap_check_flags(flags)))
+		return rc;
+	if (c > 255)
+		return ap_fail(AP_E_INVALID_ARG, "memset value %u > 255", c);
+	if (n == 0)
+		return 0;
+	if (map->granularity == AP_GRAN_PAGE) {
+		map->memset_fn(map->addr + off, (int)c, n, ap_page_flags(flags));
+		if (flags & PMEM2_F_MEM_NOFLUSH)
+			return 0;
+		return ap_map_sync(map, map->addr + off, n);
+	}
+	map->memset_fn(map->addr + off, (int)c, n, flags);
+	return 0;
+}
+
+/* cache write-back instruction choice, probed once */
+static int ap_wb_kind = -1; /* 0 clflush, 1 clflushopt, 2 clwb */
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+static void
+ap_wb_probe(void)
+{
+	unsigned a, b, c, d;
+	int k = 0;
+	if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+		if (b & (1u << 24))
+			k = 2;
+		else if (b & (1u << 23))
+			k = 1;
+	}
+	__atomic_store_n(&ap_wb_kind, k, __ATOMIC_RELAXED);
+}
+#endif
+
+/* ap_cache_writeback -- write back every line overlapping the range */
+void
+ap_cache_writeback(const void *addr, size_t len)
+{
+#if defined(__x86_64__)
+	if (__atomic_load_n(&ap_wb_kind, __ATOMIC_RELAXED) < 0)
+		ap_wb_probe();
+	uintptr_t p = (uintptr_t)addr & ~(uintptr_t)63;
+	uintptr_t end = (uintptr_t)addr + len;
+	int k = ap_wb_kind;
+	for (; p < end; p += 64) {
+		if (k == 2)
+			__asm__ volatile("clwb %0" : "+m"(*(volatile char *)p));
+		else if (k == 1)
+			__asm__ volatile("clflushopt %0"
+				: "+m"(*(volatile char *)p));
+		else
+			__asm__ volatile("clflush %0"
+				: "+m"(*(volatile char *)p));
+	}
+	__asm__ volatile("sfence" ::: "memory");
+#else
+	(void)addr;
+	(void)len;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
+/* ap_cpu_flush -- CFLUSH semantics on a caller buffer */
+int
+ap_cpu_flush(void *buf, double off, double len)
+{
+	size_t o, n;
+	int rc = ap_to_size(off, &o, "offset");
+	if (rc || (rc = ap_to_size(len, &n, "length")))
+		return rc;
+	if (buf == NULL)
+		return ap_fail(AP_E_INVALID_ARG, "flush: buffer is NULL");
+	if (n)
+		ap_cache_writeback((char *)buf + o, n);
+	return 0;
+}

@@ -1,0 +1,32 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The small interface each runtime backend implements.
+ *
+ * @module
+ */
+import type { NativeSymbols, Ptr } from "./_symbols.ts";
+
+/** What `ffi/_deno.ts` and `ffi/_bun.ts` provide. */
+export interface Backend {
+  /** Open the shared library and bind every symbol of the table. */
+  open(path: string): NativeSymbols;
+  /** A zero-copy ArrayBuffer over `length` bytes at `ptr + offset`. */
+  view(ptr: Ptr, length: number, offset?: number): ArrayBuffer;
+  /** The pointer stored in a one-element out-parameter cell. */
+  fromCell(cell: BigUint64Array): Ptr | null;
+  /** A pointer's address, for diagnostics and identity. */
+  address(ptr: Ptr): bigint;
+  /**
+   * Resolve once the device's completion sequence (word 0 of `control`)
+   * differs from `seq`, or after `timeoutMs`. Never blocks the JS thread.
+   */
+  sleep(
+    symbols: NativeSymbols,
+    dev: Ptr,
+    control: Uint32Array,
+    seq: number,
+    timeoutMs: number,
+  ): Promise<void>;
+  /** Forget per-device state kept by `sleep` (called before deletion). */
+  forget(symbols: NativeSymbols, dev: Ptr): void;
+}

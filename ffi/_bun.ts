@@ -1,0 +1,112 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Bun backend: `bun:ffi` with the Deno-shaped table translated once, and a
+ * thread-safe `JSCallback` as each device's doorbell for sleeping.
+ *
+ * @module
+ */
+import type { Backend } from "./_backend.ts";
+import {
+  type NativeSymbols,
+  type NativeType,
+  type Ptr,
+  type SymbolDefinition,
+  SYMBOLS,
+} from "./_symbols.ts";
+
+// A non-literal specifier keeps Deno's checker and publisher off bun:ffi.
+const BUN_FFI = "bun:ffi";
+// deno-lint-ignore no-explicit-any
+const ffi: any = await import(BUN_FFI);
+
+const TYPES: Record<NativeType, string> = {
+  i32: "i32",
+  u32: "u32",
+  u8: "u8",
+  f64: "f64",
+  pointer: "ptr",
+  buffer: "ptr",
+  function: "function",
+  void: "void",
+};
+
+const ARMED = 1; // AP_CTRL_ARMED / 4
+
+interface Doorbell {
+  // deno-lint-ignore no-explicit-any
+  callback: any;
+  waiters: Set<() => void>;
+}
+
+const doorbells = new Map<number, Doorbell>();
+
+/** Translate the Deno-shaped table; Deno-only nonblocking entries drop. */
+function translate(): Record<string, { args: string[]; returns: string }> {
+  const out: Record<string, { args: string[]; returns: string }> = {};
+  for (const [key, raw] of Object.entries(SYMBOLS)) {
+    const def = raw as SymbolDefinition;
+    if (def.nonblocking) continue;
+    out[def.name ?? key] = {
+      args: def.parameters.map((t) => TYPES[t]),
+      returns: TYPES[def.result],
+    };
+  }
+  return out;
+}
+
+/** The Bun implementation of {@linkcode Backend}. */
+export const backend: Backend = {
+  open(path: string): NativeSymbols {
+    return ffi.dlopen(path, translate()).symbols as NativeSymbols;
+  },
+  view(ptr: Ptr, length: number, offset = 0): ArrayBuffer {
+    if (length === 0) return new ArrayBuffer(0);
+    return ffi.toArrayBuffer(ptr as number, offset, length);
+  },
+  fromCell(cell: BigUint64Array): Ptr | null {
+    return cell[0] === 0n ? null : Number(cell[0]);
+  },
+  address(ptr: Ptr): bigint {
+    return BigInt(ptr as number);
+  },
+  sleep(
+    symbols: NativeSymbols,
+    dev: Ptr,
+    control: Uint32Array,
+    seq: number,
+    timeoutMs: number,
+  ): Promise<void> {
+    const key = dev as number;
+    let bell = doorbells.get(key);
+    if (bell === undefined) {
+      const waiters = new Set<() => void>();
+      const callback = new ffi.JSCallback(() => {
+        for (const wake of [...waiters]) wake();
+      }, { args: [], returns: "void", threadsafe: true });
+      symbols.ap_dev_set_doorbell(dev, callback.ptr);
+      bell = { callback, waiters };
+      doorbells.set(key, bell);
+    }
+    const { waiters } = bell;
+    return new Promise((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const wake = () => {
+        waiters.delete(wake);
+        clearTimeout(timer);
+        resolve();
+      };
+      waiters.add(wake);
+      // The timer also keeps Bun alive: a JSCallback does not.
+      timer = setTimeout(wake, timeoutMs);
+      Atomics.store(control, ARMED, 1);
+      if (Atomics.load(control, 0) !== seq) wake();
+    });
+  },
+  forget(_symbols: NativeSymbols, dev: Ptr): void {
+    const bell = doorbells.get(dev as number);
+    if (bell === undefined) return;
+    doorbells.delete(dev as number);
+    for (const wake of [...bell.waiters]) wake();
+    bell.callback.close();
+  },
+};

@@ -1,0 +1,41 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Deno backend: `Deno.dlopen`, `UnsafePointerView` views, and a
+ * nonblocking `ap_dev_wait` on Deno's blocking pool for sleeping.
+ *
+ * @module
+ */
+import type { Backend } from "./_backend.ts";
+import { type NativeSymbols, type Ptr, SYMBOLS } from "./_symbols.ts";
+
+/** The Deno implementation of {@linkcode Backend}. */
+export const backend: Backend = {
+  open(path: string): NativeSymbols {
+    const lib = Deno.dlopen(path, SYMBOLS as unknown as Deno.ForeignLibraryInterface);
+    return lib.symbols as unknown as NativeSymbols;
+  },
+  view(ptr: Ptr, length: number, offset = 0): ArrayBuffer {
+    if (length === 0) return new ArrayBuffer(0);
+    return Deno.UnsafePointerView.getArrayBuffer(
+      ptr as unknown as Deno.PointerObject,
+      length,
+      offset,
+    );
+  },
+  fromCell(cell: BigUint64Array): Ptr | null {
+    return Deno.UnsafePointer.create(cell[0]) as unknown as Ptr | null;
+  },
+  address(ptr: Ptr): bigint {
+    return Deno.UnsafePointer.value(ptr as unknown as Deno.PointerObject) as bigint;
+  },
+  async sleep(
+    symbols: NativeSymbols,
+    dev: Ptr,
+    _control: Uint32Array,
+    seq: number,
+    timeoutMs: number,
+  ): Promise<void> {
+    await symbols.ap_dev_wait_nb(dev, seq, timeoutMs);
+  },
+  forget(): void {},
+};

@@ -1,0 +1,110 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The loaded shim: the runtime's backend, the bound symbols, and the one
+ * helper that turns a negative return code into a {@linkcode PmemError}.
+ * Internal to the library; nothing here takes raw addresses from users.
+ *
+ * @module
+ */
+import type { Backend } from "./_backend.ts";
+import { locateLibrary } from "./_loader.ts";
+import { RUNTIME } from "./_runtime.ts";
+import type { NativeSymbols, Ptr } from "./_symbols.ts";
+import { NotSupportedError, PmemError } from "./errors.ts";
+import meta from "../deno.json" with { type: "json" };
+
+export type { Ptr } from "./_symbols.ts";
+export { RUNTIME } from "./_runtime.ts";
+
+const ABI_VERSION = 1;
+
+async function loadBackend(): Promise<Backend> {
+  return RUNTIME === "deno"
+    ? (await import("./_deno.ts")).backend
+    : (await import("./_bun.ts")).backend;
+}
+
+/** The runtime backend in use. */
+export const backend: Backend = await loadBackend();
+
+async function openShim(): Promise<NativeSymbols> {
+  const path = await locateLibrary(meta.version);
+  let symbols: NativeSymbols;
+  try {
+    symbols = backend.open(path);
+  } catch (cause) {
+    if ((cause as Error)?.name === "NotCapable") throw cause;
+    throw new Error(
+      `Cannot load the asyncpmem native shim '${path}': ${
+        (cause as Error)?.message
+      }. libpmem2 must be installed (apt-get install -y libpmem2-dev)`,
+      { cause },
+    );
+  }
+  const abi = symbols.ap_abi_version();
+  if (abi !== ABI_VERSION) {
+    throw new Error(
+      `The asyncpmem native shim '${path}' has ABI ${abi}, expected ` +
+        `${ABI_VERSION}: rebuild it with 'deno task build'`,
+    );
+  }
+  return symbols;
+}
+
+/** The shim's functions. */
+export const native: NativeSymbols = await openShim();
+
+const MESSAGE = new Uint8Array(512);
+const DECODER = new TextDecoder();
+const PMEM2_E_NOSUPP = -100001;
+const ENOTSUP = 95;
+
+/** The calling thread's last shim message. */
+export function lastMessage(): string {
+  const n = native.ap_errormsg(MESSAGE, MESSAGE.byteLength);
+  return DECODER.decode(MESSAGE.subarray(0, Math.min(n, MESSAGE.byteLength - 1)));
+}
+
+/** A {@linkcode PmemError} for a failed native call. */
+export function nativeError(rc: number, op: string): PmemError {
+  const message = lastMessage() || `failed with code ${rc}`;
+  const errno = native.ap_err_to_errno(rc);
+  const Ctor = rc === PMEM2_E_NOSUPP || rc === -ENOTSUP
+    ? NotSupportedError
+    : PmemError;
+  return new Ctor(op, rc, message, { errno });
+}
+
+/**
+ * Throw for a negative native return code; pass other values through.
+ *
+ * @param rc the native return value
+ * @param op the public operation name for the error
+ */
+export function check(rc: number, op: string): number {
+  if (rc < 0) throw nativeError(rc, op);
+  return rc;
+}
+
+/** A NUL-terminated UTF-8 copy of a string, for `const char *`. */
+export function cString(s: string): Uint8Array {
+  const bytes = new TextEncoder().encode(s);
+  if (bytes.includes(0)) {
+    throw new TypeError("Cannot pass string: it contains a NUL character");
+  }
+  const out = new Uint8Array(bytes.byteLength + 1);
+  out.set(bytes);
+  return out;
+}
+
+/** A one-pointer out-parameter cell (C `T **`). */
+export function newCell(): BigUint64Array {
+  return new BigUint64Array(1);
+}
+
+/** The pointer a constructor stored in `cell`. */
+export function fromCell(cell: BigUint64Array): Ptr {
+  const p = backend.fromCell(cell);
+  if (p === null) throw new Error("native constructor returned NULL");
+  return p;
+}
