@@ -89,15 +89,14 @@ export const backend: Backend = {
     }
     const { waiters } = bell;
     return new Promise((resolve) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
       const wake = () => {
         waiters.delete(wake);
         clearTimeout(timer);
         resolve();
       };
-      waiters.add(wake);
       // The timer also keeps Bun alive: a JSCallback does not.
-      timer = setTimeout(wake, timeoutMs);
+      const timer = setTimeout(wake, timeoutMs);
+      waiters.add(wake);
       Atomics.store(control, ARMED, 1);
       if (Atomics.load(control, 0) !== seq) wake();
     });

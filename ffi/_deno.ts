@@ -11,7 +11,10 @@ import { type NativeSymbols, type Ptr, SYMBOLS } from "./_symbols.ts";
 /** The Deno implementation of {@linkcode Backend}. */
 export const backend: Backend = {
   open(path: string): NativeSymbols {
-    const lib = Deno.dlopen(path, SYMBOLS as unknown as Deno.ForeignLibraryInterface);
+    const lib = Deno.dlopen(
+      path,
+      SYMBOLS as unknown as Deno.ForeignLibraryInterface,
+    );
     return lib.symbols as unknown as NativeSymbols;
   },
   view(ptr: Ptr, length: number, offset = 0): ArrayBuffer {
@@ -26,7 +29,9 @@ export const backend: Backend = {
     return Deno.UnsafePointer.create(cell[0]) as unknown as Ptr | null;
   },
   address(ptr: Ptr): bigint {
-    return Deno.UnsafePointer.value(ptr as unknown as Deno.PointerObject) as bigint;
+    return Deno.UnsafePointer.value(
+      ptr as unknown as Deno.PointerObject,
+    ) as bigint;
   },
   async sleep(
     symbols: NativeSymbols,

@@ -62,7 +62,9 @@ const ENOTSUP = 95;
 /** The calling thread's last shim message. */
 export function lastMessage(): string {
   const n = native.ap_errormsg(MESSAGE, MESSAGE.byteLength);
-  return DECODER.decode(MESSAGE.subarray(0, Math.min(n, MESSAGE.byteLength - 1)));
+  return DECODER.decode(
+    MESSAGE.subarray(0, Math.min(n, MESSAGE.byteLength - 1)),
+  );
 }
 
 /** A {@linkcode PmemError} for a failed native call. */

@@ -1,0 +1,334 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode Mapping}: a mapped source with zero-copy views, persistence
+ * and libpmem2's durable copy functions; {@linkcode mapFile} opens one.
+ *
+ * @module
+ */
+import { ClosedError } from "../ffi/errors.ts";
+import {
+  backend,
+  check,
+  fromCell,
+  native,
+  newCell,
+  type Ptr,
+  RUNTIME,
+} from "../ffi/lib.ts";
+import { checkByte, checkBytes, checkRange } from "../ffi/validate.ts";
+import {
+  type Granularity,
+  granularityName,
+  type MapConfig,
+  toNativeConfig,
+} from "./config.ts";
+import { checkMemFlags } from "./flags.ts";
+import { Source, type SourceOpenOptions } from "./source.ts";
+
+/** Bun refuses ArrayBuffers over external memory larger than 4 GiB. */
+const BUN_VIEW_LIMIT = 2 ** 32;
+/** On Bun, large mappings are viewed through 2 GiB windows every 1 GiB. */
+const WINDOW_STRIDE = 2 ** 30;
+const WINDOW_SIZE = 2 ** 31;
+
+/**
+ * A mapping of a {@linkcode Source}. Views are `Uint8Array`s straight over
+ * the mapped memory; writes through them become durable after
+ * {@linkcode Mapping.persist} (or flush + drain). `close()` detaches every
+ * view it handed out before unmapping, so a stale view reads `undefined`
+ * instead of touching unmapped memory.
+ *
+ * @example Usage
+ * ```ts
+ * import { mapFile } from "@asyncpmem/asyncpmem";
+ * import assert from "node:assert/strict";
+ *
+ * const path = await Deno.makeTempFile();
+ * using map = mapFile(path, { size: 1 << 20 });
+ * map.memcpy(0, new TextEncoder().encode("hello"));  // durable on return
+ * const v = map.view(0, 5);
+ * v[0] = 72;                                           // "Hello"
+ * map.persist(0, 1);
+ * assert.equal(new TextDecoder().decode(map.view(0, 5)), "Hello");
+ * ```
+ */
+export class Mapping implements Disposable {
+  #cell: BigUint64Array;
+  #handle: Ptr | null;
+  #address: Ptr;
+  #size: number;
+  #granularity: Granularity;
+  #required: Granularity;
+  #whole: ArrayBuffer | null = null;
+  #windows = new Map<number, ArrayBuffer>();
+  #handedOut: ArrayBuffer[] = [];
+  #closers: (() => void)[] = [];
+
+  private constructor(cell: BigUint64Array, required: Granularity) {
+    this.#cell = cell;
+    this.#handle = fromCell(cell);
+    this.#address = native.ap_map_address(this.#handle) as Ptr;
+    this.#size = native.ap_map_size(this.#handle);
+    this.#granularity = granularityName(
+      native.ap_map_granularity(this.#handle),
+    );
+    this.#required = required;
+  }
+
+  /**
+   * Map a source.
+   *
+   * @param source an open source (it may be closed afterwards)
+   * @param config granularity, range, sharing, protection
+   * @throws {PmemError} with code `PMEM2_E_GRANULARITY_NOT_SUPPORTED` when
+   *   a finer granularity than the storage offers is required
+   */
+  static map(source: Source, config: MapConfig = {}): Mapping {
+    if (!(source instanceof Source)) {
+      throw new TypeError("Cannot map: source must be a Source");
+    }
+    const c = toNativeConfig(config);
+    const cell = newCell();
+    const rc = native.ap_map_new(
+      cell,
+      source.handle("map"),
+      c.granularity,
+      c.offset,
+      c.length,
+      c.sharing,
+      c.protection,
+    );
+    if (rc === -100009 && c.granularity < 2) {
+      const e = (() => {
+        try {
+          check(rc, "map");
+        } catch (err) {
+          return err as Error;
+        }
+      })()!;
+      e.message += ". This file is not on DAX storage: map it with " +
+        'granularity "page" (the default), or for tests set ' +
+        "PMEM2_FORCE_GRANULARITY (not durable)";
+      throw e;
+    }
+    check(rc, "map");
+    return new Mapping(cell, config.granularity ?? "page");
+  }
+
+  #live(op: string): Ptr {
+    if (this.#handle === null) throw new ClosedError("Mapping", op);
+    return this.#handle;
+  }
+
+  /** Whether {@linkcode Mapping.close} has run. */
+  get closed(): boolean {
+    return this.#handle === null;
+  }
+
+  /** The mapped length in bytes. */
+  get size(): number {
+    this.#live("size");
+    return this.#size;
+  }
+
+  /** The effective store granularity. */
+  get granularity(): Granularity {
+    this.#live("granularity");
+    return this.#granularity;
+  }
+
+  /** The granularity that was required when mapping. */
+  get requiredGranularity(): Granularity {
+    return this.#required;
+  }
+
+  /** The native map handle (internal to the library). */
+  nativeHandle(op: string): Ptr {
+    return this.#live(op);
+  }
+
+  /** Run `fn` at the start of `close()`, before views detach. Internal. */
+  onClose(fn: () => void): void {
+    this.#closers.push(fn);
+  }
+
+  #track(buf: ArrayBuffer): ArrayBuffer {
+    this.#handedOut.push(buf);
+    return buf;
+  }
+
+  /** The buffer (and its offset in the mapping) that holds a range. */
+  #bufferFor(offset: number, length: number): [ArrayBuffer, number] {
+    if (RUNTIME === "deno" || this.#size <= BUN_VIEW_LIMIT) {
+      this.#whole ??= this.#track(backend.view(this.#address, this.#size));
+      return [this.#whole, 0];
+    }
+    if (length <= WINDOW_STRIDE) {
+      const base = Math.floor(offset / WINDOW_STRIDE) * WINDOW_STRIDE;
+      let buf = this.#windows.get(base);
+      if (buf === undefined) {
+        const len = Math.min(WINDOW_SIZE, this.#size - base);
+        buf = this.#track(backend.view(this.#address, len, base));
+        this.#windows.set(base, buf);
+      }
+      return [buf, base];
+    }
+    if (length > BUN_VIEW_LIMIT) {
+      throw new RangeError(
+        `Cannot view ${length} bytes: Bun limits one view to 4 GiB`,
+      );
+    }
+    return [this.#track(backend.view(this.#address, length, offset)), offset];
+  }
+
+  /**
+   * A zero-copy `Uint8Array` over `[offset, offset+length)` of the mapping.
+   * It detaches (length 0) when the mapping closes.
+   *
+   * @param offset start of the view @default 0
+   * @param length bytes @default to the end of the mapping
+   */
+  view(offset = 0, length?: number): Uint8Array {
+    this.#live("view");
+    const len = length ?? Math.max(0, this.#size - offset);
+    checkRange(offset, len, this.#size, "view");
+    const [buf, base] = this.#bufferFor(offset, len);
+    return new Uint8Array(buf, offset - base, len);
+  }
+
+  /** Flush and drain a range: it is durable when this returns. */
+  persist(offset: number, length: number): void {
+    const h = this.#live("persist");
+    checkRange(offset, length, this.#size, "persist");
+    check(native.ap_map_persist(h, offset, length), "persist");
+  }
+
+  /** Flush a range (durable after the next {@linkcode Mapping.drain}). */
+  flush(offset: number, length: number): void {
+    const h = this.#live("flush");
+    checkRange(offset, length, this.#size, "flush");
+    check(native.ap_map_flush(h, offset, length), "flush");
+  }
+
+  /** Wait for earlier flushes to reach the persistence domain. */
+  drain(): void {
+    check(native.ap_map_drain(this.#live("drain")), "drain");
+  }
+
+  /**
+   * Flush a range through to the media (beyond the ADR domain where the
+   * platform has one; a no-op on page-granularity files).
+   */
+  deepFlush(offset: number, length: number): void {
+    const h = this.#live("deepFlush");
+    checkRange(offset, length, this.#size, "deepFlush");
+    check(native.ap_map_deep_flush(h, offset, length), "deepFlush");
+  }
+
+  /**
+   * Copy `src` to `dstOffset`, durable on return unless `flags` say
+   * otherwise ({@linkcode MemFlags}).
+   */
+  memcpy(dstOffset: number, src: Uint8Array, flags = 0): void {
+    const h = this.#live("memcpy");
+    checkBytes(src, "src", "memcpy");
+    checkRange(dstOffset, src.byteLength, this.#size, "memcpy");
+    checkMemFlags(flags, "memcpy");
+    check(
+      native.ap_map_memcpy(h, dstOffset, src, src.byteLength, flags),
+      "memcpy",
+    );
+  }
+
+  /** Move `length` bytes inside the mapping (ranges may overlap). */
+  memmove(
+    dstOffset: number,
+    srcOffset: number,
+    length: number,
+    flags = 0,
+  ): void {
+    const h = this.#live("memmove");
+    checkRange(dstOffset, length, this.#size, "memmove");
+    checkRange(srcOffset, length, this.#size, "memmove");
+    checkMemFlags(flags, "memmove");
+    check(
+      native.ap_map_memmove(h, dstOffset, srcOffset, length, flags),
+      "memmove",
+    );
+  }
+
+  /** Fill `length` bytes at `dstOffset` with the byte `value`. */
+  memset(dstOffset: number, value: number, length: number, flags = 0): void {
+    const h = this.#live("memset");
+    checkByte(value, "value", "memset");
+    checkRange(dstOffset, length, this.#size, "memset");
+    checkMemFlags(flags, "memset");
+    check(native.ap_map_memset(h, dstOffset, value, length, flags), "memset");
+  }
+
+  /**
+   * Unmap. Idempotent. In-flight asynchronous operations finish first,
+   * every view handed out is detached, then the memory is unmapped.
+   */
+  close(): void {
+    if (this.#handle === null) return;
+    const closers = this.#closers;
+    this.#closers = [];
+    for (const fn of closers) fn();
+    this.#handle = null;
+    for (const buf of this.#handedOut) buf.transfer(0);
+    this.#handedOut = [];
+    this.#windows.clear();
+    this.#whole = null;
+    check(native.ap_map_delete(this.#cell), "close");
+  }
+
+  /** Same as {@linkcode Mapping.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** Options of {@linkcode mapFile}. */
+export interface MapFileOptions extends MapConfig {
+  /**
+   * Create the file if needed and make it at least this large.
+   * @default 0 (map the existing file)
+   */
+  size?: number;
+  /** See {@linkcode SourceOpenOptions.sparse}. @default false */
+  sparse?: boolean;
+  /** See {@linkcode SourceOpenOptions.mode}. @default 0o644 */
+  mode?: number;
+}
+
+/**
+ * Map a file, creating or extending it when `size` is given.
+ *
+ * @example Usage
+ * ```ts
+ * import { mapFile } from "@asyncpmem/asyncpmem";
+ * import assert from "node:assert/strict";
+ *
+ * const path = await Deno.makeTempFile();
+ * using map = mapFile(path, { size: 64 << 20 });
+ * assert.equal(map.size, 64 << 20);
+ * assert.equal(map.granularity, "page"); // a tmpfs or disk file
+ * ```
+ *
+ * @param path the file
+ * @param options size, granularity, range, sharing, protection
+ */
+export function mapFile(path: string, options: MapFileOptions = {}): Mapping {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("Cannot map file: options must be an object");
+  }
+  const open: SourceOpenOptions = {
+    size: options.size,
+    sparse: options.sparse,
+    mode: options.mode,
+    readOnly: options.protection === "read" || options.protection === "none",
+  };
+  using source = Source.open(path, open);
+  return Mapping.map(source, options);
+}

@@ -1,0 +1,20 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * libpmem2 for Deno and Bun: sources, mappings with zero-copy views,
+ * persist/flush/drain, durable copies with `PMEM2_F_MEM_*` flags, and RAS.
+ *
+ * ```ts
+ * import { mapFile, MemFlags } from "@asyncpmem/asyncpmem/pmem2";
+ *
+ * const path = await Deno.makeTempFile();
+ * using map = mapFile(path, { size: 1 << 20 });
+ * map.memcpy(0, new Uint8Array([1, 2, 3]), MemFlags.NODRAIN);
+ * map.drain();
+ * ```
+ *
+ * @module
+ */
+export * from "./config.ts";
+export * from "./flags.ts";
+export * from "./mapping.ts";
+export * from "./source.ts";

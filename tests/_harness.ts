@@ -1,0 +1,108 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The one test harness: every test file runs unchanged under `deno test`
+ * and `bun test` (both speak `node:test`), and `moverTest` runs one body
+ * against every data mover.
+ *
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { test as nodeTest } from "node:test";
+import { fileURLToPath } from "node:url";
+import { RUNTIME } from "../ffi/_runtime.ts";
+
+export { default as assert } from "node:assert/strict";
+export { RUNTIME };
+
+/** A test body. */
+export type TestBody = () => void | Promise<void>;
+
+/** Options of {@linkcode test}. */
+export interface TestOptions {
+  /** Skip with this reason. */
+  skip?: string | false;
+  /** Milliseconds before the runner fails the test. */
+  timeout?: number;
+}
+
+/** Register a flat test (one test on Deno and on Bun). */
+export function test(
+  name: string,
+  fn: TestBody,
+  options: TestOptions = {},
+): void {
+  const opts: { skip?: string; timeout?: number } = {};
+  if (options.skip) opts.skip = options.skip;
+  if (options.timeout) opts.timeout = options.timeout;
+  nodeTest(name, opts, fn);
+}
+
+const roots: string[] = [];
+
+/** A fresh directory for pool files, on tmpfs when available. */
+export function tempDir(): string {
+  const base = process.env.ASYNCPMEM_TEST_DIR ||
+    (tryDir("/dev/shm") ? "/dev/shm" : tmpdir());
+  const dir = mkdtempSync(join(base, "asyncpmem-test-"));
+  roots.push(dir);
+  return dir;
+}
+
+function tryDir(d: string): boolean {
+  try {
+    rmSync(mkdtempSync(join(d, ".probe-")), { recursive: true });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A path for a new file in a fresh temp directory. */
+export function tempPath(name = "pool"): string {
+  return join(tempDir(), name);
+}
+
+process.on("exit", () => {
+  for (const d of roots) rmSync(d, { recursive: true, force: true });
+});
+
+/** The repository root, as a file URL string ending in '/'. */
+export const ROOT_URL = new URL("../", import.meta.url).href;
+
+/** Result of {@linkcode runScript}. */
+export interface ScriptResult {
+  status: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Run TypeScript source in a child process of the same runtime, so a
+ * crash fails the test instead of killing the runner. `@root/` in the
+ * source stands for the repository root.
+ */
+export function runScript(source: string, timeoutMs = 60_000): ScriptResult {
+  const dir = tempDir();
+  const file = join(dir, "script.ts");
+  writeFileSync(file, source.replaceAll("@root/", ROOT_URL));
+  const args = RUNTIME === "deno" ? ["run", "-A", "--no-check", file] : [file];
+  const r = spawnSync(process.execPath, args, {
+    encoding: "utf8",
+    timeout: timeoutMs,
+    env: { ...process.env, RUST_BACKTRACE: "0", NO_COLOR: "1" },
+  });
+  return {
+    status: r.status,
+    signal: r.signal,
+    stdout: r.stdout ?? "",
+    stderr: r.stderr ?? "",
+  };
+}
+
+/** The repository root as a path. */
+export const ROOT = fileURLToPath(ROOT_URL);

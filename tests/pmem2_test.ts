@@ -1,0 +1,308 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+import { readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  ClosedError,
+  mapFile,
+  Mapping,
+  MemFlags,
+  NotSupportedError,
+  PmemError,
+  Source,
+} from "../mod.ts";
+import { assert, runScript, RUNTIME, tempPath, test } from "./_harness.ts";
+
+test("mapFile() creates and sizes a file, granularity page", () => {
+  const path = tempPath();
+  using map = mapFile(path, { size: 1 << 20 });
+  assert.equal(map.size, 1 << 20);
+  assert.equal(map.granularity, "page");
+  assert.equal(map.requiredGranularity, "page");
+  assert.equal(statSync(path).size, 1 << 20);
+});
+
+test("mapFile() maps an existing file without size and keeps its data", () => {
+  const path = tempPath();
+  writeFileSync(path, new Uint8Array(8192).fill(9));
+  using map = mapFile(path);
+  assert.equal(map.size, 8192);
+  assert.equal(map.view(100, 1)[0], 9);
+});
+
+test("view() is zero-copy in both directions and reaches the file", () => {
+  const path = tempPath();
+  {
+    using map = mapFile(path, { size: 65536 });
+    const a = map.view(0, 4096);
+    const b = map.view(1000, 16);
+    a[1000] = 42;
+    assert.equal(b[0], 42);
+    map.memcpy(1001, new Uint8Array([7]));
+    assert.equal(a[1001], 7);
+    map.persist(1000, 2);
+    assert.equal(map.view().length, 65536);
+  }
+  const bytes = readFileSync(path);
+  assert.equal(bytes[1000], 42);
+  assert.equal(bytes[1001], 7);
+});
+
+test("memcpy/memmove/memset copy correctly with every valid flag", () => {
+  using map = mapFile(tempPath(), { size: 1 << 20 });
+  const flagsList = [
+    0,
+    MemFlags.NODRAIN,
+    MemFlags.NONTEMPORAL,
+    MemFlags.TEMPORAL,
+    MemFlags.WC,
+    MemFlags.WB,
+    MemFlags.NOFLUSH,
+    MemFlags.NODRAIN | MemFlags.TEMPORAL | MemFlags.WB,
+  ];
+  const src = new Uint8Array(10000).map((_, i) => (i * 7) & 255);
+  for (const flags of flagsList) {
+    map.memset(0, 0, 30000, flags);
+    map.memcpy(100, src, flags);
+    assert.deepEqual(map.view(100, src.length), src);
+    map.memmove(150, 100, 10000, flags); // overlapping, upward
+    assert.deepEqual(map.view(150, 10000), src);
+    map.memmove(120, 150, 10000, flags); // overlapping, downward
+    assert.deepEqual(map.view(120, 10000), src);
+    map.memset(5, 0xab, 50, flags);
+    assert.ok(map.view(5, 50).every((b) => b === 0xab));
+    if (flags & MemFlags.NODRAIN) map.drain();
+  }
+  map.flush(0, 100);
+  map.drain();
+  map.deepFlush(0, 4096);
+});
+
+test("invalid flags are rejected before native code", () => {
+  using map = mapFile(tempPath(), { size: 65536 });
+  const b = new Uint8Array(4);
+  assert.throws(() => map.memcpy(0, b, 64), RangeError);
+  assert.throws(
+    () => map.memcpy(0, b, MemFlags.NONTEMPORAL | MemFlags.TEMPORAL),
+    RangeError,
+  );
+  assert.throws(() => map.memcpy(0, b, MemFlags.WC | MemFlags.WB), RangeError);
+  assert.throws(
+    () => map.memcpy(0, b, MemFlags.NOFLUSH | MemFlags.WC),
+    RangeError,
+  );
+  assert.throws(() => map.memcpy(0, b, 1.5), TypeError);
+  assert.throws(() => map.memset(0, 256, 1), RangeError);
+  assert.throws(() => map.memset(0, "x" as unknown as number, 1), TypeError);
+});
+
+test("out-of-range and mistyped arguments throw RangeError/TypeError", () => {
+  using map = mapFile(tempPath(), { size: 65536 });
+  assert.throws(() => map.view(65536, 1), RangeError);
+  assert.throws(() => map.view(-1, 1), RangeError);
+  assert.throws(() => map.view(0.5, 1), RangeError);
+  assert.throws(() => map.persist(60000, 6000), RangeError);
+  assert.throws(() => map.flush(2 ** 60, 1), RangeError);
+  assert.throws(() => map.memcpy(65535, new Uint8Array(2)), RangeError);
+  assert.throws(() => map.memmove(0, 65000, 1000), RangeError);
+  assert.throws(() => map.memset(65000, 1, 1000), RangeError);
+  assert.throws(
+    () => map.memcpy(0, [1, 2] as unknown as Uint8Array),
+    TypeError,
+  );
+  assert.throws(() => map.persist("0" as unknown as number, 1), TypeError);
+  assert.throws(() => mapFile(tempPath(), { size: -1 }), RangeError);
+  assert.throws(
+    () => mapFile(tempPath(), { size: 4096, granularity: "word" as "page" }),
+    TypeError,
+  );
+  assert.throws(
+    () => mapFile(tempPath(), { size: 4096, sharing: "x" as "shared" }),
+    TypeError,
+  );
+  assert.throws(() => mapFile(42 as unknown as string), TypeError);
+});
+
+test("requiring byte granularity on a non-DAX file gives a clear PmemError", () => {
+  const path = tempPath();
+  const e = assert.throws(
+    () => mapFile(path, { size: 65536, granularity: "byte" }),
+    (e: unknown) => {
+      assert.ok(e instanceof PmemError);
+      assert.equal(e.code, -100009);
+      assert.equal(e.codeName, "PMEM2_E_GRANULARITY_NOT_SUPPORTED");
+      assert.equal(e.errno, 22);
+      assert.equal(e.op, "map");
+      assert.match(e.message, /DAX/);
+      assert.match(e.message, /granularity "page"/);
+      return true;
+    },
+  );
+  void e;
+});
+
+test("libpmem2 errors carry code, errno, op and a fresh message", () => {
+  const path = tempPath();
+  assert.throws(() => Source.open(path), (e: unknown) => {
+    assert.ok(e instanceof PmemError);
+    assert.equal(e.code, -2);
+    assert.equal(e.errno, 2);
+    assert.equal(e.op, "open");
+    assert.match(e.message, /No such file/);
+    return true;
+  });
+  using src = Source.open(path, { size: 65536 });
+  assert.throws(() => Mapping.map(src, { offset: 100 }), (e: unknown) => {
+    assert.ok(e instanceof PmemError);
+    assert.equal(e.codeName, "PMEM2_E_OFFSET_UNALIGNED");
+    assert.doesNotMatch(e.message, /No such file/);
+    return true;
+  });
+  assert.throws(() => Mapping.map(src, { length: 5000 }), (e: unknown) => {
+    assert.ok(e instanceof PmemError);
+    assert.equal(e.codeName, "PMEM2_E_LENGTH_UNALIGNED");
+    return true;
+  });
+  assert.throws(
+    () => Mapping.map(src, { offset: 4096, length: 65536 }),
+    (e: unknown) => {
+      assert.ok(e instanceof PmemError);
+      assert.equal(e.codeName, "PMEM2_E_MAP_RANGE");
+      return true;
+    },
+  );
+});
+
+test("Source: size, alignment, fd, RAS not supported on non-DAX files", () => {
+  const path = tempPath();
+  using src = Source.open(path, { size: 3 * 4096 });
+  assert.equal(src.size, 3 * 4096);
+  assert.equal(src.alignment, 4096);
+  assert.ok(src.fd >= 0);
+  assert.throws(() => src.deviceUsc(), NotSupportedError);
+  assert.throws(() => src.deviceId(), NotSupportedError);
+  assert.throws(() => src.numaNode(), PmemError);
+  assert.deepEqual(src.badBlocks(), []);
+  using map = Mapping.map(src, { offset: 4096, length: 4096 });
+  assert.equal(map.size, 4096);
+  src.close();
+  src.close();
+  assert.throws(() => src.size, ClosedError);
+  map.view(0, 10).fill(1); // the mapping outlives its source
+  map.persist(0, 10);
+});
+
+test("Source.fromAnon() and fromFd(): anonymous memory is BYTE", async () => {
+  using anon = Source.fromAnon(1 << 16);
+  assert.throws(
+    () => anon.fd,
+    (e: unknown) =>
+      e instanceof PmemError &&
+      e.codeName === "PMEM2_E_FILE_DESCRIPTOR_NOT_SET",
+  );
+  assert.throws(() => anon.deviceUsc(), NotSupportedError);
+  using map = Mapping.map(anon, { granularity: "byte" });
+  assert.equal(map.granularity, "byte");
+  map.memset(0, 5, 100);
+  assert.equal(map.view(99, 1)[0], 5);
+  const { openSync, closeSync } = await import("node:fs");
+  const path = tempPath();
+  writeFileSync(path, new Uint8Array(4096));
+  const fd = openSync(path, "r+");
+  try {
+    using src = Source.fromFd(fd);
+    assert.equal(src.size, 4096);
+  } finally {
+    closeSync(fd);
+  }
+  assert.throws(() => Source.fromFd(-1), PmemError);
+  assert.throws(() => Source.fromAnon(-5), RangeError);
+});
+
+test("private mappings are byte granularity and do not reach the file", () => {
+  const path = tempPath();
+  writeFileSync(path, new Uint8Array(4096));
+  {
+    using map = mapFile(path, { sharing: "private", granularity: "byte" });
+    assert.equal(map.granularity, "byte");
+    map.view(0, 1)[0] = 1;
+    map.persist(0, 1);
+  }
+  assert.equal(readFileSync(path)[0], 0);
+});
+
+test("read-only protection maps read-only files", () => {
+  const path = tempPath();
+  writeFileSync(path, new Uint8Array(4096).fill(3));
+  using map = mapFile(path, { protection: "read" });
+  assert.equal(map.view(10, 1)[0], 3);
+});
+
+test("close() is idempotent, detaches views, and later use throws ClosedError", () => {
+  const map = mapFile(tempPath(), { size: 65536 });
+  const v = map.view(0, 100);
+  v[0] = 1;
+  map.close();
+  map.close();
+  assert.equal(map.closed, true);
+  assert.equal(v.length, 0);
+  assert.equal(v[0], undefined);
+  v[0] = 5; // ignored, not a crash
+  assert.throws(() => map.view(0, 1), ClosedError);
+  assert.throws(() => map.persist(0, 1), ClosedError);
+  assert.throws(() => map.memcpy(0, new Uint8Array(1)), ClosedError);
+  assert.throws(
+    () => map.size,
+    (e: unknown) => e instanceof ClosedError && e instanceof PmemError,
+  );
+});
+
+test("using closes the mapping at scope end", () => {
+  let view: Uint8Array;
+  {
+    using map = mapFile(tempPath(), { size: 4096 });
+    view = map.view(0, 10);
+    assert.equal(view.length, 10);
+  }
+  assert.equal(view.length, 0);
+});
+
+test("use after close in a subprocess never crashes the runtime", () => {
+  const r = runScript(`
+    import { mapFile } from "@root/mod.ts";
+    const map = mapFile(${JSON.stringify(tempPath())}, { size: 1 << 20 });
+    const views = [map.view(0, 4096), map.view(4096), map.view(1 << 19, 1)];
+    map.close();
+    let sum = 0;
+    let typeErrors = 0;
+    for (const v of views) {
+      for (let i = 0; i < 4096; i++) sum += v[i] ?? 0;
+      v[0] = 1;
+      try { v.fill(1); } catch (e) { if (e instanceof TypeError) typeErrors++; }
+    }
+    try { map.view(0, 1); } catch (e) { console.log(e.name); }
+    try { map.memcpy(0, new Uint8Array(8)); } catch (e) { console.log(e.name); }
+    console.log("survived", sum, views[0].length, typeErrors);
+  `);
+  assert.equal(r.signal, null, r.stderr);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /ClosedError\nClosedError\nsurvived 0 0 3/);
+});
+
+test("a mapping larger than 4 GiB is viewable everywhere (Bun windows)", () => {
+  const path = tempPath();
+  const size = 5 * 2 ** 30;
+  using map = mapFile(path, { size, sparse: true });
+  assert.equal(map.size, size);
+  const offsets = [0, 2 ** 32 - 8, 2 ** 32 + 12345, size - 4096];
+  for (const off of offsets) {
+    const v = map.view(off, 16);
+    v[0] = 0xa5;
+    assert.equal(map.view(off, 1)[0], 0xa5);
+    map.persist(off, 1);
+  }
+  const across = map.view(2 ** 32 - 4096, 20000); // spans the 4 GiB line
+  assert.equal(across[4096 - 8], 0xa5);
+  assert.equal(across[4096 + 12345], 0xa5);
+  if (RUNTIME === "bun") {
+    assert.throws(() => map.view(0, 2 ** 32 + 1), RangeError);
+  }
+});
