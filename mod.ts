@@ -14,3 +14,5 @@
  */
 export * from "./ffi/mod.ts";
 export * from "./pmem2/mod.ts";
+export * from "./future/mod.ts";
+export * from "./mover/mod.ts";

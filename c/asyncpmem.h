@@ -135,10 +135,22 @@ int ap_map_memset(struct ap_map *map, double dst_off, uint32_t c,
 	double len, uint32_t flags);
 
 /*
- * ap_cpu_flush -- write back the cache lines of [buf+off, buf+off+len)
+ * ap_cpu_flush -- make [buf+off, buf+off+len) durable: through its mapping
+ * when it lies in one (msync on PAGE maps), else write back its cache lines
  * (CLWB, else CLFLUSHOPT, else CLFLUSH), then SFENCE.
  */
 int ap_cpu_flush(void *buf, double off, double len);
+
+/*
+ * ap_cpu_copy -- memmove len bytes between caller buffers; flags bit 0
+ * asks for non-temporal stores when the ranges do not overlap.
+ */
+int ap_cpu_copy(void *dst, double dst_off, const void *src, double src_off,
+	double len, uint32_t flags);
+
+/* ap_overlap -- 1 if dst lies above src and they overlap, -1 below, 0 not */
+int ap_overlap(const void *dst, double dst_off, const void *src,
+	double src_off, double len);
 
 /* ---- software DSA device ---- */
 
@@ -159,9 +171,12 @@ int ap_dev_new(struct ap_dev **out, uint32_t nthreads, uint32_t wq_size,
 	uint32_t nrec, uint32_t nbatch, double max_xfer);
 
 /*
- * ap_dev_delete -- stop accepting work, let every accepted descriptor
- * finish, join the workers and free everything; NULL is a no-op.
+ * ap_dev_stop -- stop accepting work, let every accepted descriptor finish
+ * and join the workers; the record arena stays readable. Idempotent.
  */
+int ap_dev_stop(struct ap_dev *dev);
+
+/* ap_dev_delete -- ap_dev_stop, then free everything; NULL is a no-op */
 void ap_dev_delete(struct ap_dev **dev);
 
 /* ap_dev_records -- the record arena: nrec * 64 bytes, then the control */
@@ -196,6 +211,12 @@ int ap_dev_batch_set(struct ap_dev *dev, uint32_t list, uint32_t idx,
 	uint32_t c);
 int ap_dev_batch_submit(struct ap_dev *dev, uint32_t rec, uint32_t list,
 	uint32_t count);
+
+/*
+ * ap_dev_release -- drop the mapping references a batch member written by
+ * ap_dev_batch_set took, when its batch will not be submitted
+ */
+int ap_dev_release(struct ap_dev *dev, uint32_t rec);
 
 /*
  * ap_dev_wait -- block until the completion sequence differs from seq, the

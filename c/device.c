@@ -19,6 +19,7 @@
 #include <linux/idxd.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -259,6 +260,9 @@ ap_exec_move(struct ap_dev *d, const struct dsa_hw_desc *h,
 	if (durable && r != NULL) {
 		struct ap_map *m = ap_region_map(r);
 		m->memmove_fn(dst, src, n, PMEM2_F_MEM_NOFLUSH);
+	} else if (!(h->flags & IDXD_OP_FLAG_CC) && !descending &&
+			!(src < dst + n && dst < src + n)) {
+		ap_stream_copy(dst, src, n); /* CC=0: write to memory */
 	} else {
 		memmove(dst, src, n);
 	}
@@ -592,7 +596,6 @@ ap_dev_new(struct ap_dev **out, uint32_t nthreads, uint32_t wq_size,
 		atomic_store(&w->pos, AP_IDLE);
 		if ((rc = pthread_create(&w->thread, NULL, ap_worker_main, w))) {
 			rc = ap_fail(-rc, "cannot start worker thread");
-			atomic_store(&d->stopping, 1);
 			ap_dev_delete(&d);
 			return rc;
 		}
@@ -602,31 +605,41 @@ ap_dev_new(struct ap_dev **out, uint32_t nthreads, uint32_t wq_size,
 	return 0;
 }
 
-void
-ap_dev_delete(struct ap_dev **dev)
+int
+ap_dev_stop(struct ap_dev *d)
 {
-	if (dev == NULL || *dev == NULL)
-		return;
-	struct ap_dev *d = *dev;
-	atomic_store(&d->stopping, 1);
-	atomic_fetch_add(&d->work, 1);
-	ap_futex(&d->work, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
-	for (uint32_t i = 0; i < d->nthreads; i++)
-		if (d->workers[i].started)
-			pthread_join(d->workers[i].thread, NULL);
-	/* descriptors nobody ran (no workers): release their references */
-	for (uint32_t i = 0; i < d->nrec; i++) {
-		ap_region_put(d->refs[i].dst);
-		ap_region_put(d->refs[i].src);
+	if (atomic_exchange(&d->stopping, 1) == 0) {
+		atomic_fetch_add(&d->work, 1);
+		ap_futex(&d->work, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+		for (uint32_t i = 0; i < d->nthreads; i++)
+			if (d->workers[i].started) {
+				pthread_join(d->workers[i].thread, NULL);
+				d->workers[i].started = 0;
+			}
+		/* members of batches never submitted: drop their references */
+		for (uint32_t i = 0; i < d->nrec; i++) {
+			ap_region_put(d->refs[i].dst);
+			ap_region_put(d->refs[i].src);
+			d->refs[i].dst = d->refs[i].src = NULL;
+		}
 	}
-	/* wake blocked waiters and let them leave before freeing */
+	/* wake blocked waiters and let them leave */
 	atomic_fetch_add(ap_ctrl(d, AP_CTRL_SEQ), 1);
 	while (atomic_load(ap_ctrl(d, AP_CTRL_WAITERS)) != 0) {
 		ap_futex(ap_ctrl(d, AP_CTRL_SEQ), FUTEX_WAKE_PRIVATE, INT_MAX,
 			NULL);
 		sched_yield();
 	}
-	ap_dev_free(d);
+	return 0;
+}
+
+void
+ap_dev_delete(struct ap_dev **dev)
+{
+	if (dev == NULL || *dev == NULL)
+		return;
+	ap_dev_stop(*dev);
+	ap_dev_free(*dev);
 	*dev = NULL;
 }
 
@@ -770,6 +783,15 @@ ap_dev_batch_set(struct ap_dev *d, uint32_t list, uint32_t idx, uint32_t rec,
 	h.flags |= flags & IDXD_OP_FLAG_FENCE;
 	ap_clear_record(d, rec);
 	d->lists[(size_t)list * AP_MAX_BATCH + idx] = h;
+	return 0;
+}
+
+int
+ap_dev_release(struct ap_dev *d, uint32_t rec)
+{
+	if (rec >= d->nrec)
+		return ap_fail(AP_E_INVALID_ARG, "record %u out of range", rec);
+	ap_release_refs(&d->refs[rec]);
 	return 0;
 }
 

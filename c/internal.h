@@ -49,6 +49,9 @@ int ap_map_sync(struct ap_map *m, const void *addr, size_t len);
 void ap_cache_writeback(const void *addr, size_t len);
 
 
+/* ap_stream_copy -- forward copy with non-temporal stores, then SFENCE */
+void ap_stream_copy(char *dst, const char *src, size_t n);
+
 /* ---- process-wide table of live mappings (regions.c) ---- */
 struct ap_region;
 

@@ -9,6 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "internal.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #define AP_PAGE 4096u
 
@@ -565,7 +568,10 @@ ap_cache_writeback(const void *addr, size_t len)
 #endif
 }
 
-/* ap_cpu_flush -- CFLUSH semantics on a caller buffer */
+/*
+ * ap_cpu_flush -- make a caller range durable: msync/flush through its
+ * mapping when it lies in one, else write back its cache lines
+ */
 int
 ap_cpu_flush(void *buf, double off, double len)
 {
@@ -575,7 +581,84 @@ ap_cpu_flush(void *buf, double off, double len)
 		return rc;
 	if (buf == NULL)
 		return ap_fail(AP_E_INVALID_ARG, "flush: buffer is NULL");
-	if (n)
-		ap_cache_writeback((char *)buf + o, n);
+	if (n == 0)
+		return 0;
+	char *p = (char *)buf + o;
+	struct ap_region *r = ap_region_get(p, n, &rc);
+	if (rc)
+		return rc;
+	if (r != NULL) {
+		rc = ap_map_sync(ap_region_map(r), p, n);
+		ap_region_put(r);
+		return rc;
+	}
+	ap_cache_writeback(p, n);
 	return 0;
+}
+
+/* ap_stream_copy -- forward copy with non-temporal stores where aligned */
+void
+ap_stream_copy(char *dst, const char *src, size_t n)
+{
+#if defined(__x86_64__)
+	while (n > 0 && ((uintptr_t)dst & 15)) {
+		*dst++ = *src++;
+		n--;
+	}
+	for (; n >= 64; n -= 64, dst += 64, src += 64) {
+		__m128i a = _mm_loadu_si128((const __m128i *)src);
+		__m128i b = _mm_loadu_si128((const __m128i *)(src + 16));
+		__m128i c = _mm_loadu_si128((const __m128i *)(src + 32));
+		__m128i d = _mm_loadu_si128((const __m128i *)(src + 48));
+		_mm_stream_si128((__m128i *)dst, a);
+		_mm_stream_si128((__m128i *)(dst + 16), b);
+		_mm_stream_si128((__m128i *)(dst + 32), c);
+		_mm_stream_si128((__m128i *)(dst + 48), d);
+	}
+	_mm_sfence();
+#endif
+	memcpy(dst, src, n);
+}
+
+/*
+ * ap_cpu_copy -- memmove between caller buffers; flags bit 0 asks for
+ * non-temporal stores (used when they cannot overlap downward)
+ */
+int
+ap_cpu_copy(void *dst, double dst_off, const void *src, double src_off,
+	double len, uint32_t flags)
+{
+	size_t doff, soff, n;
+	int rc = ap_to_size(dst_off, &doff, "dst offset");
+	if (rc || (rc = ap_to_size(src_off, &soff, "src offset")) ||
+			(rc = ap_to_size(len, &n, "length")))
+		return rc;
+	if (n == 0)
+		return 0;
+	if (dst == NULL || src == NULL)
+		return ap_fail(AP_E_INVALID_ARG, "copy: buffer is NULL");
+	char *d = (char *)dst + doff;
+	const char *s = (const char *)src + soff;
+	int overlap = d < s + n && s < d + n;
+	if ((flags & 1) && !overlap)
+		ap_stream_copy(d, s, n);
+	else
+		memmove(d, s, n);
+	return 0;
+}
+
+/* ap_overlap -- 1: dst above src and overlapping, -1: below, 0: disjoint */
+int
+ap_overlap(const void *dst, double dst_off, const void *src, double src_off,
+	double len)
+{
+	size_t doff, soff, n;
+	int rc = ap_to_size(dst_off, &doff, "dst offset");
+	if (rc || (rc = ap_to_size(src_off, &soff, "src offset")) ||
+			(rc = ap_to_size(len, &n, "length")))
+		return rc;
+	uintptr_t d = (uintptr_t)dst + doff, s = (uintptr_t)src + soff;
+	if (n == 0 || d == s || d >= s + n || s >= d + n)
+		return 0;
+	return d > s ? 1 : -1;
 }

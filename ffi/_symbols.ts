@@ -113,6 +113,18 @@ export const SYMBOLS = {
   },
   // int ap_cpu_flush(void *buf, double off, double len)
   ap_cpu_flush: { parameters: ["buffer", "f64", "f64"], result: "i32" },
+  // int ap_cpu_copy(void *dst, double dst_off, const void *src,
+  //                 double src_off, double len, uint32_t flags)
+  ap_cpu_copy: {
+    parameters: ["buffer", "f64", "buffer", "f64", "f64", "u32"],
+    result: "i32",
+  },
+  // int ap_overlap(const void *dst, double dst_off, const void *src,
+  //                double src_off, double len)
+  ap_overlap: {
+    parameters: ["buffer", "f64", "buffer", "f64", "f64"],
+    result: "i32",
+  },
 
   // int ap_dev_new(ap_dev **out, uint32_t nthreads, uint32_t wq_size,
   //                uint32_t nrec, uint32_t nbatch, double max_xfer)
@@ -120,6 +132,8 @@ export const SYMBOLS = {
     parameters: ["buffer", "u32", "u32", "u32", "u32", "f64"],
     result: "i32",
   },
+  // int ap_dev_stop(ap_dev *dev)
+  ap_dev_stop: { parameters: ["pointer"], result: "i32" },
   // void ap_dev_delete(ap_dev **dev)
   ap_dev_delete: { parameters: ["buffer"], result: "void" },
   // void *ap_dev_records(ap_dev *dev)
@@ -171,6 +185,8 @@ export const SYMBOLS = {
     parameters: ["pointer", "u32", "u32", "u32"],
     result: "i32",
   },
+  // int ap_dev_release(ap_dev *dev, uint32_t rec)
+  ap_dev_release: { parameters: ["pointer", "u32"], result: "i32" },
   // int ap_dev_wait(ap_dev *dev, uint32_t seq, uint32_t timeout_ms)
   ap_dev_wait: { parameters: ["pointer", "u32", "u32"], result: "i32" },
   // the same, on Deno's blocking pool (Deno only; Bun uses the doorbell)

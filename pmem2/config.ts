@@ -7,6 +7,7 @@
  * @module
  */
 import { checkSize } from "../ffi/validate.ts";
+import type { Vdm } from "../mover/vdm.ts";
 
 /**
  * Store granularity: the smallest unit a store becomes persistent in.
@@ -53,6 +54,11 @@ export interface MapConfig {
   sharing?: "shared" | "private";
   /** @default "read-write" */
   protection?: Protection;
+  /**
+   * The data mover of `memcpyAsync` and friends (`pmem2_config_set_vdm`).
+   * The mapping does not close it. @default a shared CpuMover
+   */
+  mover?: Vdm;
 }
 
 /** A checked {@linkcode MapConfig} in native terms. */

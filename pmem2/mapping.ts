@@ -22,7 +22,12 @@ import {
   type MapConfig,
   toNativeConfig,
 } from "./config.ts";
-import { checkMemFlags } from "./flags.ts";
+import { checkMemFlags, MemFlags } from "./flags.ts";
+import { chain, fromStep } from "../future/combinators.ts";
+import { waitAll } from "../future/executor.ts";
+import type { Future, FutureOptions } from "../future/future.ts";
+import { CpuMover } from "../mover/cpu.ts";
+import { type Vdm, VdmFlags } from "../mover/vdm.ts";
 import { Source, type SourceOpenOptions } from "./source.ts";
 
 /** Bun refuses ArrayBuffers over external memory larger than 4 GiB. */
@@ -63,8 +68,15 @@ export class Mapping implements Disposable {
   #windows = new Map<number, ArrayBuffer>();
   #handedOut: ArrayBuffer[] = [];
   #closers: (() => void)[] = [];
+  #mover: Vdm;
+  #inflight = new Set<Future<void>>();
 
-  private constructor(cell: BigUint64Array, required: Granularity) {
+  private constructor(
+    cell: BigUint64Array,
+    required: Granularity,
+    mover: Vdm,
+  ) {
+    this.#mover = mover;
     this.#cell = cell;
     this.#handle = fromCell(cell);
     this.#address = native.ap_map_address(this.#handle) as Ptr;
@@ -88,6 +100,10 @@ export class Mapping implements Disposable {
       throw new TypeError("Cannot map: source must be a Source");
     }
     const c = toNativeConfig(config);
+    const mover = config.mover ?? defaultMover();
+    if (typeof mover?.memcpy !== "function") {
+      throw new TypeError("Cannot map: mover must implement Vdm");
+    }
     const cell = newCell();
     const rc = native.ap_map_new(
       cell,
@@ -112,7 +128,7 @@ export class Mapping implements Disposable {
       throw e;
     }
     check(rc, "map");
-    return new Mapping(cell, config.granularity ?? "page");
+    return new Mapping(cell, config.granularity ?? "page", mover);
   }
 
   #live(op: string): Ptr {
@@ -140,6 +156,11 @@ export class Mapping implements Disposable {
   /** The granularity that was required when mapping. */
   get requiredGranularity(): Granularity {
     return this.#required;
+  }
+
+  /** The data mover of the asynchronous operations. */
+  get mover(): Vdm {
+    return this.#mover;
   }
 
   /** The native map handle (internal to the library). */
@@ -267,6 +288,125 @@ export class Mapping implements Disposable {
   }
 
   /**
+   * Copy `src` to `dstOffset` through the mapping's mover. The future
+   * completes only when the bytes are durable (unless `flags` include
+   * NOFLUSH): the mover writes durably when it can, else a persist step is
+   * chained after the copy. NONTEMPORAL/WC ask the mover not to leave the
+   * destination in cache; NODRAIN makes the last step a flush.
+   *
+   * @example Usage
+   * ```ts
+   * import { mapFile, ThreadMover } from "@asyncpmem/asyncpmem";
+   * import assert from "node:assert/strict";
+   *
+   * using mover = new ThreadMover({ threads: 2 });
+   * using map = mapFile(await Deno.makeTempFile(), { size: 1 << 20, mover });
+   * await map.memcpyAsync(4096, new Uint8Array(64 << 10).fill(1));
+   * assert.equal(map.view(4096 + 100, 1)[0], 1);
+   * ```
+   */
+  memcpyAsync(
+    dstOffset: number,
+    src: Uint8Array,
+    flags = 0,
+    options?: FutureOptions,
+  ): Future<void> {
+    this.#live("memcpyAsync");
+    checkBytes(src, "src", "memcpyAsync");
+    checkRange(dstOffset, src.byteLength, this.#size, "memcpyAsync");
+    checkMemFlags(flags, "memcpyAsync");
+    const dst = this.view(dstOffset, src.byteLength);
+    return this.#durable(
+      (f) => this.#mover.memcpy(dst, src, f, options),
+      dstOffset,
+      src.byteLength,
+      flags,
+    );
+  }
+
+  /** {@linkcode Mapping.memmove} through the mover; see memcpyAsync. */
+  memmoveAsync(
+    dstOffset: number,
+    srcOffset: number,
+    length: number,
+    flags = 0,
+    options?: FutureOptions,
+  ): Future<void> {
+    this.#live("memmoveAsync");
+    checkRange(dstOffset, length, this.#size, "memmoveAsync");
+    checkRange(srcOffset, length, this.#size, "memmoveAsync");
+    checkMemFlags(flags, "memmoveAsync");
+    const dst = this.view(dstOffset, length);
+    const src = this.view(srcOffset, length);
+    return this.#durable(
+      (f) => this.#mover.memmove(dst, src, f, options),
+      dstOffset,
+      length,
+      flags,
+    );
+  }
+
+  /** {@linkcode Mapping.memset} through the mover; see memcpyAsync. */
+  memsetAsync(
+    dstOffset: number,
+    value: number,
+    length: number,
+    flags = 0,
+    options?: FutureOptions,
+  ): Future<void> {
+    this.#live("memsetAsync");
+    checkByte(value, "value", "memsetAsync");
+    checkRange(dstOffset, length, this.#size, "memsetAsync");
+    checkMemFlags(flags, "memsetAsync");
+    const dst = this.view(dstOffset, length);
+    return this.#durable(
+      (f) => this.#mover.memset(dst, value, f, options),
+      dstOffset,
+      length,
+      flags,
+    );
+  }
+
+  /**
+   * Build an operation whose completion means "durable": pmem2's rule by
+   * granularity and mover capability, with the PMEM2_F_MEM_* flags honoured.
+   */
+  #durable(
+    start: (vdmFlags: number) => Future<void>,
+    offset: number,
+    length: number,
+    flags: number,
+  ): Future<void> {
+    const noCache = (flags & (MemFlags.NONTEMPORAL | MemFlags.WC)) !== 0
+      ? VdmFlags.NO_CACHE_HINT
+      : 0;
+    const vdmFlags = this.#mover.supports(noCache) ? noCache : 0;
+    let future: Future<void>;
+    const needsPersist = this.#granularity !== "byte" &&
+      (flags & MemFlags.NOFLUSH) === 0;
+    if (!needsPersist) {
+      future = start(vdmFlags);
+    } else if (
+      (flags & MemFlags.NODRAIN) === 0 &&
+      this.#mover.supports(VdmFlags.DURABLE)
+    ) {
+      future = start(vdmFlags | VdmFlags.DURABLE);
+    } else {
+      const nodrain = (flags & MemFlags.NODRAIN) !== 0;
+      future = chain(start(vdmFlags), () =>
+        fromStep(() => {
+          if (nodrain) this.flush(offset, length);
+          else this.persist(offset, length);
+        }));
+    }
+    if (this.#inflight.size >= 64) {
+      for (const f of this.#inflight) if (f.done) this.#inflight.delete(f);
+    }
+    this.#inflight.add(future);
+    return future;
+  }
+
+  /**
    * Unmap. Idempotent. In-flight asynchronous operations finish first,
    * every view handed out is detached, then the memory is unmapped.
    */
@@ -275,6 +415,13 @@ export class Mapping implements Disposable {
     const closers = this.#closers;
     this.#closers = [];
     for (const fn of closers) fn();
+    const running = [...this.#inflight].filter((f) => f.state === "running");
+    this.#inflight.clear();
+    try {
+      waitAll(running);
+    } catch {
+      // their own futures report failures; closing goes on
+    }
     this.#handle = null;
     for (const buf of this.#handedOut) buf.transfer(0);
     this.#handedOut = [];
@@ -287,6 +434,13 @@ export class Mapping implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+let sharedCpuMover: CpuMover | undefined;
+
+/** The mover of mappings configured without one. */
+function defaultMover(): Vdm {
+  return sharedCpuMover ??= new CpuMover();
 }
 
 /** Options of {@linkcode mapFile}. */

@@ -1,0 +1,266 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Building futures from values, functions and other futures: `ready`,
+ * `rejected`, `fromStep`, `chain`, `map`, `all`, `race`.
+ *
+ * @module
+ */
+import { adopt } from "./executor.ts";
+import {
+  Future,
+  type FutureOptions,
+  NOT_STARTED,
+  PENDING,
+  type PollContext,
+  type Step,
+} from "./future.ts";
+
+class ValueFuture<T> extends Future<T> {
+  #value: T;
+  constructor(value: T) {
+    super();
+    this.#value = value;
+  }
+  protected step(): Step<T> {
+    return this.#value;
+  }
+}
+
+class ErrorFuture extends Future<never> {
+  #error: unknown;
+  constructor(error: unknown) {
+    super();
+    this.#error = error;
+  }
+  protected step(): Step<never> {
+    throw this.#error;
+  }
+}
+
+/**
+ * A future that completes with `value` on its first poll.
+ *
+ * @example Usage
+ * ```ts
+ * import { ready } from "@asyncpmem/asyncpmem/future";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(await ready("x"), "x");
+ * ```
+ */
+export function ready<T>(value: T): Future<T> {
+  return new ValueFuture(value);
+}
+
+/**
+ * A future that fails with `error` on its first poll.
+ *
+ * @example Usage
+ * ```ts
+ * import { rejected } from "@asyncpmem/asyncpmem/future";
+ * import assert from "node:assert/strict";
+ *
+ * await assert.rejects(async () => await rejected(new Error("no")), /no/);
+ * ```
+ */
+export function rejected(error: unknown): Future<never> {
+  return new ErrorFuture(error);
+}
+
+class StepFuture<T> extends Future<T> {
+  #fn: (ctx: PollContext) => Step<T>;
+  constructor(fn: (ctx: PollContext) => Step<T>, options?: FutureOptions) {
+    super(options);
+    this.#fn = fn;
+  }
+  protected step(ctx: PollContext): Step<T> {
+    return this.#fn(ctx);
+  }
+}
+
+/**
+ * A future from a step function: return the value, `PENDING` or
+ * `NOT_STARTED`; throw to fail.
+ *
+ * @example Usage
+ * ```ts
+ * import { fromStep, PENDING } from "@asyncpmem/asyncpmem/future";
+ * import assert from "node:assert/strict";
+ *
+ * let polls = 0;
+ * const f = fromStep(() => (++polls < 3 ? PENDING : polls));
+ * assert.equal(await f, 3);
+ * ```
+ */
+export function fromStep<T>(
+  fn: (ctx: PollContext) => Step<T>,
+  options?: FutureOptions,
+): Future<T> {
+  return new StepFuture(fn, options);
+}
+
+/** Poll `f` as a step of another future: its value, or PENDING/NOT_STARTED. */
+function stepOf<T>(f: Future<T>, ctx: PollContext): Step<T> {
+  const state = f.poll(ctx);
+  if (state === "complete") return f.value as T;
+  if (state === "failed") throw f.error;
+  return state === "idle" ? NOT_STARTED : PENDING;
+}
+
+class ChainFuture<A, B> extends Future<B> {
+  #first: Future<A> | undefined;
+  #next: ((value: A) => Future<B> | B) | undefined;
+  #second: Future<B> | undefined;
+
+  constructor(first: Future<A>, next: (value: A) => Future<B> | B) {
+    super();
+    this.#first = first;
+    this.#next = next;
+  }
+
+  protected step(ctx: PollContext): Step<B> {
+    if (this.#second === undefined) {
+      const a = stepOf(this.#first!, ctx);
+      if (a === PENDING) return PENDING;
+      if (a === NOT_STARTED) return NOT_STARTED;
+      const made = this.#next!(a as A);
+      this.#first = undefined;
+      this.#next = undefined;
+      if (!(made instanceof Future)) return made;
+      this.#second = made;
+    }
+    const b = stepOf(this.#second, ctx);
+    return b === NOT_STARTED ? PENDING : b;
+  }
+
+  protected override settle(): void {
+    this.#first = undefined;
+    this.#next = undefined;
+    this.#second = undefined;
+  }
+}
+
+/**
+ * Run `first`, then build the next step from its value (miniasync's lazy
+ * chain entry) and run that. No step starts before the previous completes;
+ * a failure anywhere fails the chain.
+ *
+ * @example Usage
+ * ```ts
+ * import { chain, ready } from "@asyncpmem/asyncpmem/future";
+ * import assert from "node:assert/strict";
+ *
+ * const f = chain(ready(2), (n) => ready(n * 21));
+ * assert.equal(await f, 42);
+ * ```
+ */
+export function chain<A, B>(
+  first: Future<A>,
+  next: (value: A) => Future<B> | B,
+): Future<B> {
+  return new ChainFuture(first, next);
+}
+
+/**
+ * Transform a future's value.
+ *
+ * @example Usage
+ * ```ts
+ * import { map, ready } from "@asyncpmem/asyncpmem/future";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(await map(ready(20), (n) => n + 1), 21);
+ * ```
+ */
+export function map<A, B>(future: Future<A>, fn: (value: A) => B): Future<B> {
+  return new ChainFuture(future, fn);
+}
+
+class AllFuture<T> extends Future<T[]> {
+  #futures: Future<T>[];
+  constructor(futures: readonly Future<T>[]) {
+    super();
+    this.#futures = [...futures];
+  }
+  protected step(ctx: PollContext): Step<T[]> {
+    let pending = false;
+    let started = false;
+    for (const f of this.#futures) {
+      if (!f.done) f.poll(ctx);
+      if (!f.done) pending = true;
+      if (f.state !== "idle") started = true;
+    }
+    if (pending) return started ? PENDING : NOT_STARTED;
+    const failed = this.#futures.find((f) => f.state === "failed");
+    if (failed !== undefined) throw failed.error;
+    return this.#futures.map((f) => f.value as T);
+  }
+  protected override settle(): void {
+    this.#futures = [];
+  }
+}
+
+/**
+ * Complete when every future completes, with their values in order. If any
+ * fails, the result fails with the first failure, but only once all have
+ * settled, so none is left holding resources.
+ *
+ * @example Usage
+ * ```ts
+ * import { all, ready } from "@asyncpmem/asyncpmem/future";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(await all([ready(1), ready(2)]), [1, 2]);
+ * ```
+ */
+export function all<T>(futures: readonly Future<T>[]): Future<T[]> {
+  if (!Array.isArray(futures)) {
+    throw new TypeError("Cannot combine: futures must be an array");
+  }
+  return new AllFuture(futures);
+}
+
+class RaceFuture<T> extends Future<T> {
+  #futures: Future<T>[];
+  constructor(futures: readonly Future<T>[]) {
+    super();
+    this.#futures = [...futures];
+  }
+  protected step(ctx: PollContext): Step<T> {
+    let started = false;
+    for (const f of this.#futures) {
+      f.poll(ctx);
+      if (f.done) {
+        for (const other of this.#futures) {
+          if (other !== f && other.state === "running") adopt(other);
+        }
+        return f.result();
+      }
+      if (f.state !== "idle") started = true;
+    }
+    return started ? PENDING : NOT_STARTED;
+  }
+  protected override settle(): void {
+    this.#futures = [];
+  }
+}
+
+/**
+ * Settle like the first future to settle. The others keep running in the
+ * background until done (their results are discarded).
+ *
+ * @example Usage
+ * ```ts
+ * import { fromStep, PENDING, race, ready } from "@asyncpmem/asyncpmem/future";
+ * import assert from "node:assert/strict";
+ *
+ * const never = fromStep(() => PENDING);
+ * assert.equal(await race([never, ready("fast")]), "fast");
+ * ```
+ */
+export function race<T>(futures: readonly Future<T>[]): Future<T> {
+  if (!Array.isArray(futures) || futures.length === 0) {
+    throw new TypeError("Cannot race: futures must be a non-empty array");
+  }
+  return new RaceFuture(futures);
+}

@@ -1,0 +1,215 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The executor: one poll pump behind every `await` of a future, plus the
+ * blocking {@linkcode wait}/{@linkcode waitAll} for scripts.
+ *
+ * The pump sweeps every pending future once per turn. While something
+ * progressed recently it yields with `setImmediate` (about a microsecond,
+ * and I/O still runs); after that it sleeps on the wake sources the pending
+ * futures registered, whose sequence it read before polling, so a
+ * completion can never be missed. Futures that registered no source are
+ * re-polled on a short, growing timer.
+ *
+ * @module
+ */
+import { setImmediate } from "node:timers";
+import {
+  type Future,
+  type PollContext,
+  setDriver,
+  type WakeSource,
+} from "./future.ts";
+
+/** Keep sweeping without sleeping for this long after progress (ms). */
+const SPIN_MS = 0.05;
+/** Longest sleep on a wake source before re-checking (ms). */
+const SOURCE_SLEEP_MS = 50;
+/** Longest timer between polls of futures without a wake source (ms). */
+const BLIND_MAX_MS = 4;
+
+interface Entry {
+  future: Future<unknown>;
+  resolve?: (value: unknown) => void;
+  reject?: (reason: unknown) => void;
+}
+
+/** Records the wake sources (and their sequences) of one sweep. */
+class SweepContext implements PollContext {
+  sources = new Map<WakeSource, number>();
+  blind = false;
+  registered = false;
+
+  waitOn(source: WakeSource): void {
+    this.registered = true;
+    if (!this.sources.has(source)) this.sources.set(source, source.sequence());
+  }
+}
+
+const entries = new Set<Entry>();
+let pumping = false;
+
+function immediate(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Poll every pending future once; true if any settled or changed state. */
+function sweep(ctx: SweepContext): boolean {
+  let progress = false;
+  for (const e of entries) {
+    ctx.registered = false;
+    const before = e.future.state;
+    const state = e.future.poll(ctx);
+    if (state === "complete") {
+      entries.delete(e);
+      e.resolve?.(e.future.value);
+      progress = true;
+    } else if (state === "failed") {
+      entries.delete(e);
+      e.reject?.(e.future.error);
+      progress = true;
+    } else {
+      if (state !== before) progress = true;
+      if (!ctx.registered) ctx.blind = true;
+    }
+  }
+  return progress;
+}
+
+async function pump(): Promise<void> {
+  if (pumping) return;
+  pumping = true;
+  let lastProgress = performance.now();
+  let blindMs = 0.25;
+  try {
+    while (entries.size > 0) {
+      const ctx = new SweepContext();
+      if (sweep(ctx)) {
+        lastProgress = performance.now();
+        blindMs = 0.25;
+      }
+      if (entries.size === 0) break;
+      if (performance.now() - lastProgress < SPIN_MS) {
+        await immediate();
+        continue;
+      }
+      if (ctx.sources.size === 0) {
+        await delay(blindMs);
+        blindMs = Math.min(blindMs * 2, BLIND_MAX_MS);
+        continue;
+      }
+      const timeout = ctx.blind ? Math.ceil(blindMs) : SOURCE_SLEEP_MS;
+      await Promise.race(
+        [...ctx.sources].map(([s, seq]) => s.sleep(seq, timeout)),
+      );
+      lastProgress = performance.now();
+    }
+  } finally {
+    pumping = false;
+  }
+}
+
+/** Drive `future` to completion through the pump. */
+function drive<T>(future: Future<T>): Promise<T> {
+  if (future.state === "complete") return Promise.resolve(future.value as T);
+  if (future.state === "failed") return Promise.reject(future.error);
+  return new Promise<T>((resolve, reject) => {
+    entries.add({
+      future,
+      resolve: resolve as (v: unknown) => void,
+      reject,
+    });
+    if (!pumping) queueMicrotask(pump);
+  });
+}
+
+setDriver(drive);
+
+/**
+ * Keep polling a started future nobody awaits until it settles, so the
+ * resources it holds (mover records, buffers) are released. Its outcome is
+ * discarded.
+ */
+export function adopt(future: Future<unknown>): void {
+  if (future.done) return;
+  entries.add({ future });
+  if (!pumping) queueMicrotask(pump);
+}
+
+const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
+
+function sleepThread(ms: number): void {
+  Atomics.wait(SLEEPER, 0, 0, ms);
+}
+
+/** Block until one of a sweep's sources changes, or a short time passes. */
+function blockOn(ctx: SweepContext, blindMs: number): void {
+  if (ctx.sources.size === 0) {
+    sleepThread(blindMs);
+    return;
+  }
+  const [source, seq] = ctx.sources.entries().next().value!;
+  const timeout = ctx.blind || ctx.sources.size > 1 ? Math.ceil(blindMs) : 10;
+  source.block(seq, timeout);
+}
+
+/**
+ * Block the calling thread until `future` settles; return its value or
+ * throw its error. For scripts: it stops the event loop while it waits.
+ *
+ * @example Usage
+ * ```ts
+ * import { ready, wait } from "@asyncpmem/asyncpmem/future";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(wait(ready(42)), 42);
+ * ```
+ */
+export function wait<T>(future: Future<T>): T {
+  return waitAll([future])[0];
+}
+
+/**
+ * Block until every future settles. Returns the values in order; if any
+ * failed, throws the first failure once all have settled.
+ *
+ * @example Usage
+ * ```ts
+ * import { ready, waitAll } from "@asyncpmem/asyncpmem/future";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(waitAll([ready(1), ready(2)]), [1, 2]);
+ * ```
+ */
+export function waitAll<T>(futures: readonly Future<T>[]): T[] {
+  if (!Array.isArray(futures)) {
+    throw new TypeError("Cannot wait: futures must be an array");
+  }
+  let lastProgress = performance.now();
+  let blindMs = 0.05;
+  for (;;) {
+    const ctx = new SweepContext();
+    let pending = 0;
+    for (const f of futures) {
+      if (f.done) continue;
+      ctx.registered = false;
+      const before = f.state;
+      const state = f.poll(ctx);
+      if (state !== before) lastProgress = performance.now();
+      if (!f.done) {
+        pending++;
+        if (!ctx.registered) ctx.blind = true;
+      }
+    }
+    if (pending === 0) break;
+    if (performance.now() - lastProgress < SPIN_MS) continue;
+    blockOn(ctx, blindMs);
+    blindMs = Math.min(blindMs * 2, 1);
+  }
+  const failed = futures.find((f) => f.state === "failed");
+  if (failed !== undefined) throw failed.error;
+  return futures.map((f) => f.value as T);
+}

@@ -1,0 +1,208 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode Future}: lazy, poll-based, runs once. `poll()` advances it
+ * synchronously and never throws; `await` drives it through the executor's
+ * pump and caches one promise, so awaiting twice never repeats the work.
+ *
+ * @module
+ */
+
+/** Lifecycle of a future: idle → running → complete | failed. */
+export type FutureState = "idle" | "running" | "complete" | "failed";
+
+/**
+ * Something a pending future waits on: a completion sequence that changes
+ * whenever work it depends on may have finished (a data mover's device).
+ * Reading the sequence before checking completion, then sleeping until it
+ * changes, can never lose a wake-up.
+ */
+export interface WakeSource {
+  /** The current completion sequence. */
+  sequence(): number;
+  /** Block the calling thread until the sequence differs from `seq`. */
+  block(seq: number, timeoutMs: number): void;
+  /** Resolve once the sequence differs from `seq` (or after a timeout). */
+  sleep(seq: number, timeoutMs: number): Promise<void>;
+}
+
+/** What `poll()` hands to a future: where pending leaves say what they wait on. */
+export interface PollContext {
+  /**
+   * Register `source` for this sweep. A leaf calls it BEFORE it checks its
+   * completion, so a completion after the check changes the sequence.
+   */
+  waitOn(source: WakeSource): void;
+}
+
+/** A context that records nothing (for hand polling). */
+export const NO_CONTEXT: PollContext = { waitOn() {} };
+
+/** Returned by {@linkcode Future.step} while work is under way. */
+export const PENDING: unique symbol = Symbol("asyncpmem.pending");
+/** Returned by {@linkcode Future.step} when work could not start yet. */
+export const NOT_STARTED: unique symbol = Symbol("asyncpmem.notStarted");
+
+/** One step's outcome: the value, or still pending / not started. */
+export type Step<T> = T | typeof PENDING | typeof NOT_STARTED;
+
+/** Options every future constructor accepts. */
+export interface FutureOptions {
+  /** Abort the future while it has not started (it then fails). */
+  signal?: AbortSignal;
+}
+
+/** The function that drives a future to a promise (set by the executor). */
+type Driver = <T>(future: Future<T>) => Promise<T>;
+let driver: Driver | undefined;
+
+/** Install the executor's driver. Internal. */
+export function setDriver(d: Driver): void {
+  driver = d;
+}
+
+/**
+ * A lazy, poll-based unit of work. Subclasses implement
+ * {@linkcode Future.step}; it may throw, which fails the future.
+ *
+ * @typeParam T the value the future completes with
+ *
+ * @example Usage
+ * ```ts
+ * import { Future, NO_CONTEXT, PENDING, type Step } from "@asyncpmem/asyncpmem/future";
+ * import assert from "node:assert/strict";
+ *
+ * class Countdown extends Future<string> {
+ *   #n = 2;
+ *   protected step(): Step<string> {
+ *     return this.#n-- > 0 ? PENDING : "liftoff";
+ *   }
+ * }
+ * const f = new Countdown();
+ * assert.equal(f.state, "idle");
+ * f.poll(NO_CONTEXT);
+ * assert.equal(f.state, "running");
+ * assert.equal(await f, "liftoff");
+ * assert.equal(await f, "liftoff"); // runs once
+ * ```
+ */
+export abstract class Future<T> implements PromiseLike<T> {
+  #state: FutureState = "idle";
+  #value: T | undefined;
+  #error: unknown;
+  #promise: Promise<T> | undefined;
+  #signal: AbortSignal | undefined;
+
+  /** @param options an abort signal for work not yet started */
+  constructor(options?: FutureOptions) {
+    this.#signal = options?.signal;
+  }
+
+  /**
+   * Advance the work. Return the value when done, {@linkcode PENDING}
+   * while running, {@linkcode NOT_STARTED} if it could not start yet.
+   */
+  protected abstract step(ctx: PollContext): Step<T>;
+
+  /** Called once when the future settles: drop buffers and resources. */
+  protected settle(): void {}
+
+  /** The current state, without side effects. */
+  get state(): FutureState {
+    return this.#state;
+  }
+
+  /** Whether the future completed or failed. */
+  get done(): boolean {
+    return this.#state === "complete" || this.#state === "failed";
+  }
+
+  /** The value once complete (`undefined` before). */
+  get value(): T | undefined {
+    return this.#value;
+  }
+
+  /** The reason once failed (`undefined` before). */
+  get error(): unknown {
+    return this.#error;
+  }
+
+  /**
+   * Advance synchronously as far as possible without blocking. Never
+   * throws; polling a settled future returns its cached state.
+   */
+  poll(ctx: PollContext = NO_CONTEXT): FutureState {
+    if (this.#state === "complete" || this.#state === "failed") {
+      return this.#state;
+    }
+    if (this.#state === "idle" && this.#signal?.aborted) {
+      this.#fail(this.#signal.reason);
+      return this.#state;
+    }
+    let r: Step<T>;
+    try {
+      r = this.step(ctx);
+    } catch (e) {
+      this.#fail(e);
+      return this.#state;
+    }
+    if (r === PENDING) this.#state = "running";
+    else if (r !== NOT_STARTED) {
+      this.#state = "complete";
+      this.#value = r;
+      this.#release();
+    }
+    return this.#state;
+  }
+
+  #fail(e: unknown): void {
+    this.#state = "failed";
+    this.#error = e;
+    this.#release();
+  }
+
+  #release(): void {
+    try {
+      this.settle();
+    } catch {
+      // settle() only drops references; nothing to report
+    }
+  }
+
+  /** The value, or throw the error, of a settled future. */
+  result(): T {
+    if (this.#state === "complete") return this.#value as T;
+    if (this.#state === "failed") throw this.#error;
+    throw new Error(`Cannot take the result of a future that is ${this.#state}`);
+  }
+
+  /** Drive the future through the executor's pump (one promise, cached). */
+  then<R1 = T, R2 = never>(
+    onfulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
+    onrejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
+  ): Promise<R1 | R2> {
+    if (this.#promise === undefined) {
+      if (driver === undefined) {
+        throw new Error("asyncpmem executor is not loaded");
+      }
+      this.#promise = driver(this);
+    }
+    return this.#promise.then(onfulfilled, onrejected);
+  }
+
+  /** Like `Promise.prototype.catch`. */
+  catch<R = never>(
+    onrejected?: ((reason: unknown) => R | PromiseLike<R>) | null,
+  ): Promise<T | R> {
+    return this.then(undefined, onrejected);
+  }
+
+  /** Like `Promise.prototype.finally`. */
+  finally(onfinally?: (() => void) | null): Promise<T> {
+    return this.then().finally(onfinally);
+  }
+
+  /** `[object Future]`. */
+  get [Symbol.toStringTag](): string {
+    return "Future";
+  }
+}

@@ -1,0 +1,17 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Lazy, poll-based futures (miniasync re-done): `Future`, combinators, and
+ * the executor behind `await`, `wait` and `waitAll`.
+ *
+ * ```ts
+ * import { all, chain, ready, wait } from "@asyncpmem/asyncpmem/future";
+ *
+ * const f = chain(ready(1), (n) => ready(n + 1));
+ * console.log(wait(f), await all([ready("a"), ready("b")]));
+ * ```
+ *
+ * @module
+ */
+export * from "./future.ts";
+export * from "./executor.ts";
+export * from "./combinators.ts";

@@ -1,0 +1,175 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * A native device that executes DSA descriptors and writes DSA completion
+ * records into an arena this module views once. Futures poll the status
+ * bytes with `Atomics.load` (a plain read can be hoisted out of a polling
+ * loop by Bun's JIT): no FFI call per poll. The device is also the wake
+ * source the executor sleeps on.
+ *
+ * @module
+ */
+import { ClosedError } from "../ffi/errors.ts";
+import {
+  backend,
+  check,
+  fromCell,
+  native,
+  newCell,
+  type Ptr,
+} from "../ffi/lib.ts";
+import type { WakeSource } from "../future/future.ts";
+import { DsaRecord } from "./dsa_format.ts";
+
+/** Records sit on a 64-byte stride (no false sharing between records). */
+export const RECORD_STRIDE = 64;
+const CONTROL_SIZE = 64;
+
+/** Static facts a device reports. */
+export interface DeviceInfo {
+  genCap: number;
+  maxTransfer: number;
+  maxBatch: number;
+  queueSize: number;
+  threads: number;
+  records: number;
+  batchLists: number;
+  opCap: number;
+}
+
+/** A descriptor-executing device with a completion-record arena. */
+export class CompletionDevice implements WakeSource {
+  #cell: BigUint64Array;
+  #handle: Ptr | null;
+  #records: Uint8Array;
+  #fields: DataView;
+  #control: Uint32Array;
+  #freeRecords: number[];
+  #freeLists: number[];
+  readonly info: DeviceInfo;
+  readonly name: string;
+
+  /**
+   * @param name for messages ("ThreadMover")
+   * @param create the native constructor, filling `cell`
+   */
+  constructor(name: string, create: (cell: BigUint64Array) => number) {
+    this.name = name;
+    this.#cell = newCell();
+    check(create(this.#cell), "create");
+    this.#handle = fromCell(this.#cell);
+    const out = new Float64Array(8);
+    check(native.ap_dev_info(this.#handle, out), "create");
+    this.info = {
+      genCap: out[0],
+      maxTransfer: out[1],
+      maxBatch: out[2],
+      queueSize: out[3],
+      threads: out[4],
+      records: out[5],
+      batchLists: out[6],
+      opCap: out[7],
+    };
+    const bytes = this.info.records * RECORD_STRIDE;
+    const arena = backend.view(
+      native.ap_dev_records(this.#handle)!,
+      bytes + CONTROL_SIZE,
+    );
+    this.#records = new Uint8Array(arena, 0, bytes);
+    this.#fields = new DataView(arena, 0, bytes);
+    this.#control = new Uint32Array(arena, bytes, CONTROL_SIZE / 4);
+    this.#freeRecords = Array.from(
+      { length: this.info.records },
+      (_, i) => this.info.records - 1 - i,
+    );
+    this.#freeLists = Array.from(
+      { length: this.info.batchLists },
+      (_, i) => this.info.batchLists - 1 - i,
+    );
+  }
+
+  /** Whether the device has been closed. */
+  get closed(): boolean {
+    return this.#handle === null;
+  }
+
+  /** The native handle; throws `ClosedError` once closed. */
+  handle(op: string): Ptr {
+    if (this.#handle === null) throw new ClosedError(this.name, op);
+    return this.#handle;
+  }
+
+  /** Take a free record index, or -1 when all are in use. */
+  acquireRecord(): number {
+    return this.#freeRecords.pop() ?? -1;
+  }
+
+  /** Return a record taken with {@linkcode acquireRecord}. */
+  releaseRecord(rec: number): void {
+    this.#freeRecords.push(rec);
+  }
+
+  /** Take a free batch list, or -1. */
+  acquireList(): number {
+    return this.#freeLists.pop() ?? -1;
+  }
+
+  /** Return a batch list. */
+  releaseList(list: number): void {
+    this.#freeLists.push(list);
+  }
+
+  /** The status byte of a record (0 while not complete). */
+  status(rec: number): number {
+    return Atomics.load(this.#records, rec * RECORD_STRIDE);
+  }
+
+  /** The `result` byte (direction of a partial MEMMOVE). */
+  result(rec: number): number {
+    return this.#records[rec * RECORD_STRIDE + DsaRecord.RESULT];
+  }
+
+  /** `bytes_completed` (or `descs_completed` of a batch). */
+  bytesCompleted(rec: number): number {
+    return this.#fields.getUint32(
+      rec * RECORD_STRIDE + DsaRecord.BYTES_COMPLETED,
+      true,
+    );
+  }
+
+  /** The completion sequence (bumped after every published record). */
+  sequence(): number {
+    return this.#handle === null ? -1 : Atomics.load(this.#control, 0);
+  }
+
+  /** Block this thread until the sequence moves off `seq`. */
+  block(seq: number, timeoutMs: number): void {
+    if (this.#handle === null) return;
+    native.ap_dev_wait(this.#handle, seq >>> 0, timeoutMs);
+  }
+
+  /** Resolve once the sequence moves off `seq`. */
+  sleep(seq: number, timeoutMs: number): Promise<void> {
+    if (this.#handle === null) return Promise.resolve();
+    return backend.sleep(native, this.#handle, this.#control, seq >>> 0, timeoutMs);
+  }
+
+  /**
+   * Stop the device: every accepted descriptor runs to completion, workers
+   * exit, then the arena is freed. The final records are kept in a copy so
+   * futures still polling read their outcome, never freed memory.
+   */
+  close(): void {
+    const h = this.#handle;
+    if (h === null) return;
+    this.#handle = null;
+    native.ap_dev_stop(h); // every accepted descriptor done, workers joined
+    const arena = this.#records.buffer as ArrayBuffer;
+    const copy = this.#records.slice();
+    this.#records = copy;
+    this.#fields = new DataView(copy.buffer);
+    this.#control = new Uint32Array(16);
+    arena.transfer(0);
+    backend.forget(native, h);
+    native.ap_dev_delete(this.#cell);
+  }
+}

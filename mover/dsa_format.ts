@@ -1,0 +1,85 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Intel DSA's descriptor and completion-record constants, as raw values
+ * (the kernel's `linux/idxd.h`; a test checks them against the header).
+ * The software device and DSA hardware write the same 32-byte records, so
+ * one polling path reads both.
+ *
+ * @module
+ */
+
+/** Operation codes. */
+export const DsaOpcode = {
+  NOOP: 0x00,
+  BATCH: 0x01,
+  DRAIN: 0x02,
+  MEMMOVE: 0x03,
+  MEMFILL: 0x04,
+  CFLUSH: 0x20,
+} as const;
+
+/** Descriptor flags (bits 0-15). */
+export const DsaFlag = {
+  FENCE: 0x0001,
+  BLOCK_ON_FAULT: 0x0002,
+  COMPLETION_ADDR_VALID: 0x0004,
+  REQUEST_COMPLETION: 0x0008,
+  CACHE_CONTROL: 0x0100,
+  DEST_READBACK: 0x4000,
+} as const;
+
+/** Completion status codes (status byte & 0x7f). */
+export const DsaStatus = {
+  NONE: 0x00,
+  SUCCESS: 0x01,
+  SUCCESS_PRED: 0x02,
+  PAGE_FAULT_NOBOF: 0x03,
+  PAGE_FAULT_IR: 0x04,
+  BATCH_FAIL: 0x05,
+  BATCH_PAGE_FAULT: 0x06,
+  BAD_OPCODE: 0x10,
+  INVALID_FLAGS: 0x11,
+  NOZERO_RESERVE: 0x12,
+  XFER_ERANGE: 0x13,
+  DESC_CNT_ERANGE: 0x14,
+  OVERLAP_BUFFERS: 0x16,
+  DESCLIST_ALIGN: 0x18,
+  CRA_XLAT: 0x1a,
+  CRA_ALIGN: 0x1b,
+  ADDR_ALIGN: 0x1c,
+  PRIV_BAD: 0x1d,
+  HW_ERR1: 0x20,
+  TRANSLATION_FAIL: 0x22,
+} as const;
+
+/** Bit 7 of the status byte: the page fault was on a write. */
+export const DSA_STATUS_WRITE_FAULT = 0x80;
+/** Mask of the status code in the status byte. */
+export const DSA_STATUS_MASK = 0x7f;
+
+/** Completion-record layout (bytes). */
+export const DsaRecord = {
+  SIZE: 32,
+  STATUS: 0,
+  RESULT: 1,
+  BYTES_COMPLETED: 4,
+  FAULT_ADDR: 8,
+  INVALID_FLAGS: 16,
+} as const;
+
+/** Descriptor layout (bytes). */
+export const DsaDescriptor = {
+  SIZE: 64,
+  COMPLETION_ADDR: 8,
+  SRC_ADDR: 16,
+  DST_ADDR: 24,
+  XFER_SIZE: 32,
+  INT_HANDLE: 36,
+} as const;
+
+/** The name of a status code, for messages. */
+export function dsaStatusName(status: number): string {
+  const code = status & DSA_STATUS_MASK;
+  const name = Object.entries(DsaStatus).find(([, v]) => v === code)?.[0];
+  return `0x${status.toString(16).padStart(2, "0")} (${name ?? "UNKNOWN"})`;
+}

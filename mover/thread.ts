@@ -1,0 +1,238 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode ThreadMover}: a software DSA device in the native shim. Worker
+ * threads execute 64-byte DSA descriptors and write 32-byte DSA completion
+ * records; futures poll the records' status bytes from TypeScript.
+ *
+ * @module
+ */
+import { ClosedError } from "../ffi/errors.ts";
+import { check, native } from "../ffi/lib.ts";
+import { checkSize } from "../ffi/validate.ts";
+import { all, map } from "../future/combinators.ts";
+import type { Future, FutureOptions } from "../future/future.ts";
+import { CompletionDevice, type DeviceInfo } from "./_device.ts";
+import { DeviceBatch, DeviceOp } from "./_device_op.ts";
+import { DsaStatus, DSA_STATUS_WRITE_FAULT } from "./dsa_format.ts";
+import {
+  type BatchEntry,
+  checkBatch,
+  type CheckedOp,
+  checkOp,
+  type Vdm,
+  VdmFlags,
+} from "./vdm.ts";
+
+/** Options of {@linkcode ThreadMover}. */
+export interface ThreadMoverOptions {
+  /** Worker threads (engines). @default the number of CPUs, at most 8 */
+  threads?: number;
+  /** Work-queue slots, a power of two. @default 256 */
+  queueSize?: number;
+  /** Completion records, i.e. operations in flight at most. @default 1024 */
+  records?: number;
+  /** Batch descriptor lists. @default 64 */
+  batchLists?: number;
+  /** Largest transfer of one descriptor; larger ops go in chunks. @default 2 MiB */
+  maxTransfer?: number;
+  /**
+   * Operations smaller than this many bytes run inline on the polling
+   * thread: a hand-off to a worker costs more than the copy. 0 sends
+   * everything to the workers. @default 16384
+   */
+  inlineThreshold?: number;
+}
+
+function defaultThreads(): number {
+  const n = (globalThis as { navigator?: { hardwareConcurrency?: number } })
+    .navigator?.hardwareConcurrency ?? 2;
+  return Math.max(1, Math.min(8, n));
+}
+
+/**
+ * The thread-pool mover: a software DSA device. Operations at or above
+ * `inlineThreshold` bytes go to worker threads as DSA descriptors; the
+ * polling thread is free meanwhile. Durable writes into a mapping are
+ * persisted (libpmem2 copy + persist) by the worker before it completes
+ * the record.
+ *
+ * @example Usage
+ * ```ts
+ * import { ThreadMover, wait } from "@asyncpmem/asyncpmem";
+ * import assert from "node:assert/strict";
+ *
+ * using mover = new ThreadMover({ threads: 2, inlineThreshold: 0 });
+ * const src = new Uint8Array(1 << 20).fill(7);
+ * const dst = new Uint8Array(1 << 20);
+ * await mover.memcpy(dst, src);           // copied by a worker thread
+ * assert.equal(dst[12345], 7);
+ * wait(mover.memset(dst, 1));              // the blocking form
+ * assert.equal(dst[0], 1);
+ * ```
+ */
+export class ThreadMover implements Vdm {
+  #device: CompletionDevice;
+  #inlineThreshold: number;
+
+  /** @param options threads, queue and record counts, thresholds */
+  constructor(options: ThreadMoverOptions = {}) {
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("Cannot create ThreadMover: options must be an object");
+    }
+    const threads = checkSize(options.threads ?? defaultThreads(), "threads", "create ThreadMover");
+    const queueSize = checkSize(options.queueSize ?? 256, "queueSize", "create ThreadMover");
+    const records = checkSize(options.records ?? 1024, "records", "create ThreadMover");
+    const lists = checkSize(options.batchLists ?? 64, "batchLists", "create ThreadMover");
+    const maxTransfer = checkSize(options.maxTransfer ?? 2 ** 21, "maxTransfer", "create ThreadMover");
+    this.#inlineThreshold = checkSize(
+      options.inlineThreshold ?? 16384,
+      "inlineThreshold",
+      "create ThreadMover",
+    );
+    if (threads < 1 || threads > 64) {
+      throw new RangeError("Cannot create ThreadMover: threads must be 1..64");
+    }
+    if (queueSize < 2 || queueSize > 4096 || (queueSize & (queueSize - 1))) {
+      throw new RangeError(
+        "Cannot create ThreadMover: queueSize must be a power of two in 2..4096",
+      );
+    }
+    if (records < 1 || records > 2 ** 20) {
+      throw new RangeError("Cannot create ThreadMover: records must be 1..2^20");
+    }
+    if (lists > 4096) {
+      throw new RangeError("Cannot create ThreadMover: batchLists must be <= 4096");
+    }
+    if (maxTransfer < 1 || maxTransfer > 2 ** 31) {
+      throw new RangeError("Cannot create ThreadMover: maxTransfer must be 1..2^31");
+    }
+    this.#device = new CompletionDevice(
+      "ThreadMover",
+      (cell) => native.ap_dev_new(cell, threads, queueSize, records, lists, maxTransfer),
+    );
+  }
+
+  /** "threads". */
+  get name(): string {
+    return "threads";
+  }
+
+  /** DURABLE | NO_CACHE_HINT. */
+  get capabilities(): number {
+    return VdmFlags.DURABLE | VdmFlags.NO_CACHE_HINT;
+  }
+
+  /** Whether every bit of `flags` is honoured. */
+  supports(flags: number): boolean {
+    return (flags & this.capabilities) === flags;
+  }
+
+  /** The device's reported configuration (DSA GENCAP, limits). */
+  get info(): DeviceInfo {
+    return this.#device.info;
+  }
+
+  /** Whether {@linkcode ThreadMover.close} has run. */
+  get closed(): boolean {
+    return this.#device.closed;
+  }
+
+  #op(
+    op: "memcpy" | "memmove" | "memset" | "flush",
+    dst: unknown,
+    src: unknown,
+    value: unknown,
+    flags: unknown,
+    options?: FutureOptions,
+  ): Future<void> {
+    if (this.#device.closed) throw new ClosedError("ThreadMover", op);
+    const checked = checkOp("threads", this.capabilities, op, dst, src, value, flags);
+    return new DeviceOp(
+      this.#device,
+      checked,
+      checked.length < this.#inlineThreshold,
+      options,
+    );
+  }
+
+  /** Copy `src` into the start of `dst`. */
+  memcpy(dst: Uint8Array, src: Uint8Array, flags = 0, options?: FutureOptions): Future<void> {
+    return this.#op("memcpy", dst, src, 0, flags, options);
+  }
+
+  /** Copy between possibly overlapping ranges. */
+  memmove(dst: Uint8Array, src: Uint8Array, flags = 0, options?: FutureOptions): Future<void> {
+    return this.#op("memmove", dst, src, 0, flags, options);
+  }
+
+  /** Fill `dst` with `value`. */
+  memset(dst: Uint8Array, value: number, flags = 0, options?: FutureOptions): Future<void> {
+    return this.#op("memset", dst, undefined, value, flags, options);
+  }
+
+  /** Make `range` durable (CFLUSH; msync inside page-granularity mappings). */
+  flush(range: Uint8Array, flags = 0, options?: FutureOptions): Future<void> {
+    return this.#op("flush", range, undefined, 0, flags, options);
+  }
+
+  /**
+   * Several operations as DSA BATCH descriptors (up to the device's
+   * maxBatch members each); completes when all members have.
+   */
+  batch(entries: readonly BatchEntry[], options?: FutureOptions): Future<void> {
+    if (this.#device.closed) throw new ClosedError("ThreadMover", "batch");
+    const ops = checkBatch("threads", this.capabilities, entries);
+    const bytes = ops.reduce((n, op) => n + op.length, 0);
+    if (ops.length <= 1 || bytes < this.#inlineThreshold) {
+      return this.#group(ops, bytes < this.#inlineThreshold, options);
+    }
+    const max = this.#device.info.maxBatch;
+    const parts: Future<void>[] = [];
+    for (let i = 0; i < ops.length; i += max) {
+      const slice = ops.slice(i, i + max);
+      parts.push(
+        slice.length === 1
+          ? new DeviceOp(this.#device, slice[0], false, options)
+          : new DeviceBatch(this.#device, slice, options),
+      );
+    }
+    return parts.length === 1 ? parts[0] : map(all(parts), () => undefined);
+  }
+
+  #group(ops: CheckedOp[], inline: boolean, options?: FutureOptions): Future<void> {
+    const parts = ops.map((op) => new DeviceOp(this.#device, op, inline, options));
+    if (parts.length === 1) return parts[0];
+    return map(all(parts), () => undefined);
+  }
+
+  /**
+   * Test hook: the next MEMMOVE/MEMFILL/CFLUSH descriptor the device runs
+   * stops after `atByte` bytes with a page-fault status (partial
+   * completion), as DSA hardware does. A negative value disarms it.
+   */
+  injectFault(
+    atByte: number,
+    options: { write?: boolean; status?: number } = {},
+  ): void {
+    const status = options.status ?? (DsaStatus.PAGE_FAULT_NOBOF |
+      (options.write === false ? 0 : DSA_STATUS_WRITE_FAULT));
+    check(
+      native.ap_dev_inject_fault(this.#device.handle("injectFault"), atByte, status),
+      "injectFault",
+    );
+  }
+
+  /**
+   * Stop the device. Every operation already handed to it runs to
+   * completion (its future still reports the outcome); operations not yet
+   * started fail with `ClosedError`. Idempotent.
+   */
+  close(): void {
+    this.#device.close();
+  }
+
+  /** Same as {@linkcode ThreadMover.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,172 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The virtual data mover interface (miniasync's vdm): memcpy, memmove,
+ * memset and flush as futures, plus batches and an honest capability query.
+ *
+ * @module
+ */
+import { NotSupportedError } from "../ffi/errors.ts";
+import { checkByte, checkBytes } from "../ffi/validate.ts";
+import type { Future, FutureOptions } from "../future/future.ts";
+
+/**
+ * Operation flags.
+ *
+ * @example Usage
+ * ```ts
+ * import { CpuMover, VdmFlags } from "@asyncpmem/asyncpmem";
+ * import assert from "node:assert/strict";
+ *
+ * using mover = new CpuMover();
+ * assert.ok(mover.supports(VdmFlags.DURABLE | VdmFlags.NO_CACHE_HINT));
+ * ```
+ */
+export const VdmFlags = {
+  /** The written range is in the persistence domain when the op completes. */
+  DURABLE: 1,
+  /** Do not leave the destination in the CPU cache (non-temporal writes). */
+  NO_CACHE_HINT: 2,
+} as const;
+
+/** Every {@linkcode VdmFlags} bit. */
+export const VDM_VALID_FLAGS = 3;
+
+/** One entry of {@linkcode Vdm.batch}. */
+export type BatchEntry =
+  | { op: "memcpy" | "memmove"; dst: Uint8Array; src: Uint8Array; flags?: number }
+  | { op: "memset"; dst: Uint8Array; value: number; flags?: number }
+  | { op: "flush"; dst: Uint8Array; flags?: number };
+
+/**
+ * A data mover. Operations are lazy futures: nothing moves until they are
+ * polled or awaited. A future keeps its buffers alive until it settles.
+ */
+export interface Vdm extends Disposable {
+  /** A short name: "cpu", "threads", "dsa". */
+  readonly name: string;
+  /** The {@linkcode VdmFlags} this mover honours. */
+  readonly capabilities: number;
+  /** Whether every bit of `flags` is honoured (a bitwise test). */
+  supports(flags: number): boolean;
+  /** Copy `src` into the start of `dst`. */
+  memcpy(
+    dst: Uint8Array,
+    src: Uint8Array,
+    flags?: number,
+    options?: FutureOptions,
+  ): Future<void>;
+  /** Like memcpy; the ranges may overlap. */
+  memmove(
+    dst: Uint8Array,
+    src: Uint8Array,
+    flags?: number,
+    options?: FutureOptions,
+  ): Future<void>;
+  /** Fill `dst` with the byte `value`. */
+  memset(
+    dst: Uint8Array,
+    value: number,
+    flags?: number,
+    options?: FutureOptions,
+  ): Future<void>;
+  /** Write `range` back to memory (durably, for mapped persistent memory). */
+  flush(range: Uint8Array, flags?: number, options?: FutureOptions): Future<void>;
+  /** Several operations as one unit; completes when all have. */
+  batch(entries: readonly BatchEntry[], options?: FutureOptions): Future<void>;
+  /** Whether {@linkcode Vdm.close} has run. */
+  readonly closed: boolean;
+  /** Finish or fail in-flight work, then release the mover. Idempotent. */
+  close(): void;
+}
+
+/** The kind of an operation, for validation and messages. */
+export type VdmOp = "memcpy" | "memmove" | "memset" | "flush";
+
+/** A checked operation, shared by every mover. */
+export interface CheckedOp {
+  op: VdmOp;
+  dst: Uint8Array;
+  src: Uint8Array | undefined;
+  value: number;
+  length: number;
+  flags: number;
+}
+
+/**
+ * Check an operation's arguments against a mover's capabilities.
+ *
+ * @throws {TypeError} for buffers that are not Uint8Arrays
+ * @throws {RangeError} for unknown flags or a source longer than `dst`
+ * @throws {NotSupportedError} for flags the mover does not honour
+ */
+export function checkOp(
+  mover: string,
+  capabilities: number,
+  op: VdmOp,
+  dst: unknown,
+  src: unknown,
+  value: unknown,
+  flags: unknown,
+): CheckedOp {
+  const d = checkBytes(dst, "dst", op);
+  const f = flags ?? 0;
+  if (typeof f !== "number" || !Number.isInteger(f)) {
+    throw new TypeError(`Cannot ${op}: flags must be an integer`);
+  }
+  if (f < 0 || (f & ~VDM_VALID_FLAGS) !== 0) {
+    throw new RangeError(`Cannot ${op}: unknown flags 0x${f.toString(16)}`);
+  }
+  if ((f & capabilities) !== f) {
+    throw new NotSupportedError(
+      op,
+      -95,
+      `the ${mover} mover does not support flags 0x${
+        (f & ~capabilities).toString(16)
+      }`,
+    );
+  }
+  let s: Uint8Array | undefined;
+  let length = d.byteLength;
+  let v = 0;
+  if (op === "memcpy" || op === "memmove") {
+    s = checkBytes(src, "src", op);
+    if (s.byteLength > d.byteLength) {
+      throw new RangeError(
+        `Cannot ${op}: source (${s.byteLength} bytes) is longer than the ` +
+          `destination (${d.byteLength} bytes)`,
+      );
+    }
+    length = s.byteLength;
+  } else if (op === "memset") {
+    v = checkByte(value, "value", op);
+  }
+  return { op, dst: d, src: s, value: v, length, flags: f };
+}
+
+/** Check a batch's entries (see {@linkcode checkOp}). */
+export function checkBatch(
+  mover: string,
+  capabilities: number,
+  entries: unknown,
+): CheckedOp[] {
+  if (!Array.isArray(entries)) {
+    throw new TypeError("Cannot batch: entries must be an array");
+  }
+  return entries.map((e: BatchEntry) => {
+    if (typeof e !== "object" || e === null) {
+      throw new TypeError("Cannot batch: each entry must be an object");
+    }
+    if (!["memcpy", "memmove", "memset", "flush"].includes(e.op)) {
+      throw new TypeError(`Cannot batch: unknown op ${JSON.stringify(e.op)}`);
+    }
+    return checkOp(
+      mover,
+      capabilities,
+      e.op,
+      e.dst,
+      "src" in e ? e.src : undefined,
+      "value" in e ? e.value : undefined,
+      e.flags,
+    );
+  });
+}
