@@ -231,10 +231,12 @@ int ap_dev_wait(struct ap_dev *dev, uint32_t seq, uint32_t timeout_ms);
 int ap_dev_set_doorbell(struct ap_dev *dev, void (*fn)(void));
 
 /*
- * ap_dev_inject_fault -- test hook: the next MEMMOVE/MEMFILL/CFLUSH stops
- * after at_byte bytes with status (e.g. 0x03 | 0x80 for a write fault).
+ * ap_dev_inject_fault -- test hook: the next count MEMMOVE/MEMFILL/CFLUSH
+ * descriptors longer than at_byte stop after at_byte bytes with status
+ * (e.g. 0x03 | 0x80 for a write fault). count 0 disarms.
  */
-int ap_dev_inject_fault(struct ap_dev *dev, double at_byte, uint32_t status);
+int ap_dev_inject_fault(struct ap_dev *dev, double at_byte, uint32_t status,
+	uint32_t count);
 
 /* ap_dsa_layout -- offsets and sizes from <linux/idxd.h>, for tests */
 int ap_dsa_layout(uint32_t *out, uint32_t cap);

@@ -75,6 +75,7 @@ struct ap_dev {
 	_Atomic uint32_t stopping;
 	_Atomic int64_t fault_at;
 	_Atomic uint32_t fault_status;
+	_Atomic uint32_t fault_count;
 	void (*_Atomic doorbell)(void);
 	uint32_t wq_size, nthreads, nrec, nbatch;
 	size_t max_xfer;
@@ -215,8 +216,11 @@ ap_take_fault(struct ap_dev *d, size_t size, size_t *at, uint8_t *status)
 	int64_t f = atomic_load(&d->fault_at);
 	if (f < 0 || (size_t)f >= size)
 		return 0;
-	if (!atomic_compare_exchange_strong(&d->fault_at, &f, -1))
-		return 0;
+	uint32_t c = atomic_load(&d->fault_count);
+	do {
+		if (c == 0)
+			return 0;
+	} while (!atomic_compare_exchange_weak(&d->fault_count, &c, c - 1));
 	*at = (size_t)f;
 	*status = (uint8_t)atomic_load(&d->fault_status);
 	return 1;
@@ -845,9 +849,11 @@ ap_dev_set_doorbell(struct ap_dev *d, void (*fn)(void))
 }
 
 int
-ap_dev_inject_fault(struct ap_dev *d, double at_byte, uint32_t status)
+ap_dev_inject_fault(struct ap_dev *d, double at_byte, uint32_t status,
+	uint32_t count)
 {
-	if (at_byte < 0) {
+	if (at_byte < 0 || count == 0) {
+		atomic_store(&d->fault_count, 0);
 		atomic_store(&d->fault_at, -1);
 		return 0;
 	}
@@ -857,6 +863,7 @@ ap_dev_inject_fault(struct ap_dev *d, double at_byte, uint32_t status)
 		return rc;
 	atomic_store(&d->fault_status, status & 0xff);
 	atomic_store(&d->fault_at, (int64_t)at);
+	atomic_store(&d->fault_count, count);
 	return 0;
 }
 

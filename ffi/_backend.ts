@@ -18,7 +18,8 @@ export interface Backend {
   address(ptr: Ptr): bigint;
   /**
    * Resolve once the device's completion sequence (word 0 of `control`)
-   * differs from `seq`, or after `timeoutMs`. Never blocks the JS thread.
+   * differs from `seq` (with true), or after `timeoutMs` (with false).
+   * Never blocks the JS thread.
    */
   sleep(
     symbols: NativeSymbols,
@@ -26,7 +27,7 @@ export interface Backend {
     control: Uint32Array,
     seq: number,
     timeoutMs: number,
-  ): Promise<void>;
+  ): Promise<boolean>;
   /** Forget per-device state kept by `sleep` (called before deletion). */
   forget(symbols: NativeSymbols, dev: Ptr): void;
 }

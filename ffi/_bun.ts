@@ -35,7 +35,7 @@ const ARMED = 1; // AP_CTRL_ARMED / 4
 interface Doorbell {
   // deno-lint-ignore no-explicit-any
   callback: any;
-  waiters: Set<() => void>;
+  waiters: Set<(woken: boolean) => void>;
 }
 
 const doorbells = new Map<number, Doorbell>();
@@ -75,13 +75,13 @@ export const backend: Backend = {
     control: Uint32Array,
     seq: number,
     timeoutMs: number,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const key = dev as number;
     let bell = doorbells.get(key);
     if (bell === undefined) {
-      const waiters = new Set<() => void>();
+      const waiters = new Set<(woken: boolean) => void>();
       const callback = new ffi.JSCallback(() => {
-        for (const wake of [...waiters]) wake();
+        for (const wake of [...waiters]) wake(true);
       }, { args: [], returns: "void", threadsafe: true });
       symbols.ap_dev_set_doorbell(dev, callback.ptr);
       bell = { callback, waiters };
@@ -89,23 +89,26 @@ export const backend: Backend = {
     }
     const { waiters } = bell;
     return new Promise((resolve) => {
-      const wake = () => {
+      const wake = (woken: boolean) => {
         waiters.delete(wake);
         clearTimeout(timer);
-        resolve();
+        resolve(woken);
       };
       // The timer also keeps Bun alive: a JSCallback does not.
-      const timer = setTimeout(wake, timeoutMs);
+      const timer = setTimeout(
+        () => wake(Atomics.load(control, 0) !== seq),
+        timeoutMs,
+      );
       waiters.add(wake);
       Atomics.store(control, ARMED, 1);
-      if (Atomics.load(control, 0) !== seq) wake();
+      if (Atomics.load(control, 0) !== seq) wake(true);
     });
   },
   forget(_symbols: NativeSymbols, dev: Ptr): void {
     const bell = doorbells.get(dev as number);
     if (bell === undefined) return;
     doorbells.delete(dev as number);
-    for (const wake of [...bell.waiters]) wake();
+    for (const wake of [...bell.waiters]) wake(true);
     bell.callback.close();
   },
 };

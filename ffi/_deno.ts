@@ -39,8 +39,8 @@ export const backend: Backend = {
     _control: Uint32Array,
     seq: number,
     timeoutMs: number,
-  ): Promise<void> {
-    await symbols.ap_dev_wait_nb(dev, seq, timeoutMs);
+  ): Promise<boolean> {
+    return (await symbols.ap_dev_wait_nb(dev, seq, timeoutMs)) === 0;
   },
   forget(): void {},
 };

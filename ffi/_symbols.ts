@@ -198,8 +198,12 @@ export const SYMBOLS = {
   },
   // int ap_dev_set_doorbell(ap_dev *dev, void (*fn)(void))
   ap_dev_set_doorbell: { parameters: ["pointer", "function"], result: "i32" },
-  // int ap_dev_inject_fault(ap_dev *dev, double at_byte, uint32_t status)
-  ap_dev_inject_fault: { parameters: ["pointer", "f64", "u32"], result: "i32" },
+  // int ap_dev_inject_fault(ap_dev *dev, double at_byte, uint32_t status,
+  //                         uint32_t count)
+  ap_dev_inject_fault: {
+    parameters: ["pointer", "f64", "u32", "u32"],
+    result: "i32",
+  },
   // int ap_dsa_layout(uint32_t *out, uint32_t cap)
   ap_dsa_layout: { parameters: ["buffer", "u32"], result: "i32" },
 } as const satisfies Record<string, SymbolDefinition>;

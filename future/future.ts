@@ -172,7 +172,9 @@ export abstract class Future<T> implements PromiseLike<T> {
   result(): T {
     if (this.#state === "complete") return this.#value as T;
     if (this.#state === "failed") throw this.#error;
-    throw new Error(`Cannot take the result of a future that is ${this.#state}`);
+    throw new Error(
+      `Cannot take the result of a future that is ${this.#state}`,
+    );
   }
 
   /** Drive the future through the executor's pump (one promise, cached). */

@@ -45,6 +45,7 @@ export class CompletionDevice implements WakeSource {
   #control: Uint32Array;
   #freeRecords: number[];
   #freeLists: number[];
+  #timeouts = 0;
   readonly info: DeviceInfo;
   readonly name: string;
 
@@ -141,16 +142,30 @@ export class CompletionDevice implements WakeSource {
     return this.#handle === null ? -1 : Atomics.load(this.#control, 0);
   }
 
+  /** Sleeps that ended by timeout instead of a completion signal. */
+  get sleepTimeouts(): number {
+    return this.#timeouts;
+  }
+
   /** Block this thread until the sequence moves off `seq`. */
   block(seq: number, timeoutMs: number): void {
     if (this.#handle === null) return;
-    native.ap_dev_wait(this.#handle, seq >>> 0, timeoutMs);
+    if (native.ap_dev_wait(this.#handle, seq >>> 0, timeoutMs) !== 0) {
+      this.#timeouts++;
+    }
   }
 
   /** Resolve once the sequence moves off `seq`. */
-  sleep(seq: number, timeoutMs: number): Promise<void> {
-    if (this.#handle === null) return Promise.resolve();
-    return backend.sleep(native, this.#handle, this.#control, seq >>> 0, timeoutMs);
+  async sleep(seq: number, timeoutMs: number): Promise<void> {
+    if (this.#handle === null) return;
+    const woken = await backend.sleep(
+      native,
+      this.#handle,
+      this.#control,
+      seq >>> 0,
+      timeoutMs,
+    );
+    if (!woken) this.#timeouts++;
   }
 
   /**

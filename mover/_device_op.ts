@@ -207,7 +207,11 @@ export class DeviceOp extends Future<void> {
 
   #resubmitChunk(): Step<void> {
     if (this.#dev.closed) {
-      executeOnCpu(this.#op, this.#chunkStart, this.#chunkStart + this.#chunkLen);
+      executeOnCpu(
+        this.#op,
+        this.#chunkStart,
+        this.#chunkStart + this.#chunkLen,
+      );
       if (this.#planNext()) return this.#resubmitChunk();
       return;
     }
@@ -238,7 +242,11 @@ export class DeviceBatch extends Future<void> {
   #built = false;
   #submitted = false;
 
-  constructor(dev: CompletionDevice, ops: CheckedOp[], options?: FutureOptions) {
+  constructor(
+    dev: CompletionDevice,
+    ops: CheckedOp[],
+    options?: FutureOptions,
+  ) {
     super(options);
     this.#dev = dev;
     this.#ops = ops;
@@ -247,7 +255,9 @@ export class DeviceBatch extends Future<void> {
   #release(): void {
     const dev = this.#dev;
     if (this.#built && !this.#submitted && !dev.closed) {
-      for (const rec of this.#recs) native.ap_dev_release(dev.handle("batch"), rec);
+      for (const rec of this.#recs) {
+        native.ap_dev_release(dev.handle("batch"), rec);
+      }
     }
     for (const rec of this.#recs) dev.releaseRecord(rec);
     if (this.#batchRec >= 0) dev.releaseRecord(this.#batchRec);
@@ -343,8 +353,9 @@ export class DeviceBatch extends Future<void> {
         executeOnCpu(op); // abandoned: never executed
       } else if (code === DsaStatus.PAGE_FAULT_NOBOF) {
         const done = dev.bytesCompleted(this.#recs[i]);
-        if (dev.result(this.#recs[i]) === 1) executeOnCpu(op, 0, op.length - done);
-        else executeOnCpu(op, done, op.length);
+        if (dev.result(this.#recs[i]) === 1) {
+          executeOnCpu(op, 0, op.length - done);
+        } else executeOnCpu(op, done, op.length);
       } else {
         throw statusError(op.op, member, dev.name);
       }

@@ -137,7 +137,15 @@ export class CpuMover implements Vdm {
     options?: FutureOptions,
   ): Future<void> {
     if (this.#closed) throw new ClosedError("CpuMover", op);
-    const checked = checkOp("cpu", this.capabilities, op, dst, src, value, flags);
+    const checked = checkOp(
+      "cpu",
+      this.capabilities,
+      op,
+      dst,
+      src,
+      value,
+      flags,
+    );
     return new CpuOp(this, [checked], options);
   }
 
@@ -179,7 +187,11 @@ export class CpuMover implements Vdm {
   /** Run several operations in order as one future. */
   batch(entries: readonly BatchEntry[], options?: FutureOptions): Future<void> {
     if (this.#closed) throw new ClosedError("CpuMover", "batch");
-    return new CpuOp(this, checkBatch("cpu", this.capabilities, entries), options);
+    return new CpuOp(
+      this,
+      checkBatch("cpu", this.capabilities, entries),
+      options,
+    );
   }
 
   /** Idempotent; later operations throw `ClosedError`. */

@@ -13,7 +13,7 @@ import { all, map } from "../future/combinators.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import { CompletionDevice, type DeviceInfo } from "./_device.ts";
 import { DeviceBatch, DeviceOp } from "./_device_op.ts";
-import { DsaStatus, DSA_STATUS_WRITE_FAULT } from "./dsa_format.ts";
+import { DSA_STATUS_WRITE_FAULT, DsaStatus } from "./dsa_format.ts";
 import {
   type BatchEntry,
   checkBatch,
@@ -77,13 +77,35 @@ export class ThreadMover implements Vdm {
   /** @param options threads, queue and record counts, thresholds */
   constructor(options: ThreadMoverOptions = {}) {
     if (typeof options !== "object" || options === null) {
-      throw new TypeError("Cannot create ThreadMover: options must be an object");
+      throw new TypeError(
+        "Cannot create ThreadMover: options must be an object",
+      );
     }
-    const threads = checkSize(options.threads ?? defaultThreads(), "threads", "create ThreadMover");
-    const queueSize = checkSize(options.queueSize ?? 256, "queueSize", "create ThreadMover");
-    const records = checkSize(options.records ?? 1024, "records", "create ThreadMover");
-    const lists = checkSize(options.batchLists ?? 64, "batchLists", "create ThreadMover");
-    const maxTransfer = checkSize(options.maxTransfer ?? 2 ** 21, "maxTransfer", "create ThreadMover");
+    const threads = checkSize(
+      options.threads ?? defaultThreads(),
+      "threads",
+      "create ThreadMover",
+    );
+    const queueSize = checkSize(
+      options.queueSize ?? 256,
+      "queueSize",
+      "create ThreadMover",
+    );
+    const records = checkSize(
+      options.records ?? 1024,
+      "records",
+      "create ThreadMover",
+    );
+    const lists = checkSize(
+      options.batchLists ?? 64,
+      "batchLists",
+      "create ThreadMover",
+    );
+    const maxTransfer = checkSize(
+      options.maxTransfer ?? 2 ** 21,
+      "maxTransfer",
+      "create ThreadMover",
+    );
     this.#inlineThreshold = checkSize(
       options.inlineThreshold ?? 16384,
       "inlineThreshold",
@@ -98,17 +120,31 @@ export class ThreadMover implements Vdm {
       );
     }
     if (records < 1 || records > 2 ** 20) {
-      throw new RangeError("Cannot create ThreadMover: records must be 1..2^20");
+      throw new RangeError(
+        "Cannot create ThreadMover: records must be 1..2^20",
+      );
     }
     if (lists > 4096) {
-      throw new RangeError("Cannot create ThreadMover: batchLists must be <= 4096");
+      throw new RangeError(
+        "Cannot create ThreadMover: batchLists must be <= 4096",
+      );
     }
     if (maxTransfer < 1 || maxTransfer > 2 ** 31) {
-      throw new RangeError("Cannot create ThreadMover: maxTransfer must be 1..2^31");
+      throw new RangeError(
+        "Cannot create ThreadMover: maxTransfer must be 1..2^31",
+      );
     }
     this.#device = new CompletionDevice(
       "ThreadMover",
-      (cell) => native.ap_dev_new(cell, threads, queueSize, records, lists, maxTransfer),
+      (cell) =>
+        native.ap_dev_new(
+          cell,
+          threads,
+          queueSize,
+          records,
+          lists,
+          maxTransfer,
+        ),
     );
   }
 
@@ -125,6 +161,15 @@ export class ThreadMover implements Vdm {
   /** Whether every bit of `flags` is honoured. */
   supports(flags: number): boolean {
     return (flags & this.capabilities) === flags;
+  }
+
+  /**
+   * Sleeps on the device that ended by timeout rather than by a completion
+   * signal. Stays 0 unless a wake-up was lost or an operation ran longer
+   * than the sleep timeout.
+   */
+  get sleepTimeouts(): number {
+    return this.#device.sleepTimeouts;
   }
 
   /** The device's reported configuration (DSA GENCAP, limits). */
@@ -146,7 +191,15 @@ export class ThreadMover implements Vdm {
     options?: FutureOptions,
   ): Future<void> {
     if (this.#device.closed) throw new ClosedError("ThreadMover", op);
-    const checked = checkOp("threads", this.capabilities, op, dst, src, value, flags);
+    const checked = checkOp(
+      "threads",
+      this.capabilities,
+      op,
+      dst,
+      src,
+      value,
+      flags,
+    );
     return new DeviceOp(
       this.#device,
       checked,
@@ -156,17 +209,32 @@ export class ThreadMover implements Vdm {
   }
 
   /** Copy `src` into the start of `dst`. */
-  memcpy(dst: Uint8Array, src: Uint8Array, flags = 0, options?: FutureOptions): Future<void> {
+  memcpy(
+    dst: Uint8Array,
+    src: Uint8Array,
+    flags = 0,
+    options?: FutureOptions,
+  ): Future<void> {
     return this.#op("memcpy", dst, src, 0, flags, options);
   }
 
   /** Copy between possibly overlapping ranges. */
-  memmove(dst: Uint8Array, src: Uint8Array, flags = 0, options?: FutureOptions): Future<void> {
+  memmove(
+    dst: Uint8Array,
+    src: Uint8Array,
+    flags = 0,
+    options?: FutureOptions,
+  ): Future<void> {
     return this.#op("memmove", dst, src, 0, flags, options);
   }
 
   /** Fill `dst` with `value`. */
-  memset(dst: Uint8Array, value: number, flags = 0, options?: FutureOptions): Future<void> {
+  memset(
+    dst: Uint8Array,
+    value: number,
+    flags = 0,
+    options?: FutureOptions,
+  ): Future<void> {
     return this.#op("memset", dst, undefined, value, flags, options);
   }
 
@@ -186,10 +254,16 @@ export class ThreadMover implements Vdm {
     if (ops.length <= 1 || bytes < this.#inlineThreshold) {
       return this.#group(ops, bytes < this.#inlineThreshold, options);
     }
-    const max = this.#device.info.maxBatch;
-    const parts: Future<void>[] = [];
-    for (let i = 0; i < ops.length; i += max) {
-      const slice = ops.slice(i, i + max);
+    // a batch needs a record per member plus its own; members longer than
+    // one descriptor's transfer go alone, in chunks
+    const { maxBatch, records, maxTransfer } = this.#device.info;
+    const max = Math.min(maxBatch, records - 1);
+    if (max < 2) return this.#group(ops, false, options);
+    const parts: Future<void>[] = ops.filter((op) => op.length > maxTransfer)
+      .map((op) => new DeviceOp(this.#device, op, false, options));
+    const small = ops.filter((op) => op.length <= maxTransfer);
+    for (let i = 0; i < small.length; i += max) {
+      const slice = small.slice(i, i + max);
       parts.push(
         slice.length === 1
           ? new DeviceOp(this.#device, slice[0], false, options)
@@ -199,25 +273,37 @@ export class ThreadMover implements Vdm {
     return parts.length === 1 ? parts[0] : map(all(parts), () => undefined);
   }
 
-  #group(ops: CheckedOp[], inline: boolean, options?: FutureOptions): Future<void> {
-    const parts = ops.map((op) => new DeviceOp(this.#device, op, inline, options));
+  #group(
+    ops: CheckedOp[],
+    inline: boolean,
+    options?: FutureOptions,
+  ): Future<void> {
+    const parts = ops.map((op) =>
+      new DeviceOp(this.#device, op, inline, options)
+    );
     if (parts.length === 1) return parts[0];
     return map(all(parts), () => undefined);
   }
 
   /**
-   * Test hook: the next MEMMOVE/MEMFILL/CFLUSH descriptor the device runs
-   * stops after `atByte` bytes with a page-fault status (partial
-   * completion), as DSA hardware does. A negative value disarms it.
+   * Test hook: the next `count` MEMMOVE/MEMFILL/CFLUSH descriptors longer
+   * than `atByte` stop after `atByte` bytes with a page-fault status
+   * (partial completion, as DSA hardware does), or with `status`. A
+   * negative `atByte` disarms it.
    */
   injectFault(
     atByte: number,
-    options: { write?: boolean; status?: number } = {},
+    options: { write?: boolean; status?: number; count?: number } = {},
   ): void {
     const status = options.status ?? (DsaStatus.PAGE_FAULT_NOBOF |
       (options.write === false ? 0 : DSA_STATUS_WRITE_FAULT));
     check(
-      native.ap_dev_inject_fault(this.#device.handle("injectFault"), atByte, status),
+      native.ap_dev_inject_fault(
+        this.#device.handle("injectFault"),
+        atByte,
+        status,
+        options.count ?? 1,
+      ),
       "injectFault",
     );
   }

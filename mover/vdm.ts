@@ -33,7 +33,12 @@ export const VDM_VALID_FLAGS = 3;
 
 /** One entry of {@linkcode Vdm.batch}. */
 export type BatchEntry =
-  | { op: "memcpy" | "memmove"; dst: Uint8Array; src: Uint8Array; flags?: number }
+  | {
+    op: "memcpy" | "memmove";
+    dst: Uint8Array;
+    src: Uint8Array;
+    flags?: number;
+  }
   | { op: "memset"; dst: Uint8Array; value: number; flags?: number }
   | { op: "flush"; dst: Uint8Array; flags?: number };
 
@@ -70,7 +75,11 @@ export interface Vdm extends Disposable {
     options?: FutureOptions,
   ): Future<void>;
   /** Write `range` back to memory (durably, for mapped persistent memory). */
-  flush(range: Uint8Array, flags?: number, options?: FutureOptions): Future<void>;
+  flush(
+    range: Uint8Array,
+    flags?: number,
+    options?: FutureOptions,
+  ): Future<void>;
   /** Several operations as one unit; completes when all have. */
   batch(entries: readonly BatchEntry[], options?: FutureOptions): Future<void>;
   /** Whether {@linkcode Vdm.close} has run. */

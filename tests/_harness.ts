@@ -14,6 +14,7 @@ import process from "node:process";
 import { test as nodeTest } from "node:test";
 import { fileURLToPath } from "node:url";
 import { RUNTIME } from "../ffi/_runtime.ts";
+import { CpuMover, ThreadMover, type Vdm } from "../mod.ts";
 
 export { default as assert } from "node:assert/strict";
 export { RUNTIME };
@@ -106,3 +107,69 @@ export function runScript(source: string, timeoutMs = 60_000): ScriptResult {
 
 /** The repository root as a path. */
 export const ROOT = fileURLToPath(ROOT_URL);
+
+// ---- every test body against every mover ----
+
+/** A mover configuration every mover test runs against. */
+export interface MoverKind {
+  /** Shown in the test name. */
+  name: string;
+  /** A fresh mover (the test closes it). */
+  create(): Vdm;
+}
+
+/**
+ * The movers: in-thread CPU; the software DSA device with everything sent
+ * to its workers; and the device with tiny transfers, queue and record
+ * pool, so chunking and back-pressure run on every test.
+ */
+export const MOVERS: readonly MoverKind[] = [
+  { name: "cpu", create: () => new CpuMover() },
+  {
+    name: "threads",
+    create: () => new ThreadMover({ threads: 2, inlineThreshold: 0 }),
+  },
+  {
+    name: "threads-tight",
+    create: () =>
+      new ThreadMover({
+        threads: 2,
+        inlineThreshold: 0,
+        maxTransfer: 4096,
+        queueSize: 4,
+        records: 8,
+        batchLists: 2,
+      }),
+  },
+];
+
+/** Register `body` once per mover, as "name [mover]". */
+export function moverTest(
+  name: string,
+  body: (mover: Vdm, kind: MoverKind) => void | Promise<void>,
+  options: TestOptions = {},
+): void {
+  for (const kind of MOVERS) {
+    test(`${name} [${kind.name}]`, async () => {
+      const mover = kind.create();
+      try {
+        await body(mover, kind);
+      } finally {
+        mover.close();
+      }
+    }, options);
+  }
+}
+
+/** A deterministic PRNG (xorshift32) for reproducible random workloads. */
+export function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 2 ** 32;
+  };
+}

@@ -1,0 +1,203 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+import {
+  all,
+  chain,
+  fromStep,
+  Future,
+  map,
+  NO_CONTEXT,
+  NOT_STARTED,
+  PENDING,
+  race,
+  ready,
+  rejected,
+  type Step,
+  wait,
+  waitAll,
+} from "../mod.ts";
+import { assert, runScript, test } from "./_harness.ts";
+
+class Counting extends Future<number> {
+  steps = 0;
+  settled = 0;
+  constructor(readonly polls: number, readonly answer = 7) {
+    super();
+  }
+  protected step(): Step<number> {
+    this.steps++;
+    return this.steps < this.polls ? PENDING : this.answer;
+  }
+  protected override settle(): void {
+    this.settled++;
+  }
+}
+
+test("Future.poll() goes idle → running → complete and caches the value", () => {
+  const f = new Counting(3);
+  assert.equal(f.state, "idle");
+  assert.equal(f.poll(), "running");
+  assert.equal(f.poll(NO_CONTEXT), "running");
+  assert.equal(f.poll(), "complete");
+  assert.equal(f.value, 7);
+  assert.equal(f.poll(), "complete");
+  assert.equal(f.steps, 3);
+  assert.equal(f.settled, 1);
+  assert.equal(f.result(), 7);
+});
+
+test("Future.poll() never throws: a throwing step fails the future", () => {
+  const err = new Error("boom");
+  const f = fromStep(() => {
+    throw err;
+  });
+  assert.equal(f.poll(), "failed");
+  assert.equal(f.error, err);
+  assert.equal(f.poll(), "failed");
+  assert.throws(() => f.result(), /boom/);
+});
+
+test("NOT_STARTED keeps a future idle", () => {
+  let n = 0;
+  const f = fromStep(() => (++n < 2 ? NOT_STARTED : "go"));
+  assert.equal(f.poll(), "idle");
+  assert.equal(f.poll(), "complete");
+  assert.throws(() => new Counting(5).result(), /idle/);
+});
+
+test("awaiting a future twice runs it once", async () => {
+  const f = new Counting(4);
+  assert.equal(await f, 7);
+  assert.equal(await f, 7);
+  assert.equal(f.steps, 4);
+  const g = new Counting(2);
+  const [a, b] = await Promise.all([g, g]);
+  assert.equal(a + b, 14);
+  assert.equal(g.steps, 2);
+});
+
+test("await rejects with the failure; catch and finally work", async () => {
+  await assert.rejects(
+    async () => await rejected(new RangeError("r")),
+    RangeError,
+  );
+  let fin = 0;
+  const v = await rejected(new Error("x")).catch((e) => (e as Error).message)
+    .finally(() => fin++);
+  assert.equal(v, "x");
+  assert.equal(fin, 1);
+  assert.equal(Object.prototype.toString.call(ready(1)), "[object Future]");
+});
+
+test("chain() builds the next step lazily from the previous value", async () => {
+  const order: string[] = [];
+  const first = fromStep(() => {
+    order.push("first");
+    return 20;
+  });
+  const f = chain(first, (n) => {
+    order.push("make");
+    return map(new Counting(2, n), (v) => v + 1);
+  });
+  assert.deepEqual(order, []);
+  assert.equal(f.state, "idle");
+  assert.equal(await f, 21);
+  assert.deepEqual(order, ["first", "make"]);
+  assert.equal(await chain(ready(1), (n) => n + 1), 2); // plain value step
+});
+
+test("chain() fails when any step fails and skips the rest", async () => {
+  let made = 0;
+  const f = chain(rejected(new Error("first")), () => {
+    made++;
+    return ready(1);
+  });
+  await assert.rejects(async () => await f, /first/);
+  assert.equal(made, 0);
+  await assert.rejects(
+    async () => await chain(ready(1), () => rejected(new Error("second"))),
+    /second/,
+  );
+  await assert.rejects(async () =>
+    await chain(ready(1), () => {
+      throw new Error("maker");
+    }), /maker/);
+});
+
+test("all() completes with values in order; fails only once all settled", async () => {
+  assert.deepEqual(
+    await all([new Counting(3, 1), ready(2), new Counting(1, 3)]),
+    [1, 2, 3],
+  );
+  const slow = new Counting(5);
+  await assert.rejects(
+    async () => await all([rejected(new Error("e")), slow]),
+    /e/,
+  );
+  assert.equal(slow.state, "complete");
+  assert.deepEqual(await all([]), []);
+  assert.throws(() => all("x" as unknown as Future<number>[]), TypeError);
+});
+
+test("race() settles like the first and lets the others finish", async () => {
+  const slow = new Counting(6, 1);
+  assert.equal(await race([slow, new Counting(2, 2)]), 2);
+  assert.equal(slow.state, "running");
+  const stateOf = (f: Future<number>): string => f.state;
+  for (let i = 0; i < 100 && stateOf(slow) !== "complete"; i++) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.equal(slow.state, "complete"); // adopted and driven to the end
+  await assert.rejects(
+    async () => await race([rejected(new Error("first")), slow]),
+    /first/,
+  );
+  assert.throws(() => race([]), TypeError);
+});
+
+test("an AbortSignal fails a future that has not started", async () => {
+  const ac = new AbortController();
+  const f = fromStep(() => NOT_STARTED, { signal: ac.signal });
+  assert.equal(f.poll(), "idle");
+  ac.abort(new Error("cancelled"));
+  assert.equal(f.poll(), "failed");
+  await assert.rejects(async () => await f, /cancelled/);
+  const started = new AbortController();
+  const g = fromStep(
+    (() => {
+      let n = 0;
+      return () => (++n < 3 ? PENDING : "done");
+    })(),
+    { signal: started.signal },
+  );
+  assert.equal(g.poll(), "running");
+  started.abort();
+  assert.equal(await g, "done"); // running work is not cancelled
+});
+
+test("wait() and waitAll() block until settled, even for completed futures", () => {
+  assert.equal(wait(new Counting(10)), 7);
+  const done = ready(5);
+  done.poll();
+  assert.deepEqual(waitAll([done, new Counting(3, 6)]), [5, 6]); // miniasync hung here
+  const slow = new Counting(4);
+  assert.throws(() => waitAll([rejected(new Error("w")), slow]), /w/);
+  assert.equal(slow.state, "complete");
+  assert.throws(() => waitAll(5 as unknown as Future<number>[]), TypeError);
+});
+
+test("wait() on a future without a wake source sleeps and retries", () => {
+  const t0 = performance.now();
+  const f = fromStep(() => (performance.now() - t0 > 15 ? "late" : PENDING));
+  assert.equal(wait(f), "late");
+});
+
+test("the process stays alive while a future is pending (both runtimes)", () => {
+  const r = runScript(`
+    import { fromStep, PENDING } from "@root/mod.ts";
+    const t0 = performance.now();
+    const f = fromStep(() => (performance.now() - t0 > 100 ? "done" : PENDING));
+    f.then((v) => console.log(v));
+  `);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), "done");
+});

@@ -1,0 +1,373 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+import {
+  all,
+  ClosedError,
+  CpuMover,
+  DsaDescriptor,
+  DsaFlag,
+  DsaOpcode,
+  DsaRecord,
+  DsaStatus,
+  type Future,
+  NotSupportedError,
+  PmemError,
+  ThreadMover,
+  VdmFlags,
+  wait,
+  waitAll,
+} from "../mod.ts";
+import { native } from "../ffi/lib.ts";
+import { checkOp } from "../mover/vdm.ts";
+import { assert, moverTest, rng, test } from "./_harness.ts";
+
+moverTest(
+  "10 000 random memcpy/memmove/memset ops match a reference",
+  async (mover) => {
+    const size = 1 << 16;
+    const buf = new Uint8Array(size);
+    const ref = new Uint8Array(size);
+    const pool = new Uint8Array(size).map((_, i) => (i * 131 + 7) & 255);
+    const rand = rng(0xC0FFEE);
+    const pick = (max: number) => Math.floor(rand() * max);
+    for (let i = 0; i < 10_000; i++) {
+      const kind = pick(3);
+      const len = rand() < 0.05 ? pick(size / 2) : pick(9000);
+      const dst = pick(size - len + 1);
+      const flags = pick(4);
+      let f: Future<void>;
+      if (kind === 0) {
+        const src = pick(size - len + 1);
+        ref.set(pool.subarray(src, src + len), dst);
+        f = mover.memcpy(
+          buf.subarray(dst, dst + len),
+          pool.subarray(src, src + len),
+          flags,
+        );
+      } else if (kind === 1) {
+        // overlapping in either direction most of the time
+        const src = Math.min(size - len, Math.max(0, dst + pick(512) - 256));
+        ref.copyWithin(dst, src, src + len);
+        f = mover.memmove(
+          buf.subarray(dst, dst + len),
+          buf.subarray(src, src + len),
+          flags,
+        );
+      } else {
+        const v = pick(256);
+        ref.fill(v, dst, dst + len);
+        f = mover.memset(buf.subarray(dst, dst + len), v, flags);
+      }
+      if (i % 2) wait(f);
+      else await f;
+      if (i % 1000 === 999) assert.deepEqual(buf, ref, `after op ${i}`);
+    }
+    assert.deepEqual(buf, ref);
+  },
+);
+
+moverTest("many futures awaited concurrently all complete", async (mover) => {
+  const n = 300;
+  const src = new Uint8Array(n * 4096).map((_, i) => i % 251);
+  const dst = new Uint8Array(n * 4096);
+  const fs: Future<void>[] = [];
+  for (let i = 0; i < n; i++) {
+    const a = i * 4096;
+    fs.push(mover.memcpy(dst.subarray(a, a + 4096), src.subarray(a, a + 4096)));
+  }
+  await Promise.all(fs.map(async (f) => await f));
+  assert.deepEqual(dst, src);
+  dst.fill(0);
+  const gs = [];
+  for (let i = 0; i < n; i++) {
+    const a = i * 4096;
+    gs.push(mover.memset(dst.subarray(a, a + 4096), i & 255));
+  }
+  await all(gs);
+  assert.ok(gs.every((g) => g.state === "complete"));
+  for (let i = 0; i < n; i++) assert.equal(dst[i * 4096 + 100], i & 255);
+  dst.fill(0);
+  waitAll(
+    Array.from({ length: 40 }, (_, i) =>
+      mover.memcpy(
+        dst.subarray(i * 100),
+        src.subarray(i * 100, i * 100 + 100),
+      )),
+  );
+  assert.deepEqual(dst.subarray(0, 4000), src.subarray(0, 4000));
+});
+
+moverTest(
+  "flush and flags: DURABLE, NO_CACHE_HINT, capability query",
+  async (mover) => {
+    assert.equal(mover.supports(VdmFlags.DURABLE), true);
+    assert.equal(mover.supports(VdmFlags.NO_CACHE_HINT), true); // miniasync said false
+    assert.equal(
+      mover.supports(VdmFlags.DURABLE | VdmFlags.NO_CACHE_HINT),
+      true,
+    );
+    assert.equal(mover.supports(4), false);
+    const src = new Uint8Array(100_000).map((_, i) => i & 255);
+    const dst = new Uint8Array(100_000);
+    for (const flags of [0, 1, 2, 3]) {
+      dst.fill(0);
+      await mover.memcpy(dst, src, flags);
+      assert.deepEqual(dst, src);
+      await mover.memset(dst, 9, flags);
+      assert.ok(dst.every((b) => b === 9));
+      await mover.flush(dst, flags);
+    }
+    await mover.flush(new Uint8Array(0));
+    assert.throws(() => mover.memcpy(dst, src, 4), RangeError);
+    assert.throws(() => mover.memcpy(dst, src, -1), RangeError);
+    assert.throws(() => mover.memcpy(dst, src, 0.5), TypeError);
+    assert.throws(() =>
+      mover.memcpy(
+        dst,
+        src.subarray(0) as unknown as Uint8Array,
+        "1" as unknown as number,
+      ), TypeError);
+  },
+);
+
+moverTest(
+  "bad arguments throw TypeError/RangeError before any work",
+  (mover) => {
+    const a = new Uint8Array(10);
+    assert.throws(
+      () => mover.memcpy([1] as unknown as Uint8Array, a),
+      TypeError,
+    );
+    assert.throws(
+      () => mover.memcpy(a, new Uint16Array(2) as unknown as Uint8Array),
+      TypeError,
+    );
+    assert.throws(() => mover.memcpy(a, new Uint8Array(11)), RangeError);
+    assert.throws(() => mover.memmove(a, new Uint8Array(11)), RangeError);
+    assert.throws(() => mover.memset(a, 256), RangeError);
+    assert.throws(() => mover.memset(a, 1.5), RangeError);
+    assert.throws(() => mover.memset(a, "1" as unknown as number), TypeError);
+    assert.throws(() => mover.flush(null as unknown as Uint8Array), TypeError);
+    assert.throws(() => mover.batch("x" as unknown as []), TypeError);
+    assert.throws(() =>
+      mover.batch([
+        { op: "copy" } as unknown as { op: "flush"; dst: Uint8Array },
+      ]), TypeError);
+  },
+);
+
+moverTest("batch() runs every member", async (mover) => {
+  const src = new Uint8Array(40 * 8192).map((_, i) => (i * 3) & 255);
+  const dst = new Uint8Array(40 * 8192);
+  const entries = [];
+  for (let i = 0; i < 40; i++) {
+    const a = i * 8192;
+    entries.push(
+      i % 3 === 0
+        ? { op: "memset" as const, dst: dst.subarray(a, a + 8192), value: 0x5a }
+        : {
+          op: "memcpy" as const,
+          dst: dst.subarray(a, a + 8192),
+          src: src.subarray(a, a + 8192),
+        },
+    );
+  }
+  entries.push({ op: "flush" as const, dst } as never);
+  await mover.batch(entries);
+  for (let i = 0; i < 40; i++) {
+    const a = i * 8192;
+    if (i % 3 === 0) {
+      assert.ok(dst.subarray(a, a + 8192).every((b) => b === 0x5a));
+    } else {assert.deepEqual(
+        dst.subarray(a, a + 8192),
+        src.subarray(a, a + 8192),
+      );}
+  }
+  await mover.batch([]);
+  await mover.batch([{ op: "memset", dst, value: 1 }]);
+  assert.equal(dst[dst.length - 1], 1);
+});
+
+moverTest(
+  "a buffer detached before the work runs fails the future",
+  async (mover) => {
+    const buf = new ArrayBuffer(65536);
+    const f = mover.memset(new Uint8Array(buf), 1);
+    buf.transfer(0);
+    await assert.rejects(
+      async () => await f,
+      (e: unknown) => e instanceof PmemError && /detached/.test(e.message),
+    );
+  },
+);
+
+moverTest(
+  "close(): later ops throw ClosedError; idle futures fail; running finish",
+  async (mover, kind) => {
+    const src = new Uint8Array(1 << 20).fill(3);
+    const dsts = Array.from({ length: 8 }, () => new Uint8Array(1 << 20));
+    const running = dsts.map((d) => mover.memcpy(d, src));
+    for (const f of running) f.poll();
+    const idle = mover.memcpy(new Uint8Array(8), src.subarray(0, 8));
+    mover.close();
+    mover.close();
+    assert.equal(mover.closed, true);
+    await all(running.filter((f) => f.state !== "idle"));
+    for (let i = 0; i < dsts.length; i++) {
+      if (running[i].state === "complete") {
+        assert.equal(dsts[i][(1 << 20) - 1], 3, kind.name);
+      }
+    }
+    await assert.rejects(async () => await idle, ClosedError);
+    assert.throws(() => mover.memcpy(dsts[0], src), ClosedError);
+    assert.throws(() => mover.batch([]), ClosedError);
+  },
+);
+
+test("ThreadMover: a partial completion (page fault) is resubmitted and finished", async () => {
+  using mover = new ThreadMover({ threads: 2, inlineThreshold: 0 });
+  const src = new Uint8Array(65536).map((_, i) => (i * 7) & 255);
+  for (const count of [1, 2, 5]) { // 1: resubmit; 2+: remainder on the CPU
+    const dst = new Uint8Array(65536);
+    mover.injectFault(10_000, { count });
+    await mover.memcpy(dst, src);
+    assert.deepEqual(dst, src, `count ${count}`);
+    const fill = new Uint8Array(65536);
+    mover.injectFault(777, { count, write: false });
+    await mover.memset(fill, 0xee);
+    assert.ok(fill.every((b) => b === 0xee));
+    mover.injectFault(-1);
+  }
+  // overlapping memmove upward copies top-down: the fault leaves the top done
+  const buf = new Uint8Array(70000).map((_, i) => i & 255);
+  const ref = buf.slice();
+  ref.copyWithin(1000, 0, 60000);
+  mover.injectFault(5000);
+  await mover.memmove(buf.subarray(1000, 61000), buf.subarray(0, 60000));
+  assert.deepEqual(buf, ref);
+});
+
+test("ThreadMover: partial completion inside a batch is finished", async () => {
+  using mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
+  const src = new Uint8Array(4 * 32768).map((_, i) => (i * 5) & 255);
+  const dst = new Uint8Array(src.length);
+  mover.injectFault(3000, { count: 2 });
+  await mover.batch([0, 1, 2, 3].map((i) => ({
+    op: "memcpy" as const,
+    dst: dst.subarray(i * 32768, (i + 1) * 32768),
+    src: src.subarray(i * 32768, (i + 1) * 32768),
+  })));
+  assert.deepEqual(dst, src);
+});
+
+test("ThreadMover: a failure status fails the future with a PmemError", async () => {
+  using mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
+  mover.injectFault(0, { status: DsaStatus.HW_ERR1 });
+  const f = mover.memcpy(new Uint8Array(8192), new Uint8Array(8192));
+  await assert.rejects(
+    async () => await f,
+    (e: unknown) =>
+      e instanceof PmemError && e.errno === 5 &&
+      /0x20 \(HW_ERR1\)/.test(e.message),
+  );
+  await mover.memcpy(new Uint8Array(8192), new Uint8Array(8192)); // device still fine
+});
+
+test("ThreadMover: chunks larger than maxTransfer, both directions of overlap", async () => {
+  using mover = new ThreadMover({
+    threads: 2,
+    inlineThreshold: 0,
+    maxTransfer: 1000,
+  });
+  for (const shift of [333, -333]) {
+    const buf = new Uint8Array(20000).map((_, i) => (i * 11) & 255);
+    const ref = buf.slice();
+    const d = 5000 + shift;
+    ref.copyWithin(d, 5000, 15000);
+    await mover.memmove(buf.subarray(d, d + 10000), buf.subarray(5000, 15000));
+    assert.deepEqual(buf, ref, `shift ${shift}`);
+  }
+});
+
+test("ThreadMover: options are validated", () => {
+  assert.throws(() => new ThreadMover({ threads: 0 }), RangeError);
+  assert.throws(() => new ThreadMover({ queueSize: 3 }), RangeError);
+  assert.throws(() => new ThreadMover({ records: 0 }), RangeError);
+  assert.throws(() => new ThreadMover({ maxTransfer: 0 }), RangeError);
+  assert.throws(() => new ThreadMover({ threads: 1.5 }), RangeError);
+  assert.throws(() => new ThreadMover(null as unknown as object), TypeError);
+  using m = new ThreadMover({
+    threads: 1,
+    queueSize: 8,
+    records: 16,
+    batchLists: 1,
+  });
+  assert.equal(m.info.threads, 1);
+  assert.equal(m.info.queueSize, 8);
+  assert.equal(m.info.records, 16);
+  assert.equal(m.info.maxTransfer, 2 ** 21);
+  assert.equal(m.info.genCap & 0x100, 0x100); // DRDBK advertised
+});
+
+test("ThreadMover: no lost wake-up over 2000 sleeps (async and blocking)", async () => {
+  using mover = new ThreadMover({ threads: 2, inlineThreshold: 0 });
+  const src = new Uint8Array(256 << 10).fill(1);
+  const dst = new Uint8Array(256 << 10);
+  for (let i = 0; i < 1000; i++) {
+    await mover.memcpy(dst, src);
+    wait(mover.memset(dst, i & 255));
+  }
+  assert.equal(dst[1000], 999 & 255);
+  assert.equal((mover as ThreadMover).sleepTimeouts, 0);
+});
+
+test("custom movers lacking a capability get NotSupportedError", () => {
+  using cpu = new CpuMover();
+  assert.equal(cpu.name, "cpu");
+  const limited = Object.create(cpu, { capabilities: { value: 0 } });
+  assert.equal(limited.supports(VdmFlags.DURABLE), false);
+  // the validation every mover shares rejects flags beyond its capabilities
+  const buf = new Uint8Array(8);
+  assert.throws(
+    () => checkOp("custom", 0, "memcpy", buf, buf, 0, VdmFlags.DURABLE),
+    (e: unknown) =>
+      e instanceof NotSupportedError && e.errno === 95 &&
+      /custom/.test(e.message),
+  );
+  assert.equal(checkOp("custom", 1, "memset", buf, undefined, 3, 1).length, 8);
+});
+
+test("DSA layouts and constants match <linux/idxd.h>", () => {
+  const out = new Uint32Array(64);
+  const n = native.ap_dsa_layout(out, 64);
+  const expected = [
+    DsaDescriptor.SIZE,
+    DsaDescriptor.COMPLETION_ADDR,
+    DsaDescriptor.SRC_ADDR,
+    DsaDescriptor.DST_ADDR,
+    DsaDescriptor.XFER_SIZE,
+    DsaDescriptor.INT_HANDLE,
+    DsaRecord.SIZE,
+    DsaRecord.STATUS,
+    DsaRecord.RESULT,
+    DsaRecord.BYTES_COMPLETED,
+    DsaRecord.FAULT_ADDR,
+    DsaRecord.INVALID_FLAGS,
+    DsaOpcode.MEMMOVE,
+    DsaOpcode.MEMFILL,
+    DsaOpcode.CFLUSH,
+    DsaOpcode.BATCH,
+    DsaOpcode.NOOP,
+    DsaOpcode.DRAIN,
+    DsaFlag.COMPLETION_ADDR_VALID,
+    DsaFlag.REQUEST_COMPLETION,
+    DsaFlag.CACHE_CONTROL,
+    DsaFlag.DEST_READBACK,
+    DsaFlag.FENCE,
+    DsaStatus.SUCCESS,
+    DsaStatus.PAGE_FAULT_NOBOF,
+    DsaStatus.BATCH_FAIL,
+    0x80,
+  ];
+  assert.equal(n, expected.length);
+  assert.deepEqual([...out.subarray(0, n)], expected);
+});
