@@ -16,3 +16,4 @@ export * from "./ffi/mod.ts";
 export * from "./pmem2/mod.ts";
 export * from "./future/mod.ts";
 export * from "./mover/mod.ts";
+export * from "./blk/mod.ts";

@@ -1,0 +1,576 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode Arena}: the run-time state of one BTT arena and the steps of
+ * its failure-atomic write. Internal to `blk/`.
+ *
+ * A write of pre-map block `p` runs four steps, each a method here (the
+ * data copy of step 2 is the pool's, to a destination this class names):
+ *
+ * 1. {@linkcode Arena.takeLane}: take a lane (a flog slot) from the
+ *    free-lane stack whose free block no read in flight is copying.
+ * 2. Copy the data durably to {@linkcode Arena.blockOffset} of
+ *    {@linkcode Arena.freeBlock}.
+ * 3. {@linkcode Arena.commit}: write the lane's next flog entry in two
+ *    persisted 8-byte halves, `{lba, old_map}` then `{new_map, seq}`;
+ *    the second is the commit point.
+ * 4. {@linkcode Arena.publish}: store and persist the map entry; the old
+ *    block becomes the lane's free block and the lane goes back.
+ *
+ * Nothing is locked across a step boundary. Writes of one block are
+ * ordered by a per-block queue ({@linkcode Arena.enter}, in issue order):
+ * a write commits only at the head of its queue. An asynchronous writer
+ * should also take its lane only at the head, so that every lane holder
+ * can finish; otherwise writers queued behind one block could hold all
+ * lanes while the head waits for one.
+ *
+ * Reads publish the block they copy ({@linkcode Arena.trackRead}) when
+ * the copy can be overtaken by other code (an asynchronous copy); step 1
+ * then skips lanes whose free block is being read. A synchronous read
+ * ends before any other code runs and needs no tracking.
+ *
+ * @module
+ */
+import { PmemError } from "../ffi/errors.ts";
+import { storeChecksum } from "./checksum.ts";
+import {
+  BTT_ALIGN,
+  encodeBttInfo,
+  FLOG_ENTRY_SIZE,
+  FLOG_SLOT_SIZE,
+  INFO_CHECKSUM_OFFSET,
+  INFO_FLAG_ERROR,
+  INFO_SIZE,
+  infoFromGeometry,
+  MAP_ENTRY_SIZE,
+  MAP_FLAGS,
+  MAP_LBA_MASK,
+  MAP_NORMAL,
+  MAP_ZERO,
+  roundUp,
+} from "./layout.ts";
+import type { ArenaGeometry, BttInfo } from "./layout.ts";
+import type { Media } from "./media.ts";
+
+/** Successor of a flog sequence number: 1 → 2 → 3 → 1 (0: never written). */
+const NEXT_SEQ = [0, 2, 3, 1] as const;
+
+const EIO = 5;
+const EBUSY = 16;
+
+/** One flog entry. */
+export interface FlogEntry {
+  /** Pre-map block the entry is about. */
+  lba: number;
+  /** Map entry before the write (its block becomes free). */
+  oldMap: number;
+  /** Map entry after the write. */
+  newMap: number;
+  /** Sequence number 1, 2 or 3 (0: never written). */
+  seq: number;
+}
+
+/** A queued writer of one block, from {@linkcode Arena.enter}. */
+export interface WriteTicket {
+  /** The pre-map block. */
+  readonly pre: number;
+}
+
+/**
+ * Decode the flog entry at a file offset.
+ *
+ * @param media the pool
+ * @param offset file offset of the entry
+ * @returns the entry
+ */
+export function readFlogEntry(media: Media, offset: number): FlogEntry {
+  return {
+    lba: media.getU32(offset),
+    oldMap: media.getU32(offset + 4),
+    newMap: media.getU32(offset + 8),
+    seq: media.getU32(offset + 12),
+  };
+}
+
+/**
+ * Which entry of a flog pair is current: 0 or 1, or -1 when the pair is
+ * invalid (equal or out-of-range sequence numbers).
+ *
+ * @param seq0 sequence number of entry 0
+ * @param seq1 sequence number of entry 1
+ */
+export function currentFlogEntry(seq0: number, seq1: number): number {
+  if (seq0 > 3 || seq1 > 3 || seq0 === seq1) return -1;
+  if (seq0 === 0) return 1;
+  if (seq1 === 0) return 0;
+  return NEXT_SEQ[seq0] === seq1 ? 1 : 0;
+}
+
+/** The map entry value that an initial (flag bits 00) entry stands for. */
+export function effectiveMapEntry(entry: number, pre: number): number {
+  return (entry & MAP_FLAGS) === 0 ? (pre | MAP_NORMAL) >>> 0 : entry;
+}
+
+/** Where an arena lies and what its info block says. */
+export interface ArenaPlace {
+  /** The arena's number. */
+  index: number;
+  /** File offset of the arena (its primary info block). */
+  base: number;
+  /** The first pool-wide LBA of the arena. */
+  firstLba: number;
+  /** The arena's info block (validated). */
+  info: BttInfo;
+}
+
+/** The run-time state of one arena. */
+export class Arena {
+  /** The arena's number. */
+  readonly index: number;
+  /** File offset of the arena. */
+  readonly base: number;
+  /** The first pool-wide LBA of the arena. */
+  readonly firstLba: number;
+  /** User blocks in the arena. */
+  readonly externalNlba: number;
+  /** Data blocks in the arena. */
+  readonly internalNlba: number;
+  /** The user block size. */
+  readonly blockSize: number;
+  /** The internal block size. */
+  readonly internalLbaSize: number;
+  /** Flog slots (and lanes). */
+  readonly nfree: number;
+  /** File offset of data block 0. */
+  readonly dataOff: number;
+  /** File offset of the map. */
+  readonly mapOff: number;
+  /** File offset of the flog. */
+  readonly flogOff: number;
+  /** File offset of the backup info block. */
+  readonly backupOff: number;
+
+  #media: Media;
+  #error: string | null = null;
+  /** Per lane: index (0/1) of the entry the next update writes. */
+  #next: Uint8Array;
+  /** Per lane: sequence number of the current entry. */
+  #seq: Uint8Array;
+  /** Per lane: the free post-map block. */
+  #free: Uint32Array;
+  /** Stack of idle lanes; the top is `#stack[#top - 1]`. */
+  #stack: Uint32Array;
+  #top: number;
+  /** Read tracking: post-map block → reads in flight copying it. */
+  #reading = new Map<number, number>();
+  /** Per pre-map block: writers in issue order; the head may commit. */
+  #writers = new Map<number, WriteTicket[]>();
+
+  private constructor(media: Media, place: ArenaPlace) {
+    const { info, base } = place;
+    this.#media = media;
+    this.index = place.index;
+    this.base = base;
+    this.firstLba = place.firstLba;
+    this.externalNlba = info.externalNlba;
+    this.internalNlba = info.internalNlba;
+    this.blockSize = info.externalLbaSize;
+    this.internalLbaSize = info.internalLbaSize;
+    this.nfree = info.nfree;
+    this.dataOff = base + info.dataOff;
+    this.mapOff = base + info.mapOff;
+    this.flogOff = base + info.flogOff;
+    this.backupOff = base + info.infoOff;
+    this.#next = new Uint8Array(this.nfree);
+    this.#seq = new Uint8Array(this.nfree);
+    this.#free = new Uint32Array(this.nfree);
+    this.#stack = new Uint32Array(this.nfree);
+    this.#top = 0;
+    if ((info.flags & INFO_FLAG_ERROR) !== 0) {
+      this.#error = "its info block has the error flag set";
+    }
+  }
+
+  /**
+   * Write a fresh layout for one arena: zero the map (when the file was
+   * not known to be zero), the initial flog, the backup info block, then
+   * the primary info block, which makes the layout valid. Each step is
+   * durable before the next starts.
+   *
+   * @param media the pool
+   * @param base file offset of the arena
+   * @param g the arena's geometry
+   * @param uuid the BTT's UUID
+   * @param parentUuid the pool set UUID
+   * @param zeroMap whether the map must be zeroed first
+   */
+  static format(
+    media: Media,
+    base: number,
+    g: ArenaGeometry,
+    uuid: Uint8Array,
+    parentUuid: Uint8Array,
+    zeroMap: boolean,
+  ): void {
+    if (zeroMap) {
+      media.memset(
+        base + g.mapOff,
+        0,
+        roundUp(g.externalNlba * MAP_ENTRY_SIZE, BTT_ALIGN),
+      );
+    }
+    const flog = new Uint8Array(roundUp(g.nfree * FLOG_SLOT_SIZE, BTT_ALIGN));
+    const dv = new DataView(flog.buffer);
+    for (let i = 0; i < g.nfree; i++) {
+      const e = i * FLOG_SLOT_SIZE;
+      const free = ((g.externalNlba + i) | MAP_ZERO) >>> 0;
+      dv.setUint32(e, i, true);
+      dv.setUint32(e + 4, free, true);
+      dv.setUint32(e + 8, free, true);
+      dv.setUint32(e + 12, 1, true);
+    }
+    media.memcpy(base + g.flogOff, flog);
+    const info = encodeBttInfo(infoFromGeometry(g, uuid, parentUuid));
+    media.memcpy(base + g.infoOff, info);
+    media.memcpy(base, info);
+  }
+
+  /**
+   * Load an arena's flog and finish any write that committed in the flog
+   * but did not reach the map (the roll-forward of libpmemblk's open).
+   *
+   * @param media the pool
+   * @param place where the arena is and its info block
+   * @param repaired receives one line per recovery action
+   * @returns the arena
+   * @throws {PmemError} code -22 when a flog entry points outside the arena
+   */
+  static load(
+    media: Media,
+    place: ArenaPlace,
+    repaired: string[],
+  ): Arena {
+    const a = new Arena(media, place);
+    const frees = new Set<number>();
+    let badPairs = 0;
+    for (let lane = a.nfree - 1; lane >= 0; lane--) {
+      const slot = a.flogOff + lane * FLOG_SLOT_SIZE;
+      const pair = [
+        readFlogEntry(media, slot),
+        readFlogEntry(media, slot + FLOG_ENTRY_SIZE),
+      ];
+      for (const e of pair) {
+        if (e.seq !== 0 && e.lba >= a.externalNlba) {
+          throw a.#corrupt(
+            `flog slot ${lane} names block ${e.lba}, beyond the arena's ${a.externalNlba}`,
+          );
+        }
+      }
+      const cur = currentFlogEntry(pair[0].seq, pair[1].seq);
+      if (cur < 0) {
+        badPairs++;
+        continue; // the lane stays off the stack: the arena is read-only
+      }
+      const e = pair[cur];
+      const oldBlock = (e.oldMap & MAP_LBA_MASK) >>> 0;
+      const newBlock = (e.newMap & MAP_LBA_MASK) >>> 0;
+      if (oldBlock >= a.internalNlba || newBlock >= a.internalNlba) {
+        throw a.#corrupt(
+          `flog slot ${lane} names data block ${
+            Math.max(oldBlock, newBlock)
+          }, beyond the arena's ${a.internalNlba}`,
+        );
+      }
+      a.#next[lane] = 1 - cur;
+      a.#seq[lane] = e.seq;
+      if (e.oldMap !== e.newMap) {
+        const at = a.mapOff + e.lba * MAP_ENTRY_SIZE;
+        const entry = effectiveMapEntry(media.getU32(at), e.lba);
+        if (entry === e.oldMap && entry !== e.newMap) {
+          media.setU32(at, e.newMap);
+          media.persist(at, MAP_ENTRY_SIZE);
+          repaired.push(
+            `arena ${a.index}: finished the interrupted write of block ${
+              a.firstLba + e.lba
+            } (flog slot ${lane})`,
+          );
+        }
+      }
+      a.#free[lane] = oldBlock;
+      if (frees.has(oldBlock)) {
+        a.#error ??= `flog slots share the free block ${oldBlock}`;
+      }
+      frees.add(oldBlock);
+      a.#stack[a.#top++] = lane;
+    }
+    if (badPairs > 0) {
+      a.#error ??= `${badPairs} flog slot(s) have invalid sequence numbers`;
+      a.#markInfoError();
+    }
+    return a;
+  }
+
+  #corrupt(what: string): PmemError {
+    return new PmemError(
+      "open",
+      -22,
+      `the pool is corrupt: arena ${this.index}: ${what}`,
+      { errno: 22 },
+    );
+  }
+
+  /** Set the error flag in both info blocks, as libpmemblk does. */
+  #markInfoError(): void {
+    const info = this.#media.copy(this.base, INFO_SIZE);
+    const dv = new DataView(info.buffer);
+    dv.setUint32(48, dv.getUint32(48, true) | INFO_FLAG_ERROR, true);
+    storeChecksum(info, INFO_CHECKSUM_OFFSET);
+    this.#media.memcpy(this.base, info);
+    this.#media.memcpy(this.backupOff, info);
+  }
+
+  /** Why the arena refuses writes, or `null` when it accepts them. */
+  get error(): string | null {
+    return this.#error;
+  }
+
+  /** Refuse writes from now on (a map update failed to persist). */
+  fail(reason: string): void {
+    this.#error ??= reason;
+    try {
+      this.#markInfoError();
+    } catch {
+      // the media already failed; the in-memory flag still protects it
+    }
+  }
+
+  /** Throw the arena's error, if it has one. */
+  checkWritable(op: string): void {
+    if (this.#error !== null) {
+      throw new PmemError(
+        op,
+        -EIO,
+        `arena ${this.index} is in the error state (${this.#error}); ` +
+          "reads still work, run pmempool check to repair it",
+        { errno: EIO },
+      );
+    }
+  }
+
+  /** The map entry of pre-map block `pre` as stored (flags included). */
+  mapEntry(pre: number): number {
+    return this.#media.getU32(this.mapOff + pre * MAP_ENTRY_SIZE);
+  }
+
+  /** File offset of post-map data block `block`. */
+  blockOffset(block: number): number {
+    return this.dataOff + block * this.internalLbaSize;
+  }
+
+  /** Idle lanes. */
+  get idleLanes(): number {
+    return this.#top;
+  }
+
+  /** The free block a lane writes to next (valid while the lane is held). */
+  freeBlock(lane: number): number {
+    return this.#free[lane];
+  }
+
+  // ---- read tracking ----
+
+  /** Publish that a read is copying `block`; writers will not reuse it. */
+  trackRead(block: number): void {
+    this.#reading.set(block, (this.#reading.get(block) ?? 0) + 1);
+  }
+
+  /** End a read published by {@linkcode Arena.trackRead}. */
+  untrackRead(block: number): void {
+    const n = this.#reading.get(block) ?? 0;
+    if (n <= 1) this.#reading.delete(block);
+    else this.#reading.set(block, n - 1);
+  }
+
+  /** Whether a read in flight is copying `block`. */
+  isBeingRead(block: number): boolean {
+    return this.#reading.has(block);
+  }
+
+  // ---- per-block write order ----
+
+  /** Join the queue of writers of `pre` (call in issue order). */
+  enter(pre: number): WriteTicket {
+    const ticket: WriteTicket = { pre };
+    const q = this.#writers.get(pre);
+    if (q === undefined) this.#writers.set(pre, [ticket]);
+    else q.push(ticket);
+    return ticket;
+  }
+
+  /** Whether `ticket` heads its queue, so its update may commit now. */
+  mayCommit(ticket: WriteTicket): boolean {
+    return this.#writers.get(ticket.pre)?.[0] === ticket;
+  }
+
+  /** Leave the queue (after step 4, or on failure). */
+  leave(ticket: WriteTicket): void {
+    const q = this.#writers.get(ticket.pre);
+    if (q === undefined) return;
+    const i = q.indexOf(ticket);
+    if (i >= 0) q.splice(i, 1);
+    if (q.length === 0) this.#writers.delete(ticket.pre);
+  }
+
+  /**
+   * Join the queue of `pre` for a synchronous update, which cannot wait:
+   * it fails if an asynchronous update of the block is in flight.
+   *
+   * @throws {PmemError} code -16 (EBUSY) when the block is busy
+   */
+  enterNow(pre: number, op: string): WriteTicket {
+    const ticket = this.enter(pre);
+    if (!this.mayCommit(ticket)) {
+      this.leave(ticket);
+      throw new PmemError(
+        op,
+        -EBUSY,
+        `block ${this.firstLba + pre} has an update in flight`,
+        { errno: EBUSY },
+      );
+    }
+    return ticket;
+  }
+
+  // ---- the four steps of a write ----
+
+  /**
+   * Step 1: take an idle lane whose free block no read in flight is
+   * copying. The lane's free block ({@linkcode Arena.freeBlock}) is then
+   * private to the caller until {@linkcode Arena.publish} or
+   * {@linkcode Arena.releaseLane}.
+   *
+   * @returns the lane, or -1 when every idle lane's block is being read
+   *   or no lane is idle (retry after a read or a write completes)
+   */
+  takeLane(): number {
+    for (let i = this.#top - 1; i >= 0; i--) {
+      const lane = this.#stack[i];
+      if (this.#reading.size !== 0 && this.#reading.has(this.#free[lane])) {
+        continue;
+      }
+      this.#top--;
+      this.#stack[i] = this.#stack[this.#top];
+      this.#stack[this.#top] = lane;
+      return lane;
+    }
+    return -1;
+  }
+
+  /** Give back a lane taken by {@linkcode Arena.takeLane} unused. */
+  releaseLane(lane: number): void {
+    this.#stack[this.#top++] = lane;
+  }
+
+  /**
+   * Step 3: commit the write of the lane's free block as the new content
+   * of `pre` through the flog. Writes the lane's next flog entry in two
+   * persisted halves: `{lba, old_map}`, then `{new_map, seq}`, the commit
+   * point (seq is stored last). From here a crash recovers to the new
+   * data. The caller must head `pre`'s queue.
+   *
+   * @param lane a lane from {@linkcode Arena.takeLane}
+   * @param pre the pre-map block
+   * @returns the old map entry, for {@linkcode Arena.publish}
+   */
+  commit(lane: number, pre: number): number {
+    const m = this.#media;
+    const old = effectiveMapEntry(this.mapEntry(pre), pre);
+    if ((old & MAP_LBA_MASK) >= this.internalNlba) {
+      // freeing this block would later aim a data copy outside the arena
+      throw new PmemError(
+        "write",
+        -22,
+        `the pool is corrupt: block ${this.firstLba + pre} maps to data block ${
+          old & MAP_LBA_MASK
+        }, beyond the arena's ${this.internalNlba}`,
+        { errno: 22 },
+      );
+    }
+    const seq = NEXT_SEQ[this.#seq[lane]];
+    const at = this.flogOff + lane * FLOG_SLOT_SIZE +
+      this.#next[lane] * FLOG_ENTRY_SIZE;
+    try {
+      m.setU32(at, pre);
+      m.setU32(at + 4, old);
+      m.persist(at, 8);
+      m.setU32(at + 8, (this.#free[lane] | MAP_NORMAL) >>> 0);
+      m.setU32(at + 12, seq);
+      m.persist(at + 8, 8);
+    } catch (cause) {
+      // the flog on the media may now differ from #next/#seq
+      this.fail("a flog update failed to persist");
+      throw new PmemError(
+        "write",
+        -EIO,
+        `cannot persist the flog entry of block ${this.firstLba + pre}`,
+        { errno: EIO, cause },
+      );
+    }
+    this.#next[lane] ^= 1;
+    this.#seq[lane] = seq;
+    return old;
+  }
+
+  /**
+   * Step 4: publish the committed write in the map (persisted), make the
+   * old block the lane's free block and return the lane to the stack.
+   *
+   * @param lane the lane of {@linkcode Arena.commit}
+   * @param pre the pre-map block
+   * @param old the value {@linkcode Arena.commit} returned
+   * @throws {PmemError} code -5 when the map entry cannot be persisted;
+   *   the arena then refuses writes and the next open rolls forward
+   */
+  publish(lane: number, pre: number, old: number): void {
+    const at = this.mapOff + pre * MAP_ENTRY_SIZE;
+    try {
+      this.#media.setU32(at, (this.#free[lane] | MAP_NORMAL) >>> 0);
+      this.#media.persist(at, MAP_ENTRY_SIZE);
+    } catch (cause) {
+      this.fail("a map update failed to persist");
+      throw new PmemError(
+        "write",
+        -EIO,
+        `cannot persist the map entry of block ${this.firstLba + pre}`,
+        { errno: EIO, cause },
+      );
+    } finally {
+      this.#free[lane] = (old & MAP_LBA_MASK) >>> 0;
+      this.#stack[this.#top++] = lane;
+    }
+  }
+
+  /**
+   * Set the zero or error flag of `pre`'s map entry (persisted). The
+   * block stays with the LBA; no flog update. Setting zero on a block
+   * that already reads as zeros does nothing.
+   *
+   * @param pre the pre-map block
+   * @param flag `MAP_ZERO` or `MAP_ERROR`
+   * @returns whether the map changed
+   */
+  setFlag(pre: number, flag: number): boolean {
+    const at = this.mapOff + pre * MAP_ENTRY_SIZE;
+    const entry = this.#media.getU32(at);
+    const flags = entry & MAP_FLAGS;
+    if (flag === MAP_ZERO && (flags === 0 || flags === MAP_ZERO)) return false;
+    const block = effectiveMapEntry(entry, pre) & MAP_LBA_MASK;
+    this.#media.setU32(at, (block | flag) >>> 0);
+    this.#media.persist(at, MAP_ENTRY_SIZE);
+    return true;
+  }
+
+  /** A snapshot of every lane's free block (for checks and tests). */
+  freeBlocks(): number[] {
+    return Array.from(this.#free);
+  }
+}

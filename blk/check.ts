@@ -1,0 +1,265 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The consistency check of a block pool, as `pmemblk_check` and
+ * `pmempool check` define it: valid headers and info blocks, every map
+ * entry inside the arena, every flog pair valid, and every data block
+ * referenced exactly once (by the map or as a lane's free block).
+ *
+ * @module
+ */
+import {
+  type Arena,
+  type ArenaPlace,
+  currentFlogEntry,
+  effectiveMapEntry,
+  readFlogEntry,
+} from "./arena.ts";
+import {
+  checkPoolHeader,
+  decodeDescriptor,
+  DESCRIPTOR_OFFSET,
+  DESCRIPTOR_SIZE,
+  HEADER_SIZE,
+  hostArch,
+} from "./header.ts";
+import {
+  FLOG_ENTRY_SIZE,
+  FLOG_SLOT_SIZE,
+  INFO_FLAG_ERROR,
+  INFO_SIZE,
+  infoFieldProblem,
+  infoProblem,
+  MAP_ENTRY_SIZE,
+  MAP_LBA_MASK,
+  MAP_ZERO,
+} from "./layout.ts";
+import { MAX_ACCESS, type Media } from "./media.ts";
+
+/** The result of {@linkcode BlockPool.check}. */
+export interface CheckReport {
+  /** Whether no problem was found. */
+  consistent: boolean;
+  /** One sentence per problem (long lists are summarised). */
+  problems: string[];
+  /** What opening the pool repaired (interrupted writes finished,
+   * info blocks restored from their twin). */
+  repaired: string[];
+  /** Whether the pool has a BTT layout yet. */
+  formatted: boolean;
+  /** Number of arenas (0 before the layout exists). */
+  arenas: number;
+  /** Number of user blocks. */
+  blockCount: number;
+}
+
+/** How many problems of one kind are listed before a summary line. */
+const LIST_LIMIT = 10;
+
+/** Collects problems, summarising repeated kinds. */
+class Problems {
+  readonly lines: string[] = [];
+  #counts = new Map<string, number>();
+
+  add(kind: string, line: string): void {
+    const n = (this.#counts.get(kind) ?? 0) + 1;
+    this.#counts.set(kind, n);
+    if (n <= LIST_LIMIT) this.lines.push(line);
+  }
+
+  finish(): string[] {
+    for (const [kind, n] of this.#counts) {
+      if (n > LIST_LIMIT) {
+        this.lines.push(`... and ${n - LIST_LIMIT} more: ${kind}`);
+      }
+    }
+    return this.lines;
+  }
+}
+
+/** Inputs of {@linkcode checkPool}. */
+export interface CheckInput {
+  /** The pool. */
+  media: Media;
+  /** The pool's block size. */
+  blockSize: number;
+  /** The pool set UUID. */
+  poolsetUuid: Uint8Array;
+  /** BTT bytes (file size rounded down to 4 KiB, minus 8192). */
+  rawSize: number;
+  /** The arenas (empty before the layout exists). */
+  places: ArenaPlace[];
+  /** Their run-time state (same order). */
+  arenas: Arena[];
+}
+
+/**
+ * Check a pool's on-media state. Never throws for an inconsistency.
+ *
+ * @param input the pool and its arenas
+ * @returns the problems found
+ */
+export function checkPool(input: CheckInput): string[] {
+  const { media, blockSize, poolsetUuid, places, arenas } = input;
+  const p = new Problems();
+  const header = checkPoolHeader(media.bytes(0, HEADER_SIZE), hostArch());
+  if (typeof header === "string") p.add("header", `pool header: ${header}`);
+  const desc = decodeDescriptor(
+    media.bytes(DESCRIPTOR_OFFSET, DESCRIPTOR_SIZE),
+  );
+  if (desc.blockSize !== blockSize) {
+    p.add(
+      "descriptor",
+      `descriptor: block size ${desc.blockSize} differs from ${blockSize}`,
+    );
+  }
+  let room = input.rawSize;
+  for (let k = 0; k < places.length; k++) {
+    const place = places[k];
+    checkInfo(media, place, poolsetUuid, blockSize, room, p);
+    const reason = arenas[k]?.error;
+    if (reason) p.add("arena error", `arena ${k}: refuses writes: ${reason}`);
+    checkBlocks(media, place, p);
+    room -= place.info.nextOff;
+  }
+  return p.finish();
+}
+
+function checkInfo(
+  media: Media,
+  place: ArenaPlace,
+  poolsetUuid: Uint8Array,
+  blockSize: number,
+  room: number,
+  p: Problems,
+): void {
+  const k = place.index;
+  const primary = media.bytes(place.base, INFO_SIZE);
+  const backup = media.bytes(place.base + place.info.infoOff, INFO_SIZE);
+  const bad = infoProblem(primary, poolsetUuid);
+  if (bad !== null) p.add("info", `arena ${k}: BTT info block: ${bad}`);
+  const badBackup = infoProblem(backup, poolsetUuid);
+  if (badBackup !== null) {
+    p.add("info", `arena ${k}: backup BTT info block: ${badBackup}`);
+  }
+  if (bad === null && badBackup === null) {
+    const same = primary.every((b, i) => b === backup[i]);
+    if (!same) {
+      p.add("info", `arena ${k}: the backup BTT info block differs`);
+    }
+  }
+  const field = infoFieldProblem(place.info, blockSize, room);
+  if (field !== null) p.add("info", `arena ${k}: BTT info block: ${field}`);
+  if ((place.info.flags & INFO_FLAG_ERROR) !== 0) {
+    p.add("info", `arena ${k}: the info block's error flag is set`);
+  }
+}
+
+/** A bit per data block: seen once, seen more than once. */
+class Refs {
+  #seen: Uint32Array;
+  #dup: Uint32Array;
+
+  constructor(n: number) {
+    this.#seen = new Uint32Array(Math.ceil(n / 32));
+    this.#dup = new Uint32Array(Math.ceil(n / 32));
+  }
+
+  /** Mark a block; returns false when it was already marked. */
+  mark(b: number): boolean {
+    const w = b >>> 5;
+    const bit = 1 << (b & 31);
+    if (this.#seen[w] & bit) {
+      this.#dup[w] |= bit;
+      return false;
+    }
+    this.#seen[w] |= bit;
+    return true;
+  }
+
+  seen(b: number): boolean {
+    return (this.#seen[b >>> 5] & (1 << (b & 31))) !== 0;
+  }
+}
+
+function checkBlocks(media: Media, place: ArenaPlace, p: Problems): void {
+  const k = place.index;
+  const { externalNlba: ext, internalNlba: nint, nfree } = place.info;
+  const mapOff = place.base + place.info.mapOff;
+  const flogOff = place.base + place.info.flogOff;
+  const refs = new Refs(nint);
+  const perChunk = MAX_ACCESS / MAP_ENTRY_SIZE;
+  for (let first = 0; first < ext; first += perChunk) {
+    const n = Math.min(perChunk, ext - first);
+    const bytes = media.bytes(mapOff + first * MAP_ENTRY_SIZE, n * 4);
+    const map = new Uint32Array(bytes.buffer, bytes.byteOffset, n);
+    for (let i = 0; i < n; i++) {
+      const pre = first + i;
+      const block = (effectiveMapEntry(map[i], pre) & MAP_LBA_MASK) >>> 0;
+      if (block >= nint) {
+        p.add(
+          "map range",
+          `arena ${k}: map entry ${pre} points to data block ${block}, beyond ${nint}`,
+        );
+      } else if (!refs.mark(block)) {
+        p.add(
+          "duplicate",
+          `arena ${k}: data block ${block} is referenced more than once (map entry ${pre})`,
+        );
+      }
+    }
+  }
+  for (let lane = 0; lane < nfree; lane++) {
+    const slot = flogOff + lane * FLOG_SLOT_SIZE;
+    const pair = [
+      readFlogEntry(media, slot),
+      readFlogEntry(media, slot + FLOG_ENTRY_SIZE),
+    ];
+    const cur = currentFlogEntry(pair[0].seq, pair[1].seq);
+    if (cur < 0) {
+      p.add(
+        "flog",
+        `arena ${k}: flog slot ${lane} has invalid sequence numbers ${
+          pair[0].seq
+        } and ${pair[1].seq}`,
+      );
+      continue;
+    }
+    const e = pair[cur];
+    const oldBlock = (e.oldMap & MAP_LBA_MASK) >>> 0;
+    const newBlock = (e.newMap & MAP_LBA_MASK) >>> 0;
+    if (e.lba >= ext || oldBlock >= nint || newBlock >= nint) {
+      p.add(
+        "flog",
+        `arena ${k}: flog slot ${lane} is out of range (lba ${e.lba}, old ${oldBlock}, new ${newBlock})`,
+      );
+      continue;
+    }
+    let free = oldBlock;
+    if (e.oldMap === e.newMap) {
+      const initial = cur === 0 && e.seq === 1 &&
+        (e.oldMap & 0xc000_0000) >>> 0 === MAP_ZERO &&
+        media.isZero(slot + FLOG_ENTRY_SIZE, FLOG_ENTRY_SIZE);
+      if (!initial) {
+        p.add(
+          "flog",
+          `arena ${k}: flog slot ${lane} has old_map == new_map outside its initial form`,
+        );
+      }
+    } else {
+      const at = mapOff + e.lba * MAP_ENTRY_SIZE;
+      const entry = effectiveMapEntry(media.getU32(at), e.lba);
+      if (entry === e.oldMap) free = newBlock; // unfinished write
+    }
+    if (!refs.mark(free)) {
+      p.add(
+        "duplicate",
+        `arena ${k}: free block ${free} of flog slot ${lane} is also referenced elsewhere`,
+      );
+    }
+  }
+  for (let b = 0; b < nint; b++) {
+    if (!refs.seen(b)) {
+      p.add("unreferenced", `arena ${k}: data block ${b} is not referenced`);
+    }
+  }
+}

@@ -1,0 +1,144 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode Media}: the block store's only door to the pool file. Loads
+ * go through cached views of the {@linkcode Mapping}; every store that
+ * must persist goes through the mapping's `persist`, `memcpy` or
+ * `memset`, so one tracer on the mapping sees all of them.
+ *
+ * @module
+ */
+import type { Mapping } from "../pmem2/mapping.ts";
+
+/** Views are windows of 1 GiB every 512 MiB, so any access of up to
+ * 512 MiB lies inside one window (Bun limits a view's size). */
+const WINDOW_STRIDE = 2 ** 29;
+const WINDOW_SIZE = 2 ** 30;
+
+/** The largest single access {@linkcode Media} serves. */
+export const MAX_ACCESS = WINDOW_STRIDE;
+
+/**
+ * Byte-level access to a pool mapping: zero-copy loads and durable stores.
+ * Views are cached per window for the life of the media and dropped by
+ * {@linkcode Media.close}.
+ */
+export class Media {
+  #map: Mapping;
+  #size: number;
+  #bytes: (Uint8Array | undefined)[] = [];
+  #words: (DataView | undefined)[] = [];
+
+  /** @param map the pool's mapping; it stays owned by the caller */
+  constructor(map: Mapping) {
+    this.#map = map;
+    this.#size = map.size;
+  }
+
+  /** The mapped size. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** The mapping (for the pool's own bookkeeping). */
+  get mapping(): Mapping {
+    return this.#map;
+  }
+
+  #window(k: number): Uint8Array {
+    const start = k * WINDOW_STRIDE;
+    const view = this.#map.view(
+      start,
+      Math.min(WINDOW_SIZE, this.#size - start),
+    );
+    this.#bytes[k] = view;
+    this.#words[k] = new DataView(
+      view.buffer,
+      view.byteOffset,
+      view.byteLength,
+    );
+    return view;
+  }
+
+  /**
+   * A zero-copy view of `[offset, offset + length)`; valid until close.
+   * `length` must not exceed {@linkcode MAX_ACCESS}.
+   */
+  bytes(offset: number, length: number): Uint8Array {
+    if (length > MAX_ACCESS || offset + length > this.#size || offset < 0) {
+      throw new RangeError(
+        `Cannot access [${offset}, ${offset + length}) of the pool mapping`,
+      );
+    }
+    const k = Math.floor(offset / WINDOW_STRIDE);
+    const w = this.#bytes[k] ?? this.#window(k);
+    const at = offset - k * WINDOW_STRIDE;
+    return w.subarray(at, at + length);
+  }
+
+  /** Copy `length` bytes at `offset` into the start of `into`. */
+  read(offset: number, into: Uint8Array, length: number): void {
+    for (let done = 0; done < length;) {
+      const n = Math.min(length - done, MAX_ACCESS);
+      into.set(this.bytes(offset + done, n), done);
+      done += n;
+    }
+  }
+
+  /** A copy of `[offset, offset + length)`. */
+  copy(offset: number, length: number): Uint8Array {
+    return this.bytes(offset, length).slice();
+  }
+
+  /** Load a little-endian u32 (`offset` 4-aligned). */
+  getU32(offset: number): number {
+    const k = Math.floor(offset / WINDOW_STRIDE);
+    if (this.#words[k] === undefined) this.#window(k);
+    return this.#words[k]!.getUint32(offset - k * WINDOW_STRIDE, true);
+  }
+
+  /** Store a little-endian u32; durable only after {@linkcode persist}. */
+  setU32(offset: number, value: number): void {
+    const k = Math.floor(offset / WINDOW_STRIDE);
+    if (this.#words[k] === undefined) this.#window(k);
+    this.#words[k]!.setUint32(offset - k * WINDOW_STRIDE, value, true);
+  }
+
+  /** Make `[offset, offset + length)` durable. */
+  persist(offset: number, length: number): void {
+    this.#map.persist(offset, length);
+  }
+
+  /** Copy `src` to `offset`, durable on return. */
+  memcpy(offset: number, src: Uint8Array): void {
+    this.#map.memcpy(offset, src);
+  }
+
+  /** Fill `length` bytes at `offset` with `value`, durable on return. */
+  memset(offset: number, value: number, length: number): void {
+    this.#map.memset(offset, value, length);
+  }
+
+  /** Whether `[offset, offset + length)` is all zero bytes. */
+  isZero(offset: number, length: number): boolean {
+    for (let done = 0; done < length;) {
+      const n = Math.min(length - done, MAX_ACCESS);
+      const v = this.bytes(offset + done, n);
+      if (v.byteOffset % 4 === 0 && n % 4 === 0) {
+        const words = new Uint32Array(v.buffer, v.byteOffset, n / 4);
+        for (let i = 0; i < words.length; i++) {
+          if (words[i] !== 0) return false;
+        }
+      } else {
+        for (let i = 0; i < n; i++) if (v[i] !== 0) return false;
+      }
+      done += n;
+    }
+    return true;
+  }
+
+  /** Drop every cached view (the mapping itself is closed by its owner). */
+  close(): void {
+    this.#bytes = [];
+    this.#words = [];
+  }
+}

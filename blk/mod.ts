@@ -1,0 +1,28 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * A failure-atomic block store, byte-compatible with libpmemblk 1.12.1
+ * (PMDK's BTT): each block write survives a crash whole or not at all.
+ *
+ * ```ts
+ * import { BlockPool } from "@asyncpmem/asyncpmem/blk";
+ *
+ * const path = await Deno.makeTempFile();
+ * await Deno.remove(path);
+ * using pool = BlockPool.create(path, { blockSize: 4096, poolSize: 32 << 20 });
+ * pool.write(0, new Uint8Array(4096).fill(1));
+ * console.log(pool.blockCount, pool.read(0)[0]);
+ * ```
+ *
+ * @module
+ */
+export { BlockPool } from "./pool.ts";
+export type { BlockPoolCreateOptions, BlockPoolOpenOptions } from "./pool.ts";
+export type { CheckReport } from "./check.ts";
+export { fletcher64 } from "./checksum.ts";
+export { uuidToBytes, uuidToString } from "./header.ts";
+export {
+  type ArenaGeometry,
+  MIN_POOL_SIZE,
+  type PoolGeometry,
+  poolGeometry,
+} from "./layout.ts";

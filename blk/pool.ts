@@ -1,0 +1,845 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode BlockPool}: libpmemblk's failure-atomic block store over a
+ * pmem2 mapping, byte-compatible with libpmemblk 1.12.1 pools.
+ *
+ * @module
+ */
+import { statSync, unlinkSync } from "node:fs";
+import {
+  BadBlockError,
+  ClosedError,
+  NotSupportedError,
+  PmemError,
+} from "../ffi/errors.ts";
+import { Mapping } from "../pmem2/mapping.ts";
+import { Source } from "../pmem2/source.ts";
+import { Arena, type ArenaPlace } from "./arena.ts";
+import { checkPool, type CheckReport } from "./check.ts";
+import {
+  allZero,
+  checkPoolHeader,
+  decodeDescriptor,
+  DESCRIPTOR_OFFSET,
+  DESCRIPTOR_SIZE,
+  encodeDescriptor,
+  encodePoolHeader,
+  HEADER_SIZE,
+  hostArch,
+  newPoolHeader,
+  randomUuid,
+} from "./header.ts";
+import {
+  ARENA_MAX_SIZE,
+  ARENA_MIN_SIZE,
+  BTT_ALIGN,
+  BTT_OFFSET,
+  decodeBttInfo,
+  INFO_SIZE,
+  infoFieldProblem,
+  infoProblem,
+  MAP_ENTRY_SIZE,
+  MAP_ERROR,
+  MAP_FLAGS,
+  MAP_LBA_MASK,
+  MAP_NORMAL,
+  MAP_ZERO,
+  MAX_BLOCK_SIZE,
+  MIN_POOL_SIZE,
+  type PoolGeometry,
+  poolGeometry,
+  roundUp,
+} from "./layout.ts";
+import { Media } from "./media.ts";
+import { PoolLock } from "./lock.ts";
+
+const EINVAL = 22;
+const EEXIST = 17;
+const EROFS = 30;
+const EBUSY = 16;
+
+/** Options of {@linkcode BlockPool.create}. */
+export interface BlockPoolCreateOptions {
+  /**
+   * Bytes per block, 1 to 2^32-1 (libpmemblk's `bsize`). Blocks take
+   * `roundup(max(blockSize, 512), 256)` bytes on the media.
+   */
+  blockSize: number;
+  /**
+   * Size of the new file; it must not exist yet. At least 16 785 408
+   * (16 MiB + 8 KiB). With 0, an existing file is used at its current
+   * size; its first 4 KiB must be zero.
+   * @default 0
+   */
+  poolSize?: number;
+  /** Permission bits of the new file. @default 0o644 */
+  mode?: number;
+  /**
+   * Extend the new file with `ftruncate` instead of `posix_fallocate`.
+   * A full file system then shows up as SIGBUS on first touch, so only
+   * tests should want it.
+   * @default false
+   */
+  sparse?: boolean;
+}
+
+/** Options of {@linkcode BlockPool.open}. */
+export interface BlockPoolOpenOptions {
+  /**
+   * The block size the caller expects; opening fails when the pool's
+   * differs. 0 or absent accepts the pool's.
+   * @default 0
+   */
+  blockSize?: number;
+}
+
+/**
+ * A pool of fixed-size blocks, each written failure-atomically: after a
+ * crash a block holds its old or its new content, never a mix.
+ *
+ * The on-media format is libpmemblk 1.12.1's (a PMDK pool header, the
+ * pmemblk descriptor, and a BTT of 512 GiB arenas), so pools move freely
+ * between this class, libpmemblk and `pmempool`. Every call is durable on
+ * return.
+ *
+ * Differences from libpmemblk:
+ * - the BTT is laid out at create (libpmemblk waits for the first write;
+ *   pools it created without a layout still open, and get one on their
+ *   first `write` or `setError`);
+ * - a corrupt primary info block is replaced by its backup at open
+ *   (libpmemblk would treat the pool as empty), and a pool with both
+ *   copies corrupt, or with a non-empty map but no info block, refuses
+ *   to open instead of being laid out again;
+ * - all 256 lanes of an arena are used, taken from a stack of idle lanes.
+ *
+ * The pool file is locked while open: a second open fails with a
+ * `PmemError` of code -11 (EAGAIN). On Deno this is an `flock`, so it
+ * also excludes other processes, libpmemblk included; Bun has no file
+ * locks, so there it only excludes this process.
+ *
+ * @example Usage
+ * ```ts
+ * import { BlockPool } from "@asyncpmem/asyncpmem/blk";
+ * import assert from "node:assert/strict";
+ *
+ * const path = await Deno.makeTempFile();
+ * await Deno.remove(path); // create wants a new file
+ * {
+ *   using pool = BlockPool.create(path, { blockSize: 4096, poolSize: 32 << 20 });
+ *   pool.write(7, new Uint8Array(4096).fill(0xab));
+ * }
+ * using pool = BlockPool.open(path, { blockSize: 4096 });
+ * assert.equal(pool.read(7)[100], 0xab);
+ * assert.deepEqual(pool.read(8), new Uint8Array(4096));
+ * ```
+ */
+export class BlockPool implements Disposable {
+  #path: string;
+  #map: Mapping | null;
+  #media: Media;
+  #lock: PoolLock;
+  #blockSize: number;
+  #blockCount: number;
+  #geometry: PoolGeometry;
+  #poolsetUuid: Uint8Array;
+  #isZeroed: boolean;
+  #readOnly: boolean;
+  #places: ArenaPlace[] = [];
+  #arenas: Arena[] = [];
+  #repaired: string[] = [];
+
+  private constructor(
+    path: string,
+    map: Mapping,
+    lock: PoolLock,
+    init: {
+      blockSize: number;
+      geometry: PoolGeometry;
+      poolsetUuid: Uint8Array;
+      isZeroed: boolean;
+      readOnly: boolean;
+    },
+  ) {
+    this.#path = path;
+    this.#map = map;
+    this.#media = new Media(map);
+    this.#lock = lock;
+    this.#blockSize = init.blockSize;
+    this.#geometry = init.geometry;
+    this.#blockCount = init.geometry.blockCount;
+    this.#poolsetUuid = init.poolsetUuid;
+    this.#isZeroed = init.isZeroed;
+    this.#readOnly = init.readOnly;
+  }
+
+  /**
+   * Create a pool file (like `pmemblk_create`) and lay out its BTT.
+   *
+   * @param path the file; it must not exist unless `poolSize` is 0
+   * @param options block size, pool size, mode
+   * @returns the open pool
+   * @throws {TypeError} when an argument has the wrong type
+   * @throws {RangeError} when the block size or pool size is out of range,
+   *   or the pool would hold fewer than 512 blocks per arena
+   * @throws {PmemError} code -17 (EEXIST) when the file exists (or, with
+   *   `poolSize` 0, is not empty); other codes when the file cannot be
+   *   created, sized or mapped
+   */
+  static create(path: string, options: BlockPoolCreateOptions): BlockPool {
+    const op = "create";
+    checkPath(path, op);
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("Cannot create pool: options must be an object");
+    }
+    const blockSize = checkBlockSize(options.blockSize, op);
+    const poolSize = checkInteger(options.poolSize ?? 0, "poolSize", op);
+    const mode = checkInteger(options.mode ?? 0o644, "mode", op);
+    if (poolSize !== 0) {
+      if (poolSize < MIN_POOL_SIZE) {
+        throw new RangeError(
+          `Cannot create pool: poolSize must be at least ${MIN_POOL_SIZE} (16 MiB + 8 KiB), got ${poolSize}`,
+        );
+      }
+      poolGeometry(poolSize, blockSize); // RangeError for a too-large block
+    }
+    const arch = hostArch();
+    if (arch === null) {
+      throw new NotSupportedError(
+        op,
+        -95,
+        "libpmemblk's pool format is defined here for x86-64 and aarch64 only",
+      );
+    }
+    let source: Source;
+    try {
+      source = Source.open(path, {
+        size: poolSize,
+        exclusive: poolSize > 0,
+        create: poolSize > 0,
+        sparse: options.sparse ?? false,
+        mode,
+      });
+    } catch (e) {
+      throw rename(e, op);
+    }
+    const created = poolSize > 0;
+    let map: Mapping | null = null;
+    let lock: PoolLock | null = null;
+    try {
+      const size = source.size;
+      const usable = Math.floor(size / BTT_ALIGN) * BTT_ALIGN;
+      let geometry: PoolGeometry;
+      try {
+        geometry = poolGeometry(size, blockSize);
+      } catch (e) {
+        throw new PmemError(op, -EINVAL, `'${path}': ${(e as Error).message}`, {
+          errno: EINVAL,
+        });
+      }
+      map = Mapping.map(source, { length: usable });
+      source.close();
+      lock = PoolLock.acquire(path, op);
+      const media = new Media(map);
+      if (!created && !allZero(media.bytes(0, HEADER_SIZE))) {
+        throw new PmemError(
+          op,
+          -EEXIST,
+          `'${path}' is not empty: its first ${HEADER_SIZE} bytes are not zero`,
+          { errno: EEXIST },
+        );
+      }
+      media.memcpy(
+        DESCRIPTOR_OFFSET,
+        encodeDescriptor({ blockSize, isZeroed: created ? 1 : 0 }),
+      );
+      const crtime = Math.floor(statSync(path).ctimeMs / 1000);
+      const header = newPoolHeader(crtime, arch);
+      media.memcpy(0, encodePoolHeader(header));
+      const pool = new BlockPool(path, map, lock, {
+        blockSize,
+        geometry,
+        poolsetUuid: header.poolsetUuid,
+        isZeroed: created,
+        readOnly: false,
+      });
+      pool.#layOut();
+      return pool;
+    } catch (e) {
+      source.close();
+      lock?.release();
+      map?.close();
+      if (created) {
+        try {
+          unlinkSync(path);
+        } catch {
+          // the original error matters more
+        }
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Open a pool file (like `pmemblk_open`): validate its headers and BTT,
+   * and finish any write that a crash interrupted after its commit point.
+   *
+   * @param path the pool file
+   * @param options the expected block size
+   * @returns the open pool
+   * @throws {TypeError} when an argument has the wrong type
+   * @throws {RangeError} when `blockSize` is out of range
+   * @throws {PmemError} code -2 (ENOENT) when the file is missing; -11
+   *   (EAGAIN) when the pool is open already; -22 (EINVAL) when the block
+   *   size differs or the pool is corrupt (the message says what is wrong)
+   */
+  static open(path: string, options: BlockPoolOpenOptions = {}): BlockPool {
+    const op = "open";
+    checkPath(path, op);
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("Cannot open pool: options must be an object");
+    }
+    const wanted = options.blockSize === undefined || options.blockSize === 0
+      ? 0
+      : checkBlockSize(options.blockSize, op);
+    const source = Source.open(path);
+    let map: Mapping | null = null;
+    let lock: PoolLock | null = null;
+    try {
+      const size = source.size;
+      const usable = Math.floor(size / BTT_ALIGN) * BTT_ALIGN;
+      if (usable < BTT_OFFSET) {
+        throw corrupt(op, path, `the file is too small (${size} bytes)`);
+      }
+      map = Mapping.map(source, { length: usable });
+      lock = PoolLock.acquire(path, op);
+      let media = new Media(map);
+      const header = checkPoolHeader(media.bytes(0, HEADER_SIZE), hostArch());
+      if (typeof header === "string") throw corrupt(op, path, header);
+      const readOnly = header.roCompat !== 0;
+      if (readOnly) {
+        // recovery must not reach the file: work on a private copy
+        map.close();
+        map = null;
+        map = Mapping.map(source, { length: usable, sharing: "private" });
+        media = new Media(map);
+      }
+      source.close();
+      const desc = decodeDescriptor(
+        media.bytes(DESCRIPTOR_OFFSET, DESCRIPTOR_SIZE),
+      );
+      if (desc.blockSize === 0) {
+        throw corrupt(op, path, "the descriptor's block size is 0");
+      }
+      if (wanted !== 0 && wanted !== desc.blockSize) {
+        throw new PmemError(
+          op,
+          -EINVAL,
+          `wrong block size: '${path}' has blocks of ${desc.blockSize} bytes, ${wanted} were requested`,
+          { errno: EINVAL },
+        );
+      }
+      let geometry: PoolGeometry;
+      try {
+        geometry = poolGeometry(size, desc.blockSize);
+      } catch (e) {
+        throw corrupt(op, path, (e as Error).message);
+      }
+      const pool = new BlockPool(path, map, lock, {
+        blockSize: desc.blockSize,
+        geometry,
+        poolsetUuid: header.poolsetUuid,
+        isZeroed: desc.isZeroed !== 0,
+        readOnly,
+      });
+      pool.#discover();
+      return pool;
+    } catch (e) {
+      source.close();
+      lock?.release();
+      map?.close();
+      throw e;
+    }
+  }
+
+  /** Find the arenas (repairing info blocks from their twin) and load them. */
+  #discover(): void {
+    const media = this.#media;
+    const g = this.#geometry;
+    const places: ArenaPlace[] = [];
+    let offset = 0;
+    let room = g.rawSize;
+    let firstLba = 0;
+    for (let k = 0;; k++) {
+      const base = BTT_OFFSET + offset;
+      const primary = media.bytes(base, INFO_SIZE);
+      const bad = infoProblem(primary, this.#poolsetUuid);
+      let info;
+      if (bad === null) {
+        info = decodeBttInfo(primary);
+      } else {
+        const backupAt = base + Math.min(room, ARENA_MAX_SIZE) - INFO_SIZE;
+        const backup = media.bytes(backupAt, INFO_SIZE);
+        const badBackup = infoProblem(backup, this.#poolsetUuid);
+        if (badBackup === null) {
+          info = decodeBttInfo(backup);
+          if (base + info.infoOff !== backupAt) {
+            throw this.#corrupt(
+              `arena ${k}: the BTT info block is invalid (${bad}) and its backup is misplaced`,
+            );
+          }
+        } else if (k === 0 && bad === "it is all zeros") {
+          this.#checkUnformatted();
+          return;
+        } else {
+          throw this.#corrupt(
+            `arena ${k}: the BTT info block is invalid (${bad}) and so is its backup (${badBackup})`,
+          );
+        }
+      }
+      const field = infoFieldProblem(info, this.#blockSize, room);
+      if (field !== null) {
+        throw this.#corrupt(`arena ${k}: BTT info block: ${field}`);
+      }
+      if (info.nextOff !== 0 && room - info.nextOff < ARENA_MIN_SIZE) {
+        throw this.#corrupt(
+          `arena ${k}: the next arena would start beyond the end of the pool`,
+        );
+      }
+      const backupAt = base + info.infoOff;
+      if (bad !== null) {
+        media.memcpy(base, media.copy(backupAt, INFO_SIZE));
+        this.#repaired.push(
+          `arena ${k}: restored the BTT info block from its backup (${bad})`,
+        );
+      } else {
+        const backup = media.bytes(backupAt, INFO_SIZE);
+        if (!primary.every((b, i) => b === backup[i])) {
+          const why = infoProblem(backup, this.#poolsetUuid) ?? "it differed";
+          media.memcpy(backupAt, media.copy(base, INFO_SIZE));
+          this.#repaired.push(
+            `arena ${k}: rewrote the backup BTT info block (${why})`,
+          );
+        }
+      }
+      places.push({ index: k, base, firstLba, info });
+      firstLba += info.externalNlba;
+      if (info.nextOff === 0) break;
+      offset += info.nextOff;
+      room -= info.nextOff;
+    }
+    this.#load(places);
+  }
+
+  /**
+   * A pool without a BTT: only acceptable when nothing was ever written,
+   * which for a zeroed file means every map is still zero.
+   */
+  #checkUnformatted(): void {
+    if (!this.#isZeroed) return; // libpmemblk zeroes the maps at layout
+    for (const a of this.#geometry.arenas) {
+      const at = BTT_OFFSET + a.offset + a.mapOff;
+      const len = roundUp(a.externalNlba * MAP_ENTRY_SIZE, BTT_ALIGN);
+      if (!this.#media.isZero(at, len)) {
+        throw this.#corrupt(
+          `arena ${
+            a.offset / ARENA_MAX_SIZE
+          }: the BTT info block and its backup are missing but the map is not empty; refusing to lay out a new BTT over it (pmempool check -r may repair it)`,
+        );
+      }
+    }
+  }
+
+  /** Build the run-time state of every arena, recovering the flogs. */
+  #load(places: ArenaPlace[]): void {
+    const arenas = places.map((p) =>
+      Arena.load(this.#media, p, this.#repaired)
+    );
+    this.#places = places;
+    this.#arenas = arenas;
+    this.#blockCount = places.reduce((n, p) => n + p.info.externalNlba, 0);
+  }
+
+  /** Write a fresh BTT (last arena first; arena 0's info block last). */
+  #layOut(): void {
+    const g = this.#geometry;
+    const uuid = randomUuid();
+    for (let k = g.arenas.length - 1; k >= 0; k--) {
+      const a = g.arenas[k];
+      Arena.format(
+        this.#media,
+        BTT_OFFSET + a.offset,
+        a,
+        uuid,
+        this.#poolsetUuid,
+        !this.#isZeroed,
+      );
+    }
+    this.#discover();
+  }
+
+  #corrupt(what: string): PmemError {
+    return corrupt("open", this.#path, what);
+  }
+
+  #live(op: string): Media {
+    if (this.#map === null) throw new ClosedError("BlockPool", op);
+    return this.#media;
+  }
+
+  /** Whether {@linkcode BlockPool.close} has run. */
+  get closed(): boolean {
+    return this.#map === null;
+  }
+
+  /** Bytes per block (as given at create). */
+  get blockSize(): number {
+    this.#live("blockSize");
+    return this.#blockSize;
+  }
+
+  /** Number of blocks; valid LBAs are `0 .. blockCount - 1`. */
+  get blockCount(): number {
+    this.#live("blockCount");
+    return this.#blockCount;
+  }
+
+  #checkLba(lba: unknown, op: string): number {
+    if (typeof lba !== "number" || !Number.isInteger(lba)) {
+      throw new TypeError(
+        `Cannot ${op}: lba must be an integer, got ${describe(lba)}`,
+      );
+    }
+    if (lba < 0 || lba >= this.#blockCount) {
+      throw new RangeError(
+        `Cannot ${op}: lba ${lba} is out of range [0, ${this.#blockCount})`,
+      );
+    }
+    return lba;
+  }
+
+  #checkWritable(op: string): void {
+    if (this.#readOnly) {
+      throw new PmemError(
+        op,
+        -EROFS,
+        `'${this.#path}' is read-only (its header has ro_compat features)`,
+        { errno: EROFS },
+      );
+    }
+  }
+
+  /** The arena of a pool-wide LBA (the BTT must be laid out). */
+  #arenaOf(lba: number): Arena {
+    const arenas = this.#arenas;
+    let k = 0;
+    while (k + 1 < arenas.length && lba >= arenas[k + 1].firstLba) k++;
+    return arenas[k];
+  }
+
+  /**
+   * Write one block, failure-atomically and durably.
+   *
+   * @param lba the block, `0 .. blockCount - 1`
+   * @param data exactly `blockSize` bytes
+   * @throws {TypeError} when `lba` is not an integer or `data` not a
+   *   Uint8Array
+   * @throws {RangeError} when `lba` is out of range or `data` has the
+   *   wrong length
+   * @throws {PmemError} code -5 (EIO) when the arena is in the error
+   *   state; -30 (EROFS) on a read-only pool
+   * @throws {ClosedError} after {@linkcode BlockPool.close}
+   */
+  write(lba: number, data: Uint8Array): void {
+    this.#live("write");
+    this.#checkLba(lba, "write");
+    if (!(data instanceof Uint8Array)) {
+      throw new TypeError("Cannot write: data must be a Uint8Array");
+    }
+    if (data.byteLength !== this.#blockSize) {
+      throw new RangeError(
+        `Cannot write: data has ${data.byteLength} bytes, the block size is ${this.#blockSize}`,
+      );
+    }
+    this.#checkWritable("write");
+    if (this.#arenas.length === 0) this.#layOut();
+    const arena = this.#arenaOf(lba);
+    arena.checkWritable("write");
+    const pre = lba - arena.firstLba;
+    const ticket = arena.enterNow(pre, "write");
+    try {
+      const lane = this.#takeFreeBlock(arena);
+      let old: number;
+      try {
+        this.#copyData(arena, lane, data);
+        old = this.#commitFlog(arena, lane, pre);
+      } catch (e) {
+        arena.releaseLane(lane);
+        throw e;
+      }
+      this.#publishMap(arena, lane, pre, old);
+    } finally {
+      arena.leave(ticket);
+    }
+  }
+
+  /**
+   * Write step 1: take an idle lane whose free block no read in flight is
+   * copying; the free block is then this write's.
+   */
+  #takeFreeBlock(arena: Arena): number {
+    const lane = arena.takeLane();
+    if (lane < 0) {
+      throw new PmemError(
+        "write",
+        -EBUSY,
+        `arena ${arena.index} has no idle lane (${arena.nfree} updates in flight)`,
+        { errno: EBUSY },
+      );
+    }
+    return lane;
+  }
+
+  /** Write step 2: copy the data into the lane's free block, durably. */
+  #copyData(arena: Arena, lane: number, data: Uint8Array): void {
+    this.#media.memcpy(arena.blockOffset(arena.freeBlock(lane)), data);
+  }
+
+  /** Write step 3: commit through the lane's flog slot; returns the old
+   * map entry. */
+  #commitFlog(arena: Arena, lane: number, pre: number): number {
+    return arena.commit(lane, pre);
+  }
+
+  /** Write step 4: publish the map entry; the old block becomes free. */
+  #publishMap(arena: Arena, lane: number, pre: number, old: number): void {
+    arena.publish(lane, pre, old);
+  }
+
+  /**
+   * Read one block.
+   *
+   * A block never written, or set to zero, reads as zeros.
+   *
+   * @param lba the block, `0 .. blockCount - 1`
+   * @param into where to copy it (at least `blockSize` bytes; the first
+   *   `blockSize` are written) @default a new Uint8Array
+   * @returns `into`, or the new array
+   * @throws {TypeError} when `lba` is not an integer or `into` not a
+   *   Uint8Array
+   * @throws {RangeError} when `lba` is out of range or `into` too short
+   * @throws {BadBlockError} when the block is in the error state
+   * @throws {PmemError} code -22 when the block's map entry is corrupt
+   * @throws {ClosedError} after {@linkcode BlockPool.close}
+   */
+  read(lba: number, into?: Uint8Array): Uint8Array {
+    const media = this.#live("read");
+    this.#checkLba(lba, "read");
+    const size = this.#blockSize;
+    let out: Uint8Array;
+    if (into === undefined) {
+      out = new Uint8Array(size);
+    } else {
+      if (!(into instanceof Uint8Array)) {
+        throw new TypeError("Cannot read: into must be a Uint8Array");
+      }
+      if (into.byteLength < size) {
+        throw new RangeError(
+          `Cannot read: into has ${into.byteLength} bytes, the block size is ${size}`,
+        );
+      }
+      out = into;
+    }
+    if (this.#arenas.length === 0) {
+      if (into !== undefined) out.fill(0, 0, size);
+      return out;
+    }
+    const arena = this.#arenaOf(lba);
+    const pre = lba - arena.firstLba;
+    const entry = arena.mapEntry(pre);
+    const flags = (entry & MAP_FLAGS) >>> 0;
+    if (flags === MAP_ERROR) throw new BadBlockError("read", lba);
+    if (flags !== MAP_NORMAL) {
+      if (into !== undefined) out.fill(0, 0, size);
+      return out;
+    }
+    const block = entry & MAP_LBA_MASK;
+    if (block >= arena.internalNlba) {
+      throw new PmemError(
+        "read",
+        -EINVAL,
+        `the pool is corrupt: block ${lba} maps to data block ${block}, beyond the arena's ${arena.internalNlba}`,
+        { errno: EINVAL },
+      );
+    }
+    // A synchronous copy ends before any other code runs, so no write can
+    // take this block meanwhile; asynchronous reads use trackRead().
+    media.read(arena.blockOffset(block), out, size);
+    return out;
+  }
+
+  /**
+   * Make a block read as zeros (metadata only; the block keeps its space).
+   * Does nothing for a block that already reads as zeros.
+   *
+   * @param lba the block
+   * @throws {TypeError} / {RangeError} for a bad `lba`
+   * @throws {PmemError} code -5 (EIO) when the arena is in the error state
+   * @throws {ClosedError} after {@linkcode BlockPool.close}
+   */
+  setZero(lba: number): void {
+    this.#setFlag(lba, MAP_ZERO, "setZero");
+  }
+
+  /**
+   * Put a block in the error state: reads fail with
+   * {@linkcode BadBlockError} until the next write of the block.
+   *
+   * @param lba the block
+   * @throws {TypeError} / {RangeError} for a bad `lba`
+   * @throws {PmemError} code -5 (EIO) when the arena is in the error state
+   * @throws {ClosedError} after {@linkcode BlockPool.close}
+   */
+  setError(lba: number): void {
+    this.#setFlag(lba, MAP_ERROR, "setError");
+  }
+
+  #setFlag(lba: number, flag: number, op: string): void {
+    this.#live(op);
+    this.#checkLba(lba, op);
+    this.#checkWritable(op);
+    if (this.#arenas.length === 0) {
+      if (flag === MAP_ZERO) return; // everything reads as zeros already
+      this.#layOut();
+    }
+    const arena = this.#arenaOf(lba);
+    arena.checkWritable(op);
+    const ticket = arena.enterNow(lba - arena.firstLba, op);
+    try {
+      arena.setFlag(lba - arena.firstLba, flag);
+    } finally {
+      arena.leave(ticket);
+    }
+  }
+
+  /**
+   * Check the pool's consistency: headers and info blocks valid, every
+   * map entry inside its arena, every flog pair valid, every data block
+   * referenced exactly once (by the map, or as a lane's free block).
+   * Never throws for an inconsistency; it reports it.
+   *
+   * @example Usage
+   * ```ts
+   * import { BlockPool } from "@asyncpmem/asyncpmem/blk";
+   * import assert from "node:assert/strict";
+   *
+   * const path = await Deno.makeTempFile();
+   * await Deno.remove(path);
+   * using pool = BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 });
+   * pool.write(0, new Uint8Array(512).fill(1));
+   * pool.setError(1);
+   * const report = pool.check();
+   * assert.equal(report.consistent, true);
+   * assert.deepEqual(report.problems, []);
+   * ```
+   *
+   * @returns the report
+   * @throws {ClosedError} after {@linkcode BlockPool.close}
+   */
+  check(): CheckReport {
+    const media = this.#live("check");
+    const problems = checkPool({
+      media,
+      blockSize: this.#blockSize,
+      poolsetUuid: this.#poolsetUuid,
+      rawSize: this.#geometry.rawSize,
+      places: this.#places,
+      arenas: this.#arenas,
+    });
+    return {
+      consistent: problems.length === 0,
+      problems,
+      repaired: [...this.#repaired],
+      formatted: this.#arenas.length > 0,
+      arenas: this.#arenas.length,
+      blockCount: this.#blockCount,
+    };
+  }
+
+  /**
+   * Close the pool: unmap it and release its lock. Every write was
+   * already durable. Idempotent; later calls throw {@linkcode ClosedError}.
+   */
+  close(): void {
+    const map = this.#map;
+    if (map === null) return;
+    this.#map = null;
+    this.#media.close();
+    this.#arenas = [];
+    this.#places = [];
+    try {
+      map.close();
+    } finally {
+      this.#lock.release();
+    }
+  }
+
+  /** Same as {@linkcode BlockPool.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function checkPath(path: unknown, op: string): void {
+  if (typeof path !== "string" || path.length === 0) {
+    throw new TypeError(`Cannot ${op} pool: path must be a non-empty string`);
+  }
+}
+
+function checkBlockSize(value: unknown, op: string): number {
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Cannot ${op} pool: blockSize must be a number, got ${describe(value)}`,
+    );
+  }
+  if (!Number.isInteger(value) || value < 1 || value > MAX_BLOCK_SIZE) {
+    throw new RangeError(
+      `Cannot ${op} pool: blockSize must be an integer in [1, ${MAX_BLOCK_SIZE}], got ${value}`,
+    );
+  }
+  return value;
+}
+
+function checkInteger(value: unknown, name: string, op: string): number {
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Cannot ${op} pool: ${name} must be a number, got ${describe(value)}`,
+    );
+  }
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(
+      `Cannot ${op} pool: ${name} must be a non-negative integer, got ${value}`,
+    );
+  }
+  return value;
+}
+
+function describe(value: unknown): string {
+  if (typeof value === "number") return String(value);
+  if (typeof value === "bigint") return `${value}n (a bigint)`;
+  return value === null ? "null" : typeof value;
+}
+
+function corrupt(op: string, path: string, what: string): PmemError {
+  return new PmemError(op, -EINVAL, `cannot open '${path}': ${what}`, {
+    errno: EINVAL,
+  });
+}
+
+/** Re-raise a source error under the pool operation's name. */
+function rename(e: unknown, op: string): unknown {
+  if (!(e instanceof PmemError)) return e;
+  return new PmemError(op, e.code, e.message.replace(/^[^:]*: /, ""), {
+    errno: e.errno,
+    cause: e,
+  });
+}
