@@ -1,0 +1,213 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Run every benchmark and print one table per suite, whichever runtime
+ * starts it:
+ *
+ *   deno run -A bench/run.ts (deno task bench)     bun run bench
+ *
+ * 1. Every native baseline `bench/c/*.c` is compiled (`gcc -O2 … -lpmem2`;
+ *    `CC` overrides the compiler) into a temporary directory and run with
+ *    the path of a fresh pool file in `/dev/shm` as its only argument.
+ * 2. Every `bench/*_bench.ts` runs in a subprocess on Deno (`deno run -A`)
+ *    and then on Bun, one program at a time. The runtime that runs this
+ *    script uses its own binary; the other comes from `node_modules/.bin`,
+ *    else from `PATH`.
+ *
+ * Each program prints one JSON line per case (`BenchResult` in
+ * `bench/lib.ts`); lines are grouped by `suite` and matched by `case`, so a
+ * new suite needs only its `<suite>_bench.ts` and, optionally, a C file in
+ * `bench/c/` that prints the same suite and case names. The columns are
+ * the median ns/op per runtime and each runtime's ratio to C. Progress
+ * goes to stderr, the tables to stdout. Exits 1 when any program failed,
+ * after printing what the others measured.
+ *
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from "node:fs";
+import { cpus, release } from "node:os";
+import { basename, join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { RUNTIME, type RuntimeName } from "../ffi/_runtime.ts";
+import { type BenchResult, RUN_MS, RUNS, scratchDir, WARMUPS } from "./lib.ts";
+
+const BENCH_DIR = fileURLToPath(new URL(".", import.meta.url));
+const ROOT = join(BENCH_DIR, "..");
+const C_DIR = join(BENCH_DIR, "c");
+const CC = process.env.CC || "gcc";
+const RUNTIMES: readonly RuntimeName[] = ["deno", "bun"];
+const COLUMNS: readonly BenchResult["runtime"][] = ["c", ...RUNTIMES];
+const LABELS: Record<BenchResult["runtime"], string> = {
+  c: "C",
+  deno: "Deno",
+  bun: "Bun",
+};
+
+const failures: string[] = [];
+
+/**
+ * The binary of a runtime: this process's own, else the npm-installed one
+ * (`node_modules/.bin`), else the one on `PATH`.
+ */
+function runtimeBinary(name: RuntimeName): string {
+  if (name === RUNTIME) return process.execPath;
+  const local = join(ROOT, "node_modules", ".bin", name);
+  return existsSync(local) ? local : name;
+}
+
+/** Run a program; its stdout, or null (recorded as a failure) when it fails. */
+function run(label: string, cmd: string, args: string[]): string | null {
+  const r = spawnSync(cmd, args, {
+    cwd: ROOT,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, RUST_BACKTRACE: "0", NO_COLOR: "1" },
+    maxBuffer: 16 << 20,
+  });
+  if (r.error !== undefined || r.status !== 0) {
+    failures.push(`${label}: ${r.error?.message ?? `exit status ${r.status}`}`);
+    return null;
+  }
+  return r.stdout;
+}
+
+/** The JSON result lines of a program's output. */
+function parse(out: string | null): BenchResult[] {
+  return (out ?? "").split("\n").filter((l) => l.startsWith("{")).map((l) =>
+    JSON.parse(l) as BenchResult
+  );
+}
+
+/** Compile and run each native baseline, each with its own pool file. */
+function runBaselines(tmp: string): BenchResult[] {
+  const results: BenchResult[] = [];
+  for (const file of readdirSync(C_DIR).filter((f) => f.endsWith(".c"))) {
+    const name = basename(file, ".c");
+    const exe = join(tmp, name);
+    console.error(`bench: c/${file}`);
+    const built = run(`build c/${file}`, CC, [
+      "-O2",
+      "-std=gnu11",
+      "-Wall",
+      "-Wextra",
+      "-o",
+      exe,
+      join(C_DIR, file),
+      "-lpmem2",
+    ]);
+    if (built === null) continue;
+    results.push(...parse(run(`c/${file}`, exe, [join(tmp, `${name}.pool`)])));
+  }
+  return results;
+}
+
+/** Run each `*_bench.ts` on each runtime. */
+function runSuites(): BenchResult[] {
+  const files = readdirSync(BENCH_DIR).filter((f) => f.endsWith("_bench.ts"))
+    .sort();
+  const results: BenchResult[] = [];
+  for (const rt of RUNTIMES) {
+    const bin = runtimeBinary(rt);
+    for (const file of files) {
+      console.error(`bench: ${file} on ${rt}`);
+      const path = join(BENCH_DIR, file);
+      const args = rt === "deno" ? ["run", "-A", path] : [path];
+      results.push(...parse(run(`${file} on ${rt}`, bin, args)));
+    }
+  }
+  return results;
+}
+
+/** `deno 2.9.6`, `bun 1.4.5`, `gcc 12.2.0`, or the name alone. */
+function version(name: string, cmd: string, flag: string): string {
+  const r = spawnSync(cmd, [flag], { encoding: "utf8" });
+  const v = r.stdout?.match(/\d+\.\d+\.\d+/)?.[0];
+  return v === undefined ? name : `${name} ${v}`;
+}
+
+function cpuModel(): string {
+  try {
+    const info = readFileSync("/proc/cpuinfo", "utf8");
+    return info.match(/^model name\s*:\s*(.+)$/m)?.[1] ?? "unknown CPU";
+  } catch {
+    return cpus()[0]?.model ?? "unknown CPU";
+  }
+}
+
+function formatNs(ns: number | undefined): string {
+  if (ns === undefined) return "–";
+  if (ns < 10) return ns.toFixed(2);
+  if (ns < 100) return ns.toFixed(1);
+  return Math.round(ns).toLocaleString("en-US");
+}
+
+function formatRatio(ns: number | undefined, c: number | undefined): string {
+  return ns === undefined || c === undefined ? "–" : (ns / c).toFixed(2);
+}
+
+/** One Markdown table: case | C | Deno | Bun ns/op | Deno/C | Bun/C. */
+function table(results: BenchResult[]): string {
+  function ns(name: string, rt: BenchResult["runtime"]): number | undefined {
+    return results.find((r) => r.case === name && r.runtime === rt)?.nsPerOp;
+  }
+  const header = [
+    "case",
+    ...COLUMNS.map((rt) => `${LABELS[rt]} ns/op`),
+    ...RUNTIMES.map((rt) => `${LABELS[rt]}/C`),
+  ];
+  const rows = [...new Set(results.map((r) => r.case))].map((name) => [
+    name,
+    ...COLUMNS.map((rt) => formatNs(ns(name, rt))),
+    ...RUNTIMES.map((rt) => formatRatio(ns(name, rt), ns(name, "c"))),
+  ]);
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...rows.map((r) => r[i].length))
+  );
+  function line(cells: string[]): string {
+    const padded = cells.map((cell, i) =>
+      i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])
+    );
+    return `| ${padded.join(" | ")} |`;
+  }
+  const rule = line(
+    widths.map((w, i) => i === 0 ? "-".repeat(w) : `${"-".repeat(w - 1)}:`),
+  );
+  return [line(header), rule, ...rows.map(line)].join("\n");
+}
+
+const tmp = mkdtempSync(join(scratchDir(), "asyncpmem-bench-"));
+let results: BenchResult[];
+try {
+  results = [...runBaselines(tmp), ...runSuites()];
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+const tools = [
+  version("deno", runtimeBinary("deno"), "--version"),
+  version("bun", runtimeBinary("bun"), "--version"),
+  version(CC, CC, "-dumpfullversion"),
+];
+console.log(
+  `${cpuModel()}, ${cpus().length} CPUs, Linux ${release()}; ` +
+    `${tools.join(", ")}`,
+);
+console.log(
+  `Median ns/op of ${RUNS} runs of ~${RUN_MS} ms after ${WARMUPS} ` +
+    "warm-ups; ratios are runtime/C (lower is better).",
+);
+for (const suite of new Set(results.map((r) => r.suite))) {
+  console.log(`\n### ${suite}\n`);
+  console.log(table(results.filter((r) => r.suite === suite)));
+}
+if (failures.length > 0) {
+  console.error(`\nbench: failed:\n  ${failures.join("\n  ")}`);
+  process.exitCode = 1;
+}
