@@ -30,6 +30,11 @@ export interface TestOptions {
   timeout?: number;
 }
 
+/** Temp directories made by the running test, removed when it ends. */
+let testDirs: string[] | undefined;
+/** Temp directories made outside tests, removed at exit. */
+const roots: string[] = [];
+
 /** Register a flat test (one test on Deno and on Bun). */
 export function test(
   name: string,
@@ -39,17 +44,23 @@ export function test(
   const opts: { skip?: string; timeout?: number } = {};
   if (options.skip) opts.skip = options.skip;
   if (options.timeout) opts.timeout = options.timeout;
-  nodeTest(name, opts, fn);
+  nodeTest(name, opts, async () => {
+    testDirs = [];
+    try {
+      await fn();
+    } finally {
+      for (const d of testDirs) rmSync(d, { recursive: true, force: true });
+      testDirs = undefined;
+    }
+  });
 }
-
-const roots: string[] = [];
 
 /** A fresh directory for pool files, on tmpfs when available. */
 export function tempDir(): string {
   const base = process.env.ASYNCPMEM_TEST_DIR ||
     (tryDir("/dev/shm") ? "/dev/shm" : tmpdir());
   const dir = mkdtempSync(join(base, "asyncpmem-test-"));
-  roots.push(dir);
+  (testDirs ?? roots).push(dir);
   return dir;
 }
 
