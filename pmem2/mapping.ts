@@ -29,6 +29,7 @@ import type { Future, FutureOptions } from "../future/future.ts";
 import { CpuMover } from "../mover/cpu.ts";
 import { type Vdm, VdmFlags } from "../mover/vdm.ts";
 import { Source, type SourceOpenOptions } from "./source.ts";
+import type { PersistTracer } from "./tracer.ts";
 
 /** Bun refuses ArrayBuffers over external memory larger than 4 GiB. */
 const BUN_VIEW_LIMIT = 2 ** 32;
@@ -70,6 +71,7 @@ export class Mapping implements Disposable {
   #closers: (() => void)[] = [];
   #mover: Vdm;
   #inflight = new Set<Future<void>>();
+  #tracer: PersistTracer | undefined;
 
   private constructor(
     cell: BigUint64Array,
@@ -163,6 +165,29 @@ export class Mapping implements Disposable {
     return this.#mover;
   }
 
+  /**
+   * Attach (or with `undefined`, detach) a {@linkcode PersistTracer}. For
+   * tests: while one is attached, asynchronous copies persist through this
+   * funnel (copy, then a chained persist) so the tracer sees them too.
+   */
+  setTracer(tracer: PersistTracer | undefined): void {
+    this.#live("setTracer");
+    this.#tracer = tracer;
+  }
+
+  /** Record a labelled point with the tracer, if any (e.g. an acknowledgement). */
+  mark(label: string): void {
+    this.#tracer?.mark?.(label);
+  }
+
+  /** Report the funnel events of a durable copy with `flags`. */
+  #traceCopy(offset: number, length: number, flags: number): void {
+    const t = this.#tracer;
+    if (t === undefined || (flags & MemFlags.NOFLUSH)) return;
+    t.flush(offset, length);
+    if (!(flags & MemFlags.NODRAIN)) t.drain();
+  }
+
   /** The native map handle (internal to the library). */
   nativeHandle(op: string): Ptr {
     return this.#live(op);
@@ -221,6 +246,10 @@ export class Mapping implements Disposable {
   persist(offset: number, length: number): void {
     const h = this.#live("persist");
     checkRange(offset, length, this.#size, "persist");
+    if (this.#tracer) {
+      this.#tracer.flush(offset, length);
+      this.#tracer.drain();
+    }
     check(native.ap_map_persist(h, offset, length), "persist");
   }
 
@@ -228,12 +257,15 @@ export class Mapping implements Disposable {
   flush(offset: number, length: number): void {
     const h = this.#live("flush");
     checkRange(offset, length, this.#size, "flush");
+    this.#tracer?.flush(offset, length);
     check(native.ap_map_flush(h, offset, length), "flush");
   }
 
   /** Wait for earlier flushes to reach the persistence domain. */
   drain(): void {
-    check(native.ap_map_drain(this.#live("drain")), "drain");
+    const h = this.#live("drain");
+    this.#tracer?.drain();
+    check(native.ap_map_drain(h), "drain");
   }
 
   /**
@@ -259,6 +291,7 @@ export class Mapping implements Disposable {
       native.ap_map_memcpy(h, dstOffset, src, src.byteLength, flags),
       "memcpy",
     );
+    this.#traceCopy(dstOffset, src.byteLength, flags);
   }
 
   /** Move `length` bytes inside the mapping (ranges may overlap). */
@@ -276,6 +309,7 @@ export class Mapping implements Disposable {
       native.ap_map_memmove(h, dstOffset, srcOffset, length, flags),
       "memmove",
     );
+    this.#traceCopy(dstOffset, length, flags);
   }
 
   /** Fill `length` bytes at `dstOffset` with the byte `value`. */
@@ -285,6 +319,7 @@ export class Mapping implements Disposable {
     checkRange(dstOffset, length, this.#size, "memset");
     checkMemFlags(flags, "memset");
     check(native.ap_map_memset(h, dstOffset, value, length, flags), "memset");
+    this.#traceCopy(dstOffset, length, flags);
   }
 
   /**
@@ -388,7 +423,8 @@ export class Mapping implements Disposable {
       future = start(vdmFlags);
     } else if (
       (flags & MemFlags.NODRAIN) === 0 &&
-      this.#mover.supports(VdmFlags.DURABLE)
+      this.#mover.supports(VdmFlags.DURABLE) &&
+      this.#tracer === undefined
     ) {
       future = start(vdmFlags | VdmFlags.DURABLE);
     } else {

@@ -18,3 +18,4 @@ export * from "./config.ts";
 export * from "./flags.ts";
 export * from "./mapping.ts";
 export * from "./source.ts";
+export type { PersistTracer } from "./tracer.ts";

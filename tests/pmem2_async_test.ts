@@ -220,3 +220,41 @@ test("durable movers get DURABLE; NOFLUSH and byte granularity need no flush", a
     TypeError,
   );
 });
+
+moverTest(
+  "a tracer sees every persistence event of the funnel",
+  async (mover) => {
+    using map = mapFile(tempPath(), { size: 65536, mover });
+    const events: string[] = [];
+    map.setTracer({
+      flush: (o, n) => events.push(`flush ${o}+${n}`),
+      drain: () => events.push("drain"),
+      mark: (label) => events.push(`mark ${label}`),
+    });
+    map.persist(0, 8);
+    map.flush(100, 4);
+    map.drain();
+    map.memcpy(200, new Uint8Array(16));
+    map.memcpy(300, new Uint8Array(16), MemFlags.NOFLUSH);
+    map.memset(400, 1, 10, MemFlags.NODRAIN);
+    map.memmove(500, 200, 16);
+    await map.memcpyAsync(600, new Uint8Array(32));
+    map.mark("ack");
+    map.setTracer(undefined);
+    map.persist(0, 1);
+    assert.deepEqual(events, [
+      "flush 0+8",
+      "drain",
+      "flush 100+4",
+      "drain",
+      "flush 200+16",
+      "drain",
+      "flush 400+10",
+      "flush 500+16",
+      "drain",
+      "flush 600+32",
+      "drain",
+      "mark ack",
+    ]);
+  },
+);
