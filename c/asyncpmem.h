@@ -152,6 +152,14 @@ int ap_cpu_copy(void *dst, double dst_off, const void *src, double src_off,
 int ap_overlap(const void *dst, double dst_off, const void *src,
 	double src_off, double len);
 
+/*
+ * ap_file_lock -- open path read-only and take an exclusive, non-blocking
+ * flock (libpmemblk's pool lock); returns the fd, or -EAGAIN when another
+ * open file (in any process) holds it. ap_file_unlock closes the fd.
+ */
+int ap_file_lock(const char *path);
+int ap_file_unlock(int fd);
+
 /* ---- software DSA device ---- */
 
 /* control words after the record arena (offsets from ap_dev_control) */

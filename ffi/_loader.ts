@@ -22,6 +22,7 @@ const REMOTE_SOURCES = [
   "internal.h",
   "device.c",
   "error.c",
+  "file.c",
   "pmem2.c",
   "regions.c",
 ];

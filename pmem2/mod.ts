@@ -15,6 +15,7 @@
  * @module
  */
 export * from "./config.ts";
+export * from "./file_lock.ts";
 export * from "./flags.ts";
 export * from "./mapping.ts";
 export * from "./source.ts";
