@@ -73,6 +73,11 @@ export interface FlogEntry {
 export interface WriteTicket {
   /** The pre-map block. */
   readonly pre: number;
+  /**
+   * What completes this update when driven (an asynchronous write), so a
+   * writer queued behind it can drive it instead of waiting on nobody.
+   */
+  owner?: { poll(): unknown };
 }
 
 /**
@@ -406,6 +411,11 @@ export class Arena {
     return ticket;
   }
 
+  /** The ticket at the head of `pre`'s queue, if any. */
+  head(pre: number): WriteTicket | undefined {
+    return this.#writers.get(pre)?.[0];
+  }
+
   /** Whether `ticket` heads its queue, so its update may commit now. */
   mayCommit(ticket: WriteTicket): boolean {
     return this.#writers.get(ticket.pre)?.[0] === ticket;
@@ -567,6 +577,70 @@ export class Arena {
     this.#media.setU32(at, (block | flag) >>> 0);
     this.#media.persist(at, MAP_ENTRY_SIZE);
     return true;
+  }
+
+  // ---- group commit: the same steps for many lanes, one fence per phase ----
+
+  /**
+   * Group commit, phase 1: store the first half `{lba, old_map}` of the
+   * lane's next flog entry without persisting it. The caller persists
+   * every staged head with one fence, then calls
+   * {@linkcode Arena.stageFlogTail}. The caller must head `pre`'s queue.
+   *
+   * @returns the flog entry's offset and the old map entry
+   */
+  stageFlogHead(lane: number, pre: number): { at: number; old: number } {
+    const old = effectiveMapEntry(this.mapEntry(pre), pre);
+    if ((old & MAP_LBA_MASK) >= this.internalNlba) {
+      throw new PmemError(
+        "write",
+        -22,
+        `the pool is corrupt: block ${this.firstLba + pre} maps to data block ${
+          old & MAP_LBA_MASK
+        }, beyond the arena's ${this.internalNlba}`,
+        { errno: 22 },
+      );
+    }
+    const at = this.flogOff + lane * FLOG_SLOT_SIZE +
+      this.#next[lane] * FLOG_ENTRY_SIZE;
+    this.#media.setU32(at, pre);
+    this.#media.setU32(at + 4, old);
+    return { at, old };
+  }
+
+  /**
+   * Group commit, phase 2: store `{new_map, seq}` (the commit point once
+   * durable) at the entry staged by {@linkcode Arena.stageFlogHead}.
+   */
+  stageFlogTail(lane: number, at: number): void {
+    this.#media.setU32(at + 8, (this.#free[lane] | MAP_NORMAL) >>> 0);
+    this.#media.setU32(at + 12, NEXT_SEQ[this.#seq[lane]]);
+  }
+
+  /** Group commit: the tail is durable; the lane's flog state advances. */
+  committed(lane: number): void {
+    this.#next[lane] ^= 1;
+    this.#seq[lane] = NEXT_SEQ[this.#seq[lane]];
+  }
+
+  /**
+   * Group commit, phase 3: store the map entry of a committed lane (not
+   * persisted); returns its offset.
+   */
+  stageMap(lane: number, pre: number): number {
+    const at = this.mapOff + pre * MAP_ENTRY_SIZE;
+    this.#media.setU32(at, (this.#free[lane] | MAP_NORMAL) >>> 0);
+    return at;
+  }
+
+  /**
+   * Group commit: the map entry is durable (or the group failed after the
+   * commit point); the old block becomes the lane's free block and the
+   * lane goes back.
+   */
+  published(lane: number, old: number): void {
+    this.#free[lane] = (old & MAP_LBA_MASK) >>> 0;
+    this.#stack[this.#top++] = lane;
   }
 
   /** A snapshot of every lane's free block (for checks and tests). */

@@ -16,7 +16,11 @@
  * @module
  */
 export { BlockPool } from "./pool.ts";
-export type { BlockPoolCreateOptions, BlockPoolOpenOptions } from "./pool.ts";
+export type {
+  BlockPoolCreateOptions,
+  BlockPoolOpenOptions,
+  BlockWrite,
+} from "./pool.ts";
 export type { CheckReport } from "./check.ts";
 export { fletcher64 } from "./checksum.ts";
 export { uuidToBytes, uuidToString } from "./header.ts";

@@ -52,6 +52,10 @@ import {
 } from "./layout.ts";
 import { Media } from "./media.ts";
 import { PoolLock } from "./lock.ts";
+import { type PoolAccess, ReadFuture, WriteGroupFuture } from "./async_io.ts";
+import type { Future, FutureOptions } from "../future/future.ts";
+import { wait, waitAll } from "../future/executor.ts";
+import type { Vdm } from "../mover/vdm.ts";
 
 const EINVAL = 22;
 const EEXIST = 17;
@@ -75,6 +79,11 @@ export interface BlockPoolCreateOptions {
   /** Permission bits of the new file. @default 0o644 */
   mode?: number;
   /**
+   * The data mover that copies block data for `writeAsync`, `writeMany`
+   * and `readAsync`. The pool does not close it. @default a shared CpuMover
+   */
+  mover?: Vdm;
+  /**
    * Extend the new file with `ftruncate` instead of `posix_fallocate`.
    * A full file system then shows up as SIGBUS on first touch, so only
    * tests should want it.
@@ -91,7 +100,20 @@ export interface BlockPoolOpenOptions {
    * @default 0
    */
   blockSize?: number;
+  /** See {@linkcode BlockPoolCreateOptions.mover}. */
+  mover?: Vdm;
 }
+
+/** One block of {@linkcode BlockPool.writeMany}. */
+export interface BlockWrite {
+  /** The block. */
+  lba: number;
+  /** Exactly `blockSize` bytes. */
+  data: Uint8Array;
+}
+
+/** Blocks committed together at most by one group of `writeMany`. */
+const GROUP_SIZE = 64;
 
 /**
  * A pool of fixed-size blocks, each written failure-atomically: after a
@@ -112,10 +134,9 @@ export interface BlockPoolOpenOptions {
  *   to open instead of being laid out again;
  * - all 256 lanes of an arena are used, taken from a stack of idle lanes.
  *
- * The pool file is locked while open: a second open fails with a
- * `PmemError` of code -11 (EAGAIN). On Deno this is an `flock`, so it
- * also excludes other processes, libpmemblk included; Bun has no file
- * locks, so there it only excludes this process.
+ * The pool file is locked while open (`flock`, as libpmemblk does): a
+ * second open, in this process or another, libpmemblk included, fails
+ * with a `PmemError` of code -11 (EAGAIN).
  *
  * @example Usage
  * ```ts
@@ -147,6 +168,8 @@ export class BlockPool implements Disposable {
   #places: ArenaPlace[] = [];
   #arenas: Arena[] = [];
   #repaired: string[] = [];
+  #inflight = new Set<Future<unknown>>();
+  #access: PoolAccess;
 
   private constructor(
     path: string,
@@ -170,6 +193,17 @@ export class BlockPool implements Disposable {
     this.#poolsetUuid = init.poolsetUuid;
     this.#isZeroed = init.isZeroed;
     this.#readOnly = init.readOnly;
+    this.#access = {
+      map,
+      blockSize: init.blockSize,
+      live: (op) => void this.#live(op),
+      forUpdate: (lba, op) => this.#forUpdate(lba, op),
+      forRead: (lba) => {
+        if (this.#arenas.length === 0) return null;
+        const arena = this.#arenaOf(lba);
+        return { arena, pre: lba - arena.firstLba };
+      },
+    };
   }
 
   /**
@@ -236,7 +270,7 @@ export class BlockPool implements Disposable {
           errno: EINVAL,
         });
       }
-      map = Mapping.map(source, { length: usable });
+      map = Mapping.map(source, { length: usable, mover: options.mover });
       source.close();
       lock = PoolLock.acquire(path, op);
       const media = new Media(map);
@@ -310,7 +344,7 @@ export class BlockPool implements Disposable {
       if (usable < BTT_OFFSET) {
         throw corrupt(op, path, `the file is too small (${size} bytes)`);
       }
-      map = Mapping.map(source, { length: usable });
+      map = Mapping.map(source, { length: usable, mover: options.mover });
       lock = PoolLock.acquire(path, op);
       let media = new Media(map);
       const header = checkPoolHeader(media.bytes(0, HEADER_SIZE), hostArch());
@@ -320,7 +354,11 @@ export class BlockPool implements Disposable {
         // recovery must not reach the file: work on a private copy
         map.close();
         map = null;
-        map = Mapping.map(source, { length: usable, sharing: "private" });
+        map = Mapping.map(source, {
+          length: usable,
+          sharing: "private",
+          mover: options.mover,
+        });
         media = new Media(map);
       }
       source.close();
@@ -565,6 +603,7 @@ export class BlockPool implements Disposable {
     const arena = this.#arenaOf(lba);
     arena.checkWritable("write");
     const pre = lba - arena.firstLba;
+    this.#settleBlock(arena, pre);
     const ticket = arena.enterNow(pre, "write");
     try {
       const lane = this.#takeFreeBlock(arena);
@@ -587,7 +626,8 @@ export class BlockPool implements Disposable {
    * copying; the free block is then this write's.
    */
   #takeFreeBlock(arena: Arena): number {
-    const lane = arena.takeLane();
+    let lane = arena.takeLane();
+    while (lane < 0 && this.#waitForOne()) lane = arena.takeLane();
     if (lane < 0) {
       throw new PmemError(
         "write",
@@ -703,6 +743,174 @@ export class BlockPool implements Disposable {
     this.#setFlag(lba, MAP_ERROR, "setError");
   }
 
+  /**
+   * Block until asynchronous updates queued on `pre` have finished, so a
+   * synchronous update can follow them in order.
+   */
+  #settleBlock(arena: Arena, pre: number): void {
+    for (
+      let head = arena.head(pre);
+      head !== undefined;
+      head = arena.head(pre)
+    ) {
+      const owner = head.owner as Future<unknown> | undefined;
+      if (owner === undefined) return;
+      try {
+        wait(owner);
+      } catch {
+        // its own awaiter sees the failure; the queue moved on regardless
+      }
+      if (arena.head(pre) === head) return;
+    }
+  }
+
+  /** Block until one asynchronous operation settles; false if none runs. */
+  #waitForOne(): boolean {
+    for (const f of this.#inflight) {
+      if (f.done) {
+        this.#inflight.delete(f);
+        continue;
+      }
+      if (f.state === "idle") continue;
+      try {
+        wait(f);
+      } catch {
+        // reported to whoever awaits it
+      }
+      this.#inflight.delete(f);
+      return true;
+    }
+    return false;
+  }
+
+  /** Check `lba` for an update; lay out first; its arena and pre-map block. */
+  #forUpdate(lba: number, op: string): { arena: Arena; pre: number } {
+    this.#checkWritable(op);
+    if (this.#arenas.length === 0) this.#layOut();
+    const arena = this.#arenaOf(lba);
+    arena.checkWritable(op);
+    return { arena, pre: lba - arena.firstLba };
+  }
+
+  #checkData(data: unknown, op: string): Uint8Array {
+    if (!(data instanceof Uint8Array)) {
+      throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
+    }
+    if (data.byteLength !== this.#blockSize) {
+      throw new RangeError(
+        `Cannot ${op}: data has ${data.byteLength} bytes, the block size is ${this.#blockSize}`,
+      );
+    }
+    return data;
+  }
+
+  #track<T>(future: Future<T>): Future<T> {
+    if (this.#inflight.size >= 256) {
+      for (const f of this.#inflight) if (f.done) this.#inflight.delete(f);
+    }
+    this.#inflight.add(future);
+    return future;
+  }
+
+  /**
+   * Write one block as a future: the data is copied into the lane's free
+   * block by the pool's mover (durably), then the flog commit and the map
+   * update run in one short synchronous step. Nothing happens until it is
+   * polled or awaited; updates of one block take effect in the order they
+   * start, and the future keeps `data` alive until it settles.
+   *
+   * @example Usage
+   * ```ts
+   * import { BlockPool } from "@asyncpmem/asyncpmem/blk";
+   * import { all, ThreadMover } from "@asyncpmem/asyncpmem";
+   * import assert from "node:assert/strict";
+   *
+   * const path = await Deno.makeTempFile();
+   * await Deno.remove(path);
+   * using mover = new ThreadMover();
+   * using pool = BlockPool.create(path, { blockSize: 4096, poolSize: 32 << 20, mover });
+   * await all([1, 2, 3].map((lba) => pool.writeAsync(lba, new Uint8Array(4096).fill(lba))));
+   * assert.equal((await pool.readAsync(2))[0], 2);
+   * ```
+   *
+   * @throws {TypeError} / {RangeError} for a bad `lba` or `data`, at once
+   */
+  writeAsync(
+    lba: number,
+    data: Uint8Array,
+    options?: FutureOptions,
+  ): Future<void> {
+    this.#live("writeAsync");
+    this.#checkLba(lba, "writeAsync");
+    this.#checkData(data, "writeAsync");
+    return this.#track(
+      new WriteGroupFuture(this.#access, [{ lba, data }], 1, options),
+    );
+  }
+
+  /**
+   * Write many blocks with group commit: the data of up to 64 blocks is
+   * copied as one batch of the mover, then their flog entries and map
+   * entries are persisted with one fence per phase for the whole group
+   * instead of four per block. Every block stays failure-atomic; a block
+   * listed twice gets its last entry.
+   *
+   * @throws {TypeError} / {RangeError} for a bad entry, at once
+   */
+  writeMany(
+    entries: readonly BlockWrite[],
+    options?: FutureOptions,
+  ): Future<void> {
+    this.#live("writeMany");
+    if (!Array.isArray(entries)) {
+      throw new TypeError("Cannot writeMany: entries must be an array");
+    }
+    const last = new Map<number, Uint8Array>();
+    for (const e of entries) {
+      if (typeof e !== "object" || e === null) {
+        throw new TypeError("Cannot writeMany: each entry must be an object");
+      }
+      this.#checkLba(e.lba, "writeMany");
+      last.delete(e.lba);
+      last.set(e.lba, this.#checkData(e.data, "writeMany"));
+    }
+    const list = [...last].map(([lba, data]) => ({ lba, data }));
+    return this.#track(
+      new WriteGroupFuture(this.#access, list, GROUP_SIZE, options),
+    );
+  }
+
+  /**
+   * Read one block as a future, copied by the pool's mover. The block is
+   * published in the read-tracking table while it is copied, so no write
+   * reuses it meanwhile.
+   *
+   * @param into where to copy it @default a new Uint8Array
+   * @throws {TypeError} / {RangeError} for a bad `lba` or `into`, at once
+   */
+  readAsync(
+    lba: number,
+    into?: Uint8Array,
+    options?: FutureOptions,
+  ): Future<Uint8Array> {
+    this.#live("readAsync");
+    this.#checkLba(lba, "readAsync");
+    let out: Uint8Array;
+    if (into === undefined) out = new Uint8Array(this.#blockSize);
+    else {
+      if (!(into instanceof Uint8Array)) {
+        throw new TypeError("Cannot readAsync: into must be a Uint8Array");
+      }
+      if (into.byteLength < this.#blockSize) {
+        throw new RangeError(
+          `Cannot readAsync: into has ${into.byteLength} bytes, the block size is ${this.#blockSize}`,
+        );
+      }
+      out = into;
+    }
+    return this.#track(new ReadFuture(this.#access, lba, out, options));
+  }
+
   #setFlag(lba: number, flag: number, op: string): void {
     this.#live(op);
     this.#checkLba(lba, op);
@@ -713,6 +921,7 @@ export class BlockPool implements Disposable {
     }
     const arena = this.#arenaOf(lba);
     arena.checkWritable(op);
+    this.#settleBlock(arena, lba - arena.firstLba);
     const ticket = arena.enterNow(lba - arena.firstLba, op);
     try {
       arena.setFlag(lba - arena.firstLba, flag);
@@ -772,6 +981,13 @@ export class BlockPool implements Disposable {
   close(): void {
     const map = this.#map;
     if (map === null) return;
+    const running = [...this.#inflight].filter((f) => f.state === "running");
+    this.#inflight.clear();
+    try {
+      waitAll(running);
+    } catch {
+      // each failure is reported to its own awaiter
+    }
     this.#map = null;
     this.#media.close();
     this.#arenas = [];

@@ -403,6 +403,95 @@ export class Mapping implements Disposable {
   }
 
   /**
+   * Make several ranges durable with one fence: each is flushed (ranges
+   * sharing a page on page-granularity maps, or a cache line otherwise,
+   * are flushed once), then a single drain. The group-commit primitive.
+   */
+  persistRanges(ranges: readonly { offset: number; length: number }[]): void {
+    this.#live("persistRanges");
+    if (!Array.isArray(ranges)) {
+      throw new TypeError("Cannot persistRanges: ranges must be an array");
+    }
+    for (const r of ranges) {
+      checkRange(r?.offset, r?.length, this.#size, "persistRanges");
+    }
+    const unit = this.#granularity === "page" ? 4096 : 64;
+    const sorted = ranges.filter((r) => r.length > 0)
+      .map((r) => [
+        Math.floor(r.offset / unit) * unit,
+        Math.min(this.#size, Math.ceil((r.offset + r.length) / unit) * unit),
+      ])
+      .sort((a, b) => a[0] - b[0]);
+    let start = -1;
+    let end = -1;
+    for (const [s, e] of sorted) {
+      if (s <= end) {
+        end = Math.max(end, e);
+        continue;
+      }
+      if (start >= 0) this.flush(start, end - start);
+      start = s;
+      end = e;
+    }
+    if (start >= 0) this.flush(start, end - start);
+    this.drain();
+  }
+
+  /**
+   * Copy several buffers into the mapping as one batch of the mover
+   * (`Vdm.batch`), complete when all are durable (see memcpyAsync).
+   *
+   * @param entries destination offsets and the bytes to put there
+   */
+  memcpyManyAsync(
+    entries: readonly { offset: number; data: Uint8Array }[],
+    options?: FutureOptions,
+  ): Future<void> {
+    this.#live("memcpyManyAsync");
+    if (!Array.isArray(entries)) {
+      throw new TypeError("Cannot memcpyManyAsync: entries must be an array");
+    }
+    for (const e of entries) {
+      checkBytes(e?.data, "data", "memcpyManyAsync");
+      checkRange(e.offset, e.data.byteLength, this.#size, "memcpyManyAsync");
+    }
+    const durable = this.#granularity !== "byte" &&
+      this.#mover.supports(VdmFlags.DURABLE) && this.#tracer === undefined;
+    const flags = durable ? VdmFlags.DURABLE : 0;
+    const batch = this.#mover.batch(
+      entries.map((e) => ({
+        op: "memcpy" as const,
+        dst: this.view(e.offset, e.data.byteLength),
+        src: e.data,
+        flags,
+      })),
+      options,
+    );
+    const future = durable || this.#granularity === "byte" ? batch : chain(
+      batch,
+      () =>
+        fromStep(() =>
+          this.persistRanges(
+            entries.map((e) => ({
+              offset: e.offset,
+              length: e.data.byteLength,
+            })),
+          )
+        ),
+    );
+    this.#trackAsync(future);
+    return future;
+  }
+
+  /** Remember an async operation so close() can wait for it. */
+  #trackAsync(future: Future<void>): void {
+    if (this.#inflight.size >= 64) {
+      for (const f of this.#inflight) if (f.done) this.#inflight.delete(f);
+    }
+    this.#inflight.add(future);
+  }
+
+  /**
    * Build an operation whose completion means "durable": pmem2's rule by
    * granularity and mover capability, with the PMEM2_F_MEM_* flags honoured.
    */
@@ -435,10 +524,7 @@ export class Mapping implements Disposable {
           else this.persist(offset, length);
         }));
     }
-    if (this.#inflight.size >= 64) {
-      for (const f of this.#inflight) if (f.done) this.#inflight.delete(f);
-    }
-    this.#inflight.add(future);
+    this.#trackAsync(future);
     return future;
   }
 

@@ -1,0 +1,299 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The block store's asynchronous operations as futures: a write is the
+ * BTT's four steps with the data copy done by the pool's data mover, a
+ * batch of writes commits as a group (one fence per phase for the whole
+ * batch), and a read copies through the mover while its block is
+ * published in the read-tracking table. No lock is held across a future
+ * boundary: between polls a write owns only its lane's free block and its
+ * place in its block's queue. Internal to `blk/`.
+ *
+ * @module
+ */
+import { BadBlockError, PmemError } from "../ffi/errors.ts";
+import {
+  Future,
+  type FutureOptions,
+  NOT_STARTED,
+  PENDING,
+  type PollContext,
+  type Step,
+} from "../future/future.ts";
+import type { Mapping } from "../pmem2/mapping.ts";
+import type { Arena, WriteTicket } from "./arena.ts";
+import {
+  MAP_ENTRY_SIZE,
+  MAP_ERROR,
+  MAP_FLAGS,
+  MAP_LBA_MASK,
+  MAP_NORMAL,
+} from "./layout.ts";
+
+const EIO = 5;
+const EINVAL = 22;
+
+/** What the futures need from their pool. */
+export interface PoolAccess {
+  /** The pool's mapping (its mover copies the data). */
+  readonly map: Mapping;
+  /** Bytes per block. */
+  readonly blockSize: number;
+  /** Throw `ClosedError` once the pool is closed. */
+  live(op: string): void;
+  /** The arena and pre-map block of `lba` for an update (lays out first). */
+  forUpdate(lba: number, op: string): { arena: Arena; pre: number };
+  /** The arena and pre-map block of `lba` to read; null before any layout. */
+  forRead(lba: number): { arena: Arena; pre: number } | null;
+}
+
+/** One block update's place in its block queue, its lane and its copy. */
+interface Slot {
+  lba: number;
+  data: Uint8Array;
+  arena: Arena;
+  pre: number;
+  ticket: WriteTicket;
+  lane: number;
+}
+
+/**
+ * Whether `ticket` heads its block's queue. If not, drive the head's
+ * owner: a write that entered a queue is completed by whoever needs it.
+ */
+function atHead(arena: Arena, ticket: WriteTicket): boolean {
+  if (arena.mayCommit(ticket)) return true;
+  const head = arena.head(ticket.pre);
+  if (head?.owner !== undefined) head.owner.poll();
+  return arena.mayCommit(ticket);
+}
+
+/** Give back everything a slot holds (a failed or abandoned update). */
+function releaseSlot(slot: Slot): void {
+  if (slot.lane >= 0) slot.arena.releaseLane(slot.lane);
+  slot.lane = -1;
+  slot.arena.leave(slot.ticket);
+}
+
+/** The error for a group commit whose persist failed part-way. */
+function persistFailure(cause: unknown, what: string): PmemError {
+  return new PmemError("write", -EIO, `cannot persist ${what}`, {
+    errno: EIO,
+    cause,
+  });
+}
+
+/**
+ * Writes of many blocks that commit together: the data of all is copied
+ * (one batch of the mover), then the flog heads of all are persisted with
+ * one fence, then the flog tails (the commit points), then the map
+ * entries. Each block is still failure-atomic on its own; blocks of one
+ * group become durable together. Also the single write (a group of one).
+ */
+export class WriteGroupFuture extends Future<void> {
+  #pool: PoolAccess;
+  #pending: { lba: number; data: Uint8Array }[];
+  #slots: Slot[] = [];
+  #copy: Future<void> | undefined;
+  #groupSize: number;
+
+  /**
+   * @param pool the pool
+   * @param entries checked updates, at most one per block
+   * @param groupSize blocks committed together at most
+   */
+  constructor(
+    pool: PoolAccess,
+    entries: { lba: number; data: Uint8Array }[],
+    groupSize: number,
+    options?: FutureOptions,
+  ) {
+    super(options);
+    this.#pool = pool;
+    this.#pending = entries;
+    this.#groupSize = groupSize;
+  }
+
+  protected step(ctx: PollContext): Step<void> {
+    for (;;) {
+      if (this.#slots.length === 0) {
+        if (this.#pending.length === 0) return;
+        this.#enter();
+      }
+      if (this.#copy === undefined && !this.#acquire()) {
+        return PENDING;
+      }
+      const state = this.#copy!.poll(ctx);
+      if (state === "failed") throw this.#copy!.error;
+      if (state !== "complete") return PENDING;
+      this.#commit();
+    }
+  }
+
+  /** Join the queues of the next group's blocks (in issue order). */
+  #enter(): void {
+    this.#pool.live("write");
+    const group = this.#pending.splice(0, this.#groupSize);
+    for (const { lba, data } of group) {
+      const { arena, pre } = this.#pool.forUpdate(lba, "write");
+      const ticket = arena.enter(pre);
+      ticket.owner = this;
+      this.#slots.push({ lba, data, arena, pre, ticket, lane: -1 });
+    }
+  }
+
+  /**
+   * Once every block of the group heads its queue, take a lane for each
+   * (all or none, so groups never hold lanes while waiting for more) and
+   * start the copy.
+   */
+  #acquire(): boolean {
+    this.#pool.live("write");
+    for (const s of this.#slots) {
+      if (!atHead(s.arena, s.ticket)) return false;
+    }
+    for (const s of this.#slots) {
+      s.lane = s.arena.takeLane();
+      if (s.lane < 0) {
+        for (const t of this.#slots) {
+          if (t.lane >= 0) t.arena.releaseLane(t.lane);
+          t.lane = -1;
+        }
+        return false;
+      }
+    }
+    const map = this.#pool.map;
+    this.#copy = this.#slots.length === 1
+      ? map.memcpyAsync(
+        this.#slots[0].arena.blockOffset(
+          this.#slots[0].arena.freeBlock(this.#slots[0].lane),
+        ),
+        this.#slots[0].data,
+      )
+      : map.memcpyManyAsync(this.#slots.map((s) => ({
+        offset: s.arena.blockOffset(s.arena.freeBlock(s.lane)),
+        data: s.data,
+      })));
+    return true;
+  }
+
+  /** Steps 3 and 4 for the whole group: three fences, then done. */
+  #commit(): void {
+    const map = this.#pool.map;
+    const slots = this.#slots;
+    const heads = slots.map((s) => s.arena.stageFlogHead(s.lane, s.pre));
+    try {
+      map.persistRanges(heads.map((h) => ({ offset: h.at, length: 8 })));
+    } catch (cause) {
+      // before the commit point: the old data stays, lanes are reusable
+      for (const s of slots) s.arena.fail("a flog update failed to persist");
+      throw persistFailure(cause, "the flog entries");
+    }
+    slots.forEach((s, i) => s.arena.stageFlogTail(s.lane, heads[i].at));
+    try {
+      map.persistRanges(heads.map((h) => ({ offset: h.at + 8, length: 8 })));
+    } catch (cause) {
+      for (const s of slots) s.arena.fail("a flog update failed to persist");
+      throw persistFailure(cause, "the flog commit");
+    }
+    const maps = slots.map((s) => {
+      s.arena.committed(s.lane);
+      return {
+        offset: s.arena.stageMap(s.lane, s.pre),
+        length: MAP_ENTRY_SIZE,
+      };
+    });
+    try {
+      map.persistRanges(maps);
+    } catch (cause) {
+      for (const s of slots) s.arena.fail("a map update failed to persist");
+      throw persistFailure(cause, "the map entries");
+    } finally {
+      slots.forEach((s, i) => {
+        s.arena.published(s.lane, heads[i].old);
+        s.lane = -1;
+        s.arena.leave(s.ticket);
+      });
+      this.#slots = [];
+      this.#copy = undefined;
+    }
+  }
+
+  protected override settle(): void {
+    for (const s of this.#slots) releaseSlot(s);
+    this.#slots = [];
+    this.#pending = [];
+    this.#copy = undefined;
+  }
+}
+
+/**
+ * A read: resolve the map entry, publish the block in the read-tracking
+ * table (so no writer reuses it meanwhile), copy it through the mover.
+ */
+export class ReadFuture extends Future<Uint8Array> {
+  #pool: PoolAccess;
+  #lba: number;
+  #out: Uint8Array;
+  #copy: Future<void> | undefined;
+  #tracked: { arena: Arena; block: number } | undefined;
+
+  constructor(
+    pool: PoolAccess,
+    lba: number,
+    out: Uint8Array,
+    options?: FutureOptions,
+  ) {
+    super(options);
+    this.#pool = pool;
+    this.#lba = lba;
+    this.#out = out;
+  }
+
+  protected step(ctx: PollContext): Step<Uint8Array> {
+    const size = this.#pool.blockSize;
+    if (this.#copy === undefined) {
+      this.#pool.live("read");
+      const place = this.#pool.forRead(this.#lba);
+      if (place === null) {
+        this.#out.fill(0, 0, size);
+        return this.#out;
+      }
+      const { arena, pre } = place;
+      const entry = arena.mapEntry(pre);
+      const flags = (entry & MAP_FLAGS) >>> 0;
+      if (flags === MAP_ERROR) throw new BadBlockError("read", this.#lba);
+      if (flags !== MAP_NORMAL) {
+        this.#out.fill(0, 0, size);
+        return this.#out;
+      }
+      const block = entry & MAP_LBA_MASK;
+      if (block >= arena.internalNlba) {
+        throw new PmemError(
+          "read",
+          -EINVAL,
+          `the pool is corrupt: block ${this.#lba} maps to data block ${block}, beyond the arena's ${arena.internalNlba}`,
+          { errno: EINVAL },
+        );
+      }
+      const map = this.#pool.map;
+      arena.trackRead(block);
+      this.#tracked = { arena, block };
+      this.#copy = map.mover.memcpy(
+        this.#out.subarray(0, size),
+        map.view(arena.blockOffset(block), size),
+      );
+    }
+    const state = this.#copy.poll(ctx);
+    if (state === "failed") throw this.#copy.error;
+    if (state !== "complete") return state === "idle" ? NOT_STARTED : PENDING;
+    return this.#out;
+  }
+
+  protected override settle(): void {
+    if (this.#tracked !== undefined) {
+      this.#tracked.arena.untrackRead(this.#tracked.block);
+      this.#tracked = undefined;
+    }
+    this.#copy = undefined;
+  }
+}
