@@ -12,9 +12,13 @@
  *    {@linkcode Arena.freeBlock}.
  * 3. {@linkcode Arena.commit}: write the lane's next flog entry in two
  *    persisted 8-byte halves, `{lba, old_map}` then `{new_map, seq}`;
- *    the second is the commit point.
- * 4. {@linkcode Arena.publish}: store and persist the map entry; the old
- *    block becomes the lane's free block and the lane goes back.
+ *    the second is the commit point. (On page granularity the 16-byte
+ *    entry lies in one 512-byte sector and is persisted once.)
+ * 4. {@linkcode Arena.publish}: store the map entry; the old block becomes
+ *    the lane's free block and the lane goes back. The map entry is
+ *    persisted later with others (recovery would redo it from the flog);
+ *    lanes are reused oldest first, and a lane or block whose last map
+ *    entry is still pending first persists the pending ones.
  *
  * Nothing is locked across a step boundary. Writes of one block are
  * ordered by a per-block queue ({@linkcode Arena.enter}, in issue order):
@@ -162,9 +166,24 @@ export class Arena {
   #seq: Uint8Array;
   /** Per lane: the free post-map block. */
   #free: Uint32Array;
-  /** Stack of idle lanes; the top is `#stack[#top - 1]`. */
-  #stack: Uint32Array;
-  #top: number;
+  /**
+   * Idle lanes, oldest first (a ring of `#idle` entries from `#head`): a
+   * lane is reused as late as possible, so the map updates of its last
+   * write have long been persisted with others (see `#pendingMap`).
+   */
+  #ring: Uint32Array;
+  #head = 0;
+  #idle = 0;
+  /**
+   * Map entries stored but not yet persisted (pre → lane). A write is
+   * durable once its flog entry is, so the map entry can wait, under two
+   * rules that keep recovery exact: a lane's flog slot is not reused, and
+   * a block is not committed again, while its previous map entry is
+   * pending. Pending entries are persisted together, a page at a time.
+   */
+  #pendingMap = new Map<number, number>();
+  /** Per lane: the pre-map block of its pending map entry, or -1. */
+  #pendingLane: Int32Array;
   /** Read tracking: post-map block → reads in flight copying it. */
   #reading = new Map<number, number>();
   /** Per pre-map block: writers in issue order; the head may commit. */
@@ -188,8 +207,8 @@ export class Arena {
     this.#next = new Uint8Array(this.nfree);
     this.#seq = new Uint8Array(this.nfree);
     this.#free = new Uint32Array(this.nfree);
-    this.#stack = new Uint32Array(this.nfree);
-    this.#top = 0;
+    this.#ring = new Uint32Array(this.nfree);
+    this.#pendingLane = new Int32Array(this.nfree).fill(-1);
     if ((info.flags & INFO_FLAG_ERROR) !== 0) {
       this.#error = "its info block has the error flag set";
     }
@@ -305,7 +324,7 @@ export class Arena {
         a.#error ??= `flog slots share the free block ${oldBlock}`;
       }
       frees.add(oldBlock);
-      a.#stack[a.#top++] = lane;
+      a.#pushLane(lane);
     }
     if (badPairs > 0) {
       a.#error ??= `${badPairs} flog slot(s) have invalid sequence numbers`;
@@ -373,7 +392,7 @@ export class Arena {
 
   /** Idle lanes. */
   get idleLanes(): number {
-    return this.#top;
+    return this.#idle;
   }
 
   /** The free block a lane writes to next (valid while the lane is held). */
@@ -462,14 +481,17 @@ export class Arena {
    *   or no lane is idle (retry after a read or a write completes)
    */
   takeLane(): number {
-    for (let i = this.#top - 1; i >= 0; i--) {
-      const lane = this.#stack[i];
+    const n = this.nfree;
+    for (let i = 0; i < this.#idle; i++) {
+      const at = (this.#head + i) % n;
+      const lane = this.#ring[at];
       if (this.#reading.size !== 0 && this.#reading.has(this.#free[lane])) {
         continue;
       }
-      this.#top--;
-      this.#stack[i] = this.#stack[this.#top];
-      this.#stack[this.#top] = lane;
+      // swap the oldest idle lane into the taken one's place, pop the head
+      this.#ring[at] = this.#ring[this.#head];
+      this.#head = (this.#head + 1) % n;
+      this.#idle--;
       return lane;
     }
     return -1;
@@ -477,7 +499,51 @@ export class Arena {
 
   /** Give back a lane taken by {@linkcode Arena.takeLane} unused. */
   releaseLane(lane: number): void {
-    this.#stack[this.#top++] = lane;
+    this.#pushLane(lane);
+  }
+
+  #pushLane(lane: number): void {
+    this.#ring[(this.#head + this.#idle) % this.nfree] = lane;
+    this.#idle++;
+  }
+
+  /** Whether flog granularity is a page: a 16-byte entry then persists whole. */
+  get #pageGranular(): boolean {
+    return this.#media.granularity === "page";
+  }
+
+  /** Persist every pending map entry (one flush per page, one fence). */
+  flushPendingMaps(): void {
+    if (this.#pendingMap.size === 0) return;
+    const ranges = [];
+    for (const [pre, lane] of this.#pendingMap) {
+      ranges.push({
+        offset: this.mapOff + pre * MAP_ENTRY_SIZE,
+        length: MAP_ENTRY_SIZE,
+      });
+      this.#pendingLane[lane] = -1;
+    }
+    this.#pendingMap.clear();
+    try {
+      this.#media.persistRanges(ranges);
+    } catch (cause) {
+      // the flog still holds these updates: the next open rolls forward
+      this.fail("a map update failed to persist");
+      throw new PmemError("write", -EIO, "cannot persist map entries", {
+        errno: EIO,
+        cause,
+      });
+    }
+  }
+
+  /**
+   * Before `lane` commits an update of `pre`: persist pending map entries
+   * if the lane's previous one, or `pre`'s, is among them.
+   */
+  settleMapsFor(lane: number, pre: number): void {
+    if (this.#pendingLane[lane] >= 0 || this.#pendingMap.has(pre)) {
+      this.flushPendingMaps();
+    }
   }
 
   /**
@@ -493,6 +559,7 @@ export class Arena {
    */
   commit(lane: number, pre: number): number {
     const m = this.#media;
+    this.settleMapsFor(lane, pre);
     const old = effectiveMapEntry(this.mapEntry(pre), pre);
     if ((old & MAP_LBA_MASK) >= this.internalNlba) {
       // freeing this block would later aim a data copy outside the arena
@@ -511,10 +578,13 @@ export class Arena {
     try {
       m.setU32(at, pre);
       m.setU32(at + 4, old);
-      m.persist(at, 8);
+      // a 16-byte entry never crosses a 512-byte sector, so on page
+      // granularity (msync) it reaches the media whole: one persist
+      if (!this.#pageGranular) m.persist(at, 8);
       m.setU32(at + 8, (this.#free[lane] | MAP_NORMAL) >>> 0);
       m.setU32(at + 12, seq);
-      m.persist(at + 8, 8);
+      if (this.#pageGranular) m.persist(at, 16);
+      else m.persist(at + 8, 8);
     } catch (cause) {
       // the flog on the media may now differ from #next/#seq
       this.fail("a flog update failed to persist");
@@ -531,32 +601,22 @@ export class Arena {
   }
 
   /**
-   * Step 4: publish the committed write in the map (persisted), make the
-   * old block the lane's free block and return the lane to the stack.
+   * Step 4: publish the committed write in the map (stored now, persisted
+   * with the next batch of pending map entries: the write is durable
+   * already through its flog entry), make the old block the lane's free
+   * block and return the lane.
    *
    * @param lane the lane of {@linkcode Arena.commit}
    * @param pre the pre-map block
    * @param old the value {@linkcode Arena.commit} returned
-   * @throws {PmemError} code -5 when the map entry cannot be persisted;
-   *   the arena then refuses writes and the next open rolls forward
    */
   publish(lane: number, pre: number, old: number): void {
     const at = this.mapOff + pre * MAP_ENTRY_SIZE;
-    try {
-      this.#media.setU32(at, (this.#free[lane] | MAP_NORMAL) >>> 0);
-      this.#media.persist(at, MAP_ENTRY_SIZE);
-    } catch (cause) {
-      this.fail("a map update failed to persist");
-      throw new PmemError(
-        "write",
-        -EIO,
-        `cannot persist the map entry of block ${this.firstLba + pre}`,
-        { errno: EIO, cause },
-      );
-    } finally {
-      this.#free[lane] = (old & MAP_LBA_MASK) >>> 0;
-      this.#stack[this.#top++] = lane;
-    }
+    this.#media.setU32(at, (this.#free[lane] | MAP_NORMAL) >>> 0);
+    this.#pendingMap.set(pre, lane);
+    this.#pendingLane[lane] = pre;
+    this.#free[lane] = (old & MAP_LBA_MASK) >>> 0;
+    this.#pushLane(lane);
   }
 
   /**
@@ -576,6 +636,11 @@ export class Arena {
     const block = effectiveMapEntry(entry, pre) & MAP_LBA_MASK;
     this.#media.setU32(at, (block | flag) >>> 0);
     this.#media.persist(at, MAP_ENTRY_SIZE);
+    const lane = this.#pendingMap.get(pre);
+    if (lane !== undefined) { // the flag's entry supersedes it, durably
+      this.#pendingMap.delete(pre);
+      this.#pendingLane[lane] = -1;
+    }
     return true;
   }
 
@@ -640,7 +705,7 @@ export class Arena {
    */
   published(lane: number, old: number): void {
     this.#free[lane] = (old & MAP_LBA_MASK) >>> 0;
-    this.#stack[this.#top++] = lane;
+    this.#pushLane(lane);
   }
 
   /** A snapshot of every lane's free block (for checks and tests). */

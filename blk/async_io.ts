@@ -176,24 +176,31 @@ export class WriteGroupFuture extends Future<void> {
     return true;
   }
 
-  /** Steps 3 and 4 for the whole group: three fences, then done. */
+  /**
+   * Steps 3 and 4 for the whole group: the flog heads, then the tails
+   * (the commit points), then the map entries, one fence each. On page
+   * granularity each 16-byte flog entry persists whole, so heads and
+   * tails share one fence.
+   */
   #commit(): void {
     const map = this.#pool.map;
     const slots = this.#slots;
+    for (const s of slots) s.arena.settleMapsFor(s.lane, s.pre);
+    const whole = map.granularity === "page";
     const heads = slots.map((s) => s.arena.stageFlogHead(s.lane, s.pre));
     try {
-      map.persistRanges(heads.map((h) => ({ offset: h.at, length: 8 })));
+      if (!whole) {
+        map.persistRanges(heads.map((h) => ({ offset: h.at, length: 8 })));
+      }
+      slots.forEach((s, i) => s.arena.stageFlogTail(s.lane, heads[i].at));
+      map.persistRanges(
+        heads.map((h) =>
+          whole ? { offset: h.at, length: 16 } : { offset: h.at + 8, length: 8 }
+        ),
+      );
     } catch (cause) {
-      // before the commit point: the old data stays, lanes are reusable
       for (const s of slots) s.arena.fail("a flog update failed to persist");
       throw persistFailure(cause, "the flog entries");
-    }
-    slots.forEach((s, i) => s.arena.stageFlogTail(s.lane, heads[i].at));
-    try {
-      map.persistRanges(heads.map((h) => ({ offset: h.at + 8, length: 8 })));
-    } catch (cause) {
-      for (const s of slots) s.arena.fail("a flog update failed to persist");
-      throw persistFailure(cause, "the flog commit");
     }
     const maps = slots.map((s) => {
       s.arena.committed(s.lane);

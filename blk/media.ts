@@ -8,6 +8,7 @@
  * @module
  */
 import type { Mapping } from "../pmem2/mapping.ts";
+import type { Granularity } from "../pmem2/config.ts";
 
 /** Views are windows of 1 GiB every 512 MiB, so any access of up to
  * 512 MiB lies inside one window (Bun limits a view's size). */
@@ -25,6 +26,7 @@ export const MAX_ACCESS = WINDOW_STRIDE;
 export class Media {
   #map: Mapping;
   #size: number;
+  #granularity: Granularity;
   #bytes: (Uint8Array | undefined)[] = [];
   #words: (DataView | undefined)[] = [];
 
@@ -32,6 +34,7 @@ export class Media {
   constructor(map: Mapping) {
     this.#map = map;
     this.#size = map.size;
+    this.#granularity = map.granularity;
   }
 
   /** The mapped size. */
@@ -106,6 +109,16 @@ export class Media {
   /** Make `[offset, offset + length)` durable. */
   persist(offset: number, length: number): void {
     this.#map.persist(offset, length);
+  }
+
+  /** Persist several ranges with one fence. */
+  persistRanges(ranges: readonly { offset: number; length: number }[]): void {
+    this.#map.persistRanges(ranges);
+  }
+
+  /** The mapping's effective store granularity. */
+  get granularity(): Granularity {
+    return this.#granularity;
   }
 
   /** Copy `src` to `offset`, durable on return. */

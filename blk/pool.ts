@@ -988,6 +988,12 @@ export class BlockPool implements Disposable {
     } catch {
       // each failure is reported to its own awaiter
     }
+    let failure: unknown;
+    try {
+      for (const arena of this.#arenas) arena.flushPendingMaps();
+    } catch (e) {
+      failure = e; // the flog still holds those updates; close anyway
+    }
     this.#map = null;
     this.#media.close();
     this.#arenas = [];
@@ -997,6 +1003,7 @@ export class BlockPool implements Disposable {
     } finally {
       this.#lock.release();
     }
+    if (failure !== undefined) throw failure;
   }
 
   /** Same as {@linkcode BlockPool.close}. */

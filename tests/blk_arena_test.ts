@@ -144,29 +144,42 @@ test("`BlockPool.write()` cycles flog sequence numbers 1 → 2 → 3 → 1", () 
   const info = decodeBttInfo(
     new Uint8Array(readFileSync(path).subarray(8192, 8192 + 4096)),
   );
-  const slot = 8192 + info.flogOff; // lane 0: the top of the lane stack
+  // lanes are reused oldest first: follow every slot through 7 uses
+  const flog = 8192 + info.flogOff;
+  const nfree = info.nfree;
   const fd = openSync(path, "r");
-  const seqs: number[][] = [];
+  const history: number[][][] = Array.from({ length: nfree }, () => []);
+  const slots = new Uint8Array(nfree * 64);
+  const seqsOf = (lane: number) => {
+    const f = new DataView(slots.buffer, lane * 64, 32);
+    return [f.getUint32(12, true), f.getUint32(28, true)];
+  };
   try {
-    for (let i = 0; i < 7; i++) {
+    readSync(fd, slots, 0, slots.length, flog);
+    let before = Array.from({ length: nfree }, (_, l) => seqsOf(l).join());
+    for (let i = 0; i < 7 * nfree; i++) {
       pool.write(i % 3, pattern(i, i, BS));
-      const entry = new Uint8Array(32);
-      readSync(fd, entry, 0, 32, slot);
-      const f = new DataView(entry.buffer);
-      seqs.push([f.getUint32(12, true), f.getUint32(28, true)]);
+      readSync(fd, slots, 0, slots.length, flog);
+      const after = Array.from({ length: nfree }, (_, l) => seqsOf(l).join());
+      const changed = after.flatMap((v, l) => (v === before[l] ? [] : [l]));
+      assert.equal(changed.length, 1, `write ${i} changed one flog slot`);
+      history[changed[0]].push(seqsOf(changed[0]));
+      before = after;
     }
   } finally {
     closeSync(fd);
   }
-  assert.deepEqual(seqs, [
-    [1, 2],
-    [3, 2],
-    [3, 1],
-    [2, 1],
-    [2, 3],
-    [1, 3],
-    [1, 2],
-  ]);
+  for (const seqs of history) {
+    assert.deepEqual(seqs, [
+      [1, 2],
+      [3, 2],
+      [3, 1],
+      [2, 1],
+      [2, 3],
+      [1, 3],
+      [1, 2],
+    ]);
+  }
   assert.deepEqual(pool.check().problems, []);
 });
 
