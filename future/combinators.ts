@@ -254,7 +254,7 @@ class RaceFuture<T> extends Future<T> {
  * import { fromStep, PENDING, race, ready } from "@asyncpmem/asyncpmem/future";
  * import assert from "node:assert/strict";
  *
- * const never = fromStep(() => PENDING);
+ * const never = fromStep<string>(() => PENDING);
  * assert.equal(await race([never, ready("fast")]), "fast");
  * ```
  */

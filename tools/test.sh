@@ -19,6 +19,9 @@ step "deno check" deno check mod.ts ffi/ future/ mover/ pmem2/ blk/ tests/ bench
 step "tsc (bun-types)" tsc -p .
 step "deno lint" deno lint
 step "deno fmt" deno fmt --check
+doc_tmp=$(mktemp -d)
+step "doc examples (deno test --doc)" env TMPDIR="$doc_tmp" deno test -A --doc ffi/ future/ mover/ pmem2/ blk/ mod.ts
+rm -rf "$doc_tmp"
 
 deno_log=$(mktemp); bun_log=$(mktemp)
 deno test -A --no-check tests/ 2>&1 | tee "$deno_log"
