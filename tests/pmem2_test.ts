@@ -2,6 +2,7 @@
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import {
   ClosedError,
+  FileLock,
   mapFile,
   Mapping,
   MemFlags,
@@ -305,4 +306,54 @@ test("a mapping larger than 4 GiB is viewable everywhere (Bun windows)", () => {
   if (RUNTIME === "bun") {
     assert.throws(() => map.view(0, 2 ** 32 + 1), RangeError);
   }
+});
+
+test("FileLock: exclusive, idempotent release, across processes", () => {
+  const path = tempPath();
+  writeFileSync(path, new Uint8Array(16));
+  const lock = FileLock.acquire(path);
+  assert.throws(() => FileLock.acquire(path), (e: unknown) => {
+    assert.ok(e instanceof PmemError);
+    assert.equal(e.errno, 11);
+    assert.match(e.message, /locked/);
+    return true;
+  });
+  const r = runScript(`
+    import { FileLock } from "@root/mod.ts";
+    try { FileLock.acquire(${JSON.stringify(path)}); console.log("got it"); }
+    catch (e) { console.log(e.name, e.errno); }
+  `);
+  assert.equal(r.stdout.trim(), "PmemError 11", r.stderr);
+  lock.release();
+  lock.release();
+  assert.equal(lock.released, true);
+  using again = FileLock.acquire(path);
+  assert.equal(again.released, false);
+  assert.throws(
+    () => FileLock.acquire(tempPath("missing")),
+    (e: unknown) => e instanceof PmemError && e.errno === 2,
+  );
+  assert.throws(() => FileLock.acquire(5 as unknown as string), TypeError);
+});
+
+test("Source.clearBadBlock() reallocates a range of a regular file (zeroes it)", () => {
+  using src = Source.open(tempPath(), { size: 65536 });
+  using map = Mapping.map(src);
+  map.memset(0, 7, 65536);
+  src.clearBadBlock({ offset: 4096, length: 4096 });
+  assert.equal(map.view(4096, 1)[0], 0);
+  assert.equal(map.view(8191, 1)[0], 0);
+  assert.equal(map.view(4095, 1)[0], 7);
+  assert.equal(map.view(8192, 1)[0], 7);
+  assert.throws(() => src.clearBadBlock({ offset: -1, length: 1 }), RangeError);
+  assert.throws(
+    () =>
+      src.clearBadBlock(null as unknown as { offset: number; length: number }),
+    TypeError,
+  );
+  using anon = Source.fromAnon(65536);
+  assert.throws(
+    () => anon.clearBadBlock({ offset: 0, length: 4096 }),
+    PmemError,
+  );
 });
