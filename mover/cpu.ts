@@ -8,14 +8,8 @@
 import { ClosedError, PmemError } from "../ffi/errors.ts";
 import { check, native } from "../ffi/lib.ts";
 import { Future, type FutureOptions, type Step } from "../future/future.ts";
-import {
-  type BatchEntry,
-  checkBatch,
-  type CheckedOp,
-  checkOp,
-  type Vdm,
-  VdmFlags,
-} from "./vdm.ts";
+import { BaseMover } from "./_base.ts";
+import { type CheckedOp, VdmFlags } from "./vdm.ts";
 
 /**
  * Throw if a buffer of `op` no longer covers `[0, to)`: it was detached
@@ -105,22 +99,11 @@ class CpuOp extends Future<void> {
  * assert.deepEqual([...dst], [1, 2, 3, 4]);
  * ```
  */
-export class CpuMover implements Vdm {
+export class CpuMover extends BaseMover {
   #closed = false;
 
-  /** "cpu". */
-  get name(): string {
-    return "cpu";
-  }
-
-  /** DURABLE | NO_CACHE_HINT. */
-  get capabilities(): number {
-    return VdmFlags.DURABLE | VdmFlags.NO_CACHE_HINT;
-  }
-
-  /** Whether every bit of `flags` is honoured. */
-  supports(flags: number): boolean {
-    return (flags & this.capabilities) === flags;
+  constructor() {
+    super("CpuMover", "cpu", VdmFlags.DURABLE | VdmFlags.NO_CACHE_HINT);
   }
 
   /** Whether {@linkcode CpuMover.close} has run. */
@@ -128,79 +111,16 @@ export class CpuMover implements Vdm {
     return this.#closed;
   }
 
-  #op(
-    op: "memcpy" | "memmove" | "memset" | "flush",
-    dst: unknown,
-    src: unknown,
-    value: unknown,
-    flags: unknown,
-    options?: FutureOptions,
-  ): Future<void> {
-    if (this.#closed) throw new ClosedError("CpuMover", op);
-    const checked = checkOp(
-      "cpu",
-      this.capabilities,
-      op,
-      dst,
-      src,
-      value,
-      flags,
-    );
-    return new CpuOp(this, [checked], options);
+  protected run(op: CheckedOp, options?: FutureOptions): Future<void> {
+    return new CpuOp(this, [op], options);
   }
 
-  /** Copy `src` into the start of `dst`. */
-  memcpy(
-    dst: Uint8Array,
-    src: Uint8Array,
-    flags = 0,
-    options?: FutureOptions,
-  ): Future<void> {
-    return this.#op("memcpy", dst, src, 0, flags, options);
-  }
-
-  /** Copy between possibly overlapping ranges. */
-  memmove(
-    dst: Uint8Array,
-    src: Uint8Array,
-    flags = 0,
-    options?: FutureOptions,
-  ): Future<void> {
-    return this.#op("memmove", dst, src, 0, flags, options);
-  }
-
-  /** Fill `dst` with `value`. */
-  memset(
-    dst: Uint8Array,
-    value: number,
-    flags = 0,
-    options?: FutureOptions,
-  ): Future<void> {
-    return this.#op("memset", dst, undefined, value, flags, options);
-  }
-
-  /** Make `range` durable (write back its cache lines or msync its pages). */
-  flush(range: Uint8Array, flags = 0, options?: FutureOptions): Future<void> {
-    return this.#op("flush", range, undefined, 0, flags, options);
-  }
-
-  /** Run several operations in order as one future. */
-  batch(entries: readonly BatchEntry[], options?: FutureOptions): Future<void> {
-    if (this.#closed) throw new ClosedError("CpuMover", "batch");
-    return new CpuOp(
-      this,
-      checkBatch("cpu", this.capabilities, entries),
-      options,
-    );
+  protected runBatch(ops: CheckedOp[], options?: FutureOptions): Future<void> {
+    return new CpuOp(this, ops, options);
   }
 
   /** Idempotent; later operations throw `ClosedError`. */
   close(): void {
     this.#closed = true;
-  }
-
-  /** Same as {@linkcode CpuMover.close}. */
-  [Symbol.dispose](): void {
-    this.close();
   }
 }

@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { ClosedError } from "../ffi/errors.ts";
 import { check, native } from "../ffi/lib.ts";
 import { checkSize } from "../ffi/validate.ts";
 import { all, map } from "../future/combinators.ts";
@@ -14,14 +13,8 @@ import type { Future, FutureOptions } from "../future/future.ts";
 import { CompletionDevice, type DeviceInfo } from "./_device.ts";
 import { DeviceBatch, DeviceOp } from "./_device_op.ts";
 import { DSA_STATUS_WRITE_FAULT, DsaStatus } from "./dsa_format.ts";
-import {
-  type BatchEntry,
-  checkBatch,
-  type CheckedOp,
-  checkOp,
-  type Vdm,
-  VdmFlags,
-} from "./vdm.ts";
+import { BaseMover } from "./_base.ts";
+import { type CheckedOp, VdmFlags } from "./vdm.ts";
 
 /** Options of {@linkcode ThreadMover}. */
 export interface ThreadMoverOptions {
@@ -70,12 +63,13 @@ function defaultThreads(): number {
  * assert.equal(dst[0], 1);
  * ```
  */
-export class ThreadMover implements Vdm {
+export class ThreadMover extends BaseMover {
   #device: CompletionDevice;
   #inlineThreshold: number;
 
   /** @param options threads, queue and record counts, thresholds */
   constructor(options: ThreadMoverOptions = {}) {
+    super("ThreadMover", "threads", VdmFlags.DURABLE | VdmFlags.NO_CACHE_HINT);
     if (typeof options !== "object" || options === null) {
       throw new TypeError(
         "Cannot create ThreadMover: options must be an object",
@@ -148,21 +142,6 @@ export class ThreadMover implements Vdm {
     );
   }
 
-  /** "threads". */
-  get name(): string {
-    return "threads";
-  }
-
-  /** DURABLE | NO_CACHE_HINT. */
-  get capabilities(): number {
-    return VdmFlags.DURABLE | VdmFlags.NO_CACHE_HINT;
-  }
-
-  /** Whether every bit of `flags` is honoured. */
-  supports(flags: number): boolean {
-    return (flags & this.capabilities) === flags;
-  }
-
   /**
    * Sleeps on the device that ended by timeout rather than by a completion
    * signal. Stays 0 unless a wake-up was lost or an operation ran longer
@@ -182,74 +161,20 @@ export class ThreadMover implements Vdm {
     return this.#device.closed;
   }
 
-  #op(
-    op: "memcpy" | "memmove" | "memset" | "flush",
-    dst: unknown,
-    src: unknown,
-    value: unknown,
-    flags: unknown,
-    options?: FutureOptions,
-  ): Future<void> {
-    if (this.#device.closed) throw new ClosedError("ThreadMover", op);
-    const checked = checkOp(
-      "threads",
-      this.capabilities,
-      op,
-      dst,
-      src,
-      value,
-      flags,
-    );
+  protected run(op: CheckedOp, options?: FutureOptions): Future<void> {
     return new DeviceOp(
       this.#device,
-      checked,
-      checked.length < this.#inlineThreshold,
+      op,
+      op.length < this.#inlineThreshold,
       options,
     );
-  }
-
-  /** Copy `src` into the start of `dst`. */
-  memcpy(
-    dst: Uint8Array,
-    src: Uint8Array,
-    flags = 0,
-    options?: FutureOptions,
-  ): Future<void> {
-    return this.#op("memcpy", dst, src, 0, flags, options);
-  }
-
-  /** Copy between possibly overlapping ranges. */
-  memmove(
-    dst: Uint8Array,
-    src: Uint8Array,
-    flags = 0,
-    options?: FutureOptions,
-  ): Future<void> {
-    return this.#op("memmove", dst, src, 0, flags, options);
-  }
-
-  /** Fill `dst` with `value`. */
-  memset(
-    dst: Uint8Array,
-    value: number,
-    flags = 0,
-    options?: FutureOptions,
-  ): Future<void> {
-    return this.#op("memset", dst, undefined, value, flags, options);
-  }
-
-  /** Make `range` durable (CFLUSH; msync inside page-granularity mappings). */
-  flush(range: Uint8Array, flags = 0, options?: FutureOptions): Future<void> {
-    return this.#op("flush", range, undefined, 0, flags, options);
   }
 
   /**
    * Several operations as DSA BATCH descriptors (up to the device's
    * maxBatch members each); completes when all members have.
    */
-  batch(entries: readonly BatchEntry[], options?: FutureOptions): Future<void> {
-    if (this.#device.closed) throw new ClosedError("ThreadMover", "batch");
-    const ops = checkBatch("threads", this.capabilities, entries);
+  protected runBatch(ops: CheckedOp[], options?: FutureOptions): Future<void> {
     const bytes = ops.reduce((n, op) => n + op.length, 0);
     if (ops.length <= 1 || bytes < this.#inlineThreshold) {
       return this.#group(ops, bytes < this.#inlineThreshold, options);
@@ -315,10 +240,5 @@ export class ThreadMover implements Vdm {
    */
   close(): void {
     this.#device.close();
-  }
-
-  /** Same as {@linkcode ThreadMover.close}. */
-  [Symbol.dispose](): void {
-    this.close();
   }
 }

@@ -1,0 +1,131 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The part every mover shares: argument checks, the capability query and
+ * the public operations, over two hooks a mover implements.
+ *
+ * @module
+ */
+import { ClosedError } from "../ffi/errors.ts";
+import type { Future, FutureOptions } from "../future/future.ts";
+import {
+  type BatchEntry,
+  checkBatch,
+  type CheckedOp,
+  checkOp,
+  type Vdm,
+  type VdmOp,
+} from "./vdm.ts";
+
+/** A {@linkcode Vdm} built from `run` (one op) and `runBatch` (several). */
+export abstract class BaseMover implements Vdm {
+  #className: string;
+  #name: string;
+  #capabilities: number;
+
+  /**
+   * @param className for errors ("ThreadMover")
+   * @param name the short name ("threads")
+   * @param capabilities the VdmFlags honoured
+   */
+  protected constructor(className: string, name: string, capabilities: number) {
+    this.#className = className;
+    this.#name = name;
+    this.#capabilities = capabilities;
+  }
+
+  /** Start nothing: build the future of one checked operation. */
+  protected abstract run(op: CheckedOp, options?: FutureOptions): Future<void>;
+
+  /** Build the future of checked operations run as one unit. */
+  protected abstract runBatch(
+    ops: CheckedOp[],
+    options?: FutureOptions,
+  ): Future<void>;
+
+  /** Whether {@linkcode BaseMover.close} has run. */
+  abstract get closed(): boolean;
+
+  /** Finish or fail in-flight work and release the mover. Idempotent. */
+  abstract close(): void;
+
+  /** A short name: "cpu", "threads". */
+  get name(): string {
+    return this.#name;
+  }
+
+  /** The {@linkcode VdmFlags} this mover honours. */
+  get capabilities(): number {
+    return this.#capabilities;
+  }
+
+  /** Whether every bit of `flags` is honoured (a bitwise test). */
+  supports(flags: number): boolean {
+    return (flags & this.capabilities) === flags;
+  }
+
+  #check(
+    op: VdmOp,
+    dst: unknown,
+    src: unknown,
+    value: unknown,
+    flags: unknown,
+  ): CheckedOp {
+    if (this.closed) throw new ClosedError(this.#className, op);
+    return checkOp(this.#name, this.capabilities, op, dst, src, value, flags);
+  }
+
+  /** Copy `src` into the start of `dst`. */
+  memcpy(
+    dst: Uint8Array,
+    src: Uint8Array,
+    flags = 0,
+    options?: FutureOptions,
+  ): Future<void> {
+    return this.run(this.#check("memcpy", dst, src, 0, flags), options);
+  }
+
+  /** Copy between possibly overlapping ranges. */
+  memmove(
+    dst: Uint8Array,
+    src: Uint8Array,
+    flags = 0,
+    options?: FutureOptions,
+  ): Future<void> {
+    return this.run(this.#check("memmove", dst, src, 0, flags), options);
+  }
+
+  /** Fill `dst` with the byte `value`. */
+  memset(
+    dst: Uint8Array,
+    value: number,
+    flags = 0,
+    options?: FutureOptions,
+  ): Future<void> {
+    return this.run(
+      this.#check("memset", dst, undefined, value, flags),
+      options,
+    );
+  }
+
+  /**
+   * Make `range` durable: write back its cache lines, or persist it
+   * through its mapping (msync on page-granularity maps).
+   */
+  flush(range: Uint8Array, flags = 0, options?: FutureOptions): Future<void> {
+    return this.run(this.#check("flush", range, undefined, 0, flags), options);
+  }
+
+  /** Several operations as one unit; completes when all have. */
+  batch(entries: readonly BatchEntry[], options?: FutureOptions): Future<void> {
+    if (this.closed) throw new ClosedError(this.#className, "batch");
+    return this.runBatch(
+      checkBatch(this.#name, this.capabilities, entries),
+      options,
+    );
+  }
+
+  /** Same as `close()`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
