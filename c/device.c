@@ -45,7 +45,7 @@ _Static_assert(sizeof(struct dsa_completion_record) == 32, "record size");
 	(1ull << DSA_OPCODE_DRAIN) | (1ull << DSA_OPCODE_MEMMOVE) | \
 	(1ull << DSA_OPCODE_MEMFILL) | (1ull << DSA_OPCODE_CFLUSH))
 #define AP_MAX_BATCH 32u
-#define AP_SPINS 4096
+#define AP_SPIN_NS 20000 /* how long an idle worker spins before sleeping */
 #define AP_IDLE (~0ull)
 
 struct ap_slot {
@@ -78,6 +78,7 @@ struct ap_dev {
 	_Atomic uint32_t fault_count;
 	void (*_Atomic doorbell)(void);
 	uint32_t wq_size, nthreads, nrec, nbatch;
+	uint32_t spins; /* pause iterations in AP_SPIN_NS, calibrated */
 	size_t max_xfer;
 	uint64_t gen_cap;
 	int movdir64b;
@@ -261,15 +262,17 @@ ap_exec_move(struct ap_dev *d, const struct dsa_hw_desc *h,
 	}
 	int durable = (h->flags & IDXD_OP_FLAG_DRDBK) != 0;
 	struct ap_region *r = refs ? refs->dst : NULL;
-	if (durable && r != NULL) {
-		struct ap_map *m = ap_region_map(r);
-		m->memmove_fn(dst, src, n, PMEM2_F_MEM_NOFLUSH);
-	} else if (!(h->flags & IDXD_OP_FLAG_CC) && !descending &&
-			!(src < dst + n && dst < src + n)) {
-		ap_stream_copy(dst, src, n); /* CC=0: write to memory */
-	} else {
-		memmove(dst, src, n);
+	struct ap_map *m = r ? ap_region_map(r) : NULL;
+	if (durable && m != NULL && m->granularity != AP_GRAN_PAGE) {
+		/* libpmem2's durable copy: non-temporal stores and a fence */
+		m->memmove_fn(dst, src, n, 0);
+		return;
 	}
+	if (!(h->flags & IDXD_OP_FLAG_CC) && !descending &&
+			!(src < dst + n && dst < src + n))
+		ap_stream_copy(dst, src, n); /* CC=0: write to memory */
+	else
+		memmove(dst, src, n);
 	if (durable && ap_make_durable(r, dst, n) != 0)
 		res->status = DSA_COMP_HW_ERR1;
 }
@@ -296,9 +299,12 @@ ap_exec_fill(struct ap_dev *d, const struct dsa_hw_desc *h,
 		uniform &= p[i] == p[0];
 	int durable = (h->flags & IDXD_OP_FLAG_DRDBK) != 0;
 	struct ap_region *r = refs ? refs->dst : NULL;
-	if (uniform && durable && r != NULL)
-		ap_region_map(r)->memset_fn(dst, p[0], n, PMEM2_F_MEM_NOFLUSH);
-	else if (uniform)
+	struct ap_map *m = r ? ap_region_map(r) : NULL;
+	if (uniform && durable && m != NULL && m->granularity != AP_GRAN_PAGE) {
+		m->memset_fn(dst, p[0], n, 0); /* durable itself */
+		return;
+	}
+	if (uniform)
 		memset(dst, p[0], n);
 	else
 		for (size_t i = 0; i < n; i++)
@@ -509,7 +515,7 @@ ap_worker_main(void *arg)
 		}
 		if (atomic_load(&d->stopping))
 			break;
-		if (++idle < AP_SPINS) {
+		if (++idle < d->spins) {
 			ap_pause();
 			continue;
 		}
@@ -522,9 +528,25 @@ ap_worker_main(void *arg)
 			ap_futex(&d->work, FUTEX_WAIT_PRIVATE, v, &ts);
 		}
 		atomic_fetch_sub(&d->sleepers, 1);
-		idle = AP_SPINS / 2;
+		idle = d->spins / 2;
 	}
 	return NULL;
+}
+
+/* ap_calibrate_spins -- pause iterations that take about AP_SPIN_NS */
+static uint32_t
+ap_calibrate_spins(void)
+{
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int i = 0; i < 2000; i++)
+		ap_pause();
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	long ns = (b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec);
+	if (ns <= 0)
+		ns = 1;
+	uint64_t spins = (uint64_t)AP_SPIN_NS * 2000 / (uint64_t)ns;
+	return spins < 64 ? 64 : spins > 1000000 ? 1000000 : (uint32_t)spins;
 }
 
 /* ap_pow2 -- is v a power of two */
@@ -573,6 +595,7 @@ ap_dev_new(struct ap_dev **out, uint32_t nthreads, uint32_t wq_size,
 	d->gen_cap = AP_GEN_CAP_BOF | AP_GEN_CAP_OVERLAP | AP_GEN_CAP_CC_MEM |
 		AP_GEN_CAP_DRDBK | (31ull << 16) | (10ull << 21);
 	atomic_store(&d->fault_at, -1);
+	d->spins = ap_calibrate_spins();
 #if defined(__x86_64__)
 	unsigned a, b, c, x;
 	if (__get_cpuid_count(7, 0, &a, &b, &c, &x))

@@ -444,14 +444,18 @@ ap_check_flags(uint32_t flags)
 }
 
 /*
- * ap_page_flags -- on PAGE maps copy without libpmem2's msync (which
- * aborts on failure) and sync afterwards ourselves
+ * ap_page_copy -- the copy of a PAGE map: msync makes it durable, so plain
+ * libc copies (libpmem2's NOFLUSH path is slower, and its msync aborts on
+ * failure); non-temporal stores when the flags ask for them
  */
-static uint32_t
-ap_page_flags(uint32_t flags)
+static void
+ap_page_copy(char *dst, const char *src, size_t n, uint32_t flags)
 {
-	return (flags & ~(PMEM2_F_MEM_NONTEMPORAL | PMEM2_F_MEM_WC |
-		PMEM2_F_MEM_NODRAIN)) | PMEM2_F_MEM_NOFLUSH;
+	int overlap = dst < src + n && src < dst + n;
+	if ((flags & (PMEM2_F_MEM_NONTEMPORAL | PMEM2_F_MEM_WC)) && !overlap)
+		ap_stream_copy(dst, src, n);
+	else
+		memmove(dst, src, n);
 }
 
 int
@@ -467,7 +471,7 @@ ap_map_memcpy(struct ap_map *map, double dst_off, const void *src,
 	if (src == NULL)
 		return ap_fail(AP_E_INVALID_ARG, "memcpy: source is NULL");
 	if (map->granularity == AP_GRAN_PAGE) {
-		map->memcpy_fn(map->addr + off, src, n, ap_page_flags(flags));
+		ap_page_copy(map->addr + off, src, n, flags);
 		if (flags & PMEM2_F_MEM_NOFLUSH)
 			return 0;
 		return ap_map_sync(map, map->addr + off, n);
@@ -488,8 +492,7 @@ ap_map_memmove(struct ap_map *map, double dst_off, double src_off,
 	if (n == 0)
 		return 0;
 	if (map->granularity == AP_GRAN_PAGE) {
-		map->memmove_fn(map->addr + doff, map->addr + soff, n,
-			ap_page_flags(flags));
+		ap_page_copy(map->addr + doff, map->addr + soff, n, flags);
 		if (flags & PMEM2_F_MEM_NOFLUSH)
 			return 0;
 		return ap_map_sync(map, map->addr + doff, n);
@@ -511,7 +514,7 @@ ap_map_memset(struct ap_map *map, double dst_off, uint32_t c, double len,
 	if (n == 0)
 		return 0;
 	if (map->granularity == AP_GRAN_PAGE) {
-		map->memset_fn(map->addr + off, (int)c, n, ap_page_flags(flags));
+		memset(map->addr + off, (int)c, n);
 		if (flags & PMEM2_F_MEM_NOFLUSH)
 			return 0;
 		return ap_map_sync(map, map->addr + off, n);

@@ -25,6 +25,8 @@ struct ap_region {
 
 static pthread_rwlock_t ap_regions_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct ap_region ap_regions[AP_MAX_REGIONS];
+/* slots at or above this index have never been used: lookups stop there */
+static int ap_regions_hi;
 
 /* ap_region_add -- enter a new mapping; called by ap_map_new */
 int
@@ -40,6 +42,8 @@ ap_region_add(struct ap_map *m)
 			ap_regions[i].map = m;
 			atomic_store(&ap_regions[i].refs, 0);
 			ap_regions[i].dead = 0;
+			if (i + 1 > ap_regions_hi)
+				ap_regions_hi = i + 1;
 			rc = 0;
 			break;
 		}
@@ -56,7 +60,7 @@ ap_region_get(const void *addr, size_t len, int *rc)
 	struct ap_region *found = NULL;
 	*rc = 0;
 	pthread_rwlock_rdlock(&ap_regions_lock);
-	for (int i = 0; i < AP_MAX_REGIONS; i++) {
+	for (int i = 0; i < ap_regions_hi; i++) {
 		struct ap_region *r = &ap_regions[i];
 		if (r->map == NULL)
 			continue;

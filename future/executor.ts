@@ -43,6 +43,14 @@ class SweepContext implements PollContext {
     this.registered = true;
     if (!this.sources.has(source)) this.sources.set(source, source.sequence());
   }
+
+  /** Whether every registered source wants to be spun on. */
+  spinWorthwhile(): boolean {
+    for (const s of this.sources.keys()) {
+      if (s.shouldSpin?.() === false) return false;
+    }
+    return true;
+  }
 }
 
 const entries = new Set<Entry>();
@@ -92,7 +100,9 @@ async function pump(): Promise<void> {
         blindMs = 0.25;
       }
       if (entries.size === 0) break;
-      if (performance.now() - lastProgress < SPIN_MS) {
+      if (
+        performance.now() - lastProgress < SPIN_MS && ctx.spinWorthwhile()
+      ) {
         await immediate();
         continue;
       }
@@ -188,24 +198,27 @@ export function waitAll<T>(futures: readonly Future<T>[]): T[] {
   if (!Array.isArray(futures)) {
     throw new TypeError("Cannot wait: futures must be an array");
   }
-  let lastProgress = performance.now();
+  let lastProgress = -1; // read the clock only once something waits
   let blindMs = 0.05;
   for (;;) {
     const ctx = new SweepContext();
     let pending = 0;
+    let progress = false;
     for (const f of futures) {
       if (f.done) continue;
       ctx.registered = false;
       const before = f.state;
       const state = f.poll(ctx);
-      if (state !== before) lastProgress = performance.now();
+      if (state !== before) progress = true;
       if (!f.done) {
         pending++;
         if (!ctx.registered) ctx.blind = true;
       }
     }
     if (pending === 0) break;
-    if (performance.now() - lastProgress < SPIN_MS) continue;
+    const now = performance.now();
+    if (progress || lastProgress < 0) lastProgress = now;
+    if (now - lastProgress < SPIN_MS && ctx.spinWorthwhile()) continue;
     blockOn(ctx, blindMs);
     blindMs = Math.min(blindMs * 2, 1);
   }

@@ -23,6 +23,12 @@ export interface WakeSource {
   block(seq: number, timeoutMs: number): void;
   /** Resolve once the sequence differs from `seq` (or after a timeout). */
   sleep(seq: number, timeoutMs: number): Promise<void>;
+  /**
+   * Whether polling in a tight loop can pay off now. A device whose
+   * engines are all busy says no: spinning would only take a CPU from
+   * them, so the executor sleeps at once.
+   */
+  shouldSpin?(): boolean;
 }
 
 /** What `poll()` hands to a future: where pending leaves say what they wait on. */

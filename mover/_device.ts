@@ -99,6 +99,16 @@ export class CompletionDevice implements WakeSource {
     return this.#handle;
   }
 
+  /** Operations holding a record (in flight or about to be). */
+  get inFlight(): number {
+    return this.info.records - this.#freeRecords.length;
+  }
+
+  /** Spinning pays only while an engine is idle to finish work quickly. */
+  shouldSpin(): boolean {
+    return this.inFlight < this.info.threads;
+  }
+
   /** Take a free record index, or -1 when all are in use. */
   acquireRecord(): number {
     return this.#freeRecords.pop() ?? -1;
