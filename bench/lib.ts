@@ -9,7 +9,8 @@
  * of 2 warm-up runs (once the JIT has compiled the loop); then 7 timed
  * runs, of which the median ns/op is reported. Times come from
  * `performance.now()`, so the helper runs unchanged on Deno and Bun.
- * Results are printed, never asserted on.
+ * Results are printed, never asserted on. {@linkcode benchAsync} does the
+ * same for a loop that returns a promise (it awaits each run).
  *
  * @example Usage
  * ```ts ignore
@@ -29,7 +30,10 @@ import { RUNTIME, type RuntimeName } from "../ffi/_runtime.ts";
 
 /** One measured case: one JSON line on standard output. */
 export interface BenchResult {
-  /** The suite: `pmem2` for `pmem2_bench.ts` and `c/baseline.c`. */
+  /**
+   * The suite: `pmem2` for `pmem2_bench.ts` and `c/baseline.c`, `mover`
+   * for `mover_bench.ts` and `c/mover_baseline.c`.
+   */
   suite: string;
   /** The case; the same name in the native baseline and in TypeScript. */
   case: string;
@@ -45,10 +49,34 @@ export interface BenchResult {
   iterations: number;
   /** Timed runs. */
   runs: number;
+  /** Bytes moved per operation: the table then shows ops/s and GB/s. */
+  bytes?: number;
+  /** The native case this one is compared with; by default the same name. */
+  reference?: string;
+  /**
+   * A case of the same suite and runtime that this one adds work to: the
+   * table lists the difference of their ns/op as this case's overhead.
+   */
+  overheadOf?: string;
 }
 
 /** A benchmark body: perform the operation `n` times. */
 export type Loop = (n: number) => void;
+
+/** An asynchronous benchmark body: perform the operation `n` times. */
+export type AsyncLoop = (n: number) => Promise<void>;
+
+/** How a case is counted and compared ({@linkcode bench}). */
+export interface BenchOptions {
+  /** Operations per loop iteration: `loop(n)` performs `n` × this many. */
+  opsPerIteration?: number;
+  /** Bytes moved per operation ({@linkcode BenchResult.bytes}). */
+  bytes?: number;
+  /** The native case to compare with ({@linkcode BenchResult.reference}). */
+  reference?: string;
+  /** The case this one adds work to ({@linkcode BenchResult.overheadOf}). */
+  overheadOf?: string;
+}
 
 /** Target duration of one run, in milliseconds. */
 export const RUN_MS = 25;
@@ -58,36 +86,36 @@ export const WARMUPS = 2;
 export const RUNS = 7;
 const CALIBRATE_MS = 1;
 
-function timeMs(loop: Loop, n: number): number {
-  const t = performance.now();
-  loop(n);
-  return performance.now() - t;
-}
-
 /** The count that makes a run take RUN_MS, when `n` took `ms`. */
 function retune(n: number, ms: number): number {
   return Math.max(1, Math.round(n * RUN_MS / Math.max(ms, 1e-3)));
 }
 
-/**
- * Measure one case and print its {@linkcode BenchResult} line.
- *
- * @param suite the suite name (pairs it with its native baseline)
- * @param name the case name (pairs it with the baseline's case)
- * @param loop runs the operation `n` times
- */
-export function bench(suite: string, name: string, loop: Loop): void {
+/** The iteration counts of one case; each run's milliseconds are sent back. */
+function* schedule(): Generator<number, number[], number> {
   let n = 1;
   let t: number;
-  while ((t = timeMs(loop, n)) < CALIBRATE_MS) n *= 2;
+  while ((t = yield n) < CALIBRATE_MS) n *= 2;
   for (let i = 0; i < WARMUPS; i++) {
     n = retune(n, t);
-    t = timeMs(loop, n);
+    t = yield n;
   }
   n = retune(n, t);
-  const ns: number[] = [];
-  for (let i = 0; i < RUNS; i++) ns.push(timeMs(loop, n) * 1e6 / n);
-  ns.sort((a, b) => a - b);
+  const ms: number[] = [];
+  for (let i = 0; i < RUNS; i++) ms.push(yield n);
+  return ms;
+}
+
+/** Print the result line of timed runs of `n` iterations each. */
+function report(
+  suite: string,
+  name: string,
+  n: number,
+  ms: number[],
+  options: BenchOptions,
+): BenchResult {
+  const ops = n * (options.opsPerIteration ?? 1);
+  const ns = ms.map((t) => t * 1e6 / ops).sort((a, b) => a - b);
   const result: BenchResult = {
     suite,
     case: name,
@@ -95,10 +123,71 @@ export function bench(suite: string, name: string, loop: Loop): void {
     nsPerOp: ns[RUNS >> 1],
     minNsPerOp: ns[0],
     maxNsPerOp: ns[RUNS - 1],
-    iterations: n,
+    iterations: ops,
     runs: RUNS,
   };
+  if (options.bytes !== undefined) result.bytes = options.bytes;
+  if (options.reference !== undefined) result.reference = options.reference;
+  if (options.overheadOf !== undefined) {
+    result.overheadOf = options.overheadOf;
+  }
   console.log(JSON.stringify(result));
+  return result;
+}
+
+/**
+ * Measure one case and print its {@linkcode BenchResult} line.
+ *
+ * @param suite the suite name (pairs it with its native baseline)
+ * @param name the case name (pairs it with the baseline's case)
+ * @param loop runs the operation `n` times (`n` iterations)
+ * @param options operations per iteration, bytes, comparisons
+ * @returns the result it printed
+ */
+export function bench(
+  suite: string,
+  name: string,
+  loop: Loop,
+  options: BenchOptions = {},
+): BenchResult {
+  const runs = schedule();
+  let step = runs.next();
+  let n = 0;
+  while (!step.done) {
+    n = step.value;
+    const t = performance.now();
+    loop(n);
+    step = runs.next(performance.now() - t);
+  }
+  return report(suite, name, n, step.value, options);
+}
+
+/**
+ * {@linkcode bench} for a loop that returns a promise: each run is timed
+ * until its promise resolves.
+ *
+ * @param suite the suite name
+ * @param name the case name
+ * @param loop runs the operation `n` times (`n` iterations)
+ * @param options operations per iteration, bytes, comparisons
+ * @returns the result it printed
+ */
+export async function benchAsync(
+  suite: string,
+  name: string,
+  loop: AsyncLoop,
+  options: BenchOptions = {},
+): Promise<BenchResult> {
+  const runs = schedule();
+  let step = runs.next();
+  let n = 0;
+  while (!step.done) {
+    n = step.value;
+    const t = performance.now();
+    await loop(n);
+    step = runs.next(performance.now() - t);
+  }
+  return report(suite, name, n, step.value, options);
 }
 
 /** A directory for pool files: `/dev/shm` (tmpfs) when present. */

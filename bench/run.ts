@@ -5,7 +5,8 @@
  *
  *   deno run -A bench/run.ts (deno task bench)     bun run bench
  *
- * 1. Every native baseline `bench/c/*.c` is compiled (`gcc -O2 … -lpmem2`;
+ * 1. Every native baseline `bench/c/*.c` is compiled (`gcc -O2 … -lpmem2`,
+ *    plus `-lpmemblk` for those that include its header;
  *    `CC` overrides the compiler) into a temporary directory and run with
  *    the path of a fresh pool file in `/dev/shm` as its only argument.
  * 2. Every `bench/*_bench.ts` runs in a subprocess on Deno (`deno run -A`)
@@ -20,6 +21,13 @@
  * the median ns/op per runtime and each runtime's ratio to C. Progress
  * goes to stderr, the tables to stdout. Exits 1 when any program failed,
  * after printing what the others measured.
+ *
+ * Cases may say more (`BenchResult`): a `reference` pairs a case with a C
+ * case of another name (that C case then gets no row of its own); `bytes`
+ * per operation turns the suite's table into throughput: ops/s and GB/s
+ * per runtime and ×C, the throughput relative to the C reference (higher
+ * is better); `overheadOf` names a case of the same runtime whose ns/op
+ * is subtracted, listed in a second table under the suite's.
  *
  * @module
  */
@@ -101,6 +109,9 @@ function runBaselines(tmp: string): BenchResult[] {
       exe,
       join(C_DIR, file),
       "-lpmem2",
+      ...(readFileSync(join(C_DIR, file), "utf8").includes("<libpmemblk.h>")
+        ? ["-lpmemblk"]
+        : []),
     ]);
     if (built === null) continue;
     results.push(...parse(run(`c/${file}`, exe, [join(tmp, `${name}.pool`)])));
@@ -152,34 +163,175 @@ function formatRatio(ns: number | undefined, c: number | undefined): string {
   return ns === undefined || c === undefined ? "–" : (ns / c).toFixed(2);
 }
 
-/** One Markdown table: case | C | Deno | Bun ns/op | Deno/C | Bun/C. */
-function table(results: BenchResult[]): string {
-  function ns(name: string, rt: BenchResult["runtime"]): number | undefined {
-    return results.find((r) => r.case === name && r.runtime === rt)?.nsPerOp;
-  }
-  const header = [
-    "case",
-    ...COLUMNS.map((rt) => `${LABELS[rt]} ns/op`),
-    ...RUNTIMES.map((rt) => `${LABELS[rt]}/C`),
-  ];
-  const rows = [...new Set(results.map((r) => r.case))].map((name) => [
-    name,
-    ...COLUMNS.map((rt) => formatNs(ns(name, rt))),
-    ...RUNTIMES.map((rt) => formatRatio(ns(name, rt), ns(name, "c"))),
-  ]);
+/** Three significant digits, at least one decimal below 10. */
+function formatSignificant(x: number): string {
+  if (x >= 100) return Math.round(x).toString();
+  if (x >= 10) return x.toFixed(1);
+  if (x >= 0.1) return x.toFixed(2);
+  return x.toPrecision(2);
+}
+
+/** Operations per second: `12.3 M`, `456 k`. */
+function formatRate(ns: number | undefined): string {
+  if (ns === undefined) return "–";
+  const ops = 1e9 / ns;
+  if (ops >= 1e6) return `${formatSignificant(ops / 1e6)} M`;
+  if (ops >= 1e3) return `${formatSignificant(ops / 1e3)} k`;
+  return formatSignificant(ops);
+}
+
+/** GB/s (10⁹ bytes per second) for `bytes` per operation. */
+function formatGBs(ns: number | undefined, bytes: number | undefined): string {
+  return ns === undefined || bytes === undefined
+    ? "–"
+    : formatSignificant(bytes / ns);
+}
+
+/** Throughput relative to C: C's ns/op over the runtime's. */
+function formatSpeedup(ns: number | undefined, c: number | undefined): string {
+  return ns === undefined || c === undefined ? "–" : formatSignificant(c / ns);
+}
+
+/**
+ * A Markdown table: the first `left` columns left-aligned (text), the
+ * others right-aligned (numbers).
+ */
+function markdown(header: string[], rows: string[][], left = 1): string {
   const widths = header.map((h, i) =>
     Math.max(h.length, ...rows.map((r) => r[i].length))
   );
   function line(cells: string[]): string {
     const padded = cells.map((cell, i) =>
-      i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])
+      i < left ? cell.padEnd(widths[i]) : cell.padStart(widths[i])
     );
     return `| ${padded.join(" | ")} |`;
   }
   const rule = line(
-    widths.map((w, i) => i === 0 ? "-".repeat(w) : `${"-".repeat(w - 1)}:`),
+    widths.map((w, i) => i < left ? "-".repeat(w) : `${"-".repeat(w - 1)}:`),
   );
   return [line(header), rule, ...rows.map(line)].join("\n");
+}
+
+/** Look-ups into one suite's results. */
+class Suite {
+  readonly cases: string[];
+  #results: BenchResult[];
+
+  constructor(results: BenchResult[]) {
+    this.#results = results;
+    const referenced = new Set(
+      results.filter((r) => r.runtime !== "c" && r.reference !== undefined)
+        .map((r) => r.reference),
+    );
+    this.cases = [...new Set(results.map((r) => r.case))].filter((name) =>
+      !referenced.has(name) ||
+      results.some((r) => r.case === name && r.runtime !== "c")
+    );
+  }
+
+  /** The result of a case on a runtime; for C, the case's reference. */
+  get(name: string, rt: BenchResult["runtime"]): BenchResult | undefined {
+    if (rt === "c") name = this.first(name)?.reference ?? name;
+    return this.#results.find((r) => r.case === name && r.runtime === rt);
+  }
+
+  ns(name: string, rt: BenchResult["runtime"]): number | undefined {
+    return this.get(name, rt)?.nsPerOp;
+  }
+
+  /** The first result of a case (any runtime). */
+  first(name: string): BenchResult | undefined {
+    return this.#results.find((r) => r.case === name);
+  }
+
+  get hasBytes(): boolean {
+    return this.#results.some((r) => r.bytes !== undefined);
+  }
+
+  /** Cases with an `overheadOf`. */
+  get overheads(): string[] {
+    return this.cases.filter((name) =>
+      this.#results.some((r) => r.case === name && r.overheadOf !== undefined)
+    );
+  }
+}
+
+/** One Markdown table: case | C | Deno | Bun ns/op | Deno/C | Bun/C. */
+function table(suite: Suite): string {
+  const header = [
+    "case",
+    ...COLUMNS.map((rt) => `${LABELS[rt]} ns/op`),
+    ...RUNTIMES.map((rt) => `${LABELS[rt]}/C`),
+  ];
+  const rows = suite.cases.map((name) => [
+    name,
+    ...COLUMNS.map((rt) => formatNs(suite.ns(name, rt))),
+    ...RUNTIMES.map((rt) =>
+      formatRatio(suite.ns(name, rt), suite.ns(name, "c"))
+    ),
+  ]);
+  return markdown(header, rows);
+}
+
+/** case | C ops/s, GB/s | per runtime: ops/s, GB/s, ×C. */
+function throughputTable(suite: Suite): string {
+  const header = [
+    "case",
+    "C ops/s",
+    "C GB/s",
+    ...RUNTIMES.flatMap((rt) => [
+      `${LABELS[rt]} ops/s`,
+      `${LABELS[rt]} GB/s`,
+      `${LABELS[rt]} ×C`,
+    ]),
+  ];
+  const rows = suite.cases.map((name) => {
+    const c = suite.get(name, "c");
+    return [
+      name,
+      formatRate(c?.nsPerOp),
+      formatGBs(c?.nsPerOp, c?.bytes),
+      ...RUNTIMES.flatMap((rt) => {
+        const r = suite.get(name, rt);
+        return [
+          formatRate(r?.nsPerOp),
+          formatGBs(r?.nsPerOp, r?.bytes),
+          formatSpeedup(r?.nsPerOp, c?.nsPerOp),
+        ];
+      }),
+    ];
+  });
+  return markdown(header, rows);
+}
+
+/** case | over | per runtime: ns/op, the other's ns/op, difference. */
+function overheadTable(suite: Suite, names: string[]): string {
+  const header = [
+    "case",
+    "overhead over",
+    ...RUNTIMES.flatMap((rt) => [
+      `${LABELS[rt]} ns/op`,
+      `${LABELS[rt]} base`,
+      `${LABELS[rt]} overhead`,
+    ]),
+  ];
+  const rows = names.map((name) => {
+    const base = suite.first(name)?.overheadOf ?? "";
+    return [
+      name,
+      base,
+      ...RUNTIMES.flatMap((rt) => {
+        const ns = suite.ns(name, rt);
+        const b = suite.ns(base, rt);
+        return [
+          formatNs(ns),
+          formatNs(b),
+          ns === undefined || b === undefined ? "–" : formatNs(ns - b),
+        ];
+      }),
+    ];
+  });
+  return markdown(header, rows, 2);
 }
 
 const tmp = mkdtempSync(join(scratchDir(), "asyncpmem-bench-"));
@@ -203,9 +355,23 @@ console.log(
   `Median ns/op of ${RUNS} runs of ~${RUN_MS} ms after ${WARMUPS} ` +
     "warm-ups; ratios are runtime/C (lower is better).",
 );
-for (const suite of new Set(results.map((r) => r.suite))) {
-  console.log(`\n### ${suite}\n`);
-  console.log(table(results.filter((r) => r.suite === suite)));
+for (const name of new Set(results.map((r) => r.suite))) {
+  const suite = new Suite(results.filter((r) => r.suite === name));
+  console.log(`\n### ${name}\n`);
+  if (!suite.hasBytes) {
+    console.log(table(suite));
+    continue;
+  }
+  console.log(
+    "ops/s and GB/s (10⁹ B/s) from the median ns/op; ×C: throughput " +
+      "relative to the row's C reference (higher is better).\n",
+  );
+  console.log(throughputTable(suite));
+  const overheads = suite.overheads;
+  if (overheads.length > 0) {
+    console.log("\nOverhead: ns/op minus that of the case named.\n");
+    console.log(overheadTable(suite, overheads));
+  }
 }
 if (failures.length > 0) {
   console.error(`\nbench: failed:\n  ${failures.join("\n  ")}`);
