@@ -22,7 +22,6 @@ import {
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { Arena, WriteTicket } from "./arena.ts";
 import {
-  MAP_ENTRY_SIZE,
   MAP_ERROR,
   MAP_FLAGS,
   MAP_LBA_MASK,
@@ -202,27 +201,16 @@ export class WriteGroupFuture extends Future<void> {
       for (const s of slots) s.arena.fail("a flog update failed to persist");
       throw persistFailure(cause, "the flog entries");
     }
-    const maps = slots.map((s) => {
+    // committed: map entries join the arena's pending ones (persisted
+    // later, a span at a time; recovery redoes them from the flog)
+    slots.forEach((s, i) => {
       s.arena.committed(s.lane);
-      return {
-        offset: s.arena.stageMap(s.lane, s.pre),
-        length: MAP_ENTRY_SIZE,
-      };
+      s.arena.publish(s.lane, s.pre, heads[i].old);
+      s.lane = -1;
+      s.arena.leave(s.ticket);
     });
-    try {
-      map.persistRanges(maps);
-    } catch (cause) {
-      for (const s of slots) s.arena.fail("a map update failed to persist");
-      throw persistFailure(cause, "the map entries");
-    } finally {
-      slots.forEach((s, i) => {
-        s.arena.published(s.lane, heads[i].old);
-        s.lane = -1;
-        s.arena.leave(s.ticket);
-      });
-      this.#slots = [];
-      this.#copy = undefined;
-    }
+    this.#slots = [];
+    this.#copy = undefined;
   }
 
   protected override settle(): void {

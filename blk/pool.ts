@@ -56,6 +56,7 @@ import { type PoolAccess, ReadFuture, WriteGroupFuture } from "./async_io.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import { wait, waitAll } from "../future/executor.ts";
 import type { Vdm } from "../mover/vdm.ts";
+import type { PersistTracer } from "../pmem2/tracer.ts";
 
 const EINVAL = 22;
 const EEXIST = 17;
@@ -84,6 +85,13 @@ export interface BlockPoolCreateOptions {
    */
   mover?: Vdm;
   /**
+   * For tests: a tracer attached to the pool's mapping
+   * ({@linkcode Mapping.setTracer}) before anything is written, so it
+   * sees every flush and fence of the pool, the layout at create and the
+   * recovery at open included. @default none
+   */
+  tracer?: PersistTracer;
+  /**
    * Extend the new file with `ftruncate` instead of `posix_fallocate`.
    * A full file system then shows up as SIGBUS on first touch, so only
    * tests should want it.
@@ -102,6 +110,8 @@ export interface BlockPoolOpenOptions {
   blockSize?: number;
   /** See {@linkcode BlockPoolCreateOptions.mover}. */
   mover?: Vdm;
+  /** See {@linkcode BlockPoolCreateOptions.tracer}. @default none */
+  tracer?: PersistTracer;
 }
 
 /** One block of {@linkcode BlockPool.writeMany}. */
@@ -271,6 +281,7 @@ export class BlockPool implements Disposable {
         });
       }
       map = Mapping.map(source, { length: usable, mover: options.mover });
+      if (options.tracer) map.setTracer(options.tracer);
       source.close();
       lock = PoolLock.acquire(path, op);
       const media = new Media(map);
@@ -345,6 +356,7 @@ export class BlockPool implements Disposable {
         throw corrupt(op, path, `the file is too small (${size} bytes)`);
       }
       map = Mapping.map(source, { length: usable, mover: options.mover });
+      if (options.tracer) map.setTracer(options.tracer);
       lock = PoolLock.acquire(path, op);
       let media = new Media(map);
       const header = checkPoolHeader(media.bytes(0, HEADER_SIZE), hostArch());
@@ -603,22 +615,32 @@ export class BlockPool implements Disposable {
     const arena = this.#arenaOf(lba);
     arena.checkWritable("write");
     const pre = lba - arena.firstLba;
+    if (!arena.hasQueuedUpdates) {
+      // nothing asynchronous in flight: this update cannot be overtaken
+      this.#writeSteps(arena, pre, data);
+      return;
+    }
     this.#settleBlock(arena, pre);
     const ticket = arena.enterNow(pre, "write");
     try {
-      const lane = this.#takeFreeBlock(arena);
-      let old: number;
-      try {
-        this.#copyData(arena, lane, data);
-        old = this.#commitFlog(arena, lane, pre);
-      } catch (e) {
-        arena.releaseLane(lane);
-        throw e;
-      }
-      this.#publishMap(arena, lane, pre, old);
+      this.#writeSteps(arena, pre, data);
     } finally {
       arena.leave(ticket);
     }
+  }
+
+  /** The four steps of a synchronous write (the caller orders it). */
+  #writeSteps(arena: Arena, pre: number, data: Uint8Array): void {
+    const lane = this.#takeFreeBlock(arena);
+    let old: number;
+    try {
+      this.#copyData(arena, lane, data);
+      old = this.#commitFlog(arena, lane, pre);
+    } catch (e) {
+      arena.releaseLane(lane);
+      throw e;
+    }
+    this.#publishMap(arena, lane, pre, old);
   }
 
   /**

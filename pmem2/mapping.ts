@@ -36,6 +36,8 @@ const BUN_VIEW_LIMIT = 2 ** 32;
 /** On Bun, large mappings are viewed through 2 GiB windows every 1 GiB. */
 const WINDOW_STRIDE = 2 ** 30;
 const WINDOW_SIZE = 2 ** 31;
+/** Largest span persistRanges covers with one msync regardless of density. */
+const SPAN_PERSIST_MAX = 16 * 2 ** 20;
 
 /**
  * A mapping of a {@linkcode Source}. Views are `Uint8Array`s straight over
@@ -405,17 +407,38 @@ export class Mapping implements Disposable {
   /**
    * Make several ranges durable with one fence: each is flushed (ranges
    * sharing a page on page-granularity maps, or a cache line otherwise,
-   * are flushed once), then a single drain. The group-commit primitive.
+   * are flushed once), then a single drain. On page granularity, ranges
+   * whose span is small (at most 16 MiB, or 8 times their total length)
+   * are persisted with one msync over the span: its cost hardly depends on
+   * the length, and only dirty pages are written. The group-commit
+   * primitive.
    */
   persistRanges(ranges: readonly { offset: number; length: number }[]): void {
     this.#live("persistRanges");
     if (!Array.isArray(ranges)) {
       throw new TypeError("Cannot persistRanges: ranges must be an array");
     }
+    let total = 0;
+    let lo = Infinity;
+    let hi = -Infinity;
     for (const r of ranges) {
       checkRange(r?.offset, r?.length, this.#size, "persistRanges");
+      if (r.length === 0) continue;
+      total += r.length;
+      lo = Math.min(lo, r.offset);
+      hi = Math.max(hi, r.offset + r.length);
     }
-    const unit = this.#granularity === "page" ? 4096 : 64;
+    if (total === 0) {
+      this.drain();
+      return;
+    }
+    const page = this.#granularity === "page";
+    if (page && (hi - lo <= SPAN_PERSIST_MAX || hi - lo <= 8 * total)) {
+      this.flush(lo, hi - lo);
+      this.drain();
+      return;
+    }
+    const unit = page ? 4096 : 64;
     const sorted = ranges.filter((r) => r.length > 0)
       .map((r) => [
         Math.floor(r.offset / unit) * unit,
@@ -455,7 +478,8 @@ export class Mapping implements Disposable {
       checkBytes(e?.data, "data", "memcpyManyAsync");
       checkRange(e.offset, e.data.byteLength, this.#size, "memcpyManyAsync");
     }
-    const durable = this.#granularity !== "byte" &&
+    // page granularity: one msync over the batch beats one per buffer
+    const durable = this.#granularity === "cache-line" &&
       this.#mover.supports(VdmFlags.DURABLE) && this.#tracer === undefined;
     const flags = durable ? VdmFlags.DURABLE : 0;
     const batch = this.#mover.batch(
