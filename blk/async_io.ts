@@ -21,12 +21,7 @@ import {
 } from "../future/future.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { Arena, WriteTicket } from "./arena.ts";
-import {
-  MAP_ERROR,
-  MAP_FLAGS,
-  MAP_LBA_MASK,
-  MAP_NORMAL,
-} from "./layout.ts";
+import { MAP_ERROR, MAP_FLAGS, MAP_LBA_MASK, MAP_NORMAL } from "./layout.ts";
 
 const EIO = 5;
 const EINVAL = 22;
@@ -35,6 +30,8 @@ const EINVAL = 22;
 export interface PoolAccess {
   /** The pool's mapping (its mover copies the data). */
   readonly map: Mapping;
+  /** Copied updates waiting to commit, shared by the pool's futures. */
+  readonly commits: CommitQueue;
   /** Bytes per block. */
   readonly blockSize: number;
   /** Throw `ClosedError` once the pool is closed. */
@@ -81,24 +78,101 @@ function persistFailure(cause: unknown, what: string): PmemError {
   });
 }
 
+/** Updates whose data is copied (not yet durable), ready to commit. */
+interface ReadyGroup {
+  slots: Slot[];
+  committed: boolean;
+  error?: unknown;
+}
+
 /**
- * Writes of many blocks that commit together: the data of all is copied
- * (one batch of the mover), then the flog heads of all are persisted with
- * one fence, then the flog tails (the commit points), then the map
- * entries. Each block is still failure-atomic on its own; blocks of one
- * group become durable together. Also the single write (a group of one).
+ * The updates of a pool whose data copies have finished, committed
+ * together by whichever future polls first: one persist for all their
+ * data, one (or, below page granularity, two) for all their flog
+ * entries, and their map entries join the arena's pending ones. So the
+ * writes one thread keeps in flight share their fences, whoever issued
+ * them.
+ */
+export class CommitQueue {
+  #map: Mapping;
+  #ready: ReadyGroup[] = [];
+
+  /** @param map the pool's mapping: every persist goes through it */
+  constructor(map: Mapping) {
+    this.#map = map;
+  }
+
+  /** Queue a group whose copies are done. */
+  add(group: ReadyGroup): void {
+    this.#ready.push(group);
+  }
+
+  /** Commit every queued group (steps 3 and 4 of each update). */
+  commitAll(): void {
+    const groups = this.#ready;
+    if (groups.length === 0) return;
+    this.#ready = [];
+    const slots = groups.flatMap((g) => g.slots);
+    const map = this.#map;
+    try {
+      map.persistRanges(slots.map((s) => ({
+        offset: s.arena.blockOffset(s.arena.freeBlock(s.lane)),
+        length: s.arena.blockSize,
+      })));
+      for (const s of slots) s.arena.settleMapsFor(s.lane, s.pre);
+      const whole = map.granularity === "page";
+      const heads = slots.map((s) => s.arena.stageFlogHead(s.lane, s.pre));
+      try {
+        if (!whole) {
+          map.persistRanges(heads.map((h) => ({ offset: h.at, length: 8 })));
+        }
+        slots.forEach((s, i) => s.arena.stageFlogTail(s.lane, heads[i].at));
+        map.persistRanges(
+          heads.map((h) =>
+            whole
+              ? { offset: h.at, length: 16 }
+              : { offset: h.at + 8, length: 8 }
+          ),
+        );
+      } catch (cause) {
+        for (const s of slots) s.arena.fail("a flog update failed to persist");
+        throw persistFailure(cause, "the flog entries");
+      }
+      // committed: map entries join the arena's pending ones (persisted
+      // later, a span at a time; recovery redoes them from the flog)
+      slots.forEach((s, i) => {
+        s.arena.committed(s.lane);
+        s.arena.publish(s.lane, s.pre, heads[i].old);
+        s.lane = -1;
+        s.arena.leave(s.ticket);
+      });
+    } catch (e) {
+      for (const g of groups) g.error = e;
+      for (const s of slots) if (s.lane >= 0) releaseSlot(s);
+    } finally {
+      for (const g of groups) g.committed = true;
+    }
+  }
+}
+
+/**
+ * Writes of one or many blocks. Each takes its blocks' queue places, a
+ * lane per block, copies the data through the mover (not yet durable),
+ * then commits with every other copied update of the pool (see
+ * {@linkcode CommitQueue}). Each block is failure-atomic on its own.
  */
 export class WriteGroupFuture extends Future<void> {
   #pool: PoolAccess;
   #pending: { lba: number; data: Uint8Array }[];
   #slots: Slot[] = [];
   #copy: Future<void> | undefined;
+  #ready: ReadyGroup | undefined;
   #groupSize: number;
 
   /**
    * @param pool the pool
    * @param entries checked updates, at most one per block
-   * @param groupSize blocks committed together at most
+   * @param groupSize blocks copied together at most
    */
   constructor(
     pool: PoolAccess,
@@ -114,6 +188,14 @@ export class WriteGroupFuture extends Future<void> {
 
   protected step(ctx: PollContext): Step<void> {
     for (;;) {
+      const ready = this.#ready;
+      if (ready !== undefined) {
+        if (!ready.committed) this.#pool.commits.commitAll();
+        this.#ready = undefined;
+        this.#slots = [];
+        if (ready.error !== undefined) throw ready.error;
+        continue;
+      }
       if (this.#slots.length === 0) {
         if (this.#pending.length === 0) return;
         this.#enter();
@@ -124,7 +206,12 @@ export class WriteGroupFuture extends Future<void> {
       const state = this.#copy!.poll(ctx);
       if (state === "failed") throw this.#copy!.error;
       if (state !== "complete") return PENDING;
-      this.#commit();
+      // copied: queue for the next commit and yield once, so updates
+      // polled after this one can share its fences
+      this.#copy = undefined;
+      this.#ready = { slots: this.#slots, committed: false };
+      this.#pool.commits.add(this.#ready);
+      return PENDING;
     }
   }
 
@@ -143,7 +230,7 @@ export class WriteGroupFuture extends Future<void> {
   /**
    * Once every block of the group heads its queue, take a lane for each
    * (all or none, so groups never hold lanes while waiting for more) and
-   * start the copy.
+   * start the copy (not durable yet: the commit persists it).
    */
   #acquire(): boolean {
     this.#pool.live("write");
@@ -161,60 +248,26 @@ export class WriteGroupFuture extends Future<void> {
       }
     }
     const map = this.#pool.map;
+    const dst = (s: Slot) =>
+      map.view(
+        s.arena.blockOffset(s.arena.freeBlock(s.lane)),
+        s.data.byteLength,
+      );
     this.#copy = this.#slots.length === 1
-      ? map.memcpyAsync(
-        this.#slots[0].arena.blockOffset(
-          this.#slots[0].arena.freeBlock(this.#slots[0].lane),
-        ),
-        this.#slots[0].data,
-      )
-      : map.memcpyManyAsync(this.#slots.map((s) => ({
-        offset: s.arena.blockOffset(s.arena.freeBlock(s.lane)),
-        data: s.data,
-      })));
+      ? map.mover.memcpy(dst(this.#slots[0]), this.#slots[0].data)
+      : map.mover.batch(
+        this.#slots.map((s) => ({ op: "memcpy", dst: dst(s), src: s.data })),
+      );
     return true;
   }
 
-  /**
-   * Steps 3 and 4 for the whole group: the flog heads, then the tails
-   * (the commit points), then the map entries, one fence each. On page
-   * granularity each 16-byte flog entry persists whole, so heads and
-   * tails share one fence.
-   */
-  #commit(): void {
-    const map = this.#pool.map;
-    const slots = this.#slots;
-    for (const s of slots) s.arena.settleMapsFor(s.lane, s.pre);
-    const whole = map.granularity === "page";
-    const heads = slots.map((s) => s.arena.stageFlogHead(s.lane, s.pre));
-    try {
-      if (!whole) {
-        map.persistRanges(heads.map((h) => ({ offset: h.at, length: 8 })));
-      }
-      slots.forEach((s, i) => s.arena.stageFlogTail(s.lane, heads[i].at));
-      map.persistRanges(
-        heads.map((h) =>
-          whole ? { offset: h.at, length: 16 } : { offset: h.at + 8, length: 8 }
-        ),
-      );
-    } catch (cause) {
-      for (const s of slots) s.arena.fail("a flog update failed to persist");
-      throw persistFailure(cause, "the flog entries");
-    }
-    // committed: map entries join the arena's pending ones (persisted
-    // later, a span at a time; recovery redoes them from the flog)
-    slots.forEach((s, i) => {
-      s.arena.committed(s.lane);
-      s.arena.publish(s.lane, s.pre, heads[i].old);
-      s.lane = -1;
-      s.arena.leave(s.ticket);
-    });
-    this.#slots = [];
-    this.#copy = undefined;
-  }
-
   protected override settle(): void {
-    for (const s of this.#slots) releaseSlot(s);
+    // (a group queued for commit settles only after its commit)
+    if (this.#ready === undefined) {
+      for (const s of this.#slots) {
+        releaseSlot(s);
+      }
+    }
     this.#slots = [];
     this.#pending = [];
     this.#copy = undefined;

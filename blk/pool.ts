@@ -52,7 +52,12 @@ import {
 } from "./layout.ts";
 import { Media } from "./media.ts";
 import { PoolLock } from "./lock.ts";
-import { type PoolAccess, ReadFuture, WriteGroupFuture } from "./async_io.ts";
+import {
+  CommitQueue,
+  type PoolAccess,
+  ReadFuture,
+  WriteGroupFuture,
+} from "./async_io.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import { wait, waitAll } from "../future/executor.ts";
 import type { Vdm } from "../mover/vdm.ts";
@@ -205,6 +210,7 @@ export class BlockPool implements Disposable {
     this.#readOnly = init.readOnly;
     this.#access = {
       map,
+      commits: new CommitQueue(map),
       blockSize: init.blockSize,
       live: (op) => void this.#live(op),
       forUpdate: (lba, op) => this.#forUpdate(lba, op),
@@ -836,10 +842,13 @@ export class BlockPool implements Disposable {
 
   /**
    * Write one block as a future: the data is copied into the lane's free
-   * block by the pool's mover (durably), then the flog commit and the map
-   * update run in one short synchronous step. Nothing happens until it is
-   * polled or awaited; updates of one block take effect in the order they
-   * start, and the future keeps `data` alive until it settles.
+   * block by the pool's mover, then committed in one short synchronous
+   * step together with every other update of the pool whose copy is done
+   * (one persist for all their data, one for all their flog entries), so
+   * many writes in flight share their fences. It resolves when the block
+   * is durable. Nothing happens until it is polled or awaited; updates of
+   * one block take effect in the order they start, and the future keeps
+   * `data` alive until it settles.
    *
    * @example Usage
    * ```ts
@@ -872,10 +881,11 @@ export class BlockPool implements Disposable {
 
   /**
    * Write many blocks with group commit: the data of up to 64 blocks is
-   * copied as one batch of the mover, then their flog entries and map
-   * entries are persisted with one fence per phase for the whole group
-   * instead of four per block. Every block stays failure-atomic; a block
-   * listed twice gets its last entry.
+   * copied as one batch of the mover, then committed like
+   * {@linkcode BlockPool.writeAsync}'s: one persist for all the data and
+   * one for all the flog entries, instead of libpmemblk's four persists
+   * per block. Every block stays failure-atomic; a block listed twice
+   * gets its last entry.
    *
    * @throws {TypeError} / {RangeError} for a bad entry, at once
    */

