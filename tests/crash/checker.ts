@@ -1,0 +1,406 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode ImageChecker}: what must hold for every crash image. The
+ * image is opened (which recovers it) in place on the scratch file, then:
+ *
+ * - `check()` finds the pool consistent;
+ * - every block holds a state its ledger allows: the latest acknowledged
+ *   write, or one in flight at the crash; whole, never torn;
+ * - recovery stored nothing it did not flush;
+ * - recovery is idempotent: a second open changes no byte and repairs
+ *   nothing;
+ * - `pmempool check` agrees (when asked: it is slow);
+ * - a crash during the recovery (a sample of its crash images) recovers
+ *   to exactly the same blocks.
+ *
+ * @module
+ */
+import { BlockPool } from "../../blk/mod.ts";
+import { BadBlockError, PmemError } from "../../ffi/errors.ts";
+import { ERROR, type Ledger, ZERO } from "./ledger.ts";
+import { crashPoints, type PersistenceModel } from "./model.ts";
+import type { Payloads } from "./payload.ts";
+import { pmempoolCheck } from "./pmempool.ts";
+import { shuffle } from "./random.ts";
+import { type Region, regionName } from "./regions.ts";
+import type { ScratchImage } from "./scratch.ts";
+import { type SubsetOptions, subsets } from "./subsets.ts";
+import { CrashTracer, type TraceEvent } from "./tracer.ts";
+import { WORD, type Words } from "./words.ts";
+
+/**
+ * What a block held when read back: a state (a payload version ≥ 1,
+ * {@linkcode ZERO} or {@linkcode ERROR}), or a sentence saying what is
+ * wrong with it (torn, another block's payload, an unexpected error).
+ */
+export type Observed = number | string;
+
+/** Describe a block state or observation for a report. */
+export function describeState(s: Observed): string {
+  if (typeof s === "string") return s;
+  if (s === ZERO) return "zeros";
+  if (s === ERROR) return "the error state";
+  return `version ${s}`;
+}
+
+/** An error's class and message, for a report. */
+export function describeError(e: unknown): string {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+}
+
+/**
+ * Whether an error is one the library means to throw: a `PmemError` (or
+ * subclass), or a `RangeError`/`TypeError` of the library's own wording
+ * ("Cannot …"), as opposed to a runtime failure escaping from inside.
+ */
+export function isTypedError(e: unknown): boolean {
+  if (e instanceof PmemError) return true;
+  return (e instanceof RangeError || e instanceof TypeError) &&
+    e.message.startsWith("Cannot ");
+}
+
+/**
+ * Read blocks and classify each.
+ *
+ * @param pool an open pool
+ * @param lbas the blocks
+ * @param payloads the workload's payloads (their size is the block size)
+ */
+export function readBlocks(
+  pool: BlockPool,
+  lbas: readonly number[],
+  payloads: Payloads,
+): Map<number, Observed> {
+  const out = new Map<number, Observed>();
+  const buf = new Uint8Array(pool.blockSize);
+  for (const lba of lbas) {
+    try {
+      pool.read(lba, buf);
+    } catch (e) {
+      out.set(
+        lba,
+        e instanceof BadBlockError
+          ? ERROR
+          : `a failed read (${describeError(e)})`,
+      );
+      continue;
+    }
+    const c = payloads.decode(buf);
+    if (c.kind === "zero") out.set(lba, ZERO);
+    else if (c.kind === "torn") out.set(lba, `a torn block (${c.why})`);
+    else if (c.lba !== lba) {
+      out.set(lba, `block ${c.lba}'s version ${c.version}`);
+    } else out.set(lba, c.version);
+  }
+  return out;
+}
+
+/**
+ * The blocks whose observed state the ledger does not allow.
+ *
+ * @returns one sentence per such block
+ */
+export function compareWithLedger(
+  observed: ReadonlyMap<number, Observed>,
+  ledger: Ledger,
+): string[] {
+  const problems: string[] = [];
+  for (const [lba, o] of observed) {
+    const allowed = ledger.allowed(lba);
+    if (typeof o === "string" || !allowed.includes(o)) {
+      problems.push(
+        `block ${lba} holds ${describeState(o)}, expected ${
+          allowed.map(describeState).join(" or ")
+        }`,
+      );
+    }
+  }
+  return problems;
+}
+
+/** How to check one image. */
+export interface ImageCheckOptions {
+  /** Whether the open may refuse the image with a typed error (the pool's
+   * creation was not acknowledged yet). */
+  mayRefuse: boolean;
+  /** Also run `pmempool check` on the recovered image. */
+  pmempool: boolean;
+  /** Check at most this many images of a crash during the recovery. */
+  recoveryImages: number;
+  /** A seeded random source. */
+  rand: () => number;
+}
+
+/** What checking one image found and did. */
+export interface ImageOutcome {
+  /** One sentence per violated invariant; empty when all hold. */
+  problems: string[];
+  /** The open refused the image (allowed by `mayRefuse`). */
+  refused: boolean;
+  /** The recovery stored something (finished a write, repaired a block). */
+  recovered: boolean;
+  /** Images of a crash during the recovery that were checked. */
+  recoveryImages: number;
+  /** `pmempool check` runs. */
+  pmempoolRuns: number;
+}
+
+/** What one open found. */
+interface Recovery {
+  problems: string[];
+  /** Whether it stored anything (flushed or not). */
+  changed: boolean;
+  refused: boolean;
+  repaired: string[];
+  observed: Map<number, Observed> | undefined;
+  events: TraceEvent[];
+}
+
+/** Subsets of a crash during recovery: recovery stores are few. */
+const RECOVERY_SUBSETS: SubsetOptions = {
+  exhaustiveLimit: 6,
+  prefixes: 6,
+  random: 3,
+  evict: 0.5,
+};
+
+/** Checks crash images on a {@linkcode ScratchImage}. */
+export class ImageChecker {
+  #scratch: ScratchImage;
+  #model: PersistenceModel;
+  #payloads: Payloads;
+  #lbas: readonly number[];
+  #regions: readonly Region[];
+  #tracer: CrashTracer;
+
+  /**
+   * @param scratch the trace's scratch file
+   * @param setup the model, the workload's payloads, the blocks to read
+   *   back and the pool's regions (to name places in reports)
+   */
+  constructor(
+    scratch: ScratchImage,
+    setup: {
+      model: PersistenceModel;
+      payloads: Payloads;
+      lbas: readonly number[];
+      regions: readonly Region[];
+    },
+  ) {
+    this.#scratch = scratch;
+    this.#model = setup.model;
+    this.#payloads = setup.payloads;
+    this.#lbas = setup.lbas;
+    this.#regions = setup.regions;
+    this.#tracer = new CrashTracer({
+      live: scratch.live,
+      shadow: scratch.shadow,
+      flushGranularity: setup.model.flushGranularity,
+    });
+    // Recovery persists each store right after making it, so scans between
+    // its events find nothing; the scan at the end still catches a store
+    // it never flushed. (One scan per event would cost more than the open.)
+    this.#tracer.scanning = false;
+  }
+
+  /**
+   * Check the durable image with `image` (pending units' words, in order)
+   * stored over it, then undo everything on the scratch file.
+   *
+   * @param image the words the crash persisted beyond the durable image
+   * @param ledger what each block may hold
+   * @param options what else to run
+   */
+  check(
+    image: readonly Words[],
+    ledger: Ledger,
+    options: ImageCheckOptions,
+  ): ImageOutcome {
+    const s = this.#scratch;
+    const out: ImageOutcome = {
+      problems: [],
+      refused: false,
+      recovered: false,
+      recoveryImages: 0,
+      pmempoolRuns: 0,
+    };
+    try {
+      for (const w of image) s.apply(w);
+      const first = this.#recover(options.mayRefuse, true);
+      out.problems.push(...first.problems);
+      if (first.refused || first.observed === undefined) {
+        out.refused = first.refused;
+        return out;
+      }
+      out.problems.push(...compareWithLedger(first.observed, ledger));
+      out.recovered = first.changed;
+      if (options.pmempool) {
+        out.pmempoolRuns++;
+        const v = pmempoolCheck(s.path);
+        if (!v.consistent) {
+          out.problems.push(`pmempool check: ${v.output.replace(/\n/g, "; ")}`);
+        }
+      }
+      // open is deterministic: on bytes it left unchanged a second open
+      // would do the same, and a crash during it is the image itself
+      if (!first.changed) return out;
+      const second = this.#recover(false, false);
+      out.problems.push(...second.problems.map((p) => `second open: ${p}`));
+      if (second.repaired.length > 0) {
+        out.problems.push(
+          `second open repaired again: ${second.repaired.join("; ")}`,
+        );
+      }
+      const changed = this.#stored(second.events);
+      if (changed.length > 0) {
+        out.problems.push(
+          `recovery is not idempotent: the second open stored ${changed}`,
+        );
+      }
+      if (options.recoveryImages > 0) {
+        out.recoveryImages = this.#crashRecovery(
+          image,
+          first.events,
+          first.observed,
+          options,
+          out.problems,
+        );
+      }
+      return out;
+    } finally {
+      s.revert();
+    }
+  }
+
+  /** Open the scratch pool traced, check it, read it back, close it. */
+  #recover(mayRefuse: boolean, read: boolean): Recovery {
+    const problems: string[] = [];
+    const tracer = this.#tracer;
+    tracer.restart();
+    let refused = false;
+    let repaired: string[] = [];
+    let observed: Map<number, Observed> | undefined;
+    let pool: BlockPool | undefined;
+    try {
+      pool = BlockPool.open(this.#scratch.path, { tracer });
+    } catch (e) {
+      if (mayRefuse && isTypedError(e)) refused = true;
+      else problems.push(`open failed: ${describeError(e)}`);
+    }
+    if (pool !== undefined) {
+      try {
+        const report = pool.check();
+        repaired = report.repaired;
+        if (!report.consistent) {
+          problems.push(`check() found: ${report.problems.join("; ")}`);
+        }
+        if (read) observed = readBlocks(pool, this.#lbas, this.#payloads);
+      } catch (e) {
+        problems.push(`checking the open pool failed: ${describeError(e)}`);
+      } finally {
+        try {
+          pool.close();
+        } catch (e) {
+          problems.push(`close failed: ${describeError(e)}`);
+        }
+      }
+    }
+    const events = tracer.finish();
+    let changed = false;
+    for (const e of events) {
+      if (e.kind !== "flush") continue;
+      this.#scratch.touch(e.stores);
+      changed ||= e.stores.length > 0;
+    }
+    const unflushed = events[events.length - 1].dirty;
+    if (unflushed.length > 0) {
+      problems.push(
+        `recovery left ${unflushed.length} stores unflushed (${
+          this.#where(unflushed)
+        })`,
+      );
+      this.#scratch.settle(unflushed);
+      changed = true;
+    }
+    return { problems, changed, refused, repaired, observed, events };
+  }
+
+  /** "N words (places)" stored by a trace, or "" when none. */
+  #stored(events: readonly TraceEvent[]): string {
+    let n = 0;
+    const places = new Set<string>();
+    for (const e of events) {
+      if (e.kind !== "flush" || e.stores.length === 0) continue;
+      n += e.stores.length;
+      places.add(this.#where(e.stores));
+    }
+    return n === 0 ? "" : `${n} words (${[...places].join(", ")})`;
+  }
+
+  /** The places of some words, for a report (at most three named). */
+  #where(words: Words): string {
+    const names = new Set<string>();
+    for (let i = 0; i < words.length; i++) {
+      names.add(regionName(this.#regions, words.index(i) * WORD));
+    }
+    const list = [...names];
+    return list.length <= 3
+      ? list.join(", ")
+      : `${list.slice(0, 3).join(", ")} and ${list.length - 3} more`;
+  }
+
+  /**
+   * Crash the recovery of `image` at its crash points; each such image
+   * must recover to exactly `expected`.
+   *
+   * @returns the number of images checked
+   */
+  #crashRecovery(
+    image: readonly Words[],
+    events: readonly TraceEvent[],
+    expected: ReadonlyMap<number, Observed>,
+    options: ImageCheckOptions,
+    problems: string[],
+  ): number {
+    const s = this.#scratch;
+    const candidates: Words[][] = [];
+    let durable: Words[] = [];
+    for (const p of crashPoints(events, this.#model)) {
+      durable = [...durable, ...p.fenced];
+      for (const sub of subsets(p.pending, options.rand, RECOVERY_SUBSETS)) {
+        candidates.push([
+          ...durable,
+          ...sub.units.map((i) => p.pending[i].words),
+        ]);
+      }
+    }
+    const skip = new Set([
+      s.fingerprint(image),
+      s.fingerprint([...image, ...durable]),
+    ]);
+    let checked = 0;
+    for (const extra of shuffle(candidates, options.rand)) {
+      if (checked >= options.recoveryImages) break;
+      const fp = s.fingerprint([...image, ...extra]);
+      if (skip.has(fp)) continue;
+      skip.add(fp);
+      s.revert();
+      for (const w of image) s.apply(w);
+      for (const w of extra) s.apply(w);
+      const r = this.#recover(false, true);
+      checked++;
+      problems.push(...r.problems.map((p) => `crash during recovery: ${p}`));
+      for (const [lba, want] of expected) {
+        const got = r.observed?.get(lba);
+        if (got !== want) {
+          problems.push(
+            `crash during recovery: block ${lba} holds ${
+              describeState(got ?? "nothing")
+            }, the recovery without a crash gave ${describeState(want)}`,
+          );
+        }
+      }
+    }
+    return checked;
+  }
+}

@@ -1,0 +1,135 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Running a crash-suite module as a child process of this same runtime
+ * (the sweep per model, the fuzzer's openers, the writer the kill test
+ * kills). Each such module runs its child side under `import.meta.main`.
+ *
+ * @module
+ */
+import { spawn, spawnSync } from "node:child_process";
+import process from "node:process";
+import { RUNTIME } from "../../ffi/_runtime.ts";
+
+/** The arguments of `process.execPath` that run `file` with `args`. */
+export function childArgs(file: string, args: readonly string[]): string[] {
+  return RUNTIME === "deno"
+    ? ["run", "-A", "--no-check", file, ...args]
+    : [file, ...args];
+}
+
+/** How a child process ended and what it printed. */
+export interface ChildResult {
+  /** Exit status, or null when a signal ended it. */
+  status: number | null;
+  /** The signal that ended it, or null. */
+  signal: string | null;
+  /** Standard output. */
+  stdout: string;
+  /** Standard error. */
+  stderr: string;
+}
+
+/** The environment of a child: this one's, quiet, plus `extra`. */
+function childEnv(
+  extra: Record<string, string | undefined>,
+): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    NO_COLOR: "1",
+    RUST_BACKTRACE: "0",
+  };
+  for (const [k, v] of Object.entries(extra)) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  return env;
+}
+
+/**
+ * Run `file` with `args` to completion.
+ *
+ * @param env variables to set (or, with `undefined`, to remove)
+ */
+export function runChild(
+  file: string,
+  args: readonly string[],
+  env: Record<string, string | undefined> = {},
+  timeoutMs = 600_000,
+): ChildResult {
+  const r = spawnSync(process.execPath, childArgs(file, args), {
+    encoding: "utf8",
+    env: childEnv(env),
+    timeout: timeoutMs,
+    maxBuffer: 256 << 20,
+  });
+  return {
+    status: r.status,
+    signal: r.signal,
+    stdout: r.stdout ?? "",
+    stderr: `${r.stderr ?? ""}${r.error ? String(r.error) : ""}`,
+  };
+}
+
+/** A child running in the background. */
+export interface BackgroundChild {
+  /** Everything it printed so far. */
+  readonly stdout: () => string;
+  /** Resolves when it printed `text` (or ended). */
+  printed(text: string): Promise<void>;
+  /** Send a signal. */
+  kill(signal: "SIGKILL" | "SIGTERM"): void;
+  /** Resolves once it ended. */
+  readonly ended: Promise<ChildResult>;
+}
+
+/**
+ * Start `file` with `args` in the background.
+ *
+ * @param env variables to set (or, with `undefined`, to remove)
+ */
+export function startChild(
+  file: string,
+  args: readonly string[],
+  env: Record<string, string | undefined> = {},
+): BackgroundChild {
+  const p = spawn(process.execPath, childArgs(file, args), {
+    env: childEnv(env),
+  });
+  let out = "";
+  let err = "";
+  const waiters: { text: string; resolve: () => void }[] = [];
+  const wake = (all: boolean) => {
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      if (all || out.includes(waiters[i].text)) {
+        waiters[i].resolve();
+        waiters.splice(i, 1);
+      }
+    }
+  };
+  p.stdout.setEncoding("utf8");
+  p.stderr.setEncoding("utf8");
+  p.stdout.on("data", (s: string) => {
+    out += s;
+    wake(false);
+  });
+  p.stderr.on("data", (s: string) => (err += s));
+  const ended = new Promise<ChildResult>((resolve) => {
+    p.on("close", (status, signal) => {
+      wake(true);
+      resolve({ status, signal, stdout: out, stderr: err });
+    });
+    p.on("error", (e) => {
+      wake(true);
+      resolve({ status: null, signal: null, stdout: out, stderr: String(e) });
+    });
+  });
+  return {
+    stdout: () => out,
+    printed: (text) =>
+      out.includes(text)
+        ? Promise.resolve()
+        : new Promise((resolve) => waiters.push({ text, resolve })),
+    kill: (signal) => p.kill(signal),
+    ended,
+  };
+}

@@ -1,0 +1,215 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The real kill test: a child process writes to a pool (synchronous
+ * writes, groups of `writeAsync`, `writeMany` batches, `setZero`) and
+ * prints each operation when issued and when acknowledged; the parent
+ * SIGKILLs it at a random moment, reopens the pool and checks it: the
+ * pool is consistent (ours and `pmempool check`), and every block holds
+ * its latest acknowledged state or one that was in flight, whole.
+ *
+ * A kill is a process crash, not a power failure: stores the child made
+ * stay in the page cache whether or not they were flushed. The crash
+ * sweep covers lost stores; this test covers real interleavings at any
+ * instruction, async machinery included.
+ *
+ * The child side is `kill.ts --child POOL SEED FIRST_VERSION`.
+ *
+ * @module
+ */
+import { rmSync, writeSync } from "node:fs";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { BlockPool, MIN_POOL_SIZE } from "../../blk/mod.ts";
+import { startChild } from "./child.ts";
+import { compareWithLedger, describeError, readBlocks } from "./checker.ts";
+import { Ledger, opLabel } from "./ledger.ts";
+import { Payloads } from "./payload.ts";
+import { HAVE_PMEMPOOL, pmempoolCheck } from "./pmempool.ts";
+import { pick, xorshift } from "./random.ts";
+import { Driver, type Recorder } from "./workload.ts";
+
+/** Block size of the kill test's pool. */
+const BLOCK_SIZE = 4096;
+/** The blocks the child writes. */
+const LBAS = Array.from({ length: 48 }, (_, i) => i);
+/** Versions of round r start at r × this (so every write is unique). */
+const VERSIONS_PER_ROUND = 10_000_000;
+
+/** What the kill rounds did and found. */
+export interface KillReport {
+  /** Children killed. */
+  kills: number;
+  /** Operations acknowledged before the kills. */
+  acknowledged: number;
+  /** Operations in flight at the kills (issued, not acknowledged). */
+  inFlight: number;
+  /** Reopens whose recovery finished an interrupted update. */
+  recovered: number;
+  /** `pmempool check` runs. */
+  pmempoolRuns: number;
+  /** What was wrong, per round. */
+  problems: string[];
+}
+
+/** Print a kill report for people. */
+export function formatKillReport(r: KillReport): string {
+  return [
+    `kill: ${r.kills} writers killed, ${r.acknowledged} operations acknowledged, ${r.inFlight} in flight at the kills, ${r.recovered} reopens finished an update, ${r.pmempoolRuns} pmempool checks, ${r.problems.length} problems`,
+    ...r.problems.map((p) => `  PROBLEM ${p}`),
+  ].join("\n");
+}
+
+/** The child: write until killed (30 s at most), printing each operation. */
+function writer(path: string, seed: number, firstVersion: number): void {
+  const print: Recorder = {
+    issue: (op) => writeSync(1, `${opLabel("issue", op)}\n`),
+    ack: (op) => writeSync(1, `${opLabel("ack", op)}\n`),
+  };
+  using pool = BlockPool.open(path);
+  const rand = xorshift(seed);
+  const d = new Driver(
+    pool,
+    print,
+    new Payloads(BLOCK_SIZE),
+    rand,
+    firstVersion,
+  );
+  const some = (k: number) =>
+    Array.from({ length: k }, () => LBAS[pick(rand, LBAS.length)]);
+  writeSync(1, "ready\n");
+  // the parent kills it within a second; an orphan stops by itself
+  const deadline = performance.now() + 30_000;
+  while (performance.now() < deadline) {
+    const r = rand();
+    if (r < 0.4) d.write(some(1)[0]);
+    else if (r < 0.7) d.writeAsync(some(2 + pick(rand, 6)));
+    else if (r < 0.95) d.writeMany(some(1 + pick(rand, 12)));
+    else d.zero(some(1)[0]);
+  }
+}
+
+/**
+ * Run kill rounds on a new pool at `path` (removed afterwards).
+ *
+ * @param path where the pool goes
+ * @param rounds children to kill
+ * @param seed the first child's seed
+ */
+export async function killRounds(
+  path: string,
+  rounds: number,
+  seed: number,
+): Promise<KillReport> {
+  const report: KillReport = {
+    kills: 0,
+    acknowledged: 0,
+    inFlight: 0,
+    recovered: 0,
+    pmempoolRuns: 0,
+    problems: [],
+  };
+  try {
+    await runRounds(path, rounds, seed, report);
+  } finally {
+    rmSync(path, { force: true });
+  }
+  return report;
+}
+
+/** The rounds of {@linkcode killRounds}, adding to its report. */
+async function runRounds(
+  path: string,
+  rounds: number,
+  seed: number,
+  report: KillReport,
+): Promise<void> {
+  const payloads = new Payloads(BLOCK_SIZE);
+  const rand = xorshift(seed ^ 0x4b111);
+  BlockPool.create(path, { blockSize: BLOCK_SIZE, poolSize: MIN_POOL_SIZE })
+    .close();
+  let states = new Map<number, number>();
+  const self = fileURLToPath(import.meta.url);
+  for (let round = 1; round <= rounds; round++) {
+    const child = startChild(self, [
+      "--child",
+      path,
+      String(seed + round),
+      String(round * VERSIONS_PER_ROUND),
+    ]);
+    await child.printed("ready");
+    // a random moment: 0 to 150 ms of writing
+    await new Promise((r) => setTimeout(r, rand() * 150));
+    child.kill("SIGKILL");
+    const end = await child.ended;
+    if (end.signal !== "SIGKILL") {
+      report.problems.push(
+        `round ${round}: the writer ended with ${
+          end.signal ?? end.status
+        }, not by the kill: ${end.stderr.trim()}`,
+      );
+      break;
+    }
+    report.kills++;
+    const ledger = new Ledger(states);
+    const lines = end.stdout.split("\n");
+    lines.pop(); // the last line may be cut by the kill
+    let issued = 0;
+    let acked = 0;
+    for (const line of lines) {
+      if (!ledger.record(line)) continue;
+      if (line.startsWith("ack ")) acked++;
+      else issued++;
+    }
+    report.acknowledged += acked;
+    report.inFlight += issued - acked;
+    const verdict = verify(path, ledger, payloads, report);
+    if (verdict === null) break;
+    states = verdict;
+  }
+}
+
+/**
+ * Reopen the pool and check it against the ledger.
+ *
+ * @returns every block's state, or null after a problem (recorded)
+ */
+function verify(
+  path: string,
+  ledger: Ledger,
+  payloads: Payloads,
+  report: KillReport,
+): Map<number, number> | null {
+  const problems: string[] = [];
+  const states = new Map<number, number>();
+  try {
+    using pool = BlockPool.open(path);
+    const check = pool.check();
+    if (!check.consistent) {
+      problems.push(`check(): ${check.problems.join("; ")}`);
+    }
+    if (check.repaired.length > 0) report.recovered++;
+    const observed = readBlocks(pool, LBAS, payloads);
+    problems.push(...compareWithLedger(observed, ledger));
+    for (const [lba, o] of observed) {
+      if (typeof o === "number") states.set(lba, o);
+    }
+  } catch (e) {
+    problems.push(`reopen failed: ${describeError(e)}`);
+  }
+  if (HAVE_PMEMPOOL) {
+    report.pmempoolRuns++;
+    const v = pmempoolCheck(path);
+    if (!v.consistent) problems.push(`pmempool check: ${v.output}`);
+  }
+  if (problems.length === 0) return states;
+  report.problems.push(`after kill ${report.kills}: ${problems.join(" | ")}`);
+  return null;
+}
+
+if (import.meta.main) {
+  const [flag, path, seed, first] = process.argv.slice(2);
+  if (flag !== "--child") {
+    throw new Error("Usage: kill.ts --child POOL SEED FIRST_VERSION");
+  }
+  writer(path, Number(seed), Number(first));
+}

@@ -1,0 +1,695 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The crash sweep: trace workloads on a block pool, then check crash
+ * images at every crash point of every trace.
+ *
+ * {@linkcode runSweep} runs in this process under one persistence model,
+ * which the process's mappings must have (`PMEM2_FORCE_GRANULARITY` is
+ * read when a mapping is made, and Bun does not pass later `process.env`
+ * changes to native code), so {@linkcode sweepInChildren} runs one child
+ * process per model, with the environment set, two at a time.
+ *
+ * As a script:
+ *
+ * ```sh
+ * deno run -A tests/crash/sweep.ts --long          # ≥ 50 000 images
+ * bun tests/crash/sweep.ts --images 4000 --seed 7  # a custom sweep
+ * ```
+ *
+ * It runs the image sweep, then the fuzzer and the kill test (each
+ * larger with `--long`). Options: `--long`, `--only images|fuzz|kill`,
+ * `--images N` (total over the models), `--seed N`, `--model
+ * cache-line|page`, `--workload NAME`, `--ops N` (operations per trace).
+ * A child sweep is `--json --model M --dir D` (it prints its report as
+ * JSON).
+ *
+ * @module
+ */
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { BlockPool, MIN_POOL_SIZE, poolGeometry } from "../../blk/mod.ts";
+import { RUNTIME } from "../../ffi/_runtime.ts";
+import { mapFile, type Mapping, type PersistTracer } from "../../pmem2/mod.ts";
+import { startChild } from "./child.ts";
+import { ImageChecker } from "./checker.ts";
+import { formatFuzzReport, fuzz, fuzzRunner } from "./fuzz.ts";
+import { formatKillReport, killRounds } from "./kill.ts";
+import { Ledger, opLabel } from "./ledger.ts";
+import { lint, type LintReport, summarize } from "./lint.ts";
+import { crashPoints, MODELS, type PersistenceModel } from "./model.ts";
+import { Payloads } from "./payload.ts";
+import { HAVE_PMEMPOOL } from "./pmempool.ts";
+import { xorshift } from "./random.ts";
+import { poolRegions, regionName } from "./regions.ts";
+import { ScratchImage } from "./scratch.ts";
+import { type SubsetOptions, subsets } from "./subsets.ts";
+import { CrashTracer, type TraceEvent } from "./tracer.ts";
+import { Driver, type Recorder, type Workload, WORKLOADS } from "./workload.ts";
+
+/** The mark that says `BlockPool.create` returned. */
+const CREATED = "ack create";
+/** The mark after a workload's warm-up: crash points are checked from here. */
+const WARMED = "warmed up";
+
+/** A sweep's budget and knobs. */
+export interface SweepOptions {
+  /** The persistence model (this process's mappings must have it). */
+  model: PersistenceModel;
+  /** Stop starting traces once this many images were checked (every
+   * workload runs at least once). */
+  images: number;
+  /** Seed of the first trace (trace k uses seed + k). */
+  seed: number;
+  /** The workloads, used in turn. */
+  workloads: readonly Workload[];
+  /** Operations per trace. */
+  ops: number;
+  /** Which subsets of each crash point's pending units to try. */
+  subsets: SubsetOptions;
+  /** Run `pmempool check` on every n-th image (0: never). */
+  pmempoolEvery: number;
+  /** Images of a crash during recovery, at most, per recovered image. */
+  recoveryImages: number;
+  /** A directory for the pool files (tmpfs is much faster). */
+  dir: string;
+}
+
+/** One violated invariant, with what reproduces it. */
+export interface Problem {
+  /** The workload. */
+  workload: string;
+  /** The trace's seed. */
+  seed: number;
+  /** Its operations. */
+  ops: number;
+  /** The model. */
+  model: string;
+  /** The event the crash followed (-1: before the first). */
+  event: number;
+  /** The pending units the image kept (indexes). */
+  units: number[];
+  /** What is wrong. */
+  message: string;
+}
+
+/** What a sweep did and found. */
+export interface SweepReport {
+  /** The runtime. */
+  runtime: string;
+  /** The model(s). */
+  models: string[];
+  /** Traces recorded. */
+  traces: number;
+  /** Operations traced (block updates). */
+  operations: number;
+  /** Events recorded (flushes, fences, marks). */
+  events: number;
+  /** Crash points visited. */
+  crashPoints: number;
+  /** Distinct crash images checked (image × what had been acknowledged). */
+  images: number;
+  /** Subsets skipped because their image had been checked already. */
+  duplicates: number;
+  /** Images the open refused with a typed error (crash during create). */
+  refused: number;
+  /** Images whose recovery stored something. */
+  recovered: number;
+  /** Images of a crash during recovery checked. */
+  recoveryImages: number;
+  /** `pmempool check` runs. */
+  pmempoolRuns: number;
+  /** Images with at least one violated invariant. */
+  problems: number;
+  /** The first few problems. */
+  examples: Problem[];
+  /** Lint findings (cache-line traces), by rule. */
+  lint: Record<string, number>;
+  /** Lint findings summarised by place. */
+  lintSummary: string[];
+  /** Wall time, milliseconds. */
+  ms: number;
+}
+
+/** The default images per model of the CI sweep and of the long one. */
+export const CI_IMAGES = 1200;
+/** See {@linkcode CI_IMAGES}. */
+export const LONG_IMAGES = 26_000;
+
+/** Subsets of the CI sweep. */
+export const CI_SUBSETS: SubsetOptions = {
+  exhaustiveLimit: 4,
+  prefixes: 5,
+  random: 4,
+  evict: 0.3,
+};
+
+/** Subsets of the long sweep: exhaustive up to a page of sectors. */
+export const LONG_SUBSETS: SubsetOptions = {
+  exhaustiveLimit: 8,
+  prefixes: 9,
+  random: 8,
+  evict: 0.3,
+};
+
+/** A recorded workload: what its crash images are made of. */
+export interface Trace {
+  /** The workload. */
+  workload: Workload;
+  /** The model it was recorded under. */
+  model: PersistenceModel;
+  /** Its seed. */
+  seed: number;
+  /** The file when tracing started (durable). */
+  base: Uint8Array;
+  /** The events. */
+  events: TraceEvent[];
+  /** The untraced preparation, acknowledged; the trace's marks add to it. */
+  ledger: Ledger;
+  /** Operations asked for (`ops`). */
+  ops: number;
+  /** Operations issued while traced. */
+  operations: number;
+}
+
+/** Faults to inject into a recording, to show that the checker sees them. */
+export interface RecordFaults {
+  /** Hide every fence from the tracer, as if the program never fenced. */
+  dropFences?: boolean;
+}
+
+/** The size of every traced pool: libpmemblk's minimum. */
+const POOL_SIZE = MIN_POOL_SIZE;
+
+/**
+ * Run a workload on a new pool at `path`, traced; the file is removed
+ * afterwards.
+ *
+ * @param w the workload
+ * @param model the model (this process's mappings must have it)
+ * @param seed its seed
+ * @param ops operations to run
+ * @param path where the pool goes
+ * @param faults faults to inject (none by default)
+ */
+export function recordTrace(
+  w: Workload,
+  model: PersistenceModel,
+  seed: number,
+  ops: number,
+  path: string,
+  faults: RecordFaults = {},
+): Trace {
+  const rand = xorshift(seed);
+  const payloads = new Payloads(w.blockSize);
+  const ledger = new Ledger();
+  const direct: Recorder = {
+    issue: (op) => ledger.issue(op),
+    ack: (op) => ledger.ack(op),
+  };
+  let probe: Mapping | undefined;
+  let pool: BlockPool | undefined;
+  let operations = 0;
+  try {
+    let base: Uint8Array;
+    let tracer: CrashTracer;
+    let version = 1;
+    const hook = (): PersistTracer =>
+      faults.dropFences
+        ? {
+          flush: (offset, length) => tracer.flush(offset, length),
+          drain() {},
+          mark: (label) => tracer.mark(label),
+        }
+        : tracer;
+    if (w.fromCreate) {
+      base = new Uint8Array(POOL_SIZE);
+      tracer = new CrashTracer({
+        live: () => (probe = mapFile(path)).view(),
+        shadow: base.slice(),
+        flushGranularity: model.flushGranularity,
+      });
+      pool = BlockPool.create(path, {
+        blockSize: w.blockSize,
+        poolSize: POOL_SIZE,
+        tracer: hook(),
+      });
+      tracer.mark(CREATED);
+    } else {
+      pool = BlockPool.create(path, {
+        blockSize: w.blockSize,
+        poolSize: POOL_SIZE,
+      });
+      const d = new Driver(pool, direct, payloads, rand);
+      w.prepare(d, rand);
+      version = d.nextVersion;
+      pool.close();
+      probe = mapFile(path);
+      base = probe.view().slice();
+      tracer = new CrashTracer({
+        live: probe.view(),
+        shadow: base.slice(),
+        flushGranularity: model.flushGranularity,
+      });
+      pool = BlockPool.open(path, { tracer: hook() });
+    }
+    const t = tracer;
+    const marking: Recorder = {
+      issue: (op) => {
+        operations++;
+        t.mark(opLabel("issue", op));
+      },
+      ack: (op) => t.mark(opLabel("ack", op)),
+    };
+    const d = new Driver(pool, marking, payloads, rand, version);
+    if (w.warmup > 0) {
+      tracer.scanning = false; // its crash points are not checked
+      for (let i = 0; i < w.warmup; i++) d.write(w.lbas[i % w.lbas.length]);
+      tracer.scanning = true;
+      tracer.mark(WARMED);
+    }
+    w.run(d, rand, ops);
+    pool.close();
+    const events = tracer.finish();
+    return { workload: w, model, seed, base, events, ledger, ops, operations };
+  } finally {
+    pool?.close();
+    probe?.close();
+    rmSync(path, { force: true });
+  }
+}
+
+/** Add one report's counts to another's. */
+function merge(into: SweepReport, r: SweepReport): void {
+  for (
+    const k of [
+      "traces",
+      "operations",
+      "events",
+      "crashPoints",
+      "images",
+      "duplicates",
+      "refused",
+      "recovered",
+      "recoveryImages",
+      "pmempoolRuns",
+      "problems",
+    ] as const
+  ) {
+    into[k] += r[k];
+  }
+  into.examples.push(...r.examples.slice(0, 20 - into.examples.length));
+  for (const [k, n] of Object.entries(r.lint)) {
+    into.lint[k] = (into.lint[k] ?? 0) + n;
+  }
+  for (const line of r.lintSummary) {
+    if (!into.lintSummary.includes(line)) into.lintSummary.push(line);
+  }
+  for (const m of r.models) if (!into.models.includes(m)) into.models.push(m);
+}
+
+/** An empty report. */
+export function emptyReport(): SweepReport {
+  return {
+    runtime: RUNTIME,
+    models: [],
+    traces: 0,
+    operations: 0,
+    events: 0,
+    crashPoints: 0,
+    images: 0,
+    duplicates: 0,
+    refused: 0,
+    recovered: 0,
+    recoveryImages: 0,
+    pmempoolRuns: 0,
+    problems: 0,
+    examples: [],
+    lint: {},
+    lintSummary: [],
+    ms: 0,
+  };
+}
+
+/**
+ * Fail unless this process's mappings have the model's granularity.
+ *
+ * @throws {Error} naming the environment variable to set
+ */
+function checkModel(model: PersistenceModel, dir: string): void {
+  const probe = join(dir, "granularity-probe");
+  try {
+    using map = mapFile(probe, { size: 4096 });
+    if (map.granularity !== model.mappingGranularity) {
+      throw new Error(
+        `Cannot sweep the ${model.name} model: mappings here have ${map.granularity} granularity (run it with PMEM2_FORCE_GRANULARITY=${
+          model.forceGranularity ?? "unset"
+        }, or through sweepInChildren)`,
+      );
+    }
+  } finally {
+    rmSync(probe, { force: true });
+  }
+}
+
+/**
+ * Run a sweep in this process.
+ *
+ * @param options the budget and knobs
+ * @returns what it checked and found
+ */
+export function runSweep(options: SweepOptions): SweepReport {
+  const started = performance.now();
+  const model = options.model;
+  checkModel(model, options.dir);
+  const report = emptyReport();
+  report.models.push(model.name);
+  const findings: LintReport = {
+    unflushed: [],
+    unfenced: [],
+    "redundant-flush": [],
+    overwritten: [],
+  };
+  const n = options.workloads.length;
+  for (let k = 0; k < n || report.images < options.images; k++) {
+    const w = options.workloads[k % n];
+    const seed = options.seed + k;
+    const trace = recordTrace(
+      w,
+      model,
+      seed,
+      options.ops,
+      join(options.dir, "trace"),
+    );
+    if (model.name === "cache-line") {
+      const regions = poolRegions(POOL_SIZE, w.blockSize);
+      const found = lint(trace.events, (at) => regionName(regions, at));
+      for (const rule of Object.keys(found) as (keyof LintReport)[]) {
+        findings[rule].push(...found[rule]);
+      }
+    }
+    checkTrace(trace, options, report);
+  }
+  if (model.name === "cache-line") {
+    for (const [rule, list] of Object.entries(findings)) {
+      report.lint[rule] = list.length;
+    }
+    report.lintSummary = summarize(findings);
+  }
+  report.ms = Math.round(performance.now() - started);
+  return report;
+}
+
+/**
+ * Check the crash images of a trace, adding to `report`.
+ *
+ * @param trace the trace (its ledger is used up)
+ * @param options the subsets, samples and directory (model: the trace's)
+ * @param report where counts and problems go
+ */
+export function checkTrace(
+  trace: Trace,
+  options: Omit<
+    SweepOptions,
+    "model" | "images" | "seed" | "workloads" | "ops"
+  >,
+  report: SweepReport,
+): void {
+  const { workload: w, model, seed } = trace;
+  report.traces++;
+  report.operations += trace.operations;
+  report.events += trace.events.length;
+  const rand = xorshift(seed ^ 0x5eed);
+  using scratch = new ScratchImage(join(options.dir, "scratch"), trace.base);
+  // the workload's blocks, and two it never writes (they must stay zeros)
+  const last = Math.max(...w.lbas);
+  const lbas = [
+    ...w.lbas,
+    last + 1,
+    poolGeometry(POOL_SIZE, w.blockSize).blockCount - 1,
+  ];
+  const checker = new ImageChecker(scratch, {
+    model,
+    payloads: new Payloads(w.blockSize),
+    lbas,
+    regions: poolRegions(POOL_SIZE, w.blockSize),
+  });
+  const fail = (event: number, units: number[], problems: string[]) => {
+    report.problems++;
+    if (report.examples.length >= 20) return;
+    report.examples.push({
+      workload: w.name,
+      seed,
+      ops: trace.ops,
+      model: model.name,
+      event,
+      units,
+      message: problems.join(" | "),
+    });
+  };
+  const escaped =
+    "the scratch file differs from the durable image after an undo (an unflushed store escaped the tracer)";
+  const seen = new Set<string>();
+  let created = !w.fromCreate;
+  let warmed = w.warmup === 0;
+  let marks = 0;
+  for (const p of crashPoints(trace.events, model)) {
+    for (const words of p.fenced) scratch.commit(words);
+    for (const label of p.marks) {
+      marks++;
+      if (label === CREATED) created = true;
+      else if (label === WARMED) warmed = true;
+      else trace.ledger.record(label);
+    }
+    if (!warmed) continue;
+    report.crashPoints++;
+    for (const sub of subsets(p.pending, rand, options.subsets)) {
+      const image = sub.units.map((i) => p.pending[i].words);
+      const key = `${scratch.fingerprint(image)}:${marks}`;
+      if (seen.has(key)) {
+        report.duplicates++;
+        continue;
+      }
+      seen.add(key);
+      report.images++;
+      const outcome = checker.check(image, trace.ledger, {
+        mayRefuse: !created,
+        pmempool: HAVE_PMEMPOOL && options.pmempoolEvery > 0 &&
+          report.images % options.pmempoolEvery === 0,
+        recoveryImages: options.recoveryImages,
+        rand,
+      });
+      if (outcome.refused) report.refused++;
+      if (outcome.recovered) report.recovered++;
+      report.recoveryImages += outcome.recoveryImages;
+      report.pmempoolRuns += outcome.pmempoolRuns;
+      if (report.images % 256 === 0 && !scratch.verify()) {
+        outcome.problems.push(escaped);
+      }
+      if (outcome.problems.length > 0) {
+        fail(p.event, sub.units, outcome.problems);
+      }
+    }
+  }
+  if (!scratch.verify()) fail(trace.events.length - 1, [], [escaped]);
+}
+
+/** Options of {@linkcode sweepInChildren}. */
+export interface ChildSweepOptions {
+  /** The models, one child each. */
+  models: readonly PersistenceModel[];
+  /** Images per model. */
+  images: number;
+  /** The first seed. */
+  seed: number;
+  /** Operations per trace. */
+  ops: number;
+  /** The long sweep's subsets instead of the CI's. */
+  long: boolean;
+  /** Only this workload. */
+  workload?: string;
+  /** A directory for the children's files (removed when they end). */
+  dir: string;
+}
+
+/** Run one child sweep; resolves to its report. */
+async function child(
+  model: PersistenceModel,
+  options: ChildSweepOptions,
+): Promise<SweepReport> {
+  const args = [
+    "--json",
+    "--model",
+    model.name,
+    "--images",
+    String(options.images),
+    "--seed",
+    String(options.seed),
+    "--ops",
+    String(options.ops),
+  ];
+  if (options.long) args.push("--long");
+  if (options.workload !== undefined) args.push("--workload", options.workload);
+  args.push("--dir", join(options.dir, model.name));
+  const r = await startChild(fileURLToPath(import.meta.url), args, {
+    PMEM2_FORCE_GRANULARITY: model.forceGranularity,
+  }).ended;
+  if (r.status !== 0) {
+    throw new Error(
+      `The ${model.name} sweep ended with ${
+        r.signal ?? r.status
+      }: ${r.stderr.trim()}`,
+    );
+  }
+  try {
+    return JSON.parse(r.stdout) as SweepReport;
+  } catch (e) {
+    throw new Error(
+      `The ${model.name} sweep printed no report: ${r.stdout}${r.stderr}`,
+      { cause: e },
+    );
+  }
+}
+
+/**
+ * Run a sweep per model in child processes (two at a time: this is a
+ * two-CPU project), each with its model's mapping granularity.
+ *
+ * @returns the reports added up
+ */
+export async function sweepInChildren(
+  options: ChildSweepOptions,
+): Promise<SweepReport> {
+  const started = performance.now();
+  const reports = await Promise.all(
+    options.models.map((m) => child(m, options)),
+  );
+  const total = emptyReport();
+  for (const r of reports) merge(total, r);
+  total.ms = Math.round(performance.now() - started);
+  return total;
+}
+
+/** Print a report for people. */
+export function formatReport(r: SweepReport): string {
+  const lines = [
+    `crash sweep (${r.runtime}, models ${
+      r.models.join(" + ")
+    }): ${r.images} images checked, ${r.problems} with problems, in ${
+      (r.ms / 1000).toFixed(1)
+    } s`,
+    `  ${r.traces} traces, ${r.operations} operations, ${r.events} events, ${r.crashPoints} crash points, ${r.duplicates} duplicate subsets skipped`,
+    `  ${r.recovered} images needed recovery; ${r.recoveryImages} images of a crash during recovery checked; ${r.refused} refused while the pool was being created; ${r.pmempoolRuns} pmempool checks`,
+    `  lint: ${
+      Object.entries(r.lint).map(([k, n]) => `${k} ${n}`).join(", ") ||
+      "nothing"
+    }`,
+    ...r.lintSummary.map((l) => `    ${l}`),
+  ];
+  for (const p of r.examples) {
+    lines.push(
+      `  PROBLEM ${p.workload} seed ${p.seed} ${p.model} after event ${p.event}, units [${p.units}]: ${p.message}`,
+      `    reproduce: tests/crash/sweep.ts --only images --model ${p.model} --workload ${p.workload} --seed ${p.seed} --ops ${p.ops} --images 1`,
+    );
+  }
+  return lines.join("\n");
+}
+
+function parseArgs(argv: string[]): Map<string, string> {
+  const args = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith("--")) throw new Error(`Unexpected argument: ${a}`);
+    const flag = a === "--long" || a === "--json";
+    args.set(a.slice(2), flag ? "true" : argv[++i] ?? "");
+  }
+  return args;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv);
+  const long = args.has("long");
+  const seed = Number(args.get("seed") ?? 1);
+  const ops = Number(args.get("ops") ?? (long ? 40 : 24));
+  const named = args.get("model");
+  const models = named === undefined ? Object.values(MODELS) : [
+    MODELS[named] ?? (() => {
+      throw new Error(`Unknown model: ${named}`);
+    })(),
+  ];
+  const images = Number(
+    args.get("images") ?? (long ? LONG_IMAGES : CI_IMAGES) * models.length,
+  );
+  const workload = args.get("workload");
+  const workloads = workload === undefined
+    ? WORKLOADS
+    : WORKLOADS.filter((w) => w.name === workload);
+  if (workloads.length === 0) throw new Error(`Unknown workload: ${workload}`);
+  if (args.has("json")) {
+    const given = args.get("dir");
+    const dir = given ?? mkdtempSync(join(fastTmp(), "asyncpmem-crash-"));
+    if (given !== undefined) mkdirSync(dir, { recursive: true });
+    try {
+      const report = runSweep({
+        model: models[0],
+        images,
+        seed,
+        workloads,
+        ops,
+        subsets: long ? LONG_SUBSETS : CI_SUBSETS,
+        pmempoolEvery: long ? 100 : 50,
+        recoveryImages: long ? 6 : 2,
+        dir,
+      });
+      console.log(JSON.stringify(report));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    return 0; // the parent judges the report
+  }
+  const only = args.get("only");
+  const dir = mkdtempSync(join(fastTmp(), "asyncpmem-crash-"));
+  let failed = false;
+  try {
+    if (only === undefined || only === "images") {
+      const report = await sweepInChildren({
+        models,
+        images: Math.ceil(images / models.length),
+        seed,
+        ops,
+        long,
+        workload,
+        dir,
+      });
+      console.log(formatReport(report));
+      failed ||= report.problems > 0;
+    }
+    if (only === undefined || only === "fuzz") {
+      const report = fuzz(fuzzRunner(dir), seed, long ? 5000 : 400);
+      console.log(formatFuzzReport(report));
+      failed ||= report.failures.length > 0;
+    }
+    if (only === undefined || only === "kill") {
+      const report = await killRounds(join(dir, "kill"), long ? 40 : 6, seed);
+      console.log(formatKillReport(report));
+      failed ||= report.problems.length > 0;
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return failed ? 1 : 0;
+}
+
+/** /dev/shm when it is writable (pool files there are page cache only). */
+function fastTmp(): string {
+  try {
+    rmSync(mkdtempSync("/dev/shm/.probe-"), { recursive: true });
+    return "/dev/shm";
+  } catch {
+    return tmpdir();
+  }
+}
+
+if (import.meta.main) process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,16 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// A real process crash: a writer SIGKILLed at random moments.
+import { formatKillReport, killRounds } from "./crash/kill.ts";
+import { assert, tempPath, test } from "./_harness.ts";
+
+test(
+  "a writer SIGKILLed at random moments leaves every acknowledged write, whole",
+  async () => {
+    const report = await killRounds(tempPath(), 8, 11);
+    console.log(formatKillReport(report));
+    assert.deepEqual(report.problems, []);
+    assert.equal(report.kills, 8);
+    assert.ok(report.acknowledged > 100, `${report.acknowledged} acknowledged`);
+  },
+  { timeout: 180_000 },
+);

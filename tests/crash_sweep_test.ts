@@ -1,0 +1,79 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// The bounded crash sweep CI runs on every change (the long one is
+// `deno task crash`), and proof that its checker is not vacuous.
+import { join } from "node:path";
+import { CACHE_LINE, PAGE } from "./crash/model.ts";
+import { HAVE_PMEMPOOL } from "./crash/pmempool.ts";
+import {
+  checkTrace,
+  CI_IMAGES,
+  CI_SUBSETS,
+  emptyReport,
+  formatReport,
+  recordTrace,
+  sweepInChildren,
+} from "./crash/sweep.ts";
+import { WORKLOADS } from "./crash/workload.ts";
+import { assert, tempDir, test } from "./_harness.ts";
+
+function workload(name: string) {
+  return WORKLOADS.find((w) => w.name === name)!;
+}
+
+test(
+  "the crash sweep finds every acknowledged write whole in ≥ 2000 crash images",
+  async () => {
+    const report = await sweepInChildren({
+      models: [CACHE_LINE, PAGE],
+      images: CI_IMAGES,
+      seed: 1,
+      ops: 24,
+      long: false,
+      dir: tempDir(),
+    });
+    console.log(formatReport(report));
+    assert.deepEqual(report.examples, []);
+    assert.equal(report.problems, 0);
+    assert.ok(report.images >= 2000, `only ${report.images} images`);
+    assert.deepEqual(report.models, ["cache-line", "page"]);
+    assert.ok(report.recovered > 0, "no image needed recovery");
+    assert.ok(
+      report.recoveryImages > 0,
+      "no crash during recovery was checked",
+    );
+    assert.ok(report.refused > 0, "no image of an unfinished create");
+    if (HAVE_PMEMPOOL) assert.ok(report.pmempoolRuns >= 20);
+    assert.equal(report.lint.unflushed, 0);
+    assert.equal(report.lint.unfenced, 0);
+  },
+  { timeout: 240_000 },
+);
+
+test("`checkTrace()` finds lost and torn blocks when the program's fences are hidden", () => {
+  const dir = tempDir();
+  const options = {
+    subsets: CI_SUBSETS,
+    pmempoolEvery: 0,
+    recoveryImages: 1,
+    dir,
+  };
+  for (const name of ["sync", "async"]) {
+    const w = workload(name);
+    const sound = emptyReport();
+    checkTrace(recordTrace(w, PAGE, 3, 8, join(dir, "pool")), options, sound);
+    assert.equal(sound.problems, 0, formatReport(sound));
+    assert.ok(sound.images > 20, `${name}: ${sound.images} images`);
+    const broken = emptyReport();
+    const trace = recordTrace(w, PAGE, 3, 8, join(dir, "pool"), {
+      dropFences: true,
+    });
+    checkTrace(trace, options, broken);
+    assert.ok(broken.problems > 0, `${name}: nothing found`);
+    assert.ok(
+      broken.examples.some((p) =>
+        /holds (zeros|version \d+|a torn block).*, expected/.test(p.message)
+      ),
+      broken.examples.map((p) => p.message).join("\n"),
+    );
+  }
+});
