@@ -211,6 +211,7 @@ export class WriteGroupFuture extends Future<void> {
       this.#copy = undefined;
       this.#ready = { slots: this.#slots, committed: false };
       this.#pool.commits.add(this.#ready);
+      ctx.pollSoon?.();
       return PENDING;
     }
   }

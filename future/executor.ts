@@ -38,6 +38,12 @@ class SweepContext implements PollContext {
   sources = new Map<WakeSource, number>();
   blind = false;
   registered = false;
+  soon = false;
+
+  pollSoon(): void {
+    this.soon = true;
+    this.registered = true;
+  }
 
   waitOn(source: WakeSource): void {
     this.registered = true;
@@ -100,6 +106,10 @@ async function pump(): Promise<void> {
         blindMs = 0.25;
       }
       if (entries.size === 0) break;
+      if (ctx.soon) {
+        await immediate();
+        continue;
+      }
       if (
         performance.now() - lastProgress < SPIN_MS && ctx.spinWorthwhile()
       ) {
@@ -216,6 +226,7 @@ export function waitAll<T>(futures: readonly Future<T>[]): T[] {
       }
     }
     if (pending === 0) break;
+    if (ctx.soon) continue;
     const now = performance.now();
     if (progress || lastProgress < 0) lastProgress = now;
     if (now - lastProgress < SPIN_MS && ctx.spinWorthwhile()) continue;

@@ -38,10 +38,16 @@ export interface PollContext {
    * completion, so a completion after the check changes the sequence.
    */
   waitOn(source: WakeSource): void;
+  /**
+   * Ask to be polled again right after this sweep, without sleeping: the
+   * future made progress that needs one more poll (e.g. it queued work to
+   * be finished together with futures polled after it).
+   */
+  pollSoon?(): void;
 }
 
 /** A context that records nothing (for hand polling). */
-export const NO_CONTEXT: PollContext = { waitOn() {} };
+export const NO_CONTEXT: PollContext = { waitOn() {}, pollSoon() {} };
 
 /** Returned by {@linkcode Future.step} while work is under way. */
 export const PENDING: unique symbol = Symbol("asyncpmem.pending");
