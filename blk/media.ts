@@ -80,11 +80,7 @@ export class Media {
 
   /** Copy `length` bytes at `offset` into the start of `into`. */
   read(offset: number, into: Uint8Array, length: number): void {
-    for (let done = 0; done < length;) {
-      const n = Math.min(length - done, MAX_ACCESS);
-      into.set(this.bytes(offset + done, n), done);
-      done += n;
-    }
+    this.#map.read(offset, into, length);
   }
 
   /** A copy of `[offset, offset + length)`. */

@@ -134,6 +134,9 @@ int ap_map_memmove(struct ap_map *map, double dst_off, double src_off,
 int ap_map_memset(struct ap_map *map, double dst_off, uint32_t c,
 	double len, uint32_t flags);
 
+/* ap_map_read -- copy len bytes at offset of the mapping into buf */
+int ap_map_read(struct ap_map *map, double offset, void *buf, double len);
+
 /*
  * ap_cpu_flush -- make [buf+off, buf+off+len) durable: through its mapping
  * when it lies in one (msync on PAGE maps), else write back its cache lines

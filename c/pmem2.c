@@ -523,6 +523,22 @@ ap_map_memset(struct ap_map *map, double dst_off, uint32_t c, double len,
 	return 0;
 }
 
+/* ap_map_read -- copy len bytes at offset of the mapping into buf */
+int
+ap_map_read(struct ap_map *map, double offset, void *buf, double len)
+{
+	size_t off, n;
+	int rc = ap_map_range(map, offset, len, &off, &n, "read");
+	if (rc)
+		return rc;
+	if (n == 0)
+		return 0;
+	if (buf == NULL)
+		return ap_fail(AP_E_INVALID_ARG, "read: buffer is NULL");
+	memcpy(buf, map->addr + off, n);
+	return 0;
+}
+
 /* cache write-back instruction choice, probed once */
 static int ap_wb_kind = -1; /* 0 clflush, 1 clflushopt, 2 clwb */
 

@@ -111,6 +111,11 @@ export const SYMBOLS = {
     parameters: ["pointer", "f64", "u32", "f64", "u32"],
     result: "i32",
   },
+  // int ap_map_read(ap_map *map, double offset, void *buf, double len)
+  ap_map_read: {
+    parameters: ["pointer", "f64", "buffer", "f64"],
+    result: "i32",
+  },
   // int ap_cpu_flush(void *buf, double off, double len)
   ap_cpu_flush: { parameters: ["buffer", "f64", "f64"], result: "i32" },
   // int ap_cpu_copy(void *dst, double dst_off, const void *src,

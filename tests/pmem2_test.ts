@@ -357,3 +357,17 @@ test("Source.clearBadBlock() reallocates a range of a regular file (zeroes it)",
     PmemError,
   );
 });
+
+test("Mapping.read() copies out of the mapping with checks", () => {
+  using map = mapFile(tempPath(), { size: 65536 });
+  map.memset(100, 9, 50);
+  const into = new Uint8Array(64);
+  map.read(90, into);
+  assert.deepEqual([...into.subarray(8, 12)], [0, 0, 9, 9]);
+  map.read(0, into, 4);
+  assert.throws(() => map.read(65530, into), RangeError);
+  assert.throws(() => map.read(0, into, 65), RangeError);
+  assert.throws(() => map.read(0, [] as unknown as Uint8Array), TypeError);
+  map.close();
+  assert.throws(() => map.read(0, into), ClosedError);
+});
