@@ -30,14 +30,11 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "bench.h"
 
 #define SUITE "pmem2"
 #define POOL_SIZE ((size_t)4 << 20)
 #define MAX_COPY ((size_t)1 << 20)
-#define RUN_NS 25e6
-#define CALIBRATE_NS 1e6
-#define WARMUPS 2
-#define RUNS 7
 
 /* what the loops operate on; set before each case */
 static struct {
@@ -89,62 +86,11 @@ loop_memcpy(size_t n)
 	}
 }
 
-/* now_ns -- CLOCK_MONOTONIC in nanoseconds */
-static double
-now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-/* time_ns -- wall time of one loop(n) */
-static double
-time_ns(void (*loop)(size_t), size_t n)
-{
-	double t = now_ns();
-	loop(n);
-	return now_ns() - t;
-}
-
-/* retune -- the count that makes a run take RUN_NS, when n took t ns */
-static size_t
-retune(size_t n, double t)
-{
-	size_t m = (size_t)((double)n * RUN_NS / t + 0.5);
-	return m ? m : 1;
-}
-
-/* cmp_double -- qsort order for doubles */
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 /* bench -- measure one case and print its JSON line */
 static void
 bench(const char *name, void (*loop)(size_t))
 {
-	size_t n = 1;
-	double t;
-	while ((t = time_ns(loop, n)) < CALIBRATE_NS)
-		n *= 2;
-	for (int i = 0; i < WARMUPS; i++) {
-		n = retune(n, t);
-		t = time_ns(loop, n);
-	}
-	n = retune(n, t);
-	double ns[RUNS];
-	for (int i = 0; i < RUNS; i++)
-		ns[i] = time_ns(loop, n) / (double)n;
-	qsort(ns, RUNS, sizeof(ns[0]), cmp_double);
-	printf("{\"suite\":\"%s\",\"case\":\"%s\",\"runtime\":\"c\","
-		"\"nsPerOp\":%.4g,\"minNsPerOp\":%.4g,\"maxNsPerOp\":%.4g,"
-		"\"iterations\":%zu,\"runs\":%d}\n",
-		SUITE, name, ns[RUNS / 2], ns[0], ns[RUNS - 1], n, RUNS);
-	fflush(stdout);
+	bench_case(SUITE, name, loop, 1, 0);
 }
 
 /* copies -- one case per size for a copy loop */

@@ -35,16 +35,13 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "bench.h"
 
 #define SUITE "mover"
 #define PAIRS 16
 #define MAX_COPY ((size_t)1 << 20)
 #define REGION (2 * PAIRS * MAX_COPY)
 #define POOL_SIZE (PAIRS * MAX_COPY)
-#define RUN_NS 25e6
-#define CALIBRATE_NS 1e6
-#define WARMUPS 2
-#define RUNS 7
 
 /* what the loops operate on; set before each case */
 static struct {
@@ -100,63 +97,11 @@ loop_pmem2_16(size_t n)
 				Ctx.src + k * MAX_COPY, MAX_COPY, Ctx.flags);
 }
 
-/* now_ns -- CLOCK_MONOTONIC in nanoseconds */
-static double
-now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-/* time_ns -- wall time of one loop(n) */
-static double
-time_ns(void (*loop)(size_t), size_t n)
-{
-	double t = now_ns();
-	loop(n);
-	return now_ns() - t;
-}
-
-/* retune -- the count that makes a run take RUN_NS, when n took t ns */
-static size_t
-retune(size_t n, double t)
-{
-	size_t m = (size_t)((double)n * RUN_NS / t + 0.5);
-	return m ? m : 1;
-}
-
-/* cmp_double -- qsort order for doubles */
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 /* bench -- measure one case of `per` copies per iteration; print its line */
 static void
 bench(const char *name, void (*loop)(size_t), size_t per)
 {
-	size_t n = 1;
-	double t;
-	while ((t = time_ns(loop, n)) < CALIBRATE_NS)
-		n *= 2;
-	for (int i = 0; i < WARMUPS; i++) {
-		n = retune(n, t);
-		t = time_ns(loop, n);
-	}
-	n = retune(n, t);
-	double ns[RUNS];
-	for (int i = 0; i < RUNS; i++)
-		ns[i] = time_ns(loop, n) / (double)(n * per);
-	qsort(ns, RUNS, sizeof(ns[0]), cmp_double);
-	printf("{\"suite\":\"%s\",\"case\":\"%s\",\"runtime\":\"c\","
-		"\"nsPerOp\":%.4g,\"minNsPerOp\":%.4g,\"maxNsPerOp\":%.4g,"
-		"\"iterations\":%zu,\"runs\":%d,\"bytes\":%zu}\n",
-		SUITE, name, ns[RUNS / 2], ns[0], ns[RUNS - 1], n * per, RUNS,
-		Ctx.len);
-	fflush(stdout);
+	bench_case(SUITE, name, loop, per, Ctx.len);
 }
 
 /* die -- print a message (and libpmem2's, when rc is set) and exit */
