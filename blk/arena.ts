@@ -512,6 +512,28 @@ export class Arena {
     return -1;
   }
 
+  /**
+   * The map entry an update of `pre` replaces (initial entries as NORMAL).
+   * Its block becomes a lane's free block, so it must lie in the arena:
+   * otherwise a later data copy would land outside it.
+   *
+   * @throws {PmemError} code -22 when the entry points beyond the arena
+   */
+  #currentEntry(pre: number): number {
+    const old = effectiveMapEntry(this.mapEntry(pre), pre);
+    if ((old & MAP_LBA_MASK) >= this.internalNlba) {
+      throw new PmemError(
+        "write",
+        -22,
+        `the pool is corrupt: block ${this.firstLba + pre} maps to data block ${
+          old & MAP_LBA_MASK
+        }, beyond the arena's ${this.internalNlba}`,
+        { errno: 22 },
+      );
+    }
+    return old;
+  }
+
   /** Give back a lane taken by {@linkcode Arena.takeLane} unused. */
   releaseLane(lane: number): void {
     this.#pushLane(lane);
@@ -589,18 +611,7 @@ export class Arena {
   commit(lane: number, pre: number): number {
     const m = this.#media;
     this.settleMapsFor(lane, pre);
-    const old = effectiveMapEntry(this.mapEntry(pre), pre);
-    if ((old & MAP_LBA_MASK) >= this.internalNlba) {
-      // freeing this block would later aim a data copy outside the arena
-      throw new PmemError(
-        "write",
-        -22,
-        `the pool is corrupt: block ${this.firstLba + pre} maps to data block ${
-          old & MAP_LBA_MASK
-        }, beyond the arena's ${this.internalNlba}`,
-        { errno: 22 },
-      );
-    }
+    const old = this.#currentEntry(pre);
     const seq = NEXT_SEQ[this.#seq[lane]];
     const at = this.flogOff + lane * FLOG_SLOT_SIZE +
       this.#next[lane] * FLOG_ENTRY_SIZE;
@@ -684,17 +695,7 @@ export class Arena {
    * @returns the flog entry's offset and the old map entry
    */
   stageFlogHead(lane: number, pre: number): { at: number; old: number } {
-    const old = effectiveMapEntry(this.mapEntry(pre), pre);
-    if ((old & MAP_LBA_MASK) >= this.internalNlba) {
-      throw new PmemError(
-        "write",
-        -22,
-        `the pool is corrupt: block ${this.firstLba + pre} maps to data block ${
-          old & MAP_LBA_MASK
-        }, beyond the arena's ${this.internalNlba}`,
-        { errno: 22 },
-      );
-    }
+    const old = this.#currentEntry(pre);
     const at = this.flogOff + lane * FLOG_SLOT_SIZE +
       this.#next[lane] * FLOG_ENTRY_SIZE;
     this.#media.setU32(at, pre);
