@@ -45,7 +45,8 @@ export class CompletionDevice implements WakeSource {
   #control: Uint32Array;
   #freeRecords: number[];
   #freeLists: number[];
-  #timeouts = 0;
+  #lostWakeups = 0;
+  #sleeps = 0;
   readonly info: DeviceInfo;
   readonly name: string;
 
@@ -152,22 +153,32 @@ export class CompletionDevice implements WakeSource {
     return this.#handle === null ? -1 : Atomics.load(this.#control, 0);
   }
 
-  /** Sleeps that ended by timeout instead of a completion signal. */
-  get sleepTimeouts(): number {
-    return this.#timeouts;
+  /**
+   * Sleeps that ran into their timeout although a completion had been
+   * published meanwhile: wake-ups lost (none are, by design).
+   */
+  get lostWakeups(): number {
+    return this.#lostWakeups;
+  }
+
+  /** Sleeps (blocking or not) taken on this device. */
+  get sleeps(): number {
+    return this.#sleeps;
   }
 
   /** Block this thread until the sequence moves off `seq`. */
   block(seq: number, timeoutMs: number): void {
     if (this.#handle === null) return;
+    this.#sleeps++;
     if (native.ap_dev_wait(this.#handle, seq >>> 0, timeoutMs) !== 0) {
-      this.#timeouts++;
+      this.#countLost(seq);
     }
   }
 
   /** Resolve once the sequence moves off `seq`. */
   async sleep(seq: number, timeoutMs: number): Promise<void> {
     if (this.#handle === null) return;
+    this.#sleeps++;
     const woken = await backend.sleep(
       native,
       this.#handle,
@@ -175,7 +186,14 @@ export class CompletionDevice implements WakeSource {
       seq >>> 0,
       timeoutMs,
     );
-    if (!woken) this.#timeouts++;
+    if (!woken) this.#countLost(seq);
+  }
+
+  /** A timed-out sleep: lost if the sequence had moved on meanwhile. */
+  #countLost(seq: number): void {
+    if (this.#handle !== null && this.sequence() !== (seq >>> 0)) {
+      this.#lostWakeups++;
+    }
   }
 
   /**

@@ -144,12 +144,17 @@ export class ThreadMover extends BaseMover {
   }
 
   /**
-   * Sleeps on the device that ended by timeout rather than by a completion
-   * signal. Stays 0 unless a wake-up was lost or an operation ran longer
-   * than the sleep timeout.
+   * Sleeps on the device that timed out although a completion had been
+   * published meanwhile, i.e. lost wake-ups. Always 0 unless the wake-up
+   * protocol is broken; a test asserts it under a stress loop.
    */
-  get sleepTimeouts(): number {
-    return this.#device.sleepTimeouts;
+  get lostWakeups(): number {
+    return this.#device.lostWakeups;
+  }
+
+  /** Sleeps the executor took on this device (blocking and async). */
+  get sleeps(): number {
+    return this.#device.sleeps;
   }
 
   /** The device's reported configuration (DSA GENCAP, limits). */
