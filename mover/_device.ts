@@ -45,6 +45,7 @@ export class CompletionDevice implements WakeSource {
   #control: Uint32Array;
   #freeRecords: number[];
   #freeLists: number[];
+  #holders: (object | undefined)[];
   #lostWakeups = 0;
   #sleeps = 0;
   readonly info: DeviceInfo;
@@ -83,6 +84,7 @@ export class CompletionDevice implements WakeSource {
       { length: this.info.records },
       (_, i) => this.info.records - 1 - i,
     );
+    this.#holders = new Array(this.info.records).fill(undefined);
     this.#freeLists = Array.from(
       { length: this.info.batchLists },
       (_, i) => this.info.batchLists - 1 - i,
@@ -110,13 +112,22 @@ export class CompletionDevice implements WakeSource {
     return this.inFlight < this.info.threads;
   }
 
-  /** Take a free record index, or -1 when all are in use. */
-  acquireRecord(): number {
-    return this.#freeRecords.pop() ?? -1;
+  /**
+   * Take a free record index, or -1 when all are in use. `holder` (the
+   * operation, which holds its buffers) stays referenced by the device
+   * until the record is released, so buffers a worker writes into can
+   * never be collected, even if every other reference to the operation is
+   * dropped while it is in flight.
+   */
+  acquireRecord(holder: object): number {
+    const rec = this.#freeRecords.pop() ?? -1;
+    if (rec >= 0) this.#holders[rec] = holder;
+    return rec;
   }
 
   /** Return a record taken with {@linkcode acquireRecord}. */
   releaseRecord(rec: number): void {
+    this.#holders[rec] = undefined;
     this.#freeRecords.push(rec);
   }
 

@@ -165,7 +165,7 @@ export class DeviceOp extends Future<void> {
         this.#next = this.#descending ? op.length : 0;
       }
       ctx.waitOn(dev);
-      const rec = dev.acquireRecord();
+      const rec = dev.acquireRecord(this);
       if (rec < 0) return NOT_STARTED;
       this.#rec = rec;
       this.#planNext();
@@ -272,9 +272,9 @@ export class DeviceBatch extends Future<void> {
   #build(): boolean {
     const dev = this.#dev;
     this.#list = dev.acquireList();
-    this.#batchRec = dev.acquireRecord();
+    this.#batchRec = dev.acquireRecord(this);
     for (let i = 0; i < this.#ops.length; i++) {
-      const rec = dev.acquireRecord();
+      const rec = dev.acquireRecord(this);
       if (rec < 0) break;
       this.#recs.push(rec);
     }
