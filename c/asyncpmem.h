@@ -169,6 +169,7 @@ int ap_file_unlock(int fd);
 #define AP_CTRL_SEQ 0     /* u32: bumped after every published completion */
 #define AP_CTRL_ARMED 4   /* u32: 1 = call the doorbell on next completion */
 #define AP_CTRL_WAITERS 8 /* u32: threads blocked in ap_dev_wait */
+#define AP_CTRL_WAKE_AT 12 /* u32: wake waiters when SEQ reaches this */
 #define AP_CTRL_SIZE 64
 
 #define AP_RECORD_STRIDE 64 /* records are 32-B DSA CRs on a 64-B stride */
@@ -230,10 +231,14 @@ int ap_dev_batch_submit(struct ap_dev *dev, uint32_t rec, uint32_t list,
 int ap_dev_release(struct ap_dev *dev, uint32_t rec);
 
 /*
- * ap_dev_wait -- block until the completion sequence differs from seq, the
- * device closes, or timeout_ms passes. Returns 0, or -ETIMEDOUT.
+ * ap_dev_wait -- block until the completion sequence has advanced from seq
+ * by min_advance (at least 1), the device closes, or timeout_ms passes;
+ * workers wake waiters only when a target is reached, so a thread waiting
+ * for many completions is not woken for each. Returns 0, or -ETIMEDOUT
+ * when the sequence did not move at all.
  */
-int ap_dev_wait(struct ap_dev *dev, uint32_t seq, uint32_t timeout_ms);
+int ap_dev_wait(struct ap_dev *dev, uint32_t seq, uint32_t timeout_ms,
+	uint32_t min_advance);
 
 /*
  * ap_dev_set_doorbell -- fn is called (from a worker) after a completion

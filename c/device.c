@@ -482,9 +482,10 @@ ap_execute(struct ap_dev *d, struct ap_worker *w, const struct dsa_hw_desc *h,
 static void
 ap_signal(struct ap_dev *d)
 {
-	atomic_fetch_add_explicit(ap_ctrl(d, AP_CTRL_SEQ), 1,
-		memory_order_seq_cst);
-	if (atomic_load(ap_ctrl(d, AP_CTRL_WAITERS)) != 0)
+	uint32_t now = atomic_fetch_add_explicit(ap_ctrl(d, AP_CTRL_SEQ), 1,
+		memory_order_seq_cst) + 1;
+	if (atomic_load(ap_ctrl(d, AP_CTRL_WAITERS)) != 0 &&
+			(int32_t)(now - atomic_load(ap_ctrl(d, AP_CTRL_WAKE_AT))) >= 0)
 		ap_futex(ap_ctrl(d, AP_CTRL_SEQ), FUTEX_WAKE_PRIVATE, INT_MAX,
 			NULL);
 	if (atomic_load(ap_ctrl(d, AP_CTRL_ARMED)) != 0 &&
@@ -847,18 +848,59 @@ ap_dev_batch_submit(struct ap_dev *d, uint32_t rec, uint32_t list,
 	return 0;
 }
 
+/*
+ * ap_lower_wake_at -- make workers wake waiters once the sequence reaches
+ * target, unless an earlier live target is set (a target the sequence has
+ * passed is stale and is replaced)
+ */
+static void
+ap_lower_wake_at(struct ap_dev *d, uint32_t target)
+{
+	_Atomic uint32_t *at = ap_ctrl(d, AP_CTRL_WAKE_AT);
+	uint32_t cur = atomic_load(at);
+	for (;;) {
+		uint32_t now = atomic_load(ap_ctrl(d, AP_CTRL_SEQ));
+		int stale = (int32_t)(cur - now) <= 0;
+		if (!stale && (int32_t)(cur - target) <= 0)
+			return;
+		if (atomic_compare_exchange_weak(at, &cur, target))
+			return;
+	}
+}
+
 int
-ap_dev_wait(struct ap_dev *d, uint32_t seq, uint32_t timeout_ms)
+ap_dev_wait(struct ap_dev *d, uint32_t seq, uint32_t timeout_ms,
+	uint32_t min_advance)
 {
 	_Atomic uint32_t *w = ap_ctrl(d, AP_CTRL_SEQ);
+	uint32_t target = seq + (min_advance ? min_advance : 1);
 	atomic_fetch_add(ap_ctrl(d, AP_CTRL_WAITERS), 1);
+	struct timespec end;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += timeout_ms / 1000;
+	end.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (end.tv_nsec >= 1000000000L) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000L;
+	}
 	int rc = 0;
-	if (atomic_load(w) == seq && !atomic_load(&d->stopping)) {
-		struct timespec ts = { timeout_ms / 1000,
-			(long)(timeout_ms % 1000) * 1000000L };
-		if (ap_futex(w, FUTEX_WAIT_PRIVATE, seq, &ts) != 0 &&
-				errno == ETIMEDOUT)
-			rc = -ETIMEDOUT;
+	for (;;) {
+		ap_lower_wake_at(d, target);
+		uint32_t now = atomic_load(w);
+		if (now != seq && (int32_t)(now - target) >= 0)
+			break;
+		if (atomic_load(&d->stopping))
+			break;
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long left = (end.tv_sec - t.tv_sec) * 1000000000L +
+			(end.tv_nsec - t.tv_nsec);
+		if (left <= 0) {
+			rc = now != seq ? 0 : -ETIMEDOUT;
+			break;
+		}
+		struct timespec ts = { left / 1000000000L, left % 1000000000L };
+		ap_futex(w, FUTEX_WAIT_PRIVATE, now, &ts);
 	}
 	atomic_fetch_sub(ap_ctrl(d, AP_CTRL_WAITERS), 1);
 	return rc;

@@ -18,7 +18,8 @@ export interface Backend {
   address(ptr: Ptr): bigint;
   /**
    * Resolve once the device's completion sequence (word 0 of `control`)
-   * differs from `seq` (with true), or after `timeoutMs` (with false).
+   * has moved `minAdvance` past `seq` (Bun: moved at all) with true, or
+   * after `timeoutMs` with whether it moved.
    * Never blocks the JS thread.
    */
   sleep(
@@ -27,6 +28,7 @@ export interface Backend {
     control: Uint32Array,
     seq: number,
     timeoutMs: number,
+    minAdvance: number,
   ): Promise<boolean>;
   /** Forget per-device state kept by `sleep` (called before deletion). */
   forget(symbols: NativeSymbols, dev: Ptr): void;

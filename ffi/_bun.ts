@@ -75,6 +75,7 @@ export const backend: Backend = {
     control: Uint32Array,
     seq: number,
     timeoutMs: number,
+    _minAdvance: number,
   ): Promise<boolean> {
     const key = dev as number;
     let bell = doorbells.get(key);

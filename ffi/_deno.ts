@@ -39,8 +39,10 @@ export const backend: Backend = {
     _control: Uint32Array,
     seq: number,
     timeoutMs: number,
+    minAdvance: number,
   ): Promise<boolean> {
-    return (await symbols.ap_dev_wait_nb(dev, seq, timeoutMs)) === 0;
+    return (await symbols.ap_dev_wait_nb(dev, seq, timeoutMs, minAdvance)) ===
+      0;
   },
   forget(): void {},
 };

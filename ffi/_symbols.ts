@@ -197,12 +197,13 @@ export const SYMBOLS = {
   },
   // int ap_dev_release(ap_dev *dev, uint32_t rec)
   ap_dev_release: { parameters: ["pointer", "u32"], result: "i32" },
-  // int ap_dev_wait(ap_dev *dev, uint32_t seq, uint32_t timeout_ms)
-  ap_dev_wait: { parameters: ["pointer", "u32", "u32"], result: "i32" },
+  // int ap_dev_wait(ap_dev *dev, uint32_t seq, uint32_t timeout_ms,
+  //                 uint32_t min_advance)
+  ap_dev_wait: { parameters: ["pointer", "u32", "u32", "u32"], result: "i32" },
   // the same, on Deno's blocking pool (Deno only; Bun uses the doorbell)
   ap_dev_wait_nb: {
     name: "ap_dev_wait",
-    parameters: ["pointer", "u32", "u32"],
+    parameters: ["pointer", "u32", "u32", "u32"],
     result: "i32",
     nonblocking: true,
   },

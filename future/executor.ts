@@ -36,6 +36,8 @@ interface Entry {
 /** Records the wake sources (and their sequences) of one sweep. */
 class SweepContext implements PollContext {
   sources = new Map<WakeSource, number>();
+  /** Futures that registered each source in this sweep. */
+  waiting = new Map<WakeSource, number>();
   blind = false;
   registered = false;
   soon = false;
@@ -48,6 +50,7 @@ class SweepContext implements PollContext {
   waitOn(source: WakeSource): void {
     this.registered = true;
     if (!this.sources.has(source)) this.sources.set(source, source.sequence());
+    this.waiting.set(source, (this.waiting.get(source) ?? 0) + 1);
   }
 
   /** Whether every registered source wants to be spun on. */
@@ -123,7 +126,9 @@ async function pump(): Promise<void> {
       }
       const timeout = ctx.blind ? Math.ceil(blindMs) : SOURCE_SLEEP_MS;
       await Promise.race(
-        [...ctx.sources].map(([s, seq]) => s.sleep(seq, timeout)),
+        [...ctx.sources].map(([s, seq]) =>
+          s.sleep(seq, timeout, ctx.sources.size === 1 ? ctx.waiting.get(s) : 1)
+        ),
       );
       lastProgress = performance.now();
     }
@@ -172,8 +177,12 @@ function blockOn(ctx: SweepContext, blindMs: number): void {
     return;
   }
   const [source, seq] = ctx.sources.entries().next().value!;
-  const timeout = ctx.blind || ctx.sources.size > 1 ? Math.ceil(blindMs) : 10;
-  source.block(seq, timeout);
+  const alone = !ctx.blind && ctx.sources.size === 1;
+  source.block(
+    seq,
+    alone ? 10 : Math.ceil(blindMs),
+    alone ? ctx.waiting.get(source) : 1,
+  );
 }
 
 /**

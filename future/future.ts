@@ -19,10 +19,14 @@ export type FutureState = "idle" | "running" | "complete" | "failed";
 export interface WakeSource {
   /** The current completion sequence. */
   sequence(): number;
-  /** Block the calling thread until the sequence differs from `seq`. */
-  block(seq: number, timeoutMs: number): void;
+  /**
+   * Block the calling thread until the sequence differs from `seq`.
+   * `waiting` futures registered this source: a source may sleep until
+   * several completions arrive rather than wake for each.
+   */
+  block(seq: number, timeoutMs: number, waiting?: number): void;
   /** Resolve once the sequence differs from `seq` (or after a timeout). */
-  sleep(seq: number, timeoutMs: number): Promise<void>;
+  sleep(seq: number, timeoutMs: number, waiting?: number): Promise<void>;
   /**
    * Whether polling in a tight loop can pay off now. A device whose
    * engines are all busy says no: spinning would only take a CPU from

@@ -146,6 +146,7 @@ export class DeviceOp extends Future<void> {
     );
     if (rc === EAGAIN) return false;
     if (rc < 0) throw nativeError(rc, this.#op.op); // nothing was queued
+    this.#dev.submitted();
     return true;
   }
 
@@ -187,6 +188,7 @@ export class DeviceOp extends Future<void> {
     }
     const status = dev.status(this.#rec);
     if (status === 0) return PENDING;
+    dev.observed();
     const code = status & DSA_STATUS_MASK;
     if (code === DsaStatus.PAGE_FAULT_NOBOF) {
       const done = dev.bytesCompleted(this.#rec);
@@ -335,11 +337,13 @@ export class DeviceBatch extends Future<void> {
       if (rc === EAGAIN) return NOT_STARTED;
       if (rc < 0) throw nativeError(rc, "batch");
       this.#submitted = true;
+      dev.submitted();
       return PENDING;
     }
     ctx.waitOn(dev);
     const status = dev.status(this.#batchRec);
     if (status === 0) return PENDING;
+    dev.observed();
     if ((status & DSA_STATUS_MASK) === DsaStatus.SUCCESS) return;
     if ((status & DSA_STATUS_MASK) !== DsaStatus.BATCH_FAIL) {
       throw statusError("batch", status, dev.name);
