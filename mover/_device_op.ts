@@ -95,7 +95,6 @@ export class DeviceOp extends Future<void> {
   #dev: CompletionDevice;
   #op: CheckedOp;
   #flags: number;
-  #inline: boolean;
   #rec = -1;
   #descending = false;
   #next = 0; // ascending: first byte not yet done; descending: end of undone
@@ -104,17 +103,11 @@ export class DeviceOp extends Future<void> {
   #resubmits = 0;
   #needSubmit = false;
 
-  constructor(
-    dev: CompletionDevice,
-    op: CheckedOp,
-    inline: boolean,
-    options?: FutureOptions,
-  ) {
+  constructor(dev: CompletionDevice, op: CheckedOp, options?: FutureOptions) {
     super(options);
     this.#dev = dev;
     this.#op = op;
     this.#flags = descriptorFlags(op);
-    this.#inline = inline;
   }
 
   #planNext(): boolean {
@@ -156,10 +149,6 @@ export class DeviceOp extends Future<void> {
     if (this.#rec < 0) {
       if (dev.closed) throw new ClosedError(dev.name, op.op);
       if (op.length === 0) return;
-      if (this.#inline) {
-        executeOnCpu(op);
-        return;
-      }
       if (op.op === "memmove" && op.length > dev.info.maxTransfer) {
         const dir = native.ap_overlap(op.dst, 0, op.src!, 0, op.length);
         this.#descending = dir === 1;

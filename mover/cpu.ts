@@ -62,19 +62,42 @@ export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
   }
 }
 
-class CpuOp extends Future<void> {
-  #ops: CheckedOp[] | undefined;
-  #mover: CpuMover;
+/** What an inline operation checks before it runs. */
+interface MoverState {
+  readonly closed: boolean;
+}
 
-  constructor(mover: CpuMover, ops: CheckedOp[], options?: FutureOptions) {
+/**
+ * Operations run inline on the polling thread, complete on their first
+ * poll. Internal: CpuMover's operations, and a ThreadMover's small ones.
+ */
+export class CpuOp extends Future<void> {
+  #ops: CheckedOp | CheckedOp[] | undefined;
+  #mover: MoverState;
+  #name: string;
+
+  /**
+   * @param mover whose `closed` fails the operation when set
+   * @param name the mover's class name, for errors
+   * @param ops one operation, or several run in order
+   */
+  constructor(
+    mover: MoverState,
+    name: string,
+    ops: CheckedOp | CheckedOp[],
+    options?: FutureOptions,
+  ) {
     super(options);
     this.#mover = mover;
+    this.#name = name;
     this.#ops = ops;
   }
 
   protected step(): Step<void> {
-    if (this.#mover.closed) throw new ClosedError("CpuMover", "poll");
-    for (const op of this.#ops!) executeOnCpu(op);
+    if (this.#mover.closed) throw new ClosedError(this.#name, "poll");
+    const ops = this.#ops!;
+    if (Array.isArray(ops)) { for (const op of ops) executeOnCpu(op); }
+    else executeOnCpu(ops);
   }
 
   protected override settle(): void {
@@ -112,11 +135,11 @@ export class CpuMover extends BaseMover {
   }
 
   protected run(op: CheckedOp, options?: FutureOptions): Future<void> {
-    return new CpuOp(this, [op], options);
+    return new CpuOp(this, "CpuMover", op, options);
   }
 
   protected runBatch(ops: CheckedOp[], options?: FutureOptions): Future<void> {
-    return new CpuOp(this, ops, options);
+    return new CpuOp(this, "CpuMover", ops, options);
   }
 
   /** Idempotent; later operations throw `ClosedError`. */

@@ -11,6 +11,7 @@ import { checkSize } from "../ffi/validate.ts";
 import { all, map } from "../future/combinators.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import { CompletionDevice, type DeviceInfo } from "./_device.ts";
+import { CpuOp } from "./cpu.ts";
 import { DeviceBatch, DeviceOp } from "./_device_op.ts";
 import { DSA_STATUS_WRITE_FAULT, DsaStatus } from "./dsa_format.ts";
 import { BaseMover } from "./_base.ts";
@@ -168,12 +169,10 @@ export class ThreadMover extends BaseMover {
   }
 
   protected run(op: CheckedOp, options?: FutureOptions): Future<void> {
-    return new DeviceOp(
-      this.#device,
-      op,
-      op.length < this.#inlineThreshold,
-      options,
-    );
+    if (op.length < this.#inlineThreshold) {
+      return new CpuOp(this, "ThreadMover", op, options);
+    }
+    return new DeviceOp(this.#device, op, options);
   }
 
   /**
@@ -191,13 +190,13 @@ export class ThreadMover extends BaseMover {
     const max = Math.min(maxBatch, records - 1);
     if (max < 2) return this.#group(ops, false, options);
     const parts: Future<void>[] = ops.filter((op) => op.length > maxTransfer)
-      .map((op) => new DeviceOp(this.#device, op, false, options));
+      .map((op) => new DeviceOp(this.#device, op, options));
     const small = ops.filter((op) => op.length <= maxTransfer);
     for (let i = 0; i < small.length; i += max) {
       const slice = small.slice(i, i + max);
       parts.push(
         slice.length === 1
-          ? new DeviceOp(this.#device, slice[0], false, options)
+          ? new DeviceOp(this.#device, slice[0], options)
           : new DeviceBatch(this.#device, slice, options),
       );
     }
@@ -209,9 +208,8 @@ export class ThreadMover extends BaseMover {
     inline: boolean,
     options?: FutureOptions,
   ): Future<void> {
-    const parts = ops.map((op) =>
-      new DeviceOp(this.#device, op, inline, options)
-    );
+    if (inline) return new CpuOp(this, "ThreadMover", ops, options);
+    const parts = ops.map((op) => new DeviceOp(this.#device, op, options));
     if (parts.length === 1) return parts[0];
     return map(all(parts), () => undefined);
   }
