@@ -33,14 +33,34 @@ interface Entry {
   reject?: (reason: unknown) => void;
 }
 
-/** Records the wake sources (and their sequences) of one sweep. */
+/** A wake source as one sweep saw it. */
+interface Registration {
+  /** Its sequence when first registered (before any future checked it). */
+  seq: number;
+  /** Futures that registered it. */
+  waiting: number;
+}
+
+const NO_SOURCES: ReadonlyMap<WakeSource, Registration> = new Map();
+
+/** Records the wake sources of one sweep; reset and reused between sweeps. */
 class SweepContext implements PollContext {
-  sources = new Map<WakeSource, number>();
-  /** Futures that registered each source in this sweep. */
-  waiting = new Map<WakeSource, number>();
+  #sources: Map<WakeSource, Registration> | undefined;
   blind = false;
   registered = false;
   soon = false;
+
+  /** The sources registered since the last reset. */
+  get sources(): ReadonlyMap<WakeSource, Registration> {
+    return this.#sources ?? NO_SOURCES;
+  }
+
+  reset(): void {
+    this.#sources?.clear();
+    this.blind = false;
+    this.registered = false;
+    this.soon = false;
+  }
 
   pollSoon(): void {
     this.soon = true;
@@ -49,8 +69,10 @@ class SweepContext implements PollContext {
 
   waitOn(source: WakeSource): void {
     this.registered = true;
-    if (!this.sources.has(source)) this.sources.set(source, source.sequence());
-    this.waiting.set(source, (this.waiting.get(source) ?? 0) + 1);
+    const map = this.#sources ??= new Map();
+    const r = map.get(source);
+    if (r !== undefined) r.waiting++;
+    else map.set(source, { seq: source.sequence(), waiting: 1 });
   }
 
   /** Whether every registered source wants to be spun on. */
@@ -101,9 +123,10 @@ async function pump(): Promise<void> {
   pumping = true;
   let lastProgress = performance.now();
   let blindMs = 0.25;
+  const ctx = new SweepContext();
   try {
     while (entries.size > 0) {
-      const ctx = new SweepContext();
+      ctx.reset();
       if (sweep(ctx)) {
         lastProgress = performance.now();
         blindMs = 0.25;
@@ -126,8 +149,8 @@ async function pump(): Promise<void> {
       }
       const timeout = ctx.blind ? Math.ceil(blindMs) : SOURCE_SLEEP_MS;
       await Promise.race(
-        [...ctx.sources].map(([s, seq]) =>
-          s.sleep(seq, timeout, ctx.sources.size === 1 ? ctx.waiting.get(s) : 1)
+        [...ctx.sources].map(([s, r]) =>
+          s.sleep(r.seq, timeout, ctx.sources.size === 1 ? r.waiting : 1)
         ),
       );
       lastProgress = performance.now();
@@ -176,12 +199,12 @@ function blockOn(ctx: SweepContext, blindMs: number): void {
     sleepThread(blindMs);
     return;
   }
-  const [source, seq] = ctx.sources.entries().next().value!;
+  const [source, r] = ctx.sources.entries().next().value!;
   const alone = !ctx.blind && ctx.sources.size === 1;
   source.block(
-    seq,
+    r.seq,
     alone ? 10 : Math.ceil(blindMs),
-    alone ? ctx.waiting.get(source) : 1,
+    alone ? r.waiting : 1,
   );
 }
 
@@ -219,8 +242,9 @@ export function waitAll<T>(futures: readonly Future<T>[]): T[] {
   }
   let lastProgress = -1; // read the clock only once something waits
   let blindMs = 0.05;
+  const ctx = new SweepContext();
   for (;;) {
-    const ctx = new SweepContext();
+    ctx.reset();
     let pending = 0;
     let progress = false;
     for (const f of futures) {
