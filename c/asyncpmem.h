@@ -167,7 +167,7 @@ int ap_file_unlock(int fd);
 
 /* control words after the record arena (offsets from ap_dev_control) */
 #define AP_CTRL_SEQ 0     /* u32: bumped after every published completion */
-#define AP_CTRL_ARMED 4   /* u32: 1 = call the doorbell on next completion */
+#define AP_CTRL_ARMED 4   /* u32: ring the doorbell when SEQ reaches it; 0 = off */
 #define AP_CTRL_WAITERS 8 /* u32: threads blocked in ap_dev_wait */
 #define AP_CTRL_WAKE_AT 12 /* u32: wake waiters when SEQ reaches this */
 #define AP_CTRL_SIZE 64
@@ -242,7 +242,8 @@ int ap_dev_wait(struct ap_dev *dev, uint32_t seq, uint32_t timeout_ms,
 
 /*
  * ap_dev_set_doorbell -- fn is called (from a worker) after a completion
- * whenever the ARMED control word was 1; the worker clears it first.
+ * that brings the sequence to the ARMED control word (when non-zero); the
+ * worker clears the word first.
  */
 int ap_dev_set_doorbell(struct ap_dev *dev, void (*fn)(void));
 

@@ -488,8 +488,11 @@ ap_signal(struct ap_dev *d)
 			(int32_t)(now - atomic_load(ap_ctrl(d, AP_CTRL_WAKE_AT))) >= 0)
 		ap_futex(ap_ctrl(d, AP_CTRL_SEQ), FUTEX_WAKE_PRIVATE, INT_MAX,
 			NULL);
-	if (atomic_load(ap_ctrl(d, AP_CTRL_ARMED)) != 0 &&
-			atomic_exchange(ap_ctrl(d, AP_CTRL_ARMED), 0) != 0) {
+	/* ARMED holds the sequence to ring the doorbell at (0: disarmed) */
+	uint32_t armed = atomic_load(ap_ctrl(d, AP_CTRL_ARMED));
+	if (armed != 0 && (int32_t)(now - armed) >= 0 &&
+			atomic_compare_exchange_strong(ap_ctrl(d, AP_CTRL_ARMED),
+				&armed, 0)) {
 		void (*fn)(void) = atomic_load(&d->doorbell);
 		if (fn != NULL)
 			fn();

@@ -18,8 +18,8 @@ export interface Backend {
   address(ptr: Ptr): bigint;
   /**
    * Resolve once the device's completion sequence (word 0 of `control`)
-   * has moved `minAdvance` past `seq` (Bun: moved at all) with true, or
-   * after `timeoutMs` with whether it moved.
+   * has moved `minAdvance` past `seq` with true, or after `timeoutMs` with
+   * whether it moved.
    * Never blocks the JS thread.
    */
   sleep(

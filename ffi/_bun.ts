@@ -75,7 +75,7 @@ export const backend: Backend = {
     control: Uint32Array,
     seq: number,
     timeoutMs: number,
-    _minAdvance: number,
+    minAdvance: number,
   ): Promise<boolean> {
     const key = dev as number;
     let bell = doorbells.get(key);
@@ -101,8 +101,10 @@ export const backend: Backend = {
         timeoutMs,
       );
       waiters.add(wake);
-      Atomics.store(control, ARMED, 1);
-      if (Atomics.load(control, 0) !== seq) wake(true);
+      // ring when the sequence reaches seq + minAdvance (0 means off)
+      const target = ((seq + Math.max(1, minAdvance)) >>> 0) || 1;
+      Atomics.store(control, ARMED, target);
+      if (((Atomics.load(control, 0) - target) | 0) >= 0) wake(true);
     });
   },
   forget(_symbols: NativeSymbols, dev: Ptr): void {
