@@ -7,7 +7,10 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import process from "node:process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { tempDir } from "../_harness.ts";
@@ -41,8 +44,14 @@ function compile(): { binary: string | null; reason: string } {
   if (probe.status !== 0) {
     return { binary: null, reason: "gcc is not installed" };
   }
-  const binary = join(tempDir(), "blkutil");
-  const r = run("gcc", ["-O2", "-o", binary, SOURCE, "-lpmemblk"]);
+  // one build per version of the source, shared by every run: nothing to
+  // clean up, and concurrent runs rename a finished binary into place
+  const hash = createHash("sha256").update(readFileSync(SOURCE)).digest("hex");
+  const binary = join(tmpdir(), `asyncpmem-blkutil-${hash.slice(0, 16)}`);
+  if (existsSync(binary)) return { binary, reason: "" };
+  const tmp = `${binary}.${process.pid}.tmp`;
+  const r = run("gcc", ["-O2", "-o", tmp, SOURCE, "-lpmemblk"]);
+  if (r.status === 0) renameSync(tmp, binary);
   if (r.status !== 0) {
     const first = r.stderr.split("\n").find((l) => l.trim() !== "") ?? "";
     return {
