@@ -22,7 +22,7 @@ export const BTT_OFFSET = 8192;
  * assert.equal(poolGeometry(MIN_POOL_SIZE, 4096).blockCount, 3829);
  * ```
  */
-export const MIN_POOL_SIZE = 16 * 2 ** 20 + 8192;
+export const MIN_POOL_SIZE: number = 16 * 2 ** 20 + 8192;
 /** The smallest arena; a smaller remainder of the BTT is unused. */
 export const ARENA_MIN_SIZE = 16 * 2 ** 20;
 /** The largest arena (512 GiB); every arena but the last has this size. */

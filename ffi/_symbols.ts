@@ -219,7 +219,10 @@ export const SYMBOLS = {
   ap_dsa_layout: { parameters: ["buffer", "u32"], result: "i32" },
 } as const satisfies Record<string, SymbolDefinition>;
 
-/** An opaque native pointer (a Deno pointer object or a Bun number). */
+/**
+ * An opaque native pointer (a Deno pointer object or a Bun number). Only
+ * the library creates and consumes them.
+ */
 export type Ptr = { readonly __nativePointer: unique symbol } | number;
 
 /** What a `buffer` parameter accepts. */

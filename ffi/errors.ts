@@ -80,6 +80,8 @@ export class PmemError extends Error {
   readonly op: string;
 
   /**
+   * Create an error for a failed native operation.
+   *
    * @param op the operation that failed
    * @param code the negative native code
    * @param message the native message
@@ -117,6 +119,13 @@ export class PmemError extends Error {
  * ```
  */
 export class NotSupportedError extends PmemError {
+  /**
+   * Create an error for an unsupported operation.
+   *
+   * @param op the operation
+   * @param code the negative native code
+   * @param message the native message
+   */
   constructor(
     op: string,
     code: number,
@@ -141,6 +150,8 @@ export class NotSupportedError extends PmemError {
  */
 export class ClosedError extends PmemError {
   /**
+   * Create the error for an operation on a closed object.
+   *
    * @param what the kind of object that is closed
    * @param op the operation attempted
    */
@@ -165,6 +176,8 @@ export class BadBlockError extends PmemError {
   /** The logical block address in the error state. */
   readonly lba: number;
   /**
+   * Create the error for a block in the error state.
+   *
    * @param op the operation that hit the block
    * @param lba the block
    */
@@ -188,6 +201,8 @@ export class BadBlockError extends PmemError {
  */
 export class OutOfSpaceError extends PmemError {
   /**
+   * Create an out-of-space error.
+   *
    * @param op the operation that ran out of space
    * @param message what was full
    */

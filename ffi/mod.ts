@@ -11,3 +11,4 @@
  */
 export * from "./errors.ts";
 export { RUNTIME, type RuntimeName } from "./_runtime.ts";
+export type { Ptr } from "./_symbols.ts";

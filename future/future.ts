@@ -68,7 +68,7 @@ export interface FutureOptions {
 }
 
 /** The function that drives a future to a promise (set by the executor). */
-type Driver = <T>(future: Future<T>) => Promise<T>;
+export type Driver = <T>(future: Future<T>) => Promise<T>;
 let driver: Driver | undefined;
 
 /** Install the executor's driver. Internal. */
@@ -108,7 +108,11 @@ export abstract class Future<T> implements PromiseLike<T> {
   #promise: Promise<T> | undefined;
   #signal: AbortSignal | undefined;
 
-  /** @param options an abort signal for work not yet started */
+  /**
+   * Create an idle future.
+   *
+   * @param options an abort signal for work not yet started
+   */
   constructor(options?: FutureOptions) {
     this.#signal = options?.signal;
   }

@@ -16,13 +16,55 @@ import {
   type VdmOp,
 } from "./vdm.ts";
 
-/** A {@linkcode Vdm} built from `run` (one op) and `runBatch` (several). */
+/**
+ * A {@linkcode Vdm} built from two hooks: `run` (one checked operation)
+ * and `runBatch` (several). The base checks arguments against the
+ * capabilities and throws `ClosedError` once closed; a custom mover only
+ * builds futures.
+ *
+ * @example Usage
+ * ```ts
+ * import { BaseMover, type CheckedOp, CpuMover, type Future } from "@asyncpmem/asyncpmem";
+ * import assert from "node:assert/strict";
+ *
+ * // a mover that counts operations and lets the CPU mover do them
+ * class CountingMover extends BaseMover {
+ *   count = 0;
+ *   #inner = new CpuMover();
+ *   constructor() {
+ *     super("CountingMover", "counting", 0);
+ *   }
+ *   get closed(): boolean {
+ *     return this.#inner.closed;
+ *   }
+ *   protected run(op: CheckedOp): Future<void> {
+ *     this.count++;
+ *     return op.op === "memset"
+ *       ? this.#inner.memset(op.dst, op.value)
+ *       : op.op === "flush"
+ *       ? this.#inner.flush(op.dst)
+ *       : this.#inner.memmove(op.dst, op.src!);
+ *   }
+ *   protected runBatch(ops: CheckedOp[]): Future<void> {
+ *     return this.#inner.batch(ops.map((op) => ({ op: "memset" as const, dst: op.dst, value: op.value })));
+ *   }
+ *   close(): void {
+ *     this.#inner.close();
+ *   }
+ * }
+ * using mover = new CountingMover();
+ * await mover.memset(new Uint8Array(8), 1);
+ * assert.equal(mover.count, 1);
+ * ```
+ */
 export abstract class BaseMover implements Vdm {
   #className: string;
   #name: string;
   #capabilities: number;
 
   /**
+   * Set the names and capabilities a mover reports.
+   *
    * @param className for errors ("ThreadMover")
    * @param name the short name ("threads")
    * @param capabilities the VdmFlags honoured

@@ -26,13 +26,21 @@ const CONTROL_SIZE = 64;
 
 /** Static facts a device reports. */
 export interface DeviceInfo {
+  /** DSA GENCAP register value. */
   genCap: number;
+  /** Largest transfer of one descriptor, in bytes. */
   maxTransfer: number;
+  /** Most descriptors in one BATCH. */
   maxBatch: number;
+  /** Work-queue slots. */
   queueSize: number;
+  /** Engines (worker threads). */
   threads: number;
+  /** Completion records. */
   records: number;
+  /** Batch descriptor lists. */
   batchLists: number;
+  /** Word 0 of the DSA OPCAP register: bit n = opcode n supported. */
   opCap: number;
 }
 

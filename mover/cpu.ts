@@ -125,6 +125,7 @@ export class CpuOp extends Future<void> {
 export class CpuMover extends BaseMover {
   #closed = false;
 
+  /** Create the mover (it holds no native resources). */
   constructor() {
     super("CpuMover", "cpu", VdmFlags.DURABLE | VdmFlags.NO_CACHE_HINT);
   }
@@ -134,10 +135,12 @@ export class CpuMover extends BaseMover {
     return this.#closed;
   }
 
+  /** The inline future of one checked operation. */
   protected run(op: CheckedOp, options?: FutureOptions): Future<void> {
     return new CpuOp(this, "CpuMover", op, options);
   }
 
+  /** The inline future of several checked operations, run in order. */
   protected runBatch(ops: CheckedOp[], options?: FutureOptions): Future<void> {
     return new CpuOp(this, "CpuMover", ops, options);
   }

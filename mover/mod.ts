@@ -14,7 +14,8 @@
  * @module
  */
 export * from "./vdm.ts";
-export * from "./cpu.ts";
+export { CpuMover } from "./cpu.ts";
+export { BaseMover } from "./_base.ts";
 export * from "./thread.ts";
 export * from "./dsa_format.ts";
 export type { DeviceInfo } from "./_device.ts";

@@ -69,7 +69,13 @@ export class ThreadMover extends BaseMover {
   #device: CompletionDevice;
   #inlineThreshold: number;
 
-  /** @param options threads, queue and record counts, thresholds */
+  /**
+   * Start a software DSA device with its worker threads.
+   *
+   * @param options threads, queue and record counts, thresholds
+   * @throws {RangeError} for an option out of range
+   * @throws {PmemError} when the device cannot start
+   */
   constructor(options: ThreadMoverOptions = {}) {
     super("ThreadMover", "threads", VdmFlags.DURABLE | VdmFlags.NO_CACHE_HINT);
     if (typeof options !== "object" || options === null) {
@@ -168,6 +174,7 @@ export class ThreadMover extends BaseMover {
     return this.#device.closed;
   }
 
+  /** One operation: inline below the threshold, else a descriptor. */
   protected run(op: CheckedOp, options?: FutureOptions): Future<void> {
     if (op.length < this.#inlineThreshold) {
       return new CpuOp(this, "ThreadMover", op, options);
@@ -179,6 +186,7 @@ export class ThreadMover extends BaseMover {
    * Several operations as DSA BATCH descriptors (up to the device's
    * maxBatch members each); completes when all members have.
    */
+  /** Several operations as BATCH descriptors (inline when small). */
   protected runBatch(ops: CheckedOp[], options?: FutureOptions): Future<void> {
     const bytes = ops.reduce((n, op) => n + op.length, 0);
     if (ops.length <= 1 || bytes < this.#inlineThreshold) {

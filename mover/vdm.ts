@@ -93,11 +93,17 @@ export type VdmOp = "memcpy" | "memmove" | "memset" | "flush";
 
 /** A checked operation, shared by every mover. */
 export interface CheckedOp {
+  /** The operation. */
   op: VdmOp;
+  /** The destination (or the range to flush). */
   dst: Uint8Array;
+  /** The source of a copy. */
   src: Uint8Array | undefined;
+  /** The fill byte of a memset. */
   value: number;
+  /** Bytes to move, fill or flush. */
   length: number;
+  /** {@linkcode VdmFlags}. */
   flags: number;
 }
 

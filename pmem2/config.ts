@@ -52,7 +52,7 @@ export interface MapConfig {
   length?: number;
   /** `"private"` maps copy-on-write (never persistent). @default "shared" */
   sharing?: "shared" | "private";
-  /** @default "read-write" */
+  /** Page protection. @default "read-write" */
   protection?: Protection;
   /**
    * The data mover of `memcpyAsync` and friends (`pmem2_config_set_vdm`).
@@ -63,10 +63,15 @@ export interface MapConfig {
 
 /** A checked {@linkcode MapConfig} in native terms. */
 export interface NativeMapConfig {
+  /** `enum pmem2_granularity`. */
   granularity: number;
+  /** Offset into the source. */
   offset: number;
+  /** Bytes, 0 = to the end. */
   length: number;
+  /** 0 shared, 1 private. */
   sharing: number;
+  /** `PMEM2_PROT_*` bits. */
   protection: number;
 }
 

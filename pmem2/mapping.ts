@@ -190,11 +190,6 @@ export class Mapping implements Disposable {
     if (!(flags & MemFlags.NODRAIN)) t.drain();
   }
 
-  /** The native map handle (internal to the library). */
-  nativeHandle(op: string): Ptr {
-    return this.#live(op);
-  }
-
   /** Run `fn` at the start of `close()`, before views detach. Internal. */
   onClose(fn: () => void): void {
     this.#closers.push(fn);

@@ -14,7 +14,7 @@
  *
  * @module
  */
-export * from "./config.ts";
+export type { Granularity, MapConfig, Protection } from "./config.ts";
 export * from "./file_lock.ts";
 export * from "./flags.ts";
 export * from "./mapping.ts";
