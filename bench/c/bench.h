@@ -8,9 +8,13 @@
 #ifndef BENCH_H
 #define BENCH_H 1
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define RUN_NS 25e6
 #define CALIBRATE_NS 1e6
@@ -80,6 +84,29 @@ bench_case(const char *suite, const char *name, void (*loop)(size_t),
 		printf(",\"bytes\":%zu", bytes);
 	printf("}\n");
 	fflush(stdout);
+}
+
+/*
+ * bench_open_file -- open or create the pool file at path, at least size
+ * bytes (allocated, not sparse); exits with a message on failure
+ */
+static inline int
+bench_open_file(const char *path, size_t size)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		perror(path);
+		exit(1);
+	}
+	if ((size_t)st.st_size < size) {
+		int e = posix_fallocate(fd, 0, (off_t)size);
+		if (e != 0) {
+			fprintf(stderr, "%s: %s\n", path, strerror(e));
+			exit(1);
+		}
+	}
+	return fd;
 }
 
 #endif

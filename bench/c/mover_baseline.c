@@ -116,27 +116,6 @@ die(const char *what, int rc)
 	exit(1);
 }
 
-/* open_pool -- open or create the pool file, at least POOL_SIZE bytes */
-static int
-open_pool(const char *path)
-{
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		die(path, 0);
-	struct stat st;
-	if (fstat(fd, &st) != 0)
-		die(path, 0);
-	if ((size_t)st.st_size < POOL_SIZE) {
-		int e = posix_fallocate(fd, 0, (off_t)POOL_SIZE);
-		if (e != 0) {
-			fprintf(stderr, "mover_baseline: %s: %s\n", path,
-				strerror(e));
-			exit(1);
-		}
-	}
-	return fd;
-}
-
 int
 main(int argc, char *argv[])
 {
@@ -170,7 +149,7 @@ main(int argc, char *argv[])
 		bench(name, loop_memcpy16, PAIRS);
 	}
 
-	int fd = open_pool(argv[1]);
+	int fd = bench_open_file(argv[1], POOL_SIZE);
 	struct pmem2_config *cfg;
 	struct pmem2_source *src;
 	struct pmem2_map *map;
