@@ -1,13 +1,12 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // Byte compatibility with libpmemblk 1.12.1 and pmempool, both ways.
 import { spawn } from "node:child_process";
-import { closeSync, openSync, readSync, writeSync } from "node:fs";
 import { fletcher64 } from "../blk/checksum.ts";
 import { decodePoolHeader, encodePoolHeader } from "../blk/header.ts";
 import { decodeBttInfo, encodeBttInfo } from "../blk/layout.ts";
 import { BlockPool, poolGeometry } from "../blk/mod.ts";
 import { BadBlockError, PmemError } from "../ffi/errors.ts";
-import { assert, tempPath, test } from "./_harness.ts";
+import { assert, patch, peek, tempPath, test } from "./_harness.ts";
 import {
   blkutil,
   blkutilPath,
@@ -22,26 +21,6 @@ import {
 const MiB = 2 ** 20;
 const BTT = 8192;
 const skip = LIBPMEMBLK_SKIP || PMEMPOOL_SKIP;
-
-function peek(path: string, offset: number, length: number): Uint8Array {
-  const fd = openSync(path, "r");
-  try {
-    const buf = new Uint8Array(length);
-    readSync(fd, buf, 0, length, offset);
-    return buf;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function patch(path: string, offset: number, bytes: Uint8Array): void {
-  const fd = openSync(path, "r+");
-  try {
-    writeSync(fd, bytes, 0, bytes.length, offset);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** Random operations over a hot set of blocks plus a few far ones. */
 function randomOps(count: number, nblock: number, seed: number): SpecLine[] {

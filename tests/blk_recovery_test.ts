@@ -1,35 +1,14 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // Crash states and corruption crafted byte by byte into pool files.
-import { closeSync, openSync, readSync, writeSync } from "node:fs";
 import { type BttInfo, decodeBttInfo } from "../blk/layout.ts";
 import { BlockPool } from "../blk/mod.ts";
 import { fletcher64 } from "../blk/checksum.ts";
 import { PmemError } from "../ffi/errors.ts";
-import { assert, tempPath, test } from "./_harness.ts";
+import { assert, patch, peek, tempPath, test } from "./_harness.ts";
 import { pattern } from "./c/blkutil.ts";
 
 const BS = 4096;
 const BTT = 8192;
-
-function peek(path: string, offset: number, length: number): Uint8Array {
-  const fd = openSync(path, "r");
-  try {
-    const buf = new Uint8Array(length);
-    readSync(fd, buf, 0, length, offset);
-    return buf;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function patch(path: string, offset: number, bytes: Uint8Array): void {
-  const fd = openSync(path, "r+");
-  try {
-    writeSync(fd, bytes, 0, bytes.length, offset);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 function u32(...values: number[]): Uint8Array {
   const b = new Uint8Array(values.length * 4);
