@@ -14,8 +14,6 @@ export interface Backend {
   view(ptr: Ptr, length: number, offset?: number): ArrayBuffer;
   /** The pointer stored in a one-element out-parameter cell. */
   fromCell(cell: BigUint64Array): Ptr | null;
-  /** A pointer's address, for diagnostics and identity. */
-  address(ptr: Ptr): bigint;
   /**
    * Resolve once the device's completion sequence (word 0 of `control`)
    * has moved `minAdvance` past `seq` with true, or after `timeoutMs` with

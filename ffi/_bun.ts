@@ -66,9 +66,6 @@ export const backend: Backend = {
   fromCell(cell: BigUint64Array): Ptr | null {
     return cell[0] === 0n ? null : Number(cell[0]);
   },
-  address(ptr: Ptr): bigint {
-    return BigInt(ptr as number);
-  },
   sleep(
     symbols: NativeSymbols,
     dev: Ptr,

@@ -28,11 +28,6 @@ export const backend: Backend = {
   fromCell(cell: BigUint64Array): Ptr | null {
     return Deno.UnsafePointer.create(cell[0]) as unknown as Ptr | null;
   },
-  address(ptr: Ptr): bigint {
-    return Deno.UnsafePointer.value(
-      ptr as unknown as Deno.PointerObject,
-    ) as bigint;
-  },
   async sleep(
     symbols: NativeSymbols,
     dev: Ptr,

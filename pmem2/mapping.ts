@@ -70,7 +70,6 @@ export class Mapping implements Disposable {
   #whole: ArrayBuffer | null = null;
   #windows = new Map<number, ArrayBuffer>();
   #handedOut: ArrayBuffer[] = [];
-  #closers: (() => void)[] = [];
   #mover: Vdm;
   #inflight = new Set<Future<void>>();
   #tracer: PersistTracer | undefined;
@@ -188,11 +187,6 @@ export class Mapping implements Disposable {
     if (t === undefined || (flags & MemFlags.NOFLUSH)) return;
     t.flush(offset, length);
     if (!(flags & MemFlags.NODRAIN)) t.drain();
-  }
-
-  /** Run `fn` at the start of `close()`, before views detach. Internal. */
-  onClose(fn: () => void): void {
-    this.#closers.push(fn);
   }
 
   #track(buf: ArrayBuffer): ArrayBuffer {
@@ -572,9 +566,6 @@ export class Mapping implements Disposable {
    */
   close(): void {
     if (this.#handle === null) return;
-    const closers = this.#closers;
-    this.#closers = [];
-    for (const fn of closers) fn();
     const running = [...this.#inflight].filter((f) => f.state === "running");
     this.#inflight.clear();
     try {
