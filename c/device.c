@@ -227,6 +227,24 @@ ap_take_fault(struct ap_dev *d, size_t size, size_t *at, uint8_t *status)
 	return 1;
 }
 
+/*
+ * ap_forward_fault -- for an operation that runs forward from dst: if an
+ * injected fault falls inside it, record a partial completion and return
+ * how many bytes to process; else return n
+ */
+static size_t
+ap_forward_fault(struct ap_dev *d, char *dst, size_t n, struct ap_result *res)
+{
+	size_t at;
+	uint8_t fst;
+	if (!ap_take_fault(d, n, &at, &fst))
+		return n;
+	res->status = fst;
+	res->bytes_completed = (uint32_t)at;
+	res->fault_addr = (uint64_t)(uintptr_t)(dst + at);
+	return at;
+}
+
 /* ap_make_durable -- persist a written range as DRDBK asks */
 static int
 ap_make_durable(struct ap_region *r, const void *addr, size_t len)
@@ -285,14 +303,7 @@ ap_exec_fill(struct ap_dev *d, const struct dsa_hw_desc *h,
 	char *dst = (char *)(uintptr_t)h->dst_addr;
 	size_t n = h->xfer_size;
 	uint64_t pat = h->pattern;
-	size_t at;
-	uint8_t fst;
-	if (ap_take_fault(d, n, &at, &fst)) {
-		n = at;
-		res->status = fst;
-		res->bytes_completed = (uint32_t)at;
-		res->fault_addr = (uint64_t)(uintptr_t)(dst + at);
-	}
+	n = ap_forward_fault(d, dst, n, res);
 	const uint8_t *p = (const uint8_t *)&pat;
 	int uniform = 1;
 	for (int i = 1; i < 8; i++)
@@ -320,14 +331,7 @@ ap_exec_flush(struct ap_dev *d, const struct dsa_hw_desc *h,
 {
 	char *dst = (char *)(uintptr_t)h->dst_addr;
 	size_t n = h->xfer_size;
-	size_t at;
-	uint8_t fst;
-	if (ap_take_fault(d, n, &at, &fst)) {
-		n = at;
-		res->status = fst;
-		res->bytes_completed = (uint32_t)at;
-		res->fault_addr = (uint64_t)(uintptr_t)(dst + at);
-	}
+	n = ap_forward_fault(d, dst, n, res);
 	if (ap_make_durable(refs ? refs->dst : NULL, dst, n) != 0)
 		res->status = DSA_COMP_HW_ERR1;
 }
