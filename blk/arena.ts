@@ -73,7 +73,11 @@ export interface FlogEntry {
   seq: number;
 }
 
-/** A queued writer of one block, from {@linkcode Arena.enter}. */
+/**
+ * A queued writer of one block ({@linkcode Arena.enter} or
+ * {@linkcode Arena.join}). The queue is a list threaded through the
+ * tickets themselves, so joining and leaving cost one map operation.
+ */
 export interface WriteTicket {
   /** The pre-map block. */
   readonly pre: number;
@@ -82,6 +86,12 @@ export interface WriteTicket {
    * writer queued behind it can drive it instead of waiting on nobody.
    */
   owner?: { poll(): unknown };
+  /** Set by the arena: the writer queued right behind this one. */
+  behind?: WriteTicket | undefined;
+  /** Set by the arena: whether this ticket heads its block's queue. */
+  heads?: boolean;
+  /** Set by the arena: whether this ticket is in a queue. */
+  queued?: boolean;
 }
 
 /**
@@ -186,8 +196,11 @@ export class Arena {
   #pendingLane: Int32Array;
   /** Read tracking: post-map block → reads in flight copying it. */
   #reading = new Map<number, number>();
-  /** Per pre-map block: writers in issue order; the head may commit. */
-  #writers = new Map<number, WriteTicket[]>();
+  /**
+   * Per pre-map block: the head of its writers' queue (issue order,
+   * linked through {@linkcode WriteTicket.behind}); the head may commit.
+   */
+  #writers = new Map<number, WriteTicket>();
 
   private constructor(media: Media, place: ArenaPlace) {
     const { info, base } = place;
@@ -433,10 +446,26 @@ export class Arena {
 
   /** Join the queue of writers of `pre` (call in issue order). */
   enter(pre: number): WriteTicket {
-    const ticket: WriteTicket = { pre };
-    const q = this.#writers.get(pre);
-    if (q === undefined) this.#writers.set(pre, [ticket]);
-    else q.push(ticket);
+    return this.join({ pre });
+  }
+
+  /**
+   * Queue `ticket` behind the writers of its block (call in issue order);
+   * returns it. A ticket is in at most one queue at a time.
+   */
+  join<T extends WriteTicket>(ticket: T): T {
+    ticket.behind = undefined;
+    ticket.queued = true;
+    const head = this.#writers.get(ticket.pre);
+    if (head === undefined) {
+      ticket.heads = true;
+      this.#writers.set(ticket.pre, ticket);
+    } else {
+      ticket.heads = false;
+      let last = head;
+      while (last.behind !== undefined) last = last.behind;
+      last.behind = ticket;
+    }
     return ticket;
   }
 
@@ -447,21 +476,34 @@ export class Arena {
 
   /** The ticket at the head of `pre`'s queue, if any. */
   head(pre: number): WriteTicket | undefined {
-    return this.#writers.get(pre)?.[0];
+    return this.#writers.get(pre);
   }
 
   /** Whether `ticket` heads its queue, so its update may commit now. */
   mayCommit(ticket: WriteTicket): boolean {
-    return this.#writers.get(ticket.pre)?.[0] === ticket;
+    return ticket.heads === true;
   }
 
-  /** Leave the queue (after step 4, or on failure). */
+  /** Leave the queue (after step 4, or on failure). Idempotent. */
   leave(ticket: WriteTicket): void {
-    const q = this.#writers.get(ticket.pre);
-    if (q === undefined) return;
-    const i = q.indexOf(ticket);
-    if (i >= 0) q.splice(i, 1);
-    if (q.length === 0) this.#writers.delete(ticket.pre);
+    if (ticket.queued !== true) return;
+    ticket.queued = false;
+    const next = ticket.behind;
+    ticket.behind = undefined;
+    if (ticket.heads) {
+      ticket.heads = false;
+      if (next === undefined) this.#writers.delete(ticket.pre);
+      else {
+        next.heads = true;
+        this.#writers.set(ticket.pre, next);
+      }
+      return;
+    }
+    let before = this.#writers.get(ticket.pre);
+    while (before !== undefined && before.behind !== ticket) {
+      before = before.behind;
+    }
+    if (before !== undefined) before.behind = next;
   }
 
   /**
@@ -686,28 +728,35 @@ export class Arena {
 
   // ---- group commit: the same steps for many lanes, one fence per phase ----
 
+  /** File offset of the flog entry the lane's next update writes. */
+  flogEntryOffset(lane: number): number {
+    return this.flogOff + lane * FLOG_SLOT_SIZE +
+      this.#next[lane] * FLOG_ENTRY_SIZE;
+  }
+
   /**
    * Group commit, phase 1: store the first half `{lba, old_map}` of the
-   * lane's next flog entry without persisting it. The caller persists
-   * every staged head with one fence, then calls
-   * {@linkcode Arena.stageFlogTail}. The caller must head `pre`'s queue.
+   * lane's next flog entry ({@linkcode Arena.flogEntryOffset}) without
+   * persisting it. The caller persists every staged head with one fence,
+   * then calls {@linkcode Arena.stageFlogTail}. The caller must head
+   * `pre`'s queue.
    *
-   * @returns the flog entry's offset and the old map entry
+   * @returns the old map entry, for {@linkcode Arena.publish}
    */
-  stageFlogHead(lane: number, pre: number): { at: number; old: number } {
+  stageFlogHead(lane: number, pre: number): number {
     const old = this.#currentEntry(pre);
-    const at = this.flogOff + lane * FLOG_SLOT_SIZE +
-      this.#next[lane] * FLOG_ENTRY_SIZE;
+    const at = this.flogEntryOffset(lane);
     this.#media.setU32(at, pre);
     this.#media.setU32(at + 4, old);
-    return { at, old };
+    return old;
   }
 
   /**
    * Group commit, phase 2: store `{new_map, seq}` (the commit point once
-   * durable) at the entry staged by {@linkcode Arena.stageFlogHead}.
+   * durable) in the entry staged by {@linkcode Arena.stageFlogHead}.
    */
-  stageFlogTail(lane: number, at: number): void {
+  stageFlogTail(lane: number): void {
+    const at = this.flogEntryOffset(lane);
     this.#media.setU32(at + 8, (this.#free[lane] | MAP_NORMAL) >>> 0);
     this.#media.setU32(at + 12, NEXT_SEQ[this.#seq[lane]]);
   }

@@ -20,6 +20,7 @@ import {
   type Step,
 } from "../future/future.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
+import type { BatchEntry } from "../mover/vdm.ts";
 import type { Arena, WriteTicket } from "./arena.ts";
 import { MAP_ERROR, MAP_FLAGS, MAP_LBA_MASK, MAP_NORMAL } from "./layout.ts";
 
@@ -36,20 +37,24 @@ export interface PoolAccess {
   readonly blockSize: number;
   /** Throw `ClosedError` once the pool is closed. */
   live(op: string): void;
-  /** The arena and pre-map block of `lba` for an update (lays out first). */
-  forUpdate(lba: number, op: string): { arena: Arena; pre: number };
+  /** The arena of `lba` for an update (lays out first). */
+  forUpdate(lba: number, op: string): Arena;
+  /** A future of the pool settled: stop tracking it. */
+  settled(future: Future<unknown>): void;
   /** The arena and pre-map block of `lba` to read; null before any layout. */
   forRead(lba: number): { arena: Arena; pre: number } | null;
 }
 
-/** One block update's place in its block queue, its lane and its copy. */
-interface Slot {
-  lba: number;
+/** One block update: its place in its block's queue, its data and lane. */
+interface Slot extends WriteTicket {
+  /** The bytes to write. */
   data: Uint8Array;
+  /** The block's arena. */
   arena: Arena;
-  pre: number;
-  ticket: WriteTicket;
+  /** The lane taken for the update, or -1. */
   lane: number;
+  /** The map entry the update replaces (known once its flog head is staged). */
+  old: number;
 }
 
 /**
@@ -67,7 +72,7 @@ function atHead(arena: Arena, ticket: WriteTicket): boolean {
 function releaseSlot(slot: Slot): void {
   if (slot.lane >= 0) slot.arena.releaseLane(slot.lane);
   slot.lane = -1;
-  slot.arena.leave(slot.ticket);
+  slot.arena.leave(slot);
 }
 
 /** The error for a group commit whose persist failed part-way. */
@@ -112,40 +117,56 @@ export class CommitQueue {
     const groups = this.#ready;
     if (groups.length === 0) return;
     this.#ready = [];
-    const slots = groups.flatMap((g) => g.slots);
+    let slots: Slot[];
+    if (groups.length === 1) slots = groups[0].slots;
+    else {
+      slots = [];
+      for (const g of groups) for (const s of g.slots) slots.push(s);
+    }
     const map = this.#map;
+    const n = slots.length;
+    const ranges = new Array<{ offset: number; length: number }>(n);
     try {
-      map.persistRanges(slots.map((s) => ({
-        offset: s.arena.blockOffset(s.arena.freeBlock(s.lane)),
-        length: s.arena.blockSize,
-      })));
+      for (let i = 0; i < n; i++) {
+        const { arena, lane } = slots[i];
+        ranges[i] = {
+          offset: arena.blockOffset(arena.freeBlock(lane)),
+          length: arena.blockSize,
+        };
+      }
+      map.persistRanges(ranges);
       for (const s of slots) s.arena.settleMapsFor(s.lane, s.pre);
       const whole = map.granularity === "page";
-      const heads = slots.map((s) => s.arena.stageFlogHead(s.lane, s.pre));
+      for (const s of slots) s.old = s.arena.stageFlogHead(s.lane, s.pre);
       try {
         if (!whole) {
-          map.persistRanges(heads.map((h) => ({ offset: h.at, length: 8 })));
+          for (let i = 0; i < n; i++) {
+            const { arena, lane } = slots[i];
+            ranges[i] = { offset: arena.flogEntryOffset(lane), length: 8 };
+          }
+          map.persistRanges(ranges);
         }
-        slots.forEach((s, i) => s.arena.stageFlogTail(s.lane, heads[i].at));
-        map.persistRanges(
-          heads.map((h) =>
-            whole
-              ? { offset: h.at, length: 16 }
-              : { offset: h.at + 8, length: 8 }
-          ),
-        );
+        for (let i = 0; i < n; i++) {
+          const { arena, lane } = slots[i];
+          arena.stageFlogTail(lane);
+          const at = arena.flogEntryOffset(lane);
+          ranges[i] = whole
+            ? { offset: at, length: 16 }
+            : { offset: at + 8, length: 8 };
+        }
+        map.persistRanges(ranges);
       } catch (cause) {
         for (const s of slots) s.arena.fail("a flog update failed to persist");
         throw persistFailure(cause, "the flog entries");
       }
       // committed: map entries join the arena's pending ones (persisted
       // later, a span at a time; recovery redoes them from the flog)
-      slots.forEach((s, i) => {
+      for (const s of slots) {
         s.arena.committed(s.lane);
-        s.arena.publish(s.lane, s.pre, heads[i].old);
+        s.arena.publish(s.lane, s.pre, s.old);
         s.lane = -1;
-        s.arena.leave(s.ticket);
-      });
+        s.arena.leave(s);
+      }
     } catch (e) {
       for (const g of groups) g.error = e;
       for (const s of slots) if (s.lane >= 0) releaseSlot(s);
@@ -163,7 +184,10 @@ export class CommitQueue {
  */
 export class WriteGroupFuture extends Future<void> {
   #pool: PoolAccess;
-  #pending: { lba: number; data: Uint8Array }[];
+  #lbas: readonly number[];
+  #data: readonly Uint8Array[];
+  /** Index of the first update not yet in a block queue. */
+  #next = 0;
   #slots: Slot[] = [];
   #copy: Future<void> | undefined;
   #ready: ReadyGroup | undefined;
@@ -171,18 +195,21 @@ export class WriteGroupFuture extends Future<void> {
 
   /**
    * @param pool the pool
-   * @param entries checked updates, at most one per block
+   * @param lbas checked LBAs, each at most once
+   * @param data the checked bytes of each
    * @param groupSize blocks copied together at most
    */
   constructor(
     pool: PoolAccess,
-    entries: { lba: number; data: Uint8Array }[],
+    lbas: readonly number[],
+    data: readonly Uint8Array[],
     groupSize: number,
     options?: FutureOptions,
   ) {
     super(options);
     this.#pool = pool;
-    this.#pending = entries;
+    this.#lbas = lbas;
+    this.#data = data;
     this.#groupSize = groupSize;
   }
 
@@ -197,7 +224,7 @@ export class WriteGroupFuture extends Future<void> {
         continue;
       }
       if (this.#slots.length === 0) {
-        if (this.#pending.length === 0) return;
+        if (this.#next === this.#lbas.length) return;
         this.#enter();
       }
       if (this.#copy === undefined && !this.#acquire()) {
@@ -219,12 +246,19 @@ export class WriteGroupFuture extends Future<void> {
   /** Join the queues of the next group's blocks (in issue order). */
   #enter(): void {
     this.#pool.live("write");
-    const group = this.#pending.splice(0, this.#groupSize);
-    for (const { lba, data } of group) {
-      const { arena, pre } = this.#pool.forUpdate(lba, "write");
-      const ticket = arena.enter(pre);
-      ticket.owner = this;
-      this.#slots.push({ lba, data, arena, pre, ticket, lane: -1 });
+    const end = Math.min(this.#lbas.length, this.#next + this.#groupSize);
+    for (let i = this.#next; i < end; i++) {
+      const lba = this.#lbas[i];
+      const arena = this.#pool.forUpdate(lba, "write");
+      this.#slots.push(arena.join<Slot>({
+        pre: lba - arena.firstLba,
+        owner: this,
+        data: this.#data[i],
+        arena,
+        lane: -1,
+        old: 0,
+      }));
+      this.#next = i + 1;
     }
   }
 
@@ -235,13 +269,14 @@ export class WriteGroupFuture extends Future<void> {
    */
   #acquire(): boolean {
     this.#pool.live("write");
-    for (const s of this.#slots) {
-      if (!atHead(s.arena, s.ticket)) return false;
+    const slots = this.#slots;
+    for (const s of slots) {
+      if (!atHead(s.arena, s)) return false;
     }
-    for (const s of this.#slots) {
+    for (const s of slots) {
       s.lane = s.arena.takeLane();
       if (s.lane < 0) {
-        for (const t of this.#slots) {
+        for (const t of slots) {
           if (t.lane >= 0) t.arena.releaseLane(t.lane);
           t.lane = -1;
         }
@@ -249,16 +284,25 @@ export class WriteGroupFuture extends Future<void> {
       }
     }
     const map = this.#pool.map;
-    const dst = (s: Slot) =>
-      map.view(
-        s.arena.blockOffset(s.arena.freeBlock(s.lane)),
-        s.data.byteLength,
+    if (slots.length === 1) {
+      const { arena, lane, data } = slots[0];
+      const dst = map.view(
+        arena.blockOffset(arena.freeBlock(lane)),
+        data.byteLength,
       );
-    this.#copy = this.#slots.length === 1
-      ? map.mover.memcpy(dst(this.#slots[0]), this.#slots[0].data)
-      : map.mover.batch(
-        this.#slots.map((s) => ({ op: "memcpy", dst: dst(s), src: s.data })),
+      this.#copy = map.mover.memcpy(dst, data);
+      return true;
+    }
+    const ops = new Array<BatchEntry>(slots.length);
+    for (let i = 0; i < slots.length; i++) {
+      const { arena, lane, data } = slots[i];
+      const dst = map.view(
+        arena.blockOffset(arena.freeBlock(lane)),
+        data.byteLength,
       );
+      ops[i] = { op: "memcpy", dst, src: data };
+    }
+    this.#copy = map.mover.batch(ops);
     return true;
   }
 
@@ -270,8 +314,10 @@ export class WriteGroupFuture extends Future<void> {
       }
     }
     this.#slots = [];
-    this.#pending = [];
+    this.#lbas = [];
+    this.#data = [];
     this.#copy = undefined;
+    this.#pool.settled(this);
   }
 }
 
@@ -344,5 +390,6 @@ export class ReadFuture extends Future<Uint8Array> {
       this.#tracked = undefined;
     }
     this.#copy = undefined;
+    this.#pool.settled(this);
   }
 }

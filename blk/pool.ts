@@ -214,6 +214,7 @@ export class BlockPool implements Disposable {
       blockSize: init.blockSize,
       live: (op) => void this.#live(op),
       forUpdate: (lba, op) => this.#forUpdate(lba, op),
+      settled: (future) => void this.#inflight.delete(future),
       forRead: (lba) => {
         if (this.#arenas.length === 0) return null;
         const arena = this.#arenaOf(lba);
@@ -811,13 +812,13 @@ export class BlockPool implements Disposable {
     return false;
   }
 
-  /** Check `lba` for an update; lay out first; its arena and pre-map block. */
-  #forUpdate(lba: number, op: string): { arena: Arena; pre: number } {
+  /** Check `lba` for an update; lay out first; its arena. */
+  #forUpdate(lba: number, op: string): Arena {
     this.#checkWritable(op);
     if (this.#arenas.length === 0) this.#layOut();
     const arena = this.#arenaOf(lba);
     arena.checkWritable(op);
-    return { arena, pre: lba - arena.firstLba };
+    return arena;
   }
 
   #checkData(data: unknown, op: string): Uint8Array {
@@ -832,10 +833,8 @@ export class BlockPool implements Disposable {
     return data;
   }
 
+  /** Track an operation until it settles (it then calls `settled`). */
   #track<T>(future: Future<T>): Future<T> {
-    if (this.#inflight.size >= 256) {
-      for (const f of this.#inflight) if (f.done) this.#inflight.delete(f);
-    }
     this.#inflight.add(future);
     return future;
   }
@@ -875,7 +874,7 @@ export class BlockPool implements Disposable {
     this.#checkLba(lba, "writeAsync");
     this.#checkData(data, "writeAsync");
     return this.#track(
-      new WriteGroupFuture(this.#access, [{ lba, data }], 1, options),
+      new WriteGroupFuture(this.#access, [lba], [data], 1, options),
     );
   }
 
@@ -897,18 +896,22 @@ export class BlockPool implements Disposable {
     if (!Array.isArray(entries)) {
       throw new TypeError("Cannot writeMany: entries must be an array");
     }
-    const last = new Map<number, Uint8Array>();
-    for (const e of entries) {
+    const n = entries.length;
+    let lbas = new Array<number>(n);
+    let data = new Array<Uint8Array>(n);
+    const seen = new Set<number>();
+    for (let i = 0; i < n; i++) {
+      const e = entries[i];
       if (typeof e !== "object" || e === null) {
         throw new TypeError("Cannot writeMany: each entry must be an object");
       }
-      this.#checkLba(e.lba, "writeMany");
-      last.delete(e.lba);
-      last.set(e.lba, this.#checkData(e.data, "writeMany"));
+      lbas[i] = this.#checkLba(e.lba, "writeMany");
+      data[i] = this.#checkData(e.data, "writeMany");
+      seen.add(lbas[i]);
     }
-    const list = [...last].map(([lba, data]) => ({ lba, data }));
+    if (seen.size !== n) [lbas, data] = lastOfEach(lbas, data);
     return this.#track(
-      new WriteGroupFuture(this.#access, list, GROUP_SIZE, options),
+      new WriteGroupFuture(this.#access, lbas, data, GROUP_SIZE, options),
     );
   }
 
@@ -1042,6 +1045,20 @@ export class BlockPool implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/**
+ * Keep the last update of each LBA, in the order of those last updates
+ * (a block listed twice gets its last entry).
+ */
+function lastOfEach(
+  lbas: number[],
+  data: Uint8Array[],
+): [number[], Uint8Array[]] {
+  const last = new Map<number, number>();
+  lbas.forEach((lba, i) => last.set(lba, i));
+  const keep = lbas.flatMap((lba, i) => last.get(lba) === i ? [i] : []);
+  return [keep.map((i) => lbas[i]), keep.map((i) => data[i])];
 }
 
 function checkPath(path: unknown, op: string): void {
