@@ -78,6 +78,31 @@ test("`Arena` runs 256 writes in flight, one per lane, interleaved", () => {
   assert.deepEqual(pool.check().repaired, []);
 });
 
+test("`Arena.leave()` from the middle of a queue keeps the others in order", () => {
+  const path = tempPath();
+  const { arena, close } = arenaOf(path);
+  const [a, b, c, d] = [
+    arena.enter(5),
+    arena.enter(5),
+    arena.enter(5),
+    arena.enter(5),
+  ];
+  arena.leave(c); // a failed update behind the head
+  assert.equal(arena.mayCommit(a), true);
+  arena.leave(a);
+  assert.equal(arena.head(5), b);
+  assert.equal(arena.mayCommit(b), true);
+  assert.equal(arena.mayCommit(d), false);
+  arena.leave(b);
+  assert.equal(arena.mayCommit(d), true);
+  const e = arena.enter(5); // joins behind d, not behind the departed c
+  arena.leave(d);
+  assert.equal(arena.mayCommit(e), true);
+  arena.leave(e);
+  assert.equal(arena.hasQueuedUpdates, false);
+  close();
+});
+
 test("`Arena.mayCommit()` orders writes of one block by issue order", () => {
   const path = tempPath();
   const { arena, media, close } = arenaOf(path);
