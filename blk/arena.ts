@@ -655,8 +655,7 @@ export class Arena {
     this.settleMapsFor(lane, pre);
     const old = this.#currentEntry(pre);
     const seq = NEXT_SEQ[this.#seq[lane]];
-    const at = this.flogOff + lane * FLOG_SLOT_SIZE +
-      this.#next[lane] * FLOG_ENTRY_SIZE;
+    const at = this.flogEntryOffset(lane);
     try {
       m.setU32(at, pre);
       m.setU32(at + 4, old);
