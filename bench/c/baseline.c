@@ -113,16 +113,6 @@ copies(const char *what, void (*loop)(size_t))
 	}
 }
 
-/* die -- print a message (and libpmem2's, when rc is set) and exit */
-static void
-die(const char *what, int rc)
-{
-	if (rc)
-		fprintf(stderr, "baseline: %s: %s\n", what, pmem2_errormsg());
-	else
-		perror(what);
-	exit(1);
-}
 
 int
 main(int argc, char *argv[])
@@ -131,25 +121,14 @@ main(int argc, char *argv[])
 		fprintf(stderr, "usage: %s <pool-file>\n", argv[0]);
 		return 2;
 	}
-	int fd = bench_open_file(argv[1], POOL_SIZE);
-	struct pmem2_config *cfg;
-	struct pmem2_source *src;
-	struct pmem2_map *map;
-	int rc;
-	if ((rc = pmem2_config_new(&cfg)))
-		die("pmem2_config_new", rc);
-	if ((rc = pmem2_config_set_required_store_granularity(cfg,
-			PMEM2_GRANULARITY_PAGE)))
-		die("granularity", rc);
-	if ((rc = pmem2_source_from_fd(&src, fd)))
-		die("pmem2_source_from_fd", rc);
-	if ((rc = pmem2_map_new(&map, cfg, src)))
-		die("pmem2_map_new", rc);
+	struct pmem2_map *map = bench_map_file(argv[1], POOL_SIZE);
 
 	Ctx.dst = pmem2_map_get_address(map);
 	Ctx.src = aligned_alloc(64, MAX_COPY);
-	if (Ctx.src == NULL)
-		die("aligned_alloc", 0);
+	if (Ctx.src == NULL) {
+		perror("aligned_alloc");
+		exit(1);
+	}
 	memset(Ctx.src, 0xa5, MAX_COPY);
 	Ctx.memcpy_fn = pmem2_get_memcpy_fn(map);
 	Ctx.persist_fn = pmem2_get_persist_fn(map);
@@ -165,8 +144,5 @@ main(int argc, char *argv[])
 
 	free(Ctx.src);
 	pmem2_map_delete(&map);
-	pmem2_source_delete(&src);
-	pmem2_config_delete(&cfg);
-	close(fd);
 	return 0;
 }

@@ -9,6 +9,7 @@
 #define BENCH_H 1
 
 #include <fcntl.h>
+#include <libpmem2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,39 @@ bench_open_file(const char *path, size_t size)
 		}
 	}
 	return fd;
+}
+
+/*
+ * bench_map_file -- bench_open_file, then map the whole file with
+ * libpmem2 at page granularity (the kind asyncpmem's pools use on tmpfs);
+ * the config, source and descriptor are released once mapped. Exits with
+ * libpmem2's message on failure.
+ */
+static inline struct pmem2_map *
+bench_map_file(const char *path, size_t size)
+{
+	int fd = bench_open_file(path, size);
+	struct pmem2_config *cfg = NULL;
+	struct pmem2_source *src = NULL;
+	struct pmem2_map *map = NULL;
+	const char *what = NULL;
+	if (pmem2_config_new(&cfg))
+		what = "pmem2_config_new";
+	else if (pmem2_config_set_required_store_granularity(cfg,
+			PMEM2_GRANULARITY_PAGE))
+		what = "granularity";
+	else if (pmem2_source_from_fd(&src, fd))
+		what = "pmem2_source_from_fd";
+	else if (pmem2_map_new(&map, cfg, src))
+		what = "pmem2_map_new";
+	if (what != NULL) {
+		fprintf(stderr, "%s: %s: %s\n", path, what, pmem2_errormsg());
+		exit(1);
+	}
+	pmem2_source_delete(&src);
+	pmem2_config_delete(&cfg);
+	close(fd);
+	return map;
 }
 
 #endif

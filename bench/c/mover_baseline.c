@@ -104,17 +104,6 @@ bench(const char *name, void (*loop)(size_t), size_t per)
 	bench_case(SUITE, name, loop, per, Ctx.len);
 }
 
-/* die -- print a message (and libpmem2's, when rc is set) and exit */
-static void
-die(const char *what, int rc)
-{
-	if (rc)
-		fprintf(stderr, "mover_baseline: %s: %s\n", what,
-			pmem2_errormsg());
-	else
-		perror(what);
-	exit(1);
-}
 
 int
 main(int argc, char *argv[])
@@ -133,8 +122,10 @@ main(int argc, char *argv[])
 		return 2;
 	}
 	char *region = aligned_alloc(4096, REGION);
-	if (region == NULL)
-		die("aligned_alloc", 0);
+	if (region == NULL) {
+		perror("aligned_alloc");
+		exit(1);
+	}
 	memset(region, 0xa5, REGION / 2);
 	memset(region + REGION / 2, 0, REGION / 2);
 
@@ -149,20 +140,7 @@ main(int argc, char *argv[])
 		bench(name, loop_memcpy16, PAIRS);
 	}
 
-	int fd = bench_open_file(argv[1], POOL_SIZE);
-	struct pmem2_config *cfg;
-	struct pmem2_source *src;
-	struct pmem2_map *map;
-	int rc;
-	if ((rc = pmem2_config_new(&cfg)))
-		die("pmem2_config_new", rc);
-	if ((rc = pmem2_config_set_required_store_granularity(cfg,
-			PMEM2_GRANULARITY_PAGE)))
-		die("granularity", rc);
-	if ((rc = pmem2_source_from_fd(&src, fd)))
-		die("pmem2_source_from_fd", rc);
-	if ((rc = pmem2_map_new(&map, cfg, src)))
-		die("pmem2_map_new", rc);
+	struct pmem2_map *map = bench_map_file(argv[1], POOL_SIZE);
 	Ctx.src = region;
 	Ctx.dst = pmem2_map_get_address(map);
 	Ctx.len = MAX_COPY;
@@ -176,9 +154,6 @@ main(int argc, char *argv[])
 	bench("pmem2 durable 1 MiB x16", loop_pmem2_16, PAIRS);
 
 	pmem2_map_delete(&map);
-	pmem2_source_delete(&src);
-	pmem2_config_delete(&cfg);
-	close(fd);
 	free(region);
 	return 0;
 }
