@@ -179,21 +179,29 @@ export class Arena {
   /**
    * Idle lanes, oldest first (a ring of `#idle` entries from `#head`): a
    * lane is reused as late as possible, so the map updates of its last
-   * write have long been persisted with others (see `#pendingMap`).
+   * write have long been persisted with others (see `#pendingLane`).
    */
   #ring: Uint32Array;
   #head = 0;
   #idle = 0;
   /**
-   * Map entries stored but not yet persisted (pre → lane). A write is
-   * durable once its flog entry is, so the map entry can wait, under two
-   * rules that keep recovery exact: a lane's flog slot is not reused, and
-   * a block is not committed again, while its previous map entry is
-   * pending. Pending entries are persisted together, a page at a time.
+   * Map entries stored but not yet persisted: per lane, the pre-map block
+   * its last update published, or -1. A write is durable once its flog
+   * entry is, so the map entry can wait, under two rules that keep
+   * recovery exact: a lane's flog slot is not reused, and a block is not
+   * committed again, while its previous map entry is pending. So a lane
+   * has at most one pending entry, and pending entries are persisted
+   * together, a page at a time.
    */
-  #pendingMap = new Map<number, number>();
-  /** Per lane: the pre-map block of its pending map entry, or -1. */
   #pendingLane: Int32Array;
+  /** Lanes with a pending map entry. */
+  #pending = 0;
+  /**
+   * A filter of the blocks with a pending map entry: bit `pre & 0xffff` is
+   * set when one is published; all clear when they are persisted. A false
+   * hit only persists the pending entries early.
+   */
+  #pendingBits = new Int32Array(2048);
   /** Read tracking: post-map block → reads in flight copying it. */
   #reading = new Map<number, number>();
   /**
@@ -597,28 +605,26 @@ export class Arena {
    * and only dirty pages are written), otherwise each cache line once.
    */
   flushPendingMaps(): void {
-    const n = this.#pendingMap.size;
-    if (n === 0) return;
+    if (this.#pending === 0) return;
+    const page = this.#pageGranular;
+    const lines: { offset: number; length: number }[] = [];
     let lo = Infinity;
     let hi = -1;
-    const lines = new Float64Array(n);
-    let i = 0;
-    for (const [pre, lane] of this.#pendingMap) {
+    const lanes = this.#pendingLane;
+    for (let lane = 0; lane < lanes.length; lane++) {
+      const pre = lanes[lane];
+      if (pre < 0) continue;
+      lanes[lane] = -1;
       const at = this.mapOff + pre * MAP_ENTRY_SIZE;
       if (at < lo) lo = at;
       if (at > hi) hi = at;
-      lines[i++] = at;
-      this.#pendingLane[lane] = -1;
+      if (!page) lines.push({ offset: at, length: MAP_ENTRY_SIZE });
     }
-    this.#pendingMap.clear();
+    this.#pending = 0;
+    this.#pendingBits.fill(0);
     try {
-      if (this.#pageGranular) {
-        this.#media.persist(lo, hi + MAP_ENTRY_SIZE - lo);
-      } else {
-        this.#media.persistRanges(
-          Array.from(lines, (at) => ({ offset: at, length: MAP_ENTRY_SIZE })),
-        );
-      }
+      if (page) this.#media.persist(lo, hi + MAP_ENTRY_SIZE - lo);
+      else this.#media.persistRanges(lines);
     } catch (cause) {
       // the flog still holds these updates: the next open rolls forward
       this.fail("a map update failed to persist");
@@ -631,10 +637,16 @@ export class Arena {
 
   /**
    * Before `lane` commits an update of `pre`: persist pending map entries
-   * if the lane's previous one, or `pre`'s, is among them.
+   * if the lane's previous one, or (perhaps: see `#pendingBits`) `pre`'s,
+   * is among them.
    */
   settleMapsFor(lane: number, pre: number): void {
-    if (this.#pendingLane[lane] >= 0 || this.#pendingMap.has(pre)) {
+    if (this.#pending === 0) return;
+    const bit = pre & 0xffff;
+    if (
+      this.#pendingLane[lane] >= 0 ||
+      (this.#pendingBits[bit >>> 5] & (1 << (bit & 31))) !== 0
+    ) {
       this.flushPendingMaps();
     }
   }
@@ -694,8 +706,10 @@ export class Arena {
   publish(lane: number, pre: number, old: number): void {
     const at = this.mapOff + pre * MAP_ENTRY_SIZE;
     this.#media.setU32(at, (this.#free[lane] | MAP_NORMAL) >>> 0);
-    this.#pendingMap.set(pre, lane);
+    if (this.#pendingLane[lane] < 0) this.#pending++;
     this.#pendingLane[lane] = pre;
+    const bit = pre & 0xffff;
+    this.#pendingBits[bit >>> 5] |= 1 << (bit & 31);
     this.#free[lane] = (old & MAP_LBA_MASK) >>> 0;
     this.#pushLane(lane);
   }
@@ -717,10 +731,10 @@ export class Arena {
     const block = effectiveMapEntry(entry, pre) & MAP_LBA_MASK;
     this.#media.setU32(at, (block | flag) >>> 0);
     this.#media.persist(at, MAP_ENTRY_SIZE);
-    const lane = this.#pendingMap.get(pre);
-    if (lane !== undefined) { // the flag's entry supersedes it, durably
-      this.#pendingMap.delete(pre);
+    const lane = this.#pendingLane.indexOf(pre);
+    if (lane >= 0) { // the flag's entry supersedes it, durably
       this.#pendingLane[lane] = -1;
+      this.#pending--;
     }
     return true;
   }
