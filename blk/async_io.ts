@@ -25,6 +25,8 @@ import type { Arena, WriteTicket } from "./arena.ts";
 import { MAP_ERROR, MAP_FLAGS, MAP_LBA_MASK, MAP_NORMAL } from "./layout.ts";
 
 const EIO = 5;
+/** The slots of a write between groups (never mutated). */
+const NO_SLOTS: Slot[] = [];
 const EINVAL = 22;
 
 /** What the futures need from their pool. */
@@ -188,7 +190,7 @@ export class WriteGroupFuture extends Future<void> {
   #data: readonly Uint8Array[];
   /** Index of the first update not yet in a block queue. */
   #next = 0;
-  #slots: Slot[] = [];
+  #slots: Slot[] = NO_SLOTS;
   #copy: Future<void> | undefined;
   #ready: ReadyGroup | undefined;
   #groupSize: number;
@@ -219,7 +221,7 @@ export class WriteGroupFuture extends Future<void> {
       if (ready !== undefined) {
         if (!ready.committed) this.#pool.commits.commitAll();
         this.#ready = undefined;
-        this.#slots = [];
+        this.#slots = NO_SLOTS;
         if (ready.error !== undefined) throw ready.error;
         continue;
       }
@@ -247,18 +249,25 @@ export class WriteGroupFuture extends Future<void> {
   #enter(): void {
     this.#pool.live("write");
     const end = Math.min(this.#lbas.length, this.#next + this.#groupSize);
-    for (let i = this.#next; i < end; i++) {
-      const lba = this.#lbas[i];
-      const arena = this.#pool.forUpdate(lba, "write");
-      this.#slots.push(arena.join<Slot>({
-        pre: lba - arena.firstLba,
-        owner: this,
-        data: this.#data[i],
-        arena,
-        lane: -1,
-        old: 0,
-      }));
-      this.#next = i + 1;
+    const slots = new Array<Slot>(end - this.#next);
+    this.#slots = slots;
+    let k = 0;
+    try {
+      for (let i = this.#next; i < end; i++) {
+        const lba = this.#lbas[i];
+        const arena = this.#pool.forUpdate(lba, "write");
+        slots[k++] = arena.join<Slot>({
+          pre: lba - arena.firstLba,
+          owner: this,
+          data: this.#data[i],
+          arena,
+          lane: -1,
+          old: 0,
+        });
+      }
+    } finally {
+      if (k !== slots.length) slots.length = k; // forUpdate threw
+      this.#next += k;
     }
   }
 
@@ -313,7 +322,7 @@ export class WriteGroupFuture extends Future<void> {
         releaseSlot(s);
       }
     }
-    this.#slots = [];
+    this.#slots = NO_SLOTS;
     this.#lbas = [];
     this.#data = [];
     this.#copy = undefined;

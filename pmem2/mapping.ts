@@ -229,6 +229,7 @@ export class Mapping implements Disposable {
     this.#live("view");
     const len = length ?? Math.max(0, this.#size - offset);
     checkRange(offset, len, this.#size, "view");
+    if (this.#whole !== null) return new Uint8Array(this.#whole, offset, len);
     const [buf, base] = this.#bufferFor(offset, len);
     return new Uint8Array(buf, offset - base, len);
   }
