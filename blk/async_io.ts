@@ -25,8 +25,6 @@ import type { Arena, WriteTicket } from "./arena.ts";
 import { MAP_ERROR, MAP_FLAGS, MAP_LBA_MASK, MAP_NORMAL } from "./layout.ts";
 
 const EIO = 5;
-/** The slots of a write between groups (never mutated). */
-const NO_SLOTS: Slot[] = [];
 const EINVAL = 22;
 
 /** What the futures need from their pool. */
@@ -41,8 +39,10 @@ export interface PoolAccess {
   live(op: string): void;
   /** The arena of `lba` for an update (lays out first). */
   forUpdate(lba: number, op: string): Arena;
-  /** A future of the pool settled: stop tracking it. */
-  settled(future: Future<unknown>): void;
+  /** Track a future of the pool until it settles; returns its slot. */
+  track(future: Future<unknown>): number;
+  /** The future in `slot` settled: stop tracking it. */
+  settled(slot: number): void;
   /** The arena and pre-map block of `lba` to read; null before any layout. */
   forRead(lba: number): { arena: Arena; pre: number } | null;
 }
@@ -70,6 +70,27 @@ function atHead(arena: Arena, ticket: WriteTicket): boolean {
   return arena.mayCommit(ticket);
 }
 
+/**
+ * Take an idle lane for each slot once every slot heads its block's queue:
+ * all or none. Returns whether the slots hold lanes now.
+ */
+function takeLanes(slots: Slot[]): boolean {
+  for (const s of slots) {
+    if (!atHead(s.arena, s)) return false;
+  }
+  for (const s of slots) {
+    s.lane = s.arena.takeLane();
+    if (s.lane < 0) {
+      for (const t of slots) {
+        if (t.lane >= 0) t.arena.releaseLane(t.lane);
+        t.lane = -1;
+      }
+      return false;
+    }
+  }
+  return true;
+}
+
 /** Give back everything a slot holds (a failed or abandoned update). */
 function releaseSlot(slot: Slot): void {
   if (slot.lane >= 0) slot.arena.releaseLane(slot.lane);
@@ -85,33 +106,134 @@ function persistFailure(cause: unknown, what: string): PmemError {
   });
 }
 
-/** Updates whose data is copied (not yet durable), ready to commit. */
-interface ReadyGroup {
+// Where a write's group of block updates is (Group.stage):
+/** In its blocks' queues, waiting to be started with others. */
+const WAITING = 0;
+/** Its data is being copied (with the other groups of its copy). */
+const COPYING = 1;
+/** Copied, not yet durable: queued for the next commit. */
+const READY = 2;
+/** Committed, or failed (`error`); its slots are given back. */
+const DONE = 3;
+
+/** One write future's group of block updates, from its queues to its commit. */
+interface Group {
   slots: Slot[];
-  committed: boolean;
+  /** WAITING, COPYING, READY or DONE. */
+  stage: number;
+  /** The copy it was started with (shared with the groups started together). */
+  copy?: Copy;
   error?: unknown;
 }
 
+/** The data copy of the groups started together: one mover operation. */
+interface Copy {
+  future: Future<void>;
+  groups: Group[];
+  /** Whether its outcome was passed on to its groups. */
+  seen: boolean;
+}
+
 /**
- * The updates of a pool whose data copies have finished, committed
- * together by whichever future polls first: one persist for all their
- * data, one (or, below page granularity, two) for all their flog
- * entries, and their map entries join the arena's pending ones. So the
- * writes one thread keeps in flight share their fences, whoever issued
- * them.
+ * The write groups of a pool between their block queues and their
+ * commit. Groups are started together by whichever write polls first
+ * (one mover batch for all their data, not yet durable), and committed
+ * together once copied: one persist for all their data, one (or, below
+ * page granularity, two) for all their flog entries, and their map
+ * entries join the arena's pending ones. So the writes one thread keeps
+ * in flight share their copies and fences, whoever issued them.
  */
 export class CommitQueue {
   #map: Mapping;
-  #ready: ReadyGroup[] = [];
+  #waiting: Group[] = [];
+  #ready: Group[] = [];
 
-  /** @param map the pool's mapping: every persist goes through it */
+  /** @param map the pool's mapping: its mover copies, every persist goes through it */
   constructor(map: Mapping) {
     this.#map = map;
   }
 
-  /** Queue a group whose copies are done. */
-  add(group: ReadyGroup): void {
-    this.#ready.push(group);
+  /** Queue a group that joined its block queues, to be started. */
+  wait(group: Group): void {
+    this.#waiting.push(group);
+  }
+
+  /**
+   * Start every waiting group whose blocks all head their queues and for
+   * which lanes are idle (all or none per group, so a group never holds
+   * lanes while it waits for more): one copy for all of them.
+   */
+  startAll(): void {
+    const waiting = this.#waiting;
+    if (waiting.length === 0) return;
+    this.#waiting = [];
+    const started: Group[] = [];
+    const still: Group[] = [];
+    for (const g of waiting) {
+      if (g.stage !== WAITING) continue; // released meanwhile
+      if (takeLanes(g.slots)) started.push(g);
+      else still.push(g);
+    }
+    // (a head's owner driven by takeLanes may have queued new groups)
+    for (const g of this.#waiting) still.push(g);
+    this.#waiting = still;
+    if (started.length === 0) return;
+    const copy: Copy = {
+      future: this.#copy(started),
+      groups: started,
+      seen: false,
+    };
+    for (const g of started) {
+      g.stage = COPYING;
+      g.copy = copy;
+    }
+  }
+
+  /** One mover operation copying the data of `groups` into their free blocks. */
+  #copy(groups: Group[]): Future<void> {
+    const map = this.#map;
+    const ops: BatchEntry[] = [];
+    for (const g of groups) {
+      for (const { arena, lane, data } of g.slots) {
+        const dst = map.view(
+          arena.blockOffset(arena.freeBlock(lane)),
+          data.byteLength,
+        );
+        ops.push({ op: "memcpy", dst, src: data });
+      }
+    }
+    return ops.length === 1
+      ? map.mover.memcpy(ops[0].dst, (ops[0] as { src: Uint8Array }).src)
+      : map.mover.batch(ops);
+  }
+
+  /**
+   * Pass a settled copy's outcome on to all its groups (once): on success
+   * they queue for the next commit; on failure they fail and give back
+   * their slots.
+   */
+  copied(copy: Copy): void {
+    if (copy.seen) return;
+    copy.seen = true;
+    const failed = copy.future.state === "failed";
+    for (const g of copy.groups) {
+      if (g.stage !== COPYING) continue;
+      if (failed) {
+        g.error = copy.future.error;
+        g.stage = DONE;
+        for (const s of g.slots) releaseSlot(s);
+      } else {
+        g.stage = READY;
+        this.#ready.push(g);
+      }
+    }
+  }
+
+  /** Take a group out of the queues before it started (its write settled). */
+  withdraw(group: Group): void {
+    if (group.stage !== WAITING) return;
+    group.stage = DONE;
+    for (const s of group.slots) releaseSlot(s);
   }
 
   /** Commit every queued group (steps 3 and 4 of each update). */
@@ -173,15 +295,16 @@ export class CommitQueue {
       for (const g of groups) g.error = e;
       for (const s of slots) if (s.lane >= 0) releaseSlot(s);
     } finally {
-      for (const g of groups) g.committed = true;
+      for (const g of groups) g.stage = DONE;
     }
   }
 }
 
 /**
- * Writes of one or many blocks. Each takes its blocks' queue places, a
- * lane per block, copies the data through the mover (not yet durable),
- * then commits with every other copied update of the pool (see
+ * Writes of one or many blocks. Each group of up to `groupSize` blocks
+ * takes its blocks' queue places, then is started (a lane per block, the
+ * data copied by the mover, not yet durable) and committed together with
+ * every other group of the pool at the same point (see
  * {@linkcode CommitQueue}). Each block is failure-atomic on its own.
  */
 export class WriteGroupFuture extends Future<void> {
@@ -190,10 +313,10 @@ export class WriteGroupFuture extends Future<void> {
   #data: readonly Uint8Array[];
   /** Index of the first update not yet in a block queue. */
   #next = 0;
-  #slots: Slot[] = NO_SLOTS;
-  #copy: Future<void> | undefined;
-  #ready: ReadyGroup | undefined;
+  #group: Group | undefined;
   #groupSize: number;
+  /** Its slot in the pool's registry of operations in flight. */
+  #slot: number;
 
   /**
    * @param pool the pool
@@ -209,6 +332,7 @@ export class WriteGroupFuture extends Future<void> {
     options?: FutureOptions,
   ) {
     super(options);
+    this.#slot = pool.track(this);
     this.#pool = pool;
     this.#lbas = lbas;
     this.#data = data;
@@ -216,32 +340,46 @@ export class WriteGroupFuture extends Future<void> {
   }
 
   protected step(ctx: PollContext): Step<void> {
+    const commits = this.#pool.commits;
     for (;;) {
-      const ready = this.#ready;
-      if (ready !== undefined) {
-        if (!ready.committed) this.#pool.commits.commitAll();
-        this.#ready = undefined;
-        this.#slots = NO_SLOTS;
-        if (ready.error !== undefined) throw ready.error;
-        continue;
-      }
-      if (this.#slots.length === 0) {
+      const g = this.#group;
+      if (g === undefined) {
         if (this.#next === this.#lbas.length) return;
         this.#enter();
-      }
-      if (this.#copy === undefined && !this.#acquire()) {
+        // yield once, so the writes polled after this one start with it
+        ctx.pollSoon?.();
         return PENDING;
       }
-      const state = this.#copy!.poll(ctx);
-      if (state === "failed") throw this.#copy!.error;
-      if (state !== "complete") return PENDING;
-      // copied: queue for the next commit and yield once, so updates
-      // polled after this one can share its fences
-      this.#copy = undefined;
-      this.#ready = { slots: this.#slots, committed: false };
-      this.#pool.commits.add(this.#ready);
-      ctx.pollSoon?.();
-      return PENDING;
+      switch (g.stage) {
+        case WAITING:
+          this.#pool.live("write");
+          commits.startAll();
+          // still waiting: behind another update of a block, or no lane
+          if (g.stage === WAITING) return PENDING;
+          continue;
+        case COPYING: {
+          const copy = g.copy!;
+          if (!copy.future.done && copy.future.poll(ctx) === "running") {
+            return PENDING;
+          }
+          if (copy.future.state === "idle") return PENDING; // not started
+          commits.copied(copy);
+          if ((g.stage as number) === READY) {
+            // queued: yield once, so the copies finishing after this one
+            // share its commit
+            ctx.pollSoon?.();
+            return PENDING;
+          }
+          continue;
+        }
+        case READY:
+          commits.commitAll();
+          continue;
+        case DONE:
+          this.#group = undefined;
+          if (g.error !== undefined) throw g.error;
+          continue;
+      }
     }
   }
 
@@ -250,7 +388,8 @@ export class WriteGroupFuture extends Future<void> {
     this.#pool.live("write");
     const end = Math.min(this.#lbas.length, this.#next + this.#groupSize);
     const slots = new Array<Slot>(end - this.#next);
-    this.#slots = slots;
+    const group: Group = { slots, stage: WAITING };
+    this.#group = group;
     let k = 0;
     try {
       for (let i = this.#next; i < end; i++) {
@@ -269,64 +408,16 @@ export class WriteGroupFuture extends Future<void> {
       if (k !== slots.length) slots.length = k; // forUpdate threw
       this.#next += k;
     }
-  }
-
-  /**
-   * Once every block of the group heads its queue, take a lane for each
-   * (all or none, so groups never hold lanes while waiting for more) and
-   * start the copy (not durable yet: the commit persists it).
-   */
-  #acquire(): boolean {
-    this.#pool.live("write");
-    const slots = this.#slots;
-    for (const s of slots) {
-      if (!atHead(s.arena, s)) return false;
-    }
-    for (const s of slots) {
-      s.lane = s.arena.takeLane();
-      if (s.lane < 0) {
-        for (const t of slots) {
-          if (t.lane >= 0) t.arena.releaseLane(t.lane);
-          t.lane = -1;
-        }
-        return false;
-      }
-    }
-    const map = this.#pool.map;
-    if (slots.length === 1) {
-      const { arena, lane, data } = slots[0];
-      const dst = map.view(
-        arena.blockOffset(arena.freeBlock(lane)),
-        data.byteLength,
-      );
-      this.#copy = map.mover.memcpy(dst, data);
-      return true;
-    }
-    const ops = new Array<BatchEntry>(slots.length);
-    for (let i = 0; i < slots.length; i++) {
-      const { arena, lane, data } = slots[i];
-      const dst = map.view(
-        arena.blockOffset(arena.freeBlock(lane)),
-        data.byteLength,
-      );
-      ops[i] = { op: "memcpy", dst, src: data };
-    }
-    this.#copy = map.mover.batch(ops);
-    return true;
+    this.#pool.commits.wait(group);
   }
 
   protected override settle(): void {
-    // (a group queued for commit settles only after its commit)
-    if (this.#ready === undefined) {
-      for (const s of this.#slots) {
-        releaseSlot(s);
-      }
-    }
-    this.#slots = NO_SLOTS;
+    // a group that started settles with its copy or its commit
+    if (this.#group !== undefined) this.#pool.commits.withdraw(this.#group);
+    this.#group = undefined;
     this.#lbas = [];
     this.#data = [];
-    this.#copy = undefined;
-    this.#pool.settled(this);
+    this.#pool.settled(this.#slot);
   }
 }
 
@@ -340,6 +431,8 @@ export class ReadFuture extends Future<Uint8Array> {
   #out: Uint8Array;
   #copy: Future<void> | undefined;
   #tracked: { arena: Arena; block: number } | undefined;
+  /** Its slot in the pool's registry of operations in flight. */
+  #slot: number;
 
   constructor(
     pool: PoolAccess,
@@ -348,6 +441,7 @@ export class ReadFuture extends Future<Uint8Array> {
     options?: FutureOptions,
   ) {
     super(options);
+    this.#slot = pool.track(this);
     this.#pool = pool;
     this.#lba = lba;
     this.#out = out;
@@ -399,6 +493,6 @@ export class ReadFuture extends Future<Uint8Array> {
       this.#tracked = undefined;
     }
     this.#copy = undefined;
-    this.#pool.settled(this);
+    this.#pool.settled(this.#slot);
   }
 }

@@ -60,6 +60,7 @@ import {
 } from "./async_io.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import { wait, waitAll } from "../future/executor.ts";
+import { FutureRegistry } from "../future/registry.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
 
@@ -183,7 +184,7 @@ export class BlockPool implements Disposable {
   #places: ArenaPlace[] = [];
   #arenas: Arena[] = [];
   #repaired: string[] = [];
-  #inflight = new Set<Future<unknown>>();
+  #inflight = new FutureRegistry();
   #access: PoolAccess;
 
   private constructor(
@@ -214,7 +215,8 @@ export class BlockPool implements Disposable {
       blockSize: init.blockSize,
       live: (op) => void this.#live(op),
       forUpdate: (lba, op) => this.#forUpdate(lba, op),
-      settled: (future) => void this.#inflight.delete(future),
+      track: (future) => this.#inflight.add(future),
+      settled: (slot) => this.#inflight.remove(slot),
       forRead: (lba) => {
         if (this.#arenas.length === 0) return null;
         const arena = this.#arenaOf(lba);
@@ -795,21 +797,14 @@ export class BlockPool implements Disposable {
 
   /** Block until one asynchronous operation settles; false if none runs. */
   #waitForOne(): boolean {
-    for (const f of this.#inflight) {
-      if (f.done) {
-        this.#inflight.delete(f);
-        continue;
-      }
-      if (f.state === "idle") continue;
-      try {
-        wait(f);
-      } catch {
-        // reported to whoever awaits it
-      }
-      this.#inflight.delete(f);
-      return true;
+    const [f] = this.#inflight.running();
+    if (f === undefined) return false;
+    try {
+      wait(f);
+    } catch {
+      // reported to whoever awaits it
     }
-    return false;
+    return true;
   }
 
   /** Check `lba` for an update; lay out first; its arena. */
@@ -831,12 +826,6 @@ export class BlockPool implements Disposable {
       );
     }
     return data;
-  }
-
-  /** Track an operation until it settles (it then calls `settled`). */
-  #track<T>(future: Future<T>): Future<T> {
-    this.#inflight.add(future);
-    return future;
   }
 
   /**
@@ -873,9 +862,7 @@ export class BlockPool implements Disposable {
     this.#live("writeAsync");
     this.#checkLba(lba, "writeAsync");
     this.#checkData(data, "writeAsync");
-    return this.#track(
-      new WriteGroupFuture(this.#access, [lba], [data], 1, options),
-    );
+    return new WriteGroupFuture(this.#access, [lba], [data], 1, options);
   }
 
   /**
@@ -910,9 +897,7 @@ export class BlockPool implements Disposable {
       seen.add(lbas[i]);
     }
     if (seen.size !== n) [lbas, data] = lastOfEach(lbas, data);
-    return this.#track(
-      new WriteGroupFuture(this.#access, lbas, data, GROUP_SIZE, options),
-    );
+    return new WriteGroupFuture(this.#access, lbas, data, GROUP_SIZE, options);
   }
 
   /**
@@ -943,7 +928,7 @@ export class BlockPool implements Disposable {
       }
       out = into;
     }
-    return this.#track(new ReadFuture(this.#access, lba, out, options));
+    return new ReadFuture(this.#access, lba, out, options);
   }
 
   #setFlag(lba: number, flag: number, op: string): void {
@@ -1016,7 +1001,7 @@ export class BlockPool implements Disposable {
   close(): void {
     const map = this.#map;
     if (map === null) return;
-    const running = [...this.#inflight].filter((f) => f.state === "running");
+    const running = this.#inflight.running();
     this.#inflight.clear();
     try {
       waitAll(running);

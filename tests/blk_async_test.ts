@@ -3,11 +3,16 @@
 import {
   all,
   BadBlockError,
+  BaseMover,
+  type CheckedOp,
+  CpuMover,
   type Future,
   PmemError,
   ThreadMover,
   type Vdm,
+  VdmFlags,
   wait,
+  waitAll,
 } from "../mod.ts";
 import { BlockPool } from "../blk/mod.ts";
 import { assert, moverTest, rng, tempPath, test } from "./_harness.ts";
@@ -192,6 +197,58 @@ test("more async writes than lanes all complete (ThreadMover)", async () => {
     assert.equal(unstamp(pool.read(lba)).version, 2);
   }
   assert.deepEqual(pool.check().problems, []);
+});
+
+/** A CPU mover that counts the operations it is given. */
+class CountingMover extends BaseMover {
+  ops = 0;
+  batches = 0;
+  #inner = new CpuMover();
+  constructor() {
+    super("CountingMover", "counting", VdmFlags.DURABLE);
+  }
+  get closed(): boolean {
+    return this.#inner.closed;
+  }
+  protected run(op: CheckedOp): Future<void> {
+    this.ops++;
+    return this.#inner.batch([{ op: "memcpy", dst: op.dst, src: op.src! }]);
+  }
+  protected runBatch(ops: CheckedOp[]): Future<void> {
+    this.batches++;
+    return this.#inner.batch(
+      ops.map((op) => ({ op: "memcpy", dst: op.dst, src: op.src! })),
+    );
+  }
+  close(): void {
+    this.#inner.close();
+  }
+}
+
+test("writes polled in one sweep start as one copy of the mover", () => {
+  using mover = new CountingMover();
+  using pool = create(mover);
+  const fs = [];
+  for (let lba = 0; lba < 32; lba++) {
+    fs.push(pool.writeAsync(lba * 3, stamped(4096, lba * 3, 1)));
+  }
+  waitAll(fs);
+  assert.equal(mover.ops + mover.batches, 1);
+  for (let lba = 0; lba < 32; lba++) {
+    assert.equal(unstamp(pool.read(lba * 3)).lba, lba * 3);
+  }
+});
+
+test("a write that was never polled is not started by the others", () => {
+  using mover = new CountingMover();
+  using pool = create(mover);
+  const polled = pool.writeAsync(1, stamped(4096, 1, 1));
+  const idle = pool.writeAsync(2, stamped(4096, 2, 1));
+  wait(polled);
+  assert.equal(idle.state, "idle");
+  assert.deepEqual(pool.read(2), new Uint8Array(4096));
+  wait(idle);
+  assert.equal(unstamp(pool.read(2)).lba, 2);
 });
 
 test("a synchronous update waits for queued async writes of its block", () => {
