@@ -20,6 +20,12 @@ import {
   type WakeSource,
 } from "./future.ts";
 
+/**
+ * Sweeps run back to back, without a turn of the event loop, while futures
+ * ask to be polled soon (a write that queued its copy, then its commit):
+ * each turn costs microseconds.
+ */
+const SOON_SWEEPS = 4;
 /** Keep sweeping without sleeping for this long after progress (ms). */
 const SPIN_MS = 0.05;
 /** Longest sleep on a wake source before re-checking (ms). */
@@ -84,7 +90,11 @@ class SweepContext implements PollContext {
   }
 }
 
-const entries = new Set<Entry>();
+/**
+ * Futures the pump drives, in the order they came. An array, not a Set:
+ * a Set would give every fresh entry an identity hash (a runtime call).
+ */
+const entries: Entry[] = [];
 let pumping = false;
 
 function immediate(): Promise<void> {
@@ -98,23 +108,26 @@ function delay(ms: number): Promise<void> {
 /** Poll every pending future once; true if any settled or changed state. */
 function sweep(ctx: SweepContext): boolean {
   let progress = false;
-  for (const e of entries) {
+  let kept = 0;
+  // entries added while sweeping (at the end) are polled in this sweep too
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
     ctx.registered = false;
     const before = e.future.state;
     const state = e.future.poll(ctx);
     if (state === "complete") {
-      entries.delete(e);
       e.resolve?.(e.future.value);
       progress = true;
     } else if (state === "failed") {
-      entries.delete(e);
       e.reject?.(e.future.error);
       progress = true;
     } else {
+      entries[kept++] = e;
       if (state !== before) progress = true;
       if (!ctx.registered) ctx.blind = true;
     }
   }
+  entries.length = kept;
   return progress;
 }
 
@@ -124,14 +137,20 @@ async function pump(): Promise<void> {
   let lastProgress = performance.now();
   let blindMs = 0.25;
   const ctx = new SweepContext();
+  let soonSweeps = 0;
   try {
-    while (entries.size > 0) {
+    while (entries.length > 0) {
       ctx.reset();
       if (sweep(ctx)) {
         lastProgress = performance.now();
         blindMs = 0.25;
       }
-      if (entries.size === 0) break;
+      if (entries.length === 0) break;
+      if (ctx.soon && soonSweeps < SOON_SWEEPS) {
+        soonSweeps++;
+        continue;
+      }
+      soonSweeps = 0;
       if (ctx.soon) {
         await immediate();
         continue;
@@ -165,7 +184,7 @@ function drive<T>(future: Future<T>): Promise<T> {
   if (future.state === "complete") return Promise.resolve(future.value as T);
   if (future.state === "failed") return Promise.reject(future.error);
   return new Promise<T>((resolve, reject) => {
-    entries.add({
+    entries.push({
       future,
       resolve: resolve as (v: unknown) => void,
       reject,
@@ -183,7 +202,7 @@ setDriver(drive);
  */
 export function adopt(future: Future<unknown>): void {
   if (future.done) return;
-  entries.add({ future });
+  entries.push({ future });
   if (!pumping) queueMicrotask(pump);
 }
 
