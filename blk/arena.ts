@@ -54,6 +54,7 @@ import {
 } from "./layout.ts";
 import type { ArenaGeometry, BttInfo } from "./layout.ts";
 import type { Media } from "./media.ts";
+import { BlockQueues } from "./block_queues.ts";
 
 /** Successor of a flog sequence number: 1 → 2 → 3 → 1 (0: never written). */
 const NEXT_SEQ = [0, 2, 3, 1] as const;
@@ -208,7 +209,7 @@ export class Arena {
    * Per pre-map block: the head of its writers' queue (issue order,
    * linked through {@linkcode WriteTicket.behind}); the head may commit.
    */
-  #writers = new Map<number, WriteTicket>();
+  #writers = new BlockQueues();
 
   private constructor(media: Media, place: ArenaPlace) {
     const { info, base } = place;

@@ -402,6 +402,9 @@ export class WriteGroupFuture extends Future<void> {
           arena,
           lane: -1,
           old: 0,
+          behind: undefined,
+          heads: false,
+          queued: false,
         });
       }
     } finally {

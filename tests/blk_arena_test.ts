@@ -2,13 +2,14 @@
 // The write steps of blk/arena.ts driven one by one, interleaved the way
 // asynchronous writes will run them, and cut short the way a crash would.
 import { closeSync, openSync, readFileSync, readSync } from "node:fs";
-import { Arena } from "../blk/arena.ts";
+import { Arena, type WriteTicket } from "../blk/arena.ts";
+import { BlockQueues } from "../blk/block_queues.ts";
 import { decodeBttInfo } from "../blk/layout.ts";
 import { Media } from "../blk/media.ts";
 import { BlockPool } from "../blk/mod.ts";
 import { PmemError } from "../ffi/errors.ts";
 import { mapFile } from "../pmem2/mapping.ts";
-import { assert, tempPath, test } from "./_harness.ts";
+import { assert, rng, tempPath, test } from "./_harness.ts";
 import { pattern } from "./c/blkutil.ts";
 
 const BS = 512;
@@ -257,4 +258,26 @@ test("`BlockPool.open()` keeps the old data when a write crashed before its comm
     pool.write(4, pattern(4, 3, BS)); // the lane works on
     assert.deepEqual(pool.read(4), pattern(4, 3, BS), cut);
   }
+});
+
+test("`BlockQueues` agrees with a Map over random joins and leaves", () => {
+  const queues = new BlockQueues();
+  const reference = new Map<number, WriteTicket>();
+  const next = rng(7);
+  for (let i = 0; i < 50_000; i++) {
+    // few distinct blocks at first (heavy reuse), then a wide range
+    const pre = Math.floor(next() * (i < 20_000 ? 300 : 2 ** 30));
+    if (next() < 1 / 3) {
+      queues.delete(pre);
+      reference.delete(pre);
+    } else {
+      const t = { pre };
+      queues.set(pre, t);
+      reference.set(pre, t);
+    }
+    assert.equal(queues.size, reference.size);
+    assert.equal(queues.get(pre), reference.get(pre));
+  }
+  for (const [pre, t] of reference) assert.equal(queues.get(pre), t);
+  assert.equal(queues.get(123_456_789), reference.get(123_456_789));
 });
