@@ -15,6 +15,9 @@ import type { Granularity } from "../pmem2/config.ts";
 const WINDOW_STRIDE = 2 ** 29;
 const WINDOW_SIZE = 2 ** 30;
 
+/** Whether typed arrays store little-endian here (they do on x86 and ARM). */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /** The largest single access {@linkcode Media} serves. */
 export const MAX_ACCESS = WINDOW_STRIDE;
 
@@ -29,12 +32,26 @@ export class Media {
   #granularity: Granularity;
   #bytes: (Uint8Array | undefined)[] = [];
   #words: (DataView | undefined)[] = [];
+  /**
+   * The whole pool as u32 words when it fits one window on a
+   * little-endian host: the map and flog accesses of every block
+   * operation then skip the window arithmetic and DataView calls.
+   */
+  #u32: Uint32Array | undefined;
 
   /** @param map the pool's mapping; it stays owned by the caller */
   constructor(map: Mapping) {
     this.#map = map;
     this.#size = map.size;
     this.#granularity = map.granularity;
+    if (LITTLE_ENDIAN && this.#size <= WINDOW_SIZE) {
+      const view = this.#window(0);
+      this.#u32 = new Uint32Array(
+        view.buffer,
+        view.byteOffset,
+        view.length >>> 2,
+      );
+    }
   }
 
   /** The mapped size. */
@@ -90,6 +107,8 @@ export class Media {
 
   /** Load a little-endian u32 (`offset` 4-aligned). */
   getU32(offset: number): number {
+    const u32 = this.#u32;
+    if (u32 !== undefined) return u32[offset >>> 2];
     const k = Math.floor(offset / WINDOW_STRIDE);
     if (this.#words[k] === undefined) this.#window(k);
     return this.#words[k]!.getUint32(offset - k * WINDOW_STRIDE, true);
@@ -97,6 +116,11 @@ export class Media {
 
   /** Store a little-endian u32; durable only after {@linkcode persist}. */
   setU32(offset: number, value: number): void {
+    const u32 = this.#u32;
+    if (u32 !== undefined) {
+      u32[offset >>> 2] = value;
+      return;
+    }
     const k = Math.floor(offset / WINDOW_STRIDE);
     if (this.#words[k] === undefined) this.#window(k);
     this.#words[k]!.setUint32(offset - k * WINDOW_STRIDE, value, true);
@@ -149,5 +173,6 @@ export class Media {
   close(): void {
     this.#bytes = [];
     this.#words = [];
+    this.#u32 = undefined;
   }
 }
