@@ -54,7 +54,7 @@ import {
 } from "./layout.ts";
 import type { ArenaGeometry, BttInfo } from "./layout.ts";
 import type { Media } from "./media.ts";
-import { BlockQueues } from "./block_queues.ts";
+import { IntMap } from "./int_map.ts";
 
 /** Successor of a flog sequence number: 1 → 2 → 3 → 1 (0: never written). */
 const NEXT_SEQ = [0, 2, 3, 1] as const;
@@ -204,12 +204,12 @@ export class Arena {
    */
   #pendingBits = new Int32Array(2048);
   /** Read tracking: post-map block → reads in flight copying it. */
-  #reading = new Map<number, number>();
+  #reading = new IntMap<number>();
   /**
    * Per pre-map block: the head of its writers' queue (issue order,
    * linked through {@linkcode WriteTicket.behind}); the head may commit.
    */
-  #writers = new BlockQueues();
+  #writers = new IntMap<WriteTicket>();
 
   private constructor(media: Media, place: ArenaPlace) {
     const { info, base } = place;

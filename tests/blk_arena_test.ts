@@ -3,7 +3,7 @@
 // asynchronous writes will run them, and cut short the way a crash would.
 import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { Arena, type WriteTicket } from "../blk/arena.ts";
-import { BlockQueues } from "../blk/block_queues.ts";
+import { IntMap } from "../blk/int_map.ts";
 import { decodeBttInfo } from "../blk/layout.ts";
 import { Media } from "../blk/media.ts";
 import { BlockPool } from "../blk/mod.ts";
@@ -260,8 +260,8 @@ test("`BlockPool.open()` keeps the old data when a write crashed before its comm
   }
 });
 
-test("`BlockQueues` agrees with a Map over random joins and leaves", () => {
-  const queues = new BlockQueues();
+test("`IntMap` agrees with a Map over random sets and deletes", () => {
+  const queues = new IntMap<WriteTicket>();
   const reference = new Map<number, WriteTicket>();
   const next = rng(7);
   for (let i = 0; i < 50_000; i++) {
@@ -277,6 +277,7 @@ test("`BlockQueues` agrees with a Map over random joins and leaves", () => {
     }
     assert.equal(queues.size, reference.size);
     assert.equal(queues.get(pre), reference.get(pre));
+    assert.equal(queues.has(pre), reference.has(pre));
   }
   for (const [pre, t] of reference) assert.equal(queues.get(pre), t);
   assert.equal(queues.get(123_456_789), reference.get(123_456_789));
