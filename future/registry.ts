@@ -4,7 +4,9 @@
  * closes, kept by slot number rather than in a `Set`. Putting a fresh
  * object in a `Set` makes the engine give it an identity hash (a runtime
  * call, and in V8 a change of the object's shape); measured on a block
- * pool's `writeAsync` at QD32 that doubled the time per write. Internal.
+ * pool's `writeAsync` at QD32 that doubled the time per write. Owners
+ * whose futures report when they settle remove them by slot; others
+ * {@linkcode FutureRegistry.sweep} now and then. Internal.
  *
  * @module
  */
@@ -27,6 +29,18 @@ export class FutureRegistry {
     if (this.#slots[slot] === undefined) return;
     this.#slots[slot] = undefined;
     this.#free.push(slot);
+  }
+
+  /** Futures recorded and not removed. */
+  get size(): number {
+    return this.#slots.length - this.#free.length;
+  }
+
+  /** Remove the futures that have settled (for owners they do not notify). */
+  sweep(): void {
+    for (let slot = 0; slot < this.#slots.length; slot++) {
+      if (this.#slots[slot]?.done) this.remove(slot);
+    }
   }
 
   /** The recorded futures that have started and not settled. */

@@ -25,6 +25,7 @@ import {
 import { checkMemFlags, MemFlags } from "./flags.ts";
 import { chain, fromStep } from "../future/combinators.ts";
 import { waitAll } from "../future/executor.ts";
+import { FutureRegistry } from "../future/registry.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import { CpuMover } from "../mover/cpu.ts";
 import { type Vdm, VdmFlags } from "../mover/vdm.ts";
@@ -71,7 +72,9 @@ export class Mapping implements Disposable {
   #windows = new Map<number, ArrayBuffer>();
   #handedOut: ArrayBuffer[] = [];
   #mover: Vdm;
-  #inflight = new Set<Future<void>>();
+  #inflight = new FutureRegistry();
+  /** Sweep settled operations out of `#inflight` once it holds this many. */
+  #sweepAt = 64;
   #tracer: PersistTracer | undefined;
 
   private constructor(
@@ -518,8 +521,9 @@ export class Mapping implements Disposable {
 
   /** Remember an async operation so close() can wait for it. */
   #trackAsync(future: Future<void>): void {
-    if (this.#inflight.size >= 64) {
-      for (const f of this.#inflight) if (f.done) this.#inflight.delete(f);
+    if (this.#inflight.size >= this.#sweepAt) {
+      this.#inflight.sweep();
+      this.#sweepAt = Math.max(64, 2 * this.#inflight.size);
     }
     this.#inflight.add(future);
   }
@@ -567,7 +571,7 @@ export class Mapping implements Disposable {
    */
   close(): void {
     if (this.#handle === null) return;
-    const running = [...this.#inflight].filter((f) => f.state === "running");
+    const running = this.#inflight.running();
     this.#inflight.clear();
     try {
       waitAll(running);
