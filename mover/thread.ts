@@ -184,9 +184,9 @@ export class ThreadMover extends BaseMover {
 
   /**
    * Several operations as DSA BATCH descriptors (up to the device's
-   * maxBatch members each); completes when all members have.
+   * maxBatch members each; inline when small); completes when all
+   * members have.
    */
-  /** Several operations as BATCH descriptors (inline when small). */
   protected runBatch(ops: CheckedOp[], options?: FutureOptions): Future<void> {
     const bytes = ops.reduce((n, op) => n + op.length, 0);
     if (ops.length <= 1 || bytes < this.#inlineThreshold) {
