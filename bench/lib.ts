@@ -6,7 +6,10 @@
  *
  * Method (the same as `bench/c/*.c` and the runtime study): the iteration
  * count is tuned so one run takes about 25 ms, and tuned again after each
- * of 2 warm-up runs (once the JIT has compiled the loop); then 7 timed
+ * of 2 warm-up runs (once the JIT has compiled the loop), and warm-up
+ * runs go on until they add up to 300 ms (a JIT compiles a long code path,
+ * such as a block write's, in tiers: with 50 ms of warm-up, some runs of
+ * `writeAsync` were timed before their optimized code); then 7 timed
  * runs, of which the median ns/op is reported. Times come from
  * `performance.now()`, so the helper runs unchanged on Deno and Bun.
  * Results are printed, never asserted on. {@linkcode benchAsync} does the
@@ -80,8 +83,10 @@ export interface BenchOptions {
 
 /** Target duration of one run, in milliseconds. */
 export const RUN_MS = 25;
-/** Untimed runs before the timed ones. */
+/** Untimed runs before the timed ones (at least). */
 export const WARMUPS = 2;
+/** Warm-up runs go on until they took this long in all (ms). */
+export const WARMUP_MS = 300;
 /** Timed runs; their median is reported. */
 export const RUNS = 7;
 const CALIBRATE_MS = 1;
@@ -96,9 +101,11 @@ function* schedule(): Generator<number, number[], number> {
   let n = 1;
   let t: number;
   while ((t = yield n) < CALIBRATE_MS) n *= 2;
-  for (let i = 0; i < WARMUPS; i++) {
+  let warm = 0;
+  for (let i = 0; i < WARMUPS || warm < WARMUP_MS; i++) {
     n = retune(n, t);
     t = yield n;
+    warm += t;
   }
   n = retune(n, t);
   const ms: number[] = [];

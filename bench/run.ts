@@ -44,7 +44,14 @@ import { basename, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { RUNTIME, type RuntimeName } from "../ffi/_runtime.ts";
-import { type BenchResult, RUN_MS, RUNS, scratchDir, WARMUPS } from "./lib.ts";
+import {
+  type BenchResult,
+  RUN_MS,
+  RUNS,
+  scratchDir,
+  WARMUP_MS,
+  WARMUPS,
+} from "./lib.ts";
 
 const BENCH_DIR = fileURLToPath(new URL(".", import.meta.url));
 const ROOT = join(BENCH_DIR, "..");
@@ -353,7 +360,8 @@ console.log(
 );
 console.log(
   `Median ns/op of ${RUNS} runs of ~${RUN_MS} ms after ${WARMUPS} ` +
-    "warm-ups; ratios are runtime/C (lower is better).",
+    `warm-ups (the runtimes' go on for ${WARMUP_MS} ms); ratios are ` +
+    "runtime/C (lower is better).",
 );
 for (const name of new Set(results.map((r) => r.suite))) {
   const suite = new Suite(results.filter((r) => r.suite === name));
