@@ -6,11 +6,12 @@
  *
  * Method (the same as `bench/c/*.c` and the runtime study): the iteration
  * count is tuned so one run takes about 25 ms, and tuned again after each
- * of 2 warm-up runs (once the JIT has compiled the loop), and warm-up
- * runs go on until they add up to 300 ms (a JIT compiles a long code path,
- * such as a block write's, in tiers: with 50 ms of warm-up, some runs of
- * `writeAsync` were timed before their optimized code); then 7 timed
- * runs, of which the median ns/op is reported. Times come from
+ * of 2 warm-up runs (once the JIT has compiled the loop); on the
+ * runtimes, warm-up runs go on until they add up to 300 ms and a run is
+ * no more than 5 % faster than the one before (at most 3 s): a JIT
+ * compiles a long code path, such as a block write's, in tiers, and with
+ * 50 ms of warm-up `writeAsync` was timed at 1.6x its steady-state time.
+ * Then 7 timed runs, of which the median ns/op is reported. Times come from
  * `performance.now()`, so the helper runs unchanged on Deno and Bun.
  * Results are printed, never asserted on. {@linkcode benchAsync} does the
  * same for a loop that returns a promise (it awaits each run).
@@ -85,8 +86,12 @@ export interface BenchOptions {
 export const RUN_MS = 25;
 /** Untimed runs before the timed ones (at least). */
 export const WARMUPS = 2;
-/** Warm-up runs go on until they took this long in all (ms). */
+/** Warm-up runs go on until they took this long in all (ms)... */
 export const WARMUP_MS = 300;
+/** ...and until a run is at most this much faster than the one before... */
+const WARMUP_SETTLED = 0.05;
+/** ...but no longer than this in all (ms). */
+const WARMUP_MAX_MS = 3000;
 /** Timed runs; their median is reported. */
 export const RUNS = 7;
 const CALIBRATE_MS = 1;
@@ -102,10 +107,15 @@ function* schedule(): Generator<number, number[], number> {
   let t: number;
   while ((t = yield n) < CALIBRATE_MS) n *= 2;
   let warm = 0;
-  for (let i = 0; i < WARMUPS || warm < WARMUP_MS; i++) {
+  let settled = false;
+  for (let i = 0; i < WARMUPS || (warm < WARMUP_MAX_MS && !settled); i++) {
+    const before = t; // ms of the previous run, of `n` iterations
+    const previous = n;
     n = retune(n, t);
     t = yield n;
     warm += t;
+    const faster = 1 - (t / n) / (before / previous);
+    settled = warm >= WARMUP_MS && faster <= WARMUP_SETTLED;
   }
   n = retune(n, t);
   const ms: number[] = [];
