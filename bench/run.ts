@@ -360,8 +360,8 @@ console.log(
 );
 console.log(
   `Median ns/op of ${RUNS} runs of ~${RUN_MS} ms after ${WARMUPS} ` +
-    `warm-ups (the runtimes' go on for ${WARMUP_MS} ms); ratios are ` +
-    "runtime/C (lower is better).",
+    `warm-ups (the runtimes' go on, at least ${WARMUP_MS} ms, until runs ` +
+    "stop getting faster); ratios are runtime/C (lower is better).",
 );
 for (const name of new Set(results.map((r) => r.suite))) {
   const suite = new Suite(results.filter((r) => r.suite === name));
