@@ -67,6 +67,12 @@ export interface FutureOptions {
   signal?: AbortSignal;
 }
 
+const STATE: unique symbol = Symbol("asyncpmem.future.state");
+const VALUE: unique symbol = Symbol("asyncpmem.future.value");
+const ERROR: unique symbol = Symbol("asyncpmem.future.error");
+const PROMISE: unique symbol = Symbol("asyncpmem.future.promise");
+const SIGNAL: unique symbol = Symbol("asyncpmem.future.signal");
+
 /** The function that drives a future to a promise (set by the executor). */
 export type Driver = <T>(future: Future<T>) => Promise<T>;
 let driver: Driver | undefined;
@@ -102,11 +108,16 @@ export function setDriver(d: Driver): void {
  * ```
  */
 export abstract class Future<T> implements PromiseLike<T> {
-  #state: FutureState = "idle";
-  #value: T | undefined;
-  #error: unknown;
-  #promise: Promise<T> | undefined;
-  #signal: AbortSignal | undefined;
+  // The state lives in properties under module-private symbols, assigned
+  // in the constructor, not in #private fields: V8 builds an instance of a
+  // subclass whose base class declares fields about 3x slower (measured on
+  // Deno 2.9: 18 ns against 6.6 ns), and every operation of a mover is a
+  // new future. Subclasses keep their own #private fields (no such cost).
+  declare private [STATE]: FutureState;
+  declare private [VALUE]: T | undefined;
+  declare private [ERROR]: unknown;
+  declare private [PROMISE]: Promise<T> | undefined;
+  declare private [SIGNAL]: AbortSignal | undefined;
 
   /**
    * Create an idle future.
@@ -114,7 +125,11 @@ export abstract class Future<T> implements PromiseLike<T> {
    * @param options an abort signal for work not yet started
    */
   constructor(options?: FutureOptions) {
-    this.#signal = options?.signal;
+    this[STATE] = "idle";
+    this[VALUE] = undefined;
+    this[ERROR] = undefined;
+    this[PROMISE] = undefined;
+    this[SIGNAL] = options?.signal;
   }
 
   /**
@@ -128,22 +143,22 @@ export abstract class Future<T> implements PromiseLike<T> {
 
   /** The current state, without side effects. */
   get state(): FutureState {
-    return this.#state;
+    return this[STATE];
   }
 
   /** Whether the future completed or failed. */
   get done(): boolean {
-    return this.#state === "complete" || this.#state === "failed";
+    return this[STATE] === "complete" || this[STATE] === "failed";
   }
 
   /** The value once complete (`undefined` before). */
   get value(): T | undefined {
-    return this.#value;
+    return this[VALUE];
   }
 
   /** The reason once failed (`undefined` before). */
   get error(): unknown {
-    return this.#error;
+    return this[ERROR];
   }
 
   /**
@@ -151,38 +166,39 @@ export abstract class Future<T> implements PromiseLike<T> {
    * throws; polling a settled future returns its cached state.
    */
   poll(ctx: PollContext = NO_CONTEXT): FutureState {
-    if (this.#state === "complete" || this.#state === "failed") {
-      return this.#state;
+    if (this[STATE] === "complete" || this[STATE] === "failed") {
+      return this[STATE];
     }
-    if (this.#state === "idle" && this.#signal?.aborted) {
-      this.#fail(this.#signal.reason);
-      return this.#state;
+    if (this[STATE] === "idle" && this[SIGNAL]?.aborted) {
+      Future.#fail(this, this[SIGNAL].reason);
+      return this[STATE];
     }
     let r: Step<T>;
     try {
       r = this.step(ctx);
     } catch (e) {
-      this.#fail(e);
-      return this.#state;
+      Future.#fail(this, e);
+      return this[STATE];
     }
-    if (r === PENDING) this.#state = "running";
+    if (r === PENDING) this[STATE] = "running";
     else if (r !== NOT_STARTED) {
-      this.#state = "complete";
-      this.#value = r;
-      this.#release();
+      this[STATE] = "complete";
+      this[VALUE] = r;
+      Future.#release(this);
     }
-    return this.#state;
+    return this[STATE];
   }
 
-  #fail(e: unknown): void {
-    this.#state = "failed";
-    this.#error = e;
-    this.#release();
+  // static, not instance, private methods: those would brand every instance
+  static #fail(future: Future<unknown>, error: unknown): void {
+    future[STATE] = "failed";
+    future[ERROR] = error;
+    Future.#release(future);
   }
 
-  #release(): void {
+  static #release(future: Future<unknown>): void {
     try {
-      this.settle();
+      future.settle();
     } catch {
       // settle() only drops references; nothing to report
     }
@@ -190,10 +206,10 @@ export abstract class Future<T> implements PromiseLike<T> {
 
   /** The value, or throw the error, of a settled future. */
   result(): T {
-    if (this.#state === "complete") return this.#value as T;
-    if (this.#state === "failed") throw this.#error;
+    if (this[STATE] === "complete") return this[VALUE] as T;
+    if (this[STATE] === "failed") throw this[ERROR];
     throw new Error(
-      `Cannot take the result of a future that is ${this.#state}`,
+      `Cannot take the result of a future that is ${this[STATE]}`,
     );
   }
 
@@ -202,13 +218,13 @@ export abstract class Future<T> implements PromiseLike<T> {
     onfulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
     onrejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
   ): Promise<R1 | R2> {
-    if (this.#promise === undefined) {
+    if (this[PROMISE] === undefined) {
       if (driver === undefined) {
         throw new Error("asyncpmem executor is not loaded");
       }
-      this.#promise = driver(this);
+      this[PROMISE] = driver(this);
     }
-    return this.#promise.then(onfulfilled, onrejected);
+    return this[PROMISE].then(onfulfilled, onrejected);
   }
 
   /** Like `Promise.prototype.catch`. */

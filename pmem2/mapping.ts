@@ -244,7 +244,11 @@ export class Mapping implements Disposable {
    *
    * @param length bytes @default `into.byteLength`
    */
-  read(offset: number, into: Uint8Array, length = into?.byteLength): void {
+  read(
+    offset: number,
+    into: Uint8Array,
+    length: number = into?.byteLength,
+  ): void {
     const h = this.#live("read");
     checkBytes(into, "into", "read");
     checkRange(offset, length, this.#size, "read");

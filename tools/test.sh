@@ -20,6 +20,7 @@ step "tsc (bun-types)" tsc -p .
 step "deno lint" deno lint
 step "deno fmt" deno fmt --check
 step "deno doc --lint" deno doc --lint mod.ts blk/mod.ts
+step "JSR publish (dry run)" deno publish --dry-run --allow-dirty
 doc_tmp=$(mktemp -d)
 step "doc examples (deno test --doc)" env TMPDIR="$doc_tmp" deno test -A --doc ffi/ future/ mover/ pmem2/ blk/ mod.ts
 rm -rf "$doc_tmp"
