@@ -285,7 +285,11 @@ export function waitAll<T>(futures: readonly Future<T>[]): T[] {
     blockOn(ctx, blindMs);
     blindMs = Math.min(blindMs * 2, 1);
   }
-  const failed = futures.find((f) => f.state === "failed");
-  if (failed !== undefined) throw failed.error;
-  return futures.map((f) => f.value as T);
+  const values = new Array<T>(futures.length);
+  for (let i = 0; i < futures.length; i++) {
+    const f = futures[i];
+    if (f.state === "failed") throw f.error;
+    values[i] = f.value as T;
+  }
+  return values;
 }
