@@ -6,8 +6,9 @@
  * buffer pairs, and as the reference the same pairs copied sequentially on
  * one core.
  *
- * Movers: `cpu` ({@linkcode CpuMover}), `threads` ({@linkcode ThreadMover}
- * with default options: operations under 16 KiB run inline) and
+ * Movers, each measured in a process of its own (this file run again):
+ * `cpu` ({@linkcode CpuMover}), `threads` ({@linkcode ThreadMover} with
+ * default options: operations under 256 KiB run inline) and
  * `threads-offload` (`inlineThreshold: 0`: every operation goes to the
  * workers). Sizes n are 64 B, 4 KiB, 64 KiB and 1 MiB. Cases, each per
  * mover:
@@ -44,9 +45,11 @@
  *
  * @module
  */
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { all, type Future, wait, waitAll } from "../future/mod.ts";
 import { CpuMover, ThreadMover, type Vdm } from "../mover/mod.ts";
 import { RUNTIME } from "../ffi/_runtime.ts";
@@ -155,64 +158,101 @@ async function measure(
   }
 }
 
+/** The movers measured, by label; each in a process of its own. */
+const MOVERS: Readonly<Record<string, () => Vdm>> = {
+  "cpu": () => new CpuMover(),
+  "threads": () => new ThreadMover(),
+  "threads-offload": () => new ThreadMover({ inlineThreshold: 0 }),
+};
+
+/** The modes measured at `size`. */
+function modesOf(size: number): Mode[] {
+  return AWAIT_SIZES.has(size)
+    ? ["x1", "x16", "x1 await", "x16 await all"]
+    : ["x1", "x16"];
+}
+
 /**
- * The default suite: the CPU mover's overhead, every mover × size × mode,
- * then per mover the mapping cases.
+ * One mover's cases (a child process): the CPU mover's overhead, every
+ * size × mode, then the mapping cases.
  */
-async function suite(dir: string): Promise<void> {
-  using cpu = new CpuMover();
-  using threads = new ThreadMover();
-  using offload = new ThreadMover({ inlineThreshold: 0 });
-  const movers: readonly (readonly [string, Vdm])[] = [
-    ["cpu", cpu],
-    ["threads", threads],
-    ["threads-offload", offload],
-  ];
-  for (const [label, mover] of movers) {
-    for (const [, size] of SIZES) verify(label, mover, size);
-  }
-
-  {
-    using map = mapFile(join(dir, "cpu.pool"), {
-      size: PAIRS * MAX,
-      mover: cpu,
-    });
-    overheadCases(cpu, map);
-  }
-  for (const [sizeLabel, size] of SIZES) {
-    const modes: Mode[] = AWAIT_SIZES.has(size)
-      ? ["x1", "x16", "x1 await", "x16 await all"]
-      : ["x1", "x16"];
-    for (const mode of modes) {
-      const reference = `memcpy ${sizeLabel} ${mode.split(" ")[0]}`;
-      for (const [label, mover] of movers) {
-        if (mode.includes("await") && mover === cpu) continue;
-        await measure(
-          SUITE,
-          `${label} ${sizeLabel} ${mode}`,
-          mover,
-          size,
-          mode,
-          {
-            reference,
-            overheadOf: mover === cpu && size === 64 && mode === "x1"
-              ? "Uint8Array.set 64 B x1"
-              : undefined,
-          },
-        );
-      }
-    }
-  }
-
-  for (const [label, mover] of movers) {
-    using map = mapFile(join(dir, `${label}.pool`), {
+async function moverCases(label: string, dir: string): Promise<void> {
+  using mover = MOVERS[label]();
+  for (const [, size] of SIZES) verify(label, mover, size);
+  if (mover instanceof CpuMover) {
+    using map = mapFile(join(dir, "overhead.pool"), {
       size: PAIRS * MAX,
       mover,
     });
-    map.view().fill(0x5a);
-    mappingCases(label, map);
+    overheadCases(mover, map);
   }
+  for (const [sizeLabel, size] of SIZES) {
+    for (const mode of modesOf(size)) {
+      if (mode.includes("await") && mover instanceof CpuMover) continue;
+      await measure(SUITE, `${label} ${sizeLabel} ${mode}`, mover, size, mode, {
+        reference: `memcpy ${sizeLabel} ${mode.split(" ")[0]}`,
+        overheadOf: label === "cpu" && size === 64 && mode === "x1"
+          ? "Uint8Array.set 64 B x1"
+          : undefined,
+      });
+    }
+  }
+  using map = mapFile(join(dir, `${label}.pool`), { size: PAIRS * MAX, mover });
+  map.view().fill(0x5a);
+  mappingCases(label, map);
 }
+
+/**
+ * The default suite: each mover's cases in a process of its own (as an
+ * application uses one mover; in one process the movers met at the same
+ * call sites and the JIT code that one's cases left slowed the others, and
+ * idle workers of the thread movers shared the CPUs), printed in the order
+ * size, mode, mover.
+ */
+function suite(dir: string): void {
+  const lines = new Map<string, string>();
+  for (const label of Object.keys(MOVERS)) {
+    const child = spawnSync(
+      process.execPath,
+      [...SELF, "--mover", label, dir],
+      {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "inherit"],
+        maxBuffer: 1 << 26,
+      },
+    );
+    if (child.status !== 0) {
+      throw new Error(`mover bench: ${label} exited ${child.status}`);
+    }
+    for (const line of child.stdout.split("\n")) {
+      if (line.startsWith("{")) lines.set(JSON.parse(line).case, line);
+    }
+  }
+  const order = [
+    "Uint8Array.set 64 B x1",
+    "map.memcpy NOFLUSH 64 B",
+    "cpu wait(memcpy) 64 B -> map view",
+  ];
+  for (const [sizeLabel, size] of SIZES) {
+    for (const mode of modesOf(size)) {
+      for (const label of Object.keys(MOVERS)) {
+        order.push(`${label} ${sizeLabel} ${mode}`);
+      }
+    }
+  }
+  for (const name of order) {
+    const line = lines.get(name);
+    if (line === undefined) continue;
+    console.log(line);
+    lines.delete(name);
+  }
+  for (const line of lines.values()) console.log(line); // the mapping cases
+}
+
+/** How to run this file again: the runtime's arguments before ours. */
+const SELF = RUNTIME === "deno"
+  ? ["run", "-A", fileURLToPath(import.meta.url)]
+  : [fileURLToPath(import.meta.url)];
 
 /** `memcpyAsync` of 1 MiB through the mapping's mover, NOFLUSH and durable. */
 function mappingCases(label: string, map: Mapping): void {
@@ -324,12 +364,15 @@ async function sweep(): Promise<void> {
   }
 }
 
+const mover = process.argv.indexOf("--mover");
 if (process.argv.includes("--sweep")) {
   await sweep();
+} else if (mover >= 0) {
+  await moverCases(process.argv[mover + 1], process.argv[mover + 2]);
 } else {
   const dir = mkdtempSync(join(scratchDir(), "asyncpmem-bench-"));
   try {
-    await suite(dir);
+    suite(dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
