@@ -36,6 +36,13 @@ export function assertAttached(op: CheckedOp, to: number): void {
  */
 export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
   const { dst, src, flags } = op;
+  if (
+    flags === 0 && from === 0 && op.op === "memcpy" && src !== undefined &&
+    to === src.byteLength && to <= dst.byteLength
+  ) {
+    dst.set(src); // the common case, both buffers attached: one check each
+    return;
+  }
   const n = to - from;
   if (n <= 0) return;
   assertAttached(op, to);
