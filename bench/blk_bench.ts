@@ -47,12 +47,10 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
-import { RUNTIME } from "../ffi/_runtime.ts";
 import { BlockPool, type BlockWrite } from "../blk/mod.ts";
 import { all, type Future, wait, waitAll } from "../future/mod.ts";
 import { CpuMover, ThreadMover, type Vdm } from "../mover/mod.ts";
-import { bench, benchAsync, scratchDir } from "./lib.ts";
+import { bench, benchAsync, rerunArgs, scratchDir } from "./lib.ts";
 
 const SUITE = "blk";
 const POOL_SIZE = 64 << 20;
@@ -238,10 +236,8 @@ async function moverCases(
   verify(pool, `${label} ${mover}`);
 }
 
-/** How to run this file again: the runtime's arguments before ours. */
-const SELF = RUNTIME === "deno"
-  ? ["run", "-A", fileURLToPath(import.meta.url)]
-  : [fileURLToPath(import.meta.url)];
+/** How to run this file again. */
+const SELF = rerunArgs(import.meta.url);
 
 const args = process.argv.slice(2);
 if (args[0] === "--pool") {

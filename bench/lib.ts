@@ -30,6 +30,7 @@
  */
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { fileURLToPath } from "node:url";
 import { RUNTIME, type RuntimeName } from "../ffi/_runtime.ts";
 
 /** One measured case: one JSON line on standard output. */
@@ -210,4 +211,13 @@ export async function benchAsync(
 /** A directory for pool files: `/dev/shm` (tmpfs) when present. */
 export function scratchDir(): string {
   return existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
+}
+
+/**
+ * The arguments that run the module at `url` again on this runtime (before
+ * its own): `deno run -A <file>` or `bun <file>`, with `process.execPath`.
+ */
+export function rerunArgs(url: string): string[] {
+  const file = fileURLToPath(url);
+  return RUNTIME === "deno" ? ["run", "-A", file] : [file];
 }

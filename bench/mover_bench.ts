@@ -49,7 +49,6 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
 import { all, type Future, wait, waitAll } from "../future/mod.ts";
 import { CpuMover, ThreadMover, type Vdm } from "../mover/mod.ts";
 import { RUNTIME } from "../ffi/_runtime.ts";
@@ -59,6 +58,7 @@ import {
   benchAsync,
   type BenchOptions,
   type BenchResult,
+  rerunArgs,
   scratchDir,
 } from "./lib.ts";
 
@@ -249,10 +249,8 @@ function suite(dir: string): void {
   for (const line of lines.values()) console.log(line); // the mapping cases
 }
 
-/** How to run this file again: the runtime's arguments before ours. */
-const SELF = RUNTIME === "deno"
-  ? ["run", "-A", fileURLToPath(import.meta.url)]
-  : [fileURLToPath(import.meta.url)];
+/** How to run this file again. */
+const SELF = rerunArgs(import.meta.url);
 
 /** `memcpyAsync` of 1 MiB through the mapping's mover, NOFLUSH and durable. */
 function mappingCases(label: string, map: Mapping): void {
