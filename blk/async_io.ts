@@ -1,10 +1,10 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
  * The block store's asynchronous operations as futures: a write is the
- * BTT's four steps with the data copy done by the pool's data mover, a
- * batch of writes commits as a group (one fence per phase for the whole
- * batch), and a read copies through the mover while its block is
- * published in the read-tracking table. No lock is held across a future
+ * BTT's four steps with the data copy done by the pool's data mover; the
+ * writes polled in one sweep start together (one mover batch) and commit
+ * together (one fence per phase for all of them); a read copies through
+ * the mover while its block is published in the read-tracking table. No lock is held across a future
  * boundary: between polls a write owns only its lane's free block and its
  * place in its block's queue. Internal to `blk/`.
  *
@@ -31,8 +31,8 @@ const EINVAL = 22;
 export interface PoolAccess {
   /** The pool's mapping (its mover copies the data). */
   readonly map: Mapping;
-  /** Copied updates waiting to commit, shared by the pool's futures. */
-  readonly commits: CommitQueue;
+  /** The write groups between their block queues and their commit. */
+  readonly writes: WriteScheduler;
   /** Bytes per block. */
   readonly blockSize: number;
   /** Throw `ClosedError` once the pool is closed. */
@@ -143,7 +143,7 @@ interface Copy {
  * entries join the arena's pending ones. So the writes one thread keeps
  * in flight share their copies and fences, whoever issued them.
  */
-export class CommitQueue {
+export class WriteScheduler {
   #map: Mapping;
   #waiting: Group[] = [];
   #ready: Group[] = [];
@@ -305,7 +305,7 @@ export class CommitQueue {
  * takes its blocks' queue places, then is started (a lane per block, the
  * data copied by the mover, not yet durable) and committed together with
  * every other group of the pool at the same point (see
- * {@linkcode CommitQueue}). Each block is failure-atomic on its own.
+ * {@linkcode WriteScheduler}). Each block is failure-atomic on its own.
  */
 export class WriteGroupFuture extends Future<void> {
   #pool: PoolAccess;
@@ -340,7 +340,7 @@ export class WriteGroupFuture extends Future<void> {
   }
 
   protected step(ctx: PollContext): Step<void> {
-    const commits = this.#pool.commits;
+    const writes = this.#pool.writes;
     for (;;) {
       const g = this.#group;
       if (g === undefined) {
@@ -353,7 +353,7 @@ export class WriteGroupFuture extends Future<void> {
       switch (g.stage) {
         case WAITING:
           this.#pool.live("write");
-          commits.startAll();
+          writes.startAll();
           // still waiting: behind another update of a block, or no lane
           if (g.stage === WAITING) return PENDING;
           continue;
@@ -363,7 +363,7 @@ export class WriteGroupFuture extends Future<void> {
             return PENDING;
           }
           if (copy.future.state === "idle") return PENDING; // not started
-          commits.copied(copy);
+          writes.copied(copy);
           if ((g.stage as number) === READY) {
             // queued: yield once, so the copies finishing after this one
             // share its commit
@@ -373,7 +373,7 @@ export class WriteGroupFuture extends Future<void> {
           continue;
         }
         case READY:
-          commits.commitAll();
+          writes.commitAll();
           continue;
         case DONE:
           this.#group = undefined;
@@ -411,12 +411,12 @@ export class WriteGroupFuture extends Future<void> {
       if (k !== slots.length) slots.length = k; // forUpdate threw
       this.#next += k;
     }
-    this.#pool.commits.wait(group);
+    this.#pool.writes.wait(group);
   }
 
   protected override settle(): void {
     // a group that started settles with its copy or its commit
-    if (this.#group !== undefined) this.#pool.commits.withdraw(this.#group);
+    if (this.#group !== undefined) this.#pool.writes.withdraw(this.#group);
     this.#group = undefined;
     this.#lbas = [];
     this.#data = [];

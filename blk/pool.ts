@@ -53,10 +53,10 @@ import {
 import { Media } from "./media.ts";
 import { PoolLock } from "./lock.ts";
 import {
-  CommitQueue,
   type PoolAccess,
   ReadFuture,
   WriteGroupFuture,
+  WriteScheduler,
 } from "./async_io.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import { wait, waitAll } from "../future/executor.ts";
@@ -211,7 +211,7 @@ export class BlockPool implements Disposable {
     this.#readOnly = init.readOnly;
     this.#access = {
       map,
-      commits: new CommitQueue(map),
+      writes: new WriteScheduler(map),
       blockSize: init.blockSize,
       live: (op) => void this.#live(op),
       forUpdate: (lba, op) => this.#forUpdate(lba, op),
