@@ -49,8 +49,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { BlockPool, type BlockWrite } from "../blk/mod.ts";
 import { all, type Future, wait, waitAll } from "../future/mod.ts";
-import { CpuMover, ThreadMover, type Vdm } from "../mover/mod.ts";
-import { bench, benchAsync, rerunArgs, scratchDir } from "./lib.ts";
+import { bench, benchAsync, MOVERS, rerunArgs, scratchDir } from "./lib.ts";
 
 const SUITE = "blk";
 const POOL_SIZE = 64 << 20;
@@ -179,13 +178,6 @@ async function asyncCases(
     }
   }, { ...read, opsPerIteration: QD });
 }
-
-/** The movers a pool is measured with, by name. */
-const MOVERS: Readonly<Record<string, () => Vdm>> = {
-  "cpu": () => new CpuMover(),
-  "threads": () => new ThreadMover(),
-  "threads-offload": () => new ThreadMover({ inlineThreshold: 0 }),
-};
 
 /**
  * Every case of one block size: a fresh pre-filled pool in `dir`, then

@@ -32,6 +32,7 @@ import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { RUNTIME, type RuntimeName } from "../ffi/_runtime.ts";
+import { CpuMover, ThreadMover, type Vdm } from "../mover/mod.ts";
 
 /** One measured case: one JSON line on standard output. */
 export interface BenchResult {
@@ -221,3 +222,14 @@ export function rerunArgs(url: string): string[] {
   const file = fileURLToPath(url);
   return RUNTIME === "deno" ? ["run", "-A", file] : [file];
 }
+
+/**
+ * The movers the suites measure, by the label their cases carry: `cpu`,
+ * `threads` (default options: copies under the inline threshold run on
+ * the polling thread) and `threads-offload` (every copy to the workers).
+ */
+export const MOVERS: Readonly<Record<string, () => Vdm>> = {
+  "cpu": () => new CpuMover(),
+  "threads": () => new ThreadMover(),
+  "threads-offload": () => new ThreadMover({ inlineThreshold: 0 }),
+};

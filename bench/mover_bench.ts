@@ -58,6 +58,7 @@ import {
   benchAsync,
   type BenchOptions,
   type BenchResult,
+  MOVERS,
   rerunArgs,
   scratchDir,
 } from "./lib.ts";
@@ -157,13 +158,6 @@ async function measure(
       }, many);
   }
 }
-
-/** The movers measured, by label; each in a process of its own. */
-const MOVERS: Readonly<Record<string, () => Vdm>> = {
-  "cpu": () => new CpuMover(),
-  "threads": () => new ThreadMover(),
-  "threads-offload": () => new ThreadMover({ inlineThreshold: 0 }),
-};
 
 /** The modes measured at `size`. */
 function modesOf(size: number): Mode[] {

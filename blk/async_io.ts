@@ -202,9 +202,7 @@ export class WriteScheduler {
         ops.push({ op: "memcpy", dst, src: data });
       }
     }
-    return ops.length === 1
-      ? map.mover.memcpy(ops[0].dst, (ops[0] as { src: Uint8Array }).src)
-      : map.mover.batch(ops);
+    return map.mover.batch(ops);
   }
 
   /**
