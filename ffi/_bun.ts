@@ -40,28 +40,61 @@ interface Doorbell {
 
 const doorbells = new Map<number, Doorbell>();
 
-/** Translate the Deno-shaped table; Deno-only nonblocking entries drop. */
-function translate(): Record<string, { args: string[]; returns: string }> {
-  const out: Record<string, { args: string[]; returns: string }> = {};
+type BunSignature = { args: string[]; returns: string };
+
+/**
+ * Translate the Deno-shaped table; Deno-only nonblocking entries drop.
+ * An alias (an entry with `name`) binds the C function once, under its
+ * own name; {@linkcode bindAliases} then adds the alias's key.
+ */
+function translate(): Record<string, BunSignature> {
+  const out: Record<string, BunSignature> = {};
   for (const [key, raw] of Object.entries(SYMBOLS)) {
     const def = raw as SymbolDefinition;
     if (def.nonblocking) continue;
-    out[def.name ?? key] = {
+    const name = def.name ?? key;
+    const signature = {
       args: def.parameters.map((t) => TYPES[t]),
       returns: TYPES[def.result],
     };
+    const bound = out[name];
+    if (bound !== undefined && !sameSignature(bound, signature)) {
+      throw new Error(
+        `Cannot bind ${key}: bun:ffi sees it as ${name} with other types`,
+      );
+    }
+    out[name] = signature;
   }
   return out;
+}
+
+function sameSignature(a: BunSignature, b: BunSignature): boolean {
+  return a.returns === b.returns && a.args.join() === b.args.join();
+}
+
+/** Give every alias of the table its own key on the bound symbols. */
+// deno-lint-ignore no-explicit-any
+function bindAliases(symbols: Record<string, any>): NativeSymbols {
+  for (const [key, raw] of Object.entries(SYMBOLS)) {
+    const def = raw as SymbolDefinition;
+    if (!def.nonblocking && def.name !== undefined) {
+      symbols[key] = symbols[def.name];
+    }
+  }
+  return symbols as NativeSymbols;
 }
 
 /** The Bun implementation of {@linkcode Backend}. */
 export const backend: Backend = {
   open(path: string): NativeSymbols {
-    return ffi.dlopen(path, translate()).symbols as NativeSymbols;
+    return bindAliases({ ...ffi.dlopen(path, translate()).symbols });
   },
   view(ptr: Ptr, length: number, offset = 0): ArrayBuffer {
     if (length === 0) return new ArrayBuffer(0);
     return ffi.toArrayBuffer(ptr as number, offset, length);
+  },
+  pointerTo(): Ptr | null {
+    return null;
   },
   fromCell(cell: BigUint64Array): Ptr | null {
     return cell[0] === 0n ? null : Number(cell[0]);

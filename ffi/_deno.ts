@@ -15,7 +15,11 @@ export const backend: Backend = {
       path,
       SYMBOLS as unknown as Deno.ForeignLibraryInterface,
     );
-    return lib.symbols as unknown as NativeSymbols;
+    // Deno hands the symbols over in a dictionary-mode object, where each
+    // call starts with a hash lookup; this copy has fast properties. (The
+    // hottest callers go further and keep the functions they call in
+    // module constants: see `readPointer` in pmem2/mapping.ts.)
+    return { ...lib.symbols } as unknown as NativeSymbols;
   },
   view(ptr: Ptr, length: number, offset = 0): ArrayBuffer {
     if (length === 0) return new ArrayBuffer(0);
@@ -24,6 +28,9 @@ export const backend: Backend = {
       length,
       offset,
     );
+  },
+  pointerTo(bytes: Uint8Array): Ptr | null {
+    return Deno.UnsafePointer.of(bytes) as unknown as Ptr | null;
   },
   fromCell(cell: BigUint64Array): Ptr | null {
     return Deno.UnsafePointer.create(cell[0]) as unknown as Ptr | null;

@@ -116,6 +116,12 @@ export const SYMBOLS = {
     parameters: ["pointer", "f64", "buffer", "f64"],
     result: "i32",
   },
+  // the same, with buf as a pointer (see Backend.pointerTo)
+  ap_map_read_at: {
+    name: "ap_map_read",
+    parameters: ["pointer", "f64", "pointer", "f64"],
+    result: "i32",
+  },
   // int ap_cpu_flush(void *buf, double off, double len)
   ap_cpu_flush: { parameters: ["buffer", "f64", "f64"], result: "i32" },
   // int ap_cpu_copy(void *dst, double dst_off, const void *src,
