@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Mapping } from "../pmem2/mapping.ts";
+import { type Mapping, MappingReader } from "../pmem2/mapping.ts";
 import type { Granularity } from "../pmem2/config.ts";
 
 /** Views are windows of 1 GiB every 512 MiB, so any access of up to
@@ -38,12 +38,14 @@ export class Media {
    * operation then skip the window arithmetic and DataView calls.
    */
   #u32: Uint32Array | undefined;
+  #reader: MappingReader;
 
   /** @param map the pool's mapping; it stays owned by the caller */
   constructor(map: Mapping) {
     this.#map = map;
     this.#size = map.size;
     this.#granularity = map.granularity;
+    this.#reader = new MappingReader(map);
     if (LITTLE_ENDIAN && this.#size <= WINDOW_SIZE) {
       const view = this.#window(0);
       this.#u32 = new Uint32Array(
@@ -95,9 +97,12 @@ export class Media {
     return w.subarray(at, at + length);
   }
 
-  /** Copy `length` bytes at `offset` into the start of `into`. */
+  /**
+   * Copy `length` bytes at `offset` into the start of `into`; the caller
+   * has checked that the range lies in the pool and fits `into`.
+   */
   read(offset: number, into: Uint8Array, length: number): void {
-    this.#map.read(offset, into, length);
+    this.#reader.read(offset, into, length);
   }
 
   /** A copy of `[offset, offset + length)`. */
@@ -174,5 +179,6 @@ export class Media {
     this.#bytes = [];
     this.#words = [];
     this.#u32 = undefined;
+    this.#reader.close();
   }
 }

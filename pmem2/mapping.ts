@@ -11,11 +11,13 @@ import {
   check,
   fromCell,
   native,
+  nativeError,
   newCell,
   type Ptr,
   RUNTIME,
 } from "../ffi/lib.ts";
 import { checkByte, checkBytes, checkRange } from "../ffi/validate.ts";
+import { PointerCache } from "../ffi/pointer_cache.ts";
 import {
   type Granularity,
   granularityName,
@@ -39,6 +41,20 @@ const WINDOW_STRIDE = 2 ** 30;
 const WINDOW_SIZE = 2 ** 31;
 /** Largest span persistRanges covers with one msync regardless of density. */
 const SPAN_PERSIST_MAX = 2 ** 30;
+
+/**
+ * The native reads, held in constants: V8 then knows the function at the
+ * call site and makes it a fast API call. A call through `native.…` took
+ * 170–215 ns per random 512 B block read on Deno, against 120–140 ns so.
+ */
+const readBuffer = native.ap_map_read;
+const readPointer = native.ap_map_read_at;
+
+/**
+ * Register a reader with an open mapping, which closes it on its own
+ * close; returns the native handle. Set by the class.
+ */
+let attachReader: (map: Mapping, reader: MappingReader) => Ptr;
 
 /**
  * A mapping of a {@linkcode Source}. Views are `Uint8Array`s straight over
@@ -73,6 +89,10 @@ export class Mapping implements Disposable {
   #handedOut: ArrayBuffer[] = [];
   #mover: Vdm;
   #inflight = new FutureRegistry();
+  /** The pointer of the array `read` copies into, when it is reused. */
+  #readInto = new PointerCache();
+  /** Readers made for this mapping, closed before it unmaps. */
+  #readers: MappingReader[] = [];
   /** Sweep settled operations out of `#inflight` once it holds this many. */
   #sweepAt = 64;
   #tracer: PersistTracer | undefined;
@@ -239,10 +259,15 @@ export class Mapping implements Disposable {
 
   /**
    * Copy `length` bytes at `offset` of the mapping into the start of
-   * `into` (one native memcpy: cheaper than a view's `set` for small
-   * random reads).
+   * `into`: one native memcpy, cheaper than a view's `set` for small
+   * random reads. The checks of the valid case are one chain of tests
+   * (the block store reads every block here; see `ap_map_read`).
    *
    * @param length bytes @default `into.byteLength`
+   * @throws {TypeError} when `into` is not a Uint8Array or `offset` or
+   *   `length` not a number
+   * @throws {RangeError} when the range leaves the mapping, does not fit
+   *   `into`, or is not made of non-negative integers
    */
   read(
     offset: number,
@@ -250,14 +275,36 @@ export class Mapping implements Disposable {
     length: number = into?.byteLength,
   ): void {
     const h = this.#live("read");
-    checkBytes(into, "into", "read");
-    checkRange(offset, length, this.#size, "read");
-    if (length > into.byteLength) {
-      throw new RangeError(
-        `Cannot read: ${length} bytes do not fit into ${into.byteLength}`,
-      );
+    if (
+      !(into instanceof Uint8Array) || !(offset >= 0 && length >= 0) ||
+      offset + length > this.#size || length > into.byteLength ||
+      !Number.isInteger(offset) || !Number.isInteger(length)
+    ) {
+      Mapping.#badRead(offset, into, length, this.#size);
     }
-    check(native.ap_map_read(h, offset, into, length), "read");
+    copyOut(h, this.#readInto, offset, into, length);
+  }
+
+  static {
+    attachReader = (map, reader) => {
+      const h = map.#live("read");
+      map.#readers.push(reader);
+      return h;
+    };
+  }
+
+  /** Throw the error that `read`'s arguments deserve. */
+  static #badRead(
+    offset: unknown,
+    into: unknown,
+    length: unknown,
+    size: number,
+  ): never {
+    const bytes = checkBytes(into, "into", "read");
+    checkRange(offset, length, size, "read");
+    throw new RangeError(
+      `Cannot read: ${length} bytes do not fit into ${bytes.byteLength}`,
+    );
   }
 
   /** Flush and drain a range: it is durable when this returns. */
@@ -583,6 +630,9 @@ export class Mapping implements Disposable {
       // their own futures report failures; closing goes on
     }
     this.#handle = null;
+    this.#readInto.clear();
+    for (const reader of this.#readers) reader.close();
+    this.#readers = [];
     for (const buf of this.#handedOut) buf.transfer(0);
     this.#handedOut = [];
     this.#windows.clear();
@@ -594,6 +644,80 @@ export class Mapping implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/**
+ * A reader of one mapping for a caller that checks its own arguments: the
+ * block store, whose `read` is one block copy and must stay short. A loop
+ * of 512 B reads from random places overlaps one copy's cache misses with
+ * the next only while each iteration's instructions fit the CPU's reorder
+ * window: on Deno such reads took about 200 ns each through
+ * {@linkcode Mapping.read}'s checks after the block store's own, and
+ * 125 ns through this.
+ *
+ * The mapping closes its readers when it closes, so a reader never
+ * reaches unmapped memory: its reads throw {@linkcode ClosedError} then.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mapFile, MappingReader } from "./mapping.ts";
+ * const path = await Deno.makeTempFile();
+ * using map = mapFile(path, { size: 4096 });
+ * map.memset(0, 7, 16);
+ * const reader = new MappingReader(map);
+ * const into = new Uint8Array(16);
+ * reader.read(0, into, 16);
+ * assert.equal(into[15], 7);
+ * ```
+ */
+export class MappingReader {
+  #handle: Ptr | null;
+  #into = new PointerCache();
+
+  /**
+   * @param map an open mapping
+   * @throws {ClosedError} when `map` is closed
+   */
+  constructor(map: Mapping) {
+    this.#handle = attachReader(map, this);
+  }
+
+  /**
+   * Copy `length` bytes at `offset` into the start of `into`. The caller
+   * has checked that `offset` and `length` are non-negative integers with
+   * `offset + length` inside the mapping, and that `into` is a Uint8Array
+   * of at least `length` bytes; the native side checks the range again.
+   *
+   * @throws {ClosedError} after {@linkcode MappingReader.close} or the
+   *   mapping's close
+   */
+  read(offset: number, into: Uint8Array, length: number): void {
+    const h = this.#handle;
+    if (h === null) throw new ClosedError("MappingReader", "read");
+    copyOut(h, this.#into, offset, into, length);
+  }
+
+  /** Stop reading; later reads throw. Idempotent. */
+  close(): void {
+    this.#handle = null;
+    this.#into.clear();
+  }
+}
+
+/** The native copy behind every read, through `cache`'s pointer. */
+function copyOut(
+  h: Ptr,
+  cache: PointerCache,
+  offset: number,
+  into: Uint8Array,
+  length: number,
+): void {
+  const at = cache.of(into);
+  const rc = at === null
+    ? readBuffer(h, offset, into, length)
+    : readPointer(h, offset, at, length);
+  if (rc !== 0) throw nativeError(rc, "read");
 }
 
 let sharedCpuMover: CpuMover | undefined;

@@ -17,6 +17,6 @@
 export type { Granularity, MapConfig, Protection } from "./config.ts";
 export * from "./file_lock.ts";
 export * from "./flags.ts";
-export * from "./mapping.ts";
+export { mapFile, type MapFileOptions, Mapping } from "./mapping.ts";
 export * from "./source.ts";
 export type { PersistTracer } from "./tracer.ts";

@@ -10,6 +10,7 @@ import {
   PmemError,
   Source,
 } from "../mod.ts";
+import { MappingReader } from "../pmem2/mapping.ts";
 import { assert, runScript, RUNTIME, tempPath, test } from "./_harness.ts";
 
 test("mapFile() creates and sizes a file, granularity page", () => {
@@ -368,6 +369,49 @@ test("Mapping.read() copies out of the mapping with checks", () => {
   assert.throws(() => map.read(65530, into), RangeError);
   assert.throws(() => map.read(0, into, 65), RangeError);
   assert.throws(() => map.read(0, [] as unknown as Uint8Array), TypeError);
+  assert.throws(() => map.read(0.5, into, 4), RangeError);
+  assert.throws(() => map.read(0, into, Number.NaN), RangeError);
   map.close();
   assert.throws(() => map.read(0, into), ClosedError);
+});
+
+test("Mapping.read() into a reused array, then a detached one", () => {
+  using map = mapFile(tempPath(), { size: 65536 });
+  const into = new Uint8Array(4096);
+  // The second and later reads into the same array go through its cached
+  // pointer (on Deno); each must still land in the array.
+  for (let round = 1; round <= 4; round++) {
+    map.memset(4096 * round, round, 4096);
+    map.read(4096 * round, into);
+    assert.equal(into[0], round);
+    assert.equal(into[4095], round);
+  }
+  const other = new Uint8Array(16);
+  map.read(4096, other);
+  assert.equal(other[15], 1);
+  map.read(8192, into, 16);
+  assert.equal(into[0], 2);
+  // A transferred buffer leaves the array detached (length 0): a read of
+  // any bytes into it is refused before the native copy.
+  const moved = into.buffer.transfer();
+  assert.equal(into.byteLength, 0);
+  assert.throws(() => map.read(0, into, 16), RangeError);
+  map.read(0, into, 0);
+  assert.equal(new Uint8Array(moved)[0], 2);
+});
+
+test("MappingReader reads without checks and closes with its mapping", () => {
+  const map = mapFile(tempPath(), { size: 65536 });
+  map.memset(512, 5, 512);
+  const reader = new MappingReader(map);
+  const into = new Uint8Array(512);
+  reader.read(512, into, 512);
+  reader.read(512, into, 512);
+  assert.equal(into[511], 5);
+  // The native side still checks the range.
+  assert.throws(() => reader.read(65536 - 256, into, 512), PmemError);
+  map.close();
+  assert.throws(() => reader.read(512, into, 512), ClosedError);
+  reader.close();
+  assert.throws(() => new MappingReader(map), ClosedError);
 });
