@@ -573,16 +573,24 @@ export class Arena {
   #currentEntry(pre: number): number {
     const old = effectiveMapEntry(this.mapEntry(pre), pre);
     if ((old & MAP_LBA_MASK) >= this.internalNlba) {
-      throw new PmemError(
-        "write",
-        -22,
-        `the pool is corrupt: block ${this.firstLba + pre} maps to data block ${
-          old & MAP_LBA_MASK
-        }, beyond the arena's ${this.internalNlba}`,
-        { errno: 22 },
-      );
+      throw this.corruptEntry("write", pre, old & MAP_LBA_MASK);
     }
     return old;
+  }
+
+  /**
+   * The error for a map entry of `pre` that names data block `block`,
+   * beyond the arena (a corrupt pool): code -22 (EINVAL).
+   */
+  corruptEntry(op: string, pre: number, block: number): PmemError {
+    return new PmemError(
+      op,
+      -22,
+      `the pool is corrupt: block ${
+        this.firstLba + pre
+      } maps to data block ${block}, beyond the arena's ${this.internalNlba}`,
+      { errno: 22 },
+    );
   }
 
   /** Give back a lane taken by {@linkcode Arena.takeLane} unused. */

@@ -25,7 +25,6 @@ import type { Arena, WriteTicket } from "./arena.ts";
 import { MAP_ERROR, MAP_FLAGS, MAP_LBA_MASK, MAP_NORMAL } from "./layout.ts";
 
 const EIO = 5;
-const EINVAL = 22;
 
 /** What the futures need from their pool. */
 export interface PoolAccess {
@@ -467,12 +466,7 @@ export class ReadFuture extends Future<Uint8Array> {
       }
       const block = entry & MAP_LBA_MASK;
       if (block >= arena.internalNlba) {
-        throw new PmemError(
-          "read",
-          -EINVAL,
-          `the pool is corrupt: block ${this.#lba} maps to data block ${block}, beyond the arena's ${arena.internalNlba}`,
-          { errno: EINVAL },
-        );
+        throw arena.corruptEntry("read", this.#lba - arena.firstLba, block);
       }
       const map = this.#pool.map;
       arena.trackRead(block);

