@@ -84,6 +84,16 @@ export abstract class BaseMover implements Vdm {
     options?: FutureOptions,
   ): Future<void>;
 
+  /**
+   * Whether `run` and `runBatch` honour {@linkcode CheckedOp.dstOffset}.
+   * When not (the default, so movers written before it stay correct),
+   * the base hands them a view of each destination range instead, with
+   * `dstOffset` 0.
+   */
+  protected get takesDstOffset(): boolean {
+    return false;
+  }
+
   /** Whether {@linkcode BaseMover.close} has run. */
   abstract get closed(): boolean;
 
@@ -160,10 +170,15 @@ export abstract class BaseMover implements Vdm {
   /** Several operations as one unit; completes when all have. */
   batch(entries: readonly BatchEntry[], options?: FutureOptions): Future<void> {
     if (this.closed) throw new ClosedError(this.#className, "batch");
-    return this.runBatch(
-      checkBatch(this.#name, this.capabilities, entries),
-      options,
-    );
+    const ops = checkBatch(this.#name, this.capabilities, entries);
+    if (!this.takesDstOffset) {
+      for (const op of ops) {
+        if (op.dstOffset === 0) continue;
+        op.dst = op.dst.subarray(op.dstOffset, op.dstOffset + op.length);
+        op.dstOffset = 0;
+      }
+    }
+    return this.runBatch(ops, options);
   }
 
   /** Same as `close()`. */

@@ -77,9 +77,9 @@ function submit(
     OPCODES[op.op],
     flags,
     op.dst,
-    start,
+    op.dstOffset + start,
     op.src ?? op.dst,
-    start,
+    op.src === undefined ? op.dstOffset + start : start,
     len,
     op.value,
   );
@@ -150,7 +150,13 @@ export class DeviceOp extends Future<void> {
       if (dev.closed) throw new ClosedError(dev.name, op.op);
       if (op.length === 0) return;
       if (op.op === "memmove" && op.length > dev.info.maxTransfer) {
-        const dir = native.ap_overlap(op.dst, 0, op.src!, 0, op.length);
+        const dir = native.ap_overlap(
+          op.dst,
+          op.dstOffset,
+          op.src!,
+          0,
+          op.length,
+        );
         this.#descending = dir === 1;
         this.#next = this.#descending ? op.length : 0;
       }
@@ -294,9 +300,9 @@ export class DeviceBatch extends Future<void> {
         OPCODES[op.op],
         descriptorFlags(op),
         op.dst,
-        0,
+        op.dstOffset,
         op.src ?? op.dst,
-        0,
+        op.src === undefined ? op.dstOffset : 0,
         op.length,
         op.value,
       );

@@ -18,7 +18,8 @@ import { type CheckedOp, VdmFlags } from "./vdm.ts";
  */
 export function assertAttached(op: CheckedOp, to: number): void {
   if (
-    op.dst.byteLength < to || (op.src !== undefined && op.src.byteLength < to)
+    op.dst.byteLength - op.dstOffset < to ||
+    (op.src !== undefined && op.src.byteLength < to)
   ) {
     throw new PmemError(
       op.op,
@@ -35,37 +36,39 @@ export function assertAttached(op: CheckedOp, to: number): void {
  * @throws {PmemError} when a buffer was detached (its mapping closed)
  */
 export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
-  const { dst, src, flags } = op;
+  const { dst, src, flags, dstOffset } = op;
   if (
     flags === 0 && from === 0 && op.op === "memcpy" && src !== undefined &&
-    to === src.byteLength && to <= dst.byteLength
+    to === src.byteLength && to <= dst.byteLength - dstOffset
   ) {
-    dst.set(src); // the common case, both buffers attached: one check each
+    // the common case, both buffers attached: one check each
+    dst.set(src, dstOffset);
     return;
   }
   const n = to - from;
   if (n <= 0) return;
   assertAttached(op, to);
+  const at = dstOffset + from;
   const nt = (flags & VdmFlags.NO_CACHE_HINT) !== 0 ? 1 : 0;
   switch (op.op) {
     case "memcpy":
-      if (nt) check(native.ap_cpu_copy(dst, from, src!, from, n, 1), "memcpy");
-      else if (from === 0 && n === src!.byteLength) dst.set(src!);
-      else dst.set(src!.subarray(from, to), from);
+      if (nt) check(native.ap_cpu_copy(dst, at, src!, from, n, 1), "memcpy");
+      else if (from === 0 && n === src!.byteLength) dst.set(src!, at);
+      else dst.set(src!.subarray(from, to), at);
       break;
     case "memmove":
       // native memmove: views of different buffers may alias one mapping
-      check(native.ap_cpu_copy(dst, from, src!, from, n, nt), "memmove");
+      check(native.ap_cpu_copy(dst, at, src!, from, n, nt), "memmove");
       break;
     case "memset":
-      dst.fill(op.value, from, to);
+      dst.fill(op.value, at, at + n);
       break;
     case "flush":
-      check(native.ap_cpu_flush(dst, from, n), "flush");
+      check(native.ap_cpu_flush(dst, at, n), "flush");
       return;
   }
   if (flags & VdmFlags.DURABLE) {
-    check(native.ap_cpu_flush(dst, from, n), op.op);
+    check(native.ap_cpu_flush(dst, at, n), op.op);
   }
 }
 
@@ -135,6 +138,11 @@ export class CpuMover extends BaseMover {
   /** Create the mover (it holds no native resources). */
   constructor() {
     super("CpuMover", "cpu", VdmFlags.DURABLE | VdmFlags.NO_CACHE_HINT);
+  }
+
+  /** Its operations address `dst` by `dstOffset` themselves. */
+  protected override get takesDstOffset(): boolean {
+    return true;
   }
 
   /** Whether {@linkcode CpuMover.close} has run. */

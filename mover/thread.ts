@@ -169,6 +169,11 @@ export class ThreadMover extends BaseMover {
     return this.#device.info;
   }
 
+  /** Its operations address `dst` by `dstOffset` themselves. */
+  protected override get takesDstOffset(): boolean {
+    return true;
+  }
+
   /** Whether {@linkcode ThreadMover.close} has run. */
   get closed(): boolean {
     return this.#device.closed;

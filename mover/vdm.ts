@@ -6,7 +6,7 @@
  * @module
  */
 import { NotSupportedError } from "../ffi/errors.ts";
-import { checkByte, checkBytes } from "../ffi/validate.ts";
+import { checkByte, checkBytes, checkSize } from "../ffi/validate.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 
 /**
@@ -37,6 +37,11 @@ export type BatchEntry =
     op: "memcpy" | "memmove";
     dst: Uint8Array;
     src: Uint8Array;
+    /**
+     * Where in `dst` the copy lands: a batch can address blocks of one
+     * large view (a mapping) without a view per block. @default 0
+     */
+    dstOffset?: number;
     flags?: number;
   }
   | { op: "memset"; dst: Uint8Array; value: number; flags?: number }
@@ -97,6 +102,8 @@ export interface CheckedOp {
   op: VdmOp;
   /** The destination (or the range to flush). */
   dst: Uint8Array;
+  /** Where in `dst` the operation starts (copies only; else 0). */
+  dstOffset: number;
   /** The source of a copy. */
   src: Uint8Array | undefined;
   /** The fill byte of a memset. */
@@ -122,6 +129,7 @@ export function checkOp(
   src: unknown,
   value: unknown,
   flags: unknown,
+  dstOffset: unknown = 0,
 ): CheckedOp {
   const d = checkBytes(dst, "dst", op);
   const f = flags ?? 0;
@@ -143,19 +151,21 @@ export function checkOp(
   let s: Uint8Array | undefined;
   let length = d.byteLength;
   let v = 0;
+  let at = 0;
   if (op === "memcpy" || op === "memmove") {
     s = checkBytes(src, "src", op);
-    if (s.byteLength > d.byteLength) {
+    at = checkSize(dstOffset, "dstOffset", op);
+    if (s.byteLength > d.byteLength - at) {
       throw new RangeError(
         `Cannot ${op}: source (${s.byteLength} bytes) is longer than the ` +
-          `destination (${d.byteLength} bytes)`,
+          `destination (${d.byteLength} bytes${at ? ` from ${at}` : ""})`,
       );
     }
     length = s.byteLength;
   } else if (op === "memset") {
     v = checkByte(value, "value", op);
   }
-  return { op, dst: d, src: s, value: v, length, flags: f };
+  return { op, dst: d, dstOffset: at, src: s, value: v, length, flags: f };
 }
 
 /** Check a batch's entries (see {@linkcode checkOp}). */
@@ -182,6 +192,7 @@ export function checkBatch(
       "src" in e ? e.src : undefined,
       "value" in e ? e.value : undefined,
       e.flags,
+      "dstOffset" in e ? e.dstOffset : 0,
     );
   });
 }

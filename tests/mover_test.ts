@@ -1,6 +1,8 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 import {
   all,
+  BaseMover,
+  type CheckedOp,
   ClosedError,
   CpuMover,
   DsaDescriptor,
@@ -187,6 +189,61 @@ moverTest("batch() runs every member", async (mover) => {
   assert.equal(dst[dst.length - 1], 1);
 });
 
+moverTest("batch() copies at dstOffset into one large view", async (mover) => {
+  const src = new Uint8Array(3 * 12288).map((_, i) => (i * 7 + 1) & 255);
+  const dst = new Uint8Array(16 * 4096);
+  const ref = new Uint8Array(dst.length);
+  const entries = [];
+  for (let i = 0; i < 3; i++) {
+    const at = 5 + i * 20000;
+    const piece = src.subarray(i * 12288, (i + 1) * 12288);
+    ref.set(piece, at);
+    entries.push({ op: "memcpy" as const, dst, dstOffset: at, src: piece });
+  }
+  // then a memmove within dst, onto an overlapping higher range (chunks
+  // of threads-tight copy it backwards)
+  const shifted = dst.subarray(30000, 30000 + 10000);
+  entries.push({
+    op: "memmove" as const,
+    dst,
+    dstOffset: 61000,
+    src: src.subarray(0, 4000),
+  });
+  ref.set(src.subarray(0, 4000), 61000);
+  await mover.batch(entries);
+  assert.deepEqual(dst, ref);
+  for (let i = 0; i < dst.length; i++) {
+    dst[i] = ref[i] = (i * 13 + i / 256) & 255;
+  }
+  await mover.batch([{
+    op: "memmove",
+    dst,
+    dstOffset: 30100,
+    src: shifted,
+  }]);
+  ref.copyWithin(30100, 30000, 40000);
+  assert.deepEqual(dst, ref);
+  // The copy must fit dst from dstOffset; dstOffset is a size.
+  const bad = (dstOffset: unknown) => () =>
+    mover.batch([{
+      op: "memcpy",
+      dst,
+      dstOffset: dstOffset as number,
+      src: src.subarray(0, 16),
+    }]);
+  assert.throws(bad(dst.length - 15), RangeError);
+  assert.throws(bad(-1), RangeError);
+  assert.throws(bad(1.5), RangeError);
+  assert.throws(bad("8"), TypeError);
+  await mover.batch([{
+    op: "memcpy",
+    dst,
+    dstOffset: dst.length - 16,
+    src: src.subarray(0, 16),
+  }]);
+  assert.deepEqual(dst.subarray(dst.length - 16), src.subarray(0, 16));
+});
+
 moverTest(
   "a buffer detached before the work runs fails the future",
   async (mover) => {
@@ -257,6 +314,17 @@ test("ThreadMover: partial completion inside a batch is finished", async () => {
     src: src.subarray(i * 32768, (i + 1) * 32768),
   })));
   assert.deepEqual(dst, src);
+});
+
+test("ThreadMover: partial completion of a copy at dstOffset is finished", async () => {
+  using mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
+  const src = new Uint8Array(65536).map((_, i) => (i * 11) & 255);
+  const dst = new Uint8Array(3 * 65536);
+  mover.injectFault(5000, { count: 1 });
+  await mover.batch([{ op: "memcpy", dst, dstOffset: 70001, src }]);
+  assert.deepEqual(dst.subarray(70001, 70001 + 65536), src);
+  assert.equal(dst[70000], 0);
+  assert.equal(dst[70001 + 65536], 0);
 });
 
 test("ThreadMover: a failure status fails the future with a PmemError", async () => {
@@ -337,6 +405,44 @@ test("custom movers lacking a capability get NotSupportedError", () => {
       /custom/.test(e.message),
   );
   assert.equal(checkOp("custom", 1, "memset", buf, undefined, 3, 1).length, 8);
+});
+
+test("a custom mover that does not take dstOffset gets views instead", () => {
+  const seen: CheckedOp[] = [];
+  class Recording extends BaseMover {
+    #inner = new CpuMover();
+    constructor() {
+      super("Recording", "recording", 0);
+    }
+    get closed(): boolean {
+      return this.#inner.closed;
+    }
+    protected run(op: CheckedOp): Future<void> {
+      return this.runBatch([op]);
+    }
+    protected runBatch(ops: CheckedOp[]): Future<void> {
+      seen.push(...ops);
+      // forwards dst alone, as a mover written before dstOffset would
+      return this.#inner.batch(
+        ops.map((op) => ({ op: "memcpy", dst: op.dst, src: op.src! })),
+      );
+    }
+    close(): void {
+      this.#inner.close();
+    }
+  }
+  using mover = new Recording();
+  const dst = new Uint8Array(64);
+  wait(mover.batch([{
+    op: "memcpy",
+    dst,
+    dstOffset: 40,
+    src: new Uint8Array([1, 2, 3]),
+  }]));
+  assert.deepEqual([...dst.subarray(39, 44)], [0, 1, 2, 3, 0]);
+  assert.equal(seen[0].dstOffset, 0);
+  assert.equal(seen[0].dst.byteOffset, 40);
+  assert.equal(seen[0].dst.length, 3);
 });
 
 test("DSA layouts and constants match <linux/idxd.h>", () => {
