@@ -22,6 +22,7 @@ import {
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { BatchEntry } from "../mover/vdm.ts";
 import type { Arena, WriteTicket } from "./arena.ts";
+import type { Media } from "./media.ts";
 import { MAP_ERROR, MAP_FLAGS, MAP_LBA_MASK, MAP_NORMAL } from "./layout.ts";
 
 const EIO = 5;
@@ -143,13 +144,18 @@ interface Copy {
  * in flight share their copies and fences, whoever issued them.
  */
 export class WriteScheduler {
+  #media: Media;
   #map: Mapping;
   #waiting: Group[] = [];
   #ready: Group[] = [];
 
-  /** @param map the pool's mapping: its mover copies, every persist goes through it */
-  constructor(map: Mapping) {
-    this.#map = map;
+  /**
+   * @param media the pool's media; its mapping's mover copies, and every
+   *   persist goes through the mapping
+   */
+  constructor(media: Media) {
+    this.#media = media;
+    this.#map = media.mapping;
   }
 
   /** Queue a group that joined its block queues, to be started. */
@@ -190,18 +196,20 @@ export class WriteScheduler {
 
   /** One mover operation copying the data of `groups` into their free blocks. */
   #copy(groups: Group[]): Future<void> {
-    const map = this.#map;
+    const media = this.#media;
     const ops: BatchEntry[] = [];
     for (const g of groups) {
       for (const { arena, lane, data } of g.slots) {
-        const dst = map.view(
-          arena.blockOffset(arena.freeBlock(lane)),
-          data.byteLength,
-        );
-        ops.push({ op: "memcpy", dst, src: data });
+        const at = arena.blockOffset(arena.freeBlock(lane));
+        ops.push({
+          op: "memcpy",
+          dst: media.windowOf(at),
+          dstOffset: media.windowOffset(at),
+          src: data,
+        });
       }
     }
-    return map.mover.batch(ops);
+    return this.#map.mover.batch(ops);
   }
 
   /**

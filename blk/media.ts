@@ -98,6 +98,22 @@ export class Media {
   }
 
   /**
+   * The cached view that holds `offset` and the {@linkcode MAX_ACCESS}
+   * bytes after it; the range starts at {@linkcode Media.windowOffset} in
+   * it. A mover batch entry addresses a block so (`dst` and `dstOffset`)
+   * without a view of its own, which costs about 80 ns to build on Bun.
+   */
+  windowOf(offset: number): Uint8Array {
+    const k = Math.floor(offset / WINDOW_STRIDE);
+    return this.#bytes[k] ?? this.#window(k);
+  }
+
+  /** Where `offset` lies in {@linkcode Media.windowOf}'s view. */
+  windowOffset(offset: number): number {
+    return offset % WINDOW_STRIDE;
+  }
+
+  /**
    * Copy `length` bytes at `offset` into the start of `into`; the caller
    * has checked that the range lies in the pool and fits `into`.
    */

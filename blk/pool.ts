@@ -211,7 +211,7 @@ export class BlockPool implements Disposable {
     this.#readOnly = init.readOnly;
     this.#access = {
       map,
-      writes: new WriteScheduler(map),
+      writes: new WriteScheduler(this.#media),
       blockSize: init.blockSize,
       live: (op) => void this.#live(op),
       forUpdate: (lba, op) => this.#forUpdate(lba, op),
