@@ -75,9 +75,16 @@ export class IntMap<V> {
   delete(key: number): void {
     const i = this.#find(key);
     if (i < 0) return;
-    this.#keys[i] = REMOVED;
     this.#values[i] = undefined;
-    this.#size--;
+    if (--this.#size === 0 && this.#used > 8) {
+      // Empty again (the end of a round of operations): clear the
+      // tombstones in place rather than let them force a rehash, which
+      // allocates a table.
+      this.#keys.fill(EMPTY);
+      this.#used = 0;
+    } else {
+      this.#keys[i] = REMOVED;
+    }
   }
 
   /** Re-insert the live keys into a table sized for them (never below the minimum). */

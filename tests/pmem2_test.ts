@@ -375,6 +375,24 @@ test("Mapping.read() copies out of the mapping with checks", () => {
   assert.throws(() => map.read(0, into), ClosedError);
 });
 
+test("persistRanges() checks every range before persisting any", () => {
+  using map = mapFile(tempPath(), { size: 65536 });
+  map.persistRanges([]);
+  map.persistRanges([{ offset: 0, length: 0 }, { offset: 4096, length: 10 }]);
+  map.persistRanges([{ offset: 65535, length: 1 }, { offset: 0, length: 1 }]);
+  const bad = (r: unknown) => () =>
+    map.persistRanges([{ offset: 0, length: 8 }, r] as never);
+  assert.throws(bad({ offset: 65530, length: 7 }), RangeError);
+  assert.throws(bad({ offset: -1, length: 1 }), RangeError);
+  assert.throws(bad({ offset: 1.5, length: 1 }), RangeError);
+  assert.throws(bad({ offset: 0, length: Number.NaN }), RangeError);
+  assert.throws(bad({ offset: "0", length: 1 }), TypeError);
+  assert.throws(bad(null), TypeError);
+  assert.throws(() => map.persistRanges({} as never), TypeError);
+  map.close();
+  assert.throws(() => map.persistRanges([]), ClosedError);
+});
+
 test("Mapping.read() into a reused array, then a detached one", () => {
   using map = mapFile(tempPath(), { size: 65536 });
   const into = new Uint8Array(4096);
