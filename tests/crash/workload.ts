@@ -177,6 +177,30 @@ function someOf(w: Workload, rand: () => number, k: number): number[] {
   return Array.from({ length: k }, () => anyOf(w, rand));
 }
 
+/**
+ * `ops` block writes of `w`: each step a sync write (with probability
+ * `syncShare`) or a `writeAsync` group of 2 .. `maxExtra + 1` blocks.
+ */
+function syncAndAsync(
+  w: Workload,
+  d: Driver,
+  rand: () => number,
+  ops: number,
+  syncShare: number,
+  maxExtra: number,
+): void {
+  for (let i = 0; i < ops;) {
+    if (rand() < syncShare) {
+      d.write(anyOf(w, rand));
+      i++;
+    } else {
+      const k = 2 + pick(rand, maxExtra);
+      d.writeAsync(someOf(w, rand, k));
+      i += k;
+    }
+  }
+}
+
 /** Blocks `0 .. n - 1`. */
 function first(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
@@ -216,16 +240,7 @@ const ASYNC: Workload = {
     d.writeMany([0, 2, 4, 6, 8, 10]);
   },
   run(d, rand, ops) {
-    for (let i = 0; i < ops;) {
-      if (rand() < 0.2) {
-        d.write(anyOf(this, rand));
-        i++;
-      } else {
-        const k = 2 + pick(rand, 6);
-        d.writeAsync(someOf(this, rand, k));
-        i += k;
-      }
-    }
+    syncAndAsync(this, d, rand, ops, 0.2, 6);
   },
 };
 
@@ -292,16 +307,7 @@ const FRESH: Workload = {
   warmup: 0,
   prepare() {},
   run(d, rand, ops) {
-    for (let i = 0; i < ops;) {
-      if (rand() < 0.5) {
-        d.write(anyOf(this, rand));
-        i++;
-      } else {
-        const k = 2 + pick(rand, 4);
-        d.writeAsync(someOf(this, rand, k));
-        i += k;
-      }
-    }
+    syncAndAsync(this, d, rand, ops, 0.5, 4);
   },
 };
 
