@@ -260,8 +260,9 @@ export class Mapping implements Disposable {
   /**
    * Copy `length` bytes at `offset` of the mapping into the start of
    * `into`: one native memcpy, cheaper than a view's `set` for small
-   * random reads. The checks of the valid case are one chain of tests
-   * (the block store reads every block here; see `ap_map_read`).
+   * random reads. The checks of the valid case are one chain of tests,
+   * and an array read into again and again is passed by its pointer on
+   * Deno (see {@linkcode MappingReader} for why short paths matter).
    *
    * @param length bytes @default `into.byteLength`
    * @throws {TypeError} when `into` is not a Uint8Array or `offset` or
