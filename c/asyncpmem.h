@@ -21,7 +21,7 @@
 
 #include <stdint.h>
 
-#define AP_ABI_VERSION 1
+#define AP_ABI_VERSION 2
 
 /* shim error codes (disjoint from -errno and PMEM2_E_*) */
 #define AP_E_INVALID_ARG (-200001)
@@ -134,8 +134,9 @@ int ap_map_memmove(struct ap_map *map, double dst_off, double src_off,
 int ap_map_memset(struct ap_map *map, double dst_off, uint32_t c,
 	double len, uint32_t flags);
 
-/* ap_map_read -- copy len bytes at offset of the mapping into buf */
-int ap_map_read(struct ap_map *map, double offset, void *buf, double len);
+/* ap_read_range -- copy len bytes at offset of [base, base + size) into buf */
+int ap_read_range(const char *base, double size, double offset, void *buf,
+	double len);
 
 /*
  * ap_cpu_flush -- make [buf+off, buf+off+len) durable: through its mapping

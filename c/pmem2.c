@@ -524,30 +524,36 @@ ap_map_memset(struct ap_map *map, double dst_off, uint32_t c, double len,
 }
 
 /*
- * ap_map_read -- copy len bytes at offset of the mapping into buf
+ * ap_read_range -- copy len bytes at offset of [base, base + size) into buf
  *
- * The block store's reads come here, one call per block, so the valid case
- * is kept short: one range test on the doubles, then memcpy. A read loop
- * from random places overlaps one copy's cache misses with the next only
- * while each iteration's instructions fit the CPU's reorder window.
+ * Mapping.read and the block store's reads (one call per block) come here
+ * with the mapping's address and size, so the call dereferences no handle
+ * and the valid case is one range test, then memcpy: a loop of reads from
+ * random places overlaps one copy's cache misses with the next only while
+ * each iteration's instructions fit the CPU's reorder window.
  */
 int
-ap_map_read(struct ap_map *map, double offset, void *buf, double len)
+ap_read_range(const char *base, double size, double offset, void *buf,
+	double len)
 {
-	if (!(offset >= 0 && len >= 0 && offset + len <= (double)map->size) ||
-			buf == NULL) {
+	if (!(offset >= 0 && len >= 0 && offset + len <= size)) {
 		size_t off, n;
-		int rc = ap_map_range(map, offset, len, &off, &n, "read");
-		if (rc || n == 0)
+		int rc = ap_to_size(offset, &off, "offset");
+		if (rc || (rc = ap_to_size(len, &n, "length")))
 			return rc;
-		return ap_fail(AP_E_INVALID_ARG, "read: buffer is NULL");
+		return ap_range(off, n, (size_t)size, "read");
 	}
 	size_t off = (size_t)offset;
-	if (off != offset || (size_t)len != len)
+	size_t n = (size_t)len;
+	if (off != offset || n != len)
 		return ap_fail(AP_E_INVALID_ARG,
 			"read: offset %g and length %g must be integers", offset,
 			len);
-	memcpy(buf, map->addr + off, (size_t)len);
+	if (n == 0)
+		return 0;
+	if (base == NULL || buf == NULL)
+		return ap_fail(AP_E_INVALID_ARG, "read: a buffer is NULL");
+	memcpy(buf, base + off, n);
 	return 0;
 }
 

@@ -111,15 +111,16 @@ export const SYMBOLS = {
     parameters: ["pointer", "f64", "u32", "f64", "u32"],
     result: "i32",
   },
-  // int ap_map_read(ap_map *map, double offset, void *buf, double len)
-  ap_map_read: {
-    parameters: ["pointer", "f64", "buffer", "f64"],
+  // int ap_read_range(const char *base, double size, double offset,
+  //                   void *buf, double len)
+  ap_read_range: {
+    parameters: ["pointer", "f64", "f64", "buffer", "f64"],
     result: "i32",
   },
   // the same, with buf as a pointer (see Backend.pointerTo)
-  ap_map_read_at: {
-    name: "ap_map_read",
-    parameters: ["pointer", "f64", "pointer", "f64"],
+  ap_read_range_to: {
+    name: "ap_read_range",
+    parameters: ["pointer", "f64", "f64", "pointer", "f64"],
     result: "i32",
   },
   // int ap_cpu_flush(void *buf, double off, double len)
