@@ -28,6 +28,9 @@
  * - `readAsync <n> QD32 <mover> waitAll`: rounds of 32 `readAsync` into 32
  *   reused buffers, then `waitAll(fs)`; compared with `read <n>`.
  *
+ * The data written and the buffers read into are 64-byte aligned, as the C
+ * program's are ({@linkcode alignedBytes}).
+ *
  * Every ns/op is per block, also for the batched cases. The random LBAs of
  * one round or batch may repeat a block (then `writeMany` writes it once,
  * and `writeAsync`s of it queue behind each other): with 4 KiB blocks
@@ -49,7 +52,14 @@ import { join } from "node:path";
 import process from "node:process";
 import { BlockPool, type BlockWrite } from "../blk/mod.ts";
 import { all, type Future, wait, waitAll } from "../future/mod.ts";
-import { bench, benchAsync, MOVERS, rerunArgs, scratchDir } from "./lib.ts";
+import {
+  alignedBytes,
+  bench,
+  benchAsync,
+  MOVERS,
+  rerunArgs,
+  scratchDir,
+} from "./lib.ts";
 
 const SUITE = "blk";
 const POOL_SIZE = 64 << 20;
@@ -116,7 +126,7 @@ function syncCases(pool: BlockPool, label: string, data: Uint8Array): void {
   bench(SUITE, write, (n) => {
     for (let i = 0; i < n; i++) pool.write(next(), data);
   }, opts);
-  const into = new Uint8Array(size);
+  const into = alignedBytes(size);
   next = randomLbas(pool.blockCount);
   bench(SUITE, read, (n) => {
     for (let i = 0; i < n; i++) pool.read(next(), into);
@@ -169,7 +179,7 @@ async function asyncCases(
       }
     }, { ...write, opsPerIteration: count });
   }
-  const outs = Array.from({ length: QD }, () => new Uint8Array(size));
+  const outs = Array.from({ length: QD }, () => alignedBytes(size));
   const reads: Future<Uint8Array>[] = new Array(QD);
   bench(SUITE, `readAsync ${label} QD${QD} ${mover} waitAll`, (n) => {
     for (let i = 0; i < n; i++) {
@@ -222,7 +232,7 @@ async function moverCases(
 ): Promise<void> {
   using vdm = MOVERS[mover]();
   using pool = BlockPool.open(path, { blockSize: size, mover: vdm });
-  const data = new Uint8Array(size).fill(0xa5);
+  const data = alignedBytes(size).fill(0xa5);
   if (mover === "cpu") syncCases(pool, label, data);
   await asyncCases(pool, label, mover, data);
   verify(pool, `${label} ${mover}`);
