@@ -34,7 +34,7 @@
  *
  * @module
  */
-import { PmemError } from "../ffi/errors.ts";
+import { PmemError } from "../errors/mod.ts";
 import { storeChecksum } from "./checksum.ts";
 import {
   BTT_ALIGN,

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { BadBlockError, PmemError } from "../ffi/errors.ts";
+import { BadBlockError, PmemError } from "../errors/mod.ts";
 import {
   Future,
   type FutureOptions,

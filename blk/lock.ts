@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { PmemError } from "../ffi/errors.ts";
+import { PmemError } from "../errors/mod.ts";
 import { FileLock } from "../pmem2/file_lock.ts";
 
 const EAGAIN = 11;

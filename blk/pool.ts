@@ -11,8 +11,8 @@ import {
   ClosedError,
   NotSupportedError,
   PmemError,
-} from "../ffi/errors.ts";
-import { Mapping } from "../pmem2/mapping.ts";
+} from "../errors/mod.ts";
+import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
 import { Arena, type ArenaPlace } from "./arena.ts";
 import { checkPool, type CheckReport } from "./check.ts";
@@ -90,20 +90,6 @@ export interface BlockPoolCreateOptions {
    * and `readAsync`. The pool does not close it. @default a shared CpuMover
    */
   mover?: Vdm;
-  /**
-   * For tests: a tracer attached to the pool's mapping
-   * ({@linkcode Mapping.setTracer}) before anything is written, so it
-   * sees every flush and fence of the pool, the layout at create and the
-   * recovery at open included. @default none
-   */
-  tracer?: PersistTracer;
-  /**
-   * Extend the new file with `ftruncate` instead of `posix_fallocate`.
-   * A full file system then shows up as SIGBUS on first touch, so only
-   * tests should want it.
-   * @default false
-   */
-  sparse?: boolean;
 }
 
 /** Options of {@linkcode BlockPool.open}. */
@@ -116,8 +102,50 @@ export interface BlockPoolOpenOptions {
   blockSize?: number;
   /** See {@linkcode BlockPoolCreateOptions.mover}. */
   mover?: Vdm;
-  /** See {@linkcode BlockPoolCreateOptions.tracer}. @default none */
+}
+
+/** What tests may add to a pool's create or open. Internal. */
+export interface PoolTestHooks {
+  /**
+   * A tracer attached to the pool's mapping before anything is written,
+   * so it sees every flush and fence of the pool, the layout at create
+   * and the recovery at open included.
+   */
   tracer?: PersistTracer;
+  /**
+   * Extend the new file with `ftruncate` instead of `posix_fallocate`
+   * (a full file system then shows up as SIGBUS on first touch).
+   */
+  sparse?: boolean;
+}
+
+let createWith: (
+  path: string,
+  options: BlockPoolCreateOptions,
+  hooks: PoolTestHooks,
+) => BlockPool;
+let openWith: (
+  path: string,
+  options: BlockPoolOpenOptions,
+  hooks: PoolTestHooks,
+) => BlockPool;
+
+/** {@linkcode BlockPool.create} with test hooks. Internal. */
+export function createPoolWith(
+  path: string,
+  options: BlockPoolCreateOptions,
+  hooks: PoolTestHooks,
+): BlockPool {
+  return createWith(path, options, hooks);
+}
+
+/** {@linkcode BlockPool.open} with test hooks. Internal. */
+export function openPoolWith(
+  path: string,
+  options: BlockPoolOpenOptions,
+  hooks: PoolTestHooks,
+): BlockPool {
+  return openWith(path, options, hooks);
 }
 
 /** One block of {@linkcode BlockPool.writeMany}. */
@@ -239,6 +267,20 @@ export class BlockPool implements Disposable {
    *   created, sized or mapped
    */
   static create(path: string, options: BlockPoolCreateOptions): BlockPool {
+    return BlockPool.#create(path, options, {});
+  }
+
+  static {
+    createWith = (path, options, hooks) =>
+      BlockPool.#create(path, options, hooks);
+    openWith = (path, options, hooks) => BlockPool.#open(path, options, hooks);
+  }
+
+  static #create(
+    path: string,
+    options: BlockPoolCreateOptions,
+    hooks: PoolTestHooks,
+  ): BlockPool {
     const op = "create";
     checkPath(path, op);
     if (typeof options !== "object" || options === null) {
@@ -269,7 +311,7 @@ export class BlockPool implements Disposable {
         size: poolSize,
         exclusive: poolSize > 0,
         create: poolSize > 0,
-        sparse: options.sparse ?? false,
+        sparse: hooks.sparse ?? false,
         mode,
       });
     } catch (e) {
@@ -290,7 +332,7 @@ export class BlockPool implements Disposable {
         });
       }
       map = Mapping.map(source, { length: usable, mover: options.mover });
-      if (options.tracer) map.setTracer(options.tracer);
+      if (hooks.tracer) setMappingTracer(map, hooks.tracer);
       source.close();
       lock = PoolLock.acquire(path, op);
       const media = new Media(map);
@@ -347,6 +389,14 @@ export class BlockPool implements Disposable {
    *   size differs or the pool is corrupt (the message says what is wrong)
    */
   static open(path: string, options: BlockPoolOpenOptions = {}): BlockPool {
+    return BlockPool.#open(path, options, {});
+  }
+
+  static #open(
+    path: string,
+    options: BlockPoolOpenOptions,
+    hooks: PoolTestHooks,
+  ): BlockPool {
     const op = "open";
     checkPath(path, op);
     if (typeof options !== "object" || options === null) {
@@ -365,7 +415,7 @@ export class BlockPool implements Disposable {
         throw corrupt(op, path, `the file is too small (${size} bytes)`);
       }
       map = Mapping.map(source, { length: usable, mover: options.mover });
-      if (options.tracer) map.setTracer(options.tracer);
+      if (hooks.tracer) setMappingTracer(map, hooks.tracer);
       lock = PoolLock.acquire(path, op);
       let media = new Media(map);
       const header = checkPoolHeader(media.bytes(0, HEADER_SIZE), hostArch());

@@ -10,7 +10,11 @@ import type { Backend } from "./_backend.ts";
 import { locateLibrary } from "./_loader.ts";
 import { RUNTIME } from "./_runtime.ts";
 import type { NativeSymbols, Ptr } from "./_symbols.ts";
-import { NotSupportedError, PmemError } from "./errors.ts";
+import {
+  NotSupportedError,
+  OutOfSpaceError,
+  PmemError,
+} from "../errors/mod.ts";
 import meta from "../deno.json" with { type: "json" };
 
 export type { Ptr } from "./_symbols.ts";
@@ -58,6 +62,7 @@ const MESSAGE = new Uint8Array(512);
 const DECODER = new TextDecoder();
 const PMEM2_E_NOSUPP = -100001;
 const ENOTSUP = 95;
+const ENOSPC = 28;
 
 /** The calling thread's last shim message. */
 export function lastMessage(): string {
@@ -70,6 +75,7 @@ export function lastMessage(): string {
 /** A {@linkcode PmemError} for a failed native call. */
 export function nativeError(rc: number, op: string): PmemError {
   const message = lastMessage() || `failed with code ${rc}`;
+  if (rc === -ENOSPC) return new OutOfSpaceError(op, message);
   const errno = native.ap_err_to_errno(rc);
   const Ctor = rc === PMEM2_E_NOSUPP || rc === -ENOTSUP
     ? NotSupportedError

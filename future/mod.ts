@@ -12,6 +12,24 @@
  *
  * @module
  */
-export * from "./future.ts";
-export * from "./executor.ts";
-export * from "./combinators.ts";
+export {
+  Future,
+  type FutureOptions,
+  type FutureState,
+  NO_CONTEXT,
+  NOT_STARTED,
+  PENDING,
+  type PollContext,
+  type Step,
+  type WakeSource,
+} from "./future.ts";
+export { wait, waitAll } from "./executor.ts";
+export {
+  all,
+  chain,
+  fromStep,
+  map,
+  race,
+  ready,
+  rejected,
+} from "./combinators.ts";

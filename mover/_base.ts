@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { ClosedError } from "../ffi/errors.ts";
+import { ClosedError } from "../errors/mod.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import {
   type BatchEntry,

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { ClosedError } from "../ffi/errors.ts";
+import { ClosedError } from "../errors/mod.ts";
 import {
   backend,
   check,
@@ -44,6 +44,27 @@ export interface DeviceInfo {
   opCap: number;
 }
 
+/**
+ * What a device counted: how its sleepers fared and how its partial
+ * completions were finished. Read by tests through the testing entry
+ * point; each counter is a plain increment on a path already taken.
+ */
+export interface DeviceStats {
+  /** Sleeps (blocking or not) taken on the device. */
+  sleeps: number;
+  /**
+   * Sleeps that ran into their timeout although a completion had been
+   * published meanwhile: wake-ups lost (none are, by design).
+   */
+  lostWakeups: number;
+  /** Records that came back as a partial completion (a page fault). */
+  partialCompletions: number;
+  /** Remainders of partial completions submitted again to the device. */
+  resubmissions: number;
+  /** Remainders (or abandoned batch members) finished on the CPU. */
+  cpuFallbacks: number;
+}
+
 /** A descriptor-executing device with a completion-record arena. */
 export class CompletionDevice implements WakeSource {
   #cell: BigUint64Array;
@@ -54,9 +75,15 @@ export class CompletionDevice implements WakeSource {
   #freeRecords: number[];
   #freeLists: number[];
   #holders: (object | undefined)[];
-  #lostWakeups = 0;
   #outstanding = 0;
-  #sleeps = 0;
+  /** See {@linkcode DeviceStats}. */
+  readonly stats: DeviceStats = {
+    sleeps: 0,
+    lostWakeups: 0,
+    partialCompletions: 0,
+    resubmissions: 0,
+    cpuFallbacks: 0,
+  };
   readonly info: DeviceInfo;
   readonly name: string;
 
@@ -174,19 +201,6 @@ export class CompletionDevice implements WakeSource {
   }
 
   /**
-   * Sleeps that ran into their timeout although a completion had been
-   * published meanwhile: wake-ups lost (none are, by design).
-   */
-  get lostWakeups(): number {
-    return this.#lostWakeups;
-  }
-
-  /** Sleeps (blocking or not) taken on this device. */
-  get sleeps(): number {
-    return this.#sleeps;
-  }
-
-  /**
    * How many completions a sleeper waiting for `waiting` operations should
    * sleep through: all it waits for that are in flight (fewer wakes steal
    * less CPU from the engines).
@@ -208,7 +222,7 @@ export class CompletionDevice implements WakeSource {
   /** Block this thread until the sequence moves off `seq`. */
   block(seq: number, timeoutMs: number, waiting?: number): void {
     if (this.#handle === null) return;
-    this.#sleeps++;
+    this.stats.sleeps++;
     const rc = native.ap_dev_wait(
       this.#handle,
       seq >>> 0,
@@ -223,7 +237,7 @@ export class CompletionDevice implements WakeSource {
   /** Resolve once the sequence moves off `seq`. */
   async sleep(seq: number, timeoutMs: number, waiting?: number): Promise<void> {
     if (this.#handle === null) return;
-    this.#sleeps++;
+    this.stats.sleeps++;
     const woken = await backend.sleep(
       native,
       this.#handle,
@@ -238,7 +252,7 @@ export class CompletionDevice implements WakeSource {
   /** A timed-out sleep: lost if the sequence had moved on meanwhile. */
   #countLost(seq: number): void {
     if (this.#handle !== null && this.sequence() !== (seq >>> 0)) {
-      this.#lostWakeups++;
+      this.stats.lostWakeups++;
     }
   }
 

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { ClosedError, PmemError } from "../ffi/errors.ts";
+import { ClosedError, PmemError } from "../errors/mod.ts";
 import { native, nativeError } from "../ffi/lib.ts";
 import {
   Future,
@@ -186,13 +186,16 @@ export class DeviceOp extends Future<void> {
     dev.observed();
     const code = status & DSA_STATUS_MASK;
     if (code === DsaStatus.PAGE_FAULT_NOBOF) {
+      dev.stats.partialCompletions++;
       const done = dev.bytesCompleted(this.#rec);
       const top = dev.result(this.#rec) === 1;
       if (!top) this.#chunkStart += done;
       this.#chunkLen -= done;
       if (this.#resubmits++ >= MAX_RESUBMITS || dev.closed) {
+        dev.stats.cpuFallbacks++;
         executeOnCpu(op, this.#chunkStart, this.#chunkStart + this.#chunkLen);
       } else {
+        dev.stats.resubmissions++;
         return this.#resubmitChunk();
       }
     } else if (code !== DsaStatus.SUCCESS) {
@@ -204,6 +207,7 @@ export class DeviceOp extends Future<void> {
 
   #resubmitChunk(): Step<void> {
     if (this.#dev.closed) {
+      this.#dev.stats.cpuFallbacks++;
       executeOnCpu(
         this.#op,
         this.#chunkStart,
@@ -349,8 +353,11 @@ export class DeviceBatch extends Future<void> {
       if (code === DsaStatus.SUCCESS) continue;
       const op = this.#ops[i];
       if (member === 0) {
+        dev.stats.cpuFallbacks++;
         executeOnCpu(op); // abandoned: never executed
       } else if (code === DsaStatus.PAGE_FAULT_NOBOF) {
+        dev.stats.partialCompletions++;
+        dev.stats.cpuFallbacks++;
         const done = dev.bytesCompleted(this.#recs[i]);
         if (dev.result(this.#recs[i]) === 1) {
           executeOnCpu(op, 0, op.length - done);

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { ClosedError, PmemError } from "../ffi/errors.ts";
+import { ClosedError, PmemError, ShimCode } from "../errors/mod.ts";
 import { check, native } from "../ffi/lib.ts";
 import { Future, type FutureOptions, type Step } from "../future/future.ts";
 import { BaseMover } from "./_base.ts";
@@ -23,7 +23,7 @@ export function assertAttached(op: CheckedOp, to: number): void {
   ) {
     throw new PmemError(
       op.op,
-      -200003,
+      ShimCode.CLOSED,
       "a buffer was detached before the operation ran (its mapping closed)",
     );
   }

@@ -13,9 +13,24 @@
  *
  * @module
  */
-export * from "./vdm.ts";
+export {
+  type BatchEntry,
+  type CheckedOp,
+  type Vdm,
+  VdmFlags,
+  type VdmOp,
+} from "./vdm.ts";
 export { CpuMover } from "./cpu.ts";
 export { BaseMover } from "./_base.ts";
-export * from "./thread.ts";
-export * from "./dsa_format.ts";
+export { ThreadMover, type ThreadMoverOptions } from "./thread.ts";
+export {
+  DSA_STATUS_MASK,
+  DSA_STATUS_WRITE_FAULT,
+  DsaDescriptor,
+  DsaFlag,
+  DsaOpcode,
+  DsaRecord,
+  DsaStatus,
+  dsaStatusName,
+} from "./dsa_format.ts";
 export type { DeviceInfo } from "./_device.ts";

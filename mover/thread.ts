@@ -6,14 +6,13 @@
  *
  * @module
  */
-import { check, native } from "../ffi/lib.ts";
+import { native } from "../ffi/lib.ts";
 import { checkSize } from "../ffi/validate.ts";
 import { all, map } from "../future/combinators.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import { CompletionDevice, type DeviceInfo } from "./_device.ts";
 import { CpuOp } from "./cpu.ts";
 import { DeviceBatch, DeviceOp } from "./_device_op.ts";
-import { DSA_STATUS_WRITE_FAULT, DsaStatus } from "./dsa_format.ts";
 import { BaseMover } from "./_base.ts";
 import { type CheckedOp, VdmFlags } from "./vdm.ts";
 
@@ -36,6 +35,19 @@ export interface ThreadMoverOptions {
    * the workers. @default 262144
    */
   inlineThreshold?: number;
+}
+
+let deviceOf: (mover: ThreadMover) => CompletionDevice;
+
+/**
+ * The software device behind a ThreadMover (for the testing entry point's
+ * fault injection and counters). Internal.
+ */
+export function threadMoverDevice(mover: ThreadMover): CompletionDevice {
+  if (!(mover instanceof ThreadMover)) {
+    throw new TypeError("Cannot reach the device: mover must be a ThreadMover");
+  }
+  return deviceOf(mover);
 }
 
 function defaultThreads(): number {
@@ -150,20 +162,6 @@ export class ThreadMover extends BaseMover {
     );
   }
 
-  /**
-   * Sleeps on the device that timed out although a completion had been
-   * published meanwhile, i.e. lost wake-ups. Always 0 unless the wake-up
-   * protocol is broken; a test asserts it under a stress loop.
-   */
-  get lostWakeups(): number {
-    return this.#device.lostWakeups;
-  }
-
-  /** Sleeps the executor took on this device (blocking and async). */
-  get sleeps(): number {
-    return this.#device.sleeps;
-  }
-
   /** The device's reported configuration (DSA GENCAP, limits). */
   get info(): DeviceInfo {
     return this.#device.info;
@@ -172,6 +170,10 @@ export class ThreadMover extends BaseMover {
   /** Its operations address `dst` by `dstOffset` themselves. */
   protected override get takesDstOffset(): boolean {
     return true;
+  }
+
+  static {
+    deviceOf = (mover) => mover.#device;
   }
 
   /** Whether {@linkcode ThreadMover.close} has run. */
@@ -225,29 +227,6 @@ export class ThreadMover extends BaseMover {
     const parts = ops.map((op) => new DeviceOp(this.#device, op, options));
     if (parts.length === 1) return parts[0];
     return map(all(parts), () => undefined);
-  }
-
-  /**
-   * Test hook: the next `count` MEMMOVE/MEMFILL/CFLUSH descriptors longer
-   * than `atByte` stop after `atByte` bytes with a page-fault status
-   * (partial completion, as DSA hardware does), or with `status`. A
-   * negative `atByte` disarms it.
-   */
-  injectFault(
-    atByte: number,
-    options: { write?: boolean; status?: number; count?: number } = {},
-  ): void {
-    const status = options.status ?? (DsaStatus.PAGE_FAULT_NOBOF |
-      (options.write === false ? 0 : DSA_STATUS_WRITE_FAULT));
-    check(
-      native.ap_dev_inject_fault(
-        this.#device.handle("injectFault"),
-        atByte,
-        status,
-        options.count ?? 1,
-      ),
-      "injectFault",
-    );
   }
 
   /**

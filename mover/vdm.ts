@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { NotSupportedError } from "../ffi/errors.ts";
+import { NotSupportedError } from "../errors/mod.ts";
 import { checkByte, checkBytes, checkSize } from "../ffi/validate.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 

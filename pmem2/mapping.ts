@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { ClosedError } from "../ffi/errors.ts";
+import { ClosedError } from "../errors/mod.ts";
 import {
   backend,
   check,
@@ -25,13 +25,13 @@ import {
   toNativeConfig,
 } from "./config.ts";
 import { checkMemFlags, MemFlags } from "./flags.ts";
-import { chain, fromStep } from "../future/combinators.ts";
+import { chain, fromStep, map } from "../future/combinators.ts";
 import { waitAll } from "../future/executor.ts";
 import { FutureRegistry } from "../future/registry.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import { CpuMover } from "../mover/cpu.ts";
 import { type Vdm, VdmFlags } from "../mover/vdm.ts";
-import { Source, type SourceOpenOptions } from "./source.ts";
+import { Source, sourceHandle, type SourceOpenOptions } from "./source.ts";
 import type { PersistTracer } from "./tracer.ts";
 
 /** Bun refuses ArrayBuffers over external memory larger than 4 GiB. */
@@ -55,6 +55,25 @@ const readPointer = native.ap_read_range_to;
  * close; returns the mapping's address. Set by the class.
  */
 let attachReader: (map: Mapping, reader: MappingReader) => Ptr;
+let attachTracer: (map: Mapping, tracer: PersistTracer | undefined) => void;
+let tracerOf: (map: Mapping) => PersistTracer | undefined;
+
+/**
+ * Attach (or with `undefined`, detach) a {@linkcode PersistTracer} to a
+ * mapping's persistence funnel. Internal: tests reach it through the
+ * testing entry point.
+ */
+export function setMappingTracer(
+  map: Mapping,
+  tracer: PersistTracer | undefined,
+): void {
+  attachTracer(map, tracer);
+}
+
+/** Record a labelled point with a mapping's tracer, if it has one. */
+export function markMapping(map: Mapping, label: string): void {
+  tracerOf(map)?.mark?.(label);
+}
 
 /**
  * A mapping of a {@linkcode Source}. Views are `Uint8Array`s straight over
@@ -133,7 +152,7 @@ export class Mapping implements Disposable {
     const cell = newCell();
     const rc = native.ap_map_new(
       cell,
-      source.handle("map"),
+      sourceHandle(source, "map"),
       c.granularity,
       c.offset,
       c.length,
@@ -187,21 +206,6 @@ export class Mapping implements Disposable {
   /** The data mover of the asynchronous operations. */
   get mover(): Vdm {
     return this.#mover;
-  }
-
-  /**
-   * Attach (or with `undefined`, detach) a {@linkcode PersistTracer}. For
-   * tests: while one is attached, asynchronous copies persist through this
-   * funnel (copy, then a chained persist) so the tracer sees them too.
-   */
-  setTracer(tracer: PersistTracer | undefined): void {
-    this.#live("setTracer");
-    this.#tracer = tracer;
-  }
-
-  /** Record a labelled point with the tracer, if any (e.g. an acknowledgement). */
-  mark(label: string): void {
-    this.#tracer?.mark?.(label);
   }
 
   /** Report the funnel events of a durable copy with `flags`. */
@@ -292,6 +296,11 @@ export class Mapping implements Disposable {
       map.#readers.push(reader);
       return map.#address;
     };
+    attachTracer = (map, tracer) => {
+      map.#live("setTracer");
+      map.#tracer = tracer;
+    };
+    tracerOf = (map) => map.#tracer;
   }
 
   /** Throw the error that `read`'s arguments deserve. */
@@ -556,7 +565,7 @@ export class Mapping implements Disposable {
     }
     // page granularity: one msync over the batch beats one per buffer
     const durable = this.#granularity === "cache-line" &&
-      this.#mover.supports(VdmFlags.DURABLE) && this.#tracer === undefined;
+      this.#mover.supports(VdmFlags.DURABLE);
     const flags = durable ? VdmFlags.DURABLE : 0;
     const batch = this.#mover.batch(
       entries.map((e) => ({
@@ -567,20 +576,48 @@ export class Mapping implements Disposable {
       })),
       options,
     );
-    const future = durable || this.#granularity === "byte" ? batch : chain(
-      batch,
-      () =>
-        fromStep(() =>
-          this.persistRanges(
-            entries.map((e) => ({
-              offset: e.offset,
-              length: e.data.byteLength,
-            })),
-          )
-        ),
-    );
+    const future = durable
+      ? this.#traceDurable(
+        batch,
+        entries.map((e) => ({ offset: e.offset, length: e.data.byteLength })),
+      )
+      : this.#granularity === "byte"
+      ? batch
+      : chain(
+        batch,
+        () =>
+          fromStep(() =>
+            this.persistRanges(
+              entries.map((e) => ({
+                offset: e.offset,
+                length: e.data.byteLength,
+              })),
+            )
+          ),
+      );
     this.#trackAsync(future);
     return future;
+  }
+
+  /**
+   * A copy the mover makes durable itself reaches the persistence funnel
+   * at its completion: a tracer attached when it started sees a flush of each range
+   * and one drain, as if the program had persisted them. The traced
+   * program so runs the same path as an untraced one (the mover's
+   * durable copy, not a chained persist).
+   */
+  #traceDurable(
+    future: Future<void>,
+    ranges: readonly { offset: number; length: number }[],
+  ): Future<void> {
+    // untraced (production): the mover's future itself, nothing added
+    if (this.#tracer === undefined) return future;
+    return map(future, () => {
+      const t = this.#tracer;
+      if (t === undefined) return;
+      for (const r of ranges) t.flush(r.offset, r.length);
+      t.drain();
+    });
   }
 
   /** Remember an async operation so close() can wait for it. */
@@ -613,10 +650,11 @@ export class Mapping implements Disposable {
       future = start(vdmFlags);
     } else if (
       (flags & MemFlags.NODRAIN) === 0 &&
-      this.#mover.supports(VdmFlags.DURABLE) &&
-      this.#tracer === undefined
+      this.#mover.supports(VdmFlags.DURABLE)
     ) {
-      future = start(vdmFlags | VdmFlags.DURABLE);
+      future = this.#traceDurable(start(vdmFlags | VdmFlags.DURABLE), [
+        { offset, length },
+      ]);
     } else {
       const nodrain = (flags & MemFlags.NODRAIN) !== 0;
       future = chain(start(vdmFlags), () =>

@@ -15,8 +15,7 @@
  * @module
  */
 export type { Granularity, MapConfig, Protection } from "./config.ts";
-export * from "./file_lock.ts";
-export * from "./flags.ts";
+export { FileLock } from "./file_lock.ts";
+export { MemFlags } from "./flags.ts";
 export { mapFile, type MapFileOptions, Mapping } from "./mapping.ts";
-export * from "./source.ts";
-export type { PersistTracer } from "./tracer.ts";
+export { type BadBlock, Source, type SourceOpenOptions } from "./source.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { ClosedError } from "../ffi/errors.ts";
+import { ClosedError } from "../errors/mod.ts";
 import {
   check,
   cString,
@@ -51,6 +51,17 @@ export interface BadBlock {
   offset: number;
   /** Length of the range. */
   length: number;
+}
+
+let handleOf: (source: Source, op: string) => Ptr;
+
+/**
+ * The native handle of an open source (for `Mapping.map`). Internal.
+ *
+ * @throws {ClosedError} when the source is closed
+ */
+export function sourceHandle(source: Source, op: string): Ptr {
+  return handleOf(source, op);
 }
 
 /**
@@ -124,10 +135,13 @@ export class Source implements Disposable {
     return new Source(cell);
   }
 
-  /** The native handle; throws once closed. */
-  handle(op: string): Ptr {
+  #live(op: string): Ptr {
     if (this.#handle === null) throw new ClosedError("Source", op);
     return this.#handle;
+  }
+
+  static {
+    handleOf = (source, op) => source.#live(op);
   }
 
   /** Whether {@linkcode Source.close} has run. */
@@ -137,14 +151,14 @@ export class Source implements Disposable {
 
   /** The size in bytes (a file's current size). */
   get size(): number {
-    check(native.ap_source_size(this.handle("size"), this.#out), "size");
+    check(native.ap_source_size(this.#live("size"), this.#out), "size");
     return this.#out[0];
   }
 
   /** The required alignment of map offsets and lengths. */
   get alignment(): number {
     check(
-      native.ap_source_alignment(this.handle("alignment"), this.#out),
+      native.ap_source_alignment(this.#live("alignment"), this.#out),
       "alignment",
     );
     return this.#out[0];
@@ -152,7 +166,7 @@ export class Source implements Disposable {
 
   /** The file descriptor (throws `PmemError` for anonymous sources). */
   get fd(): number {
-    return check(native.ap_source_fd(this.handle("fd")), "fd");
+    return check(native.ap_source_fd(this.#live("fd")), "fd");
   }
 
   /**
@@ -161,7 +175,7 @@ export class Source implements Disposable {
    */
   deviceUsc(): number {
     check(
-      native.ap_source_device_usc(this.handle("deviceUsc"), this.#out),
+      native.ap_source_device_usc(this.#live("deviceUsc"), this.#out),
       "deviceUsc",
     );
     return this.#out[0];
@@ -172,7 +186,7 @@ export class Source implements Disposable {
    * @throws {NotSupportedError} on non-DAX files and anonymous memory
    */
   deviceId(): string {
-    const h = this.handle("deviceId");
+    const h = this.#live("deviceId");
     const len = new Uint32Array(1);
     check(native.ap_source_device_id(h, null, 0, len), "deviceId");
     const buf = new Uint8Array(len[0] + 1);
@@ -187,7 +201,7 @@ export class Source implements Disposable {
    */
   numaNode(): number {
     const out = new Int32Array(1);
-    check(native.ap_source_numa_node(this.handle("numaNode"), out), "numaNode");
+    check(native.ap_source_numa_node(this.#live("numaNode"), out), "numaNode");
     return out[0];
   }
 
@@ -196,7 +210,7 @@ export class Source implements Disposable {
    * @throws {NotSupportedError} for anonymous sources
    */
   badBlocks(): BadBlock[] {
-    const h = this.handle("badBlocks");
+    const h = this.#live("badBlocks");
     let cap = 16;
     for (;;) {
       const out = new Float64Array(cap * 2);
@@ -224,7 +238,7 @@ export class Source implements Disposable {
     );
     check(
       native.ap_badblock_clear(
-        this.handle("clearBadBlock"),
+        this.#live("clearBadBlock"),
         block.offset,
         block.length,
       ),

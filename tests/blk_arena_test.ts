@@ -7,7 +7,7 @@ import { IntMap } from "../blk/int_map.ts";
 import { decodeBttInfo } from "../blk/layout.ts";
 import { Media } from "../blk/media.ts";
 import { BlockPool } from "../blk/mod.ts";
-import { PmemError } from "../ffi/errors.ts";
+import { PmemError } from "../errors/mod.ts";
 import { mapFile } from "../pmem2/mapping.ts";
 import { assert, rng, tempPath, test } from "./_harness.ts";
 import { pattern } from "./c/blkutil.ts";

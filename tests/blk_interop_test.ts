@@ -5,7 +5,7 @@ import { fletcher64 } from "../blk/checksum.ts";
 import { decodePoolHeader, encodePoolHeader } from "../blk/header.ts";
 import { decodeBttInfo, encodeBttInfo } from "../blk/layout.ts";
 import { BlockPool, poolGeometry } from "../blk/mod.ts";
-import { BadBlockError, PmemError } from "../ffi/errors.ts";
+import { BadBlockError, PmemError } from "../errors/mod.ts";
 import { assert, patch, peek, tempPath, test } from "./_harness.ts";
 import {
   blkutil,

@@ -1,9 +1,10 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 import { existsSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { BlockPool, MIN_POOL_SIZE, poolGeometry } from "../blk/mod.ts";
-import { BadBlockError, ClosedError, PmemError } from "../ffi/errors.ts";
+import { BadBlockError, ClosedError, PmemError } from "../errors/mod.ts";
 import { assert, runScript, tempPath, test } from "./_harness.ts";
 import { pattern } from "./c/blkutil.ts";
+import { createBlockPool } from "../testing/mod.ts";
 
 const MiB = 2 ** 20;
 
@@ -383,7 +384,7 @@ test("`BlockPool` spans two arenas in a sparse 513 GiB pool", () => {
   const arena1 = 134086520; // first LBA of arena 1 at bsize 4096
   const lbas = [0, arena1 - 1, arena1, arena1 + 1];
   {
-    using pool = BlockPool.create(path, {
+    using pool = createBlockPool(path, {
       blockSize: 4096,
       poolSize: 513 * 2 ** 30,
       sparse: true,

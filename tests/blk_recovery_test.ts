@@ -3,7 +3,7 @@
 import { type BttInfo, decodeBttInfo } from "../blk/layout.ts";
 import { BlockPool } from "../blk/mod.ts";
 import { fletcher64 } from "../blk/checksum.ts";
-import { PmemError } from "../ffi/errors.ts";
+import { PmemError } from "../errors/mod.ts";
 import { assert, patch, peek, tempPath, test } from "./_harness.ts";
 import { pattern } from "./c/blkutil.ts";
 

@@ -12,6 +12,7 @@ import { CrashTracer } from "./crash/tracer.ts";
 import { u32View } from "./crash/words.ts";
 import { WORKLOADS } from "./crash/workload.ts";
 import { assert, tempDir, tempPath, test } from "./_harness.ts";
+import { openBlockPool, setTracer } from "../testing/mod.ts";
 
 test("`lint()` reports unflushed, unfenced, redundant and overwritten stores", () => {
   using map = mapFile(tempPath(), { size: 65536 });
@@ -20,7 +21,7 @@ test("`lint()` reports unflushed, unfenced, redundant and overwritten stores", (
     shadow: map.view().slice(),
     flushGranularity: 64,
   });
-  map.setTracer(tracer);
+  setTracer(map, tracer);
   const u32 = u32View(map.view());
   u32[0] = 1;
   map.persist(0, 8); // fine
@@ -94,7 +95,7 @@ test("recovery flushes and fences everything it stores", () => {
     flushGranularity: 64,
   });
   {
-    using pool = BlockPool.open(path, { tracer });
+    using pool = openBlockPool(path, { tracer });
     assert.equal(pool.check().repaired.length, lbas.length);
     for (const lba of lbas) assert.equal(pool.read(lba)[0], 1);
   }

@@ -10,6 +10,7 @@ import { subsets } from "./crash/subsets.ts";
 import { CrashTracer, type TraceEvent } from "./crash/tracer.ts";
 import { u32View, type Words } from "./crash/words.ts";
 import { assert, rng, tempPath, test } from "./_harness.ts";
+import { mark, setTracer } from "../testing/mod.ts";
 
 /** The (word index → low u32) pairs of a word list. */
 function pairs(words: Words): [number, number][] {
@@ -34,7 +35,7 @@ function traced(
     shadow: map.view().slice(),
     flushGranularity,
   });
-  map.setTracer(tracer);
+  setTracer(map, tracer);
   run(map, u32View(map.view()), tracer);
   return tracer.finish();
 }
@@ -46,7 +47,7 @@ test("`CrashTracer` records each flush's stores, raw view stores included, and w
     map.persist(0, 8);
     map.persist(200, 8); // a clean line
     map.memcpy(4096, new Uint8Array(16).fill(9));
-    map.mark("done");
+    mark(map, "done");
   });
   assert.deepEqual(events.map((e) => e.kind), [
     "flush",

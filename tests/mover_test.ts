@@ -5,11 +5,6 @@ import {
   type CheckedOp,
   ClosedError,
   CpuMover,
-  DsaDescriptor,
-  DsaFlag,
-  DsaOpcode,
-  DsaRecord,
-  DsaStatus,
   type Future,
   NotSupportedError,
   PmemError,
@@ -18,9 +13,31 @@ import {
   wait,
   waitAll,
 } from "../mod.ts";
+import {
+  DsaDescriptor,
+  DsaFlag,
+  DsaOpcode,
+  DsaRecord,
+  DsaStatus,
+} from "../mover/mod.ts";
 import { native } from "../ffi/lib.ts";
-import { checkOp } from "../mover/vdm.ts";
+import { type DeviceStats, deviceStats, injectFault } from "../testing/mod.ts";
 import { assert, moverTest, rng, test } from "./_harness.ts";
+
+/** What `fn` added to the fault counters of `mover`'s device. */
+async function faultCounts(
+  mover: ThreadMover,
+  fn: () => Promise<void>,
+): Promise<Omit<DeviceStats, "sleeps" | "lostWakeups">> {
+  const before = deviceStats(mover);
+  await fn();
+  const after = deviceStats(mover);
+  return {
+    partialCompletions: after.partialCompletions - before.partialCompletions,
+    resubmissions: after.resubmissions - before.resubmissions,
+    cpuFallbacks: after.cpuFallbacks - before.cpuFallbacks,
+  };
+}
 
 moverTest(
   "10 000 random memcpy/memmove/memset ops match a reference",
@@ -280,56 +297,88 @@ moverTest(
   },
 );
 
-test("ThreadMover: a partial completion (page fault) is resubmitted and finished", async () => {
+test("ThreadMover: a partial completion (page fault) is resubmitted, then finished on the CPU", async () => {
   using mover = new ThreadMover({ threads: 2, inlineThreshold: 0 });
   const src = new Uint8Array(65536).map((_, i) => (i * 7) & 255);
-  for (const count of [1, 2, 5]) { // 1: resubmit; 2+: remainder on the CPU
+  // one fault: the remainder is resubmitted and the device finishes it;
+  // two or more: the resubmission faults too and the CPU finishes it
+  const expected = (count: number) => ({
+    partialCompletions: count === 1 ? 1 : 2,
+    resubmissions: 1,
+    cpuFallbacks: count === 1 ? 0 : 1,
+  });
+  for (const count of [1, 2, 5]) {
     const dst = new Uint8Array(65536);
-    mover.injectFault(10_000, { count });
-    await mover.memcpy(dst, src);
+    injectFault(mover, 10_000, { count });
+    const copied = await faultCounts(mover, async () => {
+      await mover.memcpy(dst, src);
+    });
     assert.deepEqual(dst, src, `count ${count}`);
+    assert.deepEqual(copied, expected(count), `memcpy, count ${count}`);
     const fill = new Uint8Array(65536);
-    mover.injectFault(777, { count, write: false });
-    await mover.memset(fill, 0xee);
+    injectFault(mover, 777, { count, write: false });
+    const filled = await faultCounts(mover, async () => {
+      await mover.memset(fill, 0xee);
+    });
     assert.ok(fill.every((b) => b === 0xee));
-    mover.injectFault(-1);
+    assert.deepEqual(filled, expected(count), `memset, count ${count}`);
+    injectFault(mover, -1);
   }
-  // overlapping memmove upward copies top-down: the fault leaves the top done
+  // overlapping memmove upward copies top-down: the fault leaves the top
+  // done, and the resubmission copies the rest below it
   const buf = new Uint8Array(70000).map((_, i) => i & 255);
   const ref = buf.slice();
   ref.copyWithin(1000, 0, 60000);
-  mover.injectFault(5000);
-  await mover.memmove(buf.subarray(1000, 61000), buf.subarray(0, 60000));
+  injectFault(mover, 5000);
+  const moved = await faultCounts(mover, async () => {
+    await mover.memmove(buf.subarray(1000, 61000), buf.subarray(0, 60000));
+  });
   assert.deepEqual(buf, ref);
+  assert.deepEqual(moved, expected(1));
 });
 
-test("ThreadMover: partial completion inside a batch is finished", async () => {
+test("ThreadMover: partial completions inside a batch are finished on the CPU", async () => {
   using mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
   const src = new Uint8Array(4 * 32768).map((_, i) => (i * 5) & 255);
   const dst = new Uint8Array(src.length);
-  mover.injectFault(3000, { count: 2 });
-  await mover.batch([0, 1, 2, 3].map((i) => ({
-    op: "memcpy" as const,
-    dst: dst.subarray(i * 32768, (i + 1) * 32768),
-    src: src.subarray(i * 32768, (i + 1) * 32768),
-  })));
+  injectFault(mover, 3000, { count: 2 });
+  const counts = await faultCounts(mover, async () => {
+    await mover.batch([0, 1, 2, 3].map((i) => ({
+      op: "memcpy" as const,
+      dst: dst.subarray(i * 32768, (i + 1) * 32768),
+      src: src.subarray(i * 32768, (i + 1) * 32768),
+    })));
+  });
   assert.deepEqual(dst, src);
+  // members 0 and 1 faulted; the batch failed and the CPU finished them
+  assert.deepEqual(counts, {
+    partialCompletions: 2,
+    resubmissions: 0,
+    cpuFallbacks: 2,
+  });
 });
 
 test("ThreadMover: partial completion of a copy at dstOffset is finished", async () => {
   using mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
   const src = new Uint8Array(65536).map((_, i) => (i * 11) & 255);
   const dst = new Uint8Array(3 * 65536);
-  mover.injectFault(5000, { count: 1 });
-  await mover.batch([{ op: "memcpy", dst, dstOffset: 70001, src }]);
+  injectFault(mover, 5000, { count: 1 });
+  const counts = await faultCounts(mover, async () => {
+    await mover.batch([{ op: "memcpy", dst, dstOffset: 70001, src }]);
+  });
   assert.deepEqual(dst.subarray(70001, 70001 + 65536), src);
   assert.equal(dst[70000], 0);
   assert.equal(dst[70001 + 65536], 0);
+  assert.deepEqual(counts, {
+    partialCompletions: 1,
+    resubmissions: 1,
+    cpuFallbacks: 0,
+  });
 });
 
 test("ThreadMover: a failure status fails the future with a PmemError", async () => {
   using mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
-  mover.injectFault(0, { status: DsaStatus.HW_ERR1 });
+  injectFault(mover, 0, { status: DsaStatus.HW_ERR1 });
   const f = mover.memcpy(new Uint8Array(8192), new Uint8Array(8192));
   await assert.rejects(
     async () => await f,
@@ -387,24 +436,64 @@ test("ThreadMover: no lost wake-up over 2000 sleeps (async and blocking)", async
     wait(mover.memset(dst, i & 255));
   }
   assert.equal(dst[1000], 999 & 255);
-  assert.ok(mover.sleeps >= 2000, `only ${mover.sleeps} sleeps`);
-  assert.equal(mover.lostWakeups, 0);
+  const stats = deviceStats(mover);
+  assert.ok(stats.sleeps >= 2000, `only ${stats.sleeps} sleeps`);
+  assert.equal(stats.lostWakeups, 0);
 });
 
-test("custom movers lacking a capability get NotSupportedError", () => {
-  using cpu = new CpuMover();
-  assert.equal(cpu.name, "cpu");
-  const limited = Object.create(cpu, { capabilities: { value: 0 } });
-  assert.equal(limited.supports(VdmFlags.DURABLE), false);
-  // the validation every mover shares rejects flags beyond its capabilities
+test("a custom mover built on BaseMover refuses flags beyond its capabilities", async () => {
+  // a mover that honours no flag: every op goes to an inner CPU mover
+  let ran = 0;
+  class Plain extends BaseMover {
+    #inner = new CpuMover();
+    constructor() {
+      super("Plain", "plain", 0);
+    }
+    get closed(): boolean {
+      return this.#inner.closed;
+    }
+    protected run(op: CheckedOp): Future<void> {
+      ran++;
+      return op.op === "memset"
+        ? this.#inner.memset(op.dst, op.value)
+        : op.op === "flush"
+        ? this.#inner.flush(op.dst)
+        : this.#inner.memmove(op.dst, op.src!);
+    }
+    protected runBatch(ops: CheckedOp[]): Future<void> {
+      ran += ops.length;
+      return this.#inner.batch(
+        ops.map((op) => ({ op: "memset" as const, dst: op.dst, value: 0 })),
+      );
+    }
+    close(): void {
+      this.#inner.close();
+    }
+  }
+  using mover = new Plain();
+  assert.equal(mover.name, "plain");
+  assert.equal(mover.capabilities, 0);
+  assert.equal(mover.supports(0), true);
+  assert.equal(mover.supports(VdmFlags.DURABLE), false);
   const buf = new Uint8Array(8);
-  assert.throws(
-    () => checkOp("custom", 0, "memcpy", buf, buf, 0, VdmFlags.DURABLE),
-    (e: unknown) =>
-      e instanceof NotSupportedError && e.errno === 95 &&
-      /custom/.test(e.message),
-  );
-  assert.equal(checkOp("custom", 1, "memset", buf, undefined, 3, 1).length, 8);
+  for (const flags of [VdmFlags.DURABLE, VdmFlags.NO_CACHE_HINT]) {
+    assert.throws(
+      () => mover.memcpy(buf, buf, flags),
+      (e: unknown) =>
+        e instanceof NotSupportedError && e.errno === 95 &&
+        e.op === "memcpy" && /the plain mover does not support/.test(e.message),
+    );
+    assert.throws(
+      () => mover.batch([{ op: "memset", dst: buf, value: 1, flags }]),
+      NotSupportedError,
+    );
+  }
+  assert.equal(ran, 0); // refused before the mover's hooks ran
+  await mover.memset(buf, 3);
+  assert.deepEqual([...buf], [3, 3, 3, 3, 3, 3, 3, 3]);
+  assert.equal(ran, 1);
+  mover.close();
+  assert.throws(() => mover.memset(buf, 1), ClosedError);
 });
 
 test("a custom mover that does not take dstOffset gets views instead", () => {

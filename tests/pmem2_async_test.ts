@@ -14,6 +14,7 @@ import {
   waitAll,
 } from "../mod.ts";
 import { assert, moverTest, rng, tempPath, test } from "./_harness.ts";
+import { mark, setTracer } from "../testing/mod.ts";
 
 moverTest(
   "memcpyAsync/memmoveAsync/memsetAsync are durable when they resolve",
@@ -226,10 +227,10 @@ moverTest(
   async (mover) => {
     using map = mapFile(tempPath(), { size: 65536, mover });
     const events: string[] = [];
-    map.setTracer({
-      flush: (o, n) => events.push(`flush ${o}+${n}`),
+    setTracer(map, {
+      flush: (o: number, n: number) => events.push(`flush ${o}+${n}`),
       drain: () => events.push("drain"),
-      mark: (label) => events.push(`mark ${label}`),
+      mark: (label: string) => events.push(`mark ${label}`),
     });
     map.persist(0, 8);
     map.flush(100, 4);
@@ -239,8 +240,8 @@ moverTest(
     map.memset(400, 1, 10, MemFlags.NODRAIN);
     map.memmove(500, 200, 16);
     await map.memcpyAsync(600, new Uint8Array(32));
-    map.mark("ack");
-    map.setTracer(undefined);
+    mark(map, "ack");
+    setTracer(map, undefined);
     map.persist(0, 1);
     assert.deepEqual(events, [
       "flush 0+8",

@@ -15,8 +15,8 @@
  *
  * @module
  */
-import { BlockPool } from "../../blk/mod.ts";
-import { BadBlockError, PmemError } from "../../ffi/errors.ts";
+import type { BlockPool } from "../../blk/mod.ts";
+import { BadBlockError, PmemError } from "../../errors/mod.ts";
 import { ERROR, type Ledger, ZERO } from "./ledger.ts";
 import { crashPoints, type PersistenceModel } from "./model.ts";
 import type { Payloads } from "./payload.ts";
@@ -27,6 +27,7 @@ import type { ScratchImage } from "./scratch.ts";
 import { type SubsetOptions, subsets } from "./subsets.ts";
 import { CrashTracer, type TraceEvent } from "./tracer.ts";
 import { WORD, type Words } from "./words.ts";
+import { openBlockPool } from "../../testing/mod.ts";
 
 /**
  * What a block held when read back: a state (a payload version ≥ 1,
@@ -282,7 +283,7 @@ export class ImageChecker {
     let observed: Map<number, Observed> | undefined;
     let pool: BlockPool | undefined;
     try {
-      pool = BlockPool.open(this.#scratch.path, { tracer });
+      pool = openBlockPool(this.#scratch.path, { tracer });
     } catch (e) {
       if (mayRefuse && isTypedError(e)) refused = true;
       else problems.push(`open failed: ${describeError(e)}`);

@@ -32,7 +32,12 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { BlockPool, MIN_POOL_SIZE, poolGeometry } from "../../blk/mod.ts";
 import { RUNTIME } from "../../ffi/_runtime.ts";
-import { mapFile, type Mapping, type PersistTracer } from "../../pmem2/mod.ts";
+import { mapFile, type Mapping } from "../../pmem2/mod.ts";
+import {
+  createBlockPool,
+  openBlockPool,
+  type PersistTracer,
+} from "../../testing/mod.ts";
 import { startChild } from "./child.ts";
 import { ImageChecker } from "./checker.ts";
 import { formatFuzzReport, fuzz, fuzzRunner } from "./fuzz.ts";
@@ -231,7 +236,7 @@ export function recordTrace(
         shadow: base.slice(),
         flushGranularity: model.flushGranularity,
       });
-      pool = BlockPool.create(path, {
+      pool = createBlockPool(path, {
         blockSize: w.blockSize,
         poolSize: POOL_SIZE,
         tracer: hook(),
@@ -253,7 +258,7 @@ export function recordTrace(
         shadow: base.slice(),
         flushGranularity: model.flushGranularity,
       });
-      pool = BlockPool.open(path, { tracer: hook() });
+      pool = openBlockPool(path, { tracer: hook() });
     }
     const t = tracer;
     const marking: Recorder = {

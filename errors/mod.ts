@@ -1,11 +1,46 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
- * Errors raised after native code ran. Bad arguments raise `TypeError` or
- * `RangeError` before any native call; everything native raises a
- * {@linkcode PmemError} (or a subclass where callers branch on it).
+ * The errors of asyncpmem. Bad arguments raise `TypeError` or `RangeError`
+ * before any native call; everything after raises a
+ * {@linkcode PmemError}, or a subclass where callers branch on it.
+ *
+ * ```ts
+ * import { ClosedError, PmemError } from "@asyncpmem/asyncpmem/errors";
+ * import assert from "node:assert/strict";
+ *
+ * const e = new ClosedError("Mapping", "persist");
+ * assert.ok(e instanceof PmemError);
+ * assert.equal(e.codeName, "AP_E_CLOSED");
+ * ```
  *
  * @module
  */
+
+/**
+ * The native shim's own error codes (`AP_E_*` in `c/asyncpmem.h`; a test
+ * checks the two agree). They lie below `PMEM2_E_*` and `-errno`.
+ *
+ * @example Usage
+ * ```ts
+ * import { PmemError, ShimCode } from "@asyncpmem/asyncpmem/errors";
+ * import assert from "node:assert/strict";
+ *
+ * const e = new PmemError("read", ShimCode.RANGE, "out of range");
+ * assert.equal(e.codeName, "AP_E_RANGE");
+ * ```
+ */
+export const ShimCode = {
+  /** An argument the shim refused. */
+  INVALID_ARG: -200001,
+  /** A range leaving its buffer or mapping. */
+  RANGE: -200002,
+  /** The object (mapping, device) is closed or closing. */
+  CLOSED: -200003,
+  /** A resource is still in use (a record, a mapping with references). */
+  BUSY: -200004,
+  /** Waiting for a resource took longer than its bound. */
+  TIMEDOUT: -200005,
+} as const;
 
 /** libpmem2 and shim error code names, by value. */
 export const ERROR_CODES: Readonly<Record<number, string>> = {
@@ -46,10 +81,11 @@ export const ERROR_CODES: Readonly<Record<number, string>> = {
   [-100035]: "PMEM2_E_FILE_DESCRIPTOR_NOT_SET",
   [-100036]: "PMEM2_E_SOURCE_TYPE_NOT_SUPPORTED",
   [-100037]: "PMEM2_E_IO_FAIL",
-  [-200001]: "AP_E_INVALID_ARG",
-  [-200002]: "AP_E_RANGE",
-  [-200003]: "AP_E_CLOSED",
-  [-200004]: "AP_E_BUSY",
+  [ShimCode.INVALID_ARG]: "AP_E_INVALID_ARG",
+  [ShimCode.RANGE]: "AP_E_RANGE",
+  [ShimCode.CLOSED]: "AP_E_CLOSED",
+  [ShimCode.BUSY]: "AP_E_BUSY",
+  [ShimCode.TIMEDOUT]: "AP_E_TIMEDOUT",
 };
 
 /** Options of {@linkcode PmemError}. */
@@ -63,7 +99,7 @@ export interface PmemErrorOptions extends ErrorOptions {
  *
  * @example Usage
  * ```ts
- * import { PmemError } from "@asyncpmem/asyncpmem";
+ * import { PmemError } from "@asyncpmem/asyncpmem/errors";
  * import assert from "node:assert/strict";
  *
  * const e = new PmemError("map", -100009, "granularity not supported");
@@ -111,7 +147,7 @@ export class PmemError extends Error {
  *
  * @example Usage
  * ```ts
- * import { NotSupportedError, PmemError } from "@asyncpmem/asyncpmem";
+ * import { NotSupportedError, PmemError } from "@asyncpmem/asyncpmem/errors";
  * import assert from "node:assert/strict";
  *
  * const e = new NotSupportedError("deviceUsc", -100001, "no usc here");
@@ -142,7 +178,7 @@ export class NotSupportedError extends PmemError {
  *
  * @example Usage
  * ```ts
- * import { ClosedError } from "@asyncpmem/asyncpmem";
+ * import { ClosedError } from "@asyncpmem/asyncpmem/errors";
  * import assert from "node:assert/strict";
  *
  * assert.equal(new ClosedError("Map", "persist").message, "persist: Map is closed");
@@ -156,7 +192,7 @@ export class ClosedError extends PmemError {
    * @param op the operation attempted
    */
   constructor(what: string, op: string) {
-    super(op, -200003, `${what} is closed`, { errno: 9 });
+    super(op, ShimCode.CLOSED, `${what} is closed`, { errno: 9 });
     this.name = "ClosedError";
   }
 }
@@ -166,7 +202,7 @@ export class ClosedError extends PmemError {
  *
  * @example Usage
  * ```ts
- * import { BadBlockError } from "@asyncpmem/asyncpmem";
+ * import { BadBlockError } from "@asyncpmem/asyncpmem/errors";
  * import assert from "node:assert/strict";
  *
  * assert.equal(new BadBlockError("read", 7).lba, 7);
@@ -193,7 +229,7 @@ export class BadBlockError extends PmemError {
  *
  * @example Usage
  * ```ts
- * import { OutOfSpaceError } from "@asyncpmem/asyncpmem";
+ * import { OutOfSpaceError } from "@asyncpmem/asyncpmem/errors";
  * import assert from "node:assert/strict";
  *
  * assert.equal(new OutOfSpaceError("append", "region full").errno, 28);

@@ -1,0 +1,238 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Hooks for testing code built on asyncpmem, and asyncpmem itself: a
+ * tracer on a mapping's persistence funnel (what a crash simulator needs),
+ * faults injected into the software DSA device, and the counters that show
+ * a test exercised what it meant to. Nothing here belongs in production
+ * code; it lives apart so the main entry points stay what users need.
+ *
+ * ```ts
+ * import { mapFile } from "@asyncpmem/asyncpmem";
+ * import { setTracer } from "@asyncpmem/asyncpmem/testing";
+ * import assert from "node:assert/strict";
+ *
+ * const events: string[] = [];
+ * using map = mapFile(await Deno.makeTempFile(), { size: 1 << 16 });
+ * setTracer(map, {
+ *   flush: (offset, length) => events.push(`flush ${offset}+${length}`),
+ *   drain: () => events.push("drain"),
+ * });
+ * map.persist(0, 64);
+ * assert.deepEqual(events, ["flush 0+64", "drain"]);
+ * ```
+ *
+ * @module
+ */
+import {
+  type BlockPool,
+  type BlockPoolCreateOptions,
+  type BlockPoolOpenOptions,
+  createPoolWith,
+  openPoolWith,
+} from "../blk/pool.ts";
+import { check, native } from "../ffi/lib.ts";
+import { checkSize } from "../ffi/validate.ts";
+import type { DeviceStats } from "../mover/_device.ts";
+import { DSA_STATUS_WRITE_FAULT, DsaStatus } from "../mover/dsa_format.ts";
+import { type ThreadMover, threadMoverDevice } from "../mover/thread.ts";
+import {
+  type Mapping,
+  markMapping,
+  setMappingTracer,
+} from "../pmem2/mapping.ts";
+import type { PersistTracer } from "../pmem2/tracer.ts";
+
+export type { DeviceStats, PersistTracer };
+
+/**
+ * Attach a {@linkcode PersistTracer} to a mapping's persistence funnel, or
+ * detach it with `undefined`. Every flush, persist, drain and durable copy
+ * of the mapping is reported, asynchronous copies included: a durable
+ * copy done by a mover, started while the tracer is attached, is reported
+ * as a flush and a drain of its range when its future completes (the
+ * mover made it durable by then), so the traced program runs the same
+ * path as an untraced one.
+ *
+ * @example Usage
+ * ```ts
+ * import { mapFile } from "@asyncpmem/asyncpmem";
+ * import { setTracer } from "@asyncpmem/asyncpmem/testing";
+ * import assert from "node:assert/strict";
+ *
+ * let flushes = 0;
+ * using map = mapFile(await Deno.makeTempFile(), { size: 1 << 16 });
+ * setTracer(map, { flush: () => flushes++, drain() {} });
+ * await map.memcpyAsync(0, new Uint8Array(100));
+ * setTracer(map, undefined);
+ * assert.equal(flushes, 1);
+ * ```
+ *
+ * @throws {ClosedError} when the mapping is closed
+ */
+export function setTracer(
+  map: Mapping,
+  tracer: PersistTracer | undefined,
+): void {
+  setMappingTracer(map, tracer);
+}
+
+/**
+ * Record a labelled point (an operation issued, acknowledged) with the
+ * tracer of a mapping; nothing when it has none.
+ *
+ * @example Usage
+ * ```ts
+ * import { mapFile } from "@asyncpmem/asyncpmem";
+ * import { mark, setTracer } from "@asyncpmem/asyncpmem/testing";
+ * import assert from "node:assert/strict";
+ *
+ * const labels: string[] = [];
+ * using map = mapFile(await Deno.makeTempFile(), { size: 1 << 16 });
+ * setTracer(map, { flush() {}, drain() {}, mark: (l) => labels.push(l) });
+ * mark(map, "ack 1");
+ * assert.deepEqual(labels, ["ack 1"]);
+ * ```
+ */
+export function mark(map: Mapping, label: string): void {
+  markMapping(map, label);
+}
+
+/** Options of {@linkcode injectFault}. */
+export interface FaultOptions {
+  /** The fault was on a write (status bit 7). @default true */
+  write?: boolean;
+  /**
+   * The status byte to complete with instead of a page fault (then no
+   * partial completion is modelled, only the failure).
+   */
+  status?: number;
+  /** How many descriptors fault. @default 1 */
+  count?: number;
+}
+
+/**
+ * Make the next `count` MEMMOVE/MEMFILL/CFLUSH descriptors of a
+ * {@linkcode ThreadMover}'s device that are longer than `atByte` stop
+ * after `atByte` bytes with a page-fault status: a partial completion, as
+ * DSA hardware reports one. A negative `atByte` disarms it.
+ *
+ * @example Usage
+ * ```ts
+ * import { ThreadMover } from "@asyncpmem/asyncpmem";
+ * import { deviceStats, injectFault } from "@asyncpmem/asyncpmem/testing";
+ * import assert from "node:assert/strict";
+ *
+ * using mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
+ * injectFault(mover, 100);
+ * const dst = new Uint8Array(4096);
+ * await mover.memset(dst, 9);
+ * assert.equal(dst[4095], 9);
+ * assert.equal(deviceStats(mover).partialCompletions, 1);
+ * ```
+ *
+ * @throws {TypeError} when `mover` is not a ThreadMover
+ * @throws {ClosedError} when the mover is closed
+ */
+export function injectFault(
+  mover: ThreadMover,
+  atByte: number,
+  options: FaultOptions = {},
+): void {
+  const device = threadMoverDevice(mover);
+  if (typeof atByte !== "number" || Number.isNaN(atByte)) {
+    throw new TypeError("Cannot inject a fault: atByte must be a number");
+  }
+  const count = checkSize(options.count ?? 1, "count", "inject a fault");
+  const status = options.status ?? (DsaStatus.PAGE_FAULT_NOBOF |
+    (options.write === false ? 0 : DSA_STATUS_WRITE_FAULT));
+  check(
+    native.ap_dev_inject_fault(
+      device.handle("injectFault"),
+      atByte < 0 ? -1 : checkSize(atByte, "atByte", "inject a fault"),
+      status,
+      count,
+    ),
+    "injectFault",
+  );
+}
+
+/**
+ * A snapshot of what a {@linkcode ThreadMover}'s device counted: sleeps
+ * and lost wake-ups, partial completions, resubmissions, CPU fallbacks.
+ *
+ * @example Usage
+ * ```ts
+ * import { ThreadMover } from "@asyncpmem/asyncpmem";
+ * import { deviceStats } from "@asyncpmem/asyncpmem/testing";
+ * import assert from "node:assert/strict";
+ *
+ * using mover = new ThreadMover({ threads: 1 });
+ * assert.equal(deviceStats(mover).lostWakeups, 0);
+ * ```
+ *
+ * @throws {TypeError} when `mover` is not a ThreadMover
+ */
+export function deviceStats(mover: ThreadMover): DeviceStats {
+  return { ...threadMoverDevice(mover).stats };
+}
+
+/** What tests may add to {@linkcode createBlockPool} / {@linkcode openBlockPool}. */
+export interface BlockPoolTestOptions {
+  /**
+   * A tracer attached to the pool's mapping before anything is written,
+   * so it sees every flush and fence of the pool, the layout at create
+   * and the recovery at open included.
+   */
+  tracer?: PersistTracer;
+}
+
+/**
+ * {@linkcode BlockPool.create} with a tracer from the start, or a sparse
+ * file (`ftruncate` instead of `posix_fallocate`: a full file system then
+ * shows up as SIGBUS on first touch, so only tests should want it).
+ *
+ * @example Usage
+ * ```ts
+ * import { createBlockPool } from "@asyncpmem/asyncpmem/testing";
+ * import assert from "node:assert/strict";
+ *
+ * let drains = 0;
+ * const path = `${await Deno.makeTempDir()}/pool`;
+ * using pool = createBlockPool(path, {
+ *   blockSize: 512,
+ *   poolSize: 32 << 20,
+ *   tracer: { flush() {}, drain: () => void drains++ },
+ * });
+ * pool.write(0, new Uint8Array(512));
+ * assert.ok(drains > 0);
+ * ```
+ */
+export function createBlockPool(
+  path: string,
+  options: BlockPoolCreateOptions & BlockPoolTestOptions & {
+    sparse?: boolean;
+  },
+): BlockPool {
+  const { tracer, sparse } = options ?? {};
+  return createPoolWith(path, options, { tracer, sparse });
+}
+
+/**
+ * {@linkcode BlockPool.open} with a tracer attached before recovery runs.
+ *
+ * @example Usage
+ * ```ts
+ * import { BlockPool } from "@asyncpmem/asyncpmem/blk";
+ * import { openBlockPool } from "@asyncpmem/asyncpmem/testing";
+ *
+ * const path = `${await Deno.makeTempDir()}/pool`;
+ * BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 }).close();
+ * using pool = openBlockPool(path, { tracer: { flush() {}, drain() {} } });
+ * ```
+ */
+export function openBlockPool(
+  path: string,
+  options: BlockPoolOpenOptions & BlockPoolTestOptions = {},
+): BlockPool {
+  return openPoolWith(path, options, { tracer: options?.tracer });
+}
