@@ -11,19 +11,26 @@
  * - Sizes and offsets cross the boundary as doubles (exact up to 2^53), so the
  *   JavaScript runtimes stay on their fast FFI paths; every one is checked for
  *   being a non-negative integer before use.
+ * - Every caller buffer arrives with its byte length, and every range is
+ *   checked against that length here, after TypeScript checked it too.
  * - A software DSA device (ap_dev) executes 64-byte DSA descriptors on worker
  *   threads and writes 32-byte DSA completion records: all other fields first,
  *   the status byte last with release semantics. JavaScript polls the status
  *   bytes through a view of the record arena.
+ * - Only the functions declared here (AP_API) are exported from the shared
+ *   library; everything else is hidden.
  */
 #ifndef ASYNCPMEM_H
 #define ASYNCPMEM_H 1
 
 #include <stdint.h>
 
-#define AP_ABI_VERSION 2
+#define AP_API __attribute__((visibility("default")))
 
-/* shim error codes (disjoint from -errno and PMEM2_E_*) */
+#define AP_ABI_VERSION 3
+
+/* shim error codes (disjoint from -errno and PMEM2_E_*); errors/mod.ts
+ * ShimCode mirrors them and a test checks the two agree */
 #define AP_E_INVALID_ARG (-200001)
 #define AP_E_RANGE (-200002)
 #define AP_E_CLOSED (-200003)
@@ -45,128 +52,141 @@ struct ap_map;
 struct ap_dev;
 
 /* ap_abi_version -- the AP_ABI_VERSION this library was built with */
-int ap_abi_version(void);
+AP_API int ap_abi_version(void);
 
 /*
  * ap_errormsg -- copy the calling thread's last error message into buf
  * (NUL-terminated, truncated to cap); returns the message length.
  */
-int ap_errormsg(char *buf, uint32_t cap);
+AP_API int ap_errormsg(char *buf, uint32_t cap);
 
 /* ap_err_to_errno -- map a shim or libpmem2 code to an errno value */
-int ap_err_to_errno(int code);
+AP_API int ap_err_to_errno(int code);
 
 /*
  * ap_source_open -- open (and, with size > 0, create or extend) a file as a
- * pmem2 source. path is a NUL-terminated UTF-8 string. The fd stays open
- * for the source's lifetime and is closed by ap_source_delete.
+ * pmem2 source. path is UTF-8, NUL-terminated within its path_len bytes.
+ * The fd stays open for the source's lifetime and is closed by
+ * ap_source_delete.
  */
-int ap_source_open(struct ap_source **out, const char *path, double size,
-	uint32_t flags, uint32_t mode);
+AP_API int ap_source_open(struct ap_source **out, const char *path,
+	double path_len, double size, uint32_t flags, uint32_t mode);
 
 /* ap_source_from_fd -- wrap a caller-owned fd (not closed by delete) */
-int ap_source_from_fd(struct ap_source **out, int fd);
+AP_API int ap_source_from_fd(struct ap_source **out, int fd);
 
 /* ap_source_from_anon -- an anonymous source of size bytes */
-int ap_source_from_anon(struct ap_source **out, double size);
+AP_API int ap_source_from_anon(struct ap_source **out, double size);
 
 /* ap_source_delete -- close and free; *src becomes NULL; NULL is a no-op */
-void ap_source_delete(struct ap_source **src);
+AP_API void ap_source_delete(struct ap_source **src);
 
 /* ap_source_size / ap_source_alignment -- write the value to *out */
-int ap_source_size(struct ap_source *src, double *out);
-int ap_source_alignment(struct ap_source *src, double *out);
+AP_API int ap_source_size(struct ap_source *src, double *out);
+AP_API int ap_source_alignment(struct ap_source *src, double *out);
 
 /* ap_source_fd -- the source's fd, or a negative code for anon sources */
-int ap_source_fd(struct ap_source *src);
+AP_API int ap_source_fd(struct ap_source *src);
 
-/* RAS: unsafe shutdown count, device id, NUMA node, bad blocks */
-int ap_source_device_usc(struct ap_source *src, double *out);
-int ap_source_device_id(struct ap_source *src, char *buf, uint32_t cap,
-	uint32_t *len);
-int ap_source_numa_node(struct ap_source *src, int32_t *out);
-/* ap_badblocks -- fill out[] with (offset, length) pairs; returns the count */
-int ap_badblocks(struct ap_source *src, double *out, uint32_t max_pairs);
-int ap_badblock_clear(struct ap_source *src, double offset, double length);
+/* RAS: unsafe shutdown count, device id (cap bytes), NUMA node */
+AP_API int ap_source_device_usc(struct ap_source *src, double *out);
+AP_API int ap_source_device_id(struct ap_source *src, char *buf,
+	uint32_t cap, uint32_t *len);
+AP_API int ap_source_numa_node(struct ap_source *src, int32_t *out);
+/* ap_badblocks -- fill out[2 * max_pairs] with (offset, length) pairs;
+ * returns the number of bad blocks (which may exceed max_pairs) */
+AP_API int ap_badblocks(struct ap_source *src, double *out,
+	uint32_t max_pairs);
+AP_API int ap_badblock_clear(struct ap_source *src, double offset,
+	double length);
 
 /*
  * ap_map_new -- map a source. granularity is the coarsest store granularity
  * the caller can cope with (AP_GRAN_*); sharing 0 = shared, 1 = private;
  * protection is PMEM2_PROT_* bits. length 0 maps to the end of the source.
  */
-int ap_map_new(struct ap_map **out, struct ap_source *src,
+AP_API int ap_map_new(struct ap_map **out, struct ap_source *src,
 	uint32_t granularity, double offset, double length, uint32_t sharing,
 	uint32_t protection);
 
 /*
- * ap_map_delete -- unmap and free; *map becomes NULL; NULL is a no-op.
+ * ap_map_delete -- leave a mapping; *map becomes NULL; NULL is a no-op.
  * Every mapping is entered in a process-wide region table when created.
  * Descriptors submitted to any device whose buffers lie in a mapping hold a
- * reference on it; delete refuses new ones and waits until those finish, so
- * no worker or device ever writes into unmapped memory.
+ * reference on it. Delete refuses new references, waits a bounded time for
+ * the held ones, and leaves the unmap to the last holder if some remain:
+ * it never hangs, and no worker or device writes into unmapped memory.
  */
-int ap_map_delete(struct ap_map **map);
+AP_API int ap_map_delete(struct ap_map **map);
 
 /* accessors */
-void *ap_map_address(struct ap_map *map);
-double ap_map_size(struct ap_map *map);
-uint32_t ap_map_granularity(struct ap_map *map);
+AP_API void *ap_map_address(struct ap_map *map);
+AP_API double ap_map_size(struct ap_map *map);
+AP_API uint32_t ap_map_granularity(struct ap_map *map);
 
 /*
  * persistence on a range of the mapping; ranges are checked against the
  * mapping. On PAGE maps the shim calls msync itself (retrying EINTR) and
  * returns its error instead of letting libpmem2 abort the process.
  */
-int ap_map_persist(struct ap_map *map, double offset, double length);
-int ap_map_flush(struct ap_map *map, double offset, double length);
-int ap_map_drain(struct ap_map *map);
-int ap_map_deep_flush(struct ap_map *map, double offset, double length);
+AP_API int ap_map_persist(struct ap_map *map, double offset, double length);
+AP_API int ap_map_flush(struct ap_map *map, double offset, double length);
+AP_API int ap_map_drain(struct ap_map *map);
+AP_API int ap_map_deep_flush(struct ap_map *map, double offset,
+	double length);
 
 /*
  * ap_map_memcpy/memmove/memset -- libpmem2's copy functions with
- * PMEM2_F_MEM_* flags (durable unless the flags say otherwise).
- * src points at src_len readable bytes owned by the caller.
+ * PMEM2_F_MEM_* flags (durable unless the flags say otherwise). memcpy's
+ * src is a caller buffer of src_len bytes, of which len are copied.
  */
-int ap_map_memcpy(struct ap_map *map, double dst_off, const void *src,
+AP_API int ap_map_memcpy(struct ap_map *map, double dst_off, const void *src,
+	double src_len, double len, uint32_t flags);
+AP_API int ap_map_memmove(struct ap_map *map, double dst_off, double src_off,
 	double len, uint32_t flags);
-int ap_map_memmove(struct ap_map *map, double dst_off, double src_off,
+AP_API int ap_map_memset(struct ap_map *map, double dst_off, uint32_t c,
 	double len, uint32_t flags);
-int ap_map_memset(struct ap_map *map, double dst_off, uint32_t c,
-	double len, uint32_t flags);
-
-/* ap_read_range -- copy len bytes at offset of [base, base + size) into buf */
-int ap_read_range(const char *base, double size, double offset, void *buf,
-	double len);
 
 /*
- * ap_cpu_flush -- make [buf+off, buf+off+len) durable: through its mapping
- * when it lies in one (msync on PAGE maps), else write back its cache lines
- * (CLWB, else CLFLUSHOPT, else CLFLUSH), then SFENCE.
+ * ap_read_range -- copy len bytes at offset of [base, base + size) into the
+ * first len bytes of buf (buf_len bytes)
  */
-int ap_cpu_flush(void *buf, double off, double len);
+AP_API int ap_read_range(const char *base, double size, double offset,
+	void *buf, double buf_len, double len);
 
 /*
- * ap_cpu_copy -- memmove len bytes between caller buffers; flags bit 0
- * asks for non-temporal stores when the ranges do not overlap.
+ * ap_cpu_flush -- make [buf+off, buf+off+len) of a buf_len-byte buffer
+ * durable: through its mapping when it lies in one (msync on PAGE maps),
+ * else write back its cache lines (CLWB, else CLFLUSHOPT, else CLFLUSH),
+ * then SFENCE.
  */
-int ap_cpu_copy(void *dst, double dst_off, const void *src, double src_off,
-	double len, uint32_t flags);
+AP_API int ap_cpu_flush(void *buf, double buf_len, double off, double len);
+
+/*
+ * ap_cpu_copy -- memmove len bytes from src+src_off to dst+dst_off (each
+ * range within its buffer's length); flags bit 0 asks for non-temporal
+ * stores when the ranges do not overlap.
+ */
+AP_API int ap_cpu_copy(void *dst, double dst_len, double dst_off,
+	const void *src, double src_len, double src_off, double len,
+	uint32_t flags);
 
 /* ap_overlap -- 1 if dst lies above src and they overlap, -1 below, 0 not */
-int ap_overlap(const void *dst, double dst_off, const void *src,
-	double src_off, double len);
+AP_API int ap_overlap(const void *dst, double dst_len, double dst_off,
+	const void *src, double src_len, double src_off, double len);
 
 /*
- * ap_file_lock -- open path read-only and take an exclusive, non-blocking
- * flock (libpmemblk's pool lock); returns the fd, or -EAGAIN when another
- * open file (in any process) holds it. ap_file_unlock closes the fd.
+ * ap_file_lock -- open path (NUL-terminated within path_len) read-only and
+ * take an exclusive, non-blocking flock (libpmemblk's pool lock); returns
+ * the fd, or -EAGAIN when another open file (in any process) holds it.
+ * ap_file_unlock closes the fd.
  */
-int ap_file_lock(const char *path);
-int ap_file_unlock(int fd);
+AP_API int ap_file_lock(const char *path, double path_len);
+AP_API int ap_file_unlock(int fd);
 
 /* ---- software DSA device ---- */
 
-/* control words after the record arena (offsets from ap_dev_control) */
+/* control words after the record arena (offsets from the arena's end) */
 #define AP_CTRL_SEQ 0     /* u32: bumped after every published completion */
 #define AP_CTRL_ARMED 4   /* u32: ring the doorbell when SEQ reaches it; 0 = off */
 #define AP_CTRL_WAITERS 8 /* u32: threads blocked in ap_dev_wait */
@@ -174,71 +194,87 @@ int ap_file_unlock(int fd);
 #define AP_CTRL_SIZE 64
 
 #define AP_RECORD_STRIDE 64 /* records are 32-B DSA CRs on a 64-B stride */
+#define AP_DEV_INFO_FIELDS 9
 
 /*
  * ap_dev_new -- start a software DSA device with nthreads workers, a work
- * queue of wq_size descriptor slots (power of two) and nrec completion
- * records. max_xfer bounds one descriptor's transfer size.
+ * queue of wq_size descriptor slots (power of two), nrec completion
+ * records and nbatch batch descriptor lists. max_xfer bounds one
+ * descriptor's transfer size.
  */
-int ap_dev_new(struct ap_dev **out, uint32_t nthreads, uint32_t wq_size,
-	uint32_t nrec, uint32_t nbatch, double max_xfer);
+AP_API int ap_dev_new(struct ap_dev **out, uint32_t nthreads,
+	uint32_t wq_size, uint32_t nrec, uint32_t nbatch, double max_xfer);
 
 /*
  * ap_dev_stop -- stop accepting work, let every accepted descriptor finish
  * and join the workers; the record arena stays readable. Idempotent.
  */
-int ap_dev_stop(struct ap_dev *dev);
+AP_API int ap_dev_stop(struct ap_dev *dev);
 
 /* ap_dev_delete -- ap_dev_stop, then free everything; NULL is a no-op */
-void ap_dev_delete(struct ap_dev **dev);
+AP_API void ap_dev_delete(struct ap_dev **dev);
 
 /* ap_dev_records -- the record arena: nrec * 64 bytes, then the control */
-void *ap_dev_records(struct ap_dev *dev);
+AP_API void *ap_dev_records(struct ap_dev *dev);
 
 /*
- * ap_dev_info -- fill out[0..7]: gen_cap, max_xfer, max_batch, wq_size,
- * nthreads, nrec, nbatch, op_cap word 0
+ * ap_dev_info -- fill out[0..8] (cap >= AP_DEV_INFO_FIELDS): gen_cap,
+ * max_xfer, max_batch, wq_size, nthreads, nrec, nbatch, op_cap word 0,
+ * and the address of the batch list arena (for raw descriptors in tests)
  */
-int ap_dev_info(struct ap_dev *dev, double *out);
+AP_API int ap_dev_info(struct ap_dev *dev, double *out, uint32_t cap);
 
 /*
- * ap_dev_submit -- build one DSA descriptor (opcode MEMMOVE, MEMFILL, CFLUSH
- * or NOOP) completing into record rec and enqueue it. dst/src are the bases
- * of caller-owned buffers that stay alive until the record's status is
- * non-zero; offsets are added to them. For MEMFILL the pattern is the byte
- * c repeated. Returns -EAGAIN when the queue is full (retry later).
+ * ap_dev_submit -- build one DSA descriptor (MEMMOVE, MEMFILL, CFLUSH, NOOP
+ * or DRAIN) completing into record rec and enqueue it. dst and src are
+ * caller buffers of dst_len and src_len bytes that stay alive until the
+ * record's status is non-zero; the operation covers len bytes from dst_off
+ * (and src_off). For MEMFILL the pattern is the byte c repeated. Returns
+ * -EAGAIN when the queue is full (retry later; nothing is held).
  */
-int ap_dev_submit(struct ap_dev *dev, uint32_t rec, uint32_t opcode,
-	uint32_t flags, void *dst, double dst_off, const void *src,
-	double src_off, double len, uint32_t c);
+AP_API int ap_dev_submit(struct ap_dev *dev, uint32_t rec, uint32_t opcode,
+	uint32_t flags, void *dst, double dst_len, double dst_off,
+	const void *src, double src_len, double src_off, double len,
+	uint32_t c);
 
 /*
  * ap_dev_batch_set -- write member idx of batch list list into the
- * device's descriptor-list arena (same arguments as ap_dev_submit);
+ * device's descriptor-list arena (arguments as ap_dev_submit; FENCE is
+ * honoured); the member holds its mapping references until its batch
+ * runs it, abandons it, or ap_dev_release drops them.
  * ap_dev_batch_submit -- submit a BATCH descriptor over members
  * [0, count) of list, completing into record rec.
  */
-int ap_dev_batch_set(struct ap_dev *dev, uint32_t list, uint32_t idx,
+AP_API int ap_dev_batch_set(struct ap_dev *dev, uint32_t list, uint32_t idx,
 	uint32_t rec, uint32_t opcode, uint32_t flags, void *dst,
-	double dst_off, const void *src, double src_off, double len,
-	uint32_t c);
-int ap_dev_batch_submit(struct ap_dev *dev, uint32_t rec, uint32_t list,
-	uint32_t count);
+	double dst_len, double dst_off, const void *src, double src_len,
+	double src_off, double len, uint32_t c);
+AP_API int ap_dev_batch_submit(struct ap_dev *dev, uint32_t rec,
+	uint32_t list, uint32_t count);
+
+/* ap_dev_release -- drop the references of a member never submitted */
+AP_API int ap_dev_release(struct ap_dev *dev, uint32_t rec);
 
 /*
- * ap_dev_release -- drop the mapping references a batch member written by
- * ap_dev_batch_set took, when its batch will not be submitted
+ * ap_dev_submit_raw -- enqueue a caller-built 64-byte descriptor (desc_len
+ * must be 64) completing into record rec, as a device portal accepts one:
+ * the engines decode and validate it like hardware. Addresses a memory
+ * operation touches must lie in live mappings, and a BATCH's list in the
+ * device's list arena; anything else is refused here.
  */
-int ap_dev_release(struct ap_dev *dev, uint32_t rec);
+AP_API int ap_dev_submit_raw(struct ap_dev *dev, uint32_t rec,
+	const void *desc, double desc_len);
 
 /*
  * ap_dev_wait -- block until the completion sequence has advanced from seq
- * by min_advance (at least 1), the device closes, or timeout_ms passes;
+ * by min_advance (at least 1), the device stops, or timeout_ms passes;
  * workers wake waiters only when a target is reached, so a thread waiting
- * for many completions is not woken for each. Returns 0, or -ETIMEDOUT
- * when the sequence did not move at all.
+ * for many completions is not woken for each. Returns 0 when woken with
+ * the target reached (or the device stopped), -ETIMEDOUT when the deadline
+ * ended the wait -- even if the target was reached by then, so a wake-up
+ * that never came is seen as one.
  */
-int ap_dev_wait(struct ap_dev *dev, uint32_t seq, uint32_t timeout_ms,
+AP_API int ap_dev_wait(struct ap_dev *dev, uint32_t seq, uint32_t timeout_ms,
 	uint32_t min_advance);
 
 /*
@@ -246,17 +282,17 @@ int ap_dev_wait(struct ap_dev *dev, uint32_t seq, uint32_t timeout_ms,
  * that brings the sequence to the ARMED control word (when non-zero); the
  * worker clears the word first.
  */
-int ap_dev_set_doorbell(struct ap_dev *dev, void (*fn)(void));
+AP_API int ap_dev_set_doorbell(struct ap_dev *dev, void (*fn)(void));
 
 /*
  * ap_dev_inject_fault -- test hook: the next count MEMMOVE/MEMFILL/CFLUSH
  * descriptors longer than at_byte stop after at_byte bytes with status
  * (e.g. 0x03 | 0x80 for a write fault). count 0 disarms.
  */
-int ap_dev_inject_fault(struct ap_dev *dev, double at_byte, uint32_t status,
-	uint32_t count);
+AP_API int ap_dev_inject_fault(struct ap_dev *dev, double at_byte,
+	uint32_t status, uint32_t count);
 
 /* ap_dsa_layout -- offsets and sizes from <linux/idxd.h>, for tests */
-int ap_dsa_layout(uint32_t *out, uint32_t cap);
+AP_API int ap_dsa_layout(uint32_t *out, uint32_t cap);
 
 #endif

@@ -81,6 +81,20 @@ ap_to_size(double v, size_t *out, const char *name)
 	return 0;
 }
 
+/* ap_path_arg -- a path from JavaScript: NUL-terminated within path_len */
+int
+ap_path_arg(const char *path, double path_len)
+{
+	size_t n = 0;
+	int rc = ap_to_size(path_len, &n, "path length");
+	if (rc)
+		return rc;
+	if (path == NULL || n == 0 || memchr(path, 0, n) == NULL)
+		return ap_fail(AP_E_INVALID_ARG,
+			"path is not NUL-terminated within its %zu bytes", n);
+	return 0;
+}
+
 /* ap_range -- [off, off+len) must lie inside [0, size) */
 int
 ap_range(size_t off, size_t len, size_t size, const char *what)

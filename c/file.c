@@ -9,10 +9,11 @@
 
 /* ap_file_lock -- open path and flock it exclusively; returns the fd */
 int
-ap_file_lock(const char *path)
+ap_file_lock(const char *path, double path_len)
 {
-	if (path == NULL)
-		return ap_fail(AP_E_INVALID_ARG, "lock: path is NULL");
+	int rc = ap_path_arg(path, path_len);
+	if (rc)
+		return rc;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return ap_fail(-errno, "cannot open '%s' to lock it: %s", path,

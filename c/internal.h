@@ -39,6 +39,9 @@ int ap_fail_pmem2(int code, const char *what);
 /* ap_to_size -- convert a double argument to size_t; 0 or AP_E_INVALID_ARG */
 int ap_to_size(double v, size_t *out, const char *name);
 
+/* ap_path_arg -- check a path is NUL-terminated within path_len bytes */
+int ap_path_arg(const char *path, double path_len);
+
 /* ap_range -- check [off, off+len) lies within size, overflow-safe */
 int ap_range(size_t off, size_t len, size_t size, const char *what);
 
@@ -65,6 +68,13 @@ struct ap_region *ap_region_get(const void *addr, size_t len, int *rc);
 void ap_region_put(struct ap_region *r);
 struct ap_map *ap_region_map(struct ap_region *r);
 int ap_region_add(struct ap_map *m);
-/* ap_region_remove -- refuse new references, wait for old ones to drop */
-void ap_region_remove(struct ap_map *m);
+/*
+ * ap_region_remove -- refuse new references, wait a bounded time for the
+ * holders, then leave the unmap (ap_map_destroy) to the last of them;
+ * returns 1 when it unmapped at once
+ */
+int ap_region_remove(struct ap_map *m);
+
+/* ap_map_destroy -- unmap and free a mapping nothing references (pmem2.c) */
+void ap_map_destroy(struct ap_map *m);
 #endif

@@ -9,9 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "internal.h"
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
 
 #define AP_PAGE 4096u
 
@@ -36,14 +33,14 @@ ap_source_wrap(struct ap_source **out, struct pmem2_source *ps, int fd,
 
 /* ap_source_open -- open/create a file, extend it to size, wrap it */
 int
-ap_source_open(struct ap_source **out, const char *path, double size,
-	uint32_t flags, uint32_t mode)
+ap_source_open(struct ap_source **out, const char *path, double path_len,
+	double size, uint32_t flags, uint32_t mode)
 {
 	size_t want;
 	int rc = ap_to_size(size, &want, "size");
-	if (rc)
+	if (rc || (rc = ap_path_arg(path, path_len)))
 		return rc;
-	if (out == NULL || path == NULL)
+	if (out == NULL)
 		return ap_fail(AP_E_INVALID_ARG, "source: missing argument");
 	*out = NULL;
 	int oflags = (flags & AP_OPEN_READONLY) ? O_RDONLY : O_RDWR;
@@ -314,18 +311,28 @@ out_cfg:
 	return rc;
 }
 
-/* ap_map_delete -- unmap; the map must no longer be referenced */
+/* ap_map_destroy -- unmap and free; called when no reference is left */
+void
+ap_map_destroy(struct ap_map *m)
+{
+	if (pmem2_map_delete(&m->map) != 0) {
+		/* libpmem2 failed to munmap: keep the memory mapped (leaked)
+		 * rather than free what a view might still reach */
+		return;
+	}
+	free(m);
+}
+
+/*
+ * ap_map_delete -- leave the mapping; it is unmapped now, or by the last
+ * device operation still holding it (see regions.c)
+ */
 int
 ap_map_delete(struct ap_map **map)
 {
 	if (map == NULL || *map == NULL)
 		return 0;
-	struct ap_map *m = *map;
-	ap_region_remove(m);
-	int rc = pmem2_map_delete(&m->map);
-	if (rc)
-		return ap_fail_pmem2(rc, "pmem2_map_delete");
-	free(m);
+	ap_region_remove(*map);
 	*map = NULL;
 	return 0;
 }
@@ -460,12 +467,16 @@ ap_page_copy(char *dst, const char *src, size_t n, uint32_t flags)
 
 int
 ap_map_memcpy(struct ap_map *map, double dst_off, const void *src,
-	double len, uint32_t flags)
+	double src_len, double len, uint32_t flags)
 {
-	size_t off, n;
+	size_t off, n, have;
 	int rc = ap_map_range(map, dst_off, len, &off, &n, "memcpy");
-	if (rc || (rc = ap_check_flags(flags)))
+	if (rc || (rc = ap_check_flags(flags)) ||
+			(rc = ap_to_size(src_len, &have, "source length")))
 		return rc;
+	if (n > have)
+		return ap_fail(AP_E_RANGE, "memcpy: %zu bytes from a source of "
+			"%zu", n, have);
 	if (n == 0)
 		return 0;
 	if (src == NULL)
@@ -521,181 +532,4 @@ ap_map_memset(struct ap_map *map, double dst_off, uint32_t c, double len,
 	}
 	map->memset_fn(map->addr + off, (int)c, n, flags);
 	return 0;
-}
-
-/*
- * ap_read_range -- copy len bytes at offset of [base, base + size) into buf
- *
- * Mapping.read and the block store's reads (one call per block) come here
- * with the mapping's address and size, so the call dereferences no handle
- * and the valid case is one range test, then memcpy: a loop of reads from
- * random places overlaps one copy's cache misses with the next only while
- * each iteration's instructions fit the CPU's reorder window.
- */
-int
-ap_read_range(const char *base, double size, double offset, void *buf,
-	double len)
-{
-	if (!(offset >= 0 && len >= 0 && offset + len <= size)) {
-		size_t off, n;
-		int rc = ap_to_size(offset, &off, "offset");
-		if (rc || (rc = ap_to_size(len, &n, "length")))
-			return rc;
-		return ap_range(off, n, (size_t)size, "read");
-	}
-	size_t off = (size_t)offset;
-	size_t n = (size_t)len;
-	if (off != offset || n != len)
-		return ap_fail(AP_E_INVALID_ARG,
-			"read: offset %g and length %g must be integers", offset,
-			len);
-	if (n == 0)
-		return 0;
-	if (base == NULL || buf == NULL)
-		return ap_fail(AP_E_INVALID_ARG, "read: a buffer is NULL");
-	memcpy(buf, base + off, n);
-	return 0;
-}
-
-/* cache write-back instruction choice, probed once */
-static int ap_wb_kind = -1; /* 0 clflush, 1 clflushopt, 2 clwb */
-
-#if defined(__x86_64__)
-#include <cpuid.h>
-static void
-ap_wb_probe(void)
-{
-	unsigned a, b, c, d;
-	int k = 0;
-	if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
-		if (b & (1u << 24))
-			k = 2;
-		else if (b & (1u << 23))
-			k = 1;
-	}
-	__atomic_store_n(&ap_wb_kind, k, __ATOMIC_RELAXED);
-}
-#endif
-
-/* ap_cache_writeback -- write back every line overlapping the range */
-void
-ap_cache_writeback(const void *addr, size_t len)
-{
-#if defined(__x86_64__)
-	if (__atomic_load_n(&ap_wb_kind, __ATOMIC_RELAXED) < 0)
-		ap_wb_probe();
-	uintptr_t p = (uintptr_t)addr & ~(uintptr_t)63;
-	uintptr_t end = (uintptr_t)addr + len;
-	int k = ap_wb_kind;
-	for (; p < end; p += 64) {
-		if (k == 2)
-			__asm__ volatile("clwb %0" : "+m"(*(volatile char *)p));
-		else if (k == 1)
-			__asm__ volatile("clflushopt %0"
-				: "+m"(*(volatile char *)p));
-		else
-			__asm__ volatile("clflush %0"
-				: "+m"(*(volatile char *)p));
-	}
-	__asm__ volatile("sfence" ::: "memory");
-#else
-	(void)addr;
-	(void)len;
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-#endif
-}
-
-/*
- * ap_cpu_flush -- make a caller range durable: msync/flush through its
- * mapping when it lies in one, else write back its cache lines
- */
-int
-ap_cpu_flush(void *buf, double off, double len)
-{
-	size_t o, n;
-	int rc = ap_to_size(off, &o, "offset");
-	if (rc || (rc = ap_to_size(len, &n, "length")))
-		return rc;
-	if (buf == NULL)
-		return ap_fail(AP_E_INVALID_ARG, "flush: buffer is NULL");
-	if (n == 0)
-		return 0;
-	char *p = (char *)buf + o;
-	struct ap_region *r = ap_region_get(p, n, &rc);
-	if (rc)
-		return rc;
-	if (r != NULL) {
-		rc = ap_map_sync(ap_region_map(r), p, n);
-		ap_region_put(r);
-		return rc;
-	}
-	ap_cache_writeback(p, n);
-	return 0;
-}
-
-/* ap_stream_copy -- forward copy with non-temporal stores where aligned */
-void
-ap_stream_copy(char *dst, const char *src, size_t n)
-{
-#if defined(__x86_64__)
-	while (n > 0 && ((uintptr_t)dst & 15)) {
-		*dst++ = *src++;
-		n--;
-	}
-	for (; n >= 64; n -= 64, dst += 64, src += 64) {
-		__m128i a = _mm_loadu_si128((const __m128i *)src);
-		__m128i b = _mm_loadu_si128((const __m128i *)(src + 16));
-		__m128i c = _mm_loadu_si128((const __m128i *)(src + 32));
-		__m128i d = _mm_loadu_si128((const __m128i *)(src + 48));
-		_mm_stream_si128((__m128i *)dst, a);
-		_mm_stream_si128((__m128i *)(dst + 16), b);
-		_mm_stream_si128((__m128i *)(dst + 32), c);
-		_mm_stream_si128((__m128i *)(dst + 48), d);
-	}
-	_mm_sfence();
-#endif
-	memcpy(dst, src, n);
-}
-
-/*
- * ap_cpu_copy -- memmove between caller buffers; flags bit 0 asks for
- * non-temporal stores (used when they cannot overlap downward)
- */
-int
-ap_cpu_copy(void *dst, double dst_off, const void *src, double src_off,
-	double len, uint32_t flags)
-{
-	size_t doff, soff, n;
-	int rc = ap_to_size(dst_off, &doff, "dst offset");
-	if (rc || (rc = ap_to_size(src_off, &soff, "src offset")) ||
-			(rc = ap_to_size(len, &n, "length")))
-		return rc;
-	if (n == 0)
-		return 0;
-	if (dst == NULL || src == NULL)
-		return ap_fail(AP_E_INVALID_ARG, "copy: buffer is NULL");
-	char *d = (char *)dst + doff;
-	const char *s = (const char *)src + soff;
-	int overlap = d < s + n && s < d + n;
-	if ((flags & 1) && !overlap)
-		ap_stream_copy(d, s, n);
-	else
-		memmove(d, s, n);
-	return 0;
-}
-
-/* ap_overlap -- 1: dst above src and overlapping, -1: below, 0: disjoint */
-int
-ap_overlap(const void *dst, double dst_off, const void *src, double src_off,
-	double len)
-{
-	size_t doff, soff, n;
-	int rc = ap_to_size(dst_off, &doff, "dst offset");
-	if (rc || (rc = ap_to_size(src_off, &soff, "src offset")) ||
-			(rc = ap_to_size(len, &n, "length")))
-		return rc;
-	uintptr_t d = (uintptr_t)dst + doff, s = (uintptr_t)src + soff;
-	if (n == 0 || d == s || d >= s + n || s >= d + n)
-		return 0;
-	return d > s ? 1 : -1;
 }

@@ -4,22 +4,30 @@
  *
  * Asynchronous work (worker threads, DSA) may hold raw addresses into a
  * mapping after the JavaScript call that submitted it has returned. Every
- * such submission takes a reference on the region its buffers lie in, and
- * ap_map_delete waits for those references before unmapping.
+ * such submission takes a reference on the region its buffers lie in. The
+ * region's own entry counts as one more reference, dropped by
+ * ap_region_remove: whoever drops the last one unmaps. So deleting a
+ * mapping waits a bounded time for the work on it to finish and, if some
+ * is still held (a descriptor built but never submitted, a worker still
+ * copying), leaves the unmap to the last holder -- it never hangs, and no
+ * worker ever writes into unmapped memory.
  */
 #include <pthread.h>
 #include <sched.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <unistd.h>
 #include "internal.h"
 
 #define AP_MAX_REGIONS 1024
+/* how long ap_region_remove waits for holders before deferring the unmap */
+#define AP_REMOVE_WAIT_NS 500000000L
 
 struct ap_region {
 	char *base;
 	size_t len;
 	struct ap_map *map;
-	_Atomic uint64_t refs;
+	_Atomic uint64_t refs; /* holders, plus 1 for the entry itself */
 	int dead;
 };
 
@@ -40,7 +48,7 @@ ap_region_add(struct ap_map *m)
 			ap_regions[i].base = m->addr;
 			ap_regions[i].len = m->size;
 			ap_regions[i].map = m;
-			atomic_store(&ap_regions[i].refs, 0);
+			atomic_store(&ap_regions[i].refs, 1);
 			ap_regions[i].dead = 0;
 			if (i + 1 > ap_regions_hi)
 				ap_regions_hi = i + 1;
@@ -81,12 +89,26 @@ ap_region_get(const void *addr, size_t len, int *rc)
 	return found;
 }
 
+/* ap_region_destroy -- the last reference is gone: unmap, free the entry */
+static void
+ap_region_destroy(struct ap_region *r)
+{
+	struct ap_map *m = r->map;
+	pthread_rwlock_wrlock(&ap_regions_lock);
+	r->map = NULL;
+	r->base = NULL;
+	r->len = 0;
+	pthread_rwlock_unlock(&ap_regions_lock);
+	ap_map_destroy(m);
+}
+
 /* ap_region_put -- drop a reference taken by ap_region_get */
 void
 ap_region_put(struct ap_region *r)
 {
-	if (r != NULL)
-		atomic_fetch_sub_explicit(&r->refs, 1, memory_order_release);
+	if (r != NULL && atomic_fetch_sub_explicit(&r->refs, 1,
+			memory_order_acq_rel) == 1)
+		ap_region_destroy(r);
 }
 
 struct ap_map *
@@ -95,32 +117,50 @@ ap_region_map(struct ap_region *r)
 	return r->map;
 }
 
-/* ap_region_remove -- mark dead, wait for references, then forget it */
-void
+/* ap_now_ns -- CLOCK_MONOTONIC in nanoseconds */
+static long long
+ap_now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/*
+ * ap_region_remove -- refuse new references, wait a bounded time for the
+ * holders, then drop the entry's own reference. Returns 1 when the caller
+ * dropped the last one (the mapping is unmapped now), 0 when a holder
+ * will unmap it when it lets go.
+ */
+int
 ap_region_remove(struct ap_map *m)
 {
 	struct ap_region *r = NULL;
 	pthread_rwlock_wrlock(&ap_regions_lock);
-	for (int i = 0; i < AP_MAX_REGIONS; i++)
-		if (ap_regions[i].map == m) {
+	for (int i = 0; i < ap_regions_hi; i++)
+		if (ap_regions[i].map == m && !ap_regions[i].dead) {
 			r = &ap_regions[i];
 			r->dead = 1;
 			break;
 		}
 	pthread_rwlock_unlock(&ap_regions_lock);
-	if (r == NULL)
-		return;
+	if (r == NULL) {
+		ap_map_destroy(m);
+		return 1;
+	}
+	long long end = ap_now_ns() + AP_REMOVE_WAIT_NS;
 	for (unsigned spins = 0;
-	     atomic_load_explicit(&r->refs, memory_order_acquire) != 0;
+	     atomic_load_explicit(&r->refs, memory_order_acquire) > 1 &&
+	     ap_now_ns() < end;
 	     spins++) {
 		if (spins < 1000)
 			sched_yield();
 		else
 			usleep(100);
 	}
-	pthread_rwlock_wrlock(&ap_regions_lock);
-	r->map = NULL;
-	r->base = NULL;
-	r->len = 0;
-	pthread_rwlock_unlock(&ap_regions_lock);
+	if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
+		ap_region_destroy(r);
+		return 1;
+	}
+	return 0;
 }

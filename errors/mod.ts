@@ -38,8 +38,6 @@ export const ShimCode = {
   CLOSED: -200003,
   /** A resource is still in use (a record, a mapping with references). */
   BUSY: -200004,
-  /** Waiting for a resource took longer than its bound. */
-  TIMEDOUT: -200005,
 } as const;
 
 /** libpmem2 and shim error code names, by value. */
@@ -85,7 +83,6 @@ export const ERROR_CODES: Readonly<Record<number, string>> = {
   [ShimCode.RANGE]: "AP_E_RANGE",
   [ShimCode.CLOSED]: "AP_E_CLOSED",
   [ShimCode.BUSY]: "AP_E_BUSY",
-  [ShimCode.TIMEDOUT]: "AP_E_TIMEDOUT",
 };
 
 /** Options of {@linkcode PmemError}. */

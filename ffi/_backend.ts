@@ -26,6 +26,13 @@ export interface Backend {
    *   kept.
    */
   pointerTo(bytes: Uint8Array): Ptr | null;
+  /**
+   * The address of `bytes[0]` as a number (exact below 2^53, which user
+   * space addresses are), for tests that build raw descriptors.
+   */
+  addressOf(bytes: Uint8Array): number;
+  /** A pointer to `bytes[0]` for a `pointer` parameter, in any runtime. */
+  pointerOf(bytes: Uint8Array): Ptr;
   /** The pointer stored in a one-element out-parameter cell. */
   fromCell(cell: BigUint64Array): Ptr | null;
   /**

@@ -60,7 +60,7 @@ export function buildShim(cDir: string, outDir: string): string {
     "-pthread",
     "-Wall",
     "-Wextra",
-    "-fvisibility=default",
+    "-fvisibility=hidden",
     "-o",
     tmp,
     ...sources,

@@ -96,6 +96,12 @@ export const backend: Backend = {
   pointerTo(): Ptr | null {
     return null;
   },
+  addressOf(bytes: Uint8Array): number {
+    return ffi.ptr(bytes);
+  },
+  pointerOf(bytes: Uint8Array): Ptr {
+    return ffi.ptr(bytes);
+  },
   fromCell(cell: BigUint64Array): Ptr | null {
     return cell[0] === 0n ? null : Number(cell[0]);
   },
@@ -125,11 +131,10 @@ export const backend: Backend = {
         clearTimeout(timer);
         resolve(woken);
       };
-      // The timer also keeps Bun alive: a JSCallback does not.
-      const timer = setTimeout(
-        () => wake(Atomics.load(control, 0) !== seq),
-        timeoutMs,
-      );
+      // The timer also keeps Bun alive: a JSCallback does not. It reports
+      // a timeout even if the sequence moved meanwhile, so a doorbell that
+      // never rang shows up as a lost wake-up instead of passing for one.
+      const timer = setTimeout(() => wake(false), timeoutMs);
       waiters.add(wake);
       // ring when the sequence reaches seq + minAdvance (0 means off)
       const target = ((seq + Math.max(1, minAdvance)) >>> 0) || 1;

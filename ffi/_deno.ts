@@ -32,6 +32,12 @@ export const backend: Backend = {
   pointerTo(bytes: Uint8Array): Ptr | null {
     return Deno.UnsafePointer.of(bytes) as unknown as Ptr | null;
   },
+  addressOf(bytes: Uint8Array): number {
+    return Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(bytes)));
+  },
+  pointerOf(bytes: Uint8Array): Ptr {
+    return Deno.UnsafePointer.of(bytes) as unknown as Ptr;
+  },
   fromCell(cell: BigUint64Array): Ptr | null {
     return Deno.UnsafePointer.create(cell[0]) as unknown as Ptr | null;
   },

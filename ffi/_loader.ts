@@ -17,12 +17,20 @@ import { buildShim, isStale, LIBRARY_NAME } from "./_build.ts";
 /** Environment variable naming a prebuilt shim to load. */
 export const LIBRARY_ENV = "ASYNCPMEM_LIB";
 
-const REMOTE_SOURCES = [
+/**
+ * The shim's sources, fetched one by one for a remote import (a URL has
+ * no directory listing); a test checks this is every file of `c/`.
+ */
+export const REMOTE_SOURCES: readonly string[] = [
   "asyncpmem.h",
-  "internal.h",
+  "cpu.c",
+  "dev_exec.c",
+  "dev_ring.c",
   "device.c",
+  "device.h",
   "error.c",
   "file.c",
+  "internal.h",
   "pmem2.c",
   "regions.c",
 ];

@@ -37,10 +37,10 @@ export const SYMBOLS = {
   // int ap_err_to_errno(int code)
   ap_err_to_errno: { parameters: ["i32"], result: "i32" },
 
-  // int ap_source_open(ap_source **out, const char *path, double size,
-  //                    uint32_t flags, uint32_t mode)
+  // int ap_source_open(ap_source **out, const char *path, double path_len,
+  //                    double size, uint32_t flags, uint32_t mode)
   ap_source_open: {
-    parameters: ["buffer", "buffer", "f64", "u32", "u32"],
+    parameters: ["buffer", "buffer", "f64", "f64", "u32", "u32"],
     result: "i32",
   },
   // int ap_source_from_fd(ap_source **out, int fd)
@@ -94,9 +94,9 @@ export const SYMBOLS = {
   // int ap_map_deep_flush(ap_map *map, double offset, double length)
   ap_map_deep_flush: { parameters: ["pointer", "f64", "f64"], result: "i32" },
   // int ap_map_memcpy(ap_map *map, double dst_off, const void *src,
-  //                   double len, uint32_t flags)
+  //                   double src_len, double len, uint32_t flags)
   ap_map_memcpy: {
-    parameters: ["pointer", "f64", "buffer", "f64", "u32"],
+    parameters: ["pointer", "f64", "buffer", "f64", "f64", "u32"],
     result: "i32",
   },
   // int ap_map_memmove(ap_map *map, double dst_off, double src_off,
@@ -112,34 +112,36 @@ export const SYMBOLS = {
     result: "i32",
   },
   // int ap_read_range(const char *base, double size, double offset,
-  //                   void *buf, double len)
+  //                   void *buf, double buf_len, double len)
   ap_read_range: {
-    parameters: ["pointer", "f64", "f64", "buffer", "f64"],
+    parameters: ["pointer", "f64", "f64", "buffer", "f64", "f64"],
     result: "i32",
   },
   // the same, with buf as a pointer (see Backend.pointerTo)
   ap_read_range_to: {
     name: "ap_read_range",
-    parameters: ["pointer", "f64", "f64", "pointer", "f64"],
+    parameters: ["pointer", "f64", "f64", "pointer", "f64", "f64"],
     result: "i32",
   },
-  // int ap_cpu_flush(void *buf, double off, double len)
-  ap_cpu_flush: { parameters: ["buffer", "f64", "f64"], result: "i32" },
-  // int ap_cpu_copy(void *dst, double dst_off, const void *src,
-  //                 double src_off, double len, uint32_t flags)
+  // int ap_cpu_flush(void *buf, double buf_len, double off, double len)
+  ap_cpu_flush: { parameters: ["buffer", "f64", "f64", "f64"], result: "i32" },
+  // int ap_cpu_copy(void *dst, double dst_len, double dst_off,
+  //                 const void *src, double src_len, double src_off,
+  //                 double len, uint32_t flags)
   ap_cpu_copy: {
-    parameters: ["buffer", "f64", "buffer", "f64", "f64", "u32"],
+    parameters: ["buffer", "f64", "f64", "buffer", "f64", "f64", "f64", "u32"],
     result: "i32",
   },
-  // int ap_overlap(const void *dst, double dst_off, const void *src,
-  //                double src_off, double len)
+  // int ap_overlap(const void *dst, double dst_len, double dst_off,
+  //                const void *src, double src_len, double src_off,
+  //                double len)
   ap_overlap: {
-    parameters: ["buffer", "f64", "buffer", "f64", "f64"],
+    parameters: ["buffer", "f64", "f64", "buffer", "f64", "f64", "f64"],
     result: "i32",
   },
 
-  // int ap_file_lock(const char *path)
-  ap_file_lock: { parameters: ["buffer"], result: "i32" },
+  // int ap_file_lock(const char *path, double path_len)
+  ap_file_lock: { parameters: ["buffer", "f64"], result: "i32" },
   // int ap_file_unlock(int fd)
   ap_file_unlock: { parameters: ["i32"], result: "i32" },
 
@@ -155,11 +157,12 @@ export const SYMBOLS = {
   ap_dev_delete: { parameters: ["buffer"], result: "void" },
   // void *ap_dev_records(ap_dev *dev)
   ap_dev_records: { parameters: ["pointer"], result: "pointer" },
-  // int ap_dev_info(ap_dev *dev, double *out)
-  ap_dev_info: { parameters: ["pointer", "buffer"], result: "i32" },
+  // int ap_dev_info(ap_dev *dev, double *out, uint32_t cap)
+  ap_dev_info: { parameters: ["pointer", "buffer", "u32"], result: "i32" },
   // int ap_dev_submit(ap_dev *dev, uint32_t rec, uint32_t opcode,
-  //                   uint32_t flags, void *dst, double dst_off,
-  //                   const void *src, double src_off, double len, uint32_t c)
+  //                   uint32_t flags, void *dst, double dst_len,
+  //                   double dst_off, const void *src, double src_len,
+  //                   double src_off, double len, uint32_t c)
   ap_dev_submit: {
     parameters: [
       "pointer",
@@ -168,7 +171,9 @@ export const SYMBOLS = {
       "u32",
       "buffer",
       "f64",
+      "f64",
       "buffer",
+      "f64",
       "f64",
       "f64",
       "u32",
@@ -177,8 +182,9 @@ export const SYMBOLS = {
   },
   // int ap_dev_batch_set(ap_dev *dev, uint32_t list, uint32_t idx,
   //                      uint32_t rec, uint32_t opcode, uint32_t flags,
-  //                      void *dst, double dst_off, const void *src,
-  //                      double src_off, double len, uint32_t c)
+  //                      void *dst, double dst_len, double dst_off,
+  //                      const void *src, double src_len, double src_off,
+  //                      double len, uint32_t c)
   ap_dev_batch_set: {
     parameters: [
       "pointer",
@@ -189,11 +195,19 @@ export const SYMBOLS = {
       "u32",
       "buffer",
       "f64",
+      "f64",
       "buffer",
+      "f64",
       "f64",
       "f64",
       "u32",
     ],
+    result: "i32",
+  },
+  // int ap_dev_submit_raw(ap_dev *dev, uint32_t rec, const void *desc,
+  //                       double desc_len)
+  ap_dev_submit_raw: {
+    parameters: ["pointer", "u32", "buffer", "f64"],
     result: "i32",
   },
   // int ap_dev_batch_submit(ap_dev *dev, uint32_t rec, uint32_t list,

@@ -20,13 +20,21 @@ export interface WakeSource {
   /** The current completion sequence. */
   sequence(): number;
   /**
-   * Block the calling thread until the sequence differs from `seq`.
-   * `waiting` futures registered this source: a source may sleep until
-   * several completions arrive rather than wake for each.
+   * Block the calling thread until the sequence differs from `seq`, or
+   * `timeoutMs` passes. `waiting` futures registered this source: a source
+   * may sleep until several completions arrive rather than wake for each.
+   * A source may say whether it was woken (true) or timed out (false).
    */
-  block(seq: number, timeoutMs: number, waiting?: number): void;
-  /** Resolve once the sequence differs from `seq` (or after a timeout). */
-  sleep(seq: number, timeoutMs: number, waiting?: number): Promise<void>;
+  block(seq: number, timeoutMs: number, waiting?: number): boolean | void;
+  /**
+   * Resolve once the sequence differs from `seq`, or after `timeoutMs`;
+   * with whether it was woken, when the source knows.
+   */
+  sleep(
+    seq: number,
+    timeoutMs: number,
+    waiting?: number,
+  ): Promise<boolean | void>;
   /**
    * Whether polling in a tight loop can pay off now. A device whose
    * engines are all busy says no: spinning would only take a CPU from

@@ -76,6 +76,12 @@ export class CompletionDevice implements WakeSource {
   #freeLists: number[];
   #holders: (object | undefined)[];
   #outstanding = 0;
+  /** Sleeps submitted and not yet returned (see `sleep`). */
+  #pendingSleeps = 0;
+  /** Where the batch lists lie (for raw descriptors built by tests). */
+  #listsAddress: number;
+  #deleteWhenIdle = false;
+  #freed = false;
   /** See {@linkcode DeviceStats}. */
   readonly stats: DeviceStats = {
     sleeps: 0,
@@ -96,8 +102,8 @@ export class CompletionDevice implements WakeSource {
     this.#cell = newCell();
     check(create(this.#cell), "create");
     this.#handle = fromCell(this.#cell);
-    const out = new Float64Array(8);
-    check(native.ap_dev_info(this.#handle, out), "create");
+    const out = new Float64Array(9);
+    check(native.ap_dev_info(this.#handle, out, out.length), "create");
     this.info = {
       genCap: out[0],
       maxTransfer: out[1],
@@ -108,6 +114,7 @@ export class CompletionDevice implements WakeSource {
       batchLists: out[6],
       opCap: out[7],
     };
+    this.#listsAddress = out[8];
     const bytes = this.info.records * RECORD_STRIDE;
     const arena = backend.view(
       native.ap_dev_records(this.#handle)!,
@@ -125,6 +132,11 @@ export class CompletionDevice implements WakeSource {
       { length: this.info.batchLists },
       (_, i) => this.info.batchLists - 1 - i,
     );
+  }
+
+  /** The address of the batch list arena (tests build raw batches on it). */
+  get listsAddress(): number {
+    return this.#listsAddress;
   }
 
   /** Whether the device has been closed. */
@@ -219,41 +231,78 @@ export class CompletionDevice implements WakeSource {
     this.#outstanding--;
   }
 
-  /** Block this thread until the sequence moves off `seq`. */
-  block(seq: number, timeoutMs: number, waiting?: number): void {
-    if (this.#handle === null) return;
+  /**
+   * Block this thread until the sequence reaches `seq` plus the advance
+   * for `waiting` operations, or `timeoutMs` passes; true when woken.
+   */
+  block(seq: number, timeoutMs: number, waiting?: number): boolean {
+    if (this.#handle === null) return true;
     this.stats.sleeps++;
-    const rc = native.ap_dev_wait(
-      this.#handle,
-      seq >>> 0,
-      timeoutMs,
-      this.#advance(waiting),
-    );
-    if (rc !== 0) {
-      this.#countLost(seq);
+    const advance = this.#advance(waiting);
+    const rc = native.ap_dev_wait(this.#handle, seq >>> 0, timeoutMs, advance);
+    if (rc === 0) return true;
+    this.#countLost(seq, advance);
+    return false;
+  }
+
+  /**
+   * Resolve once the sequence reaches `seq` plus the advance for `waiting`
+   * operations (true), or after `timeoutMs` (false). The device is not
+   * freed while a sleep is pending: on Deno the wait is a native call
+   * queued on the runtime's blocking pool, which may start after
+   * {@linkcode CompletionDevice.close} returned, so a sleep is counted from
+   * its submission, not from its entry into native code.
+   */
+  async sleep(
+    seq: number,
+    timeoutMs: number,
+    waiting?: number,
+  ): Promise<boolean> {
+    if (this.#handle === null) return true;
+    this.stats.sleeps++;
+    const advance = this.#advance(waiting);
+    this.#pendingSleeps++;
+    let woken: boolean;
+    try {
+      woken = await backend.sleep(
+        native,
+        this.#handle,
+        this.#control,
+        seq >>> 0,
+        timeoutMs,
+        advance,
+      );
+    } finally {
+      if (--this.#pendingSleeps === 0 && this.#deleteWhenIdle) {
+        this.#delete();
+      }
     }
+    if (!woken) this.#countLost(seq, advance);
+    return woken;
   }
 
-  /** Resolve once the sequence moves off `seq`. */
-  async sleep(seq: number, timeoutMs: number, waiting?: number): Promise<void> {
+  /**
+   * A sleep timed out: the wake-up was lost if the sequence had reached its
+   * target anyway (a completion that should have woken it). A timeout with
+   * the target unreached is an honest one.
+   */
+  #countLost(seq: number, advance: number): void {
     if (this.#handle === null) return;
-    this.stats.sleeps++;
-    const woken = await backend.sleep(
-      native,
-      this.#handle,
-      this.#control,
-      seq >>> 0,
-      timeoutMs,
-      this.#advance(waiting),
-    );
-    if (!woken) this.#countLost(seq);
-  }
-
-  /** A timed-out sleep: lost if the sequence had moved on meanwhile. */
-  #countLost(seq: number): void {
-    if (this.#handle !== null && this.sequence() !== (seq >>> 0)) {
+    if (((this.sequence() - ((seq + advance) >>> 0)) | 0) >= 0) {
       this.stats.lostWakeups++;
     }
+  }
+
+  /** Free the native device (no sleep may still reach it). */
+  #delete(): void {
+    this.#deleteWhenIdle = false;
+    this.#freed = true;
+    native.ap_dev_delete(this.#cell);
+  }
+
+  /** Whether the native device has been freed (after close, once no sleep is pending). */
+  get freed(): boolean {
+    return this.#freed;
   }
 
   /**
@@ -273,6 +322,7 @@ export class CompletionDevice implements WakeSource {
     this.#control = new Uint32Array(16);
     arena.transfer(0);
     backend.forget(native, h);
-    native.ap_dev_delete(this.#cell);
+    if (this.#pendingSleeps === 0) this.#delete();
+    else this.#deleteWhenIdle = true; // the last sleep to return frees it
   }
 }

@@ -61,6 +61,21 @@ function statusError(op: string, status: number, device: string): PmemError {
   );
 }
 
+/**
+ * Pin an operation's arrays for a device: a worker writes through their
+ * addresses after the submitting call returned, so their storage must not
+ * move. An engine may keep a small typed array's bytes inside its heap and
+ * move them to a separate store when its `.buffer` is first read
+ * (JavaScriptCore relocates them then; V8 does the same for arrays of up
+ * to 64 bytes): reading `.buffer` once before the first submission makes
+ * that move happen now, after which the storage stays put while the
+ * operation holds the array.
+ */
+function pin(op: CheckedOp): void {
+  void op.dst.buffer;
+  if (op.src !== undefined) void op.src.buffer;
+}
+
 /** Submit `[start, start+len)` of `op` into `rec`; a negative code on failure. */
 function submit(
   dev: CompletionDevice,
@@ -71,14 +86,17 @@ function submit(
   len: number,
 ): number {
   assertAttached(op, start + len);
+  const src = op.src ?? op.dst;
   return native.ap_dev_submit(
     dev.handle(op.op),
     rec,
     OPCODES[op.op],
     flags,
     op.dst,
+    op.dst.byteLength,
     op.dstOffset + start,
-    op.src ?? op.dst,
+    src,
+    src.byteLength,
     op.src === undefined ? op.dstOffset + start : start,
     len,
     op.value,
@@ -108,6 +126,7 @@ export class DeviceOp extends Future<void> {
     this.#dev = dev;
     this.#op = op;
     this.#flags = descriptorFlags(op);
+    pin(op);
   }
 
   #planNext(): boolean {
@@ -152,8 +171,10 @@ export class DeviceOp extends Future<void> {
       if (op.op === "memmove" && op.length > dev.info.maxTransfer) {
         const dir = native.ap_overlap(
           op.dst,
+          op.dst.byteLength,
           op.dstOffset,
           op.src!,
+          op.src!.byteLength,
           0,
           op.length,
         );
@@ -251,6 +272,7 @@ export class DeviceBatch extends Future<void> {
     super(options);
     this.#dev = dev;
     this.#ops = ops;
+    for (const op of ops) pin(op);
   }
 
   #release(): void {
@@ -296,6 +318,7 @@ export class DeviceBatch extends Future<void> {
         this.#release();
         throw e;
       }
+      const src = op.src ?? op.dst;
       const rc = native.ap_dev_batch_set(
         h,
         this.#list,
@@ -304,8 +327,10 @@ export class DeviceBatch extends Future<void> {
         OPCODES[op.op],
         descriptorFlags(op),
         op.dst,
+        op.dst.byteLength,
         op.dstOffset,
-        op.src ?? op.dst,
+        src,
+        src.byteLength,
         op.src === undefined ? op.dstOffset : 0,
         op.length,
         op.value,
@@ -326,15 +351,21 @@ export class DeviceBatch extends Future<void> {
     if (!this.#submitted) {
       if (dev.closed) throw new ClosedError(dev.name, "batch");
       ctx.waitOn(dev);
-      if (!this.#built && !this.#build()) return NOT_STARTED;
+      if (!this.#build()) return NOT_STARTED;
       const rc = native.ap_dev_batch_submit(
         dev.handle("batch"),
         this.#batchRec,
         this.#list,
         this.#ops.length,
       );
-      if (rc === EAGAIN) return NOT_STARTED;
-      if (rc < 0) throw nativeError(rc, "batch");
+      if (rc < 0) {
+        // Nothing was queued. Give back the members' mapping references
+        // now rather than hold them until a later poll, which may never
+        // come (a close() on this thread would wait for them forever).
+        this.#release();
+        if (rc === EAGAIN) return NOT_STARTED;
+        throw nativeError(rc, "batch");
+      }
       this.#submitted = true;
       dev.submitted();
       return PENDING;

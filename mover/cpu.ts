@@ -52,23 +52,48 @@ export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
   const nt = (flags & VdmFlags.NO_CACHE_HINT) !== 0 ? 1 : 0;
   switch (op.op) {
     case "memcpy":
-      if (nt) check(native.ap_cpu_copy(dst, at, src!, from, n, 1), "memcpy");
-      else if (from === 0 && n === src!.byteLength) dst.set(src!, at);
+      if (nt) {
+        check(
+          native.ap_cpu_copy(
+            dst,
+            dst.byteLength,
+            at,
+            src!,
+            src!.byteLength,
+            from,
+            n,
+            1,
+          ),
+          "memcpy",
+        );
+      } else if (from === 0 && n === src!.byteLength) dst.set(src!, at);
       else dst.set(src!.subarray(from, to), at);
       break;
     case "memmove":
       // native memmove: views of different buffers may alias one mapping
-      check(native.ap_cpu_copy(dst, at, src!, from, n, nt), "memmove");
+      check(
+        native.ap_cpu_copy(
+          dst,
+          dst.byteLength,
+          at,
+          src!,
+          src!.byteLength,
+          from,
+          n,
+          nt,
+        ),
+        "memmove",
+      );
       break;
     case "memset":
       dst.fill(op.value, at, at + n);
       break;
     case "flush":
-      check(native.ap_cpu_flush(dst, at, n), "flush");
+      check(native.ap_cpu_flush(dst, dst.byteLength, at, n), "flush");
       return;
   }
   if (flags & VdmFlags.DURABLE) {
-    check(native.ap_cpu_flush(dst, at, n), op.op);
+    check(native.ap_cpu_flush(dst, dst.byteLength, at, n), op.op);
   }
 }
 

@@ -40,7 +40,10 @@ export class FileLock implements Disposable {
     if (typeof path !== "string") {
       throw new TypeError("Cannot lock: path must be a string");
     }
-    return new FileLock(check(native.ap_file_lock(cString(path)), op));
+    const bytes = cString(path);
+    return new FileLock(
+      check(native.ap_file_lock(bytes, bytes.byteLength), op),
+    );
   }
 
   /** Whether {@linkcode FileLock.release} has run. */

@@ -363,7 +363,14 @@ export class Mapping implements Disposable {
     checkRange(dstOffset, src.byteLength, this.#size, "memcpy");
     checkMemFlags(flags, "memcpy");
     check(
-      native.ap_map_memcpy(h, dstOffset, src, src.byteLength, flags),
+      native.ap_map_memcpy(
+        h,
+        dstOffset,
+        src,
+        src.byteLength,
+        src.byteLength,
+        flags,
+      ),
       "memcpy",
     );
     this.#traceCopy(dstOffset, src.byteLength, flags);
@@ -773,8 +780,8 @@ function copyOut(
 ): void {
   const at = cache.of(into);
   const rc = at === null
-    ? readBuffer(base, size, offset, into, length)
-    : readPointer(base, size, offset, at, length);
+    ? readBuffer(base, size, offset, into, into.byteLength, length)
+    : readPointer(base, size, offset, at, into.byteLength, length);
   if (rc !== 0) throw nativeError(rc, "read");
 }
 

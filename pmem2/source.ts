@@ -107,8 +107,9 @@ export class Source implements Disposable {
     if (options.readOnly) flags |= AP_OPEN_READONLY;
     const mode = checkSize(options.mode ?? 0o644, "mode", "open source");
     const cell = newCell();
+    const p = cString(path);
     check(
-      native.ap_source_open(cell, cString(path), size, flags, mode),
+      native.ap_source_open(cell, p, p.byteLength, size, flags, mode),
       "open",
     );
     return new Source(cell);

@@ -6,6 +6,7 @@ import {
   ClosedError,
   CpuMover,
   type Future,
+  mapFile,
   NotSupportedError,
   PmemError,
   ThreadMover,
@@ -22,7 +23,15 @@ import {
 } from "../mover/mod.ts";
 import { native } from "../ffi/lib.ts";
 import { type DeviceStats, deviceStats, injectFault } from "../testing/mod.ts";
-import { assert, moverTest, rng, test } from "./_harness.ts";
+import { threadMoverDevice } from "../mover/thread.ts";
+import {
+  assert,
+  moverTest,
+  rng,
+  runScript,
+  tempPath,
+  test,
+} from "./_harness.ts";
 
 /** What `fn` added to the fault counters of `mover`'s device. */
 async function faultCounts(
@@ -425,21 +434,153 @@ test("ThreadMover: options are validated", () => {
   assert.equal(m.info.genCap & 0x100, 0x100); // DRDBK advertised
 });
 
-test("ThreadMover: no lost wake-up over 2000 sleeps (async and blocking)", async () => {
+test("ThreadMover: a completion wakes a sleeper at once (async and blocking)", async () => {
+  // Each sleep is given 3 s, far longer than the 8 MiB copy it waits
+  // for: a sleep that runs into its timeout was not woken by the
+  // completion that should have woken it, and says so (false).
+  using mover = new ThreadMover({
+    threads: 1,
+    inlineThreshold: 0,
+    maxTransfer: 8 << 20, // one descriptor per copy
+  });
+  const dev = threadMoverDevice(mover);
+  const src = new Uint8Array(8 << 20).fill(1);
+  const dst = new Uint8Array(8 << 20);
+  let slept = 0;
+  for (let i = 0; i < 40; i++) {
+    const f = mover.memcpy(dst, src);
+    f.poll(); // submitted: its completion will move the sequence
+    // the executor's protocol: read the sequence, then check, then sleep
+    // (a sleeper may be woken early, never late)
+    for (;;) {
+      const seq = dev.sequence();
+      if (f.poll() === "complete") break;
+      const start = performance.now();
+      const woken = i % 2 === 0
+        ? await dev.sleep(seq, 3000, 1)
+        : dev.block(seq, 3000, 1);
+      const took = performance.now() - start;
+      slept++;
+      assert.equal(woken, true, `op ${i}: timed out after ${took} ms`);
+      assert.ok(took < 1500, `op ${i}: a sleep took ${took} ms`);
+    }
+  }
+  assert.ok(slept >= 20, `only ${slept} sleeps`);
+  assert.equal(deviceStats(mover).lostWakeups, 0);
+});
+
+test("ThreadMover: no lost wake-up over 2000 sleeps of the executor", async () => {
   // one worker and 8 MiB copies: each op outlasts the executor's spin, so
-  // every wait ends in a sleep that only a completion signal should end
+  // every wait ends in a sleep that only a completion signal should end;
+  // a sleep that times out although its completion came is counted lost
   using mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
   const src = new Uint8Array(8 << 20).fill(1);
   const dst = new Uint8Array(8 << 20);
   for (let i = 0; i < 1000; i++) {
     await mover.memcpy(dst, src);
     wait(mover.memset(dst, i & 255));
+    const lost = deviceStats(mover).lostWakeups;
+    assert.equal(lost, 0, `${lost} wake-up(s) lost by op ${2 * i + 1}`);
   }
   assert.equal(dst[1000], 999 & 255);
   const stats = deviceStats(mover);
   assert.ok(stats.sleeps >= 2000, `only ${stats.sleeps} sleeps`);
-  assert.equal(stats.lostWakeups, 0);
 });
+
+test("ThreadMover: a device with a sleep pending is freed only after it returns", async () => {
+  // On Deno a sleep is a native wait queued on the runtime's blocking
+  // pool; it may start after close() returned, so it must still find the
+  // device there.
+  const mover = new ThreadMover({ threads: 1 });
+  const dev = threadMoverDevice(mover);
+  const pending = dev.sleep(dev.sequence(), 2000, 1);
+  mover.close();
+  assert.equal(dev.freed, false);
+  await pending;
+  assert.equal(dev.freed, true);
+  const idle = new ThreadMover({ threads: 1 });
+  idle.close();
+  assert.equal(threadMoverDevice(idle).freed, true);
+});
+
+test("ThreadMover: closing devices with sleeps in flight never crashes", () => {
+  const r = runScript(`
+    import { ThreadMover } from "@root/mod.ts";
+    import { threadMoverDevice } from "@root/mover/thread.ts";
+    for (let i = 0; i < 200; i++) {
+      const mover = new ThreadMover({ threads: 1, records: 8192 });
+      const dev = threadMoverDevice(mover);
+      const p = dev.sleep(dev.sequence(), 1000, 1);
+      mover.close();
+      await p;
+    }
+    console.log("done");
+  `);
+  assert.equal(r.signal, null, r.stderr);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /done/);
+});
+
+test("ThreadMover: a small array keeps what a worker wrote when its storage is materialized", async () => {
+  // One worker, busy with a long fill, while a 16-byte fill into a fresh
+  // array waits behind it in the queue. Reading the array's .buffer
+  // then makes the engine move a small array's bytes to a new store
+  // (JavaScriptCore does; V8 for arrays up to 64 bytes): the worker must
+  // write where the array's bytes are, so submission pins them first.
+  using mover = new ThreadMover({
+    threads: 1,
+    inlineThreshold: 0,
+    maxTransfer: 64 << 20,
+  });
+  for (let i = 0; i < 20; i++) {
+    const big = new Uint8Array(32 << 20);
+    const long = mover.memset(big, 1);
+    long.poll();
+    const small = new Uint8Array(16);
+    const fill = mover.memset(small, 7 + i);
+    fill.poll();
+    const buffer = small.buffer; // materialize it (after submission)
+    await all([long, fill]);
+    assert.deepEqual([...small], new Array(16).fill(7 + i), `round ${i}`);
+    assert.equal(new Uint8Array(buffer)[15], 7 + i);
+  }
+});
+
+test(
+  "closing a mapping on the thread whose batch found the queue full never hangs",
+  async () => {
+    // The queue (2 slots) is full behind a busy worker when the batch is
+    // polled: it wrote its members (taking references on the mapping),
+    // got EAGAIN, and waits for a later poll. close() on this thread must
+    // not wait for that poll, which cannot come while it waits.
+    using mover = new ThreadMover({
+      threads: 1,
+      queueSize: 2,
+      inlineThreshold: 0,
+      maxTransfer: 64 << 20,
+    });
+    const map = mapFile(tempPath(), { size: 1 << 20 });
+    // fill the queue: submit long fills until one finds no room
+    const busy = [];
+    for (;;) {
+      const f = mover.memset(new Uint8Array(32 << 20), 1);
+      busy.push(f);
+      if (f.poll() === "idle") break;
+    }
+    const batch = mover.batch([
+      { op: "memset", dst: map.view(0, 4096), value: 1 },
+      { op: "memset", dst: map.view(4096, 4096), value: 2 },
+    ]);
+    assert.equal(batch.poll(), "idle"); // the queue was full: not started
+    const start = performance.now();
+    map.close();
+    assert.ok(performance.now() - start < 5000);
+    await all(busy);
+    // polled again, the batch finds its buffers detached and fails
+    await assert.rejects(async () => await batch, /detached/);
+  },
+  { timeout: 30_000 },
+);
 
 test("a custom mover built on BaseMover refuses flags beyond its capabilities", async () => {
   // a mover that honours no flag: every op goes to an inner CPU mover
