@@ -10,10 +10,10 @@
  *    free-lane stack whose free block no read in flight is copying.
  * 2. Copy the data durably to {@linkcode Arena.blockOffset} of
  *    {@linkcode Arena.freeBlock}.
- * 3. {@linkcode Arena.commit}: write the lane's next flog entry in two
- *    persisted 8-byte halves, `{lba, old_map}` then `{new_map, seq}`;
- *    the second is the commit point. (On page granularity the 16-byte
- *    entry lies in one 512-byte sector and is persisted once.)
+ * 3. Commit through the lane's flog slot (`commitUpdates` in
+ *    `commit.ts`, with {@linkcode Arena.stageFlogHead} and
+ *    {@linkcode Arena.stageFlogTail}): the second half of the entry is
+ *    the commit point.
  * 4. {@linkcode Arena.publish}: store the map entry; the old block becomes
  *    the lane's free block and the lane goes back. The map entry is
  *    persisted later with others (recovery would redo it from the flog);
@@ -55,24 +55,19 @@ import {
 import type { ArenaGeometry, BttInfo } from "./layout.ts";
 import type { Media } from "./media.ts";
 import { IntMap } from "./int_map.ts";
-
-/** Successor of a flog sequence number: 1 → 2 → 3 → 1 (0: never written). */
-const NEXT_SEQ = [0, 2, 3, 1] as const;
+import {
+  currentFlogEntry,
+  effectiveMapEntry,
+  flogEntryAt,
+  initialFlog,
+  NEXT_SEQ,
+  readFlogEntry,
+  storeFlogHead,
+  storeFlogTail,
+} from "./flog.ts";
 
 const EIO = 5;
 const EBUSY = 16;
-
-/** One flog entry. */
-export interface FlogEntry {
-  /** Pre-map block the entry is about. */
-  lba: number;
-  /** Map entry before the write (its block becomes free). */
-  oldMap: number;
-  /** Map entry after the write. */
-  newMap: number;
-  /** Sequence number 1, 2 or 3 (0: never written). */
-  seq: number;
-}
 
 /**
  * A queued writer of one block ({@linkcode Arena.enter} or
@@ -93,41 +88,6 @@ export interface WriteTicket {
   heads?: boolean;
   /** Set by the arena: whether this ticket is in a queue. */
   queued?: boolean;
-}
-
-/**
- * Decode the flog entry at a file offset.
- *
- * @param media the pool
- * @param offset file offset of the entry
- * @returns the entry
- */
-export function readFlogEntry(media: Media, offset: number): FlogEntry {
-  return {
-    lba: media.getU32(offset),
-    oldMap: media.getU32(offset + 4),
-    newMap: media.getU32(offset + 8),
-    seq: media.getU32(offset + 12),
-  };
-}
-
-/**
- * Which entry of a flog pair is current: 0 or 1, or -1 when the pair is
- * invalid (equal or out-of-range sequence numbers).
- *
- * @param seq0 sequence number of entry 0
- * @param seq1 sequence number of entry 1
- */
-export function currentFlogEntry(seq0: number, seq1: number): number {
-  if (seq0 > 3 || seq1 > 3 || seq0 === seq1) return -1;
-  if (seq0 === 0) return 1;
-  if (seq1 === 0) return 0;
-  return NEXT_SEQ[seq0] === seq1 ? 1 : 0;
-}
-
-/** The map entry value that an initial (flag bits 00) entry stands for. */
-export function effectiveMapEntry(entry: number, pre: number): number {
-  return (entry & MAP_FLAGS) === 0 ? (pre | MAP_NORMAL) >>> 0 : entry;
 }
 
 /** Where an arena lies and what its info block says. */
@@ -264,16 +224,11 @@ export class Arena {
         roundUp(g.externalNlba * MAP_ENTRY_SIZE, BTT_ALIGN),
       );
     }
-    const flog = new Uint8Array(roundUp(g.nfree * FLOG_SLOT_SIZE, BTT_ALIGN));
-    const dv = new DataView(flog.buffer);
-    for (let i = 0; i < g.nfree; i++) {
-      const e = i * FLOG_SLOT_SIZE;
-      const free = ((g.externalNlba + i) | MAP_ZERO) >>> 0;
-      dv.setUint32(e, i, true);
-      dv.setUint32(e + 4, free, true);
-      dv.setUint32(e + 8, free, true);
-      dv.setUint32(e + 12, 1, true);
-    }
+    const flog = initialFlog(
+      g.externalNlba,
+      g.nfree,
+      roundUp(g.nfree * FLOG_SLOT_SIZE, BTT_ALIGN),
+    );
     media.memcpy(base + g.flogOff, flog);
     const info = encodeBttInfo(infoFromGeometry(g, uuid, parentUuid));
     media.memcpy(base + g.infoOff, info);
@@ -299,10 +254,9 @@ export class Arena {
     const frees = new Set<number>();
     let badPairs = 0;
     for (let lane = a.nfree - 1; lane >= 0; lane--) {
-      const slot = a.flogOff + lane * FLOG_SLOT_SIZE;
       const pair = [
-        readFlogEntry(media, slot),
-        readFlogEntry(media, slot + FLOG_ENTRY_SIZE),
+        readFlogEntry(media, flogEntryAt(a.flogOff, lane, 0)),
+        readFlogEntry(media, flogEntryAt(a.flogOff, lane, 1)),
       ];
       for (const e of pair) {
         if (e.seq !== 0 && e.lba >= a.externalNlba) {
@@ -333,7 +287,7 @@ export class Arena {
         // A lane's first update persisted its head {lba, old_map} but not
         // its commit. Harmless, but check() and pmempool accept old_map ==
         // new_map only in the exact initial form: zero the entry again.
-        media.memset(slot + (1 - cur) * FLOG_ENTRY_SIZE, 0, FLOG_ENTRY_SIZE);
+        media.memset(flogEntryAt(a.flogOff, lane, 1 - cur), 0, FLOG_ENTRY_SIZE);
         repaired.push(
           `arena ${a.index}: cleared the uncommitted first update of flog slot ${lane}`,
         );
@@ -661,56 +615,14 @@ export class Arena {
   }
 
   /**
-   * Step 3: commit the write of the lane's free block as the new content
-   * of `pre` through the flog. Writes the lane's next flog entry in two
-   * persisted halves: `{lba, old_map}`, then `{new_map, seq}`, the commit
-   * point (seq is stored last). From here a crash recovers to the new
-   * data. The caller must head `pre`'s queue.
-   *
-   * @param lane a lane from {@linkcode Arena.takeLane}
-   * @param pre the pre-map block
-   * @returns the old map entry, for {@linkcode Arena.publish}
-   */
-  commit(lane: number, pre: number): number {
-    const m = this.#media;
-    this.settleMapsFor(lane, pre);
-    const old = this.#currentEntry(pre);
-    const seq = NEXT_SEQ[this.#seq[lane]];
-    const at = this.flogEntryOffset(lane);
-    try {
-      m.setU32(at, pre);
-      m.setU32(at + 4, old);
-      // a 16-byte entry never crosses a 512-byte sector, so on page
-      // granularity (msync) it reaches the media whole: one persist
-      if (!this.#pageGranular) m.persist(at, 8);
-      m.setU32(at + 8, (this.#free[lane] | MAP_NORMAL) >>> 0);
-      m.setU32(at + 12, seq);
-      if (this.#pageGranular) m.persist(at, 16);
-      else m.persist(at + 8, 8);
-    } catch (cause) {
-      // the flog on the media may now differ from #next/#seq
-      this.fail("a flog update failed to persist");
-      throw new PmemError(
-        "write",
-        -EIO,
-        `cannot persist the flog entry of block ${this.firstLba + pre}`,
-        { errno: EIO, cause },
-      );
-    }
-    this.#next[lane] ^= 1;
-    this.#seq[lane] = seq;
-    return old;
-  }
-
-  /**
    * Step 4: publish the committed write in the map (stored now, persisted
    * with the next batch of pending map entries: the write is durable
    * already through its flog entry), make the old block the lane's free
    * block and return the lane.
    *
-   * @param lane the lane of {@linkcode Arena.commit}
+   * @param lane the lane the update committed through
    * @param pre the pre-map block
-   * @param old the value {@linkcode Arena.commit} returned
+   * @param old the value {@linkcode Arena.stageFlogHead} returned
    */
   publish(lane: number, pre: number, old: number): void {
     const at = this.mapOff + pre * MAP_ENTRY_SIZE;
@@ -748,42 +660,41 @@ export class Arena {
     return true;
   }
 
-  // ---- group commit: the same steps for many lanes, one fence per phase ----
+  // ---- step 3, staged: commit.ts persists the halves, one fence each ----
 
   /** File offset of the flog entry the lane's next update writes. */
   flogEntryOffset(lane: number): number {
-    return this.flogOff + lane * FLOG_SLOT_SIZE +
-      this.#next[lane] * FLOG_ENTRY_SIZE;
+    return flogEntryAt(this.flogOff, lane, this.#next[lane]);
   }
 
   /**
-   * Group commit, phase 1: store the first half `{lba, old_map}` of the
-   * lane's next flog entry ({@linkcode Arena.flogEntryOffset}) without
-   * persisting it. The caller persists every staged head with one fence,
-   * then calls {@linkcode Arena.stageFlogTail}. The caller must head
-   * `pre`'s queue.
+   * Store the first half `{lba, old_map}` of the lane's next flog entry
+   * ({@linkcode Arena.flogEntryOffset}) without persisting it; the caller
+   * persists it, then calls {@linkcode Arena.stageFlogTail}. The caller
+   * must head `pre`'s queue.
    *
    * @returns the old map entry, for {@linkcode Arena.publish}
    */
   stageFlogHead(lane: number, pre: number): number {
     const old = this.#currentEntry(pre);
-    const at = this.flogEntryOffset(lane);
-    this.#media.setU32(at, pre);
-    this.#media.setU32(at + 4, old);
+    storeFlogHead(this.#media, this.flogEntryOffset(lane), pre, old);
     return old;
   }
 
   /**
-   * Group commit, phase 2: store `{new_map, seq}` (the commit point once
-   * durable) in the entry staged by {@linkcode Arena.stageFlogHead}.
+   * Store `{new_map, seq}` (the commit point once durable) in the entry
+   * staged by {@linkcode Arena.stageFlogHead}.
    */
   stageFlogTail(lane: number): void {
-    const at = this.flogEntryOffset(lane);
-    this.#media.setU32(at + 8, (this.#free[lane] | MAP_NORMAL) >>> 0);
-    this.#media.setU32(at + 12, NEXT_SEQ[this.#seq[lane]]);
+    storeFlogTail(
+      this.#media,
+      this.flogEntryOffset(lane),
+      this.#free[lane],
+      NEXT_SEQ[this.#seq[lane]],
+    );
   }
 
-  /** Group commit: the tail is durable; the lane's flog state advances. */
+  /** The entry's tail is durable: the lane's flog state advances. */
   committed(lane: number): void {
     this.#next[lane] ^= 1;
     this.#seq[lane] = NEXT_SEQ[this.#seq[lane]];

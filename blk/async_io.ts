@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { BadBlockError, PmemError } from "../errors/mod.ts";
+import { BadBlockError } from "../errors/mod.ts";
 import {
   Future,
   type FutureOptions,
@@ -22,10 +22,9 @@ import {
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { BatchEntry } from "../mover/vdm.ts";
 import type { Arena, WriteTicket } from "./arena.ts";
+import { commitUpdates, type LaneUpdate } from "./commit.ts";
 import type { Media } from "./media.ts";
 import { MAP_ERROR, MAP_FLAGS, MAP_LBA_MASK, MAP_NORMAL } from "./layout.ts";
-
-const EIO = 5;
 
 /** What the futures need from their pool. */
 export interface PoolAccess {
@@ -48,15 +47,11 @@ export interface PoolAccess {
 }
 
 /** One block update: its place in its block's queue, its data and lane. */
-interface Slot extends WriteTicket {
+interface Slot extends WriteTicket, LaneUpdate {
   /** The bytes to write. */
   data: Uint8Array;
-  /** The block's arena. */
-  arena: Arena;
   /** The lane taken for the update, or -1. */
   lane: number;
-  /** The map entry the update replaces (known once its flog head is staged). */
-  old: number;
 }
 
 /**
@@ -96,14 +91,6 @@ function releaseSlot(slot: Slot): void {
   if (slot.lane >= 0) slot.arena.releaseLane(slot.lane);
   slot.lane = -1;
   slot.arena.leave(slot);
-}
-
-/** The error for a group commit whose persist failed part-way. */
-function persistFailure(cause: unknown, what: string): PmemError {
-  return new PmemError("write", -EIO, `cannot persist ${what}`, {
-    errno: EIO,
-    cause,
-  });
 }
 
 // Where a write's group of block updates is (Group.stage):
@@ -241,7 +228,10 @@ export class WriteScheduler {
     for (const s of group.slots) releaseSlot(s);
   }
 
-  /** Commit every queued group (steps 3 and 4 of each update). */
+  /**
+   * Commit every queued group (steps 3 and 4 of each update): one persist
+   * for all their data, then the commit every write goes through.
+   */
   commitAll(): void {
     const groups = this.#ready;
     if (groups.length === 0) return;
@@ -252,48 +242,21 @@ export class WriteScheduler {
       slots = [];
       for (const g of groups) for (const s of g.slots) slots.push(s);
     }
-    const map = this.#map;
-    const n = slots.length;
-    const ranges = new Array<{ offset: number; length: number }>(n);
     try {
-      for (let i = 0; i < n; i++) {
+      const ranges = new Array<{ offset: number; length: number }>(
+        slots.length,
+      );
+      for (let i = 0; i < slots.length; i++) {
         const { arena, lane } = slots[i];
         ranges[i] = {
           offset: arena.blockOffset(arena.freeBlock(lane)),
           length: arena.blockSize,
         };
       }
-      map.persistRanges(ranges);
-      for (const s of slots) s.arena.settleMapsFor(s.lane, s.pre);
-      const whole = map.granularity === "page";
-      for (const s of slots) s.old = s.arena.stageFlogHead(s.lane, s.pre);
-      try {
-        if (!whole) {
-          for (let i = 0; i < n; i++) {
-            const { arena, lane } = slots[i];
-            ranges[i] = { offset: arena.flogEntryOffset(lane), length: 8 };
-          }
-          map.persistRanges(ranges);
-        }
-        for (let i = 0; i < n; i++) {
-          const { arena, lane } = slots[i];
-          arena.stageFlogTail(lane);
-          const at = arena.flogEntryOffset(lane);
-          ranges[i] = whole
-            ? { offset: at, length: 16 }
-            : { offset: at + 8, length: 8 };
-        }
-        map.persistRanges(ranges);
-      } catch (cause) {
-        for (const s of slots) s.arena.fail("a flog update failed to persist");
-        throw persistFailure(cause, "the flog entries");
-      }
-      // committed: map entries join the arena's pending ones (persisted
-      // later, a span at a time; recovery redoes them from the flog)
+      this.#map.persistRanges(ranges);
+      commitUpdates(this.#media, slots);
       for (const s of slots) {
-        s.arena.committed(s.lane);
-        s.arena.publish(s.lane, s.pre, s.old);
-        s.lane = -1;
+        s.lane = -1; // published: the lane is back in its arena
         s.arena.leave(s);
       }
     } catch (e) {

@@ -7,13 +7,8 @@
  *
  * @module
  */
-import {
-  type Arena,
-  type ArenaPlace,
-  currentFlogEntry,
-  effectiveMapEntry,
-  readFlogEntry,
-} from "./arena.ts";
+import type { Arena, ArenaPlace } from "./arena.ts";
+import { currentFlogEntry, effectiveMapEntry, readFlogEntry } from "./flog.ts";
 import {
   checkPoolHeader,
   decodeDescriptor,

@@ -5,53 +5,30 @@
  *
  * @module
  */
-import { statSync, unlinkSync } from "node:fs";
-import {
-  BadBlockError,
-  ClosedError,
-  NotSupportedError,
-  PmemError,
-} from "../errors/mod.ts";
-import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
-import { Source } from "../pmem2/source.ts";
-import { Arena, type ArenaPlace } from "./arena.ts";
+import { BadBlockError, ClosedError, PmemError } from "../errors/mod.ts";
+import type { Mapping } from "../pmem2/mapping.ts";
+import type { Arena, ArenaPlace } from "./arena.ts";
 import { checkPool, type CheckReport } from "./check.ts";
+import { commitUpdates } from "./commit.ts";
 import {
-  allZero,
-  checkPoolHeader,
-  decodeDescriptor,
-  DESCRIPTOR_OFFSET,
-  DESCRIPTOR_SIZE,
-  encodeDescriptor,
-  encodePoolHeader,
-  HEADER_SIZE,
-  hostArch,
-  newPoolHeader,
-  randomUuid,
-} from "./header.ts";
-import {
-  ARENA_MAX_SIZE,
-  ARENA_MIN_SIZE,
-  BTT_ALIGN,
-  BTT_OFFSET,
-  decodeBttInfo,
-  INFO_SIZE,
-  infoFieldProblem,
-  infoProblem,
-  MAP_ENTRY_SIZE,
   MAP_ERROR,
   MAP_FLAGS,
   MAP_LBA_MASK,
   MAP_NORMAL,
   MAP_ZERO,
-  MAX_BLOCK_SIZE,
-  MIN_POOL_SIZE,
-  type PoolGeometry,
-  poolGeometry,
-  roundUp,
 } from "./layout.ts";
-import { Media } from "./media.ts";
-import { PoolLock } from "./lock.ts";
+import type { Media } from "./media.ts";
+import {
+  abandonPoolFile,
+  type Btt,
+  createPoolFile,
+  describe,
+  layOutBtt,
+  loadBtt,
+  openPoolFile,
+  type PoolFile,
+  type PoolTestHooks,
+} from "./open.ts";
 import {
   type PoolAccess,
   ReadFuture,
@@ -62,10 +39,7 @@ import type { Future, FutureOptions } from "../future/future.ts";
 import { wait, waitAll } from "../future/executor.ts";
 import { FutureRegistry } from "../future/registry.ts";
 import type { Vdm } from "../mover/vdm.ts";
-import type { PersistTracer } from "../pmem2/tracer.ts";
 
-const EINVAL = 22;
-const EEXIST = 17;
 const EROFS = 30;
 const EBUSY = 16;
 
@@ -104,20 +78,7 @@ export interface BlockPoolOpenOptions {
   mover?: Vdm;
 }
 
-/** What tests may add to a pool's create or open. Internal. */
-export interface PoolTestHooks {
-  /**
-   * A tracer attached to the pool's mapping before anything is written,
-   * so it sees every flush and fence of the pool, the layout at create
-   * and the recovery at open included.
-   */
-  tracer?: PersistTracer;
-  /**
-   * Extend the new file with `ftruncate` instead of `posix_fallocate`
-   * (a full file system then shows up as SIGBUS on first touch).
-   */
-  sparse?: boolean;
-}
+export type { PoolTestHooks };
 
 let createWith: (
   path: string,
@@ -199,15 +160,11 @@ const GROUP_SIZE = 64;
  * ```
  */
 export class BlockPool implements Disposable {
-  #path: string;
+  #file: PoolFile;
   #map: Mapping | null;
   #media: Media;
-  #lock: PoolLock;
   #blockSize: number;
-  #blockCount: number;
-  #geometry: PoolGeometry;
-  #poolsetUuid: Uint8Array;
-  #isZeroed: boolean;
+  #blockCount = 0;
   #readOnly: boolean;
   #places: ArenaPlace[] = [];
   #arenas: Arena[] = [];
@@ -215,32 +172,17 @@ export class BlockPool implements Disposable {
   #inflight = new FutureRegistry();
   #access: PoolAccess;
 
-  private constructor(
-    path: string,
-    map: Mapping,
-    lock: PoolLock,
-    init: {
-      blockSize: number;
-      geometry: PoolGeometry;
-      poolsetUuid: Uint8Array;
-      isZeroed: boolean;
-      readOnly: boolean;
-    },
-  ) {
-    this.#path = path;
-    this.#map = map;
-    this.#media = new Media(map);
-    this.#lock = lock;
-    this.#blockSize = init.blockSize;
-    this.#geometry = init.geometry;
-    this.#blockCount = init.geometry.blockCount;
-    this.#poolsetUuid = init.poolsetUuid;
-    this.#isZeroed = init.isZeroed;
-    this.#readOnly = init.readOnly;
+  private constructor(file: PoolFile, btt: Btt) {
+    this.#file = file;
+    this.#map = file.map;
+    this.#media = file.media;
+    this.#blockSize = file.blockSize;
+    this.#readOnly = file.readOnly;
+    this.#adopt(btt);
     this.#access = {
-      map,
+      map: file.map,
       writes: new WriteScheduler(this.#media),
-      blockSize: init.blockSize,
+      blockSize: file.blockSize,
       live: (op) => void this.#live(op),
       forUpdate: (lba, op) => this.#forUpdate(lba, op),
       track: (future) => this.#inflight.add(future),
@@ -281,96 +223,11 @@ export class BlockPool implements Disposable {
     options: BlockPoolCreateOptions,
     hooks: PoolTestHooks,
   ): BlockPool {
-    const op = "create";
-    checkPath(path, op);
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError("Cannot create pool: options must be an object");
-    }
-    const blockSize = checkBlockSize(options.blockSize, op);
-    const poolSize = checkInteger(options.poolSize ?? 0, "poolSize", op);
-    const mode = checkInteger(options.mode ?? 0o644, "mode", op);
-    if (poolSize !== 0) {
-      if (poolSize < MIN_POOL_SIZE) {
-        throw new RangeError(
-          `Cannot create pool: poolSize must be at least ${MIN_POOL_SIZE} (16 MiB + 8 KiB), got ${poolSize}`,
-        );
-      }
-      poolGeometry(poolSize, blockSize); // RangeError for a too-large block
-    }
-    const arch = hostArch();
-    if (arch === null) {
-      throw new NotSupportedError(
-        op,
-        -95,
-        "libpmemblk's pool format is defined here for x86-64 and aarch64 only",
-      );
-    }
-    let source: Source;
+    const file = createPoolFile(path, options, hooks);
     try {
-      source = Source.open(path, {
-        size: poolSize,
-        exclusive: poolSize > 0,
-        create: poolSize > 0,
-        sparse: hooks.sparse ?? false,
-        mode,
-      });
+      return new BlockPool(file, layOutBtt(file));
     } catch (e) {
-      throw rename(e, op);
-    }
-    const created = poolSize > 0;
-    let map: Mapping | null = null;
-    let lock: PoolLock | null = null;
-    try {
-      const size = source.size;
-      const usable = Math.floor(size / BTT_ALIGN) * BTT_ALIGN;
-      let geometry: PoolGeometry;
-      try {
-        geometry = poolGeometry(size, blockSize);
-      } catch (e) {
-        throw new PmemError(op, -EINVAL, `'${path}': ${(e as Error).message}`, {
-          errno: EINVAL,
-        });
-      }
-      map = Mapping.map(source, { length: usable, mover: options.mover });
-      if (hooks.tracer) setMappingTracer(map, hooks.tracer);
-      source.close();
-      lock = PoolLock.acquire(path, op);
-      const media = new Media(map);
-      if (!created && !allZero(media.bytes(0, HEADER_SIZE))) {
-        throw new PmemError(
-          op,
-          -EEXIST,
-          `'${path}' is not empty: its first ${HEADER_SIZE} bytes are not zero`,
-          { errno: EEXIST },
-        );
-      }
-      media.memcpy(
-        DESCRIPTOR_OFFSET,
-        encodeDescriptor({ blockSize, isZeroed: created ? 1 : 0 }),
-      );
-      const crtime = Math.floor(statSync(path).ctimeMs / 1000);
-      const header = newPoolHeader(crtime, arch);
-      media.memcpy(0, encodePoolHeader(header));
-      const pool = new BlockPool(path, map, lock, {
-        blockSize,
-        geometry,
-        poolsetUuid: header.poolsetUuid,
-        isZeroed: created,
-        readOnly: false,
-      });
-      pool.#layOut();
-      return pool;
-    } catch (e) {
-      source.close();
-      lock?.release();
-      map?.close();
-      if (created) {
-        try {
-          unlinkSync(path);
-        } catch {
-          // the original error matters more
-        }
-      }
+      abandonPoolFile(file);
       throw e;
     }
   }
@@ -397,197 +254,26 @@ export class BlockPool implements Disposable {
     options: BlockPoolOpenOptions,
     hooks: PoolTestHooks,
   ): BlockPool {
-    const op = "open";
-    checkPath(path, op);
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError("Cannot open pool: options must be an object");
-    }
-    const wanted = options.blockSize === undefined || options.blockSize === 0
-      ? 0
-      : checkBlockSize(options.blockSize, op);
-    const source = Source.open(path);
-    let map: Mapping | null = null;
-    let lock: PoolLock | null = null;
+    const file = openPoolFile(path, options, hooks);
     try {
-      const size = source.size;
-      const usable = Math.floor(size / BTT_ALIGN) * BTT_ALIGN;
-      if (usable < BTT_OFFSET) {
-        throw corrupt(op, path, `the file is too small (${size} bytes)`);
-      }
-      map = Mapping.map(source, { length: usable, mover: options.mover });
-      if (hooks.tracer) setMappingTracer(map, hooks.tracer);
-      lock = PoolLock.acquire(path, op);
-      let media = new Media(map);
-      const header = checkPoolHeader(media.bytes(0, HEADER_SIZE), hostArch());
-      if (typeof header === "string") throw corrupt(op, path, header);
-      const readOnly = header.roCompat !== 0;
-      if (readOnly) {
-        // recovery must not reach the file: work on a private copy
-        map.close();
-        map = null;
-        map = Mapping.map(source, {
-          length: usable,
-          sharing: "private",
-          mover: options.mover,
-        });
-        media = new Media(map);
-      }
-      source.close();
-      const desc = decodeDescriptor(
-        media.bytes(DESCRIPTOR_OFFSET, DESCRIPTOR_SIZE),
-      );
-      if (desc.blockSize === 0) {
-        throw corrupt(op, path, "the descriptor's block size is 0");
-      }
-      if (wanted !== 0 && wanted !== desc.blockSize) {
-        throw new PmemError(
-          op,
-          -EINVAL,
-          `wrong block size: '${path}' has blocks of ${desc.blockSize} bytes, ${wanted} were requested`,
-          { errno: EINVAL },
-        );
-      }
-      let geometry: PoolGeometry;
-      try {
-        geometry = poolGeometry(size, desc.blockSize);
-      } catch (e) {
-        throw corrupt(op, path, (e as Error).message);
-      }
-      const pool = new BlockPool(path, map, lock, {
-        blockSize: desc.blockSize,
-        geometry,
-        poolsetUuid: header.poolsetUuid,
-        isZeroed: desc.isZeroed !== 0,
-        readOnly,
-      });
-      pool.#discover();
-      return pool;
+      return new BlockPool(file, loadBtt(file));
     } catch (e) {
-      source.close();
-      lock?.release();
-      map?.close();
+      abandonPoolFile(file);
       throw e;
     }
   }
 
-  /** Find the arenas (repairing info blocks from their twin) and load them. */
-  #discover(): void {
-    const media = this.#media;
-    const g = this.#geometry;
-    const places: ArenaPlace[] = [];
-    let offset = 0;
-    let room = g.rawSize;
-    let firstLba = 0;
-    for (let k = 0;; k++) {
-      const base = BTT_OFFSET + offset;
-      const primary = media.bytes(base, INFO_SIZE);
-      const bad = infoProblem(primary, this.#poolsetUuid);
-      let info;
-      if (bad === null) {
-        info = decodeBttInfo(primary);
-      } else {
-        const backupAt = base + Math.min(room, ARENA_MAX_SIZE) - INFO_SIZE;
-        const backup = media.bytes(backupAt, INFO_SIZE);
-        const badBackup = infoProblem(backup, this.#poolsetUuid);
-        if (badBackup === null) {
-          info = decodeBttInfo(backup);
-          if (base + info.infoOff !== backupAt) {
-            throw this.#corrupt(
-              `arena ${k}: the BTT info block is invalid (${bad}) and its backup is misplaced`,
-            );
-          }
-        } else if (k === 0 && bad === "it is all zeros") {
-          this.#checkUnformatted();
-          return;
-        } else {
-          throw this.#corrupt(
-            `arena ${k}: the BTT info block is invalid (${bad}) and so is its backup (${badBackup})`,
-          );
-        }
-      }
-      const field = infoFieldProblem(info, this.#blockSize, room);
-      if (field !== null) {
-        throw this.#corrupt(`arena ${k}: BTT info block: ${field}`);
-      }
-      if (info.nextOff !== 0 && room - info.nextOff < ARENA_MIN_SIZE) {
-        throw this.#corrupt(
-          `arena ${k}: the next arena would start beyond the end of the pool`,
-        );
-      }
-      const backupAt = base + info.infoOff;
-      if (bad !== null) {
-        media.memcpy(base, media.copy(backupAt, INFO_SIZE));
-        this.#repaired.push(
-          `arena ${k}: restored the BTT info block from its backup (${bad})`,
-        );
-      } else {
-        const backup = media.bytes(backupAt, INFO_SIZE);
-        if (!primary.every((b, i) => b === backup[i])) {
-          const why = infoProblem(backup, this.#poolsetUuid) ?? "it differed";
-          media.memcpy(backupAt, media.copy(base, INFO_SIZE));
-          this.#repaired.push(
-            `arena ${k}: rewrote the backup BTT info block (${why})`,
-          );
-        }
-      }
-      places.push({ index: k, base, firstLba, info });
-      firstLba += info.externalNlba;
-      if (info.nextOff === 0) break;
-      offset += info.nextOff;
-      room -= info.nextOff;
-    }
-    this.#load(places);
+  /** Take a BTT found or laid out for this pool's file. */
+  #adopt(btt: Btt): void {
+    this.#places = btt.places;
+    this.#arenas = btt.arenas;
+    this.#blockCount = btt.blockCount;
+    for (const line of btt.repaired) this.#repaired.push(line);
   }
 
-  /**
-   * A pool without a BTT: only acceptable when nothing was ever written,
-   * which for a zeroed file means every map is still zero.
-   */
-  #checkUnformatted(): void {
-    if (!this.#isZeroed) return; // libpmemblk zeroes the maps at layout
-    for (const a of this.#geometry.arenas) {
-      const at = BTT_OFFSET + a.offset + a.mapOff;
-      const len = roundUp(a.externalNlba * MAP_ENTRY_SIZE, BTT_ALIGN);
-      if (!this.#media.isZero(at, len)) {
-        throw this.#corrupt(
-          `arena ${
-            a.offset / ARENA_MAX_SIZE
-          }: the BTT info block and its backup are missing but the map is not empty; refusing to lay out a new BTT over it (pmempool check -r may repair it)`,
-        );
-      }
-    }
-  }
-
-  /** Build the run-time state of every arena, recovering the flogs. */
-  #load(places: ArenaPlace[]): void {
-    const arenas = places.map((p) =>
-      Arena.load(this.#media, p, this.#repaired)
-    );
-    this.#places = places;
-    this.#arenas = arenas;
-    this.#blockCount = places.reduce((n, p) => n + p.info.externalNlba, 0);
-  }
-
-  /** Write a fresh BTT (last arena first; arena 0's info block last). */
+  /** Lay out the BTT of a pool that has none (libpmemblk's first write). */
   #layOut(): void {
-    const g = this.#geometry;
-    const uuid = randomUuid();
-    for (let k = g.arenas.length - 1; k >= 0; k--) {
-      const a = g.arenas[k];
-      Arena.format(
-        this.#media,
-        BTT_OFFSET + a.offset,
-        a,
-        uuid,
-        this.#poolsetUuid,
-        !this.#isZeroed,
-      );
-    }
-    this.#discover();
-  }
-
-  #corrupt(what: string): PmemError {
-    return corrupt("open", this.#path, what);
+    this.#adopt(layOutBtt(this.#file));
   }
 
   #live(op: string): Media {
@@ -631,7 +317,7 @@ export class BlockPool implements Disposable {
       throw new PmemError(
         op,
         -EROFS,
-        `'${this.#path}' is read-only (its header has ro_compat features)`,
+        `'${this.#file.path}' is read-only (its header has ro_compat features)`,
         { errno: EROFS },
       );
     }
@@ -690,21 +376,22 @@ export class BlockPool implements Disposable {
 
   /** The four steps of a synchronous write (the caller orders it). */
   #writeSteps(arena: Arena, pre: number, data: Uint8Array): void {
+    // step 1: a lane whose free block no read in flight is copying
     const lane = this.#takeFreeBlock(arena);
-    let old: number;
     try {
-      this.#copyData(arena, lane, data);
-      old = this.#commitFlog(arena, lane, pre);
+      // step 2: the data, durably, into the lane's free block
+      this.#media.memcpy(arena.blockOffset(arena.freeBlock(lane)), data);
+      // steps 3 and 4: the commit every write goes through
+      commitUpdates(this.#media, [{ arena, lane, pre, old: 0 }]);
     } catch (e) {
       arena.releaseLane(lane);
       throw e;
     }
-    this.#publishMap(arena, lane, pre, old);
   }
 
   /**
-   * Write step 1: take an idle lane whose free block no read in flight is
-   * copying; the free block is then this write's.
+   * Take an idle lane whose free block no read in flight is copying,
+   * waiting for asynchronous operations while none is.
    */
   #takeFreeBlock(arena: Arena): number {
     let lane = arena.takeLane();
@@ -718,22 +405,6 @@ export class BlockPool implements Disposable {
       );
     }
     return lane;
-  }
-
-  /** Write step 2: copy the data into the lane's free block, durably. */
-  #copyData(arena: Arena, lane: number, data: Uint8Array): void {
-    this.#media.memcpy(arena.blockOffset(arena.freeBlock(lane)), data);
-  }
-
-  /** Write step 3: commit through the lane's flog slot; returns the old
-   * map entry. */
-  #commitFlog(arena: Arena, lane: number, pre: number): number {
-    return arena.commit(lane, pre);
-  }
-
-  /** Write step 4: publish the map entry; the old block becomes free. */
-  #publishMap(arena: Arena, lane: number, pre: number, old: number): void {
-    arena.publish(lane, pre, old);
   }
 
   /**
@@ -1076,8 +747,8 @@ export class BlockPool implements Disposable {
     const problems = checkPool({
       media,
       blockSize: this.#blockSize,
-      poolsetUuid: this.#poolsetUuid,
-      rawSize: this.#geometry.rawSize,
+      poolsetUuid: this.#file.poolsetUuid,
+      rawSize: this.#file.geometry.rawSize,
       places: this.#places,
       arenas: this.#arenas,
     });
@@ -1118,7 +789,7 @@ export class BlockPool implements Disposable {
     try {
       map.close();
     } finally {
-      this.#lock.release();
+      this.#file.lock.release();
     }
     if (failure !== undefined) throw failure;
   }
@@ -1141,59 +812,4 @@ function lastOfEach(
   lbas.forEach((lba, i) => last.set(lba, i));
   const keep = lbas.flatMap((lba, i) => last.get(lba) === i ? [i] : []);
   return [keep.map((i) => lbas[i]), keep.map((i) => data[i])];
-}
-
-function checkPath(path: unknown, op: string): void {
-  if (typeof path !== "string" || path.length === 0) {
-    throw new TypeError(`Cannot ${op} pool: path must be a non-empty string`);
-  }
-}
-
-function checkBlockSize(value: unknown, op: string): number {
-  if (typeof value !== "number") {
-    throw new TypeError(
-      `Cannot ${op} pool: blockSize must be a number, got ${describe(value)}`,
-    );
-  }
-  if (!Number.isInteger(value) || value < 1 || value > MAX_BLOCK_SIZE) {
-    throw new RangeError(
-      `Cannot ${op} pool: blockSize must be an integer in [1, ${MAX_BLOCK_SIZE}], got ${value}`,
-    );
-  }
-  return value;
-}
-
-function checkInteger(value: unknown, name: string, op: string): number {
-  if (typeof value !== "number") {
-    throw new TypeError(
-      `Cannot ${op} pool: ${name} must be a number, got ${describe(value)}`,
-    );
-  }
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(
-      `Cannot ${op} pool: ${name} must be a non-negative integer, got ${value}`,
-    );
-  }
-  return value;
-}
-
-function describe(value: unknown): string {
-  if (typeof value === "number") return String(value);
-  if (typeof value === "bigint") return `${value}n (a bigint)`;
-  return value === null ? "null" : typeof value;
-}
-
-function corrupt(op: string, path: string, what: string): PmemError {
-  return new PmemError(op, -EINVAL, `cannot open '${path}': ${what}`, {
-    errno: EINVAL,
-  });
-}
-
-/** Re-raise a source error under the pool operation's name. */
-function rename(e: unknown, op: string): unknown {
-  if (!(e instanceof PmemError)) return e;
-  return new PmemError(op, e.code, e.message.replace(/^[^:]*: /, ""), {
-    errno: e.errno,
-    cause: e,
-  });
 }

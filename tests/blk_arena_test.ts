@@ -9,7 +9,15 @@ import { Media } from "../blk/media.ts";
 import { BlockPool } from "../blk/mod.ts";
 import { PmemError } from "../errors/mod.ts";
 import { mapFile } from "../pmem2/mapping.ts";
+import { commitFlog } from "../blk/commit.ts";
 import { assert, rng, tempPath, test } from "./_harness.ts";
+
+/** Step 3 of one update (the commit every write goes through); its old entry. */
+function commitOne(arena: Arena, media: Media, lane: number, pre: number) {
+  const update = { arena, lane, pre, old: 0 };
+  commitFlog(media, [update]);
+  return update.old;
+}
 import { pattern } from "./c/blkutil.ts";
 
 const BS = 512;
@@ -65,7 +73,9 @@ test("`Arena` runs 256 writes in flight, one per lane, interleaved", () => {
   const order = [...lanes.keys()].sort((a, b) =>
     ((a * 97) % 256) - ((b * 97) % 256)
   );
-  for (const lba of order) olds.set(lba, arena.commit(lanes[lba], lba));
+  for (const lba of order) {
+    olds.set(lba, commitOne(arena, media, lanes[lba], lba));
+  }
   for (const lba of [...order].reverse()) {
     arena.publish(lanes[lba], lba, olds.get(lba)!);
   }
@@ -120,10 +130,10 @@ test("`Arena.mayCommit()` orders writes of one block by issue order", () => {
   // the second write copies first, but must wait to commit
   const l2 = prepare(arena, media, 9, 2);
   const l1 = prepare(arena, media, 9, 1);
-  arena.publish(l1, 9, arena.commit(l1, 9));
+  arena.publish(l1, 9, commitOne(arena, media, l1, 9));
   arena.leave(first);
   assert.equal(arena.mayCommit(second), true);
-  arena.publish(l2, 9, arena.commit(l2, 9));
+  arena.publish(l2, 9, commitOne(arena, media, l2, 9));
   arena.leave(second);
   arena.leave(other);
   arena.leave(other); // leaving twice is harmless
@@ -139,12 +149,12 @@ test("`Arena.takeLane()` never hands out a block a read is copying", () => {
   const path = tempPath();
   const { arena, media, close } = arenaOf(path);
   let lane = prepare(arena, media, 3, 1);
-  arena.publish(lane, 3, arena.commit(lane, 3));
+  arena.publish(lane, 3, commitOne(arena, media, lane, 3));
   const block = arena.mapEntry(3) & 0x3fffffff;
   arena.trackRead(block); // a reader fetched map[3] and copies block
   arena.trackRead(block); // a second one
   lane = prepare(arena, media, 3, 2); // a write frees block
-  arena.publish(lane, 3, arena.commit(lane, 3));
+  arena.publish(lane, 3, commitOne(arena, media, lane, 3));
   assert.equal(arena.freeBlock(lane), block);
   assert.equal(arena.isBeingRead(block), true);
   const taken: number[] = [];
@@ -217,7 +227,7 @@ test("`BlockPool.open()` finishes a write that crashed after its commit", () => 
   }
   const { arena, media, close } = arenaOf(path, false);
   const lane = prepare(arena, media, 4, 2); // steps 1, 2
-  const old = arena.commit(lane, 4); // step 3, then the crash
+  const old = commitOne(arena, media, lane, 4); // step 3, then the crash
   assert.equal(arena.mapEntry(4), old);
   close();
   using pool = BlockPool.open(path);

@@ -1,0 +1,123 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The BTT commit: steps 3 and 4 of a block write, for one update (a
+ * synchronous write) or many (the writes an executor sweep started
+ * together), through the same code. Internal to `blk/`.
+ *
+ * Each update's data is durable in its lane's free block when this runs.
+ * The lane's next flog entry is written in two halves: `{lba, old_map}`,
+ * persisted, then `{new_map, seq}`, persisted — the commit point. On page
+ * granularity a 16-byte entry lies in one 512-byte sector and reaches the
+ * media whole, so it is persisted once. Every update's halves share one
+ * fence per phase. Then each map entry is stored (persisted later, with
+ * others: recovery redoes it from the flog) and the old block becomes the
+ * lane's free block.
+ *
+ * @module
+ */
+import { PmemError } from "../errors/mod.ts";
+import type { Arena } from "./arena.ts";
+import { FLOG_ENTRY_SIZE } from "./layout.ts";
+import { FLOG_HALF_SIZE } from "./flog.ts";
+import type { Media } from "./media.ts";
+
+const EIO = 5;
+
+/** One block update whose data is durable in its lane's free block. */
+export interface LaneUpdate {
+  /** The block's arena. */
+  readonly arena: Arena;
+  /** The lane (flog slot) holding the update's free block. */
+  lane: number;
+  /** The pre-map block. */
+  readonly pre: number;
+  /** Set by {@linkcode commitUpdates}: the map entry the update replaced. */
+  old: number;
+}
+
+/** Ranges of one persist, reused between commits of one size. */
+type Ranges = { offset: number; length: number }[];
+
+/** Persist one range, or several with one fence. */
+function persistAll(media: Media, ranges: Ranges): void {
+  if (ranges.length === 1) media.persist(ranges[0].offset, ranges[0].length);
+  else media.persistRanges(ranges);
+}
+
+/**
+ * Commit and publish `updates` (each heading its block's write queue,
+ * each block at most once). On return every update is durable, its map
+ * entry stored and its lane back in its arena; on a throw none is
+ * published and the caller still holds every lane.
+ *
+ * @throws {PmemError} code -5 (EIO) when a persist fails; the arenas
+ *   involved refuse writes from then on
+ */
+export function commitUpdates(
+  media: Media,
+  updates: readonly LaneUpdate[],
+): void {
+  commitFlog(media, updates);
+  for (let i = 0; i < updates.length; i++) {
+    const u = updates[i];
+    u.arena.publish(u.lane, u.pre, u.old);
+  }
+}
+
+/**
+ * Step 3 alone: commit `updates` through their lanes' flog entries (each
+ * `old` is set); {@linkcode commitUpdates} then publishes them. Apart for
+ * tests that publish in an order of their own.
+ *
+ * @throws {PmemError} code -5 (EIO) when a persist fails
+ */
+export function commitFlog(
+  media: Media,
+  updates: readonly LaneUpdate[],
+): void {
+  const n = updates.length;
+  if (n === 0) return;
+  const whole = media.granularity === "page";
+  // a lane's or a block's previous map entry must be durable before its
+  // flog slot or its block is committed again (see Arena.settleMapsFor)
+  for (let i = 0; i < n; i++) {
+    const u = updates[i];
+    u.arena.settleMapsFor(u.lane, u.pre);
+  }
+  for (let i = 0; i < n; i++) {
+    const u = updates[i];
+    u.old = u.arena.stageFlogHead(u.lane, u.pre);
+  }
+  const ranges: Ranges = new Array(n);
+  try {
+    if (!whole) {
+      for (let i = 0; i < n; i++) {
+        const u = updates[i];
+        ranges[i] = {
+          offset: u.arena.flogEntryOffset(u.lane),
+          length: FLOG_HALF_SIZE,
+        };
+      }
+      persistAll(media, ranges);
+    }
+    for (let i = 0; i < n; i++) {
+      const u = updates[i];
+      u.arena.stageFlogTail(u.lane);
+      const at = u.arena.flogEntryOffset(u.lane);
+      ranges[i] = whole
+        ? { offset: at, length: FLOG_ENTRY_SIZE }
+        : { offset: at + FLOG_HALF_SIZE, length: FLOG_HALF_SIZE };
+    }
+    persistAll(media, ranges);
+  } catch (cause) {
+    // the flog on the media may now differ from the arenas' lane state
+    for (let i = 0; i < n; i++) {
+      updates[i].arena.fail("a flog update failed to persist");
+    }
+    throw new PmemError("write", -EIO, "cannot persist the flog entries", {
+      errno: EIO,
+      cause,
+    });
+  }
+  for (let i = 0; i < n; i++) updates[i].arena.committed(updates[i].lane);
+}
