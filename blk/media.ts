@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { type Mapping, MappingReader } from "../pmem2/mapping.ts";
+import type { Mapping } from "../pmem2/mapping.ts";
+import { MappingReader } from "../pmem2/reader.ts";
 import type { Granularity } from "../pmem2/config.ts";
 
 /** Views are windows of 1 GiB every 512 MiB, so any access of up to

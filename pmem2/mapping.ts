@@ -6,16 +6,7 @@
  * @module
  */
 import { ClosedError } from "../errors/mod.ts";
-import {
-  backend,
-  check,
-  fromCell,
-  native,
-  nativeError,
-  newCell,
-  type Ptr,
-  RUNTIME,
-} from "../ffi/lib.ts";
+import { check, fromCell, native, newCell, type Ptr } from "../ffi/lib.ts";
 import { checkByte, checkBytes, checkRange } from "../ffi/validate.ts";
 import { PointerCache } from "../ffi/pointer_cache.ts";
 import {
@@ -25,36 +16,35 @@ import {
   toNativeConfig,
 } from "./config.ts";
 import { checkMemFlags, MemFlags } from "./flags.ts";
-import { chain, fromStep, map } from "../future/combinators.ts";
 import { waitAll } from "../future/executor.ts";
-import { FutureRegistry } from "../future/registry.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import { CpuMover } from "../mover/cpu.ts";
-import { type Vdm, VdmFlags } from "../mover/vdm.ts";
+import type { Vdm } from "../mover/vdm.ts";
+import { DurableCopies } from "./durable_copies.ts";
+import { copyOut } from "./read.ts";
+import { ViewBuffers } from "./view_buffers.ts";
 import { Source, sourceHandle, type SourceOpenOptions } from "./source.ts";
 import type { PersistTracer } from "./tracer.ts";
 
-/** Bun refuses ArrayBuffers over external memory larger than 4 GiB. */
-const BUN_VIEW_LIMIT = 2 ** 32;
-/** On Bun, large mappings are viewed through 2 GiB windows every 1 GiB. */
-const WINDOW_STRIDE = 2 ** 30;
-const WINDOW_SIZE = 2 ** 31;
 /** Largest span persistRanges covers with one msync regardless of density. */
 const SPAN_PERSIST_MAX = 2 ** 30;
 
-/**
- * The native reads, held in constants: V8 then knows the function at the
- * call site and makes it a fast API call. A call through `native.…` took
- * 170–215 ns per random 512 B block read on Deno, against 120–140 ns so.
- */
-const readBuffer = native.ap_read_range;
-const readPointer = native.ap_read_range_to;
+/** Something a mapping closes before it unmaps (a reader). */
+interface Closable {
+  close(): void;
+}
+
+let attachReader: (map: Mapping, reader: Closable) => Ptr;
 
 /**
  * Register a reader with an open mapping, which closes it on its own
- * close; returns the mapping's address. Set by the class.
+ * close; returns the mapping's address. Internal (`reader.ts`).
+ *
+ * @throws {ClosedError} when the mapping is closed
  */
-let attachReader: (map: Mapping, reader: MappingReader) => Ptr;
+export function registerReader(map: Mapping, reader: Closable): Ptr {
+  return attachReader(map, reader);
+}
 let attachTracer: (map: Mapping, tracer: PersistTracer | undefined) => void;
 let tracerOf: (map: Mapping) => PersistTracer | undefined;
 
@@ -103,17 +93,14 @@ export class Mapping implements Disposable {
   #size: number;
   #granularity: Granularity;
   #required: Granularity;
-  #whole: ArrayBuffer | null = null;
-  #windows = new Map<number, ArrayBuffer>();
-  #handedOut: ArrayBuffer[] = [];
+  #buffers: ViewBuffers;
   #mover: Vdm;
-  #inflight = new FutureRegistry();
+  /** The asynchronous copies (close() waits for those running). */
+  #copies: DurableCopies;
   /** The pointer of the array `read` copies into, when it is reused. */
   #readInto = new PointerCache();
   /** Readers made for this mapping, closed before it unmaps. */
-  #readers: MappingReader[] = [];
-  /** Sweep settled operations out of `#inflight` once it holds this many. */
-  #sweepAt = 64;
+  #readers: Closable[] = [];
   #tracer: PersistTracer | undefined;
 
   private constructor(
@@ -130,6 +117,16 @@ export class Mapping implements Disposable {
       native.ap_map_granularity(this.#handle),
     );
     this.#required = required;
+    this.#buffers = new ViewBuffers(this.#address, this.#size);
+    this.#copies = new DurableCopies({
+      mover,
+      granularity: this.#granularity,
+      tracer: () => this.#tracer,
+      view: (offset, length) => this.view(offset, length),
+      persist: (offset, length) => this.persist(offset, length),
+      flush: (offset, length) => this.flush(offset, length),
+      persistRanges: (ranges) => this.persistRanges(ranges),
+    });
   }
 
   /**
@@ -216,35 +213,6 @@ export class Mapping implements Disposable {
     if (!(flags & MemFlags.NODRAIN)) t.drain();
   }
 
-  #track(buf: ArrayBuffer): ArrayBuffer {
-    this.#handedOut.push(buf);
-    return buf;
-  }
-
-  /** The buffer (and its offset in the mapping) that holds a range. */
-  #bufferFor(offset: number, length: number): [ArrayBuffer, number] {
-    if (RUNTIME === "deno" || this.#size <= BUN_VIEW_LIMIT) {
-      this.#whole ??= this.#track(backend.view(this.#address, this.#size));
-      return [this.#whole, 0];
-    }
-    if (length <= WINDOW_STRIDE) {
-      const base = Math.floor(offset / WINDOW_STRIDE) * WINDOW_STRIDE;
-      let buf = this.#windows.get(base);
-      if (buf === undefined) {
-        const len = Math.min(WINDOW_SIZE, this.#size - base);
-        buf = this.#track(backend.view(this.#address, len, base));
-        this.#windows.set(base, buf);
-      }
-      return [buf, base];
-    }
-    if (length > BUN_VIEW_LIMIT) {
-      throw new RangeError(
-        `Cannot view ${length} bytes: Bun limits one view to 4 GiB`,
-      );
-    }
-    return [this.#track(backend.view(this.#address, length, offset)), offset];
-  }
-
   /**
    * A zero-copy `Uint8Array` over `[offset, offset+length)` of the mapping.
    * It detaches (length 0) when the mapping closes.
@@ -256,8 +224,9 @@ export class Mapping implements Disposable {
     this.#live("view");
     const len = length ?? Math.max(0, this.#size - offset);
     checkRange(offset, len, this.#size, "view");
-    if (this.#whole !== null) return new Uint8Array(this.#whole, offset, len);
-    const [buf, base] = this.#bufferFor(offset, len);
+    const whole = this.#buffers.whole;
+    if (whole !== null) return new Uint8Array(whole, offset, len);
+    const [buf, base] = this.#buffers.bufferFor(offset, len);
     return new Uint8Array(buf, offset - base, len);
   }
 
@@ -266,7 +235,7 @@ export class Mapping implements Disposable {
    * `into`: one native memcpy, cheaper than a view's `set` for small
    * random reads. The checks of the valid case are one chain of tests,
    * and an array read into again and again is passed by its pointer on
-   * Deno (see {@linkcode MappingReader} for why short paths matter).
+   * Deno (short paths matter to random reads: see `reader.ts`).
    *
    * @param length bytes @default `into.byteLength`
    * @throws {TypeError} when `into` is not a Uint8Array or `offset` or
@@ -433,7 +402,7 @@ export class Mapping implements Disposable {
     checkRange(dstOffset, src.byteLength, this.#size, "memcpyAsync");
     checkMemFlags(flags, "memcpyAsync");
     const dst = this.view(dstOffset, src.byteLength);
-    return this.#durable(
+    return this.#copies.one(
       (f) => this.#mover.memcpy(dst, src, f, options),
       dstOffset,
       src.byteLength,
@@ -455,7 +424,7 @@ export class Mapping implements Disposable {
     checkMemFlags(flags, "memmoveAsync");
     const dst = this.view(dstOffset, length);
     const src = this.view(srcOffset, length);
-    return this.#durable(
+    return this.#copies.one(
       (f) => this.#mover.memmove(dst, src, f, options),
       dstOffset,
       length,
@@ -476,7 +445,7 @@ export class Mapping implements Disposable {
     checkRange(dstOffset, length, this.#size, "memsetAsync");
     checkMemFlags(flags, "memsetAsync");
     const dst = this.view(dstOffset, length);
-    return this.#durable(
+    return this.#copies.one(
       (f) => this.#mover.memset(dst, value, f, options),
       dstOffset,
       length,
@@ -490,8 +459,8 @@ export class Mapping implements Disposable {
    * are flushed once), then a single drain. On page granularity, ranges
    * whose span is at most 1 GiB (or 8 times their total length) are
    * persisted with one msync over the span: its cost hardly depends on the
-   * length (measured on tmpfs: 180 ns for 4 KiB, 270 ns for 60 MiB), and
-   * only dirty pages are written. The group-commit primitive.
+   * length (see `bench/RESULTS.md`), and only dirty pages are written.
+   * The group-commit primitive.
    */
   persistRanges(ranges: readonly { offset: number; length: number }[]): void {
     this.#live("persistRanges");
@@ -570,108 +539,7 @@ export class Mapping implements Disposable {
       checkBytes(e?.data, "data", "memcpyManyAsync");
       checkRange(e.offset, e.data.byteLength, this.#size, "memcpyManyAsync");
     }
-    // page granularity: one msync over the batch beats one per buffer
-    const durable = this.#granularity === "cache-line" &&
-      this.#mover.supports(VdmFlags.DURABLE);
-    const flags = durable ? VdmFlags.DURABLE : 0;
-    const batch = this.#mover.batch(
-      entries.map((e) => ({
-        op: "memcpy" as const,
-        dst: this.view(e.offset, e.data.byteLength),
-        src: e.data,
-        flags,
-      })),
-      options,
-    );
-    const future = durable
-      ? this.#traceDurable(
-        batch,
-        entries.map((e) => ({ offset: e.offset, length: e.data.byteLength })),
-      )
-      : this.#granularity === "byte"
-      ? batch
-      : chain(
-        batch,
-        () =>
-          fromStep(() =>
-            this.persistRanges(
-              entries.map((e) => ({
-                offset: e.offset,
-                length: e.data.byteLength,
-              })),
-            )
-          ),
-      );
-    this.#trackAsync(future);
-    return future;
-  }
-
-  /**
-   * A copy the mover makes durable itself reaches the persistence funnel
-   * at its completion: a tracer attached when it started sees a flush of each range
-   * and one drain, as if the program had persisted them. The traced
-   * program so runs the same path as an untraced one (the mover's
-   * durable copy, not a chained persist).
-   */
-  #traceDurable(
-    future: Future<void>,
-    ranges: readonly { offset: number; length: number }[],
-  ): Future<void> {
-    // untraced (production): the mover's future itself, nothing added
-    if (this.#tracer === undefined) return future;
-    return map(future, () => {
-      const t = this.#tracer;
-      if (t === undefined) return;
-      for (const r of ranges) t.flush(r.offset, r.length);
-      t.drain();
-    });
-  }
-
-  /** Remember an async operation so close() can wait for it. */
-  #trackAsync(future: Future<void>): void {
-    if (this.#inflight.size >= this.#sweepAt) {
-      this.#inflight.sweep();
-      this.#sweepAt = Math.max(64, 2 * this.#inflight.size);
-    }
-    this.#inflight.add(future);
-  }
-
-  /**
-   * Build an operation whose completion means "durable": pmem2's rule by
-   * granularity and mover capability, with the PMEM2_F_MEM_* flags honoured.
-   */
-  #durable(
-    start: (vdmFlags: number) => Future<void>,
-    offset: number,
-    length: number,
-    flags: number,
-  ): Future<void> {
-    const noCache = (flags & (MemFlags.NONTEMPORAL | MemFlags.WC)) !== 0
-      ? VdmFlags.NO_CACHE_HINT
-      : 0;
-    const vdmFlags = this.#mover.supports(noCache) ? noCache : 0;
-    let future: Future<void>;
-    const needsPersist = this.#granularity !== "byte" &&
-      (flags & MemFlags.NOFLUSH) === 0;
-    if (!needsPersist) {
-      future = start(vdmFlags);
-    } else if (
-      (flags & MemFlags.NODRAIN) === 0 &&
-      this.#mover.supports(VdmFlags.DURABLE)
-    ) {
-      future = this.#traceDurable(start(vdmFlags | VdmFlags.DURABLE), [
-        { offset, length },
-      ]);
-    } else {
-      const nodrain = (flags & MemFlags.NODRAIN) !== 0;
-      future = chain(start(vdmFlags), () =>
-        fromStep(() => {
-          if (nodrain) this.flush(offset, length);
-          else this.persist(offset, length);
-        }));
-    }
-    this.#trackAsync(future);
-    return future;
+    return this.#copies.many(entries, options);
   }
 
   /**
@@ -680,8 +548,7 @@ export class Mapping implements Disposable {
    */
   close(): void {
     if (this.#handle === null) return;
-    const running = this.#inflight.running();
-    this.#inflight.clear();
+    const running = this.#copies.takeRunning();
     try {
       waitAll(running);
     } catch {
@@ -691,10 +558,7 @@ export class Mapping implements Disposable {
     this.#readInto.clear();
     for (const reader of this.#readers) reader.close();
     this.#readers = [];
-    for (const buf of this.#handedOut) buf.transfer(0);
-    this.#handedOut = [];
-    this.#windows.clear();
-    this.#whole = null;
+    this.#buffers.detachAll();
     check(native.ap_map_delete(this.#cell), "close");
   }
 
@@ -702,87 +566,6 @@ export class Mapping implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
-}
-
-/**
- * A reader of one mapping for a caller that checks its own arguments: the
- * block store, whose `read` is one block copy and must stay short. A loop
- * of 512 B reads from random places overlaps one copy's cache misses with
- * the next only while each iteration's instructions fit the CPU's reorder
- * window: on Deno such reads took about 200 ns each through
- * {@linkcode Mapping.read}'s checks after the block store's own, and
- * 125 ns through this.
- *
- * The mapping closes its readers when it closes, so a reader never
- * reaches unmapped memory: its reads throw {@linkcode ClosedError} then.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { mapFile, MappingReader } from "./mapping.ts";
- * const path = await Deno.makeTempFile();
- * using map = mapFile(path, { size: 4096 });
- * map.memset(0, 7, 16);
- * const reader = new MappingReader(map);
- * const into = new Uint8Array(16);
- * reader.read(0, into, 16);
- * assert.equal(into[15], 7);
- * ```
- */
-export class MappingReader {
-  /** The mapping's address; null once closed. */
-  #base: Ptr | null;
-  #size: number;
-  #into = new PointerCache();
-
-  /**
-   * @param map an open mapping
-   * @throws {ClosedError} when `map` is closed
-   */
-  constructor(map: Mapping) {
-    this.#base = attachReader(map, this);
-    this.#size = map.size;
-  }
-
-  /**
-   * Copy `length` bytes at `offset` into the start of `into`. The caller
-   * has checked that `offset` and `length` are non-negative integers with
-   * `offset + length` inside the mapping, and that `into` is a Uint8Array
-   * of at least `length` bytes; the native side checks the range again.
-   *
-   * @throws {ClosedError} after {@linkcode MappingReader.close} or the
-   *   mapping's close
-   */
-  read(offset: number, into: Uint8Array, length: number): void {
-    const base = this.#base;
-    if (base === null) throw new ClosedError("MappingReader", "read");
-    copyOut(base, this.#size, this.#into, offset, into, length);
-  }
-
-  /** Stop reading; later reads throw. Idempotent. */
-  close(): void {
-    this.#base = null;
-    this.#into.clear();
-  }
-}
-
-/**
- * The native copy behind every read, from the mapping at `base` (`size`
- * bytes), into `into` through `cache`'s pointer when it has one.
- */
-function copyOut(
-  base: Ptr,
-  size: number,
-  cache: PointerCache,
-  offset: number,
-  into: Uint8Array,
-  length: number,
-): void {
-  const at = cache.of(into);
-  const rc = at === null
-    ? readBuffer(base, size, offset, into, into.byteLength, length)
-    : readPointer(base, size, offset, at, into.byteLength, length);
-  if (rc !== 0) throw nativeError(rc, "read");
 }
 
 let sharedCpuMover: CpuMover | undefined;

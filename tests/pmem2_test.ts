@@ -10,7 +10,7 @@ import {
   PmemError,
   Source,
 } from "../mod.ts";
-import { MappingReader } from "../pmem2/mapping.ts";
+import { MappingReader } from "../pmem2/reader.ts";
 import { assert, runScript, RUNTIME, tempPath, test } from "./_harness.ts";
 
 test("mapFile() creates and sizes a file, granularity page", () => {

@@ -1,0 +1,164 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode DurableCopies}: a mapping's asynchronous copies, whose futures
+ * complete only when the bytes are durable (pmem2's async API), and the
+ * registry of them that the mapping's `close()` waits for. Internal to
+ * `pmem2/`: `Mapping.memcpyAsync` and friends check their arguments, then
+ * come here.
+ *
+ * @module
+ */
+import { chain, fromStep, map } from "../future/combinators.ts";
+import type { Future, FutureOptions } from "../future/future.ts";
+import { FutureRegistry } from "../future/registry.ts";
+import { type Vdm, VdmFlags } from "../mover/vdm.ts";
+import type { Granularity } from "./config.ts";
+import { MemFlags } from "./flags.ts";
+import type { PersistTracer } from "./tracer.ts";
+
+/** A byte range of a mapping. */
+export interface Range {
+  /** Its start. */
+  offset: number;
+  /** Its length. */
+  length: number;
+}
+
+/** What the copies need from their mapping. */
+export interface DurableHost {
+  /** The mapping's mover. */
+  readonly mover: Vdm;
+  /** The mapping's effective store granularity. */
+  readonly granularity: Granularity;
+  /** The tracer attached now, if any. */
+  tracer(): PersistTracer | undefined;
+  /** A view of `[offset, offset + length)`. */
+  view(offset: number, length: number): Uint8Array;
+  /** Flush and drain a range. */
+  persist(offset: number, length: number): void;
+  /** Flush a range. */
+  flush(offset: number, length: number): void;
+  /** Flush several ranges, then drain once. */
+  persistRanges(ranges: readonly Range[]): void;
+}
+
+/** The asynchronous copies of one mapping. */
+export class DurableCopies {
+  #host: DurableHost;
+  #inflight = new FutureRegistry();
+  /** Sweep settled operations out of `#inflight` once it holds this many. */
+  #sweepAt = 64;
+
+  /** @param host the mapping */
+  constructor(host: DurableHost) {
+    this.#host = host;
+  }
+
+  /**
+   * An operation whose completion means "durable": pmem2's rule by
+   * granularity and mover capability, with the `PMEM2_F_MEM_*` flags
+   * honoured. `begin` builds the mover operation with the VdmFlags given.
+   */
+  one(
+    begin: (vdmFlags: number) => Future<void>,
+    offset: number,
+    length: number,
+    flags: number,
+  ): Future<void> {
+    const host = this.#host;
+    const noCache = (flags & (MemFlags.NONTEMPORAL | MemFlags.WC)) !== 0
+      ? VdmFlags.NO_CACHE_HINT
+      : 0;
+    const vdmFlags = host.mover.supports(noCache) ? noCache : 0;
+    let future: Future<void>;
+    const needsPersist = host.granularity !== "byte" &&
+      (flags & MemFlags.NOFLUSH) === 0;
+    if (!needsPersist) {
+      future = begin(vdmFlags);
+    } else if (
+      (flags & MemFlags.NODRAIN) === 0 &&
+      host.mover.supports(VdmFlags.DURABLE)
+    ) {
+      future = this.#traced(begin(vdmFlags | VdmFlags.DURABLE), [
+        { offset, length },
+      ]);
+    } else {
+      const nodrain = (flags & MemFlags.NODRAIN) !== 0;
+      future = chain(begin(vdmFlags), () =>
+        fromStep(() => {
+          if (nodrain) host.flush(offset, length);
+          else host.persist(offset, length);
+        }));
+    }
+    this.#track(future);
+    return future;
+  }
+
+  /**
+   * Copy several checked buffers as one batch of the mover, complete when
+   * all are durable: the mover writes durably below page granularity; on
+   * page granularity one persist of all the ranges follows (one msync over
+   * their span beats one per buffer).
+   */
+  many(
+    entries: readonly { offset: number; data: Uint8Array }[],
+    options?: FutureOptions,
+  ): Future<void> {
+    const host = this.#host;
+    const durable = host.granularity === "cache-line" &&
+      host.mover.supports(VdmFlags.DURABLE);
+    const flags = durable ? VdmFlags.DURABLE : 0;
+    const batch = host.mover.batch(
+      entries.map((e) => ({
+        op: "memcpy" as const,
+        dst: host.view(e.offset, e.data.byteLength),
+        src: e.data,
+        flags,
+      })),
+      options,
+    );
+    const ranges = () =>
+      entries.map((e) => ({ offset: e.offset, length: e.data.byteLength }));
+    const future = durable
+      ? this.#traced(batch, ranges())
+      : host.granularity === "byte"
+      ? batch
+      : chain(batch, () => fromStep(() => host.persistRanges(ranges())));
+    this.#track(future);
+    return future;
+  }
+
+  /**
+   * A copy the mover makes durable itself reaches the persistence funnel
+   * at its completion: a tracer attached when it started sees a flush of
+   * each range and one drain, as if the program had persisted them. The
+   * traced program so runs the same path as an untraced one (the mover's
+   * durable copy, not a chained persist).
+   */
+  #traced(future: Future<void>, ranges: readonly Range[]): Future<void> {
+    // untraced (production): the mover's future itself, nothing added
+    if (this.#host.tracer() === undefined) return future;
+    return map(future, () => {
+      const t = this.#host.tracer();
+      if (t === undefined) return;
+      for (const r of ranges) t.flush(r.offset, r.length);
+      t.drain();
+    });
+  }
+
+  /** Remember an operation so the mapping's close() can wait for it. */
+  #track(future: Future<void>): void {
+    if (this.#inflight.size >= this.#sweepAt) {
+      this.#inflight.sweep();
+      this.#sweepAt = Math.max(64, 2 * this.#inflight.size);
+    }
+    this.#inflight.add(future);
+  }
+
+  /** The operations started and not settled; the registry is emptied. */
+  takeRunning(): Future<unknown>[] {
+    const running = this.#inflight.running();
+    this.#inflight.clear();
+    return running;
+  }
+}

@@ -1,0 +1,38 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The native copy behind every read of a mapping ({@linkcode copyOut}),
+ * shared by `Mapping.read` and `MappingReader`. Internal to `pmem2/`.
+ *
+ * @module
+ */
+import { nativeError, type Ptr } from "../ffi/lib.ts";
+import { native } from "../ffi/lib.ts";
+import type { PointerCache } from "../ffi/pointer_cache.ts";
+
+/**
+ * The native reads, held in constants: V8 then knows the function at the
+ * call site and makes it a direct fast API call instead of a property
+ * load and a generic call (see `bench/RESULTS.md` for what it saves a
+ * random block read).
+ */
+const readBuffer = native.ap_read_range;
+const readPointer = native.ap_read_range_to;
+
+/**
+ * The native copy behind every read, from the mapping at `base` (`size`
+ * bytes), into `into` through `cache`'s pointer when it has one.
+ */
+export function copyOut(
+  base: Ptr,
+  size: number,
+  cache: PointerCache,
+  offset: number,
+  into: Uint8Array,
+  length: number,
+): void {
+  const at = cache.of(into);
+  const rc = at === null
+    ? readBuffer(base, size, offset, into, into.byteLength, length)
+    : readPointer(base, size, offset, at, into.byteLength, length);
+  if (rc !== 0) throw nativeError(rc, "read");
+}
