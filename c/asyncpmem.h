@@ -119,6 +119,15 @@ AP_API int ap_map_new(struct ap_map **out, struct ap_source *src,
  */
 AP_API int ap_map_delete(struct ap_map **map);
 
+/*
+ * ap_map_durable_log -- test hook: the mapping's newest write-back notes,
+ * at most cap, as (offset, length, kind) triples in out[3 * cap], newest
+ * first (kind 1: durable, 2: flushed, 3: a drain); returns how many
+ * notes were ever made. Every path that persists the mapping's bytes
+ * notes it, so a test can prove an operation persisted what it wrote.
+ */
+AP_API int ap_map_durable_log(struct ap_map *map, double *out, uint32_t cap);
+
 /* accessors */
 AP_API void *ap_map_address(struct ap_map *map);
 AP_API double ap_map_size(struct ap_map *map);

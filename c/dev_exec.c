@@ -160,6 +160,7 @@ ap_exec_move(struct ap_dev *d, const struct dsa_hw_desc *h,
 	if (durable && m != NULL && m->granularity != AP_GRAN_PAGE) {
 		/* libpmem2's durable copy: non-temporal stores and a fence */
 		m->memmove_fn(dst, src, n, 0);
+		ap_map_note(m, dst, n, AP_NOTE_DURABLE);
 		return;
 	}
 	if (!(h->flags & IDXD_OP_FLAG_CC) && !descending &&
@@ -189,6 +190,7 @@ ap_exec_fill(struct ap_dev *d, const struct dsa_hw_desc *h,
 	struct ap_map *m = r ? ap_region_map(r) : NULL;
 	if (uniform && durable && m != NULL && m->granularity != AP_GRAN_PAGE) {
 		m->memset_fn(dst, p[0], n, 0); /* durable itself */
+		ap_map_note(m, dst, n, AP_NOTE_DURABLE);
 		return;
 	}
 	if (uniform)

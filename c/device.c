@@ -253,18 +253,21 @@ ap_build(struct ap_dev *d, struct dsa_hw_desc *h, uint32_t rec,
 	if (opcode == DSA_OPCODE_MEMFILL)
 		h->pattern = 0x0101010101010101ull * c;
 	refs->dst = ap_region_get(dp, n, &rc);
-	if (rc)
-		return rc;
-	if (moves) {
+	if (rc == 0 && refs->dst != NULL)
+		rc = ap_map_access(ap_region_map(refs->dst), opcode ==
+			DSA_OPCODE_CFLUSH ? PMEM2_PROT_READ : PMEM2_PROT_WRITE,
+			"destination");
+	if (rc == 0 && moves) {
 		const char *sp = src->base + src->off;
 		h->src_addr = (uint64_t)(uintptr_t)sp;
 		refs->src = ap_region_get(sp, n, &rc);
-		if (rc) {
-			ap_release_refs(refs);
-			return rc;
-		}
+		if (rc == 0 && refs->src != NULL)
+			rc = ap_map_access(ap_region_map(refs->src),
+				PMEM2_PROT_READ, "source");
 	}
-	return 0;
+	if (rc)
+		ap_release_refs(refs);
+	return rc;
 }
 
 /* ap_clear_record -- zero a record before (re)submission */
@@ -371,6 +374,9 @@ ap_raw_refs(struct ap_dev *d, const struct dsa_hw_desc *h, struct ap_refs *r)
 			h->xfer_size, &rc);
 		if (rc == 0 && r->src == NULL)
 			rc = ap_fail(AP_E_RANGE, "source lies in no mapping");
+		if (rc == 0)
+			rc = ap_map_access(ap_region_map(r->src),
+				PMEM2_PROT_READ, "source");
 		if (rc)
 			break;
 		/* fallthrough */
@@ -380,6 +386,10 @@ ap_raw_refs(struct ap_dev *d, const struct dsa_hw_desc *h, struct ap_refs *r)
 			h->xfer_size, &rc);
 		if (rc == 0 && r->dst == NULL)
 			rc = ap_fail(AP_E_RANGE, "destination lies in no mapping");
+		if (rc == 0)
+			rc = ap_map_access(ap_region_map(r->dst), h->opcode ==
+				DSA_OPCODE_CFLUSH ? PMEM2_PROT_READ :
+				PMEM2_PROT_WRITE, "destination");
 		break;
 	case DSA_OPCODE_BATCH: {
 		/* the engine reads the members: they must be the device's own

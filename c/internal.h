@@ -3,6 +3,7 @@
 #ifndef AP_INTERNAL_H
 #define AP_INTERNAL_H 1
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <libpmem2.h>
@@ -16,18 +17,42 @@ struct ap_source {
 	int owns_fd;  /* close fd on delete */
 };
 
+/* the durability log of a mapping: its latest write-backs, for tests */
+#define AP_DURABLE_LOG 64
+#define AP_NOTE_DURABLE 1 /* the range is durable now */
+#define AP_NOTE_FLUSHED 2 /* written back; durable at the next drain */
+#define AP_NOTE_DRAIN 3   /* a fence: every flushed range is durable */
+
+struct ap_note {
+	uint64_t off;
+	uint64_t len;
+	uint32_t kind;
+};
+
 struct ap_map {
 	struct pmem2_map *map;
 	char *addr;
 	size_t size;
 	uint32_t granularity;
+	uint32_t protection; /* PMEM2_PROT_* bits it was mapped with */
 	pmem2_persist_fn persist;
 	pmem2_flush_fn flush;
 	pmem2_drain_fn drain;
 	pmem2_memcpy_fn memcpy_fn;
 	pmem2_memmove_fn memmove_fn;
 	pmem2_memset_fn memset_fn;
+	_Atomic uint64_t notes; /* notes ever made; the log is a ring */
+	struct ap_note log[AP_DURABLE_LOG];
 };
+
+/*
+ * ap_map_note -- record that [addr, addr+len) of the map was made durable
+ * (or flushed, or a drain): every path that persists a mapping's bytes
+ * reports here, so tests can prove an operation persisted what it wrote
+ * (the page cache reads the same whether or not it did)
+ */
+void ap_map_note(struct ap_map *m, const void *addr, size_t len,
+	uint32_t kind);
 
 /* ap_fail -- store a formatted message for the calling thread; return code */
 int ap_fail(int code, const char *fmt, ...)
@@ -44,6 +69,10 @@ int ap_path_arg(const char *path, double path_len);
 
 /* ap_range -- check [off, off+len) lies within size, overflow-safe */
 int ap_range(size_t off, size_t len, size_t size, const char *what);
+
+/* ap_map_access -- 0 when the map allows prot (PMEM2_PROT_* bits), else
+ * -EACCES with a message naming op: nothing writes a read-only mapping */
+int ap_map_access(const struct ap_map *m, uint32_t prot, const char *op);
 
 /* ap_map_sync -- make [addr, addr+len) of the map durable (msync on PAGE) */
 int ap_map_sync(struct ap_map *m, const void *addr, size_t len);

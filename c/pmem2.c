@@ -294,6 +294,7 @@ ap_map_new(struct ap_map **out, struct ap_source *src, uint32_t granularity,
 	m->addr = pmem2_map_get_address(m->map);
 	m->size = pmem2_map_get_size(m->map);
 	m->granularity = pmem2_map_get_store_granularity(m->map);
+	m->protection = protection;
 	m->persist = pmem2_get_persist_fn(m->map);
 	m->flush = pmem2_get_flush_fn(m->map);
 	m->drain = pmem2_get_drain_fn(m->map);
@@ -355,6 +356,47 @@ ap_map_granularity(struct ap_map *map)
 	return map->granularity;
 }
 
+void
+ap_map_note(struct ap_map *m, const void *addr, size_t len, uint32_t kind)
+{
+	uint64_t n = atomic_fetch_add_explicit(&m->notes, 1,
+		memory_order_relaxed);
+	struct ap_note *e = &m->log[n % AP_DURABLE_LOG];
+	e->off = addr ? (uint64_t)((const char *)addr - m->addr) : 0;
+	e->len = len;
+	e->kind = kind;
+}
+
+/*
+ * ap_map_durable_log -- copy the newest notes (at most cap) into out as
+ * (offset, length, kind) triples, newest first; returns how many notes
+ * were ever made
+ */
+int
+ap_map_durable_log(struct ap_map *map, double *out, uint32_t cap)
+{
+	uint64_t n = atomic_load(&map->notes);
+	uint64_t k = n < AP_DURABLE_LOG ? n : AP_DURABLE_LOG;
+	for (uint64_t i = 0; i < k && i < cap; i++) {
+		const struct ap_note *e = &map->log[(n - 1 - i) % AP_DURABLE_LOG];
+		out[3 * i] = (double)e->off;
+		out[3 * i + 1] = (double)e->len;
+		out[3 * i + 2] = e->kind;
+	}
+	return n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
+/* ap_map_access -- refuse an access the mapping's protection forbids */
+int
+ap_map_access(const struct ap_map *m, uint32_t prot, const char *op)
+{
+	if ((m->protection & prot) == prot)
+		return 0;
+	return ap_fail(-EACCES, "%s: the mapping is %s", op,
+		(m->protection & PMEM2_PROT_READ) ? "read-only" :
+		"not accessible (protection none)");
+}
+
 /* ap_map_sync -- durable write-back of a range, never aborting */
 int
 ap_map_sync(struct ap_map *m, const void *addr, size_t len)
@@ -363,6 +405,7 @@ ap_map_sync(struct ap_map *m, const void *addr, size_t len)
 		return 0;
 	if (m->granularity != AP_GRAN_PAGE) {
 		m->persist(addr, len);
+		ap_map_note(m, addr, len, AP_NOTE_DURABLE);
 		return 0;
 	}
 	uintptr_t a = (uintptr_t)addr;
@@ -373,6 +416,7 @@ ap_map_sync(struct ap_map *m, const void *addr, size_t len)
 			continue;
 		return ap_fail(-errno, "msync failed: %s", strerror(errno));
 	}
+	ap_map_note(m, addr, len, AP_NOTE_DURABLE);
 	return 0;
 }
 
@@ -406,16 +450,20 @@ ap_map_flush(struct ap_map *map, double offset, double length)
 		return rc;
 	if (map->granularity == AP_GRAN_PAGE)
 		return ap_map_sync(map, map->addr + off, len);
-	if (len)
+	if (len) {
 		map->flush(map->addr + off, len);
+		ap_map_note(map, map->addr + off, len, AP_NOTE_FLUSHED);
+	}
 	return 0;
 }
 
 int
 ap_map_drain(struct ap_map *map)
 {
-	if (map->granularity != AP_GRAN_PAGE)
+	if (map->granularity != AP_GRAN_PAGE) {
 		map->drain();
+		ap_map_note(map, NULL, 0, AP_NOTE_DRAIN);
+	}
 	return 0;
 }
 
@@ -430,6 +478,16 @@ ap_map_deep_flush(struct ap_map *map, double offset, double length)
 	if (rc)
 		return ap_fail_pmem2(rc, "pmem2_deep_flush");
 	return 0;
+}
+
+/* ap_note_copy -- what libpmem2's copy with flags made of the range */
+static void
+ap_note_copy(struct ap_map *m, const void *addr, size_t n, uint32_t flags)
+{
+	if (flags & PMEM2_F_MEM_NOFLUSH)
+		return;
+	ap_map_note(m, addr, n, (flags & PMEM2_F_MEM_NODRAIN) ?
+		AP_NOTE_FLUSHED : AP_NOTE_DURABLE);
 }
 
 /* ap_check_flags -- PMEM2_F_MEM_* flags and their exclusions */
@@ -472,7 +530,8 @@ ap_map_memcpy(struct ap_map *map, double dst_off, const void *src,
 	size_t off, n, have;
 	int rc = ap_map_range(map, dst_off, len, &off, &n, "memcpy");
 	if (rc || (rc = ap_check_flags(flags)) ||
-			(rc = ap_to_size(src_len, &have, "source length")))
+			(rc = ap_to_size(src_len, &have, "source length")) ||
+			(rc = ap_map_access(map, PMEM2_PROT_WRITE, "memcpy")))
 		return rc;
 	if (n > have)
 		return ap_fail(AP_E_RANGE, "memcpy: %zu bytes from a source of "
@@ -488,6 +547,7 @@ ap_map_memcpy(struct ap_map *map, double dst_off, const void *src,
 		return ap_map_sync(map, map->addr + off, n);
 	}
 	map->memcpy_fn(map->addr + off, src, n, flags);
+	ap_note_copy(map, map->addr + off, n, flags);
 	return 0;
 }
 
@@ -498,7 +558,9 @@ ap_map_memmove(struct ap_map *map, double dst_off, double src_off,
 	size_t doff, soff, n;
 	int rc = ap_map_range(map, dst_off, len, &doff, &n, "memmove dst");
 	if (rc || (rc = ap_map_range(map, src_off, len, &soff, &n,
-			"memmove src")) || (rc = ap_check_flags(flags)))
+			"memmove src")) || (rc = ap_check_flags(flags)) ||
+			(rc = ap_map_access(map, PMEM2_PROT_READ |
+			PMEM2_PROT_WRITE, "memmove")))
 		return rc;
 	if (n == 0)
 		return 0;
@@ -509,6 +571,7 @@ ap_map_memmove(struct ap_map *map, double dst_off, double src_off,
 		return ap_map_sync(map, map->addr + doff, n);
 	}
 	map->memmove_fn(map->addr + doff, map->addr + soff, n, flags);
+	ap_note_copy(map, map->addr + doff, n, flags);
 	return 0;
 }
 
@@ -518,7 +581,8 @@ ap_map_memset(struct ap_map *map, double dst_off, uint32_t c, double len,
 {
 	size_t off, n;
 	int rc = ap_map_range(map, dst_off, len, &off, &n, "memset");
-	if (rc || (rc = ap_check_flags(flags)))
+	if (rc || (rc = ap_check_flags(flags)) ||
+			(rc = ap_map_access(map, PMEM2_PROT_WRITE, "memset")))
 		return rc;
 	if (c > 255)
 		return ap_fail(AP_E_INVALID_ARG, "memset value %u > 255", c);
@@ -531,5 +595,6 @@ ap_map_memset(struct ap_map *map, double dst_off, uint32_t c, double len,
 		return ap_map_sync(map, map->addr + off, n);
 	}
 	map->memset_fn(map->addr + off, (int)c, n, flags);
+	ap_note_copy(map, map->addr + off, n, flags);
 	return 0;
 }

@@ -79,6 +79,11 @@ export const SYMBOLS = {
   },
   // int ap_map_delete(ap_map **map)
   ap_map_delete: { parameters: ["buffer"], result: "i32" },
+  // int ap_map_durable_log(ap_map *map, double *out, uint32_t cap)
+  ap_map_durable_log: {
+    parameters: ["pointer", "buffer", "u32"],
+    result: "i32",
+  },
   // void *ap_map_address(ap_map *map)
   ap_map_address: { parameters: ["pointer"], result: "pointer" },
   // double ap_map_size(ap_map *map)

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { ClosedError } from "../errors/mod.ts";
+import { ClosedError, PmemError } from "../errors/mod.ts";
 import { check, fromCell, native, newCell, type Ptr } from "../ffi/lib.ts";
 import { checkByte, checkBytes, checkRange } from "../ffi/validate.ts";
 import { PointerCache } from "../ffi/pointer_cache.ts";
@@ -13,6 +13,7 @@ import {
   type Granularity,
   granularityName,
   type MapConfig,
+  type Protection,
   toNativeConfig,
 } from "./config.ts";
 import { checkMemFlags, MemFlags } from "./flags.ts";
@@ -28,6 +29,7 @@ import type { PersistTracer } from "./tracer.ts";
 
 /** Largest span persistRanges covers with one msync regardless of density. */
 const SPAN_PERSIST_MAX = 2 ** 30;
+const EACCES = 13;
 
 /** Something a mapping closes before it unmaps (a reader). */
 interface Closable {
@@ -47,6 +49,17 @@ export function registerReader(map: Mapping, reader: Closable): Ptr {
 }
 let attachTracer: (map: Mapping, tracer: PersistTracer | undefined) => void;
 let tracerOf: (map: Mapping) => PersistTracer | undefined;
+let handleOf: (map: Mapping) => Ptr;
+
+/**
+ * The native handle of an open mapping. Internal: for tests that check
+ * the shim's own refusals.
+ *
+ * @throws {ClosedError} when the mapping is closed
+ */
+export function nativeHandleOf(map: Mapping): Ptr {
+  return handleOf(map);
+}
 
 /**
  * Attach (or with `undefined`, detach) a {@linkcode PersistTracer} to a
@@ -93,6 +106,7 @@ export class Mapping implements Disposable {
   #size: number;
   #granularity: Granularity;
   #required: Granularity;
+  #protection: Protection;
   #buffers: ViewBuffers;
   #mover: Vdm;
   /** The asynchronous copies (close() waits for those running). */
@@ -106,6 +120,7 @@ export class Mapping implements Disposable {
   private constructor(
     cell: BigUint64Array,
     required: Granularity,
+    protection: Protection,
     mover: Vdm,
   ) {
     this.#mover = mover;
@@ -117,6 +132,7 @@ export class Mapping implements Disposable {
       native.ap_map_granularity(this.#handle),
     );
     this.#required = required;
+    this.#protection = protection;
     this.#buffers = new ViewBuffers(this.#address, this.#size);
     this.#copies = new DurableCopies({
       mover,
@@ -170,12 +186,40 @@ export class Mapping implements Disposable {
       throw e;
     }
     check(rc, "map");
-    return new Mapping(cell, config.granularity ?? "page", mover);
+    return new Mapping(
+      cell,
+      config.granularity ?? "page",
+      config.protection ?? "read-write",
+      mover,
+    );
   }
 
   #live(op: string): Ptr {
     if (this.#handle === null) throw new ClosedError("Mapping", op);
     return this.#handle;
+  }
+
+  /**
+   * The handle, for an operation that writes (or, like a view, may be
+   * written through): JavaScript has no read-only byte arrays, so a
+   * mapping without write access hands out no views and takes no writes
+   * rather than let a store fault the process.
+   *
+   * @throws {PmemError} code -13 (EACCES) unless mapped read-write
+   */
+  #writable(op: string): Ptr {
+    const h = this.#live(op);
+    if (this.#protection !== "read-write") this.#denied(op);
+    return h;
+  }
+
+  #denied(op: string): never {
+    const what = this.#protection === "read"
+      ? 'read-only (protection "read"): copy bytes out with read()'
+      : 'not accessible (protection "none")';
+    throw new PmemError(op, -EACCES, `the mapping is ${what}`, {
+      errno: EACCES,
+    });
   }
 
   /** Whether {@linkcode Mapping.close} has run. */
@@ -215,13 +259,17 @@ export class Mapping implements Disposable {
 
   /**
    * A zero-copy `Uint8Array` over `[offset, offset+length)` of the mapping.
-   * It detaches (length 0) when the mapping closes.
+   * It detaches (length 0) when the mapping closes. A mapping without
+   * write access gives no views (a store through one would fault the
+   * process): copy out of it with {@linkcode Mapping.read}.
    *
    * @param offset start of the view @default 0
    * @param length bytes @default to the end of the mapping
+   * @throws {PmemError} code -13 (EACCES) on a mapping that is not
+   *   read-write
    */
   view(offset = 0, length?: number): Uint8Array {
-    this.#live("view");
+    this.#writable("view");
     const len = length ?? Math.max(0, this.#size - offset);
     checkRange(offset, len, this.#size, "view");
     const whole = this.#buffers.whole;
@@ -249,6 +297,7 @@ export class Mapping implements Disposable {
     length: number = into?.byteLength,
   ): void {
     this.#live("read");
+    if (this.#protection === "none") this.#denied("read");
     if (
       !(into instanceof Uint8Array) || !(offset >= 0 && length >= 0) ||
       offset + length > this.#size || length > into.byteLength ||
@@ -270,6 +319,7 @@ export class Mapping implements Disposable {
       map.#tracer = tracer;
     };
     tracerOf = (map) => map.#tracer;
+    handleOf = (map) => map.#live("handle");
   }
 
   /** Throw the error that `read`'s arguments deserve. */
@@ -327,7 +377,7 @@ export class Mapping implements Disposable {
    * otherwise ({@linkcode MemFlags}).
    */
   memcpy(dstOffset: number, src: Uint8Array, flags = 0): void {
-    const h = this.#live("memcpy");
+    const h = this.#writable("memcpy");
     checkBytes(src, "src", "memcpy");
     checkRange(dstOffset, src.byteLength, this.#size, "memcpy");
     checkMemFlags(flags, "memcpy");
@@ -352,7 +402,7 @@ export class Mapping implements Disposable {
     length: number,
     flags = 0,
   ): void {
-    const h = this.#live("memmove");
+    const h = this.#writable("memmove");
     checkRange(dstOffset, length, this.#size, "memmove");
     checkRange(srcOffset, length, this.#size, "memmove");
     checkMemFlags(flags, "memmove");
@@ -365,7 +415,7 @@ export class Mapping implements Disposable {
 
   /** Fill `length` bytes at `dstOffset` with the byte `value`. */
   memset(dstOffset: number, value: number, length: number, flags = 0): void {
-    const h = this.#live("memset");
+    const h = this.#writable("memset");
     checkByte(value, "value", "memset");
     checkRange(dstOffset, length, this.#size, "memset");
     checkMemFlags(flags, "memset");
@@ -397,7 +447,7 @@ export class Mapping implements Disposable {
     flags = 0,
     options?: FutureOptions,
   ): Future<void> {
-    this.#live("memcpyAsync");
+    this.#writable("memcpyAsync");
     checkBytes(src, "src", "memcpyAsync");
     checkRange(dstOffset, src.byteLength, this.#size, "memcpyAsync");
     checkMemFlags(flags, "memcpyAsync");
@@ -418,7 +468,7 @@ export class Mapping implements Disposable {
     flags = 0,
     options?: FutureOptions,
   ): Future<void> {
-    this.#live("memmoveAsync");
+    this.#writable("memmoveAsync");
     checkRange(dstOffset, length, this.#size, "memmoveAsync");
     checkRange(srcOffset, length, this.#size, "memmoveAsync");
     checkMemFlags(flags, "memmoveAsync");
@@ -440,7 +490,7 @@ export class Mapping implements Disposable {
     flags = 0,
     options?: FutureOptions,
   ): Future<void> {
-    this.#live("memsetAsync");
+    this.#writable("memsetAsync");
     checkByte(value, "value", "memsetAsync");
     checkRange(dstOffset, length, this.#size, "memsetAsync");
     checkMemFlags(flags, "memsetAsync");
@@ -531,7 +581,7 @@ export class Mapping implements Disposable {
     entries: readonly { offset: number; data: Uint8Array }[],
     options?: FutureOptions,
   ): Future<void> {
-    this.#live("memcpyManyAsync");
+    this.#writable("memcpyManyAsync");
     if (!Array.isArray(entries)) {
       throw new TypeError("Cannot memcpyManyAsync: entries must be an array");
     }

@@ -38,6 +38,7 @@ import { type ThreadMover, threadMoverDevice } from "../mover/thread.ts";
 import {
   type Mapping,
   markMapping,
+  nativeHandleOf,
   setMappingTracer,
 } from "../pmem2/mapping.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
@@ -235,4 +236,68 @@ export function openBlockPool(
   options: BlockPoolOpenOptions & BlockPoolTestOptions = {},
 ): BlockPool {
   return openPoolWith(path, options, { tracer: options?.tracer });
+}
+
+/** One write-back of a mapping's bytes, as the native shim saw it. */
+export interface WriteBack {
+  /** Where in the mapping (0 for a drain). */
+  offset: number;
+  /** How many bytes (0 for a drain). */
+  length: number;
+  /**
+   * `"durable"`: persisted now; `"flushed"`: written back, durable at the
+   * next `"drain"` (a fence).
+   */
+  kind: "durable" | "flushed" | "drain";
+}
+
+const WRITE_BACK_KINDS = ["durable", "flushed", "drain"] as const;
+const LOG_CAP = 64;
+
+/**
+ * The write-backs of a mapping since `since` (a count this returned
+ * before; by default the newest ones kept), oldest first, as the native
+ * shim recorded them: every path
+ * that persists a mapping's bytes (msync, cache-line flushes, libpmem2's
+ * durable copies, a mover's worker) notes its range there. Reading a file
+ * back shows what was written, not what was persisted; this shows what
+ * was persisted. The shim keeps the last 64 notes.
+ *
+ * @example Usage
+ * ```ts
+ * import { mapFile } from "@asyncpmem/asyncpmem";
+ * import { writeBacks } from "@asyncpmem/asyncpmem/testing";
+ * import assert from "node:assert/strict";
+ *
+ * using map = mapFile(await Deno.makeTempFile(), { size: 1 << 16 });
+ * const { count } = writeBacks(map);
+ * await map.memcpyAsync(100, new Uint8Array(10));
+ * const after = writeBacks(map, count);
+ * assert.deepEqual(after.notes, [{ offset: 100, length: 10, kind: "durable" }]);
+ * ```
+ *
+ * @throws {RangeError} when more than 64 notes were made since `since`
+ * @throws {ClosedError} when the mapping is closed
+ */
+export function writeBacks(
+  map: Mapping,
+  since?: number,
+): { count: number; notes: WriteBack[] } {
+  const out = new Float64Array(3 * LOG_CAP);
+  const count = native.ap_map_durable_log(nativeHandleOf(map), out, LOG_CAP);
+  const n = since === undefined ? Math.min(count, LOG_CAP) : count - since;
+  if (n > LOG_CAP) {
+    throw new RangeError(
+      `Cannot list write-backs: ${n} were made since ${since}, the log keeps ${LOG_CAP}`,
+    );
+  }
+  const notes: WriteBack[] = [];
+  for (let i = n - 1; i >= 0; i--) {
+    notes.push({
+      offset: out[3 * i],
+      length: out[3 * i + 1],
+      kind: WRITE_BACK_KINDS[out[3 * i + 2] - 1],
+    });
+  }
+  return { count, notes };
 }

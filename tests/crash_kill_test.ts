@@ -2,15 +2,18 @@
 // A real process crash: a writer SIGKILLed at random moments.
 import { formatKillReport, killRounds } from "./crash/kill.ts";
 import { assert, tempPath, test } from "./_harness.ts";
+import { requires } from "./_requires.ts";
 
 test(
   "a writer SIGKILLed at random moments leaves every acknowledged write, whole",
   async () => {
-    const report = await killRounds(tempPath(), 8, 11);
+    const report = await killRounds(tempPath(), 8, 11, { pmempool: true });
     console.log(formatKillReport(report));
     assert.deepEqual(report.problems, []);
     assert.equal(report.kills, 8);
+    assert.deepEqual(report.movers, { cpu: 4, threads: 4 });
+    assert.equal(report.pmempoolRuns, 8);
     assert.ok(report.acknowledged > 100, `${report.acknowledged} acknowledged`);
   },
-  { timeout: 180_000 },
+  { timeout: 180_000, skip: requires("pmempool") },
 );

@@ -3,7 +3,7 @@
 // `deno task crash`), and proof that its checker is not vacuous.
 import { join } from "node:path";
 import { CACHE_LINE, PAGE } from "./crash/model.ts";
-import { HAVE_PMEMPOOL } from "./crash/pmempool.ts";
+import { CRASH_MOVERS } from "./crash/movers.ts";
 import {
   checkTrace,
   CI_IMAGES,
@@ -15,6 +15,7 @@ import {
 } from "./crash/sweep.ts";
 import { WORKLOADS } from "./crash/workload.ts";
 import { assert, tempDir, test } from "./_harness.ts";
+import { requires } from "./_requires.ts";
 
 function workload(name: string) {
   return WORKLOADS.find((w) => w.name === name)!;
@@ -27,8 +28,9 @@ test(
       models: [CACHE_LINE, PAGE],
       images: CI_IMAGES,
       seed: 1,
-      ops: 24,
+      ops: 16,
       long: false,
+      pmempool: true,
       dir: tempDir(),
     });
     console.log(formatReport(report));
@@ -42,31 +44,47 @@ test(
       "no crash during recovery was checked",
     );
     assert.ok(report.refused > 0, "no image of an unfinished create");
-    if (HAVE_PMEMPOOL) assert.ok(report.pmempoolRuns >= 20);
+    assert.ok(
+      report.pmempoolRuns >= 20,
+      `${report.pmempoolRuns} pmempool runs`,
+    );
+    // the production paths: every mover's traces were checked
+    for (const mover of CRASH_MOVERS) {
+      assert.ok(
+        (report.movers[mover] ?? 0) >= 200,
+        `${report.movers[mover] ?? 0} images of ${mover} traces`,
+      );
+    }
     assert.equal(report.lint.unflushed, 0);
     assert.equal(report.lint.unfenced, 0);
   },
-  { timeout: 240_000 },
+  { timeout: 240_000, skip: requires("pmempool") },
 );
 
 test("`checkTrace()` finds lost and torn blocks when the program's fences are hidden", () => {
   const dir = tempDir();
   const options = {
     subsets: CI_SUBSETS,
+    pmempool: false,
     pmempoolEvery: 0,
     recoveryImages: 1,
     dir,
   };
-  for (const name of ["sync", "async"]) {
+  for (
+    const [name, mover] of [
+      ["sync", "cpu"],
+      ["async", "cpu"],
+      ["async", "threads"],
+    ] as const
+  ) {
     const w = workload(name);
     const sound = emptyReport();
-    checkTrace(recordTrace(w, PAGE, 3, 8, join(dir, "pool")), options, sound);
+    const path = join(dir, "pool");
+    checkTrace(recordTrace(w, PAGE, 3, 8, path, {}, mover), options, sound);
     assert.equal(sound.problems, 0, formatReport(sound));
     assert.ok(sound.images > 20, `${name}: ${sound.images} images`);
     const broken = emptyReport();
-    const trace = recordTrace(w, PAGE, 3, 8, join(dir, "pool"), {
-      dropFences: true,
-    });
+    const trace = recordTrace(w, PAGE, 3, 8, path, { dropFences: true }, mover);
     checkTrace(trace, options, broken);
     assert.ok(broken.problems > 0, `${name}: nothing found`);
     assert.ok(

@@ -14,11 +14,33 @@ import {
   waitAll,
 } from "../mod.ts";
 import { assert, moverTest, rng, tempPath, test } from "./_harness.ts";
-import { mark, setTracer } from "../testing/mod.ts";
+import { mark, setTracer, type WriteBack, writeBacks } from "../testing/mod.ts";
+
+/** Whether `[offset, offset + length)` is covered by durable write-backs. */
+function durable(notes: WriteBack[], offset: number, length: number): boolean {
+  const spans: [number, number][] = [];
+  let flushed: [number, number][] = [];
+  for (const n of notes) {
+    if (n.kind === "durable") spans.push([n.offset, n.offset + n.length]);
+    else if (n.kind === "flushed") {
+      flushed.push([n.offset, n.offset + n.length]);
+    } else {
+      spans.push(...flushed); // a drain makes the flushed ranges durable
+      flushed = [];
+    }
+  }
+  spans.sort((a, b) => a[0] - b[0]);
+  let covered = offset;
+  for (const [s, e] of spans) {
+    if (s > covered) break;
+    covered = Math.max(covered, e);
+  }
+  return covered >= offset + length;
+}
 
 moverTest(
   "memcpyAsync/memmoveAsync/memsetAsync are durable when they resolve",
-  async (mover) => {
+  async (mover, kind) => {
     const path = tempPath();
     const ref = new Uint8Array(1 << 20);
     const rand = rng(7);
@@ -28,12 +50,13 @@ moverTest(
       for (let i = 0; i < 200; i++) {
         const len = 1 + Math.floor(rand() * 40000);
         const dst = Math.floor(rand() * ((1 << 20) - len));
-        const kind = i % 3;
-        if (kind === 0) {
+        const op = i % 3;
+        const { count } = writeBacks(map);
+        if (op === 0) {
           const data = new Uint8Array(len).map(() => rand() * 256);
           ref.set(data, dst);
           await map.memcpyAsync(dst, data);
-        } else if (kind === 1) {
+        } else if (op === 1) {
           const src = Math.floor(rand() * ((1 << 20) - len));
           ref.copyWithin(dst, src, src + len);
           await map.memmoveAsync(dst, src, len);
@@ -41,6 +64,15 @@ moverTest(
           ref.fill(i & 255, dst, dst + len);
           wait(map.memsetAsync(dst, i & 255, len));
         }
+        // the file reads the same persisted or not: the shim's record of
+        // what was written back says whether the range is durable
+        const { notes } = writeBacks(map, count);
+        assert.ok(
+          durable(notes, dst, len),
+          `${kind.name}: op ${i} resolved with [${dst}, ${
+            dst + len
+          }) not durable: ${JSON.stringify(notes)}`,
+        );
       }
       assert.deepEqual(map.view(), ref);
     }

@@ -231,11 +231,47 @@ test("private mappings are byte granularity and do not reach the file", () => {
   assert.equal(readFileSync(path)[0], 0);
 });
 
-test("read-only protection maps read-only files", () => {
+test("read-only protection maps read-only files and refuses every write", () => {
   const path = tempPath();
   writeFileSync(path, new Uint8Array(4096).fill(3));
-  using map = mapFile(path, { protection: "read" });
-  assert.equal(map.view(10, 1)[0], 3);
+  const denied = (e: unknown) =>
+    e instanceof PmemError && e.code === -13 && /read-only/.test(e.message);
+  {
+    using map = mapFile(path, { protection: "read" });
+    const into = new Uint8Array(8);
+    map.read(10, into);
+    assert.deepEqual([...into], [3, 3, 3, 3, 3, 3, 3, 3]);
+    // a view could be written through, and a store would fault: none
+    assert.throws(() => map.view(10, 1), denied);
+    assert.throws(() => map.memcpy(0, new Uint8Array(8)), denied);
+    assert.throws(() => map.memset(0, 1, 8), denied);
+    assert.throws(() => map.memmove(0, 8, 8), denied);
+    assert.throws(() => map.memcpyAsync(0, new Uint8Array(8)), denied);
+    assert.throws(() => map.memsetAsync(0, 1, 8), denied);
+    map.persist(0, 4096); // flushing nothing written is allowed
+  }
+  {
+    using none = mapFile(path, { protection: "none" });
+    assert.throws(
+      () => none.read(0, new Uint8Array(1)),
+      (e: unknown) => e instanceof PmemError && e.code === -13,
+    );
+  }
+  assert.deepEqual(
+    new Uint8Array(readFileSync(path)),
+    new Uint8Array(4096).fill(3),
+  );
+  // the shim refuses too, before a byte moves (never a fault)
+  const r = runScript(`
+    import { native } from "@root/ffi/lib.ts";
+    import { mapFile } from "@root/mod.ts";
+    import { nativeHandleOf } from "@root/pmem2/mapping.ts";
+    const map = mapFile(${JSON.stringify(path)}, { protection: "read" });
+    const rc = native.ap_map_memset(nativeHandleOf(map), 0, 1, 8, 0);
+    console.log("rc", rc);
+  `);
+  assert.equal(r.signal, null, r.stderr);
+  assert.match(r.stdout, /rc -13/);
 });
 
 test("close() is idempotent, detaches views, and later use throws ClosedError", () => {

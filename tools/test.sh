@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The test command: set up, check types/lint/format, run the whole suite on
-# Deno and on Bun, and end with one line "tests: N passed, N failed".
+# Deno and on Bun, and end with one line
+# "tests: N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash tools/setup.sh || { echo "tests: 0 passed, 1 failed"; exit 1; }
-export PATH="$PWD/node_modules/.bin:$PATH" RUST_BACKTRACE=0 NO_COLOR=1
+bash tools/setup.sh || { echo "tests: 0 passed, 1 failed, 0 skipped"; exit 1; }
+# setup installed every tool a test may need: a missing one is a failure
+export PATH="$PWD/node_modules/.bin:$PATH" RUST_BACKTRACE=0 NO_COLOR=1 \
+  ASYNCPMEM_STRICT_TOOLS=1
 
 failed=0
 step() { # name, command...
@@ -15,11 +18,12 @@ step() { # name, command...
     echo "check: $name FAILED"; cat /tmp/asyncpmem-step.log; failed=$((failed + 1))
   fi
 }
+ENTRY_POINTS=(mod.ts errors/mod.ts future/mod.ts mover/mod.ts pmem2/mod.ts blk/mod.ts testing/mod.ts)
 step "deno check" deno check mod.ts errors/ ffi/ future/ mover/ pmem2/ blk/ testing/ tests/ bench/ examples/ c/build.ts
 step "tsc (bun-types)" tsc -p .
 step "deno lint" deno lint
 step "deno fmt" deno fmt --check
-step "deno doc --lint" deno doc --lint mod.ts errors/mod.ts future/mod.ts mover/mod.ts pmem2/mod.ts blk/mod.ts testing/mod.ts
+step "deno doc --lint" deno doc --lint "${ENTRY_POINTS[@]}"
 step "JSR publish (dry run)" deno publish --dry-run --allow-dirty
 doc_tmp=$(mktemp -d)
 step "doc examples (deno test --doc)" env TMPDIR="$doc_tmp" deno test -A --doc errors/ ffi/ future/ mover/ pmem2/ blk/ testing/ mod.ts
@@ -28,21 +32,43 @@ rm -rf "$doc_tmp"
 deno_log=$(mktemp); bun_log=$(mktemp)
 deno test -A --no-check tests/ 2>&1 | tee "$deno_log"
 deno_rc=${PIPESTATUS[0]}
-bun test --timeout 120000 ./tests/ 2>&1 | tee "$bun_log"
+bun test --timeout 240000 ./tests/ 2>&1 | tee "$bun_log"
 bun_rc=${PIPESTATUS[0]}
 
-# deno: "ok | 12 passed | 0 failed (..)" or "FAILED | 1 passed | 1 failed"
-d_pass=$(grep -Eo '[0-9]+ passed' "$deno_log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
-d_fail=$(grep -Eo '[0-9]+ failed' "$deno_log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
-b_pass=$(grep -Eo '^ *[0-9]+ pass$' "$bun_log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
-b_fail=$(grep -Eo '^ *[0-9]+ fail$' "$bun_log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
+count() { # log, pattern: the number in the last line matching it, or 0
+  grep -Eo "$2" "$1" | tail -1 | grep -Eo '[0-9]+' || echo 0
+}
+# deno: "ok | 12 passed | 0 failed | 1 ignored (..)"
+d_pass=$(count "$deno_log" '[0-9]+ passed')
+d_fail=$(count "$deno_log" '[0-9]+ failed')
+d_skip=$(count "$deno_log" '[0-9]+ ignored')
+# bun: " 12 pass", " 1 skip", " 0 fail"
+b_pass=$(count "$bun_log" '^ *[0-9]+ pass$')
+b_fail=$(count "$bun_log" '^ *[0-9]+ fail$')
+b_skip=$(count "$bun_log" '^ *[0-9]+ skip$')
 [ "$deno_rc" -ne 0 ] && [ "$d_fail" -eq 0 ] && d_fail=1
 [ "$bun_rc" -ne 0 ] && [ "$b_fail" -eq 0 ] && b_fail=1
 [ "$d_pass" -eq 0 ] && d_fail=$((d_fail + 1))
 [ "$b_pass" -eq 0 ] && b_fail=$((b_fail + 1))
-echo "deno: $d_pass passed, $d_fail failed"
-echo "bun: $b_pass passed, $b_fail failed"
+
+# both runtimes must have run the same tests: compare their names
+d_names=$(mktemp); b_names=$(mktemp)
+sed -nE 's/^(.+) \.\.\. (ok|FAILED|ignored).*$/\1/p' "$deno_log" | sort -u >"$d_names"
+sed -nE 's/^\((pass|fail|skip)\) (.+)$/\2/p' "$bun_log" |
+  sed -E 's/ \[[0-9.]+(ms|s)\]$//' | sort -u >"$b_names"
+if ! diff -q "$d_names" "$b_names" >/dev/null; then
+  echo "check: Deno and Bun ran different tests FAILED"
+  diff "$d_names" "$b_names" | sed 's/^</  deno only:/; s/^>/  bun only:/' | grep only
+  failed=$((failed + 1))
+else
+  echo "check: Deno and Bun ran the same $(wc -l <"$d_names") tests ok"
+fi
+rm -f "$d_names" "$b_names"
+
+echo "deno: $d_pass passed, $d_fail failed, $d_skip skipped"
+echo "bun: $b_pass passed, $b_fail failed, $b_skip skipped"
 pass=$((d_pass + b_pass))
 fail=$((d_fail + b_fail + failed))
-echo "tests: $pass passed, $fail failed"
+skip=$((d_skip + b_skip))
+echo "tests: $pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

@@ -24,7 +24,13 @@ import { startChild } from "./child.ts";
 import { compareWithLedger, describeError, readBlocks } from "./checker.ts";
 import { Ledger, opLabel } from "./ledger.ts";
 import { Payloads } from "./payload.ts";
-import { HAVE_PMEMPOOL, pmempoolCheck } from "./pmempool.ts";
+import { pmempoolCheck } from "./pmempool.ts";
+import {
+  CRASH_MOVERS,
+  type CrashMover,
+  crashMover,
+  parseCrashMover,
+} from "./movers.ts";
 import { pick, xorshift } from "./random.ts";
 import { Driver, type Recorder } from "./workload.ts";
 
@@ -47,25 +53,41 @@ export interface KillReport {
   recovered: number;
   /** `pmempool check` runs. */
   pmempoolRuns: number;
+  /** Writers killed, by the data mover they wrote with. */
+  movers: Record<string, number>;
   /** What was wrong, per round. */
   problems: string[];
+}
+
+/** Options of {@linkcode killRounds}. */
+export interface KillOptions {
+  /** Run `pmempool check` after every kill. */
+  pmempool: boolean;
 }
 
 /** Print a kill report for people. */
 export function formatKillReport(r: KillReport): string {
   return [
-    `kill: ${r.kills} writers killed, ${r.acknowledged} operations acknowledged, ${r.inFlight} in flight at the kills, ${r.recovered} reopens finished an update, ${r.pmempoolRuns} pmempool checks, ${r.problems.length} problems`,
+    `kill: ${r.kills} writers killed (${
+      Object.entries(r.movers).map(([m, n]) => `${m} ${n}`).join(", ")
+    }), ${r.acknowledged} operations acknowledged, ${r.inFlight} in flight at the kills, ${r.recovered} reopens finished an update, ${r.pmempoolRuns} pmempool checks, ${r.problems.length} problems`,
     ...r.problems.map((p) => `  PROBLEM ${p}`),
   ].join("\n");
 }
 
 /** The child: write until killed (30 s at most), printing each operation. */
-function writer(path: string, seed: number, firstVersion: number): void {
+function writer(
+  path: string,
+  seed: number,
+  firstVersion: number,
+  moverName: CrashMover,
+): void {
   const print: Recorder = {
     issue: (op) => writeSync(1, `${opLabel("issue", op)}\n`),
     ack: (op) => writeSync(1, `${opLabel("ack", op)}\n`),
   };
-  using pool = BlockPool.open(path);
+  using mover = crashMover(moverName);
+  using pool = BlockPool.open(path, { mover });
   const rand = xorshift(seed);
   const d = new Driver(
     pool,
@@ -99,6 +121,7 @@ export async function killRounds(
   path: string,
   rounds: number,
   seed: number,
+  options: KillOptions,
 ): Promise<KillReport> {
   const report: KillReport = {
     kills: 0,
@@ -106,10 +129,11 @@ export async function killRounds(
     inFlight: 0,
     recovered: 0,
     pmempoolRuns: 0,
+    movers: {},
     problems: [],
   };
   try {
-    await runRounds(path, rounds, seed, report);
+    await runRounds(path, rounds, seed, options, report);
   } finally {
     rmSync(path, { force: true });
   }
@@ -121,6 +145,7 @@ async function runRounds(
   path: string,
   rounds: number,
   seed: number,
+  options: KillOptions,
   report: KillReport,
 ): Promise<void> {
   const payloads = new Payloads(BLOCK_SIZE);
@@ -130,11 +155,15 @@ async function runRounds(
   let states = new Map<number, number>();
   const self = fileURLToPath(import.meta.url);
   for (let round = 1; round <= rounds; round++) {
+    // the writers take the movers in turn: the production paths
+    const mover = CRASH_MOVERS[round % CRASH_MOVERS.length];
+    report.movers[mover] = (report.movers[mover] ?? 0) + 1;
     const child = startChild(self, [
       "--child",
       path,
       String(seed + round),
       String(round * VERSIONS_PER_ROUND),
+      mover,
     ]);
     await child.printed("ready");
     // a random moment: 0 to 150 ms of writing
@@ -162,7 +191,7 @@ async function runRounds(
     }
     report.acknowledged += acked;
     report.inFlight += issued - acked;
-    const verdict = verify(path, ledger, payloads, report);
+    const verdict = verify(path, ledger, payloads, options, report);
     if (verdict === null) break;
     states = verdict;
   }
@@ -177,6 +206,7 @@ function verify(
   path: string,
   ledger: Ledger,
   payloads: Payloads,
+  options: KillOptions,
   report: KillReport,
 ): Map<number, number> | null {
   const problems: string[] = [];
@@ -196,7 +226,7 @@ function verify(
   } catch (e) {
     problems.push(`reopen failed: ${describeError(e)}`);
   }
-  if (HAVE_PMEMPOOL) {
+  if (options.pmempool) {
     report.pmempoolRuns++;
     const v = pmempoolCheck(path);
     if (!v.consistent) problems.push(`pmempool check: ${v.output}`);
@@ -207,9 +237,9 @@ function verify(
 }
 
 if (import.meta.main) {
-  const [flag, path, seed, first] = process.argv.slice(2);
+  const [flag, path, seed, first, mover] = process.argv.slice(2);
   if (flag !== "--child") {
-    throw new Error("Usage: kill.ts --child POOL SEED FIRST_VERSION");
+    throw new Error("Usage: kill.ts --child POOL SEED FIRST_VERSION MOVER");
   }
-  writer(path, Number(seed), Number(first));
+  writer(path, Number(seed), Number(first), parseCrashMover(mover));
 }

@@ -2,15 +2,12 @@
 /**
  * `pmempool check` (PMDK 1.12's, which still knows the blk format) as an
  * external oracle for crash images. It is slow next to an in-process
- * check (a few milliseconds a run), so the sweep samples it.
+ * check (a few milliseconds a run), so the sweep samples it. Tests that
+ * need it declare so (`requires("pmempool")` in `tests/_requires.ts`).
  *
  * @module
  */
 import { spawnSync } from "node:child_process";
-
-/** Whether `pmempool` can run here. */
-export const HAVE_PMEMPOOL: boolean =
-  spawnSync("pmempool", ["--version"], { encoding: "utf8" }).status === 0;
 
 /** The verdict of one `pmempool check` run. */
 export interface PmempoolVerdict {

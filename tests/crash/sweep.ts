@@ -46,7 +46,13 @@ import { Ledger, opLabel } from "./ledger.ts";
 import { lint, type LintReport, summarize } from "./lint.ts";
 import { crashPoints, MODELS, type PersistenceModel } from "./model.ts";
 import { Payloads } from "./payload.ts";
-import { HAVE_PMEMPOOL } from "./pmempool.ts";
+import { have } from "../_requires.ts";
+import {
+  CRASH_MOVERS,
+  type CrashMover,
+  crashMover,
+  parseCrashMover,
+} from "./movers.ts";
 import { xorshift } from "./random.ts";
 import { poolRegions, regionName } from "./regions.ts";
 import { ScratchImage } from "./scratch.ts";
@@ -70,6 +76,10 @@ export interface SweepOptions {
   seed: number;
   /** The workloads, used in turn. */
   workloads: readonly Workload[];
+  /** The data movers, each with every workload. */
+  movers: readonly CrashMover[];
+  /** Whether to run `pmempool check` on sampled images. */
+  pmempool: boolean;
   /** Operations per trace. */
   ops: number;
   /** Which subsets of each crash point's pending units to try. */
@@ -92,6 +102,8 @@ export interface Problem {
   ops: number;
   /** The model. */
   model: string;
+  /** The data mover. */
+  mover: string;
   /** The event the crash followed (-1: before the first). */
   event: number;
   /** The pending units the image kept (indexes). */
@@ -126,6 +138,8 @@ export interface SweepReport {
   recoveryImages: number;
   /** `pmempool check` runs. */
   pmempoolRuns: number;
+  /** Images checked, by the data mover their trace ran with. */
+  movers: Record<string, number>;
   /** Images with at least one violated invariant. */
   problems: number;
   /** The first few problems. */
@@ -177,6 +191,8 @@ export interface Trace {
   ops: number;
   /** Operations issued while traced. */
   operations: number;
+  /** The data mover it ran with. */
+  mover: CrashMover;
 }
 
 /** Faults to inject into a recording, to show that the checker sees them. */
@@ -198,6 +214,7 @@ const POOL_SIZE = MIN_POOL_SIZE;
  * @param ops operations to run
  * @param path where the pool goes
  * @param faults faults to inject (none by default)
+ * @param mover the data mover the pool copies with (the CPU's by default)
  */
 export function recordTrace(
   w: Workload,
@@ -206,6 +223,7 @@ export function recordTrace(
   ops: number,
   path: string,
   faults: RecordFaults = {},
+  mover: CrashMover = "cpu",
 ): Trace {
   const rand = xorshift(seed);
   const payloads = new Payloads(w.blockSize);
@@ -217,6 +235,7 @@ export function recordTrace(
   let probe: Mapping | undefined;
   let pool: BlockPool | undefined;
   let operations = 0;
+  const vdm = crashMover(mover);
   try {
     let base: Uint8Array;
     let tracer: CrashTracer;
@@ -239,6 +258,7 @@ export function recordTrace(
       pool = createBlockPool(path, {
         blockSize: w.blockSize,
         poolSize: POOL_SIZE,
+        mover: vdm,
         tracer: hook(),
       });
       tracer.mark(CREATED);
@@ -258,7 +278,7 @@ export function recordTrace(
         shadow: base.slice(),
         flushGranularity: model.flushGranularity,
       });
-      pool = openBlockPool(path, { tracer: hook() });
+      pool = openBlockPool(path, { mover: vdm, tracer: hook() });
     }
     const t = tracer;
     const marking: Recorder = {
@@ -278,9 +298,20 @@ export function recordTrace(
     w.run(d, rand, ops);
     pool.close();
     const events = tracer.finish();
-    return { workload: w, model, seed, base, events, ledger, ops, operations };
+    return {
+      workload: w,
+      model,
+      seed,
+      base,
+      events,
+      ledger,
+      ops,
+      operations,
+      mover,
+    };
   } finally {
     pool?.close();
+    vdm.close();
     probe?.close();
     rmSync(path, { force: true });
   }
@@ -313,6 +344,9 @@ function merge(into: SweepReport, r: SweepReport): void {
     if (!into.lintSummary.includes(line)) into.lintSummary.push(line);
   }
   for (const m of r.models) if (!into.models.includes(m)) into.models.push(m);
+  for (const [m, n] of Object.entries(r.movers)) {
+    into.movers[m] = (into.movers[m] ?? 0) + n;
+  }
 }
 
 /** An empty report. */
@@ -330,6 +364,7 @@ export function emptyReport(): SweepReport {
     recovered: 0,
     recoveryImages: 0,
     pmempoolRuns: 0,
+    movers: {},
     problems: 0,
     examples: [],
     lint: {},
@@ -377,16 +412,23 @@ export function runSweep(options: SweepOptions): SweepReport {
     "redundant-flush": [],
     overwritten: [],
   };
-  const n = options.workloads.length;
+  // every workload with every mover at least once, then in turn
+  const pairs = options.workloads.flatMap((w) =>
+    options.movers.map((mover) => ({ w, mover }))
+  );
+  const n = pairs.length;
   for (let k = 0; k < n || report.images < options.images; k++) {
-    const w = options.workloads[k % n];
+    const { w, mover } = pairs[k % n];
     const seed = options.seed + k;
+    const before = report.images;
     const trace = recordTrace(
       w,
       model,
       seed,
       options.ops,
       join(options.dir, "trace"),
+      {},
+      mover,
     );
     if (model.name === "cache-line") {
       const regions = poolRegions(POOL_SIZE, w.blockSize);
@@ -396,6 +438,8 @@ export function runSweep(options: SweepOptions): SweepReport {
       }
     }
     checkTrace(trace, options, report);
+    report.movers[mover] = (report.movers[mover] ?? 0) + report.images -
+      before;
   }
   if (model.name === "cache-line") {
     for (const [rule, list] of Object.entries(findings)) {
@@ -418,7 +462,7 @@ export function checkTrace(
   trace: Trace,
   options: Omit<
     SweepOptions,
-    "model" | "images" | "seed" | "workloads" | "ops"
+    "model" | "images" | "seed" | "workloads" | "ops" | "movers"
   >,
   report: SweepReport,
 ): void {
@@ -449,6 +493,7 @@ export function checkTrace(
       seed,
       ops: trace.ops,
       model: model.name,
+      mover: trace.mover,
       event,
       units,
       message: problems.join(" | "),
@@ -481,7 +526,7 @@ export function checkTrace(
       report.images++;
       const outcome = checker.check(image, trace.ledger, {
         mayRefuse: !created,
-        pmempool: HAVE_PMEMPOOL && options.pmempoolEvery > 0 &&
+        pmempool: options.pmempool && options.pmempoolEvery > 0 &&
           report.images % options.pmempoolEvery === 0,
         recoveryImages: options.recoveryImages,
         rand,
@@ -515,6 +560,10 @@ export interface ChildSweepOptions {
   long: boolean;
   /** Only this workload. */
   workload?: string;
+  /** Only this mover (else every one of {@linkcode CRASH_MOVERS}). */
+  mover?: CrashMover;
+  /** Whether the children run `pmempool check` on sampled images. */
+  pmempool: boolean;
   /** A directory for the children's files (removed when they end). */
   dir: string;
 }
@@ -537,6 +586,8 @@ async function child(
   ];
   if (options.long) args.push("--long");
   if (options.workload !== undefined) args.push("--workload", options.workload);
+  if (options.mover !== undefined) args.push("--mover", options.mover);
+  if (!options.pmempool) args.push("--no-pmempool");
   args.push("--dir", join(options.dir, model.name));
   const r = await startChild(fileURLToPath(import.meta.url), args, {
     PMEM2_FORCE_GRANULARITY: model.forceGranularity,
@@ -586,6 +637,9 @@ export function formatReport(r: SweepReport): string {
       (r.ms / 1000).toFixed(1)
     } s`,
     `  ${r.traces} traces, ${r.operations} operations, ${r.events} events, ${r.crashPoints} crash points, ${r.duplicates} duplicate subsets skipped`,
+    `  images by mover: ${
+      Object.entries(r.movers).map(([m, n]) => `${m} ${n}`).join(", ")
+    }`,
     `  ${r.recovered} images needed recovery; ${r.recoveryImages} images of a crash during recovery checked; ${r.refused} refused while the pool was being created; ${r.pmempoolRuns} pmempool checks`,
     `  lint: ${
       Object.entries(r.lint).map(([k, n]) => `${k} ${n}`).join(", ") ||
@@ -596,7 +650,7 @@ export function formatReport(r: SweepReport): string {
   for (const p of r.examples) {
     lines.push(
       `  PROBLEM ${p.workload} seed ${p.seed} ${p.model} after event ${p.event}, units [${p.units}]: ${p.message}`,
-      `    reproduce: tests/crash/sweep.ts --only images --model ${p.model} --workload ${p.workload} --seed ${p.seed} --ops ${p.ops} --images 1`,
+      `    reproduce: tests/crash/sweep.ts --only images --model ${p.model} --workload ${p.workload} --mover ${p.mover} --seed ${p.seed} --ops ${p.ops} --images 1`,
     );
   }
   return lines.join("\n");
@@ -607,7 +661,7 @@ function parseArgs(argv: string[]): Map<string, string> {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (!a.startsWith("--")) throw new Error(`Unexpected argument: ${a}`);
-    const flag = a === "--long" || a === "--json";
+    const flag = a === "--long" || a === "--json" || a === "--no-pmempool";
     args.set(a.slice(2), flag ? "true" : argv[++i] ?? "");
   }
   return args;
@@ -627,6 +681,11 @@ async function main(argv: string[]): Promise<number> {
   const images = Number(
     args.get("images") ?? (long ? LONG_IMAGES : CI_IMAGES) * models.length,
   );
+  const movers = args.has("mover")
+    ? [parseCrashMover(args.get("mover"))]
+    : CRASH_MOVERS;
+  // a sweep run by hand samples pmempool when it is installed
+  const pmempool = !args.has("no-pmempool") && have("pmempool");
   const workload = args.get("workload");
   const workloads = workload === undefined
     ? WORKLOADS
@@ -642,8 +701,10 @@ async function main(argv: string[]): Promise<number> {
         images,
         seed,
         workloads,
+        movers,
         ops,
         subsets: long ? LONG_SUBSETS : CI_SUBSETS,
+        pmempool,
         pmempoolEvery: long ? 100 : 50,
         recoveryImages: long ? 6 : 2,
         dir,
@@ -666,6 +727,8 @@ async function main(argv: string[]): Promise<number> {
         ops,
         long,
         workload,
+        mover: args.has("mover") ? movers[0] : undefined,
+        pmempool,
         dir,
       });
       console.log(formatReport(report));
@@ -677,7 +740,9 @@ async function main(argv: string[]): Promise<number> {
       failed ||= report.failures.length > 0;
     }
     if (only === undefined || only === "kill") {
-      const report = await killRounds(join(dir, "kill"), long ? 40 : 6, seed);
+      const report = await killRounds(join(dir, "kill"), long ? 40 : 6, seed, {
+        pmempool,
+      });
       console.log(formatKillReport(report));
       failed ||= report.problems.length > 0;
     }
