@@ -4,9 +4,9 @@
  * values, for the per-block state of operations in flight (writer queues,
  * read tracking). An open-addressing table over typed arrays: unlike a
  * `Map`, whose table V8 reallocates each time it grows or shrinks, it
- * allocates nothing while operations come and go (measured: a `Map`
- * emptied and refilled by each round of 32 writes allocated ~8 tables a
- * round, garbage that the scavenger promoted, and writes ran 2x slower).
+ * allocates nothing while operations come and go (a `Map` emptied and
+ * refilled by each round of writes allocated tables every round, garbage
+ * that the scavenger promoted, and writes slowed down markedly).
  * Internal to `blk/`.
  *
  * @module

@@ -430,9 +430,8 @@ export class BlockPool implements Disposable {
     // The common case (valid arguments, one arena) is one test and then
     // #readFrom written out for arena 0. A loop of reads from random
     // blocks runs at the speed of memory only while the CPU can overlap
-    // one read's cache misses with the next, and on Deno this path read
-    // 512 B blocks in 120 ns and 4 KiB in 300–330, against 130 and
-    // 340–390 through #readFrom or the general arena lookup.
+    // one read's cache misses with the next, which a call through
+    // #readFrom or the general arena lookup made too long to do.
     if (
       Number.isInteger(lba) && lba >= 0 && lba < this.#blockCount &&
       arenas.length === 1 &&

@@ -15,12 +15,11 @@ export interface Backend {
   /**
    * A pointer to `bytes[0]` for a `pointer` parameter, or null where a
    * `buffer` parameter is as fast (then pass the array itself).
-   * - Deno: `UnsafePointer.of`. It costs about 0.5 µs, so callers keep
-   *   it (`PointerCache`). It pays back in random reads: a `buffer`
-   *   argument goes through V8's typed-array call path, and a loop of
-   *   512 B reads from random places runs at 120–135 ns per copy that
-   *   way, against 80 ns with a pointer (the CPU no longer overlaps one
-   *   copy's cache misses with the next).
+   * - Deno: `UnsafePointer.of`. It is dear next to a call, so callers
+   *   keep it (`PointerCache`). It pays back in random reads: a `buffer`
+   *   argument goes through V8's typed-array call path, long enough that
+   *   the CPU no longer overlaps one copy's cache misses with the next
+   *   (figures in `bench/RESULTS.md`).
    * - Bun: null. `bun:ffi` passes an array as fast as a number, and
    *   JavaScriptCore may move a small array's storage, so no pointer is
    *   kept.

@@ -3,8 +3,8 @@
  * {@linkcode FutureRegistry}: the futures an owner must settle before it
  * closes, kept by slot number rather than in a `Set`. Putting a fresh
  * object in a `Set` makes the engine give it an identity hash (a runtime
- * call, and in V8 a change of the object's shape); measured on a block
- * pool's `writeAsync` at QD32 that doubled the time per write. Owners
+ * call, and in V8 a change of the object's shape), and every write of a
+ * block pool is such an object: on the hot path of `writeAsync`. Owners
  * whose futures report when they settle remove them by slot; others
  * {@linkcode FutureRegistry.sweep} now and then. Internal.
  *

@@ -30,9 +30,10 @@ export interface ThreadMoverOptions {
   maxTransfer?: number;
   /**
    * Operations smaller than this many bytes run inline on the polling
-   * thread: a hand-off to a worker costs more than the copy (measured on
-   * a 2-CPU machine: no gain below about 256 KiB). 0 sends everything to
-   * the workers. @default 262144
+   * thread: a hand-off to a worker costs more than a small copy (the
+   * default is where offloading began to pay on a 2-CPU machine; see
+   * `bench/RESULTS.md`). 0 sends everything to the workers.
+   * @default 262144
    */
   inlineThreshold?: number;
 }

@@ -518,8 +518,8 @@ export class Mapping implements Disposable {
       throw new TypeError("Cannot persistRanges: ranges must be an array");
     }
     // One pass of plain tests (the block store persists 32–64 ranges a
-    // commit; checkRange on each cost 28 ns a range on Deno and Bun); a
-    // range that fails them is checked again to throw the right error.
+    // commit, and a call of checkRange per range is not free); a range
+    // that fails them is checked again to throw the right error.
     const size = this.#size;
     let total = 0;
     let lo = Infinity;
