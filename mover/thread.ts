@@ -64,6 +64,14 @@ function defaultThreads(): number {
  * persisted (libpmem2 copy + persist) by the worker before it completes
  * the record.
  *
+ * Arrays handed to a worker are pinned, not copied: before the first
+ * descriptor is submitted the operation reads each array's `.buffer`,
+ * which makes the engine move a small array's bytes out of its heap now
+ * (JavaScriptCore and V8 both may, the first time `.buffer` is read)
+ * rather than while a worker writes through their address; the future
+ * then holds the arrays until it settles. Large arrays and views of
+ * mappings never move.
+ *
  * @example Usage
  * ```ts
  * import { ThreadMover, wait } from "@asyncpmem/asyncpmem";

@@ -49,7 +49,9 @@ export type BatchEntry =
 
 /**
  * A data mover. Operations are lazy futures: nothing moves until they are
- * polled or awaited. A future keeps its buffers alive until it settles.
+ * polled or awaited. A future keeps its buffers alive until it settles;
+ * a mover whose work outlives the call that submitted it pins them too
+ * (see `ThreadMover`).
  */
 export interface Vdm extends Disposable {
   /** A short name: "cpu", "threads", "dsa". */

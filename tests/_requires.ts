@@ -83,3 +83,23 @@ export function requires(...tools: Tool[]): string | false {
   }
   return reason;
 }
+
+/**
+ * The `skip` option of a test that mounts a small tmpfs in a private
+ * mount namespace (`unshare -m`, as root): false when that works here.
+ * Not a tool setup installs, so never a failure.
+ */
+export function canMountTmpfs(): string | false {
+  const r = spawnSync("unshare", [
+    "-m",
+    "sh",
+    "-c",
+    "mount -t tmpfs -o size=1m tmpfs /mnt",
+  ], {
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+  return r.error === undefined && r.status === 0
+    ? false
+    : "cannot mount a tmpfs in a private mount namespace (needs root)";
+}

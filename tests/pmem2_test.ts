@@ -1,5 +1,8 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
 import {
   ClosedError,
   FileLock,
@@ -11,7 +14,16 @@ import {
   Source,
 } from "../mod.ts";
 import { MappingReader } from "../pmem2/reader.ts";
-import { assert, runScript, RUNTIME, tempPath, test } from "./_harness.ts";
+import {
+  assert,
+  ROOT_URL,
+  runScript,
+  RUNTIME,
+  tempDir,
+  tempPath,
+  test,
+} from "./_harness.ts";
+import { canMountTmpfs } from "./_requires.ts";
 
 test("mapFile() creates and sizes a file, granularity page", () => {
   const path = tempPath();
@@ -140,6 +152,38 @@ test("requiring byte granularity on a non-DAX file gives a clear PmemError", () 
   );
   void e;
 });
+
+test("a full file system is an OutOfSpaceError", () => {
+  // a 1 MiB tmpfs in a private mount namespace, and a 4 MiB source on it
+  const dir = tempDir();
+  const script = join(dir, "full.ts");
+  writeFileSync(
+    script,
+    `import { OutOfSpaceError, Source } from ${
+      JSON.stringify(`${ROOT_URL}mod.ts`)
+    };
+    try {
+      Source.open(${
+      JSON.stringify(join(dir, "mnt", "pool"))
+    }, { size: 4 << 20 });
+      console.log("created");
+    } catch (e) {
+      console.log(e instanceof OutOfSpaceError, e.code, e.op, e.message);
+    }`,
+  );
+  mkdirSync(join(dir, "mnt"));
+  const run = RUNTIME === "deno"
+    ? `${process.execPath} run -A --no-check ${script}`
+    : `${process.execPath} ${script}`;
+  const r = spawnSync("unshare", [
+    "-m",
+    "sh",
+    "-c",
+    `mount -t tmpfs -o size=1m tmpfs ${join(dir, "mnt")} && ${run}`,
+  ], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^true -28 open .*No space left/m);
+}, { skip: canMountTmpfs() });
 
 test("libpmem2 errors carry code, errno, op and a fresh message", () => {
   const path = tempPath();
