@@ -74,6 +74,7 @@ export {
 export {
   BlockPool,
   type BlockPoolCreateOptions,
+  type BlockPoolInfo,
   type BlockPoolOpenOptions,
   type BlockWrite,
   type CheckReport,

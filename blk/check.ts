@@ -85,6 +85,8 @@ export interface CheckInput {
   places: ArenaPlace[];
   /** Their run-time state (same order). */
   arenas: Arena[];
+  /** Called as map entries are checked: done of total. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /**
@@ -108,12 +110,15 @@ export function checkPool(input: CheckInput): string[] {
     );
   }
   let room = input.rawSize;
+  const total = places.reduce((n, pl) => n + pl.info.externalNlba, 0);
+  let done = 0;
+  const progress = (n: number) => input.onProgress?.(done += n, total);
   for (let k = 0; k < places.length; k++) {
     const place = places[k];
     checkInfo(media, place, poolsetUuid, blockSize, room, p);
     const reason = arenas[k]?.error;
     if (reason) p.add("arena error", `arena ${k}: refuses writes: ${reason}`);
-    checkBlocks(media, place, p);
+    checkBlocks(media, place, p, progress);
     room -= place.info.nextOff;
   }
   return p.finish();
@@ -176,7 +181,12 @@ class Refs {
   }
 }
 
-function checkBlocks(media: Media, place: ArenaPlace, p: Problems): void {
+function checkBlocks(
+  media: Media,
+  place: ArenaPlace,
+  p: Problems,
+  progress: (entries: number) => void,
+): void {
   const k = place.index;
   const { externalNlba: ext, internalNlba: nint, nfree } = place.info;
   const mapOff = place.base + place.info.mapOff;
@@ -202,6 +212,7 @@ function checkBlocks(media: Media, place: ArenaPlace, p: Problems): void {
         );
       }
     }
+    progress(n);
   }
   for (let lane = 0; lane < nfree; lane++) {
     const slot = flogOff + lane * FLOG_SLOT_SIZE;

@@ -20,7 +20,9 @@ export type {
   BlockPoolCreateOptions,
   BlockPoolOpenOptions,
   BlockWrite,
+  ProgressOptions,
 } from "./pool.ts";
+export type { ArenaInfo, BlockFill, BlockPoolInfo } from "./info.ts";
 export type { CheckReport } from "./check.ts";
 export { fletcher64 } from "./checksum.ts";
 export { uuidToBytes, uuidToString } from "./header.ts";

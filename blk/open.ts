@@ -62,6 +62,7 @@ export interface CreateArgs {
 export interface OpenArgs {
   blockSize?: unknown;
   mover?: Vdm;
+  readOnly?: unknown;
 }
 
 /** What tests may add to a pool's create or open. */
@@ -90,8 +91,11 @@ export interface PoolFile {
   readonly poolsetUuid: Uint8Array;
   /** Whether the file was zero when the pool was created. */
   readonly isZeroed: boolean;
-  /** A pool with ro_compat features: mapped privately, never written. */
-  readonly readOnly: boolean;
+  /**
+   * Why the pool is read-only (ro_compat features, or opened so), or
+   * null: a read-only pool is mapped privately and never written.
+   */
+  readonly readOnly: string | null;
   /** Whether this call created the file (it is removed on failure). */
   readonly created: boolean;
 }
@@ -196,7 +200,7 @@ export function createPoolFile(
       geometry,
       poolsetUuid: header.poolsetUuid,
       isZeroed: created,
-      readOnly: false,
+      readOnly: null,
       created,
     };
   } catch (e) {
@@ -219,6 +223,9 @@ export function openPoolFile(
   if (typeof options !== "object" || options === null) {
     throw new TypeError("Cannot open pool: options must be an object");
   }
+  if (options.readOnly !== undefined && typeof options.readOnly !== "boolean") {
+    throw new TypeError("Cannot open pool: readOnly must be a boolean");
+  }
   const wanted = options.blockSize === undefined || options.blockSize === 0
     ? 0
     : checkBlockSize(options.blockSize, op);
@@ -237,8 +244,12 @@ export function openPoolFile(
     let media = new Media(map);
     const header = checkPoolHeader(media.bytes(0, HEADER_SIZE), hostArch());
     if (typeof header === "string") throw corrupt(op, path, header);
-    const readOnly = header.roCompat !== 0;
-    if (readOnly) {
+    const readOnly = header.roCompat !== 0
+      ? "its header has ro_compat features"
+      : options.readOnly === true
+      ? "it was opened read-only"
+      : null;
+    if (readOnly !== null) {
       // recovery must not reach the file: work on a private copy
       map.close();
       map = null;

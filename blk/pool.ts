@@ -10,6 +10,7 @@ import type { Mapping } from "../pmem2/mapping.ts";
 import type { Arena, ArenaPlace } from "./arena.ts";
 import { checkPool, type CheckReport } from "./check.ts";
 import { commitUpdates } from "./commit.ts";
+import { arenaInfo, blockFill, type BlockPoolInfo } from "./info.ts";
 import {
   MAP_ERROR,
   MAP_FLAGS,
@@ -76,6 +77,13 @@ export interface BlockPoolOpenOptions {
   blockSize?: number;
   /** See {@linkcode BlockPoolCreateOptions.mover}. */
   mover?: Vdm;
+  /**
+   * Open without writing the file: the pool is mapped privately, so what
+   * recovery would finish is done in memory only (`check().repaired`
+   * lists it), and every update throws a `PmemError` of code -30
+   * (EROFS). For inspecting a pool. @default false
+   */
+  readOnly?: boolean;
 }
 
 export type { PoolTestHooks };
@@ -107,6 +115,26 @@ export function openPoolWith(
   hooks: PoolTestHooks,
 ): BlockPool {
   return openWith(path, options, hooks);
+}
+
+/** Options of the pool's long reads ({@linkcode BlockPool.check}, {@linkcode BlockPool.info}). */
+export interface ProgressOptions {
+  /** Called now and then with the blocks done of the total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+function checkProgress(
+  options: ProgressOptions,
+  op: string,
+): ((done: number, total: number) => void) | undefined {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`Cannot ${op}: options must be an object`);
+  }
+  const f = options.onProgress;
+  if (f !== undefined && typeof f !== "function") {
+    throw new TypeError(`Cannot ${op}: onProgress must be a function`);
+  }
+  return f;
 }
 
 /** One block of {@linkcode BlockPool.writeMany}. */
@@ -165,7 +193,7 @@ export class BlockPool implements Disposable {
   #media: Media;
   #blockSize: number;
   #blockCount = 0;
-  #readOnly: boolean;
+  #readOnly: string | null;
   #places: ArenaPlace[] = [];
   #arenas: Arena[] = [];
   #repaired: string[] = [];
@@ -313,11 +341,11 @@ export class BlockPool implements Disposable {
   }
 
   #checkWritable(op: string): void {
-    if (this.#readOnly) {
+    if (this.#readOnly !== null) {
       throw new PmemError(
         op,
         -EROFS,
-        `'${this.#file.path}' is read-only (its header has ro_compat features)`,
+        `'${this.#file.path}' is read-only (${this.#readOnly})`,
         { errno: EROFS },
       );
     }
@@ -629,6 +657,7 @@ export class BlockPool implements Disposable {
     this.#live("writeAsync");
     this.#checkLba(lba, "writeAsync");
     this.#checkData(data, "writeAsync");
+    this.#checkWritable("writeAsync");
     return new WriteGroupFuture(this.#access, [lba], [data], 1, options);
   }
 
@@ -647,6 +676,7 @@ export class BlockPool implements Disposable {
     options?: FutureOptions,
   ): Future<void> {
     this.#live("writeMany");
+    this.#checkWritable("writeMany");
     if (!Array.isArray(entries)) {
       throw new TypeError("Cannot writeMany: entries must be an array");
     }
@@ -738,11 +768,13 @@ export class BlockPool implements Disposable {
    * assert.deepEqual(report.problems, []);
    * ```
    *
+   * @param options a progress callback (the map is read block by block)
    * @returns the report
    * @throws {ClosedError} after {@linkcode BlockPool.close}
    */
-  check(): CheckReport {
+  check(options: ProgressOptions = {}): CheckReport {
     const media = this.#live("check");
+    const onProgress = checkProgress(options, "check");
     const problems = checkPool({
       media,
       blockSize: this.#blockSize,
@@ -750,6 +782,7 @@ export class BlockPool implements Disposable {
       rawSize: this.#file.geometry.rawSize,
       places: this.#places,
       arenas: this.#arenas,
+      onProgress,
     });
     return {
       consistent: problems.length === 0,
@@ -758,6 +791,47 @@ export class BlockPool implements Disposable {
       formatted: this.#arenas.length > 0,
       arenas: this.#arenas.length,
       blockCount: this.#blockCount,
+    };
+  }
+
+  /**
+   * Describe the pool: its geometry, arenas and lanes, and how its blocks
+   * are filled (written, zeroed, in the error state, never written), read
+   * from the map without changing anything.
+   *
+   * @example Usage
+   * ```ts
+   * import { BlockPool } from "@asyncpmem/asyncpmem/blk";
+   * import assert from "node:assert/strict";
+   *
+   * const path = await Deno.makeTempFile();
+   * await Deno.remove(path);
+   * using pool = BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 });
+   * pool.write(0, new Uint8Array(512).fill(1));
+   * pool.setError(1);
+   * const info = pool.info();
+   * assert.equal(info.arenas.length, 1);
+   * assert.equal(info.fill.written, 1);
+   * assert.equal(info.fill.error, 1);
+   * ```
+   *
+   * @param options a progress callback (the map is read block by block)
+   * @throws {ClosedError} after {@linkcode BlockPool.close}
+   */
+  info(options: ProgressOptions = {}): BlockPoolInfo {
+    const media = this.#live("info");
+    const onProgress = checkProgress(options, "info");
+    return {
+      path: this.#file.path,
+      poolSize: media.size,
+      blockSize: this.#blockSize,
+      blockCount: this.#blockCount,
+      readOnly: this.#readOnly,
+      formatted: this.#arenas.length > 0,
+      arenas: arenaInfo(this.#places, this.#arenas),
+      fill: this.#arenas.length === 0
+        ? { written: 0, zero: 0, error: 0, unwritten: this.#blockCount }
+        : blockFill(media, this.#places, onProgress),
     };
   }
 

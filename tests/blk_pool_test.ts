@@ -465,3 +465,70 @@ test("a pool of two arenas reads and writes blocks of both", async () => {
   assert.deepEqual(pool.read(first, into), new Uint8Array(4096));
   assert.equal(pool.check().consistent, true);
 });
+
+test("`BlockPool.info()` describes geometry, arenas and fill, with progress", () => {
+  const path = tempPath();
+  using pool = BlockPool.create(path, { blockSize: 512, poolSize: 32 * MiB });
+  const before = pool.info();
+  assert.equal(before.fill.unwritten, pool.blockCount);
+  pool.write(3, new Uint8Array(512).fill(3));
+  pool.write(4, new Uint8Array(512).fill(4));
+  pool.setZero(3);
+  pool.setError(5);
+  const seen: number[] = [];
+  const info = pool.info({ onProgress: (done) => seen.push(done) });
+  assert.equal(info.path, path);
+  assert.equal(info.blockSize, 512);
+  assert.equal(info.blockCount, pool.blockCount);
+  assert.equal(info.readOnly, null);
+  assert.equal(info.formatted, true);
+  assert.deepEqual(info.fill, {
+    written: 1,
+    zero: 1,
+    error: 1,
+    unwritten: pool.blockCount - 3,
+  });
+  assert.equal(info.arenas.length, 1);
+  const a = info.arenas[0];
+  assert.equal(a.offset, 8192);
+  assert.equal(a.blocks, pool.blockCount);
+  assert.equal(a.dataBlocks, pool.blockCount + a.lanes);
+  assert.equal(a.lanes, 256);
+  assert.equal(a.internalBlockSize, 512);
+  assert.equal(a.error, null);
+  assert.equal(seen.at(-1), pool.blockCount);
+  const checked: number[] = [];
+  assert.equal(
+    pool.check({ onProgress: (d) => checked.push(d) }).consistent,
+    true,
+  );
+  assert.equal(checked.at(-1), pool.blockCount);
+  assert.throws(() => pool.info({ onProgress: 1 as never }), TypeError);
+  assert.throws(() => pool.check(null as never), TypeError);
+});
+
+test("`BlockPool.open({ readOnly })` recovers in memory and never writes the file", () => {
+  const path = tempPath();
+  {
+    using pool = BlockPool.create(path, { blockSize: 512, poolSize: 32 * MiB });
+    pool.write(1, new Uint8Array(512).fill(1));
+  }
+  const before = new Uint8Array(readFileSync(path));
+  {
+    using pool = BlockPool.open(path, { readOnly: true });
+    assert.deepEqual(pool.read(1), new Uint8Array(512).fill(1));
+    assert.equal(pool.info().readOnly, "it was opened read-only");
+    const rofs = (e: unknown) =>
+      e instanceof PmemError && e.code === -30 &&
+      /opened read-only/.test(e.message);
+    assert.throws(() => pool.write(1, new Uint8Array(512)), rofs);
+    assert.throws(() => pool.setZero(1), rofs);
+    assert.throws(() => pool.writeAsync(1, new Uint8Array(512)), rofs);
+    assert.throws(() => pool.writeMany([]), rofs);
+  }
+  assert.deepEqual(new Uint8Array(readFileSync(path)), before);
+  assert.throws(
+    () => BlockPool.open(path, { readOnly: "yes" as unknown as boolean }),
+    TypeError,
+  );
+});
