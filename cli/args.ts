@@ -1,0 +1,123 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * What every command of the CLI shares: exit codes, the usage error, the
+ * argument parser (`node:util` `parseArgs`, built into Deno and Bun) and
+ * size arguments like `64M`.
+ *
+ * @module
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
+/**
+ * Exit codes scripts can rely on.
+ *
+ * @example Usage
+ * ```ts
+ * import { ExitCode } from "./args.ts";
+ * console.log(ExitCode.INCONSISTENT); // 1
+ * ```
+ */
+export const ExitCode = {
+  /** Done; a check found the pool consistent. */
+  OK: 0,
+  /** A check found the pool inconsistent. */
+  INCONSISTENT: 1,
+  /** Bad command line. */
+  USAGE: 2,
+  /** The file could not be opened, read or written. */
+  IO: 3,
+} as const;
+
+/** A mistake on the command line (exit code 2, with the command's help). */
+export class UsageError extends Error {
+  /** @param message what is wrong */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** Parsed options and positionals of one command. */
+export interface Parsed {
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+}
+
+/**
+ * Parse a command's arguments strictly: an unknown option is a
+ * {@linkcode UsageError}.
+ */
+export function parse(
+  argv: string[],
+  options: NonNullable<ParseArgsConfig["options"]>,
+): Parsed {
+  try {
+    const r = parseArgs({
+      args: argv,
+      options,
+      allowPositionals: true,
+      strict: true,
+    });
+    return {
+      values: r.values as Record<string, string | boolean | undefined>,
+      positionals: r.positionals,
+    };
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+const UNITS: Record<string, number> = {
+  "": 1,
+  k: 2 ** 10,
+  m: 2 ** 20,
+  g: 2 ** 30,
+  t: 2 ** 40,
+};
+
+/**
+ * A byte count: digits with an optional binary unit (`K`, `M`, `G`, `T`,
+ * optionally followed by `iB` or `B`).
+ *
+ * @throws {UsageError} for anything else
+ */
+export function parseSize(
+  text: string | boolean | undefined,
+  name: string,
+): number {
+  if (typeof text !== "string") throw new UsageError(`--${name} needs a size`);
+  const m = /^(\d+)\s*([kmgt]?)(i?b)?$/i.exec(text.trim());
+  if (m === null) {
+    throw new UsageError(
+      `--${name}: '${text}' is not a size (like 4096, 64M or 1GiB)`,
+    );
+  }
+  const n = Number(m[1]) * UNITS[m[2].toLowerCase()];
+  if (!Number.isSafeInteger(n)) throw new UsageError(`--${name}: too large`);
+  return n;
+}
+
+/** A non-negative integer argument. */
+export function parseCount(
+  text: string | boolean | undefined,
+  name: string,
+): number {
+  if (typeof text !== "string" || !/^\d+$/.test(text)) {
+    throw new UsageError(`--${name} needs a non-negative integer`);
+  }
+  const n = Number(text);
+  if (!Number.isSafeInteger(n)) throw new UsageError(`--${name}: too large`);
+  return n;
+}
+
+/** Exactly `n` positional arguments, named for the message. */
+export function positionals(p: Parsed, ...names: string[]): string[] {
+  if (p.positionals.length !== names.length) {
+    throw new UsageError(
+      `expected ${names.map((n) => n.toUpperCase()).join(" ")}, got ${
+        p.positionals.length ? p.positionals.join(" ") : "nothing"
+      }`,
+    );
+  }
+  return p.positionals;
+}

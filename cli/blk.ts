@@ -1,0 +1,172 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The CLI's commands on block pools (libpmemblk's format): create, info,
+ * check, dump, zero.
+ *
+ * @module
+ */
+import { existsSync } from "node:fs";
+import process from "node:process";
+import { BlockPool } from "../blk/mod.ts";
+import { Source } from "../pmem2/mod.ts";
+import { parseCount, type Parsed, parseSize, UsageError } from "./args.ts";
+import { bytes, hexDump, printFields, printJson } from "./output.ts";
+import { Progress } from "./progress.ts";
+
+/** Files this large are allocated in steps, with a progress bar. */
+const STEP = 256 * 2 ** 20;
+
+/** `create blk FILE --block-size N --size S [--mode M]`. */
+export function createBlk(path: string, p: Parsed): void {
+  const blockSize = parseCount(p.values["block-size"], "block-size");
+  const size = parseSize(p.values.size, "size");
+  const mode = p.values.mode === undefined
+    ? 0o644
+    : parseInt(String(p.values.mode), 8);
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
+    throw new UsageError("--mode must be octal permission bits, like 644");
+  }
+  if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
+  let poolSize = size;
+  if (size > STEP) {
+    // allocate the file a step at a time, so a bar can show the progress
+    const bar = new Progress("allocating");
+    for (let at = STEP; at < size + STEP; at += STEP) {
+      Source.open(path, { size: Math.min(at, size), mode }).close();
+      bar.update(Math.min(at, size), size);
+    }
+    bar.done();
+    poolSize = 0; // lay out the pool over the file just allocated
+  }
+  const pool = BlockPool.create(path, { blockSize, poolSize, mode });
+  try {
+    if (p.values.json) {
+      printJson({ path, blockSize, blockCount: pool.blockCount });
+    } else {
+      process.stdout.write(
+        `created ${path}: ${pool.blockCount} blocks of ${blockSize} B\n`,
+      );
+    }
+  } finally {
+    pool.close();
+  }
+}
+
+/** `info FILE [--json]` for a block pool (opened read-only). */
+export function infoBlk(path: string, p: Parsed): void {
+  using pool = BlockPool.open(path, { readOnly: true });
+  const bar = new Progress("reading the map");
+  const info = pool.info({ onProgress: (d, t) => bar.update(d, t) });
+  bar.done();
+  const repaired = pool.check().repaired;
+  if (p.values.json) {
+    printJson({ kind: "blk", ...info, pendingRecovery: repaired });
+    return;
+  }
+  printFields([
+    ["file", info.path],
+    ["format", "libpmemblk (PMEMBLK)"],
+    ["pool size", bytes(info.poolSize)],
+    ["block size", `${info.blockSize} B`],
+    ["blocks", info.blockCount],
+    ["laid out", info.formatted ? "yes" : "no (on the first write)"],
+    [
+      "fill",
+      `${info.fill.written} written, ${info.fill.zero} zeroed, ${info.fill.error} in error, ${info.fill.unwritten} never written`,
+    ],
+    ["recovery", repaired.length ? repaired.join("; ") : "nothing to do"],
+  ]);
+  for (const a of info.arenas) {
+    process.stdout.write(`arena ${a.index}:\n`);
+    printFields([
+      ["offset", a.offset],
+      ["size", bytes(a.size)],
+      [
+        "blocks",
+        `${a.blocks} (LBAs ${a.firstLba}..${a.firstLba + a.blocks - 1})`,
+      ],
+      ["data blocks", `${a.dataBlocks} of ${a.internalBlockSize} B`],
+      ["lanes", a.lanes],
+      [
+        "state",
+        a.error === null ? "accepts writes" : `refuses writes: ${a.error}`,
+      ],
+    ], "  ");
+  }
+}
+
+/**
+ * `check FILE [--repair] [--json]`: true when consistent. Without
+ * `--repair` the pool is opened read-only (what recovery would do is
+ * reported, not done); with it, recovery's repairs are persisted.
+ */
+export function checkBlk(path: string, p: Parsed): boolean {
+  using pool = BlockPool.open(path, { readOnly: p.values.repair !== true });
+  const bar = new Progress("checking");
+  const report = pool.check({ onProgress: (d, t) => bar.update(d, t) });
+  bar.done();
+  if (p.values.json) {
+    printJson({
+      kind: "blk",
+      ...report,
+      repairedNow: p.values.repair === true,
+    });
+  } else {
+    const what = p.values.repair ? "repaired" : "recovery would";
+    for (const r of report.repaired) process.stdout.write(`${what}: ${r}\n`);
+    for (const q of report.problems) process.stdout.write(`problem: ${q}\n`);
+    process.stdout.write(
+      `${path}: ${report.consistent ? "consistent" : "not consistent"}\n`,
+    );
+  }
+  return report.consistent;
+}
+
+/** `dump FILE --lba N [--count K] [--raw]`. */
+export function dumpBlk(path: string, p: Parsed): void {
+  const lba = parseCount(p.values.lba, "lba");
+  const count = p.values.count === undefined
+    ? 1
+    : parseCount(p.values.count, "count");
+  using pool = BlockPool.open(path, { readOnly: true });
+  if (lba + count > pool.blockCount) {
+    throw new UsageError(
+      `blocks ${lba}..${lba + count - 1} are not all below ${pool.blockCount}`,
+    );
+  }
+  const into = new Uint8Array(pool.blockSize);
+  for (let i = 0; i < count; i++) {
+    pool.read(lba + i, into);
+    if (p.values.raw) process.stdout.write(into);
+    else {
+      process.stdout.write(
+        `block ${lba + i}:\n${hexDump(into, (lba + i) * pool.blockSize)}\n`,
+      );
+    }
+  }
+}
+
+/** `zero FILE --lba N [--count K]`: blocks read as zeros from now on. */
+export function zeroBlk(path: string, p: Parsed): void {
+  const lba = parseCount(p.values.lba, "lba");
+  using pool = BlockPool.open(path);
+  const count = p.values.count === undefined
+    ? 1
+    : p.values.count === "all"
+    ? pool.blockCount - lba
+    : parseCount(p.values.count, "count");
+  if (lba + count > pool.blockCount) {
+    throw new UsageError(
+      `blocks ${lba}..${lba + count - 1} are not all below ${pool.blockCount}`,
+    );
+  }
+  const bar = new Progress("zeroing");
+  for (let i = 0; i < count; i++) {
+    pool.setZero(lba + i);
+    if ((i & 1023) === 1023) bar.update(i + 1, count);
+  }
+  bar.update(count, count);
+  bar.done();
+  if (!p.values.json) process.stdout.write(`zeroed ${count} block(s)\n`);
+  else printJson({ zeroed: count });
+}

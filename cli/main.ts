@@ -1,0 +1,227 @@
+#!/usr/bin/env bun
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * `asyncpmem`: a command line for asyncpmem's pool formats, like
+ * `pmempool` for PMDK's: create, inspect, check, dump and benchmark.
+ *
+ * ```sh
+ * deno run -A jsr:@asyncpmem/asyncpmem/cli info pool.blk
+ * bunx asyncpmem check --json pool.blk
+ * ```
+ *
+ * Exit codes: 0 ok, 1 inconsistent, 2 usage, 3 I/O.
+ *
+ * @module
+ */
+import process from "node:process";
+import { PmemError } from "../errors/mod.ts";
+import { checkBlk, createBlk, dumpBlk, infoBlk, zeroBlk } from "./blk.ts";
+import {
+  ExitCode,
+  parse,
+  type Parsed,
+  positionals,
+  UsageError,
+} from "./args.ts";
+import { detectKind, type PoolKind } from "./detect.ts";
+import { runBench } from "./bench.ts";
+
+/** One command: its options, its help, and what it does. */
+interface Command {
+  summary: string;
+  usage: string;
+  options: NonNullable<Parameters<typeof parse>[1]>;
+  help: string;
+  /** Runs the command; returns the exit code. */
+  run(p: Parsed): number | Promise<number>;
+}
+
+const JSON_OPTION = { json: { type: "boolean" } } as const;
+const HELP_OPTION = { help: { type: "boolean", short: "h" } } as const;
+
+/** The pool format of a file, or a usage error naming what it holds. */
+function kindOf(path: string, supported: readonly PoolKind[]): PoolKind {
+  const kind = detectKind(path);
+  if (kind === null || !supported.includes(kind)) {
+    throw new UsageError(
+      `'${path}' is ${
+        kind === null
+          ? "not a pool this tool knows"
+          : `a ${kind} pool, which this command does not handle`
+      } (it handles: ${supported.join(", ")})`,
+    );
+  }
+  return kind;
+}
+
+const COMMANDS: Record<string, Command> = {
+  create: {
+    summary: "create a pool file",
+    usage: "asyncpmem create blk FILE --block-size N --size SIZE [--mode 644]",
+    options: {
+      ...JSON_OPTION,
+      "block-size": { type: "string" },
+      size: { type: "string" },
+      mode: { type: "string" },
+    },
+    help: `Create a new pool file of a kind:
+  blk     a block pool (libpmemblk's format): --block-size bytes per block,
+          --size of the file (at least 16 MiB + 8 KiB; like 64M, 1G)
+Large files are allocated in steps, with a progress bar on a terminal.`,
+    run(p) {
+      const [kind, path] = positionals(p, "kind", "file");
+      if (kind !== "blk") {
+        throw new UsageError(`cannot create a '${kind}' pool (kinds: blk)`);
+      }
+      createBlk(path, p);
+      return ExitCode.OK;
+    },
+  },
+  info: {
+    summary: "describe a pool: geometry, arenas, fill",
+    usage: "asyncpmem info FILE [--json]",
+    options: { ...JSON_OPTION },
+    help: `Describe a pool without changing it (it is opened read-only):
+its format, geometry, arenas and their lanes, how its blocks are filled,
+and what recovery would do at the next open.`,
+    run(p) {
+      const [path] = positionals(p, "file");
+      kindOf(path, ["blk"]);
+      infoBlk(path, p);
+      return ExitCode.OK;
+    },
+  },
+  check: {
+    summary: "check a pool's consistency (exit 1 if inconsistent)",
+    usage: "asyncpmem check FILE [--repair] [--json]",
+    options: { ...JSON_OPTION, repair: { type: "boolean" } },
+    help:
+      `Check a pool as pmempool check does: headers and info blocks, every map
+entry, every flog entry, every data block referenced once. Without --repair
+the pool is opened read-only and what recovery would do is reported; with
+--repair recovery runs and its repairs are persisted (finishing writes
+interrupted after their commit point, restoring an info block from its
+backup): the repairs that are always safe. Exit code 1 when inconsistent.`,
+    run(p) {
+      const [path] = positionals(p, "file");
+      kindOf(path, ["blk"]);
+      return checkBlk(path, p) ? ExitCode.OK : ExitCode.INCONSISTENT;
+    },
+  },
+  dump: {
+    summary: "print blocks of a pool, in hex or raw",
+    usage: "asyncpmem dump FILE --lba N [--count K] [--raw]",
+    options: {
+      lba: { type: "string" },
+      count: { type: "string" },
+      raw: { type: "boolean" },
+    },
+    help: `Print COUNT blocks (default 1) from block LBA of a block pool: a hex
+dump with addresses, or the bytes themselves with --raw (for a pipe).`,
+    run(p) {
+      const [path] = positionals(p, "file");
+      kindOf(path, ["blk"]);
+      dumpBlk(path, p);
+      return ExitCode.OK;
+    },
+  },
+  zero: {
+    summary: "make blocks read as zeros",
+    usage: "asyncpmem zero FILE --lba N [--count K|all] [--json]",
+    options: {
+      ...JSON_OPTION,
+      lba: { type: "string" },
+      count: { type: "string" },
+    },
+    help:
+      `Make COUNT blocks (default 1; 'all' for every block from LBA) of a block
+pool read as zeros (libpmemblk's set_zero: the map changes, the data stays),
+with a progress bar on a terminal.`,
+    run(p) {
+      const [path] = positionals(p, "file");
+      kindOf(path, ["blk"]);
+      zeroBlk(path, p);
+      return ExitCode.OK;
+    },
+  },
+  bench: {
+    summary: "run the short benchmark suite beside its C baselines",
+    usage: "asyncpmem bench [--full]",
+    options: { full: { type: "boolean" } },
+    help: `Run the benchmark suites on Deno and on Bun beside the native C
+baselines (libpmem2, libpmemblk, memcpy) and print each case as a ratio.
+The short suite by default; --full runs everything (minutes). Needs gcc and
+the PMDK headers for the baselines.`,
+    run(p) {
+      positionals(p);
+      return runBench(p.values.full === true);
+    },
+  },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  return [
+    "usage: asyncpmem COMMAND [options]  (asyncpmem COMMAND --help for more)",
+    "",
+    ...Object.entries(COMMANDS).map(([k, c]) =>
+      `  ${k.padEnd(width)}  ${c.summary}`
+    ),
+    "",
+    "exit codes: 0 ok, 1 inconsistent, 2 usage, 3 I/O",
+  ].join("\n");
+}
+
+/**
+ * Run the CLI on `argv` (the arguments after the program); returns the
+ * exit code.
+ *
+ * @example Usage
+ * ```ts
+ * import { main } from "./main.ts";
+ * console.log(await main(["--help"])); // 0, after printing the usage
+ * ```
+ */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (
+    name === undefined || name === "--help" || name === "-h" || name === "help"
+  ) {
+    const topic = name === "help" ? COMMANDS[rest[0]] : undefined;
+    process.stdout.write(
+      `${topic ? `${topic.usage}\n\n${topic.help}` : usage()}\n`,
+    );
+    return name === undefined ? ExitCode.USAGE : ExitCode.OK;
+  }
+  const command = COMMANDS[name];
+  if (command === undefined) {
+    process.stderr.write(`asyncpmem: unknown command '${name}'\n${usage()}\n`);
+    return ExitCode.USAGE;
+  }
+  try {
+    const p = parse(rest, { ...command.options, ...HELP_OPTION });
+    if (p.values.help) {
+      process.stdout.write(`usage: ${command.usage}\n\n${command.help}\n`);
+      return ExitCode.OK;
+    }
+    return await command.run(p);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(
+        `asyncpmem ${name}: ${e.message}\nusage: ${command.usage}\n`,
+      );
+      return ExitCode.USAGE;
+    }
+    const message = (e as Error)?.message ?? String(e);
+    process.stderr.write(`asyncpmem ${name}: ${message}\n`);
+    // a pool too damaged to open is inconsistent, for a check
+    if (name === "check" && e instanceof PmemError && e.code === -22) {
+      return ExitCode.INCONSISTENT;
+    }
+    return ExitCode.IO;
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await main(process.argv.slice(2));
+}

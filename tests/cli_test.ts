@@ -1,0 +1,176 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// The CLI run as a user runs it: a subprocess of the same runtime, on pools
+// made by the library, by libpmemblk and by pmempool; output checked.
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { BlockPool } from "../blk/mod.ts";
+import { assert, patch, ROOT, RUNTIME, tempPath, test } from "./_harness.ts";
+import { requires } from "./_requires.ts";
+import { blkutil, pattern } from "./c/blkutil.ts";
+
+const CLI = join(ROOT, "cli", "main.ts");
+const MiB = 2 ** 20;
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `asyncpmem ...args` on this runtime. */
+function cli(...args: string[]): Run {
+  const argv = RUNTIME === "deno"
+    ? ["run", "-A", "--no-check", CLI, ...args]
+    : [CLI, ...args];
+  const r = spawnSync(process.execPath, argv, {
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1" },
+    timeout: 120_000,
+  });
+  return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+}
+
+test("asyncpmem: help, usage errors and exit code 2", () => {
+  const top = cli("--help");
+  assert.equal(top.status, 0);
+  for (const c of ["create", "info", "check", "dump", "zero", "bench"]) {
+    assert.match(top.stdout, new RegExp(`^  ${c} `, "m"));
+    const h = cli(c, "--help");
+    assert.equal(h.status, 0, c);
+    assert.match(h.stdout, new RegExp(`^usage: asyncpmem ${c}`), c);
+  }
+  assert.match(top.stdout, /exit codes: 0 ok, 1 inconsistent, 2 usage, 3 I\/O/);
+  assert.equal(cli().status, 2);
+  const unknown = cli("frobnicate");
+  assert.equal(unknown.status, 2);
+  assert.match(unknown.stderr, /unknown command 'frobnicate'/);
+  const badOption = cli("info", "--nope", "x");
+  assert.equal(badOption.status, 2);
+  assert.match(badOption.stderr, /--nope/);
+  assert.equal(cli("create", "blk", tempPath(), "--size", "lots").status, 2);
+  assert.equal(cli("info").status, 2);
+});
+
+test("asyncpmem: create, info, dump, zero and check a block pool", () => {
+  const path = tempPath();
+  const created = cli(
+    "create",
+    "blk",
+    path,
+    "--block-size",
+    "4096",
+    "--size",
+    "32M",
+  );
+  assert.equal(created.status, 0, created.stderr);
+  assert.match(created.stdout, /^created .*: 7919 blocks of 4096 B$/m);
+  {
+    using pool = BlockPool.open(path);
+    pool.write(5, pattern(5, 1, 4096));
+    pool.setError(6);
+  }
+  const info = cli("info", path, "--json");
+  assert.equal(info.status, 0, info.stderr);
+  const j = JSON.parse(info.stdout);
+  assert.equal(j.kind, "blk");
+  assert.equal(j.blockSize, 4096);
+  assert.equal(j.blockCount, 7919);
+  assert.deepEqual(j.fill, { written: 1, zero: 0, error: 1, unwritten: 7917 });
+  assert.equal(j.arenas.length, 1);
+  assert.deepEqual(j.pendingRecovery, []);
+  const text = cli("info", path);
+  assert.match(text.stdout, /^format: +libpmemblk \(PMEMBLK\)$/m);
+  assert.match(text.stdout, /^fill: +1 written, 0 zeroed, 1 in error/m);
+  const dump = cli("dump", path, "--lba", "5");
+  assert.equal(dump.status, 0, dump.stderr);
+  const first = pattern(5, 1, 16);
+  const hex = Array.from(first, (b) => b.toString(16).padStart(2, "0")).join(
+    " ",
+  );
+  assert.ok(
+    dump.stdout.includes(`00005000  ${hex}`),
+    dump.stdout.slice(0, 200),
+  );
+  const raw = spawnSync(process.execPath, [
+    ...(RUNTIME === "deno" ? ["run", "-A", "--no-check"] : []),
+    CLI,
+    "dump",
+    path,
+    "--lba",
+    "5",
+    "--raw",
+  ]);
+  assert.deepEqual(new Uint8Array(raw.stdout), pattern(5, 1, 4096));
+  assert.equal(cli("dump", path, "--lba", "7919").status, 2);
+  const failed = cli("dump", path, "--lba", "6");
+  assert.equal(failed.status, 3); // the block is in the error state
+  assert.match(failed.stderr, /block 6 is in the error state/);
+  const zero = cli("zero", path, "--lba", "5", "--json");
+  assert.equal(zero.status, 0, zero.stderr);
+  assert.deepEqual(JSON.parse(zero.stdout), { zeroed: 1 });
+  const check = cli("check", path);
+  assert.equal(check.status, 0, check.stderr);
+  assert.match(check.stdout, /: consistent$/m);
+  using pool = BlockPool.open(path);
+  assert.deepEqual(pool.read(5), new Uint8Array(4096));
+});
+
+test("asyncpmem: check reports what recovery would do, repairs with --repair, exits 1 when inconsistent", () => {
+  const path = tempPath();
+  BlockPool.create(path, { blockSize: 512, poolSize: 17 * MiB }).close();
+  // a corrupt primary info block: recovery restores it from its backup
+  patch(path, 8192 + 100, new Uint8Array([0xff, 0xff]));
+  const before = new Uint8Array(readFileSync(path));
+  const dry = cli("check", path, "--json");
+  assert.equal(dry.status, 0, dry.stderr);
+  const report = JSON.parse(dry.stdout);
+  assert.equal(report.repairedNow, false);
+  assert.match(
+    report.repaired[0],
+    /restored the BTT info block from its backup/,
+  );
+  assert.deepEqual(new Uint8Array(readFileSync(path)), before); // untouched
+  const fix = cli("check", path, "--repair");
+  assert.equal(fix.status, 0, fix.stderr);
+  assert.match(fix.stdout, /^repaired: arena 0: restored the BTT info block/m);
+  const again = cli("check", path, "--json");
+  assert.deepEqual(JSON.parse(again.stdout).repaired, []);
+  // both info blocks broken: the pool cannot be opened — inconsistent
+  const arena = (() => {
+    using pool = BlockPool.open(path, { readOnly: true });
+    return pool.info().arenas[0];
+  })();
+  patch(path, arena.offset + 100, new Uint8Array([0xff]));
+  patch(path, arena.offset + arena.size - 4096 + 100, new Uint8Array([0xff]));
+  const broken = cli("check", path);
+  assert.equal(broken.status, 1, broken.stdout + broken.stderr);
+  assert.match(broken.stderr, /BTT info block is invalid/);
+});
+
+test("asyncpmem: inspects pools libpmemblk and pmempool created", () => {
+  const ours = tempPath("libpmemblk");
+  const made = blkutil("create", ours, "4096", `${64 * MiB}`);
+  assert.equal(made.status, 0, made.stderr);
+  const info = cli("info", ours, "--json");
+  assert.equal(info.status, 0, info.stderr);
+  assert.equal(JSON.parse(info.stdout).blockSize, 4096);
+  assert.equal(cli("check", ours).status, 0);
+  const theirs = tempPath("pmempool");
+  const r = spawnSync("pmempool", [
+    "create",
+    "blk",
+    "512",
+    "--size",
+    "32M",
+    theirs,
+  ], {
+    encoding: "utf8",
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const pinfo = JSON.parse(cli("info", theirs, "--json").stdout);
+  assert.equal(pinfo.blockSize, 512);
+  assert.equal(pinfo.formatted, false); // libpmemblk lays out on first write
+  assert.equal(cli("check", theirs).status, 0);
+}, { skip: requires("libpmemblk", "pmempool") });
