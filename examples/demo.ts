@@ -11,8 +11,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { all, mapFile, RUNTIME, ThreadMover } from "../mod.ts";
-import { BlockPool } from "../blk/mod.ts";
+import { all, mapFile, RUNTIME, ThreadMover } from "@asyncpmem/asyncpmem";
+import { BlockPool } from "@asyncpmem/asyncpmem/blk";
 
 const dir = mkdtempSync(join(tmpdir(), "asyncpmem-demo-"));
 const text = (b: Uint8Array) => new TextDecoder().decode(b);

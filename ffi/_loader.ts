@@ -1,13 +1,17 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
- * Finding the native shim: `ASYNCPMEM_LIB` (a full path), else the local
- * `c/build/` (built on first use, rebuilt when a source is newer), else a
- * per-user cache for remote imports (JSR), whose sources are copied next to
- * it and compiled there.
+ * Finding the native shim: `ASYNCPMEM_LIB` (a full path), else, in a
+ * development checkout, its `c/build/` (built on first use, rebuilt when a
+ * source is newer), else a per-user cache (`$XDG_CACHE_HOME/asyncpmem`,
+ * by default `~/.cache/asyncpmem`): an installed package (npm, Bun, Deno's
+ * npm cache) is never written into, and a remote import (JSR) has its
+ * sources fetched there. Cache entries are named for the version and a
+ * hash of the sources, so versions never share a library.
  *
  * @module
  */
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -43,13 +47,27 @@ function envPath(): string | undefined {
   }
 }
 
-/** Copy the shim's sources of a remote module into a cache and build. */
-async function buildRemote(base: URL, version: string): Promise<string> {
-  const cache = join(
+/** The per-user cache directory of one build of the shim. */
+function cacheDir(key: string): string {
+  return join(
     process.env.XDG_CACHE_HOME || join(homedir(), ".cache"),
     "asyncpmem",
-    version,
+    key,
   );
+}
+
+/** Build the sources of an installed package into the per-user cache. */
+function buildInstalled(cDir: string, version: string): string {
+  const hash = createHash("sha256");
+  for (const f of REMOTE_SOURCES) hash.update(readFileSync(join(cDir, f)));
+  const out = join(cacheDir(`${version}-${hash.digest("hex").slice(0, 12)}`));
+  const lib = join(out, LIBRARY_NAME);
+  return existsSync(lib) ? lib : buildShim(cDir, out);
+}
+
+/** Copy the shim's sources of a remote module into a cache and build. */
+async function buildRemote(base: URL, version: string): Promise<string> {
+  const cache = cacheDir(version);
   const lib = join(cache, "build", LIBRARY_NAME);
   if (existsSync(lib)) return lib;
   const cDir = join(cache, "c");
@@ -83,6 +101,9 @@ export async function locateLibrary(version: string): Promise<string> {
   const cUrl = new URL("../c/", import.meta.url);
   if (cUrl.protocol !== "file:") return await buildRemote(cUrl, version);
   const cDir = fileURLToPath(cUrl);
+  if (!existsSync(join(cDir, "..", "tools", "setup.sh"))) {
+    return buildInstalled(cDir, version); // an installed package
+  }
   const lib = join(cDir, "build", LIBRARY_NAME);
   if (isStale(lib, cDir)) buildShim(cDir, join(cDir, "build"));
   return lib;

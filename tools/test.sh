@@ -28,6 +28,7 @@ step "JSR publish (dry run)" deno publish --dry-run --allow-dirty
 doc_tmp=$(mktemp -d)
 step "doc examples (deno test --doc)" env TMPDIR="$doc_tmp" deno test -A --doc errors/ ffi/ future/ mover/ pmem2/ blk/ testing/ cli/ mod.ts
 rm -rf "$doc_tmp"
+step "package (npm pack, installed with bun, run on Bun and Deno)" bash tools/package_check.sh
 
 deno_log=$(mktemp); bun_log=$(mktemp)
 deno test -A --no-check tests/ 2>&1 | tee "$deno_log"

@@ -2,7 +2,7 @@
 /**
  * Map a file, write through a view and with a durable copy, persist, close.
  *
- *   deno run -A examples/write_persist.ts [path]     bun examples/write_persist.ts [path]
+ *   deno run -A examples/map_persist.ts [path]     bun examples/map_persist.ts [path]
  *
  * @module
  */
@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { mapFile } from "../mod.ts";
+import { mapFile } from "@asyncpmem/asyncpmem";
 
 const path = process.argv[2] ??
   join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "example.pmem");

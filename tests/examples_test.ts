@@ -1,0 +1,36 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// Every single-file example runs, as a user runs it, on this runtime.
+import { spawnSync } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { assert, ROOT, RUNTIME, test } from "./_harness.ts";
+
+/** What each example must print (one line it cannot print by accident). */
+const EXPECT: Record<string, RegExp> = {
+  "demo.ts": /^done$/m,
+  "map_persist.ts":
+    /^file holds "written by memcpy" and "written through a view"$/m,
+  "async_copies.ts":
+    /^threads: 16 MiB durable in .* ms; byte at 5 MiB = 6, first byte = 255$/m,
+  "block_store.ts": /^reopened: 97 blocks written, consistent: true$/m,
+};
+
+const dir = join(ROOT, "examples");
+for (const file of readdirSync(dir).filter((f) => f.endsWith(".ts")).sort()) {
+  test(`example ${file} runs and prints what it should`, () => {
+    const expect = EXPECT[file];
+    assert.ok(expect, `examples_test.ts has no expectation for ${file}`);
+    const args = RUNTIME === "deno"
+      ? ["run", "-A", "--no-check", join(dir, file)]
+      : [join(dir, file)];
+    const r = spawnSync(process.execPath, args, {
+      encoding: "utf8",
+      cwd: ROOT,
+      env: { ...process.env, NO_COLOR: "1" },
+      timeout: 120_000,
+    });
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, expect);
+  });
+}
