@@ -1,0 +1,530 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode LogCore}: the timestamp engine of one stream file in one
+ * isolate: reserve (a timestamp and a place in a region, together),
+ * commit (entry headers written in timestamp order: visible) and persist
+ * (one fence for every committed entry not yet durable: one persist per
+ * group). The counters live in {@linkcode SharedState}, so Workers of the
+ * process that opened the same file take part in one order; the futures
+ * and reservations of this isolate that own timestamps are known here,
+ * so whoever waits behind one can drive it.
+ *
+ * Why a committed entry is safe to show after a crash only in order: its
+ * header is written at commit, after its data and after every earlier
+ * timestamp's header; recovery accepts entries beyond the settled
+ * timestamp W only while their timestamps run on without a gap (see
+ * `recovery.ts`).
+ *
+ * @module
+ */
+import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
+import type { FileShare } from "../pmem2/file_share.ts";
+import type { Future } from "../future/future.ts";
+import { wait } from "../future/executor.ts";
+import {
+  BOUND_AT,
+  BOUND_STEP,
+  ENTRY_HEADER,
+  entryTotal,
+  type Geometry,
+  MAX_TIMESTAMP,
+  PAD_BIT,
+  SETTLED_AT,
+} from "./layout.ts";
+import type { Range, StreamMedia } from "./media.ts";
+import {
+  REGION_ALLOCATED,
+  RING_COMMITTED,
+  RING_EMPTY,
+  RING_READY,
+  RING_RESERVED,
+  RING_VOID,
+  type SharedState,
+  sleepMs,
+} from "./shared.ts";
+
+const EBUSY = 16;
+const EDEADLK = 35;
+
+/** A place reserved for one entry. */
+export interface Reserved {
+  /** Its timestamp. */
+  ts: number;
+  /** The region slot. */
+  region: number;
+  /** Logical position of its header in the region. */
+  pos: number;
+  /** File offset of its header. */
+  at: number;
+  /** Data bytes. */
+  length: number;
+}
+
+/** Who owns a reserved timestamp in this isolate. */
+export type Owner =
+  | { kind: "future"; future: Future<unknown> }
+  | { kind: "reservation" };
+
+/** What a wait needs: the entry visible, or also durable. */
+export type Level = "committed" | "persisted";
+
+/** A logical position moved past the end of its region when fewer than a header's bytes remain. */
+export function normalize(pos: number, size: number): number {
+  const phys = pos % size;
+  return size - phys < ENTRY_HEADER ? pos + size - phys : pos;
+}
+
+/** The timestamp engine of one stream file in this isolate. */
+export class LogCore {
+  readonly shared: SharedState;
+  readonly media: StreamMedia;
+  readonly geometry: Geometry;
+  #owners = new Map<number, Owner>();
+  #listeners = new Set<() => void>();
+  /** Streams of this isolate using the core. */
+  refs = 1;
+  #closed = false;
+
+  #share: FileShare;
+
+  /**
+   * @param media the stream's mapping (the core closes it)
+   * @param shared the coordination state
+   * @param geometry the stream's geometry
+   * @param share the process-wide share (the core leaves it)
+   */
+  constructor(
+    media: StreamMedia,
+    shared: SharedState,
+    geometry: Geometry,
+    share: FileShare,
+  ) {
+    this.media = media;
+    this.shared = shared;
+    this.geometry = geometry;
+    this.#share = share;
+  }
+
+  /** Whether the core was closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Close: the last opener in the process finishes the stream first (see
+   * {@linkcode LogCore.finish}); then unmap and leave the share.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#listeners.clear();
+    const s = this.shared;
+    let failure: unknown;
+    try {
+      if (s.dropOpen() === 0) this.finish();
+    } catch (e) {
+      failure = e;
+    }
+    const map = this.media.mapping;
+    this.media.close();
+    try {
+      map.close();
+    } finally {
+      this.#share.close();
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Call `fn` after every commit or persist made in this isolate. */
+  listen(fn: () => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  #notify(): void {
+    for (const fn of this.#listeners) fn();
+  }
+
+  /** Reservations (reserve/publish) of this isolate outstanding. */
+  reservations = 0;
+
+  /** Record who owns `ts` (so waits behind it can drive it). */
+  own(ts: number, owner: Owner): void {
+    this.#owners.set(ts, owner);
+    if (owner.kind === "reservation") this.reservations++;
+  }
+
+  /** `ts` is no longer owned here. */
+  disown(ts: number): void {
+    const o = this.#owners.get(ts);
+    if (o === undefined) return;
+    this.#owners.delete(ts);
+    if (o.kind === "reservation") this.reservations--;
+  }
+
+  /** The local reservation (reserve/publish) with the lowest timestamp. */
+  oldestReservation(): number {
+    let min = Infinity;
+    if (this.reservations === 0) return min;
+    for (const [ts, o] of this.#owners) {
+      if (o.kind === "reservation" && ts < min) min = ts;
+    }
+    return min;
+  }
+
+  /** The futures of this isolate that own timestamps. */
+  ownedFutures(): Future<unknown>[] {
+    const out: Future<unknown>[] = [];
+    for (const o of this.#owners.values()) {
+      if (o.kind === "future") out.push(o.future);
+    }
+    return out;
+  }
+
+  /** Timestamps owned by reservations of this isolate. */
+  ownedReservations(): number[] {
+    const out: number[] = [];
+    for (const [ts, o] of this.#owners) {
+      if (o.kind === "reservation") out.push(ts);
+    }
+    return out;
+  }
+
+  // ---- reserve ----
+
+  /**
+   * Reserve a timestamp and a place for `length` data bytes at the end of
+   * region `k` (generation `gen`). Returns null when the ring of
+   * timestamps in flight is full (drive commits and retry).
+   *
+   * @throws {ClosedError} when the region was freed
+   * @throws {OutOfSpaceError} when the region has no room (nothing is
+   *   reserved)
+   */
+  reserve(k: number, gen: number, length: number, op: string): Reserved | null {
+    const s = this.shared;
+    const total = entryTotal(length);
+    s.lockReserve();
+    try {
+      if (s.regionState(k) !== REGION_ALLOCATED || s.generation(k) !== gen) {
+        throw new ClosedError(`region ${k} (freed)`, op);
+      }
+      const size = s.size(k);
+      let t = normalize(s.tail(k), size);
+      const phys = t % size;
+      // an entry that does not fit before the end follows a padding entry
+      const pad = phys + total > size ? size - phys : 0;
+      const start = t + pad;
+      const end = normalize(start + total, size);
+      if (end + ENTRY_HEADER > s.head(k) + size) {
+        throw new OutOfSpaceError(
+          op,
+          `region ${k} is full: ${length} bytes need ${total + pad}, ${
+            Math.max(0, s.head(k) + size - ENTRY_HEADER - t)
+          } are free`,
+        );
+      }
+      const count = pad > 0 ? 2 : 1;
+      const ts = s.next;
+      if (ts + count - 1 - s.persisted > s.ringSize) return null;
+      if (ts + count - 1 > MAX_TIMESTAMP) {
+        throw new PmemError(op, -75, "timestamps are exhausted", {
+          errno: 75,
+        });
+      }
+      if (ts + count - 1 > s.bound) this.#raiseBound(ts + count - 1);
+      if (pad > 0) {
+        s.setSlot(ts, k, t, (PAD_BIT | (pad - ENTRY_HEADER)) >>> 0, RING_READY);
+        t = start;
+      }
+      s.setSlot(ts + count - 1, k, start, length, RING_RESERVED);
+      s.setTail(k, start + total);
+      s.next = ts + count;
+      return {
+        ts: ts + count - 1,
+        region: k,
+        pos: start,
+        at: s.offset(k) + (start % size),
+        length,
+      };
+    } finally {
+      s.unlockReserve();
+    }
+  }
+
+  /**
+   * Raise the timestamp bound R on the media (before any timestamp above
+   * it can reach the media): every timestamp ever written stays below R,
+   * so after a crash new timestamps start above anything stale.
+   */
+  #raiseBound(atLeast: number): void {
+    const s = this.shared;
+    let r = s.bound;
+    while (r < atLeast) r += BOUND_STEP;
+    this.media.write64(BOUND_AT, r);
+    this.media.persist(BOUND_AT, 8);
+    s.bound = r;
+  }
+
+  /** The data of `res` is in place: it may be committed. */
+  ready(ts: number): void {
+    this.shared.setSlotState(ts, RING_READY);
+  }
+
+  /** Give up a reservation: it is committed as padding (no gap). */
+  abandon(ts: number): void {
+    this.shared.casSlotState(ts, RING_RESERVED, RING_VOID);
+  }
+
+  // ---- commit and persist (under the commit lock) ----
+
+  /**
+   * Write the headers of every reserved entry whose data is in place, in
+   * timestamp order from the committed one on, and a terminator after
+   * each region's last. Returns whether anything was committed.
+   */
+  #commit(): boolean {
+    const s = this.shared;
+    const media = this.media;
+    const c = s.committed;
+    const next = s.next;
+    let end = c;
+    while (end + 1 < next) {
+      const st = s.slotState(end + 1);
+      if (st !== RING_READY && st !== RING_VOID) break;
+      end++;
+    }
+    if (end === c) return false;
+    // the mark comes first: a crash image whose headers were stored shows
+    // entries the checker knows were being committed
+    if (media.traced) media.mark(`commit ${end}`);
+    const seed = this.geometry.seed;
+    let lastRegion = -1;
+    let lastEnd = 0;
+    let touched: number[] | undefined;
+    for (let ts = c + 1; ts <= end; ts++) {
+      const k = s.slotRegion(ts);
+      const pos = s.slotPos(ts);
+      const size = s.size(k);
+      const at = s.offset(k) + (pos % size);
+      let word = s.slotLengthWord(ts);
+      const length = (word & ~PAD_BIT) >>> 0;
+      if (s.slotState(ts) === RING_VOID) word = (word | PAD_BIT) >>> 0;
+      media.write32(at + 4, word);
+      media.write64Halves(at + 8, ts);
+      const covered = word & PAD_BIT ? 12 : 12 + length;
+      media.write32(at, media.crc(at + 4, covered, seed));
+      s.setSlotState(ts, RING_COMMITTED);
+      const stop = normalize(pos + entryTotal(length), size);
+      if (k !== lastRegion && lastRegion >= 0) {
+        this.#terminate(lastRegion, lastEnd);
+        (touched ??= []).push(lastRegion);
+      }
+      s.setCommitted(k, stop, ts);
+      lastRegion = k;
+      lastEnd = stop;
+    }
+    this.#terminate(lastRegion, lastEnd);
+    s.committed = end;
+    s.bump();
+    return true;
+  }
+
+  /** Zero the header after a region's last committed entry. */
+  #terminate(k: number, pos: number): void {
+    const s = this.shared;
+    const at = s.offset(k) + (pos % s.size(k));
+    this.media.zero(at, ENTRY_HEADER);
+  }
+
+  /**
+   * Make every committed entry durable with one fence: each entry with
+   * its header, and each region's terminator.
+   */
+  #persist(): void {
+    const s = this.shared;
+    const p = s.persisted;
+    const c = s.committed;
+    if (p >= c) return;
+    const ranges: Range[] = [];
+    const regions = new Set<number>();
+    let open: Range | undefined;
+    for (let ts = p + 1; ts <= c; ts++) {
+      const k = s.slotRegion(ts);
+      const size = s.size(k);
+      const at = s.offset(k) + (s.slotPos(ts) % size);
+      const length = (s.slotLengthWord(ts) & ~PAD_BIT) >>> 0;
+      const total = entryTotal(length);
+      regions.add(k);
+      if (open !== undefined && open.offset + open.length === at) {
+        open.length += total;
+      } else {
+        open = { offset: at, length: total };
+        ranges.push(open);
+      }
+    }
+    for (const k of regions) {
+      const size = s.size(k);
+      const at = s.offset(k) + (s.committedEnd(k) % size);
+      const r = ranges.find((x) => x.offset + x.length === at);
+      if (r !== undefined) r.length += ENTRY_HEADER;
+      else ranges.push({ offset: at, length: ENTRY_HEADER });
+    }
+    this.media.persistRanges(ranges);
+    for (let ts = p + 1; ts <= c; ts++) s.setSlotState(ts, RING_EMPTY);
+    s.persisted = c;
+    s.bump();
+    if (this.media.traced) this.media.mark(`persisted ${c}`);
+  }
+
+  /**
+   * One attempt at progress without blocking: commit what can be
+   * committed and, for `level` "persisted", persist it. Returns whether
+   * `ts` reached `level`; false when the commit lock was busy too.
+   */
+  advance(ts: number, level: Level): boolean {
+    const s = this.shared;
+    if (reached(s, ts, level)) return true;
+    if (!s.tryLockCommit()) return false;
+    let progressed = false;
+    try {
+      progressed = this.#commit();
+      if (level === "persisted" && s.persisted < Math.min(ts, s.committed)) {
+        this.#persist();
+        progressed = true;
+      }
+    } finally {
+      s.unlockCommit();
+    }
+    if (progressed) this.#notify();
+    return reached(s, ts, level);
+  }
+
+  /**
+   * The owner in this isolate of the first timestamp not committed, when
+   * that timestamp is still reserved (its data not in place).
+   */
+  blocker(): { ts: number; owner: Owner | undefined } | null {
+    const s = this.shared;
+    const b = s.committed + 1;
+    if (b >= s.next || s.slotState(b) !== RING_RESERVED) return null;
+    return { ts: b, owner: this.#owners.get(b) };
+  }
+
+  /**
+   * Block until `ts` reached `level`, driving this isolate's futures that
+   * own earlier timestamps.
+   *
+   * @throws {PmemError} EDEADLK when a reservation of this isolate that
+   *   was not published holds an earlier timestamp
+   */
+  waitFor(ts: number, level: Level, op: string): void {
+    let idle = 0;
+    for (;;) {
+      if (this.advance(ts, level)) return;
+      const b = this.blocker();
+      if (b !== null && b.owner !== undefined) {
+        if (b.owner.kind === "reservation") {
+          throw deadlock(op, b.ts);
+        }
+        try {
+          wait(b.owner.future);
+        } catch {
+          // its own awaiter sees the failure; it voided its timestamp
+        }
+        idle = 0;
+        continue;
+      }
+      if (++idle > 64) sleepMs(Math.min(1, 0.01 * (idle - 64)));
+    }
+  }
+
+  /**
+   * Persist everything committed, and set the settled timestamp W on the
+   * media to at least `ts` (entries up to W need no gap check at
+   * recovery), waiting for `ts` to be persisted first.
+   */
+  settle(ts: number, op: string): void {
+    const s = this.shared;
+    if (ts > s.settled) this.waitFor(ts, "persisted", op);
+    s.lockCommit();
+    try {
+      this.#commit();
+      this.#persist();
+      const w = s.persisted;
+      if (w > s.settled) {
+        this.media.write64(SETTLED_AT, w);
+        this.media.persist(SETTLED_AT, 8);
+        s.settled = w;
+      }
+    } finally {
+      s.unlockCommit();
+    }
+    this.#notify();
+  }
+
+  /**
+   * The last close in the process: every timestamp reserved is committed
+   * (reservations nobody can publish any more as padding) and persisted,
+   * then W and R are both set to the last timestamp, so the next open
+   * has nothing to recover.
+   */
+  finish(): void {
+    const s = this.shared;
+    s.lockReserve();
+    try {
+      s.lockCommit();
+      try {
+        for (let ts = s.committed + 1; ts < s.next; ts++) {
+          s.casSlotState(ts, RING_RESERVED, RING_VOID);
+        }
+        this.#commit();
+        this.#persist();
+        const last = s.next - 1;
+        // W = R = last: nothing above it was ever written
+        this.media.write64(SETTLED_AT, last);
+        this.media.write64(BOUND_AT, last);
+        this.media.persist(SETTLED_AT, 16);
+        s.settled = last;
+        s.bound = last;
+      } finally {
+        s.unlockCommit();
+      }
+    } finally {
+      s.unlockReserve();
+    }
+  }
+
+  /** Whether any timestamp of region `k` is reserved and not committed. */
+  busy(k: number): boolean {
+    const s = this.shared;
+    return normalize(s.tail(k), s.size(k)) !== s.committedEnd(k);
+  }
+
+  /** The error for freeing a region with entries in flight. */
+  static busyError(op: string, k: number): PmemError {
+    return new PmemError(
+      op,
+      -EBUSY,
+      `region ${k} has appends in flight: wait for them first`,
+      { errno: EBUSY },
+    );
+  }
+}
+
+/** Whether `ts` reached `level`. */
+function reached(s: SharedState, ts: number, level: Level): boolean {
+  return level === "committed" ? s.committed >= ts : s.persisted >= ts;
+}
+
+/** The error of a wait behind a reservation of the same isolate. */
+export function deadlock(op: string, ts: number): PmemError {
+  return new PmemError(
+    op,
+    -EDEADLK,
+    `timestamp ${ts} is held by a reservation of this thread that was not published: publish or cancel it first`,
+    { errno: EDEADLK },
+  );
+}
+
+export { RING_COMMITTED, RING_READY, RING_RESERVED };

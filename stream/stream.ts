@@ -1,0 +1,820 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode LogStream}: a log store of regions (circular logs) whose
+ * entries, over all regions, take one timestamp order; appends are
+ * synchronous, reserve-then-publish, or asynchronous through a data
+ * mover, and stay consistent across failures (buffered durable
+ * linearizability: an entry is committed, i.e. visible, in timestamp
+ * order, and persisted, i.e. durable, in the same order).
+ *
+ * @module
+ */
+import { ClosedError } from "../errors/mod.ts";
+import type { Future, FutureOptions } from "../future/future.ts";
+import { waitAll } from "../future/executor.ts";
+import { FutureRegistry } from "../future/registry.ts";
+import type { Vdm } from "../mover/vdm.ts";
+import { deadlock, type Level, LogCore, type Reserved } from "./core.ts";
+import { AppendFuture, CopyScheduler, WaitFuture } from "./futures.ts";
+import { follow, type FollowOptions, snapshot } from "./iterate.ts";
+import {
+  alignUp,
+  ENTRY_HEADER,
+  entryTotal,
+  MAX_BLOCK_SIZE,
+  MAX_ENTRY,
+  MAX_SLOTS,
+  MIN_BLOCK_SIZE,
+  PAD_BIT,
+} from "./layout.ts";
+import {
+  createStream,
+  openStream,
+  releaseCore,
+  type StreamTestHooks,
+} from "./open.ts";
+import type { RecoveryReport } from "./recovery.ts";
+import { type LogEntry, Region, Reservation } from "./region.ts";
+import { REGION_ALLOCATED } from "./shared.ts";
+import { allocateSlot, beginFree, finishFree, storeHead } from "./table.ts";
+
+/** Options of {@linkcode LogStream.create}. */
+export interface LogStreamCreateOptions {
+  /** Bytes of the new file (header, region table and regions). */
+  size: number;
+  /**
+   * Region alignment and size unit: a power of two from 64 to 2^30.
+   * @default 4096
+   */
+  blockSize?: number;
+  /** Regions at most (slots of the region table). @default 64 */
+  regionSlots?: number;
+  /**
+   * Timestamps reserved and not yet persisted at most (a power of two);
+   * an append beyond it waits for earlier ones. @default 1024
+   */
+  maxInFlight?: number;
+  /** Permission bits of the new file. @default 0o644 */
+  mode?: number;
+  /**
+   * The data mover of `appendAsync` (its copies into the mapping). The
+   * stream does not close it. @default a shared CpuMover
+   */
+  mover?: Vdm;
+}
+
+/** Options of {@linkcode LogStream.open}. */
+export interface LogStreamOpenOptions {
+  /** The size the caller expects; the open fails if it differs. */
+  size?: number;
+  /** The block size the caller expects; the open fails if it differs. */
+  blockSize?: number;
+  /** See {@linkcode LogStreamCreateOptions.mover}. */
+  mover?: Vdm;
+}
+
+/** Options of {@linkcode LogStream.appendAsync}. */
+export interface AppendOptions extends FutureOptions {
+  /**
+   * When the future resolves: "persisted" (durable) or "committed"
+   * (visible; it becomes durable with a later persist: a sync append,
+   * `waitPersisted`, a persisted append, or close). @default "persisted"
+   */
+  level?: Level;
+}
+
+let createWith: (
+  path: string,
+  options: LogStreamCreateOptions,
+  hooks: StreamTestHooks,
+) => LogStream;
+let openWith: (
+  path: string,
+  options: LogStreamOpenOptions,
+  hooks: StreamTestHooks,
+) => LogStream;
+
+/** {@linkcode LogStream.create} with test hooks. Internal. */
+export function createStreamWith(
+  path: string,
+  options: LogStreamCreateOptions,
+  hooks: StreamTestHooks,
+): LogStream {
+  return createWith(path, options, hooks);
+}
+
+/** {@linkcode LogStream.open} with test hooks. Internal. */
+export function openStreamWith(
+  path: string,
+  options: LogStreamOpenOptions,
+  hooks: StreamTestHooks,
+): LogStream {
+  return openWith(path, options, hooks);
+}
+
+/**
+ * A log store on a persistent-memory file (or any file: on storage
+ * without DAX, persistence is `msync`).
+ *
+ * - **Regions** are circular logs allocated from the file:
+ *   {@linkcode LogStream.allocateRegion}, {@linkcode LogStream.freeRegion},
+ *   {@linkcode LogStream.truncate} (drop the oldest entries, reuse their
+ *   space). Allocation and free are crash-consistent.
+ * - **Timestamps** order every entry of every region. An entry is
+ *   *committed* once its data and header are in place and every earlier
+ *   timestamp is committed (iteration shows it), and *persisted* once it
+ *   and every earlier one are durable. After a crash the stream shows
+ *   every persisted entry, and beyond them committed entries only while
+ *   they are intact (CRC-32C) and their timestamps run on without a gap:
+ *   never a torn entry, a reordered one or a hole.
+ * - **Appends**: `append` (committed and persisted on return, one
+ *   persist), `reserve` + `publish` (fill the entry in place),
+ *   `appendAsync` (copied by the mover; appends completing together are
+ *   committed and persisted together, with one persist).
+ * - **Workers**: each opens the file by path; opens in one process share
+ *   the stream (its counters live in shared memory), and the file is
+ *   locked against other processes (`flock`).
+ *
+ * @example Usage
+ * ```ts
+ * import { LogStream } from "@asyncpmem/asyncpmem/stream";
+ * import assert from "node:assert/strict";
+ *
+ * const path = `${await Deno.makeTempDir()}/log`;
+ * {
+ *   using s = LogStream.create(path, { size: 4 << 20 });
+ *   const r = s.allocateRegion(1 << 20);
+ *   s.append(r, new TextEncoder().encode("one"));   // durable on return
+ *   await s.appendAsync(r, new TextEncoder().encode("two"));
+ * }
+ * using s = LogStream.open(path);
+ * const [r] = s.regions();
+ * const texts = [...s.entries(r)].map((e) => new TextDecoder().decode(e.data));
+ * assert.deepEqual(texts, ["one", "two"]);
+ * ```
+ */
+export class LogStream implements Disposable {
+  #path: string;
+  #core: LogCore | null;
+  #scheduler: CopyScheduler;
+  #recovery: RecoveryReport;
+  #inflight = new FutureRegistry();
+  #regions = new Map<number, Region>();
+  #reservations = new Map<Reservation, Reserved>();
+  #source = {
+    size: (k: number) => this.#live("size").shared.size(k),
+    used: (k: number) => {
+      const s = this.#live("used").shared;
+      return s.tail(k) - s.head(k);
+    },
+    alive: (k: number, gen: number) => {
+      const core = this.#core;
+      return core !== null && core.shared.regionState(k) === REGION_ALLOCATED &&
+        core.shared.generation(k) === gen;
+    },
+  };
+
+  private constructor(
+    path: string,
+    core: LogCore,
+    recovery: RecoveryReport,
+    mover: Vdm,
+  ) {
+    this.#path = path;
+    this.#core = core;
+    this.#recovery = recovery;
+    this.#scheduler = new CopyScheduler(core, mover);
+  }
+
+  /**
+   * Create a stream file.
+   *
+   * @param path the file; it must not exist
+   * @param options size, block size, region slots, mover
+   * @throws {TypeError} / {RangeError} for bad options, before any file
+   *   is touched
+   * @throws {PmemError} code -17 (EEXIST) when the file exists
+   */
+  static create(path: string, options: LogStreamCreateOptions): LogStream {
+    return LogStream.#create(path, options, {});
+  }
+
+  /**
+   * Open a stream file, recovering it if it was not closed cleanly (the
+   * first open in the process does; later ones, Workers included, join).
+   *
+   * @param path the file
+   * @param options the geometry expected, the mover
+   * @throws {PmemError} code -22 (EINVAL) when the geometry differs from
+   *   what was asked or the file is not an intact stream (the message
+   *   names the damaged structure); -11 (EAGAIN) when another process has
+   *   it open
+   */
+  static open(path: string, options: LogStreamOpenOptions = {}): LogStream {
+    return LogStream.#open(path, options, {});
+  }
+
+  static {
+    createWith = (path, options, hooks) =>
+      LogStream.#create(path, options, hooks);
+    openWith = (path, options, hooks) => LogStream.#open(path, options, hooks);
+  }
+
+  static #create(
+    path: string,
+    options: LogStreamCreateOptions,
+    hooks: StreamTestHooks,
+  ): LogStream {
+    const op = "create";
+    checkPath(path, op);
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("Cannot create stream: options must be an object");
+    }
+    const blockSize = checkInt(options.blockSize ?? 4096, "blockSize", op);
+    if (
+      blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE ||
+      (blockSize & (blockSize - 1)) !== 0
+    ) {
+      throw new RangeError(
+        `Cannot create stream: blockSize must be a power of two in [${MIN_BLOCK_SIZE}, ${MAX_BLOCK_SIZE}], got ${blockSize}`,
+      );
+    }
+    const regionSlots = checkInt(options.regionSlots ?? 64, "regionSlots", op);
+    if (regionSlots < 1 || regionSlots > MAX_SLOTS) {
+      throw new RangeError(
+        `Cannot create stream: regionSlots must be in [1, ${MAX_SLOTS}], got ${regionSlots}`,
+      );
+    }
+    const maxInFlight = checkInt(
+      options.maxInFlight ?? 1024,
+      "maxInFlight",
+      op,
+    );
+    if (
+      maxInFlight < 2 || maxInFlight > 1 << 20 ||
+      (maxInFlight & (maxInFlight - 1)) !== 0
+    ) {
+      throw new RangeError(
+        `Cannot create stream: maxInFlight must be a power of two in [2, 2^20], got ${maxInFlight}`,
+      );
+    }
+    const size = checkInt(options.size, "size", op);
+    const least = alignUp(4096 + regionSlots * 64, blockSize) + blockSize;
+    if (size < least) {
+      throw new RangeError(
+        `Cannot create stream: size must be at least ${least} for this geometry, got ${size}`,
+      );
+    }
+    const mode = checkInt(options.mode ?? 0o644, "mode", op);
+    checkMover(options.mover, op);
+    const opened = createStream(
+      path,
+      { size, blockSize, regionSlots, maxInFlight },
+      mode,
+      hooks,
+    );
+    return new LogStream(
+      path,
+      opened.core,
+      opened.recovery,
+      options.mover ?? opened.core.media.mapping.mover,
+    );
+  }
+
+  static #open(
+    path: string,
+    options: LogStreamOpenOptions,
+    hooks: StreamTestHooks,
+  ): LogStream {
+    const op = "open";
+    checkPath(path, op);
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("Cannot open stream: options must be an object");
+    }
+    const size = options.size === undefined
+      ? undefined
+      : checkInt(options.size, "size", op);
+    const blockSize = options.blockSize === undefined
+      ? undefined
+      : checkInt(options.blockSize, "blockSize", op);
+    checkMover(options.mover, op);
+    const opened = openStream(path, { size, blockSize }, hooks);
+    return new LogStream(
+      path,
+      opened.core,
+      opened.recovery,
+      options.mover ?? opened.core.media.mapping.mover,
+    );
+  }
+
+  #live(op: string): LogCore {
+    const core = this.#core;
+    if (core === null) throw new ClosedError("LogStream", op);
+    return core;
+  }
+
+  /** Whether {@linkcode LogStream.close} has run. */
+  get closed(): boolean {
+    return this.#core === null;
+  }
+
+  /** The file. */
+  get path(): string {
+    return this.#path;
+  }
+
+  /** Bytes of the file the stream uses. */
+  get size(): number {
+    return this.#live("size").geometry.size;
+  }
+
+  /** The region alignment and size unit. */
+  get blockSize(): number {
+    return this.#live("blockSize").geometry.blockSize;
+  }
+
+  /** What recovery found at open (empty for a new stream). */
+  get recovery(): RecoveryReport {
+    return this.#recovery;
+  }
+
+  /** The data mover of `appendAsync`. */
+  get mover(): Vdm {
+    return this.#scheduler.mover;
+  }
+
+  /** Every timestamp up to this one is committed (visible) or never was. */
+  get committedTimestamp(): number {
+    return this.#live("committedTimestamp").shared.committed;
+  }
+
+  /** Every timestamp up to this one is persisted (durable) or never was. */
+  get persistedTimestamp(): number {
+    return this.#live("persistedTimestamp").shared.persisted;
+  }
+
+  // ---- regions ----
+
+  /** The handle of allocated region `k`. */
+  #region(k: number): Region {
+    const gen = this.#live("regions").shared.generation(k);
+    let r = this.#regions.get(k);
+    if (r === undefined || r.generation !== gen) {
+      r = new Region(this, this.#source, k, gen);
+      this.#regions.set(k, r);
+    }
+    return r;
+  }
+
+  /** Check a region handle; its slot. */
+  #slot(r: unknown, op: string): number {
+    const core = this.#live(op);
+    if (!(r instanceof Region) || r.stream !== this) {
+      throw new TypeError(
+        `Cannot ${op}: region must be a Region of this stream`,
+      );
+    }
+    if (
+      core.shared.regionState(r.id) !== REGION_ALLOCATED ||
+      core.shared.generation(r.id) !== r.generation
+    ) {
+      throw new ClosedError(`region ${r.id} (freed)`, op);
+    }
+    return r.id;
+  }
+
+  /**
+   * Allocate a region of at least `bytes` (rounded up to the block size),
+   * crash-consistently: after a crash it exists, empty, or not at all.
+   *
+   * @throws {RangeError} when `bytes` is not a positive integer
+   * @throws {OutOfSpaceError} when no region slot or no space is free
+   */
+  allocateRegion(bytes: number): Region {
+    const op = "allocateRegion";
+    const core = this.#live(op);
+    const n = checkInt(bytes, "bytes", op);
+    if (n < 1) {
+      throw new RangeError(`Cannot ${op}: bytes must be positive, got ${n}`);
+    }
+    const g = core.geometry;
+    const size = alignUp(Math.max(n, 2 * ENTRY_HEADER), g.blockSize);
+    const s = core.shared;
+    s.lockReserve();
+    let k: number;
+    try {
+      k = allocateSlot(core.media, s, g, size, op);
+    } finally {
+      s.unlockReserve();
+    }
+    return this.#region(k);
+  }
+
+  /**
+   * Free a region, crash-consistently. Its entries are gone; its handle
+   * becomes invalid.
+   *
+   * @throws {PmemError} code -16 (EBUSY) when appends to it are in flight
+   */
+  freeRegion(region: Region): void {
+    const op = "freeRegion";
+    const k = this.#slot(region, op);
+    const core = this.#live(op);
+    const s = core.shared;
+    s.lockReserve();
+    try {
+      if (core.busy(k)) throw LogCore.busyError(op, k);
+      beginFree(s, k);
+    } finally {
+      s.unlockReserve();
+    }
+    core.settle(s.lastTs(k), op);
+    s.lockReserve();
+    try {
+      finishFree(core.media, s, k);
+    } finally {
+      s.unlockReserve();
+    }
+    this.#regions.delete(k);
+  }
+
+  /** The allocated regions, by id. */
+  regions(): Region[] {
+    const core = this.#live("regions");
+    const out: Region[] = [];
+    for (let k = 0; k < core.geometry.regionSlots; k++) {
+      if (core.shared.regionState(k) === REGION_ALLOCATED) {
+        out.push(this.#region(k));
+      }
+    }
+    return out;
+  }
+
+  // ---- appends ----
+
+  /** Check `data` for an append to region `k`. */
+  #checkData(data: unknown, k: number, op: string): Uint8Array {
+    if (!(data instanceof Uint8Array)) {
+      throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
+    }
+    this.#checkLength(data.byteLength, k, op);
+    return data;
+  }
+
+  #checkLength(length: number, k: number, op: string): void {
+    const size = this.#core!.shared.size(k);
+    if (length > MAX_ENTRY || entryTotal(length) + ENTRY_HEADER > size) {
+      throw new RangeError(
+        `Cannot ${op}: an entry of ${length} bytes does not fit region ${k} of ${size} bytes`,
+      );
+    }
+  }
+
+  /** Reserve, committing and persisting to make room when the ring is full. */
+  #reserve(k: number, gen: number, length: number, op: string): Reserved {
+    const core = this.#core!;
+    for (;;) {
+      const res = core.reserve(k, gen, length, op);
+      if (res !== null) return res;
+      core.waitFor(core.shared.persisted + 1, "persisted", op);
+    }
+  }
+
+  /**
+   * Append an entry: committed and persisted on return (one persist of
+   * the entry, its header and the next terminator).
+   *
+   * @returns its timestamp
+   * @throws {TypeError} / {RangeError} for a bad region or data
+   * @throws {OutOfSpaceError} when the region is full (nothing written)
+   * @throws {PmemError} code -35 (EDEADLK) when a reservation of this
+   *   thread is not yet published (the append would wait for it forever)
+   */
+  append(region: Region, data: Uint8Array): number {
+    const op = "append";
+    const k = this.#slot(region, op);
+    this.#checkData(data, k, op);
+    const core = this.#core!;
+    if (core.reservations > 0) this.#noReservation(op);
+    const res = this.#reserve(k, region.generation, data.byteLength, op);
+    core.media.set(res.at + ENTRY_HEADER, data);
+    core.ready(res.ts);
+    core.waitFor(res.ts, "persisted", op);
+    return res.ts;
+  }
+
+  /** Throw EDEADLK when a reservation of this isolate is outstanding. */
+  #noReservation(op: string): void {
+    const oldest = this.#live(op).oldestReservation();
+    if (oldest !== Infinity) throw deadlock(op, oldest);
+  }
+
+  /**
+   * Reserve an entry of `length` bytes: its timestamp and its place are
+   * taken now; fill `data` in place, then {@linkcode LogStream.publish}.
+   * Until then no later timestamp is committed.
+   *
+   * @throws {OutOfSpaceError} when the region is full (nothing reserved)
+   */
+  reserve(region: Region, length: number): Reservation {
+    const op = "reserve";
+    const k = this.#slot(region, op);
+    const n = checkInt(length, "length", op);
+    this.#checkLength(n, k, op);
+    const core = this.#core!;
+    const res = this.#reserve(k, region.generation, n, op);
+    core.own(res.ts, { kind: "reservation" });
+    const out = new Reservation(
+      this,
+      region,
+      res.ts,
+      core.media.bytes(res.at + ENTRY_HEADER, n),
+    );
+    this.#reservations.set(out, res);
+    return out;
+  }
+
+  #takeReservation(res: unknown, op: string): Reserved {
+    this.#live(op);
+    const r = res instanceof Reservation
+      ? this.#reservations.get(res)
+      : undefined;
+    if (r === undefined) {
+      throw new TypeError(
+        `Cannot ${op}: not an outstanding reservation of this stream`,
+      );
+    }
+    return r;
+  }
+
+  /**
+   * Publish a reservation: committed and persisted on return.
+   *
+   * @returns its timestamp
+   * @throws {PmemError} code -35 (EDEADLK) when an earlier reservation of
+   *   this thread is outstanding (publish that first); nothing changes
+   */
+  publish(reservation: Reservation): number {
+    const op = "publish";
+    const res = this.#takeReservation(reservation, op);
+    const core = this.#core!;
+    const oldest = core.oldestReservation();
+    if (oldest < res.ts) throw deadlock(op, oldest);
+    this.#reservations.delete(reservation);
+    reservation.settled = true;
+    core.disown(res.ts);
+    core.ready(res.ts);
+    core.waitFor(res.ts, "persisted", op);
+    return res.ts;
+  }
+
+  /** Give a reservation up: its timestamp is committed as padding. */
+  cancel(reservation: Reservation): void {
+    const res = this.#takeReservation(reservation, "cancel");
+    const core = this.#core!;
+    this.#reservations.delete(reservation);
+    reservation.settled = true;
+    core.abandon(res.ts);
+    core.disown(res.ts);
+    core.advance(res.ts, "committed");
+  }
+
+  /**
+   * Append through the stream's mover. The timestamp is reserved now
+   * (`future.timestamp`); the copy starts when the future is first
+   * polled, together with every append polled in the same sweep (one
+   * mover batch), and appends whose copies completed together are
+   * committed and persisted together (one persist). Nothing is copied
+   * until the future is polled or awaited; an append left unpolled holds
+   * back later timestamps until it is driven (a synchronous append or a
+   * wait drives it).
+   *
+   * @returns a future of the timestamp
+   * @throws {TypeError} / {RangeError} / {OutOfSpaceError} at once
+   */
+  appendAsync(
+    region: Region,
+    data: Uint8Array,
+    options?: AppendOptions,
+  ): AppendFuture {
+    const op = "appendAsync";
+    const k = this.#slot(region, op);
+    this.#checkData(data, k, op);
+    const level = options?.level ?? "persisted";
+    if (level !== "persisted" && level !== "committed") {
+      throw new TypeError(
+        `Cannot ${op}: level must be "persisted" or "committed"`,
+      );
+    }
+    const core = this.#core!;
+    const res = this.#reserve(k, region.generation, data.byteLength, op);
+    let slot = -1;
+    const f = new AppendFuture(
+      core,
+      this.#scheduler,
+      res,
+      data,
+      level,
+      () => this.#inflight.remove(slot),
+      options,
+    );
+    slot = this.#inflight.add(f);
+    return f;
+  }
+
+  /**
+   * A future that resolves once `timestamp` is committed (visible),
+   * committing what it can on the way.
+   */
+  waitCommitted(timestamp: number, options?: FutureOptions): Future<void> {
+    return this.#wait(timestamp, "committed", options);
+  }
+
+  /**
+   * A future that resolves once `timestamp` is persisted (durable):
+   * every committed entry is persisted with one fence on the way.
+   */
+  waitPersisted(timestamp: number, options?: FutureOptions): Future<void> {
+    return this.#wait(timestamp, "persisted", options);
+  }
+
+  #wait(ts: number, level: Level, options?: FutureOptions): Future<void> {
+    const op = level === "committed" ? "waitCommitted" : "waitPersisted";
+    const core = this.#live(op);
+    checkInt(ts, "timestamp", op);
+    return new WaitFuture(core, ts, level, (o) => this.#live(o), options);
+  }
+
+  // ---- reading ----
+
+  /**
+   * The committed entries of a region, oldest first, as they were when
+   * iteration began. Iteration never writes.
+   */
+  entries(region: Region): IterableIterator<LogEntry> {
+    const k = this.#slot(region, "entries");
+    const gen = region.generation;
+    return snapshot(this.#core!, k, () => {
+      this.#live("entries");
+      if (!this.#source.alive(k, gen)) {
+        throw new ClosedError(`region ${k} (freed)`, "entries");
+      }
+    });
+  }
+
+  /**
+   * The entries of a region from `from` on, waiting for new ones as they
+   * are committed (in this thread, at once; by other Workers, within
+   * milliseconds). It ends when `signal` aborts, the region is freed or
+   * the stream closes.
+   */
+  follow(
+    region: Region,
+    options: FollowOptions = {},
+  ): AsyncIterableIterator<LogEntry> {
+    const k = this.#slot(region, "follow");
+    const gen = region.generation;
+    if (options.from !== undefined) checkInt(options.from, "from", "follow");
+    return follow(
+      this.#core!,
+      k,
+      () => this.#core !== null && this.#source.alive(k, gen),
+      options,
+    );
+  }
+
+  /**
+   * Drop a region's entries with timestamps up to `upto` from its start
+   * (committed ones; entries in flight stay), and make their space
+   * reusable. Durable on return.
+   *
+   * @returns the entries dropped (padding not counted)
+   */
+  truncate(region: Region, upto: number): number {
+    const op = "truncate";
+    const k = this.#slot(region, op);
+    checkInt(upto, "upto", op);
+    const core = this.#core!;
+    const s = core.shared;
+    for (;;) {
+      const head = s.head(k);
+      const { pos, dropped, last } = this.#scanTo(k, head, upto);
+      if (pos === head) return 0;
+      core.settle(last, op);
+      s.lockReserve();
+      try {
+        if (s.head(k) !== head) continue; // truncated meanwhile: again
+        storeHead(core.media, s, k, pos);
+        return dropped;
+      } finally {
+        s.unlockReserve();
+      }
+    }
+  }
+
+  /** Where a region's entries up to `upto` end, from `head`. */
+  #scanTo(
+    k: number,
+    head: number,
+    upto: number,
+  ): { pos: number; dropped: number; last: number } {
+    const core = this.#core!;
+    const s = core.shared;
+    const media = core.media;
+    const size = s.size(k);
+    const end = s.committedEnd(k);
+    let pos = head;
+    let dropped = 0;
+    let last = 0;
+    for (;;) {
+      const p = normalizeAt(pos, size);
+      if (p >= end) return { pos: end, dropped, last };
+      const at = s.offset(k) + (p % size);
+      const word = media.read32(at + 4);
+      const ts = media.read64(at + 8);
+      if (ts > upto) return { pos: p, dropped, last };
+      if (!(word & PAD_BIT)) dropped++;
+      last = ts;
+      pos = p + entryTotal((word & ~PAD_BIT) >>> 0);
+    }
+  }
+
+  /**
+   * Close: wait for this stream's appends in flight, cancel its
+   * reservations not published, persist everything committed; the last
+   * open in the process records the stream as cleanly closed. Idempotent.
+   */
+  close(): void {
+    const core = this.#core;
+    if (core === null) return;
+    let failure: unknown;
+    try {
+      const running = this.#inflight.running();
+      this.#inflight.clear();
+      try {
+        waitAll(running);
+      } catch {
+        // each failure is reported to its own awaiter
+      }
+      for (const [res, r] of this.#reservations) {
+        res.settled = true;
+        core.abandon(r.ts);
+        core.disown(r.ts);
+      }
+      this.#reservations.clear();
+      core.waitFor(core.shared.committed, "persisted", "close");
+    } catch (e) {
+      failure = e;
+    }
+    this.#core = null;
+    this.#regions.clear();
+    try {
+      releaseCore(core);
+    } catch (e) {
+      failure ??= e;
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Same as {@linkcode LogStream.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** A position moved past the end when fewer than a header's bytes remain. */
+function normalizeAt(pos: number, size: number): number {
+  const phys = pos % size;
+  return size - phys < ENTRY_HEADER ? pos + size - phys : pos;
+}
+
+function checkPath(path: unknown, op: string): void {
+  if (typeof path !== "string" || path.length === 0) {
+    throw new TypeError(`Cannot ${op} stream: path must be a non-empty string`);
+  }
+}
+
+function checkInt(value: unknown, name: string, op: string): number {
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Cannot ${op}: ${name} must be a number, got ${
+        value === null ? "null" : typeof value
+      }`,
+    );
+  }
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(
+      `Cannot ${op}: ${name} must be a non-negative integer, got ${value}`,
+    );
+  }
+  return value;
+}
+
+function checkMover(mover: unknown, op: string): void {
+  if (
+    mover !== undefined &&
+    typeof (mover as Vdm | null)?.batch !== "function"
+  ) {
+    throw new TypeError(`Cannot ${op} stream: mover must implement Vdm`);
+  }
+}
