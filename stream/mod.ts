@@ -32,3 +32,8 @@ export { AppendFuture } from "./futures.ts";
 export type { FollowOptions } from "./iterate.ts";
 export type { RecoveredRegion, RecoveryReport } from "./recovery.ts";
 export type { Level } from "./core.ts";
+export {
+  PmemLog,
+  type PmemLogCreateOptions,
+  type PmemLogOpenOptions,
+} from "./pmemlog.ts";
