@@ -749,7 +749,7 @@ export class LogStream implements Disposable {
     if (core === null) return;
     let failure: unknown;
     try {
-      const running = this.#inflight.running();
+      const running = this.#inflight.pending();
       this.#inflight.clear();
       try {
         waitAll(running);
