@@ -238,7 +238,7 @@ moverTest(
   },
 );
 
-test("`close()` finishes appends in flight; the reopened stream has them all", async () => {
+test("`close()` finishes appends in flight; the reopened stream has them all", () => {
   const path = tempPath();
   const s = LogStream.create(path, { size: 4 * MiB, mover: new CpuMover() });
   const r = s.allocateRegion(MiB);
