@@ -193,6 +193,44 @@ export class LogCore {
   // ---- reserve ----
 
   /**
+   * Where an entry of `total` bytes goes at the end of region `k` (under
+   * the reserve lock): its logical position, any padding before it, its
+   * normalised end. Throws when it does not fit.
+   */
+  #place(
+    k: number,
+    total: number,
+    length: number,
+    op: string,
+  ): { t: number; pad: number; start: number; end: number } {
+    const s = this.shared;
+    const size = s.size(k);
+    const t = normalize(s.tail(k), size);
+    const phys = t % size;
+    // an entry that does not fit before the end follows a padding entry
+    const pad = phys + total > size ? size - phys : 0;
+    const start = t + pad;
+    const end = normalize(start + total, size);
+    if (end + ENTRY_HEADER > s.head(k) + size) {
+      throw new OutOfSpaceError(
+        op,
+        `region ${k} is full: ${length} bytes need ${total + pad}, ${
+          Math.max(0, s.head(k) + size - ENTRY_HEADER - t)
+        } are free`,
+      );
+    }
+    return { t, pad, start, end };
+  }
+
+  /** Check region `k` still holds generation `gen` (under the reserve lock). */
+  #alive(k: number, gen: number, op: string): void {
+    const s = this.shared;
+    if (s.regionState(k) !== REGION_ALLOCATED || s.generation(k) !== gen) {
+      throw new ClosedError(`region ${k} (freed)`, op);
+    }
+  }
+
+  /**
    * Reserve a timestamp and a place for `length` data bytes at the end of
    * region `k` (generation `gen`). Returns null when the ring of
    * timestamps in flight is full (drive commits and retry).
@@ -206,47 +244,87 @@ export class LogCore {
     const total = entryTotal(length);
     s.lockReserve();
     try {
-      if (s.regionState(k) !== REGION_ALLOCATED || s.generation(k) !== gen) {
-        throw new ClosedError(`region ${k} (freed)`, op);
-      }
-      const size = s.size(k);
-      let t = normalize(s.tail(k), size);
-      const phys = t % size;
-      // an entry that does not fit before the end follows a padding entry
-      const pad = phys + total > size ? size - phys : 0;
-      const start = t + pad;
-      const end = normalize(start + total, size);
-      if (end + ENTRY_HEADER > s.head(k) + size) {
-        throw new OutOfSpaceError(
-          op,
-          `region ${k} is full: ${length} bytes need ${total + pad}, ${
-            Math.max(0, s.head(k) + size - ENTRY_HEADER - t)
-          } are free`,
-        );
-      }
+      this.#alive(k, gen, op);
+      const { t, pad, start, end } = this.#place(k, total, length, op);
       const count = pad > 0 ? 2 : 1;
       const ts = s.next;
       if (ts + count - 1 - s.persisted > s.ringSize) return null;
-      if (ts + count - 1 > MAX_TIMESTAMP) {
-        throw new PmemError(op, -75, "timestamps are exhausted", {
-          errno: 75,
-        });
-      }
-      if (ts + count - 1 > s.bound) this.#raiseBound(ts + count - 1);
+      this.#checkBound(ts + count - 1, op);
+      const base = s.offset(k);
+      const size = s.size(k);
       if (pad > 0) {
-        s.setSlot(ts, k, t, (PAD_BIT | (pad - ENTRY_HEADER)) >>> 0, RING_READY);
-        t = start;
+        const word = (PAD_BIT | (pad - ENTRY_HEADER)) >>> 0;
+        s.setSlot(ts, k, base + (t % size), start, word, RING_READY);
       }
-      s.setSlot(ts + count - 1, k, start, length, RING_RESERVED);
+      const at = base + (start % size);
+      s.setSlot(ts + count - 1, k, at, end, length, RING_RESERVED);
       s.setTail(k, start + total);
       s.next = ts + count;
-      return {
-        ts: ts + count - 1,
-        region: k,
-        pos: start,
-        at: s.offset(k) + (start % size),
-        length,
-      };
+      return { ts: ts + count - 1, region: k, pos: start, at, length };
+    } finally {
+      s.unlockReserve();
+    }
+  }
+
+  /** Raise the bound R before `ts` may reach the media (reserve lock held). */
+  #checkBound(ts: number, op: string): void {
+    if (ts <= this.shared.bound) return;
+    if (ts > MAX_TIMESTAMP) {
+      throw new PmemError(op, -75, "timestamps are exhausted", { errno: 75 });
+    }
+    this.#raiseBound(ts);
+  }
+
+  /**
+   * Append `data` to region `k` when nothing else is in flight in the
+   * process: timestamp, place, data, header and terminator, and one
+   * persist, all under both locks (no ring slot, no commit pass).
+   * Returns the timestamp, or -1 when something else is in flight (take
+   * the general path).
+   *
+   * @throws {ClosedError} / {OutOfSpaceError} as {@linkcode reserve}
+   */
+  appendAlone(k: number, gen: number, data: Uint8Array, op: string): number {
+    const s = this.shared;
+    const length = data.byteLength;
+    const total = entryTotal(length);
+    s.lockReserve();
+    try {
+      const ts = s.next;
+      if (ts - 1 !== s.persisted || s.committed !== s.persisted) return -1;
+      this.#alive(k, gen, op);
+      const { pad, start, end } = this.#place(k, total, length, op);
+      if (pad > 0 || !s.tryLockCommit()) return -1;
+      try {
+        this.#checkBound(ts, op);
+        const size = s.size(k);
+        const base = s.offset(k);
+        const at = base + (start % size);
+        const media = this.media;
+        media.set(at + ENTRY_HEADER, data);
+        if (media.traced) media.mark(`commit ${ts}`);
+        this.#header(at, length, ts);
+        const next = base + (end % size);
+        media.zero(next, ENTRY_HEADER);
+        if (next === at + total) media.persist(at, total + ENTRY_HEADER);
+        else {
+          media.persistRanges([
+            { offset: at, length: total },
+            { offset: next, length: ENTRY_HEADER },
+          ]);
+        }
+        s.setTail(k, start + total);
+        s.setCommitted(k, end, ts);
+        s.next = ts + 1;
+        s.committed = ts;
+        s.persisted = ts;
+        s.bump();
+        if (media.traced) media.mark(`persisted ${ts}`);
+      } finally {
+        s.unlockCommit();
+      }
+      this.#notify();
+      return ts;
     } finally {
       s.unlockReserve();
     }
@@ -279,62 +357,69 @@ export class LogCore {
   // ---- commit and persist (under the commit lock) ----
 
   /**
+   * Write an entry's header: length word and timestamp, then the CRC of
+   * both and of the data (of the header alone for padding).
+   */
+  #header(at: number, word: number, ts: number): void {
+    const media = this.media;
+    media.write32(at + 4, word);
+    const lo = ts >>> 0;
+    media.write32(at + 8, lo);
+    media.write32(at + 12, (ts - lo) / 4294967296);
+    const covered = word & PAD_BIT ? 12 : 12 + word;
+    media.write32(at, media.crc(at + 4, covered, this.geometry.seed));
+  }
+
+  /**
    * Write the headers of every reserved entry whose data is in place, in
    * timestamp order from the committed one on, and a terminator after
    * each region's last. Returns whether anything was committed.
    */
   #commit(): boolean {
     const s = this.shared;
-    const media = this.media;
+    const f64 = s.f64;
+    const i32 = s.i32;
     const c = s.committed;
     const next = s.next;
     let end = c;
     while (end + 1 < next) {
-      const st = s.slotState(end + 1);
+      const st = Atomics.load(i32, s.slotI(end + 1));
       if (st !== RING_READY && st !== RING_VOID) break;
       end++;
     }
     if (end === c) return false;
     // the mark comes first: a crash image whose headers were stored shows
     // entries the checker knows were being committed
-    if (media.traced) media.mark(`commit ${end}`);
-    const seed = this.geometry.seed;
+    if (this.media.traced) this.media.mark(`commit ${end}`);
     let lastRegion = -1;
     let lastEnd = 0;
-    let touched: number[] | undefined;
+    let lastTs = 0;
     for (let ts = c + 1; ts <= end; ts++) {
-      const k = s.slotRegion(ts);
-      const pos = s.slotPos(ts);
-      const size = s.size(k);
-      const at = s.offset(k) + (pos % size);
-      let word = s.slotLengthWord(ts);
-      const length = (word & ~PAD_BIT) >>> 0;
-      if (s.slotState(ts) === RING_VOID) word = (word | PAD_BIT) >>> 0;
-      media.write32(at + 4, word);
-      media.write64Halves(at + 8, ts);
-      const covered = word & PAD_BIT ? 12 : 12 + length;
-      media.write32(at, media.crc(at + 4, covered, seed));
-      s.setSlotState(ts, RING_COMMITTED);
-      const stop = normalize(pos + entryTotal(length), size);
+      const f = s.slotF(ts);
+      const i = s.slotI(ts);
+      const k = i32[i + 1];
+      let word = i32[i + 2] >>> 0;
+      if (i32[i] === RING_VOID) word = (word | PAD_BIT) >>> 0;
+      this.#header(f64[f + 1], word, ts);
+      i32[i] = RING_COMMITTED;
       if (k !== lastRegion && lastRegion >= 0) {
-        this.#terminate(lastRegion, lastEnd);
-        (touched ??= []).push(lastRegion);
+        this.#terminate(lastRegion, lastEnd, lastTs);
       }
-      s.setCommitted(k, stop, ts);
       lastRegion = k;
-      lastEnd = stop;
+      lastEnd = f64[f + 2];
+      lastTs = ts;
     }
-    this.#terminate(lastRegion, lastEnd);
+    this.#terminate(lastRegion, lastEnd, lastTs);
     s.committed = end;
     s.bump();
     return true;
   }
 
-  /** Zero the header after a region's last committed entry. */
-  #terminate(k: number, pos: number): void {
+  /** Zero the header after a region's last committed entry; record it. */
+  #terminate(k: number, end: number, ts: number): void {
     const s = this.shared;
-    const at = s.offset(k) + (pos % s.size(k));
-    this.media.zero(at, ENTRY_HEADER);
+    this.media.zero(s.offset(k) + (end % s.size(k)), ENTRY_HEADER);
+    s.setCommitted(k, end, ts);
   }
 
   /**
@@ -343,35 +428,44 @@ export class LogCore {
    */
   #persist(): void {
     const s = this.shared;
+    const f64 = s.f64;
+    const i32 = s.i32;
     const p = s.persisted;
     const c = s.committed;
     if (p >= c) return;
     const ranges: Range[] = [];
-    const regions = new Set<number>();
+    let regions: number[] | undefined;
+    let first = -1;
     let open: Range | undefined;
     for (let ts = p + 1; ts <= c; ts++) {
-      const k = s.slotRegion(ts);
-      const size = s.size(k);
-      const at = s.offset(k) + (s.slotPos(ts) % size);
-      const length = (s.slotLengthWord(ts) & ~PAD_BIT) >>> 0;
-      const total = entryTotal(length);
-      regions.add(k);
+      const f = s.slotF(ts);
+      const i = s.slotI(ts);
+      const k = i32[i + 1];
+      const at = f64[f + 1];
+      const total = entryTotal((i32[i + 2] & ~PAD_BIT) >>> 0);
+      if (first < 0) first = k;
+      else if (k !== first && !(regions ??= [first]).includes(k)) {
+        regions.push(k);
+      }
       if (open !== undefined && open.offset + open.length === at) {
         open.length += total;
       } else {
         open = { offset: at, length: total };
         ranges.push(open);
       }
+      i32[i] = RING_EMPTY;
     }
-    for (const k of regions) {
-      const size = s.size(k);
-      const at = s.offset(k) + (s.committedEnd(k) % size);
-      const r = ranges.find((x) => x.offset + x.length === at);
-      if (r !== undefined) r.length += ENTRY_HEADER;
-      else ranges.push({ offset: at, length: ENTRY_HEADER });
+    for (const k of regions ?? [first]) {
+      const at = s.offset(k) + (s.committedEnd(k) % s.size(k));
+      let r = ranges[ranges.length - 1];
+      if (r.offset + r.length !== at) {
+        r = ranges.find((x) => x.offset + x.length === at) ??
+          { offset: at, length: 0 };
+        if (r.length === 0) ranges.push(r);
+      }
+      r.length += ENTRY_HEADER;
     }
     this.media.persistRanges(ranges);
-    for (let ts = p + 1; ts <= c; ts++) s.setSlotState(ts, RING_EMPTY);
     s.persisted = c;
     s.bump();
     if (this.media.traced) this.media.mark(`persisted ${c}`);

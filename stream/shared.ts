@@ -22,8 +22,9 @@
 const CONTROL = 128;
 /** Bytes of one region's block. */
 const REGION = 64;
-/** Bytes of one ring slot. */
-const SLOT = 32;
+/** Bytes of one ring slot: f64 timestamp, header offset, end; i32 state,
+ * region, length word. */
+const SLOT = 48;
 
 // int32 indexes of the control block
 const STATE = 0;
@@ -306,68 +307,55 @@ export class SharedState {
 
   // ---- ring ----
 
-  #si(ts: number): number {
-    return (this.#ringBase >> 2) + (ts & this.#mask) * (SLOT >> 2);
+  /** The float64 index of the ring slot of `ts`. */
+  slotF(ts: number): number {
+    return (this.#ringBase >> 3) + (ts & this.#mask) * (SLOT >> 3);
   }
 
-  #sf(ts: number): number {
-    return (this.#ringBase >> 3) + (ts & this.#mask) * (SLOT >> 3);
+  /** The int32 index of the ring slot of `ts` (its state). */
+  slotI(ts: number): number {
+    return (this.#ringBase >> 2) + (ts & this.#mask) * (SLOT >> 2) + 6;
   }
 
   /**
    * Fill the ring slot of `ts` (under the reserve lock); `state` is
    * stored last.
+   *
+   * @param at file offset of the entry's header
+   * @param end logical end of the entry in its region (normalised)
    */
   setSlot(
     ts: number,
     region: number,
-    pos: number,
+    at: number,
+    end: number,
     lengthWord: number,
     state: number,
   ): void {
-    const f = this.#sf(ts);
-    const i = this.#si(ts);
+    const f = this.slotF(ts);
+    const i = this.slotI(ts);
     this.f64[f] = ts;
-    this.f64[f + 1] = pos;
-    this.i32[i + 5] = region;
-    this.i32[i + 6] = lengthWord | 0;
-    Atomics.store(this.i32, i + 4, state);
+    this.f64[f + 1] = at;
+    this.f64[f + 2] = end;
+    this.i32[i + 1] = region;
+    this.i32[i + 2] = lengthWord | 0;
+    Atomics.store(this.i32, i, state);
   }
 
   /** The state of the ring slot of `ts`. */
   slotState(ts: number): number {
-    return Atomics.load(this.i32, this.#si(ts) + 4);
+    return Atomics.load(this.i32, this.slotI(ts));
   }
 
   /** Set the state of the ring slot of `ts`. */
   setSlotState(ts: number, state: number): void {
-    Atomics.store(this.i32, this.#si(ts) + 4, state);
+    Atomics.store(this.i32, this.slotI(ts), state);
   }
 
   /** Move the slot of `ts` from `from` to `to`; whether it was in `from`. */
   casSlotState(ts: number, from: number, to: number): boolean {
-    return Atomics.compareExchange(this.i32, this.#si(ts) + 4, from, to) ===
+    return Atomics.compareExchange(this.i32, this.slotI(ts), from, to) ===
       from;
-  }
-
-  /** The timestamp the slot of `ts` holds (to check it is `ts`'s). */
-  slotTs(ts: number): number {
-    return this.f64[this.#sf(ts)];
-  }
-
-  /** The logical position of the entry of `ts`. */
-  slotPos(ts: number): number {
-    return this.f64[this.#sf(ts) + 1];
-  }
-
-  /** The region slot of the entry of `ts`. */
-  slotRegion(ts: number): number {
-    return this.i32[this.#si(ts) + 5];
-  }
-
-  /** The length word (length, with the padding bit) of the entry of `ts`. */
-  slotLengthWord(ts: number): number {
-    return this.i32[this.#si(ts) + 6] >>> 0;
   }
 }
 

@@ -496,6 +496,8 @@ export class LogStream implements Disposable {
     this.#checkData(data, k, op);
     const core = this.#core!;
     if (core.reservations > 0) this.#noReservation(op);
+    const alone = core.appendAlone(k, region.generation, data, op);
+    if (alone >= 0) return alone;
     const res = this.#reserve(k, region.generation, data.byteLength, op);
     core.media.set(res.at + ENTRY_HEADER, data);
     core.ready(res.ts);

@@ -108,3 +108,22 @@ test("iteration never writes: a stream read to its end leaves the file as it was
   for (const r of s.regions()) for (const _ of s.entries(r));
   assert.deepEqual(readFileSync(path), after);
 });
+
+test("a wrapped region truncated to empty shows no stale entry of its last pass", async () => {
+  const path = tempPath();
+  {
+    using s = LogStream.create(path, { size: 2 * MiB, blockSize: 8192 });
+    const r = s.allocateRegion(8192);
+    const entry = (i: number) => new Uint8Array(1000).fill(i);
+    // pass 1: eight 1016-byte entries from 0; pass 2 (after padding to the
+    // end) starts at 0 again, so its entries end where pass 1's began
+    for (let i = 0; i < 8; i++) await s.appendAsync(r, entry(i));
+    s.truncate(r, s.committedTimestamp);
+    for (let i = 0; i < 3; i++) await s.appendAsync(r, entry(10 + i));
+    assert.equal([...s.entries(r)].length, 3);
+    s.truncate(r, s.committedTimestamp);
+    assert.deepEqual([...s.entries(r)], []);
+  }
+  using s = LogStream.open(path);
+  assert.deepEqual([...s.entries(s.regions()[0])], []);
+});
