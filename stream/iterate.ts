@@ -5,12 +5,96 @@
  *
  * @module
  */
+import { ClosedError } from "../errors/mod.ts";
 import type { LogCore } from "./core.ts";
 import { normalize } from "./core.ts";
 import { ENTRY_HEADER, entryTotal, PAD_BIT } from "./layout.ts";
 import type { LogEntry } from "./region.ts";
+import { REGION_ALLOCATED } from "./shared.ts";
 
-/** Where a reader is in a region. */
+/**
+ * The committed entries of a region, oldest first, as they were when
+ * iteration began: a cursor over the region's headers from its head to
+ * the committed end read at the start. A class, not a generator: a
+ * region of 64-byte entries is read at about twice the rate so.
+ */
+export class SnapshotIterator implements IterableIterator<LogEntry> {
+  #core: LogCore;
+  #k: number;
+  #gen: number;
+  /** Logical position of the next header. */
+  #pos: number;
+  /** The committed end when iteration began. */
+  #end: number;
+  #size: number;
+  #offset: number;
+  #closed: () => boolean;
+
+  /**
+   * @param core the stream's engine
+   * @param k the region slot
+   * @param gen its generation (iteration stops with an error once freed)
+   * @param closed whether the stream that made it closed
+   */
+  constructor(core: LogCore, k: number, gen: number, closed: () => boolean) {
+    this.#core = core;
+    this.#closed = closed;
+    this.#k = k;
+    this.#gen = gen;
+    const s = core.shared;
+    this.#size = s.size(k);
+    this.#offset = s.offset(k);
+    this.#end = s.committedEnd(k);
+    this.#pos = s.head(k);
+  }
+
+  [Symbol.iterator](): this {
+    return this;
+  }
+
+  next(): IteratorResult<LogEntry, undefined> {
+    const core = this.#core;
+    const s = core.shared;
+    if (
+      this.#closed() || s.regionState(this.#k) !== REGION_ALLOCATED ||
+      s.generation(this.#k) !== this.#gen
+    ) {
+      throw new ClosedError(
+        this.#closed() ? "LogStream" : `region ${this.#k} (freed)`,
+        "entries",
+      );
+    }
+    const media = core.media;
+    const size = this.#size;
+    for (;;) {
+      let pos = this.#pos;
+      const head = s.head(this.#k);
+      if (pos < head) pos = head; // truncated meanwhile
+      let phys = pos % size;
+      if (size - phys < ENTRY_HEADER) {
+        pos += size - phys;
+        phys = 0;
+      }
+      if (pos >= this.#end) {
+        this.#pos = pos;
+        return { value: undefined, done: true };
+      }
+      const at = this.#offset + phys;
+      const word = media.read32(at + 4);
+      const length = (word & ~PAD_BIT) >>> 0;
+      this.#pos = pos + entryTotal(length);
+      if (word & PAD_BIT) continue;
+      const timestamp = media.read32(at + 8) +
+        media.read32(at + 12) * 4294967296;
+      return {
+        value: { timestamp, data: media.bytes(at + ENTRY_HEADER, length) },
+        done: false,
+      };
+    }
+  }
+}
+
+/** Where a follower is in a region. */
 interface Cursor {
   /** Logical position of the next header. */
   pos: number;
@@ -45,30 +129,6 @@ function readNext(
     cur.pos = pos + entryTotal(length);
     if (word & PAD_BIT) continue;
     return { timestamp: ts, data: media.bytes(at + ENTRY_HEADER, length) };
-  }
-}
-
-/**
- * The committed entries of region `k`, oldest first, as they are when
- * iteration starts.
- *
- * @param live throws when the stream closed or the region was freed
- */
-export function* snapshot(
-  core: LogCore,
-  k: number,
-  live: () => void,
-): Generator<LogEntry, void, undefined> {
-  live();
-  const s = core.shared;
-  const end = s.committedEnd(k);
-  const limit = s.committed;
-  const cur: Cursor = { pos: s.head(k) };
-  for (;;) {
-    live();
-    const e = readNext(core, k, cur, end, limit);
-    if (e === null) return;
-    yield e;
   }
 }
 

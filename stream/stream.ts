@@ -16,7 +16,7 @@ import { FutureRegistry } from "../future/registry.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import { deadlock, type Level, LogCore, type Reserved } from "./core.ts";
 import { AppendFuture, CopyScheduler, WaitFuture } from "./futures.ts";
-import { follow, type FollowOptions, snapshot } from "./iterate.ts";
+import { follow, type FollowOptions, SnapshotIterator } from "./iterate.ts";
 import {
   alignUp,
   ENTRY_HEADER,
@@ -655,13 +655,12 @@ export class LogStream implements Disposable {
    */
   entries(region: Region): IterableIterator<LogEntry> {
     const k = this.#slot(region, "entries");
-    const gen = region.generation;
-    return snapshot(this.#core!, k, () => {
-      this.#live("entries");
-      if (!this.#source.alive(k, gen)) {
-        throw new ClosedError(`region ${k} (freed)`, "entries");
-      }
-    });
+    return new SnapshotIterator(
+      this.#core!,
+      k,
+      region.generation,
+      () => this.#core === null,
+    );
   }
 
   /**
