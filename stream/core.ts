@@ -31,11 +31,10 @@ import {
   PAD_BIT,
   SETTLED_AT,
 } from "./layout.ts";
-import type { Range, StreamMedia } from "./media.ts";
+import type { StreamMedia } from "./media.ts";
+import { commitReady, persistCommitted, writeHeader } from "./commit.ts";
 import {
   REGION_ALLOCATED,
-  RING_COMMITTED,
-  RING_EMPTY,
   RING_READY,
   RING_RESERVED,
   RING_VOID,
@@ -303,7 +302,7 @@ export class LogCore {
         const media = this.media;
         media.set(at + ENTRY_HEADER, data);
         if (media.traced) media.mark(`commit ${ts}`);
-        this.#header(at, length, ts);
+        writeHeader(this.media, at, length, ts, this.geometry.seed);
         const next = base + (end % size);
         media.zero(next, ENTRY_HEADER);
         if (next === at + total) media.persist(at, total + ENTRY_HEADER);
@@ -354,123 +353,6 @@ export class LogCore {
     this.shared.casSlotState(ts, RING_RESERVED, RING_VOID);
   }
 
-  // ---- commit and persist (under the commit lock) ----
-
-  /**
-   * Write an entry's header: length word and timestamp, then the CRC of
-   * both and of the data (of the header alone for padding).
-   */
-  #header(at: number, word: number, ts: number): void {
-    const media = this.media;
-    media.write32(at + 4, word);
-    const lo = ts >>> 0;
-    media.write32(at + 8, lo);
-    media.write32(at + 12, (ts - lo) / 4294967296);
-    const covered = word & PAD_BIT ? 12 : 12 + word;
-    media.write32(at, media.crc(at + 4, covered, this.geometry.seed));
-  }
-
-  /**
-   * Write the headers of every reserved entry whose data is in place, in
-   * timestamp order from the committed one on, and a terminator after
-   * each region's last. Returns whether anything was committed.
-   */
-  #commit(): boolean {
-    const s = this.shared;
-    const f64 = s.f64;
-    const i32 = s.i32;
-    const c = s.committed;
-    const next = s.next;
-    let end = c;
-    while (end + 1 < next) {
-      const st = Atomics.load(i32, s.slotI(end + 1));
-      if (st !== RING_READY && st !== RING_VOID) break;
-      end++;
-    }
-    if (end === c) return false;
-    // the mark comes first: a crash image whose headers were stored shows
-    // entries the checker knows were being committed
-    if (this.media.traced) this.media.mark(`commit ${end}`);
-    let lastRegion = -1;
-    let lastEnd = 0;
-    let lastTs = 0;
-    for (let ts = c + 1; ts <= end; ts++) {
-      const f = s.slotF(ts);
-      const i = s.slotI(ts);
-      const k = i32[i + 1];
-      let word = i32[i + 2] >>> 0;
-      if (i32[i] === RING_VOID) word = (word | PAD_BIT) >>> 0;
-      this.#header(f64[f + 1], word, ts);
-      i32[i] = RING_COMMITTED;
-      if (k !== lastRegion && lastRegion >= 0) {
-        this.#terminate(lastRegion, lastEnd, lastTs);
-      }
-      lastRegion = k;
-      lastEnd = f64[f + 2];
-      lastTs = ts;
-    }
-    this.#terminate(lastRegion, lastEnd, lastTs);
-    s.committed = end;
-    s.bump();
-    return true;
-  }
-
-  /** Zero the header after a region's last committed entry; record it. */
-  #terminate(k: number, end: number, ts: number): void {
-    const s = this.shared;
-    this.media.zero(s.offset(k) + (end % s.size(k)), ENTRY_HEADER);
-    s.setCommitted(k, end, ts);
-  }
-
-  /**
-   * Make every committed entry durable with one fence: each entry with
-   * its header, and each region's terminator.
-   */
-  #persist(): void {
-    const s = this.shared;
-    const f64 = s.f64;
-    const i32 = s.i32;
-    const p = s.persisted;
-    const c = s.committed;
-    if (p >= c) return;
-    const ranges: Range[] = [];
-    let regions: number[] | undefined;
-    let first = -1;
-    let open: Range | undefined;
-    for (let ts = p + 1; ts <= c; ts++) {
-      const f = s.slotF(ts);
-      const i = s.slotI(ts);
-      const k = i32[i + 1];
-      const at = f64[f + 1];
-      const total = entryTotal((i32[i + 2] & ~PAD_BIT) >>> 0);
-      if (first < 0) first = k;
-      else if (k !== first && !(regions ??= [first]).includes(k)) {
-        regions.push(k);
-      }
-      if (open !== undefined && open.offset + open.length === at) {
-        open.length += total;
-      } else {
-        open = { offset: at, length: total };
-        ranges.push(open);
-      }
-      i32[i] = RING_EMPTY;
-    }
-    for (const k of regions ?? [first]) {
-      const at = s.offset(k) + (s.committedEnd(k) % s.size(k));
-      let r = ranges[ranges.length - 1];
-      if (r.offset + r.length !== at) {
-        r = ranges.find((x) => x.offset + x.length === at) ??
-          { offset: at, length: 0 };
-        if (r.length === 0) ranges.push(r);
-      }
-      r.length += ENTRY_HEADER;
-    }
-    this.media.persistRanges(ranges);
-    s.persisted = c;
-    s.bump();
-    if (this.media.traced) this.media.mark(`persisted ${c}`);
-  }
-
   /**
    * One attempt at progress without blocking: commit what can be
    * committed and, for `level` "persisted", persist it. Returns whether
@@ -482,9 +364,9 @@ export class LogCore {
     if (!s.tryLockCommit()) return false;
     let progressed = false;
     try {
-      progressed = this.#commit();
+      progressed = commitReady(this.shared, this.media, this.geometry.seed);
       if (level === "persisted" && s.persisted < Math.min(ts, s.committed)) {
-        this.#persist();
+        persistCommitted(this.shared, this.media);
         progressed = true;
       }
     } finally {
@@ -543,8 +425,8 @@ export class LogCore {
     if (ts > s.settled) this.waitFor(ts, "persisted", op);
     s.lockCommit();
     try {
-      this.#commit();
-      this.#persist();
+      commitReady(this.shared, this.media, this.geometry.seed);
+      persistCommitted(this.shared, this.media);
       const w = s.persisted;
       if (w > s.settled) {
         this.media.write64(SETTLED_AT, w);
@@ -572,8 +454,8 @@ export class LogCore {
         for (let ts = s.committed + 1; ts < s.next; ts++) {
           s.casSlotState(ts, RING_RESERVED, RING_VOID);
         }
-        this.#commit();
-        this.#persist();
+        commitReady(this.shared, this.media, this.geometry.seed);
+        persistCommitted(this.shared, this.media);
         const last = s.next - 1;
         // W = R = last: nothing above it was ever written
         this.media.write64(SETTLED_AT, last);
@@ -620,5 +502,3 @@ export function deadlock(op: string, ts: number): PmemError {
     { errno: EDEADLK },
   );
 }
-
-export { RING_COMMITTED, RING_READY, RING_RESERVED };

@@ -26,7 +26,7 @@ import { ENTRY_HEADER } from "./layout.ts";
 /** The copy of the appends started together: one mover batch. */
 interface Copy {
   future: Future<void>;
-  members: AppendFuture[];
+  members: StreamAppendFuture[];
   /** Whether its outcome was passed on to its members. */
   seen: boolean;
 }
@@ -38,7 +38,7 @@ interface Copy {
 export class CopyScheduler {
   #core: LogCore;
   #mover: Vdm;
-  #queued: AppendFuture[] = [];
+  #queued: StreamAppendFuture[] = [];
 
   constructor(core: LogCore, mover: Vdm) {
     this.#core = core;
@@ -51,7 +51,7 @@ export class CopyScheduler {
   }
 
   /** Queue an append whose copy has not started. */
-  queue(f: AppendFuture): void {
+  queue(f: StreamAppendFuture): void {
     this.#queued.push(f);
   }
 
@@ -60,7 +60,7 @@ export class CopyScheduler {
     const queued = this.#queued;
     if (queued.length === 0) return;
     this.#queued = [];
-    const members: AppendFuture[] = [];
+    const members: StreamAppendFuture[] = [];
     const ops: BatchEntry[] = [];
     const media = this.#core.media;
     for (const f of queued) {
@@ -106,11 +106,29 @@ const READY = 3;
 const FAILED = 4;
 
 /**
- * An asynchronous append: its timestamp is reserved (`timestamp`); it
- * resolves with it once the entry reached the level it was made for
- * (persisted, unless asked otherwise).
+ * The future of {@linkcode LogStream.appendAsync}: its timestamp was
+ * reserved when the append was made (`timestamp`); it resolves with it
+ * once the entry reached the level asked for (persisted by default).
+ *
+ * @example Usage
+ * ```ts
+ * import { LogStream } from "@asyncpmem/asyncpmem/stream";
+ * import assert from "node:assert/strict";
+ *
+ * const path = `${await Deno.makeTempDir()}/log`;
+ * using s = LogStream.create(path, { size: 1 << 20 });
+ * const r = s.allocateRegion(64 << 10);
+ * const f = s.appendAsync(r, new Uint8Array(8));
+ * assert.equal(await f, f.timestamp);
+ * ```
  */
-export class AppendFuture extends Future<number> {
+export interface AppendFuture extends Future<number> {
+  /** The entry's timestamp (reserved when the append was made). */
+  readonly timestamp: number;
+}
+
+/** The {@linkcode AppendFuture} of a stream's append. Internal. */
+export class StreamAppendFuture extends Future<number> implements AppendFuture {
   #core: LogCore;
   #scheduler: CopyScheduler;
   #res: Reserved;
@@ -119,7 +137,7 @@ export class AppendFuture extends Future<number> {
   #stage = RESERVED;
   #copy: Copy | undefined;
   #error: unknown;
-  #onSettle: (f: AppendFuture) => void;
+  #onSettle: (f: StreamAppendFuture) => void;
 
   /**
    * @param core the stream's engine (the timestamp is owned here)
@@ -135,7 +153,7 @@ export class AppendFuture extends Future<number> {
     res: Reserved,
     data: Uint8Array,
     level: Level,
-    onSettle: (f: AppendFuture) => void,
+    onSettle: (f: StreamAppendFuture) => void,
     options?: FutureOptions,
   ) {
     super(options);

@@ -21,14 +21,14 @@
  *
  * @module
  */
-export {
-  type AppendOptions,
-  LogStream,
-  type LogStreamCreateOptions,
-  type LogStreamOpenOptions,
-} from "./stream.ts";
+export { LogStream } from "./stream.ts";
+export type {
+  AppendOptions,
+  LogStreamCreateOptions,
+  LogStreamOpenOptions,
+} from "./options.ts";
 export { type LogEntry, Region, Reservation } from "./region.ts";
-export { AppendFuture } from "./futures.ts";
+export type { AppendFuture } from "./futures.ts";
 export type { FollowOptions } from "./iterate.ts";
 export type { RecoveredRegion, RecoveryReport } from "./recovery.ts";
 export type { Level } from "./core.ts";

@@ -9,18 +9,11 @@
 import { statSync, unlinkSync } from "node:fs";
 import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
 import { hostArch } from "../blk/header.ts";
-import {
-  Future,
-  type FutureOptions,
-  PENDING,
-  type PollContext,
-  type Step,
-} from "../future/future.ts";
-import { waitAll } from "../future/executor.ts";
+import type { Future, FutureOptions } from "../future/future.ts";
 import { FileLock } from "../pmem2/file_lock.ts";
 import { Mapping } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
-import type { BatchEntry, Vdm } from "../mover/vdm.ts";
+import type { Vdm } from "../mover/vdm.ts";
 import {
   allZero,
   checkLogHeader,
@@ -35,6 +28,8 @@ import {
   WRITE_OFFSET_AT,
 } from "./pmemlog_format.ts";
 import { StreamMedia } from "./media.ts";
+import { checkInt, checkMover, checkPath } from "./options.ts";
+import { LogAppender } from "./pmemlog_async.ts";
 
 const EINVAL = 22;
 const EEXIST = 17;
@@ -59,17 +54,6 @@ export interface PmemLogCreateOptions {
 export interface PmemLogOpenOptions {
   /** See {@linkcode PmemLogCreateOptions.mover}. */
   mover?: Vdm;
-}
-
-/** An asynchronous append in flight: its place, copy and future. */
-interface Pending {
-  start: number;
-  end: number;
-  data: Uint8Array;
-  /** 0 waiting to copy, 1 copying, 2 copied, 3 committed, 4 failed */
-  stage: number;
-  copy?: Future<void>;
-  error?: unknown;
 }
 
 /**
@@ -111,10 +95,7 @@ export class PmemLog implements Disposable {
   #mover: Vdm;
   /** Where the next append goes (past asynchronous appends in flight). */
   #cursor: number;
-  #pending: Pending[] = [];
-  #queued: Pending[] = [];
-  #futures = new Set<Future<number>>();
-  #access: LogAccess;
+  #appender: LogAppender;
 
   private constructor(
     path: string,
@@ -131,7 +112,15 @@ export class PmemLog implements Disposable {
     this.#readOnly = readOnly;
     this.#mover = mover;
     this.#cursor = this.#media.read64(WRITE_OFFSET_AT);
-    this.#access = this.#makeAccess();
+    this.#appender = new LogAppender({
+      media: this.#media,
+      mover,
+      take: (n) => {
+        this.#writable("appendAsync");
+        return this.#take(n, "appendAsync");
+      },
+      commitTo: (end) => this.#commitTo(end),
+    });
   }
 
   /**
@@ -144,7 +133,7 @@ export class PmemLog implements Disposable {
    */
   static create(path: string, options: PmemLogCreateOptions = {}): PmemLog {
     const op = "create";
-    checkPath(path, op);
+    checkPath(path, op, "log");
     if (typeof options !== "object" || options === null) {
       throw new TypeError("Cannot create log: options must be an object");
     }
@@ -155,7 +144,7 @@ export class PmemLog implements Disposable {
         `Cannot create log: poolSize must be at least ${MIN_LOG_POOL} (2 MiB), got ${poolSize}`,
       );
     }
-    checkMover(options.mover, op);
+    checkMover(options.mover, op, "log");
     const arch = hostArch();
     if (arch === null) {
       throw new PmemError(
@@ -231,11 +220,11 @@ export class PmemLog implements Disposable {
    */
   static open(path: string, options: PmemLogOpenOptions = {}): PmemLog {
     const op = "open";
-    checkPath(path, op);
+    checkPath(path, op, "log");
     if (typeof options !== "object" || options === null) {
       throw new TypeError("Cannot open log: options must be an object");
     }
-    checkMover(options.mover, op);
+    checkMover(options.mover, op, "log");
     const source = Source.open(path);
     let map: Mapping | null = null;
     let lock: FileLock | null = null;
@@ -397,105 +386,32 @@ export class PmemLog implements Disposable {
    * it). Should the mover fail, the copy is made on this thread instead:
    * a log has no holes.
    *
+   * @example Usage
+   * ```ts
+   * import { PmemLog } from "@asyncpmem/asyncpmem/stream";
+   * import { all, ThreadMover } from "@asyncpmem/asyncpmem";
+   * import assert from "node:assert/strict";
+   *
+   * using mover = new ThreadMover();
+   * const path = `${await Deno.makeTempDir()}/pool.log`;
+   * using log = PmemLog.create(path, { poolSize: 2 << 20, mover });
+   * const offsets = await all([1, 2, 3].map((n) => log.appendAsync(new Uint8Array(n))));
+   * assert.deepEqual(offsets, [0, 1, 3]);
+   * assert.equal(log.tell(), 6);
+   * ```
+   *
    * @throws {TypeError} at once for bad data
    */
   appendAsync(data: Uint8Array, options?: FutureOptions): Future<number> {
     const op = "appendAsync";
     this.#writable(op);
     this.#checkBuffers([data], op);
-    const f = new LogAppendFuture(this.#access, data, options);
-    this.#futures.add(f);
-    return f;
-  }
-
-  #makeAccess(): LogAccess {
-    return {
-      take: (data) => {
-        this.#writable("appendAsync");
-        const at = this.#take(data.byteLength, "appendAsync");
-        const p: Pending = {
-          start: at,
-          end: at + data.byteLength,
-          data,
-          stage: 0,
-        };
-        this.#pending.push(p);
-        this.#queued.push(p);
-        return p;
-      },
-      startAll: () => this.#startAll(),
-      copied: (p) => {
-        if (p.copy?.state === "failed") this.#media.set(p.start, p.data);
-        p.stage = 2;
-      },
-      commit: () => this.#commitReady(),
-      settled: (f) => void this.#futures.delete(f),
-    };
-  }
-
-  /** Start every queued copy as one mover batch. */
-  #startAll(): void {
-    const queued = this.#queued;
-    this.#queued = [];
-    if (queued.length === 0) return;
-    const media = this.#media;
-    const ops: BatchEntry[] = [];
-    for (const p of queued) {
-      if (p.data.byteLength > 0) {
-        ops.push({
-          op: "memcpy",
-          dst: media.bytes(p.start, p.data.byteLength),
-          src: p.data,
-        });
-      }
-    }
-    let copy: Future<void> | undefined;
-    try {
-      copy = this.#mover.batch(ops);
-    } catch {
-      // the mover refused (closed): copy here
-      for (const p of queued) media.set(p.start, p.data);
-    }
-    for (const p of queued) {
-      p.stage = copy === undefined ? 2 : 1;
-      p.copy = copy;
-    }
-  }
-
-  /**
-   * Commit the copied appends at the head of the queue: one persist of
-   * their data (from the durable write offset on), one of the write
-   * offset.
-   */
-  #commitReady(): void {
-    const pending = this.#pending;
-    let k = 0;
-    while (k < pending.length && pending[k].stage === 2) k++;
-    if (k === 0) return;
-    const done = pending.splice(0, k);
-    const start = this.#media.read64(WRITE_OFFSET_AT);
-    const end = done[k - 1].end;
-    try {
-      if (end > start) this.#media.persist(start, end - start);
-      this.#commitTo(end);
-      for (const p of done) p.stage = 3;
-    } catch (e) {
-      // the write offset stays: these appends are not durable
-      for (const p of done) {
-        p.stage = 4;
-        p.error = e;
-      }
-    }
+    return this.#appender.append(data, options);
   }
 
   /** Finish every asynchronous append in flight (before a sync change). */
   #drain(): void {
-    if (this.#futures.size === 0) return;
-    try {
-      waitAll([...this.#futures]);
-    } catch {
-      // each failure is reported to its own awaiter
-    }
+    this.#appender.drain();
   }
 
   /**
@@ -557,67 +473,6 @@ export class PmemLog implements Disposable {
   }
 }
 
-/** What a log's append futures ask of it. */
-interface LogAccess {
-  /** Take the place of an append (throws when the log is full). */
-  take(data: Uint8Array): Pending;
-  startAll(): void;
-  /** Its copy settled (a failed one is redone on this thread). */
-  copied(p: Pending): void;
-  commit(): void;
-  settled(f: Future<number>): void;
-}
-
-/** An asynchronous append of a {@linkcode PmemLog}. */
-class LogAppendFuture extends Future<number> {
-  #log: LogAccess;
-  #data: Uint8Array | undefined;
-  #p: Pending | undefined;
-
-  constructor(log: LogAccess, data: Uint8Array, options?: FutureOptions) {
-    super(options);
-    this.#log = log;
-    this.#data = data;
-  }
-
-  protected step(ctx: PollContext): Step<number> {
-    if (this.#p === undefined) {
-      this.#p = this.#log.take(this.#data!);
-      // yield once, so the appends polled after this one copy with it
-      ctx.pollSoon?.();
-      return PENDING;
-    }
-    const p = this.#p;
-    for (;;) {
-      switch (p.stage) {
-        case 0:
-          this.#log.startAll();
-          continue;
-        case 1: {
-          const copy = p.copy!;
-          if (!copy.done) copy.poll(ctx);
-          if (!copy.done) return PENDING;
-          this.#log.copied(p);
-          continue;
-        }
-        case 2:
-          this.#log.commit();
-          if (p.stage === 2) return PENDING; // behind an earlier append
-          continue;
-        case 3:
-          return p.start - LOG_START;
-        default:
-          throw p.error;
-      }
-    }
-  }
-
-  protected override settle(): void {
-    this.#data = undefined;
-    this.#log.settled(this);
-  }
-}
-
 function lockFile(path: string, op: string): FileLock {
   try {
     return FileLock.acquire(path, op);
@@ -638,31 +493,4 @@ function corrupt(op: string, path: string, what: string): PmemError {
   return new PmemError(op, -EINVAL, `cannot open '${path}': ${what}`, {
     errno: EINVAL,
   });
-}
-
-function checkPath(path: unknown, op: string): void {
-  if (typeof path !== "string" || path.length === 0) {
-    throw new TypeError(`Cannot ${op} log: path must be a non-empty string`);
-  }
-}
-
-function checkInt(value: unknown, name: string, op: string): number {
-  if (typeof value !== "number") {
-    throw new TypeError(`Cannot ${op}: ${name} must be a number`);
-  }
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(
-      `Cannot ${op}: ${name} must be a non-negative integer, got ${value}`,
-    );
-  }
-  return value;
-}
-
-function checkMover(mover: unknown, op: string): void {
-  if (
-    mover !== undefined &&
-    typeof (mover as Vdm | null)?.batch !== "function"
-  ) {
-    throw new TypeError(`Cannot ${op} log: mover must implement Vdm`);
-  }
 }

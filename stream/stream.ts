@@ -14,19 +14,23 @@ import type { Future, FutureOptions } from "../future/future.ts";
 import { waitAll } from "../future/executor.ts";
 import { FutureRegistry } from "../future/registry.ts";
 import type { Vdm } from "../mover/vdm.ts";
-import { deadlock, type Level, LogCore, type Reserved } from "./core.ts";
-import { AppendFuture, CopyScheduler, WaitFuture } from "./futures.ts";
-import { follow, type FollowOptions, SnapshotIterator } from "./iterate.ts";
+import { deadlock, type Level, type LogCore, type Reserved } from "./core.ts";
 import {
-  alignUp,
-  ENTRY_HEADER,
-  entryTotal,
-  MAX_BLOCK_SIZE,
-  MAX_ENTRY,
-  MAX_SLOTS,
-  MIN_BLOCK_SIZE,
-  PAD_BIT,
-} from "./layout.ts";
+  type AppendFuture,
+  CopyScheduler,
+  StreamAppendFuture,
+  WaitFuture,
+} from "./futures.ts";
+import { follow, type FollowOptions, SnapshotIterator } from "./iterate.ts";
+import { alignUp, ENTRY_HEADER, entryTotal, MAX_ENTRY } from "./layout.ts";
+import {
+  type AppendOptions,
+  checkCreateOptions,
+  checkInt,
+  checkOpenOptions,
+  type LogStreamCreateOptions,
+  type LogStreamOpenOptions,
+} from "./options.ts";
 import {
   createStream,
   openStream,
@@ -36,52 +40,7 @@ import {
 import type { RecoveryReport } from "./recovery.ts";
 import { type LogEntry, Region, Reservation } from "./region.ts";
 import { REGION_ALLOCATED } from "./shared.ts";
-import { allocateSlot, beginFree, finishFree, storeHead } from "./table.ts";
-
-/** Options of {@linkcode LogStream.create}. */
-export interface LogStreamCreateOptions {
-  /** Bytes of the new file (header, region table and regions). */
-  size: number;
-  /**
-   * Region alignment and size unit: a power of two from 64 to 2^30.
-   * @default 4096
-   */
-  blockSize?: number;
-  /** Regions at most (slots of the region table). @default 64 */
-  regionSlots?: number;
-  /**
-   * Timestamps reserved and not yet persisted at most (a power of two);
-   * an append beyond it waits for earlier ones. @default 1024
-   */
-  maxInFlight?: number;
-  /** Permission bits of the new file. @default 0o644 */
-  mode?: number;
-  /**
-   * The data mover of `appendAsync` (its copies into the mapping). The
-   * stream does not close it. @default a shared CpuMover
-   */
-  mover?: Vdm;
-}
-
-/** Options of {@linkcode LogStream.open}. */
-export interface LogStreamOpenOptions {
-  /** The size the caller expects; the open fails if it differs. */
-  size?: number;
-  /** The block size the caller expects; the open fails if it differs. */
-  blockSize?: number;
-  /** See {@linkcode LogStreamCreateOptions.mover}. */
-  mover?: Vdm;
-}
-
-/** Options of {@linkcode LogStream.appendAsync}. */
-export interface AppendOptions extends FutureOptions {
-  /**
-   * When the future resolves: "persisted" (durable) or "committed"
-   * (visible; it becomes durable with a later persist: a sync append,
-   * `waitPersisted`, a persisted append, or close). @default "persisted"
-   */
-  level?: Level;
-}
+import { allocateSlot, freeSlot, truncateRegion } from "./table.ts";
 
 let createWith: (
   path: string,
@@ -226,53 +185,8 @@ export class LogStream implements Disposable {
     hooks: StreamTestHooks,
   ): LogStream {
     const op = "create";
-    checkPath(path, op);
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError("Cannot create stream: options must be an object");
-    }
-    const blockSize = checkInt(options.blockSize ?? 4096, "blockSize", op);
-    if (
-      blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE ||
-      (blockSize & (blockSize - 1)) !== 0
-    ) {
-      throw new RangeError(
-        `Cannot create stream: blockSize must be a power of two in [${MIN_BLOCK_SIZE}, ${MAX_BLOCK_SIZE}], got ${blockSize}`,
-      );
-    }
-    const regionSlots = checkInt(options.regionSlots ?? 64, "regionSlots", op);
-    if (regionSlots < 1 || regionSlots > MAX_SLOTS) {
-      throw new RangeError(
-        `Cannot create stream: regionSlots must be in [1, ${MAX_SLOTS}], got ${regionSlots}`,
-      );
-    }
-    const maxInFlight = checkInt(
-      options.maxInFlight ?? 1024,
-      "maxInFlight",
-      op,
-    );
-    if (
-      maxInFlight < 2 || maxInFlight > 1 << 20 ||
-      (maxInFlight & (maxInFlight - 1)) !== 0
-    ) {
-      throw new RangeError(
-        `Cannot create stream: maxInFlight must be a power of two in [2, 2^20], got ${maxInFlight}`,
-      );
-    }
-    const size = checkInt(options.size, "size", op);
-    const least = alignUp(4096 + regionSlots * 64, blockSize) + blockSize;
-    if (size < least) {
-      throw new RangeError(
-        `Cannot create stream: size must be at least ${least} for this geometry, got ${size}`,
-      );
-    }
-    const mode = checkInt(options.mode ?? 0o644, "mode", op);
-    checkMover(options.mover, op);
-    const opened = createStream(
-      path,
-      { size, blockSize, regionSlots, maxInFlight },
-      mode,
-      hooks,
-    );
+    const g = checkCreateOptions(path, options, op);
+    const opened = createStream(path, g, g.mode, hooks);
     return new LogStream(
       path,
       opened.core,
@@ -287,17 +201,7 @@ export class LogStream implements Disposable {
     hooks: StreamTestHooks,
   ): LogStream {
     const op = "open";
-    checkPath(path, op);
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError("Cannot open stream: options must be an object");
-    }
-    const size = options.size === undefined
-      ? undefined
-      : checkInt(options.size, "size", op);
-    const blockSize = options.blockSize === undefined
-      ? undefined
-      : checkInt(options.blockSize, "blockSize", op);
-    checkMover(options.mover, op);
+    const { size, blockSize } = checkOpenOptions(path, options, op);
     const opened = openStream(path, { size, blockSize }, hooks);
     return new LogStream(
       path,
@@ -419,22 +323,7 @@ export class LogStream implements Disposable {
   freeRegion(region: Region): void {
     const op = "freeRegion";
     const k = this.#slot(region, op);
-    const core = this.#live(op);
-    const s = core.shared;
-    s.lockReserve();
-    try {
-      if (core.busy(k)) throw LogCore.busyError(op, k);
-      beginFree(s, k);
-    } finally {
-      s.unlockReserve();
-    }
-    core.settle(s.lastTs(k), op);
-    s.lockReserve();
-    try {
-      finishFree(core.media, s, k);
-    } finally {
-      s.unlockReserve();
-    }
+    freeSlot(this.#core!, k, op);
     this.#regions.delete(k);
   }
 
@@ -611,7 +500,7 @@ export class LogStream implements Disposable {
     const core = this.#core!;
     const res = this.#reserve(k, region.generation, data.byteLength, op);
     let slot = -1;
-    const f = new AppendFuture(
+    const f = new StreamAppendFuture(
       core,
       this.#scheduler,
       res,
@@ -695,49 +584,7 @@ export class LogStream implements Disposable {
     const op = "truncate";
     const k = this.#slot(region, op);
     checkInt(upto, "upto", op);
-    const core = this.#core!;
-    const s = core.shared;
-    for (;;) {
-      const head = s.head(k);
-      const { pos, dropped, last } = this.#scanTo(k, head, upto);
-      if (pos === head) return 0;
-      core.settle(last, op);
-      s.lockReserve();
-      try {
-        if (s.head(k) !== head) continue; // truncated meanwhile: again
-        storeHead(core.media, s, k, pos);
-        return dropped;
-      } finally {
-        s.unlockReserve();
-      }
-    }
-  }
-
-  /** Where a region's entries up to `upto` end, from `head`. */
-  #scanTo(
-    k: number,
-    head: number,
-    upto: number,
-  ): { pos: number; dropped: number; last: number } {
-    const core = this.#core!;
-    const s = core.shared;
-    const media = core.media;
-    const size = s.size(k);
-    const end = s.committedEnd(k);
-    let pos = head;
-    let dropped = 0;
-    let last = 0;
-    for (;;) {
-      const p = normalizeAt(pos, size);
-      if (p >= end) return { pos: end, dropped, last };
-      const at = s.offset(k) + (p % size);
-      const word = media.read32(at + 4);
-      const ts = media.read64(at + 8);
-      if (ts > upto) return { pos: p, dropped, last };
-      if (!(word & PAD_BIT)) dropped++;
-      last = ts;
-      pos = p + entryTotal((word & ~PAD_BIT) >>> 0);
-    }
+    return truncateRegion(this.#core!, k, upto, op);
   }
 
   /**
@@ -780,42 +627,5 @@ export class LogStream implements Disposable {
   /** Same as {@linkcode LogStream.close}. */
   [Symbol.dispose](): void {
     this.close();
-  }
-}
-
-/** A position moved past the end when fewer than a header's bytes remain. */
-function normalizeAt(pos: number, size: number): number {
-  const phys = pos % size;
-  return size - phys < ENTRY_HEADER ? pos + size - phys : pos;
-}
-
-function checkPath(path: unknown, op: string): void {
-  if (typeof path !== "string" || path.length === 0) {
-    throw new TypeError(`Cannot ${op} stream: path must be a non-empty string`);
-  }
-}
-
-function checkInt(value: unknown, name: string, op: string): number {
-  if (typeof value !== "number") {
-    throw new TypeError(
-      `Cannot ${op}: ${name} must be a number, got ${
-        value === null ? "null" : typeof value
-      }`,
-    );
-  }
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(
-      `Cannot ${op}: ${name} must be a non-negative integer, got ${value}`,
-    );
-  }
-  return value;
-}
-
-function checkMover(mover: unknown, op: string): void {
-  if (
-    mover !== undefined &&
-    typeof (mover as Vdm | null)?.batch !== "function"
-  ) {
-    throw new TypeError(`Cannot ${op} stream: mover must implement Vdm`);
   }
 }

@@ -15,12 +15,15 @@
  * @module
  */
 import { OutOfSpaceError } from "../errors/mod.ts";
+import { LogCore, normalize } from "./core.ts";
 import {
   alignUp,
   decodeSlot,
   encodeSlotBody,
   ENTRY_HEADER,
+  entryTotal,
   type Geometry,
+  PAD_BIT,
   SLOT_ALLOCATED,
   SLOT_FREE,
   SLOT_SIZE,
@@ -189,4 +192,85 @@ export function storeHead(
   media.persist(at, 8);
   shared.setHead(k, head);
   shared.bump();
+}
+
+/**
+ * Free region `k`: no new reservations, W past its entries, then the
+ * slot cleared.
+ *
+ * @throws {PmemError} code -16 (EBUSY) when appends to it are in flight
+ */
+export function freeSlot(core: LogCore, k: number, op: string): void {
+  const s = core.shared;
+  s.lockReserve();
+  try {
+    if (core.busy(k)) throw LogCore.busyError(op, k);
+    beginFree(s, k);
+  } finally {
+    s.unlockReserve();
+  }
+  core.settle(s.lastTs(k), op);
+  s.lockReserve();
+  try {
+    finishFree(core.media, s, k);
+  } finally {
+    s.unlockReserve();
+  }
+}
+
+/**
+ * Drop region `k`'s committed entries up to timestamp `upto` from its
+ * start: W first passes them (recovery never looks for a gap where they
+ * were), then the head moves (one 8-byte store, persisted).
+ *
+ * @returns the entries dropped (padding not counted)
+ */
+export function truncateRegion(
+  core: LogCore,
+  k: number,
+  upto: number,
+  op: string,
+): number {
+  const s = core.shared;
+  for (;;) {
+    const head = s.head(k);
+    const { pos, dropped, last } = scanTo(core, k, head, upto);
+    if (pos === head) return 0;
+    core.settle(last, op);
+    s.lockReserve();
+    try {
+      if (s.head(k) !== head) continue; // truncated meanwhile: again
+      storeHead(core.media, s, k, pos);
+      return dropped;
+    } finally {
+      s.unlockReserve();
+    }
+  }
+}
+
+/** Where region `k`'s committed entries up to `upto` end, from `head`. */
+function scanTo(
+  core: LogCore,
+  k: number,
+  head: number,
+  upto: number,
+): { pos: number; dropped: number; last: number } {
+  const s = core.shared;
+  const media = core.media;
+  const size = s.size(k);
+  const end = s.committedEnd(k);
+  let pos = head;
+  let dropped = 0;
+  let last = 0;
+  for (;;) {
+    const p = normalize(pos, size);
+    if (p >= end) return { pos: end, dropped, last };
+    const at = s.offset(k) + (p % size);
+    const word = media.read32(at + 4);
+    const ts = media.read64(at + 8);
+    if (ts > upto) return { pos: p, dropped, last };
+    if (!(word & PAD_BIT)) dropped++;
+    last = ts;
+    pos = p + entryTotal((word & ~PAD_BIT) >>> 0);
+  }
 }

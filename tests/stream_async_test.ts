@@ -4,7 +4,7 @@
 import { all, CpuMover, type Future, wait } from "../mod.ts";
 import { BaseMover, type CheckedOp } from "../mover/mod.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
-import { LogStream } from "../stream/mod.ts";
+import { type AppendFuture, LogStream } from "../stream/mod.ts";
 import { createStreamWith } from "../stream/stream.ts";
 import { assert, moverTest, tempPath, test } from "./_harness.ts";
 
@@ -37,7 +37,7 @@ moverTest(
       s.allocateRegion(MiB),
       s.allocateRegion(MiB),
     ];
-    const futures: Future<number>[] = [];
+    const futures: AppendFuture[] = [];
     for (let i = 0; i < 300; i++) {
       futures.push(
         s.appendAsync(regions[i % 3], payload(i, 1 + (i * 53) % 2000)),
@@ -46,7 +46,7 @@ moverTest(
     const stamps = await all(futures);
     assert.deepEqual(
       stamps,
-      futures.map((f) => (f as { timestamp: number }).timestamp),
+      futures.map((f) => f.timestamp),
     );
     for (let i = 1; i < stamps.length; i++) {
       assert.equal(stamps[i], stamps[i - 1] + 1);

@@ -15,14 +15,14 @@ step() { # name, command...
     echo "check: $name FAILED"; cat /tmp/asyncpmem-step.log; failed=$((failed + 1))
   fi
 }
-step "deno check" deno check mod.ts errors/ ffi/ future/ mover/ pmem2/ blk/ testing/ tests/ bench/ examples/ c/build.ts
+step "deno check" deno check mod.ts errors/ ffi/ future/ mover/ pmem2/ blk/ stream/ testing/ tests/ bench/ examples/ c/build.ts
 step "tsc (bun-types)" tsc -p .
 step "deno lint" deno lint
 step "deno fmt" deno fmt --check
-step "deno doc --lint" deno doc --lint mod.ts errors/mod.ts future/mod.ts mover/mod.ts pmem2/mod.ts blk/mod.ts testing/mod.ts
+step "deno doc --lint" deno doc --lint mod.ts errors/mod.ts future/mod.ts mover/mod.ts pmem2/mod.ts blk/mod.ts stream/mod.ts testing/mod.ts
 step "JSR publish (dry run)" deno publish --dry-run --allow-dirty
 doc_tmp=$(mktemp -d)
-step "doc examples (deno test --doc)" env TMPDIR="$doc_tmp" deno test -A --doc errors/ ffi/ future/ mover/ pmem2/ blk/ testing/ mod.ts
+step "doc examples (deno test --doc)" env TMPDIR="$doc_tmp" deno test -A --doc errors/ ffi/ future/ mover/ pmem2/ blk/ stream/ testing/ mod.ts
 rm -rf "$doc_tmp"
 
 deno_log=$(mktemp); bun_log=$(mktemp)
