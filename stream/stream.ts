@@ -293,6 +293,19 @@ export class LogStream implements Disposable {
    *
    * @throws {RangeError} when `bytes` is not a positive integer
    * @throws {OutOfSpaceError} when no region slot or no space is free
+   *
+   * @example Usage
+   * ```ts
+   * import { LogStream } from "@asyncpmem/asyncpmem/stream";
+   * import assert from "node:assert/strict";
+   *
+   * const path = `${await Deno.makeTempDir()}/log`;
+   * using s = LogStream.create(path, { size: 1 << 20 });
+   * const r = s.allocateRegion(10_000);
+   * assert.equal(r.size, 12288); // three 4 KiB blocks
+   * s.freeRegion(r);
+   * assert.deepEqual(s.regions(), []);
+   * ```
    */
   allocateRegion(bytes: number): Region {
     const op = "allocateRegion";
@@ -482,6 +495,22 @@ export class LogStream implements Disposable {
    *
    * @returns a future of the timestamp
    * @throws {TypeError} / {RangeError} / {OutOfSpaceError} at once
+   *
+   * @example Usage
+   * ```ts
+   * import { LogStream } from "@asyncpmem/asyncpmem/stream";
+   * import { all, ThreadMover } from "@asyncpmem/asyncpmem";
+   * import assert from "node:assert/strict";
+   *
+   * using mover = new ThreadMover();
+   * const path = `${await Deno.makeTempDir()}/log`;
+   * using s = LogStream.create(path, { size: 1 << 20, mover });
+   * const r = s.allocateRegion(64 << 10);
+   * const futures = [1, 2, 3].map((n) => s.appendAsync(r, new Uint8Array(n)));
+   * assert.deepEqual(futures.map((f) => f.timestamp), [1, 2, 3]); // reserved
+   * await all(futures); // copied by the mover, committed, one persist
+   * assert.equal(s.persistedTimestamp, 3);
+   * ```
    */
   appendAsync(
     region: Region,
@@ -524,6 +553,21 @@ export class LogStream implements Disposable {
   /**
    * A future that resolves once `timestamp` is persisted (durable):
    * every committed entry is persisted with one fence on the way.
+   *
+   * @example Usage
+   * ```ts
+   * import { LogStream } from "@asyncpmem/asyncpmem/stream";
+   * import assert from "node:assert/strict";
+   *
+   * const path = `${await Deno.makeTempDir()}/log`;
+   * using s = LogStream.create(path, { size: 1 << 20 });
+   * const r = s.allocateRegion(64 << 10);
+   * // visible once committed; persisted later, many at a time
+   * const ts = await s.appendAsync(r, new Uint8Array(8), { level: "committed" });
+   * assert.ok(s.persistedTimestamp < ts);
+   * await s.waitPersisted(ts);
+   * assert.equal(s.persistedTimestamp, ts);
+   * ```
    */
   waitPersisted(timestamp: number, options?: FutureOptions): Future<void> {
     return this.#wait(timestamp, "persisted", options);
@@ -557,6 +601,27 @@ export class LogStream implements Disposable {
    * are committed (in this thread, at once; by other Workers, within
    * milliseconds). It ends when `signal` aborts, the region is freed or
    * the stream closes.
+   *
+   * @example Usage
+   * ```ts
+   * import { LogStream } from "@asyncpmem/asyncpmem/stream";
+   * import assert from "node:assert/strict";
+   *
+   * const path = `${await Deno.makeTempDir()}/log`;
+   * using s = LogStream.create(path, { size: 1 << 20 });
+   * const r = s.allocateRegion(64 << 10);
+   * const seen: number[] = [];
+   * const reader = (async () => {
+   *   for await (const e of s.follow(r)) {
+   *     seen.push(e.data[0]);
+   *     if (seen.length === 2) break;
+   *   }
+   * })();
+   * s.append(r, Uint8Array.of(1));
+   * await s.appendAsync(r, Uint8Array.of(2));
+   * await reader;
+   * assert.deepEqual(seen, [1, 2]);
+   * ```
    */
   follow(
     region: Region,
@@ -579,6 +644,20 @@ export class LogStream implements Disposable {
    * reusable. Durable on return.
    *
    * @returns the entries dropped (padding not counted)
+   *
+   * @example Usage
+   * ```ts
+   * import { LogStream } from "@asyncpmem/asyncpmem/stream";
+   * import assert from "node:assert/strict";
+   *
+   * const path = `${await Deno.makeTempDir()}/log`;
+   * using s = LogStream.create(path, { size: 1 << 20 });
+   * const r = s.allocateRegion(64 << 10);
+   * const first = s.append(r, new Uint8Array(100));
+   * s.append(r, new Uint8Array(100));
+   * assert.equal(s.truncate(r, first), 1);
+   * assert.equal([...s.entries(r)].length, 1);
+   * ```
    */
   truncate(region: Region, upto: number): number {
     const op = "truncate";
