@@ -60,9 +60,10 @@ export interface Reserved {
 }
 
 /** Who owns a reserved timestamp in this isolate. */
-export type Owner =
-  | { kind: "future"; future: Future<unknown> }
-  | { kind: "reservation" };
+export type Owner = Future<unknown> | typeof RESERVATION;
+
+/** The owner of a timestamp held by a reservation (reserve/publish). */
+export const RESERVATION: unique symbol = Symbol("asyncpmem.reservation");
 
 /** What a wait needs: the entry visible, or also durable. */
 export type Level = "committed" | "persisted";
@@ -150,7 +151,7 @@ export class LogCore {
   /** Record who owns `ts` (so waits behind it can drive it). */
   own(ts: number, owner: Owner): void {
     this.#owners.set(ts, owner);
-    if (owner.kind === "reservation") this.reservations++;
+    if (owner === RESERVATION) this.reservations++;
   }
 
   /** `ts` is no longer owned here. */
@@ -158,7 +159,7 @@ export class LogCore {
     const o = this.#owners.get(ts);
     if (o === undefined) return;
     this.#owners.delete(ts);
-    if (o.kind === "reservation") this.reservations--;
+    if (o === RESERVATION) this.reservations--;
   }
 
   /** The local reservation (reserve/publish) with the lowest timestamp. */
@@ -166,7 +167,7 @@ export class LogCore {
     let min = Infinity;
     if (this.reservations === 0) return min;
     for (const [ts, o] of this.#owners) {
-      if (o.kind === "reservation" && ts < min) min = ts;
+      if (o === RESERVATION && ts < min) min = ts;
     }
     return min;
   }
@@ -175,7 +176,7 @@ export class LogCore {
   ownedFutures(): Future<unknown>[] {
     const out: Future<unknown>[] = [];
     for (const o of this.#owners.values()) {
-      if (o.kind === "future") out.push(o.future);
+      if (o !== RESERVATION) out.push(o);
     }
     return out;
   }
@@ -184,24 +185,26 @@ export class LogCore {
   ownedReservations(): number[] {
     const out: number[] = [];
     for (const [ts, o] of this.#owners) {
-      if (o.kind === "reservation") out.push(ts);
+      if (o === RESERVATION) out.push(ts);
     }
     return out;
   }
 
   // ---- reserve ----
 
+  // #place's results (fields, not a returned object: it runs per append)
+  #t = 0;
+  #pad = 0;
+  #start = 0;
+  #end = 0;
+
   /**
    * Where an entry of `total` bytes goes at the end of region `k` (under
-   * the reserve lock): its logical position, any padding before it, its
-   * normalised end. Throws when it does not fit.
+   * the reserve lock), into `#t` (the region's end), `#pad` (padding
+   * before the entry), `#start` and `#end` (normalised). Throws when it
+   * does not fit.
    */
-  #place(
-    k: number,
-    total: number,
-    length: number,
-    op: string,
-  ): { t: number; pad: number; start: number; end: number } {
+  #place(k: number, total: number, length: number, op: string): void {
     const s = this.shared;
     const size = s.size(k);
     const t = normalize(s.tail(k), size);
@@ -218,7 +221,10 @@ export class LogCore {
         } are free`,
       );
     }
-    return { t, pad, start, end };
+    this.#t = t;
+    this.#pad = pad;
+    this.#start = start;
+    this.#end = end;
   }
 
   /** Check region `k` still holds generation `gen` (under the reserve lock). */
@@ -244,7 +250,11 @@ export class LogCore {
     s.lockReserve();
     try {
       this.#alive(k, gen, op);
-      const { t, pad, start, end } = this.#place(k, total, length, op);
+      this.#place(k, total, length, op);
+      const t = this.#t;
+      const pad = this.#pad;
+      const start = this.#start;
+      const end = this.#end;
       const count = pad > 0 ? 2 : 1;
       const ts = s.next;
       if (ts + count - 1 - s.persisted > s.ringSize) return null;
@@ -292,8 +302,10 @@ export class LogCore {
       const ts = s.next;
       if (ts - 1 !== s.persisted || s.committed !== s.persisted) return -1;
       this.#alive(k, gen, op);
-      const { pad, start, end } = this.#place(k, total, length, op);
-      if (pad > 0 || !s.tryLockCommit()) return -1;
+      this.#place(k, total, length, op);
+      const start = this.#start;
+      const end = this.#end;
+      if (this.#pad > 0 || !s.tryLockCommit()) return -1;
       try {
         this.#checkBound(ts, op);
         const size = s.size(k);
@@ -400,11 +412,9 @@ export class LogCore {
       if (this.advance(ts, level)) return;
       const b = this.blocker();
       if (b !== null && b.owner !== undefined) {
-        if (b.owner.kind === "reservation") {
-          throw deadlock(op, b.ts);
-        }
+        if (b.owner === RESERVATION) throw deadlock(op, b.ts);
         try {
-          wait(b.owner.future);
+          wait(b.owner);
         } catch {
           // its own awaiter sees the failure; it voided its timestamp
         }

@@ -20,7 +20,12 @@ import {
   type Step,
 } from "../future/future.ts";
 import type { BatchEntry, Vdm } from "../mover/vdm.ts";
-import type { Level, LogCore, Reserved } from "./core.ts";
+import {
+  type Level,
+  type LogCore,
+  RESERVATION,
+  type Reserved,
+} from "./core.ts";
 import { ENTRY_HEADER } from "./layout.ts";
 
 /** The copy of the appends started together: one mover batch. */
@@ -63,16 +68,19 @@ export class CopyScheduler {
     const members: StreamAppendFuture[] = [];
     const ops: BatchEntry[] = [];
     const media = this.#core.media;
+    const whole = media.whole;
     for (const f of queued) {
-      const job = f.job();
-      if (job === null) continue; // settled meanwhile
+      const data = f.data;
+      if (data === undefined || !f.queued) continue; // settled meanwhile
       members.push(f);
-      if (job.data.byteLength === 0) continue;
-      ops.push({
-        op: "memcpy",
-        dst: media.bytes(job.at + ENTRY_HEADER, job.data.byteLength),
-        src: job.data,
-      });
+      const n = data.byteLength;
+      if (n === 0) continue;
+      const at = f.at + ENTRY_HEADER;
+      ops.push(
+        whole !== undefined
+          ? { op: "memcpy", dst: whole, dstOffset: at, src: data }
+          : { op: "memcpy", dst: media.bytes(at, n), src: data },
+      );
     }
     if (members.length === 0) return;
     let future: Future<void>;
@@ -163,7 +171,7 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
     this.#data = data;
     this.#level = level;
     this.#onSettle = onSettle;
-    core.own(res.ts, { kind: "future", future: this });
+    core.own(res.ts, this);
   }
 
   /** The entry's timestamp (reserved when the append was made). */
@@ -171,10 +179,19 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
     return this.#res.ts;
   }
 
-  /** What the scheduler copies: null once settled. @internal */
-  job(): { at: number; data: Uint8Array } | null {
-    if (this.#data === undefined || this.#stage !== QUEUED) return null;
-    return { at: this.#res.at, data: this.#data };
+  /** The bytes to copy (undefined once settled). @internal */
+  get data(): Uint8Array | undefined {
+    return this.#data;
+  }
+
+  /** File offset of the entry's header. @internal */
+  get at(): number {
+    return this.#res.at;
+  }
+
+  /** Whether it waits for its copy to start. @internal */
+  get queued(): boolean {
+    return this.#stage === QUEUED;
   }
 
   /** The copy started. @internal */
@@ -231,8 +248,9 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
   /** Waiting behind an earlier timestamp: drive its owner if local. */
   #behind(ctx: PollContext): Step<number> {
     const b = this.#core.blocker();
-    if (b?.owner?.kind === "future" && b.owner.future !== this) {
-      b.owner.future.poll(ctx);
+    const owner = b?.owner;
+    if (owner !== undefined && owner !== RESERVATION && owner !== this) {
+      owner.poll(ctx);
       if (this.#core.advance(this.#res.ts, this.#level)) return this.#res.ts;
     }
     return PENDING;
@@ -276,8 +294,9 @@ export class WaitFuture extends Future<void> {
     this.#live(this.#level === "committed" ? "waitCommitted" : "waitPersisted");
     if (this.#core.advance(this.#ts, this.#level)) return;
     const b = this.#core.blocker();
-    if (b?.owner?.kind === "future") {
-      b.owner.future.poll(ctx);
+    const owner = b?.owner;
+    if (owner !== undefined && owner !== RESERVATION) {
+      owner.poll(ctx);
       if (this.#core.advance(this.#ts, this.#level)) return;
     }
     return PENDING;

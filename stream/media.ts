@@ -76,6 +76,14 @@ export class StreamMedia {
     if (this.#traced) markMapping(this.#map, label);
   }
 
+  /**
+   * A view of the whole mapping, when one view can hold it (so a batch of
+   * the mover addresses entries by offset instead of a view each).
+   */
+  get whole(): Uint8Array | undefined {
+    return this.#u8;
+  }
+
   /** A zero-copy view of `[offset, offset + length)`. */
   bytes(offset: number, length: number): Uint8Array {
     const buf = this.#buf;

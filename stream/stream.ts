@@ -14,7 +14,13 @@ import type { Future, FutureOptions } from "../future/future.ts";
 import { waitAll } from "../future/executor.ts";
 import { FutureRegistry } from "../future/registry.ts";
 import type { Vdm } from "../mover/vdm.ts";
-import { deadlock, type Level, type LogCore, type Reserved } from "./core.ts";
+import {
+  deadlock,
+  type Level,
+  type LogCore,
+  RESERVATION,
+  type Reserved,
+} from "./core.ts";
 import {
   type AppendFuture,
   CopyScheduler,
@@ -427,7 +433,7 @@ export class LogStream implements Disposable {
     this.#checkLength(n, k, op);
     const core = this.#core!;
     const res = this.#reserve(k, region.generation, n, op);
-    core.own(res.ts, { kind: "reservation" });
+    core.own(res.ts, RESERVATION);
     const out = new Reservation(
       this,
       region,
