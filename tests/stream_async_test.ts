@@ -1,7 +1,7 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // The log store's asynchronous side, on every mover: appends in flight
 // from one thread, group persists, waits, following iterators.
-import { all, CpuMover, type Future, wait } from "../mod.ts";
+import { all, CpuMover, type Future, PmemError, wait } from "../mod.ts";
 import { BaseMover, type CheckedOp } from "../mover/mod.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
 import { type AppendFuture, LogStream } from "../stream/mod.ts";
@@ -255,4 +255,18 @@ test("`close()` finishes appends in flight; the reopened stream has them all", (
   // a waiting future of a closed stream fails instead of touching it
   t.close();
   assert.throws(() => wait(t.waitCommitted(1)), /closed/);
+});
+
+test("`freeRegion()` refuses a region with appends in flight, then frees it once they are done", async () => {
+  using s = LogStream.create(tempPath(), { size: 4 * MiB });
+  const r = s.allocateRegion(MiB);
+  const f = s.appendAsync(r, payload(1, 10));
+  assert.throws(
+    () => s.freeRegion(r),
+    (e) => e instanceof PmemError && e.code === -16,
+  );
+  assert.equal(r.freed, false);
+  await f;
+  s.freeRegion(r);
+  assert.equal(r.freed, true);
 });
