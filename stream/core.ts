@@ -34,6 +34,9 @@ import {
 import type { StreamMedia } from "./media.ts";
 import { commitReady, persistCommitted, writeHeader } from "./commit.ts";
 import {
+  COMMITTED_F,
+  NEXT_F,
+  PERSISTED_F,
   REGION_ALLOCATED,
   RING_READY,
   RING_RESERVED,
@@ -295,27 +298,44 @@ export class LogCore {
    */
   appendAlone(k: number, gen: number, data: Uint8Array, op: string): number {
     const s = this.shared;
+    const f64 = s.f64;
     const length = data.byteLength;
     const total = entryTotal(length);
     s.lockReserve();
     try {
-      const ts = s.next;
-      if (ts - 1 !== s.persisted || s.committed !== s.persisted) return -1;
+      // plain reads: the lock's compare-and-swap ordered them
+      const ts = f64[NEXT_F];
+      if (ts - 1 !== f64[PERSISTED_F] || f64[COMMITTED_F] !== ts - 1) {
+        return -1;
+      }
       this.#alive(k, gen, op);
-      this.#place(k, total, length, op);
-      const start = this.#start;
-      const end = this.#end;
-      if (this.#pad > 0 || !s.tryLockCommit()) return -1;
+      const size = s.size(k);
+      let t = s.tail(k);
+      let phys = t % size;
+      if (size - phys < ENTRY_HEADER) {
+        t += size - phys;
+        phys = 0;
+      }
+      if (phys + total > size) return -1; // needs padding first
+      let end = t + total;
+      let nextPhys = phys + total;
+      if (size - nextPhys < ENTRY_HEADER) {
+        end += size - nextPhys;
+        nextPhys = 0;
+      }
+      if (end + ENTRY_HEADER > s.head(k) + size) {
+        this.#place(k, total, length, op); // throws the full region's error
+      }
+      if (!s.tryLockCommit()) return -1;
       try {
-        this.#checkBound(ts, op);
-        const size = s.size(k);
+        if (ts > s.bound) this.#checkBound(ts, op);
         const base = s.offset(k);
-        const at = base + (start % size);
+        const at = base + phys;
+        const next = base + nextPhys;
         const media = this.media;
         media.set(at + ENTRY_HEADER, data);
         if (media.traced) media.mark(`commit ${ts}`);
-        writeHeader(this.media, at, length, ts, this.geometry.seed);
-        const next = base + (end % size);
+        writeHeader(media, at, length, ts, this.geometry.seed);
         media.zero(next, ENTRY_HEADER);
         if (next === at + total) media.persist(at, total + ENTRY_HEADER);
         else {
@@ -324,11 +344,11 @@ export class LogCore {
             { offset: next, length: ENTRY_HEADER },
           ]);
         }
-        s.setTail(k, start + total);
+        s.setTail(k, t + total);
         s.setCommitted(k, end, ts);
-        s.next = ts + 1;
-        s.committed = ts;
-        s.persisted = ts;
+        f64[NEXT_F] = ts + 1;
+        f64[COMMITTED_F] = ts;
+        f64[PERSISTED_F] = ts;
         s.bump();
         if (media.traced) media.mark(`persisted ${ts}`);
       } finally {

@@ -37,6 +37,12 @@ const OPENS = 5;
 const NEXT = 4;
 const COMMITTED = 5;
 const PERSISTED = 6;
+/** float64 index of the next timestamp (for plain reads under a lock). */
+export const NEXT_F = NEXT;
+/** float64 index of the committed timestamp (reads under a lock). */
+export const COMMITTED_F = COMMITTED;
+/** float64 index of the persisted timestamp (reads under a lock). */
+export const PERSISTED_F = PERSISTED;
 const SETTLED = 7;
 const BOUND = 8;
 

@@ -400,9 +400,13 @@ export class LogStream implements Disposable {
    */
   append(region: Region, data: Uint8Array): number {
     const op = "append";
-    const k = this.#slot(region, op);
+    const core = this.#live(op);
+    if (!(region instanceof Region) || region.stream !== this) {
+      this.#slot(region, op); // throws the right error
+    }
+    // the region's state is checked under the lock
+    const k = region.id;
     this.#checkData(data, k, op);
-    const core = this.#core!;
     if (core.reservations > 0) this.#noReservation(op);
     const alone = core.appendAlone(k, region.generation, data, op);
     if (alone >= 0) return alone;
