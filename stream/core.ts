@@ -38,6 +38,7 @@ import {
   NEXT_F,
   PERSISTED_F,
   REGION_ALLOCATED,
+  RING_EMPTY,
   RING_READY,
   RING_RESERVED,
   RING_VOID,
@@ -359,6 +360,50 @@ export class LogCore {
     } finally {
       s.unlockReserve();
     }
+  }
+
+  /**
+   * Commit and persist reservation `res` (its data in place) when it is
+   * the only timestamp in flight: header, terminator and one persist
+   * under the commit lock, no commit pass. Returns false when something
+   * else is in flight (take the general path).
+   */
+  publishAlone(res: Reserved): boolean {
+    const s = this.shared;
+    const f64 = s.f64;
+    if (!s.tryLockCommit()) return false;
+    try {
+      const ts = res.ts;
+      if (f64[COMMITTED_F] !== ts - 1 || f64[PERSISTED_F] !== ts - 1) {
+        return false;
+      }
+      const k = res.region;
+      const i = s.slotI(ts);
+      const end = f64[s.slotF(ts) + 2];
+      const media = this.media;
+      if (media.traced) media.mark(`commit ${ts}`);
+      writeHeader(media, res.at, res.length, ts, this.geometry.seed);
+      const next = s.offset(k) + (end % s.size(k));
+      media.zero(next, ENTRY_HEADER);
+      const total = entryTotal(res.length);
+      if (next === res.at + total) media.persist(res.at, total + ENTRY_HEADER);
+      else {
+        media.persistRanges([
+          { offset: res.at, length: total },
+          { offset: next, length: ENTRY_HEADER },
+        ]);
+      }
+      s.setCommitted(k, end, ts);
+      Atomics.store(s.i32, i, RING_EMPTY);
+      f64[COMMITTED_F] = ts;
+      f64[PERSISTED_F] = ts;
+      s.bump();
+      if (media.traced) media.mark(`persisted ${ts}`);
+    } finally {
+      s.unlockCommit();
+    }
+    this.#notify();
+    return true;
   }
 
   /**

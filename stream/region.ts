@@ -7,7 +7,21 @@
  *
  * @module
  */
+import type { Reserved } from "./core.ts";
 import type { LogStream } from "./stream.ts";
+
+let reservedOf: (r: Reservation) => Reserved | undefined;
+let settleReservation: (r: Reservation) => void;
+
+/** The place a reservation holds; undefined once settled. Internal. */
+export function reservationPlace(r: Reservation): Reserved | undefined {
+  return reservedOf(r);
+}
+
+/** Mark a reservation published or cancelled. Internal. */
+export function settleReservationOf(r: Reservation): void {
+  settleReservation(r);
+}
 
 /** One entry, as iteration yields it. */
 export interface LogEntry {
@@ -126,25 +140,35 @@ export class Reservation {
   #timestamp: number;
   #data: Uint8Array;
   #region: Region;
-  /** Whether it was published or cancelled. @internal */
-  settled = false;
+  #reserved: Reserved | undefined;
 
   /** Made by the stream only. @internal */
   constructor(
     stream: LogStream,
     region: Region,
-    timestamp: number,
+    reserved: Reserved,
     data: Uint8Array,
   ) {
     this.#stream = stream;
+    this.#reserved = reserved;
     this.#region = region;
-    this.#timestamp = timestamp;
+    this.#timestamp = reserved.ts;
     this.#data = data;
+  }
+
+  static {
+    reservedOf = (r) => r.#reserved;
+    settleReservation = (r) => void (r.#reserved = undefined);
   }
 
   /** The stream that made it. @internal */
   get stream(): LogStream {
     return this.#stream;
+  }
+
+  /** Whether it was published or cancelled. */
+  get settled(): boolean {
+    return this.#reserved === undefined;
   }
 
   /** The entry's timestamp. */

@@ -44,7 +44,13 @@ import {
   type StreamTestHooks,
 } from "./open.ts";
 import type { RecoveryReport } from "./recovery.ts";
-import { type LogEntry, Region, Reservation } from "./region.ts";
+import {
+  type LogEntry,
+  Region,
+  Reservation,
+  reservationPlace,
+  settleReservationOf,
+} from "./region.ts";
 import { REGION_ALLOCATED } from "./shared.ts";
 import { allocateSlot, freeSlot, truncateRegion } from "./table.ts";
 
@@ -125,7 +131,8 @@ export class LogStream implements Disposable {
   #recovery: RecoveryReport;
   #inflight = new FutureRegistry();
   #regions = new Map<number, Region>();
-  #reservations = new Map<Reservation, Reserved>();
+  /** Reservations not yet published or cancelled (cancelled at close). */
+  #reservations = new Set<Reservation>();
   #source = {
     size: (k: number) => this.#live("size").shared.size(k),
     used: (k: number) => {
@@ -441,17 +448,17 @@ export class LogStream implements Disposable {
     const out = new Reservation(
       this,
       region,
-      res.ts,
+      res,
       core.media.bytes(res.at + ENTRY_HEADER, n),
     );
-    this.#reservations.set(out, res);
+    this.#reservations.add(out);
     return out;
   }
 
   #takeReservation(res: unknown, op: string): Reserved {
     this.#live(op);
-    const r = res instanceof Reservation
-      ? this.#reservations.get(res)
+    const r = res instanceof Reservation && res.stream === this
+      ? reservationPlace(res)
       : undefined;
     if (r === undefined) {
       throw new TypeError(
@@ -472,13 +479,15 @@ export class LogStream implements Disposable {
     const op = "publish";
     const res = this.#takeReservation(reservation, op);
     const core = this.#core!;
-    const oldest = core.oldestReservation();
-    if (oldest < res.ts) throw deadlock(op, oldest);
+    if (core.reservations > 1) {
+      const oldest = core.oldestReservation();
+      if (oldest < res.ts) throw deadlock(op, oldest);
+    }
     this.#reservations.delete(reservation);
-    reservation.settled = true;
+    settleReservationOf(reservation);
     core.disown(res.ts);
     core.ready(res.ts);
-    core.waitFor(res.ts, "persisted", op);
+    if (!core.publishAlone(res)) core.waitFor(res.ts, "persisted", op);
     return res.ts;
   }
 
@@ -487,7 +496,7 @@ export class LogStream implements Disposable {
     const res = this.#takeReservation(reservation, "cancel");
     const core = this.#core!;
     this.#reservations.delete(reservation);
-    reservation.settled = true;
+    settleReservationOf(reservation);
     core.abandon(res.ts);
     core.disown(res.ts);
     core.advance(res.ts, "committed");
@@ -693,8 +702,9 @@ export class LogStream implements Disposable {
       } catch {
         // each failure is reported to its own awaiter
       }
-      for (const [res, r] of this.#reservations) {
-        res.settled = true;
+      for (const res of this.#reservations) {
+        const r = reservationPlace(res)!;
+        settleReservationOf(res);
         core.abandon(r.ts);
         core.disown(r.ts);
       }
