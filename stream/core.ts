@@ -9,11 +9,11 @@
  * and reservations of this isolate that own timestamps are known here,
  * so whoever waits behind one can drive it.
  *
- * Why a committed entry is safe to show after a crash only in order: its
- * header is written at commit, after its data and after every earlier
- * timestamp's header; recovery accepts entries beyond the settled
- * timestamp W only while their timestamps run on without a gap (see
- * `recovery.ts`).
+ * An entry's header is written at its commit, after its data and after
+ * every earlier timestamp's header, and carries a CRC of both: so a crash
+ * can leave only whole entries, and recovery (`recovery.ts`) keeps those
+ * beyond the settled timestamp W only while their timestamps run on
+ * without a gap.
  *
  * @module
  */
@@ -72,7 +72,10 @@ export const RESERVATION: unique symbol = Symbol("asyncpmem.reservation");
 /** What a wait needs: the entry visible, or also durable. */
 export type Level = "committed" | "persisted";
 
-/** A logical position moved past the end of its region when fewer than a header's bytes remain. */
+/**
+ * A logical position moved to the start of the next pass when fewer than
+ * a header's bytes remain before the region's end.
+ */
 export function normalize(pos: number, size: number): number {
   const phys = pos % size;
   return size - phys < ENTRY_HEADER ? pos + size - phys : pos;
