@@ -17,8 +17,9 @@
  * - `appendAsync <n> QD32 <mover> waitAll` / `await all`: rounds of 32
  *   `appendAsync` (persisted level), then `waitAll(fs)` or `await all(fs)`;
  *   compared with `append <n>`. Each mover in a process of its own (this
- *   file run again), as `blk_bench.ts` does, and each size after 1.5 s of
- *   its rounds (JavaScriptCore takes that long to reach its steady rate).
+ *   file run again), as `blk_bench.ts` does, after 3 s of such rounds
+ *   (JavaScriptCore takes that long to reach its steady rate) and 0.5 s
+ *   more before each other size.
  * - `appendFileSync+fdatasync <n> tmpfs|disk`: `appendFileSync(fd, data)`
  *   then `fdatasyncSync(fd)` on a file in `/dev/shm` or in the system's
  *   temporary directory; compared with `append <n>`.
@@ -62,8 +63,8 @@ const REGION_SIZE = 64 << 20;
 /** Truncate the region when its entries take more than this. */
 const FULL = 60 << 20;
 const QD = 32;
-/** Extra warm-up of each asynchronous size, in milliseconds. */
-const WARM_MS = 1500;
+/** Extra warm-up before the first asynchronous case, in milliseconds. */
+const WARM_MS = 3000;
 const SIZES: readonly (readonly [string, number])[] = [
   ["64 B", 64],
   ["1 KiB", 1024],
@@ -159,11 +160,11 @@ async function moverCases(path: string, mover: string): Promise<void> {
   const fs: Future<number>[] = new Array(QD);
   for (const [label, size] of SIZES) {
     const data = alignedBytes(size).fill(0xa5);
-    // Bun's JIT reaches the steady rate of these loops only after about
-    // a second of them, improving by 10-20 % a run: the harness's
+    // Bun's JIT reaches the steady rate of these loops only after two or
+    // three seconds of them, improving by 10-20 % a run: the harness's
     // warm-up (which stops at the first run not 5 % faster) would time
     // an intermediate tier
-    const until = performance.now() + WARM_MS;
+    const until = performance.now() + (size === SIZES[0][1] ? WARM_MS : 500);
     while (performance.now() < until) {
       roomFor(s, r);
       for (let k = 0; k < QD; k++) fs[k] = s.appendAsync(r, data);
