@@ -16,7 +16,8 @@ import { REGION_ALLOCATED } from "./shared.ts";
  * The committed entries of a region, oldest first, as they were when
  * iteration began: a cursor over the region's headers from its head to
  * the committed end read at the start. A class, not a generator: a
- * region of 64-byte entries is read at about twice the rate so.
+ * generator's resumption costs more than a call of `next()`, and small
+ * entries are read at the rate of the per-entry work.
  */
 export class SnapshotIterator implements IterableIterator<LogEntry> {
   #core: LogCore;
