@@ -3,8 +3,7 @@
  * {@linkcode crc32c}: CRC-32C (Castagnoli) in the native shim, three
  * SSE4.2 streams where the CPU has them. The log store checksums every
  * entry with it in the append path, whose cost is one persist plus this:
- * a TypeScript hash of a 4 KiB entry cost several times the native one
- * (figures in the commit that added it).
+ * a TypeScript hash of a 4 KiB entry cost several times the native one.
  *
  * @module
  */
