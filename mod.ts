@@ -2,8 +2,8 @@
 /**
  * asyncpmem: PMDK's asynchronous persistent-memory stack for Deno and Bun.
  * The root re-exports the pieces most programs use; each area also has
- * its own entry point (`/pmem2`, `/future`, `/mover`, `/blk`, `/errors`,
- * and `/testing` for test hooks).
+ * its own entry point (`/pmem2`, `/future`, `/mover`, `/blk`, `/stream`,
+ * `/errors`, `/cli`, and `/testing` for test hooks).
  *
  * ```ts
  * import { mapFile } from "@asyncpmem/asyncpmem";
@@ -79,3 +79,11 @@ export {
   type BlockWrite,
   type CheckReport,
 } from "./blk/mod.ts";
+export {
+  type LogEntry,
+  LogStream,
+  type LogStreamCreateOptions,
+  type LogStreamOpenOptions,
+  PmemLog,
+  Region,
+} from "./stream/mod.ts";

@@ -6,7 +6,7 @@
  *   deno run -A bench/run.ts (deno task bench)     bun run bench
  *
  * 1. Every native baseline `bench/c/*.c` is compiled (`gcc -O2 … -lpmem2`,
- *    plus `-lpmemblk` for those that include its header;
+ *    plus `-lpmemblk` or `-lpmemlog` for those that include its header;
  *    `CC` overrides the compiler) into a temporary directory and run with
  *    the path of a fresh pool file in `/dev/shm` as its only argument.
  * 2. Every `bench/*_bench.ts` runs in a subprocess on Deno (`deno run -A`)
@@ -118,6 +118,9 @@ function runBaselines(tmp: string): BenchResult[] {
       "-lpmem2",
       ...(readFileSync(join(C_DIR, file), "utf8").includes("<libpmemblk.h>")
         ? ["-lpmemblk"]
+        : []),
+      ...(readFileSync(join(C_DIR, file), "utf8").includes("<libpmemlog.h>")
+        ? ["-lpmemlog"]
         : []),
     ]);
     if (built === null) continue;

@@ -35,7 +35,7 @@
  * @module
  */
 import { PmemError } from "../errors/mod.ts";
-import { storeChecksum } from "./checksum.ts";
+import { storeChecksum } from "../pmdk/checksum.ts";
 import {
   BTT_ALIGN,
   encodeBttInfo,

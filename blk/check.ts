@@ -10,13 +10,12 @@
 import type { Arena, ArenaPlace } from "./arena.ts";
 import { currentFlogEntry, effectiveMapEntry, readFlogEntry } from "./flog.ts";
 import {
-  checkPoolHeader,
+  BLK_POOL,
   decodeDescriptor,
   DESCRIPTOR_OFFSET,
   DESCRIPTOR_SIZE,
-  HEADER_SIZE,
-  hostArch,
 } from "./header.ts";
+import { checkPoolHeader, HEADER_SIZE, hostArch } from "../pmdk/pool_header.ts";
 import {
   FLOG_ENTRY_SIZE,
   FLOG_SLOT_SIZE,
@@ -98,7 +97,11 @@ export interface CheckInput {
 export function checkPool(input: CheckInput): string[] {
   const { media, blockSize, poolsetUuid, places, arenas } = input;
   const p = new Problems();
-  const header = checkPoolHeader(media.bytes(0, HEADER_SIZE), hostArch());
+  const header = checkPoolHeader(
+    media.bytes(0, HEADER_SIZE),
+    BLK_POOL,
+    hostArch(),
+  );
   if (typeof header === "string") p.add("header", `pool header: ${header}`);
   const desc = decodeDescriptor(
     media.bytes(DESCRIPTOR_OFFSET, DESCRIPTOR_SIZE),

@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { fletcher64, storeChecksum, storedChecksum } from "./checksum.ts";
-import { allZero, sameUuid } from "./header.ts";
+import { fletcher64, storeChecksum, storedChecksum } from "../pmdk/checksum.ts";
+import { allZero, sameUuid } from "../pmdk/pool_header.ts";
 
 /** File offset of the BTT (arena 0 starts here). */
 export const BTT_OFFSET = 8192;

@@ -24,8 +24,8 @@ export type {
 } from "./pool.ts";
 export type { ArenaInfo, BlockFill, BlockPoolInfo } from "./info.ts";
 export type { CheckReport } from "./check.ts";
-export { fletcher64 } from "./checksum.ts";
-export { uuidToBytes, uuidToString } from "./header.ts";
+export { fletcher64 } from "../pmdk/checksum.ts";
+export { uuidToBytes, uuidToString } from "../pmdk/pool_header.ts";
 export {
   type ArenaGeometry,
   MIN_POOL_SIZE,

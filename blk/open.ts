@@ -16,18 +16,21 @@ import type { PersistTracer } from "../pmem2/tracer.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import { Arena, type ArenaPlace } from "./arena.ts";
 import {
-  allZero,
-  checkPoolHeader,
+  BLK_POOL,
   decodeDescriptor,
   DESCRIPTOR_OFFSET,
   DESCRIPTOR_SIZE,
   encodeDescriptor,
+} from "./header.ts";
+import {
+  allZero,
+  checkPoolHeader,
   encodePoolHeader,
   HEADER_SIZE,
   hostArch,
   newPoolHeader,
   randomUuid,
-} from "./header.ts";
+} from "../pmdk/pool_header.ts";
 import {
   ARENA_MAX_SIZE,
   ARENA_MIN_SIZE,
@@ -189,7 +192,7 @@ export function createPoolFile(
       encodeDescriptor({ blockSize, isZeroed: created ? 1 : 0 }),
     );
     const crtime = Math.floor(statSync(path).ctimeMs / 1000);
-    const header = newPoolHeader(crtime, arch);
+    const header = newPoolHeader(BLK_POOL, crtime, arch);
     media.memcpy(0, encodePoolHeader(header));
     return {
       path,
@@ -242,7 +245,11 @@ export function openPoolFile(
     if (hooks.tracer) setMappingTracer(map, hooks.tracer);
     lock = PoolLock.acquire(path, op);
     let media = new Media(map);
-    const header = checkPoolHeader(media.bytes(0, HEADER_SIZE), hostArch());
+    const header = checkPoolHeader(
+      media.bytes(0, HEADER_SIZE),
+      BLK_POOL,
+      hostArch(),
+    );
     if (typeof header === "string") throw corrupt(op, path, header);
     const readOnly = header.roCompat !== 0
       ? "its header has ro_compat features"

@@ -27,7 +27,7 @@
 
 #define AP_API __attribute__((visibility("default")))
 
-#define AP_ABI_VERSION 3
+#define AP_ABI_VERSION 4
 
 /* shim error codes (disjoint from -errno and PMEM2_E_*); errors/mod.ts
  * ShimCode mirrors them and a test checks the two agree */
@@ -303,5 +303,43 @@ AP_API int ap_dev_inject_fault(struct ap_dev *dev, double at_byte,
 
 /* ap_dsa_layout -- offsets and sizes from <linux/idxd.h>, for tests */
 AP_API int ap_dsa_layout(uint32_t *out, uint32_t cap);
+
+/* ---- checksum.c: CRC-32C of the log store ---- */
+
+/* ap_crc32c flags: use the byte-wise table even where SSE4.2 exists */
+#define AP_CRC_SOFTWARE (1u << 0)
+
+/*
+ * ap_crc32c -- CRC-32C (Castagnoli) of buf[off, off+len) of a buf_len-byte
+ * buffer, continuing from crc (0 for a new checksum; the result of an
+ * earlier call chains). Returns the CRC (0 .. 2^32-1) or a negative code
+ * for a bad argument or a range that leaves the buffer.
+ */
+AP_API double ap_crc32c(const void *buf, double buf_len, double off,
+	double len, uint32_t crc, uint32_t flags);
+
+/* ---- share.c: process-wide shares of a file (Workers) ---- */
+struct ap_share;
+
+/*
+ * ap_share_open -- join this process's share of the file at path, or
+ * create it: the first open flocks the file exclusively (-EAGAIN when
+ * another process holds a lock on it) and allocates size zeroed bytes;
+ * later opens of the same file (device and inode) in this process get the
+ * same share and block, and must ask for the same size. path is
+ * NUL-terminated within its path_len bytes. Returns 1 when this open
+ * created the share, 0 when it joined one.
+ */
+AP_API int ap_share_open(struct ap_share **out, const char *path,
+	double path_len, double size);
+
+/* ap_share_address -- the shared block (64-byte aligned) */
+AP_API void *ap_share_address(struct ap_share *s);
+
+/*
+ * ap_share_close -- leave a share; the last close unlocks the file and
+ * frees the block. Returns the number of opens left.
+ */
+AP_API int ap_share_close(struct ap_share *s);
 
 #endif

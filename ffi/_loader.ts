@@ -27,6 +27,7 @@ export const LIBRARY_ENV = "ASYNCPMEM_LIB";
  */
 export const REMOTE_SOURCES: readonly string[] = [
   "asyncpmem.h",
+  "checksum.c",
   "cpu.c",
   "dev_exec.c",
   "dev_ring.c",
@@ -37,6 +38,7 @@ export const REMOTE_SOURCES: readonly string[] = [
   "internal.h",
   "pmem2.c",
   "regions.c",
+  "share.c",
 ];
 
 function envPath(): string | undefined {

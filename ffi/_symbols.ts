@@ -243,6 +243,22 @@ export const SYMBOLS = {
   },
   // int ap_dsa_layout(uint32_t *out, uint32_t cap)
   ap_dsa_layout: { parameters: ["buffer", "u32"], result: "i32" },
+  // double ap_crc32c(const void *buf, double buf_len, double off,
+  //                  double len, uint32_t crc, uint32_t flags)
+  ap_crc32c: {
+    parameters: ["buffer", "f64", "f64", "f64", "u32", "u32"],
+    result: "f64",
+  },
+  // int ap_share_open(ap_share **out, const char *path, double path_len,
+  //                   double size)
+  ap_share_open: {
+    parameters: ["buffer", "buffer", "f64", "f64"],
+    result: "i32",
+  },
+  // void *ap_share_address(ap_share *s)
+  ap_share_address: { parameters: ["pointer"], result: "pointer" },
+  // int ap_share_close(ap_share *s)
+  ap_share_close: { parameters: ["pointer"], result: "i32" },
 } as const satisfies Record<string, SymbolDefinition>;
 
 /**

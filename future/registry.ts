@@ -50,6 +50,13 @@ export class FutureRegistry {
     return out;
   }
 
+  /** The recorded futures that have not settled, started or not. */
+  pending(): Future<unknown>[] {
+    const out: Future<unknown>[] = [];
+    for (const f of this.#slots) if (f !== undefined && !f.done) out.push(f);
+    return out;
+  }
+
   /** Forget every future. */
   clear(): void {
     this.#slots = [];

@@ -42,6 +42,15 @@ import {
   setMappingTracer,
 } from "../pmem2/mapping.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
+import {
+  createStreamWith,
+  type LogStream,
+  openStreamWith,
+} from "../stream/stream.ts";
+import type {
+  LogStreamCreateOptions,
+  LogStreamOpenOptions,
+} from "../stream/options.ts";
 
 export type { DeviceStats, PersistTracer };
 
@@ -177,7 +186,7 @@ export function deviceStats(mover: ThreadMover): DeviceStats {
   return { ...threadMoverDevice(mover).stats };
 }
 
-/** What tests may add to {@linkcode createBlockPool} / {@linkcode openBlockPool}. */
+/** What tests may add to the stores' create and open (`createBlockPool`, `createLogStream`, ...). */
 export interface BlockPoolTestOptions {
   /**
    * A tracer attached to the pool's mapping before anything is written,
@@ -236,6 +245,40 @@ export function openBlockPool(
   options: BlockPoolOpenOptions & BlockPoolTestOptions = {},
 ): BlockPool {
   return openPoolWith(path, options, { tracer: options?.tracer });
+}
+
+/**
+ * `LogStream.create` with a tracer attached to the stream's mapping
+ * before anything is written (the layout included).
+ *
+ * @example Usage
+ * ```ts
+ * import { createLogStream } from "@asyncpmem/asyncpmem/testing";
+ * import assert from "node:assert/strict";
+ *
+ * let drains = 0;
+ * const path = `${await Deno.makeTempDir()}/log`;
+ * using s = createLogStream(path, {
+ *   size: 1 << 20,
+ *   tracer: { flush() {}, drain: () => void drains++ },
+ * });
+ * s.append(s.allocateRegion(4096), new Uint8Array(8));
+ * assert.ok(drains > 0);
+ * ```
+ */
+export function createLogStream(
+  path: string,
+  options: LogStreamCreateOptions & BlockPoolTestOptions,
+): LogStream {
+  return createStreamWith(path, options, { tracer: options?.tracer });
+}
+
+/** `LogStream.open` with a tracer attached before recovery runs. */
+export function openLogStream(
+  path: string,
+  options: LogStreamOpenOptions & BlockPoolTestOptions = {},
+): LogStream {
+  return openStreamWith(path, options, { tracer: options?.tracer });
 }
 
 /** One write-back of a mapping's bytes, as the native shim saw it. */

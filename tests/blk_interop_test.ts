@@ -1,8 +1,8 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // Byte compatibility with libpmemblk 1.12.1 and pmempool, both ways.
 import { spawn } from "node:child_process";
-import { fletcher64 } from "../blk/checksum.ts";
-import { decodePoolHeader, encodePoolHeader } from "../blk/header.ts";
+import { fletcher64 } from "../pmdk/checksum.ts";
+import { decodePoolHeader, encodePoolHeader } from "../pmdk/pool_header.ts";
 import { decodeBttInfo, encodeBttInfo } from "../blk/layout.ts";
 import { BlockPool, poolGeometry } from "../blk/mod.ts";
 import { BadBlockError, PmemError } from "../errors/mod.ts";

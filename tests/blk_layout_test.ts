@@ -1,5 +1,5 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
-import { fletcher64 } from "../blk/checksum.ts";
+import { fletcher64 } from "../pmdk/checksum.ts";
 import {
   checkPoolHeader,
   decodePoolHeader,
@@ -8,7 +8,7 @@ import {
   newPoolHeader,
   uuidToBytes,
   uuidToString,
-} from "../blk/header.ts";
+} from "../pmdk/pool_header.ts";
 import {
   ARENA_MAX_SIZE,
   decodeBttInfo,
@@ -20,6 +20,7 @@ import {
   poolGeometry,
 } from "../blk/layout.ts";
 import { MIN_POOL_SIZE } from "../blk/mod.ts";
+import { BLK_POOL } from "../blk/header.ts";
 import { assert, test } from "./_harness.ts";
 
 const GiB = 2 ** 30;
@@ -192,9 +193,9 @@ test("uuidToBytes() stores the first three groups little-endian", () => {
 test("encodePoolHeader() round-trips and checkPoolHeader() names problems", () => {
   const arch = hostArch();
   assert.ok(arch !== null);
-  const h = newPoolHeader(1_700_000_000, arch);
+  const h = newPoolHeader(BLK_POOL, 1_700_000_000, arch);
   const bytes = encodePoolHeader(h);
-  const back = checkPoolHeader(bytes, arch);
+  const back = checkPoolHeader(bytes, BLK_POOL, arch);
   assert.ok(typeof back !== "string", String(back));
   assert.deepEqual(encodePoolHeader(decodePoolHeader(bytes)), bytes);
   assert.equal(back.incompat, 0x6);
@@ -204,7 +205,7 @@ test("encodePoolHeader() round-trips and checkPoolHeader() names problems", () =
   const corrupt = (at: number, value: number) => {
     const b = bytes.slice();
     b[at] = value;
-    return checkPoolHeader(b, arch);
+    return checkPoolHeader(b, BLK_POOL, arch);
   };
   assert.match(String(corrupt(0, 0x51)), /not a pmemblk pool: the signature/);
   assert.match(String(corrupt(8, 2)), /major version 2/);
@@ -212,11 +213,14 @@ test("encodePoolHeader() round-trips and checkPoolHeader() names problems", () =
   assert.match(String(corrupt(121, 1)), /checksum/);
   assert.equal(typeof corrupt(3000, 1), "object"); // outside CKSUM_2K
   assert.match(
-    String(checkPoolHeader(bytes, { ...arch, machine: arch.machine + 1 })),
+    String(checkPoolHeader(bytes, BLK_POOL, {
+      ...arch,
+      machine: arch.machine + 1,
+    })),
     /another architecture/,
   );
   assert.match(
-    String(checkPoolHeader(new Uint8Array(4096), arch)),
+    String(checkPoolHeader(new Uint8Array(4096), BLK_POOL, arch)),
     /all zeros/,
   );
 });

@@ -2,7 +2,7 @@
 // Crash states and corruption crafted byte by byte into pool files.
 import { type BttInfo, decodeBttInfo } from "../blk/layout.ts";
 import { BlockPool } from "../blk/mod.ts";
-import { fletcher64 } from "../blk/checksum.ts";
+import { fletcher64 } from "../pmdk/checksum.ts";
 import { PmemError } from "../errors/mod.ts";
 import { assert, patch, peek, tempPath, test } from "./_harness.ts";
 import { pattern } from "./c/blkutil.ts";

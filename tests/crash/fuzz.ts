@@ -21,7 +21,7 @@ import { readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { fletcher64 } from "../../blk/checksum.ts";
+import { fletcher64 } from "../../pmdk/checksum.ts";
 import { BlockPool, MIN_POOL_SIZE } from "../../blk/mod.ts";
 import { decodeBttInfo } from "../../blk/layout.ts";
 import { mapFile } from "../../pmem2/mod.ts";

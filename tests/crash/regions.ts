@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { DESCRIPTOR_OFFSET, HEADER_SIZE } from "../../blk/header.ts";
+import { DESCRIPTOR_OFFSET } from "../../blk/header.ts";
+import { HEADER_SIZE } from "../../pmdk/pool_header.ts";
 import {
   BTT_OFFSET,
   FLOG_SLOT_SIZE,

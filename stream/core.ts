@@ -1,0 +1,582 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode LogCore}: the timestamp engine of one stream file in one
+ * isolate: reserve (a timestamp and a place in a region, together),
+ * commit (entry headers written in timestamp order: visible) and persist
+ * (one fence for every committed entry not yet durable: one persist per
+ * group). The counters live in {@linkcode SharedState}, so Workers of the
+ * process that opened the same file take part in one order; the futures
+ * and reservations of this isolate that own timestamps are known here,
+ * so whoever waits behind one can drive it.
+ *
+ * An entry's header is written at its commit, after its data and after
+ * every earlier timestamp's header, and carries a CRC of both: so a crash
+ * can leave only whole entries, and recovery (`recovery.ts`) keeps those
+ * beyond the settled timestamp W only while their timestamps run on
+ * without a gap.
+ *
+ * @module
+ */
+import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
+import type { FileShare } from "../pmem2/file_share.ts";
+import type { Future } from "../future/future.ts";
+import { wait } from "../future/executor.ts";
+import {
+  BOUND_AT,
+  BOUND_STEP,
+  ENTRY_HEADER,
+  entryTotal,
+  type Geometry,
+  MAX_TIMESTAMP,
+  PAD_BIT,
+  SETTLED_AT,
+} from "./layout.ts";
+import type { StreamMedia } from "./media.ts";
+import { commitReady, persistCommitted, writeHeader } from "./commit.ts";
+import {
+  COMMITTED_F,
+  NEXT_F,
+  PERSISTED_F,
+  REGION_ALLOCATED,
+  RING_EMPTY,
+  RING_READY,
+  RING_RESERVED,
+  RING_VOID,
+  type SharedState,
+  sleepMs,
+} from "./shared.ts";
+
+const EBUSY = 16;
+const EDEADLK = 35;
+
+/** A place reserved for one entry. */
+export interface Reserved {
+  /** Its timestamp. */
+  ts: number;
+  /** The region slot. */
+  region: number;
+  /** Logical position of its header in the region. */
+  pos: number;
+  /** File offset of its header. */
+  at: number;
+  /** Data bytes. */
+  length: number;
+}
+
+/** Who owns a reserved timestamp in this isolate. */
+export type Owner = Future<unknown> | typeof RESERVATION;
+
+/** The owner of a timestamp held by a reservation (reserve/publish). */
+export const RESERVATION: unique symbol = Symbol("asyncpmem.reservation");
+
+/** What a wait needs: the entry visible, or also durable. */
+export type Level = "committed" | "persisted";
+
+/**
+ * A logical position moved to the start of the next pass when fewer than
+ * a header's bytes remain before the region's end.
+ */
+export function normalize(pos: number, size: number): number {
+  const phys = pos % size;
+  return size - phys < ENTRY_HEADER ? pos + size - phys : pos;
+}
+
+/** The timestamp engine of one stream file in this isolate. */
+export class LogCore {
+  readonly shared: SharedState;
+  readonly media: StreamMedia;
+  readonly geometry: Geometry;
+  #owners = new Map<number, Owner>();
+  #listeners = new Set<() => void>();
+  /** Streams of this isolate using the core. */
+  refs = 1;
+  #closed = false;
+
+  #share: FileShare;
+
+  /**
+   * @param media the stream's mapping (the core closes it)
+   * @param shared the coordination state
+   * @param geometry the stream's geometry
+   * @param share the process-wide share (the core leaves it)
+   */
+  constructor(
+    media: StreamMedia,
+    shared: SharedState,
+    geometry: Geometry,
+    share: FileShare,
+  ) {
+    this.media = media;
+    this.shared = shared;
+    this.geometry = geometry;
+    this.#share = share;
+  }
+
+  /** Whether the core was closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Close: the last opener in the process finishes the stream first (see
+   * {@linkcode LogCore.finish}); then unmap and leave the share.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#listeners.clear();
+    const s = this.shared;
+    let failure: unknown;
+    try {
+      if (s.dropOpen() === 0) this.finish();
+    } catch (e) {
+      failure = e;
+    }
+    const map = this.media.mapping;
+    this.media.close();
+    try {
+      map.close();
+    } finally {
+      this.#share.close();
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Call `fn` after every commit or persist made in this isolate. */
+  listen(fn: () => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  #notify(): void {
+    for (const fn of this.#listeners) fn();
+  }
+
+  /** Reservations (reserve/publish) of this isolate outstanding. */
+  reservations = 0;
+
+  /** Record who owns `ts` (so waits behind it can drive it). */
+  own(ts: number, owner: Owner): void {
+    this.#owners.set(ts, owner);
+    if (owner === RESERVATION) this.reservations++;
+  }
+
+  /** `ts` is no longer owned here. */
+  disown(ts: number): void {
+    const o = this.#owners.get(ts);
+    if (o === undefined) return;
+    this.#owners.delete(ts);
+    if (o === RESERVATION) this.reservations--;
+  }
+
+  /** The local reservation (reserve/publish) with the lowest timestamp. */
+  oldestReservation(): number {
+    let min = Infinity;
+    if (this.reservations === 0) return min;
+    for (const [ts, o] of this.#owners) {
+      if (o === RESERVATION && ts < min) min = ts;
+    }
+    return min;
+  }
+
+  /** The futures of this isolate that own timestamps. */
+  ownedFutures(): Future<unknown>[] {
+    const out: Future<unknown>[] = [];
+    for (const o of this.#owners.values()) {
+      if (o !== RESERVATION) out.push(o);
+    }
+    return out;
+  }
+
+  /** Timestamps owned by reservations of this isolate. */
+  ownedReservations(): number[] {
+    const out: number[] = [];
+    for (const [ts, o] of this.#owners) {
+      if (o === RESERVATION) out.push(ts);
+    }
+    return out;
+  }
+
+  // ---- reserve ----
+
+  // #place's results (fields, not a returned object: it runs per append)
+  #t = 0;
+  #pad = 0;
+  #start = 0;
+  #end = 0;
+
+  /**
+   * Where an entry of `total` bytes goes at the end of region `k` (under
+   * the reserve lock), into `#t` (the region's end), `#pad` (padding
+   * before the entry), `#start` and `#end` (normalised). Throws when it
+   * does not fit.
+   */
+  #place(k: number, total: number, length: number, op: string): void {
+    const s = this.shared;
+    const size = s.size(k);
+    const t = normalize(s.tail(k), size);
+    const phys = t % size;
+    // an entry that does not fit before the end follows a padding entry
+    const pad = phys + total > size ? size - phys : 0;
+    const start = t + pad;
+    const end = normalize(start + total, size);
+    if (end + ENTRY_HEADER > s.head(k) + size) {
+      throw new OutOfSpaceError(
+        op,
+        `region ${k} is full: ${length} bytes need ${total + pad}, ${
+          Math.max(0, s.head(k) + size - ENTRY_HEADER - t)
+        } are free`,
+      );
+    }
+    this.#t = t;
+    this.#pad = pad;
+    this.#start = start;
+    this.#end = end;
+  }
+
+  /** Check region `k` still holds generation `gen` (under the reserve lock). */
+  #alive(k: number, gen: number, op: string): void {
+    const s = this.shared;
+    if (s.regionState(k) !== REGION_ALLOCATED || s.generation(k) !== gen) {
+      throw new ClosedError(`region ${k} (freed)`, op);
+    }
+  }
+
+  /**
+   * Reserve a timestamp and a place for `length` data bytes at the end of
+   * region `k` (generation `gen`). Returns null when the ring of
+   * timestamps in flight is full (drive commits and retry).
+   *
+   * @throws {ClosedError} when the region was freed
+   * @throws {OutOfSpaceError} when the region has no room (nothing is
+   *   reserved)
+   */
+  reserve(k: number, gen: number, length: number, op: string): Reserved | null {
+    const s = this.shared;
+    const total = entryTotal(length);
+    s.lockReserve();
+    try {
+      this.#alive(k, gen, op);
+      this.#place(k, total, length, op);
+      const t = this.#t;
+      const pad = this.#pad;
+      const start = this.#start;
+      const end = this.#end;
+      const count = pad > 0 ? 2 : 1;
+      const ts = s.next;
+      if (ts + count - 1 - s.persisted > s.ringSize) return null;
+      this.#checkBound(ts + count - 1, op);
+      const base = s.offset(k);
+      const size = s.size(k);
+      if (pad > 0) {
+        const word = (PAD_BIT | (pad - ENTRY_HEADER)) >>> 0;
+        s.setSlot(ts, k, base + (t % size), start, word, RING_READY);
+      }
+      const at = base + (start % size);
+      s.setSlot(ts + count - 1, k, at, end, length, RING_RESERVED);
+      s.setTail(k, start + total);
+      s.next = ts + count;
+      return { ts: ts + count - 1, region: k, pos: start, at, length };
+    } finally {
+      s.unlockReserve();
+    }
+  }
+
+  /** Raise the bound R before `ts` may reach the media (reserve lock held). */
+  #checkBound(ts: number, op: string): void {
+    if (ts <= this.shared.bound) return;
+    if (ts > MAX_TIMESTAMP) {
+      throw new PmemError(op, -75, "timestamps are exhausted", { errno: 75 });
+    }
+    this.#raiseBound(ts);
+  }
+
+  /**
+   * Append `data` to region `k` when nothing else is in flight in the
+   * process: timestamp, place, data, header and terminator, and one
+   * persist, all under both locks (no ring slot, no commit pass).
+   * Returns the timestamp, or -1 when something else is in flight (take
+   * the general path).
+   *
+   * @throws {ClosedError} / {OutOfSpaceError} as {@linkcode reserve}
+   */
+  appendAlone(k: number, gen: number, data: Uint8Array, op: string): number {
+    const s = this.shared;
+    const f64 = s.f64;
+    const length = data.byteLength;
+    const total = entryTotal(length);
+    s.lockReserve();
+    try {
+      // plain reads: the lock's compare-and-swap ordered them
+      const ts = f64[NEXT_F];
+      if (ts - 1 !== f64[PERSISTED_F] || f64[COMMITTED_F] !== ts - 1) {
+        return -1;
+      }
+      this.#alive(k, gen, op);
+      const size = s.size(k);
+      let t = s.tail(k);
+      let phys = t % size;
+      if (size - phys < ENTRY_HEADER) {
+        t += size - phys;
+        phys = 0;
+      }
+      if (phys + total > size) return -1; // needs padding first
+      let end = t + total;
+      let nextPhys = phys + total;
+      if (size - nextPhys < ENTRY_HEADER) {
+        end += size - nextPhys;
+        nextPhys = 0;
+      }
+      if (end + ENTRY_HEADER > s.head(k) + size) {
+        this.#place(k, total, length, op); // throws the full region's error
+      }
+      if (!s.tryLockCommit()) return -1;
+      try {
+        if (ts > s.bound) this.#checkBound(ts, op);
+        const base = s.offset(k);
+        const at = base + phys;
+        const next = base + nextPhys;
+        const media = this.media;
+        media.set(at + ENTRY_HEADER, data);
+        if (media.traced) media.mark(`commit ${ts}`);
+        writeHeader(media, at, length, ts, this.geometry.seed);
+        media.zero(next, ENTRY_HEADER);
+        if (next === at + total) media.persist(at, total + ENTRY_HEADER);
+        else {
+          media.persistRanges([
+            { offset: at, length: total },
+            { offset: next, length: ENTRY_HEADER },
+          ]);
+        }
+        s.setTail(k, t + total);
+        s.setCommitted(k, end, ts);
+        f64[NEXT_F] = ts + 1;
+        f64[COMMITTED_F] = ts;
+        f64[PERSISTED_F] = ts;
+        s.bump();
+        if (media.traced) media.mark(`persisted ${ts}`);
+      } finally {
+        s.unlockCommit();
+      }
+      this.#notify();
+      return ts;
+    } finally {
+      s.unlockReserve();
+    }
+  }
+
+  /**
+   * Commit and persist reservation `res` (its data in place) when it is
+   * the only timestamp in flight: header, terminator and one persist
+   * under the commit lock, no commit pass. Returns false when something
+   * else is in flight (take the general path).
+   */
+  publishAlone(res: Reserved): boolean {
+    const s = this.shared;
+    const f64 = s.f64;
+    if (!s.tryLockCommit()) return false;
+    try {
+      const ts = res.ts;
+      if (f64[COMMITTED_F] !== ts - 1 || f64[PERSISTED_F] !== ts - 1) {
+        return false;
+      }
+      const k = res.region;
+      const i = s.slotI(ts);
+      const end = f64[s.slotF(ts) + 2];
+      const media = this.media;
+      if (media.traced) media.mark(`commit ${ts}`);
+      writeHeader(media, res.at, res.length, ts, this.geometry.seed);
+      const next = s.offset(k) + (end % s.size(k));
+      media.zero(next, ENTRY_HEADER);
+      const total = entryTotal(res.length);
+      if (next === res.at + total) media.persist(res.at, total + ENTRY_HEADER);
+      else {
+        media.persistRanges([
+          { offset: res.at, length: total },
+          { offset: next, length: ENTRY_HEADER },
+        ]);
+      }
+      s.setCommitted(k, end, ts);
+      Atomics.store(s.i32, i, RING_EMPTY);
+      f64[COMMITTED_F] = ts;
+      f64[PERSISTED_F] = ts;
+      s.bump();
+      if (media.traced) media.mark(`persisted ${ts}`);
+    } finally {
+      s.unlockCommit();
+    }
+    this.#notify();
+    return true;
+  }
+
+  /**
+   * Raise the timestamp bound R on the media (before any timestamp above
+   * it can reach the media): every timestamp ever written stays below R,
+   * so after a crash new timestamps start above anything stale.
+   */
+  #raiseBound(atLeast: number): void {
+    const s = this.shared;
+    let r = s.bound;
+    while (r < atLeast) r += BOUND_STEP;
+    this.media.write64(BOUND_AT, r);
+    this.media.persist(BOUND_AT, 8);
+    s.bound = r;
+  }
+
+  /** The data of `res` is in place: it may be committed. */
+  ready(ts: number): void {
+    this.shared.setSlotState(ts, RING_READY);
+  }
+
+  /** Give up a reservation: it is committed as padding (no gap). */
+  abandon(ts: number): void {
+    this.shared.casSlotState(ts, RING_RESERVED, RING_VOID);
+  }
+
+  /**
+   * One attempt at progress without blocking: commit what can be
+   * committed and, for `level` "persisted", persist it. Returns whether
+   * `ts` reached `level`; false when the commit lock was busy too.
+   */
+  advance(ts: number, level: Level): boolean {
+    const s = this.shared;
+    if (reached(s, ts, level)) return true;
+    if (!s.tryLockCommit()) return false;
+    let progressed = false;
+    try {
+      progressed = commitReady(this.shared, this.media, this.geometry.seed);
+      if (level === "persisted" && s.persisted < Math.min(ts, s.committed)) {
+        persistCommitted(this.shared, this.media);
+        progressed = true;
+      }
+    } finally {
+      s.unlockCommit();
+    }
+    if (progressed) this.#notify();
+    return reached(s, ts, level);
+  }
+
+  /**
+   * The owner in this isolate of the first timestamp not committed, when
+   * that timestamp is still reserved (its data not in place).
+   */
+  blocker(): { ts: number; owner: Owner | undefined } | null {
+    const s = this.shared;
+    const b = s.committed + 1;
+    if (b >= s.next || s.slotState(b) !== RING_RESERVED) return null;
+    return { ts: b, owner: this.#owners.get(b) };
+  }
+
+  /**
+   * Block until `ts` reached `level`, driving this isolate's futures that
+   * own earlier timestamps.
+   *
+   * @throws {PmemError} EDEADLK when a reservation of this isolate that
+   *   was not published holds an earlier timestamp
+   */
+  waitFor(ts: number, level: Level, op: string): void {
+    let idle = 0;
+    for (;;) {
+      if (this.advance(ts, level)) return;
+      const b = this.blocker();
+      if (b !== null && b.owner !== undefined) {
+        if (b.owner === RESERVATION) throw deadlock(op, b.ts);
+        try {
+          wait(b.owner);
+        } catch {
+          // its own awaiter sees the failure; it voided its timestamp
+        }
+        idle = 0;
+        continue;
+      }
+      if (++idle > 64) sleepMs(Math.min(1, 0.01 * (idle - 64)));
+    }
+  }
+
+  /**
+   * Persist everything committed, and set the settled timestamp W on the
+   * media to at least `ts` (entries up to W need no gap check at
+   * recovery), waiting for `ts` to be persisted first.
+   */
+  settle(ts: number, op: string): void {
+    const s = this.shared;
+    if (ts > s.settled) this.waitFor(ts, "persisted", op);
+    s.lockCommit();
+    try {
+      commitReady(this.shared, this.media, this.geometry.seed);
+      persistCommitted(this.shared, this.media);
+      const w = s.persisted;
+      if (w > s.settled) {
+        this.media.write64(SETTLED_AT, w);
+        this.media.persist(SETTLED_AT, 8);
+        s.settled = w;
+      }
+    } finally {
+      s.unlockCommit();
+    }
+    this.#notify();
+  }
+
+  /**
+   * The last close in the process: every timestamp reserved is committed
+   * (reservations nobody can publish any more as padding) and persisted,
+   * then W and R are both set to the last timestamp, so the next open
+   * has nothing to recover.
+   */
+  finish(): void {
+    const s = this.shared;
+    s.lockReserve();
+    try {
+      s.lockCommit();
+      try {
+        for (let ts = s.committed + 1; ts < s.next; ts++) {
+          s.casSlotState(ts, RING_RESERVED, RING_VOID);
+        }
+        commitReady(this.shared, this.media, this.geometry.seed);
+        persistCommitted(this.shared, this.media);
+        const last = s.next - 1;
+        // W = R = last: nothing above it was ever written
+        this.media.write64(SETTLED_AT, last);
+        this.media.write64(BOUND_AT, last);
+        this.media.persist(SETTLED_AT, 16);
+        s.settled = last;
+        s.bound = last;
+      } finally {
+        s.unlockCommit();
+      }
+    } finally {
+      s.unlockReserve();
+    }
+  }
+
+  /** Whether any timestamp of region `k` is reserved and not committed. */
+  busy(k: number): boolean {
+    const s = this.shared;
+    return normalize(s.tail(k), s.size(k)) !== s.committedEnd(k);
+  }
+
+  /** The error for freeing a region with entries in flight. */
+  static busyError(op: string, k: number): PmemError {
+    return new PmemError(
+      op,
+      -EBUSY,
+      `region ${k} has appends in flight: wait for them first`,
+      { errno: EBUSY },
+    );
+  }
+}
+
+/** Whether `ts` reached `level`. */
+function reached(s: SharedState, ts: number, level: Level): boolean {
+  return level === "committed" ? s.committed >= ts : s.persisted >= ts;
+}
+
+/** The error of a wait behind a reservation of the same isolate. */
+export function deadlock(op: string, ts: number): PmemError {
+  return new PmemError(
+    op,
+    -EDEADLK,
+    `timestamp ${ts} is held by a reservation of this thread that was not published: publish or cancel it first`,
+    { errno: EDEADLK },
+  );
+}

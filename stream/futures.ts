@@ -1,0 +1,304 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The log store's futures. An {@linkcode AppendFuture} owns a timestamp
+ * reserved when it was made; polled, it joins the copies to start, and
+ * the copies of every append polled in the same sweep of the executor
+ * start together as one batch of the stream's mover (DSA-ready: the
+ * mover writes into the mapping, not durably). When a batch completes
+ * all its entries are marked ready at once, and the first of them to
+ * commit commits every ready entry in timestamp order and persists them
+ * with one fence. A {@linkcode WaitFuture} waits for a timestamp to be
+ * committed or persisted, committing and persisting on the way.
+ *
+ * @module
+ */
+import {
+  Future,
+  type FutureOptions,
+  PENDING,
+  type PollContext,
+  type Step,
+} from "../future/future.ts";
+import type { BatchEntry, Vdm } from "../mover/vdm.ts";
+import {
+  type Level,
+  type LogCore,
+  RESERVATION,
+  type Reserved,
+} from "./core.ts";
+import { ENTRY_HEADER } from "./layout.ts";
+
+/** The copy of the appends started together: one mover batch. */
+interface Copy {
+  future: Future<void>;
+  members: StreamAppendFuture[];
+  /** Whether its outcome was passed on to its members. */
+  seen: boolean;
+}
+
+/**
+ * The copies of one stream's appends: queued as their futures are first
+ * polled, started together by whichever polls next.
+ */
+export class CopyScheduler {
+  #core: LogCore;
+  #mover: Vdm;
+  #queued: StreamAppendFuture[] = [];
+
+  constructor(core: LogCore, mover: Vdm) {
+    this.#core = core;
+    this.#mover = mover;
+  }
+
+  /** The mover. */
+  get mover(): Vdm {
+    return this.#mover;
+  }
+
+  /** Queue an append whose copy has not started. */
+  queue(f: StreamAppendFuture): void {
+    this.#queued.push(f);
+  }
+
+  /** Start every queued copy as one mover batch. */
+  startAll(): void {
+    const queued = this.#queued;
+    if (queued.length === 0) return;
+    this.#queued = [];
+    const members: StreamAppendFuture[] = [];
+    const ops: BatchEntry[] = [];
+    const media = this.#core.media;
+    const whole = media.whole;
+    for (const f of queued) {
+      const data = f.data;
+      if (data === undefined || !f.queued) continue; // settled meanwhile
+      members.push(f);
+      const n = data.byteLength;
+      if (n === 0) continue;
+      const at = f.at + ENTRY_HEADER;
+      ops.push(
+        whole !== undefined
+          ? { op: "memcpy", dst: whole, dstOffset: at, src: data }
+          : { op: "memcpy", dst: media.bytes(at, n), src: data },
+      );
+    }
+    if (members.length === 0) return;
+    let future: Future<void>;
+    try {
+      future = this.#mover.batch(ops);
+    } catch (e) {
+      for (const f of members) f.fail(e);
+      return;
+    }
+    const copy: Copy = { future, members, seen: false };
+    for (const f of members) f.started(copy);
+  }
+
+  /** Pass a settled copy's outcome on to its members (once). */
+  copied(copy: Copy): void {
+    if (copy.seen) return;
+    copy.seen = true;
+    if (copy.future.state === "failed") {
+      for (const f of copy.members) f.fail(copy.future.error);
+    } else {
+      for (const f of copy.members) f.copiedOk();
+    }
+  }
+}
+
+// stages of an append
+const RESERVED = 0;
+const QUEUED = 1;
+const COPYING = 2;
+const READY = 3;
+const FAILED = 4;
+
+/**
+ * The future of {@linkcode LogStream.appendAsync}: its timestamp was
+ * reserved when the append was made (`timestamp`); it resolves with it
+ * once the entry reached the level asked for (persisted by default).
+ *
+ * @example Usage
+ * ```ts
+ * import { LogStream } from "@asyncpmem/asyncpmem/stream";
+ * import assert from "node:assert/strict";
+ *
+ * const path = `${await Deno.makeTempDir()}/log`;
+ * using s = LogStream.create(path, { size: 1 << 20 });
+ * const r = s.allocateRegion(64 << 10);
+ * const f = s.appendAsync(r, new Uint8Array(8));
+ * assert.equal(await f, f.timestamp);
+ * ```
+ */
+export interface AppendFuture extends Future<number> {
+  /** The entry's timestamp (reserved when the append was made). */
+  readonly timestamp: number;
+}
+
+/** The {@linkcode AppendFuture} of a stream's append. Internal. */
+export class StreamAppendFuture extends Future<number> implements AppendFuture {
+  #core: LogCore;
+  #scheduler: CopyScheduler;
+  #res: Reserved;
+  #data: Uint8Array | undefined;
+  #level: Level;
+  #stage = RESERVED;
+  #copy: Copy | undefined;
+  #error: unknown;
+  #onSettle: (f: StreamAppendFuture) => void;
+
+  /**
+   * @param core the stream's engine (the timestamp is owned here)
+   * @param scheduler the stream's copy scheduler
+   * @param res the reservation
+   * @param data the bytes (kept until the future settles)
+   * @param level what the future waits for
+   * @param onSettle called once when it settles
+   */
+  constructor(
+    core: LogCore,
+    scheduler: CopyScheduler,
+    res: Reserved,
+    data: Uint8Array,
+    level: Level,
+    onSettle: (f: StreamAppendFuture) => void,
+    options?: FutureOptions,
+  ) {
+    super(options);
+    this.#core = core;
+    this.#scheduler = scheduler;
+    this.#res = res;
+    this.#data = data;
+    this.#level = level;
+    this.#onSettle = onSettle;
+    core.own(res.ts, this);
+  }
+
+  /** The entry's timestamp (reserved when the append was made). */
+  get timestamp(): number {
+    return this.#res.ts;
+  }
+
+  /** The bytes to copy (undefined once settled). @internal */
+  get data(): Uint8Array | undefined {
+    return this.#data;
+  }
+
+  /** File offset of the entry's header. @internal */
+  get at(): number {
+    return this.#res.at;
+  }
+
+  /** Whether it waits for its copy to start. @internal */
+  get queued(): boolean {
+    return this.#stage === QUEUED;
+  }
+
+  /** The copy started. @internal */
+  started(copy: Copy): void {
+    this.#copy = copy;
+    this.#stage = COPYING;
+  }
+
+  /** The copy completed: the data is in place. @internal */
+  copiedOk(): void {
+    if (this.#stage !== COPYING) return;
+    this.#core.ready(this.#res.ts);
+    this.#stage = READY;
+  }
+
+  /** The copy failed: the timestamp is given up. @internal */
+  fail(error: unknown): void {
+    if (this.#stage === READY || this.#stage === FAILED) return;
+    this.#core.abandon(this.#res.ts);
+    this.#error = error;
+    this.#stage = FAILED;
+  }
+
+  protected step(ctx: PollContext): Step<number> {
+    for (;;) {
+      switch (this.#stage) {
+        case RESERVED:
+          this.#scheduler.queue(this);
+          this.#stage = QUEUED;
+          // yield once, so the appends polled after this one copy with it
+          ctx.pollSoon?.();
+          return PENDING;
+        case QUEUED:
+          this.#scheduler.startAll();
+          if (this.#stage === QUEUED) return PENDING;
+          continue;
+        case COPYING: {
+          const copy = this.#copy!;
+          if (!copy.future.done) copy.future.poll(ctx);
+          if (!copy.future.done) return PENDING;
+          this.#scheduler.copied(copy);
+          continue;
+        }
+        case READY:
+          return this.#core.advance(this.#res.ts, this.#level)
+            ? this.#res.ts
+            : this.#behind(ctx);
+        case FAILED:
+          throw this.#error;
+      }
+    }
+  }
+
+  /** Waiting behind an earlier timestamp: drive its owner if local. */
+  #behind(ctx: PollContext): Step<number> {
+    const b = this.#core.blocker();
+    const owner = b?.owner;
+    if (owner !== undefined && owner !== RESERVATION && owner !== this) {
+      owner.poll(ctx);
+      if (this.#core.advance(this.#res.ts, this.#level)) return this.#res.ts;
+    }
+    return PENDING;
+  }
+
+  protected override settle(): void {
+    // an append abandoned before its data was in place gives its
+    // timestamp up, so later ones still commit
+    if (this.#stage === RESERVED || this.#stage === QUEUED) {
+      this.#core.abandon(this.#res.ts);
+    }
+    this.#core.disown(this.#res.ts);
+    this.#data = undefined;
+    this.#copy = undefined;
+    this.#onSettle(this);
+  }
+}
+
+/** A wait for a timestamp to be committed or persisted. */
+export class WaitFuture extends Future<void> {
+  #core: LogCore;
+  #ts: number;
+  #level: Level;
+  #live: (op: string) => void;
+
+  constructor(
+    core: LogCore,
+    ts: number,
+    level: Level,
+    live: (op: string) => void,
+    options?: FutureOptions,
+  ) {
+    super(options);
+    this.#core = core;
+    this.#ts = ts;
+    this.#level = level;
+    this.#live = live;
+  }
+
+  protected step(ctx: PollContext): Step<void> {
+    this.#live(this.#level === "committed" ? "waitCommitted" : "waitPersisted");
+    if (this.#core.advance(this.#ts, this.#level)) return;
+    const b = this.#core.blocker();
+    const owner = b?.owner;
+    if (owner !== undefined && owner !== RESERVATION) {
+      owner.poll(ctx);
+      if (this.#core.advance(this.#ts, this.#level)) return;
+    }
+    return PENDING;
+  }
+}

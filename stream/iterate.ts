@@ -1,0 +1,193 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Reading a region's entries: a snapshot iterator, and a follower that
+ * waits for new entries. Both only read: recovery happened at open.
+ *
+ * @module
+ */
+import { ClosedError } from "../errors/mod.ts";
+import type { LogCore } from "./core.ts";
+import { normalize } from "./core.ts";
+import { ENTRY_HEADER, entryTotal, PAD_BIT } from "./layout.ts";
+import type { LogEntry } from "./region.ts";
+import { REGION_ALLOCATED } from "./shared.ts";
+
+/**
+ * The committed entries of a region, oldest first, as they were when
+ * iteration began: a cursor over the region's headers from its head to
+ * the committed end read at the start. A class, not a generator: a
+ * generator's resumption costs more than a call of `next()`, and small
+ * entries are read at the rate of the per-entry work.
+ */
+export class SnapshotIterator implements IterableIterator<LogEntry> {
+  #core: LogCore;
+  #k: number;
+  #gen: number;
+  /** Logical position of the next header. */
+  #pos: number;
+  /** The committed end when iteration began. */
+  #end: number;
+  #size: number;
+  #offset: number;
+  #closed: () => boolean;
+
+  /**
+   * @param core the stream's engine
+   * @param k the region slot
+   * @param gen its generation (iteration stops with an error once freed)
+   * @param closed whether the stream that made it closed
+   */
+  constructor(core: LogCore, k: number, gen: number, closed: () => boolean) {
+    this.#core = core;
+    this.#closed = closed;
+    this.#k = k;
+    this.#gen = gen;
+    const s = core.shared;
+    this.#size = s.size(k);
+    this.#offset = s.offset(k);
+    this.#end = s.committedEnd(k);
+    this.#pos = s.head(k);
+  }
+
+  [Symbol.iterator](): this {
+    return this;
+  }
+
+  next(): IteratorResult<LogEntry, undefined> {
+    const core = this.#core;
+    const s = core.shared;
+    if (
+      this.#closed() || s.regionState(this.#k) !== REGION_ALLOCATED ||
+      s.generation(this.#k) !== this.#gen
+    ) {
+      throw new ClosedError(
+        this.#closed() ? "LogStream" : `region ${this.#k} (freed)`,
+        "entries",
+      );
+    }
+    const media = core.media;
+    const size = this.#size;
+    for (;;) {
+      let pos = this.#pos;
+      const head = s.head(this.#k);
+      if (pos < head) pos = head; // truncated meanwhile
+      let phys = pos % size;
+      if (size - phys < ENTRY_HEADER) {
+        pos += size - phys;
+        phys = 0;
+      }
+      if (pos >= this.#end) {
+        this.#pos = pos;
+        return { value: undefined, done: true };
+      }
+      const at = this.#offset + phys;
+      const word = media.read32(at + 4);
+      const length = (word & ~PAD_BIT) >>> 0;
+      this.#pos = pos + entryTotal(length);
+      if (word & PAD_BIT) continue;
+      const timestamp = media.read32(at + 8) +
+        media.read32(at + 12) * 4294967296;
+      return {
+        value: { timestamp, data: media.bytes(at + ENTRY_HEADER, length) },
+        done: false,
+      };
+    }
+  }
+}
+
+/** Where a follower is in a region. */
+interface Cursor {
+  /** Logical position of the next header. */
+  pos: number;
+}
+
+/**
+ * Read the entry at the cursor if it lies before `end` (and its
+ * timestamp is at most `limit`), and move past it. Padding is skipped.
+ *
+ * @returns the entry, `null` when there is nothing more before `end`
+ */
+function readNext(
+  core: LogCore,
+  k: number,
+  cur: Cursor,
+  end: number,
+  limit: number,
+): LogEntry | null {
+  const s = core.shared;
+  const media = core.media;
+  const size = s.size(k);
+  const offset = s.offset(k);
+  for (;;) {
+    if (cur.pos < s.head(k)) cur.pos = s.head(k); // truncated meanwhile
+    const pos = normalize(cur.pos, size);
+    if (pos >= end) return null;
+    const at = offset + (pos % size);
+    const word = media.read32(at + 4);
+    const ts = media.read64(at + 8);
+    if (ts > limit) return null;
+    const length = (word & ~PAD_BIT) >>> 0;
+    cur.pos = pos + entryTotal(length);
+    if (word & PAD_BIT) continue;
+    return { timestamp: ts, data: media.bytes(at + ENTRY_HEADER, length) };
+  }
+}
+
+/** Options of {@linkcode follow}. */
+export interface FollowOptions {
+  /** Yield entries with this timestamp or a later one. @default 0 */
+  from?: number;
+  /**
+   * "committed" yields entries once visible; "persisted" only once
+   * durable. @default "committed"
+   */
+  level?: "committed" | "persisted";
+  /** Stop following (the iteration then ends). */
+  signal?: AbortSignal;
+}
+
+/** Longest sleep between looks for entries of other Workers (ms). */
+const FOLLOW_MAX_MS = 16;
+
+/**
+ * Entries of region `k` from `from` on, waiting for new ones: commits in
+ * this isolate wake it at once; commits of other Workers are seen within
+ * a few milliseconds. It ends when `signal` aborts or the stream closes.
+ *
+ * @param live returns false once the stream closed or the region was
+ *   freed (the iteration then ends)
+ */
+export async function* follow(
+  core: LogCore,
+  k: number,
+  live: () => boolean,
+  options: FollowOptions,
+): AsyncGenerator<LogEntry, void, undefined> {
+  const from = options.from ?? 0;
+  const durable = options.level === "persisted";
+  const signal = options.signal;
+  const s = core.shared;
+  const cur: Cursor = { pos: s.head(k) };
+  let sleep = 0.25;
+  while (live() && !signal?.aborted) {
+    const limit = durable ? s.persisted : s.committed;
+    const e = readNext(core, k, cur, s.committedEnd(k), limit);
+    if (e !== null) {
+      sleep = 0.25;
+      if (e.timestamp >= from) yield e;
+      continue;
+    }
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        stop();
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, sleep);
+      const stop = core.listen(done);
+      signal?.addEventListener("abort", done);
+    });
+    sleep = Math.min(sleep * 2, FOLLOW_MAX_MS);
+  }
+}

@@ -1,0 +1,187 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode StreamMedia}: the log store's only door to its file. Loads
+ * and plain stores go through views of the {@linkcode Mapping}; every
+ * store that must persist is made durable through the mapping's
+ * `persist`/`persistRanges`, so a tracer on the mapping sees it.
+ *
+ * @module
+ */
+import type { Mapping } from "../pmem2/mapping.ts";
+import { crc32c } from "../pmem2/crc32c.ts";
+import { markMapping } from "../pmem2/mapping.ts";
+
+/** Bun refuses views of external memory larger than 4 GiB. */
+const WHOLE_LIMIT = 2 ** 32;
+
+/** A range to persist. */
+export interface Range {
+  /** File offset. */
+  offset: number;
+  /** Bytes. */
+  length: number;
+}
+
+/** Byte access to a stream's mapping. */
+export class StreamMedia {
+  #map: Mapping;
+  #size: number;
+  /** The whole mapping, when one view can hold it. */
+  #u8: Uint8Array | undefined;
+  #u32: Uint32Array | undefined;
+  /** The buffer of `#u8` (views made over it directly are cheaper). */
+  #buf: ArrayBuffer | undefined;
+  #traced = false;
+
+  /** @param map the stream's mapping; it stays owned by the caller */
+  constructor(map: Mapping) {
+    this.#map = map;
+    this.#size = map.size;
+    const probe = map.view(0, 8);
+    if (
+      this.#size <= WHOLE_LIMIT || probe.buffer.byteLength >= this.#size
+    ) {
+      this.#u8 = map.view(0, this.#size);
+      this.#buf = this.#u8.buffer as ArrayBuffer;
+      this.#u32 = new Uint32Array(
+        this.#u8.buffer,
+        this.#u8.byteOffset,
+        this.#size >>> 2,
+      );
+    }
+  }
+
+  /** The mapping. */
+  get mapping(): Mapping {
+    return this.#map;
+  }
+
+  /** Mapped bytes. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Emit marks to the mapping's tracer (tests). */
+  set traced(on: boolean) {
+    this.#traced = on;
+  }
+
+  /** Whether marks are emitted. */
+  get traced(): boolean {
+    return this.#traced;
+  }
+
+  /** Record a labelled point with the tracer, when traced. */
+  mark(label: string): void {
+    if (this.#traced) markMapping(this.#map, label);
+  }
+
+  /**
+   * A view of the whole mapping, when one view can hold it (so a batch of
+   * the mover addresses entries by offset instead of a view each).
+   */
+  get whole(): Uint8Array | undefined {
+    return this.#u8;
+  }
+
+  /** A zero-copy view of `[offset, offset + length)`. */
+  bytes(offset: number, length: number): Uint8Array {
+    const buf = this.#buf;
+    // a constructor call over the cached buffer, not subarray(): it skips
+    // the species lookup and the buffer getter, per entry read
+    if (buf !== undefined) return new Uint8Array(buf, offset, length);
+    return this.#map.view(offset, length);
+  }
+
+  /** A copy of `[offset, offset + length)`. */
+  copy(offset: number, length: number): Uint8Array {
+    return this.bytes(offset, length).slice();
+  }
+
+  /** The u32 at a 4-aligned offset. */
+  read32(offset: number): number {
+    const u32 = this.#u32;
+    if (u32 !== undefined) return u32[offset >>> 2];
+    const b = this.#map.view(offset, 4);
+    return (b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24) >>> 0;
+  }
+
+  /** Store a u32 at a 4-aligned offset (not persisted). */
+  write32(offset: number, value: number): void {
+    const u32 = this.#u32;
+    if (u32 !== undefined) {
+      u32[offset >>> 2] = value;
+      return;
+    }
+    const v = this.#map.view(offset, 4);
+    new DataView(v.buffer, v.byteOffset, 4).setUint32(0, value, true);
+  }
+
+  /** The u64 (below 2^53) at an 8-aligned offset. */
+  read64(offset: number): number {
+    return this.read32(offset) + this.read32(offset + 4) * 2 ** 32;
+  }
+
+  /**
+   * Store a u64 (below 2^53) at an 8-aligned offset as one 8-byte store,
+   * so a crash leaves the old or the new value (not persisted).
+   */
+  write64(offset: number, value: number): void {
+    const v = this.bytes(offset, 8);
+    new BigUint64Array(v.buffer, v.byteOffset, 1)[0] = BigInt(value);
+  }
+
+  /** Store the two u32 halves of a u64 (torn writes are caught by CRC). */
+  write64Halves(offset: number, value: number): void {
+    const lo = value % 2 ** 32;
+    this.write32(offset, lo);
+    this.write32(offset + 4, (value - lo) / 2 ** 32);
+  }
+
+  /** Store `data` at `offset` (not persisted). */
+  set(offset: number, data: Uint8Array): void {
+    const u8 = this.#u8;
+    if (u8 !== undefined) u8.set(data, offset);
+    else this.#map.view(offset, data.byteLength).set(data);
+  }
+
+  /** Zero `[offset, offset + length)` (not persisted). */
+  zero(offset: number, length: number): void {
+    const u8 = this.#u8;
+    if (u8 !== undefined) u8.fill(0, offset, offset + length);
+    else this.#map.view(offset, length).fill(0);
+  }
+
+  /** Whether `[offset, offset + length)` is all zero. */
+  isZero(offset: number, length: number): boolean {
+    const b = this.bytes(offset, length);
+    for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+    return true;
+  }
+
+  /** The CRC-32C of `[offset, offset + length)`, continuing from `seed`. */
+  crc(offset: number, length: number, seed: number): number {
+    const u8 = this.#u8;
+    if (u8 !== undefined) return crc32c(u8, offset, length, seed);
+    return crc32c(this.#map.view(offset, length), 0, length, seed);
+  }
+
+  /** Make a range durable. */
+  persist(offset: number, length: number): void {
+    this.#map.persist(offset, length);
+  }
+
+  /** Make several ranges durable with one fence. */
+  persistRanges(ranges: readonly Range[]): void {
+    if (ranges.length === 1) {
+      this.#map.persist(ranges[0].offset, ranges[0].length);
+    } else this.#map.persistRanges(ranges);
+  }
+
+  /** Forget the views (the mapping detaches them when it closes). */
+  close(): void {
+    this.#u8 = undefined;
+    this.#u32 = undefined;
+    this.#buf = undefined;
+  }
+}

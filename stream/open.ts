@@ -1,0 +1,305 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Creating and opening a stream file: the mapping, the process-wide
+ * share, recovery by the first opener, and one {@linkcode LogCore} per
+ * file per isolate (a second open in the same isolate uses the first's).
+ *
+ * @module
+ */
+import { unlinkSync } from "node:fs";
+import { PmemError } from "../errors/mod.ts";
+import { FileShare } from "../pmem2/file_share.ts";
+import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
+import { Source } from "../pmem2/source.ts";
+import type { PersistTracer } from "../pmem2/tracer.ts";
+import { LogCore } from "./core.ts";
+import {
+  dataOffsetOf,
+  decodeHeader,
+  encodeHeader,
+  type Geometry,
+  HEADER_SIZE,
+} from "./layout.ts";
+import { StreamMedia } from "./media.ts";
+import { recover, type RecoveryReport } from "./recovery.ts";
+import {
+  REGION_ALLOCATED,
+  SharedState,
+  sleepMs,
+  STATE_FAILED,
+  STATE_READY,
+  STATE_RECOVERING,
+} from "./shared.ts";
+import { readTable } from "./table.ts";
+
+const EINVAL = 22;
+const ETIMEDOUT = 110;
+
+/** How long a joining open waits for the first opener's recovery (ms). */
+const JOIN_TIMEOUT_MS = 60_000;
+
+/** What tests may add to a create or open. Internal. */
+export interface StreamTestHooks {
+  /**
+   * A tracer attached to the stream's mapping before anything is written,
+   * so it sees every flush and fence, recovery included; the stream then
+   * also marks its commits ("commit T") and persists ("persisted T").
+   */
+  tracer?: PersistTracer;
+}
+
+/** An opened stream file: its core, and what recovery did. */
+export interface Opened {
+  core: LogCore;
+  /** Recovery's report (a joining open gets the first opener's). */
+  recovery: RecoveryReport;
+  /** Whether this open created the core (else it joined this isolate's). */
+  fresh: boolean;
+}
+
+/** The cores of this isolate, by share instance number. */
+const cores = new Map<number, { core: LogCore; recovery: RecoveryReport }>();
+
+/** A recovery report of a freshly created stream. */
+function emptyReport(): RecoveryReport {
+  return {
+    settled: 0,
+    bound: 0,
+    entries: 0,
+    dropped: 0,
+    cut: 0,
+    wrote: false,
+    regions: [],
+  };
+}
+
+function corrupt(op: string, path: string, what: string): PmemError {
+  return new PmemError(op, -EINVAL, `cannot open '${path}': ${what}`, {
+    errno: EINVAL,
+  });
+}
+
+/**
+ * Create a new stream file and open it.
+ *
+ * @param path the file; it must not exist
+ * @param g the geometry (its `dataOffset` is computed here)
+ * @param mode permission bits
+ * @param hooks test hooks
+ */
+export function createStream(
+  path: string,
+  g: Omit<Geometry, "dataOffset" | "seed">,
+  mode: number,
+  hooks: StreamTestHooks,
+): Opened {
+  const op = "create";
+  const source = Source.open(path, {
+    size: g.size,
+    exclusive: true,
+    create: true,
+    mode,
+  });
+  let map: Mapping | null = null;
+  let share: FileShare | null = null;
+  try {
+    map = Mapping.map(source, { length: g.size });
+    source.close();
+    if (hooks.tracer) setMappingTracer(map, hooks.tracer);
+    const geometry: Geometry = {
+      ...g,
+      dataOffset: dataOffsetOf(g.regionSlots, g.blockSize),
+      seed: crypto.getRandomValues(new Uint32Array(1))[0],
+    };
+    share = FileShare.open(
+      path,
+      SharedState.bytes(geometry.regionSlots, geometry.maxInFlight),
+      op,
+    );
+    const shared = new SharedState(
+      share.memory,
+      geometry.regionSlots,
+      geometry.maxInFlight,
+    );
+    shared.state = STATE_RECOVERING;
+    const media = new StreamMedia(map);
+    media.traced = hooks.tracer !== undefined;
+    media.set(0, encodeHeader(geometry));
+    media.persist(0, 64);
+    const core = initCore(media, shared, geometry, share, emptyReport());
+    return { core, recovery: emptyReport(), fresh: true };
+  } catch (e) {
+    if (share !== null && !share.closed) {
+      new SharedState(share.memory, g.regionSlots, g.maxInFlight).state =
+        STATE_FAILED;
+    }
+    source.close();
+    share?.close();
+    map?.close();
+    try {
+      unlinkSync(path);
+    } catch {
+      // the original error matters more
+    }
+    throw e;
+  }
+}
+
+/**
+ * Open a stream file: validate its header against what the caller
+ * expects, join or create the process's share, recover when first.
+ *
+ * @param path the file
+ * @param expect the geometry the caller expects (absent fields: any)
+ * @param hooks test hooks
+ */
+export function openStream(
+  path: string,
+  expect: { size?: number; blockSize?: number },
+  hooks: StreamTestHooks,
+): Opened {
+  const op = "open";
+  const source = Source.open(path);
+  let map: Mapping | null = null;
+  let share: FileShare | null = null;
+  let owned = true;
+  try {
+    const fileSize = source.size;
+    if (fileSize < HEADER_SIZE) {
+      throw corrupt(op, path, `the file is too small (${fileSize} bytes)`);
+    }
+    map = Mapping.map(source);
+    source.close();
+    if (hooks.tracer) setMappingTracer(map, hooks.tracer);
+    const media = new StreamMedia(map);
+    media.traced = hooks.tracer !== undefined;
+    const g = decodeHeader(media.bytes(0, 80), fileSize);
+    if (typeof g === "string") throw corrupt(op, path, g);
+    for (const [name, want] of Object.entries(expect)) {
+      const have = g[name as "size" | "blockSize"];
+      if (want !== undefined && want !== have) {
+        throw new PmemError(
+          op,
+          -EINVAL,
+          `geometry mismatch: '${path}' has ${name} ${have}, ${want} was requested (a stream is never re-initialised)`,
+          { errno: EINVAL },
+        );
+      }
+    }
+    share = FileShare.open(
+      path,
+      SharedState.bytes(g.regionSlots, g.maxInFlight),
+      op,
+    );
+    const shared = new SharedState(share.memory, g.regionSlots, g.maxInFlight);
+    if (share.first) {
+      shared.state = STATE_RECOVERING;
+      let recovery: RecoveryReport;
+      try {
+        const table = readTable(media, g);
+        if (typeof table === "string") throw corrupt(op, path, table);
+        const r = recover(media, g, table);
+        if (typeof r === "string") throw corrupt(op, path, r);
+        recovery = r;
+      } catch (e) {
+        shared.state = STATE_FAILED;
+        throw e;
+      }
+      const core = initCore(media, shared, g, share, recovery);
+      return { core, recovery, fresh: true };
+    }
+    joinWait(shared, path, op);
+    const local = cores.get(shared.instance);
+    if (local !== undefined && !local.core.closed) {
+      local.core.refs++;
+      owned = false;
+      share.close();
+      map.close();
+      return { core: local.core, recovery: local.recovery, fresh: false };
+    }
+    const core = new LogCore(media, shared, g, share);
+    shared.addOpen();
+    const recovery = emptyReport();
+    cores.set(shared.instance, { core, recovery });
+    return { core, recovery, fresh: true };
+  } catch (e) {
+    if (owned) {
+      source.close();
+      share?.close();
+      map?.close();
+    }
+    throw e;
+  }
+}
+
+/** Wait for the first opener to finish recovery. */
+function joinWait(shared: SharedState, path: string, op: string): void {
+  const deadline = performance.now() + JOIN_TIMEOUT_MS;
+  let ms = 0.01;
+  for (;;) {
+    const st = shared.state;
+    if (st === STATE_READY) return;
+    if (st === STATE_FAILED) {
+      throw new PmemError(
+        op,
+        -EINVAL,
+        `cannot open '${path}': its first opener in this process failed to open it`,
+        { errno: EINVAL },
+      );
+    }
+    if (performance.now() > deadline) {
+      throw new PmemError(
+        op,
+        -ETIMEDOUT,
+        `cannot open '${path}': its recovery by another open did not finish`,
+        { errno: ETIMEDOUT },
+      );
+    }
+    sleepMs(ms);
+    ms = Math.min(ms * 2, 5);
+  }
+}
+
+/** Fill the shared state from recovery and make the core. */
+function initCore(
+  media: StreamMedia,
+  shared: SharedState,
+  g: Geometry,
+  share: FileShare,
+  recovery: RecoveryReport,
+): LogCore {
+  const bound = recovery.bound;
+  shared.next = bound + 1;
+  shared.committed = bound;
+  shared.persisted = bound;
+  shared.settled = bound;
+  shared.bound = bound;
+  for (const r of recovery.regions) {
+    shared.setGeneration(r.k, r.generation);
+    shared.setPlace(r.k, r.offset, r.size);
+    shared.setHead(r.k, r.head);
+    shared.setTail(r.k, r.tail);
+    shared.setCommitted(r.k, r.tail, r.lastTs);
+    shared.setRegionState(r.k, REGION_ALLOCATED);
+  }
+  let instance = 0;
+  while (instance === 0 || cores.has(instance)) {
+    instance = crypto.getRandomValues(new Int32Array(1))[0];
+  }
+  shared.instance = instance;
+  shared.addOpen();
+  const core = new LogCore(media, shared, g, share);
+  cores.set(instance, { core, recovery });
+  shared.state = STATE_READY;
+  return core;
+}
+
+/**
+ * A stream of this isolate closed: when it was the core's last, close
+ * the core (the last opener in the process finishes the stream).
+ */
+export function releaseCore(core: LogCore): void {
+  if (--core.refs > 0) return;
+  cores.delete(core.shared.instance);
+  core.close();
+}

@@ -1,0 +1,190 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The options of {@linkcode LogStream}'s constructors and calls, and the
+ * checks of its arguments (a `TypeError` or `RangeError` before anything
+ * is touched).
+ *
+ * @module
+ */
+import type { FutureOptions } from "../future/future.ts";
+import type { Vdm } from "../mover/vdm.ts";
+import type { Level } from "./core.ts";
+import {
+  alignUp,
+  MAX_BLOCK_SIZE,
+  MAX_SLOTS,
+  MIN_BLOCK_SIZE,
+} from "./layout.ts";
+
+/** Options of {@linkcode LogStream.create}. */
+export interface LogStreamCreateOptions {
+  /** Bytes of the new file (header, region table and regions). */
+  size: number;
+  /**
+   * Region alignment and size unit: a power of two from 64 to 2^30.
+   * @default 4096
+   */
+  blockSize?: number;
+  /** Regions at most (slots of the region table). @default 64 */
+  regionSlots?: number;
+  /**
+   * Timestamps reserved and not yet persisted at most (a power of two);
+   * an append beyond it waits for earlier ones. @default 1024
+   */
+  maxInFlight?: number;
+  /** Permission bits of the new file. @default 0o644 */
+  mode?: number;
+  /**
+   * The data mover of `appendAsync` (its copies into the mapping). The
+   * stream does not close it. @default a shared CpuMover
+   */
+  mover?: Vdm;
+}
+
+/** Options of {@linkcode LogStream.open}. */
+export interface LogStreamOpenOptions {
+  /** The size the caller expects; the open fails if it differs. */
+  size?: number;
+  /** The block size the caller expects; the open fails if it differs. */
+  blockSize?: number;
+  /** See {@linkcode LogStreamCreateOptions.mover}. */
+  mover?: Vdm;
+}
+
+/** Options of {@linkcode LogStream.appendAsync}. */
+export interface AppendOptions extends FutureOptions {
+  /**
+   * When the future resolves: "persisted" (durable) or "committed"
+   * (visible; it becomes durable with a later persist: a sync append,
+   * `waitPersisted`, a persisted append, or close). @default "persisted"
+   */
+  level?: Level;
+}
+
+/** Checked create options: the geometry and the file mode. */
+export interface CreateSettings {
+  /** Bytes of the file. */
+  size: number;
+  /** Region alignment. */
+  blockSize: number;
+  /** Region table slots. */
+  regionSlots: number;
+  /** Timestamps in flight at most. */
+  maxInFlight: number;
+  /** Permission bits. */
+  mode: number;
+}
+
+/**
+ * Check {@linkcode LogStream.create}'s arguments.
+ *
+ * @throws {TypeError} / {RangeError} for a bad path or option
+ */
+export function checkCreateOptions(
+  path: unknown,
+  options: LogStreamCreateOptions,
+  op: string,
+): CreateSettings {
+  checkPath(path, op);
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("Cannot create stream: options must be an object");
+  }
+  const blockSize = checkInt(options.blockSize ?? 4096, "blockSize", op);
+  if (
+    blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE ||
+    (blockSize & (blockSize - 1)) !== 0
+  ) {
+    throw new RangeError(
+      `Cannot create stream: blockSize must be a power of two in [${MIN_BLOCK_SIZE}, ${MAX_BLOCK_SIZE}], got ${blockSize}`,
+    );
+  }
+  const regionSlots = checkInt(options.regionSlots ?? 64, "regionSlots", op);
+  if (regionSlots < 1 || regionSlots > MAX_SLOTS) {
+    throw new RangeError(
+      `Cannot create stream: regionSlots must be in [1, ${MAX_SLOTS}], got ${regionSlots}`,
+    );
+  }
+  const maxInFlight = checkInt(options.maxInFlight ?? 1024, "maxInFlight", op);
+  if (
+    maxInFlight < 2 || maxInFlight > 1 << 20 ||
+    (maxInFlight & (maxInFlight - 1)) !== 0
+  ) {
+    throw new RangeError(
+      `Cannot create stream: maxInFlight must be a power of two in [2, 2^20], got ${maxInFlight}`,
+    );
+  }
+  const size = checkInt(options.size, "size", op);
+  const least = alignUp(4096 + regionSlots * 64, blockSize) + blockSize;
+  if (size < least) {
+    throw new RangeError(
+      `Cannot create stream: size must be at least ${least} for this geometry, got ${size}`,
+    );
+  }
+  const mode = checkInt(options.mode ?? 0o644, "mode", op);
+  checkMover(options.mover, op);
+  return { size, blockSize, regionSlots, maxInFlight, mode };
+}
+
+/**
+ * Check {@linkcode LogStream.open}'s arguments; the geometry asked for.
+ *
+ * @throws {TypeError} / {RangeError} for a bad path or option
+ */
+export function checkOpenOptions(
+  path: unknown,
+  options: LogStreamOpenOptions,
+  op: string,
+): { size?: number; blockSize?: number } {
+  checkPath(path, op);
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("Cannot open stream: options must be an object");
+  }
+  const size = options.size === undefined
+    ? undefined
+    : checkInt(options.size, "size", op);
+  const blockSize = options.blockSize === undefined
+    ? undefined
+    : checkInt(options.blockSize, "blockSize", op);
+  checkMover(options.mover, op);
+  return { size, blockSize };
+}
+
+/** Throw unless `path` is a non-empty string. */
+export function checkPath(path: unknown, op: string, what = "stream"): void {
+  if (typeof path !== "string" || path.length === 0) {
+    throw new TypeError(
+      `Cannot ${op} ${what}: path must be a non-empty string`,
+    );
+  }
+}
+
+/** A non-negative safe integer, or a TypeError / RangeError. */
+export function checkInt(value: unknown, name: string, op: string): number {
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Cannot ${op}: ${name} must be a number, got ${
+        value === null ? "null" : typeof value
+      }`,
+    );
+  }
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(
+      `Cannot ${op}: ${name} must be a non-negative integer, got ${value}`,
+    );
+  }
+  return value;
+}
+
+/** Throw unless `mover` is absent or a Vdm. */
+export function checkMover(
+  mover: unknown,
+  op: string,
+  what = "stream",
+): void {
+  if (
+    mover !== undefined &&
+    typeof (mover as Vdm | null)?.batch !== "function"
+  ) {
+    throw new TypeError(`Cannot ${op} ${what}: mover must implement Vdm`);
+  }
+}

@@ -1,0 +1,503 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode PmemLog}: libpmemlog's append-only log, byte-compatible with
+ * libpmemlog 1.12.1 pools (a migration path off that discontinued
+ * library), with asynchronous appends through a data mover.
+ *
+ * @module
+ */
+import { statSync, unlinkSync } from "node:fs";
+import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
+import {
+  checkPoolHeader,
+  encodePoolHeader,
+  hostArch,
+  newPoolHeader,
+} from "../pmdk/pool_header.ts";
+import type { Future, FutureOptions } from "../future/future.ts";
+import { FileLock } from "../pmem2/file_lock.ts";
+import { Mapping } from "../pmem2/mapping.ts";
+import { Source } from "../pmem2/source.ts";
+import type { Vdm } from "../mover/vdm.ts";
+import {
+  allZero,
+  DESCRIPTOR_OFFSET,
+  descriptorProblem,
+  HEADER_SIZE,
+  LOG_PAGE,
+  LOG_POOL,
+  LOG_START,
+  MIN_LOG_POOL,
+  WRITE_OFFSET_AT,
+} from "./pmemlog_format.ts";
+import { StreamMedia } from "./media.ts";
+import { checkInt, checkMover, checkPath } from "./options.ts";
+import { LogAppender } from "./pmemlog_async.ts";
+
+const EINVAL = 22;
+const EEXIST = 17;
+const EROFS = 30;
+const EAGAIN = 11;
+
+/** Options of {@linkcode PmemLog.create}. */
+export interface PmemLogCreateOptions {
+  /**
+   * Size of the new file, at least 2 MiB (libpmemlog's minimum); it must
+   * not exist. With 0, an existing file is used at its size (its first
+   * 4 KiB must be zero). @default 0
+   */
+  poolSize?: number;
+  /** Permission bits of the new file. @default 0o644 */
+  mode?: number;
+  /** The data mover of `appendAsync`. @default a shared CpuMover */
+  mover?: Vdm;
+}
+
+/** Options of {@linkcode PmemLog.open}. */
+export interface PmemLogOpenOptions {
+  /** See {@linkcode PmemLogCreateOptions.mover}. */
+  mover?: Vdm;
+}
+
+/**
+ * An append-only log in libpmemlog's format: pools it creates open in
+ * libpmemlog and pass `pmempool check`, and libpmemlog's pools open here.
+ * Each append is atomic and durable on return (data persisted, then the
+ * 8-byte write offset), as in libpmemlog; `appendAsync` copies through a
+ * data mover, and appends completing together share their two persists.
+ *
+ * The file is locked while open (`flock`, as libpmemlog does): a second
+ * open, here or in libpmemlog, fails with EAGAIN.
+ *
+ * @example Usage
+ * ```ts
+ * import { PmemLog } from "@asyncpmem/asyncpmem/stream";
+ * import assert from "node:assert/strict";
+ *
+ * const path = `${await Deno.makeTempDir()}/pool.log`;
+ * using log = PmemLog.create(path, { poolSize: 2 << 20 });
+ * log.append(new TextEncoder().encode("hello "));
+ * log.appendv([new TextEncoder().encode("wor"), new TextEncoder().encode("ld")]);
+ * await log.appendAsync(new TextEncoder().encode("!"));
+ * assert.equal(log.tell(), 12);
+ * let text = "";
+ * log.walk(0, (chunk) => {
+ *   text = new TextDecoder().decode(chunk);
+ *   return true;
+ * });
+ * assert.equal(text, "hello world!");
+ * ```
+ */
+export class PmemLog implements Disposable {
+  #path: string;
+  #map: Mapping | null;
+  #media: StreamMedia;
+  #lock: FileLock;
+  #end: number;
+  #readOnly: boolean;
+  #mover: Vdm;
+  /** Where the next append goes (past asynchronous appends in flight). */
+  #cursor: number;
+  #appender: LogAppender;
+
+  private constructor(
+    path: string,
+    map: Mapping,
+    lock: FileLock,
+    readOnly: boolean,
+    mover: Vdm,
+  ) {
+    this.#path = path;
+    this.#map = map;
+    this.#media = new StreamMedia(map);
+    this.#lock = lock;
+    this.#end = map.size;
+    this.#readOnly = readOnly;
+    this.#mover = mover;
+    this.#cursor = this.#media.read64(WRITE_OFFSET_AT);
+    this.#appender = new LogAppender({
+      media: this.#media,
+      mover,
+      take: (n) => {
+        this.#writable("appendAsync");
+        return this.#take(n, "appendAsync");
+      },
+      commitTo: (end) => this.#commitTo(end),
+    });
+  }
+
+  /**
+   * Create a log pool (like `pmemlog_create`).
+   *
+   * @param path the file; it must not exist unless `poolSize` is 0
+   * @throws {RangeError} when `poolSize` is below 2 MiB
+   * @throws {PmemError} code -17 (EEXIST) when the file exists (or, with
+   *   `poolSize` 0, its header is not zero)
+   */
+  static create(path: string, options: PmemLogCreateOptions = {}): PmemLog {
+    const op = "create";
+    checkPath(path, op, "log");
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("Cannot create log: options must be an object");
+    }
+    const poolSize = checkInt(options.poolSize ?? 0, "poolSize", op);
+    const mode = checkInt(options.mode ?? 0o644, "mode", op);
+    if (poolSize !== 0 && poolSize < MIN_LOG_POOL) {
+      throw new RangeError(
+        `Cannot create log: poolSize must be at least ${MIN_LOG_POOL} (2 MiB), got ${poolSize}`,
+      );
+    }
+    checkMover(options.mover, op, "log");
+    const arch = hostArch();
+    if (arch === null) {
+      throw new PmemError(
+        op,
+        -95,
+        "libpmemlog's pool format is defined here for x86-64 and aarch64 only",
+        { errno: 95 },
+      );
+    }
+    const created = poolSize > 0;
+    const source = Source.open(path, {
+      size: poolSize,
+      exclusive: created,
+      create: created,
+      mode,
+    });
+    let map: Mapping | null = null;
+    let lock: FileLock | null = null;
+    try {
+      const size = Math.floor(source.size / LOG_PAGE) * LOG_PAGE;
+      if (size < MIN_LOG_POOL) {
+        throw new PmemError(
+          op,
+          -EINVAL,
+          `'${path}' has ${source.size} bytes, less than the 2 MiB a log needs`,
+          { errno: EINVAL },
+        );
+      }
+      map = Mapping.map(source, { length: size, mover: options.mover });
+      source.close();
+      lock = lockFile(path, op);
+      const media = new StreamMedia(map);
+      if (!created && !allZero(media.bytes(0, HEADER_SIZE))) {
+        throw new PmemError(
+          op,
+          -EEXIST,
+          `'${path}' is not empty: its first ${HEADER_SIZE} bytes are not zero`,
+          { errno: EEXIST },
+        );
+      }
+      const crtime = Math.floor(statSync(path).ctimeMs / 1000);
+      media.set(0, encodePoolHeader(newPoolHeader(LOG_POOL, crtime, arch)));
+      media.persist(0, HEADER_SIZE);
+      // the run-time area libpmemlog fills with pointers stays zero
+      media.zero(DESCRIPTOR_OFFSET, LOG_START - DESCRIPTOR_OFFSET);
+      media.write64(DESCRIPTOR_OFFSET, LOG_START);
+      media.write64(DESCRIPTOR_OFFSET + 8, size);
+      media.write64(WRITE_OFFSET_AT, LOG_START);
+      media.persist(DESCRIPTOR_OFFSET, LOG_START - DESCRIPTOR_OFFSET);
+      media.close();
+      return new PmemLog(path, map, lock, false, options.mover ?? map.mover);
+    } catch (e) {
+      source.close();
+      lock?.release();
+      map?.close();
+      if (created) {
+        try {
+          unlinkSync(path);
+        } catch {
+          // the original error matters more
+        }
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Open a log pool (like `pmemlog_open`), libpmemlog's included.
+   *
+   * @throws {PmemError} code -22 (EINVAL) when the file is not an intact
+   *   log pool (the message says what is wrong); -11 (EAGAIN) when it is
+   *   open elsewhere
+   */
+  static open(path: string, options: PmemLogOpenOptions = {}): PmemLog {
+    const op = "open";
+    checkPath(path, op, "log");
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("Cannot open log: options must be an object");
+    }
+    checkMover(options.mover, op, "log");
+    const source = Source.open(path);
+    let map: Mapping | null = null;
+    let lock: FileLock | null = null;
+    try {
+      const size = Math.floor(source.size / LOG_PAGE) * LOG_PAGE;
+      if (size < LOG_START) {
+        throw corrupt(op, path, `the file is too small (${source.size} bytes)`);
+      }
+      map = Mapping.map(source, { length: size, mover: options.mover });
+      lock = lockFile(path, op);
+      let media = new StreamMedia(map);
+      const header = checkPoolHeader(
+        media.bytes(0, HEADER_SIZE),
+        LOG_POOL,
+        hostArch(),
+      );
+      if (typeof header === "string") throw corrupt(op, path, header);
+      const problem = descriptorProblem(
+        media.read64(DESCRIPTOR_OFFSET),
+        media.read64(DESCRIPTOR_OFFSET + 8),
+        media.read64(WRITE_OFFSET_AT),
+        size,
+      );
+      if (problem !== null) throw corrupt(op, path, problem);
+      const readOnly = header.roCompat !== 0;
+      if (readOnly) {
+        map.close();
+        map = null;
+        map = Mapping.map(source, {
+          length: size,
+          protection: "read",
+          mover: options.mover,
+        });
+      }
+      source.close();
+      media.close();
+      media = new StreamMedia(map);
+      return new PmemLog(path, map, lock, readOnly, options.mover ?? map.mover);
+    } catch (e) {
+      source.close();
+      lock?.release();
+      map?.close();
+      throw e;
+    }
+  }
+
+  #live(op: string): StreamMedia {
+    if (this.#map === null) throw new ClosedError("PmemLog", op);
+    return this.#media;
+  }
+
+  #writable(op: string): StreamMedia {
+    const media = this.#live(op);
+    if (this.#readOnly) {
+      throw new PmemError(
+        op,
+        -EROFS,
+        `'${this.#path}' is read-only (its header has ro_compat features)`,
+        { errno: EROFS },
+      );
+    }
+    return media;
+  }
+
+  /** Whether {@linkcode PmemLog.close} has run. */
+  get closed(): boolean {
+    return this.#map === null;
+  }
+
+  /** The data mover of `appendAsync`. */
+  get mover(): Vdm {
+    return this.#mover;
+  }
+
+  /** Bytes appended and durable (`pmemlog_tell`). */
+  tell(): number {
+    return this.#live("tell").read64(WRITE_OFFSET_AT) - LOG_START;
+  }
+
+  /** The log's capacity in bytes, used or not (`pmemlog_nbyte`). */
+  nbyte(): number {
+    this.#live("nbyte");
+    return this.#end - LOG_START;
+  }
+
+  /** Check buffers; their total length. */
+  #checkBuffers(bufs: readonly Uint8Array[], op: string): number {
+    let n = 0;
+    for (const b of bufs) {
+      if (!(b instanceof Uint8Array)) {
+        throw new TypeError(`Cannot ${op}: data must be Uint8Arrays`);
+      }
+      n += b.byteLength;
+    }
+    return n;
+  }
+
+  /** Take `n` bytes at the cursor, or throw as libpmemlog's append does. */
+  #take(n: number, op: string): number {
+    const at = this.#cursor;
+    if (at >= this.#end || n > this.#end - at) {
+      throw new OutOfSpaceError(
+        op,
+        `the log is full: ${n} bytes asked, ${
+          Math.max(0, this.#end - at)
+        } free`,
+      );
+    }
+    this.#cursor = at + n;
+    return at;
+  }
+
+  /**
+   * Append atomically and durably (`pmemlog_append`): the data is
+   * persisted, then the write offset (two persists, as libpmemlog).
+   *
+   * @throws {OutOfSpaceError} when it does not fit (nothing is written;
+   *   like libpmemlog, even an empty append fails on a full log)
+   */
+  append(data: Uint8Array): void {
+    this.appendv([data]);
+  }
+
+  /**
+   * Append several buffers as one atomic entry (`pmemlog_appendv`).
+   *
+   * @throws {OutOfSpaceError} when they do not fit together (nothing is
+   *   written)
+   */
+  appendv(data: readonly Uint8Array[]): void {
+    const op = "appendv";
+    const media = this.#writable(op);
+    if (!Array.isArray(data)) {
+      throw new TypeError(`Cannot ${op}: data must be an array`);
+    }
+    const n = this.#checkBuffers(data, op);
+    if (data.length === 0) return;
+    this.#drain();
+    const at = this.#take(n, op);
+    if (n === 0) return;
+    let p = at;
+    for (const b of data) {
+      media.set(p, b);
+      p += b.byteLength;
+    }
+    media.persist(at, n);
+    this.#commitTo(at + n);
+  }
+
+  /** Store and persist the write offset (the commit point). */
+  #commitTo(end: number): void {
+    this.#media.write64(WRITE_OFFSET_AT, end);
+    this.#media.persist(WRITE_OFFSET_AT, 8);
+  }
+
+  /**
+   * Append through the log's mover. Its place is taken when the future is
+   * first polled (appends take effect in the order they are first
+   * polled); the copy starts with every append polled in the same sweep
+   * (one mover batch), and appends whose copies completed together are
+   * made durable together (one persist of their data, one of the write
+   * offset). Resolves with the entry's offset in the log (`tell()` before
+   * it). Should the mover fail, the copy is made on this thread instead:
+   * a log has no holes.
+   *
+   * @example Usage
+   * ```ts
+   * import { PmemLog } from "@asyncpmem/asyncpmem/stream";
+   * import { all, ThreadMover } from "@asyncpmem/asyncpmem";
+   * import assert from "node:assert/strict";
+   *
+   * using mover = new ThreadMover();
+   * const path = `${await Deno.makeTempDir()}/pool.log`;
+   * using log = PmemLog.create(path, { poolSize: 2 << 20, mover });
+   * const offsets = await all([1, 2, 3].map((n) => log.appendAsync(new Uint8Array(n))));
+   * assert.deepEqual(offsets, [0, 1, 3]);
+   * assert.equal(log.tell(), 6);
+   * ```
+   *
+   * @throws {TypeError} at once for bad data
+   */
+  appendAsync(data: Uint8Array, options?: FutureOptions): Future<number> {
+    const op = "appendAsync";
+    this.#writable(op);
+    this.#checkBuffers([data], op);
+    return this.#appender.append(data, options);
+  }
+
+  /** Finish every asynchronous append in flight (before a sync change). */
+  #drain(): void {
+    this.#appender.drain();
+  }
+
+  /**
+   * Empty the log (`pmemlog_rewind`): the write offset goes back to the
+   * start and is persisted. The data is not erased. Appends in flight
+   * finish first.
+   */
+  rewind(): void {
+    const media = this.#writable("rewind");
+    this.#drain();
+    media.write64(WRITE_OFFSET_AT, LOG_START);
+    media.persist(WRITE_OFFSET_AT, 8);
+    this.#cursor = LOG_START;
+  }
+
+  /**
+   * Read the log in chunks (`pmemlog_walk`), zero-copy: `callback` gets
+   * views of the mapping, each valid during the call. With `chunkSize` 0
+   * it is called once with all the data (even when there is none); else
+   * with consecutive chunks of `chunkSize` bytes (the last may be
+   * shorter). A falsy return stops the walk.
+   */
+  walk(chunkSize: number, callback: (chunk: Uint8Array) => unknown): void {
+    const op = "walk";
+    const media = this.#live(op);
+    const size = checkInt(chunkSize, "chunkSize", op);
+    if (typeof callback !== "function") {
+      throw new TypeError(`Cannot ${op}: callback must be a function`);
+    }
+    const end = media.read64(WRITE_OFFSET_AT);
+    if (size === 0) {
+      callback(media.bytes(LOG_START, end - LOG_START));
+      return;
+    }
+    for (let at = LOG_START; at < end; at += size) {
+      if (!callback(media.bytes(at, Math.min(size, end - at)))) return;
+    }
+  }
+
+  /**
+   * Close: finish appends in flight, unmap, unlock. Idempotent.
+   */
+  close(): void {
+    const map = this.#map;
+    if (map === null) return;
+    this.#drain();
+    this.#map = null;
+    this.#media.close();
+    try {
+      map.close();
+    } finally {
+      this.#lock.release();
+    }
+  }
+
+  /** Same as {@linkcode PmemLog.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function lockFile(path: string, op: string): FileLock {
+  try {
+    return FileLock.acquire(path, op);
+  } catch (e) {
+    if (e instanceof PmemError && e.code === -EAGAIN) {
+      throw new PmemError(
+        op,
+        -EAGAIN,
+        `cannot lock '${path}': the log is already open`,
+        { errno: EAGAIN, cause: e },
+      );
+    }
+    throw e;
+  }
+}
+
+function corrupt(op: string, path: string, what: string): PmemError {
+  return new PmemError(op, -EINVAL, `cannot open '${path}': ${what}`, {
+    errno: EINVAL,
+  });
+}

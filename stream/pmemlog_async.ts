@@ -1,0 +1,212 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode LogAppender}: the asynchronous appends of a libpmemlog-format
+ * log. A future takes its place in the log when first polled; the copies
+ * of the appends polled in one sweep of the executor start as one batch
+ * of the mover; the appends at the head of the queue whose copies are
+ * done are committed together: one persist of their data, then the
+ * 8-byte write offset (libpmemlog's commit point) and its persist.
+ *
+ * @module
+ */
+import {
+  Future,
+  type FutureOptions,
+  PENDING,
+  type PollContext,
+  type Step,
+} from "../future/future.ts";
+import { waitAll } from "../future/executor.ts";
+import type { BatchEntry, Vdm } from "../mover/vdm.ts";
+import type { StreamMedia } from "./media.ts";
+import { LOG_START, WRITE_OFFSET_AT } from "./pmemlog_format.ts";
+
+// stages of an append
+const WAITING = 0;
+const COPYING = 1;
+const COPIED = 2;
+const COMMITTED = 3;
+const FAILED = 4;
+
+/** An asynchronous append in flight: its place, copy and outcome. */
+interface Pending {
+  start: number;
+  end: number;
+  data: Uint8Array;
+  stage: number;
+  copy?: Future<void>;
+  error?: unknown;
+}
+
+/** What an appender needs from its log. */
+export interface AppenderHost {
+  /** The log's mapping. */
+  media: StreamMedia;
+  /** The mover of the copies. */
+  mover: Vdm;
+  /** Take `n` bytes at the log's cursor (throws when full or read-only). */
+  take(n: number): number;
+  /** Store and persist the write offset. */
+  commitTo(end: number): void;
+}
+
+/** The asynchronous appends of one log. */
+export class LogAppender {
+  #host: AppenderHost;
+  #pending: Pending[] = [];
+  #queued: Pending[] = [];
+  #futures = new Set<Future<number>>();
+
+  /** @param host the log */
+  constructor(host: AppenderHost) {
+    this.#host = host;
+  }
+
+  /** An append of `data` (checked by the caller), as a future. */
+  append(data: Uint8Array, options?: FutureOptions): Future<number> {
+    const f = new LogAppendFuture(this, data, options);
+    this.#futures.add(f);
+    return f;
+  }
+
+  /** Take the place of an append and queue its copy. */
+  take(data: Uint8Array): Pending {
+    const at = this.#host.take(data.byteLength);
+    const p: Pending = {
+      start: at,
+      end: at + data.byteLength,
+      data,
+      stage: WAITING,
+    };
+    this.#pending.push(p);
+    this.#queued.push(p);
+    return p;
+  }
+
+  /** Start every queued copy as one mover batch. */
+  startAll(): void {
+    const queued = this.#queued;
+    this.#queued = [];
+    if (queued.length === 0) return;
+    const media = this.#host.media;
+    const ops: BatchEntry[] = [];
+    for (const p of queued) {
+      if (p.data.byteLength > 0) {
+        ops.push({
+          op: "memcpy",
+          dst: media.bytes(p.start, p.data.byteLength),
+          src: p.data,
+        });
+      }
+    }
+    let copy: Future<void> | undefined;
+    try {
+      copy = this.#host.mover.batch(ops);
+    } catch {
+      // the mover refused (closed): copy here
+      for (const p of queued) media.set(p.start, p.data);
+    }
+    for (const p of queued) {
+      p.stage = copy === undefined ? COPIED : COPYING;
+      p.copy = copy;
+    }
+  }
+
+  /** An append's copy settled; a failed one is redone on this thread. */
+  copied(p: Pending): void {
+    if (p.copy?.state === "failed") this.#host.media.set(p.start, p.data);
+    p.stage = COPIED;
+  }
+
+  /**
+   * Commit the copied appends at the head of the queue: one persist of
+   * their data (from the durable write offset on), one of the write
+   * offset.
+   */
+  commit(): void {
+    const pending = this.#pending;
+    let k = 0;
+    while (k < pending.length && pending[k].stage === COPIED) k++;
+    if (k === 0) return;
+    const done = pending.splice(0, k);
+    const media = this.#host.media;
+    const start = media.read64(WRITE_OFFSET_AT);
+    const end = done[k - 1].end;
+    try {
+      if (end > start) media.persist(start, end - start);
+      this.#host.commitTo(end);
+      for (const p of done) p.stage = COMMITTED;
+    } catch (e) {
+      // the write offset stays: these appends are not durable
+      for (const p of done) {
+        p.stage = FAILED;
+        p.error = e;
+      }
+    }
+  }
+
+  /** A future settled. */
+  settled(f: Future<number>): void {
+    this.#futures.delete(f);
+  }
+
+  /** Finish every append in flight, polled or not. */
+  drain(): void {
+    if (this.#futures.size === 0) return;
+    try {
+      waitAll([...this.#futures]);
+    } catch {
+      // each failure is reported to its own awaiter
+    }
+  }
+}
+
+/** An asynchronous append of a libpmemlog-format log. */
+class LogAppendFuture extends Future<number> {
+  #log: LogAppender;
+  #data: Uint8Array | undefined;
+  #p: Pending | undefined;
+
+  constructor(log: LogAppender, data: Uint8Array, options?: FutureOptions) {
+    super(options);
+    this.#log = log;
+    this.#data = data;
+  }
+
+  protected step(ctx: PollContext): Step<number> {
+    if (this.#p === undefined) {
+      this.#p = this.#log.take(this.#data!);
+      // yield once, so the appends polled after this one copy with it
+      ctx.pollSoon?.();
+      return PENDING;
+    }
+    const p = this.#p;
+    for (;;) {
+      switch (p.stage) {
+        case WAITING:
+          this.#log.startAll();
+          continue;
+        case COPYING: {
+          const copy = p.copy!;
+          if (!copy.done) copy.poll(ctx);
+          if (!copy.done) return PENDING;
+          this.#log.copied(p);
+          continue;
+        }
+        case COPIED:
+          this.#log.commit();
+          if (p.stage === COPIED) return PENDING; // behind an earlier one
+          continue;
+        case COMMITTED:
+          return p.start - LOG_START;
+        default:
+          throw p.error;
+      }
+    }
+  }
+
+  protected override settle(): void {
+    this.#data = undefined;
+    this.#log.settled(this);
+  }
+}

@@ -1,0 +1,225 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Recovery: the one step at open (by the first opener in the process)
+ * that turns whatever a crash left into a stream whose entries are a
+ * prefix of the timestamp order.
+ *
+ * 1. Each allocated region is scanned from its head: an entry counts
+ *    while its CRC holds, its timestamp rises and is at most the bound R,
+ *    and it lies inside the region's live window. A zero header (or the
+ *    first entry that fails) ends the region.
+ * 2. Entries up to the settled timestamp W are kept as they are: W only
+ *    ever passes timestamps whose entries were durable. Beyond W, entries
+ *    of all regions are kept while their timestamps run on from W + 1
+ *    without a gap; the first missing timestamp (an entry torn, or not
+ *    yet durable, in some region) ends the prefix, and every later entry
+ *    is dropped in every region.
+ * 3. Where a region's kept entries end, its next header is zeroed
+ *    (unless it is zero already), and these stores are persisted with one
+ *    fence; then W is set to R and persisted. Timestamps from now on start
+ *    above R, so an entry left stale on the media can never be read as a
+ *    new one: a region's entries must rise in timestamp, and every header
+ *    after a kept entry is new or stops the scan.
+ *
+ * A crash during recovery is harmless: the zeroed headers only hide what
+ * step 2 dropped, so running it again finds the same prefix. After a
+ * clean close W = R and every region ends in a zero header: nothing is
+ * written.
+ *
+ * @module
+ */
+import {
+  BOUND_AT,
+  ENTRY_HEADER,
+  entryTotal,
+  type Geometry,
+  MAX_TIMESTAMP,
+  PAD_BIT,
+  SETTLED_AT,
+} from "./layout.ts";
+import type { Range, StreamMedia } from "./media.ts";
+import type { TableEntry } from "./table.ts";
+import { normalize } from "./core.ts";
+
+/** One entry found by a scan. */
+interface Found {
+  ts: number;
+  /** Logical position. */
+  pos: number;
+  /** Logical end (normalised). */
+  end: number;
+}
+
+/** A region after recovery. */
+export interface RecoveredRegion {
+  /** The slot. */
+  k: number;
+  /** Its generation. */
+  generation: number;
+  /** File offset of its space. */
+  offset: number;
+  /** Bytes of its space. */
+  size: number;
+  /** Logical position of its first live entry. */
+  head: number;
+  /** Logical end of its entries. */
+  tail: number;
+  /** Timestamp of its last entry (0: none). */
+  lastTs: number;
+  /** Entries (padding included). */
+  entries: number;
+}
+
+/** What recovery found and did. */
+export interface RecoveryReport {
+  /** The settled timestamp W found. */
+  settled: number;
+  /** The timestamp bound R found. */
+  bound: number;
+  /** Entries kept (padding included), over every region. */
+  entries: number;
+  /** Entries beyond the first missing timestamp, dropped. */
+  dropped: number;
+  /** Regions whose entries ended at a header that was not zero (a torn
+   * or stale entry), or where entries were dropped: their next header
+   * was zeroed. */
+  cut: number;
+  /** Whether recovery wrote to the media. */
+  wrote: boolean;
+  /** The regions. */
+  regions: RecoveredRegion[];
+}
+
+/**
+ * Scan a region from its head.
+ *
+ * @param media the stream
+ * @param offset file offset of the region's space
+ * @param size bytes of it
+ * @param head logical position of its first live entry
+ * @param bound the timestamp bound R
+ * @param seed the CRC seed
+ */
+export function scanRegion(
+  media: StreamMedia,
+  offset: number,
+  size: number,
+  head: number,
+  bound: number,
+  seed: number,
+): { found: Found[]; clean: boolean } {
+  const found: Found[] = [];
+  let pos = normalize(head, size);
+  let prev = 0;
+  for (;;) {
+    const phys = pos % size;
+    const at = offset + phys;
+    const word = media.read32(at + 4);
+    const ts = media.read64(at + 8);
+    if (ts === 0) {
+      return { found, clean: media.isZero(at, ENTRY_HEADER) };
+    }
+    const length = (word & ~PAD_BIT) >>> 0;
+    const total = entryTotal(length);
+    const end = normalize(pos + total, size);
+    if (
+      ts <= prev || ts > bound || ts > MAX_TIMESTAMP ||
+      phys + total > size || end + ENTRY_HEADER > head + size
+    ) {
+      return { found, clean: false };
+    }
+    const covered = word & PAD_BIT ? 12 : 12 + length;
+    if (media.crc(at + 4, covered, seed) !== media.read32(at)) {
+      return { found, clean: false };
+    }
+    found.push({ ts, pos, end });
+    prev = ts;
+    pos = end;
+  }
+}
+
+/**
+ * Recover a stream: scan, keep the gap-free prefix, cut each region after
+ * its last kept entry, settle W = R.
+ *
+ * @param media the stream
+ * @param g its geometry
+ * @param table the validated allocated slots
+ * @returns what was found and done
+ */
+export function recover(
+  media: StreamMedia,
+  g: Geometry,
+  table: readonly TableEntry[],
+): RecoveryReport | string {
+  const settled = media.read64(SETTLED_AT);
+  const bound = media.read64(BOUND_AT);
+  if (
+    !Number.isSafeInteger(settled) || !Number.isSafeInteger(bound) ||
+    settled > bound
+  ) {
+    return `the stream header is corrupt: settled timestamp ${settled} above the bound ${bound}`;
+  }
+  const scans = table.map(({ slot }) =>
+    scanRegion(media, slot.offset, slot.size, slot.head, bound, g.seed)
+  );
+  // the gap-free run beyond W
+  const beyond: number[] = [];
+  for (const s of scans) {
+    for (const f of s.found) if (f.ts > settled) beyond.push(f.ts);
+  }
+  beyond.sort((a, b) => a - b);
+  let last = settled;
+  for (const ts of beyond) {
+    if (ts !== last + 1) break;
+    last = ts;
+  }
+  const report: RecoveryReport = {
+    settled,
+    bound,
+    entries: 0,
+    dropped: 0,
+    cut: 0,
+    wrote: false,
+    regions: [],
+  };
+  const cuts: Range[] = [];
+  table.forEach(({ k, slot }, i) => {
+    const { found, clean } = scans[i];
+    let keep = found.length;
+    while (keep > 0 && found[keep - 1].ts > last) keep--;
+    report.entries += keep;
+    report.dropped += found.length - keep;
+    const tail = keep > 0
+      ? found[keep - 1].end
+      : normalize(slot.head, slot.size);
+    const at = slot.offset + (tail % slot.size);
+    if (keep < found.length || !clean) {
+      report.cut++;
+      if (!media.isZero(at, ENTRY_HEADER)) {
+        media.zero(at, ENTRY_HEADER);
+        cuts.push({ offset: at, length: ENTRY_HEADER });
+      }
+    }
+    report.regions.push({
+      k,
+      generation: slot.generation,
+      offset: slot.offset,
+      size: slot.size,
+      head: normalize(slot.head, slot.size),
+      tail,
+      lastTs: keep > 0 ? found[keep - 1].ts : 0,
+      entries: keep,
+    });
+  });
+  if (cuts.length > 0) {
+    media.persistRanges(cuts);
+    report.wrote = true;
+  }
+  if (settled !== bound) {
+    media.write64(SETTLED_AT, bound);
+    media.persist(SETTLED_AT, 8);
+    report.wrote = true;
+  }
+  return report;
+}

@@ -1,0 +1,188 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The handles a {@linkcode LogStream} gives out: {@linkcode Region} (a
+ * circular log of entries in the stream), {@linkcode Reservation} (a
+ * place for one entry, filled in place and then published) and the
+ * {@linkcode LogEntry} that iteration yields.
+ *
+ * @module
+ */
+import type { Reserved } from "./core.ts";
+import type { LogStream } from "./stream.ts";
+
+let reservedOf: (r: Reservation) => Reserved | undefined;
+let settleReservation: (r: Reservation) => void;
+
+/** The place a reservation holds; undefined once settled. Internal. */
+export function reservationPlace(r: Reservation): Reserved | undefined {
+  return reservedOf(r);
+}
+
+/** Mark a reservation published or cancelled. Internal. */
+export function settleReservationOf(r: Reservation): void {
+  settleReservation(r);
+}
+
+/** One entry, as iteration yields it. */
+export interface LogEntry {
+  /** Its timestamp: entries of all regions are ordered by it. */
+  readonly timestamp: number;
+  /**
+   * Its data: a zero-copy view of the stream's mapping. Copy it to keep
+   * it past a truncation or free of its region, or the stream's close
+   * (which detaches it).
+   */
+  readonly data: Uint8Array;
+}
+
+/** What a region handle reads from its stream. Internal. */
+export interface RegionSource {
+  /** Bytes of region `k`'s space. */
+  size(k: number): number;
+  /** Bytes its entries take (headers and padding included). */
+  used(k: number): number;
+  /** Whether slot `k` still holds generation `gen`. */
+  alive(k: number, gen: number): boolean;
+}
+
+/**
+ * A region of a {@linkcode LogStream}: a circular log. Appends go to its
+ * end; {@linkcode LogStream.truncate} drops entries from its start and
+ * makes their space reusable. A handle stays valid until the region is
+ * freed (then every operation on it throws `ClosedError`).
+ *
+ * @example Usage
+ * ```ts
+ * import { LogStream } from "@asyncpmem/asyncpmem/stream";
+ * import assert from "node:assert/strict";
+ *
+ * const path = `${await Deno.makeTempDir()}/log`;
+ * using s = LogStream.create(path, { size: 1 << 20 });
+ * const r = s.allocateRegion(64 << 10);
+ * s.append(r, new Uint8Array(100));
+ * assert.equal(r.size, 64 << 10);
+ * assert.equal(r.used, 16 + 104); // a 16-byte header, data padded to 8
+ * ```
+ */
+export class Region {
+  #source: RegionSource;
+  #id: number;
+  #generation: number;
+  /** The stream that made it. @internal */
+  readonly stream: LogStream;
+
+  /** Made by the stream only. @internal */
+  constructor(
+    stream: LogStream,
+    source: RegionSource,
+    id: number,
+    generation: number,
+  ) {
+    this.stream = stream;
+    this.#source = source;
+    this.#id = id;
+    this.#generation = generation;
+  }
+
+  /** The region's slot in the stream's region table. */
+  get id(): number {
+    return this.#id;
+  }
+
+  /** How often the slot was allocated (tells reuses of an id apart). */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** Bytes of the region's space (a multiple of the block size). */
+  get size(): number {
+    return this.#source.size(this.#id);
+  }
+
+  /**
+   * Bytes its entries take, headers and padding included (reserved
+   * entries count too). An entry of `n` bytes takes `16 + n` rounded up
+   * to 8; 16 bytes always stay free.
+   */
+  get used(): number {
+    return this.#source.used(this.#id);
+  }
+
+  /** Whether the region was freed. */
+  get freed(): boolean {
+    return !this.#source.alive(this.#id, this.#generation);
+  }
+}
+
+/**
+ * A place for one entry, from {@linkcode LogStream.reserve}: fill
+ * {@linkcode Reservation.data} in place (zero-copy), then
+ * {@linkcode LogStream.publish} it (or {@linkcode LogStream.cancel}).
+ * Its timestamp is taken at reserve: later entries, in any region, are
+ * committed only once it is published or cancelled.
+ *
+ * @example Usage
+ * ```ts
+ * import { LogStream } from "@asyncpmem/asyncpmem/stream";
+ * import assert from "node:assert/strict";
+ *
+ * const path = `${await Deno.makeTempDir()}/log`;
+ * using s = LogStream.create(path, { size: 1 << 20 });
+ * const r = s.allocateRegion(64 << 10);
+ * const res = s.reserve(r, 5);
+ * res.data.set(new TextEncoder().encode("hello"));
+ * const ts = s.publish(res);
+ * assert.equal(ts, res.timestamp);
+ * ```
+ */
+export class Reservation {
+  #stream: LogStream;
+  #timestamp: number;
+  #data: Uint8Array;
+  #region: Region;
+  #reserved: Reserved | undefined;
+
+  /** Made by the stream only. @internal */
+  constructor(
+    stream: LogStream,
+    region: Region,
+    reserved: Reserved,
+    data: Uint8Array,
+  ) {
+    this.#stream = stream;
+    this.#reserved = reserved;
+    this.#region = region;
+    this.#timestamp = reserved.ts;
+    this.#data = data;
+  }
+
+  static {
+    reservedOf = (r) => r.#reserved;
+    settleReservation = (r) => void (r.#reserved = undefined);
+  }
+
+  /** The stream that made it. @internal */
+  get stream(): LogStream {
+    return this.#stream;
+  }
+
+  /** Whether it was published or cancelled. */
+  get settled(): boolean {
+    return this.#reserved === undefined;
+  }
+
+  /** The entry's timestamp. */
+  get timestamp(): number {
+    return this.#timestamp;
+  }
+
+  /** The entry's region. */
+  get region(): Region {
+    return this.#region;
+  }
+
+  /** The entry's data, in the stream's mapping: write it in place. */
+  get data(): Uint8Array {
+    return this.#data;
+  }
+}

@@ -1,0 +1,378 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode SharedState}: the coordination state of one stream file,
+ * kept in the process-wide block of its {@linkcode FileShare} so every
+ * opener in the process (Workers included) sees the same: the timestamp
+ * counters, a mirror of the region table with each region's cursors, and
+ * a ring of the timestamps reserved and not yet persisted.
+ *
+ * Two spin locks in the block serialise the short critical sections:
+ * the reserve lock (a timestamp and a place in a region, taken together
+ * so a region's entries lie in timestamp order; region table changes)
+ * and the commit lock (entry headers, persists). Counters are float64
+ * words written under a lock; a reader that polls one reads an int32
+ * with `Atomics.load` first, which keeps the JIT from hoisting the read
+ * out of its loop. A ring slot's state is an int32 read and written with
+ * `Atomics`: a writer publishes its copied data with a store of READY.
+ *
+ * @module
+ */
+
+/** Bytes of the control block at the start. */
+const CONTROL = 128;
+/** Bytes of one region's block. */
+const REGION = 64;
+/** Bytes of one ring slot: f64 timestamp, header offset, end; i32 state,
+ * region, length word. */
+const SLOT = 48;
+
+// int32 indexes of the control block
+const STATE = 0;
+const RESERVE_LOCK = 1;
+const COMMIT_LOCK = 2;
+const EPOCH = 3;
+const INSTANCE = 4;
+const OPENS = 5;
+// float64 indexes of the control block
+const NEXT = 4;
+const COMMITTED = 5;
+const PERSISTED = 6;
+/** float64 index of the next timestamp (for plain reads under a lock). */
+export const NEXT_F = NEXT;
+/** float64 index of the committed timestamp (reads under a lock). */
+export const COMMITTED_F = COMMITTED;
+/** float64 index of the persisted timestamp (reads under a lock). */
+export const PERSISTED_F = PERSISTED;
+const SETTLED = 7;
+const BOUND = 8;
+
+/** Shared state: not yet initialised by the first opener. */
+export const STATE_NEW = 0;
+/** Shared state: the first opener is recovering the stream. */
+export const STATE_RECOVERING = 1;
+/** Shared state: ready. */
+export const STATE_READY = 2;
+/** Shared state: the first opener failed; reopen. */
+export const STATE_FAILED = 3;
+
+/** Region (mirror) state: free. */
+export const REGION_FREE = 0;
+/** Region (mirror) state: allocated. */
+export const REGION_ALLOCATED = 1;
+/** Region (mirror) state: being freed (no new reservations). */
+export const REGION_FREEING = 2;
+
+/** Ring slot: no timestamp. */
+export const RING_EMPTY = 0;
+/** Ring slot: reserved, its data not yet in place. */
+export const RING_RESERVED = 1;
+/** Ring slot: its data is in place; it may be committed. */
+export const RING_READY = 2;
+/** Ring slot: an aborted reservation, to be committed as padding. */
+export const RING_VOID = 3;
+/** Ring slot: committed (header written), not yet persisted. */
+export const RING_COMMITTED = 4;
+
+const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
+
+/** Block the thread for about `ms` milliseconds. */
+export function sleepMs(ms: number): void {
+  Atomics.wait(SLEEPER, 0, 0, ms);
+}
+
+/** The shared block of one stream, viewed. */
+export class SharedState {
+  readonly i32: Int32Array;
+  readonly f64: Float64Array;
+  /** Ring slots (a power of two). */
+  readonly ringSize: number;
+  readonly #mask: number;
+  readonly #regionBase: number;
+  readonly #ringBase: number;
+
+  /**
+   * @param memory the share's block, at least {@linkcode SharedState.bytes}
+   * @param regionSlots region table slots
+   * @param ringSize timestamps in flight at most (a power of two)
+   */
+  constructor(memory: ArrayBuffer, regionSlots: number, ringSize: number) {
+    this.i32 = new Int32Array(memory);
+    this.f64 = new Float64Array(memory);
+    this.ringSize = ringSize;
+    this.#mask = ringSize - 1;
+    this.#regionBase = CONTROL;
+    this.#ringBase = CONTROL + REGION * regionSlots;
+  }
+
+  /** Bytes of shared memory for a geometry. */
+  static bytes(regionSlots: number, ringSize: number): number {
+    return CONTROL + REGION * regionSlots + SLOT * ringSize;
+  }
+
+  // ---- lifecycle ----
+
+  /** STATE_NEW, STATE_RECOVERING, STATE_READY or STATE_FAILED. */
+  get state(): number {
+    return Atomics.load(this.i32, STATE);
+  }
+
+  set state(s: number) {
+    Atomics.store(this.i32, STATE, s);
+  }
+
+  /** A number naming this share in the process (set by the first opener). */
+  get instance(): number {
+    return Atomics.load(this.i32, INSTANCE);
+  }
+
+  set instance(n: number) {
+    Atomics.store(this.i32, INSTANCE, n);
+  }
+
+  /** Count an open of the stream in this process. */
+  addOpen(): void {
+    Atomics.add(this.i32, OPENS, 1);
+  }
+
+  /** Count a close; returns the opens left. */
+  dropOpen(): number {
+    return Atomics.sub(this.i32, OPENS, 1) - 1;
+  }
+
+  // ---- locks ----
+
+  /** Take the reserve lock (spinning, then sleeping briefly). */
+  lockReserve(): void {
+    lock(this.i32, RESERVE_LOCK);
+  }
+
+  /** Release the reserve lock. */
+  unlockReserve(): void {
+    Atomics.store(this.i32, RESERVE_LOCK, 0);
+  }
+
+  /** Take the commit lock if it is free. */
+  tryLockCommit(): boolean {
+    return Atomics.compareExchange(this.i32, COMMIT_LOCK, 0, 1) === 0;
+  }
+
+  /** Take the commit lock (spinning, then sleeping briefly). */
+  lockCommit(): void {
+    lock(this.i32, COMMIT_LOCK);
+  }
+
+  /** Release the commit lock. */
+  unlockCommit(): void {
+    Atomics.store(this.i32, COMMIT_LOCK, 0);
+  }
+
+  /** Changes whenever a commit, persist or table change completes. */
+  get epoch(): number {
+    return Atomics.load(this.i32, EPOCH);
+  }
+
+  /** Announce a change to pollers. */
+  bump(): void {
+    Atomics.add(this.i32, EPOCH, 1);
+  }
+
+  // ---- counters (written under a lock) ----
+
+  /** The next timestamp to reserve. */
+  get next(): number {
+    Atomics.load(this.i32, EPOCH);
+    return this.f64[NEXT];
+  }
+
+  set next(ts: number) {
+    this.f64[NEXT] = ts;
+  }
+
+  /** Every timestamp up to this one is committed (or never existed). */
+  get committed(): number {
+    Atomics.load(this.i32, EPOCH);
+    return this.f64[COMMITTED];
+  }
+
+  set committed(ts: number) {
+    this.f64[COMMITTED] = ts;
+  }
+
+  /** Every timestamp up to this one is durable (or never existed). */
+  get persisted(): number {
+    Atomics.load(this.i32, EPOCH);
+    return this.f64[PERSISTED];
+  }
+
+  set persisted(ts: number) {
+    this.f64[PERSISTED] = ts;
+  }
+
+  /** The settled timestamp W, as on the media. */
+  get settled(): number {
+    return this.f64[SETTLED];
+  }
+
+  set settled(ts: number) {
+    this.f64[SETTLED] = ts;
+  }
+
+  /** The timestamp bound R, as on the media. */
+  get bound(): number {
+    return this.f64[BOUND];
+  }
+
+  set bound(ts: number) {
+    this.f64[BOUND] = ts;
+  }
+
+  // ---- regions ----
+
+  #ri(k: number): number {
+    return (this.#regionBase >> 2) + k * (REGION >> 2);
+  }
+
+  #rf(k: number): number {
+    return (this.#regionBase >> 3) + k * (REGION >> 3);
+  }
+
+  /** REGION_FREE, REGION_ALLOCATED or REGION_FREEING. */
+  regionState(k: number): number {
+    return Atomics.load(this.i32, this.#ri(k) + 1);
+  }
+
+  /** Set a region's state. */
+  setRegionState(k: number, s: number): void {
+    Atomics.store(this.i32, this.#ri(k) + 1, s);
+  }
+
+  /** A region slot's generation. */
+  generation(k: number): number {
+    return Atomics.load(this.i32, this.#ri(k));
+  }
+
+  /** Set a region slot's generation. */
+  setGeneration(k: number, g: number): void {
+    Atomics.store(this.i32, this.#ri(k), g | 0);
+  }
+
+  /** File offset of a region's space. */
+  offset(k: number): number {
+    return this.f64[this.#rf(k) + 2];
+  }
+
+  /** Bytes of a region's space. */
+  size(k: number): number {
+    return this.f64[this.#rf(k) + 3];
+  }
+
+  /** Logical position of a region's first live entry. */
+  head(k: number): number {
+    return this.f64[this.#rf(k) + 4];
+  }
+
+  /** Logical end of a region's reserved entries. */
+  tail(k: number): number {
+    return this.f64[this.#rf(k) + 5];
+  }
+
+  /** Logical end of a region's committed entries. */
+  committedEnd(k: number): number {
+    Atomics.load(this.i32, EPOCH);
+    return this.f64[this.#rf(k) + 6];
+  }
+
+  /** The timestamp of a region's last committed entry (0: none). */
+  lastTs(k: number): number {
+    return this.f64[this.#rf(k) + 7];
+  }
+
+  /** Set a region's place. */
+  setPlace(k: number, offset: number, size: number): void {
+    const f = this.#rf(k);
+    this.f64[f + 2] = offset;
+    this.f64[f + 3] = size;
+  }
+
+  /** Set a region's head. */
+  setHead(k: number, pos: number): void {
+    this.f64[this.#rf(k) + 4] = pos;
+  }
+
+  /** Set a region's reserved end. */
+  setTail(k: number, pos: number): void {
+    this.f64[this.#rf(k) + 5] = pos;
+  }
+
+  /** Set a region's committed end and its last committed timestamp. */
+  setCommitted(k: number, end: number, ts: number): void {
+    const f = this.#rf(k);
+    this.f64[f + 6] = end;
+    this.f64[f + 7] = ts;
+  }
+
+  // ---- ring ----
+
+  /** The float64 index of the ring slot of `ts`. */
+  slotF(ts: number): number {
+    return (this.#ringBase >> 3) + (ts & this.#mask) * (SLOT >> 3);
+  }
+
+  /** The int32 index of the ring slot of `ts` (its state). */
+  slotI(ts: number): number {
+    return (this.#ringBase >> 2) + (ts & this.#mask) * (SLOT >> 2) + 6;
+  }
+
+  /**
+   * Fill the ring slot of `ts` (under the reserve lock); `state` is
+   * stored last.
+   *
+   * @param at file offset of the entry's header
+   * @param end logical end of the entry in its region (normalised)
+   */
+  setSlot(
+    ts: number,
+    region: number,
+    at: number,
+    end: number,
+    lengthWord: number,
+    state: number,
+  ): void {
+    const f = this.slotF(ts);
+    const i = this.slotI(ts);
+    this.f64[f] = ts;
+    this.f64[f + 1] = at;
+    this.f64[f + 2] = end;
+    this.i32[i + 1] = region;
+    this.i32[i + 2] = lengthWord | 0;
+    Atomics.store(this.i32, i, state);
+  }
+
+  /** The state of the ring slot of `ts`. */
+  slotState(ts: number): number {
+    return Atomics.load(this.i32, this.slotI(ts));
+  }
+
+  /** Set the state of the ring slot of `ts`. */
+  setSlotState(ts: number, state: number): void {
+    Atomics.store(this.i32, this.slotI(ts), state);
+  }
+
+  /** Move the slot of `ts` from `from` to `to`; whether it was in `from`. */
+  casSlotState(ts: number, from: number, to: number): boolean {
+    return Atomics.compareExchange(this.i32, this.slotI(ts), from, to) ===
+      from;
+  }
+}
+
+/** Spin for a lock word, then sleep in growing steps. */
+function lock(i32: Int32Array, at: number): void {
+  for (let spin = 0; spin < 256; spin++) {
+    if (Atomics.compareExchange(i32, at, 0, 1) === 0) return;
+  }
+  let ms = 0.01;
+  while (Atomics.compareExchange(i32, at, 0, 1) !== 0) {
+    sleepMs(ms);
+    ms = Math.min(ms * 2, 1);
+  }
+}

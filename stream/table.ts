@@ -1,0 +1,276 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The region table: validation at open, and crash-consistent allocation
+ * and release of regions.
+ *
+ * - Allocate: the new region's first header is zeroed (its entries end
+ *   there) and the slot's generation, offset, size, CRC and head are
+ *   written, all persisted with one fence while the slot still reads
+ *   free; then the slot's 4-byte state word is set and persisted. A crash
+ *   before that store leaves the slot free and the space unused.
+ * - Free: the settled timestamp W first passes every entry of the region
+ *   (recovery never looks for a gap where the region was); then the
+ *   state word is cleared and persisted.
+ *
+ * @module
+ */
+import { OutOfSpaceError } from "../errors/mod.ts";
+import { LogCore, normalize } from "./core.ts";
+import {
+  alignUp,
+  decodeSlot,
+  encodeSlotBody,
+  ENTRY_HEADER,
+  entryTotal,
+  type Geometry,
+  PAD_BIT,
+  SLOT_ALLOCATED,
+  SLOT_FREE,
+  SLOT_SIZE,
+  slotOffset,
+  type SlotRecord,
+} from "./layout.ts";
+import type { StreamMedia } from "./media.ts";
+import {
+  REGION_ALLOCATED,
+  REGION_FREE,
+  REGION_FREEING,
+  type SharedState,
+} from "./shared.ts";
+
+/** An allocated slot as validated at open. */
+export interface TableEntry {
+  /** The slot. */
+  k: number;
+  /** The slot's record. */
+  slot: SlotRecord;
+}
+
+/**
+ * Read and validate every slot of the region table.
+ *
+ * @returns the allocated slots, or a sentence naming the damaged slot
+ */
+export function readTable(
+  media: StreamMedia,
+  g: Geometry,
+): TableEntry[] | string {
+  const out: TableEntry[] = [];
+  for (let k = 0; k < g.regionSlots; k++) {
+    const slot = decodeSlot(media.bytes(slotOffset(k), SLOT_SIZE));
+    if (slot.state === SLOT_FREE) continue;
+    const where = `region table slot ${k}`;
+    if (slot.state !== SLOT_ALLOCATED) {
+      return `${where} is corrupt: state ${slot.state}`;
+    }
+    if (!slot.crcOk) return `${where} is corrupt: its CRC does not match`;
+    if (
+      slot.offset < g.dataOffset || slot.offset % g.blockSize !== 0 ||
+      slot.size < g.blockSize || slot.size % g.blockSize !== 0 ||
+      slot.offset + slot.size > g.size
+    ) {
+      return `${where} is corrupt: region [${slot.offset}, ${
+        slot.offset + slot.size
+      }) does not fit the data area [${g.dataOffset}, ${g.size}) in blocks of ${g.blockSize}`;
+    }
+    if (!Number.isSafeInteger(slot.head) || slot.head % 8 !== 0) {
+      return `${where} is corrupt: head ${slot.head}`;
+    }
+    out.push({ k, slot });
+  }
+  const sorted = [...out].sort((a, b) => a.slot.offset - b.slot.offset);
+  for (let i = 1; i < sorted.length; i++) {
+    const a = sorted[i - 1].slot;
+    if (a.offset + a.size > sorted[i].slot.offset) {
+      return `region table slots ${sorted[i - 1].k} and ${
+        sorted[i].k
+      } are corrupt: their regions overlap`;
+    }
+  }
+  return out;
+}
+
+/**
+ * Allocate a region of `size` bytes (a multiple of the block size) in the
+ * first gap that holds it. The caller holds the reserve lock.
+ *
+ * @returns the slot
+ * @throws {OutOfSpaceError} when no slot or no gap is free
+ */
+export function allocateSlot(
+  media: StreamMedia,
+  shared: SharedState,
+  g: Geometry,
+  size: number,
+  op: string,
+): number {
+  let k = -1;
+  const taken: { offset: number; size: number }[] = [];
+  for (let j = 0; j < g.regionSlots; j++) {
+    if (shared.regionState(j) === REGION_FREE) {
+      if (k < 0) k = j;
+    } else taken.push({ offset: shared.offset(j), size: shared.size(j) });
+  }
+  if (k < 0) {
+    throw new OutOfSpaceError(
+      op,
+      `all ${g.regionSlots} region slots are in use`,
+    );
+  }
+  taken.sort((a, b) => a.offset - b.offset);
+  let offset = g.dataOffset;
+  let largest = 0;
+  for (const t of taken) {
+    if (t.offset - offset >= size) break;
+    largest = Math.max(largest, t.offset - offset);
+    offset = alignUp(t.offset + t.size, g.blockSize);
+  }
+  const end = Math.floor(g.size / g.blockSize) * g.blockSize;
+  if (offset + size > end) {
+    largest = Math.max(largest, end - offset);
+    throw new OutOfSpaceError(
+      op,
+      `no free space for a region of ${size} bytes (the largest gap has ${
+        Math.max(0, largest)
+      })`,
+    );
+  }
+  const generation = (shared.generation(k) + 1) >>> 0;
+  const at = slotOffset(k);
+  media.zero(offset, ENTRY_HEADER);
+  media.set(at + 4, encodeSlotBody(generation, offset, size));
+  media.write64(at + 32, 0);
+  media.persistRanges([
+    { offset, length: ENTRY_HEADER },
+    { offset: at + 4, length: 36 },
+  ]);
+  media.write32(at, SLOT_ALLOCATED);
+  media.persist(at, 4);
+  shared.setGeneration(k, generation);
+  shared.setPlace(k, offset, size);
+  shared.setHead(k, 0);
+  shared.setTail(k, 0);
+  shared.setCommitted(k, 0, 0);
+  shared.setRegionState(k, REGION_ALLOCATED);
+  shared.bump();
+  return k;
+}
+
+/**
+ * Mark a region as being freed (no new reservations); the caller holds
+ * the reserve lock and checked nothing is in flight.
+ */
+export function beginFree(shared: SharedState, k: number): void {
+  shared.setRegionState(k, REGION_FREEING);
+}
+
+/**
+ * Clear a region's slot on the media (after W passed its entries) and
+ * in the mirror. The caller holds the reserve lock.
+ */
+export function finishFree(
+  media: StreamMedia,
+  shared: SharedState,
+  k: number,
+): void {
+  const at = slotOffset(k);
+  media.write32(at, SLOT_FREE);
+  media.persist(at, 4);
+  shared.setRegionState(k, REGION_FREE);
+  shared.bump();
+}
+
+/** Store a region's new head on the media (one 8-byte store) and persist. */
+export function storeHead(
+  media: StreamMedia,
+  shared: SharedState,
+  k: number,
+  head: number,
+): void {
+  const at = slotOffset(k) + 32;
+  media.write64(at, head);
+  media.persist(at, 8);
+  shared.setHead(k, head);
+  shared.bump();
+}
+
+/**
+ * Free region `k`: no new reservations, W past its entries, then the
+ * slot cleared.
+ *
+ * @throws {PmemError} code -16 (EBUSY) when appends to it are in flight
+ */
+export function freeSlot(core: LogCore, k: number, op: string): void {
+  const s = core.shared;
+  s.lockReserve();
+  try {
+    if (core.busy(k)) throw LogCore.busyError(op, k);
+    beginFree(s, k);
+  } finally {
+    s.unlockReserve();
+  }
+  core.settle(s.lastTs(k), op);
+  s.lockReserve();
+  try {
+    finishFree(core.media, s, k);
+  } finally {
+    s.unlockReserve();
+  }
+}
+
+/**
+ * Drop region `k`'s committed entries up to timestamp `upto` from its
+ * start: W first passes them (recovery never looks for a gap where they
+ * were), then the head moves (one 8-byte store, persisted).
+ *
+ * @returns the entries dropped (padding not counted)
+ */
+export function truncateRegion(
+  core: LogCore,
+  k: number,
+  upto: number,
+  op: string,
+): number {
+  const s = core.shared;
+  for (;;) {
+    const head = s.head(k);
+    const { pos, dropped, last } = scanTo(core, k, head, upto);
+    if (pos === head) return 0;
+    core.settle(last, op);
+    s.lockReserve();
+    try {
+      if (s.head(k) !== head) continue; // truncated meanwhile: again
+      storeHead(core.media, s, k, pos);
+      return dropped;
+    } finally {
+      s.unlockReserve();
+    }
+  }
+}
+
+/** Where region `k`'s committed entries up to `upto` end, from `head`. */
+function scanTo(
+  core: LogCore,
+  k: number,
+  head: number,
+  upto: number,
+): { pos: number; dropped: number; last: number } {
+  const s = core.shared;
+  const media = core.media;
+  const size = s.size(k);
+  const end = s.committedEnd(k);
+  let pos = head;
+  let dropped = 0;
+  let last = 0;
+  for (;;) {
+    const p = normalize(pos, size);
+    if (p >= end) return { pos: end, dropped, last };
+    const at = s.offset(k) + (p % size);
+    const word = media.read32(at + 4);
+    const ts = media.read64(at + 8);
+    if (ts > upto) return { pos: p, dropped, last };
+    if (!(word & PAD_BIT)) dropped++;
+    last = ts;
+    pos = p + entryTotal((word & ~PAD_BIT) >>> 0);
+  }
+}

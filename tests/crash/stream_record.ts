@@ -1,0 +1,132 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Recording a log-stream workload for the crash sweep: the workload runs
+ * on the production path with a {@linkcode CrashTracer} on the stream's
+ * mapping, its operations labelled for a {@linkcode StreamLedger}.
+ *
+ * @module
+ */
+import { rmSync } from "node:fs";
+import { mapFile, type Mapping } from "../../pmem2/mod.ts";
+import type { PersistTracer } from "../../pmem2/tracer.ts";
+import { LogStream } from "../../stream/mod.ts";
+import { createStreamWith, openStreamWith } from "../../stream/stream.ts";
+import type { PersistenceModel } from "./model.ts";
+import { xorshift } from "./random.ts";
+import { StreamLedger } from "./stream_ledger.ts";
+import {
+  STREAM_MOVERS,
+  STREAM_OPTIONS,
+  StreamDriver,
+  type StreamWorkload,
+} from "./stream_workload.ts";
+import { CrashTracer, type TraceEvent } from "./tracer.ts";
+
+/** The mark that says `LogStream.create` returned. */
+export const CREATED_MARK = "ack create";
+
+/** A recorded workload. */
+export interface StreamTrace {
+  workload: StreamWorkload;
+  model: PersistenceModel;
+  seed: number;
+  /** The mover of the run. */
+  mover: string;
+  /** The file when tracing started (durable). */
+  base: Uint8Array;
+  events: TraceEvent[];
+  /** The untraced preparation; the trace's marks add to it. */
+  ledger: StreamLedger;
+  ops: number;
+  /** Operations issued while traced. */
+  operations: number;
+}
+
+/** Faults to inject into a recording, to show the checker sees them. */
+export interface StreamRecordFaults {
+  /** Hide every fence from the tracer. */
+  dropFences?: boolean;
+}
+
+/**
+ * Run a workload on a new stream at `path`, traced (the file is removed
+ * afterwards).
+ */
+export function recordStreamTrace(
+  w: StreamWorkload,
+  model: PersistenceModel,
+  seed: number,
+  ops: number,
+  path: string,
+  mover: string,
+  faults: StreamRecordFaults = {},
+): StreamTrace {
+  const rand = xorshift(seed);
+  const ledger = new StreamLedger();
+  const vdm = STREAM_MOVERS[mover]();
+  let probe: Mapping | undefined;
+  let s: LogStream | undefined;
+  try {
+    let base: Uint8Array;
+    let tracer: CrashTracer;
+    const hook = (): PersistTracer =>
+      faults.dropFences
+        ? {
+          flush: (offset, length) => tracer.flush(offset, length),
+          drain() {},
+          mark: (label) => tracer.mark(label),
+        }
+        : tracer;
+    let firstOp = 1;
+    if (w.fromCreate) {
+      ledger.created = false;
+      base = new Uint8Array(STREAM_OPTIONS.size);
+      tracer = new CrashTracer({
+        live: () => (probe = mapFile(path)).view(),
+        shadow: base.slice(),
+        flushGranularity: model.flushGranularity,
+      });
+      s = createStreamWith(path, { ...STREAM_OPTIONS, mover: vdm }, {
+        tracer: hook(),
+      });
+      tracer.mark(CREATED_MARK);
+    } else {
+      s = LogStream.create(path, { ...STREAM_OPTIONS, mover: vdm });
+      const d = new StreamDriver(s, (l) => ledger.record(l), rand);
+      w.prepare(d);
+      firstOp = d.nextOp;
+      // everything prepared is committed and persisted (it was untraced)
+      ledger.committed = ledger.persisted = s.committedTimestamp;
+      s.close();
+      probe = mapFile(path);
+      base = probe.view().slice();
+      tracer = new CrashTracer({
+        live: probe.view(),
+        shadow: base.slice(),
+        flushGranularity: model.flushGranularity,
+      });
+      s = openStreamWith(path, { mover: vdm }, { tracer: hook() });
+    }
+    const t = tracer;
+    const d = new StreamDriver(s, (l) => t.mark(l), rand, firstOp);
+    w.run(d, rand, ops);
+    s.close();
+    const events = tracer.finish();
+    return {
+      workload: w,
+      model,
+      seed,
+      mover,
+      base,
+      events,
+      ledger,
+      ops,
+      operations: d.issued,
+    };
+  } finally {
+    s?.close();
+    probe?.close();
+    vdm.close();
+    rmSync(path, { force: true });
+  }
+}

@@ -1,0 +1,272 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// The log store's asynchronous side, on every mover: appends in flight
+// from one thread, group persists, waits, following iterators.
+import { all, CpuMover, type Future, PmemError, wait } from "../mod.ts";
+import { BaseMover, type CheckedOp } from "../mover/mod.ts";
+import type { PersistTracer } from "../pmem2/tracer.ts";
+import { type AppendFuture, LogStream } from "../stream/mod.ts";
+import { createStreamWith } from "../stream/stream.ts";
+import { assert, moverTest, tempPath, test } from "./_harness.ts";
+
+const MiB = 1 << 20;
+
+function payload(i: number, length: number): Uint8Array {
+  const b = new Uint8Array(length);
+  for (let j = 0; j < length; j++) b[j] = (i * 31 + j * 7) & 0xff;
+  return b;
+}
+
+/** A tracer that counts fences (each is one persist). */
+function fenceCounter(): PersistTracer & { fences: number } {
+  const t = {
+    fences: 0,
+    flush() {},
+    drain() {
+      t.fences++;
+    },
+  };
+  return t;
+}
+
+moverTest(
+  "many `appendAsync()` in flight from one thread commit in timestamp order",
+  async (mover) => {
+    using s = LogStream.create(tempPath(), { size: 8 * MiB, mover });
+    const regions = [
+      s.allocateRegion(MiB),
+      s.allocateRegion(MiB),
+      s.allocateRegion(MiB),
+    ];
+    const futures: AppendFuture[] = [];
+    for (let i = 0; i < 300; i++) {
+      futures.push(
+        s.appendAsync(regions[i % 3], payload(i, 1 + (i * 53) % 2000)),
+      );
+    }
+    const stamps = await all(futures);
+    assert.deepEqual(
+      stamps,
+      futures.map((f) => f.timestamp),
+    );
+    for (let i = 1; i < stamps.length; i++) {
+      assert.equal(stamps[i], stamps[i - 1] + 1);
+    }
+    assert.equal(s.persistedTimestamp, stamps[stamps.length - 1]);
+    regions.forEach((r, k) => {
+      const es = [...s.entries(r)];
+      assert.equal(es.length, 100);
+      es.forEach((e, j) => {
+        const i = 3 * j + k;
+        assert.equal(e.timestamp, stamps[i]);
+        assert.deepEqual(e.data, payload(i, 1 + (i * 53) % 2000));
+      });
+    });
+  },
+);
+
+moverTest(
+  "appends completing together are persisted with one fence",
+  async (mover) => {
+    const tracer = fenceCounter();
+    using s = createStreamWith(tempPath(), { size: 8 * MiB, mover }, {
+      tracer,
+    });
+    const r = s.allocateRegion(4 * MiB);
+    s.append(r, payload(0, 100)); // the first raises the timestamp bound
+    let before = tracer.fences;
+    for (let i = 0; i < 32; i++) s.append(r, payload(i, 100));
+    assert.equal(tracer.fences - before, 32, "a sync append is one persist");
+    before = tracer.fences;
+    await all(
+      Array.from({ length: 32 }, (_, i) => s.appendAsync(r, payload(i, 100))),
+    );
+    const fences = tracer.fences - before;
+    assert.ok(
+      fences >= 1 && fences <= 4,
+      `${fences} fences for 32 async appends`,
+    );
+  },
+);
+
+moverTest(
+  "`appendAsync()` copies through the stream's mover",
+  async (mover) => {
+    class Counting extends BaseMover {
+      batches = 0;
+      copies = 0;
+      constructor() {
+        super("Counting", "counting", 0);
+      }
+      get closed(): boolean {
+        return mover.closed;
+      }
+      protected run(): Future<void> {
+        throw new Error("unused");
+      }
+      protected runBatch(ops: CheckedOp[]): Future<void> {
+        this.batches++;
+        this.copies += ops.length;
+        return mover.batch(
+          ops.map((op) => ({
+            op: "memcpy" as const,
+            dst: op.dst,
+            src: op.src!,
+          })),
+        );
+      }
+      close(): void {}
+    }
+    const counting = new Counting();
+    using s = LogStream.create(tempPath(), { size: 4 * MiB, mover: counting });
+    const r = s.allocateRegion(MiB);
+    await all(
+      Array.from({ length: 16 }, (_, i) => s.appendAsync(r, payload(i, 64))),
+    );
+    assert.equal(counting.copies, 16);
+    assert.ok(
+      counting.batches >= 1 && counting.batches <= 2,
+      `${counting.batches} batches`,
+    );
+    assert.equal(s.mover, counting);
+    assert.deepEqual(
+      [...s.entries(r)].map((e) => e.data[5]),
+      Array.from({ length: 16 }, (_, i) => payload(i, 64)[5]),
+    );
+  },
+);
+
+moverTest(
+  "a committed-level append is visible at once and durable after `waitPersisted()`",
+  async (mover) => {
+    using s = LogStream.create(tempPath(), { size: 4 * MiB, mover });
+    const r = s.allocateRegion(MiB);
+    s.append(r, payload(0, 8));
+    const ts = await s.appendAsync(r, payload(1, 8), { level: "committed" });
+    assert.ok(s.committedTimestamp >= ts);
+    assert.equal(s.persistedTimestamp, ts - 1, "nothing persisted it yet");
+    assert.equal([...s.entries(r)].length, 2);
+    await s.waitPersisted(ts);
+    assert.equal(s.persistedTimestamp, ts);
+  },
+);
+
+moverTest(
+  "waits resolve for timestamps appended later, and followers wake on appends",
+  async (mover) => {
+    using s = LogStream.create(tempPath(), { size: 4 * MiB, mover });
+    const r = s.allocateRegion(MiB);
+    const other = s.allocateRegion(MiB);
+    const first = s.append(r, payload(0, 10));
+    const later = s.waitPersisted(first + 3);
+    const seen: number[] = [];
+    const controller = new AbortController();
+    const following = (async () => {
+      for await (
+        const e of s.follow(r, { from: first + 1, signal: controller.signal })
+      ) {
+        seen.push(e.timestamp);
+        if (seen.length === 3) controller.abort();
+      }
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.deepEqual(seen, [], "the follower waits");
+    const a = await s.appendAsync(r, payload(1, 10));
+    s.append(other, payload(2, 10));
+    const b = s.append(r, payload(3, 10));
+    await later;
+    const c = await s.appendAsync(r, payload(4, 10));
+    await following;
+    assert.deepEqual(seen, [a, b, c]);
+    await s.waitCommitted(c);
+  },
+);
+
+moverTest(
+  "a synchronous append drives earlier async appends nobody awaited",
+  (mover) => {
+    using s = LogStream.create(tempPath(), { size: 4 * MiB, mover });
+    const r = s.allocateRegion(MiB);
+    const pending = Array.from(
+      { length: 10 },
+      (_, i) => s.appendAsync(r, payload(i, 300)),
+    );
+    const ts = s.append(r, payload(99, 10));
+    assert.equal(ts, pending[9].timestamp + 1);
+    assert.ok(pending.every((f) => f.state === "complete"));
+    assert.equal([...s.entries(r)].length, 11);
+  },
+);
+
+moverTest(
+  "an aborted append leaves padding, never a gap, and later ones commit",
+  async (mover) => {
+    using s = LogStream.create(tempPath(), { size: 4 * MiB, mover });
+    const r = s.allocateRegion(MiB);
+    const controller = new AbortController();
+    const doomed = s.appendAsync(r, payload(1, 50), {
+      signal: controller.signal,
+    });
+    const kept = s.appendAsync(r, payload(2, 50));
+    controller.abort(new Error("no"));
+    await assert.rejects(async () => await doomed, /no/);
+    assert.equal(await kept, doomed.timestamp + 1);
+    const es = [...s.entries(r)];
+    assert.deepEqual(es.map((e) => e.timestamp), [kept.timestamp]);
+    assert.equal(s.committedTimestamp, kept.timestamp);
+  },
+);
+
+moverTest(
+  "a small in-flight ring applies back-pressure without losing appends",
+  async (mover) => {
+    using s = LogStream.create(tempPath(), {
+      size: 4 * MiB,
+      mover,
+      maxInFlight: 8,
+    });
+    const r = s.allocateRegion(2 * MiB);
+    const futures = Array.from(
+      { length: 100 },
+      (_, i) => s.appendAsync(r, payload(i, 40)),
+    );
+    await all(futures);
+    assert.equal([...s.entries(r)].length, 100);
+    for (let i = 0; i < 20; i++) {
+      s.append(r, payload(i, 40));
+    }
+    assert.equal(s.persistedTimestamp, s.committedTimestamp);
+  },
+);
+
+test("`close()` finishes appends in flight; the reopened stream has them all", () => {
+  const path = tempPath();
+  const s = LogStream.create(path, { size: 4 * MiB, mover: new CpuMover() });
+  const r = s.allocateRegion(MiB);
+  const futures = Array.from(
+    { length: 20 },
+    (_, i) => s.appendAsync(r, payload(i, 77)),
+  );
+  s.close();
+  assert.ok(futures.every((f) => f.state === "complete"));
+  using t = LogStream.open(path);
+  const [rr] = t.regions();
+  assert.equal([...t.entries(rr)].length, 20);
+  assert.equal(t.recovery.wrote, false);
+  // a waiting future of a closed stream fails instead of touching it
+  t.close();
+  assert.throws(() => wait(t.waitCommitted(1)), /closed/);
+});
+
+test("`freeRegion()` refuses a region with appends in flight, then frees it once they are done", async () => {
+  using s = LogStream.create(tempPath(), { size: 4 * MiB });
+  const r = s.allocateRegion(MiB);
+  const f = s.appendAsync(r, payload(1, 10));
+  assert.throws(
+    () => s.freeRegion(r),
+    (e) => e instanceof PmemError && e.code === -16,
+  );
+  assert.equal(r.freed, false);
+  await f;
+  s.freeRegion(r);
+  assert.equal(r.freed, true);
+});

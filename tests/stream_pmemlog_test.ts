@@ -1,0 +1,161 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// PmemLog: libpmemlog's semantics (tell, nbyte, rewind, walk, the full
+// log), atomic appendv, asynchronous appends on every mover, and errors.
+import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { all, type Future } from "../mod.ts";
+import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
+import { PmemLog } from "../stream/mod.ts";
+import { assert, moverTest, patch, tempPath, test } from "./_harness.ts";
+
+const MiB = 1 << 20;
+const enc = (s: string) => new TextEncoder().encode(s);
+
+/** Everything a log holds (one walk, chunk 0). */
+function contents(log: PmemLog): Uint8Array {
+  let out = new Uint8Array(0);
+  log.walk(0, (c) => {
+    out = c.slice();
+    return true;
+  });
+  return out;
+}
+
+test("`PmemLog` appends, walks in chunks, tells and rewinds as libpmemlog does", () => {
+  const path = tempPath();
+  {
+    using log = PmemLog.create(path, { poolSize: 2 * MiB });
+    assert.equal(log.nbyte(), 2 * MiB - 8192);
+    assert.equal(log.tell(), 0);
+    const calls: number[] = [];
+    log.walk(0, (c) => void calls.push(c.length));
+    assert.deepEqual(calls, [0], "chunk 0 calls once, even when empty");
+    log.walk(4, (c) => void calls.push(c.length));
+    assert.deepEqual(calls, [0], "chunks of an empty log: no call");
+    log.append(enc("HELLOWORLD"));
+    log.appendv([enc("ABC"), enc("defgh")]);
+    log.appendv([]);
+    log.append(new Uint8Array(0));
+    assert.equal(log.tell(), 18);
+    const chunks: string[] = [];
+    log.walk(4, (c) => {
+      chunks.push(new TextDecoder().decode(c));
+      return true;
+    });
+    assert.deepEqual(chunks, ["HELL", "OWOR", "LDAB", "Cdef", "gh"]);
+    const first: string[] = [];
+    log.walk(5, (c) => {
+      first.push(new TextDecoder().decode(c));
+      return false;
+    });
+    assert.deepEqual(first, ["HELLO"], "a falsy return stops the walk");
+  }
+  using log = PmemLog.open(path);
+  assert.equal(new TextDecoder().decode(contents(log)), "HELLOWORLDABCdefgh");
+  log.rewind();
+  assert.equal(log.tell(), 0);
+  log.append(enc("z"));
+  assert.equal(new TextDecoder().decode(contents(log)), "z");
+});
+
+test("a full log refuses an append, even an empty one, and writes nothing", () => {
+  using log = PmemLog.create(tempPath(), { poolSize: 2 * MiB });
+  const room = log.nbyte();
+  log.append(new Uint8Array(room - 10));
+  assert.throws(() => log.append(new Uint8Array(11)), OutOfSpaceError);
+  assert.throws(
+    () => log.appendv([new Uint8Array(5), new Uint8Array(6)]),
+    OutOfSpaceError,
+  );
+  assert.equal(log.tell(), room - 10);
+  log.append(new Uint8Array(10));
+  assert.throws(() => log.append(new Uint8Array(0)), OutOfSpaceError);
+  assert.equal(log.tell(), room);
+});
+
+test("`PmemLog` refuses bad input, a taken file, a corrupt pool, and a closed log", () => {
+  const path = tempPath();
+  assert.throws(() => PmemLog.create(path, { poolSize: MiB }), RangeError);
+  assert.throws(() => PmemLog.create(path, { poolSize: -1 }), RangeError);
+  assert.throws(() => PmemLog.create("", { poolSize: 2 * MiB }), TypeError);
+  assert.throws(() => statSync(path));
+  const log = PmemLog.create(path, { poolSize: 2 * MiB });
+  assert.throws(
+    () => PmemLog.create(path, { poolSize: 2 * MiB }),
+    (e) => e instanceof PmemError && e.code === -17,
+  );
+  assert.throws(
+    () => PmemLog.open(path),
+    (e) => e instanceof PmemError && e.code === -11,
+  );
+  assert.throws(() => log.append("x" as unknown as Uint8Array), TypeError);
+  assert.throws(() => log.walk(-1, () => true), RangeError);
+  assert.throws(() => log.walk(0, 5 as unknown as () => boolean), TypeError);
+  log.close();
+  log.close();
+  assert.throws(() => log.append(enc("x")), ClosedError);
+  assert.throws(() => log.tell(), ClosedError);
+  const cases: [number, Uint8Array, RegExp][] = [
+    [0, enc("PMEMBLK\0"), /signature/],
+    [100, new Uint8Array([1]), /checksum/],
+    [4096, new Uint8Array([0, 0x30]), /start offset/],
+    [4112, new Uint8Array([0, 0, 0, 1]), /wrong write offset/],
+  ];
+  const bytes = readFileSync(path);
+  for (const [at, b, want] of cases) {
+    writeFileSync(path, bytes);
+    patch(path, at, b);
+    assert.throws(
+      () => PmemLog.open(path),
+      (e) => e instanceof PmemError && want.test(e.message),
+      `patch at ${at}`,
+    );
+  }
+  // poolSize 0: an existing zeroed file becomes a log at its size
+  const zeroed = tempPath("zeroed");
+  writeFileSync(zeroed, new Uint8Array(3 * MiB + 100));
+  using z = PmemLog.create(zeroed);
+  assert.equal(z.nbyte(), 3 * MiB - 8192);
+});
+
+moverTest(
+  "`appendAsync()` appends in order through the mover",
+  async (mover) => {
+    const path = tempPath();
+    {
+      using log = PmemLog.create(path, { poolSize: 2 * MiB, mover });
+      log.append(enc("<"));
+      const futures: Future<number>[] = [];
+      for (let i = 0; i < 50; i++) {
+        futures.push(log.appendAsync(new Uint8Array(100 + i).fill(i)));
+      }
+      const offsets = await all(futures);
+      let at = 1;
+      offsets.forEach((o, i) => {
+        assert.equal(o, at);
+        at += 100 + i;
+      });
+      assert.equal(log.tell(), at);
+      // a synchronous append waits for earlier async ones, also unpolled
+      const late = log.appendAsync(enc("late"));
+      log.append(enc(">"));
+      assert.equal(late.state, "complete");
+      assert.equal(await late, at);
+    }
+    using log = PmemLog.open(path);
+    const data = contents(log);
+    assert.equal(data[0], "<".charCodeAt(0));
+    assert.equal(data[1 + 100 * 3 + 3 + 50], 3);
+    assert.equal(data[data.length - 1], ">".charCodeAt(0));
+  },
+);
+
+moverTest(
+  "an async append that does not fit fails its future and later ones still fit",
+  async (mover) => {
+    using log = PmemLog.create(tempPath(), { poolSize: 2 * MiB, mover });
+    const big = log.appendAsync(new Uint8Array(log.nbyte() + 1));
+    await assert.rejects(async () => await big, OutOfSpaceError);
+    assert.equal(await log.appendAsync(enc("fits")), 0);
+    assert.equal(log.tell(), 4);
+  },
+);

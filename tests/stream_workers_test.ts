@@ -1,0 +1,101 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// Workers of one process share a stream: each opens the file by path,
+// and their appends take one timestamp order.
+import { LogStream } from "../stream/mod.ts";
+import type { Job } from "./workers/stream_worker.ts";
+import { assert, tempPath, test } from "./_harness.ts";
+
+const MiB = 1 << 20;
+const WORKER = new URL("./workers/stream_worker.ts", import.meta.url).href;
+
+/** Start a Worker and wait until it is ready for a job. */
+async function startWorker(): Promise<Worker> {
+  const w = new Worker(WORKER, { type: "module" });
+  await new Promise<void>((resolve, reject) => {
+    w.onmessage = () => resolve();
+    w.onerror = (e) => reject(new Error(`worker: ${e.message}`));
+  });
+  return w;
+}
+
+/** Give a Worker a job; its result. */
+function ask<T>(w: Worker, job: Job): Promise<T> {
+  return new Promise((resolve, reject) => {
+    w.onmessage = (e) =>
+      e.data.error ? reject(new Error(e.data.error)) : resolve(e.data.ok);
+    w.postMessage(job);
+  });
+}
+
+test("two Workers appending to one region get one gap-free timestamp order", async () => {
+  const path = tempPath();
+  const count = 600;
+  using s = LogStream.create(path, { size: 16 * MiB });
+  const shared = s.allocateRegion(4 * MiB);
+  s.allocateRegion(MiB);
+  s.allocateRegion(MiB);
+  const workers = [await startWorker(), await startWorker()];
+  try {
+    const results = await Promise.all(
+      workers.map((w, i) =>
+        ask<number[]>(w, { kind: "append", path, id: i + 1, count })
+      ),
+    );
+    const stamps = results.flat().sort((a, b) => a - b);
+    assert.equal(stamps.length, 2 * count);
+    assert.equal(new Set(stamps).size, stamps.length, "unique");
+    assert.equal(stamps[stamps.length - 1] - stamps[0] + 1, stamps.length);
+    for (const r of results) {
+      for (let i = 1; i < r.length; i++) assert.ok(r[i] > r[i - 1]);
+    }
+    assert.equal(s.committedTimestamp, stamps[stamps.length - 1]);
+    assert.equal(s.persistedTimestamp, s.committedTimestamp);
+    // every Worker's entries in its own issue order, in every region
+    let total = 0;
+    for (const r of s.regions()) {
+      const next = new Map<number, number>();
+      let prev = 0;
+      for (const e of s.entries(r)) {
+        assert.ok(e.timestamp > prev);
+        prev = e.timestamp;
+        const dv = new DataView(e.data.buffer, e.data.byteOffset);
+        const id = dv.getUint32(0, true);
+        const i = dv.getUint32(4, true);
+        assert.ok(i > (next.get(id) ?? -1), `worker ${id} entry ${i}`);
+        next.set(id, i);
+        total++;
+      }
+    }
+    assert.equal(total, 2 * count);
+    assert.ok([...s.entries(shared)].length > count);
+  } finally {
+    for (const w of workers) w.terminate();
+  }
+});
+
+test("a follower in a Worker sees the entries appended here", async () => {
+  const path = tempPath();
+  using s = LogStream.create(path, { size: 4 * MiB });
+  const r = s.allocateRegion(MiB);
+  const w = await startWorker();
+  try {
+    const seen = ask<number[]>(w, {
+      kind: "follow",
+      path,
+      region: r.id,
+      count: 20,
+    });
+    const stamps: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      stamps.push(
+        i % 2
+          ? s.append(r, new Uint8Array(10))
+          : await s.appendAsync(r, new Uint8Array(10)),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    assert.deepEqual(await seen, stamps);
+  } finally {
+    w.terminate();
+  }
+});

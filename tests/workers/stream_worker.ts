@@ -1,0 +1,69 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * A Worker of the stream tests: it opens the stream file by path (a
+ * Worker cannot be handed a mapping) and appends or follows as asked,
+ * then posts its results. It posts "ready" once loaded, since a message
+ * sent before its handler is set may be lost.
+ *
+ * @module
+ */
+import { all } from "../../future/mod.ts";
+import { LogStream } from "../../stream/mod.ts";
+
+/** A job: append `count` entries tagged `id`, or follow a region. */
+export type Job =
+  | { kind: "append"; path: string; id: number; count: number }
+  | { kind: "follow"; path: string; region: number; count: number };
+
+// deno-lint-ignore no-explicit-any
+const self_ = globalThis as any;
+
+function tagged(id: number, i: number): Uint8Array {
+  const b = new Uint8Array(8 + (i % 40));
+  const dv = new DataView(b.buffer);
+  dv.setUint32(0, id, true);
+  dv.setUint32(4, i, true);
+  return b;
+}
+
+async function run(job: Job): Promise<unknown> {
+  using s = LogStream.open(job.path);
+  if (job.kind === "follow") {
+    const r = s.regions().find((x) => x.id === job.region)!;
+    const seen: number[] = [];
+    for await (const e of s.follow(r)) {
+      seen.push(e.timestamp);
+      if (seen.length === job.count) break;
+    }
+    return seen;
+  }
+  const [shared, own] = [s.regions()[0], s.regions()[job.id]];
+  const stamps: number[] = [];
+  for (let i = 0; i < job.count;) {
+    const r = i % 4 === 3 ? own : shared;
+    const k = i % 3;
+    if (k === 0) stamps.push(s.append(r, tagged(job.id, i++)));
+    else if (k === 1) {
+      const fs = [];
+      for (let j = 0; j < 4 && i < job.count; j++) {
+        fs.push(s.appendAsync(i % 4 === 3 ? own : shared, tagged(job.id, i++)));
+      }
+      stamps.push(...await all(fs));
+    } else {
+      const data = tagged(job.id, i++);
+      const res = s.reserve(r, data.length);
+      res.data.set(data);
+      stamps.push(s.publish(res));
+    }
+  }
+  return stamps;
+}
+
+self_.onmessage = async (e: MessageEvent<Job>) => {
+  try {
+    self_.postMessage({ ok: await run(e.data) });
+  } catch (err) {
+    self_.postMessage({ error: String(err) });
+  }
+};
+self_.postMessage("ready");
