@@ -25,6 +25,17 @@ import {
 } from "./args.ts";
 import { detectKind, type PoolKind } from "./detect.ts";
 import { runBench } from "./bench.ts";
+import {
+  checkLog,
+  checkStream,
+  convert,
+  createLog,
+  createStream,
+  dumpLog,
+  dumpStream,
+  infoLog,
+  infoStream,
+} from "./stream.ts";
 
 /** One command: its options, its help, and what it does. */
 interface Command {
@@ -57,37 +68,50 @@ function kindOf(path: string, supported: readonly PoolKind[]): PoolKind {
 const COMMANDS: Record<string, Command> = {
   create: {
     summary: "create a pool file",
-    usage: "asyncpmem create blk FILE --block-size N --size SIZE [--mode 644]",
+    usage: "asyncpmem create KIND FILE --size SIZE [options]",
     options: {
       ...JSON_OPTION,
       "block-size": { type: "string" },
       size: { type: "string" },
       mode: { type: "string" },
+      "region-slots": { type: "string" },
     },
-    help: `Create a new pool file of a kind:
+    help: `Create a new pool file of a KIND:
   blk     a block pool (libpmemblk's format): --block-size bytes per block,
-          --size of the file (at least 16 MiB + 8 KiB; like 64M, 1G)
-Large files are allocated in steps, with a progress bar on a terminal.`,
+          --size of the file (at least 16 MiB + 8 KiB; like 64M, 1G),
+          [--mode 644]; large files are allocated in steps, with a
+          progress bar on a terminal
+  stream  a log stream: --size, [--block-size] (region unit, 4096),
+          [--region-slots] (64)
+  log     a libpmemlog log: --size (at least 2 MiB)`,
     run(p) {
       const [kind, path] = positionals(p, "kind", "file");
-      if (kind !== "blk") {
-        throw new UsageError(`cannot create a '${kind}' pool (kinds: blk)`);
+      if (kind === "blk") createBlk(path, p);
+      else if (kind === "stream") createStream(path, p);
+      else if (kind === "log") createLog(path, p);
+      else {
+        throw new UsageError(
+          `cannot create a '${kind}' pool (kinds: blk, stream, log)`,
+        );
       }
-      createBlk(path, p);
       return ExitCode.OK;
     },
   },
   info: {
-    summary: "describe a pool: geometry, arenas, fill",
+    summary: "describe a pool: geometry, arenas or regions, fill",
     usage: "asyncpmem info FILE [--json]",
     options: { ...JSON_OPTION },
-    help: `Describe a pool without changing it (it is opened read-only):
-its format, geometry, arenas and their lanes, how its blocks are filled,
+    help: `Describe a pool without changing it: its format and geometry, and
+  blk     its arenas and their lanes, how its blocks are filled
+  stream  its watermarks and regions
+  log     its capacity and use
 and what recovery would do at the next open.`,
     run(p) {
       const [path] = positionals(p, "file");
-      kindOf(path, ["blk"]);
-      infoBlk(path, p);
+      const kind = kindOf(path, ["blk", "stream", "log"]);
+      if (kind === "blk") infoBlk(path, p);
+      else if (kind === "stream") infoStream(path, p);
+      else infoLog(path, p);
       return ExitCode.OK;
     },
   },
@@ -101,27 +125,43 @@ entry, every flog entry, every data block referenced once. Without --repair
 the pool is opened read-only and what recovery would do is reported; with
 --repair recovery runs and its repairs are persisted (finishing writes
 interrupted after their commit point, restoring an info block from its
-backup): the repairs that are always safe. Exit code 1 when inconsistent.`,
+backup): the repairs that are always safe. A log stream is checked by
+inspecting it (header, region table, and a recovery run on a private copy);
+a libpmemlog log by its header and offsets. Exit code 1 when inconsistent.`,
     run(p) {
       const [path] = positionals(p, "file");
-      kindOf(path, ["blk"]);
-      return checkBlk(path, p) ? ExitCode.OK : ExitCode.INCONSISTENT;
+      const kind = kindOf(path, ["blk", "stream", "log"]);
+      const ok = kind === "blk"
+        ? checkBlk(path, p)
+        : kind === "stream"
+        ? checkStream(path, p)
+        : checkLog(path, p);
+      return ok ? ExitCode.OK : ExitCode.INCONSISTENT;
     },
   },
   dump: {
     summary: "print blocks of a pool, in hex or raw",
-    usage: "asyncpmem dump FILE --lba N [--count K] [--raw]",
+    usage:
+      "asyncpmem dump FILE [--lba N | --region SLOT [--from TS]] [--count K] [--raw]",
     options: {
       lba: { type: "string" },
+      region: { type: "string" },
+      from: { type: "string" },
       count: { type: "string" },
       raw: { type: "boolean" },
     },
-    help: `Print COUNT blocks (default 1) from block LBA of a block pool: a hex
-dump with addresses, or the bytes themselves with --raw (for a pipe).`,
+    help: `Print data of a pool as a hex dump with addresses, or the bytes
+themselves with --raw (for a pipe):
+  blk     COUNT blocks (default 1) from block --lba
+  stream  the entries of the region in --region SLOT, from timestamp
+          --from, COUNT at most (opening a stream finishes its recovery)
+  log     all the data of a libpmemlog log`,
     run(p) {
       const [path] = positionals(p, "file");
-      kindOf(path, ["blk"]);
-      dumpBlk(path, p);
+      const kind = kindOf(path, ["blk", "stream", "log"]);
+      if (kind === "blk") dumpBlk(path, p);
+      else if (kind === "stream") dumpStream(path, p);
+      else dumpLog(path, p);
       return ExitCode.OK;
     },
   },
@@ -141,6 +181,29 @@ with a progress bar on a terminal.`,
       const [path] = positionals(p, "file");
       kindOf(path, ["blk"]);
       zeroBlk(path, p);
+      return ExitCode.OK;
+    },
+  },
+  convert: {
+    summary: "convert a libpmemlog log into a log stream, or back",
+    usage:
+      "asyncpmem convert SRC DST [--chunk SIZE | --region SLOT] [--size SIZE]",
+    options: {
+      ...JSON_OPTION,
+      chunk: { type: "string" },
+      region: { type: "string" },
+      size: { type: "string" },
+    },
+    help: `Convert between the log formats (DST must not exist):
+  a libpmemlog log SRC becomes a log stream DST with one region, its data
+    as entries of --chunk bytes (4096): the way off the discontinued library
+  the region --region SLOT of a log stream SRC becomes a libpmemlog log DST
+    holding its entries' data in order
+--size sets the new file's size (by default what the data needs, at least
+the format's minimum).`,
+    run(p) {
+      const [src, dst] = positionals(p, "src", "dst");
+      convert(src, dst, kindOf(src, ["log", "stream"]), p);
       return ExitCode.OK;
     },
   },
@@ -214,6 +277,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const message = (e as Error)?.message ?? String(e);
     process.stderr.write(`asyncpmem ${name}: ${message}\n`);
+    if (process.env.ASYNCPMEM_CLI_DEBUG) console.error(e);
     // a pool too damaged to open is inconsistent, for a check
     if (name === "check" && e instanceof PmemError && e.code === -22) {
       return ExitCode.INCONSISTENT;

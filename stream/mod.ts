@@ -31,6 +31,7 @@ export { type LogEntry, Region, Reservation } from "./region.ts";
 export type { AppendFuture } from "./futures.ts";
 export type { FollowOptions } from "./iterate.ts";
 export type { RecoveredRegion, RecoveryReport } from "./recovery.ts";
+export type { InspectedRegion, StreamInspection } from "./inspect.ts";
 export type { Level } from "./core.ts";
 export {
   PmemLog,

@@ -120,6 +120,12 @@ export function checkCreateOptions(
       `Cannot create stream: size must be at least ${least} for this geometry, got ${size}`,
     );
   }
+  if (size % 4096 !== 0) {
+    // a mapping covers whole pages; a stream maps all of its file
+    throw new RangeError(
+      `Cannot create stream: size must be a multiple of 4096, got ${size}`,
+    );
+  }
   const mode = checkInt(options.mode ?? 0o644, "mode", op);
   checkMover(options.mover, op);
   return { size, blockSize, regionSlots, maxInFlight, mode };

@@ -34,6 +34,7 @@ import {
   checkCreateOptions,
   checkInt,
   checkOpenOptions,
+  checkPath,
   type LogStreamCreateOptions,
   type LogStreamOpenOptions,
 } from "./options.ts";
@@ -44,6 +45,7 @@ import {
   type StreamTestHooks,
 } from "./open.ts";
 import type { RecoveryReport } from "./recovery.ts";
+import { inspectStream, type StreamInspection } from "./inspect.ts";
 import {
   type LogEntry,
   Region,
@@ -184,6 +186,36 @@ export class LogStream implements Disposable {
    */
   static open(path: string, options: LogStreamOpenOptions = {}): LogStream {
     return LogStream.#open(path, options, {});
+  }
+
+  /**
+   * What a stream file holds — geometry, watermarks, regions — and what
+   * recovery would do at its next open, found without changing the file
+   * (it is mapped privately and recovery runs on that copy). For tools.
+   *
+   * @example Usage
+   * ```ts
+   * import { LogStream } from "@asyncpmem/asyncpmem/stream";
+   * import assert from "node:assert/strict";
+   *
+   * const path = `${await Deno.makeTempDir()}/log`;
+   * {
+   *   using s = LogStream.create(path, { size: 1 << 20 });
+   *   s.append(s.allocateRegion(4096), new Uint8Array(10));
+   * }
+   * const info = LogStream.inspect(path);
+   * assert.equal(info.regions.length, 1);
+   * assert.equal(info.regions[0].entries, 1);
+   * assert.equal(info.recovery.writes, false); // closed cleanly
+   * ```
+   *
+   * @param path the file
+   * @throws {PmemError} code -22 (EINVAL) naming the damaged structure
+   *   when the file is not an intact stream
+   */
+  static inspect(path: string): StreamInspection {
+    checkPath(path, "inspect", "stream");
+    return inspectStream(path);
   }
 
   static {

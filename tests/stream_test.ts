@@ -1,7 +1,7 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // The log store's synchronous API: round trips, regions, reserve/publish,
 // truncation, reopen, geometry and the errors of bad input.
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
 import { LogStream, type Region } from "../stream/mod.ts";
 import { crc32c, CRC_SOFTWARE } from "../pmem2/crc32c.ts";
@@ -256,6 +256,12 @@ test("a full region throws `OutOfSpaceError` and nothing is written", () => {
 test("bad arguments throw `TypeError`/`RangeError` and a closed stream `ClosedError`", () => {
   const path = tempPath();
   assert.throws(() => LogStream.create(path, { size: 1000 }), RangeError);
+  // a size no mapping can cover whole: refused before a file exists
+  assert.throws(
+    () => LogStream.create(path, { size: MiB + 100 }),
+    /size must be a multiple of 4096/,
+  );
+  assert.equal(existsSync(path), false);
   assert.throws(
     () => LogStream.create(path, { size: MiB, blockSize: 100 }),
     RangeError,

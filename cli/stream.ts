@@ -1,0 +1,228 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The CLI's commands on logs: asyncpmem's log streams and libpmemlog's
+ * logs (create, info, check, dump), and `convert` between the two — the
+ * migration path off the discontinued C library, and back.
+ *
+ * @module
+ */
+import { existsSync } from "node:fs";
+import process from "node:process";
+import { LogStream, PmemLog } from "../stream/mod.ts";
+import { parseCount, type Parsed, parseSize, UsageError } from "./args.ts";
+import { bytes, hexDump, printFields, printJson } from "./output.ts";
+import { Progress } from "./progress.ts";
+
+/** `create stream FILE --size S [--block-size B] [--region-slots N]`. */
+export function createStream(path: string, p: Parsed): void {
+  if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
+  const size = parseSize(p.values.size, "size");
+  const blockSize = p.values["block-size"] === undefined
+    ? undefined
+    : parseSize(p.values["block-size"], "block-size");
+  const regionSlots = p.values["region-slots"] === undefined
+    ? undefined
+    : parseCount(p.values["region-slots"], "region-slots");
+  using s = LogStream.create(path, { size, blockSize, regionSlots });
+  if (p.values.json) printJson({ path, size: s.size, blockSize: s.blockSize });
+  else {
+    process.stdout.write(
+      `created ${path}: a log stream of ${
+        bytes(s.size)
+      }, blocks of ${s.blockSize} B\n`,
+    );
+  }
+}
+
+/** `create log FILE --size S`: libpmemlog's format. */
+export function createLog(path: string, p: Parsed): void {
+  if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
+  const poolSize = parseSize(p.values.size, "size");
+  using log = PmemLog.create(path, { poolSize });
+  if (p.values.json) printJson({ path, capacity: log.nbyte() });
+  else {
+    process.stdout.write(
+      `created ${path}: a libpmemlog log of ${bytes(log.nbyte())}\n`,
+    );
+  }
+}
+
+/** `info FILE` for a stream (inspected, not opened: nothing is written). */
+export function infoStream(path: string, p: Parsed): void {
+  const info = LogStream.inspect(path);
+  if (p.values.json) {
+    printJson({ kind: "stream", ...info });
+    return;
+  }
+  printFields([
+    ["file", info.path],
+    ["format", "asyncpmem log stream"],
+    ["size", bytes(info.size)],
+    ["block size", `${info.blockSize} B`],
+    ["region slots", `${info.regions.length} used of ${info.regionSlots}`],
+    ["in flight", `${info.maxInFlight} timestamps at most`],
+    ["persisted", `up to timestamp ${info.settled} (bound ${info.bound})`],
+    ["recovery", recoveryLine(info.recovery)],
+  ]);
+  for (const r of info.regions) {
+    process.stdout.write(`region ${r.slot}:\n`);
+    printFields([
+      ["offset", r.offset],
+      ["size", bytes(r.size)],
+      ["used", `${bytes(r.used)} in ${r.entries} entries`],
+      ["last timestamp", r.lastTimestamp],
+    ], "  ");
+  }
+}
+
+function recoveryLine(
+  r: { dropped: number; cut: number; writes: boolean },
+): string {
+  if (!r.writes) return "nothing to do";
+  return `drops ${r.dropped} entries beyond the first missing timestamp; ` +
+    `ends ${r.cut} region(s) again`;
+}
+
+/** `info FILE` for a libpmemlog log. */
+export function infoLog(path: string, p: Parsed): void {
+  using log = PmemLog.open(path);
+  const info = { kind: "log", path, capacity: log.nbyte(), used: log.tell() };
+  if (p.values.json) {
+    printJson(info);
+    return;
+  }
+  printFields([
+    ["file", path],
+    ["format", "libpmemlog (PMEMLOG)"],
+    ["capacity", bytes(info.capacity)],
+    ["used", `${info.used} B`],
+  ]);
+}
+
+/**
+ * `check FILE` for a stream: its header and region table valid, and
+ * recovery able to finish (what it would do is reported; a crash leaves
+ * work for it, which is no inconsistency).
+ */
+export function checkStream(path: string, p: Parsed): boolean {
+  const info = LogStream.inspect(path);
+  if (p.values.json) {
+    printJson({ kind: "stream", consistent: true, recovery: info.recovery });
+  } else {
+    process.stdout.write(`recovery: ${recoveryLine(info.recovery)}\n`);
+    process.stdout.write(`${path}: consistent\n`);
+  }
+  return true;
+}
+
+/** `check FILE` for a libpmemlog log: its header and offsets valid. */
+export function checkLog(path: string, p: Parsed): boolean {
+  using log = PmemLog.open(path);
+  if (p.values.json) {
+    printJson({ kind: "log", consistent: true, used: log.tell() });
+  } else process.stdout.write(`${path}: consistent\n`);
+  return true;
+}
+
+/** `dump FILE --region SLOT [--from TS] [--count K] [--raw]`. */
+export function dumpStream(path: string, p: Parsed): void {
+  const slot = parseCount(p.values.region, "region");
+  const from = p.values.from === undefined
+    ? 0
+    : parseCount(p.values.from, "from");
+  const count = p.values.count === undefined
+    ? Infinity
+    : parseCount(p.values.count, "count");
+  using s = LogStream.open(path);
+  const region = s.regions().find((r) => r.id === slot);
+  if (region === undefined) {
+    throw new UsageError(`'${path}' has no region in slot ${slot}`);
+  }
+  let n = 0;
+  for (const e of s.entries(region)) {
+    if (e.timestamp < from) continue;
+    if (n++ >= count) break;
+    if (p.values.raw) process.stdout.write(e.data);
+    else {
+      process.stdout.write(
+        `entry ${e.timestamp} (${e.data.length} B):\n${hexDump(e.data)}\n`,
+      );
+    }
+  }
+}
+
+/** `dump FILE [--raw]` for a libpmemlog log: all its data. */
+export function dumpLog(path: string, p: Parsed): void {
+  using log = PmemLog.open(path);
+  log.walk(0, (chunk) => {
+    if (p.values.raw) process.stdout.write(chunk);
+    else process.stdout.write(`${hexDump(chunk)}\n`);
+    return true;
+  });
+}
+
+/**
+ * `convert SRC DST`: a libpmemlog log into a new stream (one region, its
+ * data as entries of `--chunk` bytes), or a stream's region (`--region`)
+ * into a new libpmemlog log (the entries' data, in order).
+ */
+export function convert(
+  src: string,
+  dst: string,
+  kind: string,
+  p: Parsed,
+): void {
+  if (existsSync(dst)) throw new UsageError(`'${dst}' exists already`);
+  if (kind === "log") {
+    const chunk = p.values.chunk === undefined
+      ? 4096
+      : parseSize(p.values.chunk, "chunk");
+    if (chunk === 0) throw new UsageError("--chunk must be more than 0");
+    using log = PmemLog.open(src);
+    const used = log.tell();
+    // room for the entries with their headers, in whole blocks
+    const need = Math.ceil((used + 64 * Math.ceil(used / chunk)) / 4096) *
+        4096 + 65536;
+    const size = p.values.size === undefined
+      ? roundMiB(need + (1 << 20))
+      : parseSize(p.values.size, "size");
+    using s = LogStream.create(dst, { size });
+    const region = s.allocateRegion(need);
+    const bar = new Progress("converting");
+    let done = 0;
+    log.walk(chunk, (data) => {
+      s.append(region, data.slice());
+      bar.update(done += data.length, used);
+      return true;
+    });
+    bar.done();
+    report(p, { from: src, to: dst, bytes: done });
+    return;
+  }
+  const slot = parseCount(p.values.region, "region");
+  using s = LogStream.open(src);
+  const region = s.regions().find((r) => r.id === slot);
+  if (region === undefined) {
+    throw new UsageError(`'${src}' has no region in slot ${slot}`);
+  }
+  const poolSize = p.values.size === undefined
+    ? roundMiB(Math.max(2 << 20, region.used + (1 << 20)))
+    : parseSize(p.values.size, "size");
+  using log = PmemLog.create(dst, { poolSize });
+  let done = 0;
+  for (const e of s.entries(region)) {
+    log.append(e.data);
+    done += e.data.length;
+  }
+  report(p, { from: src, to: dst, bytes: done });
+}
+
+/** `n` rounded up to a whole MiB (every format's size unit divides it). */
+function roundMiB(n: number): number {
+  return Math.ceil(n / 2 ** 20) * 2 ** 20;
+}
+
+function report(p: Parsed, r: { from: string; to: string; bytes: number }) {
+  if (p.values.json) printJson(r);
+  else process.stdout.write(`converted ${r.from} -> ${r.to}: ${r.bytes} B\n`);
+}
