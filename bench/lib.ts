@@ -29,6 +29,7 @@
  * @module
  */
 import { existsSync } from "node:fs";
+import process from "node:process";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { RUNTIME, type RuntimeName } from "../ffi/_runtime.ts";
@@ -84,18 +85,50 @@ export interface BenchOptions {
   overheadOf?: string;
 }
 
+/**
+ * The short suite (`bench/run.ts --quick`, `asyncpmem bench`): fewer and
+ * shorter runs, for a first look rather than a figure to report.
+ */
+export const QUICK: boolean = (() => {
+  try {
+    return process.env.ASYNCPMEM_BENCH_QUICK === "1";
+  } catch {
+    return false; // no permission to read the environment
+  }
+})();
+
+/** How long and how often a case runs. */
+export interface BenchSettings {
+  /** Target duration of one run, in milliseconds. */
+  runMs: number;
+  /** Warm-up runs go on until they took this long in all (ms)... */
+  warmupMs: number;
+  /** ...but no longer than this in all (ms). */
+  warmupMaxMs: number;
+  /** Timed runs; their median is reported. */
+  runs: number;
+}
+
+/** The settings of the full suite, or of the short one. */
+export function benchSettings(quick: boolean): BenchSettings {
+  return quick
+    ? { runMs: 10, warmupMs: 100, warmupMaxMs: 1000, runs: 3 }
+    : { runMs: 25, warmupMs: 300, warmupMaxMs: 3000, runs: 7 };
+}
+
+const SETTINGS = benchSettings(QUICK);
 /** Target duration of one run, in milliseconds. */
-export const RUN_MS = 25;
+export const RUN_MS: number = SETTINGS.runMs;
 /** Untimed runs before the timed ones (at least). */
 export const WARMUPS = 2;
 /** Warm-up runs go on until they took this long in all (ms)... */
-export const WARMUP_MS = 300;
+export const WARMUP_MS: number = SETTINGS.warmupMs;
 /** ...and until a run is at most this much faster than the one before... */
 const WARMUP_SETTLED = 0.05;
 /** ...but no longer than this in all (ms). */
-const WARMUP_MAX_MS = 3000;
+const WARMUP_MAX_MS = SETTINGS.warmupMaxMs;
 /** Timed runs; their median is reported. */
-export const RUNS = 7;
+export const RUNS: number = SETTINGS.runs;
 const CALIBRATE_MS = 1;
 
 /** The count that makes a run take RUN_MS, when `n` took `ms`. */

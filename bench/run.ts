@@ -3,7 +3,11 @@
  * Run every benchmark and print one table per suite, whichever runtime
  * starts it:
  *
- *   deno run -A bench/run.ts (deno task bench)     bun run bench
+ *   deno run -A bench/run.ts [--quick] [--write]     bun bench/run.ts ...
+ *
+ * `--quick` runs the short suite (fewer, shorter runs: a first look, as
+ * `asyncpmem bench` does); `--write` (`deno task bench`, `bun run bench`)
+ * also writes `bench/RESULTS.md` and the chart `bench/chart.svg`.
  *
  * 1. Every native baseline `bench/c/*.c` is compiled (`gcc -O2 … -lpmem2`,
  *    plus `-lpmemblk` or `-lpmemlog` for those that include its header;
@@ -38,20 +42,15 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  writeFileSync,
 } from "node:fs";
 import { cpus, release } from "node:os";
 import { basename, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { RUNTIME, type RuntimeName } from "../ffi/_runtime.ts";
-import {
-  type BenchResult,
-  RUN_MS,
-  RUNS,
-  scratchDir,
-  WARMUP_MS,
-  WARMUPS,
-} from "./lib.ts";
+import { type ChartRow, renderChart } from "./chart.ts";
+import { type BenchResult, benchSettings, scratchDir, WARMUPS } from "./lib.ts";
 
 const BENCH_DIR = fileURLToPath(new URL(".", import.meta.url));
 const ROOT = join(BENCH_DIR, "..");
@@ -344,6 +343,77 @@ function overheadTable(suite: Suite, names: string[]): string {
   return markdown(header, rows, 2);
 }
 
+/** Cases left out of the chart (variants of a case already there). */
+const CHART_SKIP = /await all|threads-offload|overhead/;
+
+/** What each suite's C baselines are, for the chart's tooltips. */
+const ANCHORS: Record<string, string> = {
+  pmem2: "libpmem2",
+  mover: "a C memcpy loop",
+  blk: "libpmemblk",
+  stream: "libpmemlog (entries: a C memcpy loop)",
+  obj: "libpmemobj",
+};
+
+/** The chart's rows: each case's C time over each runtime's. */
+function chartRows(results: BenchResult[]): ChartRow[] {
+  const rows: ChartRow[] = [];
+  for (const name of new Set(results.map((r) => r.suite))) {
+    const suite = new Suite(results.filter((r) => r.suite === name));
+    for (const c of suite.cases) {
+      const base = suite.ns(c, "c");
+      if (base === undefined || CHART_SKIP.test(c)) continue;
+      const speed: Record<string, number | undefined> = {};
+      for (const rt of RUNTIMES) {
+        const ns = suite.ns(c, rt);
+        speed[rt] = ns === undefined ? undefined : base / ns;
+      }
+      if (RUNTIMES.every((rt) => speed[rt] === undefined)) continue;
+      const ref = suite.first(c)?.reference ?? c;
+      rows.push({
+        suite: name,
+        label: c,
+        speed,
+        anchor: `${ANCHORS[name] ?? "C"}: ${ref}`,
+      });
+    }
+  }
+  return rows;
+}
+
+/** The report: the run's header, then one section per suite. */
+function report(results: BenchResult[], header: string): string {
+  const out = [header];
+  for (const name of new Set(results.map((r) => r.suite))) {
+    const suite = new Suite(results.filter((r) => r.suite === name));
+    out.push(`\n### ${name}\n`);
+    if (!suite.hasBytes) {
+      out.push(table(suite));
+      continue;
+    }
+    out.push(
+      "ops/s and GB/s (10⁹ B/s) from the median ns/op; ×C: throughput " +
+        "relative to the row's C reference (higher is better).\n",
+    );
+    out.push(throughputTable(suite));
+    const overheads = suite.overheads;
+    if (overheads.length > 0) {
+      out.push("\nOverhead: ns/op minus that of the case named.\n");
+      out.push(overheadTable(suite, overheads));
+    }
+  }
+  return out.join("\n");
+}
+
+const args = new Set(process.argv.slice(2));
+for (const a of args) {
+  if (a !== "--quick" && a !== "--write") {
+    console.error(`Usage: bench/run.ts [--quick] [--write]\n  unknown: ${a}`);
+    process.exit(2);
+  }
+}
+if (args.has("--quick")) process.env.ASYNCPMEM_BENCH_QUICK = "1";
+
 const tmp = mkdtempSync(join(scratchDir(), "asyncpmem-bench-"));
 let results: BenchResult[];
 try {
@@ -357,32 +427,41 @@ const tools = [
   version("bun", runtimeBinary("bun"), "--version"),
   version(CC, CC, "-dumpfullversion"),
 ];
-console.log(
-  `${cpuModel()}, ${cpus().length} CPUs, Linux ${release()}; ` +
-    `${tools.join(", ")}`,
-);
-console.log(
-  `Median ns/op of ${RUNS} runs of ~${RUN_MS} ms after ${WARMUPS} ` +
-    `warm-ups (the runtimes' go on, at least ${WARMUP_MS} ms, until runs ` +
-    "stop getting faster); ratios are runtime/C (lower is better).",
-);
-for (const name of new Set(results.map((r) => r.suite))) {
-  const suite = new Suite(results.filter((r) => r.suite === name));
-  console.log(`\n### ${name}\n`);
-  if (!suite.hasBytes) {
-    console.log(table(suite));
-    continue;
-  }
-  console.log(
-    "ops/s and GB/s (10⁹ B/s) from the median ns/op; ×C: throughput " +
-      "relative to the row's C reference (higher is better).\n",
+const date = new Date().toISOString().slice(0, 10);
+const machine = `${cpuModel()}, ${cpus().length} CPUs, Linux ${release()}`;
+const settings = benchSettings(args.has("--quick"));
+const header = [
+  `${machine}; ${tools.join(", ")}; ${date}${
+    args.has("--quick") ? " (the short suite)" : ""
+  }`,
+  `Median ns/op of ${settings.runs} runs of ~${settings.runMs} ms after ` +
+  `${WARMUPS} warm-ups (the runtimes' go on, at least ${settings.warmupMs} ` +
+  "ms, until runs stop getting faster); ratios are runtime/C (lower is " +
+  "better).",
+].join("\n");
+const text = report(results, header);
+console.log(text);
+if (args.has("--write")) {
+  writeFileSync(
+    join(BENCH_DIR, "RESULTS.md"),
+    `# Benchmark results
+
+Written by \`deno task bench\` (\`bench/run.ts --write\`): every case beside
+its native C baseline, measured in the same run; compare the ratios, not the
+absolute times. What the figures mean, and the figures behind design choices,
+are in [NOTES.md](NOTES.md); the chart is [chart.svg](chart.svg).
+
+${text}
+`,
   );
-  console.log(throughputTable(suite));
-  const overheads = suite.overheads;
-  if (overheads.length > 0) {
-    console.log("\nOverhead: ns/op minus that of the case named.\n");
-    console.log(overheadTable(suite, overheads));
-  }
+  writeFileSync(
+    join(BENCH_DIR, "chart.svg"),
+    renderChart(chartRows(results), RUNTIMES, {
+      title: "asyncpmem: each operation beside its native anchor",
+      subtitle: `${machine}; ${tools.join(", ")}; ${date}`,
+    }),
+  );
+  console.error("bench: wrote bench/RESULTS.md and bench/chart.svg");
 }
 if (failures.length > 0) {
   console.error(`\nbench: failed:\n  ${failures.join("\n  ")}`);

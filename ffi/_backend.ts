@@ -19,7 +19,7 @@ export interface Backend {
    *   keep it (`PointerCache`). It pays back in random reads: a `buffer`
    *   argument goes through V8's typed-array call path, long enough that
    *   the CPU no longer overlaps one copy's cache misses with the next
-   *   (figures in `bench/RESULTS.md`).
+   *   (figures in `bench/NOTES.md`).
    * - Bun: null. `bun:ffi` passes an array as fast as a number, and
    *   JavaScriptCore may move a small array's storage, so no pointer is
    *   kept.

@@ -32,7 +32,7 @@ export interface ThreadMoverOptions {
    * Operations smaller than this many bytes run inline on the polling
    * thread: a hand-off to a worker costs more than a small copy (the
    * default is where offloading began to pay on a 2-CPU machine; see
-   * `bench/RESULTS.md`). 0 sends everything to the workers.
+   * `bench/NOTES.md`). 0 sends everything to the workers.
    * @default 262144
    */
   inlineThreshold?: number;

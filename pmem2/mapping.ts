@@ -509,7 +509,7 @@ export class Mapping implements Disposable {
    * are flushed once), then a single drain. On page granularity, ranges
    * whose span is at most 1 GiB (or 8 times their total length) are
    * persisted with one msync over the span: its cost hardly depends on the
-   * length (see `bench/RESULTS.md`), and only dirty pages are written.
+   * length (see `bench/NOTES.md`), and only dirty pages are written.
    * The group-commit primitive.
    */
   persistRanges(ranges: readonly { offset: number; length: number }[]): void {

@@ -12,7 +12,7 @@ import type { PointerCache } from "../ffi/pointer_cache.ts";
 /**
  * The native reads, held in constants: V8 then knows the function at the
  * call site and makes it a direct fast API call instead of a property
- * load and a generic call (see `bench/RESULTS.md` for what it saves a
+ * load and a generic call (see `bench/NOTES.md` for what it saves a
  * random block read).
  */
 const readBuffer = native.ap_read_range;
