@@ -2,12 +2,16 @@
 /**
  * Futures over a {@linkcode CompletionDevice}: one operation (split at the
  * device's maximum transfer size, with partial completions resubmitted)
- * and a batch (one BATCH descriptor over up to maxBatch members).
+ * and a batch (one BATCH descriptor over up to maxBatch members). The
+ * same futures drive the software device and a DSA work queue: they see
+ * only records, and three answers to a submission -- sent, full (retry
+ * when something completes), busy (a shared WQ kept answering retry:
+ * back off in the event loop, then finish on the CPU).
  *
  * @module
  */
 import { ClosedError, PmemError } from "../errors/mod.ts";
-import { native, nativeError } from "../ffi/lib.ts";
+import { check, native, nativeError } from "../ffi/lib.ts";
 import {
   Future,
   type FutureOptions,
@@ -28,8 +32,67 @@ import {
 import { type CheckedOp, VdmFlags } from "./vdm.ts";
 
 const EAGAIN = -11;
+const EBUSY = -16;
 /** After this many partial completions of one chunk, finish it on the CPU. */
 const MAX_RESUBMITS = 1;
+/**
+ * After this many busy answers of a shared WQ to one operation (each after
+ * the shim's own retries with backoff), finish it on the CPU: others keep
+ * the WQ full, and waiting longer only delays the work (DTO gives up at
+ * once; the reference advises a bounded backoff).
+ */
+const BUSY_LIMIT = 16;
+/** GENCAP bit 1: the device copies overlapping ranges itself. */
+const GEN_CAP_OVERLAP = 2;
+
+/** What a submission got: queued, or refused for now. */
+const SENT = 0;
+const FULL = 1; // the queue is full: retry once something completed
+const BUSY = 2; // a shared WQ answered retry: retry soon
+
+/** The outcome of {@linkcode submit}: SENT, FULL, BUSY. */
+type Sent = typeof SENT | typeof FULL | typeof BUSY;
+
+/**
+ * Classify a submission's return code: 1 asks for a CPU persist of the
+ * destination after completion (see `ap_dev_submit`).
+ */
+function sent(
+  rc: number,
+  dev: CompletionDevice,
+  op: string,
+  persist: { persist: boolean },
+): Sent {
+  if (rc === EAGAIN) return FULL;
+  if (rc === EBUSY) {
+    dev.stats.busyAnswers++;
+    return BUSY;
+  }
+  if (rc < 0) throw nativeError(rc, op); // nothing was queued
+  if (rc === 1) persist.persist = true;
+  return SENT;
+}
+
+/** Persist a range the device wrote but could not make durable. */
+function persistOnCpu(
+  dev: CompletionDevice,
+  op: CheckedOp,
+  from = 0,
+  to = op.length,
+): void {
+  if (to <= from) return;
+  assertAttached(op, to);
+  dev.stats.cpuPersists++;
+  check(
+    native.ap_cpu_flush(
+      op.dst,
+      op.dst.byteLength,
+      op.dstOffset + from,
+      to - from,
+    ),
+    op.op,
+  );
+}
 
 const OPCODES = {
   memcpy: DsaOpcode.MEMMOVE,
@@ -106,8 +169,9 @@ function submit(
 /**
  * One operation on a device. Large transfers go in chunks of the device's
  * maximum; an overlapping memmove with the destination above the source
- * goes top-down. Each chunk that completes partially (a page fault) is
- * resubmitted once, then finished on the CPU.
+ * goes top-down. Each chunk that completes partially (a page fault) has
+ * the faulting page touched (when it lies in the operation's own buffers)
+ * and its remainder resubmitted once, then is finished on the CPU.
  */
 export class DeviceOp extends Future<void> {
   #dev: CompletionDevice;
@@ -120,6 +184,9 @@ export class DeviceOp extends Future<void> {
   #chunkLen = 0;
   #resubmits = 0;
   #needSubmit = false;
+  #busy = 0;
+  /** The destination needs a CPU persist once the device wrote it. */
+  persist = false;
 
   constructor(dev: CompletionDevice, op: CheckedOp, options?: FutureOptions) {
     super(options);
@@ -146,8 +213,8 @@ export class DeviceOp extends Future<void> {
     return true;
   }
 
-  /** Submit the current chunk; false if the queue is full. */
-  #submit(): boolean {
+  /** Submit the current chunk. */
+  #submit(ctx: PollContext): Sent {
     const rc = submit(
       this.#dev,
       this.#rec,
@@ -156,10 +223,52 @@ export class DeviceOp extends Future<void> {
       this.#chunkStart,
       this.#chunkLen,
     );
-    if (rc === EAGAIN) return false;
-    if (rc < 0) throw nativeError(rc, this.#op.op); // nothing was queued
-    this.#dev.submitted();
-    return true;
+    const got = sent(rc, this.#dev, this.#op.op, this);
+    if (got === SENT) this.#dev.submitted();
+    else if (got === BUSY) {
+      this.#busy++;
+      ctx.pollSoon?.(); // back off through the event loop, not a sleep
+    }
+    return got;
+  }
+
+  /** Whether a shared WQ refused this operation often enough to give up. */
+  get #givenUp(): boolean {
+    return this.#busy >= BUSY_LIMIT;
+  }
+
+  /**
+   * Finish everything not yet done on the CPU: the current chunk's
+   * remainder, then the chunks not yet planned, in the device's order
+   * (a partial completion of a descending copy left the chunk's top
+   * done: only what lies below it is redone).
+   */
+  #finishOnCpu(): void {
+    this.#dev.stats.cpuFallbacks++;
+    const op = this.#op;
+    if (this.#rec < 0) {
+      executeOnCpu(op);
+      return;
+    }
+    do {
+      executeOnCpu(op, this.#chunkStart, this.#chunkStart + this.#chunkLen);
+    } while (this.#planNext());
+  }
+
+  /** Overlapping copies a device cannot make (no GENCAP bit 1). */
+  #cpuOverlap(): boolean {
+    const op = this.#op;
+    return op.op === "memmove" &&
+      (this.#dev.info.genCap & GEN_CAP_OVERLAP) === 0 &&
+      native.ap_overlap(
+          op.dst,
+          op.dst.byteLength,
+          op.dstOffset,
+          op.src!,
+          op.src!.byteLength,
+          0,
+          op.length,
+        ) !== 0;
   }
 
   protected step(ctx: PollContext): Step<void> {
@@ -168,6 +277,10 @@ export class DeviceOp extends Future<void> {
     if (this.#rec < 0) {
       if (dev.closed) throw new ClosedError(dev.name, op.op);
       if (op.length === 0) return;
+      if (this.#cpuOverlap()) {
+        executeOnCpu(op);
+        return;
+      }
       if (op.op === "memmove" && op.length > dev.info.maxTransfer) {
         const dir = native.ap_overlap(
           op.dst,
@@ -186,47 +299,77 @@ export class DeviceOp extends Future<void> {
       if (rec < 0) return NOT_STARTED;
       this.#rec = rec;
       this.#planNext();
-      if (!this.#submit()) {
-        // queue full: undo and retry on a later poll
+      if (this.#submit(ctx) !== SENT) {
+        // refused: undo and retry on a later poll
         dev.releaseRecord(rec);
         this.#rec = -1;
         this.#next = this.#descending ? op.length : 0;
-        return NOT_STARTED;
+        if (!this.#givenUp) return NOT_STARTED;
+        this.#finishOnCpu();
+        return;
       }
       return PENDING;
     }
     ctx.waitOn(dev);
     if (this.#needSubmit) {
       if (dev.closed) throw new ClosedError(dev.name, op.op);
-      if (!this.#submit()) return PENDING;
-      this.#needSubmit = false;
+      if (this.#submit(ctx) === SENT) this.#needSubmit = false;
+      else if (this.#givenUp) return this.#done(true);
       return PENDING;
     }
-    const status = dev.status(this.#rec);
+    const rec = this.#rec;
+    const status = dev.status(rec);
     if (status === 0) return PENDING;
     dev.observed();
     const code = status & DSA_STATUS_MASK;
     if (code === DsaStatus.PAGE_FAULT_NOBOF) {
       dev.stats.partialCompletions++;
-      const done = dev.bytesCompleted(this.#rec);
-      const top = dev.result(this.#rec) === 1;
+      const done = dev.bytesCompleted(rec);
+      const top = dev.result(rec) === 1;
       if (!top) this.#chunkStart += done;
       this.#chunkLen -= done;
-      if (this.#resubmits++ >= MAX_RESUBMITS || dev.closed) {
-        dev.stats.cpuFallbacks++;
-        executeOnCpu(op, this.#chunkStart, this.#chunkStart + this.#chunkLen);
-      } else {
+      if (this.#resubmits++ < MAX_RESUBMITS && !dev.closed && this.#touch()) {
         dev.stats.resubmissions++;
-        return this.#resubmitChunk();
+        return this.#resubmitChunk(ctx);
       }
+      dev.stats.cpuFallbacks++;
+      executeOnCpu(op, this.#chunkStart, this.#chunkStart + this.#chunkLen);
     } else if (code !== DsaStatus.SUCCESS) {
       throw statusError(op.op, status, dev.name);
     }
-    if (this.#planNext()) return this.#resubmitChunk();
-    return;
+    if (this.#planNext()) return this.#resubmitChunk(ctx);
+    return this.#done(false);
   }
 
-  #resubmitChunk(): Step<void> {
+  /**
+   * Touch the page a partial completion faulted on, so the resubmitted
+   * remainder does not fault there again; false when the address lies
+   * outside the operation's buffers (the shim checks), which are all a
+   * touch may reach.
+   */
+  #touch(): boolean {
+    const op = this.#op;
+    const src = op.src ?? null;
+    const rc = native.ap_dev_touch(
+      this.#dev.handle(op.op),
+      this.#rec,
+      op.dst,
+      op.dst.byteLength,
+      src,
+      src?.byteLength ?? 0,
+    );
+    if (rc < 0) throw nativeError(rc, op.op);
+    if (rc === 1) this.#dev.stats.pagesTouched++;
+    return rc === 1;
+  }
+
+  /** Every byte is done: persist on the CPU what the device could not. */
+  #done(rest: boolean): Step<void> {
+    if (rest) this.#finishOnCpu();
+    if (this.persist) persistOnCpu(this.#dev, this.#op);
+  }
+
+  #resubmitChunk(ctx: PollContext): Step<void> {
     if (this.#dev.closed) {
       this.#dev.stats.cpuFallbacks++;
       executeOnCpu(
@@ -234,10 +377,12 @@ export class DeviceOp extends Future<void> {
         this.#chunkStart,
         this.#chunkStart + this.#chunkLen,
       );
-      if (this.#planNext()) return this.#resubmitChunk();
-      return;
+      if (this.#planNext()) return this.#resubmitChunk(ctx);
+      return this.#done(false);
     }
-    this.#needSubmit = !this.#submit();
+    const got = this.#submit(ctx);
+    if (got !== SENT && this.#givenUp) return this.#done(true);
+    this.#needSubmit = got !== SENT;
     return PENDING;
   }
 
@@ -252,8 +397,9 @@ export class DeviceOp extends Future<void> {
 
 /**
  * A BATCH descriptor over 2..maxBatch members, each with its own record.
- * Members that fail with a page fault, or were not executed, are finished
- * on the CPU; any other member failure fails the batch.
+ * Members that fail with a page fault, or were not executed (abandoned,
+ * or the list itself faulted), are finished on the CPU; any other member
+ * failure fails the batch with the member's status named.
  */
 export class DeviceBatch extends Future<void> {
   #dev: CompletionDevice;
@@ -261,8 +407,10 @@ export class DeviceBatch extends Future<void> {
   #list = -1;
   #batchRec = -1;
   #recs: number[] = [];
+  #persist: boolean[] = [];
   #built = false;
   #submitted = false;
+  #busy = 0;
 
   constructor(
     dev: CompletionDevice,
@@ -309,6 +457,7 @@ export class DeviceBatch extends Future<void> {
       return false;
     }
     const h = dev.handle("batch");
+    this.#persist = new Array(this.#ops.length).fill(false);
     for (let i = 0; i < this.#ops.length; i++) {
       const op = this.#ops[i];
       try {
@@ -341,6 +490,7 @@ export class DeviceBatch extends Future<void> {
         this.#release();
         throw err;
       }
+      this.#persist[i] = rc === 1;
     }
     this.#built = true;
     return true;
@@ -358,13 +508,20 @@ export class DeviceBatch extends Future<void> {
         this.#list,
         this.#ops.length,
       );
-      if (rc < 0) {
+      const got = sent(rc, dev, "batch", { persist: false });
+      if (got !== SENT) {
         // Nothing was queued. Give back the members' mapping references
         // now rather than hold them until a later poll, which may never
         // come (a close() on this thread would wait for them forever).
         this.#release();
-        if (rc === EAGAIN) return NOT_STARTED;
-        throw nativeError(rc, "batch");
+        if (got === FULL) return NOT_STARTED;
+        if (++this.#busy < BUSY_LIMIT) {
+          ctx.pollSoon?.();
+          return NOT_STARTED;
+        }
+        dev.stats.cpuFallbacks++;
+        for (const op of this.#ops) executeOnCpu(op);
+        return;
       }
       this.#submitted = true;
       dev.submitted();
@@ -374,19 +531,23 @@ export class DeviceBatch extends Future<void> {
     const status = dev.status(this.#batchRec);
     if (status === 0) return PENDING;
     dev.observed();
-    if ((status & DSA_STATUS_MASK) === DsaStatus.SUCCESS) return;
-    if ((status & DSA_STATUS_MASK) !== DsaStatus.BATCH_FAIL) {
+    const code = status & DSA_STATUS_MASK;
+    if (code === DsaStatus.SUCCESS) return this.#persistMembers();
+    // BATCH_FAIL: members say which failed; BATCH_PAGE_FAULT: the list
+    // could not be read past descs_completed, so later members show 0
+    if (code !== DsaStatus.BATCH_FAIL && code !== DsaStatus.BATCH_PAGE_FAULT) {
       throw statusError("batch", status, dev.name);
     }
     for (let i = 0; i < this.#ops.length; i++) {
       const member = dev.status(this.#recs[i]);
-      const code = member & DSA_STATUS_MASK;
-      if (code === DsaStatus.SUCCESS) continue;
+      const mcode = member & DSA_STATUS_MASK;
+      if (mcode === DsaStatus.SUCCESS) continue;
       const op = this.#ops[i];
       if (member === 0) {
         dev.stats.cpuFallbacks++;
         executeOnCpu(op); // abandoned: never executed
-      } else if (code === DsaStatus.PAGE_FAULT_NOBOF) {
+        this.#persist[i] = false; // executeOnCpu persists durable ops
+      } else if (mcode === DsaStatus.PAGE_FAULT_NOBOF) {
         dev.stats.partialCompletions++;
         dev.stats.cpuFallbacks++;
         const done = dev.bytesCompleted(this.#recs[i]);
@@ -396,6 +557,14 @@ export class DeviceBatch extends Future<void> {
       } else {
         throw statusError(op.op, member, dev.name);
       }
+    }
+    return this.#persistMembers();
+  }
+
+  /** Persist the members the device wrote but could not make durable. */
+  #persistMembers(): void {
+    for (let i = 0; i < this.#ops.length; i++) {
+      if (this.#persist[i]) persistOnCpu(this.#dev, this.#ops[i]);
     }
   }
 
