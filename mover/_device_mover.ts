@@ -32,11 +32,23 @@ export function moverDevice(mover: unknown, what: string): CompletionDevice {
 }
 
 /**
- * A mover whose operations a {@linkcode CompletionDevice} executes:
- * operations below `inlineThreshold` bytes run on the polling thread,
- * larger ones become descriptors (in chunks of the device's maximum
- * transfer), and a batch becomes BATCH descriptors of up to the device's
- * maxBatch members when the device takes them.
+ * A mover whose operations a DSA-style device executes -- the software
+ * device of a {@linkcode ThreadMover} or the work queue of a
+ * {@linkcode DsaMover}: operations below `inlineThreshold` bytes run on
+ * the polling thread, larger ones become descriptors (in chunks of the
+ * device's maximum transfer), and a batch becomes BATCH descriptors of up
+ * to the device's maxBatch members when the device takes them. Not
+ * constructed directly.
+ *
+ * @example Usage
+ * ```ts
+ * import { DeviceMover, ThreadMover } from "@asyncpmem/asyncpmem/mover";
+ * import assert from "node:assert/strict";
+ *
+ * using mover = new ThreadMover({ threads: 1 });
+ * assert.ok(mover instanceof DeviceMover);
+ * assert.equal(mover.info.submission, "ring"); // the software device
+ * ```
  */
 export abstract class DeviceMover extends BaseMover {
   #device: CompletionDevice;
@@ -44,6 +56,8 @@ export abstract class DeviceMover extends BaseMover {
   #className: string;
 
   /**
+   * Take over a device created by the subclass.
+   *
    * @param className for errors ("ThreadMover")
    * @param name the short name ("threads")
    * @param capabilities the VdmFlags honoured
