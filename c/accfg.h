@@ -9,6 +9,7 @@
 #ifndef AP_ACCFG_H
 #define AP_ACCFG_H 1
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,8 +72,13 @@ struct accfg_wq;
 	X(accfg_wq_get_max_transfer_size, uint64_t, (struct accfg_wq *)) \
 	X(accfg_wq_get_threshold, int, (struct accfg_wq *))
 
+/* accfg_set_log_fn's logger */
+typedef void (*ap_accfg_log_fn)(struct accfg_ctx *, int, const char *, int,
+	const char *, const char *, va_list);
+
 /* resolved when present (older releases lack them, or differ) */
 #define AP_ACCFG_OPTIONAL(X) \
+	X(accfg_set_log_fn, void, (struct accfg_ctx *, ap_accfg_log_fn)) \
 	X(accfg_device_get_compl_size, unsigned int, (struct accfg_device *)) \
 	X(accfg_wq_get_user_dev_path, int, (struct accfg_wq *, char *, size_t))
 

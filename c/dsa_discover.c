@@ -204,6 +204,23 @@ ap_put_device(struct ap_json *j, struct ap_accfg *a, struct accfg_device *d)
 	ap_put(j, "]}");
 }
 
+/*
+ * ap_quiet -- libaccel-config's logger: it reports to stderr what the
+ * listing already says (a WQ without /dev/dsa node, a missing device)
+ */
+static void
+ap_quiet(struct accfg_ctx *ctx, int priority, const char *file, int line,
+	const char *fn, const char *format, va_list args)
+{
+	(void)ctx;
+	(void)priority;
+	(void)file;
+	(void)line;
+	(void)fn;
+	(void)format;
+	(void)args;
+}
+
 /* ap_resolve -- dlopen the library and resolve every function */
 static void *
 ap_resolve(const char *lib, struct ap_accfg *a, char *why, size_t cap)
@@ -255,6 +272,8 @@ ap_dsa_list(const char *lib, double lib_len, char *out, uint32_t cap)
 	struct accfg_ctx *ctx = NULL;
 	int ctx_rc = 0;
 	if (h != NULL && driver && (ctx_rc = a.accfg_new(&ctx)) == 0) {
+		if (a.accfg_set_log_fn != NULL)
+			a.accfg_set_log_fn(ctx, ap_quiet);
 		int first = 1;
 		for (struct accfg_device *d = a.accfg_device_get_first(ctx);
 		     d != NULL; d = a.accfg_device_get_next(d)) {

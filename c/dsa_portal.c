@@ -258,30 +258,35 @@ ap_now_ms(void)
 
 /*
  * ap_portal_stop -- no more submissions (stopping is set): wait for every
- * descriptor in flight, then stop the watcher. A test portal's WQ always
- * finishes its work. Hardware that has not written a record after a
- * while (a CR it could not write on DSA 1.0) is drained by closing the
- * WQ's file; records still claimed after that are never freed.
+ * descriptor in flight, then stop the watcher. Hardware that has not
+ * written a record after 5 s (a CR it could not write on DSA 1.0, or a
+ * descriptor a dedicated WQ dropped) is drained by closing the WQ's file;
+ * a test portal's WQ is stopped. Records still claimed after that are
+ * never freed: the device may yet write them.
  */
 void
 ap_portal_stop(struct ap_dev *d)
 {
 	struct ap_portal *p = d->portal;
 	long long end = ap_now_ms() + 5000;
-	while (atomic_load(&p->npend) != 0) {
-		if (p->target == NULL && p->fd >= 0 && ap_now_ms() > end) {
-			if (p->page != NULL && p->mapped)
-				munmap(p->page, AP_PORTAL_SIZE);
-			p->page = NULL;
-			close(p->fd); /* the kernel drains the WQ (or PASID) */
-			p->fd = -1;
-			ap_reap(d, 0);
-			if (atomic_load(&p->npend) != 0)
-				p->leak_arena = 1;
-			break;
-		}
+	while (atomic_load(&p->npend) != 0 && ap_now_ms() < end) {
 		struct timespec ts = { 0, 100000 };
 		nanosleep(&ts, NULL);
+	}
+	if (atomic_load(&p->npend) != 0) {
+		if (p->page != NULL && p->mapped)
+			munmap(p->page, AP_PORTAL_SIZE);
+		if (p->mapped)
+			p->page = NULL;
+		if (p->owns_fd && p->fd >= 0) {
+			close(p->fd); /* the kernel drains the WQ (or PASID) */
+			p->fd = -1;
+		}
+		if (p->target != NULL) /* its engines finish what they hold */
+			ap_dev_stop(p->target);
+		ap_reap(d, 0);
+		if (atomic_load(&p->npend) != 0)
+			p->leak_arena = 1;
 	}
 	ap_watch_stop(d);
 	ap_reap(d, 0);
