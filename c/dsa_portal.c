@@ -99,7 +99,7 @@ ap_write_desc(struct ap_portal *p, const struct dsa_hw_desc *h)
 
 /* ap_store -- put one descriptor into the WQ; 0, -EAGAIN or -EBUSY */
 static int
-ap_store(struct ap_portal *p, const struct dsa_hw_desc *h)
+ap_store(struct ap_dev *d, struct ap_portal *p, const struct dsa_hw_desc *h)
 {
 	int rc = 0;
 	switch (p->kind) {
@@ -118,7 +118,9 @@ ap_store(struct ap_portal *p, const struct dsa_hw_desc *h)
 			if (i + 1 == AP_ENQ_TRIES) {
 				/* with descriptors of ours in flight, our own load
 				 * may fill it: wait for a completion (-EAGAIN);
-				 * with none, others keep it full (-EBUSY) */
+				 * with none, others keep it full (-EBUSY). Settle
+				 * what completed first: the watcher may lag. */
+				ap_reap(d, 0);
 				if (atomic_load(&p->npend) > 1)
 					return -EAGAIN;
 				atomic_fetch_add(&p->count[AP_DSA_BUSY], 1);
@@ -173,7 +175,7 @@ ap_portal_send(struct ap_dev *d, const struct dsa_hw_desc *h, uint32_t rec)
 	while (rec >= hi && !atomic_compare_exchange_weak(&p->hi, &hi, rec + 1))
 		;
 	atomic_fetch_add(&p->npend, 1);
-	int rc = ap_store(p, h);
+	int rc = ap_store(d, p, h);
 	if (rc) {
 		if (atomic_exchange(&p->pend[rec], 0))
 			atomic_fetch_sub(&p->npend, 1);
