@@ -73,6 +73,21 @@ function sent(
   return SENT;
 }
 
+/**
+ * The error for a record still unwritten after its device closed: closing
+ * waits for every descriptor a device accepted, so this one was lost (a
+ * WQ dropped it, or its record could not be written).
+ */
+function lostError(op: string, device: string): PmemError {
+  return new PmemError(
+    op,
+    -5,
+    `${device} closed without completing the operation (its descriptor ` +
+      "or record was lost)",
+    { errno: 5 },
+  );
+}
+
 /** Persist a range the device wrote but could not make durable. */
 function persistOnCpu(
   dev: CompletionDevice,
@@ -319,7 +334,10 @@ export class DeviceOp extends Future<void> {
     }
     const rec = this.#rec;
     const status = dev.status(rec);
-    if (status === 0) return PENDING;
+    if (status === 0) {
+      if (dev.closed) throw lostError(op.op, dev.name);
+      return PENDING;
+    }
     dev.observed();
     const code = status & DSA_STATUS_MASK;
     if (code === DsaStatus.PAGE_FAULT_NOBOF) {
@@ -529,7 +547,10 @@ export class DeviceBatch extends Future<void> {
     }
     ctx.waitOn(dev);
     const status = dev.status(this.#batchRec);
-    if (status === 0) return PENDING;
+    if (status === 0) {
+      if (dev.closed) throw lostError("batch", dev.name);
+      return PENDING;
+    }
     dev.observed();
     const code = status & DSA_STATUS_MASK;
     if (code === DsaStatus.SUCCESS) return this.#persistMembers();
