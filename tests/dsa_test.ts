@@ -1,0 +1,635 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// The DSA hardware path without the hardware: layouts against the kernel's
+// header (a C program built here), discovery on this machine and on a
+// fixture sysfs tree, and the DSA mover on test portals -- credits, busy
+// answers, partial completions, failed batch members, write(2), durable
+// writes, wake-ups. Every mover test body also runs on test portals
+// (MOVERS in _harness.ts).
+import { spawnSync } from "node:child_process";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import {
+  all,
+  DsaMover,
+  mapFile,
+  NotSupportedError,
+  PmemError,
+  ShimCode,
+  ThreadMover,
+  VdmFlags,
+} from "../mod.ts";
+import { cString, native } from "../ffi/lib.ts";
+import type { CompletionDevice } from "../mover/_device.ts";
+import { dsaMoverDevice } from "../mover/dsa.ts";
+import { listDsa } from "../mover/_dsa_discovery.ts";
+import * as format from "../mover/dsa_format.ts";
+import { threadMoverDevice } from "../mover/thread.ts";
+import {
+  deviceStats,
+  injectBusy,
+  injectFault,
+  openTestPortal,
+  portalCounters,
+} from "../testing/mod.ts";
+import {
+  assert,
+  ROOT,
+  ROOT_URL,
+  runScript,
+  RUNTIME,
+  tempDir,
+  tempPath,
+  test,
+} from "./_harness.ts";
+
+const LIB = join(ROOT, "c", "build", "libasyncpmem.so");
+const MISSING_LIB = "libaccel-config-missing.so.0";
+
+/** Run a command; status and output. */
+function run(cmd: string, args: string[]) {
+  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 120_000 });
+  return {
+    ok: r.status === 0 && !r.error,
+    stdout: r.stdout ?? "",
+    stderr: r.stderr ?? String(r.error ?? ""),
+  };
+}
+
+/** Block until record `rec` of `dev` is written (or fail after 5 s). */
+function waitRecord(dev: CompletionDevice, rec: number): number {
+  const end = Date.now() + 5000;
+  for (;;) {
+    const seq = dev.sequence();
+    const status = dev.status(rec);
+    if (status !== 0) return status;
+    if (Date.now() > end) throw new Error(`record ${rec} never completed`);
+    dev.block(seq, 100);
+  }
+}
+
+/**
+ * `promise`, or a failure after `ms`: a descriptor a WQ dropped never
+ * completes, and a test should say so rather than hang (a liveness
+ * bound, generous, not a timing assertion)
+ */
+async function settles<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`not settled in ${ms} ms: work was lost`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const gccReason = run("gcc", ["--version"]).ok ? "" : "gcc is not installed";
+
+test(
+  "DSA layouts and constants match <linux/idxd.h> (a C program built here)",
+  () => {
+    const bin = join(tempDir(), "dsa_layout");
+    const src = join(ROOT, "tests", "c", "dsa_layout.c");
+    const cc = run("gcc", ["-Wall", "-Werror", "-o", bin, src]);
+    assert.ok(cc.ok, cc.stderr);
+    const out = run(bin, []);
+    assert.ok(out.ok, out.stderr);
+    const c: Record<string, number> = JSON.parse(out.stdout);
+    const ts: Record<string, number> = {
+      DSA_STATUS_MASK: format.DSA_STATUS_MASK,
+      DSA_STATUS_WRITE_FAULT: format.DSA_STATUS_WRITE_FAULT,
+    };
+    const groups = {
+      DsaDescriptor: format.DsaDescriptor,
+      DsaRecord: format.DsaRecord,
+      DsaOpcode: format.DsaOpcode,
+      DsaFlag: format.DsaFlag,
+      DsaStatus: format.DsaStatus,
+    };
+    for (const [group, values] of Object.entries(groups)) {
+      for (const [k, v] of Object.entries(values)) ts[`${group}.${k}`] = v;
+    }
+    // every constant TypeScript uses is checked, and agrees
+    for (const [k, v] of Object.entries(ts)) {
+      assert.ok(k in c, `${k} is not checked against the header`);
+      assert.equal(v, c[k], k);
+    }
+    // accfg.h mirrors libaccel-config's enums (static asserts in the build)
+    const header = "/usr/include/accel-config/libaccel_config.h";
+    assert.equal(c.accfgChecked, existsSync(header) ? 1 : 0);
+  },
+  { skip: gccReason },
+);
+
+test("the shim loads libaccel-config at run time, never links it", () => {
+  const r = run("readelf", ["-d", LIB]);
+  assert.ok(r.ok, r.stderr);
+  const needed = [...r.stdout.matchAll(/\(NEEDED\).*\[(.+)\]/g)].map((m) =>
+    m[1]
+  );
+  assert.ok(needed.some((n) => n.startsWith("libpmem2")), needed.join());
+  assert.ok(!needed.some((n) => /accel|accfg/.test(n)), needed.join());
+  const listing = listDsa(MISSING_LIB);
+  assert.equal(listing.loaded, false);
+  assert.match(listing.loadError ?? "", /libaccel-config-missing\.so\.0/);
+  assert.deepEqual(listing.devices, []);
+});
+
+const driver = listDsa().driver;
+
+test("discovery on this machine: zero devices, and open() says why", () => {
+  assert.deepEqual(DsaMover.devices(), []);
+  assert.equal(DsaMover.available(), false);
+  assert.throws(
+    () => DsaMover.open(),
+    (e: unknown) =>
+      e instanceof NotSupportedError && e.op === "open" && e.errno === 95 &&
+      /the idxd driver is not loaded \(no \/sys\/bus\/dsa\)/.test(e.message),
+  );
+  // no library: the same answers, naming it
+  assert.deepEqual(DsaMover.devices({ library: MISSING_LIB }), []);
+  assert.equal(DsaMover.available({ library: MISSING_LIB }), false);
+  assert.throws(
+    () => DsaMover.open({ library: MISSING_LIB }),
+    (e: unknown) =>
+      e instanceof NotSupportedError &&
+      /^open: libaccel-config is not installed \(cannot load 'libaccel-config-missing\.so\.0': .*\); install it with 'apt-get install -y libaccel-config1'$/
+        .test(e.message),
+  );
+  using choice = DsaMover.openOrFallback({ fallback: { threads: 1 } });
+  assert.ok(choice.mover instanceof ThreadMover);
+  assert.ok(choice.error instanceof NotSupportedError);
+  assert.match(choice.reason ?? "", /^the idxd driver is not loaded/);
+}, { skip: driver ? "this machine has the idxd driver" : "" });
+
+test("DsaMover.open() checks its options before anything native", () => {
+  assert.throws(() => DsaMover.open(null as unknown as object), TypeError);
+  assert.throws(
+    () => DsaMover.open({ wq: 5 as unknown as string }),
+    TypeError,
+  );
+  assert.throws(() => DsaMover.open({ records: 0 }), RangeError);
+  assert.throws(() => DsaMover.open({ inlineThreshold: -1 }), RangeError);
+  assert.throws(() => openTestPortal({ queueSize: 3 }), RangeError);
+  assert.throws(() => openTestPortal({ queueSize: 64 }), RangeError);
+  assert.throws(
+    () => openTestPortal({ mode: "posted" as unknown as "shared" }),
+    RangeError,
+  );
+});
+
+test("ap_dsa_open names why a work queue cannot be opened", () => {
+  const open = (path: string) => {
+    const p = cString(path);
+    const cell = new BigUint64Array(1);
+    return native.ap_dsa_open(
+      cell,
+      p,
+      p.byteLength,
+      0,
+      16,
+      32,
+      1 << 21,
+      0,
+      4,
+      16,
+      1,
+      0,
+    );
+  };
+  const message = () => {
+    const buf = new Uint8Array(512);
+    const n = native.ap_errormsg(buf, buf.length);
+    return new TextDecoder().decode(buf.subarray(0, n));
+  };
+  assert.equal(open("/nonexistent/dsa/wq9.9"), -2);
+  assert.match(message(), /wq9\.9 does not exist: the WQ is not enabled/);
+  // a sysfs attribute without a store method: EACCES even for root
+  assert.equal(open("/sys/devices/system/cpu/online"), -13);
+  assert.match(message(), /^no permission on \/sys\/devices\/system\/cpu/);
+});
+
+/** A script that prints what discovery makes of the fixture tree. */
+const PROBE = `
+import { DsaMover } from "@root/mod.ts";
+const out = { devices: DsaMover.devices(), available: DsaMover.available() };
+for (const [k, o] of Object.entries({ any: {}, shared: { wq: "wq0.0" },
+    kernel: { wq: "wq0.2" }, device: { device: "dsa7" },
+    wq: { wq: "wq9.9" } })) {
+  try { DsaMover.open(o).close(); out[k] = "opened"; }
+  catch (e) { out[k] = e.name + ": " + e.message; }
+}
+using c = DsaMover.openOrFallback({ fallback: { threads: 1 } });
+out.fallback = [c.mover.name, c.reason];
+console.log(JSON.stringify(out));
+`;
+
+/**
+ * In a private mount namespace: a tmpfs over /sys/bus with one DSA device
+ * (a shared, a dedicated and a kernel WQ) and one IAA device, and a
+ * tmpfs /dev whose /dev/dsa/wq0.1 leads to a file root may not open
+ * read-write. Nothing outside the namespace sees any of it.
+ */
+const FIXTURE = `set -e
+T=$(mktemp -d); mkdir -p $T/dev $T/shm
+mount --bind /dev $T/dev
+mount --bind /dev/shm $T/shm
+mount -t tmpfs -o mode=755 none /dev
+for n in null zero full random urandom tty; do
+  touch /dev/$n; mount --bind $T/dev/$n /dev/$n
+done
+mkdir /dev/shm /dev/pts /dev/dsa
+mount --bind $T/shm /dev/shm
+ln -s /proc/self/fd /dev/fd
+ln -s /sys/devices/system/cpu/online /dev/dsa/wq0.1
+mount -t tmpfs none /sys/bus
+w() { mkdir -p "$(dirname "$1")"; printf '%s\\n' "$2" > "$1"; }
+dev() {
+  for kv in version=0x100 gen_cap=0x40915f0107 pasid_enabled=1 \\
+      state=enabled numa_node=1 max_batch_size=1024 \\
+      max_transfer_size=2147483648 max_engines=4 max_work_queues=8 \\
+      max_groups=4 max_work_queues_size=128 cdev_major=236 \\
+      configurable=1 cmd_status=0 clients=0 read_buffer_limit=0 \\
+      max_read_buffers=96 ims_size=2048; do
+    w "$1/\${kv%%=*}" "\${kv#*=}"
+  done
+  w "$1/op_cap" 00000000,00000000,00000000,00000000,00000000,00000000,00000001,003f03ff
+}
+wq() {
+  for kv in state=enabled size=16 max_batch_size=32 \\
+      max_transfer_size=2097152 block_on_fault=0 threshold=15 priority=10 \\
+      group_id=0 name=app cdev_minor=0; do
+    w "$1/\${kv%%=*}" "\${kv#*=}"
+  done
+  w "$1/mode" "$2"; w "$1/type" "$3"
+}
+D=/sys/bus/dsa/devices/dsa0
+dev $D
+wq $D/wq0.0 shared user
+wq $D/wq0.1 dedicated user
+wq $D/wq0.2 dedicated kernel
+dev /sys/bus/iax/devices/iax1
+wq /sys/bus/iax/devices/iax1/wq1.0 dedicated user
+exec "$@"
+`;
+
+function fixtureSkip(): string {
+  if (process.getuid?.() !== 0) return "needs root (a private mount namespace)";
+  if (!run("unshare", ["-m", "--propagation", "private", "true"]).ok) {
+    return "unshare -m is not permitted here";
+  }
+  if (!listDsa().loaded) return "libaccel-config is not installed";
+  return "";
+}
+
+test(
+  "discovery of a fixture sysfs tree: one device, a dedicated and a shared WQ",
+  () => {
+    const dir = tempDir();
+    const script = join(dir, "probe.ts");
+    const setup = join(dir, "fixture.sh");
+    writeFileSync(script, PROBE.replaceAll("@root/", ROOT_URL));
+    writeFileSync(setup, FIXTURE);
+    const args = RUNTIME === "deno" ? ["run", "-A", "--no-check", script] : [
+      script,
+    ];
+    const r = spawnSync(
+      "unshare",
+      [
+        "-m",
+        "--propagation",
+        "private",
+        "bash",
+        setup,
+        process.execPath,
+        ...args,
+      ],
+      {
+        encoding: "utf8",
+        timeout: 60_000,
+        env: { ...process.env, RUST_BACKTRACE: "0", NO_COLOR: "1" },
+      },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr, ""); // libaccel-config's own logging is silenced
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.devices.length, 1, "the IAA device is left out");
+    const [dev] = out.devices;
+    assert.equal(dev.name, "dsa0");
+    assert.equal(dev.numaNode, 1);
+    assert.equal(dev.genCap, "0x40915f0107");
+    assert.equal(dev.opCap, "0x1003f03ff");
+    assert.equal(dev.pasidEnabled, true);
+    assert.equal(dev.engines, 4);
+    assert.deepEqual(
+      dev.wqs.map((q: Record<string, unknown>) => [
+        q.name,
+        q.mode,
+        q.type,
+        q.state,
+        q.size,
+        q.maxBatch,
+        q.maxTransfer,
+        q.path,
+        q.pathFound,
+      ]),
+      [
+        [
+          "wq0.0",
+          "shared",
+          "user",
+          "enabled",
+          16,
+          32,
+          2097152,
+          "/dev/dsa/wq0.0",
+          false,
+        ],
+        [
+          "wq0.1",
+          "dedicated",
+          "user",
+          "enabled",
+          16,
+          32,
+          2097152,
+          "/dev/dsa/wq0.1",
+          true,
+        ],
+        [
+          "wq0.2",
+          "dedicated",
+          "kernel",
+          "enabled",
+          16,
+          32,
+          2097152,
+          "/dev/dsa/wq0.2",
+          false,
+        ],
+      ],
+    );
+    assert.equal(out.available, true);
+    // dedicated before shared; the reasons, in the user's words
+    assert.equal(
+      out.any,
+      "NotSupportedError: open: no permission on /dev/dsa/wq0.1: Permission " +
+        "denied (an administrator grants it: chown/chmod the device, or a " +
+        "udev rule)",
+    );
+    assert.equal(
+      out.shared,
+      "NotSupportedError: open: /dev/dsa/wq0.0 does not exist: the WQ is " +
+        "not enabled as a user WQ",
+    );
+    assert.match(
+      out.kernel,
+      /^NotSupportedError: open: no enabled user work queue: wq0\.2 is a kernel WQ, not a user WQ; configure one with accel-config/,
+    );
+    assert.equal(
+      out.device,
+      "NotSupportedError: open: no DSA device named 'dsa7' (found: dsa0)",
+    );
+    assert.equal(
+      out.wq,
+      "NotSupportedError: open: no work queue named 'wq9.9' on dsa0 " +
+        "(found: wq0.0, wq0.1, wq0.2)",
+    );
+    assert.equal(out.fallback[0], "threads");
+    assert.match(out.fallback[1], /^no permission on \/dev\/dsa\/wq0\.1/);
+  },
+  { skip: fixtureSkip(), timeout: 90_000 },
+);
+
+test("a test portal's completions are noticed by the watcher, once each", async () => {
+  for (const mode of ["dedicated", "shared", "write"] as const) {
+    using dsa = openTestPortal({ mode, queueSize: 4, maxTransfer: 8192 });
+    const dev = dsaMoverDevice(dsa);
+    assert.equal(dev.info.submission, mode);
+    assert.equal(dev.info.testPortal, true);
+    const src = new Uint8Array(50_000).map((_, i) => (i * 7) & 255);
+    const dsts = Array.from({ length: 12 }, () => new Uint8Array(50_000));
+    await settles(all(dsts.map((d) => dsa.memcpy(d, src))), 20_000);
+    for (const d of dsts) assert.deepEqual(d, src, mode);
+    // JavaScript may see a record before the watcher does: wait (bounded)
+    // until the watcher, or a submitter, has noticed every completion
+    let c = portalCounters(dsa);
+    for (let t = 0; c.reaped + c.reapedInline < c.sent && t < 50; t++) {
+      dev.block(dev.sequence(), 100);
+      c = portalCounters(dsa);
+    }
+    // the device wrote records only: the sequence moved once per
+    // descriptor because the watcher (or a submitter) noticed each
+    assert.equal(c.sent, 12 * 7, mode); // 50 000 B in 8 KiB chunks
+    assert.equal(c.reaped + c.reapedInline, c.sent, mode);
+    assert.equal(dev.sequence(), c.sent, mode);
+    assert.equal(c.drops, 0, mode);
+  }
+});
+
+test("a partial completion on a test portal: page touched, remainder resubmitted, then the CPU", async () => {
+  using dsa = openTestPortal({ engines: 1 });
+  const src = new Uint8Array(65536).map((_, i) => (i * 7) & 255);
+  for (const count of [1, 2]) {
+    const before = deviceStats(dsa);
+    const dst = new Uint8Array(65536);
+    injectFault(dsa, 10_000, { count });
+    await dsa.memcpy(dst, src);
+    assert.deepEqual(dst, src, `count ${count}`);
+    const after = deviceStats(dsa);
+    assert.equal(after.partialCompletions - before.partialCompletions, count);
+    assert.equal(after.pagesTouched - before.pagesTouched, 1);
+    assert.equal(after.resubmissions - before.resubmissions, 1);
+    assert.equal(after.cpuFallbacks - before.cpuFallbacks, count - 1);
+  }
+  // an overlapping memmove upward: the device copies top-down, so the
+  // fault leaves the top done and only what lies below is redone
+  const buf = new Uint8Array(70000).map((_, i) => i & 255);
+  const ref = buf.slice();
+  ref.copyWithin(1000, 0, 60000);
+  injectFault(dsa, 5000, { count: 2 });
+  await dsa.memmove(buf.subarray(1000, 61000), buf.subarray(0, 60000));
+  assert.deepEqual(buf, ref);
+});
+
+test("ap_dev_touch touches only inside the operation's own buffers", () => {
+  using mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
+  const dev = threadMoverDevice(mover);
+  const h = dev.handle("test");
+  const dst = new Uint8Array(16384);
+  const other = new Uint8Array(16384);
+  const rec = dev.acquireRecord({});
+  injectFault(mover, 5000);
+  const fill = (r: number) =>
+    native.ap_dev_submit(
+      h,
+      r,
+      format.DsaOpcode.MEMFILL,
+      0,
+      dst,
+      dst.byteLength,
+      0,
+      dst,
+      dst.byteLength,
+      0,
+      dst.byteLength,
+      7,
+    );
+  assert.equal(fill(rec), 0);
+  assert.equal(waitRecord(dev, rec), 0x83);
+  assert.equal(
+    native.ap_dev_touch(h, rec, other, other.byteLength, null, 0),
+    0,
+  );
+  assert.equal(
+    native.ap_dev_touch(h, rec, null, 0, other, other.byteLength),
+    0,
+  );
+  assert.equal(native.ap_dev_touch(h, rec, dst, dst.byteLength, null, 0), 1);
+  const ok = dev.acquireRecord({});
+  assert.equal(fill(ok), 0);
+  assert.equal(waitRecord(dev, ok), format.DsaStatus.SUCCESS);
+  assert.equal(
+    native.ap_dev_touch(h, ok, dst, dst.byteLength, null, 0),
+    ShimCode.INVALID_ARG,
+  );
+});
+
+test("a failed batch member fails the batch, naming the member's status", async () => {
+  using dsa = openTestPortal({ engines: 1 });
+  const dst = new Uint8Array(4 * 8192);
+  const entries = [0, 1, 2, 3].map((i) => ({
+    op: "memset" as const,
+    dst: dst.subarray(i * 8192, (i + 1) * 8192),
+    value: i + 1,
+  }));
+  injectFault(dsa, 0, { status: format.DsaStatus.HW_ERR1 });
+  await assert.rejects(
+    async () => await dsa.batch(entries),
+    (e: unknown) =>
+      e instanceof PmemError && e.op === "memset" && e.errno === 5 &&
+      /DsaMover completed with status 0x20 \(HW_ERR1\)/.test(e.message),
+  );
+  assert.equal(dst[8192], 2); // the other members ran
+  assert.equal(portalCounters(dsa).sent, 1); // one BATCH descriptor
+  await dsa.batch(entries);
+  assert.equal(dst[0], 1);
+});
+
+test("a full dedicated WQ: credits hold submissions back, nothing is dropped", async () => {
+  using dsa = openTestPortal({ mode: "dedicated", queueSize: 2, engines: 1 });
+  const dsts = Array.from({ length: 40 }, () => new Uint8Array(256 << 10));
+  await settles(all(dsts.map((d, i) => dsa.memset(d, i))), 20_000);
+  dsts.forEach((d, i) => assert.equal(d[(256 << 10) - 1], i));
+  const c = portalCounters(dsa);
+  assert.ok(c.creditWaits > 0, "the credits never ran out");
+  assert.equal(c.drops, 0);
+  assert.equal(c.sent, 40);
+});
+
+test("a shared WQ's busy answers are retried, then the CPU finishes", async () => {
+  using dsa = openTestPortal({ mode: "shared", engines: 1 });
+  const dst = new Uint8Array(32768);
+  // fewer than the shim's immediate retries: the device does it
+  injectBusy(dsa, 3);
+  await dsa.memset(dst, 1);
+  let s = deviceStats(dsa);
+  assert.equal(s.busyAnswers, 0);
+  assert.equal(s.cpuFallbacks, 0);
+  assert.equal(portalCounters(dsa).retries, 3);
+  // more than one answer's worth: retried from the event loop
+  injectBusy(dsa, 8);
+  await dsa.memset(dst, 2);
+  s = deviceStats(dsa);
+  assert.equal(s.busyAnswers, 1);
+  assert.equal(s.cpuFallbacks, 0);
+  assert.equal(portalCounters(dsa).sent, 2);
+  // a WQ others keep full: given up after 16 answers, done on the CPU
+  injectBusy(dsa, 1_000_000);
+  await dsa.memset(dst, 3);
+  await dsa.batch([
+    { op: "memset", dst: dst.subarray(0, 8192), value: 4 },
+    { op: "memset", dst: dst.subarray(8192), value: 5 },
+  ]);
+  s = deviceStats(dsa);
+  assert.equal(s.busyAnswers, 1 + 16 + 16);
+  assert.equal(s.cpuFallbacks, 2);
+  assert.equal(portalCounters(dsa).sent, 2);
+  assert.deepEqual([dst[0], dst[8191], dst[8192], dst[32767]], [4, 4, 5, 5]);
+  injectBusy(dsa, 0);
+  assert.throws(() => injectBusy(openTestPortal(), 1), NotSupportedError);
+});
+
+test("the write(2) path sends no BATCH and runs everything else", async () => {
+  using dsa = openTestPortal({ mode: "write" });
+  assert.equal(dsa.info.maxBatch, 0);
+  assert.equal(dsa.info.portalMapped, false);
+  const src = new Uint8Array(6 * 8192).map((_, i) => (i * 3) & 255);
+  const dst = new Uint8Array(src.length);
+  await dsa.batch([0, 1, 2, 3, 4, 5].map((i) => ({
+    op: "memcpy" as const,
+    dst: dst.subarray(i * 8192, (i + 1) * 8192),
+    src: src.subarray(i * 8192, (i + 1) * 8192),
+  })));
+  assert.deepEqual(dst, src);
+  assert.equal(portalCounters(dsa).sent, 6); // six descriptors, no BATCH
+});
+
+test("durable copies into a page-granularity mapping are persisted on the CPU after a DSA WQ", async () => {
+  for (
+    const [name, make] of [
+      ["dsa", () => openTestPortal()],
+      ["threads", () => new ThreadMover({ threads: 1, inlineThreshold: 0 })],
+    ] as const
+  ) {
+    using mover = make();
+    using map = mapFile(tempPath(), { size: 1 << 20, mover });
+    assert.equal(map.granularity, "page");
+    const data = new Uint8Array(100_000).fill(9);
+    await map.memcpyAsync(0, data);
+    await mover.memset(map.view(200_000, 8192), 1, VdmFlags.DURABLE);
+    const persists = deviceStats(mover).cpuPersists;
+    // a WQ cannot msync; the software device's engines do it themselves
+    assert.equal(persists, name === "dsa" ? 2 : 0, name);
+    assert.equal(map.view(99_999, 1)[0], 9);
+  }
+});
+
+test("a completion on a DSA WQ wakes a sleeper at once (async and blocking)", async () => {
+  // as the ThreadMover's: a 3 s sleep that times out was not woken by the
+  // completion that should have woken it, and says so
+  using dsa = openTestPortal({ engines: 1, maxTransfer: 8 << 20 });
+  const dev = dsaMoverDevice(dsa);
+  const src = new Uint8Array(8 << 20).fill(1);
+  const dst = new Uint8Array(8 << 20);
+  for (let i = 0; i < 20; i++) {
+    const f = dsa.memcpy(dst, src);
+    f.poll();
+    for (;;) {
+      const seq = dev.sequence();
+      if (f.poll() === "complete") break;
+      const woken = i % 2 === 0
+        ? await dev.sleep(seq, 3000, 1)
+        : dev.block(seq, 3000, 1);
+      assert.equal(woken, true, `op ${i}: a sleep timed out`);
+    }
+  }
+  assert.equal(deviceStats(dsa).lostWakeups, 0);
+});
+
+test("examples/dsa_mover.ts falls back here and copies durably", () => {
+  const r = runScript(
+    `await import("@root/examples/dsa_mover.ts");`,
+  );
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(
+    r.stdout,
+    driver ? /mover: / : /mover: threads \(no DSA: the idxd driver/,
+  );
+  assert.match(r.stdout, /copied 4096 bytes durably/);
+});
