@@ -11,6 +11,7 @@
  * engines dev_exec.c, waiting for completions dev_wait.c.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -126,10 +127,27 @@ ap_dev_alloc(struct ap_dev **out, uint32_t wq_size, uint32_t nrec,
 	return 0;
 }
 
+/*
+ * ap_pin_self -- keep this library mapped for the life of the process once
+ * it runs threads: a runtime may unload the libraries of a finished module
+ * (deno test drops each test file's), and a device left open would then
+ * run its engines or watcher on unmapped code
+ */
+void
+ap_pin_self(void)
+{
+	static _Atomic int pinned;
+	Dl_info info;
+	if (atomic_exchange(&pinned, 1) == 0 &&
+			dladdr((void *)ap_pin_self, &info) && info.dli_fname)
+		dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 /* ap_dev_start -- start a software device's engines */
 int
 ap_dev_start(struct ap_dev *d)
 {
+	ap_pin_self();
 	for (uint32_t i = 0; i < d->nthreads; i++) {
 		struct ap_worker *w = &d->workers[i];
 		w->dev = d;

@@ -159,6 +159,7 @@ int ap_dev_alloc(struct ap_dev **out, uint32_t wq_size, uint32_t nrec,
 	uint32_t nbatch, size_t max_xfer, uint32_t nthreads);
 void ap_dev_free(struct ap_dev *d);
 int ap_dev_start(struct ap_dev *d);
+void ap_pin_self(void);
 
 /* dev_ring.c */
 long ap_futex(_Atomic uint32_t *w, int op, uint32_t val,

@@ -197,6 +197,7 @@ int
 ap_watch_start(struct ap_dev *d)
 {
 	struct ap_portal *p = d->portal;
+	ap_pin_self();
 	int rc = pthread_create(&p->watcher, NULL, ap_watch_main, d);
 	if (rc)
 		return ap_fail(-rc, "cannot start the completion watcher");

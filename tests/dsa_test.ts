@@ -562,7 +562,8 @@ test("a shared WQ's busy answers are retried, then the CPU finishes", async () =
   assert.equal(portalCounters(dsa).sent, 2);
   assert.deepEqual([dst[0], dst[8191], dst[8192], dst[32767]], [4, 4, 5, 5]);
   injectBusy(dsa, 0);
-  assert.throws(() => injectBusy(openTestPortal(), 1), NotSupportedError);
+  using dedicated = openTestPortal({ mode: "dedicated" });
+  assert.throws(() => injectBusy(dedicated, 1), NotSupportedError);
 });
 
 test("the write(2) path sends no BATCH and runs everything else", async () => {
