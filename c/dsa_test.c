@@ -122,9 +122,17 @@ ap_tport_drain(struct ap_dev *t)
 					memory_order_acquire) == 0)
 				continue;
 			memcpy(&h, slot, sizeof(h));
+			/* a shared WQ accepted it (its ENQCMD counted the room):
+			 * when the ring is briefly full -- an engine has taken
+			 * a slot but not yet released it -- it waits here */
+			if (tp->kind == AP_SUBMIT_SWQ && ap_enqueue(t, &h) != 0)
+				break;
 			atomic_store_explicit(ap_word0(slot), 0,
 				memory_order_release);
-			ap_accept(t, &h);
+			if (tp->kind == AP_SUBMIT_SWQ)
+				atomic_fetch_add(&tp->taken, 1);
+			else
+				ap_accept(t, &h);
 		}
 	} else {
 		while (recv(tp->sock[1], &h, sizeof(h), MSG_DONTWAIT) ==
