@@ -135,8 +135,11 @@ ap_build(struct ap_dev *d, struct dsa_hw_desc *h, uint32_t rec,
 	}
 	if (d->portal != NULL && refs->dst != NULL && (opcode ==
 			DSA_OPCODE_CFLUSH || (flags & IDXD_OP_FLAG_DRDBK)) &&
-			ap_region_map(refs->dst)->granularity == AP_GRAN_PAGE)
+			ap_region_map(refs->dst)->granularity == AP_GRAN_PAGE) {
+		/* the caller msyncs afterwards: a readback buys nothing */
+		h->flags &= ~IDXD_OP_FLAG_DRDBK;
 		persist = 1;
+	}
 	return persist;
 }
 

@@ -25,6 +25,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/futex.h>
+#include <sys/prctl.h>
 #include <time.h>
 #if defined(__x86_64__)
 #include <x86intrin.h>
@@ -159,6 +160,9 @@ ap_watch_main(void *arg)
 	struct ap_dev *d = arg;
 	struct ap_portal *p = d->portal;
 	uint32_t idle = 0, quiet = 0;
+	/* its sleeps are microseconds: the default 50 us timer slack would
+	 * stretch each to the slack, and a completion's notice with it */
+	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	for (;;) {
 		if (ap_reap(d, 1)) {
 			idle = 0;
