@@ -95,10 +95,11 @@ function option(value: unknown, fallback: number, name: string): number {
 }
 
 /**
- * A data mover over an Intel DSA work queue (`@experimental`: written to
- * the specification and exercised through a test portal; see the
- * README's "DSA hardware" for what is unverified without the hardware).
+ * A data mover over an Intel DSA work queue: written to the specification
+ * and exercised through test portals and a fixture sysfs tree; see the
+ * README's "DSA hardware" for what is unverified without the hardware.
  *
+ * @experimental
  * @example Usage
  * ```ts
  * import { DsaMover } from "@asyncpmem/asyncpmem/mover";
