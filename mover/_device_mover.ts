@@ -12,7 +12,8 @@ import { all, map } from "../future/combinators.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import { BaseMover } from "./_base.ts";
 import type { CompletionDevice, DeviceInfo } from "./_device.ts";
-import { DeviceBatch, DeviceOp } from "./_device_op.ts";
+import { DeviceBatch } from "./_device_batch.ts";
+import { DeviceOp } from "./_device_op.ts";
 import { CpuOp } from "./cpu.ts";
 import type { CheckedOp } from "./vdm.ts";
 
