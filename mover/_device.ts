@@ -22,6 +22,16 @@ import {
 import type { WakeSource } from "../future/future.ts";
 import { DsaRecord } from "./dsa_format.ts";
 
+let sendGathered: ((dev: CompletionDevice) => void) | undefined;
+
+/**
+ * Install what sends the operations a device gathered during a sweep
+ * (`DeviceOp`'s, which imports this module). Internal.
+ */
+export function setGatherSender(fn: (dev: CompletionDevice) => void): void {
+  sendGathered = fn;
+}
+
 /** Records sit on a 64-byte stride (no false sharing between records). */
 export const RECORD_STRIDE = 64;
 const CONTROL_SIZE = 64;
@@ -92,6 +102,8 @@ export interface DeviceStats {
   busyAnswers: number;
   /** Destinations persisted on the CPU after the device wrote them. */
   cpuPersists: number;
+  /** BATCH descriptors made of operations polled in one executor sweep. */
+  sweepBatches: number;
 }
 
 /** A descriptor-executing device with a completion-record arena. */
@@ -121,9 +133,19 @@ export class CompletionDevice implements WakeSource {
     pagesTouched: 0,
     busyAnswers: 0,
     cpuPersists: 0,
+    sweepBatches: 0,
   };
   readonly info: DeviceInfo;
   readonly name: string;
+  /**
+   * Whether operations polled in one executor sweep go out as one BATCH:
+   * a DSA WQ that takes BATCH, where one submission (an ENQCMD, a
+   * MOVDIR64B) then carries many. The software device's engines run
+   * separate descriptors in parallel instead, so it does not gather.
+   */
+  readonly gathers: boolean;
+  /** Operations gathered in the current sweep (see `DeviceOp`). */
+  gathered: object[] = [];
 
   /**
    * @param name for messages ("ThreadMover")
@@ -151,6 +173,8 @@ export class CompletionDevice implements WakeSource {
       portalMapped: out[11] !== 0,
     };
     this.#listsAddress = out[8];
+    this.gathers = this.info.submission !== "ring" && this.info.maxBatch >= 2 &&
+      this.info.batchLists > 0 && this.info.records >= 3;
     const bytes = this.info.records * RECORD_STRIDE;
     const arena = backend.view(
       native.ap_dev_records(this.#handle)!,
@@ -241,6 +265,11 @@ export class CompletionDevice implements WakeSource {
       rec * RECORD_STRIDE + DsaRecord.BYTES_COMPLETED,
       true,
     );
+  }
+
+  /** The executor's sweep is over: send what was gathered during it. */
+  sweepEnded(): void {
+    if (this.gathered.length !== 0) sendGathered?.(this);
   }
 
   /** The completion sequence (bumped after every published record). */
@@ -350,6 +379,7 @@ export class CompletionDevice implements WakeSource {
     const h = this.#handle;
     if (h === null) return;
     this.#handle = null;
+    this.gathered = [];
     native.ap_dev_stop(h); // every accepted descriptor done, workers joined
     const arena = this.#records.buffer as ArrayBuffer;
     const copy = this.#records.slice();

@@ -22,11 +22,11 @@ import {
   descriptorFlags,
   FULL,
   lostError,
-  OPCODES,
   persistOnCpu,
   pin,
   SENT,
   sent,
+  setMember,
   statusError,
 } from "./_device_submit.ts";
 import { DSA_STATUS_MASK, DsaStatus } from "./dsa_format.ts";
@@ -104,22 +104,13 @@ export class DeviceBatch extends Future<void> {
         this.#release();
         throw e;
       }
-      const src = op.src ?? op.dst;
-      const rc = native.ap_dev_batch_set(
-        h,
+      const rc = setMember(
+        dev,
         this.#list,
         i,
         this.#recs[i],
-        OPCODES[op.op],
+        op,
         descriptorFlags(op),
-        op.dst,
-        op.dst.byteLength,
-        op.dstOffset,
-        src,
-        src.byteLength,
-        op.src === undefined ? op.dstOffset : 0,
-        op.length,
-        op.value,
       );
       if (rc < 0) {
         const err = nativeError(rc, op.op);

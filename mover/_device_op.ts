@@ -3,12 +3,15 @@
  * {@linkcode DeviceOp}: one operation on a {@linkcode CompletionDevice},
  * split at the device's maximum transfer size, with partial completions
  * resubmitted. The same future drives the software device and a DSA work
- * queue: it sees only records.
+ * queue: it sees only records. On a WQ that takes BATCH, the operations
+ * polled in one executor sweep go out together as one BATCH descriptor.
  *
  * @module
  */
 import { ClosedError } from "../errors/mod.ts";
 import { native, nativeError } from "../ffi/lib.ts";
+import { fromStep } from "../future/combinators.ts";
+import { adopt } from "../future/executor.ts";
 import {
   Future,
   type FutureOptions,
@@ -17,12 +20,13 @@ import {
   type PollContext,
   type Step,
 } from "../future/future.ts";
-import { executeOnCpu } from "./cpu.ts";
-import type { CompletionDevice } from "./_device.ts";
+import { assertAttached, executeOnCpu } from "./cpu.ts";
+import { type CompletionDevice, setGatherSender } from "./_device.ts";
 import {
   BUSY,
   BUSY_LIMIT,
   descriptorFlags,
+  EAGAIN,
   GEN_CAP_OVERLAP,
   lostError,
   MAX_RESUBMITS,
@@ -31,11 +35,43 @@ import {
   SENT,
   type Sent,
   sent,
+  setMember,
   statusError,
   submit,
 } from "./_device_submit.ts";
 import { DSA_STATUS_MASK, DsaStatus } from "./dsa_format.ts";
 import type { CheckedOp } from "./vdm.ts";
+
+/** Not gathered (yet): submits itself. */
+const ALONE = 0;
+/** Waiting in its device's list for the sweep's batch. */
+const GATHERED = 1;
+/** Was gathered; whatever came of it, from now on it submits itself. */
+const GATHERED_ONCE = 2;
+
+/**
+ * The BATCH descriptor that carried the operations of one sweep: its
+ * record (the members' own records are theirs) and list, given back once
+ * every member saw the batch complete.
+ */
+class SweepBatch {
+  rec = -1;
+  pending = 0;
+  #observed = false;
+  constructor(readonly list: number) {}
+
+  /** A member saw the batch's record written (or settled without it). */
+  memberDone(dev: CompletionDevice): void {
+    if (!this.#observed) {
+      this.#observed = true;
+      dev.observed(); // the batch was the submission the device counted
+    }
+    if (--this.pending === 0) {
+      dev.releaseRecord(this.rec);
+      dev.releaseList(this.list);
+    }
+  }
+}
 
 /**
  * One operation on a device. Large transfers go in chunks of the device's
@@ -56,6 +92,9 @@ export class DeviceOp extends Future<void> {
   #resubmits = 0;
   #needSubmit = false;
   #busy = 0;
+  #gathering = ALONE;
+  /** The sweep's BATCH this operation went out in, until it completed. */
+  #sweep: SweepBatch | null = null;
   /** The destination needs a CPU persist once the device wrote it. */
   persist = false;
 
@@ -166,6 +205,22 @@ export class DeviceOp extends Future<void> {
         this.#next = this.#descending ? op.length : 0;
       }
       ctx.waitOn(dev);
+      if (
+        ctx.sweeping === true && this.#gathering === ALONE && dev.gathers &&
+        op.length <= dev.info.maxTransfer
+      ) {
+        // wait for the rest of this sweep: at its end the device sends
+        // every operation gathered in it (sweepEnded), and this one is
+        // polled again right after
+        this.#gathering = GATHERED;
+        dev.gathered.push(this);
+        ctx.pollSoon?.();
+        return NOT_STARTED;
+      }
+      if (this.#gathering === GATHERED) {
+        DeviceOp.#sendGathered(dev);
+        if (this.#sweep !== null) return PENDING;
+      }
       const rec = dev.acquireRecord(this);
       if (rec < 0) return NOT_STARTED;
       this.#rec = rec;
@@ -182,19 +237,44 @@ export class DeviceOp extends Future<void> {
       return PENDING;
     }
     ctx.waitOn(dev);
+    const sweep = this.#sweep;
+    if (sweep !== null) {
+      // a member's record is written before its batch's: wait for both
+      if (dev.status(sweep.rec) === 0) {
+        if (dev.closed) throw lostError(op.op, dev.name);
+        return PENDING;
+      }
+      this.#sweep = null;
+      sweep.memberDone(dev);
+      // not executed (the batch refused, its list unreadable): alone now
+      if (dev.status(this.#rec) === 0) return this.#resubmitChunk(ctx);
+      return this.#completed(ctx, false);
+    }
     if (this.#needSubmit) {
       if (dev.closed) throw new ClosedError(dev.name, op.op);
       if (this.#submit(ctx) === SENT) this.#needSubmit = false;
       else if (this.#givenUp) return this.#done(true);
       return PENDING;
     }
-    const rec = this.#rec;
-    const status = dev.status(rec);
-    if (status === 0) {
+    if (dev.status(this.#rec) === 0) {
       if (dev.closed) throw lostError(op.op, dev.name);
       return PENDING;
     }
-    dev.observed();
+    return this.#completed(ctx, true);
+  }
+
+  /**
+   * The current chunk's record is written: go on with the next chunk,
+   * resubmit a partial completion's remainder, or fail with the status.
+   * `observe`: the record was this operation's own submission (not a
+   * member of a sweep's batch, which its batch counts).
+   */
+  #completed(ctx: PollContext, observe: boolean): Step<void> {
+    const dev = this.#dev;
+    const op = this.#op;
+    const rec = this.#rec;
+    const status = dev.status(rec);
+    if (observe) dev.observed();
     const code = status & DSA_STATUS_MASK;
     if (code === DsaStatus.PAGE_FAULT_NOBOF) {
       dev.stats.partialCompletions++;
@@ -260,7 +340,102 @@ export class DeviceOp extends Future<void> {
     return PENDING;
   }
 
+  /**
+   * Send the operations gathered in this sweep as BATCH descriptors of up
+   * to maxBatch members (a record each, and one for the batch); whatever
+   * cannot go in one (no list or records left, a member refused by the
+   * builder, a refused BATCH, a lone operation) submits itself.
+   */
+  static #sendGathered(dev: CompletionDevice): void {
+    const gathered = dev.gathered as DeviceOp[];
+    dev.gathered = [];
+    const ops = gathered.filter((o) => o.#gathering === GATHERED && !o.done);
+    for (const o of ops) o.#gathering = GATHERED_ONCE;
+    if (dev.closed) return;
+    const max = Math.min(dev.info.maxBatch, dev.info.records - 1);
+    for (let i = 0; i + 1 < ops.length; i += max) {
+      DeviceOp.#sendBatch(dev, ops.slice(i, i + max));
+    }
+  }
+
+  /** One BATCH over `ops` (each one descriptor long), or nothing. */
+  static #sendBatch(dev: CompletionDevice, ops: DeviceOp[]): void {
+    const list = dev.acquireList();
+    if (list < 0) return;
+    const sweep = new SweepBatch(list);
+    sweep.rec = dev.acquireRecord(sweep);
+    const members: DeviceOp[] = [];
+    for (const o of ops) {
+      if (sweep.rec < 0) break;
+      const rec = dev.acquireRecord(o);
+      if (rec < 0) break;
+      let rc: number;
+      try {
+        assertAttached(o.#op, o.#op.length);
+        rc = setMember(dev, list, members.length, rec, o.#op, o.#flags);
+      } catch {
+        rc = -1; // it fails on its own path, with its own error
+      }
+      if (rc < 0) {
+        dev.releaseRecord(rec);
+        continue;
+      }
+      o.#rec = rec;
+      o.#planNext();
+      o.persist = rc === 1;
+      members.push(o);
+    }
+    const h = dev.handle("batch");
+    // refused (a full or busy WQ, any error): the members go alone, and
+    // meet whatever it was on their own
+    if (
+      members.length < 2 ||
+      native.ap_dev_batch_submit(h, sweep.rec, list, members.length) !== 0
+    ) {
+      for (const o of members) {
+        native.ap_dev_release(h, o.#rec); // its mapping references
+        dev.releaseRecord(o.#rec);
+        o.#rec = -1;
+        o.#next = 0;
+        o.persist = false;
+      }
+      if (sweep.rec >= 0) dev.releaseRecord(sweep.rec);
+      dev.releaseList(list);
+      return;
+    }
+    dev.submitted();
+    dev.stats.sweepBatches++;
+    sweep.pending = members.length;
+    for (const o of members) o.#sweep = sweep;
+  }
+
+  static {
+    setGatherSender((dev) => DeviceOp.#sendGathered(dev));
+  }
+
   protected override settle(): void {
+    const sweep = this.#sweep;
+    if (sweep !== null) {
+      // settled while its batch may still run (an abort between the
+      // sweep's end and its next poll): the record is the device's until
+      // the batch completes, so a small adopted future gives it back then
+      this.#sweep = null;
+      const dev = this.#dev;
+      const rec = this.#rec;
+      this.#rec = -1;
+      const release = () => {
+        sweep.memberDone(dev);
+        dev.releaseRecord(rec);
+      };
+      if (dev.closed || dev.status(sweep.rec) !== 0) release();
+      else {
+        adopt(fromStep((ctx) => {
+          ctx.waitOn(dev);
+          if (!dev.closed && dev.status(sweep.rec) === 0) return PENDING;
+          release();
+        }));
+      }
+    }
     if (this.#rec >= 0) {
       this.#dev.releaseRecord(this.#rec);
       this.#rec = -1;

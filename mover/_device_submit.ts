@@ -173,3 +173,34 @@ export function submit(
     op.value,
   );
 }
+
+/**
+ * Write `op` (all of it) as member `idx` of batch list `list`, completing
+ * into `rec`; the return code of `ap_dev_batch_set` (1: persist after).
+ */
+export function setMember(
+  dev: CompletionDevice,
+  list: number,
+  idx: number,
+  rec: number,
+  op: CheckedOp,
+  flags: number,
+): number {
+  const src = op.src ?? op.dst;
+  return native.ap_dev_batch_set(
+    dev.handle("batch"),
+    list,
+    idx,
+    rec,
+    OPCODES[op.op],
+    flags,
+    op.dst,
+    op.dst.byteLength,
+    op.dstOffset,
+    src,
+    src.byteLength,
+    op.src === undefined ? op.dstOffset : 0,
+    op.length,
+    op.value,
+  );
+}

@@ -522,7 +522,13 @@ test("a failed batch member fails the batch, naming the member's status", async 
 });
 
 test("a full dedicated WQ: credits hold submissions back, nothing is dropped", async () => {
-  using dsa = openTestPortal({ mode: "dedicated", queueSize: 2, engines: 1 });
+  // no BATCH, so that every copy is a descriptor of its own
+  using dsa = openTestPortal({
+    mode: "dedicated",
+    queueSize: 2,
+    engines: 1,
+    maxBatch: 0,
+  });
   const dsts = Array.from({ length: 40 }, () => new Uint8Array(256 << 10));
   await settles(all(dsts.map((d, i) => dsa.memset(d, i))), 20_000);
   dsts.forEach((d, i) => assert.equal(d[(256 << 10) - 1], i));
@@ -633,4 +639,68 @@ test("examples/dsa_mover.ts falls back here and copies durably", () => {
     driver ? /mover: / : /mover: threads \(no DSA: the idxd driver/,
   );
   assert.match(r.stdout, /copied 4096 bytes durably/);
+});
+
+test("operations polled in one sweep go out as one BATCH where the WQ takes it", async () => {
+  const src = new Uint8Array(8 * 8192).map((_, i) => (i * 13) & 255);
+  const copies = (mover: DsaMover | ThreadMover) => {
+    const dst = new Uint8Array(src.length);
+    const fs = [0, 1, 2, 3, 4, 5, 6, 7].map((i) =>
+      mover.memcpy(
+        dst.subarray(i * 8192, (i + 1) * 8192),
+        src.subarray(i * 8192, (i + 1) * 8192),
+      )
+    );
+    return { dst, fs };
+  };
+  {
+    using dsa = openTestPortal({ engines: 1 });
+    const { dst, fs } = copies(dsa);
+    await all(fs); // one sweep polls all eight
+    assert.deepEqual(dst, src);
+    assert.equal(portalCounters(dsa).sent, 1);
+    assert.equal(deviceStats(dsa).sweepBatches, 1);
+    // polled by hand (no sweep), an operation starts at once, alone
+    const one = copies(dsa);
+    assert.equal(one.fs[0].poll(), "running");
+    assert.equal(portalCounters(dsa).sent, 2);
+    await all(one.fs);
+    assert.deepEqual(one.dst, src);
+    // a member that faults is resubmitted alone; a failing one fails
+    // alone, the others complete
+    injectFault(dsa, 1000, { count: 1 });
+    const faulted = copies(dsa);
+    await all(faulted.fs);
+    assert.deepEqual(faulted.dst, src);
+    const s = deviceStats(dsa);
+    assert.equal(s.partialCompletions, 1);
+    assert.equal(s.resubmissions, 1);
+    injectFault(dsa, 0, { status: format.DsaStatus.HW_ERR1 });
+    const failing = copies(dsa);
+    const outcomes = await Promise.allSettled(
+      failing.fs.map(async (f) => await f),
+    );
+    assert.equal(outcomes.filter((o) => o.status === "rejected").length, 1);
+    assert.match(
+      String(
+        (outcomes.find((o) => o.status === "rejected") as {
+          reason: Error;
+        }).reason.message,
+      ),
+      /0x20 \(HW_ERR1\)/,
+    );
+  }
+  // no BATCH on write(2), and the software device never gathers
+  for (
+    const mover of [
+      openTestPortal({ mode: "write" }),
+      new ThreadMover({ threads: 1, inlineThreshold: 0 }),
+    ]
+  ) {
+    using m = mover;
+    const { dst, fs } = copies(m);
+    await all(fs);
+    assert.deepEqual(dst, src);
+    assert.equal(deviceStats(m).sweepBatches, 0);
+  }
 });
