@@ -26,7 +26,6 @@ import {
   BUSY,
   BUSY_LIMIT,
   descriptorFlags,
-  EAGAIN,
   GEN_CAP_OVERLAP,
   lostError,
   MAX_RESUBMITS,
