@@ -65,6 +65,8 @@ export {
   type CheckedOp,
   CpuMover,
   type DeviceInfo,
+  DsaMover,
+  type DsaMoverOptions,
   ThreadMover,
   type ThreadMoverOptions,
   type Vdm,

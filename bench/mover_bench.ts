@@ -8,10 +8,13 @@
  *
  * Movers, each measured in a process of its own (this file run again):
  * `cpu` ({@linkcode CpuMover}), `threads` ({@linkcode ThreadMover} with
- * default options: operations under 256 KiB run inline) and
+ * default options: operations under 256 KiB run inline),
  * `threads-offload` (`inlineThreshold: 0`: every operation goes to the
- * workers). Sizes n are 64 B, 4 KiB, 64 KiB and 1 MiB. Cases, each per
- * mover:
+ * workers) and `dsa-portal (software)`: the DSA mover's hardware path
+ * (descriptors built for a dedicated WQ, MOVDIR64B, credits, the watcher
+ * thread) on a test portal, the SOFTWARE device behind it -- what the
+ * path costs on top of the software device, not DSA's speed. Sizes n are
+ * 64 B, 4 KiB, 64 KiB and 1 MiB. Cases, each per mover:
  *
  * - `<mover> <n> x1`: build one `memcpy` on the next pair, `wait(f)`;
  *   C: `memcpy <n> x1`.
@@ -50,7 +53,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { all, type Future, wait, waitAll } from "../future/mod.ts";
-import { CpuMover, ThreadMover, type Vdm } from "../mover/mod.ts";
+import { CpuMover, DsaMover, ThreadMover, type Vdm } from "../mover/mod.ts";
+import { openTestPortal } from "../testing/mod.ts";
 import { RUNTIME } from "../ffi/_runtime.ts";
 import { mapFile, type Mapping, MemFlags } from "../pmem2/mod.ts";
 import {
@@ -64,6 +68,22 @@ import {
 } from "./lib.ts";
 
 const SUITE = "mover";
+
+/**
+ * The movers of this suite: the shared ones, the DSA path on a test
+ * portal, labelled as the software device it really measures (a WQ of
+ * 32 entries, every copy a descriptor, two engines as `threads-offload`
+ * on this machine), and -- where a usable WQ exists -- DSA hardware
+ * (`dsa`, every copy a descriptor).
+ */
+const BENCHED: Readonly<Record<string, () => Vdm>> = {
+  ...MOVERS,
+  "dsa-portal (software)": () =>
+    openTestPortal({ queueSize: 32, engines: 2, inlineThreshold: 0 }),
+  ...(DsaMover.available()
+    ? { dsa: () => DsaMover.open({ inlineThreshold: 0 }) }
+    : {}),
+};
 const PAIRS = 16;
 const MAX = 1 << 20;
 const KiB = 1024;
@@ -171,7 +191,7 @@ function modesOf(size: number): Mode[] {
  * size × mode, then the mapping cases.
  */
 async function moverCases(label: string, dir: string): Promise<void> {
-  using mover = MOVERS[label]();
+  using mover = BENCHED[label]();
   for (const [, size] of SIZES) verify(label, mover, size);
   if (mover instanceof CpuMover) {
     using map = mapFile(join(dir, "overhead.pool"), {
@@ -205,7 +225,7 @@ async function moverCases(label: string, dir: string): Promise<void> {
  */
 function suite(dir: string): void {
   const lines = new Map<string, string>();
-  for (const label of Object.keys(MOVERS)) {
+  for (const label of Object.keys(BENCHED)) {
     const child = spawnSync(
       process.execPath,
       [...SELF, "--mover", label, dir],
@@ -229,7 +249,7 @@ function suite(dir: string): void {
   ];
   for (const [sizeLabel, size] of SIZES) {
     for (const mode of modesOf(size)) {
-      for (const label of Object.keys(MOVERS)) {
+      for (const label of Object.keys(BENCHED)) {
         order.push(`${label} ${sizeLabel} ${mode}`);
       }
     }

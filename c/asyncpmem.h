@@ -17,6 +17,10 @@
  *   threads and writes 32-byte DSA completion records: all other fields first,
  *   the status byte last with release semantics. JavaScript polls the status
  *   bytes through a view of the record arena.
+ * - A DSA work queue is an ap_dev too (ap_dsa_open): the same records,
+ *   builder and functions; its descriptors go to the WQ's portal, and a
+ *   watcher thread notices their completions. libaccel-config is loaded
+ *   with dlopen (ap_dsa_list), never linked.
  * - Only the functions declared here (AP_API) are exported from the shared
  *   library; everything else is hidden.
  */
@@ -27,7 +31,7 @@
 
 #define AP_API __attribute__((visibility("default")))
 
-#define AP_ABI_VERSION 4
+#define AP_ABI_VERSION 5
 
 /* shim error codes (disjoint from -errno and PMEM2_E_*); errors/mod.ts
  * ShimCode mirrors them and a test checks the two agree */
@@ -203,7 +207,7 @@ AP_API int ap_file_unlock(int fd);
 #define AP_CTRL_SIZE 64
 
 #define AP_RECORD_STRIDE 64 /* records are 32-B DSA CRs on a 64-B stride */
-#define AP_DEV_INFO_FIELDS 9
+#define AP_DEV_INFO_FIELDS 12
 
 /*
  * ap_dev_new -- start a software DSA device with nthreads workers, a work
@@ -227,9 +231,12 @@ AP_API void ap_dev_delete(struct ap_dev **dev);
 AP_API void *ap_dev_records(struct ap_dev *dev);
 
 /*
- * ap_dev_info -- fill out[0..8] (cap >= AP_DEV_INFO_FIELDS): gen_cap,
- * max_xfer, max_batch, wq_size, nthreads, nrec, nbatch, op_cap word 0,
- * and the address of the batch list arena (for raw descriptors in tests)
+ * ap_dev_info -- fill out[0..11] (cap >= AP_DEV_INFO_FIELDS): gen_cap,
+ * max_xfer, max_batch (0: no BATCH), wq_size, engines, nrec, nbatch,
+ * op_cap word 0, the address of the batch list arena (for raw
+ * descriptors in tests), where descriptors go (0 the software device's
+ * ring, 1 MOVDIR64B to a dedicated WQ, 2 ENQCMD to a shared WQ, 3
+ * write(2)), whether it is a test portal, whether a portal is mapped
  */
 AP_API int ap_dev_info(struct ap_dev *dev, double *out, uint32_t cap);
 
@@ -238,8 +245,15 @@ AP_API int ap_dev_info(struct ap_dev *dev, double *out, uint32_t cap);
  * or DRAIN) completing into record rec and enqueue it. dst and src are
  * caller buffers of dst_len and src_len bytes that stay alive until the
  * record's status is non-zero; the operation covers len bytes from dst_off
- * (and src_off). For MEMFILL the pattern is the byte c repeated. Returns
- * -EAGAIN when the queue is full (retry later; nothing is held).
+ * (and src_off). For MEMFILL the pattern is the byte c repeated. Flags the
+ * device's GENCAP lacks (CC, DRDBK) are dropped. Returns 0, or 1 when the
+ * caller must persist the destination itself after completion (a DSA WQ
+ * writing into a page-granularity mapping, which only msync makes
+ * durable, or lacking DRDBK). Returns -EAGAIN when the queue is full (or a
+ * dedicated WQ has no credit left, or a shared WQ kept answering retry
+ * while descriptors of ours are in flight), -EBUSY when a shared WQ kept
+ * answering retry with none of ours in flight: retry later; nothing is
+ * held.
  */
 AP_API int ap_dev_submit(struct ap_dev *dev, uint32_t rec, uint32_t opcode,
 	uint32_t flags, void *dst, double dst_len, double dst_off,
@@ -263,6 +277,17 @@ AP_API int ap_dev_batch_submit(struct ap_dev *dev, uint32_t rec,
 
 /* ap_dev_release -- drop the references of a member never submitted */
 AP_API int ap_dev_release(struct ap_dev *dev, uint32_t rec);
+
+/*
+ * ap_dev_touch -- record rec completed with a page fault (0x03): touch the
+ * faulting page when it lies inside dst or src (the operation's buffers,
+ * of dst_len and src_len bytes; never anything else), so a resubmission
+ * of the remainder does not fault again -- a write fault with an atomic
+ * add of 0, a read fault with a read. Returns 1 when touched, 0 when the
+ * address lies in neither buffer (finish on the CPU instead).
+ */
+AP_API int ap_dev_touch(struct ap_dev *dev, uint32_t rec, void *dst,
+	double dst_len, const void *src, double src_len);
 
 /*
  * ap_dev_submit_raw -- enqueue a caller-built 64-byte descriptor (desc_len
@@ -296,7 +321,8 @@ AP_API int ap_dev_set_doorbell(struct ap_dev *dev, void (*fn)(void));
 /*
  * ap_dev_inject_fault -- test hook: the next count MEMMOVE/MEMFILL/CFLUSH
  * descriptors longer than at_byte stop after at_byte bytes with status
- * (e.g. 0x03 | 0x80 for a write fault). count 0 disarms.
+ * (e.g. 0x03 | 0x80 for a write fault). count 0 disarms. On a test
+ * portal the faults are injected into its software WQ.
  */
 AP_API int ap_dev_inject_fault(struct ap_dev *dev, double at_byte,
 	uint32_t status, uint32_t count);
@@ -341,5 +367,60 @@ AP_API void *ap_share_address(struct ap_share *s);
  * frees the block. Returns the number of opens left.
  */
 AP_API int ap_share_close(struct ap_share *s);
+
+/* ---- DSA hardware ---- */
+
+/* ap_dsa_open flags */
+#define AP_DSA_WRITE_ONLY (1u << 0) /* submit with write(2), never map */
+
+/*
+ * ap_dsa_list -- enumerate DSA devices and work queues with
+ * libaccel-config, loaded with dlopen from lib (NUL-terminated within
+ * lib_len; "" for libaccel-config.so.1). Writes a JSON document to out
+ * (NUL-terminated) when it fits in cap bytes, and returns its length (a
+ * length >= cap asks for a larger buffer). A missing library or driver,
+ * and zero devices, are answers in the document, not errors.
+ */
+AP_API int ap_dsa_list(const char *lib, double lib_len, char *out,
+	uint32_t cap);
+
+/*
+ * ap_dsa_open -- open the user WQ at path (its character device): map its
+ * portal and submit with MOVDIR64B (dedicated, shared == 0) or ENQCMD
+ * (shared), or -- when the portal cannot be mapped (CAP_SYS_RAWIO is
+ * needed since the CVE-2024-21823 fix), the CPU lacks the instruction, or
+ * flags ask for it -- with write(2) after a probe, and then without
+ * BATCH. wq_size, max_batch, max_xfer and gen_cap are the WQ's and its
+ * device's (from ap_dsa_list); engines is reported by ap_dev_info. The
+ * result is an ap_dev for every ap_dev_* function. An open that fails
+ * returns -errno with the reason (no permission, a dedicated WQ held by
+ * another process, no such WQ).
+ */
+AP_API int ap_dsa_open(struct ap_dev **out, const char *path,
+	double path_len, uint32_t shared, uint32_t wq_size, uint32_t max_batch,
+	double max_xfer, double gen_cap, uint32_t engines, uint32_t nrec,
+	uint32_t nbatch, uint32_t flags);
+
+/*
+ * ap_dsa_open_test -- a DSA WQ of kind 1 (dedicated: MOVDIR64B into a
+ * watched page), 2 (shared: an emulated ENQCMD into it) or 3 (write(2) to
+ * a socket), served by a software device with engines threads: the test
+ * portal that runs the hardware path without hardware. wq_size is a power
+ * of two in 2..32; max_batch 0 (no BATCH) or 2..32.
+ */
+AP_API int ap_dsa_open_test(struct ap_dev **out, uint32_t kind,
+	uint32_t wq_size, uint32_t max_batch, double max_xfer, uint32_t engines,
+	uint32_t nrec, uint32_t nbatch);
+
+/* ap_dsa_inject_busy -- a shared test portal answers retry count times */
+AP_API int ap_dsa_inject_busy(struct ap_dev *dev, uint32_t count);
+
+/*
+ * ap_dsa_counters -- a WQ's counters into out[0..7]: refusals for want of
+ * credit, retry answers, submissions given up as busy, descriptors a test
+ * portal dropped, descriptors sent, completions the watcher noticed,
+ * completions a submitter noticed first, watcher sleeps
+ */
+AP_API int ap_dsa_counters(struct ap_dev *dev, double *out, uint32_t cap);
 
 #endif

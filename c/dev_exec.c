@@ -12,6 +12,11 @@
  * dropped when it finishes, whether or not it ran: a member a batch
  * abandons, or a batch the device rejects, must not keep a mapping from
  * being unmapped.
+ *
+ * As a test portal's WQ (dsa_test.c), the engines also execute a client
+ * device's descriptors, whose records and lists lie in the client's
+ * arena: those they write as DSA hardware would -- the record only. The
+ * client holds the references and notices the completion itself.
  */
 #define _GNU_SOURCE
 #include <limits.h>
@@ -20,16 +25,27 @@
 #include <time.h>
 #include "device.h"
 
-/* ap_record -- the record at a completion address, or NULL if foreign */
+/*
+ * ap_record -- the record at a completion address: one of the device's
+ * own (its index in *idx), one of a test portal client's (*idx is
+ * AP_FOREIGN), or NULL for any other address (CRA_XLAT: hardware writes
+ * nothing there either)
+ */
 struct dsa_completion_record *
 ap_record(struct ap_dev *d, uint64_t addr, uint32_t *idx)
 {
 	uintptr_t base = (uintptr_t)d->records;
-	if (addr < base || addr >= base + (size_t)d->nrec * AP_RECORD_STRIDE ||
-			(addr - base) % AP_RECORD_STRIDE != 0)
-		return NULL;
-	*idx = (uint32_t)((addr - base) / AP_RECORD_STRIDE);
-	return (struct dsa_completion_record *)addr;
+	if (addr >= base && addr < base + (size_t)d->nrec * AP_RECORD_STRIDE &&
+			(addr - base) % AP_RECORD_STRIDE == 0) {
+		*idx = (uint32_t)((addr - base) / AP_RECORD_STRIDE);
+		return (struct dsa_completion_record *)(uintptr_t)addr;
+	}
+	if (d->tport != NULL && addr % 32 == 0 &&
+			ap_tport_owns(d, addr, 32)) {
+		*idx = AP_FOREIGN;
+		return (struct dsa_completion_record *)(uintptr_t)addr;
+	}
+	return NULL;
 }
 
 /* ap_release_refs -- drop a record's mapping references */
@@ -46,7 +62,8 @@ static struct ap_refs *
 ap_refs_of(struct ap_dev *d, const struct dsa_hw_desc *h)
 {
 	uint32_t idx;
-	if (ap_record(d, h->completion_addr, &idx) == NULL)
+	if (ap_record(d, h->completion_addr, &idx) == NULL ||
+			idx == AP_FOREIGN)
 		return NULL;
 	return &d->refs[idx];
 }
@@ -68,8 +85,9 @@ ap_abandon(struct ap_dev *d, const struct dsa_hw_desc *list, uint32_t from,
 
 /*
  * ap_list_in_arena -- a BATCH descriptor's member list when it lies in the
- * device's list arena (the only lists descriptors are built with), with
- * the member count clamped to it; NULL otherwise
+ * device's list arena (the only lists descriptors are built with), or a
+ * test portal client's, with the member count clamped to it; NULL
+ * otherwise
  */
 const struct dsa_hw_desc *
 ap_list_in_arena(struct ap_dev *d, const struct dsa_hw_desc *h, uint32_t *count)
@@ -77,6 +95,15 @@ ap_list_in_arena(struct ap_dev *d, const struct dsa_hw_desc *h, uint32_t *count)
 	uintptr_t a = (uintptr_t)h->desc_list_addr;
 	uintptr_t base = (uintptr_t)d->lists;
 	size_t n = (size_t)(d->nbatch ? d->nbatch : 1) * AP_MAX_BATCH;
+	if (d->tport != NULL && (a < base || a >= base + n * 64)) {
+		/* a client's list: the member count is clamped by the WQ */
+		uint32_t c = h->desc_count < AP_MAX_BATCH ? h->desc_count :
+			AP_MAX_BATCH;
+		if (a % 64 != 0 || !ap_tport_owns(d, a, (size_t)c * 64))
+			return NULL;
+		*count = c;
+		return (const struct dsa_hw_desc *)a;
+	}
 	if (a < base || a % 64 != 0 || a >= base + n * 64)
 		return NULL;
 	size_t room = (base + n * 64 - a) / 64;
@@ -230,7 +257,8 @@ ap_publish(struct ap_dev *d, const struct dsa_hw_desc *h,
 		&idx);
 	if (cr == NULL)
 		return; /* CRA_XLAT: hardware writes nothing either */
-	ap_release_refs(&d->refs[idx]);
+	if (idx != AP_FOREIGN)
+		ap_release_refs(&d->refs[idx]);
 	if (!(h->flags & IDXD_OP_FLAG_CRAV))
 		return;
 	if (!(h->flags & IDXD_OP_FLAG_RCR) && res->status == DSA_COMP_SUCCESS)
@@ -274,7 +302,7 @@ ap_validate(struct ap_dev *d, const struct dsa_hw_desc *h, int in_batch,
 		return 0;
 	}
 	if (h->opcode == DSA_OPCODE_BATCH) {
-		if (h->desc_count < 2 || h->desc_count > AP_MAX_BATCH) {
+		if (h->desc_count < 2 || h->desc_count > d->max_batch) {
 			res->status = DSA_COMP_DESC_CNT_ERANGE;
 			return 0;
 		}
@@ -294,8 +322,14 @@ static void
 ap_exec_batch(struct ap_dev *d, struct ap_worker *w,
 	const struct dsa_hw_desc *h, struct ap_result *res)
 {
-	const struct dsa_hw_desc *list =
-		(const struct dsa_hw_desc *)(uintptr_t)h->desc_list_addr;
+	uint32_t count;
+	const struct dsa_hw_desc *list = ap_list_in_arena(d, h, &count);
+	if (list == NULL || count < h->desc_count) {
+		/* a list it cannot read: what a fault on the list reports */
+		res->status = DSA_COMP_BATCH_PAGE_FAULT;
+		res->fault_addr = h->desc_list_addr;
+		return;
+	}
 	uint32_t done = 0;
 	int failed = 0;
 	for (uint32_t i = 0; i < h->desc_count; i++) {
@@ -365,8 +399,12 @@ ap_execute(struct ap_dev *d, struct ap_worker *w, const struct dsa_hw_desc *h,
 	}
 }
 
-/* ap_signal -- after a publication: bump the sequence, wake, ring */
-static void
+/*
+ * ap_signal -- after a publication: bump the sequence, wake, ring. The
+ * engines call it for their own records; a DSA WQ's watcher for each
+ * completion it notices.
+ */
+void
 ap_signal(struct ap_dev *d)
 {
 	uint32_t now = atomic_fetch_add_explicit(ap_ctrl(d, AP_CTRL_SEQ), 1,
@@ -395,6 +433,8 @@ ap_worker_main(void *arg)
 	struct dsa_hw_desc h;
 	unsigned idle = 0;
 	for (;;) {
+		if (d->tport != NULL)
+			ap_tport_drain(d); /* what a test portal's client sent */
 		if (ap_dequeue(d, w, &h)) {
 			idle = 0;
 			struct ap_result res = { .status = DSA_COMP_SUCCESS };
@@ -414,7 +454,8 @@ ap_worker_main(void *arg)
 		uint32_t v = atomic_load(&d->work);
 		uint64_t head = atomic_load(&d->head);
 		uint64_t tail = atomic_load(&d->tail);
-		if (head == tail && !atomic_load(&d->stopping)) {
+		if (head == tail && !atomic_load(&d->stopping) &&
+				(d->tport == NULL || ap_tport_idle(d))) {
 			struct timespec ts = { 0, 200 * 1000 * 1000 };
 			ap_futex(&d->work, FUTEX_WAIT_PRIVATE, v, &ts);
 		}

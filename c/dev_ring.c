@@ -28,16 +28,21 @@ ap_futex(_Atomic uint32_t *w, int op, uint32_t val, const struct timespec *ts)
 static void
 ap_store64(struct ap_dev *d, void *dst, const void *src)
 {
-#if defined(__x86_64__)
 	if (d->movdir64b) {
-		__asm__ volatile("sfence\n\tmovdir64b (%1), %0\n\tsfence"
-			:
-			: "r"(dst), "r"(src)
-			: "memory");
+		ap_movdir64b(dst, src); /* as a dedicated WQ's portal takes it */
+		ap_sfence();
 		return;
 	}
-#endif
 	memcpy(dst, src, 64);
+}
+
+/* ap_wake_engines -- new work is visible: wake a sleeping engine */
+void
+ap_wake_engines(struct ap_dev *d)
+{
+	atomic_fetch_add(&d->work, 1);
+	if (atomic_load(&d->sleepers) != 0)
+		ap_futex(&d->work, FUTEX_WAKE_PRIVATE, 1, NULL);
 }
 
 /* ap_enqueue -- reserve a slot and store the descriptor; -EAGAIN if full */
@@ -65,9 +70,7 @@ ap_enqueue(struct ap_dev *d, const struct dsa_hw_desc *desc)
 	}
 	ap_store64(d, &s->desc, desc);
 	atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
-	atomic_fetch_add(&d->work, 1);
-	if (atomic_load(&d->sleepers) != 0)
-		ap_futex(&d->work, FUTEX_WAKE_PRIVATE, 1, NULL);
+	ap_wake_engines(d);
 	return 0;
 }
 

@@ -65,6 +65,8 @@ export function buildShim(cDir: string, outDir: string): string {
     tmp,
     ...sources,
     "-lpmem2",
+    // dlopen of libaccel-config (in libc itself since glibc 2.34)
+    "-ldl",
   ];
   const r = spawnSync(cc, args, { encoding: "utf8" });
   if (r.error) {

@@ -26,13 +26,21 @@ export const LIBRARY_ENV = "ASYNCPMEM_LIB";
  * no directory listing); a test checks this is every file of `c/`.
  */
 export const REMOTE_SOURCES: readonly string[] = [
+  "accfg.h",
   "asyncpmem.h",
   "checksum.c",
   "cpu.c",
   "dev_exec.c",
   "dev_ring.c",
+  "dev_submit.c",
+  "dev_wait.c",
   "device.c",
   "device.h",
+  "dsa.h",
+  "dsa_discover.c",
+  "dsa_portal.c",
+  "dsa_test.c",
+  "dsa_watch.c",
   "error.c",
   "file.c",
   "internal.h",

@@ -259,6 +259,56 @@ export const SYMBOLS = {
   ap_share_address: { parameters: ["pointer"], result: "pointer" },
   // int ap_share_close(ap_share *s)
   ap_share_close: { parameters: ["pointer"], result: "i32" },
+
+  // ABI 4: DSA hardware
+
+  // int ap_dev_touch(ap_dev *dev, uint32_t rec, void *dst, double dst_len,
+  //                  const void *src, double src_len)
+  ap_dev_touch: {
+    parameters: ["pointer", "u32", "buffer", "f64", "buffer", "f64"],
+    result: "i32",
+  },
+  // int ap_dsa_list(const char *lib, double lib_len, char *out,
+  //                 uint32_t cap)
+  ap_dsa_list: {
+    parameters: ["buffer", "f64", "buffer", "u32"],
+    result: "i32",
+  },
+  // int ap_dsa_open(ap_dev **out, const char *path, double path_len,
+  //                 uint32_t shared, uint32_t wq_size, uint32_t max_batch,
+  //                 double max_xfer, double gen_cap, uint32_t engines,
+  //                 uint32_t nrec, uint32_t nbatch, uint32_t flags)
+  ap_dsa_open: {
+    parameters: [
+      "buffer",
+      "buffer",
+      "f64",
+      "u32",
+      "u32",
+      "u32",
+      "f64",
+      "f64",
+      "u32",
+      "u32",
+      "u32",
+      "u32",
+    ],
+    result: "i32",
+  },
+  // int ap_dsa_open_test(ap_dev **out, uint32_t kind, uint32_t wq_size,
+  //                      uint32_t max_batch, double max_xfer,
+  //                      uint32_t engines, uint32_t nrec, uint32_t nbatch)
+  ap_dsa_open_test: {
+    parameters: ["buffer", "u32", "u32", "u32", "f64", "u32", "u32", "u32"],
+    result: "i32",
+  },
+  // int ap_dsa_inject_busy(ap_dev *dev, uint32_t count)
+  ap_dsa_inject_busy: { parameters: ["pointer", "u32"], result: "i32" },
+  // int ap_dsa_counters(ap_dev *dev, double *out, uint32_t cap)
+  ap_dsa_counters: {
+    parameters: ["pointer", "buffer", "u32"],
+    result: "i32",
+  },
 } as const satisfies Record<string, SymbolDefinition>;
 
 /**

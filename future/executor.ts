@@ -52,6 +52,7 @@ const NO_SOURCES: ReadonlyMap<WakeSource, Registration> = new Map();
 /** Records the wake sources of one sweep; reset and reused between sweeps. */
 class SweepContext implements PollContext {
   #sources: Map<WakeSource, Registration> | undefined;
+  readonly sweeping = true;
   blind = false;
   registered = false;
   soon = false;
@@ -79,6 +80,11 @@ class SweepContext implements PollContext {
     const r = map.get(source);
     if (r !== undefined) r.waiting++;
     else map.set(source, { seq: source.sequence(), waiting: 1 });
+  }
+
+  /** Tell every registered source the sweep is over (`sweepEnded`). */
+  ended(): void {
+    for (const s of this.sources.keys()) s.sweepEnded?.();
   }
 
   /** Whether every registered source wants to be spun on. */
@@ -141,7 +147,9 @@ async function pump(): Promise<void> {
   try {
     while (entries.length > 0) {
       ctx.reset();
-      if (sweep(ctx)) {
+      const progress = sweep(ctx);
+      ctx.ended();
+      if (progress) {
         lastProgress = performance.now();
         blindMs = 0.25;
       }
@@ -277,6 +285,7 @@ export function waitAll<T>(futures: readonly Future<T>[]): T[] {
         if (!ctx.registered) ctx.blind = true;
       }
     }
+    ctx.ended();
     if (pending === 0) break;
     if (ctx.soon) continue;
     const now = performance.now();

@@ -41,6 +41,12 @@ export interface WakeSource {
    * them, so the executor sleeps at once.
    */
   shouldSpin?(): boolean;
+  /**
+   * Called by the executor after each sweep that registered this source
+   * (see {@linkcode PollContext.sweeping}): work its futures held back
+   * during the sweep goes out now, together (a DSA work queue's BATCH).
+   */
+  sweepEnded?(): void;
 }
 
 /** What `poll()` hands to a future: where pending leaves say what they wait on. */
@@ -56,6 +62,13 @@ export interface PollContext {
    * be finished together with futures polled after it).
    */
   pollSoon?(): void;
+  /**
+   * True inside an executor's sweep, which calls `sweepEnded` on every
+   * source registered in it once every pending future was polled: a
+   * future may leave work with its source until then. Polls outside a
+   * sweep (by hand) must start their work themselves.
+   */
+  readonly sweeping?: boolean;
 }
 
 /** A context that records nothing (for hand polling). */

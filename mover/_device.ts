@@ -1,10 +1,12 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
  * A native device that executes DSA descriptors and writes DSA completion
- * records into an arena this module views once. Futures poll the status
- * bytes with `Atomics.load` (a plain read can be hoisted out of a polling
- * loop by Bun's JIT): no FFI call per poll. The device is also the wake
- * source the executor sleeps on.
+ * records into an arena this module views once: the software device, or
+ * a DSA work queue (the hardware writes the same records; the shim's
+ * watcher thread bumps the completion sequence for it). Futures poll the
+ * status bytes with `Atomics.load` (a plain read can be hoisted out of a
+ * polling loop by Bun's JIT): no FFI call per poll. The device is also the
+ * wake source the executor sleeps on.
  *
  * @module
  */
@@ -20,9 +22,30 @@ import {
 import type { WakeSource } from "../future/future.ts";
 import { DsaRecord } from "./dsa_format.ts";
 
+let sendGathered: ((dev: CompletionDevice) => void) | undefined;
+
+/**
+ * Install what sends the operations a device gathered during a sweep
+ * (`DeviceOp`'s, which imports this module). Internal.
+ */
+export function setGatherSender(fn: (dev: CompletionDevice) => void): void {
+  sendGathered = fn;
+}
+
 /** Records sit on a 64-byte stride (no false sharing between records). */
 export const RECORD_STRIDE = 64;
 const CONTROL_SIZE = 64;
+
+/** Where a device's descriptors go. */
+export type Submission = "ring" | "dedicated" | "shared" | "write";
+
+const SUBMISSIONS: readonly Submission[] = [
+  "ring",
+  "dedicated",
+  "shared",
+  "write",
+];
+const INFO_FIELDS = 12;
 
 /** Static facts a device reports. */
 export interface DeviceInfo {
@@ -30,11 +53,11 @@ export interface DeviceInfo {
   genCap: number;
   /** Largest transfer of one descriptor, in bytes. */
   maxTransfer: number;
-  /** Most descriptors in one BATCH. */
+  /** Most descriptors in one BATCH (0: the device takes no BATCH). */
   maxBatch: number;
   /** Work-queue slots. */
   queueSize: number;
-  /** Engines (worker threads). */
+  /** Engines (worker threads of the software device). */
   threads: number;
   /** Completion records. */
   records: number;
@@ -42,6 +65,16 @@ export interface DeviceInfo {
   batchLists: number;
   /** Word 0 of the DSA OPCAP register: bit n = opcode n supported. */
   opCap: number;
+  /**
+   * Where descriptors go: the software device's `ring`, a `dedicated`
+   * WQ's portal (MOVDIR64B), a `shared` WQ's portal (ENQCMD), or
+   * `write(2)` on the WQ's file.
+   */
+  submission: Submission;
+  /** A test portal: the software device behind a WQ's interface. */
+  testPortal: boolean;
+  /** The WQ's portal page is mapped (else submission is by write(2)). */
+  portalMapped: boolean;
 }
 
 /**
@@ -63,6 +96,14 @@ export interface DeviceStats {
   resubmissions: number;
   /** Remainders (or abandoned batch members) finished on the CPU. */
   cpuFallbacks: number;
+  /** Faulting pages touched before a remainder was resubmitted. */
+  pagesTouched: number;
+  /** Submissions a shared WQ refused as busy (each after its retries). */
+  busyAnswers: number;
+  /** Destinations persisted on the CPU after the device wrote them. */
+  cpuPersists: number;
+  /** BATCH descriptors made of operations polled in one executor sweep. */
+  sweepBatches: number;
 }
 
 /** A descriptor-executing device with a completion-record arena. */
@@ -89,20 +130,34 @@ export class CompletionDevice implements WakeSource {
     partialCompletions: 0,
     resubmissions: 0,
     cpuFallbacks: 0,
+    pagesTouched: 0,
+    busyAnswers: 0,
+    cpuPersists: 0,
+    sweepBatches: 0,
   };
   readonly info: DeviceInfo;
   readonly name: string;
+  /**
+   * Whether operations polled in one executor sweep go out as one BATCH:
+   * a DSA WQ that takes BATCH, where one submission (an ENQCMD, a
+   * MOVDIR64B) then carries many. The software device's engines run
+   * separate descriptors in parallel instead, so it does not gather.
+   */
+  readonly gathers: boolean;
+  /** Operations gathered in the current sweep (see `DeviceOp`). */
+  gathered: object[] = [];
 
   /**
    * @param name for messages ("ThreadMover")
-   * @param create the native constructor, filling `cell`
+   * @param create the native constructor (`ap_dev_new`, `ap_dsa_open`),
+   * filling `cell`
    */
   constructor(name: string, create: (cell: BigUint64Array) => number) {
     this.name = name;
     this.#cell = newCell();
     check(create(this.#cell), "create");
     this.#handle = fromCell(this.#cell);
-    const out = new Float64Array(9);
+    const out = new Float64Array(INFO_FIELDS);
     check(native.ap_dev_info(this.#handle, out, out.length), "create");
     this.info = {
       genCap: out[0],
@@ -113,8 +168,13 @@ export class CompletionDevice implements WakeSource {
       records: out[5],
       batchLists: out[6],
       opCap: out[7],
+      submission: SUBMISSIONS[out[9]] ?? "ring",
+      testPortal: out[10] !== 0,
+      portalMapped: out[11] !== 0,
     };
     this.#listsAddress = out[8];
+    this.gathers = this.info.submission !== "ring" && this.info.maxBatch >= 2 &&
+      this.info.batchLists > 0 && this.info.records >= 3;
     const bytes = this.info.records * RECORD_STRIDE;
     const arena = backend.view(
       native.ap_dev_records(this.#handle)!,
@@ -205,6 +265,11 @@ export class CompletionDevice implements WakeSource {
       rec * RECORD_STRIDE + DsaRecord.BYTES_COMPLETED,
       true,
     );
+  }
+
+  /** The executor's sweep is over: send what was gathered during it. */
+  sweepEnded(): void {
+    if (this.gathered.length !== 0) sendGathered?.(this);
   }
 
   /** The completion sequence (bumped after every published record). */
@@ -314,6 +379,7 @@ export class CompletionDevice implements WakeSource {
     const h = this.#handle;
     if (h === null) return;
     this.#handle = null;
+    this.gathered = [];
     native.ap_dev_stop(h); // every accepted descriptor done, workers joined
     const arena = this.#records.buffer as ArrayBuffer;
     const copy = this.#records.slice();

@@ -1,13 +1,17 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
- * Futures over a {@linkcode CompletionDevice}: one operation (split at the
- * device's maximum transfer size, with partial completions resubmitted)
- * and a batch (one BATCH descriptor over up to maxBatch members).
+ * {@linkcode DeviceOp}: one operation on a {@linkcode CompletionDevice},
+ * split at the device's maximum transfer size, with partial completions
+ * resubmitted. The same future drives the software device and a DSA work
+ * queue: it sees only records. On a WQ that takes BATCH, the operations
+ * polled in one executor sweep go out together as one BATCH descriptor.
  *
  * @module
  */
-import { ClosedError, PmemError } from "../errors/mod.ts";
+import { ClosedError } from "../errors/mod.ts";
 import { native, nativeError } from "../ffi/lib.ts";
+import { fromStep } from "../future/combinators.ts";
+import { adopt } from "../future/executor.ts";
 import {
   Future,
   type FutureOptions,
@@ -17,97 +21,63 @@ import {
   type Step,
 } from "../future/future.ts";
 import { assertAttached, executeOnCpu } from "./cpu.ts";
-import type { CompletionDevice } from "./_device.ts";
+import { type CompletionDevice, setGatherSender } from "./_device.ts";
 import {
-  DSA_STATUS_MASK,
-  DsaFlag,
-  DsaOpcode,
-  DsaStatus,
-  dsaStatusName,
-} from "./dsa_format.ts";
-import { type CheckedOp, VdmFlags } from "./vdm.ts";
+  BUSY,
+  BUSY_LIMIT,
+  descriptorFlags,
+  GEN_CAP_OVERLAP,
+  lostError,
+  MAX_RESUBMITS,
+  persistOnCpu,
+  pin,
+  SENT,
+  type Sent,
+  sent,
+  setMember,
+  statusError,
+  submit,
+} from "./_device_submit.ts";
+import { DSA_STATUS_MASK, DsaStatus } from "./dsa_format.ts";
+import type { CheckedOp } from "./vdm.ts";
 
-const EAGAIN = -11;
-/** After this many partial completions of one chunk, finish it on the CPU. */
-const MAX_RESUBMITS = 1;
-
-const OPCODES = {
-  memcpy: DsaOpcode.MEMMOVE,
-  memmove: DsaOpcode.MEMMOVE,
-  memset: DsaOpcode.MEMFILL,
-  flush: DsaOpcode.CFLUSH,
-} as const;
-
-/** DSA descriptor flags for a checked operation's VdmFlags. */
-export function descriptorFlags(op: CheckedOp): number {
-  let f = 0;
-  if (op.flags & VdmFlags.DURABLE && op.op !== "flush") {
-    f |= DsaFlag.DEST_READBACK;
-  }
-  // CC=1 asks to allocate destination lines in cache; NO_CACHE_HINT clears it
-  if (!(op.flags & VdmFlags.NO_CACHE_HINT) && op.op !== "flush") {
-    f |= DsaFlag.CACHE_CONTROL;
-  }
-  return f;
-}
-
-/** The error for a record that completed with a failure status. */
-function statusError(op: string, status: number, device: string): PmemError {
-  return new PmemError(
-    op,
-    -5,
-    `${device} completed with status ${dsaStatusName(status)}`,
-    { errno: 5 },
-  );
-}
+/** Not gathered (yet): submits itself. */
+const ALONE = 0;
+/** Waiting in its device's list for the sweep's batch. */
+const GATHERED = 1;
+/** Was gathered; whatever came of it, from now on it submits itself. */
+const GATHERED_ONCE = 2;
 
 /**
- * Pin an operation's arrays for a device: a worker writes through their
- * addresses after the submitting call returned, so their storage must not
- * move. An engine may keep a small typed array's bytes inside its heap and
- * move them to a separate store when its `.buffer` is first read
- * (JavaScriptCore relocates them then; V8 does the same for arrays of up
- * to 64 bytes): reading `.buffer` once before the first submission makes
- * that move happen now, after which the storage stays put while the
- * operation holds the array.
+ * The BATCH descriptor that carried the operations of one sweep: its
+ * record (the members' own records are theirs) and list, given back once
+ * every member saw the batch complete.
  */
-function pin(op: CheckedOp): void {
-  void op.dst.buffer;
-  if (op.src !== undefined) void op.src.buffer;
-}
+class SweepBatch {
+  rec = -1;
+  pending = 0;
+  #observed = false;
+  constructor(readonly list: number) {}
 
-/** Submit `[start, start+len)` of `op` into `rec`; a negative code on failure. */
-function submit(
-  dev: CompletionDevice,
-  rec: number,
-  op: CheckedOp,
-  flags: number,
-  start: number,
-  len: number,
-): number {
-  assertAttached(op, start + len);
-  const src = op.src ?? op.dst;
-  return native.ap_dev_submit(
-    dev.handle(op.op),
-    rec,
-    OPCODES[op.op],
-    flags,
-    op.dst,
-    op.dst.byteLength,
-    op.dstOffset + start,
-    src,
-    src.byteLength,
-    op.src === undefined ? op.dstOffset + start : start,
-    len,
-    op.value,
-  );
+  /** A member saw the batch's record written (or settled without it). */
+  memberDone(dev: CompletionDevice): void {
+    if (!this.#observed) {
+      this.#observed = true;
+      dev.observed(); // the batch was the submission the device counted
+    }
+    if (--this.pending === 0) {
+      dev.releaseRecord(this.rec);
+      dev.releaseList(this.list);
+    }
+  }
 }
 
 /**
  * One operation on a device. Large transfers go in chunks of the device's
  * maximum; an overlapping memmove with the destination above the source
- * goes top-down. Each chunk that completes partially (a page fault) is
- * resubmitted once, then finished on the CPU.
+ * goes top-down. Each chunk that completes partially (a page fault) has
+ * the faulting page touched (when it lies in the operation's own buffers)
+ * and its remainder resubmitted once, then is finished on the CPU.
  */
 export class DeviceOp extends Future<void> {
   #dev: CompletionDevice;
@@ -120,6 +90,12 @@ export class DeviceOp extends Future<void> {
   #chunkLen = 0;
   #resubmits = 0;
   #needSubmit = false;
+  #busy = 0;
+  #gathering = ALONE;
+  /** The sweep's BATCH this operation went out in, until it completed. */
+  #sweep: SweepBatch | null = null;
+  /** The destination needs a CPU persist once the device wrote it. */
+  persist = false;
 
   constructor(dev: CompletionDevice, op: CheckedOp, options?: FutureOptions) {
     super(options);
@@ -146,8 +122,8 @@ export class DeviceOp extends Future<void> {
     return true;
   }
 
-  /** Submit the current chunk; false if the queue is full. */
-  #submit(): boolean {
+  /** Submit the current chunk. */
+  #submit(ctx: PollContext): Sent {
     const rc = submit(
       this.#dev,
       this.#rec,
@@ -156,10 +132,52 @@ export class DeviceOp extends Future<void> {
       this.#chunkStart,
       this.#chunkLen,
     );
-    if (rc === EAGAIN) return false;
-    if (rc < 0) throw nativeError(rc, this.#op.op); // nothing was queued
-    this.#dev.submitted();
-    return true;
+    const got = sent(rc, this.#dev, this.#op.op, this);
+    if (got === SENT) this.#dev.submitted();
+    else if (got === BUSY) {
+      this.#busy++;
+      ctx.pollSoon?.(); // back off through the event loop, not a sleep
+    }
+    return got;
+  }
+
+  /** Whether a shared WQ refused this operation often enough to give up. */
+  get #givenUp(): boolean {
+    return this.#busy >= BUSY_LIMIT;
+  }
+
+  /**
+   * Finish everything not yet done on the CPU: the current chunk's
+   * remainder, then the chunks not yet planned, in the device's order
+   * (a partial completion of a descending copy left the chunk's top
+   * done: only what lies below it is redone).
+   */
+  #finishOnCpu(): void {
+    this.#dev.stats.cpuFallbacks++;
+    const op = this.#op;
+    if (this.#rec < 0) {
+      executeOnCpu(op);
+      return;
+    }
+    do {
+      executeOnCpu(op, this.#chunkStart, this.#chunkStart + this.#chunkLen);
+    } while (this.#planNext());
+  }
+
+  /** Overlapping copies a device cannot make (no GENCAP bit 1). */
+  #cpuOverlap(): boolean {
+    const op = this.#op;
+    return op.op === "memmove" &&
+      (this.#dev.info.genCap & GEN_CAP_OVERLAP) === 0 &&
+      native.ap_overlap(
+          op.dst,
+          op.dst.byteLength,
+          op.dstOffset,
+          op.src!,
+          op.src!.byteLength,
+          0,
+          op.length,
+        ) !== 0;
   }
 
   protected step(ctx: PollContext): Step<void> {
@@ -168,6 +186,10 @@ export class DeviceOp extends Future<void> {
     if (this.#rec < 0) {
       if (dev.closed) throw new ClosedError(dev.name, op.op);
       if (op.length === 0) return;
+      if (this.#cpuOverlap()) {
+        executeOnCpu(op);
+        return;
+      }
       if (op.op === "memmove" && op.length > dev.info.maxTransfer) {
         const dir = native.ap_overlap(
           op.dst,
@@ -182,51 +204,125 @@ export class DeviceOp extends Future<void> {
         this.#next = this.#descending ? op.length : 0;
       }
       ctx.waitOn(dev);
+      if (
+        ctx.sweeping === true && this.#gathering === ALONE && dev.gathers &&
+        op.length <= dev.info.maxTransfer
+      ) {
+        // wait for the rest of this sweep: at its end the device sends
+        // every operation gathered in it (sweepEnded), and this one is
+        // polled again right after
+        this.#gathering = GATHERED;
+        dev.gathered.push(this);
+        ctx.pollSoon?.();
+        return NOT_STARTED;
+      }
+      if (this.#gathering === GATHERED) {
+        DeviceOp.#sendGathered(dev);
+        if (this.#sweep !== null) return PENDING;
+      }
       const rec = dev.acquireRecord(this);
       if (rec < 0) return NOT_STARTED;
       this.#rec = rec;
       this.#planNext();
-      if (!this.#submit()) {
-        // queue full: undo and retry on a later poll
+      if (this.#submit(ctx) !== SENT) {
+        // refused: undo and retry on a later poll
         dev.releaseRecord(rec);
         this.#rec = -1;
         this.#next = this.#descending ? op.length : 0;
-        return NOT_STARTED;
+        if (!this.#givenUp) return NOT_STARTED;
+        this.#finishOnCpu();
+        return;
       }
       return PENDING;
     }
     ctx.waitOn(dev);
+    const sweep = this.#sweep;
+    if (sweep !== null) {
+      // a member's record is written before its batch's: wait for both
+      if (dev.status(sweep.rec) === 0) {
+        if (dev.closed) throw lostError(op.op, dev.name);
+        return PENDING;
+      }
+      this.#sweep = null;
+      sweep.memberDone(dev);
+      // not executed (the batch refused, its list unreadable): alone now
+      if (dev.status(this.#rec) === 0) return this.#resubmitChunk(ctx);
+      return this.#completed(ctx, false);
+    }
     if (this.#needSubmit) {
       if (dev.closed) throw new ClosedError(dev.name, op.op);
-      if (!this.#submit()) return PENDING;
-      this.#needSubmit = false;
+      if (this.#submit(ctx) === SENT) this.#needSubmit = false;
+      else if (this.#givenUp) return this.#done(true);
       return PENDING;
     }
-    const status = dev.status(this.#rec);
-    if (status === 0) return PENDING;
-    dev.observed();
+    if (dev.status(this.#rec) === 0) {
+      if (dev.closed) throw lostError(op.op, dev.name);
+      return PENDING;
+    }
+    return this.#completed(ctx, true);
+  }
+
+  /**
+   * The current chunk's record is written: go on with the next chunk,
+   * resubmit a partial completion's remainder, or fail with the status.
+   * `observe`: the record was this operation's own submission (not a
+   * member of a sweep's batch, which its batch counts).
+   */
+  #completed(ctx: PollContext, observe: boolean): Step<void> {
+    const dev = this.#dev;
+    const op = this.#op;
+    const rec = this.#rec;
+    const status = dev.status(rec);
+    if (observe) dev.observed();
     const code = status & DSA_STATUS_MASK;
     if (code === DsaStatus.PAGE_FAULT_NOBOF) {
       dev.stats.partialCompletions++;
-      const done = dev.bytesCompleted(this.#rec);
-      const top = dev.result(this.#rec) === 1;
+      const done = dev.bytesCompleted(rec);
+      const top = dev.result(rec) === 1;
       if (!top) this.#chunkStart += done;
       this.#chunkLen -= done;
-      if (this.#resubmits++ >= MAX_RESUBMITS || dev.closed) {
-        dev.stats.cpuFallbacks++;
-        executeOnCpu(op, this.#chunkStart, this.#chunkStart + this.#chunkLen);
-      } else {
+      if (this.#resubmits++ < MAX_RESUBMITS && !dev.closed && this.#touch()) {
         dev.stats.resubmissions++;
-        return this.#resubmitChunk();
+        return this.#resubmitChunk(ctx);
       }
+      dev.stats.cpuFallbacks++;
+      executeOnCpu(op, this.#chunkStart, this.#chunkStart + this.#chunkLen);
     } else if (code !== DsaStatus.SUCCESS) {
       throw statusError(op.op, status, dev.name);
     }
-    if (this.#planNext()) return this.#resubmitChunk();
-    return;
+    if (this.#planNext()) return this.#resubmitChunk(ctx);
+    return this.#done(false);
   }
 
-  #resubmitChunk(): Step<void> {
+  /**
+   * Touch the page a partial completion faulted on, so the resubmitted
+   * remainder does not fault there again; false when the address lies
+   * outside the operation's buffers (the shim checks), which are all a
+   * touch may reach.
+   */
+  #touch(): boolean {
+    const op = this.#op;
+    const src = op.src ?? null;
+    const rc = native.ap_dev_touch(
+      this.#dev.handle(op.op),
+      this.#rec,
+      op.dst,
+      op.dst.byteLength,
+      src,
+      src?.byteLength ?? 0,
+    );
+    if (rc < 0) throw nativeError(rc, op.op);
+    if (rc === 1) this.#dev.stats.pagesTouched++;
+    return rc === 1;
+  }
+
+  /** Every byte is done: persist on the CPU what the device could not. */
+  #done(rest: boolean): Step<void> {
+    if (rest) this.#finishOnCpu();
+    if (this.persist) persistOnCpu(this.#dev, this.#op);
+  }
+
+  #resubmitChunk(ctx: PollContext): Step<void> {
     if (this.#dev.closed) {
       this.#dev.stats.cpuFallbacks++;
       executeOnCpu(
@@ -234,173 +330,115 @@ export class DeviceOp extends Future<void> {
         this.#chunkStart,
         this.#chunkStart + this.#chunkLen,
       );
-      if (this.#planNext()) return this.#resubmitChunk();
-      return;
+      if (this.#planNext()) return this.#resubmitChunk(ctx);
+      return this.#done(false);
     }
-    this.#needSubmit = !this.#submit();
+    const got = this.#submit(ctx);
+    if (got !== SENT && this.#givenUp) return this.#done(true);
+    this.#needSubmit = got !== SENT;
     return PENDING;
   }
 
+  /**
+   * Send the operations gathered in this sweep as BATCH descriptors of up
+   * to maxBatch members (a record each, and one for the batch); whatever
+   * cannot go in one (no list or records left, a member refused by the
+   * builder, a refused BATCH, a lone operation) submits itself.
+   */
+  static #sendGathered(dev: CompletionDevice): void {
+    const gathered = dev.gathered as DeviceOp[];
+    dev.gathered = [];
+    const ops = gathered.filter((o) => o.#gathering === GATHERED && !o.done);
+    for (const o of ops) o.#gathering = GATHERED_ONCE;
+    if (dev.closed) return;
+    const max = Math.min(dev.info.maxBatch, dev.info.records - 1);
+    for (let i = 0; i + 1 < ops.length; i += max) {
+      DeviceOp.#sendBatch(dev, ops.slice(i, i + max));
+    }
+  }
+
+  /** One BATCH over `ops` (each one descriptor long), or nothing. */
+  static #sendBatch(dev: CompletionDevice, ops: DeviceOp[]): void {
+    const list = dev.acquireList();
+    if (list < 0) return;
+    const sweep = new SweepBatch(list);
+    sweep.rec = dev.acquireRecord(sweep);
+    const members: DeviceOp[] = [];
+    for (const o of ops) {
+      if (sweep.rec < 0) break;
+      const rec = dev.acquireRecord(o);
+      if (rec < 0) break;
+      let rc: number;
+      try {
+        assertAttached(o.#op, o.#op.length);
+        rc = setMember(dev, list, members.length, rec, o.#op, o.#flags);
+      } catch {
+        rc = -1; // it fails on its own path, with its own error
+      }
+      if (rc < 0) {
+        dev.releaseRecord(rec);
+        continue;
+      }
+      o.#rec = rec;
+      o.#planNext();
+      o.persist = rc === 1;
+      members.push(o);
+    }
+    const h = dev.handle("batch");
+    // refused (a full or busy WQ, any error): the members go alone, and
+    // meet whatever it was on their own
+    if (
+      members.length < 2 ||
+      native.ap_dev_batch_submit(h, sweep.rec, list, members.length) !== 0
+    ) {
+      for (const o of members) {
+        native.ap_dev_release(h, o.#rec); // its mapping references
+        dev.releaseRecord(o.#rec);
+        o.#rec = -1;
+        o.#next = 0;
+        o.persist = false;
+      }
+      if (sweep.rec >= 0) dev.releaseRecord(sweep.rec);
+      dev.releaseList(list);
+      return;
+    }
+    dev.submitted();
+    dev.stats.sweepBatches++;
+    sweep.pending = members.length;
+    for (const o of members) o.#sweep = sweep;
+  }
+
+  static {
+    setGatherSender((dev) => DeviceOp.#sendGathered(dev));
+  }
+
   protected override settle(): void {
+    const sweep = this.#sweep;
+    if (sweep !== null) {
+      // settled while its batch may still run (an abort between the
+      // sweep's end and its next poll): the record is the device's until
+      // the batch completes, so a small adopted future gives it back then
+      this.#sweep = null;
+      const dev = this.#dev;
+      const rec = this.#rec;
+      this.#rec = -1;
+      const release = () => {
+        sweep.memberDone(dev);
+        dev.releaseRecord(rec);
+      };
+      if (dev.closed || dev.status(sweep.rec) !== 0) release();
+      else {
+        adopt(fromStep((ctx) => {
+          ctx.waitOn(dev);
+          if (!dev.closed && dev.status(sweep.rec) === 0) return PENDING;
+          release();
+        }));
+      }
+    }
     if (this.#rec >= 0) {
       this.#dev.releaseRecord(this.#rec);
       this.#rec = -1;
     }
     this.#op = undefined as unknown as CheckedOp;
-  }
-}
-
-/**
- * A BATCH descriptor over 2..maxBatch members, each with its own record.
- * Members that fail with a page fault, or were not executed, are finished
- * on the CPU; any other member failure fails the batch.
- */
-export class DeviceBatch extends Future<void> {
-  #dev: CompletionDevice;
-  #ops: CheckedOp[];
-  #list = -1;
-  #batchRec = -1;
-  #recs: number[] = [];
-  #built = false;
-  #submitted = false;
-
-  constructor(
-    dev: CompletionDevice,
-    ops: CheckedOp[],
-    options?: FutureOptions,
-  ) {
-    super(options);
-    this.#dev = dev;
-    this.#ops = ops;
-    for (const op of ops) pin(op);
-  }
-
-  #release(): void {
-    const dev = this.#dev;
-    if (this.#built && !this.#submitted && !dev.closed) {
-      for (const rec of this.#recs) {
-        native.ap_dev_release(dev.handle("batch"), rec);
-      }
-    }
-    for (const rec of this.#recs) dev.releaseRecord(rec);
-    if (this.#batchRec >= 0) dev.releaseRecord(this.#batchRec);
-    if (this.#list >= 0) dev.releaseList(this.#list);
-    this.#recs = [];
-    this.#batchRec = -1;
-    this.#list = -1;
-    this.#built = false;
-  }
-
-  /** Take a list and records, and write the member descriptors. */
-  #build(): boolean {
-    const dev = this.#dev;
-    this.#list = dev.acquireList();
-    this.#batchRec = dev.acquireRecord(this);
-    for (let i = 0; i < this.#ops.length; i++) {
-      const rec = dev.acquireRecord(this);
-      if (rec < 0) break;
-      this.#recs.push(rec);
-    }
-    if (
-      this.#list < 0 || this.#batchRec < 0 ||
-      this.#recs.length < this.#ops.length
-    ) {
-      this.#release();
-      return false;
-    }
-    const h = dev.handle("batch");
-    for (let i = 0; i < this.#ops.length; i++) {
-      const op = this.#ops[i];
-      try {
-        assertAttached(op, op.length);
-      } catch (e) {
-        for (let j = 0; j < i; j++) native.ap_dev_release(h, this.#recs[j]);
-        this.#release();
-        throw e;
-      }
-      const src = op.src ?? op.dst;
-      const rc = native.ap_dev_batch_set(
-        h,
-        this.#list,
-        i,
-        this.#recs[i],
-        OPCODES[op.op],
-        descriptorFlags(op),
-        op.dst,
-        op.dst.byteLength,
-        op.dstOffset,
-        src,
-        src.byteLength,
-        op.src === undefined ? op.dstOffset : 0,
-        op.length,
-        op.value,
-      );
-      if (rc < 0) {
-        const err = nativeError(rc, op.op);
-        for (let j = 0; j < i; j++) native.ap_dev_release(h, this.#recs[j]);
-        this.#release();
-        throw err;
-      }
-    }
-    this.#built = true;
-    return true;
-  }
-
-  protected step(ctx: PollContext): Step<void> {
-    const dev = this.#dev;
-    if (!this.#submitted) {
-      if (dev.closed) throw new ClosedError(dev.name, "batch");
-      ctx.waitOn(dev);
-      if (!this.#build()) return NOT_STARTED;
-      const rc = native.ap_dev_batch_submit(
-        dev.handle("batch"),
-        this.#batchRec,
-        this.#list,
-        this.#ops.length,
-      );
-      if (rc < 0) {
-        // Nothing was queued. Give back the members' mapping references
-        // now rather than hold them until a later poll, which may never
-        // come (a close() on this thread would wait for them forever).
-        this.#release();
-        if (rc === EAGAIN) return NOT_STARTED;
-        throw nativeError(rc, "batch");
-      }
-      this.#submitted = true;
-      dev.submitted();
-      return PENDING;
-    }
-    ctx.waitOn(dev);
-    const status = dev.status(this.#batchRec);
-    if (status === 0) return PENDING;
-    dev.observed();
-    if ((status & DSA_STATUS_MASK) === DsaStatus.SUCCESS) return;
-    if ((status & DSA_STATUS_MASK) !== DsaStatus.BATCH_FAIL) {
-      throw statusError("batch", status, dev.name);
-    }
-    for (let i = 0; i < this.#ops.length; i++) {
-      const member = dev.status(this.#recs[i]);
-      const code = member & DSA_STATUS_MASK;
-      if (code === DsaStatus.SUCCESS) continue;
-      const op = this.#ops[i];
-      if (member === 0) {
-        dev.stats.cpuFallbacks++;
-        executeOnCpu(op); // abandoned: never executed
-      } else if (code === DsaStatus.PAGE_FAULT_NOBOF) {
-        dev.stats.partialCompletions++;
-        dev.stats.cpuFallbacks++;
-        const done = dev.bytesCompleted(this.#recs[i]);
-        if (dev.result(this.#recs[i]) === 1) {
-          executeOnCpu(op, 0, op.length - done);
-        } else executeOnCpu(op, done, op.length);
-      } else {
-        throw statusError(op.op, member, dev.name);
-      }
-    }
-  }
-
-  protected override settle(): void {
-    this.#release();
-    this.#ops = [];
   }
 }

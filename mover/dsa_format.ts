@@ -70,11 +70,22 @@ export const DsaRecord = {
 /** Descriptor layout (bytes). */
 export const DsaDescriptor = {
   SIZE: 64,
+  /** 24 bits of flags from here (bits 0-23 of the second dword). */
+  FLAGS: 4,
+  OPCODE: 7,
   COMPLETION_ADDR: 8,
   SRC_ADDR: 16,
+  /** MEMFILL's 8-byte pattern, where a copy's source goes. */
+  PATTERN: 16,
+  /** BATCH's member list, where a copy's source goes. */
+  DESC_LIST_ADDR: 16,
   DST_ADDR: 24,
   XFER_SIZE: 32,
+  /** BATCH's member count, where a copy's size goes. */
+  DESC_COUNT: 32,
   INT_HANDLE: 36,
+  /** Reserved: must be zero. */
+  RSVD1: 38,
 } as const;
 
 /** The name of a status code, for messages. */

@@ -1,7 +1,8 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
- * Data movers (miniasync's vdm): the in-thread {@linkcode CpuMover} and the
- * software-DSA {@linkcode ThreadMover}, behind one {@linkcode Vdm} interface.
+ * Data movers (miniasync's vdm): the in-thread {@linkcode CpuMover}, the
+ * software-DSA {@linkcode ThreadMover} and Intel DSA hardware,
+ * {@linkcode DsaMover}, behind one {@linkcode Vdm} interface.
  *
  * ```ts
  * import { ThreadMover, VdmFlags } from "@asyncpmem/asyncpmem/mover";
@@ -22,7 +23,17 @@ export {
 } from "./vdm.ts";
 export { CpuMover } from "./cpu.ts";
 export { BaseMover } from "./_base.ts";
+export { DeviceMover } from "./_device_mover.ts";
 export { ThreadMover, type ThreadMoverOptions } from "./thread.ts";
+export {
+  type DsaChoice,
+  type DsaDeviceInfo,
+  type DsaFallbackOptions,
+  DsaMover,
+  type DsaMoverOptions,
+  type DsaQueue,
+  type DsaWqInfo,
+} from "./dsa.ts";
 export {
   DSA_STATUS_MASK,
   DSA_STATUS_WRITE_FAULT,
@@ -33,4 +44,4 @@ export {
   DsaStatus,
   dsaStatusName,
 } from "./dsa_format.ts";
-export type { DeviceInfo } from "./_device.ts";
+export type { DeviceInfo, Submission } from "./_device.ts";

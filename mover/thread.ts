@@ -8,13 +8,9 @@
  */
 import { native } from "../ffi/lib.ts";
 import { checkSize } from "../ffi/validate.ts";
-import { all, map } from "../future/combinators.ts";
-import type { Future, FutureOptions } from "../future/future.ts";
-import { CompletionDevice, type DeviceInfo } from "./_device.ts";
-import { CpuOp } from "./cpu.ts";
-import { DeviceBatch, DeviceOp } from "./_device_op.ts";
-import { BaseMover } from "./_base.ts";
-import { type CheckedOp, VdmFlags } from "./vdm.ts";
+import { CompletionDevice } from "./_device.ts";
+import { DeviceMover, moverDevice } from "./_device_mover.ts";
+import { VdmFlags } from "./vdm.ts";
 
 /** Options of {@linkcode ThreadMover}. */
 export interface ThreadMoverOptions {
@@ -38,8 +34,6 @@ export interface ThreadMoverOptions {
   inlineThreshold?: number;
 }
 
-let deviceOf: (mover: ThreadMover) => CompletionDevice;
-
 /**
  * The software device behind a ThreadMover (for the testing entry point's
  * fault injection and counters). Internal.
@@ -48,13 +42,90 @@ export function threadMoverDevice(mover: ThreadMover): CompletionDevice {
   if (!(mover instanceof ThreadMover)) {
     throw new TypeError("Cannot reach the device: mover must be a ThreadMover");
   }
-  return deviceOf(mover);
+  return moverDevice(mover, "ThreadMover");
 }
 
 function defaultThreads(): number {
   const n = (globalThis as { navigator?: { hardwareConcurrency?: number } })
     .navigator?.hardwareConcurrency ?? 2;
   return Math.max(1, Math.min(8, n));
+}
+
+/** Check the options (before anything native) and start the device. */
+function createDevice(
+  options: ThreadMoverOptions,
+): { device: CompletionDevice; inlineThreshold: number } {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      "Cannot create ThreadMover: options must be an object",
+    );
+  }
+  const threads = checkSize(
+    options.threads ?? defaultThreads(),
+    "threads",
+    "create ThreadMover",
+  );
+  const queueSize = checkSize(
+    options.queueSize ?? 256,
+    "queueSize",
+    "create ThreadMover",
+  );
+  const records = checkSize(
+    options.records ?? 1024,
+    "records",
+    "create ThreadMover",
+  );
+  const lists = checkSize(
+    options.batchLists ?? 64,
+    "batchLists",
+    "create ThreadMover",
+  );
+  const maxTransfer = checkSize(
+    options.maxTransfer ?? 2 ** 21,
+    "maxTransfer",
+    "create ThreadMover",
+  );
+  const inlineThreshold = checkSize(
+    options.inlineThreshold ?? 262144,
+    "inlineThreshold",
+    "create ThreadMover",
+  );
+  if (threads < 1 || threads > 64) {
+    throw new RangeError("Cannot create ThreadMover: threads must be 1..64");
+  }
+  if (queueSize < 2 || queueSize > 4096 || (queueSize & (queueSize - 1))) {
+    throw new RangeError(
+      "Cannot create ThreadMover: queueSize must be a power of two in 2..4096",
+    );
+  }
+  if (records < 1 || records > 2 ** 20) {
+    throw new RangeError(
+      "Cannot create ThreadMover: records must be 1..2^20",
+    );
+  }
+  if (lists > 4096) {
+    throw new RangeError(
+      "Cannot create ThreadMover: batchLists must be <= 4096",
+    );
+  }
+  if (maxTransfer < 1 || maxTransfer > 2 ** 31) {
+    throw new RangeError(
+      "Cannot create ThreadMover: maxTransfer must be 1..2^31",
+    );
+  }
+  const device = new CompletionDevice(
+    "ThreadMover",
+    (cell) =>
+      native.ap_dev_new(
+        cell,
+        threads,
+        queueSize,
+        records,
+        lists,
+        maxTransfer,
+      ),
+  );
+  return { device, inlineThreshold };
 }
 
 /**
@@ -86,10 +157,7 @@ function defaultThreads(): number {
  * assert.equal(dst[0], 1);
  * ```
  */
-export class ThreadMover extends BaseMover {
-  #device: CompletionDevice;
-  #inlineThreshold: number;
-
+export class ThreadMover extends DeviceMover {
   /**
    * Start a software DSA device with its worker threads.
    *
@@ -98,152 +166,13 @@ export class ThreadMover extends BaseMover {
    * @throws {PmemError} when the device cannot start
    */
   constructor(options: ThreadMoverOptions = {}) {
-    super("ThreadMover", "threads", VdmFlags.DURABLE | VdmFlags.NO_CACHE_HINT);
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError(
-        "Cannot create ThreadMover: options must be an object",
-      );
-    }
-    const threads = checkSize(
-      options.threads ?? defaultThreads(),
-      "threads",
-      "create ThreadMover",
-    );
-    const queueSize = checkSize(
-      options.queueSize ?? 256,
-      "queueSize",
-      "create ThreadMover",
-    );
-    const records = checkSize(
-      options.records ?? 1024,
-      "records",
-      "create ThreadMover",
-    );
-    const lists = checkSize(
-      options.batchLists ?? 64,
-      "batchLists",
-      "create ThreadMover",
-    );
-    const maxTransfer = checkSize(
-      options.maxTransfer ?? 2 ** 21,
-      "maxTransfer",
-      "create ThreadMover",
-    );
-    this.#inlineThreshold = checkSize(
-      options.inlineThreshold ?? 262144,
-      "inlineThreshold",
-      "create ThreadMover",
-    );
-    if (threads < 1 || threads > 64) {
-      throw new RangeError("Cannot create ThreadMover: threads must be 1..64");
-    }
-    if (queueSize < 2 || queueSize > 4096 || (queueSize & (queueSize - 1))) {
-      throw new RangeError(
-        "Cannot create ThreadMover: queueSize must be a power of two in 2..4096",
-      );
-    }
-    if (records < 1 || records > 2 ** 20) {
-      throw new RangeError(
-        "Cannot create ThreadMover: records must be 1..2^20",
-      );
-    }
-    if (lists > 4096) {
-      throw new RangeError(
-        "Cannot create ThreadMover: batchLists must be <= 4096",
-      );
-    }
-    if (maxTransfer < 1 || maxTransfer > 2 ** 31) {
-      throw new RangeError(
-        "Cannot create ThreadMover: maxTransfer must be 1..2^31",
-      );
-    }
-    this.#device = new CompletionDevice(
+    const { device, inlineThreshold } = createDevice(options);
+    super(
       "ThreadMover",
-      (cell) =>
-        native.ap_dev_new(
-          cell,
-          threads,
-          queueSize,
-          records,
-          lists,
-          maxTransfer,
-        ),
+      "threads",
+      VdmFlags.DURABLE | VdmFlags.NO_CACHE_HINT,
+      device,
+      inlineThreshold,
     );
-  }
-
-  /** The device's reported configuration (DSA GENCAP, limits). */
-  get info(): DeviceInfo {
-    return this.#device.info;
-  }
-
-  /** Its operations address `dst` by `dstOffset` themselves. */
-  protected override get takesDstOffset(): boolean {
-    return true;
-  }
-
-  static {
-    deviceOf = (mover) => mover.#device;
-  }
-
-  /** Whether {@linkcode ThreadMover.close} has run. */
-  get closed(): boolean {
-    return this.#device.closed;
-  }
-
-  /** One operation: inline below the threshold, else a descriptor. */
-  protected run(op: CheckedOp, options?: FutureOptions): Future<void> {
-    if (op.length < this.#inlineThreshold) {
-      return new CpuOp(this, "ThreadMover", op, options);
-    }
-    return new DeviceOp(this.#device, op, options);
-  }
-
-  /**
-   * Several operations as DSA BATCH descriptors (up to the device's
-   * maxBatch members each; inline when small); completes when all
-   * members have.
-   */
-  protected runBatch(ops: CheckedOp[], options?: FutureOptions): Future<void> {
-    const bytes = ops.reduce((n, op) => n + op.length, 0);
-    if (ops.length <= 1 || bytes < this.#inlineThreshold) {
-      return this.#group(ops, bytes < this.#inlineThreshold, options);
-    }
-    // a batch needs a record per member plus its own; members longer than
-    // one descriptor's transfer go alone, in chunks
-    const { maxBatch, records, maxTransfer } = this.#device.info;
-    const max = Math.min(maxBatch, records - 1);
-    if (max < 2) return this.#group(ops, false, options);
-    const parts: Future<void>[] = ops.filter((op) => op.length > maxTransfer)
-      .map((op) => new DeviceOp(this.#device, op, options));
-    const small = ops.filter((op) => op.length <= maxTransfer);
-    for (let i = 0; i < small.length; i += max) {
-      const slice = small.slice(i, i + max);
-      parts.push(
-        slice.length === 1
-          ? new DeviceOp(this.#device, slice[0], options)
-          : new DeviceBatch(this.#device, slice, options),
-      );
-    }
-    return parts.length === 1 ? parts[0] : map(all(parts), () => undefined);
-  }
-
-  #group(
-    ops: CheckedOp[],
-    inline: boolean,
-    options?: FutureOptions,
-  ): Future<void> {
-    if (inline) return new CpuOp(this, "ThreadMover", ops, options);
-    const parts = ops.map((op) => new DeviceOp(this.#device, op, options));
-    if (parts.length === 1) return parts[0];
-    return map(all(parts), () => undefined);
-  }
-
-  /**
-   * Stop the device. Every operation already handed to it runs to
-   * completion (its future still reports the outcome); operations not yet
-   * started fail with `ClosedError`. Idempotent.
-   */
-  close(): void {
-    this.#device.close();
   }
 }

@@ -2,8 +2,9 @@
 /**
  * Hooks for testing code built on asyncpmem, and asyncpmem itself: a
  * tracer on a mapping's persistence funnel (what a crash simulator needs),
- * faults injected into the software DSA device, and the counters that show
- * a test exercised what it meant to. Nothing here belongs in production
+ * faults injected into the software DSA device, a DSA mover on a test
+ * portal (the hardware path without the hardware), and the counters that
+ * show a test exercised what it meant to. Nothing here belongs in production
  * code; it lives apart so the main entry points stay what users need.
  *
  * ```ts
@@ -32,9 +33,18 @@ import {
 } from "../blk/pool.ts";
 import { check, native } from "../ffi/lib.ts";
 import { checkSize } from "../ffi/validate.ts";
-import type { DeviceStats } from "../mover/_device.ts";
+import type { CompletionDevice, DeviceStats } from "../mover/_device.ts";
+import {
+  type DsaMover,
+  dsaMoverDevice,
+  type DsaTestPortalOptions,
+  injectBusy as injectPortalBusy,
+  openDsaTestPortal,
+  type PortalCounters,
+  portalCounters as readPortalCounters,
+} from "../mover/dsa.ts";
 import { DSA_STATUS_WRITE_FAULT, DsaStatus } from "../mover/dsa_format.ts";
-import { type ThreadMover, threadMoverDevice } from "../mover/thread.ts";
+import { ThreadMover, threadMoverDevice } from "../mover/thread.ts";
 import {
   type Mapping,
   markMapping,
@@ -52,7 +62,19 @@ import type {
   LogStreamOpenOptions,
 } from "../stream/options.ts";
 
-export type { DeviceStats, PersistTracer };
+export type {
+  DeviceStats,
+  DsaTestPortalOptions,
+  PersistTracer,
+  PortalCounters,
+};
+
+/** The device of a ThreadMover or a DsaMover. */
+function deviceOf(mover: ThreadMover | DsaMover): CompletionDevice {
+  return mover instanceof ThreadMover
+    ? threadMoverDevice(mover)
+    : dsaMoverDevice(mover as DsaMover);
+}
 
 /**
  * Attach a {@linkcode PersistTracer} to a mapping's persistence funnel, or
@@ -122,9 +144,10 @@ export interface FaultOptions {
 
 /**
  * Make the next `count` MEMMOVE/MEMFILL/CFLUSH descriptors of a
- * {@linkcode ThreadMover}'s device that are longer than `atByte` stop
- * after `atByte` bytes with a page-fault status: a partial completion, as
- * DSA hardware reports one. A negative `atByte` disarms it.
+ * {@linkcode ThreadMover}'s device (or of the software device behind a
+ * DsaMover's test portal) that are longer than `atByte` stop after
+ * `atByte` bytes with a page-fault status: a partial completion, as DSA
+ * hardware reports one. A negative `atByte` disarms it.
  *
  * @example Usage
  * ```ts
@@ -140,15 +163,16 @@ export interface FaultOptions {
  * assert.equal(deviceStats(mover).partialCompletions, 1);
  * ```
  *
- * @throws {TypeError} when `mover` is not a ThreadMover
+ * @throws {TypeError} when `mover` is neither a ThreadMover nor a DsaMover
  * @throws {ClosedError} when the mover is closed
+ * @throws {NotSupportedError} for a DsaMover on real hardware
  */
 export function injectFault(
-  mover: ThreadMover,
+  mover: ThreadMover | DsaMover,
   atByte: number,
   options: FaultOptions = {},
 ): void {
-  const device = threadMoverDevice(mover);
+  const device = deviceOf(mover);
   if (typeof atByte !== "number" || Number.isNaN(atByte)) {
     throw new TypeError("Cannot inject a fault: atByte must be a number");
   }
@@ -167,8 +191,9 @@ export function injectFault(
 }
 
 /**
- * A snapshot of what a {@linkcode ThreadMover}'s device counted: sleeps
- * and lost wake-ups, partial completions, resubmissions, CPU fallbacks.
+ * A snapshot of what a {@linkcode ThreadMover}'s or DsaMover's device
+ * counted: sleeps and lost wake-ups, partial completions, resubmissions,
+ * CPU fallbacks, pages touched, busy answers, CPU persists.
  *
  * @example Usage
  * ```ts
@@ -180,10 +205,79 @@ export function injectFault(
  * assert.equal(deviceStats(mover).lostWakeups, 0);
  * ```
  *
- * @throws {TypeError} when `mover` is not a ThreadMover
+ * @throws {TypeError} when `mover` is neither a ThreadMover nor a DsaMover
  */
-export function deviceStats(mover: ThreadMover): DeviceStats {
-  return { ...threadMoverDevice(mover).stats };
+export function deviceStats(mover: ThreadMover | DsaMover): DeviceStats {
+  return { ...deviceOf(mover).stats };
+}
+
+/**
+ * A {@linkcode DsaMover} on a test portal: everything of the hardware
+ * path -- the descriptor builder, credits or ENQCMD's retry answers or
+ * `write(2)`, the watcher thread that notices completions, the record
+ * polling -- with the software device standing in for DSA behind the
+ * work queue's interface (a page it watches, written with MOVDIR64B where
+ * the CPU has it, or a socket).
+ *
+ * @example Usage
+ * ```ts
+ * import { openTestPortal, portalCounters } from "@asyncpmem/asyncpmem/testing";
+ * import assert from "node:assert/strict";
+ *
+ * using dsa = openTestPortal({ mode: "dedicated", queueSize: 4 });
+ * const dst = new Uint8Array(1 << 16);
+ * await dsa.memset(dst, 5);
+ * assert.equal(dst[65535], 5);
+ * assert.equal(portalCounters(dsa).drops, 0);
+ * ```
+ *
+ * @throws {RangeError} for an option out of range
+ */
+export function openTestPortal(options: DsaTestPortalOptions = {}): DsaMover {
+  return openDsaTestPortal(options);
+}
+
+/**
+ * A DsaMover's work-queue counters: refusals for want of credit, retry
+ * answers, busy give-ups, descriptors a test portal dropped (a full
+ * dedicated WQ drops them: a credit bug), descriptors sent, completions
+ * noticed by the watcher or by a submitter, watcher sleeps.
+ *
+ * @example Usage
+ * ```ts
+ * import { openTestPortal, portalCounters } from "@asyncpmem/asyncpmem/testing";
+ * import assert from "node:assert/strict";
+ *
+ * using dsa = openTestPortal();
+ * await dsa.memset(new Uint8Array(4096), 1);
+ * assert.equal(portalCounters(dsa).sent, 1);
+ * ```
+ *
+ * @throws {TypeError} when `mover` is not a DsaMover
+ */
+export function portalCounters(mover: DsaMover): PortalCounters {
+  return readPortalCounters(mover);
+}
+
+/**
+ * Make a shared test portal answer "retry" to the next `count` attempts
+ * to enqueue, as a shared WQ that other processes keep full.
+ *
+ * @example Usage
+ * ```ts
+ * import { deviceStats, injectBusy, openTestPortal } from "@asyncpmem/asyncpmem/testing";
+ * import assert from "node:assert/strict";
+ *
+ * using dsa = openTestPortal({ mode: "shared" });
+ * injectBusy(dsa, 3); // the shim's own retries absorb these
+ * await dsa.memset(new Uint8Array(4096), 1);
+ * assert.equal(deviceStats(dsa).busyAnswers, 0);
+ * ```
+ *
+ * @throws {NotSupportedError} unless `mover` is on a shared test portal
+ */
+export function injectBusy(mover: DsaMover, count: number): void {
+  injectPortalBusy(mover, count);
 }
 
 /** What tests may add to the stores' create and open (`createBlockPool`, `createLogStream`, ...). */

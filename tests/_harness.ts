@@ -22,7 +22,8 @@ import process from "node:process";
 import { test as nodeTest } from "node:test";
 import { fileURLToPath } from "node:url";
 import { RUNTIME } from "../ffi/_runtime.ts";
-import { CpuMover, ThreadMover, type Vdm } from "../mod.ts";
+import { CpuMover, DsaMover, ThreadMover, type Vdm } from "../mod.ts";
+import { openTestPortal } from "../testing/mod.ts";
 
 export { default as assert } from "node:assert/strict";
 export { RUNTIME };
@@ -140,7 +141,12 @@ export interface MoverKind {
 /**
  * The movers: in-thread CPU; the software DSA device with everything sent
  * to its workers; and the device with tiny transfers, queue and record
- * pool, so chunking and back-pressure run on every test.
+ * pool, so chunking and back-pressure run on every test; the DSA mover on
+ * a test portal (the hardware path, the software device behind it): a
+ * dedicated WQ of 4 credits with tiny transfers and batches, and a shared
+ * WQ of 2 entries (ENQCMD's retry answers on every test). On a machine
+ * with a usable DSA work queue, the DSA mover on it too (`dsa-hw`; the WQ
+ * named by ASYNCPMEM_DSA_WQ, else the first usable one).
  */
 export const MOVERS: readonly MoverKind[] = [
   { name: "cpu", create: () => new CpuMover() },
@@ -160,6 +166,29 @@ export const MOVERS: readonly MoverKind[] = [
         batchLists: 2,
       }),
   },
+  {
+    name: "dsa-dwq",
+    create: () =>
+      openTestPortal({
+        mode: "dedicated",
+        queueSize: 4,
+        maxTransfer: 4096,
+        maxBatch: 4,
+        records: 8,
+        batchLists: 2,
+      }),
+  },
+  {
+    name: "dsa-swq",
+    create: () => openTestPortal({ mode: "shared", queueSize: 2 }),
+  },
+  ...(DsaMover.available({ wq: process.env.ASYNCPMEM_DSA_WQ })
+    ? [{
+      name: "dsa-hw",
+      create: () =>
+        DsaMover.open({ wq: process.env.ASYNCPMEM_DSA_WQ, inlineThreshold: 0 }),
+    }]
+    : []),
 ];
 
 /** Register `body` once per mover, as "name [mover]". */

@@ -7,12 +7,12 @@ import { requires } from "./_requires.ts";
 test(
   "a writer SIGKILLed at random moments leaves every acknowledged write, whole",
   async () => {
-    const report = await killRounds(tempPath(), 8, 11, { pmempool: true });
+    const report = await killRounds(tempPath(), 9, 11, { pmempool: true });
     console.log(formatKillReport(report));
     assert.deepEqual(report.problems, []);
-    assert.equal(report.kills, 8);
-    assert.deepEqual(report.movers, { cpu: 4, threads: 4 });
-    assert.equal(report.pmempoolRuns, 8);
+    assert.equal(report.kills, 9);
+    assert.deepEqual(report.movers, { cpu: 3, threads: 3, dsa: 3 });
+    assert.equal(report.pmempoolRuns, 9);
     assert.ok(report.acknowledged > 100, `${report.acknowledged} acknowledged`);
   },
   { timeout: 180_000, skip: requires("pmempool") },

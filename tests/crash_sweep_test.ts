@@ -28,7 +28,7 @@ test(
       models: [CACHE_LINE, PAGE],
       images: CI_IMAGES,
       seed: 1,
-      ops: 16,
+      ops: 12,
       long: false,
       pmempool: true,
       dir: tempDir(),

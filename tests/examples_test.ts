@@ -9,6 +9,9 @@ import { assert, ROOT, RUNTIME, test } from "./_harness.ts";
 /** What each example must print (one line it cannot print by accident). */
 const EXPECT: Record<string, RegExp> = {
   "demo.ts": /^done$/m,
+  // DSA where a work queue is usable, else the thread mover and why not
+  "dsa_mover.ts":
+    /^mover: (?:dsa.*|threads \(no DSA: .+\))\ncopied 4096 bytes durably into /m,
   "map_persist.ts":
     /^file holds "written by memcpy" and "written through a view"$/m,
   "async_copies.ts":

@@ -37,7 +37,9 @@ import {
 async function faultCounts(
   mover: ThreadMover,
   fn: () => Promise<void>,
-): Promise<Omit<DeviceStats, "sleeps" | "lostWakeups">> {
+): Promise<
+  Pick<DeviceStats, "partialCompletions" | "resubmissions" | "cpuFallbacks">
+> {
   const before = deviceStats(mover);
   await fn();
   const after = deviceStats(mover);

@@ -18,7 +18,7 @@ import {
 } from "../mover/dsa_format.ts";
 import { threadMoverDevice } from "../mover/thread.ts";
 import { injectFault } from "../testing/mod.ts";
-import { assert, ROOT, tempPath, test } from "./_harness.ts";
+import { assert, ROOT, runScript, tempPath, test } from "./_harness.ts";
 
 const LIB = join(ROOT, "c", "build", "libasyncpmem.so");
 
@@ -396,4 +396,33 @@ test("the device validates raw descriptors as hardware decodes them", () => {
     native.ap_dev_submit_raw(h, rec(), raw(), 63),
     ShimCode.INVALID_ARG,
   );
+});
+
+test("a device left open survives its library being unloaded", () => {
+  // deno test unloads each test file's libraries when the file ends; a
+  // device nobody closed still runs its threads in the shim's code, so
+  // the shim keeps itself mapped once it starts threads (RTLD_NODELETE)
+  const r = runScript(`
+    const path = ${JSON.stringify(LIB)};
+    const cell = new BigUint64Array(1);
+    let lib;
+    if (typeof Deno !== "undefined") {
+      lib = Deno.dlopen(path, { ap_dev_new: {
+        parameters: ["buffer", "u32", "u32", "u32", "u32", "f64"],
+        result: "i32" } });
+    } else {
+      const spec = "bun:ffi";
+      const ffi = await import(spec);
+      lib = ffi.dlopen(path, { ap_dev_new: {
+        args: ["ptr", "u32", "u32", "u32", "u32", "f64"], returns: "i32" } });
+    }
+    if (lib.symbols.ap_dev_new(cell, 2, 8, 8, 1, 4096) !== 0) throw new Error("ap_dev_new");
+    lib.close(); // the only handle: the library would be unmapped here
+    // engines wake at least every 200 ms: give them time to run
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 600);
+    console.log("alive");
+  `);
+  assert.equal(r.signal, null, r.stderr);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /alive/);
 });

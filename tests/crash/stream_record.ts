@@ -15,12 +15,12 @@ import type { PersistenceModel } from "./model.ts";
 import { xorshift } from "./random.ts";
 import { StreamLedger } from "./stream_ledger.ts";
 import {
-  STREAM_MOVERS,
   STREAM_OPTIONS,
   StreamDriver,
   type StreamWorkload,
 } from "./stream_workload.ts";
 import { CrashTracer, type TraceEvent } from "./tracer.ts";
+import { crashMover, parseCrashMover } from "./movers.ts";
 
 /** The mark that says `LogStream.create` returned. */
 export const CREATED_MARK = "ack create";
@@ -63,7 +63,7 @@ export function recordStreamTrace(
 ): StreamTrace {
   const rand = xorshift(seed);
   const ledger = new StreamLedger();
-  const vdm = STREAM_MOVERS[mover]();
+  const vdm = crashMover(parseCrashMover(mover));
   let probe: Mapping | undefined;
   let s: LogStream | undefined;
   try {

@@ -44,12 +44,9 @@ import {
   recordStreamTrace,
   type StreamTrace,
 } from "./stream_record.ts";
-import {
-  STREAM_MOVERS,
-  STREAM_WORKLOADS,
-  type StreamWorkload,
-} from "./stream_workload.ts";
+import { STREAM_WORKLOADS, type StreamWorkload } from "./stream_workload.ts";
 import { type SubsetOptions, subsets } from "./subsets.ts";
+import { STREAM_CRASH_MOVERS } from "./movers.ts";
 
 export { recordStreamTrace };
 
@@ -251,7 +248,7 @@ export function runStreamSweep(options: StreamSweepOptions): StreamSweepReport {
   checkModel(options.model, options.dir);
   const report = emptyStreamReport();
   report.models.push(options.model.name);
-  const movers = Object.keys(STREAM_MOVERS);
+  const movers = STREAM_CRASH_MOVERS;
   const n = options.workloads.length;
   for (
     let k = 0;

@@ -9,7 +9,6 @@
  */
 import { OutOfSpaceError } from "../../errors/mod.ts";
 import { type Future, waitAll } from "../../future/mod.ts";
-import { CpuMover, ThreadMover, type Vdm } from "../../mover/mod.ts";
 import type { LogStream, Region } from "../../stream/mod.ts";
 import { pick } from "./random.ts";
 
@@ -85,19 +84,6 @@ export function regionKey(r: Region): string {
 }
 
 /** The movers traces use, by name (as tests/_harness.ts's MOVERS). */
-export const STREAM_MOVERS: Readonly<Record<string, () => Vdm>> = {
-  cpu: () => new CpuMover(),
-  threads: () => new ThreadMover({ threads: 2, inlineThreshold: 0 }),
-  "threads-tight": () =>
-    new ThreadMover({
-      threads: 2,
-      inlineThreshold: 0,
-      maxTransfer: 256,
-      queueSize: 4,
-      records: 8,
-      batchLists: 2,
-    }),
-};
 
 /** Runs stream operations, labelling them. */
 export class StreamDriver {

@@ -1,0 +1,164 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode DeviceMover}: what the movers over a
+ * {@linkcode CompletionDevice} share -- the software device
+ * ({@linkcode ThreadMover}) and a DSA work queue ({@linkcode DsaMover}).
+ * Small operations run inline; the rest become descriptors, batches of
+ * them where the device takes BATCH.
+ *
+ * @module
+ */
+import { all, map } from "../future/combinators.ts";
+import type { Future, FutureOptions } from "../future/future.ts";
+import { BaseMover } from "./_base.ts";
+import type { CompletionDevice, DeviceInfo } from "./_device.ts";
+import { DeviceBatch } from "./_device_batch.ts";
+import { DeviceOp } from "./_device_op.ts";
+import { CpuOp } from "./cpu.ts";
+import type { CheckedOp } from "./vdm.ts";
+
+let deviceOf: (mover: DeviceMover) => CompletionDevice;
+
+/**
+ * The device behind a mover (for the testing entry point's fault
+ * injection and counters). Internal.
+ *
+ * @throws {TypeError} when `mover` is not a device mover
+ */
+export function moverDevice(mover: unknown, what: string): CompletionDevice {
+  if (!(mover instanceof DeviceMover)) {
+    throw new TypeError(`Cannot reach the device: mover must be a ${what}`);
+  }
+  return deviceOf(mover);
+}
+
+/**
+ * A mover whose operations a DSA-style device executes -- the software
+ * device of a {@linkcode ThreadMover} or the work queue of a
+ * {@linkcode DsaMover}: operations below `inlineThreshold` bytes run on
+ * the polling thread, larger ones become descriptors (in chunks of the
+ * device's maximum transfer), and a batch becomes BATCH descriptors of up
+ * to the device's maxBatch members when the device takes them. Not
+ * constructed directly.
+ *
+ * @example Usage
+ * ```ts
+ * import { DeviceMover, ThreadMover } from "@asyncpmem/asyncpmem/mover";
+ * import assert from "node:assert/strict";
+ *
+ * using mover = new ThreadMover({ threads: 1 });
+ * assert.ok(mover instanceof DeviceMover);
+ * assert.equal(mover.info.submission, "ring"); // the software device
+ * ```
+ */
+export abstract class DeviceMover extends BaseMover {
+  #device: CompletionDevice;
+  #inlineThreshold: number;
+  #className: string;
+
+  /**
+   * Take over a device created by the subclass.
+   *
+   * @param className for errors ("ThreadMover")
+   * @param name the short name ("threads")
+   * @param capabilities the VdmFlags honoured
+   * @param device the device, already created
+   * @param inlineThreshold operations below it run inline
+   */
+  protected constructor(
+    className: string,
+    name: string,
+    capabilities: number,
+    device: CompletionDevice,
+    inlineThreshold: number,
+  ) {
+    super(className, name, capabilities);
+    this.#className = className;
+    this.#device = device;
+    this.#inlineThreshold = inlineThreshold;
+  }
+
+  static {
+    deviceOf = (mover) => mover.#device;
+  }
+
+  /** The device's reported configuration (DSA GENCAP, limits). */
+  get info(): DeviceInfo {
+    return this.#device.info;
+  }
+
+  /** Its operations address `dst` by `dstOffset` themselves. */
+  protected override get takesDstOffset(): boolean {
+    return true;
+  }
+
+  /** Whether {@linkcode DeviceMover.close} has run. */
+  get closed(): boolean {
+    return this.#device.closed;
+  }
+
+  /** One operation: inline below the threshold, else a descriptor. */
+  protected run(op: CheckedOp, options?: FutureOptions): Future<void> {
+    if (op.length < this.#inlineThreshold) {
+      return new CpuOp(this, this.#className, op, options);
+    }
+    return new DeviceOp(this.#device, op, options);
+  }
+
+  /**
+   * Several operations as BATCH descriptors (up to the device's maxBatch
+   * members each; inline when small); completes when all members have.
+   * Empty members complete at once: DSA's behaviour for a zero-length
+   * transfer is unverified, so none is submitted.
+   */
+  protected runBatch(ops: CheckedOp[], options?: FutureOptions): Future<void> {
+    const bytes = ops.reduce((n, op) => n + op.length, 0);
+    if (ops.length <= 1 || bytes < this.#inlineThreshold) {
+      return this.#group(ops, bytes < this.#inlineThreshold, options);
+    }
+    const work = ops.filter((op) => op.length > 0);
+    // a batch needs a record per member plus its own; members longer than
+    // one descriptor's transfer go alone, in chunks
+    const { maxBatch, records, maxTransfer } = this.#device.info;
+    const max = Math.min(maxBatch, records - 1);
+    if (max < 2) return this.#group(work, false, options);
+    const parts: Future<void>[] = work.filter((op) => op.length > maxTransfer)
+      .map((op) => new DeviceOp(this.#device, op, options));
+    const small = work.filter((op) => op.length <= maxTransfer);
+    for (let i = 0; i < small.length; i += max) {
+      const slice = small.slice(i, i + max);
+      parts.push(
+        slice.length === 1
+          ? new DeviceOp(this.#device, slice[0], options)
+          : new DeviceBatch(this.#device, slice, options),
+      );
+    }
+    if (parts.length === 0) {
+      return new CpuOp(this, this.#className, [], options);
+    }
+    return parts.length === 1 ? parts[0] : map(all(parts), () => undefined);
+  }
+
+  #group(
+    ops: CheckedOp[],
+    inline: boolean,
+    options?: FutureOptions,
+  ): Future<void> {
+    if (inline) return new CpuOp(this, this.#className, ops, options);
+    const parts = ops.map((op) => new DeviceOp(this.#device, op, options));
+    if (parts.length === 1) return parts[0];
+    if (parts.length === 0) {
+      return new CpuOp(this, this.#className, [], options);
+    }
+    return map(all(parts), () => undefined);
+  }
+
+  /**
+   * Stop the device. Every operation already handed to it runs to
+   * completion (its future still reports the outcome); operations not yet
+   * started fail with `ClosedError`. Idempotent.
+   */
+  close(): void {
+    this.#device.close();
+  }
+}

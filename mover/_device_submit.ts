@@ -1,0 +1,206 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * What the futures over a {@linkcode CompletionDevice} share: the flags
+ * and opcode of an operation's descriptor, one submission and the three
+ * answers to it -- sent, full (retry when something completes), busy (a
+ * shared WQ kept answering retry: back off in the event loop, then finish
+ * on the CPU) -- and the errors a record can end in.
+ *
+ * @module
+ */
+import { PmemError } from "../errors/mod.ts";
+import { check, native, nativeError } from "../ffi/lib.ts";
+import { assertAttached } from "./cpu.ts";
+import type { CompletionDevice } from "./_device.ts";
+import { DsaFlag, DsaOpcode, dsaStatusName } from "./dsa_format.ts";
+import { type CheckedOp, VdmFlags } from "./vdm.ts";
+
+/** `-EAGAIN`: the queue is full (or no credit is left). */
+export const EAGAIN = -11;
+/** `-EBUSY`: a shared WQ kept answering retry. */
+export const EBUSY = -16;
+/** After this many partial completions of one chunk, finish it on the CPU. */
+export const MAX_RESUBMITS = 1;
+/**
+ * After this many busy answers of a shared WQ to one operation (each after
+ * the shim's own retries with backoff), finish it on the CPU: others keep
+ * the WQ full, and waiting longer only delays the work (DTO gives up at
+ * once; the reference advises a bounded backoff).
+ */
+export const BUSY_LIMIT = 16;
+/** GENCAP bit 1: the device copies overlapping ranges itself. */
+export const GEN_CAP_OVERLAP = 2;
+
+/** What a submission got: queued, or refused for now. */
+export const SENT = 0;
+/** The queue is full: retry once something completed. */
+export const FULL = 1;
+/** A shared WQ answered retry: retry soon. */
+export const BUSY = 2;
+
+/** The outcome of {@linkcode submit}: SENT, FULL, BUSY. */
+export type Sent = typeof SENT | typeof FULL | typeof BUSY;
+
+/**
+ * Classify a submission's return code: 1 asks for a CPU persist of the
+ * destination after completion (see `ap_dev_submit`).
+ */
+export function sent(
+  rc: number,
+  dev: CompletionDevice,
+  op: string,
+  persist: { persist: boolean },
+): Sent {
+  if (rc === EAGAIN) return FULL;
+  if (rc === EBUSY) {
+    dev.stats.busyAnswers++;
+    return BUSY;
+  }
+  if (rc < 0) throw nativeError(rc, op); // nothing was queued
+  if (rc === 1) persist.persist = true;
+  return SENT;
+}
+
+/**
+ * The error for a record still unwritten after its device closed: closing
+ * waits for every descriptor a device accepted, so this one was lost (a
+ * WQ dropped it, or its record could not be written).
+ */
+export function lostError(op: string, device: string): PmemError {
+  return new PmemError(
+    op,
+    -5,
+    `${device} closed without completing the operation (its descriptor ` +
+      "or record was lost)",
+    { errno: 5 },
+  );
+}
+
+/** Persist a range the device wrote but could not make durable. */
+export function persistOnCpu(
+  dev: CompletionDevice,
+  op: CheckedOp,
+  from = 0,
+  to = op.length,
+): void {
+  if (to <= from) return;
+  assertAttached(op, to);
+  dev.stats.cpuPersists++;
+  check(
+    native.ap_cpu_flush(
+      op.dst,
+      op.dst.byteLength,
+      op.dstOffset + from,
+      to - from,
+    ),
+    op.op,
+  );
+}
+
+/** The DSA opcode of each operation. */
+export const OPCODES = {
+  memcpy: DsaOpcode.MEMMOVE,
+  memmove: DsaOpcode.MEMMOVE,
+  memset: DsaOpcode.MEMFILL,
+  flush: DsaOpcode.CFLUSH,
+} as const;
+
+/** DSA descriptor flags for a checked operation's VdmFlags. */
+export function descriptorFlags(op: CheckedOp): number {
+  let f = 0;
+  if (op.flags & VdmFlags.DURABLE && op.op !== "flush") {
+    f |= DsaFlag.DEST_READBACK;
+  }
+  // CC=1 asks to allocate destination lines in cache; NO_CACHE_HINT clears it
+  if (!(op.flags & VdmFlags.NO_CACHE_HINT) && op.op !== "flush") {
+    f |= DsaFlag.CACHE_CONTROL;
+  }
+  return f;
+}
+
+/** The error for a record that completed with a failure status. */
+export function statusError(
+  op: string,
+  status: number,
+  device: string,
+): PmemError {
+  return new PmemError(
+    op,
+    -5,
+    `${device} completed with status ${dsaStatusName(status)}`,
+    { errno: 5 },
+  );
+}
+
+/**
+ * Pin an operation's arrays for a device: a worker writes through their
+ * addresses after the submitting call returned, so their storage must not
+ * move. An engine may keep a small typed array's bytes inside its heap and
+ * move them to a separate store when its `.buffer` is first read
+ * (JavaScriptCore relocates them then; V8 does the same for arrays of up
+ * to 64 bytes): reading `.buffer` once before the first submission makes
+ * that move happen now, after which the storage stays put while the
+ * operation holds the array.
+ */
+export function pin(op: CheckedOp): void {
+  void op.dst.buffer;
+  if (op.src !== undefined) void op.src.buffer;
+}
+
+/** Submit `[start, start+len)` of `op` into `rec`; a negative code on failure. */
+export function submit(
+  dev: CompletionDevice,
+  rec: number,
+  op: CheckedOp,
+  flags: number,
+  start: number,
+  len: number,
+): number {
+  assertAttached(op, start + len);
+  const src = op.src ?? op.dst;
+  return native.ap_dev_submit(
+    dev.handle(op.op),
+    rec,
+    OPCODES[op.op],
+    flags,
+    op.dst,
+    op.dst.byteLength,
+    op.dstOffset + start,
+    src,
+    src.byteLength,
+    op.src === undefined ? op.dstOffset + start : start,
+    len,
+    op.value,
+  );
+}
+
+/**
+ * Write `op` (all of it) as member `idx` of batch list `list`, completing
+ * into `rec`; the return code of `ap_dev_batch_set` (1: persist after).
+ */
+export function setMember(
+  dev: CompletionDevice,
+  list: number,
+  idx: number,
+  rec: number,
+  op: CheckedOp,
+  flags: number,
+): number {
+  const src = op.src ?? op.dst;
+  return native.ap_dev_batch_set(
+    dev.handle("batch"),
+    list,
+    idx,
+    rec,
+    OPCODES[op.op],
+    flags,
+    op.dst,
+    op.dst.byteLength,
+    op.dstOffset,
+    src,
+    src.byteLength,
+    op.src === undefined ? op.dstOffset : 0,
+    op.length,
+    op.value,
+  );
+}

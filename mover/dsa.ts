@@ -1,0 +1,440 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode DsaMover}: Intel DSA hardware as a data mover. A work queue
+ * found with libaccel-config is opened in the shim, which sends the same
+ * 64-byte descriptors the software device executes (one builder) to the
+ * WQ's portal -- MOVDIR64B for a dedicated WQ, ENQCMD for a shared one,
+ * `write(2)` where the portal cannot be mapped -- and a watcher thread
+ * turns the records the hardware writes into the completion sequence the
+ * executor sleeps on. Futures poll the records exactly as the
+ * {@linkcode ThreadMover}'s.
+ *
+ * @module
+ */
+import { NotSupportedError, ShimCode } from "../errors/mod.ts";
+import { cString, native, nativeError } from "../ffi/lib.ts";
+import { checkSize } from "../ffi/validate.ts";
+import { CompletionDevice } from "./_device.ts";
+import { DeviceMover, moverDevice } from "./_device_mover.ts";
+import {
+  chooseWq,
+  type DsaDeviceInfo,
+  type DsaWqInfo,
+  listDsa,
+} from "./_dsa_discovery.ts";
+import { ThreadMover, type ThreadMoverOptions } from "./thread.ts";
+import { VdmFlags } from "./vdm.ts";
+
+export type { DsaDeviceInfo, DsaWqInfo };
+
+/** Options of {@linkcode DsaMover.open}. */
+export interface DsaMoverOptions {
+  /** The work queue to open, by name ("wq0.0"). @default the first usable, dedicated before shared */
+  wq?: string;
+  /** The device to take it from ("dsa0"). @default any */
+  device?: string;
+  /**
+   * Operations smaller than this many bytes run inline on the polling
+   * thread (submitting costs more than copying them; the reference puts
+   * the crossover of asynchronous offload near 4 KiB, unmeasured here).
+   * @default 4096
+   */
+  inlineThreshold?: number;
+  /** Completion records, i.e. operations in flight at most. @default 1024 */
+  records?: number;
+  /** Batch descriptor lists. @default 64 */
+  batchLists?: number;
+  /** Submit with `write(2)` even where the portal could be mapped. @default false */
+  writeOnly?: boolean;
+  /** The libaccel-config to load (a soname or path). @default "libaccel-config.so.1" */
+  library?: string;
+}
+
+/** Options of {@linkcode DsaMover.openOrFallback}. */
+export interface DsaFallbackOptions extends DsaMoverOptions {
+  /** Options of the ThreadMover made when DSA is not available. */
+  fallback?: ThreadMoverOptions;
+}
+
+/** What {@linkcode DsaMover.openOrFallback} got; disposing closes the mover. */
+export interface DsaChoice extends Disposable {
+  /** The DSA mover, or the ThreadMover made instead. */
+  readonly mover: DsaMover | ThreadMover;
+  /** Why there is no DSA mover (the open's message), or null. */
+  readonly reason: string | null;
+  /** The error that said so, or null. */
+  readonly error: NotSupportedError | null;
+}
+
+/** The work queue a {@linkcode DsaMover} submits to. */
+export interface DsaQueue {
+  /** The device ("dsa0"; "test" for a test portal). */
+  device: string;
+  /** The WQ ("wq0.0"). */
+  name: string;
+  /** How descriptors reach it. */
+  mode: "dedicated" | "shared";
+  /** Its character device ("" for a test portal). */
+  path: string;
+  /** Descriptors it holds (a dedicated WQ's credits). */
+  size: number;
+}
+
+const RECORDS = 1024;
+const LISTS = 64;
+
+let construct: (
+  device: CompletionDevice,
+  inlineThreshold: number,
+  queue: DsaQueue,
+) => DsaMover;
+
+/** A size option, checked before anything native. */
+function option(value: unknown, fallback: number, name: string): number {
+  return checkSize(value ?? fallback, name, "open DsaMover");
+}
+
+/**
+ * A data mover over an Intel DSA work queue: written to the specification
+ * and exercised through test portals and a fixture sysfs tree; see the
+ * README's "DSA hardware" for what is unverified without the hardware.
+ *
+ * @experimental
+ * @example Usage
+ * ```ts
+ * import { DsaMover } from "@asyncpmem/asyncpmem/mover";
+ * import assert from "node:assert/strict";
+ *
+ * // the DSA mover where a usable work queue exists, else a ThreadMover
+ * using choice = DsaMover.openOrFallback();
+ * if (choice.reason !== null) console.log(`no DSA: ${choice.reason}`);
+ * const dst = new Uint8Array(1 << 16);
+ * await choice.mover.memset(dst, 7);
+ * assert.equal(dst[65535], 7);
+ * ```
+ */
+export class DsaMover extends DeviceMover {
+  #queue: DsaQueue;
+
+  private constructor(
+    device: CompletionDevice,
+    inlineThreshold: number,
+    queue: DsaQueue,
+  ) {
+    super(
+      "DsaMover",
+      "dsa",
+      VdmFlags.DURABLE | VdmFlags.NO_CACHE_HINT,
+      device,
+      inlineThreshold,
+    );
+    this.#queue = queue;
+  }
+
+  static {
+    construct = (device, inlineThreshold, queue) =>
+      new DsaMover(device, inlineThreshold, queue);
+  }
+
+  /** The work queue this mover submits to. */
+  get queue(): DsaQueue {
+    return { ...this.#queue };
+  }
+
+  /**
+   * The DSA devices libaccel-config lists, each with its work queues
+   * (usable or not). An empty array where there is no library, no idxd
+   * driver or no device: never an exception for those.
+   *
+   * @example Usage
+   * ```ts
+   * import { DsaMover } from "@asyncpmem/asyncpmem/mover";
+   *
+   * for (const dev of DsaMover.devices()) {
+   *   console.log(dev.name, dev.wqs.map((wq) => `${wq.name} ${wq.mode}`));
+   * }
+   * ```
+   */
+  static devices(options: { library?: string } = {}): DsaDeviceInfo[] {
+    const listing = listDsa(options?.library ?? "");
+    return listing.devices.filter((d) => d.type === "dsa");
+  }
+
+  /**
+   * Whether a usable work queue is listed: an enabled user WQ on an
+   * enabled device with PASID, that this process may open. Never throws
+   * for a machine without DSA. (A dedicated WQ another process holds is
+   * only found out by {@linkcode DsaMover.open}.)
+   *
+   * @example Usage
+   * ```ts
+   * import { DsaMover } from "@asyncpmem/asyncpmem/mover";
+   *
+   * console.log(DsaMover.available() ? "DSA present" : "no DSA");
+   * ```
+   */
+  static available(options: DsaMoverOptions = {}): boolean {
+    try {
+      const listing = listDsa(options?.library ?? "");
+      return chooseWq(listing, options ?? {}, true).wq !== undefined;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Open a work queue: the one named, else the first usable one
+   * (dedicated before shared).
+   *
+   * @example Usage
+   * ```ts
+   * import { DsaMover } from "@asyncpmem/asyncpmem/mover";
+   * import { NotSupportedError } from "@asyncpmem/asyncpmem/errors";
+   *
+   * try {
+   *   using dsa = DsaMover.open({ wq: "wq0.0" });
+   *   await dsa.memset(new Uint8Array(1 << 20), 0);
+   * } catch (e) {
+   *   if (!(e instanceof NotSupportedError)) throw e;
+   *   console.log(e.message); // why not: no library, no driver, ...
+   * }
+   * ```
+   *
+   * @throws {TypeError | RangeError} for bad options
+   * @throws {NotSupportedError} naming why no WQ can be used: no
+   * libaccel-config, no idxd driver, no DSA device, no enabled user WQ,
+   * no permission on its character device, a dedicated WQ already open
+   */
+  static open(options: DsaMoverOptions = {}): DsaMover {
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("Cannot open DsaMover: options must be an object");
+    }
+    for (const k of ["wq", "device", "library"] as const) {
+      if (options[k] !== undefined && typeof options[k] !== "string") {
+        throw new TypeError(`Cannot open DsaMover: ${k} must be a string`);
+      }
+    }
+    const threshold = option(options.inlineThreshold, 4096, "inlineThreshold");
+    const records = option(options.records, RECORDS, "records");
+    const lists = option(options.batchLists, LISTS, "batchLists");
+    if (records < 1 || records > 2 ** 20 || lists > 4096) {
+      throw new RangeError(
+        "Cannot open DsaMover: records must be 1..2^20, batchLists <= 4096",
+      );
+    }
+    const choice = chooseWq(listDsa(options.library ?? ""), options);
+    if (choice.wq === undefined) {
+      throw new NotSupportedError("open", -95, choice.reason);
+    }
+    const { device: dev, wq } = choice;
+    const path = cString(wq.path);
+    const device = new CompletionDevice("DsaMover", (cell) => {
+      const rc = native.ap_dsa_open(
+        cell,
+        path,
+        path.byteLength,
+        wq.mode === "shared" ? 1 : 0,
+        Math.min(wq.size, 4096),
+        Math.min(wq.maxBatch, dev.maxBatch || wq.maxBatch),
+        Math.min(wq.maxTransfer || dev.maxTransfer, 2 ** 31),
+        Number(BigInt(dev.genCap) & 0x1fffffffffffffn),
+        dev.engines,
+        records,
+        lists,
+        options.writeOnly ? 1 : 0,
+      );
+      if (rc < 0) {
+        const e = nativeError(rc, "open");
+        throw new NotSupportedError(
+          "open",
+          e.code,
+          e.message.replace(/^open: /, ""),
+          {
+            errno: e.errno,
+            cause: e,
+          },
+        );
+      }
+      return rc;
+    });
+    return construct(device, threshold, {
+      device: dev.name,
+      name: wq.name,
+      mode: wq.mode === "shared" ? "shared" : "dedicated",
+      path: wq.path,
+      size: wq.size,
+    });
+  }
+
+  /**
+   * {@linkcode DsaMover.open}, or -- when it says DSA cannot be used -- a
+   * {@linkcode ThreadMover}, with the reason kept. Disposing the result
+   * closes whichever mover it holds.
+   *
+   * @example Usage
+   * ```ts
+   * import { DsaMover } from "@asyncpmem/asyncpmem/mover";
+   *
+   * using choice = DsaMover.openOrFallback({ fallback: { threads: 2 } });
+   * console.log(choice.mover.name, choice.reason ?? "");
+   * ```
+   *
+   * @throws {TypeError | RangeError} for bad options (never for a
+   * machine without DSA)
+   */
+  static openOrFallback(options: DsaFallbackOptions = {}): DsaChoice {
+    let mover: DsaMover | ThreadMover;
+    let error: NotSupportedError | null = null;
+    try {
+      mover = DsaMover.open(options);
+    } catch (e) {
+      if (!(e instanceof NotSupportedError)) throw e;
+      error = e;
+      mover = new ThreadMover(options?.fallback ?? {});
+    }
+    return {
+      mover,
+      error,
+      reason: error === null ? null : error.message.replace(/^open: /, ""),
+      [Symbol.dispose]: () => mover.close(),
+    };
+  }
+}
+
+/** Options of {@linkcode openDsaTestPortal}. */
+export interface DsaTestPortalOptions {
+  /**
+   * How the mover submits: MOVDIR64B into a watched page (`dedicated`),
+   * an emulated ENQCMD into it (`shared`), or `write(2)` to a socket
+   * (`write`, which takes no BATCH). @default "dedicated"
+   */
+  mode?: "dedicated" | "shared" | "write";
+  /** WQ size, a power of two in 2..32. @default 16 */
+  queueSize?: number;
+  /** Most BATCH members, 0 or 2..32. @default 32 */
+  maxBatch?: number;
+  /** Largest transfer of one descriptor. @default 2 MiB */
+  maxTransfer?: number;
+  /** Engines (threads) of the software device behind it. @default 2 */
+  engines?: number;
+  /** Completion records. @default 1024 */
+  records?: number;
+  /** Batch lists. @default 64 */
+  batchLists?: number;
+  /** See {@linkcode DsaMoverOptions.inlineThreshold}. @default 0 */
+  inlineThreshold?: number;
+}
+
+const KINDS = { dedicated: 1, shared: 2, write: 3 } as const;
+
+/**
+ * A {@linkcode DsaMover} on a test portal: the hardware path end to end,
+ * with the software device behind the WQ's interface (see
+ * `c/dsa_test.c`). Reached through the testing entry point.
+ *
+ * @throws {RangeError} for an option out of range
+ */
+export function openDsaTestPortal(
+  options: DsaTestPortalOptions = {},
+): DsaMover {
+  const mode = options.mode ?? "dedicated";
+  if (!(mode in KINDS)) {
+    throw new RangeError(`Cannot open a test portal: unknown mode '${mode}'`);
+  }
+  const size = option(options.queueSize, 16, "queueSize");
+  const maxBatch = option(options.maxBatch, 32, "maxBatch");
+  const maxTransfer = option(options.maxTransfer, 2 ** 21, "maxTransfer");
+  const engines = option(options.engines, 2, "engines");
+  const records = option(options.records, RECORDS, "records");
+  const lists = option(options.batchLists, LISTS, "batchLists");
+  const threshold = option(options.inlineThreshold, 0, "inlineThreshold");
+  const device = new CompletionDevice("DsaMover", (cell) => {
+    const rc = native.ap_dsa_open_test(
+      cell,
+      KINDS[mode],
+      size,
+      maxBatch,
+      maxTransfer,
+      engines,
+      records,
+      lists,
+    );
+    if (rc === ShimCode.INVALID_ARG) {
+      throw new RangeError(
+        `Cannot open a test portal: ${nativeError(rc, "open").message}`,
+      );
+    }
+    return rc;
+  });
+  return construct(device, threshold, {
+    device: "test",
+    name: `test-portal-${mode}`,
+    mode: mode === "shared" ? "shared" : "dedicated",
+    path: "",
+    size,
+  });
+}
+
+/** The device of a DsaMover (testing hooks). Internal. */
+export function dsaMoverDevice(mover: DsaMover): CompletionDevice {
+  if (!(mover instanceof DsaMover)) {
+    throw new TypeError("Cannot reach the device: mover must be a DsaMover");
+  }
+  return moverDevice(mover, "DsaMover");
+}
+
+/** A WQ's counters (see `ap_dsa_counters`). */
+export interface PortalCounters {
+  /** Submissions refused for want of a dedicated WQ's credit. */
+  creditWaits: number;
+  /** "Retry" answers of ENQCMD (or the test portal's emulation). */
+  retries: number;
+  /** Submissions given up as busy after the shim's retries. */
+  busy: number;
+  /** Descriptors a test portal's WQ dropped: it was full (a credit bug). */
+  drops: number;
+  /** Descriptors sent. */
+  sent: number;
+  /** Completions the watcher noticed. */
+  reaped: number;
+  /** Completions a submitter noticed before the watcher. */
+  reapedInline: number;
+  /** Sleeps of the watcher while work was in flight. */
+  watcherSleeps: number;
+}
+
+/** A DsaMover's WQ counters. Internal (testing hooks). */
+export function portalCounters(mover: DsaMover): PortalCounters {
+  const dev = dsaMoverDevice(mover);
+  const out = new Float64Array(8);
+  const rc = native.ap_dsa_counters(dev.handle("counters"), out, out.length);
+  if (rc < 0) throw nativeError(rc, "counters");
+  const [
+    creditWaits,
+    retries,
+    busy,
+    drops,
+    sent,
+    reaped,
+    reapedInline,
+    watcherSleeps,
+  ] = out;
+  return {
+    creditWaits,
+    retries,
+    busy,
+    drops,
+    sent,
+    reaped,
+    reapedInline,
+    watcherSleeps,
+  };
+}
+
+/** Make a shared test portal answer "retry" `count` times. Internal. */
+export function injectBusy(mover: DsaMover, count: number): void {
+  const dev = dsaMoverDevice(mover);
+  const n = checkSize(count, "count", "inject busy answers");
+  const rc = native.ap_dsa_inject_busy(dev.handle("injectBusy"), n);
+  if (rc < 0) throw nativeError(rc, "injectBusy");
+}
