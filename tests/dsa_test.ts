@@ -17,7 +17,6 @@ import {
 import { native } from "../ffi/lib.ts";
 import type { CompletionDevice } from "../mover/_device.ts";
 import { dsaMoverDevice } from "../mover/dsa.ts";
-import { listDsa } from "../mover/_dsa_discovery.ts";
 import * as format from "../mover/dsa_format.ts";
 import { threadMoverDevice } from "../mover/thread.ts";
 import {
@@ -60,8 +59,6 @@ async function settles<T>(promise: Promise<T>, ms: number): Promise<T> {
     clearTimeout(timer);
   }
 }
-
-const driver = listDsa().driver;
 
 test("a test portal's completions are noticed by the watcher, once each", async () => {
   for (const mode of ["dedicated", "shared", "write"] as const) {
