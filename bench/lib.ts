@@ -271,8 +271,13 @@ export function alignedBytes(size: number): Uint8Array {
   return whole.subarray(skip, skip + size);
 }
 
-/** A directory for pool files: `/dev/shm` (tmpfs) when present. */
+/**
+ * A directory for pool files: `ASYNCPMEM_BENCH_DIR` (a DAX file system,
+ * to measure real persistent memory), else `/dev/shm` (tmpfs) when present.
+ */
 export function scratchDir(): string {
+  const chosen = process.env.ASYNCPMEM_BENCH_DIR;
+  if (chosen) return chosen;
   return existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
 }
 
