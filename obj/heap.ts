@@ -58,6 +58,8 @@ class Run {
   free: number;
   /** A word to search from. */
   cursor = 0;
+  /** Whether it is in its class's list of runs with room. */
+  listed = false;
 
   constructor(chunk: number, cls: number, base: number) {
     this.chunk = chunk;
@@ -158,7 +160,7 @@ export class Heap {
         run.free = blocks - used;
         h.#kinds[k] = CHUNK_RUN;
         h.#runs[k] = run;
-        if (run.free > 0) h.#avail[arg].push(run);
+        if (run.free > 0) h.#list(run);
         k++;
       } else if (kind === CHUNK_HUGE) {
         if (arg < 1 || k + arg > g.chunks) {
@@ -234,12 +236,13 @@ export class Heap {
       const r = avail[avail.length - 1];
       if (r.free > 0 && this.#runs[r.chunk] === r) return r;
       avail.pop();
+      r.listed = false;
     }
     const k = this.#takeChunks(1, op);
     const run = new Run(k, cls, this.#g.heap + k * CHUNK_SIZE);
     this.#kinds[k] = CHUNK_RUN;
     this.#runs[k] = run;
-    avail.push(run);
+    this.#list(run);
     log.zero(run.base, RUNS[cls].bitmapBytes);
     this.#setEntry(k, CHUNK_RUN, cls, log);
     log.undo(() => {
@@ -248,6 +251,12 @@ export class Heap {
       this.#freeChunks++;
     });
     return run;
+  }
+
+  /** Put a run in its class's list of runs with room. */
+  #list(run: Run): void {
+    run.listed = true;
+    this.#avail[run.cls].push(run);
   }
 
   /** Find `n` contiguous free chunks (first fit from a hint), mark them. */
@@ -350,8 +359,7 @@ export class Heap {
     const mask = ~(1 << (b & 31)) >>> 0;
     if ((b & 63) < 32) log.mask(OP_AND, word, mask, 0xffffffff);
     else log.mask(OP_AND, word, 0xffffffff, mask);
-    const avail = this.#avail[run.cls];
-    if (run.free === 1) avail.push(run);
+    if (!run.listed) this.#list(run);
     log.undo(() => {
       bits[w] |= 1 << (b & 31);
       run.free--;
@@ -377,7 +385,7 @@ export class Heap {
       this.#kinds[k] = CHUNK_RUN;
       this.#runs[k] = run;
       this.#freeChunks--;
-      this.#avail[run.cls].push(run);
+      if (!run.listed) this.#list(run);
     });
   }
 

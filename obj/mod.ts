@@ -33,3 +33,11 @@ export {
   LayoutMismatchError,
   StaleObjectError,
 } from "./errors.ts";
+export {
+  type MapKey,
+  type MapOp,
+  type MapValue,
+  MAX_KEY,
+  MAX_VALUE,
+  PersistentMap,
+} from "./map.ts";
