@@ -29,7 +29,12 @@ import {
 } from "../future/future.ts";
 import type { BatchEntry, Vdm } from "../mover/vdm.ts";
 import { StaleObjectError } from "./errors.ts";
-import { handleGen, handleOwner, ObjectHandle, type PoolToken } from "./handle.ts";
+import {
+  handleGen,
+  handleOwner,
+  ObjectHandle,
+  type PoolToken,
+} from "./handle.ts";
 import type { Heap } from "./heap.ts";
 import {
   type Geometry,
@@ -42,8 +47,8 @@ import {
 } from "./layout.ts";
 import {
   APPLIED,
-  APPLYING,
   applyEntry,
+  APPLYING,
   COMMITTED,
   type Entry,
   FAILED,

@@ -147,7 +147,9 @@ export class Heap {
         const run = new Run(k, arg, g.heap + k * CHUNK_SIZE);
         const bitmap = run.base >>> 2;
         const { blocks } = RUNS[arg];
-        for (let i = 0; i < run.bits.length; i++) run.bits[i] |= u32[bitmap + i];
+        for (let i = 0; i < run.bits.length; i++) {
+          run.bits[i] |= u32[bitmap + i];
+        }
         for (let b = blocks; b < run.bits.length * 32; b++) {
           if (u32[bitmap + (b >>> 5)] & (1 << (b & 31))) {
             throw bad(`bit ${b} is set, past the run's ${blocks} blocks`);

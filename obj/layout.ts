@@ -303,7 +303,10 @@ export function encodeHeader(g: Geometry): Uint8Array {
  * @param fileSize the file's size
  * @returns the geometry, or a sentence saying what is wrong
  */
-export function decodeHeader(b: Uint8Array, fileSize: number): Geometry | string {
+export function decodeHeader(
+  b: Uint8Array,
+  fileSize: number,
+): Geometry | string {
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   if (b.subarray(0, 16).every((x) => x === 0)) {
     return "not an object pool: the pool header is all zeros";

@@ -356,7 +356,9 @@ export class RedoLog {
       const inHeap = target >= g.chunkTable && target + length <= g.size;
       if (length === 0 || !(inState || inHeap)) {
         throw bad(
-          `entry ${i} changes [${target}, ${target + length}), outside the state page and the heap`,
+          `entry ${i} changes [${target}, ${
+            target + length
+          }), outside the state page and the heap`,
         );
       }
       entries.push({ op, target, length, at: q + ENTRY_HEADER });

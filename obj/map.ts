@@ -29,12 +29,7 @@ import type { Future } from "../future/future.ts";
 import { newHandle, type ObjectHandle } from "./handle.ts";
 import type { Engine } from "./engine.ts";
 import { CorruptPoolError } from "./errors.ts";
-import {
-  CATALOG_AT,
-  CATALOG_SLOT,
-  MAX_NAME,
-  OBJECT_HEADER,
-} from "./layout.ts";
+import { CATALOG_AT, CATALOG_SLOT, MAX_NAME, OBJECT_HEADER } from "./layout.ts";
 import { objectProblem, TYPE_MAP } from "./open.ts";
 import { type ObjectPool, poolEngine } from "./pool.ts";
 import type { Transaction } from "./tx.ts";
@@ -121,12 +116,22 @@ class MapCore {
     const e = this.#e;
     const media = e.media;
     const bad = (what: string, detail: string) =>
-      new CorruptPoolError("open", `the map ${JSON.stringify(this.name)}: ${what}`, detail);
+      new CorruptPoolError(
+        "open",
+        `the map ${JSON.stringify(this.name)}: ${what}`,
+        detail,
+      );
     const handle = (offset: number, type: number, what: string) => {
       const why = objectProblem(media, e.g, e.heap, offset, type);
       if (why !== null) throw bad(what, why);
       const h = (offset - OBJECT_HEADER) >>> 2;
-      return newHandle(e.token, offset, media.u32[h + 1], type, media.u32[h + 2]);
+      return newHandle(
+        e.token,
+        offset,
+        media.u32[h + 1],
+        type,
+        media.u32[h + 2],
+      );
     };
     const d = this.#desc.offset;
     if (media.u32[d >>> 2] !== MAP_MAGIC) {
@@ -169,7 +174,10 @@ class MapCore {
             `flags ${flags}, a key of ${klen} and a value of ${vlen} bytes in ${node.size}`,
           );
         }
-        const kb = media.u8.subarray(off + NODE_HEADER, off + NODE_HEADER + klen);
+        const kb = media.u8.subarray(
+          off + NODE_HEADER,
+          off + NODE_HEADER + klen,
+        );
         const entry: Entry = {
           slot,
           node,
@@ -180,7 +188,10 @@ class MapCore {
         const map = flags & KEY_STRING ? this.str : this.bin;
         const key = flags & KEY_STRING ? decoder.decode(kb) : binKey(kb);
         if (map.has(key)) {
-          throw bad(`the node of slot ${slot}`, "its key is in another slot too");
+          throw bad(
+            `the node of slot ${slot}`,
+            "its key is in another slot too",
+          );
         }
         map.set(key, entry);
       }
@@ -189,12 +200,16 @@ class MapCore {
     const used = new Set<number>();
     for (const x of this.str.values()) used.add(x.slot);
     for (const x of this.bin.values()) used.add(x.slot);
-    for (let s = this.#hw - 1; s >= 0; s--) if (!used.has(s)) this.#free.push(s);
+    for (let s = this.#hw - 1; s >= 0; s--) {
+      if (!used.has(s)) this.#free.push(s);
+    }
   }
 
   /** The committed entry of a key. */
   committed(key: MapKey): Entry | undefined {
-    return typeof key === "string" ? this.str.get(key) : this.bin.get(binKey(key));
+    return typeof key === "string"
+      ? this.str.get(key)
+      : this.bin.get(binKey(key));
   }
 
   #latest(isStr: boolean, k: string): Entry | undefined {
@@ -211,10 +226,15 @@ class MapCore {
     const vStr = typeof value === "string";
     const vb = vStr ? encoder.encode(value) : value;
     if (vb.length > MAX_VALUE) {
-      throw new RangeError(`Cannot set: the value has more than ${MAX_VALUE} bytes`);
+      throw new RangeError(
+        `Cannot set: the value has more than ${MAX_VALUE} bytes`,
+      );
     }
     const cur = this.#latest(isStr, k);
-    const node = tx.allocInternal(NODE_HEADER + kb.length + vb.length, TYPE_NODE);
+    const node = tx.allocInternal(
+      NODE_HEADER + kb.length + vb.length,
+      TYPE_NODE,
+    );
     const head = new Uint8Array(NODE_HEADER);
     const dv = new DataView(head.buffer);
     const flags = (isStr ? KEY_STRING : 0) | (vStr ? VALUE_STRING : 0);
@@ -421,7 +441,13 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
         core = new MapCore(
           e,
           name,
-          newHandle(e.token, offset, e.media.u32[h + 1], TYPE_MAP, e.media.u32[h + 2]),
+          newHandle(
+            e.token,
+            offset,
+            e.media.u32[h + 1],
+            TYPE_MAP,
+            e.media.u32[h + 2],
+          ),
         );
         core.load();
       } else {
@@ -442,7 +468,9 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
       const free = e.state.catalog.findIndex((c) => c.name === "");
       if (free < 0) {
         throw new RangeError(
-          `Cannot create the map ${JSON.stringify(name)}: the pool's catalog holds 31 maps`,
+          `Cannot create the map ${
+            JSON.stringify(name)
+          }: the pool's catalog holds 31 maps`,
         );
       }
       const desc = tx.allocInternal(DESC_SIZE, TYPE_MAP);

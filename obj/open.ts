@@ -272,7 +272,9 @@ export function openPool(
       }
       throw new PmemError(op, -EINVAL, `'${path}': ${g}`, { errno: EINVAL });
     }
-    if (g.layout !== layout) throw new LayoutMismatchError(op, layout, g.layout);
+    if (g.layout !== layout) {
+      throw new LayoutMismatchError(op, layout, g.layout);
+    }
     const checkpoint = media.read64(CHECKPOINT_AT);
     if (checkpoint % 8 !== 0 || checkpoint < g.logSize) {
       throw new CorruptPoolError(

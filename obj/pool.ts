@@ -20,8 +20,8 @@ import { FAILED } from "./log.ts";
 import {
   createPool,
   type ObjTestHooks,
-  openPool,
   type Opened,
+  openPool,
   type RecoveryReport,
   TYPE_ROOT,
 } from "./open.ts";
@@ -469,4 +469,3 @@ export function openPoolWith(
 ): ObjectPool {
   return construct(openPool(path, options, hooks));
 }
-

@@ -387,7 +387,14 @@ export class Transaction {
             e.log.copy(g, f.block, s, 0, s.length, "commit"),
           );
         } else {
-          e.log.copy(g, f.block, header(f.size, f.gen, f.type), 0, 16, "commit");
+          e.log.copy(
+            g,
+            f.block,
+            header(f.size, f.gen, f.type),
+            0,
+            16,
+            "commit",
+          );
           if (f.size > 0) {
             this.#pending(offset, e.log.zero(g, offset, f.size, "commit"));
           }
