@@ -15,7 +15,7 @@ import { type Engine, TxFuture } from "./engine.ts";
 import { StaleObjectError } from "./errors.ts";
 import { newHandle, type ObjectHandle } from "./handle.ts";
 import type { HeapUsage } from "./heap.ts";
-import { OBJECT_HEADER, ROOT_OFFSET_AT, ROOT_SIZE_AT } from "./layout.ts";
+import { OBJECT_HEADER, ROOT_OFFSET_AT } from "./layout.ts";
 import { FAILED } from "./log.ts";
 import {
   createPool,

@@ -11,7 +11,7 @@
  * @module
  */
 import { ClosedError } from "../errors/mod.ts";
-import { type Engine, type Running } from "./engine.ts";
+import type { Engine, Running } from "./engine.ts";
 import { newHandle, type ObjectHandle } from "./handle.ts";
 import type { HeapLog } from "./heap.ts";
 import {
