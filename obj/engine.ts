@@ -32,6 +32,7 @@ import { StaleObjectError } from "./errors.ts";
 import {
   handleGen,
   handleOwner,
+  newHandle,
   ObjectHandle,
   type PoolToken,
 } from "./handle.ts";
@@ -70,6 +71,16 @@ export interface StateView {
   catalog: { name: string; offset: number; kind: number }[];
 }
 
+/** An object allocated or freed by a transaction not yet applied. */
+export interface PendingObject {
+  /** Its generation; 0 when it was freed. */
+  gen: number;
+  /** Bytes of data. */
+  size: number;
+  /** Its type. */
+  type: number;
+}
+
 /** Something a transaction is, to the engine (nesting and failure). */
 export interface Running {
   /** Mark the transaction failed by a nested transaction's error. */
@@ -91,8 +102,8 @@ export class Engine {
   readonly state: StateView;
   /** Pending writes (entries of groups not yet applied), by object offset. */
   readonly overlay = new Map<number, Entry[]>();
-  /** Generation (0: freed) of objects allocated or freed in such groups. */
-  readonly pendingGen = new Map<number, number>();
+  /** Objects allocated (or freed: generation 0) in such groups. */
+  readonly pendingGen = new Map<number, PendingObject>();
   /** The transaction whose callback is running, if any. */
   current: Running | undefined;
   #staging: Group | undefined;
@@ -157,7 +168,7 @@ export class Engine {
   genAt(offset: number, staged = true): number {
     if (staged) {
       const p = this.pendingGen.get(offset);
-      if (p !== undefined) return p;
+      if (p !== undefined) return p.gen;
     }
     const u32 = this.media.u32;
     const h = offset - OBJECT_HEADER;
@@ -194,15 +205,37 @@ export class Engine {
   }
 
   /**
-   * The staging group a new outermost transaction joins: sealed first
-   * when it holds half a record's worth, and, before a new group starts
-   * in a log more than half full, every sealed group is applied and a
-   * checkpoint taken.
+   * A handle to the live object at `offset` as applied (home header).
+   *
+   * @throws {StaleObjectError} when no live object starts there
    */
-  begin(op: string): Group {
+  objectAt(offset: number, op: string): ObjectHandle {
+    if (!Number.isSafeInteger(offset) || offset < 0) {
+      throw new RangeError(
+        `Cannot get an object: offset must be a non-negative integer, got ${offset}`,
+      );
+    }
+    const gen = this.genAt(offset, false);
+    if (gen === 0) throw new StaleObjectError(op, offset);
+    const h = (offset - OBJECT_HEADER) >>> 2;
+    const u32 = this.media.u32;
+    return newHandle(this.token, offset, u32[h + 1], u32[h + 3], gen);
+  }
+
+  /**
+   * The staging group a new outermost transaction joins. A synchronous
+   * one gets a group of its own (the one staged before is sealed: the
+   * transaction may then use a whole record); an asynchronous one joins
+   * the staging group unless that holds a quarter of a record. Before a
+   * new group starts in a log more than a quarter used, every sealed
+   * group is applied and a checkpoint taken.
+   */
+  begin(op: string, sync: boolean): Group {
     this.live(op);
     const s = this.#staging;
-    if (s !== undefined && s.size > this.log.maxRecord / 2) this.seal();
+    if (
+      s !== undefined && (sync ? s.txs > 0 : s.size > this.log.maxRecord / 4)
+    ) this.seal();
     if (this.#staging === undefined) {
       if (this.log.full) {
         this.drain();
@@ -344,10 +377,9 @@ export class Engine {
       list.shift();
       if (list.length === 0) overlay.delete(key);
     }
-    const gens = g.gens;
-    for (let i = 0; i < gens.length; i += 2) {
-      if (this.pendingGen.get(gens[i]) === gens[i + 1]) {
-        this.pendingGen.delete(gens[i]);
+    for (const p of g.gens) {
+      if (this.pendingGen.get(p.offset) === p.object) {
+        this.pendingGen.delete(p.offset);
       }
     }
     for (const fn of g.done) fn();

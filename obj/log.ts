@@ -80,8 +80,8 @@ export class Group {
   txs = 0;
   /** Objects whose pending writes it added to the overlay, one per entry. */
   keys: number[] = [];
-  /** Pairs (object offset, generation or 0) of its allocations and frees. */
-  gens: number[] = [];
+  /** Its allocations and frees, for the engine's pending objects. */
+  gens: { offset: number; object: unknown }[] = [];
 
   constructor(start: number) {
     this.start = start;
@@ -115,7 +115,10 @@ export class RedoLog {
     this.#media = media;
     this.#g = g;
     this.size = g.logSize;
-    this.maxRecord = Math.floor(g.logSize / 4 / 8) * 8;
+    // a checkpoint once a quarter is used, records of 3/8 at most: a
+    // record that moves to the next lap wastes less than its own size, so
+    // the ring never reaches the checkpoint (1/4 + 2 × 3/8)
+    this.maxRecord = Math.floor(g.logSize * 3 / 8 / 8) * 8;
     this.tail = tail;
     this.head = tail;
   }
@@ -133,7 +136,7 @@ export class RedoLog {
 
   /** Whether a checkpoint is due before a new record starts. */
   get full(): boolean {
-    return this.head - this.tail > this.size / 2;
+    return this.head - this.tail > this.size / 4;
   }
 
   /** A new group at the head (the caller checkpointed if `full`). */
@@ -152,7 +155,7 @@ export class RedoLog {
     if (g.size + bytes > this.maxRecord) {
       throw new OutOfSpaceError(
         op,
-        `the transaction needs more than ${this.maxRecord} bytes of redo log (a quarter of the log; create the pool with a larger logSize)`,
+        `the transaction needs more than ${this.maxRecord} bytes of redo log (3/8 of the log, less what transactions staged with it took; create the pool with a larger logSize)`,
       );
     }
     const room = this.size - g.start % this.size;

@@ -41,3 +41,8 @@ export {
   MAX_VALUE,
   PersistentMap,
 } from "./map.ts";
+export {
+  checkObjectPool,
+  type CheckOptions,
+  type PoolCheckReport,
+} from "./check.ts";

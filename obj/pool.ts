@@ -12,7 +12,6 @@ import { rejected } from "../future/combinators.ts";
 import type { Future } from "../future/future.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import { type Engine, TxFuture } from "./engine.ts";
-import { StaleObjectError } from "./errors.ts";
 import { newHandle, type ObjectHandle } from "./handle.ts";
 import type { HeapUsage } from "./heap.ts";
 import { OBJECT_HEADER, ROOT_OFFSET_AT } from "./layout.ts";
@@ -34,8 +33,9 @@ export interface ObjectPoolCreateOptions {
   /** The layout name `open` must be given (at most 1023 UTF-8 bytes). */
   layout: string;
   /**
-   * Bytes of the redo log (a multiple of 4 KiB, at least 256 KiB). One
-   * transaction may log up to an eighth of it.
+   * Bytes of the redo log (a multiple of 4 KiB, at least 256 KiB). A
+   * synchronous transaction may log up to 3/8 of it, an asynchronous one
+   * a little less (what the transactions staged with it took).
    * @default 1/16 of the pool, 1 to 64 MiB
    */
   logSize?: number;
@@ -179,6 +179,13 @@ export class ObjectPool implements Disposable {
     return { ...this.#recovery };
   }
 
+  /** Bytes of the root object; 0 before {@linkcode ObjectPool.root} made it. */
+  get rootSize(): number {
+    const e = this.#engine;
+    e.live("rootSize");
+    return e.state.rootOffset === 0 ? 0 : e.state.rootSize;
+  }
+
   /** The data mover of asynchronous transactions. */
   get mover(): Vdm {
     return this.#map.mover;
@@ -224,7 +231,7 @@ export class ObjectPool implements Disposable {
         throw err;
       }
     }
-    const g = e.begin("tx");
+    const g = e.begin("tx", true);
     const value = runTransaction(e, g, fn);
     e.seal();
     e.drain();
@@ -267,7 +274,7 @@ export class ObjectPool implements Disposable {
         "Cannot start an asynchronous transaction inside a transaction's callback (use pool.tx, which joins it)",
       );
     }
-    const g = e.begin("txAsync");
+    const g = e.begin("txAsync", false);
     let value: T;
     try {
       value = runTransaction(e, g, fn);
@@ -340,16 +347,7 @@ export class ObjectPool implements Disposable {
   object(offset: number): ObjectHandle {
     const e = this.#engine;
     e.live("object");
-    if (!Number.isSafeInteger(offset) || offset < 0) {
-      throw new RangeError(
-        `Cannot get an object: offset must be a non-negative integer, got ${offset}`,
-      );
-    }
-    const gen = e.genAt(offset, false);
-    if (gen === 0) throw new StaleObjectError("object", offset);
-    const u32 = e.media.u32;
-    const h = (offset - OBJECT_HEADER) >>> 2;
-    return newHandle(e.token, offset, u32[h + 1], u32[h + 3], gen);
+    return e.objectAt(offset, "object");
   }
 
   #range(o: ObjectHandle, offset: number, length: number, op: string): void {

@@ -11,7 +11,8 @@
  * @module
  */
 import { ClosedError } from "../errors/mod.ts";
-import type { Engine, Running } from "./engine.ts";
+import { StaleObjectError } from "./errors.ts";
+import type { Engine, PendingObject, Running } from "./engine.ts";
 import { newHandle, type ObjectHandle } from "./handle.ts";
 import type { HeapLog } from "./heap.ts";
 import {
@@ -21,6 +22,9 @@ import {
   TYPE_INTERNAL,
 } from "./layout.ts";
 import type { Entry, Group } from "./log.ts";
+
+/** What a freed object is, pending. */
+const FREED: PendingObject = Object.freeze({ gen: 0, size: 0, type: 0 });
 
 /** Objects up to this size (header included) are built in memory. */
 const SHADOW_MAX = 16384;
@@ -174,15 +178,15 @@ export class Transaction {
     }
     this.#fresh.set(offset, f);
     this.#undo.push(() => this.#fresh.delete(offset));
-    this.#setGen(offset, gen);
+    this.#setGen(offset, { gen, size, type });
     return newHandle(e.token, offset, size, type, gen);
   }
 
-  #setGen(offset: number, gen: number): void {
+  #setGen(offset: number, object: PendingObject): void {
     const pending = this.#e.pendingGen;
     const before = pending.get(offset);
-    pending.set(offset, gen);
-    this.#g.gens.push(offset, gen);
+    pending.set(offset, object);
+    this.#g.gens.push({ offset, object });
     this.#undo.push(() => {
       if (before === undefined) pending.delete(offset);
       else pending.set(offset, before);
@@ -234,7 +238,23 @@ export class Transaction {
       e.log.zero(this.#g, block, OBJECT_HEADER, "free");
     }
     e.heap.free(block, this.#heapLog);
-    this.#setGen(o.offset, 0);
+    this.#setGen(o.offset, FREED);
+  }
+
+  /**
+   * A handle to the live object at `offset` as the transactions staged so
+   * far leave it (one allocated by this transaction or one started before
+   * it included).
+   *
+   * @throws {StaleObjectError} when no live object starts there
+   */
+  object(offset: number): ObjectHandle {
+    this.#live("object");
+    const e = this.#e;
+    const p = e.pendingGen.get(offset);
+    if (p === undefined) return e.objectAt(offset, "object");
+    if (p.gen === 0) throw new StaleObjectError("object", offset);
+    return newHandle(e.token, offset, p.size, p.type, p.gen);
   }
 
   /** Check a handle and a range of its object. */
