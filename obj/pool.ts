@@ -14,7 +14,7 @@ import type { Vdm } from "../mover/vdm.ts";
 import { type Engine, TxFuture } from "./engine.ts";
 import { newHandle, type ObjectHandle } from "./handle.ts";
 import type { HeapUsage } from "./heap.ts";
-import { OBJECT_HEADER, ROOT_OFFSET_AT } from "./layout.ts";
+import { ROOT_OFFSET_AT } from "./layout.ts";
 import { FAILED } from "./log.ts";
 import {
   createPool,

@@ -149,7 +149,6 @@ export class ObjDriver {
     const r = this.#rand;
     const kind = pick(r, 10);
     const root = this.root;
-    const pool = this.pool;
     const m = this.map;
     if (kind < 3) {
       const slot = pick(r, SLOTS);
