@@ -15,6 +15,7 @@ const EXPECT: Record<string, RegExp> = {
     /^threads: 16 MiB durable in .* ms; byte at 5 MiB = 6, first byte = 255$/m,
   "block_store.ts": /^reopened: 97 blocks written, consistent: true$/m,
   "log_stream.ts": /^pmemlog: 11 bytes, "HELLO WORLD"$/m,
+  "object_store.ts": /^users: ada, grace \(2\)$/m,
 };
 
 const dir = join(ROOT, "examples");
