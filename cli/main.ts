@@ -16,6 +16,7 @@
 import process from "node:process";
 import { PmemError } from "../errors/mod.ts";
 import { checkBlk, createBlk, dumpBlk, infoBlk, zeroBlk } from "./blk.ts";
+import { checkObj, infoObj } from "./obj.ts";
 import {
   ExitCode,
   parse,
@@ -83,11 +84,12 @@ Large files are allocated in steps, with a progress bar on a terminal.`,
     options: { ...JSON_OPTION },
     help: `Describe a pool without changing it (it is opened read-only):
 its format, geometry, arenas and their lanes, how its blocks are filled,
-and what recovery would do at the next open.`,
+and what recovery would do at the next open. Object pools: layout, log,
+heap occupancy, root and maps.`,
     run(p) {
       const [path] = positionals(p, "file");
-      kindOf(path, ["blk"]);
-      infoBlk(path, p);
+      if (kindOf(path, ["blk", "object"]) === "object") infoObj(path, p);
+      else infoBlk(path, p);
       return ExitCode.OK;
     },
   },
@@ -101,11 +103,15 @@ entry, every flog entry, every data block referenced once. Without --repair
 the pool is opened read-only and what recovery would do is reported; with
 --repair recovery runs and its repairs are persisted (finishing writes
 interrupted after their commit point, restoring an info block from its
-backup): the repairs that are always safe. Exit code 1 when inconsistent.`,
+backup): the repairs that are always safe. Object pools: every object header, the
+pool's structures reachable and leak-free; --repair writes recovery's
+replay of committed transactions. Exit code 1 when inconsistent.`,
     run(p) {
       const [path] = positionals(p, "file");
-      kindOf(path, ["blk"]);
-      return checkBlk(path, p) ? ExitCode.OK : ExitCode.INCONSISTENT;
+      const ok = kindOf(path, ["blk", "object"]) === "object"
+        ? checkObj(path, p)
+        : checkBlk(path, p);
+      return ok ? ExitCode.OK : ExitCode.INCONSISTENT;
     },
   },
   dump: {

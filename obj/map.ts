@@ -347,6 +347,12 @@ class MapCore {
   }
 }
 
+/** The names of the maps in a pool's catalog. Internal (the CLI). */
+export function catalogNames(pool: ObjectPool): string[] {
+  return poolEngine(pool).state.catalog.filter((c) => c.name !== "")
+    .map((c) => c.name);
+}
+
 /** The map cores of each open pool, by name. */
 const cores = new WeakMap<Engine, Map<string, MapCore>>();
 

@@ -57,6 +57,12 @@ export interface ObjTestHooks {
    * so it sees every flush and fence, recovery included.
    */
   tracer?: PersistTracer;
+  /**
+   * Map the file privately (copy-on-write): recovery and any change stay
+   * in this process's memory and never reach the file (the CLI's `info`
+   * and `check` without `--repair`).
+   */
+  privateMap?: boolean;
 }
 
 /** What recovery found and did at open. */
@@ -256,6 +262,7 @@ export function openPool(
     map = Mapping.map(source, {
       length: Math.min(MAX_POOL_SIZE, Math.floor(fileSize / 4096) * 4096),
       mover,
+      sharing: hooks.privateMap ? "private" : "shared",
     });
     source.close();
     if (hooks.tracer) setMappingTracer(map, hooks.tracer);
