@@ -32,6 +32,8 @@ export class LayoutMismatchError extends PmemError {
   readonly found: string;
 
   /**
+   * Create the error for a pool of another layout.
+   *
    * @param op the operation
    * @param expected the layout asked for
    * @param found the pool's layout
@@ -68,6 +70,8 @@ export class StaleObjectError extends PmemError {
   readonly offset: number;
 
   /**
+   * Create the error for a handle to a freed object.
+   *
    * @param op the operation
    * @param offset the object's offset
    */
@@ -98,6 +102,8 @@ export class CorruptPoolError extends PmemError {
   readonly structure: string;
 
   /**
+   * Create the error for a damaged structure.
+   *
    * @param op the operation
    * @param structure what is damaged
    * @param detail how
