@@ -123,8 +123,9 @@ moverTest(
 );
 
 test("a `batch` that cannot fit changes nothing; map operations in `pool.tx` join it", async () => {
-  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "kv" });
-  using m = PersistentMap.open(pool, "m");
+  const path = tempPath();
+  const pool = ObjectPool.create(path, { size: 8 * MiB, layout: "kv" });
+  const m = PersistentMap.open(pool, "m");
   m.set("a", "1");
   await assert.rejects(
     async () =>
@@ -152,4 +153,9 @@ test("a `batch` that cannot fit changes nothing; map operations in `pool.tx` joi
   });
   assert.deepEqual([...m.entries()], [["c", "3"]]);
   assert.equal(pool.getU64(root, 0), 2);
+  pool.close();
+  using again = ObjectPool.open(path, { layout: "kv" });
+  using m2 = PersistentMap.open(again, "m");
+  assert.deepEqual([...m2.entries()], [["c", "3"]]);
+  assert.equal(again.stats().heap.objects, 1 + 1 + 1 + 1 + 1); // root, map, dir, leaf, node
 });
