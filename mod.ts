@@ -3,7 +3,7 @@
  * asyncpmem: PMDK's asynchronous persistent-memory stack for Deno and Bun.
  * The root re-exports the pieces most programs use; each area also has
  * its own entry point (`/pmem2`, `/future`, `/mover`, `/blk`, `/stream`,
- * `/errors`, `/cli`, and `/testing` for test hooks).
+ * `/obj`, `/errors`, `/cli`, and `/testing` for test hooks).
  *
  * ```ts
  * import { mapFile } from "@asyncpmem/asyncpmem";
@@ -89,3 +89,14 @@ export {
   PmemLog,
   Region,
 } from "./stream/mod.ts";
+export {
+  type MapKey,
+  type MapOp,
+  type MapValue,
+  ObjectHandle,
+  ObjectPool,
+  type ObjectPoolCreateOptions,
+  type ObjectPoolOpenOptions,
+  PersistentMap,
+  Transaction,
+} from "./obj/mod.ts";

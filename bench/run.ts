@@ -121,6 +121,9 @@ function runBaselines(tmp: string): BenchResult[] {
       ...(readFileSync(join(C_DIR, file), "utf8").includes("<libpmemlog.h>")
         ? ["-lpmemlog"]
         : []),
+      ...(readFileSync(join(C_DIR, file), "utf8").includes("<libpmemobj.h>")
+        ? ["-lpmemobj"]
+        : []),
     ]);
     if (built === null) continue;
     results.push(...parse(run(`c/${file}`, exe, [join(tmp, `${name}.pool`)])));

@@ -110,6 +110,18 @@ export function parseCount(
   return n;
 }
 
+/** `--mode`: octal permission bits (like 644), 0o644 when absent. */
+export function parseMode(text: string | boolean | undefined): number {
+  if (text === undefined) return 0o644;
+  const mode = typeof text === "string" && /^[0-7]{1,4}$/.test(text)
+    ? parseInt(text, 8)
+    : NaN;
+  if (Number.isNaN(mode)) {
+    throw new UsageError("--mode must be octal permission bits, like 644");
+  }
+  return mode;
+}
+
 /** Exactly `n` positional arguments, named for the message. */
 export function positionals(p: Parsed, ...names: string[]): string[] {
   if (p.positionals.length !== names.length) {

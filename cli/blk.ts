@@ -9,7 +9,13 @@ import { existsSync } from "node:fs";
 import process from "node:process";
 import { BlockPool } from "../blk/mod.ts";
 import { Source } from "../pmem2/mod.ts";
-import { parseCount, type Parsed, parseSize, UsageError } from "./args.ts";
+import {
+  parseCount,
+  type Parsed,
+  parseMode,
+  parseSize,
+  UsageError,
+} from "./args.ts";
 import { bytes, hexDump, printFields, printJson } from "./output.ts";
 import { Progress } from "./progress.ts";
 
@@ -20,12 +26,7 @@ const STEP = 256 * 2 ** 20;
 export function createBlk(path: string, p: Parsed): void {
   const blockSize = parseCount(p.values["block-size"], "block-size");
   const size = parseSize(p.values.size, "size");
-  const mode = p.values.mode === undefined
-    ? 0o644
-    : parseInt(String(p.values.mode), 8);
-  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
-    throw new UsageError("--mode must be octal permission bits, like 644");
-  }
+  const mode = parseMode(p.values.mode);
   if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
   let poolSize = size;
   if (size > STEP) {

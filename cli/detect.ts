@@ -2,20 +2,21 @@
 /**
  * Which format a pool file holds, from its first bytes: libpmemblk's,
  * libpmemlog's, libpmemobj's (PMDK pool headers), or asyncpmem's log
- * stream.
+ * stream or object pool.
  *
  * @module
  */
 import { closeSync, openSync, readSync } from "node:fs";
 
 /** The formats the CLI knows. */
-export type PoolKind = "blk" | "log" | "obj" | "stream";
+export type PoolKind = "blk" | "log" | "pmemobj" | "stream" | "obj";
 
 const SIGNATURES: readonly [string, PoolKind][] = [
   ["PMEMBLK\0", "blk"],
   ["PMEMLOG\0", "log"],
-  ["PMEMOBJ\0", "obj"],
+  ["PMEMOBJ\0", "pmemobj"],
   ["ASYNCPMEM-STREAM", "stream"],
+  ["ASYNCPMEM-OBJECT", "obj"],
 ];
 
 /**

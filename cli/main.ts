@@ -16,6 +16,7 @@
 import process from "node:process";
 import { PmemError } from "../errors/mod.ts";
 import { checkBlk, createBlk, dumpBlk, infoBlk, zeroBlk } from "./blk.ts";
+import { checkObj, createObj, infoObj } from "./obj.ts";
 import {
   ExitCode,
   parse,
@@ -75,6 +76,8 @@ const COMMANDS: Record<string, Command> = {
       size: { type: "string" },
       mode: { type: "string" },
       "region-slots": { type: "string" },
+      layout: { type: "string" },
+      "log-size": { type: "string" },
     },
     help: `Create a new pool file of a KIND:
   blk     a block pool (libpmemblk's format): --block-size bytes per block,
@@ -83,15 +86,18 @@ const COMMANDS: Record<string, Command> = {
           progress bar on a terminal
   stream  a log stream: --size, [--block-size] (region unit, 4096),
           [--region-slots] (64)
-  log     a libpmemlog log: --size (at least 2 MiB)`,
+  log     a libpmemlog log: --size (at least 2 MiB)
+  obj     an object pool: --size (8 MiB to 4 GiB), --layout NAME,
+          [--log-size] (1/16 of the pool, 1 to 64 MiB), [--mode 644]`,
     run(p) {
       const [kind, path] = positionals(p, "kind", "file");
       if (kind === "blk") createBlk(path, p);
       else if (kind === "stream") createStream(path, p);
       else if (kind === "log") createLog(path, p);
+      else if (kind === "obj") createObj(path, p);
       else {
         throw new UsageError(
-          `cannot create a '${kind}' pool (kinds: blk, stream, log)`,
+          `cannot create a '${kind}' pool (kinds: blk, stream, log, obj)`,
         );
       }
       return ExitCode.OK;
@@ -105,12 +111,14 @@ const COMMANDS: Record<string, Command> = {
   blk     its arenas and their lanes, how its blocks are filled
   stream  its watermarks and regions
   log     its capacity and use
+  obj     its layout, log, heap occupancy, root and maps
 and what recovery would do at the next open.`,
     run(p) {
       const [path] = positionals(p, "file");
-      const kind = kindOf(path, ["blk", "stream", "log"]);
+      const kind = kindOf(path, ["blk", "stream", "log", "obj"]);
       if (kind === "blk") infoBlk(path, p);
       else if (kind === "stream") infoStream(path, p);
+      else if (kind === "obj") infoObj(path, p);
       else infoLog(path, p);
       return ExitCode.OK;
     },
@@ -127,14 +135,18 @@ the pool is opened read-only and what recovery would do is reported; with
 interrupted after their commit point, restoring an info block from its
 backup): the repairs that are always safe. A log stream is checked by
 inspecting it (header, region table, and a recovery run on a private copy);
-a libpmemlog log by its header and offsets. Exit code 1 when inconsistent.`,
+a libpmemlog log by its header and offsets. An object pool: every object
+header, the pool's structures reachable and leak-free; --repair writes
+recovery's replay of committed transactions. Exit code 1 when inconsistent.`,
     run(p) {
       const [path] = positionals(p, "file");
-      const kind = kindOf(path, ["blk", "stream", "log"]);
+      const kind = kindOf(path, ["blk", "stream", "log", "obj"]);
       const ok = kind === "blk"
         ? checkBlk(path, p)
         : kind === "stream"
         ? checkStream(path, p)
+        : kind === "obj"
+        ? checkObj(path, p)
         : checkLog(path, p);
       return ok ? ExitCode.OK : ExitCode.INCONSISTENT;
     },

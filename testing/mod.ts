@@ -61,6 +61,13 @@ import type {
   LogStreamCreateOptions,
   LogStreamOpenOptions,
 } from "../stream/options.ts";
+import {
+  createPoolWith as createObjectPoolWith,
+  type ObjectPool,
+  type ObjectPoolCreateOptions,
+  type ObjectPoolOpenOptions,
+  openPoolWith as openObjectPoolWith,
+} from "../obj/pool.ts";
 
 export type {
   DeviceStats,
@@ -373,6 +380,53 @@ export function openLogStream(
   options: LogStreamOpenOptions & BlockPoolTestOptions = {},
 ): LogStream {
   return openStreamWith(path, options, { tracer: options?.tracer });
+}
+
+/**
+ * `ObjectPool.create` with a tracer attached to the pool's mapping before
+ * anything is written (the layout included).
+ *
+ * @example Usage
+ * ```ts
+ * import { createObjectPool } from "@asyncpmem/asyncpmem/testing";
+ * import assert from "node:assert/strict";
+ *
+ * let drains = 0;
+ * const path = `${await Deno.makeTempDir()}/pool`;
+ * using pool = createObjectPool(path, {
+ *   size: 8 << 20,
+ *   layout: "t",
+ *   tracer: { flush() {}, drain: () => void drains++ },
+ * });
+ * pool.tx((tx) => tx.alloc(8));
+ * assert.ok(drains > 0);
+ * ```
+ */
+export function createObjectPool(
+  path: string,
+  options: ObjectPoolCreateOptions & BlockPoolTestOptions,
+): ObjectPool {
+  return createObjectPoolWith(path, options, { tracer: options?.tracer });
+}
+
+/**
+ * `ObjectPool.open` with a tracer attached before recovery runs.
+ *
+ * @example Usage
+ * ```ts
+ * import { ObjectPool } from "@asyncpmem/asyncpmem/obj";
+ * import { openObjectPool } from "@asyncpmem/asyncpmem/testing";
+ *
+ * const path = `${await Deno.makeTempDir()}/pool`;
+ * ObjectPool.create(path, { size: 8 << 20, layout: "t" }).close();
+ * using pool = openObjectPool(path, { layout: "t", tracer: { flush() {}, drain() {} } });
+ * ```
+ */
+export function openObjectPool(
+  path: string,
+  options: ObjectPoolOpenOptions & BlockPoolTestOptions,
+): ObjectPool {
+  return openObjectPoolWith(path, options, { tracer: options?.tracer });
 }
 
 /** One write-back of a mapping's bytes, as the native shim saw it. */

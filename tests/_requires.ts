@@ -16,7 +16,12 @@ import { spawnSync } from "node:child_process";
 import process from "node:process";
 
 /** A tool a test may need. */
-export type Tool = "pmempool" | "libpmemblk" | "libpmemlog" | "nm";
+export type Tool =
+  | "pmempool"
+  | "libpmemblk"
+  | "libpmemlog"
+  | "libpmemobj"
+  | "nm";
 
 /** How to tell each tool is here, and what installs it. */
 const PROBES: Record<Tool, { probe: () => boolean; install: string }> = {
@@ -31,6 +36,10 @@ const PROBES: Record<Tool, { probe: () => boolean; install: string }> = {
   libpmemlog: {
     probe: () => hasHeader("libpmemlog.h"),
     install: "apt-get install libpmemlog-dev",
+  },
+  libpmemobj: {
+    probe: () => hasHeader("libpmemobj.h"),
+    install: "apt-get install libpmemobj-dev",
   },
   nm: {
     probe: () => runs("nm", ["--version"]),

@@ -1,10 +1,11 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
-// Every single-file example runs, as a user runs it, on this runtime.
+// Every single-file example runs, as a user runs it, on this runtime; so
+// does the README's tour.
 import { spawnSync } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { assert, ROOT, RUNTIME, test } from "./_harness.ts";
+import { assert, ROOT, runScript, RUNTIME, tempDir, test } from "./_harness.ts";
 
 /** What each example must print (one line it cannot print by accident). */
 const EXPECT: Record<string, RegExp> = {
@@ -18,6 +19,7 @@ const EXPECT: Record<string, RegExp> = {
     /^threads: 16 MiB durable in .* ms; byte at 5 MiB = 6, first byte = 255$/m,
   "block_store.ts": /^reopened: 97 blocks written, consistent: true$/m,
   "log_stream.ts": /^pmemlog: 11 bytes, "HELLO WORLD"$/m,
+  "object_store.ts": /^users: ada, grace \(2\)$/m,
 };
 
 const dir = join(ROOT, "examples");
@@ -38,3 +40,29 @@ for (const file of readdirSync(dir).filter((f) => f.endsWith(".ts")).sort()) {
     assert.match(r.stdout, expect);
   });
 }
+
+test("the README's tour runs and prints what its comments say", () => {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const tour = readme.slice(readme.indexOf("## A tour"));
+  const code = tour.slice(
+    tour.indexOf("```ts\n") + 6,
+    tour.indexOf("```\n", 6),
+  );
+  const exports: Record<string, string> = JSON.parse(
+    readFileSync(join(ROOT, "deno.json"), "utf8"),
+  ).exports;
+  // the package's entry points by path, its files in a fresh directory
+  const source = code
+    .replace(
+      /"@asyncpmem\/asyncpmem(\/[a-z]+)?"/g,
+      (_, sub) =>
+        JSON.stringify(`@root/${exports["." + (sub ?? "")].slice(2)}`),
+    )
+    .replaceAll("/dev/shm/", `${tempDir()}/`);
+  const r = runScript(source, 120_000);
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  assert.equal(
+    r.stdout,
+    ["2 true", "1 17", "2 64", "lovelace 42", ""].join("\n"),
+  );
+});

@@ -18,15 +18,15 @@ step() { # name, command...
     echo "check: $name FAILED"; cat /tmp/asyncpmem-step.log; failed=$((failed + 1))
   fi
 }
-ENTRY_POINTS=(mod.ts errors/mod.ts future/mod.ts mover/mod.ts pmem2/mod.ts blk/mod.ts stream/mod.ts testing/mod.ts cli/main.ts)
-step "deno check" deno check mod.ts errors/ ffi/ future/ mover/ pmem2/ pmdk/ blk/ stream/ testing/ cli/ tests/ bench/ examples/ c/build.ts
+ENTRY_POINTS=(mod.ts errors/mod.ts future/mod.ts mover/mod.ts pmem2/mod.ts blk/mod.ts stream/mod.ts obj/mod.ts testing/mod.ts cli/main.ts)
+step "deno check" deno check mod.ts errors/ ffi/ future/ mover/ pmem2/ pmdk/ blk/ stream/ obj/ testing/ cli/ tests/ bench/ examples/ c/build.ts
 step "tsc (bun-types)" tsc -p .
 step "deno lint" deno lint
 step "deno fmt" deno fmt --check
 step "deno doc --lint" deno doc --lint "${ENTRY_POINTS[@]}"
 step "JSR publish (dry run)" deno publish --dry-run --allow-dirty
 doc_tmp=$(mktemp -d)
-step "doc examples (deno test --doc)" env TMPDIR="$doc_tmp" deno test -A --doc errors/ ffi/ future/ mover/ pmem2/ pmdk/ blk/ stream/ testing/ cli/ mod.ts
+step "doc examples (deno test --doc)" env TMPDIR="$doc_tmp" deno test -A --doc errors/ ffi/ future/ mover/ pmem2/ pmdk/ blk/ stream/ obj/ testing/ cli/ mod.ts
 rm -rf "$doc_tmp"
 step "package (npm pack, installed with bun, run on Bun and Deno)" bash tools/package_check.sh
 

@@ -1,0 +1,174 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The CLI's commands on object pools (asyncpmem's `ObjectPool` format):
+ * create, info and check. Both read the layout name from the pool header, and
+ * open the pool on a private (copy-on-write) mapping: the recovery they
+ * run never reaches the file, unless `check --repair` asks for it.
+ *
+ * @module
+ */
+import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
+import process from "node:process";
+import {
+  checkObjectPool,
+  CorruptPoolError,
+  ObjectPool,
+  PersistentMap,
+} from "../obj/mod.ts";
+import { decodeHeader, HEADER_SIZE } from "../obj/layout.ts";
+import { catalogNames } from "../obj/map.ts";
+import { openPoolWith } from "../obj/pool.ts";
+import { PmemError } from "../errors/mod.ts";
+import { type Parsed, parseMode, parseSize, UsageError } from "./args.ts";
+import { bytes, printFields, printJson } from "./output.ts";
+
+/** `create obj FILE --size S --layout NAME [--log-size S] [--mode M]`. */
+export function createObj(path: string, p: Parsed): void {
+  const size = parseSize(p.values.size, "size");
+  const layout = p.values.layout;
+  if (typeof layout !== "string" || layout === "") {
+    throw new UsageError("--layout needs the pool's layout name");
+  }
+  const logSize = p.values["log-size"] === undefined
+    ? undefined
+    : parseSize(p.values["log-size"], "log-size");
+  const mode = parseMode(p.values.mode);
+  if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
+  using pool = ObjectPool.create(path, { size, layout, logSize, mode });
+  const s = pool.stats();
+  if (p.values.json) {
+    printJson({ path, size: s.size, logSize: s.logSize, layout });
+  } else {
+    process.stdout.write(
+      `created ${path}: an object pool of ${bytes(s.size)}, log ${
+        bytes(s.logSize)
+      }, layout '${layout}'\n`,
+    );
+  }
+}
+
+/** The layout name in a pool file's header. */
+function layoutOf(path: string): string {
+  const head = new Uint8Array(HEADER_SIZE);
+  const fd = openSync(path, "r");
+  try {
+    readSync(fd, head, 0, HEADER_SIZE, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const g = decodeHeader(head, statSync(path).size);
+  if (typeof g === "string") {
+    throw new PmemError("open", -22, `'${path}': ${g}`, { errno: 22 });
+  }
+  return g.layout;
+}
+
+function openFor(path: string, repair: boolean): ObjectPool {
+  return openPoolWith(path, { layout: layoutOf(path) }, {
+    privateMap: !repair,
+  });
+}
+
+/** The maps of an open pool: name and size. */
+function maps(
+  pool: ObjectPool,
+  names: string[],
+): { name: string; keys: number }[] {
+  return names.map((name) => {
+    using m = PersistentMap.open(pool, name);
+    return { name, keys: m.size };
+  });
+}
+
+const catalog = catalogNames;
+
+/** `info FILE [--json]` for an object pool. */
+export function infoObj(path: string, p: Parsed): void {
+  using pool = openFor(path, false);
+  const stats = pool.stats();
+  const info = {
+    path,
+    format: "asyncpmem object pool, version 1",
+    layout: pool.layout,
+    size: stats.size,
+    logSize: stats.logSize,
+    recovery: pool.recovery,
+    rootSize: pool.rootSize,
+    heap: stats.heap,
+    maps: maps(pool, catalog(pool)),
+  };
+  if (p.values.json) {
+    printJson(info);
+    return;
+  }
+  printFields([
+    ["format", info.format],
+    ["layout", JSON.stringify(info.layout)],
+    ["size", bytes(info.size)],
+    ["log", bytes(info.logSize)],
+    [
+      "at the next open",
+      info.recovery.records === 0
+        ? "nothing to replay (closed cleanly or checkpointed)"
+        : `${info.recovery.records} log records (${info.recovery.entries} entries) are replayed`,
+    ],
+    ["root", info.rootSize === 0 ? "none" : bytes(info.rootSize)],
+    [
+      "heap",
+      `${info.heap.chunks} chunks of 256 KiB: ${info.heap.freeChunks} free, ${info.heap.runChunks} runs, ${info.heap.hugeChunks} in huge objects; ${info.heap.objects} objects`,
+    ],
+    [
+      "maps",
+      info.maps.length === 0
+        ? "none"
+        : info.maps.map((m) => `${JSON.stringify(m.name)} (${m.keys} keys)`)
+          .join(", "),
+    ],
+  ]);
+}
+
+/**
+ * `check FILE [--repair] [--json]` for an object pool; whether it is
+ * consistent. With --repair, recovery's replay and checkpoint are
+ * written to the file.
+ */
+export function checkObj(path: string, p: Parsed): boolean {
+  const repair = p.values.repair === true;
+  let problems: string[];
+  let replayed = 0;
+  let objects: Record<string, number> = {};
+  try {
+    using pool = openFor(path, repair);
+    replayed = pool.recovery.records;
+    for (const name of catalog(pool)) PersistentMap.open(pool, name).close();
+    const report = checkObjectPool(pool);
+    problems = report.problems;
+    objects = report.objects;
+  } catch (e) {
+    if (!(e instanceof CorruptPoolError)) throw e;
+    problems = [e.message];
+  }
+  const ok = problems.length === 0;
+  if (p.values.json) {
+    printJson({
+      path,
+      consistent: ok,
+      replayed,
+      repaired: repair,
+      objects,
+      problems,
+    });
+  } else {
+    for (const line of problems) process.stdout.write(`problem: ${line}\n`);
+    process.stdout.write(
+      `${path}: ${ok ? "consistent" : "not consistent"}${
+        replayed > 0
+          ? `; ${replayed} committed log records ${
+            repair ? "replayed and checkpointed" : "to replay at the next open"
+          }`
+          : ""
+      }\n`,
+    );
+  }
+  return ok;
+}

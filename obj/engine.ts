@@ -1,0 +1,493 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode Engine}: what one open pool runs transactions with: the
+ * staging group, the groups sealed and not yet applied, their application
+ * (on this thread, or as one batch of the pool's mover), checkpoints, and
+ * the volatile views that let a transaction see the transactions staged
+ * before it (pending writes by object, pending allocations and frees).
+ *
+ * A transaction's callback runs when the transaction starts, so callbacks
+ * run in the order transactions start, which is the log's order. Its
+ * entries join the staging group; the group is sealed (one persist: the
+ * commit point of all its transactions) when a synchronous transaction
+ * ends, or when one of its asynchronous transactions' futures is first
+ * polled. Sealed groups are applied in log order. Within a group, entries
+ * that overlap (other than two bitmap masks, which commute or are
+ * applied in order by this thread) are applied in order on this thread;
+ * otherwise the copies and fills go to the mover as one batch while this
+ * thread applies the small entries. Internal to `obj/`.
+ *
+ * @module
+ */
+import { ClosedError, PmemError } from "../errors/mod.ts";
+import { wait } from "../future/executor.ts";
+import {
+  Future,
+  PENDING,
+  type PollContext,
+  type Step,
+} from "../future/future.ts";
+import type { BatchEntry, Vdm } from "../mover/vdm.ts";
+import { StaleObjectError } from "./errors.ts";
+import {
+  handleGen,
+  handleOwner,
+  newHandle,
+  ObjectHandle,
+  type PoolToken,
+} from "./handle.ts";
+import type { Heap } from "./heap.ts";
+import {
+  type Geometry,
+  OBJECT_HEADER,
+  OBJECT_MAGIC,
+  OP_AND,
+  OP_COPY,
+  OP_OR,
+  OP_ZERO,
+} from "./layout.ts";
+import {
+  APPLIED,
+  applyEntry,
+  APPLYING,
+  COMMITTED,
+  type Entry,
+  FAILED,
+  type Group,
+  type RedoLog,
+  STAGING,
+} from "./log.ts";
+import type { ObjMedia } from "./media.ts";
+
+const EIO = 5;
+/** Entries at least this long are applied by the mover. */
+const MOVER_MIN = 64;
+
+/** The root object and the catalog, as the transactions staged so far left them. */
+export interface StateView {
+  rootOffset: number;
+  rootSize: number;
+  /** Catalog slots: name ("" when free) and object offset. */
+  catalog: { name: string; offset: number; kind: number }[];
+}
+
+/** An object allocated or freed by a transaction not yet applied. */
+export interface PendingObject {
+  /** Its generation; 0 when it was freed. */
+  gen: number;
+  /** Bytes of data. */
+  size: number;
+  /** Its type. */
+  type: number;
+}
+
+/** Something a transaction is, to the engine (nesting and failure). */
+export interface Running {
+  /** Mark the transaction failed by a nested transaction's error. */
+  doom(error: unknown): void;
+  /** The transaction (a nested `tx` runs its callback with it). */
+  readonly tx: unknown;
+}
+
+/** The transaction machinery of one open pool. */
+export class Engine {
+  readonly media: ObjMedia;
+  readonly g: Geometry;
+  readonly log: RedoLog;
+  readonly heap: Heap;
+  readonly mover: Vdm;
+  /** The owner token of this pool's handles. */
+  readonly token: PoolToken = Object.freeze({});
+  /** The root and catalog, staged state. */
+  readonly state: StateView;
+  /** Pending writes (entries of groups not yet applied), by object offset. */
+  readonly overlay = new Map<number, Entry[]>();
+  /** Objects allocated (or freed: generation 0) in such groups. */
+  readonly pendingGen = new Map<number, PendingObject>();
+  /** The transaction whose callback is running, if any. */
+  current: Running | undefined;
+  #staging: Group | undefined;
+  #queue: Group[] = [];
+  #broken: unknown;
+  #closed = false;
+  #gen: number;
+
+  constructor(
+    media: ObjMedia,
+    g: Geometry,
+    log: RedoLog,
+    heap: Heap,
+    mover: Vdm,
+    state: StateView,
+  ) {
+    this.media = media;
+    this.g = g;
+    this.log = log;
+    this.heap = heap;
+    this.mover = mover;
+    this.state = state;
+    this.#gen = crypto.getRandomValues(new Uint32Array(1))[0];
+  }
+
+  /** Whether the pool was closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** A fresh object generation (never 0). */
+  nextGen(): number {
+    this.#gen = (this.#gen + 1) >>> 0;
+    if (this.#gen === 0) this.#gen = 1;
+    return this.#gen;
+  }
+
+  /**
+   * Throw unless the pool is open and working.
+   *
+   * @throws {ClosedError} after close
+   * @throws {PmemError} code -5 (EIO) after a failed persist or apply
+   */
+  live(op: string): void {
+    if (this.#closed) throw new ClosedError("ObjectPool", op);
+    if (this.#broken !== undefined) {
+      throw new PmemError(
+        op,
+        -EIO,
+        `the pool stopped after a failure: ${
+          (this.#broken as Error)?.message ?? this.#broken
+        }`,
+        { errno: EIO, cause: this.#broken },
+      );
+    }
+  }
+
+  /**
+   * The generation of the live object at `offset`, as the staged
+   * transactions leave it, or 0 when there is none.
+   */
+  genAt(offset: number, staged = true): number {
+    if (staged) {
+      const p = this.pendingGen.get(offset);
+      if (p !== undefined) return p.gen;
+    }
+    const u32 = this.media.u32;
+    const h = offset - OBJECT_HEADER;
+    if (
+      offset % 8 !== 0 || h < this.g.heap || offset >= this.g.size ||
+      u32[h >>> 2] !== OBJECT_MAGIC ||
+      this.heap.capacity(h) < OBJECT_HEADER + u32[(h >>> 2) + 1]
+    ) return 0;
+    return u32[(h >>> 2) + 2];
+  }
+
+  /**
+   * Check that `o` is a handle of this pool to a live object: live after
+   * the transactions staged so far (`staged`, in a transaction), or after
+   * those applied (outside one).
+   *
+   * @throws {TypeError} for anything else than a handle of this pool
+   * @throws {StaleObjectError} when its object was freed
+   */
+  check(o: unknown, op: string, staged = true): ObjectHandle {
+    if (!(o instanceof ObjectHandle)) {
+      throw new TypeError(`Cannot ${op}: the object must be an ObjectHandle`);
+    }
+    if (handleOwner(o) !== this.token) {
+      throw new TypeError(
+        `Cannot ${op}: the handle belongs to another pool (or an earlier open of this one)`,
+      );
+    }
+    const gen = this.genAt(o.offset, staged);
+    if (gen === 0 || gen !== handleGen(o)) {
+      throw new StaleObjectError(op, o.offset);
+    }
+    return o;
+  }
+
+  /**
+   * A handle to the live object at `offset` as applied (home header).
+   *
+   * @throws {StaleObjectError} when no live object starts there
+   */
+  objectAt(offset: number, op: string): ObjectHandle {
+    if (!Number.isSafeInteger(offset) || offset < 0) {
+      throw new RangeError(
+        `Cannot get an object: offset must be a non-negative integer, got ${offset}`,
+      );
+    }
+    const gen = this.genAt(offset, false);
+    if (gen === 0) throw new StaleObjectError(op, offset);
+    const h = (offset - OBJECT_HEADER) >>> 2;
+    const u32 = this.media.u32;
+    return newHandle(this.token, offset, u32[h + 1], u32[h + 3], gen);
+  }
+
+  /**
+   * The staging group a new outermost transaction joins. A synchronous
+   * one gets a group of its own (the one staged before is sealed: the
+   * transaction may then use a whole record); an asynchronous one joins
+   * the staging group unless that holds a quarter of a record. Before a
+   * new group starts in a log more than a quarter used, every sealed
+   * group is applied and a checkpoint taken.
+   */
+  begin(op: string, sync: boolean): Group {
+    this.live(op);
+    const s = this.#staging;
+    if (
+      s !== undefined && (sync ? s.txs > 0 : s.size > this.log.maxRecord / 4)
+    ) this.seal();
+    if (this.#staging === undefined) {
+      if (this.log.full) {
+        this.drain();
+        this.#checkpoint();
+      }
+      this.#staging = this.log.begin();
+    }
+    return this.#staging!;
+  }
+
+  /** Drop the staging group when its only transaction aborted. */
+  abandon(g: Group): void {
+    if (this.#staging === g && g.txs === 0 && g.entries.length === 0) {
+      this.#staging = undefined;
+    }
+  }
+
+  /** Seal the staging group: one persist commits its transactions. */
+  seal(): void {
+    const g = this.#staging;
+    if (g === undefined) return;
+    this.#staging = undefined;
+    if (g.txs === 0) return;
+    try {
+      this.log.seal(g);
+    } catch (e) {
+      g.state = FAILED;
+      g.error = e;
+      this.#fail(e);
+      return;
+    }
+    this.#queue.push(g);
+  }
+
+  /** Apply every sealed group on this thread (waiting for a batch in flight). */
+  drain(): void {
+    const q = this.#queue;
+    while (q.length > 0) {
+      const g = q[0];
+      if (g.state === APPLYING) {
+        try {
+          wait(g.apply!);
+        } catch (e) {
+          this.#fail(e);
+          return;
+        }
+        this.#finish(g);
+      } else if (g.state === COMMITTED) {
+        for (const e of g.entries) applyEntry(this.media, e);
+        this.#finish(g);
+      }
+      q.shift();
+    }
+  }
+
+  /**
+   * Move the apply queue on without blocking: start the oldest group's
+   * application, or poll its batch. Returns when a batch is in flight.
+   */
+  advance(ctx: PollContext): void {
+    const q = this.#queue;
+    while (q.length > 0) {
+      const g = q[0];
+      if (g.state === COMMITTED) this.#start(g);
+      if (g.state === APPLYING) {
+        const state = g.apply!.poll(ctx);
+        if (state === "failed") {
+          this.#fail(g.apply!.error);
+          return;
+        }
+        if (state !== "complete") return;
+        this.#finish(g);
+      }
+      q.shift();
+    }
+    if (this.log.full && this.#broken === undefined) this.#checkpoint();
+  }
+
+  /** Start applying a group: on this thread, or small here and the rest by one mover batch. */
+  #start(g: Group): void {
+    const media = this.media;
+    const entries = g.entries;
+    let big = 0;
+    for (const e of entries) {
+      if (e.length >= MOVER_MIN && (e.op === OP_COPY || e.op === OP_ZERO)) {
+        big++;
+      }
+    }
+    if (big === 0 || overlapping(entries)) {
+      for (const e of entries) applyEntry(media, e);
+      this.#finish(g);
+      return;
+    }
+    const batch: BatchEntry[] = [];
+    const u8 = media.u8;
+    for (const e of entries) {
+      if (e.length < MOVER_MIN || (e.op !== OP_COPY && e.op !== OP_ZERO)) {
+        applyEntry(media, e);
+      } else if (e.op === OP_COPY) {
+        batch.push({
+          op: "memcpy",
+          dst: u8,
+          dstOffset: e.target,
+          src: u8.subarray(e.at, e.at + e.length),
+        });
+      } else {
+        batch.push({
+          op: "memset",
+          dst: u8.subarray(e.target, e.target + e.length),
+          value: 0,
+        });
+      }
+    }
+    try {
+      g.apply = this.mover.batch(batch);
+    } catch (e) {
+      this.#fail(e);
+      return;
+    }
+    g.state = APPLYING;
+  }
+
+  /** A group is applied: its pending views go, its effects run. */
+  #finish(g: Group): void {
+    const media = this.media;
+    if (g.apply !== undefined) {
+      for (const e of g.entries) {
+        if (e.length >= MOVER_MIN && (e.op === OP_COPY || e.op === OP_ZERO)) {
+          media.dirty(e.target, e.length);
+        }
+      }
+      g.apply = undefined;
+    }
+    g.state = APPLIED;
+    const overlay = this.overlay;
+    for (const key of g.keys) {
+      const list = overlay.get(key);
+      if (list === undefined) continue;
+      list.shift();
+      if (list.length === 0) overlay.delete(key);
+    }
+    for (const p of g.gens) {
+      if (this.pendingGen.get(p.offset) === p.object) {
+        this.pendingGen.delete(p.offset);
+      }
+    }
+    for (const fn of g.done) fn();
+    g.entries = [];
+    g.done = [];
+  }
+
+  #checkpoint(): void {
+    try {
+      this.log.checkpoint();
+    } catch (e) {
+      this.#fail(e);
+    }
+  }
+
+  /** Stop the pool: every group not applied fails with `e`. */
+  #fail(e: unknown): void {
+    if (this.#broken === undefined) this.#broken = e;
+    for (const g of this.#queue) {
+      g.state = FAILED;
+      g.error = e;
+    }
+    this.#queue = [];
+    if (this.#staging !== undefined) {
+      this.#staging.state = FAILED;
+      this.#staging.error = e;
+      this.#staging = undefined;
+    }
+  }
+
+  /** Seal, apply and checkpoint everything, then refuse further work. */
+  close(): void {
+    if (this.#closed) return;
+    try {
+      if (this.#broken === undefined) {
+        this.seal();
+        this.drain();
+        if (this.#broken === undefined) this.log.checkpoint();
+      }
+    } finally {
+      this.#closed = true;
+    }
+  }
+
+  /** Apply and checkpoint everything now (the pool stays open). */
+  flush(op: string): void {
+    this.live(op);
+    if (this.current !== undefined) {
+      throw new TypeError(`Cannot ${op} inside a transaction`);
+    }
+    this.seal();
+    this.drain();
+    this.#checkpoint();
+    this.live(op);
+  }
+}
+
+/** Whether entries overlap in a way that needs them applied in order. */
+function overlapping(entries: readonly Entry[]): boolean {
+  const n = entries.length;
+  if (n < 2) return false;
+  const order = entries.slice().sort((a, b) => a.target - b.target);
+  let endPlain = -1;
+  let endMask = -1;
+  for (const e of order) {
+    const mask = e.op === OP_OR || e.op === OP_AND;
+    if (e.target < endPlain || (!mask && e.target < endMask)) return true;
+    const end = e.target + e.length;
+    if (mask) endMask = Math.max(endMask, end);
+    else endPlain = Math.max(endPlain, end);
+  }
+  return false;
+}
+
+/**
+ * The future of an asynchronous transaction: its callback has run and its
+ * entries are staged; polling seals its group (if nothing did yet) and
+ * drives the application of the groups up to its own.
+ */
+export class TxFuture<T> extends Future<T> {
+  #engine: Engine;
+  #group: Group;
+  #value: T | undefined;
+
+  /**
+   * @param engine the pool's engine
+   * @param group the group the transaction was staged into
+   * @param value the callback's result
+   */
+  constructor(engine: Engine, group: Group, value: T) {
+    super();
+    this.#engine = engine;
+    this.#group = group;
+    this.#value = value;
+  }
+
+  protected step(ctx: PollContext): Step<T> {
+    const g = this.#group;
+    if (g.state === STAGING) this.#engine.seal();
+    if (g.state === COMMITTED || g.state === APPLYING) {
+      this.#engine.advance(ctx);
+    }
+    if (g.state === APPLIED) return this.#value as T;
+    if (g.state === FAILED) throw g.error;
+    return PENDING;
+  }
+
+  protected override settle(): void {
+    this.#value = undefined;
+  }
+}

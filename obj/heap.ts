@@ -1,0 +1,437 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode Heap}: the persistent allocator. Chunks of 256 KiB are free,
+ * a run of blocks of one size class, or part of a huge object; what each
+ * is lives in the chunk table, and which blocks of a run are allocated in
+ * the run's bitmap. Every change of either goes through the transaction's
+ * redo log (an OR or AND of a bitmap word, a copy of a table entry), in
+ * the same record as the rest of the transaction: an allocation is
+ * published exactly when the transaction commits, so one that did not
+ * commit is free again after recovery, and nothing leaks.
+ *
+ * The free space itself is volatile: rebuilt from the table and the
+ * bitmaps at open, updated as transactions stage their changes (in the
+ * order they run, which is the log's order), and restored from the
+ * transaction's undo list when one aborts.
+ *
+ * @module
+ */
+import { OutOfSpaceError } from "../errors/mod.ts";
+import { CorruptPoolError } from "./errors.ts";
+import {
+  CHUNK_FREE,
+  CHUNK_HUGE,
+  CHUNK_RUN,
+  CHUNK_SIZE,
+  CLASS_SIZES,
+  classOf,
+  type Geometry,
+  OP_AND,
+  OP_OR,
+  RUNS,
+} from "./layout.ts";
+import type { ObjMedia } from "./media.ts";
+
+/** How the heap records a change: the transaction it happens in. */
+export interface HeapLog {
+  /** Log a copy of `bytes` to `target`. */
+  copy(target: number, bytes: Uint8Array): void;
+  /** Log zeroing `length` bytes at `target`. */
+  zero(target: number, length: number): void;
+  /** Log an OR64/AND64 of a mask into the word at `target`. */
+  mask(op: number, target: number, lo: number, hi: number): void;
+  /** Run `fn` if the transaction aborts (in reverse order). */
+  undo(fn: () => void): void;
+}
+
+/** Volatile chunk kind of the chunks after a huge object's first. */
+const CHUNK_CONT = 3;
+
+/** A run's volatile state. */
+class Run {
+  readonly chunk: number;
+  readonly cls: number;
+  /** File offset of the chunk. */
+  readonly base: number;
+  /** Allocated blocks, bit per block (bits past the last block set). */
+  readonly bits: Uint32Array;
+  free: number;
+  /** A word to search from. */
+  cursor = 0;
+  /** Whether it is in its class's list of runs with room. */
+  listed = false;
+
+  constructor(chunk: number, cls: number, base: number) {
+    this.chunk = chunk;
+    this.cls = cls;
+    this.base = base;
+    const { blocks, bitmapBytes } = RUNS[cls];
+    this.bits = new Uint32Array(bitmapBytes / 4);
+    for (let b = blocks; b < this.bits.length * 32; b++) {
+      this.bits[b >>> 5] |= 1 << (b & 31);
+    }
+    this.free = blocks;
+  }
+
+  /** The file offset of block `b`'s header. */
+  block(b: number): number {
+    const r = RUNS[this.cls];
+    return this.base + r.bitmapBytes + b * r.blockSize;
+  }
+}
+
+/** What one allocation got. */
+export interface Allocation {
+  /** File offset of the block (its header). */
+  block: number;
+  /** Bytes of the block (header included). */
+  capacity: number;
+}
+
+/** Heap occupancy. */
+export interface HeapUsage {
+  /** Chunks in the heap. */
+  chunks: number;
+  /** Free chunks. */
+  freeChunks: number;
+  /** Chunks that are runs. */
+  runChunks: number;
+  /** Chunks of huge objects. */
+  hugeChunks: number;
+  /** Allocated blocks and huge objects. */
+  objects: number;
+}
+
+/** The persistent allocator's volatile state over its persistent metadata. */
+export class Heap {
+  #g: Geometry;
+  #media: ObjMedia;
+  #kinds: Uint8Array;
+  #runs: (Run | undefined)[];
+  #huge: Uint32Array;
+  /** Runs with free blocks, per class (may hold stale ones: checked). */
+  #avail: Run[][];
+  #freeChunks = 0;
+  #hint = 0;
+
+  private constructor(media: ObjMedia, g: Geometry) {
+    this.#g = g;
+    this.#media = media;
+    this.#kinds = new Uint8Array(g.chunks);
+    this.#runs = new Array(g.chunks).fill(undefined);
+    this.#huge = new Uint32Array(g.chunks);
+    this.#avail = CLASS_SIZES.map(() => []);
+  }
+
+  /**
+   * The heap as its chunk table and bitmaps say.
+   *
+   * @throws {CorruptPoolError} for an entry of unknown kind or class, or
+   *   a huge object past the heap's end or over other chunks
+   */
+  static load(media: ObjMedia, g: Geometry, op: string): Heap {
+    const h = new Heap(media, g);
+    const u32 = media.u32;
+    for (let k = 0; k < g.chunks;) {
+      const w = (g.chunkTable + 8 * k) >>> 2;
+      const kind = u32[w];
+      const arg = u32[w + 1];
+      const bad = (detail: string) =>
+        new CorruptPoolError(op, `chunk table entry ${k}`, detail);
+      if (kind === CHUNK_FREE) {
+        if (arg !== 0) throw bad(`a free chunk with argument ${arg}`);
+        h.#freeChunks++;
+        k++;
+      } else if (kind === CHUNK_RUN) {
+        if (arg >= CLASS_SIZES.length) throw bad(`unknown size class ${arg}`);
+        const run = new Run(k, arg, g.heap + k * CHUNK_SIZE);
+        const bitmap = run.base >>> 2;
+        const { blocks } = RUNS[arg];
+        for (let i = 0; i < run.bits.length; i++) {
+          run.bits[i] |= u32[bitmap + i];
+        }
+        for (let b = blocks; b < run.bits.length * 32; b++) {
+          if (u32[bitmap + (b >>> 5)] & (1 << (b & 31))) {
+            throw bad(`bit ${b} is set, past the run's ${blocks} blocks`);
+          }
+        }
+        let used = 0;
+        for (let b = 0; b < blocks; b++) {
+          if (run.bits[b >>> 5] & (1 << (b & 31))) used++;
+        }
+        run.free = blocks - used;
+        h.#kinds[k] = CHUNK_RUN;
+        h.#runs[k] = run;
+        if (run.free > 0) h.#list(run);
+        k++;
+      } else if (kind === CHUNK_HUGE) {
+        if (arg < 1 || k + arg > g.chunks) {
+          throw bad(`a huge object of ${arg} chunks`);
+        }
+        for (let j = 1; j < arg; j++) {
+          const v = (g.chunkTable + 8 * (k + j)) >>> 2;
+          if (u32[v] !== 0 || u32[v + 1] !== 0) {
+            throw bad(`its huge object covers chunk ${k + j}, which is in use`);
+          }
+          h.#kinds[k + j] = CHUNK_CONT;
+        }
+        h.#kinds[k] = CHUNK_HUGE;
+        h.#huge[k] = arg;
+        k += arg;
+      } else {
+        throw bad(`unknown kind ${kind}`);
+      }
+    }
+    return h;
+  }
+
+  /** The file offset of chunk table entry `k`. */
+  #entry(k: number): number {
+    return this.#g.chunkTable + 8 * k;
+  }
+
+  #setEntry(k: number, kind: number, arg: number, log: HeapLog): void {
+    const b = new Uint8Array(8);
+    const dv = new DataView(b.buffer);
+    dv.setUint32(0, kind, true);
+    dv.setUint32(4, arg, true);
+    log.copy(this.#entry(k), b);
+  }
+
+  /**
+   * Allocate a block of at least `bytes` (header included), logging the
+   * change in `log`.
+   *
+   * @throws {OutOfSpaceError} when no block or run of chunks is free
+   */
+  alloc(bytes: number, log: HeapLog, op: string): Allocation {
+    const cls = classOf(bytes);
+    if (cls < 0) return this.#allocHuge(bytes, log, op);
+    const run = this.#runFor(cls, log, op);
+    const bits = run.bits;
+    let w = run.cursor;
+    const n = bits.length;
+    for (let i = 0; i < n; i++, w = w + 1 === n ? 0 : w + 1) {
+      if (bits[w] !== 0xffffffff) break;
+    }
+    const free = ~bits[w];
+    const bit = 31 - Math.clz32(free & -free);
+    const b = w * 32 + bit;
+    bits[w] |= 1 << bit;
+    run.free--;
+    run.cursor = w;
+    const word = run.base + (b >>> 6) * 8;
+    const mask = 1 << (b & 31);
+    if ((b & 63) < 32) log.mask(OP_OR, word, mask >>> 0, 0);
+    else log.mask(OP_OR, word, 0, mask >>> 0);
+    log.undo(() => {
+      bits[w] &= ~(1 << bit);
+      run.free++;
+    });
+    return { block: run.block(b), capacity: CLASS_SIZES[cls] };
+  }
+
+  /** A run of `cls` with a free block, made from a free chunk if needed. */
+  #runFor(cls: number, log: HeapLog, op: string): Run {
+    const avail = this.#avail[cls];
+    while (avail.length > 0) {
+      const r = avail[avail.length - 1];
+      if (r.free > 0 && this.#runs[r.chunk] === r) return r;
+      avail.pop();
+      r.listed = false;
+    }
+    const k = this.#takeChunks(1, op);
+    const run = new Run(k, cls, this.#g.heap + k * CHUNK_SIZE);
+    this.#kinds[k] = CHUNK_RUN;
+    this.#runs[k] = run;
+    this.#list(run);
+    log.zero(run.base, RUNS[cls].bitmapBytes);
+    this.#setEntry(k, CHUNK_RUN, cls, log);
+    log.undo(() => {
+      this.#kinds[k] = CHUNK_FREE;
+      this.#runs[k] = undefined;
+      this.#freeChunks++;
+    });
+    return run;
+  }
+
+  /** Put a run in its class's list of runs with room. */
+  #list(run: Run): void {
+    run.listed = true;
+    this.#avail[run.cls].push(run);
+  }
+
+  /** Find `n` contiguous free chunks (first fit from a hint), mark them. */
+  #takeChunks(n: number, op: string): number {
+    const kinds = this.#kinds;
+    const total = this.#g.chunks;
+    if (this.#freeChunks >= n) {
+      for (let pass = 0; pass < 2; pass++) {
+        let k = pass === 0 ? this.#hint : 0;
+        const end = pass === 0 ? total : Math.min(total, this.#hint + n);
+        while (k + n <= end) {
+          let j = 0;
+          while (j < n && kinds[k + j] === CHUNK_FREE) j++;
+          if (j === n) {
+            this.#freeChunks -= n;
+            this.#hint = k + n < total ? k + n : 0;
+            return k;
+          }
+          k += j + 1;
+        }
+      }
+    }
+    throw new OutOfSpaceError(
+      op,
+      n === 1
+        ? "the pool has no free chunk for a new run"
+        : `the pool has no ${n} contiguous free chunks`,
+    );
+  }
+
+  #allocHuge(bytes: number, log: HeapLog, op: string): Allocation {
+    const n = Math.ceil(bytes / CHUNK_SIZE);
+    const k = this.#takeChunks(n, op);
+    this.#kinds[k] = CHUNK_HUGE;
+    this.#huge[k] = n;
+    for (let j = 1; j < n; j++) this.#kinds[k + j] = CHUNK_CONT;
+    this.#setEntry(k, CHUNK_HUGE, n, log);
+    log.undo(() => {
+      for (let j = 0; j < n; j++) this.#kinds[k + j] = CHUNK_FREE;
+      this.#huge[k] = 0;
+      this.#freeChunks += n;
+    });
+    return { block: this.#g.heap + k * CHUNK_SIZE, capacity: n * CHUNK_SIZE };
+  }
+
+  /**
+   * Where the block whose header is at `block` lies: its run and index,
+   * or its huge chunk; null when no allocated block starts there.
+   */
+  #locate(block: number): { run?: Run; b: number; k: number } | null {
+    const g = this.#g;
+    if (block < g.heap || block >= g.heap + g.chunks * CHUNK_SIZE) return null;
+    const k = Math.floor((block - g.heap) / CHUNK_SIZE);
+    const kind = this.#kinds[k];
+    const base = g.heap + k * CHUNK_SIZE;
+    if (kind === CHUNK_HUGE) return block === base ? { b: 0, k } : null;
+    if (kind !== CHUNK_RUN) return null;
+    const run = this.#runs[k]!;
+    const r = RUNS[run.cls];
+    const off = block - base - r.bitmapBytes;
+    if (off < 0 || off % r.blockSize !== 0) return null;
+    const b = off / r.blockSize;
+    if (b >= r.blocks || !(run.bits[b >>> 5] & (1 << (b & 31)))) return null;
+    return { run, b, k };
+  }
+
+  /** Bytes of the allocated block at `block` (header included), or 0. */
+  capacity(block: number): number {
+    const at = this.#locate(block);
+    if (at === null) return 0;
+    return at.run === undefined
+      ? this.#huge[at.k] * CHUNK_SIZE
+      : CLASS_SIZES[at.run.cls];
+  }
+
+  /** Free the allocated block at `block`, logging the change. */
+  free(block: number, log: HeapLog): void {
+    const at = this.#locate(block);
+    if (at === null) throw new Error(`no allocated block at ${block}`);
+    const { run, b, k } = at;
+    if (run === undefined) {
+      const n = this.#huge[k];
+      this.#setEntry(k, CHUNK_FREE, 0, log);
+      for (let j = 0; j < n; j++) this.#kinds[k + j] = CHUNK_FREE;
+      this.#huge[k] = 0;
+      this.#freeChunks += n;
+      log.undo(() => {
+        this.#kinds[k] = CHUNK_HUGE;
+        for (let j = 1; j < n; j++) this.#kinds[k + j] = CHUNK_CONT;
+        this.#huge[k] = n;
+        this.#freeChunks -= n;
+      });
+      return;
+    }
+    const bits = run.bits;
+    const w = b >>> 5;
+    bits[w] &= ~(1 << (b & 31));
+    run.free++;
+    const word = run.base + (b >>> 6) * 8;
+    const mask = ~(1 << (b & 31)) >>> 0;
+    if ((b & 63) < 32) log.mask(OP_AND, word, mask, 0xffffffff);
+    else log.mask(OP_AND, word, 0xffffffff, mask);
+    if (!run.listed) this.#list(run);
+    log.undo(() => {
+      bits[w] |= 1 << (b & 31);
+      run.free--;
+    });
+    if (run.free === RUNS[run.cls].blocks) this.#maybeRelease(run, log);
+  }
+
+  /**
+   * Give an empty run's chunk back, unless it is its class's only run
+   * with room (alloc/free of one object would make and drop a run each).
+   */
+  #maybeRelease(run: Run, log: HeapLog): void {
+    const other = this.#avail[run.cls].some((r) =>
+      r !== run && r.free > 0 && this.#runs[r.chunk] === r
+    );
+    if (!other) return;
+    const k = run.chunk;
+    this.#setEntry(k, CHUNK_FREE, 0, log);
+    this.#kinds[k] = CHUNK_FREE;
+    this.#runs[k] = undefined;
+    this.#freeChunks++;
+    log.undo(() => {
+      this.#kinds[k] = CHUNK_RUN;
+      this.#runs[k] = run;
+      this.#freeChunks--;
+      if (!run.listed) this.#list(run);
+    });
+  }
+
+  /** Every allocated block's header offset, in file order. */
+  *blocks(): Generator<number> {
+    const g = this.#g;
+    for (let k = 0; k < g.chunks; k++) {
+      if (this.#kinds[k] === CHUNK_HUGE) yield g.heap + k * CHUNK_SIZE;
+      const run = this.#runs[k];
+      if (this.#kinds[k] !== CHUNK_RUN || run === undefined) continue;
+      const { blocks } = RUNS[run.cls];
+      for (let b = 0; b < blocks; b++) {
+        if (run.bits[b >>> 5] & (1 << (b & 31))) yield run.block(b);
+      }
+    }
+  }
+
+  /** Occupancy figures. */
+  usage(): HeapUsage {
+    let runChunks = 0;
+    let hugeChunks = 0;
+    let objects = 0;
+    for (let k = 0; k < this.#g.chunks; k++) {
+      const kind = this.#kinds[k];
+      if (kind === CHUNK_RUN) {
+        runChunks++;
+        const run = this.#runs[k]!;
+        objects += RUNS[run.cls].blocks - run.free;
+      } else if (kind === CHUNK_HUGE) {
+        hugeChunks += this.#huge[k];
+        objects++;
+      }
+    }
+    return {
+      chunks: this.#g.chunks,
+      freeChunks: this.#freeChunks,
+      runChunks,
+      hugeChunks,
+      objects,
+    };
+  }
+
+  /** The media (for the headers of blocks). */
+  get media(): ObjMedia {
+    return this.#media;
+  }
+}

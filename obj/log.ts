@@ -1,0 +1,395 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode RedoLog}: the pool's redo log, one ring of records. A record
+ * holds the entries of one group of transactions (one, or every
+ * transaction staged before the group was sealed) and is the group's
+ * commit point: it is valid when its CRC matches and its position field
+ * is the position it lies at, so a torn record, or one left from an
+ * earlier lap of the ring, ends the log.
+ *
+ * Entries are staged straight into the ring (their payload is copied
+ * once, from the caller's bytes); sealing writes the header and CRC and
+ * persists the record with one fence. Entries are applied to their homes
+ * after that, and the homes are persisted only at a checkpoint, which
+ * then moves the replay start (the one word stored outside the log) past
+ * every record: so a transaction costs one persist, and replaying any
+ * suffix of records that starts at the checkpoint, in order, rebuilds
+ * the state (every entry is idempotent and every change of the heap and
+ * the state page is logged).
+ *
+ * @module
+ */
+import { OutOfSpaceError } from "../errors/mod.ts";
+import type { Future } from "../future/future.ts";
+import { CorruptPoolError } from "./errors.ts";
+import {
+  CHECKPOINT_AT,
+  ENTRY_HEADER,
+  type Geometry,
+  LOG_OFFSET,
+  OP_AND,
+  OP_COPY,
+  OP_OR,
+  OP_ZERO,
+  RECORD,
+  RECORD_HEADER,
+  ROOT_OFFSET_AT,
+  STATE_OFFSET,
+  WRAP,
+} from "./layout.ts";
+import type { ObjMedia } from "./media.ts";
+
+/** One staged entry; `at` is the file offset of its payload. */
+export interface Entry {
+  op: number;
+  target: number;
+  length: number;
+  at: number;
+}
+
+/** Group state: transactions are being staged into it. */
+export const STAGING = 0;
+/** Sealed and durable; its entries are not all applied yet. */
+export const COMMITTED = 1;
+/** Its entries are being applied (a mover batch in flight). */
+export const APPLYING = 2;
+/** Applied: its transactions are done. */
+export const APPLIED = 3;
+/** Failed (sealing or applying): its transactions failed. */
+export const FAILED = 4;
+
+/** One log record and the transactions staged into it. */
+export class Group {
+  /** Logical position of the record header. */
+  start: number;
+  /** Logical position just past the last entry. */
+  end: number;
+  /** The entries, in order. */
+  entries: Entry[] = [];
+  /** STAGING … FAILED. */
+  state = STAGING;
+  /** Where the record started before it moved to the next lap. */
+  wrapAt = -1;
+  /** Work to run once applied, in order (volatile effects of its txs). */
+  done: (() => void)[] = [];
+  /** The mover batch applying it. */
+  apply: Future<void> | undefined;
+  /** Why it failed. */
+  error: unknown;
+  /** Transactions staged into it. */
+  txs = 0;
+  /** Objects whose pending writes it added to the overlay, one per entry. */
+  keys: number[] = [];
+  /** Its allocations and frees, for the engine's pending objects. */
+  gens: { offset: number; object: unknown }[] = [];
+
+  constructor(start: number) {
+    this.start = start;
+    this.end = start + RECORD_HEADER;
+  }
+
+  /** Bytes of the record so far. */
+  get size(): number {
+    return this.end - this.start;
+  }
+}
+
+/** The pool's redo log ring. */
+export class RedoLog {
+  #media: ObjMedia;
+  #g: Geometry;
+  readonly size: number;
+  /** Largest record. */
+  readonly maxRecord: number;
+  /** Logical position of the next record. */
+  head: number;
+  /** Logical position replay starts at (the persisted checkpoint). */
+  tail: number;
+
+  /**
+   * @param media the pool's media
+   * @param g its geometry
+   * @param tail the checkpoint position; `head` starts there too
+   */
+  constructor(media: ObjMedia, g: Geometry, tail: number) {
+    this.#media = media;
+    this.#g = g;
+    this.size = g.logSize;
+    // a checkpoint once a quarter is used, records of 3/8 at most: a
+    // record that moves to the next lap wastes less than its own size, so
+    // the ring never reaches the checkpoint (1/4 + 2 × 3/8)
+    this.maxRecord = Math.floor(g.logSize * 3 / 8 / 8) * 8;
+    this.tail = tail;
+    this.head = tail;
+  }
+
+  /** The file offset of logical position `pos`. */
+  phys(pos: number): number {
+    return LOG_OFFSET + pos % this.size;
+  }
+
+  /** `pos`, moved to the next lap when a header would not fit before the end. */
+  normalize(pos: number): number {
+    const left = this.size - pos % this.size;
+    return left < RECORD_HEADER ? pos + left : pos;
+  }
+
+  /** Whether a checkpoint is due before a new record starts. */
+  get full(): boolean {
+    return this.head - this.tail > this.size / 4;
+  }
+
+  /** A new group at the head (the caller checkpointed if `full`). */
+  begin(): Group {
+    return new Group(this.normalize(this.head));
+  }
+
+  /**
+   * Room for `bytes` (a multiple of 8) at the group's end: its logical
+   * position. A record that would cross the ring's end moves, with what
+   * it holds, to the start of the next lap.
+   *
+   * @throws {OutOfSpaceError} when the record would outgrow the log
+   */
+  reserve(g: Group, bytes: number, op: string): number {
+    if (g.size + bytes > this.maxRecord) {
+      throw new OutOfSpaceError(
+        op,
+        `the transaction needs more than ${this.maxRecord} bytes of redo log (3/8 of the log, less what transactions staged with it took; create the pool with a larger logSize)`,
+      );
+    }
+    const room = this.size - g.start % this.size;
+    if (g.size + bytes > room) this.#relocate(g);
+    const at = g.end;
+    g.end += bytes;
+    return at;
+  }
+
+  /** Move a group to the start of the next lap. */
+  #relocate(g: Group): void {
+    const to = g.start + (this.size - g.start % this.size);
+    const u8 = this.#media.u8;
+    const from = this.phys(g.start);
+    u8.copyWithin(LOG_OFFSET, from, from + g.size);
+    const shift = LOG_OFFSET - from;
+    for (const e of g.entries) e.at += shift;
+    if (g.wrapAt < 0) g.wrapAt = g.start;
+    g.end = to + g.size;
+    g.start = to;
+  }
+
+  /** Stage a COPY of `length` bytes of `src` from `from` to `target`. */
+  copy(
+    g: Group,
+    target: number,
+    src: Uint8Array,
+    from: number,
+    length: number,
+    op: string,
+  ): Entry {
+    const pos = this.reserve(g, ENTRY_HEADER + ((length + 7) & ~7), op);
+    const p = this.phys(pos);
+    this.#head(p, OP_COPY, length, target);
+    this.#media.u8.set(src.subarray(from, from + length), p + ENTRY_HEADER);
+    const e = { op: OP_COPY, target, length, at: p + ENTRY_HEADER };
+    g.entries.push(e);
+    return e;
+  }
+
+  /** Stage a ZERO of `length` bytes at `target`. */
+  zero(g: Group, target: number, length: number, op: string): Entry {
+    const p = this.phys(this.reserve(g, ENTRY_HEADER, op));
+    this.#head(p, OP_ZERO, length, target);
+    const e = { op: OP_ZERO, target, length, at: p + ENTRY_HEADER };
+    g.entries.push(e);
+    return e;
+  }
+
+  /** Stage an OR64 or AND64 of the mask `lo`/`hi` into the word at `target`. */
+  mask(
+    g: Group,
+    kind: number,
+    target: number,
+    lo: number,
+    hi: number,
+    op: string,
+  ): Entry {
+    const p = this.phys(this.reserve(g, ENTRY_HEADER + 8, op));
+    this.#head(p, kind, 8, target);
+    const u32 = this.#media.u32;
+    u32[(p + ENTRY_HEADER) >>> 2] = lo;
+    u32[(p + ENTRY_HEADER + 4) >>> 2] = hi;
+    const e = { op: kind, target, length: 8, at: p + ENTRY_HEADER };
+    g.entries.push(e);
+    return e;
+  }
+
+  #head(p: number, op: number, length: number, target: number): void {
+    const u32 = this.#media.u32;
+    const w = p >>> 2;
+    u32[w] = op;
+    u32[w + 1] = length;
+    u32[w + 2] = target % 2 ** 32;
+    u32[w + 3] = Math.floor(target / 2 ** 32);
+  }
+
+  /** Forget the entries staged after a mark (an aborted transaction). */
+  truncate(g: Group, size: number, count: number): void {
+    g.end = g.start + size;
+    g.entries.length = count;
+  }
+
+  /**
+   * Seal a group: write its header and CRC (and a WRAP record where it
+   * started before it moved), then persist the record: the commit point
+   * of every transaction in it.
+   */
+  seal(g: Group): void {
+    const media = this.#media;
+    const p = this.phys(g.start);
+    this.#header(p, RECORD, g.start, g.size, g.entries.length);
+    const ranges = [{ offset: p, length: g.size }];
+    if (g.wrapAt >= 0) {
+      const w = this.phys(g.wrapAt);
+      this.#header(w, WRAP, g.wrapAt, RECORD_HEADER, 0);
+      ranges.push({ offset: w, length: RECORD_HEADER });
+    }
+    media.persistRanges(ranges);
+    this.head = g.end;
+    g.state = COMMITTED;
+  }
+
+  #header(p: number, kind: number, pos: number, size: number, n: number) {
+    const u32 = this.#media.u32;
+    const w = p >>> 2;
+    u32[w + 1] = kind;
+    u32[w + 2] = pos % 2 ** 32;
+    u32[w + 3] = Math.floor(pos / 2 ** 32);
+    u32[w + 4] = size;
+    u32[w + 5] = n;
+    u32[w + 6] = 0;
+    u32[w + 7] = 0;
+    u32[w] = this.#media.crc(p + 4, size - 4, this.#g.seed);
+  }
+
+  /**
+   * Persist the homes stored to, then move the checkpoint to the head:
+   * every record before it is applied and durable. The caller makes sure
+   * every sealed group is applied.
+   */
+  checkpoint(): void {
+    const media = this.#media;
+    media.persistDirty();
+    if (this.tail === this.head) return;
+    media.write64(CHECKPOINT_AT, this.head);
+    media.persist(CHECKPOINT_AT, 8);
+    this.tail = this.head;
+  }
+
+  /**
+   * Walk the records from the checkpoint (recovery): `visit` gets each
+   * valid record's entries, in order; the head ends past the last one.
+   *
+   * @returns the records visited
+   * @throws {CorruptPoolError} for a record whose CRC matches but whose
+   *   entries do not parse, or leave the areas the log may change
+   */
+  replay(visit: (entries: Entry[]) => void): number {
+    const u32 = this.#media.u32;
+    let pos = this.tail;
+    let records = 0;
+    for (;;) {
+      pos = this.normalize(pos);
+      const p = this.phys(pos);
+      const w = p >>> 2;
+      const kind = u32[w + 1];
+      const size = u32[w + 4];
+      const at = u32[w + 2] + u32[w + 3] * 2 ** 32;
+      if (
+        at !== pos || (kind !== RECORD && kind !== WRAP) ||
+        size < RECORD_HEADER || size % 8 !== 0 ||
+        size > this.size - pos % this.size
+      ) break;
+      if (u32[w] !== this.#media.crc(p + 4, size - 4, this.#g.seed)) break;
+      if (kind === WRAP) {
+        pos += this.size - pos % this.size;
+        continue;
+      }
+      visit(this.#parse(p, pos, size, u32[w + 5]));
+      records++;
+      pos += size;
+    }
+    this.head = pos;
+    return records;
+  }
+
+  /** The entries of a valid record, checked. */
+  #parse(p: number, pos: number, size: number, count: number): Entry[] {
+    const u32 = this.#media.u32;
+    const g = this.#g;
+    const entries: Entry[] = [];
+    const bad = (detail: string) =>
+      new CorruptPoolError(
+        "open",
+        `the log record at position ${pos}`,
+        detail,
+      );
+    let q = p + RECORD_HEADER;
+    const end = p + size;
+    for (let i = 0; i < count; i++) {
+      if (q + ENTRY_HEADER > end) throw bad(`entry ${i} lies past its end`);
+      const w = q >>> 2;
+      const op = u32[w];
+      const length = u32[w + 1];
+      const target = u32[w + 2] + u32[w + 3] * 2 ** 32;
+      const payload = op === OP_COPY
+        ? (length + 7) & ~7
+        : op === OP_OR || op === OP_AND
+        ? 8
+        : 0;
+      if (op < OP_COPY || op > OP_AND) throw bad(`entry ${i} has op ${op}`);
+      if ((op === OP_OR || op === OP_AND) && (length !== 8 || target % 8)) {
+        throw bad(`entry ${i} is a mask of ${length} bytes at ${target}`);
+      }
+      if (q + ENTRY_HEADER + payload > end) {
+        throw bad(`entry ${i} lies past its end`);
+      }
+      const inState = target >= ROOT_OFFSET_AT &&
+        target + length <= STATE_OFFSET + 4096;
+      const inHeap = target >= g.chunkTable && target + length <= g.size;
+      if (length === 0 || !(inState || inHeap)) {
+        throw bad(
+          `entry ${i} changes [${target}, ${
+            target + length
+          }), outside the state page and the heap`,
+        );
+      }
+      entries.push({ op, target, length, at: q + ENTRY_HEADER });
+      q += ENTRY_HEADER + payload;
+    }
+    return entries;
+  }
+}
+
+/**
+ * Apply one entry to its home on this thread (recovery, a synchronous
+ * transaction, a group whose entries overlap) and note the home dirty.
+ */
+export function applyEntry(media: ObjMedia, e: Entry): void {
+  const { op, target, length, at } = e;
+  if (op === OP_COPY) media.u8.copyWithin(target, at, at + length);
+  else if (op === OP_ZERO) media.u8.fill(0, target, target + length);
+  else {
+    const u32 = media.u32;
+    const w = target >>> 2;
+    const m = at >>> 2;
+    if (op === OP_OR) {
+      u32[w] |= u32[m];
+      u32[w + 1] |= u32[m + 1];
+    } else {
+      u32[w] &= u32[m];
+      u32[w + 1] &= u32[m + 1];
+    }
+  }
+  media.dirty(target, length);
+}

@@ -1,0 +1,341 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode PersistentMap}: a durable key-value map inside an object
+ * pool, every operation a transaction of the pool.
+ *
+ * On media a map is a descriptor object (named in the pool's catalog)
+ * whose 256 pointers lead to directory objects of 508 pointers, which
+ * lead to leaves of 508 slots; a slot holds the offset of one node (0:
+ * empty), and a node holds one key and its value:
+ *
+ * ```
+ * node: 0 flags u32 (bit 0: the key is a string, bit 1: the value is)
+ *       4 key bytes u32    8 value bytes u32    12 key, then value
+ * descriptor: 0 magic u32 "PMAP"   4 version u32 = 1   16 256 × u64
+ * ```
+ *
+ * Growth adds one leaf (and now and then one directory) in the
+ * transaction that needs a slot: no table is ever rehashed or copied, so
+ * there is no pause and no moment where a crash could lose an entry. A
+ * set writes a new node, points the slot at it and frees the old node, in
+ * one transaction. The index from keys to slots is volatile (a hash map
+ * rebuilt by reading the nodes at open), so a lookup touches only the
+ * node's bytes.
+ *
+ * @module
+ */
+import { ClosedError } from "../errors/mod.ts";
+import type { Future } from "../future/future.ts";
+import { newHandle } from "./handle.ts";
+import type { Engine } from "./engine.ts";
+import { CATALOG_AT, CATALOG_SLOT, MAX_NAME, OBJECT_HEADER } from "./layout.ts";
+import { TYPE_MAP } from "./open.ts";
+import { type ObjectPool, poolEngine } from "./pool.ts";
+import {
+  DESC_SIZE,
+  MAP_MAGIC,
+  MapCore,
+  type MapKey,
+  type MapOp,
+  type MapValue,
+  MAX_KEY,
+} from "./map_core.ts";
+
+export {
+  type MapKey,
+  type MapOp,
+  type MapValue,
+  MAX_KEY,
+  MAX_VALUE,
+} from "./map_core.ts";
+
+const encoder = new TextEncoder();
+
+/** The names of the maps in a pool's catalog. Internal (the CLI). */
+export function catalogNames(pool: ObjectPool): string[] {
+  return poolEngine(pool).state.catalog.filter((c) => c.name !== "")
+    .map((c) => c.name);
+}
+
+/** The map cores of each open pool, by name. */
+const cores = new WeakMap<Engine, Map<string, MapCore>>();
+
+/** Check a key's type and length. */
+function checkKey(key: unknown, op: string): MapKey {
+  if (typeof key === "string") {
+    if (key.length > MAX_KEY) {
+      throw new RangeError(`Cannot ${op}: the key is longer than ${MAX_KEY}`);
+    }
+    return key;
+  }
+  if (key instanceof Uint8Array) {
+    if (key.length > MAX_KEY) {
+      throw new RangeError(`Cannot ${op}: the key is longer than ${MAX_KEY}`);
+    }
+    return key;
+  }
+  throw new TypeError(`Cannot ${op}: a key must be a string or a Uint8Array`);
+}
+
+function checkValue(value: unknown, op: string): MapValue {
+  if (typeof value === "string" || value instanceof Uint8Array) return value;
+  throw new TypeError(
+    `Cannot ${op}: a value must be a string or a Uint8Array`,
+  );
+}
+
+/**
+ * A durable map from keys to values inside an {@linkcode ObjectPool}. Keys
+ * and values are strings or bytes (read back as given; a string key and a
+ * bytes key never collide). Every operation is atomic: `set`, `delete`
+ * and `batch` are each one transaction of the pool, and a `set` or
+ * `delete` inside a `pool.tx` callback joins that transaction.
+ *
+ * Reads see operations that completed: a synchronous one on return, an
+ * asynchronous one when its future completes.
+ *
+ * @example Usage
+ * ```ts
+ * import { ObjectPool, PersistentMap } from "@asyncpmem/asyncpmem/obj";
+ * import assert from "node:assert/strict";
+ *
+ * const path = `${await Deno.makeTempDir()}/pool`;
+ * {
+ *   using pool = ObjectPool.create(path, { size: 16 << 20, layout: "kv" });
+ *   using users = PersistentMap.open(pool, "users");
+ *   users.set("ada", "lovelace");
+ *   await users.batch([{ set: ["alan", "turing"] }, { delete: "ada" }]);
+ * }
+ * using pool = ObjectPool.open(path, { layout: "kv" });
+ * using users = PersistentMap.open(pool, "users");
+ * assert.deepEqual([...users.entries()], [["alan", "turing"]]);
+ * ```
+ */
+export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
+  #pool: ObjectPool;
+  #core: MapCore;
+  #closed = false;
+
+  private constructor(pool: ObjectPool, core: MapCore) {
+    this.#pool = pool;
+    this.#core = core;
+  }
+
+  /**
+   * The map named `name` in the pool, created empty the first time (a
+   * pool holds at most 31 maps).
+   *
+   * @throws {RangeError} for an empty name, or one longer than 111 bytes
+   * @throws {OutOfSpaceError} when the catalog or the pool is full
+   * @throws {CorruptPoolError} when the map's objects are damaged
+   */
+  static open(pool: ObjectPool, name: string): PersistentMap {
+    const e = poolEngine(pool);
+    if (typeof name !== "string") {
+      throw new TypeError("Cannot open a map: name must be a string");
+    }
+    const bytes = encoder.encode(name);
+    if (bytes.length === 0 || bytes.length > MAX_NAME || name.includes("\0")) {
+      throw new RangeError(
+        `Cannot open a map: the name must have 1 to ${MAX_NAME} UTF-8 bytes, and no NUL`,
+      );
+    }
+    let byName = cores.get(e);
+    if (byName === undefined) cores.set(e, byName = new Map());
+    let core = byName.get(name);
+    if (core === undefined) {
+      const slot = e.state.catalog.findIndex((c) => c.name === name);
+      if (slot >= 0) {
+        const offset = e.state.catalog[slot].offset;
+        const h = (offset - OBJECT_HEADER) >>> 2;
+        core = new MapCore(
+          e,
+          name,
+          newHandle(
+            e.token,
+            offset,
+            e.media.u32[h + 1],
+            TYPE_MAP,
+            e.media.u32[h + 2],
+          ),
+        );
+        core.load();
+      } else {
+        core = PersistentMap.#create(pool, e, name, bytes);
+      }
+      byName.set(name, core);
+    }
+    return new PersistentMap(pool, core);
+  }
+
+  static #create(
+    pool: ObjectPool,
+    e: Engine,
+    name: string,
+    bytes: Uint8Array,
+  ): MapCore {
+    return pool.tx((tx) => {
+      const free = e.state.catalog.findIndex((c) => c.name === "");
+      if (free < 0) {
+        throw new RangeError(
+          `Cannot create the map ${
+            JSON.stringify(name)
+          }: the pool's catalog holds 31 maps`,
+        );
+      }
+      const desc = tx.allocInternal(DESC_SIZE, TYPE_MAP);
+      tx.setU32(desc, 0, MAP_MAGIC);
+      tx.setU32(desc, 4, 1);
+      const slot = new Uint8Array(CATALOG_SLOT);
+      slot.set(bytes);
+      const dv = new DataView(slot.buffer);
+      dv.setBigUint64(112, BigInt(desc.offset), true);
+      dv.setUint32(120, 1, true);
+      tx.writeState(CATALOG_AT + free * CATALOG_SLOT, slot);
+      const c = e.state.catalog[free];
+      c.name = name;
+      c.offset = desc.offset;
+      c.kind = 1;
+      tx.onAbort(() => {
+        c.name = "";
+        c.offset = 0;
+        c.kind = 0;
+      });
+      return new MapCore(e, name, desc);
+    });
+  }
+
+  #live(op: string): MapCore {
+    if (this.#closed) throw new ClosedError("PersistentMap", op);
+    poolEngine(this.#pool).live(op);
+    return this.#core;
+  }
+
+  /** The map's name in its pool. */
+  get name(): string {
+    return this.#core.name;
+  }
+
+  /** The number of keys. */
+  get size(): number {
+    const c = this.#live("size");
+    return c.str.size + c.bin.size;
+  }
+
+  /** The value of `key`, or undefined. */
+  get(key: MapKey): MapValue | undefined {
+    const c = this.#live("get");
+    const x = c.committed(checkKey(key, "get"));
+    return x === undefined ? undefined : c.value(x);
+  }
+
+  /** Whether `key` is in the map. */
+  has(key: MapKey): boolean {
+    const c = this.#live("has");
+    return c.committed(checkKey(key, "has")) !== undefined;
+  }
+
+  /**
+   * Set `key` to `value`, durably, before returning.
+   *
+   * @throws {OutOfSpaceError} when the pool is full (nothing changed)
+   */
+  set(key: MapKey, value: MapValue): void {
+    const c = this.#live("set");
+    const k = checkKey(key, "set");
+    const v = checkValue(value, "set");
+    this.#pool.tx((tx) => c.set(tx, k, v));
+  }
+
+  /** Delete `key`, durably; whether it was there. */
+  delete(key: MapKey): boolean {
+    const c = this.#live("delete");
+    const k = checkKey(key, "delete");
+    return this.#pool.tx((tx) => c.delete(tx, k));
+  }
+
+  /**
+   * {@linkcode PersistentMap.set} as an asynchronous transaction: sets
+   * started together commit with one persist.
+   */
+  setAsync(key: MapKey, value: MapValue): Future<void> {
+    const c = this.#live("setAsync");
+    const k = checkKey(key, "setAsync");
+    const v = checkValue(value, "setAsync");
+    return this.#pool.txAsync((tx) => c.set(tx, k, v));
+  }
+
+  /** {@linkcode PersistentMap.delete} as an asynchronous transaction. */
+  deleteAsync(key: MapKey): Future<boolean> {
+    const c = this.#live("deleteAsync");
+    const k = checkKey(key, "deleteAsync");
+    return this.#pool.txAsync((tx) => c.delete(tx, k));
+  }
+
+  /**
+   * Apply several sets and deletes as one asynchronous transaction: all
+   * or none of them.
+   */
+  batch(ops: readonly MapOp[]): Future<void> {
+    const c = this.#live("batch");
+    if (!Array.isArray(ops)) {
+      throw new TypeError("Cannot batch: ops must be an array");
+    }
+    const checked = ops.map((op) => {
+      if (op !== null && typeof op === "object" && "set" in op) {
+        if (!Array.isArray(op.set) || op.set.length !== 2) {
+          throw new TypeError("Cannot batch: set takes [key, value]");
+        }
+        return {
+          k: checkKey(op.set[0], "batch"),
+          v: checkValue(op.set[1], "batch") as MapValue | undefined,
+        };
+      }
+      if (op !== null && typeof op === "object" && "delete" in op) {
+        return { k: checkKey(op.delete, "batch"), v: undefined };
+      }
+      throw new TypeError("Cannot batch: each op is { set } or { delete }");
+    });
+    return this.#pool.txAsync((tx) => {
+      for (const { k, v } of checked) {
+        if (v === undefined) c.delete(tx, k);
+        else c.set(tx, k, v);
+      }
+    });
+  }
+
+  /** Every key and value (a snapshot of the completed operations). */
+  *entries(): Generator<[MapKey, MapValue]> {
+    const c = this.#live("entries");
+    const all = [...c.str.values(), ...c.bin.values()];
+    for (const x of all) {
+      this.#live("entries");
+      yield [c.key(x), c.value(x)];
+    }
+  }
+
+  /** Every key. */
+  *keys(): Generator<MapKey> {
+    for (const [k] of this.entries()) yield k;
+  }
+
+  /** Every value. */
+  *values(): Generator<MapValue> {
+    for (const [, v] of this.entries()) yield v;
+  }
+
+  /** Same as {@linkcode PersistentMap.entries}. */
+  [Symbol.iterator](): Generator<[MapKey, MapValue]> {
+    return this.entries();
+  }
+
+  /** Stop using this map object (the pool stays open). Idempotent. */
+  close(): void {
+    this.#closed = true;
+  }
+
+  /** Same as {@linkcode PersistentMap.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,328 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode MapCore}: the state of one `PersistentMap` of one open pool
+ * (its objects and its volatile key index) and the transaction bodies of
+ * its operations. Internal to `obj/`; `map.ts` holds the public class and
+ * the on-media description.
+ *
+ * @module
+ */
+import { newHandle, type ObjectHandle } from "./handle.ts";
+import type { Engine } from "./engine.ts";
+import { CorruptPoolError } from "./errors.ts";
+import { OBJECT_HEADER } from "./layout.ts";
+import { objectProblem } from "./open.ts";
+import type { Transaction } from "./tx.ts";
+
+/** Object type of a map's directory. */
+const TYPE_DIR = 0x80000011;
+/** Object type of a map's leaf. */
+const TYPE_LEAF = 0x80000012;
+/** Object type of a map's node. */
+const TYPE_NODE = 0x80000013;
+export const MAP_MAGIC = 0x50414d50;
+/** Pointers per directory, slots per leaf. */
+const FAN = 508;
+/** Directories per map. */
+const TOP = 256;
+export const DESC_SIZE = 16 + TOP * 8;
+const NODE_HEADER = 12;
+const KEY_STRING = 1;
+const VALUE_STRING = 2;
+/** Largest key, in bytes. */
+export const MAX_KEY = 65535;
+/** Largest value, in bytes. */
+export const MAX_VALUE = 2 ** 30;
+
+/** A key: a string (stored as UTF-8) or bytes; the two never collide. */
+export type MapKey = string | Uint8Array;
+/** A value: a string (stored as UTF-8) or bytes; read back as given. */
+export type MapValue = string | Uint8Array;
+/** One operation of {@linkcode PersistentMap.batch}. */
+export type MapOp = { set: [MapKey, MapValue] } | { delete: MapKey };
+
+/** Where an entry lives. */
+interface Entry {
+  slot: number;
+  node: ObjectHandle;
+  /** File offset of the value's bytes. */
+  at: number;
+  vlen: number;
+  flags: number;
+}
+
+/** The latest staged state of a key (null: deleted). */
+interface Pending {
+  entry: Entry | null;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Bytes as a string of char codes (a Map key for byte keys). */
+export function binKey(b: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < b.length; i += 8192) {
+    s += String.fromCharCode.apply(
+      null,
+      b.subarray(i, i + 8192) as unknown as number[],
+    );
+  }
+  return s;
+}
+
+/** The state of one map of one open pool, shared by its instances. */
+export class MapCore {
+  readonly name: string;
+  #e: Engine;
+  #desc: ObjectHandle;
+  #dirs: ObjectHandle[] = [];
+  #leaves: ObjectHandle[] = [];
+  #free: number[] = [];
+  #hw = 0;
+  readonly str = new Map<string, Entry>();
+  readonly bin = new Map<string, Entry>();
+  #pendStr = new Map<string, Pending>();
+  #pendBin = new Map<string, Pending>();
+
+  constructor(e: Engine, name: string, desc: ObjectHandle) {
+    this.#e = e;
+    this.name = name;
+    this.#desc = desc;
+  }
+
+  /** Rebuild the volatile index from the map's objects. */
+  load(): void {
+    const e = this.#e;
+    const media = e.media;
+    const bad = (what: string, detail: string) =>
+      new CorruptPoolError(
+        "open",
+        `the map ${JSON.stringify(this.name)}: ${what}`,
+        detail,
+      );
+    const handle = (offset: number, type: number, what: string) => {
+      const why = objectProblem(media, e.g, e.heap, offset, type);
+      if (why !== null) throw bad(what, why);
+      const h = (offset - OBJECT_HEADER) >>> 2;
+      return newHandle(
+        e.token,
+        offset,
+        media.u32[h + 1],
+        type,
+        media.u32[h + 2],
+      );
+    };
+    const d = this.#desc.offset;
+    if (media.u32[d >>> 2] !== MAP_MAGIC) {
+      throw bad("its descriptor", "the magic word is wrong");
+    }
+    let sawEnd = false;
+    for (let m = 0; m < TOP; m++) {
+      const off = media.read64(d + 16 + 8 * m);
+      if (off === 0) {
+        sawEnd = true;
+        continue;
+      }
+      if (sawEnd) throw bad(`directory ${m}`, "it follows an empty one");
+      const dir = handle(off, TYPE_DIR, `directory ${m}`);
+      this.#dirs.push(dir);
+      for (let l = 0; l < FAN; l++) {
+        const loff = media.read64(dir.offset + 8 * l);
+        if (loff === 0) {
+          sawEnd = true;
+          continue;
+        }
+        if (sawEnd) throw bad(`leaf ${m * FAN + l}`, "it follows an empty one");
+        this.#leaves.push(handle(loff, TYPE_LEAF, `leaf ${m * FAN + l}`));
+      }
+    }
+    for (let li = 0; li < this.#leaves.length; li++) {
+      const leaf = this.#leaves[li];
+      for (let i = 0; i < FAN; i++) {
+        const slot = li * FAN + i;
+        const off = media.read64(leaf.offset + 8 * i);
+        if (off === 0) continue;
+        const node = handle(off, TYPE_NODE, `the node of slot ${slot}`);
+        const w = off >>> 2;
+        const flags = media.u32[w];
+        const klen = media.u32[w + 1];
+        const vlen = media.u32[w + 2];
+        if (flags > 3 || NODE_HEADER + klen + vlen !== node.size) {
+          throw bad(
+            `the node of slot ${slot}`,
+            `flags ${flags}, a key of ${klen} and a value of ${vlen} bytes in ${node.size}`,
+          );
+        }
+        const kb = media.u8.subarray(
+          off + NODE_HEADER,
+          off + NODE_HEADER + klen,
+        );
+        const entry: Entry = {
+          slot,
+          node,
+          at: off + NODE_HEADER + klen,
+          vlen,
+          flags,
+        };
+        const map = flags & KEY_STRING ? this.str : this.bin;
+        const key = flags & KEY_STRING ? decoder.decode(kb) : binKey(kb);
+        if (map.has(key)) {
+          throw bad(
+            `the node of slot ${slot}`,
+            "its key is in another slot too",
+          );
+        }
+        map.set(key, entry);
+      }
+    }
+    this.#hw = this.#leaves.length * FAN;
+    const used = new Set<number>();
+    for (const x of this.str.values()) used.add(x.slot);
+    for (const x of this.bin.values()) used.add(x.slot);
+    for (let s = this.#hw - 1; s >= 0; s--) {
+      if (!used.has(s)) this.#free.push(s);
+    }
+  }
+
+  /** The committed entry of a key. */
+  committed(key: MapKey): Entry | undefined {
+    return typeof key === "string"
+      ? this.str.get(key)
+      : this.bin.get(binKey(key));
+  }
+
+  #latest(isStr: boolean, k: string): Entry | undefined {
+    const p = (isStr ? this.#pendStr : this.#pendBin).get(k);
+    if (p !== undefined) return p.entry ?? undefined;
+    return (isStr ? this.str : this.bin).get(k);
+  }
+
+  /** Stage a set of `key` in `tx`. */
+  set(tx: Transaction, key: MapKey, value: MapValue): void {
+    const isStr = typeof key === "string";
+    const kb = isStr ? encoder.encode(key) : key;
+    const k = isStr ? key : binKey(key);
+    const vStr = typeof value === "string";
+    const vb = vStr ? encoder.encode(value) : value;
+    if (vb.length > MAX_VALUE) {
+      throw new RangeError(
+        `Cannot set: the value has more than ${MAX_VALUE} bytes`,
+      );
+    }
+    const cur = this.#latest(isStr, k);
+    const node = tx.allocInternal(
+      NODE_HEADER + kb.length + vb.length,
+      TYPE_NODE,
+    );
+    const head = new Uint8Array(NODE_HEADER);
+    const dv = new DataView(head.buffer);
+    const flags = (isStr ? KEY_STRING : 0) | (vStr ? VALUE_STRING : 0);
+    dv.setUint32(0, flags, true);
+    dv.setUint32(4, kb.length, true);
+    dv.setUint32(8, vb.length, true);
+    tx.write(node, 0, head);
+    tx.write(node, NODE_HEADER, kb);
+    tx.write(node, NODE_HEADER + kb.length, vb);
+    let slot: number;
+    if (cur !== undefined) {
+      slot = cur.slot;
+      tx.freeInternal(cur.node);
+    } else slot = this.#takeSlot(tx);
+    this.#setSlot(tx, slot, node.offset);
+    this.#stage(tx, isStr, k, {
+      slot,
+      node,
+      at: node.offset + NODE_HEADER + kb.length,
+      vlen: vb.length,
+      flags,
+    });
+  }
+
+  /** Stage a delete of `key` in `tx`; whether it was there. */
+  delete(tx: Transaction, key: MapKey): boolean {
+    const isStr = typeof key === "string";
+    const k = isStr ? key : binKey(key);
+    const cur = this.#latest(isStr, k);
+    if (cur === undefined) return false;
+    tx.freeInternal(cur.node);
+    this.#setSlot(tx, cur.slot, 0);
+    this.#free.push(cur.slot);
+    tx.onAbort(() => this.#free.pop());
+    this.#stage(tx, isStr, k, null);
+    return true;
+  }
+
+  #stage(tx: Transaction, isStr: boolean, k: string, entry: Entry | null) {
+    const pend = isStr ? this.#pendStr : this.#pendBin;
+    const before = pend.get(k);
+    const p: Pending = { entry };
+    pend.set(k, p);
+    tx.onAbort(() => {
+      if (before === undefined) pend.delete(k);
+      else pend.set(k, before);
+    });
+    const index = isStr ? this.str : this.bin;
+    tx.onApplied(() => {
+      if (entry === null) index.delete(k);
+      else index.set(k, entry);
+      if (pend.get(k) === p) pend.delete(k);
+    });
+  }
+
+  #takeSlot(tx: Transaction): number {
+    const free = this.#free;
+    if (free.length > 0) {
+      const s = free.pop()!;
+      tx.onAbort(() => free.push(s));
+      return s;
+    }
+    // no free slot: the high-water mark is at a leaf's end; add a leaf
+    const s = this.#hw;
+    const li = s / FAN;
+    if (li === TOP * FAN) {
+      throw new RangeError(`Cannot set: the map holds ${TOP * FAN * FAN} keys`);
+    }
+    const di = Math.floor(li / FAN);
+    if (di === this.#dirs.length) {
+      const dir = tx.allocInternal(FAN * 8, TYPE_DIR);
+      tx.setU64(this.#desc, 16 + 8 * di, dir.offset);
+      this.#dirs.push(dir);
+      tx.onAbort(() => this.#dirs.pop());
+    }
+    const leaf = tx.allocInternal(FAN * 8, TYPE_LEAF);
+    tx.setU64(this.#dirs[di], 8 * (li % FAN), leaf.offset);
+    this.#leaves.push(leaf);
+    const added = FAN - 1;
+    for (let t = s + FAN - 1; t > s; t--) free.push(t);
+    this.#hw = s + FAN;
+    tx.onAbort(() => {
+      this.#leaves.pop();
+      free.length -= added;
+      this.#hw = s;
+    });
+    return s;
+  }
+
+  #setSlot(tx: Transaction, slot: number, offset: number): void {
+    tx.setU64(this.#leaves[Math.floor(slot / FAN)], 8 * (slot % FAN), offset);
+  }
+
+  /** The value of an entry, as it was given. */
+  value(x: Entry): MapValue {
+    const u8 = this.#e.media.u8;
+    if (x.flags & VALUE_STRING) {
+      return decoder.decode(u8.subarray(x.at, x.at + x.vlen));
+    }
+    return u8.slice(x.at, x.at + x.vlen);
+  }
+
+  /** The key of an entry. */
+  key(x: Entry): MapKey {
+    const media = this.#e.media;
+    const off = x.node.offset;
+    const klen = media.u32[(off + 4) >>> 2];
+    const kb = media.u8.subarray(off + NODE_HEADER, off + NODE_HEADER + klen);
+    return x.flags & KEY_STRING ? decoder.decode(kb) : kb.slice();
+  }
+}

@@ -1,0 +1,390 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Creating and opening an object pool file: argument checks, the pool
+ * header, the mapping and its lock, recovery (the redo log replayed from
+ * the checkpoint, then a checkpoint), and the volatile state rebuilt from
+ * the chunk table, the bitmaps and the state page. Internal to `obj/`.
+ *
+ * @module
+ */
+import { unlinkSync } from "node:fs";
+import { PmemError } from "../errors/mod.ts";
+import { FileLock } from "../pmem2/file_lock.ts";
+import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
+import { Source } from "../pmem2/source.ts";
+import type { PersistTracer } from "../pmem2/tracer.ts";
+import type { Vdm } from "../mover/vdm.ts";
+import { Engine, type StateView } from "./engine.ts";
+import { CorruptPoolError, LayoutMismatchError } from "./errors.ts";
+import { Heap } from "./heap.ts";
+import {
+  CATALOG_AT,
+  CATALOG_SLOT,
+  CATALOG_SLOTS,
+  CHECKPOINT_AT,
+  decodeHeader,
+  decodeName,
+  defaultLogSize,
+  encodeHeader,
+  type Geometry,
+  HEADER_SIZE,
+  LOG_OFFSET,
+  MAX_LAYOUT,
+  MAX_POOL_SIZE,
+  MIN_LOG_SIZE,
+  MIN_POOL_SIZE,
+  OBJECT_HEADER,
+  OBJECT_MAGIC,
+  planGeometry,
+  ROOT_OFFSET_AT,
+  ROOT_SIZE_AT,
+  STATE_OFFSET,
+} from "./layout.ts";
+import { applyEntry, RedoLog } from "./log.ts";
+import { ObjMedia } from "./media.ts";
+
+const EINVAL = 22;
+
+/** Object type of the root. */
+export const TYPE_ROOT = 0x80000001;
+/** Object type of a map's descriptor. */
+export const TYPE_MAP = 0x80000010;
+
+/** What tests may add to a create or open. Internal. */
+export interface ObjTestHooks {
+  /**
+   * A tracer attached to the pool's mapping before anything is written,
+   * so it sees every flush and fence, recovery included.
+   */
+  tracer?: PersistTracer;
+  /**
+   * Map the file privately (copy-on-write): recovery and any change stay
+   * in this process's memory and never reach the file (the CLI's `info`
+   * and `check` without `--repair`).
+   */
+  privateMap?: boolean;
+}
+
+/** What recovery found and did at open. */
+export interface RecoveryReport {
+  /** Log records replayed (transactions committed but not checkpointed). */
+  records: number;
+  /** Entries they held. */
+  entries: number;
+  /** Whether recovery wrote to the pool. */
+  wrote: boolean;
+}
+
+/** An opened pool file. */
+export interface Opened {
+  path: string;
+  map: Mapping;
+  lock: FileLock;
+  engine: Engine;
+  geometry: Geometry;
+  recovery: RecoveryReport;
+}
+
+/** The public create options, unchecked. */
+export interface CreateArgs {
+  size?: unknown;
+  layout?: unknown;
+  logSize?: unknown;
+  mode?: unknown;
+  mover?: Vdm;
+}
+
+/** The public open options, unchecked. */
+export interface OpenArgs {
+  layout?: unknown;
+  mover?: Vdm;
+}
+
+function checkPath(path: unknown, op: string): string {
+  if (typeof path !== "string" || path.length === 0) {
+    throw new TypeError(`Cannot ${op} pool: path must be a non-empty string`);
+  }
+  return path;
+}
+
+function checkLayout(layout: unknown, op: string): string {
+  if (typeof layout !== "string") {
+    throw new TypeError(`Cannot ${op} pool: layout must be a string`);
+  }
+  if (layout.includes("\0")) {
+    throw new RangeError(`Cannot ${op} pool: layout must not contain NUL`);
+  }
+  if (new TextEncoder().encode(layout).length > MAX_LAYOUT) {
+    throw new RangeError(
+      `Cannot ${op} pool: layout must be at most ${MAX_LAYOUT} UTF-8 bytes`,
+    );
+  }
+  return layout;
+}
+
+function checkMover(mover: unknown, op: string): Vdm | undefined {
+  if (mover === undefined) return undefined;
+  if (typeof (mover as Vdm)?.batch !== "function") {
+    throw new TypeError(`Cannot ${op} pool: mover must implement Vdm`);
+  }
+  return mover as Vdm;
+}
+
+function checkInteger(v: unknown, name: string, op: string): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
+    throw new TypeError(
+      `Cannot ${op} pool: ${name} must be a non-negative integer`,
+    );
+  }
+  return v;
+}
+
+/** Create a pool file and open it. */
+export function createPool(
+  path: string,
+  options: CreateArgs,
+  hooks: ObjTestHooks,
+): Opened {
+  const op = "create";
+  checkPath(path, op);
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("Cannot create pool: options must be an object");
+  }
+  const size = Math.floor(checkInteger(options.size, "size", op) / 4096) *
+    4096;
+  if (size < MIN_POOL_SIZE || size > MAX_POOL_SIZE) {
+    throw new RangeError(
+      `Cannot create pool: size must be in [${MIN_POOL_SIZE}, ${MAX_POOL_SIZE}] (8 MiB to 4 GiB), got ${options.size}`,
+    );
+  }
+  const layout = checkLayout(options.layout, op);
+  const logSize = options.logSize === undefined
+    ? defaultLogSize(size)
+    : checkInteger(options.logSize, "logSize", op);
+  if (logSize < MIN_LOG_SIZE || logSize % 4096 !== 0 || logSize > size / 4) {
+    throw new RangeError(
+      `Cannot create pool: logSize must be a multiple of 4096 in [${MIN_LOG_SIZE}, size / 4], got ${logSize}`,
+    );
+  }
+  const mode = checkInteger(options.mode ?? 0o644, "mode", op);
+  const mover = checkMover(options.mover, op);
+  const g = planGeometry(size, logSize, layout);
+  const source = Source.open(path, {
+    size,
+    exclusive: true,
+    create: true,
+    mode,
+  });
+  let map: Mapping | null = null;
+  let lock: FileLock | null = null;
+  try {
+    map = Mapping.map(source, { length: size, mover });
+    source.close();
+    if (hooks.tracer) setMappingTracer(map, hooks.tracer);
+    lock = lockPool(path, op);
+    const media = new ObjMedia(map);
+    // the state page first, the header last: a crash before the header
+    // is durable leaves a file that is no pool
+    media.write64(CHECKPOINT_AT, logSize);
+    media.persist(STATE_OFFSET, 4096);
+    media.u8.set(encodeHeader(g), 0);
+    media.persist(0, HEADER_SIZE);
+    const log = new RedoLog(media, g, logSize);
+    const heap = Heap.load(media, g, op);
+    const state: StateView = { rootOffset: 0, rootSize: 0, catalog: [] };
+    for (let i = 0; i < CATALOG_SLOTS; i++) {
+      state.catalog.push({ name: "", offset: 0, kind: 0 });
+    }
+    const engine = new Engine(media, g, log, heap, map.mover, state);
+    return {
+      path,
+      map,
+      lock,
+      engine,
+      geometry: g,
+      recovery: { records: 0, entries: 0, wrote: false },
+    };
+  } catch (e) {
+    source.close();
+    lock?.release();
+    map?.close();
+    try {
+      unlinkSync(path);
+    } catch {
+      // it may not exist
+    }
+    throw e;
+  }
+}
+
+function lockPool(path: string, op: string): FileLock {
+  try {
+    return FileLock.acquire(path, op);
+  } catch (e) {
+    if (e instanceof PmemError && e.code === -11) {
+      throw new PmemError(
+        op,
+        -11,
+        `cannot lock '${path}': the pool is already open`,
+        { errno: 11, cause: e },
+      );
+    }
+    throw e;
+  }
+}
+
+/** Open a pool file: check it, recover it, rebuild its volatile state. */
+export function openPool(
+  path: string,
+  options: OpenArgs,
+  hooks: ObjTestHooks,
+): Opened {
+  const op = "open";
+  checkPath(path, op);
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("Cannot open pool: options must be an object");
+  }
+  const layout = checkLayout(options.layout, op);
+  const mover = checkMover(options.mover, op);
+  const source = Source.open(path);
+  let map: Mapping | null = null;
+  let lock: FileLock | null = null;
+  try {
+    const fileSize = source.size;
+    if (fileSize < LOG_OFFSET) {
+      throw new PmemError(
+        op,
+        -EINVAL,
+        `'${path}' is not an object pool: the file has ${fileSize} bytes`,
+        { errno: EINVAL },
+      );
+    }
+    map = Mapping.map(source, {
+      length: Math.min(MAX_POOL_SIZE, Math.floor(fileSize / 4096) * 4096),
+      mover,
+      sharing: hooks.privateMap ? "private" : "shared",
+    });
+    source.close();
+    if (hooks.tracer) setMappingTracer(map, hooks.tracer);
+    lock = lockPool(path, op);
+    const media = new ObjMedia(map);
+    const g = decodeHeader(media.u8.subarray(0, HEADER_SIZE), map.size);
+    if (typeof g === "string") {
+      if (g.startsWith("the pool header is corrupt")) {
+        throw new CorruptPoolError(
+          op,
+          `the pool header of '${path}'`,
+          g.slice("the pool header is corrupt: ".length),
+        );
+      }
+      throw new PmemError(op, -EINVAL, `'${path}': ${g}`, { errno: EINVAL });
+    }
+    if (g.layout !== layout) {
+      throw new LayoutMismatchError(op, layout, g.layout);
+    }
+    const checkpoint = media.read64(CHECKPOINT_AT);
+    if (checkpoint % 8 !== 0 || checkpoint < g.logSize) {
+      throw new CorruptPoolError(
+        op,
+        "the checkpoint word",
+        `position ${checkpoint} is not a log position`,
+      );
+    }
+    const log = new RedoLog(media, g, checkpoint);
+    let entries = 0;
+    const records = log.replay((list) => {
+      for (const e of list) applyEntry(media, e);
+      entries += list.length;
+    });
+    if (records > 0) log.checkpoint();
+    const heap = Heap.load(media, g, op);
+    const state = readState(media, g, heap, op);
+    const engine = new Engine(media, g, log, heap, map.mover, state);
+    return {
+      path,
+      map,
+      lock,
+      engine,
+      geometry: g,
+      recovery: { records, entries, wrote: records > 0 },
+    };
+  } catch (e) {
+    source.close();
+    lock?.release();
+    map?.close();
+    throw e;
+  }
+}
+
+/** The root and catalog from the state page, checked. */
+function readState(
+  media: ObjMedia,
+  g: Geometry,
+  heap: Heap,
+  op: string,
+): StateView {
+  const rootOffset = media.read64(ROOT_OFFSET_AT);
+  const rootSize = media.read64(ROOT_SIZE_AT);
+  if (rootOffset !== 0 || rootSize !== 0) {
+    const why = objectProblem(media, g, heap, rootOffset, TYPE_ROOT);
+    if (why !== null) throw new CorruptPoolError(op, "the root pointer", why);
+    if (media.u32[(rootOffset - 12) >>> 2] !== rootSize) {
+      throw new CorruptPoolError(
+        op,
+        "the root pointer",
+        `the root size ${rootSize} differs from its object's`,
+      );
+    }
+  }
+  const catalog: StateView["catalog"] = [];
+  for (let i = 0; i < CATALOG_SLOTS; i++) {
+    const at = CATALOG_AT + i * CATALOG_SLOT;
+    const name = decodeName(media.u8.subarray(at, at + 112));
+    const offset = media.read64(at + 112);
+    const kind = media.u32[(at + 120) >>> 2];
+    if (name !== "" || offset !== 0) {
+      const why = name === ""
+        ? "an object without a name"
+        : objectProblem(media, g, heap, offset, TYPE_MAP);
+      if (why !== null) {
+        throw new CorruptPoolError(op, `catalog slot ${i}`, why);
+      }
+    }
+    catalog.push({ name, offset, kind });
+  }
+  return { rootOffset, rootSize, catalog };
+}
+
+/**
+ * Why `offset` is not a live object of type `type` (a sentence), or null
+ * when it is one.
+ */
+export function objectProblem(
+  media: ObjMedia,
+  g: Geometry,
+  heap: Heap,
+  offset: number,
+  type: number,
+): string | null {
+  const h = offset - OBJECT_HEADER;
+  if (offset % 8 !== 0 || h < g.heap || offset >= g.size) {
+    return `offset ${offset} is outside the heap`;
+  }
+  const u32 = media.u32;
+  const cap = heap.capacity(h);
+  if (cap === 0) return `no allocated block starts at ${h}`;
+  if (u32[h >>> 2] !== OBJECT_MAGIC || u32[(h >>> 2) + 2] === 0) {
+    return `the object header at ${h} is not valid`;
+  }
+  if (OBJECT_HEADER + u32[(h >>> 2) + 1] > cap) {
+    return `the object at ${offset} claims ${
+      u32[(h >>> 2) + 1]
+    } bytes, its block has ${cap - OBJECT_HEADER}`;
+  }
+  if (u32[(h >>> 2) + 3] !== type) {
+    return `the object at ${offset} has type 0x${
+      u32[(h >>> 2) + 3].toString(16)
+    }, expected 0x${type.toString(16)}`;
+  }
+  return null;
+}

@@ -1,0 +1,469 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode ObjectPool}: a transactional object store in one file, with
+ * asynchronous redo logs (libpmemobj's planned design: the entries of a
+ * committed log are applied concurrently, by the pool's data mover).
+ *
+ * @module
+ */
+import type { Mapping } from "../pmem2/mapping.ts";
+import type { FileLock } from "../pmem2/file_lock.ts";
+import { rejected } from "../future/combinators.ts";
+import type { Future } from "../future/future.ts";
+import type { Vdm } from "../mover/vdm.ts";
+import { type Engine, TxFuture } from "./engine.ts";
+import { newHandle, type ObjectHandle } from "./handle.ts";
+import type { HeapUsage } from "./heap.ts";
+import { ROOT_OFFSET_AT } from "./layout.ts";
+import { FAILED } from "./log.ts";
+import {
+  createPool,
+  type ObjTestHooks,
+  type Opened,
+  openPool,
+  type RecoveryReport,
+  TYPE_ROOT,
+} from "./open.ts";
+import { runTransaction, type Transaction } from "./tx.ts";
+
+/** Options of {@linkcode ObjectPool.create}. */
+export interface ObjectPoolCreateOptions {
+  /** Bytes of the pool file (8 MiB to 4 GiB; rounded down to 4 KiB). */
+  size: number;
+  /** The layout name `open` must be given (at most 1023 UTF-8 bytes). */
+  layout: string;
+  /**
+   * Bytes of the redo log (a multiple of 4 KiB, at least 256 KiB). A
+   * synchronous transaction may log up to 3/8 of it, an asynchronous one
+   * a little less (what the transactions staged with it took).
+   * @default 1/16 of the pool, 1 to 64 MiB
+   */
+  logSize?: number;
+  /** Permission bits of the file. @default 0o644 */
+  mode?: number;
+  /** The mover that applies asynchronous transactions. @default a CpuMover */
+  mover?: Vdm;
+}
+
+/** Options of {@linkcode ObjectPool.open}. */
+export interface ObjectPoolOpenOptions {
+  /** The layout name the pool was created with. */
+  layout: string;
+  /** The mover that applies asynchronous transactions. @default a CpuMover */
+  mover?: Vdm;
+}
+
+/** What {@linkcode ObjectPool.stats} reports. */
+export interface ObjectPoolStats {
+  /** Bytes of the pool. */
+  size: number;
+  /** Bytes of the redo log. */
+  logSize: number;
+  /** Log bytes written since the last checkpoint. */
+  logUsed: number;
+  /** The heap's occupancy. */
+  heap: HeapUsage;
+}
+
+let engineOf: (pool: ObjectPool) => Engine;
+let construct: (o: Opened) => ObjectPool;
+
+/**
+ * A transactional object store: allocate, write and free objects in
+ * all-or-nothing transactions that are durable when they return (or, for
+ * {@linkcode ObjectPool.txAsync}, when their future completes).
+ *
+ * A transaction's changes are redo entries: its callback runs at once
+ * and stages them into the log; one persist of the log record commits it
+ * (with every other transaction staged in the same record); then the
+ * entries are applied to the objects, by the pool's mover for
+ * asynchronous transactions. Objects' pages are persisted in the
+ * background of later transactions, at checkpoints.
+ *
+ * Outside a transaction, reads see the transactions that completed; inside
+ * one, also those started before it.
+ *
+ * @example Usage
+ * ```ts
+ * import { ObjectPool } from "@asyncpmem/asyncpmem/obj";
+ * import assert from "node:assert/strict";
+ *
+ * const path = `${await Deno.makeTempDir()}/pool`;
+ * {
+ *   using pool = ObjectPool.create(path, { size: 8 << 20, layout: "app" });
+ *   const root = pool.root(64);
+ *   pool.tx((tx) => {
+ *     const o = tx.alloc(128);
+ *     tx.write(o, 0, new TextEncoder().encode("hello"));
+ *     tx.setU64(root, 0, o.offset);
+ *   });
+ *   await pool.txAsync((tx) => tx.setU64(root, 8, 42));
+ * }
+ * using pool = ObjectPool.open(path, { layout: "app" });
+ * const root = pool.root(64);
+ * const o = pool.object(pool.getU64(root, 0));
+ * assert.equal(new TextDecoder().decode(pool.read(o, 0, 5)), "hello");
+ * assert.equal(pool.getU64(root, 8), 42);
+ * ```
+ */
+export class ObjectPool implements Disposable {
+  #path: string;
+  #map: Mapping;
+  #lock: FileLock;
+  #engine: Engine;
+  #recovery: RecoveryReport;
+  #closed = false;
+
+  private constructor(o: Opened) {
+    this.#path = o.path;
+    this.#map = o.map;
+    this.#lock = o.lock;
+    this.#engine = o.engine;
+    this.#recovery = o.recovery;
+  }
+
+  static {
+    construct = (o) => new ObjectPool(o);
+    engineOf = (pool) => {
+      pool.#engine.live("use");
+      return pool.#engine;
+    };
+  }
+
+  /**
+   * Create a pool file (it must not exist).
+   *
+   * @throws {TypeError} for options of the wrong type
+   * @throws {RangeError} for a size, log size or layout out of range
+   * @throws {PmemError} code -17 (EEXIST) when the file exists
+   */
+  static create(path: string, options: ObjectPoolCreateOptions): ObjectPool {
+    return new ObjectPool(createPool(path, options, {}));
+  }
+
+  /**
+   * Open a pool file, recovering what a crash left (the committed
+   * transactions not yet checkpointed are replayed).
+   *
+   * @throws {LayoutMismatchError} when it was created with another layout
+   * @throws {CorruptPoolError} naming the damaged structure
+   * @throws {PmemError} code -22 when the file is no object pool, -11
+   *   when it is open already
+   */
+  static open(path: string, options: ObjectPoolOpenOptions): ObjectPool {
+    return new ObjectPool(openPool(path, options, {}));
+  }
+
+  /** The file. */
+  get path(): string {
+    return this.#path;
+  }
+
+  /** Whether {@linkcode ObjectPool.close} has run. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The layout name. */
+  get layout(): string {
+    return this.#engine.g.layout;
+  }
+
+  /** Bytes of the pool. */
+  get size(): number {
+    return this.#engine.g.size;
+  }
+
+  /** What recovery did when this pool was opened. */
+  get recovery(): RecoveryReport {
+    return { ...this.#recovery };
+  }
+
+  /** Bytes of the root object; 0 before {@linkcode ObjectPool.root} made it. */
+  get rootSize(): number {
+    const e = this.#engine;
+    e.live("rootSize");
+    return e.state.rootOffset === 0 ? 0 : e.state.rootSize;
+  }
+
+  /** The data mover of asynchronous transactions. */
+  get mover(): Vdm {
+    return this.#map.mover;
+  }
+
+  /**
+   * Run a transaction: `fn` stages changes through `tx`; when it returns,
+   * they are committed (durable) and applied, and its result is returned.
+   * If it throws, nothing it did takes effect and the error is rethrown.
+   * Inside another transaction's callback, it joins that transaction.
+   *
+   * @example Usage
+   * ```ts
+   * import { ObjectPool } from "@asyncpmem/asyncpmem/obj";
+   * import assert from "node:assert/strict";
+   *
+   * const path = `${await Deno.makeTempDir()}/pool`;
+   * using pool = ObjectPool.create(path, { size: 8 << 20, layout: "demo" });
+   * const root = pool.root(8);
+   * assert.throws(() =>
+   *   pool.tx((tx) => {
+   *     tx.setU64(root, 0, 7);
+   *     throw new Error("changed my mind");
+   *   })
+   * );
+   * assert.equal(pool.getU64(root, 0), 0);
+   * ```
+   *
+   * @throws {ClosedError} after close
+   * @throws {OutOfSpaceError} when the pool or the log has no room
+   */
+  tx<T>(fn: (tx: Transaction) => T): T {
+    if (typeof fn !== "function") {
+      throw new TypeError("Cannot run a transaction: fn must be a function");
+    }
+    const e = this.#engine;
+    const outer = e.current;
+    if (outer !== undefined) {
+      try {
+        return fn(outer.tx as Transaction);
+      } catch (err) {
+        outer.doom(err);
+        throw err;
+      }
+    }
+    const g = e.begin("tx", true);
+    const value = runTransaction(e, g, fn);
+    e.seal();
+    e.drain();
+    if (g.state === FAILED) throw g.error;
+    return value;
+  }
+
+  /**
+   * Run a transaction whose commit is asynchronous: `fn` runs now (in
+   * order with every other transaction) and stages its changes; the
+   * future completes with its result once the transaction is durable and
+   * applied. Transactions started before the future is first polled are
+   * committed with one persist, and their entries applied by one batch
+   * of the pool's mover. A callback that throws makes the future fail,
+   * with nothing changed.
+   *
+   * @example Usage
+   * ```ts
+   * import { ObjectPool } from "@asyncpmem/asyncpmem/obj";
+   * import { all } from "@asyncpmem/asyncpmem/future";
+   * import assert from "node:assert/strict";
+   *
+   * const path = `${await Deno.makeTempDir()}/pool`;
+   * using pool = ObjectPool.create(path, { size: 8 << 20, layout: "demo" });
+   * const root = pool.root(64);
+   * await all([0, 1, 2, 3].map((i) => pool.txAsync((tx) => tx.setU64(root, 8 * i, i))));
+   * assert.equal(pool.getU64(root, 24), 3);
+   * ```
+   *
+   * @throws {TypeError} inside another transaction's callback
+   * @throws {ClosedError} after close
+   */
+  txAsync<T>(fn: (tx: Transaction) => T): Future<T> {
+    if (typeof fn !== "function") {
+      throw new TypeError("Cannot run a transaction: fn must be a function");
+    }
+    const e = this.#engine;
+    if (e.current !== undefined) {
+      throw new TypeError(
+        "Cannot start an asynchronous transaction inside a transaction's callback (use pool.tx, which joins it)",
+      );
+    }
+    const g = e.begin("txAsync", false);
+    let value: T;
+    try {
+      value = runTransaction(e, g, fn);
+    } catch (err) {
+      return rejected(err);
+    }
+    return new TxFuture(e, g, value);
+  }
+
+  /**
+   * The root object: allocated zeroed by the first call, the same object
+   * on every later call and open. Asking for more bytes than it has grows
+   * it (a new object with the old bytes; its offset changes).
+   *
+   * @param size bytes (at least 1)
+   */
+  root(size: number): ObjectHandle {
+    const e = this.#engine;
+    e.live("root");
+    if (!Number.isInteger(size) || size < 1 || size >= 2 ** 31) {
+      throw new RangeError(
+        `Cannot get the root: size must be an integer in [1, 2^31), got ${size}`,
+      );
+    }
+    const s = e.state;
+    if (s.rootOffset !== 0 && s.rootSize >= size) {
+      return this.#root();
+    }
+    this.tx((tx) => {
+      const old = s.rootOffset !== 0 ? this.#root() : undefined;
+      const o = tx.allocInternal(size, TYPE_ROOT);
+      if (old !== undefined) {
+        tx.write(o, 0, tx.read(old, 0, old.size));
+        tx.freeInternal(old);
+      }
+      const b = new Uint8Array(16);
+      const dv = new DataView(b.buffer);
+      dv.setBigUint64(0, BigInt(o.offset), true);
+      dv.setBigUint64(8, BigInt(size), true);
+      tx.writeState(ROOT_OFFSET_AT, b);
+      const before = { offset: s.rootOffset, size: s.rootSize };
+      s.rootOffset = o.offset;
+      s.rootSize = size;
+      tx.onAbort(() => {
+        s.rootOffset = before.offset;
+        s.rootSize = before.size;
+      });
+    });
+    return this.#root();
+  }
+
+  #root(): ObjectHandle {
+    const e = this.#engine;
+    const offset = e.state.rootOffset;
+    return newHandle(
+      e.token,
+      offset,
+      e.state.rootSize,
+      TYPE_ROOT,
+      e.genAt(offset),
+    );
+  }
+
+  /**
+   * A handle to the live object at `offset` (an offset stored in the
+   * pool).
+   *
+   * @throws {StaleObjectError} when no live object starts there
+   */
+  object(offset: number): ObjectHandle {
+    const e = this.#engine;
+    e.live("object");
+    return e.objectAt(offset, "object");
+  }
+
+  #range(o: ObjectHandle, offset: number, length: number, op: string): void {
+    const e = this.#engine;
+    e.live(op);
+    e.check(o, op, false);
+    if (
+      !Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 ||
+      length < 0 || offset + length > o.size
+    ) {
+      throw new RangeError(
+        `Cannot ${op}: [${offset}, ${offset}+${length}) is outside the object's ${o.size} bytes`,
+      );
+    }
+  }
+
+  /**
+   * A copy of `length` bytes at `offset` of an object.
+   *
+   * @throws {StaleObjectError} for a freed object
+   * @throws {RangeError} when the range leaves the object
+   */
+  read(o: ObjectHandle, offset = 0, length?: number): Uint8Array {
+    const len = length ?? (o?.size ?? 0) - offset;
+    this.#range(o, offset, len, "read");
+    return this.#engine.media.copy(o.offset + offset, len);
+  }
+
+  /**
+   * A live, zero-copy view of an object's data. Change it only through
+   * transactions: a store through the view is neither atomic nor durable.
+   * It detaches when the pool closes.
+   */
+  view(o: ObjectHandle): Uint8Array {
+    this.#range(o, 0, o?.size ?? 0, "view");
+    return this.#engine.media.u8.subarray(o.offset, o.offset + o.size);
+  }
+
+  /** The u64 at `offset` of an object (a number; exact below 2^53). */
+  getU64(o: ObjectHandle, offset: number): number {
+    this.#range(o, offset, 8, "getU64");
+    return this.#engine.media.read64(o.offset + offset);
+  }
+
+  /** The u32 at `offset` of an object (`offset` 4-aligned in the object). */
+  getU32(o: ObjectHandle, offset: number): number {
+    this.#range(o, offset, 4, "getU32");
+    const at = o.offset + offset;
+    const u8 = this.#engine.media.u8;
+    return (u8[at] | u8[at + 1] << 8 | u8[at + 2] << 16 | u8[at + 3] << 24) >>>
+      0;
+  }
+
+  /** Occupancy of the heap and the log. */
+  stats(): ObjectPoolStats {
+    const e = this.#engine;
+    e.live("stats");
+    return {
+      size: e.g.size,
+      logSize: e.g.logSize,
+      logUsed: e.log.head - e.log.tail,
+      heap: e.heap.usage(),
+    };
+  }
+
+  /**
+   * Commit and apply every transaction started, and take a checkpoint
+   * (the objects' pages are persisted and the log emptied).
+   */
+  flush(): void {
+    this.#engine.flush("flush");
+  }
+
+  /**
+   * Close the pool: transactions started are committed and applied, a
+   * checkpoint is taken, every view detaches. Idempotent.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#engine.close();
+    } finally {
+      this.#map.close();
+      this.#lock.release();
+    }
+  }
+
+  /** Same as {@linkcode ObjectPool.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** The engine of an open pool (for the map). Internal. */
+export function poolEngine(pool: ObjectPool): Engine {
+  if (!(pool instanceof ObjectPool)) {
+    throw new TypeError("Cannot use the pool: it must be an ObjectPool");
+  }
+  return engineOf(pool);
+}
+
+/** Create a pool with test hooks. Internal: tests reach it via testing/. */
+export function createPoolWith(
+  path: string,
+  options: ObjectPoolCreateOptions,
+  hooks: ObjTestHooks,
+): ObjectPool {
+  return construct(createPool(path, options, hooks));
+}
+
+/** Open a pool with test hooks. Internal. */
+export function openPoolWith(
+  path: string,
+  options: ObjectPoolOpenOptions,
+  hooks: ObjTestHooks,
+): ObjectPool {
+  return construct(openPool(path, options, hooks));
+}

@@ -1,0 +1,674 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The object store's crash sweep: the workload of `obj_workload.ts` runs
+ * on the production path (a tracer on the pool's mapping, nothing else
+ * changed), with each mover in turn, from the pool's creation; then crash
+ * images are built at every crash point (`model.ts`, `subsets.ts`) and
+ * each is opened (recovered) and checked:
+ *
+ * - the open refuses the image with a typed error only while the pool's
+ *   creation was not acknowledged;
+ * - the pool shows exactly the state after some transaction k, with every
+ *   acknowledged transaction in and nothing past the last issued one
+ *   (each transaction wholly there or wholly absent, in order);
+ * - the heap holds exactly the objects that state reaches (no leak, no
+ *   dangling pointer; `checkObjectPool`);
+ * - recovery leaves nothing unpersisted;
+ * - a crash during recovery (a sample of its crash images) recovers to
+ *   the same state.
+ *
+ * As a script (`--long` for the long sweep):
+ *
+ * ```sh
+ * deno run -A tests/crash/obj_sweep.ts --long
+ * bun tests/crash/obj_sweep.ts --images 2000 --seed 7
+ * ```
+ *
+ * A child sweep is `--json --model M --dir D`.
+ *
+ * @module
+ */
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { RUNTIME } from "../../ffi/_runtime.ts";
+import { checkObjectPool, type ObjectPool } from "../../obj/mod.ts";
+import { createPoolWith, openPoolWith } from "../../obj/pool.ts";
+import { mapFile, type Mapping } from "../../pmem2/mod.ts";
+import type { PersistTracer } from "../../pmem2/tracer.ts";
+import { describeError, isTypedError } from "./checker.ts";
+import { startChild } from "./child.ts";
+import { crashPoints, MODELS, type PersistenceModel } from "./model.ts";
+import { CRASH_MOVERS, crashMover, parseCrashMover } from "./movers.ts";
+import { shuffle, xorshift } from "./random.ts";
+import { ScratchImage } from "./scratch.ts";
+import { type SubsetOptions, subsets } from "./subsets.ts";
+import { CrashTracer, type TraceEvent } from "./tracer.ts";
+import type { Words } from "./words.ts";
+import {
+  fingerprint,
+  OBJ_OPTIONS,
+  ObjDriver,
+  observe,
+  setup,
+} from "./obj_workload.ts";
+
+/** The mark that says the pool's creation and setup were acknowledged. */
+const CREATED = "ack create";
+
+/** A recorded workload. */
+export interface ObjTrace {
+  model: PersistenceModel;
+  seed: number;
+  mover: string;
+  events: TraceEvent[];
+  /** Fingerprints of the state after transaction k. */
+  states: string[];
+  operations: number;
+}
+
+/** Faults to inject into a recording, to show the checker sees them. */
+export interface ObjRecordFaults {
+  /** Hide every fence from the tracer. */
+  dropFences?: boolean;
+}
+
+/** Run the workload on a new pool at `path`, traced from its creation. */
+export function recordObjTrace(
+  model: PersistenceModel,
+  seed: number,
+  ops: number,
+  path: string,
+  mover: string,
+  faults: ObjRecordFaults = {},
+): ObjTrace {
+  const rand = xorshift(seed);
+  const vdm = crashMover(parseCrashMover(mover));
+  let probe: Mapping | undefined;
+  let pool: ObjectPool | undefined;
+  try {
+    const tracer = new CrashTracer({
+      live: () => (probe = mapFile(path)).view(),
+      shadow: new Uint8Array(OBJ_OPTIONS.size),
+      flushGranularity: model.flushGranularity,
+    });
+    const hook: PersistTracer = faults.dropFences
+      ? {
+        flush: (o, l) => tracer.flush(o, l),
+        drain() {},
+        mark: (l) => tracer.mark(l),
+      }
+      : tracer;
+    pool = createPoolWith(path, { ...OBJ_OPTIONS, mover: vdm }, {
+      tracer: hook,
+    });
+    const base = setup(pool);
+    tracer.mark(CREATED);
+    const d = new ObjDriver(pool, (l) => tracer.mark(l), rand, base);
+    d.run(ops);
+    pool.close();
+    return {
+      model,
+      seed,
+      mover,
+      events: tracer.finish(),
+      states: d.states,
+      operations: d.issued,
+    };
+  } finally {
+    pool?.close();
+    probe?.close();
+    vdm.close();
+    rmSync(path, { force: true });
+  }
+}
+
+/** One violated invariant, with what reproduces it. */
+export interface ObjProblem {
+  seed: number;
+  model: string;
+  mover: string;
+  event: number;
+  message: string;
+}
+
+/** What a sweep did and found. */
+export interface ObjSweepReport {
+  runtime: string;
+  models: string[];
+  movers: string[];
+  traces: number;
+  operations: number;
+  events: number;
+  crashPoints: number;
+  images: number;
+  duplicates: number;
+  /** Images refused while the pool's creation was unacknowledged. */
+  refused: number;
+  /** Images whose open replayed log records. */
+  recovered: number;
+  /** Images of a crash during recovery checked. */
+  recoveryImages: number;
+  /** Images that showed a transaction issued but not acknowledged. */
+  inFlightSeen: number;
+  problems: number;
+  examples: ObjProblem[];
+  ms: number;
+}
+
+/** An empty report. */
+export function emptyObjReport(): ObjSweepReport {
+  return {
+    runtime: RUNTIME,
+    models: [],
+    movers: [],
+    traces: 0,
+    operations: 0,
+    events: 0,
+    crashPoints: 0,
+    images: 0,
+    duplicates: 0,
+    refused: 0,
+    recovered: 0,
+    recoveryImages: 0,
+    inFlightSeen: 0,
+    problems: 0,
+    examples: [],
+    ms: 0,
+  };
+}
+
+/** Subsets of the CI sweep. */
+export const OBJ_CI_SUBSETS: SubsetOptions = {
+  exhaustiveLimit: 3,
+  prefixes: 4,
+  random: 3,
+  evict: 0.3,
+};
+
+/** Subsets of the long sweep. */
+export const OBJ_LONG_SUBSETS: SubsetOptions = {
+  exhaustiveLimit: 6,
+  prefixes: 8,
+  random: 8,
+  evict: 0.3,
+};
+
+const RECOVERY_SUBSETS: SubsetOptions = {
+  exhaustiveLimit: 4,
+  prefixes: 4,
+  random: 2,
+  evict: 0.5,
+};
+
+/** Options of checking a trace. */
+export interface ObjCheckSettings {
+  subsets: SubsetOptions;
+  /** Crash-during-recovery images per recovered image, at most. */
+  recoveryImages: number;
+  /** Check at most this many images of the trace. */
+  maxImages: number;
+  dir: string;
+}
+
+/** What one open of an image showed. */
+interface Opened {
+  problems: string[];
+  refused: boolean;
+  state?: string;
+  /** Every k whose state it shows. */
+  ks?: number[];
+  records: number;
+  recovery: TraceEvent[];
+}
+
+/** Checks crash images of one trace on a scratch file. */
+class ObjImageChecker {
+  #scratch: ScratchImage;
+  #tracer: CrashTracer;
+  #model: PersistenceModel;
+  #states: Map<string, number[]>;
+
+  constructor(
+    scratch: ScratchImage,
+    model: PersistenceModel,
+    states: string[],
+  ) {
+    this.#scratch = scratch;
+    this.#model = model;
+    this.#tracer = new CrashTracer({
+      live: scratch.live,
+      shadow: scratch.shadow,
+      flushGranularity: model.flushGranularity,
+    });
+    this.#tracer.scanning = false;
+    this.#states = new Map();
+    states.forEach((s, k) => {
+      const ks = this.#states.get(s);
+      if (ks === undefined) this.#states.set(s, [k]);
+      else ks.push(k);
+    });
+  }
+
+  /** Open the scratch pool traced, read it, check its heap, close it. */
+  open(created: boolean): Opened {
+    const tracer = this.#tracer;
+    tracer.restart();
+    const out: Opened = {
+      problems: [],
+      refused: false,
+      records: 0,
+      recovery: [],
+    };
+    let pool: ObjectPool | undefined;
+    try {
+      pool = openPoolWith(this.#scratch.path, { layout: OBJ_OPTIONS.layout }, {
+        tracer,
+      });
+    } catch (e) {
+      if (!created && isTypedError(e)) out.refused = true;
+      else out.problems.push(`open failed: ${describeError(e)}`);
+    }
+    tracer.mark("recovered");
+    if (pool !== undefined) {
+      try {
+        out.records = pool.recovery.records;
+        if (pool.rootSize === 0) {
+          // the setup transaction did not commit: the pool is empty
+          out.state = "empty";
+        } else {
+          const seen = observe(pool);
+          out.state = fingerprint(seen.state);
+          const report = checkObjectPool(pool, { live: seen.live });
+          out.problems.push(...report.problems);
+        }
+      } catch (e) {
+        out.problems.push(
+          `reading the recovered pool failed: ${describeError(e)}`,
+        );
+      } finally {
+        try {
+          pool.close();
+        } catch (e) {
+          out.problems.push(`close failed: ${describeError(e)}`);
+        }
+      }
+    }
+    const events = tracer.finish();
+    const end = events.findIndex((e) =>
+      e.kind === "mark" && e.label === "recovered"
+    );
+    out.recovery = events.slice(0, end);
+    for (const e of events) {
+      if (e.kind === "flush") this.#scratch.touch(e.stores);
+    }
+    const unflushed = events[events.length - 1].dirty;
+    if (unflushed.length > 0) {
+      out.problems.push(`${unflushed.length} stores were never persisted`);
+      this.#scratch.settle(unflushed);
+    }
+    if (out.state !== undefined && out.state !== "empty") {
+      out.ks = this.#states.get(out.state);
+    }
+    return out;
+  }
+
+  /** Check the durable image with `image` stored over it. */
+  check(
+    image: readonly Words[],
+    created: boolean,
+    acked: number,
+    issued: number,
+    settings: ObjCheckSettings,
+    rand: () => number,
+    report: ObjSweepReport,
+  ): string[] {
+    const s = this.#scratch;
+    const problems: string[] = [];
+    try {
+      for (const w of image) s.apply(w);
+      const first = this.open(created);
+      problems.push(...first.problems);
+      if (first.refused) {
+        report.refused++;
+        return problems;
+      }
+      if (first.state === undefined) return problems;
+      if (first.state === "empty") {
+        if (created) {
+          problems.push("the pool is empty after its setup was acknowledged");
+        }
+        return problems;
+      }
+      const ks = first.ks;
+      if (ks === undefined) {
+        problems.push(
+          `the pool shows a state no transaction prefix left (${
+            first.state.slice(0, 80)
+          })`,
+        );
+      } else if (!ks.some((k) => k >= acked && k <= issued)) {
+        problems.push(
+          ks[ks.length - 1] < acked
+            ? `transaction ${acked} was acknowledged, the pool shows the state after ${
+              ks[ks.length - 1]
+            }`
+            : `the pool shows the state after ${
+              ks[0]
+            }, only ${issued} were issued`,
+        );
+      } else if (!ks.includes(acked)) report.inFlightSeen++;
+      if (first.records > 0) {
+        report.recovered++;
+        report.recoveryImages += this.#crashRecovery(
+          image,
+          first.recovery,
+          first.state,
+          settings,
+          rand,
+          problems,
+        );
+      }
+      return problems;
+    } finally {
+      s.revert();
+    }
+  }
+
+  #crashRecovery(
+    image: readonly Words[],
+    events: readonly TraceEvent[],
+    expected: string,
+    settings: ObjCheckSettings,
+    rand: () => number,
+    problems: string[],
+  ): number {
+    const s = this.#scratch;
+    const candidates: Words[][] = [];
+    let durable: Words[] = [];
+    for (const p of crashPoints(events, this.#model)) {
+      durable = [...durable, ...p.fenced];
+      for (const sub of subsets(p.pending, rand, RECOVERY_SUBSETS)) {
+        candidates.push([
+          ...durable,
+          ...sub.units.map((i) => p.pending[i].words),
+        ]);
+      }
+    }
+    const skip = new Set([s.fingerprint(image)]);
+    let checked = 0;
+    for (const extra of shuffle(candidates, rand)) {
+      if (checked >= settings.recoveryImages) break;
+      const fp = s.fingerprint([...image, ...extra]);
+      if (skip.has(fp)) continue;
+      skip.add(fp);
+      s.revert();
+      for (const w of image) s.apply(w);
+      for (const w of extra) s.apply(w);
+      const r = this.open(true);
+      checked++;
+      problems.push(...r.problems.map((p) => `crash during recovery: ${p}`));
+      if (r.state !== expected) {
+        problems.push(
+          "crash during recovery: the pool recovers to another state",
+        );
+      }
+    }
+    return checked;
+  }
+}
+
+/** Check the crash images of a trace, adding to `report`. */
+export function checkObjTrace(
+  trace: ObjTrace,
+  settings: ObjCheckSettings,
+  report: ObjSweepReport,
+): void {
+  report.traces++;
+  report.operations += trace.operations;
+  report.events += trace.events.length;
+  if (!report.movers.includes(trace.mover)) report.movers.push(trace.mover);
+  const rand = xorshift(trace.seed ^ 0x5eed);
+  using scratch = new ScratchImage(
+    join(settings.dir, "scratch"),
+    new Uint8Array(OBJ_OPTIONS.size),
+  );
+  const checker = new ObjImageChecker(scratch, trace.model, trace.states);
+  const seen = new Set<string>();
+  let created = false;
+  let acked = 0;
+  let issued = 0;
+  let marks = 0;
+  let checked = 0;
+  const points = [...crashPoints(trace.events, trace.model)];
+  // spread the image budget over the whole trace
+  const budget = settings.maxImages;
+  for (const p of points) {
+    for (const words of p.fenced) scratch.commit(words);
+    for (const label of p.marks) {
+      marks++;
+      if (label === CREATED) created = true;
+      else if (label.startsWith("ack ")) {
+        acked = Math.max(acked, Number(label.slice(4)));
+      } else if (label.startsWith("issue ")) {
+        issued = Math.max(issued, Number(label.slice(6)));
+      }
+    }
+    report.crashPoints++;
+    for (const sub of subsets(p.pending, rand, settings.subsets)) {
+      const image = sub.units.map((i) => p.pending[i].words);
+      const key = `${scratch.fingerprint(image)}:${marks}`;
+      if (seen.has(key)) {
+        report.duplicates++;
+        continue;
+      }
+      seen.add(key);
+      if (checked >= budget) continue;
+      checked++;
+      report.images++;
+      const problems = checker.check(
+        image,
+        created,
+        acked,
+        Math.max(issued, acked),
+        settings,
+        rand,
+        report,
+      );
+      if (problems.length > 0) {
+        report.problems++;
+        if (report.examples.length < 20) {
+          report.examples.push({
+            seed: trace.seed,
+            model: trace.model.name,
+            mover: trace.mover,
+            event: p.event,
+            message: problems.join(" | "),
+          });
+        }
+      }
+    }
+  }
+}
+
+/** Options of a sweep in this process. */
+export interface ObjSweepOptions extends ObjCheckSettings {
+  model: PersistenceModel;
+  /** Stop starting traces once this many images were checked. */
+  images: number;
+  seed: number;
+  ops: number;
+}
+
+/** Run a sweep in this process; trace k uses mover k mod 2. */
+export function runObjSweep(options: ObjSweepOptions): ObjSweepReport {
+  const started = performance.now();
+  const report = emptyObjReport();
+  report.models.push(options.model.name);
+  for (
+    let k = 0;
+    k < CRASH_MOVERS.length || report.images < options.images;
+    k++
+  ) {
+    const trace = recordObjTrace(
+      options.model,
+      options.seed + k,
+      options.ops,
+      join(options.dir, "trace"),
+      CRASH_MOVERS[k % CRASH_MOVERS.length],
+    );
+    checkObjTrace(trace, options, report);
+  }
+  report.ms = Math.round(performance.now() - started);
+  return report;
+}
+
+/** Run a sweep per model in child processes (both at once). */
+export async function objSweepInChildren(options: {
+  models: readonly PersistenceModel[];
+  images: number;
+  seed: number;
+  ops: number;
+  long: boolean;
+  dir: string;
+}): Promise<ObjSweepReport> {
+  const started = performance.now();
+  const reports = await Promise.all(options.models.map(async (model) => {
+    const args = [
+      "--json",
+      "--model",
+      model.name,
+      "--images",
+      String(options.images),
+      "--seed",
+      String(options.seed),
+      "--ops",
+      String(options.ops),
+      "--dir",
+      join(options.dir, model.name),
+    ];
+    if (options.long) args.push("--long");
+    const r = await startChild(fileURLToPath(import.meta.url), args, {
+      PMEM2_FORCE_GRANULARITY: model.forceGranularity,
+    }).ended;
+    if (r.status !== 0) {
+      throw new Error(
+        `The ${model.name} object sweep ended with ${
+          r.signal ?? r.status
+        }: ${r.stderr.trim()}`,
+      );
+    }
+    return JSON.parse(r.stdout) as ObjSweepReport;
+  }));
+  const total = emptyObjReport();
+  for (const r of reports) {
+    for (
+      const k of [
+        "traces",
+        "operations",
+        "events",
+        "crashPoints",
+        "images",
+        "duplicates",
+        "refused",
+        "recovered",
+        "recoveryImages",
+        "inFlightSeen",
+        "problems",
+      ] as const
+    ) total[k] += r[k];
+    total.examples.push(...r.examples.slice(0, 20 - total.examples.length));
+    for (const m of r.models) {
+      if (!total.models.includes(m)) total.models.push(m);
+    }
+    for (const m of r.movers) {
+      if (!total.movers.includes(m)) total.movers.push(m);
+    }
+  }
+  total.ms = Math.round(performance.now() - started);
+  return total;
+}
+
+/** Print a report for people. */
+export function formatObjReport(r: ObjSweepReport): string {
+  const lines = [
+    `object crash sweep (${r.runtime}, models ${r.models.join(" + ")}, movers ${
+      r.movers.join(" + ")
+    }): ${r.images} images checked, ${r.problems} with problems, in ${
+      (r.ms / 1000).toFixed(1)
+    } s`,
+    `  ${r.traces} traces, ${r.operations} transactions, ${r.events} events, ${r.crashPoints} crash points, ${r.duplicates} duplicate subsets skipped`,
+    `  ${r.recovered} images replayed the log; ${r.inFlightSeen} showed an unacknowledged transaction; ${r.recoveryImages} images of a crash during recovery checked; ${r.refused} refused while the pool was being created`,
+  ];
+  for (const p of r.examples) {
+    lines.push(
+      `  PROBLEM seed ${p.seed} ${p.model} ${p.mover} after event ${p.event}: ${p.message}`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/** /dev/shm when it is writable. */
+export function fastTmp(): string {
+  try {
+    rmSync(mkdtempSync("/dev/shm/.probe-"), { recursive: true });
+    return "/dev/shm";
+  } catch {
+    return tmpdir();
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const args = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const flag = a === "--long" || a === "--json";
+    args.set(a.slice(2), flag ? "true" : argv[++i] ?? "");
+  }
+  const long = args.has("long");
+  const seed = Number(args.get("seed") ?? 1);
+  const ops = Number(args.get("ops") ?? (long ? 40 : 14));
+  const images = Number(args.get("images") ?? (long ? 6000 : 300));
+  const named = args.get("model");
+  const models = named === undefined ? Object.values(MODELS) : [MODELS[named]];
+  if (args.has("json")) {
+    const dir = args.get("dir") ??
+      mkdtempSync(join(fastTmp(), "asyncpmem-obj-"));
+    mkdirSync(dir, { recursive: true });
+    try {
+      const report = runObjSweep({
+        model: models[0],
+        images,
+        seed,
+        ops,
+        subsets: long ? OBJ_LONG_SUBSETS : OBJ_CI_SUBSETS,
+        recoveryImages: long ? 4 : 1,
+        maxImages: long ? 3000 : 200,
+        dir,
+      });
+      console.log(JSON.stringify(report));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    return 0;
+  }
+  const dir = mkdtempSync(join(fastTmp(), "asyncpmem-obj-"));
+  try {
+    const report = await objSweepInChildren({
+      models,
+      images,
+      seed,
+      ops,
+      long,
+      dir,
+    });
+    console.log(formatObjReport(report));
+    return report.problems > 0 ? 1 : 0;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.main) process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,161 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// PersistentMap: keys and values as strings and bytes, growth across
+// leaves and directories, reopen, atomic batches, asynchronous operations
+// on every mover, and joining a pool transaction.
+import { ClosedError, OutOfSpaceError } from "../errors/mod.ts";
+import { all } from "../future/mod.ts";
+import { ObjectPool, PersistentMap } from "../obj/mod.ts";
+import { assert, moverTest, rng, tempPath, test } from "./_harness.ts";
+
+const MiB = 1 << 20;
+
+test("`PersistentMap` keeps strings and bytes apart and gives values back as they were set", () => {
+  using pool = ObjectPool.create(tempPath(), { size: 16 * MiB, layout: "kv" });
+  using m = PersistentMap.open(pool, "m");
+  m.set("abc", "x");
+  m.set(new TextEncoder().encode("abc"), Uint8Array.of(1, 2));
+  m.set("", new Uint8Array(0));
+  assert.equal(m.size, 3);
+  assert.equal(m.get("abc"), "x");
+  assert.deepEqual(m.get(new TextEncoder().encode("abc")), Uint8Array.of(1, 2));
+  assert.deepEqual(m.get(""), new Uint8Array(0));
+  assert.equal(m.get("nope"), undefined);
+  assert.ok(m.has("abc") && !m.has("abd"));
+  m.set("abc", "y");
+  assert.equal(m.get("abc"), "y");
+  assert.equal(m.size, 3);
+  assert.equal(m.delete("abc"), true);
+  assert.equal(m.delete("abc"), false);
+  assert.equal(m.size, 2);
+  assert.throws(() => m.set(5 as never, "v"), TypeError);
+  assert.throws(() => m.set("k", 5 as never), TypeError);
+  assert.throws(() => PersistentMap.open(pool, ""), RangeError);
+  m.close();
+  assert.throws(() => m.get("abc"), ClosedError);
+});
+
+test("a map of thousands of keys grows leaf by leaf, reuses deleted slots and reopens whole", () => {
+  const path = tempPath();
+  const r = rng(9);
+  const model = new Map<string, string>();
+  {
+    using pool = ObjectPool.create(path, { size: 32 * MiB, layout: "kv" });
+    using m = PersistentMap.open(pool, "big");
+    for (let i = 0; i < 3000; i++) {
+      const k = `k${Math.floor(r() * 2500)}`;
+      if (r() < 0.2) {
+        assert.equal(m.delete(k), model.delete(k));
+      } else {
+        const v = "v".repeat(Math.floor(r() * 300)) + i;
+        m.set(k, v);
+        model.set(k, v);
+      }
+    }
+    assert.equal(m.size, model.size);
+    const objects = pool.stats().heap.objects;
+    // deletes then sets: slots and nodes are reused, not leaked
+    for (const k of [...model.keys()].slice(0, 100)) m.delete(k);
+    for (let i = 0; i < 100; i++) m.set(`n${i}`, "z");
+    assert.equal(pool.stats().heap.objects, objects);
+    for (const k of [...model.keys()].slice(0, 100)) model.delete(k);
+    for (let i = 0; i < 100; i++) model.set(`n${i}`, "z");
+  }
+  using pool = ObjectPool.open(path, { layout: "kv" });
+  using m = PersistentMap.open(pool, "big");
+  assert.equal(m.size, model.size);
+  assert.deepEqual(new Map(m.entries() as Iterable<[string, string]>), model);
+  assert.deepEqual(new Set(m.keys()), new Set(model.keys()));
+});
+
+test("maps of one pool are independent, and the catalog holds 31", () => {
+  using pool = ObjectPool.create(tempPath(), { size: 32 * MiB, layout: "kv" });
+  const maps = [];
+  for (let i = 0; i < 31; i++) {
+    const m = PersistentMap.open(pool, `map ${i}`);
+    m.set("k", `${i}`);
+    maps.push(m);
+  }
+  assert.throws(() => PersistentMap.open(pool, "one too many"), RangeError);
+  for (let i = 0; i < 31; i++) assert.equal(maps[i].get("k"), `${i}`);
+  const again = PersistentMap.open(pool, "map 3");
+  assert.equal(again.get("k"), "3");
+});
+
+moverTest(
+  "`setAsync`, `deleteAsync` and `batch` in flight commit together and apply in order",
+  async (mover) => {
+    const path = tempPath();
+    {
+      using pool = ObjectPool.create(path, {
+        size: 32 * MiB,
+        layout: "kv",
+        mover,
+      });
+      using m = PersistentMap.open(pool, "m");
+      const fs = [];
+      for (let i = 0; i < 200; i++) {
+        fs.push(m.setAsync(`k${i % 50}`, new Uint8Array(100 + i).fill(i)));
+      }
+      const d = m.deleteAsync("k3");
+      fs.push(
+        m.batch([{ set: ["b1", "one"] }, { delete: "k4" }, {
+          set: ["b2", "two"],
+        }]),
+      );
+      assert.equal(m.get("b1"), undefined); // not completed yet
+      await all(fs);
+      assert.equal(await d, true);
+      assert.equal(m.size, 50 - 2 + 2);
+      for (let i = 5; i < 50; i++) {
+        assert.deepEqual(
+          m.get(`k${i}`),
+          new Uint8Array(100 + 150 + i).fill(150 + i),
+        );
+      }
+      assert.equal(m.get("k3"), undefined);
+      assert.equal(m.get("b2"), "two");
+    }
+    using pool = ObjectPool.open(path, { layout: "kv", mover });
+    using m = PersistentMap.open(pool, "m");
+    assert.equal(m.size, 50);
+    assert.deepEqual(m.get("k49"), new Uint8Array(299).fill(199));
+  },
+);
+
+test("a `batch` that cannot fit changes nothing; map operations in `pool.tx` join it", async () => {
+  const path = tempPath();
+  const pool = ObjectPool.create(path, { size: 8 * MiB, layout: "kv" });
+  const m = PersistentMap.open(pool, "m");
+  m.set("a", "1");
+  await assert.rejects(
+    async () =>
+      await m.batch([
+        { set: ["b", "2"] },
+        { delete: "a" },
+        { set: ["huge", new Uint8Array(9 * MiB)] },
+      ]),
+    OutOfSpaceError,
+  );
+  assert.deepEqual([...m.entries()], [["a", "1"]]);
+  const root = pool.root(8);
+  assert.throws(() =>
+    pool.tx((tx) => {
+      m.set("c", "3");
+      tx.setU64(root, 0, 1);
+      throw new Error("no");
+    }), /no/);
+  assert.equal(m.get("c"), undefined);
+  assert.equal(pool.getU64(root, 0), 0);
+  pool.tx((tx) => {
+    m.set("c", "3");
+    m.delete("a");
+    tx.setU64(root, 0, 2);
+  });
+  assert.deepEqual([...m.entries()], [["c", "3"]]);
+  assert.equal(pool.getU64(root, 0), 2);
+  pool.close();
+  using again = ObjectPool.open(path, { layout: "kv" });
+  using m2 = PersistentMap.open(again, "m");
+  assert.deepEqual([...m2.entries()], [["c", "3"]]);
+  assert.equal(again.stats().heap.objects, 1 + 1 + 1 + 1 + 1); // root, map, dir, leaf, node
+});

@@ -1,0 +1,412 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// The object store: pools, transactions (aborts, nesting, huge and tiny
+// ranges, allocation failures), asynchronous transactions on every mover,
+// recovery of committed transactions, and the typed errors of misuse.
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
+import { all, wait } from "../future/mod.ts";
+import {
+  CorruptPoolError,
+  LayoutMismatchError,
+  type ObjectHandle,
+  ObjectPool,
+  StaleObjectError,
+  type Transaction,
+} from "../obj/mod.ts";
+import { createObjectPool } from "../testing/mod.ts";
+import { assert, moverTest, patch, rng, tempPath, test } from "./_harness.ts";
+
+const MiB = 1 << 20;
+
+function bytes(n: number, fill: number): Uint8Array {
+  return new Uint8Array(n).fill(fill);
+}
+
+test("`ObjectPool.create()` makes a pool whose root is zeroed and the same object on every open", () => {
+  const path = tempPath();
+  let offset: number;
+  {
+    using pool = ObjectPool.create(path, { size: 8 * MiB, layout: "app" });
+    const root = pool.root(64);
+    assert.deepEqual(pool.read(root), new Uint8Array(64));
+    assert.equal(pool.root(32).offset, root.offset);
+    offset = root.offset;
+    pool.tx((tx) => tx.setU64(root, 8, 1234));
+    assert.equal(pool.layout, "app");
+  }
+  using pool = ObjectPool.open(path, { layout: "app" });
+  const root = pool.root(64);
+  assert.equal(root.offset, offset);
+  assert.equal(pool.getU64(root, 8), 1234);
+  assert.deepEqual(pool.recovery, { records: 0, entries: 0, wrote: false });
+});
+
+test("`root()` grows the root, keeping its bytes", () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "a" });
+  pool.tx((tx) => tx.setU64(pool.root(16), 8, 77));
+  const big = pool.root(4096);
+  assert.equal(big.size, 4096);
+  assert.equal(pool.getU64(big, 8), 77);
+  assert.equal(pool.getU64(big, 4000), 0);
+});
+
+test("`ObjectPool.open()` refuses another layout, a foreign file, a second open, and `create` an existing file", () => {
+  const path = tempPath();
+  using pool = ObjectPool.create(path, { size: 8 * MiB, layout: "mine" });
+  assert.throws(
+    () => ObjectPool.create(path, { size: 8 * MiB, layout: "mine" }),
+    (e) => e instanceof PmemError && e.errno === 17,
+  );
+  assert.throws(
+    () => ObjectPool.open(path, { layout: "mine" }),
+    (e) => e instanceof PmemError && e.errno === 11,
+  );
+  pool.close();
+  assert.throws(
+    () => ObjectPool.open(path, { layout: "theirs" }),
+    (e) =>
+      e instanceof LayoutMismatchError && e.found === "mine" &&
+      e.expected === "theirs",
+  );
+  const other = tempPath("other");
+  writeFileSync(other, new Uint8Array(16 * MiB).fill(7));
+  assert.throws(
+    () => ObjectPool.open(other, { layout: "mine" }),
+    (e) => e instanceof PmemError && /not an object pool/.test(e.message),
+  );
+  patch(path, 40, new Uint8Array([1]));
+  assert.throws(
+    () => ObjectPool.open(path, { layout: "mine" }),
+    (e) => e instanceof CorruptPoolError && /pool header/.test(e.structure),
+  );
+  assert.throws(
+    () => ObjectPool.create(tempPath(), { size: 1 << 20, layout: "x" }),
+    RangeError,
+  );
+  assert.throws(
+    () => ObjectPool.create(tempPath(), { size: 8 * MiB, layout: 5 as never }),
+    TypeError,
+  );
+});
+
+test("a transaction whose callback throws changes nothing: writes, allocations and frees are undone", () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "a" });
+  const root = pool.root(64);
+  const kept = pool.tx((tx) => {
+    const o = tx.alloc(100);
+    tx.write(o, 0, bytes(100, 1));
+    tx.setU64(root, 0, o.offset);
+    return o;
+  });
+  const before = pool.stats().heap;
+  const boom = new Error("boom");
+  assert.throws(() =>
+    pool.tx((tx) => {
+      tx.setU64(root, 0, 0);
+      tx.write(kept, 0, bytes(100, 9));
+      tx.free(kept);
+      for (let i = 0; i < 50; i++) tx.alloc(3000);
+      throw boom;
+    }), (e) => e === boom);
+  assert.deepEqual(pool.stats().heap, before);
+  assert.equal(pool.getU64(root, 0), kept.offset);
+  assert.deepEqual(pool.read(kept), bytes(100, 1));
+  // the space the aborted transaction reserved is allocatable again
+  const again = pool.tx((tx) => tx.alloc(3000));
+  assert.equal(pool.stats().heap.objects, before.objects + 1);
+  pool.tx((tx) => tx.free(again));
+  // and the transactions after it did not carry any of it
+  assert.equal(pool.getU64(root, 0), kept.offset);
+  assert.deepEqual(pool.read(kept), bytes(100, 1));
+});
+
+test("a nested `tx` joins the outer transaction, and its failure aborts the whole", () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "a" });
+  const root = pool.root(64);
+  pool.tx((tx) => {
+    tx.setU64(root, 0, 1);
+    const inner = pool.tx((t2) => {
+      assert.equal(t2, tx);
+      const o = t2.alloc(8);
+      t2.setU64(root, 8, o.offset);
+      return o;
+    });
+    tx.setU64(inner, 0, 5);
+  });
+  assert.equal(pool.getU64(pool.object(pool.getU64(root, 8)), 0), 5);
+  assert.throws(() =>
+    pool.tx((tx) => {
+      tx.setU64(root, 0, 2);
+      try {
+        pool.tx(() => {
+          throw new Error("inner");
+        });
+      } catch {
+        // swallowed here, but the transaction is doomed
+      }
+    }), /inner/);
+  assert.equal(pool.getU64(root, 0), 1);
+});
+
+test("reads in a transaction see its writes, its new objects and the transactions started before it", async () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "a" });
+  const root = pool.root(64);
+  const f = pool.txAsync((tx) => tx.setU64(root, 0, 41));
+  pool.tx((tx) => {
+    assert.equal(tx.getU64(root, 0), 41); // staged, not applied yet
+    tx.setU64(root, 0, tx.getU64(root, 0) + 1);
+    const o = tx.alloc(32);
+    assert.deepEqual(tx.read(o, 0, 32), new Uint8Array(32));
+    tx.write(o, 4, bytes(4, 3));
+    assert.deepEqual(tx.read(o, 2, 6), Uint8Array.of(0, 0, 3, 3, 3, 3));
+    const big = tx.alloc(100_000);
+    tx.write(big, 99_990, bytes(10, 5));
+    assert.deepEqual(
+      tx.read(big, 99_988, 12),
+      Uint8Array.of(0, 0, ...bytes(10, 5)),
+    );
+  });
+  await f;
+  assert.equal(pool.getU64(root, 0), 42);
+});
+
+test("tiny, empty and huge ranges, and an object of many chunks, survive a reopen", () => {
+  const path = tempPath();
+  const r = rng(5);
+  const big = new Uint8Array(3 * MiB).map(() => r() * 256);
+  {
+    using pool = ObjectPool.create(path, {
+      size: 64 * MiB,
+      layout: "a",
+      logSize: 16 * MiB,
+    });
+    const root = pool.root(64);
+    pool.tx((tx) => {
+      const o = tx.alloc(3 * MiB);
+      tx.write(o, 0, big);
+      tx.write(o, 17, new Uint8Array(0));
+      tx.write(o, 3 * MiB - 1, Uint8Array.of(1));
+      tx.setU64(root, 0, o.offset);
+      const tiny = tx.alloc(0);
+      tx.setU64(root, 8, tiny.offset);
+    });
+    // a transaction larger than an eighth of the log is refused whole
+    const usage = pool.stats().heap;
+    assert.throws(
+      () =>
+        pool.tx((tx) => {
+          const o = pool.object(pool.getU64(root, 0));
+          tx.alloc(5 * MiB);
+          for (let i = 0; i < 3; i++) tx.write(o, 0, new Uint8Array(3 * MiB));
+        }),
+      (e) => e instanceof OutOfSpaceError && /redo log/.test(e.message),
+    );
+    assert.deepEqual(pool.stats().heap, usage);
+  }
+  using pool = ObjectPool.open(path, { layout: "a" });
+  const root = pool.root(64);
+  const o = pool.object(pool.getU64(root, 0));
+  big[3 * MiB - 1] = 1;
+  assert.deepEqual(pool.read(o), big);
+  assert.equal(pool.object(pool.getU64(root, 8)).size, 0);
+});
+
+test("`OutOfSpaceError` when the pool is full leaves the transaction's changes out; freed space is used again", () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "a" });
+  const root = pool.root(4096);
+  const objs: ObjectHandle[] = [];
+  for (;;) {
+    try {
+      objs.push(pool.tx((tx) => {
+        const o = tx.alloc(60_000);
+        tx.setU64(root, 8 * (objs.length % 500), o.offset);
+        return o;
+      }));
+    } catch (e) {
+      assert.ok(e instanceof OutOfSpaceError, String(e));
+      break;
+    }
+  }
+  assert.ok(objs.length > 50);
+  const usage = pool.stats().heap;
+  assert.throws(() =>
+    pool.tx((tx) => {
+      tx.free(objs[0]);
+      tx.alloc(3 * MiB);
+    }), OutOfSpaceError);
+  assert.deepEqual(pool.stats().heap, usage);
+  pool.tx((tx) => {
+    for (const o of objs.slice(0, 10)) tx.free(o);
+  });
+  pool.tx((tx) => tx.alloc(60_000));
+});
+
+test("misuse gives typed errors: stale, foreign and closed handles, ranges outside an object, a finished transaction", async () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "a" });
+  using other = ObjectPool.create(tempPath("b"), {
+    size: 8 * MiB,
+    layout: "a",
+  });
+  const root = pool.root(16);
+  const o = pool.tx((tx) => tx.alloc(16));
+  pool.tx((tx) => tx.free(o));
+  assert.throws(() => pool.read(o), StaleObjectError);
+  assert.throws(() => pool.tx((tx) => tx.free(o)), StaleObjectError);
+  assert.throws(() => pool.object(o.offset), StaleObjectError);
+  assert.throws(() => pool.object(12345), StaleObjectError);
+  assert.throws(() => other.read(root), TypeError);
+  assert.throws(
+    () => other.tx((tx) => tx.write(root, 0, bytes(1, 1))),
+    TypeError,
+  );
+  assert.throws(() => pool.read(root, 10, 7), RangeError);
+  assert.throws(
+    () => pool.tx((tx) => tx.write(root, 9, bytes(8, 1))),
+    RangeError,
+  );
+  assert.throws(() => pool.tx((tx) => tx.setU64(root, 0, -1)), RangeError);
+  assert.throws(() => pool.tx((tx) => tx.free(root)), TypeError);
+  assert.throws(() => pool.tx((tx) => tx.alloc(-1)), RangeError);
+  let kept: Transaction | undefined;
+  pool.tx((tx) => void (kept = tx));
+  assert.throws(() => kept!.alloc(1), ClosedError);
+  assert.throws(() => pool.tx(() => pool.txAsync(() => {})), TypeError);
+  assert.throws(() => pool.tx(() => Promise.resolve(1)), TypeError);
+  await assert.rejects(async () =>
+    await pool.txAsync(() => {
+      throw new RangeError("mine");
+    }), /mine/);
+  const view = pool.view(root);
+  pool.close();
+  pool.close();
+  assert.equal(view.length, 0);
+  assert.throws(() => pool.read(root), ClosedError);
+  assert.throws(() => pool.tx(() => {}), ClosedError);
+  assert.throws(() => pool.root(16), ClosedError);
+});
+
+moverTest(
+  "many `txAsync` in flight commit with one persist and apply through the mover",
+  async (mover) => {
+    let drains = 0;
+    using pool = createObjectPool(tempPath(), {
+      size: 16 * MiB,
+      layout: "a",
+      mover,
+      tracer: { flush() {}, drain: () => void drains++ },
+    });
+    const root = pool.root(8 * 64);
+    drains = 0;
+    const fs = [];
+    for (let i = 0; i < 64; i++) {
+      fs.push(pool.txAsync((tx) => {
+        const o = tx.alloc(200 + i);
+        tx.write(o, 0, bytes(200 + i, i));
+        tx.setU64(root, 8 * i, o.offset);
+        return o;
+      }));
+    }
+    const objs = await all(fs);
+    assert.equal(drains, 1, "one persist for the group");
+    for (let i = 0; i < 64; i++) {
+      assert.equal(pool.getU64(root, 8 * i), objs[i].offset);
+      assert.deepEqual(pool.read(objs[i]), bytes(200 + i, i));
+    }
+    // updates of large ranges of existing objects go through the mover batch
+    const more = [];
+    for (let i = 0; i < 64; i++) {
+      more.push(
+        pool.txAsync((tx) => tx.write(objs[i], 0, bytes(200, 255 - i))),
+      );
+    }
+    await all(more);
+    for (let i = 0; i < 64; i++) {
+      assert.deepEqual(pool.read(objs[i], 0, 200), bytes(200, 255 - i));
+    }
+  },
+);
+
+moverTest(
+  "overlapping `txAsync` are ordered: read-modify-writes of one counter all count",
+  async (mover) => {
+    using pool = ObjectPool.create(tempPath(), {
+      size: 8 * MiB,
+      layout: "a",
+      mover,
+    });
+    const root = pool.root(4096);
+    const fs = [];
+    for (let i = 0; i < 40; i++) {
+      fs.push(pool.txAsync((tx) => {
+        tx.setU64(root, 0, tx.getU64(root, 0) + 1);
+        tx.write(root, 64, bytes(1000, i)); // the same range, every time
+        if (i === 7) throw new Error("skip");
+      }));
+    }
+    const settled = await Promise.allSettled(fs);
+    assert.equal(settled.filter((s) => s.status === "rejected").length, 1);
+    assert.equal(pool.getU64(root, 0), 39);
+    assert.deepEqual(pool.read(root, 64, 1000), bytes(1000, 39));
+    assert.equal(wait(pool.txAsync((tx) => tx.getU64(root, 0))), 39);
+  },
+);
+
+test("a crash that kept the log but no object page recovers every committed transaction", () => {
+  const path = tempPath();
+  const copy = tempPath("copy");
+  const r = rng(3);
+  const expected: Uint8Array[] = [];
+  const logSize = 4 * MiB;
+  {
+    using pool = ObjectPool.create(path, {
+      size: 32 * MiB,
+      layout: "a",
+      logSize,
+    });
+    const root = pool.root(8 * 100);
+    pool.flush();
+    const before = new Uint8Array(readFileSync(path));
+    for (let i = 0; i < 100; i++) {
+      const data = new Uint8Array(1 + Math.floor(r() * 5000)).map(() =>
+        r() * 256
+      );
+      expected.push(data);
+      pool.tx((tx) => {
+        const o = tx.alloc(data.length);
+        tx.write(o, 0, data);
+        tx.setU64(root, 8 * i, o.offset);
+      });
+    }
+    const after = new Uint8Array(readFileSync(path));
+    // no checkpoint happened: the log holds all 100
+    assert.deepEqual(after.subarray(4096, 4104), before.subarray(4096, 4104));
+    // the image: the old state, with the new log
+    before.set(after.subarray(8192, 8192 + logSize), 8192);
+    writeFileSync(copy, before);
+  }
+  using pool = ObjectPool.open(copy, { layout: "a" });
+  assert.equal(pool.recovery.records, 100);
+  const root = pool.root(8 * 100);
+  for (let i = 0; i < 100; i++) {
+    assert.deepEqual(
+      pool.read(pool.object(pool.getU64(root, 8 * i))),
+      expected[i],
+    );
+  }
+  assert.equal(pool.stats().heap.objects, 101);
+});
+
+test("`flush()` checkpoints: the log is empty and a reopen replays nothing", () => {
+  const path = tempPath();
+  const copy = tempPath("copy");
+  {
+    using pool = ObjectPool.create(path, { size: 8 * MiB, layout: "a" });
+    pool.tx((tx) => tx.setU64(pool.root(8), 0, 9));
+    pool.flush();
+    assert.equal(pool.stats().logUsed, 0);
+    copyFileSync(path, copy);
+  }
+  using pool = ObjectPool.open(copy, { layout: "a" });
+  assert.equal(pool.recovery.records, 0);
+  assert.equal(pool.getU64(pool.root(8), 0), 9);
+});
