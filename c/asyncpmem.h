@@ -127,8 +127,10 @@ AP_API int ap_map_delete(struct ap_map **map);
  * ap_map_durable_log -- test hook: the mapping's newest write-back notes,
  * at most cap, as (offset, length, kind) triples in out[3 * cap], newest
  * first (kind 1: durable, 2: flushed, 3: a drain); returns how many
- * notes were ever made. Every path that persists the mapping's bytes
- * notes it, so a test can prove an operation persisted what it wrote.
+ * notes were ever made. From the first call on, every path that persists
+ * the mapping's bytes notes it, so a test can prove an operation persisted
+ * what it wrote; before it, nothing is noted (noting costs a locked add
+ * per persist).
  */
 AP_API int ap_map_durable_log(struct ap_map *map, double *out, uint32_t cap);
 

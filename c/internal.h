@@ -41,6 +41,12 @@ struct ap_map {
 	pmem2_memcpy_fn memcpy_fn;
 	pmem2_memmove_fn memmove_fn;
 	pmem2_memset_fn memset_fn;
+	/*
+	 * notes are made only once a test asked for them: the counter's
+	 * locked add orders CLFLUSHOPT, so on cache-line mappings noting
+	 * every persist would serialize flushes that otherwise overlap
+	 */
+	_Atomic uint32_t noting;
 	_Atomic uint64_t notes; /* notes ever made; the log is a ring */
 	struct ap_note log[AP_DURABLE_LOG];
 };

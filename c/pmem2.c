@@ -359,6 +359,8 @@ ap_map_granularity(struct ap_map *map)
 void
 ap_map_note(struct ap_map *m, const void *addr, size_t len, uint32_t kind)
 {
+	if (!atomic_load_explicit(&m->noting, memory_order_relaxed))
+		return;
 	uint64_t n = atomic_fetch_add_explicit(&m->notes, 1,
 		memory_order_relaxed);
 	struct ap_note *e = &m->log[n % AP_DURABLE_LOG];
@@ -375,6 +377,7 @@ ap_map_note(struct ap_map *m, const void *addr, size_t len, uint32_t kind)
 int
 ap_map_durable_log(struct ap_map *map, double *out, uint32_t cap)
 {
+	atomic_store_explicit(&map->noting, 1, memory_order_relaxed);
 	uint64_t n = atomic_load(&map->notes);
 	uint64_t k = n < AP_DURABLE_LOG ? n : AP_DURABLE_LOG;
 	for (uint64_t i = 0; i < k && i < cap; i++) {

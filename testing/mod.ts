@@ -452,7 +452,10 @@ const LOG_CAP = 64;
  * that persists a mapping's bytes (msync, cache-line flushes, libpmem2's
  * durable copies, a mover's worker) notes its range there. Reading a file
  * back shows what was written, not what was persisted; this shows what
- * was persisted. The shim keeps the last 64 notes.
+ * was persisted. The shim keeps the last 64 notes, and notes a mapping's
+ * write-backs only from the first call of this function on (noting every
+ * persist of every mapping would slow cache-line flushes): call it once
+ * before the operation under test, as below.
  *
  * @example Usage
  * ```ts
