@@ -347,7 +347,7 @@ test("using closes the mapping at scope end", () => {
   assert.equal(view.length, 0);
 });
 
-test("use after close in a subprocess never crashes the runtime", () => {
+test("a mapping used after close in a subprocess never crashes the runtime", () => {
   const r = runScript(`
     import { mapFile } from "@root/mod.ts";
     const map = mapFile(${JSON.stringify(tempPath())}, { size: 1 << 20 });
