@@ -428,19 +428,25 @@ export class ReadFuture extends Future<Uint8Array> {
         return this.#out;
       }
       const { arena, pre } = place;
-      const entry = arena.mapEntry(pre);
-      const flags = (entry & MAP_FLAGS) >>> 0;
-      if (flags === MAP_ERROR) throw new BadBlockError("read", this.#lba);
-      if (flags !== MAP_NORMAL) {
-        this.#out.fill(0, 0, size);
-        return this.#out;
-      }
-      const block = entry & MAP_LBA_MASK;
-      if (block >= arena.internalNlba) {
-        throw arena.corruptEntry("read", this.#lba - arena.firstLba, block);
+      let block: number;
+      for (;;) {
+        const entry = arena.mapEntry(pre);
+        const flags = (entry & MAP_FLAGS) >>> 0;
+        if (flags === MAP_ERROR) throw new BadBlockError("read", this.#lba);
+        if (flags !== MAP_NORMAL) {
+          this.#out.fill(0, 0, size);
+          return this.#out;
+        }
+        block = entry & MAP_LBA_MASK;
+        if (block >= arena.internalNlba) {
+          throw arena.corruptEntry("read", this.#lba - arena.firstLba, block);
+        }
+        // publish, then look again: a writer elsewhere may have reused it
+        arena.trackRead(block);
+        if (arena.mapEntry(pre) === entry) break;
+        arena.untrackRead(block);
       }
       const map = this.#pool.map;
-      arena.trackRead(block);
       this.#tracked = { arena, block };
       this.#copy = map.mover.memcpy(
         this.#out.subarray(0, size),

@@ -122,6 +122,20 @@ export class Media {
     this.#reader.read(offset, into, length);
   }
 
+  /**
+   * Copy `count` blocks of `length` bytes into `into` in one native call,
+   * block i from `offsets[i]` (zeros where negative) to `i * length`; the
+   * caller has checked the offsets and the room in `into`.
+   */
+  readBlocks(
+    offsets: Float64Array,
+    count: number,
+    length: number,
+    into: Uint8Array,
+  ): void {
+    this.#reader.readBlocks(offsets, count, length, into);
+  }
+
   /** A copy of `[offset, offset + length)`. */
   copy(offset: number, length: number): Uint8Array {
     return this.bytes(offset, length).slice();

@@ -21,15 +21,16 @@ import {
 import type { Media } from "./media.ts";
 import {
   abandonPoolFile,
-  type Btt,
   createPoolFile,
   describe,
-  layOutBtt,
-  loadBtt,
   openPoolFile,
   type PoolFile,
   type PoolTestHooks,
 } from "./open.ts";
+import { type Btt, layOutBtt, loadBtt } from "./btt.ts";
+import { leavePool, poolReady } from "./join.ts";
+import { alone, arenaOf, readManyInto, readTracked } from "./reads.ts";
+import { OPENS_WORD, sleepMs } from "./shared.ts";
 import {
   type PoolAccess,
   ReadFuture,
@@ -43,6 +44,9 @@ import type { Vdm } from "../mover/vdm.ts";
 
 const EROFS = 30;
 const EBUSY = 16;
+
+/** How long a synchronous write waits for a lane held by other openers. */
+const LANE_WAIT_MS = 30_000;
 
 /** Options of {@linkcode BlockPool.create}. */
 export interface BlockPoolCreateOptions {
@@ -199,6 +203,8 @@ export class BlockPool implements Disposable {
   #repaired: string[] = [];
   #inflight = new FutureRegistry();
   #access: PoolAccess;
+  /** The shared control words (openers of the pool in this process). */
+  #control: Int32Array;
 
   private constructor(file: PoolFile, btt: Btt) {
     this.#file = file;
@@ -206,6 +212,7 @@ export class BlockPool implements Disposable {
     this.#media = file.media;
     this.#blockSize = file.blockSize;
     this.#readOnly = file.readOnly;
+    this.#control = file.join.shared.control;
     this.#adopt(btt);
     this.#access = {
       map: file.map,
@@ -216,7 +223,7 @@ export class BlockPool implements Disposable {
       track: (future) => this.#inflight.add(future),
       settled: (slot) => this.#inflight.remove(slot),
       forRead: (lba) => {
-        if (this.#arenas.length === 0) return null;
+        if (this.#arenas.length === 0 && !this.#adoptShared()) return null;
         const arena = this.#arenaOf(lba);
         return { arena, pre: lba - arena.firstLba };
       },
@@ -253,7 +260,9 @@ export class BlockPool implements Disposable {
   ): BlockPool {
     const file = createPoolFile(path, options, hooks);
     try {
-      return new BlockPool(file, layOutBtt(file));
+      const pool = new BlockPool(file, layOutBtt(file));
+      poolReady(file.join);
+      return pool;
     } catch (e) {
       abandonPoolFile(file);
       throw e;
@@ -284,7 +293,9 @@ export class BlockPool implements Disposable {
   ): BlockPool {
     const file = openPoolFile(path, options, hooks);
     try {
-      return new BlockPool(file, loadBtt(file));
+      const pool = new BlockPool(file, loadBtt(file));
+      poolReady(file.join);
+      return pool;
     } catch (e) {
       abandonPoolFile(file);
       throw e;
@@ -299,9 +310,33 @@ export class BlockPool implements Disposable {
     for (const line of btt.repaired) this.#repaired.push(line);
   }
 
-  /** Lay out the BTT of a pool that has none (libpmemblk's first write). */
+  /**
+   * Lay out the BTT of a pool that has none (libpmemblk's first write),
+   * under the share's layout lock: another opener may have laid it out
+   * meanwhile, and then its arenas are taken instead.
+   */
   #layOut(): void {
-    this.#adopt(layOutBtt(this.#file));
+    const shared = this.#file.join.shared;
+    shared.lockLayout();
+    try {
+      if (this.#arenas.length !== 0) return;
+      this.#adopt(
+        shared.laidOut ? loadBtt(this.#file, true) : layOutBtt(this.#file),
+      );
+    } finally {
+      shared.unlockLayout();
+    }
+  }
+
+  /**
+   * Take the arenas another opener laid out since this one opened with
+   * none; returns whether the pool has a layout now.
+   */
+  #adoptShared(): boolean {
+    if (this.#arenas.length !== 0) return true;
+    if (!this.#file.join.shared.laidOut) return false;
+    this.#layOut();
+    return true;
   }
 
   #live(op: string): Media {
@@ -353,10 +388,7 @@ export class BlockPool implements Disposable {
 
   /** The arena of a pool-wide LBA (the BTT must be laid out). */
   #arenaOf(lba: number): Arena {
-    const arenas = this.#arenas;
-    let k = 0;
-    while (k + 1 < arenas.length && lba >= arenas[k + 1].firstLba) k++;
-    return arenas[k];
+    return arenaOf(this.#arenas, lba);
   }
 
   /**
@@ -419,16 +451,26 @@ export class BlockPool implements Disposable {
 
   /**
    * Take an idle lane whose free block no read in flight is copying,
-   * waiting for asynchronous operations while none is.
+   * waiting for this pool's asynchronous operations while none is, and
+   * then, while other openers of the pool hold the lanes, for them.
    */
   #takeFreeBlock(arena: Arena): number {
     let lane = arena.takeLane();
     while (lane < 0 && this.#waitForOne()) lane = arena.takeLane();
+    if (lane < 0 && !alone(this.#control)) {
+      const deadline = performance.now() + LANE_WAIT_MS;
+      let ms = 0.005;
+      while (lane < 0 && performance.now() < deadline) {
+        sleepMs(ms);
+        ms = Math.min(ms * 2, 1);
+        lane = arena.takeLane();
+      }
+    }
     if (lane < 0) {
       throw new PmemError(
         "write",
         -EBUSY,
-        `arena ${arena.index} has no idle lane (${arena.nfree} updates in flight)`,
+        `arena ${arena.index} has no idle lane (${arena.lanes} updates in flight)`,
         { errno: EBUSY },
       );
     }
@@ -476,10 +518,90 @@ export class BlockPool implements Disposable {
       if (block >= arena.internalNlba) {
         throw arena.corruptEntry("read", lba, block);
       }
-      media.read(arena.blockOffset(block), out, size);
-      return out;
+      // alone in the process: nothing can take the block during the copy
+      const control = this.#control;
+      if (Atomics.load(control, OPENS_WORD) === 1) {
+        media.read(arena.blockOffset(block), out, size);
+        if (Atomics.load(control, OPENS_WORD) === 1) return out;
+      }
+      return readTracked(media, arena, lba, lba, out, size, true);
     }
     return this.#readChecked(media, lba, into);
+  }
+
+  /**
+   * Read many blocks into one array, block i at `i × blockSize`: every
+   * block is looked up first, then all are copied in one native call, so
+   * their cache misses overlap (much faster than a loop of
+   * {@linkcode BlockPool.read} from random places). A block listed twice
+   * is copied twice.
+   *
+   * @example Usage
+   * ```ts
+   * import { BlockPool } from "@asyncpmem/asyncpmem/blk";
+   * import assert from "node:assert/strict";
+   *
+   * const path = await Deno.makeTempFile();
+   * await Deno.remove(path);
+   * using pool = BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 });
+   * pool.write(5, new Uint8Array(512).fill(5));
+   * pool.write(9, new Uint8Array(512).fill(9));
+   * const blocks = pool.readMany([9, 5, 100]);
+   * assert.equal(blocks.length, 3 * 512);
+   * assert.deepEqual([blocks[0], blocks[512], blocks[1024]], [9, 5, 0]);
+   * ```
+   *
+   * @param lbas the blocks, each `0 .. blockCount - 1` (an array or a
+   *   typed array of integers)
+   * @param into where to copy them (at least `lbas.length × blockSize`
+   *   bytes) @default a new Uint8Array
+   * @returns `into`, or the new array
+   * @throws {TypeError} when `lbas` is not an array of integers or `into`
+   *   not a Uint8Array
+   * @throws {RangeError} when an LBA is out of range or `into` too short
+   *   (a detached array has 0 bytes); nothing is read then
+   * @throws {BadBlockError} when a block is in the error state; nothing is
+   *   copied then
+   * @throws {PmemError} code -22 when a block's map entry is corrupt
+   * @throws {ClosedError} after {@linkcode BlockPool.close}
+   */
+  readMany(lbas: ArrayLike<number>, into?: Uint8Array): Uint8Array {
+    const media = this.#live("readMany");
+    if (
+      !Array.isArray(lbas) &&
+      !(ArrayBuffer.isView(lbas) && !(lbas instanceof DataView) &&
+        !(lbas instanceof BigInt64Array) && !(lbas instanceof BigUint64Array))
+    ) {
+      throw new TypeError(
+        "Cannot readMany: lbas must be an array or a typed array of integers",
+      );
+    }
+    const n = lbas.length;
+    for (let i = 0; i < n; i++) this.#checkLba(lbas[i], "readMany");
+    const bytes = n * this.#blockSize;
+    if (into !== undefined && !(into instanceof Uint8Array)) {
+      throw new TypeError("Cannot readMany: into must be a Uint8Array");
+    }
+    if (into !== undefined && into.byteLength < bytes) {
+      throw new RangeError(
+        `Cannot readMany: into has ${into.byteLength} bytes, ${n} blocks need ${bytes}`,
+      );
+    }
+    const out = into ?? new Uint8Array(bytes);
+    if (n === 0) return out;
+    this.#adoptShared();
+    readManyInto(
+      {
+        media,
+        arenas: this.#arenas,
+        control: this.#control,
+        blockSize: this.#blockSize,
+      },
+      lbas,
+      out,
+      into !== undefined,
+    );
+    return out;
   }
 
   /** `read` for any arguments and pool: checks, then the arena's read. */
@@ -495,7 +617,7 @@ export class BlockPool implements Disposable {
       );
     }
     const out = into ?? new Uint8Array(size);
-    if (this.#arenas.length === 0) {
+    if (this.#arenas.length === 0 && !this.#adoptShared()) {
       if (into !== undefined) out.fill(0, 0, size);
       return out;
     }
@@ -523,10 +645,22 @@ export class BlockPool implements Disposable {
     if (block >= arena.internalNlba) {
       throw arena.corruptEntry("read", pre, block);
     }
-    // A synchronous copy ends before any other code runs, so no write can
-    // take this block meanwhile; asynchronous reads use trackRead().
-    media.read(arena.blockOffset(block), out, this.#blockSize);
-    return out;
+    // A synchronous copy ends before any other code of this isolate runs,
+    // so alone in the process no write can take this block meanwhile;
+    // with other openers (threads), the block is published first.
+    if (alone(this.#control)) {
+      media.read(arena.blockOffset(block), out, this.#blockSize);
+      if (alone(this.#control)) return out;
+    }
+    return readTracked(
+      media,
+      arena,
+      lba,
+      pre,
+      out,
+      this.#blockSize,
+      into !== undefined,
+    );
   }
 
   /** `read` of a block in the zero or error state (or never written). */
@@ -732,17 +866,21 @@ export class BlockPool implements Disposable {
     this.#live(op);
     this.#checkLba(lba, op);
     this.#checkWritable(op);
-    if (this.#arenas.length === 0) {
+    if (this.#arenas.length === 0 && !this.#adoptShared()) {
       if (flag === MAP_ZERO) return; // everything reads as zeros already
       this.#layOut();
     }
     const arena = this.#arenaOf(lba);
     arena.checkWritable(op);
-    this.#settleBlock(arena, lba - arena.firstLba);
-    const ticket = arena.enterNow(lba - arena.firstLba, op);
+    const pre = lba - arena.firstLba;
+    this.#settleBlock(arena, pre);
+    const ticket = arena.enterNow(pre, op);
+    // the stripe orders it with commits of the block by other openers
+    arena.table.lockStripe(pre);
     try {
-      arena.setFlag(lba - arena.firstLba, flag);
+      arena.setFlag(pre, flag);
     } finally {
+      arena.table.unlockStripe(pre);
       arena.leave(ticket);
     }
   }
@@ -775,6 +913,7 @@ export class BlockPool implements Disposable {
   check(options: ProgressOptions = {}): CheckReport {
     const media = this.#live("check");
     const onProgress = checkProgress(options, "check");
+    this.#adoptShared();
     const problems = checkPool({
       media,
       blockSize: this.#blockSize,
@@ -821,6 +960,7 @@ export class BlockPool implements Disposable {
   info(options: ProgressOptions = {}): BlockPoolInfo {
     const media = this.#live("info");
     const onProgress = checkProgress(options, "info");
+    this.#adoptShared();
     return {
       path: this.#file.path,
       poolSize: media.size,
@@ -862,7 +1002,7 @@ export class BlockPool implements Disposable {
     try {
       map.close();
     } finally {
-      this.#file.lock.release();
+      leavePool(this.#file.join, false);
     }
     if (failure !== undefined) throw failure;
   }

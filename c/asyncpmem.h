@@ -27,7 +27,7 @@
 
 #define AP_API __attribute__((visibility("default")))
 
-#define AP_ABI_VERSION 4
+#define AP_ABI_VERSION 6
 
 /* shim error codes (disjoint from -errno and PMEM2_E_*); errors/mod.ts
  * ShimCode mirrors them and a test checks the two agree */
@@ -162,6 +162,17 @@ AP_API int ap_map_memset(struct ap_map *map, double dst_off, uint32_t c,
  */
 AP_API int ap_read_range(const char *base, double size, double offset,
 	void *buf, double buf_len, double len);
+
+/*
+ * ap_read_blocks -- copy count blocks of len bytes each from [base, base +
+ * size) into buf (buf_len bytes): block i from byte offset offsets[i] to
+ * buf + i * len, or zeros where offsets[i] is negative. offsets is an
+ * array of doubles, offsets_len bytes long. Every offset is checked before
+ * anything is copied; returns 0, or AP_E_RANGE / AP_E_INVALID_ARG.
+ */
+AP_API int ap_read_blocks(const char *base, double size,
+	const double *offsets, double offsets_len, double count, double len,
+	void *buf, double buf_len);
 
 /*
  * ap_cpu_flush -- make [buf+off, buf+off+len) of a buf_len-byte buffer

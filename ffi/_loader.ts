@@ -27,6 +27,7 @@ export const LIBRARY_ENV = "ASYNCPMEM_LIB";
  */
 export const REMOTE_SOURCES: readonly string[] = [
   "asyncpmem.h",
+  "blk_read.c",
   "checksum.c",
   "cpu.c",
   "dev_exec.c",

@@ -259,6 +259,22 @@ export const SYMBOLS = {
   ap_share_address: { parameters: ["pointer"], result: "pointer" },
   // int ap_share_close(ap_share *s)
   ap_share_close: { parameters: ["pointer"], result: "i32" },
+  // int ap_read_blocks(const char *base, double size, const double *offsets,
+  //                    double offsets_len, double count, double len,
+  //                    void *buf, double buf_len)
+  ap_read_blocks: {
+    parameters: [
+      "pointer",
+      "f64",
+      "buffer",
+      "f64",
+      "f64",
+      "f64",
+      "buffer",
+      "f64",
+    ],
+    result: "i32",
+  },
 } as const satisfies Record<string, SymbolDefinition>;
 
 /**

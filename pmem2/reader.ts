@@ -6,10 +6,13 @@
  * @module
  */
 import { ClosedError } from "../errors/mod.ts";
-import type { Ptr } from "../ffi/lib.ts";
+import { native, nativeError, type Ptr } from "../ffi/lib.ts";
 import { PointerCache } from "../ffi/pointer_cache.ts";
 import { type Mapping, registerReader } from "./mapping.ts";
 import { copyOut } from "./read.ts";
+
+/** The native gather, in a constant (see `read.ts`). */
+const readBlocks = native.ap_read_blocks;
 
 /**
  * A reader of one mapping for a caller that checks its own arguments: the
@@ -64,6 +67,38 @@ export class MappingReader {
     const base = this.#base;
     if (base === null) throw new ClosedError("MappingReader", "read");
     copyOut(base, this.#size, this.#into, offset, into, length);
+  }
+
+  /**
+   * Copy `count` blocks of `length` bytes into `into`, block i from
+   * `offsets[i]` (zeros where it is negative) to `i * length`, in one
+   * native call that overlaps the blocks' cache misses. The caller has
+   * checked the offsets and that `into` holds `count * length` bytes; the
+   * native side checks them again before copying anything.
+   *
+   * @throws {ClosedError} after {@linkcode MappingReader.close} or the
+   *   mapping's close
+   * @throws {PmemError} when an offset leaves the mapping
+   */
+  readBlocks(
+    offsets: Float64Array,
+    count: number,
+    length: number,
+    into: Uint8Array,
+  ): void {
+    const base = this.#base;
+    if (base === null) throw new ClosedError("MappingReader", "read");
+    const rc = readBlocks(
+      base,
+      this.#size,
+      offsets,
+      offsets.byteLength,
+      count,
+      length,
+      into,
+      into.byteLength,
+    );
+    if (rc !== 0) throw nativeError(rc, "read");
   }
 
   /** Stop reading; later reads throw. Idempotent. */
