@@ -33,10 +33,10 @@ import { alone, arenaOf, readManyInto, readTracked } from "./reads.ts";
 import { OPENS_WORD, sleepMs } from "./shared.ts";
 import {
   type PoolAccess,
-  ReadFuture,
   WriteGroupFuture,
   WriteScheduler,
 } from "./async_io.ts";
+import { ReadFuture, ReadScheduler } from "./async_read.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import { wait, waitAll } from "../future/executor.ts";
 import { FutureRegistry } from "../future/registry.ts";
@@ -217,6 +217,7 @@ export class BlockPool implements Disposable {
     this.#access = {
       map: file.map,
       writes: new WriteScheduler(this.#media),
+      reads: new ReadScheduler(this.#media, file.blockSize),
       blockSize: file.blockSize,
       live: (op) => void this.#live(op),
       forUpdate: (lba, op) => this.#forUpdate(lba, op),

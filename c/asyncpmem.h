@@ -175,6 +175,16 @@ AP_API int ap_read_blocks(const char *base, double size,
 	void *buf, double buf_len);
 
 /*
+ * ap_prefetch_blocks -- start bringing count blocks of len bytes of [base,
+ * base + size) (offsets as ap_read_blocks') into the CPU's caches and
+ * return, for copies of them that follow: the first line of each and the
+ * whole of the first two. Returns 0, or AP_E_RANGE / AP_E_INVALID_ARG for
+ * a bad offset.
+ */
+AP_API int ap_prefetch_blocks(const char *base, double size,
+	const double *offsets, double offsets_len, double count, double len);
+
+/*
  * ap_cpu_flush -- make [buf+off, buf+off+len) of a buf_len-byte buffer
  * durable: through its mapping when it lies in one (msync on PAGE maps),
  * else write back its cache lines (CLWB, else CLFLUSHOPT, else CLFLUSH),

@@ -275,6 +275,13 @@ export const SYMBOLS = {
     ],
     result: "i32",
   },
+  // int ap_prefetch_blocks(const char *base, double size,
+  //                        const double *offsets, double offsets_len,
+  //                        double count, double len)
+  ap_prefetch_blocks: {
+    parameters: ["pointer", "f64", "buffer", "f64", "f64", "f64"],
+    result: "i32",
+  },
 } as const satisfies Record<string, SymbolDefinition>;
 
 /**

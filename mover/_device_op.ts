@@ -97,7 +97,7 @@ function submit(
     op.dstOffset + start,
     src,
     src.byteLength,
-    op.src === undefined ? op.dstOffset + start : start,
+    op.src === undefined ? op.dstOffset + start : op.srcOffset + start,
     len,
     op.value,
   );
@@ -175,7 +175,7 @@ export class DeviceOp extends Future<void> {
           op.dstOffset,
           op.src!,
           op.src!.byteLength,
-          0,
+          op.srcOffset,
           op.length,
         );
         this.#descending = dir === 1;
@@ -331,7 +331,7 @@ export class DeviceBatch extends Future<void> {
         op.dstOffset,
         src,
         src.byteLength,
-        op.src === undefined ? op.dstOffset : 0,
+        op.src === undefined ? op.dstOffset : op.srcOffset,
         op.length,
         op.value,
       );

@@ -181,6 +181,11 @@ export class ThreadMover extends BaseMover {
     return true;
   }
 
+  /** And `src` by `srcOffset`. */
+  protected override get takesSrcOffset(): boolean {
+    return true;
+  }
+
   static {
     deviceOf = (mover) => mover.#device;
   }

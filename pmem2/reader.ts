@@ -11,8 +11,9 @@ import { PointerCache } from "../ffi/pointer_cache.ts";
 import { type Mapping, registerReader } from "./mapping.ts";
 import { copyOut } from "./read.ts";
 
-/** The native gather, in a constant (see `read.ts`). */
+/** The native gather and prefetch, in constants (see `read.ts`). */
 const readBlocks = native.ap_read_blocks;
+const prefetchBlocks = native.ap_prefetch_blocks;
 
 /**
  * A reader of one mapping for a caller that checks its own arguments: the
@@ -97,6 +98,28 @@ export class MappingReader {
       length,
       into,
       into.byteLength,
+    );
+    if (rc !== 0) throw nativeError(rc, "read");
+  }
+
+  /**
+   * Prefetch `count` blocks of `length` bytes (at `offsets[i]`; none where
+   * negative) into the CPU's caches and return: copies of them that follow
+   * read from the cache. The caller has checked the offsets.
+   *
+   * @throws {ClosedError} after {@linkcode MappingReader.close} or the
+   *   mapping's close
+   */
+  prefetchBlocks(offsets: Float64Array, count: number, length: number): void {
+    const base = this.#base;
+    if (base === null) throw new ClosedError("MappingReader", "read");
+    const rc = prefetchBlocks(
+      base,
+      this.#size,
+      offsets,
+      offsets.byteLength,
+      count,
+      length,
     );
     if (rc !== 0) throw nativeError(rc, "read");
   }

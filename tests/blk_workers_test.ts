@@ -10,6 +10,7 @@ import {
   type Written,
 } from "./workers/blk_blocks.ts";
 import { createBlockPool } from "../testing/mod.ts";
+import { unformatted } from "./blk_fixtures.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
@@ -168,4 +169,21 @@ test("a Worker's open of a pool open here joins it; close order does not matter"
     pool.close();
   }
   BlockPool.open(path).close(); // the share is gone: a fresh first open
+});
+
+test("a BTT laid out by one opener is found by the others of the process", () => {
+  const path = unformatted();
+  using a = BlockPool.open(path);
+  using b = BlockPool.open(path);
+  assert.equal(a.check().formatted, false);
+  assert.deepEqual(a.read(3), new Uint8Array(512));
+  b.write(3, new Uint8Array(512).fill(3)); // lays the BTT out
+  assert.equal(a.read(3)[0], 3);
+  assert.equal(a.readMany([3, 4])[0], 3);
+  a.write(4, new Uint8Array(512).fill(4));
+  assert.equal(b.read(4)[0], 4);
+  assert.equal(a.check().formatted, true);
+  assert.deepEqual(b.check().problems, []);
+  a.setError(5);
+  assert.throws(() => b.read(5));
 });

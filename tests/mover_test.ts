@@ -270,6 +270,54 @@ moverTest("batch() copies at dstOffset into one large view", async (mover) => {
   assert.deepEqual(dst.subarray(dst.length - 16), src.subarray(0, 16));
 });
 
+moverTest("batch() copies from srcOffset of one large view", async (mover) => {
+  const src = new Uint8Array(64 * 1024).map((_, i) => (i * 11 + 3) & 255);
+  const dst = new Uint8Array(5 * 4096);
+  const ref = new Uint8Array(dst.length);
+  const entries = [];
+  for (let i = 0; i < 5; i++) {
+    const from = 1 + i * 12001;
+    ref.set(src.subarray(from, from + 4096), i * 4096);
+    entries.push({
+      op: "memcpy" as const,
+      dst,
+      dstOffset: i * 4096,
+      src,
+      srcOffset: from,
+      length: 4096,
+    });
+  }
+  await mover.batch(entries);
+  assert.deepEqual(dst, ref);
+  // a memmove from an offset, and a length short of the source's end
+  await mover.batch([{
+    op: "memmove",
+    dst,
+    src,
+    srcOffset: 100,
+    length: 10,
+  }]);
+  assert.deepEqual(dst.subarray(0, 10), src.subarray(100, 110));
+  assert.equal(dst[10], ref[10]);
+  // the range must lie in src; srcOffset and length are sizes
+  const bad = (srcOffset: unknown, length?: unknown) => () =>
+    mover.batch([{
+      op: "memcpy",
+      dst,
+      src,
+      srcOffset: srcOffset as number,
+      length: length as number,
+    }]);
+  assert.throws(bad(src.length - 15, 16), RangeError);
+  assert.throws(bad(src.length + 1), RangeError);
+  assert.throws(bad(-1, 4), RangeError);
+  assert.throws(bad(0, 1.5), RangeError);
+  assert.throws(bad("8", 4), TypeError);
+  assert.throws(bad(0, dst.length + 1), RangeError); // does not fit dst
+  await mover.batch([{ op: "memcpy", dst, src, srcOffset: src.length - 16 }]);
+  assert.deepEqual(dst.subarray(0, 16), src.subarray(src.length - 16));
+});
+
 moverTest(
   "a buffer detached before the work runs fails the future",
   async (mover) => {
