@@ -1,18 +1,19 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
- * The block store beside libpmemblk, in rounds: each round runs the C
- * baseline (`bench/c/blk_baseline.c`), then `bench/blk_bench.ts` on Deno,
- * then on Bun, back to back, so every ratio compares figures measured
- * within a minute or two of each other on this shared machine; several
- * rounds give the ranges. Prints, per case and runtime, the throughput
+ * The block store beside libpmemblk, in rounds: for each case, each round
+ * runs its C reference (`bench/c/blk_baseline.c`), then the case
+ * (`bench/blk_bench.ts`) on Deno, then on Bun, back to back, so every
+ * ratio compares figures measured within seconds of each other on this
+ * shared machine; several rounds give the ranges. Prints, per case and runtime, the throughput
  * relative to the case's C reference (×C, higher is better) as the median
  * and the range over the rounds, Bun's throughput relative to Deno's, and
  * how 2 Workers scale over 1 (and libpmemblk's 2 threads over 1).
  *
  *   deno run -A bench/blk_compare.ts [--rounds N] [case...]
  *
- * Cases are names of `blk_bench.ts` (or prefixes ending in `*`); the C
- * cases they are compared with run too. Default: every case, 3 rounds.
+ * Cases are names of `blk_bench.ts`; the C cases they are compared with
+ * run too. Default: every case, 3 rounds. Also prints each runtime's
+ * median ns/op.
  *
  * @module
  */
@@ -27,16 +28,29 @@ const BENCH_DIR = fileURLToPath(new URL(".", import.meta.url));
 const ROOT = join(BENCH_DIR, "..");
 const RUNTIMES = ["deno", "bun"] as const;
 
-/** The C cases every TypeScript case of the suite is compared with. */
-const C_CASES = [
-  "write 512 B",
-  "read 512 B",
-  "write 4 KiB",
-  "read 4 KiB",
-  "write 4 KiB 2 threads",
-  "read 4 KiB 2 threads",
-  "write 4 KiB 1 GiB",
-  "read 4 KiB 1 GiB",
+/** Every case of `blk_bench.ts`, the order they are compared in. */
+const ALL_CASES: readonly string[] = [
+  ...["512 B", "4 KiB", "4 KiB 1 GiB"].flatMap((l) => [
+    `write ${l}`,
+    `read ${l}`,
+    `read ${l} plain`,
+    `read ${l} plain cycled`,
+    `read ${l} new array`,
+    `readMany ${l} x32`,
+  ]),
+  ...["512 B", "4 KiB"].flatMap((l) =>
+    ["cpu", "threads", "threads-offload"].flatMap((m) => [
+      `writeAsync ${l} QD32 ${m} waitAll`,
+      `writeAsync ${l} QD32 ${m} await all`,
+      `writeMany ${l} x32 ${m}`,
+      `writeMany ${l} x256 ${m}`,
+      `readAsync ${l} QD32 ${m} waitAll`,
+    ])
+  ),
+  "write 4 KiB 1 Worker",
+  "write 4 KiB 2 Workers",
+  "read 4 KiB 1 Worker",
+  "read 4 KiB 2 Workers",
 ];
 
 function binary(name: string): string {
@@ -71,12 +85,6 @@ function referenceOf(name: string): string {
   return name.includes("2 Workers")
     ? `${op} ${label} 2 threads`
     : `${op} ${label}`;
-}
-
-/** The C cases that `cases` (names, or prefixes: then all) need. */
-function cCasesFor(cases: string[]): string[] {
-  if (cases.length === 0 || cases.some((k) => k.endsWith("*"))) return C_CASES;
-  return [...new Set(cases.map(referenceOf))];
 }
 
 function median(xs: number[]): number {
@@ -127,23 +135,25 @@ try {
     "-lpmemblk",
   ], { stdio: "inherit" });
   if (built.status !== 0) throw new Error("cannot build blk_baseline.c");
-  const cNames = cCasesFor(cases);
+  const list = cases.length > 0 ? cases : ALL_CASES;
   for (let r = 1; r <= rounds; r++) {
-    console.error(`blk compare: round ${r} of ${rounds}: C`);
-    const c = run(exe, [join(tmp, "c.pool"), ...cNames]);
-    for (const x of c) note(times, x.case, "c", x.nsPerOp);
-    for (const rt of RUNTIMES) {
-      console.error(`blk compare: round ${r} of ${rounds}: ${rt}`);
-      const file = join(BENCH_DIR, "blk_bench.ts");
-      const res = run(
-        binary(rt),
-        rt === "deno" ? ["run", "-A", file, ...cases] : [file, ...cases],
-      );
-      for (const x of res) {
-        note(times, x.case, rt, x.nsPerOp);
-        const ref = c.find((y) => y.case === (x.reference ?? x.case));
-        if (ref !== undefined) {
-          note(ratios, x.case, rt, ref.nsPerOp / x.nsPerOp);
+    for (const name of list) {
+      console.error(`blk compare: round ${r} of ${rounds}: ${name}`);
+      const refName = referenceOf(name);
+      const c = run(exe, [join(tmp, "c.pool"), refName]);
+      for (const x of c) note(times, name, "c", x.nsPerOp);
+      for (const rt of RUNTIMES) {
+        const file = join(BENCH_DIR, "blk_bench.ts");
+        const res = run(
+          binary(rt),
+          rt === "deno" ? ["run", "-A", file, name] : [file, name],
+        );
+        for (const x of res) {
+          note(times, x.case, rt, x.nsPerOp);
+          const ref = c.find((y) => y.case === (x.reference ?? x.case));
+          if (ref !== undefined) {
+            note(ratios, x.case, rt, ref.nsPerOp / x.nsPerOp);
+          }
         }
       }
     }
@@ -157,37 +167,37 @@ console.log(
     "in the same round: median (min–max). Bun/Deno: Bun's throughput over " +
     "Deno's in the same round.\n",
 );
-console.log("| case | Deno ×C | Bun ×C | Bun/Deno |");
-console.log("| --- | ---: | ---: | ---: |");
+console.log(
+  "| case | C ns/op | Deno ns/op | Bun ns/op | Deno ×C | Bun ×C | Bun/Deno |",
+);
+console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
 for (const [name, row] of ratios) {
-  const d = times.get(name)?.deno ?? [];
-  const b = times.get(name)?.bun ?? [];
-  const bd = d.map((t, i) => t / b[i]).filter((v) => Number.isFinite(v));
+  const t = times.get(name) ?? {};
+  const d = t.deno ?? [];
+  const b = t.bun ?? [];
+  const c = t.c ?? [];
+  const bd = d.map((x, i) => x / b[i]).filter((v) => Number.isFinite(v));
+  const ns = (xs: number[]) =>
+    xs.length ? Math.round(median(xs)).toString() : "–";
   console.log(
-    `| ${name} | ${fmt(row.deno ?? [])} | ${fmt(row.bun ?? [])} | ${fmt(bd)} |`,
+    `| ${name} | ${ns(c)} | ${ns(d)} | ${ns(b)} | ${fmt(row.deno ?? [])} | ${
+      fmt(row.bun ?? [])
+    } | ${fmt(bd)} |`,
   );
 }
 const scaling: string[] = [];
 for (const op of ["write", "read"]) {
   const one = times.get(`${op} 4 KiB 1 Worker`);
   const two = times.get(`${op} 4 KiB 2 Workers`);
-  const c1 = times.get(`${op} 4 KiB`)?.c;
-  const c2 = times.get(`${op} 4 KiB 2 threads`)?.c;
-  for (const rt of RUNTIMES) {
-    if (one?.[rt] && two?.[rt]) {
-      scaling.push(
-        `| ${op}: 2 Workers over 1 (${rt}) | ${
-          fmt(one[rt].map((t, i) => t / two[rt][i]))
-        } |`,
-      );
-    }
-  }
-  if (c1 && c2) {
-    scaling.push(
-      `| ${op}: libpmemblk 2 threads over 1 | ${
-        fmt(c1.map((t, i) => t / c2[i]))
-      } |`,
-    );
+  if (one === undefined || two === undefined) continue;
+  for (const rt of [...RUNTIMES, "c"]) {
+    const a = one[rt] ?? [];
+    const b = two[rt] ?? [];
+    if (a.length === 0 || a.length !== b.length) continue;
+    const who = rt === "c"
+      ? "libpmemblk 2 threads over 1"
+      : `2 Workers over 1 (${rt})`;
+    scaling.push(`| ${op}: ${who} | ${fmt(a.map((t, i) => t / b[i]))} |`);
   }
 }
 if (scaling.length > 0) {

@@ -6,12 +6,19 @@
  *
  * @module
  */
+import { ClosedError } from "../errors/mod.ts";
 import { native } from "../ffi/lib.ts";
 import { checkSize } from "../ffi/validate.ts";
 import { all, map } from "../future/combinators.ts";
-import type { Future, FutureOptions } from "../future/future.ts";
+import {
+  Future,
+  type FutureOptions,
+  PENDING,
+  type PollContext,
+  type Step,
+} from "../future/future.ts";
 import { CompletionDevice, type DeviceInfo } from "./_device.ts";
-import { CpuOp } from "./cpu.ts";
+import { CpuOp, executeOnCpu } from "./cpu.ts";
 import { DeviceBatch, DeviceOp } from "./_device_op.ts";
 import { BaseMover } from "./_base.ts";
 import { type CheckedOp, VdmFlags } from "./vdm.ts";
@@ -39,6 +46,15 @@ export interface ThreadMoverOptions {
 }
 
 let deviceOf: (mover: ThreadMover) => CompletionDevice;
+
+/** How a batch splits at its first poll (see `ThreadMover.runBatch`). */
+let split: (
+  mover: ThreadMover,
+  ops: CheckedOp[],
+  bytes: number,
+  ctx: PollContext,
+  options?: FutureOptions,
+) => { inline: CheckedOp[]; offloaded: Future<void> | undefined };
 
 /**
  * The software device behind a ThreadMover (for the testing entry point's
@@ -204,15 +220,27 @@ export class ThreadMover extends BaseMover {
   }
 
   /**
-   * Several operations as DSA BATCH descriptors (up to the device's
-   * maxBatch members each; inline when small); completes when all
-   * members have.
+   * Several operations, run inline when they are small in all; else split
+   * at their first poll, by what is waiting: with every engine busy, all
+   * inline (queued behind them they would only wait); with other futures
+   * waiting on the poller, all to the engines (the poller goes on to drive
+   * those); otherwise a share for each idle engine, as DSA BATCH
+   * descriptors, and one for the polling thread, copied inline meanwhile
+   * (it would only wait). The poller's share on an idle device of two
+   * engines measured on the 2-CPU VM: `writeMany` of 256 × 4 KiB blocks
+   * ran at 1.0× libpmemblk's writes when all went to the engines.
    */
   protected runBatch(ops: CheckedOp[], options?: FutureOptions): Future<void> {
     const bytes = ops.reduce((n, op) => n + op.length, 0);
     if (ops.length <= 1 || bytes < this.#inlineThreshold) {
       return this.#group(ops, bytes < this.#inlineThreshold, options);
     }
+    if (this.#inlineThreshold === 0) return this.#offload(ops, options);
+    return new SplitBatch(this, ops, bytes, options);
+  }
+
+  /** Everything to the engines, as DSA BATCH descriptors where they fit. */
+  #offload(ops: CheckedOp[], options?: FutureOptions): Future<void> {
     // a batch needs a record per member plus its own; members longer than
     // one descriptor's transfer go alone, in chunks
     const { maxBatch, records, maxTransfer } = this.#device.info;
@@ -230,6 +258,27 @@ export class ThreadMover extends BaseMover {
       );
     }
     return parts.length === 1 ? parts[0] : map(all(parts), () => undefined);
+  }
+
+  static {
+    split = (mover, ops, bytes, ctx, options) => {
+      const device = mover.#device;
+      const idle = device.info.threads - device.inFlight;
+      if (idle <= 0) return { inline: ops, offloaded: undefined };
+      if ((ctx.pending ?? 1) > 1) {
+        return { inline: [], offloaded: mover.#offload(ops, options) };
+      }
+      // the poller's share: 1 / (idle engines + 1) of the bytes, from the end
+      let mine = 0;
+      let k = ops.length;
+      while (k > 1 && (mine + ops[k - 1].length) * (idle + 1) <= bytes) {
+        mine += ops[--k].length;
+      }
+      return {
+        inline: ops.slice(k),
+        offloaded: mover.#offload(ops.slice(0, k), options),
+      };
+    };
   }
 
   #group(
@@ -250,5 +299,68 @@ export class ThreadMover extends BaseMover {
    */
   close(): void {
     this.#device.close();
+  }
+}
+
+/**
+ * A batch too large to copy inline without thought: at its first poll it
+ * splits between the engines and the polling thread (see
+ * `ThreadMover.runBatch`), starts the engines' part, copies its own, and
+ * completes when the engines' part has.
+ */
+class SplitBatch extends Future<void> {
+  #mover: ThreadMover;
+  #ops: CheckedOp[] | undefined;
+  #bytes: number;
+  #options: FutureOptions | undefined;
+  #offloaded: Future<void> | undefined;
+  /** Why the inline share failed (reported once the engines' part ends). */
+  #failure: unknown;
+
+  constructor(
+    mover: ThreadMover,
+    ops: CheckedOp[],
+    bytes: number,
+    options?: FutureOptions,
+  ) {
+    super(options);
+    this.#mover = mover;
+    this.#ops = ops;
+    this.#bytes = bytes;
+    this.#options = options;
+  }
+
+  protected step(ctx: PollContext): Step<void> {
+    const ops = this.#ops;
+    if (ops !== undefined) {
+      this.#ops = undefined;
+      if (this.#mover.closed) throw new ClosedError("ThreadMover", "poll");
+      const { inline, offloaded } = split(
+        this.#mover,
+        ops,
+        this.#bytes,
+        ctx,
+        this.#options,
+      );
+      this.#offloaded = offloaded;
+      offloaded?.poll(ctx); // the engines start first
+      try {
+        for (const op of inline) executeOnCpu(op);
+      } catch (e) {
+        this.#failure = e; // the engines' part still runs: wait for it
+      }
+    }
+    const rest = this.#offloaded;
+    if (rest !== undefined) {
+      const state = rest.poll(ctx);
+      if (state !== "complete" && state !== "failed") return PENDING;
+    }
+    if (this.#failure !== undefined) throw this.#failure;
+    if (rest?.state === "failed") throw rest.error;
+  }
+
+  protected override settle(): void {
+    this.#ops = undefined;
+    this.#offloaded = undefined;
   }
 }

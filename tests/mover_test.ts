@@ -471,6 +471,38 @@ test("ThreadMover: chunks larger than maxTransfer, both directions of overlap", 
   }
 });
 
+test("ThreadMover: a large batch nothing else waits for is split with the polling thread", async () => {
+  using mover = new ThreadMover({ threads: 2 }); // inline below 256 KiB
+  const MB = 1 << 20;
+  const src = new Uint8Array(8 * MB).map((_, i) => (i * 5 + 1) & 255);
+  const dsts = Array.from({ length: 8 }, () => new Uint8Array(MB));
+  const entries = dsts.map((dst, i) => ({
+    op: "memcpy" as const,
+    dst,
+    src,
+    srcOffset: i * MB,
+    length: MB,
+  }));
+  // polled alone: the poller copies its share (the last members) at once
+  const f = mover.batch(entries);
+  f.poll({ waitOn() {}, pollSoon() {}, pending: 1 });
+  const last = dsts[7];
+  assert.deepEqual(last.subarray(MB - 64), src.subarray(8 * MB - 64));
+  await f;
+  dsts.forEach((dst, i) =>
+    assert.deepEqual(dst, src.subarray(i * MB, (i + 1) * MB))
+  );
+  // with other futures waiting on the poller, all go to the engines: the
+  // result is the same
+  for (const dst of dsts) dst.fill(0);
+  const g = mover.batch(entries);
+  g.poll({ waitOn() {}, pollSoon() {}, pending: 4 });
+  await g;
+  dsts.forEach((dst, i) =>
+    assert.deepEqual(dst, src.subarray(i * MB, (i + 1) * MB))
+  );
+});
+
 test("ThreadMover: options are validated", () => {
   assert.throws(() => new ThreadMover({ threads: 0 }), RangeError);
   assert.throws(() => new ThreadMover({ queueSize: 3 }), RangeError);
