@@ -80,7 +80,7 @@ import {
   LaneTable,
 } from "./lanes.ts";
 import { BlockQueues, type WriteTicket } from "./queues.ts";
-import { ARENA_WORDS, MAX_LANES } from "./shared.ts";
+import { ARENA_WORDS, MAX_LANES, OPENS_WORD } from "./shared.ts";
 
 export type { WriteTicket };
 
@@ -140,6 +140,13 @@ export class Arena {
   readonly backupOff: number;
   /** The shared coordination state. */
   readonly table: LaneTable;
+  /**
+   * The arena for the native read of a block (`Media.indexed`): its map,
+   * its data blocks, and the shared control word that counts the pool's
+   * openers, which must stay 1. Over an ArrayBuffer of its own, so its
+   * storage never moves.
+   */
+  readonly readDesc: Float64Array = new Float64Array(new ArrayBuffer(72));
 
   #media: Media;
   #queues = new BlockQueues();
@@ -165,6 +172,17 @@ export class Arena {
     this.flogOff = base + info.flogOff;
     this.backupOff = base + info.infoOff;
     this.table = new LaneTable(words, token);
+    this.readDesc.set([
+      this.mapOff,
+      this.externalNlba,
+      MAP_LBA_MASK,
+      MAP_NORMAL,
+      this.dataOff,
+      this.internalNlba,
+      this.internalLbaSize,
+      OPENS_WORD,
+      1,
+    ]);
   }
 
   /**

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Mapping } from "../pmem2/mapping.ts";
-import { MappingReader } from "../pmem2/reader.ts";
+import { type IndexedReader, MappingReader } from "../pmem2/reader.ts";
 import type { Granularity } from "../pmem2/config.ts";
 
 /** Views are windows of 1 GiB every 512 MiB, so any access of up to
@@ -142,6 +142,14 @@ export class Media {
    */
   prefetchBlocks(offsets: Float64Array, count: number, length: number): void {
     this.#reader.prefetchBlocks(offsets, count, length);
+  }
+
+  /**
+   * A reader of the data blocks that an arena's map entries name, for the
+   * read of a block while this opener is alone (see `IndexedReader`).
+   */
+  indexed(desc: Float64Array, guard: Int32Array): IndexedReader {
+    return this.#reader.indexed(desc, guard);
   }
 
   /** A copy of `[offset, offset + length)`. */

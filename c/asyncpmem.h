@@ -185,6 +185,21 @@ AP_API int ap_prefetch_blocks(const char *base, double size,
 	const double *offsets, double offsets_len, double count, double len);
 
 /*
+ * ap_read_indexed -- copy len bytes of the record that entry `index` of a
+ * u32 table in [base, base + size) names, if the entry marks it present
+ * and the int32 guard word (of guard, guard_len bytes) holds its expected
+ * value before the lookup and after the copy. desc (desc_len bytes) holds
+ * 9 doubles: the table's offset and entries, the mask of an entry's record
+ * bits and the other bits of a present entry, the records' offset, count
+ * and stride, the guard word's index and expected value. Returns 0 when
+ * copied with the guard unchanged, 1 when the caller must take its general
+ * path, AP_E_RANGE / AP_E_INVALID_ARG for bad arguments.
+ */
+AP_API int ap_read_indexed(const char *base, double size,
+	const double *desc, double desc_len, double index, void *buf,
+	double buf_len, double len, const int32_t *guard, double guard_len);
+
+/*
  * ap_cpu_flush -- make [buf+off, buf+off+len) of a buf_len-byte buffer
  * durable: through its mapping when it lies in one (msync on PAGE maps),
  * else write back its cache lines (CLWB, else CLFLUSHOPT, else CLFLUSH),

@@ -140,3 +140,77 @@ ap_read_blocks(const char *base, double size, const double *offsets,
 	}
 	return 0;
 }
+
+/* the doubles of an ap_read_indexed descriptor */
+enum {
+	AP_IX_TABLE,   /* file offset of the u32 table */
+	AP_IX_ENTRIES, /* its entries */
+	AP_IX_MASK,    /* the bits of an entry that name a record */
+	AP_IX_PRESENT, /* entry & ~mask of an entry whose record is read */
+	AP_IX_RECORDS, /* file offset of record 0 */
+	AP_IX_COUNT,   /* records */
+	AP_IX_STRIDE,  /* bytes from one record to the next */
+	AP_IX_GUARD,   /* index of the guard word */
+	AP_IX_EXPECT,  /* the value the guard word must hold */
+	AP_IX_WORDS    /* doubles in a descriptor */
+};
+
+/*
+ * ap_read_indexed -- copy len bytes of the record that entry `index` of a
+ * table of u32 entries names (the block store's map: a block's entry names
+ * its data block), if the entry marks it present and the guard word holds
+ * its expected value before the lookup and after the copy. desc (desc_len
+ * bytes) holds AP_IX_WORDS doubles, laid out above; guard (guard_len
+ * bytes) holds int32 words. Every range is checked before a byte moves.
+ *
+ * Returns 0 when the record was copied with the guard unchanged, 1 when
+ * nothing usable was copied (an entry not present, a record beyond the
+ * table's, or the guard word differing: the caller takes its general
+ * path), or AP_E_RANGE / AP_E_INVALID_ARG for bad arguments.
+ *
+ * Why in C: the block store's read of one block while it is its pool's
+ * only opener is this whole sequence, and a loop of reads from random
+ * blocks overlaps one read's cache misses with the next only while each
+ * read's instructions are few; written in JavaScript around a copy, the
+ * lookup and the two reads of the guard made 512-byte reads on Deno
+ * 250-300 ns, against 150-200 ns for the copy alone.
+ */
+int
+ap_read_indexed(const char *base, double size, const double *desc,
+	double desc_len, double index, void *buf, double buf_len, double len,
+	const int32_t *guard, double guard_len)
+{
+	if (base == NULL || desc == NULL || buf == NULL || guard == NULL)
+		return ap_fail(AP_E_INVALID_ARG, "read indexed: a buffer is NULL");
+	if (!(desc_len >= AP_IX_WORDS * sizeof(double)))
+		return ap_fail(AP_E_RANGE, "read indexed: the descriptor is "
+			"short");
+	double table = desc[AP_IX_TABLE], entries = desc[AP_IX_ENTRIES];
+	double records = desc[AP_IX_RECORDS], count = desc[AP_IX_COUNT];
+	double stride = desc[AP_IX_STRIDE], g = desc[AP_IX_GUARD];
+	if (!(index >= 0 && index < entries && table >= 0 &&
+			table + entries * 4 <= size && records >= 0 &&
+			len >= 0 && len <= stride && len <= buf_len &&
+			records + count * stride <= size && g >= 0 &&
+			(g + 1) * 4 <= guard_len && index == (double)(size_t)index &&
+			g == (double)(size_t)g && len == (double)(size_t)len))
+		return ap_fail(AP_E_RANGE, "read indexed: entry %g of %g, "
+			"%g bytes of %g-byte records, or guard word %g of %g "
+			"bytes: out of range", index, entries, len, stride, g,
+			guard_len);
+	const int32_t *word = guard + (size_t)g;
+	int32_t expect = (int32_t)desc[AP_IX_EXPECT];
+	if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != expect)
+		return 1;
+	uint32_t mask = (uint32_t)desc[AP_IX_MASK];
+	uint32_t e = __atomic_load_n((const uint32_t *)(base + (size_t)table) +
+		(size_t)index, __ATOMIC_RELAXED);
+	if ((e & ~mask) != (uint32_t)desc[AP_IX_PRESENT] ||
+			(double)(e & mask) >= count)
+		return 1;
+	memcpy(buf, base + (size_t)records + (size_t)(e & mask) *
+		(size_t)stride, (size_t)len);
+	/* the copy's loads happen before the guard is read again */
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	return __atomic_load_n(word, __ATOMIC_RELAXED) == expect ? 0 : 1;
+}
