@@ -44,33 +44,25 @@
 import { PmemError } from "../errors/mod.ts";
 import { storeChecksum } from "../pmdk/checksum.ts";
 import {
-  BTT_ALIGN,
-  encodeBttInfo,
-  FLOG_ENTRY_SIZE,
-  FLOG_SLOT_SIZE,
   INFO_CHECKSUM_OFFSET,
   INFO_FLAG_ERROR,
   INFO_SIZE,
-  infoFromGeometry,
   MAP_ENTRY_SIZE,
   MAP_FLAGS,
   MAP_LBA_MASK,
   MAP_NORMAL,
   MAP_ZERO,
-  roundUp,
 } from "./layout.ts";
 import type { ArenaGeometry, BttInfo } from "./layout.ts";
 import type { Media } from "./media.ts";
 import {
-  currentFlogEntry,
   effectiveMapEntry,
   flogEntryAt,
-  initialFlog,
   NEXT_SEQ,
-  readFlogEntry,
   storeFlogHead,
   storeFlogTail,
 } from "./flog.ts";
+import { formatArena, recoverFlog } from "./arena_load.ts";
 import {
   ARENA_BAD_FLOG,
   ARENA_FLOG_PERSIST,
@@ -206,22 +198,7 @@ export class Arena {
     parentUuid: Uint8Array,
     zeroMap: boolean,
   ): void {
-    if (zeroMap) {
-      media.memset(
-        base + g.mapOff,
-        0,
-        roundUp(g.externalNlba * MAP_ENTRY_SIZE, BTT_ALIGN),
-      );
-    }
-    const flog = initialFlog(
-      g.externalNlba,
-      g.nfree,
-      roundUp(g.nfree * FLOG_SLOT_SIZE, BTT_ALIGN),
-    );
-    media.memcpy(base + g.flogOff, flog);
-    const info = encodeBttInfo(infoFromGeometry(g, uuid, parentUuid));
-    media.memcpy(base + g.infoOff, info);
-    media.memcpy(base, info);
+    formatArena(media, base, g, uuid, parentUuid, zeroMap);
   }
 
   /**
@@ -252,66 +229,12 @@ export class Arena {
     const a = new Arena(media, place, words, token);
     const t = a.table;
     t.lanes = Math.max(1, Math.min(a.nfree, maxLanes, MAX_LANES));
-    const frees = new Set<number>();
-    let badPairs = 0;
-    const usable: number[] = [];
-    for (let lane = a.nfree - 1; lane >= 0; lane--) {
-      const pair = [
-        readFlogEntry(media, flogEntryAt(a.flogOff, lane, 0)),
-        readFlogEntry(media, flogEntryAt(a.flogOff, lane, 1)),
-      ];
-      for (const e of pair) {
-        if (e.seq !== 0 && e.lba >= a.externalNlba) {
-          throw a.#corrupt(
-            `flog slot ${lane} names block ${e.lba}, beyond the arena's ${a.externalNlba}`,
-          );
-        }
-      }
-      const cur = currentFlogEntry(pair[0].seq, pair[1].seq);
-      if (cur < 0) {
-        badPairs++;
-        continue; // the lane stays off the ring: the arena is read-only
-      }
-      const e = pair[cur];
-      const oldBlock = (e.oldMap & MAP_LBA_MASK) >>> 0;
-      const newBlock = (e.newMap & MAP_LBA_MASK) >>> 0;
-      if (oldBlock >= a.internalNlba || newBlock >= a.internalNlba) {
-        throw a.#corrupt(
-          `flog slot ${lane} names data block ${
-            Math.max(oldBlock, newBlock)
-          }, beyond the arena's ${a.internalNlba}`,
-        );
-      }
-      const other = pair[1 - cur];
-      if (other.seq === 0 && (other.lba | other.oldMap | other.newMap) !== 0) {
-        // A lane's first update persisted its head {lba, old_map} but not
-        // its commit. Harmless, but check() and pmempool accept old_map ==
-        // new_map only in the exact initial form: zero the entry again.
-        media.memset(flogEntryAt(a.flogOff, lane, 1 - cur), 0, FLOG_ENTRY_SIZE);
-        repaired.push(
-          `arena ${a.index}: cleared the uncommitted first update of flog slot ${lane}`,
-        );
-      }
-      if (e.oldMap !== e.newMap) {
-        const at = a.mapOff + e.lba * MAP_ENTRY_SIZE;
-        const entry = effectiveMapEntry(media.getU32(at), e.lba);
-        if (entry === e.oldMap && entry !== e.newMap) {
-          media.setU32(at, e.newMap);
-          media.persist(at, MAP_ENTRY_SIZE);
-          repaired.push(
-            `arena ${a.index}: finished the interrupted write of block ${
-              a.firstLba + e.lba
-            } (flog slot ${lane})`,
-          );
-        }
-      }
-      if (frees.has(oldBlock)) t.setError(ARENA_SHARED_FREE, oldBlock);
-      frees.add(oldBlock);
-      if (lane >= a.lanes) continue; // recovered, never used (libpmemblk's nlane)
-      t.setFree(lane, oldBlock);
-      t.setFlog(lane, 1 - cur, e.seq);
-      usable.push(lane);
-    }
+    const { usable, badPairs } = recoverFlog(
+      media,
+      a,
+      repaired,
+      (what) => a.#corrupt(what),
+    );
     t.give(usable);
     if ((place.info.flags & INFO_FLAG_ERROR) !== 0) t.setError(ARENA_INFO_FLAG);
     if (badPairs > 0) {

@@ -5,19 +5,13 @@
  *
  * @module
  */
-import { BadBlockError, ClosedError, PmemError } from "../errors/mod.ts";
+import { ClosedError, PmemError } from "../errors/mod.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { Arena, ArenaPlace } from "./arena.ts";
 import { checkPool, type CheckReport } from "./check.ts";
 import { commitUpdates } from "./commit.ts";
 import { arenaInfo, blockFill, type BlockPoolInfo } from "./info.ts";
-import {
-  MAP_ERROR,
-  MAP_FLAGS,
-  MAP_LBA_MASK,
-  MAP_NORMAL,
-  MAP_ZERO,
-} from "./layout.ts";
+import { MAP_ERROR, MAP_ZERO } from "./layout.ts";
 import type { Media } from "./media.ts";
 import type { IndexedReader } from "../pmem2/reader.ts";
 import {
@@ -30,7 +24,7 @@ import {
 } from "./open.ts";
 import { type Btt, layOutBtt, loadBtt } from "./btt.ts";
 import { leavePool, poolReady } from "./join.ts";
-import { alone, arenaOf, readManyInto, readTracked } from "./reads.ts";
+import { alone, arenaOf, readBlock, readManyInto } from "./reads.ts";
 import { sleepMs } from "./shared.ts";
 import {
   type PoolAccess,
@@ -41,7 +35,14 @@ import { ReadFuture, ReadScheduler } from "./async_read.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import { wait, waitAll } from "../future/executor.ts";
 import { FutureRegistry } from "../future/registry.ts";
-import type { Vdm } from "../mover/vdm.ts";
+import {
+  type BlockPoolCreateOptions,
+  type BlockPoolOpenOptions,
+  type BlockWrite,
+  checkProgress,
+  lastOfEach,
+  type ProgressOptions,
+} from "./options.ts";
 
 const EROFS = 30;
 const EBUSY = 16;
@@ -49,49 +50,13 @@ const EBUSY = 16;
 /** How long a synchronous write waits for a lane held by other openers. */
 const LANE_WAIT_MS = 30_000;
 
-/** Options of {@linkcode BlockPool.create}. */
-export interface BlockPoolCreateOptions {
-  /**
-   * Bytes per block, 1 to 2^32-1 (libpmemblk's `bsize`). Blocks take
-   * `roundup(max(blockSize, 512), 256)` bytes on the media.
-   */
-  blockSize: number;
-  /**
-   * Size of the new file; it must not exist yet. At least 16 785 408
-   * (16 MiB + 8 KiB). With 0, an existing file is used at its current
-   * size; its first 4 KiB must be zero.
-   * @default 0
-   */
-  poolSize?: number;
-  /** Permission bits of the new file. @default 0o644 */
-  mode?: number;
-  /**
-   * The data mover that copies block data for `writeAsync`, `writeMany`
-   * and `readAsync`. The pool does not close it. @default a shared CpuMover
-   */
-  mover?: Vdm;
-}
-
-/** Options of {@linkcode BlockPool.open}. */
-export interface BlockPoolOpenOptions {
-  /**
-   * The block size the caller expects; opening fails when the pool's
-   * differs. 0 or absent accepts the pool's.
-   * @default 0
-   */
-  blockSize?: number;
-  /** See {@linkcode BlockPoolCreateOptions.mover}. */
-  mover?: Vdm;
-  /**
-   * Open without writing the file: the pool is mapped privately, so what
-   * recovery would finish is done in memory only (`check().repaired`
-   * lists it), and every update throws a `PmemError` of code -30
-   * (EROFS). For inspecting a pool. @default false
-   */
-  readOnly?: boolean;
-}
-
-export type { PoolTestHooks };
+export type {
+  BlockPoolCreateOptions,
+  BlockPoolOpenOptions,
+  BlockWrite,
+  PoolTestHooks,
+  ProgressOptions,
+};
 
 let createWith: (
   path: string,
@@ -120,34 +85,6 @@ export function openPoolWith(
   hooks: PoolTestHooks,
 ): BlockPool {
   return openWith(path, options, hooks);
-}
-
-/** Options of the pool's long reads ({@linkcode BlockPool.check}, {@linkcode BlockPool.info}). */
-export interface ProgressOptions {
-  /** Called now and then with the blocks done of the total. */
-  onProgress?: (done: number, total: number) => void;
-}
-
-function checkProgress(
-  options: ProgressOptions,
-  op: string,
-): ((done: number, total: number) => void) | undefined {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(`Cannot ${op}: options must be an object`);
-  }
-  const f = options.onProgress;
-  if (f !== undefined && typeof f !== "function") {
-    throw new TypeError(`Cannot ${op}: onProgress must be a function`);
-  }
-  return f;
-}
-
-/** One block of {@linkcode BlockPool.writeMany}. */
-export interface BlockWrite {
-  /** The block. */
-  lba: number;
-  /** Exactly `blockSize` bytes. */
-  data: Uint8Array;
 }
 
 /** Blocks committed together at most by one group of `writeMany`. */
@@ -620,60 +557,14 @@ export class BlockPool implements Disposable {
       if (into !== undefined) out.fill(0, 0, size);
       return out;
     }
-    const arena = this.#arenaOf(lba);
-    return this.#readFrom(media, arena, lba, lba - arena.firstLba, out, into);
-  }
-
-  /**
-   * Copy block `pre` of `arena` (the pool's `lba`) into `out`; `into` is
-   * what the caller gave (a new array needs no zero-fill).
-   */
-  #readFrom(
-    media: Media,
-    arena: Arena,
-    lba: number,
-    pre: number,
-    out: Uint8Array,
-    into: Uint8Array | undefined,
-  ): Uint8Array {
-    const entry = arena.mapEntry(pre);
-    if ((entry & MAP_FLAGS) >>> 0 !== MAP_NORMAL) {
-      return this.#readFlagged(lba, entry, out, into);
-    }
-    const block = entry & MAP_LBA_MASK;
-    if (block >= arena.internalNlba) {
-      throw arena.corruptEntry("read", pre, block);
-    }
-    // A synchronous copy ends before any other code of this isolate runs,
-    // so alone in the process no write can take this block meanwhile;
-    // with other openers (threads), the block is published first.
-    if (alone(this.#control)) {
-      media.read(arena.blockOffset(block), out, this.#blockSize);
-      if (alone(this.#control)) return out;
-    }
-    return readTracked(
+    return readBlock(
       media,
-      arena,
+      this.#arenas,
+      this.#control,
       lba,
-      pre,
       out,
-      this.#blockSize,
       into !== undefined,
     );
-  }
-
-  /** `read` of a block in the zero or error state (or never written). */
-  #readFlagged(
-    lba: number,
-    entry: number,
-    out: Uint8Array,
-    into: Uint8Array | undefined,
-  ): Uint8Array {
-    if (((entry & MAP_FLAGS) >>> 0) === MAP_ERROR) {
-      throw new BadBlockError("read", lba);
-    }
-    if (into !== undefined) out.fill(0, 0, this.#blockSize);
-    return out;
   }
 
   /**
@@ -1011,18 +902,4 @@ export class BlockPool implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
-}
-
-/**
- * Keep the last update of each LBA, in the order of those last updates
- * (a block listed twice gets its last entry).
- */
-function lastOfEach(
-  lbas: number[],
-  data: Uint8Array[],
-): [number[], Uint8Array[]] {
-  const last = new Map<number, number>();
-  lbas.forEach((lba, i) => last.set(lba, i));
-  const keep = lbas.flatMap((lba, i) => last.get(lba) === i ? [i] : []);
-  return [keep.map((i) => lbas[i]), keep.map((i) => data[i])];
 }

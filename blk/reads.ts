@@ -84,6 +84,47 @@ export function readTracked(
   }
 }
 
+/**
+ * Read block `lba` (checked; the pool laid out) into `out`: from its map
+ * entry, zeros for a block never written or set to zero (filled in only
+ * when `fill`: a fresh array is zero already), a {@linkcode BadBlockError}
+ * for one in the error state, else its data block, copied untracked while
+ * the reader's `BlockPool` is the pool's only opener and published in the
+ * read-tracking table otherwise.
+ *
+ * @throws {BadBlockError} when the block is in the error state
+ * @throws {PmemError} code -22 when its map entry is corrupt
+ */
+export function readBlock(
+  media: Media,
+  arenas: readonly Arena[],
+  control: Int32Array,
+  lba: number,
+  out: Uint8Array,
+  fill: boolean,
+): Uint8Array {
+  const arena = arenaOf(arenas, lba);
+  const pre = lba - arena.firstLba;
+  const size = arena.blockSize;
+  const entry = arena.mapEntry(pre);
+  const flags = (entry & MAP_FLAGS) >>> 0;
+  if (flags === MAP_ERROR) throw new BadBlockError("read", lba);
+  if (flags !== MAP_NORMAL) {
+    if (fill) out.fill(0, 0, size);
+    return out;
+  }
+  const block = entry & MAP_LBA_MASK;
+  if (block >= arena.internalNlba) throw arena.corruptEntry("read", pre, block);
+  // A synchronous copy ends before any other code of this isolate runs,
+  // so alone in the process no write can take the block meanwhile; with
+  // other openers (threads), the block is published first.
+  if (alone(control)) {
+    media.read(arena.blockOffset(block), out, size);
+    if (alone(control)) return out;
+  }
+  return readTracked(media, arena, lba, pre, out, size, fill);
+}
+
 /** A scratch array of offsets, grown as needed (one per isolate). */
 let scratch = new Float64Array(64);
 
