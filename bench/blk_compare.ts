@@ -140,8 +140,17 @@ try {
     for (const name of list) {
       console.error(`blk compare: round ${r} of ${rounds}: ${name}`);
       const refName = referenceOf(name);
-      const c = run(exe, [join(tmp, "c.pool"), refName]);
-      for (const x of c) note(times, name, "c", x.nsPerOp);
+      const worker = name.includes("Worker");
+      const c = run(exe, [
+        join(tmp, "c.pool"),
+        refName,
+        ...(worker ? ["spin", "spin 2 threads"] : []),
+      ]);
+      for (const x of c) {
+        if (x.case.startsWith("spin")) {
+          note(times, `${name}: ${x.case}`, "c", x.nsPerOp);
+        } else note(times, name, "c", x.nsPerOp);
+      }
       for (const rt of RUNTIMES) {
         const file = join(BENCH_DIR, "blk_bench.ts");
         const res = run(
@@ -172,6 +181,7 @@ console.log(
 );
 console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
 for (const [name, row] of ratios) {
+  if (name.includes(": spin")) continue;
   const t = times.get(name) ?? {};
   const d = t.deno ?? [];
   const b = t.bun ?? [];

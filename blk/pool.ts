@@ -107,11 +107,22 @@ const GROUP_SIZE = 64;
  *   (libpmemblk would treat the pool as empty), and a pool with both
  *   copies corrupt, or with a non-empty map but no info block, refuses
  *   to open instead of being laid out again;
- * - all 256 lanes of an arena are used, taken from a stack of idle lanes.
+ * - all 256 lanes of an arena are used, taken oldest first from a ring of
+ *   idle lanes;
+ * - `readMany` reads many blocks in one call, and asynchronous reads and
+ *   writes polled together are copied and committed together.
  *
- * The pool file is locked while open (`flock`, as libpmemblk does): a
- * second open, in this process or another, libpmemblk included, fails
- * with a `PmemError` of code -11 (EAGAIN).
+ * Like libpmemblk's handle, a pool serves several threads: each Worker of
+ * a process opens the file itself (`BlockPool.open(path)`; a Worker cannot
+ * be handed a pool) and gets a `BlockPool` over the same pool, whose
+ * coordination state (lanes, free blocks, read tracking, per-block commit
+ * order) lives in memory shared by the process's openers; several opens
+ * in one isolate share it the same way. The file is locked while any
+ * opener in the process has it open (`flock`, as libpmemblk does): an open
+ * in another process, libpmemblk included, fails with a `PmemError` of
+ * code -11 (EAGAIN), and so does any open in this process while a
+ * read-only open holds it. A Worker must close its pools before it is
+ * terminated.
  *
  * @example Usage
  * ```ts
@@ -216,6 +227,24 @@ export class BlockPool implements Disposable {
   /**
    * Open a pool file (like `pmemblk_open`): validate its headers and BTT,
    * and finish any write that a crash interrupted after its commit point.
+   * When the pool is open in this process already (another Worker, or
+   * this isolate), join it instead: the first opener did the recovery.
+   *
+   * @example Workers of one process
+   * ```ts ignore
+   * import { BlockPool } from "@asyncpmem/asyncpmem/blk";
+   *
+   * // main.ts: create the pool, then let Workers write to it
+   * using pool = BlockPool.create("/dev/shm/shared.pmemblk", {
+   *   blockSize: 4096,
+   *   poolSize: 64 << 20,
+   * });
+   * new Worker(new URL("./writer.ts", import.meta.url), { type: "module" });
+   *
+   * // writer.ts: the Worker opens the same pool by its path
+   * using mine = BlockPool.open("/dev/shm/shared.pmemblk");
+   * mine.write(1, new Uint8Array(4096).fill(1));
+   * ```
    *
    * @param path the pool file
    * @param options the expected block size
@@ -223,8 +252,9 @@ export class BlockPool implements Disposable {
    * @throws {TypeError} when an argument has the wrong type
    * @throws {RangeError} when `blockSize` is out of range
    * @throws {PmemError} code -2 (ENOENT) when the file is missing; -11
-   *   (EAGAIN) when the pool is open already; -22 (EINVAL) when the block
-   *   size differs or the pool is corrupt (the message says what is wrong)
+   *   (EAGAIN) when the pool is open in another process (or read-only in
+   *   this one); -22 (EINVAL) when the block size differs or the pool is
+   *   corrupt (the message says what is wrong)
    */
   static open(path: string, options: BlockPoolOpenOptions = {}): BlockPool {
     return BlockPool.#open(path, options, {});

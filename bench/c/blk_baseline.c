@@ -15,6 +15,10 @@
  *   read 4 KiB 2 threads   pmemblk_read from 2 threads on one pool
  *   write 4 KiB 1 GiB      as "write 4 KiB" on a 1 GiB pool
  *   read 4 KiB 1 GiB       as "read 4 KiB" on a 1 GiB pool
+ *   spin / spin 2 threads  a control: 256 dependent multiply-adds per op,
+ *                          touching no memory, from 1 or 2 threads (how
+ *                          much a second thread can add on this machine
+ *                          at the moment, whatever the pool does)
  * for n = 512 B and 4 KiB. Each thread draws LBAs from its own xorshift32
  * generator (thread t: seed 2463534242 + t; lba = x % nblock), as
  * bench/blk_bench.ts and its Workers do (shared/reference/pmemblk.md
@@ -150,6 +154,19 @@ read_op(PMEMblkpool *p, void *buf, long long lba)
 	return pmemblk_read(p, buf, lba);
 }
 
+/* spin_op -- the control: arithmetic only */
+static int
+spin_op(PMEMblkpool *p, void *buf, long long lba)
+{
+	(void)p;
+	uint64_t x = (uint64_t)lba | 1;
+	for (int i = 0; i < 256; i++)
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+	__asm__ volatile("" : : "r"(x));
+	(void)buf;
+	return 0;
+}
+
 /* measure -- one case: `threads` threads doing `op` */
 static void
 measure(const char *name, int threads, int (*op)(PMEMblkpool *, void *,
@@ -227,5 +244,11 @@ main(int argc, char *argv[])
 	suite(argv[1], 64 * mib, 4096, "4 KiB", "", 1);
 	suite(argv[1], 64 * mib, 4096, "4 KiB", " 2 threads", 2);
 	suite(argv[1], 1024 * mib, 4096, "4 KiB", " 1 GiB", 1);
+	if (wanted("spin") || wanted("spin 2 threads")) {
+		Ctx.nblock = 1u << 20;
+		Ctx.bsize = 0;
+		measure("spin", 1, spin_op);
+		measure("spin 2 threads", 2, spin_op);
+	}
 	return 0;
 }
