@@ -7,7 +7,7 @@
  * data copy of step 2 is the pool's, to a destination this class names):
  *
  * 1. {@linkcode Arena.takeLane}: take a lane (a flog slot) from the
- *    free-lane stack whose free block no read in flight is copying.
+ *    idle-lane ring whose free block no read in flight is copying.
  * 2. Copy the data durably to {@linkcode Arena.blockOffset} of
  *    {@linkcode Arena.freeBlock}.
  * 3. Commit through the lane's flog slot (`commitUpdates` in
@@ -20,75 +20,72 @@
  *    lanes are reused oldest first, and a lane or block whose last map
  *    entry is still pending first persists the pending ones.
  *
- * Nothing is locked across a step boundary. Writes of one block are
- * ordered by a per-block queue ({@linkcode Arena.enter}, in issue order):
- * a write commits only at the head of its queue. An asynchronous writer
- * should also take its lane only at the head, so that every lane holder
- * can finish; otherwise writers queued behind one block could hold all
- * lanes while the head waits for one.
+ * Nothing is locked across a step boundary. Within one `BlockPool`,
+ * writes of one block are ordered by a per-block queue
+ * ({@linkcode Arena.enter}, in issue order): a write commits only at the
+ * head of its queue. An asynchronous writer should also take its lane
+ * only at the head, so that every lane holder can finish; otherwise
+ * writers queued behind one block could hold all lanes while the head
+ * waits for one. Across the `BlockPool`s of a pool (Workers), a commit of
+ * a block holds the block's stripe lock from step 3 to step 4 (`commit.ts`),
+ * so commits of one block never interleave.
  *
- * Reads publish the block they copy ({@linkcode Arena.trackRead}) when
- * the copy can be overtaken by other code (an asynchronous copy); step 1
- * then skips lanes whose free block is being read. A synchronous read
- * ends before any other code runs and needs no tracking.
+ * Lanes, free blocks, read tracking and pending map entries live in
+ * shared memory ({@linkcode LaneTable}): what one `BlockPool` frees,
+ * another may take. Reads publish the block they copy
+ * ({@linkcode Arena.trackRead}) when the copy can be overtaken by other
+ * code (an asynchronous copy, or any copy while other `BlockPool`s of
+ * the pool are open); step 1 then skips lanes whose free block is being
+ * read. A synchronous read with no other opener ends before any other
+ * code runs and needs no tracking.
  *
  * @module
  */
 import { PmemError } from "../errors/mod.ts";
 import { storeChecksum } from "../pmdk/checksum.ts";
 import {
-  BTT_ALIGN,
-  encodeBttInfo,
-  FLOG_ENTRY_SIZE,
-  FLOG_SLOT_SIZE,
   INFO_CHECKSUM_OFFSET,
   INFO_FLAG_ERROR,
   INFO_SIZE,
-  infoFromGeometry,
   MAP_ENTRY_SIZE,
   MAP_FLAGS,
   MAP_LBA_MASK,
   MAP_NORMAL,
   MAP_ZERO,
-  roundUp,
 } from "./layout.ts";
 import type { ArenaGeometry, BttInfo } from "./layout.ts";
 import type { Media } from "./media.ts";
-import { IntMap } from "./int_map.ts";
 import {
-  currentFlogEntry,
   effectiveMapEntry,
   flogEntryAt,
-  initialFlog,
   NEXT_SEQ,
-  readFlogEntry,
   storeFlogHead,
   storeFlogTail,
 } from "./flog.ts";
+import { formatArena, recoverFlog } from "./arena_load.ts";
+import {
+  ARENA_BAD_FLOG,
+  ARENA_FLOG_PERSIST,
+  ARENA_INFO_FLAG,
+  ARENA_MAP_PERSIST,
+  ARENA_SHARED_FREE,
+  LaneTable,
+} from "./lanes.ts";
+import { BlockQueues, type WriteTicket } from "./queues.ts";
+import { ARENA_WORDS, MAX_LANES, OPENS_WORD } from "./shared.ts";
+
+export type { WriteTicket };
 
 const EIO = 5;
-const EBUSY = 16;
 
-/**
- * A queued writer of one block ({@linkcode Arena.enter} or
- * {@linkcode Arena.join}). The queue is a list threaded through the
- * tickets themselves, so joining and leaving cost one map operation.
- */
-export interface WriteTicket {
-  /** The pre-map block. */
-  readonly pre: number;
-  /**
-   * What completes this update when driven (an asynchronous write), so a
-   * writer queued behind it can drive it instead of waiting on nobody.
-   */
-  owner?: { poll(): unknown };
-  /** Set by the arena: the writer queued right behind this one. */
-  behind?: WriteTicket | undefined;
-  /** Set by the arena: whether this ticket heads its block's queue. */
-  heads?: boolean;
-  /** Set by the arena: whether this ticket is in a queue. */
-  queued?: boolean;
-}
+/** Why an arena refuses writes, by its shared error code. */
+const ERROR_REASONS: Record<number, (count: number) => string> = {
+  [ARENA_INFO_FLAG]: () => "its info block has the error flag set",
+  [ARENA_BAD_FLOG]: (n) => `${n} flog slot(s) have invalid sequence numbers`,
+  [ARENA_SHARED_FREE]: (b) => `flog slots share the free block ${b}`,
+  [ARENA_FLOG_PERSIST]: () => "a flog update failed to persist",
+  [ARENA_MAP_PERSIST]: () => "a map update failed to persist",
+};
 
 /** Where an arena lies and what its info block says. */
 export interface ArenaPlace {
@@ -102,7 +99,12 @@ export interface ArenaPlace {
   info: BttInfo;
 }
 
-/** The run-time state of one arena. */
+/**
+ * One arena as a `BlockPool` sees it: its geometry, the pool's media, the
+ * coordination state it shares with every other `BlockPool` of the pool
+ * in the process ({@linkcode LaneTable}), and this isolate's writer
+ * queues ({@linkcode BlockQueues}).
+ */
 export class Arena {
   /** The arena's number. */
   readonly index: number;
@@ -118,7 +120,7 @@ export class Arena {
   readonly blockSize: number;
   /** The internal block size. */
   readonly internalLbaSize: number;
-  /** Flog slots (and lanes). */
+  /** Flog slots. */
   readonly nfree: number;
   /** File offset of data block 0. */
   readonly dataOff: number;
@@ -128,50 +130,25 @@ export class Arena {
   readonly flogOff: number;
   /** File offset of the backup info block. */
   readonly backupOff: number;
+  /** The shared coordination state. */
+  readonly table: LaneTable;
+  /**
+   * The arena for the native read of a block (`Media.indexed`): its map,
+   * its data blocks, and the shared control word that counts the pool's
+   * openers, which must stay 1. Over an ArrayBuffer of its own, so its
+   * storage never moves.
+   */
+  readonly readDesc: Float64Array = new Float64Array(new ArrayBuffer(72));
 
   #media: Media;
-  #error: string | null = null;
-  /** Per lane: index (0/1) of the entry the next update writes. */
-  #next: Uint8Array;
-  /** Per lane: sequence number of the current entry. */
-  #seq: Uint8Array;
-  /** Per lane: the free post-map block. */
-  #free: Uint32Array;
-  /**
-   * Idle lanes, oldest first (a ring of `#idle` entries from `#head`): a
-   * lane is reused as late as possible, so the map updates of its last
-   * write have long been persisted with others (see `#pendingLane`).
-   */
-  #ring: Uint32Array;
-  #head = 0;
-  #idle = 0;
-  /**
-   * Map entries stored but not yet persisted: per lane, the pre-map block
-   * its last update published, or -1. A write is durable once its flog
-   * entry is, so the map entry can wait, under two rules that keep
-   * recovery exact: a lane's flog slot is not reused, and a block is not
-   * committed again, while its previous map entry is pending. So a lane
-   * has at most one pending entry, and pending entries are persisted
-   * together, a page at a time.
-   */
-  #pendingLane: Int32Array;
-  /** Lanes with a pending map entry. */
-  #pending = 0;
-  /**
-   * A filter of the blocks with a pending map entry: bit `pre & 0xffff` is
-   * set when one is published; all clear when they are persisted. A false
-   * hit only persists the pending entries early.
-   */
-  #pendingBits = new Int32Array(2048);
-  /** Read tracking: post-map block → reads in flight copying it. */
-  #reading = new IntMap<number>();
-  /**
-   * Per pre-map block: the head of its writers' queue (issue order,
-   * linked through {@linkcode WriteTicket.behind}); the head may commit.
-   */
-  #writers = new IntMap<WriteTicket>();
+  #queues = new BlockQueues();
 
-  private constructor(media: Media, place: ArenaPlace) {
+  private constructor(
+    media: Media,
+    place: ArenaPlace,
+    words: Int32Array,
+    token: number,
+  ) {
     const { info, base } = place;
     this.#media = media;
     this.index = place.index;
@@ -186,14 +163,18 @@ export class Arena {
     this.mapOff = base + info.mapOff;
     this.flogOff = base + info.flogOff;
     this.backupOff = base + info.infoOff;
-    this.#next = new Uint8Array(this.nfree);
-    this.#seq = new Uint8Array(this.nfree);
-    this.#free = new Uint32Array(this.nfree);
-    this.#ring = new Uint32Array(this.nfree);
-    this.#pendingLane = new Int32Array(this.nfree).fill(-1);
-    if ((info.flags & INFO_FLAG_ERROR) !== 0) {
-      this.#error = "its info block has the error flag set";
-    }
+    this.table = new LaneTable(words, token);
+    this.readDesc.set([
+      this.mapOff,
+      this.externalNlba,
+      MAP_LBA_MASK,
+      MAP_NORMAL,
+      this.dataOff,
+      this.internalNlba,
+      this.internalLbaSize,
+      OPENS_WORD,
+      1,
+    ]);
   }
 
   /**
@@ -217,31 +198,23 @@ export class Arena {
     parentUuid: Uint8Array,
     zeroMap: boolean,
   ): void {
-    if (zeroMap) {
-      media.memset(
-        base + g.mapOff,
-        0,
-        roundUp(g.externalNlba * MAP_ENTRY_SIZE, BTT_ALIGN),
-      );
-    }
-    const flog = initialFlog(
-      g.externalNlba,
-      g.nfree,
-      roundUp(g.nfree * FLOG_SLOT_SIZE, BTT_ALIGN),
-    );
-    media.memcpy(base + g.flogOff, flog);
-    const info = encodeBttInfo(infoFromGeometry(g, uuid, parentUuid));
-    media.memcpy(base + g.infoOff, info);
-    media.memcpy(base, info);
+    formatArena(media, base, g, uuid, parentUuid, zeroMap);
   }
 
   /**
-   * Load an arena's flog and finish any write that committed in the flog
-   * but did not reach the map (the roll-forward of libpmemblk's open).
+   * Load an arena's flog into its shared state and finish any write that
+   * committed in the flog but did not reach the map (the roll-forward of
+   * libpmemblk's open). Only the pool's first opener in the process does
+   * this; the others {@linkcode Arena.attach}.
    *
    * @param media the pool
    * @param place where the arena is and its info block
    * @param repaired receives one line per recovery action
+   * @param words the arena's region of the shared state (zero) @default a
+   *   private one
+   * @param token the opener's number (see `LaneTable`) @default 1
+   * @param maxLanes lanes to use at most (flog slots beyond stay unused,
+   *   as libpmemblk leaves those beyond its nlane) @default 256
    * @returns the arena
    * @throws {PmemError} code -22 when a flog entry points outside the arena
    */
@@ -249,74 +222,39 @@ export class Arena {
     media: Media,
     place: ArenaPlace,
     repaired: string[],
+    words: Int32Array = new Int32Array(ARENA_WORDS),
+    token = 1,
+    maxLanes = MAX_LANES,
   ): Arena {
-    const a = new Arena(media, place);
-    const frees = new Set<number>();
-    let badPairs = 0;
-    for (let lane = a.nfree - 1; lane >= 0; lane--) {
-      const pair = [
-        readFlogEntry(media, flogEntryAt(a.flogOff, lane, 0)),
-        readFlogEntry(media, flogEntryAt(a.flogOff, lane, 1)),
-      ];
-      for (const e of pair) {
-        if (e.seq !== 0 && e.lba >= a.externalNlba) {
-          throw a.#corrupt(
-            `flog slot ${lane} names block ${e.lba}, beyond the arena's ${a.externalNlba}`,
-          );
-        }
-      }
-      const cur = currentFlogEntry(pair[0].seq, pair[1].seq);
-      if (cur < 0) {
-        badPairs++;
-        continue; // the lane stays off the stack: the arena is read-only
-      }
-      const e = pair[cur];
-      const oldBlock = (e.oldMap & MAP_LBA_MASK) >>> 0;
-      const newBlock = (e.newMap & MAP_LBA_MASK) >>> 0;
-      if (oldBlock >= a.internalNlba || newBlock >= a.internalNlba) {
-        throw a.#corrupt(
-          `flog slot ${lane} names data block ${
-            Math.max(oldBlock, newBlock)
-          }, beyond the arena's ${a.internalNlba}`,
-        );
-      }
-      a.#next[lane] = 1 - cur;
-      a.#seq[lane] = e.seq;
-      const other = pair[1 - cur];
-      if (other.seq === 0 && (other.lba | other.oldMap | other.newMap) !== 0) {
-        // A lane's first update persisted its head {lba, old_map} but not
-        // its commit. Harmless, but check() and pmempool accept old_map ==
-        // new_map only in the exact initial form: zero the entry again.
-        media.memset(flogEntryAt(a.flogOff, lane, 1 - cur), 0, FLOG_ENTRY_SIZE);
-        repaired.push(
-          `arena ${a.index}: cleared the uncommitted first update of flog slot ${lane}`,
-        );
-      }
-      if (e.oldMap !== e.newMap) {
-        const at = a.mapOff + e.lba * MAP_ENTRY_SIZE;
-        const entry = effectiveMapEntry(media.getU32(at), e.lba);
-        if (entry === e.oldMap && entry !== e.newMap) {
-          media.setU32(at, e.newMap);
-          media.persist(at, MAP_ENTRY_SIZE);
-          repaired.push(
-            `arena ${a.index}: finished the interrupted write of block ${
-              a.firstLba + e.lba
-            } (flog slot ${lane})`,
-          );
-        }
-      }
-      a.#free[lane] = oldBlock;
-      if (frees.has(oldBlock)) {
-        a.#error ??= `flog slots share the free block ${oldBlock}`;
-      }
-      frees.add(oldBlock);
-      a.#pushLane(lane);
-    }
+    const a = new Arena(media, place, words, token);
+    const t = a.table;
+    t.lanes = Math.max(1, Math.min(a.nfree, maxLanes, MAX_LANES));
+    const { usable, badPairs } = recoverFlog(
+      media,
+      a,
+      repaired,
+      (what) => a.#corrupt(what),
+    );
+    t.give(usable);
+    if ((place.info.flags & INFO_FLAG_ERROR) !== 0) t.setError(ARENA_INFO_FLAG);
     if (badPairs > 0) {
-      a.#error ??= `${badPairs} flog slot(s) have invalid sequence numbers`;
+      t.setError(ARENA_BAD_FLOG, badPairs);
       a.#markInfoError();
     }
     return a;
+  }
+
+  /**
+   * An arena whose shared state another opener of the pool in this
+   * process loaded: no recovery, the state is already there.
+   */
+  static attach(
+    media: Media,
+    place: ArenaPlace,
+    words: Int32Array,
+    token: number,
+  ): Arena {
+    return new Arena(media, place, words, token);
   }
 
   #corrupt(what: string): PmemError {
@@ -338,28 +276,40 @@ export class Arena {
     this.#media.memcpy(this.backupOff, info);
   }
 
-  /** Why the arena refuses writes, or `null` when it accepts them. */
-  get error(): string | null {
-    return this.#error;
+  /** Lanes in use: flog slots, at most `MAX_LANES` (256). */
+  get lanes(): number {
+    return this.table.lanes;
   }
 
-  /** Refuse writes from now on (a map update failed to persist). */
-  fail(reason: string): void {
-    this.#error ??= reason;
+  /** Why the arena refuses writes, or `null` when it accepts them. */
+  get error(): string | null {
+    const code = this.table.error;
+    if (code === 0) return null;
+    return ERROR_REASONS[code]?.(this.table.errorCount) ?? `error ${code}`;
+  }
+
+  /**
+   * Refuse writes from now on (a persist failed), in every opener.
+   *
+   * @param code `ARENA_FLOG_PERSIST` or `ARENA_MAP_PERSIST`
+   */
+  fail(code: number): void {
+    this.table.setError(code);
     try {
       this.#markInfoError();
     } catch {
-      // the media already failed; the in-memory flag still protects it
+      // the media already failed; the shared flag still protects it
     }
   }
 
   /** Throw the arena's error, if it has one. */
   checkWritable(op: string): void {
-    if (this.#error !== null) {
+    const reason = this.error;
+    if (reason !== null) {
       throw new PmemError(
         op,
         -EIO,
-        `arena ${this.index} is in the error state (${this.#error}); ` +
+        `arena ${this.index} is in the error state (${reason}); ` +
           "reads still work, run pmempool check to repair it",
         { errno: EIO },
       );
@@ -376,40 +326,42 @@ export class Arena {
     return this.dataOff + block * this.internalLbaSize;
   }
 
-  /** Idle lanes. */
+  /** Idle lanes (a snapshot: other openers take and return lanes). */
   get idleLanes(): number {
-    return this.#idle;
+    return this.table.idle;
   }
 
   /** The free block a lane writes to next (valid while the lane is held). */
   freeBlock(lane: number): number {
-    return this.#free[lane];
+    return this.table.free(lane);
   }
 
   // ---- read tracking ----
 
-  /** Publish that a read is copying `block`; writers will not reuse it. */
+  /**
+   * Publish that a read is copying `block`; writers will not reuse it. A
+   * reader that looked the block up before must look it up again after
+   * this (a full fence), and copy only if the map still names it.
+   */
   trackRead(block: number): void {
-    this.#reading.set(block, (this.#reading.get(block) ?? 0) + 1);
+    this.table.track(block);
   }
 
   /** End a read published by {@linkcode Arena.trackRead}. */
   untrackRead(block: number): void {
-    const n = this.#reading.get(block) ?? 0;
-    if (n <= 1) this.#reading.delete(block);
-    else this.#reading.set(block, n - 1);
+    this.table.untrack(block);
   }
 
-  /** Whether a read in flight is copying `block`. */
+  /** Whether a read in flight may be copying `block`. */
   isBeingRead(block: number): boolean {
-    return this.#reading.has(block);
+    return this.table.tracked(block);
   }
 
-  // ---- per-block write order ----
+  // ---- this isolate's per-block write order ----
 
   /** Join the queue of writers of `pre` (call in issue order). */
   enter(pre: number): WriteTicket {
-    return this.join({ pre });
+    return this.#queues.join({ pre });
   }
 
   /**
@@ -417,29 +369,17 @@ export class Arena {
    * returns it. A ticket is in at most one queue at a time.
    */
   join<T extends WriteTicket>(ticket: T): T {
-    ticket.behind = undefined;
-    ticket.queued = true;
-    const head = this.#writers.get(ticket.pre);
-    if (head === undefined) {
-      ticket.heads = true;
-      this.#writers.set(ticket.pre, ticket);
-    } else {
-      ticket.heads = false;
-      let last = head;
-      while (last.behind !== undefined) last = last.behind;
-      last.behind = ticket;
-    }
-    return ticket;
+    return this.#queues.join(ticket);
   }
 
-  /** Whether any update waits in a block queue (async writes in flight). */
+  /** Whether any update of this isolate waits in a block queue. */
   get hasQueuedUpdates(): boolean {
-    return this.#writers.size !== 0;
+    return this.#queues.busy;
   }
 
   /** The ticket at the head of `pre`'s queue, if any. */
   head(pre: number): WriteTicket | undefined {
-    return this.#writers.get(pre);
+    return this.#queues.head(pre);
   }
 
   /** Whether `ticket` heads its queue, so its update may commit now. */
@@ -449,44 +389,17 @@ export class Arena {
 
   /** Leave the queue (after step 4, or on failure). Idempotent. */
   leave(ticket: WriteTicket): void {
-    if (ticket.queued !== true) return;
-    ticket.queued = false;
-    const next = ticket.behind;
-    ticket.behind = undefined;
-    if (ticket.heads) {
-      ticket.heads = false;
-      if (next === undefined) this.#writers.delete(ticket.pre);
-      else {
-        next.heads = true;
-        this.#writers.set(ticket.pre, next);
-      }
-      return;
-    }
-    let before = this.#writers.get(ticket.pre);
-    while (before !== undefined && before.behind !== ticket) {
-      before = before.behind;
-    }
-    if (before !== undefined) before.behind = next;
+    this.#queues.leave(ticket);
   }
 
   /**
    * Join the queue of `pre` for a synchronous update, which cannot wait:
-   * it fails if an asynchronous update of the block is in flight.
+   * it fails if an asynchronous update of the block is in flight here.
    *
    * @throws {PmemError} code -16 (EBUSY) when the block is busy
    */
   enterNow(pre: number, op: string): WriteTicket {
-    const ticket = this.enter(pre);
-    if (!this.mayCommit(ticket)) {
-      this.leave(ticket);
-      throw new PmemError(
-        op,
-        -EBUSY,
-        `block ${this.firstLba + pre} has an update in flight`,
-        { errno: EBUSY },
-      );
-    }
-    return ticket;
+    return this.#queues.enterNow(pre, op, this.firstLba + pre);
   }
 
   // ---- the four steps of a write ----
@@ -501,20 +414,16 @@ export class Arena {
    *   or no lane is idle (retry after a read or a write completes)
    */
   takeLane(): number {
-    const n = this.nfree;
-    for (let i = 0; i < this.#idle; i++) {
-      const at = (this.#head + i) % n;
-      const lane = this.#ring[at];
-      if (this.#reading.size !== 0 && this.#reading.has(this.#free[lane])) {
-        continue;
-      }
-      // swap the oldest idle lane into the taken one's place, pop the head
-      this.#ring[at] = this.#ring[this.#head];
-      this.#head = (this.#head + 1) % n;
-      this.#idle--;
-      return lane;
-    }
-    return -1;
+    return this.table.takeOne();
+  }
+
+  /**
+   * Step 1 for `n` updates at once: all or none.
+   *
+   * @returns whether `out[at .. at + n)` now hold lanes
+   */
+  takeLanes(n: number, out: number[], at = 0): boolean {
+    return this.table.take(n, out, at);
   }
 
   /**
@@ -549,12 +458,7 @@ export class Arena {
 
   /** Give back a lane taken by {@linkcode Arena.takeLane} unused. */
   releaseLane(lane: number): void {
-    this.#pushLane(lane);
-  }
-
-  #pushLane(lane: number): void {
-    this.#ring[(this.#head + this.#idle) % this.nfree] = lane;
-    this.#idle++;
+    this.table.giveOne(lane);
   }
 
   /** Whether flog granularity is a page: a 16-byte entry then persists whole. */
@@ -563,82 +467,92 @@ export class Arena {
   }
 
   /**
-   * Persist every pending map entry with one fence: on page granularity
-   * one msync over the span of their pages (msync costs little per page,
-   * and only dirty pages are written), otherwise each cache line once.
+   * Persist every pending map entry (this opener's and the others') with
+   * one fence: on page granularity one msync over the span of their pages
+   * (msync costs little per page, and only dirty pages are written),
+   * otherwise each cache line once. An entry is marked persisted only
+   * after the persist, so whoever sees it cleared may rely on it.
    */
   flushPendingMaps(): void {
-    if (this.#pending === 0) return;
+    const t = this.table;
+    if (!t.anyPending) return;
     const page = this.#pageGranular;
     const lines: { offset: number; length: number }[] = [];
+    const seen: number[] = [];
     let lo = Infinity;
     let hi = -1;
-    const lanes = this.#pendingLane;
-    for (let lane = 0; lane < lanes.length; lane++) {
-      const pre = lanes[lane];
-      if (pre < 0) continue;
-      lanes[lane] = -1;
-      const at = this.mapOff + pre * MAP_ENTRY_SIZE;
+    for (let lane = 0; lane < this.lanes; lane++) {
+      const p = t.pending(lane);
+      if (p === 0) continue;
+      seen.push(lane, p);
+      const at = this.mapOff + (p - 1) * MAP_ENTRY_SIZE;
       if (at < lo) lo = at;
       if (at > hi) hi = at;
       if (!page) lines.push({ offset: at, length: MAP_ENTRY_SIZE });
     }
-    this.#pending = 0;
-    this.#pendingBits.fill(0);
+    if (seen.length === 0) return;
     try {
       if (page) this.#media.persist(lo, hi + MAP_ENTRY_SIZE - lo);
       else this.#media.persistRanges(lines);
     } catch (cause) {
       // the flog still holds these updates: the next open rolls forward
-      this.fail("a map update failed to persist");
+      this.fail(ARENA_MAP_PERSIST);
       throw new PmemError("write", -EIO, "cannot persist map entries", {
         errno: EIO,
         cause,
       });
     }
+    for (let i = 0; i < seen.length; i += 2) {
+      t.clearPending(seen[i], seen[i + 1]);
+    }
   }
 
   /**
-   * Before `lane` commits an update of `pre`: persist pending map entries
-   * if the lane's previous one, or (perhaps: see `#pendingBits`) `pre`'s,
-   * is among them.
+   * Before `lane` commits an update of `pre` (holding `pre`'s stripe):
+   * persist pending map entries if the lane's previous one, or (perhaps:
+   * the filter is shared by many blocks) `pre`'s, is among them. A lane's
+   * flog slot is not reused, and a block not committed again, while its
+   * previous map entry is pending: recovery then stays exact.
    */
   settleMapsFor(lane: number, pre: number): void {
-    if (this.#pending === 0) return;
-    const bit = pre & 0xffff;
-    if (
-      this.#pendingLane[lane] >= 0 ||
-      (this.#pendingBits[bit >>> 5] & (1 << (bit & 31))) !== 0
-    ) {
-      this.flushPendingMaps();
-    }
+    const t = this.table;
+    if (!t.anyPending) return;
+    if (t.pending(lane) !== 0 || t.maybePending(pre)) this.flushPendingMaps();
   }
 
   /**
    * Step 4: publish the committed write in the map (stored now, persisted
    * with the next batch of pending map entries: the write is durable
-   * already through its flog entry), make the old block the lane's free
-   * block and return the lane.
+   * already through its flog entry) and make the old block the lane's
+   * free block. The caller gives the lane back.
    *
    * @param lane the lane the update committed through
    * @param pre the pre-map block
    * @param old the value {@linkcode Arena.stageFlogHead} returned
    */
+  publishOnly(lane: number, pre: number, old: number): void {
+    const t = this.table;
+    this.#media.setU32(
+      this.mapOff + pre * MAP_ENTRY_SIZE,
+      (t.free(lane) | MAP_NORMAL) >>> 0,
+    );
+    t.addPending(lane, pre);
+    t.setFree(lane, (old & MAP_LBA_MASK) >>> 0);
+  }
+
+  /**
+   * Step 4 with the lane given back (see {@linkcode Arena.publishOnly}).
+   */
   publish(lane: number, pre: number, old: number): void {
-    const at = this.mapOff + pre * MAP_ENTRY_SIZE;
-    this.#media.setU32(at, (this.#free[lane] | MAP_NORMAL) >>> 0);
-    if (this.#pendingLane[lane] < 0) this.#pending++;
-    this.#pendingLane[lane] = pre;
-    const bit = pre & 0xffff;
-    this.#pendingBits[bit >>> 5] |= 1 << (bit & 31);
-    this.#free[lane] = (old & MAP_LBA_MASK) >>> 0;
-    this.#pushLane(lane);
+    this.publishOnly(lane, pre, old);
+    this.table.giveOne(lane);
   }
 
   /**
    * Set the zero or error flag of `pre`'s map entry (persisted). The
    * block stays with the LBA; no flog update. Setting zero on a block
-   * that already reads as zeros does nothing.
+   * that already reads as zeros does nothing. The caller holds `pre`'s
+   * stripe.
    *
    * @param pre the pre-map block
    * @param flag `MAP_ZERO` or `MAP_ERROR`
@@ -651,12 +565,8 @@ export class Arena {
     if (flag === MAP_ZERO && (flags === 0 || flags === MAP_ZERO)) return false;
     const block = effectiveMapEntry(entry, pre) & MAP_LBA_MASK;
     this.#media.setU32(at, (block | flag) >>> 0);
+    // a pending entry of pre stays pending: persisting it again is harmless
     this.#media.persist(at, MAP_ENTRY_SIZE);
-    const lane = this.#pendingLane.indexOf(pre);
-    if (lane >= 0) { // the flag's entry supersedes it, durably
-      this.#pendingLane[lane] = -1;
-      this.#pending--;
-    }
     return true;
   }
 
@@ -664,14 +574,14 @@ export class Arena {
 
   /** File offset of the flog entry the lane's next update writes. */
   flogEntryOffset(lane: number): number {
-    return flogEntryAt(this.flogOff, lane, this.#next[lane]);
+    return flogEntryAt(this.flogOff, lane, this.table.next(lane));
   }
 
   /**
    * Store the first half `{lba, old_map}` of the lane's next flog entry
    * ({@linkcode Arena.flogEntryOffset}) without persisting it; the caller
    * persists it, then calls {@linkcode Arena.stageFlogTail}. The caller
-   * must head `pre`'s queue.
+   * must head `pre`'s queue and hold its stripe.
    *
    * @returns the old map entry, for {@linkcode Arena.publish}
    */
@@ -686,22 +596,23 @@ export class Arena {
    * staged by {@linkcode Arena.stageFlogHead}.
    */
   stageFlogTail(lane: number): void {
+    const t = this.table;
     storeFlogTail(
       this.#media,
       this.flogEntryOffset(lane),
-      this.#free[lane],
-      NEXT_SEQ[this.#seq[lane]],
+      t.free(lane),
+      NEXT_SEQ[t.seq(lane)],
     );
   }
 
   /** The entry's tail is durable: the lane's flog state advances. */
   committed(lane: number): void {
-    this.#next[lane] ^= 1;
-    this.#seq[lane] = NEXT_SEQ[this.#seq[lane]];
+    const t = this.table;
+    t.setFlog(lane, t.next(lane) ^ 1, NEXT_SEQ[t.seq(lane)]);
   }
 
   /** A snapshot of every lane's free block (for checks and tests). */
   freeBlocks(): number[] {
-    return Array.from(this.#free);
+    return Array.from({ length: this.lanes }, (_, l) => this.table.free(l));
   }
 }

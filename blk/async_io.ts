@@ -3,18 +3,16 @@
  * The block store's asynchronous operations as futures: a write is the
  * BTT's four steps with the data copy done by the pool's data mover; the
  * writes polled in one sweep start together (one mover batch) and commit
- * together (one fence per phase for all of them); a read copies through
- * the mover while its block is published in the read-tracking table. No lock is held across a future
- * boundary: between polls a write owns only its lane's free block and its
- * place in its block's queue. Internal to `blk/`.
+ * together (one fence per phase for all of them); reads are in
+ * `async_read.ts`. No lock is held across a future boundary: between
+ * polls a write owns only its lane's free block and its place in its
+ * block's queue. Internal to `blk/`.
  *
  * @module
  */
-import { BadBlockError } from "../errors/mod.ts";
 import {
   Future,
   type FutureOptions,
-  NOT_STARTED,
   PENDING,
   type PollContext,
   type Step,
@@ -24,26 +22,18 @@ import type { BatchEntry } from "../mover/vdm.ts";
 import type { Arena, WriteTicket } from "./arena.ts";
 import { commitUpdates, type LaneUpdate } from "./commit.ts";
 import type { Media } from "./media.ts";
-import { MAP_ERROR, MAP_FLAGS, MAP_LBA_MASK, MAP_NORMAL } from "./layout.ts";
+import type { ReadAccess } from "./async_read.ts";
 
 /** What the futures need from their pool. */
-export interface PoolAccess {
+export interface PoolAccess extends ReadAccess {
   /** The pool's mapping (its mover copies the data). */
   readonly map: Mapping;
   /** The write groups between their block queues and their commit. */
   readonly writes: WriteScheduler;
   /** Bytes per block. */
   readonly blockSize: number;
-  /** Throw `ClosedError` once the pool is closed. */
-  live(op: string): void;
   /** The arena of `lba` for an update (lays out first). */
   forUpdate(lba: number, op: string): Arena;
-  /** Track a future of the pool until it settles; returns its slot. */
-  track(future: Future<unknown>): number;
-  /** The future in `slot` settled: stop tracking it. */
-  settled(slot: number): void;
-  /** The arena and pre-map block of `lba` to read; null before any layout. */
-  forRead(lba: number): { arena: Arena; pre: number } | null;
 }
 
 /** One block update: its place in its block's queue, its data and lane. */
@@ -388,77 +378,6 @@ export class WriteGroupFuture extends Future<void> {
     this.#group = undefined;
     this.#lbas = [];
     this.#data = [];
-    this.#pool.settled(this.#slot);
-  }
-}
-
-/**
- * A read: resolve the map entry, publish the block in the read-tracking
- * table (so no writer reuses it meanwhile), copy it through the mover.
- */
-export class ReadFuture extends Future<Uint8Array> {
-  #pool: PoolAccess;
-  #lba: number;
-  #out: Uint8Array;
-  #copy: Future<void> | undefined;
-  #tracked: { arena: Arena; block: number } | undefined;
-  /** Its slot in the pool's registry of operations in flight. */
-  #slot: number;
-
-  constructor(
-    pool: PoolAccess,
-    lba: number,
-    out: Uint8Array,
-    options?: FutureOptions,
-  ) {
-    super(options);
-    this.#slot = pool.track(this);
-    this.#pool = pool;
-    this.#lba = lba;
-    this.#out = out;
-  }
-
-  protected step(ctx: PollContext): Step<Uint8Array> {
-    const size = this.#pool.blockSize;
-    if (this.#copy === undefined) {
-      this.#pool.live("read");
-      const place = this.#pool.forRead(this.#lba);
-      if (place === null) {
-        this.#out.fill(0, 0, size);
-        return this.#out;
-      }
-      const { arena, pre } = place;
-      const entry = arena.mapEntry(pre);
-      const flags = (entry & MAP_FLAGS) >>> 0;
-      if (flags === MAP_ERROR) throw new BadBlockError("read", this.#lba);
-      if (flags !== MAP_NORMAL) {
-        this.#out.fill(0, 0, size);
-        return this.#out;
-      }
-      const block = entry & MAP_LBA_MASK;
-      if (block >= arena.internalNlba) {
-        throw arena.corruptEntry("read", this.#lba - arena.firstLba, block);
-      }
-      const map = this.#pool.map;
-      arena.trackRead(block);
-      this.#tracked = { arena, block };
-      this.#copy = map.mover.memcpy(
-        this.#out.subarray(0, size),
-        map.view(arena.blockOffset(block), size),
-      );
-    }
-    const state = this.#copy.poll(ctx);
-    if (state === "failed") throw this.#copy.error;
-    if (state !== "complete") return state === "idle" ? NOT_STARTED : PENDING;
-    return this.#out;
-  }
-
-  protected override settle(): void {
-    if (this.#tracked !== undefined) {
-      this.#tracked.arena.untrackRead(this.#tracked.block);
-      this.#tracked = undefined;
-    }
-    this.#copy = undefined;
     this.#pool.settled(this.#slot);
   }
 }

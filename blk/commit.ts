@@ -13,12 +13,19 @@
  * others: recovery redoes it from the flog) and the old block becomes the
  * lane's free block.
  *
+ * Other `BlockPool`s of the pool (Workers) commit concurrently: each
+ * update holds its block's stripe lock from reading the old map entry to
+ * storing the new one. A commit takes its stripes without waiting while
+ * holding any (so two commits never wait on each other); when one is
+ * taken, it lets go of all and waits for them in stripe order.
+ *
  * @module
  */
 import { PmemError } from "../errors/mod.ts";
 import type { Arena } from "./arena.ts";
 import { FLOG_ENTRY_SIZE } from "./layout.ts";
 import { FLOG_HALF_SIZE } from "./flog.ts";
+import { ARENA_FLOG_PERSIST, stripeOf } from "./lanes.ts";
 import type { Media } from "./media.ts";
 
 const EIO = 5;
@@ -57,11 +64,73 @@ export function commitUpdates(
   media: Media,
   updates: readonly LaneUpdate[],
 ): void {
-  commitFlog(media, updates);
-  for (let i = 0; i < updates.length; i++) {
-    const u = updates[i];
-    u.arena.publish(u.lane, u.pre, u.old);
+  const held = lockStripes(updates);
+  try {
+    commitFlog(media, updates);
+    for (let i = 0; i < updates.length; i++) {
+      const u = updates[i];
+      u.arena.publishOnly(u.lane, u.pre, u.old);
+    }
+  } finally {
+    for (let i = 0; i < held.length; i++) {
+      held[i].arena.table.unlockStripe(held[i].pre);
+    }
   }
+  giveLanes(updates);
+}
+
+/** Give the updates' lanes back to their arenas (one lock per arena run). */
+function giveLanes(updates: readonly LaneUpdate[]): void {
+  const n = updates.length;
+  if (n === 1) {
+    updates[0].arena.table.giveOne(updates[0].lane);
+    return;
+  }
+  const lanes = new Array<number>(n);
+  let from = 0;
+  for (let i = 0; i < n; i++) {
+    lanes[i] = updates[i].lane;
+    if (i + 1 === n || updates[i + 1].arena !== updates[from].arena) {
+      updates[from].arena.table.give(lanes, from, i + 1);
+      from = i + 1;
+    }
+  }
+}
+
+/**
+ * Take the stripe lock of every update's block; returns one update per
+ * stripe taken (to release). Each is tried without waiting (a stripe
+ * already held by this commit, for another block, counts as taken); if
+ * one is held elsewhere, every stripe taken is let go and all are taken
+ * again in (arena, stripe) order, waiting: commits then never wait on
+ * each other in a cycle.
+ */
+function lockStripes(updates: readonly LaneUpdate[]): LaneUpdate[] {
+  const n = updates.length;
+  const held: LaneUpdate[] = [];
+  let i = 0;
+  for (; i < n; i++) {
+    const u = updates[i];
+    const t = u.arena.table;
+    if (t.tryLockStripe(u.pre)) held.push(u);
+    else if (!t.holdsStripe(u.pre)) break;
+  }
+  if (i === n) return held;
+  for (const u of held) u.arena.table.unlockStripe(u.pre);
+  held.length = 0;
+  const order = [...updates].sort((a, b) =>
+    a.arena.index - b.arena.index || stripeOf(a.pre) - stripeOf(b.pre)
+  );
+  for (let k = 0; k < n; k++) {
+    const u = order[k];
+    const prev = order[k - 1];
+    if (
+      k > 0 && prev.arena === u.arena && stripeOf(prev.pre) === stripeOf(u.pre)
+    ) continue; // blocks of one stripe take it once
+    u.arena.table.lockStripe(u.pre);
+    held.push(u);
+  }
+  return held;
 }
 
 /**
@@ -112,7 +181,7 @@ export function commitFlog(
   } catch (cause) {
     // the flog on the media may now differ from the arenas' lane state
     for (let i = 0; i < n; i++) {
-      updates[i].arena.fail("a flog update failed to persist");
+      updates[i].arena.fail(ARENA_FLOG_PERSIST);
     }
     throw new PmemError("write", -EIO, "cannot persist the flog entries", {
       errno: EIO,

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Mapping } from "../pmem2/mapping.ts";
-import { MappingReader } from "../pmem2/reader.ts";
+import { type IndexedReader, MappingReader } from "../pmem2/reader.ts";
 import type { Granularity } from "../pmem2/config.ts";
 
 /** Views are windows of 1 GiB every 512 MiB, so any access of up to
@@ -120,6 +120,36 @@ export class Media {
    */
   read(offset: number, into: Uint8Array, length: number): void {
     this.#reader.read(offset, into, length);
+  }
+
+  /**
+   * Copy `count` blocks of `length` bytes into `into` in one native call,
+   * block i from `offsets[i]` (zeros where negative) to `i * length`; the
+   * caller has checked the offsets and the room in `into`.
+   */
+  readBlocks(
+    offsets: Float64Array,
+    count: number,
+    length: number,
+    into: Uint8Array,
+  ): void {
+    this.#reader.readBlocks(offsets, count, length, into);
+  }
+
+  /**
+   * Prefetch `count` blocks of `length` bytes at `offsets` (none where
+   * negative) into the CPU's caches, for copies that follow.
+   */
+  prefetchBlocks(offsets: Float64Array, count: number, length: number): void {
+    this.#reader.prefetchBlocks(offsets, count, length);
+  }
+
+  /**
+   * A reader of the data blocks that an arena's map entries name, for the
+   * read of a block while this opener is alone (see `IndexedReader`).
+   */
+  indexed(desc: Float64Array, guard: Int32Array): IndexedReader {
+    return this.#reader.indexed(desc, guard);
   }
 
   /** A copy of `[offset, offset + length)`. */

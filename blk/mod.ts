@@ -21,7 +21,7 @@ export type {
   BlockPoolOpenOptions,
   BlockWrite,
   ProgressOptions,
-} from "./pool.ts";
+} from "./options.ts";
 export type { ArenaInfo, BlockFill, BlockPoolInfo } from "./info.ts";
 export type { CheckReport } from "./check.ts";
 export { fletcher64 } from "../pmdk/checksum.ts";

@@ -1,10 +1,10 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
  * Opening and creating a block pool file: argument checks, the pool
- * header and descriptor, the mapping and its lock ({@linkcode PoolFile}),
- * then finding, repairing, recovering or laying out its BTT
- * ({@linkcode Btt}). Internal to `blk/`; `pool.ts` builds a `BlockPool`
- * on what these return.
+ * header and descriptor, the mapping and its place in the file's
+ * process-wide share ({@linkcode PoolFile}). Internal to `blk/`;
+ * `btt.ts` finds the BTT in it, and `pool.ts` builds a `BlockPool` on
+ * what these return.
  *
  * @module
  */
@@ -14,7 +14,6 @@ import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
 import type { Vdm } from "../mover/vdm.ts";
-import { Arena, type ArenaPlace } from "./arena.ts";
 import {
   BLK_POOL,
   decodeDescriptor,
@@ -29,26 +28,18 @@ import {
   HEADER_SIZE,
   hostArch,
   newPoolHeader,
-  randomUuid,
 } from "../pmdk/pool_header.ts";
 import {
-  ARENA_MAX_SIZE,
-  ARENA_MIN_SIZE,
   BTT_ALIGN,
   BTT_OFFSET,
-  decodeBttInfo,
-  INFO_SIZE,
-  infoFieldProblem,
-  infoProblem,
-  MAP_ENTRY_SIZE,
   MAX_BLOCK_SIZE,
   MIN_POOL_SIZE,
   type PoolGeometry,
   poolGeometry,
-  roundUp,
 } from "./layout.ts";
-import { PoolLock } from "./lock.ts";
+import { alreadyOpen, joinPool, leavePool, type PoolJoin } from "./join.ts";
 import { Media } from "./media.ts";
+import { MAX_LANES } from "./shared.ts";
 
 const EINVAL = 22;
 const EEXIST = 17;
@@ -81,6 +72,12 @@ export interface PoolTestHooks {
    * (a full file system then shows up as SIGBUS on first touch).
    */
   sparse?: boolean;
+  /**
+   * Lanes each arena uses, at most (when this open sets the shared state
+   * up): with few lanes a freed block is reused at once, which tests of
+   * read tracking need. @default 256
+   */
+  lanes?: number;
 }
 
 /** An open, locked, mapped pool file whose headers were checked. */
@@ -88,7 +85,8 @@ export interface PoolFile {
   readonly path: string;
   readonly map: Mapping;
   readonly media: Media;
-  readonly lock: PoolLock;
+  /** The file's process-wide share, which this open joined. */
+  readonly join: PoolJoin;
   readonly blockSize: number;
   readonly geometry: PoolGeometry;
   readonly poolsetUuid: Uint8Array;
@@ -101,23 +99,13 @@ export interface PoolFile {
   readonly readOnly: string | null;
   /** Whether this call created the file (it is removed on failure). */
   readonly created: boolean;
-}
-
-/** A pool's BTT as found (or laid out) and recovered. */
-export interface Btt {
-  /** Where each arena lies and its info block. */
-  readonly places: ArenaPlace[];
-  /** The arenas' run-time state (none when there is no BTT yet). */
-  readonly arenas: Arena[];
-  /** One line per repair or recovery action taken. */
-  readonly repaired: string[];
-  /** The pool's blocks. */
-  readonly blockCount: number;
+  /** Lanes an arena uses at most (see {@linkcode PoolTestHooks.lanes}). */
+  readonly lanes: number;
 }
 
 /**
  * Create a pool file (like `pmemblk_create`): the file, its descriptor
- * and pool header; the BTT is laid out by {@linkcode layOutBtt}.
+ * and pool header; the BTT is laid out by `layOutBtt` (`btt.ts`).
  */
 export function createPoolFile(
   path: string,
@@ -162,7 +150,7 @@ export function createPoolFile(
   }
   const created = poolSize > 0;
   let map: Mapping | null = null;
-  let lock: PoolLock | null = null;
+  let join: PoolJoin | null = null;
   try {
     const size = source.size;
     const usable = Math.floor(size / BTT_ALIGN) * BTT_ALIGN;
@@ -177,7 +165,8 @@ export function createPoolFile(
     map = Mapping.map(source, { length: usable, mover: options.mover });
     if (hooks.tracer) setMappingTracer(map, hooks.tracer);
     source.close();
-    lock = PoolLock.acquire(path, op);
+    join = joinPool(path, size, op, false);
+    if (!join.first) throw alreadyOpen(op, path, "in this process");
     const media = new Media(map);
     if (!created && !allZero(media.bytes(0, HEADER_SIZE))) {
       throw new PmemError(
@@ -198,17 +187,18 @@ export function createPoolFile(
       path,
       map,
       media,
-      lock,
+      join,
       blockSize,
       geometry,
       poolsetUuid: header.poolsetUuid,
       isZeroed: created,
       readOnly: null,
       created,
+      lanes: hooks.lanes ?? MAX_LANES,
     };
   } catch (e) {
     source.close();
-    lock?.release();
+    if (join !== null) leavePool(join, true);
     map?.close();
     if (created) unlinkQuietly(path);
     throw e;
@@ -234,7 +224,7 @@ export function openPoolFile(
     : checkBlockSize(options.blockSize, op);
   const source = Source.open(path);
   let map: Mapping | null = null;
-  let lock: PoolLock | null = null;
+  let join: PoolJoin | null = null;
   try {
     const size = source.size;
     const usable = Math.floor(size / BTT_ALIGN) * BTT_ALIGN;
@@ -243,7 +233,7 @@ export function openPoolFile(
     }
     map = Mapping.map(source, { length: usable, mover: options.mover });
     if (hooks.tracer) setMappingTracer(map, hooks.tracer);
-    lock = PoolLock.acquire(path, op);
+    join = joinPool(path, size, op, options.readOnly === true);
     let media = new Media(map);
     const header = checkPoolHeader(
       media.bytes(0, HEADER_SIZE),
@@ -257,6 +247,9 @@ export function openPoolFile(
       ? "it was opened read-only"
       : null;
     if (readOnly !== null) {
+      // (a joiner never gets here: joinPool refuses it, as the first
+      // opener marked the share read-only)
+      join.shared.readOnly = true;
       // recovery must not reach the file: work on a private copy
       map.close();
       map = null;
@@ -292,17 +285,18 @@ export function openPoolFile(
       path,
       map,
       media,
-      lock,
+      join,
       blockSize: desc.blockSize,
       geometry,
       poolsetUuid: header.poolsetUuid,
       isZeroed: desc.isZeroed !== 0,
       readOnly,
       created: false,
+      lanes: hooks.lanes ?? MAX_LANES,
     };
   } catch (e) {
     source.close();
-    lock?.release();
+    if (join !== null) leavePool(join, true);
     map?.close();
     throw e;
   }
@@ -311,7 +305,7 @@ export function openPoolFile(
 /** Release what a pool file holds; remove the file if it was created. */
 export function abandonPoolFile(file: PoolFile): void {
   try {
-    file.lock.release();
+    leavePool(file.join, true);
   } finally {
     file.map.close();
     if (file.created) unlinkQuietly(file.path);
@@ -324,132 +318,6 @@ function unlinkQuietly(path: string): void {
   } catch {
     // the original error matters more
   }
-}
-
-/**
- * Find the arenas of a pool (repairing an info block from its twin) and
- * load them, rolling interrupted writes forward. A pool without a BTT
- * gives no arenas.
- *
- * @throws {PmemError} code -22 (EINVAL) when the BTT is corrupt
- */
-export function loadBtt(file: PoolFile): Btt {
-  const media = file.media;
-  const g = file.geometry;
-  const repaired: string[] = [];
-  const places: ArenaPlace[] = [];
-  let offset = 0;
-  let room = g.rawSize;
-  let firstLba = 0;
-  for (let k = 0;; k++) {
-    const base = BTT_OFFSET + offset;
-    const primary = media.bytes(base, INFO_SIZE);
-    const bad = infoProblem(primary, file.poolsetUuid);
-    let info;
-    if (bad === null) {
-      info = decodeBttInfo(primary);
-    } else {
-      const backupAt = base + Math.min(room, ARENA_MAX_SIZE) - INFO_SIZE;
-      const backup = media.bytes(backupAt, INFO_SIZE);
-      const badBackup = infoProblem(backup, file.poolsetUuid);
-      if (badBackup === null) {
-        info = decodeBttInfo(backup);
-        if (base + info.infoOff !== backupAt) {
-          throw corrupt(
-            "open",
-            file.path,
-            `arena ${k}: the BTT info block is invalid (${bad}) and its backup is misplaced`,
-          );
-        }
-      } else if (k === 0 && bad === "it is all zeros") {
-        checkUnformatted(file);
-        return { places: [], arenas: [], repaired, blockCount: g.blockCount };
-      } else {
-        throw corrupt(
-          "open",
-          file.path,
-          `arena ${k}: the BTT info block is invalid (${bad}) and so is its backup (${badBackup})`,
-        );
-      }
-    }
-    const field = infoFieldProblem(info, file.blockSize, room);
-    if (field !== null) {
-      throw corrupt("open", file.path, `arena ${k}: BTT info block: ${field}`);
-    }
-    if (info.nextOff !== 0 && room - info.nextOff < ARENA_MIN_SIZE) {
-      throw corrupt(
-        "open",
-        file.path,
-        `arena ${k}: the next arena would start beyond the end of the pool`,
-      );
-    }
-    const backupAt = base + info.infoOff;
-    if (bad !== null) {
-      media.memcpy(base, media.copy(backupAt, INFO_SIZE));
-      repaired.push(
-        `arena ${k}: restored the BTT info block from its backup (${bad})`,
-      );
-    } else {
-      const backup = media.bytes(backupAt, INFO_SIZE);
-      if (!primary.every((b, i) => b === backup[i])) {
-        const why = infoProblem(backup, file.poolsetUuid) ?? "it differed";
-        media.memcpy(backupAt, media.copy(base, INFO_SIZE));
-        repaired.push(
-          `arena ${k}: rewrote the backup BTT info block (${why})`,
-        );
-      }
-    }
-    places.push({ index: k, base, firstLba, info });
-    firstLba += info.externalNlba;
-    if (info.nextOff === 0) break;
-    offset += info.nextOff;
-    room -= info.nextOff;
-  }
-  const arenas = places.map((p) => Arena.load(media, p, repaired));
-  const blockCount = places.reduce((n, p) => n + p.info.externalNlba, 0);
-  return { places, arenas, repaired, blockCount };
-}
-
-/**
- * A pool without a BTT: only acceptable when nothing was ever written,
- * which for a zeroed file means every map is still zero.
- */
-function checkUnformatted(file: PoolFile): void {
-  if (!file.isZeroed) return; // libpmemblk zeroes the maps at layout
-  for (const a of file.geometry.arenas) {
-    const at = BTT_OFFSET + a.offset + a.mapOff;
-    const len = roundUp(a.externalNlba * MAP_ENTRY_SIZE, BTT_ALIGN);
-    if (!file.media.isZero(at, len)) {
-      throw corrupt(
-        "open",
-        file.path,
-        `arena ${
-          a.offset / ARENA_MAX_SIZE
-        }: the BTT info block and its backup are missing but the map is not empty; refusing to lay out a new BTT over it (pmempool check -r may repair it)`,
-      );
-    }
-  }
-}
-
-/**
- * Write a fresh BTT (last arena first; arena 0's info block last, which
- * makes the layout valid), then load it.
- */
-export function layOutBtt(file: PoolFile): Btt {
-  const g = file.geometry;
-  const uuid = randomUuid();
-  for (let k = g.arenas.length - 1; k >= 0; k--) {
-    const a = g.arenas[k];
-    Arena.format(
-      file.media,
-      BTT_OFFSET + a.offset,
-      a,
-      uuid,
-      file.poolsetUuid,
-      !file.isZeroed,
-    );
-  }
-  return loadBtt(file);
 }
 
 export function checkPath(path: unknown, op: string): void {

@@ -5,88 +5,58 @@
  *
  * @module
  */
-import { BadBlockError, ClosedError, PmemError } from "../errors/mod.ts";
+import { ClosedError, PmemError } from "../errors/mod.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { Arena, ArenaPlace } from "./arena.ts";
 import { checkPool, type CheckReport } from "./check.ts";
 import { commitUpdates } from "./commit.ts";
 import { arenaInfo, blockFill, type BlockPoolInfo } from "./info.ts";
-import {
-  MAP_ERROR,
-  MAP_FLAGS,
-  MAP_LBA_MASK,
-  MAP_NORMAL,
-  MAP_ZERO,
-} from "./layout.ts";
+import { MAP_ERROR, MAP_ZERO } from "./layout.ts";
 import type { Media } from "./media.ts";
+import type { IndexedReader } from "../pmem2/reader.ts";
 import {
   abandonPoolFile,
-  type Btt,
   createPoolFile,
   describe,
-  layOutBtt,
-  loadBtt,
   openPoolFile,
   type PoolFile,
   type PoolTestHooks,
 } from "./open.ts";
+import { type Btt, layOutBtt, loadBtt } from "./btt.ts";
+import { leavePool, poolReady } from "./join.ts";
+import { alone, arenaOf, readBlock, readManyInto } from "./reads.ts";
+import { sleepMs } from "./shared.ts";
 import {
   type PoolAccess,
-  ReadFuture,
   WriteGroupFuture,
   WriteScheduler,
 } from "./async_io.ts";
+import { ReadFuture, ReadScheduler } from "./async_read.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import { wait, waitAll } from "../future/executor.ts";
 import { FutureRegistry } from "../future/registry.ts";
-import type { Vdm } from "../mover/vdm.ts";
+import {
+  type BlockPoolCreateOptions,
+  type BlockPoolOpenOptions,
+  type BlockWrite,
+  checkProgress,
+  lastOfEach,
+  type ProgressOptions,
+} from "./options.ts";
 
 const EROFS = 30;
 const EBUSY = 16;
 
-/** Options of {@linkcode BlockPool.create}. */
-export interface BlockPoolCreateOptions {
-  /**
-   * Bytes per block, 1 to 2^32-1 (libpmemblk's `bsize`). Blocks take
-   * `roundup(max(blockSize, 512), 256)` bytes on the media.
-   */
-  blockSize: number;
-  /**
-   * Size of the new file; it must not exist yet. At least 16 785 408
-   * (16 MiB + 8 KiB). With 0, an existing file is used at its current
-   * size; its first 4 KiB must be zero.
-   * @default 0
-   */
-  poolSize?: number;
-  /** Permission bits of the new file. @default 0o644 */
-  mode?: number;
-  /**
-   * The data mover that copies block data for `writeAsync`, `writeMany`
-   * and `readAsync`. The pool does not close it. @default a shared CpuMover
-   */
-  mover?: Vdm;
-}
+/** How long a synchronous write waits for a lane held by other openers. */
+const LANE_WAIT_MS = 30_000;
 
-/** Options of {@linkcode BlockPool.open}. */
-export interface BlockPoolOpenOptions {
-  /**
-   * The block size the caller expects; opening fails when the pool's
-   * differs. 0 or absent accepts the pool's.
-   * @default 0
-   */
-  blockSize?: number;
-  /** See {@linkcode BlockPoolCreateOptions.mover}. */
-  mover?: Vdm;
-  /**
-   * Open without writing the file: the pool is mapped privately, so what
-   * recovery would finish is done in memory only (`check().repaired`
-   * lists it), and every update throws a `PmemError` of code -30
-   * (EROFS). For inspecting a pool. @default false
-   */
-  readOnly?: boolean;
-}
-
-export type { PoolTestHooks };
+export type {
+  BlockPoolCreateOptions,
+  BlockPoolOpenOptions,
+  BlockWrite,
+  PoolTestHooks,
+  ProgressOptions,
+};
 
 let createWith: (
   path: string,
@@ -117,34 +87,6 @@ export function openPoolWith(
   return openWith(path, options, hooks);
 }
 
-/** Options of the pool's long reads ({@linkcode BlockPool.check}, {@linkcode BlockPool.info}). */
-export interface ProgressOptions {
-  /** Called now and then with the blocks done of the total. */
-  onProgress?: (done: number, total: number) => void;
-}
-
-function checkProgress(
-  options: ProgressOptions,
-  op: string,
-): ((done: number, total: number) => void) | undefined {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(`Cannot ${op}: options must be an object`);
-  }
-  const f = options.onProgress;
-  if (f !== undefined && typeof f !== "function") {
-    throw new TypeError(`Cannot ${op}: onProgress must be a function`);
-  }
-  return f;
-}
-
-/** One block of {@linkcode BlockPool.writeMany}. */
-export interface BlockWrite {
-  /** The block. */
-  lba: number;
-  /** Exactly `blockSize` bytes. */
-  data: Uint8Array;
-}
-
 /** Blocks committed together at most by one group of `writeMany`. */
 const GROUP_SIZE = 64;
 
@@ -165,11 +107,22 @@ const GROUP_SIZE = 64;
  *   (libpmemblk would treat the pool as empty), and a pool with both
  *   copies corrupt, or with a non-empty map but no info block, refuses
  *   to open instead of being laid out again;
- * - all 256 lanes of an arena are used, taken from a stack of idle lanes.
+ * - all 256 lanes of an arena are used, taken oldest first from a ring of
+ *   idle lanes;
+ * - `readMany` reads many blocks in one call, and asynchronous reads and
+ *   writes polled together are copied and committed together.
  *
- * The pool file is locked while open (`flock`, as libpmemblk does): a
- * second open, in this process or another, libpmemblk included, fails
- * with a `PmemError` of code -11 (EAGAIN).
+ * Like libpmemblk's handle, a pool serves several threads: each Worker of
+ * a process opens the file itself (`BlockPool.open(path)`; a Worker cannot
+ * be handed a pool) and gets a `BlockPool` over the same pool, whose
+ * coordination state (lanes, free blocks, read tracking, per-block commit
+ * order) lives in memory shared by the process's openers; several opens
+ * in one isolate share it the same way. The file is locked while any
+ * opener in the process has it open (`flock`, as libpmemblk does): an open
+ * in another process, libpmemblk included, fails with a `PmemError` of
+ * code -11 (EAGAIN), and so does any open in this process while a
+ * read-only open holds it. A Worker must close its pools before it is
+ * terminated.
  *
  * @example Usage
  * ```ts
@@ -196,9 +149,16 @@ export class BlockPool implements Disposable {
   #readOnly: string | null;
   #places: ArenaPlace[] = [];
   #arenas: Arena[] = [];
+  /**
+   * The native reader of the pool's arena when it has exactly one (the
+   * read fast path's).
+   */
+  #only: IndexedReader | undefined;
   #repaired: string[] = [];
   #inflight = new FutureRegistry();
   #access: PoolAccess;
+  /** The shared control words (openers of the pool in this process). */
+  #control: Int32Array;
 
   private constructor(file: PoolFile, btt: Btt) {
     this.#file = file;
@@ -206,17 +166,19 @@ export class BlockPool implements Disposable {
     this.#media = file.media;
     this.#blockSize = file.blockSize;
     this.#readOnly = file.readOnly;
+    this.#control = file.join.shared.control;
     this.#adopt(btt);
     this.#access = {
       map: file.map,
       writes: new WriteScheduler(this.#media),
+      reads: new ReadScheduler(this.#media, file.blockSize),
       blockSize: file.blockSize,
       live: (op) => void this.#live(op),
       forUpdate: (lba, op) => this.#forUpdate(lba, op),
       track: (future) => this.#inflight.add(future),
       settled: (slot) => this.#inflight.remove(slot),
       forRead: (lba) => {
-        if (this.#arenas.length === 0) return null;
+        if (this.#arenas.length === 0 && !this.#adoptShared()) return null;
         const arena = this.#arenaOf(lba);
         return { arena, pre: lba - arena.firstLba };
       },
@@ -253,7 +215,9 @@ export class BlockPool implements Disposable {
   ): BlockPool {
     const file = createPoolFile(path, options, hooks);
     try {
-      return new BlockPool(file, layOutBtt(file));
+      const pool = new BlockPool(file, layOutBtt(file));
+      poolReady(file.join);
+      return pool;
     } catch (e) {
       abandonPoolFile(file);
       throw e;
@@ -263,6 +227,24 @@ export class BlockPool implements Disposable {
   /**
    * Open a pool file (like `pmemblk_open`): validate its headers and BTT,
    * and finish any write that a crash interrupted after its commit point.
+   * When the pool is open in this process already (another Worker, or
+   * this isolate), join it instead: the first opener did the recovery.
+   *
+   * @example Workers of one process
+   * ```ts ignore
+   * import { BlockPool } from "@asyncpmem/asyncpmem/blk";
+   *
+   * // main.ts: create the pool, then let Workers write to it
+   * using pool = BlockPool.create("/dev/shm/shared.pmemblk", {
+   *   blockSize: 4096,
+   *   poolSize: 64 << 20,
+   * });
+   * new Worker(new URL("./writer.ts", import.meta.url), { type: "module" });
+   *
+   * // writer.ts: the Worker opens the same pool by its path
+   * using mine = BlockPool.open("/dev/shm/shared.pmemblk");
+   * mine.write(1, new Uint8Array(4096).fill(1));
+   * ```
    *
    * @param path the pool file
    * @param options the expected block size
@@ -270,8 +252,9 @@ export class BlockPool implements Disposable {
    * @throws {TypeError} when an argument has the wrong type
    * @throws {RangeError} when `blockSize` is out of range
    * @throws {PmemError} code -2 (ENOENT) when the file is missing; -11
-   *   (EAGAIN) when the pool is open already; -22 (EINVAL) when the block
-   *   size differs or the pool is corrupt (the message says what is wrong)
+   *   (EAGAIN) when the pool is open in another process (or read-only in
+   *   this one); -22 (EINVAL) when the block size differs or the pool is
+   *   corrupt (the message says what is wrong)
    */
   static open(path: string, options: BlockPoolOpenOptions = {}): BlockPool {
     return BlockPool.#open(path, options, {});
@@ -284,7 +267,9 @@ export class BlockPool implements Disposable {
   ): BlockPool {
     const file = openPoolFile(path, options, hooks);
     try {
-      return new BlockPool(file, loadBtt(file));
+      const pool = new BlockPool(file, loadBtt(file));
+      poolReady(file.join);
+      return pool;
     } catch (e) {
       abandonPoolFile(file);
       throw e;
@@ -295,13 +280,40 @@ export class BlockPool implements Disposable {
   #adopt(btt: Btt): void {
     this.#places = btt.places;
     this.#arenas = btt.arenas;
+    this.#only = btt.arenas.length === 1
+      ? this.#media.indexed(btt.arenas[0].readDesc, this.#control)
+      : undefined;
     this.#blockCount = btt.blockCount;
     for (const line of btt.repaired) this.#repaired.push(line);
   }
 
-  /** Lay out the BTT of a pool that has none (libpmemblk's first write). */
+  /**
+   * Lay out the BTT of a pool that has none (libpmemblk's first write),
+   * under the share's layout lock: another opener may have laid it out
+   * meanwhile, and then its arenas are taken instead.
+   */
   #layOut(): void {
-    this.#adopt(layOutBtt(this.#file));
+    const shared = this.#file.join.shared;
+    shared.lockLayout();
+    try {
+      if (this.#arenas.length !== 0) return;
+      this.#adopt(
+        shared.laidOut ? loadBtt(this.#file, true) : layOutBtt(this.#file),
+      );
+    } finally {
+      shared.unlockLayout();
+    }
+  }
+
+  /**
+   * Take the arenas another opener laid out since this one opened with
+   * none; returns whether the pool has a layout now.
+   */
+  #adoptShared(): boolean {
+    if (this.#arenas.length !== 0) return true;
+    if (!this.#file.join.shared.laidOut) return false;
+    this.#layOut();
+    return true;
   }
 
   #live(op: string): Media {
@@ -353,10 +365,7 @@ export class BlockPool implements Disposable {
 
   /** The arena of a pool-wide LBA (the BTT must be laid out). */
   #arenaOf(lba: number): Arena {
-    const arenas = this.#arenas;
-    let k = 0;
-    while (k + 1 < arenas.length && lba >= arenas[k + 1].firstLba) k++;
-    return arenas[k];
+    return arenaOf(this.#arenas, lba);
   }
 
   /**
@@ -419,16 +428,26 @@ export class BlockPool implements Disposable {
 
   /**
    * Take an idle lane whose free block no read in flight is copying,
-   * waiting for asynchronous operations while none is.
+   * waiting for this pool's asynchronous operations while none is, and
+   * then, while other openers of the pool hold the lanes, for them.
    */
   #takeFreeBlock(arena: Arena): number {
     let lane = arena.takeLane();
     while (lane < 0 && this.#waitForOne()) lane = arena.takeLane();
+    if (lane < 0 && !alone(this.#control)) {
+      const deadline = performance.now() + LANE_WAIT_MS;
+      let ms = 0.005;
+      while (lane < 0 && performance.now() < deadline) {
+        sleepMs(ms);
+        ms = Math.min(ms * 2, 1);
+        lane = arena.takeLane();
+      }
+    }
     if (lane < 0) {
       throw new PmemError(
         "write",
         -EBUSY,
-        `arena ${arena.index} has no idle lane (${arena.nfree} updates in flight)`,
+        `arena ${arena.index} has no idle lane (${arena.lanes} updates in flight)`,
         { errno: EBUSY },
       );
     }
@@ -454,32 +473,101 @@ export class BlockPool implements Disposable {
   read(lba: number, into?: Uint8Array): Uint8Array {
     const media = this.#live("read");
     const size = this.#blockSize;
-    const arenas = this.#arenas;
-    // The common case (valid arguments, one arena) is one test and then
-    // #readFrom written out for arena 0. A loop of reads from random
-    // blocks runs at the speed of memory only while the CPU can overlap
-    // one read's cache misses with the next, which a call through
-    // #readFrom or the general arena lookup made too long to do.
+    const only = this.#only;
+    // The common case (valid arguments, one arena, a block in the normal
+    // state, no other opener) is one test here and one native call: a
+    // loop of reads from random blocks runs at the speed of memory only
+    // while the CPU can overlap one read's cache misses with the next,
+    // which takes few instructions per read (see `ap_read_indexed`). Alone
+    // in the process, nothing can take the block during the synchronous
+    // copy; the native side reads the opener count before the lookup and
+    // after the copy, and when another opener came, the general path
+    // reads again, publishing the block.
     if (
-      Number.isInteger(lba) && lba >= 0 && lba < this.#blockCount &&
-      arenas.length === 1 &&
+      only !== undefined && Number.isInteger(lba) && lba >= 0 &&
+      lba < this.#blockCount &&
       (into === undefined ||
         (into instanceof Uint8Array && into.byteLength >= size))
     ) {
       const out = into ?? new Uint8Array(size);
-      const arena = arenas[0];
-      const entry = arena.mapEntry(lba);
-      if ((entry & MAP_FLAGS) >>> 0 !== MAP_NORMAL) {
-        return this.#readFlagged(lba, entry, out, into);
-      }
-      const block = entry & MAP_LBA_MASK;
-      if (block >= arena.internalNlba) {
-        throw arena.corruptEntry("read", lba, block);
-      }
-      media.read(arena.blockOffset(block), out, size);
-      return out;
+      if (only.read(lba, out, size)) return out;
     }
     return this.#readChecked(media, lba, into);
+  }
+
+  /**
+   * Read many blocks into one array, block i at `i × blockSize`: every
+   * block is looked up first, then all are copied in one native call, so
+   * their cache misses overlap (much faster than a loop of
+   * {@linkcode BlockPool.read} from random places). A block listed twice
+   * is copied twice.
+   *
+   * @example Usage
+   * ```ts
+   * import { BlockPool } from "@asyncpmem/asyncpmem/blk";
+   * import assert from "node:assert/strict";
+   *
+   * const path = await Deno.makeTempFile();
+   * await Deno.remove(path);
+   * using pool = BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 });
+   * pool.write(5, new Uint8Array(512).fill(5));
+   * pool.write(9, new Uint8Array(512).fill(9));
+   * const blocks = pool.readMany([9, 5, 100]);
+   * assert.equal(blocks.length, 3 * 512);
+   * assert.deepEqual([blocks[0], blocks[512], blocks[1024]], [9, 5, 0]);
+   * ```
+   *
+   * @param lbas the blocks, each `0 .. blockCount - 1` (an array or a
+   *   typed array of integers)
+   * @param into where to copy them (at least `lbas.length × blockSize`
+   *   bytes) @default a new Uint8Array
+   * @returns `into`, or the new array
+   * @throws {TypeError} when `lbas` is not an array of integers or `into`
+   *   not a Uint8Array
+   * @throws {RangeError} when an LBA is out of range or `into` too short
+   *   (a detached array has 0 bytes); nothing is read then
+   * @throws {BadBlockError} when a block is in the error state; nothing is
+   *   copied then
+   * @throws {PmemError} code -22 when a block's map entry is corrupt
+   * @throws {ClosedError} after {@linkcode BlockPool.close}
+   */
+  readMany(lbas: ArrayLike<number>, into?: Uint8Array): Uint8Array {
+    const media = this.#live("readMany");
+    if (
+      !Array.isArray(lbas) &&
+      !(ArrayBuffer.isView(lbas) && !(lbas instanceof DataView) &&
+        !(lbas instanceof BigInt64Array) && !(lbas instanceof BigUint64Array))
+    ) {
+      throw new TypeError(
+        "Cannot readMany: lbas must be an array or a typed array of integers",
+      );
+    }
+    const n = lbas.length;
+    for (let i = 0; i < n; i++) this.#checkLba(lbas[i], "readMany");
+    const bytes = n * this.#blockSize;
+    if (into !== undefined && !(into instanceof Uint8Array)) {
+      throw new TypeError("Cannot readMany: into must be a Uint8Array");
+    }
+    if (into !== undefined && into.byteLength < bytes) {
+      throw new RangeError(
+        `Cannot readMany: into has ${into.byteLength} bytes, ${n} blocks need ${bytes}`,
+      );
+    }
+    const out = into ?? new Uint8Array(bytes);
+    if (n === 0) return out;
+    this.#adoptShared();
+    readManyInto(
+      {
+        media,
+        arenas: this.#arenas,
+        control: this.#control,
+        blockSize: this.#blockSize,
+      },
+      lbas,
+      out,
+      into !== undefined,
+    );
+    return out;
   }
 
   /** `read` for any arguments and pool: checks, then the arena's read. */
@@ -495,52 +583,18 @@ export class BlockPool implements Disposable {
       );
     }
     const out = into ?? new Uint8Array(size);
-    if (this.#arenas.length === 0) {
+    if (this.#arenas.length === 0 && !this.#adoptShared()) {
       if (into !== undefined) out.fill(0, 0, size);
       return out;
     }
-    const arena = this.#arenaOf(lba);
-    return this.#readFrom(media, arena, lba, lba - arena.firstLba, out, into);
-  }
-
-  /**
-   * Copy block `pre` of `arena` (the pool's `lba`) into `out`; `into` is
-   * what the caller gave (a new array needs no zero-fill).
-   */
-  #readFrom(
-    media: Media,
-    arena: Arena,
-    lba: number,
-    pre: number,
-    out: Uint8Array,
-    into: Uint8Array | undefined,
-  ): Uint8Array {
-    const entry = arena.mapEntry(pre);
-    if ((entry & MAP_FLAGS) >>> 0 !== MAP_NORMAL) {
-      return this.#readFlagged(lba, entry, out, into);
-    }
-    const block = entry & MAP_LBA_MASK;
-    if (block >= arena.internalNlba) {
-      throw arena.corruptEntry("read", pre, block);
-    }
-    // A synchronous copy ends before any other code runs, so no write can
-    // take this block meanwhile; asynchronous reads use trackRead().
-    media.read(arena.blockOffset(block), out, this.#blockSize);
-    return out;
-  }
-
-  /** `read` of a block in the zero or error state (or never written). */
-  #readFlagged(
-    lba: number,
-    entry: number,
-    out: Uint8Array,
-    into: Uint8Array | undefined,
-  ): Uint8Array {
-    if (((entry & MAP_FLAGS) >>> 0) === MAP_ERROR) {
-      throw new BadBlockError("read", lba);
-    }
-    if (into !== undefined) out.fill(0, 0, this.#blockSize);
-    return out;
+    return readBlock(
+      media,
+      this.#arenas,
+      this.#control,
+      lba,
+      out,
+      into !== undefined,
+    );
   }
 
   /**
@@ -732,17 +786,21 @@ export class BlockPool implements Disposable {
     this.#live(op);
     this.#checkLba(lba, op);
     this.#checkWritable(op);
-    if (this.#arenas.length === 0) {
+    if (this.#arenas.length === 0 && !this.#adoptShared()) {
       if (flag === MAP_ZERO) return; // everything reads as zeros already
       this.#layOut();
     }
     const arena = this.#arenaOf(lba);
     arena.checkWritable(op);
-    this.#settleBlock(arena, lba - arena.firstLba);
-    const ticket = arena.enterNow(lba - arena.firstLba, op);
+    const pre = lba - arena.firstLba;
+    this.#settleBlock(arena, pre);
+    const ticket = arena.enterNow(pre, op);
+    // the stripe orders it with commits of the block by other openers
+    arena.table.lockStripe(pre);
     try {
-      arena.setFlag(lba - arena.firstLba, flag);
+      arena.setFlag(pre, flag);
     } finally {
+      arena.table.unlockStripe(pre);
       arena.leave(ticket);
     }
   }
@@ -775,6 +833,7 @@ export class BlockPool implements Disposable {
   check(options: ProgressOptions = {}): CheckReport {
     const media = this.#live("check");
     const onProgress = checkProgress(options, "check");
+    this.#adoptShared();
     const problems = checkPool({
       media,
       blockSize: this.#blockSize,
@@ -821,6 +880,7 @@ export class BlockPool implements Disposable {
   info(options: ProgressOptions = {}): BlockPoolInfo {
     const media = this.#live("info");
     const onProgress = checkProgress(options, "info");
+    this.#adoptShared();
     return {
       path: this.#file.path,
       poolSize: media.size,
@@ -858,11 +918,12 @@ export class BlockPool implements Disposable {
     this.#map = null;
     this.#media.close();
     this.#arenas = [];
+    this.#only = undefined;
     this.#places = [];
     try {
       map.close();
     } finally {
-      this.#file.lock.release();
+      leavePool(this.#file.join, false);
     }
     if (failure !== undefined) throw failure;
   }
@@ -871,18 +932,4 @@ export class BlockPool implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
-}
-
-/**
- * Keep the last update of each LBA, in the order of those last updates
- * (a block listed twice gets its last entry).
- */
-function lastOfEach(
-  lbas: number[],
-  data: Uint8Array[],
-): [number[], Uint8Array[]] {
-  const last = new Map<number, number>();
-  lbas.forEach((lba, i) => last.set(lba, i));
-  const keep = lbas.flatMap((lba, i) => last.get(lba) === i ? [i] : []);
-  return [keep.map((i) => lbas[i]), keep.map((i) => data[i])];
 }

@@ -31,7 +31,7 @@
 
 #define AP_API __attribute__((visibility("default")))
 
-#define AP_ABI_VERSION 5
+#define AP_ABI_VERSION 6
 
 /* shim error codes (disjoint from -errno and PMEM2_E_*); errors/mod.ts
  * ShimCode mirrors them and a test checks the two agree */
@@ -168,6 +168,42 @@ AP_API int ap_map_memset(struct ap_map *map, double dst_off, uint32_t c,
  */
 AP_API int ap_read_range(const char *base, double size, double offset,
 	void *buf, double buf_len, double len);
+
+/*
+ * ap_read_blocks -- copy count blocks of len bytes each from [base, base +
+ * size) into buf (buf_len bytes): block i from byte offset offsets[i] to
+ * buf + i * len, or zeros where offsets[i] is negative. offsets is an
+ * array of doubles, offsets_len bytes long. Every offset is checked before
+ * anything is copied; returns 0, or AP_E_RANGE / AP_E_INVALID_ARG.
+ */
+AP_API int ap_read_blocks(const char *base, double size,
+	const double *offsets, double offsets_len, double count, double len,
+	void *buf, double buf_len);
+
+/*
+ * ap_prefetch_blocks -- start bringing count blocks of len bytes of [base,
+ * base + size) (offsets as ap_read_blocks') into the CPU's caches and
+ * return, for copies of them that follow: the first line of each and the
+ * whole of the first two. Returns 0, or AP_E_RANGE / AP_E_INVALID_ARG for
+ * a bad offset.
+ */
+AP_API int ap_prefetch_blocks(const char *base, double size,
+	const double *offsets, double offsets_len, double count, double len);
+
+/*
+ * ap_read_indexed -- copy len bytes of the record that entry `index` of a
+ * u32 table in [base, base + size) names, if the entry marks it present
+ * and the int32 guard word (of guard, guard_len bytes) holds its expected
+ * value before the lookup and after the copy. desc (desc_len bytes) holds
+ * 9 doubles: the table's offset and entries, the mask of an entry's record
+ * bits and the other bits of a present entry, the records' offset, count
+ * and stride, the guard word's index and expected value. Returns 0 when
+ * copied with the guard unchanged, 1 when the caller must take its general
+ * path, AP_E_RANGE / AP_E_INVALID_ARG for bad arguments.
+ */
+AP_API int ap_read_indexed(const char *base, double size,
+	const double *desc, double desc_len, double index, void *buf,
+	double buf_len, double len, const int32_t *guard, double guard_len);
 
 /*
  * ap_cpu_flush -- make [buf+off, buf+off+len) of a buf_len-byte buffer

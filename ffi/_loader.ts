@@ -28,6 +28,7 @@ export const LIBRARY_ENV = "ASYNCPMEM_LIB";
 export const REMOTE_SOURCES: readonly string[] = [
   "accfg.h",
   "asyncpmem.h",
+  "blk_read.c",
   "checksum.c",
   "cpu.c",
   "dev_exec.c",

@@ -309,6 +309,70 @@ export const SYMBOLS = {
     parameters: ["pointer", "buffer", "u32"],
     result: "i32",
   },
+
+  // ABI 6: block store reads
+
+  // int ap_read_blocks(const char *base, double size, const double *offsets,
+  //                    double offsets_len, double count, double len,
+  //                    void *buf, double buf_len)
+  ap_read_blocks: {
+    parameters: [
+      "pointer",
+      "f64",
+      "buffer",
+      "f64",
+      "f64",
+      "f64",
+      "buffer",
+      "f64",
+    ],
+    result: "i32",
+  },
+  // int ap_prefetch_blocks(const char *base, double size,
+  //                        const double *offsets, double offsets_len,
+  //                        double count, double len)
+  ap_prefetch_blocks: {
+    parameters: ["pointer", "f64", "buffer", "f64", "f64", "f64"],
+    result: "i32",
+  },
+  // int ap_read_indexed(const char *base, double size, const double *desc,
+  //                     double desc_len, double index, void *buf,
+  //                     double buf_len, double len, const int32_t *guard,
+  //                     double guard_len)
+  // (desc and guard are passed as pointers: each buffer argument costs a
+  // Deno fast call about 15 ns)
+  ap_read_indexed: {
+    parameters: [
+      "pointer",
+      "f64",
+      "pointer",
+      "f64",
+      "f64",
+      "buffer",
+      "f64",
+      "f64",
+      "pointer",
+      "f64",
+    ],
+    result: "i32",
+  },
+  // the same, with buf as a pointer (see Backend.pointerTo)
+  ap_read_indexed_to: {
+    name: "ap_read_indexed",
+    parameters: [
+      "pointer",
+      "f64",
+      "pointer",
+      "f64",
+      "f64",
+      "pointer",
+      "f64",
+      "f64",
+      "pointer",
+      "f64",
+    ],
+    result: "i32",
+  },
 } as const satisfies Record<string, SymbolDefinition>;
 
 /**

@@ -56,6 +56,8 @@ class SweepContext implements PollContext {
   blind = false;
   registered = false;
   soon = false;
+  /** Futures driven in this sweep (see `PollContext.pending`). */
+  pending = 0;
 
   /** The sources registered since the last reset. */
   get sources(): ReadonlyMap<WakeSource, Registration> {
@@ -115,6 +117,7 @@ function delay(ms: number): Promise<void> {
 function sweep(ctx: SweepContext): boolean {
   let progress = false;
   let kept = 0;
+  ctx.pending = entries.length;
   // entries added while sweeping (at the end) are polled in this sweep too
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i];
@@ -274,6 +277,8 @@ export function waitAll<T>(futures: readonly Future<T>[]): T[] {
     ctx.reset();
     let pending = 0;
     let progress = false;
+    ctx.pending = 0;
+    for (const f of futures) if (!f.done) ctx.pending++;
     for (const f of futures) {
       if (f.done) continue;
       ctx.registered = false;

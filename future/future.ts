@@ -69,6 +69,13 @@ export interface PollContext {
    * sweep (by hand) must start their work themselves.
    */
   readonly sweeping?: boolean;
+  /**
+   * How many futures the poller drives in this sweep, this one included
+   * (absent: unknown). A leaf that can do its work on the polling thread
+   * or hand it to others may choose by it: with nothing else waiting, the
+   * poller would only idle until the work is done.
+   */
+  readonly pending?: number;
 }
 
 /** A context that records nothing (for hand polling). */

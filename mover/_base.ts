@@ -94,6 +94,15 @@ export abstract class BaseMover implements Vdm {
     return false;
   }
 
+  /**
+   * Whether `run` and `runBatch` honour {@linkcode CheckedOp.srcOffset}
+   * (and a copy's `length` short of its source's end). When not (the
+   * default), the base hands them a view of each source range instead.
+   */
+  protected get takesSrcOffset(): boolean {
+    return false;
+  }
+
   /** Whether {@linkcode BaseMover.close} has run. */
   abstract get closed(): boolean;
 
@@ -176,6 +185,15 @@ export abstract class BaseMover implements Vdm {
         if (op.dstOffset === 0) continue;
         op.dst = op.dst.subarray(op.dstOffset, op.dstOffset + op.length);
         op.dstOffset = 0;
+      }
+    }
+    if (!this.takesSrcOffset) {
+      for (const op of ops) {
+        const src = op.src;
+        if (src === undefined) continue;
+        if (op.srcOffset === 0 && op.length === src.byteLength) continue;
+        op.src = src.subarray(op.srcOffset, op.srcOffset + op.length);
+        op.srcOffset = 0;
       }
     }
     return this.runBatch(ops, options);

@@ -175,7 +175,7 @@ export class DeviceOp extends Future<void> {
           op.dstOffset,
           op.src!,
           op.src!.byteLength,
-          0,
+          op.srcOffset,
           op.length,
         ) !== 0;
   }
@@ -197,7 +197,7 @@ export class DeviceOp extends Future<void> {
           op.dstOffset,
           op.src!,
           op.src!.byteLength,
-          0,
+          op.srcOffset,
           op.length,
         );
         this.#descending = dir === 1;

@@ -168,7 +168,7 @@ export function submit(
     op.dstOffset + start,
     src,
     src.byteLength,
-    op.src === undefined ? op.dstOffset + start : start,
+    op.src === undefined ? op.dstOffset + start : op.srcOffset + start,
     len,
     op.value,
   );
@@ -199,7 +199,7 @@ export function setMember(
     op.dstOffset,
     src,
     src.byteLength,
-    op.src === undefined ? op.dstOffset : 0,
+    op.src === undefined ? op.dstOffset : op.srcOffset,
     op.length,
     op.value,
   );

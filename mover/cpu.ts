@@ -19,7 +19,7 @@ import { type CheckedOp, VdmFlags } from "./vdm.ts";
 export function assertAttached(op: CheckedOp, to: number): void {
   if (
     op.dst.byteLength - op.dstOffset < to ||
-    (op.src !== undefined && op.src.byteLength < to)
+    (op.src !== undefined && op.src.byteLength - op.srcOffset < to)
   ) {
     throw new PmemError(
       op.op,
@@ -36,10 +36,11 @@ export function assertAttached(op: CheckedOp, to: number): void {
  * @throws {PmemError} when a buffer was detached (its mapping closed)
  */
 export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
-  const { dst, src, flags, dstOffset } = op;
+  const { dst, src, flags, dstOffset, srcOffset } = op;
   if (
     flags === 0 && from === 0 && op.op === "memcpy" && src !== undefined &&
-    to === src.byteLength && to <= dst.byteLength - dstOffset
+    srcOffset === 0 && to === src.byteLength &&
+    to <= dst.byteLength - dstOffset
   ) {
     // the common case, both buffers attached: one check each
     dst.set(src, dstOffset);
@@ -52,7 +53,9 @@ export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
   const nt = (flags & VdmFlags.NO_CACHE_HINT) !== 0 ? 1 : 0;
   switch (op.op) {
     case "memcpy":
-      if (nt) {
+      if (nt || srcOffset !== 0) {
+        // natively: no view of the source range to build (dear on Bun
+        // over a mapping's large buffer)
         check(
           native.ap_cpu_copy(
             dst,
@@ -60,9 +63,9 @@ export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
             at,
             src!,
             src!.byteLength,
-            from,
+            srcOffset + from,
             n,
-            1,
+            nt,
           ),
           "memcpy",
         );
@@ -78,7 +81,7 @@ export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
           at,
           src!,
           src!.byteLength,
-          from,
+          srcOffset + from,
           n,
           nt,
         ),
@@ -167,6 +170,11 @@ export class CpuMover extends BaseMover {
 
   /** Its operations address `dst` by `dstOffset` themselves. */
   protected override get takesDstOffset(): boolean {
+    return true;
+  }
+
+  /** And `src` by `srcOffset`. */
+  protected override get takesSrcOffset(): boolean {
     return true;
   }
 

@@ -175,4 +175,9 @@ export class ThreadMover extends DeviceMover {
       inlineThreshold,
     );
   }
+
+  /** Its engines share the CPUs with the poller. */
+  protected override get sharesWithPoller(): boolean {
+    return true;
+  }
 }

@@ -42,6 +42,13 @@ export type BatchEntry =
      * large view (a mapping) without a view per block. @default 0
      */
     dstOffset?: number;
+    /**
+     * Where in `src` the copy starts: a batch can copy blocks out of one
+     * large view (a mapping) without a view per block. @default 0
+     */
+    srcOffset?: number;
+    /** Bytes to copy. @default `src.byteLength - srcOffset` */
+    length?: number;
     flags?: number;
   }
   | { op: "memset"; dst: Uint8Array; value: number; flags?: number }
@@ -108,6 +115,8 @@ export interface CheckedOp {
   dstOffset: number;
   /** The source of a copy. */
   src: Uint8Array | undefined;
+  /** Where in `src` a copy starts (else 0). */
+  srcOffset: number;
   /** The fill byte of a memset. */
   value: number;
   /** Bytes to move, fill or flush. */
@@ -132,6 +141,8 @@ export function checkOp(
   value: unknown,
   flags: unknown,
   dstOffset: unknown = 0,
+  srcOffset: unknown = 0,
+  length?: unknown,
 ): CheckedOp {
   const d = checkBytes(dst, "dst", op);
   const f = flags ?? 0;
@@ -151,23 +162,47 @@ export function checkOp(
     );
   }
   let s: Uint8Array | undefined;
-  let length = d.byteLength;
+  let n = d.byteLength;
   let v = 0;
   let at = 0;
+  let from = 0;
   if (op === "memcpy" || op === "memmove") {
     s = checkBytes(src, "src", op);
     at = checkSize(dstOffset, "dstOffset", op);
-    if (s.byteLength > d.byteLength - at) {
+    from = checkSize(srcOffset, "srcOffset", op);
+    if (from > s.byteLength) {
       throw new RangeError(
-        `Cannot ${op}: source (${s.byteLength} bytes) is longer than the ` +
+        `Cannot ${op}: srcOffset ${from} is beyond the source (${s.byteLength} bytes)`,
+      );
+    }
+    n = length === undefined
+      ? s.byteLength - from
+      : checkSize(length, "length", op);
+    if (n > s.byteLength - from) {
+      throw new RangeError(
+        `Cannot ${op}: ${n} bytes from ${from} do not fit the source ` +
+          `(${s.byteLength} bytes)`,
+      );
+    }
+    if (n > d.byteLength - at) {
+      throw new RangeError(
+        `Cannot ${op}: source (${n} bytes) is longer than the ` +
           `destination (${d.byteLength} bytes${at ? ` from ${at}` : ""})`,
       );
     }
-    length = s.byteLength;
   } else if (op === "memset") {
     v = checkByte(value, "value", op);
   }
-  return { op, dst: d, dstOffset: at, src: s, value: v, length, flags: f };
+  return {
+    op,
+    dst: d,
+    dstOffset: at,
+    src: s,
+    srcOffset: from,
+    value: v,
+    length: n,
+    flags: f,
+  };
 }
 
 /** The operations a batch entry may name. */
@@ -207,6 +242,8 @@ export function checkBatch(
       "value" in e ? e.value : undefined,
       e.flags,
       "dstOffset" in e ? e.dstOffset : 0,
+      "srcOffset" in e ? e.srcOffset : 0,
+      "length" in e ? e.length : undefined,
     );
   }
   return ops;

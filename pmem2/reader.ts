@@ -6,10 +6,20 @@
  * @module
  */
 import { ClosedError } from "../errors/mod.ts";
-import type { Ptr } from "../ffi/lib.ts";
+import { backend, native, nativeError, type Ptr } from "../ffi/lib.ts";
 import { PointerCache } from "../ffi/pointer_cache.ts";
 import { type Mapping, registerReader } from "./mapping.ts";
 import { copyOut } from "./read.ts";
+
+/** The native gather and prefetch, in constants (see `read.ts`). */
+const readBlocks = native.ap_read_blocks;
+const prefetchBlocks = native.ap_prefetch_blocks;
+const readIndexed = native.ap_read_indexed;
+const readIndexedTo = native.ap_read_indexed_to;
+
+let baseOf: (reader: MappingReader) => Ptr | null;
+let sizeOf: (reader: MappingReader) => number;
+let intoOf: (reader: MappingReader) => PointerCache;
 
 /**
  * A reader of one mapping for a caller that checks its own arguments: the
@@ -66,9 +76,163 @@ export class MappingReader {
     copyOut(base, this.#size, this.#into, offset, into, length);
   }
 
+  /**
+   * Copy `count` blocks of `length` bytes into `into`, block i from
+   * `offsets[i]` (zeros where it is negative) to `i * length`, in one
+   * native call that overlaps the blocks' cache misses. The caller has
+   * checked the offsets and that `into` holds `count * length` bytes; the
+   * native side checks them again before copying anything.
+   *
+   * @throws {ClosedError} after {@linkcode MappingReader.close} or the
+   *   mapping's close
+   * @throws {PmemError} when an offset leaves the mapping
+   */
+  readBlocks(
+    offsets: Float64Array,
+    count: number,
+    length: number,
+    into: Uint8Array,
+  ): void {
+    const base = this.#base;
+    if (base === null) throw new ClosedError("MappingReader", "read");
+    const rc = readBlocks(
+      base,
+      this.#size,
+      offsets,
+      offsets.byteLength,
+      count,
+      length,
+      into,
+      into.byteLength,
+    );
+    if (rc !== 0) throw nativeError(rc, "read");
+  }
+
+  /**
+   * Prefetch `count` blocks of `length` bytes (at `offsets[i]`; none where
+   * negative) into the CPU's caches and return: copies of them that follow
+   * read from the cache. The caller has checked the offsets.
+   *
+   * @throws {ClosedError} after {@linkcode MappingReader.close} or the
+   *   mapping's close
+   */
+  prefetchBlocks(offsets: Float64Array, count: number, length: number): void {
+    const base = this.#base;
+    if (base === null) throw new ClosedError("MappingReader", "read");
+    const rc = prefetchBlocks(
+      base,
+      this.#size,
+      offsets,
+      offsets.byteLength,
+      count,
+      length,
+    );
+    if (rc !== 0) throw nativeError(rc, "read");
+  }
+
+  /**
+   * A reader of the records that the entries of a table of u32 entries in
+   * the mapping name ({@linkcode IndexedReader}): `desc` describes the
+   * table and the records, `guard` holds the word that must keep its
+   * expected value. Both must stay alive and unmoved while it is used (a
+   * Float64Array over an ArrayBuffer of its own; native memory).
+   */
+  indexed(desc: Float64Array, guard: Int32Array): IndexedReader {
+    return new IndexedReader(this, desc, guard);
+  }
+
+  static {
+    baseOf = (reader) => reader.#base;
+    sizeOf = (reader) => reader.#size;
+    intoOf = (reader) => reader.#into;
+  }
+
   /** Stop reading; later reads throw. Idempotent. */
   close(): void {
     this.#base = null;
     this.#into.clear();
+  }
+}
+
+/**
+ * Reads of the record that an entry of a table of u32 entries names, in
+ * one native call each (`ap_read_indexed`): the block store's read of a
+ * block, looked up in its arena's map, while it is its pool's only opener
+ * (the guard word counts the openers). Made by
+ * {@linkcode MappingReader.indexed}; closed with its reader.
+ */
+export class IndexedReader {
+  #reader: MappingReader;
+  #desc: Ptr;
+  #descLength: number;
+  #guard: Ptr;
+  #guardLength: number;
+  /** Holds the arrays whose pointers it passes. */
+  #keep: [Float64Array, Int32Array];
+
+  /**
+   * @param reader the mapping's reader
+   * @param desc the table's offset and entries, the record-bits mask and
+   *   the other bits of a present entry, the records' offset, count and
+   *   stride, the guard word's index and expected value (9 doubles)
+   * @param guard the words holding the guard word
+   */
+  constructor(reader: MappingReader, desc: Float64Array, guard: Int32Array) {
+    this.#reader = reader;
+    this.#keep = [desc, guard];
+    this.#desc = backend.pointerOf(
+      new Uint8Array(desc.buffer, desc.byteOffset, desc.byteLength),
+    );
+    this.#descLength = desc.byteLength;
+    this.#guard = backend.pointerOf(
+      new Uint8Array(guard.buffer, guard.byteOffset, guard.byteLength),
+    );
+    this.#guardLength = guard.byteLength;
+  }
+
+  /**
+   * Copy `length` bytes of the record that entry `index` names into
+   * `into`, if the entry marks it present and the guard word holds its
+   * expected value before the lookup and after the copy. The caller has
+   * checked `index` and that `into` holds `length` bytes; the native side
+   * checks every range again.
+   *
+   * @returns whether the record was copied (else take the general path)
+   * @throws {ClosedError} after the reader's or the mapping's close
+   */
+  read(index: number, into: Uint8Array, length: number): boolean {
+    const reader = this.#reader;
+    const base = baseOf(reader);
+    if (base === null) throw new ClosedError("MappingReader", "read");
+    const at = intoOf(reader).of(into);
+    const rc = at === null
+      ? readIndexed(
+        base,
+        sizeOf(reader),
+        this.#desc,
+        this.#descLength,
+        index,
+        into,
+        into.byteLength,
+        length,
+        this.#guard,
+        this.#guardLength,
+      )
+      : readIndexedTo(
+        base,
+        sizeOf(reader),
+        this.#desc,
+        this.#descLength,
+        index,
+        at,
+        into.byteLength,
+        length,
+        this.#guard,
+        this.#guardLength,
+      );
+    if (rc === 0) return true;
+    if (rc === 1) return false;
+    void this.#keep;
+    throw nativeError(rc, "read");
   }
 }

@@ -322,10 +322,16 @@ export function createBlockPool(
   path: string,
   options: BlockPoolCreateOptions & BlockPoolTestOptions & {
     sparse?: boolean;
+    /**
+     * Lanes each arena uses, at most, in every opener while this one
+     * keeps the pool open: with few lanes a freed block is reused at
+     * once, which tests of read tracking need. @default 256
+     */
+    lanes?: number;
   },
 ): BlockPool {
-  const { tracer, sparse } = options ?? {};
-  return createPoolWith(path, options, { tracer, sparse });
+  const { tracer, sparse, lanes } = options ?? {};
+  return createPoolWith(path, options, { tracer, sparse, lanes });
 }
 
 /**

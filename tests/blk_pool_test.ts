@@ -285,17 +285,32 @@ test("`BlockPool.open()` names what is wrong with a file that is no pool", () =>
   BlockPool.open(path).close();
 });
 
-test("`BlockPool.open()` is exclusive: a second open throws EAGAIN", () => {
+test("`BlockPool.open()` joins an open pool in this process; another process gets EAGAIN", () => {
   const path = tempPath();
   const pool = BlockPool.create(path, { blockSize: 512, poolSize: 32 * MiB });
+  const second = BlockPool.open(path);
+  second.write(3, new Uint8Array(512).fill(3));
+  assert.equal(pool.read(3)[0], 3);
+  const other = runScript(`
+    import { BlockPool } from "@root/blk/mod.ts";
+    try { BlockPool.open(${JSON.stringify(path)}); console.log("opened"); }
+    catch (e) { console.log(e.code, e.message); }
+  `);
+  assert.match(other.stdout, /^-11 .*already open in another process/);
+  pool.close();
+  assert.equal(second.read(3)[0], 3);
+  // a read-only open is never shared
+  assert.throws(
+    () => BlockPool.open(path, { readOnly: true }),
+    pmemError(-11, "open", /already open in this process/),
+  );
+  second.close();
+  const ro = BlockPool.open(path, { readOnly: true });
   assert.throws(
     () => BlockPool.open(path),
-    pmemError(-11, "open", /already open/),
+    pmemError(-11, "open", /already open read-only/),
   );
-  pool.close();
-  const again = BlockPool.open(path);
-  assert.throws(() => BlockPool.open(path), pmemError(-11, "open"));
-  again.close();
+  ro.close();
   BlockPool.open(path).close();
 });
 

@@ -75,6 +75,7 @@ test("`checkTrace()` finds lost and torn blocks when the program's fences are hi
       ["sync", "cpu"],
       ["async", "cpu"],
       ["async", "threads"],
+      ["shared", "cpu"],
     ] as const
   ) {
     const w = workload(name);

@@ -12,7 +12,14 @@
  * sweep covers lost stores; this test covers real interleavings at any
  * instruction, async machinery included.
  *
- * The child side is `kill.ts --child POOL SEED FIRST_VERSION`.
+ * Every other round the writer is a process whose writing is done by two
+ * Workers, each with the pool open (one `BlockPool` each, sharing the
+ * pool's coordination state) and blocks of its own (the ledger needs each
+ * block's updates in issue order, which only one writer gives); their
+ * lines interleave on the process's output.
+ *
+ * The child side is `kill.ts --child POOL SEED FIRST_VERSION MOVER
+ * WORKERS`.
  *
  * @module
  */
@@ -31,8 +38,10 @@ import {
   crashMover,
   parseCrashMover,
 } from "./movers.ts";
-import { pick, xorshift } from "./random.ts";
+import { xorshift } from "./random.ts";
 import { Driver, type Recorder } from "./workload.ts";
+import { writeLoop } from "./kill_loop.ts";
+import type { KillWorkerJob } from "./kill_worker.ts";
 
 /** Block size of the kill test's pool. */
 const BLOCK_SIZE = 4096;
@@ -55,6 +64,8 @@ export interface KillReport {
   pmempoolRuns: number;
   /** Writers killed, by the data mover they wrote with. */
   movers: Record<string, number>;
+  /** Kills of a process whose writing was done by two Workers. */
+  workerRounds: number;
   /** What was wrong, per round. */
   problems: string[];
 }
@@ -70,7 +81,7 @@ export function formatKillReport(r: KillReport): string {
   return [
     `kill: ${r.kills} writers killed (${
       Object.entries(r.movers).map(([m, n]) => `${m} ${n}`).join(", ")
-    }), ${r.acknowledged} operations acknowledged, ${r.inFlight} in flight at the kills, ${r.recovered} reopens finished an update, ${r.pmempoolRuns} pmempool checks, ${r.problems.length} problems`,
+    }; ${r.workerRounds} of them writing from 2 Workers), ${r.acknowledged} operations acknowledged, ${r.inFlight} in flight at the kills, ${r.recovered} reopens finished an update, ${r.pmempoolRuns} pmempool checks, ${r.problems.length} problems`,
     ...r.problems.map((p) => `  PROBLEM ${p}`),
   ].join("\n");
 }
@@ -96,18 +107,45 @@ function writer(
     rand,
     firstVersion,
   );
-  const some = (k: number) =>
-    Array.from({ length: k }, () => LBAS[pick(rand, LBAS.length)]);
   writeSync(1, "ready\n");
-  // the parent kills it within a second; an orphan stops by itself
-  const deadline = performance.now() + 30_000;
-  while (performance.now() < deadline) {
-    const r = rand();
-    if (r < 0.4) d.write(some(1)[0]);
-    else if (r < 0.7) d.writeAsync(some(2 + pick(rand, 6)));
-    else if (r < 0.95) d.writeMany(some(1 + pick(rand, 12)));
-    else d.zero(some(1)[0]);
-  }
+  writeLoop(d, rand, LBAS);
+}
+
+/**
+ * The child of a Workers round: `count` writer Workers, each on its own
+ * blocks (every `count`-th) and versions; "ready" once all have the pool
+ * open. The process then waits to be killed.
+ */
+async function workers(
+  path: string,
+  seed: number,
+  firstVersion: number,
+  mover: CrashMover,
+  count: number,
+): Promise<void> {
+  const url = new URL("./kill_worker.ts", import.meta.url).href;
+  const started = Array.from({ length: count }, (_, k) => {
+    const w = new Worker(url, { type: "module" });
+    const job: KillWorkerJob = {
+      path,
+      seed: seed * 31 + k,
+      firstVersion: firstVersion + k * (VERSIONS_PER_ROUND / count),
+      mover,
+      lbas: LBAS.filter((lba) => lba % count === k),
+      blockSize: BLOCK_SIZE,
+    };
+    return new Promise<Worker>((resolve, reject) => {
+      w.onerror = (e) => reject(new Error(`kill worker: ${e.message}`));
+      w.onmessage = (e) => {
+        if (e.data === "loaded") w.postMessage(job);
+        else resolve(w);
+      };
+    });
+  });
+  await Promise.all(started);
+  writeSync(1, "ready\n");
+  await new Promise((r) => setTimeout(r, 30_000)); // an orphan stops
+  process.exit(0);
 }
 
 /**
@@ -130,6 +168,7 @@ export async function killRounds(
     recovered: 0,
     pmempoolRuns: 0,
     movers: {},
+    workerRounds: 0,
     problems: [],
   };
   try {
@@ -158,12 +197,16 @@ async function runRounds(
     // the writers take the movers in turn: the production paths
     const mover = CRASH_MOVERS[round % CRASH_MOVERS.length];
     report.movers[mover] = (report.movers[mover] ?? 0) + 1;
+    // every other pair of rounds, the writing is done by two Workers
+    const count = round % 4 < 2 ? 1 : 2;
+    if (count > 1) report.workerRounds++;
     const child = startChild(self, [
       "--child",
       path,
       String(seed + round),
       String(round * VERSIONS_PER_ROUND),
       mover,
+      String(count),
     ]);
     await child.printed("ready");
     // a random moment: 0 to 150 ms of writing
@@ -237,9 +280,14 @@ function verify(
 }
 
 if (import.meta.main) {
-  const [flag, path, seed, first, mover] = process.argv.slice(2);
+  const [flag, path, seed, first, mover, count] = process.argv.slice(2);
   if (flag !== "--child") {
-    throw new Error("Usage: kill.ts --child POOL SEED FIRST_VERSION MOVER");
+    throw new Error(
+      "Usage: kill.ts --child POOL SEED FIRST_VERSION MOVER WORKERS",
+    );
   }
-  writer(path, Number(seed), Number(first), parseCrashMover(mover));
+  const n = Number(count ?? 1);
+  if (n > 1) {
+    await workers(path, Number(seed), Number(first), parseCrashMover(mover), n);
+  } else writer(path, Number(seed), Number(first), parseCrashMover(mover));
 }

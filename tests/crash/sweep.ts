@@ -234,6 +234,7 @@ export function recordTrace(
   };
   let probe: Mapping | undefined;
   let pool: BlockPool | undefined;
+  const others: BlockPool[] = [];
   let operations = 0;
   const vdm = crashMover(mover);
   try {
@@ -289,6 +290,13 @@ export function recordTrace(
       ack: (op) => t.mark(opLabel("ack", op)),
     };
     const d = new Driver(pool, marking, payloads, rand, version);
+    for (let k = 1; k < (w.openers ?? 1); k++) {
+      // another opener, traced by the same tracer (its mapping's stores
+      // land in the same file)
+      const other = openBlockPool(path, { mover: vdm, tracer: hook() });
+      others.push(other);
+      d.addOpener(other);
+    }
     if (w.warmup > 0) {
       tracer.scanning = false; // its crash points are not checked
       for (let i = 0; i < w.warmup; i++) d.write(w.lbas[i % w.lbas.length]);
@@ -296,6 +304,7 @@ export function recordTrace(
       tracer.mark(WARMED);
     }
     w.run(d, rand, ops);
+    for (const other of others) other.close();
     pool.close();
     const events = tracer.finish();
     return {
@@ -310,6 +319,7 @@ export function recordTrace(
       mover,
     };
   } finally {
+    for (const other of others) other.close();
     pool?.close();
     vdm.close();
     probe?.close();

@@ -24,6 +24,8 @@ export interface Recorder {
 /** Runs block operations on a pool, recording them. */
 export class Driver {
   #pool: BlockPool;
+  /** Every pool the driver writes through (the first is `#pool`'s default). */
+  #pools: BlockPool[];
   #rec: Recorder;
   #payloads: Payloads;
   #rand: () => number;
@@ -44,10 +46,52 @@ export class Driver {
     firstVersion = 1,
   ) {
     this.#pool = pool;
+    this.#pools = [pool];
     this.#rec = rec;
     this.#payloads = payloads;
     this.#rand = rand;
     this.#version = firstVersion;
+  }
+
+  /**
+   * Add a pool of the same file opened again (another opener, as a Worker
+   * would be); {@linkcode Driver.use} picks which one later operations go
+   * through.
+   */
+  addOpener(pool: BlockPool): void {
+    this.#pools.push(pool);
+  }
+
+  /** Send later operations through opener `k` (0: the first). */
+  use(k: number): void {
+    this.#pool = this.#pools[k % this.#pools.length];
+  }
+
+  /** Openers the driver writes through. */
+  get openers(): number {
+    return this.#pools.length;
+  }
+
+  /**
+   * `writeAsync`s through several openers at once, polled together in a
+   * random order: `groups[k]` are opener k's blocks. Updates of one block
+   * take effect in issue order only within one opener, so the groups'
+   * blocks must be disjoint.
+   */
+  writeAsyncFrom(groups: readonly (readonly number[])[]): void {
+    const futures: Future<void>[] = [];
+    const ops: BlockOp[][] = [];
+    groups.forEach((lbas, k) => {
+      const pool = this.#pools[k % this.#pools.length];
+      for (const lba of lbas) {
+        const op = this.#op(lba);
+        futures.push(
+          pool.writeAsync(op.lba, this.#payloads.get(op.lba, op.version)),
+        );
+        ops.push([op]);
+      }
+    });
+    this.#drive(futures, ops);
   }
 
   /** The next payload version the driver will write. */
@@ -161,6 +205,11 @@ export interface Workload {
    * after every other lane was used once).
    */
   readonly warmup: number;
+  /**
+   * `BlockPool`s of the pool open in the process while traced (each a
+   * separate opener, as Workers are), all traced. @default 1
+   */
+  readonly openers?: number;
   /** Untraced set-up, after create (its writes form the starting state). */
   prepare(d: Driver, rand: () => number): void;
   /** The traced operations; `ops` scales the amount of work. */
@@ -325,6 +374,50 @@ const CREATE: Workload = {
   },
 };
 
+/**
+ * Two openers of one pool (as two Workers are): synchronous writes and
+ * flag updates through either on the same blocks, and asynchronous
+ * writes through both at once, polled together, on disjoint blocks (the
+ * ledger needs the issue order of a block's updates; across openers only
+ * their commits are ordered). Lanes, free blocks, pending map entries and
+ * stripes pass from one opener to the other.
+ */
+const SHARED: Workload = {
+  name: "shared",
+  description: "two openers: sync writes on shared blocks, async on their own",
+  blockSize: 512,
+  lbas: first(16),
+  fromCreate: false,
+  // lanes come around during the run: a lane last used by one opener,
+  // its map entry perhaps pending, is taken by the other
+  warmup: 250,
+  openers: 2,
+  prepare(d) {
+    d.writeMany([0, 1, 2, 3, 8, 9]);
+  },
+  run(d, rand, ops) {
+    for (let i = 0; i < ops;) {
+      const r = rand();
+      d.use(pick(rand, 2));
+      if (r < 0.45) {
+        d.write(anyOf(this, rand));
+        i++;
+      } else if (r < 0.55) {
+        d.zero(anyOf(this, rand));
+        i++;
+      } else {
+        // opener 0 writes even blocks, opener 1 odd ones
+        const k = 1 + pick(rand, 3);
+        const mine = (o: number) =>
+          Array.from({ length: k }, () => 2 * pick(rand, 8) + o);
+        d.writeAsyncFrom([mine(0), mine(1)]);
+        i += 2 * k;
+      }
+    }
+    d.use(0);
+  },
+};
+
 /** Every workload, in sweep order. */
 export const WORKLOADS: readonly Workload[] = [
   SYNC,
@@ -333,4 +426,5 @@ export const WORKLOADS: readonly Workload[] = [
   WRAP,
   FRESH,
   CREATE,
+  SHARED,
 ];

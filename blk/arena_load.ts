@@ -1,0 +1,146 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * An arena's beginnings: its layout written fresh ({@linkcode formatArena})
+ * and its flog read back at open, finishing the writes a crash cut after
+ * their commit ({@linkcode recoverFlog}). Internal to `blk/` (`Arena.format`
+ * and `Arena.load` call them).
+ *
+ * @module
+ */
+import type { PmemError } from "../errors/mod.ts";
+import {
+  BTT_ALIGN,
+  encodeBttInfo,
+  FLOG_ENTRY_SIZE,
+  FLOG_SLOT_SIZE,
+  infoFromGeometry,
+  MAP_ENTRY_SIZE,
+  MAP_LBA_MASK,
+  roundUp,
+} from "./layout.ts";
+import type { ArenaGeometry } from "./layout.ts";
+import type { Media } from "./media.ts";
+import {
+  currentFlogEntry,
+  effectiveMapEntry,
+  flogEntryAt,
+  initialFlog,
+  readFlogEntry,
+} from "./flog.ts";
+import { ARENA_SHARED_FREE } from "./lanes.ts";
+import type { Arena } from "./arena.ts";
+
+/**
+ * Write a fresh layout for one arena: zero the map (when the file was
+ * not known to be zero), the initial flog, the backup info block, then
+ * the primary info block, which makes the layout valid. Each step is
+ * durable before the next starts.
+ */
+export function formatArena(
+  media: Media,
+  base: number,
+  g: ArenaGeometry,
+  uuid: Uint8Array,
+  parentUuid: Uint8Array,
+  zeroMap: boolean,
+): void {
+  if (zeroMap) {
+    media.memset(
+      base + g.mapOff,
+      0,
+      roundUp(g.externalNlba * MAP_ENTRY_SIZE, BTT_ALIGN),
+    );
+  }
+  const flog = initialFlog(
+    g.externalNlba,
+    g.nfree,
+    roundUp(g.nfree * FLOG_SLOT_SIZE, BTT_ALIGN),
+  );
+  media.memcpy(base + g.flogOff, flog);
+  const info = encodeBttInfo(infoFromGeometry(g, uuid, parentUuid));
+  media.memcpy(base + g.infoOff, info);
+  media.memcpy(base, info);
+}
+
+/**
+ * Read every flog slot of `a` (whose table has its lane count set), finish
+ * the writes that committed in the flog but did not reach the map (the
+ * roll-forward of libpmemblk's open), and set the lanes' free blocks and
+ * flog positions in the shared state. Lanes beyond the table's count are
+ * recovered but not used (as libpmemblk leaves those beyond its nlane).
+ *
+ * @param repaired receives one line per recovery action
+ * @param corrupt the error for a slot that names something beyond the arena
+ * @returns the usable lanes (to put on the idle ring) and the slots whose
+ *   sequence numbers are invalid
+ * @throws {PmemError} code -22 when a flog entry points outside the arena
+ */
+export function recoverFlog(
+  media: Media,
+  a: Arena,
+  repaired: string[],
+  corrupt: (what: string) => PmemError,
+): { usable: number[]; badPairs: number } {
+  const t = a.table;
+  const frees = new Set<number>();
+  let badPairs = 0;
+  const usable: number[] = [];
+  for (let lane = a.nfree - 1; lane >= 0; lane--) {
+    const pair = [
+      readFlogEntry(media, flogEntryAt(a.flogOff, lane, 0)),
+      readFlogEntry(media, flogEntryAt(a.flogOff, lane, 1)),
+    ];
+    for (const e of pair) {
+      if (e.seq !== 0 && e.lba >= a.externalNlba) {
+        throw corrupt(
+          `flog slot ${lane} names block ${e.lba}, beyond the arena's ${a.externalNlba}`,
+        );
+      }
+    }
+    const cur = currentFlogEntry(pair[0].seq, pair[1].seq);
+    if (cur < 0) {
+      badPairs++;
+      continue; // the lane stays off the ring: the arena is read-only
+    }
+    const e = pair[cur];
+    const oldBlock = (e.oldMap & MAP_LBA_MASK) >>> 0;
+    const newBlock = (e.newMap & MAP_LBA_MASK) >>> 0;
+    if (oldBlock >= a.internalNlba || newBlock >= a.internalNlba) {
+      throw corrupt(
+        `flog slot ${lane} names data block ${
+          Math.max(oldBlock, newBlock)
+        }, beyond the arena's ${a.internalNlba}`,
+      );
+    }
+    const other = pair[1 - cur];
+    if (other.seq === 0 && (other.lba | other.oldMap | other.newMap) !== 0) {
+      // A lane's first update persisted its head {lba, old_map} but not
+      // its commit. Harmless, but check() and pmempool accept old_map ==
+      // new_map only in the exact initial form: zero the entry again.
+      media.memset(flogEntryAt(a.flogOff, lane, 1 - cur), 0, FLOG_ENTRY_SIZE);
+      repaired.push(
+        `arena ${a.index}: cleared the uncommitted first update of flog slot ${lane}`,
+      );
+    }
+    if (e.oldMap !== e.newMap) {
+      const at = a.mapOff + e.lba * MAP_ENTRY_SIZE;
+      const entry = effectiveMapEntry(media.getU32(at), e.lba);
+      if (entry === e.oldMap && entry !== e.newMap) {
+        media.setU32(at, e.newMap);
+        media.persist(at, MAP_ENTRY_SIZE);
+        repaired.push(
+          `arena ${a.index}: finished the interrupted write of block ${
+            a.firstLba + e.lba
+          } (flog slot ${lane})`,
+        );
+      }
+    }
+    if (frees.has(oldBlock)) t.setError(ARENA_SHARED_FREE, oldBlock);
+    frees.add(oldBlock);
+    if (lane >= a.lanes) continue; // recovered, never used (libpmemblk's nlane)
+    t.setFree(lane, oldBlock);
+    t.setFlog(lane, 1 - cur, e.seq);
+    usable.push(lane);
+  }
+  return { usable, badPairs };
+}

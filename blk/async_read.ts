@@ -1,0 +1,262 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The block store's asynchronous reads: the reads polled in one executor
+ * sweep start together ({@linkcode ReadScheduler}): their blocks are
+ * looked up and published in the read-tracking table one after the
+ * other, the first line of each is loaded (so their TLB walks and first
+ * cache misses overlap), and all are copied by one batch of the pool's
+ * mover. Internal to `blk/`.
+ *
+ * @module
+ */
+import { BadBlockError } from "../errors/mod.ts";
+import {
+  Future,
+  type FutureOptions,
+  PENDING,
+  type PollContext,
+  type Step,
+} from "../future/future.ts";
+import type { BatchEntry } from "../mover/vdm.ts";
+import type { Mapping } from "../pmem2/mapping.ts";
+import type { Arena } from "./arena.ts";
+import { MAP_ERROR, MAP_FLAGS, MAP_LBA_MASK, MAP_NORMAL } from "./layout.ts";
+import type { Media } from "./media.ts";
+
+/** What a read needs from its pool. */
+export interface ReadAccess {
+  /** The reads between their first poll and their copy. */
+  readonly reads: ReadScheduler;
+  /** Throw `ClosedError` once the pool is closed. */
+  live(op: string): void;
+  /** Track a future of the pool until it settles; returns its slot. */
+  track(future: Future<unknown>): number;
+  /** The future in `slot` settled: stop tracking it. */
+  settled(slot: number): void;
+  /** The arena and pre-map block of `lba` to read; null before any layout. */
+  forRead(lba: number): { arena: Arena; pre: number } | null;
+}
+
+// Where a read is (ReadFuture stage):
+/** Polled once, waiting to start with the others of its sweep. */
+const WAITING = 0;
+/** Its block is published and being copied by its batch. */
+const COPYING = 1;
+/** Copied, or read without a copy (zeros), or failed. */
+const DONE = 2;
+
+/** The copy of the reads started together: one mover batch. */
+interface ReadCopy {
+  future: Future<void>;
+}
+
+/** The offsets of a batch's blocks (grown as needed; one per isolate). */
+let offsets = new Float64Array(64);
+
+/**
+ * The reads of a pool waiting to start. The first read polled in a sweep
+ * after others queued starts them all: one lookup pass, one batch.
+ */
+export class ReadScheduler {
+  #media: Media;
+  #map: Mapping;
+  #blockSize: number;
+  #waiting: ReadFuture[] = [];
+
+  /**
+   * @param media the pool's media (its mapping's mover copies)
+   * @param blockSize bytes per block
+   */
+  constructor(media: Media, blockSize: number) {
+    this.#media = media;
+    this.#map = media.mapping;
+    this.#blockSize = blockSize;
+  }
+
+  /** Queue a read polled for the first time. */
+  wait(read: ReadFuture): void {
+    this.#waiting.push(read);
+  }
+
+  /**
+   * Start every waiting read: look its block up and publish it (reads of
+   * zero blocks complete now, of error blocks fail now), then one copy.
+   */
+  startAll(access: ReadAccess): void {
+    const waiting = this.#waiting;
+    if (waiting.length === 0) return;
+    this.#waiting = [];
+    const media = this.#media;
+    const size = this.#blockSize;
+    const entries: BatchEntry[] = [];
+    const started: ReadFuture[] = [];
+    for (let i = 0; i < waiting.length; i++) {
+      const r = waiting[i];
+      if (r.stage !== WAITING) continue; // settled meanwhile
+      const at = r.place(access, size);
+      if (at < 0) continue;
+      if (offsets.length === started.length) {
+        const grown = new Float64Array(2 * offsets.length);
+        grown.set(offsets);
+        offsets = grown;
+      }
+      offsets[started.length] = at;
+      // the block by its offset in a cached window: no view per block
+      entries.push({
+        op: "memcpy",
+        dst: r.out,
+        src: media.windowOf(at),
+        srcOffset: media.windowOffset(at),
+        length: size,
+      });
+      started.push(r);
+    }
+    if (started.length === 0) return;
+    // Prefetch every block, then copy: a copy alone waits for its source a
+    // few lines at a time, the prefetches of all blocks miss in parallel.
+    media.prefetchBlocks(offsets, started.length, size);
+    let copy: ReadCopy;
+    try {
+      copy = { future: this.#map.mover.batch(entries) };
+    } catch (e) {
+      for (const r of started) r.fail(e);
+      return;
+    }
+    for (const r of started) r.copying(copy);
+  }
+}
+
+/**
+ * A read: polled once, it waits for the others of its sweep; then its
+ * block is looked up and published in the read-tracking table (so no
+ * writer reuses it meanwhile, in any thread) and copied with theirs.
+ */
+export class ReadFuture extends Future<Uint8Array> {
+  #pool: ReadAccess;
+  #lba: number;
+  /** Where the block is copied. */
+  readonly out: Uint8Array;
+  /** WAITING, COPYING or DONE (see the scheduler). */
+  stage = WAITING;
+  #copy: ReadCopy | undefined;
+  #tracked: Arena | undefined;
+  #block = -1;
+  #error: unknown;
+  #queued = false;
+  /** Its slot in the pool's registry of operations in flight. */
+  #slot: number;
+
+  constructor(
+    pool: ReadAccess,
+    lba: number,
+    out: Uint8Array,
+    options?: FutureOptions,
+  ) {
+    super(options);
+    this.#slot = pool.track(this);
+    this.#pool = pool;
+    this.#lba = lba;
+    this.out = out;
+  }
+
+  /**
+   * Look the block up and publish it; returns its file offset, or -1 when
+   * the read finished without a copy (zeros, or an error to report).
+   */
+  place(access: ReadAccess, size: number): number {
+    let where;
+    try {
+      where = access.forRead(this.#lba);
+    } catch (e) {
+      this.fail(e);
+      return -1;
+    }
+    if (where === null) {
+      this.#zeros(size);
+      return -1;
+    }
+    const { arena, pre } = where;
+    for (;;) {
+      const entry = arena.mapEntry(pre);
+      const flags = (entry & MAP_FLAGS) >>> 0;
+      if (flags === MAP_ERROR) {
+        this.fail(new BadBlockError("read", this.#lba));
+        return -1;
+      }
+      if (flags !== MAP_NORMAL) {
+        this.#zeros(size);
+        return -1;
+      }
+      const block = entry & MAP_LBA_MASK;
+      if (block >= arena.internalNlba) {
+        this.fail(arena.corruptEntry("read", pre, block));
+        return -1;
+      }
+      // publish, then look again: a writer elsewhere may have reused it
+      arena.trackRead(block);
+      if (arena.mapEntry(pre) === entry) {
+        this.#tracked = arena;
+        this.#block = block;
+        return arena.blockOffset(block);
+      }
+      arena.untrackRead(block);
+    }
+  }
+
+  #zeros(size: number): void {
+    this.out.fill(0, 0, size);
+    this.stage = DONE;
+  }
+
+  /** Finish with `error` (reported at the next poll). */
+  fail(error: unknown): void {
+    this.#error = error;
+    this.stage = DONE;
+  }
+
+  /** Its copy started (with others). */
+  copying(copy: ReadCopy): void {
+    this.#copy = copy;
+    this.stage = COPYING;
+  }
+
+  protected step(ctx: PollContext): Step<Uint8Array> {
+    if (this.stage === WAITING) {
+      this.#pool.live("read");
+      if (!this.#queued) {
+        // yield once, so the reads polled after this one start with it
+        this.#queued = true;
+        this.#pool.reads.wait(this);
+        ctx.pollSoon?.();
+        return PENDING;
+      }
+      this.#pool.reads.startAll(this.#pool);
+      if (this.stage === WAITING) {
+        // its sweep's batch was started without it (queued later)
+        this.#pool.reads.wait(this);
+        ctx.pollSoon?.();
+        return PENDING;
+      }
+    }
+    if (this.stage === COPYING) {
+      const copy = this.#copy!.future;
+      const state = copy.poll(ctx);
+      if (state === "failed") throw copy.error;
+      if (state !== "complete") return PENDING;
+      this.stage = DONE;
+      return this.out;
+    }
+    if (this.#error !== undefined) throw this.#error;
+    return this.out;
+  }
+
+  protected override settle(): void {
+    if (this.#tracked !== undefined) {
+      this.#tracked.untrackRead(this.#block);
+      this.#tracked = undefined;
+    }
+    this.stage = DONE;
+    this.#copy = undefined;
+    this.#pool.settled(this.#slot);
+  }
+}

@@ -1,0 +1,142 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Joining a pool file's process-wide share ({@linkcode FileShare}): the
+ * first open in the process locks the file (`flock`, as libpmemblk does,
+ * so another process, libpmemblk included, is refused with EAGAIN) and
+ * sets up the shared coordination state ({@linkcode PoolShared}); later
+ * opens in the process — other Workers, or the same isolate — join it
+ * once the first is ready. Internal to `blk/`.
+ *
+ * @module
+ */
+import { PmemError } from "../errors/mod.ts";
+import { FileShare } from "../pmem2/file_share.ts";
+import {
+  maxArenas,
+  PoolShared,
+  sleepMs,
+  STATE_FAILED,
+  STATE_LOADING,
+  STATE_READY,
+} from "./shared.ts";
+
+const EAGAIN = 11;
+const EINVAL = 22;
+const ETIMEDOUT = 110;
+
+/** How long a joining open waits for the first opener (ms). */
+const JOIN_TIMEOUT_MS = 60_000;
+
+/** An open's part in its pool file's share. */
+export interface PoolJoin {
+  /** The process-wide share (the open leaves it when it closes). */
+  readonly share: FileShare;
+  /** Its coordination state. */
+  readonly shared: PoolShared;
+  /** Whether this open created the share: it checks, recovers, sets up. */
+  readonly first: boolean;
+  /** This open's number among the pool's openers (never 0). */
+  readonly token: number;
+}
+
+/** The error of an open refused because the pool is open elsewhere. */
+export function alreadyOpen(
+  op: string,
+  path: string,
+  where: string,
+  cause?: unknown,
+): PmemError {
+  return new PmemError(
+    op,
+    -EAGAIN,
+    `cannot lock '${path}': the pool is already open ${where}`,
+    { errno: EAGAIN, cause },
+  );
+}
+
+/**
+ * Join (or create) the share of the pool file at `path`, `fileSize`
+ * bytes long. A joiner waits until the first opener is ready.
+ *
+ * @param readOnly whether this open is read-only: a read-only open never
+ *   shares (it maps the file privately), so it must be the first
+ * @throws {PmemError} code -11 (EAGAIN) when another process holds the
+ *   file, or when a read-only open meets another open here
+ */
+export function joinPool(
+  path: string,
+  fileSize: number,
+  op: string,
+  readOnly: boolean,
+): PoolJoin {
+  let share: FileShare;
+  try {
+    share = FileShare.open(path, PoolShared.bytes(fileSize), op);
+  } catch (e) {
+    if (e instanceof PmemError && e.code === -EAGAIN) {
+      throw alreadyOpen(op, path, "in another process", e);
+    }
+    throw e;
+  }
+  const shared = new PoolShared(share.memory, maxArenas(fileSize));
+  if (share.first) {
+    shared.state = STATE_LOADING;
+    shared.readOnly = readOnly;
+    return { share, shared, first: true, token: shared.addOpen() };
+  }
+  try {
+    if (readOnly) throw alreadyOpen(op, path, "in this process");
+    waitReady(shared, path, op);
+    if (shared.readOnly) {
+      throw alreadyOpen(op, path, "read-only in this process");
+    }
+    return { share, shared, first: false, token: shared.addOpen() };
+  } catch (e) {
+    share.close();
+    throw e;
+  }
+}
+
+/** Wait until the first opener is ready (or failed). */
+function waitReady(shared: PoolShared, path: string, op: string): void {
+  const deadline = performance.now() + JOIN_TIMEOUT_MS;
+  let ms = 0.01;
+  for (;;) {
+    const st = shared.state;
+    if (st === STATE_READY) return;
+    if (st === STATE_FAILED) {
+      throw new PmemError(
+        op,
+        -EINVAL,
+        `cannot open '${path}': its first opener in this process failed to open it`,
+        { errno: EINVAL },
+      );
+    }
+    if (performance.now() > deadline) {
+      throw new PmemError(
+        op,
+        -ETIMEDOUT,
+        `cannot open '${path}': its first opener in this process did not finish`,
+        { errno: ETIMEDOUT },
+      );
+    }
+    sleepMs(ms);
+    ms = Math.min(ms * 2, 5);
+  }
+}
+
+/**
+ * Leave the share: this open no longer counts; when `failed`, the first
+ * opener gave up, and openers waiting for it give up too.
+ */
+export function leavePool(join: PoolJoin, failed: boolean): void {
+  if (join.share.closed) return;
+  join.shared.dropOpen();
+  if (failed && join.first) join.shared.state = STATE_FAILED;
+  join.share.close();
+}
+
+/** The first opener finished setting the pool up: joiners may go on. */
+export function poolReady(join: PoolJoin): void {
+  if (join.first) join.shared.state = STATE_READY;
+}

@@ -1,0 +1,327 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode LaneTable}: an arena's coordination state in shared memory
+ * (its region of `PoolShared`), seen alike by every `BlockPool` of the
+ * pool in the process. Internal to `blk/`.
+ *
+ * - Lanes: per flog slot, its free block and flog position. A lane is
+ *   owned by whoever took it from the idle ring until it goes back, so
+ *   its record is read and written plainly by its owner.
+ * - The idle ring, oldest first, under a small lock: a lane is reused as
+ *   late as possible, so the map entry of its last update has long been
+ *   persisted with others.
+ * - Read tracking: a counter per bucket of post-map blocks; a reader
+ *   counts the block it copies, and a lane whose free block's bucket
+ *   counts a reader is skipped (a false hit only skips a lane).
+ * - Pending map entries: per lane, the block whose map entry its last
+ *   update stored without persisting, and a counting filter of those
+ *   blocks, so a commit of a block can tell whether its previous map
+ *   entry might still be pending.
+ * - Stripe locks: a commit of a block holds its stripe from reading the
+ *   old map entry to storing the new one, so two commits of one block
+ *   from different threads never interleave.
+ * - The arena's error code: why it refuses writes.
+ *
+ * @module
+ */
+import {
+  ERROR,
+  ERROR_COUNT,
+  LANE_BASE,
+  LANE_FREE,
+  LANE_NEXT,
+  LANE_PENDING,
+  LANE_SEQ,
+  LANE_WORDS,
+  LANES,
+  lockWord,
+  PENDING,
+  PENDING_BASE,
+  PENDING_BUCKETS,
+  READ_BASE,
+  READ_BUCKETS,
+  RING_BASE,
+  RING_HEAD,
+  RING_IDLE,
+  RING_LOCK,
+  STRIPE_BASE,
+  STRIPES,
+  unlockWord,
+} from "./shared.ts";
+
+/** The arena's info block had the error flag set at open. */
+export const ARENA_INFO_FLAG = 1;
+/** Flog slots with invalid sequence numbers (count in ERROR_COUNT). */
+export const ARENA_BAD_FLOG = 2;
+/** Two flog slots share a free block (the block in ERROR_COUNT). */
+export const ARENA_SHARED_FREE = 3;
+/** A flog update failed to persist. */
+export const ARENA_FLOG_PERSIST = 4;
+/** A map update failed to persist. */
+export const ARENA_MAP_PERSIST = 5;
+
+/** The bucket of a read-tracking counter for post-map block `block`. */
+function readBucket(block: number): number {
+  return READ_BASE + (Math.imul(block, 0x9e3779b1) >>> 20);
+}
+
+/** The bucket of the pending filter for pre-map block `pre`. */
+function pendingBucket(pre: number): number {
+  return PENDING_BASE + (Math.imul(pre, 0x85ebca6b) >>> 20);
+}
+
+/** Index of the stripe lock of pre-map block `pre`. */
+export function stripeOf(pre: number): number {
+  return STRIPE_BASE + (pre & (STRIPES - 1));
+}
+
+// the bucket functions' shifts assume these sizes
+if (READ_BUCKETS !== 4096 || PENDING_BUCKETS !== 4096) {
+  throw new Error("blk/lanes.ts: bucket counts changed without the hashes");
+}
+
+/** One arena's shared coordination words. */
+export class LaneTable {
+  /** The arena's region of the shared memory. */
+  readonly words: Int32Array;
+  /** What this opener's stripe locks hold (never 0): its open number. */
+  readonly #token: number;
+
+  /**
+   * @param words the arena's region (`ARENA_WORDS` int32s)
+   * @param token this opener's number, unique among the pool's openers
+   */
+  constructor(words: Int32Array, token: number) {
+    this.words = words;
+    this.#token = token;
+  }
+
+  /** Lanes in use. */
+  get lanes(): number {
+    return this.words[LANES];
+  }
+
+  /** Set the lanes in use (by the first opener, before others join). */
+  set lanes(n: number) {
+    this.words[LANES] = n;
+  }
+
+  // ---- lane records (owned by the lane's holder) ----
+
+  /** The free block of `lane`. */
+  free(lane: number): number {
+    return this.words[LANE_BASE + lane * LANE_WORDS + LANE_FREE];
+  }
+
+  /** Set the free block of `lane`. */
+  setFree(lane: number, block: number): void {
+    this.words[LANE_BASE + lane * LANE_WORDS + LANE_FREE] = block;
+  }
+
+  /** Index (0/1) of the flog entry `lane`'s next update writes. */
+  next(lane: number): number {
+    return this.words[LANE_BASE + lane * LANE_WORDS + LANE_NEXT];
+  }
+
+  /** Sequence number of `lane`'s current flog entry. */
+  seq(lane: number): number {
+    return this.words[LANE_BASE + lane * LANE_WORDS + LANE_SEQ];
+  }
+
+  /** Set `lane`'s flog position. */
+  setFlog(lane: number, next: number, seq: number): void {
+    const at = LANE_BASE + lane * LANE_WORDS;
+    this.words[at + LANE_NEXT] = next;
+    this.words[at + LANE_SEQ] = seq;
+  }
+
+  // ---- the idle ring ----
+
+  /** Idle lanes (a snapshot). */
+  get idle(): number {
+    return Atomics.load(this.words, RING_IDLE);
+  }
+
+  /**
+   * Take `n` idle lanes, oldest first, skipping those whose free block a
+   * reader is copying, into `out[at ..]`: all or none.
+   *
+   * @returns whether `n` lanes were taken
+   */
+  take(n: number, out: number[], at = 0): boolean {
+    const w = this.words;
+    lockWord(w, RING_LOCK);
+    let got = 0;
+    while (got < n) {
+      const lane = this.#pop();
+      if (lane < 0) break;
+      out[at + got++] = lane;
+    }
+    if (got < n) {
+      for (let k = 0; k < got; k++) this.#push(out[at + k]);
+    }
+    unlockWord(w, RING_LOCK);
+    return got === n;
+  }
+
+  /** Take one idle lane whose free block no reader copies; -1 if none. */
+  takeOne(): number {
+    const w = this.words;
+    lockWord(w, RING_LOCK);
+    const lane = this.#pop();
+    unlockWord(w, RING_LOCK);
+    return lane;
+  }
+
+  /** Under the ring lock: pop the oldest usable idle lane, or -1. */
+  #pop(): number {
+    const w = this.words;
+    const size = w[LANES];
+    const head = w[RING_HEAD];
+    const idle = w[RING_IDLE];
+    for (let i = 0; i < idle; i++) {
+      const slot = RING_BASE + (head + i) % size;
+      const lane = w[slot];
+      if (w[readBucket(w[LANE_BASE + lane * LANE_WORDS + LANE_FREE])] !== 0) {
+        continue;
+      }
+      // swap the oldest idle lane into the taken one's place, pop the head
+      w[slot] = w[RING_BASE + head];
+      w[RING_HEAD] = (head + 1) % size;
+      w[RING_IDLE] = idle - 1;
+      return lane;
+    }
+    return -1;
+  }
+
+  /** Under the ring lock: push a lane (newest). */
+  #push(lane: number): void {
+    const w = this.words;
+    const idle = w[RING_IDLE];
+    w[RING_BASE + (w[RING_HEAD] + idle) % w[LANES]] = lane;
+    w[RING_IDLE] = idle + 1;
+  }
+
+  /** Give lanes back (newest last). */
+  give(lanes: readonly number[], from = 0, to = lanes.length): void {
+    const w = this.words;
+    lockWord(w, RING_LOCK);
+    for (let k = from; k < to; k++) this.#push(lanes[k]);
+    unlockWord(w, RING_LOCK);
+  }
+
+  /** Give one lane back. */
+  giveOne(lane: number): void {
+    const w = this.words;
+    lockWord(w, RING_LOCK);
+    this.#push(lane);
+    unlockWord(w, RING_LOCK);
+  }
+
+  // ---- read tracking ----
+
+  /** Count a reader of `block` (a full fence: re-read the map after it). */
+  track(block: number): void {
+    Atomics.add(this.words, readBucket(block), 1);
+  }
+
+  /** Uncount a reader of `block`. */
+  untrack(block: number): void {
+    Atomics.sub(this.words, readBucket(block), 1);
+  }
+
+  /** Whether a reader may be copying `block`. */
+  tracked(block: number): boolean {
+    return Atomics.load(this.words, readBucket(block)) !== 0;
+  }
+
+  // ---- pending map entries ----
+
+  /** Whether any lane may have a pending map entry. */
+  get anyPending(): boolean {
+    return Atomics.load(this.words, PENDING) !== 0;
+  }
+
+  /** 1 + the block of `lane`'s pending map entry, or 0. */
+  pending(lane: number): number {
+    return Atomics.load(
+      this.words,
+      LANE_BASE + lane * LANE_WORDS + LANE_PENDING,
+    );
+  }
+
+  /** Whether a pending map entry of `pre` may exist. */
+  maybePending(pre: number): boolean {
+    return Atomics.load(this.words, pendingBucket(pre)) !== 0;
+  }
+
+  /** Record that `lane` stored `pre`'s map entry without persisting it. */
+  addPending(lane: number, pre: number): void {
+    const w = this.words;
+    Atomics.add(w, pendingBucket(pre), 1);
+    Atomics.store(w, LANE_BASE + lane * LANE_WORDS + LANE_PENDING, pre + 1);
+    Atomics.add(w, PENDING, 1);
+  }
+
+  /**
+   * `lane`'s pending entry (1 + `pre`, as {@linkcode LaneTable.pending}
+   * read it) was persisted: clear it unless another thread did.
+   */
+  clearPending(lane: number, value: number): void {
+    const w = this.words;
+    const at = LANE_BASE + lane * LANE_WORDS + LANE_PENDING;
+    if (Atomics.compareExchange(w, at, value, 0) !== value) return;
+    Atomics.sub(w, pendingBucket(value - 1), 1);
+    Atomics.sub(w, PENDING, 1);
+  }
+
+  // ---- stripes ----
+
+  /** Take the stripe lock of `pre` if it is free. */
+  tryLockStripe(pre: number): boolean {
+    return Atomics.compareExchange(
+      this.words,
+      stripeOf(pre),
+      0,
+      this.#token,
+    ) ===
+      0;
+  }
+
+  /**
+   * Whether this opener holds the stripe of `pre` (its commits run one at
+   * a time, so that is the commit running now).
+   */
+  holdsStripe(pre: number): boolean {
+    return Atomics.load(this.words, stripeOf(pre)) === this.#token;
+  }
+
+  /** Take the stripe lock of `pre`, waiting for it. */
+  lockStripe(pre: number): void {
+    lockWord(this.words, stripeOf(pre), this.#token);
+  }
+
+  /** Release the stripe lock of `pre`. */
+  unlockStripe(pre: number): void {
+    unlockWord(this.words, stripeOf(pre));
+  }
+
+  // ---- error ----
+
+  /** The arena's error code (0: none). */
+  get error(): number {
+    return Atomics.load(this.words, ERROR);
+  }
+
+  /** The count that goes with the error. */
+  get errorCount(): number {
+    return Atomics.load(this.words, ERROR_COUNT);
+  }
+
+  /** Set the error code unless one is set; returns whether this set it. */
+  setError(code: number, count = 0): boolean {
+    if (Atomics.compareExchange(this.words, ERROR, 0, code) !== 0) return false;
+    Atomics.store(this.words, ERROR_COUNT, count);
+    return true;
+  }
+}

@@ -1,0 +1,92 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The options and argument shapes of {@linkcode BlockPool}'s methods, and
+ * their checks. Internal to `blk/` (the types are exported by `mod.ts`).
+ *
+ * @module
+ */
+import type { Vdm } from "../mover/vdm.ts";
+
+/** Options of {@linkcode BlockPool.create}. */
+export interface BlockPoolCreateOptions {
+  /**
+   * Bytes per block, 1 to 2^32-1 (libpmemblk's `bsize`). Blocks take
+   * `roundup(max(blockSize, 512), 256)` bytes on the media.
+   */
+  blockSize: number;
+  /**
+   * Size of the new file; it must not exist yet. At least 16 785 408
+   * (16 MiB + 8 KiB). With 0, an existing file is used at its current
+   * size; its first 4 KiB must be zero.
+   * @default 0
+   */
+  poolSize?: number;
+  /** Permission bits of the new file. @default 0o644 */
+  mode?: number;
+  /**
+   * The data mover that copies block data for `writeAsync`, `writeMany`
+   * and `readAsync`. The pool does not close it. @default a shared CpuMover
+   */
+  mover?: Vdm;
+}
+
+/** Options of {@linkcode BlockPool.open}. */
+export interface BlockPoolOpenOptions {
+  /**
+   * The block size the caller expects; opening fails when the pool's
+   * differs. 0 or absent accepts the pool's.
+   * @default 0
+   */
+  blockSize?: number;
+  /** See {@linkcode BlockPoolCreateOptions.mover}. */
+  mover?: Vdm;
+  /**
+   * Open without writing the file: the pool is mapped privately, so what
+   * recovery would finish is done in memory only (`check().repaired`
+   * lists it), and every update throws a `PmemError` of code -30
+   * (EROFS). For inspecting a pool. @default false
+   */
+  readOnly?: boolean;
+}
+
+/** Options of the pool's long reads ({@linkcode BlockPool.check}, {@linkcode BlockPool.info}). */
+export interface ProgressOptions {
+  /** Called now and then with the blocks done of the total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export function checkProgress(
+  options: ProgressOptions,
+  op: string,
+): ((done: number, total: number) => void) | undefined {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`Cannot ${op}: options must be an object`);
+  }
+  const f = options.onProgress;
+  if (f !== undefined && typeof f !== "function") {
+    throw new TypeError(`Cannot ${op}: onProgress must be a function`);
+  }
+  return f;
+}
+
+/** One block of {@linkcode BlockPool.writeMany}. */
+export interface BlockWrite {
+  /** The block. */
+  lba: number;
+  /** Exactly `blockSize` bytes. */
+  data: Uint8Array;
+}
+
+/**
+ * Keep the last update of each LBA, in the order of those last updates
+ * (a block listed twice gets its last entry).
+ */
+export function lastOfEach(
+  lbas: number[],
+  data: Uint8Array[],
+): [number[], Uint8Array[]] {
+  const last = new Map<number, number>();
+  lbas.forEach((lba, i) => last.set(lba, i));
+  const keep = lbas.flatMap((lba, i) => last.get(lba) === i ? [i] : []);
+  return [keep.map((i) => lbas[i]), keep.map((i) => data[i])];
+}

@@ -1,0 +1,242 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The coordination state of one pool file, kept in the block of native
+ * memory of its process-wide {@linkcode FileShare}, so every `BlockPool`
+ * of the file in this process — one per Worker, or several in one
+ * isolate — takes part in one protocol: a control block (who opened the
+ * pool, whether its BTT is laid out), then one {@linkcode ArenaState}
+ * region per arena (lanes, idle lanes, read tracking, pending map
+ * entries, per-block stripe locks). Internal to `blk/`.
+ *
+ * The words are int32s read and written with `Atomics` where another
+ * thread may race (locks, counters, publication points) and plainly
+ * where a lock or an owned lane protects them: `Atomics` operations are
+ * barriers for the JIT and, on x86, the locked ones are full fences.
+ *
+ * @module
+ */
+import {
+  ARENA_MAX_SIZE,
+  ARENA_MIN_SIZE,
+  BTT_ALIGN,
+  BTT_OFFSET,
+} from "./layout.ts";
+
+/** Bytes of the control block. */
+const CONTROL = 256;
+
+// int32 indexes of the control block
+const STATE = 0;
+const OPENS = 1;
+const NEXT_ID = 2;
+const LAYOUT = 3;
+const LAYOUT_LOCK = 4;
+const READ_ONLY = 5;
+
+/** Shared state: the first opener has not set it up yet. */
+export const STATE_NEW = 0;
+/** Shared state: the first opener is checking and recovering the pool. */
+export const STATE_LOADING = 1;
+/** Shared state: ready for every opener. */
+export const STATE_READY = 2;
+/** Shared state: the first opener failed; the pool must be opened anew. */
+export const STATE_FAILED = 3;
+
+/** Lanes an arena uses at most (libpmemblk's nfree; more go unused). */
+export const MAX_LANES = 256;
+
+/** int32 words of a lane's record (one cache line: lanes held by different
+ * threads do not share a line). */
+export const LANE_WORDS = 16;
+/** Lane record word: the lane's free post-map block. */
+export const LANE_FREE = 0;
+/** Lane record word: index (0/1) of the flog entry its next update writes. */
+export const LANE_NEXT = 1;
+/** Lane record word: sequence number of its current flog entry. */
+export const LANE_SEQ = 2;
+/**
+ * Lane record word: 1 + the pre-map block whose map entry the lane's last
+ * update stored without persisting it, or 0.
+ */
+export const LANE_PENDING = 3;
+
+/** Buckets of the read-tracking counters (a power of two). */
+export const READ_BUCKETS = 4096;
+/** Buckets of the pending-map-entry filter (a power of two). */
+export const PENDING_BUCKETS = 4096;
+/** Stripe locks ordering commits of one block (a power of two). */
+export const STRIPES = 1024;
+
+// int32 indexes of an arena region's header
+/** The idle-lane ring's lock. */
+export const RING_LOCK = 0;
+/** Index of the oldest idle lane in the ring. */
+export const RING_HEAD = 1;
+/** Idle lanes in the ring. */
+export const RING_IDLE = 2;
+/** Why the arena refuses writes (an `ARENA_*` code), or 0. */
+export const ERROR = 3;
+/** A count that goes with the error (flog slots found invalid). */
+export const ERROR_COUNT = 4;
+/** Lanes in use (`min(nfree, MAX_LANES)`). */
+export const LANES = 5;
+/** Lanes with a pending map entry (a hint: 0 means none). */
+export const PENDING = 6;
+
+const HEADER_WORDS = 16;
+/** int32 index of lane 0's record. */
+export const LANE_BASE = HEADER_WORDS;
+/** int32 index of the idle-lane ring. */
+export const RING_BASE = LANE_BASE + MAX_LANES * LANE_WORDS;
+/** int32 index of the read-tracking counters. */
+export const READ_BASE = RING_BASE + MAX_LANES;
+/** int32 index of the pending-map-entry filter. */
+export const PENDING_BASE = READ_BASE + READ_BUCKETS;
+/** int32 index of the stripe locks. */
+export const STRIPE_BASE = PENDING_BASE + PENDING_BUCKETS;
+/** int32 words of an arena's region. */
+export const ARENA_WORDS = STRIPE_BASE + STRIPES;
+
+const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
+
+/** Block the thread for about `ms` milliseconds. */
+export function sleepMs(ms: number): void {
+  Atomics.wait(SLEEPER, 0, 0, ms);
+}
+
+/**
+ * Take the lock word `at` of `i32` (0 free, else held): spin a little,
+ * then sleep in growing steps. A holder may be a thread the OS preempted,
+ * and this machine may have as few CPUs as threads, so a waiter does not
+ * spin for long.
+ */
+export function lockWord(i32: Int32Array, at: number, token = 1): void {
+  if (Atomics.compareExchange(i32, at, 0, token) === 0) return;
+  for (let spin = 0; spin < 64; spin++) {
+    if (
+      Atomics.load(i32, at) === 0 &&
+      Atomics.compareExchange(i32, at, 0, token) === 0
+    ) {
+      return;
+    }
+  }
+  let ms = 0.005;
+  while (Atomics.compareExchange(i32, at, 0, token) !== 0) {
+    sleepMs(ms);
+    ms = Math.min(ms * 2, 1);
+  }
+}
+
+/** Release a lock word taken by {@linkcode lockWord}. */
+export function unlockWord(i32: Int32Array, at: number): void {
+  Atomics.store(i32, at, 0);
+}
+
+/** The arenas a file of `fileSize` bytes holds at most. */
+export function maxArenas(fileSize: number): number {
+  let left = Math.floor(fileSize / BTT_ALIGN) * BTT_ALIGN - BTT_OFFSET;
+  let n = 0;
+  while (left >= ARENA_MIN_SIZE) {
+    left -= Math.min(left, ARENA_MAX_SIZE);
+    n++;
+  }
+  return Math.max(n, 1);
+}
+
+/** The control block of a pool's shared state, and its arenas' regions. */
+export class PoolShared {
+  readonly #i32: Int32Array;
+  readonly #memory: ArrayBuffer;
+  readonly #arenas: number;
+
+  /**
+   * @param memory the share's block, {@linkcode PoolShared.bytes} long
+   * @param arenas arena regions it holds
+   */
+  constructor(memory: ArrayBuffer, arenas: number) {
+    this.#memory = memory;
+    this.#i32 = new Int32Array(memory, 0, CONTROL >> 2);
+    this.#arenas = arenas;
+  }
+
+  /** Bytes of shared memory for a pool file of `fileSize` bytes. */
+  static bytes(fileSize: number): number {
+    return CONTROL + maxArenas(fileSize) * ARENA_WORDS * 4;
+  }
+
+  /** The words of arena `k`'s region. */
+  arena(k: number): Int32Array {
+    if (k >= this.#arenas) {
+      throw new RangeError(
+        `Cannot share arena ${k}: the pool has room for ${this.#arenas}`,
+      );
+    }
+    return new Int32Array(
+      this.#memory,
+      CONTROL + k * ARENA_WORDS * 4,
+      ARENA_WORDS,
+    );
+  }
+
+  /** STATE_NEW, STATE_LOADING, STATE_READY or STATE_FAILED. */
+  get state(): number {
+    return Atomics.load(this.#i32, STATE);
+  }
+
+  set state(s: number) {
+    Atomics.store(this.#i32, STATE, s);
+  }
+
+  /** `BlockPool`s of the file open in this process. */
+  get opens(): number {
+    return Atomics.load(this.#i32, OPENS);
+  }
+
+  /** Count an open; returns a number naming it (never 0). */
+  addOpen(): number {
+    Atomics.add(this.#i32, OPENS, 1);
+    return Atomics.add(this.#i32, NEXT_ID, 1) + 1;
+  }
+
+  /** Count a close; returns the opens left. */
+  dropOpen(): number {
+    return Atomics.sub(this.#i32, OPENS, 1) - 1;
+  }
+
+  /** The control words (for the read path's one-load test of the opens). */
+  get control(): Int32Array {
+    return this.#i32;
+  }
+
+  /** Whether the BTT was laid out (by any opener). */
+  get laidOut(): boolean {
+    return Atomics.load(this.#i32, LAYOUT) !== 0;
+  }
+
+  /** Record that the BTT is laid out and its arena regions are set up. */
+  setLaidOut(): void {
+    Atomics.store(this.#i32, LAYOUT, 1);
+  }
+
+  /** Take the layout lock (held while an opener lays out the BTT). */
+  lockLayout(): void {
+    lockWord(this.#i32, LAYOUT_LOCK);
+  }
+
+  /** Release the layout lock. */
+  unlockLayout(): void {
+    unlockWord(this.#i32, LAYOUT_LOCK);
+  }
+
+  /** Whether the first opener opened the pool read-only (no joiners). */
+  get readOnly(): boolean {
+    return Atomics.load(this.#i32, READ_ONLY) !== 0;
+  }
+
+  set readOnly(v: boolean) {
+    Atomics.store(this.#i32, READ_ONLY, v ? 1 : 0);
+  }
+}
+
+/** The index of `OPENS` in {@linkcode PoolShared.control}. */
+export const OPENS_WORD = OPENS;
