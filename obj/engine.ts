@@ -54,10 +54,12 @@ import {
   type Entry,
   FAILED,
   type Group,
+  NO_KEY,
   type RedoLog,
   STAGING,
 } from "./log.ts";
 import type { ObjMedia } from "./media.ts";
+import type { Transaction } from "./tx.ts";
 
 const EIO = 5;
 /** Entries at least this long are applied by the mover. */
@@ -81,14 +83,6 @@ export interface PendingObject {
   type: number;
 }
 
-/** Something a transaction is, to the engine (nesting and failure). */
-export interface Running {
-  /** Mark the transaction failed by a nested transaction's error. */
-  doom(error: unknown): void;
-  /** The transaction (a nested `tx` runs its callback with it). */
-  readonly tx: unknown;
-}
-
 /** The transaction machinery of one open pool. */
 export class Engine {
   readonly media: ObjMedia;
@@ -100,12 +94,21 @@ export class Engine {
   readonly token: PoolToken = Object.freeze({});
   /** The root and catalog, staged state. */
   readonly state: StateView;
-  /** Pending writes (entries of groups not yet applied), by object offset. */
+  /**
+   * Pending writes (entries of groups not yet applied), by object offset:
+   * built when a read in a transaction needs it, from the entries staged
+   * since the last such read (most transactions never read).
+   */
   readonly overlay = new Map<number, Entry[]>();
   /** Objects allocated (or freed: generation 0) in such groups. */
   readonly pendingGen = new Map<number, PendingObject>();
   /** The transaction whose callback is running, if any. */
-  current: Running | undefined;
+  current: Transaction | undefined;
+  /**
+   * The objects it allocated or freed (not in `pendingGen` until it ends,
+   * and never for a synchronous one), if any.
+   */
+  local: Map<number, PendingObject> | null = null;
   #staging: Group | undefined;
   #queue: Group[] = [];
   #broken: unknown;
@@ -167,7 +170,8 @@ export class Engine {
    */
   genAt(offset: number, staged = true): number {
     if (staged) {
-      const p = this.pendingGen.get(offset);
+      const p = this.local?.get(offset) ??
+        (this.pendingGen.size > 0 ? this.pendingGen.get(offset) : undefined);
       if (p !== undefined) return p.gen;
     }
     const u32 = this.media.u32;
@@ -248,9 +252,64 @@ export class Engine {
 
   /** Drop the staging group when its only transaction aborted. */
   abandon(g: Group): void {
-    if (this.#staging === g && g.txs === 0 && g.entries.length === 0) {
+    if (this.#staging === g && g.txs === 0 && g.count === 0) {
       this.#staging = undefined;
     }
+  }
+
+  /**
+   * Forget what an aborted transaction staged into `g` after a mark: its
+   * entries, and those of them the overlay holds (the newest of their
+   * lists: nothing was staged after them).
+   */
+  truncate(g: Group, size: number, count: number): void {
+    const items = g.items;
+    if (items !== null && items.length > count) {
+      const overlay = this.overlay;
+      for (let i = items.length - 1; i >= count; i--) {
+        if (items[i] === null) continue;
+        const key = g.keys[i];
+        const list = overlay.get(key)!;
+        list.pop();
+        if (list.length === 0) overlay.delete(key);
+      }
+      items.length = count;
+      g.indexedSize = size;
+    }
+    this.log.truncate(g, size, count);
+  }
+
+  /**
+   * The pending writes to the object at `key`, in log order (undefined:
+   * none). Adds the entries staged since the last call to the overlay
+   * first: every group's, oldest first, so each list stays in log order.
+   */
+  pendingWrites(key: number): Entry[] | undefined {
+    for (const g of this.#queue) this.#index(g);
+    if (this.#staging !== undefined) this.#index(this.#staging);
+    return this.overlay.get(key);
+  }
+
+  #index(g: Group): void {
+    const done = g.items === null ? 0 : g.items.length;
+    if (done === g.count) return;
+    const items = g.items ??= [];
+    const fresh = this.log.entries(g, done, g.indexedSize);
+    const keys = g.keys;
+    const overlay = this.overlay;
+    for (let i = 0; i < fresh.length; i++) {
+      const key = keys[done + i];
+      if (key === NO_KEY) {
+        items.push(null);
+        continue;
+      }
+      const e = fresh[i];
+      items.push(e);
+      let list = overlay.get(key);
+      if (list === undefined) overlay.set(key, list = []);
+      list.push(e);
+    }
+    g.indexedSize = g.end - g.start;
   }
 
   /** Seal the staging group: one persist commits its transactions. */
@@ -270,11 +329,18 @@ export class Engine {
     this.#queue.push(g);
   }
 
-  /** Apply every sealed group on this thread (waiting for a batch in flight). */
+  /**
+   * Apply every sealed group on this thread (waiting for a batch in
+   * flight). Nothing is staged (callers seal first), so once the queue is
+   * empty no write or allocation is pending: the pending views are
+   * cleared whole rather than group by group.
+   */
   drain(): void {
     const q = this.#queue;
-    while (q.length > 0) {
-      const g = q[0];
+    if (q.length === 0) return;
+    const whole = this.#staging === undefined;
+    for (let i = 0; i < q.length; i++) {
+      const g = q[i];
       if (g.state === APPLYING) {
         try {
           wait(g.apply!);
@@ -282,12 +348,17 @@ export class Engine {
           this.#fail(e);
           return;
         }
-        this.#finish(g);
+        this.#dirtyBatch(g);
       } else if (g.state === COMMITTED) {
-        for (const e of g.entries) applyEntry(this.media, e);
-        this.#finish(g);
+        this.log.applyAll(g);
       }
-      q.shift();
+      if (!whole) this.#unpend(g);
+      this.#done(g);
+    }
+    q.length = 0;
+    if (whole) {
+      if (this.overlay.size > 0) this.overlay.clear();
+      if (this.pendingGen.size > 0) this.pendingGen.clear();
     }
   }
 
@@ -307,8 +378,10 @@ export class Engine {
           return;
         }
         if (state !== "complete") return;
-        this.#finish(g);
-      }
+        this.#dirtyBatch(g);
+      } else if (g.state !== APPLIED) return;
+      this.#unpend(g);
+      this.#done(g);
       q.shift();
     }
     if (this.log.full && this.#broken === undefined) this.#checkpoint();
@@ -316,8 +389,8 @@ export class Engine {
 
   /** Start applying a group: on this thread, or small here and the rest by one mover batch. */
   #start(g: Group): void {
-    const media = this.media;
-    const entries = g.entries;
+    const log = this.log;
+    const entries = log.entries(g);
     let big = 0;
     for (const e of entries) {
       if (e.length >= MOVER_MIN && (e.op === OP_COPY || e.op === OP_ZERO)) {
@@ -325,10 +398,11 @@ export class Engine {
       }
     }
     if (big === 0 || overlapping(entries)) {
-      for (const e of entries) applyEntry(media, e);
-      this.#finish(g);
+      log.applyAll(g);
+      g.state = APPLIED;
       return;
     }
+    const media = this.media;
     const batch: BatchEntry[] = [];
     const u8 = media.u8;
     for (const e of entries) {
@@ -358,33 +432,54 @@ export class Engine {
     g.state = APPLYING;
   }
 
-  /** A group is applied: its pending views go, its effects run. */
-  #finish(g: Group): void {
+  /** Note dirty the homes a group's mover batch stored to. */
+  #dirtyBatch(g: Group): void {
     const media = this.media;
-    if (g.apply !== undefined) {
-      for (const e of g.entries) {
-        if (e.length >= MOVER_MIN && (e.op === OP_COPY || e.op === OP_ZERO)) {
-          media.dirty(e.target, e.length);
-        }
+    for (const e of this.log.entries(g)) {
+      if (e.length >= MOVER_MIN && (e.op === OP_COPY || e.op === OP_ZERO)) {
+        media.dirty(e.target, e.length);
       }
-      g.apply = undefined;
     }
+    g.apply = undefined;
+  }
+
+  /** Take an applied group's writes and objects out of the pending views. */
+  #unpend(g: Group): void {
+    const items = g.items;
+    if (items !== null) {
+      const overlay = this.overlay;
+      for (let i = 0; i < items.length; i++) {
+        if (items[i] === null) continue;
+        const key = g.keys[i];
+        const list = overlay.get(key);
+        if (list === undefined) continue;
+        list.shift();
+        if (list.length === 0) overlay.delete(key);
+      }
+      g.items = null;
+    }
+    const gens = g.gens;
+    if (gens !== null) {
+      const pending = this.pendingGen;
+      for (let i = 0; i < gens.length; i += 2) {
+        const offset = gens[i] as number;
+        if (pending.get(offset) === gens[i + 1]) pending.delete(offset);
+      }
+      g.gens = null;
+    }
+  }
+
+  /** A group is applied: its transactions' effects run. */
+  #done(g: Group): void {
     g.state = APPLIED;
-    const overlay = this.overlay;
-    for (const key of g.keys) {
-      const list = overlay.get(key);
-      if (list === undefined) continue;
-      list.shift();
-      if (list.length === 0) overlay.delete(key);
+    g.keys = [];
+    g.items = null;
+    g.gens = null;
+    const done = g.done;
+    if (done !== null) {
+      g.done = null;
+      for (let i = 0; i < done.length; i++) done[i]();
     }
-    for (const p of g.gens) {
-      if (this.pendingGen.get(p.offset) === p.object) {
-        this.pendingGen.delete(p.offset);
-      }
-    }
-    for (const fn of g.done) fn();
-    g.entries = [];
-    g.done = [];
   }
 
   #checkpoint(): void {

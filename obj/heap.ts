@@ -34,8 +34,8 @@ import type { ObjMedia } from "./media.ts";
 
 /** How the heap records a change: the transaction it happens in. */
 export interface HeapLog {
-  /** Log a copy of `bytes` to `target`. */
-  copy(target: number, bytes: Uint8Array): void;
+  /** Log a copy of one u64, given as its two u32 halves, to `target`. */
+  word(target: number, lo: number, hi: number): void;
   /** Log zeroing `length` bytes at `target`. */
   zero(target: number, length: number): void;
   /** Log an OR64/AND64 of a mask into the word at `target`. */
@@ -78,14 +78,6 @@ class Run {
     const r = RUNS[this.cls];
     return this.base + r.bitmapBytes + b * r.blockSize;
   }
-}
-
-/** What one allocation got. */
-export interface Allocation {
-  /** File offset of the block (its header). */
-  block: number;
-  /** Bytes of the block (header included). */
-  capacity: number;
 }
 
 /** Heap occupancy. */
@@ -191,20 +183,16 @@ export class Heap {
   }
 
   #setEntry(k: number, kind: number, arg: number, log: HeapLog): void {
-    const b = new Uint8Array(8);
-    const dv = new DataView(b.buffer);
-    dv.setUint32(0, kind, true);
-    dv.setUint32(4, arg, true);
-    log.copy(this.#entry(k), b);
+    log.word(this.#entry(k), kind, arg);
   }
 
   /**
    * Allocate a block of at least `bytes` (header included), logging the
-   * change in `log`.
+   * change in `log`: the file offset of the block (its header).
    *
    * @throws {OutOfSpaceError} when no block or run of chunks is free
    */
-  alloc(bytes: number, log: HeapLog, op: string): Allocation {
+  alloc(bytes: number, log: HeapLog, op: string): number {
     const cls = classOf(bytes);
     if (cls < 0) return this.#allocHuge(bytes, log, op);
     const run = this.#runFor(cls, log, op);
@@ -228,7 +216,7 @@ export class Heap {
       bits[w] &= ~(1 << bit);
       run.free++;
     });
-    return { block: run.block(b), capacity: CLASS_SIZES[cls] };
+    return run.block(b);
   }
 
   /** A run of `cls` with a free block, made from a free chunk if needed. */
@@ -289,7 +277,7 @@ export class Heap {
     );
   }
 
-  #allocHuge(bytes: number, log: HeapLog, op: string): Allocation {
+  #allocHuge(bytes: number, log: HeapLog, op: string): number {
     const n = Math.ceil(bytes / CHUNK_SIZE);
     const k = this.#takeChunks(n, op);
     this.#kinds[k] = CHUNK_HUGE;
@@ -301,44 +289,47 @@ export class Heap {
       this.#huge[k] = 0;
       this.#freeChunks += n;
     });
-    return { block: this.#g.heap + k * CHUNK_SIZE, capacity: n * CHUNK_SIZE };
+    return this.#g.heap + k * CHUNK_SIZE;
   }
 
   /**
-   * Where the block whose header is at `block` lies: its run and index,
-   * or its huge chunk; null when no allocated block starts there.
+   * Where the block whose header is at `block` lies: its index in its
+   * run (the chunk's), 0 for a huge object's first chunk, or -1 when no
+   * allocated block starts there. A number, not an object: handles are
+   * checked on every access.
    */
-  #locate(block: number): { run?: Run; b: number; k: number } | null {
+  #locate(block: number): number {
     const g = this.#g;
-    if (block < g.heap || block >= g.heap + g.chunks * CHUNK_SIZE) return null;
+    if (block < g.heap || block >= g.heap + g.chunks * CHUNK_SIZE) return -1;
     const k = Math.floor((block - g.heap) / CHUNK_SIZE);
     const kind = this.#kinds[k];
     const base = g.heap + k * CHUNK_SIZE;
-    if (kind === CHUNK_HUGE) return block === base ? { b: 0, k } : null;
-    if (kind !== CHUNK_RUN) return null;
+    if (kind === CHUNK_HUGE) return block === base ? 0 : -1;
+    if (kind !== CHUNK_RUN) return -1;
     const run = this.#runs[k]!;
     const r = RUNS[run.cls];
     const off = block - base - r.bitmapBytes;
-    if (off < 0 || off % r.blockSize !== 0) return null;
+    if (off < 0 || off % r.blockSize !== 0) return -1;
     const b = off / r.blockSize;
-    if (b >= r.blocks || !(run.bits[b >>> 5] & (1 << (b & 31)))) return null;
-    return { run, b, k };
+    if (b >= r.blocks || !(run.bits[b >>> 5] & (1 << (b & 31)))) return -1;
+    return b;
   }
 
   /** Bytes of the allocated block at `block` (header included), or 0. */
   capacity(block: number): number {
-    const at = this.#locate(block);
-    if (at === null) return 0;
-    return at.run === undefined
-      ? this.#huge[at.k] * CHUNK_SIZE
-      : CLASS_SIZES[at.run.cls];
+    if (this.#locate(block) < 0) return 0;
+    const k = Math.floor((block - this.#g.heap) / CHUNK_SIZE);
+    return this.#kinds[k] === CHUNK_HUGE
+      ? this.#huge[k] * CHUNK_SIZE
+      : CLASS_SIZES[this.#runs[k]!.cls];
   }
 
   /** Free the allocated block at `block`, logging the change. */
   free(block: number, log: HeapLog): void {
-    const at = this.#locate(block);
-    if (at === null) throw new Error(`no allocated block at ${block}`);
-    const { run, b, k } = at;
+    const b = this.#locate(block);
+    if (b < 0) throw new Error(`no allocated block at ${block}`);
+    const k = Math.floor((block - this.#g.heap) / CHUNK_SIZE);
+    const run = this.#kinds[k] === CHUNK_HUGE ? undefined : this.#runs[k]!;
     if (run === undefined) {
       const n = this.#huge[k];
       this.#setEntry(k, CHUNK_FREE, 0, log);
