@@ -54,11 +54,11 @@ import {
   type Entry,
   FAILED,
   type Group,
-  NO_KEY,
   type RedoLog,
   STAGING,
 } from "./log.ts";
 import type { ObjMedia } from "./media.ts";
+import { Locals, Pending } from "./pending.ts";
 import type { Transaction } from "./tx.ts";
 
 const EIO = 5;
@@ -73,16 +73,6 @@ export interface StateView {
   catalog: { name: string; offset: number; kind: number }[];
 }
 
-/** An object allocated or freed by a transaction not yet applied. */
-export interface PendingObject {
-  /** Its generation; 0 when it was freed. */
-  gen: number;
-  /** Bytes of data. */
-  size: number;
-  /** Its type. */
-  type: number;
-}
-
 /** The transaction machinery of one open pool. */
 export class Engine {
   readonly media: ObjMedia;
@@ -94,21 +84,12 @@ export class Engine {
   readonly token: PoolToken = Object.freeze({});
   /** The root and catalog, staged state. */
   readonly state: StateView;
-  /**
-   * Pending writes (entries of groups not yet applied), by object offset:
-   * built when a read in a transaction needs it, from the entries staged
-   * since the last such read (most transactions never read).
-   */
-  readonly overlay = new Map<number, Entry[]>();
-  /** Objects allocated (or freed: generation 0) in such groups. */
-  readonly pendingGen = new Map<number, PendingObject>();
+  /** What the groups not applied yet change (objects and writes). */
+  readonly pending: Pending;
+  /** The objects the running transaction allocated or freed. */
+  readonly locals: Locals = new Locals();
   /** The transaction whose callback is running, if any. */
   current: Transaction | undefined;
-  /**
-   * The objects it allocated or freed (not in `pendingGen` until it ends,
-   * and never for a synchronous one), if any.
-   */
-  local: Map<number, PendingObject> | null = null;
   #staging: Group | undefined;
   #queue: Group[] = [];
   #broken: unknown;
@@ -129,6 +110,7 @@ export class Engine {
     this.heap = heap;
     this.mover = mover;
     this.state = state;
+    this.pending = new Pending(log);
     this.#gen = crypto.getRandomValues(new Uint32Array(1))[0];
   }
 
@@ -170,8 +152,7 @@ export class Engine {
    */
   genAt(offset: number, staged = true): number {
     if (staged) {
-      const p = this.local?.get(offset) ??
-        (this.pendingGen.size > 0 ? this.pendingGen.get(offset) : undefined);
+      const p = this.locals.get(offset) ?? this.pending.object(offset);
       if (p !== undefined) return p.gen;
     }
     const u32 = this.media.u32;
@@ -258,58 +239,11 @@ export class Engine {
   }
 
   /**
-   * Forget what an aborted transaction staged into `g` after a mark: its
-   * entries, and those of them the overlay holds (the newest of their
-   * lists: nothing was staged after them).
-   */
-  truncate(g: Group, size: number, count: number): void {
-    const items = g.items;
-    if (items !== null && items.length > count) {
-      const overlay = this.overlay;
-      for (let i = items.length - 1; i >= count; i--) {
-        if (items[i] === null) continue;
-        const key = g.keys[i];
-        const list = overlay.get(key)!;
-        list.pop();
-        if (list.length === 0) overlay.delete(key);
-      }
-      items.length = count;
-      g.indexedSize = size;
-    }
-    this.log.truncate(g, size, count);
-  }
-
-  /**
    * The pending writes to the object at `key`, in log order (undefined:
-   * none). Adds the entries staged since the last call to the overlay
-   * first: every group's, oldest first, so each list stays in log order.
+   * none): those of every group not applied, the staging one included.
    */
-  pendingWrites(key: number): Entry[] | undefined {
-    for (const g of this.#queue) this.#index(g);
-    if (this.#staging !== undefined) this.#index(this.#staging);
-    return this.overlay.get(key);
-  }
-
-  #index(g: Group): void {
-    const done = g.items === null ? 0 : g.items.length;
-    if (done === g.count) return;
-    const items = g.items ??= [];
-    const fresh = this.log.entries(g, done, g.indexedSize);
-    const keys = g.keys;
-    const overlay = this.overlay;
-    for (let i = 0; i < fresh.length; i++) {
-      const key = keys[done + i];
-      if (key === NO_KEY) {
-        items.push(null);
-        continue;
-      }
-      const e = fresh[i];
-      items.push(e);
-      let list = overlay.get(key);
-      if (list === undefined) overlay.set(key, list = []);
-      list.push(e);
-    }
-    g.indexedSize = g.end - g.start;
+  writes(key: number): Entry[] | undefined {
+    return this.pending.writes(this.#queue, this.#staging, key);
   }
 
   /** Seal the staging group: one persist commits its transactions. */
@@ -352,14 +286,11 @@ export class Engine {
       } else if (g.state === COMMITTED) {
         this.log.applyAll(g);
       }
-      if (!whole) this.#unpend(g);
+      if (!whole) this.pending.unpend(g);
       this.#done(g);
     }
-    q.length = 0;
-    if (whole) {
-      if (this.overlay.size > 0) this.overlay.clear();
-      if (this.pendingGen.size > 0) this.pendingGen.clear();
-    }
+    this.#queue = [];
+    if (whole) this.pending.clear();
   }
 
   /**
@@ -380,7 +311,7 @@ export class Engine {
         if (state !== "complete") return;
         this.#dirtyBatch(g);
       } else if (g.state !== APPLIED) return;
-      this.#unpend(g);
+      this.pending.unpend(g);
       this.#done(g);
       q.shift();
     }
@@ -443,36 +374,9 @@ export class Engine {
     g.apply = undefined;
   }
 
-  /** Take an applied group's writes and objects out of the pending views. */
-  #unpend(g: Group): void {
-    const items = g.items;
-    if (items !== null) {
-      const overlay = this.overlay;
-      for (let i = 0; i < items.length; i++) {
-        if (items[i] === null) continue;
-        const key = g.keys[i];
-        const list = overlay.get(key);
-        if (list === undefined) continue;
-        list.shift();
-        if (list.length === 0) overlay.delete(key);
-      }
-      g.items = null;
-    }
-    const gens = g.gens;
-    if (gens !== null) {
-      const pending = this.pendingGen;
-      for (let i = 0; i < gens.length; i += 2) {
-        const offset = gens[i] as number;
-        if (pending.get(offset) === gens[i + 1]) pending.delete(offset);
-      }
-      g.gens = null;
-    }
-  }
-
   /** A group is applied: its transactions' effects run. */
   #done(g: Group): void {
     g.state = APPLIED;
-    g.keys = [];
     g.items = null;
     g.gens = null;
     const done = g.done;

@@ -365,9 +365,12 @@ export class Heap {
    * with room (alloc/free of one object would make and drop a run each).
    */
   #maybeRelease(run: Run, log: HeapLog): void {
-    const other = this.#avail[run.cls].some((r) =>
-      r !== run && r.free > 0 && this.#runs[r.chunk] === r
-    );
+    const avail = this.#avail[run.cls];
+    let other = false;
+    for (let i = 0; i < avail.length && !other; i++) {
+      const r = avail[i];
+      other = r !== run && r.free > 0 && this.#runs[r.chunk] === r;
+    }
     if (!other) return;
     const k = run.chunk;
     this.#setEntry(k, CHUNK_FREE, 0, log);

@@ -18,7 +18,7 @@
  */
 import { ClosedError } from "../errors/mod.ts";
 import { StaleObjectError } from "./errors.ts";
-import type { Engine, PendingObject } from "./engine.ts";
+import type { Engine } from "./engine.ts";
 import { newHandle, type ObjectHandle } from "./handle.ts";
 import type { HeapLog } from "./heap.ts";
 import {
@@ -28,9 +28,7 @@ import {
   TYPE_INTERNAL,
 } from "./layout.ts";
 import { type Group, NO_KEY } from "./log.ts";
-
-/** What a freed object is, pending. */
-const FREED: PendingObject = Object.freeze({ gen: 0, size: 0, type: 0 });
+import { FREED, type PendingObject } from "./pending.ts";
 
 /** Objects up to this size (header included) are built in the log. */
 const SMALL_MAX = 16384;
@@ -100,13 +98,7 @@ export class Transaction {
   #count0: number;
   #sync: boolean;
   #undo: (() => void)[] | null = null;
-  /**
-   * Objects this transaction allocated (Fresh) or freed (FREED), by
-   * offset: its own view over the engine's pending objects, published to
-   * them when an asynchronous transaction ends (a synchronous one is
-   * applied before any other starts) and dropped when it aborts.
-   */
-  #local: Map<number, PendingObject> | null = null;
+  /** Small objects allocated and not written yet. */
   #unwritten = 0;
   #effects: (() => void)[] | null = null;
   #open = true;
@@ -200,19 +192,13 @@ export class Transaction {
       if (size > 0) log.zero(this.#g, offset, size, op, offset);
     } else this.#unwritten++;
     const f: Fresh = { gen, size, type, block, rel: large ? LARGE : UNWRITTEN };
-    this.#locals().set(offset, f);
+    e.locals.set(offset, f);
     return newHandle(e.token, offset, size, type, gen);
-  }
-
-  #locals(): Map<number, PendingObject> {
-    return this.#local ??= this.#e.local = new Map();
   }
 
   /** The object at `offset` if this transaction allocated it (and did not free it). */
   #fresh(offset: number): Fresh | undefined {
-    const local = this.#local;
-    if (local === null) return undefined;
-    const f = local.get(offset);
+    const f = this.#e.locals.get(offset);
     return f === undefined || f === FREED ? undefined : f as Fresh;
   }
 
@@ -255,7 +241,7 @@ export class Transaction {
     }
     heapTx = this;
     e.heap.free(block, heapLog);
-    this.#locals().set(offset, FREED);
+    e.locals.set(offset, FREED);
   }
 
   /**
@@ -268,7 +254,7 @@ export class Transaction {
   object(offset: number): ObjectHandle {
     this.#live("object");
     const e = this.#e;
-    const p = this.#local?.get(offset) ?? e.pendingGen.get(offset);
+    const p = e.locals.get(offset) ?? e.pending.object(offset);
     if (p === undefined) return e.objectAt(offset, "object");
     if (p.gen === 0) throw new StaleObjectError("object", offset);
     return newHandle(e.token, offset, p.size, p.type, p.gen);
@@ -410,9 +396,7 @@ export class Transaction {
         ? -2
         : this.#e.log.at(this.#g, fresh.rel) + OBJECT_HEADER + offset;
     }
-    return this.#e.pendingWrites(o.offset) === undefined
-      ? o.offset + offset
-      : -1;
+    return this.#e.writes(o.offset) === undefined ? o.offset + offset : -1;
   }
 
   #read(o: ObjectHandle, offset: number, length: number): Uint8Array {
@@ -423,7 +407,7 @@ export class Transaction {
     const at = o.offset + offset;
     const out = e.media.copy(at, length);
     const u8 = e.media.u8;
-    for (const x of e.pendingWrites(o.offset)!) {
+    for (const x of e.writes(o.offset)!) {
       const lo = Math.max(at, x.target);
       const hi = Math.min(at + length, x.target + x.length);
       if (lo >= hi) continue;
@@ -488,16 +472,15 @@ export class Transaction {
   #end(): void {
     const e = this.#e;
     const g = this.#g;
-    const local = this.#local;
     if (this.#unwritten > 0) {
       try {
-        for (const [offset, p] of local!) {
+        e.locals.forEach((p, offset) => {
           const f = p as Fresh;
-          if (p === FREED || f.rel !== UNWRITTEN) continue;
+          if (p === FREED || f.rel !== UNWRITTEN) return;
           const at = e.log.open(g, f.block, OBJECT_HEADER, "commit", offset);
           writeHeader(e.media.u32, at, f.size, f.gen, f.type);
           if (f.size > 0) e.log.zero(g, offset, f.size, "commit", offset);
-        }
+        });
       } catch (err) {
         this.#abort();
         throw err;
@@ -505,21 +488,14 @@ export class Transaction {
     }
     this.#open = false;
     g.txs++;
-    if (local !== null && !this.#sync) {
-      const pending = e.pendingGen;
-      const gens = g.gens ??= [];
-      for (const [offset, p] of local) {
-        pending.set(offset, p);
-        gens.push(offset, p);
-      }
-    }
+    if (!this.#sync) e.pending.publish(g, e.locals);
+    e.locals.clear();
     const effects = this.#effects;
     if (effects !== null) {
       const done = g.done ??= [];
       for (let i = 0; i < effects.length; i++) done.push(effects[i]);
     }
     e.current = undefined;
-    e.local = null;
   }
 
   /** Undo everything the transaction staged. */
@@ -527,14 +503,14 @@ export class Transaction {
     const e = this.#e;
     const g = this.#g;
     this.#open = false;
-    e.truncate(g, this.#size0, this.#count0);
+    e.pending.truncate(g, this.#size0, this.#count0);
     const undo = this.#undo;
     if (undo !== null) {
       for (let i = undo.length - 1; i >= 0; i--) undo[i]();
       this.#undo = null;
     }
     e.current = undefined;
-    e.local = null;
+    e.locals.clear();
     e.abandon(g);
   }
 }
