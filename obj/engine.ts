@@ -59,7 +59,7 @@ import {
 } from "./log.ts";
 import type { ObjMedia } from "./media.ts";
 import { Locals, Pending } from "./pending.ts";
-import type { Transaction } from "./tx.ts";
+import type { Transaction, TxEffects } from "./tx.ts";
 
 const EIO = 5;
 /** Entries at least this long are applied by the mover. */
@@ -382,7 +382,9 @@ export class Engine {
     const done = g.done;
     if (done !== null) {
       g.done = null;
-      for (let i = 0; i < done.length; i++) done[i]();
+      for (let i = 0; i < done.length; i += 2) {
+        (done[i] as TxEffects<unknown>).applied(done[i + 1]);
+      }
     }
   }
 

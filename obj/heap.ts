@@ -11,8 +11,10 @@
  *
  * The free space itself is volatile: rebuilt from the table and the
  * bitmaps at open, updated as transactions stage their changes (in the
- * order they run, which is the log's order), and restored from the
- * transaction's undo list when one aborts.
+ * order they run, which is the log's order), and restored from an undo
+ * journal of the running transaction's changes when it aborts (a list of
+ * numbers, not closures: these cost more on some runtimes than the
+ * change itself).
  *
  * @module
  */
@@ -40,9 +42,15 @@ export interface HeapLog {
   zero(target: number, length: number): void;
   /** Log an OR64/AND64 of a mask into the word at `target`. */
   mask(op: number, target: number, lo: number, hi: number): void;
-  /** Run `fn` if the transaction aborts (in reverse order). */
-  undo(fn: () => void): void;
 }
+
+/** Undo journal ops (what to restore of the volatile state). */
+const U_ALLOC = 1;
+const U_NEW_RUN = 2;
+const U_HUGE = 3;
+const U_FREE_HUGE = 4;
+const U_FREE = 5;
+const U_RELEASE = 6;
 
 /** Volatile chunk kind of the chunks after a huge object's first. */
 const CHUNK_CONT = 3;
@@ -105,6 +113,10 @@ export class Heap {
   #avail: Run[][];
   #freeChunks = 0;
   #hint = 0;
+  /** The running transaction's changes: op, then two arguments, each. */
+  #journal: unknown[] = [];
+  /** Slots of the journal in use (the array is never truncated). */
+  #jn = 0;
 
   private constructor(media: ObjMedia, g: Geometry) {
     this.#g = g;
@@ -212,10 +224,7 @@ export class Heap {
     const mask = 1 << (b & 31);
     if ((b & 63) < 32) log.mask(OP_OR, word, mask >>> 0, 0);
     else log.mask(OP_OR, word, 0, mask >>> 0);
-    log.undo(() => {
-      bits[w] &= ~(1 << bit);
-      run.free++;
-    });
+    this.#note(U_ALLOC, run, b);
     return run.block(b);
   }
 
@@ -235,11 +244,7 @@ export class Heap {
     this.#list(run);
     log.zero(run.base, RUNS[cls].bitmapBytes);
     this.#setEntry(k, CHUNK_RUN, cls, log);
-    log.undo(() => {
-      this.#kinds[k] = CHUNK_FREE;
-      this.#runs[k] = undefined;
-      this.#freeChunks++;
-    });
+    this.#note(U_NEW_RUN, k, 0);
     return run;
   }
 
@@ -284,11 +289,7 @@ export class Heap {
     this.#huge[k] = n;
     for (let j = 1; j < n; j++) this.#kinds[k + j] = CHUNK_CONT;
     this.#setEntry(k, CHUNK_HUGE, n, log);
-    log.undo(() => {
-      for (let j = 0; j < n; j++) this.#kinds[k + j] = CHUNK_FREE;
-      this.#huge[k] = 0;
-      this.#freeChunks += n;
-    });
+    this.#note(U_HUGE, k, n);
     return this.#g.heap + k * CHUNK_SIZE;
   }
 
@@ -336,12 +337,7 @@ export class Heap {
       for (let j = 0; j < n; j++) this.#kinds[k + j] = CHUNK_FREE;
       this.#huge[k] = 0;
       this.#freeChunks += n;
-      log.undo(() => {
-        this.#kinds[k] = CHUNK_HUGE;
-        for (let j = 1; j < n; j++) this.#kinds[k + j] = CHUNK_CONT;
-        this.#huge[k] = n;
-        this.#freeChunks -= n;
-      });
+      this.#note(U_FREE_HUGE, k, n);
       return;
     }
     const bits = run.bits;
@@ -353,10 +349,7 @@ export class Heap {
     if ((b & 63) < 32) log.mask(OP_AND, word, mask, 0xffffffff);
     else log.mask(OP_AND, word, 0xffffffff, mask);
     if (!run.listed) this.#list(run);
-    log.undo(() => {
-      bits[w] |= 1 << (b & 31);
-      run.free--;
-    });
+    this.#note(U_FREE, run, b);
     if (run.free === RUNS[run.cls].blocks) this.#maybeRelease(run, log);
   }
 
@@ -377,12 +370,70 @@ export class Heap {
     this.#kinds[k] = CHUNK_FREE;
     this.#runs[k] = undefined;
     this.#freeChunks++;
-    log.undo(() => {
-      this.#kinds[k] = CHUNK_RUN;
-      this.#runs[k] = run;
-      this.#freeChunks--;
-      if (!run.listed) this.#list(run);
-    });
+    this.#note(U_RELEASE, run, 0);
+  }
+
+  #note(op: number, a: unknown, b: number): void {
+    const j = this.#journal;
+    const n = this.#jn;
+    if (n < j.length) {
+      j[n] = op;
+      j[n + 1] = a;
+      j[n + 2] = b;
+    } else j.push(op, a, b);
+    this.#jn = n + 3;
+  }
+
+  /** The running transaction committed: forget its changes' undo. */
+  settle(): void {
+    this.#jn = 0;
+  }
+
+  /**
+   * The running transaction aborted: undo its changes of the volatile
+   * state, newest first (each restores what the one after it found).
+   */
+  rollback(): void {
+    const j = this.#journal;
+    const kinds = this.#kinds;
+    for (let i = this.#jn - 3; i >= 0; i -= 3) {
+      const op = j[i] as number;
+      const b = j[i + 2] as number;
+      if (op === U_ALLOC || op === U_FREE) {
+        const run = j[i + 1] as Run;
+        if (op === U_ALLOC) {
+          run.bits[b >>> 5] &= ~(1 << (b & 31));
+          run.free++;
+        } else {
+          run.bits[b >>> 5] |= 1 << (b & 31);
+          run.free--;
+        }
+      } else if (op === U_RELEASE) {
+        const run = j[i + 1] as Run;
+        kinds[run.chunk] = CHUNK_RUN;
+        this.#runs[run.chunk] = run;
+        this.#freeChunks--;
+        if (!run.listed) this.#list(run);
+      } else {
+        const k = j[i + 1] as number;
+        if (op === U_NEW_RUN) {
+          kinds[k] = CHUNK_FREE;
+          this.#runs[k] = undefined;
+          this.#freeChunks++;
+        } else if (op === U_HUGE) {
+          for (let c = 0; c < b; c++) kinds[k + c] = CHUNK_FREE;
+          this.#huge[k] = 0;
+          this.#freeChunks += b;
+        } else {
+          kinds[k] = CHUNK_HUGE;
+          for (let c = 1; c < b; c++) kinds[k + c] = CHUNK_CONT;
+          this.#huge[k] = b;
+          this.#freeChunks -= b;
+        }
+      }
+      j[i + 1] = 0;
+    }
+    this.#jn = 0;
   }
 
   /** Every allocated block's header offset, in file order. */

@@ -78,8 +78,11 @@ export class Group {
   state = STAGING;
   /** Where the record started before it moved to the next lap. */
   wrapAt = -1;
-  /** Work to run once applied, in order (volatile effects of its txs). */
-  done: (() => void)[] | null = null;
+  /**
+   * Effects of its transactions, in order (a `TxEffects`, then its item,
+   * each), told once it is applied.
+   */
+  done: unknown[] | null = null;
   /** The mover batch applying it. */
   apply: Future<void> | undefined = undefined;
   /** Why it failed. */

@@ -30,53 +30,82 @@ export interface PendingObject {
 export const FREED: PendingObject = Object.freeze({ gen: 0, size: 0, type: 0 });
 
 /**
- * The objects the running transaction allocated or freed, by offset: one
- * held in fields (the common case; no map), more in a map kept for reuse.
- * One per engine, as callbacks never overlap.
+ * The objects the running transaction allocated or freed, by offset, in
+ * two arrays searched linearly (a transaction touches few objects; a Map
+ * cost more to fill and clear than the searches), with a Map beside them
+ * once there are many. One per engine, as callbacks never overlap.
  */
 export class Locals {
-  #k0 = -1;
-  #v0: PendingObject | undefined = undefined;
-  #more: Map<number, PendingObject> | null = null;
-  #moreUsed = false;
+  #keys: number[] = [];
+  #vals: PendingObject[] = [];
+  /** Entries in use (the arrays are kept, never truncated). */
+  #n = 0;
+  #map: Map<number, PendingObject> | null = null;
 
   /** Whether it holds nothing. */
   get empty(): boolean {
-    return this.#k0 < 0;
+    return this.#n === 0 && this.#map === null;
   }
 
   /** The object at `offset`, if the transaction allocated or freed it. */
   get(offset: number): PendingObject | undefined {
-    if (offset === this.#k0) return this.#v0;
-    return this.#moreUsed ? this.#more!.get(offset) : undefined;
+    if (this.#map !== null) return this.#map.get(offset);
+    const keys = this.#keys;
+    for (let i = 0, n = this.#n; i < n; i++) {
+      if (keys[i] === offset) return this.#vals[i];
+    }
+    return undefined;
   }
 
   /** Record what the object at `offset` now is. */
   set(offset: number, p: PendingObject): void {
-    if (this.#k0 < 0 || offset === this.#k0) {
-      this.#k0 = offset;
-      this.#v0 = p;
+    if (this.#map !== null) {
+      this.#map.set(offset, p);
       return;
     }
-    (this.#more ??= new Map()).set(offset, p);
-    this.#moreUsed = true;
+    const keys = this.#keys;
+    const vals = this.#vals;
+    const n = this.#n;
+    for (let i = 0; i < n; i++) {
+      if (keys[i] === offset) {
+        vals[i] = p;
+        return;
+      }
+    }
+    if (n === 16) {
+      const map = this.#map = new Map();
+      for (let i = 0; i < n; i++) map.set(keys[i], vals[i]);
+      map.set(offset, p);
+      this.#release();
+      return;
+    }
+    if (n < keys.length) {
+      keys[n] = offset;
+      vals[n] = p;
+    } else {
+      keys.push(offset);
+      vals.push(p);
+    }
+    this.#n = n + 1;
   }
 
   /** Call `fn` with each offset and object. */
   forEach(fn: (p: PendingObject, offset: number) => void): void {
-    if (this.#k0 < 0) return;
-    fn(this.#v0!, this.#k0);
-    if (this.#moreUsed) this.#more!.forEach(fn);
+    if (this.#map !== null) this.#map.forEach(fn);
+    for (let i = 0; i < this.#n; i++) fn(this.#vals[i], this.#keys[i]);
   }
 
   /** Forget everything (the transaction ended or aborted). */
   clear(): void {
-    this.#k0 = -1;
-    this.#v0 = undefined;
-    if (this.#moreUsed) {
-      this.#more!.clear();
-      this.#moreUsed = false;
-    }
+    this.#release();
+    this.#map = null;
+  }
+
+  /** Empty the arrays, keeping their room (no objects kept alive). */
+  #release(): void {
+    const vals = this.#vals;
+    for (let i = 0; i < this.#n; i++) vals[i] = FREED;
+    this.#n = 0;
   }
 }
 

@@ -39,6 +39,19 @@ const UNWRITTEN = -1;
 /** `Fresh.rel` of a large object (logged at allocation). */
 const LARGE = -2;
 
+/**
+ * Volatile state kept in step with transactions (a map's index): told of
+ * each item a transaction staged once it is applied, or when it aborts.
+ * Objects, not closures: a closure per operation cost more than the
+ * operation's bookkeeping on some runtimes. Internal.
+ */
+export interface TxEffects<T> {
+  /** The transaction that staged `item` is applied (in log order). */
+  applied(item: T): void;
+  /** The transaction that staged `item` aborted (newest first). */
+  aborted(item: T): void;
+}
+
 /** Options of {@linkcode Transaction.alloc}. */
 export interface AllocOptions {
   /** A type number kept in the object's header (0 to 2^31-1). @default 0 */
@@ -100,7 +113,8 @@ export class Transaction {
   #undo: (() => void)[] | null = null;
   /** Small objects allocated and not written yet. */
   #unwritten = 0;
-  #effects: (() => void)[] | null = null;
+  /** Effects: target, then item, each. */
+  #effects: unknown[] | null = null;
   #open = true;
   #failure: unknown = undefined;
   /** A handle found live since the last free (checked again after one). */
@@ -134,7 +148,6 @@ export class Transaction {
         heapTx!.#e.log.zero(heapTx!.#g, target, length, "alloc", NO_KEY),
       mask: (op, target, lo, hi) =>
         heapTx!.#e.log.mask(heapTx!.#g, op, target, lo, hi, "alloc"),
-      undo: (fn) => heapTx!.#onUndo(fn),
     };
   }
 
@@ -459,9 +472,12 @@ export class Transaction {
     this.#onUndo(fn);
   }
 
-  /** Run `fn` once the transaction is applied. Internal. */
-  onApplied(fn: () => void): void {
-    (this.#effects ??= []).push(fn);
+  /**
+   * Tell `target` about `item` once the transaction is applied, or when
+   * it aborts (effects abort newest first). Internal.
+   */
+  effect<T>(target: TxEffects<T>, item: T): void {
+    (this.#effects ??= []).push(target, item);
   }
 
   /**
@@ -488,6 +504,7 @@ export class Transaction {
     }
     this.#open = false;
     g.txs++;
+    e.heap.settle();
     if (!this.#sync) e.pending.publish(g, e.locals);
     e.locals.clear();
     const effects = this.#effects;
@@ -504,6 +521,14 @@ export class Transaction {
     const g = this.#g;
     this.#open = false;
     e.pending.truncate(g, this.#size0, this.#count0);
+    e.heap.rollback();
+    const effects = this.#effects;
+    if (effects !== null) {
+      for (let i = effects.length - 2; i >= 0; i -= 2) {
+        (effects[i] as TxEffects<unknown>).aborted(effects[i + 1]);
+      }
+      this.#effects = null;
+    }
     const undo = this.#undo;
     if (undo !== null) {
       for (let i = undo.length - 1; i >= 0; i--) undo[i]();
