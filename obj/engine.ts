@@ -27,7 +27,8 @@ import {
   type PollContext,
   type Step,
 } from "../future/future.ts";
-import type { BatchEntry, Vdm } from "../mover/vdm.ts";
+import type { Vdm } from "../mover/vdm.ts";
+import { Applier } from "./apply.ts";
 import { StaleObjectError } from "./errors.ts";
 import {
   handleGen,
@@ -37,18 +38,9 @@ import {
   type PoolToken,
 } from "./handle.ts";
 import type { Heap } from "./heap.ts";
-import {
-  type Geometry,
-  OBJECT_HEADER,
-  OBJECT_MAGIC,
-  OP_AND,
-  OP_COPY,
-  OP_OR,
-  OP_ZERO,
-} from "./layout.ts";
+import { type Geometry, OBJECT_HEADER, OBJECT_MAGIC } from "./layout.ts";
 import {
   APPLIED,
-  applyEntry,
   APPLYING,
   COMMITTED,
   type Entry,
@@ -62,8 +54,6 @@ import { Locals, Pending } from "./pending.ts";
 import type { Transaction, TxEffects } from "./tx.ts";
 
 const EIO = 5;
-/** Entries at least this long are applied by the mover. */
-const MOVER_MIN = 64;
 
 /** The root object and the catalog, as the transactions staged so far left them. */
 export interface StateView {
@@ -91,6 +81,7 @@ export class Engine {
   /** The transaction whose callback is running, if any. */
   current: Transaction | undefined;
   #staging: Group | undefined;
+  #applier: Applier;
   #queue: Group[] = [];
   #broken: unknown;
   #closed = false;
@@ -111,6 +102,7 @@ export class Engine {
     this.mover = mover;
     this.state = state;
     this.pending = new Pending(log);
+    this.#applier = new Applier(media, log, mover);
     this.#gen = crypto.getRandomValues(new Uint32Array(1))[0];
   }
 
@@ -282,7 +274,7 @@ export class Engine {
           this.#fail(e);
           return;
         }
-        this.#dirtyBatch(g);
+        this.#moved(g);
       } else if (g.state === COMMITTED) {
         this.log.applyAll(g);
       }
@@ -309,7 +301,7 @@ export class Engine {
           return;
         }
         if (state !== "complete") return;
-        this.#dirtyBatch(g);
+        this.#moved(g);
       } else if (g.state !== APPLIED) return;
       this.pending.unpend(g);
       this.#done(g);
@@ -318,59 +310,23 @@ export class Engine {
     if (this.log.full && this.#broken === undefined) this.#checkpoint();
   }
 
-  /** Start applying a group: on this thread, or small here and the rest by one mover batch. */
+  /** Start applying a group: on this thread, or partly by one mover batch. */
   #start(g: Group): void {
-    const log = this.log;
-    const entries = log.entries(g);
-    let big = 0;
-    for (const e of entries) {
-      if (e.length >= MOVER_MIN && (e.op === OP_COPY || e.op === OP_ZERO)) {
-        big++;
-      }
-    }
-    if (big === 0 || overlapping(entries)) {
-      log.applyAll(g);
-      g.state = APPLIED;
-      return;
-    }
-    const media = this.media;
-    const batch: BatchEntry[] = [];
-    const u8 = media.u8;
-    for (const e of entries) {
-      if (e.length < MOVER_MIN || (e.op !== OP_COPY && e.op !== OP_ZERO)) {
-        applyEntry(media, e);
-      } else if (e.op === OP_COPY) {
-        batch.push({
-          op: "memcpy",
-          dst: u8,
-          dstOffset: e.target,
-          src: u8.subarray(e.at, e.at + e.length),
-        });
-      } else {
-        batch.push({
-          op: "memset",
-          dst: u8.subarray(e.target, e.target + e.length),
-          value: 0,
-        });
-      }
-    }
     try {
-      g.apply = this.mover.batch(batch);
+      const f = this.#applier.start(g);
+      if (f === undefined) g.state = APPLIED;
+      else {
+        g.apply = f;
+        g.state = APPLYING;
+      }
     } catch (e) {
       this.#fail(e);
-      return;
     }
-    g.state = APPLYING;
   }
 
-  /** Note dirty the homes a group's mover batch stored to. */
-  #dirtyBatch(g: Group): void {
-    const media = this.media;
-    for (const e of this.log.entries(g)) {
-      if (e.length >= MOVER_MIN && (e.op === OP_COPY || e.op === OP_ZERO)) {
-        media.dirty(e.target, e.length);
-      }
-    }
+  /** A group's mover batch completed: its homes are dirty. */
+  #moved(g: Group): void {
+    this.#applier.moved(g);
     g.apply = undefined;
   }
 
@@ -436,23 +392,6 @@ export class Engine {
     this.#checkpoint();
     this.live(op);
   }
-}
-
-/** Whether entries overlap in a way that needs them applied in order. */
-function overlapping(entries: readonly Entry[]): boolean {
-  const n = entries.length;
-  if (n < 2) return false;
-  const order = entries.slice().sort((a, b) => a.target - b.target);
-  let endPlain = -1;
-  let endMask = -1;
-  for (const e of order) {
-    const mask = e.op === OP_OR || e.op === OP_AND;
-    if (e.target < endPlain || (!mask && e.target < endMask)) return true;
-    const end = e.target + e.length;
-    if (mask) endMask = Math.max(endMask, end);
-    else endPlain = Math.max(endPlain, end);
-  }
-  return false;
 }
 
 /**

@@ -100,6 +100,8 @@ export class Group {
   indexedSize = RECORD_HEADER;
   /** Its allocations and frees: offset, then the pending object, per change. */
   gens: unknown[] | null = null;
+  /** The homes its mover batch writes: target, then length, each. */
+  moved: number[] | null = null;
 
   constructor(start: number) {
     this.start = start;
@@ -339,7 +341,6 @@ export class RedoLog {
   /** Apply a group's entries to their homes on this thread, in order. */
   applyAll(g: Group): void {
     const media = this.#media;
-    const u8 = this.#u8;
     const u32 = this.#u32;
     let q = this.phys(g.start) + RECORD_HEADER;
     for (let i = 0, n = g.count; i < n; i++) {
@@ -348,30 +349,8 @@ export class RedoLog {
       const length = u32[w + 1];
       const target = u32[w + 2] + u32[w + 3] * 2 ** 32;
       const at = q + ENTRY_HEADER;
-      if (op === OP_COPY) {
-        if (length <= 128 && ((target | length) & 3) === 0) {
-          // short aligned copies: a loop costs less than a builtin's call
-          const t = target >>> 2;
-          const s = at >>> 2;
-          for (let j = 0, m = length >>> 2; j < m; j++) u32[t + j] = u32[s + j];
-        } else u8.copyWithin(target, at, at + length);
-        q = at + ((length + 7) & ~7);
-      } else if (op === OP_ZERO) {
-        u8.fill(0, target, target + length);
-        q = at;
-      } else {
-        const t = target >>> 2;
-        const m = at >>> 2;
-        if (op === OP_OR) {
-          u32[t] |= u32[m];
-          u32[t + 1] |= u32[m + 1];
-        } else {
-          u32[t] &= u32[m];
-          u32[t + 1] &= u32[m + 1];
-        }
-        q = at + 8;
-      }
-      media.dirty(target, length);
+      applyOne(media, op, target, length, at);
+      q = at + payloadOf(op, length);
     }
   }
 
@@ -507,29 +486,46 @@ export class RedoLog {
 }
 
 /** Bytes of an entry's payload. */
-function payloadOf(op: number, length: number): number {
+export function payloadOf(op: number, length: number): number {
   return op === OP_COPY ? (length + 7) & ~7 : op === OP_ZERO ? 0 : 8;
 }
 
 /**
- * Apply one entry to its home on this thread (recovery, a synchronous
- * transaction, a group whose entries overlap) and note the home dirty.
+ * Apply one entry (its payload at `at`) to its home on this thread and
+ * note the home dirty.
  */
-export function applyEntry(media: ObjMedia, e: Entry): void {
-  const { op, target, length, at } = e;
-  if (op === OP_COPY) media.u8.copyWithin(target, at, at + length);
-  else if (op === OP_ZERO) media.u8.fill(0, target, target + length);
+export function applyOne(
+  media: ObjMedia,
+  op: number,
+  target: number,
+  length: number,
+  at: number,
+): void {
+  if (op === OP_COPY) {
+    if (length <= 128 && ((target | length) & 3) === 0) {
+      // short aligned copies: a loop costs less than a builtin's call
+      const u32 = media.u32;
+      const t = target >>> 2;
+      const s = at >>> 2;
+      for (let j = 0, m = length >>> 2; j < m; j++) u32[t + j] = u32[s + j];
+    } else media.u8.copyWithin(target, at, at + length);
+  } else if (op === OP_ZERO) media.u8.fill(0, target, target + length);
   else {
     const u32 = media.u32;
-    const w = target >>> 2;
+    const t = target >>> 2;
     const m = at >>> 2;
     if (op === OP_OR) {
-      u32[w] |= u32[m];
-      u32[w + 1] |= u32[m + 1];
+      u32[t] |= u32[m];
+      u32[t + 1] |= u32[m + 1];
     } else {
-      u32[w] &= u32[m];
-      u32[w + 1] &= u32[m + 1];
+      u32[t] &= u32[m];
+      u32[t + 1] &= u32[m + 1];
     }
   }
   media.dirty(target, length);
+}
+
+/** Apply one entry to its home on this thread (recovery). */
+export function applyEntry(media: ObjMedia, e: Entry): void {
+  applyOne(media, e.op, e.target, e.length, e.at);
 }

@@ -41,10 +41,15 @@ export type MapValue = string | Uint8Array;
 /** One operation of {@linkcode PersistentMap.batch}. */
 export type MapOp = { set: [MapKey, MapValue] } | { delete: MapKey };
 
-/** Where an entry lives. */
+/**
+ * Where an entry lives. An index entry is updated in place when its key
+ * is set again (it holds numbers only), so a set leaves no long-lived
+ * garbage behind.
+ */
 interface Entry {
   slot: number;
-  node: ObjectHandle;
+  /** The node's offset. */
+  node: number;
   /** File offset of the value's bytes. */
   at: number;
   vlen: number;
@@ -181,7 +186,7 @@ export class MapCore implements TxEffects<Pending> {
         );
         const entry: Entry = {
           slot,
-          node,
+          node: off,
           at: off + NODE_HEADER + klen,
           vlen,
           flags,
@@ -278,7 +283,7 @@ export class MapCore implements TxEffects<Pending> {
     this.#setSlot(tx, slot, node.offset);
     this.#stage(tx, isStr, k, {
       slot,
-      node,
+      node: node.offset,
       at: node.offset + NODE_HEADER + klen,
       vlen,
       flags,
@@ -310,8 +315,19 @@ export class MapCore implements TxEffects<Pending> {
   /** A transaction that staged `p` is applied: the index takes it. Internal. */
   applied(p: Pending): void {
     const index = p.isStr ? this.str : this.bin;
-    if (p.entry === null) index.delete(p.k);
-    else index.set(p.k, p.entry);
+    const x = p.entry;
+    if (x === null) index.delete(p.k);
+    else {
+      const cur = index.get(p.k);
+      if (cur === undefined) index.set(p.k, x);
+      else {
+        cur.slot = x.slot;
+        cur.node = x.node;
+        cur.at = x.at;
+        cur.vlen = x.vlen;
+        cur.flags = x.flags;
+      }
+    }
     const pend = p.isStr ? this.#pendStr : this.#pendBin;
     if (pend.get(p.k) === p) pend.delete(p.k);
     p.before = undefined;
@@ -374,7 +390,7 @@ export class MapCore implements TxEffects<Pending> {
   /** The key of an entry. */
   key(x: Entry): MapKey {
     const media = this.#e.media;
-    const off = x.node.offset;
+    const off = x.node;
     const klen = media.u32[(off + 4) >>> 2];
     const kb = media.u8.subarray(off + NODE_HEADER, off + NODE_HEADER + klen);
     return x.flags & KEY_STRING ? decoder.decode(kb) : kb.slice();

@@ -95,6 +95,22 @@ export class Locals {
     for (let i = 0; i < this.#n; i++) fn(this.#vals[i], this.#keys[i]);
   }
 
+  /** Set each in `objects`, and list it (offset, object) in `gens`. */
+  copyTo(objects: Map<number, PendingObject>, gens: unknown[]): void {
+    if (this.#map !== null) {
+      for (const [offset, p] of this.#map) {
+        objects.set(offset, p);
+        gens.push(offset, p);
+      }
+    }
+    const keys = this.#keys;
+    const vals = this.#vals;
+    for (let i = 0; i < this.#n; i++) {
+      objects.set(keys[i], vals[i]);
+      gens.push(keys[i], vals[i]);
+    }
+  }
+
   /** Forget everything (the transaction ended or aborted). */
   clear(): void {
     this.#release();
@@ -128,12 +144,7 @@ export class Pending {
 
   /** Publish the objects an asynchronous transaction of `g` allocated and freed. */
   publish(g: Group, locals: Locals): void {
-    if (locals.empty) return;
-    const gens = g.gens ??= [];
-    locals.forEach((p, offset) => {
-      this.objects.set(offset, p);
-      gens.push(offset, p);
-    });
+    if (!locals.empty) locals.copyTo(this.objects, g.gens ??= []);
   }
 
   /**

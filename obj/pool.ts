@@ -301,7 +301,7 @@ export class ObjectPool implements Disposable {
       const o = tx.allocInternal(size, TYPE_ROOT);
       if (old !== undefined) {
         tx.write(o, 0, tx.read(old, 0, old.size));
-        tx.freeInternal(old);
+        tx.freeInternal(old.offset);
       }
       const b = new Uint8Array(16);
       const dv = new DataView(b.buffer);

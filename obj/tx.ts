@@ -230,14 +230,16 @@ export class Transaction {
         "Cannot free: the object belongs to the pool (the root, a map's structure)",
       );
     }
-    this.freeInternal(o);
+    this.freeInternal(o.offset);
   }
 
-  /** Free any object, an internal one included. Internal. */
-  freeInternal(o: ObjectHandle): void {
+  /**
+   * Free the live object at `offset`, an internal one included (the
+   * caller knows it is live). Internal.
+   */
+  freeInternal(offset: number): void {
     this.#live("free");
     const e = this.#e;
-    const offset = o.offset;
     const block = offset - OBJECT_HEADER;
     const f = this.#fresh(offset);
     this.#checked = null;
