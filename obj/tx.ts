@@ -477,6 +477,8 @@ export class Transaction {
   /**
    * Tell `target` about `item` once the transaction is applied, or when
    * it aborts (effects abort newest first). Internal.
+   *
+   * @internal
    */
   effect<T>(target: TxEffects<T>, item: T): void {
     (this.#effects ??= []).push(target, item);
