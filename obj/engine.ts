@@ -27,7 +27,8 @@ import {
   type PollContext,
   type Step,
 } from "../future/future.ts";
-import type { BatchEntry, Vdm } from "../mover/vdm.ts";
+import type { Vdm } from "../mover/vdm.ts";
+import { Applier } from "./apply.ts";
 import { StaleObjectError } from "./errors.ts";
 import {
   handleGen,
@@ -37,18 +38,9 @@ import {
   type PoolToken,
 } from "./handle.ts";
 import type { Heap } from "./heap.ts";
-import {
-  type Geometry,
-  OBJECT_HEADER,
-  OBJECT_MAGIC,
-  OP_AND,
-  OP_COPY,
-  OP_OR,
-  OP_ZERO,
-} from "./layout.ts";
+import { type Geometry, OBJECT_HEADER, OBJECT_MAGIC } from "./layout.ts";
 import {
   APPLIED,
-  applyEntry,
   APPLYING,
   COMMITTED,
   type Entry,
@@ -58,10 +50,10 @@ import {
   STAGING,
 } from "./log.ts";
 import type { ObjMedia } from "./media.ts";
+import { Locals, Pending } from "./pending.ts";
+import type { Transaction, TxEffects } from "./tx.ts";
 
 const EIO = 5;
-/** Entries at least this long are applied by the mover. */
-const MOVER_MIN = 64;
 
 /** The root object and the catalog, as the transactions staged so far left them. */
 export interface StateView {
@@ -69,24 +61,6 @@ export interface StateView {
   rootSize: number;
   /** Catalog slots: name ("" when free) and object offset. */
   catalog: { name: string; offset: number; kind: number }[];
-}
-
-/** An object allocated or freed by a transaction not yet applied. */
-export interface PendingObject {
-  /** Its generation; 0 when it was freed. */
-  gen: number;
-  /** Bytes of data. */
-  size: number;
-  /** Its type. */
-  type: number;
-}
-
-/** Something a transaction is, to the engine (nesting and failure). */
-export interface Running {
-  /** Mark the transaction failed by a nested transaction's error. */
-  doom(error: unknown): void;
-  /** The transaction (a nested `tx` runs its callback with it). */
-  readonly tx: unknown;
 }
 
 /** The transaction machinery of one open pool. */
@@ -100,13 +74,14 @@ export class Engine {
   readonly token: PoolToken = Object.freeze({});
   /** The root and catalog, staged state. */
   readonly state: StateView;
-  /** Pending writes (entries of groups not yet applied), by object offset. */
-  readonly overlay = new Map<number, Entry[]>();
-  /** Objects allocated (or freed: generation 0) in such groups. */
-  readonly pendingGen = new Map<number, PendingObject>();
+  /** What the groups not applied yet change (objects and writes). */
+  readonly pending: Pending;
+  /** The objects the running transaction allocated or freed. */
+  readonly locals: Locals = new Locals();
   /** The transaction whose callback is running, if any. */
-  current: Running | undefined;
+  current: Transaction | undefined;
   #staging: Group | undefined;
+  #applier: Applier;
   #queue: Group[] = [];
   #broken: unknown;
   #closed = false;
@@ -126,6 +101,8 @@ export class Engine {
     this.heap = heap;
     this.mover = mover;
     this.state = state;
+    this.pending = new Pending(log);
+    this.#applier = new Applier(media, log, mover);
     this.#gen = crypto.getRandomValues(new Uint32Array(1))[0];
   }
 
@@ -167,7 +144,7 @@ export class Engine {
    */
   genAt(offset: number, staged = true): number {
     if (staged) {
-      const p = this.pendingGen.get(offset);
+      const p = this.locals.get(offset) ?? this.pending.object(offset);
       if (p !== undefined) return p.gen;
     }
     const u32 = this.media.u32;
@@ -248,9 +225,17 @@ export class Engine {
 
   /** Drop the staging group when its only transaction aborted. */
   abandon(g: Group): void {
-    if (this.#staging === g && g.txs === 0 && g.entries.length === 0) {
+    if (this.#staging === g && g.txs === 0 && g.count === 0) {
       this.#staging = undefined;
     }
+  }
+
+  /**
+   * The pending writes to the object at `key`, in log order (undefined:
+   * none): those of every group not applied, the staging one included.
+   */
+  writes(key: number): Entry[] | undefined {
+    return this.pending.writes(this.#queue, this.#staging, key);
   }
 
   /** Seal the staging group: one persist commits its transactions. */
@@ -270,11 +255,18 @@ export class Engine {
     this.#queue.push(g);
   }
 
-  /** Apply every sealed group on this thread (waiting for a batch in flight). */
+  /**
+   * Apply every sealed group on this thread (waiting for a batch in
+   * flight). Nothing is staged (callers seal first), so once the queue is
+   * empty no write or allocation is pending: the pending views are
+   * cleared whole rather than group by group.
+   */
   drain(): void {
     const q = this.#queue;
-    while (q.length > 0) {
-      const g = q[0];
+    if (q.length === 0) return;
+    const whole = this.#staging === undefined;
+    for (let i = 0; i < q.length; i++) {
+      const g = q[i];
       if (g.state === APPLYING) {
         try {
           wait(g.apply!);
@@ -282,13 +274,15 @@ export class Engine {
           this.#fail(e);
           return;
         }
-        this.#finish(g);
+        this.#moved(g);
       } else if (g.state === COMMITTED) {
-        for (const e of g.entries) applyEntry(this.media, e);
-        this.#finish(g);
+        this.log.applyAll(g);
       }
-      q.shift();
+      if (!whole) this.pending.unpend(g);
+      this.#done(g);
     }
+    this.#queue = [];
+    if (whole) this.pending.clear();
   }
 
   /**
@@ -307,84 +301,47 @@ export class Engine {
           return;
         }
         if (state !== "complete") return;
-        this.#finish(g);
-      }
+        this.#moved(g);
+      } else if (g.state !== APPLIED) return;
+      this.pending.unpend(g);
+      this.#done(g);
       q.shift();
     }
     if (this.log.full && this.#broken === undefined) this.#checkpoint();
   }
 
-  /** Start applying a group: on this thread, or small here and the rest by one mover batch. */
+  /** Start applying a group: on this thread, or partly by one mover batch. */
   #start(g: Group): void {
-    const media = this.media;
-    const entries = g.entries;
-    let big = 0;
-    for (const e of entries) {
-      if (e.length >= MOVER_MIN && (e.op === OP_COPY || e.op === OP_ZERO)) {
-        big++;
-      }
-    }
-    if (big === 0 || overlapping(entries)) {
-      for (const e of entries) applyEntry(media, e);
-      this.#finish(g);
-      return;
-    }
-    const batch: BatchEntry[] = [];
-    const u8 = media.u8;
-    for (const e of entries) {
-      if (e.length < MOVER_MIN || (e.op !== OP_COPY && e.op !== OP_ZERO)) {
-        applyEntry(media, e);
-      } else if (e.op === OP_COPY) {
-        batch.push({
-          op: "memcpy",
-          dst: u8,
-          dstOffset: e.target,
-          src: u8.subarray(e.at, e.at + e.length),
-        });
-      } else {
-        batch.push({
-          op: "memset",
-          dst: u8.subarray(e.target, e.target + e.length),
-          value: 0,
-        });
-      }
-    }
     try {
-      g.apply = this.mover.batch(batch);
+      const f = this.#applier.start(g);
+      if (f === undefined) g.state = APPLIED;
+      else {
+        g.apply = f;
+        g.state = APPLYING;
+      }
     } catch (e) {
       this.#fail(e);
-      return;
     }
-    g.state = APPLYING;
   }
 
-  /** A group is applied: its pending views go, its effects run. */
-  #finish(g: Group): void {
-    const media = this.media;
-    if (g.apply !== undefined) {
-      for (const e of g.entries) {
-        if (e.length >= MOVER_MIN && (e.op === OP_COPY || e.op === OP_ZERO)) {
-          media.dirty(e.target, e.length);
-        }
-      }
-      g.apply = undefined;
-    }
+  /** A group's mover batch completed: its homes are dirty. */
+  #moved(g: Group): void {
+    this.#applier.moved(g);
+    g.apply = undefined;
+  }
+
+  /** A group is applied: its transactions' effects run. */
+  #done(g: Group): void {
     g.state = APPLIED;
-    const overlay = this.overlay;
-    for (const key of g.keys) {
-      const list = overlay.get(key);
-      if (list === undefined) continue;
-      list.shift();
-      if (list.length === 0) overlay.delete(key);
-    }
-    for (const p of g.gens) {
-      if (this.pendingGen.get(p.offset) === p.object) {
-        this.pendingGen.delete(p.offset);
+    g.items = null;
+    g.gens = null;
+    const done = g.done;
+    if (done !== null) {
+      g.done = null;
+      for (let i = 0; i < done.length; i += 2) {
+        (done[i] as TxEffects<unknown>).applied(done[i + 1]);
       }
     }
-    for (const fn of g.done) fn();
-    g.entries = [];
-    g.done = [];
   }
 
   #checkpoint(): void {
@@ -435,23 +392,6 @@ export class Engine {
     this.#checkpoint();
     this.live(op);
   }
-}
-
-/** Whether entries overlap in a way that needs them applied in order. */
-function overlapping(entries: readonly Entry[]): boolean {
-  const n = entries.length;
-  if (n < 2) return false;
-  const order = entries.slice().sort((a, b) => a.target - b.target);
-  let endPlain = -1;
-  let endMask = -1;
-  for (const e of order) {
-    const mask = e.op === OP_OR || e.op === OP_AND;
-    if (e.target < endPlain || (!mask && e.target < endMask)) return true;
-    const end = e.target + e.length;
-    if (mask) endMask = Math.max(endMask, end);
-    else endPlain = Math.max(endPlain, end);
-  }
-  return false;
 }
 
 /**

@@ -11,8 +11,10 @@
  *
  * The free space itself is volatile: rebuilt from the table and the
  * bitmaps at open, updated as transactions stage their changes (in the
- * order they run, which is the log's order), and restored from the
- * transaction's undo list when one aborts.
+ * order they run, which is the log's order), and restored from an undo
+ * journal of the running transaction's changes when it aborts (a list of
+ * numbers, not closures: these cost more on some runtimes than the
+ * change itself).
  *
  * @module
  */
@@ -34,15 +36,21 @@ import type { ObjMedia } from "./media.ts";
 
 /** How the heap records a change: the transaction it happens in. */
 export interface HeapLog {
-  /** Log a copy of `bytes` to `target`. */
-  copy(target: number, bytes: Uint8Array): void;
+  /** Log a copy of one u64, given as its two u32 halves, to `target`. */
+  word(target: number, lo: number, hi: number): void;
   /** Log zeroing `length` bytes at `target`. */
   zero(target: number, length: number): void;
   /** Log an OR64/AND64 of a mask into the word at `target`. */
   mask(op: number, target: number, lo: number, hi: number): void;
-  /** Run `fn` if the transaction aborts (in reverse order). */
-  undo(fn: () => void): void;
 }
+
+/** Undo journal ops (what to restore of the volatile state). */
+const U_ALLOC = 1;
+const U_NEW_RUN = 2;
+const U_HUGE = 3;
+const U_FREE_HUGE = 4;
+const U_FREE = 5;
+const U_RELEASE = 6;
 
 /** Volatile chunk kind of the chunks after a huge object's first. */
 const CHUNK_CONT = 3;
@@ -80,14 +88,6 @@ class Run {
   }
 }
 
-/** What one allocation got. */
-export interface Allocation {
-  /** File offset of the block (its header). */
-  block: number;
-  /** Bytes of the block (header included). */
-  capacity: number;
-}
-
 /** Heap occupancy. */
 export interface HeapUsage {
   /** Chunks in the heap. */
@@ -113,6 +113,10 @@ export class Heap {
   #avail: Run[][];
   #freeChunks = 0;
   #hint = 0;
+  /** The running transaction's changes: op, then two arguments, each. */
+  #journal: unknown[] = [];
+  /** Slots of the journal in use (the array is never truncated). */
+  #jn = 0;
 
   private constructor(media: ObjMedia, g: Geometry) {
     this.#g = g;
@@ -191,20 +195,16 @@ export class Heap {
   }
 
   #setEntry(k: number, kind: number, arg: number, log: HeapLog): void {
-    const b = new Uint8Array(8);
-    const dv = new DataView(b.buffer);
-    dv.setUint32(0, kind, true);
-    dv.setUint32(4, arg, true);
-    log.copy(this.#entry(k), b);
+    log.word(this.#entry(k), kind, arg);
   }
 
   /**
    * Allocate a block of at least `bytes` (header included), logging the
-   * change in `log`.
+   * change in `log`: the file offset of the block (its header).
    *
    * @throws {OutOfSpaceError} when no block or run of chunks is free
    */
-  alloc(bytes: number, log: HeapLog, op: string): Allocation {
+  alloc(bytes: number, log: HeapLog, op: string): number {
     const cls = classOf(bytes);
     if (cls < 0) return this.#allocHuge(bytes, log, op);
     const run = this.#runFor(cls, log, op);
@@ -224,11 +224,8 @@ export class Heap {
     const mask = 1 << (b & 31);
     if ((b & 63) < 32) log.mask(OP_OR, word, mask >>> 0, 0);
     else log.mask(OP_OR, word, 0, mask >>> 0);
-    log.undo(() => {
-      bits[w] &= ~(1 << bit);
-      run.free++;
-    });
-    return { block: run.block(b), capacity: CLASS_SIZES[cls] };
+    this.#note(U_ALLOC, run, b);
+    return run.block(b);
   }
 
   /** A run of `cls` with a free block, made from a free chunk if needed. */
@@ -247,11 +244,7 @@ export class Heap {
     this.#list(run);
     log.zero(run.base, RUNS[cls].bitmapBytes);
     this.#setEntry(k, CHUNK_RUN, cls, log);
-    log.undo(() => {
-      this.#kinds[k] = CHUNK_FREE;
-      this.#runs[k] = undefined;
-      this.#freeChunks++;
-    });
+    this.#note(U_NEW_RUN, k, 0);
     return run;
   }
 
@@ -289,68 +282,62 @@ export class Heap {
     );
   }
 
-  #allocHuge(bytes: number, log: HeapLog, op: string): Allocation {
+  #allocHuge(bytes: number, log: HeapLog, op: string): number {
     const n = Math.ceil(bytes / CHUNK_SIZE);
     const k = this.#takeChunks(n, op);
     this.#kinds[k] = CHUNK_HUGE;
     this.#huge[k] = n;
     for (let j = 1; j < n; j++) this.#kinds[k + j] = CHUNK_CONT;
     this.#setEntry(k, CHUNK_HUGE, n, log);
-    log.undo(() => {
-      for (let j = 0; j < n; j++) this.#kinds[k + j] = CHUNK_FREE;
-      this.#huge[k] = 0;
-      this.#freeChunks += n;
-    });
-    return { block: this.#g.heap + k * CHUNK_SIZE, capacity: n * CHUNK_SIZE };
+    this.#note(U_HUGE, k, n);
+    return this.#g.heap + k * CHUNK_SIZE;
   }
 
   /**
-   * Where the block whose header is at `block` lies: its run and index,
-   * or its huge chunk; null when no allocated block starts there.
+   * Where the block whose header is at `block` lies: its index in its
+   * run (the chunk's), 0 for a huge object's first chunk, or -1 when no
+   * allocated block starts there. A number, not an object: handles are
+   * checked on every access.
    */
-  #locate(block: number): { run?: Run; b: number; k: number } | null {
+  #locate(block: number): number {
     const g = this.#g;
-    if (block < g.heap || block >= g.heap + g.chunks * CHUNK_SIZE) return null;
+    if (block < g.heap || block >= g.heap + g.chunks * CHUNK_SIZE) return -1;
     const k = Math.floor((block - g.heap) / CHUNK_SIZE);
     const kind = this.#kinds[k];
     const base = g.heap + k * CHUNK_SIZE;
-    if (kind === CHUNK_HUGE) return block === base ? { b: 0, k } : null;
-    if (kind !== CHUNK_RUN) return null;
+    if (kind === CHUNK_HUGE) return block === base ? 0 : -1;
+    if (kind !== CHUNK_RUN) return -1;
     const run = this.#runs[k]!;
     const r = RUNS[run.cls];
     const off = block - base - r.bitmapBytes;
-    if (off < 0 || off % r.blockSize !== 0) return null;
+    if (off < 0 || off % r.blockSize !== 0) return -1;
     const b = off / r.blockSize;
-    if (b >= r.blocks || !(run.bits[b >>> 5] & (1 << (b & 31)))) return null;
-    return { run, b, k };
+    if (b >= r.blocks || !(run.bits[b >>> 5] & (1 << (b & 31)))) return -1;
+    return b;
   }
 
   /** Bytes of the allocated block at `block` (header included), or 0. */
   capacity(block: number): number {
-    const at = this.#locate(block);
-    if (at === null) return 0;
-    return at.run === undefined
-      ? this.#huge[at.k] * CHUNK_SIZE
-      : CLASS_SIZES[at.run.cls];
+    if (this.#locate(block) < 0) return 0;
+    const k = Math.floor((block - this.#g.heap) / CHUNK_SIZE);
+    return this.#kinds[k] === CHUNK_HUGE
+      ? this.#huge[k] * CHUNK_SIZE
+      : CLASS_SIZES[this.#runs[k]!.cls];
   }
 
   /** Free the allocated block at `block`, logging the change. */
   free(block: number, log: HeapLog): void {
-    const at = this.#locate(block);
-    if (at === null) throw new Error(`no allocated block at ${block}`);
-    const { run, b, k } = at;
+    const b = this.#locate(block);
+    if (b < 0) throw new Error(`no allocated block at ${block}`);
+    const k = Math.floor((block - this.#g.heap) / CHUNK_SIZE);
+    const run = this.#kinds[k] === CHUNK_HUGE ? undefined : this.#runs[k]!;
     if (run === undefined) {
       const n = this.#huge[k];
       this.#setEntry(k, CHUNK_FREE, 0, log);
       for (let j = 0; j < n; j++) this.#kinds[k + j] = CHUNK_FREE;
       this.#huge[k] = 0;
       this.#freeChunks += n;
-      log.undo(() => {
-        this.#kinds[k] = CHUNK_HUGE;
-        for (let j = 1; j < n; j++) this.#kinds[k + j] = CHUNK_CONT;
-        this.#huge[k] = n;
-        this.#freeChunks -= n;
-      });
+      this.#note(U_FREE_HUGE, k, n);
       return;
     }
     const bits = run.bits;
@@ -362,10 +349,7 @@ export class Heap {
     if ((b & 63) < 32) log.mask(OP_AND, word, mask, 0xffffffff);
     else log.mask(OP_AND, word, 0xffffffff, mask);
     if (!run.listed) this.#list(run);
-    log.undo(() => {
-      bits[w] |= 1 << (b & 31);
-      run.free--;
-    });
+    this.#note(U_FREE, run, b);
     if (run.free === RUNS[run.cls].blocks) this.#maybeRelease(run, log);
   }
 
@@ -374,21 +358,82 @@ export class Heap {
    * with room (alloc/free of one object would make and drop a run each).
    */
   #maybeRelease(run: Run, log: HeapLog): void {
-    const other = this.#avail[run.cls].some((r) =>
-      r !== run && r.free > 0 && this.#runs[r.chunk] === r
-    );
+    const avail = this.#avail[run.cls];
+    let other = false;
+    for (let i = 0; i < avail.length && !other; i++) {
+      const r = avail[i];
+      other = r !== run && r.free > 0 && this.#runs[r.chunk] === r;
+    }
     if (!other) return;
     const k = run.chunk;
     this.#setEntry(k, CHUNK_FREE, 0, log);
     this.#kinds[k] = CHUNK_FREE;
     this.#runs[k] = undefined;
     this.#freeChunks++;
-    log.undo(() => {
-      this.#kinds[k] = CHUNK_RUN;
-      this.#runs[k] = run;
-      this.#freeChunks--;
-      if (!run.listed) this.#list(run);
-    });
+    this.#note(U_RELEASE, run, 0);
+  }
+
+  #note(op: number, a: unknown, b: number): void {
+    const j = this.#journal;
+    const n = this.#jn;
+    if (n < j.length) {
+      j[n] = op;
+      j[n + 1] = a;
+      j[n + 2] = b;
+    } else j.push(op, a, b);
+    this.#jn = n + 3;
+  }
+
+  /** The running transaction committed: forget its changes' undo. */
+  settle(): void {
+    this.#jn = 0;
+  }
+
+  /**
+   * The running transaction aborted: undo its changes of the volatile
+   * state, newest first (each restores what the one after it found).
+   */
+  rollback(): void {
+    const j = this.#journal;
+    const kinds = this.#kinds;
+    for (let i = this.#jn - 3; i >= 0; i -= 3) {
+      const op = j[i] as number;
+      const b = j[i + 2] as number;
+      if (op === U_ALLOC || op === U_FREE) {
+        const run = j[i + 1] as Run;
+        if (op === U_ALLOC) {
+          run.bits[b >>> 5] &= ~(1 << (b & 31));
+          run.free++;
+        } else {
+          run.bits[b >>> 5] |= 1 << (b & 31);
+          run.free--;
+        }
+      } else if (op === U_RELEASE) {
+        const run = j[i + 1] as Run;
+        kinds[run.chunk] = CHUNK_RUN;
+        this.#runs[run.chunk] = run;
+        this.#freeChunks--;
+        if (!run.listed) this.#list(run);
+      } else {
+        const k = j[i + 1] as number;
+        if (op === U_NEW_RUN) {
+          kinds[k] = CHUNK_FREE;
+          this.#runs[k] = undefined;
+          this.#freeChunks++;
+        } else if (op === U_HUGE) {
+          for (let c = 0; c < b; c++) kinds[k + c] = CHUNK_FREE;
+          this.#huge[k] = 0;
+          this.#freeChunks += b;
+        } else {
+          kinds[k] = CHUNK_HUGE;
+          for (let c = 1; c < b; c++) kinds[k + c] = CHUNK_CONT;
+          this.#huge[k] = b;
+          this.#freeChunks -= b;
+        }
+      }
+      j[i + 1] = 0;
+    }
+    this.#jn = 0;
   }
 
   /** Every allocated block's header offset, in file order. */

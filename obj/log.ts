@@ -39,7 +39,12 @@ import {
 } from "./layout.ts";
 import type { ObjMedia } from "./media.ts";
 
-/** One staged entry; `at` is the file offset of its payload. */
+/**
+ * One entry as it lies in a record: `at` is the file offset of its
+ * payload. Made only where a list is needed (recovery, a group applied by
+ * the mover, the overlay of pending writes); staging and applying on this
+ * thread read the ring itself.
+ */
 export interface Entry {
   op: number;
   target: number;
@@ -58,30 +63,45 @@ export const APPLIED = 3;
 /** Failed (sealing or applying): its transactions failed. */
 export const FAILED = 4;
 
+/** No object: the key of an entry of the heap or the state page. */
+export const NO_KEY = -1;
+
 /** One log record and the transactions staged into it. */
 export class Group {
   /** Logical position of the record header. */
   start: number;
   /** Logical position just past the last entry. */
   end: number;
-  /** The entries, in order. */
-  entries: Entry[] = [];
+  /** Entries staged. */
+  count = 0;
   /** STAGING … FAILED. */
   state = STAGING;
   /** Where the record started before it moved to the next lap. */
   wrapAt = -1;
-  /** Work to run once applied, in order (volatile effects of its txs). */
-  done: (() => void)[] = [];
+  /**
+   * Effects of its transactions, in order (a `TxEffects`, then its item,
+   * each), told once it is applied.
+   */
+  done: unknown[] | null = null;
   /** The mover batch applying it. */
-  apply: Future<void> | undefined;
+  apply: Future<void> | undefined = undefined;
   /** Why it failed. */
-  error: unknown;
+  error: unknown = undefined;
   /** Transactions staged into it. */
   txs = 0;
-  /** Objects whose pending writes it added to the overlay, one per entry. */
+  /** The object each entry changes (NO_KEY: none), one per entry. */
   keys: number[] = [];
-  /** Its allocations and frees, for the engine's pending objects. */
-  gens: { offset: number; object: unknown }[] = [];
+  /**
+   * The entries added to the engine's overlay, a prefix of the record
+   * (null where the key is NO_KEY); null until a read needed them.
+   */
+  items: (Entry | null)[] | null = null;
+  /** Bytes of the record before the first entry not in `items`. */
+  indexedSize = RECORD_HEADER;
+  /** Its allocations and frees: offset, then the pending object, per change. */
+  gens: unknown[] | null = null;
+  /** The homes its mover batch writes: target, then length, each. */
+  moved: number[] | null = null;
 
   constructor(start: number) {
     this.start = start;
@@ -97,6 +117,8 @@ export class Group {
 /** The pool's redo log ring. */
 export class RedoLog {
   #media: ObjMedia;
+  #u8: Uint8Array;
+  #u32: Uint32Array;
   #g: Geometry;
   readonly size: number;
   /** Largest record. */
@@ -113,6 +135,8 @@ export class RedoLog {
    */
   constructor(media: ObjMedia, g: Geometry, tail: number) {
     this.#media = media;
+    this.#u8 = media.u8;
+    this.#u32 = media.u32;
     this.#g = g;
     this.size = g.logSize;
     // a checkpoint once a quarter is used, records of 3/8 at most: a
@@ -147,19 +171,20 @@ export class RedoLog {
   /**
    * Room for `bytes` (a multiple of 8) at the group's end: its logical
    * position. A record that would cross the ring's end moves, with what
-   * it holds, to the start of the next lap.
+   * it holds, to the start of the next lap (file offsets of its payloads
+   * change; record-relative ones do not).
    *
    * @throws {OutOfSpaceError} when the record would outgrow the log
    */
   reserve(g: Group, bytes: number, op: string): number {
-    if (g.size + bytes > this.maxRecord) {
+    const size = g.end - g.start;
+    if (size + bytes > this.maxRecord) {
       throw new OutOfSpaceError(
         op,
         `the transaction needs more than ${this.maxRecord} bytes of redo log (3/8 of the log, less what transactions staged with it took; create the pool with a larger logSize)`,
       );
     }
-    const room = this.size - g.start % this.size;
-    if (g.size + bytes > room) this.#relocate(g);
+    if (size + bytes > this.size - g.start % this.size) this.#relocate(g);
     const at = g.end;
     g.end += bytes;
     return at;
@@ -168,17 +193,53 @@ export class RedoLog {
   /** Move a group to the start of the next lap. */
   #relocate(g: Group): void {
     const to = g.start + (this.size - g.start % this.size);
-    const u8 = this.#media.u8;
     const from = this.phys(g.start);
-    u8.copyWithin(LOG_OFFSET, from, from + g.size);
+    const size = g.end - g.start;
+    this.#u8.copyWithin(LOG_OFFSET, from, from + size);
     const shift = LOG_OFFSET - from;
-    for (const e of g.entries) e.at += shift;
+    if (g.items !== null) {
+      for (const e of g.items) if (e !== null) e.at += shift;
+    }
     if (g.wrapAt < 0) g.wrapAt = g.start;
-    g.end = to + g.size;
+    g.end = to + size;
     g.start = to;
   }
 
-  /** Stage a COPY of `length` bytes of `src` from `from` to `target`. */
+  /** The file offset of the byte `rel` bytes into a group's record. */
+  at(g: Group, rel: number): number {
+    return LOG_OFFSET + (g.start + rel) % this.size;
+  }
+
+  /**
+   * Stage an entry header for `payload` bytes after it; the file offset
+   * of its payload.
+   */
+  #entry(
+    g: Group,
+    op: number,
+    length: number,
+    target: number,
+    payload: number,
+    key: number,
+    name: string,
+  ): number {
+    const p = LOG_OFFSET +
+      this.reserve(g, ENTRY_HEADER + payload, name) % this.size;
+    const u32 = this.#u32;
+    const w = p >>> 2;
+    u32[w] = op;
+    u32[w + 1] = length;
+    u32[w + 2] = target >>> 0;
+    u32[w + 3] = (target - (target >>> 0)) / 2 ** 32;
+    g.count++;
+    g.keys.push(key);
+    return p + ENTRY_HEADER;
+  }
+
+  /**
+   * Stage a COPY of `length` bytes of `src` from `from` to `target`
+   * (`key`: the object it changes); the file offset of its payload.
+   */
   copy(
     g: Group,
     target: number,
@@ -186,23 +247,55 @@ export class RedoLog {
     from: number,
     length: number,
     op: string,
-  ): Entry {
-    const pos = this.reserve(g, ENTRY_HEADER + ((length + 7) & ~7), op);
-    const p = this.phys(pos);
-    this.#head(p, OP_COPY, length, target);
-    this.#media.u8.set(src.subarray(from, from + length), p + ENTRY_HEADER);
-    const e = { op: OP_COPY, target, length, at: p + ENTRY_HEADER };
-    g.entries.push(e);
-    return e;
+    key: number,
+  ): number {
+    const at = this.#entry(
+      g,
+      OP_COPY,
+      length,
+      target,
+      (length + 7) & ~7,
+      key,
+      op,
+    );
+    // a subarray costs more than a short copy on some runtimes
+    if (from === 0 && length === src.length) this.#u8.set(src, at);
+    else this.#u8.set(src.subarray(from, from + length), at);
+    return at;
+  }
+
+  /**
+   * Stage a COPY of `length` bytes to `target` whose payload the caller
+   * fills (every byte of it) before the group is sealed; the file offset
+   * of its payload.
+   */
+  open(
+    g: Group,
+    target: number,
+    length: number,
+    op: string,
+    key: number,
+  ): number {
+    return this.#entry(g, OP_COPY, length, target, (length + 7) & ~7, key, op);
+  }
+
+  /** Stage a COPY of one u64, given as its two u32 halves. */
+  word(
+    g: Group,
+    target: number,
+    lo: number,
+    hi: number,
+    op: string,
+    key: number,
+  ): void {
+    const at = this.#entry(g, OP_COPY, 8, target, 8, key, op);
+    this.#u32[at >>> 2] = lo;
+    this.#u32[(at >>> 2) + 1] = hi;
   }
 
   /** Stage a ZERO of `length` bytes at `target`. */
-  zero(g: Group, target: number, length: number, op: string): Entry {
-    const p = this.phys(this.reserve(g, ENTRY_HEADER, op));
-    this.#head(p, OP_ZERO, length, target);
-    const e = { op: OP_ZERO, target, length, at: p + ENTRY_HEADER };
-    g.entries.push(e);
-    return e;
+  zero(g: Group, target: number, length: number, op: string, key: number) {
+    this.#entry(g, OP_ZERO, length, target, 0, key, op);
   }
 
   /** Stage an OR64 or AND64 of the mask `lo`/`hi` into the word at `target`. */
@@ -213,30 +306,52 @@ export class RedoLog {
     lo: number,
     hi: number,
     op: string,
-  ): Entry {
-    const p = this.phys(this.reserve(g, ENTRY_HEADER + 8, op));
-    this.#head(p, kind, 8, target);
-    const u32 = this.#media.u32;
-    u32[(p + ENTRY_HEADER) >>> 2] = lo;
-    u32[(p + ENTRY_HEADER + 4) >>> 2] = hi;
-    const e = { op: kind, target, length: 8, at: p + ENTRY_HEADER };
-    g.entries.push(e);
-    return e;
-  }
-
-  #head(p: number, op: number, length: number, target: number): void {
-    const u32 = this.#media.u32;
-    const w = p >>> 2;
-    u32[w] = op;
-    u32[w + 1] = length;
-    u32[w + 2] = target % 2 ** 32;
-    u32[w + 3] = Math.floor(target / 2 ** 32);
+  ): void {
+    const at = this.#entry(g, kind, 8, target, 8, NO_KEY, op);
+    this.#u32[at >>> 2] = lo;
+    this.#u32[(at >>> 2) + 1] = hi;
   }
 
   /** Forget the entries staged after a mark (an aborted transaction). */
   truncate(g: Group, size: number, count: number): void {
     g.end = g.start + size;
-    g.entries.length = count;
+    g.count = count;
+    g.keys.length = count;
+  }
+
+  /**
+   * The entries of a group's record from the entry `first` (which starts
+   * `rel` bytes into the record) on, as a list.
+   */
+  entries(g: Group, first = 0, rel = RECORD_HEADER): Entry[] {
+    const u32 = this.#u32;
+    const out: Entry[] = [];
+    let q = this.at(g, rel);
+    for (let i = first; i < g.count; i++) {
+      const w = q >>> 2;
+      const op = u32[w];
+      const length = u32[w + 1];
+      const target = u32[w + 2] + u32[w + 3] * 2 ** 32;
+      out.push({ op, target, length, at: q + ENTRY_HEADER });
+      q += ENTRY_HEADER + payloadOf(op, length);
+    }
+    return out;
+  }
+
+  /** Apply a group's entries to their homes on this thread, in order. */
+  applyAll(g: Group): void {
+    const media = this.#media;
+    const u32 = this.#u32;
+    let q = this.phys(g.start) + RECORD_HEADER;
+    for (let i = 0, n = g.count; i < n; i++) {
+      const w = q >>> 2;
+      const op = u32[w];
+      const length = u32[w + 1];
+      const target = u32[w + 2] + u32[w + 3] * 2 ** 32;
+      const at = q + ENTRY_HEADER;
+      applyOne(media, op, target, length, at);
+      q = at + payloadOf(op, length);
+    }
   }
 
   /**
@@ -247,20 +362,23 @@ export class RedoLog {
   seal(g: Group): void {
     const media = this.#media;
     const p = this.phys(g.start);
-    this.#header(p, RECORD, g.start, g.size, g.entries.length);
-    const ranges = [{ offset: p, length: g.size }];
-    if (g.wrapAt >= 0) {
+    const size = g.end - g.start;
+    this.#header(p, RECORD, g.start, size, g.count);
+    if (g.wrapAt < 0) media.persist(p, size);
+    else {
       const w = this.phys(g.wrapAt);
       this.#header(w, WRAP, g.wrapAt, RECORD_HEADER, 0);
-      ranges.push({ offset: w, length: RECORD_HEADER });
+      media.persistRanges([{ offset: p, length: size }, {
+        offset: w,
+        length: RECORD_HEADER,
+      }]);
     }
-    media.persistRanges(ranges);
     this.head = g.end;
     g.state = COMMITTED;
   }
 
   #header(p: number, kind: number, pos: number, size: number, n: number) {
-    const u32 = this.#media.u32;
+    const u32 = this.#u32;
     const w = p >>> 2;
     u32[w + 1] = kind;
     u32[w + 2] = pos % 2 ** 32;
@@ -295,7 +413,7 @@ export class RedoLog {
    *   entries do not parse, or leave the areas the log may change
    */
   replay(visit: (entries: Entry[]) => void): number {
-    const u32 = this.#media.u32;
+    const u32 = this.#u32;
     let pos = this.tail;
     let records = 0;
     for (;;) {
@@ -325,7 +443,7 @@ export class RedoLog {
 
   /** The entries of a valid record, checked. */
   #parse(p: number, pos: number, size: number, count: number): Entry[] {
-    const u32 = this.#media.u32;
+    const u32 = this.#u32;
     const g = this.#g;
     const entries: Entry[] = [];
     const bad = (detail: string) =>
@@ -342,15 +460,11 @@ export class RedoLog {
       const op = u32[w];
       const length = u32[w + 1];
       const target = u32[w + 2] + u32[w + 3] * 2 ** 32;
-      const payload = op === OP_COPY
-        ? (length + 7) & ~7
-        : op === OP_OR || op === OP_AND
-        ? 8
-        : 0;
       if (op < OP_COPY || op > OP_AND) throw bad(`entry ${i} has op ${op}`);
       if ((op === OP_OR || op === OP_AND) && (length !== 8 || target % 8)) {
         throw bad(`entry ${i} is a mask of ${length} bytes at ${target}`);
       }
+      const payload = payloadOf(op, length);
       if (q + ENTRY_HEADER + payload > end) {
         throw bad(`entry ${i} lies past its end`);
       }
@@ -371,25 +485,47 @@ export class RedoLog {
   }
 }
 
+/** Bytes of an entry's payload. */
+export function payloadOf(op: number, length: number): number {
+  return op === OP_COPY ? (length + 7) & ~7 : op === OP_ZERO ? 0 : 8;
+}
+
 /**
- * Apply one entry to its home on this thread (recovery, a synchronous
- * transaction, a group whose entries overlap) and note the home dirty.
+ * Apply one entry (its payload at `at`) to its home on this thread and
+ * note the home dirty.
  */
-export function applyEntry(media: ObjMedia, e: Entry): void {
-  const { op, target, length, at } = e;
-  if (op === OP_COPY) media.u8.copyWithin(target, at, at + length);
-  else if (op === OP_ZERO) media.u8.fill(0, target, target + length);
+export function applyOne(
+  media: ObjMedia,
+  op: number,
+  target: number,
+  length: number,
+  at: number,
+): void {
+  if (op === OP_COPY) {
+    if (length <= 128 && ((target | length) & 3) === 0) {
+      // short aligned copies: a loop costs less than a builtin's call
+      const u32 = media.u32;
+      const t = target >>> 2;
+      const s = at >>> 2;
+      for (let j = 0, m = length >>> 2; j < m; j++) u32[t + j] = u32[s + j];
+    } else media.u8.copyWithin(target, at, at + length);
+  } else if (op === OP_ZERO) media.u8.fill(0, target, target + length);
   else {
     const u32 = media.u32;
-    const w = target >>> 2;
+    const t = target >>> 2;
     const m = at >>> 2;
     if (op === OP_OR) {
-      u32[w] |= u32[m];
-      u32[w + 1] |= u32[m + 1];
+      u32[t] |= u32[m];
+      u32[t + 1] |= u32[m + 1];
     } else {
-      u32[w] &= u32[m];
-      u32[w + 1] &= u32[m + 1];
+      u32[t] &= u32[m];
+      u32[t + 1] &= u32[m + 1];
     }
   }
   media.dirty(target, length);
+}
+
+/** Apply one entry to its home on this thread (recovery). */
+export function applyEntry(media: ObjMedia, e: Entry): void {
+  applyOne(media, e.op, e.target, e.length, e.at);
 }

@@ -12,7 +12,7 @@ import type { Engine } from "./engine.ts";
 import { CorruptPoolError } from "./errors.ts";
 import { OBJECT_HEADER } from "./layout.ts";
 import { objectProblem } from "./open.ts";
-import type { Transaction } from "./tx.ts";
+import { stagedData, type Transaction, type TxEffects } from "./tx.ts";
 
 /** Object type of a map's directory. */
 const TYPE_DIR = 0x80000011;
@@ -41,23 +41,44 @@ export type MapValue = string | Uint8Array;
 /** One operation of {@linkcode PersistentMap.batch}. */
 export type MapOp = { set: [MapKey, MapValue] } | { delete: MapKey };
 
-/** Where an entry lives. */
+/**
+ * Where an entry lives. An index entry is updated in place when its key
+ * is set again (it holds numbers only), so a set leaves no long-lived
+ * garbage behind.
+ */
 interface Entry {
   slot: number;
-  node: ObjectHandle;
+  /** The node's offset. */
+  node: number;
   /** File offset of the value's bytes. */
   at: number;
   vlen: number;
   flags: number;
 }
 
-/** The latest staged state of a key (null: deleted). */
+/** The latest staged state of a key (entry null: deleted). */
 interface Pending {
   entry: Entry | null;
+  isStr: boolean;
+  /** The key (a string of char codes for bytes). */
+  k: string;
+  /** The state staged before, restored if the transaction aborts. */
+  before: Pending | undefined;
 }
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+/** The length of a string if every char is ASCII (one UTF-8 byte), else -1. */
+function asciiLength(s: string): number {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return -1;
+  return s.length;
+}
+
+/** Store an ASCII string's chars as bytes at `at`. */
+function putAscii(u8: Uint8Array, at: number, s: string): void {
+  for (let i = 0; i < s.length; i++) u8[at + i] = s.charCodeAt(i);
+}
 
 /** Bytes as a string of char codes (a Map key for byte keys). */
 export function binKey(b: Uint8Array): string {
@@ -71,8 +92,13 @@ export function binKey(b: Uint8Array): string {
   return s;
 }
 
-/** The state of one map of one open pool, shared by its instances. */
-export class MapCore {
+/**
+ * The state of one map of one open pool, shared by its instances. Its
+ * index follows the transactions that stage its operations (as their
+ * `TxEffects`): a key's staged state is pending until its transaction is
+ * applied, then it enters the index.
+ */
+export class MapCore implements TxEffects<Pending> {
   readonly name: string;
   #e: Engine;
   #desc: ObjectHandle;
@@ -160,7 +186,7 @@ export class MapCore {
         );
         const entry: Entry = {
           slot,
-          node,
+          node: off,
           at: off + NODE_HEADER + klen,
           vlen,
           flags,
@@ -193,37 +219,62 @@ export class MapCore {
   }
 
   #latest(isStr: boolean, k: string): Entry | undefined {
-    const p = (isStr ? this.#pendStr : this.#pendBin).get(k);
+    const pend = isStr ? this.#pendStr : this.#pendBin;
+    const p = pend.size === 0 ? undefined : pend.get(k);
     if (p !== undefined) return p.entry ?? undefined;
     return (isStr ? this.str : this.bin).get(k);
   }
 
-  /** Stage a set of `key` in `tx`. */
+  /**
+   * Stage a set of `key` in `tx`. The new node is built where the log
+   * holds its copy (no intermediate arrays; ASCII strings are stored
+   * without an encoder), unless it is too large to be built there.
+   */
   set(tx: Transaction, key: MapKey, value: MapValue): void {
     const isStr = typeof key === "string";
-    const kb = isStr ? encoder.encode(key) : key;
+    const kAscii = isStr ? asciiLength(key) : -1;
+    const kb = isStr ? (kAscii < 0 ? encoder.encode(key) : undefined) : key;
+    const klen = kb === undefined ? kAscii : kb.length;
     const k = isStr ? key : binKey(key);
     const vStr = typeof value === "string";
-    const vb = vStr ? encoder.encode(value) : value;
-    if (vb.length > MAX_VALUE) {
+    const vAscii = vStr ? asciiLength(value) : -1;
+    const vb = vStr ? (vAscii < 0 ? encoder.encode(value) : undefined) : value;
+    const vlen = vb === undefined ? vAscii : vb.length;
+    if (vlen > MAX_VALUE) {
       throw new RangeError(
         `Cannot set: the value has more than ${MAX_VALUE} bytes`,
       );
     }
     const cur = this.#latest(isStr, k);
-    const node = tx.allocInternal(
-      NODE_HEADER + kb.length + vb.length,
-      TYPE_NODE,
-    );
-    const head = new Uint8Array(NODE_HEADER);
-    const dv = new DataView(head.buffer);
+    const node = tx.allocInternal(NODE_HEADER + klen + vlen, TYPE_NODE);
     const flags = (isStr ? KEY_STRING : 0) | (vStr ? VALUE_STRING : 0);
-    dv.setUint32(0, flags, true);
-    dv.setUint32(4, kb.length, true);
-    dv.setUint32(8, vb.length, true);
-    tx.write(node, 0, head);
-    tx.write(node, NODE_HEADER, kb);
-    tx.write(node, NODE_HEADER + kb.length, vb);
+    const at = stagedData(tx, node);
+    if (at >= 0) {
+      const media = this.#e.media;
+      const u8 = media.u8;
+      const w = at >>> 2;
+      media.u32[w] = flags;
+      media.u32[w + 1] = klen;
+      media.u32[w + 2] = vlen;
+      if (kb === undefined) putAscii(u8, at + NODE_HEADER, key as string);
+      else u8.set(kb, at + NODE_HEADER);
+      if (vb === undefined) {
+        putAscii(u8, at + NODE_HEADER + klen, value as string);
+      } else u8.set(vb, at + NODE_HEADER + klen);
+    } else {
+      const head = new Uint8Array(NODE_HEADER);
+      const dv = new DataView(head.buffer);
+      dv.setUint32(0, flags, true);
+      dv.setUint32(4, klen, true);
+      dv.setUint32(8, vlen, true);
+      tx.write(node, 0, head);
+      tx.write(node, NODE_HEADER, kb ?? encoder.encode(key as string));
+      tx.write(
+        node,
+        NODE_HEADER + klen,
+        vb ?? encoder.encode(value as string),
+      );
+    }
     let slot: number;
     if (cur !== undefined) {
       slot = cur.slot;
@@ -232,9 +283,9 @@ export class MapCore {
     this.#setSlot(tx, slot, node.offset);
     this.#stage(tx, isStr, k, {
       slot,
-      node,
-      at: node.offset + NODE_HEADER + kb.length,
-      vlen: vb.length,
+      node: node.offset,
+      at: node.offset + NODE_HEADER + klen,
+      vlen,
       flags,
     });
   }
@@ -255,19 +306,38 @@ export class MapCore {
 
   #stage(tx: Transaction, isStr: boolean, k: string, entry: Entry | null) {
     const pend = isStr ? this.#pendStr : this.#pendBin;
-    const before = pend.get(k);
-    const p: Pending = { entry };
+    const before = pend.size === 0 ? undefined : pend.get(k);
+    const p: Pending = { entry, isStr, k, before };
     pend.set(k, p);
-    tx.onAbort(() => {
-      if (before === undefined) pend.delete(k);
-      else pend.set(k, before);
-    });
-    const index = isStr ? this.str : this.bin;
-    tx.onApplied(() => {
-      if (entry === null) index.delete(k);
-      else index.set(k, entry);
-      if (pend.get(k) === p) pend.delete(k);
-    });
+    tx.effect(this, p);
+  }
+
+  /** A transaction that staged `p` is applied: the index takes it. Internal. */
+  applied(p: Pending): void {
+    const index = p.isStr ? this.str : this.bin;
+    const x = p.entry;
+    if (x === null) index.delete(p.k);
+    else {
+      const cur = index.get(p.k);
+      if (cur === undefined) index.set(p.k, x);
+      else {
+        cur.slot = x.slot;
+        cur.node = x.node;
+        cur.at = x.at;
+        cur.vlen = x.vlen;
+        cur.flags = x.flags;
+      }
+    }
+    const pend = p.isStr ? this.#pendStr : this.#pendBin;
+    if (pend.get(p.k) === p) pend.delete(p.k);
+    p.before = undefined;
+  }
+
+  /** A transaction that staged `p` aborted: the key's state before returns. Internal. */
+  aborted(p: Pending): void {
+    const pend = p.isStr ? this.#pendStr : this.#pendBin;
+    if (p.before === undefined) pend.delete(p.k);
+    else pend.set(p.k, p.before);
   }
 
   #takeSlot(tx: Transaction): number {
@@ -314,13 +384,13 @@ export class MapCore {
     if (x.flags & VALUE_STRING) {
       return decoder.decode(u8.subarray(x.at, x.at + x.vlen));
     }
-    return u8.slice(x.at, x.at + x.vlen);
+    return this.#e.media.copy(x.at, x.vlen);
   }
 
   /** The key of an entry. */
   key(x: Entry): MapKey {
     const media = this.#e.media;
-    const off = x.node.offset;
+    const off = x.node;
     const klen = media.u32[(off + 4) >>> 2];
     const kb = media.u8.subarray(off + NODE_HEADER, off + NODE_HEADER + klen);
     return x.flags & KEY_STRING ? decoder.decode(kb) : kb.slice();

@@ -64,9 +64,16 @@ export class ObjMedia {
     this.#u64[offset >>> 3] = BigInt(value);
   }
 
-  /** A copy of `[offset, offset + length)`. */
+  /**
+   * A copy of `[offset, offset + length)`. A long one is not a `slice`:
+   * on Bun a slice of a mapping's view copies slowly, and on both
+   * runtimes a new array filled by `set` costs less for kilobytes.
+   */
   copy(offset: number, length: number): Uint8Array {
-    return this.u8.slice(offset, offset + length);
+    if (length < 1024) return this.u8.slice(offset, offset + length);
+    const out = new Uint8Array(length);
+    out.set(this.u8.subarray(offset, offset + length));
+    return out;
   }
 
   /** The CRC-32C of `[offset, offset + length)`, continuing from `seed`. */

@@ -24,7 +24,7 @@ import {
   type RecoveryReport,
   TYPE_ROOT,
 } from "./open.ts";
-import { runTransaction, type Transaction } from "./tx.ts";
+import { runNested, runTransaction, type Transaction } from "./tx.ts";
 
 /** Options of {@linkcode ObjectPool.create}. */
 export interface ObjectPoolCreateOptions {
@@ -223,16 +223,9 @@ export class ObjectPool implements Disposable {
     }
     const e = this.#engine;
     const outer = e.current;
-    if (outer !== undefined) {
-      try {
-        return fn(outer.tx as Transaction);
-      } catch (err) {
-        outer.doom(err);
-        throw err;
-      }
-    }
+    if (outer !== undefined) return runNested(outer, fn);
     const g = e.begin("tx", true);
-    const value = runTransaction(e, g, fn);
+    const value = runTransaction(e, g, fn, true);
     e.seal();
     e.drain();
     if (g.state === FAILED) throw g.error;
@@ -277,7 +270,7 @@ export class ObjectPool implements Disposable {
     const g = e.begin("txAsync", false);
     let value: T;
     try {
-      value = runTransaction(e, g, fn);
+      value = runTransaction(e, g, fn, false);
     } catch (err) {
       return rejected(err);
     }
@@ -308,7 +301,7 @@ export class ObjectPool implements Disposable {
       const o = tx.allocInternal(size, TYPE_ROOT);
       if (old !== undefined) {
         tx.write(o, 0, tx.read(old, 0, old.size));
-        tx.freeInternal(old);
+        tx.freeInternal(old.offset);
       }
       const b = new Uint8Array(16);
       const dv = new DataView(b.buffer);

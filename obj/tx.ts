@@ -4,15 +4,21 @@
  * change is a redo entry staged into the pool's log; nothing reaches an
  * object's home before the transaction's record is durable. Reads see the
  * transaction's own writes and those of the transactions staged before
- * it. A small object allocated in the transaction is built in memory and
- * logged whole when the callback returns; a large one is logged as its
- * header and a fill of zeros, then its writes.
+ * it. A small object allocated in the transaction is built in the log
+ * itself: its first write stages one copy of its header and data, which
+ * later writes change in place; one never written is logged as its
+ * header and a fill of zeros when the callback returns. A large one is
+ * logged as its header and a fill of zeros at once, then its writes.
+ *
+ * The common path allocates little: the undo list, the fresh objects and
+ * the effects exist only once something needs them, and a handle checked
+ * once is not checked again until the transaction frees something.
  *
  * @module
  */
 import { ClosedError } from "../errors/mod.ts";
 import { StaleObjectError } from "./errors.ts";
-import type { Engine, PendingObject, Running } from "./engine.ts";
+import type { Engine } from "./engine.ts";
 import { newHandle, type ObjectHandle } from "./handle.ts";
 import type { HeapLog } from "./heap.ts";
 import {
@@ -21,15 +27,30 @@ import {
   OP_COPY,
   TYPE_INTERNAL,
 } from "./layout.ts";
-import type { Entry, Group } from "./log.ts";
+import { type Group, NO_KEY } from "./log.ts";
+import { FREED, type PendingObject } from "./pending.ts";
 
-/** What a freed object is, pending. */
-const FREED: PendingObject = Object.freeze({ gen: 0, size: 0, type: 0 });
-
-/** Objects up to this size (header included) are built in memory. */
-const SHADOW_MAX = 16384;
+/** Objects up to this size (header included) are built in the log. */
+const SMALL_MAX = 16384;
 /** Largest object. */
 export const MAX_OBJECT = 2 ** 31;
+/** `Fresh.rel` of a small object not written yet. */
+const UNWRITTEN = -1;
+/** `Fresh.rel` of a large object (logged at allocation). */
+const LARGE = -2;
+
+/**
+ * Volatile state kept in step with transactions (a map's index): told of
+ * each item a transaction staged once it is applied, or when it aborts.
+ * Objects, not closures: a closure per operation cost more than the
+ * operation's bookkeeping on some runtimes. Internal.
+ */
+export interface TxEffects<T> {
+  /** The transaction that staged `item` is applied (in log order). */
+  applied(item: T): void;
+  /** The transaction that staged `item` aborted (newest first). */
+  aborted(item: T): void;
+}
 
 /** Options of {@linkcode Transaction.alloc}. */
 export interface AllocOptions {
@@ -38,21 +59,28 @@ export interface AllocOptions {
 }
 
 /** An object allocated in the running transaction. */
-interface Fresh {
+interface Fresh extends PendingObject {
   block: number;
-  size: number;
-  type: number;
-  gen: number;
-  /** Small: header and data in memory (created at the first write). */
-  shadow: Uint8Array | undefined;
-  /** Large: already logged as header + zeros. */
-  large: boolean;
+  /**
+   * Small and written: where its COPY entry's payload (header, then
+   * data) lies, in bytes from the start of the record (a record may move
+   * in the ring; this does not change). UNWRITTEN or LARGE otherwise.
+   */
+  rel: number;
 }
 
-let beginTx: (engine: Engine, group: Group) => Transaction;
+let beginTx: (engine: Engine, group: Group, sync: boolean) => Transaction;
 let endTx: (tx: Transaction) => void;
 let abortTx: (tx: Transaction) => void;
 let failureOf: (tx: Transaction) => unknown;
+let doomTx: (tx: Transaction, error: unknown) => void;
+let stageTx: (tx: Transaction, o: ObjectHandle, op: string) => number;
+/**
+ * The heap's door to the transaction it works for (`heapTx`): one object
+ * for all, as callbacks never overlap.
+ */
+let heapLog: HeapLog;
+let heapTx: Transaction | undefined;
 
 /**
  * A running transaction, handed to the callback of `pool.tx` and
@@ -81,56 +109,55 @@ export class Transaction {
   #g: Group;
   #size0: number;
   #count0: number;
-  #keys0: number;
-  #gens0: number;
-  #undo: (() => void)[] = [];
-  #fresh = new Map<number, Fresh>();
-  #effects: (() => void)[] = [];
+  #sync: boolean;
+  #undo: (() => void)[] | null = null;
+  /** Small objects allocated and not written yet. */
+  #unwritten = 0;
+  /** Effects: target, then item, each. */
+  #effects: unknown[] | null = null;
   #open = true;
-  #failure: unknown;
-  #running: Running;
-  #heapLog: HeapLog;
+  #failure: unknown = undefined;
+  /** A handle found live since the last free (checked again after one). */
+  #checked: ObjectHandle | null = null;
 
-  private constructor(engine: Engine, group: Group) {
+  private constructor(engine: Engine, group: Group, sync: boolean) {
     this.#e = engine;
     this.#g = group;
-    this.#size0 = group.size;
-    this.#count0 = group.entries.length;
-    this.#keys0 = group.keys.length;
-    this.#gens0 = group.gens.length;
-    this.#running = {
-      doom: (error) => {
-        if (this.#failure === undefined) this.#failure = error;
-      },
-      tx: this,
-    };
-    const log = engine.log;
-    this.#heapLog = {
-      copy: (target, bytes) => {
-        log.copy(group, target, bytes, 0, bytes.length, "alloc");
-      },
-      zero: (target, length) => void log.zero(group, target, length, "alloc"),
-      mask: (op, target, lo, hi) => {
-        log.mask(group, op, target, lo, hi, "alloc");
-      },
-      undo: (fn) => void this.#undo.push(fn),
-    };
+    this.#size0 = group.end - group.start;
+    this.#count0 = group.count;
+    this.#sync = sync;
   }
 
   static {
-    beginTx = (engine, group) => {
-      const tx = new Transaction(engine, group);
-      engine.current = tx.#running;
+    beginTx = (engine, group, sync) => {
+      const tx = new Transaction(engine, group, sync);
+      engine.current = tx;
       return tx;
     };
     endTx = (tx) => tx.#end();
     abortTx = (tx) => tx.#abort();
     failureOf = (tx) => tx.#failure;
+    doomTx = (tx, error) => {
+      if (tx.#failure === undefined) tx.#failure = error;
+    };
+    stageTx = (tx, o, op) => tx.#stage(o, op);
+    heapLog = {
+      word: (target, lo, hi) =>
+        heapTx!.#e.log.word(heapTx!.#g, target, lo, hi, "alloc", NO_KEY),
+      zero: (target, length) =>
+        heapTx!.#e.log.zero(heapTx!.#g, target, length, "alloc", NO_KEY),
+      mask: (op, target, lo, hi) =>
+        heapTx!.#e.log.mask(heapTx!.#g, op, target, lo, hi, "alloc"),
+    };
   }
 
   #live(op: string): void {
     if (!this.#open) throw new ClosedError("Transaction", op);
     if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  #onUndo(fn: () => void): void {
+    (this.#undo ??= []).push(fn);
   }
 
   /**
@@ -141,7 +168,7 @@ export class Transaction {
    * @throws {RangeError} for a size that is not an integer in [0, 2^31)
    * @throws {OutOfSpaceError} when the pool has no room (nothing changed)
    */
-  alloc(size: number, options: AllocOptions = {}): ObjectHandle {
+  alloc(size: number, options?: AllocOptions): ObjectHandle {
     this.#live("alloc");
     if (!Number.isInteger(size) || size < 0 || size >= MAX_OBJECT) {
       throw new RangeError(
@@ -166,44 +193,26 @@ export class Transaction {
   #alloc(size: number, type: number, op: string): ObjectHandle {
     const e = this.#e;
     const bytes = OBJECT_HEADER + size;
-    const { block } = e.heap.alloc(bytes, this.#heapLog, op);
+    heapTx = this;
+    const block = e.heap.alloc(bytes, heapLog, op);
     const offset = block + OBJECT_HEADER;
     const gen = e.nextGen();
-    const large = bytes > SHADOW_MAX;
-    const f: Fresh = { block, size, type, gen, shadow: undefined, large };
+    const large = bytes > SMALL_MAX;
     if (large) {
       const log = e.log;
-      log.copy(this.#g, block, header(size, gen, type), 0, OBJECT_HEADER, op);
-      if (size > 0) this.#pending(offset, log.zero(this.#g, offset, size, op));
-    }
-    this.#fresh.set(offset, f);
-    this.#undo.push(() => this.#fresh.delete(offset));
-    this.#setGen(offset, { gen, size, type });
+      const at = log.open(this.#g, block, OBJECT_HEADER, op, offset);
+      writeHeader(e.media.u32, at, size, gen, type);
+      if (size > 0) log.zero(this.#g, offset, size, op, offset);
+    } else this.#unwritten++;
+    const f: Fresh = { gen, size, type, block, rel: large ? LARGE : UNWRITTEN };
+    e.locals.set(offset, f);
     return newHandle(e.token, offset, size, type, gen);
   }
 
-  #setGen(offset: number, object: PendingObject): void {
-    const pending = this.#e.pendingGen;
-    const before = pending.get(offset);
-    pending.set(offset, object);
-    this.#g.gens.push({ offset, object });
-    this.#undo.push(() => {
-      if (before === undefined) pending.delete(offset);
-      else pending.set(offset, before);
-    });
-  }
-
-  /** Add an entry to the pending writes of the object at `offset`. */
-  #pending(offset: number, entry: Entry): void {
-    const overlay = this.#e.overlay;
-    let list = overlay.get(offset);
-    if (list === undefined) overlay.set(offset, list = []);
-    list.push(entry);
-    this.#g.keys.push(offset);
-    this.#undo.push(() => {
-      list!.pop();
-      if (list!.length === 0) overlay.delete(offset);
-    });
+  /** The object at `offset` if this transaction allocated it (and did not free it). */
+  #fresh(offset: number): Fresh | undefined {
+    const f = this.#e.locals.get(offset);
+    return f === undefined || f === FREED ? undefined : f as Fresh;
   }
 
   /**
@@ -215,30 +224,39 @@ export class Transaction {
    */
   free(o: ObjectHandle): void {
     this.#live("free");
-    this.#e.check(o, "free");
+    this.#check(o, "free");
     if (o.type >= TYPE_INTERNAL) {
       throw new TypeError(
         "Cannot free: the object belongs to the pool (the root, a map's structure)",
       );
     }
-    this.freeInternal(o);
+    this.freeInternal(o.offset);
   }
 
-  /** Free any object, an internal one included. Internal. */
-  freeInternal(o: ObjectHandle): void {
+  /**
+   * Free the live object at `offset`, an internal one included (the
+   * caller knows it is live). Internal.
+   */
+  freeInternal(offset: number): void {
     this.#live("free");
     const e = this.#e;
-    const f = this.#fresh.get(o.offset);
-    const block = o.offset - OBJECT_HEADER;
+    const block = offset - OBJECT_HEADER;
+    const f = this.#fresh(offset);
+    this.#checked = null;
     if (f !== undefined) {
-      this.#fresh.delete(o.offset);
-      this.#undo.push(() => this.#fresh.set(o.offset, f));
+      if (f.rel === UNWRITTEN) this.#unwritten--;
+      if (f.rel >= 0) {
+        // its copy stays in the record: let it write no header
+        const at = e.log.at(this.#g, f.rel);
+        e.media.u8.fill(0, at, at + OBJECT_HEADER);
+      }
     }
-    if (f === undefined || f.large) {
-      e.log.zero(this.#g, block, OBJECT_HEADER, "free");
+    if (f === undefined || f.rel === LARGE) {
+      e.log.zero(this.#g, block, OBJECT_HEADER, "free", offset);
     }
-    e.heap.free(block, this.#heapLog);
-    this.#setGen(o.offset, FREED);
+    heapTx = this;
+    e.heap.free(block, heapLog);
+    e.locals.set(offset, FREED);
   }
 
   /**
@@ -251,24 +269,58 @@ export class Transaction {
   object(offset: number): ObjectHandle {
     this.#live("object");
     const e = this.#e;
-    const p = e.pendingGen.get(offset);
+    const p = e.locals.get(offset) ?? e.pending.object(offset);
     if (p === undefined) return e.objectAt(offset, "object");
     if (p.gen === 0) throw new StaleObjectError("object", offset);
     return newHandle(e.token, offset, p.size, p.type, p.gen);
   }
 
+  /** Check a handle (once until the transaction frees something). */
+  #check(o: ObjectHandle, op: string): void {
+    if (o === this.#checked) return;
+    this.#e.check(o, op);
+    this.#checked = o;
+  }
+
   /** Check a handle and a range of its object. */
   #range(o: ObjectHandle, offset: number, length: number, op: string): void {
     this.#live(op);
-    this.#e.check(o, op);
+    this.#check(o, op);
     if (
-      !Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 ||
-      length < 0 || offset + length > o.size
+      !(offset >= 0 && length >= 0 && offset + length <= o.size) ||
+      !Number.isInteger(offset) || !Number.isInteger(length)
     ) {
       throw new RangeError(
         `Cannot ${op}: [${offset}, ${offset}+${length}) is outside the object's ${o.size} bytes`,
       );
     }
+  }
+
+  /**
+   * Where the data of a small object allocated by this transaction lies
+   * in the log (its copy staged now if it was not written yet), or -1 for
+   * any other object. Valid until the next entry is staged.
+   */
+  #stage(o: ObjectHandle, op: string): number {
+    const f = this.#fresh(o.offset);
+    if (f === undefined || f.rel === LARGE) return -1;
+    const e = this.#e;
+    if (f.rel === UNWRITTEN) {
+      const log = e.log;
+      const at = log.open(
+        this.#g,
+        f.block,
+        OBJECT_HEADER + f.size,
+        op,
+        o.offset,
+      );
+      writeHeader(e.media.u32, at, f.size, f.gen, f.type);
+      e.media.u8.fill(0, at + OBJECT_HEADER, at + OBJECT_HEADER + f.size);
+      f.rel = at - log.at(this.#g, 0);
+      this.#unwritten--;
+      return at + OBJECT_HEADER;
+    }
+    return e.log.at(this.#g, f.rel) + OBJECT_HEADER;
   }
 
   /**
@@ -281,37 +333,46 @@ export class Transaction {
     if (!(bytes instanceof Uint8Array)) {
       throw new TypeError("Cannot write: bytes must be a Uint8Array");
     }
-    this.#range(o, offset, bytes.length, "write");
-    this.#write(o, offset, bytes);
-  }
-
-  #write(o: ObjectHandle, offset: number, bytes: Uint8Array): void {
-    if (bytes.length === 0) return;
-    const f = this.#fresh.get(o.offset);
-    if (f !== undefined && !f.large) {
-      const shadow = f.shadow ??= this.#shadow(f);
-      shadow.set(bytes, OBJECT_HEADER + offset);
+    const n = bytes.length;
+    this.#range(o, offset, n, "write");
+    if (n === 0) return;
+    const at = this.#stage(o, "write");
+    if (at >= 0) {
+      this.#e.media.u8.set(bytes, at + offset);
       return;
     }
-    const e = this.#e;
-    this.#pending(
+    this.#e.log.copy(
+      this.#g,
+      o.offset + offset,
+      bytes,
+      0,
+      n,
+      "write",
       o.offset,
-      e.log.copy(this.#g, o.offset + offset, bytes, 0, bytes.length, "write"),
     );
-  }
-
-  #shadow(f: Fresh): Uint8Array {
-    const s = new Uint8Array(OBJECT_HEADER + f.size);
-    s.set(header(f.size, f.gen, f.type));
-    return s;
   }
 
   /** Store a u64 (below 2^53, or a bigint below 2^64) at `offset`. */
   setU64(o: ObjectHandle, offset: number, value: number | bigint): void {
     this.#range(o, offset, 8, "setU64");
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setBigUint64(0, toU64(value, "setU64"), true);
-    this.#write(o, offset, b);
+    let lo: number;
+    let hi: number;
+    if (typeof value === "number") {
+      if (!Number.isSafeInteger(value) || value < 0) toU64(value, "setU64");
+      lo = value >>> 0;
+      hi = (value - lo) / 2 ** 32;
+    } else {
+      const v = toU64(value, "setU64");
+      lo = Number(v & 0xffffffffn);
+      hi = Number(v >> 32n);
+    }
+    const at = this.#stage(o, "setU64");
+    if (at >= 0) {
+      store32(this.#e.media.u8, at + offset, lo);
+      store32(this.#e.media.u8, at + offset + 4, hi);
+      return;
+    }
+    this.#e.log.word(this.#g, o.offset + offset, lo, hi, "setU64", o.offset);
   }
 
   /** Store a u32 at `offset`. */
@@ -320,9 +381,14 @@ export class Transaction {
     if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
       throw new RangeError(`Cannot setU32: ${value} is not a u32`);
     }
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setUint32(0, value, true);
-    this.#write(o, offset, b);
+    const at = this.#stage(o, "setU32");
+    const e = this.#e;
+    if (at >= 0) {
+      store32(e.media.u8, at + offset, value);
+      return;
+    }
+    const p = e.log.open(this.#g, o.offset + offset, 4, "setU32", o.offset);
+    e.media.u32[p >>> 2] = value;
   }
 
   /**
@@ -334,99 +400,122 @@ export class Transaction {
     return this.#read(o, offset, length);
   }
 
-  #read(o: ObjectHandle, offset: number, length: number): Uint8Array {
-    const f = this.#fresh.get(o.offset);
-    if (f !== undefined && !f.large) {
-      const start = OBJECT_HEADER + offset;
-      return f.shadow === undefined
-        ? new Uint8Array(length)
-        : f.shadow.slice(start, start + length);
+  /**
+   * Where `offset` of an object reads from when nothing pending covers
+   * it: its staged copy, or its home (-1: pending writes may cover it).
+   */
+  #direct(o: ObjectHandle, offset: number): number {
+    const fresh = this.#fresh(o.offset);
+    if (fresh !== undefined && fresh.rel !== LARGE) {
+      return fresh.rel === UNWRITTEN
+        ? -2
+        : this.#e.log.at(this.#g, fresh.rel) + OBJECT_HEADER + offset;
     }
+    return this.#e.writes(o.offset) === undefined ? o.offset + offset : -1;
+  }
+
+  #read(o: ObjectHandle, offset: number, length: number): Uint8Array {
     const e = this.#e;
+    const direct = this.#direct(o, offset);
+    if (direct === -2) return new Uint8Array(length);
+    if (direct >= 0) return e.media.u8.slice(direct, direct + length);
     const at = o.offset + offset;
     const out = e.media.copy(at, length);
-    const list = e.overlay.get(o.offset);
-    if (list !== undefined) {
-      const u8 = e.media.u8;
-      for (const x of list) {
-        const lo = Math.max(at, x.target);
-        const hi = Math.min(at + length, x.target + x.length);
-        if (lo >= hi) continue;
-        if (x.op === OP_COPY) {
-          out.set(
-            u8.subarray(x.at + lo - x.target, x.at + hi - x.target),
-            lo - at,
-          );
-        } else out.fill(0, lo - at, hi - at);
-      }
+    const u8 = e.media.u8;
+    for (const x of e.writes(o.offset)!) {
+      const lo = Math.max(at, x.target);
+      const hi = Math.min(at + length, x.target + x.length);
+      if (lo >= hi) continue;
+      if (x.op === OP_COPY) {
+        out.set(
+          u8.subarray(x.at + lo - x.target, x.at + hi - x.target),
+          lo - at,
+        );
+      } else out.fill(0, lo - at, hi - at);
     }
     return out;
+  }
+
+  /** The u32 at `offset` of an object, as this transaction sees it. */
+  #load32(o: ObjectHandle, offset: number): number {
+    const direct = this.#direct(o, offset);
+    if (direct === -2) return 0;
+    if (direct >= 0) return load32(this.#e.media.u8, direct);
+    return load32(this.#read(o, offset, 4), 0);
   }
 
   /** The u64 at `offset` (a number; above 2^53 it loses precision). */
   getU64(o: ObjectHandle, offset: number): number {
     this.#range(o, offset, 8, "getU64");
+    const direct = this.#direct(o, offset);
+    if (direct === -2) return 0;
+    if (direct >= 0) {
+      const u8 = this.#e.media.u8;
+      return load32(u8, direct) + load32(u8, direct + 4) * 2 ** 32;
+    }
     const b = this.#read(o, offset, 8);
-    const dv = new DataView(b.buffer);
-    return dv.getUint32(0, true) + dv.getUint32(4, true) * 2 ** 32;
+    return load32(b, 0) + load32(b, 4) * 2 ** 32;
   }
 
   /** The u32 at `offset`. */
   getU32(o: ObjectHandle, offset: number): number {
     this.#range(o, offset, 4, "getU32");
-    return new DataView(this.#read(o, offset, 4).buffer).getUint32(0, true);
+    return this.#load32(o, offset);
   }
 
   /** Log a write to the state page (root, catalog). Internal. */
   writeState(target: number, bytes: Uint8Array): void {
     this.#live("write");
-    this.#e.log.copy(this.#g, target, bytes, 0, bytes.length, "write");
+    this.#e.log.copy(this.#g, target, bytes, 0, bytes.length, "write", NO_KEY);
   }
 
   /** Run `fn` on abort (undo of volatile changes). Internal. */
   onAbort(fn: () => void): void {
-    this.#undo.push(fn);
+    this.#onUndo(fn);
   }
 
-  /** Run `fn` once the transaction is applied. Internal. */
-  onApplied(fn: () => void): void {
-    this.#effects.push(fn);
+  /**
+   * Tell `target` about `item` once the transaction is applied, or when
+   * it aborts (effects abort newest first). Internal.
+   *
+   * @internal
+   */
+  effect<T>(target: TxEffects<T>, item: T): void {
+    (this.#effects ??= []).push(target, item);
   }
 
-  /** Stage what the callback built in memory; the transaction is done. */
+  /**
+   * Log the small objects never written, publish the objects allocated
+   * and freed (asynchronous: transactions staged after it see them); the
+   * transaction is done.
+   */
   #end(): void {
     const e = this.#e;
     const g = this.#g;
-    try {
-      for (const [offset, f] of this.#fresh) {
-        if (f.large) continue;
-        const s = f.shadow;
-        if (s !== undefined) {
-          this.#pending(
-            offset,
-            e.log.copy(g, f.block, s, 0, s.length, "commit"),
-          );
-        } else {
-          e.log.copy(
-            g,
-            f.block,
-            header(f.size, f.gen, f.type),
-            0,
-            16,
-            "commit",
-          );
-          if (f.size > 0) {
-            this.#pending(offset, e.log.zero(g, offset, f.size, "commit"));
-          }
-        }
+    if (this.#unwritten > 0) {
+      try {
+        e.locals.forEach((p, offset) => {
+          const f = p as Fresh;
+          if (p === FREED || f.rel !== UNWRITTEN) return;
+          const at = e.log.open(g, f.block, OBJECT_HEADER, "commit", offset);
+          writeHeader(e.media.u32, at, f.size, f.gen, f.type);
+          if (f.size > 0) e.log.zero(g, offset, f.size, "commit", offset);
+        });
+      } catch (err) {
+        this.#abort();
+        throw err;
       }
-    } catch (err) {
-      this.#abort();
-      throw err;
     }
     this.#open = false;
     g.txs++;
-    if (this.#effects.length > 0) g.done.push(...this.#effects);
+    e.heap.settle();
+    if (!this.#sync) e.pending.publish(g, e.locals);
+    e.locals.clear();
+    const effects = this.#effects;
+    if (effects !== null) {
+      const done = g.done ??= [];
+      for (let i = 0; i < effects.length; i++) done.push(effects[i]);
+    }
     e.current = undefined;
   }
 
@@ -435,26 +524,53 @@ export class Transaction {
     const e = this.#e;
     const g = this.#g;
     this.#open = false;
-    e.log.truncate(g, this.#size0, this.#count0);
-    g.keys.length = this.#keys0;
-    g.gens.length = this.#gens0;
+    e.pending.truncate(g, this.#size0, this.#count0);
+    e.heap.rollback();
+    const effects = this.#effects;
+    if (effects !== null) {
+      for (let i = effects.length - 2; i >= 0; i -= 2) {
+        (effects[i] as TxEffects<unknown>).aborted(effects[i + 1]);
+      }
+      this.#effects = null;
+    }
     const undo = this.#undo;
-    for (let i = undo.length - 1; i >= 0; i--) undo[i]();
-    this.#undo = [];
+    if (undo !== null) {
+      for (let i = undo.length - 1; i >= 0; i--) undo[i]();
+      this.#undo = null;
+    }
     e.current = undefined;
+    e.locals.clear();
     e.abandon(g);
   }
 }
 
-/** An object header. */
-function header(size: number, gen: number, type: number): Uint8Array {
-  const b = new Uint8Array(OBJECT_HEADER);
-  const dv = new DataView(b.buffer);
-  dv.setUint32(0, OBJECT_MAGIC, true);
-  dv.setUint32(4, size, true);
-  dv.setUint32(8, gen, true);
-  dv.setUint32(12, type >>> 0, true);
-  return b;
+/** Write an object header at `at` (4-aligned) through `u32`. */
+function writeHeader(
+  u32: Uint32Array,
+  at: number,
+  size: number,
+  gen: number,
+  type: number,
+): void {
+  const w = at >>> 2;
+  u32[w] = OBJECT_MAGIC;
+  u32[w + 1] = size;
+  u32[w + 2] = gen;
+  u32[w + 3] = type >>> 0;
+}
+
+/** Store a little-endian u32 at any byte offset. */
+function store32(u8: Uint8Array, at: number, v: number): void {
+  u8[at] = v;
+  u8[at + 1] = v >>> 8;
+  u8[at + 2] = v >>> 16;
+  u8[at + 3] = v >>> 24;
+}
+
+/** Load a little-endian u32 from any byte offset. */
+function load32(u8: Uint8Array, at: number): number {
+  return (u8[at] | u8[at + 1] << 8 | u8[at + 2] << 16 | u8[at + 3] << 24) >>>
+    0;
 }
 
 function toU64(value: number | bigint, op: string): bigint {
@@ -474,14 +590,17 @@ function toU64(value: number | bigint, op: string): bigint {
 
 /**
  * Run `fn` as a transaction staged into `group`: its result, or, if it
- * threw, its error after everything it staged is undone. Internal.
+ * threw, its error after everything it staged is undone. A synchronous
+ * one (`sync`) must be sealed and applied before another starts.
+ * Internal.
  */
 export function runTransaction<T>(
   engine: Engine,
   group: Group,
   fn: (tx: Transaction) => T,
+  sync: boolean,
 ): T {
-  const tx = beginTx(engine, group);
+  const tx = beginTx(engine, group, sync);
   let value: T;
   try {
     value = fn(tx);
@@ -501,4 +620,28 @@ export function runTransaction<T>(
   }
   endTx(tx);
   return value;
+}
+
+/**
+ * Run `fn` inside the running transaction `tx` (a nested `pool.tx`): an
+ * error it throws dooms `tx` too. Internal.
+ */
+export function runNested<T>(tx: Transaction, fn: (tx: Transaction) => T): T {
+  try {
+    return fn(tx);
+  } catch (err) {
+    doomTx(tx, err);
+    throw err;
+  }
+}
+
+/**
+ * The file offset where the data of `o`, a small object allocated by the
+ * running transaction `tx`, is built in the log (its copy staged now if
+ * it was not written yet), or -1 for any other object: the map writes a
+ * new node's bytes there directly. Valid until the next entry is staged.
+ * Internal.
+ */
+export function stagedData(tx: Transaction, o: ObjectHandle): number {
+  return stageTx(tx, o, "write");
 }

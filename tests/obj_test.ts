@@ -327,6 +327,42 @@ moverTest(
 );
 
 moverTest(
+  "a checkpoint persists the homes a group's mover batch wrote",
+  async (mover) => {
+    // the mover stores behind the pool's back: unless the group notes its
+    // homes dirty, the checkpoint drops the log with them unpersisted
+    let flushed: [number, number][] = [];
+    using pool = createObjectPool(tempPath(), {
+      size: 16 * MiB,
+      layout: "a",
+      mover,
+      tracer: { flush: (o, l) => void flushed.push([o, l]), drain() {} },
+    });
+    const objs = pool.tx((tx) => {
+      const out = [];
+      for (let i = 0; i < 16; i++) out.push(tx.alloc(4096));
+      return out;
+    });
+    pool.flush();
+    const fs = [];
+    for (let i = 0; i < 16; i++) {
+      // one range per object, 200 B, none overlapping: the mover's batch
+      fs.push(pool.txAsync((tx) => tx.write(objs[i], 512, bytes(200, i))));
+    }
+    await all(fs);
+    flushed = [];
+    pool.flush();
+    for (const o of objs) {
+      const at = o.offset + 512;
+      assert.ok(
+        flushed.some(([f, l]) => f <= at && at + 200 <= f + l),
+        `the checkpoint persisted [${at}, ${at + 200})`,
+      );
+    }
+  },
+);
+
+moverTest(
   "overlapping `txAsync` are ordered: read-modify-writes of one counter all count",
   async (mover) => {
     using pool = ObjectPool.create(tempPath(), {

@@ -1,0 +1,167 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode Applier}: how a sealed group of asynchronous transactions is
+ * applied. Its entries are read from the ring once, into scratch typed
+ * arrays kept for the next group (no object per entry); a group whose
+ * copies and fills are all short, or whose entries overlap (other than
+ * two bitmap masks, which commute), is applied in order on this thread;
+ * otherwise its copies and fills of `MOVER_MIN` bytes or more go to the
+ * mover as one batch while this thread applies the rest. Internal to
+ * `obj/`.
+ *
+ * @module
+ */
+import type { Future } from "../future/future.ts";
+import type { BatchEntry, Vdm } from "../mover/vdm.ts";
+import {
+  ENTRY_HEADER,
+  OP_AND,
+  OP_COPY,
+  OP_OR,
+  OP_ZERO,
+  RECORD_HEADER,
+} from "./layout.ts";
+import { applyOne, type Group, payloadOf, type RedoLog } from "./log.ts";
+import type { ObjMedia } from "./media.ts";
+
+/** Entries at least this long are applied by the mover. */
+const MOVER_MIN = 64;
+/** Entry indexes fit below this in a sort key (target × INDEX + index). */
+const INDEX = 2 ** 20;
+
+/** The application of groups of one pool. */
+export class Applier {
+  #media: ObjMedia;
+  #log: RedoLog;
+  #mover: Vdm;
+  #ops = new Uint8Array(64);
+  #targets = new Float64Array(64);
+  #lengths = new Float64Array(64);
+  #ats = new Float64Array(64);
+
+  constructor(media: ObjMedia, log: RedoLog, mover: Vdm) {
+    this.#media = media;
+    this.#log = log;
+    this.#mover = mover;
+  }
+
+  /**
+   * Start applying a sealed group: the mover batch applying its long
+   * copies and fills (the rest applied here), or undefined when it was
+   * applied whole here. `g.moved` lists what the batch writes.
+   *
+   * @throws whatever the mover's `batch` throws (nothing applied by it)
+   */
+  start(g: Group): Future<void> | undefined {
+    const n = g.count;
+    if (this.#ops.length < n) this.#grow(n);
+    const ops = this.#ops;
+    const targets = this.#targets;
+    const lengths = this.#lengths;
+    const ats = this.#ats;
+    const u32 = this.#media.u32;
+    let q = this.#log.phys(g.start) + RECORD_HEADER;
+    let big = 0;
+    for (let i = 0; i < n; i++) {
+      const w = q >>> 2;
+      const op = u32[w];
+      const length = u32[w + 1];
+      ops[i] = op;
+      lengths[i] = length;
+      targets[i] = u32[w + 2] + u32[w + 3] * 2 ** 32;
+      ats[i] = q + ENTRY_HEADER;
+      if (length >= MOVER_MIN && (op === OP_COPY || op === OP_ZERO)) big++;
+      q += ENTRY_HEADER + payloadOf(op, length);
+    }
+    if (big === 0 || this.#overlapping(n)) {
+      this.#log.applyAll(g);
+      return undefined;
+    }
+    const media = this.#media;
+    const u8 = media.u8;
+    const batch: BatchEntry[] = [];
+    const moved: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const op = ops[i];
+      const target = targets[i];
+      const length = lengths[i];
+      const at = ats[i];
+      if (length < MOVER_MIN || (op !== OP_COPY && op !== OP_ZERO)) {
+        applyOne(media, op, target, length, at);
+        continue;
+      }
+      moved.push(target, length);
+      if (op === OP_COPY) {
+        batch.push({
+          op: "memcpy",
+          dst: u8,
+          dstOffset: target,
+          src: u8.subarray(at, at + length),
+        });
+      } else {
+        batch.push({
+          op: "memset",
+          dst: u8.subarray(target, target + length),
+          value: 0,
+        });
+      }
+    }
+    const f = this.#mover.batch(batch);
+    g.moved = moved;
+    return f;
+  }
+
+  /** Note dirty the homes a group's mover batch wrote. */
+  moved(g: Group): void {
+    const moved = g.moved;
+    if (moved === null) return;
+    for (let i = 0; i < moved.length; i += 2) {
+      this.#media.dirty(moved[i], moved[i + 1]);
+    }
+    g.moved = null;
+  }
+
+  #grow(n: number): void {
+    const size = Math.max(n, this.#ops.length * 2);
+    this.#ops = new Uint8Array(size);
+    this.#targets = new Float64Array(size);
+    this.#lengths = new Float64Array(size);
+    this.#ats = new Float64Array(size);
+  }
+
+  /**
+   * Whether the `n` entries read overlap in a way that needs them applied
+   * in order: sorted by target (a numeric sort of target × INDEX + index,
+   * no comparator), any entry that starts before a plain one ends, or a
+   * plain one that starts before a mask ends.
+   */
+  #overlapping(n: number): boolean {
+    if (n < 2) return false;
+    const ops = this.#ops;
+    const targets = this.#targets;
+    const lengths = this.#lengths;
+    let order: ArrayLike<number>;
+    if (n < INDEX) {
+      const keys = new Float64Array(n);
+      for (let i = 0; i < n; i++) keys[i] = targets[i] * INDEX + i;
+      keys.sort();
+      for (let i = 0; i < n; i++) keys[i] = keys[i] % INDEX;
+      order = keys;
+    } else {
+      order = Array.from({ length: n }, (_, i) => i)
+        .sort((a, b) => targets[a] - targets[b]);
+    }
+    let endPlain = -1;
+    let endMask = -1;
+    for (let j = 0; j < n; j++) {
+      const i = order[j];
+      const target = targets[i];
+      const mask = ops[i] === OP_OR || ops[i] === OP_AND;
+      if (target < endPlain || (!mask && target < endMask)) return true;
+      const end = target + lengths[i];
+      if (mask) endMask = Math.max(endMask, end);
+      else endPlain = Math.max(endPlain, end);
+    }
+    return false;
+  }
+}
