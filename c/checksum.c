@@ -196,6 +196,13 @@ ap_crc32c_raw(uint32_t crc, const void *buf, size_t len, int sw)
 	return crc_sw(c, buf, len) ^ 0xffffffffu;
 }
 
+/* ap_crc32c_update -- CRC-32C of len bytes at buf, continuing from crc */
+uint32_t
+ap_crc32c_update(uint32_t crc, const void *buf, size_t len)
+{
+	return ap_crc32c_raw(crc, buf, len, 0);
+}
+
 /* ap_crc32c -- CRC-32C of buf[off, off+len), continuing from crc */
 double
 ap_crc32c(const void *buf, double buf_len, double off, double len,

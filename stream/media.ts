@@ -9,7 +9,11 @@
  */
 import type { Mapping } from "../pmem2/mapping.ts";
 import { crc32c } from "../pmem2/crc32c.ts";
-import { markMapping } from "../pmem2/mapping.ts";
+import { markMapping, nativeHandleOf, traceDurable } from "../pmem2/mapping.ts";
+import { check, native } from "../ffi/lib.ts";
+import { ENTRY_HEADER } from "./layout.ts";
+
+const ap_log_append = native.ap_log_append;
 
 /** Bun refuses views of external memory larger than 4 GiB. */
 const WHOLE_LIMIT = 2 ** 32;
@@ -164,6 +168,36 @@ export class StreamMedia {
     const u8 = this.#u8;
     if (u8 !== undefined) return crc32c(u8, offset, length, seed);
     return crc32c(this.#map.view(offset, length), 0, length, seed);
+  }
+
+  /**
+   * Store a whole entry and persist it in one native call: `data` at
+   * `at + ENTRY_HEADER`, its header at `at` (what `writeHeader` stores
+   * for a length word of `data.byteLength`), a zero header at `next` (at
+   * or after the entry's end), then one persist of `[at, next +
+   * ENTRY_HEADER)`, reported to the mapping's tracer as such.
+   */
+  writeEntry(
+    at: number,
+    data: Uint8Array,
+    ts: number,
+    seed: number,
+    next: number,
+  ): void {
+    const map = this.#map;
+    check(
+      ap_log_append(
+        nativeHandleOf(map),
+        data,
+        data.byteLength,
+        at,
+        next,
+        ts,
+        seed,
+      ),
+      "append",
+    );
+    traceDurable(map, at, next + ENTRY_HEADER - at);
   }
 
   /** Make a range durable. */
