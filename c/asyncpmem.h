@@ -397,6 +397,19 @@ AP_API double ap_crc32c(const void *buf, double buf_len, double off,
 AP_API int ap_log_append(struct ap_map *map, const void *data,
 	double data_len, double at, double next, double ts, uint32_t seed);
 
+/*
+ * ap_log_headers -- the headers of count entries of the log store whose
+ * data is in place (a commit of many in one call): desc (desc_len bytes)
+ * holds count triples of doubles, an 8-aligned offset, the length word
+ * and the timestamp; each header is what ap_log_append stores, its CRC
+ * covering the header's last 12 bytes and, unless the word's top bit
+ * marks padding, the word's bytes of data after the header. Nothing is
+ * persisted. Returns 0, or AP_E_RANGE / AP_E_INVALID_ARG (nothing
+ * stored).
+ */
+AP_API int ap_log_headers(struct ap_map *map, const double *desc,
+	double desc_len, double count, uint32_t seed);
+
 /* ---- share.c: process-wide shares of a file (Workers) ---- */
 struct ap_share;
 

@@ -61,3 +61,59 @@ ap_log_append(struct ap_map *map, const void *data, double data_len,
 	memset(map->addr + n, 0, AP_ENTRY_HEADER);
 	return ap_map_sync(map, e, n + AP_ENTRY_HEADER - a);
 }
+
+/*
+ * ap_log_headers -- the headers of count entries whose data is in place,
+ * as (offset, length word, timestamp) triples of doubles in desc
+ * (desc_len bytes): each header's CRC-32C from seed covers its last 12
+ * bytes and, unless the word's top bit marks padding, the word's bytes
+ * of data after it. Every triple is checked before anything is stored.
+ */
+int
+ap_log_headers(struct ap_map *map, const double *desc, double desc_len,
+	double count, uint32_t seed)
+{
+	size_t dlen, n;
+	int rc;
+	if (map == NULL || desc == NULL)
+		return ap_fail(AP_E_INVALID_ARG, "log headers: NULL argument");
+	if ((rc = ap_to_size(desc_len, &dlen, "descriptor length")) != 0 ||
+			(rc = ap_to_size(count, &n, "count")) != 0)
+		return rc;
+	if (n > dlen / (3 * sizeof(double)))
+		return ap_fail(AP_E_RANGE, "log headers: %zu headers do not "
+			"fit %zu descriptor bytes", n, dlen);
+	for (size_t i = 0; i < n; i++) {
+		double at = desc[3 * i], word = desc[3 * i + 1];
+		double ts = desc[3 * i + 2];
+		if (!(at >= 0 && word >= 0 && word <= 4294967295.0 &&
+				ts >= 0 && ts <= AP_MAX_SAFE) ||
+				at != (double)(size_t)at ||
+				word != (double)(uint32_t)word ||
+				ts != (double)(uint64_t)ts)
+			return ap_fail(AP_E_RANGE, "log headers: bad header %zu",
+				i);
+		size_t a = (size_t)at;
+		uint32_t w = (uint32_t)word;
+		size_t covered = AP_ENTRY_HEADER +
+			((w & 0x80000000u) ? 0 : (size_t)w);
+		if (a % 8 != 0 || a > map->size || map->size - a < covered)
+			return ap_fail(AP_E_RANGE, "log headers: header %zu at "
+				"%zu (%zu bytes) leaves the %zu-byte mapping", i,
+				a, covered, map->size);
+	}
+	if (n > 0 && (rc = ap_map_access(map, PMEM2_PROT_WRITE,
+			"log headers")) != 0)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		char *e = map->addr + (size_t)desc[3 * i];
+		uint32_t w = (uint32_t)desc[3 * i + 1];
+		uint64_t t = (uint64_t)desc[3 * i + 2];
+		uint32_t h[3] = { w, (uint32_t)t, (uint32_t)(t >> 32) };
+		memcpy(e + 4, h, sizeof(h));
+		size_t covered = 12 + ((w & 0x80000000u) ? 0 : (size_t)w);
+		uint32_t crc = ap_crc32c_update(seed, e + 4, covered);
+		memcpy(e, &crc, 4);
+	}
+	return 0;
+}
