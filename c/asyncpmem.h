@@ -31,7 +31,7 @@
 
 #define AP_API __attribute__((visibility("default")))
 
-#define AP_ABI_VERSION 6
+#define AP_ABI_VERSION 8
 
 /* shim error codes (disjoint from -errno and PMEM2_E_*); errors/mod.ts
  * ShimCode mirrors them and a test checks the two agree */
@@ -381,6 +381,34 @@ AP_API int ap_dsa_layout(uint32_t *out, uint32_t cap);
  */
 AP_API double ap_crc32c(const void *buf, double buf_len, double off,
 	double len, uint32_t crc, uint32_t flags);
+
+/* ---- log_append.c: the log store's lone synchronous append ---- */
+
+/*
+ * ap_log_append -- one entry of the log store, stored and persisted in
+ * one call: data (data_len bytes, at most 2^31 - 1) at at + 16 of the
+ * mapping, the entry header at at (the CRC-32C, continuing from seed, of
+ * the header's last 12 bytes and the data; the length word; the
+ * timestamp ts as two u32 halves, low first), 16 zero bytes at next (at
+ * or after the data's end), then one persist of [at, next + 16). at is
+ * 8-aligned. Returns 0, or AP_E_RANGE / AP_E_INVALID_ARG for bad
+ * arguments (nothing stored), or the persist's error.
+ */
+AP_API int ap_log_append(struct ap_map *map, const void *data,
+	double data_len, double at, double next, double ts, uint32_t seed);
+
+/*
+ * ap_log_headers -- the headers of count entries of the log store whose
+ * data is in place (a commit of many in one call): desc (desc_len bytes)
+ * holds count triples of doubles, an 8-aligned offset, the length word
+ * and the timestamp; each header is what ap_log_append stores, its CRC
+ * covering the header's last 12 bytes and, unless the word's top bit
+ * marks padding, the word's bytes of data after the header. Nothing is
+ * persisted. Returns 0, or AP_E_RANGE / AP_E_INVALID_ARG (nothing
+ * stored).
+ */
+AP_API int ap_log_headers(struct ap_map *map, const double *desc,
+	double desc_len, double count, uint32_t seed);
 
 /* ---- share.c: process-wide shares of a file (Workers) ---- */
 struct ap_share;

@@ -86,6 +86,10 @@ int ap_map_sync(struct ap_map *m, const void *addr, size_t len);
 /* ap_cache_writeback -- write back cache lines of a range, then fence */
 void ap_cache_writeback(const void *addr, size_t len);
 
+/* ap_crc32c_update -- CRC-32C of len bytes at buf, continuing from crc
+ * (0 starts one), SSE4.2 where the CPU has it */
+uint32_t ap_crc32c_update(uint32_t crc, const void *buf, size_t len);
+
 
 /* ap_stream_copy -- forward copy with non-temporal stores, then SFENCE */
 void ap_stream_copy(char *dst, const char *src, size_t n);

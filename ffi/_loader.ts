@@ -45,6 +45,7 @@ export const REMOTE_SOURCES: readonly string[] = [
   "error.c",
   "file.c",
   "internal.h",
+  "log_append.c",
   "pmem2.c",
   "regions.c",
   "share.c",

@@ -249,6 +249,18 @@ export const SYMBOLS = {
     parameters: ["buffer", "f64", "f64", "f64", "u32", "u32"],
     result: "f64",
   },
+  // int ap_log_append(ap_map *map, const void *data, double data_len,
+  //                   double at, double next, double ts, uint32_t seed)
+  ap_log_append: {
+    parameters: ["pointer", "buffer", "f64", "f64", "f64", "f64", "u32"],
+    result: "i32",
+  },
+  // int ap_log_headers(ap_map *map, const double *desc, double desc_len,
+  //                    double count, uint32_t seed)
+  ap_log_headers: {
+    parameters: ["pointer", "buffer", "f64", "f64", "u32"],
+    result: "i32",
+  },
   // int ap_share_open(ap_share **out, const char *path, double path_len,
   //                   double size)
   ap_share_open: {

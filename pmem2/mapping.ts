@@ -53,7 +53,8 @@ let handleOf: (map: Mapping) => Ptr;
 
 /**
  * The native handle of an open mapping. Internal: for tests that check
- * the shim's own refusals.
+ * the shim's own refusals, and for native calls that store and persist
+ * in one (each reports to the tracer with {@linkcode traceDurable}).
  *
  * @throws {ClosedError} when the mapping is closed
  */
@@ -71,6 +72,23 @@ export function setMappingTracer(
   tracer: PersistTracer | undefined,
 ): void {
   attachTracer(map, tracer);
+}
+
+/**
+ * Report to a mapping's tracer, if it has one, that `[offset, offset +
+ * length)` was stored and made durable by a native call of its own (a
+ * flush and a drain, as {@linkcode Mapping.persist} reports). Internal:
+ * for the log store's one-call append, which keeps the funnel's record.
+ */
+export function traceDurable(
+  map: Mapping,
+  offset: number,
+  length: number,
+): void {
+  const t = tracerOf(map);
+  if (t === undefined) return;
+  t.flush(offset, length);
+  t.drain();
 }
 
 /** Record a labelled point with a mapping's tracer, if it has one. */

@@ -69,7 +69,7 @@ export function commitReady(
     const k = i32[i + 1];
     let word = i32[i + 2] >>> 0;
     if (i32[i] === RING_VOID) word = (word | PAD_BIT) >>> 0;
-    writeHeader(media, f64[f + 1], word, ts, seed);
+    media.queueHeader(f64[f + 1], word, ts);
     i32[i] = RING_COMMITTED;
     if (k !== lastRegion && lastRegion >= 0) {
       terminate(s, media, lastRegion, lastEnd, lastTs);
@@ -79,6 +79,10 @@ export function commitReady(
     lastTs = ts;
   }
   terminate(s, media, lastRegion, lastEnd, lastTs);
+  // the headers after the terminators: a terminator zeroed where a later
+  // entry of the same region starts (regions interleaved) is overwritten
+  // by that entry's header, as when each header was stored in turn
+  media.writeHeaders(seed);
   s.committed = end;
   s.bump();
   return true;

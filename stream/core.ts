@@ -337,12 +337,15 @@ export class LogCore {
         const at = base + phys;
         const next = base + nextPhys;
         const media = this.media;
-        media.set(at + ENTRY_HEADER, data);
-        if (media.traced) media.mark(`commit ${ts}`);
-        writeHeader(media, at, length, ts, this.geometry.seed);
-        media.zero(next, ENTRY_HEADER);
-        if (next === at + total) media.persist(at, total + ENTRY_HEADER);
-        else {
+        if (next === at + total) {
+          // the usual case: data, header and terminator in one native call
+          if (media.traced) media.mark(`commit ${ts}`);
+          media.writeEntry(at, data, ts, this.geometry.seed, next);
+        } else {
+          media.set(at + ENTRY_HEADER, data);
+          if (media.traced) media.mark(`commit ${ts}`);
+          writeHeader(media, at, length, ts, this.geometry.seed);
+          media.zero(next, ENTRY_HEADER);
           media.persistRanges([
             { offset: at, length: total },
             { offset: next, length: ENTRY_HEADER },

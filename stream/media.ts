@@ -9,7 +9,12 @@
  */
 import type { Mapping } from "../pmem2/mapping.ts";
 import { crc32c } from "../pmem2/crc32c.ts";
-import { markMapping } from "../pmem2/mapping.ts";
+import { markMapping, nativeHandleOf, traceDurable } from "../pmem2/mapping.ts";
+import { check, native } from "../ffi/lib.ts";
+import { ENTRY_HEADER } from "./layout.ts";
+
+const ap_log_append = native.ap_log_append;
+const ap_log_headers = native.ap_log_headers;
 
 /** Bun refuses views of external memory larger than 4 GiB. */
 const WHOLE_LIMIT = 2 ** 32;
@@ -32,6 +37,9 @@ export class StreamMedia {
   /** The buffer of `#u8` (views made over it directly are cheaper). */
   #buf: ArrayBuffer | undefined;
   #traced = false;
+  /** Headers queued for {@linkcode StreamMedia.writeHeaders}: triples. */
+  #headers = new Float64Array(3 * 64);
+  #queued = 0;
 
   /** @param map the stream's mapping; it stays owned by the caller */
   constructor(map: Mapping) {
@@ -164,6 +172,74 @@ export class StreamMedia {
     const u8 = this.#u8;
     if (u8 !== undefined) return crc32c(u8, offset, length, seed);
     return crc32c(this.#map.view(offset, length), 0, length, seed);
+  }
+
+  /**
+   * Store a whole entry and persist it in one native call: `data` at
+   * `at + ENTRY_HEADER`, its header at `at` (what `writeHeader` stores
+   * for a length word of `data.byteLength`), a zero header at `next` (at
+   * or after the entry's end), then one persist of `[at, next +
+   * ENTRY_HEADER)`, reported to the mapping's tracer as such.
+   */
+  writeEntry(
+    at: number,
+    data: Uint8Array,
+    ts: number,
+    seed: number,
+    next: number,
+  ): void {
+    const map = this.#map;
+    check(
+      ap_log_append(
+        nativeHandleOf(map),
+        data,
+        data.byteLength,
+        at,
+        next,
+        ts,
+        seed,
+      ),
+      "append",
+    );
+    traceDurable(map, at, next + ENTRY_HEADER - at);
+  }
+
+  /**
+   * Queue the header of an entry whose data is in place (offset, length
+   * word, timestamp), to be stored by {@linkcode StreamMedia.writeHeaders}.
+   */
+  queueHeader(at: number, word: number, ts: number): void {
+    let h = this.#headers;
+    const i = 3 * this.#queued++;
+    if (i + 3 > h.length) {
+      const grown = new Float64Array(2 * h.length);
+      grown.set(h);
+      this.#headers = h = grown;
+    }
+    h[i] = at;
+    h[i + 1] = word;
+    h[i + 2] = ts;
+  }
+
+  /**
+   * Store every queued header (what `writeHeader` stores for each) with
+   * one native call; nothing is persisted.
+   */
+  writeHeaders(seed: number): void {
+    const n = this.#queued;
+    if (n === 0) return;
+    this.#queued = 0;
+    const h = this.#headers;
+    check(
+      ap_log_headers(
+        nativeHandleOf(this.#map),
+        h,
+        h.byteLength,
+        n,
+        seed,
+      ),
+      "commit",
+    );
   }
 
   /** Make a range durable. */

@@ -45,7 +45,11 @@ test("`crc32c()` gives the standard check value, chains, and agrees with the tab
   assert.equal(crc32c(new Uint8Array(0)), 0);
   const rand = rng(5);
   const big = new Uint8Array(40_000).map(() => Math.floor(rand() * 256));
-  for (const [o, n] of [[0, 40_000], [3, 12_289], [1, 767], [5, 768], [7, 1]]) {
+  // lengths through each block size of the three streams, and the tails
+  const cases = [[0, 40_000], [3, 12_289], [1, 767], [5, 768], [7, 1]];
+  cases.push([4, 4108], [4, 1036], [0, 4080], [2, 4079], [0, 1032]);
+  cases.push([6, 3 * 1360 + 3 * 344 + 3 * 256 + 13], [4, 3 * 4096 + 4080]);
+  for (const [o, n] of cases) {
     const hw = crc32c(big, o, n);
     assert.equal(hw, crc32c(big, o, n, 0, CRC_SOFTWARE), `${o}+${n}`);
     const cut = Math.floor(n / 3);
