@@ -375,7 +375,12 @@ export class MapCore implements TxEffects<Pending> {
   }
 
   #setSlot(tx: Transaction, slot: number, offset: number): void {
-    tx.setU64(this.#leaves[Math.floor(slot / FAN)], 8 * (slot % FAN), offset);
+    // the map's leaves are never freed: no handle check is needed
+    tx.setU64Internal(
+      this.#leaves[Math.floor(slot / FAN)],
+      8 * (slot % FAN),
+      offset,
+    );
   }
 
   /** The value of an entry, as it was given. */

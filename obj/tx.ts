@@ -269,7 +269,7 @@ export class Transaction {
   object(offset: number): ObjectHandle {
     this.#live("object");
     const e = this.#e;
-    const p = e.locals.get(offset) ?? e.pending.object(offset);
+    const p = e.locals.get(offset) ?? e.pendingObject(offset);
     if (p === undefined) return e.objectAt(offset, "object");
     if (p.gen === 0) throw new StaleObjectError("object", offset);
     return newHandle(e.token, offset, p.size, p.type, p.gen);
@@ -366,6 +366,24 @@ export class Transaction {
       lo = Number(v & 0xffffffffn);
       hi = Number(v >> 32n);
     }
+    const at = this.#stage(o, "setU64");
+    if (at >= 0) {
+      store32(this.#e.media.u8, at + offset, lo);
+      store32(this.#e.media.u8, at + offset + 4, hi);
+      return;
+    }
+    this.#e.log.word(this.#g, o.offset + offset, lo, hi, "setU64", o.offset);
+  }
+
+  /**
+   * Store a u64 below 2^53 at `offset` of an internal object the caller
+   * knows is live and large enough (a map's leaf): no handle check, so no
+   * pending object is looked up. Internal.
+   */
+  setU64Internal(o: ObjectHandle, offset: number, value: number): void {
+    this.#live("setU64");
+    const lo = value >>> 0;
+    const hi = (value - lo) / 2 ** 32;
     const at = this.#stage(o, "setU64");
     if (at >= 0) {
       store32(this.#e.media.u8, at + offset, lo);
