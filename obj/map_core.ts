@@ -12,6 +12,8 @@ import type { Engine } from "./engine.ts";
 import { CorruptPoolError } from "./errors.ts";
 import { OBJECT_HEADER } from "./layout.ts";
 import { objectProblem } from "./open.ts";
+import type { Future } from "../future/future.ts";
+import type { ObjectPool } from "./pool.ts";
 import { stagedData, type Transaction, type TxEffects } from "./tx.ts";
 
 /** Object type of a map's directory. */
@@ -56,9 +58,13 @@ interface Entry {
   flags: number;
 }
 
-/** The latest staged state of a key (entry null: deleted). */
-interface Pending {
-  entry: Entry | null;
+/**
+ * The latest staged state of a key: where its entry will be, unless
+ * `deleted`. Applied, a set's state becomes the key's index entry if the
+ * key had none (one object per set, not two).
+ */
+interface Pending extends Entry {
+  deleted: boolean;
   isStr: boolean;
   /** The key (a string of char codes for bytes). */
   k: string;
@@ -110,6 +116,11 @@ export class MapCore implements TxEffects<Pending> {
   readonly bin = new Map<string, Entry>();
   #pendStr = new Map<string, Pending>();
   #pendBin = new Map<string, Pending>();
+  /** The key and value of the `setAsync` running (see `setAsync`). */
+  #argK: MapKey = "";
+  #argV: MapValue = "";
+  /** A set of the stashed key and value: one closure for every `setAsync`. */
+  #setArgs = (tx: Transaction) => this.set(tx, this.#argK, this.#argV);
 
   constructor(e: Engine, name: string, desc: ObjectHandle) {
     this.#e = e;
@@ -221,7 +232,7 @@ export class MapCore implements TxEffects<Pending> {
   #latest(isStr: boolean, k: string): Entry | undefined {
     const pend = isStr ? this.#pendStr : this.#pendBin;
     const p = pend.size === 0 ? undefined : pend.get(k);
-    if (p !== undefined) return p.entry ?? undefined;
+    if (p !== undefined) return p.deleted ? undefined : p;
     return (isStr ? this.str : this.bin).get(k);
   }
 
@@ -246,7 +257,7 @@ export class MapCore implements TxEffects<Pending> {
       );
     }
     const cur = this.#latest(isStr, k);
-    const node = tx.allocInternal(NODE_HEADER + klen + vlen, TYPE_NODE);
+    const node = tx.allocInternalAt(NODE_HEADER + klen + vlen, TYPE_NODE);
     const flags = (isStr ? KEY_STRING : 0) | (vStr ? VALUE_STRING : 0);
     const at = stagedData(tx, node);
     if (at >= 0) {
@@ -262,15 +273,16 @@ export class MapCore implements TxEffects<Pending> {
         putAscii(u8, at + NODE_HEADER + klen, value as string);
       } else u8.set(vb, at + NODE_HEADER + klen);
     } else {
+      const o = tx.object(node);
       const head = new Uint8Array(NODE_HEADER);
       const dv = new DataView(head.buffer);
       dv.setUint32(0, flags, true);
       dv.setUint32(4, klen, true);
       dv.setUint32(8, vlen, true);
-      tx.write(node, 0, head);
-      tx.write(node, NODE_HEADER, kb ?? encoder.encode(key as string));
+      tx.write(o, 0, head);
+      tx.write(o, NODE_HEADER, kb ?? encoder.encode(key as string));
       tx.write(
-        node,
+        o,
         NODE_HEADER + klen,
         vb ?? encoder.encode(value as string),
       );
@@ -280,14 +292,35 @@ export class MapCore implements TxEffects<Pending> {
       slot = cur.slot;
       tx.freeInternal(cur.node);
     } else slot = this.#takeSlot(tx);
-    this.#setSlot(tx, slot, node.offset);
-    this.#stage(tx, isStr, k, {
+    this.#setSlot(tx, slot, node);
+    this.#stage(
+      tx,
+      isStr,
+      k,
+      false,
       slot,
-      node: node.offset,
-      at: node.offset + NODE_HEADER + klen,
+      node,
+      node + NODE_HEADER + klen,
       vlen,
       flags,
-    });
+    );
+  }
+
+  /**
+   * `pool.txAsync` of a set. The pool runs the callback before it returns
+   * and never inside another transaction, so the key and value can wait
+   * in fields for a callback made once, rather than in a new closure per
+   * set.
+   */
+  setAsync(pool: ObjectPool, key: MapKey, value: MapValue): Future<void> {
+    this.#argK = key;
+    this.#argV = value;
+    try {
+      return pool.txAsync(this.#setArgs);
+    } finally {
+      this.#argK = "";
+      this.#argV = "";
+    }
   }
 
   /** Stage a delete of `key` in `tx`; whether it was there. */
@@ -300,14 +333,34 @@ export class MapCore implements TxEffects<Pending> {
     this.#setSlot(tx, cur.slot, 0);
     this.#free.push(cur.slot);
     tx.onAbort(() => this.#free.pop());
-    this.#stage(tx, isStr, k, null);
+    this.#stage(tx, isStr, k, true, cur.slot, 0, 0, 0, 0);
     return true;
   }
 
-  #stage(tx: Transaction, isStr: boolean, k: string, entry: Entry | null) {
+  #stage(
+    tx: Transaction,
+    isStr: boolean,
+    k: string,
+    deleted: boolean,
+    slot: number,
+    node: number,
+    at: number,
+    vlen: number,
+    flags: number,
+  ) {
     const pend = isStr ? this.#pendStr : this.#pendBin;
     const before = pend.size === 0 ? undefined : pend.get(k);
-    const p: Pending = { entry, isStr, k, before };
+    const p: Pending = {
+      slot,
+      node,
+      at,
+      vlen,
+      flags,
+      deleted,
+      isStr,
+      k,
+      before,
+    };
     pend.set(k, p);
     tx.effect(this, p);
   }
@@ -315,17 +368,16 @@ export class MapCore implements TxEffects<Pending> {
   /** A transaction that staged `p` is applied: the index takes it. Internal. */
   applied(p: Pending): void {
     const index = p.isStr ? this.str : this.bin;
-    const x = p.entry;
-    if (x === null) index.delete(p.k);
+    if (p.deleted) index.delete(p.k);
     else {
       const cur = index.get(p.k);
-      if (cur === undefined) index.set(p.k, x);
-      else {
-        cur.slot = x.slot;
-        cur.node = x.node;
-        cur.at = x.at;
-        cur.vlen = x.vlen;
-        cur.flags = x.flags;
+      if (cur === undefined) index.set(p.k, p);
+      else if (cur !== p) {
+        cur.slot = p.slot;
+        cur.node = p.node;
+        cur.at = p.at;
+        cur.vlen = p.vlen;
+        cur.flags = p.flags;
       }
     }
     const pend = p.isStr ? this.#pendStr : this.#pendBin;

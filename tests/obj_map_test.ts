@@ -67,6 +67,27 @@ test("a map of thousands of keys grows leaf by leaf, reuses deleted slots and re
   assert.deepEqual(new Set(m.keys()), new Set(model.keys()));
 });
 
+test("values too large to be built in the log are set, replaced and reopened whole, sync and async", async () => {
+  const path = tempPath();
+  const big = (n: number, fill: number) => new Uint8Array(n).fill(fill);
+  {
+    using pool = ObjectPool.create(path, { size: 32 * MiB, layout: "kv" });
+    using m = PersistentMap.open(pool, "m");
+    m.set("a", big(300_000, 1));
+    await all([
+      m.setAsync("b", big(400_000, 2)),
+      m.setAsync("a", "x".repeat(70_000)),
+    ]);
+    assert.equal(m.get("a"), "x".repeat(70_000));
+    assert.deepEqual(m.get("b"), big(400_000, 2));
+  }
+  using pool = ObjectPool.open(path, { layout: "kv" });
+  using m = PersistentMap.open(pool, "m");
+  assert.equal(m.size, 2);
+  assert.equal(m.get("a"), "x".repeat(70_000));
+  assert.deepEqual(m.get("b"), big(400_000, 2));
+});
+
 test("maps of one pool are independent, and the catalog holds 31", () => {
   using pool = ObjectPool.create(tempPath(), { size: 32 * MiB, layout: "kv" });
   const maps = [];
