@@ -56,6 +56,11 @@ interface Entry {
   at: number;
   vlen: number;
   flags: number;
+  /**
+   * The key's newest staged state not applied yet: kept on its index
+   * entry, so an update of a key in the index looks up no other Map.
+   */
+  pend: Pending | undefined;
 }
 
 /**
@@ -114,8 +119,11 @@ export class MapCore implements TxEffects<Pending> {
   #hw = 0;
   readonly str = new Map<string, Entry>();
   readonly bin = new Map<string, Entry>();
+  /** The newest staged states of keys not in the index. */
   #pendStr = new Map<string, Pending>();
   #pendBin = new Map<string, Pending>();
+  /** The index entry `#latest` found last (for the `#stage` after it). */
+  #found: Entry | undefined = undefined;
   /** The key and value of the `setAsync` running (see `setAsync`). */
   #argK: MapKey = "";
   #argV: MapValue = "";
@@ -201,6 +209,7 @@ export class MapCore implements TxEffects<Pending> {
           at: off + NODE_HEADER + klen,
           vlen,
           flags,
+          pend: undefined,
         };
         const map = flags & KEY_STRING ? this.str : this.bin;
         const key = flags & KEY_STRING ? decoder.decode(kb) : binKey(kb);
@@ -229,11 +238,21 @@ export class MapCore implements TxEffects<Pending> {
       : this.bin.get(binKey(key));
   }
 
+  /**
+   * The newest state of a key, staged or committed (undefined: none); its
+   * index entry stays in `#found` for the `#stage` that follows.
+   */
   #latest(isStr: boolean, k: string): Entry | undefined {
+    const x = (isStr ? this.str : this.bin).get(k);
+    this.#found = x;
+    if (x !== undefined) {
+      const p = x.pend;
+      if (p === undefined) return x;
+      return p.deleted ? undefined : p;
+    }
     const pend = isStr ? this.#pendStr : this.#pendBin;
     const p = pend.size === 0 ? undefined : pend.get(k);
-    if (p !== undefined) return p.deleted ? undefined : p;
-    return (isStr ? this.str : this.bin).get(k);
+    return p === undefined || p.deleted ? undefined : p;
   }
 
   /**
@@ -348,45 +367,72 @@ export class MapCore implements TxEffects<Pending> {
     vlen: number,
     flags: number,
   ) {
+    // where the key's newest staged state is kept: on its index entry, or
+    // in the Map of keys not in the index (the index does not change
+    // while a transaction stages)
+    const x = this.#found;
     const pend = isStr ? this.#pendStr : this.#pendBin;
-    const before = pend.size === 0 ? undefined : pend.get(k);
+    const before = x !== undefined
+      ? x.pend
+      : pend.size === 0
+      ? undefined
+      : pend.get(k);
     const p: Pending = {
       slot,
       node,
       at,
       vlen,
       flags,
+      pend: undefined,
       deleted,
       isStr,
       k,
       before,
     };
-    pend.set(k, p);
+    if (x !== undefined) x.pend = p;
+    else pend.set(k, p);
     tx.effect(this, p);
   }
 
-  /** A transaction that staged `p` is applied: the index takes it. Internal. */
+  /**
+   * A transaction that staged `p` is applied: the index takes it. A newer
+   * staged state of the key stays pending, moved to where the index now
+   * says. Internal.
+   */
   applied(p: Pending): void {
     const index = p.isStr ? this.str : this.bin;
-    if (p.deleted) index.delete(p.k);
-    else {
-      const cur = index.get(p.k);
-      if (cur === undefined) index.set(p.k, p);
-      else if (cur !== p) {
-        cur.slot = p.slot;
-        cur.node = p.node;
-        cur.at = p.at;
-        cur.vlen = p.vlen;
-        cur.flags = p.flags;
-      }
-    }
     const pend = p.isStr ? this.#pendStr : this.#pendBin;
-    if (pend.get(p.k) === p) pend.delete(p.k);
+    const k = p.k;
+    const x = index.get(k);
+    const newest = x !== undefined ? x.pend : pend.get(k);
+    const rest = newest === p ? undefined : newest;
+    if (p.deleted) {
+      // a delete is staged only on a key with a state, applied before it:
+      // the key is in the index
+      index.delete(k);
+      if (rest !== undefined) pend.set(k, rest);
+    } else if (x === undefined) {
+      index.set(k, p);
+      p.pend = rest;
+      if (newest !== undefined) pend.delete(k);
+    } else {
+      x.slot = p.slot;
+      x.node = p.node;
+      x.at = p.at;
+      x.vlen = p.vlen;
+      x.flags = p.flags;
+      x.pend = rest;
+    }
     p.before = undefined;
   }
 
   /** A transaction that staged `p` aborted: the key's state before returns. Internal. */
   aborted(p: Pending): void {
+    const x = (p.isStr ? this.str : this.bin).get(p.k);
+    if (x !== undefined) {
+      x.pend = p.before;
+      return;
+    }
     const pend = p.isStr ? this.#pendStr : this.#pendBin;
     if (p.before === undefined) pend.delete(p.k);
     else pend.set(p.k, p.before);
