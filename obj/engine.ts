@@ -50,7 +50,7 @@ import {
   STAGING,
 } from "./log.ts";
 import type { ObjMedia } from "./media.ts";
-import { Locals, Pending } from "./pending.ts";
+import { Locals, Pending, type PendingObject } from "./pending.ts";
 import type { Transaction, TxEffects } from "./tx.ts";
 
 const EIO = 5;
@@ -144,7 +144,7 @@ export class Engine {
    */
   genAt(offset: number, staged = true): number {
     if (staged) {
-      const p = this.locals.get(offset) ?? this.pending.object(offset);
+      const p = this.locals.get(offset) ?? this.pendingObject(offset);
       if (p !== undefined) return p.gen;
     }
     const u32 = this.media.u32;
@@ -228,6 +228,14 @@ export class Engine {
     if (this.#staging === g && g.txs === 0 && g.count === 0) {
       this.#staging = undefined;
     }
+  }
+
+  /**
+   * The object at `offset` as the groups not applied leave it (the
+   * staging one included), if one of them allocated or freed it.
+   */
+  pendingObject(offset: number): PendingObject | undefined {
+    return this.pending.object(this.#queue, this.#staging, offset);
   }
 
   /**
@@ -335,6 +343,7 @@ export class Engine {
     g.state = APPLIED;
     g.items = null;
     g.gens = null;
+    g.gensIndexed = 0;
     const done = g.done;
     if (done !== null) {
       g.done = null;

@@ -100,6 +100,8 @@ export class Group {
   indexedSize = RECORD_HEADER;
   /** Its allocations and frees: offset, then the pending object, per change. */
   gens: unknown[] | null = null;
+  /** Entries of `gens` (two items each) added to the pending objects' Map. */
+  gensIndexed = 0;
   /** The homes its mover batch writes: target, then length, each. */
   moved: number[] | null = null;
 

@@ -262,7 +262,7 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
     const c = this.#live("setAsync");
     const k = checkKey(key, "setAsync");
     const v = checkValue(value, "setAsync");
-    return this.#pool.txAsync((tx) => c.set(tx, k, v));
+    return c.setAsync(this.#pool, k, v);
   }
 
   /** {@linkcode PersistentMap.delete} as an asynchronous transaction. */

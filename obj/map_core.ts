@@ -12,6 +12,8 @@ import type { Engine } from "./engine.ts";
 import { CorruptPoolError } from "./errors.ts";
 import { OBJECT_HEADER } from "./layout.ts";
 import { objectProblem } from "./open.ts";
+import type { Future } from "../future/future.ts";
+import type { ObjectPool } from "./pool.ts";
 import { stagedData, type Transaction, type TxEffects } from "./tx.ts";
 
 /** Object type of a map's directory. */
@@ -54,11 +56,20 @@ interface Entry {
   at: number;
   vlen: number;
   flags: number;
+  /**
+   * The key's newest staged state not applied yet: kept on its index
+   * entry, so an update of a key in the index looks up no other Map.
+   */
+  pend: Pending | undefined;
 }
 
-/** The latest staged state of a key (entry null: deleted). */
-interface Pending {
-  entry: Entry | null;
+/**
+ * The latest staged state of a key: where its entry will be, unless
+ * `deleted`. Applied, a set's state becomes the key's index entry if the
+ * key had none (one object per set, not two).
+ */
+interface Pending extends Entry {
+  deleted: boolean;
   isStr: boolean;
   /** The key (a string of char codes for bytes). */
   k: string;
@@ -108,8 +119,16 @@ export class MapCore implements TxEffects<Pending> {
   #hw = 0;
   readonly str = new Map<string, Entry>();
   readonly bin = new Map<string, Entry>();
+  /** The newest staged states of keys not in the index. */
   #pendStr = new Map<string, Pending>();
   #pendBin = new Map<string, Pending>();
+  /** The index entry `#latest` found last (for the `#stage` after it). */
+  #found: Entry | undefined = undefined;
+  /** The key and value of the `setAsync` running (see `setAsync`). */
+  #argK: MapKey = "";
+  #argV: MapValue = "";
+  /** A set of the stashed key and value: one closure for every `setAsync`. */
+  #setArgs = (tx: Transaction) => this.set(tx, this.#argK, this.#argV);
 
   constructor(e: Engine, name: string, desc: ObjectHandle) {
     this.#e = e;
@@ -190,6 +209,7 @@ export class MapCore implements TxEffects<Pending> {
           at: off + NODE_HEADER + klen,
           vlen,
           flags,
+          pend: undefined,
         };
         const map = flags & KEY_STRING ? this.str : this.bin;
         const key = flags & KEY_STRING ? decoder.decode(kb) : binKey(kb);
@@ -218,11 +238,21 @@ export class MapCore implements TxEffects<Pending> {
       : this.bin.get(binKey(key));
   }
 
+  /**
+   * The newest state of a key, staged or committed (undefined: none); its
+   * index entry stays in `#found` for the `#stage` that follows.
+   */
   #latest(isStr: boolean, k: string): Entry | undefined {
+    const x = (isStr ? this.str : this.bin).get(k);
+    this.#found = x;
+    if (x !== undefined) {
+      const p = x.pend;
+      if (p === undefined) return x;
+      return p.deleted ? undefined : p;
+    }
     const pend = isStr ? this.#pendStr : this.#pendBin;
     const p = pend.size === 0 ? undefined : pend.get(k);
-    if (p !== undefined) return p.entry ?? undefined;
-    return (isStr ? this.str : this.bin).get(k);
+    return p === undefined || p.deleted ? undefined : p;
   }
 
   /**
@@ -246,7 +276,7 @@ export class MapCore implements TxEffects<Pending> {
       );
     }
     const cur = this.#latest(isStr, k);
-    const node = tx.allocInternal(NODE_HEADER + klen + vlen, TYPE_NODE);
+    const node = tx.allocInternalAt(NODE_HEADER + klen + vlen, TYPE_NODE);
     const flags = (isStr ? KEY_STRING : 0) | (vStr ? VALUE_STRING : 0);
     const at = stagedData(tx, node);
     if (at >= 0) {
@@ -262,15 +292,16 @@ export class MapCore implements TxEffects<Pending> {
         putAscii(u8, at + NODE_HEADER + klen, value as string);
       } else u8.set(vb, at + NODE_HEADER + klen);
     } else {
+      const o = tx.object(node);
       const head = new Uint8Array(NODE_HEADER);
       const dv = new DataView(head.buffer);
       dv.setUint32(0, flags, true);
       dv.setUint32(4, klen, true);
       dv.setUint32(8, vlen, true);
-      tx.write(node, 0, head);
-      tx.write(node, NODE_HEADER, kb ?? encoder.encode(key as string));
+      tx.write(o, 0, head);
+      tx.write(o, NODE_HEADER, kb ?? encoder.encode(key as string));
       tx.write(
-        node,
+        o,
         NODE_HEADER + klen,
         vb ?? encoder.encode(value as string),
       );
@@ -280,14 +311,35 @@ export class MapCore implements TxEffects<Pending> {
       slot = cur.slot;
       tx.freeInternal(cur.node);
     } else slot = this.#takeSlot(tx);
-    this.#setSlot(tx, slot, node.offset);
-    this.#stage(tx, isStr, k, {
+    this.#setSlot(tx, slot, node);
+    this.#stage(
+      tx,
+      isStr,
+      k,
+      false,
       slot,
-      node: node.offset,
-      at: node.offset + NODE_HEADER + klen,
+      node,
+      node + NODE_HEADER + klen,
       vlen,
       flags,
-    });
+    );
+  }
+
+  /**
+   * `pool.txAsync` of a set. The pool runs the callback before it returns
+   * and never inside another transaction, so the key and value can wait
+   * in fields for a callback made once, rather than in a new closure per
+   * set.
+   */
+  setAsync(pool: ObjectPool, key: MapKey, value: MapValue): Future<void> {
+    this.#argK = key;
+    this.#argV = value;
+    try {
+      return pool.txAsync(this.#setArgs);
+    } finally {
+      this.#argK = "";
+      this.#argV = "";
+    }
   }
 
   /** Stage a delete of `key` in `tx`; whether it was there. */
@@ -300,41 +352,87 @@ export class MapCore implements TxEffects<Pending> {
     this.#setSlot(tx, cur.slot, 0);
     this.#free.push(cur.slot);
     tx.onAbort(() => this.#free.pop());
-    this.#stage(tx, isStr, k, null);
+    this.#stage(tx, isStr, k, true, cur.slot, 0, 0, 0, 0);
     return true;
   }
 
-  #stage(tx: Transaction, isStr: boolean, k: string, entry: Entry | null) {
+  #stage(
+    tx: Transaction,
+    isStr: boolean,
+    k: string,
+    deleted: boolean,
+    slot: number,
+    node: number,
+    at: number,
+    vlen: number,
+    flags: number,
+  ) {
+    // where the key's newest staged state is kept: on its index entry, or
+    // in the Map of keys not in the index (the index does not change
+    // while a transaction stages)
+    const x = this.#found;
     const pend = isStr ? this.#pendStr : this.#pendBin;
-    const before = pend.size === 0 ? undefined : pend.get(k);
-    const p: Pending = { entry, isStr, k, before };
-    pend.set(k, p);
+    const before = x !== undefined
+      ? x.pend
+      : pend.size === 0
+      ? undefined
+      : pend.get(k);
+    const p: Pending = {
+      slot,
+      node,
+      at,
+      vlen,
+      flags,
+      pend: undefined,
+      deleted,
+      isStr,
+      k,
+      before,
+    };
+    if (x !== undefined) x.pend = p;
+    else pend.set(k, p);
     tx.effect(this, p);
   }
 
-  /** A transaction that staged `p` is applied: the index takes it. Internal. */
+  /**
+   * A transaction that staged `p` is applied: the index takes it. A newer
+   * staged state of the key stays pending, moved to where the index now
+   * says. Internal.
+   */
   applied(p: Pending): void {
     const index = p.isStr ? this.str : this.bin;
-    const x = p.entry;
-    if (x === null) index.delete(p.k);
-    else {
-      const cur = index.get(p.k);
-      if (cur === undefined) index.set(p.k, x);
-      else {
-        cur.slot = x.slot;
-        cur.node = x.node;
-        cur.at = x.at;
-        cur.vlen = x.vlen;
-        cur.flags = x.flags;
-      }
-    }
     const pend = p.isStr ? this.#pendStr : this.#pendBin;
-    if (pend.get(p.k) === p) pend.delete(p.k);
+    const k = p.k;
+    const x = index.get(k);
+    const newest = x !== undefined ? x.pend : pend.get(k);
+    const rest = newest === p ? undefined : newest;
+    if (p.deleted) {
+      // a delete is staged only on a key with a state, applied before it:
+      // the key is in the index
+      index.delete(k);
+      if (rest !== undefined) pend.set(k, rest);
+    } else if (x === undefined) {
+      index.set(k, p);
+      p.pend = rest;
+      if (newest !== undefined) pend.delete(k);
+    } else {
+      x.slot = p.slot;
+      x.node = p.node;
+      x.at = p.at;
+      x.vlen = p.vlen;
+      x.flags = p.flags;
+      x.pend = rest;
+    }
     p.before = undefined;
   }
 
   /** A transaction that staged `p` aborted: the key's state before returns. Internal. */
   aborted(p: Pending): void {
+    const x = (p.isStr ? this.str : this.bin).get(p.k);
+    if (x !== undefined) {
+      x.pend = p.before;
+      return;
+    }
     const pend = p.isStr ? this.#pendStr : this.#pendBin;
     if (p.before === undefined) pend.delete(p.k);
     else pend.set(p.k, p.before);
@@ -375,7 +473,12 @@ export class MapCore implements TxEffects<Pending> {
   }
 
   #setSlot(tx: Transaction, slot: number, offset: number): void {
-    tx.setU64(this.#leaves[Math.floor(slot / FAN)], 8 * (slot % FAN), offset);
+    // the map's leaves are never freed: no handle check is needed
+    tx.setU64Internal(
+      this.#leaves[Math.floor(slot / FAN)],
+      8 * (slot % FAN),
+      offset,
+    );
   }
 
   /** The value of an entry, as it was given. */

@@ -95,20 +95,14 @@ export class Locals {
     for (let i = 0; i < this.#n; i++) fn(this.#vals[i], this.#keys[i]);
   }
 
-  /** Set each in `objects`, and list it (offset, object) in `gens`. */
-  copyTo(objects: Map<number, PendingObject>, gens: unknown[]): void {
+  /** List each (offset, object) in `gens`. */
+  copyTo(gens: unknown[]): void {
     if (this.#map !== null) {
-      for (const [offset, p] of this.#map) {
-        objects.set(offset, p);
-        gens.push(offset, p);
-      }
+      for (const [offset, p] of this.#map) gens.push(offset, p);
     }
     const keys = this.#keys;
     const vals = this.#vals;
-    for (let i = 0; i < this.#n; i++) {
-      objects.set(keys[i], vals[i]);
-      gens.push(keys[i], vals[i]);
-    }
+    for (let i = 0; i < this.#n; i++) gens.push(keys[i], vals[i]);
   }
 
   /** Forget everything (the transaction ended or aborted). */
@@ -137,14 +131,38 @@ export class Pending {
     this.#log = log;
   }
 
-  /** The pending object at `offset`, if any. */
-  object(offset: number): PendingObject | undefined {
+  /**
+   * The pending object at `offset`, if any, after indexing the objects
+   * published since the last call: every group's, oldest first, so the
+   * newest state of an offset wins.
+   */
+  object(
+    groups: readonly Group[],
+    staging: Group | undefined,
+    offset: number,
+  ): PendingObject | undefined {
+    for (let i = 0; i < groups.length; i++) this.#indexGens(groups[i]);
+    if (staging !== undefined) this.#indexGens(staging);
     return this.objects.size === 0 ? undefined : this.objects.get(offset);
   }
 
-  /** Publish the objects an asynchronous transaction of `g` allocated and freed. */
+  #indexGens(g: Group): void {
+    const gens = g.gens;
+    if (gens === null || g.gensIndexed === gens.length) return;
+    const objects = this.objects;
+    for (let i = g.gensIndexed; i < gens.length; i += 2) {
+      objects.set(gens[i] as number, gens[i + 1] as PendingObject);
+    }
+    g.gensIndexed = gens.length;
+  }
+
+  /**
+   * Publish the objects an asynchronous transaction of `g` allocated and
+   * freed: listed in the group only, as most transactions never look an
+   * object up (the Map is filled when one does).
+   */
   publish(g: Group, locals: Locals): void {
-    if (!locals.empty) locals.copyTo(this.objects, g.gens ??= []);
+    if (!locals.empty) locals.copyTo(g.gens ??= []);
   }
 
   /**
@@ -220,11 +238,12 @@ export class Pending {
     const gens = g.gens;
     if (gens !== null) {
       const objects = this.objects;
-      for (let i = 0; i < gens.length; i += 2) {
+      for (let i = 0; i < g.gensIndexed; i += 2) {
         const offset = gens[i] as number;
         if (objects.get(offset) === gens[i + 1]) objects.delete(offset);
       }
       g.gens = null;
+      g.gensIndexed = 0;
     }
   }
 

@@ -74,7 +74,7 @@ let endTx: (tx: Transaction) => void;
 let abortTx: (tx: Transaction) => void;
 let failureOf: (tx: Transaction) => unknown;
 let doomTx: (tx: Transaction, error: unknown) => void;
-let stageTx: (tx: Transaction, o: ObjectHandle, op: string) => number;
+let stageTx: (tx: Transaction, offset: number, op: string) => number;
 /**
  * The heap's door to the transaction it works for (`heapTx`): one object
  * for all, as callbacks never overlap.
@@ -113,18 +113,25 @@ export class Transaction {
   #undo: (() => void)[] | null = null;
   /** Small objects allocated and not written yet. */
   #unwritten = 0;
-  /** Effects: target, then item, each. */
-  #effects: unknown[] | null = null;
+  /**
+   * Length of the group's effect list when the transaction began: its own
+   * effects follow (staged there directly, no list of its own; an abort
+   * takes them back out).
+   */
+  #done0: number;
   #open = true;
   #failure: unknown = undefined;
   /** A handle found live since the last free (checked again after one). */
   #checked: ObjectHandle | null = null;
+  /** The generation of the object `#alloc` allocated last. */
+  #gen = 0;
 
   private constructor(engine: Engine, group: Group, sync: boolean) {
     this.#e = engine;
     this.#g = group;
     this.#size0 = group.end - group.start;
     this.#count0 = group.count;
+    this.#done0 = group.done === null ? 0 : group.done.length;
     this.#sync = sync;
   }
 
@@ -140,7 +147,7 @@ export class Transaction {
     doomTx = (tx, error) => {
       if (tx.#failure === undefined) tx.#failure = error;
     };
-    stageTx = (tx, o, op) => tx.#stage(o, op);
+    stageTx = (tx, offset, op) => tx.#stage(offset, op);
     heapLog = {
       word: (target, lo, hi) =>
         heapTx!.#e.log.word(heapTx!.#g, target, lo, hi, "alloc", NO_KEY),
@@ -181,22 +188,37 @@ export class Transaction {
         `Cannot alloc: type must be an integer in [0, 2^31), got ${type}`,
       );
     }
-    return this.#alloc(size, type, "alloc");
+    const offset = this.#alloc(size, type, "alloc");
+    return newHandle(this.#e.token, offset, size, type, this.#gen);
   }
 
   /** Allocate an object of an internal type. Internal. */
   allocInternal(size: number, type: number): ObjectHandle {
     this.#live("alloc");
+    const offset = this.#alloc(size, type, "alloc");
+    return newHandle(this.#e.token, offset, size, type, this.#gen);
+  }
+
+  /**
+   * Allocate an object of an internal type: its offset (no handle is
+   * made, for a caller that needs none). Internal.
+   */
+  allocInternalAt(size: number, type: number): number {
+    this.#live("alloc");
     return this.#alloc(size, type, "alloc");
   }
 
-  #alloc(size: number, type: number, op: string): ObjectHandle {
+  /**
+   * Allocate an object: its offset (the caller makes a handle if needed,
+   * with the generation left in `#gen`).
+   */
+  #alloc(size: number, type: number, op: string): number {
     const e = this.#e;
     const bytes = OBJECT_HEADER + size;
     heapTx = this;
     const block = e.heap.alloc(bytes, heapLog, op);
     const offset = block + OBJECT_HEADER;
-    const gen = e.nextGen();
+    const gen = this.#gen = e.nextGen();
     const large = bytes > SMALL_MAX;
     if (large) {
       const log = e.log;
@@ -206,7 +228,7 @@ export class Transaction {
     } else this.#unwritten++;
     const f: Fresh = { gen, size, type, block, rel: large ? LARGE : UNWRITTEN };
     e.locals.set(offset, f);
-    return newHandle(e.token, offset, size, type, gen);
+    return offset;
   }
 
   /** The object at `offset` if this transaction allocated it (and did not free it). */
@@ -269,7 +291,7 @@ export class Transaction {
   object(offset: number): ObjectHandle {
     this.#live("object");
     const e = this.#e;
-    const p = e.locals.get(offset) ?? e.pending.object(offset);
+    const p = e.locals.get(offset) ?? e.pendingObject(offset);
     if (p === undefined) return e.objectAt(offset, "object");
     if (p.gen === 0) throw new StaleObjectError("object", offset);
     return newHandle(e.token, offset, p.size, p.type, p.gen);
@@ -301,8 +323,8 @@ export class Transaction {
    * in the log (its copy staged now if it was not written yet), or -1 for
    * any other object. Valid until the next entry is staged.
    */
-  #stage(o: ObjectHandle, op: string): number {
-    const f = this.#fresh(o.offset);
+  #stage(offset: number, op: string): number {
+    const f = this.#fresh(offset);
     if (f === undefined || f.rel === LARGE) return -1;
     const e = this.#e;
     if (f.rel === UNWRITTEN) {
@@ -312,7 +334,7 @@ export class Transaction {
         f.block,
         OBJECT_HEADER + f.size,
         op,
-        o.offset,
+        offset,
       );
       writeHeader(e.media.u32, at, f.size, f.gen, f.type);
       e.media.u8.fill(0, at + OBJECT_HEADER, at + OBJECT_HEADER + f.size);
@@ -336,7 +358,7 @@ export class Transaction {
     const n = bytes.length;
     this.#range(o, offset, n, "write");
     if (n === 0) return;
-    const at = this.#stage(o, "write");
+    const at = this.#stage(o.offset, "write");
     if (at >= 0) {
       this.#e.media.u8.set(bytes, at + offset);
       return;
@@ -366,7 +388,25 @@ export class Transaction {
       lo = Number(v & 0xffffffffn);
       hi = Number(v >> 32n);
     }
-    const at = this.#stage(o, "setU64");
+    const at = this.#stage(o.offset, "setU64");
+    if (at >= 0) {
+      store32(this.#e.media.u8, at + offset, lo);
+      store32(this.#e.media.u8, at + offset + 4, hi);
+      return;
+    }
+    this.#e.log.word(this.#g, o.offset + offset, lo, hi, "setU64", o.offset);
+  }
+
+  /**
+   * Store a u64 below 2^53 at `offset` of an internal object the caller
+   * knows is live and large enough (a map's leaf): no handle check, so no
+   * pending object is looked up. Internal.
+   */
+  setU64Internal(o: ObjectHandle, offset: number, value: number): void {
+    this.#live("setU64");
+    const lo = value >>> 0;
+    const hi = (value - lo) / 2 ** 32;
+    const at = this.#stage(o.offset, "setU64");
     if (at >= 0) {
       store32(this.#e.media.u8, at + offset, lo);
       store32(this.#e.media.u8, at + offset + 4, hi);
@@ -381,7 +421,7 @@ export class Transaction {
     if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
       throw new RangeError(`Cannot setU32: ${value} is not a u32`);
     }
-    const at = this.#stage(o, "setU32");
+    const at = this.#stage(o.offset, "setU32");
     const e = this.#e;
     if (at >= 0) {
       store32(e.media.u8, at + offset, value);
@@ -481,7 +521,7 @@ export class Transaction {
    * @internal
    */
   effect<T>(target: TxEffects<T>, item: T): void {
-    (this.#effects ??= []).push(target, item);
+    (this.#g.done ??= []).push(target, item);
   }
 
   /**
@@ -511,11 +551,6 @@ export class Transaction {
     e.heap.settle();
     if (!this.#sync) e.pending.publish(g, e.locals);
     e.locals.clear();
-    const effects = this.#effects;
-    if (effects !== null) {
-      const done = g.done ??= [];
-      for (let i = 0; i < effects.length; i++) done.push(effects[i]);
-    }
     e.current = undefined;
   }
 
@@ -526,12 +561,12 @@ export class Transaction {
     this.#open = false;
     e.pending.truncate(g, this.#size0, this.#count0);
     e.heap.rollback();
-    const effects = this.#effects;
-    if (effects !== null) {
-      for (let i = effects.length - 2; i >= 0; i -= 2) {
-        (effects[i] as TxEffects<unknown>).aborted(effects[i + 1]);
+    const done = g.done;
+    if (done !== null && done.length > this.#done0) {
+      for (let i = done.length - 2; i >= this.#done0; i -= 2) {
+        (done[i] as TxEffects<unknown>).aborted(done[i + 1]);
       }
-      this.#effects = null;
+      done.length = this.#done0;
     }
     const undo = this.#undo;
     if (undo !== null) {
@@ -636,12 +671,12 @@ export function runNested<T>(tx: Transaction, fn: (tx: Transaction) => T): T {
 }
 
 /**
- * The file offset where the data of `o`, a small object allocated by the
+ * The file offset where the data of the object at `offset`, a small one allocated by the
  * running transaction `tx`, is built in the log (its copy staged now if
  * it was not written yet), or -1 for any other object: the map writes a
  * new node's bytes there directly. Valid until the next entry is staged.
  * Internal.
  */
-export function stagedData(tx: Transaction, o: ObjectHandle): number {
-  return stageTx(tx, o, "write");
+export function stagedData(tx: Transaction, offset: number): number {
+  return stageTx(tx, offset, "write");
 }

@@ -3,7 +3,7 @@
 // leaves and directories, reopen, atomic batches, asynchronous operations
 // on every mover, and joining a pool transaction.
 import { ClosedError, OutOfSpaceError } from "../errors/mod.ts";
-import { all } from "../future/mod.ts";
+import { all, type Future } from "../future/mod.ts";
 import { ObjectPool, PersistentMap } from "../obj/mod.ts";
 import { assert, moverTest, rng, tempPath, test } from "./_harness.ts";
 
@@ -65,6 +65,87 @@ test("a map of thousands of keys grows leaf by leaf, reuses deleted slots and re
   assert.equal(m.size, model.size);
   assert.deepEqual(new Map(m.entries() as Iterable<[string, string]>), model);
   assert.deepEqual(new Set(m.keys()), new Set(model.keys()));
+});
+
+test("values too large to be built in the log are set, replaced and reopened whole, sync and async", async () => {
+  const path = tempPath();
+  const big = (n: number, fill: number) => new Uint8Array(n).fill(fill);
+  {
+    using pool = ObjectPool.create(path, { size: 32 * MiB, layout: "kv" });
+    using m = PersistentMap.open(pool, "m");
+    m.set("a", big(300_000, 1));
+    await all([
+      m.setAsync("b", big(400_000, 2)),
+      m.setAsync("a", "x".repeat(70_000)),
+    ]);
+    assert.equal(m.get("a"), "x".repeat(70_000));
+    assert.deepEqual(m.get("b"), big(400_000, 2));
+  }
+  using pool = ObjectPool.open(path, { layout: "kv" });
+  using m = PersistentMap.open(pool, "m");
+  assert.equal(m.size, 2);
+  assert.equal(m.get("a"), "x".repeat(70_000));
+  assert.deepEqual(m.get("b"), big(400_000, 2));
+});
+
+test("async sets and deletes of few keys, in groups staged before others are applied, end as their order says, leak-free", async () => {
+  const path = tempPath();
+  const r = rng(15);
+  const model = new Map<string, string>();
+  let empty = 0;
+  {
+    // a small log: a group holding a large value is sealed by the next
+    // txAsync, so groups are applied while later ones still stage
+    using pool = ObjectPool.create(path, {
+      size: 16 * MiB,
+      layout: "kv",
+      logSize: 256 * 1024,
+    });
+    using m = PersistentMap.open(pool, "few");
+    m.set("probe", "p");
+    m.delete("probe");
+    empty = pool.stats().heap.objects;
+    for (let round = 0; round < 400; round++) {
+      const fs: Future<unknown>[] = [];
+      const n = 1 + Math.floor(r() * 40);
+      for (let i = 0; i < n; i++) {
+        const k = `k${Math.floor(r() * 6)}`;
+        const x = r();
+        if (x < 0.05 && fs.length > 0) {
+          // applies the groups up to that one's, then stages on after them
+          await fs[Math.floor(r() * fs.length)];
+        } else if (x < 0.1) {
+          // synchronous: seals the group staged so far, unapplied
+          assert.equal(m.delete(k), model.delete(k));
+        } else if (x < 0.15) {
+          m.set(k, `s${round}.${i}`);
+          model.set(k, `s${round}.${i}`);
+        } else if (x < 0.2) {
+          const v = `b${round}.${i}`.padEnd(30_000, "x");
+          fs.push(m.setAsync(k, v));
+          model.set(k, v);
+        } else if (x < 0.4) {
+          fs.push(m.deleteAsync(k));
+          model.delete(k);
+        } else {
+          fs.push(m.setAsync(k, `a${round}.${i}`));
+          model.set(k, `a${round}.${i}`);
+        }
+      }
+      await all(fs);
+      assert.deepEqual(
+        new Map(m.entries() as Iterable<[string, string]>),
+        model,
+      );
+    }
+  }
+  using pool = ObjectPool.open(path, { layout: "kv" });
+  using m = PersistentMap.open(pool, "few");
+  assert.deepEqual(new Map(m.entries() as Iterable<[string, string]>), model);
+  // no node leaked: with every key deleted, the objects are the empty map's
+  for (const k of [...model.keys()]) m.delete(k);
+  assert.equal(m.size, 0);
+  assert.equal(pool.stats().heap.objects, empty);
 });
 
 test("maps of one pool are independent, and the catalog holds 31", () => {

@@ -170,6 +170,35 @@ test("reads in a transaction see its writes, its new objects and the transaction
   assert.equal(pool.getU64(root, 0), 42);
 });
 
+test("objects allocated and freed by `txAsync` not applied yet are seen by the transactions after it, in its group or the next", async () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "a" });
+  for (const sameGroup of [true, false]) {
+    const old = pool.tx((tx) => tx.alloc(16));
+    let fresh!: ObjectHandle;
+    const f = pool.txAsync((tx) => {
+      fresh = tx.alloc(24, { type: 7 });
+      tx.free(old);
+    });
+    const sees = (tx: Transaction) => {
+      const o = tx.object(fresh.offset);
+      assert.equal(o.size, 24);
+      assert.equal(o.type, 7);
+      tx.write(fresh, 0, bytes(4, 9));
+      assert.throws(() => tx.object(old.offset), StaleObjectError);
+      assert.throws(() => tx.write(old, 0, bytes(4, 1)), StaleObjectError);
+    };
+    // in the staging group of `f`, or (synchronous) in a group after it,
+    // which seals the group of `f` without applying it
+    if (sameGroup) await all([f, pool.txAsync(sees)]);
+    else {
+      pool.tx(sees);
+      await f;
+    }
+    assert.deepEqual(pool.read(fresh, 0, 4), bytes(4, 9));
+    assert.throws(() => pool.read(old), StaleObjectError);
+  }
+});
+
 test("tiny, empty and huge ranges, and an object of many chunks, survive a reopen", () => {
   const path = tempPath();
   const r = rng(5);
