@@ -14,7 +14,8 @@ import { OBJECT_HEADER } from "./layout.ts";
 import { objectProblem } from "./open.ts";
 import type { Future } from "../future/future.ts";
 import type { ObjectPool } from "./pool.ts";
-import { stagedData, type Transaction, type TxEffects } from "./tx.ts";
+import type { Transaction, TxEffects } from "./tx.ts";
+import { stagedData } from "./tx_run.ts";
 
 /** Object type of a map's directory. */
 const TYPE_DIR = 0x80000011;

@@ -24,7 +24,8 @@ import {
   type RecoveryReport,
   TYPE_ROOT,
 } from "./open.ts";
-import { runNested, runTransaction, type Transaction } from "./tx.ts";
+import type { Transaction } from "./tx.ts";
+import { runNested, runTransaction } from "./tx_run.ts";
 
 /** Options of {@linkcode ObjectPool.create}. */
 export interface ObjectPoolCreateOptions {

@@ -20,13 +20,9 @@ import { ClosedError } from "../errors/mod.ts";
 import { StaleObjectError } from "./errors.ts";
 import type { Engine } from "./engine.ts";
 import { newHandle, type ObjectHandle } from "./handle.ts";
+import { load32, store32, toU64, writeHeader } from "./object_bytes.ts";
 import type { HeapLog } from "./heap.ts";
-import {
-  OBJECT_HEADER,
-  OBJECT_MAGIC,
-  OP_COPY,
-  TYPE_INTERNAL,
-} from "./layout.ts";
+import { OBJECT_HEADER, OP_COPY, TYPE_INTERNAL } from "./layout.ts";
 import { type Group, NO_KEY } from "./log.ts";
 import { FREED, type PendingObject } from "./pending.ts";
 
@@ -69,12 +65,20 @@ interface Fresh extends PendingObject {
   rel: number;
 }
 
-let beginTx: (engine: Engine, group: Group, sync: boolean) => Transaction;
-let endTx: (tx: Transaction) => void;
-let abortTx: (tx: Transaction) => void;
-let failureOf: (tx: Transaction) => unknown;
-let doomTx: (tx: Transaction, error: unknown) => void;
-let stageTx: (tx: Transaction, offset: number, op: string) => number;
+/**
+ * What running a transaction (`obj/tx_run.ts`) needs of its private
+ * state: set once, by the class. Internal.
+ */
+export interface TxControl {
+  begin(engine: Engine, group: Group, sync: boolean): Transaction;
+  end(tx: Transaction): void;
+  abort(tx: Transaction): void;
+  failure(tx: Transaction): unknown;
+  doom(tx: Transaction, error: unknown): void;
+  stage(tx: Transaction, offset: number, op: string): number;
+}
+/** The one {@linkcode TxControl}. Internal. */
+export let txControl: TxControl;
 /**
  * The heap's door to the transaction it works for (`heapTx`): one object
  * for all, as callbacks never overlap.
@@ -136,18 +140,20 @@ export class Transaction {
   }
 
   static {
-    beginTx = (engine, group, sync) => {
-      const tx = new Transaction(engine, group, sync);
-      engine.current = tx;
-      return tx;
+    txControl = {
+      begin(engine, group, sync) {
+        const tx = new Transaction(engine, group, sync);
+        engine.current = tx;
+        return tx;
+      },
+      end: (tx) => tx.#end(),
+      abort: (tx) => tx.#abort(),
+      failure: (tx) => tx.#failure,
+      doom(tx, error) {
+        if (tx.#failure === undefined) tx.#failure = error;
+      },
+      stage: (tx, offset, op) => tx.#stage(offset, op),
     };
-    endTx = (tx) => tx.#end();
-    abortTx = (tx) => tx.#abort();
-    failureOf = (tx) => tx.#failure;
-    doomTx = (tx, error) => {
-      if (tx.#failure === undefined) tx.#failure = error;
-    };
-    stageTx = (tx, offset, op) => tx.#stage(offset, op);
     heapLog = {
       word: (target, lo, hi) =>
         heapTx!.#e.log.word(heapTx!.#g, target, lo, hi, "alloc", NO_KEY),
@@ -577,106 +583,4 @@ export class Transaction {
     e.locals.clear();
     e.abandon(g);
   }
-}
-
-/** Write an object header at `at` (4-aligned) through `u32`. */
-function writeHeader(
-  u32: Uint32Array,
-  at: number,
-  size: number,
-  gen: number,
-  type: number,
-): void {
-  const w = at >>> 2;
-  u32[w] = OBJECT_MAGIC;
-  u32[w + 1] = size;
-  u32[w + 2] = gen;
-  u32[w + 3] = type >>> 0;
-}
-
-/** Store a little-endian u32 at any byte offset. */
-function store32(u8: Uint8Array, at: number, v: number): void {
-  u8[at] = v;
-  u8[at + 1] = v >>> 8;
-  u8[at + 2] = v >>> 16;
-  u8[at + 3] = v >>> 24;
-}
-
-/** Load a little-endian u32 from any byte offset. */
-function load32(u8: Uint8Array, at: number): number {
-  return (u8[at] | u8[at + 1] << 8 | u8[at + 2] << 16 | u8[at + 3] << 24) >>>
-    0;
-}
-
-function toU64(value: number | bigint, op: string): bigint {
-  if (typeof value === "bigint") {
-    if (value < 0n || value >= 1n << 64n) {
-      throw new RangeError(`Cannot ${op}: ${value} is not a u64`);
-    }
-    return value;
-  }
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(
-      `Cannot ${op}: ${value} is not a non-negative safe integer (pass a bigint)`,
-    );
-  }
-  return BigInt(value);
-}
-
-/**
- * Run `fn` as a transaction staged into `group`: its result, or, if it
- * threw, its error after everything it staged is undone. A synchronous
- * one (`sync`) must be sealed and applied before another starts.
- * Internal.
- */
-export function runTransaction<T>(
-  engine: Engine,
-  group: Group,
-  fn: (tx: Transaction) => T,
-  sync: boolean,
-): T {
-  const tx = beginTx(engine, group, sync);
-  let value: T;
-  try {
-    value = fn(tx);
-    if (
-      value !== null && typeof value === "object" &&
-      typeof (value as { then?: unknown }).then === "function"
-    ) {
-      throw new TypeError(
-        "Cannot commit: the transaction's callback returned a promise (it must be synchronous; await after the transaction)",
-      );
-    }
-    const failure = failureOf(tx);
-    if (failure !== undefined) throw failure;
-  } catch (e) {
-    abortTx(tx);
-    throw e;
-  }
-  endTx(tx);
-  return value;
-}
-
-/**
- * Run `fn` inside the running transaction `tx` (a nested `pool.tx`): an
- * error it throws dooms `tx` too. Internal.
- */
-export function runNested<T>(tx: Transaction, fn: (tx: Transaction) => T): T {
-  try {
-    return fn(tx);
-  } catch (err) {
-    doomTx(tx, err);
-    throw err;
-  }
-}
-
-/**
- * The file offset where the data of the object at `offset`, a small one allocated by the
- * running transaction `tx`, is built in the log (its copy staged now if
- * it was not written yet), or -1 for any other object: the map writes a
- * new node's bytes there directly. Valid until the next entry is staged.
- * Internal.
- */
-export function stagedData(tx: Transaction, offset: number): number {
-  return stageTx(tx, offset, "write");
 }

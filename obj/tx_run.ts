@@ -1,0 +1,69 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Running a transaction's callback: begin, commit or abort on a throw,
+ * nesting, and the map's door to an object built in the log. The
+ * {@linkcode Transaction} itself is in `obj/tx.ts`. Internal to `obj/`.
+ *
+ * @module
+ */
+import type { Engine } from "./engine.ts";
+import type { Group } from "./log.ts";
+import { type Transaction, txControl } from "./tx.ts";
+
+/**
+ * Run `fn` as a transaction staged into `group`: its result, or, if it
+ * threw, its error after everything it staged is undone. A synchronous
+ * one (`sync`) must be sealed and applied before another starts.
+ * Internal.
+ */
+export function runTransaction<T>(
+  engine: Engine,
+  group: Group,
+  fn: (tx: Transaction) => T,
+  sync: boolean,
+): T {
+  const tx = txControl.begin(engine, group, sync);
+  let value: T;
+  try {
+    value = fn(tx);
+    if (
+      value !== null && typeof value === "object" &&
+      typeof (value as { then?: unknown }).then === "function"
+    ) {
+      throw new TypeError(
+        "Cannot commit: the transaction's callback returned a promise (it must be synchronous; await after the transaction)",
+      );
+    }
+    const failure = txControl.failure(tx);
+    if (failure !== undefined) throw failure;
+  } catch (e) {
+    txControl.abort(tx);
+    throw e;
+  }
+  txControl.end(tx);
+  return value;
+}
+
+/**
+ * Run `fn` inside the running transaction `tx` (a nested `pool.tx`): an
+ * error it throws dooms `tx` too. Internal.
+ */
+export function runNested<T>(tx: Transaction, fn: (tx: Transaction) => T): T {
+  try {
+    return fn(tx);
+  } catch (err) {
+    txControl.doom(tx, err);
+    throw err;
+  }
+}
+
+/**
+ * The file offset where the data of the object at `offset`, a small one allocated by the
+ * running transaction `tx`, is built in the log (its copy staged now if
+ * it was not written yet), or -1 for any other object: the map writes a
+ * new node's bytes there directly. Valid until the next entry is staged.
+ * Internal.
+ */
+export function stagedData(tx: Transaction, offset: number): number {
+  return txControl.stage(tx, offset, "write");
+}
