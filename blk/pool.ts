@@ -9,7 +9,6 @@ import { ClosedError, PmemError } from "../errors/mod.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { Arena, ArenaPlace } from "./arena.ts";
 import { checkPool, type CheckReport } from "./check.ts";
-import { commitUpdates } from "./commit.ts";
 import { arenaInfo, blockFill, type BlockPoolInfo } from "./info.ts";
 import { MAP_ERROR, MAP_ZERO } from "./layout.ts";
 import type { Media } from "./media.ts";
@@ -24,8 +23,8 @@ import {
 } from "./open.ts";
 import { type Btt, layOutBtt, loadBtt } from "./btt.ts";
 import { leavePool, poolReady } from "./join.ts";
-import { alone, arenaOf, readBlock, readManyInto } from "./reads.ts";
-import { sleepMs } from "./shared.ts";
+import { arenaOf, readBlock, readManyInto } from "./reads.ts";
+import { setFlagNow, type SyncUpdateContext, writeNow } from "./sync_update.ts";
 import {
   type PoolAccess,
   WriteGroupFuture,
@@ -33,7 +32,7 @@ import {
 } from "./async_io.ts";
 import { ReadFuture, ReadScheduler } from "./async_read.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
-import { wait, waitAll } from "../future/executor.ts";
+import { waitAll } from "../future/executor.ts";
 import { FutureRegistry } from "../future/registry.ts";
 import {
   type BlockPoolCreateOptions,
@@ -45,10 +44,6 @@ import {
 } from "./options.ts";
 
 const EROFS = 30;
-const EBUSY = 16;
-
-/** How long a synchronous write waits for a lane held by other openers. */
-const LANE_WAIT_MS = 30_000;
 
 export type {
   BlockPoolCreateOptions,
@@ -159,6 +154,8 @@ export class BlockPool implements Disposable {
   #access: PoolAccess;
   /** The shared control words (openers of the pool in this process). */
   #control: Int32Array;
+  /** What its synchronous updates need. */
+  #sync: SyncUpdateContext;
 
   private constructor(file: PoolFile, btt: Btt) {
     this.#file = file;
@@ -167,6 +164,11 @@ export class BlockPool implements Disposable {
     this.#blockSize = file.blockSize;
     this.#readOnly = file.readOnly;
     this.#control = file.join.shared.control;
+    this.#sync = {
+      media: this.#media,
+      control: this.#control,
+      inflight: this.#inflight,
+    };
     this.#adopt(btt);
     this.#access = {
       map: file.map,
@@ -396,62 +398,7 @@ export class BlockPool implements Disposable {
     if (this.#arenas.length === 0) this.#layOut();
     const arena = this.#arenaOf(lba);
     arena.checkWritable("write");
-    const pre = lba - arena.firstLba;
-    if (!arena.hasQueuedUpdates) {
-      // nothing asynchronous in flight: this update cannot be overtaken
-      this.#writeSteps(arena, pre, data);
-      return;
-    }
-    this.#settleBlock(arena, pre);
-    const ticket = arena.enterNow(pre, "write");
-    try {
-      this.#writeSteps(arena, pre, data);
-    } finally {
-      arena.leave(ticket);
-    }
-  }
-
-  /** The four steps of a synchronous write (the caller orders it). */
-  #writeSteps(arena: Arena, pre: number, data: Uint8Array): void {
-    // step 1: a lane whose free block no read in flight is copying
-    const lane = this.#takeFreeBlock(arena);
-    try {
-      // step 2: the data, durably, into the lane's free block
-      this.#media.memcpy(arena.blockOffset(arena.freeBlock(lane)), data);
-      // steps 3 and 4: the commit every write goes through
-      commitUpdates(this.#media, [{ arena, lane, pre, old: 0 }]);
-    } catch (e) {
-      arena.releaseLane(lane);
-      throw e;
-    }
-  }
-
-  /**
-   * Take an idle lane whose free block no read in flight is copying,
-   * waiting for this pool's asynchronous operations while none is, and
-   * then, while other openers of the pool hold the lanes, for them.
-   */
-  #takeFreeBlock(arena: Arena): number {
-    let lane = arena.takeLane();
-    while (lane < 0 && this.#waitForOne()) lane = arena.takeLane();
-    if (lane < 0 && !alone(this.#control)) {
-      const deadline = performance.now() + LANE_WAIT_MS;
-      let ms = 0.005;
-      while (lane < 0 && performance.now() < deadline) {
-        sleepMs(ms);
-        ms = Math.min(ms * 2, 1);
-        lane = arena.takeLane();
-      }
-    }
-    if (lane < 0) {
-      throw new PmemError(
-        "write",
-        -EBUSY,
-        `arena ${arena.index} has no idle lane (${arena.lanes} updates in flight)`,
-        { errno: EBUSY },
-      );
-    }
-    return lane;
+    writeNow(this.#sync, arena, lba - arena.firstLba, data);
   }
 
   /**
@@ -623,40 +570,6 @@ export class BlockPool implements Disposable {
     this.#setFlag(lba, MAP_ERROR, "setError");
   }
 
-  /**
-   * Block until asynchronous updates queued on `pre` have finished, so a
-   * synchronous update can follow them in order.
-   */
-  #settleBlock(arena: Arena, pre: number): void {
-    for (
-      let head = arena.head(pre);
-      head !== undefined;
-      head = arena.head(pre)
-    ) {
-      const owner = head.owner as Future<unknown> | undefined;
-      if (owner === undefined) return;
-      try {
-        wait(owner);
-      } catch {
-        // its own awaiter sees the failure; the queue moved on regardless
-      }
-      if (arena.head(pre) === head) return;
-    }
-  }
-
-  /** Block until one asynchronous operation settles; false if none runs. */
-  #waitForOne(): boolean {
-    const [f] = this.#inflight.running();
-    if (f === undefined) return false;
-    try {
-      wait(f);
-    } catch {
-      // reported to whoever awaits it
-    }
-    return true;
-  }
-
-  /** Check `lba` for an update; lay out first; its arena. */
   #forUpdate(lba: number, op: string): Arena {
     this.#checkWritable(op);
     if (this.#arenas.length === 0) this.#layOut();
@@ -792,17 +705,7 @@ export class BlockPool implements Disposable {
     }
     const arena = this.#arenaOf(lba);
     arena.checkWritable(op);
-    const pre = lba - arena.firstLba;
-    this.#settleBlock(arena, pre);
-    const ticket = arena.enterNow(pre, op);
-    // the stripe orders it with commits of the block by other openers
-    arena.table.lockStripe(pre);
-    try {
-      arena.setFlag(pre, flag);
-    } finally {
-      arena.table.unlockStripe(pre);
-      arena.leave(ticket);
-    }
+    setFlagNow(arena, lba - arena.firstLba, flag, op);
   }
 
   /**

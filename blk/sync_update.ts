@@ -1,0 +1,159 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The synchronous updates of a block (`BlockPool.write`, `setZero`,
+ * `setError`): ordered after the asynchronous updates of the same block
+ * that this opener queued, then run to the end on the calling thread.
+ * Internal to `blk/`.
+ *
+ * @module
+ */
+import { PmemError } from "../errors/mod.ts";
+import { wait } from "../future/executor.ts";
+import type { Future } from "../future/future.ts";
+import type { FutureRegistry } from "../future/registry.ts";
+import type { Arena } from "./arena.ts";
+import { commitUpdates } from "./commit.ts";
+import type { Media } from "./media.ts";
+import { alone } from "./reads.ts";
+import { sleepMs } from "./shared.ts";
+
+const EBUSY = 16;
+
+/** How long a synchronous write waits for a lane held by other openers. */
+const LANE_WAIT_MS = 30_000;
+
+/** What a synchronous update needs of its pool. */
+export interface SyncUpdateContext {
+  media: Media;
+  /** The pool's shared control words (who else has it open). */
+  control: Int32Array;
+  /** This opener's asynchronous operations in flight. */
+  inflight: FutureRegistry;
+}
+
+/**
+ * Write block `pre` of `arena` now: after this opener's queued updates
+ * of the block, the BTT's four steps.
+ */
+export function writeNow(
+  ctx: SyncUpdateContext,
+  arena: Arena,
+  pre: number,
+  data: Uint8Array,
+): void {
+  if (!arena.hasQueuedUpdates) {
+    // nothing asynchronous in flight: this update cannot be overtaken
+    writeSteps(ctx, arena, pre, data);
+    return;
+  }
+  settleBlock(arena, pre);
+  const ticket = arena.enterNow(pre, "write");
+  try {
+    writeSteps(ctx, arena, pre, data);
+  } finally {
+    arena.leave(ticket);
+  }
+}
+
+/**
+ * Set a map flag (zero or error) of block `pre` now, after this opener's
+ * queued updates of the block.
+ */
+export function setFlagNow(
+  arena: Arena,
+  pre: number,
+  flag: number,
+  op: string,
+): void {
+  settleBlock(arena, pre);
+  const ticket = arena.enterNow(pre, op);
+  // the stripe orders it with commits of the block by other openers
+  arena.table.lockStripe(pre);
+  try {
+    arena.setFlag(pre, flag);
+  } finally {
+    arena.table.unlockStripe(pre);
+    arena.leave(ticket);
+  }
+}
+
+/** The four steps of a synchronous write (the caller orders it). */
+function writeSteps(
+  ctx: SyncUpdateContext,
+  arena: Arena,
+  pre: number,
+  data: Uint8Array,
+): void {
+  // step 1: a lane whose free block no read in flight is copying
+  const lane = takeFreeBlock(ctx, arena);
+  try {
+    // step 2: the data, durably, into the lane's free block
+    ctx.media.memcpy(arena.blockOffset(arena.freeBlock(lane)), data);
+    // steps 3 and 4: the commit every write goes through
+    commitUpdates(ctx.media, [{ arena, lane, pre, old: 0 }]);
+  } catch (e) {
+    arena.releaseLane(lane);
+    throw e;
+  }
+}
+
+/**
+ * Take an idle lane whose free block no read in flight is copying,
+ * waiting for this opener's asynchronous operations while none is, and
+ * then, while other openers of the pool hold the lanes, for them.
+ */
+function takeFreeBlock(ctx: SyncUpdateContext, arena: Arena): number {
+  let lane = arena.takeLane();
+  while (lane < 0 && waitForOne(ctx.inflight)) lane = arena.takeLane();
+  if (lane < 0 && !alone(ctx.control)) {
+    const deadline = performance.now() + LANE_WAIT_MS;
+    let ms = 0.005;
+    while (lane < 0 && performance.now() < deadline) {
+      sleepMs(ms);
+      ms = Math.min(ms * 2, 1);
+      lane = arena.takeLane();
+    }
+  }
+  if (lane < 0) {
+    throw new PmemError(
+      "write",
+      -EBUSY,
+      `arena ${arena.index} has no idle lane (${arena.lanes} updates in flight)`,
+      { errno: EBUSY },
+    );
+  }
+  return lane;
+}
+
+/** Wait for one operation in flight; false when there is none. */
+function waitForOne(inflight: FutureRegistry): boolean {
+  const [f] = inflight.running();
+  if (f === undefined) return false;
+  try {
+    wait(f);
+  } catch {
+    // reported to whoever awaits it
+  }
+  return true;
+}
+
+/**
+ * Block until asynchronous updates queued on `pre` have finished, so a
+ * synchronous update can follow them in order.
+ */
+function settleBlock(arena: Arena, pre: number): void {
+  for (
+    let head = arena.head(pre);
+    head !== undefined;
+    head = arena.head(pre)
+  ) {
+    const owner = head.owner as Future<unknown> | undefined;
+    if (owner === undefined) return;
+    try {
+      wait(owner);
+    } catch {
+      // its own awaiter sees the failure; the queue moved on regardless
+    }
+    if (arena.head(pre) === head) return;
+  }
+}
