@@ -441,7 +441,7 @@ const header = [
   `${WARMUPS} warm-ups (the runtimes' go on, at least ${settings.warmupMs} ` +
   "ms, until runs stop getting faster); ratios are runtime/C (lower is " +
   "better).",
-].join("\n");
+].join("\n\n");
 const text = report(results, header);
 console.log(text);
 if (args.has("--write")) {
@@ -464,6 +464,16 @@ ${text}
       subtitle: `${machine}; ${tools.join(", ")}; ${date}`,
     }),
   );
+  // in the project's format, so that the test command's format check
+  // passes on what the bench wrote
+  const fmt = spawnSync(
+    runtimeBinary("deno"),
+    ["fmt", "--quiet", "bench/RESULTS.md", "bench/chart.svg"],
+    { cwd: ROOT, stdio: "inherit" },
+  );
+  if (fmt.status !== 0) {
+    failures.push("deno fmt bench/RESULTS.md bench/chart.svg");
+  }
   console.error("bench: wrote bench/RESULTS.md and bench/chart.svg");
 }
 if (failures.length > 0) {
