@@ -404,7 +404,10 @@ export class BlockPool implements Disposable {
   /**
    * Read one block.
    *
-   * A block never written, or set to zero, reads as zeros.
+   * A block never written, or set to zero, reads as zeros. In a loop,
+   * pass `into`: a new array for every read costs the runtime more than
+   * the read itself (or read many blocks at once with
+   * {@linkcode BlockPool.readMany}).
    *
    * @param lba the block, `0 .. blockCount - 1`
    * @param into where to copy it (at least `blockSize` bytes; the first
