@@ -11,21 +11,16 @@
  */
 import { PmemError } from "../errors/mod.ts";
 import { FileShare } from "../pmem2/file_share.ts";
+import { waitForFirstOpener } from "../pmem2/share_wait.ts";
 import {
   maxArenas,
   PoolShared,
-  sleepMs,
   STATE_FAILED,
   STATE_LOADING,
   STATE_READY,
 } from "./shared.ts";
 
 const EAGAIN = 11;
-const EINVAL = 22;
-const ETIMEDOUT = 110;
-
-/** How long a joining open waits for the first opener (ms). */
-const JOIN_TIMEOUT_MS = 60_000;
 
 /** An open's part in its pool file's share. */
 export interface PoolJoin {
@@ -86,7 +81,12 @@ export function joinPool(
   }
   try {
     if (readOnly) throw alreadyOpen(op, path, "in this process");
-    waitReady(shared, path, op);
+    waitForFirstOpener(
+      () => shared.state,
+      path,
+      op,
+      "its first opener in this process",
+    );
     if (shared.readOnly) {
       throw alreadyOpen(op, path, "read-only in this process");
     }
@@ -94,34 +94,6 @@ export function joinPool(
   } catch (e) {
     share.close();
     throw e;
-  }
-}
-
-/** Wait until the first opener is ready (or failed). */
-function waitReady(shared: PoolShared, path: string, op: string): void {
-  const deadline = performance.now() + JOIN_TIMEOUT_MS;
-  let ms = 0.01;
-  for (;;) {
-    const st = shared.state;
-    if (st === STATE_READY) return;
-    if (st === STATE_FAILED) {
-      throw new PmemError(
-        op,
-        -EINVAL,
-        `cannot open '${path}': its first opener in this process failed to open it`,
-        { errno: EINVAL },
-      );
-    }
-    if (performance.now() > deadline) {
-      throw new PmemError(
-        op,
-        -ETIMEDOUT,
-        `cannot open '${path}': its first opener in this process did not finish`,
-        { errno: ETIMEDOUT },
-      );
-    }
-    sleepMs(ms);
-    ms = Math.min(ms * 2, 5);
   }
 }
 

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { sleepMs } from "../pmem2/share_wait.ts";
 import {
   ARENA_MAX_SIZE,
   ARENA_MIN_SIZE,
@@ -33,14 +34,13 @@ const LAYOUT = 3;
 const LAYOUT_LOCK = 4;
 const READ_ONLY = 5;
 
-/** Shared state: the first opener has not set it up yet. */
-export const STATE_NEW = 0;
-/** Shared state: the first opener is checking and recovering the pool. */
-export const STATE_LOADING = 1;
-/** Shared state: ready for every opener. */
-export const STATE_READY = 2;
-/** Shared state: the first opener failed; the pool must be opened anew. */
-export const STATE_FAILED = 3;
+export {
+  SHARE_FAILED as STATE_FAILED,
+  SHARE_NEW as STATE_NEW,
+  SHARE_READY as STATE_READY,
+  SHARE_SETTING_UP as STATE_LOADING,
+  sleepMs,
+} from "../pmem2/share_wait.ts";
 
 /** Lanes an arena uses at most (libpmemblk's nfree; more go unused). */
 export const MAX_LANES = 256;
@@ -96,13 +96,6 @@ export const PENDING_BASE = READ_BASE + READ_BUCKETS;
 export const STRIPE_BASE = PENDING_BASE + PENDING_BUCKETS;
 /** int32 words of an arena's region. */
 export const ARENA_WORDS = STRIPE_BASE + STRIPES;
-
-const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
-
-/** Block the thread for about `ms` milliseconds. */
-export function sleepMs(ms: number): void {
-  Atomics.wait(SLEEPER, 0, 0, ms);
-}
 
 /**
  * Take the lock word `at` of `i32` (0 free, else held): spin a little,

@@ -9,6 +9,7 @@
 import { unlinkSync } from "node:fs";
 import { PmemError } from "../errors/mod.ts";
 import { FileShare } from "../pmem2/file_share.ts";
+import { waitForFirstOpener } from "../pmem2/share_wait.ts";
 import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
@@ -25,7 +26,6 @@ import { recover, type RecoveryReport } from "./recovery.ts";
 import {
   REGION_ALLOCATED,
   SharedState,
-  sleepMs,
   STATE_FAILED,
   STATE_READY,
   STATE_RECOVERING,
@@ -33,10 +33,6 @@ import {
 import { readTable } from "./table.ts";
 
 const EINVAL = 22;
-const ETIMEDOUT = 110;
-
-/** How long a joining open waits for the first opener's recovery (ms). */
-const JOIN_TIMEOUT_MS = 60_000;
 
 /** What tests may add to a create or open. Internal. */
 export interface StreamTestHooks {
@@ -208,7 +204,12 @@ export function openStream(
       const core = initCore(media, shared, g, share, recovery);
       return { core, recovery, fresh: true };
     }
-    joinWait(shared, path, op);
+    waitForFirstOpener(
+      () => shared.state,
+      path,
+      op,
+      "its recovery by another open",
+    );
     const local = cores.get(shared.instance);
     if (local !== undefined && !local.core.closed) {
       local.core.refs++;
@@ -229,34 +230,6 @@ export function openStream(
       map?.close();
     }
     throw e;
-  }
-}
-
-/** Wait for the first opener to finish recovery. */
-function joinWait(shared: SharedState, path: string, op: string): void {
-  const deadline = performance.now() + JOIN_TIMEOUT_MS;
-  let ms = 0.01;
-  for (;;) {
-    const st = shared.state;
-    if (st === STATE_READY) return;
-    if (st === STATE_FAILED) {
-      throw new PmemError(
-        op,
-        -EINVAL,
-        `cannot open '${path}': its first opener in this process failed to open it`,
-        { errno: EINVAL },
-      );
-    }
-    if (performance.now() > deadline) {
-      throw new PmemError(
-        op,
-        -ETIMEDOUT,
-        `cannot open '${path}': its recovery by another open did not finish`,
-        { errno: ETIMEDOUT },
-      );
-    }
-    sleepMs(ms);
-    ms = Math.min(ms * 2, 5);
   }
 }
 

@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { sleepMs } from "../pmem2/share_wait.ts";
 
 /** Bytes of the control block at the start. */
 const CONTROL = 128;
@@ -46,14 +47,13 @@ export const PERSISTED_F = PERSISTED;
 const SETTLED = 7;
 const BOUND = 8;
 
-/** Shared state: not yet initialised by the first opener. */
-export const STATE_NEW = 0;
-/** Shared state: the first opener is recovering the stream. */
-export const STATE_RECOVERING = 1;
-/** Shared state: ready. */
-export const STATE_READY = 2;
-/** Shared state: the first opener failed; reopen. */
-export const STATE_FAILED = 3;
+export {
+  SHARE_FAILED as STATE_FAILED,
+  SHARE_NEW as STATE_NEW,
+  SHARE_READY as STATE_READY,
+  SHARE_SETTING_UP as STATE_RECOVERING,
+  sleepMs,
+} from "../pmem2/share_wait.ts";
 
 /** Region (mirror) state: free. */
 export const REGION_FREE = 0;
@@ -72,13 +72,6 @@ export const RING_READY = 2;
 export const RING_VOID = 3;
 /** Ring slot: committed (header written), not yet persisted. */
 export const RING_COMMITTED = 4;
-
-const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
-
-/** Block the thread for about `ms` milliseconds. */
-export function sleepMs(ms: number): void {
-  Atomics.wait(SLEEPER, 0, 0, ms);
-}
 
 /** The shared block of one stream, viewed. */
 export class SharedState {
