@@ -12,29 +12,18 @@ import {
 import { createBlockPool } from "../testing/mod.ts";
 import { unformatted } from "./blk_fixtures.ts";
 import { assert, tempPath, test } from "./_harness.ts";
+import {
+  ask as askJob,
+  startWorker as startJobWorker,
+} from "./workers/jobs.ts";
 
 const MiB = 1 << 20;
 const WORKER = new URL("./workers/blk_worker.ts", import.meta.url).href;
 
-/** Start a Worker and wait until it is ready for a job. */
-async function startWorker(): Promise<Worker> {
-  const w = new Worker(WORKER, { type: "module" });
-  await new Promise<void>((resolve, reject) => {
-    w.onmessage = () => resolve();
-    w.onerror = (e) => reject(new Error(`worker: ${e.message}`));
-  });
-  return w;
-}
-
+/** Start this file's Worker and wait until it is ready for a job. */
+const startWorker = (): Promise<Worker> => startJobWorker(WORKER);
 /** Give a Worker a job; its result. */
-function ask<T>(w: Worker, job: Job): Promise<T> {
-  return new Promise((resolve, reject) => {
-    w.onmessage = (e) =>
-      e.data.error ? reject(new Error(e.data.error)) : resolve(e.data.ok);
-    w.onerror = (e) => reject(new Error(`worker: ${e.message}`));
-    w.postMessage(job);
-  });
-}
+const ask = <T>(w: Worker, job: Job): Promise<T> => askJob<T>(w, job);
 
 /**
  * Check the final state: every block holds the last write of one of the

@@ -4,28 +4,18 @@
 import { LogStream } from "../stream/mod.ts";
 import type { Job } from "./workers/stream_worker.ts";
 import { assert, tempPath, test } from "./_harness.ts";
+import {
+  ask as askJob,
+  startWorker as startJobWorker,
+} from "./workers/jobs.ts";
 
 const MiB = 1 << 20;
 const WORKER = new URL("./workers/stream_worker.ts", import.meta.url).href;
 
-/** Start a Worker and wait until it is ready for a job. */
-async function startWorker(): Promise<Worker> {
-  const w = new Worker(WORKER, { type: "module" });
-  await new Promise<void>((resolve, reject) => {
-    w.onmessage = () => resolve();
-    w.onerror = (e) => reject(new Error(`worker: ${e.message}`));
-  });
-  return w;
-}
-
+/** Start this file's Worker and wait until it is ready for a job. */
+const startWorker = (): Promise<Worker> => startJobWorker(WORKER);
 /** Give a Worker a job; its result. */
-function ask<T>(w: Worker, job: Job): Promise<T> {
-  return new Promise((resolve, reject) => {
-    w.onmessage = (e) =>
-      e.data.error ? reject(new Error(e.data.error)) : resolve(e.data.ok);
-    w.postMessage(job);
-  });
-}
+const ask = <T>(w: Worker, job: Job): Promise<T> => askJob<T>(w, job);
 
 test("two Workers appending to one region get one gap-free timestamp order", async () => {
   const path = tempPath();
