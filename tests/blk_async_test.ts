@@ -3,18 +3,15 @@
 import {
   all,
   BadBlockError,
-  BaseMover,
-  type CheckedOp,
-  CpuMover,
   type Future,
   PmemError,
   ThreadMover,
   type Vdm,
-  VdmFlags,
   wait,
   waitAll,
 } from "../mod.ts";
 import { BlockPool } from "../blk/mod.ts";
+import { CountingMover } from "./blk_fixtures.ts";
 import { assert, moverTest, rng, tempPath, test } from "./_harness.ts";
 import {
   blkutil,
@@ -199,32 +196,6 @@ test("more async writes than lanes all complete (ThreadMover)", async () => {
   }
   assert.deepEqual(pool.check().problems, []);
 });
-
-/** A CPU mover that counts the operations it is given. */
-class CountingMover extends BaseMover {
-  ops = 0;
-  batches = 0;
-  #inner = new CpuMover();
-  constructor() {
-    super("CountingMover", "counting", VdmFlags.DURABLE);
-  }
-  get closed(): boolean {
-    return this.#inner.closed;
-  }
-  protected run(op: CheckedOp): Future<void> {
-    this.ops++;
-    return this.#inner.batch([{ op: "memcpy", dst: op.dst, src: op.src! }]);
-  }
-  protected runBatch(ops: CheckedOp[]): Future<void> {
-    this.batches++;
-    return this.#inner.batch(
-      ops.map((op) => ({ op: "memcpy", dst: op.dst, src: op.src! })),
-    );
-  }
-  close(): void {
-    this.#inner.close();
-  }
-}
 
 test("writes polled in one sweep start as one copy of the mover", () => {
   using mover = new CountingMover();

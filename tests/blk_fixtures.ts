@@ -5,6 +5,13 @@
  * @module
  */
 import { BlockPool, poolGeometry } from "../blk/mod.ts";
+import {
+  BaseMover,
+  type CheckedOp,
+  CpuMover,
+  type Future,
+  VdmFlags,
+} from "../mod.ts";
 import { patch, tempPath } from "./_harness.ts";
 
 const MiB = 1 << 20;
@@ -20,4 +27,30 @@ export function unformatted(): string {
   patch(path, 8192, new Uint8Array(4096));
   patch(path, 8192 + g.infoOff, new Uint8Array(4096));
   return path;
+}
+
+/** A CPU mover that counts the operations it is given. */
+export class CountingMover extends BaseMover {
+  ops = 0;
+  batches = 0;
+  #inner = new CpuMover();
+  constructor() {
+    super("CountingMover", "counting", VdmFlags.DURABLE);
+  }
+  get closed(): boolean {
+    return this.#inner.closed;
+  }
+  protected run(op: CheckedOp): Future<void> {
+    this.ops++;
+    return this.#inner.batch([{ op: "memcpy", dst: op.dst, src: op.src! }]);
+  }
+  protected runBatch(ops: CheckedOp[]): Future<void> {
+    this.batches++;
+    return this.#inner.batch(
+      ops.map((op) => ({ op: "memcpy", dst: op.dst, src: op.src! })),
+    );
+  }
+  close(): void {
+    this.#inner.close();
+  }
 }

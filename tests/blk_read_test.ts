@@ -2,22 +2,17 @@
 // BlockPool.readMany and the batched readAsync: blocks looked up first,
 // copied together.
 import { BlockPool } from "../blk/mod.ts";
-import { unformatted } from "./blk_fixtures.ts";
+import { CountingMover, unformatted } from "./blk_fixtures.ts";
+import type { Vdm } from "../mover/mod.ts";
+import type { Future } from "../future/mod.ts";
 import { BadBlockError, ClosedError, PmemError } from "../errors/mod.ts";
 import { all, waitAll } from "../future/mod.ts";
-import {
-  BaseMover,
-  type CheckedOp,
-  CpuMover,
-  type Future,
-  VdmFlags,
-} from "../mod.ts";
 import { assert, moverTest, rng, tempPath, test } from "./_harness.ts";
 import { pattern } from "./c/blkutil.ts";
 
 const MiB = 1 << 20;
 
-function fresh(blockSize = 512, mover?: CpuMover | BaseMover): BlockPool {
+function fresh(blockSize = 512, mover?: Vdm): BlockPool {
   return BlockPool.create(tempPath(), {
     blockSize,
     poolSize: 32 * MiB,
@@ -139,32 +134,6 @@ test("`BlockPool.readMany()` and readAsync() read zeros from a pool with no BTT"
   const out = new Uint8Array(512).fill(1);
   assert.deepEqual(await pool.readAsync(3, out), new Uint8Array(512));
 });
-
-/** A CPU mover that counts the operations it is given. */
-class CountingMover extends BaseMover {
-  ops = 0;
-  batches = 0;
-  #inner = new CpuMover();
-  constructor() {
-    super("CountingMover", "counting", VdmFlags.DURABLE);
-  }
-  get closed(): boolean {
-    return this.#inner.closed;
-  }
-  protected run(op: CheckedOp): Future<void> {
-    this.ops++;
-    return this.#inner.batch([{ op: "memcpy", dst: op.dst, src: op.src! }]);
-  }
-  protected runBatch(ops: CheckedOp[]): Future<void> {
-    this.batches++;
-    return this.#inner.batch(
-      ops.map((op) => ({ op: "memcpy", dst: op.dst, src: op.src! })),
-    );
-  }
-  close(): void {
-    this.#inner.close();
-  }
-}
 
 test("reads polled in one sweep start as one copy of the mover", () => {
   using mover = new CountingMover();
