@@ -32,6 +32,7 @@ import {
   SETTLED_AT,
 } from "./layout.ts";
 import type { StreamMedia } from "./media.ts";
+import { OwnerRing } from "./owners.ts";
 import { commitReady, persistCommitted, writeHeader } from "./commit.ts";
 import {
   COMMITTED_F,
@@ -86,7 +87,7 @@ export class LogCore {
   readonly shared: SharedState;
   readonly media: StreamMedia;
   readonly geometry: Geometry;
-  #owners = new Map<number, Owner>();
+  #owners: OwnerRing<Owner>;
   #listeners = new Set<() => void>();
   /** Streams of this isolate using the core. */
   refs = 1;
@@ -110,6 +111,7 @@ export class LogCore {
     this.shared = shared;
     this.geometry = geometry;
     this.#share = share;
+    this.#owners = new OwnerRing(shared.ringSize);
   }
 
   /** Whether the core was closed. */
@@ -157,23 +159,20 @@ export class LogCore {
 
   /** Record who owns `ts` (so waits behind it can drive it). */
   own(ts: number, owner: Owner): void {
-    this.#owners.set(ts, owner);
+    if (this.#owners.set(ts, owner) === RESERVATION) this.reservations--;
     if (owner === RESERVATION) this.reservations++;
   }
 
   /** `ts` is no longer owned here. */
   disown(ts: number): void {
-    const o = this.#owners.get(ts);
-    if (o === undefined) return;
-    this.#owners.delete(ts);
-    if (o === RESERVATION) this.reservations--;
+    if (this.#owners.delete(ts) === RESERVATION) this.reservations--;
   }
 
   /** The local reservation (reserve/publish) with the lowest timestamp. */
   oldestReservation(): number {
     let min = Infinity;
     if (this.reservations === 0) return min;
-    for (const [ts, o] of this.#owners) {
+    for (const [ts, o] of this.#owners.entries()) {
       if (o === RESERVATION && ts < min) min = ts;
     }
     return min;
@@ -182,7 +181,7 @@ export class LogCore {
   /** The futures of this isolate that own timestamps. */
   ownedFutures(): Future<unknown>[] {
     const out: Future<unknown>[] = [];
-    for (const o of this.#owners.values()) {
+    for (const [, o] of this.#owners.entries()) {
       if (o !== RESERVATION) out.push(o);
     }
     return out;
@@ -191,10 +190,10 @@ export class LogCore {
   /** Timestamps owned by reservations of this isolate. */
   ownedReservations(): number[] {
     const out: number[] = [];
-    for (const [ts, o] of this.#owners) {
+    for (const [ts, o] of this.#owners.entries()) {
       if (o === RESERVATION) out.push(ts);
     }
-    return out;
+    return out.sort((a, b) => a - b);
   }
 
   // ---- reserve ----

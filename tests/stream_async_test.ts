@@ -270,3 +270,31 @@ test("`freeRegion()` refuses a region with appends in flight, then frees it once
   s.freeRegion(r);
   assert.equal(r.freed, true);
 });
+
+test("an append left unpolled after it persisted does not hide the owner of a later timestamp in its ring slot", () => {
+  using s = LogStream.create(tempPath(), {
+    size: 4 * MiB,
+    mover: new CpuMover(),
+    maxInFlight: 4,
+  });
+  const r = s.allocateRegion(MiB);
+  const a = s.appendAsync(r, payload(1, 10));
+  const b = s.appendAsync(r, payload(2, 10));
+  a.poll(); // queued
+  b.poll(); // queued
+  a.poll(); // copies both, commits and persists both: a settles
+  assert.equal(a.state, "complete");
+  assert.equal(s.persistedTimestamp, b.timestamp);
+  assert.equal(b.state, "running"); // persisted, not yet told
+  for (let i = 0; i < 3; i++) s.append(r, payload(3 + i, 10));
+  // a later append in b's slot of the ring (maxInFlight apart)
+  const c = s.appendAsync(r, payload(9, 10));
+  assert.equal(c.timestamp, b.timestamp + 4);
+  assert.equal(wait(b), b.timestamp); // b settles: c still owns its slot
+  // a wait behind c finds c as the owner of the blocking timestamp and
+  // drives it; without an owner it would stay pending
+  const w = s.waitPersisted(c.timestamp);
+  for (let i = 0; i < 8 && !w.done; i++) w.poll();
+  assert.equal(w.state, "complete");
+  assert.equal(c.state, "complete");
+});
