@@ -28,8 +28,7 @@
  *
  * @module
  */
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -43,7 +42,7 @@ import { startChild } from "./child.ts";
 import { crashPoints, MODELS, type PersistenceModel } from "./model.ts";
 import { CRASH_MOVERS, crashMover, parseCrashMover } from "./movers.ts";
 import { shuffle, xorshift } from "./random.ts";
-import { ScratchImage } from "./scratch.ts";
+import { scratchDir, ScratchImage } from "./scratch.ts";
 import { type SubsetOptions, subsets } from "./subsets.ts";
 import { CrashTracer, type TraceEvent } from "./tracer.ts";
 import type { Words } from "./words.ts";
@@ -610,16 +609,6 @@ export function formatObjReport(r: ObjSweepReport): string {
   return lines.join("\n");
 }
 
-/** /dev/shm when it is writable. */
-export function fastTmp(): string {
-  try {
-    rmSync(mkdtempSync("/dev/shm/.probe-"), { recursive: true });
-    return "/dev/shm";
-  } catch {
-    return tmpdir();
-  }
-}
-
 async function main(argv: string[]): Promise<number> {
   const args = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
@@ -634,9 +623,7 @@ async function main(argv: string[]): Promise<number> {
   const named = args.get("model");
   const models = named === undefined ? Object.values(MODELS) : [MODELS[named]];
   if (args.has("json")) {
-    const dir = args.get("dir") ??
-      mkdtempSync(join(fastTmp(), "asyncpmem-obj-"));
-    mkdirSync(dir, { recursive: true });
+    const dir = scratchDir("asyncpmem-obj-", args.get("dir"));
     try {
       const report = runObjSweep({
         model: models[0],
@@ -654,7 +641,7 @@ async function main(argv: string[]): Promise<number> {
     }
     return 0;
   }
-  const dir = mkdtempSync(join(fastTmp(), "asyncpmem-obj-"));
+  const dir = scratchDir("asyncpmem-obj-");
   try {
     const report = await objSweepInChildren({
       models,

@@ -6,12 +6,15 @@
  * words into the mapped file, checked, then undone word by word, so no
  * 16 MiB copy happens per image. A fingerprint of each image (a hash of
  * every word that differs from the trace's base) lets the sweep skip
- * images it has already checked.
+ * images it has already checked. Also {@linkcode scratchDir}, where a
+ * sweep keeps its files.
  *
  * @module
  */
 import { Buffer } from "node:buffer";
-import { rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { mapFile, type Mapping } from "../../pmem2/mod.ts";
 import { u32View, Words } from "./words.ts";
 
@@ -196,4 +199,25 @@ function mix(a: number, b: number): number {
   let h = Math.imul(a ^ (a >>> 16), 0x85ebca6b) ^ b;
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** /dev/shm when it is writable (pool files there are page cache only). */
+function fastTmp(): string {
+  try {
+    rmSync(mkdtempSync("/dev/shm/.probe-"), { recursive: true });
+    return "/dev/shm";
+  } catch {
+    return tmpdir();
+  }
+}
+
+/**
+ * A directory for a sweep's files: `given` (made if missing), else a new
+ * one named `prefix…` in /dev/shm when writable, else the temp dir. The
+ * caller removes it.
+ */
+export function scratchDir(prefix: string, given?: string): string {
+  if (given === undefined) return mkdtempSync(join(fastTmp(), prefix));
+  mkdirSync(given, { recursive: true });
+  return given;
 }

@@ -21,8 +21,7 @@
  *
  * @module
  */
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -31,7 +30,7 @@ import { mapFile } from "../../pmem2/mod.ts";
 import { startChild } from "./child.ts";
 import { crashPoints, MODELS, type PersistenceModel } from "./model.ts";
 import { xorshift } from "./random.ts";
-import { ScratchImage } from "./scratch.ts";
+import { scratchDir, ScratchImage } from "./scratch.ts";
 import { StreamImageChecker } from "./stream_checker.ts";
 import {
   formatStreamFuzzReport,
@@ -372,16 +371,6 @@ export function formatStreamReport(r: StreamSweepReport): string {
   return lines.join("\n");
 }
 
-/** /dev/shm when it is writable. */
-function fastTmp(): string {
-  try {
-    rmSync(mkdtempSync("/dev/shm/.probe-"), { recursive: true });
-    return "/dev/shm";
-  } catch {
-    return tmpdir();
-  }
-}
-
 async function main(argv: string[]): Promise<number> {
   const args = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
@@ -406,9 +395,7 @@ async function main(argv: string[]): Promise<number> {
     : STREAM_WORKLOADS.filter((w) => w.name === workload);
   if (workloads.length === 0) throw new Error(`Unknown workload: ${workload}`);
   if (args.has("json")) {
-    const given = args.get("dir");
-    const dir = given ?? mkdtempSync(join(fastTmp(), "asyncpmem-stream-"));
-    mkdirSync(dir, { recursive: true });
+    const dir = scratchDir("asyncpmem-stream-", args.get("dir"));
     try {
       const report = runStreamSweep({
         model: models[0],
@@ -428,7 +415,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const only = args.get("only");
-  const dir = mkdtempSync(join(fastTmp(), "asyncpmem-stream-"));
+  const dir = scratchDir("asyncpmem-stream-");
   let failed = false;
   try {
     if (only === undefined || only === "images") {

@@ -25,8 +25,7 @@
  *
  * @module
  */
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -55,7 +54,7 @@ import {
 } from "./movers.ts";
 import { xorshift } from "./random.ts";
 import { poolRegions, regionName } from "./regions.ts";
-import { ScratchImage } from "./scratch.ts";
+import { scratchDir, ScratchImage } from "./scratch.ts";
 import { type SubsetOptions, subsets } from "./subsets.ts";
 import { CrashTracer, type TraceEvent } from "./tracer.ts";
 import { Driver, type Recorder, type Workload, WORKLOADS } from "./workload.ts";
@@ -702,9 +701,7 @@ async function main(argv: string[]): Promise<number> {
     : WORKLOADS.filter((w) => w.name === workload);
   if (workloads.length === 0) throw new Error(`Unknown workload: ${workload}`);
   if (args.has("json")) {
-    const given = args.get("dir");
-    const dir = given ?? mkdtempSync(join(fastTmp(), "asyncpmem-crash-"));
-    if (given !== undefined) mkdirSync(dir, { recursive: true });
+    const dir = scratchDir("asyncpmem-crash-", args.get("dir"));
     try {
       const report = runSweep({
         model: models[0],
@@ -726,7 +723,7 @@ async function main(argv: string[]): Promise<number> {
     return 0; // the parent judges the report
   }
   const only = args.get("only");
-  const dir = mkdtempSync(join(fastTmp(), "asyncpmem-crash-"));
+  const dir = scratchDir("asyncpmem-crash-");
   let failed = false;
   try {
     if (only === undefined || only === "images") {
@@ -760,16 +757,6 @@ async function main(argv: string[]): Promise<number> {
     rmSync(dir, { recursive: true, force: true });
   }
   return failed ? 1 : 0;
-}
-
-/** /dev/shm when it is writable (pool files there are page cache only). */
-function fastTmp(): string {
-  try {
-    rmSync(mkdtempSync("/dev/shm/.probe-"), { recursive: true });
-    return "/dev/shm";
-  } catch {
-    return tmpdir();
-  }
 }
 
 if (import.meta.main) process.exitCode = await main(process.argv.slice(2));
