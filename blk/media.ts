@@ -10,11 +10,16 @@
 import type { Mapping } from "../pmem2/mapping.ts";
 import { type IndexedReader, MappingReader } from "../pmem2/reader.ts";
 import type { Granularity } from "../pmem2/config.ts";
+import { VIEW_WINDOWS } from "../pmem2/view_buffers.ts";
 
-/** Views are windows of 1 GiB every 512 MiB, so any access of up to
- * 512 MiB lies inside one window (Bun limits a view's size). */
-const WINDOW_STRIDE = 2 ** 29;
-const WINDOW_SIZE = 2 ** 30;
+/**
+ * Views are the mapping's own windows (see `VIEW_WINDOWS`: 1 GiB every
+ * 512 MiB on Deno, 64 MiB every 32 MiB on Bun), so any access of up to a
+ * stride lies inside one window, and a Bun pool's reads and writes make
+ * windows only over its header, info blocks, maps and flogs.
+ */
+const WINDOW_STRIDE = VIEW_WINDOWS.stride;
+const WINDOW_SIZE = VIEW_WINDOWS.size;
 
 /** Whether typed arrays store little-endian here (they do on x86 and ARM). */
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;

@@ -10,26 +10,46 @@ import { backend, type Ptr, RUNTIME } from "../ffi/lib.ts";
 
 /** Bun refuses ArrayBuffers over external memory larger than 4 GiB. */
 const BUN_VIEW_LIMIT = 2 ** 32;
+
 /**
- * On Bun, large mappings are viewed through 2 GiB windows every 1 GiB, so
- * any view of up to 1 GiB lies inside one window.
+ * How views of a large mapping are cut into buffers on this runtime:
+ * windows of `size` bytes every `stride` bytes, so any view of up to
+ * `stride` bytes lies inside one window. Mappings of at most `whole`
+ * bytes get one buffer over all of them.
+ *
+ * On Deno every mapping gets one buffer: V8 does not count external
+ * memory it did not allocate. JavaScriptCore counts every ArrayBuffer's
+ * length as memory the heap holds and collects less often as it grows,
+ * so one buffer over a 1 GiB mapping let the program's garbage pile up
+ * to about a gigabyte between collections, each new array landing on
+ * pages never touched before: a `new Uint8Array(4096)` took 11–18 µs
+ * instead of 0.3 (with a 64 MiB buffer, 0.33; see `bench/NOTES.md`).
+ * Windows of 64 MiB made only where the program looks keep what Bun
+ * counts to the parts in use (a block pool's map and flog, a log's
+ * written head).
  */
-const WINDOW_STRIDE = 2 ** 30;
-const WINDOW_SIZE = 2 ** 31;
+export const VIEW_WINDOWS: {
+  readonly whole: number;
+  readonly size: number;
+  readonly stride: number;
+} = RUNTIME === "bun"
+  ? { whole: 2 ** 26, size: 2 ** 26, stride: 2 ** 25 }
+  : { whole: Infinity, size: 2 ** 30, stride: 2 ** 29 };
 
 /**
  * The buffers handed out over one mapping: one buffer over all of it
- * where the runtime allows (then `whole` is set and a view is one
- * constructor call), else windows, else one buffer per large view. Every
- * buffer is remembered, so {@linkcode ViewBuffers.detachAll} makes every
- * view ever handed out unusable before the memory goes away.
+ * where {@linkcode VIEW_WINDOWS} allows (then `whole` is set and a view is
+ * one constructor call), else windows for the views that fit one, and one
+ * buffer over all of it (or, above Bun's 4 GiB, per view) for those that
+ * do not. Every buffer is remembered, so {@linkcode ViewBuffers.detachAll}
+ * makes every view ever handed out unusable before the memory goes away.
  */
 export class ViewBuffers {
   #address: Ptr;
   #size: number;
   #windows = new Map<number, ArrayBuffer>();
   #handedOut: ArrayBuffer[] = [];
-  /** The buffer over the whole mapping, once made (null on Bun above 4 GiB). */
+  /** The buffer over the whole mapping, once made. */
   whole: ArrayBuffer | null = null;
 
   /**
@@ -53,15 +73,17 @@ export class ViewBuffers {
    * @throws {RangeError} on Bun for a view larger than 4 GiB
    */
   bufferFor(offset: number, length: number): [ArrayBuffer, number] {
-    if (RUNTIME === "deno" || this.#size <= BUN_VIEW_LIMIT) {
-      this.whole ??= this.#track(backend.view(this.#address, this.#size));
+    const size = this.#size;
+    if (size <= VIEW_WINDOWS.whole) {
+      this.whole ??= this.#track(backend.view(this.#address, size));
       return [this.whole, 0];
     }
-    if (length <= WINDOW_STRIDE) {
-      const base = Math.floor(offset / WINDOW_STRIDE) * WINDOW_STRIDE;
+    const { stride, size: windowSize } = VIEW_WINDOWS;
+    const base = Math.floor(offset / stride) * stride;
+    if (offset + length <= base + windowSize) {
       let buf = this.#windows.get(base);
       if (buf === undefined) {
-        const len = Math.min(WINDOW_SIZE, this.#size - base);
+        const len = Math.min(windowSize, size - base);
         buf = this.#track(backend.view(this.#address, len, base));
         this.#windows.set(base, buf);
       }
@@ -71,6 +93,10 @@ export class ViewBuffers {
       throw new RangeError(
         `Cannot view ${length} bytes: Bun limits one view to 4 GiB`,
       );
+    }
+    if (size <= BUN_VIEW_LIMIT) {
+      this.whole ??= this.#track(backend.view(this.#address, size));
+      return [this.whole, 0];
     }
     return [this.#track(backend.view(this.#address, length, offset)), offset];
   }

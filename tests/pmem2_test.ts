@@ -14,6 +14,7 @@ import {
   Source,
 } from "../mod.ts";
 import { MappingReader } from "../pmem2/reader.ts";
+import { VIEW_WINDOWS } from "../pmem2/view_buffers.ts";
 import {
   assert,
   ROOT_URL,
@@ -40,6 +41,36 @@ test("mapFile() maps an existing file without size and keeps its data", () => {
   using map = mapFile(path);
   assert.equal(map.size, 8192);
   assert.equal(map.view(100, 1)[0], 9);
+});
+
+test("views of a large mapping come from windows where the runtime counts buffers", () => {
+  // On Bun, one buffer over all of a large mapping makes JavaScriptCore
+  // collect rarely (see VIEW_WINDOWS): short views must come from
+  // windows, long ones from one buffer; all share the mapping's memory.
+  const { size: windowSize, stride } = VIEW_WINDOWS;
+  const size = 5 * stride;
+  const views: Uint8Array[] = [];
+  {
+    using map = mapFile(tempPath(), { size });
+    const near = map.view(stride - 8, 16); // across a stride: one window
+    const far = map.view(size - 4096, 4096);
+    const long = map.view(2 * stride - 8, stride + 16); // fits no window
+    views.push(near, far, long);
+    const windowed = RUNTIME === "bun";
+    if (windowed) assert.ok(windowSize <= 2 ** 26);
+    assert.equal(near.buffer.byteLength, windowed ? windowSize : size);
+    assert.equal(far.buffer.byteLength, windowed ? size - 4 * stride : size);
+    assert.equal(long.buffer.byteLength, size);
+    near[8] = 5;
+    assert.equal(map.view(stride, 1)[0], 5);
+    long[8] = 4;
+    assert.equal(map.view(2 * stride, 1)[0], 4);
+    far[4095] = 9;
+    assert.equal(map.view()[size - 1], 9);
+    map.memcpy(stride + 1, new Uint8Array([6]));
+    assert.equal(near[9], 6);
+  }
+  for (const v of views) assert.equal(v.length, 0);
 });
 
 test("view() is zero-copy in both directions and reaches the file", () => {
