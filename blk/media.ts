@@ -14,7 +14,7 @@ import { VIEW_WINDOWS } from "../pmem2/view_buffers.ts";
 
 /**
  * Views are the mapping's own windows (see `VIEW_WINDOWS`: 1 GiB every
- * 512 MiB on Deno, 64 MiB every 32 MiB on Bun), so any access of up to a
+ * 512 MiB on Deno, 16 MiB every 8 MiB on Bun), so any access of up to a
  * stride lies inside one window, and a Bun pool's reads and writes make
  * windows only over its header, info blocks, maps and flogs.
  */
