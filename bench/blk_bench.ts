@@ -24,6 +24,8 @@
  * - `read <n> plain cycled`: into 8 plain arrays in turn (none reused
  *   twice in a row); compared with `read <n>`.
  * - `read <n> new array`: `pool.read(lba)` (a new array per read).
+ * - `new Uint8Array <n>`: the allocation alone, with the pool open (what
+ *   the row above pays the runtime; compared with `read <n>` too).
  * - `readMany <n> x32`: `pool.readMany(lbas, into)`, 32 random blocks into
  *   one reused array; compared with `read <n>` per block.
  * - `writeAsync <n> QD32 <mover> waitAll` / `await all`: rounds of 32
@@ -143,6 +145,7 @@ function caseNames(p: PoolKind): Record<string, string[]> {
       `read ${l} plain`,
       `read ${l} plain cycled`,
       `read ${l} new array`,
+      `new Uint8Array ${l}`,
       `readMany ${l} x32`,
     ],
   };
@@ -264,6 +267,11 @@ function syncCases(pool: BlockPool, label: string, data: Uint8Array): void {
   measure(`${read} new array`, (n) => {
     for (let i = 0; i < n; i++) pool.read(next());
   }, ref);
+  let sink = 0;
+  measure(`new Uint8Array ${label}`, (n) => {
+    for (let i = 0; i < n; i++) sink += new Uint8Array(size).length;
+  }, ref);
+  if (sink < 0) console.log(sink);
   const lbas = new Array<number>(QD);
   const many = alignedBytes(QD * size);
   next = randomLbas(pool.blockCount);
