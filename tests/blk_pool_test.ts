@@ -2,7 +2,7 @@
 import { existsSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { BlockPool, MIN_POOL_SIZE, poolGeometry } from "../blk/mod.ts";
 import { BadBlockError, ClosedError, PmemError } from "../errors/mod.ts";
-import { assert, runScript, tempPath, test } from "./_harness.ts";
+import { assert, moverTest, runScript, tempPath, test } from "./_harness.ts";
 import { pattern } from "./c/blkutil.ts";
 import { createBlockPool } from "../testing/mod.ts";
 
@@ -481,32 +481,46 @@ test("a pool of two arenas reads and writes blocks of both", async () => {
   assert.equal(pool.check().consistent, true);
 });
 
-test("a pool of several view windows reads, writes and reopens, sync and async", async () => {
-  // 160 MiB: on Bun, past the size one buffer may view (`VIEW_WINDOWS`),
-  // so the map and flog are reached through windows and the data blocks
-  // that the async writes copy to lie in windows of their own.
-  const path = tempPath();
-  const size = 160 * MiB;
-  const lbas: number[] = [];
-  {
-    using pool = BlockPool.create(path, { blockSize: 4096, poolSize: size });
+moverTest(
+  "a pool of several view windows reads, writes and reopens, sync and async",
+  async (mover) => {
+    // 160 MiB: on Bun, past the size one buffer may view (`VIEW_WINDOWS`),
+    // so the map and flog are reached through windows and the data blocks
+    // that the async writes copy to lie in windows of their own.
+    const path = tempPath();
+    const size = 160 * MiB;
+    const lbas: number[] = [];
+    {
+      using pool = BlockPool.create(path, {
+        blockSize: 4096,
+        poolSize: size,
+        mover,
+      });
+      const n = pool.blockCount;
+      lbas.push(0, 1, (n >> 2) + 3, n >> 1, n - 2, n - 1);
+      for (const lba of lbas) pool.write(lba, pattern(lba, 2, 4096));
+      await pool.writeAsync(n >> 3, pattern(n >> 3, 3, 4096));
+      await pool.writeMany([
+        { lba: n - 3, data: pattern(n - 3, 4, 4096) },
+        { lba: (n >> 1) + 1, data: pattern((n >> 1) + 1, 4, 4096) },
+      ]);
+      assert.deepEqual(await pool.readAsync(n >> 3), pattern(n >> 3, 3, 4096));
+      pool.setZero(1);
+    }
+    using pool = BlockPool.open(path);
+    const into = new Uint8Array(4096);
+    for (const lba of lbas.filter((l) => l !== 1)) {
+      assert.deepEqual(pool.read(lba, into), pattern(lba, 2, 4096), `${lba}`);
+    }
+    assert.deepEqual(pool.read(1), new Uint8Array(4096));
     const n = pool.blockCount;
-    lbas.push(0, 1, (n >> 2) + 3, n >> 1, n - 2, n - 1);
-    for (const lba of lbas) pool.write(lba, pattern(lba, 2, 4096));
-    await pool.writeAsync(n >> 3, pattern(n >> 3, 3, 4096));
-    assert.deepEqual(await pool.readAsync(n >> 3), pattern(n >> 3, 3, 4096));
-    pool.setZero(1);
-  }
-  using pool = BlockPool.open(path);
-  const into = new Uint8Array(4096);
-  for (const lba of lbas.filter((l) => l !== 1)) {
-    assert.deepEqual(pool.read(lba, into), pattern(lba, 2, 4096), `${lba}`);
-  }
-  assert.deepEqual(pool.read(1), new Uint8Array(4096));
-  const n = pool.blockCount;
-  assert.deepEqual(pool.read(n >> 3), pattern(n >> 3, 3, 4096));
-  assert.deepEqual(pool.check().problems, []);
-});
+    assert.deepEqual(pool.read(n >> 3), pattern(n >> 3, 3, 4096));
+    for (const lba of [n - 3, (n >> 1) + 1]) {
+      assert.deepEqual(pool.read(lba), pattern(lba, 4, 4096));
+    }
+    assert.deepEqual(pool.check().problems, []);
+  },
+);
 
 test("`BlockPool.info()` describes geometry, arenas and fill, with progress", () => {
   const path = tempPath();
