@@ -14,6 +14,7 @@ import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
 import type { Vdm } from "../mover/vdm.ts";
+import { notSize } from "../ffi/validate.ts";
 import {
   BLK_POOL,
   decodeDescriptor,
@@ -348,7 +349,7 @@ export function checkInteger(value: unknown, name: string, op: string): number {
   }
   if (!Number.isSafeInteger(value) || value < 0) {
     throw new RangeError(
-      `Cannot ${op} pool: ${name} must be a non-negative integer, got ${value}`,
+      `Cannot ${op} pool: ${name} ${notSize(value)}, got ${value}`,
     );
   }
   return value;

@@ -341,9 +341,14 @@ export class BlockPool implements Disposable {
   }
 
   #checkLba(lba: unknown, op: string): number {
-    if (typeof lba !== "number" || !Number.isInteger(lba)) {
+    if (typeof lba !== "number") {
       throw new TypeError(
-        `Cannot ${op}: lba must be an integer, got ${describe(lba)}`,
+        `Cannot ${op}: lba must be a number, got ${describe(lba)}`,
+      );
+    }
+    if (!Number.isInteger(lba)) {
+      throw new RangeError(
+        `Cannot ${op}: lba must be an integer, got ${lba}`,
       );
     }
     if (lba < 0 || lba >= this.#blockCount) {

@@ -18,10 +18,20 @@ export function checkSize(value: unknown, name: string, op: string): number {
   }
   if (!Number.isSafeInteger(value) || value < 0) {
     throw new RangeError(
-      `Cannot ${op}: ${name} must be a non-negative integer, got ${value}`,
+      `Cannot ${op}: ${name} ${notSize(value)}, got ${value}`,
     );
   }
   return value;
+}
+
+/**
+ * What is wrong with a number that is no size: say so for an integer
+ * above 2^53 - 1 (printed rounded, it would look like a valid one).
+ */
+export function notSize(value: number): string {
+  return Number.isInteger(value) && value > 0
+    ? "must be at most 2^53 - 1 (Number.MAX_SAFE_INTEGER)"
+    : "must be a non-negative integer";
 }
 
 /** Assert `[offset, offset+length)` lies inside `[0, size)`. */

@@ -13,7 +13,7 @@ import { type CheckedOp, VdmFlags } from "./vdm.ts";
 
 /**
  * Throw if a buffer of `op` no longer covers `[0, to)`: it was detached
- * (its mapping closed) after the operation was built. Checked before any
+ * (transferred, or its mapping closed) after the operation was built. Checked before any
  * native code touches the buffers.
  */
 export function assertAttached(op: CheckedOp, to: number): void {
@@ -24,7 +24,7 @@ export function assertAttached(op: CheckedOp, to: number): void {
     throw new PmemError(
       op.op,
       ShimCode.CLOSED,
-      "a buffer was detached before the operation ran (its mapping closed)",
+      "a buffer was detached before the operation ran (transferred, or its mapping closed)",
     );
   }
 }

@@ -280,7 +280,7 @@ moverTest(
     const ok = new Uint8Array(512);
     assert.throws(() => pool.writeAsync(-1, ok), RangeError);
     assert.throws(() => pool.writeAsync(pool.blockCount, ok), RangeError);
-    assert.throws(() => pool.writeAsync(1.5, ok), TypeError);
+    assert.throws(() => pool.writeAsync(1.5, ok), RangeError);
     assert.throws(() => pool.writeAsync(0, new Uint8Array(511)), RangeError);
     assert.throws(
       () => pool.writeAsync(0, [] as unknown as Uint8Array),

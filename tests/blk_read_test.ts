@@ -75,7 +75,7 @@ test("`BlockPool.readMany()` rejects bad arguments before reading anything", () 
   assert.throws(() => pool.readMany([0, n], into), RangeError);
   untouched();
   assert.throws(() => pool.readMany([0, -1], into), RangeError);
-  assert.throws(() => pool.readMany([0, 1.5], into), TypeError);
+  assert.throws(() => pool.readMany([0, 1.5], into), RangeError);
   assert.throws(
     () => pool.readMany([0, "1" as unknown as number], into),
     TypeError,

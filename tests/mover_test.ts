@@ -328,7 +328,8 @@ moverTest(
     buf.transfer(0);
     await assert.rejects(
       async () => await f,
-      (e: unknown) => e instanceof PmemError && /detached/.test(e.message),
+      (e: unknown) =>
+        e instanceof PmemError && /detached.*transferred/.test(e.message),
     );
   },
 );
