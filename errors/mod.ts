@@ -187,9 +187,10 @@ export class ClosedError extends PmemError {
    *
    * @param what the kind of object that is closed
    * @param op the operation attempted
+   * @param message what happened, when more than "`what` is closed"
    */
-  constructor(what: string, op: string) {
-    super(op, ShimCode.CLOSED, `${what} is closed`, { errno: 9 });
+  constructor(what: string, op: string, message?: string) {
+    super(op, ShimCode.CLOSED, message ?? `${what} is closed`, { errno: 9 });
     this.name = "ClosedError";
   }
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { ClosedError, PmemError, ShimCode } from "../errors/mod.ts";
+import { ClosedError } from "../errors/mod.ts";
 import { check, native } from "../ffi/lib.ts";
 import { Future, type FutureOptions, type Step } from "../future/future.ts";
 import { BaseMover } from "./_base.ts";
@@ -21,9 +21,11 @@ export function assertAttached(op: CheckedOp, to: number): void {
     op.dst.byteLength - op.dstOffset < to ||
     (op.src !== undefined && op.src.byteLength - op.srcOffset < to)
   ) {
-    throw new PmemError(
+    // a ClosedError: a mapping's views detach when it closes, so this is
+    // how an operation on a closed mapping's memory ends
+    throw new ClosedError(
+      "the operation's buffer",
       op.op,
-      ShimCode.CLOSED,
       "a buffer was detached before the operation ran (transferred, or its mapping closed)",
     );
   }
@@ -33,7 +35,7 @@ export function assertAttached(op: CheckedOp, to: number): void {
  * Run `[from, to)` of a checked operation on this thread. Durable ops
  * finish with a flush that persists through the owning mapping.
  *
- * @throws {PmemError} when a buffer was detached (its mapping closed)
+ * @throws {ClosedError} when a buffer was detached (transferred, or its mapping closed)
  */
 export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
   const { dst, src, flags, dstOffset, srcOffset } = op;

@@ -329,7 +329,7 @@ moverTest(
     await assert.rejects(
       async () => await f,
       (e: unknown) =>
-        e instanceof PmemError && /detached.*transferred/.test(e.message),
+        e instanceof ClosedError && /detached.*transferred/.test(e.message),
     );
   },
 );

@@ -152,7 +152,7 @@ moverTest(
     map.close();
     await assert.rejects(
       async () => await f,
-      (e: unknown) => e instanceof PmemError && /detached/.test(e.message),
+      (e: unknown) => e instanceof ClosedError && /detached/.test(e.message),
     );
   },
 );
