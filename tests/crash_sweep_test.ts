@@ -13,6 +13,13 @@ import {
   recordTrace,
   sweepInChildren,
 } from "./crash/sweep.ts";
+import {
+  emptyCounts,
+  MAX_EXAMPLES,
+  mergeCounts,
+  recordProblem,
+  type SweepCounts,
+} from "./crash/sweep_report.ts";
 import { WORKLOADS } from "./crash/workload.ts";
 import { assert, tempDir, test } from "./_harness.ts";
 import { requires } from "./_requires.ts";
@@ -95,4 +102,28 @@ test("`checkTrace()` finds lost and torn blocks when the program's fences are hi
       broken.examples.map((p) => p.message).join("\n"),
     );
   }
+});
+
+test("`mergeCounts()` keeps every child's problems, examples and counts", () => {
+  // Children report problems only through the merge: a merge that drops
+  // them would make a broken store's sweep look clean.
+  type R = SweepCounts<string> & { extra: number };
+  const child = (problems: string[], extra: number): R => {
+    const r: R = { ...emptyCounts<string>(), extra };
+    r.images = 10;
+    r.models = [`m${extra}`];
+    for (const p of problems) recordProblem(r, p);
+    return r;
+  };
+  const into: R = { ...emptyCounts<string>(), extra: 0 };
+  mergeCounts(into, child([], 1), ["extra"]);
+  mergeCounts(into, child(["a", "b"], 2), ["extra"]);
+  const many = Array.from({ length: MAX_EXAMPLES + 5 }, (_, i) => `c${i}`);
+  mergeCounts(into, child(many, 3), ["extra"]);
+  assert.equal(into.problems, 2 + MAX_EXAMPLES + 5);
+  assert.equal(into.images, 30);
+  assert.equal(into.extra, 6);
+  assert.deepEqual(into.models, ["m1", "m2", "m3"]);
+  assert.equal(into.examples.length, MAX_EXAMPLES);
+  assert.deepEqual(into.examples.slice(0, 3), ["a", "b", "c0"]);
 });

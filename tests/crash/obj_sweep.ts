@@ -24,7 +24,9 @@
  * bun tests/crash/obj_sweep.ts --images 2000 --seed 7
  * ```
  *
- * A child sweep is `--json --model M --dir D`.
+ * Options: `--long`, `--images N` (per model), `--seed N`, `--model
+ * cache-line|page`, `--ops N`. A child sweep is `--json --model M --dir
+ * D`.
  *
  * @module
  */
@@ -32,18 +34,31 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { RUNTIME } from "../../ffi/_runtime.ts";
 import { checkObjectPool, type ObjectPool } from "../../obj/mod.ts";
 import { createPoolWith, openPoolWith } from "../../obj/pool.ts";
 import { mapFile, type Mapping } from "../../pmem2/mod.ts";
 import type { PersistTracer } from "../../pmem2/tracer.ts";
 import { describeError, isTypedError } from "./checker.ts";
-import { startChild } from "./child.ts";
-import { crashPoints, MODELS, type PersistenceModel } from "./model.ts";
+import {
+  type PerModelOptions,
+  runSweepScript,
+  stage,
+  SweepArgs,
+  sweepPerModel,
+} from "./driver.ts";
+import { crashPoints, type PersistenceModel } from "./model.ts";
 import { CRASH_MOVERS, crashMover, parseCrashMover } from "./movers.ts";
 import { shuffle, xorshift } from "./random.ts";
-import { scratchDir, ScratchImage } from "./scratch.ts";
+import { ScratchImage } from "./scratch.ts";
 import { type SubsetOptions, subsets } from "./subsets.ts";
+import {
+  addNew,
+  emptyCounts,
+  mergeCounts,
+  recordProblem,
+  reportHead,
+  type SweepCounts,
+} from "./sweep_report.ts";
 import { CrashTracer, type TraceEvent } from "./tracer.ts";
 import type { Words } from "./words.ts";
 import {
@@ -133,17 +148,9 @@ export interface ObjProblem {
   message: string;
 }
 
-/** What a sweep did and found. */
-export interface ObjSweepReport {
-  runtime: string;
-  models: string[];
+/** What a sweep did and found (the common counts: `sweep_report.ts`). */
+export interface ObjSweepReport extends SweepCounts<ObjProblem> {
   movers: string[];
-  traces: number;
-  operations: number;
-  events: number;
-  crashPoints: number;
-  images: number;
-  duplicates: number;
   /** Images refused while the pool's creation was unacknowledged. */
   refused: number;
   /** Images whose open replayed log records. */
@@ -152,30 +159,17 @@ export interface ObjSweepReport {
   recoveryImages: number;
   /** Images that showed a transaction issued but not acknowledged. */
   inFlightSeen: number;
-  problems: number;
-  examples: ObjProblem[];
-  ms: number;
 }
 
 /** An empty report. */
 export function emptyObjReport(): ObjSweepReport {
   return {
-    runtime: RUNTIME,
-    models: [],
+    ...emptyCounts<ObjProblem>(),
     movers: [],
-    traces: 0,
-    operations: 0,
-    events: 0,
-    crashPoints: 0,
-    images: 0,
-    duplicates: 0,
     refused: 0,
     recovered: 0,
     recoveryImages: 0,
     inFlightSeen: 0,
-    problems: 0,
-    examples: [],
-    ms: 0,
   };
 }
 
@@ -477,16 +471,13 @@ export function checkObjTrace(
         report,
       );
       if (problems.length > 0) {
-        report.problems++;
-        if (report.examples.length < 20) {
-          report.examples.push({
-            seed: trace.seed,
-            model: trace.model.name,
-            mover: trace.mover,
-            event: p.event,
-            message: problems.join(" | "),
-          });
-        }
+        recordProblem(report, {
+          seed: trace.seed,
+          model: trace.model.name,
+          mover: trace.mover,
+          event: p.event,
+          message: problems.join(" | "),
+        });
       }
     }
   }
@@ -524,81 +515,35 @@ export function runObjSweep(options: ObjSweepOptions): ObjSweepReport {
   return report;
 }
 
+/** Add one child's report to the total. */
+function merge(into: ObjSweepReport, r: ObjSweepReport): void {
+  mergeCounts(into, r, [
+    "refused",
+    "recovered",
+    "recoveryImages",
+    "inFlightSeen",
+  ]);
+  addNew(into.movers, r.movers);
+}
+
 /** Run a sweep per model in child processes (both at once). */
-export async function objSweepInChildren(options: {
-  models: readonly PersistenceModel[];
-  images: number;
-  seed: number;
-  ops: number;
-  long: boolean;
-  dir: string;
-}): Promise<ObjSweepReport> {
-  const started = performance.now();
-  const reports = await Promise.all(options.models.map(async (model) => {
-    const args = [
-      "--json",
-      "--model",
-      model.name,
-      "--images",
-      String(options.images),
-      "--seed",
-      String(options.seed),
-      "--ops",
-      String(options.ops),
-      "--dir",
-      join(options.dir, model.name),
-    ];
-    if (options.long) args.push("--long");
-    const r = await startChild(fileURLToPath(import.meta.url), args, {
-      PMEM2_FORCE_GRANULARITY: model.forceGranularity,
-    }).ended;
-    if (r.status !== 0) {
-      throw new Error(
-        `The ${model.name} object sweep ended with ${
-          r.signal ?? r.status
-        }: ${r.stderr.trim()}`,
-      );
-    }
-    return JSON.parse(r.stdout) as ObjSweepReport;
-  }));
-  const total = emptyObjReport();
-  for (const r of reports) {
-    for (
-      const k of [
-        "traces",
-        "operations",
-        "events",
-        "crashPoints",
-        "images",
-        "duplicates",
-        "refused",
-        "recovered",
-        "recoveryImages",
-        "inFlightSeen",
-        "problems",
-      ] as const
-    ) total[k] += r[k];
-    total.examples.push(...r.examples.slice(0, 20 - total.examples.length));
-    for (const m of r.models) {
-      if (!total.models.includes(m)) total.models.push(m);
-    }
-    for (const m of r.movers) {
-      if (!total.movers.includes(m)) total.movers.push(m);
-    }
-  }
-  total.ms = Math.round(performance.now() - started);
-  return total;
+export function objSweepInChildren(
+  options: PerModelOptions,
+): Promise<ObjSweepReport> {
+  return sweepPerModel({
+    ...options,
+    file: fileURLToPath(import.meta.url),
+    what: "object sweep",
+    extra: [],
+    empty: emptyObjReport,
+    merge,
+  });
 }
 
 /** Print a report for people. */
 export function formatObjReport(r: ObjSweepReport): string {
   const lines = [
-    `object crash sweep (${r.runtime}, models ${r.models.join(" + ")}, movers ${
-      r.movers.join(" + ")
-    }): ${r.images} images checked, ${r.problems} with problems, in ${
-      (r.ms / 1000).toFixed(1)
-    } s`,
-    `  ${r.traces} traces, ${r.operations} transactions, ${r.events} events, ${r.crashPoints} crash points, ${r.duplicates} duplicate subsets skipped`,
+    ...reportHead("object crash sweep", r, "transactions", r.movers),
     `  ${r.recovered} images replayed the log; ${r.inFlightSeen} showed an unacknowledged transaction; ${r.recoveryImages} images of a crash during recovery checked; ${r.refused} refused while the pool was being created`,
   ];
   for (const p of r.examples) {
@@ -610,22 +555,16 @@ export function formatObjReport(r: ObjSweepReport): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const args = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const flag = a === "--long" || a === "--json";
-    args.set(a.slice(2), flag ? "true" : argv[++i] ?? "");
-  }
-  const long = args.has("long");
-  const seed = Number(args.get("seed") ?? 1);
-  const ops = Number(args.get("ops") ?? (long ? 40 : 14));
-  const images = Number(args.get("images") ?? (long ? 6000 : 300));
-  const named = args.get("model");
-  const models = named === undefined ? Object.values(MODELS) : [MODELS[named]];
-  if (args.has("json")) {
-    const dir = scratchDir("asyncpmem-obj-", args.get("dir"));
-    try {
-      const report = runObjSweep({
+  const args = new SweepArgs(argv);
+  const long = args.long;
+  const seed = args.seed;
+  const ops = args.number("ops", long ? 40 : 14);
+  const images = args.number("images", long ? 6000 : 300);
+  const models = args.models;
+  return await runSweepScript(args, {
+    prefix: "asyncpmem-obj-",
+    child: (dir) =>
+      runObjSweep({
         model: models[0],
         images,
         seed,
@@ -634,28 +573,14 @@ async function main(argv: string[]): Promise<number> {
         recoveryImages: long ? 4 : 1,
         maxImages: long ? 3000 : 200,
         dir,
-      });
-      console.log(JSON.stringify(report));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-    return 0;
-  }
-  const dir = scratchDir("asyncpmem-obj-");
-  try {
-    const report = await objSweepInChildren({
-      models,
-      images,
-      seed,
-      ops,
-      long,
-      dir,
-    });
-    console.log(formatObjReport(report));
-    return report.problems > 0 ? 1 : 0;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+      }),
+    stages: {
+      images: stage(
+        (dir) => objSweepInChildren({ models, images, seed, ops, long, dir }),
+        formatObjReport,
+      ),
+    },
+  });
 }
 
 if (import.meta.main) process.exitCode = await main(process.argv.slice(2));

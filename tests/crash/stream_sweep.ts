@@ -21,16 +21,20 @@
  *
  * @module
  */
-import { rmSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { RUNTIME } from "../../ffi/_runtime.ts";
-import { mapFile } from "../../pmem2/mod.ts";
-import { startChild } from "./child.ts";
-import { crashPoints, MODELS, type PersistenceModel } from "./model.ts";
+import {
+  checkModel,
+  type PerModelOptions,
+  runSweepScript,
+  stage,
+  SweepArgs,
+  sweepPerModel,
+} from "./driver.ts";
+import { crashPoints, type PersistenceModel } from "./model.ts";
 import { xorshift } from "./random.ts";
-import { scratchDir, ScratchImage } from "./scratch.ts";
+import { ScratchImage } from "./scratch.ts";
 import { StreamImageChecker } from "./stream_checker.ts";
 import {
   formatStreamFuzzReport,
@@ -45,6 +49,14 @@ import {
 } from "./stream_record.ts";
 import { STREAM_WORKLOADS, type StreamWorkload } from "./stream_workload.ts";
 import { type SubsetOptions, subsets } from "./subsets.ts";
+import {
+  addNew,
+  emptyCounts,
+  mergeCounts,
+  recordProblem,
+  reportHead,
+  type SweepCounts,
+} from "./sweep_report.ts";
 import { STREAM_CRASH_MOVERS } from "./movers.ts";
 
 export { recordStreamTrace };
@@ -64,18 +76,9 @@ export interface StreamProblem {
   message: string;
 }
 
-/** What a sweep did and found. */
-export interface StreamSweepReport {
-  runtime: string;
-  models: string[];
+/** What a sweep did and found (the common counts: `sweep_report.ts`). */
+export interface StreamSweepReport extends SweepCounts<StreamProblem> {
   movers: string[];
-  traces: number;
-  operations: number;
-  events: number;
-  crashPoints: number;
-  /** Distinct crash images checked. */
-  images: number;
-  duplicates: number;
   /** Images refused with a typed error (a crash during create). */
   refused: number;
   /** Images whose recovery wrote. */
@@ -84,30 +87,17 @@ export interface StreamSweepReport {
   dropped: number;
   /** Images of a crash during recovery checked. */
   recoveryImages: number;
-  problems: number;
-  examples: StreamProblem[];
-  ms: number;
 }
 
 /** An empty report. */
 export function emptyStreamReport(): StreamSweepReport {
   return {
-    runtime: RUNTIME,
-    models: [],
+    ...emptyCounts<StreamProblem>(),
     movers: [],
-    traces: 0,
-    operations: 0,
-    events: 0,
-    crashPoints: 0,
-    images: 0,
-    duplicates: 0,
     refused: 0,
     recovered: 0,
     dropped: 0,
     recoveryImages: 0,
-    problems: 0,
-    examples: [],
-    ms: 0,
   };
 }
 
@@ -153,10 +143,8 @@ export function checkStreamTrace(
   using scratch = new ScratchImage(join(settings.dir, "scratch"), trace.base);
   const checker = new StreamImageChecker(scratch, model);
   const ledger = trace.ledger;
-  const fail = (event: number, units: number[], problems: string[]) => {
-    report.problems++;
-    if (report.examples.length >= 20) return;
-    report.examples.push({
+  const fail = (event: number, units: number[], problems: string[]) =>
+    recordProblem(report, {
       workload: w.name,
       seed,
       ops: trace.ops,
@@ -166,7 +154,6 @@ export function checkStreamTrace(
       units,
       message: problems.join(" | "),
     });
-  };
   const seen = new Set<string>();
   let marks = 0;
   for (const p of crashPoints(trace.events, model)) {
@@ -224,27 +211,10 @@ export interface StreamSweepOptions extends StreamCheckSettings {
   ops: number;
 }
 
-/** Fail unless this process's mappings have the model's granularity. */
-function checkModel(model: PersistenceModel, dir: string): void {
-  const probe = join(dir, "granularity-probe");
-  try {
-    using map = mapFile(probe, { size: 4096 });
-    if (map.granularity !== model.mappingGranularity) {
-      throw new Error(
-        `Cannot sweep the ${model.name} model: mappings here have ${map.granularity} granularity (run it with PMEM2_FORCE_GRANULARITY=${
-          model.forceGranularity ?? "unset"
-        }, or through streamSweepInChildren)`,
-      );
-    }
-  } finally {
-    rmSync(probe, { force: true });
-  }
-}
-
 /** Run a sweep in this process; trace k uses mover k mod 3. */
 export function runStreamSweep(options: StreamSweepOptions): StreamSweepReport {
   const started = performance.now();
-  checkModel(options.model, options.dir);
+  checkModel(options.model, options.dir, "streamSweepInChildren");
   const report = emptyStreamReport();
   report.models.push(options.model.name);
   const movers = STREAM_CRASH_MOVERS;
@@ -268,98 +238,38 @@ export function runStreamSweep(options: StreamSweepOptions): StreamSweepReport {
   return report;
 }
 
-/** Add one report's counts to another's. */
+/** Add one child's report to the total. */
 function merge(into: StreamSweepReport, r: StreamSweepReport): void {
-  for (
-    const k of [
-      "traces",
-      "operations",
-      "events",
-      "crashPoints",
-      "images",
-      "duplicates",
-      "refused",
-      "recovered",
-      "dropped",
-      "recoveryImages",
-      "problems",
-    ] as const
-  ) {
-    into[k] += r[k];
-  }
-  into.examples.push(...r.examples.slice(0, 20 - into.examples.length));
-  for (const m of r.models) if (!into.models.includes(m)) into.models.push(m);
-  for (const m of r.movers) if (!into.movers.includes(m)) into.movers.push(m);
+  mergeCounts(into, r, ["refused", "recovered", "dropped", "recoveryImages"]);
+  addNew(into.movers, r.movers);
 }
 
 /** Options of {@linkcode streamSweepInChildren}. */
-export interface StreamChildOptions {
-  models: readonly PersistenceModel[];
-  images: number;
-  seed: number;
-  ops: number;
-  long: boolean;
+export interface StreamChildOptions extends PerModelOptions {
+  /** Only this workload. */
   workload?: string;
-  dir: string;
 }
 
 /** Run a sweep per model in child processes (both at once). */
-export async function streamSweepInChildren(
+export function streamSweepInChildren(
   options: StreamChildOptions,
 ): Promise<StreamSweepReport> {
-  const started = performance.now();
-  const reports = await Promise.all(options.models.map(async (model) => {
-    const args = [
-      "--json",
-      "--model",
-      model.name,
-      "--images",
-      String(options.images),
-      "--seed",
-      String(options.seed),
-      "--ops",
-      String(options.ops),
-      "--dir",
-      join(options.dir, model.name),
-    ];
-    if (options.long) args.push("--long");
-    if (options.workload !== undefined) {
-      args.push("--workload", options.workload);
-    }
-    const r = await startChild(fileURLToPath(import.meta.url), args, {
-      PMEM2_FORCE_GRANULARITY: model.forceGranularity,
-    }).ended;
-    if (r.status !== 0) {
-      throw new Error(
-        `The ${model.name} stream sweep ended with ${
-          r.signal ?? r.status
-        }: ${r.stderr.trim()}`,
-      );
-    }
-    try {
-      return JSON.parse(r.stdout) as StreamSweepReport;
-    } catch (e) {
-      throw new Error(
-        `The ${model.name} stream sweep printed no report: ${r.stdout}${r.stderr}`,
-        { cause: e },
-      );
-    }
-  }));
-  const total = emptyStreamReport();
-  for (const r of reports) merge(total, r);
-  total.ms = Math.round(performance.now() - started);
-  return total;
+  return sweepPerModel({
+    ...options,
+    file: fileURLToPath(import.meta.url),
+    what: "stream sweep",
+    extra: options.workload === undefined
+      ? []
+      : ["--workload", options.workload],
+    empty: emptyStreamReport,
+    merge,
+  });
 }
 
 /** Print a report for people. */
 export function formatStreamReport(r: StreamSweepReport): string {
   const lines = [
-    `stream crash sweep (${r.runtime}, models ${r.models.join(" + ")}, movers ${
-      r.movers.join(" + ")
-    }): ${r.images} images checked, ${r.problems} with problems, in ${
-      (r.ms / 1000).toFixed(1)
-    } s`,
-    `  ${r.traces} traces, ${r.operations} operations, ${r.events} events, ${r.crashPoints} crash points, ${r.duplicates} duplicate subsets skipped`,
+    ...reportHead("stream crash sweep", r, "operations", r.movers),
     `  ${r.recovered} images needed recovery (${r.dropped} entries dropped); ${r.recoveryImages} images of a crash during recovery checked; ${r.refused} refused while the stream was being created`,
   ];
   for (const p of r.examples) {
@@ -372,32 +282,18 @@ export function formatStreamReport(r: StreamSweepReport): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const args = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith("--")) throw new Error(`Unexpected argument: ${a}`);
-    const flag = a === "--long" || a === "--json";
-    args.set(a.slice(2), flag ? "true" : argv[++i] ?? "");
-  }
-  const long = args.has("long");
-  const seed = Number(args.get("seed") ?? 1);
-  const ops = Number(args.get("ops") ?? (long ? 40 : 16));
-  const named = args.get("model");
-  const models = named === undefined ? Object.values(MODELS) : [
-    MODELS[named] ?? (() => {
-      throw new Error(`Unknown model: ${named}`);
-    })(),
-  ];
-  const images = Number(args.get("images") ?? (long ? 20_000 : 600));
+  const args = new SweepArgs(argv);
+  const long = args.long;
+  const seed = args.seed;
+  const ops = args.number("ops", long ? 40 : 16);
+  const models = args.models;
+  const images = args.number("images", long ? 20_000 : 600);
   const workload = args.get("workload");
-  const workloads = workload === undefined
-    ? STREAM_WORKLOADS
-    : STREAM_WORKLOADS.filter((w) => w.name === workload);
-  if (workloads.length === 0) throw new Error(`Unknown workload: ${workload}`);
-  if (args.has("json")) {
-    const dir = scratchDir("asyncpmem-stream-", args.get("dir"));
-    try {
-      const report = runStreamSweep({
+  const workloads = args.workloads(STREAM_WORKLOADS);
+  return await runSweepScript(args, {
+    prefix: "asyncpmem-stream-",
+    child: (dir) =>
+      runStreamSweep({
         model: models[0],
         images,
         seed,
@@ -407,48 +303,31 @@ async function main(argv: string[]): Promise<number> {
         probeEvery: long ? 2 : 4,
         recoveryImages: long ? 6 : 2,
         dir,
-      });
-      console.log(JSON.stringify(report));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-    return 0;
-  }
-  const only = args.get("only");
-  const dir = scratchDir("asyncpmem-stream-");
-  let failed = false;
-  try {
-    if (only === undefined || only === "images") {
-      const report = await streamSweepInChildren({
-        models,
-        images,
-        seed,
-        ops,
-        long,
-        workload,
-        dir,
-      });
-      console.log(formatStreamReport(report));
-      failed ||= report.problems > 0;
-    }
-    if (only === undefined || only === "fuzz") {
-      const report = streamFuzz(streamFuzzRunner(dir), seed, long ? 5000 : 400);
-      console.log(formatStreamFuzzReport(report));
-      failed ||= report.failures.length > 0;
-    }
-    if (only === undefined || only === "kill") {
-      const report = await streamKillRounds(
-        join(dir, "kill"),
-        long ? 40 : 6,
-        seed,
-      );
-      console.log(formatStreamKillReport(report));
-      failed ||= report.problems.length > 0;
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-  return failed ? 1 : 0;
+      }),
+    stages: {
+      images: stage(
+        (dir) =>
+          streamSweepInChildren({
+            models,
+            images,
+            seed,
+            ops,
+            long,
+            workload,
+            dir,
+          }),
+        formatStreamReport,
+      ),
+      fuzz: stage(
+        (dir) => streamFuzz(streamFuzzRunner(dir), seed, long ? 5000 : 400),
+        formatStreamFuzzReport,
+      ),
+      kill: stage(
+        (dir) => streamKillRounds(join(dir, "kill"), long ? 40 : 6, seed),
+        formatStreamKillReport,
+      ),
+    },
+  });
 }
 
 if (import.meta.main) process.exitCode = await main(process.argv.slice(2));

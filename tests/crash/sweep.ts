@@ -30,20 +30,26 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { BlockPool, MIN_POOL_SIZE, poolGeometry } from "../../blk/mod.ts";
-import { RUNTIME } from "../../ffi/_runtime.ts";
 import { mapFile, type Mapping } from "../../pmem2/mod.ts";
 import {
   createBlockPool,
   openBlockPool,
   type PersistTracer,
 } from "../../testing/mod.ts";
-import { startChild } from "./child.ts";
 import { ImageChecker } from "./checker.ts";
+import {
+  checkModel,
+  type PerModelOptions,
+  runSweepScript,
+  stage,
+  SweepArgs,
+  sweepPerModel,
+} from "./driver.ts";
 import { formatFuzzReport, fuzz, fuzzRunner } from "./fuzz.ts";
 import { formatKillReport, killRounds } from "./kill.ts";
 import { Ledger, opLabel } from "./ledger.ts";
 import { lint, type LintReport, summarize } from "./lint.ts";
-import { crashPoints, MODELS, type PersistenceModel } from "./model.ts";
+import { crashPoints, type PersistenceModel } from "./model.ts";
 import { Payloads } from "./payload.ts";
 import { have } from "../_requires.ts";
 import {
@@ -54,8 +60,15 @@ import {
 } from "./movers.ts";
 import { xorshift } from "./random.ts";
 import { poolRegions, regionName } from "./regions.ts";
-import { scratchDir, ScratchImage } from "./scratch.ts";
+import { ScratchImage } from "./scratch.ts";
 import { type SubsetOptions, subsets } from "./subsets.ts";
+import {
+  emptyCounts,
+  mergeCounts,
+  recordProblem,
+  reportHead,
+  type SweepCounts,
+} from "./sweep_report.ts";
 import { CrashTracer, type TraceEvent } from "./tracer.ts";
 import { Driver, type Recorder, type Workload, WORKLOADS } from "./workload.ts";
 
@@ -111,24 +124,8 @@ export interface Problem {
   message: string;
 }
 
-/** What a sweep did and found. */
-export interface SweepReport {
-  /** The runtime. */
-  runtime: string;
-  /** The model(s). */
-  models: string[];
-  /** Traces recorded. */
-  traces: number;
-  /** Operations traced (block updates). */
-  operations: number;
-  /** Events recorded (flushes, fences, marks). */
-  events: number;
-  /** Crash points visited. */
-  crashPoints: number;
-  /** Distinct crash images checked (image × what had been acknowledged). */
-  images: number;
-  /** Subsets skipped because their image had been checked already. */
-  duplicates: number;
+/** What a sweep did and found (the common counts: `sweep_report.ts`). */
+export interface SweepReport extends SweepCounts<Problem> {
   /** Images the open refused with a typed error (crash during create). */
   refused: number;
   /** Images whose recovery stored something. */
@@ -139,16 +136,10 @@ export interface SweepReport {
   pmempoolRuns: number;
   /** Images checked, by the data mover their trace ran with. */
   movers: Record<string, number>;
-  /** Images with at least one violated invariant. */
-  problems: number;
-  /** The first few problems. */
-  examples: Problem[];
   /** Lint findings (cache-line traces), by rule. */
   lint: Record<string, number>;
   /** Lint findings summarised by place. */
   lintSummary: string[];
-  /** Wall time, milliseconds. */
-  ms: number;
 }
 
 /** The default images per model of the CI sweep and of the long one. */
@@ -326,33 +317,20 @@ export function recordTrace(
   }
 }
 
-/** Add one report's counts to another's. */
+/** Add one child's report to the total. */
 function merge(into: SweepReport, r: SweepReport): void {
-  for (
-    const k of [
-      "traces",
-      "operations",
-      "events",
-      "crashPoints",
-      "images",
-      "duplicates",
-      "refused",
-      "recovered",
-      "recoveryImages",
-      "pmempoolRuns",
-      "problems",
-    ] as const
-  ) {
-    into[k] += r[k];
-  }
-  into.examples.push(...r.examples.slice(0, 20 - into.examples.length));
+  mergeCounts(into, r, [
+    "refused",
+    "recovered",
+    "recoveryImages",
+    "pmempoolRuns",
+  ]);
   for (const [k, n] of Object.entries(r.lint)) {
     into.lint[k] = (into.lint[k] ?? 0) + n;
   }
   for (const line of r.lintSummary) {
     if (!into.lintSummary.includes(line)) into.lintSummary.push(line);
   }
-  for (const m of r.models) if (!into.models.includes(m)) into.models.push(m);
   for (const [m, n] of Object.entries(r.movers)) {
     into.movers[m] = (into.movers[m] ?? 0) + n;
   }
@@ -361,46 +339,15 @@ function merge(into: SweepReport, r: SweepReport): void {
 /** An empty report. */
 export function emptyReport(): SweepReport {
   return {
-    runtime: RUNTIME,
-    models: [],
-    traces: 0,
-    operations: 0,
-    events: 0,
-    crashPoints: 0,
-    images: 0,
-    duplicates: 0,
+    ...emptyCounts<Problem>(),
     refused: 0,
     recovered: 0,
     recoveryImages: 0,
     pmempoolRuns: 0,
     movers: {},
-    problems: 0,
-    examples: [],
     lint: {},
     lintSummary: [],
-    ms: 0,
   };
-}
-
-/**
- * Fail unless this process's mappings have the model's granularity.
- *
- * @throws {Error} naming the environment variable to set
- */
-function checkModel(model: PersistenceModel, dir: string): void {
-  const probe = join(dir, "granularity-probe");
-  try {
-    using map = mapFile(probe, { size: 4096 });
-    if (map.granularity !== model.mappingGranularity) {
-      throw new Error(
-        `Cannot sweep the ${model.name} model: mappings here have ${map.granularity} granularity (run it with PMEM2_FORCE_GRANULARITY=${
-          model.forceGranularity ?? "unset"
-        }, or through sweepInChildren)`,
-      );
-    }
-  } finally {
-    rmSync(probe, { force: true });
-  }
 }
 
 /**
@@ -412,7 +359,7 @@ function checkModel(model: PersistenceModel, dir: string): void {
 export function runSweep(options: SweepOptions): SweepReport {
   const started = performance.now();
   const model = options.model;
-  checkModel(model, options.dir);
+  checkModel(model, options.dir, "sweepInChildren");
   const report = emptyReport();
   report.models.push(model.name);
   const findings: LintReport = {
@@ -494,10 +441,8 @@ export function checkTrace(
     lbas,
     regions: poolRegions(POOL_SIZE, w.blockSize),
   });
-  const fail = (event: number, units: number[], problems: string[]) => {
-    report.problems++;
-    if (report.examples.length >= 20) return;
-    report.examples.push({
+  const fail = (event: number, units: number[], problems: string[]) =>
+    recordProblem(report, {
       workload: w.name,
       seed,
       ops: trace.ops,
@@ -507,7 +452,6 @@ export function checkTrace(
       units,
       message: problems.join(" | "),
     });
-  };
   const escaped =
     "the scratch file differs from the durable image after an undo (an unflushed store escaped the tracer)";
   const seen = new Set<string>();
@@ -556,66 +500,13 @@ export function checkTrace(
 }
 
 /** Options of {@linkcode sweepInChildren}. */
-export interface ChildSweepOptions {
-  /** The models, one child each. */
-  models: readonly PersistenceModel[];
-  /** Images per model. */
-  images: number;
-  /** The first seed. */
-  seed: number;
-  /** Operations per trace. */
-  ops: number;
-  /** The long sweep's subsets instead of the CI's. */
-  long: boolean;
+export interface ChildSweepOptions extends PerModelOptions {
   /** Only this workload. */
   workload?: string;
   /** Only this mover (else every one of {@linkcode CRASH_MOVERS}). */
   mover?: CrashMover;
   /** Whether the children run `pmempool check` on sampled images. */
   pmempool: boolean;
-  /** A directory for the children's files (removed when they end). */
-  dir: string;
-}
-
-/** Run one child sweep; resolves to its report. */
-async function child(
-  model: PersistenceModel,
-  options: ChildSweepOptions,
-): Promise<SweepReport> {
-  const args = [
-    "--json",
-    "--model",
-    model.name,
-    "--images",
-    String(options.images),
-    "--seed",
-    String(options.seed),
-    "--ops",
-    String(options.ops),
-  ];
-  if (options.long) args.push("--long");
-  if (options.workload !== undefined) args.push("--workload", options.workload);
-  if (options.mover !== undefined) args.push("--mover", options.mover);
-  if (!options.pmempool) args.push("--no-pmempool");
-  args.push("--dir", join(options.dir, model.name));
-  const r = await startChild(fileURLToPath(import.meta.url), args, {
-    PMEM2_FORCE_GRANULARITY: model.forceGranularity,
-  }).ended;
-  if (r.status !== 0) {
-    throw new Error(
-      `The ${model.name} sweep ended with ${
-        r.signal ?? r.status
-      }: ${r.stderr.trim()}`,
-    );
-  }
-  try {
-    return JSON.parse(r.stdout) as SweepReport;
-  } catch (e) {
-    throw new Error(
-      `The ${model.name} sweep printed no report: ${r.stdout}${r.stderr}`,
-      { cause: e },
-    );
-  }
 }
 
 /**
@@ -624,28 +515,29 @@ async function child(
  *
  * @returns the reports added up
  */
-export async function sweepInChildren(
+export function sweepInChildren(
   options: ChildSweepOptions,
 ): Promise<SweepReport> {
-  const started = performance.now();
-  const reports = await Promise.all(
-    options.models.map((m) => child(m, options)),
-  );
-  const total = emptyReport();
-  for (const r of reports) merge(total, r);
-  total.ms = Math.round(performance.now() - started);
-  return total;
+  const extra: string[] = [];
+  if (options.workload !== undefined) {
+    extra.push("--workload", options.workload);
+  }
+  if (options.mover !== undefined) extra.push("--mover", options.mover);
+  if (!options.pmempool) extra.push("--no-pmempool");
+  return sweepPerModel({
+    ...options,
+    file: fileURLToPath(import.meta.url),
+    what: "sweep",
+    extra,
+    empty: emptyReport,
+    merge,
+  });
 }
 
 /** Print a report for people. */
 export function formatReport(r: SweepReport): string {
   const lines = [
-    `crash sweep (${r.runtime}, models ${
-      r.models.join(" + ")
-    }): ${r.images} images checked, ${r.problems} with problems, in ${
-      (r.ms / 1000).toFixed(1)
-    } s`,
-    `  ${r.traces} traces, ${r.operations} operations, ${r.events} events, ${r.crashPoints} crash points, ${r.duplicates} duplicate subsets skipped`,
+    ...reportHead("crash sweep", r),
     `  images by mover: ${
       Object.entries(r.movers).map(([m, n]) => `${m} ${n}`).join(", ")
     }`,
@@ -665,30 +557,15 @@ export function formatReport(r: SweepReport): string {
   return lines.join("\n");
 }
 
-function parseArgs(argv: string[]): Map<string, string> {
-  const args = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith("--")) throw new Error(`Unexpected argument: ${a}`);
-    const flag = a === "--long" || a === "--json" || a === "--no-pmempool";
-    args.set(a.slice(2), flag ? "true" : argv[++i] ?? "");
-  }
-  return args;
-}
-
 async function main(argv: string[]): Promise<number> {
-  const args = parseArgs(argv);
-  const long = args.has("long");
-  const seed = Number(args.get("seed") ?? 1);
-  const ops = Number(args.get("ops") ?? (long ? 40 : 24));
-  const named = args.get("model");
-  const models = named === undefined ? Object.values(MODELS) : [
-    MODELS[named] ?? (() => {
-      throw new Error(`Unknown model: ${named}`);
-    })(),
-  ];
-  const images = Number(
-    args.get("images") ?? (long ? LONG_IMAGES : CI_IMAGES) * models.length,
+  const args = new SweepArgs(argv, ["no-pmempool"]);
+  const long = args.long;
+  const seed = args.seed;
+  const ops = args.number("ops", long ? 40 : 24);
+  const models = args.models;
+  const images = args.number(
+    "images",
+    (long ? LONG_IMAGES : CI_IMAGES) * models.length,
   );
   const movers = args.has("mover")
     ? [parseCrashMover(args.get("mover"))]
@@ -696,14 +573,11 @@ async function main(argv: string[]): Promise<number> {
   // a sweep run by hand samples pmempool when it is installed
   const pmempool = !args.has("no-pmempool") && have("pmempool");
   const workload = args.get("workload");
-  const workloads = workload === undefined
-    ? WORKLOADS
-    : WORKLOADS.filter((w) => w.name === workload);
-  if (workloads.length === 0) throw new Error(`Unknown workload: ${workload}`);
-  if (args.has("json")) {
-    const dir = scratchDir("asyncpmem-crash-", args.get("dir"));
-    try {
-      const report = runSweep({
+  const workloads = args.workloads(WORKLOADS);
+  return await runSweepScript(args, {
+    prefix: "asyncpmem-crash-",
+    child: (dir) =>
+      runSweep({
         model: models[0],
         images,
         seed,
@@ -715,48 +589,34 @@ async function main(argv: string[]): Promise<number> {
         pmempoolEvery: long ? 100 : 50,
         recoveryImages: long ? 6 : 2,
         dir,
-      });
-      console.log(JSON.stringify(report));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-    return 0; // the parent judges the report
-  }
-  const only = args.get("only");
-  const dir = scratchDir("asyncpmem-crash-");
-  let failed = false;
-  try {
-    if (only === undefined || only === "images") {
-      const report = await sweepInChildren({
-        models,
-        images: Math.ceil(images / models.length),
-        seed,
-        ops,
-        long,
-        workload,
-        mover: args.has("mover") ? movers[0] : undefined,
-        pmempool,
-        dir,
-      });
-      console.log(formatReport(report));
-      failed ||= report.problems > 0;
-    }
-    if (only === undefined || only === "fuzz") {
-      const report = fuzz(fuzzRunner(dir), seed, long ? 5000 : 400);
-      console.log(formatFuzzReport(report));
-      failed ||= report.failures.length > 0;
-    }
-    if (only === undefined || only === "kill") {
-      const report = await killRounds(join(dir, "kill"), long ? 40 : 6, seed, {
-        pmempool,
-      });
-      console.log(formatKillReport(report));
-      failed ||= report.problems.length > 0;
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-  return failed ? 1 : 0;
+      }),
+    stages: {
+      images: stage(
+        (dir) =>
+          sweepInChildren({
+            models,
+            images: Math.ceil(images / models.length),
+            seed,
+            ops,
+            long,
+            workload,
+            mover: args.has("mover") ? movers[0] : undefined,
+            pmempool,
+            dir,
+          }),
+        formatReport,
+      ),
+      fuzz: stage(
+        (dir) => fuzz(fuzzRunner(dir), seed, long ? 5000 : 400),
+        formatFuzzReport,
+      ),
+      kill: stage(
+        (dir) =>
+          killRounds(join(dir, "kill"), long ? 40 : 6, seed, { pmempool }),
+        formatKillReport,
+      ),
+    },
+  });
 }
 
 if (import.meta.main) process.exitCode = await main(process.argv.slice(2));
