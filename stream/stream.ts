@@ -596,6 +596,11 @@ export class LogStream implements Disposable {
   /**
    * A future that resolves once `timestamp` is committed (visible),
    * committing what it can on the way.
+   *
+   * @param timestamp one already reserved in the stream (by an append or
+   *   a reservation of any Worker of the process), or below
+   * @throws {RangeError} at once when `timestamp` is above every
+   *   timestamp reserved so far: nothing could make the wait end
    */
   waitCommitted(timestamp: number, options?: FutureOptions): Future<void> {
     return this.#wait(timestamp, "committed", options);
@@ -604,6 +609,11 @@ export class LogStream implements Disposable {
   /**
    * A future that resolves once `timestamp` is persisted (durable):
    * every committed entry is persisted with one fence on the way.
+   *
+   * @param timestamp one already reserved in the stream (by an append or
+   *   a reservation of any Worker of the process), or below
+   * @throws {RangeError} at once when `timestamp` is above every
+   *   timestamp reserved so far: nothing could make the wait end
    *
    * @example Usage
    * ```ts
@@ -628,6 +638,14 @@ export class LogStream implements Disposable {
     const op = level === "committed" ? "waitCommitted" : "waitPersisted";
     const core = this.#live(op);
     checkInt(ts, "timestamp", op);
+    const last = core.lastReserved(ts);
+    if (ts > last) {
+      // nothing may ever reserve it: a blocking wait for it (or one whose
+      // signal needs the event loop) would never return
+      throw new RangeError(
+        `Cannot ${op}: timestamp ${ts} was never reserved (the last reserved is ${last})`,
+      );
+    }
     return new WaitFuture(core, ts, level, (o) => this.#live(o), options);
   }
 
