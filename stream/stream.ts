@@ -177,12 +177,21 @@ export class LogStream implements Disposable {
    * Open a stream file, recovering it if it was not closed cleanly (the
    * first open in the process does; later ones, Workers included, join).
    *
+   * Recovery drops what a crash can leave: entries above the settled
+   * timestamp (every entry up to it was durable) that are torn, or that
+   * follow a missing timestamp; {@linkcode LogStream.recovery} says what
+   * it cut. An entry at or below the settled timestamp that fails its
+   * checks is damage a crash cannot cause, so the file is refused, not
+   * cut: the error names the region, the entry's file offset and its
+   * timestamp, and the file is left as it was.
+   *
    * @param path the file
    * @param options the geometry expected, the mover
    * @throws {PmemError} code -22 (EINVAL) when the geometry differs from
    *   what was asked or the file is not an intact stream (the message
-   *   names the damaged structure); -11 (EAGAIN) when another process has
-   *   it open
+   *   names the damaged structure: header, region table slot, or a
+   *   region's durable entry); -11 (EAGAIN) when another process has it
+   *   open
    */
   static open(path: string, options: LogStreamOpenOptions = {}): LogStream {
     return LogStream.#open(path, options, {});
