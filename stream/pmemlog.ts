@@ -348,7 +348,12 @@ export class PmemLog implements Disposable {
    *   like libpmemlog, even an empty append fails on a full log)
    */
   append(data: Uint8Array): void {
-    this.appendv([data]);
+    const op = "append";
+    this.#writable(op);
+    if (!(data instanceof Uint8Array)) {
+      throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
+    }
+    this.#appendv([data], op);
   }
 
   /**
@@ -359,10 +364,16 @@ export class PmemLog implements Disposable {
    */
   appendv(data: readonly Uint8Array[]): void {
     const op = "appendv";
-    const media = this.#writable(op);
+    this.#writable(op);
     if (!Array.isArray(data)) {
       throw new TypeError(`Cannot ${op}: data must be an array`);
     }
+    this.#appendv(data, op);
+  }
+
+  /** `appendv` under the name of the public method called (`op`). */
+  #appendv(data: readonly Uint8Array[], op: string): void {
+    const media = this.#writable(op);
     const n = this.#checkBuffers(data, op);
     if (data.length === 0) return;
     this.#drain();

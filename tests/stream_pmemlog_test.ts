@@ -61,10 +61,16 @@ test("a full log refuses an append, even an empty one, and writes nothing", () =
   using log = PmemLog.create(tempPath(), { poolSize: 2 * MiB });
   const room = log.nbyte();
   log.append(new Uint8Array(room - 10));
-  assert.throws(() => log.append(new Uint8Array(11)), OutOfSpaceError);
+  // each error names the method called
+  assert.throws(
+    () => log.append(new Uint8Array(11)),
+    (e) =>
+      e instanceof OutOfSpaceError && e.op === "append" &&
+      /^append: the log is full: 11 bytes asked, 10 free/.test(e.message),
+  );
   assert.throws(
     () => log.appendv([new Uint8Array(5), new Uint8Array(6)]),
-    OutOfSpaceError,
+    (e) => e instanceof OutOfSpaceError && e.op === "appendv",
   );
   assert.equal(log.tell(), room - 10);
   log.append(new Uint8Array(10));
@@ -87,12 +93,26 @@ test("`PmemLog` refuses bad input, a taken file, a corrupt pool, and a closed lo
     () => PmemLog.open(path),
     (e) => e instanceof PmemError && e.code === -11,
   );
-  assert.throws(() => log.append("x" as unknown as Uint8Array), TypeError);
+  assert.throws(
+    () => log.append("x" as unknown as Uint8Array),
+    /^TypeError: Cannot append: data must be a Uint8Array$/,
+  );
   assert.throws(() => log.walk(-1, () => true), RangeError);
   assert.throws(() => log.walk(0, 5 as unknown as () => boolean), TypeError);
   log.close();
   log.close();
-  assert.throws(() => log.append(enc("x")), ClosedError);
+  assert.throws(
+    () => log.append(enc("x")),
+    (e) => e instanceof ClosedError && e.op === "append",
+  );
+  assert.throws(
+    () => log.appendv([enc("x")]),
+    (e) => e instanceof ClosedError && e.op === "appendv",
+  );
+  assert.throws(
+    () => log.appendAsync(enc("x")),
+    (e) => e instanceof ClosedError && e.op === "appendAsync",
+  );
   assert.throws(() => log.tell(), ClosedError);
   const cases: [number, Uint8Array, RegExp][] = [
     [0, enc("PMEMBLK\0"), /signature/],
