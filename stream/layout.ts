@@ -170,13 +170,16 @@ export function decodeHeader(
   if (major !== MAJOR) {
     return `unsupported stream format: major version ${major}, expected ${MAJOR}`;
   }
+  // the u64 fields as stored, for exact messages
+  const size = dv.getBigUint64(24, true);
+  const dataOffset = dv.getBigUint64(48, true);
   const g: Geometry = {
-    size: Number(dv.getBigUint64(24, true)),
+    size: Number(size),
     blockSize: dv.getUint32(32, true),
     regionSlots: dv.getUint32(36, true),
     maxInFlight: dv.getUint32(40, true),
     seed: dv.getUint32(44, true),
-    dataOffset: Number(dv.getBigUint64(48, true)),
+    dataOffset: Number(dataOffset),
   };
   if (
     !powerOfTwo(g.blockSize) || g.blockSize < MIN_BLOCK_SIZE ||
@@ -191,12 +194,12 @@ export function decodeHeader(
     return `the stream header is corrupt: max in flight ${g.maxInFlight}`;
   }
   if (g.dataOffset !== dataOffsetOf(g.regionSlots, g.blockSize)) {
-    return `the stream header is corrupt: data offset ${g.dataOffset}, expected ${
+    return `the stream header is corrupt: data offset ${dataOffset}, expected ${
       dataOffsetOf(g.regionSlots, g.blockSize)
     }`;
   }
   if (g.size > fileSize || g.size < g.dataOffset + g.blockSize) {
-    return `the stream header is corrupt: stream size ${g.size} (the file has ${fileSize} bytes)`;
+    return `the stream header is corrupt: stream size ${size} (the file has ${fileSize} bytes)`;
   }
   if (dv.getUint32(56, true) !== 0) {
     return "the stream header is corrupt: reserved bytes are not zero";

@@ -246,9 +246,9 @@ export class PmemLog implements Disposable {
       );
       if (typeof header === "string") throw corrupt(op, path, header);
       const problem = descriptorProblem(
-        media.read64(DESCRIPTOR_OFFSET),
-        media.read64(DESCRIPTOR_OFFSET + 8),
-        media.read64(WRITE_OFFSET_AT),
+        media.readU64(DESCRIPTOR_OFFSET),
+        media.readU64(DESCRIPTOR_OFFSET + 8),
+        media.readU64(WRITE_OFFSET_AT),
         size,
       );
       if (problem !== null) throw corrupt(op, path, problem);

@@ -175,7 +175,9 @@ export function recover(
     !Number.isSafeInteger(settled) || !Number.isSafeInteger(bound) ||
     settled > bound
   ) {
-    return `the stream header is corrupt: settled timestamp ${settled} above the bound ${bound}`;
+    return `the stream header is corrupt: settled timestamp ${
+      media.readU64(SETTLED_AT)
+    } above the bound ${media.readU64(BOUND_AT)}`;
   }
   const scans = table.map(({ slot }) =>
     scanRegion(media, slot.offset, slot.size, slot.head, bound, g.seed)

@@ -119,6 +119,17 @@ test("`PmemLog` refuses bad input, a taken file, a corrupt pool, and a closed lo
     [100, new Uint8Array([1]), /checksum/],
     [4096, new Uint8Array([0, 0x30]), /start offset/],
     [4112, new Uint8Array([0, 0, 0, 1]), /wrong write offset/],
+    // u64s are printed exactly, not through a double (18446744073709543000)
+    [
+      4096,
+      new Uint8Array([0, 0xe0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+      /start offset 18446744073709543424, expected 8192/,
+    ],
+    [
+      4104,
+      new Uint8Array([1, 0, 0, 0, 0, 0, 0x20, 0]),
+      /end offset 9007199254740993, the pool/,
+    ],
   ];
   const bytes = readFileSync(path);
   for (const [at, b, want] of cases) {

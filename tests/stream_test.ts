@@ -347,6 +347,12 @@ test("a corrupt header or region table is refused with an error naming it", () =
     ],
     [4096, new Uint8Array([7]), /region table slot 0 is corrupt: state 7/],
     [4096 + 9, new Uint8Array([0x55]), /region table slot 0 is corrupt/],
+    // u64s are printed exactly, not through a double
+    [
+      64,
+      new Uint8Array([1, 0xe0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+      /settled timestamp 18446744073709543425 above the bound 1$/,
+    ],
   ];
   for (const [at, bytes, want] of cases) {
     writeFileSync(path, good);
@@ -357,6 +363,31 @@ test("a corrupt header or region table is refused with an error naming it", () =
       `patch at ${at}`,
     );
   }
+  // a stream size of 2^53 + 1 under a matching CRC: printed exactly
+  writeFileSync(path, good);
+  patch(path, 24, new Uint8Array([1, 0, 0, 0, 0, 0, 0x20, 0]));
+  const header = peek(path, 0, 60);
+  const crc = new Uint8Array(4);
+  new DataView(crc.buffer).setUint32(0, crc32c(header, 0, 60), true);
+  patch(path, 60, crc);
+  assert.throws(
+    () => LogStream.open(path),
+    /stream size 9007199254740993 \(the file has/,
+  );
+  // and a region's offset of 2^64 - 8192 under a matching slot CRC
+  writeFileSync(path, good);
+  patch(
+    path,
+    4096 + 8,
+    new Uint8Array([0, 0xe0, 255, 255, 255, 255, 255, 255]),
+  );
+  const slot = peek(path, 4096 + 4, 20);
+  new DataView(crc.buffer).setUint32(0, crc32c(slot, 0, 20), true);
+  patch(path, 4096 + 24, crc);
+  assert.throws(
+    () => LogStream.open(path),
+    /slot 0 is corrupt: region \[18446744073709543424, 18446744073709551616\)/,
+  );
   writeFileSync(path, new Uint8Array(4096));
   assert.throws(() => LogStream.open(path), /all zeros/);
   writeFileSync(path, new Uint8Array(100));
