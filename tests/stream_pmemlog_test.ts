@@ -4,7 +4,7 @@
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { all, type Future } from "../mod.ts";
 import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
-import { PmemLog } from "../stream/mod.ts";
+import { LogStream, PmemLog } from "../stream/mod.ts";
 import { assert, moverTest, patch, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
@@ -141,6 +141,14 @@ test("`PmemLog` refuses bad input, a taken file, a corrupt pool, and a closed lo
       `patch at ${at}`,
     );
   }
+  // a log is not a stream: its signature is shown without its NULs
+  writeFileSync(path, bytes);
+  assert.throws(
+    () => LogStream.open(path),
+    (e) =>
+      e instanceof PmemError && e.code === -22 &&
+      /: not a log stream: the signature is "PMEMLOG"$/.test(e.message),
+  );
   // poolSize 0: an existing zeroed file becomes a log at its size
   const zeroed = tempPath("zeroed");
   writeFileSync(zeroed, new Uint8Array(3 * MiB + 100));
