@@ -137,14 +137,17 @@ export class PmemLog implements Disposable {
   static create(path: string, options: PmemLogCreateOptions = {}): PmemLog {
     const op = "create";
     checkPath(path, op, "log");
+    // every message names what is created: "Cannot create log: ..."
+    const what = `${op} log`;
     if (typeof options !== "object" || options === null) {
-      throw new TypeError("Cannot create log: options must be an object");
+      throw new TypeError(`Cannot ${what}: options must be an object`);
     }
-    const poolSize = checkInt(options.poolSize ?? 0, "poolSize", op);
-    const mode = checkInt(options.mode ?? 0o644, "mode", op);
+    // 0 (the default) means the file exists: its size is the pool's
+    const poolSize = checkInt(options.poolSize ?? 0, "poolSize", what);
+    const mode = checkInt(options.mode ?? 0o644, "mode", what);
     if (poolSize !== 0 && poolSize < MIN_LOG_POOL) {
       throw new RangeError(
-        `Cannot create log: poolSize must be at least ${MIN_LOG_POOL} (2 MiB), got ${poolSize}`,
+        `Cannot ${what}: poolSize must be at least ${MIN_LOG_POOL} (2 MiB), got ${poolSize}`,
       );
     }
     checkMover(options.mover, op, "log");

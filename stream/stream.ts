@@ -35,6 +35,7 @@ import {
   checkInt,
   checkOpenOptions,
   checkPath,
+  checkSize,
   type LogStreamCreateOptions,
   type LogStreamOpenOptions,
 } from "./options.ts";
@@ -364,10 +365,7 @@ export class LogStream implements Disposable {
   allocateRegion(bytes: number): Region {
     const op = "allocateRegion";
     const core = this.#live(op);
-    const n = checkInt(bytes, "bytes", op);
-    if (n < 1) {
-      throw new RangeError(`Cannot ${op}: bytes must be positive, got ${n}`);
-    }
+    const n = checkSize(bytes, "bytes", op);
     const g = core.geometry;
     const size = alignUp(Math.max(n, 2 * ENTRY_HEADER), g.blockSize);
     const s = core.shared;

@@ -81,7 +81,10 @@ test("a full log refuses an append, even an empty one, and writes nothing", () =
 test("`PmemLog` refuses bad input, a taken file, a corrupt pool, and a closed log", () => {
   const path = tempPath();
   assert.throws(() => PmemLog.create(path, { poolSize: MiB }), RangeError);
-  assert.throws(() => PmemLog.create(path, { poolSize: -1 }), RangeError);
+  assert.throws(
+    () => PmemLog.create(path, { poolSize: -1 }),
+    /^RangeError: Cannot create log: poolSize must be a non-negative integer, got -1$/,
+  );
   assert.throws(() => PmemLog.create("", { poolSize: 2 * MiB }), TypeError);
   assert.throws(() => statSync(path));
   const log = PmemLog.create(path, { poolSize: 2 * MiB });

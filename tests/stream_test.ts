@@ -151,8 +151,15 @@ test("`allocateRegion()` rounds to the block size and refuses what does not fit"
   assert.equal(r.size, 65536);
   assert.equal(r.used, 0);
   assert.throws(() => s.allocateRegion(2 * MiB), OutOfSpaceError);
-  assert.throws(() => s.allocateRegion(0), RangeError);
-  assert.throws(() => s.allocateRegion(-1), RangeError);
+  // zero and negative sizes are refused in the same words
+  for (const bytes of [0, -1, 1.5, NaN]) {
+    assert.throws(
+      () => s.allocateRegion(bytes),
+      new RangeError(
+        `Cannot allocateRegion: bytes must be a positive integer, got ${bytes}`,
+      ),
+    );
+  }
   assert.throws(() => s.allocateRegion("1" as unknown as number), TypeError);
   const big = s.allocateRegion(MiB - 2 * 65536);
   assert.equal(big.size, MiB - 2 * 65536);
@@ -260,6 +267,31 @@ test("a full region throws `OutOfSpaceError` and nothing is written", () => {
 test("bad arguments throw `TypeError`/`RangeError` and a closed stream `ClosedError`", () => {
   const path = tempPath();
   assert.throws(() => LogStream.create(path, { size: 1000 }), RangeError);
+  // one prefix for every create error, one wording for sizes
+  for (const size of [0, -1, NaN, 2 ** 53]) {
+    assert.throws(
+      () => LogStream.create(path, { size }),
+      new RangeError(
+        `Cannot create stream: size must be a positive integer, got ${size}`,
+      ),
+    );
+  }
+  assert.throws(
+    () => LogStream.create(path, { size: MiB, blockSize: -1 }),
+    /^RangeError: Cannot create stream: blockSize must be a positive integer, got -1$/,
+  );
+  assert.throws(
+    () => LogStream.create(path, { size: MiB, regionSlots: -1 }),
+    /^RangeError: Cannot create stream: regionSlots must be a non-negative integer/,
+  );
+  assert.throws(
+    () => LogStream.create(path, { size: "1" as unknown as number }),
+    /^TypeError: Cannot create stream: size must be a number, got string$/,
+  );
+  assert.throws(
+    () => LogStream.open(path, { size: -1 }),
+    /^RangeError: Cannot open stream: size must be a positive integer, got -1$/,
+  );
   // a size no mapping can cover whole: refused before a file exists
   assert.throws(
     () => LogStream.create(path, { size: MiB + 100 }),
