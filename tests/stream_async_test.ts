@@ -151,13 +151,16 @@ moverTest(
 );
 
 moverTest(
-  "waits resolve for timestamps appended later, and followers wake on appends",
+  "waits resolve for timestamps committed later, and followers wake on appends",
   async (mover) => {
     using s = LogStream.create(tempPath(), { size: 4 * MiB, mover });
     const r = s.allocateRegion(MiB);
     const other = s.allocateRegion(MiB);
     const first = s.append(r, payload(0, 10));
-    const later = s.waitPersisted(first + 3);
+    // a wait names a reserved timestamp (one beyond is refused at once)
+    assert.throws(() => s.waitPersisted(first + 3), RangeError);
+    const pending = s.appendAsync(r, payload(1, 10)); // not copied yet
+    const later = s.waitPersisted(pending.timestamp);
     const seen: number[] = [];
     const controller = new AbortController();
     const following = (async () => {
@@ -170,7 +173,8 @@ moverTest(
     })();
     await new Promise((resolve) => setTimeout(resolve, 5));
     assert.deepEqual(seen, [], "the follower waits");
-    const a = await s.appendAsync(r, payload(1, 10));
+    assert.equal(later.done, false);
+    const a = await pending;
     s.append(other, payload(2, 10));
     const b = s.append(r, payload(3, 10));
     await later;
