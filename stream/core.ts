@@ -281,6 +281,27 @@ export class LogCore {
     }
   }
 
+  /**
+   * The highest timestamp reserved so far in the process (Workers
+   * included), for a wait for `ts`. Timestamps start at 1 (0: none), and
+   * an open starts them above the bound R, so every timestamp up to R
+   * counts as reserved (it is committed already).
+   */
+  lastReserved(ts: number): number {
+    const s = this.shared;
+    const last = s.next - 1;
+    if (ts <= last) return last;
+    // a timestamp another Worker reserved reaches here through a message,
+    // after its reserve lock was released; re-read under the lock rather
+    // than trust an unordered read on the error path
+    s.lockReserve();
+    try {
+      return s.f64[NEXT_F] - 1;
+    } finally {
+      s.unlockReserve();
+    }
+  }
+
   /** Raise the bound R before `ts` may reach the media (reserve lock held). */
   #checkBound(ts: number, op: string): void {
     if (ts <= this.shared.bound) return;

@@ -134,6 +134,23 @@ export function encodeHeader(g: Geometry): Uint8Array {
   return b;
 }
 
+/**
+ * A foreign signature as a message shows it: its bytes up to the first
+ * NUL, quoted when they are printable ASCII, else in hex. Decoded byte
+ * by byte, so both runtimes show the same (a UTF-8 decoder turns stray
+ * bytes into replacement characters).
+ */
+function showSignature(bytes: Uint8Array): string {
+  const nul = bytes.indexOf(0);
+  const shown = nul < 0 ? bytes : bytes.subarray(0, nul);
+  if (shown.length > 0 && shown.every((x) => x >= 0x20 && x < 0x7f)) {
+    return JSON.stringify(String.fromCharCode(...shown));
+  }
+  const raw = shown.length > 0 ? shown : bytes;
+  const hex = Array.from(raw, (x) => x.toString(16).padStart(2, "0"));
+  return `0x${hex.join("")}`;
+}
+
 /** Whether `n` is a power of two. */
 function powerOfTwo(n: number): boolean {
   return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
@@ -156,8 +173,9 @@ export function decodeHeader(
     return "not a log stream: the stream header is all zeros";
   }
   if (sig !== SIGNATURE) {
-    const shown = sig.replace(/\0+$/, "").replace(/[^ -~]/g, "?");
-    return `not a log stream: the signature is ${JSON.stringify(shown)}`;
+    return `not a log stream: the signature is ${
+      showSignature(b.subarray(0, 16))
+    }`;
   }
   const stored = dv.getUint32(HEADER_CRC_AT, true);
   const computed = crc32c(b, 0, HEADER_CRC_END);
@@ -170,13 +188,16 @@ export function decodeHeader(
   if (major !== MAJOR) {
     return `unsupported stream format: major version ${major}, expected ${MAJOR}`;
   }
+  // the u64 fields as stored, for exact messages
+  const size = dv.getBigUint64(24, true);
+  const dataOffset = dv.getBigUint64(48, true);
   const g: Geometry = {
-    size: Number(dv.getBigUint64(24, true)),
+    size: Number(size),
     blockSize: dv.getUint32(32, true),
     regionSlots: dv.getUint32(36, true),
     maxInFlight: dv.getUint32(40, true),
     seed: dv.getUint32(44, true),
-    dataOffset: Number(dv.getBigUint64(48, true)),
+    dataOffset: Number(dataOffset),
   };
   if (
     !powerOfTwo(g.blockSize) || g.blockSize < MIN_BLOCK_SIZE ||
@@ -191,12 +212,12 @@ export function decodeHeader(
     return `the stream header is corrupt: max in flight ${g.maxInFlight}`;
   }
   if (g.dataOffset !== dataOffsetOf(g.regionSlots, g.blockSize)) {
-    return `the stream header is corrupt: data offset ${g.dataOffset}, expected ${
+    return `the stream header is corrupt: data offset ${dataOffset}, expected ${
       dataOffsetOf(g.regionSlots, g.blockSize)
     }`;
   }
   if (g.size > fileSize || g.size < g.dataOffset + g.blockSize) {
-    return `the stream header is corrupt: stream size ${g.size} (the file has ${fileSize} bytes)`;
+    return `the stream header is corrupt: stream size ${size} (the file has ${fileSize} bytes)`;
   }
   if (dv.getUint32(56, true) !== 0) {
     return "the stream header is corrupt: reserved bytes are not zero";

@@ -131,6 +131,16 @@ export class StreamMedia {
   }
 
   /**
+   * The u64 at an 8-aligned offset, exactly: for checks and messages of
+   * values that may be damaged (a double prints 2^64 - 8192 as
+   * 18446744073709543000).
+   */
+  readU64(offset: number): bigint {
+    return BigInt(this.read32(offset)) |
+      (BigInt(this.read32(offset + 4)) << 32n);
+  }
+
+  /**
    * Store a u64 (below 2^53) at an 8-aligned offset as one 8-byte store,
    * so a crash leaves the old or the new value (not persisted).
    */

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { notSize } from "../ffi/validate.ts";
 import type { FutureOptions } from "../future/future.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import type { Level } from "./core.ts";
@@ -86,47 +87,57 @@ export function checkCreateOptions(
   op: string,
 ): CreateSettings {
   checkPath(path, op);
+  // every message names what is created: "Cannot create stream: ..."
+  const what = `${op} stream`;
   if (typeof options !== "object" || options === null) {
-    throw new TypeError("Cannot create stream: options must be an object");
+    throw new TypeError(`Cannot ${what}: options must be an object`);
   }
-  const blockSize = checkInt(options.blockSize ?? 4096, "blockSize", op);
+  const blockSize = checkSize(options.blockSize ?? 4096, "blockSize", what);
   if (
     blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE ||
     (blockSize & (blockSize - 1)) !== 0
   ) {
     throw new RangeError(
-      `Cannot create stream: blockSize must be a power of two in [${MIN_BLOCK_SIZE}, ${MAX_BLOCK_SIZE}], got ${blockSize}`,
+      `Cannot ${what}: blockSize must be a power of two in [${MIN_BLOCK_SIZE}, ${MAX_BLOCK_SIZE}], got ${blockSize}`,
     );
   }
-  const regionSlots = checkInt(options.regionSlots ?? 64, "regionSlots", op);
+  const regionSlots = checkInt(
+    options.regionSlots ?? 64,
+    "regionSlots",
+    what,
+  );
   if (regionSlots < 1 || regionSlots > MAX_SLOTS) {
     throw new RangeError(
-      `Cannot create stream: regionSlots must be in [1, ${MAX_SLOTS}], got ${regionSlots}`,
+      `Cannot ${what}: regionSlots must be in [1, ${MAX_SLOTS}], got ${regionSlots}`,
     );
   }
-  const maxInFlight = checkInt(options.maxInFlight ?? 1024, "maxInFlight", op);
+  const maxInFlight = checkInt(
+    options.maxInFlight ?? 1024,
+    "maxInFlight",
+    what,
+  );
   if (
     maxInFlight < 2 || maxInFlight > 1 << 20 ||
     (maxInFlight & (maxInFlight - 1)) !== 0
   ) {
     throw new RangeError(
-      `Cannot create stream: maxInFlight must be a power of two in [2, 2^20], got ${maxInFlight}`,
+      `Cannot ${what}: maxInFlight must be a power of two in [2, 2^20], got ${maxInFlight}`,
     );
   }
-  const size = checkInt(options.size, "size", op);
+  const size = checkSize(options.size, "size", what);
   const least = alignUp(4096 + regionSlots * 64, blockSize) + blockSize;
   if (size < least) {
     throw new RangeError(
-      `Cannot create stream: size must be at least ${least} for this geometry, got ${size}`,
+      `Cannot ${what}: size must be at least ${least} for this geometry, got ${size}`,
     );
   }
   if (size % 4096 !== 0) {
     // a mapping covers whole pages; a stream maps all of its file
     throw new RangeError(
-      `Cannot create stream: size must be a multiple of 4096, got ${size}`,
+      `Cannot ${what}: size must be a multiple of 4096, got ${size}`,
     );
   }
-  const mode = checkInt(options.mode ?? 0o644, "mode", op);
+  const mode = checkInt(options.mode ?? 0o644, "mode", what);
   checkMover(options.mover, op);
   return { size, blockSize, regionSlots, maxInFlight, mode };
 }
@@ -142,15 +153,16 @@ export function checkOpenOptions(
   op: string,
 ): { size?: number; blockSize?: number } {
   checkPath(path, op);
+  const what = `${op} stream`;
   if (typeof options !== "object" || options === null) {
-    throw new TypeError("Cannot open stream: options must be an object");
+    throw new TypeError(`Cannot ${what}: options must be an object`);
   }
   const size = options.size === undefined
     ? undefined
-    : checkInt(options.size, "size", op);
+    : checkSize(options.size, "size", what);
   const blockSize = options.blockSize === undefined
     ? undefined
-    : checkInt(options.blockSize, "blockSize", op);
+    : checkSize(options.blockSize, "blockSize", what);
   checkMover(options.mover, op);
   return { size, blockSize };
 }
@@ -175,7 +187,32 @@ export function checkInt(value: unknown, name: string, op: string): number {
   }
   if (!Number.isSafeInteger(value) || value < 0) {
     throw new RangeError(
-      `Cannot ${op}: ${name} must be a non-negative integer, got ${value}`,
+      `Cannot ${op}: ${name} ${notSize(value)}, got ${value}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * A size: a positive safe integer, or a TypeError / RangeError. Every
+ * size of the stream is refused with the same words, zero and negative
+ * alike.
+ */
+export function checkSize(value: unknown, name: string, op: string): number {
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Cannot ${op}: ${name} must be a number, got ${
+        value === null ? "null" : typeof value
+      }`,
+    );
+  }
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(
+      `Cannot ${op}: ${name} ${
+        Number.isInteger(value) && value > 0
+          ? notSize(value)
+          : "must be a positive integer"
+      }, got ${value}`,
     );
   }
   return value;

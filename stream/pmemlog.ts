@@ -137,14 +137,17 @@ export class PmemLog implements Disposable {
   static create(path: string, options: PmemLogCreateOptions = {}): PmemLog {
     const op = "create";
     checkPath(path, op, "log");
+    // every message names what is created: "Cannot create log: ..."
+    const what = `${op} log`;
     if (typeof options !== "object" || options === null) {
-      throw new TypeError("Cannot create log: options must be an object");
+      throw new TypeError(`Cannot ${what}: options must be an object`);
     }
-    const poolSize = checkInt(options.poolSize ?? 0, "poolSize", op);
-    const mode = checkInt(options.mode ?? 0o644, "mode", op);
+    // 0 (the default) means the file exists: its size is the pool's
+    const poolSize = checkInt(options.poolSize ?? 0, "poolSize", what);
+    const mode = checkInt(options.mode ?? 0o644, "mode", what);
     if (poolSize !== 0 && poolSize < MIN_LOG_POOL) {
       throw new RangeError(
-        `Cannot create log: poolSize must be at least ${MIN_LOG_POOL} (2 MiB), got ${poolSize}`,
+        `Cannot ${what}: poolSize must be at least ${MIN_LOG_POOL} (2 MiB), got ${poolSize}`,
       );
     }
     checkMover(options.mover, op, "log");
@@ -246,9 +249,9 @@ export class PmemLog implements Disposable {
       );
       if (typeof header === "string") throw corrupt(op, path, header);
       const problem = descriptorProblem(
-        media.read64(DESCRIPTOR_OFFSET),
-        media.read64(DESCRIPTOR_OFFSET + 8),
-        media.read64(WRITE_OFFSET_AT),
+        media.readU64(DESCRIPTOR_OFFSET),
+        media.readU64(DESCRIPTOR_OFFSET + 8),
+        media.readU64(WRITE_OFFSET_AT),
         size,
       );
       if (problem !== null) throw corrupt(op, path, problem);
@@ -348,7 +351,12 @@ export class PmemLog implements Disposable {
    *   like libpmemlog, even an empty append fails on a full log)
    */
   append(data: Uint8Array): void {
-    this.appendv([data]);
+    const op = "append";
+    this.#writable(op);
+    if (!(data instanceof Uint8Array)) {
+      throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
+    }
+    this.#appendv([data], op);
   }
 
   /**
@@ -359,10 +367,16 @@ export class PmemLog implements Disposable {
    */
   appendv(data: readonly Uint8Array[]): void {
     const op = "appendv";
-    const media = this.#writable(op);
+    this.#writable(op);
     if (!Array.isArray(data)) {
       throw new TypeError(`Cannot ${op}: data must be an array`);
     }
+    this.#appendv(data, op);
+  }
+
+  /** `appendv` under the name of the public method called (`op`). */
+  #appendv(data: readonly Uint8Array[], op: string): void {
+    const media = this.#writable(op);
     const n = this.#checkBuffers(data, op);
     if (data.length === 0) return;
     this.#drain();

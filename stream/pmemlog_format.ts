@@ -43,20 +43,21 @@ export const LOG_POOL: PoolKind = {
 };
 
 /**
- * Check the log descriptor as libpmemlog's open does.
+ * Check the log descriptor as libpmemlog's open does. The offsets are
+ * bigints, so a damaged one is compared and printed exactly.
  *
  * @returns a sentence saying what is wrong, or null
  */
 export function descriptorProblem(
-  start: number,
-  end: number,
-  write: number,
+  start: bigint,
+  end: bigint,
+  write: bigint,
   mapped: number,
 ): string | null {
-  if (start !== LOG_START) {
+  if (start !== BigInt(LOG_START)) {
     return `the log descriptor is corrupt: start offset ${start}, expected ${LOG_START}`;
   }
-  if (end !== mapped) {
+  if (end !== BigInt(mapped)) {
     return `the log descriptor is corrupt: end offset ${end}, the pool has ${mapped} bytes`;
   }
   if (write < start || write > end) {

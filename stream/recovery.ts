@@ -7,7 +7,11 @@
  * 1. Each allocated region is scanned from its head: an entry counts
  *    while its CRC holds, its timestamp rises and is at most the bound R,
  *    and it lies inside the region's live window. A zero header (or the
- *    first entry that fails) ends the region.
+ *    first entry that fails) ends the region. An entry that fails though
+ *    its timestamp rises and is at most the settled timestamp W is not a
+ *    torn write (see step 2) but damage: the stream is refused, with the
+ *    region, the entry's file offset and timestamp named, and nothing
+ *    is written.
  * 2. Entries up to the settled timestamp W are kept as they are: W only
  *    ever passes timestamps whose entries were durable. Beyond W, entries
  *    of all regions are kept while their timestamps run on from W + 1
@@ -48,6 +52,16 @@ interface Found {
   pos: number;
   /** Logical end (normalised). */
   end: number;
+}
+
+/** A header that ended a scan though its timestamp rose and was in bounds. */
+interface Stop {
+  /** File offset of the header. */
+  at: number;
+  /** The timestamp it holds. */
+  ts: number;
+  /** What is wrong with it. */
+  why: string;
 }
 
 /** A region after recovery. */
@@ -107,7 +121,7 @@ export function scanRegion(
   head: number,
   bound: number,
   seed: number,
-): { found: Found[]; clean: boolean } {
+): { found: Found[]; clean: boolean; stop?: Stop } {
   const found: Found[] = [];
   let pos = normalize(head, size);
   let prev = 0;
@@ -122,15 +136,17 @@ export function scanRegion(
     const length = (word & ~PAD_BIT) >>> 0;
     const total = entryTotal(length);
     const end = normalize(pos + total, size);
-    if (
-      ts <= prev || ts > bound || ts > MAX_TIMESTAMP ||
-      phys + total > size || end + ENTRY_HEADER > head + size
-    ) {
+    if (ts <= prev || ts > bound || ts > MAX_TIMESTAMP) {
       return { found, clean: false };
+    }
+    if (phys + total > size || end + ENTRY_HEADER > head + size) {
+      const why = `its length ${length} overruns the region`;
+      return { found, clean: false, stop: { at, ts, why } };
     }
     const covered = word & PAD_BIT ? 12 : 12 + length;
     if (media.crc(at + 4, covered, seed) !== media.read32(at)) {
-      return { found, clean: false };
+      const why = "its CRC does not match";
+      return { found, clean: false, stop: { at, ts, why } };
     }
     found.push({ ts, pos, end });
     prev = ts;
@@ -145,7 +161,8 @@ export function scanRegion(
  * @param media the stream
  * @param g its geometry
  * @param table the validated allocated slots
- * @returns what was found and done
+ * @returns what was found and done, or a sentence naming the damaged
+ *   structure (nothing was written then)
  */
 export function recover(
   media: StreamMedia,
@@ -158,11 +175,27 @@ export function recover(
     !Number.isSafeInteger(settled) || !Number.isSafeInteger(bound) ||
     settled > bound
   ) {
-    return `the stream header is corrupt: settled timestamp ${settled} above the bound ${bound}`;
+    return `the stream header is corrupt: settled timestamp ${
+      media.readU64(SETTLED_AT)
+    } above the bound ${media.readU64(BOUND_AT)}`;
   }
   const scans = table.map(({ slot }) =>
     scanRegion(media, slot.offset, slot.size, slot.head, bound, g.seed)
   );
+  // A crash tears only entries above W (W passes none that was not
+  // durable, header and terminator included), and a torn header's
+  // timestamp word (8-byte aligned, stored whole) holds 0 or its new
+  // timestamp, above W. So a scan that ends at a header claiming a
+  // timestamp at or below W met damage, not a crash: cutting there would
+  // drop durable entries (and write over them). Refuse, before writing.
+  for (let i = 0; i < scans.length; i++) {
+    const stop = scans[i].stop;
+    if (stop !== undefined && stop.ts <= settled) {
+      return `region ${
+        table[i].k
+      } is corrupt: the entry at file offset ${stop.at} (timestamp ${stop.ts}, at or below the settled timestamp ${settled}, so durable) is damaged: ${stop.why}`;
+    }
+  }
   // the gap-free run beyond W
   const beyond: number[] = [];
   for (const s of scans) {

@@ -35,6 +35,7 @@ import {
   checkInt,
   checkOpenOptions,
   checkPath,
+  checkSize,
   type LogStreamCreateOptions,
   type LogStreamOpenOptions,
 } from "./options.ts";
@@ -177,12 +178,21 @@ export class LogStream implements Disposable {
    * Open a stream file, recovering it if it was not closed cleanly (the
    * first open in the process does; later ones, Workers included, join).
    *
+   * Recovery drops what a crash can leave: entries above the settled
+   * timestamp (every entry up to it was durable) that are torn, or that
+   * follow a missing timestamp; {@linkcode LogStream.recovery} says what
+   * it cut. An entry at or below the settled timestamp that fails its
+   * checks is damage a crash cannot cause, so the file is refused, not
+   * cut: the error names the region, the entry's file offset and its
+   * timestamp, and the file is left as it was.
+   *
    * @param path the file
    * @param options the geometry expected, the mover
    * @throws {PmemError} code -22 (EINVAL) when the geometry differs from
    *   what was asked or the file is not an intact stream (the message
-   *   names the damaged structure); -11 (EAGAIN) when another process has
-   *   it open
+   *   names the damaged structure: header, region table slot, or a
+   *   region's durable entry); -11 (EAGAIN) when another process has it
+   *   open
    */
   static open(path: string, options: LogStreamOpenOptions = {}): LogStream {
     return LogStream.#open(path, options, {});
@@ -355,10 +365,7 @@ export class LogStream implements Disposable {
   allocateRegion(bytes: number): Region {
     const op = "allocateRegion";
     const core = this.#live(op);
-    const n = checkInt(bytes, "bytes", op);
-    if (n < 1) {
-      throw new RangeError(`Cannot ${op}: bytes must be positive, got ${n}`);
-    }
+    const n = checkSize(bytes, "bytes", op);
     const g = core.geometry;
     const size = alignUp(Math.max(n, 2 * ENTRY_HEADER), g.blockSize);
     const s = core.shared;
@@ -596,6 +603,11 @@ export class LogStream implements Disposable {
   /**
    * A future that resolves once `timestamp` is committed (visible),
    * committing what it can on the way.
+   *
+   * @param timestamp one already reserved in the stream (by an append or
+   *   a reservation of any Worker of the process), or below
+   * @throws {RangeError} at once when `timestamp` is above every
+   *   timestamp reserved so far: nothing could make the wait end
    */
   waitCommitted(timestamp: number, options?: FutureOptions): Future<void> {
     return this.#wait(timestamp, "committed", options);
@@ -604,6 +616,11 @@ export class LogStream implements Disposable {
   /**
    * A future that resolves once `timestamp` is persisted (durable):
    * every committed entry is persisted with one fence on the way.
+   *
+   * @param timestamp one already reserved in the stream (by an append or
+   *   a reservation of any Worker of the process), or below
+   * @throws {RangeError} at once when `timestamp` is above every
+   *   timestamp reserved so far: nothing could make the wait end
    *
    * @example Usage
    * ```ts
@@ -628,6 +645,14 @@ export class LogStream implements Disposable {
     const op = level === "committed" ? "waitCommitted" : "waitPersisted";
     const core = this.#live(op);
     checkInt(ts, "timestamp", op);
+    const last = core.lastReserved(ts);
+    if (ts > last) {
+      // nothing may ever reserve it: a blocking wait for it (or one whose
+      // signal needs the event loop) would never return
+      throw new RangeError(
+        `Cannot ${op}: timestamp ${ts} was never reserved (the last reserved is ${last})`,
+      );
+    }
     return new WaitFuture(core, ts, level, (o) => this.#live(o), options);
   }
 

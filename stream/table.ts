@@ -69,12 +69,13 @@ export function readTable(
       slot.size < g.blockSize || slot.size % g.blockSize !== 0 ||
       slot.offset + slot.size > g.size
     ) {
-      return `${where} is corrupt: region [${slot.offset}, ${
-        slot.offset + slot.size
-      }) does not fit the data area [${g.dataOffset}, ${g.size}) in blocks of ${g.blockSize}`;
+      // the u64s as stored: a double would print a damaged one inexactly
+      const offset = media.readU64(slotOffset(k) + 8);
+      const end = offset + media.readU64(slotOffset(k) + 16);
+      return `${where} is corrupt: region [${offset}, ${end}) does not fit the data area [${g.dataOffset}, ${g.size}) in blocks of ${g.blockSize}`;
     }
     if (!Number.isSafeInteger(slot.head) || slot.head % 8 !== 0) {
-      return `${where} is corrupt: head ${slot.head}`;
+      return `${where} is corrupt: head ${media.readU64(slotOffset(k) + 32)}`;
     }
     out.push({ k, slot });
   }

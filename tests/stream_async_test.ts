@@ -151,13 +151,16 @@ moverTest(
 );
 
 moverTest(
-  "waits resolve for timestamps appended later, and followers wake on appends",
+  "waits resolve for timestamps committed later, and followers wake on appends",
   async (mover) => {
     using s = LogStream.create(tempPath(), { size: 4 * MiB, mover });
     const r = s.allocateRegion(MiB);
     const other = s.allocateRegion(MiB);
     const first = s.append(r, payload(0, 10));
-    const later = s.waitPersisted(first + 3);
+    // a wait names a reserved timestamp (one beyond is refused at once)
+    assert.throws(() => s.waitPersisted(first + 3), RangeError);
+    const pending = s.appendAsync(r, payload(1, 10)); // not copied yet
+    const later = s.waitPersisted(pending.timestamp);
     const seen: number[] = [];
     const controller = new AbortController();
     const following = (async () => {
@@ -170,7 +173,8 @@ moverTest(
     })();
     await new Promise((resolve) => setTimeout(resolve, 5));
     assert.deepEqual(seen, [], "the follower waits");
-    const a = await s.appendAsync(r, payload(1, 10));
+    assert.equal(later.done, false);
+    const a = await pending;
     s.append(other, payload(2, 10));
     const b = s.append(r, payload(3, 10));
     await later;
@@ -297,4 +301,49 @@ test("an append left unpolled after it persisted does not hide the owner of a la
   for (let i = 0; i < 8 && !w.done; i++) w.poll();
   assert.equal(w.state, "complete");
   assert.equal(c.state, "complete");
+});
+
+test("`waitCommitted()`/`waitPersisted()` refuse at once a timestamp never reserved, and wait for every reserved one", async () => {
+  const path = tempPath();
+  {
+    using s = LogStream.create(path, { size: MiB });
+    const never =
+      /timestamp 1000 was never reserved \(the last reserved is 0\)/;
+    // a synchronous wait for these would block the event loop for ever
+    assert.throws(() => s.waitCommitted(1000), RangeError);
+    assert.throws(() => s.waitCommitted(1000), never);
+    assert.throws(() => s.waitPersisted(1000), never);
+    assert.throws(
+      () => s.waitCommitted(1000, { signal: AbortSignal.timeout(200) }),
+      never,
+    );
+    assert.throws(() => s.waitPersisted(1), /last reserved is 0/);
+    wait(s.waitCommitted(0));
+    const r = s.allocateRegion(64 << 10);
+    assert.equal(s.append(r, new Uint8Array(8)), 1);
+    wait(s.waitPersisted(1));
+    // a reservation not yet published counts: its timestamp is taken
+    const res = s.reserve(r, 8);
+    assert.equal(res.timestamp, 2);
+    const committed = s.waitCommitted(2);
+    assert.throws(
+      () => s.waitCommitted(3),
+      /never reserved.*last reserved is 2/,
+    );
+    s.publish(res);
+    await committed;
+    const f = s.appendAsync(r, new Uint8Array(8));
+    const persisted = s.waitPersisted(f.timestamp);
+    await Promise.all([f, persisted]);
+    assert.equal(s.persistedTimestamp, 3);
+  }
+  // a reopened stream's timestamps start above the bound R: the ones up
+  // to it count as reserved (and committed)
+  using s = LogStream.open(path);
+  wait(s.waitPersisted(3));
+  assert.throws(() => s.waitCommitted(4), /last reserved is 3/);
+  const [r] = s.regions();
+  const ts = s.append(r, new Uint8Array(1));
+  wait(s.waitCommitted(ts));
+  assert.throws(() => s.waitCommitted(ts + 1), RangeError);
 });

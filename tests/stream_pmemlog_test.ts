@@ -4,7 +4,7 @@
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { all, type Future } from "../mod.ts";
 import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
-import { PmemLog } from "../stream/mod.ts";
+import { LogStream, PmemLog } from "../stream/mod.ts";
 import { assert, moverTest, patch, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
@@ -61,10 +61,16 @@ test("a full log refuses an append, even an empty one, and writes nothing", () =
   using log = PmemLog.create(tempPath(), { poolSize: 2 * MiB });
   const room = log.nbyte();
   log.append(new Uint8Array(room - 10));
-  assert.throws(() => log.append(new Uint8Array(11)), OutOfSpaceError);
+  // each error names the method called
+  assert.throws(
+    () => log.append(new Uint8Array(11)),
+    (e) =>
+      e instanceof OutOfSpaceError && e.op === "append" &&
+      /^append: the log is full: 11 bytes asked, 10 free/.test(e.message),
+  );
   assert.throws(
     () => log.appendv([new Uint8Array(5), new Uint8Array(6)]),
-    OutOfSpaceError,
+    (e) => e instanceof OutOfSpaceError && e.op === "appendv",
   );
   assert.equal(log.tell(), room - 10);
   log.append(new Uint8Array(10));
@@ -75,7 +81,10 @@ test("a full log refuses an append, even an empty one, and writes nothing", () =
 test("`PmemLog` refuses bad input, a taken file, a corrupt pool, and a closed log", () => {
   const path = tempPath();
   assert.throws(() => PmemLog.create(path, { poolSize: MiB }), RangeError);
-  assert.throws(() => PmemLog.create(path, { poolSize: -1 }), RangeError);
+  assert.throws(
+    () => PmemLog.create(path, { poolSize: -1 }),
+    /^RangeError: Cannot create log: poolSize must be a non-negative integer, got -1$/,
+  );
   assert.throws(() => PmemLog.create("", { poolSize: 2 * MiB }), TypeError);
   assert.throws(() => statSync(path));
   const log = PmemLog.create(path, { poolSize: 2 * MiB });
@@ -87,18 +96,43 @@ test("`PmemLog` refuses bad input, a taken file, a corrupt pool, and a closed lo
     () => PmemLog.open(path),
     (e) => e instanceof PmemError && e.code === -11,
   );
-  assert.throws(() => log.append("x" as unknown as Uint8Array), TypeError);
+  assert.throws(
+    () => log.append("x" as unknown as Uint8Array),
+    /^TypeError: Cannot append: data must be a Uint8Array$/,
+  );
   assert.throws(() => log.walk(-1, () => true), RangeError);
   assert.throws(() => log.walk(0, 5 as unknown as () => boolean), TypeError);
   log.close();
   log.close();
-  assert.throws(() => log.append(enc("x")), ClosedError);
+  assert.throws(
+    () => log.append(enc("x")),
+    (e) => e instanceof ClosedError && e.op === "append",
+  );
+  assert.throws(
+    () => log.appendv([enc("x")]),
+    (e) => e instanceof ClosedError && e.op === "appendv",
+  );
+  assert.throws(
+    () => log.appendAsync(enc("x")),
+    (e) => e instanceof ClosedError && e.op === "appendAsync",
+  );
   assert.throws(() => log.tell(), ClosedError);
   const cases: [number, Uint8Array, RegExp][] = [
     [0, enc("PMEMBLK\0"), /signature/],
     [100, new Uint8Array([1]), /checksum/],
     [4096, new Uint8Array([0, 0x30]), /start offset/],
     [4112, new Uint8Array([0, 0, 0, 1]), /wrong write offset/],
+    // u64s are printed exactly, not through a double (18446744073709543000)
+    [
+      4096,
+      new Uint8Array([0, 0xe0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+      /start offset 18446744073709543424, expected 8192/,
+    ],
+    [
+      4104,
+      new Uint8Array([1, 0, 0, 0, 0, 0, 0x20, 0]),
+      /end offset 9007199254740993, the pool/,
+    ],
   ];
   const bytes = readFileSync(path);
   for (const [at, b, want] of cases) {
@@ -110,6 +144,14 @@ test("`PmemLog` refuses bad input, a taken file, a corrupt pool, and a closed lo
       `patch at ${at}`,
     );
   }
+  // a log is not a stream: its signature is shown without its NULs
+  writeFileSync(path, bytes);
+  assert.throws(
+    () => LogStream.open(path),
+    (e) =>
+      e instanceof PmemError && e.code === -22 &&
+      /: not a log stream: the signature is "PMEMLOG"$/.test(e.message),
+  );
   // poolSize 0: an existing zeroed file becomes a log at its size
   const zeroed = tempPath("zeroed");
   writeFileSync(zeroed, new Uint8Array(3 * MiB + 100));

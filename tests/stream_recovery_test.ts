@@ -2,7 +2,8 @@
 // Recovery in the corners the crash sweep rarely reaches: stale entries
 // behind a cut, a reused region's old space, and frees and truncations
 // that remove timestamps the settled watermark had not passed yet.
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { PmemError } from "../errors/mod.ts";
 import { LogStream, type Region } from "../stream/mod.ts";
 import { assert, patch, runScript, tempPath, test } from "./_harness.ts";
 
@@ -126,4 +127,57 @@ test("a wrapped region truncated to empty shows no stale entry of its last pass"
   }
   using s = LogStream.open(path);
   assert.deepEqual([...s.entries(s.regions()[0])], []);
+});
+
+test("a damaged durable entry is refused at open, naming it, and the file is left alone", () => {
+  const path = tempPath();
+  let at: number[];
+  {
+    using s = LogStream.create(path, { size: 2 * MiB });
+    const r = s.allocateRegion(8192);
+    for (let i = 0; i < 5; i++) s.append(r, enc(`entry ${i}`));
+    at = [...s.entries(r)].map((e) => headerAt(e.data));
+  }
+  // closed cleanly: W = 5, so every entry is durable
+  const good = readFileSync(path);
+  const cases: [number, Uint8Array, RegExp][] = [
+    // the first entry's CRC
+    [
+      at[0],
+      new Uint8Array([0xff, 0xff, 0xff, 0xff]),
+      new RegExp(
+        `region 0 is corrupt: the entry at file offset ${
+          at[0]
+        } \\(timestamp 1, at or below the settled timestamp 5, so durable\\) is damaged: its CRC does not match`,
+      ),
+    ],
+    // a middle entry's data
+    [
+      at[2] + 16,
+      enc("X"),
+      /file offset \d+ \(timestamp 3,.*CRC does not match/,
+    ],
+    // a middle entry's length
+    [at[3] + 6, new Uint8Array([0x7f]), /timestamp 4,.*length \d+ overruns/],
+  ];
+  for (const [offset, bytes, want] of cases) {
+    writeFileSync(path, good);
+    patch(path, offset, bytes);
+    const damaged = readFileSync(path);
+    assert.throws(
+      () => LogStream.open(path),
+      (e) => e instanceof PmemError && e.code === -22 && want.test(e.message),
+      `patch at ${offset}`,
+    );
+    assert.throws(() => LogStream.inspect(path), want);
+    assert.deepEqual(readFileSync(path), damaged, "nothing was written");
+  }
+  // the same damage above W (as a crash leaves it: W not yet moved) is a
+  // torn entry: cut there, the entries before it kept
+  writeFileSync(path, good);
+  patch(path, at[2] + 16, enc("X"));
+  patch(path, 64, new Uint8Array(8));
+  using s = LogStream.open(path);
+  assert.equal(s.recovery.cut, 1);
+  assert.deepEqual(texts(s, s.regions()[0]), ["entry 0", "entry 1"]);
 });

@@ -151,8 +151,15 @@ test("`allocateRegion()` rounds to the block size and refuses what does not fit"
   assert.equal(r.size, 65536);
   assert.equal(r.used, 0);
   assert.throws(() => s.allocateRegion(2 * MiB), OutOfSpaceError);
-  assert.throws(() => s.allocateRegion(0), RangeError);
-  assert.throws(() => s.allocateRegion(-1), RangeError);
+  // zero and negative sizes are refused in the same words
+  for (const bytes of [0, -1, 1.5, NaN]) {
+    assert.throws(
+      () => s.allocateRegion(bytes),
+      new RangeError(
+        `Cannot allocateRegion: bytes must be a positive integer, got ${bytes}`,
+      ),
+    );
+  }
   assert.throws(() => s.allocateRegion("1" as unknown as number), TypeError);
   const big = s.allocateRegion(MiB - 2 * 65536);
   assert.equal(big.size, MiB - 2 * 65536);
@@ -260,6 +267,36 @@ test("a full region throws `OutOfSpaceError` and nothing is written", () => {
 test("bad arguments throw `TypeError`/`RangeError` and a closed stream `ClosedError`", () => {
   const path = tempPath();
   assert.throws(() => LogStream.create(path, { size: 1000 }), RangeError);
+  // one prefix for every create error, one wording for sizes
+  for (const size of [0, -1, NaN, 1.5]) {
+    assert.throws(
+      () => LogStream.create(path, { size }),
+      new RangeError(
+        `Cannot create stream: size must be a positive integer, got ${size}`,
+      ),
+    );
+  }
+  // printed rounded, a size past 2^53 - 1 would look like a valid one
+  assert.throws(
+    () => LogStream.create(path, { size: 2 ** 60 }),
+    /size must be at most 2\^53 - 1 \(Number.MAX_SAFE_INTEGER\), got/,
+  );
+  assert.throws(
+    () => LogStream.create(path, { size: MiB, blockSize: -1 }),
+    /^RangeError: Cannot create stream: blockSize must be a positive integer, got -1$/,
+  );
+  assert.throws(
+    () => LogStream.create(path, { size: MiB, regionSlots: -1 }),
+    /^RangeError: Cannot create stream: regionSlots must be a non-negative integer/,
+  );
+  assert.throws(
+    () => LogStream.create(path, { size: "1" as unknown as number }),
+    /^TypeError: Cannot create stream: size must be a number, got string$/,
+  );
+  assert.throws(
+    () => LogStream.open(path, { size: -1 }),
+    /^RangeError: Cannot open stream: size must be a positive integer, got -1$/,
+  );
   // a size no mapping can cover whole: refused before a file exists
   assert.throws(
     () => LogStream.create(path, { size: MiB + 100 }),
@@ -338,7 +375,10 @@ test("a corrupt header or region table is refused with an error naming it", () =
   }
   const good = readFileSync(path);
   const cases: [number, Uint8Array, RegExp][] = [
-    [0, enc("NOT-A-STREAM"), /signature/],
+    [0, enc("NOT-A-STREAM"), /signature is "NOT-A-STREAMREAM"$/],
+    // up to the first NUL, and stray bytes in hex, alike on both runtimes
+    [0, enc("PMEMLOG\0\x01\x02"), /the signature is "PMEMLOG"$/],
+    [0, new Uint8Array([0xc3, 0x28, 0x80, 0]), /the signature is 0xc32880$/],
     [33, new Uint8Array([0x77]), /stream header is corrupt/],
     [
       64,
@@ -347,6 +387,12 @@ test("a corrupt header or region table is refused with an error naming it", () =
     ],
     [4096, new Uint8Array([7]), /region table slot 0 is corrupt: state 7/],
     [4096 + 9, new Uint8Array([0x55]), /region table slot 0 is corrupt/],
+    // u64s are printed exactly, not through a double
+    [
+      64,
+      new Uint8Array([1, 0xe0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+      /settled timestamp 18446744073709543425 above the bound 1$/,
+    ],
   ];
   for (const [at, bytes, want] of cases) {
     writeFileSync(path, good);
@@ -357,6 +403,31 @@ test("a corrupt header or region table is refused with an error naming it", () =
       `patch at ${at}`,
     );
   }
+  // a stream size of 2^53 + 1 under a matching CRC: printed exactly
+  writeFileSync(path, good);
+  patch(path, 24, new Uint8Array([1, 0, 0, 0, 0, 0, 0x20, 0]));
+  const header = peek(path, 0, 60);
+  const crc = new Uint8Array(4);
+  new DataView(crc.buffer).setUint32(0, crc32c(header, 0, 60), true);
+  patch(path, 60, crc);
+  assert.throws(
+    () => LogStream.open(path),
+    /stream size 9007199254740993 \(the file has/,
+  );
+  // and a region's offset of 2^64 - 8192 under a matching slot CRC
+  writeFileSync(path, good);
+  patch(
+    path,
+    4096 + 8,
+    new Uint8Array([0, 0xe0, 255, 255, 255, 255, 255, 255]),
+  );
+  const slot = peek(path, 4096 + 4, 20);
+  new DataView(crc.buffer).setUint32(0, crc32c(slot, 0, 20), true);
+  patch(path, 4096 + 24, crc);
+  assert.throws(
+    () => LogStream.open(path),
+    /slot 0 is corrupt: region \[18446744073709543424, 18446744073709551616\)/,
+  );
   writeFileSync(path, new Uint8Array(4096));
   assert.throws(() => LogStream.open(path), /all zeros/);
   writeFileSync(path, new Uint8Array(100));

@@ -40,6 +40,10 @@ test("two Workers appending to one region get one gap-free timestamp order", asy
     }
     assert.equal(s.committedTimestamp, stamps[stamps.length - 1]);
     assert.equal(s.persistedTimestamp, s.committedTimestamp);
+    // the Workers' timestamps count as reserved here: waits take them
+    const last = stamps[stamps.length - 1];
+    await s.waitPersisted(last);
+    assert.throws(() => s.waitCommitted(last + 1), /never reserved/);
     // every Worker's entries in its own issue order, in every region
     let total = 0;
     for (const r of s.regions()) {
