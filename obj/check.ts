@@ -15,6 +15,7 @@ import {
   OBJECT_MAGIC,
   TYPE_INTERNAL,
 } from "./layout.ts";
+import { u64Text } from "./object_bytes.ts";
 import { TYPE_ROOT } from "./open.ts";
 import { type ObjectPool, poolEngine } from "./pool.ts";
 
@@ -112,9 +113,18 @@ export function checkObjectPool(
     allocated.set(offset, type);
   }
   const reached = new Set<number>();
-  const reach = (offset: number, type: number, what: string): boolean => {
+  // `at`: where the offset was read, to show it exactly if it is bad
+  const reach = (
+    offset: number,
+    type: number,
+    what: string,
+    at?: number,
+  ): boolean => {
     if (allocated.get(offset) !== type) {
-      problems.push(`${what} points at ${offset}, which is no such object`);
+      const shown = at === undefined
+        ? String(offset)
+        : u64Text(e.media.u32, at);
+      problems.push(`${what} points at ${shown}, which is no such object`);
       return false;
     }
     if (reached.has(offset)) {
@@ -133,21 +143,30 @@ export function checkObjectPool(
     const what = `the map ${JSON.stringify(c.name)}`;
     if (!reach(c.offset, 0x80000010, what)) continue;
     for (let m = 0; m < 256; m++) {
-      const dir = e.media.read64(c.offset + 16 + 8 * m);
-      if (dir === 0 || !reach(dir, 0x80000011, `${what}, directory ${m}`)) {
+      const dirAt = c.offset + 16 + 8 * m;
+      const dir = e.media.read64(dirAt);
+      if (
+        dir === 0 || !reach(dir, 0x80000011, `${what}, directory ${m}`, dirAt)
+      ) {
         continue;
       }
       for (let l = 0; l < FAN; l++) {
         const leaf = e.media.read64(dir + 8 * l);
         if (
-          leaf === 0 || !reach(leaf, 0x80000012, `${what}, leaf ${m * FAN + l}`)
+          leaf === 0 ||
+          !reach(leaf, 0x80000012, `${what}, leaf ${m * FAN + l}`, dir + 8 * l)
         ) {
           continue;
         }
         for (let s = 0; s < FAN; s++) {
           const node = e.media.read64(leaf + 8 * s);
           if (node !== 0) {
-            reach(node, 0x80000013, `${what}, slot ${(m * FAN + l) * FAN + s}`);
+            reach(
+              node,
+              0x80000013,
+              `${what}, slot ${(m * FAN + l) * FAN + s}`,
+              leaf + 8 * s,
+            );
           }
         }
       }

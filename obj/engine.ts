@@ -50,6 +50,7 @@ import {
   STAGING,
 } from "./log.ts";
 import type { ObjMedia } from "./media.ts";
+import { checkNumber, numberText } from "./object_bytes.ts";
 import { Locals, Pending, type PendingObject } from "./pending.ts";
 import type { Transaction, TxEffects } from "./tx.ts";
 
@@ -188,8 +189,11 @@ export class Engine {
    */
   objectAt(offset: number, op: string): ObjectHandle {
     if (!Number.isSafeInteger(offset) || offset < 0) {
+      checkNumber(offset, "get an object: offset");
       throw new RangeError(
-        `Cannot get an object: offset must be a non-negative integer, got ${offset}`,
+        `Cannot get an object: offset must be a non-negative integer, got ${
+          numberText(offset)
+        }`,
       );
     }
     const gen = this.genAt(offset, false);

@@ -311,10 +311,9 @@ export function decodeHeader(
   if (b.subarray(0, 16).every((x) => x === 0)) {
     return "not an object pool: the pool header is all zeros";
   }
-  const sig = new TextDecoder("latin1").decode(b.subarray(0, 16));
-  if (sig !== SIGNATURE) {
-    const shown = sig.replace(/\0+$/, "").replace(/[^ -~]/g, "?");
-    return `not an object pool: the signature is ${JSON.stringify(shown)}`;
+  const sig = b.subarray(0, 16);
+  if (!sig.every((x, i) => x === SIGNATURE.charCodeAt(i))) {
+    return `not an object pool: ${describeSignature(sig)}`;
   }
   const stored = dv.getUint32(HEADER_CRC_AT, true);
   const computed = crc32c(b, 0, HEADER_CRC_AT);
@@ -327,17 +326,19 @@ export function decodeHeader(
   if (major !== MAJOR) {
     return `unsupported object pool format: major version ${major}, expected ${MAJOR}`;
   }
+  // the words as stored, for the message: past 2^53 a double is another number
+  const words = [24, 32, 40, 48, 56].map((at) => dv.getBigUint64(at, true));
+  const [size, logAt, logSize, chunkTable, heap] = words.map(Number);
   const g: Geometry = {
-    size: Number(dv.getBigUint64(24, true)),
-    logSize: Number(dv.getBigUint64(40, true)),
-    chunkTable: Number(dv.getBigUint64(48, true)),
-    heap: Number(dv.getBigUint64(56, true)),
+    size,
+    logSize,
+    chunkTable,
+    heap,
     chunks: dv.getUint32(64, true),
     seed: dv.getUint32(72, true),
     uuid: b.slice(80, 96),
     layout: decodeName(b.subarray(96, 96 + MAX_LAYOUT + 1)),
   };
-  const logAt = Number(dv.getBigUint64(32, true));
   const chunkSize = dv.getUint32(68, true);
   if (
     logAt !== LOG_OFFSET || chunkSize !== CHUNK_SIZE ||
@@ -347,9 +348,30 @@ export function decodeHeader(
     g.heap !== alignUp(g.chunkTable + 8 * g.chunks, 4096) ||
     g.heap + g.chunks * CHUNK_SIZE > g.size
   ) {
-    return `the pool header is corrupt: its geometry (size ${g.size}, log ${logAt}+${g.logSize}, chunk table ${g.chunkTable}, heap ${g.heap}, ${g.chunks} chunks of ${chunkSize}) does not fit a file of ${fileSize} bytes`;
+    const [s, l, n, t, h] = words;
+    return `the pool header is corrupt: its geometry (size ${s}, log ${l}+${n}, chunk table ${t}, heap ${h}, ${g.chunks} chunks of ${chunkSize}) does not fit a file of ${fileSize} bytes`;
   }
   return g;
+}
+
+/**
+ * What the 16 signature bytes of a file that is no object pool say: the
+ * printable ASCII before the first NUL (`"PMEMBLK"`, `"ASYNCPMEM-STREAM"`:
+ * another kind of pool), or else the bytes in hex, trailing NULs left out
+ * (garbage: hex shows the same bytes the same way on every runtime, where
+ * decoded text depends on the decoder and hides bytes behind `?`).
+ */
+export function describeSignature(sig: Uint8Array): string {
+  const nul = sig.indexOf(0);
+  const text = sig.subarray(0, nul < 0 ? sig.length : nul);
+  if (text.length > 0 && text.every((x) => x >= 0x20 && x <= 0x7e)) {
+    return `the signature is ${JSON.stringify(String.fromCharCode(...text))}`;
+  }
+  let end = sig.length;
+  while (end > 1 && sig[end - 1] === 0) end--;
+  let hex = "";
+  for (let i = 0; i < end; i++) hex += sig[i].toString(16).padStart(2, "0");
+  return `the signature bytes are 0x${hex}`;
 }
 
 /** A NUL-padded UTF-8 name. */

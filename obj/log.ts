@@ -38,6 +38,7 @@ import {
   WRAP,
 } from "./layout.ts";
 import type { ObjMedia } from "./media.ts";
+import { u64Big, u64Text } from "./object_bytes.ts";
 
 /**
  * One entry as it lies in a record: `at` is the file offset of its
@@ -464,7 +465,9 @@ export class RedoLog {
       const target = u32[w + 2] + u32[w + 3] * 2 ** 32;
       if (op < OP_COPY || op > OP_AND) throw bad(`entry ${i} has op ${op}`);
       if ((op === OP_OR || op === OP_AND) && (length !== 8 || target % 8)) {
-        throw bad(`entry ${i} is a mask of ${length} bytes at ${target}`);
+        throw bad(
+          `entry ${i} is a mask of ${length} bytes at ${u64Text(u32, q + 8)}`,
+        );
       }
       const payload = payloadOf(op, length);
       if (q + ENTRY_HEADER + payload > end) {
@@ -474,9 +477,11 @@ export class RedoLog {
         target + length <= STATE_OFFSET + 4096;
       const inHeap = target >= g.chunkTable && target + length <= g.size;
       if (length === 0 || !(inState || inHeap)) {
+        // the target as stored: past 2^53 its double is another number
+        const t = u64Big(u32[w + 2], u32[w + 3]);
         throw bad(
-          `entry ${i} changes [${target}, ${
-            target + length
+          `entry ${i} changes [${t}, ${
+            t + BigInt(length)
           }), outside the state page and the heap`,
         );
       }

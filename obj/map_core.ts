@@ -147,8 +147,9 @@ export class MapCore implements TxEffects<Pending> {
         `the map ${JSON.stringify(this.name)}: ${what}`,
         detail,
       );
-    const handle = (offset: number, type: number, what: string) => {
-      const why = objectProblem(media, e.g, e.heap, offset, type);
+    // `at`: where the offset was read, to show it exactly if it is bad
+    const handle = (offset: number, at: number, type: number, what: string) => {
+      const why = objectProblem(media, e.g, e.heap, offset, type, at);
       if (why !== null) throw bad(what, why);
       const h = (offset - OBJECT_HEADER) >>> 2;
       return newHandle(
@@ -171,7 +172,7 @@ export class MapCore implements TxEffects<Pending> {
         continue;
       }
       if (sawEnd) throw bad(`directory ${m}`, "it follows an empty one");
-      const dir = handle(off, TYPE_DIR, `directory ${m}`);
+      const dir = handle(off, d + 16 + 8 * m, TYPE_DIR, `directory ${m}`);
       this.#dirs.push(dir);
       for (let l = 0; l < FAN; l++) {
         const loff = media.read64(dir.offset + 8 * l);
@@ -180,7 +181,9 @@ export class MapCore implements TxEffects<Pending> {
           continue;
         }
         if (sawEnd) throw bad(`leaf ${m * FAN + l}`, "it follows an empty one");
-        this.#leaves.push(handle(loff, TYPE_LEAF, `leaf ${m * FAN + l}`));
+        this.#leaves.push(
+          handle(loff, dir.offset + 8 * l, TYPE_LEAF, `leaf ${m * FAN + l}`),
+        );
       }
     }
     for (let li = 0; li < this.#leaves.length; li++) {
@@ -189,7 +192,12 @@ export class MapCore implements TxEffects<Pending> {
         const slot = li * FAN + i;
         const off = media.read64(leaf.offset + 8 * i);
         if (off === 0) continue;
-        const node = handle(off, TYPE_NODE, `the node of slot ${slot}`);
+        const node = handle(
+          off,
+          leaf.offset + 8 * i,
+          TYPE_NODE,
+          `the node of slot ${slot}`,
+        );
         const w = off >>> 2;
         const flags = media.u32[w];
         const klen = media.u32[w + 1];

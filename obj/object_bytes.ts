@@ -2,7 +2,8 @@
 /**
  * Bytes of objects as a transaction builds them: an object's header, and
  * little-endian words at any byte offset (an object's data need not be
- * 4-aligned), and the check of a u64 argument. Internal to `obj/`.
+ * 4-aligned), the checks of number and u64 arguments, and u64 words as
+ * exact numbers, bigints or text. Internal to `obj/`.
  *
  * @module
  */
@@ -37,7 +38,11 @@ export function load32(u8: Uint8Array, at: number): number {
     0;
 }
 
-/** `value` as a u64 bigint; a RangeError naming `op` when it is not one. */
+/**
+ * `value` as a u64 bigint: a TypeError naming `op` when it is neither a
+ * number nor a bigint, a RangeError when it is no u64 (or a number past
+ * the safe integers, which may already have lost digits).
+ */
 export function toU64(value: number | bigint, op: string): bigint {
   if (typeof value === "bigint") {
     if (value < 0n || value >= 1n << 64n) {
@@ -45,10 +50,69 @@ export function toU64(value: number | bigint, op: string): bigint {
     }
     return value;
   }
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Cannot ${op}: the value must be a number or a bigint, got ${typeof value}`,
+    );
+  }
   if (!Number.isSafeInteger(value) || value < 0) {
     throw new RangeError(
-      `Cannot ${op}: ${value} is not a non-negative safe integer (pass a bigint)`,
+      `Cannot ${op}: ${
+        numberText(value)
+      } is not a non-negative safe integer (pass a bigint)`,
     );
   }
   return BigInt(value);
+}
+
+/**
+ * A number as exact decimal text: `String` rounds integers past 2^53 to
+ * 17 significant digits (2^64 prints as 18446744073709552000).
+ */
+export function numberText(n: number): string {
+  return Number.isInteger(n) && !Number.isSafeInteger(n)
+    ? BigInt(n).toString()
+    : String(n);
+}
+
+/** The u64 of the words `lo` and `hi` as a bigint (exact for every u64). */
+export function u64Big(lo: number, hi: number): bigint {
+  return BigInt(hi) << 32n | BigInt(lo);
+}
+
+/**
+ * The u64 of the words `lo` and `hi` as a number: a RangeError naming
+ * `op` and `getBigU64` above `Number.MAX_SAFE_INTEGER`, where a number
+ * would silently be another value.
+ */
+export function u64Number(lo: number, hi: number, op: string): number {
+  // hi * 2^32 + lo <= 2^53 - 1 exactly when hi < 2^21
+  if (hi >= 0x200000) {
+    throw new RangeError(
+      `Cannot ${op}: the u64 is ${
+        u64Big(lo, hi)
+      }, above Number.MAX_SAFE_INTEGER (read it with getBigU64)`,
+    );
+  }
+  return hi * 2 ** 32 + lo;
+}
+
+/**
+ * The u64 at the 4-aligned `at` as exact decimal text, for messages about
+ * a damaged pool (a word read as a double loses digits past 2^53).
+ */
+export function u64Text(u32: Uint32Array, at: number): string {
+  const w = at >>> 2;
+  return u64Big(u32[w], u32[w + 1]).toString();
+}
+
+/**
+ * A TypeError `Cannot <what> must be a number` unless `v` is a number:
+ * the class for an argument of the wrong type; a number out of range is
+ * the caller's RangeError.
+ */
+export function checkNumber(v: unknown, what: string): void {
+  if (typeof v !== "number") {
+    throw new TypeError(`Cannot ${what} must be a number, got ${typeof v}`);
+  }
 }

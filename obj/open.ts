@@ -42,6 +42,7 @@ import {
 } from "./layout.ts";
 import { applyEntry, RedoLog } from "./log.ts";
 import { ObjMedia } from "./media.ts";
+import { checkNumber, numberText, u64Text } from "./object_bytes.ts";
 
 const EINVAL = 22;
 
@@ -130,13 +131,18 @@ function checkMover(mover: unknown, op: string): Vdm | undefined {
   return mover as Vdm;
 }
 
+/** A non-negative integer option: TypeError for a non-number, RangeError for a bad number (as blk/ and pmem2/ do). */
 function checkInteger(v: unknown, name: string, op: string): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
-    throw new TypeError(
-      `Cannot ${op} pool: ${name} must be a non-negative integer`,
+  checkNumber(v, `${op} pool: ${name}`);
+  const n = v as number;
+  if (!Number.isInteger(n) || n < 0) {
+    throw new RangeError(
+      `Cannot ${op} pool: ${name} must be a non-negative integer, got ${
+        numberText(n)
+      }`,
     );
   }
-  return v;
+  return n;
 }
 
 /** Create a pool file and open it. */
@@ -154,7 +160,9 @@ export function createPool(
     4096;
   if (size < MIN_POOL_SIZE || size > MAX_POOL_SIZE) {
     throw new RangeError(
-      `Cannot create pool: size must be in [${MIN_POOL_SIZE}, ${MAX_POOL_SIZE}] (8 MiB to 4 GiB), got ${options.size}`,
+      `Cannot create pool: size must be in [${MIN_POOL_SIZE}, ${MAX_POOL_SIZE}] (8 MiB to 4 GiB), got ${
+        numberText(options.size as number)
+      }`,
     );
   }
   const layout = checkLayout(options.layout, op);
@@ -163,7 +171,9 @@ export function createPool(
     : checkInteger(options.logSize, "logSize", op);
   if (logSize < MIN_LOG_SIZE || logSize % 4096 !== 0 || logSize > size / 4) {
     throw new RangeError(
-      `Cannot create pool: logSize must be a multiple of 4096 in [${MIN_LOG_SIZE}, size / 4], got ${logSize}`,
+      `Cannot create pool: logSize must be a multiple of 4096 in [${MIN_LOG_SIZE}, size / 4], got ${
+        numberText(logSize)
+      }`,
     );
   }
   const mode = checkInteger(options.mode ?? 0o644, "mode", op);
@@ -283,11 +293,15 @@ export function openPool(
       throw new LayoutMismatchError(op, layout, g.layout);
     }
     const checkpoint = media.read64(CHECKPOINT_AT);
-    if (checkpoint % 8 !== 0 || checkpoint < g.logSize) {
+    // past 2^53 the double is another position (and a multiple of 8)
+    if (
+      !Number.isSafeInteger(checkpoint) || checkpoint % 8 !== 0 ||
+      checkpoint < g.logSize
+    ) {
       throw new CorruptPoolError(
         op,
         "the checkpoint word",
-        `position ${checkpoint} is not a log position`,
+        `position ${u64Text(media.u32, CHECKPOINT_AT)} is not a log position`,
       );
     }
     const log = new RedoLog(media, g, checkpoint);
@@ -326,13 +340,22 @@ function readState(
   const rootOffset = media.read64(ROOT_OFFSET_AT);
   const rootSize = media.read64(ROOT_SIZE_AT);
   if (rootOffset !== 0 || rootSize !== 0) {
-    const why = objectProblem(media, g, heap, rootOffset, TYPE_ROOT);
+    const why = objectProblem(
+      media,
+      g,
+      heap,
+      rootOffset,
+      TYPE_ROOT,
+      ROOT_OFFSET_AT,
+    );
     if (why !== null) throw new CorruptPoolError(op, "the root pointer", why);
     if (media.u32[(rootOffset - 12) >>> 2] !== rootSize) {
       throw new CorruptPoolError(
         op,
         "the root pointer",
-        `the root size ${rootSize} differs from its object's`,
+        `the root size ${
+          u64Text(media.u32, ROOT_SIZE_AT)
+        } differs from its object's`,
       );
     }
   }
@@ -345,7 +368,7 @@ function readState(
     if (name !== "" || offset !== 0) {
       const why = name === ""
         ? "an object without a name"
-        : objectProblem(media, g, heap, offset, TYPE_MAP);
+        : objectProblem(media, g, heap, offset, TYPE_MAP, at + 112);
       if (why !== null) {
         throw new CorruptPoolError(op, `catalog slot ${i}`, why);
       }
@@ -357,7 +380,9 @@ function readState(
 
 /**
  * Why `offset` is not a live object of type `type` (a sentence), or null
- * when it is one.
+ * when it is one. `at`, where the offset was read from (a 4-aligned u64
+ * word), lets the sentence show the word exactly: past 2^53 the double
+ * `offset` is another number.
  */
 export function objectProblem(
   media: ObjMedia,
@@ -365,10 +390,14 @@ export function objectProblem(
   heap: Heap,
   offset: number,
   type: number,
+  at?: number,
 ): string | null {
   const h = offset - OBJECT_HEADER;
   if (offset % 8 !== 0 || h < g.heap || offset >= g.size) {
-    return `offset ${offset} is outside the heap`;
+    const shown = at === undefined
+      ? numberText(offset)
+      : u64Text(media.u32, at);
+    return `offset ${shown} is outside the heap`;
   }
   const u32 = media.u32;
   const cap = heap.capacity(h);

@@ -17,6 +17,13 @@ import type { HeapUsage } from "./heap.ts";
 import { ROOT_OFFSET_AT } from "./layout.ts";
 import { FAILED } from "./log.ts";
 import {
+  checkNumber,
+  load32,
+  numberText,
+  u64Big,
+  u64Number,
+} from "./object_bytes.ts";
+import {
   createPool,
   type ObjTestHooks,
   type Opened,
@@ -134,8 +141,10 @@ export class ObjectPool implements Disposable {
   /**
    * Create a pool file (it must not exist).
    *
-   * @throws {TypeError} for options of the wrong type
-   * @throws {RangeError} for a size, log size or layout out of range
+   * @throws {TypeError} for options of the wrong type (a size that is
+   *   not a number)
+   * @throws {RangeError} for a size, log size, mode or layout out of range
+   *   (NaN, negative or fractional numbers included)
    * @throws {PmemError} code -17 (EEXIST) when the file exists
    */
   static create(path: string, options: ObjectPoolCreateOptions): ObjectPool {
@@ -284,13 +293,18 @@ export class ObjectPool implements Disposable {
    * it (a new object with the old bytes; its offset changes).
    *
    * @param size bytes (at least 1)
+   * @throws {TypeError} for a size that is not a number
+   * @throws {RangeError} for a size that is not an integer in [1, 2^31)
    */
   root(size: number): ObjectHandle {
     const e = this.#engine;
     e.live("root");
     if (!Number.isInteger(size) || size < 1 || size >= 2 ** 31) {
+      checkNumber(size, "get the root: size");
       throw new RangeError(
-        `Cannot get the root: size must be an integer in [1, 2^31), got ${size}`,
+        `Cannot get the root: size must be an integer in [1, 2^31), got ${
+          numberText(size)
+        }`,
       );
     }
     const s = e.state;
@@ -337,6 +351,8 @@ export class ObjectPool implements Disposable {
    * pool).
    *
    * @throws {StaleObjectError} when no live object starts there
+   * @throws {TypeError} for an offset that is not a number
+   * @throws {RangeError} for one that is not a non-negative safe integer
    */
   object(offset: number): ObjectHandle {
     const e = this.#engine;
@@ -352,8 +368,13 @@ export class ObjectPool implements Disposable {
       !Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 ||
       length < 0 || offset + length > o.size
     ) {
+      checkNumber(offset, `${op}: offset`);
+      checkNumber(length, `${op}: length`);
+      const off = numberText(offset);
       throw new RangeError(
-        `Cannot ${op}: [${offset}, ${offset}+${length}) is outside the object's ${o.size} bytes`,
+        `Cannot ${op}: [${off}, ${off}+${
+          numberText(length)
+        }) is outside the object's ${o.size} bytes`,
       );
     }
   }
@@ -380,10 +401,52 @@ export class ObjectPool implements Disposable {
     return this.#engine.media.u8.subarray(o.offset, o.offset + o.size);
   }
 
-  /** The u64 at `offset` of an object (a number; exact below 2^53). */
+  /**
+   * The u64 at `offset` of an object, as a number. A u64 above
+   * `Number.MAX_SAFE_INTEGER` (2^53 - 1) has no exact number: read it
+   * with {@linkcode ObjectPool.getBigU64}.
+   *
+   * @throws {RangeError} when the range leaves the object, or the value
+   *   is above `Number.MAX_SAFE_INTEGER`
+   * @throws {StaleObjectError} for a freed object
+   */
   getU64(o: ObjectHandle, offset: number): number {
     this.#range(o, offset, 8, "getU64");
-    return this.#engine.media.read64(o.offset + offset);
+    const at = o.offset + offset;
+    const media = this.#engine.media;
+    // an object's data is 16-aligned, a field in it need not be
+    if ((at & 3) === 0) {
+      const w = at >>> 2;
+      return u64Number(media.u32[w], media.u32[w + 1], "getU64");
+    }
+    return u64Number(load32(media.u8, at), load32(media.u8, at + 4), "getU64");
+  }
+
+  /**
+   * The u64 at `offset` of an object, as a bigint: exact for every u64
+   * (what {@linkcode Transaction.setU64} stores from a bigint).
+   *
+   * @example Usage
+   * ```ts
+   * import { ObjectPool } from "@asyncpmem/asyncpmem/obj";
+   * import assert from "node:assert/strict";
+   *
+   * const path = `${await Deno.makeTempDir()}/pool`;
+   * using pool = ObjectPool.create(path, { size: 8 << 20, layout: "demo" });
+   * const root = pool.root(16);
+   * pool.tx((tx) => tx.setU64(root, 0, 2n ** 63n + 1n));
+   * assert.equal(pool.getBigU64(root, 0), 9223372036854775809n);
+   * assert.throws(() => pool.getU64(root, 0), RangeError); // no exact number
+   * ```
+   *
+   * @throws {RangeError} when the range leaves the object
+   * @throws {StaleObjectError} for a freed object
+   */
+  getBigU64(o: ObjectHandle, offset: number): bigint {
+    this.#range(o, offset, 8, "getBigU64");
+    const at = o.offset + offset;
+    const u8 = this.#engine.media.u8;
+    return u64Big(load32(u8, at), load32(u8, at + 4));
   }
 
   /** The u32 at `offset` of an object (`offset` 4-aligned in the object). */

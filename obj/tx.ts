@@ -20,7 +20,16 @@ import { ClosedError } from "../errors/mod.ts";
 import { StaleObjectError } from "./errors.ts";
 import type { Engine } from "./engine.ts";
 import { newHandle, type ObjectHandle } from "./handle.ts";
-import { load32, store32, toU64, writeHeader } from "./object_bytes.ts";
+import {
+  checkNumber,
+  load32,
+  numberText,
+  store32,
+  toU64,
+  u64Big,
+  u64Number,
+  writeHeader,
+} from "./object_bytes.ts";
 import type { HeapLog } from "./heap.ts";
 import { OBJECT_HEADER, OP_COPY, TYPE_INTERNAL } from "./layout.ts";
 import { type Group, NO_KEY } from "./log.ts";
@@ -178,20 +187,29 @@ export class Transaction {
    * transaction commits; if the transaction aborts or a crash comes
    * first, the space is free again.
    *
-   * @throws {RangeError} for a size that is not an integer in [0, 2^31)
+   * @throws {TypeError} for a size or type that is not a number
+   * @throws {RangeError} for a size that is not an integer in [1, 2^31)
+   *   (like `pmemobj_tx_alloc`, no object of 0 bytes), or a type that is
+   *   not one in [0, 2^31)
    * @throws {OutOfSpaceError} when the pool has no room (nothing changed)
    */
   alloc(size: number, options?: AllocOptions): ObjectHandle {
     this.#live("alloc");
-    if (!Number.isInteger(size) || size < 0 || size >= MAX_OBJECT) {
+    if (!Number.isInteger(size) || size < 1 || size >= MAX_OBJECT) {
+      checkNumber(size, "alloc: size");
       throw new RangeError(
-        `Cannot alloc: size must be an integer in [0, 2^31), got ${size}`,
+        `Cannot alloc: size must be a positive integer below 2^31, got ${
+          numberText(size)
+        }`,
       );
     }
     const type = options?.type ?? 0;
     if (!Number.isInteger(type) || type < 0 || type >= TYPE_INTERNAL) {
+      checkNumber(type, "alloc: type");
       throw new RangeError(
-        `Cannot alloc: type must be an integer in [0, 2^31), got ${type}`,
+        `Cannot alloc: type must be an integer in [0, 2^31), got ${
+          numberText(type)
+        }`,
       );
     }
     const offset = this.#alloc(size, type, "alloc");
@@ -318,8 +336,13 @@ export class Transaction {
       !(offset >= 0 && length >= 0 && offset + length <= o.size) ||
       !Number.isInteger(offset) || !Number.isInteger(length)
     ) {
+      checkNumber(offset, `${op}: offset`);
+      checkNumber(length, `${op}: length`);
+      const off = numberText(offset);
       throw new RangeError(
-        `Cannot ${op}: [${offset}, ${offset}+${length}) is outside the object's ${o.size} bytes`,
+        `Cannot ${op}: [${off}, ${off}+${
+          numberText(length)
+        }) is outside the object's ${o.size} bytes`,
       );
     }
   }
@@ -380,7 +403,14 @@ export class Transaction {
     );
   }
 
-  /** Store a u64 (below 2^53, or a bigint below 2^64) at `offset`. */
+  /**
+   * Store a u64 (a number below 2^53, or a bigint below 2^64) at `offset`.
+   * Read one above 2^53 back with `getBigU64`.
+   *
+   * @throws {TypeError} for a value that is neither a number nor a bigint
+   * @throws {RangeError} for a value that is no u64, a number past 2^53,
+   *   or a range that leaves the object
+   */
   setU64(o: ObjectHandle, offset: number, value: number | bigint): void {
     this.#range(o, offset, 8, "setU64");
     let lo: number;
@@ -425,7 +455,8 @@ export class Transaction {
   setU32(o: ObjectHandle, offset: number, value: number): void {
     this.#range(o, offset, 4, "setU32");
     if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
-      throw new RangeError(`Cannot setU32: ${value} is not a u32`);
+      checkNumber(value, "setU32: value");
+      throw new RangeError(`Cannot setU32: ${numberText(value)} is not a u32`);
     }
     const at = this.#stage(o.offset, "setU32");
     const e = this.#e;
@@ -490,17 +521,56 @@ export class Transaction {
     return load32(this.#read(o, offset, 4), 0);
   }
 
-  /** The u64 at `offset` (a number; above 2^53 it loses precision). */
+  /**
+   * The u64 at `offset`, as a number, as this transaction sees it. A u64
+   * above `Number.MAX_SAFE_INTEGER` (2^53 - 1) has no exact number: read
+   * it with {@linkcode Transaction.getBigU64}.
+   *
+   * @throws {RangeError} when the range leaves the object, or the value
+   *   is above `Number.MAX_SAFE_INTEGER`
+   */
   getU64(o: ObjectHandle, offset: number): number {
     this.#range(o, offset, 8, "getU64");
     const direct = this.#direct(o, offset);
     if (direct === -2) return 0;
     if (direct >= 0) {
       const u8 = this.#e.media.u8;
-      return load32(u8, direct) + load32(u8, direct + 4) * 2 ** 32;
+      return u64Number(load32(u8, direct), load32(u8, direct + 4), "getU64");
     }
     const b = this.#read(o, offset, 8);
-    return load32(b, 0) + load32(b, 4) * 2 ** 32;
+    return u64Number(load32(b, 0), load32(b, 4), "getU64");
+  }
+
+  /**
+   * The u64 at `offset`, as a bigint, as this transaction sees it: exact
+   * for every u64.
+   *
+   * @example Usage
+   * ```ts
+   * import { ObjectPool } from "@asyncpmem/asyncpmem/obj";
+   * import assert from "node:assert/strict";
+   *
+   * const path = `${await Deno.makeTempDir()}/pool`;
+   * using pool = ObjectPool.create(path, { size: 8 << 20, layout: "demo" });
+   * const root = pool.root(8);
+   * pool.tx((tx) => {
+   *   tx.setU64(root, 0, 2n ** 64n - 1n);
+   *   assert.equal(tx.getBigU64(root, 0), 18446744073709551615n);
+   * });
+   * ```
+   *
+   * @throws {RangeError} when the range leaves the object
+   */
+  getBigU64(o: ObjectHandle, offset: number): bigint {
+    this.#range(o, offset, 8, "getBigU64");
+    const direct = this.#direct(o, offset);
+    if (direct === -2) return 0n;
+    if (direct >= 0) {
+      const u8 = this.#e.media.u8;
+      return u64Big(load32(u8, direct), load32(u8, direct + 4));
+    }
+    const b = this.#read(o, offset, 8);
+    return u64Big(load32(b, 0), load32(b, 4));
   }
 
   /** The u32 at `offset`. */

@@ -216,7 +216,7 @@ test("tiny, empty and huge ranges, and an object of many chunks, survive a reope
       tx.write(o, 17, new Uint8Array(0));
       tx.write(o, 3 * MiB - 1, Uint8Array.of(1));
       tx.setU64(root, 0, o.offset);
-      const tiny = tx.alloc(0);
+      const tiny = tx.alloc(1);
       tx.setU64(root, 8, tiny.offset);
     });
     // a transaction larger than an eighth of the log is refused whole
@@ -237,7 +237,7 @@ test("tiny, empty and huge ranges, and an object of many chunks, survive a reope
   const o = pool.object(pool.getU64(root, 0));
   big[3 * MiB - 1] = 1;
   assert.deepEqual(pool.read(o), big);
-  assert.equal(pool.object(pool.getU64(root, 8)).size, 0);
+  assert.deepEqual(pool.read(pool.object(pool.getU64(root, 8))), bytes(1, 0));
 });
 
 test("`OutOfSpaceError` when the pool is full leaves the transaction's changes out; freed space is used again", () => {
@@ -296,6 +296,13 @@ test("misuse gives typed errors: stale, foreign and closed handles, ranges outsi
   assert.throws(() => pool.tx((tx) => tx.setU64(root, 0, -1)), RangeError);
   assert.throws(() => pool.tx((tx) => tx.free(root)), TypeError);
   assert.throws(() => pool.tx((tx) => tx.alloc(-1)), RangeError);
+  // pmemobj_tx_alloc refuses a size of 0 (EINVAL) too
+  assert.throws(
+    () => pool.tx((tx) => tx.alloc(0)),
+    (e) =>
+      e instanceof RangeError &&
+      /size must be a positive integer/.test(e.message),
+  );
   let kept: Transaction | undefined;
   pool.tx((tx) => void (kept = tx));
   assert.throws(() => kept!.alloc(1), ClosedError);
@@ -474,4 +481,163 @@ test("`flush()` checkpoints: the log is empty and a reopen replays nothing", () 
   using pool = ObjectPool.open(copy, { layout: "a" });
   assert.equal(pool.recovery.records, 0);
   assert.equal(pool.getU64(pool.root(8), 0), 9);
+});
+
+test("`getBigU64()` reads every u64 exactly; `getU64()` throws a RangeError naming it above 2^53", () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "a" });
+  const root = pool.root(64);
+  const big = 2n ** 63n + 1n;
+  pool.tx((tx) => {
+    tx.setU64(root, 40, big);
+    tx.setU64(root, 8, Number.MAX_SAFE_INTEGER);
+    tx.setU64(root, 16, 2n ** 64n - 1n);
+    tx.setU64(root, 27, 0x0002030405060708n); // unaligned in the object
+  });
+  const unsafe = (e: unknown) =>
+    e instanceof RangeError && /getBigU64/.test(e.message) &&
+    e.message.includes(String(big));
+  assert.equal(pool.getBigU64(root, 40), big);
+  assert.equal(pool.getBigU64(root, 16), 2n ** 64n - 1n);
+  assert.equal(pool.getBigU64(root, 27), 0x0002030405060708n);
+  assert.equal(pool.getU64(root, 27), 0x0002030405060708);
+  assert.equal(pool.getU64(root, 8), Number.MAX_SAFE_INTEGER);
+  assert.equal(pool.getBigU64(root, 8), BigInt(Number.MAX_SAFE_INTEGER));
+  assert.throws(() => pool.getU64(root, 40), unsafe);
+  assert.throws(() => pool.getBigU64(root, 60), RangeError);
+  pool.tx((tx) => {
+    assert.equal(tx.getBigU64(root, 40), big);
+    assert.throws(() => tx.getU64(root, 40), unsafe);
+    tx.setU64(root, 48, big + 2n); // staged, not applied yet
+    assert.equal(tx.getBigU64(root, 48), big + 2n);
+    assert.equal(tx.getBigU64(root, 27), 0x0002030405060708n);
+    assert.equal(tx.getU64(root, 27), 0x0002030405060708);
+    const o = tx.alloc(8); // unwritten: reads zeros
+    assert.equal(tx.getBigU64(o, 0), 0n);
+    tx.setU64(o, 0, big);
+    assert.equal(tx.getBigU64(o, 0), big);
+    assert.throws(() => tx.getU64(o, 0), RangeError);
+  });
+  assert.equal(pool.getBigU64(root, 48), big + 2n);
+});
+
+test("numeric arguments: a number that is no valid size or offset is a RangeError, a non-number a TypeError", () => {
+  const isRange = (name: string) => (e: unknown) =>
+    e instanceof RangeError && e.message.includes(name);
+  const isType = (name: string) => (e: unknown) =>
+    e instanceof TypeError && e.message.includes(name);
+  const make = (o: Record<string, unknown>) => () =>
+    ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "x", ...o });
+  for (const bad of [NaN, -1, 1.5, Infinity]) {
+    assert.throws(make({ size: bad }), isRange("size"));
+    assert.throws(make({ logSize: bad }), isRange("logSize"));
+    assert.throws(make({ mode: bad }), isRange("mode"));
+  }
+  assert.throws(make({ size: "8388608" }), isType("size"));
+  assert.throws(make({ logSize: 1n << 20n }), isType("logSize"));
+  assert.throws(make({ mode: "644" }), isType("mode"));
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "a" });
+  assert.throws(() => pool.root(NaN), isRange("size"));
+  assert.throws(() => pool.root("8" as never), isType("size"));
+  assert.throws(() => pool.object(NaN), isRange("offset"));
+  assert.throws(() => pool.object("4096" as never), isType("offset"));
+  const root = pool.root(16);
+  assert.throws(() => pool.read(root, NaN, 1), RangeError);
+  assert.throws(() => pool.read(root, "0" as never, 1), TypeError);
+  assert.throws(() => pool.read(root, 0, "1" as never), TypeError);
+  assert.throws(() => pool.getU64(root, "0" as never), TypeError);
+  assert.throws(() => pool.tx((tx) => tx.alloc(NaN)), isRange("size"));
+  assert.throws(() => pool.tx((tx) => tx.alloc("8" as never)), isType("size"));
+  assert.throws(
+    () => pool.tx((tx) => tx.alloc(8, { type: NaN })),
+    isRange("type"),
+  );
+  assert.throws(
+    () => pool.tx((tx) => tx.alloc(8, { type: "1" as never })),
+    isType("type"),
+  );
+  assert.throws(() => pool.tx((tx) => tx.setU64(root, 0, NaN)), RangeError);
+  assert.throws(
+    () => pool.tx((tx) => tx.setU64(root, 0, "1" as never)),
+    TypeError,
+  );
+  assert.throws(() => pool.tx((tx) => tx.setU32(root, 0, NaN)), RangeError);
+  assert.throws(
+    () => pool.tx((tx) => tx.setU32(root, 0, "1" as never)),
+    TypeError,
+  );
+  assert.throws(
+    () => pool.tx((tx) => tx.write(root, "0" as never, bytes(1, 1))),
+    TypeError,
+  );
+  // a number past 2^53 prints exactly
+  assert.throws(
+    () => pool.tx((tx) => tx.setU64(root, 0, 2 ** 64)),
+    (e) => e instanceof RangeError && /18446744073709551616 /.test(e.message),
+  );
+});
+
+test("opening a file of another kind shows the printable signature, or its bytes in hex, the same on every runtime", () => {
+  const open = (head: Uint8Array) => {
+    const path = tempPath("other");
+    const b = new Uint8Array(16 * MiB);
+    b.set(head);
+    writeFileSync(path, b);
+    try {
+      ObjectPool.open(path, { layout: "x" });
+    } catch (e) {
+      assert.ok(e instanceof PmemError && e.errno === 22, String(e));
+      return e.message.slice(e.message.indexOf("not an object pool"));
+    }
+    throw new Error("opened");
+  };
+  // a pmemblk header: an 8-byte signature, NUL, then the major version
+  const blk = new Uint8Array(16);
+  blk.set(new TextEncoder().encode("PMEMBLK"));
+  blk.set([1, 0, 0, 0, 2, 0, 0, 0], 8);
+  assert.equal(
+    open(blk),
+    `not an object pool: the signature is "PMEMBLK"`,
+  );
+  assert.equal(
+    open(new TextEncoder().encode("ASYNCPMEM-STREAM")),
+    `not an object pool: the signature is "ASYNCPMEM-STREAM"`,
+  );
+  const junk = Uint8Array.from({ length: 16 }, (_, i) => 0x80 + i * 7);
+  assert.equal(
+    open(junk),
+    "not an object pool: the signature bytes are 0x80878e959ca3aab1b8bfc6cdd4dbe2e9",
+  );
+  assert.equal(
+    open(Uint8Array.of(0x41, 0x42, 0x07, 0x43)),
+    "not an object pool: the signature bytes are 0x41420743",
+  );
+});
+
+test("u64 words of a damaged pool print exactly in its errors, above 2^53 too", () => {
+  const path = tempPath();
+  ObjectPool.create(path, { size: 8 * MiB, layout: "a" }).close();
+  const u64 = (v: bigint) => {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, v, true);
+    return b;
+  };
+  const saved = readFileSync(path).subarray(4096, 8192);
+  // the root pointer (state page + 64)
+  patch(path, 4096 + 64, u64(2n ** 63n + 1n));
+  patch(path, 4096 + 72, u64(2n ** 60n + 3n));
+  assert.throws(
+    () => ObjectPool.open(path, { layout: "a" }),
+    (e) =>
+      e instanceof CorruptPoolError && e.structure === "the root pointer" &&
+      e.message.includes("offset 9223372036854775809 "),
+  );
+  patch(path, 4096, saved);
+  // the checkpoint word (state page + 0): no log position above 2^53
+  patch(path, 4096, u64(2n ** 63n + 8n));
+  assert.throws(
+    () => ObjectPool.open(path, { layout: "a" }),
+    (e) =>
+      e instanceof CorruptPoolError &&
+      e.message.includes("position 9223372036854775816 "),
+  );
 });

@@ -127,7 +127,7 @@ export class ObjDriver {
     const r = this.#rand;
     const kind = r();
     const n = kind < 0.45
-      ? Math.floor(r() * 64)
+      ? 1 + Math.floor(r() * 63)
       : kind < 0.95
       ? 64 + Math.floor(r() * 4000)
       : 66_000 + Math.floor(r() * 4_000);
