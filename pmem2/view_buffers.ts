@@ -19,24 +19,24 @@ const BUN_VIEW_LIMIT = 2 ** 32;
  *
  * On Deno every mapping gets one buffer: V8 does not count external
  * memory it did not allocate. JavaScriptCore counts every ArrayBuffer's
- * length as memory the heap holds and collects less often as it grows,
- * so one buffer over a 1 GiB mapping let the program's garbage pile up
- * to about a gigabyte between collections, each new array landing on
- * pages never touched before: a `new Uint8Array(4096)` took 10–18 µs
- * instead of 0.3–0.4. On Bun, mappings up to 64 MiB keep one buffer
- * (with it, the same allocation took 0.33 µs); larger ones get windows
- * of 16 MiB every 8 MiB, made only where the program looks, which keeps
- * what Bun counts to the parts in use (a block pool's header, map and
- * flog: the first 50 000 random reads of a 1 GiB pool into new arrays
- * took 4–7 µs each with these windows, 12–20 with 64 MiB ones, 1 µs
- * later in both; figures in `bench/NOTES.md`).
+ * length as memory the heap holds and lets the heap grow in proportion
+ * before it collects, so the program's garbage lands on pages never
+ * touched before (a page fault each) until the first collections: with
+ * one buffer over a 1 GiB mapping, a `new Uint8Array(4096)` took 10–18
+ * µs instead of 0.3. So on Bun, mappings over 64 MiB get windows of 4
+ * MiB every 2 MiB, made only where the program looks, which keeps what
+ * Bun counts to the parts in use (a block pool's header, map and flog).
+ * Up to 64 MiB one buffer costs less than windows (a 64 MiB block
+ * pool's batched writes ran ~10 % slower through windows), though its
+ * first ~200 000 reads into new arrays took 2.2–2.9 µs each against
+ * ~50 000 with windows, 0.13 µs after (figures in `bench/NOTES.md`).
  */
 export const VIEW_WINDOWS: {
   readonly whole: number;
   readonly size: number;
   readonly stride: number;
 } = RUNTIME === "bun"
-  ? { whole: 2 ** 26, size: 2 ** 24, stride: 2 ** 23 }
+  ? { whole: 2 ** 26, size: 2 ** 22, stride: 2 ** 21 }
   : { whole: Infinity, size: 2 ** 30, stride: 2 ** 29 };
 
 /**
