@@ -63,6 +63,9 @@ export function commitReady(
   let lastRegion = -1;
   let lastEnd = 0;
   let lastTs = 0;
+  // each region's new committed end and last timestamp, recorded once
+  // its headers are stored
+  const ends: number[] = [];
   for (let ts = c + 1; ts <= end; ts++) {
     const f = s.slotF(ts);
     const i = s.slotI(ts);
@@ -72,32 +75,38 @@ export function commitReady(
     media.queueHeader(f64[f + 1], word, ts);
     i32[i] = RING_COMMITTED;
     if (k !== lastRegion && lastRegion >= 0) {
-      terminate(s, media, lastRegion, lastEnd, lastTs);
+      terminate(s, media, lastRegion, lastEnd);
+      ends.push(lastRegion, lastEnd, lastTs);
     }
     lastRegion = k;
     lastEnd = f64[f + 2];
     lastTs = ts;
   }
-  terminate(s, media, lastRegion, lastEnd, lastTs);
+  terminate(s, media, lastRegion, lastEnd);
+  ends.push(lastRegion, lastEnd, lastTs);
   // the headers after the terminators: a terminator zeroed where a later
   // entry of the same region starts (regions interleaved) is overwritten
   // by that entry's header, as when each header was stored in turn
   media.writeHeaders(seed);
+  // only now the regions' committed ends: a reader in another Worker
+  // reads headers up to them, and before the headers were stored it read
+  // zeros there (a follower yielded entries of timestamp 0)
+  for (let j = 0; j < ends.length; j += 3) {
+    s.setCommitted(ends[j], ends[j + 1], ends[j + 2]);
+  }
   s.committed = end;
   s.bump();
   return true;
 }
 
-/** Zero the header after a region's last committed entry; record it. */
+/** Zero the header after a region's last committed entry. */
 function terminate(
   s: SharedState,
   media: StreamMedia,
   k: number,
   end: number,
-  ts: number,
 ): void {
   media.zero(s.offset(k) + (end % s.size(k)), ENTRY_HEADER);
-  s.setCommitted(k, end, ts);
 }
 
 /**

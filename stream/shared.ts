@@ -272,7 +272,11 @@ export class SharedState {
   /** Logical end of a region's committed entries. */
   committedEnd(k: number): number {
     Atomics.load(this.i32, EPOCH);
-    return this.f64[this.#rf(k) + 6];
+    const end = this.f64[this.#rf(k) + 6];
+    // and after: the caller's loads of the headers before `end` must not
+    // be moved above this one by the compiler
+    Atomics.load(this.i32, EPOCH);
+    return end;
   }
 
   /** The timestamp of a region's last committed entry (0: none). */

@@ -1,6 +1,7 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // Workers of one process share a stream: each opens the file by path,
 // and their appends take one timestamp order.
+import { all } from "../future/mod.ts";
 import { LogStream } from "../stream/mod.ts";
 import type { Job } from "./workers/stream_worker.ts";
 import { assert, tempPath, test } from "./_harness.ts";
@@ -89,6 +90,39 @@ test("a follower in a Worker sees the entries appended here", async () => {
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
     assert.deepEqual(await seen, stamps);
+  } finally {
+    w.terminate();
+  }
+});
+
+test("a reader in a Worker reads no header before it is stored", async () => {
+  // Groups of asynchronous appends store their headers in one native
+  // call: a reader in another thread that saw a region's new committed
+  // end before those headers were stored read zeros there (entries of
+  // timestamp 0; seen once as a follower's flake). A Worker scans the
+  // region without pause while large groups commit.
+  const path = tempPath();
+  const groups = 500;
+  const perGroup = 32;
+  using s = LogStream.create(path, { size: 24 * MiB });
+  const r = s.allocateRegion(20 * MiB);
+  const w = await startWorker();
+  try {
+    const scanned = ask<{ zeros: number; scans: number }>(w, {
+      kind: "scan",
+      path,
+      region: r.id,
+      count: groups * perGroup,
+    });
+    const data = new Uint8Array(1024).fill(7);
+    for (let g = 0; g < groups; g++) {
+      const fs = [];
+      for (let j = 0; j < perGroup; j++) fs.push(s.appendAsync(r, data));
+      await all(fs);
+    }
+    const { zeros, scans } = await scanned;
+    assert.ok(scans > 1, `${scans} scans`);
+    assert.equal(zeros, 0, `entries of timestamp 0 in ${scans} scans`);
   } finally {
     w.terminate();
   }

@@ -10,10 +10,16 @@
 import { all } from "../../future/mod.ts";
 import { LogStream } from "../../stream/mod.ts";
 
-/** A job: append `count` entries tagged `id`, or follow a region. */
+/**
+ * A job: append `count` entries tagged `id`; follow a region; or scan a
+ * region's entries again and again until `count` are there, counting
+ * the entries read with timestamp 0 (a header read before it was
+ * stored).
+ */
 export type Job =
   | { kind: "append"; path: string; id: number; count: number }
-  | { kind: "follow"; path: string; region: number; count: number };
+  | { kind: "follow"; path: string; region: number; count: number }
+  | { kind: "scan"; path: string; region: number; count: number };
 
 // deno-lint-ignore no-explicit-any
 const self_ = globalThis as any;
@@ -36,6 +42,19 @@ async function run(job: Job): Promise<unknown> {
       if (seen.length === job.count) break;
     }
     return seen;
+  }
+  if (job.kind === "scan") {
+    const r = s.regions().find((x) => x.id === job.region)!;
+    let zeros = 0;
+    let scans = 0;
+    for (let n = 0; n < job.count; scans++) {
+      n = 0;
+      for (const e of s.entries(r)) {
+        if (e.timestamp === 0) zeros++;
+        n++;
+      }
+    }
+    return { zeros, scans };
   }
   const [shared, own] = [s.regions()[0], s.regions()[job.id]];
   const stamps: number[] = [];
