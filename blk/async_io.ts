@@ -17,6 +17,7 @@ import {
   type PollContext,
   type Step,
 } from "../future/future.ts";
+import { ClosedError } from "../errors/mod.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { BatchEntry } from "../mover/vdm.ts";
 import type { Arena, WriteTicket } from "./arena.ts";
@@ -77,6 +78,27 @@ function takeLanes(slots: Slot[]): boolean {
 }
 
 /** Give back everything a slot holds (a failed or abandoned update). */
+/**
+ * The error for a group whose data no longer holds a whole block (its
+ * buffer shrank or was detached since the write was called), if any.
+ */
+function changedData(slots: Slot[]): Error | undefined {
+  for (const { data, arena } of slots) {
+    const n = data.byteLength;
+    if (n === arena.blockSize) continue;
+    return n === 0
+      ? new ClosedError(
+        "the write's data",
+        "write",
+        "the data was detached before the write started (transferred, or its mapping closed)",
+      )
+      : new RangeError(
+        `Cannot write: the data shrank to ${n} bytes before the write started; a block is ${arena.blockSize}`,
+      );
+  }
+  return undefined;
+}
+
 function releaseSlot(slot: Slot): void {
   if (slot.lane >= 0) slot.arena.releaseLane(slot.lane);
   slot.lane = -1;
@@ -153,6 +175,15 @@ export class WriteScheduler {
     const still: Group[] = [];
     for (const g of waiting) {
       if (g.stage !== WAITING) continue; // released meanwhile
+      const changed = changedData(g.slots);
+      if (changed !== undefined) {
+        // its data shrank or was detached after the call: copying what is
+        // left would commit a block whose tail is another block's bytes
+        g.error = changed;
+        g.stage = DONE;
+        for (const s of g.slots) releaseSlot(s);
+        continue;
+      }
       if (takeLanes(g.slots)) started.push(g);
       else still.push(g);
     }

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { BadBlockError } from "../errors/mod.ts";
+import { BadBlockError, ClosedError } from "../errors/mod.ts";
 import {
   Future,
   type FutureOptions,
@@ -93,6 +93,22 @@ export class ReadScheduler {
     for (let i = 0; i < waiting.length; i++) {
       const r = waiting[i];
       if (r.stage !== WAITING) continue; // settled meanwhile
+      const room = r.out.byteLength;
+      if (room < size) {
+        // `into` shrank or was detached after the call
+        r.fail(
+          room === 0
+            ? new ClosedError(
+              "the read's array",
+              "readAsync",
+              "the array to read into was detached before the read started (transferred, or its mapping closed)",
+            )
+            : new RangeError(
+              `Cannot readAsync: the array to read into shrank to ${room} bytes before the read started; a block is ${size}`,
+            ),
+        );
+        continue;
+      }
       const at = r.place(access, size);
       if (at < 0) continue;
       if (offsets.length === started.length) {

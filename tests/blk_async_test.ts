@@ -3,6 +3,7 @@
 import {
   all,
   BadBlockError,
+  ClosedError,
   type Future,
   PmemError,
   ThreadMover,
@@ -310,5 +311,38 @@ moverTest(
     pool.close();
     assert.throws(() => pool.writeAsync(0, ok), /closed/);
     assert.throws(() => pool.readAsync(0), /closed/);
+  },
+);
+
+moverTest(
+  "a write whose data shrinks or is detached before it starts fails and leaves the block",
+  async (mover) => {
+    // Copying what is left of the data would commit a block whose tail
+    // is whatever the free block held (another LBA's old bytes).
+    using pool = create(mover, 512);
+    const seven = new Uint8Array(512).fill(7);
+    pool.write(5, seven);
+    for (let l = 10; l < 40; l++) pool.write(l, new Uint8Array(512).fill(l));
+    const resizable = new ArrayBuffer(512, { maxByteLength: 512 });
+    const f = pool.writeAsync(5, new Uint8Array(resizable).fill(55));
+    resizable.resize(100);
+    await assert.rejects(async () => await f, /shrank to 100 bytes/);
+    assert.deepEqual(pool.read(5), seven);
+    const moved = new ArrayBuffer(512);
+    const g = pool.writeMany([{
+      lba: 5,
+      data: new Uint8Array(moved).fill(56),
+    }]);
+    moved.transfer();
+    await assert.rejects(async () => await g, ClosedError);
+    assert.deepEqual(pool.read(5), seven);
+    const into = new ArrayBuffer(512);
+    const r = pool.readAsync(5, new Uint8Array(into));
+    into.transfer();
+    await assert.rejects(async () => await r, ClosedError);
+    assert.equal(pool.check().consistent, true);
+    // the pool goes on
+    await pool.writeAsync(5, new Uint8Array(512).fill(9));
+    assert.deepEqual(pool.read(5), new Uint8Array(512).fill(9));
   },
 );
