@@ -612,7 +612,11 @@ export class Mapping implements Disposable {
 
   /**
    * Unmap. Idempotent. In-flight asynchronous operations finish first,
-   * every view handed out is detached, then the memory is unmapped.
+   * every view handed out is detached, then the memory is unmapped —
+   * unless the buffer of a view was transferred (`transfer()`,
+   * `postMessage` with a transfer list): the buffer it moved to cannot be
+   * detached from here, so the memory then stays mapped until the
+   * process ends rather than be freed under it.
    */
   close(): void {
     if (this.#handle === null) return;
@@ -626,8 +630,9 @@ export class Mapping implements Disposable {
     this.#readInto.clear();
     for (const reader of this.#readers) reader.close();
     this.#readers = [];
-    this.#buffers.detachAll();
-    check(native.ap_map_delete(this.#cell), "close");
+    if (this.#buffers.detachAll()) {
+      check(native.ap_map_delete(this.#cell), "close");
+    }
   }
 
   /** Same as {@linkcode Mapping.close}. */

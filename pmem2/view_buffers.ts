@@ -104,11 +104,21 @@ export class ViewBuffers {
     return [this.#track(backend.view(this.#address, length, offset)), offset];
   }
 
-  /** Detach every buffer handed out: their views read as empty. */
-  detachAll(): void {
-    for (const buf of this.#handedOut) buf.transfer(0);
+  /**
+   * Detach every buffer handed out: their views read as empty. Returns
+   * false when one was detached already: its program transferred it
+   * (`transfer()`, `postMessage` with a transfer list), and the buffer it
+   * moved to still points at the memory, so the memory must stay mapped.
+   */
+  detachAll(): boolean {
+    let all = true;
+    for (const buf of this.#handedOut) {
+      if ((buf as { detached?: boolean }).detached === true) all = false;
+      else buf.transfer(0);
+    }
     this.#handedOut = [];
     this.#windows.clear();
     this.whole = null;
+    return all;
   }
 }

@@ -81,6 +81,23 @@ test("views of a large mapping come from windows where the runtime counts buffer
   for (const v of views) assert.equal(v.length, 0);
 });
 
+test("close() after a view's buffer was transferred keeps that memory mapped", () => {
+  // The buffer a view's was moved to cannot be detached from here:
+  // unmapping would leave it pointing at freed memory (a crash on use).
+  const path = tempPath();
+  const map = mapFile(path, { size: 1 << 20 });
+  const other = map.view(4096, 16);
+  const moved = (map.view().buffer as ArrayBuffer).transfer();
+  map.close();
+  map.close();
+  assert.equal(map.closed, true);
+  assert.equal(other.length, 0);
+  new Uint8Array(moved)[1] = 1; // still mapped: no fault
+  assert.throws(() => map.view(0, 1), ClosedError);
+  using again = mapFile(path);
+  assert.equal(again.view(1, 1)[0], 1);
+});
+
 test("view() is zero-copy in both directions and reaches the file", () => {
   const path = tempPath();
   {
