@@ -106,6 +106,19 @@ export function checkBlk(path: string, p: Parsed): boolean {
   const bar = new Progress("checking");
   const report = pool.check({ onProgress: (d, t) => bar.update(d, t) });
   bar.done();
+  if (p.values.repair !== true) {
+    // A damaged info block (restored from its twin at open) is damage as
+    // stored, as pmempool check says; finishing an interrupted write is
+    // what any open does after a crash, so that alone stays consistent.
+    const damaged = report.repaired.filter((r) => /info block/.test(r));
+    if (damaged.length > 0) {
+      report.consistent = false;
+      report.problems = [
+        ...damaged.map((r) => r.replace(/restored|rewrote/, "must restore")),
+        ...report.problems,
+      ];
+    }
+  }
   if (p.values.json) {
     printJson({
       kind: "blk",

@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { existsSync, rmSync } from "node:fs";
 import process from "node:process";
 import { PmemError } from "../errors/mod.ts";
 import { checkBlk, createBlk, dumpBlk, infoBlk, zeroBlk } from "./blk.ts";
@@ -130,7 +131,8 @@ and what recovery would do at the next open.`,
     help:
       `Check a pool as pmempool check does: headers and info blocks, every map
 entry, every flog entry, every data block referenced once. Without --repair
-the pool is opened read-only and what recovery would do is reported; with
+the pool is opened read-only and what recovery would do is reported (an info
+block it would restore from its backup makes the pool inconsistent); with
 --repair recovery runs and its repairs are persisted (finishing writes
 interrupted after their commit point, restoring an info block from its
 backup): the repairs that are always safe. A log stream is checked by
@@ -215,7 +217,14 @@ with a progress bar on a terminal.`,
 the format's minimum).`,
     run(p) {
       const [src, dst] = positionals(p, "src", "dst");
-      convert(src, dst, kindOf(src, ["log", "stream"]), p);
+      const existed = existsSync(dst);
+      try {
+        convert(src, dst, kindOf(src, ["log", "stream"]), p);
+      } catch (e) {
+        // no half-made file left behind (a rerun would find it in the way)
+        if (!existed) rmSync(dst, { force: true });
+        throw e;
+      }
       return ExitCode.OK;
     },
   },
@@ -281,7 +290,12 @@ export async function main(argv: string[]): Promise<number> {
     }
     return await command.run(p);
   } catch (e) {
-    if (e instanceof UsageError) {
+    // a value the library refused before touching anything (a size out of
+    // range, a block size it cannot store) is a usage error too
+    if (
+      e instanceof UsageError || e instanceof RangeError ||
+      e instanceof TypeError
+    ) {
       process.stderr.write(
         `asyncpmem ${name}: ${e.message}\nusage: ${command.usage}\n`,
       );

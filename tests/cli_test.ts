@@ -2,7 +2,7 @@
 // The CLI run as a user runs it: a subprocess of the same runtime, on pools
 // made by the library, by libpmemblk and by pmempool; output checked.
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { BlockPool } from "../blk/mod.ts";
@@ -15,7 +15,7 @@ import {
   logutil,
   writeLogSpec,
 } from "./c/logutil.ts";
-import { LogStream } from "../stream/mod.ts";
+import { LogStream, PmemLog } from "../stream/mod.ts";
 
 const CLI = join(ROOT, "cli", "main.ts");
 const MiB = 2 ** 20;
@@ -60,6 +60,35 @@ test("asyncpmem: help, usage errors and exit code 2", () => {
   assert.match(badOption.stderr, /--nope/);
   assert.equal(cli("create", "blk", tempPath(), "--size", "lots").status, 2);
   assert.equal(cli("info").status, 2);
+  // values the library refuses before touching anything are usage errors
+  const small = tempPath("small");
+  const tooSmall = cli(
+    "create",
+    "blk",
+    small,
+    "--block-size",
+    "512",
+    "--size",
+    "16M",
+  );
+  assert.equal(tooSmall.status, 2, tooSmall.stderr);
+  assert.match(tooSmall.stderr, /poolSize must be at least/);
+  assert.equal(existsSync(small), false);
+});
+
+test("asyncpmem: a convert that fails leaves no file behind", () => {
+  const log = tempPath("log");
+  assert.equal(cli("create", "log", log, "--size", "8M").status, 0);
+  {
+    using l = PmemLog.open(log);
+    for (let i = 0; i < 1000; i++) l.append(new Uint8Array(1000));
+  }
+  const out = tempPath("out");
+  const r = cli("convert", log, out, "--size", "64K");
+  assert.equal(r.status, 3, r.stderr);
+  assert.match(r.stderr, /no free space/);
+  assert.equal(existsSync(out), false);
+  assert.equal(cli("convert", log, out).status, 0); // nothing in the way
 });
 
 test("asyncpmem: create, info, dump, zero and check a block pool", () => {
@@ -132,19 +161,26 @@ test("asyncpmem: check reports what recovery would do, repairs with --repair, ex
   // a corrupt primary info block: recovery restores it from its backup
   patch(path, 8192 + 100, new Uint8Array([0xff, 0xff]));
   const before = new Uint8Array(readFileSync(path));
+  // damaged as stored, as pmempool check says: inconsistent until repaired
   const dry = cli("check", path, "--json");
-  assert.equal(dry.status, 0, dry.stderr);
+  assert.equal(dry.status, 1, dry.stderr);
   const report = JSON.parse(dry.stdout);
   assert.equal(report.repairedNow, false);
+  assert.equal(report.consistent, false);
   assert.match(
     report.repaired[0],
     /restored the BTT info block from its backup/,
+  );
+  assert.match(
+    report.problems[0],
+    /must restore the BTT info block from its backup/,
   );
   assert.deepEqual(new Uint8Array(readFileSync(path)), before); // untouched
   const fix = cli("check", path, "--repair");
   assert.equal(fix.status, 0, fix.stderr);
   assert.match(fix.stdout, /^repaired: arena 0: restored the BTT info block/m);
   const again = cli("check", path, "--json");
+  assert.equal(again.status, 0, again.stderr);
   assert.deepEqual(JSON.parse(again.stdout).repaired, []);
   // both info blocks broken: the pool cannot be opened — inconsistent
   const arena = (() => {
