@@ -17,8 +17,8 @@ export function runBench(full: boolean): number {
   const url = new URL("../bench/run.ts", import.meta.url);
   if (url.protocol !== "file:" || !existsSync(fileURLToPath(url))) {
     process.stderr.write(
-      "asyncpmem bench: the benchmark suites are not here (bench/ ships " +
-        "with the npm package and the repository, not with JSR)\n",
+      "asyncpmem bench: the benchmark suites ship with the repository " +
+        "only (clone it, then run `deno task bench` there)\n",
     );
     return ExitCode.IO;
   }

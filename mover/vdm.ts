@@ -94,7 +94,12 @@ export interface Vdm extends Disposable {
     flags?: number,
     options?: FutureOptions,
   ): Future<void>;
-  /** Several operations as one unit; completes when all have. */
+  /**
+   * Several operations as one unit; completes when all have. The entries
+   * run in no set order, and on some movers at the same time: entries
+   * whose destinations overlap (or one's source another's destination)
+   * leave an unspecified result.
+   */
   batch(entries: readonly BatchEntry[], options?: FutureOptions): Future<void>;
   /** Whether {@linkcode Vdm.close} has run. */
   readonly closed: boolean;

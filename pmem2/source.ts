@@ -120,8 +120,13 @@ export class Source implements Disposable {
    * keeps ownership of the fd.
    */
   static fromFd(fd: number): Source {
-    if (!Number.isInteger(fd)) {
-      throw new TypeError("Cannot wrap fd: it must be an integer");
+    if (typeof fd !== "number") {
+      throw new TypeError("Cannot wrap fd: it must be a number");
+    }
+    if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
+      throw new RangeError(
+        `Cannot wrap fd: it must be a non-negative integer, got ${fd}`,
+      );
     }
     const cell = newCell();
     check(native.ap_source_from_fd(cell, fd), "fromFd");

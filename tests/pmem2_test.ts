@@ -315,7 +315,10 @@ test("Source.fromAnon() and fromFd(): anonymous memory is BYTE", async () => {
   } finally {
     closeSync(fd);
   }
-  assert.throws(() => Source.fromFd(-1), PmemError);
+  assert.throws(() => Source.fromFd(-1), RangeError);
+  assert.throws(() => Source.fromFd(1.5), RangeError);
+  assert.throws(() => Source.fromFd("3" as unknown as number), TypeError);
+  assert.throws(() => Source.fromFd(987654), PmemError); // not open
   assert.throws(() => Source.fromAnon(-5), RangeError);
 });
 
