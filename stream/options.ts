@@ -176,8 +176,8 @@ export function checkPath(path: unknown, op: string, what = "stream"): void {
   }
 }
 
-/** A non-negative safe integer, or a TypeError / RangeError. */
-export function checkInt(value: unknown, name: string, op: string): number {
+/** `value` as a number, or a TypeError naming what it is instead. */
+function checkNumber(value: unknown, name: string, op: string): number {
   if (typeof value !== "number") {
     throw new TypeError(
       `Cannot ${op}: ${name} must be a number, got ${
@@ -185,12 +185,16 @@ export function checkInt(value: unknown, name: string, op: string): number {
       }`,
     );
   }
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(
-      `Cannot ${op}: ${name} ${notSize(value)}, got ${value}`,
-    );
-  }
   return value;
+}
+
+/** A non-negative safe integer, or a TypeError / RangeError. */
+export function checkInt(value: unknown, name: string, op: string): number {
+  const n = checkNumber(value, name, op);
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new RangeError(`Cannot ${op}: ${name} ${notSize(n)}, got ${n}`);
+  }
+  return n;
 }
 
 /**
@@ -199,23 +203,14 @@ export function checkInt(value: unknown, name: string, op: string): number {
  * alike.
  */
 export function checkSize(value: unknown, name: string, op: string): number {
-  if (typeof value !== "number") {
-    throw new TypeError(
-      `Cannot ${op}: ${name} must be a number, got ${
-        value === null ? "null" : typeof value
-      }`,
-    );
+  const n = checkNumber(value, name, op);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    const why = Number.isInteger(n) && n > 0
+      ? notSize(n)
+      : "must be a positive integer";
+    throw new RangeError(`Cannot ${op}: ${name} ${why}, got ${n}`);
   }
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new RangeError(
-      `Cannot ${op}: ${name} ${
-        Number.isInteger(value) && value > 0
-          ? notSize(value)
-          : "must be a positive integer"
-      }, got ${value}`,
-    );
-  }
-  return value;
+  return n;
 }
 
 /** Throw unless `mover` is absent or a Vdm. */
