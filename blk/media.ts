@@ -27,7 +27,10 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 /** The largest single access {@linkcode Media} serves. */
 export const MAX_ACCESS = WINDOW_STRIDE;
 
-/** The largest pool whose blocks mover batches address in one view. */
+/**
+ * The largest pool whose blocks mover batches address in one view (Bun's
+ * limit for a view; its u32 words are then indexed by `offset >>> 2`).
+ */
 const BLOCK_VIEW_LIMIT = 2 ** 32;
 
 /**
@@ -151,10 +154,7 @@ export class Media {
     const whole = this.#blocks;
     // with the whole pool in view anyway, its words are the shortest way
     // to the map and flog (no window arithmetic per word)
-    if (
-      whole !== null && this.#u32 === undefined && LITTLE_ENDIAN &&
-      this.#size <= 2 ** 32
-    ) {
+    if (whole !== null && this.#u32 === undefined && LITTLE_ENDIAN) {
       this.#u32 = new Uint32Array(
         whole.buffer,
         whole.byteOffset,
@@ -212,8 +212,7 @@ export class Media {
     const u32 = this.#u32;
     if (u32 !== undefined) return u32[offset >>> 2];
     const k = Math.floor(offset / WINDOW_STRIDE);
-    // a window's words as a typed array: on Bun a DataView call per map
-    // or flog word made 32-block batches markedly slower
+    // a window's words as a typed array: no DataView call per word
     const w = this.#u32s[k];
     if (w !== undefined) return w[(offset - k * WINDOW_STRIDE) >>> 2];
     if (this.#words[k] === undefined) this.#window(k);
