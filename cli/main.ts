@@ -27,6 +27,7 @@ import {
 } from "./args.ts";
 import { detectKind, type PoolKind } from "./detect.ts";
 import { runBench } from "./bench.ts";
+import { printJson } from "./output.ts";
 import {
   checkLog,
   checkStream,
@@ -143,13 +144,23 @@ recovery's replay of committed transactions. Exit code 1 when inconsistent.`,
     run(p) {
       const [path] = positionals(p, "file");
       const kind = kindOf(path, ["blk", "stream", "log", "obj"]);
-      const ok = kind === "blk"
-        ? checkBlk(path, p)
-        : kind === "stream"
-        ? checkStream(path, p)
-        : kind === "obj"
-        ? checkObj(path, p)
-        : checkLog(path, p);
+      let ok: boolean;
+      try {
+        ok = kind === "blk"
+          ? checkBlk(path, p)
+          : kind === "stream"
+          ? checkStream(path, p)
+          : kind === "obj"
+          ? checkObj(path, p)
+          : checkLog(path, p);
+      } catch (e) {
+        // too damaged to open: inconsistent, and a script asking for JSON
+        // still gets a report (the message goes to stderr as well)
+        if (p.values.json && e instanceof PmemError && e.code === -22) {
+          printJson({ kind, path, consistent: false, problems: [e.message] });
+        }
+        throw e;
+      }
       return ok ? ExitCode.OK : ExitCode.INCONSISTENT;
     },
   },

@@ -192,6 +192,12 @@ test("asyncpmem: check reports what recovery would do, repairs with --repair, ex
   const broken = cli("check", path);
   assert.equal(broken.status, 1, broken.stdout + broken.stderr);
   assert.match(broken.stderr, /BTT info block is invalid/);
+  const brokenJson = cli("check", path, "--json");
+  assert.equal(brokenJson.status, 1, brokenJson.stderr);
+  const r = JSON.parse(brokenJson.stdout);
+  assert.equal(r.consistent, false);
+  assert.equal(r.kind, "blk");
+  assert.match(r.problems[0], /BTT info block is invalid/);
 });
 
 test("asyncpmem: inspects pools libpmemblk and pmempool created", () => {
