@@ -122,6 +122,7 @@ export function checkBlk(path: string, p: Parsed): boolean {
   if (p.values.json) {
     printJson({
       kind: "blk",
+      path,
       ...report,
       repairedNow: p.values.repair === true,
     });

@@ -87,6 +87,7 @@ export function infoObj(path: string, p: Parsed): void {
   using pool = openFor(path, false);
   const stats = pool.stats();
   const info = {
+    kind: "obj",
     path,
     format: "asyncpmem object pool, version 1",
     layout: pool.layout,
@@ -102,6 +103,7 @@ export function infoObj(path: string, p: Parsed): void {
     return;
   }
   printFields([
+    ["file", path],
     ["format", info.format],
     ["layout", JSON.stringify(info.layout)],
     ["size", bytes(info.size)],
@@ -151,6 +153,7 @@ export function checkObj(path: string, p: Parsed): boolean {
   const ok = problems.length === 0;
   if (p.values.json) {
     printJson({
+      kind: "obj",
       path,
       consistent: ok,
       replayed,

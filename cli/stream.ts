@@ -107,7 +107,12 @@ export function infoLog(path: string, p: Parsed): void {
 export function checkStream(path: string, p: Parsed): boolean {
   const info = LogStream.inspect(path);
   if (p.values.json) {
-    printJson({ kind: "stream", consistent: true, recovery: info.recovery });
+    printJson({
+      kind: "stream",
+      path,
+      consistent: true,
+      recovery: info.recovery,
+    });
   } else {
     process.stdout.write(`recovery: ${recoveryLine(info.recovery)}\n`);
     process.stdout.write(`${path}: consistent\n`);
@@ -119,7 +124,7 @@ export function checkStream(path: string, p: Parsed): boolean {
 export function checkLog(path: string, p: Parsed): boolean {
   using log = PmemLog.open(path);
   if (p.values.json) {
-    printJson({ kind: "log", consistent: true, used: log.tell() });
+    printJson({ kind: "log", path, consistent: true, used: log.tell() });
   } else process.stdout.write(`${path}: consistent\n`);
   return true;
 }

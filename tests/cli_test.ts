@@ -315,3 +315,24 @@ function concat(parts: Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+test("asyncpmem: info and check --json name the kind and the file, for every kind", () => {
+  const made: [string, string[]][] = [
+    ["blk", ["--block-size", "512", "--size", "32M"]],
+    ["stream", ["--size", "2M"]],
+    ["log", ["--size", "8M"]],
+    ["obj", ["--size", "16M", "--layout", "x"]],
+  ];
+  for (const [kind, options] of made) {
+    const path = tempPath(kind);
+    const c = cli("create", kind, path, ...options);
+    assert.equal(c.status, 0, c.stderr);
+    for (const command of ["info", "check"]) {
+      const r = cli(command, path, "--json");
+      assert.equal(r.status, 0, `${kind} ${command}: ${r.stderr}`);
+      const json = JSON.parse(r.stdout);
+      assert.equal(json.kind, kind, `${kind} ${command}`);
+      assert.equal(json.path, path, `${kind} ${command}`);
+    }
+  }
+});
