@@ -651,14 +651,21 @@ test(
       inlineThreshold: 0,
       maxTransfer: 64 << 20,
     });
-    const fills = [0, 1, 2, 3].map(() => new Uint8Array(64 << 20));
-    // The scene needs the worker busy while the batch is polled; a worker
-    // that just finished a fill frees a slot (a preempted test thread lets
-    // it), so build it again if so.
+    const fills = [0, 1, 2].map(() => new Uint8Array(64 << 20));
+    // The scene needs the worker busy while the batch is polled. The
+    // worker frees a slot when it takes a fill, so the first fill goes
+    // alone and the test waits until the worker has surely taken it: a
+    // fresh 64 MiB array, whose pages the worker faults in one by one,
+    // keeps it busy for tens of milliseconds. Only then is the queue
+    // filled. A preempted test thread can still miss the scene, so it is
+    // built again if so.
     for (let attempt = 1;; attempt++) {
       const map = mapFile(tempPath(), { size: 1 << 20 });
+      const first = mover.memset(new Uint8Array(64 << 20), attempt);
+      first.poll();
+      await new Promise((resolve) => setTimeout(resolve, 2));
       // fill the queue: submit long fills until one finds no room
-      const busy = [];
+      const busy = [first];
       for (const dst of fills) {
         const f = mover.memset(dst, attempt);
         busy.push(f);
