@@ -16,7 +16,7 @@ import {
   parseSize,
   UsageError,
 } from "./args.ts";
-import { bytes, hexDump, printFields, printJson } from "./output.ts";
+import { base64, bytes, hexDump, printFields, printJson } from "./output.ts";
 import { Progress } from "./progress.ts";
 
 /** Files this large are allocated in steps, with a progress bar. */
@@ -137,7 +137,7 @@ export function checkBlk(path: string, p: Parsed): boolean {
   return report.consistent;
 }
 
-/** `dump FILE --lba N [--count K] [--raw]`. */
+/** `dump FILE --lba N [--count K] [--raw | --json]`. */
 export function dumpBlk(path: string, p: Parsed): void {
   const lba = parseCount(p.values.lba, "lba");
   const count = p.values.count === undefined
@@ -150,14 +150,19 @@ export function dumpBlk(path: string, p: Parsed): void {
     );
   }
   const into = new Uint8Array(pool.blockSize);
+  const blocks: { lba: number; data: string }[] = [];
   for (let i = 0; i < count; i++) {
     pool.read(lba + i, into);
-    if (p.values.raw) process.stdout.write(into);
+    if (p.values.json) blocks.push({ lba: lba + i, data: base64(into) });
+    else if (p.values.raw) process.stdout.write(into);
     else {
       process.stdout.write(
         `block ${lba + i}:\n${hexDump(into, (lba + i) * pool.blockSize)}\n`,
       );
     }
+  }
+  if (p.values.json) {
+    printJson({ kind: "blk", path, blockSize: pool.blockSize, blocks });
   }
 }
 

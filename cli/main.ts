@@ -140,9 +140,26 @@ backup): the repairs that are always safe. A log stream is checked by
 inspecting it (header, region table, and a recovery run on a private copy);
 a libpmemlog log by its header and offsets. An object pool: every object
 header, the pool's structures reachable and leak-free; --repair writes
-recovery's replay of committed transactions. Exit code 1 when inconsistent.`,
+recovery's replay of committed transactions. Exit code 1 when inconsistent,
+also for a file whose pool signature is damaged or missing.`,
     run(p) {
       const [path] = positionals(p, "file");
+      if (detectKind(path) === null) {
+        // as pmempool check: a pool whose signature is damaged (or a file
+        // that is no pool) is not consistent
+        const problem = "no pool signature this tool knows: the pool " +
+          "header is damaged, or the file is not a pool";
+        if (p.values.json) {
+          printJson({
+            kind: null,
+            path,
+            consistent: false,
+            problems: [problem],
+          });
+        }
+        process.stderr.write(`asyncpmem check: '${path}': ${problem}\n`);
+        return ExitCode.INCONSISTENT;
+      }
       const kind = kindOf(path, ["blk", "stream", "log", "obj"]);
       let ok: boolean;
       try {
@@ -167,22 +184,27 @@ recovery's replay of committed transactions. Exit code 1 when inconsistent.`,
   dump: {
     summary: "print blocks of a pool, in hex or raw",
     usage:
-      "asyncpmem dump FILE [--lba N | --region SLOT [--from TS]] [--count K] [--raw]",
+      "asyncpmem dump FILE [--lba N | --region SLOT [--from TS]] [--count K] [--raw | --json]",
     options: {
+      ...JSON_OPTION,
       lba: { type: "string" },
       region: { type: "string" },
       from: { type: "string" },
       count: { type: "string" },
       raw: { type: "boolean" },
     },
-    help: `Print data of a pool as a hex dump with addresses, or the bytes
-themselves with --raw (for a pipe):
+    help: `Print data of a pool as a hex dump with addresses, the bytes
+themselves with --raw (for a pipe), or with --json one JSON document whose
+data fields are base64:
   blk     COUNT blocks (default 1) from block --lba
   stream  the entries of the region in --region SLOT, from timestamp
           --from, COUNT at most (opening a stream finishes its recovery)
   log     all the data of a libpmemlog log`,
     run(p) {
       const [path] = positionals(p, "file");
+      if (p.values.raw && p.values.json) {
+        throw new UsageError("--raw and --json exclude each other");
+      }
       const kind = kindOf(path, ["blk", "stream", "log"]);
       if (kind === "blk") dumpBlk(path, p);
       else if (kind === "stream") dumpStream(path, p);

@@ -60,3 +60,18 @@ export function hexDump(data: Uint8Array, base = 0): string {
   }
   return lines.join("\n");
 }
+
+/**
+ * `data` in base64 (RFC 4648, with padding): how `--json` carries bytes.
+ * Converted 24 KiB at a time: `btoa` takes a string of byte values, and
+ * one spread of a large array would overflow the call stack.
+ */
+export function base64(data: Uint8Array): string {
+  const parts: string[] = [];
+  const step = 3 << 13; // a multiple of 3: no padding inside
+  for (let at = 0; at < data.length; at += step) {
+    const chunk = data.subarray(at, Math.min(data.length, at + step));
+    parts.push(btoa(String.fromCharCode(...chunk)));
+  }
+  return parts.join("");
+}

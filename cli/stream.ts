@@ -10,7 +10,7 @@ import { existsSync } from "node:fs";
 import process from "node:process";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { parseCount, type Parsed, parseSize, UsageError } from "./args.ts";
-import { bytes, hexDump, printFields, printJson } from "./output.ts";
+import { base64, bytes, hexDump, printFields, printJson } from "./output.ts";
 import { Progress } from "./progress.ts";
 
 /** `create stream FILE --size S [--block-size B] [--region-slots N]`. */
@@ -129,7 +129,7 @@ export function checkLog(path: string, p: Parsed): boolean {
   return true;
 }
 
-/** `dump FILE --region SLOT [--from TS] [--count K] [--raw]`. */
+/** `dump FILE --region SLOT [--from TS] [--count K] [--raw | --json]`. */
 export function dumpStream(path: string, p: Parsed): void {
   const slot = parseCount(p.values.region, "region");
   const from = p.values.from === undefined
@@ -144,26 +144,40 @@ export function dumpStream(path: string, p: Parsed): void {
     throw new UsageError(`'${path}' has no region in slot ${slot}`);
   }
   let n = 0;
+  const entries: { timestamp: number; size: number; data: string }[] = [];
   for (const e of s.entries(region)) {
     if (e.timestamp < from) continue;
     if (n++ >= count) break;
-    if (p.values.raw) process.stdout.write(e.data);
+    if (p.values.json) {
+      entries.push({
+        timestamp: e.timestamp,
+        size: e.data.length,
+        data: base64(e.data),
+      });
+    } else if (p.values.raw) process.stdout.write(e.data);
     else {
       process.stdout.write(
         `entry ${e.timestamp} (${e.data.length} B):\n${hexDump(e.data)}\n`,
       );
     }
   }
+  if (p.values.json) printJson({ kind: "stream", path, region: slot, entries });
 }
 
-/** `dump FILE [--raw]` for a libpmemlog log: all its data. */
+/** `dump FILE [--raw | --json]` for a libpmemlog log: all its data. */
 export function dumpLog(path: string, p: Parsed): void {
   using log = PmemLog.open(path);
+  const chunks: Uint8Array[] = [];
   log.walk(0, (chunk) => {
-    if (p.values.raw) process.stdout.write(chunk);
+    if (p.values.json) chunks.push(chunk.slice());
+    else if (p.values.raw) process.stdout.write(chunk);
     else process.stdout.write(`${hexDump(chunk)}\n`);
     return true;
   });
+  if (p.values.json) {
+    const data = chunks[0] ?? new Uint8Array(0); // chunk size 0: one chunk
+    printJson({ kind: "log", path, size: data.length, data: base64(data) });
+  }
 }
 
 /**

@@ -1,11 +1,13 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // The CLI run as a user runs it: a subprocess of the same runtime, on pools
 // made by the library, by libpmemblk and by pmempool; output checked.
+import { Buffer } from "node:buffer";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { BlockPool } from "../blk/mod.ts";
+import { base64 } from "../cli/output.ts";
 import { assert, patch, ROOT, RUNTIME, tempPath, test } from "./_harness.ts";
 import { requires } from "./_requires.ts";
 import { blkutil, pattern } from "./c/blkutil.ts";
@@ -141,6 +143,21 @@ test("asyncpmem: create, info, dump, zero and check a block pool", () => {
     "--raw",
   ]);
   assert.deepEqual(new Uint8Array(raw.stdout), pattern(5, 1, 4096));
+  const json = cli("dump", path, "--lba", "4", "--count", "2", "--json");
+  assert.equal(json.status, 0, json.stderr);
+  const doc = JSON.parse(json.stdout);
+  assert.deepEqual(
+    [
+      doc.kind,
+      doc.path,
+      doc.blockSize,
+      doc.blocks.map((b: { lba: number }) => b.lba),
+    ],
+    ["blk", path, 4096, [4, 5]],
+  );
+  assert.deepEqual(fromBase64(doc.blocks[0].data), new Uint8Array(4096));
+  assert.deepEqual(fromBase64(doc.blocks[1].data), pattern(5, 1, 4096));
+  assert.equal(cli("dump", path, "--lba", "5", "--raw", "--json").status, 2);
   assert.equal(cli("dump", path, "--lba", "7919").status, 2);
   const failed = cli("dump", path, "--lba", "6");
   assert.equal(failed.status, 3); // the block is in the error state
@@ -198,6 +215,30 @@ test("asyncpmem: check reports what recovery would do, repairs with --repair, ex
   assert.equal(r.consistent, false);
   assert.equal(r.kind, "blk");
   assert.match(r.problems[0], /BTT info block is invalid/);
+});
+
+test("asyncpmem: check finds a pool with a damaged signature inconsistent (exit 1), as pmempool check does", () => {
+  const path = tempPath();
+  BlockPool.create(path, { blockSize: 512, poolSize: 17 * MiB }).close();
+  patch(path, 0, new TextEncoder().encode("XXXX"));
+  const text = cli("check", path);
+  assert.equal(text.status, 1, text.stdout + text.stderr);
+  assert.match(text.stderr, /no pool signature this tool knows/);
+  const json = cli("check", path, "--json");
+  assert.equal(json.status, 1, json.stderr);
+  const r = JSON.parse(json.stdout);
+  assert.deepEqual([r.kind, r.path, r.consistent], [null, path, false]);
+  assert.match(r.problems[0], /header is damaged/);
+  // other commands still call it a usage error; a missing file is I/O
+  assert.equal(cli("info", path).status, 2);
+  assert.equal(cli("check", tempPath("absent")).status, 3);
+});
+
+test("the CLI's base64() matches node:buffer's across its 24 KiB steps and padding", () => {
+  for (const n of [0, 1, 2, 3, 24575, 24576, 24577, 60001]) {
+    const data = pattern(n, 3, n);
+    assert.equal(base64(data), Buffer.from(data).toString("base64"), `${n}`);
+  }
 });
 
 test("asyncpmem: inspects pools libpmemblk and pmempool created", () => {
@@ -262,6 +303,18 @@ test("asyncpmem: create, info, check and dump a log stream", () => {
     "--raw",
   ]);
   assert.equal(new TextDecoder().decode(raw.stdout), "betagamma");
+  const json = cli("dump", path, "--region", "0", "--count", "2", "--json");
+  assert.equal(json.status, 0, json.stderr);
+  const doc = JSON.parse(json.stdout);
+  assert.deepEqual([doc.kind, doc.path, doc.region], ["stream", path, 0]);
+  assert.deepEqual(
+    doc.entries.map((e: { timestamp: number; size: number; data: string }) => [
+      e.timestamp,
+      e.size,
+      new TextDecoder().decode(fromBase64(e.data)),
+    ]),
+    [[1, 5, "alpha"], [2, 4, "beta"]],
+  );
   assert.equal(cli("dump", path, "--region", "5").status, 2);
   // a damaged region table: named, and the check fails with exit code 1
   patch(path, 4096, new Uint8Array([0xee]));
@@ -301,10 +354,20 @@ test(
     const dumped = logutil("dump", back, out);
     assert.equal(dumped.status, 0, dumped.stderr);
     assert.deepEqual(new Uint8Array(readFileSync(out)), data);
+    const json = cli("dump", back, "--json");
+    assert.equal(json.status, 0, json.stderr);
+    const doc = JSON.parse(json.stdout);
+    assert.deepEqual([doc.kind, doc.size], ["log", data.length]);
+    assert.deepEqual(fromBase64(doc.data), data);
     assert.equal(cli("check", back).status, 0);
   },
   { skip: requires("libpmemlog") },
 );
+
+/** The bytes of a base64 string (what `--json` dumps carry). */
+function fromBase64(text: string): Uint8Array {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
 
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
