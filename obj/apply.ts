@@ -5,9 +5,9 @@
  * arrays kept for the next group (no object per entry); a group whose
  * copies and fills are all short, or whose entries overlap (other than
  * two bitmap masks, which commute), is applied in order on this thread;
- * otherwise its copies and fills of `MOVER_MIN` bytes or more go to the
- * mover as one batch while this thread applies the rest. Internal to
- * `obj/`.
+ * otherwise its copies and fills of `MOVER_MIN` bytes or more (up to a
+ * window of the pool's media: see `ObjMedia.span`) go to the mover as one
+ * batch while this thread applies the rest. Internal to `obj/`.
  *
  * @module
  */
@@ -59,26 +59,29 @@ export class Applier {
     const targets = this.#targets;
     const lengths = this.#lengths;
     const ats = this.#ats;
-    const u32 = this.#media.u32;
+    const media = this.#media;
     let q = this.#log.phys(g.start) + RECORD_HEADER;
     let big = 0;
     for (let i = 0; i < n; i++) {
-      const w = q >>> 2;
-      const op = u32[w];
-      const length = u32[w + 1];
+      const op = media.getU32(q);
+      const length = media.getU32(q + 4);
       ops[i] = op;
       lengths[i] = length;
-      targets[i] = u32[w + 2] + u32[w + 3] * 2 ** 32;
+      targets[i] = media.read64(q + 8);
       ats[i] = q + ENTRY_HEADER;
-      if (length >= MOVER_MIN && (op === OP_COPY || op === OP_ZERO)) big++;
+      if (
+        length >= MOVER_MIN && length <= media.span &&
+        (op === OP_COPY || op === OP_ZERO)
+      ) big++;
       q += ENTRY_HEADER + payloadOf(op, length);
     }
     if (big === 0 || this.#overlapping(n)) {
       this.#log.applyAll(g);
       return undefined;
     }
-    const media = this.#media;
-    const u8 = media.u8;
+    // past a window's span a view would cover the whole pool: such an
+    // entry is applied here, a window at a time
+    const span = media.span;
     const batch: BatchEntry[] = [];
     const moved: number[] = [];
     for (let i = 0; i < n; i++) {
@@ -86,7 +89,10 @@ export class Applier {
       const target = targets[i];
       const length = lengths[i];
       const at = ats[i];
-      if (length < MOVER_MIN || (op !== OP_COPY && op !== OP_ZERO)) {
+      if (
+        length < MOVER_MIN || length > span ||
+        (op !== OP_COPY && op !== OP_ZERO)
+      ) {
         applyOne(media, op, target, length, at);
         continue;
       }
@@ -94,14 +100,14 @@ export class Applier {
       if (op === OP_COPY) {
         batch.push({
           op: "memcpy",
-          dst: u8,
-          dstOffset: target,
-          src: u8.subarray(at, at + length),
+          dst: media.u8At(target),
+          dstOffset: media.index(target),
+          src: media.bytes(at, length),
         });
       } else {
         batch.push({
           op: "memset",
-          dst: u8.subarray(target, target + length),
+          dst: media.bytes(target, length),
           value: 0,
         });
       }
