@@ -5,9 +5,10 @@
  * arrays kept for the next group (no object per entry); a group whose
  * copies and fills are all short, or whose entries overlap (other than
  * two bitmap masks, which commute), is applied in order on this thread;
- * otherwise its copies and fills of `MOVER_MIN` bytes or more (up to a
- * window of the pool's media: see `ObjMedia.span`) go to the mover as one
- * batch while this thread applies the rest. Internal to `obj/`.
+ * otherwise its copies and fills of `MOVER_MIN` bytes or more (those
+ * that lie in one window of the pool's media: see `ObjMedia.fits`) go to
+ * the mover as one batch while this thread applies the rest. Internal to
+ * `obj/`.
  *
  * @module
  */
@@ -70,8 +71,9 @@ export class Applier {
       targets[i] = media.read64(q + 8);
       ats[i] = q + ENTRY_HEADER;
       if (
-        length >= MOVER_MIN && length <= media.span &&
-        (op === OP_COPY || op === OP_ZERO)
+        length >= MOVER_MIN && (op === OP_COPY || op === OP_ZERO) &&
+        media.fits(targets[i], length) &&
+        (op === OP_ZERO || media.fits(q + ENTRY_HEADER, length))
       ) big++;
       q += ENTRY_HEADER + payloadOf(op, length);
     }
@@ -79,9 +81,9 @@ export class Applier {
       this.#log.applyAll(g);
       return undefined;
     }
-    // past a window's span a view would cover the whole pool: such an
-    // entry is applied here, a window at a time
-    const span = media.span;
+    // an entry across windows (on Bun, a pool over 64 MiB) is applied
+    // here, a window at a time: a view of it would need a window (or a
+    // buffer of the whole pool) of its own
     const batch: BatchEntry[] = [];
     const moved: number[] = [];
     for (let i = 0; i < n; i++) {
@@ -90,8 +92,9 @@ export class Applier {
       const length = lengths[i];
       const at = ats[i];
       if (
-        length < MOVER_MIN || length > span ||
-        (op !== OP_COPY && op !== OP_ZERO)
+        length < MOVER_MIN || (op !== OP_COPY && op !== OP_ZERO) ||
+        !media.fits(target, length) ||
+        (op === OP_COPY && !media.fits(at, length))
       ) {
         applyOne(media, op, target, length, at);
         continue;
@@ -100,8 +103,8 @@ export class Applier {
       if (op === OP_COPY) {
         batch.push({
           op: "memcpy",
-          dst: media.u8At(target),
-          dstOffset: media.index(target),
+          dst: media.u8At(target, length),
+          dstOffset: media.index(target, length),
           src: media.bytes(at, length),
         });
       } else {

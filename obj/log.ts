@@ -500,12 +500,15 @@ export function applyOne(
   at: number,
 ): void {
   if (op === OP_COPY) {
-    if (length <= 128 && ((target | length) & 3) === 0) {
+    if (
+      length <= 128 && ((target | length) & 3) === 0 &&
+      media.fits(target, length) && media.fits(at, length)
+    ) {
       // short aligned copies: a loop costs less than a builtin's call
-      const tw = media.u32At(target);
-      const sw = media.u32At(at);
-      const t = media.index(target) >>> 2;
-      const s = media.index(at) >>> 2;
+      const tw = media.u32At(target, length);
+      const sw = media.u32At(at, length);
+      const t = media.index(target, length) >>> 2;
+      const s = media.index(at, length) >>> 2;
       for (let j = 0, m = length >>> 2; j < m; j++) tw[t + j] = sw[s + j];
     } else media.move(target, at, length); // a home and the log: apart
   } else if (op === OP_ZERO) media.fill(0, target, length);

@@ -207,7 +207,7 @@ export class MapCore implements TxEffects<Pending> {
             `flags ${flags}, a key of ${klen} and a value of ${vlen} bytes in ${node.size}`,
           );
         }
-        const kb = media.bytes(off + NODE_HEADER, klen);
+        const kb = media.peek(off + NODE_HEADER, klen);
         const entry: Entry = {
           slot,
           node: off,
@@ -286,13 +286,14 @@ export class MapCore implements TxEffects<Pending> {
     const at = stagedData(tx, node);
     const media = this.#e.media;
     // a node staged in the log is written there: through one view when it
-    // fits a window's span (putAscii needs one)
-    if (at >= 0 && NODE_HEADER + klen + vlen <= media.span) {
+    // lies in one window (putAscii needs one view)
+    const n = NODE_HEADER + klen + vlen;
+    if (at >= 0 && media.fits(at, n)) {
       media.setU32(at, flags);
       media.setU32(at + 4, klen);
       media.setU32(at + 8, vlen);
-      const u8 = media.u8At(at);
-      const i = media.index(at);
+      const u8 = media.u8At(at, n);
+      const i = media.index(at, n);
       if (kb === undefined) putAscii(u8, i + NODE_HEADER, key as string);
       else u8.set(kb, i + NODE_HEADER);
       if (vb === undefined) {
@@ -491,13 +492,7 @@ export class MapCore implements TxEffects<Pending> {
   /** The value of an entry, as it was given. */
   value(x: Entry): MapValue {
     if (x.flags & VALUE_STRING) {
-      const media = this.#e.media;
-      // past a window's span a view would be over the whole pool
-      return decoder.decode(
-        x.vlen <= media.span
-          ? media.bytes(x.at, x.vlen)
-          : media.copy(x.at, x.vlen),
-      );
+      return decoder.decode(this.#e.media.peek(x.at, x.vlen));
     }
     return this.#e.media.copy(x.at, x.vlen);
   }
@@ -507,7 +502,7 @@ export class MapCore implements TxEffects<Pending> {
     const media = this.#e.media;
     const off = x.node;
     const klen = media.getU32(off + 4);
-    const kb = media.bytes(off + NODE_HEADER, klen);
+    const kb = media.peek(off + NODE_HEADER, klen);
     return x.flags & KEY_STRING ? decoder.decode(kb) : kb.slice();
   }
 }

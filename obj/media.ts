@@ -2,16 +2,21 @@
 /**
  * {@linkcode ObjMedia}: the object store's only door to its file. Loads
  * and plain stores go through views of the {@linkcode Mapping} made from
- * its buffers (see `VIEW_WINDOWS`): one view of the whole pool on Deno
- * and, on Bun, for pools of at most 64 MiB; on Bun a larger pool is seen
- * through windows of 4 MiB every 2 MiB, made where the store looks, so
- * Bun counts only the parts in use as its heap (one buffer over a 256
- * MiB pool slowed every allocation of the program). Any access of up to
- * a stride (2 MiB) lies in one window; longer copies, fills and CRCs go
- * a stride at a time. Every store that must persist is made durable
- * through the mapping's `persist` or `persistRanges`, so a tracer on the
- * mapping sees it. It also keeps the pages stored to since the last
- * checkpoint (the homes a redo log's entries were applied to), to
+ * its buffers (see `VIEW_WINDOWS`): one view of the whole pool on Deno,
+ * and on Bun for pools of at most 64 MiB. On Bun a larger pool is seen
+ * through the mapping's windows of 4 MiB every 2 MiB, made where the
+ * store looks, so Bun counts only the parts in use as heap: one buffer
+ * over a 256 MiB pool made every allocation of the program slow (a map's
+ * 4 KiB `get` took 12–17 µs, ~1 µs through windows). The store uses the
+ * even windows, which tile the pool (a pool used all over is counted once,
+ * not twice): copies, fills, moves and CRCs go a window at a time, a word
+ * across two is read or written bytewise, and an odd window is made only
+ * for a view asked of a range across an even one's end (`pool.view` of
+ * such an object); a view of more than 2 MiB is the mapping's, over a
+ * buffer of the whole pool. Every store that must persist is made
+ * durable through the mapping's `persist` or `persistRanges`, so a tracer
+ * on the mapping sees it. It also keeps the pages stored to since the
+ * last checkpoint (the homes a redo log's entries were applied to), to
  * persist them together.
  *
  * @module
@@ -24,10 +29,16 @@ import { load32, store32 } from "./object_bytes.ts";
 /** Dirty tracking unit (a page: what an msync writes anyway). */
 const PAGE_SHIFT = 12;
 
-/** Windows start every 2^STRIDE_SHIFT bytes (pools are below 2^32). */
-const STRIDE_SHIFT = Math.log2(VIEW_WINDOWS.stride);
-/** The offset in its window of an offset, as a mask. */
-const STRIDE_MASK = VIEW_WINDOWS.stride - 1;
+/** Windows start every stride (pools are below 2^32). */
+const STRIDE = VIEW_WINDOWS.stride;
+/**
+ * A window is two strides long (`VIEW_WINDOWS.size`), so any range of up
+ * to a stride lies in one; the even ones tile the pool, 2^SIZE_SHIFT
+ * bytes each.
+ */
+const SIZE_SHIFT = Math.log2(VIEW_WINDOWS.size);
+/** The offset in its even window of an offset, as a mask. */
+const SIZE_MASK = VIEW_WINDOWS.size - 1;
 
 /** Byte access to an object pool's mapping. */
 export class ObjMedia {
@@ -71,7 +82,7 @@ export class ObjMedia {
         this.size >>> 3,
       );
       this.span = this.size;
-    } else this.span = VIEW_WINDOWS.stride;
+    } else this.span = STRIDE;
     this.#dirty = new Uint8Array((this.size >>> PAGE_SHIFT) + 1);
   }
 
@@ -87,7 +98,7 @@ export class ObjMedia {
 
   /** Make window `k` and its words. */
   #window(k: number): Uint8Array {
-    const start = k * VIEW_WINDOWS.stride;
+    const start = k * STRIDE;
     const view = this.#map.view(
       start,
       Math.min(VIEW_WINDOWS.size, this.size - start),
@@ -103,43 +114,81 @@ export class ObjMedia {
   }
 
   /**
-   * The view that holds `offset` and the {@linkcode ObjMedia.span} bytes
-   * after it (up to the pool's end); `offset` is at
-   * {@linkcode ObjMedia.index} in it. Valid until the mapping closes.
+   * The window for `[offset, offset + length)` (`length` at most a
+   * stride): the even window that holds `offset` unless the range
+   * crosses its end, then the odd one it lies in. Even windows tile the
+   * pool, so a pool used all over is counted once by Bun, not twice; odd
+   * ones are made for ranges across an even one's end only.
    */
-  u8At(offset: number): Uint8Array {
+  static #slot(offset: number, length: number): number {
+    const k = (offset >>> SIZE_SHIFT) << 1;
+    return (offset & SIZE_MASK) + length > VIEW_WINDOWS.size ? k + 1 : k;
+  }
+
+  /**
+   * The view that holds `[offset, offset + length)` (`length` at most
+   * {@linkcode ObjMedia.span}); `offset` is at
+   * {@linkcode ObjMedia.index}`(offset, length)` in it. Valid until the
+   * mapping closes.
+   */
+  u8At(offset: number, length: number): Uint8Array {
     const u8 = this.#u8;
     if (u8 !== null) return u8;
-    const k = offset >>> STRIDE_SHIFT;
+    const k = ObjMedia.#slot(offset, length);
     return this.#u8s[k] ?? this.#window(k);
   }
 
   /**
    * {@linkcode ObjMedia.u8At} as u32 words (`offset` 4-aligned); the
-   * word at `offset` is at index `index(offset) >>> 2`.
+   * word at `offset` is at index `index(offset, length) >>> 2`.
    */
-  u32At(offset: number): Uint32Array {
+  u32At(offset: number, length: number): Uint32Array {
     const u32 = this.#u32;
     if (u32 !== null) return u32;
-    const k = offset >>> STRIDE_SHIFT;
-    const w = this.#u32s[k];
-    if (w !== undefined) return w;
-    this.#window(k);
+    const k = ObjMedia.#slot(offset, length);
+    if (this.#u32s[k] === undefined) this.#window(k);
     return this.#u32s[k]!;
   }
 
   /** Where `offset` lies in {@linkcode ObjMedia.u8At}'s view. */
-  index(offset: number): number {
-    return this.#u8 !== null ? offset : offset & STRIDE_MASK;
+  index(offset: number, length: number): number {
+    return this.#u8 !== null
+      ? offset
+      : offset - ObjMedia.#slot(offset, length) * STRIDE;
+  }
+
+  /**
+   * Whether `[offset, offset + length)` lies in one even window (always
+   * when the pool is seen whole): then {@linkcode ObjMedia.bytes} needs no
+   * odd window.
+   */
+  fits(offset: number, length: number): boolean {
+    return this.#u8 !== null || (offset & SIZE_MASK) + length <= SIZE_MASK + 1;
+  }
+
+  /** Bytes from `offset` to the end of its even window, at most `length`. */
+  static #run(offset: number, length: number): number {
+    return Math.min(length, SIZE_MASK + 1 - (offset & SIZE_MASK));
+  }
+
+  /**
+   * `[offset, offset + length)` to read at once: a view where it lies in
+   * one even window (or the pool is seen whole), else a copy.
+   */
+  peek(offset: number, length: number): Uint8Array {
+    return this.fits(offset, length)
+      ? this.bytes(offset, length)
+      : this.copy(offset, length);
   }
 
   /** The u32 at a 4-aligned offset. */
   getU32(offset: number): number {
     const u32 = this.#u32;
     if (u32 !== null) return u32[offset >>> 2];
-    const k = offset >>> STRIDE_SHIFT;
-    const w = this.#u32s[k] ?? this.u32At(offset);
-    return w[(offset & STRIDE_MASK) >>> 2];
+    // an aligned word never crosses an even window's end
+    const k = (offset >>> SIZE_SHIFT) << 1;
+    const w = this.#u32s[k] ?? this.u32At(offset, 4);
+    return w[(offset & SIZE_MASK) >>> 2];
   }
 
   /** Store a u32 at a 4-aligned offset (not persisted). */
@@ -149,23 +198,32 @@ export class ObjMedia {
       u32[offset >>> 2] = value;
       return;
     }
-    const k = offset >>> STRIDE_SHIFT;
-    const w = this.#u32s[k] ?? this.u32At(offset);
-    w[(offset & STRIDE_MASK) >>> 2] = value;
+    const k = (offset >>> SIZE_SHIFT) << 1;
+    const w = this.#u32s[k] ?? this.u32At(offset, 4);
+    w[(offset & SIZE_MASK) >>> 2] = value;
   }
 
   /** The little-endian u32 at any offset. */
   load32(offset: number): number {
     const u8 = this.#u8;
     if (u8 !== null) return load32(u8, offset);
-    return load32(this.u8At(offset), offset & STRIDE_MASK);
+    if (this.fits(offset, 4)) {
+      return load32(this.u8At(offset, 4), this.index(offset, 4));
+    }
+    return load32(this.copy(offset, 4), 0);
   }
 
   /** Store a little-endian u32 at any offset (not persisted). */
   store32(offset: number, value: number): void {
     const u8 = this.#u8;
     if (u8 !== null) store32(u8, offset, value);
-    else store32(this.u8At(offset), offset & STRIDE_MASK, value);
+    else if (this.fits(offset, 4)) {
+      store32(this.u8At(offset, 4), this.index(offset, 4), value);
+    } else {
+      const b = new Uint8Array(4);
+      store32(b, 0, value);
+      this.set(b, offset);
+    }
   }
 
   /** The u64 (below 2^53) at a 4-aligned offset. */
@@ -180,9 +238,9 @@ export class ObjMedia {
       u64[offset >>> 3] = BigInt(value);
       return;
     }
-    const u8 = this.u8At(offset);
-    new BigUint64Array(u8.buffer, u8.byteOffset + this.index(offset), 1)[0] =
-      BigInt(value);
+    const u8 = this.u8At(offset, 8);
+    const at = u8.byteOffset + this.index(offset, 8);
+    new BigUint64Array(u8.buffer, at, 1)[0] = BigInt(value);
   }
 
   /**
@@ -193,9 +251,9 @@ export class ObjMedia {
   bytes(offset: number, length: number): Uint8Array {
     const u8 = this.#u8;
     if (u8 !== null) return u8.subarray(offset, offset + length);
-    if (length > VIEW_WINDOWS.stride) return this.#map.view(offset, length);
-    const at = offset & STRIDE_MASK;
-    return this.u8At(offset).subarray(at, at + length);
+    if (length > STRIDE) return this.#map.view(offset, length);
+    const at = this.index(offset, length);
+    return this.u8At(offset, length).subarray(at, at + length);
   }
 
   /**
@@ -221,7 +279,7 @@ export class ObjMedia {
       return;
     }
     for (let done = 0; done < length;) {
-      const n = Math.min(length - done, VIEW_WINDOWS.stride);
+      const n = ObjMedia.#run(offset + done, length - done);
       into.set(this.bytes(offset + done, n), at + done);
       done += n;
     }
@@ -235,16 +293,14 @@ export class ObjMedia {
       return;
     }
     const length = src.length;
-    if (length <= VIEW_WINDOWS.stride) {
-      this.u8At(offset).set(src, offset & STRIDE_MASK);
+    if (this.fits(offset, length)) {
+      this.u8At(offset, length).set(src, this.index(offset, length));
       return;
     }
     for (let done = 0; done < length;) {
-      const n = Math.min(length - done, VIEW_WINDOWS.stride);
-      this.u8At(offset + done).set(
-        src.subarray(done, done + n),
-        (offset + done) & STRIDE_MASK,
-      );
+      const at = offset + done;
+      const n = ObjMedia.#run(at, length - done);
+      this.u8At(at, n).set(src.subarray(done, done + n), this.index(at, n));
       done += n;
     }
   }
@@ -257,16 +313,15 @@ export class ObjMedia {
       return;
     }
     for (let done = 0; done < length;) {
-      const n = Math.min(length - done, VIEW_WINDOWS.stride);
-      const at = (offset + done) & STRIDE_MASK;
-      this.u8At(offset + done).fill(value, at, at + n);
+      const n = ObjMedia.#run(offset + done, length - done);
+      this.bytes(offset + done, n).fill(value);
       done += n;
     }
   }
 
   /**
    * Copy `length` bytes from `from` to `target` (not persisted). Ranges
-   * that overlap must lie within one {@linkcode ObjMedia.span}.
+   * that overlap must both lie in one even window (see `fits`).
    */
   move(target: number, from: number, length: number): void {
     const u8 = this.#u8;
@@ -275,7 +330,10 @@ export class ObjMedia {
       return;
     }
     for (let done = 0; done < length;) {
-      const n = Math.min(length - done, VIEW_WINDOWS.stride);
+      const n = ObjMedia.#run(
+        from + done,
+        ObjMedia.#run(target + done, length - done),
+      );
       this.bytes(target + done, n).set(this.bytes(from + done, n));
       done += n;
     }
@@ -287,9 +345,9 @@ export class ObjMedia {
     if (u8 !== null) return crc32c(u8, offset, length, seed);
     let crc = seed;
     for (let done = 0; done < length;) {
-      const n = Math.min(length - done, VIEW_WINDOWS.stride);
       const at = offset + done;
-      crc = crc32c(this.u8At(at), at & STRIDE_MASK, n, crc);
+      const n = ObjMedia.#run(at, length - done);
+      crc = crc32c(this.u8At(at, n), this.index(at, n), n, crc);
       done += n;
     }
     return crc;

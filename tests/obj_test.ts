@@ -428,6 +428,8 @@ moverTest(
           Math.floor((o + sizes[i % sizes.length] - 1) / stride)
       );
       assert.ok(across.length >= 2, `${across.length} objects across`);
+      // and one across a 4 MiB boundary, the end of an even window
+      assert.ok(across.some((o) => o % (2 * stride) > stride));
       // rewrite every object in place, synchronously then asynchronously,
       // with an unaligned u64 near its end
       for (let round = 1; round <= 2; round++) {
@@ -450,7 +452,7 @@ moverTest(
       // a u64 across a stride in each straddling object, through each way
       for (const a of across) {
         const h = pool.object(a);
-        const at = stride - (a % stride) - 4; // 4 bytes each side
+        const at = stride - (a % stride) - 3; // a word across it
         pool.tx((tx) => tx.setU64(h, at, 2 ** 52 + a));
         assert.equal(pool.getU64(h, at), 2 ** 52 + a);
         assert.equal(pool.getBigU64(h, at), 2n ** 52n + BigInt(a));
@@ -483,6 +485,13 @@ moverTest(
       const buf = RUNTIME === "bun" ? VIEW_WINDOWS.size : size;
       assert.equal(pool.view(small).buffer.byteLength, buf);
       assert.equal(media.mapping.view(0, 16).buffer.byteLength, buf);
+      // a view of an object across the end of a window (an odd window's)
+      for (const a of across) {
+        assert.deepEqual(
+          pool.view(pool.object(a)),
+          expect[offsets.indexOf(a)],
+        );
+      }
       // a view of an object longer than a window's span works too
       assert.deepEqual(pool.view(pool.object(offsets[1])), expect[1]);
       // a record of a straddling object left in the log, to replay
@@ -504,6 +513,44 @@ moverTest(
     }
   },
 );
+
+test("a pool of several view windows: words of an object staged across a window's end in the log", () => {
+  // On Bun the store reaches a 160 MiB pool through windows: a
+  // transaction's fresh object is staged in the log, and where its copy
+  // crosses the end of a window (every 4 MiB) its unaligned words are
+  // stored and loaded across it.
+  using pool = ObjectPool.create(tempPath(), { size: 160 * MiB, layout: "w" });
+  const log = poolEngine(pool).log;
+  const root = pool.root(64);
+  const end = 4 * MiB;
+  // the data of an object staged first in a record: after the record's
+  // header, the entry's and the object's
+  const dataAt = () => 8192 + (log.head % log.size) + 32 + 16 + 16;
+  let guard = 0;
+  while (((end - dataAt() % end) % end) < 8 || (end - dataAt() % end) > 240) {
+    pool.tx((tx) => tx.write(root, 0, bytes(64, guard & 255)));
+    assert.ok(++guard < 100_000);
+  }
+  const want = new Uint8Array(256);
+  const o = pool.tx((tx) => {
+    const o = tx.alloc(256);
+    for (let off = 0; off <= 248; off++) {
+      const v = off * 1_000_003 + 1;
+      tx.setU64(o, off, v);
+      want.set(u64Bytes(v), off);
+      assert.equal(tx.getU64(o, off), v);
+      assert.equal(tx.getU32(o, off), v >>> 0);
+    }
+    return o;
+  });
+  assert.deepEqual(pool.read(o), want);
+  for (const off of [0, 7, 101, 248]) {
+    assert.equal(
+      pool.getBigU64(o, off),
+      new DataView(want.buffer).getBigUint64(off, true),
+    );
+  }
+});
 
 moverTest(
   "a checkpoint persists the homes a group's mover batch wrote",
