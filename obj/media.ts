@@ -6,11 +6,11 @@
  * and on Bun for pools of at most 64 MiB. On Bun a larger pool is seen
  * through the mapping's windows of 4 MiB every 2 MiB, made where the
  * store looks, so Bun counts only the parts in use as heap: one buffer
- * over a 256 MiB pool made every allocation of the program slow (a map's
- * 4 KiB `get` took 12–17 µs, ~1 µs through windows). The store uses the
+ * over a 256 MiB pool made every allocation of the program slow (figures
+ * in docs/architecture.md, "Views by runtime"). The store uses the
  * even windows, which tile the pool (a pool used all over is counted once,
- * not twice): copies, fills, moves and CRCs go a window at a time, a word
- * across two is read or written bytewise, and an odd window is made only
+ * not twice): copies, fills, moves and CRCs go a window at a time, a word,
+ * key or string across two is copied in pieces, and an odd window is made only
  * for a view asked of a range across an even one's end (`pool.view` of
  * such an object); a view of more than 2 MiB is the mapping's, over a
  * buffer of the whole pool. Every store that must persist is made
