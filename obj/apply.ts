@@ -5,8 +5,9 @@
  * arrays kept for the next group (no object per entry); a group whose
  * copies and fills are all short, or whose entries overlap (other than
  * two bitmap masks, which commute), is applied in order on this thread;
- * otherwise its copies and fills of `MOVER_MIN` bytes or more go to the
- * mover as one batch while this thread applies the rest. Internal to
+ * otherwise its copies and fills of `MOVER_MIN` bytes or more (those
+ * that lie in one window of the pool's media: see `ObjMedia.fits`) go to
+ * the mover as one batch while this thread applies the rest. Internal to
  * `obj/`.
  *
  * @module
@@ -59,26 +60,30 @@ export class Applier {
     const targets = this.#targets;
     const lengths = this.#lengths;
     const ats = this.#ats;
-    const u32 = this.#media.u32;
+    const media = this.#media;
     let q = this.#log.phys(g.start) + RECORD_HEADER;
     let big = 0;
     for (let i = 0; i < n; i++) {
-      const w = q >>> 2;
-      const op = u32[w];
-      const length = u32[w + 1];
+      const op = media.getU32(q);
+      const length = media.getU32(q + 4);
       ops[i] = op;
       lengths[i] = length;
-      targets[i] = u32[w + 2] + u32[w + 3] * 2 ** 32;
+      targets[i] = media.read64(q + 8);
       ats[i] = q + ENTRY_HEADER;
-      if (length >= MOVER_MIN && (op === OP_COPY || op === OP_ZERO)) big++;
+      if (
+        length >= MOVER_MIN && (op === OP_COPY || op === OP_ZERO) &&
+        media.fits(targets[i], length) &&
+        (op === OP_ZERO || media.fits(q + ENTRY_HEADER, length))
+      ) big++;
       q += ENTRY_HEADER + payloadOf(op, length);
     }
     if (big === 0 || this.#overlapping(n)) {
       this.#log.applyAll(g);
       return undefined;
     }
-    const media = this.#media;
-    const u8 = media.u8;
+    // an entry across windows (on Bun, a pool over 64 MiB) is applied
+    // here, a window at a time: a view of it would need a window (or a
+    // buffer of the whole pool) of its own
     const batch: BatchEntry[] = [];
     const moved: number[] = [];
     for (let i = 0; i < n; i++) {
@@ -86,7 +91,11 @@ export class Applier {
       const target = targets[i];
       const length = lengths[i];
       const at = ats[i];
-      if (length < MOVER_MIN || (op !== OP_COPY && op !== OP_ZERO)) {
+      if (
+        length < MOVER_MIN || (op !== OP_COPY && op !== OP_ZERO) ||
+        !media.fits(target, length) ||
+        (op === OP_COPY && !media.fits(at, length))
+      ) {
         applyOne(media, op, target, length, at);
         continue;
       }
@@ -94,14 +103,14 @@ export class Applier {
       if (op === OP_COPY) {
         batch.push({
           op: "memcpy",
-          dst: u8,
-          dstOffset: target,
-          src: u8.subarray(at, at + length),
+          dst: media.u8At(target, length),
+          dstOffset: media.index(target, length),
+          src: media.bytes(at, length),
         });
       } else {
         batch.push({
           op: "memset",
-          dst: u8.subarray(target, target + length),
+          dst: media.bytes(target, length),
           value: 0,
         });
       }

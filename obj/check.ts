@@ -70,7 +70,7 @@ export function checkObjectPool(
 ): PoolCheckReport {
   const e = poolEngine(pool);
   e.flush("check");
-  const u32 = e.media.u32;
+  const media = e.media;
   const problems: string[] = [];
   const objects: Record<string, number> = {
     user: 0,
@@ -83,22 +83,20 @@ export function checkObjectPool(
   const allocated = new Map<number, number>(); // offset -> type
   let bytes = 0;
   for (const block of e.heap.blocks()) {
-    const w = block >>> 2;
     const offset = block + OBJECT_HEADER;
     const cap = e.heap.capacity(block);
-    if (u32[w] !== OBJECT_MAGIC || u32[w + 2] === 0) {
+    if (media.getU32(block) !== OBJECT_MAGIC || media.getU32(block + 8) === 0) {
       problems.push(`the allocated block at ${block} has no valid header`);
       continue;
     }
-    if (OBJECT_HEADER + u32[w + 1] > cap) {
+    const size = media.getU32(block + 4);
+    if (OBJECT_HEADER + size > cap) {
       problems.push(
-        `the object at ${offset} claims ${
-          u32[w + 1]
-        } bytes in a block of ${cap}`,
+        `the object at ${offset} claims ${size} bytes in a block of ${cap}`,
       );
       continue;
     }
-    const type = u32[w + 3];
+    const type = media.getU32(block + 12);
     const kind = type < TYPE_INTERNAL
       ? "user"
       : type === TYPE_ROOT
@@ -109,7 +107,7 @@ export function checkObjectPool(
       continue;
     }
     objects[kind]++;
-    bytes += u32[w + 1];
+    bytes += size;
     allocated.set(offset, type);
   }
   const reached = new Set<number>();
@@ -121,9 +119,7 @@ export function checkObjectPool(
     at?: number,
   ): boolean => {
     if (allocated.get(offset) !== type) {
-      const shown = at === undefined
-        ? String(offset)
-        : u64Text(e.media.u32, at);
+      const shown = at === undefined ? String(offset) : u64Text(media, at);
       problems.push(`${what} points at ${shown}, which is no such object`);
       return false;
     }

@@ -148,14 +148,14 @@ export class Engine {
       const p = this.locals.get(offset) ?? this.pendingObject(offset);
       if (p !== undefined) return p.gen;
     }
-    const u32 = this.media.u32;
+    const media = this.media;
     const h = offset - OBJECT_HEADER;
     if (
       offset % 8 !== 0 || h < this.g.heap || offset >= this.g.size ||
-      u32[h >>> 2] !== OBJECT_MAGIC ||
-      this.heap.capacity(h) < OBJECT_HEADER + u32[(h >>> 2) + 1]
+      media.getU32(h) !== OBJECT_MAGIC ||
+      this.heap.capacity(h) < OBJECT_HEADER + media.getU32(h + 4)
     ) return 0;
-    return u32[(h >>> 2) + 2];
+    return media.getU32(h + 8);
   }
 
   /**
@@ -198,9 +198,15 @@ export class Engine {
     }
     const gen = this.genAt(offset, false);
     if (gen === 0) throw new StaleObjectError(op, offset);
-    const h = (offset - OBJECT_HEADER) >>> 2;
-    const u32 = this.media.u32;
-    return newHandle(this.token, offset, u32[h + 1], u32[h + 3], gen);
+    const h = offset - OBJECT_HEADER;
+    const media = this.media;
+    return newHandle(
+      this.token,
+      offset,
+      media.getU32(h + 4),
+      media.getU32(h + 12),
+      gen,
+    );
   }
 
   /**

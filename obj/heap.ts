@@ -135,11 +135,10 @@ export class Heap {
    */
   static load(media: ObjMedia, g: Geometry, op: string): Heap {
     const h = new Heap(media, g);
-    const u32 = media.u32;
     for (let k = 0; k < g.chunks;) {
-      const w = (g.chunkTable + 8 * k) >>> 2;
-      const kind = u32[w];
-      const arg = u32[w + 1];
+      const at = g.chunkTable + 8 * k;
+      const kind = media.getU32(at);
+      const arg = media.getU32(at + 4);
       const bad = (detail: string) =>
         new CorruptPoolError(op, `chunk table entry ${k}`, detail);
       if (kind === CHUNK_FREE) {
@@ -149,13 +148,13 @@ export class Heap {
       } else if (kind === CHUNK_RUN) {
         if (arg >= CLASS_SIZES.length) throw bad(`unknown size class ${arg}`);
         const run = new Run(k, arg, g.heap + k * CHUNK_SIZE);
-        const bitmap = run.base >>> 2;
+        const bitmap = run.base;
         const { blocks } = RUNS[arg];
         for (let i = 0; i < run.bits.length; i++) {
-          run.bits[i] |= u32[bitmap + i];
+          run.bits[i] |= media.getU32(bitmap + 4 * i);
         }
         for (let b = blocks; b < run.bits.length * 32; b++) {
-          if (u32[bitmap + (b >>> 5)] & (1 << (b & 31))) {
+          if (media.getU32(bitmap + 4 * (b >>> 5)) & (1 << (b & 31))) {
             throw bad(`bit ${b} is set, past the run's ${blocks} blocks`);
           }
         }
@@ -173,8 +172,8 @@ export class Heap {
           throw bad(`a huge object of ${arg} chunks`);
         }
         for (let j = 1; j < arg; j++) {
-          const v = (g.chunkTable + 8 * (k + j)) >>> 2;
-          if (u32[v] !== 0 || u32[v + 1] !== 0) {
+          const v = g.chunkTable + 8 * (k + j);
+          if (media.getU32(v) !== 0 || media.getU32(v + 4) !== 0) {
             throw bad(`its huge object covers chunk ${k + j}, which is in use`);
           }
           h.#kinds[k + j] = CHUNK_CONT;

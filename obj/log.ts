@@ -120,8 +120,6 @@ export class Group {
 /** The pool's redo log ring. */
 export class RedoLog {
   #media: ObjMedia;
-  #u8: Uint8Array;
-  #u32: Uint32Array;
   #g: Geometry;
   readonly size: number;
   /** Largest record. */
@@ -138,8 +136,6 @@ export class RedoLog {
    */
   constructor(media: ObjMedia, g: Geometry, tail: number) {
     this.#media = media;
-    this.#u8 = media.u8;
-    this.#u32 = media.u32;
     this.#g = g;
     this.size = g.logSize;
     // a checkpoint once a quarter is used, records of 3/8 at most: a
@@ -198,7 +194,9 @@ export class RedoLog {
     const to = g.start + (this.size - g.start % this.size);
     const from = this.phys(g.start);
     const size = g.end - g.start;
-    this.#u8.copyWithin(LOG_OFFSET, from, from + size);
+    // the record lies past 5/8 of the ring (it crosses the end and holds
+    // 3/8 at most): the two places do not overlap
+    this.#media.move(LOG_OFFSET, from, size);
     const shift = LOG_OFFSET - from;
     if (g.items !== null) {
       for (const e of g.items) if (e !== null) e.at += shift;
@@ -228,12 +226,11 @@ export class RedoLog {
   ): number {
     const p = LOG_OFFSET +
       this.reserve(g, ENTRY_HEADER + payload, name) % this.size;
-    const u32 = this.#u32;
-    const w = p >>> 2;
-    u32[w] = op;
-    u32[w + 1] = length;
-    u32[w + 2] = target >>> 0;
-    u32[w + 3] = (target - (target >>> 0)) / 2 ** 32;
+    const media = this.#media;
+    media.setU32(p, op);
+    media.setU32(p + 4, length);
+    media.setU32(p + 8, target >>> 0);
+    media.setU32(p + 12, (target - (target >>> 0)) / 2 ** 32);
     g.count++;
     g.keys.push(key);
     return p + ENTRY_HEADER;
@@ -262,8 +259,8 @@ export class RedoLog {
       op,
     );
     // a subarray costs more than a short copy on some runtimes
-    if (from === 0 && length === src.length) this.#u8.set(src, at);
-    else this.#u8.set(src.subarray(from, from + length), at);
+    if (from === 0 && length === src.length) this.#media.set(src, at);
+    else this.#media.set(src.subarray(from, from + length), at);
     return at;
   }
 
@@ -292,8 +289,8 @@ export class RedoLog {
     key: number,
   ): void {
     const at = this.#entry(g, OP_COPY, 8, target, 8, key, op);
-    this.#u32[at >>> 2] = lo;
-    this.#u32[(at >>> 2) + 1] = hi;
+    this.#media.setU32(at, lo);
+    this.#media.setU32(at + 4, hi);
   }
 
   /** Stage a ZERO of `length` bytes at `target`. */
@@ -311,8 +308,8 @@ export class RedoLog {
     op: string,
   ): void {
     const at = this.#entry(g, kind, 8, target, 8, NO_KEY, op);
-    this.#u32[at >>> 2] = lo;
-    this.#u32[(at >>> 2) + 1] = hi;
+    this.#media.setU32(at, lo);
+    this.#media.setU32(at + 4, hi);
   }
 
   /** Forget the entries staged after a mark (an aborted transaction). */
@@ -327,14 +324,13 @@ export class RedoLog {
    * `rel` bytes into the record) on, as a list.
    */
   entries(g: Group, first = 0, rel = RECORD_HEADER): Entry[] {
-    const u32 = this.#u32;
+    const media = this.#media;
     const out: Entry[] = [];
     let q = this.at(g, rel);
     for (let i = first; i < g.count; i++) {
-      const w = q >>> 2;
-      const op = u32[w];
-      const length = u32[w + 1];
-      const target = u32[w + 2] + u32[w + 3] * 2 ** 32;
+      const op = media.getU32(q);
+      const length = media.getU32(q + 4);
+      const target = media.read64(q + 8);
       out.push({ op, target, length, at: q + ENTRY_HEADER });
       q += ENTRY_HEADER + payloadOf(op, length);
     }
@@ -344,13 +340,11 @@ export class RedoLog {
   /** Apply a group's entries to their homes on this thread, in order. */
   applyAll(g: Group): void {
     const media = this.#media;
-    const u32 = this.#u32;
     let q = this.phys(g.start) + RECORD_HEADER;
     for (let i = 0, n = g.count; i < n; i++) {
-      const w = q >>> 2;
-      const op = u32[w];
-      const length = u32[w + 1];
-      const target = u32[w + 2] + u32[w + 3] * 2 ** 32;
+      const op = media.getU32(q);
+      const length = media.getU32(q + 4);
+      const target = media.read64(q + 8);
       const at = q + ENTRY_HEADER;
       applyOne(media, op, target, length, at);
       q = at + payloadOf(op, length);
@@ -381,16 +375,15 @@ export class RedoLog {
   }
 
   #header(p: number, kind: number, pos: number, size: number, n: number) {
-    const u32 = this.#u32;
-    const w = p >>> 2;
-    u32[w + 1] = kind;
-    u32[w + 2] = pos % 2 ** 32;
-    u32[w + 3] = Math.floor(pos / 2 ** 32);
-    u32[w + 4] = size;
-    u32[w + 5] = n;
-    u32[w + 6] = 0;
-    u32[w + 7] = 0;
-    u32[w] = this.#media.crc(p + 4, size - 4, this.#g.seed);
+    const media = this.#media;
+    media.setU32(p + 4, kind);
+    media.setU32(p + 8, pos % 2 ** 32);
+    media.setU32(p + 12, Math.floor(pos / 2 ** 32));
+    media.setU32(p + 16, size);
+    media.setU32(p + 20, n);
+    media.setU32(p + 24, 0);
+    media.setU32(p + 28, 0);
+    media.setU32(p, media.crc(p + 4, size - 4, this.#g.seed));
   }
 
   /**
@@ -416,27 +409,26 @@ export class RedoLog {
    *   entries do not parse, or leave the areas the log may change
    */
   replay(visit: (entries: Entry[]) => void): number {
-    const u32 = this.#u32;
+    const media = this.#media;
     let pos = this.tail;
     let records = 0;
     for (;;) {
       pos = this.normalize(pos);
       const p = this.phys(pos);
-      const w = p >>> 2;
-      const kind = u32[w + 1];
-      const size = u32[w + 4];
-      const at = u32[w + 2] + u32[w + 3] * 2 ** 32;
+      const kind = media.getU32(p + 4);
+      const size = media.getU32(p + 16);
+      const at = media.read64(p + 8);
       if (
         at !== pos || (kind !== RECORD && kind !== WRAP) ||
         size < RECORD_HEADER || size % 8 !== 0 ||
         size > this.size - pos % this.size
       ) break;
-      if (u32[w] !== this.#media.crc(p + 4, size - 4, this.#g.seed)) break;
+      if (media.getU32(p) !== media.crc(p + 4, size - 4, this.#g.seed)) break;
       if (kind === WRAP) {
         pos += this.size - pos % this.size;
         continue;
       }
-      visit(this.#parse(p, pos, size, u32[w + 5]));
+      visit(this.#parse(p, pos, size, media.getU32(p + 20)));
       records++;
       pos += size;
     }
@@ -446,7 +438,7 @@ export class RedoLog {
 
   /** The entries of a valid record, checked. */
   #parse(p: number, pos: number, size: number, count: number): Entry[] {
-    const u32 = this.#u32;
+    const media = this.#media;
     const g = this.#g;
     const entries: Entry[] = [];
     const bad = (detail: string) =>
@@ -459,14 +451,13 @@ export class RedoLog {
     const end = p + size;
     for (let i = 0; i < count; i++) {
       if (q + ENTRY_HEADER > end) throw bad(`entry ${i} lies past its end`);
-      const w = q >>> 2;
-      const op = u32[w];
-      const length = u32[w + 1];
-      const target = u32[w + 2] + u32[w + 3] * 2 ** 32;
+      const op = media.getU32(q);
+      const length = media.getU32(q + 4);
+      const target = media.read64(q + 8);
       if (op < OP_COPY || op > OP_AND) throw bad(`entry ${i} has op ${op}`);
       if ((op === OP_OR || op === OP_AND) && (length !== 8 || target % 8)) {
         throw bad(
-          `entry ${i} is a mask of ${length} bytes at ${u64Text(u32, q + 8)}`,
+          `entry ${i} is a mask of ${length} bytes at ${u64Text(media, q + 8)}`,
         );
       }
       const payload = payloadOf(op, length);
@@ -478,7 +469,7 @@ export class RedoLog {
       const inHeap = target >= g.chunkTable && target + length <= g.size;
       if (length === 0 || !(inState || inHeap)) {
         // the target as stored: past 2^53 its double is another number
-        const t = u64Big(u32[w + 2], u32[w + 3]);
+        const t = u64Big(media.getU32(q + 8), media.getU32(q + 12));
         throw bad(
           `entry ${i} changes [${t}, ${
             t + BigInt(length)
@@ -509,24 +500,27 @@ export function applyOne(
   at: number,
 ): void {
   if (op === OP_COPY) {
-    if (length <= 128 && ((target | length) & 3) === 0) {
+    if (
+      length <= 128 && ((target | length) & 3) === 0 &&
+      media.fits(target, length) && media.fits(at, length)
+    ) {
       // short aligned copies: a loop costs less than a builtin's call
-      const u32 = media.u32;
-      const t = target >>> 2;
-      const s = at >>> 2;
-      for (let j = 0, m = length >>> 2; j < m; j++) u32[t + j] = u32[s + j];
-    } else media.u8.copyWithin(target, at, at + length);
-  } else if (op === OP_ZERO) media.u8.fill(0, target, target + length);
+      const tw = media.u32At(target, length);
+      const sw = media.u32At(at, length);
+      const t = media.index(target, length) >>> 2;
+      const s = media.index(at, length) >>> 2;
+      for (let j = 0, m = length >>> 2; j < m; j++) tw[t + j] = sw[s + j];
+    } else media.move(target, at, length); // a home and the log: apart
+  } else if (op === OP_ZERO) media.fill(0, target, length);
   else {
-    const u32 = media.u32;
-    const t = target >>> 2;
-    const m = at >>> 2;
+    const lo = media.getU32(at);
+    const hi = media.getU32(at + 4);
     if (op === OP_OR) {
-      u32[t] |= u32[m];
-      u32[t + 1] |= u32[m + 1];
+      media.setU32(target, media.getU32(target) | lo);
+      media.setU32(target + 4, media.getU32(target + 4) | hi);
     } else {
-      u32[t] &= u32[m];
-      u32[t + 1] &= u32[m + 1];
+      media.setU32(target, media.getU32(target) & lo);
+      media.setU32(target + 4, media.getU32(target + 4) & hi);
     }
   }
   media.dirty(target, length);

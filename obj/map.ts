@@ -147,16 +147,16 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
       const slot = e.state.catalog.findIndex((c) => c.name === name);
       if (slot >= 0) {
         const offset = e.state.catalog[slot].offset;
-        const h = (offset - OBJECT_HEADER) >>> 2;
+        const h = offset - OBJECT_HEADER;
         core = new MapCore(
           e,
           name,
           newHandle(
             e.token,
             offset,
-            e.media.u32[h + 1],
+            e.media.getU32(h + 4),
             TYPE_MAP,
-            e.media.u32[h + 2],
+            e.media.getU32(h + 8),
           ),
         );
         core.load();

@@ -151,17 +151,17 @@ export class MapCore implements TxEffects<Pending> {
     const handle = (offset: number, at: number, type: number, what: string) => {
       const why = objectProblem(media, e.g, e.heap, offset, type, at);
       if (why !== null) throw bad(what, why);
-      const h = (offset - OBJECT_HEADER) >>> 2;
+      const h = offset - OBJECT_HEADER;
       return newHandle(
         e.token,
         offset,
-        media.u32[h + 1],
+        media.getU32(h + 4),
         type,
-        media.u32[h + 2],
+        media.getU32(h + 8),
       );
     };
     const d = this.#desc.offset;
-    if (media.u32[d >>> 2] !== MAP_MAGIC) {
+    if (media.getU32(d) !== MAP_MAGIC) {
       throw bad("its descriptor", "the magic word is wrong");
     }
     let sawEnd = false;
@@ -198,20 +198,16 @@ export class MapCore implements TxEffects<Pending> {
           TYPE_NODE,
           `the node of slot ${slot}`,
         );
-        const w = off >>> 2;
-        const flags = media.u32[w];
-        const klen = media.u32[w + 1];
-        const vlen = media.u32[w + 2];
+        const flags = media.getU32(off);
+        const klen = media.getU32(off + 4);
+        const vlen = media.getU32(off + 8);
         if (flags > 3 || NODE_HEADER + klen + vlen !== node.size) {
           throw bad(
             `the node of slot ${slot}`,
             `flags ${flags}, a key of ${klen} and a value of ${vlen} bytes in ${node.size}`,
           );
         }
-        const kb = media.u8.subarray(
-          off + NODE_HEADER,
-          off + NODE_HEADER + klen,
-        );
+        const kb = media.peek(off + NODE_HEADER, klen);
         const entry: Entry = {
           slot,
           node: off,
@@ -288,18 +284,21 @@ export class MapCore implements TxEffects<Pending> {
     const node = tx.allocInternalAt(NODE_HEADER + klen + vlen, TYPE_NODE);
     const flags = (isStr ? KEY_STRING : 0) | (vStr ? VALUE_STRING : 0);
     const at = stagedData(tx, node);
-    if (at >= 0) {
-      const media = this.#e.media;
-      const u8 = media.u8;
-      const w = at >>> 2;
-      media.u32[w] = flags;
-      media.u32[w + 1] = klen;
-      media.u32[w + 2] = vlen;
-      if (kb === undefined) putAscii(u8, at + NODE_HEADER, key as string);
-      else u8.set(kb, at + NODE_HEADER);
+    const media = this.#e.media;
+    // a node staged in the log is written there: through one view when it
+    // lies in one window (putAscii needs one view)
+    const n = NODE_HEADER + klen + vlen;
+    if (at >= 0 && media.fits(at, n)) {
+      media.setU32(at, flags);
+      media.setU32(at + 4, klen);
+      media.setU32(at + 8, vlen);
+      const u8 = media.u8At(at, n);
+      const i = media.index(at, n);
+      if (kb === undefined) putAscii(u8, i + NODE_HEADER, key as string);
+      else u8.set(kb, i + NODE_HEADER);
       if (vb === undefined) {
-        putAscii(u8, at + NODE_HEADER + klen, value as string);
-      } else u8.set(vb, at + NODE_HEADER + klen);
+        putAscii(u8, i + NODE_HEADER + klen, value as string);
+      } else u8.set(vb, i + NODE_HEADER + klen);
     } else {
       const o = tx.object(node);
       const head = new Uint8Array(NODE_HEADER);
@@ -492,9 +491,8 @@ export class MapCore implements TxEffects<Pending> {
 
   /** The value of an entry, as it was given. */
   value(x: Entry): MapValue {
-    const u8 = this.#e.media.u8;
     if (x.flags & VALUE_STRING) {
-      return decoder.decode(u8.subarray(x.at, x.at + x.vlen));
+      return decoder.decode(this.#e.media.peek(x.at, x.vlen));
     }
     return this.#e.media.copy(x.at, x.vlen);
   }
@@ -503,8 +501,8 @@ export class MapCore implements TxEffects<Pending> {
   key(x: Entry): MapKey {
     const media = this.#e.media;
     const off = x.node;
-    const klen = media.u32[(off + 4) >>> 2];
-    const kb = media.u8.subarray(off + NODE_HEADER, off + NODE_HEADER + klen);
+    const klen = media.getU32(off + 4);
+    const kb = media.peek(off + NODE_HEADER, klen);
     return x.flags & KEY_STRING ? decoder.decode(kb) : kb.slice();
   }
 }

@@ -1,31 +1,65 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
  * {@linkcode ObjMedia}: the object store's only door to its file. Loads
- * and plain stores go through one view of the {@linkcode Mapping} (pools
- * are at most 4 GiB, what one view holds on every runtime); every store
- * that must persist is made durable through the mapping's `persist` or
- * `persistRanges`, so a tracer on the mapping sees it. It also keeps the
- * pages stored to since the last checkpoint (the homes a redo log's
- * entries were applied to), to persist them together.
+ * and plain stores go through views of the {@linkcode Mapping} made from
+ * its buffers (see `VIEW_WINDOWS`): one view of the whole pool on Deno,
+ * and on Bun for pools of at most 64 MiB. On Bun a larger pool is seen
+ * through the mapping's windows of 4 MiB every 2 MiB, made where the
+ * store looks, so Bun counts only the parts in use as heap: one buffer
+ * over a 256 MiB pool made every allocation of the program slow (figures
+ * in docs/architecture.md, "Views by runtime"). The store uses the
+ * even windows, which tile the pool (a pool used all over is counted once,
+ * not twice): copies, fills, moves and CRCs go a window at a time, a word,
+ * key or string across two is copied in pieces, and an odd window is made only
+ * for a view asked of a range across an even one's end (`pool.view` of
+ * such an object); a view of more than 2 MiB is the mapping's, over a
+ * buffer of the whole pool. Every store that must persist is made
+ * durable through the mapping's `persist` or `persistRanges`, so a tracer
+ * on the mapping sees it. It also keeps the pages stored to since the
+ * last checkpoint (the homes a redo log's entries were applied to), to
+ * persist them together.
  *
  * @module
  */
 import type { Mapping } from "../pmem2/mapping.ts";
 import { crc32c } from "../pmem2/crc32c.ts";
+import { VIEW_WINDOWS } from "../pmem2/view_buffers.ts";
+import { load32, store32 } from "./object_bytes.ts";
 
 /** Dirty tracking unit (a page: what an msync writes anyway). */
 const PAGE_SHIFT = 12;
+
+/** Windows start every stride (pools are below 2^32). */
+const STRIDE = VIEW_WINDOWS.stride;
+/**
+ * A window is two strides long (`VIEW_WINDOWS.size`), so any range of up
+ * to a stride lies in one; the even ones tile the pool, 2^SIZE_SHIFT
+ * bytes each.
+ */
+const SIZE_SHIFT = Math.log2(VIEW_WINDOWS.size);
+/** The offset in its even window of an offset, as a mask. */
+const SIZE_MASK = VIEW_WINDOWS.size - 1;
 
 /** Byte access to an object pool's mapping. */
 export class ObjMedia {
   #map: Mapping;
   readonly size: number;
-  /** The whole mapping. */
-  readonly u8: Uint8Array;
-  /** The whole mapping as u32 words. */
-  readonly u32: Uint32Array;
-  /** One u64 word for 8-byte stores (the checkpoint). */
-  #u64: BigUint64Array;
+  /**
+   * The largest range {@linkcode ObjMedia.bytes} views without a buffer
+   * over the whole pool, and the span from an offset that
+   * {@linkcode ObjMedia.u8At} and {@linkcode ObjMedia.u32At} cover.
+   */
+  readonly span: number;
+  /** The whole mapping, when it is seen whole (null: windows). */
+  #u8: Uint8Array | null = null;
+  /** The whole mapping as u32 words, when it is seen whole. */
+  #u32: Uint32Array | null = null;
+  /** The whole mapping as u64 words (the checkpoint's store), if whole. */
+  #u64: BigUint64Array | null = null;
+  /** The windows, by index (window k starts at k × stride). */
+  #u8s: (Uint8Array | undefined)[] = [];
+  /** The windows as u32 words. */
+  #u32s: (Uint32Array | undefined)[] = [];
   /** Pages stored to since the last {@linkcode ObjMedia.persistDirty}. */
   #dirty: Uint8Array;
   #dirtyLo = Infinity;
@@ -35,17 +69,20 @@ export class ObjMedia {
   constructor(map: Mapping) {
     this.#map = map;
     this.size = map.size;
-    this.u8 = map.view(0, this.size);
-    this.u32 = new Uint32Array(
-      this.u8.buffer,
-      this.u8.byteOffset,
-      this.size >>> 2,
-    );
-    this.#u64 = new BigUint64Array(
-      this.u8.buffer,
-      this.u8.byteOffset,
-      this.size >>> 3,
-    );
+    if (this.size <= VIEW_WINDOWS.whole) {
+      this.#u8 = map.view(0, this.size);
+      this.#u32 = new Uint32Array(
+        this.#u8.buffer,
+        this.#u8.byteOffset,
+        this.size >>> 2,
+      );
+      this.#u64 = new BigUint64Array(
+        this.#u8.buffer,
+        this.#u8.byteOffset,
+        this.size >>> 3,
+      );
+      this.span = this.size;
+    } else this.span = STRIDE;
     this.#dirty = new Uint8Array((this.size >>> PAGE_SHIFT) + 1);
   }
 
@@ -54,14 +91,169 @@ export class ObjMedia {
     return this.#map;
   }
 
-  /** The u64 (below 2^53) at an 8-aligned offset. */
+  /** Whether the pool is seen through one view (else through windows). */
+  get whole(): boolean {
+    return this.#u8 !== null;
+  }
+
+  /** Make window `k` and its words. */
+  #window(k: number): Uint8Array {
+    const start = k * STRIDE;
+    const view = this.#map.view(
+      start,
+      Math.min(VIEW_WINDOWS.size, this.size - start),
+    );
+    this.#u8s[k] = view;
+    // windows start at multiples of the stride: 8-aligned
+    this.#u32s[k] = new Uint32Array(
+      view.buffer,
+      view.byteOffset,
+      view.byteLength >>> 2,
+    );
+    return view;
+  }
+
+  /**
+   * The window for `[offset, offset + length)` (`length` at most a
+   * stride): the even window that holds `offset` unless the range
+   * crosses its end, then the odd one it lies in. Even windows tile the
+   * pool, so a pool used all over is counted once by Bun, not twice; odd
+   * ones are made for ranges across an even one's end only.
+   */
+  static #slot(offset: number, length: number): number {
+    const k = (offset >>> SIZE_SHIFT) << 1;
+    return (offset & SIZE_MASK) + length > VIEW_WINDOWS.size ? k + 1 : k;
+  }
+
+  /**
+   * The view that holds `[offset, offset + length)` (`length` at most
+   * {@linkcode ObjMedia.span}); `offset` is at
+   * {@linkcode ObjMedia.index}`(offset, length)` in it. Valid until the
+   * mapping closes.
+   */
+  u8At(offset: number, length: number): Uint8Array {
+    const u8 = this.#u8;
+    if (u8 !== null) return u8;
+    const k = ObjMedia.#slot(offset, length);
+    return this.#u8s[k] ?? this.#window(k);
+  }
+
+  /**
+   * {@linkcode ObjMedia.u8At} as u32 words (`offset` 4-aligned); the
+   * word at `offset` is at index `index(offset, length) >>> 2`.
+   */
+  u32At(offset: number, length: number): Uint32Array {
+    const u32 = this.#u32;
+    if (u32 !== null) return u32;
+    const k = ObjMedia.#slot(offset, length);
+    if (this.#u32s[k] === undefined) this.#window(k);
+    return this.#u32s[k]!;
+  }
+
+  /** Where `offset` lies in {@linkcode ObjMedia.u8At}'s view. */
+  index(offset: number, length: number): number {
+    return this.#u8 !== null
+      ? offset
+      : offset - ObjMedia.#slot(offset, length) * STRIDE;
+  }
+
+  /**
+   * Whether `[offset, offset + length)` lies in one even window (always
+   * when the pool is seen whole): then {@linkcode ObjMedia.bytes} needs no
+   * odd window.
+   */
+  fits(offset: number, length: number): boolean {
+    return this.#u8 !== null || (offset & SIZE_MASK) + length <= SIZE_MASK + 1;
+  }
+
+  /** Bytes from `offset` to the end of its even window, at most `length`. */
+  static #run(offset: number, length: number): number {
+    return Math.min(length, SIZE_MASK + 1 - (offset & SIZE_MASK));
+  }
+
+  /**
+   * `[offset, offset + length)` to read at once: a view where it lies in
+   * one even window (or the pool is seen whole), else a copy.
+   */
+  peek(offset: number, length: number): Uint8Array {
+    return this.fits(offset, length)
+      ? this.bytes(offset, length)
+      : this.copy(offset, length);
+  }
+
+  /** The u32 at a 4-aligned offset. */
+  getU32(offset: number): number {
+    const u32 = this.#u32;
+    if (u32 !== null) return u32[offset >>> 2];
+    // an aligned word never crosses an even window's end
+    const k = (offset >>> SIZE_SHIFT) << 1;
+    const w = this.#u32s[k] ?? this.u32At(offset, 4);
+    return w[(offset & SIZE_MASK) >>> 2];
+  }
+
+  /** Store a u32 at a 4-aligned offset (not persisted). */
+  setU32(offset: number, value: number): void {
+    const u32 = this.#u32;
+    if (u32 !== null) {
+      u32[offset >>> 2] = value;
+      return;
+    }
+    const k = (offset >>> SIZE_SHIFT) << 1;
+    const w = this.#u32s[k] ?? this.u32At(offset, 4);
+    w[(offset & SIZE_MASK) >>> 2] = value;
+  }
+
+  /** The little-endian u32 at any offset. */
+  load32(offset: number): number {
+    const u8 = this.#u8;
+    if (u8 !== null) return load32(u8, offset);
+    if (this.fits(offset, 4)) {
+      return load32(this.u8At(offset, 4), this.index(offset, 4));
+    }
+    return load32(this.copy(offset, 4), 0);
+  }
+
+  /** Store a little-endian u32 at any offset (not persisted). */
+  store32(offset: number, value: number): void {
+    const u8 = this.#u8;
+    if (u8 !== null) store32(u8, offset, value);
+    else if (this.fits(offset, 4)) {
+      store32(this.u8At(offset, 4), this.index(offset, 4), value);
+    } else {
+      const b = new Uint8Array(4);
+      store32(b, 0, value);
+      this.set(b, offset);
+    }
+  }
+
+  /** The u64 (below 2^53) at a 4-aligned offset. */
   read64(offset: number): number {
-    return this.u32[offset >>> 2] + this.u32[(offset >>> 2) + 1] * 2 ** 32;
+    return this.getU32(offset) + this.getU32(offset + 4) * 2 ** 32;
   }
 
   /** Store a u64 (below 2^53) as one 8-byte store (not persisted). */
   write64(offset: number, value: number): void {
-    this.#u64[offset >>> 3] = BigInt(value);
+    const u64 = this.#u64;
+    if (u64 !== null) {
+      u64[offset >>> 3] = BigInt(value);
+      return;
+    }
+    const u8 = this.u8At(offset, 8);
+    const at = u8.byteOffset + this.index(offset, 8);
+    new BigUint64Array(u8.buffer, at, 1)[0] = BigInt(value);
+  }
+
+  /**
+   * A zero-copy view of `[offset, offset + length)`, valid until the
+   * mapping closes. Past {@linkcode ObjMedia.span} bytes it is a view
+   * the mapping makes for it, over a buffer of the whole pool on Bun.
+   */
+  bytes(offset: number, length: number): Uint8Array {
+    const u8 = this.#u8;
+    if (u8 !== null) return u8.subarray(offset, offset + length);
+    if (length > STRIDE) return this.#map.view(offset, length);
+    const at = this.index(offset, length);
+    return this.u8At(offset, length).subarray(at, at + length);
   }
 
   /**
@@ -70,15 +262,95 @@ export class ObjMedia {
    * runtimes a new array filled by `set` costs less for kilobytes.
    */
   copy(offset: number, length: number): Uint8Array {
-    if (length < 1024) return this.u8.slice(offset, offset + length);
+    const u8 = this.#u8;
+    if (u8 !== null && length < 1024) {
+      return u8.slice(offset, offset + length);
+    }
     const out = new Uint8Array(length);
-    out.set(this.u8.subarray(offset, offset + length));
+    this.copyInto(offset, length, out, 0);
     return out;
+  }
+
+  /** Copy `[offset, offset + length)` to `into` at `at`. */
+  copyInto(offset: number, length: number, into: Uint8Array, at: number) {
+    const u8 = this.#u8;
+    if (u8 !== null) {
+      into.set(u8.subarray(offset, offset + length), at);
+      return;
+    }
+    for (let done = 0; done < length;) {
+      const n = ObjMedia.#run(offset + done, length - done);
+      into.set(this.bytes(offset + done, n), at + done);
+      done += n;
+    }
+  }
+
+  /** Store `src` at `offset` (not persisted). */
+  set(src: Uint8Array, offset: number): void {
+    const u8 = this.#u8;
+    if (u8 !== null) {
+      u8.set(src, offset);
+      return;
+    }
+    const length = src.length;
+    if (this.fits(offset, length)) {
+      this.u8At(offset, length).set(src, this.index(offset, length));
+      return;
+    }
+    for (let done = 0; done < length;) {
+      const at = offset + done;
+      const n = ObjMedia.#run(at, length - done);
+      this.u8At(at, n).set(src.subarray(done, done + n), this.index(at, n));
+      done += n;
+    }
+  }
+
+  /** Fill `[offset, offset + length)` with `value` (not persisted). */
+  fill(value: number, offset: number, length: number): void {
+    const u8 = this.#u8;
+    if (u8 !== null) {
+      u8.fill(value, offset, offset + length);
+      return;
+    }
+    for (let done = 0; done < length;) {
+      const n = ObjMedia.#run(offset + done, length - done);
+      this.bytes(offset + done, n).fill(value);
+      done += n;
+    }
+  }
+
+  /**
+   * Copy `length` bytes from `from` to `target` (not persisted). Ranges
+   * that overlap must both lie in one even window (see `fits`).
+   */
+  move(target: number, from: number, length: number): void {
+    const u8 = this.#u8;
+    if (u8 !== null) {
+      u8.copyWithin(target, from, from + length);
+      return;
+    }
+    for (let done = 0; done < length;) {
+      const n = ObjMedia.#run(
+        from + done,
+        ObjMedia.#run(target + done, length - done),
+      );
+      this.bytes(target + done, n).set(this.bytes(from + done, n));
+      done += n;
+    }
   }
 
   /** The CRC-32C of `[offset, offset + length)`, continuing from `seed`. */
   crc(offset: number, length: number, seed: number): number {
-    return crc32c(this.u8, offset, length, seed);
+    const u8 = this.#u8;
+    if (u8 !== null) return crc32c(u8, offset, length, seed);
+    let crc = seed;
+    for (let done = 0; done < length;) {
+      const at = offset + done;
+      const n = ObjMedia.#run(at, length - done);
+      crc = crc32c(this.u8At(at, n), this.index(at, n), n, crc);
+      done += n;
+    }
+    return crc;
   }
 
   /** Note that `[offset, offset + length)` was stored to (a home). */

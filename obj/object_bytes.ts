@@ -9,19 +9,18 @@
  */
 import { OBJECT_MAGIC } from "./layout.ts";
 
-/** Write an object header at `at` (4-aligned) through `u32`. */
+/** Write an object header at `at` (4-aligned) through `words`. */
 export function writeHeader(
-  u32: Uint32Array,
+  words: { setU32(offset: number, value: number): void },
   at: number,
   size: number,
   gen: number,
   type: number,
 ): void {
-  const w = at >>> 2;
-  u32[w] = OBJECT_MAGIC;
-  u32[w + 1] = size;
-  u32[w + 2] = gen;
-  u32[w + 3] = type >>> 0;
+  words.setU32(at, OBJECT_MAGIC);
+  words.setU32(at + 4, size);
+  words.setU32(at + 8, gen);
+  words.setU32(at + 12, type >>> 0);
 }
 
 /** Store a little-endian u32 at any byte offset. */
@@ -101,9 +100,11 @@ export function u64Number(lo: number, hi: number, op: string): number {
  * The u64 at the 4-aligned `at` as exact decimal text, for messages about
  * a damaged pool (a word read as a double loses digits past 2^53).
  */
-export function u64Text(u32: Uint32Array, at: number): string {
-  const w = at >>> 2;
-  return u64Big(u32[w], u32[w + 1]).toString();
+export function u64Text(
+  words: { getU32(offset: number): number },
+  at: number,
+): string {
+  return u64Big(words.getU32(at), words.getU32(at + 4)).toString();
 }
 
 /**

@@ -197,7 +197,7 @@ export function createPool(
     // is durable leaves a file that is no pool
     media.write64(CHECKPOINT_AT, logSize);
     media.persist(STATE_OFFSET, 4096);
-    media.u8.set(encodeHeader(g), 0);
+    media.set(encodeHeader(g), 0);
     media.persist(0, HEADER_SIZE);
     const log = new RedoLog(media, g, logSize);
     const heap = Heap.load(media, g, op);
@@ -278,7 +278,7 @@ export function openPool(
     if (hooks.tracer) setMappingTracer(map, hooks.tracer);
     lock = lockPool(path, op);
     const media = new ObjMedia(map);
-    const g = decodeHeader(media.u8.subarray(0, HEADER_SIZE), map.size);
+    const g = decodeHeader(media.bytes(0, HEADER_SIZE), map.size);
     if (typeof g === "string") {
       if (g.startsWith("the pool header is corrupt")) {
         throw new CorruptPoolError(
@@ -301,7 +301,7 @@ export function openPool(
       throw new CorruptPoolError(
         op,
         "the checkpoint word",
-        `position ${u64Text(media.u32, CHECKPOINT_AT)} is not a log position`,
+        `position ${u64Text(media, CHECKPOINT_AT)} is not a log position`,
       );
     }
     const log = new RedoLog(media, g, checkpoint);
@@ -349,12 +349,12 @@ function readState(
       ROOT_OFFSET_AT,
     );
     if (why !== null) throw new CorruptPoolError(op, "the root pointer", why);
-    if (media.u32[(rootOffset - 12) >>> 2] !== rootSize) {
+    if (media.getU32(rootOffset - 12) !== rootSize) {
       throw new CorruptPoolError(
         op,
         "the root pointer",
         `the root size ${
-          u64Text(media.u32, ROOT_SIZE_AT)
+          u64Text(media, ROOT_SIZE_AT)
         } differs from its object's`,
       );
     }
@@ -362,9 +362,9 @@ function readState(
   const catalog: StateView["catalog"] = [];
   for (let i = 0; i < CATALOG_SLOTS; i++) {
     const at = CATALOG_AT + i * CATALOG_SLOT;
-    const name = decodeName(media.u8.subarray(at, at + 112));
+    const name = decodeName(media.bytes(at, 112));
     const offset = media.read64(at + 112);
-    const kind = media.u32[(at + 120) >>> 2];
+    const kind = media.getU32(at + 120);
     if (name !== "" || offset !== 0) {
       const why = name === ""
         ? "an object without a name"
@@ -394,25 +394,24 @@ export function objectProblem(
 ): string | null {
   const h = offset - OBJECT_HEADER;
   if (offset % 8 !== 0 || h < g.heap || offset >= g.size) {
-    const shown = at === undefined
-      ? numberText(offset)
-      : u64Text(media.u32, at);
+    const shown = at === undefined ? numberText(offset) : u64Text(media, at);
     return `offset ${shown} is outside the heap`;
   }
-  const u32 = media.u32;
   const cap = heap.capacity(h);
   if (cap === 0) return `no allocated block starts at ${h}`;
-  if (u32[h >>> 2] !== OBJECT_MAGIC || u32[(h >>> 2) + 2] === 0) {
+  if (media.getU32(h) !== OBJECT_MAGIC || media.getU32(h + 8) === 0) {
     return `the object header at ${h} is not valid`;
   }
-  if (OBJECT_HEADER + u32[(h >>> 2) + 1] > cap) {
-    return `the object at ${offset} claims ${
-      u32[(h >>> 2) + 1]
-    } bytes, its block has ${cap - OBJECT_HEADER}`;
+  const size = media.getU32(h + 4);
+  if (OBJECT_HEADER + size > cap) {
+    return `the object at ${offset} claims ${size} bytes, its block has ${
+      cap - OBJECT_HEADER
+    }`;
   }
-  if (u32[(h >>> 2) + 3] !== type) {
+  const actual = media.getU32(h + 12);
+  if (actual !== type) {
     return `the object at ${offset} has type 0x${
-      u32[(h >>> 2) + 3].toString(16)
+      actual.toString(16)
     }, expected 0x${type.toString(16)}`;
   }
   return null;

@@ -16,13 +16,7 @@ import { newHandle, type ObjectHandle } from "./handle.ts";
 import type { HeapUsage } from "./heap.ts";
 import { ROOT_OFFSET_AT } from "./layout.ts";
 import { FAILED } from "./log.ts";
-import {
-  checkNumber,
-  load32,
-  numberText,
-  u64Big,
-  u64Number,
-} from "./object_bytes.ts";
+import { checkNumber, numberText, u64Big, u64Number } from "./object_bytes.ts";
 import {
   createPool,
   type ObjTestHooks,
@@ -394,11 +388,14 @@ export class ObjectPool implements Disposable {
   /**
    * A live, zero-copy view of an object's data. Change it only through
    * transactions: a store through the view is neither atomic nor durable.
-   * It detaches when the pool closes.
+   * It detaches when the pool closes. On Bun, in a pool over 64 MiB, it
+   * is a view of one of the mapping's 4 MiB windows; for an object over 2
+   * MiB, of a buffer over the whole pool, which Bun then counts as heap
+   * (read such an object with {@linkcode ObjectPool.read} instead).
    */
   view(o: ObjectHandle): Uint8Array {
     this.#range(o, 0, o?.size ?? 0, "view");
-    return this.#engine.media.u8.subarray(o.offset, o.offset + o.size);
+    return this.#engine.media.bytes(o.offset, o.size);
   }
 
   /**
@@ -416,10 +413,9 @@ export class ObjectPool implements Disposable {
     const media = this.#engine.media;
     // an object's data is 16-aligned, a field in it need not be
     if ((at & 3) === 0) {
-      const w = at >>> 2;
-      return u64Number(media.u32[w], media.u32[w + 1], "getU64");
+      return u64Number(media.getU32(at), media.getU32(at + 4), "getU64");
     }
-    return u64Number(load32(media.u8, at), load32(media.u8, at + 4), "getU64");
+    return u64Number(media.load32(at), media.load32(at + 4), "getU64");
   }
 
   /**
@@ -445,17 +441,15 @@ export class ObjectPool implements Disposable {
   getBigU64(o: ObjectHandle, offset: number): bigint {
     this.#range(o, offset, 8, "getBigU64");
     const at = o.offset + offset;
-    const u8 = this.#engine.media.u8;
-    return u64Big(load32(u8, at), load32(u8, at + 4));
+    const media = this.#engine.media;
+    return u64Big(media.load32(at), media.load32(at + 4));
   }
 
   /** The u32 at `offset` of an object (`offset` 4-aligned in the object). */
   getU32(o: ObjectHandle, offset: number): number {
     this.#range(o, offset, 4, "getU32");
     const at = o.offset + offset;
-    const u8 = this.#engine.media.u8;
-    return (u8[at] | u8[at + 1] << 8 | u8[at + 2] << 16 | u8[at + 3] << 24) >>>
-      0;
+    return this.#engine.media.load32(at);
   }
 
   /** Occupancy of the heap and the log. */

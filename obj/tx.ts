@@ -24,7 +24,6 @@ import {
   checkNumber,
   load32,
   numberText,
-  store32,
   toU64,
   u64Big,
   u64Number,
@@ -247,7 +246,7 @@ export class Transaction {
     if (large) {
       const log = e.log;
       const at = log.open(this.#g, block, OBJECT_HEADER, op, offset);
-      writeHeader(e.media.u32, at, size, gen, type);
+      writeHeader(e.media, at, size, gen, type);
       if (size > 0) log.zero(this.#g, offset, size, op, offset);
     } else this.#unwritten++;
     const f: Fresh = { gen, size, type, block, rel: large ? LARGE : UNWRITTEN };
@@ -294,7 +293,7 @@ export class Transaction {
       if (f.rel >= 0) {
         // its copy stays in the record: let it write no header
         const at = e.log.at(this.#g, f.rel);
-        e.media.u8.fill(0, at, at + OBJECT_HEADER);
+        e.media.fill(0, at, OBJECT_HEADER);
       }
     }
     if (f === undefined || f.rel === LARGE) {
@@ -365,8 +364,8 @@ export class Transaction {
         op,
         offset,
       );
-      writeHeader(e.media.u32, at, f.size, f.gen, f.type);
-      e.media.u8.fill(0, at + OBJECT_HEADER, at + OBJECT_HEADER + f.size);
+      writeHeader(e.media, at, f.size, f.gen, f.type);
+      e.media.fill(0, at + OBJECT_HEADER, f.size);
       f.rel = at - log.at(this.#g, 0);
       this.#unwritten--;
       return at + OBJECT_HEADER;
@@ -389,7 +388,7 @@ export class Transaction {
     if (n === 0) return;
     const at = this.#stage(o.offset, "write");
     if (at >= 0) {
-      this.#e.media.u8.set(bytes, at + offset);
+      this.#e.media.set(bytes, at + offset);
       return;
     }
     this.#e.log.copy(
@@ -426,8 +425,8 @@ export class Transaction {
     }
     const at = this.#stage(o.offset, "setU64");
     if (at >= 0) {
-      store32(this.#e.media.u8, at + offset, lo);
-      store32(this.#e.media.u8, at + offset + 4, hi);
+      this.#e.media.store32(at + offset, lo);
+      this.#e.media.store32(at + offset + 4, hi);
       return;
     }
     this.#e.log.word(this.#g, o.offset + offset, lo, hi, "setU64", o.offset);
@@ -444,8 +443,8 @@ export class Transaction {
     const hi = (value - lo) / 2 ** 32;
     const at = this.#stage(o.offset, "setU64");
     if (at >= 0) {
-      store32(this.#e.media.u8, at + offset, lo);
-      store32(this.#e.media.u8, at + offset + 4, hi);
+      this.#e.media.store32(at + offset, lo);
+      this.#e.media.store32(at + offset + 4, hi);
       return;
     }
     this.#e.log.word(this.#g, o.offset + offset, lo, hi, "setU64", o.offset);
@@ -461,11 +460,11 @@ export class Transaction {
     const at = this.#stage(o.offset, "setU32");
     const e = this.#e;
     if (at >= 0) {
-      store32(e.media.u8, at + offset, value);
+      e.media.store32(at + offset, value);
       return;
     }
     const p = e.log.open(this.#g, o.offset + offset, 4, "setU32", o.offset);
-    e.media.u32[p >>> 2] = value;
+    e.media.setU32(p, value);
   }
 
   /**
@@ -495,19 +494,15 @@ export class Transaction {
     const e = this.#e;
     const direct = this.#direct(o, offset);
     if (direct === -2) return new Uint8Array(length);
-    if (direct >= 0) return e.media.u8.slice(direct, direct + length);
+    if (direct >= 0) return e.media.copy(direct, length);
     const at = o.offset + offset;
     const out = e.media.copy(at, length);
-    const u8 = e.media.u8;
     for (const x of e.writes(o.offset)!) {
       const lo = Math.max(at, x.target);
       const hi = Math.min(at + length, x.target + x.length);
       if (lo >= hi) continue;
       if (x.op === OP_COPY) {
-        out.set(
-          u8.subarray(x.at + lo - x.target, x.at + hi - x.target),
-          lo - at,
-        );
+        e.media.copyInto(x.at + lo - x.target, hi - lo, out, lo - at);
       } else out.fill(0, lo - at, hi - at);
     }
     return out;
@@ -517,7 +512,7 @@ export class Transaction {
   #load32(o: ObjectHandle, offset: number): number {
     const direct = this.#direct(o, offset);
     if (direct === -2) return 0;
-    if (direct >= 0) return load32(this.#e.media.u8, direct);
+    if (direct >= 0) return this.#e.media.load32(direct);
     return load32(this.#read(o, offset, 4), 0);
   }
 
@@ -534,8 +529,12 @@ export class Transaction {
     const direct = this.#direct(o, offset);
     if (direct === -2) return 0;
     if (direct >= 0) {
-      const u8 = this.#e.media.u8;
-      return u64Number(load32(u8, direct), load32(u8, direct + 4), "getU64");
+      const media = this.#e.media;
+      return u64Number(
+        media.load32(direct),
+        media.load32(direct + 4),
+        "getU64",
+      );
     }
     const b = this.#read(o, offset, 8);
     return u64Number(load32(b, 0), load32(b, 4), "getU64");
@@ -566,8 +565,8 @@ export class Transaction {
     const direct = this.#direct(o, offset);
     if (direct === -2) return 0n;
     if (direct >= 0) {
-      const u8 = this.#e.media.u8;
-      return u64Big(load32(u8, direct), load32(u8, direct + 4));
+      const media = this.#e.media;
+      return u64Big(media.load32(direct), media.load32(direct + 4));
     }
     const b = this.#read(o, offset, 8);
     return u64Big(load32(b, 0), load32(b, 4));
@@ -614,7 +613,7 @@ export class Transaction {
           const f = p as Fresh;
           if (p === FREED || f.rel !== UNWRITTEN) return;
           const at = e.log.open(g, f.block, OBJECT_HEADER, "commit", offset);
-          writeHeader(e.media.u32, at, f.size, f.gen, f.type);
+          writeHeader(e.media, at, f.size, f.gen, f.type);
           if (f.size > 0) e.log.zero(g, offset, f.size, "commit", offset);
         });
       } catch (err) {
