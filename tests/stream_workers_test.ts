@@ -108,12 +108,24 @@ test("a reader in a Worker reads no header before it is stored", async () => {
   const r = s.allocateRegion(20 * MiB);
   const w = await startWorker();
   try {
+    const progress = new SharedArrayBuffer(4);
     const scanned = ask<{ zeros: number; scans: number }>(w, {
       kind: "scan",
       path,
       region: r.id,
       count: groups * perGroup,
+      scans: progress,
     });
+    // the scene needs the Worker scanning while the groups commit: wait
+    // until it has finished a first scan (of the empty region), so it is
+    // scanning again as they commit (a Worker slow to start could first
+    // look after the last commit, and scan once); a Worker that failed
+    // ends the wait too, and its error the test
+    let answered = false;
+    scanned.then(() => answered = true, () => answered = true);
+    while (!answered && Atomics.load(new Int32Array(progress), 0) === 0) {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
     const data = new Uint8Array(1024).fill(7);
     for (let g = 0; g < groups; g++) {
       const fs = [];

@@ -19,7 +19,14 @@ import { LogStream } from "../../stream/mod.ts";
 export type Job =
   | { kind: "append"; path: string; id: number; count: number }
   | { kind: "follow"; path: string; region: number; count: number }
-  | { kind: "scan"; path: string; region: number; count: number };
+  | {
+    kind: "scan";
+    path: string;
+    region: number;
+    count: number;
+    /** An Int32Array's buffer: the worker stores its scan count there. */
+    scans: SharedArrayBuffer;
+  };
 
 // deno-lint-ignore no-explicit-any
 const self_ = globalThis as any;
@@ -45,6 +52,7 @@ async function run(job: Job): Promise<unknown> {
   }
   if (job.kind === "scan") {
     const r = s.regions().find((x) => x.id === job.region)!;
+    const shared = new Int32Array(job.scans);
     let zeros = 0;
     let scans = 0;
     for (let n = 0; n < job.count; scans++) {
@@ -53,6 +61,7 @@ async function run(job: Job): Promise<unknown> {
         if (e.timestamp === 0) zeros++;
         n++;
       }
+      Atomics.store(shared, 0, scans + 1);
     }
     return { zeros, scans };
   }
