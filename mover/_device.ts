@@ -86,8 +86,12 @@ export interface DeviceStats {
   /** Sleeps (blocking or not) taken on the device. */
   sleeps: number;
   /**
-   * Sleeps that ran into their timeout although a completion had been
-   * published meanwhile: wake-ups lost (none are, by design).
+   * Sleeps that ran into their timeout with their target reached when
+   * the sequence was read after it: a lost wake-up (none are, by design),
+   * or a completion published between the deadline and that read, which
+   * the count cannot tell apart. A test that asserts none gives its
+   * sleeps timeouts far longer than the work (the executor's own are 10
+   * and 50 ms, which a slow machine can overrun honestly).
    */
   lostWakeups: number;
   /** Records that came back as a partial completion (a page fault). */
@@ -347,9 +351,10 @@ export class CompletionDevice implements WakeSource {
   }
 
   /**
-   * A sleep timed out: the wake-up was lost if the sequence had reached its
-   * target anyway (a completion that should have woken it). A timeout with
-   * the target unreached is an honest one.
+   * A sleep timed out: count it as a lost wake-up if the sequence has
+   * reached its target by now (a completion that should have woken it, or
+   * one just after the deadline: see `DeviceStats.lostWakeups`). A timeout
+   * with the target unreached is an honest one.
    */
   #countLost(seq: number, advance: number): void {
     if (this.#handle === null) return;
