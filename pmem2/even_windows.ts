@@ -41,7 +41,7 @@ function evenOf(offset: number): number {
 }
 
 /** Where `offset` lies in its even window. */
-function inEven(offset: number): number {
+export function inEven(offset: number): number {
   return offset < SMALL ? offset & SIZE_MASK : offset % SIZE;
 }
 
@@ -100,6 +100,12 @@ export class EvenWindows {
     return this.#u8s[k] ?? this.#window(k);
   }
 
+  /** The even window that holds `offset` (it starts at `offset - inEven(offset)`). */
+  even(offset: number): Uint8Array {
+    const k = evenOf(offset);
+    return this.#u8s[k] ?? this.#window(k);
+  }
+
   /**
    * {@linkcode EvenWindows.u8At} as u32 words (`offset` 4-aligned); the
    * word at `offset` is at index `index(offset, length) >>> 2`.
@@ -122,16 +128,21 @@ export class EvenWindows {
 
   /** The u32 at a 4-aligned offset (never across an even window's end). */
   getU32(offset: number): number {
-    const k = evenOf(offset);
-    const w = this.#u32s[k] ?? this.u32At(offset, 4);
-    return w[inEven(offset) >>> 2];
+    if (offset < SMALL) {
+      const w = this.#u32s[(offset >>> SIZE_SHIFT) << 1] ??
+        this.u32At(offset, 4);
+      return w[(offset & SIZE_MASK) >>> 2];
+    }
+    return this.u32At(offset, 4)[inEven(offset) >>> 2];
   }
 
   /** Store a u32 at a 4-aligned offset (not persisted). */
   setU32(offset: number, value: number): void {
-    const k = evenOf(offset);
-    const w = this.#u32s[k] ?? this.u32At(offset, 4);
-    w[inEven(offset) >>> 2] = value;
+    if (offset < SMALL) {
+      const w = this.#u32s[(offset >>> SIZE_SHIFT) << 1] ??
+        this.u32At(offset, 4);
+      w[(offset & SIZE_MASK) >>> 2] = value;
+    } else this.u32At(offset, 4)[inEven(offset) >>> 2] = value;
   }
 
   /**
@@ -172,6 +183,12 @@ export class EvenWindows {
 
   /** Fill `[offset, offset + length)` with `value` (not persisted). */
   fill(value: number, offset: number, length: number): void {
+    const at = inEven(offset);
+    if (at + length <= SIZE) {
+      // no view of its own (a header's terminator, per commit)
+      this.even(offset).fill(value, at, at + length);
+      return;
+    }
     for (let done = 0; done < length;) {
       const n = evenRun(offset + done, length - done);
       this.bytes(offset + done, n).fill(value);
