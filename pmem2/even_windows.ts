@@ -153,8 +153,9 @@ export class EvenWindows {
   bytes(offset: number, length: number): Uint8Array {
     if (length > STRIDE) return this.#map.view(offset, length);
     const k = EvenWindows.#slot(offset, length);
-    const at = offset - k * STRIDE;
-    return (this.#u8s[k] ?? this.#window(k)).subarray(at, at + length);
+    const w = this.#u8s[k] ?? this.#window(k);
+    // a constructor call, not subarray(): it skips the species lookup
+    return new Uint8Array(w.buffer, w.byteOffset + offset - k * STRIDE, length);
   }
 
   /** Copy `[offset, offset + length)` to `into` at `at`. */
@@ -209,6 +210,8 @@ export class EvenWindows {
 
   /** The CRC-32C of `[offset, offset + length)`, continuing from `seed`. */
   crc(offset: number, length: number, seed: number): number {
+    const at = inEven(offset);
+    if (at + length <= SIZE) return crc32c(this.even(offset), at, length, seed);
     let crc = seed;
     for (let done = 0; done < length;) {
       const at = offset + done;
