@@ -13,7 +13,8 @@
  * key or string across two is copied in pieces, and an odd window is made only
  * for a view asked of a range across an even one's end (`pool.view` of
  * such an object); a view of more than 2 MiB is the mapping's, over a
- * buffer of the whole pool. Every store that must persist is made
+ * buffer of the whole pool (`pmem2/even_windows.ts`, shared with the log
+ * store). Every store that must persist is made
  * durable through the mapping's `persist` or `persistRanges`, so a tracer
  * on the mapping sees it. It also keeps the pages stored to since the
  * last checkpoint (the homes a redo log's entries were applied to), to
@@ -24,21 +25,11 @@
 import type { Mapping } from "../pmem2/mapping.ts";
 import { crc32c } from "../pmem2/crc32c.ts";
 import { VIEW_WINDOWS } from "../pmem2/view_buffers.ts";
+import { evenRun, EvenWindows } from "../pmem2/even_windows.ts";
 import { load32, store32 } from "./object_bytes.ts";
 
 /** Dirty tracking unit (a page: what an msync writes anyway). */
 const PAGE_SHIFT = 12;
-
-/** Windows start every stride (pools are below 2^32). */
-const STRIDE = VIEW_WINDOWS.stride;
-/**
- * A window is two strides long (`VIEW_WINDOWS.size`), so any range of up
- * to a stride lies in one; the even ones tile the pool, 2^SIZE_SHIFT
- * bytes each.
- */
-const SIZE_SHIFT = Math.log2(VIEW_WINDOWS.size);
-/** The offset in its even window of an offset, as a mask. */
-const SIZE_MASK = VIEW_WINDOWS.size - 1;
 
 /** Byte access to an object pool's mapping. */
 export class ObjMedia {
@@ -56,10 +47,8 @@ export class ObjMedia {
   #u32: Uint32Array | null = null;
   /** The whole mapping as u64 words (the checkpoint's store), if whole. */
   #u64: BigUint64Array | null = null;
-  /** The windows, by index (window k starts at k × stride). */
-  #u8s: (Uint8Array | undefined)[] = [];
-  /** The windows as u32 words. */
-  #u32s: (Uint32Array | undefined)[] = [];
+  /** The windows, when the pool is not seen whole. */
+  #win: EvenWindows | null = null;
   /** Pages stored to since the last {@linkcode ObjMedia.persistDirty}. */
   #dirty: Uint8Array;
   #dirtyLo = Infinity;
@@ -82,7 +71,10 @@ export class ObjMedia {
         this.size >>> 3,
       );
       this.span = this.size;
-    } else this.span = STRIDE;
+    } else {
+      this.#win = new EvenWindows(map);
+      this.span = VIEW_WINDOWS.stride;
+    }
     this.#dirty = new Uint8Array((this.size >>> PAGE_SHIFT) + 1);
   }
 
@@ -96,35 +88,6 @@ export class ObjMedia {
     return this.#u8 !== null;
   }
 
-  /** Make window `k` and its words. */
-  #window(k: number): Uint8Array {
-    const start = k * STRIDE;
-    const view = this.#map.view(
-      start,
-      Math.min(VIEW_WINDOWS.size, this.size - start),
-    );
-    this.#u8s[k] = view;
-    // windows start at multiples of the stride: 8-aligned
-    this.#u32s[k] = new Uint32Array(
-      view.buffer,
-      view.byteOffset,
-      view.byteLength >>> 2,
-    );
-    return view;
-  }
-
-  /**
-   * The window for `[offset, offset + length)` (`length` at most a
-   * stride): the even window that holds `offset` unless the range
-   * crosses its end, then the odd one it lies in. Even windows tile the
-   * pool, so a pool used all over is counted once by Bun, not twice; odd
-   * ones are made for ranges across an even one's end only.
-   */
-  static #slot(offset: number, length: number): number {
-    const k = (offset >>> SIZE_SHIFT) << 1;
-    return (offset & SIZE_MASK) + length > VIEW_WINDOWS.size ? k + 1 : k;
-  }
-
   /**
    * The view that holds `[offset, offset + length)` (`length` at most
    * {@linkcode ObjMedia.span}); `offset` is at
@@ -133,9 +96,7 @@ export class ObjMedia {
    */
   u8At(offset: number, length: number): Uint8Array {
     const u8 = this.#u8;
-    if (u8 !== null) return u8;
-    const k = ObjMedia.#slot(offset, length);
-    return this.#u8s[k] ?? this.#window(k);
+    return u8 !== null ? u8 : this.#win!.u8At(offset, length);
   }
 
   /**
@@ -144,17 +105,12 @@ export class ObjMedia {
    */
   u32At(offset: number, length: number): Uint32Array {
     const u32 = this.#u32;
-    if (u32 !== null) return u32;
-    const k = ObjMedia.#slot(offset, length);
-    if (this.#u32s[k] === undefined) this.#window(k);
-    return this.#u32s[k]!;
+    return u32 !== null ? u32 : this.#win!.u32At(offset, length);
   }
 
   /** Where `offset` lies in {@linkcode ObjMedia.u8At}'s view. */
   index(offset: number, length: number): number {
-    return this.#u8 !== null
-      ? offset
-      : offset - ObjMedia.#slot(offset, length) * STRIDE;
+    return this.#u8 !== null ? offset : this.#win!.index(offset, length);
   }
 
   /**
@@ -163,12 +119,7 @@ export class ObjMedia {
    * odd window.
    */
   fits(offset: number, length: number): boolean {
-    return this.#u8 !== null || (offset & SIZE_MASK) + length <= SIZE_MASK + 1;
-  }
-
-  /** Bytes from `offset` to the end of its even window, at most `length`. */
-  static #run(offset: number, length: number): number {
-    return Math.min(length, SIZE_MASK + 1 - (offset & SIZE_MASK));
+    return this.#u8 !== null || this.#win!.fits(offset, length);
   }
 
   /**
@@ -184,23 +135,14 @@ export class ObjMedia {
   /** The u32 at a 4-aligned offset. */
   getU32(offset: number): number {
     const u32 = this.#u32;
-    if (u32 !== null) return u32[offset >>> 2];
-    // an aligned word never crosses an even window's end
-    const k = (offset >>> SIZE_SHIFT) << 1;
-    const w = this.#u32s[k] ?? this.u32At(offset, 4);
-    return w[(offset & SIZE_MASK) >>> 2];
+    return u32 !== null ? u32[offset >>> 2] : this.#win!.getU32(offset);
   }
 
   /** Store a u32 at a 4-aligned offset (not persisted). */
   setU32(offset: number, value: number): void {
     const u32 = this.#u32;
-    if (u32 !== null) {
-      u32[offset >>> 2] = value;
-      return;
-    }
-    const k = (offset >>> SIZE_SHIFT) << 1;
-    const w = this.#u32s[k] ?? this.u32At(offset, 4);
-    w[(offset & SIZE_MASK) >>> 2] = value;
+    if (u32 !== null) u32[offset >>> 2] = value;
+    else this.#win!.setU32(offset, value);
   }
 
   /** The little-endian u32 at any offset. */
@@ -250,10 +192,9 @@ export class ObjMedia {
    */
   bytes(offset: number, length: number): Uint8Array {
     const u8 = this.#u8;
-    if (u8 !== null) return u8.subarray(offset, offset + length);
-    if (length > STRIDE) return this.#map.view(offset, length);
-    const at = this.index(offset, length);
-    return this.u8At(offset, length).subarray(at, at + length);
+    return u8 !== null
+      ? u8.subarray(offset, offset + length)
+      : this.#win!.bytes(offset, length);
   }
 
   /**
@@ -274,49 +215,22 @@ export class ObjMedia {
   /** Copy `[offset, offset + length)` to `into` at `at`. */
   copyInto(offset: number, length: number, into: Uint8Array, at: number) {
     const u8 = this.#u8;
-    if (u8 !== null) {
-      into.set(u8.subarray(offset, offset + length), at);
-      return;
-    }
-    for (let done = 0; done < length;) {
-      const n = ObjMedia.#run(offset + done, length - done);
-      into.set(this.bytes(offset + done, n), at + done);
-      done += n;
-    }
+    if (u8 !== null) into.set(u8.subarray(offset, offset + length), at);
+    else this.#win!.copyInto(offset, length, into, at);
   }
 
   /** Store `src` at `offset` (not persisted). */
   set(src: Uint8Array, offset: number): void {
     const u8 = this.#u8;
-    if (u8 !== null) {
-      u8.set(src, offset);
-      return;
-    }
-    const length = src.length;
-    if (this.fits(offset, length)) {
-      this.u8At(offset, length).set(src, this.index(offset, length));
-      return;
-    }
-    for (let done = 0; done < length;) {
-      const at = offset + done;
-      const n = ObjMedia.#run(at, length - done);
-      this.u8At(at, n).set(src.subarray(done, done + n), this.index(at, n));
-      done += n;
-    }
+    if (u8 !== null) u8.set(src, offset);
+    else this.#win!.set(src, offset);
   }
 
   /** Fill `[offset, offset + length)` with `value` (not persisted). */
   fill(value: number, offset: number, length: number): void {
     const u8 = this.#u8;
-    if (u8 !== null) {
-      u8.fill(value, offset, offset + length);
-      return;
-    }
-    for (let done = 0; done < length;) {
-      const n = ObjMedia.#run(offset + done, length - done);
-      this.bytes(offset + done, n).fill(value);
-      done += n;
-    }
+    if (u8 !== null) u8.fill(value, offset, offset + length);
+    else this.#win!.fill(value, offset, length);
   }
 
   /**
@@ -330,10 +244,7 @@ export class ObjMedia {
       return;
     }
     for (let done = 0; done < length;) {
-      const n = ObjMedia.#run(
-        from + done,
-        ObjMedia.#run(target + done, length - done),
-      );
+      const n = evenRun(from + done, evenRun(target + done, length - done));
       this.bytes(target + done, n).set(this.bytes(from + done, n));
       done += n;
     }
@@ -342,15 +253,9 @@ export class ObjMedia {
   /** The CRC-32C of `[offset, offset + length)`, continuing from `seed`. */
   crc(offset: number, length: number, seed: number): number {
     const u8 = this.#u8;
-    if (u8 !== null) return crc32c(u8, offset, length, seed);
-    let crc = seed;
-    for (let done = 0; done < length;) {
-      const at = offset + done;
-      const n = ObjMedia.#run(at, length - done);
-      crc = crc32c(this.u8At(at, n), this.index(at, n), n, crc);
-      done += n;
-    }
-    return crc;
+    return u8 !== null
+      ? crc32c(u8, offset, length, seed)
+      : this.#win!.crc(offset, length, seed);
   }
 
   /** Note that `[offset, offset + length)` was stored to (a home). */

@@ -50,6 +50,16 @@ export function registerReader(map: Mapping, reader: Closable): Ptr {
 let attachTracer: (map: Mapping, tracer: PersistTracer | undefined) => void;
 let tracerOf: (map: Mapping) => PersistTracer | undefined;
 let handleOf: (map: Mapping) => Ptr;
+let buffersOf: (map: Mapping) => ViewBuffers;
+
+/**
+ * Whether a buffer over the whole of a mapping was made for its views.
+ * Internal: for tests that check a large store on Bun reaches its file
+ * through windows only (`VIEW_WINDOWS`).
+ */
+export function hasWholeBuffer(map: Mapping): boolean {
+  return buffersOf(map).whole !== null;
+}
 
 /**
  * The native handle of an open mapping. Internal: for tests that check
@@ -338,6 +348,7 @@ export class Mapping implements Disposable {
     };
     tracerOf = (map) => map.#tracer;
     handleOf = (map) => map.#live("handle");
+    buffersOf = (map) => map.#buffers;
   }
 
   /** Throw the error that `read`'s arguments deserve. */

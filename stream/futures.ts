@@ -76,11 +76,9 @@ export class CopyScheduler {
       const n = data.byteLength;
       if (n === 0) continue;
       const at = f.at + ENTRY_HEADER;
-      ops.push(
-        whole !== undefined
-          ? { op: "memcpy", dst: whole, dstOffset: at, src: data }
-          : { op: "memcpy", dst: media.bytes(at, n), src: data },
-      );
+      if (whole !== undefined) {
+        ops.push({ op: "memcpy", dst: whole, dstOffset: at, src: data });
+      } else media.copyOps(at, data, ops); // windows: a piece per window
     }
     if (members.length === 0) return;
     let future: Future<void>;

@@ -1,9 +1,22 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
  * {@linkcode StreamMedia}: the log store's only door to its file. Loads
- * and plain stores go through views of the {@linkcode Mapping}; every
- * store that must persist is made durable through the mapping's
- * `persist`/`persistRanges`, so a tracer on the mapping sees it.
+ * and plain stores go through views of the {@linkcode Mapping} made from
+ * its buffers (see `VIEW_WINDOWS`): one view of the whole stream on Deno,
+ * and on Bun for streams of at most 64 MiB. On Bun a larger stream is
+ * seen through the mapping's windows of 4 MiB every 2 MiB, made where the
+ * store looks, so Bun counts only the parts in use as heap: one buffer
+ * over a 256 MiB stream made every allocation of the program slow
+ * (figures in docs/architecture.md, "Views by runtime"). As the object
+ * store does (`pmem2/even_windows.ts`), it uses the even windows, which
+ * tile the stream: headers, copies, fills and CRCs go a window at a time,
+ * data across two is stored in pieces (a mover batch copies an entry
+ * across two as two pieces), and an odd window is made only for a
+ * zero-copy view of an entry across an even one's end (`entries()`,
+ * `follow()`, `reserve`); a view of more than 2 MiB is the mapping's,
+ * over a buffer of the whole stream. Every store that must persist is
+ * made durable through the mapping's `persist`/`persistRanges`, so a
+ * tracer on the mapping sees it.
  *
  * @module
  */
@@ -11,13 +24,13 @@ import type { Mapping } from "../pmem2/mapping.ts";
 import { crc32c } from "../pmem2/crc32c.ts";
 import { markMapping, nativeHandleOf, traceDurable } from "../pmem2/mapping.ts";
 import { check, native } from "../ffi/lib.ts";
+import type { BatchEntry } from "../mover/vdm.ts";
+import { evenRun, EvenWindows, inEven } from "../pmem2/even_windows.ts";
+import { VIEW_WINDOWS } from "../pmem2/view_buffers.ts";
 import { ENTRY_HEADER } from "./layout.ts";
 
 const ap_log_append = native.ap_log_append;
 const ap_log_headers = native.ap_log_headers;
-
-/** Bun refuses views of external memory larger than 4 GiB. */
-const WHOLE_LIMIT = 2 ** 32;
 
 /** A range to persist. */
 export interface Range {
@@ -31,11 +44,13 @@ export interface Range {
 export class StreamMedia {
   #map: Mapping;
   #size: number;
-  /** The whole mapping, when one view can hold it. */
+  /** The whole mapping, when it is seen whole (else: windows). */
   #u8: Uint8Array | undefined;
   #u32: Uint32Array | undefined;
   /** The buffer of `#u8` (views made over it directly are cheaper). */
   #buf: ArrayBuffer | undefined;
+  /** The windows, when the mapping is not seen whole. */
+  #win: EvenWindows | undefined;
   #traced = false;
   /** Headers queued for {@linkcode StreamMedia.writeHeaders}: triples. */
   #headers = new Float64Array(3 * 64);
@@ -45,10 +60,7 @@ export class StreamMedia {
   constructor(map: Mapping) {
     this.#map = map;
     this.#size = map.size;
-    const probe = map.view(0, 8);
-    if (
-      this.#size <= WHOLE_LIMIT || probe.buffer.byteLength >= this.#size
-    ) {
+    if (this.#size <= VIEW_WINDOWS.whole) {
       this.#u8 = map.view(0, this.#size);
       this.#buf = this.#u8.buffer as ArrayBuffer;
       this.#u32 = new Uint32Array(
@@ -56,7 +68,7 @@ export class StreamMedia {
         this.#u8.byteOffset,
         this.#size >>> 2,
       );
-    }
+    } else this.#win = new EvenWindows(map);
   }
 
   /** The mapping. */
@@ -85,8 +97,9 @@ export class StreamMedia {
   }
 
   /**
-   * A view of the whole mapping, when one view can hold it (so a batch of
-   * the mover addresses entries by offset instead of a view each).
+   * A view of the whole mapping, when it is seen whole (so a batch of the
+   * mover addresses entries by offset instead of a view each; else see
+   * {@linkcode StreamMedia.copyOps}).
    */
   get whole(): Uint8Array | undefined {
     return this.#u8;
@@ -98,31 +111,67 @@ export class StreamMedia {
     // a constructor call over the cached buffer, not subarray(): it skips
     // the species lookup and the buffer getter, per entry read
     if (buf !== undefined) return new Uint8Array(buf, offset, length);
-    return this.#map.view(offset, length);
+    return this.#win!.bytes(offset, length);
+  }
+
+  /**
+   * Push to `ops` the mover batch entries that copy `data` to `at`: one
+   * into the whole mapping or the even window that holds it, else one
+   * per even window it spans (no view of its own, no odd window).
+   */
+  copyOps(at: number, data: Uint8Array, ops: BatchEntry[]): void {
+    const u8 = this.#u8;
+    if (u8 !== undefined) {
+      ops.push({ op: "memcpy", dst: u8, dstOffset: at, src: data });
+      return;
+    }
+    const win = this.#win!;
+    const length = data.byteLength;
+    const index = inEven(at);
+    if (index + length <= VIEW_WINDOWS.size) {
+      ops.push({
+        op: "memcpy",
+        dst: win.even(at),
+        dstOffset: index,
+        src: data,
+      });
+      return;
+    }
+    for (let done = 0; done < length;) {
+      const offset = at + done;
+      const n = evenRun(offset, length - done);
+      ops.push({
+        op: "memcpy",
+        dst: win.u8At(offset, n),
+        dstOffset: win.index(offset, n),
+        src: data,
+        srcOffset: done,
+        length: n,
+      });
+      done += n;
+    }
   }
 
   /** A copy of `[offset, offset + length)`. */
   copy(offset: number, length: number): Uint8Array {
-    return this.bytes(offset, length).slice();
+    const win = this.#win;
+    if (win === undefined) return this.bytes(offset, length).slice();
+    const out = new Uint8Array(length);
+    win.copyInto(offset, length, out, 0);
+    return out;
   }
 
   /** The u32 at a 4-aligned offset. */
   read32(offset: number): number {
     const u32 = this.#u32;
-    if (u32 !== undefined) return u32[offset >>> 2];
-    const b = this.#map.view(offset, 4);
-    return (b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24) >>> 0;
+    return u32 !== undefined ? u32[offset >>> 2] : this.#win!.getU32(offset);
   }
 
   /** Store a u32 at a 4-aligned offset (not persisted). */
   write32(offset: number, value: number): void {
     const u32 = this.#u32;
-    if (u32 !== undefined) {
-      u32[offset >>> 2] = value;
-      return;
-    }
-    const v = this.#map.view(offset, 4);
-    new DataView(v.buffer, v.byteOffset, 4).setUint32(0, value, true);
+    if (u32 !== undefined) u32[offset >>> 2] = value;
+    else this.#win!.setU32(offset, value);
   }
 
   /** The u64 (below 2^53) at an 8-aligned offset. */
@@ -160,18 +209,19 @@ export class StreamMedia {
   set(offset: number, data: Uint8Array): void {
     const u8 = this.#u8;
     if (u8 !== undefined) u8.set(data, offset);
-    else this.#map.view(offset, data.byteLength).set(data);
+    else this.#win!.set(data, offset);
   }
 
   /** Zero `[offset, offset + length)` (not persisted). */
   zero(offset: number, length: number): void {
     const u8 = this.#u8;
     if (u8 !== undefined) u8.fill(0, offset, offset + length);
-    else this.#map.view(offset, length).fill(0);
+    else this.#win!.fill(0, offset, length);
   }
 
   /** Whether `[offset, offset + length)` is all zero. */
   isZero(offset: number, length: number): boolean {
+    if (this.#win !== undefined) return this.#win.isZero(offset, length);
     const b = this.bytes(offset, length);
     for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
     return true;
@@ -180,8 +230,9 @@ export class StreamMedia {
   /** The CRC-32C of `[offset, offset + length)`, continuing from `seed`. */
   crc(offset: number, length: number, seed: number): number {
     const u8 = this.#u8;
-    if (u8 !== undefined) return crc32c(u8, offset, length, seed);
-    return crc32c(this.#map.view(offset, length), 0, length, seed);
+    return u8 !== undefined
+      ? crc32c(u8, offset, length, seed)
+      : this.#win!.crc(offset, length, seed);
   }
 
   /**
@@ -269,5 +320,6 @@ export class StreamMedia {
     this.#u8 = undefined;
     this.#u32 = undefined;
     this.#buf = undefined;
+    this.#win = undefined;
   }
 }

@@ -91,13 +91,7 @@ export class LogAppender {
     const media = this.#host.media;
     const ops: BatchEntry[] = [];
     for (const p of queued) {
-      if (p.data.byteLength > 0) {
-        ops.push({
-          op: "memcpy",
-          dst: media.bytes(p.start, p.data.byteLength),
-          src: p.data,
-        });
-      }
+      if (p.data.byteLength > 0) media.copyOps(p.start, p.data, ops);
     }
     let copy: Future<void> | undefined;
     try {

@@ -46,6 +46,7 @@ import {
   type StreamTestHooks,
 } from "./open.ts";
 import type { RecoveryReport } from "./recovery.ts";
+import type { StreamMedia } from "./media.ts";
 import { inspectStream, type StreamInspection } from "./inspect.ts";
 import {
   type LogEntry,
@@ -75,6 +76,13 @@ export function createStreamWith(
   hooks: StreamTestHooks,
 ): LogStream {
   return createWith(path, options, hooks);
+}
+
+let mediaOf: (s: LogStream) => StreamMedia;
+
+/** The media of an open stream (tests look at its views). Internal. */
+export function streamMedia(s: LogStream): StreamMedia {
+  return mediaOf(s);
 }
 
 /** {@linkcode LogStream.open} with test hooks. Internal. */
@@ -232,6 +240,7 @@ export class LogStream implements Disposable {
     createWith = (path, options, hooks) =>
       LogStream.#create(path, options, hooks);
     openWith = (path, options, hooks) => LogStream.#open(path, options, hooks);
+    mediaOf = (s) => s.#live("media").media;
   }
 
   static #create(

@@ -5,8 +5,10 @@ import { all, CpuMover, type Future, PmemError, wait } from "../mod.ts";
 import { BaseMover, type CheckedOp } from "../mover/mod.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
 import { type AppendFuture, LogStream } from "../stream/mod.ts";
-import { createStreamWith } from "../stream/stream.ts";
-import { assert, moverTest, tempPath, test } from "./_harness.ts";
+import { createStreamWith, streamMedia } from "../stream/stream.ts";
+import { ENTRY_HEADER, entryTotal } from "../stream/layout.ts";
+import { hasWholeBuffer } from "../pmem2/mapping.ts";
+import { assert, moverTest, RUNTIME, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
 
@@ -347,3 +349,132 @@ test("`waitCommitted()`/`waitPersisted()` refuse at once a timestamp never reser
   wait(s.waitCommitted(ts));
   assert.throws(() => s.waitCommitted(ts + 1), RangeError);
 });
+
+moverTest(
+  "a stream of several view windows: entries across window strides, appended every way, read, reopened and truncated",
+  async (mover) => {
+    // 160 MiB: on Bun, past the size one buffer may view (`VIEW_WINDOWS`),
+    // so the store sees the stream through windows of 4 MiB every 2 MiB.
+    // Entries of up to 1.1 MiB straddle 2 and 4 MiB boundaries (the ends
+    // of odd and even windows); 2.5 MiB ones are longer than a stride.
+    const size = 160 * MiB;
+    const stride = 2 * MiB;
+    const even = 4 * MiB; // an even window's end (on Bun)
+    const path = tempPath();
+    const lengths = [100, 1126 * 1024, 5000, 700 * 1024, 1, 333_333, 0];
+    const bigLength = stride + MiB / 2;
+    const data = (i: number, n: number) => {
+      const out = new Uint8Array(n);
+      for (let j = 0; j < n; j++) out[j] = i * 13 + j * 7 + (j >>> 12);
+      return out;
+    };
+    type Want = { ts: number; data: Uint8Array };
+    const small: Want[] = [];
+    const big: Want[] = [];
+    const kinds = ["append", "reserve", "appendAsync"] as const;
+    /** Kinds whose entries crossed an even window's end. */
+    const crossed = new Set<string>();
+    {
+      using s = LogStream.create(path, { size, mover });
+      const media = streamMedia(s);
+      assert.equal(media.whole === undefined, RUNTIME === "bun");
+      s.allocateRegion(MiB + 12 * 4096); // later regions start off a stride
+      const r = s.allocateRegion(64 * MiB);
+      const rb = s.allocateRegion(12 * MiB);
+      const base = LogStream.inspect(path).regions
+        .find((x) => x.size === 64 * MiB)!.offset;
+      assert.ok(base % stride !== 0);
+      let at = base; // where the next entry of r goes (no wrap yet)
+      let i = 0;
+      for (let round = 0; round < 12; round++) {
+        for (let k = 0; k < kinds.length; k++) {
+          const fs: AppendFuture[] = [];
+          const mine: Want[] = [];
+          for (let j = 0; j < lengths.length; j++) {
+            if ((round * lengths.length + j) % 3 !== k) continue;
+            const n = lengths[j];
+            const d = data(i++, n);
+            const from = at + ENTRY_HEADER;
+            if (
+              n > 0 &&
+              Math.floor(from / even) !== Math.floor((from + n - 1) / even)
+            ) {
+              crossed.add(kinds[k]);
+            }
+            at += entryTotal(n);
+            const w: Want = { ts: 0, data: d };
+            mine.push(w);
+            if (k === 0) w.ts = s.append(r, d);
+            else if (k === 1) {
+              const res = s.reserve(r, n);
+              res.data.set(d);
+              w.ts = s.publish(res);
+            } else fs.push(s.appendAsync(r, d));
+          }
+          if (k === 2) {
+            const stamps = await all(fs);
+            mine.forEach((w, m) => (w.ts = stamps[m]));
+          }
+          small.push(...mine);
+        }
+      }
+      assert.equal(r.used, at - base);
+      assert.deepEqual([...crossed].sort(), [...kinds].sort());
+      // entries longer than a stride, synchronously and asynchronously
+      for (let m = 0; m < 4; m++) {
+        const d = data(1000 + m, bigLength);
+        const ts = m % 2 === 0 ? s.append(rb, d) : await s.appendAsync(rb, d);
+        big.push({ ts, data: d });
+      }
+      // no view so far needed a buffer of the whole stream on Bun
+      assert.equal(hasWholeBuffer(media.mapping), RUNTIME !== "bun");
+      const es = [...s.entries(r)];
+      assert.equal(es.length, small.length);
+      es.forEach((e, m) => {
+        assert.equal(e.timestamp, small[m].ts);
+        assert.deepEqual(e.data, small[m].data, `entry ${m}`);
+      });
+      let m = 0;
+      for await (const e of s.follow(r)) {
+        assert.equal(e.timestamp, small[m].ts);
+        assert.deepEqual(e.data, small[m].data, `followed ${m}`);
+        if (++m === small.length) break;
+      }
+      // reading them made windows only (odd ones for the straddlers)
+      assert.equal(hasWholeBuffer(media.mapping), RUNTIME !== "bun");
+      const bs = [...s.entries(rb)];
+      assert.deepEqual(bs.map((e) => e.timestamp), big.map((w) => w.ts));
+      bs.forEach((e, m) => assert.deepEqual(e.data, big[m].data));
+      // truncate half, append until the region wraps, entries across
+      // windows again
+      const cut = small[Math.floor(small.length / 2)].ts;
+      s.truncate(r, cut);
+      small.splice(0, small.length / 2 + 1);
+      for (let m = 0; r.used + 2 * MiB < 64 * MiB; m++) {
+        const d = data(2000 + m, lengths[m % lengths.length]);
+        const ts = m % 2 === 0 ? s.append(r, d) : await s.appendAsync(r, d);
+        small.push({ ts, data: d });
+      }
+    }
+    {
+      using s = LogStream.open(path, { mover });
+      const [, r, rb] = s.regions();
+      const es = [...s.entries(r)];
+      assert.deepEqual(es.map((e) => e.timestamp), small.map((w) => w.ts));
+      es.forEach((e, m) => assert.deepEqual(e.data, small[m].data, `${m}`));
+      const bs = [...s.entries(rb)];
+      bs.forEach((e, m) => assert.deepEqual(e.data, big[m].data));
+      const cut = small[small.length - 5].ts;
+      s.truncate(r, cut);
+      assert.deepEqual(
+        [...s.entries(r)].map((e) => e.timestamp),
+        small.slice(-4).map((w) => w.ts),
+      );
+      const d = data(3000, 1126 * 1024);
+      const ts = await s.appendAsync(r, d);
+      const last = [...s.entries(r)].at(-1)!;
+      assert.equal(last.timestamp, ts);
+      assert.deepEqual(last.data, d);
+    }
+  },
+);
