@@ -65,6 +65,12 @@ export function hexDump(data: Uint8Array, base = 0): string {
  * `data` in base64 (RFC 4648, with padding): how `--json` carries bytes.
  * Converted 24 KiB at a time: `btoa` takes a string of byte values, and
  * one spread of a large array would overflow the call stack.
+ *
+ * @example
+ * ```ts
+ * import { base64 } from "./output.ts";
+ * console.log(base64(new TextEncoder().encode("pmem"))); // "cG1lbQ=="
+ * ```
  */
 export function base64(data: Uint8Array): string {
   const parts: string[] = [];

@@ -50,7 +50,24 @@ export function evenRun(offset: number, length: number): number {
   return Math.min(length, SIZE - inEven(offset));
 }
 
-/** Byte access to a large mapping through its windows. */
+/**
+ * Byte access to a large mapping through its windows.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mapFile } from "./mapping.ts";
+ * import { EvenWindows } from "./even_windows.ts";
+ * const path = await Deno.makeTempFile();
+ * using map = mapFile(path, { size: 8 << 20 });
+ * const win = new EvenWindows(map);
+ * // 8 bytes across the end of the first even window (4 MiB)
+ * win.set(Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8), (4 << 20) - 4);
+ * const out = new Uint8Array(8);
+ * win.copyInto((4 << 20) - 4, 8, out, 0);
+ * assert.deepEqual([...out], [1, 2, 3, 4, 5, 6, 7, 8]);
+ * ```
+ */
 export class EvenWindows {
   #map: Mapping;
   /** Mapped bytes. */
