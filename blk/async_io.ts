@@ -209,12 +209,7 @@ export class WriteScheduler {
     for (const g of groups) {
       for (const { arena, lane, data } of g.slots) {
         const at = arena.blockOffset(arena.freeBlock(lane));
-        ops.push({
-          op: "memcpy",
-          dst: media.windowOf(at),
-          dstOffset: media.windowOffset(at),
-          src: data,
-        });
+        media.storeOps(at, data, ops);
       }
     }
     return this.#map.mover.batch(ops);

@@ -117,14 +117,9 @@ export class ReadScheduler {
         offsets = grown;
       }
       offsets[started.length] = at;
-      // the block by its offset in a cached window: no view per block
-      entries.push({
-        op: "memcpy",
-        dst: r.out,
-        src: media.windowOf(at),
-        srcOffset: media.windowOffset(at),
-        length: size,
-      });
+      // the block by its offset in the pool's view or windows: no view
+      // per block
+      media.loadOps(at, size, r.out, entries);
       started.push(r);
     }
     if (started.length === 0) return;

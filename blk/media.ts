@@ -7,54 +7,49 @@
  *
  * @module
  */
+import { ClosedError } from "../errors/mod.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import { type IndexedReader, MappingReader } from "../pmem2/reader.ts";
 import type { Granularity } from "../pmem2/config.ts";
 import { VIEW_WINDOWS } from "../pmem2/view_buffers.ts";
+import { EvenWindows } from "../pmem2/even_windows.ts";
+import type { BatchEntry } from "../mover/vdm.ts";
+
+/** The largest single access {@linkcode Media.bytes} serves. */
+export const MAX_ACCESS = VIEW_WINDOWS.stride;
 
 /**
- * Views are the mapping's own windows (see `VIEW_WINDOWS`: 1 GiB every
- * 512 MiB on Deno, 4 MiB every 2 MiB on Bun), so any access of up to a
- * stride lies inside one window, and a Bun pool's reads and writes make
- * windows only over its header, info blocks, maps and flogs.
+ * The largest pool seen through one view: what the runtime allows one
+ * buffer over (`VIEW_WINDOWS.whole`: any size on Deno, 64 MiB on Bun),
+ * and 4 GiB, so that its u32 words are indexed by `offset >>> 2`. Deno
+ * and Bun run on little-endian hosts only (x86-64, aarch64), so the
+ * words are the format's.
  */
-const WINDOW_STRIDE = VIEW_WINDOWS.stride;
-const WINDOW_SIZE = VIEW_WINDOWS.size;
-
-/** Whether typed arrays store little-endian here (they do on x86 and ARM). */
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
-
-/** The largest single access {@linkcode Media} serves. */
-export const MAX_ACCESS = WINDOW_STRIDE;
-
-/**
- * The largest pool whose blocks mover batches address in one view (Bun's
- * limit for a view; its u32 words are then indexed by `offset >>> 2`).
- */
-const BLOCK_VIEW_LIMIT = 2 ** 32;
+const WHOLE_LIMIT = Math.min(VIEW_WINDOWS.whole, 2 ** 32);
 
 /**
  * Byte-level access to a pool mapping: zero-copy loads and durable stores.
- * Views are cached per window for the life of the media and dropped by
+ * A pool up to `WHOLE_LIMIT` is one view; a larger one is reached through
+ * the mapping's even view windows (`pmem2/even_windows.ts`, shared with
+ * the object and log stores), made where the pool is used: on Bun a
+ * pool's synchronous reads and writes then hold windows over its header,
+ * info blocks, maps and flogs only, and its mover batches address blocks
+ * in the even windows that hold them (a block across a window's end is
+ * copied in two pieces), which tile the pool, so Bun counts each byte
+ * once however many blocks are touched. Views are dropped by
  * {@linkcode Media.close}.
  */
 export class Media {
   #map: Mapping;
   #size: number;
   #granularity: Granularity;
-  #bytes: (Uint8Array | undefined)[] = [];
-  #words: (DataView | undefined)[] = [];
-  /** The windows as u32 words, on a little-endian host. */
-  #u32s: (Uint32Array | undefined)[] = [];
-  /**
-   * The whole pool as u32 words when it fits one window on a
-   * little-endian host: the map and flog accesses of every block
-   * operation then skip the window arithmetic and DataView calls.
-   */
+  /** The whole pool, when it is one view (else: windows). */
+  #u8: Uint8Array | undefined;
+  /** The whole pool as u32 words, when it is one view. */
   #u32: Uint32Array | undefined;
+  /** The windows, when the pool is not one view. */
+  #win: EvenWindows | undefined;
   #reader: MappingReader;
-  /** One view of the pool for mover batches (null: windows), once made. */
-  #blocks: Uint8Array | null | undefined;
 
   /** @param map the pool's mapping; it stays owned by the caller */
   constructor(map: Mapping) {
@@ -62,14 +57,11 @@ export class Media {
     this.#size = map.size;
     this.#granularity = map.granularity;
     this.#reader = new MappingReader(map);
-    if (LITTLE_ENDIAN && this.#size <= WINDOW_SIZE) {
-      const view = this.#window(0);
-      this.#u32 = new Uint32Array(
-        view.buffer,
-        view.byteOffset,
-        view.length >>> 2,
-      );
-    }
+    if (this.#size <= WHOLE_LIMIT) {
+      const u8 = map.view(0, this.#size);
+      this.#u8 = u8;
+      this.#u32 = new Uint32Array(u8.buffer, u8.byteOffset, u8.length >>> 2);
+    } else this.#win = new EvenWindows(map);
   }
 
   /** The mapped size. */
@@ -82,29 +74,6 @@ export class Media {
     return this.#map;
   }
 
-  #window(k: number): Uint8Array {
-    const start = k * WINDOW_STRIDE;
-    const view = this.#map.view(
-      start,
-      Math.min(WINDOW_SIZE, this.#size - start),
-    );
-    this.#bytes[k] = view;
-    this.#words[k] = new DataView(
-      view.buffer,
-      view.byteOffset,
-      view.byteLength,
-    );
-    // windows start at multiples of the stride: 4-aligned
-    if (LITTLE_ENDIAN) {
-      this.#u32s[k] = new Uint32Array(
-        view.buffer,
-        view.byteOffset,
-        view.byteLength >>> 2,
-      );
-    }
-    return view;
-  }
-
   /**
    * A zero-copy view of `[offset, offset + length)`; valid until close.
    * `length` must not exceed {@linkcode MAX_ACCESS}.
@@ -115,53 +84,44 @@ export class Media {
         `Cannot access [${offset}, ${offset + length}) of the pool mapping`,
       );
     }
-    const k = Math.floor(offset / WINDOW_STRIDE);
-    const w = this.#bytes[k] ?? this.#window(k);
-    const at = offset - k * WINDOW_STRIDE;
-    return w.subarray(at, at + length);
+    const u8 = this.#u8;
+    if (u8 !== undefined) {
+      return new Uint8Array(u8.buffer, u8.byteOffset + offset, length);
+    }
+    if (this.#win === undefined) throw closedMedia();
+    return this.#win.bytes(offset, length);
   }
 
   /**
-   * The cached view that holds `offset` and the {@linkcode MAX_ACCESS}
-   * bytes after it; the range starts at {@linkcode Media.windowOffset} in
-   * it. A mover batch entry addresses a block so (`dst` and `dstOffset`)
-   * without a view of its own, which is dear to build on Bun. It is one
-   * view of the whole pool up to 4 GiB: a batch's blocks lie anywhere,
-   * and Bun's windows over all of them would count each byte twice
-   * (measured on Bun with 4 MiB windows over a 64 MiB pool: `writeMany`
-   * of 32 × 512 B took 1.6–1.7 µs a block through windows, 0.8–1.1
-   * through one view).
+   * Push to `ops` the mover batch entries that copy `data` into the pool
+   * at `at`: one into the pool's view, or a piece per even window the
+   * block spans. A batch so addresses its blocks without a view each,
+   * which is dear to build on Bun.
    */
-  windowOf(offset: number): Uint8Array {
-    const whole = this.#blocks ?? this.#blockView();
-    if (whole !== null) return whole;
-    const k = Math.floor(offset / WINDOW_STRIDE);
-    return this.#bytes[k] ?? this.#window(k);
+  storeOps(at: number, data: Uint8Array, ops: BatchEntry[]): void {
+    const u8 = this.#u8;
+    if (u8 !== undefined) {
+      ops.push({ op: "memcpy", dst: u8, dstOffset: at, src: data });
+    } else if (this.#win !== undefined) this.#win.storeOps(at, data, ops);
+    else throw closedMedia();
   }
 
-  /** Where `offset` lies in {@linkcode Media.windowOf}'s view. */
-  windowOffset(offset: number): number {
-    return (this.#blocks ?? this.#blockView()) !== null
-      ? offset
-      : offset % WINDOW_STRIDE;
-  }
-
-  /** The view of the whole pool for mover batches, or null above 4 GiB. */
-  #blockView(): Uint8Array | null {
-    this.#blocks ??= this.#size <= BLOCK_VIEW_LIMIT
-      ? this.#map.view(0, this.#size)
-      : null;
-    const whole = this.#blocks;
-    // with the whole pool in view anyway, its words are the shortest way
-    // to the map and flog (no window arithmetic per word)
-    if (whole !== null && this.#u32 === undefined && LITTLE_ENDIAN) {
-      this.#u32 = new Uint32Array(
-        whole.buffer,
-        whole.byteOffset,
-        whole.length >>> 2,
-      );
-    }
-    return whole;
+  /**
+   * Push to `ops` the mover batch entries that copy `length` bytes of the
+   * pool at `at` into the start of `into`.
+   */
+  loadOps(
+    at: number,
+    length: number,
+    into: Uint8Array,
+    ops: BatchEntry[],
+  ): void {
+    const u8 = this.#u8;
+    if (u8 !== undefined) {
+      ops.push({ op: "memcpy", dst: into, src: u8, srcOffset: at, length });
+    } else if (this.#win !== undefined) {
+      this.#win.loadOps(at, length, into, ops);
+    } else throw closedMedia();
   }
 
   /**
@@ -211,29 +171,16 @@ export class Media {
   getU32(offset: number): number {
     const u32 = this.#u32;
     if (u32 !== undefined) return u32[offset >>> 2];
-    const k = Math.floor(offset / WINDOW_STRIDE);
-    // a window's words as a typed array: no DataView call per word
-    const w = this.#u32s[k];
-    if (w !== undefined) return w[(offset - k * WINDOW_STRIDE) >>> 2];
-    if (this.#words[k] === undefined) this.#window(k);
-    return this.#words[k]!.getUint32(offset - k * WINDOW_STRIDE, true);
+    if (this.#win === undefined) throw closedMedia();
+    return this.#win.getU32(offset);
   }
 
   /** Store a little-endian u32; durable only after {@linkcode persist}. */
   setU32(offset: number, value: number): void {
     const u32 = this.#u32;
-    if (u32 !== undefined) {
-      u32[offset >>> 2] = value;
-      return;
-    }
-    const k = Math.floor(offset / WINDOW_STRIDE);
-    const w = this.#u32s[k];
-    if (w !== undefined) {
-      w[(offset - k * WINDOW_STRIDE) >>> 2] = value;
-      return;
-    }
-    if (this.#words[k] === undefined) this.#window(k);
-    this.#words[k]!.setUint32(offset - k * WINDOW_STRIDE, value, true);
+    if (u32 !== undefined) u32[offset >>> 2] = value;
+    else if (this.#win !== undefined) this.#win.setU32(offset, value);
+    else throw closedMedia();
   }
 
   /** Make `[offset, offset + length)` durable. */
@@ -263,29 +210,31 @@ export class Media {
 
   /** Whether `[offset, offset + length)` is all zero bytes. */
   isZero(offset: number, length: number): boolean {
-    for (let done = 0; done < length;) {
-      const n = Math.min(length - done, MAX_ACCESS);
-      const v = this.bytes(offset + done, n);
-      if (v.byteOffset % 4 === 0 && n % 4 === 0) {
-        const words = new Uint32Array(v.buffer, v.byteOffset, n / 4);
-        for (let i = 0; i < words.length; i++) {
-          if (words[i] !== 0) return false;
-        }
-      } else {
-        for (let i = 0; i < n; i++) if (v[i] !== 0) return false;
-      }
-      done += n;
-    }
+    if (this.#win !== undefined) return this.#win.isZero(offset, length);
+    const u32 = this.#u32;
+    if (u32 === undefined) throw closedMedia();
+    let i = offset;
+    const end = offset + length;
+    // bytes to the first word, the words, the bytes after the last
+    for (; i < end && i % 4 !== 0; i++) if (this.#u8![i] !== 0) return false;
+    for (; i + 4 <= end; i += 4) if (u32[i >>> 2] !== 0) return false;
+    for (; i < end; i++) if (this.#u8![i] !== 0) return false;
     return true;
   }
 
   /** Drop every cached view (the mapping itself is closed by its owner). */
   close(): void {
-    this.#bytes = [];
-    this.#words = [];
-    this.#u32s = [];
+    this.#u8 = undefined;
     this.#u32 = undefined;
-    this.#blocks = undefined;
+    this.#win = undefined;
     this.#reader.close();
   }
+}
+
+/**
+ * The error of a use after {@linkcode Media.close}: the pool checks it is
+ * open first, so this only guards a view of unmapped memory.
+ */
+function closedMedia(): ClosedError {
+  return new ClosedError("BlockPool", "access");
 }

@@ -82,6 +82,13 @@ export function openPoolWith(
   return openWith(path, options, hooks);
 }
 
+let mappingOf: (pool: BlockPool) => Mapping;
+
+/** The mapping of an open pool (tests look at its views). Internal. */
+export function blockPoolMapping(pool: BlockPool): Mapping {
+  return mappingOf(pool);
+}
+
 /** Blocks committed together at most by one group of `writeMany`. */
 const GROUP_SIZE = 64;
 
@@ -208,6 +215,7 @@ export class BlockPool implements Disposable {
     createWith = (path, options, hooks) =>
       BlockPool.#create(path, options, hooks);
     openWith = (path, options, hooks) => BlockPool.#open(path, options, hooks);
+    mappingOf = (pool) => pool.#media.mapping;
   }
 
   static #create(

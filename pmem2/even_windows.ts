@@ -16,6 +16,7 @@
  *
  * @module
  */
+import type { BatchEntry } from "../mover/vdm.ts";
 import type { Mapping } from "./mapping.ts";
 import { crc32c } from "./crc32c.ts";
 import { VIEW_WINDOWS } from "./view_buffers.ts";
@@ -195,6 +196,65 @@ export class EvenWindows {
       const at = offset + done;
       const n = evenRun(at, length - done);
       this.u8At(at, n).set(src.subarray(done, done + n), this.index(at, n));
+      done += n;
+    }
+  }
+
+  /**
+   * Push to `ops` the mover batch entries that copy `src` to `at`: one
+   * into the even window that holds the range, else one per even window
+   * it spans (no view of its own, no odd window: a batch's targets lie
+   * anywhere, and odd windows over them would count bytes twice).
+   */
+  storeOps(at: number, src: Uint8Array, ops: BatchEntry[]): void {
+    const length = src.byteLength;
+    const index = inEven(at);
+    if (index + length <= SIZE) {
+      ops.push({ op: "memcpy", dst: this.even(at), dstOffset: index, src });
+      return;
+    }
+    for (let done = 0; done < length;) {
+      const offset = at + done;
+      const n = evenRun(offset, length - done);
+      ops.push({
+        op: "memcpy",
+        dst: this.even(offset),
+        dstOffset: inEven(offset),
+        src,
+        srcOffset: done,
+        length: n,
+      });
+      done += n;
+    }
+  }
+
+  /**
+   * Push to `ops` the mover batch entries that copy `[at, at + length)`
+   * into the start of `dst`, a piece per even window the range spans.
+   */
+  loadOps(at: number, length: number, dst: Uint8Array, ops: BatchEntry[]) {
+    const index = inEven(at);
+    if (index + length <= SIZE) {
+      ops.push({
+        op: "memcpy",
+        dst,
+        src: this.even(at),
+        srcOffset: index,
+        length,
+      });
+      return;
+    }
+    for (let done = 0; done < length;) {
+      const offset = at + done;
+      const n = evenRun(offset, length - done);
+      ops.push({
+        op: "memcpy",
+        dst,
+        dstOffset: done,
+        src: this.even(offset),
+        srcOffset: inEven(offset),
+        length: n,
+      });
       done += n;
     }
   }

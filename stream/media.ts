@@ -25,7 +25,7 @@ import { crc32c } from "../pmem2/crc32c.ts";
 import { markMapping, nativeHandleOf, traceDurable } from "../pmem2/mapping.ts";
 import { check, native } from "../ffi/lib.ts";
 import type { BatchEntry } from "../mover/vdm.ts";
-import { evenRun, EvenWindows, inEven } from "../pmem2/even_windows.ts";
+import { EvenWindows } from "../pmem2/even_windows.ts";
 import { VIEW_WINDOWS } from "../pmem2/view_buffers.ts";
 import { ENTRY_HEADER } from "./layout.ts";
 
@@ -123,33 +123,7 @@ export class StreamMedia {
     const u8 = this.#u8;
     if (u8 !== undefined) {
       ops.push({ op: "memcpy", dst: u8, dstOffset: at, src: data });
-      return;
-    }
-    const win = this.#win!;
-    const length = data.byteLength;
-    const index = inEven(at);
-    if (index + length <= VIEW_WINDOWS.size) {
-      ops.push({
-        op: "memcpy",
-        dst: win.even(at),
-        dstOffset: index,
-        src: data,
-      });
-      return;
-    }
-    for (let done = 0; done < length;) {
-      const offset = at + done;
-      const n = evenRun(offset, length - done);
-      ops.push({
-        op: "memcpy",
-        dst: win.u8At(offset, n),
-        dstOffset: win.index(offset, n),
-        src: data,
-        srcOffset: done,
-        length: n,
-      });
-      done += n;
-    }
+    } else this.#win!.storeOps(at, data, ops);
   }
 
   /** A copy of `[offset, offset + length)`. */

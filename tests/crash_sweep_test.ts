@@ -105,7 +105,9 @@ test("`checkTrace()` finds lost and torn blocks when the program's fences are hi
       broken.examples.map((p) => p.message).join("\n"),
     );
   }
-});
+  // 18–25 s on Bun with both CPUs busy running other tests (Bun's default
+  // limit is 5 s)
+}, { timeout: 120_000 });
 
 test("`mergeCounts()` keeps every child's problems, examples and counts", () => {
   // Children report problems only through the merge: a merge that drops
