@@ -475,9 +475,20 @@ export class ObjectPool implements Disposable {
   /**
    * Close the pool: transactions started are committed and applied, a
    * checkpoint is taken, every view detaches. Idempotent.
+   *
+   * @throws {TypeError} inside a transaction's callback (the pool stays
+   *   open)
    */
   close(): void {
     if (this.#closed) return;
+    // closing commits the staging group: inside a callback that would
+    // commit the running transaction's entries so far, and the callback
+    // would go on over an unmapped pool
+    if (this.#engine.current !== undefined) {
+      throw new TypeError(
+        "Cannot close the pool inside a transaction's callback",
+      );
+    }
     this.#closed = true;
     try {
       this.#engine.close();

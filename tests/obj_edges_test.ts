@@ -3,6 +3,8 @@
 // map changed while it is iterated, keys and arguments at their limits.
 // Each test is the probe that found a bug, or pins a contract no other
 // test file checks.
+import { ClosedError } from "../errors/mod.ts";
+import { all } from "../future/mod.ts";
 import { checkObjectPool, ObjectPool } from "../obj/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
@@ -58,4 +60,60 @@ test("an object freed by an aborted transaction stays live, and its block is not
   assert.notEqual(other.offset, keep.offset);
   assert.deepEqual(pool.read(keep), new Uint8Array(100).fill(7));
   assert.deepEqual(checkObjectPool(pool).problems, []);
+});
+
+test("`close()` inside a transaction's callback is a TypeError: nothing of the transaction is committed, the pool stays open", async () => {
+  const path = tempPath();
+  {
+    using pool = ObjectPool.create(path, { size: 8 * MiB, layout: "a" });
+    const root = pool.root(64);
+    assert.throws(
+      () =>
+        pool.tx((tx) => {
+          tx.setU64(root, 0, 7);
+          pool.close();
+        }),
+      (e) => e instanceof TypeError && /inside a transaction/.test(e.message),
+    );
+    assert.equal(pool.closed, false);
+    assert.equal(pool.getU64(root, 0), 0);
+    // an asynchronous transaction staged before shares the group that
+    // closing would have committed, with the half-run one's entries
+    const first = pool.txAsync((tx) => tx.setU64(root, 8, 1));
+    const second = pool.txAsync((tx) => {
+      tx.setU64(root, 0, 7);
+      pool.close();
+    });
+    await assert.rejects(async () => await second, TypeError);
+    await first;
+    assert.equal(pool.getU64(root, 0), 0);
+    assert.equal(pool.getU64(root, 8), 1);
+  }
+  using pool = ObjectPool.open(path, { layout: "a" });
+  const root = pool.root(64);
+  assert.equal(pool.getU64(root, 0), 0, "the aborted transaction is absent");
+  assert.equal(pool.getU64(root, 8), 1);
+});
+
+test("`close()` commits asynchronous transactions never polled or polled once; their futures complete after it", async () => {
+  const path = tempPath();
+  const pool = ObjectPool.create(path, { size: 8 * MiB, layout: "a" });
+  const root = pool.root(64);
+  const polled = pool.txAsync((tx) => {
+    tx.setU64(root, 0, 1);
+    return "one";
+  });
+  // one turn of the event loop: the future is polled (its group sealed)
+  await Promise.race([polled, new Promise((r) => setTimeout(r, 0))]);
+  const never = pool.txAsync((tx) => {
+    tx.setU64(root, 8, 2);
+    return "two";
+  });
+  pool.close();
+  pool[Symbol.dispose](); // idempotent
+  assert.deepEqual(await all([polled, never]), ["one", "two"]);
+  assert.throws(() => pool.getU64(root, 0), ClosedError);
+  using again = ObjectPool.open(path, { layout: "a" });
+  const r = again.root(64);
+  assert.deepEqual([again.getU64(r, 0), again.getU64(r, 8)], [1, 2]);
 });
