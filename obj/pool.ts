@@ -380,7 +380,10 @@ export class ObjectPool implements Disposable {
    * @throws {RangeError} when the range leaves the object
    */
   read(o: ObjectHandle, offset = 0, length?: number): Uint8Array {
-    const len = length ?? (o?.size ?? 0) - offset;
+    // an offset of the wrong type (a bigint) gets #range's TypeError, not
+    // one of mixing it into this subtraction
+    const len = length ??
+      (typeof offset === "number" ? (o?.size ?? 0) - offset : 0);
     this.#range(o, offset, len, "read");
     return this.#engine.media.copy(o.offset + offset, len);
   }

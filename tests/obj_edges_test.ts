@@ -117,3 +117,19 @@ test("`close()` commits asynchronous transactions never polled or polled once; t
   const r = again.root(64);
   assert.deepEqual([again.getU64(r, 0), again.getU64(r, 8)], [1, 2]);
 });
+
+test("a bigint offset to `read` is the pool's TypeError naming the offset", () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "a" });
+  const root = pool.root(16);
+  // without a length, the default length is computed from the offset
+  assert.throws(
+    () => pool.read(root, 5n as never),
+    (e) =>
+      e instanceof TypeError && /read: offset must be a number/.test(e.message),
+  );
+  assert.throws(
+    () => pool.read(root, 0n as never, 1),
+    (e) =>
+      e instanceof TypeError && /read: offset must be a number/.test(e.message),
+  );
+});
