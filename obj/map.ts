@@ -304,13 +304,24 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
     });
   }
 
-  /** Every key and value (a snapshot of the completed operations). */
+  /**
+   * Every key and value: the keys the map held when the iteration began
+   * (as completed operations left it), skipping those deleted before they
+   * are reached, each with its value when reached.
+   */
   *entries(): Generator<[MapKey, MapValue]> {
     const c = this.#live("entries");
-    const all = [...c.str.values(), ...c.bin.values()];
-    for (const x of all) {
+    // the keys are the snapshot; each entry is looked up again when it is
+    // yielded: one deleted meanwhile has a freed node (whose block a later
+    // set may have taken), one deleted and set again a new index entry
+    const str = [...c.str.keys()];
+    const bin = [...c.bin.keys()];
+    for (let i = 0; i < str.length + bin.length; i++) {
       this.#live("entries");
-      yield [c.key(x), c.value(x)];
+      const x = i < str.length
+        ? c.str.get(str[i])
+        : c.bin.get(bin[i - str.length]);
+      if (x !== undefined) yield [c.key(x), c.value(x)];
     }
   }
 

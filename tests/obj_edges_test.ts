@@ -5,7 +5,7 @@
 // test file checks.
 import { ClosedError } from "../errors/mod.ts";
 import { all } from "../future/mod.ts";
-import { checkObjectPool, ObjectPool } from "../obj/mod.ts";
+import { checkObjectPool, ObjectPool, PersistentMap } from "../obj/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
@@ -131,5 +131,33 @@ test("a bigint offset to `read` is the pool's TypeError naming the offset", () =
     () => pool.read(root, 0n as never, 1),
     (e) =>
       e instanceof TypeError && /read: offset must be a number/.test(e.message),
+  );
+});
+
+test("entries() of a map changed while it is iterated yields each key with its own value, skipping deleted keys", () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "a" });
+  using m = PersistentMap.open(pool, "m");
+  m.set("a", "1");
+  m.set("b", "22222");
+  m.set("d", "4");
+  m.set(Uint8Array.of(1), "bin");
+  const out: [unknown, unknown][] = [];
+  for (const [k, v] of m.entries()) {
+    out.push([k, v]);
+    if (k === "a") {
+      // "b" is deleted before it is reached; its node's block is taken by
+      // the node of "c", a key of the same length with a shorter value
+      m.delete("b");
+      m.set("c", "3");
+      // "d" is deleted and set again: a new index entry
+      m.delete("d");
+      m.set("d", "44");
+      m.delete(Uint8Array.of(1));
+    }
+  }
+  assert.deepEqual(out, [["a", "1"], ["d", "44"]]);
+  assert.deepEqual(
+    new Map(m.entries() as Iterable<[string, string]>),
+    new Map([["a", "1"], ["c", "3"], ["d", "44"]]),
   );
 });
