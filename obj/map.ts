@@ -161,7 +161,7 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
         );
         core.load();
       } else {
-        core = PersistentMap.#create(pool, e, name, bytes);
+        core = PersistentMap.#create(pool, e, name, bytes, byName);
       }
       byName.set(name, core);
     }
@@ -173,6 +173,7 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
     e: Engine,
     name: string,
     bytes: Uint8Array,
+    byName: Map<string, MapCore>,
   ): MapCore {
     return pool.tx((tx) => {
       const free = e.state.catalog.findIndex((c) => c.name === "");
@@ -196,12 +197,17 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
       c.name = name;
       c.offset = desc.offset;
       c.kind = 1;
+      const core = new MapCore(e, name, desc);
+      // a transaction this one joins may abort after it returns: the map
+      // then does not exist, and a later open must create it again
+      byName.set(name, core);
       tx.onAbort(() => {
         c.name = "";
         c.offset = 0;
         c.kind = 0;
+        byName.delete(name);
       });
-      return new MapCore(e, name, desc);
+      return core;
     });
   }
 

@@ -161,3 +161,24 @@ test("entries() of a map changed while it is iterated yields each key with its o
     new Map([["a", "1"], ["c", "3"], ["d", "44"]]),
   );
 });
+
+test("a map opened in a transaction that aborts does not exist: a later open creates it again", () => {
+  const path = tempPath();
+  {
+    using pool = ObjectPool.create(path, { size: 8 * MiB, layout: "a" });
+    assert.throws(() =>
+      pool.tx(() => {
+        const m = PersistentMap.open(pool, "m");
+        m.set("x", "y");
+        throw new Error("abort");
+      }), /abort/);
+    using m = PersistentMap.open(pool, "m");
+    m.set("a", "1");
+    assert.equal(m.get("a"), "1");
+    assert.equal(m.get("x"), undefined);
+  }
+  using pool = ObjectPool.open(path, { layout: "a" });
+  using m = PersistentMap.open(pool, "m");
+  assert.deepEqual([...m.entries()], [["a", "1"]]);
+  assert.deepEqual(checkObjectPool(pool).problems, []);
+});
