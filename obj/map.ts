@@ -63,8 +63,15 @@ const cores = new WeakMap<Engine, Map<string, MapCore>>();
 /** Check a key's type and length. */
 function checkKey(key: unknown, op: string): MapKey {
   if (typeof key === "string") {
-    if (key.length > MAX_KEY) {
-      throw new RangeError(`Cannot ${op}: the key is longer than ${MAX_KEY}`);
+    // MAX_KEY counts the key's UTF-8 bytes, up to 3 per UTF-16 unit: a
+    // key of more than a third of it may be too long
+    if (
+      key.length > MAX_KEY ||
+      (key.length > MAX_KEY / 3 && encoder.encode(key).length > MAX_KEY)
+    ) {
+      throw new RangeError(
+        `Cannot ${op}: the key is longer than ${MAX_KEY} UTF-8 bytes`,
+      );
     }
     return key;
   }

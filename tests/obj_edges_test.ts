@@ -5,7 +5,12 @@
 // test file checks.
 import { ClosedError } from "../errors/mod.ts";
 import { all } from "../future/mod.ts";
-import { checkObjectPool, ObjectPool, PersistentMap } from "../obj/mod.ts";
+import {
+  checkObjectPool,
+  MAX_KEY,
+  ObjectPool,
+  PersistentMap,
+} from "../obj/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
@@ -181,4 +186,31 @@ test("a map opened in a transaction that aborts does not exist: a later open cre
   using m = PersistentMap.open(pool, "m");
   assert.deepEqual([...m.entries()], [["a", "1"]]);
   assert.deepEqual(checkObjectPool(pool).problems, []);
+});
+
+test("map keys: MAX_KEY counts a string key's UTF-8 bytes; empty keys of both kinds are distinct", () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "a" });
+  using m = PersistentMap.open(pool, "m");
+  // 3 UTF-8 bytes a char: a third of MAX_KEY fits, one char more does not
+  const fits = "€".repeat(Math.floor(MAX_KEY / 3));
+  m.set(fits, "v");
+  assert.equal(m.get(fits), "v");
+  const tooLong = "€".repeat(Math.floor(MAX_KEY / 3) + 1);
+  for (
+    const op of [
+      () => m.set(tooLong, "v"),
+      () => m.get(tooLong),
+      () => m.batch([{ set: [tooLong, "v"] }]),
+    ]
+  ) {
+    assert.throws(
+      op,
+      (e) => e instanceof RangeError && /UTF-8/.test(e.message),
+    );
+  }
+  m.set("", "s");
+  m.set(new Uint8Array(0), new Uint8Array(0));
+  assert.equal(m.get(""), "s");
+  assert.deepEqual(m.get(new Uint8Array(0)), new Uint8Array(0));
+  assert.equal(m.size, 3);
 });
