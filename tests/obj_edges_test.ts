@@ -3,7 +3,7 @@
 // map changed while it is iterated, keys and arguments at their limits.
 // Each test is the probe that found a bug, or pins a contract no other
 // test file checks.
-import { ClosedError } from "../errors/mod.ts";
+import { ClosedError, OutOfSpaceError } from "../errors/mod.ts";
 import { all } from "../future/mod.ts";
 import {
   checkObjectPool,
@@ -121,6 +121,79 @@ test("`close()` commits asynchronous transactions never polled or polled once; t
   using again = ObjectPool.open(path, { layout: "a" });
   const r = again.root(64);
   assert.deepEqual([again.getU64(r, 0), again.getU64(r, 8)], [1, 2]);
+});
+
+test("a transaction too large for the log fails alone: the asynchronous ones staged around it commit, and the pool goes on", async () => {
+  const path = tempPath();
+  {
+    using pool = ObjectPool.create(path, {
+      size: 16 * MiB,
+      layout: "a",
+      logSize: 256 * 1024,
+    });
+    const root = pool.root(64);
+    const big = pool.tx((tx) => tx.alloc(MiB));
+    const before = pool.stats().heap;
+    const fs = [0, 1, 2].map((i) =>
+      pool.txAsync((tx) => tx.setU64(root, 8 * i, i + 1))
+    );
+    const tooBig = pool.txAsync((tx) => {
+      tx.setU64(root, 32, 9);
+      tx.alloc(100);
+      tx.write(big, 0, new Uint8Array(200 * 1024).fill(1));
+    });
+    fs.push(pool.txAsync((tx) => tx.setU64(root, 24, 4)));
+    await assert.rejects(
+      async () => await tooBig,
+      (e) => e instanceof OutOfSpaceError && /redo log/.test(e.message),
+    );
+    await all(fs);
+    assert.deepEqual(
+      [0, 8, 16, 24, 32].map((o) => pool.getU64(root, o)),
+      [1, 2, 3, 4, 0],
+    );
+    assert.deepEqual(pool.stats().heap, before);
+    assert.deepEqual(pool.read(big, 0, 16), new Uint8Array(16));
+    pool.tx((tx) => tx.setU64(root, 40, 5));
+  }
+  using pool = ObjectPool.open(path, { layout: "a" });
+  const root = pool.root(64);
+  assert.deepEqual(
+    [0, 8, 16, 24, 32, 40].map((o) => pool.getU64(root, o)),
+    [1, 2, 3, 4, 0, 5],
+  );
+  assert.deepEqual(checkObjectPool(pool).problems, []);
+});
+
+test("a nested `pool.tx` whose error a `txAsync` callback swallows still fails the future, with nothing changed", async () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "a" });
+  const root = pool.root(16);
+  const f = pool.txAsync((tx) => {
+    tx.setU64(root, 0, 3);
+    try {
+      pool.tx(() => {
+        throw new Error("inner");
+      });
+    } catch {
+      // swallowed, but the transaction is doomed
+    }
+    return 1;
+  });
+  await assert.rejects(async () => await f, /inner/);
+  assert.equal(pool.getU64(root, 0), 0);
+});
+
+test("a handle of an earlier open of the same file is a TypeError, not another object", () => {
+  const path = tempPath();
+  let old;
+  {
+    using pool = ObjectPool.create(path, { size: 8 * MiB, layout: "a" });
+    old = pool.root(16);
+  }
+  using pool = ObjectPool.open(path, { layout: "a" });
+  assert.equal(pool.root(16).offset, old.offset);
+  assert.throws(() => pool.read(old), TypeError);
+  assert.throws(() => pool.tx((tx) => tx.setU64(old, 0, 1)), TypeError);
 });
 
 test("a bigint offset to `read` is the pool's TypeError naming the offset", () => {
