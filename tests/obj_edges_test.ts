@@ -10,6 +10,7 @@ import {
   MAX_KEY,
   ObjectPool,
   PersistentMap,
+  type Transaction,
 } from "../obj/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
@@ -286,4 +287,27 @@ test("map keys: MAX_KEY counts a string key's UTF-8 bytes; empty keys of both ki
   assert.equal(m.get(""), "s");
   assert.deepEqual(m.get(new Uint8Array(0)), new Uint8Array(0));
   assert.equal(m.size, 3);
+});
+
+test("a nested `pool.tx` that throws `undefined` dooms the outer transaction too", async () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "a" });
+  const root = pool.root(16);
+  // a failure is kept as "the first one not undefined": `undefined` itself
+  // must not read as no failure at all
+  const swallow = (tx: Transaction) => {
+    tx.setU64(root, 0, 1);
+    try {
+      pool.tx(() => {
+        throw undefined;
+      });
+    } catch {
+      // swallowed, but the transaction is doomed
+    }
+  };
+  assert.throws(
+    () => pool.tx(swallow),
+    (e) => e instanceof TypeError && /threw undefined/.test(e.message),
+  );
+  await assert.rejects(async () => await pool.txAsync(swallow), TypeError);
+  assert.equal(pool.getU64(root, 0), 0);
 });
