@@ -63,6 +63,13 @@ const cores = new WeakMap<Engine, Map<string, MapCore>>();
 /** Check a key's type and length. */
 function checkKey(key: unknown, op: string): MapKey {
   if (typeof key === "string") {
+    // a lone surrogate is stored as U+FFFD: two such keys would be one
+    // after a reopen (the map then fails to load), and none reads back
+    if (!key.isWellFormed()) {
+      throw new RangeError(
+        `Cannot ${op}: the key is not well-formed UTF-16 (it holds a lone surrogate)`,
+      );
+    }
     // MAX_KEY counts the key's UTF-8 bytes, up to 3 per UTF-16 unit: a
     // key of more than a third of it may be too long
     if (
@@ -94,9 +101,11 @@ function checkValue(value: unknown, op: string): MapValue {
 /**
  * A durable map from keys to values inside an {@linkcode ObjectPool}. Keys
  * and values are strings or bytes (read back as given; a string key and a
- * bytes key never collide). Every operation is atomic: `set`, `delete`
- * and `batch` are each one transaction of the pool, and a `set` or
- * `delete` inside a `pool.tx` callback joins that transaction.
+ * bytes key never collide). A string key is stored as UTF-8: it must be
+ * well-formed (no lone surrogate), of at most {@linkcode MAX_KEY} bytes.
+ * Every operation is atomic: `set`, `delete` and `batch` are each one
+ * transaction of the pool, and a `set` or `delete` inside a `pool.tx`
+ * callback joins that transaction.
  *
  * Reads see operations that completed: a synchronous one on return, an
  * asynchronous one when its future completes.
@@ -132,7 +141,8 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
    * The map named `name` in the pool, created empty the first time (a
    * pool holds at most 31 maps).
    *
-   * @throws {RangeError} for an empty name, or one longer than 111 bytes
+   * @throws {RangeError} for an empty name, one longer than 111 bytes, or
+   *   one with a NUL or a lone surrogate
    * @throws {OutOfSpaceError} when the catalog or the pool is full
    * @throws {CorruptPoolError} when the map's objects are damaged
    */
@@ -142,9 +152,12 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
       throw new TypeError("Cannot open a map: name must be a string");
     }
     const bytes = encoder.encode(name);
-    if (bytes.length === 0 || bytes.length > MAX_NAME || name.includes("\0")) {
+    if (
+      bytes.length === 0 || bytes.length > MAX_NAME || name.includes("\0") ||
+      !name.isWellFormed()
+    ) {
       throw new RangeError(
-        `Cannot open a map: the name must have 1 to ${MAX_NAME} UTF-8 bytes, and no NUL`,
+        `Cannot open a map: the name must have 1 to ${MAX_NAME} UTF-8 bytes, no NUL and no lone surrogate`,
       );
     }
     let byName = cores.get(e);

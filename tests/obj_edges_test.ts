@@ -311,3 +311,27 @@ test("a nested `pool.tx` that throws `undefined` dooms the outer transaction too
   await assert.rejects(async () => await pool.txAsync(swallow), TypeError);
   assert.equal(pool.getU64(root, 0), 0);
 });
+
+test("a string key or map name with a lone surrogate is a RangeError: stored as U+FFFD, two such keys would be one after a reopen", () => {
+  const path = tempPath();
+  {
+    using pool = ObjectPool.create(path, { size: 8 * MiB, layout: "a" });
+    using m = PersistentMap.open(pool, "m");
+    const lone = (e: unknown) =>
+      e instanceof RangeError && /lone surrogate/.test(e.message);
+    for (const key of ["\uD800", "a\uDFFFb", "\uDFFF\uD800"]) {
+      assert.throws(() => m.set(key, "v"), lone);
+      assert.throws(() => m.get(key), lone);
+      assert.throws(() => m.batch([{ delete: key }]), lone);
+    }
+    assert.throws(() => PersistentMap.open(pool, "\uD800"), lone);
+    // a pair is well-formed, and its bytes are as distinct as its chars
+    m.set("\uD83D\uDE00", "pair");
+    m.set("\uFFFD", "replacement");
+  }
+  using pool = ObjectPool.open(path, { layout: "a" });
+  using m = PersistentMap.open(pool, "m");
+  assert.equal(m.get("\uD83D\uDE00"), "pair");
+  assert.equal(m.get("\uFFFD"), "replacement");
+  assert.equal(m.size, 2);
+});
