@@ -284,7 +284,10 @@ export class ObjectPool implements Disposable {
   /**
    * The root object: allocated zeroed by the first call, the same object
    * on every later call and open. Asking for more bytes than it has grows
-   * it (a new object with the old bytes; its offset changes).
+   * it (a new object with the old bytes; its offset changes). Outside a
+   * transaction, a root that an asynchronous transaction not complete yet
+   * made or grew is applied first (as `tx` would), so the pool's reads
+   * work on the handle.
    *
    * @param size bytes (at least 1)
    * @throws {TypeError} for a size that is not a number
@@ -303,6 +306,17 @@ export class ObjectPool implements Disposable {
     }
     const s = e.state;
     if (s.rootOffset !== 0 && s.rootSize >= size) {
+      // outside a transaction, a root an asynchronous transaction made
+      // (grew) and that is not applied yet is applied first: the pool's
+      // reads see only what is applied, and the handle must work for them
+      if (
+        e.current === undefined &&
+        e.genAt(s.rootOffset, false) !== e.genAt(s.rootOffset)
+      ) {
+        e.seal();
+        e.drain();
+        e.live("root");
+      }
       return this.#root();
     }
     this.tx((tx) => {

@@ -335,3 +335,20 @@ test("a string key or map name with a lone surrogate is a RangeError: stored as 
   assert.equal(m.get("\uFFFD"), "replacement");
   assert.equal(m.size, 2);
 });
+
+test("`root()` outside a transaction, while a `txAsync` that grew the root is not applied, gives a handle the pool's reads accept", async () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "a" });
+  pool.tx((tx) => tx.setU64(pool.root(16), 8, 77));
+  const grown = pool.txAsync((tx) => {
+    const r = pool.root(4096); // joins the asynchronous transaction
+    tx.setU64(r, 4000, 5);
+    return r;
+  });
+  // the pool's reads see applied transactions only: the staged root's
+  // header is not home yet, so its handle was a StaleObjectError here
+  const root = pool.root(16);
+  assert.equal(root.size, 4096);
+  assert.equal(pool.getU64(root, 8), 77);
+  assert.equal(pool.getU64(root, 4000), 5);
+  assert.equal((await grown).offset, root.offset);
+});
