@@ -12,7 +12,7 @@ import {
   PersistentMap,
   type Transaction,
 } from "../obj/mod.ts";
-import { assert, tempPath, test } from "./_harness.ts";
+import { assert, moverTest, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
 
@@ -352,3 +352,47 @@ test("`root()` outside a transaction, while a `txAsync` that grew the root is no
   assert.equal(pool.getU64(root, 4000), 5);
   assert.equal((await grown).offset, root.offset);
 });
+
+moverTest(
+  "`close()` while a group's mover batch is in flight waits for it, and commits the groups staged behind it",
+  async (mover) => {
+    const path = tempPath();
+    const pattern = (n: number, seed: number) =>
+      new Uint8Array(n).map((_, i) => i * 7 + seed);
+    const objs = [];
+    {
+      const pool = ObjectPool.create(path, {
+        size: 16 * MiB,
+        layout: "a",
+        mover,
+      });
+      const root = pool.root(8 * 16);
+      // large objects: their writes go to the mover as one batch
+      for (let i = 0; i < 8; i++) {
+        objs.push(pool.tx((tx) => {
+          const o = tx.alloc(64 * 1024);
+          tx.setU64(root, 8 * i, o.offset);
+          return o;
+        }));
+      }
+      const first = objs.map((o, i) =>
+        pool.txAsync((tx) => tx.write(o, 0, pattern(o.size, i)))
+      );
+      // one turn: the group is sealed and its batch started (on a mover of
+      // threads, still in flight)
+      await Promise.race([first[0], new Promise((r) => setTimeout(r, 0))]);
+      const second = objs.map((o, i) =>
+        pool.txAsync((tx) => tx.write(o, 100, pattern(100, 50 + i)))
+      );
+      pool.close();
+      await all([...first, ...second]);
+    }
+    using pool = ObjectPool.open(path, { layout: "a", mover });
+    assert.equal(pool.recovery.records, 0, "close checkpointed everything");
+    for (let i = 0; i < objs.length; i++) {
+      const want = pattern(64 * 1024, i);
+      want.set(pattern(100, 50 + i), 100);
+      assert.deepEqual(pool.read(pool.object(objs[i].offset)), want, `${i}`);
+    }
+  },
+);
