@@ -142,8 +142,9 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
    * pool holds at most 31 maps).
    *
    * @throws {RangeError} for an empty name, one longer than 111 bytes, or
-   *   one with a NUL or a lone surrogate
-   * @throws {OutOfSpaceError} when the catalog or the pool is full
+   *   one with a NUL or a lone surrogate; when the pool's catalog holds 31
+   *   maps already
+   * @throws {OutOfSpaceError} when the pool is full
    * @throws {CorruptPoolError} when the map's objects are damaged
    */
   static open(pool: ObjectPool, name: string): PersistentMap {
