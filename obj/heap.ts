@@ -403,6 +403,9 @@ export class Heap {
         if (op === U_ALLOC) {
           run.bits[b >>> 5] &= ~(1 << (b & 31));
           run.free++;
+          // a later allocation may have dropped the run from its class's
+          // list as full: its block is free again, so list it again
+          if (!run.listed) this.#list(run);
         } else {
           run.bits[b >>> 5] |= 1 << (b & 31);
           run.free--;

@@ -63,8 +63,22 @@ const cores = new WeakMap<Engine, Map<string, MapCore>>();
 /** Check a key's type and length. */
 function checkKey(key: unknown, op: string): MapKey {
   if (typeof key === "string") {
-    if (key.length > MAX_KEY) {
-      throw new RangeError(`Cannot ${op}: the key is longer than ${MAX_KEY}`);
+    // a lone surrogate is stored as U+FFFD: two such keys would be one
+    // after a reopen (the map then fails to load), and none reads back
+    if (!key.isWellFormed()) {
+      throw new RangeError(
+        `Cannot ${op}: the key is not well-formed UTF-16 (it holds a lone surrogate)`,
+      );
+    }
+    // MAX_KEY counts the key's UTF-8 bytes, up to 3 per UTF-16 unit: a
+    // key of more than a third of it may be too long
+    if (
+      key.length > MAX_KEY ||
+      (key.length > MAX_KEY / 3 && encoder.encode(key).length > MAX_KEY)
+    ) {
+      throw new RangeError(
+        `Cannot ${op}: the key is longer than ${MAX_KEY} UTF-8 bytes`,
+      );
     }
     return key;
   }
@@ -87,9 +101,11 @@ function checkValue(value: unknown, op: string): MapValue {
 /**
  * A durable map from keys to values inside an {@linkcode ObjectPool}. Keys
  * and values are strings or bytes (read back as given; a string key and a
- * bytes key never collide). Every operation is atomic: `set`, `delete`
- * and `batch` are each one transaction of the pool, and a `set` or
- * `delete` inside a `pool.tx` callback joins that transaction.
+ * bytes key never collide). A string key is stored as UTF-8: it must be
+ * well-formed (no lone surrogate), of at most {@linkcode MAX_KEY} bytes.
+ * Every operation is atomic: `set`, `delete` and `batch` are each one
+ * transaction of the pool, and a `set` or `delete` inside a `pool.tx`
+ * callback joins that transaction.
  *
  * Reads see operations that completed: a synchronous one on return, an
  * asynchronous one when its future completes.
@@ -125,8 +141,10 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
    * The map named `name` in the pool, created empty the first time (a
    * pool holds at most 31 maps).
    *
-   * @throws {RangeError} for an empty name, or one longer than 111 bytes
-   * @throws {OutOfSpaceError} when the catalog or the pool is full
+   * @throws {RangeError} for an empty name, one longer than 111 bytes, or
+   *   one with a NUL or a lone surrogate; when the pool's catalog holds 31
+   *   maps already
+   * @throws {OutOfSpaceError} when the pool is full
    * @throws {CorruptPoolError} when the map's objects are damaged
    */
   static open(pool: ObjectPool, name: string): PersistentMap {
@@ -135,9 +153,12 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
       throw new TypeError("Cannot open a map: name must be a string");
     }
     const bytes = encoder.encode(name);
-    if (bytes.length === 0 || bytes.length > MAX_NAME || name.includes("\0")) {
+    if (
+      bytes.length === 0 || bytes.length > MAX_NAME || name.includes("\0") ||
+      !name.isWellFormed()
+    ) {
       throw new RangeError(
-        `Cannot open a map: the name must have 1 to ${MAX_NAME} UTF-8 bytes, and no NUL`,
+        `Cannot open a map: the name must have 1 to ${MAX_NAME} UTF-8 bytes, no NUL and no lone surrogate`,
       );
     }
     let byName = cores.get(e);
@@ -161,7 +182,7 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
         );
         core.load();
       } else {
-        core = PersistentMap.#create(pool, e, name, bytes);
+        core = PersistentMap.#create(pool, e, name, bytes, byName);
       }
       byName.set(name, core);
     }
@@ -173,6 +194,7 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
     e: Engine,
     name: string,
     bytes: Uint8Array,
+    byName: Map<string, MapCore>,
   ): MapCore {
     return pool.tx((tx) => {
       const free = e.state.catalog.findIndex((c) => c.name === "");
@@ -196,12 +218,17 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
       c.name = name;
       c.offset = desc.offset;
       c.kind = 1;
+      const core = new MapCore(e, name, desc);
+      // a transaction this one joins may abort after it returns: the map
+      // then does not exist, and a later open must create it again
+      byName.set(name, core);
       tx.onAbort(() => {
         c.name = "";
         c.offset = 0;
         c.kind = 0;
+        byName.delete(name);
       });
-      return new MapCore(e, name, desc);
+      return core;
     });
   }
 
@@ -304,13 +331,24 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
     });
   }
 
-  /** Every key and value (a snapshot of the completed operations). */
+  /**
+   * Every key and value: the keys the map held when the iteration began
+   * (as completed operations left it), skipping those deleted before they
+   * are reached, each with its value when reached.
+   */
   *entries(): Generator<[MapKey, MapValue]> {
     const c = this.#live("entries");
-    const all = [...c.str.values(), ...c.bin.values()];
-    for (const x of all) {
+    // the keys are the snapshot; each entry is looked up again when it is
+    // yielded: one deleted meanwhile has a freed node (whose block a later
+    // set may have taken), one deleted and set again a new index entry
+    const str = [...c.str.keys()];
+    const bin = [...c.bin.keys()];
+    for (let i = 0; i < str.length + bin.length; i++) {
       this.#live("entries");
-      yield [c.key(x), c.value(x)];
+      const x = i < str.length
+        ? c.str.get(str[i])
+        : c.bin.get(bin[i - str.length]);
+      if (x !== undefined) yield [c.key(x), c.value(x)];
     }
   }
 

@@ -284,7 +284,10 @@ export class ObjectPool implements Disposable {
   /**
    * The root object: allocated zeroed by the first call, the same object
    * on every later call and open. Asking for more bytes than it has grows
-   * it (a new object with the old bytes; its offset changes).
+   * it (a new object with the old bytes; its offset changes). Outside a
+   * transaction, a root that an asynchronous transaction not complete yet
+   * made or grew is applied first (as `tx` would), so the pool's reads
+   * work on the handle.
    *
    * @param size bytes (at least 1)
    * @throws {TypeError} for a size that is not a number
@@ -303,6 +306,17 @@ export class ObjectPool implements Disposable {
     }
     const s = e.state;
     if (s.rootOffset !== 0 && s.rootSize >= size) {
+      // outside a transaction, a root an asynchronous transaction made
+      // (grew) and that is not applied yet is applied first: the pool's
+      // reads see only what is applied, and the handle must work for them
+      if (
+        e.current === undefined &&
+        e.genAt(s.rootOffset, false) !== e.genAt(s.rootOffset)
+      ) {
+        e.seal();
+        e.drain();
+        e.live("root");
+      }
       return this.#root();
     }
     this.tx((tx) => {
@@ -380,7 +394,10 @@ export class ObjectPool implements Disposable {
    * @throws {RangeError} when the range leaves the object
    */
   read(o: ObjectHandle, offset = 0, length?: number): Uint8Array {
-    const len = length ?? (o?.size ?? 0) - offset;
+    // an offset of the wrong type (a bigint) gets #range's TypeError, not
+    // one of mixing it into this subtraction
+    const len = length ??
+      (typeof offset === "number" ? (o?.size ?? 0) - offset : 0);
     this.#range(o, offset, len, "read");
     return this.#engine.media.copy(o.offset + offset, len);
   }
@@ -475,9 +492,20 @@ export class ObjectPool implements Disposable {
   /**
    * Close the pool: transactions started are committed and applied, a
    * checkpoint is taken, every view detaches. Idempotent.
+   *
+   * @throws {TypeError} inside a transaction's callback (the pool stays
+   *   open)
    */
   close(): void {
     if (this.#closed) return;
+    // closing commits the staging group: inside a callback that would
+    // commit the running transaction's entries so far, and the callback
+    // would go on over an unmapped pool
+    if (this.#engine.current !== undefined) {
+      throw new TypeError(
+        "Cannot close the pool inside a transaction's callback",
+      );
+    }
     this.#closed = true;
     try {
       this.#engine.close();

@@ -52,7 +52,16 @@ export function runNested<T>(tx: Transaction, fn: (tx: Transaction) => T): T {
   try {
     return fn(tx);
   } catch (err) {
-    txControl.doom(tx, err);
+    // a transaction's failure of undefined reads as none: doom it with
+    // an error that says what happened
+    txControl.doom(
+      tx,
+      err === undefined
+        ? new TypeError(
+          "Cannot commit: a nested transaction's callback threw undefined",
+        )
+        : err,
+    );
     throw err;
   }
 }
