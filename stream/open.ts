@@ -31,6 +31,11 @@ import {
   STATE_RECOVERING,
 } from "./shared.ts";
 import { readTable } from "./table.ts";
+import type {
+  LogStreamCreateOptions,
+  LogStreamOpenOptions,
+} from "./options.ts";
+import type { LogStream } from "./stream.ts";
 
 const EINVAL = 22;
 
@@ -42,6 +47,51 @@ export interface StreamTestHooks {
    * also marks its commits ("commit T") and persists ("persisted T").
    */
   tracer?: PersistTracer;
+}
+
+/** A {@linkcode LogStream}'s private create, open and media. Internal. */
+export interface StreamInternals {
+  create(
+    path: string,
+    options: LogStreamCreateOptions,
+    hooks: StreamTestHooks,
+  ): LogStream;
+  open(
+    path: string,
+    options: LogStreamOpenOptions,
+    hooks: StreamTestHooks,
+  ): LogStream;
+  media(s: LogStream): StreamMedia;
+}
+
+let internals: StreamInternals;
+
+/** Set by {@linkcode LogStream} when its class is defined. Internal. */
+export function setStreamInternals(i: StreamInternals): void {
+  internals = i;
+}
+
+/** {@linkcode LogStream.create} with test hooks. Internal. */
+export function createStreamWith(
+  path: string,
+  options: LogStreamCreateOptions,
+  hooks: StreamTestHooks,
+): LogStream {
+  return internals.create(path, options, hooks);
+}
+
+/** {@linkcode LogStream.open} with test hooks. Internal. */
+export function openStreamWith(
+  path: string,
+  options: LogStreamOpenOptions,
+  hooks: StreamTestHooks,
+): LogStream {
+  return internals.open(path, options, hooks);
+}
+
+/** The media of an open stream (tests look at its views). Internal. */
+export function streamMedia(s: LogStream): StreamMedia {
+  return internals.media(s);
 }
 
 /** An opened stream file: its core, and what recovery did. */
