@@ -8,6 +8,7 @@
  */
 import { unlinkSync } from "node:fs";
 import { PmemError } from "../errors/mod.ts";
+import { corrupt } from "../errors/file.ts";
 import { FileShare } from "../pmem2/file_share.ts";
 import { waitForFirstOpener } from "../pmem2/share_wait.ts";
 import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
@@ -117,12 +118,6 @@ function emptyReport(): RecoveryReport {
     wrote: false,
     regions: [],
   };
-}
-
-function corrupt(op: string, path: string, what: string): PmemError {
-  return new PmemError(op, -EINVAL, `cannot open '${path}': ${what}`, {
-    errno: EINVAL,
-  });
 }
 
 /**

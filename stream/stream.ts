@@ -10,6 +10,7 @@
  * @module
  */
 import { ClosedError } from "../errors/mod.ts";
+import { checkPath } from "../ffi/validate.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import type { LogCore } from "./core.ts";
@@ -20,7 +21,6 @@ import {
   checkCreateOptions,
   checkInt,
   checkOpenOptions,
-  checkPath,
   checkSize,
   type LogStreamCreateOptions,
   type LogStreamOpenOptions,
