@@ -305,8 +305,9 @@ export class Transaction {
     const f = freshAt(e, offset);
     if (f === undefined || f.rel === LARGE) return -1;
     if (f.rel === UNWRITTEN) {
+      const at = stageFresh(e, this.#g, f, offset, op);
       this.#unwritten--;
-      return stageFresh(e, this.#g, f, offset, op);
+      return at;
     }
     return e.log.at(this.#g, f.rel) + OBJECT_HEADER;
   }
