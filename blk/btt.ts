@@ -21,7 +21,8 @@ import {
   roundUp,
 } from "./layout.ts";
 import { randomUuid } from "../pmdk/pool_header.ts";
-import { corrupt, type PoolFile } from "./open.ts";
+import { corrupt } from "../errors/file.ts";
+import type { PoolFile } from "./open.ts";
 
 /** A pool's BTT as found (or laid out) and recovered. */
 export interface Btt {

@@ -10,11 +10,12 @@
  */
 import { statSync, unlinkSync } from "node:fs";
 import { NotSupportedError, PmemError } from "../errors/mod.ts";
+import { corrupt, notEmpty } from "../errors/file.ts";
 import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
 import type { Vdm } from "../mover/vdm.ts";
-import { notSize } from "../ffi/validate.ts";
+import { checkOpenArgs, notSize } from "../ffi/validate.ts";
 import {
   BLK_POOL,
   decodeDescriptor,
@@ -43,7 +44,6 @@ import { Media } from "./media.ts";
 import { MAX_LANES } from "./shared.ts";
 
 const EINVAL = 22;
-const EEXIST = 17;
 
 /** What creating a pool needs (the public options). */
 export interface CreateArgs {
@@ -114,10 +114,7 @@ export function createPoolFile(
   hooks: PoolTestHooks,
 ): PoolFile {
   const op = "create";
-  checkPath(path, op);
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError("Cannot create pool: options must be an object");
-  }
+  checkOpenArgs(path, options, op, "pool");
   const blockSize = checkBlockSize(options.blockSize, op);
   const poolSize = checkInteger(options.poolSize ?? 0, "poolSize", op);
   const mode = checkInteger(options.mode ?? 0o644, "mode", op);
@@ -170,12 +167,7 @@ export function createPoolFile(
     if (!join.first) throw alreadyOpen(op, path, "in this process");
     const media = new Media(map);
     if (!created && !allZero(media.bytes(0, HEADER_SIZE))) {
-      throw new PmemError(
-        op,
-        -EEXIST,
-        `'${path}' is not empty: its first ${HEADER_SIZE} bytes are not zero`,
-        { errno: EEXIST },
-      );
+      throw notEmpty(op, path, HEADER_SIZE);
     }
     media.memcpy(
       DESCRIPTOR_OFFSET,
@@ -213,10 +205,7 @@ export function openPoolFile(
   hooks: PoolTestHooks,
 ): PoolFile {
   const op = "open";
-  checkPath(path, op);
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError("Cannot open pool: options must be an object");
-  }
+  checkOpenArgs(path, options, op, "pool");
   if (options.readOnly !== undefined && typeof options.readOnly !== "boolean") {
     throw new TypeError("Cannot open pool: readOnly must be a boolean");
   }
@@ -321,12 +310,6 @@ function unlinkQuietly(path: string): void {
   }
 }
 
-export function checkPath(path: unknown, op: string): void {
-  if (typeof path !== "string" || path.length === 0) {
-    throw new TypeError(`Cannot ${op} pool: path must be a non-empty string`);
-  }
-}
-
 export function checkBlockSize(value: unknown, op: string): number {
   if (typeof value !== "number") {
     throw new TypeError(
@@ -359,12 +342,6 @@ export function describe(value: unknown): string {
   if (typeof value === "number") return String(value);
   if (typeof value === "bigint") return `${value}n (a bigint)`;
   return value === null ? "null" : typeof value;
-}
-
-export function corrupt(op: string, path: string, what: string): PmemError {
-  return new PmemError(op, -EINVAL, `cannot open '${path}': ${what}`, {
-    errno: EINVAL,
-  });
 }
 
 /** Re-raise a source error under the pool operation's name. */

@@ -74,3 +74,32 @@ export function checkByte(value: unknown, name: string, op: string): number {
   }
   return value;
 }
+
+/**
+ * Assert `path` is a non-empty string; the message names the call
+ * (`op` of a `noun`: "Cannot open pool: path must be ...").
+ */
+export function checkPath(path: unknown, op: string, noun: string): void {
+  if (typeof path !== "string" || path.length === 0) {
+    throw new TypeError(
+      `Cannot ${op} ${noun}: path must be a non-empty string`,
+    );
+  }
+}
+
+/**
+ * The first checks of a store's create or open: `path` a non-empty
+ * string, then `options` an object; the messages name the call
+ * (`op` of a `noun`: "Cannot create pool: options must be an object").
+ */
+export function checkOpenArgs(
+  path: unknown,
+  options: unknown,
+  op: string,
+  noun: string,
+): void {
+  checkPath(path, op, noun);
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`Cannot ${op} ${noun}: options must be an object`);
+  }
+}

@@ -117,3 +117,42 @@ export function checkNumber(v: unknown, what: string): void {
     throw new TypeError(`Cannot ${what} must be a number, got ${typeof v}`);
   }
 }
+
+/**
+ * Throw for an object size or type that is not an integer in range: a
+ * TypeError when it is not a number, else a RangeError (the caller
+ * checked it is out of range).
+ */
+export function badAlloc(what: "size" | "type", v: number): never {
+  checkNumber(v, `alloc: ${what}`);
+  throw new RangeError(
+    what === "size"
+      ? `Cannot alloc: size must be a positive integer below 2^31, got ${
+        numberText(v)
+      }`
+      : `Cannot alloc: type must be an integer in [0, 2^31), got ${
+        numberText(v)
+      }`,
+  );
+}
+
+/**
+ * Throw for `[offset, offset+length)` outside an object of `size` bytes
+ * (the caller checked it is): a TypeError when either is not a number,
+ * else a RangeError.
+ */
+export function badRange(
+  size: number,
+  offset: number,
+  length: number,
+  op: string,
+): never {
+  checkNumber(offset, `${op}: offset`);
+  checkNumber(length, `${op}: length`);
+  const off = numberText(offset);
+  throw new RangeError(
+    `Cannot ${op}: [${off}, ${off}+${
+      numberText(length)
+    }) is outside the object's ${size} bytes`,
+  );
+}

@@ -9,6 +9,7 @@
  */
 import { unlinkSync } from "node:fs";
 import { PmemError } from "../errors/mod.ts";
+import { checkOpenArgs } from "../ffi/validate.ts";
 import { FileLock } from "../pmem2/file_lock.ts";
 import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
@@ -101,13 +102,6 @@ export interface OpenArgs {
   mover?: Vdm;
 }
 
-function checkPath(path: unknown, op: string): string {
-  if (typeof path !== "string" || path.length === 0) {
-    throw new TypeError(`Cannot ${op} pool: path must be a non-empty string`);
-  }
-  return path;
-}
-
 function checkLayout(layout: unknown, op: string): string {
   if (typeof layout !== "string") {
     throw new TypeError(`Cannot ${op} pool: layout must be a string`);
@@ -152,10 +146,7 @@ export function createPool(
   hooks: ObjTestHooks,
 ): Opened {
   const op = "create";
-  checkPath(path, op);
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError("Cannot create pool: options must be an object");
-  }
+  checkOpenArgs(path, options, op, "pool");
   const size = Math.floor(checkInteger(options.size, "size", op) / 4096) *
     4096;
   if (size < MIN_POOL_SIZE || size > MAX_POOL_SIZE) {
@@ -250,10 +241,7 @@ export function openPool(
   hooks: ObjTestHooks,
 ): Opened {
   const op = "open";
-  checkPath(path, op);
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError("Cannot open pool: options must be an object");
-  }
+  checkOpenArgs(path, options, op, "pool");
   const layout = checkLayout(options.layout, op);
   const mover = checkMover(options.mover, op);
   const source = Source.open(path);

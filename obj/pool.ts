@@ -16,7 +16,13 @@ import { newHandle, type ObjectHandle } from "./handle.ts";
 import type { HeapUsage } from "./heap.ts";
 import { ROOT_OFFSET_AT } from "./layout.ts";
 import { FAILED } from "./log.ts";
-import { checkNumber, numberText, u64Big, u64Number } from "./object_bytes.ts";
+import {
+  badRange,
+  checkNumber,
+  numberText,
+  u64Big,
+  u64Number,
+} from "./object_bytes.ts";
 import {
   createPool,
   type ObjTestHooks,
@@ -375,16 +381,7 @@ export class ObjectPool implements Disposable {
     if (
       !Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 ||
       length < 0 || offset + length > o.size
-    ) {
-      checkNumber(offset, `${op}: offset`);
-      checkNumber(length, `${op}: length`);
-      const off = numberText(offset);
-      throw new RangeError(
-        `Cannot ${op}: [${off}, ${off}+${
-          numberText(length)
-        }) is outside the object's ${o.size} bytes`,
-      );
-    }
+    ) badRange(o.size, offset, length, op);
   }
 
   /**

@@ -4,11 +4,8 @@
  * change is a redo entry staged into the pool's log; nothing reaches an
  * object's home before the transaction's record is durable. Reads see the
  * transaction's own writes and those of the transactions staged before
- * it. A small object allocated in the transaction is built in the log
- * itself: its first write stages one copy of its header and data, which
- * later writes change in place; one never written is logged as its
- * header and a fill of zeros when the callback returns. A large one is
- * logged as its header and a fill of zeros at once, then its writes.
+ * it (`obj/tx_read.ts`). An object allocated in the transaction is built
+ * in the log (`obj/tx_fresh.ts`).
  *
  * The common path allocates little: the undo list, the fresh objects and
  * the effects exist only once something needs them, and a handle checked
@@ -21,27 +18,32 @@ import { StaleObjectError } from "./errors.ts";
 import type { Engine } from "./engine.ts";
 import { newHandle, type ObjectHandle } from "./handle.ts";
 import {
+  badAlloc,
+  badRange,
   checkNumber,
   load32,
   numberText,
   toU64,
   u64Big,
   u64Number,
-  writeHeader,
 } from "./object_bytes.ts";
 import type { HeapLog } from "./heap.ts";
-import { OBJECT_HEADER, OP_COPY, TYPE_INTERNAL } from "./layout.ts";
+import { OBJECT_HEADER, TYPE_INTERNAL } from "./layout.ts";
 import { type Group, NO_KEY } from "./log.ts";
-import { FREED, type PendingObject } from "./pending.ts";
+import { FREED } from "./pending.ts";
+import {
+  addFresh,
+  freshAt,
+  LARGE,
+  logFree,
+  logUnwritten,
+  stageFresh,
+  UNWRITTEN,
+} from "./tx_fresh.ts";
+import { directAt, load32At, readAt } from "./tx_read.ts";
 
-/** Objects up to this size (header included) are built in the log. */
-const SMALL_MAX = 16384;
 /** Largest object. */
 export const MAX_OBJECT = 2 ** 31;
-/** `Fresh.rel` of a small object not written yet. */
-const UNWRITTEN = -1;
-/** `Fresh.rel` of a large object (logged at allocation). */
-const LARGE = -2;
 
 /**
  * Volatile state kept in step with transactions (a map's index): told of
@@ -60,17 +62,6 @@ export interface TxEffects<T> {
 export interface AllocOptions {
   /** A type number kept in the object's header (0 to 2^31-1). @default 0 */
   type?: number;
-}
-
-/** An object allocated in the running transaction. */
-interface Fresh extends PendingObject {
-  block: number;
-  /**
-   * Small and written: where its COPY entry's payload (header, then
-   * data) lies, in bytes from the start of the record (a record may move
-   * in the ring; this does not change). UNWRITTEN or LARGE otherwise.
-   */
-  rel: number;
 }
 
 /**
@@ -195,21 +186,11 @@ export class Transaction {
   alloc(size: number, options?: AllocOptions): ObjectHandle {
     this.#live("alloc");
     if (!Number.isInteger(size) || size < 1 || size >= MAX_OBJECT) {
-      checkNumber(size, "alloc: size");
-      throw new RangeError(
-        `Cannot alloc: size must be a positive integer below 2^31, got ${
-          numberText(size)
-        }`,
-      );
+      badAlloc("size", size);
     }
     const type = options?.type ?? 0;
     if (!Number.isInteger(type) || type < 0 || type >= TYPE_INTERNAL) {
-      checkNumber(type, "alloc: type");
-      throw new RangeError(
-        `Cannot alloc: type must be an integer in [0, 2^31), got ${
-          numberText(type)
-        }`,
-      );
+      badAlloc("type", type);
     }
     const offset = this.#alloc(size, type, "alloc");
     return newHandle(this.#e.token, offset, size, type, this.#gen);
@@ -242,22 +223,9 @@ export class Transaction {
     const block = e.heap.alloc(bytes, heapLog, op);
     const offset = block + OBJECT_HEADER;
     const gen = this.#gen = e.nextGen();
-    const large = bytes > SMALL_MAX;
-    if (large) {
-      const log = e.log;
-      const at = log.open(this.#g, block, OBJECT_HEADER, op, offset);
-      writeHeader(e.media, at, size, gen, type);
-      if (size > 0) log.zero(this.#g, offset, size, op, offset);
-    } else this.#unwritten++;
-    const f: Fresh = { gen, size, type, block, rel: large ? LARGE : UNWRITTEN };
-    e.locals.set(offset, f);
+    const f = addFresh(e, this.#g, block, offset, size, type, gen, op);
+    if (f.rel === UNWRITTEN) this.#unwritten++;
     return offset;
-  }
-
-  /** The object at `offset` if this transaction allocated it (and did not free it). */
-  #fresh(offset: number): Fresh | undefined {
-    const f = this.#e.locals.get(offset);
-    return f === undefined || f === FREED ? undefined : f as Fresh;
   }
 
   /**
@@ -285,22 +253,12 @@ export class Transaction {
   freeInternal(offset: number): void {
     this.#live("free");
     const e = this.#e;
-    const block = offset - OBJECT_HEADER;
-    const f = this.#fresh(offset);
+    const f = freshAt(e, offset);
     this.#checked = null;
-    if (f !== undefined) {
-      if (f.rel === UNWRITTEN) this.#unwritten--;
-      if (f.rel >= 0) {
-        // its copy stays in the record: let it write no header
-        const at = e.log.at(this.#g, f.rel);
-        e.media.fill(0, at, OBJECT_HEADER);
-      }
-    }
-    if (f === undefined || f.rel === LARGE) {
-      e.log.zero(this.#g, block, OBJECT_HEADER, "free", offset);
-    }
+    if (f !== undefined && f.rel === UNWRITTEN) this.#unwritten--;
+    logFree(e, this.#g, f, offset);
     heapTx = this;
-    e.heap.free(block, heapLog);
+    e.heap.free(offset - OBJECT_HEADER, heapLog);
     e.locals.set(offset, FREED);
   }
 
@@ -334,16 +292,7 @@ export class Transaction {
     if (
       !(offset >= 0 && length >= 0 && offset + length <= o.size) ||
       !Number.isInteger(offset) || !Number.isInteger(length)
-    ) {
-      checkNumber(offset, `${op}: offset`);
-      checkNumber(length, `${op}: length`);
-      const off = numberText(offset);
-      throw new RangeError(
-        `Cannot ${op}: [${off}, ${off}+${
-          numberText(length)
-        }) is outside the object's ${o.size} bytes`,
-      );
-    }
+    ) badRange(o.size, offset, length, op);
   }
 
   /**
@@ -352,23 +301,13 @@ export class Transaction {
    * any other object. Valid until the next entry is staged.
    */
   #stage(offset: number, op: string): number {
-    const f = this.#fresh(offset);
-    if (f === undefined || f.rel === LARGE) return -1;
     const e = this.#e;
+    const f = freshAt(e, offset);
+    if (f === undefined || f.rel === LARGE) return -1;
     if (f.rel === UNWRITTEN) {
-      const log = e.log;
-      const at = log.open(
-        this.#g,
-        f.block,
-        OBJECT_HEADER + f.size,
-        op,
-        offset,
-      );
-      writeHeader(e.media, at, f.size, f.gen, f.type);
-      e.media.fill(0, at + OBJECT_HEADER, f.size);
-      f.rel = at - log.at(this.#g, 0);
+      const at = stageFresh(e, this.#g, f, offset, op);
       this.#unwritten--;
-      return at + OBJECT_HEADER;
+      return at;
     }
     return e.log.at(this.#g, f.rel) + OBJECT_HEADER;
   }
@@ -473,47 +412,7 @@ export class Transaction {
    */
   read(o: ObjectHandle, offset: number, length: number): Uint8Array {
     this.#range(o, offset, length, "read");
-    return this.#read(o, offset, length);
-  }
-
-  /**
-   * Where `offset` of an object reads from when nothing pending covers
-   * it: its staged copy, or its home (-1: pending writes may cover it).
-   */
-  #direct(o: ObjectHandle, offset: number): number {
-    const fresh = this.#fresh(o.offset);
-    if (fresh !== undefined && fresh.rel !== LARGE) {
-      return fresh.rel === UNWRITTEN
-        ? -2
-        : this.#e.log.at(this.#g, fresh.rel) + OBJECT_HEADER + offset;
-    }
-    return this.#e.writes(o.offset) === undefined ? o.offset + offset : -1;
-  }
-
-  #read(o: ObjectHandle, offset: number, length: number): Uint8Array {
-    const e = this.#e;
-    const direct = this.#direct(o, offset);
-    if (direct === -2) return new Uint8Array(length);
-    if (direct >= 0) return e.media.copy(direct, length);
-    const at = o.offset + offset;
-    const out = e.media.copy(at, length);
-    for (const x of e.writes(o.offset)!) {
-      const lo = Math.max(at, x.target);
-      const hi = Math.min(at + length, x.target + x.length);
-      if (lo >= hi) continue;
-      if (x.op === OP_COPY) {
-        e.media.copyInto(x.at + lo - x.target, hi - lo, out, lo - at);
-      } else out.fill(0, lo - at, hi - at);
-    }
-    return out;
-  }
-
-  /** The u32 at `offset` of an object, as this transaction sees it. */
-  #load32(o: ObjectHandle, offset: number): number {
-    const direct = this.#direct(o, offset);
-    if (direct === -2) return 0;
-    if (direct >= 0) return this.#e.media.load32(direct);
-    return load32(this.#read(o, offset, 4), 0);
+    return readAt(this.#e, this.#g, o, offset, length);
   }
 
   /**
@@ -526,7 +425,7 @@ export class Transaction {
    */
   getU64(o: ObjectHandle, offset: number): number {
     this.#range(o, offset, 8, "getU64");
-    const direct = this.#direct(o, offset);
+    const direct = directAt(this.#e, this.#g, o, offset);
     if (direct === -2) return 0;
     if (direct >= 0) {
       const media = this.#e.media;
@@ -536,7 +435,7 @@ export class Transaction {
         "getU64",
       );
     }
-    const b = this.#read(o, offset, 8);
+    const b = readAt(this.#e, this.#g, o, offset, 8);
     return u64Number(load32(b, 0), load32(b, 4), "getU64");
   }
 
@@ -562,20 +461,20 @@ export class Transaction {
    */
   getBigU64(o: ObjectHandle, offset: number): bigint {
     this.#range(o, offset, 8, "getBigU64");
-    const direct = this.#direct(o, offset);
+    const direct = directAt(this.#e, this.#g, o, offset);
     if (direct === -2) return 0n;
     if (direct >= 0) {
       const media = this.#e.media;
       return u64Big(media.load32(direct), media.load32(direct + 4));
     }
-    const b = this.#read(o, offset, 8);
+    const b = readAt(this.#e, this.#g, o, offset, 8);
     return u64Big(load32(b, 0), load32(b, 4));
   }
 
   /** The u32 at `offset`. */
   getU32(o: ObjectHandle, offset: number): number {
     this.#range(o, offset, 4, "getU32");
-    return this.#load32(o, offset);
+    return load32At(this.#e, this.#g, o, offset);
   }
 
   /** Log a write to the state page (root, catalog). Internal. */
@@ -609,13 +508,7 @@ export class Transaction {
     const g = this.#g;
     if (this.#unwritten > 0) {
       try {
-        e.locals.forEach((p, offset) => {
-          const f = p as Fresh;
-          if (p === FREED || f.rel !== UNWRITTEN) return;
-          const at = e.log.open(g, f.block, OBJECT_HEADER, "commit", offset);
-          writeHeader(e.media, at, f.size, f.gen, f.type);
-          if (f.size > 0) e.log.zero(g, offset, f.size, "commit", offset);
-        });
+        logUnwritten(e, g);
       } catch (err) {
         this.#abort();
         throw err;

@@ -8,6 +8,7 @@
  */
 import { unlinkSync } from "node:fs";
 import { PmemError } from "../errors/mod.ts";
+import { corrupt } from "../errors/file.ts";
 import { FileShare } from "../pmem2/file_share.ts";
 import { waitForFirstOpener } from "../pmem2/share_wait.ts";
 import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
@@ -31,6 +32,11 @@ import {
   STATE_RECOVERING,
 } from "./shared.ts";
 import { readTable } from "./table.ts";
+import type {
+  LogStreamCreateOptions,
+  LogStreamOpenOptions,
+} from "./options.ts";
+import type { LogStream } from "./stream.ts";
 
 const EINVAL = 22;
 
@@ -42,6 +48,51 @@ export interface StreamTestHooks {
    * also marks its commits ("commit T") and persists ("persisted T").
    */
   tracer?: PersistTracer;
+}
+
+/** A {@linkcode LogStream}'s private create, open and media. Internal. */
+export interface StreamInternals {
+  create(
+    path: string,
+    options: LogStreamCreateOptions,
+    hooks: StreamTestHooks,
+  ): LogStream;
+  open(
+    path: string,
+    options: LogStreamOpenOptions,
+    hooks: StreamTestHooks,
+  ): LogStream;
+  media(s: LogStream): StreamMedia;
+}
+
+let internals: StreamInternals;
+
+/** Set by {@linkcode LogStream} when its class is defined. Internal. */
+export function setStreamInternals(i: StreamInternals): void {
+  internals = i;
+}
+
+/** {@linkcode LogStream.create} with test hooks. Internal. */
+export function createStreamWith(
+  path: string,
+  options: LogStreamCreateOptions,
+  hooks: StreamTestHooks,
+): LogStream {
+  return internals.create(path, options, hooks);
+}
+
+/** {@linkcode LogStream.open} with test hooks. Internal. */
+export function openStreamWith(
+  path: string,
+  options: LogStreamOpenOptions,
+  hooks: StreamTestHooks,
+): LogStream {
+  return internals.open(path, options, hooks);
+}
+
+/** The media of an open stream (tests look at its views). Internal. */
+export function streamMedia(s: LogStream): StreamMedia {
+  return internals.media(s);
 }
 
 /** An opened stream file: its core, and what recovery did. */
@@ -67,12 +118,6 @@ function emptyReport(): RecoveryReport {
     wrote: false,
     regions: [],
   };
-}
-
-function corrupt(op: string, path: string, what: string): PmemError {
-  return new PmemError(op, -EINVAL, `cannot open '${path}': ${what}`, {
-    errno: EINVAL,
-  });
 }
 
 /**

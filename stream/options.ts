@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { notSize } from "../ffi/validate.ts";
+import { checkOpenArgs, notSize } from "../ffi/validate.ts";
 import type { FutureOptions } from "../future/future.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import type { Level } from "./core.ts";
@@ -86,12 +86,9 @@ export function checkCreateOptions(
   options: LogStreamCreateOptions,
   op: string,
 ): CreateSettings {
-  checkPath(path, op);
+  checkOpenArgs(path, options, op, "stream");
   // every message names what is created: "Cannot create stream: ..."
   const what = `${op} stream`;
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(`Cannot ${what}: options must be an object`);
-  }
   const blockSize = checkSize(options.blockSize ?? 4096, "blockSize", what);
   if (
     blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE ||
@@ -152,11 +149,8 @@ export function checkOpenOptions(
   options: LogStreamOpenOptions,
   op: string,
 ): { size?: number; blockSize?: number } {
-  checkPath(path, op);
+  checkOpenArgs(path, options, op, "stream");
   const what = `${op} stream`;
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(`Cannot ${what}: options must be an object`);
-  }
   const size = options.size === undefined
     ? undefined
     : checkSize(options.size, "size", what);
@@ -165,15 +159,6 @@ export function checkOpenOptions(
     : checkSize(options.blockSize, "blockSize", what);
   checkMover(options.mover, op);
   return { size, blockSize };
-}
-
-/** Throw unless `path` is a non-empty string. */
-export function checkPath(path: unknown, op: string, what = "stream"): void {
-  if (typeof path !== "string" || path.length === 0) {
-    throw new TypeError(
-      `Cannot ${op} ${what}: path must be a non-empty string`,
-    );
-  }
 }
 
 /** `value` as a number, or a TypeError naming what it is instead. */

@@ -8,6 +8,7 @@
  */
 import { statSync, unlinkSync } from "node:fs";
 import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
+import { corrupt, notEmpty } from "../errors/file.ts";
 import {
   checkPoolHeader,
   encodePoolHeader,
@@ -31,11 +32,11 @@ import {
   WRITE_OFFSET_AT,
 } from "./pmemlog_format.ts";
 import { StreamMedia } from "./media.ts";
-import { checkInt, checkMover, checkPath } from "./options.ts";
+import { checkInt, checkMover } from "./options.ts";
+import { checkOpenArgs } from "../ffi/validate.ts";
 import { LogAppender } from "./pmemlog_async.ts";
 
 const EINVAL = 22;
-const EEXIST = 17;
 const EROFS = 30;
 const EAGAIN = 11;
 
@@ -136,12 +137,9 @@ export class PmemLog implements Disposable {
    */
   static create(path: string, options: PmemLogCreateOptions = {}): PmemLog {
     const op = "create";
-    checkPath(path, op, "log");
+    checkOpenArgs(path, options, op, "log");
     // every message names what is created: "Cannot create log: ..."
     const what = `${op} log`;
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError(`Cannot ${what}: options must be an object`);
-    }
     // 0 (the default) means the file exists: its size is the pool's
     const poolSize = checkInt(options.poolSize ?? 0, "poolSize", what);
     const mode = checkInt(options.mode ?? 0o644, "mode", what);
@@ -184,12 +182,7 @@ export class PmemLog implements Disposable {
       lock = lockFile(path, op);
       const media = new StreamMedia(map);
       if (!created && !allZero(media.bytes(0, HEADER_SIZE))) {
-        throw new PmemError(
-          op,
-          -EEXIST,
-          `'${path}' is not empty: its first ${HEADER_SIZE} bytes are not zero`,
-          { errno: EEXIST },
-        );
+        throw notEmpty(op, path, HEADER_SIZE);
       }
       const crtime = Math.floor(statSync(path).ctimeMs / 1000);
       media.set(0, encodePoolHeader(newPoolHeader(LOG_POOL, crtime, arch)));
@@ -226,10 +219,7 @@ export class PmemLog implements Disposable {
    */
   static open(path: string, options: PmemLogOpenOptions = {}): PmemLog {
     const op = "open";
-    checkPath(path, op, "log");
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError("Cannot open log: options must be an object");
-    }
+    checkOpenArgs(path, options, op, "log");
     checkMover(options.mover, op, "log");
     const source = Source.open(path);
     let map: Mapping | null = null;
@@ -508,10 +498,4 @@ function lockFile(path: string, op: string): FileLock {
     }
     throw e;
   }
-}
-
-function corrupt(op: string, path: string, what: string): PmemError {
-  return new PmemError(op, -EINVAL, `cannot open '${path}': ${what}`, {
-    errno: EINVAL,
-  });
 }

@@ -10,89 +10,43 @@
  * @module
  */
 import { ClosedError } from "../errors/mod.ts";
+import { checkPath } from "../ffi/validate.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
-import { waitAll } from "../future/executor.ts";
-import { FutureRegistry } from "../future/registry.ts";
 import type { Vdm } from "../mover/vdm.ts";
-import {
-  deadlock,
-  type Level,
-  type LogCore,
-  RESERVATION,
-  type Reserved,
-} from "./core.ts";
-import {
-  type AppendFuture,
-  CopyScheduler,
-  StreamAppendFuture,
-  WaitFuture,
-} from "./futures.ts";
+import type { LogCore } from "./core.ts";
+import type { AppendFuture } from "./futures.ts";
 import { follow, type FollowOptions, SnapshotIterator } from "./iterate.ts";
-import { alignUp, ENTRY_HEADER, entryTotal, MAX_ENTRY } from "./layout.ts";
 import {
   type AppendOptions,
   checkCreateOptions,
   checkInt,
   checkOpenOptions,
-  checkPath,
   checkSize,
   type LogStreamCreateOptions,
   type LogStreamOpenOptions,
 } from "./options.ts";
 import {
   createStream,
+  type Opened,
   openStream,
   releaseCore,
+  setStreamInternals,
   type StreamTestHooks,
 } from "./open.ts";
 import type { RecoveryReport } from "./recovery.ts";
-import type { StreamMedia } from "./media.ts";
 import { inspectStream, type StreamInspection } from "./inspect.ts";
+import { type LogEntry, Region, type Reservation } from "./region.ts";
+import { RegionHandles } from "./handles.ts";
+import { allocateRegion, freeSlot, truncateRegion } from "./table.ts";
 import {
-  type LogEntry,
-  Region,
-  Reservation,
-  reservationPlace,
-  settleReservationOf,
-} from "./region.ts";
-import { REGION_ALLOCATED } from "./shared.ts";
-import { allocateSlot, freeSlot, truncateRegion } from "./table.ts";
+  appendWaiting,
+  checkData,
+  checkLength,
+  noReservation,
+  Writes,
+} from "./writes.ts";
 
-let createWith: (
-  path: string,
-  options: LogStreamCreateOptions,
-  hooks: StreamTestHooks,
-) => LogStream;
-let openWith: (
-  path: string,
-  options: LogStreamOpenOptions,
-  hooks: StreamTestHooks,
-) => LogStream;
-
-/** {@linkcode LogStream.create} with test hooks. Internal. */
-export function createStreamWith(
-  path: string,
-  options: LogStreamCreateOptions,
-  hooks: StreamTestHooks,
-): LogStream {
-  return createWith(path, options, hooks);
-}
-
-let mediaOf: (s: LogStream) => StreamMedia;
-
-/** The media of an open stream (tests look at its views). Internal. */
-export function streamMedia(s: LogStream): StreamMedia {
-  return mediaOf(s);
-}
-
-/** {@linkcode LogStream.open} with test hooks. Internal. */
-export function openStreamWith(
-  path: string,
-  options: LogStreamOpenOptions,
-  hooks: StreamTestHooks,
-): LogStream {
-  return openWith(path, options, hooks);
-}
+export { createStreamWith, openStreamWith, streamMedia } from "./open.ts";
 
 /**
  * A log store on a persistent-memory file (or any file: on storage
@@ -138,35 +92,17 @@ export function openStreamWith(
 export class LogStream implements Disposable {
   #path: string;
   #core: LogCore | null;
-  #scheduler: CopyScheduler;
+  #writes: Writes;
   #recovery: RecoveryReport;
-  #inflight = new FutureRegistry();
-  #regions = new Map<number, Region>();
-  /** Reservations not yet published or cancelled (cancelled at close). */
-  #reservations = new Set<Reservation>();
-  #source = {
-    size: (k: number) => this.#live("size").shared.size(k),
-    used: (k: number) => {
-      const s = this.#live("used").shared;
-      return s.tail(k) - s.head(k);
-    },
-    alive: (k: number, gen: number) => {
-      const core = this.#core;
-      return core !== null && core.shared.regionState(k) === REGION_ALLOCATED &&
-        core.shared.generation(k) === gen;
-    },
-  };
+  #regions: RegionHandles;
 
-  private constructor(
-    path: string,
-    core: LogCore,
-    recovery: RecoveryReport,
-    mover: Vdm,
-  ) {
+  private constructor(path: string, opened: Opened, mover: Vdm | undefined) {
+    const core = opened.core;
     this.#path = path;
     this.#core = core;
-    this.#recovery = recovery;
-    this.#scheduler = new CopyScheduler(core, mover);
+    this.#recovery = opened.recovery;
+    this.#writes = new Writes(core, mover ?? core.media.mapping.mover);
+    this.#regions = new RegionHandles(this, core);
   }
 
   /**
@@ -237,10 +173,11 @@ export class LogStream implements Disposable {
   }
 
   static {
-    createWith = (path, options, hooks) =>
-      LogStream.#create(path, options, hooks);
-    openWith = (path, options, hooks) => LogStream.#open(path, options, hooks);
-    mediaOf = (s) => s.#live("media").media;
+    setStreamInternals({
+      create: (path, options, hooks) => LogStream.#create(path, options, hooks),
+      open: (path, options, hooks) => LogStream.#open(path, options, hooks),
+      media: (s) => s.#live("media").media,
+    });
   }
 
   static #create(
@@ -248,15 +185,9 @@ export class LogStream implements Disposable {
     options: LogStreamCreateOptions,
     hooks: StreamTestHooks,
   ): LogStream {
-    const op = "create";
-    const g = checkCreateOptions(path, options, op);
+    const g = checkCreateOptions(path, options, "create");
     const opened = createStream(path, g, g.mode, hooks);
-    return new LogStream(
-      path,
-      opened.core,
-      opened.recovery,
-      options.mover ?? opened.core.media.mapping.mover,
-    );
+    return new LogStream(path, opened, options.mover);
   }
 
   static #open(
@@ -264,15 +195,9 @@ export class LogStream implements Disposable {
     options: LogStreamOpenOptions,
     hooks: StreamTestHooks,
   ): LogStream {
-    const op = "open";
-    const { size, blockSize } = checkOpenOptions(path, options, op);
+    const { size, blockSize } = checkOpenOptions(path, options, "open");
     const opened = openStream(path, { size, blockSize }, hooks);
-    return new LogStream(
-      path,
-      opened.core,
-      opened.recovery,
-      options.mover ?? opened.core.media.mapping.mover,
-    );
+    return new LogStream(path, opened, options.mover);
   }
 
   #live(op: string): LogCore {
@@ -308,7 +233,7 @@ export class LogStream implements Disposable {
 
   /** The data mover of `appendAsync`. */
   get mover(): Vdm {
-    return this.#scheduler.mover;
+    return this.#writes.mover;
   }
 
   /** Every timestamp up to this one is committed (visible) or never was. */
@@ -322,34 +247,6 @@ export class LogStream implements Disposable {
   }
 
   // ---- regions ----
-
-  /** The handle of allocated region `k`. */
-  #region(k: number): Region {
-    const gen = this.#live("regions").shared.generation(k);
-    let r = this.#regions.get(k);
-    if (r === undefined || r.generation !== gen) {
-      r = new Region(this, this.#source, k, gen);
-      this.#regions.set(k, r);
-    }
-    return r;
-  }
-
-  /** Check a region handle; its slot. */
-  #slot(r: unknown, op: string): number {
-    const core = this.#live(op);
-    if (!(r instanceof Region) || r.stream !== this) {
-      throw new TypeError(
-        `Cannot ${op}: region must be a Region of this stream`,
-      );
-    }
-    if (
-      core.shared.regionState(r.id) !== REGION_ALLOCATED ||
-      core.shared.generation(r.id) !== r.generation
-    ) {
-      throw new ClosedError(`region ${r.id} (freed)`, op);
-    }
-    return r.id;
-  }
 
   /**
    * Allocate a region of at least `bytes` (rounded up to the block size),
@@ -375,17 +272,7 @@ export class LogStream implements Disposable {
     const op = "allocateRegion";
     const core = this.#live(op);
     const n = checkSize(bytes, "bytes", op);
-    const g = core.geometry;
-    const size = alignUp(Math.max(n, 2 * ENTRY_HEADER), g.blockSize);
-    const s = core.shared;
-    s.lockReserve();
-    let k: number;
-    try {
-      k = allocateSlot(core.media, s, g, size, op);
-    } finally {
-      s.unlockReserve();
-    }
-    return this.#region(k);
+    return this.#regions.get(allocateRegion(core, n, op));
   }
 
   /**
@@ -396,52 +283,17 @@ export class LogStream implements Disposable {
    */
   freeRegion(region: Region): void {
     const op = "freeRegion";
-    const k = this.#slot(region, op);
+    const k = this.#regions.slot(region, op);
     freeSlot(this.#core!, k, op);
-    this.#regions.delete(k);
+    this.#regions.forget(k);
   }
 
   /** The allocated regions, by id. */
   regions(): Region[] {
-    const core = this.#live("regions");
-    const out: Region[] = [];
-    for (let k = 0; k < core.geometry.regionSlots; k++) {
-      if (core.shared.regionState(k) === REGION_ALLOCATED) {
-        out.push(this.#region(k));
-      }
-    }
-    return out;
+    return this.#regions.all();
   }
 
   // ---- appends ----
-
-  /** Check `data` for an append to region `k`. */
-  #checkData(data: unknown, k: number, op: string): Uint8Array {
-    if (!(data instanceof Uint8Array)) {
-      throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
-    }
-    this.#checkLength(data.byteLength, k, op);
-    return data;
-  }
-
-  #checkLength(length: number, k: number, op: string): void {
-    const size = this.#core!.shared.size(k);
-    if (length > MAX_ENTRY || entryTotal(length) + ENTRY_HEADER > size) {
-      throw new RangeError(
-        `Cannot ${op}: an entry of ${length} bytes does not fit region ${k} of ${size} bytes`,
-      );
-    }
-  }
-
-  /** Reserve, committing and persisting to make room when the ring is full. */
-  #reserve(k: number, gen: number, length: number, op: string): Reserved {
-    const core = this.#core!;
-    for (;;) {
-      const res = core.reserve(k, gen, length, op);
-      if (res !== null) return res;
-      core.waitFor(core.shared.persisted + 1, "persisted", op);
-    }
-  }
 
   /**
    * Append an entry: committed and persisted on return (one persist of
@@ -457,25 +309,15 @@ export class LogStream implements Disposable {
     const op = "append";
     const core = this.#live(op);
     if (!(region instanceof Region) || region.stream !== this) {
-      this.#slot(region, op); // throws the right error
+      this.#regions.slot(region, op); // throws the right error
     }
     // the region's state is checked under the lock
     const k = region.id;
-    this.#checkData(data, k, op);
-    if (core.reservations > 0) this.#noReservation(op);
+    checkData(core, data, k, op);
+    if (core.reservations > 0) noReservation(core, op);
     const alone = core.appendAlone(k, region.generation, data, op);
     if (alone >= 0) return alone;
-    const res = this.#reserve(k, region.generation, data.byteLength, op);
-    core.media.set(res.at + ENTRY_HEADER, data);
-    core.ready(res.ts);
-    core.waitFor(res.ts, "persisted", op);
-    return res.ts;
-  }
-
-  /** Throw EDEADLK when a reservation of this isolate is outstanding. */
-  #noReservation(op: string): void {
-    const oldest = this.#live(op).oldestReservation();
-    if (oldest !== Infinity) throw deadlock(op, oldest);
+    return appendWaiting(core, k, region.generation, data, op);
   }
 
   /**
@@ -487,33 +329,10 @@ export class LogStream implements Disposable {
    */
   reserve(region: Region, length: number): Reservation {
     const op = "reserve";
-    const k = this.#slot(region, op);
+    const k = this.#regions.slot(region, op);
     const n = checkInt(length, "length", op);
-    this.#checkLength(n, k, op);
-    const core = this.#core!;
-    const res = this.#reserve(k, region.generation, n, op);
-    core.own(res.ts, RESERVATION);
-    const out = new Reservation(
-      this,
-      region,
-      res,
-      core.media.bytes(res.at + ENTRY_HEADER, n),
-    );
-    this.#reservations.add(out);
-    return out;
-  }
-
-  #takeReservation(res: unknown, op: string): Reserved {
-    this.#live(op);
-    const r = res instanceof Reservation && res.stream === this
-      ? reservationPlace(res)
-      : undefined;
-    if (r === undefined) {
-      throw new TypeError(
-        `Cannot ${op}: not an outstanding reservation of this stream`,
-      );
-    }
-    return r;
+    checkLength(this.#core!, n, k, op);
+    return this.#writes.reserve(this, region, k, n, op);
   }
 
   /**
@@ -525,29 +344,16 @@ export class LogStream implements Disposable {
    */
   publish(reservation: Reservation): number {
     const op = "publish";
-    const res = this.#takeReservation(reservation, op);
-    const core = this.#core!;
-    if (core.reservations > 1) {
-      const oldest = core.oldestReservation();
-      if (oldest < res.ts) throw deadlock(op, oldest);
-    }
-    this.#reservations.delete(reservation);
-    settleReservationOf(reservation);
-    core.disown(res.ts);
-    core.ready(res.ts);
-    if (!core.publishAlone(res)) core.waitFor(res.ts, "persisted", op);
-    return res.ts;
+    this.#live(op);
+    const res = Writes.take(reservation, this, op);
+    return this.#writes.publish(reservation, res, op);
   }
 
   /** Give a reservation up: its timestamp is committed as padding. */
   cancel(reservation: Reservation): void {
-    const res = this.#takeReservation(reservation, "cancel");
-    const core = this.#core!;
-    this.#reservations.delete(reservation);
-    settleReservationOf(reservation);
-    core.abandon(res.ts);
-    core.disown(res.ts);
-    core.advance(res.ts, "committed");
+    const op = "cancel";
+    this.#live(op);
+    this.#writes.cancel(reservation, Writes.take(reservation, this, op));
   }
 
   /**
@@ -585,28 +391,9 @@ export class LogStream implements Disposable {
     options?: AppendOptions,
   ): AppendFuture {
     const op = "appendAsync";
-    const k = this.#slot(region, op);
-    this.#checkData(data, k, op);
-    const level = options?.level ?? "persisted";
-    if (level !== "persisted" && level !== "committed") {
-      throw new TypeError(
-        `Cannot ${op}: level must be "persisted" or "committed"`,
-      );
-    }
-    const core = this.#core!;
-    const res = this.#reserve(k, region.generation, data.byteLength, op);
-    let slot = -1;
-    const f = new StreamAppendFuture(
-      core,
-      this.#scheduler,
-      res,
-      data,
-      level,
-      () => this.#inflight.remove(slot),
-      options,
-    );
-    slot = this.#inflight.add(f);
-    return f;
+    const k = this.#regions.slot(region, op);
+    checkData(this.#core!, data, k, op);
+    return this.#writes.appendAsync(region, k, data, options, op);
   }
 
   /**
@@ -619,7 +406,12 @@ export class LogStream implements Disposable {
    *   timestamp reserved so far: nothing could make the wait end
    */
   waitCommitted(timestamp: number, options?: FutureOptions): Future<void> {
-    return this.#wait(timestamp, "committed", options);
+    return this.#writes.wait(
+      timestamp,
+      "committed",
+      (o) => this.#live(o),
+      options,
+    );
   }
 
   /**
@@ -647,22 +439,12 @@ export class LogStream implements Disposable {
    * ```
    */
   waitPersisted(timestamp: number, options?: FutureOptions): Future<void> {
-    return this.#wait(timestamp, "persisted", options);
-  }
-
-  #wait(ts: number, level: Level, options?: FutureOptions): Future<void> {
-    const op = level === "committed" ? "waitCommitted" : "waitPersisted";
-    const core = this.#live(op);
-    checkInt(ts, "timestamp", op);
-    const last = core.lastReserved(ts);
-    if (ts > last) {
-      // nothing may ever reserve it: a blocking wait for it (or one whose
-      // signal needs the event loop) would never return
-      throw new RangeError(
-        `Cannot ${op}: timestamp ${ts} was never reserved (the last reserved is ${last})`,
-      );
-    }
-    return new WaitFuture(core, ts, level, (o) => this.#live(o), options);
+    return this.#writes.wait(
+      timestamp,
+      "persisted",
+      (o) => this.#live(o),
+      options,
+    );
   }
 
   // ---- reading ----
@@ -672,7 +454,7 @@ export class LogStream implements Disposable {
    * iteration began. Iteration never writes.
    */
   entries(region: Region): IterableIterator<LogEntry> {
-    const k = this.#slot(region, "entries");
+    const k = this.#regions.slot(region, "entries");
     return new SnapshotIterator(
       this.#core!,
       k,
@@ -712,13 +494,13 @@ export class LogStream implements Disposable {
     region: Region,
     options: FollowOptions = {},
   ): AsyncIterableIterator<LogEntry> {
-    const k = this.#slot(region, "follow");
+    const k = this.#regions.slot(region, "follow");
     const gen = region.generation;
     if (options.from !== undefined) checkInt(options.from, "from", "follow");
     return follow(
       this.#core!,
       k,
-      () => this.#core !== null && this.#source.alive(k, gen),
+      () => this.#regions.alive(k, gen),
       options,
     );
   }
@@ -746,7 +528,7 @@ export class LogStream implements Disposable {
    */
   truncate(region: Region, upto: number): number {
     const op = "truncate";
-    const k = this.#slot(region, op);
+    const k = this.#regions.slot(region, op);
     checkInt(upto, "upto", op);
     return truncateRegion(this.#core!, k, upto, op);
   }
@@ -761,26 +543,12 @@ export class LogStream implements Disposable {
     if (core === null) return;
     let failure: unknown;
     try {
-      const running = this.#inflight.pending();
-      this.#inflight.clear();
-      try {
-        waitAll(running);
-      } catch {
-        // each failure is reported to its own awaiter
-      }
-      for (const res of this.#reservations) {
-        const r = reservationPlace(res)!;
-        settleReservationOf(res);
-        core.abandon(r.ts);
-        core.disown(r.ts);
-      }
-      this.#reservations.clear();
-      core.waitFor(core.shared.committed, "persisted", "close");
+      this.#writes.drain();
     } catch (e) {
       failure = e;
     }
     this.#core = null;
-    this.#regions.clear();
+    this.#regions.close();
     try {
       releaseCore(core);
     } catch (e) {

@@ -158,6 +158,29 @@ export function allocateSlot(
 }
 
 /**
+ * Allocate a region of at least `bytes` (rounded up to the block size,
+ * and to room for two entry headers) under the reserve lock.
+ *
+ * @returns the slot
+ * @throws {OutOfSpaceError} when no slot or no gap is free
+ */
+export function allocateRegion(
+  core: LogCore,
+  bytes: number,
+  op: string,
+): number {
+  const g = core.geometry;
+  const size = alignUp(Math.max(bytes, 2 * ENTRY_HEADER), g.blockSize);
+  const s = core.shared;
+  s.lockReserve();
+  try {
+    return allocateSlot(core.media, s, g, size, op);
+  } finally {
+    s.unlockReserve();
+  }
+}
+
+/**
  * Mark a region as being freed (no new reservations); the caller holds
  * the reserve lock and checked nothing is in flight.
  */

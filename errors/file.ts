@@ -1,0 +1,36 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The errors the stores raise about a file they open or create: one
+ * that is not an intact file of theirs, and one a create would write
+ * over. Internal (not exported by `errors/mod.ts`).
+ *
+ * @module
+ */
+import { PmemError } from "./mod.ts";
+
+const EINVAL = 22;
+const EEXIST = 17;
+
+/**
+ * A `PmemError` -22 (EINVAL): `path` is not an intact file of the store
+ * (`what` says which structure is damaged, or how).
+ */
+export function corrupt(op: string, path: string, what: string): PmemError {
+  return new PmemError(op, -EINVAL, `cannot open '${path}': ${what}`, {
+    errno: EINVAL,
+  });
+}
+
+/**
+ * A `PmemError` -17 (EEXIST): a create of a pool in the existing file
+ * `path` found its first `bytes` bytes not all zero (as the C libraries'
+ * create does, it refuses to write over them).
+ */
+export function notEmpty(op: string, path: string, bytes: number): PmemError {
+  return new PmemError(
+    op,
+    -EEXIST,
+    `'${path}' is not empty: its first ${bytes} bytes are not zero`,
+    { errno: EEXIST },
+  );
+}

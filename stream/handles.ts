@@ -1,0 +1,102 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode RegionHandles}: the {@linkcode Region} handles of one open
+ * of a {@linkcode LogStream}, one per allocated slot and generation (a
+ * slot freed and allocated again gets a new handle), what they read from
+ * the stream, and the check that a handle passed back is one of this
+ * open's and still allocated. Internal.
+ *
+ * @module
+ */
+import { ClosedError } from "../errors/mod.ts";
+import type { LogCore } from "./core.ts";
+import { Region, type RegionSource } from "./region.ts";
+import { REGION_ALLOCATED } from "./shared.ts";
+import type { LogStream } from "./stream.ts";
+
+/** The region handles of one open stream. */
+export class RegionHandles implements RegionSource {
+  #stream: LogStream;
+  #core: LogCore | null;
+  #handles = new Map<number, Region>();
+
+  constructor(stream: LogStream, core: LogCore) {
+    this.#stream = stream;
+    this.#core = core;
+  }
+
+  #live(op: string): LogCore {
+    const core = this.#core;
+    if (core === null) throw new ClosedError("LogStream", op);
+    return core;
+  }
+
+  /** Bytes of region `k`'s space. */
+  size(k: number): number {
+    return this.#live("size").shared.size(k);
+  }
+
+  /** Bytes region `k`'s entries take. */
+  used(k: number): number {
+    const s = this.#live("used").shared;
+    return s.tail(k) - s.head(k);
+  }
+
+  /** Whether the stream is open and slot `k` still holds generation `gen`. */
+  alive(k: number, gen: number): boolean {
+    const core = this.#core;
+    return core !== null && core.shared.regionState(k) === REGION_ALLOCATED &&
+      core.shared.generation(k) === gen;
+  }
+
+  /** The handle of allocated region `k`. */
+  get(k: number): Region {
+    const gen = this.#live("regions").shared.generation(k);
+    let r = this.#handles.get(k);
+    if (r === undefined || r.generation !== gen) {
+      r = new Region(this.#stream, this, k, gen);
+      this.#handles.set(k, r);
+    }
+    return r;
+  }
+
+  /** Check a region handle for `op`; its slot. */
+  slot(r: unknown, op: string): number {
+    const core = this.#live(op);
+    if (!(r instanceof Region) || r.stream !== this.#stream) {
+      throw new TypeError(
+        `Cannot ${op}: region must be a Region of this stream`,
+      );
+    }
+    if (
+      core.shared.regionState(r.id) !== REGION_ALLOCATED ||
+      core.shared.generation(r.id) !== r.generation
+    ) {
+      throw new ClosedError(`region ${r.id} (freed)`, op);
+    }
+    return r.id;
+  }
+
+  /** The handles of the allocated regions, by id. */
+  all(): Region[] {
+    const core = this.#live("regions");
+    const out: Region[] = [];
+    for (let k = 0; k < core.geometry.regionSlots; k++) {
+      if (core.shared.regionState(k) === REGION_ALLOCATED) {
+        out.push(this.get(k));
+      }
+    }
+    return out;
+  }
+
+  /** Forget the handle of freed region `k`. */
+  forget(k: number): void {
+    this.#handles.delete(k);
+  }
+
+  /** The stream closed: every handle reads as closed or freed. */
+  close(): void {
+    this.#core = null;
+    this.#handles.clear();
+  }
+}

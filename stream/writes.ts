@@ -1,0 +1,264 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The writes behind {@linkcode LogStream}'s append methods, once their
+ * region handle is checked: whether an entry fits its region, waiting
+ * for room in a full ring, the slow path of a synchronous append, and
+ * {@linkcode Writes}, what one open has in flight (its reservations not
+ * yet published, its asynchronous appends), drained at close. Internal.
+ *
+ * @module
+ */
+import type { Future, FutureOptions } from "../future/future.ts";
+import { waitAll } from "../future/executor.ts";
+import { FutureRegistry } from "../future/registry.ts";
+import type { Vdm } from "../mover/vdm.ts";
+import {
+  deadlock,
+  type Level,
+  type LogCore,
+  RESERVATION,
+  type Reserved,
+} from "./core.ts";
+import {
+  type AppendFuture,
+  CopyScheduler,
+  StreamAppendFuture,
+  WaitFuture,
+} from "./futures.ts";
+import { ENTRY_HEADER, entryTotal, MAX_ENTRY } from "./layout.ts";
+import { type AppendOptions, checkInt } from "./options.ts";
+import {
+  type Region,
+  Reservation,
+  reservationPlace,
+  settleReservationOf,
+} from "./region.ts";
+import type { LogStream } from "./stream.ts";
+
+/** Check that an entry of `length` bytes fits region `k`. */
+export function checkLength(
+  core: LogCore,
+  length: number,
+  k: number,
+  op: string,
+): void {
+  const size = core.shared.size(k);
+  if (length > MAX_ENTRY || entryTotal(length) + ENTRY_HEADER > size) {
+    throw new RangeError(
+      `Cannot ${op}: an entry of ${length} bytes does not fit region ${k} of ${size} bytes`,
+    );
+  }
+}
+
+/** Check `data` for an append to region `k`. */
+export function checkData(
+  core: LogCore,
+  data: unknown,
+  k: number,
+  op: string,
+): Uint8Array {
+  if (!(data instanceof Uint8Array)) {
+    throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
+  }
+  checkLength(core, data.byteLength, k, op);
+  return data;
+}
+
+/** Reserve, committing and persisting to make room when the ring is full. */
+export function reserveRoom(
+  core: LogCore,
+  k: number,
+  gen: number,
+  length: number,
+  op: string,
+): Reserved {
+  for (;;) {
+    const res = core.reserve(k, gen, length, op);
+    if (res !== null) return res;
+    core.waitFor(core.shared.persisted + 1, "persisted", op);
+  }
+}
+
+/**
+ * A synchronous append that could not go alone (others are in flight, or
+ * the ring is full): reserve, copy, mark ready, wait until persisted.
+ */
+export function appendWaiting(
+  core: LogCore,
+  k: number,
+  gen: number,
+  data: Uint8Array,
+  op: string,
+): number {
+  const res = reserveRoom(core, k, gen, data.byteLength, op);
+  core.media.set(res.at + ENTRY_HEADER, data);
+  core.ready(res.ts);
+  core.waitFor(res.ts, "persisted", op);
+  return res.ts;
+}
+
+/** Throw EDEADLK when a reservation of this isolate is outstanding. */
+export function noReservation(core: LogCore, op: string): void {
+  const oldest = core.oldestReservation();
+  if (oldest !== Infinity) throw deadlock(op, oldest);
+}
+
+/**
+ * What one open of a stream has in flight: its reservations not yet
+ * published or cancelled and its asynchronous appends, with the copy
+ * scheduler they share; {@linkcode Writes.drain} settles them at close.
+ */
+export class Writes {
+  #core: LogCore;
+  #scheduler: CopyScheduler;
+  #inflight = new FutureRegistry();
+  /** Reservations not yet published or cancelled (cancelled at close). */
+  #reservations = new Set<Reservation>();
+
+  constructor(core: LogCore, mover: Vdm) {
+    this.#core = core;
+    this.#scheduler = new CopyScheduler(core, mover);
+  }
+
+  /** The data mover of asynchronous appends. */
+  get mover(): Vdm {
+    return this.#scheduler.mover;
+  }
+
+  /** Reserve `n` bytes in `region` (slot `k`, its length checked). */
+  reserve(
+    stream: LogStream,
+    region: Region,
+    k: number,
+    n: number,
+    op: string,
+  ): Reservation {
+    const core = this.#core;
+    const res = reserveRoom(core, k, region.generation, n, op);
+    core.own(res.ts, RESERVATION);
+    const out = new Reservation(
+      stream,
+      region,
+      res,
+      core.media.bytes(res.at + ENTRY_HEADER, n),
+    );
+    this.#reservations.add(out);
+    return out;
+  }
+
+  /** The place of an outstanding reservation of `stream`. */
+  static take(res: unknown, stream: LogStream, op: string): Reserved {
+    const r = res instanceof Reservation && res.stream === stream
+      ? reservationPlace(res)
+      : undefined;
+    if (r === undefined) {
+      throw new TypeError(
+        `Cannot ${op}: not an outstanding reservation of this stream`,
+      );
+    }
+    return r;
+  }
+
+  /** Publish `reservation` (at `res`): committed and persisted on return. */
+  publish(reservation: Reservation, res: Reserved, op: string): number {
+    const core = this.#core;
+    if (core.reservations > 1) {
+      const oldest = core.oldestReservation();
+      if (oldest < res.ts) throw deadlock(op, oldest);
+    }
+    this.#reservations.delete(reservation);
+    settleReservationOf(reservation);
+    core.disown(res.ts);
+    core.ready(res.ts);
+    if (!core.publishAlone(res)) core.waitFor(res.ts, "persisted", op);
+    return res.ts;
+  }
+
+  /** Give `reservation` (at `res`) up: committed as padding. */
+  cancel(reservation: Reservation, res: Reserved): void {
+    const core = this.#core;
+    this.#reservations.delete(reservation);
+    settleReservationOf(reservation);
+    core.abandon(res.ts);
+    core.disown(res.ts);
+    core.advance(res.ts, "committed");
+  }
+
+  /** Append `data` (checked) to `region` through the mover. */
+  appendAsync(
+    region: Region,
+    k: number,
+    data: Uint8Array,
+    options: AppendOptions | undefined,
+    op: string,
+  ): AppendFuture {
+    const level = options?.level ?? "persisted";
+    if (level !== "persisted" && level !== "committed") {
+      throw new TypeError(
+        `Cannot ${op}: level must be "persisted" or "committed"`,
+      );
+    }
+    const core = this.#core;
+    const res = reserveRoom(core, k, region.generation, data.byteLength, op);
+    let slot = -1;
+    const f = new StreamAppendFuture(
+      core,
+      this.#scheduler,
+      res,
+      data,
+      level,
+      () => this.#inflight.remove(slot),
+      options,
+    );
+    slot = this.#inflight.add(f);
+    return f;
+  }
+
+  /**
+   * A future of `ts` reaching `level`; `live` throws once the stream is
+   * closed.
+   */
+  wait(
+    ts: number,
+    level: Level,
+    live: (op: string) => void,
+    options?: FutureOptions,
+  ): Future<void> {
+    const op = level === "committed" ? "waitCommitted" : "waitPersisted";
+    live(op);
+    const core = this.#core;
+    checkInt(ts, "timestamp", op);
+    const last = core.lastReserved(ts);
+    if (ts > last) {
+      // nothing may ever reserve it: a blocking wait for it (or one whose
+      // signal needs the event loop) would never return
+      throw new RangeError(
+        `Cannot ${op}: timestamp ${ts} was never reserved (the last reserved is ${last})`,
+      );
+    }
+    return new WaitFuture(core, ts, level, live, options);
+  }
+
+  /**
+   * At close: wait for the appends in flight, cancel the reservations
+   * not published, persist everything committed.
+   */
+  drain(): void {
+    const core = this.#core;
+    const running = this.#inflight.pending();
+    this.#inflight.clear();
+    try {
+      waitAll(running);
+    } catch {
+      // each failure is reported to its own awaiter
+    }
+    for (const res of this.#reservations) {
+      const r = reservationPlace(res)!;
+      settleReservationOf(res);
+      core.abandon(r.ts);
+      core.disown(r.ts);
+    }
+    this.#reservations.clear();
+    core.waitFor(core.shared.committed, "persisted", "close");
+  }
+}
