@@ -71,43 +71,55 @@ test(
   { timeout: 600_000, skip: requires("pmempool") },
 );
 
-test("`checkTrace()` finds lost and torn blocks when the program's fences are hidden", () => {
-  const dir = tempDir();
-  const options = {
-    subsets: CI_SUBSETS,
-    pmempool: false,
-    pmempoolEvery: 0,
-    recoveryImages: 1,
-    dir,
-  };
-  for (
-    const [name, mover] of [
-      ["sync", "cpu"],
-      ["async", "cpu"],
-      ["async", "threads"],
-      ["shared", "cpu"],
-    ] as const
-  ) {
-    const w = workload(name);
-    const sound = emptyReport();
-    const path = join(dir, "pool");
-    checkTrace(recordTrace(w, PAGE, 3, 8, path, {}, mover), options, sound);
-    assert.equal(sound.problems, 0, formatReport(sound));
-    assert.ok(sound.images > 20, `${name}: ${sound.images} images`);
-    const broken = emptyReport();
-    const trace = recordTrace(w, PAGE, 3, 8, path, { dropFences: true }, mover);
-    checkTrace(trace, options, broken);
-    assert.ok(broken.problems > 0, `${name}: nothing found`);
-    assert.ok(
-      broken.examples.some((p) =>
-        /holds (zeros|version \d+|a torn block).*, expected/.test(p.message)
-      ),
-      broken.examples.map((p) => p.message).join("\n"),
-    );
-  }
-  // 18–25 s on Bun with both CPUs busy running other tests (Bun's default
-  // limit is 5 s)
-}, { timeout: 120_000 });
+test(
+  "`checkTrace()` finds lost and torn blocks when the program's fences are hidden",
+  () => {
+    const dir = tempDir();
+    const options = {
+      subsets: CI_SUBSETS,
+      pmempool: false,
+      pmempoolEvery: 0,
+      recoveryImages: 1,
+      dir,
+    };
+    for (
+      const [name, mover] of [
+        ["sync", "cpu"],
+        ["async", "cpu"],
+        ["async", "threads"],
+        ["shared", "cpu"],
+      ] as const
+    ) {
+      const w = workload(name);
+      const sound = emptyReport();
+      const path = join(dir, "pool");
+      checkTrace(recordTrace(w, PAGE, 3, 8, path, {}, mover), options, sound);
+      assert.equal(sound.problems, 0, formatReport(sound));
+      assert.ok(sound.images > 20, `${name}: ${sound.images} images`);
+      const broken = emptyReport();
+      const trace = recordTrace(
+        w,
+        PAGE,
+        3,
+        8,
+        path,
+        { dropFences: true },
+        mover,
+      );
+      checkTrace(trace, options, broken);
+      assert.ok(broken.problems > 0, `${name}: nothing found`);
+      assert.ok(
+        broken.examples.some((p) =>
+          /holds (zeros|version \d+|a torn block).*, expected/.test(p.message)
+        ),
+        broken.examples.map((p) => p.message).join("\n"),
+      );
+    }
+    // 18–25 s on Bun with both CPUs busy running other tests (Bun's default
+    // limit is 5 s)
+  },
+  { timeout: 120_000 },
+);
 
 test("`mergeCounts()` keeps every child's problems, examples and counts", () => {
   // Children report problems only through the merge: a merge that drops
