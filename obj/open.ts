@@ -106,8 +106,12 @@ function checkLayout(layout: unknown, op: string): string {
   if (typeof layout !== "string") {
     throw new TypeError(`Cannot ${op} pool: layout must be a string`);
   }
-  if (layout.includes("\0")) {
-    throw new RangeError(`Cannot ${op} pool: layout must not contain NUL`);
+  // a lone surrogate is stored as U+FFFD: the pool could never be opened
+  // with the layout it was created with
+  if (layout.includes("\0") || !layout.isWellFormed()) {
+    throw new RangeError(
+      `Cannot ${op} pool: layout must not contain NUL or a lone surrogate`,
+    );
   }
   if (new TextEncoder().encode(layout).length > MAX_LAYOUT) {
     throw new RangeError(

@@ -280,7 +280,8 @@ export class Transaction {
 
   /** Check a handle (once until the transaction frees something). */
   #check(o: ObjectHandle, op: string): void {
-    if (o === this.#checked) return;
+    // (`#checked` starts and is reset as null, which no handle is)
+    if (o === this.#checked && o !== null) return;
     this.#e.check(o, op);
     this.#checked = o;
   }
@@ -289,9 +290,10 @@ export class Transaction {
   #range(o: ObjectHandle, offset: number, length: number, op: string): void {
     this.#live(op);
     this.#check(o, op);
+    // the integer tests first: a bigint must not reach the sum
     if (
-      !(offset >= 0 && length >= 0 && offset + length <= o.size) ||
-      !Number.isInteger(offset) || !Number.isInteger(length)
+      !Number.isInteger(offset) || !Number.isInteger(length) ||
+      !(offset >= 0 && length >= 0 && offset + length <= o.size)
     ) badRange(o.size, offset, length, op);
   }
 

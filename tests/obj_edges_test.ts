@@ -396,3 +396,45 @@ moverTest(
     }
   },
 );
+
+test("a transaction's methods give their own TypeError for a null handle and a bigint offset or length", () => {
+  // a null handle matched the transaction's "last handle checked" (null
+  // at first and after a free), and a bigint reached `offset + length`
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "a" });
+  const root = pool.root(16);
+  const isHandle = (e: unknown) =>
+    e instanceof TypeError && /must be an ObjectHandle/.test(e.message);
+  assert.throws(
+    () => pool.tx((tx) => tx.write(null as never, 0, new Uint8Array(1))),
+    isHandle,
+  );
+  assert.throws(() => pool.tx((tx) => tx.free(null as never)), isHandle);
+  assert.throws(() => pool.tx((tx) => tx.getU64(null as never, 0)), isHandle);
+  const isNumber = (what: string) => (e: unknown) =>
+    e instanceof TypeError &&
+    new RegExp(`${what} must be a number`).test(e.message);
+  assert.throws(
+    () => pool.tx((tx) => tx.read(root, 0n as never, 1)),
+    isNumber("offset"),
+  );
+  assert.throws(
+    () => pool.tx((tx) => tx.read(root, 0, 1n as never)),
+    isNumber("length"),
+  );
+  assert.throws(
+    () => pool.tx((tx) => tx.getU64(root, 0n as never)),
+    isNumber("offset"),
+  );
+  assert.throws(
+    () => pool.tx((tx) => tx.setU64(root, 0n as never, 1)),
+    isNumber("offset"),
+  );
+});
+
+test("a layout with a lone surrogate is a RangeError at create", () => {
+  // it would be stored as U+FFFD, and the pool never opened with it
+  assert.throws(
+    () => ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "\uD800" }),
+    RangeError,
+  );
+});
