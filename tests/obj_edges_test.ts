@@ -312,7 +312,7 @@ test("a nested `pool.tx` that throws `undefined` dooms the outer transaction too
   assert.equal(pool.getU64(root, 0), 0);
 });
 
-test("a string key or map name with a lone surrogate is a RangeError: stored as U+FFFD, two such keys would be one after a reopen", () => {
+test("a string key, value or map name with a lone surrogate is a RangeError: stored as U+FFFD, two such keys would be one after a reopen", () => {
   const path = tempPath();
   {
     using pool = ObjectPool.create(path, { size: 8 * MiB, layout: "a" });
@@ -325,6 +325,10 @@ test("a string key or map name with a lone surrogate is a RangeError: stored as 
       assert.throws(() => m.batch([{ delete: key }]), lone);
     }
     assert.throws(() => PersistentMap.open(pool, "\uD800"), lone);
+    // a value too: it would read back with U+FFFD in its place
+    assert.throws(() => m.set("k", "a\uD800"), lone);
+    assert.throws(() => m.batch([{ set: ["k", "\uDFFF"] }]), lone);
+    assert.equal(m.has("k"), false);
     // a pair is well-formed, and its bytes are as distinct as its chars
     m.set("\uD83D\uDE00", "pair");
     m.set("\uFFFD", "replacement");
