@@ -4,15 +4,17 @@
  * Bun, over 64 MiB) seen through its view windows of 4 MiB every 2 MiB,
  * made where a store looks, so Bun counts only the parts in use as heap
  * (figures in docs/architecture.md, "Views by runtime"). Internal to the
- * stores (`obj/media.ts`, `stream/media.ts`), which keep one view of a
- * mapping of at most `VIEW_WINDOWS.whole` bytes and use this otherwise.
+ * stores (`blk/media.ts`, `obj/media.ts`, `stream/media.ts`), which keep
+ * one view of a mapping of at most `VIEW_WINDOWS.whole` bytes and use
+ * this otherwise.
  *
  * Only the even windows are used for loads and stores: they tile the
  * mapping, so one used all over is counted once by Bun, not twice.
- * Copies, fills and CRCs go a window at a time (a range across two is
- * handled in pieces), and an odd window is made only for a zero-copy
- * view asked of a range across an even one's end; a view of more than a
- * stride (2 MiB) is the mapping's, over a buffer of the whole mapping.
+ * Copies, fills, CRCs and mover batch entries go a window at a time (a
+ * range across two is handled in pieces), and an odd window is made only
+ * for a zero-copy view asked of a range across an even one's end; a view
+ * of more than a stride (2 MiB) is the mapping's, over a buffer of the
+ * whole mapping.
  *
  * @module
  */
