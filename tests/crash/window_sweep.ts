@@ -233,14 +233,33 @@ function windowLine(r: WindowCounts & { traces: number }): string {
   return `  windows: ${r.windowed} of ${r.traces} traces windowed, ${r.crossings} flushes across an even window's end, ${r.strays} stray stores`;
 }
 
+/**
+ * A store's report with the window line, and its problems' reproducing
+ * command pointed here (this sweep's traces follow from `--seed`, its
+ * workloads are not `stream_sweep.ts`'s).
+ */
+function withWindows(
+  text: string,
+  store: string,
+  r: WindowCounts & { traces: number },
+): string {
+  const lines = text.split("\n").map((l) =>
+    l.replace(
+      /reproduce: tests\/crash\/stream_sweep\.ts .*--model (\S+).*/,
+      `reproduce: tests/crash/window_sweep.ts --store ${store} --model $1 (the same --seed, --ops and --images)`,
+    )
+  );
+  return [...lines, windowLine(r)].join("\n");
+}
+
 /** Print the stream's window report for people. */
 export function formatStreamWindowReport(r: StreamWindowReport): string {
-  return `${formatStreamReport(r)}\n${windowLine(r)}`;
+  return withWindows(formatStreamReport(r), "stream", r);
 }
 
 /** Print the object store's window report for people. */
 export function formatObjWindowReport(r: ObjWindowReport): string {
-  return `${formatObjReport(r)}\n${windowLine(r)}`;
+  return withWindows(formatObjReport(r), "obj", r);
 }
 
 async function main(argv: string[]): Promise<number> {
