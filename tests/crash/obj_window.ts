@@ -10,9 +10,14 @@
  *   few KiB short of it, so the traced transactions' records are stored
  *   across it in pieces, CRC'd in pieces, and replayed from both sides;
  * - the heap starts right after the log, so its 16th chunk starts 4 KiB
- *   short of the second window's end (8 MiB): the objects put there, and
- *   the writes the log applies to them, cross it (applied in pieces by
- *   the store's thread, not the mover).
+ *   short of the second window's end (8 MiB), and the heap's next-fit
+ *   hint is aimed at it: the first new run or huge object goes there,
+ *   and an object of it past its first 4 KiB crosses that end (applied
+ *   in pieces by the store's thread, not the mover). Runs fill from
+ *   their start, so in a short trace that happens only now and then:
+ *   the report counts the objects left across an end
+ *   ({@linkcode ObjWindowTrace.across}); the log's crossing is the
+ *   one every trace has.
  *
  * Only the pool's first 12 MiB are written while traced (the tracers
  * scan only them; the recording counts stores elsewhere as strays). On
@@ -22,7 +27,7 @@
  * @module
  */
 import { rmSync } from "node:fs";
-import { ObjectPool } from "../../obj/mod.ts";
+import { type ObjectHandle, ObjectPool } from "../../obj/mod.ts";
 import { openPoolWith, poolEngine } from "../../obj/pool.ts";
 import { CHUNK_SIZE, LOG_OFFSET, OBJECT_HEADER } from "../../obj/layout.ts";
 import { mapFile, type Mapping } from "../../pmem2/mod.ts";
@@ -31,8 +36,8 @@ import type { PersistenceModel } from "./model.ts";
 import { crashMover, parseCrashMover } from "./movers.ts";
 import { pick, xorshift } from "./random.ts";
 import { CrashTracer } from "./tracer.ts";
-import { EVEN_END } from "./window_ends.ts";
-import { OBJ_OPTIONS, ObjDriver, setup } from "./obj_workload.ts";
+import { crossesEnd, EVEN_END } from "./window_ends.ts";
+import { OBJ_OPTIONS, ObjDriver, setup, SLOTS } from "./obj_workload.ts";
 import { CREATED, type ObjTrace } from "./obj_sweep.ts";
 
 const MiB = 1 << 20;
@@ -54,6 +59,18 @@ export interface ObjWindowTrace extends ObjTrace {
   windowed: boolean;
   /** Words stored outside the scanned 12 MiB while traced. */
   strays: number;
+  /** Objects in the root's slots at the end that cross a window's end. */
+  across: number;
+}
+
+/** The objects in the root's slots that cross an even window's end. */
+function objectsAcross(pool: ObjectPool, root: ObjectHandle): number {
+  let n = 0;
+  for (let i = 0; i < SLOTS; i++) {
+    const off = pool.getU64(root, 8 * i);
+    if (off !== 0 && crossesEnd(off, pool.object(off).size)) n++;
+  }
+  return n;
 }
 
 /**
@@ -150,6 +167,7 @@ export function recordObjWindowTrace(
     aimHeap(pool);
     const d = new ObjDriver(pool, (l) => tracer.mark(l), rand, start);
     d.run(ops);
+    const across = objectsAcross(pool, d.root);
     pool.close();
     const events = tracer.finish();
     return {
@@ -163,6 +181,7 @@ export function recordObjWindowTrace(
       scan: SCAN,
       windowed,
       strays: tracer.strays + tracer.unscanned(),
+      across,
     };
   } finally {
     pool?.close();

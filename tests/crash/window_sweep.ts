@@ -72,7 +72,10 @@ export interface WindowCounts {
 /** The log stream's window sweep report. */
 export type StreamWindowReport = StreamSweepReport & WindowCounts;
 /** The object store's window sweep report. */
-export type ObjWindowReport = ObjSweepReport & WindowCounts;
+export type ObjWindowReport = ObjSweepReport & WindowCounts & {
+  /** Objects left across a window's end at the end of their trace. */
+  objectsAcross: number;
+};
 
 /** Subsets of the CI sweep: the images of a 66 MiB file cost more. */
 const CI_SUBSETS: SubsetOptions = {
@@ -81,6 +84,17 @@ const CI_SUBSETS: SubsetOptions = {
   random: 2,
   evict: 0.3,
 };
+
+/** An empty object window report. */
+function emptyObjWindowReport(): ObjWindowReport {
+  return {
+    ...emptyObjReport(),
+    windowed: 0,
+    crossings: 0,
+    strays: 0,
+    objectsAcross: 0,
+  };
+}
 
 /** Options of a window sweep in this process. */
 export interface WindowSweepOptions {
@@ -141,12 +155,7 @@ export function runStreamWindowSweep(
 export function runObjWindowSweep(o: WindowSweepOptions): ObjWindowReport {
   const started = performance.now();
   checkModel(o.model, o.dir, "objWindowSweepInChildren");
-  const report: ObjWindowReport = {
-    ...emptyObjReport(),
-    windowed: 0,
-    crossings: 0,
-    strays: 0,
-  };
+  const report = emptyObjWindowReport();
   report.models.push(o.model.name);
   for (let k = 0; k < CRASH_MOVERS.length || report.images < o.images; k++) {
     const trace = recordObjWindowTrace(
@@ -159,6 +168,7 @@ export function runObjWindowSweep(o: WindowSweepOptions): ObjWindowReport {
     if (trace.windowed) report.windowed++;
     report.crossings += crossingFlushes(trace.events);
     report.strays += trace.strays;
+    report.objectsAcross += trace.across;
     checkObjTrace(trace, {
       subsets: o.long ? OBJ_LONG_SUBSETS : OBJ_CI_SUBSETS,
       recoveryImages: o.long ? 4 : 1,
@@ -209,18 +219,14 @@ export function objWindowSweepInChildren(
     file: fileURLToPath(import.meta.url),
     what: "object window sweep",
     extra: ["--store", "obj"],
-    empty: () => ({
-      ...emptyObjReport(),
-      windowed: 0,
-      crossings: 0,
-      strays: 0,
-    }),
+    empty: emptyObjWindowReport,
     merge(into, r) {
       mergeCounts(into, r, [
         "refused",
         "recovered",
         "recoveryImages",
         "inFlightSeen",
+        "objectsAcross",
         ...WINDOW_KEYS,
       ]);
       addNew(into.movers, r.movers);
@@ -259,7 +265,9 @@ export function formatStreamWindowReport(r: StreamWindowReport): string {
 
 /** Print the object store's window report for people. */
 export function formatObjWindowReport(r: ObjWindowReport): string {
-  return withWindows(formatObjReport(r), "obj", r);
+  return `${
+    withWindows(formatObjReport(r), "obj", r)
+  }; ${r.objectsAcross} objects left across an end`;
 }
 
 async function main(argv: string[]): Promise<number> {
