@@ -1,7 +1,8 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // The log stream's crash consistency: the bounded crash sweep (both
-// persistence models, every mover, on the production path), proof that
-// its checker is not vacuous, the image fuzzer and a SIGKILLed writer.
+// persistence models, every mover, on the production path), the same
+// across the ends of Bun's view windows, proof that its checker is not
+// vacuous, the image fuzzer and a SIGKILLed writer.
 import { join } from "node:path";
 import { PAGE } from "./crash/model.ts";
 import {
@@ -25,6 +26,11 @@ import { STREAM_WORKLOADS } from "./crash/stream_workload.ts";
 import { CACHE_LINE } from "./crash/model.ts";
 import { assert, runScript, tempDir, tempPath, test } from "./_harness.ts";
 import { STREAM_CRASH_MOVERS } from "./crash/movers.ts";
+import {
+  formatStreamWindowReport,
+  streamWindowSweepInChildren,
+} from "./crash/window_sweep.ts";
+import { windowsHere } from "./crash/window_ends.ts";
 
 test(
   "the stream crash sweep finds every image a prefix of the timestamp order, on every mover and both models",
@@ -50,6 +56,39 @@ test(
       "no crash during recovery was checked",
     );
     assert.ok(report.refused > 0, "no image of an unfinished create");
+  },
+  { timeout: 240_000 },
+);
+
+test(
+  "on a stream past 64 MiB, entries appended every way across the ends of Bun's 4 MiB view windows leave every image a prefix (both models, every mover)",
+  async () => {
+    // On Bun the store sees this 66 MiB stream through even windows, and
+    // the workloads append across their ends (copies in pieces, a mover
+    // batch split per window, odd windows, CRCs in pieces); on Deno the
+    // same stream is one buffer, the same sweep runs unwindowed.
+    const windows = windowsHere();
+    const report = await streamWindowSweepInChildren({
+      models: [CACHE_LINE, PAGE],
+      images: 200,
+      seed: 1,
+      ops: 16,
+      long: false,
+      dir: tempDir(),
+    });
+    console.log(formatStreamWindowReport(report));
+    assert.deepEqual(report.examples, []);
+    assert.equal(report.problems, 0);
+    assert.deepEqual(report.models, ["cache-line", "page"]);
+    assert.deepEqual(report.movers.sort(), [...STREAM_CRASH_MOVERS].sort());
+    assert.equal(report.windowed, windows ? report.traces : 0);
+    assert.equal(report.strays, 0, "the tracers missed stores");
+    assert.ok(
+      report.crossings >= report.traces,
+      `${report.crossings} flushes across a window's end in ${report.traces} traces`,
+    );
+    assert.ok(report.images >= 400, `only ${report.images} images`);
+    assert.ok(report.recovered > 0, "no image needed recovery");
   },
   { timeout: 240_000 },
 );

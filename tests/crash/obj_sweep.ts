@@ -70,7 +70,7 @@ import {
 } from "./obj_workload.ts";
 
 /** The mark that says the pool's creation and setup were acknowledged. */
-const CREATED = "ack create";
+export const CREATED = "ack create";
 
 /** A recorded workload. */
 export interface ObjTrace {
@@ -81,6 +81,10 @@ export interface ObjTrace {
   /** Fingerprints of the state after transaction k. */
   states: string[];
   operations: number;
+  /** The file when tracing started; unset: zeros (traced from creation). */
+  base?: Uint8Array;
+  /** The ranges the tracers scan (`CrashTracer`); unset: the whole file. */
+  scan?: readonly { offset: number; length: number }[];
 }
 
 /** Faults to inject into a recording, to show the checker sees them. */
@@ -224,10 +228,15 @@ class ObjImageChecker {
   #model: PersistenceModel;
   #states: Map<string, number[]>;
 
+  /**
+   * @param scan where recovery stores, in a large pool (`CrashTracer`): a
+   *   store outside is caught by the scratch file's `verify()`
+   */
   constructor(
     scratch: ScratchImage,
     model: PersistenceModel,
     states: string[],
+    scan?: readonly { offset: number; length: number }[],
   ) {
     this.#scratch = scratch;
     this.#model = model;
@@ -235,6 +244,7 @@ class ObjImageChecker {
       live: scratch.live,
       shadow: scratch.shadow,
       flushGranularity: model.flushGranularity,
+      scan,
     });
     this.#tracer.scanning = false;
     this.#states = new Map();
@@ -426,9 +436,14 @@ export function checkObjTrace(
   const rand = xorshift(trace.seed ^ 0x5eed);
   using scratch = new ScratchImage(
     join(settings.dir, "scratch"),
-    new Uint8Array(OBJ_OPTIONS.size),
+    trace.base ?? new Uint8Array(OBJ_OPTIONS.size),
   );
-  const checker = new ObjImageChecker(scratch, trace.model, trace.states);
+  const checker = new ObjImageChecker(
+    scratch,
+    trace.model,
+    trace.states,
+    trace.scan,
+  );
   const seen = new Set<string>();
   let created = false;
   let acked = 0;
@@ -480,6 +495,17 @@ export function checkObjTrace(
         });
       }
     }
+  }
+  // every open's stores were undone: also those outside `scan`, which
+  // its tracer did not see
+  if (!scratch.verify()) {
+    recordProblem(report, {
+      seed: trace.seed,
+      model: trace.model.name,
+      mover: trace.mover,
+      event: trace.events.length - 1,
+      message: "the scratch file differs from the durable image after an undo",
+    });
   }
 }
 

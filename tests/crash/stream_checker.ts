@@ -142,14 +142,22 @@ export class StreamImageChecker {
   /**
    * @param scratch the trace's scratch file
    * @param model the persistence model
+   * @param scan where recovery stores, in a large file (see
+   *   `CrashTracer`): a store outside is caught by the scratch file's
+   *   `verify()`, which the sweep runs
    */
-  constructor(scratch: ScratchImage, model: PersistenceModel) {
+  constructor(
+    scratch: ScratchImage,
+    model: PersistenceModel,
+    scan?: readonly { offset: number; length: number }[],
+  ) {
     this.#scratch = scratch;
     this.#model = model;
     this.#tracer = new CrashTracer({
       live: scratch.live,
       shadow: scratch.shadow,
       flushGranularity: model.flushGranularity,
+      scan,
     });
     // every store of an open is persisted right away: the scan at the
     // end catches one that is not

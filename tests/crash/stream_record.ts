@@ -10,7 +10,11 @@ import { rmSync } from "node:fs";
 import { mapFile, type Mapping } from "../../pmem2/mod.ts";
 import type { PersistTracer } from "../../pmem2/tracer.ts";
 import { LogStream } from "../../stream/mod.ts";
-import { createStreamWith, openStreamWith } from "../../stream/stream.ts";
+import {
+  createStreamWith,
+  openStreamWith,
+  streamMedia,
+} from "../../stream/stream.ts";
 import type { PersistenceModel } from "./model.ts";
 import { xorshift } from "./random.ts";
 import { StreamLedger } from "./stream_ledger.ts";
@@ -40,6 +44,15 @@ export interface StreamTrace {
   ops: number;
   /** Operations issued while traced. */
   operations: number;
+  /** Whether the store saw the stream through view windows. */
+  windowed: boolean;
+  /** The ranges the tracers scan (`CrashTracer`); unset: the whole file. */
+  scan?: { offset: number; length: number }[];
+  /**
+   * Words stored outside `scan` while traced (flushed or not): none, or
+   * the ranges missed crash points.
+   */
+  strays: number;
 }
 
 /** Faults to inject into a recording, to show the checker sees them. */
@@ -66,6 +79,7 @@ export function recordStreamTrace(
   const vdm = crashMover(parseCrashMover(mover));
   let probe: Mapping | undefined;
   let s: LogStream | undefined;
+  const geometry = w.geometry ?? STREAM_OPTIONS;
   try {
     let base: Uint8Array;
     let tracer: CrashTracer;
@@ -78,20 +92,21 @@ export function recordStreamTrace(
         }
         : tracer;
     let firstOp = 1;
+    let scan: { offset: number; length: number }[] | undefined;
     if (w.fromCreate) {
       ledger.created = false;
-      base = new Uint8Array(STREAM_OPTIONS.size);
+      base = new Uint8Array(geometry.size);
       tracer = new CrashTracer({
         live: () => (probe = mapFile(path)).view(),
         shadow: base.slice(),
         flushGranularity: model.flushGranularity,
       });
-      s = createStreamWith(path, { ...STREAM_OPTIONS, mover: vdm }, {
+      s = createStreamWith(path, { ...geometry, mover: vdm }, {
         tracer: hook(),
       });
       tracer.mark(CREATED_MARK);
     } else {
-      s = LogStream.create(path, { ...STREAM_OPTIONS, mover: vdm });
+      s = LogStream.create(path, { ...geometry, mover: vdm });
       const d = new StreamDriver(s, (l) => ledger.record(l), rand);
       w.prepare(d);
       firstOp = d.nextOp;
@@ -104,14 +119,17 @@ export function recordStreamTrace(
         live: probe.view(),
         shadow: base.slice(),
         flushGranularity: model.flushGranularity,
+        scan: scan = w.scan?.(path),
       });
       s = openStreamWith(path, { mover: vdm }, { tracer: hook() });
     }
+    const windowed = streamMedia(s).whole === undefined;
     const t = tracer;
     const d = new StreamDriver(s, (l) => t.mark(l), rand, firstOp);
     w.run(d, rand, ops);
     s.close();
     const events = tracer.finish();
+    const strays = tracer.strays + tracer.unscanned();
     return {
       workload: w,
       model,
@@ -122,6 +140,9 @@ export function recordStreamTrace(
       ledger,
       ops,
       operations: d.issued,
+      windowed,
+      scan,
+      strays,
     };
   } finally {
     s?.close();

@@ -141,7 +141,7 @@ export function checkStreamTrace(
   if (!report.movers.includes(trace.mover)) report.movers.push(trace.mover);
   const rand = xorshift(seed ^ 0x5eed);
   using scratch = new ScratchImage(join(settings.dir, "scratch"), trace.base);
-  const checker = new StreamImageChecker(scratch, model);
+  const checker = new StreamImageChecker(scratch, model, trace.scan);
   const ledger = trace.ledger;
   const fail = (event: number, units: number[], problems: string[]) =>
     recordProblem(report, {

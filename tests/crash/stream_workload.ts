@@ -13,7 +13,7 @@ import type { LogStream, Region } from "../../stream/mod.ts";
 import { pick } from "./random.ts";
 
 /** The geometry of every traced stream: small, so diffs stay cheap. */
-export const STREAM_OPTIONS = {
+export const STREAM_OPTIONS: StreamGeometry = {
   size: 256 * 1024,
   blockSize: 4096,
   regionSlots: 8,
@@ -110,6 +110,11 @@ export class StreamDriver {
     this.#mark = mark;
     this.#rand = rand;
     this.#op = firstOp;
+  }
+
+  /** The driver's seeded random source (for a workload's preparation). */
+  get rand(): () => number {
+    return this.#rand;
   }
 
   /** The next op number. */
@@ -254,12 +259,28 @@ export class StreamDriver {
   }
 }
 
+/** The geometry of a traced stream. */
+export interface StreamGeometry {
+  size: number;
+  blockSize: number;
+  regionSlots: number;
+  maxInFlight: number;
+}
+
 /** A traced workload. */
 export interface StreamWorkload {
   /** Its name. */
   name: string;
   /** Trace from the stream's creation (else: prepared, then reopened). */
   fromCreate: boolean;
+  /** Its stream's geometry; unset: {@linkcode STREAM_OPTIONS}. */
+  geometry?: StreamGeometry;
+  /**
+   * The ranges the traced operations store to, read from the prepared
+   * stream at `path` (a large stream's tracer scans only them: see
+   * `CrashTracer`'s `scan`); unset: the whole file.
+   */
+  scan?(path: string): { offset: number; length: number }[];
   /** Untraced preparation (regions, a few entries). */
   prepare(d: StreamDriver): void;
   /** The traced operations. */

@@ -80,6 +80,18 @@ export interface CrashTracerOptions {
   shadow: Uint8Array;
   /** Bytes a flush writes back at least: 64 (a cache line) or 4096 (a page). */
   flushGranularity: number;
+  /**
+   * Where the program stores, when that is a small part of a large file
+   * (a pool past the size Bun views whole): every scan, the one of
+   * {@linkcode CrashTracer.finish} included, compares only these ranges,
+   * so a trace or a checked open costs what they cost, not what the file
+   * does. A flush that writes back a store outside them counts in
+   * {@linkcode CrashTracer.strays} (that store was never seen unflushed),
+   * and {@linkcode CrashTracer.unscanned} finds stores outside them never
+   * flushed: a sweep asserts there are none. Disjoint, at multiples of 8.
+   * Unset: the whole file.
+   */
+  scan?: readonly { offset: number; length: number }[];
 }
 
 /**
@@ -111,6 +123,9 @@ export class CrashTracer implements PersistTracer {
   #shadow: Uint8Array;
   #granularity: number;
   #events: TraceEvent[] = [];
+  #scan: readonly { offset: number; length: number }[] | undefined;
+  /** Words flushed outside the `scan` ranges (0 without them). */
+  strays = 0;
   /**
    * Whether every event compares the whole file with the shadow to find
    * the stores not flushed yet (the `dirty` words). Turn it off for a
@@ -126,6 +141,10 @@ export class CrashTracer implements PersistTracer {
     else this.#open = options.live;
     this.#shadow = options.shadow;
     this.#granularity = options.flushGranularity;
+    // in file order, so a scan lists words as one of the whole file does
+    this.#scan = options.scan === undefined
+      ? undefined
+      : [...options.scan].sort((a, b) => a.offset - b.offset);
     if (
       !Number.isInteger(this.#granularity) || this.#granularity % WORD !== 0
     ) {
@@ -168,6 +187,9 @@ export class CrashTracer implements PersistTracer {
     let touched = 0;
     let last = -1;
     for (let i = 0; i < stores.length; i++) {
+      if (this.#scan !== undefined && !this.#scanned(stores.index(i) * WORD)) {
+        this.strays++;
+      }
       const line = Math.floor(stores.index(i) * WORD / g);
       if (line !== last) touched++;
       last = line;
@@ -204,11 +226,39 @@ export class CrashTracer implements PersistTracer {
     return this.#events;
   }
 
+  /** Whether the byte at `offset` lies in a `scan` range. */
+  #scanned(offset: number): boolean {
+    return this.#scan!.some((r) =>
+      offset >= r.offset && offset < r.offset + r.length
+    );
+  }
+
+  /**
+   * The stores outside the `scan` ranges not flushed yet (a whole-file
+   * scan: once per trace, after {@linkcode CrashTracer.finish}).
+   */
+  unscanned(): number {
+    const live = this.#view();
+    const all = new Words();
+    diffWords(live, this.#shadow, 0, live.byteLength, all, false);
+    let n = 0;
+    for (let i = 0; i < all.length; i++) {
+      if (this.#scan !== undefined && !this.#scanned(all.index(i) * WORD)) n++;
+    }
+    return n;
+  }
+
   #dirty(always = false): Words {
     const live = this.#view();
     const dirty = new Words();
-    if (always || this.scanning) {
+    if (!always && !this.scanning) return dirty;
+    if (this.#scan === undefined) {
       diffWords(live, this.#shadow, 0, live.byteLength, dirty, false);
+      return dirty;
+    }
+    for (const r of this.#scan) {
+      const end = Math.min(live.byteLength, r.offset + r.length);
+      diffWords(live, this.#shadow, r.offset, end, dirty, false);
     }
     return dirty;
   }

@@ -1,0 +1,324 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The crash sweep of the view windows: the log stream's and the object
+ * store's crash sweeps (`stream_sweep.ts`, `obj_sweep.ts`: the same
+ * checkers, models and movers) on files past the 64 MiB Bun views whole,
+ * with their work placed across the ends of the 4 MiB even windows the
+ * stores then go through (`stream_window_workload.ts`, `obj_window.ts`).
+ * The small files of the other sweeps never take windows, so this one
+ * is what sees a crash bug of the windowed paths: a copy, fill or CRC
+ * split in pieces, a mover batch split per window, a view through an odd
+ * window. On Deno the same files are seen whole (nothing windowed): the
+ * same sweep runs there, and its reports say which traces were windowed.
+ *
+ * Broken on purpose, on Bun it turned red where every other obj test
+ * stayed green: a CRC over only the first piece of a range across a
+ * window's end (`EvenWindows.crc`) let a torn log record replay (6 of
+ * 600 obj images; 368 of 1117 stream images). Also a stream mover batch
+ * entry split per window with its later pieces dropped (188 of 1121),
+ * and `EvenWindows.set` storing only a split range's first piece (160 of
+ * 600 obj images).
+ *
+ * As a script:
+ *
+ * ```sh
+ * bun tests/crash/window_sweep.ts --store stream --images 2000
+ * deno run -A tests/crash/window_sweep.ts --store obj --long
+ * ```
+ *
+ * Options: `--store stream|obj` (both unless given), `--long`, `--images
+ * N` (per model), `--seed N`, `--model cache-line|page`, `--ops N`. A
+ * child sweep is `--json --store S --model M --dir D`.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import {
+  checkModel,
+  type PerModelOptions,
+  runSweepScript,
+  stage,
+  SweepArgs,
+  sweepPerModel,
+} from "./driver.ts";
+import type { PersistenceModel } from "./model.ts";
+import { CRASH_MOVERS, STREAM_CRASH_MOVERS } from "./movers.ts";
+import {
+  checkObjTrace,
+  emptyObjReport,
+  formatObjReport,
+  OBJ_CI_SUBSETS,
+  OBJ_LONG_SUBSETS,
+  type ObjSweepReport,
+} from "./obj_sweep.ts";
+import { recordObjWindowTrace } from "./obj_window.ts";
+import {
+  checkStreamTrace,
+  emptyStreamReport,
+  formatStreamReport,
+  recordStreamTrace,
+  STREAM_LONG_SUBSETS,
+  type StreamSweepReport,
+} from "./stream_sweep.ts";
+import { STREAM_WINDOW_WORKLOADS } from "./stream_window_workload.ts";
+import type { SubsetOptions } from "./subsets.ts";
+import { addNew, mergeCounts } from "./sweep_report.ts";
+import { crossingFlushes } from "./window_ends.ts";
+
+/** What the window sweep adds to a store's report. */
+export interface WindowCounts {
+  /** Traces whose store saw its file through view windows. */
+  windowed: number;
+  /** Flushes of a range across an even window's end (where Bun splits). */
+  crossings: number;
+  /** Words stored outside the traced ranges (must be 0: see `CrashTracer`). */
+  strays: number;
+}
+
+/** The log stream's window sweep report. */
+export type StreamWindowReport = StreamSweepReport & WindowCounts;
+/** The object store's window sweep report. */
+export type ObjWindowReport = ObjSweepReport & WindowCounts & {
+  /** Objects left across a window's end at the end of their trace. */
+  objectsAcross: number;
+};
+
+/** Subsets of the CI sweep: the images of a 66 MiB file cost more. */
+const CI_SUBSETS: SubsetOptions = {
+  exhaustiveLimit: 3,
+  prefixes: 4,
+  random: 2,
+  evict: 0.3,
+};
+
+/** An empty object window report. */
+function emptyObjWindowReport(): ObjWindowReport {
+  return {
+    ...emptyObjReport(),
+    windowed: 0,
+    crossings: 0,
+    strays: 0,
+    objectsAcross: 0,
+  };
+}
+
+/** Options of a window sweep in this process. */
+export interface WindowSweepOptions {
+  model: PersistenceModel;
+  /** Stop starting traces once this many images were checked. */
+  images: number;
+  seed: number;
+  ops: number;
+  long: boolean;
+  dir: string;
+}
+
+/**
+ * The stream's window sweep in this process: trace k runs workload k mod
+ * 2 with mover k mod 4, every mover at least once.
+ */
+export function runStreamWindowSweep(
+  o: WindowSweepOptions,
+): StreamWindowReport {
+  const started = performance.now();
+  checkModel(o.model, o.dir, "streamWindowSweepInChildren");
+  const report: StreamWindowReport = {
+    ...emptyStreamReport(),
+    windowed: 0,
+    crossings: 0,
+    strays: 0,
+  };
+  report.models.push(o.model.name);
+  const ws = STREAM_WINDOW_WORKLOADS;
+  const movers = STREAM_CRASH_MOVERS;
+  for (let k = 0; k < movers.length || report.images < o.images; k++) {
+    const trace = recordStreamTrace(
+      ws[k % ws.length],
+      o.model,
+      o.seed + k,
+      o.ops,
+      join(o.dir, "trace"),
+      movers[k % movers.length],
+    );
+    if (trace.windowed) report.windowed++;
+    report.crossings += crossingFlushes(trace.events);
+    report.strays += trace.strays;
+    checkStreamTrace(trace, {
+      subsets: o.long ? STREAM_LONG_SUBSETS : CI_SUBSETS,
+      probeEvery: o.long ? 2 : 4,
+      recoveryImages: o.long ? 4 : 1,
+      dir: o.dir,
+    }, report);
+  }
+  report.ms = Math.round(performance.now() - started);
+  return report;
+}
+
+/**
+ * The object store's window sweep in this process: trace k uses mover
+ * k mod 3, every mover at least once.
+ */
+export function runObjWindowSweep(o: WindowSweepOptions): ObjWindowReport {
+  const started = performance.now();
+  checkModel(o.model, o.dir, "objWindowSweepInChildren");
+  const report = emptyObjWindowReport();
+  report.models.push(o.model.name);
+  for (let k = 0; k < CRASH_MOVERS.length || report.images < o.images; k++) {
+    const trace = recordObjWindowTrace(
+      o.model,
+      o.seed + k,
+      o.ops,
+      join(o.dir, "trace"),
+      CRASH_MOVERS[k % CRASH_MOVERS.length],
+    );
+    if (trace.windowed) report.windowed++;
+    report.crossings += crossingFlushes(trace.events);
+    report.strays += trace.strays;
+    report.objectsAcross += trace.across;
+    checkObjTrace(trace, {
+      subsets: o.long ? OBJ_LONG_SUBSETS : OBJ_CI_SUBSETS,
+      recoveryImages: o.long ? 4 : 1,
+      maxImages: o.long ? 1000 : 100,
+      dir: o.dir,
+    }, report);
+  }
+  report.ms = Math.round(performance.now() - started);
+  return report;
+}
+
+const WINDOW_KEYS = ["windowed", "crossings", "strays"] as const;
+
+/** Run the stream's window sweep per model in child processes. */
+export function streamWindowSweepInChildren(
+  options: PerModelOptions,
+): Promise<StreamWindowReport> {
+  return sweepPerModel<StreamWindowReport>({
+    ...options,
+    file: fileURLToPath(import.meta.url),
+    what: "stream window sweep",
+    extra: ["--store", "stream"],
+    empty: () => ({
+      ...emptyStreamReport(),
+      windowed: 0,
+      crossings: 0,
+      strays: 0,
+    }),
+    merge(into, r) {
+      mergeCounts(into, r, [
+        "refused",
+        "recovered",
+        "dropped",
+        "recoveryImages",
+        ...WINDOW_KEYS,
+      ]);
+      addNew(into.movers, r.movers);
+    },
+  });
+}
+
+/** Run the object store's window sweep per model in child processes. */
+export function objWindowSweepInChildren(
+  options: PerModelOptions,
+): Promise<ObjWindowReport> {
+  return sweepPerModel<ObjWindowReport>({
+    ...options,
+    file: fileURLToPath(import.meta.url),
+    what: "object window sweep",
+    extra: ["--store", "obj"],
+    empty: emptyObjWindowReport,
+    merge(into, r) {
+      mergeCounts(into, r, [
+        "refused",
+        "recovered",
+        "recoveryImages",
+        "inFlightSeen",
+        "objectsAcross",
+        ...WINDOW_KEYS,
+      ]);
+      addNew(into.movers, r.movers);
+    },
+  });
+}
+
+/** The line a window report adds to its store's report. */
+function windowLine(r: WindowCounts & { traces: number }): string {
+  return `  windows: ${r.windowed} of ${r.traces} traces windowed, ${r.crossings} flushes across an even window's end, ${r.strays} stray stores`;
+}
+
+/**
+ * A store's report with the window line, and its problems' reproducing
+ * command pointed here (this sweep's traces follow from `--seed`, its
+ * workloads are not `stream_sweep.ts`'s).
+ */
+function withWindows(
+  text: string,
+  store: string,
+  r: WindowCounts & { traces: number },
+): string {
+  const lines = text.split("\n").map((l) =>
+    l.replace(
+      /reproduce: tests\/crash\/stream_sweep\.ts .*--model (\S+).*/,
+      `reproduce: tests/crash/window_sweep.ts --store ${store} --model $1 (the same --seed, --ops and --images)`,
+    )
+  );
+  return [...lines, windowLine(r)].join("\n");
+}
+
+/** Print the stream's window report for people. */
+export function formatStreamWindowReport(r: StreamWindowReport): string {
+  return withWindows(formatStreamReport(r), "stream", r);
+}
+
+/** Print the object store's window report for people. */
+export function formatObjWindowReport(r: ObjWindowReport): string {
+  return `${
+    withWindows(formatObjReport(r), "obj", r)
+  }; ${r.objectsAcross} objects left across an end`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const args = new SweepArgs(argv);
+  const long = args.long;
+  const seed = args.seed;
+  const ops = args.number("ops", long ? 40 : 14);
+  const images = args.number("images", long ? 3000 : 300);
+  const models = args.models;
+  const store = args.get("store");
+  if (store !== undefined && store !== "stream" && store !== "obj") {
+    throw new Error(`Unknown store: --store ${store} (stream|obj)`);
+  }
+  const options = (dir: string) => ({
+    model: models[0],
+    images,
+    seed,
+    ops,
+    long,
+    dir,
+  });
+  const each = { models, images, seed, ops, long };
+  const stages: Record<string, (dir: string) => Promise<boolean>> = {};
+  if (store !== "obj") {
+    stages.stream = stage(
+      (dir) => streamWindowSweepInChildren({ ...each, dir: join(dir, "s") }),
+      formatStreamWindowReport,
+    );
+  }
+  if (store !== "stream") {
+    stages.obj = stage(
+      (dir) => objWindowSweepInChildren({ ...each, dir: join(dir, "o") }),
+      formatObjWindowReport,
+    );
+  }
+  return await runSweepScript(args, {
+    prefix: "asyncpmem-window-",
+    child: (dir) =>
+      store === "obj"
+        ? runObjWindowSweep(options(dir))
+        : runStreamWindowSweep(options(dir)),
+    stages,
+  });
+}
+
+if (import.meta.main) process.exitCode = await main(process.argv.slice(2));
