@@ -1,0 +1,64 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// The log store at its edges: data that changes under an append, handles
+// used after they are spent, iteration and walks under close, and the
+// errors bad input gets (typed, before anything is written).
+import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
+import { LogStream, PmemLog, type Region } from "../stream/mod.ts";
+import { assert, moverTest, tempPath, test } from "./_harness.ts";
+
+const MiB = 1 << 20;
+
+/** The entries of a region as [timestamp, bytes]. */
+function dump(s: LogStream, r: Region): [number, number[]][] {
+  return [...s.entries(r)].map((e) => [e.timestamp, [...e.data]]);
+}
+
+/** A Uint8Array whose buffer was transferred away (it reads as empty). */
+function detached(length: number): Uint8Array {
+  const buf = new ArrayBuffer(length);
+  const view = new Uint8Array(buf).fill(5);
+  buf.transfer();
+  return view;
+}
+
+moverTest(
+  "`appendAsync()` of data resized before its copy fails typed and leaves every other entry intact",
+  async (mover) => {
+    // the place is reserved at the call for the length then; the copy ran
+    // with the length at its start, so data grown meanwhile overran the
+    // entry into the next region (its first entry vanished), and data
+    // detached meanwhile committed stale mapping bytes as the entry
+    const path = tempPath();
+    {
+      using s = LogStream.create(path, { size: MiB, mover });
+      const a = s.allocateRegion(4096);
+      const b = s.allocateRegion(4096);
+      s.append(b, new Uint8Array(100).fill(7));
+      // the next entry of `a` goes at the very end of its space
+      while (a.used < 4096 - 16 - 48) s.append(a, new Uint8Array(8));
+      const before = dump(s, a);
+      const buf = new ArrayBuffer(4, { maxByteLength: 256 });
+      const grown = s.appendAsync(a, new Uint8Array(buf));
+      buf.resize(256);
+      new Uint8Array(buf).fill(0xee);
+      await assert.rejects(
+        grown,
+        new TypeError(
+          "Cannot appendAsync: data changed from 4 to 256 bytes (detached or resized) before its copy started; nothing was written",
+        ),
+      );
+      const gone = new ArrayBuffer(8);
+      const lost = s.appendAsync(a, new Uint8Array(gone));
+      const after = s.appendAsync(b, Uint8Array.of(1, 2));
+      gone.transfer();
+      await assert.rejects(lost, /data changed from 8 to 0 bytes/);
+      // a failed append is padding: later timestamps still commit
+      const ts = await after;
+      assert.deepEqual(dump(s, a), before);
+      assert.deepEqual(dump(s, b), [[1, Array(100).fill(7)], [ts, [1, 2]]]);
+    }
+    using s = LogStream.open(path);
+    const [, b] = s.regions();
+    assert.equal(dump(s, b)[0][1].length, 100);
+  },
+);
