@@ -211,3 +211,15 @@ export function checkMover(
     throw new TypeError(`Cannot ${op} ${what}: mover must implement Vdm`);
   }
 }
+
+/** Whether `data`'s buffer was detached (transferred). */
+export function isDetached(data: Uint8Array): boolean {
+  return (data.buffer as { detached?: boolean }).detached === true;
+}
+
+/** The error of data whose buffer was detached. */
+export function detachedData(op: string): TypeError {
+  return new TypeError(
+    `Cannot ${op}: data's buffer is detached (transferred); nothing was written`,
+  );
+}

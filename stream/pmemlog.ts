@@ -32,7 +32,7 @@ import {
   WRITE_OFFSET_AT,
 } from "./pmemlog_format.ts";
 import { StreamMedia } from "./media.ts";
-import { checkInt, checkMover } from "./options.ts";
+import { checkInt, checkMover, detachedData, isDetached } from "./options.ts";
 import { checkOpenArgs } from "../ffi/validate.ts";
 import { LogAppender } from "./pmemlog_async.ts";
 
@@ -313,6 +313,7 @@ export class PmemLog implements Disposable {
       if (!(b instanceof Uint8Array)) {
         throw new TypeError(`Cannot ${op}: data must be Uint8Arrays`);
       }
+      if (b.byteLength === 0 && isDetached(b)) throw detachedData(op);
       n += b.byteLength;
     }
     return n;

@@ -20,6 +20,7 @@ import { waitAll } from "../future/executor.ts";
 import type { BatchEntry, Vdm } from "../mover/vdm.ts";
 import type { StreamMedia } from "./media.ts";
 import { LOG_START, WRITE_OFFSET_AT } from "./pmemlog_format.ts";
+import { detachedData, isDetached } from "./options.ts";
 
 // stages of an append
 const WAITING = 0;
@@ -169,7 +170,12 @@ class LogAppendFuture extends Future<number> {
 
   protected step(ctx: PollContext): Step<number> {
     if (this.#p === undefined) {
-      this.#p = this.#log.take(this.#data!);
+      const data = this.#data!;
+      // detached since the call: an empty append would stand for it
+      if (data.byteLength === 0 && isDetached(data)) {
+        throw detachedData("appendAsync");
+      }
+      this.#p = this.#log.take(data);
       // yield once, so the appends polled after this one copy with it
       ctx.pollSoon?.();
       return PENDING;

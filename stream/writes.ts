@@ -26,7 +26,12 @@ import {
   WaitFuture,
 } from "./futures.ts";
 import { ENTRY_HEADER, entryTotal, MAX_ENTRY } from "./layout.ts";
-import { type AppendOptions, checkInt } from "./options.ts";
+import {
+  type AppendOptions,
+  checkInt,
+  detachedData,
+  isDetached,
+} from "./options.ts";
 import {
   type Region,
   Reservation,
@@ -60,7 +65,11 @@ export function checkData(
   if (!(data instanceof Uint8Array)) {
     throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
   }
-  checkLength(core, data.byteLength, k, op);
+  const n = data.byteLength;
+  // a view of a transferred buffer reads as empty: an empty entry would
+  // stand for data that was never written (asked only of empty data)
+  if (n === 0 && isDetached(data)) throw detachedData(op);
+  checkLength(core, n, k, op);
   return data;
 }
 

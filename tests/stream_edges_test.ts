@@ -62,3 +62,33 @@ moverTest(
     assert.equal(dump(s, b)[0][1].length, 100);
   },
 );
+
+test("data whose buffer was detached is refused with a `TypeError`, not stored as an empty entry", async () => {
+  // a transferred buffer's view reads as empty: appending it stored an
+  // empty entry (or log append) for data that was never written
+  const msg = (op: string) =>
+    new TypeError(
+      `Cannot ${op}: data's buffer is detached (transferred); nothing was written`,
+    );
+  using s = LogStream.create(tempPath(), { size: MiB });
+  const r = s.allocateRegion(4096);
+  assert.throws(() => s.append(r, detached(8)), msg("append"));
+  assert.throws(() => s.appendAsync(r, detached(8)), msg("appendAsync"));
+  // a truly empty entry is still fine
+  const ts = s.append(r, new Uint8Array(0));
+  assert.deepEqual(dump(s, r), [[ts, []]]);
+
+  using log = PmemLog.create(tempPath(), { poolSize: 2 * MiB });
+  assert.throws(() => log.append(detached(8)), msg("append"));
+  assert.throws(
+    () => log.appendv([Uint8Array.of(1), detached(8)]),
+    msg("appendv"),
+  );
+  assert.throws(() => log.appendAsync(detached(8)), msg("appendAsync"));
+  // detached after the call, before its place is taken
+  const buf = new ArrayBuffer(8);
+  const f = log.appendAsync(new Uint8Array(buf));
+  buf.transfer();
+  await assert.rejects(f, msg("appendAsync"));
+  assert.equal(log.tell(), 0);
+});
