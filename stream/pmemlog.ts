@@ -459,6 +459,8 @@ export class PmemLog implements Disposable {
       return;
     }
     for (let at = LOG_START; at < end; at += size) {
+      // the callback may have closed the log: its mapping is gone
+      if (at > LOG_START) this.#live(op);
       if (!callback(media.bytes(at, Math.min(size, end - at)))) return;
     }
   }

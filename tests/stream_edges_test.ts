@@ -92,3 +92,37 @@ test("data whose buffer was detached is refused with a `TypeError`, not stored a
   await assert.rejects(f, msg("appendAsync"));
   assert.equal(log.tell(), 0);
 });
+
+test("`PmemLog.walk()` whose callback closes the log ends with `ClosedError`; a throwing callback's error propagates", () => {
+  // the walk went on reading through the closed log's media: a bare
+  // TypeError ("reading 'bytes'") instead of the log's ClosedError
+  const log = PmemLog.create(tempPath(), { poolSize: 2 * MiB });
+  log.append(new Uint8Array(100).fill(1));
+  const boom = new Error("from the callback");
+  assert.throws(() =>
+    log.walk(10, () => {
+      throw boom;
+    }), boom);
+  let calls = 0;
+  assert.throws(
+    () =>
+      log.walk(10, () => {
+        calls++;
+        log.close();
+        return true;
+      }),
+    (e) =>
+      e instanceof ClosedError && /walk: PmemLog is closed/.test(e.message),
+  );
+  assert.equal(calls, 1);
+  // the view the callback had reads as empty now, not as unmapped memory
+  let kept: Uint8Array | undefined;
+  const again = PmemLog.create(tempPath(), { poolSize: 2 * MiB });
+  again.append(Uint8Array.of(1, 2, 3));
+  again.walk(0, (chunk) => {
+    kept = chunk;
+    again.close();
+    return true;
+  });
+  assert.equal(kept!.length, 0);
+});
