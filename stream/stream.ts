@@ -19,6 +19,7 @@ import { follow, type FollowOptions, SnapshotIterator } from "./iterate.ts";
 import {
   type AppendOptions,
   checkCreateOptions,
+  checkFollowOptions,
   checkInt,
   checkOpenOptions,
   checkSize,
@@ -494,9 +495,10 @@ export class LogStream implements Disposable {
     region: Region,
     options: FollowOptions = {},
   ): AsyncIterableIterator<LogEntry> {
-    const k = this.#regions.slot(region, "follow");
+    const op = "follow";
+    const k = this.#regions.slot(region, op);
     const gen = region.generation;
-    if (options.from !== undefined) checkInt(options.from, "from", "follow");
+    checkFollowOptions(options, op);
     return follow(
       this.#core!,
       k,

@@ -126,3 +126,27 @@ test("`PmemLog.walk()` whose callback closes the log ends with `ClosedError`; a 
   });
   assert.equal(kept!.length, 0);
 });
+
+test("`follow()` refuses options it cannot honour at the call, with a `TypeError`", () => {
+  // a level it did not know was followed as "committed", silently; null
+  // options failed with the engine's "reading 'from'"; a signal that is
+  // not an AbortSignal failed only inside the iteration
+  using s = LogStream.create(tempPath(), { size: MiB });
+  const r = s.allocateRegion(4096);
+  assert.throws(
+    () => s.follow(r, { level: "durable" as "persisted" }),
+    new TypeError(`Cannot follow: level must be "committed" or "persisted"`),
+  );
+  assert.throws(
+    () => s.follow(r, null as unknown as object),
+    new TypeError("Cannot follow: options must be an object"),
+  );
+  assert.throws(
+    () => s.follow(r, { signal: {} as AbortSignal }),
+    new TypeError("Cannot follow: signal must be an AbortSignal"),
+  );
+  assert.throws(
+    () => s.follow(r, { from: 1n as unknown as number }),
+    new TypeError("Cannot follow: from must be a number, got bigint"),
+  );
+});
