@@ -536,9 +536,10 @@ export class LogStream implements Disposable {
   }
 
   /**
-   * Close: wait for this stream's appends in flight, cancel its
-   * reservations not published, persist everything committed; the last
-   * open in the process records the stream as cleanly closed. Idempotent.
+   * Close: cancel this stream's reservations not published (appends
+   * behind them commit only then), wait for its appends in flight,
+   * persist everything committed; the last open in the process records
+   * the stream as cleanly closed. Idempotent.
    */
   close(): void {
     const core = this.#core;

@@ -249,18 +249,13 @@ export class Writes {
   }
 
   /**
-   * At close: wait for the appends in flight, cancel the reservations
-   * not published, persist everything committed.
+   * At close: cancel the reservations not published, wait for the
+   * appends in flight, persist everything committed. Cancelled first:
+   * an append behind a reservation commits only once it is settled, and
+   * nothing can publish it during close.
    */
   drain(): void {
     const core = this.#core;
-    const running = this.#inflight.pending();
-    this.#inflight.clear();
-    try {
-      waitAll(running);
-    } catch {
-      // each failure is reported to its own awaiter
-    }
     for (const res of this.#reservations) {
       const r = reservationPlace(res)!;
       settleReservationOf(res);
@@ -268,6 +263,13 @@ export class Writes {
       core.disown(r.ts);
     }
     this.#reservations.clear();
+    const running = this.#inflight.pending();
+    this.#inflight.clear();
+    try {
+      waitAll(running);
+    } catch {
+      // each failure is reported to its own awaiter
+    }
     core.waitFor(core.shared.committed, "persisted", "close");
   }
 }

@@ -4,7 +4,7 @@
 // errors bad input gets (typed, before anything is written).
 import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
 import { LogStream, PmemLog, type Region } from "../stream/mod.ts";
-import { assert, moverTest, tempPath, test } from "./_harness.ts";
+import { assert, moverTest, runScript, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
 
@@ -149,4 +149,29 @@ test("`follow()` refuses options it cannot honour at the call, with a `TypeError
     () => s.follow(r, { from: 1n as unknown as number }),
     new TypeError("Cannot follow: from must be a number, got bigint"),
   );
+});
+
+test("`close()` with a reservation outstanding and an `appendAsync()` behind it ends, keeping the append", () => {
+  // close waited for the append first, and the append waited for the
+  // reservation, which close cancelled only after: close never returned.
+  // In a child process, so a hang fails the test instead of the runner
+  const path = tempPath();
+  const out = runScript(
+    `
+    import { LogStream } from "@root/stream/mod.ts";
+    const s = LogStream.create(${JSON.stringify(path)}, { size: 1 << 20 });
+    const r = s.allocateRegion(4096);
+    const res = s.reserve(r, 4);
+    const f = s.appendAsync(r, Uint8Array.of(1));
+    s.close();
+    console.log(res.settled, await f);
+  `,
+    20_000,
+  );
+  assert.equal(out.signal, null, "close hung");
+  assert.equal(out.stdout.trim(), "true 2", out.stderr);
+  using s = LogStream.open(path);
+  const [r] = s.regions();
+  // the cancelled reservation is padding; the append is there
+  assert.deepEqual(dump(s, r), [[2, [1]]]);
 });
