@@ -540,10 +540,15 @@ export class LogStream implements Disposable {
    * behind them commit only then), wait for its appends in flight,
    * persist everything committed; the last open in the process records
    * the stream as cleanly closed. Idempotent.
+   *
+   * @throws {PmemError} code -35 (EDEADLK) when an append of this stream
+   *   in flight is behind a reservation of another open of the file in
+   *   this thread (publish or cancel it first): the stream stays open
    */
   close(): void {
     const core = this.#core;
     if (core === null) return;
+    this.#writes.checkClose();
     let failure: unknown;
     try {
       this.#writes.drain();

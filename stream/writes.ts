@@ -249,6 +249,30 @@ export class Writes {
   }
 
   /**
+   * Before close changes anything: throw EDEADLK when an append of this
+   * open in flight is behind a reservation of another open of the stream
+   * in this isolate (close would wait for it forever).
+   */
+  checkClose(): void {
+    const core = this.#core;
+    if (core.reservations <= this.#reservations.size) return;
+    const ours = new Set<number>();
+    for (const res of this.#reservations) ours.add(res.timestamp);
+    let oldest = Infinity;
+    for (const ts of core.ownedReservations()) {
+      if (!ours.has(ts)) {
+        oldest = ts;
+        break;
+      }
+    }
+    for (const f of this.#inflight.pending()) {
+      if ((f as StreamAppendFuture).timestamp > oldest) {
+        throw deadlock("close", oldest);
+      }
+    }
+  }
+
+  /**
    * At close: cancel the reservations not published, wait for the
    * appends in flight, persist everything committed. Cancelled first:
    * an append behind a reservation commits only once it is settled, and

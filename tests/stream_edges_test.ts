@@ -175,3 +175,37 @@ test("`close()` with a reservation outstanding and an `appendAsync()` behind it 
   // the cancelled reservation is padding; the append is there
   assert.deepEqual(dump(s, r), [[2, [1]]]);
 });
+
+test("`close()` of one open whose append waits for another open's reservation throws EDEADLK and stays open", () => {
+  // two opens of a file in one thread share its timestamps: close waited
+  // for its append, which waited for the other open's reservation, which
+  // nothing could publish while close blocked the thread
+  const path = tempPath();
+  const out = runScript(
+    `
+    import { LogStream } from "@root/stream/mod.ts";
+    const path = ${JSON.stringify(path)};
+    const a = LogStream.create(path, { size: 1 << 20 });
+    const b = LogStream.open(path);
+    const res = a.reserve(a.allocateRegion(4096), 4);
+    const f = b.appendAsync(b.regions()[0], Uint8Array.of(1));
+    try {
+      b.close();
+    } catch (e) {
+      console.log(e.constructor.name, e.code, b.closed);
+    }
+    a.publish(res);
+    b.close();
+    console.log(await f);
+    a.close();
+  `,
+    20_000,
+  );
+  assert.equal(out.signal, null, "close hung");
+  assert.equal(out.stdout.trim(), "PmemError -35 false\n2", out.stderr);
+  using s = LogStream.open(path);
+  assert.deepEqual(
+    [...s.entries(s.regions()[0])].map((e) => e.timestamp),
+    [1, 2],
+  );
+});
