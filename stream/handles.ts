@@ -10,7 +10,7 @@
  */
 import { ClosedError } from "../errors/mod.ts";
 import type { LogCore } from "./core.ts";
-import { Region, type RegionSource } from "./region.ts";
+import { MINT, Region, type RegionSource } from "./region.ts";
 import { REGION_ALLOCATED } from "./shared.ts";
 import type { LogStream } from "./stream.ts";
 
@@ -54,7 +54,7 @@ export class RegionHandles implements RegionSource {
     const gen = this.#live("regions").shared.generation(k);
     let r = this.#handles.get(k);
     if (r === undefined || r.generation !== gen) {
-      r = new Region(this.#stream, this, k, gen);
+      r = new Region(MINT, this.#stream, this, k, gen);
       this.#handles.set(k, r);
     }
     return r;

@@ -11,6 +11,13 @@ import type { Reserved } from "./core.ts";
 import type { LogStream } from "./stream.ts";
 
 let reservedOf: (r: Reservation) => Reserved | undefined;
+
+/**
+ * Passed by the stream to {@linkcode Region}'s constructor, which refuses
+ * a call without it: a handle made elsewhere would reach the stream's
+ * tables with a slot number it never checked. Internal.
+ */
+export const MINT: unique symbol = Symbol("asyncpmem.region");
 let settleReservation: (r: Reservation) => void;
 
 /** The place a reservation holds; undefined once settled. Internal. */
@@ -73,11 +80,17 @@ export class Region {
 
   /** Made by the stream only. @internal */
   constructor(
+    mint: typeof MINT,
     stream: LogStream,
     source: RegionSource,
     id: number,
     generation: number,
   ) {
+    if (mint !== MINT) {
+      throw new TypeError(
+        "Cannot construct Region: regions are made by LogStream.allocateRegion",
+      );
+    }
     this.stream = stream;
     this.#source = source;
     this.#id = id;

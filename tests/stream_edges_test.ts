@@ -3,7 +3,7 @@
 // used after they are spent, iteration and walks under close, and the
 // errors bad input gets (typed, before anything is written).
 import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
-import { LogStream, PmemLog, type Region } from "../stream/mod.ts";
+import { LogStream, PmemLog, Region } from "../stream/mod.ts";
 import { assert, moverTest, runScript, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
@@ -208,4 +208,24 @@ test("`close()` of one open whose append waits for another open's reservation th
     [...s.entries(s.regions()[0])].map((e) => e.timestamp),
     [1, 2],
   );
+});
+
+test("a `Region` not made by the stream is refused at construction", () => {
+  // the class is exported (for instanceof) and its constructor was
+  // callable: a handle naming a slot the stream never checked passed the
+  // append's "a Region of this stream" test and reached its tables (a
+  // RangeError from Atomics, or an EDEADLK naming another entry)
+  using s = LogStream.create(tempPath(), { size: MiB });
+  s.allocateRegion(4096);
+  const source = { size: () => 0, used: () => 0, alive: () => true };
+  const Ctor = Region as unknown as new (...a: unknown[]) => Region;
+  for (const id of [0, 1e6, 0.5]) {
+    assert.throws(
+      () => new Ctor(s, source, id, 1),
+      new TypeError(
+        "Cannot construct Region: regions are made by LogStream.allocateRegion",
+      ),
+    );
+  }
+  assert.ok(s.regions()[0] instanceof Region);
 });
