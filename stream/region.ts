@@ -13,9 +13,10 @@ import type { LogStream } from "./stream.ts";
 let reservedOf: (r: Reservation) => Reserved | undefined;
 
 /**
- * Passed by the stream to {@linkcode Region}'s constructor, which refuses
- * a call without it: a handle made elsewhere would reach the stream's
- * tables with a slot number it never checked. Internal.
+ * Passed by the stream to the constructors of {@linkcode Region} and
+ * {@linkcode Reservation}, which refuse a call without it: a handle made
+ * elsewhere would reach the stream's tables with a slot it never checked,
+ * or have a header written where it says. Internal.
  */
 export const MINT: unique symbol = Symbol("asyncpmem.region");
 let settleReservation: (r: Reservation) => void;
@@ -157,11 +158,17 @@ export class Reservation {
 
   /** Made by the stream only. @internal */
   constructor(
+    mint: typeof MINT,
     stream: LogStream,
     region: Region,
     reserved: Reserved,
     data: Uint8Array,
   ) {
+    if (mint !== MINT) {
+      throw new TypeError(
+        "Cannot construct Reservation: reservations are made by LogStream.reserve",
+      );
+    }
     this.#stream = stream;
     this.#reserved = reserved;
     this.#region = region;

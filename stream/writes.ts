@@ -33,6 +33,7 @@ import {
   isDetached,
 } from "./options.ts";
 import {
+  MINT,
   type Region,
   Reservation,
   reservationPlace,
@@ -146,6 +147,7 @@ export class Writes {
     const res = reserveRoom(core, k, region.generation, n, op);
     core.own(res.ts, RESERVATION);
     const out = new Reservation(
+      MINT,
       stream,
       region,
       res,

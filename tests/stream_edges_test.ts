@@ -3,7 +3,7 @@
 // used after they are spent, iteration and walks under close, and the
 // errors bad input gets (typed, before anything is written).
 import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
-import { LogStream, PmemLog, Region } from "../stream/mod.ts";
+import { LogStream, PmemLog, Region, Reservation } from "../stream/mod.ts";
 import { assert, moverTest, runScript, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
@@ -228,4 +228,26 @@ test("a `Region` not made by the stream is refused at construction", () => {
     );
   }
   assert.ok(s.regions()[0] instanceof Region);
+});
+
+test("a `Reservation` not made by the stream is refused at construction; the file stays intact", () => {
+  // a hand-made Reservation was published as one: its header was written
+  // where it said (here over the file's own header), and the stream could
+  // not be opened again
+  const path = tempPath();
+  {
+    using s = LogStream.create(path, { size: MiB });
+    const r = s.allocateRegion(4096);
+    s.append(r, Uint8Array.of(1));
+    const Ctor = Reservation as unknown as new (...a: unknown[]) => Reservation;
+    const place = { ts: 2, region: 0, pos: 0, at: 0, length: 4 };
+    assert.throws(
+      () => new Ctor(s, r, place, new Uint8Array(4)),
+      new TypeError(
+        "Cannot construct Reservation: reservations are made by LogStream.reserve",
+      ),
+    );
+  }
+  using s = LogStream.open(path);
+  assert.deepEqual(dump(s, s.regions()[0]), [[1, [1]]]);
 });
