@@ -444,7 +444,9 @@ export class PmemLog implements Disposable {
    * views of the mapping, each valid during the call. With `chunkSize` 0
    * it is called once with all the data (even when there is none); else
    * with consecutive chunks of `chunkSize` bytes (the last may be
-   * shorter). A falsy return stops the walk.
+   * shorter). A falsy return stops the walk. It covers what the log held
+   * when it began (appends made by the callback are not walked), and never
+   * goes past the write offset (a rewind by the callback cuts it short).
    */
   walk(chunkSize: number, callback: (chunk: Uint8Array) => unknown): void {
     const op = "walk";
@@ -453,14 +455,18 @@ export class PmemLog implements Disposable {
     if (typeof callback !== "function") {
       throw new TypeError(`Cannot ${op}: callback must be a function`);
     }
-    const end = media.read64(WRITE_OFFSET_AT);
+    let end = media.read64(WRITE_OFFSET_AT);
     if (size === 0) {
       callback(media.bytes(LOG_START, end - LOG_START));
       return;
     }
     for (let at = LOG_START; at < end; at += size) {
-      // the callback may have closed the log: its mapping is gone
-      if (at > LOG_START) this.#live(op);
+      if (at > LOG_START) {
+        // the callback may have closed the log (its mapping is gone) or
+        // rewound it (what lies past the write offset is not the log's)
+        end = Math.min(end, this.#live(op).read64(WRITE_OFFSET_AT));
+        if (at >= end) return;
+      }
       if (!callback(media.bytes(at, Math.min(size, end - at)))) return;
     }
   }

@@ -251,3 +251,28 @@ test("a `Reservation` not made by the stream is refused at construction; the fil
   using s = LogStream.open(path);
   assert.deepEqual(dump(s, s.regions()[0]), [[1, [1]]]);
 });
+
+test("`PmemLog.walk()` whose callback rewinds the log yields nothing past the new end", () => {
+  // the walk's end was read once: after a rewind in the callback it went
+  // on handing out bytes the log no longer held
+  using log = PmemLog.create(tempPath(), { poolSize: 2 * MiB });
+  log.append(new Uint8Array(100).fill(1));
+  const chunks: number[] = [];
+  log.walk(10, (chunk) => {
+    chunks.push(chunk.length);
+    if (chunks.length === 2) log.rewind();
+    return true;
+  });
+  assert.deepEqual(chunks, [10, 10]);
+  assert.equal(log.tell(), 0);
+  // appends made by the callback are not walked
+  log.append(new Uint8Array(20));
+  let seen = 0;
+  log.walk(10, (chunk) => {
+    seen += chunk.length;
+    log.append(new Uint8Array(10));
+    return true;
+  });
+  assert.equal(seen, 20);
+  assert.equal(log.tell(), 40);
+});
