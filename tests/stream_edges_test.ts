@@ -276,3 +276,62 @@ test("`PmemLog.walk()` whose callback rewinds the log yields nothing past the ne
   assert.equal(seen, 20);
   assert.equal(log.tell(), 40);
 });
+
+test("spent handles get typed errors: a reservation published twice, after close, entries and views after close", () => {
+  // pins the contract: a handle used after it is spent is a TypeError or
+  // ClosedError, and views into a closed stream read as empty instead of
+  // reaching unmapped memory
+  const s = LogStream.create(tempPath(), { size: MiB });
+  const r = s.allocateRegion(4096);
+  const res = s.reserve(r, 4);
+  res.data.set([1, 2, 3, 4]);
+  const ts = s.publish(res);
+  const spent = /not an outstanding reservation of this stream/;
+  assert.throws(() => s.publish(res), spent);
+  assert.throws(() => s.cancel(res), spent);
+  const other = LogStream.create(tempPath(), { size: MiB });
+  const theirs = other.reserve(other.allocateRegion(4096), 1);
+  assert.throws(() => s.publish(theirs), spent);
+  assert.throws(() => s.append(other.regions()[0], Uint8Array.of(1)), {
+    name: "TypeError",
+    message: "Cannot append: region must be a Region of this stream",
+  });
+  other.close();
+  const open = s.reserve(r, 8);
+  const it = s.entries(r);
+  const [entry] = [...s.entries(r)];
+  assert.deepEqual([...entry.data], [1, 2, 3, 4]);
+  s[Symbol.dispose]();
+  s[Symbol.dispose](); // idempotent
+  assert.equal(open.settled, true, "close cancelled it");
+  assert.equal(open.data.length, 0);
+  assert.equal(entry.data.length, 0);
+  assert.throws(() => it.next(), ClosedError);
+  assert.throws(() => s.publish(open), ClosedError);
+  assert.throws(() => s.waitCommitted(ts), ClosedError);
+  assert.throws(() => s.follow(r), ClosedError);
+  assert.throws(() => s.truncate(r, ts), ClosedError);
+  assert.throws(() => s.freeRegion(r), ClosedError);
+});
+
+test("a follower waiting for entries ends when its region is freed or the stream closes", async () => {
+  // pins the contract: a waiting follower neither hangs nor throws when
+  // what it follows goes away, and never yields from a reused slot
+  using s = LogStream.create(tempPath(), { size: MiB });
+  const r = s.allocateRegion(4096);
+  s.append(r, Uint8Array.of(1));
+  const it = s.follow(r);
+  assert.equal((await it.next()).value?.timestamp, 1);
+  const waiting = it.next();
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  s.freeRegion(r);
+  // the slot again, with an entry: not the followed region's
+  const again = s.allocateRegion(4096);
+  s.append(again, Uint8Array.of(2));
+  assert.deepEqual(await waiting, { value: undefined, done: true });
+  const second = s.follow(again, { from: 3 });
+  const pending = second.next();
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  s.close();
+  assert.deepEqual(await pending, { value: undefined, done: true });
+});
