@@ -335,3 +335,24 @@ test("a follower waiting for entries ends when its region is freed or the stream
   s.close();
   assert.deepEqual(await pending, { value: undefined, done: true });
 });
+
+test("a full region table and a region with a reservation in it are refused typed, and nothing changes", () => {
+  // pins the contract: OutOfSpaceError when no slot is free, EBUSY for a
+  // free while an entry of the region is reserved (the region keeps
+  // working), and the refused calls leave the table as it was
+  using s = LogStream.create(tempPath(), { size: MiB, regionSlots: 2 });
+  const a = s.allocateRegion(4096);
+  const b = s.allocateRegion(4096);
+  assert.throws(() => s.allocateRegion(4096), OutOfSpaceError);
+  const res = s.reserve(a, 4);
+  assert.throws(
+    () => s.freeRegion(a),
+    (e) => e instanceof PmemError && e.code === -16 && e.op === "freeRegion",
+  );
+  assert.equal(a.freed, false);
+  const ts = s.publish(res);
+  assert.deepEqual(dump(s, a), [[ts, [0, 0, 0, 0]]]);
+  s.freeRegion(b);
+  assert.deepEqual(s.regions(), [a]);
+  assert.equal(s.allocateRegion(4096).id, b.id);
+});
