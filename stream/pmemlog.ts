@@ -389,11 +389,11 @@ export class PmemLog implements Disposable {
   }
 
   /**
-   * Append through the log's mover. Its place is taken when the future is
-   * first polled (appends take effect in the order they are first
-   * polled); the copy starts with every append polled in the same sweep
-   * (one mover batch), and appends whose copies completed together are
-   * made durable together (one persist of their data, one of the write
+   * Append through the log's mover. Appends take effect in the order
+   * they are first polled: the appends polled in one sweep take their
+   * places together, with their data's length then, and their copies
+   * start as one mover batch; appends whose copies completed together
+   * are made durable together (one persist of their data, one of the write
    * offset). Resolves with the entry's offset in the log (`tell()` before
    * it). Should the mover fail, the copy is made on this thread instead:
    * a log has no holes.

@@ -356,3 +356,26 @@ test("a full region table and a region with a reservation in it are refused type
   assert.deepEqual(s.regions(), [a]);
   assert.equal(s.allocateRegion(4096).id, b.id);
 });
+
+moverTest(
+  "`PmemLog.appendAsync()` of data resized after its first poll appends it whole, and the next append follows it",
+  async (mover) => {
+    // the place was taken at the first poll and the copy made at the next,
+    // with the data's length then: grown data was copied over the next
+    // append's place (then overwritten by it), shrunk data left stale
+    // bytes of the log inside the append
+    using log = PmemLog.create(tempPath(), { poolSize: 2 * MiB, mover });
+    const buf = new ArrayBuffer(4, { maxByteLength: 64 });
+    new Uint8Array(buf).fill(1);
+    const f = log.appendAsync(new Uint8Array(buf));
+    const g = log.appendAsync(Uint8Array.of(2, 2));
+    assert.equal(f.poll(), "running"); // queued: its place is not taken
+    buf.resize(16);
+    new Uint8Array(buf).fill(3);
+    assert.deepEqual(await Promise.all([f, g]), [0, 16]);
+    assert.equal(log.tell(), 18);
+    const all: number[] = [];
+    log.walk(0, (chunk) => all.push(...chunk));
+    assert.deepEqual(all, [...Array(16).fill(3), 2, 2]);
+  },
+);
