@@ -46,10 +46,10 @@ export interface LogEntry {
 
 /** What a region handle reads from its stream. Internal. */
 export interface RegionSource {
-  /** Bytes of region `k`'s space. */
-  size(k: number): number;
+  /** Bytes of region `k`'s space (generation `gen`, else ClosedError). */
+  size(k: number, gen: number): number;
   /** Bytes its entries take (headers and padding included). */
-  used(k: number): number;
+  used(k: number, gen: number): number;
   /** Whether slot `k` still holds generation `gen`. */
   alive(k: number, gen: number): boolean;
 }
@@ -111,7 +111,7 @@ export class Region {
 
   /** Bytes of the region's space (a multiple of the block size). */
   get size(): number {
-    return this.#source.size(this.#id);
+    return this.#source.size(this.#id, this.#generation);
   }
 
   /**
@@ -120,7 +120,7 @@ export class Region {
    * to 8; 16 bytes always stay free.
    */
   get used(): number {
-    return this.#source.used(this.#id);
+    return this.#source.used(this.#id, this.#generation);
   }
 
   /** Whether the region was freed. */

@@ -379,3 +379,19 @@ moverTest(
     assert.deepEqual(all, [...Array(16).fill(3), 2, 2]);
   },
 );
+
+test("a freed region's `size` and `used` throw `ClosedError` instead of reading the region that reused its slot", () => {
+  // the getters read the slot without its generation: after a free and a
+  // new allocation they reported the new region's size and usage
+  using s = LogStream.create(tempPath(), { size: MiB });
+  const r = s.allocateRegion(4096);
+  s.freeRegion(r);
+  const again = s.allocateRegion(8192);
+  s.append(again, new Uint8Array(100));
+  assert.equal(again.id, r.id);
+  assert.equal(r.freed, true);
+  assert.throws(() => r.size, /size: region 0 \(freed\) is closed/);
+  assert.throws(() => r.used, ClosedError);
+  assert.equal(again.size, 8192);
+  assert.equal(again.used, 120);
+});
