@@ -395,3 +395,35 @@ test("a freed region's `size` and `used` throw `ClosedError` instead of reading 
   assert.equal(again.size, 8192);
   assert.equal(again.used, 120);
 });
+
+moverTest(
+  "`close()` with appends unpolled, queued, copying and aborted keeps every live one, in order",
+  (mover) => {
+    // pins the contract: close drives each append of the stream to the
+    // end whatever its stage, and an append aborted before its copy is
+    // padding that holds nothing back
+    const path = tempPath();
+    const s = LogStream.create(path, { size: MiB, mover });
+    const r = s.allocateRegion(64 << 10);
+    const controller = new AbortController();
+    const fs = [
+      s.appendAsync(r, Uint8Array.of(1)),
+      s.appendAsync(r, Uint8Array.of(2), { signal: controller.signal }),
+      s.appendAsync(r, Uint8Array.of(3)),
+      s.appendAsync(r, Uint8Array.of(4)),
+    ];
+    controller.abort();
+    fs[2].poll(); // queued
+    fs[3].poll();
+    fs[3].poll(); // its copy started (with the queued one)
+    s.close();
+    assert.deepEqual(fs.map((f) => f.state), [
+      "complete",
+      "failed",
+      "complete",
+      "complete",
+    ]);
+    using t = LogStream.open(path);
+    assert.deepEqual(dump(t, t.regions()[0]), [[1, [1]], [3, [3]], [4, [4]]]);
+  },
+);
