@@ -72,8 +72,16 @@ export class CopyScheduler {
     for (const f of queued) {
       const data = f.data;
       if (data === undefined || !f.queued) continue; // settled meanwhile
-      members.push(f);
       const n = data.byteLength;
+      if (n !== f.length) {
+        // detached or resized since the append was made: the place holds
+        // the old length, so a longer copy would overwrite what follows
+        // (another entry, another region) and a shorter one leave stale
+        // bytes in the entry
+        f.fail(changedData(f.length, n));
+        continue;
+      }
+      members.push(f);
       if (n === 0) continue;
       const at = f.at + ENTRY_HEADER;
       if (whole !== undefined) {
@@ -102,6 +110,13 @@ export class CopyScheduler {
       for (const f of copy.members) f.copiedOk();
     }
   }
+}
+
+/** The error of an append whose data changed size before its copy. */
+function changedData(length: number, now: number): TypeError {
+  return new TypeError(
+    `Cannot appendAsync: data changed from ${length} to ${now} bytes (detached or resized) before its copy started; nothing was written`,
+  );
 }
 
 // stages of an append
@@ -180,6 +195,11 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
   /** The bytes to copy (undefined once settled). @internal */
   get data(): Uint8Array | undefined {
     return this.#data;
+  }
+
+  /** Bytes of data reserved. @internal */
+  get length(): number {
+    return this.#res.length;
   }
 
   /** File offset of the entry's header. @internal */

@@ -10,7 +10,7 @@
  */
 import { ClosedError } from "../errors/mod.ts";
 import type { LogCore } from "./core.ts";
-import { Region, type RegionSource } from "./region.ts";
+import { MINT, Region, type RegionSource } from "./region.ts";
 import { REGION_ALLOCATED } from "./shared.ts";
 import type { LogStream } from "./stream.ts";
 
@@ -31,14 +31,25 @@ export class RegionHandles implements RegionSource {
     return core;
   }
 
+  /** The engine, when slot `k` still holds generation `gen`. */
+  #held(k: number, gen: number, op: string): LogCore {
+    const core = this.#live(op);
+    const s = core.shared;
+    if (s.regionState(k) !== REGION_ALLOCATED || s.generation(k) !== gen) {
+      // else a freed handle reads the region that reused its slot
+      throw new ClosedError(`region ${k} (freed)`, op);
+    }
+    return core;
+  }
+
   /** Bytes of region `k`'s space. */
-  size(k: number): number {
-    return this.#live("size").shared.size(k);
+  size(k: number, gen: number): number {
+    return this.#held(k, gen, "size").shared.size(k);
   }
 
   /** Bytes region `k`'s entries take. */
-  used(k: number): number {
-    const s = this.#live("used").shared;
+  used(k: number, gen: number): number {
+    const s = this.#held(k, gen, "used").shared;
     return s.tail(k) - s.head(k);
   }
 
@@ -54,7 +65,7 @@ export class RegionHandles implements RegionSource {
     const gen = this.#live("regions").shared.generation(k);
     let r = this.#handles.get(k);
     if (r === undefined || r.generation !== gen) {
-      r = new Region(this.#stream, this, k, gen);
+      r = new Region(MINT, this.#stream, this, k, gen);
       this.#handles.set(k, r);
     }
     return r;

@@ -10,6 +10,7 @@ import { checkOpenArgs, notSize } from "../ffi/validate.ts";
 import type { FutureOptions } from "../future/future.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import type { Level } from "./core.ts";
+import type { FollowOptions } from "./iterate.ts";
 import {
   alignUp,
   MAX_BLOCK_SIZE,
@@ -209,5 +210,38 @@ export function checkMover(
     typeof (mover as Vdm | null)?.batch !== "function"
   ) {
     throw new TypeError(`Cannot ${op} ${what}: mover must implement Vdm`);
+  }
+}
+
+/** Whether `data`'s buffer was detached (transferred). */
+export function isDetached(data: Uint8Array): boolean {
+  return (data.buffer as { detached?: boolean }).detached === true;
+}
+
+/** The error of data whose buffer was detached. */
+export function detachedData(op: string): TypeError {
+  return new TypeError(
+    `Cannot ${op}: data's buffer is detached (transferred); nothing was written`,
+  );
+}
+
+/**
+ * Check {@linkcode LogStream.follow}'s options (a follower with a level
+ * it does not know, or a signal it cannot listen to, would fail later,
+ * inside the iteration, or silently follow the wrong level).
+ */
+export function checkFollowOptions(options: unknown, op: string): void {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`Cannot ${op}: options must be an object`);
+  }
+  const { from, level, signal } = options as FollowOptions;
+  if (from !== undefined) checkInt(from, "from", op);
+  if (level !== undefined && level !== "committed" && level !== "persisted") {
+    throw new TypeError(
+      `Cannot ${op}: level must be "committed" or "persisted"`,
+    );
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(`Cannot ${op}: signal must be an AbortSignal`);
   }
 }

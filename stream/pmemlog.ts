@@ -32,7 +32,7 @@ import {
   WRITE_OFFSET_AT,
 } from "./pmemlog_format.ts";
 import { StreamMedia } from "./media.ts";
-import { checkInt, checkMover } from "./options.ts";
+import { checkInt, checkMover, detachedData, isDetached } from "./options.ts";
 import { checkOpenArgs } from "../ffi/validate.ts";
 import { LogAppender } from "./pmemlog_async.ts";
 
@@ -313,6 +313,7 @@ export class PmemLog implements Disposable {
       if (!(b instanceof Uint8Array)) {
         throw new TypeError(`Cannot ${op}: data must be Uint8Arrays`);
       }
+      if (b.byteLength === 0 && isDetached(b)) throw detachedData(op);
       n += b.byteLength;
     }
     return n;
@@ -388,11 +389,11 @@ export class PmemLog implements Disposable {
   }
 
   /**
-   * Append through the log's mover. Its place is taken when the future is
-   * first polled (appends take effect in the order they are first
-   * polled); the copy starts with every append polled in the same sweep
-   * (one mover batch), and appends whose copies completed together are
-   * made durable together (one persist of their data, one of the write
+   * Append through the log's mover. Appends take effect in the order
+   * they are first polled: the appends polled in one sweep take their
+   * places together, with their data's length then, and their copies
+   * start as one mover batch; appends whose copies completed together
+   * are made durable together (one persist of their data, one of the write
    * offset). Resolves with the entry's offset in the log (`tell()` before
    * it). Should the mover fail, the copy is made on this thread instead:
    * a log has no holes.
@@ -443,7 +444,9 @@ export class PmemLog implements Disposable {
    * views of the mapping, each valid during the call. With `chunkSize` 0
    * it is called once with all the data (even when there is none); else
    * with consecutive chunks of `chunkSize` bytes (the last may be
-   * shorter). A falsy return stops the walk.
+   * shorter). A falsy return stops the walk. It covers what the log held
+   * when it began (appends made by the callback are not walked), and never
+   * goes past the write offset (a rewind by the callback cuts it short).
    */
   walk(chunkSize: number, callback: (chunk: Uint8Array) => unknown): void {
     const op = "walk";
@@ -452,12 +455,18 @@ export class PmemLog implements Disposable {
     if (typeof callback !== "function") {
       throw new TypeError(`Cannot ${op}: callback must be a function`);
     }
-    const end = media.read64(WRITE_OFFSET_AT);
+    let end = media.read64(WRITE_OFFSET_AT);
     if (size === 0) {
       callback(media.bytes(LOG_START, end - LOG_START));
       return;
     }
     for (let at = LOG_START; at < end; at += size) {
+      if (at > LOG_START) {
+        // the callback may have closed the log (its mapping is gone) or
+        // rewound it (what lies past the write offset is not the log's)
+        end = Math.min(end, this.#live(op).read64(WRITE_OFFSET_AT));
+        if (at >= end) return;
+      }
       if (!callback(media.bytes(at, Math.min(size, end - at)))) return;
     }
   }

@@ -1,9 +1,9 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
  * {@linkcode LogAppender}: the asynchronous appends of a libpmemlog-format
- * log. A future takes its place in the log when first polled; the copies
- * of the appends polled in one sweep of the executor start as one batch
- * of the mover; the appends at the head of the queue whose copies are
+ * log. A future is queued when first polled; the appends polled in one
+ * sweep of the executor take their places in the log, in that order, and
+ * start their copies as one batch of the mover; the appends at the head of the queue whose copies are
  * done are committed together: one persist of their data, then the
  * 8-byte write offset (libpmemlog's commit point) and its persist.
  *
@@ -20,6 +20,7 @@ import { waitAll } from "../future/executor.ts";
 import type { BatchEntry, Vdm } from "../mover/vdm.ts";
 import type { StreamMedia } from "./media.ts";
 import { LOG_START, WRITE_OFFSET_AT } from "./pmemlog_format.ts";
+import { detachedData, isDetached } from "./options.ts";
 
 // stages of an append
 const WAITING = 0;
@@ -69,38 +70,52 @@ export class LogAppender {
     return f;
   }
 
-  /** Take the place of an append and queue its copy. */
-  take(data: Uint8Array): Pending {
-    const at = this.#host.take(data.byteLength);
-    const p: Pending = {
-      start: at,
-      end: at + data.byteLength,
-      data,
-      stage: WAITING,
-    };
-    this.#pending.push(p);
+  /** Queue an append: its place is taken when its copy starts. */
+  queue(data: Uint8Array): Pending {
+    const p: Pending = { start: -1, end: -1, data, stage: WAITING };
     this.#queued.push(p);
     return p;
   }
 
-  /** Start every queued copy as one mover batch. */
+  /**
+   * Take the places of the queued appends, in the order they were
+   * queued, and start their copies as one mover batch. The place and the
+   * copy are made together, with the data's length then: data resized or
+   * detached after its place was taken would be copied short (stale
+   * bytes in the log) or long (over the next append's place).
+   */
   startAll(): void {
     const queued = this.#queued;
     this.#queued = [];
     if (queued.length === 0) return;
     const media = this.#host.media;
     const ops: BatchEntry[] = [];
+    const started: Pending[] = [];
     for (const p of queued) {
-      if (p.data.byteLength > 0) media.copyOps(p.start, p.data, ops);
+      const n = p.data.byteLength;
+      try {
+        // detached since the call: an empty append would stand for it
+        if (n === 0 && isDetached(p.data)) throw detachedData("appendAsync");
+        p.start = this.#host.take(n);
+      } catch (e) {
+        p.stage = FAILED;
+        p.error = e;
+        continue;
+      }
+      p.end = p.start + n;
+      this.#pending.push(p);
+      started.push(p);
+      if (n > 0) media.copyOps(p.start, p.data, ops);
     }
+    if (started.length === 0) return;
     let copy: Future<void> | undefined;
     try {
       copy = this.#host.mover.batch(ops);
     } catch {
       // the mover refused (closed): copy here
-      for (const p of queued) media.set(p.start, p.data);
+      for (const p of started) media.set(p.start, p.data);
     }
-    for (const p of queued) {
+    for (const p of started) {
       p.stage = copy === undefined ? COPIED : COPYING;
       p.copy = copy;
     }
@@ -169,7 +184,7 @@ class LogAppendFuture extends Future<number> {
 
   protected step(ctx: PollContext): Step<number> {
     if (this.#p === undefined) {
-      this.#p = this.#log.take(this.#data!);
+      this.#p = this.#log.queue(this.#data!);
       // yield once, so the appends polled after this one copy with it
       ctx.pollSoon?.();
       return PENDING;

@@ -11,6 +11,14 @@ import type { Reserved } from "./core.ts";
 import type { LogStream } from "./stream.ts";
 
 let reservedOf: (r: Reservation) => Reserved | undefined;
+
+/**
+ * Passed by the stream to the constructors of {@linkcode Region} and
+ * {@linkcode Reservation}, which refuse a call without it: a handle made
+ * elsewhere would reach the stream's tables with a slot it never checked,
+ * or have a header written where it says. Internal.
+ */
+export const MINT: unique symbol = Symbol("asyncpmem.region");
 let settleReservation: (r: Reservation) => void;
 
 /** The place a reservation holds; undefined once settled. Internal. */
@@ -30,17 +38,18 @@ export interface LogEntry {
   /**
    * Its data: a zero-copy view of the stream's mapping. Copy it to keep
    * it past a truncation or free of its region, or the stream's close
-   * (which detaches it).
+   * (which detaches it). Read it only: a write changes the durable entry
+   * behind its checksum, and the next open refuses the file.
    */
   readonly data: Uint8Array;
 }
 
 /** What a region handle reads from its stream. Internal. */
 export interface RegionSource {
-  /** Bytes of region `k`'s space. */
-  size(k: number): number;
+  /** Bytes of region `k`'s space (generation `gen`, else ClosedError). */
+  size(k: number, gen: number): number;
   /** Bytes its entries take (headers and padding included). */
-  used(k: number): number;
+  used(k: number, gen: number): number;
   /** Whether slot `k` still holds generation `gen`. */
   alive(k: number, gen: number): boolean;
 }
@@ -73,11 +82,17 @@ export class Region {
 
   /** Made by the stream only. @internal */
   constructor(
+    mint: typeof MINT,
     stream: LogStream,
     source: RegionSource,
     id: number,
     generation: number,
   ) {
+    if (mint !== MINT) {
+      throw new TypeError(
+        "Cannot construct Region: regions are made by LogStream.allocateRegion",
+      );
+    }
     this.stream = stream;
     this.#source = source;
     this.#id = id;
@@ -96,7 +111,7 @@ export class Region {
 
   /** Bytes of the region's space (a multiple of the block size). */
   get size(): number {
-    return this.#source.size(this.#id);
+    return this.#source.size(this.#id, this.#generation);
   }
 
   /**
@@ -105,7 +120,7 @@ export class Region {
    * to 8; 16 bytes always stay free.
    */
   get used(): number {
-    return this.#source.used(this.#id);
+    return this.#source.used(this.#id, this.#generation);
   }
 
   /** Whether the region was freed. */
@@ -144,11 +159,17 @@ export class Reservation {
 
   /** Made by the stream only. @internal */
   constructor(
+    mint: typeof MINT,
     stream: LogStream,
     region: Region,
     reserved: Reserved,
     data: Uint8Array,
   ) {
+    if (mint !== MINT) {
+      throw new TypeError(
+        "Cannot construct Reservation: reservations are made by LogStream.reserve",
+      );
+    }
     this.#stream = stream;
     this.#reserved = reserved;
     this.#region = region;
@@ -181,7 +202,13 @@ export class Reservation {
     return this.#region;
   }
 
-  /** The entry's data, in the stream's mapping: write it in place. */
+  /**
+   * The entry's data, in the stream's mapping: write it in place, before
+   * publishing. After {@linkcode LogStream.publish} or
+   * {@linkcode LogStream.cancel} it still views the entry (close detaches
+   * it): a write then changes a durable entry behind its checksum, and
+   * the next open refuses the file.
+   */
   get data(): Uint8Array {
     return this.#data;
   }

@@ -19,6 +19,7 @@ import { follow, type FollowOptions, SnapshotIterator } from "./iterate.ts";
 import {
   type AppendOptions,
   checkCreateOptions,
+  checkFollowOptions,
   checkInt,
   checkOpenOptions,
   checkSize,
@@ -494,9 +495,10 @@ export class LogStream implements Disposable {
     region: Region,
     options: FollowOptions = {},
   ): AsyncIterableIterator<LogEntry> {
-    const k = this.#regions.slot(region, "follow");
+    const op = "follow";
+    const k = this.#regions.slot(region, op);
     const gen = region.generation;
-    if (options.from !== undefined) checkInt(options.from, "from", "follow");
+    checkFollowOptions(options, op);
     return follow(
       this.#core!,
       k,
@@ -534,13 +536,19 @@ export class LogStream implements Disposable {
   }
 
   /**
-   * Close: wait for this stream's appends in flight, cancel its
-   * reservations not published, persist everything committed; the last
-   * open in the process records the stream as cleanly closed. Idempotent.
+   * Close: cancel this stream's reservations not published (appends
+   * behind them commit only then), wait for its appends in flight,
+   * persist everything committed; the last open in the process records
+   * the stream as cleanly closed. Idempotent.
+   *
+   * @throws {PmemError} code -35 (EDEADLK) when an append of this stream
+   *   in flight is behind a reservation of another open of the file in
+   *   this thread (publish or cancel it first): the stream stays open
    */
   close(): void {
     const core = this.#core;
     if (core === null) return;
+    this.#writes.checkClose();
     let failure: unknown;
     try {
       this.#writes.drain();

@@ -26,8 +26,14 @@ import {
   WaitFuture,
 } from "./futures.ts";
 import { ENTRY_HEADER, entryTotal, MAX_ENTRY } from "./layout.ts";
-import { type AppendOptions, checkInt } from "./options.ts";
 import {
+  type AppendOptions,
+  checkInt,
+  detachedData,
+  isDetached,
+} from "./options.ts";
+import {
+  MINT,
   type Region,
   Reservation,
   reservationPlace,
@@ -60,7 +66,11 @@ export function checkData(
   if (!(data instanceof Uint8Array)) {
     throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
   }
-  checkLength(core, data.byteLength, k, op);
+  const n = data.byteLength;
+  // a view of a transferred buffer reads as empty: an empty entry would
+  // stand for data that was never written (asked only of empty data)
+  if (n === 0 && isDetached(data)) throw detachedData(op);
+  checkLength(core, n, k, op);
   return data;
 }
 
@@ -137,6 +147,7 @@ export class Writes {
     const res = reserveRoom(core, k, region.generation, n, op);
     core.own(res.ts, RESERVATION);
     const out = new Reservation(
+      MINT,
       stream,
       region,
       res,
@@ -240,18 +251,37 @@ export class Writes {
   }
 
   /**
-   * At close: wait for the appends in flight, cancel the reservations
-   * not published, persist everything committed.
+   * Before close changes anything: throw EDEADLK when an append of this
+   * open in flight is behind a reservation of another open of the stream
+   * in this isolate (close would wait for it forever).
+   */
+  checkClose(): void {
+    const core = this.#core;
+    if (core.reservations <= this.#reservations.size) return;
+    const ours = new Set<number>();
+    for (const res of this.#reservations) ours.add(res.timestamp);
+    let oldest = Infinity;
+    for (const ts of core.ownedReservations()) {
+      if (!ours.has(ts)) {
+        oldest = ts;
+        break;
+      }
+    }
+    for (const f of this.#inflight.pending()) {
+      if ((f as StreamAppendFuture).timestamp > oldest) {
+        throw deadlock("close", oldest);
+      }
+    }
+  }
+
+  /**
+   * At close: cancel the reservations not published, wait for the
+   * appends in flight, persist everything committed. Cancelled first:
+   * an append behind a reservation commits only once it is settled, and
+   * nothing can publish it during close.
    */
   drain(): void {
     const core = this.#core;
-    const running = this.#inflight.pending();
-    this.#inflight.clear();
-    try {
-      waitAll(running);
-    } catch {
-      // each failure is reported to its own awaiter
-    }
     for (const res of this.#reservations) {
       const r = reservationPlace(res)!;
       settleReservationOf(res);
@@ -259,6 +289,13 @@ export class Writes {
       core.disown(r.ts);
     }
     this.#reservations.clear();
+    const running = this.#inflight.pending();
+    this.#inflight.clear();
+    try {
+      waitAll(running);
+    } catch {
+      // each failure is reported to its own awaiter
+    }
     core.waitFor(core.shared.committed, "persisted", "close");
   }
 }
