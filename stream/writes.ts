@@ -203,6 +203,10 @@ export class Writes {
     options: AppendOptions | undefined,
     op: string,
   ): AppendFuture {
+    // a string or number given for the options is not taken as none
+    if (options !== undefined && (typeof options !== "object" || !options)) {
+      throw new TypeError(`Cannot ${op}: options must be an object`);
+    }
     const level = options?.level ?? "persisted";
     if (level !== "persisted" && level !== "committed") {
       throw new TypeError(

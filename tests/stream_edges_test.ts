@@ -127,6 +127,19 @@ test("`PmemLog.walk()` whose callback closes the log ends with `ClosedError`; a 
   assert.equal(kept!.length, 0);
 });
 
+test("`appendAsync()` refuses options that are not an object, with a `TypeError`", () => {
+  // a string was taken as no options at all: "committed" meant persisted
+  using s = LogStream.create(tempPath(), { size: MiB });
+  const r = s.allocateRegion(4096);
+  for (const bad of ["committed", 1, null]) {
+    assert.throws(
+      () => s.appendAsync(r, Uint8Array.of(1), bad as never),
+      new TypeError("Cannot appendAsync: options must be an object"),
+    );
+  }
+  assert.equal(s.committedTimestamp, 0);
+});
+
 test("`follow()` refuses options it cannot honour at the call, with a `TypeError`", () => {
   // a level it did not know was followed as "committed", silently; null
   // options failed with the engine's "reading 'from'"; a signal that is
