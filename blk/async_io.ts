@@ -191,11 +191,21 @@ export class WriteScheduler {
     for (const g of this.#waiting) still.push(g);
     this.#waiting = still;
     if (started.length === 0) return;
-    const copy: Copy = {
-      future: this.#copy(started),
-      groups: started,
-      seen: false,
-    };
+    let future: Future<void>;
+    try {
+      future = this.#copy(started);
+    } catch (e) {
+      // the mover refused the batch (closed, say): fail every group
+      // started with it, not only the poller's, and give back their lanes
+      // and queue places; the others would wait for a copy never made
+      for (const g of started) {
+        g.error = e;
+        g.stage = DONE;
+        for (const s of g.slots) releaseSlot(s);
+      }
+      return;
+    }
+    const copy: Copy = { future, groups: started, seen: false };
     for (const g of started) {
       g.stage = COPYING;
       g.copy = copy;
