@@ -23,7 +23,13 @@ import {
 } from "./open.ts";
 import { type Btt, layOutBtt, loadBtt } from "./btt.ts";
 import { leavePool, poolReady } from "./join.ts";
-import { arenaOf, readBlock, readManyInto } from "./reads.ts";
+import {
+  arenaOf,
+  giveLbas,
+  readBlock,
+  readManyInto,
+  takeLbas,
+} from "./reads.ts";
 import { setFlagNow, type SyncUpdateContext, writeNow } from "./sync_update.ts";
 import {
   type PoolAccess,
@@ -495,7 +501,7 @@ export class BlockPool implements Disposable {
    * @throws {ClosedError} after {@linkcode BlockPool.close}
    */
   readMany(lbas: ArrayLike<number>, into?: Uint8Array): Uint8Array {
-    const media = this.#live("readMany");
+    this.#live("readMany");
     if (
       !Array.isArray(lbas) &&
       !(ArrayBuffer.isView(lbas) && !(lbas instanceof DataView) &&
@@ -506,31 +512,45 @@ export class BlockPool implements Disposable {
       );
     }
     const n = lbas.length;
-    for (let i = 0; i < n; i++) this.#checkLba(lbas[i], "readMany");
-    const bytes = n * this.#blockSize;
-    if (into !== undefined && !(into instanceof Uint8Array)) {
-      throw new TypeError("Cannot readMany: into must be a Uint8Array");
-    }
-    if (into !== undefined && into.byteLength < bytes) {
-      throw new RangeError(
-        `Cannot readMany: into has ${into.byteLength} bytes, ${n} blocks need ${bytes}`,
+    // The LBAs are read once, into an array of our own: reading `lbas`
+    // may run code (a getter, a Proxy) that answers differently the next
+    // time, or another thread may write a shared typed array, so the
+    // lookups must use the values that were checked.
+    const checked = takeLbas(n);
+    try {
+      for (let i = 0; i < n; i++) {
+        checked[i] = this.#checkLba(lbas[i], "readMany");
+      }
+      const bytes = n * this.#blockSize;
+      if (into !== undefined && !(into instanceof Uint8Array)) {
+        throw new TypeError("Cannot readMany: into must be a Uint8Array");
+      }
+      if (into !== undefined && into.byteLength < bytes) {
+        throw new RangeError(
+          `Cannot readMany: into has ${into.byteLength} bytes, ${n} blocks need ${bytes}`,
+        );
+      }
+      const out = into ?? new Uint8Array(bytes);
+      if (n === 0) return out;
+      // (that code may have closed the pool)
+      const media = this.#live("readMany");
+      this.#adoptShared();
+      readManyInto(
+        {
+          media,
+          arenas: this.#arenas,
+          control: this.#control,
+          blockSize: this.#blockSize,
+        },
+        checked,
+        n,
+        out,
+        into !== undefined,
       );
+      return out;
+    } finally {
+      giveLbas(checked);
     }
-    const out = into ?? new Uint8Array(bytes);
-    if (n === 0) return out;
-    this.#adoptShared();
-    readManyInto(
-      {
-        media,
-        arenas: this.#arenas,
-        control: this.#control,
-        blockSize: this.#blockSize,
-      },
-      lbas,
-      out,
-      into !== undefined,
-    );
-    return out;
   }
 
   /** `read` for any arguments and pool: checks, then the arena's read. */

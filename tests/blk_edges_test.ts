@@ -3,9 +3,9 @@
 // lie about themselves, a mover that refuses work, futures never polled.
 // The tests of a bug failed (or crashed, or hung) before its fix; the
 // others pin contracts no other test states.
-import { ClosedError, type Future } from "../mod.ts";
+import { ClosedError, type Future, wait } from "../mod.ts";
 import { BlockPool } from "../blk/mod.ts";
-import { assert, moverTest, tempPath } from "./_harness.ts";
+import { assert, moverTest, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
 
@@ -60,3 +60,111 @@ moverTest(
     pool.close();
   },
 );
+
+test("`BlockPool.readMany()` reads each LBA once and uses what it checked", () => {
+  using pool = BlockPool.create(tempPath(), {
+    blockSize: 512,
+    poolSize: 24 * MiB,
+  });
+  pool.write(1, filled(512, 1));
+  pool.write(2, filled(512, 2));
+  // A Proxy (an array to Array.isArray) whose element 0 is valid when
+  // checked and out of range afterwards: the lookups read the list again,
+  // so an LBA never checked reached the map (zeros came back for block 1,
+  // or whatever the word past the map said).
+  for (const later of [1e9, -5, 2.5, 2 ** 40]) {
+    let reads = 0;
+    const lbas = new Proxy([1, 2], {
+      get(target, key, receiver) {
+        if (key === "0") return reads++ === 0 ? 1 : later;
+        return Reflect.get(target, key, receiver);
+      },
+    });
+    const out = pool.readMany(lbas);
+    assert.equal(reads, 1, "element 0 was read more than once");
+    assert.deepEqual(out.subarray(0, 512), filled(512, 1), String(later));
+    assert.deepEqual(out.subarray(512), filled(512, 2));
+  }
+  // an accessor element of a plain array, likewise
+  const list = [1, 2];
+  let calls = 0;
+  Object.defineProperty(list, 0, {
+    get: () => calls++ === 0 ? 2 : pool.blockCount + 7,
+  });
+  assert.deepEqual(pool.readMany(list).subarray(0, 512), filled(512, 2));
+});
+test("`BlockPool.readMany()` whose LBAs run code: a nested readMany, or close()", () => {
+  const pool = BlockPool.create(tempPath(), {
+    blockSize: 512,
+    poolSize: 24 * MiB,
+  });
+  pool.write(1, filled(512, 1));
+  pool.write(2, filled(512, 2));
+  // a readMany inside another's getter gets its own room for its LBAs,
+  // and neither sees the other's
+  let inner: Uint8Array | undefined;
+  const outer = pool.readMany(
+    new Proxy([1, 1], {
+      get(target, key, receiver) {
+        if (key === "1" && inner === undefined) {
+          inner = pool.readMany([2, 2, 2]);
+        }
+        return Reflect.get(target, key, receiver);
+      },
+    }),
+  );
+  assert.deepEqual(outer, filled(1024, 1));
+  assert.deepEqual(inner, filled(1536, 2));
+  // A getter that closes the pool: the read must throw ClosedError (it
+  // returned zeros, the arenas already dropped).
+  const closing = new Proxy([1, 2], {
+    get(target, key, receiver) {
+      if (key === "1") pool.close();
+      return Reflect.get(target, key, receiver);
+    },
+  });
+  assert.throws(() => pool.readMany(closing), ClosedError);
+  assert.equal(pool.closed, true);
+});
+test("a writeAsync() never polled does nothing; after close() it fails with ClosedError", () => {
+  // Futures are lazy: close() finishes what runs, and a write that never
+  // started must not start later, nor have written its block.
+  const path = tempPath();
+  const pool = BlockPool.create(path, { blockSize: 512, poolSize: 24 * MiB });
+  const idle = pool.writeAsync(3, filled(512, 3));
+  const many = pool.writeMany([{ lba: 4, data: filled(512, 4) }]);
+  pool.close();
+  assert.equal(idle.state, "idle");
+  assert.throws(() => wait(idle), ClosedError);
+  assert.throws(() => wait(many), ClosedError);
+  using again = BlockPool.open(path);
+  assert.deepEqual(again.readMany([3, 4]), new Uint8Array(1024));
+  assert.deepEqual(again.check().problems, []);
+});
+test("`BlockPool.readMany()` takes SharedArrayBuffer and resizable arrays", () => {
+  using pool = BlockPool.create(tempPath(), {
+    blockSize: 512,
+    poolSize: 24 * MiB,
+  });
+  pool.write(1, filled(512, 1));
+  // LBAs in a shared typed array, blocks into a shared array
+  const lbas = new Int32Array(new SharedArrayBuffer(8));
+  lbas.set([1, 0]);
+  const shared = new Uint8Array(new SharedArrayBuffer(1024)).fill(9);
+  pool.readMany(lbas, shared);
+  assert.deepEqual(
+    shared,
+    new Uint8Array([...filled(512, 1), ...new Uint8Array(512)]),
+  );
+  // a length-tracking view of a resizable buffer: its length is now
+  const buffer = new ArrayBuffer(1024, { maxByteLength: 4096 });
+  const tracking = new Uint8Array(buffer);
+  buffer.resize(256);
+  assert.throws(() => pool.readMany([1], tracking), RangeError);
+  assert.throws(() => pool.read(1, tracking), RangeError);
+  buffer.resize(2048);
+  assert.deepEqual(
+    pool.readMany([1], tracking).subarray(0, 512),
+    filled(512, 1),
+  );
+});
