@@ -24,6 +24,7 @@ import type { Arena, WriteTicket } from "./arena.ts";
 import { commitUpdates, type LaneUpdate } from "./commit.ts";
 import type { Media } from "./media.ts";
 import type { ReadAccess } from "./async_read.ts";
+import { byteLengthOf } from "./options.ts";
 
 /** What the futures need from their pool. */
 export interface PoolAccess extends ReadAccess {
@@ -84,7 +85,7 @@ function takeLanes(slots: Slot[]): boolean {
  */
 function changedData(slots: Slot[]): Error | undefined {
   for (const { data, arena } of slots) {
-    const n = data.byteLength;
+    const n = byteLengthOf(data);
     if (n === arena.blockSize) continue;
     return n === 0
       ? new ClosedError(

@@ -44,6 +44,8 @@ import {
   type BlockPoolCreateOptions,
   type BlockPoolOpenOptions,
   type BlockWrite,
+  byteLengthOf,
+  checkBlockData,
   checkProgress,
   lastOfEach,
   type ProgressOptions,
@@ -405,14 +407,7 @@ export class BlockPool implements Disposable {
   write(lba: number, data: Uint8Array): void {
     this.#live("write");
     this.#checkLba(lba, "write");
-    if (!(data instanceof Uint8Array)) {
-      throw new TypeError("Cannot write: data must be a Uint8Array");
-    }
-    if (data.byteLength !== this.#blockSize) {
-      throw new RangeError(
-        `Cannot write: data has ${data.byteLength} bytes, the block size is ${this.#blockSize}`,
-      );
-    }
+    checkBlockData(data, this.#blockSize, "write");
     this.#checkWritable("write");
     if (this.#arenas.length === 0) this.#layOut();
     const arena = this.#arenaOf(lba);
@@ -456,7 +451,7 @@ export class BlockPool implements Disposable {
       only !== undefined && Number.isInteger(lba) && lba >= 0 &&
       lba < this.#blockCount &&
       (into === undefined ||
-        (into instanceof Uint8Array && into.byteLength >= size))
+        (into instanceof Uint8Array && byteLengthOf(into) >= size))
     ) {
       const out = into ?? new Uint8Array(size);
       if (only.read(lba, out, size)) return out;
@@ -525,9 +520,11 @@ export class BlockPool implements Disposable {
       if (into !== undefined && !(into instanceof Uint8Array)) {
         throw new TypeError("Cannot readMany: into must be a Uint8Array");
       }
-      if (into !== undefined && into.byteLength < bytes) {
+      if (into !== undefined && byteLengthOf(into) < bytes) {
         throw new RangeError(
-          `Cannot readMany: into has ${into.byteLength} bytes, ${n} blocks need ${bytes}`,
+          `Cannot readMany: into has ${
+            byteLengthOf(into)
+          } bytes, ${n} blocks need ${bytes}`,
         );
       }
       const out = into ?? new Uint8Array(bytes);
@@ -560,9 +557,11 @@ export class BlockPool implements Disposable {
     if (into !== undefined && !(into instanceof Uint8Array)) {
       throw new TypeError("Cannot read: into must be a Uint8Array");
     }
-    if (into !== undefined && into.byteLength < size) {
+    if (into !== undefined && byteLengthOf(into) < size) {
       throw new RangeError(
-        `Cannot read: into has ${into.byteLength} bytes, the block size is ${size}`,
+        `Cannot read: into has ${
+          byteLengthOf(into)
+        } bytes, the block size is ${size}`,
       );
     }
     const out = into ?? new Uint8Array(size);
@@ -614,18 +613,6 @@ export class BlockPool implements Disposable {
     return arena;
   }
 
-  #checkData(data: unknown, op: string): Uint8Array {
-    if (!(data instanceof Uint8Array)) {
-      throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
-    }
-    if (data.byteLength !== this.#blockSize) {
-      throw new RangeError(
-        `Cannot ${op}: data has ${data.byteLength} bytes, the block size is ${this.#blockSize}`,
-      );
-    }
-    return data;
-  }
-
   /**
    * Write one block as a future: the data is copied into the lane's free
    * block by the pool's mover, then committed in one short synchronous
@@ -659,7 +646,7 @@ export class BlockPool implements Disposable {
   ): Future<void> {
     this.#live("writeAsync");
     this.#checkLba(lba, "writeAsync");
-    this.#checkData(data, "writeAsync");
+    checkBlockData(data, this.#blockSize, "writeAsync");
     this.#checkWritable("writeAsync");
     return new WriteGroupFuture(this.#access, [lba], [data], 1, options);
   }
@@ -693,7 +680,7 @@ export class BlockPool implements Disposable {
         throw new TypeError("Cannot writeMany: each entry must be an object");
       }
       lbas[i] = this.#checkLba(e.lba, "writeMany");
-      data[i] = this.#checkData(e.data, "writeMany");
+      data[i] = checkBlockData(e.data, this.#blockSize, "writeMany");
       seen.add(lbas[i]);
     }
     if (seen.size !== n) [lbas, data] = lastOfEach(lbas, data);
@@ -721,9 +708,11 @@ export class BlockPool implements Disposable {
       if (!(into instanceof Uint8Array)) {
         throw new TypeError("Cannot readAsync: into must be a Uint8Array");
       }
-      if (into.byteLength < this.#blockSize) {
+      if (byteLengthOf(into) < this.#blockSize) {
         throw new RangeError(
-          `Cannot readAsync: into has ${into.byteLength} bytes, the block size is ${this.#blockSize}`,
+          `Cannot readAsync: into has ${
+            byteLengthOf(into)
+          } bytes, the block size is ${this.#blockSize}`,
         );
       }
       out = into;

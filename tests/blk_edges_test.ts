@@ -5,7 +5,7 @@
 // others pin contracts no other test states.
 import { ClosedError, type Future, wait } from "../mod.ts";
 import { BlockPool } from "../blk/mod.ts";
-import { assert, moverTest, tempPath, test } from "./_harness.ts";
+import { assert, moverTest, runScript, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
 
@@ -19,6 +19,7 @@ function pollAll(fs: Future<unknown>[], sweeps = 100): void {
     for (const f of fs) f.poll();
   }
 }
+
 moverTest(
   "writes started together on a mover that refuses the batch all fail; their blocks and lanes are given back",
   (mover) => {
@@ -93,6 +94,7 @@ test("`BlockPool.readMany()` reads each LBA once and uses what it checked", () =
   });
   assert.deepEqual(pool.readMany(list).subarray(0, 512), filled(512, 2));
 });
+
 test("`BlockPool.readMany()` whose LBAs run code: a nested readMany, or close()", () => {
   const pool = BlockPool.create(tempPath(), {
     blockSize: 512,
@@ -126,6 +128,57 @@ test("`BlockPool.readMany()` whose LBAs run code: a nested readMany, or close()"
   assert.throws(() => pool.readMany(closing), ClosedError);
   assert.equal(pool.closed, true);
 });
+
+test("a Uint8Array whose byteLength lies is refused, never copied past its end", () => {
+  // The native copies trust the length they are given; a subclass or an
+  // own property can make `byteLength` claim more than the array holds.
+  // A read into such an array wrote past its end (heap corruption, a
+  // crash of the runtime); a write copied bytes past the end of its data
+  // into the pool. The checks now ask the engine for the length. Run in a
+  // child, so a crash fails the test instead of the runner.
+  const path = tempPath();
+  const r = runScript(`
+    import { BlockPool } from "@root/blk/mod.ts";
+    import { wait } from "@root/mod.ts";
+    class Liar extends Uint8Array {
+      get byteLength() { return 1 << 24; }
+    }
+    const own = new Uint8Array(16);
+    Object.defineProperty(own, "byteLength", { value: 4096 });
+    const pool = BlockPool.create(${JSON.stringify(path)}, {
+      blockSize: 4096, poolSize: 32 << 20,
+    });
+    pool.write(1, new Uint8Array(4096).fill(1));
+    const lbas = Array.from({ length: 4000 }, () => 1);
+    const out = [];
+    for (const [name, f] of [
+      ["read", () => pool.read(1, new Liar(16))],
+      ["readOwn", () => pool.read(1, own)],
+      ["readMany", () => pool.readMany(lbas, new Liar(16))],
+      ["readAsync", () => wait(pool.readAsync(1, new Liar(16)))],
+      ["write", () => pool.write(2, own)],
+      ["writeAsync", () => wait(pool.writeAsync(2, own))],
+      ["writeMany", () => wait(pool.writeMany([{ lba: 2, data: own }]))],
+      ["writeLong", () => pool.write(2, new Liar(4096))],
+    ]) {
+      try { f(); out.push(name + ":ok"); } catch (e) { out.push(name + ":" + e.name); }
+    }
+    console.log(out.join(" "));
+    console.log("block 2 zero:", pool.read(2).every((b) => b === 0));
+    pool.close();
+  `);
+  assert.equal(r.signal, null, r.stderr);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(
+    r.stdout,
+    new RegExp(
+      "read:RangeError readOwn:RangeError readMany:RangeError " +
+        "readAsync:RangeError write:RangeError writeAsync:RangeError " +
+        "writeMany:RangeError writeLong:TypeError\nblock 2 zero: true",
+    ),
+  );
+});
+
 test("a writeAsync() never polled does nothing; after close() it fails with ClosedError", () => {
   // Futures are lazy: close() finishes what runs, and a write that never
   // started must not start later, nor have written its block.
@@ -141,6 +194,7 @@ test("a writeAsync() never polled does nothing; after close() it fails with Clos
   assert.deepEqual(again.readMany([3, 4]), new Uint8Array(1024));
   assert.deepEqual(again.check().problems, []);
 });
+
 test("`BlockPool.readMany()` takes SharedArrayBuffer and resizable arrays", () => {
   using pool = BlockPool.create(tempPath(), {
     blockSize: 512,
