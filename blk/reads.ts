@@ -129,17 +129,23 @@ export function readBlock(
 let lbaScratch: Float64Array | undefined = new Float64Array(64);
 
 /**
- * An array for `n` checked LBAs: the isolate's scratch array, or a new
- * one while a readMany holds it (one running in a getter of another's
- * LBAs). Give it back with {@linkcode giveLbas}.
+ * An array for checked LBAs: the isolate's scratch array, or a new one
+ * while a readMany holds it (one running in a getter of another's LBAs).
+ * Grow it with {@linkcode growLbas} as LBAs are checked (not to the
+ * length the list claims: a Proxy's or a subclass's may lie), and give it
+ * back with {@linkcode giveLbas}.
  */
-export function takeLbas(n: number): Float64Array {
+export function takeLbas(): Float64Array {
   const s = lbaScratch;
-  if (s !== undefined && s.length >= n) {
-    lbaScratch = undefined;
-    return s;
-  }
-  return new Float64Array(Math.max(n, 64));
+  lbaScratch = undefined;
+  return s ?? new Float64Array(64);
+}
+
+/** A copy of `lbas` with twice the room. */
+export function growLbas(lbas: Float64Array): Float64Array {
+  const grown = new Float64Array(2 * lbas.length);
+  grown.set(lbas);
+  return grown;
 }
 
 /** Give back an array from {@linkcode takeLbas}. */

@@ -95,6 +95,36 @@ test("`BlockPool.readMany()` reads each LBA once and uses what it checked", () =
   assert.deepEqual(pool.readMany(list).subarray(0, 512), filled(512, 2));
 });
 
+test("`BlockPool.readMany()` of a list whose length lies fails at its first missing LBA", () => {
+  using pool = BlockPool.create(tempPath(), {
+    blockSize: 512,
+    poolSize: 24 * MiB,
+  });
+  // The room for the checked LBAs grows as they are checked: sized by
+  // the length the list claims, it was a RangeError (Deno: an invalid
+  // typed array length; Bun: out of memory) before any LBA was looked
+  // at, or a huge array kept as scratch.
+  class Claims extends Uint32Array {
+    override get length(): number {
+      return 2 ** 40;
+    }
+  }
+  assert.throws(() => pool.readMany(new Claims([1, 2])), TypeError);
+  const proxy = new Proxy([1, 2], {
+    get: (target, key, receiver) =>
+      key === "length" ? 2 ** 40 : Reflect.get(target, key, receiver),
+  });
+  assert.throws(() => pool.readMany(proxy), /got undefined/);
+  // a long list grows the room as it goes
+  const lbas = Array.from({ length: 5000 }, (_, i) => i % 3);
+  pool.write(2, filled(512, 2));
+  const out = pool.readMany(lbas);
+  assert.equal(out.length, 5000 * 512);
+  assert.equal(out[4999 * 512], 0); // 4999 % 3 = 1
+  assert.equal(out[4998 * 512 + 511], 0);
+  assert.equal(out[4997 * 512], 2);
+});
+
 test("`BlockPool.readMany()` whose LBAs run code: a nested readMany, or close()", () => {
   const pool = BlockPool.create(tempPath(), {
     blockSize: 512,
