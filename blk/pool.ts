@@ -26,7 +26,6 @@ import { leavePool, poolReady } from "./join.ts";
 import {
   arenaOf,
   giveLbas,
-  growLbas,
   readBlock,
   readManyInto,
   takeLbas,
@@ -512,10 +511,9 @@ export class BlockPool implements Disposable {
     // may run code (a getter, a Proxy) that answers differently the next
     // time, or another thread may write a shared typed array, so the
     // lookups must use the values that were checked.
-    let checked = takeLbas();
+    const checked = takeLbas();
     try {
       for (let i = 0; i < n; i++) {
-        if (i === checked.length) checked = growLbas(checked);
         checked[i] = this.#checkLba(lbas[i], "readMany");
       }
       const bytes = n * this.#blockSize;

@@ -125,31 +125,25 @@ export function readBlock(
   return readTracked(media, arena, lba, pre, out, size, fill);
 }
 
-/** The scratch array of checked LBAs while no readMany holds it. */
-let lbaScratch: Float64Array | undefined = new Float64Array(64);
+/** The scratch list of checked LBAs while no readMany holds it. */
+let lbaScratch: number[] | undefined = [];
 
 /**
- * An array for checked LBAs: the isolate's scratch array, or a new one
- * while a readMany holds it (one running in a getter of another's LBAs).
- * Grow it with {@linkcode growLbas} as LBAs are checked (not to the
- * length the list claims: a Proxy's or a subclass's may lie), and give it
+ * A list for checked LBAs, filled in order from index 0 (a plain array,
+ * so small LBAs stay small integers in the lookups): the isolate's
+ * scratch list, or a new one while a readMany holds it (one running in a
+ * getter of another's LBAs). It grows as LBAs are checked, not to the
+ * length the list claims (a Proxy's or a subclass's may lie). Give it
  * back with {@linkcode giveLbas}.
  */
-export function takeLbas(): Float64Array {
+export function takeLbas(): number[] {
   const s = lbaScratch;
   lbaScratch = undefined;
-  return s ?? new Float64Array(64);
+  return s ?? [];
 }
 
-/** A copy of `lbas` with twice the room. */
-export function growLbas(lbas: Float64Array): Float64Array {
-  const grown = new Float64Array(2 * lbas.length);
-  grown.set(lbas);
-  return grown;
-}
-
-/** Give back an array from {@linkcode takeLbas}. */
-export function giveLbas(lbas: Float64Array): void {
+/** Give back a list from {@linkcode takeLbas}. */
+export function giveLbas(lbas: number[]): void {
   lbaScratch = lbas;
 }
 
@@ -165,7 +159,7 @@ let scratch = new Float64Array(64);
  */
 function lookUp(
   arenas: readonly Arena[],
-  lbas: Float64Array,
+  lbas: readonly number[],
   n: number,
   offsets: Float64Array,
 ): void {
@@ -191,7 +185,7 @@ function lookUp(
 /** Publish (`track`) or end (`!track`) the reads of the looked-up blocks. */
 function trackAll(
   arenas: readonly Arena[],
-  lbas: Float64Array,
+  lbas: readonly number[],
   n: number,
   offsets: Float64Array,
   track: boolean,
@@ -208,7 +202,7 @@ function trackAll(
 /** Whether every looked-up block is still where `offsets` says. */
 function unchanged(
   arenas: readonly Arena[],
-  lbas: Float64Array,
+  lbas: readonly number[],
   n: number,
   offsets: Float64Array,
 ): boolean {
@@ -236,7 +230,7 @@ function unchanged(
  */
 export function readManyInto(
   side: ReadSide,
-  lbas: Float64Array,
+  lbas: readonly number[],
   n: number,
   into: Uint8Array,
   fill: boolean,
