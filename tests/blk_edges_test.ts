@@ -252,3 +252,45 @@ test("`BlockPool.readMany()` takes SharedArrayBuffer and resizable arrays", () =
     filled(512, 1),
   );
 });
+
+moverTest(
+  "close() with a batch in flight finishes it on every mover: writes durable, reads copied",
+  (mover) => {
+    // The existing close() test runs on the thread mover only; the DSA
+    // movers complete their batches by polling, which close() must do.
+    const path = tempPath();
+    const pool = BlockPool.create(path, {
+      blockSize: 512,
+      poolSize: 24 * MiB,
+      mover,
+    });
+    pool.write(50, filled(512, 50));
+    const writes = [];
+    for (let lba = 0; lba < 20; lba++) {
+      writes.push(pool.writeAsync(lba, filled(512, lba + 1)));
+    }
+    // two updates of one block: the second waits behind the first
+    writes.push(pool.writeAsync(7, filled(512, 77)));
+    writes.push(
+      pool.writeMany([{ lba: 30, data: filled(512, 30) }, {
+        lba: 31,
+        data: filled(512, 31),
+      }]),
+    );
+    const into = new Uint8Array(512);
+    const read = pool.readAsync(50, into);
+    for (const f of [...writes, read]) f.poll();
+    pool.close();
+    for (const f of [...writes, read]) assert.equal(f.state, "complete");
+    assert.deepEqual(into, filled(512, 50));
+    using again = BlockPool.open(path);
+    for (let lba = 0; lba < 20; lba++) {
+      assert.equal(again.read(lba)[0], lba === 7 ? 77 : lba + 1, `${lba}`);
+    }
+    assert.deepEqual(
+      again.readMany([30, 31]).subarray(510, 514),
+      new Uint8Array([30, 30, 31, 31]),
+    );
+    assert.deepEqual(again.check().problems, []);
+  },
+);
