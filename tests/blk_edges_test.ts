@@ -6,6 +6,8 @@
 import { ClosedError, type Future, wait } from "../mod.ts";
 import { BlockPool } from "../blk/mod.ts";
 import { assert, moverTest, runScript, tempPath, test } from "./_harness.ts";
+import { decode, type Written } from "./workers/blk_blocks.ts";
+import { ask, startWorker } from "./workers/jobs.ts";
 
 const MiB = 1 << 20;
 
@@ -294,3 +296,52 @@ moverTest(
     assert.deepEqual(again.check().problems, []);
   },
 );
+
+test("a Worker closes its BlockPool while this thread writes other blocks of the pool", async () => {
+  // The Worker's close leaves the share (lanes, read tracking, per-block
+  // order) to this opener, which is writing through it at that moment:
+  // none of its writes may be lost or torn, the Worker's neither.
+  const path = tempPath();
+  const pool = BlockPool.create(path, { blockSize: 512, poolSize: 24 * MiB });
+  const w = await startWorker(
+    new URL("./workers/blk_worker.ts", import.meta.url).href,
+  );
+  try {
+    let done = false;
+    const job = ask<Written>(w, {
+      kind: "write",
+      path,
+      id: 3,
+      count: 200,
+      lbas: 8,
+      seed: 11,
+      mover: "threads",
+    }).finally(() => done = true);
+    let round = 0;
+    const mine = filled(512, 0);
+    // write blocks 8..15 until the Worker is done, and a little after
+    for (let after = 0; after < 20; after += done ? 1 : 0) {
+      round++;
+      for (let lba = 8; lba < 16; lba++) {
+        mine.fill((round + lba) & 255);
+        pool.write(lba, mine);
+      }
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    const written = await job;
+    for (let lba = 0; lba < 8; lba++) {
+      const got = decode(pool.read(lba), lba);
+      const last = written.writes[lba].at(-1);
+      if (last === undefined) assert.equal(got, null);
+      else assert.deepEqual(got, [3, last], `block ${lba}`);
+    }
+    for (let lba = 8; lba < 16; lba++) {
+      assert.deepEqual(pool.read(lba), filled(512, (round + lba) & 255));
+    }
+    assert.deepEqual(pool.check().problems, []);
+  } finally {
+    w.terminate();
+    pool.close();
+  }
+  BlockPool.open(path).close();
+});
