@@ -621,7 +621,10 @@ export class BlockPool implements Disposable {
    * many writes in flight share their fences. It resolves when the block
    * is durable. Nothing happens until it is polled or awaited; updates of
    * one block take effect in the order they start, and the future keeps
-   * `data` alive until it settles.
+   * `data` alive until it settles. Do not transfer or shrink `data`'s
+   * buffer before then: a write that has not started fails for it, but
+   * once started, the mover (another thread, or a device) reads the
+   * memory the buffer had, which the runtime may have freed meanwhile.
    *
    * @example Usage
    * ```ts
@@ -657,7 +660,8 @@ export class BlockPool implements Disposable {
    * {@linkcode BlockPool.writeAsync}'s: one persist for all the data and
    * one for all the flog entries, instead of libpmemblk's four persists
    * per block. Every block stays failure-atomic; a block listed twice
-   * gets its last entry.
+   * gets its last entry. As for `writeAsync`, no entry's data may be
+   * transferred or shrunk before the future settles.
    *
    * @throws {TypeError} / {RangeError} for a bad entry, at once
    */
@@ -690,7 +694,11 @@ export class BlockPool implements Disposable {
   /**
    * Read one block as a future, copied by the pool's mover. The block is
    * published in the read-tracking table while it is copied, so no write
-   * reuses it meanwhile.
+   * reuses it meanwhile. Do not transfer or shrink `into`'s buffer
+   * before the future settles: a read that has not started fails for it,
+   * but once started, the mover (another thread, or a device) writes to
+   * the memory the buffer had, which the runtime may have freed
+   * meanwhile.
    *
    * @param into where to copy it @default a new Uint8Array
    * @throws {TypeError} / {RangeError} for a bad `lba` or `into`, at once
