@@ -24,6 +24,7 @@ import type { Arena, WriteTicket } from "./arena.ts";
 import { commitUpdates, type LaneUpdate } from "./commit.ts";
 import type { Media } from "./media.ts";
 import type { ReadAccess } from "./async_read.ts";
+import { byteLengthOf } from "./options.ts";
 
 /** What the futures need from their pool. */
 export interface PoolAccess extends ReadAccess {
@@ -84,7 +85,7 @@ function takeLanes(slots: Slot[]): boolean {
  */
 function changedData(slots: Slot[]): Error | undefined {
   for (const { data, arena } of slots) {
-    const n = data.byteLength;
+    const n = byteLengthOf(data);
     if (n === arena.blockSize) continue;
     return n === 0
       ? new ClosedError(
@@ -191,11 +192,21 @@ export class WriteScheduler {
     for (const g of this.#waiting) still.push(g);
     this.#waiting = still;
     if (started.length === 0) return;
-    const copy: Copy = {
-      future: this.#copy(started),
-      groups: started,
-      seen: false,
-    };
+    let future: Future<void>;
+    try {
+      future = this.#copy(started);
+    } catch (e) {
+      // the mover refused the batch (closed, say): fail every group
+      // started with it, not only the poller's, and give back their lanes
+      // and queue places; the others would wait for a copy never made
+      for (const g of started) {
+        g.error = e;
+        g.stage = DONE;
+        for (const s of g.slots) releaseSlot(s);
+      }
+      return;
+    }
+    const copy: Copy = { future, groups: started, seen: false };
     for (const g of started) {
       g.stage = COPYING;
       g.copy = copy;

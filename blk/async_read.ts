@@ -22,6 +22,7 @@ import type { Mapping } from "../pmem2/mapping.ts";
 import type { Arena } from "./arena.ts";
 import { MAP_ERROR, MAP_FLAGS, MAP_LBA_MASK, MAP_NORMAL } from "./layout.ts";
 import type { Media } from "./media.ts";
+import { byteLengthOf } from "./options.ts";
 
 /** What a read needs from its pool. */
 export interface ReadAccess {
@@ -93,7 +94,7 @@ export class ReadScheduler {
     for (let i = 0; i < waiting.length; i++) {
       const r = waiting[i];
       if (r.stage !== WAITING) continue; // settled meanwhile
-      const room = r.out.byteLength;
+      const room = byteLengthOf(r.out);
       if (room < size) {
         // `into` shrank or was detached after the call
         r.fail(

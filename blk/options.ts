@@ -7,6 +7,47 @@
  */
 import type { Vdm } from "../mover/vdm.ts";
 
+const typedArrayByteLength = Object.getOwnPropertyDescriptor(
+  Object.getPrototypeOf(Uint8Array.prototype),
+  "byteLength",
+)!.get!;
+
+/**
+ * The byte length of a Uint8Array as the engine knows it (0 once
+ * detached). Its `byteLength` property is no proof: a subclass, or the
+ * array's own property, may override it, and the native copies trust the
+ * length they are given.
+ */
+export function byteLengthOf(array: Uint8Array): number {
+  return typedArrayByteLength.call(array) as number;
+}
+
+/**
+ * Check a block's data: a Uint8Array of exactly `size` bytes whose
+ * `byteLength` tells the truth (the copies that follow read it).
+ */
+export function checkBlockData(
+  data: unknown,
+  size: number,
+  op: string,
+): Uint8Array {
+  if (!(data instanceof Uint8Array)) {
+    throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
+  }
+  const n = byteLengthOf(data);
+  if (n !== size) {
+    throw new RangeError(
+      `Cannot ${op}: data has ${n} bytes, the block size is ${size}`,
+    );
+  }
+  if (data.byteLength !== n) {
+    throw new TypeError(
+      `Cannot ${op}: data's byteLength property says ${data.byteLength}, it has ${n} bytes`,
+    );
+  }
+  return data;
+}
+
 /** Options of {@linkcode BlockPool.create}. */
 export interface BlockPoolCreateOptions {
   /**

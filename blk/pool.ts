@@ -23,7 +23,13 @@ import {
 } from "./open.ts";
 import { type Btt, layOutBtt, loadBtt } from "./btt.ts";
 import { leavePool, poolReady } from "./join.ts";
-import { arenaOf, readBlock, readManyInto } from "./reads.ts";
+import {
+  arenaOf,
+  giveLbas,
+  readBlock,
+  readManyInto,
+  takeLbas,
+} from "./reads.ts";
 import { setFlagNow, type SyncUpdateContext, writeNow } from "./sync_update.ts";
 import {
   type PoolAccess,
@@ -38,6 +44,8 @@ import {
   type BlockPoolCreateOptions,
   type BlockPoolOpenOptions,
   type BlockWrite,
+  byteLengthOf,
+  checkBlockData,
   checkProgress,
   lastOfEach,
   type ProgressOptions,
@@ -399,14 +407,7 @@ export class BlockPool implements Disposable {
   write(lba: number, data: Uint8Array): void {
     this.#live("write");
     this.#checkLba(lba, "write");
-    if (!(data instanceof Uint8Array)) {
-      throw new TypeError("Cannot write: data must be a Uint8Array");
-    }
-    if (data.byteLength !== this.#blockSize) {
-      throw new RangeError(
-        `Cannot write: data has ${data.byteLength} bytes, the block size is ${this.#blockSize}`,
-      );
-    }
+    checkBlockData(data, this.#blockSize, "write");
     this.#checkWritable("write");
     if (this.#arenas.length === 0) this.#layOut();
     const arena = this.#arenaOf(lba);
@@ -450,7 +451,7 @@ export class BlockPool implements Disposable {
       only !== undefined && Number.isInteger(lba) && lba >= 0 &&
       lba < this.#blockCount &&
       (into === undefined ||
-        (into instanceof Uint8Array && into.byteLength >= size))
+        (into instanceof Uint8Array && byteLengthOf(into) >= size))
     ) {
       const out = into ?? new Uint8Array(size);
       if (only.read(lba, out, size)) return out;
@@ -495,7 +496,7 @@ export class BlockPool implements Disposable {
    * @throws {ClosedError} after {@linkcode BlockPool.close}
    */
   readMany(lbas: ArrayLike<number>, into?: Uint8Array): Uint8Array {
-    const media = this.#live("readMany");
+    this.#live("readMany");
     if (
       !Array.isArray(lbas) &&
       !(ArrayBuffer.isView(lbas) && !(lbas instanceof DataView) &&
@@ -506,31 +507,47 @@ export class BlockPool implements Disposable {
       );
     }
     const n = lbas.length;
-    for (let i = 0; i < n; i++) this.#checkLba(lbas[i], "readMany");
-    const bytes = n * this.#blockSize;
-    if (into !== undefined && !(into instanceof Uint8Array)) {
-      throw new TypeError("Cannot readMany: into must be a Uint8Array");
-    }
-    if (into !== undefined && into.byteLength < bytes) {
-      throw new RangeError(
-        `Cannot readMany: into has ${into.byteLength} bytes, ${n} blocks need ${bytes}`,
+    // The LBAs are read once, into an array of our own: reading `lbas`
+    // may run code (a getter, a Proxy) that answers differently the next
+    // time, or another thread may write a shared typed array, so the
+    // lookups must use the values that were checked.
+    const checked = takeLbas();
+    try {
+      for (let i = 0; i < n; i++) {
+        checked[i] = this.#checkLba(lbas[i], "readMany");
+      }
+      const bytes = n * this.#blockSize;
+      if (into !== undefined && !(into instanceof Uint8Array)) {
+        throw new TypeError("Cannot readMany: into must be a Uint8Array");
+      }
+      if (into !== undefined && byteLengthOf(into) < bytes) {
+        throw new RangeError(
+          `Cannot readMany: into has ${
+            byteLengthOf(into)
+          } bytes, ${n} blocks need ${bytes}`,
+        );
+      }
+      const out = into ?? new Uint8Array(bytes);
+      if (n === 0) return out;
+      // (that code may have closed the pool)
+      const media = this.#live("readMany");
+      this.#adoptShared();
+      readManyInto(
+        {
+          media,
+          arenas: this.#arenas,
+          control: this.#control,
+          blockSize: this.#blockSize,
+        },
+        checked,
+        n,
+        out,
+        into !== undefined,
       );
+      return out;
+    } finally {
+      giveLbas(checked);
     }
-    const out = into ?? new Uint8Array(bytes);
-    if (n === 0) return out;
-    this.#adoptShared();
-    readManyInto(
-      {
-        media,
-        arenas: this.#arenas,
-        control: this.#control,
-        blockSize: this.#blockSize,
-      },
-      lbas,
-      out,
-      into !== undefined,
-    );
-    return out;
   }
 
   /** `read` for any arguments and pool: checks, then the arena's read. */
@@ -540,9 +557,11 @@ export class BlockPool implements Disposable {
     if (into !== undefined && !(into instanceof Uint8Array)) {
       throw new TypeError("Cannot read: into must be a Uint8Array");
     }
-    if (into !== undefined && into.byteLength < size) {
+    if (into !== undefined && byteLengthOf(into) < size) {
       throw new RangeError(
-        `Cannot read: into has ${into.byteLength} bytes, the block size is ${size}`,
+        `Cannot read: into has ${
+          byteLengthOf(into)
+        } bytes, the block size is ${size}`,
       );
     }
     const out = into ?? new Uint8Array(size);
@@ -594,18 +613,6 @@ export class BlockPool implements Disposable {
     return arena;
   }
 
-  #checkData(data: unknown, op: string): Uint8Array {
-    if (!(data instanceof Uint8Array)) {
-      throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
-    }
-    if (data.byteLength !== this.#blockSize) {
-      throw new RangeError(
-        `Cannot ${op}: data has ${data.byteLength} bytes, the block size is ${this.#blockSize}`,
-      );
-    }
-    return data;
-  }
-
   /**
    * Write one block as a future: the data is copied into the lane's free
    * block by the pool's mover, then committed in one short synchronous
@@ -614,7 +621,10 @@ export class BlockPool implements Disposable {
    * many writes in flight share their fences. It resolves when the block
    * is durable. Nothing happens until it is polled or awaited; updates of
    * one block take effect in the order they start, and the future keeps
-   * `data` alive until it settles.
+   * `data` alive until it settles. Do not transfer or shrink `data`'s
+   * buffer before then: a write that has not started fails for it, but
+   * once started, the mover (another thread, or a device) reads the
+   * memory the buffer had, which the runtime may have freed meanwhile.
    *
    * @example Usage
    * ```ts
@@ -639,7 +649,7 @@ export class BlockPool implements Disposable {
   ): Future<void> {
     this.#live("writeAsync");
     this.#checkLba(lba, "writeAsync");
-    this.#checkData(data, "writeAsync");
+    checkBlockData(data, this.#blockSize, "writeAsync");
     this.#checkWritable("writeAsync");
     return new WriteGroupFuture(this.#access, [lba], [data], 1, options);
   }
@@ -650,7 +660,8 @@ export class BlockPool implements Disposable {
    * {@linkcode BlockPool.writeAsync}'s: one persist for all the data and
    * one for all the flog entries, instead of libpmemblk's four persists
    * per block. Every block stays failure-atomic; a block listed twice
-   * gets its last entry.
+   * gets its last entry. As for `writeAsync`, no entry's data may be
+   * transferred or shrunk before the future settles.
    *
    * @throws {TypeError} / {RangeError} for a bad entry, at once
    */
@@ -673,7 +684,7 @@ export class BlockPool implements Disposable {
         throw new TypeError("Cannot writeMany: each entry must be an object");
       }
       lbas[i] = this.#checkLba(e.lba, "writeMany");
-      data[i] = this.#checkData(e.data, "writeMany");
+      data[i] = checkBlockData(e.data, this.#blockSize, "writeMany");
       seen.add(lbas[i]);
     }
     if (seen.size !== n) [lbas, data] = lastOfEach(lbas, data);
@@ -683,7 +694,11 @@ export class BlockPool implements Disposable {
   /**
    * Read one block as a future, copied by the pool's mover. The block is
    * published in the read-tracking table while it is copied, so no write
-   * reuses it meanwhile.
+   * reuses it meanwhile. Do not transfer or shrink `into`'s buffer
+   * before the future settles: a read that has not started fails for it,
+   * but once started, the mover (another thread, or a device) writes to
+   * the memory the buffer had, which the runtime may have freed
+   * meanwhile.
    *
    * @param into where to copy it @default a new Uint8Array
    * @throws {TypeError} / {RangeError} for a bad `lba` or `into`, at once
@@ -701,9 +716,11 @@ export class BlockPool implements Disposable {
       if (!(into instanceof Uint8Array)) {
         throw new TypeError("Cannot readAsync: into must be a Uint8Array");
       }
-      if (into.byteLength < this.#blockSize) {
+      if (byteLengthOf(into) < this.#blockSize) {
         throw new RangeError(
-          `Cannot readAsync: into has ${into.byteLength} bytes, the block size is ${this.#blockSize}`,
+          `Cannot readAsync: into has ${
+            byteLengthOf(into)
+          } bytes, the block size is ${this.#blockSize}`,
         );
       }
       out = into;

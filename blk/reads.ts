@@ -125,6 +125,28 @@ export function readBlock(
   return readTracked(media, arena, lba, pre, out, size, fill);
 }
 
+/** The scratch list of checked LBAs while no readMany holds it. */
+let lbaScratch: number[] | undefined = [];
+
+/**
+ * A list for checked LBAs, filled in order from index 0 (a plain array,
+ * so small LBAs stay small integers in the lookups): the isolate's
+ * scratch list, or a new one while a readMany holds it (one running in a
+ * getter of another's LBAs). It grows as LBAs are checked, not to the
+ * length the list claims (a Proxy's or a subclass's may lie). Give it
+ * back with {@linkcode giveLbas}.
+ */
+export function takeLbas(): number[] {
+  const s = lbaScratch;
+  lbaScratch = undefined;
+  return s ?? [];
+}
+
+/** Give back a list from {@linkcode takeLbas}. */
+export function giveLbas(lbas: number[]): void {
+  lbaScratch = lbas;
+}
+
 /** A scratch array of offsets, grown as needed (one per isolate). */
 let scratch = new Float64Array(64);
 
@@ -137,11 +159,12 @@ let scratch = new Float64Array(64);
  */
 function lookUp(
   arenas: readonly Arena[],
-  lbas: ArrayLike<number>,
+  lbas: readonly number[],
+  n: number,
   offsets: Float64Array,
 ): void {
   const one = arenas.length === 1 ? arenas[0] : undefined;
-  for (let i = 0; i < lbas.length; i++) {
+  for (let i = 0; i < n; i++) {
     const lba = lbas[i];
     const arena = one ?? arenaOf(arenas, lba);
     const pre = lba - arena.firstLba;
@@ -162,11 +185,12 @@ function lookUp(
 /** Publish (`track`) or end (`!track`) the reads of the looked-up blocks. */
 function trackAll(
   arenas: readonly Arena[],
-  lbas: ArrayLike<number>,
+  lbas: readonly number[],
+  n: number,
   offsets: Float64Array,
   track: boolean,
 ): void {
-  for (let i = 0; i < lbas.length; i++) {
+  for (let i = 0; i < n; i++) {
     if (offsets[i] < 0) continue;
     const arena = arenaOf(arenas, lbas[i]);
     const block = (offsets[i] - arena.dataOff) / arena.internalLbaSize;
@@ -178,10 +202,11 @@ function trackAll(
 /** Whether every looked-up block is still where `offsets` says. */
 function unchanged(
   arenas: readonly Arena[],
-  lbas: ArrayLike<number>,
+  lbas: readonly number[],
+  n: number,
   offsets: Float64Array,
 ): boolean {
-  for (let i = 0; i < lbas.length; i++) {
+  for (let i = 0; i < n; i++) {
     const lba = lbas[i];
     const arena = arenaOf(arenas, lba);
     const entry = arena.mapEntry(lba - arena.firstLba);
@@ -196,19 +221,20 @@ function unchanged(
 }
 
 /**
- * Read the checked `lbas` into `into` (checked: at least `lbas.length ×
- * blockSize` bytes): every block looked up first, then one gathered copy.
+ * Read the first `n` of the checked `lbas` into `into` (checked: at least
+ * `n × blockSize` bytes): every block looked up first, then one gathered
+ * copy.
  *
  * @throws {BadBlockError} when a block is in the error state (nothing is
  *   copied then)
  */
 export function readManyInto(
   side: ReadSide,
-  lbas: ArrayLike<number>,
+  lbas: readonly number[],
+  n: number,
   into: Uint8Array,
   fill: boolean,
 ): void {
-  const n = lbas.length;
   const size = side.blockSize;
   const arenas = side.arenas;
   if (arenas.length === 0) {
@@ -220,19 +246,19 @@ export function readManyInto(
   }
   const offsets = scratch;
   for (;;) {
-    lookUp(arenas, lbas, offsets);
+    lookUp(arenas, lbas, n, offsets);
     if (alone(side.control)) {
       side.media.readBlocks(offsets, n, size, into);
       if (alone(side.control)) return;
       continue; // another opener joined meanwhile: read again, tracked
     }
-    trackAll(arenas, lbas, offsets, true);
+    trackAll(arenas, lbas, n, offsets, true);
     try {
-      if (!unchanged(arenas, lbas, offsets)) continue;
+      if (!unchanged(arenas, lbas, n, offsets)) continue;
       side.media.readBlocks(offsets, n, size, into);
       return;
     } finally {
-      trackAll(arenas, lbas, offsets, false);
+      trackAll(arenas, lbas, n, offsets, false);
     }
   }
 }
