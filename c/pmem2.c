@@ -82,6 +82,10 @@ ap_source_open(struct ap_source **out, const char *path, double path_len,
 	return ap_source_wrap(out, ps, fd, 1);
 err:
 	close(fd);
+	/* a file this call created (O_EXCL) is not left behind: a create
+	 * that failed to extend it (ENOSPC) would make the retry EEXIST */
+	if ((oflags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))
+		unlink(path);
 	return rc;
 }
 

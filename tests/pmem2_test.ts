@@ -1,6 +1,12 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import {
@@ -13,6 +19,8 @@ import {
   PmemError,
   Source,
 } from "../mod.ts";
+import { BlockPool } from "../blk/mod.ts";
+import { LogStream, PmemLog } from "../stream/mod.ts";
 import { MappingReader } from "../pmem2/reader.ts";
 import { VIEW_WINDOWS } from "../pmem2/view_buffers.ts";
 import {
@@ -571,4 +579,22 @@ test("MappingReader reads without checks and closes with its mapping", () => {
   assert.throws(() => reader.read(512, into, 512), ClosedError);
   reader.close();
   assert.throws(() => new MappingReader(map), ClosedError);
+});
+
+test("a store's create that cannot extend its new file leaves no file behind", () => {
+  // 16 TiB: no temp file system has the room, so posix_fallocate fails
+  // (ENOSPC) after the exclusive open made the file, which stayed, and a
+  // retry of the create then failed with EEXIST
+  const huge = 2 ** 44;
+  const creates = [
+    (path: string) =>
+      BlockPool.create(path, { blockSize: 512, poolSize: huge }),
+    (path: string) => LogStream.create(path, { size: huge }),
+    (path: string) => PmemLog.create(path, { poolSize: huge }),
+  ];
+  for (const create of creates) {
+    const path = tempPath();
+    assert.throws(() => create(path), PmemError);
+    assert.equal(existsSync(path), false, create.toString());
+  }
 });
