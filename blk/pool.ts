@@ -747,6 +747,13 @@ export class BlockPool implements Disposable {
    * referenced exactly once (by the map, or as a lane's free block).
    * Never throws for an inconsistency; it reports it.
    *
+   * It reads the pool as it is, without stopping other openers: while a
+   * Worker's `BlockPool` over the same pool writes, a lane it is updating
+   * may show as a block referenced twice (one run in three of a check
+   * looped beside a writing Worker did). Check while no other opener
+   * writes; this opener's own writes in flight commit their map and flog
+   * entries in one synchronous step, so they never show.
+   *
    * @example Usage
    * ```ts
    * import { BlockPool } from "@asyncpmem/asyncpmem/blk";
