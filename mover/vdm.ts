@@ -154,7 +154,10 @@ export function checkOp(
   if (typeof f !== "number" || !Number.isInteger(f)) {
     throw new TypeError(`Cannot ${op}: flags must be an integer`);
   }
-  if (f < 0 || (f & ~VDM_VALID_FLAGS) !== 0) {
+  // a range test, not `f & ~VDM_VALID_FLAGS`: `&` sees only the low 32
+  // bits, so 2^32 + 1 passed it (and got NotSupportedError, flags 0x0);
+  // every bit below VDM_VALID_FLAGS is a flag
+  if (f < 0 || f > VDM_VALID_FLAGS) {
     throw new RangeError(`Cannot ${op}: unknown flags 0x${f.toString(16)}`);
   }
   if ((f & capabilities) !== f) {
