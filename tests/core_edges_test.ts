@@ -114,3 +114,32 @@ moverTest("operations over resizable buffers copy right", async (mover) => {
   await assert.rejects(async () => await f, ClosedError);
   assert.equal(new Uint8Array(buf)[0], 0);
 });
+
+// ---- mapping arguments ----
+
+// Bug: read() and persistRanges() tested `>= 0` (which a bigint passes)
+// and then summed offset and length, so a bigint offset threw the
+// engine's "Cannot mix BigInt and other types" TypeError instead of the
+// named one. The integer tests now come first.
+test("a bigint offset of read() or persistRanges() gets the named TypeError", () => {
+  using map = mapFile(tempPath(), { size: 1 << 16 });
+  const into = new Uint8Array(8);
+  const named = (what: string) => (e: unknown) =>
+    e instanceof TypeError && e.message.includes(what);
+  assert.throws(
+    () => map.read(1n as unknown as number, into),
+    named("Cannot read: offset must be a number"),
+  );
+  assert.throws(
+    () => map.read(0, into, 4n as unknown as number),
+    named("Cannot read: length must be a number"),
+  );
+  assert.throws(
+    () => map.persistRanges([{ offset: 1n as unknown as number, length: 1 }]),
+    named("Cannot persistRanges: offset must be a number"),
+  );
+  assert.throws(
+    () => map.persistRanges([{ offset: 0, length: 1n as unknown as number }]),
+    named("Cannot persistRanges: length must be a number"),
+  );
+});
