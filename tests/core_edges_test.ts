@@ -4,7 +4,16 @@
  * each test either exposed a bug (named in its comment) or pins a
  * contract no other test held.
  */
-import { ClosedError, mapFile, MemFlags, VdmFlags } from "../mod.ts";
+import {
+  ClosedError,
+  fromStep,
+  mapFile,
+  MemFlags,
+  PENDING,
+  VdmFlags,
+  waitAll,
+  type WakeSource,
+} from "../mod.ts";
 import { assert, moverTest, runScript, tempPath, test } from "./_harness.ts";
 
 // ---- flags ----
@@ -143,3 +152,61 @@ test("a bigint offset of read() or persistRanges() gets the named TypeError", ()
     named("Cannot persistRanges: length must be a number"),
   );
 });
+
+// ---- the executor ----
+
+/** A future that waits on `source` and completes after `polls` polls. */
+function waitsOn(source: WakeSource, polls: number, value: string) {
+  let n = 0;
+  return fromStep((ctx) => {
+    ctx.waitOn(source);
+    return ++n >= polls ? value : PENDING;
+  });
+}
+
+// Bug: the pump awaited every registered source's sleep() bare, so one
+// that rejected ended the pump (an unhandled rejection) with every
+// awaited future pending forever, those on other sources too. The
+// runner's timeout is only a guard against that hang.
+test(
+  "a wake source whose sleep() rejects does not stop the executor",
+  async () => {
+    const broken: WakeSource = {
+      sequence: () => 0,
+      block: () => true,
+      sleep: () => Promise.reject(new Error("sleep broke")),
+    };
+    let blind = 0;
+    const other = fromStep(() => (++blind >= 20 ? "blind" : PENDING));
+    assert.deepEqual(
+      await Promise.all([waitsOn(broken, 30, "broken"), other]),
+      ["broken", "blind"],
+    );
+  },
+  { timeout: 60_000 },
+);
+
+// Bug: a source's sweepEnded() that threw escaped the sweep: it ended the
+// pump (every awaited future pending forever) and made waitAll() throw
+// it, though no future had failed.
+test(
+  "a wake source whose sweepEnded() throws does not stop the executor",
+  async () => {
+    let sequence = 0;
+    const source: WakeSource = {
+      sequence: () => sequence,
+      block: () => true,
+      sleep: () => Promise.resolve(true),
+      sweepEnded() {
+        sequence++;
+        throw new Error("sweepEnded broke");
+      },
+    };
+    assert.deepEqual(
+      waitAll([waitsOn(source, 5, "a"), waitsOn(source, 3, "b")]),
+      ["a", "b"],
+    );
+    assert.equal(await waitsOn(source, 5, "c"), "c");
+  },
+  { timeout: 60_000 },
+);
