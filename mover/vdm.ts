@@ -198,8 +198,17 @@ export function checkOp(
           `destination (${d.byteLength} bytes${at ? ` from ${at}` : ""})`,
       );
     }
-  } else if (op === "memset") {
-    v = checkByte(value, "value", op);
+  } else {
+    // a memset or flush covers its whole dst: offsets a batch entry
+    // carried anyway were ignored, and a memset meant for a block of a
+    // large view filled all of it
+    if (dstOffset !== 0 || srcOffset !== 0 || length !== undefined) {
+      throw new TypeError(
+        `Cannot ${op}: it takes no dstOffset, srcOffset or length ` +
+          "(pass a subarray of dst)",
+      );
+    }
+    if (op === "memset") v = checkByte(value, "value", op);
   }
   return {
     op,

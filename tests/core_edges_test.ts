@@ -5,12 +5,14 @@
  * contract no other test held.
  */
 import {
+  type BatchEntry,
   ClosedError,
   fromStep,
   mapFile,
   MemFlags,
   PENDING,
   VdmFlags,
+  wait,
   waitAll,
   type WakeSource,
 } from "../mod.ts";
@@ -50,6 +52,39 @@ test("a mapping refuses PMEM2_F_MEM flags beyond 32 bits (RangeError)", () => {
   }
   assert.equal(map.view(0, 1)[0], 0); // nothing was written
 });
+
+// Bug: a memset or flush batch entry that carried dstOffset or length
+// (a memcpy entry's shape) had them ignored: the memset filled the whole
+// of dst, bytes outside the range meant. They take none: a TypeError.
+moverTest(
+  "batch memset/flush entries with offsets are refused, not widened",
+  (mover) => {
+    const dst = new Uint8Array(64);
+    for (
+      const extra of [{ dstOffset: 8 }, { length: 4 }, { srcOffset: 1 }, {
+        dstOffset: 8,
+        length: 4,
+      }]
+    ) {
+      for (
+        const entry of [{ op: "memset", dst, value: 7 }, { op: "flush", dst }]
+      ) {
+        assert.throws(
+          () => mover.batch([{ ...entry, ...extra } as BatchEntry]),
+          TypeError,
+        );
+      }
+    }
+    assert.ok(dst.every((b) => b === 0));
+    // explicit defaults are no offsets
+    wait(
+      mover.batch([
+        { op: "memset", dst, value: 7, dstOffset: 0 } as BatchEntry,
+      ]),
+    );
+    assert.ok(dst.every((b) => b === 7));
+  },
+);
 
 // ---- resizable and detached buffers ----
 
