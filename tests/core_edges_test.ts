@@ -16,7 +16,16 @@ import {
   waitAll,
   type WakeSource,
 } from "../mod.ts";
-import { assert, moverTest, runScript, tempPath, test } from "./_harness.ts";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import {
+  assert,
+  moverTest,
+  runScript,
+  tempDir,
+  tempPath,
+  test,
+} from "./_harness.ts";
 
 // ---- flags ----
 
@@ -186,6 +195,30 @@ test("a bigint offset of read() or persistRanges() gets the named TypeError", ()
     () => map.persistRanges([{ offset: 0, length: 1n as unknown as number }]),
     named("Cannot persistRanges: length must be a number"),
   );
+});
+
+// Bugs: a path with a lone surrogate was encoded with U+FFFD in its
+// place, so mapFile("a\uD800") created and mapped "a\uFFFD", another
+// file than the one named; a mode above 0o7777 reached the shim's u32
+// (Bun truncated 2^32 + 0o600 to 0o600, Deno's FFI threw its own
+// TypeError). Both are refused before anything is created.
+test("mapFile refuses a path with a lone surrogate and a mode above 0o7777", () => {
+  const dir = tempDir();
+  // not path.join: Bun's replaces the lone surrogate itself
+  assert.throws(
+    () => mapFile(`${dir}/a\uD800`, { size: 4096 }),
+    (e: unknown) => e instanceof TypeError && /lone surrogate/.test(e.message),
+  );
+  for (const mode of [2 ** 32 + 0o600, 0o10000]) {
+    assert.throws(
+      () => mapFile(join(dir, "m"), { size: 4096, mode }),
+      RangeError,
+    );
+  }
+  assert.deepEqual(readdirSync(dir), []);
+  // a well-formed name outside ASCII is a name like any other
+  mapFile(join(dir, "\u00e9\u{1F600}"), { size: 4096, mode: 0o600 }).close();
+  assert.deepEqual(readdirSync(dir), ["\u00e9\u{1F600}"]);
 });
 
 // ---- the executor ----
