@@ -11,12 +11,16 @@ import {
   mapFile,
   MemFlags,
   PENDING,
+  type PollContext,
+  race,
   VdmFlags,
   wait,
   waitAll,
   type WakeSource,
 } from "../mod.ts";
 import { readdirSync } from "node:fs";
+import { dsaMoverDevice } from "../mover/dsa.ts";
+import { deviceStats, openTestPortal } from "../testing/mod.ts";
 import { join } from "node:path";
 import {
   assert,
@@ -166,6 +170,72 @@ moverTest("operations over resizable buffers copy right", async (mover) => {
   buf.resize(10);
   await assert.rejects(async () => await f, ClosedError);
   assert.equal(new Uint8Array(buf)[0], 0);
+});
+
+// ---- operations gathered into one BATCH (DSA work queues) ----
+
+/** A context like an executor's sweep, whose end the test calls. */
+function handSweep(): { ctx: PollContext; end(): void } {
+  const sources = new Set<WakeSource>();
+  return {
+    ctx: { sweeping: true, waitOn: (s) => void sources.add(s), pollSoon() {} },
+    end: () => sources.forEach((s) => s.sweepEnded?.()),
+  };
+}
+
+// Bug: an operation polled in a sweep on a WQ that takes BATCH joined the
+// sweep's batch but stayed idle (NOT_STARTED) though the sweep's end
+// submitted it. race() drops idle losers, so a loser polled in the same
+// sweep kept its completion record, and its batch's record and list, for
+// the device's life (records ran out over enough races). Gathered
+// operations are now running, and race() lets them finish.
+test(
+  "race() losers gathered into a sweep's BATCH give their records back",
+  async () => {
+    using dsa = openTestPortal({ mode: "dedicated", records: 16 });
+    const dev = dsaMoverDevice(dsa);
+    for (let i = 0; i < 4; i++) {
+      const a = new Uint8Array(4096);
+      const b = new Uint8Array(4096);
+      // `first` wins on the second sweep, after a and b went out together
+      let polls = 0;
+      const first = fromStep<string | void>(() =>
+        ++polls === 2 ? "first" : PENDING
+      );
+      assert.equal(
+        await race<string | void>([first, dsa.memset(a, 1), dsa.memset(b, 2)]),
+        "first",
+      );
+    }
+    assert.equal(deviceStats(dsa).sweepBatches, 4);
+    // the losers finish in the background: wait for that, without a deadline
+    while (dev.inFlight > 0) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(dev.inFlight, 0);
+  },
+  { timeout: 60_000 },
+);
+
+// Bug (same cause): Mapping.close() waits for the copies that are running
+// and passed over the idle ones, so a copy gathered into a sweep's batch
+// had its views detached under it and failed with ClosedError, though the
+// device had written it (a persist was still owed). close() now waits
+// for it: it completes, durable.
+test("a mapping's close() waits for copies gathered into a sweep's BATCH", async () => {
+  using dsa = openTestPortal({ mode: "dedicated" });
+  const path = tempPath();
+  const map = mapFile(path, { size: 1 << 20, mover: dsa });
+  const sweep = handSweep();
+  const fs = [0, 1, 2].map((k) =>
+    map.memcpyAsync(k * 65536, new Uint8Array(65536).fill(k + 1))
+  );
+  for (const f of fs) f.poll(sweep.ctx);
+  sweep.end();
+  map.close();
+  for (const f of fs) await f;
+  using again = mapFile(path);
+  for (const k of [0, 1, 2]) {
+    assert.ok(again.view(k * 65536, 65536).every((b) => b === k + 1));
+  }
 });
 
 // ---- mapping arguments ----
