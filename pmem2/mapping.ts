@@ -656,11 +656,15 @@ export class Mapping implements Disposable {
   }
 }
 
-let sharedCpuMover: CpuMover | undefined;
-
-/** The mover of mappings configured without one. */
+/**
+ * The mover of a mapping configured without one: its own. One shared by
+ * every such mapping was closed for all by `map.mover.close()` on any of
+ * them (and stayed closed for mappings made later): their async copies
+ * threw ClosedError. A CpuMover holds nothing native; one per mapping
+ * costs an object per map, nothing per operation.
+ */
 function defaultMover(): Vdm {
-  return sharedCpuMover ??= new CpuMover();
+  return new CpuMover();
 }
 
 /** Options of {@linkcode mapFile}. */

@@ -291,6 +291,21 @@ test("mapFile refuses a path with a lone surrogate and a mode above 0o7777", () 
   assert.deepEqual(readdirSync(dir), ["\u00e9\u{1F600}"]);
 });
 
+// Bug: every mapping made without a mover shared one CpuMover, so
+// `map.mover.close()` on one closed it for all, and for every mapping
+// made later: their async copies threw ClosedError.
+test("closing one mapping's default mover leaves other mappings working", async () => {
+  const a = mapFile(tempPath(), { size: 1 << 16 });
+  using b = mapFile(tempPath(), { size: 1 << 16 });
+  a.mover.close();
+  a.close();
+  using c = mapFile(tempPath(), { size: 1 << 16 });
+  await b.memcpyAsync(0, new Uint8Array(8).fill(1));
+  await c.memsetAsync(0, 2, 8);
+  assert.equal(b.view(7, 1)[0], 1);
+  assert.equal(c.view(7, 1)[0], 2);
+});
+
 // ---- the executor ----
 
 /** A future that waits on `source` and completes after `polls` polls. */
