@@ -248,7 +248,11 @@ export function checkBatch(
       throw new TypeError("Cannot batch: each entry must be an object");
     }
     if (!BATCH_OPS.has(e.op)) {
-      throw new TypeError(`Cannot batch: unknown op ${JSON.stringify(e.op)}`);
+      // JSON.stringify throws on a bigint or a cyclic object: name only
+      // a string op
+      const op: unknown = e.op;
+      const name = typeof op === "string" ? JSON.stringify(op) : typeof op;
+      throw new TypeError(`Cannot batch: unknown op ${name}`);
     }
     ops[i] = checkOp(
       mover,

@@ -99,6 +99,27 @@ moverTest(
   },
 );
 
+// Bug: an entry's op that was no string was named with JSON.stringify,
+// which threw its own TypeError for a bigint ("Do not know how to
+// serialize a BigInt") or a cyclic object instead of "unknown op".
+moverTest(
+  "a batch entry whose op is no string gets the unknown-op TypeError",
+  (mover) => {
+    const cyclic: { self?: unknown } = {};
+    cyclic.self = cyclic;
+    for (const op of [1n, cyclic, Symbol("memcpy"), 5, "copy"]) {
+      assert.throws(
+        () =>
+          mover.batch([
+            { op, dst: new Uint8Array(1) } as unknown as BatchEntry,
+          ]),
+        (e: unknown) =>
+          e instanceof TypeError && /Cannot batch: unknown op/.test(e.message),
+      );
+    }
+  },
+);
+
 // ---- resizable and detached buffers ----
 
 // Bug: an operation over a resizable ArrayBuffer went to the device's
