@@ -120,6 +120,47 @@ moverTest(
   },
 );
 
+// Contract: offsets of a batch entry are checked like every size (NaN,
+// Infinity, a bigint, 2^53 are typed errors, before anything runs), and
+// a batch mixing ops moves overlapping ranges of one buffer like
+// memmove in both directions on every mover, a zero-length copy included.
+moverTest(
+  "batch offsets: typed errors for odd numbers, overlap moved right",
+  async (mover) => {
+    const n = 20_000;
+    const buf = new Uint8Array(3 * n);
+    const bad = (extra: Record<string, unknown>) => () =>
+      mover.batch([
+        { op: "memset", dst: buf, value: 9 },
+        { op: "memmove", dst: buf, src: buf, ...extra } as BatchEntry,
+      ]);
+    for (const v of [NaN, Infinity, -0.5, 2 ** 53]) {
+      for (const key of ["dstOffset", "srcOffset", "length"]) {
+        assert.throws(bad({ [key]: v }), RangeError, `${key} ${v}`);
+      }
+    }
+    for (const key of ["dstOffset", "srcOffset", "length"]) {
+      assert.throws(bad({ [key]: 1n }), TypeError, key);
+    }
+    assert.ok(buf.every((b) => b === 0)); // the memset never ran
+    const fill = () => buf.forEach((_, i) => (buf[i] = (i * 7) & 255));
+    const side = new Uint8Array(n);
+    for (const [dstOffset, srcOffset] of [[n / 2, 0], [0, n / 2]]) {
+      fill();
+      const want = buf.slice();
+      want.copyWithin(dstOffset, srcOffset, srcOffset + n);
+      await mover.batch([
+        { op: "memmove", dst: buf, src: buf, dstOffset, srcOffset, length: n },
+        { op: "memset", dst: side, value: 3 },
+        { op: "memcpy", dst: side, src: buf, length: 0 },
+        { op: "flush", dst: side },
+      ]);
+      assert.deepEqual(buf, want, `dstOffset ${dstOffset}`);
+      assert.ok(side.every((b) => b === 3));
+    }
+  },
+);
+
 // ---- resizable and detached buffers ----
 
 // Bug: an operation over a resizable ArrayBuffer went to the device's
