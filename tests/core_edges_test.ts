@@ -5,14 +5,17 @@
  * contract no other test held.
  */
 import {
+  all,
   type BatchEntry,
   ClosedError,
   fromStep,
+  type Future,
   mapFile,
   MemFlags,
   PENDING,
   type PollContext,
   race,
+  ready,
   VdmFlags,
   wait,
   waitAll,
@@ -369,6 +372,23 @@ test("closing one mapping's default mover leaves other mappings working", async 
 });
 
 // ---- the executor ----
+
+// Bug: all() and race() took any array and failed only when polled, with
+// the engine's "f.poll is not a function" (a promise or a value passed
+// by mistake). They now name the member, when called.
+test("all() and race() refuse a member that is not a Future", async () => {
+  for (const bad of [Promise.resolve(1), 1, null, { then() {} }]) {
+    const futures = [ready(0), bad] as unknown as Future<number>[];
+    for (const combine of [all, race]) {
+      assert.throws(
+        () => combine(futures),
+        (e: unknown) =>
+          e instanceof TypeError && /member 1 is not a Future/.test(e.message),
+      );
+    }
+  }
+  assert.deepEqual(await all([ready(1), ready(2)]), [1, 2]);
+});
 
 /** A future that waits on `source` and completes after `polls` polls. */
 function waitsOn(source: WakeSource, polls: number, value: string) {
