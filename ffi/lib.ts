@@ -96,6 +96,13 @@ export function check(rc: number, op: string): number {
 
 /** A NUL-terminated UTF-8 copy of a string, for `const char *`. */
 export function cString(s: string): Uint8Array {
+  // a lone surrogate would be encoded as U+FFFD: a path naming another
+  // file than the one given (mapFile("a\uD800") made "a\uFFFD")
+  if (!s.isWellFormed()) {
+    throw new TypeError(
+      "Cannot pass string: it contains a lone surrogate (not valid UTF-16)",
+    );
+  }
   const bytes = new TextEncoder().encode(s);
   if (bytes.includes(0)) {
     throw new TypeError("Cannot pass string: it contains a NUL character");

@@ -176,11 +176,30 @@ export function map<A, B>(future: Future<A>, fn: (value: A) => B): Future<B> {
   return new ChainFuture(future, fn);
 }
 
+/**
+ * A copy of `futures`, checked member by member as it is made (no pass of
+ * its own): a plain value or a promise in the array used to fail the
+ * combined future only at its first poll, with the engine's "f.poll is
+ * not a function". Duck-typed, so a future of another copy of this module
+ * passes.
+ */
+function members<T>(futures: readonly Future<T>[], op: string): Future<T>[] {
+  const out = new Array<Future<T>>(futures.length);
+  for (let i = 0; i < futures.length; i++) {
+    const f = futures[i] as Future<T> | null | undefined;
+    if (typeof f?.poll !== "function") {
+      throw new TypeError(`Cannot ${op}: member ${i} is not a Future`);
+    }
+    out[i] = f;
+  }
+  return out;
+}
+
 class AllFuture<T> extends Future<T[]> {
   #futures: Future<T>[];
   constructor(futures: readonly Future<T>[]) {
     super();
-    this.#futures = [...futures];
+    this.#futures = members(futures, "combine");
   }
   protected step(ctx: PollContext): Step<T[]> {
     let pending = false;
@@ -224,7 +243,7 @@ class RaceFuture<T> extends Future<T> {
   #futures: Future<T>[];
   constructor(futures: readonly Future<T>[]) {
     super();
-    this.#futures = [...futures];
+    this.#futures = members(futures, "race");
   }
   protected step(ctx: PollContext): Step<T> {
     let started = false;

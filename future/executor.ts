@@ -84,9 +84,20 @@ class SweepContext implements PollContext {
     else map.set(source, { seq: source.sequence(), waiting: 1 });
   }
 
-  /** Tell every registered source the sweep is over (`sweepEnded`). */
+  /**
+   * Tell every registered source the sweep is over (`sweepEnded`). A
+   * source that throws is passed over: its futures meet the failure on
+   * their next poll, and the pump (which this runs in) must not die with
+   * every other future still pending.
+   */
   ended(): void {
-    for (const s of this.sources.keys()) s.sweepEnded?.();
+    for (const s of this.sources.keys()) {
+      try {
+        s.sweepEnded?.();
+      } catch {
+        // see above
+      }
+    }
   }
 
   /** Whether every registered source wants to be spun on. */
@@ -178,11 +189,19 @@ async function pump(): Promise<void> {
         continue;
       }
       const timeout = ctx.blind ? Math.ceil(blindMs) : SOURCE_SLEEP_MS;
-      await Promise.race(
-        [...ctx.sources].map(([s, r]) =>
-          s.sleep(r.seq, timeout, ctx.sources.size === 1 ? r.waiting : 1)
-        ),
-      );
+      try {
+        await Promise.race(
+          [...ctx.sources].map(([s, r]) =>
+            s.sleep(r.seq, timeout, ctx.sources.size === 1 ? r.waiting : 1)
+          ),
+        );
+      } catch {
+        // A source's sleep failed (a WakeSource is user code too). Had
+        // this escaped, the pump would have stopped with every awaited
+        // future pending forever: re-poll them after a blind wait.
+        await delay(blindMs);
+        blindMs = Math.min(blindMs * 2, BLIND_MAX_MS);
+      }
       lastProgress = performance.now();
     }
   } finally {

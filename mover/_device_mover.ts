@@ -21,6 +21,26 @@ import type { CheckedOp } from "./vdm.ts";
 let deviceOf: (mover: DeviceMover) => CompletionDevice;
 
 /**
+ * Whether a buffer of `op` lies in a resizable (non-shared) ArrayBuffer.
+ * Such an operation runs inline: `resize()` to a smaller length releases
+ * the memory past it at once (V8 and JavaScriptCore decommit those
+ * pages), and an engine writing there after the submitting call returned
+ * crashed the process with SIGSEGV. Inline, each range is checked against
+ * the buffer's length right before it is copied. A growable
+ * SharedArrayBuffer never shrinks, and reading `.buffer` here is what
+ * `pin` does next anyway.
+ */
+function shrinkable(op: CheckedOp): boolean {
+  return (op.dst.buffer as ArrayBuffer).resizable === true ||
+    (op.src !== undefined && (op.src.buffer as ArrayBuffer).resizable === true);
+}
+
+function anyShrinkable(ops: CheckedOp[]): boolean {
+  for (let i = 0; i < ops.length; i++) if (shrinkable(ops[i])) return true;
+  return false;
+}
+
+/**
  * The device behind a mover (for the testing entry point's fault
  * injection and counters). Internal.
  *
@@ -113,9 +133,12 @@ export abstract class DeviceMover extends BaseMover {
     return this.#device.closed;
   }
 
-  /** One operation: inline below the threshold, else a descriptor. */
+  /**
+   * One operation: inline below the threshold or over a resizable
+   * buffer (see {@linkcode shrinkable}), else a descriptor.
+   */
   protected run(op: CheckedOp, options?: FutureOptions): Future<void> {
-    if (op.length < this.#inlineThreshold) {
+    if (op.length < this.#inlineThreshold || shrinkable(op)) {
       return new CpuOp(this, this.#className, op, options);
     }
     return new DeviceOp(this.#device, op, options);
@@ -138,9 +161,8 @@ export abstract class DeviceMover extends BaseMover {
    */
   protected runBatch(ops: CheckedOp[], options?: FutureOptions): Future<void> {
     const bytes = ops.reduce((n, op) => n + op.length, 0);
-    if (ops.length <= 1 || bytes < this.#inlineThreshold) {
-      return this.#group(ops, bytes < this.#inlineThreshold, options);
-    }
+    const inline = bytes < this.#inlineThreshold || anyShrinkable(ops);
+    if (ops.length <= 1 || inline) return this.#group(ops, inline, options);
     if (this.sharesWithPoller && this.#inlineThreshold > 0) {
       return new SplitBatch(
         this,

@@ -210,11 +210,15 @@ export class DeviceOp extends Future<void> {
       ) {
         // wait for the rest of this sweep: at its end the device sends
         // every operation gathered in it (sweepEnded), and this one is
-        // polled again right after
+        // polled again right after. PENDING, not NOT_STARTED: the sweep's
+        // end submits it without another poll, and an idle future is one
+        // that holds nothing -- race() dropped idle losers and a
+        // mapping's close() passed them over, so a gathered loser kept
+        // its record, and its batch's record and list, for good
         this.#gathering = GATHERED;
         dev.gathered.push(this);
         ctx.pollSoon?.();
-        return NOT_STARTED;
+        return PENDING;
       }
       if (this.#gathering === GATHERED) {
         DeviceOp.#sendGathered(dev);

@@ -141,7 +141,12 @@ function createDevice(
  * (JavaScriptCore and V8 both may, the first time `.buffer` is read)
  * rather than while a worker writes through their address; the future
  * then holds the arrays until it settles. Large arrays and views of
- * mappings never move.
+ * mappings never move. An operation over a resizable ArrayBuffer runs
+ * inline, whatever its size (a `resize()` down frees memory a worker
+ * might be writing). Transferring an array's buffer while an operation
+ * on it runs is not allowed: the engine may free or move the memory
+ * under the worker (an operation not yet started fails with
+ * `ClosedError`).
  *
  * @example Usage
  * ```ts

@@ -154,7 +154,10 @@ export function checkOp(
   if (typeof f !== "number" || !Number.isInteger(f)) {
     throw new TypeError(`Cannot ${op}: flags must be an integer`);
   }
-  if (f < 0 || (f & ~VDM_VALID_FLAGS) !== 0) {
+  // a range test, not `f & ~VDM_VALID_FLAGS`: `&` sees only the low 32
+  // bits, so 2^32 + 1 passed it (and got NotSupportedError, flags 0x0);
+  // every bit below VDM_VALID_FLAGS is a flag
+  if (f < 0 || f > VDM_VALID_FLAGS) {
     throw new RangeError(`Cannot ${op}: unknown flags 0x${f.toString(16)}`);
   }
   if ((f & capabilities) !== f) {
@@ -195,8 +198,17 @@ export function checkOp(
           `destination (${d.byteLength} bytes${at ? ` from ${at}` : ""})`,
       );
     }
-  } else if (op === "memset") {
-    v = checkByte(value, "value", op);
+  } else {
+    // a memset or flush covers its whole dst: offsets a batch entry
+    // carried anyway were ignored, and a memset meant for a block of a
+    // large view filled all of it
+    if (dstOffset !== 0 || srcOffset !== 0 || length !== undefined) {
+      throw new TypeError(
+        `Cannot ${op}: it takes no dstOffset, srcOffset or length ` +
+          "(pass a subarray of dst)",
+      );
+    }
+    if (op === "memset") v = checkByte(value, "value", op);
   }
   return {
     op,
@@ -236,7 +248,11 @@ export function checkBatch(
       throw new TypeError("Cannot batch: each entry must be an object");
     }
     if (!BATCH_OPS.has(e.op)) {
-      throw new TypeError(`Cannot batch: unknown op ${JSON.stringify(e.op)}`);
+      // JSON.stringify throws on a bigint or a cyclic object: name only
+      // a string op
+      const op: unknown = e.op;
+      const name = typeof op === "string" ? JSON.stringify(op) : typeof op;
+      throw new TypeError(`Cannot batch: unknown op ${name}`);
     }
     ops[i] = checkOp(
       mover,

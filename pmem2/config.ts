@@ -56,7 +56,7 @@ export interface MapConfig {
   protection?: Protection;
   /**
    * The data mover of `memcpyAsync` and friends (`pmem2_config_set_vdm`).
-   * The mapping does not close it. @default a shared CpuMover
+   * The mapping does not close it. @default a CpuMover of its own
    */
   mover?: Vdm;
 }

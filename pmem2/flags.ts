@@ -45,7 +45,11 @@ export function checkMemFlags(flags: unknown, op: string): number {
   if (typeof flags !== "number" || !Number.isInteger(flags)) {
     throw new TypeError(`Cannot ${op}: flags must be an integer`);
   }
-  if ((flags & ~MEM_VALID_FLAGS) !== 0 || flags < 0) {
+  // a range test, not `flags & ~MEM_VALID_FLAGS`: `&` sees only the low
+  // 32 bits, so 2^32 + 1 passed it, and the shim takes a u32 (Bun
+  // truncated it to NODRAIN; Deno's FFI threw its own TypeError); every
+  // bit below MEM_VALID_FLAGS is a flag
+  if (flags < 0 || flags > MEM_VALID_FLAGS) {
     throw new RangeError(`Cannot ${op}: unknown flags 0x${flags.toString(16)}`);
   }
   const { NONTEMPORAL, TEMPORAL, WC, WB, NOFLUSH } = MemFlags;

@@ -326,10 +326,13 @@ export class Mapping implements Disposable {
   ): void {
     this.#live("read");
     if (this.#protection === "none") this.#denied("read");
+    // the integer tests before `offset + length`: a bigint passes `>= 0`,
+    // and the sum of a bigint and a number throws the engine's own
+    // TypeError ("Cannot mix BigInt ...") instead of the one named here
     if (
-      !(into instanceof Uint8Array) || !(offset >= 0 && length >= 0) ||
-      offset + length > this.#size || length > into.byteLength ||
-      !Number.isInteger(offset) || !Number.isInteger(length)
+      !(into instanceof Uint8Array) || !Number.isInteger(offset) ||
+      !Number.isInteger(length) || !(offset >= 0 && length >= 0) ||
+      offset + length > this.#size || length > into.byteLength
     ) {
       Mapping.#badRead(offset, into, length, this.#size);
     }
@@ -557,9 +560,10 @@ export class Mapping implements Disposable {
       const r = ranges[i];
       const offset = r?.offset;
       const length = r?.length;
+      // integers first: see read()
       if (
-        !(offset >= 0 && length >= 0 && offset + length <= size &&
-          Number.isInteger(offset) && Number.isInteger(length))
+        !(Number.isInteger(offset) && Number.isInteger(length) &&
+          offset >= 0 && length >= 0 && offset + length <= size)
       ) {
         checkRange(offset, length, size, "persistRanges");
       }
@@ -652,11 +656,15 @@ export class Mapping implements Disposable {
   }
 }
 
-let sharedCpuMover: CpuMover | undefined;
-
-/** The mover of mappings configured without one. */
+/**
+ * The mover of a mapping configured without one: its own. One shared by
+ * every such mapping was closed for all by `map.mover.close()` on any of
+ * them (and stayed closed for mappings made later): their async copies
+ * threw ClosedError. A CpuMover holds nothing native; one per mapping
+ * costs an object per map, nothing per operation.
+ */
 function defaultMover(): Vdm {
-  return sharedCpuMover ??= new CpuMover();
+  return new CpuMover();
 }
 
 /** Options of {@linkcode mapFile}. */

@@ -106,6 +106,15 @@ export class Source implements Disposable {
     if (options.sparse) flags |= AP_OPEN_SPARSE;
     if (options.readOnly) flags |= AP_OPEN_READONLY;
     const mode = checkSize(options.mode ?? 0o644, "mode", "open source");
+    if (mode > 0o7777) {
+      // the shim takes a u32: Bun truncated 2^32 + 0o600 to 0o600, Deno's
+      // FFI threw its own TypeError; bits above 0o7777 are no permission
+      throw new RangeError(
+        `Cannot open source: mode must be at most 0o7777, got 0o${
+          mode.toString(8)
+        }`,
+      );
+    }
     const cell = newCell();
     const p = cString(path);
     check(
