@@ -18,7 +18,7 @@
  *
  * Mapping.read and the block store's reads (one call per block) come here
  * with the mapping's address and size, so the call dereferences no handle
- * and the valid case is one chain of compares, then memcpy: a loop of reads
+ * and the valid case is one chain of compares, then a copy: a loop of reads
  * from random places overlaps one copy's cache misses with the next only
  * while each iteration's instructions fit the CPU's reorder window.
  */
@@ -47,7 +47,8 @@ ap_read_range(const char *base, double size, double offset, void *buf,
 		return 0;
 	if (base == NULL || buf == NULL)
 		return ap_fail(AP_E_INVALID_ARG, "read: a buffer is NULL");
-	memcpy(buf, base + off, n);
+	/* memmove: buf may be a view of the same mapping (same cost) */
+	memmove(buf, base + off, n);
 	return 0;
 }
 

@@ -157,7 +157,15 @@ export abstract class Future<T> implements PromiseLike<T> {
     this[VALUE] = undefined;
     this[ERROR] = undefined;
     this[PROMISE] = undefined;
-    this[SIGNAL] = options?.signal;
+    const signal = options?.signal;
+    // a signal of the wrong type would be ignored, and the work never
+    // cancelled (one test of a value almost always undefined)
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new TypeError(
+        "Cannot make a future: signal must be an AbortSignal",
+      );
+    }
+    this[SIGNAL] = signal;
   }
 
   /**

@@ -99,6 +99,12 @@ function option(value: unknown, fallback: number, name: string): number {
  * and exercised through test portals and a fixture sysfs tree; see the
  * README's "DSA hardware" for what is unverified without the hardware.
  *
+ * Arrays are pinned as {@linkcode ThreadMover}'s are: the device writes
+ * through their addresses, so transferring an array's buffer while an
+ * operation on it runs is not allowed (the device may write into memory
+ * the engine has freed or reused); an operation over a resizable
+ * ArrayBuffer runs inline.
+ *
  * @experimental
  * @example Usage
  * ```ts

@@ -445,3 +445,20 @@ test(
   },
   { timeout: 60_000 },
 );
+
+moverTest(
+  "a signal that is not an AbortSignal is a TypeError at the call",
+  (mover) => {
+    // it was ignored: the work could never be cancelled by it
+    const dst = new Uint8Array(8);
+    for (const signal of ["x", {}, null]) {
+      assert.throws(
+        () => mover.memset(dst, 1, 0, { signal: signal as never }),
+        new TypeError("Cannot make a future: signal must be an AbortSignal"),
+      );
+    }
+    const controller = new AbortController();
+    wait(mover.memset(dst, 2, 0, { signal: controller.signal }));
+    assert.equal(dst[0], 2);
+  },
+);
