@@ -58,6 +58,12 @@ class SweepContext implements PollContext {
   soon = false;
   /** Futures driven in this sweep (see `PollContext.pending`). */
   pending = 0;
+  /** Whether the poller blocks its thread (see `PollContext.blocking`). */
+  readonly blocking: boolean;
+
+  constructor(blocking: boolean) {
+    this.blocking = blocking;
+  }
 
   /** The sources registered since the last reset. */
   get sources(): ReadonlyMap<WakeSource, Registration> {
@@ -156,7 +162,7 @@ async function pump(): Promise<void> {
   pumping = true;
   let lastProgress = performance.now();
   let blindMs = 0.25;
-  const ctx = new SweepContext();
+  const ctx = new SweepContext(false);
   let soonSweeps = 0;
   try {
     while (entries.length > 0) {
@@ -291,7 +297,7 @@ export function waitAll<T>(futures: readonly Future<T>[]): T[] {
   }
   let lastProgress = -1; // read the clock only once something waits
   let blindMs = 0.05;
-  const ctx = new SweepContext();
+  const ctx = new SweepContext(true);
   for (;;) {
     ctx.reset();
     let pending = 0;

@@ -76,6 +76,13 @@ export interface PollContext {
    * poller would only idle until the work is done.
    */
   readonly pending?: number;
+  /**
+   * True when the poller blocks its thread until the futures settle
+   * (`wait`, `waitAll`): no other code of this isolate runs meanwhile, so
+   * a future waiting for something only that code can do (publish a
+   * reservation) would wait forever, and fails instead.
+   */
+  readonly blocking?: boolean;
 }
 
 /** A context that records nothing (for hand polling). */

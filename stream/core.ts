@@ -457,6 +457,14 @@ export class LogCore {
   }
 
   /**
+   * Give up an append whose data is in place but not committed: it is
+   * committed as padding, as a reservation given up is.
+   */
+  abandonReady(ts: number): void {
+    this.shared.casSlotState(ts, RING_READY, RING_VOID);
+  }
+
+  /**
    * One attempt at progress without blocking: commit what can be
    * committed and, for `level` "persisted", persist it. Returns whether
    * `ts` reached `level`; false when the commit lock was busy too.

@@ -21,6 +21,7 @@ import {
 } from "../future/future.ts";
 import type { BatchEntry, Vdm } from "../mover/vdm.ts";
 import {
+  deadlock,
   type Level,
   type LogCore,
   RESERVATION,
@@ -270,6 +271,12 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
     if (owner !== undefined && owner !== RESERVATION && owner !== this) {
       owner.poll(ctx);
       if (this.#core.advance(this.#res.ts, this.#level)) return this.#res.ts;
+    } else if (owner === RESERVATION && ctx.blocking) {
+      // a blocking wait: this thread cannot publish the reservation, so
+      // the append fails, and is given up (padding) so that it never
+      // commits after its future failed
+      this.#core.abandonReady(this.#res.ts);
+      throw deadlock("appendAsync", b!.ts);
     }
     return PENDING;
   }
@@ -316,6 +323,12 @@ export class WaitFuture extends Future<void> {
     if (owner !== undefined && owner !== RESERVATION) {
       owner.poll(ctx);
       if (this.#core.advance(this.#ts, this.#level)) return;
+    } else if (owner === RESERVATION && ctx.blocking) {
+      // a blocking wait: this thread cannot publish the reservation
+      throw deadlock(
+        this.#level === "committed" ? "waitCommitted" : "waitPersisted",
+        b!.ts,
+      );
     }
     return PENDING;
   }

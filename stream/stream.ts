@@ -365,7 +365,10 @@ export class LogStream implements Disposable {
    * committed and persisted together (one persist). Nothing is copied
    * until the future is polled or awaited; an append left unpolled holds
    * back later timestamps until it is driven (a synchronous append or a
-   * wait drives it).
+   * wait drives it). Behind a reservation of this thread that is not
+   * published, a blocking `wait`/`waitAll` of it fails with EDEADLK
+   * (code -35) and the append is given up (padding): nothing of this
+   * thread could publish the reservation meanwhile. `await` waits.
    *
    * @returns a future of the timestamp
    * @throws {TypeError} / {RangeError} / {OutOfSpaceError} at once
@@ -399,7 +402,8 @@ export class LogStream implements Disposable {
 
   /**
    * A future that resolves once `timestamp` is committed (visible),
-   * committing what it can on the way.
+   * committing what it can on the way. A blocking `wait` of it behind a
+   * reservation of this thread that is not published fails with EDEADLK.
    *
    * @param timestamp one already reserved in the stream (by an append or
    *   a reservation of any Worker of the process), or below
@@ -417,7 +421,9 @@ export class LogStream implements Disposable {
 
   /**
    * A future that resolves once `timestamp` is persisted (durable):
-   * every committed entry is persisted with one fence on the way.
+   * every committed entry is persisted with one fence on the way. A
+   * blocking `wait` of it behind a reservation of this thread that is not
+   * published fails with EDEADLK.
    *
    * @param timestamp one already reserved in the stream (by an append or
    *   a reservation of any Worker of the process), or below

@@ -440,3 +440,45 @@ moverTest(
     assert.deepEqual(dump(t, t.regions()[0]), [[1, [1]], [3, [3]], [4, [4]]]);
   },
 );
+
+test("a blocking `wait()` behind a reservation of the same thread fails with EDEADLK instead of spinning forever", () => {
+  // nothing of this thread can publish the reservation while wait()
+  // blocks it: the wait spun forever. The append is given up (padding),
+  // so a future that failed leaves no entry. In a child process, so a
+  // hang fails the test instead of the runner
+  const path = tempPath();
+  const out = runScript(
+    `
+    import { wait } from "@root/future/mod.ts";
+    import { LogStream } from "@root/stream/mod.ts";
+    const s = LogStream.create(${JSON.stringify(path)}, { size: 1 << 20 });
+    const r = s.allocateRegion(4096);
+    const res = s.reserve(r, 1);
+    const codes = [];
+    for (const f of [
+      () => wait(s.appendAsync(r, Uint8Array.of(7))),
+      () => wait(s.appendAsync(r, Uint8Array.of(8), { level: "committed" })),
+      () => wait(s.waitPersisted(res.timestamp)),
+    ]) {
+      try {
+        f();
+        codes.push("returned");
+      } catch (e) {
+        codes.push(e.code);
+      }
+    }
+    res.data.set([1]);
+    s.publish(res);
+    await s.appendAsync(r, Uint8Array.of(9));
+    s.close();
+    console.log(codes.join(" "));
+  `,
+    20_000,
+  );
+  assert.equal(out.signal, null, "the wait hung");
+  assert.equal(out.stdout.trim(), "-35 -35 -35", out.stderr);
+  using s = LogStream.open(path);
+  const [r] = s.regions();
+  // the two appends that failed are padding: never visible
+  assert.deepEqual(dump(s, r).map(([, d]) => d), [[1], [9]]);
+});
