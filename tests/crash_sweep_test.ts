@@ -10,9 +10,9 @@ import {
   CI_SUBSETS,
   emptyReport,
   formatReport,
-  recordTrace,
   sweepInChildren,
 } from "./crash/sweep.ts";
+import { recordTrace } from "./crash/record.ts";
 import {
   emptyCounts,
   MAX_EXAMPLES,

@@ -177,7 +177,8 @@ export class ImageChecker {
   /**
    * @param scratch the trace's scratch file
    * @param setup the model, the workload's payloads, the blocks to read
-   *   back and the pool's regions (to name places in reports)
+   *   back, the pool's regions (to name places in reports) and the
+   *   ranges recovery stores to (a large pool's: unset, the whole file)
    */
   constructor(
     scratch: ScratchImage,
@@ -186,6 +187,8 @@ export class ImageChecker {
       payloads: Payloads;
       lbas: readonly number[];
       regions: readonly Region[];
+      /** Where recovery stores, in a large pool (`CrashTracer`'s `scan`). */
+      scan?: readonly { offset: number; length: number }[];
     },
   ) {
     this.#scratch = scratch;
@@ -197,6 +200,7 @@ export class ImageChecker {
       live: scratch.live,
       shadow: scratch.shadow,
       flushGranularity: setup.model.flushGranularity,
+      scan: setup.scan,
     });
     // Recovery persists each store right after making it, so scans between
     // its events find nothing; the scan at the end still catches a store
