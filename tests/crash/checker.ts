@@ -18,13 +18,13 @@
 import type { BlockPool } from "../../blk/mod.ts";
 import { BadBlockError, PmemError } from "../../errors/mod.ts";
 import { ERROR, type Ledger, ZERO } from "./ledger.ts";
-import { crashPoints, type PersistenceModel } from "./model.ts";
+import type { PersistenceModel } from "./model.ts";
 import type { Payloads } from "./payload.ts";
 import { pmempoolCheck } from "./pmempool.ts";
-import { shuffle } from "./random.ts";
 import { type Region, regionName } from "./regions.ts";
 import type { ScratchImage } from "./scratch.ts";
-import { type SubsetOptions, subsets } from "./subsets.ts";
+import { crashRecovery } from "./recovery_crash.ts";
+import type { SubsetOptions } from "./subsets.ts";
 import { CrashTracer, type TraceEvent } from "./tracer.ts";
 import { WORD, type Words } from "./words.ts";
 import { openBlockPool } from "../../testing/mod.ts";
@@ -367,33 +367,17 @@ export class ImageChecker {
     options: ImageCheckOptions,
     problems: string[],
   ): number {
-    const s = this.#scratch;
-    const candidates: Words[][] = [];
-    let durable: Words[] = [];
-    for (const p of crashPoints(events, this.#model)) {
-      durable = [...durable, ...p.fenced];
-      for (const sub of subsets(p.pending, options.rand, RECOVERY_SUBSETS)) {
-        candidates.push([
-          ...durable,
-          ...sub.units.map((i) => p.pending[i].words),
-        ]);
-      }
-    }
-    const skip = new Set([
-      s.fingerprint(image),
-      s.fingerprint([...image, ...durable]),
-    ]);
-    let checked = 0;
-    for (const extra of shuffle(candidates, options.rand)) {
-      if (checked >= options.recoveryImages) break;
-      const fp = s.fingerprint([...image, ...extra]);
-      if (skip.has(fp)) continue;
-      skip.add(fp);
-      s.revert();
-      for (const w of image) s.apply(w);
-      for (const w of extra) s.apply(w);
+    return crashRecovery({
+      scratch: this.#scratch,
+      image,
+      events,
+      model: this.#model,
+      subsets: RECOVERY_SUBSETS,
+      limit: options.recoveryImages,
+      rand: options.rand,
+      skipFinished: true,
+    }, () => {
       const r = this.#recover(false, true);
-      checked++;
       problems.push(...r.problems.map((p) => `crash during recovery: ${p}`));
       for (const [lba, want] of expected) {
         const got = r.observed?.get(lba);
@@ -405,7 +389,6 @@ export class ImageChecker {
           );
         }
       }
-    }
-    return checked;
+    });
   }
 }

@@ -48,8 +48,9 @@ import {
 } from "./driver.ts";
 import { crashPoints, type PersistenceModel } from "./model.ts";
 import { CRASH_MOVERS, crashMover, parseCrashMover } from "./movers.ts";
-import { shuffle, xorshift } from "./random.ts";
+import { xorshift } from "./random.ts";
 import { ScratchImage } from "./scratch.ts";
+import { crashRecovery } from "./recovery_crash.ts";
 import { type SubsetOptions, subsets } from "./subsets.ts";
 import {
   addNew,
@@ -388,38 +389,26 @@ class ObjImageChecker {
     rand: () => number,
     problems: string[],
   ): number {
-    const s = this.#scratch;
-    const candidates: Words[][] = [];
-    let durable: Words[] = [];
-    for (const p of crashPoints(events, this.#model)) {
-      durable = [...durable, ...p.fenced];
-      for (const sub of subsets(p.pending, rand, RECOVERY_SUBSETS)) {
-        candidates.push([
-          ...durable,
-          ...sub.units.map((i) => p.pending[i].words),
-        ]);
-      }
-    }
-    const skip = new Set([s.fingerprint(image)]);
-    let checked = 0;
-    for (const extra of shuffle(candidates, rand)) {
-      if (checked >= settings.recoveryImages) break;
-      const fp = s.fingerprint([...image, ...extra]);
-      if (skip.has(fp)) continue;
-      skip.add(fp);
-      s.revert();
-      for (const w of image) s.apply(w);
-      for (const w of extra) s.apply(w);
+    return crashRecovery({
+      scratch: this.#scratch,
+      image,
+      events,
+      model: this.#model,
+      subsets: RECOVERY_SUBSETS,
+      limit: settings.recoveryImages,
+      rand,
+      // as this sweep always did: the fully recovered image is checked
+      // once more, as a crash at the recovery's end
+      skipFinished: false,
+    }, () => {
       const r = this.open(true);
-      checked++;
       problems.push(...r.problems.map((p) => `crash during recovery: ${p}`));
       if (r.state !== expected) {
         problems.push(
           "crash during recovery: the pool recovers to another state",
         );
       }
-    }
-    return checked;
+    });
   }
 }
 
