@@ -46,12 +46,13 @@ import {
   SweepArgs,
   sweepPerModel,
 } from "./driver.ts";
-import { crashPoints, type PersistenceModel } from "./model.ts";
+import type { PersistenceModel } from "./model.ts";
 import { CRASH_MOVERS, crashMover, parseCrashMover } from "./movers.ts";
 import { xorshift } from "./random.ts";
+import { crashImages } from "./images.ts";
 import { ScratchImage } from "./scratch.ts";
 import { crashRecovery } from "./recovery_crash.ts";
-import { type SubsetOptions, subsets } from "./subsets.ts";
+import type { SubsetOptions } from "./subsets.ts";
 import {
   addNew,
   emptyCounts,
@@ -433,56 +434,48 @@ export function checkObjTrace(
     trace.states,
     trace.scan,
   );
-  const seen = new Set<string>();
   let created = false;
   let acked = 0;
   let issued = 0;
-  let marks = 0;
   let checked = 0;
-  const points = [...crashPoints(trace.events, trace.model)];
   // spread the image budget over the whole trace
   const budget = settings.maxImages;
-  for (const p of points) {
-    for (const words of p.fenced) scratch.commit(words);
-    for (const label of p.marks) {
-      marks++;
+  const images = crashImages({
+    scratch,
+    events: trace.events,
+    model: trace.model,
+    rand,
+    subsets: settings.subsets,
+    mark(label) {
       if (label === CREATED) created = true;
       else if (label.startsWith("ack ")) {
         acked = Math.max(acked, Number(label.slice(4)));
       } else if (label.startsWith("issue ")) {
         issued = Math.max(issued, Number(label.slice(6)));
       }
-    }
-    report.crashPoints++;
-    for (const sub of subsets(p.pending, rand, settings.subsets)) {
-      const image = sub.units.map((i) => p.pending[i].words);
-      const key = `${scratch.fingerprint(image)}:${marks}`;
-      if (seen.has(key)) {
-        report.duplicates++;
-        continue;
-      }
-      seen.add(key);
-      if (checked >= budget) continue;
-      checked++;
-      report.images++;
-      const problems = checker.check(
-        image,
-        created,
-        acked,
-        Math.max(issued, acked),
-        settings,
-        rand,
-        report,
-      );
-      if (problems.length > 0) {
-        recordProblem(report, {
-          seed: trace.seed,
-          model: trace.model.name,
-          mover: trace.mover,
-          event: p.event,
-          message: problems.join(" | "),
-        });
-      }
+    },
+  }, report);
+  for (const { event, image } of images) {
+    if (checked >= budget) continue;
+    checked++;
+    report.images++;
+    const problems = checker.check(
+      image,
+      created,
+      acked,
+      Math.max(issued, acked),
+      settings,
+      rand,
+      report,
+    );
+    if (problems.length > 0) {
+      recordProblem(report, {
+        seed: trace.seed,
+        model: trace.model.name,
+        mover: trace.mover,
+        event,
+        message: problems.join(" | "),
+      });
     }
   }
   // every open's stores were undone: also those outside `scan`, which

@@ -41,7 +41,7 @@ import {
 import { formatFuzzReport, fuzz, fuzzRunner } from "./fuzz.ts";
 import { formatKillReport, killRounds } from "./kill.ts";
 import { lint, type LintReport, summarize } from "./lint.ts";
-import { crashPoints, type PersistenceModel } from "./model.ts";
+import type { PersistenceModel } from "./model.ts";
 import { Payloads } from "./payload.ts";
 import { have } from "../_requires.ts";
 import { CRASH_MOVERS, type CrashMover, parseCrashMover } from "./movers.ts";
@@ -54,8 +54,9 @@ import {
   WARMED,
 } from "./record.ts";
 import { poolRegions, regionName } from "./regions.ts";
+import { crashImages } from "./images.ts";
 import { ScratchImage } from "./scratch.ts";
-import { type SubsetOptions, subsets } from "./subsets.ts";
+import type { SubsetOptions } from "./subsets.ts";
 import {
   emptyCounts,
   mergeCounts,
@@ -292,47 +293,38 @@ export function checkTrace(
     });
   const escaped =
     "the scratch file differs from the durable image after an undo (an unflushed store escaped the tracer)";
-  const seen = new Set<string>();
   let created = !w.fromCreate;
   let warmed = w.warmup === 0;
-  let marks = 0;
-  for (const p of crashPoints(trace.events, model)) {
-    for (const words of p.fenced) scratch.commit(words);
-    for (const label of p.marks) {
-      marks++;
+  const images = crashImages({
+    scratch,
+    events: trace.events,
+    model,
+    rand,
+    subsets: options.subsets,
+    mark(label) {
       if (label === CREATED) created = true;
       else if (label === WARMED) warmed = true;
       else trace.ledger.record(label);
+    },
+    ready: () => warmed,
+  }, report);
+  for (const { event, units, image } of images) {
+    report.images++;
+    const outcome = checker.check(image, trace.ledger, {
+      mayRefuse: !created,
+      pmempool: options.pmempool && options.pmempoolEvery > 0 &&
+        report.images % options.pmempoolEvery === 0,
+      recoveryImages: options.recoveryImages,
+      rand,
+    });
+    if (outcome.refused) report.refused++;
+    if (outcome.recovered) report.recovered++;
+    report.recoveryImages += outcome.recoveryImages;
+    report.pmempoolRuns += outcome.pmempoolRuns;
+    if (report.images % 256 === 0 && !scratch.verify()) {
+      outcome.problems.push(escaped);
     }
-    if (!warmed) continue;
-    report.crashPoints++;
-    for (const sub of subsets(p.pending, rand, options.subsets)) {
-      const image = sub.units.map((i) => p.pending[i].words);
-      const key = `${scratch.fingerprint(image)}:${marks}`;
-      if (seen.has(key)) {
-        report.duplicates++;
-        continue;
-      }
-      seen.add(key);
-      report.images++;
-      const outcome = checker.check(image, trace.ledger, {
-        mayRefuse: !created,
-        pmempool: options.pmempool && options.pmempoolEvery > 0 &&
-          report.images % options.pmempoolEvery === 0,
-        recoveryImages: options.recoveryImages,
-        rand,
-      });
-      if (outcome.refused) report.refused++;
-      if (outcome.recovered) report.recovered++;
-      report.recoveryImages += outcome.recoveryImages;
-      report.pmempoolRuns += outcome.pmempoolRuns;
-      if (report.images % 256 === 0 && !scratch.verify()) {
-        outcome.problems.push(escaped);
-      }
-      if (outcome.problems.length > 0) {
-        fail(p.event, sub.units, outcome.problems);
-      }
-    }
+    if (outcome.problems.length > 0) fail(event, units, outcome.problems);
   }
   if (!scratch.verify()) fail(trace.events.length - 1, [], [escaped]);
 }
