@@ -50,6 +50,18 @@ export function describeError(e: unknown): string {
 }
 
 /**
+ * Close what an image's check opened, noting a failure among `problems`
+ * (a close that throws is a finding, not the end of the sweep).
+ */
+export function closeNoting(it: { close(): void }, problems: string[]): void {
+  try {
+    it.close();
+  } catch (e) {
+    problems.push(`close failed: ${describeError(e)}`);
+  }
+}
+
+/**
  * Whether an error is one the library means to throw: a `PmemError` (or
  * subclass), or a `RangeError`/`TypeError` of the library's own wording
  * ("Cannot …"), as opposed to a runtime failure escaping from inside.
@@ -303,11 +315,7 @@ export class ImageChecker {
       } catch (e) {
         problems.push(`checking the open pool failed: ${describeError(e)}`);
       } finally {
-        try {
-          pool.close();
-        } catch (e) {
-          problems.push(`close failed: ${describeError(e)}`);
-        }
+        closeNoting(pool, problems);
       }
     }
     const events = tracer.finish();

@@ -38,7 +38,7 @@ import { checkObjectPool, type ObjectPool } from "../../obj/mod.ts";
 import { createPoolWith, openPoolWith } from "../../obj/pool.ts";
 import { mapFile, type Mapping } from "../../pmem2/mod.ts";
 import type { PersistTracer } from "../../pmem2/tracer.ts";
-import { describeError, isTypedError } from "./checker.ts";
+import { closeNoting, describeError, isTypedError } from "./checker.ts";
 import {
   type PerModelOptions,
   runSweepScript,
@@ -294,11 +294,7 @@ class ObjImageChecker {
           `reading the recovered pool failed: ${describeError(e)}`,
         );
       } finally {
-        try {
-          pool.close();
-        } catch (e) {
-          out.problems.push(`close failed: ${describeError(e)}`);
-        }
+        closeNoting(pool, out.problems);
       }
     }
     const events = tracer.finish();

@@ -18,7 +18,7 @@
  */
 import type { LogStream } from "../../stream/mod.ts";
 import { openStreamWith } from "../../stream/stream.ts";
-import { describeError, isTypedError } from "./checker.ts";
+import { closeNoting, describeError, isTypedError } from "./checker.ts";
 import type { PersistenceModel } from "./model.ts";
 import type { ScratchImage } from "./scratch.ts";
 import type { StreamLedger, Visible } from "./stream_ledger.ts";
@@ -275,11 +275,7 @@ export class StreamImageChecker {
           `using the recovered stream failed: ${describeError(e)}`,
         );
       } finally {
-        try {
-          s.close();
-        } catch (e) {
-          out.problems.push(`close failed: ${describeError(e)}`);
-        }
+        closeNoting(s, out.problems);
       }
     }
     const events = tracer.finish();
