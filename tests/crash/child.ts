@@ -8,6 +8,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { rmSync } from "node:fs";
+import { join } from "node:path";
 import process from "node:process";
 import { RUNTIME } from "../../ffi/_runtime.ts";
 
@@ -169,14 +170,19 @@ export type MutantChild = (
 
 /**
  * Runs a fuzzer's child side in a child process, on mutants `from ..
- * from + count` of the base file at `base`, each written to `scratch`
- * (`file --child BASE SCRATCH FROM COUNT`, see {@linkcode mutantChildMain}).
+ * from + count` of a base file `writeBase` writes once to
+ * `dir/NAME-base`, each written to `dir/NAME-scratch` (`file --child
+ * BASE SCRATCH FROM COUNT`, see {@linkcode mutantChildMain}).
  */
 export function mutantRunner(
   file: string,
-  base: string,
-  scratch: string,
+  dir: string,
+  name: string,
+  writeBase: (path: string) => void,
 ): (from: number, count: number) => ChildResult {
+  const base = join(dir, `${name}-base`);
+  writeBase(base);
+  const scratch = join(dir, `${name}-scratch`);
   return (from, count) =>
     runChild(file, ["--child", base, scratch, String(from), String(count)]);
 }

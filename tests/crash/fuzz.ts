@@ -18,7 +18,6 @@
  * @module
  */
 import { readFileSync, writeFileSync, writeSync } from "node:fs";
-import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { fletcher64 } from "../../pmdk/checksum.ts";
@@ -408,13 +407,8 @@ export function formatFuzzReport(r: FuzzReport): string {
  * command-line sweep; tests use the harness's `runScript`).
  */
 export function fuzzRunner(dir: string): FuzzRunner {
-  const base = join(dir, "fuzz-base");
-  writeFuzzBase(base);
-  return mutantRunner(
-    fileURLToPath(import.meta.url),
-    base,
-    join(dir, "fuzz-scratch"),
-  );
+  const self = fileURLToPath(import.meta.url);
+  return mutantRunner(self, dir, "fuzz", writeFuzzBase);
 }
 
 if (import.meta.main) {

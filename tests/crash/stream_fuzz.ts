@@ -13,7 +13,6 @@
  * @module
  */
 import { readFileSync, writeFileSync, writeSync } from "node:fs";
-import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { crc32c } from "../../pmem2/crc32c.ts";
@@ -295,13 +294,8 @@ export { formatFuzzReport as formatStreamFuzzReport };
 export function streamFuzzRunner(
   dir: string,
 ): (from: number, count: number) => ChildResult {
-  const base = join(dir, "stream-fuzz-base");
-  writeStreamFuzzBase(base);
-  return mutantRunner(
-    fileURLToPath(import.meta.url),
-    base,
-    join(dir, "stream-fuzz-scratch"),
-  );
+  const self = fileURLToPath(import.meta.url);
+  return mutantRunner(self, dir, "stream-fuzz", writeStreamFuzzBase);
 }
 
 if (import.meta.main) {
