@@ -54,9 +54,10 @@ import {
   addNew,
   emptyCounts,
   mergeCounts,
-  recordProblem,
   reportHead,
   type SweepCounts,
+  type TraceProblem,
+  traceProblems,
 } from "./sweep_report.ts";
 import { STREAM_CRASH_MOVERS } from "./movers.ts";
 
@@ -66,16 +67,7 @@ export { recordStreamTrace };
 const CREATED = CREATED_MARK;
 
 /** One violated invariant, with what reproduces it. */
-export interface StreamProblem {
-  workload: string;
-  seed: number;
-  ops: number;
-  model: string;
-  mover: string;
-  event: number;
-  units: number[];
-  message: string;
-}
+export type StreamProblem = TraceProblem;
 
 /** What a sweep did and found (the common counts: `sweep_report.ts`). */
 export interface StreamSweepReport extends SweepCounts<StreamProblem> {
@@ -135,7 +127,7 @@ export function checkStreamTrace(
   settings: StreamCheckSettings,
   report: StreamSweepReport,
 ): void {
-  const { workload: w, model, seed } = trace;
+  const { model, seed } = trace;
   report.traces++;
   report.operations += trace.operations;
   report.events += trace.events.length;
@@ -144,17 +136,7 @@ export function checkStreamTrace(
   using scratch = new ScratchImage(join(settings.dir, "scratch"), trace.base);
   const checker = new StreamImageChecker(scratch, model, trace.scan);
   const ledger = trace.ledger;
-  const fail = (event: number, units: number[], problems: string[]) =>
-    recordProblem(report, {
-      workload: w.name,
-      seed,
-      ops: trace.ops,
-      model: model.name,
-      mover: trace.mover,
-      event,
-      units,
-      message: problems.join(" | "),
-    });
+  const fail = traceProblems(report, trace);
   const images = crashImages({
     scratch,
     events: trace.events,

@@ -60,9 +60,10 @@ import type { SubsetOptions } from "./subsets.ts";
 import {
   emptyCounts,
   mergeCounts,
-  recordProblem,
   reportHead,
   type SweepCounts,
+  type TraceProblem,
+  traceProblems,
 } from "./sweep_report.ts";
 import { type Workload, WORKLOADS } from "./workload.ts";
 
@@ -96,24 +97,7 @@ export interface SweepOptions {
 }
 
 /** One violated invariant, with what reproduces it. */
-export interface Problem {
-  /** The workload. */
-  workload: string;
-  /** The trace's seed. */
-  seed: number;
-  /** Its operations. */
-  ops: number;
-  /** The model. */
-  model: string;
-  /** The data mover. */
-  mover: string;
-  /** The event the crash followed (-1: before the first). */
-  event: number;
-  /** The pending units the image kept (indexes). */
-  units: number[];
-  /** What is wrong. */
-  message: string;
-}
+export type Problem = TraceProblem;
 
 /** What a sweep did and found (the common counts: `sweep_report.ts`). */
 export interface SweepReport extends SweepCounts<Problem> {
@@ -280,17 +264,7 @@ export function checkTrace(
     regions: poolRegions(poolSizeOf(w), w.blockSize),
     scan: trace.scan,
   });
-  const fail = (event: number, units: number[], problems: string[]) =>
-    recordProblem(report, {
-      workload: w.name,
-      seed,
-      ops: trace.ops,
-      model: model.name,
-      mover: trace.mover,
-      event,
-      units,
-      message: problems.join(" | "),
-    });
+  const fail = traceProblems(report, trace);
   const escaped =
     "the scratch file differs from the durable image after an undo (an unflushed store escaped the tracer)";
   let created = !w.fromCreate;
