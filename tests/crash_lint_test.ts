@@ -7,7 +7,7 @@ import { mapFile } from "../mod.ts";
 import { lint, summarize } from "./crash/lint.ts";
 import { CACHE_LINE } from "./crash/model.ts";
 import { poolRegions, regionName } from "./crash/regions.ts";
-import { recordTrace } from "./crash/sweep.ts";
+import { recordTrace } from "./crash/record.ts";
 import { CrashTracer } from "./crash/tracer.ts";
 import { u32View } from "./crash/words.ts";
 import { WORKLOADS } from "./crash/workload.ts";

@@ -18,13 +18,13 @@
 import type { BlockPool } from "../../blk/mod.ts";
 import { BadBlockError, PmemError } from "../../errors/mod.ts";
 import { ERROR, type Ledger, ZERO } from "./ledger.ts";
-import { crashPoints, type PersistenceModel } from "./model.ts";
+import type { PersistenceModel } from "./model.ts";
 import type { Payloads } from "./payload.ts";
 import { pmempoolCheck } from "./pmempool.ts";
-import { shuffle } from "./random.ts";
 import { type Region, regionName } from "./regions.ts";
 import type { ScratchImage } from "./scratch.ts";
-import { type SubsetOptions, subsets } from "./subsets.ts";
+import { crashRecovery } from "./recovery_crash.ts";
+import type { SubsetOptions } from "./subsets.ts";
 import { CrashTracer, type TraceEvent } from "./tracer.ts";
 import { WORD, type Words } from "./words.ts";
 import { openBlockPool } from "../../testing/mod.ts";
@@ -47,6 +47,18 @@ export function describeState(s: Observed): string {
 /** An error's class and message, for a report. */
 export function describeError(e: unknown): string {
   return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+}
+
+/**
+ * Close what an image's check opened, noting a failure among `problems`
+ * (a close that throws is a finding, not the end of the sweep).
+ */
+export function closeNoting(it: { close(): void }, problems: string[]): void {
+  try {
+    it.close();
+  } catch (e) {
+    problems.push(`close failed: ${describeError(e)}`);
+  }
 }
 
 /**
@@ -177,7 +189,8 @@ export class ImageChecker {
   /**
    * @param scratch the trace's scratch file
    * @param setup the model, the workload's payloads, the blocks to read
-   *   back and the pool's regions (to name places in reports)
+   *   back, the pool's regions (to name places in reports) and the
+   *   ranges recovery stores to (a large pool's: unset, the whole file)
    */
   constructor(
     scratch: ScratchImage,
@@ -186,6 +199,8 @@ export class ImageChecker {
       payloads: Payloads;
       lbas: readonly number[];
       regions: readonly Region[];
+      /** Where recovery stores, in a large pool (`CrashTracer`'s `scan`). */
+      scan?: readonly { offset: number; length: number }[];
     },
   ) {
     this.#scratch = scratch;
@@ -197,6 +212,7 @@ export class ImageChecker {
       live: scratch.live,
       shadow: scratch.shadow,
       flushGranularity: setup.model.flushGranularity,
+      scan: setup.scan,
     });
     // Recovery persists each store right after making it, so scans between
     // its events find nothing; the scan at the end still catches a store
@@ -299,11 +315,7 @@ export class ImageChecker {
       } catch (e) {
         problems.push(`checking the open pool failed: ${describeError(e)}`);
       } finally {
-        try {
-          pool.close();
-        } catch (e) {
-          problems.push(`close failed: ${describeError(e)}`);
-        }
+        closeNoting(pool, problems);
       }
     }
     const events = tracer.finish();
@@ -363,33 +375,17 @@ export class ImageChecker {
     options: ImageCheckOptions,
     problems: string[],
   ): number {
-    const s = this.#scratch;
-    const candidates: Words[][] = [];
-    let durable: Words[] = [];
-    for (const p of crashPoints(events, this.#model)) {
-      durable = [...durable, ...p.fenced];
-      for (const sub of subsets(p.pending, options.rand, RECOVERY_SUBSETS)) {
-        candidates.push([
-          ...durable,
-          ...sub.units.map((i) => p.pending[i].words),
-        ]);
-      }
-    }
-    const skip = new Set([
-      s.fingerprint(image),
-      s.fingerprint([...image, ...durable]),
-    ]);
-    let checked = 0;
-    for (const extra of shuffle(candidates, options.rand)) {
-      if (checked >= options.recoveryImages) break;
-      const fp = s.fingerprint([...image, ...extra]);
-      if (skip.has(fp)) continue;
-      skip.add(fp);
-      s.revert();
-      for (const w of image) s.apply(w);
-      for (const w of extra) s.apply(w);
+    return crashRecovery({
+      scratch: this.#scratch,
+      image,
+      events,
+      model: this.#model,
+      subsets: RECOVERY_SUBSETS,
+      limit: options.recoveryImages,
+      rand: options.rand,
+      skipFinished: true,
+    }, () => {
       const r = this.#recover(false, true);
-      checked++;
       problems.push(...r.problems.map((p) => `crash during recovery: ${p}`));
       for (const [lba, want] of expected) {
         const got = r.observed?.get(lba);
@@ -401,7 +397,6 @@ export class ImageChecker {
           );
         }
       }
-    }
-    return checked;
+    });
   }
 }

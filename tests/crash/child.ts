@@ -7,6 +7,8 @@
  * @module
  */
 import { spawn, spawnSync } from "node:child_process";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import process from "node:process";
 import { RUNTIME } from "../../ffi/_runtime.ts";
 
@@ -132,4 +134,78 @@ export function startChild(
     kill: (signal) => p.kill(signal),
     ended,
   };
+}
+
+/**
+ * Kill a writer child at a moment of its writing: `delayMs` after it
+ * printed `ready`, with SIGKILL (the kill tests' crash).
+ *
+ * @returns how it ended, and the problem when it ended otherwise than by
+ *   the kill (it failed before: what it printed is no crash's)
+ */
+export async function killWriter(
+  child: BackgroundChild,
+  delayMs: number,
+): Promise<{ end: ChildResult; problem?: string }> {
+  await child.printed("ready");
+  await new Promise((r) => setTimeout(r, delayMs));
+  child.kill("SIGKILL");
+  const end = await child.ended;
+  if (end.signal === "SIGKILL") return { end };
+  return {
+    end,
+    problem: `the writer ended with ${
+      end.signal ?? end.status
+    }, not by the kill: ${end.stderr.trim()}`,
+  };
+}
+
+/** The child side of a fuzzer: mutants `from .. from + count`. */
+export type MutantChild = (
+  base: string,
+  scratch: string,
+  from: number,
+  count: number,
+) => void;
+
+/**
+ * Runs a fuzzer's child side in a child process, on mutants `from ..
+ * from + count` of a base file `writeBase` writes once to
+ * `dir/NAME-base`, each written to `dir/NAME-scratch` (`file --child
+ * BASE SCRATCH FROM COUNT`, see {@linkcode mutantChildMain}).
+ */
+export function mutantRunner(
+  file: string,
+  dir: string,
+  name: string,
+  writeBase: (path: string) => void,
+): (from: number, count: number) => ChildResult {
+  const base = join(dir, `${name}-base`);
+  writeBase(base);
+  const scratch = join(dir, `${name}-scratch`);
+  return (from, count) =>
+    runChild(file, ["--child", base, scratch, String(from), String(count)]);
+}
+
+/**
+ * A fuzzer's child process: run `child` on the mutants its arguments
+ * (`--child BASE SCRATCH FROM COUNT`) name, then remove the scratch file.
+ *
+ * @param name the fuzzer's file, for the usage message
+ * @throws {Error} on other arguments
+ */
+export function mutantChildMain(
+  name: string,
+  argv: readonly string[],
+  child: MutantChild,
+): void {
+  const [flag, base, scratch, from, count] = argv;
+  if (flag !== "--child") {
+    throw new Error(`Usage: ${name} --child BASE SCRATCH FROM COUNT`);
+  }
+  try {
+    child(base, scratch, Number(from), Number(count));
+  } finally {
+    rmSync(scratch, { force: true });
+  }
 }

@@ -17,15 +17,14 @@
  *
  * @module
  */
-import { readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync, writeFileSync, writeSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { fletcher64 } from "../../pmdk/checksum.ts";
 import { BlockPool, MIN_POOL_SIZE } from "../../blk/mod.ts";
 import { decodeBttInfo } from "../../blk/layout.ts";
 import { mapFile } from "../../pmem2/mod.ts";
-import { type ChildResult, runChild } from "./child.ts";
+import { type ChildResult, mutantChildMain, mutantRunner } from "./child.ts";
 import { describeError, isTypedError } from "./checker.ts";
 import { Payloads } from "./payload.ts";
 import { pick, xorshift } from "./random.ts";
@@ -408,26 +407,10 @@ export function formatFuzzReport(r: FuzzReport): string {
  * command-line sweep; tests use the harness's `runScript`).
  */
 export function fuzzRunner(dir: string): FuzzRunner {
-  const base = join(dir, "fuzz-base");
-  writeFuzzBase(base);
-  return (from, count) =>
-    runChild(fileURLToPath(import.meta.url), [
-      "--child",
-      base,
-      join(dir, "fuzz-scratch"),
-      String(from),
-      String(count),
-    ]);
+  const self = fileURLToPath(import.meta.url);
+  return mutantRunner(self, dir, "fuzz", writeFuzzBase);
 }
 
 if (import.meta.main) {
-  const [flag, base, scratch, from, count] = process.argv.slice(2);
-  if (flag !== "--child") {
-    throw new Error("Usage: fuzz.ts --child BASE SCRATCH FROM COUNT");
-  }
-  try {
-    fuzzChild(base, scratch, Number(from), Number(count));
-  } finally {
-    rmSync(scratch, { force: true });
-  }
+  mutantChildMain("fuzz.ts", process.argv.slice(2), fuzzChild);
 }

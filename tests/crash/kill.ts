@@ -27,7 +27,7 @@ import { rmSync, writeSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { BlockPool, MIN_POOL_SIZE } from "../../blk/mod.ts";
-import { startChild } from "./child.ts";
+import { killWriter, startChild } from "./child.ts";
 import { compareWithLedger, describeError, readBlocks } from "./checker.ts";
 import { Ledger, opLabel } from "./ledger.ts";
 import { Payloads } from "./payload.ts";
@@ -208,17 +208,10 @@ async function runRounds(
       mover,
       String(count),
     ]);
-    await child.printed("ready");
     // a random moment: 0 to 150 ms of writing
-    await new Promise((r) => setTimeout(r, rand() * 150));
-    child.kill("SIGKILL");
-    const end = await child.ended;
-    if (end.signal !== "SIGKILL") {
-      report.problems.push(
-        `round ${round}: the writer ended with ${
-          end.signal ?? end.status
-        }, not by the kill: ${end.stderr.trim()}`,
-      );
+    const { end, problem } = await killWriter(child, rand() * 150);
+    if (problem !== undefined) {
+      report.problems.push(`round ${round}: ${problem}`);
       break;
     }
     report.kills++;

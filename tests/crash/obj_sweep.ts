@@ -34,11 +34,10 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { checkObjectPool, type ObjectPool } from "../../obj/mod.ts";
-import { createPoolWith, openPoolWith } from "../../obj/pool.ts";
+import type { ObjectPool } from "../../obj/mod.ts";
+import { createPoolWith } from "../../obj/pool.ts";
 import { mapFile, type Mapping } from "../../pmem2/mod.ts";
 import type { PersistTracer } from "../../pmem2/tracer.ts";
-import { describeError, isTypedError } from "./checker.ts";
 import {
   type PerModelOptions,
   runSweepScript,
@@ -46,11 +45,17 @@ import {
   SweepArgs,
   sweepPerModel,
 } from "./driver.ts";
-import { crashPoints, type PersistenceModel } from "./model.ts";
+import type { PersistenceModel } from "./model.ts";
 import { CRASH_MOVERS, crashMover, parseCrashMover } from "./movers.ts";
-import { shuffle, xorshift } from "./random.ts";
+import {
+  type ObjCheckSettings,
+  ObjImageChecker,
+  type ObjImageCounts,
+} from "./obj_checker.ts";
+import { xorshift } from "./random.ts";
+import { crashImages } from "./images.ts";
 import { ScratchImage } from "./scratch.ts";
-import { type SubsetOptions, subsets } from "./subsets.ts";
+import type { SubsetOptions } from "./subsets.ts";
 import {
   addNew,
   emptyCounts,
@@ -60,14 +65,7 @@ import {
   type SweepCounts,
 } from "./sweep_report.ts";
 import { CrashTracer, type TraceEvent } from "./tracer.ts";
-import type { Words } from "./words.ts";
-import {
-  fingerprint,
-  OBJ_OPTIONS,
-  ObjDriver,
-  observe,
-  setup,
-} from "./obj_workload.ts";
+import { OBJ_OPTIONS, ObjDriver, setup } from "./obj_workload.ts";
 
 /** The mark that says the pool's creation and setup were acknowledged. */
 export const CREATED = "ack create";
@@ -153,16 +151,9 @@ export interface ObjProblem {
 }
 
 /** What a sweep did and found (the common counts: `sweep_report.ts`). */
-export interface ObjSweepReport extends SweepCounts<ObjProblem> {
+export interface ObjSweepReport
+  extends SweepCounts<ObjProblem>, ObjImageCounts {
   movers: string[];
-  /** Images refused while the pool's creation was unacknowledged. */
-  refused: number;
-  /** Images whose open replayed log records. */
-  recovered: number;
-  /** Images of a crash during recovery checked. */
-  recoveryImages: number;
-  /** Images that showed a transaction issued but not acknowledged. */
-  inFlightSeen: number;
 }
 
 /** An empty report. */
@@ -193,236 +184,6 @@ export const OBJ_LONG_SUBSETS: SubsetOptions = {
   evict: 0.3,
 };
 
-const RECOVERY_SUBSETS: SubsetOptions = {
-  exhaustiveLimit: 4,
-  prefixes: 4,
-  random: 2,
-  evict: 0.5,
-};
-
-/** Options of checking a trace. */
-export interface ObjCheckSettings {
-  subsets: SubsetOptions;
-  /** Crash-during-recovery images per recovered image, at most. */
-  recoveryImages: number;
-  /** Check at most this many images of the trace. */
-  maxImages: number;
-  dir: string;
-}
-
-/** What one open of an image showed. */
-interface Opened {
-  problems: string[];
-  refused: boolean;
-  state?: string;
-  /** Every k whose state it shows. */
-  ks?: number[];
-  records: number;
-  recovery: TraceEvent[];
-}
-
-/** Checks crash images of one trace on a scratch file. */
-class ObjImageChecker {
-  #scratch: ScratchImage;
-  #tracer: CrashTracer;
-  #model: PersistenceModel;
-  #states: Map<string, number[]>;
-
-  /**
-   * @param scan where recovery stores, in a large pool (`CrashTracer`): a
-   *   store outside is caught by the scratch file's `verify()`
-   */
-  constructor(
-    scratch: ScratchImage,
-    model: PersistenceModel,
-    states: string[],
-    scan?: readonly { offset: number; length: number }[],
-  ) {
-    this.#scratch = scratch;
-    this.#model = model;
-    this.#tracer = new CrashTracer({
-      live: scratch.live,
-      shadow: scratch.shadow,
-      flushGranularity: model.flushGranularity,
-      scan,
-    });
-    this.#tracer.scanning = false;
-    this.#states = new Map();
-    states.forEach((s, k) => {
-      const ks = this.#states.get(s);
-      if (ks === undefined) this.#states.set(s, [k]);
-      else ks.push(k);
-    });
-  }
-
-  /** Open the scratch pool traced, read it, check its heap, close it. */
-  open(created: boolean): Opened {
-    const tracer = this.#tracer;
-    tracer.restart();
-    const out: Opened = {
-      problems: [],
-      refused: false,
-      records: 0,
-      recovery: [],
-    };
-    let pool: ObjectPool | undefined;
-    try {
-      pool = openPoolWith(this.#scratch.path, { layout: OBJ_OPTIONS.layout }, {
-        tracer,
-      });
-    } catch (e) {
-      if (!created && isTypedError(e)) out.refused = true;
-      else out.problems.push(`open failed: ${describeError(e)}`);
-    }
-    tracer.mark("recovered");
-    if (pool !== undefined) {
-      try {
-        out.records = pool.recovery.records;
-        if (pool.rootSize === 0) {
-          // the setup transaction did not commit: the pool is empty
-          out.state = "empty";
-        } else {
-          const seen = observe(pool);
-          out.state = fingerprint(seen.state);
-          const report = checkObjectPool(pool, { live: seen.live });
-          out.problems.push(...report.problems);
-        }
-      } catch (e) {
-        out.problems.push(
-          `reading the recovered pool failed: ${describeError(e)}`,
-        );
-      } finally {
-        try {
-          pool.close();
-        } catch (e) {
-          out.problems.push(`close failed: ${describeError(e)}`);
-        }
-      }
-    }
-    const events = tracer.finish();
-    const end = events.findIndex((e) =>
-      e.kind === "mark" && e.label === "recovered"
-    );
-    out.recovery = events.slice(0, end);
-    for (const e of events) {
-      if (e.kind === "flush") this.#scratch.touch(e.stores);
-    }
-    const unflushed = events[events.length - 1].dirty;
-    if (unflushed.length > 0) {
-      out.problems.push(`${unflushed.length} stores were never persisted`);
-      this.#scratch.settle(unflushed);
-    }
-    if (out.state !== undefined && out.state !== "empty") {
-      out.ks = this.#states.get(out.state);
-    }
-    return out;
-  }
-
-  /** Check the durable image with `image` stored over it. */
-  check(
-    image: readonly Words[],
-    created: boolean,
-    acked: number,
-    issued: number,
-    settings: ObjCheckSettings,
-    rand: () => number,
-    report: ObjSweepReport,
-  ): string[] {
-    const s = this.#scratch;
-    const problems: string[] = [];
-    try {
-      for (const w of image) s.apply(w);
-      const first = this.open(created);
-      problems.push(...first.problems);
-      if (first.refused) {
-        report.refused++;
-        return problems;
-      }
-      if (first.state === undefined) return problems;
-      if (first.state === "empty") {
-        if (created) {
-          problems.push("the pool is empty after its setup was acknowledged");
-        }
-        return problems;
-      }
-      const ks = first.ks;
-      if (ks === undefined) {
-        problems.push(
-          `the pool shows a state no transaction prefix left (${
-            first.state.slice(0, 80)
-          })`,
-        );
-      } else if (!ks.some((k) => k >= acked && k <= issued)) {
-        problems.push(
-          ks[ks.length - 1] < acked
-            ? `transaction ${acked} was acknowledged, the pool shows the state after ${
-              ks[ks.length - 1]
-            }`
-            : `the pool shows the state after ${
-              ks[0]
-            }, only ${issued} were issued`,
-        );
-      } else if (!ks.includes(acked)) report.inFlightSeen++;
-      if (first.records > 0) {
-        report.recovered++;
-        report.recoveryImages += this.#crashRecovery(
-          image,
-          first.recovery,
-          first.state,
-          settings,
-          rand,
-          problems,
-        );
-      }
-      return problems;
-    } finally {
-      s.revert();
-    }
-  }
-
-  #crashRecovery(
-    image: readonly Words[],
-    events: readonly TraceEvent[],
-    expected: string,
-    settings: ObjCheckSettings,
-    rand: () => number,
-    problems: string[],
-  ): number {
-    const s = this.#scratch;
-    const candidates: Words[][] = [];
-    let durable: Words[] = [];
-    for (const p of crashPoints(events, this.#model)) {
-      durable = [...durable, ...p.fenced];
-      for (const sub of subsets(p.pending, rand, RECOVERY_SUBSETS)) {
-        candidates.push([
-          ...durable,
-          ...sub.units.map((i) => p.pending[i].words),
-        ]);
-      }
-    }
-    const skip = new Set([s.fingerprint(image)]);
-    let checked = 0;
-    for (const extra of shuffle(candidates, rand)) {
-      if (checked >= settings.recoveryImages) break;
-      const fp = s.fingerprint([...image, ...extra]);
-      if (skip.has(fp)) continue;
-      skip.add(fp);
-      s.revert();
-      for (const w of image) s.apply(w);
-      for (const w of extra) s.apply(w);
-      const r = this.open(true);
-      checked++;
-      problems.push(...r.problems.map((p) => `crash during recovery: ${p}`));
-      if (r.state !== expected) {
-        problems.push(
-          "crash during recovery: the pool recovers to another state",
-        );
-      }
-    }
-    return checked;
-  }
-}
-
 /** Check the crash images of a trace, adding to `report`. */
 export function checkObjTrace(
   trace: ObjTrace,
@@ -444,56 +205,48 @@ export function checkObjTrace(
     trace.states,
     trace.scan,
   );
-  const seen = new Set<string>();
   let created = false;
   let acked = 0;
   let issued = 0;
-  let marks = 0;
   let checked = 0;
-  const points = [...crashPoints(trace.events, trace.model)];
   // spread the image budget over the whole trace
   const budget = settings.maxImages;
-  for (const p of points) {
-    for (const words of p.fenced) scratch.commit(words);
-    for (const label of p.marks) {
-      marks++;
+  const images = crashImages({
+    scratch,
+    events: trace.events,
+    model: trace.model,
+    rand,
+    subsets: settings.subsets,
+    mark(label) {
       if (label === CREATED) created = true;
       else if (label.startsWith("ack ")) {
         acked = Math.max(acked, Number(label.slice(4)));
       } else if (label.startsWith("issue ")) {
         issued = Math.max(issued, Number(label.slice(6)));
       }
-    }
-    report.crashPoints++;
-    for (const sub of subsets(p.pending, rand, settings.subsets)) {
-      const image = sub.units.map((i) => p.pending[i].words);
-      const key = `${scratch.fingerprint(image)}:${marks}`;
-      if (seen.has(key)) {
-        report.duplicates++;
-        continue;
-      }
-      seen.add(key);
-      if (checked >= budget) continue;
-      checked++;
-      report.images++;
-      const problems = checker.check(
-        image,
-        created,
-        acked,
-        Math.max(issued, acked),
-        settings,
-        rand,
-        report,
-      );
-      if (problems.length > 0) {
-        recordProblem(report, {
-          seed: trace.seed,
-          model: trace.model.name,
-          mover: trace.mover,
-          event: p.event,
-          message: problems.join(" | "),
-        });
-      }
+    },
+  }, report);
+  for (const { event, image } of images) {
+    if (checked >= budget) continue;
+    checked++;
+    report.images++;
+    const problems = checker.check(
+      image,
+      created,
+      acked,
+      Math.max(issued, acked),
+      settings,
+      rand,
+      report,
+    );
+    if (problems.length > 0) {
+      recordProblem(report, {
+        seed: trace.seed,
+        model: trace.model.name,
+        mover: trace.mover,
+        event,
+        message: problems.join(" | "),
+      });
     }
   }
   // every open's stores were undone: also those outside `scan`, which

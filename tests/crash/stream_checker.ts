@@ -18,13 +18,13 @@
  */
 import type { LogStream } from "../../stream/mod.ts";
 import { openStreamWith } from "../../stream/stream.ts";
-import { describeError, isTypedError } from "./checker.ts";
-import { crashPoints, type PersistenceModel } from "./model.ts";
-import { shuffle } from "./random.ts";
+import { closeNoting, describeError, isTypedError } from "./checker.ts";
+import type { PersistenceModel } from "./model.ts";
 import type { ScratchImage } from "./scratch.ts";
 import type { StreamLedger, Visible } from "./stream_ledger.ts";
 import { decodeEntry, entryPayload, regionKey } from "./stream_workload.ts";
-import { type SubsetOptions, subsets } from "./subsets.ts";
+import { crashRecovery } from "./recovery_crash.ts";
+import type { SubsetOptions } from "./subsets.ts";
 import { CrashTracer, type TraceEvent } from "./tracer.ts";
 import type { Words } from "./words.ts";
 
@@ -275,11 +275,7 @@ export class StreamImageChecker {
           `using the recovered stream failed: ${describeError(e)}`,
         );
       } finally {
-        try {
-          s.close();
-        } catch (e) {
-          out.problems.push(`close failed: ${describeError(e)}`);
-        }
+        closeNoting(s, out.problems);
       }
     }
     const events = tracer.finish();
@@ -310,33 +306,17 @@ export class StreamImageChecker {
     options: StreamCheckOptions,
     problems: string[],
   ): number {
-    const s = this.#scratch;
-    const candidates: Words[][] = [];
-    let durable: Words[] = [];
-    for (const p of crashPoints(events, this.#model)) {
-      durable = [...durable, ...p.fenced];
-      for (const sub of subsets(p.pending, options.rand, RECOVERY_SUBSETS)) {
-        candidates.push([
-          ...durable,
-          ...sub.units.map((i) => p.pending[i].words),
-        ]);
-      }
-    }
-    const skip = new Set([
-      s.fingerprint(image),
-      s.fingerprint([...image, ...durable]),
-    ]);
-    let checked = 0;
-    for (const extra of shuffle(candidates, options.rand)) {
-      if (checked >= options.recoveryImages) break;
-      const fp = s.fingerprint([...image, ...extra]);
-      if (skip.has(fp)) continue;
-      skip.add(fp);
-      s.revert();
-      for (const w of image) s.apply(w);
-      for (const w of extra) s.apply(w);
+    return crashRecovery({
+      scratch: this.#scratch,
+      image,
+      events,
+      model: this.#model,
+      subsets: RECOVERY_SUBSETS,
+      limit: options.recoveryImages,
+      rand: options.rand,
+      skipFinished: true,
+    }, () => {
       const r = this.#open(false, lengthOf, false);
-      checked++;
       problems.push(...r.problems.map((p) => `crash during recovery: ${p}`));
       const got = r.visible === undefined ? "nothing" : fingerprint(r.visible);
       if (got !== expected) {
@@ -344,8 +324,7 @@ export class StreamImageChecker {
           `crash during recovery: the stream shows ${got}, the recovery without a crash gave ${expected}`,
         );
       }
-    }
-    return checked;
+    });
   }
 }
 

@@ -12,14 +12,13 @@
  *
  * @module
  */
-import { readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync, writeFileSync, writeSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { crc32c } from "../../pmem2/crc32c.ts";
 import { mapFile } from "../../pmem2/mod.ts";
 import { LogStream } from "../../stream/mod.ts";
-import { type ChildResult, runChild } from "./child.ts";
+import { type ChildResult, mutantChildMain, mutantRunner } from "./child.ts";
 import { describeError, isTypedError } from "./checker.ts";
 import {
   formatFuzzReport,
@@ -295,26 +294,10 @@ export { formatFuzzReport as formatStreamFuzzReport };
 export function streamFuzzRunner(
   dir: string,
 ): (from: number, count: number) => ChildResult {
-  const base = join(dir, "stream-fuzz-base");
-  writeStreamFuzzBase(base);
-  return (from, count) =>
-    runChild(fileURLToPath(import.meta.url), [
-      "--child",
-      base,
-      join(dir, "stream-fuzz-scratch"),
-      String(from),
-      String(count),
-    ]);
+  const self = fileURLToPath(import.meta.url);
+  return mutantRunner(self, dir, "stream-fuzz", writeStreamFuzzBase);
 }
 
 if (import.meta.main) {
-  const [flag, base, scratch, from, count] = process.argv.slice(2);
-  if (flag !== "--child") {
-    throw new Error("Usage: stream_fuzz.ts --child BASE SCRATCH FROM COUNT");
-  }
-  try {
-    streamFuzzChild(base, scratch, Number(from), Number(count));
-  } finally {
-    rmSync(scratch, { force: true });
-  }
+  mutantChildMain("stream_fuzz.ts", process.argv.slice(2), streamFuzzChild);
 }

@@ -21,7 +21,7 @@ import { fileURLToPath } from "node:url";
 import { ThreadMover } from "../../mover/mod.ts";
 import { LogStream } from "../../stream/mod.ts";
 import { describeError } from "./checker.ts";
-import { startChild } from "./child.ts";
+import { killWriter, startChild } from "./child.ts";
 import { pick, xorshift } from "./random.ts";
 import { readVisible } from "./stream_checker.ts";
 import { StreamLedger } from "./stream_ledger.ts";
@@ -114,16 +114,10 @@ export async function streamKillRounds(
         String(seed + round),
         String(round * OPS_PER_ROUND),
       ]);
-      await child.printed("ready");
-      await new Promise((r) => setTimeout(r, rand() * 150));
-      child.kill("SIGKILL");
-      const end = await child.ended;
-      if (end.signal !== "SIGKILL") {
-        report.problems.push(
-          `round ${round}: the writer ended with ${
-            end.signal ?? end.status
-          }, not by the kill: ${end.stderr.trim()}`,
-        );
+      // a random moment: 0 to 150 ms of writing
+      const { end, problem } = await killWriter(child, rand() * 150);
+      if (problem !== undefined) {
+        report.problems.push(`round ${round}: ${problem}`);
         break;
       }
       report.kills++;

@@ -32,8 +32,9 @@ import {
   SweepArgs,
   sweepPerModel,
 } from "./driver.ts";
-import { crashPoints, type PersistenceModel } from "./model.ts";
+import type { PersistenceModel } from "./model.ts";
 import { xorshift } from "./random.ts";
+import { crashImages } from "./images.ts";
 import { ScratchImage } from "./scratch.ts";
 import { StreamImageChecker } from "./stream_checker.ts";
 import {
@@ -48,14 +49,15 @@ import {
   type StreamTrace,
 } from "./stream_record.ts";
 import { STREAM_WORKLOADS, type StreamWorkload } from "./stream_workload.ts";
-import { type SubsetOptions, subsets } from "./subsets.ts";
+import type { SubsetOptions } from "./subsets.ts";
 import {
   addNew,
   emptyCounts,
   mergeCounts,
-  recordProblem,
   reportHead,
   type SweepCounts,
+  type TraceProblem,
+  traceProblems,
 } from "./sweep_report.ts";
 import { STREAM_CRASH_MOVERS } from "./movers.ts";
 
@@ -65,16 +67,7 @@ export { recordStreamTrace };
 const CREATED = CREATED_MARK;
 
 /** One violated invariant, with what reproduces it. */
-export interface StreamProblem {
-  workload: string;
-  seed: number;
-  ops: number;
-  model: string;
-  mover: string;
-  event: number;
-  units: number[];
-  message: string;
-}
+export type StreamProblem = TraceProblem;
 
 /** What a sweep did and found (the common counts: `sweep_report.ts`). */
 export interface StreamSweepReport extends SweepCounts<StreamProblem> {
@@ -134,7 +127,7 @@ export function checkStreamTrace(
   settings: StreamCheckSettings,
   report: StreamSweepReport,
 ): void {
-  const { workload: w, model, seed } = trace;
+  const { model, seed } = trace;
   report.traces++;
   report.operations += trace.operations;
   report.events += trace.events.length;
@@ -143,56 +136,37 @@ export function checkStreamTrace(
   using scratch = new ScratchImage(join(settings.dir, "scratch"), trace.base);
   const checker = new StreamImageChecker(scratch, model, trace.scan);
   const ledger = trace.ledger;
-  const fail = (event: number, units: number[], problems: string[]) =>
-    recordProblem(report, {
-      workload: w.name,
-      seed,
-      ops: trace.ops,
-      model: model.name,
-      mover: trace.mover,
-      event,
-      units,
-      message: problems.join(" | "),
-    });
-  const seen = new Set<string>();
-  let marks = 0;
-  for (const p of crashPoints(trace.events, model)) {
-    for (const words of p.fenced) scratch.commit(words);
-    for (const label of p.marks) {
-      marks++;
+  const fail = traceProblems(report, trace);
+  const images = crashImages({
+    scratch,
+    events: trace.events,
+    model,
+    rand,
+    subsets: settings.subsets,
+    mark(label) {
       if (label === CREATED) ledger.created = true;
       else ledger.record(label);
+    },
+  }, report);
+  for (const { event, units, image } of images) {
+    report.images++;
+    const outcome = checker.check(image, ledger, {
+      mayRefuse: !ledger.created,
+      probe: settings.probeEvery > 0 &&
+        report.images % settings.probeEvery === 0,
+      recoveryImages: settings.recoveryImages,
+      rand,
+    });
+    if (outcome.refused) report.refused++;
+    if (outcome.recovered) report.recovered++;
+    report.dropped += outcome.dropped;
+    report.recoveryImages += outcome.recoveryImages;
+    if (report.images % 128 === 0 && !scratch.verify()) {
+      outcome.problems.push(
+        "the scratch file differs from the durable image after an undo",
+      );
     }
-    report.crashPoints++;
-    for (const sub of subsets(p.pending, rand, settings.subsets)) {
-      const image = sub.units.map((i) => p.pending[i].words);
-      const key = `${scratch.fingerprint(image)}:${marks}`;
-      if (seen.has(key)) {
-        report.duplicates++;
-        continue;
-      }
-      seen.add(key);
-      report.images++;
-      const outcome = checker.check(image, ledger, {
-        mayRefuse: !ledger.created,
-        probe: settings.probeEvery > 0 &&
-          report.images % settings.probeEvery === 0,
-        recoveryImages: settings.recoveryImages,
-        rand,
-      });
-      if (outcome.refused) report.refused++;
-      if (outcome.recovered) report.recovered++;
-      report.dropped += outcome.dropped;
-      report.recoveryImages += outcome.recoveryImages;
-      if (report.images % 128 === 0 && !scratch.verify()) {
-        outcome.problems.push(
-          "the scratch file differs from the durable image after an undo",
-        );
-      }
-      if (outcome.problems.length > 0) {
-        fail(p.event, sub.units, outcome.problems);
-      }
-    }
+    if (outcome.problems.length > 0) fail(event, units, outcome.problems);
   }
   if (!scratch.verify()) {
     fail(trace.events.length - 1, [], [

@@ -25,17 +25,10 @@
  *
  * @module
  */
-import { rmSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { BlockPool, MIN_POOL_SIZE, poolGeometry } from "../../blk/mod.ts";
-import { mapFile, type Mapping } from "../../pmem2/mod.ts";
-import {
-  createBlockPool,
-  openBlockPool,
-  type PersistTracer,
-} from "../../testing/mod.ts";
+import { poolGeometry } from "../../blk/mod.ts";
 import { ImageChecker } from "./checker.ts";
 import {
   checkModel,
@@ -47,35 +40,32 @@ import {
 } from "./driver.ts";
 import { formatFuzzReport, fuzz, fuzzRunner } from "./fuzz.ts";
 import { formatKillReport, killRounds } from "./kill.ts";
-import { Ledger, opLabel } from "./ledger.ts";
 import { lint, type LintReport, summarize } from "./lint.ts";
-import { crashPoints, type PersistenceModel } from "./model.ts";
+import type { PersistenceModel } from "./model.ts";
 import { Payloads } from "./payload.ts";
 import { have } from "../_requires.ts";
-import {
-  CRASH_MOVERS,
-  type CrashMover,
-  crashMover,
-  parseCrashMover,
-} from "./movers.ts";
+import { CRASH_MOVERS, type CrashMover, parseCrashMover } from "./movers.ts";
 import { xorshift } from "./random.ts";
+import {
+  CREATED,
+  poolSizeOf,
+  recordTrace,
+  type Trace,
+  WARMED,
+} from "./record.ts";
 import { poolRegions, regionName } from "./regions.ts";
+import { crashImages } from "./images.ts";
 import { ScratchImage } from "./scratch.ts";
-import { type SubsetOptions, subsets } from "./subsets.ts";
+import type { SubsetOptions } from "./subsets.ts";
 import {
   emptyCounts,
   mergeCounts,
-  recordProblem,
   reportHead,
   type SweepCounts,
+  type TraceProblem,
+  traceProblems,
 } from "./sweep_report.ts";
-import { CrashTracer, type TraceEvent } from "./tracer.ts";
-import { Driver, type Recorder, type Workload, WORKLOADS } from "./workload.ts";
-
-/** The mark that says `BlockPool.create` returned. */
-const CREATED = "ack create";
-/** The mark after a workload's warm-up: crash points are checked from here. */
-const WARMED = "warmed up";
+import { type Workload, WORKLOADS } from "./workload.ts";
 
 /** A sweep's budget and knobs. */
 export interface SweepOptions {
@@ -102,27 +92,12 @@ export interface SweepOptions {
   recoveryImages: number;
   /** A directory for the pool files (tmpfs is much faster). */
   dir: string;
+  /** Sees each trace before its images are checked (the window sweep's counts). */
+  onTrace?: (trace: Trace) => void;
 }
 
 /** One violated invariant, with what reproduces it. */
-export interface Problem {
-  /** The workload. */
-  workload: string;
-  /** The trace's seed. */
-  seed: number;
-  /** Its operations. */
-  ops: number;
-  /** The model. */
-  model: string;
-  /** The data mover. */
-  mover: string;
-  /** The event the crash followed (-1: before the first). */
-  event: number;
-  /** The pending units the image kept (indexes). */
-  units: number[];
-  /** What is wrong. */
-  message: string;
-}
+export type Problem = TraceProblem;
 
 /** What a sweep did and found (the common counts: `sweep_report.ts`). */
 export interface SweepReport extends SweepCounts<Problem> {
@@ -163,162 +138,8 @@ export const LONG_SUBSETS: SubsetOptions = {
   evict: 0.3,
 };
 
-/** A recorded workload: what its crash images are made of. */
-export interface Trace {
-  /** The workload. */
-  workload: Workload;
-  /** The model it was recorded under. */
-  model: PersistenceModel;
-  /** Its seed. */
-  seed: number;
-  /** The file when tracing started (durable). */
-  base: Uint8Array;
-  /** The events. */
-  events: TraceEvent[];
-  /** The untraced preparation, acknowledged; the trace's marks add to it. */
-  ledger: Ledger;
-  /** Operations asked for (`ops`). */
-  ops: number;
-  /** Operations issued while traced. */
-  operations: number;
-  /** The data mover it ran with. */
-  mover: CrashMover;
-}
-
-/** Faults to inject into a recording, to show that the checker sees them. */
-export interface RecordFaults {
-  /** Hide every fence from the tracer, as if the program never fenced. */
-  dropFences?: boolean;
-}
-
-/** The size of every traced pool: libpmemblk's minimum. */
-const POOL_SIZE = MIN_POOL_SIZE;
-
-/**
- * Run a workload on a new pool at `path`, traced; the file is removed
- * afterwards.
- *
- * @param w the workload
- * @param model the model (this process's mappings must have it)
- * @param seed its seed
- * @param ops operations to run
- * @param path where the pool goes
- * @param faults faults to inject (none by default)
- * @param mover the data mover the pool copies with (the CPU's by default)
- */
-export function recordTrace(
-  w: Workload,
-  model: PersistenceModel,
-  seed: number,
-  ops: number,
-  path: string,
-  faults: RecordFaults = {},
-  mover: CrashMover = "cpu",
-): Trace {
-  const rand = xorshift(seed);
-  const payloads = new Payloads(w.blockSize);
-  const ledger = new Ledger();
-  const direct: Recorder = {
-    issue: (op) => ledger.issue(op),
-    ack: (op) => ledger.ack(op),
-  };
-  let probe: Mapping | undefined;
-  let pool: BlockPool | undefined;
-  const others: BlockPool[] = [];
-  let operations = 0;
-  const vdm = crashMover(mover);
-  try {
-    let base: Uint8Array;
-    let tracer: CrashTracer;
-    let version = 1;
-    const hook = (): PersistTracer =>
-      faults.dropFences
-        ? {
-          flush: (offset, length) => tracer.flush(offset, length),
-          drain() {},
-          mark: (label) => tracer.mark(label),
-        }
-        : tracer;
-    if (w.fromCreate) {
-      base = new Uint8Array(POOL_SIZE);
-      tracer = new CrashTracer({
-        live: () => (probe = mapFile(path)).view(),
-        shadow: base.slice(),
-        flushGranularity: model.flushGranularity,
-      });
-      pool = createBlockPool(path, {
-        blockSize: w.blockSize,
-        poolSize: POOL_SIZE,
-        mover: vdm,
-        tracer: hook(),
-      });
-      tracer.mark(CREATED);
-    } else {
-      pool = BlockPool.create(path, {
-        blockSize: w.blockSize,
-        poolSize: POOL_SIZE,
-      });
-      const d = new Driver(pool, direct, payloads, rand);
-      w.prepare(d, rand);
-      version = d.nextVersion;
-      pool.close();
-      probe = mapFile(path);
-      base = probe.view().slice();
-      tracer = new CrashTracer({
-        live: probe.view(),
-        shadow: base.slice(),
-        flushGranularity: model.flushGranularity,
-      });
-      pool = openBlockPool(path, { mover: vdm, tracer: hook() });
-    }
-    const t = tracer;
-    const marking: Recorder = {
-      issue: (op) => {
-        operations++;
-        t.mark(opLabel("issue", op));
-      },
-      ack: (op) => t.mark(opLabel("ack", op)),
-    };
-    const d = new Driver(pool, marking, payloads, rand, version);
-    for (let k = 1; k < (w.openers ?? 1); k++) {
-      // another opener, traced by the same tracer (its mapping's stores
-      // land in the same file)
-      const other = openBlockPool(path, { mover: vdm, tracer: hook() });
-      others.push(other);
-      d.addOpener(other);
-    }
-    if (w.warmup > 0) {
-      tracer.scanning = false; // its crash points are not checked
-      for (let i = 0; i < w.warmup; i++) d.write(w.lbas[i % w.lbas.length]);
-      tracer.scanning = true;
-      tracer.mark(WARMED);
-    }
-    w.run(d, rand, ops);
-    for (const other of others) other.close();
-    pool.close();
-    const events = tracer.finish();
-    return {
-      workload: w,
-      model,
-      seed,
-      base,
-      events,
-      ledger,
-      ops,
-      operations,
-      mover,
-    };
-  } finally {
-    for (const other of others) other.close();
-    pool?.close();
-    vdm.close();
-    probe?.close();
-    rmSync(path, { force: true });
-  }
-}
-
 /** Add one child's report to the total. */
-function merge(into: SweepReport, r: SweepReport): void {
+export function mergeReport(into: SweepReport, r: SweepReport): void {
   mergeCounts(into, r, [
     "refused",
     "recovered",
@@ -387,12 +208,13 @@ export function runSweep(options: SweepOptions): SweepReport {
       mover,
     );
     if (model.name === "cache-line") {
-      const regions = poolRegions(POOL_SIZE, w.blockSize);
+      const regions = poolRegions(poolSizeOf(w), w.blockSize);
       const found = lint(trace.events, (at) => regionName(regions, at));
       for (const rule of Object.keys(found) as (keyof LintReport)[]) {
         findings[rule].push(...found[rule]);
       }
     }
+    options.onTrace?.(trace);
     checkTrace(trace, options, report);
     report.movers[mover] = (report.movers[mover] ?? 0) + report.images -
       before;
@@ -418,7 +240,7 @@ export function checkTrace(
   trace: Trace,
   options: Omit<
     SweepOptions,
-    "model" | "images" | "seed" | "workloads" | "ops" | "movers"
+    "model" | "images" | "seed" | "workloads" | "ops" | "movers" | "onTrace"
   >,
   report: SweepReport,
 ): void {
@@ -433,68 +255,50 @@ export function checkTrace(
   const lbas = [
     ...w.lbas,
     last + 1,
-    poolGeometry(POOL_SIZE, w.blockSize).blockCount - 1,
+    poolGeometry(poolSizeOf(w), w.blockSize).blockCount - 1,
   ];
   const checker = new ImageChecker(scratch, {
     model,
     payloads: new Payloads(w.blockSize),
     lbas,
-    regions: poolRegions(POOL_SIZE, w.blockSize),
+    regions: poolRegions(poolSizeOf(w), w.blockSize),
+    scan: trace.scan,
   });
-  const fail = (event: number, units: number[], problems: string[]) =>
-    recordProblem(report, {
-      workload: w.name,
-      seed,
-      ops: trace.ops,
-      model: model.name,
-      mover: trace.mover,
-      event,
-      units,
-      message: problems.join(" | "),
-    });
+  const fail = traceProblems(report, trace);
   const escaped =
     "the scratch file differs from the durable image after an undo (an unflushed store escaped the tracer)";
-  const seen = new Set<string>();
   let created = !w.fromCreate;
   let warmed = w.warmup === 0;
-  let marks = 0;
-  for (const p of crashPoints(trace.events, model)) {
-    for (const words of p.fenced) scratch.commit(words);
-    for (const label of p.marks) {
-      marks++;
+  const images = crashImages({
+    scratch,
+    events: trace.events,
+    model,
+    rand,
+    subsets: options.subsets,
+    mark(label) {
       if (label === CREATED) created = true;
       else if (label === WARMED) warmed = true;
       else trace.ledger.record(label);
+    },
+    ready: () => warmed,
+  }, report);
+  for (const { event, units, image } of images) {
+    report.images++;
+    const outcome = checker.check(image, trace.ledger, {
+      mayRefuse: !created,
+      pmempool: options.pmempool && options.pmempoolEvery > 0 &&
+        report.images % options.pmempoolEvery === 0,
+      recoveryImages: options.recoveryImages,
+      rand,
+    });
+    if (outcome.refused) report.refused++;
+    if (outcome.recovered) report.recovered++;
+    report.recoveryImages += outcome.recoveryImages;
+    report.pmempoolRuns += outcome.pmempoolRuns;
+    if (report.images % 256 === 0 && !scratch.verify()) {
+      outcome.problems.push(escaped);
     }
-    if (!warmed) continue;
-    report.crashPoints++;
-    for (const sub of subsets(p.pending, rand, options.subsets)) {
-      const image = sub.units.map((i) => p.pending[i].words);
-      const key = `${scratch.fingerprint(image)}:${marks}`;
-      if (seen.has(key)) {
-        report.duplicates++;
-        continue;
-      }
-      seen.add(key);
-      report.images++;
-      const outcome = checker.check(image, trace.ledger, {
-        mayRefuse: !created,
-        pmempool: options.pmempool && options.pmempoolEvery > 0 &&
-          report.images % options.pmempoolEvery === 0,
-        recoveryImages: options.recoveryImages,
-        rand,
-      });
-      if (outcome.refused) report.refused++;
-      if (outcome.recovered) report.recovered++;
-      report.recoveryImages += outcome.recoveryImages;
-      report.pmempoolRuns += outcome.pmempoolRuns;
-      if (report.images % 256 === 0 && !scratch.verify()) {
-        outcome.problems.push(escaped);
-      }
-      if (outcome.problems.length > 0) {
-        fail(p.event, sub.units, outcome.problems);
-      }
-    }
+    if (outcome.problems.length > 0) fail(event, units, outcome.problems);
   }
   if (!scratch.verify()) fail(trace.events.length - 1, [], [escaped]);
 }
@@ -530,7 +334,7 @@ export function sweepInChildren(
     what: "sweep",
     extra,
     empty: emptyReport,
-    merge,
+    merge: mergeReport,
   });
 }
 

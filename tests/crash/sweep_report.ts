@@ -69,6 +69,59 @@ export function recordProblem<P>(report: SweepCounts<P>, example: P): void {
   if (report.examples.length < MAX_EXAMPLES) report.examples.push(example);
 }
 
+/**
+ * One violated invariant of a crash image of a workload's trace, with
+ * what reproduces it (the block and stream sweeps' problems).
+ */
+export interface TraceProblem {
+  /** The workload. */
+  workload: string;
+  /** The trace's seed. */
+  seed: number;
+  /** Its operations. */
+  ops: number;
+  /** The model. */
+  model: string;
+  /** The data mover. */
+  mover: string;
+  /** The event the crash followed (-1: before the first). */
+  event: number;
+  /** The pending units the image kept (indexes). */
+  units: number[];
+  /** What is wrong. */
+  message: string;
+}
+
+/** What names a trace in its problems. */
+export interface TraceName {
+  workload: { name: string };
+  seed: number;
+  ops: number;
+  model: { name: string };
+  mover: string;
+}
+
+/**
+ * Records the problems of a trace's crash images in `report`: the
+ * image after `event` that kept `units`, and what is wrong with it.
+ */
+export function traceProblems(
+  report: SweepCounts<TraceProblem>,
+  trace: TraceName,
+): (event: number, units: number[], problems: string[]) => void {
+  return (event, units, problems) =>
+    recordProblem(report, {
+      workload: trace.workload.name,
+      seed: trace.seed,
+      ops: trace.ops,
+      model: trace.model.name,
+      mover: trace.mover,
+      event,
+      units,
+      message: problems.join(" | "),
+    });
+}
+
 /** Add to `into` the items of `from` it does not have, in their order. */
 export function addNew(into: string[], from: readonly string[]): void {
   for (const x of from) if (!into.includes(x)) into.push(x);

@@ -1,10 +1,11 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
- * The crash sweep of the view windows: the log stream's and the object
- * store's crash sweeps (`stream_sweep.ts`, `obj_sweep.ts`: the same
- * checkers, models and movers) on files past the 64 MiB Bun views whole,
- * with their work placed across the ends of the 4 MiB even windows the
- * stores then go through (`stream_window_workload.ts`, `obj_window.ts`).
+ * The crash sweep of the view windows: the log stream's, the object
+ * store's and the block store's crash sweeps (`stream_sweep.ts`,
+ * `obj_sweep.ts`, `sweep.ts`: the same checkers, models and movers) on
+ * files past the 64 MiB Bun views whole, with their work placed across
+ * the ends of the 4 MiB even windows the stores then go through
+ * (`stream_window_workload.ts`, `obj_window.ts`, `blk_window.ts`).
  * The small files of the other sweeps never take windows, so this one
  * is what sees a crash bug of the windowed paths: a copy, fill or CRC
  * split in pieces, a mover batch split per window, a view through an odd
@@ -17,7 +18,9 @@
  * 600 obj images; 368 of 1117 stream images). Also a stream mover batch
  * entry split per window with its later pieces dropped (188 of 1121),
  * and `EvenWindows.set` storing only a split range's first piece (160 of
- * 600 obj images).
+ * 600 obj images). And `EvenWindows.storeOps` with the second piece of a
+ * block across a window's end dropped: torn blocks after acknowledged
+ * writes (951 of 1096 blk images).
  *
  * As a script:
  *
@@ -26,7 +29,7 @@
  * deno run -A tests/crash/window_sweep.ts --store obj --long
  * ```
  *
- * Options: `--store stream|obj` (both unless given), `--long`, `--images
+ * Options: `--store stream|obj|blk` (all unless given), `--long`, `--images
  * N` (per model), `--seed N`, `--model cache-line|page`, `--ops N`. A
  * child sweep is `--json --store S --model M --dir D`.
  *
@@ -45,6 +48,7 @@ import {
 } from "./driver.ts";
 import type { PersistenceModel } from "./model.ts";
 import { CRASH_MOVERS, STREAM_CRASH_MOVERS } from "./movers.ts";
+import { BLK_WINDOW_WORKLOADS } from "./blk_window.ts";
 import {
   checkObjTrace,
   emptyObjReport,
@@ -64,6 +68,14 @@ import {
 } from "./stream_sweep.ts";
 import { STREAM_WINDOW_WORKLOADS } from "./stream_window_workload.ts";
 import type { SubsetOptions } from "./subsets.ts";
+import {
+  emptyReport,
+  formatReport,
+  LONG_SUBSETS,
+  mergeReport,
+  runSweep,
+  type SweepReport,
+} from "./sweep.ts";
 import { addNew, mergeCounts } from "./sweep_report.ts";
 import { crossingFlushes } from "./window_ends.ts";
 
@@ -84,6 +96,9 @@ export type ObjWindowReport = ObjSweepReport & WindowCounts & {
   /** Objects left across a window's end at the end of their trace. */
   objectsAcross: number;
 };
+
+/** The block store's window sweep report. */
+export type BlkWindowReport = SweepReport & WindowCounts;
 
 /** Subsets of the CI sweep: the images of a 66 MiB file cost more. */
 const CI_SUBSETS: SubsetOptions = {
@@ -188,6 +203,35 @@ export function runObjWindowSweep(o: WindowSweepOptions): ObjWindowReport {
   return report;
 }
 
+/**
+ * The block store's window sweep in this process: the block sweep
+ * (`sweep.ts`) of the window workloads, each with every mover, counting
+ * what the traces did across window ends.
+ */
+export function runBlkWindowSweep(o: WindowSweepOptions): BlkWindowReport {
+  const counts: WindowCounts = { windowed: 0, crossings: 0, strays: 0 };
+  const report = runSweep({
+    model: o.model,
+    images: o.images,
+    seed: o.seed,
+    workloads: BLK_WINDOW_WORKLOADS,
+    movers: CRASH_MOVERS,
+    // pmempool reads the whole 66 MiB file: the block sweep samples it
+    pmempool: false,
+    pmempoolEvery: 0,
+    ops: o.ops,
+    subsets: o.long ? LONG_SUBSETS : CI_SUBSETS,
+    recoveryImages: o.long ? 4 : 1,
+    dir: o.dir,
+    onTrace(t) {
+      if (t.windowed) counts.windowed++;
+      counts.crossings += crossingFlushes(t.events);
+      counts.strays += t.strays;
+    },
+  });
+  return { ...report, ...counts };
+}
+
 const WINDOW_KEYS = ["windowed", "crossings", "strays"] as const;
 
 /** Run the stream's window sweep per model in child processes. */
@@ -242,6 +286,23 @@ export function objWindowSweepInChildren(
   });
 }
 
+/** Run the block store's window sweep per model in child processes. */
+export function blkWindowSweepInChildren(
+  options: PerModelOptions,
+): Promise<BlkWindowReport> {
+  return sweepPerModel<BlkWindowReport>({
+    ...options,
+    file: fileURLToPath(import.meta.url),
+    what: "block window sweep",
+    extra: ["--store", "blk"],
+    empty: () => ({ ...emptyReport(), windowed: 0, crossings: 0, strays: 0 }),
+    merge(into, r) {
+      mergeReport(into, r);
+      for (const k of WINDOW_KEYS) into[k] += r[k];
+    },
+  });
+}
+
 /** The line a window report adds to its store's report. */
 function windowLine(r: WindowCounts & { traces: number }): string {
   return `  windows: ${r.windowed} of ${r.traces} traces windowed, ${r.crossings} flushes across an even window's end, ${r.strays} stray stores`;
@@ -250,7 +311,7 @@ function windowLine(r: WindowCounts & { traces: number }): string {
 /**
  * A store's report with the window line, and its problems' reproducing
  * command pointed here (this sweep's traces follow from `--seed`, its
- * workloads are not `stream_sweep.ts`'s).
+ * workloads are not `stream_sweep.ts`'s or `sweep.ts`'s).
  */
 function withWindows(
   text: string,
@@ -259,7 +320,7 @@ function withWindows(
 ): string {
   const lines = text.split("\n").map((l) =>
     l.replace(
-      /reproduce: tests\/crash\/stream_sweep\.ts .*--model (\S+).*/,
+      /reproduce: tests\/crash\/(?:stream_)?sweep\.ts .*--model (\S+).*/,
       `reproduce: tests/crash/window_sweep.ts --store ${store} --model $1 (the same --seed, --ops and --images)`,
     )
   );
@@ -278,6 +339,12 @@ export function formatObjWindowReport(r: ObjWindowReport): string {
   }; ${r.objectsAcross} objects left across an end`;
 }
 
+/** Print the block store's window report for people. */
+export function formatBlkWindowReport(r: BlkWindowReport): string {
+  const text = formatReport(r).replace(/^crash sweep/, "block window sweep");
+  return withWindows(text, "blk", r);
+}
+
 async function main(argv: string[]): Promise<number> {
   const args = new SweepArgs(argv);
   const long = args.long;
@@ -286,8 +353,11 @@ async function main(argv: string[]): Promise<number> {
   const images = args.number("images", long ? 3000 : 300);
   const models = args.models;
   const store = args.get("store");
-  if (store !== undefined && store !== "stream" && store !== "obj") {
-    throw new Error(`Unknown store: --store ${store} (stream|obj)`);
+  if (
+    store !== undefined && store !== "stream" && store !== "obj" &&
+    store !== "blk"
+  ) {
+    throw new Error(`Unknown store: --store ${store} (stream|obj|blk)`);
   }
   const options = (dir: string) => ({
     model: models[0],
@@ -299,16 +369,22 @@ async function main(argv: string[]): Promise<number> {
   });
   const each = { models, images, seed, ops, long };
   const stages: Record<string, (dir: string) => Promise<boolean>> = {};
-  if (store !== "obj") {
+  if (store === undefined || store === "stream") {
     stages.stream = stage(
       (dir) => streamWindowSweepInChildren({ ...each, dir: join(dir, "s") }),
       formatStreamWindowReport,
     );
   }
-  if (store !== "stream") {
+  if (store === undefined || store === "obj") {
     stages.obj = stage(
       (dir) => objWindowSweepInChildren({ ...each, dir: join(dir, "o") }),
       formatObjWindowReport,
+    );
+  }
+  if (store === undefined || store === "blk") {
+    stages.blk = stage(
+      (dir) => blkWindowSweepInChildren({ ...each, dir: join(dir, "b") }),
+      formatBlkWindowReport,
     );
   }
   return await runSweepScript(args, {
@@ -316,6 +392,8 @@ async function main(argv: string[]): Promise<number> {
     child: (dir) =>
       store === "obj"
         ? runObjWindowSweep(options(dir))
+        : store === "blk"
+        ? runBlkWindowSweep(options(dir))
         : runStreamWindowSweep(options(dir)),
     stages,
   });

@@ -210,6 +210,19 @@ export interface Workload {
    * separate opener, as Workers are), all traced. @default 1
    */
   readonly openers?: number;
+  /** Size of its pool. @default MIN_POOL_SIZE (`record.ts`) */
+  readonly poolSize?: number;
+  /**
+   * Lanes each arena uses (a `PoolTestHooks` hook): with one lane a write
+   * lands in the block the previous write freed. @default 256
+   */
+  readonly lanes?: number;
+  /**
+   * The ranges its trace stores to, when that is a small part of a large
+   * pool: the tracers scan only those (`CrashTracer`'s `scan`). Unset:
+   * the whole file.
+   */
+  scan?(): { offset: number; length: number }[];
   /** Untraced set-up, after create (its writes form the starting state). */
   prepare(d: Driver, rand: () => number): void;
   /** The traced operations; `ops` scales the amount of work. */

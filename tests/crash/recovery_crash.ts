@@ -1,0 +1,78 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Crashing a recovery: the images of a crash during an open's recovery,
+ * made on the scratch file of the image it recovered, for each store's
+ * checker (`checker.ts`, `stream_checker.ts`, `obj_sweep.ts`) to open
+ * again and compare with what the uninterrupted recovery gave.
+ *
+ * @module
+ */
+import { crashPoints, type PersistenceModel } from "./model.ts";
+import { shuffle } from "./random.ts";
+import type { ScratchImage } from "./scratch.ts";
+import { type SubsetOptions, subsets } from "./subsets.ts";
+import type { TraceEvent } from "./tracer.ts";
+import type { Words } from "./words.ts";
+
+/** What {@linkcode crashRecovery} crashes. */
+export interface RecoveryCrash {
+  /** The scratch file, holding the durable image of the trace's point. */
+  scratch: ScratchImage;
+  /** The crash image whose recovery is crashed (its pending words). */
+  image: readonly Words[];
+  /** The recovery's trace. */
+  events: readonly TraceEvent[];
+  /** The persistence model. */
+  model: PersistenceModel;
+  /** Which subsets of each of the recovery's crash points to try. */
+  subsets: SubsetOptions;
+  /** Images to check at most. */
+  limit: number;
+  /** A seeded random source (the subsets, then their order). */
+  rand: () => number;
+  /**
+   * Whether to skip the image of the whole recovery made durable too
+   * (when it equals the recovered file the recovery already gave).
+   */
+  skipFinished: boolean;
+}
+
+/**
+ * Store each sampled image of a crash during the recovery of `c.image`
+ * (its durable part, then a subset of a crash point's pending stores)
+ * over the image on the scratch file, and call `check` on it: at most
+ * `c.limit` images, each once, never `c.image` itself.
+ *
+ * @param c the image, its recovery's trace and the budget
+ * @param check opens and checks the scratch file
+ * @returns the number of images checked
+ */
+export function crashRecovery(c: RecoveryCrash, check: () => void): number {
+  const s = c.scratch;
+  const candidates: Words[][] = [];
+  let durable: Words[] = [];
+  for (const p of crashPoints(c.events, c.model)) {
+    durable = [...durable, ...p.fenced];
+    for (const sub of subsets(p.pending, c.rand, c.subsets)) {
+      candidates.push([
+        ...durable,
+        ...sub.units.map((i) => p.pending[i].words),
+      ]);
+    }
+  }
+  const skip = new Set([s.fingerprint(c.image)]);
+  if (c.skipFinished) skip.add(s.fingerprint([...c.image, ...durable]));
+  let checked = 0;
+  for (const extra of shuffle(candidates, c.rand)) {
+    if (checked >= c.limit) break;
+    const fp = s.fingerprint([...c.image, ...extra]);
+    if (skip.has(fp)) continue;
+    skip.add(fp);
+    s.revert();
+    for (const w of c.image) s.apply(w);
+    for (const w of extra) s.apply(w);
+    check();
+    checked++;
+  }
+  return checked;
+}
