@@ -688,7 +688,11 @@ export class BlockPool implements Disposable {
       seen.add(lbas[i]);
     }
     if (seen.size !== n) [lbas, data] = lastOfEach(lbas, data);
-    return new WriteGroupFuture(this.#access, lbas, data, GROUP_SIZE, options);
+    // a group takes a lane per block at once: never more than an arena
+    // has, or it would wait for lanes forever
+    let group = GROUP_SIZE;
+    for (const a of this.#arenas) group = Math.min(group, a.lanes);
+    return new WriteGroupFuture(this.#access, lbas, data, group, options);
   }
 
   /**

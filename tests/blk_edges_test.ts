@@ -345,3 +345,27 @@ test("a Worker closes its BlockPool while this thread writes other blocks of the
   }
   BlockPool.open(path).close();
 });
+
+test("`writeMany()` on a pool with fewer lanes than a group's blocks completes", () => {
+  // a group of up to 64 blocks took a lane per block at once, and waited
+  // forever for lanes an arena of fewer lanes never has (the `lanes` test
+  // hook; a child process, so a hang fails the test instead of the runner)
+  const path = tempPath();
+  const out = runScript(
+    `
+    import { createPoolWith } from "@root/blk/pool.ts";
+    const pool = createPoolWith(${JSON.stringify(path)}, {
+      blockSize: 512,
+      poolSize: 32 << 20,
+    }, { lanes: 2 });
+    await pool.writeMany(
+      [0, 1, 2, 3, 4].map((lba) => ({ lba, data: new Uint8Array(512).fill(lba + 1) })),
+    );
+    console.log([0, 1, 2, 3, 4].map((lba) => pool.read(lba)[0]).join(" "));
+    pool.close();
+  `,
+    20_000,
+  );
+  assert.equal(out.signal, null, "writeMany hung");
+  assert.equal(out.stdout.trim(), "1 2 3 4 5", out.stderr);
+});
