@@ -294,8 +294,11 @@ export function runObjSweep(options: ObjSweepOptions): ObjSweepReport {
   return report;
 }
 
-/** Add one child's report to the total. */
-function merge(into: ObjSweepReport, r: ObjSweepReport): void {
+/**
+ * Add one child's report to the total (also the window sweep's, which
+ * adds its own counts after).
+ */
+export function mergeObjReport(into: ObjSweepReport, r: ObjSweepReport): void {
   mergeCounts(into, r, [
     "refused",
     "recovered",
@@ -315,7 +318,7 @@ export function objSweepInChildren(
     what: "object sweep",
     extra: [],
     empty: emptyObjReport,
-    merge,
+    merge: mergeObjReport,
   });
 }
 
