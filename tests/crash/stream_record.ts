@@ -8,7 +8,6 @@
  */
 import { rmSync } from "node:fs";
 import { mapFile, type Mapping } from "../../pmem2/mod.ts";
-import type { PersistTracer } from "../../pmem2/tracer.ts";
 import { LogStream } from "../../stream/mod.ts";
 import {
   createStreamWith,
@@ -23,7 +22,7 @@ import {
   StreamDriver,
   type StreamWorkload,
 } from "./stream_workload.ts";
-import { CrashTracer, type TraceEvent } from "./tracer.ts";
+import { CrashTracer, faultyTracer, type TraceEvent } from "./tracer.ts";
 import { crashMover, parseCrashMover } from "./movers.ts";
 
 /** The mark that says `LogStream.create` returned. */
@@ -83,14 +82,6 @@ export function recordStreamTrace(
   try {
     let base: Uint8Array;
     let tracer: CrashTracer;
-    const hook = (): PersistTracer =>
-      faults.dropFences
-        ? {
-          flush: (offset, length) => tracer.flush(offset, length),
-          drain() {},
-          mark: (label) => tracer.mark(label),
-        }
-        : tracer;
     let firstOp = 1;
     let scan: { offset: number; length: number }[] | undefined;
     if (w.fromCreate) {
@@ -102,7 +93,7 @@ export function recordStreamTrace(
         flushGranularity: model.flushGranularity,
       });
       s = createStreamWith(path, { ...geometry, mover: vdm }, {
-        tracer: hook(),
+        tracer: faultyTracer(tracer, faults),
       });
       tracer.mark(CREATED_MARK);
     } else {
@@ -121,7 +112,9 @@ export function recordStreamTrace(
         flushGranularity: model.flushGranularity,
         scan: scan = w.scan?.(path),
       });
-      s = openStreamWith(path, { mover: vdm }, { tracer: hook() });
+      s = openStreamWith(path, { mover: vdm }, {
+        tracer: faultyTracer(tracer, faults),
+      });
     }
     const windowed = streamMedia(s).whole === undefined;
     const t = tracer;

@@ -263,3 +263,21 @@ export class CrashTracer implements PersistTracer {
     return dirty;
   }
 }
+
+/**
+ * The tracer a recording hands the store: `tracer`, or with
+ * `faults.dropFences` the same with every fence hidden, as if the
+ * program never fenced (the fault the checkers' own tests inject, to
+ * show that they find the lost and torn writes it leaves).
+ */
+export function faultyTracer(
+  tracer: CrashTracer,
+  faults: { dropFences?: boolean },
+): PersistTracer {
+  if (!faults.dropFences) return tracer;
+  return {
+    flush: (offset, length) => tracer.flush(offset, length),
+    drain() {},
+    mark: (label) => tracer.mark(label),
+  };
+}
