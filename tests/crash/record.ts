@@ -20,7 +20,12 @@ import type { PersistenceModel } from "./model.ts";
 import { type CrashMover, crashMover } from "./movers.ts";
 import { Payloads } from "./payload.ts";
 import { xorshift } from "./random.ts";
-import { CrashTracer, faultyTracer, type TraceEvent } from "./tracer.ts";
+import {
+  CrashTracer,
+  faultyTracer,
+  type TraceEvent,
+  traceFile,
+} from "./tracer.ts";
 import { Driver, type Recorder, type Workload } from "./workload.ts";
 
 /** The mark that says `BlockPool.create` returned. */
@@ -138,14 +143,7 @@ export function recordTrace(
       w.prepare(d, rand);
       version = d.nextVersion;
       pool.close();
-      probe = mapFile(path);
-      base = probe.view().slice();
-      tracer = new CrashTracer({
-        live: probe.view(),
-        shadow: base.slice(),
-        flushGranularity: model.flushGranularity,
-        scan,
-      });
+      ({ probe, base, tracer } = traceFile(path, model, scan));
       // the lanes hook holds for the opener that sets the file's shared
       // state up: this one
       pool = openPoolWith(path, { mover: vdm }, {

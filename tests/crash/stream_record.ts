@@ -22,7 +22,12 @@ import {
   StreamDriver,
   type StreamWorkload,
 } from "./stream_workload.ts";
-import { CrashTracer, faultyTracer, type TraceEvent } from "./tracer.ts";
+import {
+  CrashTracer,
+  faultyTracer,
+  type TraceEvent,
+  traceFile,
+} from "./tracer.ts";
 import { crashMover, parseCrashMover } from "./movers.ts";
 
 /** The mark that says `LogStream.create` returned. */
@@ -104,14 +109,8 @@ export function recordStreamTrace(
       // everything prepared is committed and persisted (it was untraced)
       ledger.committed = ledger.persisted = s.committedTimestamp;
       s.close();
-      probe = mapFile(path);
-      base = probe.view().slice();
-      tracer = new CrashTracer({
-        live: probe.view(),
-        shadow: base.slice(),
-        flushGranularity: model.flushGranularity,
-        scan: scan = w.scan?.(path),
-      });
+      scan = w.scan?.(path);
+      ({ probe, base, tracer } = traceFile(path, model, scan));
       s = openStreamWith(path, { mover: vdm }, {
         tracer: faultyTracer(tracer, faults),
       });
