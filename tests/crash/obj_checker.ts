@@ -12,7 +12,12 @@ import { openPoolWith } from "../../obj/pool.ts";
 import { closeNoting, describeError, isTypedError } from "./checker.ts";
 import type { PersistenceModel } from "./model.ts";
 import { fingerprint, OBJ_OPTIONS, observe } from "./obj_workload.ts";
-import { crashRecovery, recoveryTracer } from "./recovery_crash.ts";
+import {
+  crashRecovery,
+  finishOpen,
+  RECOVERED,
+  recoveryTracer,
+} from "./recovery_crash.ts";
 import type { ScratchImage } from "./scratch.ts";
 import type { SubsetOptions } from "./subsets.ts";
 import type { CrashTracer, TraceEvent } from "./tracer.ts";
@@ -104,7 +109,7 @@ export class ObjImageChecker {
       if (!created && isTypedError(e)) out.refused = true;
       else out.problems.push(`open failed: ${describeError(e)}`);
     }
-    tracer.mark("recovered");
+    tracer.mark(RECOVERED);
     if (pool !== undefined) {
       try {
         out.records = pool.recovery.records;
@@ -125,19 +130,7 @@ export class ObjImageChecker {
         closeNoting(pool, out.problems);
       }
     }
-    const events = tracer.finish();
-    const end = events.findIndex((e) =>
-      e.kind === "mark" && e.label === "recovered"
-    );
-    out.recovery = events.slice(0, end);
-    for (const e of events) {
-      if (e.kind === "flush") this.#scratch.touch(e.stores);
-    }
-    const unflushed = events[events.length - 1].dirty;
-    if (unflushed.length > 0) {
-      out.problems.push(`${unflushed.length} stores were never persisted`);
-      this.#scratch.settle(unflushed);
-    }
+    out.recovery = finishOpen(tracer, this.#scratch, out.problems);
     if (out.state !== undefined && out.state !== "empty") {
       out.ks = this.#states.get(out.state);
     }

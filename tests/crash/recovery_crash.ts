@@ -51,6 +51,38 @@ export function recoveryTracer(
   return tracer;
 }
 
+/** The label a checker marks where its traced open's recovery ends. */
+export const RECOVERED = "recovered";
+
+/**
+ * End a checker's traced open of the scratch file (the object store's
+ * and the stream's): the scratch file is told every word the open
+ * stored, to undo it with the image; a store never flushed is reported
+ * in `problems` and made durable, as the scan found it.
+ *
+ * @returns the open's events up to the {@linkcode RECOVERED} mark: the
+ *   recovery's trace, whose crashes {@linkcode crashRecovery} checks
+ */
+export function finishOpen(
+  tracer: CrashTracer,
+  scratch: ScratchImage,
+  problems: string[],
+): TraceEvent[] {
+  const events = tracer.finish();
+  const end = events.findIndex((e) =>
+    e.kind === "mark" && e.label === RECOVERED
+  );
+  for (const e of events) {
+    if (e.kind === "flush") scratch.touch(e.stores);
+  }
+  const unflushed = events[events.length - 1].dirty;
+  if (unflushed.length > 0) {
+    problems.push(`${unflushed.length} stores were never persisted`);
+    scratch.settle(unflushed);
+  }
+  return events.slice(0, end);
+}
+
 /** What {@linkcode crashRecovery} crashes. */
 export interface RecoveryCrash {
   /** The scratch file, holding the durable image of the trace's point. */

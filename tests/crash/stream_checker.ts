@@ -25,6 +25,8 @@ import type { StreamLedger, Visible } from "./stream_ledger.ts";
 import { decodeEntry, entryPayload, regionKey } from "./stream_workload.ts";
 import {
   crashRecovery,
+  finishOpen,
+  RECOVERED,
   RECOVERY_SUBSETS,
   recoveryTracer,
 } from "./recovery_crash.ts";
@@ -58,8 +60,6 @@ export interface StreamOutcome {
   recoveryImages: number;
 }
 
-/** The label that ends a traced open's recovery. */
-const RECOVERED = "recovered";
 /** Probe entries use op numbers from here. */
 const PROBE_OP = 0x70000000;
 
@@ -266,19 +266,7 @@ export class StreamImageChecker {
         closeNoting(s, out.problems);
       }
     }
-    const events = tracer.finish();
-    const end = events.findIndex((e) =>
-      e.kind === "mark" && e.label === RECOVERED
-    );
-    out.recovery = events.slice(0, end);
-    for (const e of events) {
-      if (e.kind === "flush") this.#scratch.touch(e.stores);
-    }
-    const unflushed = events[events.length - 1].dirty;
-    if (unflushed.length > 0) {
-      out.problems.push(`${unflushed.length} stores were never persisted`);
-      this.#scratch.settle(unflushed);
-    }
+    out.recovery = finishOpen(tracer, this.#scratch, out.problems);
     return out;
   }
 
