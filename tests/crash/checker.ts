@@ -23,9 +23,12 @@ import type { Payloads } from "./payload.ts";
 import { pmempoolCheck } from "./pmempool.ts";
 import { type Region, regionName } from "./regions.ts";
 import type { ScratchImage } from "./scratch.ts";
-import { crashRecovery } from "./recovery_crash.ts";
-import type { SubsetOptions } from "./subsets.ts";
-import { CrashTracer, type TraceEvent } from "./tracer.ts";
+import {
+  crashRecovery,
+  RECOVERY_SUBSETS,
+  recoveryTracer,
+} from "./recovery_crash.ts";
+import type { CrashTracer, TraceEvent } from "./tracer.ts";
 import { WORD, type Words } from "./words.ts";
 import { openBlockPool } from "../../testing/mod.ts";
 
@@ -169,14 +172,6 @@ interface Recovery {
   events: TraceEvent[];
 }
 
-/** Subsets of a crash during recovery: recovery stores are few. */
-const RECOVERY_SUBSETS: SubsetOptions = {
-  exhaustiveLimit: 6,
-  prefixes: 6,
-  random: 3,
-  evict: 0.5,
-};
-
 /** Checks crash images on a {@linkcode ScratchImage}. */
 export class ImageChecker {
   #scratch: ScratchImage;
@@ -208,16 +203,7 @@ export class ImageChecker {
     this.#payloads = setup.payloads;
     this.#lbas = setup.lbas;
     this.#regions = setup.regions;
-    this.#tracer = new CrashTracer({
-      live: scratch.live,
-      shadow: scratch.shadow,
-      flushGranularity: setup.model.flushGranularity,
-      scan: setup.scan,
-    });
-    // Recovery persists each store right after making it, so scans between
-    // its events find nothing; the scan at the end still catches a store
-    // it never flushed. (One scan per event would cost more than the open.)
-    this.#tracer.scanning = false;
+    this.#tracer = recoveryTracer(scratch, setup.model, setup.scan);
   }
 
   /**
@@ -384,19 +370,21 @@ export class ImageChecker {
       limit: options.recoveryImages,
       rand: options.rand,
       skipFinished: true,
+      problems,
     }, () => {
       const r = this.#recover(false, true);
-      problems.push(...r.problems.map((p) => `crash during recovery: ${p}`));
+      const found = [...r.problems];
       for (const [lba, want] of expected) {
         const got = r.observed?.get(lba);
         if (got !== want) {
-          problems.push(
-            `crash during recovery: block ${lba} holds ${
+          found.push(
+            `block ${lba} holds ${
               describeState(got ?? "nothing")
             }, the recovery without a crash gave ${describeState(want)}`,
           );
         }
       }
+      return found;
     });
   }
 }

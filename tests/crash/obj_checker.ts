@@ -12,10 +12,15 @@ import { openPoolWith } from "../../obj/pool.ts";
 import { closeNoting, describeError, isTypedError } from "./checker.ts";
 import type { PersistenceModel } from "./model.ts";
 import { fingerprint, OBJ_OPTIONS, observe } from "./obj_workload.ts";
-import { crashRecovery } from "./recovery_crash.ts";
+import {
+  crashRecovery,
+  finishOpen,
+  RECOVERED,
+  recoveryTracer,
+} from "./recovery_crash.ts";
 import type { ScratchImage } from "./scratch.ts";
 import type { SubsetOptions } from "./subsets.ts";
-import { CrashTracer, type TraceEvent } from "./tracer.ts";
+import type { CrashTracer, TraceEvent } from "./tracer.ts";
 import type { Words } from "./words.ts";
 /** What checking images counts (a sweep's report has these). */
 export interface ObjImageCounts {
@@ -76,13 +81,7 @@ export class ObjImageChecker {
   ) {
     this.#scratch = scratch;
     this.#model = model;
-    this.#tracer = new CrashTracer({
-      live: scratch.live,
-      shadow: scratch.shadow,
-      flushGranularity: model.flushGranularity,
-      scan,
-    });
-    this.#tracer.scanning = false;
+    this.#tracer = recoveryTracer(scratch, model, scan);
     this.#states = new Map();
     states.forEach((s, k) => {
       const ks = this.#states.get(s);
@@ -110,7 +109,7 @@ export class ObjImageChecker {
       if (!created && isTypedError(e)) out.refused = true;
       else out.problems.push(`open failed: ${describeError(e)}`);
     }
-    tracer.mark("recovered");
+    tracer.mark(RECOVERED);
     if (pool !== undefined) {
       try {
         out.records = pool.recovery.records;
@@ -131,19 +130,7 @@ export class ObjImageChecker {
         closeNoting(pool, out.problems);
       }
     }
-    const events = tracer.finish();
-    const end = events.findIndex((e) =>
-      e.kind === "mark" && e.label === "recovered"
-    );
-    out.recovery = events.slice(0, end);
-    for (const e of events) {
-      if (e.kind === "flush") this.#scratch.touch(e.stores);
-    }
-    const unflushed = events[events.length - 1].dirty;
-    if (unflushed.length > 0) {
-      out.problems.push(`${unflushed.length} stores were never persisted`);
-      this.#scratch.settle(unflushed);
-    }
+    out.recovery = finishOpen(tracer, this.#scratch, out.problems);
     if (out.state !== undefined && out.state !== "empty") {
       out.ks = this.#states.get(out.state);
     }
@@ -231,14 +218,11 @@ export class ObjImageChecker {
       // as this sweep always did: the fully recovered image is checked
       // once more, as a crash at the recovery's end
       skipFinished: false,
+      problems,
     }, () => {
       const r = this.open(true);
-      problems.push(...r.problems.map((p) => `crash during recovery: ${p}`));
-      if (r.state !== expected) {
-        problems.push(
-          "crash during recovery: the pool recovers to another state",
-        );
-      }
+      if (r.state === expected) return r.problems;
+      return [...r.problems, "the pool recovers to another state"];
     });
   }
 }

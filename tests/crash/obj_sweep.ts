@@ -37,7 +37,6 @@ import { fileURLToPath } from "node:url";
 import type { ObjectPool } from "../../obj/mod.ts";
 import { createPoolWith } from "../../obj/pool.ts";
 import { mapFile, type Mapping } from "../../pmem2/mod.ts";
-import type { PersistTracer } from "../../pmem2/tracer.ts";
 import {
   type PerModelOptions,
   runSweepScript,
@@ -64,7 +63,7 @@ import {
   reportHead,
   type SweepCounts,
 } from "./sweep_report.ts";
-import { CrashTracer, type TraceEvent } from "./tracer.ts";
+import { CrashTracer, faultyTracer, type TraceEvent } from "./tracer.ts";
 import { OBJ_OPTIONS, ObjDriver, setup } from "./obj_workload.ts";
 
 /** The mark that says the pool's creation and setup were acknowledged. */
@@ -110,15 +109,8 @@ export function recordObjTrace(
       shadow: new Uint8Array(OBJ_OPTIONS.size),
       flushGranularity: model.flushGranularity,
     });
-    const hook: PersistTracer = faults.dropFences
-      ? {
-        flush: (o, l) => tracer.flush(o, l),
-        drain() {},
-        mark: (l) => tracer.mark(l),
-      }
-      : tracer;
     pool = createPoolWith(path, { ...OBJ_OPTIONS, mover: vdm }, {
-      tracer: hook,
+      tracer: faultyTracer(tracer, faults),
     });
     const base = setup(pool);
     tracer.mark(CREATED);
@@ -294,8 +286,11 @@ export function runObjSweep(options: ObjSweepOptions): ObjSweepReport {
   return report;
 }
 
-/** Add one child's report to the total. */
-function merge(into: ObjSweepReport, r: ObjSweepReport): void {
+/**
+ * Add one child's report to the total (also the window sweep's, which
+ * adds its own counts after).
+ */
+export function mergeObjReport(into: ObjSweepReport, r: ObjSweepReport): void {
   mergeCounts(into, r, [
     "refused",
     "recovered",
@@ -315,7 +310,7 @@ export function objSweepInChildren(
     what: "object sweep",
     extra: [],
     empty: emptyObjReport,
-    merge,
+    merge: mergeObjReport,
   });
 }
 

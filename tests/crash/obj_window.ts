@@ -30,12 +30,12 @@ import { rmSync } from "node:fs";
 import { type ObjectHandle, ObjectPool } from "../../obj/mod.ts";
 import { openPoolWith, poolEngine } from "../../obj/pool.ts";
 import { CHUNK_SIZE, LOG_OFFSET, OBJECT_HEADER } from "../../obj/layout.ts";
-import { mapFile, type Mapping } from "../../pmem2/mod.ts";
+import type { Mapping } from "../../pmem2/mod.ts";
 import type { PersistTracer } from "../../pmem2/tracer.ts";
 import type { PersistenceModel } from "./model.ts";
 import { crashMover, parseCrashMover } from "./movers.ts";
 import { pick, xorshift } from "./random.ts";
-import { CrashTracer } from "./tracer.ts";
+import { traceFile } from "./tracer.ts";
 import { crossesEnd, EVEN_END } from "./window_ends.ts";
 import { OBJ_OPTIONS, ObjDriver, setup, SLOTS } from "./obj_workload.ts";
 import { CREATED, type ObjTrace } from "./obj_sweep.ts";
@@ -150,14 +150,9 @@ export function recordObjWindowTrace(
     const start = setup(pool);
     moveLogHead(pool, rand);
     pool.close();
-    probe = mapFile(path);
-    const base = probe.view().slice();
-    const tracer = new CrashTracer({
-      live: probe.view(),
-      shadow: base.slice(),
-      flushGranularity: model.flushGranularity,
-      scan: SCAN,
-    });
+    const traced = traceFile(path, model, SCAN);
+    probe = traced.probe;
+    const { base, tracer } = traced;
     pool = openPoolWith(path, { layout: WINDOW_POOL.layout, mover: vdm }, {
       tracer: tracer as PersistTracer,
     });

@@ -14,13 +14,18 @@ import { type BlockPool, MIN_POOL_SIZE } from "../../blk/mod.ts";
 import { blockPoolMapping, openPoolWith } from "../../blk/pool.ts";
 import { hasWholeBuffer } from "../../pmem2/mapping.ts";
 import { mapFile, type Mapping } from "../../pmem2/mod.ts";
-import { createBlockPool, type PersistTracer } from "../../testing/mod.ts";
+import { createBlockPool } from "../../testing/mod.ts";
 import { Ledger, opLabel } from "./ledger.ts";
 import type { PersistenceModel } from "./model.ts";
 import { type CrashMover, crashMover } from "./movers.ts";
 import { Payloads } from "./payload.ts";
 import { xorshift } from "./random.ts";
-import { CrashTracer, type TraceEvent } from "./tracer.ts";
+import {
+  CrashTracer,
+  faultyTracer,
+  type TraceEvent,
+  traceFile,
+} from "./tracer.ts";
 import { Driver, type Recorder, type Workload } from "./workload.ts";
 
 /** The mark that says `BlockPool.create` returned. */
@@ -112,14 +117,6 @@ export function recordTrace(
     let base: Uint8Array;
     let tracer: CrashTracer;
     let version = 1;
-    const hook = (): PersistTracer =>
-      faults.dropFences
-        ? {
-          flush: (offset, length) => tracer.flush(offset, length),
-          drain() {},
-          mark: (label) => tracer.mark(label),
-        }
-        : tracer;
     if (w.fromCreate) {
       base = new Uint8Array(poolSize);
       tracer = new CrashTracer({
@@ -132,7 +129,7 @@ export function recordTrace(
         blockSize: w.blockSize,
         poolSize,
         mover: vdm,
-        tracer: hook(),
+        tracer: faultyTracer(tracer, faults),
         lanes: w.lanes,
       });
       tracer.mark(CREATED);
@@ -146,18 +143,11 @@ export function recordTrace(
       w.prepare(d, rand);
       version = d.nextVersion;
       pool.close();
-      probe = mapFile(path);
-      base = probe.view().slice();
-      tracer = new CrashTracer({
-        live: probe.view(),
-        shadow: base.slice(),
-        flushGranularity: model.flushGranularity,
-        scan,
-      });
+      ({ probe, base, tracer } = traceFile(path, model, scan));
       // the lanes hook holds for the opener that sets the file's shared
       // state up: this one
       pool = openPoolWith(path, { mover: vdm }, {
-        tracer: hook(),
+        tracer: faultyTracer(tracer, faults),
         lanes: w.lanes,
       });
     }
@@ -174,7 +164,9 @@ export function recordTrace(
     for (let k = 1; k < (w.openers ?? 1); k++) {
       // another opener, traced by the same tracer (its mapping's stores
       // land in the same file)
-      const other = openPoolWith(path, { mover: vdm }, { tracer: hook() });
+      const other = openPoolWith(path, { mover: vdm }, {
+        tracer: faultyTracer(tracer, faults),
+      });
       others.push(other);
       d.addOpener(other);
     }

@@ -3,7 +3,8 @@
  * Crashing a recovery: the images of a crash during an open's recovery,
  * made on the scratch file of the image it recovered, for each store's
  * checker (`checker.ts`, `stream_checker.ts`, `obj_sweep.ts`) to open
- * again and compare with what the uninterrupted recovery gave.
+ * again and compare with what the uninterrupted recovery gave; and the
+ * tracer those checkers trace their opens with.
  *
  * @module
  */
@@ -11,8 +12,76 @@ import { crashPoints, type PersistenceModel } from "./model.ts";
 import { shuffle } from "./random.ts";
 import type { ScratchImage } from "./scratch.ts";
 import { type SubsetOptions, subsets } from "./subsets.ts";
-import type { TraceEvent } from "./tracer.ts";
+import { CrashTracer, type TraceEvent } from "./tracer.ts";
 import type { Words } from "./words.ts";
+
+/**
+ * Subsets of a crash during recovery (the block store's and the
+ * stream's): recovery stores are few, so more of them can be tried.
+ */
+export const RECOVERY_SUBSETS: SubsetOptions = {
+  exhaustiveLimit: 6,
+  prefixes: 6,
+  random: 3,
+  evict: 0.5,
+};
+
+/**
+ * The tracer of a checker's opens of the scratch file: it traces each
+ * open's recovery, whose crash images {@linkcode crashRecovery} makes.
+ * Recovery persists each store right after making it, so scans between
+ * its events would find nothing (and cost more than the open): scanning
+ * is off, and the scan at the end still catches a store never flushed.
+ *
+ * @param scan where recovery stores, in a large file (`CrashTracer`'s
+ *   `scan`): a store outside is caught by the scratch file's `verify()`
+ */
+export function recoveryTracer(
+  scratch: ScratchImage,
+  model: PersistenceModel,
+  scan?: readonly { offset: number; length: number }[],
+): CrashTracer {
+  const tracer = new CrashTracer({
+    live: scratch.live,
+    shadow: scratch.shadow,
+    flushGranularity: model.flushGranularity,
+    scan,
+  });
+  tracer.scanning = false;
+  return tracer;
+}
+
+/** The label a checker marks where its traced open's recovery ends. */
+export const RECOVERED = "recovered";
+
+/**
+ * End a checker's traced open of the scratch file (the object store's
+ * and the stream's): the scratch file is told every word the open
+ * stored, to undo it with the image; a store never flushed is reported
+ * in `problems` and made durable, as the scan found it.
+ *
+ * @returns the open's events up to the {@linkcode RECOVERED} mark: the
+ *   recovery's trace, whose crashes {@linkcode crashRecovery} checks
+ */
+export function finishOpen(
+  tracer: CrashTracer,
+  scratch: ScratchImage,
+  problems: string[],
+): TraceEvent[] {
+  const events = tracer.finish();
+  const end = events.findIndex((e) =>
+    e.kind === "mark" && e.label === RECOVERED
+  );
+  for (const e of events) {
+    if (e.kind === "flush") scratch.touch(e.stores);
+  }
+  const unflushed = events[events.length - 1].dirty;
+  if (unflushed.length > 0) {
+    problems.push(`${unflushed.length} stores were never persisted`);
+    scratch.settle(unflushed);
+  }
+  return events.slice(0, end);
+}
 
 /** What {@linkcode crashRecovery} crashes. */
 export interface RecoveryCrash {
@@ -35,19 +104,26 @@ export interface RecoveryCrash {
    * (when it equals the recovered file the recovery already gave).
    */
   skipFinished: boolean;
+  /** Where each image's problems go, marked as a crash during recovery. */
+  problems: string[];
 }
 
 /**
  * Store each sampled image of a crash during the recovery of `c.image`
  * (its durable part, then a subset of a crash point's pending stores)
  * over the image on the scratch file, and call `check` on it: at most
- * `c.limit` images, each once, never `c.image` itself.
+ * `c.limit` images, each once, never `c.image` itself. The problems
+ * `check` finds go to `c.problems`, each marked as found after a crash
+ * during recovery.
  *
  * @param c the image, its recovery's trace and the budget
- * @param check opens and checks the scratch file
+ * @param check opens and checks the scratch file, giving its problems
  * @returns the number of images checked
  */
-export function crashRecovery(c: RecoveryCrash, check: () => void): number {
+export function crashRecovery(
+  c: RecoveryCrash,
+  check: () => readonly string[],
+): number {
   const s = c.scratch;
   const candidates: Words[][] = [];
   let durable: Words[] = [];
@@ -71,7 +147,7 @@ export function crashRecovery(c: RecoveryCrash, check: () => void): number {
     s.revert();
     for (const w of c.image) s.apply(w);
     for (const w of extra) s.apply(w);
-    check();
+    for (const p of check()) c.problems.push(`crash during recovery: ${p}`);
     checked++;
   }
   return checked;

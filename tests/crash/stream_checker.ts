@@ -23,9 +23,14 @@ import type { PersistenceModel } from "./model.ts";
 import type { ScratchImage } from "./scratch.ts";
 import type { StreamLedger, Visible } from "./stream_ledger.ts";
 import { decodeEntry, entryPayload, regionKey } from "./stream_workload.ts";
-import { crashRecovery } from "./recovery_crash.ts";
-import type { SubsetOptions } from "./subsets.ts";
-import { CrashTracer, type TraceEvent } from "./tracer.ts";
+import {
+  crashRecovery,
+  finishOpen,
+  RECOVERED,
+  RECOVERY_SUBSETS,
+  recoveryTracer,
+} from "./recovery_crash.ts";
+import type { CrashTracer, TraceEvent } from "./tracer.ts";
 import type { Words } from "./words.ts";
 
 /** How to check one image. */
@@ -55,17 +60,8 @@ export interface StreamOutcome {
   recoveryImages: number;
 }
 
-/** The label that ends a traced open's recovery. */
-const RECOVERED = "recovered";
 /** Probe entries use op numbers from here. */
 const PROBE_OP = 0x70000000;
-
-const RECOVERY_SUBSETS: SubsetOptions = {
-  exhaustiveLimit: 6,
-  prefixes: 6,
-  random: 3,
-  evict: 0.5,
-};
 
 /** A stream's regions and entries, for a {@linkcode StreamLedger}. */
 export function readVisible(
@@ -153,15 +149,7 @@ export class StreamImageChecker {
   ) {
     this.#scratch = scratch;
     this.#model = model;
-    this.#tracer = new CrashTracer({
-      live: scratch.live,
-      shadow: scratch.shadow,
-      flushGranularity: model.flushGranularity,
-      scan,
-    });
-    // every store of an open is persisted right away: the scan at the
-    // end catches one that is not
-    this.#tracer.scanning = false;
+    this.#tracer = recoveryTracer(scratch, model, scan);
   }
 
   /**
@@ -278,19 +266,7 @@ export class StreamImageChecker {
         closeNoting(s, out.problems);
       }
     }
-    const events = tracer.finish();
-    const end = events.findIndex((e) =>
-      e.kind === "mark" && e.label === RECOVERED
-    );
-    out.recovery = events.slice(0, end);
-    for (const e of events) {
-      if (e.kind === "flush") this.#scratch.touch(e.stores);
-    }
-    const unflushed = events[events.length - 1].dirty;
-    if (unflushed.length > 0) {
-      out.problems.push(`${unflushed.length} stores were never persisted`);
-      this.#scratch.settle(unflushed);
-    }
+    out.recovery = finishOpen(tracer, this.#scratch, out.problems);
     return out;
   }
 
@@ -315,15 +291,15 @@ export class StreamImageChecker {
       limit: options.recoveryImages,
       rand: options.rand,
       skipFinished: true,
+      problems,
     }, () => {
       const r = this.#open(false, lengthOf, false);
-      problems.push(...r.problems.map((p) => `crash during recovery: ${p}`));
       const got = r.visible === undefined ? "nothing" : fingerprint(r.visible);
-      if (got !== expected) {
-        problems.push(
-          `crash during recovery: the stream shows ${got}, the recovery without a crash gave ${expected}`,
-        );
-      }
+      if (got === expected) return r.problems;
+      return [
+        ...r.problems,
+        `the stream shows ${got}, the recovery without a crash gave ${expected}`,
+      ];
     });
   }
 }

@@ -8,7 +8,6 @@
  */
 import { rmSync } from "node:fs";
 import { mapFile, type Mapping } from "../../pmem2/mod.ts";
-import type { PersistTracer } from "../../pmem2/tracer.ts";
 import { LogStream } from "../../stream/mod.ts";
 import {
   createStreamWith,
@@ -23,7 +22,12 @@ import {
   StreamDriver,
   type StreamWorkload,
 } from "./stream_workload.ts";
-import { CrashTracer, type TraceEvent } from "./tracer.ts";
+import {
+  CrashTracer,
+  faultyTracer,
+  type TraceEvent,
+  traceFile,
+} from "./tracer.ts";
 import { crashMover, parseCrashMover } from "./movers.ts";
 
 /** The mark that says `LogStream.create` returned. */
@@ -83,14 +87,6 @@ export function recordStreamTrace(
   try {
     let base: Uint8Array;
     let tracer: CrashTracer;
-    const hook = (): PersistTracer =>
-      faults.dropFences
-        ? {
-          flush: (offset, length) => tracer.flush(offset, length),
-          drain() {},
-          mark: (label) => tracer.mark(label),
-        }
-        : tracer;
     let firstOp = 1;
     let scan: { offset: number; length: number }[] | undefined;
     if (w.fromCreate) {
@@ -102,7 +98,7 @@ export function recordStreamTrace(
         flushGranularity: model.flushGranularity,
       });
       s = createStreamWith(path, { ...geometry, mover: vdm }, {
-        tracer: hook(),
+        tracer: faultyTracer(tracer, faults),
       });
       tracer.mark(CREATED_MARK);
     } else {
@@ -113,15 +109,11 @@ export function recordStreamTrace(
       // everything prepared is committed and persisted (it was untraced)
       ledger.committed = ledger.persisted = s.committedTimestamp;
       s.close();
-      probe = mapFile(path);
-      base = probe.view().slice();
-      tracer = new CrashTracer({
-        live: probe.view(),
-        shadow: base.slice(),
-        flushGranularity: model.flushGranularity,
-        scan: scan = w.scan?.(path),
+      scan = w.scan?.(path);
+      ({ probe, base, tracer } = traceFile(path, model, scan));
+      s = openStreamWith(path, { mover: vdm }, {
+        tracer: faultyTracer(tracer, faults),
       });
-      s = openStreamWith(path, { mover: vdm }, { tracer: hook() });
     }
     const windowed = streamMedia(s).whole === undefined;
     const t = tracer;

@@ -212,8 +212,14 @@ export function runStreamSweep(options: StreamSweepOptions): StreamSweepReport {
   return report;
 }
 
-/** Add one child's report to the total. */
-function merge(into: StreamSweepReport, r: StreamSweepReport): void {
+/**
+ * Add one child's report to the total (also the window sweep's, which
+ * adds its own counts after).
+ */
+export function mergeStreamReport(
+  into: StreamSweepReport,
+  r: StreamSweepReport,
+): void {
   mergeCounts(into, r, ["refused", "recovered", "dropped", "recoveryImages"]);
   addNew(into.movers, r.movers);
 }
@@ -236,7 +242,7 @@ export function streamSweepInChildren(
       ? []
       : ["--workload", options.workload],
     empty: emptyStreamReport,
-    merge,
+    merge: mergeStreamReport,
   });
 }
 

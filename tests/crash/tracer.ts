@@ -13,7 +13,9 @@
  *
  * @module
  */
+import { mapFile, type Mapping } from "../../pmem2/mod.ts";
 import type { PersistTracer } from "../../pmem2/tracer.ts";
+import type { PersistenceModel } from "./model.ts";
 import { diffWords, WORD, Words } from "./words.ts";
 
 /** A flush: the words it wrote back. */
@@ -262,4 +264,48 @@ export class CrashTracer implements PersistTracer {
     }
     return dirty;
   }
+}
+
+/**
+ * The tracer a recording hands the store: `tracer`, or with
+ * `faults.dropFences` the same with every fence hidden, as if the
+ * program never fenced (the fault the checkers' own tests inject, to
+ * show that they find the lost and torn writes it leaves).
+ */
+export function faultyTracer(
+  tracer: CrashTracer,
+  faults: { dropFences?: boolean },
+): PersistTracer {
+  if (!faults.dropFences) return tracer;
+  return {
+    flush: (offset, length) => tracer.flush(offset, length),
+    drain() {},
+    mark: (label) => tracer.mark(label),
+  };
+}
+
+/**
+ * Trace the file at `path` from now on, as it is: a recording that
+ * prepared it untraced maps it and starts the tracer's shadow from its
+ * bytes, so that only what follows is traced.
+ *
+ * @param scan where the program stores, in a large file (see
+ *   {@linkcode CrashTracerOptions.scan})
+ * @returns the mapping (the recording closes it), the file's bytes now
+ *   (the trace's base) and the tracer
+ */
+export function traceFile(
+  path: string,
+  model: PersistenceModel,
+  scan?: readonly { offset: number; length: number }[],
+): { probe: Mapping; base: Uint8Array; tracer: CrashTracer } {
+  const probe = mapFile(path);
+  const base = probe.view().slice();
+  const tracer = new CrashTracer({
+    live: probe.view(),
+    shadow: base.slice(),
+    flushGranularity: model.flushGranularity,
+    scan,
+  });
+  return { probe, base, tracer };
 }

@@ -53,6 +53,7 @@ import {
   checkObjTrace,
   emptyObjReport,
   formatObjReport,
+  mergeObjReport,
   OBJ_CI_SUBSETS,
   OBJ_LONG_SUBSETS,
   type ObjSweepReport,
@@ -62,6 +63,7 @@ import {
   checkStreamTrace,
   emptyStreamReport,
   formatStreamReport,
+  mergeStreamReport,
   recordStreamTrace,
   STREAM_LONG_SUBSETS,
   type StreamSweepReport,
@@ -76,7 +78,6 @@ import {
   runSweep,
   type SweepReport,
 } from "./sweep.ts";
-import { addNew, mergeCounts } from "./sweep_report.ts";
 import { crossingFlushes } from "./window_ends.ts";
 
 /** What the window sweep adds to a store's report. */
@@ -87,6 +88,32 @@ export interface WindowCounts {
   crossings: number;
   /** Words stored outside the traced ranges (must be 0: see `CrashTracer`). */
   strays: number;
+}
+
+/** Window counts of nothing yet. */
+function emptyWindowCounts(): WindowCounts {
+  return { windowed: 0, crossings: 0, strays: 0 };
+}
+
+/** Add what one trace did across window ends to `into`. */
+function countWindows(
+  into: WindowCounts,
+  trace: {
+    windowed: boolean;
+    events: Parameters<typeof crossingFlushes>[0];
+    strays: number;
+  },
+): void {
+  if (trace.windowed) into.windowed++;
+  into.crossings += crossingFlushes(trace.events);
+  into.strays += trace.strays;
+}
+
+const WINDOW_KEYS = ["windowed", "crossings", "strays"] as const;
+
+/** Add one child's window counts to the total (after its store's merge). */
+function mergeWindows(into: WindowCounts, r: WindowCounts): void {
+  for (const k of WINDOW_KEYS) into[k] += r[k];
 }
 
 /** The log stream's window sweep report. */
@@ -108,15 +135,14 @@ const CI_SUBSETS: SubsetOptions = {
   evict: 0.3,
 };
 
+/** An empty stream window report. */
+function emptyStreamWindowReport(): StreamWindowReport {
+  return { ...emptyStreamReport(), ...emptyWindowCounts() };
+}
+
 /** An empty object window report. */
 function emptyObjWindowReport(): ObjWindowReport {
-  return {
-    ...emptyObjReport(),
-    windowed: 0,
-    crossings: 0,
-    strays: 0,
-    objectsAcross: 0,
-  };
+  return { ...emptyObjReport(), ...emptyWindowCounts(), objectsAcross: 0 };
 }
 
 /** Options of a window sweep in this process. */
@@ -139,12 +165,7 @@ export function runStreamWindowSweep(
 ): StreamWindowReport {
   const started = performance.now();
   checkModel(o.model, o.dir, "streamWindowSweepInChildren");
-  const report: StreamWindowReport = {
-    ...emptyStreamReport(),
-    windowed: 0,
-    crossings: 0,
-    strays: 0,
-  };
+  const report = emptyStreamWindowReport();
   report.models.push(o.model.name);
   const ws = STREAM_WINDOW_WORKLOADS;
   const movers = STREAM_CRASH_MOVERS;
@@ -157,9 +178,7 @@ export function runStreamWindowSweep(
       join(o.dir, "trace"),
       movers[k % movers.length],
     );
-    if (trace.windowed) report.windowed++;
-    report.crossings += crossingFlushes(trace.events);
-    report.strays += trace.strays;
+    countWindows(report, trace);
     checkStreamTrace(trace, {
       subsets: o.long ? STREAM_LONG_SUBSETS : CI_SUBSETS,
       probeEvery: o.long ? 2 : 4,
@@ -188,9 +207,7 @@ export function runObjWindowSweep(o: WindowSweepOptions): ObjWindowReport {
       join(o.dir, "trace"),
       CRASH_MOVERS[k % CRASH_MOVERS.length],
     );
-    if (trace.windowed) report.windowed++;
-    report.crossings += crossingFlushes(trace.events);
-    report.strays += trace.strays;
+    countWindows(report, trace);
     report.objectsAcross += trace.across;
     checkObjTrace(trace, {
       subsets: o.long ? OBJ_LONG_SUBSETS : OBJ_CI_SUBSETS,
@@ -209,7 +226,7 @@ export function runObjWindowSweep(o: WindowSweepOptions): ObjWindowReport {
  * what the traces did across window ends.
  */
 export function runBlkWindowSweep(o: WindowSweepOptions): BlkWindowReport {
-  const counts: WindowCounts = { windowed: 0, crossings: 0, strays: 0 };
+  const counts = emptyWindowCounts();
   const report = runSweep({
     model: o.model,
     images: o.images,
@@ -223,16 +240,10 @@ export function runBlkWindowSweep(o: WindowSweepOptions): BlkWindowReport {
     subsets: o.long ? LONG_SUBSETS : CI_SUBSETS,
     recoveryImages: o.long ? 4 : 1,
     dir: o.dir,
-    onTrace(t) {
-      if (t.windowed) counts.windowed++;
-      counts.crossings += crossingFlushes(t.events);
-      counts.strays += t.strays;
-    },
+    onTrace: (t) => countWindows(counts, t),
   });
   return { ...report, ...counts };
 }
-
-const WINDOW_KEYS = ["windowed", "crossings", "strays"] as const;
 
 /** Run the stream's window sweep per model in child processes. */
 export function streamWindowSweepInChildren(
@@ -243,21 +254,10 @@ export function streamWindowSweepInChildren(
     file: fileURLToPath(import.meta.url),
     what: "stream window sweep",
     extra: ["--store", "stream"],
-    empty: () => ({
-      ...emptyStreamReport(),
-      windowed: 0,
-      crossings: 0,
-      strays: 0,
-    }),
+    empty: emptyStreamWindowReport,
     merge(into, r) {
-      mergeCounts(into, r, [
-        "refused",
-        "recovered",
-        "dropped",
-        "recoveryImages",
-        ...WINDOW_KEYS,
-      ]);
-      addNew(into.movers, r.movers);
+      mergeStreamReport(into, r);
+      mergeWindows(into, r);
     },
   });
 }
@@ -273,15 +273,9 @@ export function objWindowSweepInChildren(
     extra: ["--store", "obj"],
     empty: emptyObjWindowReport,
     merge(into, r) {
-      mergeCounts(into, r, [
-        "refused",
-        "recovered",
-        "recoveryImages",
-        "inFlightSeen",
-        "objectsAcross",
-        ...WINDOW_KEYS,
-      ]);
-      addNew(into.movers, r.movers);
+      mergeObjReport(into, r);
+      mergeWindows(into, r);
+      into.objectsAcross += r.objectsAcross;
     },
   });
 }
@@ -295,10 +289,10 @@ export function blkWindowSweepInChildren(
     file: fileURLToPath(import.meta.url),
     what: "block window sweep",
     extra: ["--store", "blk"],
-    empty: () => ({ ...emptyReport(), windowed: 0, crossings: 0, strays: 0 }),
+    empty: () => ({ ...emptyReport(), ...emptyWindowCounts() }),
     merge(into, r) {
       mergeReport(into, r);
-      for (const k of WINDOW_KEYS) into[k] += r[k];
+      mergeWindows(into, r);
     },
   });
 }
