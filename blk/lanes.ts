@@ -306,6 +306,22 @@ export class LaneTable {
     unlockWord(this.words, stripeOf(pre));
   }
 
+  /**
+   * Take every stripe lock, in stripe order (the order a commit that
+   * waits takes them in, so the two never wait on each other in a cycle):
+   * no commit of any opener runs until {@linkcode LaneTable.unlockStripes}.
+   */
+  lockStripes(): void {
+    for (let s = 0; s < STRIPES; s++) {
+      lockWord(this.words, STRIPE_BASE + s, this.#token);
+    }
+  }
+
+  /** Release every stripe lock taken by {@linkcode LaneTable.lockStripes}. */
+  unlockStripes(): void {
+    for (let s = 0; s < STRIPES; s++) unlockWord(this.words, STRIPE_BASE + s);
+  }
+
   // ---- error ----
 
   /** The arena's error code (0: none). */

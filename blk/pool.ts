@@ -751,12 +751,12 @@ export class BlockPool implements Disposable {
    * referenced exactly once (by the map, or as a lane's free block).
    * Never throws for an inconsistency; it reports it.
    *
-   * It reads the pool as it is, without stopping other openers: while a
-   * Worker's `BlockPool` over the same pool writes, a lane it is updating
-   * may show as a block referenced twice (one run in three of a check
-   * looped beside a writing Worker did). Check while no other opener
-   * writes; this opener's own writes in flight commit their map and flog
-   * entries in one synchronous step, so they never show.
+   * Other openers of the pool in this process (Workers) may go on
+   * writing: their commits wait while the check runs (it holds every
+   * block's stripe lock), so it never sees half of one. This opener's own
+   * writes in flight commit their map and flog entries in one synchronous
+   * step, so they never show half-done either; a progress callback that
+   * waits for another Worker's writes waits forever.
    *
    * @example Usage
    * ```ts
@@ -780,16 +780,38 @@ export class BlockPool implements Disposable {
   check(options: ProgressOptions = {}): CheckReport {
     const media = this.#live("check");
     const onProgress = checkProgress(options, "check");
-    this.#adoptShared();
-    const problems = checkPool({
-      media,
-      blockSize: this.#blockSize,
-      poolsetUuid: this.#file.poolsetUuid,
-      rawSize: this.#file.geometry.rawSize,
-      places: this.#places,
-      arenas: this.#arenas,
-      onProgress,
-    });
+    // Other openers (Workers) go on writing: a commit changes a flog entry
+    // and then a map entry holding its block's stripe lock, and laying the
+    // BTT out writes the arenas holding the layout lock. The check holds
+    // all of them, so it never sees half of a commit (a block referenced
+    // twice) or of a layout. This opener's own writes are between steps.
+    const shared = this.#file.join.shared;
+    shared.lockLayout();
+    let problems;
+    try {
+      if (this.#arenas.length === 0 && shared.laidOut) {
+        this.#adopt(loadBtt(this.#file, true));
+      }
+      let locked = 0;
+      try {
+        for (; locked < this.#arenas.length; locked++) {
+          this.#arenas[locked].table.lockStripes();
+        }
+        problems = checkPool({
+          media,
+          blockSize: this.#blockSize,
+          poolsetUuid: this.#file.poolsetUuid,
+          rawSize: this.#file.geometry.rawSize,
+          places: this.#places,
+          arenas: this.#arenas,
+          onProgress,
+        });
+      } finally {
+        while (locked > 0) this.#arenas[--locked].table.unlockStripes();
+      }
+    } finally {
+      shared.unlockLayout();
+    }
     return {
       consistent: problems.length === 0,
       problems,

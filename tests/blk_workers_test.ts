@@ -176,3 +176,53 @@ test("a BTT laid out by one opener is found by the others of the process", () =>
   a.setError(5);
   assert.throws(() => b.read(5));
 });
+
+// Bug: `check()` read the map and the flogs while writers in other Workers
+// committed, so a block one of them had just moved showed up referenced
+// twice (by the map entry read before the commit and by the flog read
+// after it). A check now holds every stripe lock of the pool, which every
+// commit holds from its flog update to its map update.
+test(
+  "check() in one thread while Workers write the pool reports it consistent",
+  async () => {
+    const path = tempPath();
+    // many lanes over few blocks: commits move blocks all the time
+    using pool = createBlockPool(path, {
+      blockSize: 512,
+      poolSize: 32 * MiB,
+      lanes: 64,
+    });
+    const workers = await Promise.all([1, 2].map(startWorker));
+    try {
+      const jobs = workers.map((w, i) =>
+        ask<Written>(w, {
+          kind: "write",
+          path,
+          id: i + 1,
+          count: 3000,
+          lbas: 256,
+          seed: 21 + i,
+          mover: "cpu",
+        })
+      );
+      let settled = false;
+      const all = Promise.all(jobs).finally(() => settled = true);
+      let checks = 0;
+      const problems: string[] = [];
+      while (!settled) {
+        const report = pool.check();
+        checks++;
+        problems.push(...report.problems);
+        if (problems.length > 0) break;
+        await new Promise((r) => setTimeout(r, 0));
+      }
+      const written = await all;
+      assert.deepEqual(problems, [], `after ${checks} checks`);
+      assert.ok(checks > 1, `${checks} checks ran while the Workers wrote`);
+      checkFinal(pool, 256, written);
+    } finally {
+      for (const w of workers) w.terminate();
+    }
+  },
+  { timeout: 120_000 },
+);
