@@ -4,7 +4,7 @@
  * found by a review against the reference (dsa.md) and <linux/idxd.h>:
  * each test exposed a bug, named in its comment.
  */
-import { mapFile, ShimCode } from "../mod.ts";
+import { mapFile, ShimCode, ThreadMover } from "../mod.ts";
 import { native } from "../ffi/lib.ts";
 import type { CompletionDevice } from "../mover/_device.ts";
 import { dsaMoverDevice } from "../mover/dsa.ts";
@@ -96,4 +96,31 @@ test("a batch list and member records reused before the watcher settled the batc
     for (const r of [batch, m0, m1, next]) dev.releaseRecord(r);
   }
   dev.releaseList(list);
+});
+
+// Bug: a mover made with `batchLists: 0` (an accepted option) never
+// finished a batch: runBatch built a BATCH future, which found no list to
+// take and waited, NOT_STARTED, for one to be given back -- forever.
+// Cause: the offload checked maxBatch and the records, not the lists.
+test("a mover without batch lists runs batches as single descriptors", async () => {
+  for (
+    const mover of [
+      new ThreadMover({ threads: 1, inlineThreshold: 0, batchLists: 0 }),
+      openTestPortal({ batchLists: 0 }),
+    ]
+  ) {
+    using m = mover;
+    const a = new Uint8Array(8192);
+    const b = new Uint8Array(8192);
+    const f = m.batch([
+      { op: "memset", dst: a, value: 1 },
+      { op: "memset", dst: b, value: 2 },
+    ]);
+    const end = Date.now() + 10_000;
+    while (f.poll() !== "complete") {
+      assert.ok(Date.now() < end, `${m.name}: the batch never completed`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    assert.deepEqual([a[0], a[8191], b[0], b[8191]], [1, 1, 2, 2], m.name);
+  }
 });
