@@ -4,13 +4,25 @@
  * found by a review against the reference (dsa.md) and <linux/idxd.h>:
  * each test exposed a bug, named in its comment.
  */
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
 import { mapFile, ShimCode, ThreadMover } from "../mod.ts";
 import { native } from "../ffi/lib.ts";
 import type { CompletionDevice } from "../mover/_device.ts";
 import { dsaMoverDevice } from "../mover/dsa.ts";
+import { listDsa } from "../mover/_dsa_discovery.ts";
 import { DsaOpcode } from "../mover/dsa_format.ts";
 import { openTestPortal, portalCounters } from "../testing/mod.ts";
-import { assert, tempPath, test } from "./_harness.ts";
+import {
+  assert,
+  ROOT_URL,
+  RUNTIME,
+  tempDir,
+  tempPath,
+  test,
+} from "./_harness.ts";
 
 /** Spin (bounded) until record `rec` is written, as a poller sees it. */
 function spinRecord(dev: CompletionDevice, rec: number): number {
@@ -124,3 +136,133 @@ test("a mover without batch lists runs batches as single descriptors", async () 
     assert.deepEqual([a[0], a[8191], b[0], b[8191]], [1, 1, 2, 2], m.name);
   }
 });
+
+/** What DsaMover makes of the fixture tree below, as JSON. */
+const PROBE = `
+import { DsaMover } from "@root/mod.ts";
+const out = { opCap: DsaMover.devices().map((d) => d.opCap) };
+for (const wq of ["wq0.0", "wq0.1", "wq0.2"]) {
+  try {
+    const m = DsaMover.open({ wq });
+    out[wq] = { maxBatch: m.info.maxBatch, queueSize: m.info.queueSize,
+      maxTransfer: m.info.maxTransfer };
+    m.close();
+  } catch (e) { out[wq] = e.name + ": " + e.message; }
+}
+console.log(JSON.stringify(out));
+`;
+
+/**
+ * In a private mount namespace: a tmpfs over /sys/bus with one DSA device
+ * whose OPCAP reads as kernels 5.13 to 6.2 wrote it, and three dedicated
+ * user WQs -- wq0.0 whose op_config lacks BATCH, wq0.1 without a size
+ * attribute, wq0.2 whose op_config lacks MEMMOVE -- and a tmpfs /dev
+ * whose /dev/dsa/wq0.N are plain files: open() maps one as its portal
+ * (nothing is ever submitted), so what it opened with shows.
+ */
+const FIXTURE = `set -e
+T=$(mktemp -d); mkdir -p $T/dev $T/shm
+mount --bind /dev $T/dev
+mount --bind /dev/shm $T/shm
+mount -t tmpfs -o mode=755 none /dev
+for n in null zero full random urandom tty; do
+  touch /dev/$n; mount --bind $T/dev/$n /dev/$n
+done
+mkdir /dev/shm /dev/pts /dev/dsa
+mount --bind $T/shm /dev/shm
+ln -s /proc/self/fd /dev/fd
+for q in 0 1 2; do truncate -s 4096 /dev/dsa/wq0.$q; done
+mount -t tmpfs none /sys/bus
+w() { mkdir -p "$(dirname "$1")"; printf '%s\\n' "$2" > "$1"; }
+D=/sys/bus/dsa/devices/dsa0
+for kv in version=0x100 gen_cap=0x40915f0107 pasid_enabled=1 \\
+    state=enabled numa_node=0 max_batch_size=1024 \\
+    max_transfer_size=2147483648 max_engines=4 max_work_queues=8 \\
+    max_groups=4 max_work_queues_size=128 cdev_major=236 \\
+    configurable=1 cmd_status=0 clients=0 read_buffer_limit=0 \\
+    max_read_buffers=96 ims_size=2048; do
+  w "$D/\${kv%%=*}" "\${kv#*=}"
+done
+w "$D/op_cap" "0x1003f03ff 0x0 0x0 0x0"
+for q in 0 1 2; do
+  for kv in state=enabled size=16 max_batch_size=32 \\
+      max_transfer_size=2097152 block_on_fault=0 threshold=0 priority=10 \\
+      group_id=0 name=app cdev_minor=$q mode=dedicated type=user; do
+    w "$D/wq0.$q/\${kv%%=*}" "\${kv#*=}"
+  done
+  ln -s dsa0/wq0.$q /sys/bus/dsa/devices/wq0.$q # as sysfs links them
+done
+G=00000000,00000000,00000000,00000000,00000000,00000000,00000001
+w "$D/wq0.0/op_config" "$G,003f03fd"
+rm "$D/wq0.1/size"
+w "$D/wq0.2/op_config" "$G,003f03f7"
+exec "$@"
+`;
+
+function fixtureSkip(): string {
+  if (process.getuid?.() !== 0) return "needs root (a private mount namespace)";
+  const r = spawnSync("unshare", ["-m", "--propagation", "private", "true"]);
+  if (r.status !== 0) return "unshare -m is not permitted here";
+  const listing = listDsa();
+  if (!listing.loaded) return "libaccel-config is not installed";
+  if (!listing.cpu.movdir64b) return "no MOVDIR64B: open() would use write(2)";
+  return "";
+}
+
+// Bug: discovery misread what sysfs and libaccel-config say. OPCAP as
+// kernels 5.13 to 6.2 write it ("0x1003f03ff 0x0 0x0 0x0", four 64-bit
+// words, least significant first) was read as a bitmap's 32-bit groups,
+// most significant first: opCap "0x0". A WQ whose op_config (DSA 2.0)
+// lacks BATCH was opened with its maxBatch, so every batch() failed with
+// the WQ's BAD_OPCODE; one lacking MEMMOVE was opened at all (the
+// reference: such a WQ is not used). A WQ attribute libaccel-config
+// cannot read comes back as -errno in an unsigned getter: a missing size
+// read as 2^64 - 2, and the WQ was opened with 4096 credits -- a
+// dedicated WQ of 16 then drops descriptors.
+test(
+  "discovery reads old OPCAP, op_config and missing attributes right",
+  () => {
+    const dir = tempDir();
+    const script = join(dir, "probe.ts");
+    const setup = join(dir, "fixture.sh");
+    writeFileSync(script, PROBE.replaceAll("@root/", ROOT_URL));
+    writeFileSync(setup, FIXTURE);
+    const args = RUNTIME === "deno" ? ["run", "-A", "--no-check", script] : [
+      script,
+    ];
+    const r = spawnSync(
+      "unshare",
+      [
+        "-m",
+        "--propagation",
+        "private",
+        "bash",
+        setup,
+        process.execPath,
+        ...args,
+      ],
+      {
+        encoding: "utf8",
+        timeout: 60_000,
+        env: { ...process.env, RUST_BACKTRACE: "0", NO_COLOR: "1" },
+      },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.deepEqual(out.opCap, ["0x1003f03ff"]);
+    assert.deepEqual(out["wq0.0"], {
+      maxBatch: 0,
+      queueSize: 16,
+      maxTransfer: 2097152,
+    });
+    assert.match(
+      out["wq0.1"],
+      /^NotSupportedError: .*wq0\.1 has no usable size/,
+    );
+    assert.match(
+      out["wq0.2"],
+      /^NotSupportedError: .*wq0\.2 does not offer MEMMOVE \(operations 0x1003f03f7\)/,
+    );
+  },
+  { skip: fixtureSkip(), timeout: 90_000 },
+);
