@@ -35,20 +35,37 @@ ap_buf_arg(struct ap_buf *b, const void *base, double len, double off,
 /*
  * ap_rec_busy -- whether record rec still belongs to a descriptor: it
  * holds mapping references, or (on a DSA WQ) the watcher has not yet
- * noticed its completion. A record JavaScript reuses has completed, so
- * on a DSA WQ one reap settles it (the watcher may just be slower).
+ * settled its completion, or that of a BATCH it is a member of. A record
+ * JavaScript reuses has completed (or its batch has), so on a DSA WQ one
+ * reap settles it (the watcher may just be slower). The pending marks are
+ * read first: the watcher clears them after dropping the references.
  */
 static int
 ap_rec_busy(struct ap_dev *d, uint32_t rec)
 {
 	for (int reaped = 0;; reaped = 1) {
+		int busy = d->portal != NULL && ap_rec_pending(d, rec);
 		struct ap_refs *r = &d->refs[rec];
-		int busy = r->dst != NULL || r->src != NULL ||
-			(d->portal != NULL && ap_rec_pending(d, rec));
+		busy = busy || r->dst != NULL || r->src != NULL;
 		if (!busy || d->portal == NULL || reaped)
 			return busy;
 		ap_reap_ready(d);
 	}
+}
+
+/*
+ * ap_list_busy -- whether a BATCH in flight on a DSA WQ still reads batch
+ * list `list` (its completion not yet settled: one reap settles it once
+ * its record is written). The software device's engines are done with a
+ * list before they write the batch's record.
+ */
+static int
+ap_list_busy(struct ap_dev *d, uint32_t list)
+{
+	if (d->portal == NULL || !ap_list_pending(d, list))
+		return 0;
+	ap_reap_ready(d);
+	return ap_list_pending(d, list);
 }
 
 /*
@@ -209,6 +226,8 @@ ap_dev_batch_set(struct ap_dev *d, uint32_t list, uint32_t idx, uint32_t rec,
 			list, idx);
 	if (opcode == DSA_OPCODE_DRAIN)
 		return ap_fail(AP_E_INVALID_ARG, "DRAIN cannot be batched");
+	if (ap_list_busy(d, list))
+		return ap_fail(AP_E_BUSY, "batch list %u is still in use", list);
 	struct ap_buf db, sb;
 	int rc = ap_buf_arg(&db, dst, dst_len, dst_off, "destination");
 	if (rc || (rc = ap_buf_arg(&sb, src, src_len, src_off, "source")))
@@ -273,6 +292,8 @@ ap_dev_batch_submit(struct ap_dev *d, uint32_t rec, uint32_t list,
 			"%u out of range", list, rec, count);
 	if (ap_rec_busy(d, rec))
 		return ap_fail(AP_E_BUSY, "record %u is still in use", rec);
+	if (ap_list_busy(d, list))
+		return ap_fail(AP_E_BUSY, "batch list %u is still in use", list);
 	struct dsa_hw_desc h __attribute__((aligned(64)));
 	memset(&h, 0, sizeof(h));
 	h.opcode = DSA_OPCODE_BATCH;

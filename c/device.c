@@ -18,6 +18,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -69,6 +70,11 @@ ap_dev_free(struct ap_dev *d)
 		ap_portal_free(d);
 	if (d->tport != NULL)
 		ap_tport_free(d);
+	/* a DSA WQ's arena was mlock()ed, and a small one lies in the heap:
+	 * freed locked, its pages would stay locked (a leaked arena is NULL) */
+	if (d->records != NULL)
+		munlock(d->records, (size_t)d->nrec * AP_RECORD_STRIDE +
+			AP_CTRL_SIZE);
 	free(d->ring);
 	free(d->records);
 	free(d->refs);

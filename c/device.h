@@ -191,6 +191,7 @@ int ap_portal_info(struct ap_dev *d, double *out);
 /* dsa_watch.c: noticing completions on a hardware WQ */
 uint32_t ap_reap_ready(struct ap_dev *d);
 int ap_rec_pending(struct ap_dev *d, uint32_t rec);
+int ap_list_pending(struct ap_dev *d, uint32_t list);
 
 /* dsa_test.c: a test portal's WQ */
 void ap_tport_drain(struct ap_dev *d);

@@ -65,6 +65,14 @@ struct ap_portal {
 	_Atomic uint8_t *pend; /* per record: its descriptor is in flight */
 	const struct dsa_hw_desc **lists; /* per record: a BATCH's members */
 	uint32_t *counts;
+	/* per record: in-flight BATCHes it is a member of; per batch list:
+	 * in-flight BATCHes that read it. Hardware writes neither member
+	 * records nor lists after the batch's record, but the watcher settles
+	 * a batch (drops its members' references) by reading its list: until
+	 * it has, neither may be reused (ap_rec_pending, ap_list_pending) */
+	_Atomic uint32_t *owner;
+	_Atomic uint32_t *list_pend;
+	uint32_t nlists;
 	_Atomic uint32_t npend;
 	_Atomic uint32_t hi;   /* records at or above are never pending */
 	_Atomic uint32_t wake; /* futex word of an idle watcher */
@@ -96,6 +104,8 @@ int ap_portal_new(struct ap_dev *d, int kind, int fd, char *page,
 int ap_watch_start(struct ap_dev *d);
 void ap_watch_stop(struct ap_dev *d);
 uint32_t ap_reap(struct ap_dev *d, int by_watcher);
+void ap_batch_mark(struct ap_dev *d, const struct dsa_hw_desc *list,
+	uint32_t count, int32_t delta);
 
 /* dsa_test.c */
 int ap_tport_enqcmd(struct ap_dev *t, void *slot, const void *desc);

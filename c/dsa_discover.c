@@ -88,9 +88,12 @@ ap_put_str(struct ap_json *j, const char *s)
 }
 
 /*
- * ap_sysfs_bitmap -- the low 64 bits of a sysfs bitmap attribute
- * ("…,0000000x,yyyyyyyy": 32-bit groups, most significant first) into
- * a hex string; NULL when the attribute is missing
+ * ap_sysfs_bitmap -- the low 64 bits of a sysfs bitmap attribute, as a
+ * hex string; NULL when the attribute is missing. Kernels wrote OPCAP
+ * three ways: "%*pb" since 6.3 ("…,0000000x,yyyyyyyy": 32-bit groups,
+ * most significant first, comma-separated); four 64-bit words, least
+ * significant first, separated by spaces ("0x1003f03ff 0x0 0x0 0x0",
+ * 5.13 to 6.2); and word 0 alone before that.
  */
 static const char *
 ap_sysfs_bitmap(const char *dir, const char *name, char *out, size_t cap)
@@ -113,8 +116,8 @@ ap_sysfs_bitmap(const char *dir, const char *name, char *out, size_t cap)
 	}
 	if (count == 0)
 		return NULL;
-	uint64_t low = words[count - 1] |
-		(count > 1 ? words[count - 2] << 32 : 0);
+	uint64_t low = strchr(text, ',') == NULL ? words[0] :
+		words[count - 1] | (count > 1 ? words[count - 2] << 32 : 0);
 	snprintf(out, cap, "0x%llx", (unsigned long long)low);
 	return out;
 }
@@ -144,9 +147,11 @@ ap_put_wq(struct ap_json *j, struct ap_accfg *a, struct accfg_wq *wq)
 	ap_put_str(j, name);
 	ap_put(j, ",\"path\":");
 	ap_put_str(j, path);
+	/* a missing attribute reads as -errno in libaccel-config, whatever
+	 * the getter's type: numbers are written signed, so that it shows */
 	ap_put(j, ",\"pathFound\":%s,\"state\":\"%s\",\"type\":\"%s\","
-		"\"mode\":\"%s\",\"size\":%llu,\"maxBatch\":%u,"
-		"\"maxTransfer\":%llu,\"blockOnFault\":%d,\"threshold\":%d,"
+		"\"mode\":\"%s\",\"size\":%lld,\"maxBatch\":%d,"
+		"\"maxTransfer\":%lld,\"blockOnFault\":%d,\"threshold\":%d,"
 		"\"priority\":%d,\"opConfig\":",
 		found ? "true" : "false",
 		ap_state_name(a->accfg_wq_get_state(wq)),
@@ -154,9 +159,9 @@ ap_put_wq(struct ap_json *j, struct ap_accfg *a, struct accfg_wq *wq)
 		type == AP_ACCFG_WQT_KERNEL ? "kernel" : "none",
 		mode == AP_ACCFG_WQ_DEDICATED ? "dedicated" :
 		mode == AP_ACCFG_WQ_SHARED ? "shared" : "unknown",
-		(unsigned long long)a->accfg_wq_get_size(wq),
-		a->accfg_wq_get_max_batch_size(wq),
-		(unsigned long long)a->accfg_wq_get_max_transfer_size(wq),
+		(long long)a->accfg_wq_get_size(wq),
+		(int)a->accfg_wq_get_max_batch_size(wq),
+		(long long)a->accfg_wq_get_max_transfer_size(wq),
 		a->accfg_wq_get_block_on_fault(wq),
 		a->accfg_wq_get_threshold(wq), a->accfg_wq_get_priority(wq));
 	ap_put_str(j, name ? ap_sysfs_bitmap(name, "op_config", bits,
@@ -176,7 +181,7 @@ ap_put_device(struct ap_json *j, struct ap_accfg *a, struct accfg_device *d)
 	ap_put_str(j, name);
 	ap_put(j, ",\"type\":\"%s\",\"state\":\"%s\",\"pasidEnabled\":%s,"
 		"\"version\":%u,\"genCap\":\"0x%llx\",\"numaNode\":%d,"
-		"\"maxBatch\":%u,\"maxTransfer\":%llu,\"engines\":%u,"
+		"\"maxBatch\":%d,\"maxTransfer\":%lld,\"engines\":%d,"
 		"\"complSize\":%u,\"opCap\":",
 		type == AP_ACCFG_DEVICE_DSA ? "dsa" :
 		type == AP_ACCFG_DEVICE_IAX ? "iax" : "unknown",
@@ -186,9 +191,9 @@ ap_put_device(struct ap_json *j, struct ap_accfg *a, struct accfg_device *d)
 		a->accfg_device_get_version(d),
 		(unsigned long long)a->accfg_device_get_gen_cap(d),
 		a->accfg_device_get_numa_node(d),
-		a->accfg_device_get_max_batch_size(d),
-		(unsigned long long)a->accfg_device_get_max_transfer_size(d),
-		a->accfg_device_get_max_engines(d),
+		(int)a->accfg_device_get_max_batch_size(d),
+		(long long)a->accfg_device_get_max_transfer_size(d),
+		(int)a->accfg_device_get_max_engines(d),
 		a->accfg_device_get_compl_size != NULL ?
 			a->accfg_device_get_compl_size(d) : 0);
 	ap_put_str(j, name ? ap_sysfs_bitmap(name, "op_cap", bits,

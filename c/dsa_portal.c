@@ -170,6 +170,7 @@ ap_portal_send(struct ap_dev *d, const struct dsa_hw_desc *h, uint32_t rec)
 	}
 	p->lists[rec] = list;
 	p->counts[rec] = count;
+	ap_batch_mark(d, list, count, 1);
 	atomic_store(&p->pend[rec], 1);
 	uint32_t hi = atomic_load(&p->hi);
 	while (rec >= hi && !atomic_compare_exchange_weak(&p->hi, &hi, rec + 1))
@@ -179,6 +180,7 @@ ap_portal_send(struct ap_dev *d, const struct dsa_hw_desc *h, uint32_t rec)
 	if (rc) {
 		if (atomic_exchange(&p->pend[rec], 0))
 			atomic_fetch_sub(&p->npend, 1);
+		ap_batch_mark(d, list, count, -1);
 		p->lists[rec] = NULL;
 		if (p->credited)
 			atomic_fetch_add(&p->credits, 1);
@@ -210,13 +212,19 @@ ap_portal_new(struct ap_dev *d, int kind, int fd, char *page, int mapped,
 	struct ap_portal *p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return ap_fail(-ENOMEM, "cannot allocate the portal");
+	p->nlists = d->nbatch ? d->nbatch : 1;
 	p->pend = calloc(d->nrec, sizeof(*p->pend));
 	p->lists = calloc(d->nrec, sizeof(*p->lists));
 	p->counts = calloc(d->nrec, sizeof(*p->counts));
-	if (p->pend == NULL || p->lists == NULL || p->counts == NULL) {
+	p->owner = calloc(d->nrec, sizeof(*p->owner));
+	p->list_pend = calloc(p->nlists, sizeof(*p->list_pend));
+	if (p->pend == NULL || p->lists == NULL || p->counts == NULL ||
+			p->owner == NULL || p->list_pend == NULL) {
 		free(p->pend);
 		free(p->lists);
 		free(p->counts);
+		free(p->owner);
+		free(p->list_pend);
 		free(p);
 		return ap_fail(-ENOMEM, "cannot allocate the portal");
 	}
@@ -318,6 +326,8 @@ ap_portal_free(struct ap_dev *d)
 	free(p->pend);
 	free(p->lists);
 	free(p->counts);
+	free(p->owner);
+	free(p->list_pend);
 	free(p);
 	d->portal = NULL;
 }

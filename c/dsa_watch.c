@@ -20,7 +20,11 @@
  *
  * A submitter that reuses a record before the watcher saw it complete
  * (JavaScript saw the status first) reaps it itself under the same lock,
- * and signals it the same way: every completion is signalled once.
+ * and signals it the same way: every completion is signalled once. The
+ * same holds for a BATCH's member records and its list, which JavaScript
+ * reuses once it saw the batch's record: the watcher settles the members
+ * by reading the list, so a list rewritten before that would have the
+ * new members' references dropped and the old ones' kept for good.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,18 +41,51 @@
 /* UMWAIT's deadline: about 30 us at 3 GHz (the OS caps it anyway) */
 #define AP_UMWAIT_CYCLES 100000ull
 
-/* ap_reap_one -- rec's descriptor completed: settle what it held */
+/*
+ * ap_batch_mark -- a BATCH over list[0..count) went out (delta 1) or was
+ * settled or taken back (delta -1): count it on its members' records and
+ * on the batch lists it reads, so that none is reused before the watcher
+ * (or a submitter) has settled it
+ */
+void
+ap_batch_mark(struct ap_dev *d, const struct dsa_hw_desc *list,
+	uint32_t count, int32_t delta)
+{
+	struct ap_portal *p = d->portal;
+	if (list == NULL || count == 0)
+		return;
+	for (uint32_t i = 0; i < count; i++) {
+		uint32_t idx;
+		if (ap_record(d, list[i].completion_addr, &idx) != NULL &&
+				idx != AP_FOREIGN)
+			atomic_fetch_add(&p->owner[idx], (uint32_t)delta);
+	}
+	const size_t span = (size_t)AP_MAX_BATCH * sizeof(*list);
+	uintptr_t off = (uintptr_t)list - (uintptr_t)d->lists;
+	size_t last = (off + (size_t)count * sizeof(*list) - 1) / span;
+	for (size_t l = off / span; l <= last && l < p->nlists; l++)
+		atomic_fetch_add(&p->list_pend[l], (uint32_t)delta);
+}
+
+/*
+ * ap_reap_one -- rec's descriptor completed: settle what it held. Its
+ * pending mark is cleared last: a submitter that finds it clear (or a
+ * member's or a list's) finds everything settled.
+ */
 static void
 ap_reap_one(struct ap_dev *d, struct ap_portal *p, uint32_t rec)
 {
-	if (p->lists[rec] != NULL) {
+	const struct dsa_hw_desc *list = p->lists[rec];
+	if (list != NULL) {
 		/* its members hold references too; abandoned ones got no CR */
-		ap_abandon(d, p->lists[rec], 0, p->counts[rec]);
+		ap_abandon(d, list, 0, p->counts[rec]);
+		ap_batch_mark(d, list, p->counts[rec], -1);
 		p->lists[rec] = NULL;
 	}
 	ap_release_refs(&d->refs[rec]);
 	if (p->credited)
 		atomic_fetch_add(&p->credits, 1);
+	atomic_store_explicit(&p->pend[rec], 0, memory_order_release);
 	atomic_fetch_sub(&p->npend, 1);
 	ap_signal(d);
 }
@@ -56,7 +93,8 @@ ap_reap_one(struct ap_dev *d, struct ap_portal *p, uint32_t rec)
 /*
  * ap_reap -- settle every record in flight whose status has arrived;
  * returns how many. Under a lock, so that when it returns no other reap
- * is half done.
+ * is half done. (A refused submission takes its pending mark back while
+ * its status is still 0: no reap can claim it.)
  */
 uint32_t
 ap_reap(struct ap_dev *d, int by_watcher)
@@ -68,13 +106,11 @@ ap_reap(struct ap_dev *d, int by_watcher)
 	pthread_mutex_lock(&p->reap_lock);
 	uint32_t hi = atomic_load(&p->hi);
 	for (uint32_t i = 0; i < hi; i++) {
-		if (atomic_load_explicit(&p->pend[i], memory_order_relaxed) == 0)
+		if (atomic_load_explicit(&p->pend[i], memory_order_acquire) == 0)
 			continue;
 		const uint8_t *status = (const uint8_t *)d->records +
 			(size_t)i * AP_RECORD_STRIDE;
 		if (__atomic_load_n(status, __ATOMIC_ACQUIRE) == 0)
-			continue;
-		if (atomic_exchange(&p->pend[i], 0) == 0)
 			continue;
 		ap_reap_one(d, p, i);
 		n++;
@@ -86,18 +122,33 @@ ap_reap(struct ap_dev *d, int by_watcher)
 	return n;
 }
 
-/* ap_reap_ready -- a submitter's reap (see ap_rec_busy in device.c) */
+/* ap_reap_ready -- a submitter's reap (see ap_rec_busy in dev_submit.c) */
 uint32_t
 ap_reap_ready(struct ap_dev *d)
 {
 	return ap_reap(d, 0);
 }
 
-/* ap_rec_pending -- whether record rec's descriptor is still in flight */
+/*
+ * ap_rec_pending -- whether record rec's descriptor is still in flight,
+ * or a BATCH in flight has it as a member (acquire: once it says no, the
+ * record's references are settled)
+ */
 int
 ap_rec_pending(struct ap_dev *d, uint32_t rec)
 {
-	return atomic_load(&d->portal->pend[rec]) != 0;
+	struct ap_portal *p = d->portal;
+	return atomic_load_explicit(&p->pend[rec], memory_order_acquire) != 0 ||
+		atomic_load_explicit(&p->owner[rec], memory_order_acquire) != 0;
+}
+
+/* ap_list_pending -- whether a BATCH in flight reads batch list `list` */
+int
+ap_list_pending(struct ap_dev *d, uint32_t list)
+{
+	struct ap_portal *p = d->portal;
+	return list < p->nlists && atomic_load_explicit(&p->list_pend[list],
+		memory_order_acquire) != 0;
 }
 
 /* ap_first_pending -- the status byte of some record in flight, or NULL */

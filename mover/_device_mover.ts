@@ -202,11 +202,12 @@ export abstract class DeviceMover extends BaseMover {
   /** Everything to the device, as BATCH descriptors where they fit. */
   #offload(ops: CheckedOp[], options?: FutureOptions): Future<void> {
     const work = ops.filter((op) => op.length > 0);
-    // a batch needs a record per member plus its own; members longer than
-    // one descriptor's transfer go alone, in chunks
-    const { maxBatch, records, maxTransfer } = this.#device.info;
+    // a batch needs a list, and a record per member plus its own (without
+    // them a BATCH future would wait for one forever); members longer
+    // than one descriptor's transfer go alone, in chunks
+    const { maxBatch, records, maxTransfer, batchLists } = this.#device.info;
     const max = Math.min(maxBatch, records - 1);
-    if (max < 2) return this.#group(work, false, options);
+    if (max < 2 || batchLists < 1) return this.#group(work, false, options);
     const parts: Future<void>[] = work.filter((op) => op.length > maxTransfer)
       .map((op) => new DeviceOp(this.#device, op, options));
     const small = work.filter((op) => op.length <= maxTransfer);

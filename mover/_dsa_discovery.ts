@@ -119,14 +119,81 @@ export interface WqSelector {
   device?: string;
 }
 
+/** The DSA operations a DsaMover submits (opcode: bit of OPCAP). */
+const NEEDED: readonly [string, bigint][] = [
+  ["MEMMOVE", 0x03n],
+  ["MEMFILL", 0x04n],
+  ["CFLUSH", 0x20n],
+];
+const BATCH_BIT = 0x01n;
+
+/**
+ * The operations a WQ accepts: its op_config (DSA 2.0, which may narrow
+ * the device's), else its device's OPCAP; undefined when neither is known
+ * (DSA 1.0 offers every operation a DsaMover submits).
+ */
+function wqOps(dev: DsaDeviceInfo, wq: DsaWqInfo): bigint | undefined {
+  const hex = wq.opConfig ?? dev.opCap;
+  if (typeof hex !== "string") return undefined;
+  try {
+    return BigInt(hex);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `ops` (undefined: unknown, so all) has opcode `bit`. */
+function offers(ops: bigint | undefined, bit: bigint): boolean {
+  return ops === undefined || ((ops >> bit) & 1n) === 1n;
+}
+
+/** What a DsaMover opens a WQ with. */
+export interface WqLimits {
+  /** Descriptors the WQ holds (a dedicated WQ's credits). */
+  size: number;
+  /** Most members of a BATCH; 0 where the WQ takes no BATCH. */
+  maxBatch: number;
+  /** Largest transfer of one descriptor. */
+  maxTransfer: number;
+}
+
+/**
+ * The limits to open a usable WQ with: the smaller of the WQ's and its
+ * device's (an attribute libaccel-config could not read comes as a
+ * negative errno and counts as unknown); no BATCH where the WQ's
+ * operations lack it (the WQ would refuse every one with BAD_OPCODE).
+ */
+export function wqLimits(dev: DsaDeviceInfo, wq: DsaWqInfo): WqLimits {
+  const known = (v: number, min: number) =>
+    Number.isSafeInteger(v) && v >= min ? v : Infinity;
+  let maxBatch = Math.min(known(wq.maxBatch, 0), known(dev.maxBatch, 1));
+  if (maxBatch === Infinity || !offers(wqOps(dev, wq), BATCH_BIT)) {
+    maxBatch = 0;
+  }
+  // neither known: the kernel's default of a WQ's maximum
+  const xfer = Math.min(known(wq.maxTransfer, 1), known(dev.maxTransfer, 1));
+  const maxTransfer = xfer === Infinity ? 2 ** 21 : Math.min(xfer, 2 ** 31);
+  return { size: Math.min(wq.size, 4096), maxBatch, maxTransfer };
+}
+
 /** Why a WQ cannot be used, or undefined when it can. */
-function wqProblem(wq: DsaWqInfo): string | undefined {
+function wqProblem(dev: DsaDeviceInfo, wq: DsaWqInfo): string | undefined {
   if (wq.type !== "user") return `${wq.name} is a ${wq.type} WQ, not a user WQ`;
   if (wq.state !== "enabled") return `${wq.name} is ${wq.state}`;
   if (wq.mode !== "dedicated" && wq.mode !== "shared") {
     return `${wq.name} has mode ${wq.mode}`;
   }
-  if (wq.size < 1) return `${wq.name} has size 0`;
+  // a dedicated WQ's size is its credits: never guess it
+  if (!Number.isSafeInteger(wq.size) || wq.size < 1) {
+    return `${wq.name} has no usable size (${wq.size})`;
+  }
+  const ops = wqOps(dev, wq);
+  const missing = NEEDED.filter(([, bit]) => !offers(ops, bit));
+  if (missing.length !== 0) {
+    return `${wq.name} does not offer ${
+      missing.map(([n]) => n).join(", ")
+    } (operations ${wq.opConfig ?? dev.opCap})`;
+  }
   return undefined;
 }
 
@@ -198,7 +265,7 @@ export function chooseWq(
     for (const wq of device.wqs) {
       if (selector.wq !== undefined && wq.name !== selector.wq) continue;
       named = true;
-      const p = problem ?? wqProblem(wq) ??
+      const p = problem ?? wqProblem(device, wq) ??
         (checkAccess && !permitted(wq.path)
           ? `no permission on ${wq.path}`
           : undefined);

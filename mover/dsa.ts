@@ -21,6 +21,7 @@ import {
   type DsaDeviceInfo,
   type DsaWqInfo,
   listDsa,
+  wqLimits,
 } from "./_dsa_discovery.ts";
 import { ThreadMover, type ThreadMoverOptions } from "./thread.ts";
 import { VdmFlags } from "./vdm.ts";
@@ -233,6 +234,7 @@ export class DsaMover extends DeviceMover {
       throw new NotSupportedError("open", -95, choice.reason);
     }
     const { device: dev, wq } = choice;
+    const limits = wqLimits(dev, wq);
     const path = cString(wq.path);
     const device = new CompletionDevice("DsaMover", (cell) => {
       const rc = native.ap_dsa_open(
@@ -240,11 +242,11 @@ export class DsaMover extends DeviceMover {
         path,
         path.byteLength,
         wq.mode === "shared" ? 1 : 0,
-        Math.min(wq.size, 4096),
-        Math.min(wq.maxBatch, dev.maxBatch || wq.maxBatch),
-        Math.min(wq.maxTransfer || dev.maxTransfer, 2 ** 31),
+        limits.size,
+        limits.maxBatch,
+        limits.maxTransfer,
         Number(BigInt(dev.genCap) & 0x1fffffffffffffn),
-        dev.engines,
+        Math.max(dev.engines, 0),
         records,
         lists,
         options.writeOnly ? 1 : 0,
@@ -268,7 +270,7 @@ export class DsaMover extends DeviceMover {
       name: wq.name,
       mode: wq.mode === "shared" ? "shared" : "dedicated",
       path: wq.path,
-      size: wq.size,
+      size: limits.size,
     });
   }
 
