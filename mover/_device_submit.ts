@@ -111,8 +111,16 @@ export function descriptorFlags(op: CheckedOp): number {
   if (op.flags & VdmFlags.DURABLE && op.op !== "flush") {
     f |= DsaFlag.DEST_READBACK;
   }
-  // CC=1 asks to allocate destination lines in cache; NO_CACHE_HINT clears it
-  if (!(op.flags & VdmFlags.NO_CACHE_HINT) && op.op !== "flush") {
+  // CC=1 asks to allocate destination lines in the LLC; NO_CACHE_HINT
+  // clears it. A durable write clears it too: on an ADR platform the LLC
+  // is outside the persistence domain, and destination readback is only
+  // sure to reach memory for lines written to memory (CC=0) — the
+  // conservative reading of the spec, at no cost on pmem, where DSA
+  // writes to memory anyway.
+  if (
+    !(op.flags & (VdmFlags.NO_CACHE_HINT | VdmFlags.DURABLE)) &&
+    op.op !== "flush"
+  ) {
     f |= DsaFlag.CACHE_CONTROL;
   }
   return f;

@@ -8,12 +8,13 @@ import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { mapFile, ShimCode, ThreadMover } from "../mod.ts";
+import { mapFile, ShimCode, ThreadMover, VdmFlags } from "../mod.ts";
 import { native } from "../ffi/lib.ts";
 import type { CompletionDevice } from "../mover/_device.ts";
 import { dsaMoverDevice } from "../mover/dsa.ts";
 import { listDsa } from "../mover/_dsa_discovery.ts";
-import { DsaOpcode } from "../mover/dsa_format.ts";
+import { DsaFlag, DsaOpcode } from "../mover/dsa_format.ts";
+import { descriptorFlags } from "../mover/_device_submit.ts";
 import { openTestPortal, portalCounters } from "../testing/mod.ts";
 import {
   assert,
@@ -296,3 +297,28 @@ test("closing a DsaMover unlocks its record arena", () => {
   const locked = inFixture(LOCK_PROBE) as number[];
   assert.deepEqual(locked, locked.map(() => locked[0]));
 }, { skip: fixtureSkip(), timeout: 90_000 });
+
+// Bug: a durable write (VdmFlags.DURABLE: DRDBK) also set CC=1, asking
+// the device to leave the destination in the LLC, which an ADR platform
+// does not make durable; the readback then proves nothing about memory.
+test("a durable DSA write asks for readback and no cache allocation", () => {
+  const op = (flags: number, kind: "memcpy" | "memset" | "flush") => ({
+    op: kind,
+    dst: new Uint8Array(64),
+    dstOffset: 0,
+    src: kind === "memcpy" ? new Uint8Array(64) : undefined,
+    srcOffset: 0,
+    value: 0,
+    length: 64,
+    flags,
+  });
+  for (const kind of ["memcpy", "memset"] as const) {
+    const durable = descriptorFlags(op(VdmFlags.DURABLE, kind));
+    assert.equal(durable & DsaFlag.DEST_READBACK, DsaFlag.DEST_READBACK);
+    assert.equal(durable & DsaFlag.CACHE_CONTROL, 0, `${kind}: CC with DRDBK`);
+    // a plain write keeps the cache hint; NO_CACHE_HINT drops it
+    assert.equal(descriptorFlags(op(0, kind)), DsaFlag.CACHE_CONTROL);
+    assert.equal(descriptorFlags(op(VdmFlags.NO_CACHE_HINT, kind)), 0);
+  }
+  assert.equal(descriptorFlags(op(VdmFlags.DURABLE, "flush")), 0);
+});
