@@ -108,7 +108,13 @@ export function listDsa(library = ""): DsaListing {
 
 /** What {@linkcode chooseWq} chose, or why nothing. */
 export type Choice =
-  | { device: DsaDeviceInfo; wq: DsaWqInfo; reason?: undefined }
+  | {
+    device: DsaDeviceInfo;
+    wq: DsaWqInfo;
+    /** Every usable WQ, best first (`device`/`wq` is the first). */
+    candidates: { device: DsaDeviceInfo; wq: DsaWqInfo }[];
+    reason?: undefined;
+  }
   | { reason: string; device?: undefined; wq?: undefined };
 
 /** What a caller may name. */
@@ -222,8 +228,9 @@ const CONFIGURE = "configure one with accel-config (README: DSA hardware)";
 /**
  * The WQ to open: the one named, else the first usable one, dedicated
  * before shared (a dedicated WQ cannot be kept full by another process,
- * reference dsa.md 5.3). `checkAccess` also skips WQs this process may
- * not open.
+ * reference dsa.md 5.3), with the others in that order for an open that
+ * fails (a dedicated WQ another process holds answers EBUSY).
+ * `checkAccess` also skips WQs this process may not open.
  */
 export function chooseWq(
   listing: DsaListing,
@@ -284,8 +291,11 @@ export function chooseWq(
       })`,
     };
   }
-  const pick = usable.find((u) => u.wq.mode === "dedicated") ?? usable[0];
-  if (pick !== undefined) return pick;
+  const candidates = [
+    ...usable.filter((u) => u.wq.mode === "dedicated"),
+    ...usable.filter((u) => u.wq.mode !== "dedicated"),
+  ];
+  if (candidates.length > 0) return { ...candidates[0], candidates };
   return {
     reason: `no enabled user work queue: ${why.join("; ")}; ${CONFIGURE}`,
   };

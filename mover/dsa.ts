@@ -211,6 +211,7 @@ export class DsaMover extends DeviceMover {
    * @throws {NotSupportedError} naming why no WQ can be used: no
    * libaccel-config, no idxd driver, no DSA device, no enabled user WQ,
    * no permission on its character device, a dedicated WQ already open
+   * (without a named WQ, each usable one is tried, dedicated ones first)
    */
   static open(options: DsaMoverOptions = {}): DsaMover {
     if (typeof options !== "object" || options === null) {
@@ -233,45 +234,27 @@ export class DsaMover extends DeviceMover {
     if (choice.wq === undefined) {
       throw new NotSupportedError("open", -95, choice.reason);
     }
-    const { device: dev, wq } = choice;
-    const limits = wqLimits(dev, wq);
-    const path = cString(wq.path);
-    const device = new CompletionDevice("DsaMover", (cell) => {
-      const rc = native.ap_dsa_open(
-        cell,
-        path,
-        path.byteLength,
-        wq.mode === "shared" ? 1 : 0,
-        limits.size,
-        limits.maxBatch,
-        limits.maxTransfer,
-        Number(BigInt(dev.genCap) & 0x1fffffffffffffn),
-        Math.max(dev.engines, 0),
-        records,
-        lists,
-        options.writeOnly ? 1 : 0,
-      );
-      if (rc < 0) {
-        const e = nativeError(rc, "open");
-        throw new NotSupportedError(
-          "open",
-          e.code,
-          e.message.replace(/^open: /, ""),
-          {
-            errno: e.errno,
-            cause: e,
-          },
-        );
+    // the first WQ that opens: a dedicated one another process holds
+    // answers EBUSY, and the next (a shared one, say) may serve
+    const failures: NotSupportedError[] = [];
+    for (const { device: dev, wq } of choice.candidates) {
+      try {
+        return openWq(dev, wq, { threshold, records, lists, options });
+      } catch (e) {
+        if (!(e instanceof NotSupportedError)) throw e;
+        failures.push(e);
       }
-      return rc;
-    });
-    return construct(device, threshold, {
-      device: dev.name,
-      name: wq.name,
-      mode: wq.mode === "shared" ? "shared" : "dedicated",
-      path: wq.path,
-      size: limits.size,
-    });
+    }
+    if (failures.length === 1) throw failures[0];
+    const last = failures[failures.length - 1];
+    throw new NotSupportedError(
+      "open",
+      last.code,
+      `no work queue could be opened: ${
+        failures.map((f) => f.message.replace(/^open: /, "")).join("; ")
+      }`,
+      { errno: last.errno, cause: last },
+    );
   }
 
   /**
@@ -445,4 +428,62 @@ export function injectBusy(mover: DsaMover, count: number): void {
   const n = checkSize(count, "count", "inject busy answers");
   const rc = native.ap_dsa_inject_busy(dev.handle("injectBusy"), n);
   if (rc < 0) throw nativeError(rc, "injectBusy");
+}
+
+/** What {@linkcode openWq} needs besides the WQ. */
+interface WqOpen {
+  threshold: number;
+  records: number;
+  lists: number;
+  options: DsaMoverOptions;
+}
+
+/**
+ * Open a DsaMover on `wq` of `dev`.
+ *
+ * @throws {NotSupportedError} naming why the WQ cannot be opened
+ */
+function openWq(
+  dev: DsaDeviceInfo,
+  wq: DsaWqInfo,
+  { threshold, records, lists, options }: WqOpen,
+): DsaMover {
+  const limits = wqLimits(dev, wq);
+  const path = cString(wq.path);
+  const device = new CompletionDevice("DsaMover", (cell) => {
+    const rc = native.ap_dsa_open(
+      cell,
+      path,
+      path.byteLength,
+      wq.mode === "shared" ? 1 : 0,
+      limits.size,
+      limits.maxBatch,
+      limits.maxTransfer,
+      Number(BigInt(dev.genCap) & 0x1fffffffffffffn),
+      Math.max(dev.engines, 0),
+      records,
+      lists,
+      options.writeOnly ? 1 : 0,
+    );
+    if (rc < 0) {
+      const e = nativeError(rc, "open");
+      throw new NotSupportedError(
+        "open",
+        e.code,
+        e.message.replace(/^open: /, ""),
+        {
+          errno: e.errno,
+          cause: e,
+        },
+      );
+    }
+    return rc;
+  });
+  return construct(device, threshold, {
+    device: dev.name,
+    name: wq.name,
+    mode: wq.mode === "shared" ? "shared" : "dedicated",
+    path: wq.path,
+    size: limits.size,
+  });
 }

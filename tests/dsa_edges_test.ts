@@ -211,12 +211,12 @@ function fixtureSkip(): string {
 }
 
 /** Run `probe` in the fixture's namespace; its JSON output. */
-function inFixture(probe: string): unknown {
+function inFixture(probe: string, fixture = FIXTURE): unknown {
   const dir = tempDir();
   const script = join(dir, "probe.ts");
   const setup = join(dir, "fixture.sh");
   writeFileSync(script, probe.replaceAll("@root/", ROOT_URL));
-  writeFileSync(setup, FIXTURE);
+  writeFileSync(setup, fixture);
   const args = RUNTIME === "deno" ? ["run", "-A", "--no-check", script] : [
     script,
   ];
@@ -322,3 +322,40 @@ test("a durable DSA write asks for readback and no cache allocation", () => {
   }
   assert.equal(descriptorFlags(op(VdmFlags.DURABLE, "flush")), 0);
 });
+
+/**
+ * The fixture with wq0.0's character device a directory (its open fails,
+ * as a dedicated WQ another process holds answers EBUSY) and wq0.1 given
+ * its size back: two usable dedicated WQs, the first unopenable.
+ */
+const BUSY_FIRST_FIXTURE = FIXTURE.replace(
+  'exec "$@"',
+  'rm /dev/dsa/wq0.0; mkdir /dev/dsa/wq0.0; w "$D/wq0.1/size" 16\nexec "$@"',
+);
+
+const FALLBACK_PROBE = `
+import { DsaMover } from "@root/mod.ts";
+const out = {};
+try {
+  DsaMover.open({ wq: "wq0.0" }).close();
+} catch (e) { out.named = e.name; }
+const m = DsaMover.open();
+out.opened = m.queue.name;
+m.close();
+console.log(JSON.stringify(out));
+`;
+
+// Bug: open() without a named WQ tried only the first usable one
+// (dedicated before shared), so a dedicated WQ another process holds
+// (EBUSY) made it fail although the next WQ would open.
+test(
+  "DsaMover.open() goes on to the next WQ when the first will not open",
+  () => {
+    const out = inFixture(FALLBACK_PROBE, BUSY_FIRST_FIXTURE) as Record<
+      string,
+      string
+    >;
+    assert.deepEqual(out, { named: "NotSupportedError", opened: "wq0.1" });
+  },
+  { skip: fixtureSkip(), timeout: 90_000 },
+);
