@@ -314,12 +314,13 @@ test(
       ],
     );
     assert.equal(out.available, true);
-    // dedicated before shared; the reasons, in the user's words
+    // dedicated before shared, each tried; the reasons, in the user's words
     assert.equal(
       out.any,
-      "NotSupportedError: open: no permission on /dev/dsa/wq0.1: Permission " +
-        "denied (an administrator grants it: chown/chmod the device, or a " +
-        "udev rule)",
+      "NotSupportedError: open: no work queue could be opened: no " +
+        "permission on /dev/dsa/wq0.1: Permission denied (an administrator " +
+        "grants it: chown/chmod the device, or a udev rule); " +
+        "/dev/dsa/wq0.0 does not exist: the WQ is not enabled as a user WQ",
     );
     assert.equal(
       out.shared,
@@ -340,7 +341,10 @@ test(
         "(found: wq0.0, wq0.1, wq0.2)",
     );
     assert.equal(out.fallback[0], "threads");
-    assert.match(out.fallback[1], /^no permission on \/dev\/dsa\/wq0\.1/);
+    assert.match(
+      out.fallback[1],
+      /^no work queue could be opened: no permission on \/dev\/dsa\/wq0\.1/,
+    );
   },
   { skip: fixtureSkip(), timeout: 90_000 },
 );
