@@ -1,0 +1,166 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Edges of the FFI layer and the shim under `pmem2/` found by a review:
+ * each test either exposed a bug (named in its comment) or pins a contract
+ * no other test held.
+ */
+import { mapFile } from "../mod.ts";
+import { assert, runScript, tempPath, test } from "./_harness.ts";
+
+// ---- lengths that reach native code ----
+
+// Bug: the lengths handed to the shim were `byteLength` property lookups,
+// which an own property or a subclass's getter answers. A 16-byte array
+// claiming 1 MiB had memcpy copy 1 MiB of the process's heap into the file
+// (Bun) or fault (Deno), read() write 1 MiB past the array (a segfault on
+// both), and the mover (memcpyAsync, NONTEMPORAL: its native copy) read
+// past it too. Lengths now come from the engine (`byteLengthOf`, `holds`);
+// in a child process, so a regression crashes it, not the runner.
+test("an array whose byteLength lies never moves bytes past its own", () => {
+  const r = runScript(`
+    import { mapFile, MemFlags, ThreadMover } from "@root/mod.ts";
+    import { MappingReader } from "@root/pmem2/reader.ts";
+    const out = [];
+    const note = (name, f) => {
+      try { f(); out.push(name + " ok"); }
+      catch (e) { out.push(name + " " + e.name + " " + (e.code ?? "-")); }
+    };
+    class Liar extends Uint8Array {
+      get byteLength() { return 1 << 20; }
+    }
+    const own = (n) => {
+      const a = new Uint8Array(n);
+      Object.defineProperty(a, "byteLength", { value: 1 << 20 });
+      return a;
+    };
+    const mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
+    const map = mapFile(${JSON.stringify(tempPath())}, { size: 4 << 20 });
+    const threads = mapFile(${
+    JSON.stringify(tempPath("threads"))
+  }, { size: 4 << 20, mover });
+    const src = new Liar(16).fill(0xab);
+    const untouched = (m, at) =>
+      m.view(at, 16).every((b) => b === 0xab) &&
+      m.view(at + 16, 1 << 20).every((b) => b === 0);
+    note("memcpy", () => map.memcpy(0, src));
+    out.push("memcpy kept " + untouched(map, 0));
+    note("memcpy own", () => map.memcpy(2 << 20, own(16).fill(0xab)));
+    out.push("memcpy own kept " + untouched(map, 2 << 20));
+    await map.memcpyAsync(0, src, MemFlags.NONTEMPORAL);
+    await threads.memcpyAsync(0, src);
+    await threads.memcpyManyAsync([{ offset: 2 << 20, data: src }]);
+    out.push("async kept " + (untouched(map, 0) && untouched(threads, 0) &&
+      untouched(threads, 2 << 20)));
+    note("read", () => map.read(0, own(16), 1 << 20));
+    note("read default", () => map.read(0, own(16)));
+    note("read liar", () => map.read(0, new Liar(16), 4096));
+    const reader = new MappingReader(map);
+    note("reader", () => reader.read(0, own(16), 4096));
+    const offsets = new Float64Array(8);
+    note("blocks", () => reader.readBlocks(offsets, 8, 4096, own(16)));
+    const lying = new Float64Array(2);
+    Object.defineProperty(lying, "byteLength", { value: 1 << 20 });
+    note("offsets", () =>
+      reader.readBlocks(lying, 1000, 16, new Uint8Array(16000)));
+    note("prefetch", () => reader.prefetchBlocks(lying, 1000, 16));
+    map.close();
+    threads.close();
+    mover.close();
+    console.log(out.join("\\n"));
+  `);
+  assert.equal(r.signal, null, r.stderr);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(
+    r.stdout.trim(),
+    [
+      "memcpy ok",
+      "memcpy kept true",
+      "memcpy own ok",
+      "memcpy own kept true",
+      "async kept true",
+      "read RangeError -",
+      "read default RangeError -",
+      "read liar RangeError -",
+      "reader PmemError -200002",
+      "blocks PmemError -200002",
+      "offsets PmemError -200002",
+      "prefetch PmemError -200002",
+    ].join("\n"),
+  );
+});
+
+// Bug (with the one above): a read of an array whose pointer Deno's
+// PointerCache kept went on through that pointer after the array's buffer
+// was transferred, once an own `byteLength` said the array still had the
+// bytes: the copy landed in the memory the new buffer owns. The cache is
+// only used when the array's elements prove the length.
+test("a cached pointer is not used once its array's buffer moved", () => {
+  const r = runScript(`
+    import { mapFile } from "@root/mod.ts";
+    import { MappingReader } from "@root/pmem2/reader.ts";
+    const map = mapFile(${JSON.stringify(tempPath())}, { size: 65536 });
+    map.memset(0, 7, 4096);
+    const reader = new MappingReader(map);
+    const out = [];
+    for (const read of [
+      (into, n) => map.read(0, into, n),
+      (into, n) => reader.read(0, into, n),
+    ]) {
+      const into = new Uint8Array(64);
+      read(into, 64);
+      read(into, 64); // the pointer is cached from the second read on
+      const moved = new Uint8Array(into.buffer.transfer());
+      moved.fill(1);
+      Object.defineProperty(into, "byteLength", { value: 64 });
+      try { read(into, 16); out.push("copied"); }
+      catch (e) { out.push(e.name); }
+      out.push(moved.every((b) => b === 1) ? "moved intact" : "moved written");
+    }
+    map.close();
+    console.log(out.join(" "));
+  `);
+  assert.equal(r.signal, null, r.stderr);
+  assert.equal(
+    r.stdout.trim(),
+    "RangeError moved intact PmemError moved intact",
+    r.stderr,
+  );
+});
+
+test("reads and copies follow a resizable or shared buffer's current length", () => {
+  using map = mapFile(tempPath(), { size: 65536 });
+  map.memset(1000, 6, 100);
+  // a length-tracking array whose pointer is cached, then shrunk, regrown
+  const rab = new ArrayBuffer(64, { maxByteLength: 4096 });
+  const into = new Uint8Array(rab, 8);
+  map.read(1000, into);
+  map.read(1000, into);
+  rab.resize(4); // below the array's offset: it is out of bounds, length 0
+  assert.equal(into.length, 0);
+  assert.throws(() => map.read(1000, into, 1), RangeError);
+  map.read(1000, into, 0);
+  rab.resize(128);
+  into.fill(0);
+  map.read(1000, into);
+  assert.equal(into.length, 120);
+  assert.equal(into[99], 6);
+  assert.equal(into[100], 0);
+  // a SharedArrayBuffer (growable too) as source and target
+  const sab = new SharedArrayBuffer(16, { maxByteLength: 256 });
+  const shared = new Uint8Array(sab).fill(3);
+  map.memcpy(2000, shared);
+  sab.grow(32);
+  map.memcpy(3000, shared);
+  assert.deepEqual([...map.view(2015, 2)], [3, 0]);
+  assert.deepEqual([...map.view(3015, 2)], [3, 0]);
+  assert.equal(shared.length, 32);
+  map.read(1000, shared.subarray(8));
+  assert.deepEqual([...shared.subarray(6, 10)], [3, 3, 6, 6]);
+  assert.equal(shared[31], 6);
+  // a resizable source shrunk after a copy is copied at its new length
+  const src = new Uint8Array(new ArrayBuffer(8, { maxByteLength: 64 }));
+  src.fill(9);
+  (src.buffer as ArrayBuffer).resize(2);
+  map.memcpy(4000, src);
+  assert.deepEqual([...map.view(4000, 3)], [9, 9, 0]);
+});
