@@ -193,10 +193,8 @@ export class Mapping implements Disposable {
       throw new TypeError("Cannot map: source must be a Source");
     }
     const c = toNativeConfig(config);
+    checkMover(config.mover);
     const mover = config.mover ?? defaultMover();
-    if (typeof mover?.memcpy !== "function") {
-      throw new TypeError("Cannot map: mover must implement Vdm");
-    }
     const cell = newCell();
     const rc = native.ap_map_new(
       cell,
@@ -678,6 +676,13 @@ function defaultMover(): Vdm {
   return new CpuMover();
 }
 
+/** Assert a configured mover (none: the default) implements Vdm. */
+function checkMover(mover: Vdm | null | undefined): void {
+  if (mover != null && typeof mover.memcpy !== "function") {
+    throw new TypeError("Cannot map: mover must implement Vdm");
+  }
+}
+
 /** Options of {@linkcode mapFile}. */
 export interface MapFileOptions extends MapConfig {
   /**
@@ -712,6 +717,10 @@ export function mapFile(path: string, options: MapFileOptions = {}): Mapping {
   if (typeof options !== "object" || options === null) {
     throw new TypeError("Cannot map file: options must be an object");
   }
+  // the mapping's options are checked before the file is opened: a
+  // `size` creates it, and a bad granularity or offset left it behind
+  toNativeConfig(options);
+  checkMover(options.mover);
   const open: SourceOpenOptions = {
     size: options.size,
     sparse: options.sparse,

@@ -4,6 +4,7 @@
  * each test either exposed a bug (named in its comment) or pins a contract
  * no other test held.
  */
+import { existsSync } from "node:fs";
 import { mapFile } from "../mod.ts";
 import { assert, runScript, tempPath, test } from "./_harness.ts";
 
@@ -163,4 +164,32 @@ test("reads and copies follow a resizable or shared buffer's current length", ()
   (src.buffer as ArrayBuffer).resize(2);
   map.memcpy(4000, src);
   assert.deepEqual([...map.view(4000, 3)], [9, 9, 0]);
+});
+
+// ---- opening files ----
+
+// Bug: mapFile opened (and with `size`, created and sized) the file before
+// it checked the mapping's options, so a bad granularity, offset or mover
+// threw after the file was made, and left it behind.
+test("mapFile checks the mapping's options before it creates the file", () => {
+  const bad: [object, ErrorConstructor][] = [
+    [{ granularity: "word" }, TypeError],
+    [{ offset: -1 }, RangeError],
+    [{ length: 1.5 }, RangeError],
+    [{ sharing: "both" }, TypeError],
+    [{ protection: "write" }, TypeError],
+    [{ mover: {} }, TypeError],
+  ];
+  for (const [options, type] of bad) {
+    const path = tempPath();
+    assert.throws(
+      () => mapFile(path, { size: 4096, ...options }),
+      type,
+      JSON.stringify(options),
+    );
+    assert.equal(existsSync(path), false, JSON.stringify(options));
+  }
+  // no mover (null as undefined) is the default one
+  using map = mapFile(tempPath(), { size: 4096, mover: null as never });
+  map.memset(0, 1, 1);
 });
