@@ -31,6 +31,31 @@ ap_source_wrap(struct ap_source **out, struct pmem2_source *ps, int fd,
 	return 0;
 }
 
+/*
+ * ap_source_create -- open path, creating it when missing; *created tells
+ * whether this call made the file (so a failure after it removes it). A
+ * plain O_CREAT cannot tell: the open is tried without it first, then
+ * with O_EXCL. A file made by another process in between (EEXIST) is
+ * opened as found, as is a dangling symlink's target, which O_EXCL
+ * refuses to create (then *created stays 0: the file is not removed).
+ */
+static int
+ap_source_create(const char *path, int oflags, mode_t mode, int *created)
+{
+	*created = 0;
+	int fd = open(path, oflags | O_CLOEXEC);
+	if (fd >= 0 || errno != ENOENT)
+		return fd;
+	fd = open(path, oflags | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd >= 0) {
+		*created = 1;
+		return fd;
+	}
+	if (errno != EEXIST)
+		return -1;
+	return open(path, oflags | O_CREAT | O_CLOEXEC, mode);
+}
+
 /* ap_source_open -- open/create a file, extend it to size, wrap it */
 int
 ap_source_open(struct ap_source **out, const char *path, double path_len,
@@ -44,11 +69,17 @@ ap_source_open(struct ap_source **out, const char *path, double path_len,
 		return ap_fail(AP_E_INVALID_ARG, "source: missing argument");
 	*out = NULL;
 	int oflags = (flags & AP_OPEN_READONLY) ? O_RDONLY : O_RDWR;
-	if (flags & AP_OPEN_CREATE)
-		oflags |= O_CREAT;
-	if (flags & AP_OPEN_EXCLUSIVE)
-		oflags |= O_EXCL;
-	int fd = open(path, oflags | O_CLOEXEC, (mode_t)mode);
+	int created = 0;
+	int fd;
+	if (flags & AP_OPEN_EXCLUSIVE) {
+		fd = open(path, oflags | O_CREAT | O_EXCL | O_CLOEXEC,
+			(mode_t)mode);
+		created = fd >= 0;
+	} else if (flags & AP_OPEN_CREATE) {
+		fd = ap_source_create(path, oflags, (mode_t)mode, &created);
+	} else {
+		fd = open(path, oflags | O_CLOEXEC);
+	}
 	if (fd < 0)
 		return ap_fail(-errno, "cannot open '%s': %s", path,
 			strerror(errno));
@@ -82,9 +113,10 @@ ap_source_open(struct ap_source **out, const char *path, double path_len,
 	return ap_source_wrap(out, ps, fd, 1);
 err:
 	close(fd);
-	/* a file this call created (O_EXCL) is not left behind: a create
-	 * that failed to extend it (ENOSPC) would make the retry EEXIST */
-	if ((oflags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))
+	/* a file this call created is not left behind: a create that failed
+	 * to extend it (ENOSPC) would leave an empty file, and an exclusive
+	 * retry would then fail with EEXIST */
+	if (created)
 		unlink(path);
 	return rc;
 }

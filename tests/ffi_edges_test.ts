@@ -4,9 +4,20 @@
  * each test either exposed a bug (named in its comment) or pins a contract
  * no other test held.
  */
-import { existsSync } from "node:fs";
-import { mapFile } from "../mod.ts";
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { mapFile, PmemError, Source } from "../mod.ts";
 import { assert, runScript, tempPath, test } from "./_harness.ts";
+
+/** An assert.throws predicate: a PmemError (not a ClosedError) with code. */
+function pmemCode(code: number, message?: RegExp) {
+  return (e: unknown) => {
+    assert.ok(e instanceof PmemError, String(e));
+    assert.equal(e.code, code, e.message);
+    if (message) assert.match(e.message, message);
+    return true;
+  };
+}
 
 // ---- lengths that reach native code ----
 
@@ -192,4 +203,45 @@ test("mapFile checks the mapping's options before it creates the file", () => {
   // no mover (null as undefined) is the default one
   using map = mapFile(tempPath(), { size: 4096, mover: null as never });
   map.memset(0, 1, 1);
+});
+
+// Bug: only an exclusive create removed its file when it failed. A plain
+// create (mapFile with `size`) that could not extend the new file (ENOSPC)
+// left an empty file, and a read-only open with `size` created an empty
+// file, then failed ("opened read-only") and left it. The shim now knows
+// whether it made the file (it opens without O_CREAT first, then with
+// O_EXCL) and removes only that one.
+test("a failed open removes the file it created, never one it found", () => {
+  const huge = 2 ** 44; // no temp file system has the room
+  const creates: ((path: string) => Disposable)[] = [
+    (path) => mapFile(path, { size: huge }),
+    (path) => Source.open(path, { size: 4096, readOnly: true }),
+    (path) => mapFile(path, { size: 4096, protection: "read" }),
+  ];
+  for (const create of creates) {
+    const path = tempPath();
+    assert.throws(() => create(path)[Symbol.dispose](), PmemError);
+    assert.equal(existsSync(path), false, create.toString());
+  }
+  // files that were there stay, with their bytes
+  const found = tempPath();
+  writeFileSync(found, new Uint8Array(100).fill(5));
+  assert.throws(() => mapFile(found, { size: huge }), PmemError);
+  assert.throws(
+    () => mapFile(found, { size: 4096, protection: "read" }),
+    pmemCode(-200001, /read-only/),
+  );
+  assert.deepEqual(
+    new Uint8Array(readFileSync(found)),
+    new Uint8Array(100).fill(5),
+  );
+  // a create through a dangling symlink makes its target (O_CREAT's way)
+  const target = tempPath("target");
+  const link = tempPath("link");
+  spawnSync("ln", ["-s", target, link]);
+  {
+    using map = mapFile(link, { size: 4096 });
+    map.memset(0, 4, 1);
+  }
+  assert.equal(readFileSync(target)[0], 4);
 });
