@@ -71,8 +71,8 @@ AP_API int ap_err_to_errno(int code);
  * ap_source_open -- open (and, with size > 0, create or extend) a file as a
  * pmem2 source. path is UTF-8, NUL-terminated within its path_len bytes.
  * The fd stays open for the source's lifetime and is closed by
- * ap_source_delete. A file this call created is removed again when it
- * fails.
+ * ap_source_delete. The open never blocks (a FIFO is refused, not waited
+ * on), and a file this call created is removed again when it fails.
  */
 AP_API int ap_source_open(struct ap_source **out, const char *path,
 	double path_len, double size, uint32_t flags, uint32_t mode);

@@ -43,17 +43,17 @@ static int
 ap_source_create(const char *path, int oflags, mode_t mode, int *created)
 {
 	*created = 0;
-	int fd = open(path, oflags | O_CLOEXEC);
+	int fd = ap_open_file(path, oflags, 0);
 	if (fd >= 0 || errno != ENOENT)
 		return fd;
-	fd = open(path, oflags | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	fd = ap_open_file(path, oflags | O_CREAT | O_EXCL, mode);
 	if (fd >= 0) {
 		*created = 1;
 		return fd;
 	}
 	if (errno != EEXIST)
 		return -1;
-	return open(path, oflags | O_CREAT | O_CLOEXEC, mode);
+	return ap_open_file(path, oflags | O_CREAT, mode);
 }
 
 /* ap_source_open -- open/create a file, extend it to size, wrap it */
@@ -72,13 +72,12 @@ ap_source_open(struct ap_source **out, const char *path, double path_len,
 	int created = 0;
 	int fd;
 	if (flags & AP_OPEN_EXCLUSIVE) {
-		fd = open(path, oflags | O_CREAT | O_EXCL | O_CLOEXEC,
-			(mode_t)mode);
+		fd = ap_open_file(path, oflags | O_CREAT | O_EXCL, (mode_t)mode);
 		created = fd >= 0;
 	} else if (flags & AP_OPEN_CREATE) {
 		fd = ap_source_create(path, oflags, (mode_t)mode, &created);
 	} else {
-		fd = open(path, oflags | O_CLOEXEC);
+		fd = ap_open_file(path, oflags, 0);
 	}
 	if (fd < 0)
 		return ap_fail(-errno, "cannot open '%s': %s", path,

@@ -6,8 +6,9 @@
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { mapFile, PmemError, Source } from "../mod.ts";
-import { assert, runScript, tempPath, test } from "./_harness.ts";
+import { assert, runScript, tempDir, tempPath, test } from "./_harness.ts";
 
 /** An assert.throws predicate: a PmemError (not a ClosedError) with code. */
 function pmemCode(code: number, message?: RegExp) {
@@ -244,4 +245,43 @@ test("a failed open removes the file it created, never one it found", () => {
     map.memset(0, 4, 1);
   }
   assert.equal(readFileSync(target)[0], 4);
+});
+
+// Bug: the shim opened files with a plain open(2), and a FIFO opened
+// O_RDONLY waits for a writer: mapFile(fifo, { protection: "read" }),
+// Source.open(fifo, { readOnly: true }) and FileLock.acquire(fifo) hung
+// the process for ever. Every open is now nonblocking (the flag is cleared
+// on the descriptor afterwards), and a FIFO is refused as no mappable
+// file. In a child with a timeout, so a regression fails instead of hangs.
+test("a FIFO is refused at once, never waited on", () => {
+  const fifo = join(tempDir(), "fifo");
+  const made = spawnSync("mkfifo", [fifo]);
+  assert.equal(made.status, 0, String(made.error ?? made.stderr));
+  const r = runScript(
+    `
+    import { FileLock, mapFile, Source } from "@root/mod.ts";
+    const fifo = ${JSON.stringify(fifo)};
+    for (const open of [
+      () => mapFile(fifo, { protection: "read" }),
+      () => Source.open(fifo, { readOnly: true }),
+      () => mapFile(fifo),
+      () => mapFile(fifo, { size: 4096 }),
+    ]) {
+      try { open(); console.log("opened"); }
+      catch (e) { console.log(e.name, e.codeName); }
+    }
+    FileLock.acquire(fifo).release();
+    console.log("locked");
+  `,
+    30_000,
+  );
+  assert.equal(r.signal, null, `hung? ${r.stderr}`);
+  assert.equal(
+    r.stdout.trim(),
+    [
+      ...Array(4).fill("PmemError PMEM2_E_INVALID_FILE_TYPE"),
+      "locked",
+    ].join("\n"),
+    r.stderr,
+  );
 });
