@@ -6,8 +6,9 @@
  * - Every function returns 0 or a negative code: -errno for OS failures,
  *   PMEM2_E_* (<= -100000) for libpmem2 failures, AP_E_* for the shim's own.
  *   On failure the shim stores a message in a thread-local buffer before it
- *   returns; ap_errormsg() copies it out. libpmem2's own message is captured
- *   in the same call that failed, so it can never be stale.
+ *   returns; ap_errormsg() copies it out. libpmem2's own message is emptied
+ *   before each call into libpmem2 and captured in the same call that
+ *   failed, so it can never be stale.
  * - Sizes and offsets cross the boundary as doubles (exact up to 2^53), so the
  *   JavaScript runtimes stay on their fast FFI paths; every one is checked for
  *   being a non-negative integer before use.

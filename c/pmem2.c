@@ -68,6 +68,7 @@ ap_source_open(struct ap_source **out, const char *path, double path_len,
 	if (out == NULL)
 		return ap_fail(AP_E_INVALID_ARG, "source: missing argument");
 	*out = NULL;
+	ap_pmem2_reset();
 	int oflags = (flags & AP_OPEN_READONLY) ? O_RDONLY : O_RDWR;
 	int created = 0;
 	int fd;
@@ -125,6 +126,7 @@ int
 ap_source_from_fd(struct ap_source **out, int fd)
 {
 	struct pmem2_source *ps;
+	ap_pmem2_reset();
 	int rc = pmem2_source_from_fd(&ps, fd);
 	if (rc)
 		return ap_fail_pmem2(rc, "pmem2_source_from_fd");
@@ -140,6 +142,7 @@ ap_source_from_anon(struct ap_source **out, double size)
 	if (rc)
 		return rc;
 	struct pmem2_source *ps;
+	ap_pmem2_reset();
 	rc = pmem2_source_from_anon(&ps, n);
 	if (rc)
 		return ap_fail_pmem2(rc, "pmem2_source_from_anon");
@@ -165,6 +168,7 @@ int
 ap_source_size(struct ap_source *src, double *out)
 {
 	size_t n;
+	ap_pmem2_reset();
 	int rc = pmem2_source_size(src->src, &n);
 	if (rc)
 		return ap_fail_pmem2(rc, "pmem2_source_size");
@@ -177,6 +181,7 @@ int
 ap_source_alignment(struct ap_source *src, double *out)
 {
 	size_t n;
+	ap_pmem2_reset();
 	int rc = pmem2_source_alignment(src->src, &n);
 	if (rc)
 		return ap_fail_pmem2(rc, "pmem2_source_alignment");
@@ -199,6 +204,7 @@ int
 ap_source_device_usc(struct ap_source *src, double *out)
 {
 	uint64_t usc = 0;
+	ap_pmem2_reset();
 	int rc = pmem2_source_device_usc(src->src, &usc);
 	if (rc)
 		return ap_fail_pmem2(rc, "unsafe shutdown count");
@@ -212,6 +218,7 @@ ap_source_device_id(struct ap_source *src, char *buf, uint32_t cap,
 	uint32_t *len)
 {
 	size_t n = 0;
+	ap_pmem2_reset();
 	int rc = pmem2_source_device_id(src->src, NULL, &n);
 	if (rc)
 		return ap_fail_pmem2(rc, "device id");
@@ -229,6 +236,7 @@ int
 ap_source_numa_node(struct ap_source *src, int32_t *out)
 {
 	int node = -1;
+	ap_pmem2_reset();
 	int rc = pmem2_source_numa_node(src->src, &node);
 	if (rc)
 		return ap_fail_pmem2(rc, "numa node");
@@ -241,6 +249,7 @@ int
 ap_badblocks(struct ap_source *src, double *out, uint32_t max_pairs)
 {
 	struct pmem2_badblock_context *ctx;
+	ap_pmem2_reset();
 	int rc = pmem2_badblock_context_new(&ctx, src->src);
 	if (rc)
 		return ap_fail_pmem2(rc, "bad block context");
@@ -271,6 +280,7 @@ ap_badblock_clear(struct ap_source *src, double offset, double length)
 	if (rc || (rc = ap_to_size(length, &len, "length")))
 		return rc;
 	struct pmem2_badblock_context *ctx;
+	ap_pmem2_reset();
 	rc = pmem2_badblock_context_new(&ctx, src->src);
 	if (rc)
 		return ap_fail_pmem2(rc, "bad block context");
@@ -294,6 +304,7 @@ ap_map_new(struct ap_map **out, struct ap_source *src, uint32_t granularity,
 	if (granularity > AP_GRAN_PAGE || sharing > 1)
 		return ap_fail(AP_E_INVALID_ARG, "invalid granularity/sharing");
 	*out = NULL;
+	ap_pmem2_reset();
 	struct pmem2_config *cfg;
 	if ((rc = pmem2_config_new(&cfg)))
 		return ap_fail_pmem2(rc, "pmem2_config_new");
@@ -512,6 +523,7 @@ ap_map_deep_flush(struct ap_map *map, double offset, double length)
 	int rc = ap_map_range(map, offset, length, &off, &len, "deep flush");
 	if (rc)
 		return rc;
+	ap_pmem2_reset();
 	rc = pmem2_deep_flush(map->map, map->addr + off, len);
 	if (rc)
 		return ap_fail_pmem2(rc, "pmem2_deep_flush");
