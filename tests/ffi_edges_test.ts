@@ -8,7 +8,8 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { mapFile, PmemError, Source } from "../mod.ts";
-import { lastMessage } from "../ffi/lib.ts";
+import { backend, lastMessage } from "../ffi/lib.ts";
+import { MappingReader } from "../pmem2/reader.ts";
 import { assert, runScript, tempDir, tempPath, test } from "./_harness.ts";
 
 /** Open descriptors of this process (Linux). */
@@ -324,4 +325,34 @@ test("each file that cannot be mapped gets its own error, and no fd leaks", () =
   assert.equal(openFds(), before);
   mapFile(join(dir, "ok"), { size: 4096 }).close();
   assert.doesNotMatch(lastMessage(), /too many live mappings/);
+});
+
+// ---- the two runtimes alike ----
+
+// Bug: bun:ffi's ptr() throws for an empty array where Deno's
+// UnsafePointer.of gives null, and the shim refused a NULL buffer even for
+// a copy of 0 bytes: an IndexedReader read of 0 bytes into an empty array
+// threw on Bun (AP_E_INVALID_ARG) and succeeded on Deno, and so did
+// readBlocks of 0-byte blocks.
+test("empty arrays cross the FFI alike on Deno and Bun", () => {
+  const empty = new Uint8Array(0);
+  assert.equal(backend.pointerOf(empty), null);
+  assert.equal(backend.addressOf(empty), 0);
+  assert.equal(backend.pointerOf(new Uint8Array(new ArrayBuffer(8), 8)), null);
+  using map = mapFile(tempPath(), { size: 65536 });
+  const reader = new MappingReader(map);
+  reader.readBlocks(new Float64Array([0, 4096]), 2, 0, empty);
+  reader.read(65536, empty, 0);
+  // a table of one u32 entry at 0 (0: record 0, present), records of 512
+  // bytes at 4096, guard word 0 expected 0
+  const desc = new Float64Array([0, 1, 0xff, 0, 4096, 1, 512, 0, 0]);
+  const guard = new Int32Array(1);
+  const indexed = reader.indexed(desc, guard);
+  assert.equal(indexed.read(0, empty, 0), true);
+  map.memset(4096, 8, 512);
+  const into = new Uint8Array(512);
+  assert.equal(indexed.read(0, into, 512), true);
+  assert.equal(into[511], 8);
+  // too short an array is refused by its elements, not its byteLength
+  assert.throws(() => indexed.read(0, new Uint8Array(511), 512), PmemError);
 });
