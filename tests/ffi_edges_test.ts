@@ -8,7 +8,8 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { mapFile, PmemError, Source } from "../mod.ts";
-import { backend, lastMessage } from "../ffi/lib.ts";
+import { backend, lastMessage, native } from "../ffi/lib.ts";
+import { nativeHandleOf } from "../pmem2/mapping.ts";
 import { MappingReader } from "../pmem2/reader.ts";
 import { assert, runScript, tempDir, tempPath, test } from "./_harness.ts";
 
@@ -355,4 +356,27 @@ test("empty arrays cross the FFI alike on Deno and Bun", () => {
   assert.equal(into[511], 8);
   // too short an array is refused by its elements, not its byteLength
   assert.throws(() => indexed.read(0, new Uint8Array(511), 512), PmemError);
+});
+
+// The log store's header check converted each offset to size_t before it
+// bounded it: a double beyond 2^64 is undefined behaviour in that cast.
+test("the shim bounds every double before converting it", () => {
+  using map = mapFile(tempPath(), { size: 65536 });
+  const h = nativeHandleOf(map);
+  for (const at of [2 ** 64, 1e300, Infinity, 2 ** 53, -8, Number.NaN, 0.5]) {
+    const desc = new Float64Array([at, 0, 0]);
+    assert.equal(
+      native.ap_log_headers(h, desc, desc.byteLength, 1, 0),
+      -200002,
+      String(at),
+    );
+  }
+  const ok = new Float64Array([64, 0, 0]);
+  assert.equal(native.ap_log_headers(h, ok, ok.byteLength, 1, 0), 0);
+  for (const v of [2 ** 64, Infinity, -1, Number.NaN, 1.5]) {
+    assert.equal(native.ap_map_persist(h, v, 1), -200001, String(v));
+    assert.equal(native.ap_map_persist(h, 0, v), -200001, String(v));
+  }
+  assert.equal(native.ap_map_persist(h, 65535, 2), -200002);
+  assert.equal(native.ap_map_persist(h, 2 ** 53 - 1, 2 ** 53 - 1), -200002);
 });
