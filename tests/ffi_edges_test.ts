@@ -6,8 +6,10 @@
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { mapFile, PmemError, Source } from "../mod.ts";
+import process from "node:process";
+import { ClosedError, mapFile, Mapping, PmemError, Source } from "../mod.ts";
 import { backend, lastMessage, native } from "../ffi/lib.ts";
 import { nativeHandleOf } from "../pmem2/mapping.ts";
 import { MappingReader } from "../pmem2/reader.ts";
@@ -326,6 +328,101 @@ test("each file that cannot be mapped gets its own error, and no fd leaks", () =
   assert.equal(openFds(), before);
   mapFile(join(dir, "ok"), { size: 4096 }).close();
   assert.doesNotMatch(lastMessage(), /too many live mappings/);
+});
+
+test("a file whose length is no page multiple maps at its length, on any file system", () => {
+  for (const base of [tempDir(), tmpdir()]) {
+    const path = join(base, `asyncpmem-odd-${process.pid}-${Math.random()}`);
+    writeFileSync(path, new Uint8Array(5000).fill(2));
+    try {
+      {
+        using map = mapFile(path);
+        assert.equal(map.size, 5000);
+        assert.equal(map.granularity, "page");
+        assert.equal(map.view().length, 5000);
+        map.memset(4999, 9, 1);
+        map.persist(4990, 10);
+        assert.throws(() => map.view(5000, 1), RangeError);
+        assert.throws(() => map.read(4999, new Uint8Array(2)), RangeError);
+        const into = new Uint8Array(1);
+        map.read(4999, into);
+        assert.equal(into[0], 9);
+      }
+      using src = Source.open(path);
+      using tail = Mapping.map(src, { offset: 4096 });
+      assert.equal(tail.size, 904);
+      assert.equal(tail.view(903, 1)[0], 9);
+      assert.equal(readFileSync(path)[4999], 9);
+    } finally {
+      spawnSync("rm", ["-f", path]);
+    }
+  }
+});
+
+// ---- closed objects ----
+
+/** Arguments that would be valid for each method of an open mapping. */
+const MAPPING_CALLS: Record<string, unknown[]> = {
+  view: [0, 1],
+  read: [0, new Uint8Array(1)],
+  persist: [0, 1],
+  flush: [0, 1],
+  drain: [],
+  deepFlush: [0, 1],
+  memcpy: [0, new Uint8Array(1)],
+  memmove: [0, 1, 1],
+  memset: [0, 1, 1],
+  memcpyAsync: [0, new Uint8Array(1)],
+  memmoveAsync: [0, 1, 1],
+  memsetAsync: [0, 1, 1],
+  persistRanges: [[{ offset: 0, length: 1 }]],
+  memcpyManyAsync: [[{ offset: 0, data: new Uint8Array(1) }]],
+};
+
+// A new method of Mapping must be listed above, so this test calls it.
+test("every method of a closed Mapping and Source throws ClosedError", () => {
+  const map = mapFile(tempPath(), { size: 65536 });
+  const view = map.view(0, 16);
+  const methods = Object.getOwnPropertyNames(Mapping.prototype).filter((k) =>
+    k !== "constructor" && k !== "close" &&
+    typeof Object.getOwnPropertyDescriptor(Mapping.prototype, k)?.value ===
+      "function"
+  );
+  const call = (m: string) =>
+    (map as unknown as Record<string, (...a: unknown[]) => unknown>)[m](
+      ...MAPPING_CALLS[m],
+    );
+  for (const m of methods) {
+    assert.ok(m in MAPPING_CALLS, `no arguments for Mapping.${m}`);
+    call(m); // valid on the open mapping
+  }
+  map.close();
+  for (const m of methods) assert.throws(() => call(m), ClosedError, m);
+  for (const getter of ["size", "granularity"] as const) {
+    assert.throws(() => map[getter], ClosedError, getter);
+  }
+  assert.equal(view.length, 0);
+  assert.throws(() => nativeHandleOf(map), ClosedError);
+
+  const src = Source.open(tempPath(), { size: 4096 });
+  src.close();
+  const calls: [string, () => unknown][] = [
+    ["size", () => src.size],
+    ["alignment", () => src.alignment],
+    ["fd", () => src.fd],
+    ["deviceUsc", () => src.deviceUsc()],
+    ["deviceId", () => src.deviceId()],
+    ["numaNode", () => src.numaNode()],
+    ["badBlocks", () => src.badBlocks()],
+    ["clearBadBlock", () => src.clearBadBlock({ offset: 0, length: 4096 })],
+    ["map", () => Mapping.map(src)],
+  ];
+  for (const [name, call] of calls) assert.throws(call, ClosedError, name);
+  const listed = new Set(calls.map(([name]) => name));
+  for (const k of Object.getOwnPropertyNames(Source.prototype)) {
+    if (k === "constructor" || k === "close" || k === "closed") continue;
+    assert.ok(listed.has(k), `Source.${k} is not called here`);
+  }
 });
 
 // ---- the two runtimes alike ----
