@@ -6,8 +6,9 @@
  * - Every function returns 0 or a negative code: -errno for OS failures,
  *   PMEM2_E_* (<= -100000) for libpmem2 failures, AP_E_* for the shim's own.
  *   On failure the shim stores a message in a thread-local buffer before it
- *   returns; ap_errormsg() copies it out. libpmem2's own message is captured
- *   in the same call that failed, so it can never be stale.
+ *   returns; ap_errormsg() copies it out. libpmem2's own message is emptied
+ *   before each call into libpmem2 and captured in the same call that
+ *   failed, so it can never be stale.
  * - Sizes and offsets cross the boundary as doubles (exact up to 2^53), so the
  *   JavaScript runtimes stay on their fast FFI paths; every one is checked for
  *   being a non-negative integer before use.
@@ -71,7 +72,8 @@ AP_API int ap_err_to_errno(int code);
  * ap_source_open -- open (and, with size > 0, create or extend) a file as a
  * pmem2 source. path is UTF-8, NUL-terminated within its path_len bytes.
  * The fd stays open for the source's lifetime and is closed by
- * ap_source_delete.
+ * ap_source_delete. The open never blocks (a FIFO is refused, not waited
+ * on), and a file this call created is removed again when it fails.
  */
 AP_API int ap_source_open(struct ap_source **out, const char *path,
 	double path_len, double size, uint32_t flags, uint32_t mode);

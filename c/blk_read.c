@@ -114,7 +114,9 @@ ap_read_blocks(const char *base, double size, const double *offsets,
 		return rc;
 	if (n == 0)
 		return 0;
-	if (base == NULL || buf == NULL)
+	/* blocks of 0 bytes copy nothing: an empty buffer, which Bun passes
+	 * as NULL (Deno as a pointer), is no error then */
+	if (base == NULL || (buf == NULL && l != 0))
 		return ap_fail(AP_E_INVALID_ARG, "read blocks: a buffer is NULL");
 	if (l != 0 && n > cap / l)
 		return ap_fail(AP_E_RANGE, "read blocks: %zu blocks of %zu bytes "
@@ -125,6 +127,8 @@ ap_read_blocks(const char *base, double size, const double *offsets,
 	for (size_t i = 0; i < n && i < AP_GATHER_AHEAD; i++)
 		if (offsets[i] >= 0)
 			AP_PREFETCH(base + (size_t)offsets[i]);
+	if (l == 0)
+		return 0;
 	for (size_t i = 0; i < n; i++) {
 		if (i + AP_GATHER_AHEAD < n && offsets[i + AP_GATHER_AHEAD] >= 0)
 			AP_PREFETCH(base + (size_t)offsets[i + AP_GATHER_AHEAD]);
@@ -180,7 +184,9 @@ ap_read_indexed(const char *base, double size, const double *desc,
 	double desc_len, double index, void *buf, double buf_len, double len,
 	const int32_t *guard, double guard_len)
 {
-	if (base == NULL || desc == NULL || buf == NULL || guard == NULL)
+	/* buf may be NULL for a copy of 0 bytes (Bun's empty buffer) */
+	if (base == NULL || desc == NULL || guard == NULL ||
+			(buf == NULL && !(len == 0)))
 		return ap_fail(AP_E_INVALID_ARG, "read indexed: a buffer is NULL");
 	if (!(desc_len >= AP_IX_WORDS * sizeof(double)))
 		return ap_fail(AP_E_RANGE, "read indexed: the descriptor is "
@@ -208,8 +214,9 @@ ap_read_indexed(const char *base, double size, const double *desc,
 	if ((e & ~mask) != (uint32_t)desc[AP_IX_PRESENT] ||
 			(double)(e & mask) >= count)
 		return 1;
-	memcpy(buf, base + (size_t)records + (size_t)(e & mask) *
-		(size_t)stride, (size_t)len);
+	if (len > 0)
+		memcpy(buf, base + (size_t)records + (size_t)(e & mask) *
+			(size_t)stride, (size_t)len);
 	/* the copy's loads happen before the guard is read again */
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	return __atomic_load_n(word, __ATOMIC_RELAXED) == expect ? 0 : 1;

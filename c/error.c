@@ -31,6 +31,20 @@ ap_fail_pmem2(int code, const char *what)
 	return ap_fail(code, "%s: %s", what, m);
 }
 
+/*
+ * ap_pmem2_reset -- empty libpmem2's thread-local message. libpmem2 has no
+ * call for it; pmem2_errormsg() returns that thread's message buffer
+ * (malloc'd per thread, or a thread-local array in later releases), which
+ * is written here only when it holds a message, so never a literal "".
+ */
+void
+ap_pmem2_reset(void)
+{
+	char *m = (char *)pmem2_errormsg();
+	if (m != NULL && m[0] != '\0')
+		m[0] = '\0';
+}
+
 /* ap_abi_version -- the ABI this build implements */
 int
 ap_abi_version(void)

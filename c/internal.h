@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <libpmem2.h>
 #include "asyncpmem.h"
 
@@ -66,6 +67,17 @@ int ap_fail(int code, const char *fmt, ...)
 
 /* ap_fail_pmem2 -- store libpmem2's current message with a prefix */
 int ap_fail_pmem2(int code, const char *what);
+
+/*
+ * ap_pmem2_reset -- forget libpmem2's last message before a call into it:
+ * libpmem2 fails some calls without setting one (pmem2_source_from_fd on
+ * a character device that is no DAX device), and ap_fail_pmem2 would then
+ * report the message of an earlier, unrelated failure
+ */
+void ap_pmem2_reset(void);
+
+/* ap_open_file -- open(2) that never blocks (a FIFO); -1 with errno */
+int ap_open_file(const char *path, int flags, mode_t mode);
 
 /* ap_to_size -- convert a double argument to size_t; 0 or AP_E_INVALID_ARG */
 int ap_to_size(double v, size_t *out, const char *name);

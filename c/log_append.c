@@ -86,8 +86,11 @@ ap_log_headers(struct ap_map *map, const double *desc, double desc_len,
 	for (size_t i = 0; i < n; i++) {
 		double at = desc[3 * i], word = desc[3 * i + 1];
 		double ts = desc[3 * i + 2];
-		if (!(at >= 0 && word >= 0 && word <= 4294967295.0 &&
-				ts >= 0 && ts <= AP_MAX_SAFE) ||
+		/* each bound before its cast: a double beyond the integer
+		 * type is undefined behaviour there */
+		if (!(at >= 0 && at <= AP_MAX_SAFE && word >= 0 &&
+				word <= 4294967295.0 && ts >= 0 &&
+				ts <= AP_MAX_SAFE) ||
 				at != (double)(size_t)at ||
 				word != (double)(uint32_t)word ||
 				ts != (double)(uint64_t)ts)

@@ -31,6 +31,31 @@ ap_source_wrap(struct ap_source **out, struct pmem2_source *ps, int fd,
 	return 0;
 }
 
+/*
+ * ap_source_create -- open path, creating it when missing; *created tells
+ * whether this call made the file (so a failure after it removes it). A
+ * plain O_CREAT cannot tell: the open is tried without it first, then
+ * with O_EXCL. A file made by another process in between (EEXIST) is
+ * opened as found, as is a dangling symlink's target, which O_EXCL
+ * refuses to create (then *created stays 0: the file is not removed).
+ */
+static int
+ap_source_create(const char *path, int oflags, mode_t mode, int *created)
+{
+	*created = 0;
+	int fd = ap_open_file(path, oflags, 0);
+	if (fd >= 0 || errno != ENOENT)
+		return fd;
+	fd = ap_open_file(path, oflags | O_CREAT | O_EXCL, mode);
+	if (fd >= 0) {
+		*created = 1;
+		return fd;
+	}
+	if (errno != EEXIST)
+		return -1;
+	return ap_open_file(path, oflags | O_CREAT, mode);
+}
+
 /* ap_source_open -- open/create a file, extend it to size, wrap it */
 int
 ap_source_open(struct ap_source **out, const char *path, double path_len,
@@ -43,12 +68,18 @@ ap_source_open(struct ap_source **out, const char *path, double path_len,
 	if (out == NULL)
 		return ap_fail(AP_E_INVALID_ARG, "source: missing argument");
 	*out = NULL;
+	ap_pmem2_reset();
 	int oflags = (flags & AP_OPEN_READONLY) ? O_RDONLY : O_RDWR;
-	if (flags & AP_OPEN_CREATE)
-		oflags |= O_CREAT;
-	if (flags & AP_OPEN_EXCLUSIVE)
-		oflags |= O_EXCL;
-	int fd = open(path, oflags | O_CLOEXEC, (mode_t)mode);
+	int created = 0;
+	int fd;
+	if (flags & AP_OPEN_EXCLUSIVE) {
+		fd = ap_open_file(path, oflags | O_CREAT | O_EXCL, (mode_t)mode);
+		created = fd >= 0;
+	} else if (flags & AP_OPEN_CREATE) {
+		fd = ap_source_create(path, oflags, (mode_t)mode, &created);
+	} else {
+		fd = ap_open_file(path, oflags, 0);
+	}
 	if (fd < 0)
 		return ap_fail(-errno, "cannot open '%s': %s", path,
 			strerror(errno));
@@ -82,9 +113,10 @@ ap_source_open(struct ap_source **out, const char *path, double path_len,
 	return ap_source_wrap(out, ps, fd, 1);
 err:
 	close(fd);
-	/* a file this call created (O_EXCL) is not left behind: a create
-	 * that failed to extend it (ENOSPC) would make the retry EEXIST */
-	if ((oflags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))
+	/* a file this call created is not left behind: a create that failed
+	 * to extend it (ENOSPC) would leave an empty file, and an exclusive
+	 * retry would then fail with EEXIST */
+	if (created)
 		unlink(path);
 	return rc;
 }
@@ -94,6 +126,7 @@ int
 ap_source_from_fd(struct ap_source **out, int fd)
 {
 	struct pmem2_source *ps;
+	ap_pmem2_reset();
 	int rc = pmem2_source_from_fd(&ps, fd);
 	if (rc)
 		return ap_fail_pmem2(rc, "pmem2_source_from_fd");
@@ -109,6 +142,7 @@ ap_source_from_anon(struct ap_source **out, double size)
 	if (rc)
 		return rc;
 	struct pmem2_source *ps;
+	ap_pmem2_reset();
 	rc = pmem2_source_from_anon(&ps, n);
 	if (rc)
 		return ap_fail_pmem2(rc, "pmem2_source_from_anon");
@@ -134,6 +168,7 @@ int
 ap_source_size(struct ap_source *src, double *out)
 {
 	size_t n;
+	ap_pmem2_reset();
 	int rc = pmem2_source_size(src->src, &n);
 	if (rc)
 		return ap_fail_pmem2(rc, "pmem2_source_size");
@@ -146,6 +181,7 @@ int
 ap_source_alignment(struct ap_source *src, double *out)
 {
 	size_t n;
+	ap_pmem2_reset();
 	int rc = pmem2_source_alignment(src->src, &n);
 	if (rc)
 		return ap_fail_pmem2(rc, "pmem2_source_alignment");
@@ -168,6 +204,7 @@ int
 ap_source_device_usc(struct ap_source *src, double *out)
 {
 	uint64_t usc = 0;
+	ap_pmem2_reset();
 	int rc = pmem2_source_device_usc(src->src, &usc);
 	if (rc)
 		return ap_fail_pmem2(rc, "unsafe shutdown count");
@@ -181,6 +218,7 @@ ap_source_device_id(struct ap_source *src, char *buf, uint32_t cap,
 	uint32_t *len)
 {
 	size_t n = 0;
+	ap_pmem2_reset();
 	int rc = pmem2_source_device_id(src->src, NULL, &n);
 	if (rc)
 		return ap_fail_pmem2(rc, "device id");
@@ -198,6 +236,7 @@ int
 ap_source_numa_node(struct ap_source *src, int32_t *out)
 {
 	int node = -1;
+	ap_pmem2_reset();
 	int rc = pmem2_source_numa_node(src->src, &node);
 	if (rc)
 		return ap_fail_pmem2(rc, "numa node");
@@ -210,6 +249,7 @@ int
 ap_badblocks(struct ap_source *src, double *out, uint32_t max_pairs)
 {
 	struct pmem2_badblock_context *ctx;
+	ap_pmem2_reset();
 	int rc = pmem2_badblock_context_new(&ctx, src->src);
 	if (rc)
 		return ap_fail_pmem2(rc, "bad block context");
@@ -240,6 +280,7 @@ ap_badblock_clear(struct ap_source *src, double offset, double length)
 	if (rc || (rc = ap_to_size(length, &len, "length")))
 		return rc;
 	struct pmem2_badblock_context *ctx;
+	ap_pmem2_reset();
 	rc = pmem2_badblock_context_new(&ctx, src->src);
 	if (rc)
 		return ap_fail_pmem2(rc, "bad block context");
@@ -263,6 +304,7 @@ ap_map_new(struct ap_map **out, struct ap_source *src, uint32_t granularity,
 	if (granularity > AP_GRAN_PAGE || sharing > 1)
 		return ap_fail(AP_E_INVALID_ARG, "invalid granularity/sharing");
 	*out = NULL;
+	ap_pmem2_reset();
 	struct pmem2_config *cfg;
 	if ((rc = pmem2_config_new(&cfg)))
 		return ap_fail_pmem2(rc, "pmem2_config_new");
@@ -481,6 +523,7 @@ ap_map_deep_flush(struct ap_map *map, double offset, double length)
 	int rc = ap_map_range(map, offset, length, &off, &len, "deep flush");
 	if (rc)
 		return rc;
+	ap_pmem2_reset();
 	rc = pmem2_deep_flush(map->map, map->addr + off, len);
 	if (rc)
 		return ap_fail_pmem2(rc, "pmem2_deep_flush");

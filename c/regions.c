@@ -40,8 +40,7 @@ static int ap_regions_hi;
 int
 ap_region_add(struct ap_map *m)
 {
-	int rc = ap_fail(AP_E_BUSY, "too many live mappings (max %d)",
-		AP_MAX_REGIONS);
+	int rc = AP_E_BUSY;
 	pthread_rwlock_wrlock(&ap_regions_lock);
 	for (int i = 0; i < AP_MAX_REGIONS; i++) {
 		if (ap_regions[i].map == NULL) {
@@ -57,7 +56,12 @@ ap_region_add(struct ap_map *m)
 		}
 	}
 	pthread_rwlock_unlock(&ap_regions_lock);
-	return rc;
+	/* the message only on failure: a successful map left "too many live
+	 * mappings" as the thread's last message */
+	if (rc)
+		return ap_fail(rc, "too many live mappings (max %d)",
+			AP_MAX_REGIONS);
+	return 0;
 }
 
 /* ap_region_get -- look up a range and take a reference */

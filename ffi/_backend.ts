@@ -27,11 +27,16 @@ export interface Backend {
   pointerTo(bytes: Uint8Array): Ptr | null;
   /**
    * The address of `bytes[0]` as a number (exact below 2^53, which user
-   * space addresses are), for tests that build raw descriptors.
+   * space addresses are), for tests that build raw descriptors; 0 for an
+   * empty array.
    */
   addressOf(bytes: Uint8Array): number;
-  /** A pointer to `bytes[0]` for a `pointer` parameter, in any runtime. */
-  pointerOf(bytes: Uint8Array): Ptr;
+  /**
+   * A pointer to `bytes[0]` for a `pointer` parameter, in any runtime;
+   * null for an empty array (Deno's `UnsafePointer.of` gives null there,
+   * where bun:ffi's `ptr` throws).
+   */
+  pointerOf(bytes: Uint8Array): Ptr | null;
   /** The pointer stored in a one-element out-parameter cell. */
   fromCell(cell: BigUint64Array): Ptr | null;
   /**

@@ -96,11 +96,13 @@ export const backend: Backend = {
   pointerTo(): Ptr | null {
     return null;
   },
+  // bun:ffi's ptr() throws for an empty array ("A pointer to empty memory
+  // doesn't work"); Deno answers null, and so does this
   addressOf(bytes: Uint8Array): number {
-    return ffi.ptr(bytes);
+    return bytes.byteLength === 0 ? 0 : ffi.ptr(bytes);
   },
-  pointerOf(bytes: Uint8Array): Ptr {
-    return ffi.ptr(bytes);
+  pointerOf(bytes: Uint8Array): Ptr | null {
+    return bytes.byteLength === 0 ? null : ffi.ptr(bytes);
   },
   fromCell(cell: BigUint64Array): Ptr | null {
     return cell[0] === 0n ? null : Number(cell[0]);

@@ -32,11 +32,15 @@ export const backend: Backend = {
   pointerTo(bytes: Uint8Array): Ptr | null {
     return Deno.UnsafePointer.of(bytes) as unknown as Ptr | null;
   },
+  // UnsafePointer.of gives null for an empty array at its buffer's start
+  // and the end's address for one at its end: null for both, as on Bun
   addressOf(bytes: Uint8Array): number {
+    if (bytes.byteLength === 0) return 0;
     return Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(bytes)));
   },
-  pointerOf(bytes: Uint8Array): Ptr {
-    return Deno.UnsafePointer.of(bytes) as unknown as Ptr;
+  pointerOf(bytes: Uint8Array): Ptr | null {
+    if (bytes.byteLength === 0) return null;
+    return Deno.UnsafePointer.of(bytes) as unknown as Ptr | null;
   },
   fromCell(cell: BigUint64Array): Ptr | null {
     return Deno.UnsafePointer.create(cell[0]) as unknown as Ptr | null;

@@ -15,9 +15,12 @@ import { backend } from "./lib.ts";
  *
  * The array is held strongly until another one is seen or
  * {@linkcode PointerCache.clear}, so its storage cannot be freed under the
- * pointer. A detached array keeps its identity but has length 0: callers
- * check the length they copy against `byteLength` before each call, so a
- * stale pointer is never used for a non-empty copy.
+ * pointer. A detached array keeps its identity but has no elements left
+ * (its buffer transferred, or a resizable one shrunk): callers check that
+ * the array holds the length they copy before each call (`holds` in
+ * `validate.ts`: an element read, which no own `byteLength` property or
+ * subclass getter can answer), so a stale pointer is never used for a
+ * non-empty copy.
  *
  * @example
  * ```ts

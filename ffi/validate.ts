@@ -50,13 +50,73 @@ export function checkRange(
   }
 }
 
-/** Assert `value` is a Uint8Array and return it. */
+const TYPED_ARRAY = Object.getPrototypeOf(Uint8Array.prototype);
+const BYTE_LENGTH: (this: ArrayBufferView) => number = Object
+  .getOwnPropertyDescriptor(TYPED_ARRAY, "byteLength")!.get!;
+const BYTE_OFFSET: (this: ArrayBufferView) => number = Object
+  .getOwnPropertyDescriptor(TYPED_ARRAY, "byteOffset")!.get!;
+const BUFFER: (this: ArrayBufferView) => ArrayBufferLike = Object
+  .getOwnPropertyDescriptor(TYPED_ARRAY, "buffer")!.get!;
+const apply = Reflect.apply;
+
+/**
+ * The byte length of a typed array as its engine knows it (0 when it is
+ * detached or out of bounds). `bytes.byteLength` is an ordinary property
+ * lookup: an own property, a subclass's getter or a changed prototype
+ * answers it, and a length that reaches native code must not be taken
+ * from them (a Uint8Array claiming 1 MiB had the shim copy 1 MiB out of,
+ * or into, its 16 bytes). The getters are the ones found at load.
+ *
+ * @throws {TypeError} when `view` is not a typed array
+ */
+export function byteLengthOf(view: ArrayBufferView): number {
+  return apply(BYTE_LENGTH, view, []);
+}
+
+/**
+ * A fresh Uint8Array over exactly the bytes of the typed array `view`
+ * (its buffer, offset and length as the engine knows them), for native
+ * code or a mover to be handed instead of an array whose properties may
+ * say otherwise. An empty or detached `view` gives a new empty array.
+ *
+ * @throws {TypeError} when `view` is not a typed array
+ */
+export function trueBytes(view: ArrayBufferView): Uint8Array {
+  const n = byteLengthOf(view);
+  if (n === 0) return new Uint8Array(0);
+  return new Uint8Array(
+    apply(BUFFER, view, []),
+    apply(BYTE_OFFSET, view, []),
+    n,
+  );
+}
+
+/**
+ * Whether the typed array `bytes` holds at least `length` bytes, as cheaply
+ * as the hot read paths need: element `length - 1` is read, and a typed
+ * array's elements answer from its storage alone (no property, getter or
+ * prototype can stand in for them), so it is defined exactly when the
+ * array has that many elements, each at least a byte. False for a
+ * `length` that is not a positive integer.
+ */
+export function holds(
+  bytes: { readonly [index: number]: unknown },
+  length: number,
+): boolean {
+  return bytes[length - 1] !== undefined;
+}
+
+/**
+ * Assert `value` is a Uint8Array and return it. `ArrayBuffer.isView` reads
+ * an internal slot, so an object that only inherits from
+ * `Uint8Array.prototype` is refused too.
+ */
 export function checkBytes(
   value: unknown,
   name: string,
   op: string,
 ): Uint8Array {
-  if (!(value instanceof Uint8Array)) {
+  if (!(value instanceof Uint8Array) || !ArrayBuffer.isView(value)) {
     throw new TypeError(`Cannot ${op}: ${name} must be a Uint8Array`);
   }
   return value;

@@ -7,7 +7,14 @@
  */
 import { ClosedError, PmemError } from "../errors/mod.ts";
 import { check, fromCell, native, newCell, type Ptr } from "../ffi/lib.ts";
-import { checkByte, checkBytes, checkRange } from "../ffi/validate.ts";
+import {
+  byteLengthOf,
+  checkByte,
+  checkBytes,
+  checkRange,
+  holds,
+  trueBytes,
+} from "../ffi/validate.ts";
 import { PointerCache } from "../ffi/pointer_cache.ts";
 import {
   type Granularity,
@@ -186,10 +193,8 @@ export class Mapping implements Disposable {
       throw new TypeError("Cannot map: source must be a Source");
     }
     const c = toNativeConfig(config);
+    checkMover(config.mover);
     const mover = config.mover ?? defaultMover();
-    if (typeof mover?.memcpy !== "function") {
-      throw new TypeError("Cannot map: mover must implement Vdm");
-    }
     const cell = newCell();
     const rc = native.ap_map_new(
       cell,
@@ -329,10 +334,13 @@ export class Mapping implements Disposable {
     // the integer tests before `offset + length`: a bigint passes `>= 0`,
     // and the sum of a bigint and a number throws the engine's own
     // TypeError ("Cannot mix BigInt ...") instead of the one named here
+    // `holds`, not `into.byteLength`: that is a property an array can
+    // have of its own (or a subclass a getter for), and the native copy
+    // writes `length` bytes
     if (
       !(into instanceof Uint8Array) || !Number.isInteger(offset) ||
       !Number.isInteger(length) || !(offset >= 0 && length >= 0) ||
-      offset + length > this.#size || length > into.byteLength
+      offset + length > this.#size || (length !== 0 && !holds(into, length))
     ) {
       Mapping.#badRead(offset, into, length, this.#size);
     }
@@ -364,7 +372,7 @@ export class Mapping implements Disposable {
     const bytes = checkBytes(into, "into", "read");
     checkRange(offset, length, size, "read");
     throw new RangeError(
-      `Cannot read: ${length} bytes do not fit into ${bytes.byteLength}`,
+      `Cannot read: ${length} bytes do not fit into ${byteLengthOf(bytes)}`,
     );
   }
 
@@ -411,20 +419,12 @@ export class Mapping implements Disposable {
   memcpy(dstOffset: number, src: Uint8Array, flags = 0): void {
     const h = this.#writable("memcpy");
     checkBytes(src, "src", "memcpy");
-    checkRange(dstOffset, src.byteLength, this.#size, "memcpy");
+    // the engine's length: the shim copies this many bytes out of `src`
+    const n = byteLengthOf(src);
+    checkRange(dstOffset, n, this.#size, "memcpy");
     checkMemFlags(flags, "memcpy");
-    check(
-      native.ap_map_memcpy(
-        h,
-        dstOffset,
-        src,
-        src.byteLength,
-        src.byteLength,
-        flags,
-      ),
-      "memcpy",
-    );
-    this.#traceCopy(dstOffset, src.byteLength, flags);
+    check(native.ap_map_memcpy(h, dstOffset, src, n, n, flags), "memcpy");
+    this.#traceCopy(dstOffset, n, flags);
   }
 
   /** Move `length` bytes inside the mapping (ranges may overlap). */
@@ -481,13 +481,16 @@ export class Mapping implements Disposable {
   ): Future<void> {
     this.#writable("memcpyAsync");
     checkBytes(src, "src", "memcpyAsync");
-    checkRange(dstOffset, src.byteLength, this.#size, "memcpyAsync");
+    // the mover gets an array whose length is the engine's: movers hand
+    // `byteLength` to native copies and to their worker threads
+    const bytes = trueBytes(src);
+    checkRange(dstOffset, bytes.byteLength, this.#size, "memcpyAsync");
     checkMemFlags(flags, "memcpyAsync");
-    const dst = this.view(dstOffset, src.byteLength);
+    const dst = this.view(dstOffset, bytes.byteLength);
     return this.#copies.one(
-      (f) => this.#mover.memcpy(dst, src, f, options),
+      (f) => this.#mover.memcpy(dst, bytes, f, options),
       dstOffset,
-      src.byteLength,
+      bytes.byteLength,
       flags,
     );
   }
@@ -618,11 +621,17 @@ export class Mapping implements Disposable {
     if (!Array.isArray(entries)) {
       throw new TypeError("Cannot memcpyManyAsync: entries must be an array");
     }
-    for (const e of entries) {
-      checkBytes(e?.data, "data", "memcpyManyAsync");
-      checkRange(e.offset, e.data.byteLength, this.#size, "memcpyManyAsync");
+    // each entry read once, into arrays of the engine's lengths: an
+    // entry's getters could answer a second read otherwise
+    const checked: { offset: number; data: Uint8Array }[] = [];
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i];
+      const offset = e?.offset;
+      const data = trueBytes(checkBytes(e?.data, "data", "memcpyManyAsync"));
+      checkRange(offset, data.byteLength, this.#size, "memcpyManyAsync");
+      checked.push({ offset, data });
     }
-    return this.#copies.many(entries, options);
+    return this.#copies.many(checked, options);
   }
 
   /**
@@ -667,6 +676,13 @@ function defaultMover(): Vdm {
   return new CpuMover();
 }
 
+/** Assert a configured mover (none: the default) implements Vdm. */
+function checkMover(mover: Vdm | null | undefined): void {
+  if (mover != null && typeof mover.memcpy !== "function") {
+    throw new TypeError("Cannot map: mover must implement Vdm");
+  }
+}
+
 /** Options of {@linkcode mapFile}. */
 export interface MapFileOptions extends MapConfig {
   /**
@@ -701,6 +717,10 @@ export function mapFile(path: string, options: MapFileOptions = {}): Mapping {
   if (typeof options !== "object" || options === null) {
     throw new TypeError("Cannot map file: options must be an object");
   }
+  // the mapping's options are checked before the file is opened: a
+  // `size` creates it, and a bad granularity or offset left it behind
+  toNativeConfig(options);
+  checkMover(options.mover);
   const open: SourceOpenOptions = {
     size: options.size,
     sparse: options.sparse,

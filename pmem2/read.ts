@@ -8,6 +8,7 @@
 import { nativeError, type Ptr } from "../ffi/lib.ts";
 import { native } from "../ffi/lib.ts";
 import type { PointerCache } from "../ffi/pointer_cache.ts";
+import { holds } from "../ffi/validate.ts";
 
 /**
  * The native reads, held in constants: V8 then knows the function at the
@@ -21,6 +22,12 @@ const readPointer = native.ap_read_range_to;
 /**
  * The native copy behind every read, from the mapping at `base` (`size`
  * bytes), into `into` through `cache`'s pointer when it has one.
+ *
+ * The capacity the shim checks `length` against is `length` itself when
+ * `into` {@linkcode holds} that many bytes, else 0 (the shim then refuses
+ * the copy): never `into.byteLength`, which an own property or a
+ * subclass's getter answers. A cached pointer is so only used while its
+ * array really has the bytes, detached or shrunk arrays included.
  */
 export function copyOut(
   base: Ptr,
@@ -30,9 +37,10 @@ export function copyOut(
   into: Uint8Array,
   length: number,
 ): void {
+  const cap = holds(into, length) ? length : 0;
   const at = cache.of(into);
   const rc = at === null
-    ? readBuffer(base, size, offset, into, into.byteLength, length)
-    : readPointer(base, size, offset, at, into.byteLength, length);
+    ? readBuffer(base, size, offset, into, cap, length)
+    : readPointer(base, size, offset, at, cap, length);
   if (rc !== 0) throw nativeError(rc, "read");
 }

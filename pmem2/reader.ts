@@ -8,6 +8,7 @@
 import { ClosedError } from "../errors/mod.ts";
 import { backend, native, nativeError, type Ptr } from "../ffi/lib.ts";
 import { PointerCache } from "../ffi/pointer_cache.ts";
+import { byteLengthOf, holds, trueBytes } from "../ffi/validate.ts";
 import { type Mapping, registerReader } from "./mapping.ts";
 import { copyOut } from "./read.ts";
 
@@ -95,15 +96,16 @@ export class MappingReader {
   ): void {
     const base = this.#base;
     if (base === null) throw new ClosedError("MappingReader", "read");
+    // the engine's lengths (see `byteLengthOf`): one lookup per batch
     const rc = readBlocks(
       base,
       this.#size,
       offsets,
-      offsets.byteLength,
+      byteLengthOf(offsets),
       count,
       length,
       into,
-      into.byteLength,
+      byteLengthOf(into),
     );
     if (rc !== 0) throw nativeError(rc, "read");
   }
@@ -123,7 +125,7 @@ export class MappingReader {
       base,
       this.#size,
       offsets,
-      offsets.byteLength,
+      byteLengthOf(offsets),
       count,
       length,
     );
@@ -163,9 +165,9 @@ export class MappingReader {
  */
 export class IndexedReader {
   #reader: MappingReader;
-  #desc: Ptr;
+  #desc: Ptr | null;
   #descLength: number;
-  #guard: Ptr;
+  #guard: Ptr | null;
   #guardLength: number;
   /** Holds the arrays whose pointers it passes. */
   #keep: [Float64Array, Int32Array];
@@ -180,14 +182,13 @@ export class IndexedReader {
   constructor(reader: MappingReader, desc: Float64Array, guard: Int32Array) {
     this.#reader = reader;
     this.#keep = [desc, guard];
-    this.#desc = backend.pointerOf(
-      new Uint8Array(desc.buffer, desc.byteOffset, desc.byteLength),
-    );
-    this.#descLength = desc.byteLength;
-    this.#guard = backend.pointerOf(
-      new Uint8Array(guard.buffer, guard.byteOffset, guard.byteLength),
-    );
-    this.#guardLength = guard.byteLength;
+    // pointers and lengths of the arrays' own bytes (see `trueBytes`)
+    const d = trueBytes(desc);
+    const g = trueBytes(guard);
+    this.#desc = backend.pointerOf(d);
+    this.#descLength = d.byteLength;
+    this.#guard = backend.pointerOf(g);
+    this.#guardLength = g.byteLength;
   }
 
   /**
@@ -204,6 +205,8 @@ export class IndexedReader {
     const reader = this.#reader;
     const base = baseOf(reader);
     if (base === null) throw new ClosedError("MappingReader", "read");
+    // the capacity checked against `length`: see `copyOut`
+    const cap = holds(into, length) ? length : 0;
     const at = intoOf(reader).of(into);
     const rc = at === null
       ? readIndexed(
@@ -213,7 +216,7 @@ export class IndexedReader {
         this.#descLength,
         index,
         into,
-        into.byteLength,
+        cap,
         length,
         this.#guard,
         this.#guardLength,
@@ -225,7 +228,7 @@ export class IndexedReader {
         this.#descLength,
         index,
         at,
-        into.byteLength,
+        cap,
         length,
         this.#guard,
         this.#guardLength,
