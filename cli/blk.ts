@@ -6,7 +6,6 @@
  * @module
  */
 import { existsSync } from "node:fs";
-import process from "node:process";
 import { BlockPool } from "../blk/mod.ts";
 import { Source } from "../pmem2/mod.ts";
 import {
@@ -16,7 +15,15 @@ import {
   parseSize,
   UsageError,
 } from "./args.ts";
-import { base64, bytes, hexDump, printFields, printJson } from "./output.ts";
+import {
+  base64,
+  bytes,
+  hexDump,
+  out,
+  outClosed,
+  printFields,
+  printJson,
+} from "./output.ts";
 import { Progress } from "./progress.ts";
 
 /** Files this large are allocated in steps, with a progress bar. */
@@ -44,7 +51,7 @@ export function createBlk(path: string, p: Parsed): void {
     if (p.values.json) {
       printJson({ path, blockSize, blockCount: pool.blockCount });
     } else {
-      process.stdout.write(
+      out(
         `created ${path}: ${pool.blockCount} blocks of ${blockSize} B\n`,
       );
     }
@@ -78,7 +85,7 @@ export function infoBlk(path: string, p: Parsed): void {
     ["recovery", repaired.length ? repaired.join("; ") : "nothing to do"],
   ]);
   for (const a of info.arenas) {
-    process.stdout.write(`arena ${a.index}:\n`);
+    out(`arena ${a.index}:\n`);
     printFields([
       ["offset", a.offset],
       ["size", bytes(a.size)],
@@ -128,9 +135,9 @@ export function checkBlk(path: string, p: Parsed): boolean {
     });
   } else {
     const what = p.values.repair ? "repaired" : "recovery would";
-    for (const r of report.repaired) process.stdout.write(`${what}: ${r}\n`);
-    for (const q of report.problems) process.stdout.write(`problem: ${q}\n`);
-    process.stdout.write(
+    for (const r of report.repaired) out(`${what}: ${r}\n`);
+    for (const q of report.problems) out(`problem: ${q}\n`);
+    out(
       `${path}: ${report.consistent ? "consistent" : "not consistent"}\n`,
     );
   }
@@ -154,12 +161,13 @@ export function dumpBlk(path: string, p: Parsed): void {
   for (let i = 0; i < count; i++) {
     pool.read(lba + i, into);
     if (p.values.json) blocks.push({ lba: lba + i, data: base64(into) });
-    else if (p.values.raw) process.stdout.write(into);
+    else if (p.values.raw) out(into);
     else {
-      process.stdout.write(
+      out(
         `block ${lba + i}:\n${hexDump(into, (lba + i) * pool.blockSize)}\n`,
       );
     }
+    if (outClosed()) return; // the reader has what it wanted
   }
   if (p.values.json) {
     printJson({ kind: "blk", path, blockSize: pool.blockSize, blocks });
@@ -187,6 +195,6 @@ export function zeroBlk(path: string, p: Parsed): void {
   }
   bar.update(count, count);
   bar.done();
-  if (!p.values.json) process.stdout.write(`zeroed ${count} block(s)\n`);
+  if (!p.values.json) out(`zeroed ${count} block(s)\n`);
   else printJson({ zeroed: count });
 }

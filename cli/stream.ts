@@ -7,10 +7,17 @@
  * @module
  */
 import { existsSync } from "node:fs";
-import process from "node:process";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { parseCount, type Parsed, parseSize, UsageError } from "./args.ts";
-import { base64, bytes, hexDump, printFields, printJson } from "./output.ts";
+import {
+  base64,
+  bytes,
+  hexDump,
+  out,
+  outClosed,
+  printFields,
+  printJson,
+} from "./output.ts";
 import { Progress } from "./progress.ts";
 
 /** `create stream FILE --size S [--block-size B] [--region-slots N]`. */
@@ -26,7 +33,7 @@ export function createStream(path: string, p: Parsed): void {
   using s = LogStream.create(path, { size, blockSize, regionSlots });
   if (p.values.json) printJson({ path, size: s.size, blockSize: s.blockSize });
   else {
-    process.stdout.write(
+    out(
       `created ${path}: a log stream of ${
         bytes(s.size)
       }, blocks of ${s.blockSize} B\n`,
@@ -41,7 +48,7 @@ export function createLog(path: string, p: Parsed): void {
   using log = PmemLog.create(path, { poolSize });
   if (p.values.json) printJson({ path, capacity: log.nbyte() });
   else {
-    process.stdout.write(
+    out(
       `created ${path}: a libpmemlog log of ${bytes(log.nbyte())}\n`,
     );
   }
@@ -65,7 +72,7 @@ export function infoStream(path: string, p: Parsed): void {
     ["recovery", recoveryLine(info.recovery)],
   ]);
   for (const r of info.regions) {
-    process.stdout.write(`region ${r.slot}:\n`);
+    out(`region ${r.slot}:\n`);
     printFields([
       ["offset", r.offset],
       ["size", bytes(r.size)],
@@ -114,8 +121,8 @@ export function checkStream(path: string, p: Parsed): boolean {
       recovery: info.recovery,
     });
   } else {
-    process.stdout.write(`recovery: ${recoveryLine(info.recovery)}\n`);
-    process.stdout.write(`${path}: consistent\n`);
+    out(`recovery: ${recoveryLine(info.recovery)}\n`);
+    out(`${path}: consistent\n`);
   }
   return true;
 }
@@ -125,7 +132,7 @@ export function checkLog(path: string, p: Parsed): boolean {
   using log = PmemLog.open(path);
   if (p.values.json) {
     printJson({ kind: "log", path, consistent: true, used: log.tell() });
-  } else process.stdout.write(`${path}: consistent\n`);
+  } else out(`${path}: consistent\n`);
   return true;
 }
 
@@ -154,12 +161,13 @@ export function dumpStream(path: string, p: Parsed): void {
         size: e.data.length,
         data: base64(e.data),
       });
-    } else if (p.values.raw) process.stdout.write(e.data);
+    } else if (p.values.raw) out(e.data);
     else {
-      process.stdout.write(
+      out(
         `entry ${e.timestamp} (${e.data.length} B):\n${hexDump(e.data)}\n`,
       );
     }
+    if (outClosed()) return; // the reader has what it wanted
   }
   if (p.values.json) printJson({ kind: "stream", path, region: slot, entries });
 }
@@ -167,18 +175,26 @@ export function dumpStream(path: string, p: Parsed): void {
 /** `dump FILE [--raw | --json]` for a libpmemlog log: all its data. */
 export function dumpLog(path: string, p: Parsed): void {
   using log = PmemLog.open(path);
-  const chunks: Uint8Array[] = [];
-  log.walk(0, (chunk) => {
-    if (p.values.json) chunks.push(chunk.slice());
-    else if (p.values.raw) process.stdout.write(chunk);
-    else process.stdout.write(`${hexDump(chunk)}\n`);
-    return true;
-  });
   if (p.values.json) {
-    const data = chunks[0] ?? new Uint8Array(0); // chunk size 0: one chunk
+    let data = new Uint8Array(0);
+    log.walk(0, (chunk) => { // chunk size 0: all the data, once
+      data = chunk.slice();
+      return true;
+    });
     printJson({ kind: "log", path, size: data.length, data: base64(data) });
+    return;
   }
+  // a piece at a time: one hex dump of a large log would not fit a string
+  let at = 0;
+  log.walk(DUMP_CHUNK, (chunk) => {
+    out(p.values.raw ? chunk : `${hexDump(chunk, at)}\n`);
+    at += chunk.length;
+    return !outClosed(); // stop once the reader went away
+  });
 }
+
+/** How much of a libpmemlog log `dump` prints at a time (16-aligned). */
+const DUMP_CHUNK = 1 << 16;
 
 /**
  * `convert SRC DST`: a libpmemlog log into a new stream (one region, its
@@ -243,5 +259,5 @@ function roundMiB(n: number): number {
 
 function report(p: Parsed, r: { from: string; to: string; bytes: number }) {
   if (p.values.json) printJson(r);
-  else process.stdout.write(`converted ${r.from} -> ${r.to}: ${r.bytes} B\n`);
+  else out(`converted ${r.from} -> ${r.to}: ${r.bytes} B\n`);
 }
