@@ -24,6 +24,7 @@ import {
   printFields,
   printJson,
 } from "./output.ts";
+import { pmdkHeaderProblem } from "./detect.ts";
 import { Progress } from "./progress.ts";
 
 /** Files this large are allocated in steps, with a progress bar. */
@@ -113,6 +114,11 @@ export function checkBlk(path: string, p: Parsed): boolean {
   const bar = new Progress("checking");
   const report = pool.check({ onProgress: (d, t) => bar.update(d, t) });
   bar.done();
+  const header = pmdkHeaderProblem(path);
+  if (header !== null) {
+    report.consistent = false;
+    report.problems = [header, ...report.problems];
+  }
   if (p.values.repair !== true) {
     // A damaged info block (restored from its twin at open) is damage as
     // stored, as pmempool check says; finishing an interrupted write is

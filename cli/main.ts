@@ -56,6 +56,12 @@ const HELP_OPTION = { help: { type: "boolean", short: "h" } } as const;
 /** The pool format of a file, or a usage error naming what it holds. */
 function kindOf(path: string, supported: readonly PoolKind[]): PoolKind {
   const kind = detectKind(path);
+  if (kind === "poolset") {
+    throw new UsageError(
+      `'${path}' is a PMDK pool set file: pool sets are not supported ` +
+        "(pmempool handles them)",
+    );
+  }
   if (kind === null || !supported.includes(kind)) {
     throw new UsageError(
       `'${path}' is ${

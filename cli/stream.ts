@@ -18,6 +18,7 @@ import {
   printFields,
   printJson,
 } from "./output.ts";
+import { pmdkHeaderProblem } from "./detect.ts";
 import { Progress } from "./progress.ts";
 
 /** `create stream FILE --size S [--block-size B] [--region-slots N]`. */
@@ -130,10 +131,16 @@ export function checkStream(path: string, p: Parsed): boolean {
 /** `check FILE` for a libpmemlog log: its header and offsets valid. */
 export function checkLog(path: string, p: Parsed): boolean {
   using log = PmemLog.open(path);
+  const header = pmdkHeaderProblem(path);
+  const problems = header === null ? [] : [header];
+  const consistent = problems.length === 0;
   if (p.values.json) {
-    printJson({ kind: "log", path, consistent: true, used: log.tell() });
-  } else out(`${path}: consistent\n`);
-  return true;
+    printJson({ kind: "log", path, consistent, used: log.tell(), problems });
+  } else {
+    for (const q of problems) out(`problem: ${q}\n`);
+    out(`${path}: ${consistent ? "consistent" : "not consistent"}\n`);
+  }
+  return consistent;
 }
 
 /** `dump FILE --region SLOT [--from TS] [--count K] [--raw | --json]`. */

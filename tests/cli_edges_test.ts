@@ -1,11 +1,13 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
-// The CLI at its edges: output to a pipe whose reader went away.
+// The CLI at its edges: output to a pipe whose reader went away, files
+// that are no pool.
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { BlockPool } from "../blk/mod.ts";
 import { PmemLog } from "../stream/mod.ts";
+import { detectKind } from "../cli/detect.ts";
 import {
   assert,
   patch,
@@ -19,7 +21,6 @@ import {
 const CLI = join(ROOT, "cli", "main.ts");
 const MiB = 2 ** 20;
 
-/** What a run of the CLI left. */
 interface Run {
   status: number | null;
   stdout: string;
@@ -31,6 +32,17 @@ function argv(...args: string[]): string[] {
   return RUNTIME === "deno"
     ? [process.execPath, "run", "-A", "--no-check", CLI, ...args]
     : [process.execPath, CLI, ...args];
+}
+
+/** Run `asyncpmem ...args` on this runtime. */
+function cli(...args: string[]): Run {
+  const [cmd, ...rest] = argv(...args);
+  const r = spawnSync(cmd, rest, {
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1" },
+    timeout: 120_000,
+  });
+  return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
 }
 
 /** A shell word for bash. */
@@ -54,6 +66,13 @@ echo "cli=\${PIPESTATUS[0]}"`;
   const m = /cli=(\d+)/.exec(r.stdout ?? "");
   const stderr = existsSync(errFile) ? readFileSync(errFile, "utf8") : "";
   return { status: m ? Number(m[1]) : null, stdout: r.stdout ?? "", stderr };
+}
+
+/** A usage error: exit 2, a message and the usage line, no stack trace. */
+function assertUsage(r: Run, pattern: RegExp, what = ""): void {
+  assert.equal(r.status, 2, `${what}: ${r.stdout}${r.stderr}`);
+  assert.match(r.stderr, pattern, what);
+  assert.doesNotMatch(r.stderr, /^\s+at /m, `${what}: a stack trace`);
 }
 
 // Bug: `asyncpmem dump POOL | head` crashed with an uncaught "write EPIPE"
@@ -106,4 +125,38 @@ test("CLI: output to a pipe whose reader went away ends quietly, with the comman
   const whole = piped("wc -c", "dump", pool, "--lba", "1", "--raw");
   assert.equal(whole.status, 0, whole.stderr);
   assert.match(whole.stdout, /^\s*4096\s*$/m);
+});
+
+// Bug: `check pool.set` called a PMDK pool set file a damaged pool (exit
+// 1); `info DIR` said "EISDIR: illegal operation on a directory, read"
+// without the path; cause: detectKind knew no pool set signature and
+// passed node:fs errors on unnamed.
+test("CLI: a directory, a missing file, an empty file and a pool set file", () => {
+  const dir = tempDir();
+  const missing = join(dir, "missing");
+  for (const command of ["info", "check", "dump"]) {
+    const r = cli(command, dir);
+    assert.equal(r.status, 3, `${command}: ${r.stderr}`);
+    assert.match(r.stderr, /cannot read '.*': it is a directory/, command);
+    const m = cli(command, missing);
+    assert.equal(m.status, 3, `${command}: ${m.stderr}`);
+    assert.match(m.stderr, /cannot read '.*missing': no such file/, command);
+  }
+  const empty = join(dir, "empty");
+  writeFileSync(empty, "");
+  assertUsage(cli("info", empty), /not a pool this tool knows/);
+  assert.equal(cli("check", empty).status, 1); // pmempool check: no pool
+  // a pool set names its parts: it is no damaged pool, but one this tool
+  // does not open
+  const set = join(dir, "pool.set");
+  writeFileSync(set, `PMEMPOOLSET\n32M ${join(dir, "part0")}\n`);
+  assert.equal(detectKind(set), "poolset");
+  for (const command of ["info", "check", "dump"]) {
+    const r = cli(command, set);
+    assertUsage(r, /is a PMDK pool set file: pool sets are not supported/);
+    assert.doesNotMatch(r.stderr, /damaged/);
+  }
+  const json = cli("check", "--json", set);
+  assert.equal(json.status, 2);
+  assert.equal(json.stdout, "");
 });
