@@ -5,10 +5,12 @@
  *
  * @module
  */
-import { existsSync } from "node:fs";
-import { BlockPool } from "../blk/mod.ts";
+import { existsSync, rmSync } from "node:fs";
+import { BlockPool, MIN_POOL_SIZE, poolGeometry } from "../blk/mod.ts";
+import { PmemError } from "../errors/mod.ts";
 import { Source } from "../pmem2/mod.ts";
 import {
+  onlyOptions,
   parseCount,
   type Parsed,
   parseMode,
@@ -27,34 +29,65 @@ import {
 import { pmdkHeaderProblem } from "./detect.ts";
 import { Progress } from "./progress.ts";
 
+/** libpmemblk's largest block size (the descriptor's `bsize` is a u32). */
+const MAX_BLOCK_SIZE = 2 ** 32 - 1;
+
 /** Files this large are allocated in steps, with a progress bar. */
 const STEP = 256 * 2 ** 20;
 
 /** `create blk FILE --block-size N --size S [--mode M]`. */
 export function createBlk(path: string, p: Parsed): void {
+  onlyOptions(p, "a blk pool's creation", ["block-size", "size", "mode"]);
   const blockSize = parseCount(p.values["block-size"], "block-size");
   const size = parseSize(p.values.size, "size");
   const mode = parseMode(p.values.mode);
+  if (size === 0) {
+    // the library's poolSize 0 means "use the existing file"
+    throw new UsageError(
+      `--size must be at least 16 MiB + 8 KiB (${MIN_POOL_SIZE})`,
+    );
+  }
   if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
-  let poolSize = size;
+  let pool: BlockPool;
   if (size > STEP) {
+    // The pool is laid out over the file allocated below (poolSize 0),
+    // where the library no longer checks its arguments first: check them
+    // now, before allocating anything (RangeError: a usage error).
+    if (blockSize < 1 || blockSize > MAX_BLOCK_SIZE) {
+      throw new RangeError(
+        `Cannot create pool: blockSize must be an integer in [1, ${MAX_BLOCK_SIZE}], got ${blockSize}`,
+      );
+    }
+    poolGeometry(size, blockSize);
     // allocate the file a step at a time, so a bar can show the progress
     const bar = new Progress("allocating");
-    for (let at = STEP; at < size + STEP; at += STEP) {
-      Source.open(path, { size: Math.min(at, size), mode }).close();
-      bar.update(Math.min(at, size), size);
+    try {
+      for (let at = STEP; at < size + STEP; at += STEP) {
+        Source.open(path, {
+          size: Math.min(at, size),
+          mode,
+          exclusive: at === STEP, // nobody else's file is grown
+        }).close();
+        bar.update(Math.min(at, size), size);
+      }
+      bar.done();
+      // lay out the pool over the file just allocated
+      pool = BlockPool.create(path, { blockSize, poolSize: 0, mode });
+    } catch (e) {
+      bar.done();
+      // the file is this command's: a failure (a full disk) leaves none
+      // behind, nor the space it took
+      if (!(e instanceof PmemError && e.code === -17)) {
+        rmSync(path, { force: true });
+      }
+      throw e;
     }
-    bar.done();
-    poolSize = 0; // lay out the pool over the file just allocated
-  }
-  const pool = BlockPool.create(path, { blockSize, poolSize, mode });
+  } else pool = BlockPool.create(path, { blockSize, poolSize: size, mode });
   try {
     if (p.values.json) {
       printJson({ path, blockSize, blockCount: pool.blockCount });
     } else {
-      out(
-        `created ${path}: ${pool.blockCount} blocks of ${blockSize} B\n`,
-      );
+      out(`created ${path}: ${pool.blockCount} blocks of ${blockSize} B\n`);
     }
   } finally {
     pool.close();
@@ -150,18 +183,29 @@ export function checkBlk(path: string, p: Parsed): boolean {
   return report.consistent;
 }
 
+/** Refuse blocks `lba .. lba + count - 1` unless all are in the pool. */
+function checkBlocks(lba: number, count: number, blockCount: number): void {
+  if (lba >= blockCount) {
+    throw new UsageError(
+      `--lba ${lba} is past the pool's last block, ${blockCount - 1}`,
+    );
+  }
+  if (lba + count > blockCount) {
+    throw new UsageError(
+      `blocks ${lba}..${lba + count - 1} are not all below ${blockCount}`,
+    );
+  }
+}
+
 /** `dump FILE --lba N [--count K] [--raw | --json]`. */
 export function dumpBlk(path: string, p: Parsed): void {
+  onlyOptions(p, "a blk pool", ["lba", "count", "raw"]);
   const lba = parseCount(p.values.lba, "lba");
   const count = p.values.count === undefined
     ? 1
     : parseCount(p.values.count, "count");
   using pool = BlockPool.open(path, { readOnly: true });
-  if (lba + count > pool.blockCount) {
-    throw new UsageError(
-      `blocks ${lba}..${lba + count - 1} are not all below ${pool.blockCount}`,
-    );
-  }
+  checkBlocks(lba, count, pool.blockCount);
   const into = new Uint8Array(pool.blockSize);
   const blocks: { lba: number; data: string }[] = [];
   for (let i = 0; i < count; i++) {
@@ -183,17 +227,13 @@ export function dumpBlk(path: string, p: Parsed): void {
 /** `zero FILE --lba N [--count K]`: blocks read as zeros from now on. */
 export function zeroBlk(path: string, p: Parsed): void {
   const lba = parseCount(p.values.lba, "lba");
-  using pool = BlockPool.open(path);
-  const count = p.values.count === undefined
+  const all = p.values.count === "all";
+  const asked = p.values.count === undefined || all
     ? 1
-    : p.values.count === "all"
-    ? pool.blockCount - lba
     : parseCount(p.values.count, "count");
-  if (lba + count > pool.blockCount) {
-    throw new UsageError(
-      `blocks ${lba}..${lba + count - 1} are not all below ${pool.blockCount}`,
-    );
-  }
+  using pool = BlockPool.open(path);
+  const count = all ? pool.blockCount - lba : asked;
+  checkBlocks(lba, count, pool.blockCount);
   const bar = new Progress("zeroing");
   for (let i = 0; i < count; i++) {
     pool.setZero(lba + i);

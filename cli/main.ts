@@ -310,13 +310,26 @@ export async function main(argv: string[]): Promise<number> {
   if (
     name === undefined || name === "--help" || name === "-h" || name === "help"
   ) {
-    const topic = name === "help" ? COMMANDS[rest[0]] : undefined;
-    out(
-      `${topic ? `${topic.usage}\n\n${topic.help}` : usage()}\n`,
-    );
-    return name === undefined ? ExitCode.USAGE : ExitCode.OK;
+    const asked = name === "help" ? rest[0] : undefined;
+    const topic = asked === undefined ? undefined : COMMANDS[asked];
+    if (asked !== undefined && (topic === undefined || rest.length > 1)) {
+      err(
+        `asyncpmem help: ${
+          topic === undefined
+            ? `unknown command '${asked}'`
+            : "expected one COMMAND"
+        }\n${usage()}\n`,
+      );
+      return ExitCode.USAGE;
+    }
+    if (name === undefined) {
+      err(`${usage()}\n`); // no command: a usage error, told on stderr
+      return ExitCode.USAGE;
+    }
+    out(`${topic ? `usage: ${topic.usage}\n\n${topic.help}` : usage()}\n`);
+    return ExitCode.OK;
   }
-  const command = COMMANDS[name];
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (command === undefined) {
     err(`asyncpmem: unknown command '${name}'\n${usage()}\n`);
     return ExitCode.USAGE;

@@ -18,11 +18,23 @@ import { decodeHeader, HEADER_SIZE } from "../obj/layout.ts";
 import { catalogNames } from "../obj/map.ts";
 import { openPoolWith } from "../obj/pool.ts";
 import { PmemError } from "../errors/mod.ts";
-import { type Parsed, parseMode, parseSize, UsageError } from "./args.ts";
+import {
+  onlyOptions,
+  type Parsed,
+  parseMode,
+  parseSize,
+  UsageError,
+} from "./args.ts";
 import { bytes, out, printFields, printJson } from "./output.ts";
 
 /** `create obj FILE --size S --layout NAME [--log-size S] [--mode M]`. */
 export function createObj(path: string, p: Parsed): void {
+  onlyOptions(p, "an object pool's creation", [
+    "size",
+    "layout",
+    "log-size",
+    "mode",
+  ]);
   const size = parseSize(p.values.size, "size");
   const layout = p.values.layout;
   if (typeof layout !== "string" || layout === "") {

@@ -8,7 +8,14 @@
  */
 import { existsSync } from "node:fs";
 import { LogStream, PmemLog } from "../stream/mod.ts";
-import { parseCount, type Parsed, parseSize, UsageError } from "./args.ts";
+import {
+  onlyOptions,
+  parseCount,
+  type Parsed,
+  parseMode,
+  parseSize,
+  UsageError,
+} from "./args.ts";
 import {
   base64,
   bytes,
@@ -21,9 +28,17 @@ import {
 import { pmdkHeaderProblem } from "./detect.ts";
 import { Progress } from "./progress.ts";
 
-/** `create stream FILE --size S [--block-size B] [--region-slots N]`. */
+/**
+ * `create stream FILE --size S [--block-size B] [--region-slots N]
+ * [--mode M]`.
+ */
 export function createStream(path: string, p: Parsed): void {
-  if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
+  onlyOptions(p, "a log stream's creation", [
+    "size",
+    "block-size",
+    "region-slots",
+    "mode",
+  ]);
   const size = parseSize(p.values.size, "size");
   const blockSize = p.values["block-size"] === undefined
     ? undefined
@@ -31,7 +46,9 @@ export function createStream(path: string, p: Parsed): void {
   const regionSlots = p.values["region-slots"] === undefined
     ? undefined
     : parseCount(p.values["region-slots"], "region-slots");
-  using s = LogStream.create(path, { size, blockSize, regionSlots });
+  const mode = parseMode(p.values.mode);
+  if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
+  using s = LogStream.create(path, { size, blockSize, regionSlots, mode });
   if (p.values.json) printJson({ path, size: s.size, blockSize: s.blockSize });
   else {
     out(
@@ -42,11 +59,17 @@ export function createStream(path: string, p: Parsed): void {
   }
 }
 
-/** `create log FILE --size S`: libpmemlog's format. */
+/** `create log FILE --size S [--mode M]`: libpmemlog's format. */
 export function createLog(path: string, p: Parsed): void {
-  if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
+  onlyOptions(p, "a libpmemlog log's creation", ["size", "mode"]);
   const poolSize = parseSize(p.values.size, "size");
-  using log = PmemLog.create(path, { poolSize });
+  const mode = parseMode(p.values.mode);
+  if (poolSize === 0) {
+    // the library's poolSize 0 means "use the existing file"
+    throw new UsageError("--size must be at least 2 MiB");
+  }
+  if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
+  using log = PmemLog.create(path, { poolSize, mode });
   if (p.values.json) printJson({ path, capacity: log.nbyte() });
   else {
     out(
@@ -145,6 +168,7 @@ export function checkLog(path: string, p: Parsed): boolean {
 
 /** `dump FILE --region SLOT [--from TS] [--count K] [--raw | --json]`. */
 export function dumpStream(path: string, p: Parsed): void {
+  onlyOptions(p, "a log stream", ["region", "from", "count", "raw"]);
   const slot = parseCount(p.values.region, "region");
   const from = p.values.from === undefined
     ? 0
@@ -181,6 +205,7 @@ export function dumpStream(path: string, p: Parsed): void {
 
 /** `dump FILE [--raw | --json]` for a libpmemlog log: all its data. */
 export function dumpLog(path: string, p: Parsed): void {
+  onlyOptions(p, "a libpmemlog log (its data is dumped whole)", ["raw"]);
   using log = PmemLog.open(path);
   if (p.values.json) {
     let data = new Uint8Array(0);
@@ -216,6 +241,7 @@ export function convert(
 ): void {
   if (existsSync(dst)) throw new UsageError(`'${dst}' exists already`);
   if (kind === "log") {
+    onlyOptions(p, "a libpmemlog log's conversion", ["chunk", "size"]);
     const chunk = p.values.chunk === undefined
       ? 4096
       : parseSize(p.values.chunk, "chunk");
@@ -241,6 +267,7 @@ export function convert(
     report(p, { from: src, to: dst, bytes: done });
     return;
   }
+  onlyOptions(p, "a log stream's conversion", ["region", "size"]);
   const slot = parseCount(p.values.region, "region");
   using s = LogStream.open(src);
   const region = s.regions().find((r) => r.id === slot);
