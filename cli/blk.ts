@@ -26,7 +26,7 @@ import {
   printFields,
   printJson,
 } from "./output.ts";
-import { pmdkHeaderProblem } from "./detect.ts";
+import { pmdkHeaderProblem, pmdkReadOnly } from "./detect.ts";
 import { Progress } from "./progress.ts";
 
 /** libpmemblk's largest block size (the descriptor's `bsize` is a u32). */
@@ -143,7 +143,11 @@ export function infoBlk(path: string, p: Parsed): void {
  * reported, not done); with it, recovery's repairs are persisted.
  */
 export function checkBlk(path: string, p: Parsed): boolean {
-  using pool = BlockPool.open(path, { readOnly: p.values.repair !== true });
+  // a pool with ro_compat features opens read-only (on a private
+  // mapping) however asked: repairs there would never reach the file
+  const readOnly = p.values.repair === true && pmdkReadOnly(path);
+  const repair = p.values.repair === true && !readOnly;
+  using pool = BlockPool.open(path, { readOnly: !repair });
   const bar = new Progress("checking");
   const report = pool.check({ onProgress: (d, t) => bar.update(d, t) });
   bar.done();
@@ -152,7 +156,14 @@ export function checkBlk(path: string, p: Parsed): boolean {
     report.consistent = false;
     report.problems = [header, ...report.problems];
   }
-  if (p.values.repair !== true) {
+  if (readOnly && report.repaired.length > 0) {
+    report.consistent = false;
+    report.problems = [
+      "cannot repair: the pool is read-only (its header has ro_compat features)",
+      ...report.problems,
+    ];
+  }
+  if (!repair) {
     // A damaged info block (restored from its twin at open) is damage as
     // stored, as pmempool check says; finishing an interrupted write is
     // what any open does after a crash, so that alone stays consistent.
@@ -170,10 +181,10 @@ export function checkBlk(path: string, p: Parsed): boolean {
       kind: "blk",
       path,
       ...report,
-      repairedNow: p.values.repair === true,
+      repairedNow: repair,
     });
   } else {
-    const what = p.values.repair ? "repaired" : "recovery would";
+    const what = repair ? "repaired" : "recovery would";
     for (const r of report.repaired) out(`${what}: ${r}\n`);
     for (const q of report.problems) out(`problem: ${q}\n`);
     out(

@@ -8,7 +8,11 @@
  * @module
  */
 import { closeSync, openSync, readSync } from "node:fs";
-import { HEADER_SIZE, shutdownStateProblem } from "../pmdk/pool_header.ts";
+import {
+  decodePoolHeader,
+  HEADER_SIZE,
+  shutdownStateProblem,
+} from "../pmdk/pool_header.ts";
 
 /** The formats the CLI knows. */
 export type PoolKind =
@@ -68,13 +72,27 @@ export function detectKind(path: string): PoolKind | null {
  * the pool does not use it. Null when nothing is.
  */
 export function pmdkHeaderProblem(path: string): string | null {
+  const head = pmdkHeader(path);
+  const problem = head && shutdownStateProblem(head, true);
+  return problem ? `pool header: ${problem}` : null;
+}
+
+/**
+ * Whether a PMDK pool's header has ro_compat features: the libraries and
+ * asyncpmem open such a pool read-only.
+ */
+export function pmdkReadOnly(path: string): boolean {
+  const head = pmdkHeader(path);
+  return head !== null && decodePoolHeader(head).roCompat !== 0;
+}
+
+/** The 4096 bytes of a PMDK pool header, or null for a shorter file. */
+function pmdkHeader(path: string): Uint8Array | null {
   const head = new Uint8Array(HEADER_SIZE);
   const fd = openSync(path, "r");
   try {
-    if (readSync(fd, head, 0, HEADER_SIZE, 0) < HEADER_SIZE) return null;
+    return readSync(fd, head, 0, HEADER_SIZE, 0) < HEADER_SIZE ? null : head;
   } finally {
     closeSync(fd);
   }
-  const problem = shutdownStateProblem(head, true);
-  return problem === null ? null : `pool header: ${problem}`;
 }

@@ -13,6 +13,7 @@ import {
 import { join } from "node:path";
 import process from "node:process";
 import { BlockPool } from "../blk/mod.ts";
+import { storeChecksum } from "../pmdk/checksum.ts";
 import { PmemLog } from "../stream/mod.ts";
 import {
   onlyOptions,
@@ -25,6 +26,7 @@ import { detectKind } from "../cli/detect.ts";
 import {
   assert,
   patch,
+  peek,
   ROOT,
   RUNTIME,
   tempDir,
@@ -471,4 +473,27 @@ test("CLI: a directory, a missing file, an empty file and a pool set file", () =
   const json = cli("check", "--json", set);
   assert.equal(json.status, 2);
   assert.equal(json.stdout, "");
+});
+
+// Bug: `check --repair` of a blk pool with ro_compat features said
+// "repaired: ... restored the BTT info block", "consistent", exit 0, and
+// the next check found the same damage; cause: such a pool opens
+// read-only (on a private mapping), so the repairs never reach the file.
+test("CLI: check --repair of a read-only (ro_compat) blk pool does not claim repairs", () => {
+  const path = tempPath();
+  BlockPool.create(path, { blockSize: 512, poolSize: 17 * MiB }).close();
+  const header = peek(path, 0, 4096);
+  new DataView(header.buffer).setUint32(20, 1, true); // ro_compat
+  storeChecksum(header, 4088, 2048);
+  patch(path, 0, header);
+  patch(path, 8192 + 100, new Uint8Array([0xff])); // the info block
+  const before = readFileSync(path);
+  const r = cli("check", path, "--repair");
+  assert.equal(r.status, 1, r.stdout + r.stderr);
+  assert.doesNotMatch(r.stdout, /^repaired:/m);
+  assert.match(r.stdout, /cannot repair: .*read-only.*ro_compat/);
+  assert.match(r.stdout, /: not consistent$/m);
+  const json = JSON.parse(cli("check", path, "--repair", "--json").stdout);
+  assert.deepEqual([json.consistent, json.repairedNow], [false, false]);
+  assert.ok(readFileSync(path).equals(before), "the file is unchanged");
 });
