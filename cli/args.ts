@@ -110,14 +110,20 @@ export function parseCount(
   return n;
 }
 
-/** `--mode`: octal permission bits (like 644), 0o644 when absent. */
+/**
+ * `--mode`: octal permission bits (like 644 or 0640), 0o644 when absent.
+ * Only the permission bits: setuid, setgid and sticky (like 4755) are
+ * refused, as no pool file wants them.
+ */
 export function parseMode(text: string | boolean | undefined): number {
   if (text === undefined) return 0o644;
-  const mode = typeof text === "string" && /^[0-7]{1,4}$/.test(text)
+  const mode = typeof text === "string" && /^0?[0-7]{1,3}$/.test(text)
     ? parseInt(text, 8)
     : NaN;
   if (Number.isNaN(mode)) {
-    throw new UsageError("--mode must be octal permission bits, like 644");
+    throw new UsageError(
+      "--mode must be octal permission bits from 0 to 777, like 644",
+    );
   }
   return mode;
 }
@@ -125,11 +131,39 @@ export function parseMode(text: string | boolean | undefined): number {
 /** Exactly `n` positional arguments, named for the message. */
 export function positionals(p: Parsed, ...names: string[]): string[] {
   if (p.positionals.length !== names.length) {
+    const expected = names.length
+      ? names.map((n) => n.toUpperCase()).join(" ")
+      : "no arguments";
     throw new UsageError(
-      `expected ${names.map((n) => n.toUpperCase()).join(" ")}, got ${
-        p.positionals.length ? p.positionals.join(" ") : "nothing"
+      `expected ${expected}, got ${
+        p.positionals.length
+          ? p.positionals.map((a) => JSON.stringify(a)).join(" ")
+          : "nothing"
       }`,
     );
   }
   return p.positionals;
+}
+
+/**
+ * Refuse the options given that do not apply to what the command works
+ * on (`--region` for a block pool): a usage error naming them, rather
+ * than an option silently ignored.
+ *
+ * @param p the parsed arguments
+ * @param what what they would apply to, for the message ("a blk pool")
+ * @param allowed the options that apply (`--json` and `--help` always do)
+ */
+export function onlyOptions(p: Parsed, what: string, allowed: string[]): void {
+  const extra = Object.keys(p.values).filter((k) =>
+    p.values[k] !== undefined && k !== "json" && k !== "help" &&
+    !allowed.includes(k)
+  );
+  if (extra.length > 0) {
+    throw new UsageError(
+      `${extra.map((k) => `--${k}`).join(", ")} ${
+        extra.length === 1 ? "does" : "do"
+      } not apply to ${what}`,
+    );
+  }
 }

@@ -11,12 +11,13 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { RUNTIME } from "../ffi/_runtime.ts";
 import { ExitCode } from "./args.ts";
+import { err } from "./output.ts";
 
 /** Run the suites (the short ones unless `full`); the exit code. */
 export function runBench(full: boolean): number {
   const url = new URL("../bench/run.ts", import.meta.url);
   if (url.protocol !== "file:" || !existsSync(fileURLToPath(url))) {
-    process.stderr.write(
+    err(
       "asyncpmem bench: the benchmark suites ship with the repository " +
         "only (clone it, then run `deno task bench` there)\n",
     );

@@ -5,48 +5,89 @@
  *
  * @module
  */
-import { existsSync } from "node:fs";
-import process from "node:process";
-import { BlockPool } from "../blk/mod.ts";
+import { existsSync, rmSync } from "node:fs";
+import { BlockPool, MIN_POOL_SIZE, poolGeometry } from "../blk/mod.ts";
+import { PmemError } from "../errors/mod.ts";
 import { Source } from "../pmem2/mod.ts";
 import {
+  onlyOptions,
   parseCount,
   type Parsed,
   parseMode,
   parseSize,
   UsageError,
 } from "./args.ts";
-import { base64, bytes, hexDump, printFields, printJson } from "./output.ts";
+import {
+  base64,
+  bytes,
+  hexDump,
+  out,
+  outClosed,
+  printFields,
+  printJson,
+} from "./output.ts";
+import { pmdkHeaderProblem, pmdkReadOnly } from "./detect.ts";
 import { Progress } from "./progress.ts";
+
+/** libpmemblk's largest block size (the descriptor's `bsize` is a u32). */
+const MAX_BLOCK_SIZE = 2 ** 32 - 1;
 
 /** Files this large are allocated in steps, with a progress bar. */
 const STEP = 256 * 2 ** 20;
 
 /** `create blk FILE --block-size N --size S [--mode M]`. */
 export function createBlk(path: string, p: Parsed): void {
+  onlyOptions(p, "a blk pool's creation", ["block-size", "size", "mode"]);
   const blockSize = parseCount(p.values["block-size"], "block-size");
   const size = parseSize(p.values.size, "size");
   const mode = parseMode(p.values.mode);
+  if (size === 0) {
+    // the library's poolSize 0 means "use the existing file"
+    throw new UsageError(
+      `--size must be at least 16 MiB + 8 KiB (${MIN_POOL_SIZE})`,
+    );
+  }
   if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
-  let poolSize = size;
+  let pool: BlockPool;
   if (size > STEP) {
+    // The pool is laid out over the file allocated below (poolSize 0),
+    // where the library no longer checks its arguments first: check them
+    // now, before allocating anything (RangeError: a usage error).
+    if (blockSize < 1 || blockSize > MAX_BLOCK_SIZE) {
+      throw new RangeError(
+        `Cannot create pool: blockSize must be an integer in [1, ${MAX_BLOCK_SIZE}], got ${blockSize}`,
+      );
+    }
+    poolGeometry(size, blockSize);
     // allocate the file a step at a time, so a bar can show the progress
     const bar = new Progress("allocating");
-    for (let at = STEP; at < size + STEP; at += STEP) {
-      Source.open(path, { size: Math.min(at, size), mode }).close();
-      bar.update(Math.min(at, size), size);
+    try {
+      for (let at = STEP; at < size + STEP; at += STEP) {
+        Source.open(path, {
+          size: Math.min(at, size),
+          mode,
+          exclusive: at === STEP, // nobody else's file is grown
+        }).close();
+        bar.update(Math.min(at, size), size);
+      }
+      bar.done();
+      // lay out the pool over the file just allocated
+      pool = BlockPool.create(path, { blockSize, poolSize: 0, mode });
+    } catch (e) {
+      bar.done();
+      // the file is this command's: a failure (a full disk) leaves none
+      // behind, nor the space it took
+      if (!(e instanceof PmemError && e.code === -17)) {
+        rmSync(path, { force: true });
+      }
+      throw e;
     }
-    bar.done();
-    poolSize = 0; // lay out the pool over the file just allocated
-  }
-  const pool = BlockPool.create(path, { blockSize, poolSize, mode });
+  } else pool = BlockPool.create(path, { blockSize, poolSize: size, mode });
   try {
     if (p.values.json) {
       printJson({ path, blockSize, blockCount: pool.blockCount });
     } else {
-      process.stdout.write(
-        `created ${path}: ${pool.blockCount} blocks of ${blockSize} B\n`,
-      );
+      out(`created ${path}: ${pool.blockCount} blocks of ${blockSize} B\n`);
     }
   } finally {
     pool.close();
@@ -78,7 +119,7 @@ export function infoBlk(path: string, p: Parsed): void {
     ["recovery", repaired.length ? repaired.join("; ") : "nothing to do"],
   ]);
   for (const a of info.arenas) {
-    process.stdout.write(`arena ${a.index}:\n`);
+    out(`arena ${a.index}:\n`);
     printFields([
       ["offset", a.offset],
       ["size", bytes(a.size)],
@@ -102,11 +143,27 @@ export function infoBlk(path: string, p: Parsed): void {
  * reported, not done); with it, recovery's repairs are persisted.
  */
 export function checkBlk(path: string, p: Parsed): boolean {
-  using pool = BlockPool.open(path, { readOnly: p.values.repair !== true });
+  // a pool with ro_compat features opens read-only (on a private
+  // mapping) however asked: repairs there would never reach the file
+  const readOnly = p.values.repair === true && pmdkReadOnly(path);
+  const repair = p.values.repair === true && !readOnly;
+  using pool = BlockPool.open(path, { readOnly: !repair });
   const bar = new Progress("checking");
   const report = pool.check({ onProgress: (d, t) => bar.update(d, t) });
   bar.done();
-  if (p.values.repair !== true) {
+  const header = pmdkHeaderProblem(path);
+  if (header !== null) {
+    report.consistent = false;
+    report.problems = [header, ...report.problems];
+  }
+  if (readOnly && report.repaired.length > 0) {
+    report.consistent = false;
+    report.problems = [
+      "cannot repair: the pool is read-only (its header has ro_compat features)",
+      ...report.problems,
+    ];
+  }
+  if (!repair) {
     // A damaged info block (restored from its twin at open) is damage as
     // stored, as pmempool check says; finishing an interrupted write is
     // what any open does after a crash, so that alone stays consistent.
@@ -124,42 +181,54 @@ export function checkBlk(path: string, p: Parsed): boolean {
       kind: "blk",
       path,
       ...report,
-      repairedNow: p.values.repair === true,
+      repairedNow: repair,
     });
   } else {
-    const what = p.values.repair ? "repaired" : "recovery would";
-    for (const r of report.repaired) process.stdout.write(`${what}: ${r}\n`);
-    for (const q of report.problems) process.stdout.write(`problem: ${q}\n`);
-    process.stdout.write(
+    const what = repair ? "repaired" : "recovery would";
+    for (const r of report.repaired) out(`${what}: ${r}\n`);
+    for (const q of report.problems) out(`problem: ${q}\n`);
+    out(
       `${path}: ${report.consistent ? "consistent" : "not consistent"}\n`,
     );
   }
   return report.consistent;
 }
 
+/** Refuse blocks `lba .. lba + count - 1` unless all are in the pool. */
+function checkBlocks(lba: number, count: number, blockCount: number): void {
+  if (lba >= blockCount) {
+    throw new UsageError(
+      `--lba ${lba} is past the pool's last block, ${blockCount - 1}`,
+    );
+  }
+  if (lba + count > blockCount) {
+    throw new UsageError(
+      `blocks ${lba}..${lba + count - 1} are not all below ${blockCount}`,
+    );
+  }
+}
+
 /** `dump FILE --lba N [--count K] [--raw | --json]`. */
 export function dumpBlk(path: string, p: Parsed): void {
+  onlyOptions(p, "a blk pool", ["lba", "count", "raw"]);
   const lba = parseCount(p.values.lba, "lba");
   const count = p.values.count === undefined
     ? 1
     : parseCount(p.values.count, "count");
   using pool = BlockPool.open(path, { readOnly: true });
-  if (lba + count > pool.blockCount) {
-    throw new UsageError(
-      `blocks ${lba}..${lba + count - 1} are not all below ${pool.blockCount}`,
-    );
-  }
+  checkBlocks(lba, count, pool.blockCount);
   const into = new Uint8Array(pool.blockSize);
   const blocks: { lba: number; data: string }[] = [];
   for (let i = 0; i < count; i++) {
     pool.read(lba + i, into);
     if (p.values.json) blocks.push({ lba: lba + i, data: base64(into) });
-    else if (p.values.raw) process.stdout.write(into);
+    else if (p.values.raw) out(into);
     else {
-      process.stdout.write(
+      out(
         `block ${lba + i}:\n${hexDump(into, (lba + i) * pool.blockSize)}\n`,
       );
     }
+    if (outClosed()) return; // the reader has what it wanted
   }
   if (p.values.json) {
     printJson({ kind: "blk", path, blockSize: pool.blockSize, blocks });
@@ -169,17 +238,13 @@ export function dumpBlk(path: string, p: Parsed): void {
 /** `zero FILE --lba N [--count K]`: blocks read as zeros from now on. */
 export function zeroBlk(path: string, p: Parsed): void {
   const lba = parseCount(p.values.lba, "lba");
-  using pool = BlockPool.open(path);
-  const count = p.values.count === undefined
+  const all = p.values.count === "all";
+  const asked = p.values.count === undefined || all
     ? 1
-    : p.values.count === "all"
-    ? pool.blockCount - lba
     : parseCount(p.values.count, "count");
-  if (lba + count > pool.blockCount) {
-    throw new UsageError(
-      `blocks ${lba}..${lba + count - 1} are not all below ${pool.blockCount}`,
-    );
-  }
+  using pool = BlockPool.open(path);
+  const count = all ? pool.blockCount - lba : asked;
+  checkBlocks(lba, count, pool.blockCount);
   const bar = new Progress("zeroing");
   for (let i = 0; i < count; i++) {
     pool.setZero(lba + i);
@@ -187,6 +252,6 @@ export function zeroBlk(path: string, p: Parsed): void {
   }
   bar.update(count, count);
   bar.done();
-  if (!p.values.json) process.stdout.write(`zeroed ${count} block(s)\n`);
+  if (!p.values.json) out(`zeroed ${count} block(s)\n`);
   else printJson({ zeroed: count });
 }

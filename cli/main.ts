@@ -27,7 +27,7 @@ import {
 } from "./args.ts";
 import { detectKind, type PoolKind } from "./detect.ts";
 import { runBench } from "./bench.ts";
-import { printJson } from "./output.ts";
+import { err, out, printJson } from "./output.ts";
 import {
   checkLog,
   checkStream,
@@ -56,6 +56,12 @@ const HELP_OPTION = { help: { type: "boolean", short: "h" } } as const;
 /** The pool format of a file, or a usage error naming what it holds. */
 function kindOf(path: string, supported: readonly PoolKind[]): PoolKind {
   const kind = detectKind(path);
+  if (kind === "poolset") {
+    throw new UsageError(
+      `'${path}' is a PMDK pool set file: pool sets are not supported ` +
+        "(pmempool handles them)",
+    );
+  }
   if (kind === null || !supported.includes(kind)) {
     throw new UsageError(
       `'${path}' is ${
@@ -157,7 +163,7 @@ also for a file whose pool signature is damaged or missing.`,
             problems: [problem],
           });
         }
-        process.stderr.write(`asyncpmem check: '${path}': ${problem}\n`);
+        err(`asyncpmem check: '${path}': ${problem}\n`);
         return ExitCode.INCONSISTENT;
       }
       const kind = kindOf(path, ["blk", "stream", "log", "obj"]);
@@ -304,21 +310,34 @@ export async function main(argv: string[]): Promise<number> {
   if (
     name === undefined || name === "--help" || name === "-h" || name === "help"
   ) {
-    const topic = name === "help" ? COMMANDS[rest[0]] : undefined;
-    process.stdout.write(
-      `${topic ? `${topic.usage}\n\n${topic.help}` : usage()}\n`,
-    );
-    return name === undefined ? ExitCode.USAGE : ExitCode.OK;
+    const asked = name === "help" ? rest[0] : undefined;
+    const topic = asked === undefined ? undefined : COMMANDS[asked];
+    if (asked !== undefined && (topic === undefined || rest.length > 1)) {
+      err(
+        `asyncpmem help: ${
+          topic === undefined
+            ? `unknown command '${asked}'`
+            : "expected one COMMAND"
+        }\n${usage()}\n`,
+      );
+      return ExitCode.USAGE;
+    }
+    if (name === undefined) {
+      err(`${usage()}\n`); // no command: a usage error, told on stderr
+      return ExitCode.USAGE;
+    }
+    out(`${topic ? `usage: ${topic.usage}\n\n${topic.help}` : usage()}\n`);
+    return ExitCode.OK;
   }
-  const command = COMMANDS[name];
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (command === undefined) {
-    process.stderr.write(`asyncpmem: unknown command '${name}'\n${usage()}\n`);
+    err(`asyncpmem: unknown command '${name}'\n${usage()}\n`);
     return ExitCode.USAGE;
   }
   try {
     const p = parse(rest, { ...command.options, ...HELP_OPTION });
     if (p.values.help) {
-      process.stdout.write(`usage: ${command.usage}\n\n${command.help}\n`);
+      out(`usage: ${command.usage}\n\n${command.help}\n`);
       return ExitCode.OK;
     }
     return await command.run(p);
@@ -329,13 +348,13 @@ export async function main(argv: string[]): Promise<number> {
       e instanceof UsageError || e instanceof RangeError ||
       e instanceof TypeError
     ) {
-      process.stderr.write(
+      err(
         `asyncpmem ${name}: ${e.message}\nusage: ${command.usage}\n`,
       );
       return ExitCode.USAGE;
     }
     const message = (e as Error)?.message ?? String(e);
-    process.stderr.write(`asyncpmem ${name}: ${message}\n`);
+    err(`asyncpmem ${name}: ${message}\n`);
     if (process.env.ASYNCPMEM_CLI_DEBUG) console.error(e);
     // a pool too damaged to open is inconsistent, for a check
     if (name === "check" && e instanceof PmemError && e.code === -22) {

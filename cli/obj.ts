@@ -8,7 +8,6 @@
  * @module
  */
 import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
-import process from "node:process";
 import {
   checkObjectPool,
   CorruptPoolError,
@@ -19,11 +18,23 @@ import { decodeHeader, HEADER_SIZE } from "../obj/layout.ts";
 import { catalogNames } from "../obj/map.ts";
 import { openPoolWith } from "../obj/pool.ts";
 import { PmemError } from "../errors/mod.ts";
-import { type Parsed, parseMode, parseSize, UsageError } from "./args.ts";
-import { bytes, printFields, printJson } from "./output.ts";
+import {
+  onlyOptions,
+  type Parsed,
+  parseMode,
+  parseSize,
+  UsageError,
+} from "./args.ts";
+import { bytes, out, printFields, printJson } from "./output.ts";
 
 /** `create obj FILE --size S --layout NAME [--log-size S] [--mode M]`. */
 export function createObj(path: string, p: Parsed): void {
+  onlyOptions(p, "an object pool's creation", [
+    "size",
+    "layout",
+    "log-size",
+    "mode",
+  ]);
   const size = parseSize(p.values.size, "size");
   const layout = p.values.layout;
   if (typeof layout !== "string" || layout === "") {
@@ -39,7 +50,7 @@ export function createObj(path: string, p: Parsed): void {
   if (p.values.json) {
     printJson({ path, size: s.size, logSize: s.logSize, layout });
   } else {
-    process.stdout.write(
+    out(
       `created ${path}: an object pool of ${bytes(s.size)}, log ${
         bytes(s.logSize)
       }, layout '${layout}'\n`,
@@ -162,8 +173,8 @@ export function checkObj(path: string, p: Parsed): boolean {
       problems,
     });
   } else {
-    for (const line of problems) process.stdout.write(`problem: ${line}\n`);
-    process.stdout.write(
+    for (const line of problems) out(`problem: ${line}\n`);
+    out(
       `${path}: ${ok ? "consistent" : "not consistent"}${
         replayed > 0
           ? `; ${replayed} committed log records ${

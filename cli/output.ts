@@ -1,23 +1,119 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
  * How the CLI prints: JSON for scripts (`--json`), aligned text for
- * people, and hex dumps.
+ * people, and hex dumps. Everything goes out through {@linkcode out} and
+ * {@linkcode err}: synchronous writes to the file descriptors, so output
+ * to a pipe whose reader went away (`asyncpmem dump pool | head`) ends
+ * the output quietly instead of crashing with an unhandled EPIPE, and
+ * the command still exits with its own code.
  *
  * @module
  */
-import process from "node:process";
+import { writeSync } from "node:fs";
+
+const encoder = new TextEncoder();
+/** Whether standard output's reader went away (EPIPE): output stops. */
+let stdoutGone = false;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/** Whether `e` is the system error `code` (Deno's may carry only `name`). */
+function isError(e: unknown, code: string, name: string): boolean {
+  const x = e as { code?: unknown; name?: unknown } | null;
+  return x?.code === code || x?.name === name;
+}
+
+/** A synchronous writer of Deno's standard streams. */
+interface SyncWriter {
+  writeSync(data: Uint8Array): number;
+}
+const deno = (globalThis as {
+  Deno?: { stdout: SyncWriter; stderr: SyncWriter };
+}).Deno;
+
+/**
+ * One write(2) to `fd` (1 or 2); the bytes written. On Deno through
+ * `Deno.stdout`: its `node:fs` `writeSync` loops until all is written.
+ */
+function writeOnce(fd: 1 | 2, data: Uint8Array): number {
+  if (deno) return (fd === 1 ? deno.stdout : deno.stderr).writeSync(data);
+  return writeSync(fd, data, 0, data.length);
+}
+
+/**
+ * Write all of `data` to `fd`, resuming after a short write, and on Bun
+ * waiting out a non-blocking descriptor that is full (EAGAIN). Deno's
+ * standard streams, when non-blocking, may report EAGAIN for bytes they
+ * still write later (a retry would write them twice): there it is an
+ * error.
+ */
+function writeAll(fd: 1 | 2, data: Uint8Array): void {
+  let at = 0;
+  while (at < data.length) {
+    try {
+      at += writeOnce(fd, at === 0 ? data : data.subarray(at));
+    } catch (e) {
+      if (!isError(e, "EAGAIN", "WouldBlock")) throw e;
+      if (deno) {
+        throw new Error(
+          "it is non-blocking, which Deno does not write reliably (run " +
+            "the command on Bun, or through a blocking pipe)",
+          { cause: e },
+        );
+      }
+      Atomics.wait(pause, 0, 0, 1); // the reader is slower: wait for room
+    }
+  }
+}
+
+/**
+ * Write to standard output. After its reader went away (EPIPE) output is
+ * dropped: returns false, so a long dump can stop early.
+ *
+ * @throws {Error} when standard output cannot be written for another
+ *   reason (a full disk): an I/O error
+ */
+export function out(data: string | Uint8Array): boolean {
+  if (stdoutGone) return false;
+  try {
+    writeAll(1, typeof data === "string" ? encoder.encode(data) : data);
+    return true;
+  } catch (e) {
+    if (isError(e, "EPIPE", "BrokenPipe")) {
+      stdoutGone = true;
+      return false;
+    }
+    throw new Error(
+      `cannot write to standard output: ${(e as Error)?.message ?? e}`,
+    );
+  }
+}
+
+/** Whether standard output's reader went away (see {@linkcode out}). */
+export function outClosed(): boolean {
+  return stdoutGone;
+}
+
+/** Write to standard error; a failure there is ignored (nowhere to say). */
+export function err(text: string): void {
+  try {
+    writeAll(2, encoder.encode(text));
+  } catch {
+    // stderr closed or gone: the exit code still tells
+  }
+}
 
 /** Print a value as JSON (one document, two-space indent). */
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  out(`${JSON.stringify(value, null, 2)}\n`);
 }
 
 /** Print `key: value` lines with the keys aligned. */
 export function printFields(fields: [string, unknown][], indent = ""): void {
   const width = Math.max(0, ...fields.map(([k]) => k.length));
-  for (const [k, v] of fields) {
-    process.stdout.write(`${indent}${`${k}:`.padEnd(width + 2)}${v}\n`);
-  }
+  out(
+    fields.map(([k, v]) => `${indent}${`${k}:`.padEnd(width + 2)}${v}\n`)
+      .join(""),
+  );
 }
 
 /** A byte count for people: `64 MiB`, `4 KiB`, `100 B`. */

@@ -7,6 +7,7 @@
  * @module
  */
 import process from "node:process";
+import { err } from "./output.ts";
 
 const WIDTH = 30;
 /** Redraw at most this often (ms): drawing costs more than counting. */
@@ -36,7 +37,7 @@ export class Progress {
     this.#last = now;
     const f = total > 0 ? Math.min(1, done / total) : 1;
     const bar = "#".repeat(Math.round(f * WIDTH)).padEnd(WIDTH, ".");
-    process.stderr.write(
+    err(
       `\r${this.#label} [${bar}] ${(f * 100).toFixed(0).padStart(3)}%`,
     );
     this.#drawn = true;
@@ -44,7 +45,7 @@ export class Progress {
 
   /** End the bar's line. */
   done(): void {
-    if (this.#drawn) process.stderr.write("\n");
+    if (this.#drawn) err("\n");
     this.#drawn = false;
   }
 }

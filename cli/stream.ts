@@ -7,15 +7,38 @@
  * @module
  */
 import { existsSync } from "node:fs";
-import process from "node:process";
 import { LogStream, PmemLog } from "../stream/mod.ts";
-import { parseCount, type Parsed, parseSize, UsageError } from "./args.ts";
-import { base64, bytes, hexDump, printFields, printJson } from "./output.ts";
+import {
+  onlyOptions,
+  parseCount,
+  type Parsed,
+  parseMode,
+  parseSize,
+  UsageError,
+} from "./args.ts";
+import {
+  base64,
+  bytes,
+  hexDump,
+  out,
+  outClosed,
+  printFields,
+  printJson,
+} from "./output.ts";
+import { pmdkHeaderProblem } from "./detect.ts";
 import { Progress } from "./progress.ts";
 
-/** `create stream FILE --size S [--block-size B] [--region-slots N]`. */
+/**
+ * `create stream FILE --size S [--block-size B] [--region-slots N]
+ * [--mode M]`.
+ */
 export function createStream(path: string, p: Parsed): void {
-  if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
+  onlyOptions(p, "a log stream's creation", [
+    "size",
+    "block-size",
+    "region-slots",
+    "mode",
+  ]);
   const size = parseSize(p.values.size, "size");
   const blockSize = p.values["block-size"] === undefined
     ? undefined
@@ -23,10 +46,12 @@ export function createStream(path: string, p: Parsed): void {
   const regionSlots = p.values["region-slots"] === undefined
     ? undefined
     : parseCount(p.values["region-slots"], "region-slots");
-  using s = LogStream.create(path, { size, blockSize, regionSlots });
+  const mode = parseMode(p.values.mode);
+  if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
+  using s = LogStream.create(path, { size, blockSize, regionSlots, mode });
   if (p.values.json) printJson({ path, size: s.size, blockSize: s.blockSize });
   else {
-    process.stdout.write(
+    out(
       `created ${path}: a log stream of ${
         bytes(s.size)
       }, blocks of ${s.blockSize} B\n`,
@@ -34,14 +59,20 @@ export function createStream(path: string, p: Parsed): void {
   }
 }
 
-/** `create log FILE --size S`: libpmemlog's format. */
+/** `create log FILE --size S [--mode M]`: libpmemlog's format. */
 export function createLog(path: string, p: Parsed): void {
-  if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
+  onlyOptions(p, "a libpmemlog log's creation", ["size", "mode"]);
   const poolSize = parseSize(p.values.size, "size");
-  using log = PmemLog.create(path, { poolSize });
+  const mode = parseMode(p.values.mode);
+  if (poolSize === 0) {
+    // the library's poolSize 0 means "use the existing file"
+    throw new UsageError("--size must be at least 2 MiB");
+  }
+  if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
+  using log = PmemLog.create(path, { poolSize, mode });
   if (p.values.json) printJson({ path, capacity: log.nbyte() });
   else {
-    process.stdout.write(
+    out(
       `created ${path}: a libpmemlog log of ${bytes(log.nbyte())}\n`,
     );
   }
@@ -65,7 +96,7 @@ export function infoStream(path: string, p: Parsed): void {
     ["recovery", recoveryLine(info.recovery)],
   ]);
   for (const r of info.regions) {
-    process.stdout.write(`region ${r.slot}:\n`);
+    out(`region ${r.slot}:\n`);
     printFields([
       ["offset", r.offset],
       ["size", bytes(r.size)],
@@ -114,8 +145,8 @@ export function checkStream(path: string, p: Parsed): boolean {
       recovery: info.recovery,
     });
   } else {
-    process.stdout.write(`recovery: ${recoveryLine(info.recovery)}\n`);
-    process.stdout.write(`${path}: consistent\n`);
+    out(`recovery: ${recoveryLine(info.recovery)}\n`);
+    out(`${path}: consistent\n`);
   }
   return true;
 }
@@ -123,14 +154,21 @@ export function checkStream(path: string, p: Parsed): boolean {
 /** `check FILE` for a libpmemlog log: its header and offsets valid. */
 export function checkLog(path: string, p: Parsed): boolean {
   using log = PmemLog.open(path);
+  const header = pmdkHeaderProblem(path);
+  const problems = header === null ? [] : [header];
+  const consistent = problems.length === 0;
   if (p.values.json) {
-    printJson({ kind: "log", path, consistent: true, used: log.tell() });
-  } else process.stdout.write(`${path}: consistent\n`);
-  return true;
+    printJson({ kind: "log", path, consistent, used: log.tell(), problems });
+  } else {
+    for (const q of problems) out(`problem: ${q}\n`);
+    out(`${path}: ${consistent ? "consistent" : "not consistent"}\n`);
+  }
+  return consistent;
 }
 
 /** `dump FILE --region SLOT [--from TS] [--count K] [--raw | --json]`. */
 export function dumpStream(path: string, p: Parsed): void {
+  onlyOptions(p, "a log stream", ["region", "from", "count", "raw"]);
   const slot = parseCount(p.values.region, "region");
   const from = p.values.from === undefined
     ? 0
@@ -154,31 +192,41 @@ export function dumpStream(path: string, p: Parsed): void {
         size: e.data.length,
         data: base64(e.data),
       });
-    } else if (p.values.raw) process.stdout.write(e.data);
+    } else if (p.values.raw) out(e.data);
     else {
-      process.stdout.write(
+      out(
         `entry ${e.timestamp} (${e.data.length} B):\n${hexDump(e.data)}\n`,
       );
     }
+    if (outClosed()) return; // the reader has what it wanted
   }
   if (p.values.json) printJson({ kind: "stream", path, region: slot, entries });
 }
 
 /** `dump FILE [--raw | --json]` for a libpmemlog log: all its data. */
 export function dumpLog(path: string, p: Parsed): void {
+  onlyOptions(p, "a libpmemlog log (its data is dumped whole)", ["raw"]);
   using log = PmemLog.open(path);
-  const chunks: Uint8Array[] = [];
-  log.walk(0, (chunk) => {
-    if (p.values.json) chunks.push(chunk.slice());
-    else if (p.values.raw) process.stdout.write(chunk);
-    else process.stdout.write(`${hexDump(chunk)}\n`);
-    return true;
-  });
   if (p.values.json) {
-    const data = chunks[0] ?? new Uint8Array(0); // chunk size 0: one chunk
+    let data = new Uint8Array(0);
+    log.walk(0, (chunk) => { // chunk size 0: all the data, once
+      data = chunk.slice();
+      return true;
+    });
     printJson({ kind: "log", path, size: data.length, data: base64(data) });
+    return;
   }
+  // a piece at a time: one hex dump of a large log would not fit a string
+  let at = 0;
+  log.walk(DUMP_CHUNK, (chunk) => {
+    out(p.values.raw ? chunk : `${hexDump(chunk, at)}\n`);
+    at += chunk.length;
+    return !outClosed(); // stop once the reader went away
+  });
 }
+
+/** How much of a libpmemlog log `dump` prints at a time (16-aligned). */
+const DUMP_CHUNK = 1 << 16;
 
 /**
  * `convert SRC DST`: a libpmemlog log into a new stream (one region, its
@@ -193,6 +241,7 @@ export function convert(
 ): void {
   if (existsSync(dst)) throw new UsageError(`'${dst}' exists already`);
   if (kind === "log") {
+    onlyOptions(p, "a libpmemlog log's conversion", ["chunk", "size"]);
     const chunk = p.values.chunk === undefined
       ? 4096
       : parseSize(p.values.chunk, "chunk");
@@ -218,6 +267,7 @@ export function convert(
     report(p, { from: src, to: dst, bytes: done });
     return;
   }
+  onlyOptions(p, "a log stream's conversion", ["region", "size"]);
   const slot = parseCount(p.values.region, "region");
   using s = LogStream.open(src);
   const region = s.regions().find((r) => r.id === slot);
@@ -243,5 +293,5 @@ function roundMiB(n: number): number {
 
 function report(p: Parsed, r: { from: string; to: string; bytes: number }) {
   if (p.values.json) printJson(r);
-  else process.stdout.write(`converted ${r.from} -> ${r.to}: ${r.bytes} B\n`);
+  else out(`converted ${r.from} -> ${r.to}: ${r.bytes} B\n`);
 }

@@ -26,6 +26,10 @@ export const INCOMPAT_KNOWN = 0x7;
 export const HEADER_CHECKSUM_OFFSET = 4088;
 /** Where `CKSUM_2K` stops counting header bytes. */
 export const HEADER_CKSUM_2K_END = 2048;
+/** Offset of the shutdown state (`struct shutdown_state`, 64 bytes). */
+export const SDS_OFFSET = 4024;
+/** Size of the shutdown state, its checksum last. */
+export const SDS_SIZE = 64;
 /** PMDK's alignment descriptor for LP64 Linux (x86-64 and aarch64). */
 export const ALIGNMENT_DESC_LP64 = 0x000007f737777310n;
 
@@ -330,8 +334,62 @@ export function allZero(bytes: Uint8Array): boolean {
 }
 
 /**
+ * What the shutdown state (SDS) of a pool header says, as libpmem's open
+ * (`shutdown_state_check`) and `pmempool check` read it.
+ *
+ * With the SDS feature, the state records the unsafe shutdown count and
+ * device id checksum of the pool's device, and a dirty flag set while the
+ * pool is open. A state that is zero, or whose checksum is wrong (a crash
+ * while it was written), or that was closed, or whose device matches is
+ * accepted (libpmem starts it anew); a dirty state whose count or id
+ * differ from the device's now is an ADR failure: the pool is refused. asyncpmem reads no
+ * device's count (`current` defaults to zero, libpmem's value for a file
+ * on a device without one, like tmpfs or a disk), so there a pool left
+ * dirty on a real persistent-memory device is refused: open it once with
+ * libpmemblk or libpmemlog there, or reset the state with `pmempool check
+ * --repair`.
+ *
+ * Without the feature libpmem ignores the state, but `pmempool check`
+ * wants it zero: `strict` adds that rule.
+ *
+ * @param bytes the 4096 header bytes
+ * @param strict also report a non-zero state the pool does not use
+ * @param current the state of the pool's device now
+ * @returns a sentence saying what is wrong, or null
+ */
+export function shutdownStateProblem(
+  bytes: Uint8Array,
+  strict = false,
+  current: { usc: bigint; uuid: bigint } = { usc: 0n, uuid: 0n },
+): string | null {
+  const sds = bytes.subarray(SDS_OFFSET, SDS_OFFSET + SDS_SIZE);
+  const incompat = new DataView(bytes.buffer, bytes.byteOffset)
+    .getUint32(F.incompat, true);
+  if (allZero(sds)) return null;
+  if ((incompat & INCOMPAT_SDS) === 0) {
+    return strict
+      ? "the shutdown state is dirty: it is not zero, though the pool " +
+        "does not use it (no SHUTDOWN_STATE feature)"
+      : null;
+  }
+  if (fletcher64(sds, SDS_SIZE - 8) !== storedChecksum(sds, SDS_SIZE - 8)) {
+    return null; // interrupted while written: libpmem starts it anew
+  }
+  const dv = new DataView(sds.buffer, sds.byteOffset, SDS_SIZE);
+  const usc = dv.getBigUint64(0, true);
+  const uuid = dv.getBigUint64(8, true);
+  const dirty = sds[16] !== 0;
+  if (!dirty || (usc === current.usc && uuid === current.uuid)) return null;
+  return `an ADR failure was detected: the shutdown state says the pool ` +
+    `was open when its device (unsafe shutdown count ${usc}) shut down, ` +
+    "so it might be corrupt (`pmempool check --repair` resets the state, " +
+    "at your own risk)";
+}
+
+/**
  * Validate header bytes as the C libraries' open does (signature, major,
- * incompatible features, checksum, architecture, single-file UUID links).
+ * incompatible features, checksum, architecture, single-file UUID links,
+ * no SINGLEHDR feature, a shutdown state without an ADR failure).
  *
  * @param bytes the 4096 header bytes
  * @param kind the format expected
@@ -394,5 +452,13 @@ export function checkPoolHeader(
   if (!linked) {
     return "the pool header links other parts or replicas: pool sets are not supported";
   }
+  if ((h.incompat & INCOMPAT_SINGLEHDR) !== 0) {
+    // libpmem opens such a header only through a pool set file with the
+    // NOHDRS option, whose other parts have no header
+    return "the pool header has the SINGLEHDR feature of a pool set's " +
+      "first part: pool sets are not supported";
+  }
+  const sds = shutdownStateProblem(bytes);
+  if (sds !== null) return sds;
   return h;
 }

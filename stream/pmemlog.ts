@@ -226,8 +226,13 @@ export class PmemLog implements Disposable {
     let lock: FileLock | null = null;
     try {
       const size = Math.floor(source.size / LOG_PAGE) * LOG_PAGE;
-      if (size < LOG_START) {
-        throw corrupt(op, path, `the file is too small (${source.size} bytes)`);
+      if (source.size < MIN_LOG_POOL) {
+        // libpmemlog's open refuses a file below its minimum part size
+        throw corrupt(
+          op,
+          path,
+          `the file is too small (${source.size} bytes, a log has at least ${MIN_LOG_POOL})`,
+        );
       }
       map = Mapping.map(source, { length: size, mover: options.mover });
       lock = lockFile(path, op);
@@ -246,17 +251,20 @@ export class PmemLog implements Disposable {
       );
       if (problem !== null) throw corrupt(op, path, problem);
       const readOnly = header.roCompat !== 0;
+      media.close();
       if (readOnly) {
+        // libpmemlog opens it, and refuses to change it (EROFS): a
+        // private (copy-on-write) mapping, as the block store's, since the
+        // media needs views, which a read-only mapping cannot give
         map.close();
         map = null;
         map = Mapping.map(source, {
           length: size,
-          protection: "read",
+          sharing: "private",
           mover: options.mover,
         });
       }
       source.close();
-      media.close();
       media = new StreamMedia(map);
       return new PmemLog(path, map, lock, readOnly, options.mover ?? map.mover);
     } catch (e) {
