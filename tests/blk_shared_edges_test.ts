@@ -386,6 +386,96 @@ function deadOpenerScript(body: string): Record<string, unknown> {
   return JSON.parse(r.stdout.trim().split("\n").at(-1)!);
 }
 
+// Bug: a write of a block whose commit lock an ended Worker held blocked
+// its thread for good (so did any write of the pool while it held the
+// ring lock); cause: lockWord waited without end, and the lock words
+// could not say whose they were.
+test("a Worker ended holding a block's commit lock: that block's writes fail at once, the others go on, and a reopen recovers", () => {
+  const out = deadOpenerScript(`
+    const pool = BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 });
+    for (let lba = 0; lba < 8; lba++) pool.write(lba, block(lba));
+    const w = await worker();
+    await ask(w, { kind: "holdLock", path, lock: "stripe", pre: 3 });
+    await end(w);
+    out.write = code(() => pool.write(3, block(33)));
+    out.sameStripe = code(() => pool.write(3 + 1024, block(33)));
+    out.setZero = code(() => pool.setZero(3 + 2048));
+    out.writeAsync = await asyncCode(pool.writeAsync(3, block(33)));
+    out.many = await asyncCode(pool.writeMany([
+      { lba: 5, data: block(55) },
+      { lba: 3, data: block(33) },
+    ]));
+    // the failed commits gave back what they took: other blocks go on,
+    // the one the group shared with block 3 included
+    out.others = code(() => {
+      pool.write(4, block(44));
+      wait(pool.writeAsync(5, block(55)));
+      wait(pool.writeMany([{ lba: 6, data: block(66) }, { lba: 7, data: block(77) }]));
+    });
+    out.read = [3, 4, 5, 6, 7].map((lba) => pool.read(lba)[0]);
+    out.lockedBeforeClose = unlocked();
+    pool.close();
+    out.unlocked = unlocked();
+    using again = BlockPool.open(path);
+    out.problems = again.check().problems;
+    out.again = [3, 4, 5, 6, 7].map((lba) => again.read(lba)[0]);
+    out.writeAgain = code(() => again.write(3, block(33)));
+  `);
+  assert.deepEqual(
+    [out.write, out.sameStripe, out.setZero, out.writeAsync, out.many],
+    [-130, -130, -130, -130, -130],
+  );
+  assert.equal(out.others, 0);
+  assert.deepEqual(out.read, [3, 44, 55, 66, 77]);
+  assert.equal(out.lockedBeforeClose, -11);
+  assert.equal(out.unlocked, 0, "the ended Worker's open kept the file locked");
+  assert.deepEqual(out.problems, []);
+  assert.deepEqual(out.again, [3, 44, 55, 66, 77]);
+  assert.equal(out.writeAgain, 0);
+});
+
+// Bug: the same hang for the idle-lane ring's lock, which every write
+// takes; taken over now, with the ring change the holder left half done
+// undone from its log, so all lanes go round again.
+for (const halfPop of [false, true]) {
+  test(
+    `a Worker ended holding the idle-lane ring's lock${
+      halfPop ? " half way through a lane take" : ""
+    }: the ring is taken over and every lane goes round again`,
+    () => {
+      const out = deadOpenerScript(`
+      const pool = createBlockPool(path, {
+        blockSize: 512,
+        poolSize: 32 << 20,
+        lanes: 4,
+      });
+      const w = await worker();
+      await ask(w, { kind: "holdLock", path, lock: "ring", pre: 0, halfPop: ${halfPop} });
+      await end(w);
+      out.writes = code(() => {
+        for (let i = 0; i < 40; i++) pool.write(i % 10, block(i));
+      });
+      // a group of 4 takes all 4 lanes at once
+      out.group = await asyncCode(pool.writeMany(
+        [10, 11, 12, 13].map((lba) => ({ lba, data: block(lba) })),
+      ));
+      out.read = [9, 10, 13].map((lba) => pool.read(lba)[0]);
+      out.problems = pool.check().problems;
+      pool.close();
+      out.unlocked = unlocked();
+      using again = BlockPool.open(path);
+      out.again = again.check().problems;
+    `);
+      assert.equal(out.writes, 0);
+      assert.equal(out.group, 0);
+      assert.deepEqual(out.read, [39, 10, 13]);
+      assert.deepEqual(out.problems, []);
+      assert.equal(out.unlocked, 0);
+      assert.deepEqual(out.again, []);
+    },
+  );
+}
+
 // Bug: after the last live opener closed, the file stayed locked until
 // the process exited, and later opens in the process joined the broken
 // state; cause: the share counted the opens per file, and nothing ended

@@ -10,7 +10,26 @@
  * @module
  */
 import { BlockPool } from "../../blk/mod.ts";
+import { LaneTable } from "../../blk/lanes.ts";
+import {
+  LANES,
+  lockWord,
+  maxArenas,
+  PoolShared,
+  RING_BASE,
+  RING_HEAD,
+  RING_IDLE,
+  RING_LOCK,
+  RING_OP,
+  RING_OP_HEAD,
+  RING_OP_IDLE,
+  RING_OP_LANE,
+  RING_OP_SLOT,
+  RING_POP,
+} from "../../blk/shared.ts";
+import { FileShare } from "../../pmem2/file_share.ts";
 import { PmemError } from "../../errors/mod.ts";
+import { statSync } from "node:fs";
 import { stamp } from "./blk_blocks.ts";
 
 /** A job of this Worker. */
@@ -47,6 +66,17 @@ export type SharedEdgesJob =
     words: SharedArrayBuffer;
     slot: number;
     stop: number;
+  }
+  /**
+   * Join the pool's share and take a stripe lock, or the ring lock; with
+   * `halfPop`, then begin taking a lane off the ring and stop half way.
+   */
+  | {
+    kind: "holdLock";
+    path: string;
+    lock: "stripe" | "ring";
+    pre: number;
+    halfPop?: boolean;
   }
   /** Open the pool and write asynchronously forever (to be terminated). */
   | { kind: "writeForever"; path: string; lbas: number };
@@ -119,6 +149,28 @@ function run(job: SharedEdgesJob): unknown {
         last = seq;
       }
       return { reads, last };
+    }
+    case "holdLock": {
+      const size = statSync(job.path).size;
+      const share = FileShare.open(job.path, PoolShared.bytes(size));
+      const shared = new PoolShared(share.memory, maxArenas(size));
+      const table = new LaneTable(shared.arena(0), 0x7777);
+      if (job.lock === "stripe") table.lockStripe(job.pre);
+      else lockWord(table.words, RING_LOCK, share.token);
+      if (job.halfPop) {
+        // what LaneTable's pop does, up to the swap: logged, half changed
+        const w = table.words;
+        const head = w[RING_HEAD];
+        const slot = (head + 1) % w[LANES];
+        w[RING_OP_LANE] = w[RING_BASE + slot];
+        w[RING_OP_SLOT] = slot;
+        w[RING_OP_HEAD] = head;
+        w[RING_OP_IDLE] = w[RING_IDLE];
+        Atomics.store(w, RING_OP, RING_POP);
+        w[RING_BASE + slot] = w[RING_BASE + head];
+      }
+      held.push(share, shared, table);
+      return true;
     }
     case "writeForever": {
       const p = BlockPool.open(job.path);
