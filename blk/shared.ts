@@ -23,7 +23,12 @@
  */
 import { PmemError } from "../errors/mod.ts";
 import { FileShare } from "../pmem2/file_share.ts";
-import { sleepMs } from "../pmem2/share_wait.ts";
+import {
+  SHARE_FAILED,
+  SHARE_NEW,
+  SHARE_SETTING_UP,
+  sleepMs,
+} from "../pmem2/share_wait.ts";
 import {
   ARENA_MAX_SIZE,
   ARENA_MIN_SIZE,
@@ -254,9 +259,21 @@ export class PoolShared {
     );
   }
 
-  /** STATE_NEW, STATE_LOADING, STATE_READY or STATE_FAILED. */
+  /**
+   * STATE_NEW, STATE_LOADING, STATE_READY or STATE_FAILED: failed too
+   * while the first opener's setup is unfinished and its thread ended (a
+   * Worker terminated during its open), so the openers waiting for it
+   * give up at once.
+   */
   get state(): number {
-    return Atomics.load(this.#i32, STATE);
+    const s = Atomics.load(this.#i32, STATE);
+    if (
+      (s === SHARE_NEW || s === SHARE_SETTING_UP) &&
+      this.#share?.creatorEnded === true
+    ) {
+      return SHARE_FAILED;
+    }
+    return s;
   }
 
   set state(s: number) {

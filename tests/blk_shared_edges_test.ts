@@ -504,3 +504,34 @@ test("a Worker ended in the middle of its writes: the others go on, and once the
   assert.equal(out.unlocked, 0);
   assert.deepEqual(out.problems, []);
 });
+
+// Bug: opens waiting for a first opener whose Worker ended during its
+// open waited a minute and failed with ETIMEDOUT; cause: they watch the
+// share's state word only, which the ended opener never set.
+test("a Worker ended during its open: the opens waiting for it fail at once, and the next open starts afresh", () => {
+  const out = deadOpenerScript(`
+    BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 }).close();
+    const w = await worker();
+    out.first = await ask(w, { kind: "joinShare", path });
+    // this open of the share keeps it while the Worker ends
+    const share = FileShare.open(path, PoolShared.bytes(statSync(path).size));
+    await end(w);
+    try {
+      BlockPool.open(path);
+      out.open = "opened";
+    } catch (e) {
+      out.open = e.code + " " + e.message;
+    }
+    share.close();
+    out.unlocked = unlocked();
+    using pool = BlockPool.open(path);
+    out.problems = pool.check().problems;
+  `);
+  assert.equal(out.first, true);
+  assert.match(
+    out.open as string,
+    /^-22 .*first opener in this process failed/,
+  );
+  assert.equal(out.unlocked, 0);
+  assert.deepEqual(out.problems, []);
+});

@@ -78,6 +78,8 @@ export type SharedEdgesJob =
     pre: number;
     halfPop?: boolean;
   }
+  /** Join the pool's share as its first open, and stop there. */
+  | { kind: "joinShare"; path: string }
   /** Open the pool and write asynchronously forever (to be terminated). */
   | { kind: "writeForever"; path: string; lbas: number };
 
@@ -171,6 +173,12 @@ function run(job: SharedEdgesJob): unknown {
       }
       held.push(share, shared, table);
       return true;
+    }
+    case "joinShare": {
+      const size = statSync(job.path).size;
+      const share = FileShare.open(job.path, PoolShared.bytes(size));
+      held.push(share);
+      return share.first;
     }
     case "writeForever": {
       const p = BlockPool.open(job.path);
