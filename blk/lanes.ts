@@ -22,8 +22,18 @@
  *   from different threads never interleave.
  * - The arena's error code: why it refuses writes.
  *
+ * The ring lock and the stripe locks hold their holder's token (see
+ * `lockWord` in `shared.ts`). When a holder's thread ended before it
+ * closed the pool (a Worker terminated), the ring lock is taken over and
+ * the ring change it left half done undone or finished (each is logged
+ * in the arena's header before the ring changes), so the lanes go round
+ * again, less those the ended open held; a stripe it held fails the
+ * commits of its blocks with a `PmemError` -130 (EOWNERDEAD), as its
+ * update may be half published: a new open of the pool finishes it.
+ *
  * @module
  */
+import { FileShare } from "../pmem2/file_share.ts";
 import {
   ERROR,
   ERROR_COUNT,
@@ -34,16 +44,26 @@ import {
   LANE_SEQ,
   LANE_WORDS,
   LANES,
+  lockToken,
   lockWord,
+  ownerEnded,
   PENDING,
   PENDING_BASE,
   PENDING_BUCKETS,
   READ_BASE,
   READ_BUCKETS,
+  releaseStripes,
   RING_BASE,
   RING_HEAD,
   RING_IDLE,
   RING_LOCK,
+  RING_OP,
+  RING_OP_HEAD,
+  RING_OP_IDLE,
+  RING_OP_LANE,
+  RING_OP_SLOT,
+  RING_POP,
+  RING_PUSH,
   STRIPE_BASE,
   STRIPES,
   unlockWord,
@@ -84,16 +104,64 @@ if (READ_BUCKETS !== 4096 || PENDING_BUCKETS !== 4096) {
 export class LaneTable {
   /** The arena's region of the shared memory. */
   readonly words: Int32Array;
-  /** What this opener's stripe locks hold (never 0): its open number. */
+  /**
+   * What this opener's locks hold (never 0): its share token, which
+   * names it to the others (see `lockToken`).
+   */
   readonly #token: number;
+  /** The share open the words belong to (none for a private state). */
+  readonly #share: FileShare | undefined;
+  /** Takes the ring lock over from a holder that ended. */
+  readonly #ringEnded = (holder: number): boolean => {
+    const w = this.words;
+    if (Atomics.compareExchange(w, RING_LOCK, holder, this.#token) !== holder) {
+      return false; // another waiter took it over
+    }
+    this.#repairRing();
+    return true;
+  };
+  /** Fails the wait for a stripe whose holder ended. */
+  readonly #stripeEnded = (): boolean => {
+    // what this commit took, it gives back: it fails
+    releaseStripes(this.words.buffer, this.#token);
+    throw ownerEnded(this.#share?.path ?? "", "the commit lock of a block");
+  };
 
   /**
    * @param words the arena's region (`ARENA_WORDS` int32s)
    * @param token this opener's number, unique among the pool's openers
+   *   (used where the words are no share's)
    */
   constructor(words: Int32Array, token: number) {
     this.words = words;
-    this.#token = token;
+    this.#share = FileShare.of(words.buffer);
+    this.#token = lockToken(this.#share, token);
+  }
+
+  /** Take the ring lock. */
+  #lockRing(): void {
+    lockWord(this.words, RING_LOCK, this.#token, this.#share, this.#ringEnded);
+  }
+
+  /**
+   * Holding the ring lock taken over from a holder that ended: undo the
+   * lane take, or finish the lane return, it logged and left unfinished.
+   */
+  #repairRing(): void {
+    const w = this.words;
+    const op = Atomics.load(w, RING_OP);
+    if (op === RING_POP) {
+      w[RING_BASE + w[RING_OP_SLOT]] = w[RING_OP_LANE];
+      w[RING_HEAD] = w[RING_OP_HEAD];
+      w[RING_IDLE] = w[RING_OP_IDLE];
+    } else if (op === RING_PUSH) {
+      const head = w[RING_OP_HEAD];
+      const idle = w[RING_OP_IDLE];
+      w[RING_BASE + (head + idle) % w[LANES]] = w[RING_OP_LANE];
+      w[RING_HEAD] = head;
+      w[RING_IDLE] = idle + 1;
+    }
+    Atomics.store(w, RING_OP, 0);
   }
 
   /** Lanes in use. */
@@ -150,7 +218,7 @@ export class LaneTable {
    */
   take(n: number, out: number[], at = 0): boolean {
     const w = this.words;
-    lockWord(w, RING_LOCK);
+    this.#lockRing();
     let got = 0;
     while (got < n) {
       const lane = this.#pop();
@@ -167,7 +235,7 @@ export class LaneTable {
   /** Take one idle lane whose free block no reader copies; -1 if none. */
   takeOne(): number {
     const w = this.words;
-    lockWord(w, RING_LOCK);
+    this.#lockRing();
     const lane = this.#pop();
     unlockWord(w, RING_LOCK);
     return lane;
@@ -185,10 +253,17 @@ export class LaneTable {
       if (w[readBucket(w[LANE_BASE + lane * LANE_WORDS + LANE_FREE])] !== 0) {
         continue;
       }
-      // swap the oldest idle lane into the taken one's place, pop the head
+      // swap the oldest idle lane into the taken one's place, pop the
+      // head (logged first: see #repairRing)
+      w[RING_OP_LANE] = lane;
+      w[RING_OP_SLOT] = slot - RING_BASE;
+      w[RING_OP_HEAD] = head;
+      w[RING_OP_IDLE] = idle;
+      Atomics.store(w, RING_OP, RING_POP);
       w[slot] = w[RING_BASE + head];
       w[RING_HEAD] = (head + 1) % size;
       w[RING_IDLE] = idle - 1;
+      Atomics.store(w, RING_OP, 0);
       return lane;
     }
     return -1;
@@ -197,15 +272,21 @@ export class LaneTable {
   /** Under the ring lock: push a lane (newest). */
   #push(lane: number): void {
     const w = this.words;
+    const head = w[RING_HEAD];
     const idle = w[RING_IDLE];
-    w[RING_BASE + (w[RING_HEAD] + idle) % w[LANES]] = lane;
+    w[RING_OP_LANE] = lane;
+    w[RING_OP_HEAD] = head;
+    w[RING_OP_IDLE] = idle;
+    Atomics.store(w, RING_OP, RING_PUSH);
+    w[RING_BASE + (head + idle) % w[LANES]] = lane;
     w[RING_IDLE] = idle + 1;
+    Atomics.store(w, RING_OP, 0);
   }
 
   /** Give lanes back (newest last). */
   give(lanes: readonly number[], from = 0, to = lanes.length): void {
     const w = this.words;
-    lockWord(w, RING_LOCK);
+    this.#lockRing();
     for (let k = from; k < to; k++) this.#push(lanes[k]);
     unlockWord(w, RING_LOCK);
   }
@@ -213,7 +294,7 @@ export class LaneTable {
   /** Give one lane back. */
   giveOne(lane: number): void {
     const w = this.words;
-    lockWord(w, RING_LOCK);
+    this.#lockRing();
     this.#push(lane);
     unlockWord(w, RING_LOCK);
   }
@@ -296,9 +377,21 @@ export class LaneTable {
     return Atomics.load(this.words, stripeOf(pre)) === this.#token;
   }
 
-  /** Take the stripe lock of `pre`, waiting for it. */
+  /**
+   * Take the stripe lock of `pre`, waiting for it.
+   *
+   * @throws {PmemError} code -130 (EOWNERDEAD) when its holder's thread
+   *   ended before it closed the pool; every stripe this opener holds is
+   *   released first
+   */
   lockStripe(pre: number): void {
-    lockWord(this.words, stripeOf(pre), this.#token);
+    lockWord(
+      this.words,
+      stripeOf(pre),
+      this.#token,
+      this.#share,
+      this.#stripeEnded,
+    );
   }
 
   /** Release the stripe lock of `pre`. */

@@ -131,8 +131,11 @@ const GROUP_SIZE = 64;
  * opener in the process has it open (`flock`, as libpmemblk does): an open
  * in another process, libpmemblk included, fails with a `PmemError` of
  * code -11 (EAGAIN), and so does any open in this process while a
- * read-only open holds it. A Worker must close its pools before it is
- * terminated.
+ * read-only open holds it. A Worker should close its pools before it is
+ * terminated: one that does not keeps what it held (its lanes, and a
+ * commit lock of a block, whose writes then fail with a `PmemError` of
+ * code -130, EOWNERDEAD); once every other opener in the process has
+ * closed the pool, the next open recovers it as after a crash.
  *
  * @example Usage
  * ```ts

@@ -13,9 +13,22 @@
  * where a lock or an owned lane protects them: `Atomics` operations are
  * barriers for the JIT and, on x86, the locked ones are full fences.
  *
+ * A lock word holds the {@linkcode FileShare.token} of the open holding
+ * it, so a waiter can tell when its holder's thread ended without
+ * closing the pool (a Worker terminated mid-write): it then fails with a
+ * `PmemError` -130 (EOWNERDEAD) instead of waiting for good, or, where
+ * the lock's state can be put right (the idle-lane ring), takes it over.
+ *
  * @module
  */
-import { sleepMs } from "../pmem2/share_wait.ts";
+import { PmemError } from "../errors/mod.ts";
+import { FileShare } from "../pmem2/file_share.ts";
+import {
+  SHARE_FAILED,
+  SHARE_NEW,
+  SHARE_SETTING_UP,
+  sleepMs,
+} from "../pmem2/share_wait.ts";
 import {
   ARENA_MAX_SIZE,
   ARENA_MIN_SIZE,
@@ -41,6 +54,40 @@ export {
   SHARE_SETTING_UP as STATE_LOADING,
   sleepMs,
 } from "../pmem2/share_wait.ts";
+
+const EOWNERDEAD = 130;
+
+/**
+ * What the lock words of an open hold: its share's token, or, without
+ * one (a private state, or a share whose slots are all taken), the given
+ * number, apart from every share token.
+ */
+export function lockToken(
+  share: FileShare | undefined,
+  token: number,
+): number {
+  if (share === undefined) return token;
+  return share.token !== 0 ? share.token : (NO_SLOT | token);
+}
+
+/** Set in the lock tokens of opens without a share token. */
+const NO_SLOT = 0x40000000;
+
+/**
+ * The error of a wait for a lock whose holder's thread ended before it
+ * closed the pool: code -130 (EOWNERDEAD).
+ */
+export function ownerEnded(path: string, what: string): PmemError {
+  return new PmemError(
+    "write",
+    -EOWNERDEAD,
+    `'${path}': an open of the pool in this process ended with its thread ` +
+      `(a Worker terminated before it closed the pool) while it held ${what}; ` +
+      "close the pool in every thread of this process and open it again " +
+      "(the open finishes or undoes the update it left)",
+    { errno: EOWNERDEAD },
+  );
+}
 
 /** Lanes an arena uses at most (libpmemblk's nfree; more go unused). */
 export const MAX_LANES = 256;
@@ -82,6 +129,25 @@ export const ERROR_COUNT = 4;
 export const LANES = 5;
 /** Lanes with a pending map entry (a hint: 0 means none). */
 export const PENDING = 6;
+/**
+ * The idle-lane ring's change in progress (`RING_POP`, `RING_PUSH`), or
+ * 0: logged before the ring changes, so whoever takes the ring lock over
+ * from a holder that ended can undo or finish it. The lane, slot, head
+ * and idle count it started from follow.
+ */
+export const RING_OP = 8;
+/** The lane of the ring's change in progress. */
+export const RING_OP_LANE = 9;
+/** The ring slot of the ring's change in progress. */
+export const RING_OP_SLOT = 10;
+/** The ring head before the change in progress. */
+export const RING_OP_HEAD = 11;
+/** The idle lanes before the change in progress. */
+export const RING_OP_IDLE = 12;
+/** `RING_OP`: a lane is being taken off the ring. */
+export const RING_POP = 1;
+/** `RING_OP`: a lane is being put on the ring. */
+export const RING_PUSH = 2;
 
 const HEADER_WORDS = 16;
 /** int32 index of lane 0's record. */
@@ -98,12 +164,24 @@ export const STRIPE_BASE = PENDING_BASE + PENDING_BUCKETS;
 export const ARENA_WORDS = STRIPE_BASE + STRIPES;
 
 /**
- * Take the lock word `at` of `i32` (0 free, else held): spin a little,
- * then sleep in growing steps. A holder may be a thread the OS preempted,
- * and this machine may have as few CPUs as threads, so a waiter does not
- * spin for long.
+ * Take the lock word `at` of `i32` (0 free, else its holder's token):
+ * spin a little, then sleep in growing steps. A holder may be a thread
+ * the OS preempted, and this machine may have as few CPUs as threads, so
+ * a waiter does not spin for long.
+ *
+ * With `share`, a holder whose open ended with its thread (see
+ * {@linkcode FileShare.ended}) never lets go: `ended(holder)` is called
+ * then, and takes the lock over (returns true: the caller holds it),
+ * returns false (another waiter took it over: wait on) or throws;
+ * without `ended`, the wait fails with {@linkcode ownerEnded}.
  */
-export function lockWord(i32: Int32Array, at: number, token = 1): void {
+export function lockWord(
+  i32: Int32Array,
+  at: number,
+  token = 1,
+  share?: FileShare,
+  ended?: (holder: number) => boolean,
+): void {
   if (Atomics.compareExchange(i32, at, 0, token) === 0) return;
   for (let spin = 0; spin < 64; spin++) {
     if (
@@ -114,7 +192,14 @@ export function lockWord(i32: Int32Array, at: number, token = 1): void {
     }
   }
   let ms = 0.005;
-  while (Atomics.compareExchange(i32, at, 0, token) !== 0) {
+  for (;;) {
+    const holder = Atomics.compareExchange(i32, at, 0, token);
+    if (holder === 0) return;
+    if (share !== undefined && share.ended(holder)) {
+      if (ended === undefined) throw ownerEnded(share.path, "a lock of it");
+      if (ended(holder)) return;
+      continue;
+    }
     sleepMs(ms);
     ms = Math.min(ms * 2, 1);
   }
@@ -141,6 +226,8 @@ export class PoolShared {
   readonly #i32: Int32Array;
   readonly #memory: ArrayBuffer;
   readonly #arenas: number;
+  /** The open of the share whose memory this is, if it is one. */
+  readonly #share: FileShare | undefined;
 
   /**
    * @param memory the share's block, {@linkcode PoolShared.bytes} long
@@ -150,6 +237,7 @@ export class PoolShared {
     this.#memory = memory;
     this.#i32 = new Int32Array(memory, 0, CONTROL >> 2);
     this.#arenas = arenas;
+    this.#share = FileShare.of(memory);
   }
 
   /** Bytes of shared memory for a pool file of `fileSize` bytes. */
@@ -171,9 +259,21 @@ export class PoolShared {
     );
   }
 
-  /** STATE_NEW, STATE_LOADING, STATE_READY or STATE_FAILED. */
+  /**
+   * STATE_NEW, STATE_LOADING, STATE_READY or STATE_FAILED: failed too
+   * while the first opener's setup is unfinished and its thread ended (a
+   * Worker terminated during its open), so the openers waiting for it
+   * give up at once.
+   */
   get state(): number {
-    return Atomics.load(this.#i32, STATE);
+    const s = Atomics.load(this.#i32, STATE);
+    if (
+      (s === SHARE_NEW || s === SHARE_SETTING_UP) &&
+      this.#share?.creatorEnded === true
+    ) {
+      return SHARE_FAILED;
+    }
+    return s;
   }
 
   set state(s: number) {
@@ -211,9 +311,19 @@ export class PoolShared {
     Atomics.store(this.#i32, LAYOUT, 1);
   }
 
-  /** Take the layout lock (held while an opener lays out the BTT). */
+  /**
+   * Take the layout lock (held while an opener lays out the BTT).
+   *
+   * @throws {PmemError} code -130 (EOWNERDEAD) when its holder's thread
+   *   ended before it closed the pool
+   */
   lockLayout(): void {
-    lockWord(this.#i32, LAYOUT_LOCK);
+    lockWord(
+      this.#i32,
+      LAYOUT_LOCK,
+      lockToken(this.#share, 1),
+      this.#share,
+    );
   }
 
   /** Release the layout lock. */
@@ -233,3 +343,23 @@ export class PoolShared {
 
 /** The index of `OPENS` in {@linkcode PoolShared.control}. */
 export const OPENS_WORD = OPENS;
+
+/**
+ * Release every stripe lock that `token` holds in the arena regions of
+ * `memory` (a pool's shared state): what a commit took before it met a
+ * stripe it cannot have.
+ */
+export function releaseStripes(memory: ArrayBufferLike, token: number): void {
+  const bytes = ARENA_WORDS * 4;
+  const arenas = Math.floor((memory.byteLength - CONTROL) / bytes);
+  for (let k = 0; k < arenas; k++) {
+    const words = new Int32Array(
+      memory,
+      CONTROL + k * bytes + STRIPE_BASE * 4,
+      STRIPES,
+    );
+    for (let s = 0; s < STRIPES; s++) {
+      if (words[s] === token) Atomics.compareExchange(words, s, token, 0);
+    }
+  }
+}

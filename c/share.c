@@ -12,10 +12,28 @@
  * join it and get the same block, in which the openers keep their
  * coordination state with atomic operations. The last close drops the
  * lock and frees the block.
+ *
+ * Each open is a handle of its own (struct ap_share), owned by the thread
+ * that opened it. A thread that ends with opens it never closed (a
+ * JavaScript Worker terminated before it closed its pool) leaves them
+ * through a thread-exit hook: they stop counting, so the last close of
+ * the others still unlocks the file and frees the block. Whatever the
+ * ended open held in the block (locks, lanes) it still holds: the others
+ * learn of it from the status words after the caller's bytes, where each
+ * open has a slot:
+ *
+ *   int32 word 0   opens that ended with their thread
+ *   int32 word 1   the token (slot + 1) of the open that created the share
+ *   int32 word 16+ the state of slot i: SLOT_FREE, SLOT_OPEN, SLOT_ENDED
+ *
+ * at byte AP_SHARE_STATUS_AT(size) of the block. An open's slot (-1 when
+ * every slot is taken) is the first int32 of its handle, where
+ * pmem2/file_share.ts reads it. An ended open's slot is never reused.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -23,18 +41,169 @@
 #include <unistd.h>
 #include "internal.h"
 
-struct ap_share {
+void ap_pin_self(void); /* device.c */
+
+/* slots of opens per share (an open beyond them has none) */
+#define AP_SHARE_SLOTS 1024
+/* the status words: the counters, then one word per slot */
+#define AP_SHARE_STATUS_HEAD 16
+#define AP_SHARE_STATUS_BYTES ((AP_SHARE_STATUS_HEAD + AP_SHARE_SLOTS) * 4)
+/* where the status words start in a block of n bytes for the caller */
+#define AP_SHARE_STATUS_AT(n) (((n) + 63) & ~(size_t)63)
+
+enum { ST_ENDED = 0, ST_CREATOR = 1 };
+enum { SLOT_FREE = 0, SLOT_OPEN = 1, SLOT_ENDED = 2 };
+
+/* one file's share: the lock, the block, its opens */
+struct ap_share_file {
 	dev_t dev;
 	ino_t ino;
 	int fd;            /* holds the flock */
-	uint32_t refs;
-	size_t size;
-	void *mem;         /* size bytes, zeroed at creation, 64-aligned */
-	struct ap_share *next;
+	uint32_t refs;     /* opens not closed and not ended */
+	size_t size;       /* bytes the caller asked for */
+	void *mem;         /* zeroed at creation, 64-aligned, status after */
+	_Atomic int32_t *status;
+	struct ap_share *opens; /* linked through file_next */
+	struct ap_share_file *next;
+};
+
+/* the opens of one thread (its thread-specific value) */
+struct ap_thread_opens {
+	struct ap_share *opens; /* linked through thread_next */
+};
+
+/* one open: the handle ap_share_open gives out */
+struct ap_share {
+	int32_t slot;      /* first: read by file_share.ts (-1: none) */
+	struct ap_share_file *file;
+	struct ap_thread_opens *thread;
+	struct ap_share *file_next;
+	struct ap_share *thread_next;
 };
 
 static pthread_mutex_t ap_shares_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct ap_share *ap_shares;
+static struct ap_share_file *ap_shares;
+static pthread_key_t ap_thread_key;
+static int ap_thread_key_ok;
+static pthread_once_t ap_thread_key_once = PTHREAD_ONCE_INIT;
+
+static void ap_thread_end(void *value);
+
+static void
+ap_thread_key_init(void)
+{
+	/* the hook runs from threads' exits: never unmap its code */
+	ap_pin_self();
+	ap_thread_key_ok = pthread_key_create(&ap_thread_key, ap_thread_end)
+		== 0;
+}
+
+/* the calling thread's record of opens (NULL if it cannot have one) */
+static struct ap_thread_opens *
+ap_this_thread(void)
+{
+	pthread_once(&ap_thread_key_once, ap_thread_key_init);
+	if (!ap_thread_key_ok)
+		return NULL;
+	struct ap_thread_opens *t = pthread_getspecific(ap_thread_key);
+	if (t != NULL)
+		return t;
+	t = calloc(1, sizeof(*t));
+	if (t != NULL && pthread_setspecific(ap_thread_key, t) != 0) {
+		free(t);
+		t = NULL;
+	}
+	return t;
+}
+
+/* under the lock: drop one reference; the last unlocks and frees */
+static int
+ap_file_drop(struct ap_share_file *f)
+{
+	int left = (int)--f->refs;
+	if (left == 0) {
+		struct ap_share_file **link = &ap_shares;
+		while (*link != f)
+			link = &(*link)->next;
+		*link = f->next;
+		close(f->fd);
+		free(f->mem);
+		free(f);
+	}
+	return left;
+}
+
+/* under the lock: take an open out of its file's and thread's lists */
+static void
+ap_unlink_open(struct ap_share *o)
+{
+	struct ap_share **link = &o->file->opens;
+	while (*link != o)
+		link = &(*link)->file_next;
+	*link = o->file_next;
+	if (o->thread != NULL) {
+		link = &o->thread->opens;
+		while (*link != NULL && *link != o)
+			link = &(*link)->thread_next;
+		if (*link == o)
+			*link = o->thread_next;
+	}
+}
+
+/*
+ * ap_thread_end -- a thread ends: its opens that were never closed end
+ * with it (their slots say so; they no longer keep the share)
+ */
+static void
+ap_thread_end(void *value)
+{
+	struct ap_thread_opens *t = value;
+	pthread_mutex_lock(&ap_shares_lock);
+	while (t->opens != NULL) {
+		struct ap_share *o = t->opens;
+		struct ap_share_file *f = o->file;
+		t->opens = o->thread_next;
+		o->thread = NULL;
+		ap_unlink_open(o);
+		if (o->slot >= 0)
+			atomic_store(&f->status[AP_SHARE_STATUS_HEAD + o->slot],
+				SLOT_ENDED);
+		atomic_fetch_add(&f->status[ST_ENDED], 1);
+		ap_file_drop(f);
+		free(o);
+	}
+	pthread_mutex_unlock(&ap_shares_lock);
+	free(t);
+}
+
+/* under the lock: a new open of f by the calling thread */
+static struct ap_share *
+ap_new_open(struct ap_share_file *f)
+{
+	struct ap_share *o = calloc(1, sizeof(*o));
+	if (o == NULL)
+		return NULL;
+	o->file = f;
+	o->slot = -1;
+	for (int i = 0; i < AP_SHARE_SLOTS; i++) {
+		int32_t free_slot = SLOT_FREE;
+		if (atomic_compare_exchange_strong(
+				&f->status[AP_SHARE_STATUS_HEAD + i], &free_slot,
+				SLOT_OPEN)) {
+			o->slot = i;
+			break;
+		}
+	}
+	o->file_next = f->opens;
+	f->opens = o;
+	o->thread = ap_this_thread();
+	if (o->thread != NULL) {
+		o->thread_next = o->thread->opens;
+		o->thread->opens = o;
+	}
+	f->refs++;
+	return o;
+}
 
 /* ap_share_open -- join this process's share of path, or create it */
 int
@@ -62,18 +231,20 @@ ap_share_open(struct ap_share **out, const char *path, double path_len,
 		return rc;
 	}
 	pthread_mutex_lock(&ap_shares_lock);
-	struct ap_share *s = ap_shares;
-	while (s != NULL && (s->dev != st.st_dev || s->ino != st.st_ino))
-		s = s->next;
-	if (s != NULL) {
+	struct ap_share_file *f = ap_shares;
+	while (f != NULL && (f->dev != st.st_dev || f->ino != st.st_ino))
+		f = f->next;
+	if (f != NULL) {
 		close(fd);
-		if (s->size != n) {
+		struct ap_share *o = NULL;
+		if (f->size != n) {
 			rc = ap_fail(AP_E_INVALID_ARG,
 				"'%s' is open in this process with %zu bytes "
-				"of shared state, not %zu", path, s->size, n);
+				"of shared state, not %zu", path, f->size, n);
+		} else if ((o = ap_new_open(f)) == NULL) {
+			rc = ap_fail(-ENOMEM, "share: out of memory");
 		} else {
-			s->refs++;
-			*out = s;
+			*out = o;
 			rc = 0;
 		}
 		pthread_mutex_unlock(&ap_shares_lock);
@@ -89,24 +260,34 @@ ap_share_open(struct ap_share **out, const char *path, double path_len,
 			"it is open in another process (or locked by another "
 			"open)" : strerror(e));
 	}
-	s = calloc(1, sizeof(*s));
+	size_t total = AP_SHARE_STATUS_AT(n) + AP_SHARE_STATUS_BYTES;
+	f = calloc(1, sizeof(*f));
 	void *mem = NULL;
-	if (s == NULL || posix_memalign(&mem, 64, n) != 0) {
-		free(s);
+	if (f == NULL || total < n || posix_memalign(&mem, 64, total) != 0) {
+		free(f);
 		close(fd);
 		pthread_mutex_unlock(&ap_shares_lock);
 		return ap_fail(-ENOMEM, "share: out of memory (%zu bytes)", n);
 	}
-	memset(mem, 0, n);
-	s->dev = st.st_dev;
-	s->ino = st.st_ino;
-	s->fd = fd;
-	s->refs = 1;
-	s->size = n;
-	s->mem = mem;
-	s->next = ap_shares;
-	ap_shares = s;
-	*out = s;
+	memset(mem, 0, total);
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
+	f->fd = fd;
+	f->size = n;
+	f->mem = mem;
+	f->status = (_Atomic int32_t *)((char *)mem + AP_SHARE_STATUS_AT(n));
+	struct ap_share *o = ap_new_open(f);
+	if (o == NULL) {
+		free(mem);
+		free(f);
+		close(fd);
+		pthread_mutex_unlock(&ap_shares_lock);
+		return ap_fail(-ENOMEM, "share: out of memory");
+	}
+	atomic_store(&f->status[ST_CREATOR], o->slot + 1);
+	f->next = ap_shares;
+	ap_shares = f;
+	*out = o;
 	pthread_mutex_unlock(&ap_shares_lock);
 	return 1;
 }
@@ -115,7 +296,7 @@ ap_share_open(struct ap_share **out, const char *path, double path_len,
 void *
 ap_share_address(struct ap_share *s)
 {
-	return s == NULL ? NULL : s->mem;
+	return s == NULL ? NULL : s->file->mem;
 }
 
 /* ap_share_close -- leave a share; returns the opens that remain */
@@ -125,20 +306,24 @@ ap_share_close(struct ap_share *s)
 	if (s == NULL)
 		return ap_fail(AP_E_INVALID_ARG, "share: NULL handle");
 	pthread_mutex_lock(&ap_shares_lock);
-	struct ap_share **link = &ap_shares;
-	while (*link != NULL && *link != s)
-		link = &(*link)->next;
-	if (*link == NULL || s->refs == 0) {
+	/* find the open among the live ones before touching it */
+	struct ap_share_file *f = ap_shares;
+	struct ap_share *o = NULL;
+	for (; f != NULL && o == NULL; f = f->next) {
+		for (o = f->opens; o != NULL && o != s; o = o->file_next)
+			;
+	}
+	if (o == NULL) {
 		pthread_mutex_unlock(&ap_shares_lock);
 		return ap_fail(AP_E_INVALID_ARG, "share: not open");
 	}
-	int left = (int)--s->refs;
-	if (left == 0) {
-		*link = s->next;
-		close(s->fd);
-		free(s->mem);
-		free(s);
-	}
+	f = o->file;
+	ap_unlink_open(o);
+	if (o->slot >= 0)
+		atomic_store(&f->status[AP_SHARE_STATUS_HEAD + o->slot],
+			SLOT_FREE);
+	free(o);
+	int left = ap_file_drop(f);
 	pthread_mutex_unlock(&ap_shares_lock);
 	return left;
 }

@@ -12,6 +12,14 @@
  * see the same block, where the openers coordinate with `Atomics` on
  * views of it. The last close unlocks the file and frees the block.
  *
+ * An open belongs to the thread that made it. When a thread ends with an
+ * open it never closed (a Worker terminated before it closed its pool),
+ * the open ends with it: it no longer keeps the share, so the last close
+ * of the others still unlocks the file and frees the block. What the
+ * ended open held in the block it holds for good; each open has a
+ * {@linkcode FileShare.token} that it may write into the words it holds,
+ * and {@linkcode FileShare.ended} tells the others when its thread ended.
+ *
  * @module
  */
 import { ClosedError, PmemError } from "../errors/mod.ts";
@@ -27,6 +35,20 @@ import {
 import { checkSize } from "../ffi/validate.ts";
 
 const EAGAIN = 11;
+
+/** Opens of one share with a token at most (a later one has none). */
+const SLOTS = 1024;
+/** int32 words of the status block: counters, then one per slot. */
+const STATUS_HEAD = 16;
+/** Status word: opens that ended with their thread. */
+const ST_ENDED = 0;
+/** Status word: the token of the open that created the share. */
+const ST_CREATOR = 1;
+/** A slot's state: its open's thread ended before it closed. */
+const SLOT_ENDED = 2;
+
+/** The share of each open's memory (see {@linkcode FileShare.of}). */
+const owners = new WeakMap<ArrayBuffer, FileShare>();
 
 /**
  * An open of a file's process-wide share.
@@ -50,6 +72,9 @@ export class FileShare implements Disposable {
   #first: boolean;
   #memory: ArrayBuffer;
   #path: string;
+  /** The status words the native side keeps after the memory. */
+  #status: Int32Array;
+  #token: number;
 
   private constructor(handle: Ptr, first: boolean, size: number, path: string) {
     this.#handle = handle;
@@ -57,6 +82,26 @@ export class FileShare implements Disposable {
     this.#path = path;
     const address = native.ap_share_address(handle) as Ptr;
     this.#memory = backend.view(address, size);
+    // (share.c: the status words start at the next multiple of 64 bytes;
+    // the handle's first int32 is the open's slot, -1 for none)
+    this.#status = new Int32Array(
+      backend.view(
+        address,
+        (STATUS_HEAD + SLOTS) * 4,
+        Math.ceil(size / 64) * 64,
+      ),
+    );
+    this.#token = new Int32Array(backend.view(handle, 4))[0] + 1;
+    owners.set(this.#memory, this);
+  }
+
+  /**
+   * The open whose {@linkcode FileShare.memory} `memory` is, while it is
+   * open (views of the memory have it as their `buffer`).
+   */
+  static of(memory: ArrayBufferLike): FileShare | undefined {
+    const share = owners.get(memory as ArrayBuffer);
+    return share === undefined || share.closed ? undefined : share;
   }
 
   /**
@@ -113,6 +158,37 @@ export class FileShare implements Disposable {
   }
 
   /**
+   * This open's number among the share's opens (1 .. 1024, never 0), or
+   * 0 when a thousand others have one. No other open of the share has
+   * it while this one is open, nor after its thread ended without closing
+   * it: a lock word holding it names this open.
+   */
+  get token(): number {
+    return this.#token;
+  }
+
+  /**
+   * Whether the open with `token` ended with its thread before it closed
+   * (false for 0 and other numbers no open has, and after this open
+   * closed).
+   */
+  ended(token: number): boolean {
+    if (this.#handle === null || !(token >= 1 && token <= SLOTS)) return false;
+    return Atomics.load(this.#status, STATUS_HEAD + token - 1) === SLOT_ENDED;
+  }
+
+  /** Opens of the share that ended with their thread (0 after close). */
+  get endedOpens(): number {
+    return this.#handle === null ? 0 : Atomics.load(this.#status, ST_ENDED);
+  }
+
+  /** Whether the open that created the share ended with its thread. */
+  get creatorEnded(): boolean {
+    return this.#handle !== null &&
+      this.ended(Atomics.load(this.#status, ST_CREATOR));
+  }
+
+  /**
    * The shared memory. It detaches (length 0) when this open closes,
    * even while other opens keep the share.
    *
@@ -134,7 +210,9 @@ export class FileShare implements Disposable {
     const h = this.#handle;
     if (h === null) return 0;
     this.#handle = null;
+    owners.delete(this.#memory);
     this.#memory.transfer(0);
+    this.#status = new Int32Array(0);
     return check(native.ap_share_close(h), "close");
   }
 

@@ -1,0 +1,537 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// The block pool shared by the Workers of one process, at its edges: opens
+// and closes in any order, the last closer's cleanup, a second process
+// refused, a Worker that reopens, opens that fail, block order between
+// Workers, read tracking against the reuse of free blocks, and Workers
+// that end without closing their pool.
+import { statSync } from "node:fs";
+import { BlockPool } from "../blk/mod.ts";
+import { LaneTable } from "../blk/lanes.ts";
+import { maxArenas, PoolShared } from "../blk/shared.ts";
+import { PmemError } from "../errors/mod.ts";
+import { FileLock } from "../pmem2/file_lock.ts";
+import { FileShare } from "../pmem2/file_share.ts";
+import { createBlockPool } from "../testing/mod.ts";
+import { assert, patch, runScript, tempPath, test } from "./_harness.ts";
+import { decode } from "./workers/blk_blocks.ts";
+import {
+  ask as askJob,
+  startWorker as startJobWorker,
+} from "./workers/jobs.ts";
+import type { SharedEdgesJob } from "./workers/shared_edges_worker.ts";
+
+const MiB = 1 << 20;
+const WORKER =
+  new URL("./workers/shared_edges_worker.ts", import.meta.url).href;
+
+const startWorker = (): Promise<Worker> => startJobWorker(WORKER);
+const ask = <T = unknown>(w: Worker, job: SharedEdgesJob): Promise<T> =>
+  askJob<T>(w, job);
+
+/** Run `body` with `n` fresh Workers, terminated at the end. */
+async function withWorkers(
+  n: number,
+  body: (ws: Worker[]) => Promise<void>,
+): Promise<void> {
+  const ws = await Promise.all(Array.from({ length: n }, startWorker));
+  try {
+    await body(ws);
+  } finally {
+    for (const w of ws) w.terminate();
+  }
+}
+
+/** A new pool file (created, closed). */
+function newPool(blockSize = 512): string {
+  const path = tempPath();
+  BlockPool.create(path, { blockSize, poolSize: 32 * MiB }).close();
+  return path;
+}
+
+/** Whether `fn` throws a PmemError of `code` whose message has `text`. */
+function pmemError(code: number, text?: string): (e: unknown) => boolean {
+  return (e) => {
+    assert.ok(e instanceof PmemError, String(e));
+    assert.equal(e.code, code, e.message);
+    if (text !== undefined) assert.match(e.message, new RegExp(text));
+    return true;
+  };
+}
+
+/** Whether the Worker's job failed with an error whose text has `text`. */
+async function rejects(p: Promise<unknown>, text: string): Promise<void> {
+  await assert.rejects(p, (e: Error) => {
+    assert.match(e.message, new RegExp(text));
+    return true;
+  });
+}
+
+/**
+ * The openers of the pool counted in its process-wide share, read by a
+ * join of the share (which counts none); 0 when no open holds it.
+ */
+function opensOf(path: string): number {
+  const size = statSync(path).size;
+  using share = FileShare.open(path, PoolShared.bytes(size));
+  if (share.first) return 0;
+  return new PoolShared(share.memory, maxArenas(size)).opens;
+}
+
+/** Whether no open in this process holds the file: it can be locked. */
+function unlocked(path: string): boolean {
+  try {
+    FileLock.acquire(path).release();
+    return true;
+  } catch (e) {
+    if (e instanceof PmemError && e.code === -11) return false;
+    throw e;
+  }
+}
+
+/** Open the pool in a child process: "ok <byte of block lba>" or the error. */
+function openInChild(path: string, lba = 1): string {
+  const r = runScript(`
+    import { BlockPool } from "@root/blk/mod.ts";
+    try {
+      const pool = BlockPool.open(${JSON.stringify(path)});
+      console.log("ok " + pool.read(${lba})[0]);
+      pool.close();
+    } catch (e) {
+      console.log(e.name + " " + e.code + " " + e.message);
+    }
+  `);
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.trim();
+}
+
+test("a second process is refused while any Worker of this process has the pool open", async () => {
+  const path = newPool();
+  {
+    using pool = BlockPool.open(path);
+    pool.write(1, new Uint8Array(512).fill(7));
+  }
+  await withWorkers(1, async ([w]) => {
+    await ask(w, { kind: "open", path });
+    // this thread never opened it: the Worker's open alone holds the lock
+    const refused = openInChild(path);
+    assert.match(refused, /^PmemError -11 /);
+    assert.match(refused, /already open in another process/);
+    assert.equal(unlocked(path), false);
+    await ask(w, { kind: "close" });
+    assert.equal(openInChild(path), "ok 7");
+  });
+});
+
+test("opens and closes in any order; the last closer unlocks the file and frees the shared state", async () => {
+  const path = tempPath();
+  const main = BlockPool.create(path, { blockSize: 512, poolSize: 32 * MiB });
+  await withWorkers(2, async ([a, b]) => {
+    await ask(a, { kind: "open", path });
+    main.close(); // the first opener goes; a keeps the share
+    assert.equal(opensOf(path), 1);
+    await ask(b, { kind: "open", path }); // joins what the first set up
+    assert.equal(opensOf(path), 2);
+    await ask(a, { kind: "write", lba: 2, value: 2 });
+    await ask(a, { kind: "close" });
+    assert.equal(await ask(b, { kind: "read", lba: 2 }), 2);
+    await ask(b, { kind: "write", lba: 3, value: 3 });
+    {
+      using again = BlockPool.open(path); // joins b's share
+      assert.equal(opensOf(path), 2);
+      assert.equal(again.read(3)[0], 3);
+      again.write(4, new Uint8Array(512).fill(4));
+    }
+    assert.equal(await ask(b, { kind: "read", lba: 4 }), 4);
+    assert.equal(unlocked(path), false);
+    await ask(b, { kind: "close" });
+  });
+  assert.equal(opensOf(path), 0, "the share is gone");
+  assert.equal(unlocked(path), true);
+  using last = BlockPool.open(path);
+  assert.deepEqual(
+    [2, 3, 4].map((lba) => last.read(lba)[0]),
+    [2, 3, 4],
+  );
+  assert.deepEqual(last.check().problems, []);
+});
+
+test("a Worker reopens a pool it closed, alone in the process and beside another opener", async () => {
+  const path = newPool();
+  await withWorkers(1, async ([w]) => {
+    assert.deepEqual(
+      await ask(w, { kind: "reopen", path, lba: 5, times: 3 }),
+      [1, 2, 3],
+    );
+    assert.equal(unlocked(path), true);
+    using pool = BlockPool.open(path);
+    assert.equal(pool.read(5)[0], 3);
+    assert.deepEqual(
+      await ask(w, { kind: "reopen", path, lba: 5, times: 3 }),
+      [1, 2, 3],
+    );
+    assert.equal(opensOf(path), 1);
+    assert.equal(pool.read(5)[0], 3);
+    pool.write(5, new Uint8Array(512).fill(9));
+    assert.deepEqual(pool.check().problems, []);
+  });
+});
+
+test("a read-only open refuses every other open in the process, and is refused beside one", async () => {
+  const path = newPool();
+  await withWorkers(1, async ([w]) => {
+    {
+      using ro = BlockPool.open(path, { readOnly: true });
+      await rejects(
+        ask(w, { kind: "open", path }),
+        "read-only in this process",
+      );
+      await rejects(
+        ask(w, { kind: "open", path, readOnly: true }),
+        "already open in this process",
+      );
+      assert.equal(opensOf(path), 1);
+      assert.equal(ro.read(1)[0], 0);
+    }
+    assert.equal(unlocked(path), true);
+    await ask(w, { kind: "open", path });
+    assert.throws(
+      () => BlockPool.open(path, { readOnly: true }),
+      pmemError(-11, "already open in this process"),
+    );
+    assert.equal(opensOf(path), 1);
+    await ask(w, { kind: "write", lba: 1, value: 1 });
+    await ask(w, { kind: "close" });
+    assert.equal(unlocked(path), true);
+  });
+});
+
+test("an open that fails leaves no shared state behind: the next open starts afresh", async () => {
+  const path = newPool();
+  // a first opener with the wrong block size
+  assert.throws(
+    () => BlockPool.open(path, { blockSize: 4096 }),
+    pmemError(-22, "wrong block size"),
+  );
+  assert.equal(opensOf(path), 0);
+  assert.equal(unlocked(path), true);
+  using pool = BlockPool.open(path, { blockSize: 512 });
+  // a joiner with the wrong block size, in a Worker and here
+  await withWorkers(1, async ([w]) => {
+    await rejects(
+      ask(w, { kind: "open", path, blockSize: 4096 }),
+      "wrong block size",
+    );
+  });
+  assert.throws(
+    () => BlockPool.open(path, { blockSize: 1024 }),
+    pmemError(-22, "wrong block size"),
+  );
+  assert.equal(opensOf(path), 1);
+  pool.write(1, new Uint8Array(512).fill(1));
+  pool.close();
+  assert.equal(unlocked(path), true);
+  // a corrupt pool: every open runs the checks itself and says what is
+  // wrong, none reports another's failure
+  patch(path, 4096, new Uint8Array(8).fill(0xff)); // the descriptor
+  for (let i = 0; i < 2; i++) {
+    assert.throws(() => BlockPool.open(path), (e) => {
+      assert.ok(e instanceof PmemError && e.code === -22, String(e));
+      assert.doesNotMatch(e.message, /first opener/);
+      return true;
+    });
+    assert.equal(opensOf(path), 0);
+  }
+});
+
+test("Workers see the updates of one block in one order, never older than one that returned", async () => {
+  const path = newPool(4096);
+  const words = new Int32Array(new SharedArrayBuffer(16));
+  await withWorkers(3, async ([writer, r1, r2]) => {
+    const reads = [r1, r2].map((r) =>
+      ask<{ reads: number; last: number }>(r, {
+        kind: "seqRead",
+        path,
+        id: 4,
+        lba: 6,
+        words: words.buffer as SharedArrayBuffer,
+        slot: 0,
+        stop: 1,
+      })
+    );
+    const count = 400;
+    const wrote = ask(writer, {
+      kind: "seqWrite",
+      path,
+      id: 4,
+      lba: 6,
+      count,
+      words: words.buffer as SharedArrayBuffer,
+      slot: 0,
+    });
+    // this thread checks the same, between the Workers' turns
+    using pool = BlockPool.open(path);
+    let last = 0;
+    let settled = false;
+    wrote.finally(() => settled = true);
+    while (!settled) {
+      const floor = Atomics.load(words, 0);
+      const got = decode(pool.read(6), 6);
+      assert.notEqual(typeof got, "string", got as string);
+      const seq = got === null ? 0 : (got as [number, number])[1];
+      assert.ok(seq >= last && seq >= floor, `${seq} after ${last}/${floor}`);
+      last = seq;
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    assert.equal(await wrote, count);
+    Atomics.store(words, 1, 1);
+    for (const r of await Promise.all(reads)) {
+      assert.ok(r.reads > 0);
+      assert.equal(r.last, count);
+    }
+    assert.deepEqual(decode(pool.read(6), 6), [4, count]);
+  });
+});
+
+test("a block another opener is reading is not reused as a free block until the read ends", async () => {
+  const path = tempPath();
+  // one lane: the block a write frees is the next write's destination
+  using pool = createBlockPool(path, {
+    blockSize: 512,
+    poolSize: 32 * MiB,
+    lanes: 1,
+  });
+  pool.write(0, new Uint8Array(512).fill(1));
+  // publish a read of the lane's free block, as a reader in another
+  // thread does: a join of the share with its own view of the lanes
+  const size = statSync(path).size;
+  using share = FileShare.open(path, PoolShared.bytes(size));
+  const table = new LaneTable(
+    new PoolShared(share.memory, maxArenas(size)).arena(0),
+    0x5555,
+  );
+  const free = table.free(0);
+  table.track(free);
+  await withWorkers(1, async ([w]) => {
+    await ask(w, { kind: "open", path });
+    let done = false;
+    const wrote = ask(w, { kind: "write", lba: 2, value: 2 }).then(() =>
+      done = true
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(done, false, "the write took the block being read");
+    assert.equal(table.free(0), free);
+    table.untrack(free);
+    await wrote;
+    assert.equal(pool.read(2)[0], 2);
+    assert.notEqual(table.free(0), free);
+    await ask(w, { kind: "close" });
+  });
+  assert.deepEqual(pool.check().problems, []);
+});
+
+// ---- Workers that end without closing the pool ----
+//
+// A Worker terminated before it closed its pool leaves whatever it held:
+// its open of the file's share, lanes, locks. Its open ends with its
+// thread: the last close of the others unlocks the file, and a new open
+// recovers the pool as after a crash. Before, the file stayed locked
+// until the process exited, every later open in the process joined the
+// broken state, and a wait for a lock the Worker held never ended: each
+// scenario runs in a child process, so a hang fails the test instead of
+// the runner.
+
+/** Run `body` in a child with a pool at `path` and this file's Worker. */
+function deadOpenerScript(body: string): Record<string, unknown> {
+  const r = runScript(
+    `
+    import { statSync } from "node:fs";
+    import process from "node:process";
+    import { BlockPool } from "@root/blk/mod.ts";
+    import { PoolShared } from "@root/blk/shared.ts";
+    import { FileLock } from "@root/pmem2/file_lock.ts";
+    import { FileShare } from "@root/pmem2/file_share.ts";
+    import { wait } from "@root/future/mod.ts";
+    import { createBlockPool } from "@root/testing/mod.ts";
+    import { ask, startWorker } from "@root/tests/workers/jobs.ts";
+    const path = ${JSON.stringify(tempPath())};
+    const out = {};
+    const block = (v) => new Uint8Array(512).fill(v);
+    const code = (f) => {
+      try { f(); return 0; } catch (e) { return e.code ?? String(e); }
+    };
+    const asyncCode = async (p) => {
+      try { await p; return 0; } catch (e) { return e.code ?? String(e); }
+    };
+    const worker = () =>
+      startWorker("@root/tests/workers/shared_edges_worker.ts");
+    /** Terminate w; wait until its thread ended (its opens with it). */
+    async function end(w) {
+      using share = FileShare.open(path, PoolShared.bytes(statSync(path).size));
+      const before = share.endedOpens;
+      w.terminate();
+      const t0 = performance.now();
+      while (share.endedOpens === before) {
+        if (performance.now() - t0 > 10000) throw new Error("never ended");
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+    const unlocked = () => code(() => FileLock.acquire(path).release());
+    ${body}
+    console.log(JSON.stringify(out));
+    process.exit(0);
+    `,
+    90_000,
+  );
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  return JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+}
+
+// Bug: a write of a block whose commit lock an ended Worker held blocked
+// its thread for good (so did any write of the pool while it held the
+// ring lock); cause: lockWord waited without end, and the lock words
+// could not say whose they were.
+test("a Worker ended holding a block's commit lock: that block's writes fail at once, the others go on, and a reopen recovers", () => {
+  const out = deadOpenerScript(`
+    const pool = BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 });
+    for (let lba = 0; lba < 8; lba++) pool.write(lba, block(lba));
+    const w = await worker();
+    await ask(w, { kind: "holdLock", path, lock: "stripe", pre: 3 });
+    await end(w);
+    out.write = code(() => pool.write(3, block(33)));
+    out.sameStripe = code(() => pool.write(3 + 1024, block(33)));
+    out.setZero = code(() => pool.setZero(3 + 2048));
+    out.writeAsync = await asyncCode(pool.writeAsync(3, block(33)));
+    out.many = await asyncCode(pool.writeMany([
+      { lba: 5, data: block(55) },
+      { lba: 3, data: block(33) },
+    ]));
+    // the failed commits gave back what they took: other blocks go on,
+    // the one the group shared with block 3 included
+    out.others = code(() => {
+      pool.write(4, block(44));
+      wait(pool.writeAsync(5, block(55)));
+      wait(pool.writeMany([{ lba: 6, data: block(66) }, { lba: 7, data: block(77) }]));
+    });
+    out.read = [3, 4, 5, 6, 7].map((lba) => pool.read(lba)[0]);
+    out.lockedBeforeClose = unlocked();
+    pool.close();
+    out.unlocked = unlocked();
+    using again = BlockPool.open(path);
+    out.problems = again.check().problems;
+    out.again = [3, 4, 5, 6, 7].map((lba) => again.read(lba)[0]);
+    out.writeAgain = code(() => again.write(3, block(33)));
+  `);
+  assert.deepEqual(
+    [out.write, out.sameStripe, out.setZero, out.writeAsync, out.many],
+    [-130, -130, -130, -130, -130],
+  );
+  assert.equal(out.others, 0);
+  assert.deepEqual(out.read, [3, 44, 55, 66, 77]);
+  assert.equal(out.lockedBeforeClose, -11);
+  assert.equal(out.unlocked, 0, "the ended Worker's open kept the file locked");
+  assert.deepEqual(out.problems, []);
+  assert.deepEqual(out.again, [3, 44, 55, 66, 77]);
+  assert.equal(out.writeAgain, 0);
+});
+
+// Bug: the same hang for the idle-lane ring's lock, which every write
+// takes; taken over now, with the ring change the holder left half done
+// undone from its log, so all lanes go round again.
+for (const halfPop of [false, true]) {
+  test(
+    `a Worker ended holding the idle-lane ring's lock${
+      halfPop ? " half way through a lane take" : ""
+    }: the ring is taken over and every lane goes round again`,
+    () => {
+      const out = deadOpenerScript(`
+      const pool = createBlockPool(path, {
+        blockSize: 512,
+        poolSize: 32 << 20,
+        lanes: 4,
+      });
+      const w = await worker();
+      await ask(w, { kind: "holdLock", path, lock: "ring", pre: 0, halfPop: ${halfPop} });
+      await end(w);
+      out.writes = code(() => {
+        for (let i = 0; i < 40; i++) pool.write(i % 10, block(i));
+      });
+      // a group of 4 takes all 4 lanes at once
+      out.group = await asyncCode(pool.writeMany(
+        [10, 11, 12, 13].map((lba) => ({ lba, data: block(lba) })),
+      ));
+      out.read = [9, 10, 13].map((lba) => pool.read(lba)[0]);
+      out.problems = pool.check().problems;
+      pool.close();
+      out.unlocked = unlocked();
+      using again = BlockPool.open(path);
+      out.again = again.check().problems;
+    `);
+      assert.equal(out.writes, 0);
+      assert.equal(out.group, 0);
+      assert.deepEqual(out.read, [39, 10, 13]);
+      assert.deepEqual(out.problems, []);
+      assert.equal(out.unlocked, 0);
+      assert.deepEqual(out.again, []);
+    },
+  );
+}
+
+// Bug: after the last live opener closed, the file stayed locked until
+// the process exited, and later opens in the process joined the broken
+// state; cause: the share counted the opens per file, and nothing ended
+// those of a thread that ended.
+test("a Worker ended in the middle of its writes: the others go on, and once they close the pool reopens consistent", () => {
+  const out = deadOpenerScript(`
+    const pool = BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 });
+    const w = await worker();
+    await ask(w, { kind: "writeForever", path, lbas: 16 });
+    await new Promise((r) => setTimeout(r, 150));
+    await end(w);
+    // (a write of a block whose commit the Worker held fails: -130)
+    out.writes = [];
+    for (let lba = 16; lba < 32; lba++) out.writes.push(code(() => pool.write(lba, block(lba))));
+    out.read = pool.read(20)[0];
+    pool.close();
+    out.unlocked = unlocked();
+    using again = BlockPool.open(path);
+    out.problems = again.check().problems;
+  `);
+  assert.ok(
+    (out.writes as number[]).every((c) => c === 0 || c === -130),
+    String(out.writes),
+  );
+  assert.equal(out.read, 20);
+  assert.equal(out.unlocked, 0);
+  assert.deepEqual(out.problems, []);
+});
+
+// Bug: opens waiting for a first opener whose Worker ended during its
+// open waited a minute and failed with ETIMEDOUT; cause: they watch the
+// share's state word only, which the ended opener never set.
+test("a Worker ended during its open: the opens waiting for it fail at once, and the next open starts afresh", () => {
+  const out = deadOpenerScript(`
+    BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 }).close();
+    const w = await worker();
+    out.first = await ask(w, { kind: "joinShare", path });
+    // this open of the share keeps it while the Worker ends
+    const share = FileShare.open(path, PoolShared.bytes(statSync(path).size));
+    await end(w);
+    try {
+      BlockPool.open(path);
+      out.open = "opened";
+    } catch (e) {
+      out.open = e.code + " " + e.message;
+    }
+    share.close();
+    out.unlocked = unlocked();
+    using pool = BlockPool.open(path);
+    out.problems = pool.check().problems;
+  `);
+  assert.equal(out.first, true);
+  assert.match(
+    out.open as string,
+    /^-22 .*first opener in this process failed/,
+  );
+  assert.equal(out.unlocked, 0);
+  assert.deepEqual(out.problems, []);
+});

@@ -1,0 +1,211 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The Worker of `tests/blk_shared_edges_test.ts`: it opens a pool by path
+ * and does one job at a time (`SharedEdgesJob`), posting `{ ok }` or
+ * `{ error }` for each, so a test can open, hold, write and close a pool
+ * in another thread in the order it wants. A pool it opens stays open
+ * between jobs until a `close` job; a job that holds shared state (a
+ * lock, a lane, a read) keeps it until the Worker is terminated.
+ *
+ * @module
+ */
+import { BlockPool } from "../../blk/mod.ts";
+import { LaneTable } from "../../blk/lanes.ts";
+import {
+  LANES,
+  lockWord,
+  maxArenas,
+  PoolShared,
+  RING_BASE,
+  RING_HEAD,
+  RING_IDLE,
+  RING_LOCK,
+  RING_OP,
+  RING_OP_HEAD,
+  RING_OP_IDLE,
+  RING_OP_LANE,
+  RING_OP_SLOT,
+  RING_POP,
+} from "../../blk/shared.ts";
+import { FileShare } from "../../pmem2/file_share.ts";
+import { PmemError } from "../../errors/mod.ts";
+import { statSync } from "node:fs";
+import { stamp } from "./blk_blocks.ts";
+
+/** A job of this Worker. */
+export type SharedEdgesJob =
+  | { kind: "open"; path: string; readOnly?: boolean; blockSize?: number }
+  | { kind: "close" }
+  | { kind: "write"; lba: number; value: number }
+  | { kind: "read"; lba: number }
+  /** Open, write `lba` with `value`, read it back, close: `times` times. */
+  | { kind: "reopen"; path: string; lba: number; times: number }
+  /**
+   * Write block `lba` with stamps of writer `id`, seq 1, 2, …, `count`
+   * (sync writes): after each, store its seq in `words[slot]`.
+   */
+  | {
+    kind: "seqWrite";
+    path: string;
+    id: number;
+    lba: number;
+    count: number;
+    words: SharedArrayBuffer;
+    slot: number;
+  }
+  /**
+   * Read block `lba` until `words[stop]` is set: the seqs of writer `id`
+   * it sees never go back, and never fall below what the writer had
+   * published in `words[slot]` before the read began.
+   */
+  | {
+    kind: "seqRead";
+    path: string;
+    id: number;
+    lba: number;
+    words: SharedArrayBuffer;
+    slot: number;
+    stop: number;
+  }
+  /**
+   * Join the pool's share and take a stripe lock, or the ring lock; with
+   * `halfPop`, then begin taking a lane off the ring and stop half way.
+   */
+  | {
+    kind: "holdLock";
+    path: string;
+    lock: "stripe" | "ring";
+    pre: number;
+    halfPop?: boolean;
+  }
+  /** Join the pool's share as its first open, and stop there. */
+  | { kind: "joinShare"; path: string }
+  /** Open the pool and write asynchronously forever (to be terminated). */
+  | { kind: "writeForever"; path: string; lbas: number };
+
+// deno-lint-ignore no-explicit-any
+const self_ = globalThis as any;
+
+let pool: BlockPool | null = null;
+/** What a holding job keeps alive (never closed). */
+const held: unknown[] = [];
+
+function open(path: string, readOnly?: boolean, blockSize?: number) {
+  return BlockPool.open(path, { readOnly, blockSize });
+}
+
+function run(job: SharedEdgesJob): unknown {
+  switch (job.kind) {
+    case "open":
+      pool = open(job.path, job.readOnly, job.blockSize);
+      return pool.blockCount;
+    case "close":
+      pool?.close();
+      pool = null;
+      return true;
+    case "write":
+      pool!.write(job.lba, new Uint8Array(pool!.blockSize).fill(job.value));
+      return true;
+    case "read":
+      return pool!.read(job.lba)[0];
+    case "reopen": {
+      const seen: number[] = [];
+      for (let i = 1; i <= job.times; i++) {
+        using p = BlockPool.open(job.path);
+        p.write(job.lba, new Uint8Array(p.blockSize).fill(i));
+        seen.push(p.read(job.lba)[0]);
+      }
+      return seen;
+    }
+    case "seqWrite": {
+      using p = BlockPool.open(job.path);
+      const words = new Int32Array(job.words);
+      for (let seq = 1; seq <= job.count; seq++) {
+        p.write(job.lba, stamp(job.id, job.lba, seq, p.blockSize));
+        Atomics.store(words, job.slot, seq);
+      }
+      return job.count;
+    }
+    case "seqRead": {
+      using p = BlockPool.open(job.path);
+      const words = new Int32Array(job.words);
+      const into = new Uint8Array(p.blockSize);
+      let last = 0;
+      let reads = 0;
+      for (let stopping = false; !stopping;) {
+        // (the read after the stop sees the writer's last update)
+        stopping = Atomics.load(words, job.stop) !== 0;
+        const floor = Atomics.load(words, job.slot);
+        p.read(job.lba, into);
+        reads++;
+        const dv = new DataView(into.buffer);
+        const id = dv.getUint32(0, true);
+        const seq = id === 0 ? 0 : dv.getUint32(8, true);
+        if (id !== 0 && id !== job.id) throw new Error(`foreign writer ${id}`);
+        if (seq < last) throw new Error(`seq went back: ${last} then ${seq}`);
+        if (seq < floor) {
+          throw new Error(
+            `read seq ${seq} after the writer published ${floor}`,
+          );
+        }
+        last = seq;
+      }
+      return { reads, last };
+    }
+    case "holdLock": {
+      const size = statSync(job.path).size;
+      const share = FileShare.open(job.path, PoolShared.bytes(size));
+      const shared = new PoolShared(share.memory, maxArenas(size));
+      const table = new LaneTable(shared.arena(0), 0x7777);
+      if (job.lock === "stripe") table.lockStripe(job.pre);
+      else lockWord(table.words, RING_LOCK, share.token);
+      if (job.halfPop) {
+        // what LaneTable's pop does, up to the swap: logged, half changed
+        const w = table.words;
+        const head = w[RING_HEAD];
+        const slot = (head + 1) % w[LANES];
+        w[RING_OP_LANE] = w[RING_BASE + slot];
+        w[RING_OP_SLOT] = slot;
+        w[RING_OP_HEAD] = head;
+        w[RING_OP_IDLE] = w[RING_IDLE];
+        Atomics.store(w, RING_OP, RING_POP);
+        w[RING_BASE + slot] = w[RING_BASE + head];
+      }
+      held.push(share, shared, table);
+      return true;
+    }
+    case "joinShare": {
+      const size = statSync(job.path).size;
+      const share = FileShare.open(job.path, PoolShared.bytes(size));
+      held.push(share);
+      return share.first;
+    }
+    case "writeForever": {
+      const p = BlockPool.open(job.path);
+      held.push(p);
+      const size = p.blockSize;
+      // reply, then write until terminated, giving the event loop a turn
+      // between writes (Deno ends a Worker only there)
+      queueMicrotask(async () => {
+        for (let i = 0;; i++) {
+          try {
+            await p.writeAsync(i % job.lbas, stamp(9, i % job.lbas, i, size));
+          } catch (e) {
+            if (!(e instanceof PmemError)) throw e;
+          }
+          await new Promise((r) => setTimeout(r, 0));
+        }
+      });
+      return true;
+    }
+  }
+}
+
+self_.onmessage = async (e: MessageEvent<SharedEdgesJob>) => {
+  try {
+    self_.postMessage({ ok: await run(e.data) });
+  } catch (err) {
+    self_.postMessage({ error: String((err as Error)?.stack ?? err) });
+  }
+};
+self_.postMessage("ready");
