@@ -406,13 +406,21 @@ export class LaneTable {
    */
   lockStripes(): void {
     for (let s = 0; s < STRIPES; s++) {
-      lockWord(this.words, STRIPE_BASE + s, this.#token);
+      // a stripe whose holder ended fails the wait, every stripe this
+      // opener holds (of every arena) released first
+      lockWord(
+        this.words,
+        STRIPE_BASE + s,
+        this.#token,
+        this.#share,
+        this.#stripeEnded,
+      );
     }
   }
 
   /** Release every stripe lock taken by {@linkcode LaneTable.lockStripes}. */
   unlockStripes(): void {
-    for (let s = 0; s < STRIPES; s++) unlockWord(this.words, STRIPE_BASE + s);
+    releaseStripes(this.words.buffer, this.#token);
   }
 
   // ---- error ----

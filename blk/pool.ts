@@ -779,6 +779,8 @@ export class BlockPool implements Disposable {
    * @param options a progress callback (the map is read block by block)
    * @returns the report
    * @throws {ClosedError} after {@linkcode BlockPool.close}
+   * @throws {PmemError} -130 (EOWNERDEAD) when a Worker ended holding a
+   *   block's commit lock (its commit may be half done)
    */
   check(options: ProgressOptions = {}): CheckReport {
     const media = this.#live("check");
@@ -795,11 +797,9 @@ export class BlockPool implements Disposable {
       if (this.#arenas.length === 0 && shared.laidOut) {
         this.#adopt(loadBtt(this.#file, true));
       }
-      let locked = 0;
+      // a lock whose holder ended throws with every stripe let go
+      for (const arena of this.#arenas) arena.table.lockStripes();
       try {
-        for (; locked < this.#arenas.length; locked++) {
-          this.#arenas[locked].table.lockStripes();
-        }
         problems = checkPool({
           media,
           blockSize: this.#blockSize,
@@ -810,7 +810,8 @@ export class BlockPool implements Disposable {
           onProgress,
         });
       } finally {
-        while (locked > 0) this.#arenas[--locked].table.unlockStripes();
+        // one call lets go of this opener's stripes of every arena
+        this.#arenas[0]?.table.unlockStripes();
       }
     } finally {
       shared.unlockLayout();

@@ -405,6 +405,8 @@ test("a Worker ended holding a block's commit lock: that block's writes fail at 
       { lba: 5, data: block(55) },
       { lba: 3, data: block(33) },
     ]));
+    // a check waits for every stripe: it fails too, letting go of them
+    out.check = code(() => pool.check());
     // the failed commits gave back what they took: other blocks go on,
     // the one the group shared with block 3 included
     out.others = code(() => {
@@ -422,8 +424,15 @@ test("a Worker ended holding a block's commit lock: that block's writes fail at 
     out.writeAgain = code(() => again.write(3, block(33)));
   `);
   assert.deepEqual(
-    [out.write, out.sameStripe, out.setZero, out.writeAsync, out.many],
-    [-130, -130, -130, -130, -130],
+    [
+      out.write,
+      out.sameStripe,
+      out.setZero,
+      out.writeAsync,
+      out.many,
+      out.check,
+    ],
+    [-130, -130, -130, -130, -130, -130],
   );
   assert.equal(out.others, 0);
   assert.deepEqual(out.read, [3, 44, 55, 66, 77]);
