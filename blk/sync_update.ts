@@ -67,12 +67,16 @@ export function setFlagNow(
 ): void {
   settleBlock(arena, pre);
   const ticket = arena.enterNow(pre, op);
-  // the stripe orders it with commits of the block by other openers
-  arena.table.lockStripe(pre);
   try {
-    arena.setFlag(pre, flag);
+    // the stripe orders it with commits of the block by other openers; a
+    // stripe whose holder ended throws, and the ticket must still go
+    arena.table.lockStripe(pre);
+    try {
+      arena.setFlag(pre, flag);
+    } finally {
+      arena.table.unlockStripe(pre);
+    }
   } finally {
-    arena.table.unlockStripe(pre);
     arena.leave(ticket);
   }
 }

@@ -400,6 +400,8 @@ test("a Worker ended holding a block's commit lock: that block's writes fail at 
     out.write = code(() => pool.write(3, block(33)));
     out.sameStripe = code(() => pool.write(3 + 1024, block(33)));
     out.setZero = code(() => pool.setZero(3 + 2048));
+    // the failed setZero let go of its place in the block's queue
+    out.setZeroAgain = code(() => pool.setZero(3 + 2048));
     out.writeAsync = await asyncCode(pool.writeAsync(3, block(33)));
     out.many = await asyncCode(pool.writeMany([
       { lba: 5, data: block(55) },
@@ -428,11 +430,12 @@ test("a Worker ended holding a block's commit lock: that block's writes fail at 
       out.write,
       out.sameStripe,
       out.setZero,
+      out.setZeroAgain,
       out.writeAsync,
       out.many,
       out.check,
     ],
-    [-130, -130, -130, -130, -130, -130],
+    [-130, -130, -130, -130, -130, -130, -130],
   );
   assert.equal(out.others, 0);
   assert.deepEqual(out.read, [3, 44, 55, 66, 77]);
