@@ -495,6 +495,12 @@ export class LogCore {
     const s = this.shared;
     const b = s.committed + 1;
     if (b >= s.next || s.slotState(b) !== RING_RESERVED) return null;
+    if (s.slotOwnerEnded(b)) {
+      // reserved by a Worker that ended: its data never comes, so it is
+      // committed as padding, as a reservation given up is
+      s.casSlotState(b, RING_RESERVED, RING_VOID);
+      return null;
+    }
     return { ts: b, owner: this.#owners.get(b) };
   }
 

@@ -63,6 +63,7 @@ export interface StreamInternals {
     hooks: StreamTestHooks,
   ): LogStream;
   media(s: LogStream): StreamMedia;
+  core(s: LogStream): LogCore;
 }
 
 let internals: StreamInternals;
@@ -93,6 +94,11 @@ export function openStreamWith(
 /** The media of an open stream (tests look at its views). Internal. */
 export function streamMedia(s: LogStream): StreamMedia {
   return internals.media(s);
+}
+
+/** The core of an open stream (tests hold its locks). Internal. */
+export function streamCore(s: LogStream): LogCore {
+  return internals.core(s);
 }
 
 /** An opened stream file: its core, and what recovery did. */

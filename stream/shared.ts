@@ -17,15 +17,22 @@
  *
  * @module
  */
+import { PmemError } from "../errors/mod.ts";
+import { FileShare } from "../pmem2/file_share.ts";
 import { sleepMs } from "../pmem2/share_wait.ts";
+
+const EOWNERDEAD = 130;
 
 /** Bytes of the control block at the start. */
 const CONTROL = 128;
 /** Bytes of one region's block. */
 const REGION = 64;
 /** Bytes of one ring slot: f64 timestamp, header offset, end; i32 state,
- * region, length word. */
+ * region, length word, owner. */
 const SLOT = 48;
+/** int32 offset of a slot's owner (the reserving open's lock token) from
+ * its state word. */
+const SLOT_OWNER = 3;
 
 // int32 indexes of the control block
 const STATE = 0;
@@ -88,7 +95,18 @@ export class SharedState {
    * @param regionSlots region table slots
    * @param ringSize timestamps in flight at most (a power of two)
    */
+  /** The share of this open (absent for a block not from a share). */
+  readonly #share: FileShare | undefined;
+  /**
+   * What this open stores in the lock words it holds and the ring slots
+   * it reserves: its share token, so the others can tell when its thread
+   * ended (1 where it has none: such a holder is never taken for ended).
+   */
+  readonly token: number;
+
   constructor(memory: ArrayBuffer, regionSlots: number, ringSize: number) {
+    this.#share = FileShare.of(memory);
+    this.token = this.#share?.token || 1;
     this.i32 = new Int32Array(memory);
     this.f64 = new Float64Array(memory);
     this.ringSize = ringSize;
@@ -134,9 +152,13 @@ export class SharedState {
 
   // ---- locks ----
 
-  /** Take the reserve lock (spinning, then sleeping briefly). */
+  /**
+   * Take the reserve lock (spinning, then sleeping briefly).
+   *
+   * @throws {PmemError} -130 (EOWNERDEAD) when its holder's thread ended
+   */
   lockReserve(): void {
-    lock(this.i32, RESERVE_LOCK);
+    this.#lock(RESERVE_LOCK, "the reserve lock");
   }
 
   /** Release the reserve lock. */
@@ -144,14 +166,74 @@ export class SharedState {
     Atomics.store(this.i32, RESERVE_LOCK, 0);
   }
 
-  /** Take the commit lock if it is free. */
+  /**
+   * Take the commit lock if it is free.
+   *
+   * @throws {PmemError} -130 (EOWNERDEAD) when its holder's thread ended
+   */
   tryLockCommit(): boolean {
-    return Atomics.compareExchange(this.i32, COMMIT_LOCK, 0, 1) === 0;
+    const holder = Atomics.compareExchange(
+      this.i32,
+      COMMIT_LOCK,
+      0,
+      this.token,
+    );
+    if (holder === 0) return true;
+    if (this.#ended(holder)) throw this.#ownerEnded("the commit lock");
+    return false;
   }
 
-  /** Take the commit lock (spinning, then sleeping briefly). */
+  /**
+   * Take the commit lock (spinning, then sleeping briefly).
+   *
+   * @throws {PmemError} -130 (EOWNERDEAD) when its holder's thread ended
+   */
   lockCommit(): void {
-    lock(this.i32, COMMIT_LOCK);
+    this.#lock(COMMIT_LOCK, "the commit lock");
+  }
+
+  /** Spin for a lock word, then sleep in growing steps. */
+  #lock(at: number, what: string): void {
+    const i32 = this.i32;
+    const token = this.token;
+    for (let spin = 0; spin < 256; spin++) {
+      if (Atomics.compareExchange(i32, at, 0, token) === 0) return;
+    }
+    let ms = 0.01;
+    for (;;) {
+      const holder = Atomics.compareExchange(i32, at, 0, token);
+      if (holder === 0) return;
+      // what it left half done stays so: only a reopen recovers it
+      if (this.#ended(holder)) throw this.#ownerEnded(what);
+      sleepMs(ms);
+      ms = Math.min(ms * 2, 1);
+    }
+  }
+
+  /** Whether the open whose token is `holder` ended with its thread. */
+  #ended(holder: number): boolean {
+    return holder !== this.token && this.#share !== undefined &&
+      this.#share.ended(holder);
+  }
+
+  #ownerEnded(what: string): PmemError {
+    return new PmemError(
+      "append",
+      -EOWNERDEAD,
+      `'${this.#share?.path}': an open of the stream in this process ended ` +
+        `with its thread (a Worker terminated before it closed the stream) ` +
+        `while it held ${what}; close the stream in every thread of this ` +
+        "process and open it again (recovery keeps every whole entry)",
+      { errno: EOWNERDEAD },
+    );
+  }
+
+  /**
+   * Whether the ring slot of `ts` was reserved by an open whose thread
+   * ended (its data will never be put in place).
+   */
+  slotOwnerEnded(ts: number): boolean {
+    return this.#ended(this.i32[this.slotI(ts) + SLOT_OWNER]);
   }
 
   /** Release the commit lock. */
@@ -342,6 +424,7 @@ export class SharedState {
     this.f64[f + 2] = end;
     this.i32[i + 1] = region;
     this.i32[i + 2] = lengthWord | 0;
+    this.i32[i + SLOT_OWNER] = this.token;
     Atomics.store(this.i32, i, state);
   }
 
@@ -359,17 +442,5 @@ export class SharedState {
   casSlotState(ts: number, from: number, to: number): boolean {
     return Atomics.compareExchange(this.i32, this.slotI(ts), from, to) ===
       from;
-  }
-}
-
-/** Spin for a lock word, then sleep in growing steps. */
-function lock(i32: Int32Array, at: number): void {
-  for (let spin = 0; spin < 256; spin++) {
-    if (Atomics.compareExchange(i32, at, 0, 1) === 0) return;
-  }
-  let ms = 0.01;
-  while (Atomics.compareExchange(i32, at, 0, 1) !== 0) {
-    sleepMs(ms);
-    ms = Math.min(ms * 2, 1);
   }
 }

@@ -178,6 +178,7 @@ export class LogStream implements Disposable {
       create: (path, options, hooks) => LogStream.#create(path, options, hooks),
       open: (path, options, hooks) => LogStream.#open(path, options, hooks),
       media: (s) => s.#live("media").media,
+      core: (s) => s.#live("core"),
     });
   }
 

@@ -4,7 +4,7 @@
 import { all } from "../future/mod.ts";
 import { LogStream } from "../stream/mod.ts";
 import type { Job } from "./workers/stream_worker.ts";
-import { assert, tempPath, test } from "./_harness.ts";
+import { assert, runScript, tempPath, test } from "./_harness.ts";
 import {
   ask as askJob,
   startWorker as startJobWorker,
@@ -139,3 +139,77 @@ test("a reader in a Worker reads no header before it is stored", async () => {
     w.terminate();
   }
 });
+
+// Bug: a Worker terminated with a reservation it never published, or
+// holding the commit lock, hung every later append and wait of the
+// process for good: the commit pass waited for the reservation's data
+// forever, and the lock words could not say whose they were. Ring slots
+// and lock words now carry the holder's share token: a reservation whose
+// thread ended is committed as padding, and a wait for a lock whose
+// holder ended fails with EOWNERDEAD (-130). In a child process, so a
+// hang fails the test instead of the runner.
+test(
+  "a Worker ended holding a reservation or the commit lock hangs no append here",
+  () => {
+    const r = runScript(
+      `
+    import { LogStream } from "@root/stream/mod.ts";
+    import { streamCore } from "@root/stream/open.ts";
+    import { FileShare } from "@root/pmem2/file_share.ts";
+    import { ask, startWorker } from "@root/tests/workers/jobs.ts";
+    const out = {};
+    const code = (f) => {
+      try { return f(); } catch (e) { return e.code ?? String(e); }
+    };
+    const bytes = (v) => new Uint8Array(32).fill(v);
+    /** Terminate w; wait until the share saw its thread end. */
+    async function end(w, s) {
+      const share = FileShare.of(streamCore(s).shared.i32.buffer);
+      const before = share.endedOpens;
+      w.terminate();
+      const t0 = performance.now();
+      while (share.endedOpens === before) {
+        if (performance.now() - t0 > 10000) throw new Error("never ended");
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+    for (const what of ["reservation", "commitLock"]) {
+      const path = ${JSON.stringify(tempPath())} + what;
+      const s = LogStream.create(path, { size: 8 << 20 });
+      const r = s.allocateRegion(1 << 20);
+      s.append(r, bytes(1));
+      const w = await startWorker("@root/tests/workers/stream_worker.ts");
+      out[what + " held"] = await ask(w, { kind: "hold", path, what });
+      await end(w, s);
+      out[what + " append"] = code(() => s.append(r, bytes(2)) > 0 ? "ok" : "no");
+      out[what + " entries"] = code(() =>
+        [...s.entries(r)].map((e) => e.data[0]).join(",")
+      );
+      out[what + " close"] = code(() => { s.close(); return "ok"; });
+      const again = LogStream.open(path);
+      out[what + " reopened"] = [...again.entries(again.regions()[0])]
+        .map((e) => e.data[0]).join(",");
+      again.append(again.regions()[0], bytes(3));
+      again.close();
+    }
+    console.log(JSON.stringify(out));
+    `,
+      60_000,
+    );
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    assert.deepEqual(out, {
+      "reservation held": 2,
+      "reservation append": "ok",
+      "reservation entries": "1,2",
+      "reservation close": "ok",
+      "reservation reopened": "1,2",
+      "commitLock held": 0,
+      "commitLock append": -130,
+      "commitLock entries": "1",
+      "commitLock close": "ok",
+      "commitLock reopened": "1",
+    });
+  },
+  { timeout: 90_000 },
+);

@@ -9,6 +9,7 @@
  */
 import { all } from "../../future/mod.ts";
 import { LogStream } from "../../stream/mod.ts";
+import { streamCore } from "../../stream/open.ts";
 
 /**
  * A job: append `count` entries tagged `id`; follow a region; or scan a
@@ -26,7 +27,13 @@ export type Job =
     count: number;
     /** An Int32Array's buffer: the worker stores its scan count there. */
     scans: SharedArrayBuffer;
-  };
+  }
+  /**
+   * Open the stream and keep it open (to be terminated) holding a
+   * reservation of `bytes` in the first region that is never published,
+   * or the commit lock; the reservation's timestamp (0 for the lock).
+   */
+  | { kind: "hold"; path: string; what: "reservation" | "commitLock" };
 
 // deno-lint-ignore no-explicit-any
 const self_ = globalThis as any;
@@ -39,7 +46,21 @@ function tagged(id: number, i: number): Uint8Array {
   return b;
 }
 
+/** What a holding job keeps alive (never closed). */
+const held: unknown[] = [];
+
 async function run(job: Job): Promise<unknown> {
+  if (job.kind === "hold") {
+    const s = LogStream.open(job.path);
+    held.push(s);
+    if (job.what === "commitLock") {
+      streamCore(s).shared.lockCommit();
+      return 0;
+    }
+    const res = s.reserve(s.regions()[0], 100);
+    held.push(res);
+    return res.timestamp;
+  }
   using s = LogStream.open(job.path);
   if (job.kind === "follow") {
     const r = s.regions().find((x) => x.id === job.region)!;
