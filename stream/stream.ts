@@ -70,7 +70,12 @@ export { createStreamWith, openStreamWith, streamMedia } from "./open.ts";
  *   committed and persisted together, with one persist).
  * - **Workers**: each opens the file by path; opens in one process share
  *   the stream (its counters live in shared memory), and the file is
- *   locked against other processes (`flock`).
+ *   locked against other processes (`flock`). A Worker should close its
+ *   streams before it is terminated: a reservation it never published is
+ *   then committed as padding, but a lock it held stays held, and the
+ *   appends of the others fail with a `PmemError` of code -130
+ *   (EOWNERDEAD) until every opener in the process closed the stream and
+ *   the next open recovers it.
  *
  * @example Usage
  * ```ts
