@@ -7,6 +7,7 @@
  */
 import { ClosedError } from "../errors/mod.ts";
 import { check, native } from "../ffi/lib.ts";
+import { byteLengthOf } from "../ffi/validate.ts";
 import { Future, type FutureOptions, type Step } from "../future/future.ts";
 import { BaseMover } from "./_base.ts";
 import { type CheckedOp, VdmFlags } from "./vdm.ts";
@@ -17,9 +18,11 @@ import { type CheckedOp, VdmFlags } from "./vdm.ts";
  * native code touches the buffers.
  */
 export function assertAttached(op: CheckedOp, to: number): void {
+  // the engine's lengths (see `byteLengthOf`): a `byteLength` property
+  // may answer anything, and may change its answer after the check
   if (
-    op.dst.byteLength - op.dstOffset < to ||
-    (op.src !== undefined && op.src.byteLength - op.srcOffset < to)
+    byteLengthOf(op.dst) - op.dstOffset < to ||
+    (op.src !== undefined && byteLengthOf(op.src) - op.srcOffset < to)
   ) {
     // a ClosedError: a mapping's views detach when it closes, so this is
     // how an operation on a closed mapping's memory ends
@@ -41,8 +44,8 @@ export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
   const { dst, src, flags, dstOffset, srcOffset } = op;
   if (
     flags === 0 && from === 0 && op.op === "memcpy" && src !== undefined &&
-    srcOffset === 0 && to === src.byteLength &&
-    to <= dst.byteLength - dstOffset
+    srcOffset === 0 && to === byteLengthOf(src) &&
+    to <= byteLengthOf(dst) - dstOffset
   ) {
     // the common case, both buffers attached: one check each
     dst.set(src, dstOffset);
@@ -61,17 +64,17 @@ export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
         check(
           native.ap_cpu_copy(
             dst,
-            dst.byteLength,
+            byteLengthOf(dst),
             at,
             src!,
-            src!.byteLength,
+            byteLengthOf(src!),
             srcOffset + from,
             n,
             nt,
           ),
           "memcpy",
         );
-      } else if (from === 0 && n === src!.byteLength) dst.set(src!, at);
+      } else if (from === 0 && n === byteLengthOf(src!)) dst.set(src!, at);
       else dst.set(src!.subarray(from, to), at);
       break;
     case "memmove":
@@ -79,10 +82,10 @@ export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
       check(
         native.ap_cpu_copy(
           dst,
-          dst.byteLength,
+          byteLengthOf(dst),
           at,
           src!,
-          src!.byteLength,
+          byteLengthOf(src!),
           srcOffset + from,
           n,
           nt,
@@ -94,11 +97,11 @@ export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
       dst.fill(op.value, at, at + n);
       break;
     case "flush":
-      check(native.ap_cpu_flush(dst, dst.byteLength, at, n), "flush");
+      check(native.ap_cpu_flush(dst, byteLengthOf(dst), at, n), "flush");
       return;
   }
   if (flags & VdmFlags.DURABLE) {
-    check(native.ap_cpu_flush(dst, dst.byteLength, at, n), op.op);
+    check(native.ap_cpu_flush(dst, byteLengthOf(dst), at, n), op.op);
   }
 }
 

@@ -6,7 +6,12 @@
  * @module
  */
 import { NotSupportedError } from "../errors/mod.ts";
-import { checkByte, checkBytes, checkSize } from "../ffi/validate.ts";
+import {
+  byteLengthOf,
+  checkByte,
+  checkBytes,
+  checkSize,
+} from "../ffi/validate.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 
 /**
@@ -47,7 +52,7 @@ export type BatchEntry =
      * large view (a mapping) without a view per block. @default 0
      */
     srcOffset?: number;
-    /** Bytes to copy. @default `src.byteLength - srcOffset` */
+    /** Bytes to copy. @default the rest of `src` from `srcOffset` */
     length?: number;
     flags?: number;
   }
@@ -170,32 +175,35 @@ export function checkOp(
     );
   }
   let s: Uint8Array | undefined;
-  let n = d.byteLength;
+  // the engine's lengths (see `byteLengthOf`), never the `byteLength`
+  // property: a Uint8Array claiming 1 MiB over its 16 bytes had the
+  // native copies read and write past it
+  const dn = byteLengthOf(d);
+  let n = dn;
   let v = 0;
   let at = 0;
   let from = 0;
   if (op === "memcpy" || op === "memmove") {
     s = checkBytes(src, "src", op);
+    const sn = byteLengthOf(s);
     at = checkSize(dstOffset, "dstOffset", op);
     from = checkSize(srcOffset, "srcOffset", op);
-    if (from > s.byteLength) {
+    if (from > sn) {
       throw new RangeError(
-        `Cannot ${op}: srcOffset ${from} is beyond the source (${s.byteLength} bytes)`,
+        `Cannot ${op}: srcOffset ${from} is beyond the source (${sn} bytes)`,
       );
     }
-    n = length === undefined
-      ? s.byteLength - from
-      : checkSize(length, "length", op);
-    if (n > s.byteLength - from) {
+    n = length === undefined ? sn - from : checkSize(length, "length", op);
+    if (n > sn - from) {
       throw new RangeError(
         `Cannot ${op}: ${n} bytes from ${from} do not fit the source ` +
-          `(${s.byteLength} bytes)`,
+          `(${sn} bytes)`,
       );
     }
-    if (n > d.byteLength - at) {
+    if (n > dn - at) {
       throw new RangeError(
         `Cannot ${op}: source (${n} bytes) is longer than the ` +
-          `destination (${d.byteLength} bytes${at ? ` from ${at}` : ""})`,
+          `destination (${dn} bytes${at ? ` from ${at}` : ""})`,
       );
     }
   } else {

@@ -1,0 +1,104 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Arrays whose `byteLength` lies, outside `pmem2/` and `blk/` (see
+ * tests/ffi_edges_test.ts for those): a Uint8Array may claim more bytes
+ * than it has (an own property, a subclass's getter), fewer, or answer
+ * honestly at first and lie later. A length that reaches native code or
+ * bounds a copy must be the engine's. The adversarial cases run in a
+ * child process, so a crash fails the test instead of the runner.
+ */
+import { assert, runScript, tempPath, test } from "./_harness.ts";
+
+/** The liars every script defines. */
+const LIARS = `
+  const BIG = 1 << 20;
+  class Liar extends Uint8Array {
+    get byteLength() { return BIG; }
+  }
+  class Small extends Uint8Array {
+    get byteLength() { return 4; }
+  }
+  /** Honest for its first \`honest\` reads, then claims BIG. */
+  const turncoat = (n, honest = 1, lie = BIG) => {
+    const a = new Uint8Array(n);
+    let reads = 0;
+    Object.defineProperty(a, "byteLength", {
+      get: () => (reads++ < honest ? n : lie),
+    });
+    return a;
+  };
+  const own = (n) => {
+    const a = new Uint8Array(n);
+    Object.defineProperty(a, "byteLength", { value: BIG });
+    return a;
+  };
+  const out = [];
+  const note = async (name, f) => {
+    try { await f(); out.push(name + " ok"); }
+    catch (e) { out.push(name + " " + e.name + " " + (e.code ?? "-")); }
+  };
+`;
+
+// Bug: `new CpuMover().memcpy(dst, liar, VdmFlags.NO_CACHE_HINT)` of a
+// 16-byte array claiming 1 MiB into a 1 MiB dst copied 1 MiB of heap
+// (a crash on Deno), and a lying dst took a 4 KiB copy into its 16 bytes;
+// a flush of a liar flushed 1 MiB past it. Cause: checkOp, executeOnCpu
+// and the device submissions took lengths from `byteLength` properties.
+test("a mover takes no length from an array's byteLength property", () => {
+  const r = runScript(`
+    import { CpuMover, ThreadMover, VdmFlags, wait } from "@root/mod.ts";
+    ${LIARS}
+    const movers = [
+      ["cpu", new CpuMover()],
+      ["threads", new ThreadMover({ threads: 1, inlineThreshold: 0 })],
+    ];
+    for (const [name, m] of movers) {
+      for (const flags of [0, VdmFlags.NO_CACHE_HINT, VdmFlags.DURABLE]) {
+        const tag = name + "/" + flags;
+        const dst = new Uint8Array(BIG);
+        await note(tag + " src liar", () =>
+          m.memcpy(dst, new Liar(16).fill(7), flags));
+        await note(tag + " src own", () =>
+          m.memmove(dst, own(16).fill(7), flags));
+        await note(tag + " src turncoat", () =>
+          m.memcpy(dst, turncoat(16, 1).fill(7), flags));
+        await note(tag + " src small", () =>
+          m.memcpy(dst, new Small(64).fill(7), flags));
+        out.push(tag + " dst " + dst.subarray(0, 64).every((b) => b === 7) +
+          " " + dst.subarray(64).every((b) => b === 0));
+        await note(tag + " dst liar", () =>
+          m.memcpy(new Liar(16), new Uint8Array(4096), flags));
+        await note(tag + " dst own", () =>
+          m.memcpy(own(16), new Uint8Array(4096), flags));
+        await note(tag + " batch", () =>
+          m.batch([{ op: "memcpy", dst: own(16), src: new Uint8Array(4096),
+            flags }]));
+        await note(tag + " flush", () => m.flush(own(16), flags));
+        await note(tag + " memset", () => m.memset(new Liar(16), 1, flags));
+      }
+      m.close();
+    }
+    console.log(out.join("\\n"));
+  `);
+  assert.equal(r.signal, null, r.stderr);
+  assert.equal(r.status, 0, r.stderr);
+  const want: string[] = [];
+  for (const name of ["cpu", "threads"]) {
+    for (const flags of [0, 2, 1]) {
+      const tag = `${name}/${flags}`;
+      want.push(
+        `${tag} src liar ok`,
+        `${tag} src own ok`,
+        `${tag} src turncoat ok`,
+        `${tag} src small ok`,
+        `${tag} dst true true`,
+        `${tag} dst liar RangeError -`,
+        `${tag} dst own RangeError -`,
+        `${tag} batch RangeError -`,
+        `${tag} flush ok`,
+        `${tag} memset ok`,
+      );
+    }
+  }
+  assert.equal(r.stdout.trim(), want.join("\n"));
+});
