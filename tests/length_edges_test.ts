@@ -102,3 +102,56 @@ test("a mover takes no length from an array's byteLength property", () => {
   }
   assert.equal(r.stdout.trim(), want.join("\n"));
 });
+
+// Bug: `crc32c(liar)` of 16 bytes claiming 1 MiB hashed 1 MiB of the heap
+// past them (a crash where that is unmapped), and its flags went to the
+// shim unchecked (Bun truncated 2^32 + 1 to CRC_SOFTWARE, Deno threw its
+// own error). Cause: the length was `bytes.byteLength`; no flags check.
+test("crc32c hashes only the array's bytes and checks its flags", () => {
+  const r = runScript(`
+    import { crc32c, CRC_SOFTWARE } from "@root/pmem2/crc32c.ts";
+    ${LIARS}
+    const honest = crc32c(new Uint8Array(16).fill(3));
+    const same = (name, a) => {
+      a.fill(3);
+      return note(name, () => {
+        const c = crc32c(a);
+        if (c !== honest) throw new Error("crc " + c);
+      });
+    };
+    await same("liar", new Liar(16));
+    await same("own", own(16));
+    await same("turncoat", turncoat(16, 0));
+    await note("liar range", () => crc32c(new Liar(16), 0, 4096));
+    await note("own offset", () => crc32c(own(16), 4096, 16));
+    for (const f of [2 ** 32 + 1, 2, -1, 1.5, "1", 1n]) {
+      await note("flags " + String(f), () => crc32c(new Uint8Array(16), 0, 16, 0, f));
+    }
+    await note("software", () => {
+      if (crc32c(new Uint8Array(16).fill(3), 0, 16, 0, CRC_SOFTWARE) !==
+          honest) throw new Error("software differs");
+    });
+    await note("fake", () => crc32c(Object.create(Uint8Array.prototype)));
+    console.log(out.join("\\n"));
+  `);
+  assert.equal(r.signal, null, r.stderr);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(
+    r.stdout.trim(),
+    [
+      "liar ok",
+      "own ok",
+      "turncoat ok",
+      "liar range RangeError -",
+      "own offset RangeError -",
+      "flags 4294967297 RangeError -",
+      "flags 2 RangeError -",
+      "flags -1 RangeError -",
+      "flags 1.5 TypeError -",
+      "flags 1 TypeError -",
+      "flags 1 TypeError -",
+      "software ok",
+      "fake TypeError -",
+    ].join("\n"),
+  );
+});
