@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { byteLengthOf } from "../ffi/validate.ts";
 import {
   Future,
   type FutureOptions,
@@ -73,7 +74,7 @@ export class CopyScheduler {
     for (const f of queued) {
       const data = f.data;
       if (data === undefined || !f.queued) continue; // settled meanwhile
-      const n = data.byteLength;
+      const n = byteLengthOf(data); // the engine's, as checkData's
       if (n !== f.length) {
         // detached or resized since the append was made: the place holds
         // the old length, so a longer copy would overwrite what follows

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { byteLengthOf } from "../ffi/validate.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import { waitAll } from "../future/executor.ts";
 import { FutureRegistry } from "../future/registry.ts";
@@ -66,7 +67,10 @@ export function checkData(
   if (!(data instanceof Uint8Array)) {
     throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
   }
-  const n = data.byteLength;
+  // the engine's length (see `byteLengthOf`), as every later step takes
+  // it: a `byteLength` property claiming more had the native append copy
+  // heap into the log, claiming less had the copy overrun its place
+  const n = byteLengthOf(data);
   // a view of a transferred buffer reads as empty: an empty entry would
   // stand for data that was never written (asked only of empty data)
   if (n === 0 && isDetached(data)) throw detachedData(op);
@@ -100,7 +104,7 @@ export function appendWaiting(
   data: Uint8Array,
   op: string,
 ): number {
-  const res = reserveRoom(core, k, gen, data.byteLength, op);
+  const res = reserveRoom(core, k, gen, byteLengthOf(data), op);
   core.media.set(res.at + ENTRY_HEADER, data);
   core.ready(res.ts);
   core.waitFor(res.ts, "persisted", op);
@@ -214,7 +218,13 @@ export class Writes {
       );
     }
     const core = this.#core;
-    const res = reserveRoom(core, k, region.generation, data.byteLength, op);
+    const res = reserveRoom(
+      core,
+      k,
+      region.generation,
+      byteLengthOf(data),
+      op,
+    );
     let slot = -1;
     const f = new StreamAppendFuture(
       core,
