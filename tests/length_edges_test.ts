@@ -243,3 +243,81 @@ test("a log entry holds exactly its array's bytes, whatever byteLength says", ()
     ].join("\n"),
   );
 });
+
+// Bug: `tx.write(o, 60, a)` of a 64-byte array whose `length` said 4
+// passed the bounds check of a 64-byte object, then copied all 64 bytes:
+// over the next object (or past the transaction's log entry); a map
+// node was sized by its key's and value's `length` and the copies ran
+// past it. Cause: Transaction.write, the log's copy and the map's set
+// read `.length`, a property a subclass or an own property answers.
+test("an object write copies no more bytes than it checked", () => {
+  const path = tempPath("o");
+  const r = runScript(`
+    import { ObjectPool, PersistentMap } from "@root/mod.ts";
+    ${LIARS}
+    class Short extends Uint8Array {
+      get length() { return 4; }
+    }
+    const shortOwn = (n) => {
+      const a = new Uint8Array(n);
+      Object.defineProperty(a, "length", { value: 4 });
+      return a;
+    };
+    let a, b;
+    {
+      using pool = ObjectPool.create(${JSON.stringify(path)}, {
+        size: 8 << 20, layout: "l",
+      });
+      [a, b] = pool.tx((tx) => {
+        const a = tx.alloc(64), b = tx.alloc(64);
+        tx.write(b, 0, new Uint8Array(64).fill(0xbb));
+        return [a.offset, b.offset];
+      });
+      const A = pool.object(a);
+      await note("write", () => pool.tx((tx) => tx.write(A, 60, new Short(4096).fill(1))));
+      await note("write own", () => pool.tx((tx) => tx.write(A, 60, shortOwn(4096).fill(1))));
+      await note("write async", () =>
+        pool.txAsync((tx) => tx.write(A, 60, new Short(4096).fill(1))));
+      await note("write fresh", () => pool.tx((tx) => {
+        const c = tx.alloc(64);
+        tx.alloc(64);
+        tx.write(c, 60, new Short(64).fill(1));
+      }));
+      await note("write liar", () => pool.tx((tx) => tx.write(A, 0, new Liar(64).fill(2))));
+      using m = PersistentMap.open(pool, "m");
+      await note("set", () => m.set(new Short(64).fill(3), new Short(64).fill(4)));
+      await note("set own", () => m.set(shortOwn(64).fill(5), shortOwn(64).fill(6)));
+      await note("setAsync", () => m.setAsync(new Short(64).fill(7), new Short(64).fill(8)));
+    }
+    using pool = ObjectPool.open(${JSON.stringify(path)}, { layout: "l" });
+    using m = PersistentMap.open(pool, "m");
+    const show = (v) => v === undefined ? "none" : v.length + ":" + v[0] + ":" +
+      v.every((x) => x === v[0]);
+    out.push("a " + show(pool.read(pool.object(a))));
+    out.push("b " + show(pool.read(pool.object(b))));
+    for (const k of [3, 5, 7]) {
+      out.push("get " + k + " " + show(m.get(new Uint8Array(64).fill(k))));
+    }
+    console.log(out.join("\\n"));
+  `);
+  assert.equal(r.signal, null, r.stderr);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(
+    r.stdout.trim(),
+    [
+      "write RangeError -",
+      "write own RangeError -",
+      "write async RangeError -",
+      "write fresh RangeError -",
+      "write liar ok",
+      "set ok",
+      "set own ok",
+      "setAsync ok",
+      "a 64:2:true",
+      "b 64:187:true",
+      "get 3 64:4:true",
+      "get 5 64:6:true",
+      "get 7 64:8:true",
+    ].join("\n"),
+  );
+});
