@@ -24,7 +24,7 @@ import type { Arena, WriteTicket } from "./arena.ts";
 import { commitUpdates, type LaneUpdate } from "./commit.ts";
 import type { Media } from "./media.ts";
 import type { ReadAccess } from "./async_read.ts";
-import { byteLengthOf } from "./options.ts";
+import { byteLengthOf } from "../ffi/validate.ts";
 
 /** What the futures need from their pool. */
 export interface PoolAccess extends ReadAccess {
