@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { byteLengthOf } from "../ffi/validate.ts";
+import { byteLengthOf, trueBytes } from "../ffi/validate.ts";
 import { newHandle, type ObjectHandle } from "./handle.ts";
 import type { Engine } from "./engine.ts";
 import { CorruptPoolError } from "./errors.ts";
@@ -95,12 +95,20 @@ function putAscii(u8: Uint8Array, at: number, s: string): void {
 
 /** Bytes as a string of char codes (a Map key for byte keys). */
 export function binKey(b: Uint8Array): string {
+  // the engine's bytes (see `trueBytes`), not b.subarray(): a subclass's
+  // species makes the chunks, and fromCharCode.apply reads their `length`
+  // (JavaScriptCore), a property that keyed the index by fewer bytes than
+  // the node stores; one view, like the subarray it replaces
+  const t = trueBytes(b);
+  const n = t.length;
+  if (n <= 8192) {
+    return String.fromCharCode.apply(null, t as unknown as number[]);
+  }
   let s = "";
-  const n = byteLengthOf(b); // the engine's, as the node stores
   for (let i = 0; i < n; i += 8192) {
     s += String.fromCharCode.apply(
       null,
-      b.subarray(i, i + 8192) as unknown as number[],
+      t.subarray(i, i + 8192) as unknown as number[],
     );
   }
   return s;

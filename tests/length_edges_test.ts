@@ -414,3 +414,33 @@ test("an object write spanning two windows stores all its bytes", () => {
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), "bad 0");
 });
+
+// Bug: a map set with a 64-byte key whose `length` said 4 stored the 64
+// bytes, but the map's index keyed it by 4 of them: get() of the same 64
+// bytes found nothing until the pool was reopened, and get() of the first
+// 4 found it. Cause: binKey turned the key into a string through
+// `b.subarray()` (a subclass's species) and `String.fromCharCode.apply`,
+// which reads `length`.
+test("a map's index keys a byte key by its true bytes", () => {
+  const r = runScript(`
+    import { ObjectPool, PersistentMap } from "@root/mod.ts";
+    class Short extends Uint8Array {
+      get length() { return 4; }
+    }
+    using pool = ObjectPool.create(${JSON.stringify(tempPath("k"))}, {
+      size: 8 << 20, layout: "k",
+    });
+    using m = PersistentMap.open(pool, "m");
+    m.set(new Short(64).fill(3), "v");
+    const show = (v) => String(v);
+    console.log([
+      m.get(new Uint8Array(64).fill(3)),
+      m.get(new Uint8Array(4).fill(3)),
+      m.get(new Short(64).fill(3)),
+      m.has(new Uint8Array(64).fill(3)),
+    ].map(show).join(" "));
+  `);
+  assert.equal(r.signal, null, r.stderr);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), "v undefined v true");
+});
