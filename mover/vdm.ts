@@ -11,6 +11,7 @@ import {
   checkByte,
   checkBytes,
   checkSize,
+  holds,
 } from "../ffi/validate.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 
@@ -177,9 +178,10 @@ export function checkOp(
   let s: Uint8Array | undefined;
   // the engine's lengths (see `byteLengthOf`), never the `byteLength`
   // property: a Uint8Array claiming 1 MiB over its 16 bytes had the
-  // native copies read and write past it
-  const dn = byteLengthOf(d);
-  let n = dn;
+  // native copies read and write past it. One lookup per operation (on
+  // JavaScriptCore one costs several property reads): a copy's dst is
+  // measured by its elements (see `holds`)
+  let n = 0;
   let v = 0;
   let at = 0;
   let from = 0;
@@ -200,10 +202,10 @@ export function checkOp(
           `(${sn} bytes)`,
       );
     }
-    if (n > dn - at) {
+    if (n > 0 ? !holds(d, at + n) : at > byteLengthOf(d)) {
       throw new RangeError(
         `Cannot ${op}: source (${n} bytes) is longer than the ` +
-          `destination (${dn} bytes${at ? ` from ${at}` : ""})`,
+          `destination (${byteLengthOf(d)} bytes${at ? ` from ${at}` : ""})`,
       );
     }
   } else {
@@ -217,6 +219,7 @@ export function checkOp(
       );
     }
     if (op === "memset") v = checkByte(value, "value", op);
+    n = byteLengthOf(d);
   }
   return {
     op,
