@@ -178,29 +178,29 @@ export function checkOp(
   let s: Uint8Array | undefined;
   // the engine's lengths (see `byteLengthOf`), never the `byteLength`
   // property: a Uint8Array claiming 1 MiB over its 16 bytes had the
-  // native copies read and write past it. One lookup per operation (on
-  // JavaScriptCore one costs several property reads): a copy's dst is
-  // measured by its elements (see `holds`)
+  // native copies read and write past it. At most one lookup per
+  // operation (on JavaScriptCore one costs several property reads): a
+  // copy's dst, and its src when a length is given, are measured by
+  // their elements (see `holds`)
   let n = 0;
   let v = 0;
   let at = 0;
   let from = 0;
   if (op === "memcpy" || op === "memmove") {
     s = checkBytes(src, "src", op);
-    const sn = byteLengthOf(s);
     at = checkSize(dstOffset, "dstOffset", op);
     from = checkSize(srcOffset, "srcOffset", op);
-    if (from > sn) {
-      throw new RangeError(
-        `Cannot ${op}: srcOffset ${from} is beyond the source (${sn} bytes)`,
-      );
-    }
-    n = length === undefined ? sn - from : checkSize(length, "length", op);
-    if (n > sn - from) {
-      throw new RangeError(
-        `Cannot ${op}: ${n} bytes from ${from} do not fit the source ` +
-          `(${sn} bytes)`,
-      );
+    if (length === undefined) n = sourceRest(s, from, op);
+    else {
+      n = checkSize(length, "length", op);
+      // a given length is checked by the elements (see `holds`)
+      if (n > 0 ? !holds(s, from + n) : from > byteLengthOf(s)) {
+        const rest = sourceRest(s, from, op); // throws for from past it
+        throw new RangeError(
+          `Cannot ${op}: ${n} bytes from ${from} do not fit the source ` +
+            `(${from + rest} bytes)`,
+        );
+      }
     }
     if (n > 0 ? !holds(d, at + n) : at > byteLengthOf(d)) {
       throw new RangeError(
@@ -231,6 +231,21 @@ export function checkOp(
     length: n,
     flags: f,
   };
+}
+
+/**
+ * The bytes of `src` from `from` on, by the engine's length.
+ *
+ * @throws {RangeError} when `from` lies past its end
+ */
+function sourceRest(src: Uint8Array, from: number, op: VdmOp): number {
+  const sn = byteLengthOf(src);
+  if (from > sn) {
+    throw new RangeError(
+      `Cannot ${op}: srcOffset ${from} is beyond the source (${sn} bytes)`,
+    );
+  }
+  return sn - from;
 }
 
 /** The operations a batch entry may name. */

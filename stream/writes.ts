@@ -57,13 +57,13 @@ export function checkLength(
   }
 }
 
-/** Check `data` for an append to region `k`. */
+/** Check `data` for an append to region `k`; its length. */
 export function checkData(
   core: LogCore,
   data: unknown,
   k: number,
   op: string,
-): Uint8Array {
+): number {
   if (!(data instanceof Uint8Array)) {
     throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
   }
@@ -75,7 +75,7 @@ export function checkData(
   // stand for data that was never written (asked only of empty data)
   if (n === 0 && isDetached(data)) throw detachedData(op);
   checkLength(core, n, k, op);
-  return data;
+  return n;
 }
 
 /** Reserve, committing and persisting to make room when the ring is full. */
@@ -199,11 +199,12 @@ export class Writes {
     core.advance(res.ts, "committed");
   }
 
-  /** Append `data` (checked) to `region` through the mover. */
+  /** Append `data` (checked: `length` bytes) to `region` through the mover. */
   appendAsync(
     region: Region,
     k: number,
     data: Uint8Array,
+    length: number,
     options: AppendOptions | undefined,
     op: string,
   ): AppendFuture {
@@ -218,13 +219,7 @@ export class Writes {
       );
     }
     const core = this.#core;
-    const res = reserveRoom(
-      core,
-      k,
-      region.generation,
-      byteLengthOf(data),
-      op,
-    );
+    const res = reserveRoom(core, k, region.generation, length, op);
     let slot = -1;
     const f = new StreamAppendFuture(
       core,
