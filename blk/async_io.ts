@@ -24,7 +24,7 @@ import type { Arena, WriteTicket } from "./arena.ts";
 import { commitUpdates, type LaneUpdate } from "./commit.ts";
 import type { Media } from "./media.ts";
 import type { ReadAccess } from "./async_read.ts";
-import { byteLengthOf } from "./options.ts";
+import { byteLengthOf, trueBytes } from "../ffi/validate.ts";
 
 /** What the futures need from their pool. */
 export interface PoolAccess extends ReadAccess {
@@ -98,6 +98,21 @@ function changedData(slots: Slot[]): Error | undefined {
       );
   }
   return undefined;
+}
+
+/**
+ * `data` itself when its `byteLength` property can only be the engine's
+ * (a plain Uint8Array without an own one), else a plain view of its
+ * bytes: the windows (Bun, above 64 MiB) split a block by that property,
+ * which a getter honest at the write's check may answer otherwise now (a
+ * short split left stale bytes in the block). No array made for the
+ * arrays nearly every write passes.
+ */
+function ownLength(data: Uint8Array): Uint8Array {
+  return Object.getPrototypeOf(data) === Uint8Array.prototype &&
+      !Object.hasOwn(data, "byteLength")
+    ? data
+    : trueBytes(data);
 }
 
 function releaseSlot(slot: Slot): void {
@@ -220,7 +235,7 @@ export class WriteScheduler {
     for (const g of groups) {
       for (const { arena, lane, data } of g.slots) {
         const at = arena.blockOffset(arena.freeBlock(lane));
-        media.storeOps(at, data, ops);
+        media.storeOps(at, ownLength(data), ops);
       }
     }
     return this.#map.mover.batch(ops);

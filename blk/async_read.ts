@@ -22,7 +22,7 @@ import type { Mapping } from "../pmem2/mapping.ts";
 import type { Arena } from "./arena.ts";
 import { MAP_ERROR, MAP_FLAGS, MAP_LBA_MASK, MAP_NORMAL } from "./layout.ts";
 import type { Media } from "./media.ts";
-import { byteLengthOf } from "./options.ts";
+import { byteLengthOf } from "../ffi/validate.ts";
 
 /** What a read needs from its pool. */
 export interface ReadAccess {

@@ -5,22 +5,12 @@
  *
  * @module
  */
+import { byteLengthOf } from "../ffi/validate.ts";
 import type { Vdm } from "../mover/vdm.ts";
 
-const typedArrayByteLength = Object.getOwnPropertyDescriptor(
-  Object.getPrototypeOf(Uint8Array.prototype),
-  "byteLength",
-)!.get!;
-
-/**
- * The byte length of a Uint8Array as the engine knows it (0 once
- * detached). Its `byteLength` property is no proof: a subclass, or the
- * array's own property, may override it, and the native copies trust the
- * length they are given.
- */
-export function byteLengthOf(array: Uint8Array): number {
-  return typedArrayByteLength.call(array) as number;
-}
+// one copy of the engine's byteLength getter (see `byteLengthOf`),
+// re-exported for pool.ts
+export { byteLengthOf };
 
 /**
  * Check a block's data: a Uint8Array of exactly `size` bytes whose

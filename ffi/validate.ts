@@ -74,6 +74,18 @@ export function byteLengthOf(view: ArrayBufferView): number {
 }
 
 /**
+ * The buffer of a typed array as its engine knows it, read through the
+ * engine's own getter (which also moves a small array's bytes out of the
+ * engine's heap, see `pin` in mover/_device_submit.ts); a subclass's or
+ * an own `buffer` property answers `bytes.buffer` instead.
+ *
+ * @throws {TypeError} when `view` is not a typed array
+ */
+export function bufferOf(view: ArrayBufferView): ArrayBufferLike {
+  return apply(BUFFER, view, []);
+}
+
+/**
  * A fresh Uint8Array over exactly the bytes of the typed array `view`
  * (its buffer, offset and length as the engine knows them), for native
  * code or a mover to be handed instead of an array whose properties may

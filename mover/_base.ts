@@ -6,6 +6,7 @@
  * @module
  */
 import { ClosedError } from "../errors/mod.ts";
+import { byteLengthOf } from "../ffi/validate.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import {
   type BatchEntry,
@@ -191,7 +192,7 @@ export abstract class BaseMover implements Vdm {
       for (const op of ops) {
         const src = op.src;
         if (src === undefined) continue;
-        if (op.srcOffset === 0 && op.length === src.byteLength) continue;
+        if (op.srcOffset === 0 && op.length === byteLengthOf(src)) continue;
         op.src = src.subarray(op.srcOffset, op.srcOffset + op.length);
         op.srcOffset = 0;
       }

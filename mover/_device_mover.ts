@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { bufferOf } from "../ffi/validate.ts";
 import { all, map } from "../future/combinators.ts";
 import type { Future, FutureOptions, PollContext } from "../future/future.ts";
 import { BaseMover } from "./_base.ts";
@@ -31,8 +32,11 @@ let deviceOf: (mover: DeviceMover) => CompletionDevice;
  * `pin` does next anyway.
  */
 function shrinkable(op: CheckedOp): boolean {
-  return (op.dst.buffer as ArrayBuffer).resizable === true ||
-    (op.src !== undefined && (op.src.buffer as ArrayBuffer).resizable === true);
+  // the engine's getter (see `bufferOf`): a `buffer` property that named
+  // another, fixed buffer sent a resizable one to the workers
+  return (bufferOf(op.dst) as ArrayBuffer).resizable === true ||
+    (op.src !== undefined &&
+      (bufferOf(op.src) as ArrayBuffer).resizable === true);
 }
 
 function anyShrinkable(ops: CheckedOp[]): boolean {

@@ -10,6 +10,7 @@
  */
 import { ClosedError } from "../errors/mod.ts";
 import { native, nativeError } from "../ffi/lib.ts";
+import { byteLengthOf } from "../ffi/validate.ts";
 import { fromStep } from "../future/combinators.ts";
 import { adopt } from "../future/executor.ts";
 import {
@@ -171,10 +172,10 @@ export class DeviceOp extends Future<void> {
       (this.#dev.info.genCap & GEN_CAP_OVERLAP) === 0 &&
       native.ap_overlap(
           op.dst,
-          op.dst.byteLength,
+          byteLengthOf(op.dst),
           op.dstOffset,
           op.src!,
-          op.src!.byteLength,
+          byteLengthOf(op.src!),
           op.srcOffset,
           op.length,
         ) !== 0;
@@ -193,10 +194,10 @@ export class DeviceOp extends Future<void> {
       if (op.op === "memmove" && op.length > dev.info.maxTransfer) {
         const dir = native.ap_overlap(
           op.dst,
-          op.dst.byteLength,
+          byteLengthOf(op.dst),
           op.dstOffset,
           op.src!,
-          op.src!.byteLength,
+          byteLengthOf(op.src!),
           op.srcOffset,
           op.length,
         );
@@ -311,9 +312,9 @@ export class DeviceOp extends Future<void> {
       this.#dev.handle(op.op),
       this.#rec,
       op.dst,
-      op.dst.byteLength,
+      byteLengthOf(op.dst),
       src,
-      src?.byteLength ?? 0,
+      src === null ? 0 : byteLengthOf(src),
     );
     if (rc < 0) throw nativeError(rc, op.op);
     if (rc === 1) this.#dev.stats.pagesTouched++;

@@ -10,6 +10,7 @@
  */
 import { PmemError } from "../errors/mod.ts";
 import { check, native, nativeError } from "../ffi/lib.ts";
+import { bufferOf, byteLengthOf } from "../ffi/validate.ts";
 import { assertAttached } from "./cpu.ts";
 import type { CompletionDevice } from "./_device.ts";
 import { DsaFlag, DsaOpcode, dsaStatusName } from "./dsa_format.ts";
@@ -89,7 +90,7 @@ export function persistOnCpu(
   check(
     native.ap_cpu_flush(
       op.dst,
-      op.dst.byteLength,
+      byteLengthOf(op.dst),
       op.dstOffset + from,
       to - from,
     ),
@@ -151,8 +152,10 @@ export function statusError(
  * operation holds the array.
  */
 export function pin(op: CheckedOp): void {
-  void op.dst.buffer;
-  if (op.src !== undefined) void op.src.buffer;
+  // the engine's getter (see `bufferOf`): a subclass's `buffer` getter
+  // would leave the bytes where they are
+  bufferOf(op.dst);
+  if (op.src !== undefined) bufferOf(op.src);
 }
 
 /** Submit `[start, start+len)` of `op` into `rec`; a negative code on failure. */
@@ -172,10 +175,10 @@ export function submit(
     OPCODES[op.op],
     flags,
     op.dst,
-    op.dst.byteLength,
+    byteLengthOf(op.dst),
     op.dstOffset + start,
     src,
-    src.byteLength,
+    byteLengthOf(src),
     op.src === undefined ? op.dstOffset + start : op.srcOffset + start,
     len,
     op.value,
@@ -203,10 +206,10 @@ export function setMember(
     OPCODES[op.op],
     flags,
     op.dst,
-    op.dst.byteLength,
+    byteLengthOf(op.dst),
     op.dstOffset,
     src,
-    src.byteLength,
+    byteLengthOf(src),
     op.src === undefined ? op.dstOffset : op.srcOffset,
     op.length,
     op.value,

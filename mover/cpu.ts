@@ -7,6 +7,7 @@
  */
 import { ClosedError } from "../errors/mod.ts";
 import { check, native } from "../ffi/lib.ts";
+import { byteLengthOf, holds } from "../ffi/validate.ts";
 import { Future, type FutureOptions, type Step } from "../future/future.ts";
 import { BaseMover } from "./_base.ts";
 import { type CheckedOp, VdmFlags } from "./vdm.ts";
@@ -17,9 +18,12 @@ import { type CheckedOp, VdmFlags } from "./vdm.ts";
  * native code touches the buffers.
  */
 export function assertAttached(op: CheckedOp, to: number): void {
+  // the elements, not a `byteLength` property (which may answer
+  // anything, and change its answer after the check): a typed array's
+  // elements answer from its storage alone (see `holds`)
   if (
-    op.dst.byteLength - op.dstOffset < to ||
-    (op.src !== undefined && op.src.byteLength - op.srcOffset < to)
+    !covers(op.dst, op.dstOffset + to) ||
+    (op.src !== undefined && !covers(op.src, op.srcOffset + to))
   ) {
     // a ClosedError: a mapping's views detach when it closes, so this is
     // how an operation on a closed mapping's memory ends
@@ -29,6 +33,11 @@ export function assertAttached(op: CheckedOp, to: number): void {
       "a buffer was detached before the operation ran (transferred, or its mapping closed)",
     );
   }
+}
+
+/** Whether `bytes` has at least `end` bytes (trivially for 0). */
+function covers(bytes: Uint8Array, end: number): boolean {
+  return end === 0 || holds(bytes, end);
 }
 
 /**
@@ -41,10 +50,11 @@ export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
   const { dst, src, flags, dstOffset, srcOffset } = op;
   if (
     flags === 0 && from === 0 && op.op === "memcpy" && src !== undefined &&
-    srcOffset === 0 && to === src.byteLength &&
-    to <= dst.byteLength - dstOffset
+    srcOffset === 0 && to !== 0 && holds(src, to) && src[to] === undefined &&
+    holds(dst, dstOffset + to)
   ) {
-    // the common case, both buffers attached: one check each
+    // the common case, both buffers attached (`to` bytes of src exactly,
+    // room for them in dst, by their elements): one check each
     dst.set(src, dstOffset);
     return;
   }
@@ -61,17 +71,17 @@ export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
         check(
           native.ap_cpu_copy(
             dst,
-            dst.byteLength,
+            byteLengthOf(dst),
             at,
             src!,
-            src!.byteLength,
+            byteLengthOf(src!),
             srcOffset + from,
             n,
             nt,
           ),
           "memcpy",
         );
-      } else if (from === 0 && n === src!.byteLength) dst.set(src!, at);
+      } else if (from === 0 && n === byteLengthOf(src!)) dst.set(src!, at);
       else dst.set(src!.subarray(from, to), at);
       break;
     case "memmove":
@@ -79,10 +89,10 @@ export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
       check(
         native.ap_cpu_copy(
           dst,
-          dst.byteLength,
+          byteLengthOf(dst),
           at,
           src!,
-          src!.byteLength,
+          byteLengthOf(src!),
           srcOffset + from,
           n,
           nt,
@@ -94,11 +104,11 @@ export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
       dst.fill(op.value, at, at + n);
       break;
     case "flush":
-      check(native.ap_cpu_flush(dst, dst.byteLength, at, n), "flush");
+      check(native.ap_cpu_flush(dst, byteLengthOf(dst), at, n), "flush");
       return;
   }
   if (flags & VdmFlags.DURABLE) {
-    check(native.ap_cpu_flush(dst, dst.byteLength, at, n), op.op);
+    check(native.ap_cpu_flush(dst, byteLengthOf(dst), at, n), op.op);
   }
 }
 

@@ -6,7 +6,13 @@
  * @module
  */
 import { NotSupportedError } from "../errors/mod.ts";
-import { checkByte, checkBytes, checkSize } from "../ffi/validate.ts";
+import {
+  byteLengthOf,
+  checkByte,
+  checkBytes,
+  checkSize,
+  holds,
+} from "../ffi/validate.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 
 /**
@@ -47,7 +53,7 @@ export type BatchEntry =
      * large view (a mapping) without a view per block. @default 0
      */
     srcOffset?: number;
-    /** Bytes to copy. @default `src.byteLength - srcOffset` */
+    /** Bytes to copy. @default the rest of `src` from `srcOffset` */
     length?: number;
     flags?: number;
   }
@@ -170,7 +176,13 @@ export function checkOp(
     );
   }
   let s: Uint8Array | undefined;
-  let n = d.byteLength;
+  // the engine's lengths (see `byteLengthOf`), never the `byteLength`
+  // property: a Uint8Array claiming 1 MiB over its 16 bytes had the
+  // native copies read and write past it. At most one lookup per
+  // operation (on JavaScriptCore one costs several property reads): a
+  // copy's dst, and its src when a length is given, are measured by
+  // their elements (see `holds`)
+  let n = 0;
   let v = 0;
   let at = 0;
   let from = 0;
@@ -178,24 +190,22 @@ export function checkOp(
     s = checkBytes(src, "src", op);
     at = checkSize(dstOffset, "dstOffset", op);
     from = checkSize(srcOffset, "srcOffset", op);
-    if (from > s.byteLength) {
-      throw new RangeError(
-        `Cannot ${op}: srcOffset ${from} is beyond the source (${s.byteLength} bytes)`,
-      );
+    if (length === undefined) n = sourceRest(s, from, op);
+    else {
+      n = checkSize(length, "length", op);
+      // a given length is checked by the elements (see `holds`)
+      if (n > 0 ? !holds(s, from + n) : from > byteLengthOf(s)) {
+        const rest = sourceRest(s, from, op); // throws for from past it
+        throw new RangeError(
+          `Cannot ${op}: ${n} bytes from ${from} do not fit the source ` +
+            `(${from + rest} bytes)`,
+        );
+      }
     }
-    n = length === undefined
-      ? s.byteLength - from
-      : checkSize(length, "length", op);
-    if (n > s.byteLength - from) {
-      throw new RangeError(
-        `Cannot ${op}: ${n} bytes from ${from} do not fit the source ` +
-          `(${s.byteLength} bytes)`,
-      );
-    }
-    if (n > d.byteLength - at) {
+    if (n > 0 ? !holds(d, at + n) : at > byteLengthOf(d)) {
       throw new RangeError(
         `Cannot ${op}: source (${n} bytes) is longer than the ` +
-          `destination (${d.byteLength} bytes${at ? ` from ${at}` : ""})`,
+          `destination (${byteLengthOf(d)} bytes${at ? ` from ${at}` : ""})`,
       );
     }
   } else {
@@ -209,6 +219,7 @@ export function checkOp(
       );
     }
     if (op === "memset") v = checkByte(value, "value", op);
+    n = byteLengthOf(d);
   }
   return {
     op,
@@ -220,6 +231,21 @@ export function checkOp(
     length: n,
     flags: f,
   };
+}
+
+/**
+ * The bytes of `src` from `from` on, by the engine's length.
+ *
+ * @throws {RangeError} when `from` lies past its end
+ */
+function sourceRest(src: Uint8Array, from: number, op: VdmOp): number {
+  const sn = byteLengthOf(src);
+  if (from > sn) {
+    throw new RangeError(
+      `Cannot ${op}: srcOffset ${from} is beyond the source (${sn} bytes)`,
+    );
+  }
+  return sn - from;
 }
 
 /** The operations a batch entry may name. */

@@ -20,6 +20,7 @@
  * @module
  */
 import { OutOfSpaceError } from "../errors/mod.ts";
+import { byteLengthOf } from "../ffi/validate.ts";
 import type { Future } from "../future/future.ts";
 import { CorruptPoolError } from "./errors.ts";
 import {
@@ -258,8 +259,9 @@ export class RedoLog {
       key,
       op,
     );
-    // a subarray costs more than a short copy on some runtimes
-    if (from === 0 && length === src.length) this.#media.set(src, at);
+    // a subarray costs more than a short copy on some runtimes; the
+    // engine's length (see `byteLengthOf`), not a `length` property
+    if (from === 0 && length === byteLengthOf(src)) this.#media.set(src, at);
     else this.#media.set(src.subarray(from, from + length), at);
     return at;
   }

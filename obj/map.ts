@@ -25,6 +25,7 @@
  * @module
  */
 import { ClosedError } from "../errors/mod.ts";
+import { byteLengthOf } from "../ffi/validate.ts";
 import type { Future } from "../future/future.ts";
 import { newHandle } from "./handle.ts";
 import type { Engine } from "./engine.ts";
@@ -83,7 +84,7 @@ function checkKey(key: unknown, op: string): MapKey {
     return key;
   }
   if (key instanceof Uint8Array) {
-    if (key.length > MAX_KEY) {
+    if (byteLengthOf(key) > MAX_KEY) {
       throw new RangeError(`Cannot ${op}: the key is longer than ${MAX_KEY}`);
     }
     return key;

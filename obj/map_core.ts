@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { byteLengthOf, trueBytes } from "../ffi/validate.ts";
 import { newHandle, type ObjectHandle } from "./handle.ts";
 import type { Engine } from "./engine.ts";
 import { CorruptPoolError } from "./errors.ts";
@@ -94,11 +95,20 @@ function putAscii(u8: Uint8Array, at: number, s: string): void {
 
 /** Bytes as a string of char codes (a Map key for byte keys). */
 export function binKey(b: Uint8Array): string {
+  // the engine's bytes (see `trueBytes`), not b.subarray(): a subclass's
+  // species makes the chunks, and fromCharCode.apply reads their `length`
+  // (JavaScriptCore), a property that keyed the index by fewer bytes than
+  // the node stores; one view, like the subarray it replaces
+  const t = trueBytes(b);
+  const n = t.length;
+  if (n <= 8192) {
+    return String.fromCharCode.apply(null, t as unknown as number[]);
+  }
   let s = "";
-  for (let i = 0; i < b.length; i += 8192) {
+  for (let i = 0; i < n; i += 8192) {
     s += String.fromCharCode.apply(
       null,
-      b.subarray(i, i + 8192) as unknown as number[],
+      t.subarray(i, i + 8192) as unknown as number[],
     );
   }
   return s;
@@ -269,12 +279,14 @@ export class MapCore implements TxEffects<Pending> {
     const isStr = typeof key === "string";
     const kAscii = isStr ? asciiLength(key) : -1;
     const kb = isStr ? (kAscii < 0 ? encoder.encode(key) : undefined) : key;
-    const klen = kb === undefined ? kAscii : kb.length;
+    // the engine's lengths (see `byteLengthOf`): a `length` claiming less
+    // sized the node short, and the copies wrote past it
+    const klen = kb === undefined ? kAscii : byteLengthOf(kb);
     const k = isStr ? key : binKey(key);
     const vStr = typeof value === "string";
     const vAscii = vStr ? asciiLength(value) : -1;
     const vb = vStr ? (vAscii < 0 ? encoder.encode(value) : undefined) : value;
-    const vlen = vb === undefined ? vAscii : vb.length;
+    const vlen = vb === undefined ? vAscii : byteLengthOf(vb);
     if (vlen > MAX_VALUE) {
       throw new RangeError(
         `Cannot set: the value has more than ${MAX_VALUE} bytes`,

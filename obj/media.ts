@@ -27,6 +27,7 @@ import { crc32c } from "../pmem2/crc32c.ts";
 import { VIEW_WINDOWS } from "../pmem2/view_buffers.ts";
 import { evenRun, EvenWindows } from "../pmem2/even_windows.ts";
 import { load32, store32 } from "./object_bytes.ts";
+import { byteLengthOf, trueBytes } from "../ffi/validate.ts";
 
 /** Dirty tracking unit (a page: what an msync writes anyway). */
 const PAGE_SHIFT = 12;
@@ -222,8 +223,16 @@ export class ObjMedia {
   /** Store `src` at `offset` (not persisted). */
   set(src: Uint8Array, offset: number): void {
     const u8 = this.#u8;
-    if (u8 !== null) u8.set(src, offset);
-    else this.#win!.set(src, offset);
+    if (u8 !== null) {
+      u8.set(src, offset);
+      return;
+    }
+    // the windows split by `src.length`, a property an array may lie in:
+    // the engine's length, and the array's own bytes where it spans them
+    const win = this.#win!;
+    const n = byteLengthOf(src);
+    if (win.fits(offset, n)) win.u8At(offset, n).set(src, win.index(offset, n));
+    else win.set(trueBytes(src), offset);
   }
 
   /** Fill `[offset, offset + length)` with `value` (not persisted). */

@@ -14,6 +14,7 @@
  * @module
  */
 import { ClosedError } from "../errors/mod.ts";
+import { byteLengthOf } from "../ffi/validate.ts";
 import { StaleObjectError } from "./errors.ts";
 import type { Engine } from "./engine.ts";
 import { newHandle, type ObjectHandle } from "./handle.ts";
@@ -324,7 +325,10 @@ export class Transaction {
     if (!(bytes instanceof Uint8Array)) {
       throw new TypeError("Cannot write: bytes must be a Uint8Array");
     }
-    const n = bytes.length;
+    // the engine's length (see `byteLengthOf`), not `bytes.length`: a
+    // subclass claiming fewer bytes passed the bounds check, then the copy
+    // wrote all of them past the object (or its log entry)
+    const n = byteLengthOf(bytes);
     this.#range(o, offset, n, "write");
     if (n === 0) return;
     const at = this.#stage(o.offset, "write");

@@ -8,7 +8,12 @@
  * @module
  */
 import { native } from "../ffi/lib.ts";
-import { checkBytes, checkRange } from "../ffi/validate.ts";
+import {
+  byteLengthOf,
+  checkBytes,
+  checkRange,
+  holds,
+} from "../ffi/validate.ts";
 
 const ap_crc32c = native.ap_crc32c;
 
@@ -36,8 +41,9 @@ export const CRC_SOFTWARE = 1;
  * @param crc the CRC to continue from @default 0
  * @param flags {@linkcode CRC_SOFTWARE} or 0 @default 0
  * @returns the CRC, an unsigned 32-bit integer
- * @throws {TypeError} when `bytes` is not a Uint8Array
- * @throws {RangeError} when the range leaves `bytes`
+ * @throws {TypeError} when `bytes` is not a Uint8Array, or `flags` not an
+ *   integer
+ * @throws {RangeError} when the range leaves `bytes`, or for unknown flags
  */
 export function crc32c(
   bytes: Uint8Array,
@@ -46,14 +52,48 @@ export function crc32c(
   crc = 0,
   flags = 0,
 ): number {
-  const n = length ?? bytes?.byteLength - offset;
+  checkBytes(bytes, "bytes", "crc32c");
+  if (flags !== 0 && flags !== CRC_SOFTWARE) checkFlags(flags);
+  // a `byteLength` property claiming 1 MiB over 16 bytes had the shim
+  // hash the heap past them. A range given is checked by its last
+  // element (see `holds`), and the shim told the array ends there: the
+  // engine's length (`byteLengthOf`) costs several property reads on
+  // JavaScriptCore, per entry of the log store
   if (
-    !(bytes instanceof Uint8Array) || !(offset >= 0 && n >= 0) ||
-    offset + n > bytes.byteLength || !Number.isInteger(offset) ||
-    !Number.isInteger(n)
+    length !== undefined && length > 0 && offset >= 0 &&
+    Number.isInteger(offset) && Number.isInteger(length) &&
+    holds(bytes, offset + length)
   ) {
-    checkBytes(bytes, "bytes", "crc32c");
-    checkRange(offset, n, bytes.byteLength, "crc32c");
+    return ap_crc32c(
+      bytes,
+      offset + length,
+      offset,
+      length,
+      crc >>> 0,
+      flags,
+    );
   }
-  return ap_crc32c(bytes, bytes.byteLength, offset, n, crc >>> 0, flags);
+  const size = byteLengthOf(bytes);
+  const n = length ?? size - offset;
+  if (
+    !(offset >= 0 && n >= 0) || offset + n > size ||
+    !Number.isInteger(offset) || !Number.isInteger(n)
+  ) {
+    checkRange(offset, n, size, "crc32c");
+  }
+  return ap_crc32c(bytes, size, offset, n, crc >>> 0, flags);
+}
+
+/**
+ * Throw for flags other than 0 and {@linkcode CRC_SOFTWARE}: the shim
+ * takes a u32, so Bun truncated 2^32 + 1 to CRC_SOFTWARE and Deno threw
+ * its own untyped error.
+ */
+function checkFlags(flags: unknown): never {
+  if (typeof flags !== "number" || !Number.isInteger(flags)) {
+    throw new TypeError("Cannot crc32c: flags must be an integer");
+  }
+  throw new RangeError(
+    `Cannot crc32c: unknown flags 0x${flags.toString(16)}`,
+  );
 }

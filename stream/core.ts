@@ -18,6 +18,7 @@
  * @module
  */
 import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
+import { byteLengthOf } from "../ffi/validate.ts";
 import type { FileShare } from "../pmem2/file_share.ts";
 import type { Future } from "../future/future.ts";
 import { wait } from "../future/executor.ts";
@@ -323,7 +324,7 @@ export class LogCore {
   appendAlone(k: number, gen: number, data: Uint8Array, op: string): number {
     const s = this.shared;
     const f64 = s.f64;
-    const length = data.byteLength;
+    const length = byteLengthOf(data); // the engine's, as checkData's
     const total = entryTotal(length);
     s.lockReserve();
     try {

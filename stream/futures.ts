@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { byteLengthOf, holds } from "../ffi/validate.ts";
 import {
   Future,
   type FutureOptions,
@@ -73,20 +74,28 @@ export class CopyScheduler {
     for (const f of queued) {
       const data = f.data;
       if (data === undefined || !f.queued) continue; // settled meanwhile
-      const n = data.byteLength;
-      if (n !== f.length) {
+      const n = f.length;
+      // exactly n elements: a typed array's elements answer from its
+      // storage alone (see `holds`), cheaper than its length on Bun
+      if (n === 0 ? data[0] !== undefined : !exactly(data, n)) {
         // detached or resized since the append was made: the place holds
         // the old length, so a longer copy would overwrite what follows
         // (another entry, another region) and a shorter one leave stale
         // bytes in the entry
-        f.fail(changedData(f.length, n));
+        f.fail(changedData(n, byteLengthOf(data)));
         continue;
       }
       members.push(f);
       if (n === 0) continue;
       const at = f.at + ENTRY_HEADER;
       if (whole !== undefined) {
-        ops.push({ op: "memcpy", dst: whole, dstOffset: at, src: data });
+        ops.push({
+          op: "memcpy",
+          dst: whole,
+          dstOffset: at,
+          src: data,
+          length: n, // checked by elements above, and again by the mover
+        });
       } else media.copyOps(at, data, ops); // windows: a piece per window
     }
     if (members.length === 0) return;
@@ -111,6 +120,11 @@ export class CopyScheduler {
       for (const f of copy.members) f.copiedOk();
     }
   }
+}
+
+/** Whether `data` has exactly `n` (> 0) bytes. */
+function exactly(data: Uint8Array, n: number): boolean {
+  return holds(data, n) && data[n] === undefined;
 }
 
 /** The error of an append whose data changed size before its copy. */

@@ -24,8 +24,9 @@ import type { Mapping } from "../pmem2/mapping.ts";
 import { crc32c } from "../pmem2/crc32c.ts";
 import { markMapping, nativeHandleOf, traceDurable } from "../pmem2/mapping.ts";
 import { check, native } from "../ffi/lib.ts";
+import { byteLengthOf, trueBytes } from "../ffi/validate.ts";
 import type { BatchEntry } from "../mover/vdm.ts";
-import { EvenWindows } from "../pmem2/even_windows.ts";
+import { EvenWindows, inEven } from "../pmem2/even_windows.ts";
 import { VIEW_WINDOWS } from "../pmem2/view_buffers.ts";
 import { ENTRY_HEADER } from "./layout.ts";
 
@@ -123,7 +124,21 @@ export class StreamMedia {
     const u8 = this.#u8;
     if (u8 !== undefined) {
       ops.push({ op: "memcpy", dst: u8, dstOffset: at, src: data });
-    } else this.#win!.storeOps(at, data, ops);
+      return;
+    }
+    // the windows split by `src.byteLength`, a property an array may lie
+    // in (a short split left stale bytes in the entry): the engine's
+    // length, and the array's own bytes where it spans windows
+    const win = this.#win!;
+    const n = byteLengthOf(data);
+    if (win.fits(at, n)) {
+      ops.push({
+        op: "memcpy",
+        dst: win.even(at),
+        dstOffset: inEven(at),
+        src: data,
+      });
+    } else win.storeOps(at, trueBytes(data), ops);
   }
 
   /** A copy of `[offset, offset + length)`. */
@@ -182,8 +197,16 @@ export class StreamMedia {
   /** Store `data` at `offset` (not persisted). */
   set(offset: number, data: Uint8Array): void {
     const u8 = this.#u8;
-    if (u8 !== undefined) u8.set(data, offset);
-    else this.#win!.set(data, offset);
+    if (u8 !== undefined) {
+      u8.set(data, offset);
+      return;
+    }
+    // as in copyOps: the windows split by `src.length`, a property
+    const win = this.#win!;
+    const n = byteLengthOf(data);
+    if (win.fits(offset, n)) {
+      win.u8At(offset, n).set(data, win.index(offset, n));
+    } else win.set(trueBytes(data), offset);
   }
 
   /** Zero `[offset, offset + length)` (not persisted). */
@@ -228,7 +251,7 @@ export class StreamMedia {
       ap_log_append(
         nativeHandleOf(map),
         data,
-        data.byteLength,
+        byteLengthOf(data), // the engine's (see `byteLengthOf`)
         at,
         next,
         ts,

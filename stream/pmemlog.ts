@@ -33,7 +33,7 @@ import {
 } from "./pmemlog_format.ts";
 import { StreamMedia } from "./media.ts";
 import { checkInt, checkMover, detachedData, isDetached } from "./options.ts";
-import { checkOpenArgs } from "../ffi/validate.ts";
+import { byteLengthOf, checkOpenArgs } from "../ffi/validate.ts";
 import { LogAppender } from "./pmemlog_async.ts";
 
 const EINVAL = 22;
@@ -321,8 +321,11 @@ export class PmemLog implements Disposable {
       if (!(b instanceof Uint8Array)) {
         throw new TypeError(`Cannot ${op}: data must be Uint8Arrays`);
       }
-      if (b.byteLength === 0 && isDetached(b)) throw detachedData(op);
-      n += b.byteLength;
+      // the engine's length (see `byteLengthOf`): a lying `byteLength`
+      // took a place of another size than the bytes copied into it
+      const m = byteLengthOf(b);
+      if (m === 0 && isDetached(b)) throw detachedData(op);
+      n += m;
     }
     return n;
   }
@@ -384,7 +387,7 @@ export class PmemLog implements Disposable {
     let p = at;
     for (const b of data) {
       media.set(p, b);
-      p += b.byteLength;
+      p += byteLengthOf(b);
     }
     media.persist(at, n);
     this.#commitTo(at + n);

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { byteLengthOf } from "../ffi/validate.ts";
 import {
   Future,
   type FutureOptions,
@@ -92,7 +93,7 @@ export class LogAppender {
     const ops: BatchEntry[] = [];
     const started: Pending[] = [];
     for (const p of queued) {
-      const n = p.data.byteLength;
+      const n = byteLengthOf(p.data); // the engine's (see `byteLengthOf`)
       try {
         // detached since the call: an empty append would stand for it
         if (n === 0 && isDetached(p.data)) throw detachedData("appendAsync");

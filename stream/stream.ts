@@ -402,8 +402,8 @@ export class LogStream implements Disposable {
   ): AppendFuture {
     const op = "appendAsync";
     const k = this.#regions.slot(region, op);
-    checkData(this.#core!, data, k, op);
-    return this.#writes.appendAsync(region, k, data, options, op);
+    const n = checkData(this.#core!, data, k, op);
+    return this.#writes.appendAsync(region, k, data, n, options, op);
   }
 
   /**

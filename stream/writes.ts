@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { byteLengthOf } from "../ffi/validate.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import { waitAll } from "../future/executor.ts";
 import { FutureRegistry } from "../future/registry.ts";
@@ -56,22 +57,25 @@ export function checkLength(
   }
 }
 
-/** Check `data` for an append to region `k`. */
+/** Check `data` for an append to region `k`; its length. */
 export function checkData(
   core: LogCore,
   data: unknown,
   k: number,
   op: string,
-): Uint8Array {
+): number {
   if (!(data instanceof Uint8Array)) {
     throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
   }
-  const n = data.byteLength;
+  // the engine's length (see `byteLengthOf`), as every later step takes
+  // it: a `byteLength` property claiming more had the native append copy
+  // heap into the log, claiming less had the copy overrun its place
+  const n = byteLengthOf(data);
   // a view of a transferred buffer reads as empty: an empty entry would
   // stand for data that was never written (asked only of empty data)
   if (n === 0 && isDetached(data)) throw detachedData(op);
   checkLength(core, n, k, op);
-  return data;
+  return n;
 }
 
 /** Reserve, committing and persisting to make room when the ring is full. */
@@ -100,7 +104,7 @@ export function appendWaiting(
   data: Uint8Array,
   op: string,
 ): number {
-  const res = reserveRoom(core, k, gen, data.byteLength, op);
+  const res = reserveRoom(core, k, gen, byteLengthOf(data), op);
   core.media.set(res.at + ENTRY_HEADER, data);
   core.ready(res.ts);
   core.waitFor(res.ts, "persisted", op);
@@ -195,11 +199,12 @@ export class Writes {
     core.advance(res.ts, "committed");
   }
 
-  /** Append `data` (checked) to `region` through the mover. */
+  /** Append `data` (checked: `length` bytes) to `region` through the mover. */
   appendAsync(
     region: Region,
     k: number,
     data: Uint8Array,
+    length: number,
     options: AppendOptions | undefined,
     op: string,
   ): AppendFuture {
@@ -214,7 +219,7 @@ export class Writes {
       );
     }
     const core = this.#core;
-    const res = reserveRoom(core, k, region.generation, data.byteLength, op);
+    const res = reserveRoom(core, k, region.generation, length, op);
     let slot = -1;
     const f = new StreamAppendFuture(
       core,
