@@ -338,7 +338,7 @@ test("a block write spanning two windows copies the whole block", () => {
     });
     let bad = 0;
     for (let lba = 0; lba < 1300; lba++) {
-      await pool.writeAsync(lba, turncoat(size, 1, size - 1).fill(lba & 255 || 1));
+      await pool.writeAsync(lba, turncoat(size, 2, size - 1).fill(lba & 255 || 1));
     }
     for (let lba = 0; lba < 1300; lba++) {
       if (!pool.read(lba).every((b) => b === (lba & 255 || 1))) bad++;
