@@ -21,6 +21,7 @@
 import type { BatchEntry } from "../mover/vdm.ts";
 import type { Mapping } from "./mapping.ts";
 import { crc32c } from "./crc32c.ts";
+import { byteLengthOf } from "../ffi/validate.ts";
 import { VIEW_WINDOWS } from "./view_buffers.ts";
 
 /** Windows start every stride. */
@@ -189,7 +190,9 @@ export class EvenWindows {
 
   /** Store `src` at `offset` (not persisted). */
   set(src: Uint8Array, offset: number): void {
-    const length = src.length;
+    // the engine's length: a property that lies would split the copy
+    // short and leave stale bytes at a window's end
+    const length = byteLengthOf(src);
     if (this.fits(offset, length)) {
       this.u8At(offset, length).set(src, this.index(offset, length));
       return;
@@ -209,7 +212,7 @@ export class EvenWindows {
    * anywhere, and odd windows over them would count bytes twice).
    */
   storeOps(at: number, src: Uint8Array, ops: BatchEntry[]): void {
-    const length = src.byteLength;
+    const length = byteLengthOf(src);
     const index = inEven(at);
     if (index + length <= SIZE) {
       ops.push({ op: "memcpy", dst: this.even(at), dstOffset: index, src });

@@ -444,3 +444,40 @@ test("a map's index keys a byte key by its true bytes", () => {
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), "v undefined v true");
 });
+
+// Bug: EvenWindows (the view windows of Bun's large mappings) split a copy
+// across a window end by `src.length` / `src.byteLength`: an array whose
+// property said one byte less than it holds left the last byte stale,
+// for any caller that handed it on unguarded.
+test("a copy across a window end stores every byte of its array", () => {
+  const r = runScript(`
+    import { mapFile } from "@root/mod.ts";
+    import { EvenWindows } from "@root/pmem2/even_windows.ts";
+    ${LIARS}
+    using map = mapFile(${JSON.stringify(tempPath("e"))}, { size: 12 << 20 });
+    const win = new EvenWindows(map);
+    const end = 4 << 20; // the first even window's end
+    const fill = (v) => {
+      const a = new Uint8Array(4096).fill(v);
+      Object.defineProperty(a, "byteLength", { value: 4095 });
+      Object.defineProperty(a, "length", { value: 4095 });
+      return a;
+    };
+    win.set(fill(7), end - 2048);
+    const ops = [];
+    win.storeOps(end + (4 << 20) - 2048, fill(9), ops);
+    for (const op of ops) {
+      op.dst.set(
+        op.src.subarray(op.srcOffset ?? 0, (op.srcOffset ?? 0) + (op.length ?? 4096)),
+        op.dstOffset,
+      );
+    }
+    const got = new Uint8Array(4096);
+    map.read(end - 2048, got);
+    const a = got.every((b) => b === 7);
+    map.read(end + (4 << 20) - 2048, got);
+    console.log(a + " " + got.every((b) => b === 9));
+  `);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), "true true");
+});
