@@ -4,15 +4,15 @@
 // on this machine and on a fixture sysfs tree (in a private mount
 // namespace), and the reasons open() gives.
 import { spawnSync } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
 import { DsaMover, NotSupportedError, ThreadMover } from "../mod.ts";
 import { cString, native } from "../ffi/lib.ts";
 import { listDsa } from "../mover/_dsa_discovery.ts";
 import * as format from "../mover/dsa_format.ts";
 import { openTestPortal } from "../testing/mod.ts";
-import { assert, ROOT, ROOT_URL, RUNTIME, tempDir, test } from "./_harness.ts";
+import { assert, ROOT, tempDir, test } from "./_harness.ts";
+import { namespaceSkip, runInNamespace } from "./dsa_namespace.ts";
 
 const LIB = join(ROOT, "c", "build", "libasyncpmem.so");
 const MISSING_LIB = "libaccel-config-missing.so.0";
@@ -217,43 +217,12 @@ wq /sys/bus/iax/devices/iax1/wq1.0 dedicated user
 exec "$@"
 `;
 
-function fixtureSkip(): string {
-  if (process.getuid?.() !== 0) return "needs root (a private mount namespace)";
-  if (!run("unshare", ["-m", "--propagation", "private", "true"]).ok) {
-    return "unshare -m is not permitted here";
-  }
-  if (!listDsa().loaded) return "libaccel-config is not installed";
-  return "";
-}
+const fixtureSkip = namespaceSkip;
 
 test(
   "discovery of a fixture sysfs tree: one device, a dedicated and a shared WQ",
   () => {
-    const dir = tempDir();
-    const script = join(dir, "probe.ts");
-    const setup = join(dir, "fixture.sh");
-    writeFileSync(script, PROBE.replaceAll("@root/", ROOT_URL));
-    writeFileSync(setup, FIXTURE);
-    const args = RUNTIME === "deno" ? ["run", "-A", "--no-check", script] : [
-      script,
-    ];
-    const r = spawnSync(
-      "unshare",
-      [
-        "-m",
-        "--propagation",
-        "private",
-        "bash",
-        setup,
-        process.execPath,
-        ...args,
-      ],
-      {
-        encoding: "utf8",
-        timeout: 60_000,
-        env: { ...process.env, RUST_BACKTRACE: "0", NO_COLOR: "1" },
-      },
-    );
+    const r = runInNamespace(FIXTURE, PROBE);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stderr, ""); // libaccel-config's own logging is silenced
     const out = JSON.parse(r.stdout);

@@ -4,10 +4,6 @@
  * found by a review against the reference (dsa.md) and <linux/idxd.h>:
  * each test exposed a bug, named in its comment.
  */
-import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import process from "node:process";
 import { mapFile, ShimCode, ThreadMover, VdmFlags } from "../mod.ts";
 import { native } from "../ffi/lib.ts";
 import type { CompletionDevice } from "../mover/_device.ts";
@@ -16,14 +12,8 @@ import { listDsa } from "../mover/_dsa_discovery.ts";
 import { DsaFlag, DsaOpcode } from "../mover/dsa_format.ts";
 import { descriptorFlags } from "../mover/_device_submit.ts";
 import { openTestPortal, portalCounters } from "../testing/mod.ts";
-import {
-  assert,
-  ROOT_URL,
-  RUNTIME,
-  tempDir,
-  tempPath,
-  test,
-} from "./_harness.ts";
+import { namespaceSkip, runInNamespace } from "./dsa_namespace.ts";
+import { assert, tempPath, test } from "./_harness.ts";
 
 /** Spin (bounded) until record `rec` is written, as a poller sees it. */
 function spinRecord(dev: CompletionDevice, rec: number): number {
@@ -201,42 +191,17 @@ exec "$@"
 `;
 
 function fixtureSkip(): string {
-  if (process.getuid?.() !== 0) return "needs root (a private mount namespace)";
-  const r = spawnSync("unshare", ["-m", "--propagation", "private", "true"]);
-  if (r.status !== 0) return "unshare -m is not permitted here";
-  const listing = listDsa();
-  if (!listing.loaded) return "libaccel-config is not installed";
-  if (!listing.cpu.movdir64b) return "no MOVDIR64B: open() would use write(2)";
+  const why = namespaceSkip();
+  if (why !== "") return why;
+  if (!listDsa().cpu.movdir64b) {
+    return "no MOVDIR64B: open() would use write(2)";
+  }
   return "";
 }
 
 /** Run `probe` in the fixture's namespace; its JSON output. */
 function inFixture(probe: string, fixture = FIXTURE): unknown {
-  const dir = tempDir();
-  const script = join(dir, "probe.ts");
-  const setup = join(dir, "fixture.sh");
-  writeFileSync(script, probe.replaceAll("@root/", ROOT_URL));
-  writeFileSync(setup, fixture);
-  const args = RUNTIME === "deno" ? ["run", "-A", "--no-check", script] : [
-    script,
-  ];
-  const r = spawnSync(
-    "unshare",
-    [
-      "-m",
-      "--propagation",
-      "private",
-      "bash",
-      setup,
-      process.execPath,
-      ...args,
-    ],
-    {
-      encoding: "utf8",
-      timeout: 60_000,
-      env: { ...process.env, RUST_BACKTRACE: "0", NO_COLOR: "1" },
-    },
-  );
+  const r = runInNamespace(fixture, probe);
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout);
 }
