@@ -23,43 +23,10 @@ import {
   UsageError,
 } from "../cli/args.ts";
 import { detectKind } from "../cli/detect.ts";
-import {
-  assert,
-  patch,
-  peek,
-  ROOT,
-  RUNTIME,
-  tempDir,
-  tempPath,
-  test,
-} from "./_harness.ts";
+import { cli, cliArgv, type Run } from "./cli_run.ts";
+import { assert, patch, peek, tempDir, tempPath, test } from "./_harness.ts";
 
-const CLI = join(ROOT, "cli", "main.ts");
 const MiB = 2 ** 20;
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The command line that runs the CLI on this runtime. */
-function argv(...args: string[]): string[] {
-  return RUNTIME === "deno"
-    ? [process.execPath, "run", "-A", "--no-check", CLI, ...args]
-    : [process.execPath, CLI, ...args];
-}
-
-/** Run `asyncpmem ...args` on this runtime. */
-function cli(...args: string[]): Run {
-  const [cmd, ...rest] = argv(...args);
-  const r = spawnSync(cmd, rest, {
-    encoding: "utf8",
-    env: { ...process.env, NO_COLOR: "1" },
-    timeout: 120_000,
-  });
-  return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
-}
 
 /** A shell word for bash. */
 function q(s: string): string {
@@ -72,7 +39,9 @@ function q(s: string): string {
  */
 function piped(reader: string, ...args: string[]): Run {
   const errFile = join(tempDir(), "stderr");
-  const script = `${argv(...args).map(q).join(" ")} 2>${q(errFile)} | ${reader}
+  const script = `${cliArgv(...args).map(q).join(" ")} 2>${
+    q(errFile)
+  } | ${reader}
 echo "cli=\${PIPESTATUS[0]}"`;
   const r = spawnSync("bash", ["-c", script], {
     encoding: "utf8",

@@ -4,12 +4,12 @@
 import { Buffer } from "node:buffer";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import process from "node:process";
 import { BlockPool } from "../blk/mod.ts";
 import { base64 } from "../cli/output.ts";
-import { assert, patch, ROOT, RUNTIME, tempPath, test } from "./_harness.ts";
+import { assert, patch, RUNTIME, tempPath, test } from "./_harness.ts";
 import { requires } from "./_requires.ts";
+import { CLI, cli } from "./cli_run.ts";
 import { blkutil, pattern } from "./c/blkutil.ts";
 import {
   applyLogSpec,
@@ -19,27 +19,7 @@ import {
 } from "./c/logutil.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 
-const CLI = join(ROOT, "cli", "main.ts");
 const MiB = 2 ** 20;
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Run `asyncpmem ...args` on this runtime. */
-function cli(...args: string[]): Run {
-  const argv = RUNTIME === "deno"
-    ? ["run", "-A", "--no-check", CLI, ...args]
-    : [CLI, ...args];
-  const r = spawnSync(process.execPath, argv, {
-    encoding: "utf8",
-    env: { ...process.env, NO_COLOR: "1" },
-    timeout: 120_000,
-  });
-  return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
-}
 
 test("asyncpmem: help, usage errors and exit code 2", () => {
   const top = cli("--help");

@@ -4,33 +4,10 @@
 // committed transactions, on a damaged one, and on libpmemobj's files.
 import { spawnSync } from "node:child_process";
 import { copyFileSync } from "node:fs";
-import { join } from "node:path";
-import process from "node:process";
 import { ObjectPool, PersistentMap } from "../obj/mod.ts";
-import {
-  assert,
-  patch,
-  peek,
-  ROOT,
-  RUNTIME,
-  tempPath,
-  test,
-} from "./_harness.ts";
+import { assert, patch, peek, tempPath, test } from "./_harness.ts";
 import { requires } from "./_requires.ts";
-
-const CLI = join(ROOT, "cli", "main.ts");
-
-function cli(...args: string[]) {
-  const argv = RUNTIME === "deno"
-    ? ["run", "-A", "--no-check", CLI, ...args]
-    : [CLI, ...args];
-  const r = spawnSync(process.execPath, argv, {
-    encoding: "utf8",
-    env: { ...process.env, NO_COLOR: "1" },
-    timeout: 120_000,
-  });
-  return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
-}
+import { cli } from "./cli_run.ts";
 
 /** A pool with a root, objects and a map; `live` leaves its log unreplayed. */
 function makePool(path: string, live?: string): void {
