@@ -15,7 +15,12 @@ import {
   DESCRIPTOR_OFFSET,
   DESCRIPTOR_SIZE,
 } from "./header.ts";
-import { checkPoolHeader, HEADER_SIZE, hostArch } from "../pmdk/pool_header.ts";
+import {
+  checkPoolHeader,
+  type DeviceShutdownState,
+  HEADER_SIZE,
+  hostArch,
+} from "../pmdk/pool_header.ts";
 import {
   FLOG_ENTRY_SIZE,
   FLOG_SLOT_SIZE,
@@ -84,6 +89,8 @@ export interface CheckInput {
   places: ArenaPlace[];
   /** Their run-time state (same order). */
   arenas: Arena[];
+  /** The shutdown state of the pool's device, as read at open. */
+  device: DeviceShutdownState;
   /** Called as map entries are checked: done of total. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -101,6 +108,7 @@ export function checkPool(input: CheckInput): string[] {
     media.bytes(0, HEADER_SIZE),
     BLK_POOL,
     hostArch(),
+    input.device,
   );
   if (typeof header === "string") p.add("header", `pool header: ${header}`);
   const desc = decodeDescriptor(

@@ -26,11 +26,19 @@ import {
 import {
   allZero,
   checkPoolHeader,
+  type DeviceShutdownState,
   encodePoolHeader,
   HEADER_SIZE,
   hostArch,
   newPoolHeader,
+  SDS_OFFSET,
 } from "../pmdk/pool_header.ts";
+import {
+  deviceShutdownState,
+  keepsShutdownState,
+  shutdownStateBytes,
+  storeShutdownState,
+} from "../pmdk/shutdown_state.ts";
 import {
   BTT_ALIGN,
   BTT_OFFSET,
@@ -102,6 +110,16 @@ export interface PoolFile {
   readonly created: boolean;
   /** Lanes an arena uses at most (see {@linkcode PoolTestHooks.lanes}). */
   readonly lanes: number;
+  /**
+   * The shutdown state of the pool's device, as read at open (zero when
+   * it was not needed): `check` judges the header against it.
+   */
+  readonly device: DeviceShutdownState;
+  /**
+   * Whether the header's shutdown state is kept as libpmemblk keeps it:
+   * dirty while the pool is open, clean after its last close.
+   */
+  readonly keepsState: boolean;
 }
 
 /**
@@ -162,6 +180,7 @@ export function createPoolFile(
     }
     map = Mapping.map(source, { length: usable, mover: options.mover });
     if (hooks.tracer) setMappingTracer(map, hooks.tracer);
+    const device = deviceShutdownState(source);
     source.close();
     join = joinPool(path, size, op, false);
     if (!join.first) throw alreadyOpen(op, path, "in this process");
@@ -175,7 +194,10 @@ export function createPoolFile(
     );
     const crtime = Math.floor(statSync(path).ctimeMs / 1000);
     const header = newPoolHeader(BLK_POOL, crtime, arch);
-    media.memcpy(0, encodePoolHeader(header));
+    const bytes = encodePoolHeader(header);
+    // open, so dirty, as libpmemblk's create leaves it
+    bytes.set(shutdownStateBytes(device, true), SDS_OFFSET);
+    media.memcpy(0, bytes);
     return {
       path,
       map,
@@ -188,6 +210,8 @@ export function createPoolFile(
       readOnly: null,
       created,
       lanes: hooks.lanes ?? MAX_LANES,
+      device,
+      keepsState: true,
     };
   } catch (e) {
     source.close();
@@ -195,6 +219,58 @@ export function createPoolFile(
     map?.close();
     if (created) unlinkQuietly(path);
     throw e;
+  }
+}
+
+/** The state of a device not read. */
+const NO_STATE: DeviceShutdownState = Object.freeze({ usc: 0n, uuid: 0n });
+
+/**
+ * Set the header's shutdown state dirty, as libpmemblk's open does (an
+ * ADR failure while the pool is open is then told apart from a process
+ * that ended with it open). Under the layout lock, which the last close
+ * holds to clean it: a join racing that close still leaves it dirty.
+ *
+ * @returns the device's state
+ */
+function markOpen(
+  map: Mapping,
+  join: PoolJoin,
+  device: DeviceShutdownState,
+  source: Source,
+  unread: boolean,
+): DeviceShutdownState {
+  const now = unread ? deviceShutdownState(source) : device;
+  join.shared.lockLayout();
+  try {
+    storeShutdownState(map, now, true);
+  } finally {
+    join.shared.unlockLayout();
+  }
+  return now;
+}
+
+/**
+ * Set the header's shutdown state clean when this is the pool's last open
+ * in the process, as libpmemblk's close does. Never throws: a state left
+ * dirty only makes a later open compare the device's count.
+ */
+export function markClosed(file: PoolFile): void {
+  if (!file.keepsState) return;
+  const shared = file.join.shared;
+  try {
+    shared.lockLayout();
+  } catch {
+    return; // its holder ended: leave the state dirty
+  }
+  try {
+    if (shared.opens === 1) {
+      storeShutdownState(file.map, file.device, false);
+    }
+  } catch {
+    // dirty it stays
+  } finally {
+    shared.unlockLayout();
   }
 }
 
@@ -215,6 +291,7 @@ export function openPoolFile(
   const source = Source.open(path);
   let map: Mapping | null = null;
   let join: PoolJoin | null = null;
+  let device: DeviceShutdownState = NO_STATE;
   try {
     const size = source.size;
     const usable = Math.floor(size / BTT_ALIGN) * BTT_ALIGN;
@@ -229,6 +306,7 @@ export function openPoolFile(
       media.bytes(0, HEADER_SIZE),
       BLK_POOL,
       hostArch(),
+      () => (device = deviceShutdownState(source)),
     );
     if (typeof header === "string") throw corrupt(op, path, header);
     const readOnly = header.roCompat !== 0
@@ -249,6 +327,11 @@ export function openPoolFile(
         mover: options.mover,
       });
       media = new Media(map);
+    }
+    const keepsState = readOnly === null &&
+      keepsShutdownState(header.incompat);
+    if (keepsState) {
+      device = markOpen(map, join, device, source, device === NO_STATE);
     }
     source.close();
     const desc = decodeDescriptor(
@@ -283,6 +366,8 @@ export function openPoolFile(
       readOnly,
       created: false,
       lanes: hooks.lanes ?? MAX_LANES,
+      device,
+      keepsState,
     };
   } catch (e) {
     source.close();

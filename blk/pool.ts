@@ -17,6 +17,7 @@ import {
   abandonPoolFile,
   createPoolFile,
   describe,
+  markClosed,
   openPoolFile,
   type PoolFile,
   type PoolTestHooks,
@@ -807,6 +808,7 @@ export class BlockPool implements Disposable {
           rawSize: this.#file.geometry.rawSize,
           places: this.#places,
           arenas: this.#arenas,
+          device: this.#file.device,
           onProgress,
         });
       } finally {
@@ -888,6 +890,7 @@ export class BlockPool implements Disposable {
     } catch (e) {
       failure = e; // the flog still holds those updates; close anyway
     }
+    markClosed(this.#file);
     this.#map = null;
     this.#media.close();
     this.#arenas = [];

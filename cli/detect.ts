@@ -13,6 +13,8 @@ import {
   HEADER_SIZE,
   shutdownStateProblem,
 } from "../pmdk/pool_header.ts";
+import { deviceShutdownState } from "../pmdk/shutdown_state.ts";
+import { Source } from "../pmem2/source.ts";
 
 /** The formats the CLI knows. */
 export type PoolKind =
@@ -73,7 +75,11 @@ export function detectKind(path: string): PoolKind | null {
  */
 export function pmdkHeaderProblem(path: string): string | null {
   const head = pmdkHeader(path);
-  const problem = head && shutdownStateProblem(head, true);
+  // a dirty state is judged against the device's own, as pmempool does
+  const problem = head && shutdownStateProblem(head, true, () => {
+    using source = Source.open(path, { readOnly: true });
+    return deviceShutdownState(source);
+  });
   return problem ? `pool header: ${problem}` : null;
 }
 

@@ -333,6 +333,27 @@ export function allZero(bytes: Uint8Array): boolean {
   return true;
 }
 
+/** The state of a device without an unsafe shutdown count or an id. */
+const NO_DEVICE_STATE: DeviceShutdownState = { usc: 0n, uuid: 0n };
+
+/**
+ * The shutdown state of a pool's device now, as libpmem adds it up: the
+ * device's unsafe shutdown count and a checksum of its id (both zero on a
+ * device without them, like tmpfs or a disk; `deviceShutdownState` in
+ * `shutdown_state.ts` reads them).
+ */
+export interface DeviceShutdownState {
+  /** The device's unsafe shutdown count. */
+  usc: bigint;
+  /** libpmem's checksum of the device's id. */
+  uuid: bigint;
+}
+
+/** A device's state, or how to read it when it is needed. */
+export type DeviceShutdownSource =
+  | DeviceShutdownState
+  | (() => DeviceShutdownState);
+
 /**
  * What the shutdown state (SDS) of a pool header says, as libpmem's open
  * (`shutdown_state_check`) and `pmempool check` read it.
@@ -342,25 +363,23 @@ export function allZero(bytes: Uint8Array): boolean {
  * pool is open. A state that is zero, or whose checksum is wrong (a crash
  * while it was written), or that was closed, or whose device matches is
  * accepted (libpmem starts it anew); a dirty state whose count or id
- * differ from the device's now is an ADR failure: the pool is refused. asyncpmem reads no
- * device's count (`current` defaults to zero, libpmem's value for a file
- * on a device without one, like tmpfs or a disk), so there a pool left
- * dirty on a real persistent-memory device is refused: open it once with
- * libpmemblk or libpmemlog there, or reset the state with `pmempool check
- * --repair`.
+ * differ from the device's now is an ADR failure: the pool is refused.
+ * The device's state is read only for a dirty state (`current` may be a
+ * function that reads it).
  *
  * Without the feature libpmem ignores the state, but `pmempool check`
  * wants it zero: `strict` adds that rule.
  *
  * @param bytes the 4096 header bytes
  * @param strict also report a non-zero state the pool does not use
- * @param current the state of the pool's device now
+ * @param current the state of the pool's device now @default zero (a
+ *   device without a count or id)
  * @returns a sentence saying what is wrong, or null
  */
 export function shutdownStateProblem(
   bytes: Uint8Array,
   strict = false,
-  current: { usc: bigint; uuid: bigint } = { usc: 0n, uuid: 0n },
+  current: DeviceShutdownSource = NO_DEVICE_STATE,
 ): string | null {
   const sds = bytes.subarray(SDS_OFFSET, SDS_OFFSET + SDS_SIZE);
   const incompat = new DataView(bytes.buffer, bytes.byteOffset)
@@ -378,8 +397,9 @@ export function shutdownStateProblem(
   const dv = new DataView(sds.buffer, sds.byteOffset, SDS_SIZE);
   const usc = dv.getBigUint64(0, true);
   const uuid = dv.getBigUint64(8, true);
-  const dirty = sds[16] !== 0;
-  if (!dirty || (usc === current.usc && uuid === current.uuid)) return null;
+  if (sds[16] === 0) return null; // closed cleanly
+  const device = typeof current === "function" ? current() : current;
+  if (usc === device.usc && uuid === device.uuid) return null;
   return `an ADR failure was detected: the shutdown state says the pool ` +
     `was open when its device (unsafe shutdown count ${usc}) shut down, ` +
     "so it might be corrupt (`pmempool check --repair` resets the state, " +
@@ -394,12 +414,15 @@ export function shutdownStateProblem(
  * @param bytes the 4096 header bytes
  * @param kind the format expected
  * @param arch the platform to match, or `null` to skip that check
+ * @param device the state of the pool's device now (read only for a
+ *   dirty shutdown state) @default zero
  * @returns the decoded header, or a sentence saying what is wrong
  */
 export function checkPoolHeader(
   bytes: Uint8Array,
   kind: PoolKind,
   arch: ArchFlags | null,
+  device: DeviceShutdownSource = NO_DEVICE_STATE,
 ): PoolHeader | string {
   if (allZero(bytes.subarray(0, HEADER_SIZE))) {
     return `not a ${kind.name} pool: the pool header is all zeros`;
@@ -458,7 +481,7 @@ export function checkPoolHeader(
     return "the pool header has the SINGLEHDR feature of a pool set's " +
       "first part: pool sets are not supported";
   }
-  const sds = shutdownStateProblem(bytes);
+  const sds = shutdownStateProblem(bytes, false, device);
   if (sds !== null) return sds;
   return h;
 }

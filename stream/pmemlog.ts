@@ -11,10 +11,18 @@ import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
 import { corrupt, notEmpty } from "../errors/file.ts";
 import {
   checkPoolHeader,
+  type DeviceShutdownState,
   encodePoolHeader,
   hostArch,
   newPoolHeader,
+  SDS_OFFSET,
 } from "../pmdk/pool_header.ts";
+import {
+  deviceShutdownState,
+  keepsShutdownState,
+  shutdownStateBytes,
+  storeShutdownState,
+} from "../pmdk/shutdown_state.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import { FileLock } from "../pmem2/file_lock.ts";
 import { Mapping } from "../pmem2/mapping.ts";
@@ -96,6 +104,11 @@ export class PmemLog implements Disposable {
   #lock: FileLock;
   #end: number;
   #readOnly: boolean;
+  /**
+   * The device's shutdown state, kept in the header as libpmem keeps it
+   * (dirty while open); null when the header does not keep one.
+   */
+  #device: DeviceShutdownState | null;
   #mover: Vdm;
   /** Where the next append goes (past asynchronous appends in flight). */
   #cursor: number;
@@ -107,8 +120,10 @@ export class PmemLog implements Disposable {
     lock: FileLock,
     readOnly: boolean,
     mover: Vdm,
+    device: DeviceShutdownState | null,
   ) {
     this.#path = path;
+    this.#device = device;
     this.#map = map;
     this.#media = new StreamMedia(map);
     this.#lock = lock;
@@ -178,6 +193,7 @@ export class PmemLog implements Disposable {
         );
       }
       map = Mapping.map(source, { length: size, mover: options.mover });
+      const device = deviceShutdownState(source);
       source.close();
       lock = lockFile(path, op);
       const media = new StreamMedia(map);
@@ -186,6 +202,8 @@ export class PmemLog implements Disposable {
       }
       const crtime = Math.floor(statSync(path).ctimeMs / 1000);
       media.set(0, encodePoolHeader(newPoolHeader(LOG_POOL, crtime, arch)));
+      // open, so dirty, as libpmemlog's create leaves it
+      media.set(SDS_OFFSET, shutdownStateBytes(device, true));
       media.persist(0, HEADER_SIZE);
       // the run-time area libpmemlog fills with pointers stays zero
       media.zero(DESCRIPTOR_OFFSET, LOG_START - DESCRIPTOR_OFFSET);
@@ -194,7 +212,14 @@ export class PmemLog implements Disposable {
       media.write64(WRITE_OFFSET_AT, LOG_START);
       media.persist(DESCRIPTOR_OFFSET, LOG_START - DESCRIPTOR_OFFSET);
       media.close();
-      return new PmemLog(path, map, lock, false, options.mover ?? map.mover);
+      return new PmemLog(
+        path,
+        map,
+        lock,
+        false,
+        options.mover ?? map.mover,
+        device,
+      );
     } catch (e) {
       source.close();
       lock?.release();
@@ -237,10 +262,12 @@ export class PmemLog implements Disposable {
       map = Mapping.map(source, { length: size, mover: options.mover });
       lock = lockFile(path, op);
       let media = new StreamMedia(map);
+      let device: DeviceShutdownState | null = null;
       const header = checkPoolHeader(
         media.bytes(0, HEADER_SIZE),
         LOG_POOL,
         hostArch(),
+        () => (device = deviceShutdownState(source)),
       );
       if (typeof header === "string") throw corrupt(op, path, header);
       const problem = descriptorProblem(
@@ -264,9 +291,22 @@ export class PmemLog implements Disposable {
           mover: options.mover,
         });
       }
+      if (!readOnly && keepsShutdownState(header.incompat)) {
+        // dirty while open, as libpmemlog keeps it: an ADR failure meanwhile
+        // is told from a process that ended with the log open
+        device ??= deviceShutdownState(source);
+        storeShutdownState(map, device, true);
+      } else device = null;
       source.close();
       media = new StreamMedia(map);
-      return new PmemLog(path, map, lock, readOnly, options.mover ?? map.mover);
+      return new PmemLog(
+        path,
+        map,
+        lock,
+        readOnly,
+        options.mover ?? map.mover,
+        device,
+      );
     } catch (e) {
       source.close();
       lock?.release();
@@ -492,9 +532,16 @@ export class PmemLog implements Disposable {
     this.#map = null;
     this.#media.close();
     try {
-      map.close();
+      // clean again: the log was closed (libpmemlog's close does the same)
+      if (this.#device !== null) {
+        storeShutdownState(map, this.#device, false);
+      }
     } finally {
-      this.#lock.release();
+      try {
+        map.close();
+      } finally {
+        this.#lock.release();
+      }
     }
   }
 
