@@ -113,6 +113,8 @@ export class PmemLog implements Disposable {
   /** Where the next append goes (past asynchronous appends in flight). */
   #cursor: number;
   #appender: LogAppender;
+  /** Rewinds so far (a walk stops at one made by its callback). */
+  #rewinds = 0;
 
   private constructor(
     path: string,
@@ -420,8 +422,8 @@ export class PmemLog implements Disposable {
   #appendv(data: readonly Uint8Array[], op: string): void {
     const media = this.#writable(op);
     const n = this.#checkBuffers(data, op);
-    if (data.length === 0) return;
     this.#drain();
+    // an empty vector too fails on a full log, as in libpmemlog
     const at = this.#take(n, op);
     if (n === 0) return;
     let p = at;
@@ -488,6 +490,7 @@ export class PmemLog implements Disposable {
     media.write64(WRITE_OFFSET_AT, LOG_START);
     media.persist(WRITE_OFFSET_AT, 8);
     this.#cursor = LOG_START;
+    this.#rewinds++;
   }
 
   /**
@@ -507,6 +510,7 @@ export class PmemLog implements Disposable {
       throw new TypeError(`Cannot ${op}: callback must be a function`);
     }
     let end = media.read64(WRITE_OFFSET_AT);
+    const rewinds = this.#rewinds;
     if (size === 0) {
       callback(media.bytes(LOG_START, end - LOG_START));
       return;
@@ -516,7 +520,8 @@ export class PmemLog implements Disposable {
         // the callback may have closed the log (its mapping is gone) or
         // rewound it (what lies past the write offset is not the log's)
         end = Math.min(end, this.#live(op).read64(WRITE_OFFSET_AT));
-        if (at >= end) return;
+        // after a rewind the bytes are another log's, appended since
+        if (at >= end || this.#rewinds !== rewinds) return;
       }
       if (!callback(media.bytes(at, Math.min(size, end - at)))) return;
     }

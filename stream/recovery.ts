@@ -62,6 +62,11 @@ interface Stop {
   ts: number;
   /** What is wrong with it. */
   why: string;
+  /**
+   * Whether no crash can leave it: it follows a durable entry (or the
+   * head) and claims a timestamp a torn write cannot hold.
+   */
+  damage?: boolean;
 }
 
 /** A region after recovery. */
@@ -113,6 +118,7 @@ export interface RecoveryReport {
  * @param head logical position of its first live entry
  * @param bound the timestamp bound R
  * @param seed the CRC seed
+ * @param settled the settled timestamp W (0: take nothing as durable)
  */
 export function scanRegion(
   media: StreamMedia,
@@ -121,6 +127,7 @@ export function scanRegion(
   head: number,
   bound: number,
   seed: number,
+  settled = 0,
 ): { found: Found[]; clean: boolean; stop?: Stop } {
   const found: Found[] = [];
   let pos = normalize(head, size);
@@ -130,13 +137,28 @@ export function scanRegion(
     const at = offset + phys;
     const word = media.read32(at + 4);
     const ts = media.read64(at + 8);
+    // After a durable entry (or at the head) a crash leaves a zero
+    // header, or a header of a timestamp above W and at most R, torn or
+    // not (its timestamp word 0 or whole): with W = R nothing was torn
+    const durable = prev <= settled;
     if (ts === 0) {
-      return { found, clean: media.isZero(at, ENTRY_HEADER) };
+      const zero = media.isZero(at, ENTRY_HEADER);
+      if (!zero && durable && settled === bound) {
+        const why = "its timestamp is 0 though nothing was written after";
+        return { found, clean: false, stop: { at, ts, why, damage: true } };
+      }
+      return { found, clean: zero };
     }
     const length = (word & ~PAD_BIT) >>> 0;
     const total = entryTotal(length);
     const end = normalize(pos + total, size);
     if (ts <= prev || ts > bound || ts > MAX_TIMESTAMP) {
+      if (durable) {
+        const why = ts <= prev
+          ? `its timestamp does not rise above ${prev}`
+          : `its timestamp is above the bound ${bound}`;
+        return { found, clean: false, stop: { at, ts, why, damage: true } };
+      }
       return { found, clean: false };
     }
     if (phys + total > size || end + ENTRY_HEADER > head + size) {
@@ -180,7 +202,15 @@ export function recover(
     } above the bound ${media.readU64(BOUND_AT)}`;
   }
   const scans = table.map(({ slot }) =>
-    scanRegion(media, slot.offset, slot.size, slot.head, bound, g.seed)
+    scanRegion(
+      media,
+      slot.offset,
+      slot.size,
+      slot.head,
+      bound,
+      g.seed,
+      settled,
+    )
   );
   // A crash tears only entries above W (W passes none that was not
   // durable, header and terminator included), and a torn header's
@@ -190,6 +220,11 @@ export function recover(
   // drop durable entries (and write over them). Refuse, before writing.
   for (let i = 0; i < scans.length; i++) {
     const stop = scans[i].stop;
+    if (stop?.damage) {
+      return `region ${
+        table[i].k
+      } is corrupt: the entry at file offset ${stop.at} follows a durable entry and no crash leaves it (timestamp ${stop.ts}): ${stop.why}`;
+    }
     if (stop !== undefined && stop.ts <= settled) {
       return `region ${
         table[i].k

@@ -38,8 +38,9 @@ export interface LogEntry {
   /**
    * Its data: a zero-copy view of the stream's mapping. Copy it to keep
    * it past a truncation or free of its region, or the stream's close
-   * (which detaches it). Read it only: a write changes the durable entry
-   * behind its checksum, and the next open refuses the file.
+   * (which detaches it, unless another open of the file in the same
+   * thread still maps it). Read it only: a write changes the durable
+   * entry behind its checksum, and the next open refuses the file.
    */
   readonly data: Uint8Array;
 }
@@ -206,8 +207,10 @@ export class Reservation {
    * The entry's data, in the stream's mapping: write it in place, before
    * publishing. After {@linkcode LogStream.publish} or
    * {@linkcode LogStream.cancel} it still views the entry (close detaches
-   * it): a write then changes a durable entry behind its checksum, and
-   * the next open refuses the file.
+   * it, unless another open of the file in the same thread still maps
+   * it): a write then changes a durable entry behind its checksum, or
+   * entries written later in its place, and the next open refuses the
+   * file.
    */
   get data(): Uint8Array {
     return this.#data;

@@ -291,7 +291,7 @@ export class LogStream implements Disposable {
   freeRegion(region: Region): void {
     const op = "freeRegion";
     const k = this.#regions.slot(region, op);
-    freeSlot(this.#core!, k, op);
+    freeSlot(this.#core!, k, region.generation, op);
     this.#regions.forget(k);
   }
 
@@ -544,7 +544,7 @@ export class LogStream implements Disposable {
     const op = "truncate";
     const k = this.#regions.slot(region, op);
     checkInt(upto, "upto", op);
-    return truncateRegion(this.#core!, k, upto, op);
+    return truncateRegion(this.#core!, k, region.generation, upto, op);
   }
 
   /**

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { OutOfSpaceError } from "../errors/mod.ts";
+import { ClosedError, OutOfSpaceError } from "../errors/mod.ts";
 import { LogCore, normalize } from "./core.ts";
 import {
   alignUp,
@@ -224,10 +224,18 @@ export function storeHead(
  *
  * @throws {PmemError} code -16 (EBUSY) when appends to it are in flight
  */
-export function freeSlot(core: LogCore, k: number, op: string): void {
+export function freeSlot(
+  core: LogCore,
+  k: number,
+  gen: number,
+  op: string,
+): void {
   const s = core.shared;
   s.lockReserve();
   try {
+    // the handle was checked before the lock: another thread may have
+    // freed the region since, and allocated the slot again
+    held(s, k, gen, op);
     if (core.busy(k)) throw LogCore.busyError(op, k);
     beginFree(s, k);
   } finally {
@@ -252,6 +260,7 @@ export function freeSlot(core: LogCore, k: number, op: string): void {
 export function truncateRegion(
   core: LogCore,
   k: number,
+  gen: number,
   upto: number,
   op: string,
 ): number {
@@ -263,13 +272,44 @@ export function truncateRegion(
     core.settle(last, op);
     s.lockReserve();
     try {
+      held(s, k, gen, op); // freed, and perhaps allocated again, meanwhile
       if (s.head(k) !== head) continue; // truncated meanwhile: again
       storeHead(core.media, s, k, pos);
+      restartEmpty(core, k, pos);
       return dropped;
     } finally {
       s.unlockReserve();
     }
   }
+}
+
+/** Throw ClosedError unless slot `k` holds generation `gen` (lock held). */
+function held(s: SharedState, k: number, gen: number, op: string): void {
+  if (s.regionState(k) !== REGION_ALLOCATED || s.generation(k) !== gen) {
+    throw new ClosedError(`region ${k} (freed)`, op);
+  }
+}
+
+/**
+ * A region truncated to empty (nothing committed or reserved after its
+ * new head `pos`) starts its next pass at its start: else an entry of
+ * more than what lies between `pos` and the region's end went behind a
+ * padding entry up to it, and with the terminator did not fit the empty
+ * region. The header there is zeroed and persisted before the head
+ * moves (a crash between leaves the region empty either way).
+ */
+function restartEmpty(core: LogCore, k: number, pos: number): void {
+  const s = core.shared;
+  const size = s.size(k);
+  const phys = pos % size;
+  if (phys === 0 || pos !== s.committedEnd(k)) return;
+  if (normalize(s.tail(k), size) !== pos) return;
+  const next = pos - phys + size;
+  core.media.zero(s.offset(k), ENTRY_HEADER);
+  core.media.persist(s.offset(k), ENTRY_HEADER);
+  storeHead(core.media, s, k, next);
+  s.setTail(k, next);
+  s.setCommitted(k, next, s.lastTs(k));
 }
 
 /** Where region `k`'s committed entries up to `upto` end, from `head`. */

@@ -33,7 +33,25 @@ export type Job =
    * reservation of `bytes` in the first region that is never published,
    * or the commit lock; the reservation's timestamp (0 for the lock).
    */
-  | { kind: "hold"; path: string; what: "reservation" | "commitLock" };
+  | { kind: "hold"; path: string; what: "reservation" | "commitLock" }
+  /**
+   * Open the stream, take the handle of region `region` of generation
+   * `generation`, store 1 in `reached` (an Int32Array's buffer), then
+   * truncate it up to `upto` or free it; the count truncated (-1 for a
+   * free), or the name of the error thrown.
+   */
+  | StaleJob<"truncate">
+  | StaleJob<"free">;
+
+/** A truncate or free job (see {@linkcode Job}). */
+interface StaleJob<K> {
+  kind: K;
+  path: string;
+  region: number;
+  generation: number;
+  upto: number;
+  reached: SharedArrayBuffer;
+}
 
 // deno-lint-ignore no-explicit-any
 const self_ = globalThis as any;
@@ -62,6 +80,21 @@ async function run(job: Job): Promise<unknown> {
     return res.timestamp;
   }
   using s = LogStream.open(job.path);
+  if (job.kind === "truncate" || job.kind === "free") {
+    const r = s.regions().find((x) =>
+      x.id === job.region && x.generation === job.generation
+    )!;
+    Atomics.store(new Int32Array(job.reached), 0, 1);
+    try {
+      if (job.kind === "free") {
+        s.freeRegion(r);
+        return -1;
+      }
+      return s.truncate(r, job.upto);
+    } catch (e) {
+      return (e as Error).name;
+    }
+  }
   if (job.kind === "follow") {
     const r = s.regions().find((x) => x.id === job.region)!;
     const seen: number[] = [];
