@@ -76,6 +76,12 @@ export interface TxControl {
   abort(tx: Transaction): void;
   failure(tx: Transaction): unknown;
   doom(tx: Transaction, error: unknown): void;
+  /**
+   * Doom `tx` and take back what it staged now, before its group is
+   * sealed under it (its callback polled the future of a transaction of
+   * its group); the callback goes on, every method of `tx` throwing.
+   */
+  cut(tx: Transaction, error: unknown): void;
   stage(tx: Transaction, offset: number, op: string): number;
 }
 /** The one {@linkcode TxControl}. Internal. */
@@ -125,6 +131,8 @@ export class Transaction {
    */
   #done0: number;
   #open = true;
+  /** Whether what it staged was taken back (an abort, or a cut). */
+  #undone = false;
   #failure: unknown = undefined;
   /** A handle found live since the last free (checked again after one). */
   #checked: ObjectHandle | null = null;
@@ -152,6 +160,10 @@ export class Transaction {
       failure: (tx) => tx.#failure,
       doom(tx, error) {
         if (tx.#failure === undefined) tx.#failure = error;
+      },
+      cut(tx, error) {
+        if (tx.#failure === undefined) tx.#failure = error;
+        tx.#undoAll();
       },
       stage: (tx, offset, op) => tx.#stage(offset, op),
     };
@@ -565,11 +577,25 @@ export class Transaction {
     e.current = undefined;
   }
 
-  /** Undo everything the transaction staged. */
+  /** Undo everything the transaction staged; it is over. */
   #abort(): void {
     const e = this.#e;
-    const g = this.#g;
     this.#open = false;
+    this.#undoAll();
+    e.current = undefined;
+    e.locals.clear();
+    e.abandon(this.#g);
+  }
+
+  /**
+   * Take back everything the transaction staged (once: a transaction cut
+   * while its callback runs is not undone again when it ends).
+   */
+  #undoAll(): void {
+    if (this.#undone) return;
+    this.#undone = true;
+    const e = this.#e;
+    const g = this.#g;
     e.pending.truncate(g, this.#size0, this.#count0);
     e.heap.rollback();
     const done = g.done;
@@ -584,8 +610,5 @@ export class Transaction {
       for (let i = undo.length - 1; i >= 0; i--) undo[i]();
       this.#undo = null;
     }
-    e.current = undefined;
-    e.locals.clear();
-    e.abandon(g);
   }
 }

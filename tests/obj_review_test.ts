@@ -3,6 +3,7 @@
 // bug (red before its fix on at least one runtime), kept as a regression
 // test.
 import { OutOfSpaceError } from "../errors/mod.ts";
+import { wait } from "../future/mod.ts";
 import {
   checkObjectPool,
   type ObjectHandle,
@@ -154,4 +155,61 @@ test("an allocation or a free that finds the log out of room half-way changes no
       }
     }
   }
+});
+
+// A future polled inside a transaction's callback seals its group: when
+// that is the running transaction's own group (`wait` on an earlier
+// `txAsync` inside a `txAsync` callback), the seal committed what the
+// running transaction had staged so far, and its abort afterwards could
+// not take it back: the writes of a transaction that threw were durable,
+// with an allocation whose header was never logged.
+test("`wait` in a `txAsync` callback on a transaction staged with it completes that one, and fails the running one with nothing of it committed", async () => {
+  const path = tempPath();
+  {
+    using pool = ObjectPool.create(path, { size: 8 * MiB, layout: "a" });
+    const root = pool.root(64);
+    const before = pool.stats().heap;
+    const first = pool.txAsync((tx) => {
+      tx.setU64(root, 0, 1);
+      return "first";
+    });
+    let after: unknown;
+    const second = pool.txAsync((tx) => {
+      tx.setU64(root, 8, 2);
+      tx.setU64(root, 16, tx.alloc(100).offset);
+      assert.equal(wait(first), "first");
+      try {
+        tx.setU64(root, 24, 3);
+      } catch (e) {
+        after = e;
+      }
+      return "second";
+    });
+    const third = pool.txAsync((tx) => {
+      tx.setU64(root, 32, 4);
+      throw new Error("third aborts");
+    });
+    const fourth = pool.txAsync((tx) => tx.setU64(root, 40, 5));
+    assert.ok(after instanceof TypeError, `${after}`);
+    await assert.rejects(
+      async () => await second,
+      (e) => e instanceof TypeError && /waited for/.test(e.message),
+    );
+    await assert.rejects(async () => await third, /third aborts/);
+    assert.equal(await first, "first");
+    await fourth;
+    assert.deepEqual(
+      [0, 8, 16, 24, 32, 40].map((o) => pool.getU64(root, o)),
+      [1, 0, 0, 0, 0, 5],
+    );
+    assert.deepEqual(pool.stats().heap, before);
+    assert.deepEqual(checkObjectPool(pool).problems, []);
+  }
+  using pool = ObjectPool.open(path, { layout: "a" });
+  const root = pool.root(64);
+  assert.deepEqual(
+    [0, 8, 16, 24, 32, 40].map((o) => pool.getU64(root, o)),
+    [1, 0, 0, 0, 0, 5],
+  );
+  assert.deepEqual(checkObjectPool(pool).problems, []);
 });
