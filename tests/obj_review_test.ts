@@ -213,3 +213,31 @@ test("`wait` in a `txAsync` callback on a transaction staged with it completes t
   );
   assert.deepEqual(checkObjectPool(pool).problems, []);
 });
+
+// `readonly` binds TypeScript only: a handle's size could be raised and
+// its type changed, and the range checks and `free` trusted them.
+test("a handle cannot be changed: its size and type stay what the pool made, so its range and kind checks hold", () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "a" });
+  const root = pool.root(16);
+  const [o, next] = pool.tx((tx) => [tx.alloc(100), tx.alloc(100)]);
+  assert.ok(Object.isFrozen(o));
+  assert.throws(() => {
+    (o as { size: number }).size = 1 << 20;
+  }, TypeError);
+  assert.throws(() => {
+    (root as { type: number }).type = 0;
+  }, TypeError);
+  assert.throws(
+    () => Object.defineProperty(o, "size", { value: 1 << 20 }),
+    TypeError,
+  );
+  assert.equal(o.size, 100);
+  assert.throws(
+    () => pool.tx((tx) => tx.write(o, 0, new Uint8Array(5000))),
+    RangeError,
+  );
+  assert.throws(() => pool.read(o, 0, 5000), RangeError);
+  assert.throws(() => pool.tx((tx) => tx.free(root)), TypeError);
+  assert.equal(pool.read(next).length, 100);
+  assert.deepEqual(checkObjectPool(pool).problems, []);
+});
