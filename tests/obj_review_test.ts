@@ -2,16 +2,19 @@
 // The object store under review: each test is the probe that found a
 // bug (red before its fix on at least one runtime), kept as a regression
 // test.
+import { closeSync, openSync, readSync } from "node:fs";
 import { OutOfSpaceError } from "../errors/mod.ts";
 import { wait } from "../future/mod.ts";
 import {
   checkObjectPool,
+  CorruptPoolError,
   type ObjectHandle,
   ObjectPool,
   type Transaction,
 } from "../obj/mod.ts";
+import { crc32c } from "../pmem2/crc32c.ts";
 import { createObjectPool } from "../testing/mod.ts";
-import { assert, tempPath, test } from "./_harness.ts";
+import { assert, patch, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
 
@@ -275,5 +278,44 @@ test("a pool of 4 GiB, the largest, is created, and its checkpoints persist the 
   assert.deepEqual(
     pool.read(pool.object(o.offset)),
     new Uint8Array(100).fill(7),
+  );
+});
+
+// A log record, its CRC valid, whose entry claims 2^31 bytes: the payload
+// was rounded up with `& ~7`, negative from 2^31 - 7 on, so the parse let
+// the entry through, and recovery copied 2 GiB before failing with an
+// untyped RangeError (a pool over 2 GiB, where the target range fits).
+test("a log record whose entry claims 2^31 bytes is a CorruptPoolError naming the record", () => {
+  const path = tempPath();
+  ObjectPool.create(path, { size: 2 ** 32, layout: "a" }).close();
+  const head = new Uint8Array(8192);
+  const fd = openSync(path, "r");
+  try {
+    readSync(fd, head, 0, head.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const dv = new DataView(head.buffer);
+  const seed = dv.getUint32(72, true);
+  const logSize = Number(dv.getBigUint64(40, true));
+  const checkpoint = Number(dv.getBigUint64(4096, true));
+  // at the checkpoint: one COPY of 2^31 bytes to 2^31, and no payload
+  const rec = new Uint8Array(48);
+  const rv = new DataView(rec.buffer);
+  rv.setUint32(4, 1, true); // a record
+  rv.setBigUint64(8, BigInt(checkpoint), true);
+  rv.setUint32(16, rec.length, true);
+  rv.setUint32(20, 1, true); // one entry
+  rv.setUint32(32, 1, true); // COPY
+  rv.setUint32(36, 2 ** 31, true);
+  rv.setBigUint64(40, 2n ** 31n, true);
+  rv.setUint32(0, crc32c(rec, 4, rec.length - 4, seed), true);
+  patch(path, 8192 + checkpoint % logSize, rec);
+  assert.throws(
+    () => ObjectPool.open(path, { layout: "a" }),
+    (e) =>
+      e instanceof CorruptPoolError &&
+      e.structure === `the log record at position ${checkpoint}` &&
+      /entry 0 lies past its end/.test(e.message),
   );
 });
