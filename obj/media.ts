@@ -297,10 +297,12 @@ export class ObjMedia {
         d[p] = 0;
         if (start < 0) start = p;
       } else if (start >= 0) {
-        const offset = start << PAGE_SHIFT;
+        // products, not shifts: `<<` is of int32s, and a page past 2 GiB
+        // gave a negative offset (the checkpoint threw, the pool stopped)
+        const offset = start * 2 ** PAGE_SHIFT;
         ranges.push({
           offset,
-          length: Math.min(this.size, p << PAGE_SHIFT) - offset,
+          length: Math.min(this.size, p * 2 ** PAGE_SHIFT) - offset,
         });
         start = -1;
       }
