@@ -52,7 +52,7 @@ import {
 import type { ObjMedia } from "./media.ts";
 import { checkNumber, numberText } from "./object_bytes.ts";
 import { Locals, Pending, type PendingObject } from "./pending.ts";
-import type { Transaction, TxEffects } from "./tx.ts";
+import { type Transaction, txControl, type TxEffects } from "./tx.ts";
 
 const EIO = 5;
 
@@ -437,7 +437,23 @@ export class TxFuture<T> extends Future<T> {
 
   protected step(ctx: PollContext): Step<T> {
     const g = this.#group;
-    if (g.state === STAGING) this.#engine.seal();
+    if (g.state === STAGING) {
+      // polled (`wait`) inside the callback of a transaction staged into
+      // the same group: sealing it would commit that transaction's
+      // entries so far, whatever its callback does next. It cannot
+      // commit before its callback returns, so it fails instead, and
+      // what it staged is taken out of the group first
+      const running = this.#engine.current;
+      if (running !== undefined) {
+        txControl.cut(
+          running,
+          new TypeError(
+            "Cannot commit: the transaction's callback waited for an asynchronous transaction staged with it, which had to commit without it",
+          ),
+        );
+      }
+      this.#engine.seal();
+    }
     if (g.state === COMMITTED || g.state === APPLYING) {
       this.#engine.advance(ctx);
     }

@@ -61,6 +61,10 @@ export class ObjectHandle {
     this.size = size;
     this.type = type;
     this.#gen = gen;
+    // `readonly` binds TypeScript only: a handle whose size or type a
+    // program changed passed the range checks past its object (into the
+    // next one's header), and `free` of a root typed 0
+    Object.freeze(this);
   }
 
   static {

@@ -219,11 +219,13 @@ export class Heap {
     bits[w] |= 1 << bit;
     run.free--;
     run.cursor = w;
+    // noted before it is logged: a log out of room throws, and the
+    // rollback must find every change of the volatile state
+    this.#note(U_ALLOC, run, b);
     const word = run.base + (b >>> 6) * 8;
     const mask = 1 << (b & 31);
     if ((b & 63) < 32) log.mask(OP_OR, word, mask >>> 0, 0);
     else log.mask(OP_OR, word, 0, mask >>> 0);
-    this.#note(U_ALLOC, run, b);
     return run.block(b);
   }
 
@@ -241,9 +243,9 @@ export class Heap {
     this.#kinds[k] = CHUNK_RUN;
     this.#runs[k] = run;
     this.#list(run);
+    this.#note(U_NEW_RUN, k, 0);
     log.zero(run.base, RUNS[cls].bitmapBytes);
     this.#setEntry(k, CHUNK_RUN, cls, log);
-    this.#note(U_NEW_RUN, k, 0);
     return run;
   }
 
@@ -287,8 +289,8 @@ export class Heap {
     this.#kinds[k] = CHUNK_HUGE;
     this.#huge[k] = n;
     for (let j = 1; j < n; j++) this.#kinds[k + j] = CHUNK_CONT;
-    this.#setEntry(k, CHUNK_HUGE, n, log);
     this.#note(U_HUGE, k, n);
+    this.#setEntry(k, CHUNK_HUGE, n, log);
     return this.#g.heap + k * CHUNK_SIZE;
   }
 
@@ -343,12 +345,12 @@ export class Heap {
     const w = b >>> 5;
     bits[w] &= ~(1 << (b & 31));
     run.free++;
+    this.#note(U_FREE, run, b);
     const word = run.base + (b >>> 6) * 8;
     const mask = ~(1 << (b & 31)) >>> 0;
     if ((b & 63) < 32) log.mask(OP_AND, word, mask, 0xffffffff);
     else log.mask(OP_AND, word, 0xffffffff, mask);
     if (!run.listed) this.#list(run);
-    this.#note(U_FREE, run, b);
     if (run.free === RUNS[run.cls].blocks) this.#maybeRelease(run, log);
   }
 
@@ -389,13 +391,24 @@ export class Heap {
   }
 
   /**
-   * The running transaction aborted: undo its changes of the volatile
-   * state, newest first (each restores what the one after it found).
+   * Where the undo journal of the running transaction stands: a
+   * {@linkcode Heap.rollback} to it undoes what came after (one
+   * allocation or free that failed half-way, its log out of room).
    */
-  rollback(): void {
+  get mark(): number {
+    return this.#jn;
+  }
+
+  /**
+   * The running transaction aborted (or one of its allocations or frees
+   * failed): undo its changes of the volatile state after `to` (a
+   * {@linkcode Heap.mark}; all of them by default), newest first (each
+   * restores what the one after it found).
+   */
+  rollback(to = 0): void {
     const j = this.#journal;
     const kinds = this.#kinds;
-    for (let i = this.#jn - 3; i >= 0; i -= 3) {
+    for (let i = this.#jn - 3; i >= to; i -= 3) {
       const op = j[i] as number;
       const b = j[i + 2] as number;
       if (op === U_ALLOC || op === U_FREE) {
@@ -435,7 +448,7 @@ export class Heap {
       }
       j[i + 1] = 0;
     }
-    this.#jn = 0;
+    this.#jn = to;
   }
 
   /** Every allocated block's header offset, in file order. */

@@ -485,9 +485,17 @@ export class RedoLog {
   }
 }
 
-/** Bytes of an entry's payload. */
+/**
+ * Bytes of an entry's payload. Arithmetic, not `& ~7`: a length read from
+ * a damaged record may be any u32, and from 2^31 - 7 on the bitwise form
+ * was negative (the record's parse then let an entry of 2 GiB through).
+ */
 export function payloadOf(op: number, length: number): number {
-  return op === OP_COPY ? (length + 7) & ~7 : op === OP_ZERO ? 0 : 8;
+  return op === OP_COPY
+    ? length + 7 - (length + 7) % 8
+    : op === OP_ZERO
+    ? 0
+    : 8;
 }
 
 /**

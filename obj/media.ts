@@ -61,22 +61,26 @@ export class ObjMedia {
     this.size = map.size;
     if (this.size <= VIEW_WINDOWS.whole) {
       this.#u8 = map.view(0, this.size);
+      // divisions, not shifts: a shift takes its operand mod 2^32, and a
+      // pool of 4 GiB (the largest) had views of no words at all
       this.#u32 = new Uint32Array(
         this.#u8.buffer,
         this.#u8.byteOffset,
-        this.size >>> 2,
+        Math.floor(this.size / 4),
       );
       this.#u64 = new BigUint64Array(
         this.#u8.buffer,
         this.#u8.byteOffset,
-        this.size >>> 3,
+        Math.floor(this.size / 8),
       );
       this.span = this.size;
     } else {
       this.#win = new EvenWindows(map);
       this.span = VIEW_WINDOWS.stride;
     }
-    this.#dirty = new Uint8Array((this.size >>> PAGE_SHIFT) + 1);
+    // (a shift of 2^32 is 0: a 4 GiB pool tracked one page, and its
+    // checkpoints persisted none of the pages stored to)
+    this.#dirty = new Uint8Array(Math.floor(this.size / 2 ** PAGE_SHIFT) + 1);
   }
 
   /** The mapping. */
@@ -293,10 +297,12 @@ export class ObjMedia {
         d[p] = 0;
         if (start < 0) start = p;
       } else if (start >= 0) {
-        const offset = start << PAGE_SHIFT;
+        // products, not shifts: `<<` is of int32s, and a page past 2 GiB
+        // gave a negative offset (the checkpoint threw, the pool stopped)
+        const offset = start * 2 ** PAGE_SHIFT;
         ranges.push({
           offset,
-          length: Math.min(this.size, p << PAGE_SHIFT) - offset,
+          length: Math.min(this.size, p * 2 ** PAGE_SHIFT) - offset,
         });
         start = -1;
       }

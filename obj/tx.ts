@@ -34,6 +34,7 @@ import { type Group, NO_KEY } from "./log.ts";
 import { FREED } from "./pending.ts";
 import {
   addFresh,
+  type Fresh,
   freshAt,
   LARGE,
   logFree,
@@ -75,6 +76,12 @@ export interface TxControl {
   abort(tx: Transaction): void;
   failure(tx: Transaction): unknown;
   doom(tx: Transaction, error: unknown): void;
+  /**
+   * Doom `tx` and take back what it staged now, before its group is
+   * sealed under it (its callback polled the future of a transaction of
+   * its group); the callback goes on, every method of `tx` throwing.
+   */
+  cut(tx: Transaction, error: unknown): void;
   stage(tx: Transaction, offset: number, op: string): number;
 }
 /** The one {@linkcode TxControl}. Internal. */
@@ -124,6 +131,8 @@ export class Transaction {
    */
   #done0: number;
   #open = true;
+  /** Whether what it staged was taken back (an abort, or a cut). */
+  #undone = false;
   #failure: unknown = undefined;
   /** A handle found live since the last free (checked again after one). */
   #checked: ObjectHandle | null = null;
@@ -151,6 +160,10 @@ export class Transaction {
       failure: (tx) => tx.#failure,
       doom(tx, error) {
         if (tx.#failure === undefined) tx.#failure = error;
+      },
+      cut(tx, error) {
+        if (tx.#failure === undefined) tx.#failure = error;
+        tx.#undoAll();
       },
       stage: (tx, offset, op) => tx.#stage(offset, op),
     };
@@ -219,14 +232,38 @@ export class Transaction {
    */
   #alloc(size: number, type: number, op: string): number {
     const e = this.#e;
+    const g = this.#g;
     const bytes = OBJECT_HEADER + size;
+    // an allocation logs several entries (bitmap, chunk table, header):
+    // one that fails half-way (the log out of room) is taken back whole,
+    // so a callback that catches the error commits none of it
+    const size0 = g.end - g.start;
+    const count0 = g.count;
+    const mark = e.heap.mark;
+    let f: Fresh;
+    let offset: number;
     heapTx = this;
-    const block = e.heap.alloc(bytes, heapLog, op);
-    const offset = block + OBJECT_HEADER;
-    const gen = this.#gen = e.nextGen();
-    const f = addFresh(e, this.#g, block, offset, size, type, gen, op);
+    try {
+      const block = e.heap.alloc(bytes, heapLog, op);
+      offset = block + OBJECT_HEADER;
+      const gen = this.#gen = e.nextGen();
+      f = addFresh(e, g, block, offset, size, type, gen, op);
+    } catch (err) {
+      this.#undoOp(size0, count0, mark);
+      throw err;
+    }
     if (f.rel === UNWRITTEN) this.#unwritten++;
     return offset;
+  }
+
+  /**
+   * Take back an allocation or a free that failed half-way: the entries
+   * it staged after (`size`, `count`) and its heap changes after `mark`.
+   */
+  #undoOp(size: number, count: number, mark: number): void {
+    const e = this.#e;
+    e.pending.truncate(this.#g, size, count);
+    e.heap.rollback(mark);
   }
 
   /**
@@ -254,12 +291,24 @@ export class Transaction {
   freeInternal(offset: number): void {
     this.#live("free");
     const e = this.#e;
+    const g = this.#g;
     const f = freshAt(e, offset);
     this.#checked = null;
-    if (f !== undefined && f.rel === UNWRITTEN) this.#unwritten--;
-    logFree(e, this.#g, f, offset);
+    // the heap first: `logFree` changes a copy staged in the log in
+    // place, which nothing could take back if the heap's entries then
+    // found the log out of room; a free that fails is taken back whole
+    const size0 = g.end - g.start;
+    const count0 = g.count;
+    const mark = e.heap.mark;
     heapTx = this;
-    e.heap.free(offset - OBJECT_HEADER, heapLog);
+    try {
+      e.heap.free(offset - OBJECT_HEADER, heapLog);
+      logFree(e, g, f, offset);
+    } catch (err) {
+      this.#undoOp(size0, count0, mark);
+      throw err;
+    }
+    if (f !== undefined && f.rel === UNWRITTEN) this.#unwritten--;
     e.locals.set(offset, FREED);
   }
 
@@ -528,11 +577,25 @@ export class Transaction {
     e.current = undefined;
   }
 
-  /** Undo everything the transaction staged. */
+  /** Undo everything the transaction staged; it is over. */
   #abort(): void {
     const e = this.#e;
-    const g = this.#g;
     this.#open = false;
+    this.#undoAll();
+    e.current = undefined;
+    e.locals.clear();
+    e.abandon(this.#g);
+  }
+
+  /**
+   * Take back everything the transaction staged (once: a transaction cut
+   * while its callback runs is not undone again when it ends).
+   */
+  #undoAll(): void {
+    if (this.#undone) return;
+    this.#undone = true;
+    const e = this.#e;
+    const g = this.#g;
     e.pending.truncate(g, this.#size0, this.#count0);
     e.heap.rollback();
     const done = g.done;
@@ -547,8 +610,5 @@ export class Transaction {
       for (let i = undo.length - 1; i >= 0; i--) undo[i]();
       this.#undo = null;
     }
-    e.current = undefined;
-    e.locals.clear();
-    e.abandon(g);
   }
 }
