@@ -21,11 +21,12 @@ export const MAX_ACCESS = VIEW_WINDOWS.stride;
 /**
  * The largest pool seen through one view: what the runtime allows one
  * buffer over (`VIEW_WINDOWS.whole`: any size on Deno, 64 MiB on Bun),
- * and 4 GiB, so that its u32 words are indexed by `offset >>> 2`. Deno
- * and Bun run on little-endian hosts only (x86-64, aarch64), so the
- * words are the format's.
+ * and less than 4 GiB, so that its u32 words are indexed by
+ * `offset >>> 2` (and `length >>> 2` of a 4 GiB view is 0). Deno and Bun
+ * run on little-endian hosts only (x86-64, aarch64), so the words are the
+ * format's.
  */
-const WHOLE_LIMIT = Math.min(VIEW_WINDOWS.whole, 2 ** 32);
+const WHOLE_LIMIT = Math.min(VIEW_WINDOWS.whole, 2 ** 32 - 4096);
 
 /**
  * Byte-level access to a pool mapping: zero-copy loads and durable stores.

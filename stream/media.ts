@@ -61,7 +61,8 @@ export class StreamMedia {
   constructor(map: Mapping) {
     this.#map = map;
     this.#size = map.size;
-    if (this.#size <= VIEW_WINDOWS.whole) {
+    // one view only below 4 GiB: its words are indexed by `offset >>> 2`
+    if (this.#size <= Math.min(VIEW_WINDOWS.whole, 2 ** 32 - 4096)) {
       this.#u8 = map.view(0, this.#size);
       this.#buf = this.#u8.buffer as ArrayBuffer;
       this.#u32 = new Uint32Array(
