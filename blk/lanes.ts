@@ -27,9 +27,16 @@
  * closed the pool (a Worker terminated), the ring lock is taken over and
  * the ring change it left half done undone or finished (each is logged
  * in the arena's header before the ring changes), so the lanes go round
- * again, less those the ended open held; a stripe it held fails the
- * commits of its blocks with a `PmemError` -130 (EOWNERDEAD), as its
- * update may be half published: a new open of the pool finishes it.
+ * again; a stripe it held fails the commits of its blocks with a
+ * `PmemError` -130 (EOWNERDEAD), as its update may be half published: a
+ * new open of the pool finishes it.
+ * - Lanes an ended opener held: each lane records who took it, and a take
+ *   that finds too few idle lanes puts those of ended openers back on the
+ *   ring. Between taking a lane and its commit the lane's record and flog
+ *   are as before the take (its free block may hold some of the data);
+ *   after the commit, as after one; the commit itself runs holding its
+ *   blocks' stripes, so the lanes of an ended opener that holds a stripe
+ *   stay out (a new open of the pool recovers them from the flog).
  *
  * @module
  */
@@ -40,6 +47,7 @@ import {
   LANE_BASE,
   LANE_FREE,
   LANE_NEXT,
+  LANE_OWNER,
   LANE_PENDING,
   LANE_SEQ,
   LANE_WORDS,
@@ -151,12 +159,14 @@ export class LaneTable {
     const w = this.words;
     const op = Atomics.load(w, RING_OP);
     if (op === RING_POP) {
+      w[LANE_BASE + w[RING_OP_LANE] * LANE_WORDS + LANE_OWNER] = 0;
       w[RING_BASE + w[RING_OP_SLOT]] = w[RING_OP_LANE];
       w[RING_HEAD] = w[RING_OP_HEAD];
       w[RING_IDLE] = w[RING_OP_IDLE];
     } else if (op === RING_PUSH) {
       const head = w[RING_OP_HEAD];
       const idle = w[RING_OP_IDLE];
+      w[LANE_BASE + w[RING_OP_LANE] * LANE_WORDS + LANE_OWNER] = 0;
       w[RING_BASE + (head + idle) % w[LANES]] = w[RING_OP_LANE];
       w[RING_HEAD] = head;
       w[RING_IDLE] = idle + 1;
@@ -221,7 +231,8 @@ export class LaneTable {
     this.#lockRing();
     let got = 0;
     while (got < n) {
-      const lane = this.#pop();
+      let lane = this.#pop();
+      if (lane < 0 && this.#reclaimEnded()) lane = this.#pop();
       if (lane < 0) break;
       out[at + got++] = lane;
     }
@@ -236,7 +247,8 @@ export class LaneTable {
   takeOne(): number {
     const w = this.words;
     this.#lockRing();
-    const lane = this.#pop();
+    let lane = this.#pop();
+    if (lane < 0 && this.#reclaimEnded()) lane = this.#pop();
     unlockWord(w, RING_LOCK);
     return lane;
   }
@@ -254,7 +266,8 @@ export class LaneTable {
         continue;
       }
       // swap the oldest idle lane into the taken one's place, pop the
-      // head (logged first: see #repairRing)
+      // head (logged first: see #repairRing); the taker named before
+      w[LANE_BASE + lane * LANE_WORDS + LANE_OWNER] = this.#token;
       w[RING_OP_LANE] = lane;
       w[RING_OP_SLOT] = slot - RING_BASE;
       w[RING_OP_HEAD] = head;
@@ -278,9 +291,57 @@ export class LaneTable {
     w[RING_OP_HEAD] = head;
     w[RING_OP_IDLE] = idle;
     Atomics.store(w, RING_OP, RING_PUSH);
+    w[LANE_BASE + lane * LANE_WORDS + LANE_OWNER] = 0;
     w[RING_BASE + (head + idle) % w[LANES]] = lane;
     w[RING_IDLE] = idle + 1;
     Atomics.store(w, RING_OP, 0);
+  }
+
+  /**
+   * Under the ring lock: put back on the ring the lanes whose takers'
+   * threads ended before they returned them, unless such a taker holds a
+   * stripe (a commit of its may be half done). Runs only when a take
+   * found too few idle lanes, and scans only once an opener ended.
+   *
+   * @returns whether a lane went back
+   */
+  #reclaimEnded(): boolean {
+    const share = this.#share;
+    if (share === undefined || share.endedOpens === 0) return false;
+    const w = this.words;
+    const lanes = w[LANES];
+    let back = false;
+    for (let lane = 0; lane < lanes; lane++) {
+      const owner = w[LANE_BASE + lane * LANE_WORDS + LANE_OWNER];
+      if (owner === 0 || owner === this.#token || !share.ended(owner)) {
+        continue;
+      }
+      if (this.#onRing(lane) || this.#holdsAStripe(owner)) continue;
+      this.#push(lane);
+      back = true;
+    }
+    return back;
+  }
+
+  /** Under the ring lock: whether `lane` is idle on the ring. */
+  #onRing(lane: number): boolean {
+    const w = this.words;
+    const size = w[LANES];
+    const head = w[RING_HEAD];
+    const idle = w[RING_IDLE];
+    for (let i = 0; i < idle; i++) {
+      if (w[RING_BASE + (head + i) % size] === lane) return true;
+    }
+    return false;
+  }
+
+  /** Whether the opener of lock token `owner` holds a stripe lock. */
+  #holdsAStripe(owner: number): boolean {
+    const w = this.words;
+    for (let s = 0; s < STRIPES; s++) {
+      if (Atomics.load(w, STRIPE_BASE + s) === owner) return true;
+    }
+    return false;
   }
 
   /** Give lanes back (newest last). */

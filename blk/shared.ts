@@ -106,6 +106,12 @@ export const LANE_SEQ = 2;
  * update stored without persisting it, or 0.
  */
 export const LANE_PENDING = 3;
+/**
+ * Lane record word: the lock token of the opener that took the lane off
+ * the idle ring, or 0 (set before the take is logged, cleared before a
+ * return is): a lane whose taker's thread ended goes round again.
+ */
+export const LANE_OWNER = 4;
 
 /** Buckets of the read-tracking counters (a power of two). */
 export const READ_BUCKETS = 4096;

@@ -347,6 +347,7 @@ function deadOpenerScript(body: string): Record<string, unknown> {
     import { statSync } from "node:fs";
     import process from "node:process";
     import { BlockPool } from "@root/blk/mod.ts";
+    import { LaneTable } from "@root/blk/lanes.ts";
     import { PoolShared } from "@root/blk/shared.ts";
     import { FileLock } from "@root/pmem2/file_lock.ts";
     import { FileShare } from "@root/pmem2/file_share.ts";
@@ -376,6 +377,19 @@ function deadOpenerScript(body: string): Record<string, unknown> {
       }
     }
     const unlocked = () => code(() => FileLock.acquire(path).release());
+    /** Arena 0's lane table, as an opener of the share sees it. */
+    function laneTable(f) {
+      using share = FileShare.open(path, PoolShared.bytes(statSync(path).size));
+      return f(new LaneTable(new PoolShared(share.memory, 1).arena(0), 0x5555));
+    }
+    const idleLanes = () => laneTable((t) => t.idle);
+    /** Take an idle lane (and give it back): the lane, or -1. */
+    const tryTakeLane = () =>
+      laneTable((t) => {
+        const lane = t.takeOne();
+        if (lane >= 0) t.giveOne(lane);
+        return lane;
+      });
     ${body}
     console.log(JSON.stringify(out));
     process.exit(0);
@@ -487,6 +501,70 @@ for (const halfPop of [false, true]) {
     },
   );
 }
+
+// Bug: lanes a Worker had taken when it ended stayed out until every
+// open closed: with all of them out, a write waited 30 s and failed
+// (EBUSY) and a group write waited for good; cause: nothing recorded who
+// held a lane.
+test("a Worker ended holding every lane: its lanes go round again", () => {
+  const out = deadOpenerScript(`
+    const pool = createBlockPool(path, {
+      blockSize: 512,
+      poolSize: 32 << 20,
+      lanes: 4,
+    });
+    for (let lba = 0; lba < 8; lba++) pool.write(lba, block(lba));
+    const w = await worker();
+    out.taken = await ask(w, { kind: "holdLanes", path, n: 4 });
+    await end(w);
+    out.writes = code(() => {
+      for (let i = 0; i < 40; i++) pool.write(i % 8, block(i));
+    });
+    // a group of 4 takes all 4 lanes at once
+    out.group = await asyncCode(pool.writeMany(
+      [10, 11, 12, 13].map((lba) => ({ lba, data: block(lba) })),
+    ));
+    out.read = [7, 10, 13].map((lba) => pool.read(lba)[0]);
+    out.idle = idleLanes();
+    pool.close();
+    using again = BlockPool.open(path);
+    out.problems = again.check().problems;
+    out.again = [7, 10, 13].map((lba) => again.read(lba)[0]);
+  `);
+  assert.equal((out.taken as number[]).length, 4);
+  assert.equal(out.writes, 0);
+  assert.equal(out.group, 0);
+  assert.deepEqual(out.read, [39, 10, 13]);
+  assert.equal(out.idle, 4);
+  assert.deepEqual(out.problems, []);
+  assert.deepEqual(out.again, [39, 10, 13]);
+});
+
+// ... unless the ended opener holds a stripe: a commit of its may be half
+// done, and only a new open's recovery from the flog knows which lane's
+test("a Worker ended holding lanes and a block's commit lock: its lanes stay out", () => {
+  const out = deadOpenerScript(`
+    const pool = createBlockPool(path, {
+      blockSize: 512,
+      poolSize: 32 << 20,
+      lanes: 4,
+    });
+    for (let lba = 0; lba < 8; lba++) pool.write(lba, block(lba));
+    const w = await worker();
+    await ask(w, { kind: "holdLanes", path, n: 4, stripe: 100 });
+    await end(w);
+    out.take = tryTakeLane();
+    out.idle = idleLanes();
+    pool.close();
+    using again = BlockPool.open(path);
+    out.problems = again.check().problems;
+    out.writeAgain = code(() => again.write(7, block(77)));
+  `);
+  assert.equal(out.take, -1);
+  assert.equal(out.idle, 0);
+  assert.deepEqual(out.problems, []);
+  assert.equal(out.writeAgain, 0);
+});
 
 // Bug: after the last live opener closed, the file stayed locked until
 // the process exited, and later opens in the process joined the broken

@@ -78,6 +78,12 @@ export type SharedEdgesJob =
     pre: number;
     halfPop?: boolean;
   }
+  /**
+   * Join the pool's share and take `n` lanes of arena 0 off the idle
+   * ring, as a write does before its data is copied; with `stripe`, also
+   * hold that block's stripe (a commit under way).
+   */
+  | { kind: "holdLanes"; path: string; n: number; stripe?: number }
   /** Join the pool's share as its first open, and stop there. */
   | { kind: "joinShare"; path: string }
   /** Open the pool and write asynchronously forever (to be terminated). */
@@ -173,6 +179,17 @@ function run(job: SharedEdgesJob): unknown {
       }
       held.push(share, shared, table);
       return true;
+    }
+    case "holdLanes": {
+      const size = statSync(job.path).size;
+      const share = FileShare.open(job.path, PoolShared.bytes(size));
+      const shared = new PoolShared(share.memory, maxArenas(size));
+      const table = new LaneTable(shared.arena(0), 0x7777);
+      const lanes: number[] = [];
+      if (!table.take(job.n, lanes)) throw new Error("no idle lanes");
+      if (job.stripe !== undefined) table.lockStripe(job.stripe);
+      held.push(share, shared, table);
+      return lanes;
     }
     case "joinShare": {
       const size = statSync(job.path).size;
