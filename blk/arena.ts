@@ -344,17 +344,17 @@ export class Arena {
    * this (a full fence), and copy only if the map still names it.
    */
   trackRead(block: number): void {
-    this.table.track(block);
+    this.table.reads.track(block);
   }
 
   /** End a read published by {@linkcode Arena.trackRead}. */
   untrackRead(block: number): void {
-    this.table.untrack(block);
+    this.table.reads.untrack(block);
   }
 
   /** Whether a read in flight may be copying `block`. */
   isBeingRead(block: number): boolean {
-    return this.table.tracked(block);
+    return this.table.reads.tracked(block);
   }
 
   // ---- this isolate's per-block write order ----

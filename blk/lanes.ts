@@ -10,9 +10,8 @@
  * - The idle ring, oldest first, under a small lock: a lane is reused as
  *   late as possible, so the map entry of its last update has long been
  *   persisted with others.
- * - Read tracking: a counter per bucket of post-map blocks; a reader
- *   counts the block it copies, and a lane whose free block's bucket
- *   counts a reader is skipped (a false hit only skips a lane).
+ * - Read tracking (`read_tracking.ts`): a lane whose free block a reader
+ *   copies is skipped.
  * - Pending map entries: per lane, the block whose map entry its last
  *   update stored without persisting, and a counting filter of those
  *   blocks, so a commit of a block can tell whether its previous map
@@ -36,11 +35,13 @@
  *   are as before the take (its free block may hold some of the data);
  *   after the commit, as after one; the commit itself runs holding its
  *   blocks' stripes, so the lanes of an ended opener that holds a stripe
- *   stay out (a new open of the pool recovers them from the flog).
+ *   stay out (a new open of the pool recovers them from the flog). The
+ *   same take gives back the read counts such openers left.
  *
  * @module
  */
 import { FileShare } from "../pmem2/file_share.ts";
+import { ReadTracker } from "./read_tracking.ts";
 import {
   ERROR,
   ERROR_COUNT,
@@ -58,8 +59,6 @@ import {
   PENDING,
   PENDING_BASE,
   PENDING_BUCKETS,
-  READ_BASE,
-  READ_BUCKETS,
   releaseStripes,
   RING_BASE,
   RING_HEAD,
@@ -88,11 +87,6 @@ export const ARENA_FLOG_PERSIST = 4;
 /** A map update failed to persist. */
 export const ARENA_MAP_PERSIST = 5;
 
-/** The bucket of a read-tracking counter for post-map block `block`. */
-function readBucket(block: number): number {
-  return READ_BASE + (Math.imul(block, 0x9e3779b1) >>> 20);
-}
-
 /** The bucket of the pending filter for pre-map block `pre`. */
 function pendingBucket(pre: number): number {
   return PENDING_BASE + (Math.imul(pre, 0x85ebca6b) >>> 20);
@@ -103,15 +97,17 @@ export function stripeOf(pre: number): number {
   return STRIPE_BASE + (pre & (STRIPES - 1));
 }
 
-// the bucket functions' shifts assume these sizes
-if (READ_BUCKETS !== 4096 || PENDING_BUCKETS !== 4096) {
-  throw new Error("blk/lanes.ts: bucket counts changed without the hashes");
+// the bucket function's shift assumes this size
+if (PENDING_BUCKETS !== 4096) {
+  throw new Error("blk/lanes.ts: bucket count changed without the hash");
 }
 
 /** One arena's shared coordination words. */
 export class LaneTable {
   /** The arena's region of the shared memory. */
   readonly words: Int32Array;
+  /** The reads this opener copies, and every opener's count of them. */
+  readonly reads: ReadTracker;
   /**
    * What this opener's locks hold (never 0): its share token, which
    * names it to the others (see `lockToken`).
@@ -144,6 +140,12 @@ export class LaneTable {
     this.words = words;
     this.#share = FileShare.of(words.buffer);
     this.#token = lockToken(this.#share, token);
+    this.reads = new ReadTracker(words, this.#share, this.#token);
+    if (this.#share !== undefined) {
+      this.#lockRing();
+      this.reads.claim();
+      unlockWord(words, RING_LOCK);
+    }
   }
 
   /** Take the ring lock. */
@@ -262,7 +264,7 @@ export class LaneTable {
     for (let i = 0; i < idle; i++) {
       const slot = RING_BASE + (head + i) % size;
       const lane = w[slot];
-      if (w[readBucket(w[LANE_BASE + lane * LANE_WORDS + LANE_FREE])] !== 0) {
+      if (this.reads.tracked(w[LANE_BASE + lane * LANE_WORDS + LANE_FREE])) {
         continue;
       }
       // swap the oldest idle lane into the taken one's place, pop the
@@ -310,7 +312,7 @@ export class LaneTable {
     if (share === undefined || share.endedOpens === 0) return false;
     const w = this.words;
     const lanes = w[LANES];
-    let back = false;
+    let back = this.reads.reclaimEnded();
     for (let lane = 0; lane < lanes; lane++) {
       const owner = w[LANE_BASE + lane * LANE_WORDS + LANE_OWNER];
       if (owner === 0 || owner === this.#token || !share.ended(owner)) {
@@ -362,19 +364,14 @@ export class LaneTable {
 
   // ---- read tracking ----
 
-  /** Count a reader of `block` (a full fence: re-read the map after it). */
-  track(block: number): void {
-    Atomics.add(this.words, readBucket(block), 1);
-  }
-
-  /** Uncount a reader of `block`. */
-  untrack(block: number): void {
-    Atomics.sub(this.words, readBucket(block), 1);
-  }
-
-  /** Whether a reader may be copying `block`. */
-  tracked(block: number): boolean {
-    return Atomics.load(this.words, readBucket(block)) !== 0;
+  /**
+   * This opener is done with the arena: its read ledger goes back. Run
+   * once no read of its is in flight.
+   */
+  leave(): void {
+    this.#lockRing();
+    this.reads.leave();
+    unlockWord(this.words, RING_LOCK);
   }
 
   // ---- pending map entries ----

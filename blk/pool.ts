@@ -891,6 +891,7 @@ export class BlockPool implements Disposable {
       failure = e; // the flog still holds those updates; close anyway
     }
     markClosed(this.#file);
+    for (const arena of this.#arenas) arena.table.leave();
     this.#map = null;
     this.#media.close();
     this.#arenas = [];

@@ -166,8 +166,17 @@ export const READ_BASE = RING_BASE + MAX_LANES;
 export const PENDING_BASE = READ_BASE + READ_BUCKETS;
 /** int32 index of the stripe locks. */
 export const STRIPE_BASE = PENDING_BASE + PENDING_BUCKETS;
+/** Openers with a read ledger of their own (see `read_tracking.ts`). */
+export const LEDGERS = 64;
+/** int32 index of the ledgers' owners (lock tokens, 0 for none). */
+export const LEDGER_OWNER_BASE = STRIPE_BASE + STRIPES;
+/**
+ * int32 index of the ledgers: per opener, a u16 count per read-tracking
+ * bucket.
+ */
+export const LEDGER_BASE = LEDGER_OWNER_BASE + LEDGERS;
 /** int32 words of an arena's region. */
-export const ARENA_WORDS = STRIPE_BASE + STRIPES;
+export const ARENA_WORDS = LEDGER_BASE + LEDGERS * READ_BUCKETS / 2;
 
 /**
  * Take the lock word `at` of `i32` (0 free, else its holder's token):

@@ -44,6 +44,8 @@ const STATUS_HEAD = 16;
 const ST_ENDED = 0;
 /** Status word: the token of the open that created the share. */
 const ST_CREATOR = 1;
+/** A slot's state: its open is open. */
+const SLOT_OPEN = 1;
 /** A slot's state: its open's thread ended before it closed. */
 const SLOT_ENDED = 2;
 
@@ -175,6 +177,16 @@ export class FileShare implements Disposable {
   ended(token: number): boolean {
     if (this.#handle === null || !(token >= 1 && token <= SLOTS)) return false;
     return Atomics.load(this.#status, STATUS_HEAD + token - 1) === SLOT_ENDED;
+  }
+
+  /**
+   * Whether the open with `token` is open: not closed, and its thread
+   * has not ended (false for 0 and other numbers no open has, and after
+   * this open closed).
+   */
+  live(token: number): boolean {
+    if (this.#handle === null || !(token >= 1 && token <= SLOTS)) return false;
+    return Atomics.load(this.#status, STATUS_HEAD + token - 1) === SLOT_OPEN;
   }
 
   /** Opens of the share that ended with their thread (0 after close). */

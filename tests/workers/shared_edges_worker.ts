@@ -84,6 +84,11 @@ export type SharedEdgesJob =
    * hold that block's stripe (a commit under way).
    */
   | { kind: "holdLanes"; path: string; n: number; stripe?: number }
+  /**
+   * Join the pool's share and count a read of every lane's free block of
+   * arena 0, as reads in flight do (writers then skip every lane).
+   */
+  | { kind: "holdReads"; path: string }
   /** Join the pool's share as its first open, and stop there. */
   | { kind: "joinShare"; path: string }
   /** Open the pool and write asynchronously forever (to be terminated). */
@@ -190,6 +195,17 @@ function run(job: SharedEdgesJob): unknown {
       if (job.stripe !== undefined) table.lockStripe(job.stripe);
       held.push(share, shared, table);
       return lanes;
+    }
+    case "holdReads": {
+      const size = statSync(job.path).size;
+      const share = FileShare.open(job.path, PoolShared.bytes(size));
+      const shared = new PoolShared(share.memory, maxArenas(size));
+      const table = new LaneTable(shared.arena(0), 0x7777);
+      for (let lane = 0; lane < table.lanes; lane++) {
+        table.reads.track(table.free(lane));
+      }
+      held.push(share, shared, table);
+      return table.lanes;
     }
     case "joinShare": {
       const size = statSync(job.path).size;

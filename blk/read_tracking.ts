@@ -1,0 +1,161 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * {@linkcode ReadTracker}: which post-map blocks reads are copying, in an
+ * arena's shared region, so that no writer of any `BlockPool` of the pool
+ * reuses one as a free block meanwhile. Internal to `blk/`.
+ *
+ * A counter per bucket of blocks (a false hit only makes a writer skip a
+ * lane). Each opener also counts its own reads per bucket in a ledger of
+ * its own: when an opener's thread ends (a Worker terminated) with reads
+ * counted, the counters it left are taken back from its ledger. Without
+ * that, a lane whose free block fell into such a bucket was skipped for
+ * good, and as each write moves a lane's free block to a random block,
+ * every lane was soon skipped: writes failed with EBUSY.
+ *
+ * Openers past the ledgers' number count without one (a count of theirs
+ * that a thread's end leaves stays, as before).
+ *
+ * @module
+ */
+import type { FileShare } from "../pmem2/file_share.ts";
+import {
+  LEDGER_BASE,
+  LEDGER_OWNER_BASE,
+  LEDGERS,
+  READ_BASE,
+  READ_BUCKETS,
+} from "./shared.ts";
+
+/** The index of the read-tracking bucket of post-map block `block`. */
+export function readBucket(block: number): number {
+  return Math.imul(block, 0x9e3779b1) >>> 20;
+}
+
+// the bucket hash's shift assumes this size
+if (READ_BUCKETS !== 4096) {
+  throw new Error(
+    "blk/read_tracking.ts: bucket count changed without the hash",
+  );
+}
+
+/** One opener's read tracking in one arena. */
+export class ReadTracker {
+  /** The arena's region. */
+  readonly #words: Int32Array;
+  /** Every opener's ledger (counts per bucket), `READ_BUCKETS` each. */
+  readonly #ledgers: Uint16Array;
+  readonly #share: FileShare | undefined;
+  readonly #token: number;
+  /** This opener's ledger, or undefined (none left, or not shared). */
+  #ledger: Uint16Array | undefined;
+  /** Its index. */
+  #slot = -1;
+
+  /**
+   * @param words the arena's region
+   * @param share the share the region is in (none for a private state)
+   * @param token this opener's lock token
+   */
+  constructor(words: Int32Array, share: FileShare | undefined, token: number) {
+    this.#words = words;
+    this.#share = share;
+    this.#token = token;
+    this.#ledgers = new Uint16Array(
+      words.buffer,
+      words.byteOffset + LEDGER_BASE * 4,
+      LEDGERS * READ_BUCKETS,
+    );
+  }
+
+  /**
+   * Under the arena's ring lock: take a ledger, one no open holds (never
+   * taken, left, or whose opener ended: its counts are taken back first).
+   */
+  claim(): void {
+    const share = this.#share;
+    if (share === undefined || this.#ledger !== undefined) return;
+    const w = this.#words;
+    for (let s = 0; s < LEDGERS; s++) {
+      const owner = w[LEDGER_OWNER_BASE + s];
+      if (owner !== 0 && owner !== this.#token && share.live(owner)) continue;
+      this.#giveBack(s);
+      Atomics.store(w, LEDGER_OWNER_BASE + s, this.#token);
+      this.#slot = s;
+      this.#ledger = this.#ledgers.subarray(
+        s * READ_BUCKETS,
+        (s + 1) * READ_BUCKETS,
+      );
+      return;
+    }
+  }
+
+  /** Under the ring lock: give the ledger up (its counts taken back). */
+  leave(): void {
+    if (this.#ledger === undefined) return;
+    this.#giveBack(this.#slot);
+    Atomics.store(this.#words, LEDGER_OWNER_BASE + this.#slot, 0);
+    this.#ledger = undefined;
+    this.#slot = -1;
+  }
+
+  /**
+   * Under the ring lock: take back the counts of openers that ended with
+   * reads counted.
+   *
+   * @returns whether a count was taken back
+   */
+  reclaimEnded(): boolean {
+    const share = this.#share;
+    if (share === undefined || share.endedOpens === 0) return false;
+    const w = this.#words;
+    let back = false;
+    for (let s = 0; s < LEDGERS; s++) {
+      const owner = w[LEDGER_OWNER_BASE + s];
+      if (owner === 0 || owner === this.#token || !share.ended(owner)) {
+        continue;
+      }
+      back = this.#giveBack(s) || back;
+      Atomics.store(w, LEDGER_OWNER_BASE + s, 0);
+    }
+    return back;
+  }
+
+  /** Subtract ledger `s`'s counts from the counters; zero it. */
+  #giveBack(s: number): boolean {
+    const w = this.#words;
+    const ledger = this.#ledgers;
+    const base = s * READ_BUCKETS;
+    let any = false;
+    for (let b = 0; b < READ_BUCKETS; b++) {
+      const n = ledger[base + b];
+      if (n === 0) continue;
+      Atomics.sub(w, READ_BASE + b, n);
+      ledger[base + b] = 0;
+      any = true;
+    }
+    return any;
+  }
+
+  /** Count a reader of `block` (a full fence: re-read the map after it). */
+  track(block: number): void {
+    const b = readBucket(block);
+    // the counter first: a thread that ends between the two leaves a
+    // count too many (a lane skipped), never one too few (a torn read)
+    Atomics.add(this.#words, READ_BASE + b, 1);
+    const ledger = this.#ledger;
+    if (ledger !== undefined) ledger[b]++;
+  }
+
+  /** Uncount a reader of `block`. */
+  untrack(block: number): void {
+    const b = readBucket(block);
+    const ledger = this.#ledger;
+    if (ledger !== undefined) ledger[b]--;
+    Atomics.sub(this.#words, READ_BASE + b, 1);
+  }
+
+  /** Whether a reader may be copying `block`. */
+  tracked(block: number): boolean {
+    return Atomics.load(this.#words, READ_BASE + readBucket(block)) !== 0;
+  }
+}
