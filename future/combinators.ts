@@ -107,6 +107,19 @@ function stepOf<T>(f: Future<T>, ctx: PollContext): Step<T> {
   return state === "idle" ? NOT_STARTED : PENDING;
 }
 
+/**
+ * Whether `x` is a future to run, not a value: duck-typed like a member of
+ * `all()` (see `members`). By `instanceof`, the future of another copy of
+ * this module that a chain's step returned was its value: `await` then
+ * ran it (a thenable) and gave its value, `wait()` gave the future itself.
+ */
+function isFuture<T>(x: unknown): x is Future<T> {
+  return x instanceof Future ||
+    (typeof x === "object" && x !== null &&
+      typeof (x as { poll?: unknown }).poll === "function" &&
+      typeof (x as { then?: unknown }).then === "function");
+}
+
 class ChainFuture<A, B> extends Future<B> {
   #first: Future<A> | undefined;
   #next: ((value: A) => Future<B> | B) | undefined;
@@ -126,7 +139,7 @@ class ChainFuture<A, B> extends Future<B> {
       const made = this.#next!(a as A);
       this.#first = undefined;
       this.#next = undefined;
-      if (!(made instanceof Future)) return made;
+      if (!isFuture(made)) return made as B;
       this.#second = made;
     }
     const b = stepOf(this.#second, ctx);

@@ -8,11 +8,13 @@
  * and I/O still runs); after that it sleeps on the wake sources the pending
  * futures registered, whose sequence it read before polling, so a
  * completion can never be missed. Futures that registered no source are
- * re-polled on a short, growing timer.
+ * re-polled on a short, growing timer. A future awaited while it sleeps
+ * wakes it at once. Only awaited futures keep the process alive on that
+ * timer: adopted ones (a race's losers) do not.
  *
  * @module
  */
-import { setImmediate } from "node:timers";
+import { setImmediate, setTimeout as setTimer } from "node:timers";
 import {
   type Future,
   type PollContext,
@@ -106,10 +108,19 @@ class SweepContext implements PollContext {
     }
   }
 
-  /** Whether every registered source wants to be spun on. */
+  /**
+   * Whether every registered source wants to be spun on. A source whose
+   * `shouldSpin` throws is slept on instead: the exception escaped the
+   * pump, which stopped with every awaited future pending (and Deno
+   * exited on the unhandled rejection).
+   */
   spinWorthwhile(): boolean {
     for (const s of this.sources.keys()) {
-      if (s.shouldSpin?.() === false) return false;
+      try {
+        if (s.shouldSpin?.() === false) return false;
+      } catch {
+        return false;
+      }
     }
     return true;
   }
@@ -120,14 +131,92 @@ class SweepContext implements PollContext {
  * a Set would give every fresh entry an identity hash (a runtime call).
  */
 const entries: Entry[] = [];
+/** Entries somebody awaits (with a `resolve`); the rest were adopted. */
+let awaited = 0;
 let pumping = false;
+
+/**
+ * Ends the pump's sleep early: set while it sleeps. A future awaited (or
+ * adopted) meanwhile was not polled until a source it never registered
+ * woke the pump, or the sleep timed out: a copy to an idle engine waited
+ * behind another one's 30 ms copy, and `await ready(1)` took 50 ms.
+ */
+let kick: (() => void) | undefined;
+
+/** A promise that resolves when something new is to be polled. */
+function kicked(): Promise<void> {
+  return new Promise((resolve) => {
+    kick = resolve;
+  });
+}
+
+/** Drive a freshly queued entry: start the pump, or wake it. */
+function schedule(): void {
+  if (!pumping) {
+    queueMicrotask(pump);
+    return;
+  }
+  const k = kick;
+  kick = undefined;
+  k?.();
+}
 
 function immediate(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * A timer of `ms`. `weak`: it does not keep the process alive -- when
+ * only adopted futures are pending (the losers of a race, which nobody
+ * awaits), so that one that never settles did not keep a script running
+ * for good once its work was done.
+ */
+function delay(ms: number, weak = false): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimer(resolve, ms);
+    if (weak) t.unref();
+  });
+}
+
+/** A sleep on a source still pending, for the pump to sleep on again. */
+interface Sleeping {
+  seq: number;
+  waiting: number;
+  deadline: number;
+  promise: Promise<unknown>;
+}
+
+const sleeping = new Map<WakeSource, Sleeping>();
+
+/**
+ * Sleep on `source` from `seq`; a sleep still pending from the same
+ * sequence, with no more to wait for and no later deadline, is taken
+ * again rather than doubled (the pump re-sweeps when kicked, or when
+ * another source wakes it: each new sleep of the device's used to stay
+ * pending beside the last, on Deno a thread of its blocking pool each).
+ */
+function sleepOn(
+  source: WakeSource,
+  seq: number,
+  timeoutMs: number,
+  waiting: number,
+): Promise<unknown> {
+  const now = performance.now();
+  const prev = sleeping.get(source);
+  if (
+    prev !== undefined && prev.seq === seq && prev.waiting <= waiting &&
+    prev.deadline <= now + timeoutMs
+  ) {
+    return prev.promise;
+  }
+  const promise = Promise.resolve(source.sleep(seq, timeoutMs, waiting));
+  const entry = { seq, waiting, deadline: now + timeoutMs, promise };
+  sleeping.set(source, entry);
+  const done = () => {
+    if (sleeping.get(source) === entry) sleeping.delete(source);
+  };
+  promise.then(done, done);
+  return promise;
 }
 
 /** Poll every pending future once; true if any settled or changed state. */
@@ -141,11 +230,12 @@ function sweep(ctx: SweepContext): boolean {
     ctx.registered = false;
     const before = e.future.state;
     const state = e.future.poll(ctx);
-    if (state === "complete") {
-      e.resolve?.(e.future.value);
-      progress = true;
-    } else if (state === "failed") {
-      e.reject?.(e.future.error);
+    if (state === "complete" || state === "failed") {
+      if (e.resolve !== undefined) {
+        awaited--;
+        if (state === "complete") e.resolve(e.future.value);
+        else e.reject!(e.future.error);
+      }
       progress = true;
     } else {
       entries[kept++] = e;
@@ -190,24 +280,28 @@ async function pump(): Promise<void> {
         continue;
       }
       if (ctx.sources.size === 0) {
-        await delay(blindMs);
+        await Promise.race([delay(blindMs, awaited === 0), kicked()]);
+        kick = undefined;
         blindMs = Math.min(blindMs * 2, BLIND_MAX_MS);
         continue;
       }
       const timeout = ctx.blind ? Math.ceil(blindMs) : SOURCE_SLEEP_MS;
       try {
-        await Promise.race(
-          [...ctx.sources].map(([s, r]) =>
-            s.sleep(r.seq, timeout, ctx.sources.size === 1 ? r.waiting : 1)
+        await Promise.race([
+          ...[...ctx.sources].map(([s, r]) =>
+            sleepOn(s, r.seq, timeout, ctx.sources.size === 1 ? r.waiting : 1)
           ),
-        );
+          kicked(),
+        ]);
       } catch {
         // A source's sleep failed (a WakeSource is user code too). Had
         // this escaped, the pump would have stopped with every awaited
         // future pending forever: re-poll them after a blind wait.
-        await delay(blindMs);
+        kick = undefined;
+        await Promise.race([delay(blindMs, awaited === 0), kicked()]);
         blindMs = Math.min(blindMs * 2, BLIND_MAX_MS);
       }
+      kick = undefined;
       lastProgress = performance.now();
     }
   } finally {
@@ -225,7 +319,8 @@ function drive<T>(future: Future<T>): Promise<T> {
       resolve: resolve as (v: unknown) => void,
       reject,
     });
-    if (!pumping) queueMicrotask(pump);
+    awaited++;
+    schedule();
   });
 }
 
@@ -239,7 +334,7 @@ setDriver(drive);
 export function adopt(future: Future<unknown>): void {
   if (future.done) return;
   entries.push({ future });
-  if (!pumping) queueMicrotask(pump);
+  schedule();
 }
 
 const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
@@ -256,11 +351,17 @@ function blockOn(ctx: SweepContext, blindMs: number): void {
   }
   const [source, r] = ctx.sources.entries().next().value!;
   const alone = !ctx.blind && ctx.sources.size === 1;
-  source.block(
-    r.seq,
-    alone ? 10 : Math.ceil(blindMs),
-    alone ? r.waiting : 1,
-  );
+  try {
+    source.block(
+      r.seq,
+      alone ? 10 : Math.ceil(blindMs),
+      alone ? r.waiting : 1,
+    );
+  } catch {
+    // a WakeSource is user code: poll again after a short sleep, as the
+    // pump does when a source's sleep fails
+    sleepThread(blindMs);
+  }
 }
 
 /**

@@ -206,7 +206,11 @@ export abstract class Future<T> implements PromiseLike<T> {
 
   /**
    * Advance synchronously as far as possible without blocking. Never
-   * throws; polling a settled future returns its cached state.
+   * throws; polling a settled future returns its cached state. A step
+   * may poll its own future again (the block store's writes drive the
+   * owner of their block's queue, which can be themselves): a future the
+   * inner poll settled keeps that outcome, whatever the outer step then
+   * returns or throws.
    */
   poll(ctx: PollContext = NO_CONTEXT): FutureState {
     if (this[STATE] === "complete" || this[STATE] === "failed") {
@@ -220,9 +224,14 @@ export abstract class Future<T> implements PromiseLike<T> {
     try {
       r = this.step(ctx);
     } catch (e) {
+      // settled by a poll inside the step: a settled future never changes
+      if (Future.#settled(this)) return this[STATE];
       Future.#fail(this, e);
       return this[STATE];
     }
+    // settled by a poll inside the step: a completed future went back to
+    // running (its resources dropped), or settled twice
+    if (Future.#settled(this)) return this[STATE];
     if (r === PENDING) this[STATE] = "running";
     else if (r !== NOT_STARTED) {
       this[STATE] = "complete";
@@ -233,6 +242,11 @@ export abstract class Future<T> implements PromiseLike<T> {
   }
 
   // static, not instance, private methods: those would brand every instance
+  static #settled(future: Future<unknown>): boolean {
+    const state = future[STATE];
+    return state === "complete" || state === "failed";
+  }
+
   static #fail(future: Future<unknown>, error: unknown): void {
     future[STATE] = "failed";
     future[ERROR] = error;

@@ -7,6 +7,7 @@
  */
 import { ClosedError } from "../errors/mod.ts";
 import { native, nativeError } from "../ffi/lib.ts";
+import { adopt } from "../future/executor.ts";
 import {
   Future,
   type FutureOptions,
@@ -153,6 +154,11 @@ export class DeviceBatch extends Future<void> {
       }
       this.#submitted = true;
       dev.submitted();
+      // polled by hand, outside an executor's sweep: the executor sees it
+      // to its end, so a future dropped now still gives its records back
+      // (they stayed taken for good, and a device whose records all were
+      // never started another operation)
+      if (ctx.sweeping !== true) adopt(this);
       return PENDING;
     }
     ctx.waitOn(dev);

@@ -9,8 +9,14 @@
  * @module
  */
 import { bufferOf } from "../ffi/validate.ts";
-import { all, map } from "../future/combinators.ts";
-import type { Future, FutureOptions, PollContext } from "../future/future.ts";
+import { all, fromStep, map } from "../future/combinators.ts";
+import {
+  type Future,
+  type FutureOptions,
+  NOT_STARTED,
+  PENDING,
+  type PollContext,
+} from "../future/future.ts";
 import { BaseMover } from "./_base.ts";
 import type { CompletionDevice, DeviceInfo } from "./_device.ts";
 import { DeviceBatch } from "./_device_batch.ts";
@@ -42,6 +48,24 @@ function shrinkable(op: CheckedOp): boolean {
 function anyShrinkable(ops: CheckedOp[]): boolean {
   for (let i = 0; i < ops.length; i++) if (shrinkable(ops[i])) return true;
   return false;
+}
+
+/**
+ * One future over the parts of an operation, with the caller's signal on
+ * it alone: it aborts the whole while no part has started. Each part used
+ * to carry the signal itself, so an abort once some parts had run failed
+ * the started batch with the abort's reason, half of it written (a batch
+ * waiting for records: 2 of 8 copies made, and an AbortError).
+ */
+function joined(parts: Future<void>[], options?: FutureOptions): Future<void> {
+  const whole = all(parts);
+  if (options?.signal === undefined) return map(whole, () => undefined);
+  return fromStep((ctx) => {
+    const state = whole.poll(ctx);
+    if (state === "complete") return;
+    if (state === "failed") throw whole.error;
+    return state === "idle" ? NOT_STARTED : PENDING;
+  }, options);
 }
 
 /**
@@ -171,25 +195,27 @@ export abstract class DeviceMover extends BaseMover {
       return new SplitBatch(
         this,
         this.#className,
-        (ctx) => this.#split(ops, bytes, ctx, options),
+        (ctx) => this.#split(ops, bytes, ctx),
         options,
       );
     }
     return this.#offload(ops, options);
   }
 
-  /** The poller's share and the engines' future, at the first poll. */
+  /**
+   * The poller's share and the engines' future, at the first poll (the
+   * batch has started then: its parts take no signal).
+   */
   #split(
     ops: CheckedOp[],
     bytes: number,
     ctx: PollContext,
-    options?: FutureOptions,
   ): { inline: CheckedOp[]; offloaded: Future<void> | undefined } {
     const device = this.#device;
     const idle = device.info.threads - device.inFlight;
     if (idle <= 0) return { inline: ops, offloaded: undefined };
     if ((ctx.pending ?? 1) > 1) {
-      return { inline: [], offloaded: this.#offload(ops, options) };
+      return { inline: [], offloaded: this.#offload(ops) };
     }
     // the poller's share: 1 / (idle engines + 1) of the bytes, from the end
     let mine = 0;
@@ -199,7 +225,7 @@ export abstract class DeviceMover extends BaseMover {
     }
     return {
       inline: ops.slice(k),
-      offloaded: this.#offload(ops.slice(0, k), options),
+      offloaded: this.#offload(ops.slice(0, k)),
     };
   }
 
@@ -212,21 +238,28 @@ export abstract class DeviceMover extends BaseMover {
     const { maxBatch, records, maxTransfer, batchLists } = this.#device.info;
     const max = Math.min(maxBatch, records - 1);
     if (max < 2 || batchLists < 1) return this.#group(work, false, options);
-    const parts: Future<void>[] = work.filter((op) => op.length > maxTransfer)
-      .map((op) => new DeviceOp(this.#device, op, options));
+    const large = work.filter((op) => op.length > maxTransfer);
     const small = work.filter((op) => op.length <= maxTransfer);
+    // a lone part carries the signal itself; several, their join (see
+    // `joined`)
+    const one = large.length + Math.ceil(small.length / max) === 1
+      ? options
+      : undefined;
+    const parts: Future<void>[] = large.map((op) =>
+      new DeviceOp(this.#device, op, one)
+    );
     for (let i = 0; i < small.length; i += max) {
       const slice = small.slice(i, i + max);
       parts.push(
         slice.length === 1
-          ? new DeviceOp(this.#device, slice[0], options)
-          : new DeviceBatch(this.#device, slice, options),
+          ? new DeviceOp(this.#device, slice[0], one)
+          : new DeviceBatch(this.#device, slice, one),
       );
     }
     if (parts.length === 0) {
       return new CpuOp(this, this.#className, [], options);
     }
-    return parts.length === 1 ? parts[0] : map(all(parts), () => undefined);
+    return parts.length === 1 ? parts[0] : joined(parts, options);
   }
 
   #group(
@@ -235,12 +268,10 @@ export abstract class DeviceMover extends BaseMover {
     options?: FutureOptions,
   ): Future<void> {
     if (inline) return new CpuOp(this, this.#className, ops, options);
-    const parts = ops.map((op) => new DeviceOp(this.#device, op, options));
-    if (parts.length === 1) return parts[0];
-    if (parts.length === 0) {
-      return new CpuOp(this, this.#className, [], options);
-    }
-    return map(all(parts), () => undefined);
+    if (ops.length === 0) return new CpuOp(this, this.#className, [], options);
+    if (ops.length === 1) return new DeviceOp(this.#device, ops[0], options);
+    // the signal on the join alone (see `joined`)
+    return joined(ops.map((op) => new DeviceOp(this.#device, op)), options);
   }
 
   /**

@@ -238,6 +238,11 @@ export class DeviceOp extends Future<void> {
         this.#finishOnCpu();
         return;
       }
+      // polled by hand, outside an executor's sweep: the executor sees it
+      // to its end, so a future dropped now still gives its record back
+      // (it stayed taken for good, and a device whose records all were
+      // never started another operation)
+      if (ctx.sweeping !== true) adopt(this);
       return PENDING;
     }
     ctx.waitOn(dev);

@@ -273,17 +273,21 @@ export function checkBatch(
     if (typeof e !== "object" || e === null) {
       throw new TypeError("Cannot batch: each entry must be an object");
     }
-    if (!BATCH_OPS.has(e.op)) {
+    // read once: a getter answering "memcpy" to the check and anything
+    // else to checkOp got an operation no mover knows past it (a batch
+    // that completed with nothing written, or a native call given an
+    // undefined opcode)
+    const op: unknown = e.op;
+    if (typeof op !== "string" || !BATCH_OPS.has(op)) {
       // JSON.stringify throws on a bigint or a cyclic object: name only
       // a string op
-      const op: unknown = e.op;
       const name = typeof op === "string" ? JSON.stringify(op) : typeof op;
       throw new TypeError(`Cannot batch: unknown op ${name}`);
     }
     ops[i] = checkOp(
       mover,
       capabilities,
-      e.op,
+      op as VdmOp,
       e.dst,
       "src" in e ? e.src : undefined,
       "value" in e ? e.value : undefined,

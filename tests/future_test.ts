@@ -14,8 +14,12 @@ import {
   type Step,
   wait,
   waitAll,
+  type WakeSource,
 } from "../mod.ts";
-import { assert, runScript, test } from "./_harness.ts";
+import { cpSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { assert, ROOT, runScript, tempDir, test } from "./_harness.ts";
 
 class Counting extends Future<number> {
   steps = 0;
@@ -205,4 +209,148 @@ test("the process stays alive while a future is pending (both runtimes)", () => 
   `);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), "done");
+});
+
+test("a future settled by a poll inside its own step stays settled", () => {
+  // a step may poll its own future (the block store's writes drive the
+  // owner of their block's queue): the outer step's outcome overwrote
+  // the inner one, a completed future went back to running and stepped
+  // again, or turned failed, settle() running each time
+  class Reentrant extends Future<string> {
+    steps = 0;
+    settled = 0;
+    constructor(readonly outer: "pending" | "value" | "throw") {
+      super();
+    }
+    protected step(): Step<string> {
+      if (++this.steps > 1) return "inner";
+      this.poll();
+      if (this.outer === "throw") throw new Error("outer");
+      return this.outer === "pending" ? PENDING : "outer";
+    }
+    protected override settle(): void {
+      this.settled++;
+    }
+  }
+  for (const outer of ["pending", "value", "throw"] as const) {
+    const f = new Reentrant(outer);
+    assert.equal(f.poll(), "complete", outer);
+    assert.equal(f.value, "inner", outer);
+    assert.equal(f.error, undefined, outer);
+    assert.equal(f.poll(), "complete", outer);
+    assert.equal(wait(f), "inner");
+    assert.equal(f.steps, 2, outer);
+    assert.equal(f.settled, 1, outer);
+  }
+  // a step polling itself for good ends failed (the stack overflows),
+  // not complete
+  let polls = 0;
+  const g: Future<number> = fromStep(() => {
+    polls++;
+    g.poll();
+    return 1;
+  });
+  assert.equal(g.poll(), "failed");
+  assert.ok(g.error instanceof RangeError, String(g.error));
+  assert.equal(g.value, undefined);
+  const n = polls;
+  assert.equal(g.poll(), "failed");
+  assert.equal(polls, n);
+});
+
+/** A wake source whose sequence never moves: sleeps last their timeout. */
+function stillSource(): WakeSource {
+  return {
+    sequence: () => 0,
+    block: (_seq, ms) => {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+    },
+    sleep: (_seq, ms) => new Promise((r) => setTimeout(r, ms)),
+  };
+}
+
+test("a future awaited while the pump sleeps on another source is polled at once", async () => {
+  // the pump slept on the sources of the futures it had (50 ms), and a
+  // future awaited meanwhile waited for that sleep to end: a copy to an
+  // idle engine behind another device's long copy, or `await ready(1)`
+  const source = stillSource();
+  let stop = false;
+  const slow = fromStep((ctx) => {
+    ctx.waitOn(source);
+    return stop ? "slow" : PENDING;
+  });
+  const done = slow.then((v) => v);
+  try {
+    const took: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 5)); // the pump is asleep now
+      const t0 = performance.now();
+      assert.equal(await ready(i), i);
+      took.push(performance.now() - t0);
+    }
+    assert.ok(Math.min(...took) < 25, `await ready() took ${took} ms`);
+  } finally {
+    stop = true;
+  }
+  assert.equal(await done, "slow");
+});
+
+test("a WakeSource whose shouldSpin or block throws does not stop the executor", async () => {
+  // a throwing shouldSpin escaped the pump: Deno exited on the unhandled
+  // rejection, Bun left every awaited future pending for good
+  const source: WakeSource = {
+    ...stillSource(),
+    shouldSpin(): boolean {
+      throw new Error("shouldSpin broke");
+    },
+    block(): void {
+      throw new Error("block broke");
+    },
+  };
+  let n = 0;
+  const f = fromStep((ctx) => {
+    ctx.waitOn(source);
+    return ++n > 3 ? "f" : PENDING;
+  });
+  let m = 0;
+  const g = fromStep(() => (++m > 50 ? "g" : PENDING));
+  assert.deepEqual(await Promise.all([f, g]), ["f", "g"]);
+  let k = 0;
+  const h = fromStep((ctx) => {
+    ctx.waitOn(source);
+    return ++k > 3 ? "h" : PENDING;
+  });
+  assert.equal(wait(h), "h"); // block() threw: wait() sleeps and polls again
+});
+
+test("a race whose loser never settles lets the script end", () => {
+  // the loser was adopted and polled on a timer that kept the process
+  // alive for good (the example of race() itself never ended)
+  const r = runScript(
+    `
+    import { fromStep, PENDING, race, ready } from "@root/mod.ts";
+    const never = fromStep(() => PENDING);
+    console.log(await race([never, ready("fast")]));
+  `,
+    20_000,
+  );
+  assert.equal(r.signal, null, "the script did not end");
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), "fast");
+}, { timeout: 30_000 });
+
+test("chain() runs a future of another copy of the module it returns", async () => {
+  // by instanceof, such a future was the chain's value: await ran it (a
+  // thenable) and gave 2, wait() gave the future itself
+  const dir = tempDir();
+  cpSync(join(ROOT, "future"), join(dir, "future"), { recursive: true });
+  const other: typeof import("../future/mod.ts") = await import(
+    pathToFileURL(join(dir, "future", "mod.ts")).href
+  );
+  assert.notEqual(other.ready, ready);
+  const next = (x: number) => other.ready(x + 1);
+  assert.equal(wait(chain(ready(1), next)), 2);
+  assert.equal(await chain(ready(1), next), 2);
+  assert.deepEqual(await all([chain(ready(1), next), ready(3)]), [2, 3]);
+  assert.equal(wait(map(ready(1), (x) => ({ poll: x }))).poll, 1); // a value
 });

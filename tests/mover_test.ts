@@ -2,6 +2,7 @@
 import {
   all,
   BaseMover,
+  type BatchEntry,
   type CheckedOp,
   ClosedError,
   CpuMover,
@@ -94,6 +95,110 @@ moverTest(
     assert.deepEqual(buf, ref);
   },
 );
+
+moverTest(
+  "a batch aborted once started completes; aborted before, it writes nothing",
+  (mover) => {
+    // each part of a device batch carried the signal: an abort while some
+    // waited for records failed the started batch with the abort's
+    // reason, part of it written (2 of 8 copies on a 2-record device)
+    const src = new Uint8Array(64 << 10).fill(5);
+    const dsts = Array.from({ length: 8 }, () => new Uint8Array(64 << 10));
+    const entries = dsts.map((dst) => ({ op: "memcpy" as const, dst, src }));
+    const started = new AbortController();
+    const b = mover.batch(entries, { signal: started.signal });
+    b.poll();
+    assert.notEqual(b.state, "idle");
+    started.abort(new Error("aborted"));
+    wait(b);
+    assert.ok(dsts.every((d) => d[0] === 5 && d[d.length - 1] === 5));
+    for (const d of dsts) d.fill(0);
+    const early = new AbortController();
+    const c = mover.batch(entries, { signal: early.signal });
+    early.abort(new Error("aborted early"));
+    assert.throws(() => wait(c), /aborted early/);
+    assert.ok(dsts.every((d) => d.every((x) => x === 0)));
+  },
+);
+
+moverTest("a batch entry's op is read once", (mover) => {
+  // read twice, a getter answering "memcpy" to the check and "bogus" to
+  // the rest got a batch that completed with nothing copied (an FFI
+  // TypeError at its poll on Deno's device movers)
+  let reads = 0;
+  const dst = new Uint8Array(64 << 10);
+  const src = new Uint8Array(64 << 10).fill(7);
+  const entry = {
+    get op() {
+      return reads++ === 0 ? "memcpy" : "bogus";
+    },
+    dst,
+    src,
+  } as unknown as BatchEntry;
+  const other = new Uint8Array(64 << 10);
+  wait(mover.batch([entry, { op: "memset", dst: other, value: 1 }]));
+  assert.equal(reads, 1);
+  assert.deepEqual(dst, src);
+  assert.equal(other[100], 1);
+  assert.throws(
+    () => mover.batch([{ op: 7 } as unknown as BatchEntry]),
+    /unknown op number/,
+  );
+});
+
+test("ThreadMover: operations polled by hand and dropped give their records back", async () => {
+  // the device held a started operation's record until its future saw
+  // the completion: dropped after a hand poll, it held it for good, and
+  // once all were held no operation ever started again
+  using mover = new ThreadMover({ threads: 1, inlineThreshold: 0, records: 4 });
+  for (let i = 0; i < 4; i++) {
+    const f = mover.memset(new Uint8Array(1 << 16), 1);
+    assert.equal(f.poll(), "running");
+  }
+  const entries = [0, 1, 2].map(() => ({
+    op: "memset" as const,
+    dst: new Uint8Array(1 << 16),
+    value: 1,
+  }));
+  const dropped = mover.batch(entries); // a BATCH: all 4 records
+  const started = async () => {
+    for (let i = 0; i < 200 && dropped.poll() !== "running"; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return dropped.state;
+  };
+  assert.equal(await started(), "running");
+  const dst = new Uint8Array(1 << 16);
+  const f = mover.memset(dst, 2);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<string>((r) => {
+    timer = setTimeout(() => r(`still ${f.state} after 5 s`), 5000);
+  });
+  try {
+    assert.equal(await Promise.race([f.then(() => "done"), late]), "done");
+  } finally {
+    clearTimeout(timer);
+  }
+  assert.equal(dst[100], 2);
+  assert.ok(entries.every((e) => e.dst[100] === 1));
+});
+
+test("ThreadMover: a started batch waiting for records is not failed by an abort", () => {
+  for (const records of [2, 4]) {
+    using mover = new ThreadMover({ threads: 2, inlineThreshold: 0, records });
+    const src = new Uint8Array(1 << 20).fill(5);
+    const dsts = Array.from({ length: 8 }, () => new Uint8Array(1 << 20));
+    const ac = new AbortController();
+    const b = mover.batch(dsts.map((dst) => ({ op: "memcpy", dst, src })), {
+      signal: ac.signal,
+    });
+    b.poll();
+    ac.abort(new Error("aborted"));
+    wait(b);
+    const written = dsts.filter((d) => d[0] === 5 && d[d.length - 1] === 5);
+    assert.equal(written.length, 8, `records: ${records}`);
+  }
+});
 
 moverTest("many futures awaited concurrently all complete", async (mover) => {
   const n = 300;
