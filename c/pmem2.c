@@ -469,6 +469,19 @@ ap_map_sync(struct ap_map *m, const void *addr, size_t len)
 	return 0;
 }
 
+/*
+ * ap_map_readable -- refuse to flush a mapping without read access: a
+ * cache-line flush (CLFLUSH, CLWB) of a page that cannot be read faults,
+ * so persist on a PROT_NONE map below page granularity killed the
+ * process; msync on a page map would not fault, but is refused alike so
+ * that a "none" mapping behaves the same on every storage
+ */
+static int
+ap_map_readable(const struct ap_map *m, const char *op)
+{
+	return ap_map_access(m, PMEM2_PROT_READ, op);
+}
+
 /* ap_map_range -- convert and check an (offset, length) pair */
 static int
 ap_map_range(struct ap_map *m, double offset, double length, size_t *off,
@@ -485,7 +498,7 @@ ap_map_persist(struct ap_map *map, double offset, double length)
 {
 	size_t off, len;
 	int rc = ap_map_range(map, offset, length, &off, &len, "persist");
-	if (rc)
+	if (rc || (rc = ap_map_readable(map, "persist")))
 		return rc;
 	return ap_map_sync(map, map->addr + off, len);
 }
@@ -495,7 +508,7 @@ ap_map_flush(struct ap_map *map, double offset, double length)
 {
 	size_t off, len;
 	int rc = ap_map_range(map, offset, length, &off, &len, "flush");
-	if (rc)
+	if (rc || (rc = ap_map_readable(map, "flush")))
 		return rc;
 	if (map->granularity == AP_GRAN_PAGE)
 		return ap_map_sync(map, map->addr + off, len);
@@ -521,7 +534,7 @@ ap_map_deep_flush(struct ap_map *map, double offset, double length)
 {
 	size_t off, len;
 	int rc = ap_map_range(map, offset, length, &off, &len, "deep flush");
-	if (rc)
+	if (rc || (rc = ap_map_readable(map, "deep flush")))
 		return rc;
 	ap_pmem2_reset();
 	rc = pmem2_deep_flush(map->map, map->addr + off, len);

@@ -246,6 +246,20 @@ export class Mapping implements Disposable {
     return h;
   }
 
+  /**
+   * The handle, for a flush of the mapping's memory: refused without any
+   * access (protection "none"), before the tracer hears of it. Flushing
+   * cache lines of a page that cannot be read faults the process (the
+   * shim refuses too).
+   *
+   * @throws {PmemError} code -13 (EACCES) with protection "none"
+   */
+  #flushable(op: string): Ptr {
+    const h = this.#live(op);
+    if (this.#protection === "none") this.#denied(op);
+    return h;
+  }
+
   #denied(op: string): never {
     const what = this.#protection === "read"
       ? 'read-only (protection "read"): copy bytes out with read()'
@@ -376,9 +390,14 @@ export class Mapping implements Disposable {
     );
   }
 
-  /** Flush and drain a range: it is durable when this returns. */
+  /**
+   * Flush and drain a range: it is durable when this returns.
+   *
+   * @throws {PmemError} code -13 (EACCES) on a mapping with protection
+   *   `"none"` (a cache-line flush of a page without access faults)
+   */
   persist(offset: number, length: number): void {
-    const h = this.#live("persist");
+    const h = this.#flushable("persist");
     checkRange(offset, length, this.#size, "persist");
     if (this.#tracer) {
       this.#tracer.flush(offset, length);
@@ -387,9 +406,14 @@ export class Mapping implements Disposable {
     check(native.ap_map_persist(h, offset, length), "persist");
   }
 
-  /** Flush a range (durable after the next {@linkcode Mapping.drain}). */
+  /**
+   * Flush a range (durable after the next {@linkcode Mapping.drain}).
+   *
+   * @throws {PmemError} code -13 (EACCES) on a mapping with protection
+   *   `"none"`
+   */
   flush(offset: number, length: number): void {
-    const h = this.#live("flush");
+    const h = this.#flushable("flush");
     checkRange(offset, length, this.#size, "flush");
     this.#tracer?.flush(offset, length);
     check(native.ap_map_flush(h, offset, length), "flush");
@@ -405,9 +429,12 @@ export class Mapping implements Disposable {
   /**
    * Flush a range through to the media (beyond the ADR domain where the
    * platform has one; a no-op on page-granularity files).
+   *
+   * @throws {PmemError} code -13 (EACCES) on a mapping with protection
+   *   `"none"`
    */
   deepFlush(offset: number, length: number): void {
-    const h = this.#live("deepFlush");
+    const h = this.#flushable("deepFlush");
     checkRange(offset, length, this.#size, "deepFlush");
     check(native.ap_map_deep_flush(h, offset, length), "deepFlush");
   }

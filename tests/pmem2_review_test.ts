@@ -1,0 +1,73 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Edges of `pmem2/` found by a review: each test exposed a bug (named in
+ * its comment). The cases that faulted or hung the process run in a child
+ * process, so a regression fails the test instead of the runner.
+ */
+import { writeFileSync } from "node:fs";
+import process from "node:process";
+import { assert, runScript, tempPath, test } from "./_harness.ts";
+
+/** {@linkcode runScript} with extra environment variables for the child. */
+function runWithEnv(env: Record<string, string>, source: string) {
+  const saved = Object.keys(env).map((k) => [k, process.env[k]] as const);
+  Object.assign(process.env, env);
+  try {
+    return runScript(source, 30_000);
+  } finally {
+    for (const [k, v] of saved) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+// Bug: a mapping with protection "none" flushed its range with the CPU's
+// cache-line flushes when its granularity was below page (persistent
+// memory, or PMEM2_FORCE_GRANULARITY here): a flush of a page without
+// read access faults, so persist(), flush() and persistRanges() killed
+// the process with SIGSEGV. Such a mapping now refuses persistence with
+// EACCES, as it refuses read(), on every granularity.
+test("a mapping without access refuses persist and flush, never faults", () => {
+  const path = tempPath();
+  writeFileSync(path, new Uint8Array(1 << 16));
+  for (const granularity of ["CACHE_LINE", "PAGE"]) {
+    const r = runWithEnv(
+      { PMEM2_FORCE_GRANULARITY: granularity },
+      `
+      import { native } from "@root/ffi/lib.ts";
+      import { mapFile } from "@root/mod.ts";
+      import { nativeHandleOf } from "@root/pmem2/mapping.ts";
+      const map = mapFile(${JSON.stringify(path)}, { protection: "none" });
+      const out = [map.granularity];
+      for (const [name, f] of [
+        ["persist", () => map.persist(0, 64)],
+        ["flush", () => map.flush(4096, 64)],
+        ["deepFlush", () => map.deepFlush(0, 64)],
+        ["persistRanges", () => map.persistRanges([{ offset: 0, length: 8 }])],
+      ]) {
+        try { f(); out.push(name + " ok"); }
+        catch (e) { out.push(name + " " + e.name + " " + e.code); }
+      }
+      // the shim refuses too, for its native callers
+      const h = nativeHandleOf(map);
+      out.push("shim " + native.ap_map_persist(h, 0, 64) + " " +
+        native.ap_map_flush(h, 0, 64) + " " +
+        native.ap_map_deep_flush(h, 0, 64));
+      map.drain(); // touches no memory
+      map.persistRanges([]); // nothing to flush: a drain
+      map.close();
+      console.log(out.join("; "));
+    `,
+    );
+    assert.equal(r.signal, null, `${granularity}: ${r.stderr}`);
+    assert.equal(r.status, 0, `${granularity}: ${r.stderr}`);
+    assert.equal(
+      r.stdout.trim(),
+      `${granularity === "PAGE" ? "page" : "cache-line"}; ` +
+        "persist PmemError -13; flush PmemError -13; " +
+        "deepFlush PmemError -13; persistRanges PmemError -13; " +
+        "shim -13 -13 -13",
+    );
+  }
+});
