@@ -4,9 +4,11 @@
  * its comment). The cases that faulted or hung the process run in a child
  * process, so a regression fails the test instead of the runner.
  */
+import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import process from "node:process";
-import { assert, runScript, tempPath, test } from "./_harness.ts";
+import { assert, runScript, tempDir, tempPath, test } from "./_harness.ts";
 
 /** {@linkcode runScript} with extra environment variables for the child. */
 function runWithEnv(env: Record<string, string>, source: string) {
@@ -70,4 +72,28 @@ test("a mapping without access refuses persist and flush, never faults", () => {
         "shim -13 -13 -13",
     );
   }
+});
+
+// Bug: the process-wide share of a file (`FileShare`, under every block
+// pool and log stream) opened the file with a plain open(2), which on a
+// FIFO waits for a writer: FileShare.open(fifo) hung the process for
+// ever, as Source.open and FileLock.acquire did before the shim's opens
+// became nonblocking (tests/ffi_edges_test.ts). It now opens as they do.
+test("a FileShare of a FIFO opens at once, never waits for a writer", () => {
+  const fifo = join(tempDir(), "fifo");
+  const made = spawnSync("mkfifo", [fifo]);
+  assert.equal(made.status, 0, String(made.error ?? made.stderr));
+  const r = runScript(
+    `
+    import { FileShare } from "@root/pmem2/file_share.ts";
+    let share;
+    try { share = FileShare.open(${JSON.stringify(fifo)}, 64); }
+    catch (e) { console.log(e.name, e.code); }
+    console.log("returned", share?.close() ?? "-");
+  `,
+    20_000,
+  );
+  assert.equal(r.signal, null, `hung? ${r.stderr}`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^returned /m);
 });
