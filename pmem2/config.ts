@@ -86,7 +86,9 @@ export function toNativeConfig(config: MapConfig): NativeMapConfig {
     throw new TypeError("Cannot map: config must be an object");
   }
   const g = config.granularity ?? "page";
-  if (!(g in GRANULARITY_VALUES)) {
+  // own properties only: `in` also finds the prototype's ("toString"),
+  // whose value is no number for the shim
+  if (typeof g !== "string" || !Object.hasOwn(GRANULARITY_VALUES, g)) {
     throw new TypeError(
       `Cannot map: granularity must be "byte", "cache-line" or "page", got ${
         JSON.stringify(g)

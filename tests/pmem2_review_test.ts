@@ -5,9 +5,10 @@
  * process, so a regression fails the test instead of the runner.
  */
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
+import { type Granularity, mapFile, Mapping, Source } from "../mod.ts";
 import { assert, runScript, tempDir, tempPath, test } from "./_harness.ts";
 
 /** {@linkcode runScript} with extra environment variables for the child. */
@@ -96,4 +97,29 @@ test("a FileShare of a FIFO opens at once, never waits for a writer", () => {
   assert.equal(r.signal, null, `hung? ${r.stderr}`);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^returned /m);
+});
+
+// Bug: the granularity option was checked with `in`, which an object's
+// prototype answers too: "toString", "constructor" or "__proto__" passed
+// as a granularity. On Deno the engine's FFI then threw its own
+// TypeError, after mapFile had created the file; on Bun the mapping was
+// made with byte granularity and requiredGranularity said "toString".
+// Only the three names are granularities now, refused before any file.
+test("a granularity named after an Object property is a TypeError, no file made", () => {
+  const dir = tempDir();
+  for (const g of ["toString", "constructor", "__proto__", "valueOf"]) {
+    const path = join(dir, g);
+    assert.throws(
+      () => mapFile(path, { size: 4096, granularity: g as Granularity }),
+      (e: unknown) => e instanceof TypeError && /granularity/.test(e.message),
+      g,
+    );
+    assert.equal(existsSync(path), false, g);
+    using src = Source.fromAnon(4096);
+    assert.throws(
+      () => Mapping.map(src, { granularity: g as Granularity }),
+      (e: unknown) => e instanceof TypeError && /granularity/.test(e.message),
+      g,
+    );
+  }
 });
