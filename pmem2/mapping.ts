@@ -21,6 +21,7 @@ import {
   granularityName,
   type MapConfig,
   type Protection,
+  readMapConfig,
   toNativeConfig,
 } from "./config.ts";
 import { checkMemFlags, MemFlags } from "./flags.ts";
@@ -192,9 +193,10 @@ export class Mapping implements Disposable {
     if (!(source instanceof Source)) {
       throw new TypeError("Cannot map: source must be a Source");
     }
-    const c = toNativeConfig(config);
-    checkMover(config.mover);
-    const mover = config.mover ?? defaultMover();
+    const checked = readMapConfig(config);
+    const c = toNativeConfig(checked);
+    checkMover(checked.mover);
+    const mover = checked.mover ?? defaultMover();
     const cell = newCell();
     const rc = native.ap_map_new(
       cell,
@@ -221,8 +223,8 @@ export class Mapping implements Disposable {
     check(rc, "map");
     return new Mapping(
       cell,
-      config.granularity ?? "page",
-      config.protection ?? "read-write",
+      checked.granularity ?? "page",
+      checked.protection ?? "read-write",
       mover,
     );
   }
@@ -745,15 +747,18 @@ export function mapFile(path: string, options: MapFileOptions = {}): Mapping {
     throw new TypeError("Cannot map file: options must be an object");
   }
   // the mapping's options are checked before the file is opened: a
-  // `size` creates it, and a bad granularity or offset left it behind
-  toNativeConfig(options);
-  checkMover(options.mover);
+  // `size` creates it, and a bad granularity or offset left it behind;
+  // each is read once (see readMapConfig), so the file is opened for the
+  // protection the mapping gets
+  const config = readMapConfig(options);
+  toNativeConfig(config);
+  checkMover(config.mover);
   const open: SourceOpenOptions = {
     size: options.size,
     sparse: options.sparse,
     mode: options.mode,
-    readOnly: options.protection === "read" || options.protection === "none",
+    readOnly: config.protection === "read" || config.protection === "none",
   };
   using source = Source.open(path, open);
-  return Mapping.map(source, options);
+  return Mapping.map(source, config);
 }

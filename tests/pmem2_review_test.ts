@@ -123,3 +123,39 @@ test("a granularity named after an Object property is a TypeError, no file made"
     );
   }
 });
+
+// Bug: Mapping.map read `protection` (and `granularity`, `mover`) from
+// the options twice: once checked and given to the shim, then again for
+// the mapping's own record. An options object whose getter answered
+// "read" and then "read-write" got a read-only mapping that handed out
+// views, and a store through one killed the process (SIGSEGV). Each
+// option is now read once.
+test("options read twice cannot give a read-only mapping views", () => {
+  const path = tempPath();
+  writeFileSync(path, new Uint8Array(4096));
+  const r = runScript(`
+    import { mapFile, Mapping, Source } from "@root/mod.ts";
+    const fickle = () => {
+      let reads = 0;
+      return {
+        get protection() { return reads++ === 0 ? "read" : "read-write"; },
+      };
+    };
+    const out = [];
+    using src = Source.open(${JSON.stringify(path)}, { readOnly: true });
+    for (const open of [
+      () => Mapping.map(src, fickle()),
+      () => mapFile(${JSON.stringify(path)}, fickle()),
+    ]) {
+      let map;
+      try { map = open(); } catch (e) { out.push("open " + e.name); continue; }
+      try { map.view(0, 1)[0] = 1; out.push("stored"); }
+      catch (e) { out.push(e.name + " " + e.code); }
+      map.close();
+    }
+    console.log(out.join("; "));
+  `);
+  assert.equal(r.signal, null, r.stderr);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), "PmemError -13; PmemError -13");
+});
