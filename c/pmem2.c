@@ -56,7 +56,10 @@ ap_source_create(const char *path, int oflags, mode_t mode, int *created)
 	return ap_open_file(path, oflags | O_CREAT, mode);
 }
 
-/* ap_source_open -- open/create a file, extend it to size, wrap it */
+/*
+ * ap_source_open -- open/create a file, extend it to size, wrap it;
+ * returns 1 when this call created the file, 0 when it was there
+ */
 int
 ap_source_open(struct ap_source **out, const char *path, double path_len,
 	double size, uint32_t flags, uint32_t mode)
@@ -110,7 +113,15 @@ ap_source_open(struct ap_source **out, const char *path, double path_len,
 		rc = ap_fail_pmem2(rc, "pmem2_source_from_fd");
 		goto err;
 	}
-	return ap_source_wrap(out, ps, fd, 1);
+	rc = ap_source_wrap(out, ps, fd, 1);
+	if (rc) {
+		/* the wrap closed the fd; the file is not left behind */
+		if (created)
+			unlink(path);
+		return rc;
+	}
+	/* 1: this call made the file (a mapping that fails removes it) */
+	return created ? 1 : 0;
 err:
 	close(fd);
 	/* a file this call created is not left behind: a create that failed

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { unlinkSync } from "node:fs";
 import { ClosedError, PmemError } from "../errors/mod.ts";
 import { check, fromCell, native, newCell, type Ptr } from "../ffi/lib.ts";
 import {
@@ -32,7 +33,12 @@ import type { Vdm } from "../mover/vdm.ts";
 import { DurableCopies } from "./durable_copies.ts";
 import { copyOut } from "./read.ts";
 import { ViewBuffers } from "./view_buffers.ts";
-import { Source, sourceHandle, type SourceOpenOptions } from "./source.ts";
+import {
+  Source,
+  sourceCreated,
+  sourceHandle,
+  type SourceOpenOptions,
+} from "./source.ts";
 import type { PersistTracer } from "./tracer.ts";
 
 /** Largest span persistRanges covers with one msync regardless of density. */
@@ -760,5 +766,25 @@ export function mapFile(path: string, options: MapFileOptions = {}): Mapping {
     readOnly: config.protection === "read" || config.protection === "none",
   };
   using source = Source.open(path, open);
-  return Mapping.map(source, config);
+  try {
+    return Mapping.map(source, config);
+  } catch (e) {
+    // libpmem2 refused the mapping (an offset that is no page multiple, a
+    // range past the end, a granularity the storage lacks): a file this
+    // call made is not left behind
+    if (sourceCreated(source)) removeQuietly(path);
+    throw e;
+  }
+}
+
+/**
+ * Remove a file, ignoring failure: the caller's own error is the one to
+ * report (and Deno without `--allow-write` may refuse the unlink).
+ */
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // left behind, as before
+  }
 }
