@@ -193,7 +193,9 @@ export class Mapping implements Disposable {
    * @param source an open source (it may be closed afterwards)
    * @param config granularity, range, sharing, protection
    * @throws {PmemError} with code `PMEM2_E_GRANULARITY_NOT_SUPPORTED` when
-   *   a finer granularity than the storage offers is required
+   *   a finer granularity than the storage offers is required; with
+   *   `AP_E_BUSY` when 1024 mappings are live in the process (the shim's
+   *   table of mappings, which asynchronous copies reference, is full)
    */
   static map(source: Source, config: MapConfig = {}): Mapping {
     if (!(source instanceof Source)) {
@@ -747,6 +749,8 @@ export interface MapFileOptions extends MapConfig {
  *
  * @param path the file
  * @param options size, granularity, range, sharing, protection
+ * @throws {PmemError} as {@linkcode Source.open} and {@linkcode Mapping.map}
+ *   do; a file this call created is removed again when the mapping fails
  */
 export function mapFile(path: string, options: MapFileOptions = {}): Mapping {
   if (typeof options !== "object" || options === null) {
