@@ -7,7 +7,10 @@
 
 /**
  * Flags of the copy functions. With none, a copy is durable when it
- * returns, using non-temporal stores from 256 bytes up.
+ * returns: on persistent memory libpmem2 copies with non-temporal stores
+ * from 256 bytes up; on a page-granularity file (tmpfs, a disk) the copy
+ * is a plain memmove followed by an msync, and NONTEMPORAL or WC ask for
+ * non-temporal stores there.
  *
  * @example Usage
  * ```ts
