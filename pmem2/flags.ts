@@ -39,7 +39,8 @@ export const MemFlags = {
 export const MEM_VALID_FLAGS = 63;
 
 /**
- * Check a flags word and return it.
+ * Check a flags word and return it, -0 as 0 (see `checkByte`): the shim
+ * takes the returned value.
  *
  * @throws {TypeError} when not an integer
  * @throws {RangeError} for unknown bits or exclusive combinations
@@ -65,5 +66,5 @@ export function checkMemFlags(flags: unknown, op: string): number {
   if ((flags & NOFLUSH) && (flags & (NONTEMPORAL | WC))) {
     throw new RangeError(`Cannot ${op}: NOFLUSH excludes NONTEMPORAL and WC`);
   }
-  return flags;
+  return flags + 0;
 }

@@ -459,7 +459,7 @@ export class Mapping implements Disposable {
     // the engine's length: the shim copies this many bytes out of `src`
     const n = byteLengthOf(src);
     checkRange(dstOffset, n, this.#size, "memcpy");
-    checkMemFlags(flags, "memcpy");
+    flags = checkMemFlags(flags, "memcpy");
     check(native.ap_map_memcpy(h, dstOffset, src, n, n, flags), "memcpy");
     this.#traceCopy(dstOffset, n, flags);
   }
@@ -474,7 +474,7 @@ export class Mapping implements Disposable {
     const h = this.#writable("memmove");
     checkRange(dstOffset, length, this.#size, "memmove");
     checkRange(srcOffset, length, this.#size, "memmove");
-    checkMemFlags(flags, "memmove");
+    flags = checkMemFlags(flags, "memmove");
     check(
       native.ap_map_memmove(h, dstOffset, srcOffset, length, flags),
       "memmove",
@@ -485,9 +485,9 @@ export class Mapping implements Disposable {
   /** Fill `length` bytes at `dstOffset` with the byte `value`. */
   memset(dstOffset: number, value: number, length: number, flags = 0): void {
     const h = this.#writable("memset");
-    checkByte(value, "value", "memset");
+    value = checkByte(value, "value", "memset");
     checkRange(dstOffset, length, this.#size, "memset");
-    checkMemFlags(flags, "memset");
+    flags = checkMemFlags(flags, "memset");
     check(native.ap_map_memset(h, dstOffset, value, length, flags), "memset");
     this.#traceCopy(dstOffset, length, flags);
   }
@@ -522,7 +522,7 @@ export class Mapping implements Disposable {
     // `byteLength` to native copies and to their worker threads
     const bytes = trueBytes(src);
     checkRange(dstOffset, bytes.byteLength, this.#size, "memcpyAsync");
-    checkMemFlags(flags, "memcpyAsync");
+    flags = checkMemFlags(flags, "memcpyAsync");
     const dst = this.view(dstOffset, bytes.byteLength);
     return this.#copies.one(
       (f) => this.#mover.memcpy(dst, bytes, f, options),
@@ -543,7 +543,7 @@ export class Mapping implements Disposable {
     this.#writable("memmoveAsync");
     checkRange(dstOffset, length, this.#size, "memmoveAsync");
     checkRange(srcOffset, length, this.#size, "memmoveAsync");
-    checkMemFlags(flags, "memmoveAsync");
+    flags = checkMemFlags(flags, "memmoveAsync");
     const dst = this.view(dstOffset, length);
     const src = this.view(srcOffset, length);
     return this.#copies.one(
@@ -563,9 +563,9 @@ export class Mapping implements Disposable {
     options?: FutureOptions,
   ): Future<void> {
     this.#writable("memsetAsync");
-    checkByte(value, "value", "memsetAsync");
+    value = checkByte(value, "value", "memsetAsync");
     checkRange(dstOffset, length, this.#size, "memsetAsync");
-    checkMemFlags(flags, "memsetAsync");
+    flags = checkMemFlags(flags, "memsetAsync");
     const dst = this.view(dstOffset, length);
     return this.#copies.one(
       (f) => this.#mover.memset(dst, value, f, options),

@@ -117,7 +117,8 @@ export class Source implements Disposable {
     if (options.exclusive) flags |= AP_OPEN_EXCLUSIVE | AP_OPEN_CREATE;
     if (options.sparse) flags |= AP_OPEN_SPARSE;
     if (options.readOnly) flags |= AP_OPEN_READONLY;
-    const mode = checkSize(options.mode ?? 0o644, "mode", "open source");
+    // + 0: -0 as 0, which Deno's FFI takes for a u32 (see checkByte)
+    const mode = checkSize(options.mode ?? 0o644, "mode", "open source") + 0;
     if (mode > 0o7777) {
       // the shim takes a u32: Bun truncated 2^32 + 0o600 to 0o600, Deno's
       // FFI threw its own TypeError; bits above 0o7777 are no permission
@@ -151,7 +152,8 @@ export class Source implements Disposable {
       );
     }
     const cell = newCell();
-    check(native.ap_source_from_fd(cell, fd), "fromFd");
+    // + 0: -0 as 0, which Deno's FFI takes for an i32 (see checkByte)
+    check(native.ap_source_from_fd(cell, fd + 0), "fromFd");
     return new Source(cell);
   }
 

@@ -16,7 +16,10 @@ import {
   Mapping,
   PmemError,
   Source,
+  ThreadMover,
+  wait,
 } from "../mod.ts";
+import { crc32c } from "../pmem2/crc32c.ts";
 import { assert, runScript, tempDir, tempPath, test } from "./_harness.ts";
 
 /** {@linkcode runScript} with extra environment variables for the child. */
@@ -198,4 +201,48 @@ test("mapFile removes the file it created when libpmem2 refuses the mapping", ()
       Buffer.alloc(8192, 0).fill(6, 0, 4096),
     );
   }
+});
+
+// Bug: -0 passed every check (an integer, not below 0) and reached a u32
+// or i32 parameter of the shim, which Deno's FFI refuses with its own
+// TypeError while Bun takes it as 0: memset(o, Math.round(-0.4), n), a
+// flags word, a file mode or an fd of -0 threw on Deno only (and the
+// thread mover's memset too). The checks now hand the shim +0.
+test("-0 is 0 for byte values, flags, modes and fds on both runtimes", () => {
+  const z = -0;
+  using mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
+  for (const m of [undefined, mover]) {
+    using map = mapFile(tempPath(), { size: 1 << 16, mover: m });
+    map.memset(0, 7, 64);
+    map.memset(0, z, 8);
+    map.memcpy(8, Uint8Array.of(1, 2), z);
+    map.memmove(16, 8, 2, z);
+    map.memset(24, 3, 2, z);
+    wait(map.memsetAsync(32, z, 8));
+    wait(map.memsetAsync(40, 4, 2, z));
+    wait(map.memcpyAsync(48, Uint8Array.of(5), z));
+    wait(mover.memset(map.view(56, 8), z));
+    const into = new Uint8Array(64);
+    map.read(0, into);
+    assert.deepEqual(
+      [...into],
+      [
+        ...[0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 7, 7, 7, 7, 7, 7],
+        ...[1, 2, 7, 7, 7, 7, 7, 7, 3, 3, 7, 7, 7, 7, 7, 7],
+        ...[0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 7, 7, 7, 7, 7, 7],
+        ...[5, 7, 7, 7, 7, 7, 7, 7, 0, 0, 0, 0, 0, 0, 0, 0],
+      ],
+    );
+  }
+  Source.open(tempPath(), { size: 4096, mode: z }).close();
+  // fd 0 is no file: the same refusal as for +0, from libpmem2
+  for (const fd of [0, z]) {
+    assert.throws(
+      () => Source.fromFd(fd),
+      (e: unknown) => e instanceof PmemError && e.code === -100005,
+    );
+  }
+  const four = new Uint8Array(4);
+  assert.equal(crc32c(four, 0, 4, 0, z), crc32c(four, 0, 4, 0, 0));
+  assert.equal(crc32c(four, 0, undefined, 0, z), crc32c(four));
 });
