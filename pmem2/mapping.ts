@@ -324,6 +324,9 @@ export class Mapping implements Disposable {
    * @param length bytes @default to the end of the mapping
    * @throws {PmemError} code -13 (EACCES) on a mapping that is not
    *   read-write
+   * @throws {RangeError} when the range leaves the mapping, and on Bun for
+   *   a view of more than 4 GiB (its limit for one buffer of native memory;
+   *   `view()` of a larger mapping so throws there: view it in parts)
    */
   view(offset = 0, length?: number): Uint8Array {
     this.#writable("view");
