@@ -333,7 +333,14 @@ export class Mapping implements Disposable {
     const len = length ?? Math.max(0, this.#size - offset);
     checkRange(offset, len, this.#size, "view");
     const whole = this.#buffers.whole;
-    if (whole !== null) return new Uint8Array(whole, offset, len);
+    if (whole !== null) {
+      try {
+        return new Uint8Array(whole, offset, len);
+      } catch {
+        // (the range is checked) its buffer was transferred: bufferFor
+        // makes a new one
+      }
+    }
     const [buf, base] = this.#buffers.bufferFor(offset, len);
     return new Uint8Array(buf, offset - base, len);
   }

@@ -246,3 +246,30 @@ test("-0 is 0 for byte values, flags, modes and fds on both runtimes", () => {
   assert.equal(crc32c(four, 0, 4, 0, z), crc32c(four, 0, 4, 0, 0));
   assert.equal(crc32c(four, 0, undefined, 0, z), crc32c(four));
 });
+
+// Bug: once the buffer of one view was transferred (`transfer()`, a
+// postMessage transfer list), the mapping kept handing out views of that
+// detached buffer: every later view() and *Async copy threw the engine's
+// TypeError ("detached ArrayBuffer"), on Deno for any mapping, on Bun in
+// that 4 MiB window. A detached buffer is now replaced by a new one over
+// the same memory (the old one still keeps the memory mapped at close).
+test("a mapping keeps handing out views after one's buffer was transferred", async () => {
+  for (const size of [1 << 20, 80 << 20]) {
+    const map = mapFile(tempPath(), { size, sparse: true });
+    const moved = (map.view(0, 16).buffer as ArrayBuffer).transfer();
+    new Uint8Array(moved)[3] = 9;
+    const v = map.view(0, 16);
+    assert.equal(v[3], 9);
+    v[4] = 8;
+    assert.equal(new Uint8Array(moved)[4], 8);
+    await map.memcpyAsync(5, Uint8Array.of(7));
+    await map.memsetAsync(6, 6, 1);
+    assert.deepEqual([...map.view(3, 4)], [9, 8, 7, 6]);
+    // transferred again: the new buffer goes the same way
+    (map.view(0, 1).buffer as ArrayBuffer).transfer();
+    assert.equal(map.view(3, 1)[0], 9);
+    map.close();
+    assert.equal(v.length, 0);
+    assert.equal(new Uint8Array(moved)[6], 6); // still mapped: no fault
+  }
+});
