@@ -74,6 +74,7 @@ AP_API int ap_err_to_errno(int code);
  * The fd stays open for the source's lifetime and is closed by
  * ap_source_delete. The open never blocks (a FIFO is refused, not waited
  * on), and a file this call created is removed again when it fails.
+ * Returns 1 when this call created the file (0 when it was there).
  */
 AP_API int ap_source_open(struct ap_source **out, const char *path,
 	double path_len, double size, uint32_t flags, uint32_t mode);

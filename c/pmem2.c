@@ -56,7 +56,10 @@ ap_source_create(const char *path, int oflags, mode_t mode, int *created)
 	return ap_open_file(path, oflags | O_CREAT, mode);
 }
 
-/* ap_source_open -- open/create a file, extend it to size, wrap it */
+/*
+ * ap_source_open -- open/create a file, extend it to size, wrap it;
+ * returns 1 when this call created the file, 0 when it was there
+ */
 int
 ap_source_open(struct ap_source **out, const char *path, double path_len,
 	double size, uint32_t flags, uint32_t mode)
@@ -110,7 +113,15 @@ ap_source_open(struct ap_source **out, const char *path, double path_len,
 		rc = ap_fail_pmem2(rc, "pmem2_source_from_fd");
 		goto err;
 	}
-	return ap_source_wrap(out, ps, fd, 1);
+	rc = ap_source_wrap(out, ps, fd, 1);
+	if (rc) {
+		/* the wrap closed the fd; the file is not left behind */
+		if (created)
+			unlink(path);
+		return rc;
+	}
+	/* 1: this call made the file (a mapping that fails removes it) */
+	return created ? 1 : 0;
 err:
 	close(fd);
 	/* a file this call created is not left behind: a create that failed
@@ -469,6 +480,19 @@ ap_map_sync(struct ap_map *m, const void *addr, size_t len)
 	return 0;
 }
 
+/*
+ * ap_map_readable -- refuse to flush a mapping without read access: a
+ * cache-line flush (CLFLUSH, CLWB) of a page that cannot be read faults,
+ * so persist on a PROT_NONE map below page granularity killed the
+ * process; msync on a page map would not fault, but is refused alike so
+ * that a "none" mapping behaves the same on every storage
+ */
+static int
+ap_map_readable(const struct ap_map *m, const char *op)
+{
+	return ap_map_access(m, PMEM2_PROT_READ, op);
+}
+
 /* ap_map_range -- convert and check an (offset, length) pair */
 static int
 ap_map_range(struct ap_map *m, double offset, double length, size_t *off,
@@ -485,7 +509,7 @@ ap_map_persist(struct ap_map *map, double offset, double length)
 {
 	size_t off, len;
 	int rc = ap_map_range(map, offset, length, &off, &len, "persist");
-	if (rc)
+	if (rc || (rc = ap_map_readable(map, "persist")))
 		return rc;
 	return ap_map_sync(map, map->addr + off, len);
 }
@@ -495,7 +519,7 @@ ap_map_flush(struct ap_map *map, double offset, double length)
 {
 	size_t off, len;
 	int rc = ap_map_range(map, offset, length, &off, &len, "flush");
-	if (rc)
+	if (rc || (rc = ap_map_readable(map, "flush")))
 		return rc;
 	if (map->granularity == AP_GRAN_PAGE)
 		return ap_map_sync(map, map->addr + off, len);
@@ -521,7 +545,7 @@ ap_map_deep_flush(struct ap_map *map, double offset, double length)
 {
 	size_t off, len;
 	int rc = ap_map_range(map, offset, length, &off, &len, "deep flush");
-	if (rc)
+	if (rc || (rc = ap_map_readable(map, "deep flush")))
 		return rc;
 	ap_pmem2_reset();
 	rc = pmem2_deep_flush(map->map, map->addr + off, len);

@@ -219,7 +219,8 @@ ap_share_open(struct ap_share **out, const char *path, double path_len,
 		return rc;
 	if (n == 0)
 		return ap_fail(AP_E_INVALID_ARG, "share: size is 0");
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* never a plain open: on a FIFO it waits for a writer, for ever */
+	int fd = ap_open_file(path, O_RDONLY, 0);
 	if (fd < 0)
 		return ap_fail(-errno, "cannot open '%s': %s", path,
 			strerror(errno));

@@ -8,7 +8,8 @@
  *
  * On a machine without DSA (or without the idxd driver, libaccel-config,
  * or permission on /dev/dsa/wqX.Y) it falls back to a ThreadMover and
- * prints the reason; see the README's "DSA hardware" to configure a WQ.
+ * prints the reason; see "DSA hardware" in docs/hardware.md to configure
+ * a WQ.
  *
  * @module
  */

@@ -136,7 +136,11 @@ export function checkBytes(
   return value;
 }
 
-/** Assert `value` is a byte value 0..255 and return it. */
+/**
+ * Assert `value` is a byte value 0..255 and return it, -0 as 0: a u32
+ * parameter of Deno's FFI refuses -0 (its own TypeError) where Bun's
+ * takes 0, so hand the shim the returned value.
+ */
 export function checkByte(value: unknown, name: string, op: string): number {
   if (typeof value !== "number") {
     throw new TypeError(`Cannot ${op}: ${name} must be a number`);
@@ -146,7 +150,7 @@ export function checkByte(value: unknown, name: string, op: string): number {
       `Cannot ${op}: ${name} must be an integer in [0, 255], got ${value}`,
     );
   }
-  return value;
+  return value + 0;
 }
 
 /**

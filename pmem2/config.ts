@@ -61,6 +61,22 @@ export interface MapConfig {
   mover?: Vdm;
 }
 
+/**
+ * The options of `config` read once each, into a plain object: a getter
+ * read again could answer otherwise, and a mapping the shim made
+ * read-only once recorded itself read-write from a second read (its
+ * views then faulted the process on a store).
+ *
+ * @throws {TypeError} when `config` is not an object
+ */
+export function readMapConfig(config: MapConfig): MapConfig {
+  if (typeof config !== "object" || config === null) {
+    throw new TypeError("Cannot map: config must be an object");
+  }
+  const { granularity, offset, length, sharing, protection, mover } = config;
+  return { granularity, offset, length, sharing, protection, mover };
+}
+
 /** A checked {@linkcode MapConfig} in native terms. */
 export interface NativeMapConfig {
   /** `enum pmem2_granularity`. */
@@ -86,7 +102,9 @@ export function toNativeConfig(config: MapConfig): NativeMapConfig {
     throw new TypeError("Cannot map: config must be an object");
   }
   const g = config.granularity ?? "page";
-  if (!(g in GRANULARITY_VALUES)) {
+  // own properties only: `in` also finds the prototype's ("toString"),
+  // whose value is no number for the shim
+  if (typeof g !== "string" || !Object.hasOwn(GRANULARITY_VALUES, g)) {
     throw new TypeError(
       `Cannot map: granularity must be "byte", "cache-line" or "page", got ${
         JSON.stringify(g)

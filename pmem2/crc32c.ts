@@ -54,6 +54,8 @@ export function crc32c(
 ): number {
   checkBytes(bytes, "bytes", "crc32c");
   if (flags !== 0 && flags !== CRC_SOFTWARE) checkFlags(flags);
+  // -0 as 0: Deno's FFI refuses -0 for a u32 (see `checkByte`)
+  const f = flags === 0 ? 0 : CRC_SOFTWARE;
   // a `byteLength` property claiming 1 MiB over 16 bytes had the shim
   // hash the heap past them. A range given is checked by its last
   // element (see `holds`), and the shim told the array ends there: the
@@ -70,7 +72,7 @@ export function crc32c(
       offset,
       length,
       crc >>> 0,
-      flags,
+      f,
     );
   }
   const size = byteLengthOf(bytes);
@@ -81,7 +83,7 @@ export function crc32c(
   ) {
     checkRange(offset, n, size, "crc32c");
   }
-  return ap_crc32c(bytes, size, offset, n, crc >>> 0, flags);
+  return ap_crc32c(bytes, size, offset, n, crc >>> 0, f);
 }
 
 /**

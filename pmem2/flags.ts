@@ -7,7 +7,10 @@
 
 /**
  * Flags of the copy functions. With none, a copy is durable when it
- * returns, using non-temporal stores from 256 bytes up.
+ * returns: on persistent memory libpmem2 copies with non-temporal stores
+ * from 256 bytes up; on a page-granularity file (tmpfs, a disk) the copy
+ * is a plain memmove followed by an msync, and NONTEMPORAL or WC ask for
+ * non-temporal stores there.
  *
  * @example Usage
  * ```ts
@@ -36,7 +39,8 @@ export const MemFlags = {
 export const MEM_VALID_FLAGS = 63;
 
 /**
- * Check a flags word and return it.
+ * Check a flags word and return it, -0 as 0 (see `checkByte`): the shim
+ * takes the returned value.
  *
  * @throws {TypeError} when not an integer
  * @throws {RangeError} for unknown bits or exclusive combinations
@@ -62,5 +66,5 @@ export function checkMemFlags(flags: unknown, op: string): number {
   if ((flags & NOFLUSH) && (flags & (NONTEMPORAL | WC))) {
     throw new RangeError(`Cannot ${op}: NOFLUSH excludes NONTEMPORAL and WC`);
   }
-  return flags;
+  return flags + 0;
 }

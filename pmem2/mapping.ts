@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { unlinkSync } from "node:fs";
 import { ClosedError, PmemError } from "../errors/mod.ts";
 import { check, fromCell, native, newCell, type Ptr } from "../ffi/lib.ts";
 import {
@@ -21,6 +22,7 @@ import {
   granularityName,
   type MapConfig,
   type Protection,
+  readMapConfig,
   toNativeConfig,
 } from "./config.ts";
 import { checkMemFlags, MemFlags } from "./flags.ts";
@@ -31,7 +33,12 @@ import type { Vdm } from "../mover/vdm.ts";
 import { DurableCopies } from "./durable_copies.ts";
 import { copyOut } from "./read.ts";
 import { ViewBuffers } from "./view_buffers.ts";
-import { Source, sourceHandle, type SourceOpenOptions } from "./source.ts";
+import {
+  Source,
+  sourceCreated,
+  sourceHandle,
+  type SourceOpenOptions,
+} from "./source.ts";
 import type { PersistTracer } from "./tracer.ts";
 
 /** Largest span persistRanges covers with one msync regardless of density. */
@@ -186,15 +193,18 @@ export class Mapping implements Disposable {
    * @param source an open source (it may be closed afterwards)
    * @param config granularity, range, sharing, protection
    * @throws {PmemError} with code `PMEM2_E_GRANULARITY_NOT_SUPPORTED` when
-   *   a finer granularity than the storage offers is required
+   *   a finer granularity than the storage offers is required; with
+   *   `AP_E_BUSY` when 1024 mappings are live in the process (the shim's
+   *   table of mappings, which asynchronous copies reference, is full)
    */
   static map(source: Source, config: MapConfig = {}): Mapping {
     if (!(source instanceof Source)) {
       throw new TypeError("Cannot map: source must be a Source");
     }
-    const c = toNativeConfig(config);
-    checkMover(config.mover);
-    const mover = config.mover ?? defaultMover();
+    const checked = readMapConfig(config);
+    const c = toNativeConfig(checked);
+    checkMover(checked.mover);
+    const mover = checked.mover ?? defaultMover();
     const cell = newCell();
     const rc = native.ap_map_new(
       cell,
@@ -221,8 +231,8 @@ export class Mapping implements Disposable {
     check(rc, "map");
     return new Mapping(
       cell,
-      config.granularity ?? "page",
-      config.protection ?? "read-write",
+      checked.granularity ?? "page",
+      checked.protection ?? "read-write",
       mover,
     );
   }
@@ -243,6 +253,20 @@ export class Mapping implements Disposable {
   #writable(op: string): Ptr {
     const h = this.#live(op);
     if (this.#protection !== "read-write") this.#denied(op);
+    return h;
+  }
+
+  /**
+   * The handle, for a flush of the mapping's memory: refused without any
+   * access (protection "none"), before the tracer hears of it. Flushing
+   * cache lines of a page that cannot be read faults the process (the
+   * shim refuses too).
+   *
+   * @throws {PmemError} code -13 (EACCES) with protection "none"
+   */
+  #flushable(op: string): Ptr {
+    const h = this.#live(op);
+    if (this.#protection === "none") this.#denied(op);
     return h;
   }
 
@@ -300,13 +324,23 @@ export class Mapping implements Disposable {
    * @param length bytes @default to the end of the mapping
    * @throws {PmemError} code -13 (EACCES) on a mapping that is not
    *   read-write
+   * @throws {RangeError} when the range leaves the mapping, and on Bun for
+   *   a view of more than 4 GiB (its limit for one buffer of native memory;
+   *   `view()` of a larger mapping so throws there: view it in parts)
    */
   view(offset = 0, length?: number): Uint8Array {
     this.#writable("view");
     const len = length ?? Math.max(0, this.#size - offset);
     checkRange(offset, len, this.#size, "view");
     const whole = this.#buffers.whole;
-    if (whole !== null) return new Uint8Array(whole, offset, len);
+    if (whole !== null) {
+      try {
+        return new Uint8Array(whole, offset, len);
+      } catch {
+        // (the range is checked) its buffer was transferred: bufferFor
+        // makes a new one
+      }
+    }
     const [buf, base] = this.#buffers.bufferFor(offset, len);
     return new Uint8Array(buf, offset - base, len);
   }
@@ -376,9 +410,14 @@ export class Mapping implements Disposable {
     );
   }
 
-  /** Flush and drain a range: it is durable when this returns. */
+  /**
+   * Flush and drain a range: it is durable when this returns.
+   *
+   * @throws {PmemError} code -13 (EACCES) on a mapping with protection
+   *   `"none"` (a cache-line flush of a page without access faults)
+   */
   persist(offset: number, length: number): void {
-    const h = this.#live("persist");
+    const h = this.#flushable("persist");
     checkRange(offset, length, this.#size, "persist");
     if (this.#tracer) {
       this.#tracer.flush(offset, length);
@@ -387,9 +426,14 @@ export class Mapping implements Disposable {
     check(native.ap_map_persist(h, offset, length), "persist");
   }
 
-  /** Flush a range (durable after the next {@linkcode Mapping.drain}). */
+  /**
+   * Flush a range (durable after the next {@linkcode Mapping.drain}).
+   *
+   * @throws {PmemError} code -13 (EACCES) on a mapping with protection
+   *   `"none"`
+   */
   flush(offset: number, length: number): void {
-    const h = this.#live("flush");
+    const h = this.#flushable("flush");
     checkRange(offset, length, this.#size, "flush");
     this.#tracer?.flush(offset, length);
     check(native.ap_map_flush(h, offset, length), "flush");
@@ -405,9 +449,12 @@ export class Mapping implements Disposable {
   /**
    * Flush a range through to the media (beyond the ADR domain where the
    * platform has one; a no-op on page-granularity files).
+   *
+   * @throws {PmemError} code -13 (EACCES) on a mapping with protection
+   *   `"none"`
    */
   deepFlush(offset: number, length: number): void {
-    const h = this.#live("deepFlush");
+    const h = this.#flushable("deepFlush");
     checkRange(offset, length, this.#size, "deepFlush");
     check(native.ap_map_deep_flush(h, offset, length), "deepFlush");
   }
@@ -422,7 +469,7 @@ export class Mapping implements Disposable {
     // the engine's length: the shim copies this many bytes out of `src`
     const n = byteLengthOf(src);
     checkRange(dstOffset, n, this.#size, "memcpy");
-    checkMemFlags(flags, "memcpy");
+    flags = checkMemFlags(flags, "memcpy");
     check(native.ap_map_memcpy(h, dstOffset, src, n, n, flags), "memcpy");
     this.#traceCopy(dstOffset, n, flags);
   }
@@ -437,7 +484,7 @@ export class Mapping implements Disposable {
     const h = this.#writable("memmove");
     checkRange(dstOffset, length, this.#size, "memmove");
     checkRange(srcOffset, length, this.#size, "memmove");
-    checkMemFlags(flags, "memmove");
+    flags = checkMemFlags(flags, "memmove");
     check(
       native.ap_map_memmove(h, dstOffset, srcOffset, length, flags),
       "memmove",
@@ -448,9 +495,9 @@ export class Mapping implements Disposable {
   /** Fill `length` bytes at `dstOffset` with the byte `value`. */
   memset(dstOffset: number, value: number, length: number, flags = 0): void {
     const h = this.#writable("memset");
-    checkByte(value, "value", "memset");
+    value = checkByte(value, "value", "memset");
     checkRange(dstOffset, length, this.#size, "memset");
-    checkMemFlags(flags, "memset");
+    flags = checkMemFlags(flags, "memset");
     check(native.ap_map_memset(h, dstOffset, value, length, flags), "memset");
     this.#traceCopy(dstOffset, length, flags);
   }
@@ -485,7 +532,7 @@ export class Mapping implements Disposable {
     // `byteLength` to native copies and to their worker threads
     const bytes = trueBytes(src);
     checkRange(dstOffset, bytes.byteLength, this.#size, "memcpyAsync");
-    checkMemFlags(flags, "memcpyAsync");
+    flags = checkMemFlags(flags, "memcpyAsync");
     const dst = this.view(dstOffset, bytes.byteLength);
     return this.#copies.one(
       (f) => this.#mover.memcpy(dst, bytes, f, options),
@@ -506,7 +553,7 @@ export class Mapping implements Disposable {
     this.#writable("memmoveAsync");
     checkRange(dstOffset, length, this.#size, "memmoveAsync");
     checkRange(srcOffset, length, this.#size, "memmoveAsync");
-    checkMemFlags(flags, "memmoveAsync");
+    flags = checkMemFlags(flags, "memmoveAsync");
     const dst = this.view(dstOffset, length);
     const src = this.view(srcOffset, length);
     return this.#copies.one(
@@ -526,9 +573,9 @@ export class Mapping implements Disposable {
     options?: FutureOptions,
   ): Future<void> {
     this.#writable("memsetAsync");
-    checkByte(value, "value", "memsetAsync");
+    value = checkByte(value, "value", "memsetAsync");
     checkRange(dstOffset, length, this.#size, "memsetAsync");
-    checkMemFlags(flags, "memsetAsync");
+    flags = checkMemFlags(flags, "memsetAsync");
     const dst = this.view(dstOffset, length);
     return this.#copies.one(
       (f) => this.#mover.memset(dst, value, f, options),
@@ -712,21 +759,46 @@ export interface MapFileOptions extends MapConfig {
  *
  * @param path the file
  * @param options size, granularity, range, sharing, protection
+ * @throws {PmemError} as {@linkcode Source.open} and {@linkcode Mapping.map}
+ *   do; a file this call created is removed again when the mapping fails
  */
 export function mapFile(path: string, options: MapFileOptions = {}): Mapping {
   if (typeof options !== "object" || options === null) {
     throw new TypeError("Cannot map file: options must be an object");
   }
   // the mapping's options are checked before the file is opened: a
-  // `size` creates it, and a bad granularity or offset left it behind
-  toNativeConfig(options);
-  checkMover(options.mover);
+  // `size` creates it, and a bad granularity or offset left it behind;
+  // each is read once (see readMapConfig), so the file is opened for the
+  // protection the mapping gets
+  const config = readMapConfig(options);
+  toNativeConfig(config);
+  checkMover(config.mover);
   const open: SourceOpenOptions = {
     size: options.size,
     sparse: options.sparse,
     mode: options.mode,
-    readOnly: options.protection === "read" || options.protection === "none",
+    readOnly: config.protection === "read" || config.protection === "none",
   };
   using source = Source.open(path, open);
-  return Mapping.map(source, options);
+  try {
+    return Mapping.map(source, config);
+  } catch (e) {
+    // libpmem2 refused the mapping (an offset that is no page multiple, a
+    // range past the end, a granularity the storage lacks): a file this
+    // call made is not left behind
+    if (sourceCreated(source)) removeQuietly(path);
+    throw e;
+  }
+}
+
+/**
+ * Remove a file, ignoring failure: the caller's own error is the one to
+ * report (and Deno without `--allow-write` may refuse the unlink).
+ */
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // left behind, as before
+  }
 }

@@ -54,6 +54,7 @@ export interface BadBlock {
 }
 
 let handleOf: (source: Source, op: string) => Ptr;
+let createdOf: (source: Source) => boolean;
 
 /**
  * The native handle of an open source (for `Mapping.map`). Internal.
@@ -62,6 +63,14 @@ let handleOf: (source: Source, op: string) => Ptr;
  */
 export function sourceHandle(source: Source, op: string): Ptr {
   return handleOf(source, op);
+}
+
+/**
+ * Whether {@linkcode Source.open} created the file of `source` (so that a
+ * mapping of it that fails removes it again). Internal (`mapFile`).
+ */
+export function sourceCreated(source: Source): boolean {
+  return createdOf(source);
 }
 
 /**
@@ -82,10 +91,13 @@ export class Source implements Disposable {
   #cell: BigUint64Array;
   #handle: Ptr | null;
   #out = new Float64Array(1);
+  /** Whether its open created the file. */
+  #created: boolean;
 
-  private constructor(cell: BigUint64Array) {
+  private constructor(cell: BigUint64Array, created = false) {
     this.#cell = cell;
     this.#handle = fromCell(cell);
+    this.#created = created;
   }
 
   /**
@@ -105,7 +117,8 @@ export class Source implements Disposable {
     if (options.exclusive) flags |= AP_OPEN_EXCLUSIVE | AP_OPEN_CREATE;
     if (options.sparse) flags |= AP_OPEN_SPARSE;
     if (options.readOnly) flags |= AP_OPEN_READONLY;
-    const mode = checkSize(options.mode ?? 0o644, "mode", "open source");
+    // + 0: -0 as 0, which Deno's FFI takes for a u32 (see checkByte)
+    const mode = checkSize(options.mode ?? 0o644, "mode", "open source") + 0;
     if (mode > 0o7777) {
       // the shim takes a u32: Bun truncated 2^32 + 0o600 to 0o600, Deno's
       // FFI threw its own TypeError; bits above 0o7777 are no permission
@@ -117,11 +130,12 @@ export class Source implements Disposable {
     }
     const cell = newCell();
     const p = cString(path);
-    check(
+    // 1 when the shim created the file
+    const rc = check(
       native.ap_source_open(cell, p, p.byteLength, size, flags, mode),
       "open",
     );
-    return new Source(cell);
+    return new Source(cell, rc === 1);
   }
 
   /**
@@ -138,7 +152,8 @@ export class Source implements Disposable {
       );
     }
     const cell = newCell();
-    check(native.ap_source_from_fd(cell, fd), "fromFd");
+    // + 0: -0 as 0, which Deno's FFI takes for an i32 (see checkByte)
+    check(native.ap_source_from_fd(cell, fd + 0), "fromFd");
     return new Source(cell);
   }
 
@@ -157,6 +172,7 @@ export class Source implements Disposable {
 
   static {
     handleOf = (source, op) => source.#live(op);
+    createdOf = (source) => source.#created;
   }
 
   /** Whether {@linkcode Source.close} has run. */

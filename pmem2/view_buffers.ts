@@ -40,6 +40,14 @@ export const VIEW_WINDOWS: {
   : { whole: Infinity, size: 2 ** 30, stride: 2 ** 29 };
 
 /**
+ * Whether `buf` was detached: a buffer of a mapping is detached only by
+ * a transfer before the mapping closes.
+ */
+function isDetached(buf: ArrayBuffer): boolean {
+  return (buf as { detached?: boolean }).detached === true;
+}
+
+/**
  * The buffers handed out over one mapping: one buffer over all of it
  * where {@linkcode VIEW_WINDOWS} allows (then `whole` is set and a view is
  * one constructor call), else windows for the views that fit one, and one
@@ -77,15 +85,12 @@ export class ViewBuffers {
    */
   bufferFor(offset: number, length: number): [ArrayBuffer, number] {
     const size = this.#size;
-    if (size <= VIEW_WINDOWS.whole) {
-      this.whole ??= this.#track(backend.view(this.#address, size));
-      return [this.whole, 0];
-    }
+    if (size <= VIEW_WINDOWS.whole) return [this.#whole(), 0];
     const { stride, size: windowSize } = VIEW_WINDOWS;
     const base = Math.floor(offset / stride) * stride;
     if (offset + length <= base + windowSize) {
       let buf = this.#windows.get(base);
-      if (buf === undefined) {
+      if (buf === undefined || isDetached(buf)) {
         const len = Math.min(windowSize, size - base);
         buf = this.#track(backend.view(this.#address, len, base));
         this.#windows.set(base, buf);
@@ -97,11 +102,20 @@ export class ViewBuffers {
         `Cannot view ${length} bytes: Bun limits one view to 4 GiB`,
       );
     }
-    if (size <= BUN_VIEW_LIMIT) {
-      this.whole ??= this.#track(backend.view(this.#address, size));
-      return [this.whole, 0];
-    }
+    if (size <= BUN_VIEW_LIMIT) return [this.#whole(), 0];
     return [this.#track(backend.view(this.#address, length, offset)), offset];
+  }
+
+  /**
+   * The buffer over the whole mapping, made anew when the one before was
+   * transferred (its views, and the buffer it moved to, keep working; it
+   * stays handed out, so {@linkcode ViewBuffers.detachAll} still sees it).
+   */
+  #whole(): ArrayBuffer {
+    if (this.whole === null || isDetached(this.whole)) {
+      this.whole = this.#track(backend.view(this.#address, this.#size));
+    }
+    return this.whole;
   }
 
   /**
@@ -113,7 +127,7 @@ export class ViewBuffers {
   detachAll(): boolean {
     let all = true;
     for (const buf of this.#handedOut) {
-      if ((buf as { detached?: boolean }).detached === true) all = false;
+      if (isDetached(buf)) all = false;
       else buf.transfer(0);
     }
     this.#handedOut = [];
