@@ -21,7 +21,8 @@ export function checkSize(value: unknown, name: string, op: string): number {
       `Cannot ${op}: ${name} ${notSize(value)}, got ${value}`,
     );
   }
-  return value;
+  // -0 is a safe integer, and Deno's FFI refuses it for u32 parameters
+  return value + 0;
 }
 
 /**

@@ -329,7 +329,7 @@ export function openDsaTestPortal(
   options: DsaTestPortalOptions = {},
 ): DsaMover {
   const mode = options.mode ?? "dedicated";
-  if (!(mode in KINDS)) {
+  if (typeof mode !== "string" || !Object.hasOwn(KINDS, mode)) {
     throw new RangeError(`Cannot open a test portal: unknown mode '${mode}'`);
   }
   const size = option(options.queueSize, 16, "queueSize");

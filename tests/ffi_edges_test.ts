@@ -9,7 +9,15 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { ClosedError, mapFile, Mapping, PmemError, Source } from "../mod.ts";
+import {
+  ClosedError,
+  mapFile,
+  Mapping,
+  PmemError,
+  Source,
+  ThreadMover,
+} from "../mod.ts";
+import { openTestPortal } from "../testing/mod.ts";
 import { backend, lastMessage, native } from "../ffi/lib.ts";
 import { nativeHandleOf } from "../pmem2/mapping.ts";
 import { MappingReader } from "../pmem2/reader.ts";
@@ -476,4 +484,47 @@ test("the shim bounds every double before converting it", () => {
   }
   assert.equal(native.ap_map_persist(h, 65535, 2), -200002);
   assert.equal(native.ap_map_persist(h, 2 ** 53 - 1, 2 ** 53 - 1), -200002);
+});
+
+// Bug: -0 as a mover option (a thread count, queue size, record or batch
+// list count) passed the size checks and reached a u32 FFI parameter,
+// where Deno threw its own TypeError ("Invalid FFI u32 type") and Bun took
+// it as 0; and a test portal's mode "toString" passed the check (`in`
+// answers the prototype's names). checkSize now returns +0.
+test("-0 mover options act as 0 on both runtimes; a mode must be a portal's own", () => {
+  const outcome = (make: () => { close(): void }) => {
+    try {
+      make().close();
+      return "ok";
+    } catch (e) {
+      return (e as Error).name;
+    }
+  };
+  const thread = ["threads", "queueSize", "records", "batchLists"] as const;
+  for (const name of thread) {
+    assert.equal(
+      outcome(() => new ThreadMover({ [name]: -0 })),
+      outcome(() => new ThreadMover({ [name]: 0 })),
+      `ThreadMover ${name}`,
+    );
+  }
+  const portal = [
+    "queueSize",
+    "records",
+    "batchLists",
+    "maxBatch",
+    "engines",
+  ] as const;
+  for (const name of portal) {
+    assert.equal(
+      outcome(() => openTestPortal({ [name]: -0 })),
+      outcome(() => openTestPortal({ [name]: 0 })),
+      `openTestPortal ${name}`,
+    );
+  }
+  assert.throws(
+    // deno-lint-ignore no-explicit-any
+    () => openTestPortal({ mode: "toString" as any }),
+    RangeError,
+  );
 });
