@@ -175,7 +175,10 @@ export function chain<A, B>(
 }
 
 /**
- * Transform a future's value.
+ * Transform a future's value. `fn` runs synchronously inside a poll, and
+ * what it returns is the value as it is: a promise it returns is not
+ * waited for (`await` would unwrap it, `wait()` would return it), so
+ * return a future from {@linkcode chain}'s step instead.
  *
  * @example Usage
  * ```ts

@@ -396,6 +396,13 @@ export function waitAll<T>(futures: readonly Future<T>[]): T[] {
   if (!Array.isArray(futures)) {
     throw new TypeError("Cannot wait: futures must be an array");
   }
+  for (let i = 0; i < futures.length; i++) {
+    // (duck-typed: a future of another copy of this module passes)
+    const f = futures[i] as { poll?: unknown } | null | undefined;
+    if (typeof f?.poll !== "function") {
+      throw new TypeError(`Cannot wait: member ${i} is not a Future`);
+    }
+  }
   let lastProgress = -1; // read the clock only once something waits
   let blindMs = 0.05;
   const ctx = new SweepContext(true);

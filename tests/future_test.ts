@@ -354,3 +354,18 @@ test("chain() runs a future of another copy of the module it returns", async () 
   assert.deepEqual(await all([chain(ready(1), next), ready(3)]), [2, 3]);
   assert.equal(wait(map(ready(1), (x) => ({ poll: x }))).poll, 1); // a value
 });
+
+// Bug: waitAll([1]) threw the engine's "f.poll is not a function" (a
+// TypeError by luck, naming nothing of the caller's); cause: the members
+// were polled unchecked.
+test("waitAll names a member that is not a Future", () => {
+  for (const bad of [1, null, undefined, Promise.resolve(1), { poll: 1 }]) {
+    assert.throws(
+      // deno-lint-ignore no-explicit-any
+      () => waitAll([ready(1), bad as any]),
+      (e: unknown) =>
+        e instanceof TypeError && /member 1 is not a Future/.test(e.message),
+    );
+  }
+  assert.deepEqual(wait(map(ready(1), (n) => n + 1)), 2);
+});
