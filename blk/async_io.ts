@@ -311,17 +311,24 @@ export class WriteScheduler {
 }
 
 /**
- * Writes of one or many blocks. Each group of up to `groupSize` blocks
- * takes its blocks' queue places, then is started (a lane per block, the
- * data copied by the mover, not yet durable) and committed together with
- * every other group of the pool at the same point (see
- * {@linkcode WriteScheduler}). Each block is failure-atomic on its own.
+ * Writes of one or many blocks. At its first poll the future takes the
+ * queue place of every block it writes (so a write started after it
+ * comes after it on each of them); then each group of up to `groupSize`
+ * blocks is started (a lane per block, the data copied by the mover, not
+ * yet durable) and committed together with every other group of the
+ * pool at the same point (see {@linkcode WriteScheduler}). Each block is
+ * failure-atomic on its own.
  */
 export class WriteGroupFuture extends Future<void> {
   #pool: PoolAccess;
   #lbas: readonly number[];
   #data: readonly Uint8Array[];
-  /** Index of the first update not yet in a block queue. */
+  /**
+   * Every update, in its block's queue since the first poll; undefined
+   * before it.
+   */
+  #slots: Slot[] | undefined;
+  /** Index of the first update of `#slots` not yet in a group. */
   #next = 0;
   #group: Group | undefined;
   #groupSize: number;
@@ -354,8 +361,9 @@ export class WriteGroupFuture extends Future<void> {
     for (;;) {
       const g = this.#group;
       if (g === undefined) {
-        if (this.#next === this.#lbas.length) return;
-        this.#enter();
+        const slots = this.#slots ?? this.#enter();
+        if (this.#next === slots.length) return;
+        this.#group = this.#nextGroup(slots);
         // yield once, so the writes polled after this one start with it
         ctx.pollSoon?.();
         return PENDING;
@@ -393,22 +401,25 @@ export class WriteGroupFuture extends Future<void> {
     }
   }
 
-  /** Join the queues of the next group's blocks (in issue order). */
-  #enter(): void {
+  /**
+   * Join the queue of every block written (in issue order), all at once:
+   * a group joining only when the one before it was done would queue
+   * behind the writes of its blocks started after this one, and its older
+   * data would replace theirs.
+   */
+  #enter(): Slot[] {
     this.#pool.live("write");
-    const end = Math.min(this.#lbas.length, this.#next + this.#groupSize);
-    const slots = new Array<Slot>(end - this.#next);
-    const group: Group = { slots, stage: WAITING };
-    this.#group = group;
+    const n = this.#lbas.length;
+    const slots = new Array<Slot>(n);
     let k = 0;
     try {
-      for (let i = this.#next; i < end; i++) {
-        const lba = this.#lbas[i];
+      for (; k < n; k++) {
+        const lba = this.#lbas[k];
         const arena = this.#pool.forUpdate(lba, "write");
-        slots[k++] = arena.join<Slot>({
+        slots[k] = arena.join<Slot>({
           pre: lba - arena.firstLba,
           owner: this,
-          data: this.#data[i],
+          data: this.#data[k],
           arena,
           lane: -1,
           old: 0,
@@ -417,17 +428,42 @@ export class WriteGroupFuture extends Future<void> {
           queued: false,
         });
       }
-    } finally {
-      if (k !== slots.length) slots.length = k; // forUpdate threw
-      this.#next += k;
+    } catch (e) {
+      // (forUpdate threw) nothing was started: give back the places taken
+      for (let i = 0; i < k; i++) slots[i].arena.leave(slots[i]);
+      throw e;
     }
+    this.#slots = slots;
+    return slots;
+  }
+
+  /** The next group of queued updates, handed to the scheduler. */
+  #nextGroup(slots: Slot[]): Group {
+    this.#pool.live("write");
+    const end = Math.min(slots.length, this.#next + this.#groupSize);
+    const group: Group = {
+      slots: this.#next === 0 && end === slots.length
+        ? slots
+        : slots.slice(this.#next, end),
+      stage: WAITING,
+    };
+    this.#next = end;
     this.#pool.writes.wait(group);
+    return group;
   }
 
   protected override settle(): void {
     // a group that started settles with its copy or its commit
     if (this.#group !== undefined) this.#pool.writes.withdraw(this.#group);
     this.#group = undefined;
+    // the updates of the groups never started leave their queues
+    const slots = this.#slots;
+    if (slots !== undefined) {
+      for (let i = this.#next; i < slots.length; i++) {
+        slots[i].arena.leave(slots[i]);
+      }
+    }
+    this.#slots = undefined;
     this.#lbas = [];
     this.#data = [];
     this.#pool.settled(this.#slot);
