@@ -163,14 +163,18 @@ export class WriteScheduler {
   #map: Mapping;
   #waiting: Group[] = [];
   #ready: Group[] = [];
+  #mayCommit: () => void;
 
   /**
    * @param media the pool's media; its mapping's mover copies, and every
    *   persist goes through the mapping
+   * @param mayCommit throws when the pool cannot commit now (its check
+   *   runs): the groups ready to commit then fail with that error
    */
-  constructor(media: Media) {
+  constructor(media: Media, mayCommit: () => void = () => {}) {
     this.#media = media;
     this.#map = media.mapping;
+    this.#mayCommit = mayCommit;
   }
 
   /** Queue a group that joined its block queues, to be started. */
@@ -285,6 +289,7 @@ export class WriteScheduler {
       for (const g of groups) for (const s of g.slots) slots.push(s);
     }
     try {
+      this.#mayCommit();
       const ranges = new Array<{ offset: number; length: number }>(
         slots.length,
       );

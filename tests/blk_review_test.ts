@@ -1,10 +1,9 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // The block store's single-opener paths, from a review: each test failed
 // (or hung) before the fix it names.
-import { all, type Future, type Vdm } from "../mod.ts";
+import { all, type Future, type Vdm, wait } from "../mod.ts";
 import { BlockPool } from "../blk/mod.ts";
-import { assert, moverTest } from "./_harness.ts";
-import { tempPath } from "./_harness.ts";
+import { assert, moverTest, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
 
@@ -56,3 +55,53 @@ moverTest(
     assert.deepEqual(pool.check().problems, []);
   },
 );
+
+test("check()'s progress callback may read the pool, but not update, check or close it", () => {
+  // check() holds the pool's layout lock and every block's commit lock
+  // while it calls onProgress: a close() or check() there waited for the
+  // layout lock, a setZero() for a commit lock (both held by the caller:
+  // a hang), and a write committed in the middle of the scan (check()
+  // reported blocks referenced twice). They now throw a TypeError.
+  using pool = BlockPool.create(tempPath(), {
+    blockSize: 512,
+    poolSize: 24 * MiB,
+  });
+  for (let lba = 0; lba < 300; lba++) pool.write(lba, filled(512, 1));
+  const pending = pool.writeAsync(7, filled(512, 9));
+  const seen: string[] = [];
+  let calls = 0;
+  const report = pool.check({
+    onProgress: () => {
+      calls++;
+      assert.equal(pool.read(3)[0], 1);
+      assert.equal(pool.readMany([4, 5])[512], 1);
+      const tries: [string, () => unknown][] = [
+        ["close", () => pool.close()],
+        ["check", () => pool.check()],
+        ["write", () => pool.write(1, filled(512, 2))],
+        ["setZero", () => pool.setZero(2)],
+        ["setError", () => pool.setError(2)],
+        ["writeAsync", () => wait(pool.writeAsync(3, filled(512, 2)))],
+        [
+          "writeMany",
+          () => wait(pool.writeMany([{ lba: 3, data: filled(512, 2) }])),
+        ],
+        ["pending", () => wait(pending)],
+      ];
+      for (const [name, f] of tries) {
+        assert.throws(f, TypeError, name);
+        seen.push(name);
+      }
+    },
+  });
+  assert.ok(calls > 0);
+  assert.equal(seen.length, 8 * calls);
+  assert.deepEqual(report.problems, []);
+  assert.equal(pool.closed, false);
+  for (const lba of [1, 2, 3]) assert.equal(pool.read(lba)[0], 1);
+  // the pool works on: the locks were let go, the lanes given back
+  for (let lba = 0; lba < 300; lba++) pool.write(lba, filled(512, 5));
+  wait(pool.writeMany([{ lba: 3, data: filled(512, 6) }]));
+  assert.equal(pool.read(3)[0], 6);
+  assert.deepEqual(pool.check().problems, []);
+});
