@@ -163,6 +163,8 @@ export class WriteScheduler {
   #map: Mapping;
   #waiting: Group[] = [];
   #ready: Group[] = [];
+  /** The copies started and not yet passed on to their groups. */
+  #copies: Copy[] = [];
   #mayCommit: () => void;
 
   /**
@@ -230,6 +232,31 @@ export class WriteScheduler {
       g.stage = COPYING;
       g.copy = copy;
     }
+    this.#copies.push(copy);
+  }
+
+  /**
+   * Finish the groups started earlier whose copies are done (commit
+   * them), whoever owns them: a write waiting for lanes gets those of
+   * writes whose futures nobody polls any more (polled by hand, then
+   * dropped), which only their owners' polls committed before.
+   *
+   * @param ctx the poller's context (the copies' movers register in it)
+   * @returns whether a group settled: lanes may be idle again
+   */
+  finishStarted(ctx: PollContext): boolean {
+    let settled = false;
+    for (const copy of this.#copies.slice()) {
+      if (!copy.future.done) copy.future.poll(ctx);
+      if (!copy.future.done) continue;
+      this.copied(copy);
+      settled = true;
+    }
+    if (this.#ready.length !== 0) {
+      this.commitAll();
+      settled = true;
+    }
+    return settled;
   }
 
   /** One mover operation copying the data of `groups` into their free blocks. */
@@ -253,6 +280,8 @@ export class WriteScheduler {
   copied(copy: Copy): void {
     if (copy.seen) return;
     copy.seen = true;
+    const at = this.#copies.indexOf(copy);
+    if (at >= 0) this.#copies.splice(at, 1);
     const failed = copy.future.state === "failed";
     for (const g of copy.groups) {
       if (g.stage !== COPYING) continue;
@@ -378,7 +407,10 @@ export class WriteGroupFuture extends Future<void> {
           this.#pool.live("write");
           writes.startAll();
           // still waiting: behind another update of a block, or no lane
-          if (g.stage === WAITING) return PENDING;
+          // (then the writes holding lanes may be done but not committed)
+          if (g.stage === WAITING && !writes.finishStarted(ctx)) {
+            return PENDING;
+          }
           continue;
         case COPYING: {
           const copy = g.copy!;

@@ -105,3 +105,30 @@ test("check()'s progress callback may read the pool, but not update, check or cl
   assert.equal(pool.read(3)[0], 6);
   assert.deepEqual(pool.check().problems, []);
 });
+
+moverTest(
+  "writes polled by hand and then dropped give their lanes back to the writes awaited after them",
+  async (mover) => {
+    // Writes started (polled: queued, then copying) hold a lane
+    // each until they commit, and only their own polls committed them.
+    // With every lane so held by futures no longer polled, an awaited
+    // write waited for a lane forever (a synchronous write drove them).
+    // A write waiting for lanes now finishes the writes whose copies are
+    // done, whoever owns them.
+    using pool = create(mover);
+    let dropped: Future<void>[] = [];
+    for (let lba = 0; lba < 256; lba++) {
+      dropped.push(pool.writeAsync(lba, filled(512, 1)));
+    }
+    for (const f of dropped) f.poll(); // queued
+    dropped[0].poll(); // all started, as one copy
+    dropped = [];
+    await pool.writeAsync(300, filled(512, 2));
+    await pool.writeMany([{ lba: 301, data: filled(512, 3) }]);
+    assert.equal(pool.read(300)[0], 2);
+    assert.equal(pool.read(301)[0], 3);
+    for (let lba = 0; lba < 256; lba++) assert.equal(pool.read(lba)[0], 1);
+    assert.deepEqual(pool.check().problems, []);
+  },
+  { timeout: 15_000 },
+);
