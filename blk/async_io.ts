@@ -407,10 +407,12 @@ export class WriteGroupFuture extends Future<void> {
           this.#pool.live("write");
           writes.startAll();
           // still waiting: behind another update of a block, or no lane
-          // (then the writes holding lanes may be done but not committed)
-          if (g.stage === WAITING && !writes.finishStarted(ctx)) {
-            return PENDING;
-          }
+          // (then the writes holding lanes may be done but not committed,
+          // or reads of their free blocks done but not settled)
+          if (
+            g.stage === WAITING && !writes.finishStarted(ctx) &&
+            !this.#pool.reads.finishStarted(ctx)
+          ) return PENDING;
           continue;
         case COPYING: {
           const copy = g.copy!;

@@ -132,3 +132,30 @@ moverTest(
   },
   { timeout: 15_000 },
 );
+
+moverTest(
+  "reads polled by hand and then dropped do not keep the writes awaited after them from every lane",
+  async (mover) => {
+    // A read started (queued, then copying) keeps its block published as
+    // being read until its future settles, and only its own polls settled
+    // it. Once the blocks of such reads were the lanes' free blocks (their
+    // LBAs written since), an awaited write found no lane it could take,
+    // forever. A write waiting for lanes now also finishes the reads whose
+    // copies are done.
+    using pool = create(mover);
+    for (let lba = 0; lba < 256; lba++) pool.write(lba, filled(512, 1));
+    let dropped: Future<Uint8Array>[] = [];
+    for (let lba = 0; lba < 256; lba++) dropped.push(pool.readAsync(lba));
+    for (const f of dropped) f.poll(); // queued
+    dropped[0].poll(); // all started, as one copy
+    dropped = [];
+    // (a synchronous write waits for this opener's operations itself)
+    for (let lba = 0; lba < 256; lba++) pool.write(lba, filled(512, 2));
+    await pool.writeAsync(300, filled(512, 3));
+    await pool.writeMany([{ lba: 301, data: filled(512, 4) }]);
+    assert.equal(pool.read(300)[0], 3);
+    assert.equal(pool.read(301)[0], 4);
+    assert.deepEqual(pool.check().problems, []);
+  },
+  { timeout: 15_000 },
+);
