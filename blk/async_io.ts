@@ -252,11 +252,7 @@ export class WriteScheduler {
       this.copied(copy);
       settled = true;
     }
-    if (this.#ready.length !== 0) {
-      this.commitAll();
-      settled = true;
-    }
-    return settled;
+    return this.commitAll() || settled;
   }
 
   /** One mover operation copying the data of `groups` into their free blocks. */
@@ -306,10 +302,27 @@ export class WriteScheduler {
   /**
    * Commit every queued group (steps 3 and 4 of each update): one persist
    * for all their data, then the commit every write goes through.
+   *
+   * @param poller the group of the write that polls, if any: the one that
+   *   fails when the pool cannot commit now
+   * @returns whether a group was committed or failed
    */
-  commitAll(): void {
+  commitAll(poller?: Group): boolean {
+    if (this.#ready.length === 0) return false;
+    try {
+      this.#mayCommit();
+    } catch (e) {
+      // not now (check()'s callback polls): the poller's group fails
+      // alone, the others commit at a later poll
+      const at = poller === undefined ? -1 : this.#ready.indexOf(poller);
+      if (at < 0) return false;
+      this.#ready.splice(at, 1);
+      poller!.error = e;
+      poller!.stage = DONE;
+      for (const s of poller!.slots) releaseSlot(s);
+      return true;
+    }
     const groups = this.#ready;
-    if (groups.length === 0) return;
     this.#ready = [];
     let slots: Slot[];
     if (groups.length === 1) slots = groups[0].slots;
@@ -318,7 +331,6 @@ export class WriteScheduler {
       for (const g of groups) for (const s of g.slots) slots.push(s);
     }
     try {
-      this.#mayCommit();
       const ranges = new Array<{ offset: number; length: number }>(
         slots.length,
       );
@@ -341,6 +353,7 @@ export class WriteScheduler {
     } finally {
       for (const g of groups) g.stage = DONE;
     }
+    return true;
   }
 }
 
@@ -430,7 +443,7 @@ export class WriteGroupFuture extends Future<void> {
           continue;
         }
         case READY:
-          writes.commitAll();
+          writes.commitAll(g);
           continue;
         case DONE:
           this.#group = undefined;
