@@ -1,9 +1,9 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // The block store's single-opener paths, from a review: each test failed
 // (or hung) before the fix it names.
-import { all, type Future, type Vdm, wait } from "../mod.ts";
-import { BlockPool } from "../blk/mod.ts";
-import { assert, moverTest, tempPath, test } from "./_harness.ts";
+import { all, type Future, PmemError, type Vdm, wait } from "../mod.ts";
+import { BlockPool, poolGeometry } from "../blk/mod.ts";
+import { assert, moverTest, patch, peek, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
 
@@ -165,3 +165,33 @@ moverTest(
   },
   { timeout: 15_000 },
 );
+
+test("an open that fails leaves the pool header's shutdown state clean, as libpmemblk does", () => {
+  // The open marks the shutdown state dirty (the pool is open) before it
+  // reads the descriptor and the BTT; an open that failed there (a wrong
+  // block size, a corrupt BTT) left it dirty, and libpmemblk, whose failed
+  // open cleans it, would after an unsafe shutdown take the pool for one
+  // that was open then. The state is cleaned again when the open fails.
+  const path = tempPath();
+  BlockPool.create(path, { blockSize: 512, poolSize: 24 * MiB }).close();
+  const clean = peek(path, 4024, 64);
+  assert.equal(clean[16], 0); // the dirty flag
+  assert.throws(
+    () => BlockPool.open(path, { blockSize: 4096 }),
+    (e) => e instanceof PmemError && e.code === -22,
+  );
+  assert.deepEqual(peek(path, 4024, 64), clean);
+  // both BTT info blocks corrupt: the BTT is refused after the header
+  const info = peek(path, 8192, 4096);
+  info[100] ^= 1;
+  patch(path, 8192, info);
+  const geometry = poolGeometry(24 * MiB, 512).arenas[0];
+  const backup = peek(path, 8192 + geometry.infoOff, 4096);
+  backup[100] ^= 1;
+  patch(path, 8192 + geometry.infoOff, backup);
+  assert.throws(
+    () => BlockPool.open(path),
+    (e) => e instanceof PmemError && e.code === -22,
+  );
+  assert.deepEqual(peek(path, 4024, 64), clean);
+});
