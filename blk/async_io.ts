@@ -163,14 +163,20 @@ export class WriteScheduler {
   #map: Mapping;
   #waiting: Group[] = [];
   #ready: Group[] = [];
+  /** The copies started and not yet passed on to their groups. */
+  #copies: Copy[] = [];
+  #mayCommit: () => void;
 
   /**
    * @param media the pool's media; its mapping's mover copies, and every
    *   persist goes through the mapping
+   * @param mayCommit throws when the pool cannot commit now (its check
+   *   runs): the groups ready to commit then fail with that error
    */
-  constructor(media: Media) {
+  constructor(media: Media, mayCommit: () => void = () => {}) {
     this.#media = media;
     this.#map = media.mapping;
+    this.#mayCommit = mayCommit;
   }
 
   /** Queue a group that joined its block queues, to be started. */
@@ -226,6 +232,27 @@ export class WriteScheduler {
       g.stage = COPYING;
       g.copy = copy;
     }
+    this.#copies.push(copy);
+  }
+
+  /**
+   * Finish the groups started earlier whose copies are done (commit
+   * them), whoever owns them: a write waiting for lanes gets those of
+   * writes whose futures nobody polls any more (polled by hand, then
+   * dropped), which only their owners' polls committed before.
+   *
+   * @param ctx the poller's context (the copies' movers register in it)
+   * @returns whether a group settled: lanes may be idle again
+   */
+  finishStarted(ctx: PollContext): boolean {
+    let settled = false;
+    for (const copy of this.#copies.slice()) {
+      if (!copy.future.done) copy.future.poll(ctx);
+      if (!copy.future.done) continue;
+      this.copied(copy);
+      settled = true;
+    }
+    return this.commitAll() || settled;
   }
 
   /** One mover operation copying the data of `groups` into their free blocks. */
@@ -249,6 +276,8 @@ export class WriteScheduler {
   copied(copy: Copy): void {
     if (copy.seen) return;
     copy.seen = true;
+    const at = this.#copies.indexOf(copy);
+    if (at >= 0) this.#copies.splice(at, 1);
     const failed = copy.future.state === "failed";
     for (const g of copy.groups) {
       if (g.stage !== COPYING) continue;
@@ -273,10 +302,27 @@ export class WriteScheduler {
   /**
    * Commit every queued group (steps 3 and 4 of each update): one persist
    * for all their data, then the commit every write goes through.
+   *
+   * @param poller the group of the write that polls, if any: the one that
+   *   fails when the pool cannot commit now
+   * @returns whether a group was committed or failed
    */
-  commitAll(): void {
+  commitAll(poller?: Group): boolean {
+    if (this.#ready.length === 0) return false;
+    try {
+      this.#mayCommit();
+    } catch (e) {
+      // not now (check()'s callback polls): the poller's group fails
+      // alone, the others commit at a later poll
+      const at = poller === undefined ? -1 : this.#ready.indexOf(poller);
+      if (at < 0) return false;
+      this.#ready.splice(at, 1);
+      poller!.error = e;
+      poller!.stage = DONE;
+      for (const s of poller!.slots) releaseSlot(s);
+      return true;
+    }
     const groups = this.#ready;
-    if (groups.length === 0) return;
     this.#ready = [];
     let slots: Slot[];
     if (groups.length === 1) slots = groups[0].slots;
@@ -307,21 +353,29 @@ export class WriteScheduler {
     } finally {
       for (const g of groups) g.stage = DONE;
     }
+    return true;
   }
 }
 
 /**
- * Writes of one or many blocks. Each group of up to `groupSize` blocks
- * takes its blocks' queue places, then is started (a lane per block, the
- * data copied by the mover, not yet durable) and committed together with
- * every other group of the pool at the same point (see
- * {@linkcode WriteScheduler}). Each block is failure-atomic on its own.
+ * Writes of one or many blocks. At its first poll the future takes the
+ * queue place of every block it writes (so a write started after it
+ * comes after it on each of them); then each group of up to `groupSize`
+ * blocks is started (a lane per block, the data copied by the mover, not
+ * yet durable) and committed together with every other group of the
+ * pool at the same point (see {@linkcode WriteScheduler}). Each block is
+ * failure-atomic on its own.
  */
 export class WriteGroupFuture extends Future<void> {
   #pool: PoolAccess;
   #lbas: readonly number[];
   #data: readonly Uint8Array[];
-  /** Index of the first update not yet in a block queue. */
+  /**
+   * Every update, in its block's queue since the first poll; undefined
+   * before it.
+   */
+  #slots: Slot[] | undefined;
+  /** Index of the first update of `#slots` not yet in a group. */
   #next = 0;
   #group: Group | undefined;
   #groupSize: number;
@@ -354,8 +408,9 @@ export class WriteGroupFuture extends Future<void> {
     for (;;) {
       const g = this.#group;
       if (g === undefined) {
-        if (this.#next === this.#lbas.length) return;
-        this.#enter();
+        const slots = this.#slots ?? this.#enter();
+        if (this.#next === slots.length) return;
+        this.#group = this.#nextGroup(slots);
         // yield once, so the writes polled after this one start with it
         ctx.pollSoon?.();
         return PENDING;
@@ -365,7 +420,12 @@ export class WriteGroupFuture extends Future<void> {
           this.#pool.live("write");
           writes.startAll();
           // still waiting: behind another update of a block, or no lane
-          if (g.stage === WAITING) return PENDING;
+          // (then the writes holding lanes may be done but not committed,
+          // or reads of their free blocks done but not settled)
+          if (
+            g.stage === WAITING && !writes.finishStarted(ctx) &&
+            !this.#pool.reads.finishStarted(ctx)
+          ) return PENDING;
           continue;
         case COPYING: {
           const copy = g.copy!;
@@ -383,7 +443,7 @@ export class WriteGroupFuture extends Future<void> {
           continue;
         }
         case READY:
-          writes.commitAll();
+          writes.commitAll(g);
           continue;
         case DONE:
           this.#group = undefined;
@@ -393,22 +453,25 @@ export class WriteGroupFuture extends Future<void> {
     }
   }
 
-  /** Join the queues of the next group's blocks (in issue order). */
-  #enter(): void {
+  /**
+   * Join the queue of every block written (in issue order), all at once:
+   * a group joining only when the one before it was done would queue
+   * behind the writes of its blocks started after this one, and its older
+   * data would replace theirs.
+   */
+  #enter(): Slot[] {
     this.#pool.live("write");
-    const end = Math.min(this.#lbas.length, this.#next + this.#groupSize);
-    const slots = new Array<Slot>(end - this.#next);
-    const group: Group = { slots, stage: WAITING };
-    this.#group = group;
+    const n = this.#lbas.length;
+    const slots = new Array<Slot>(n);
     let k = 0;
     try {
-      for (let i = this.#next; i < end; i++) {
-        const lba = this.#lbas[i];
+      for (; k < n; k++) {
+        const lba = this.#lbas[k];
         const arena = this.#pool.forUpdate(lba, "write");
-        slots[k++] = arena.join<Slot>({
+        slots[k] = arena.join<Slot>({
           pre: lba - arena.firstLba,
           owner: this,
-          data: this.#data[i],
+          data: this.#data[k],
           arena,
           lane: -1,
           old: 0,
@@ -417,17 +480,42 @@ export class WriteGroupFuture extends Future<void> {
           queued: false,
         });
       }
-    } finally {
-      if (k !== slots.length) slots.length = k; // forUpdate threw
-      this.#next += k;
+    } catch (e) {
+      // (forUpdate threw) nothing was started: give back the places taken
+      for (let i = 0; i < k; i++) slots[i].arena.leave(slots[i]);
+      throw e;
     }
+    this.#slots = slots;
+    return slots;
+  }
+
+  /** The next group of queued updates, handed to the scheduler. */
+  #nextGroup(slots: Slot[]): Group {
+    this.#pool.live("write");
+    const end = Math.min(slots.length, this.#next + this.#groupSize);
+    const group: Group = {
+      slots: this.#next === 0 && end === slots.length
+        ? slots
+        : slots.slice(this.#next, end),
+      stage: WAITING,
+    };
+    this.#next = end;
     this.#pool.writes.wait(group);
+    return group;
   }
 
   protected override settle(): void {
     // a group that started settles with its copy or its commit
     if (this.#group !== undefined) this.#pool.writes.withdraw(this.#group);
     this.#group = undefined;
+    // the updates of the groups never started leave their queues
+    const slots = this.#slots;
+    if (slots !== undefined) {
+      for (let i = this.#next; i < slots.length; i++) {
+        slots[i].arena.leave(slots[i]);
+      }
+    }
+    this.#slots = undefined;
     this.#lbas = [];
     this.#data = [];
     this.#pool.settled(this.#slot);

@@ -49,6 +49,8 @@ const DONE = 2;
 /** The copy of the reads started together: one mover batch. */
 interface ReadCopy {
   future: Future<void>;
+  /** The reads it copies. */
+  reads: ReadFuture[];
 }
 
 /** The offsets of a batch's blocks (grown as needed; one per isolate). */
@@ -63,6 +65,8 @@ export class ReadScheduler {
   #map: Mapping;
   #blockSize: number;
   #waiting: ReadFuture[] = [];
+  /** The copies started whose reads may not all have settled. */
+  #copies: ReadCopy[] = [];
 
   /**
    * @param media the pool's media (its mapping's mover copies)
@@ -129,12 +133,42 @@ export class ReadScheduler {
     media.prefetchBlocks(offsets, started.length, size);
     let copy: ReadCopy;
     try {
-      copy = { future: this.#map.mover.batch(entries) };
+      copy = { future: this.#map.mover.batch(entries), reads: started };
     } catch (e) {
       for (const r of started) r.fail(e);
       return;
     }
     for (const r of started) r.copying(copy);
+    // forget the copies whose reads all settled (their owners polled them)
+    this.#copies = this.#copies.filter((c) => c.reads.some((r) => !r.done));
+    this.#copies.push(copy);
+  }
+
+  /**
+   * Settle the reads whose copies are done, whoever owns them: each keeps
+   * its block published as being read until it settles, and writes skip
+   * the lanes whose free block is published, so reads polled by hand and
+   * then dropped would keep those lanes from every write.
+   *
+   * @param ctx the poller's context (the copies' movers register in it)
+   * @returns whether a read settled: lanes may be usable again
+   */
+  finishStarted(ctx: PollContext): boolean {
+    let settled = false;
+    const copies = this.#copies;
+    for (let i = 0; i < copies.length; i++) {
+      const copy = copies[i];
+      if (!copy.future.done) copy.future.poll(ctx);
+      if (!copy.future.done) continue;
+      copies.splice(i--, 1);
+      for (const r of copy.reads) {
+        if (!r.done) {
+          r.poll(ctx);
+          settled = true;
+        }
+      }
+    }
+    return settled;
   }
 }
 

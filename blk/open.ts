@@ -256,17 +256,23 @@ function markOpen(
  * dirty only makes a later open compare the device's count.
  */
 export function markClosed(file: PoolFile): void {
-  if (!file.keepsState) return;
-  const shared = file.join.shared;
+  if (file.keepsState) markClean(file.map, file.join, file.device);
+}
+
+/** {@linkcode markClosed} for an open that has no `PoolFile` yet. */
+function markClean(
+  map: Mapping,
+  join: PoolJoin,
+  device: DeviceShutdownState,
+): void {
+  const shared = join.shared;
   try {
     shared.lockLayout();
   } catch {
     return; // its holder ended: leave the state dirty
   }
   try {
-    if (shared.opens === 1) {
-      storeShutdownState(file.map, file.device, false);
-    }
+    if (shared.opens === 1) storeShutdownState(map, device, false);
   } catch {
     // dirty it stays
   } finally {
@@ -292,6 +298,7 @@ export function openPoolFile(
   let map: Mapping | null = null;
   let join: PoolJoin | null = null;
   let device: DeviceShutdownState = NO_STATE;
+  let marked = false;
   try {
     const size = source.size;
     const usable = Math.floor(size / BTT_ALIGN) * BTT_ALIGN;
@@ -332,6 +339,7 @@ export function openPoolFile(
       keepsShutdownState(header.incompat);
     if (keepsState) {
       device = markOpen(map, join, device, source, device === NO_STATE);
+      marked = true;
     }
     source.close();
     const desc = decodeDescriptor(
@@ -371,14 +379,20 @@ export function openPoolFile(
     };
   } catch (e) {
     source.close();
+    // a failed open leaves the state as libpmemblk's does: clean
+    if (marked) markClean(map!, join!, device);
     if (join !== null) leavePool(join, true);
     map?.close();
     throw e;
   }
 }
 
-/** Release what a pool file holds; remove the file if it was created. */
+/**
+ * Release what a pool file holds (its open failed after this returned);
+ * remove the file if it was created.
+ */
 export function abandonPoolFile(file: PoolFile): void {
+  markClosed(file);
   try {
     leavePool(file.join, true);
   } finally {

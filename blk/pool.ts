@@ -175,6 +175,8 @@ export class BlockPool implements Disposable {
   #control: Int32Array;
   /** What its synchronous updates need. */
   #sync: SyncUpdateContext;
+  /** Whether {@linkcode BlockPool.check} runs (its callback may call us). */
+  #checking = false;
 
   private constructor(file: PoolFile, btt: Btt) {
     this.#file = file;
@@ -191,7 +193,10 @@ export class BlockPool implements Disposable {
     this.#adopt(btt);
     this.#access = {
       map: file.map,
-      writes: new WriteScheduler(this.#media),
+      writes: new WriteScheduler(
+        this.#media,
+        () => this.#outsideCheck("commit a write"),
+      ),
       reads: new ReadScheduler(this.#media, file.blockSize),
       blockSize: file.blockSize,
       live: (op) => void this.#live(op),
@@ -343,6 +348,20 @@ export class BlockPool implements Disposable {
     return this.#media;
   }
 
+  /**
+   * Refuse what check()'s progress callback cannot do: check() holds the
+   * layout lock and every commit lock, so a close or check would wait for
+   * them forever, and a commit in the middle of the scan would show up
+   * as a block referenced twice.
+   */
+  #outsideCheck(op: string): void {
+    if (this.#checking) {
+      throw new TypeError(
+        `Cannot ${op} inside check()'s progress callback: the check holds the pool's locks`,
+      );
+    }
+  }
+
   /** Whether {@linkcode BlockPool.close} has run. */
   get closed(): boolean {
     return this.#map === null;
@@ -413,6 +432,7 @@ export class BlockPool implements Disposable {
     this.#checkLba(lba, "write");
     checkBlockData(data, this.#blockSize, "write");
     this.#checkWritable("write");
+    this.#outsideCheck("write");
     if (this.#arenas.length === 0) this.#layOut();
     const arena = this.#arenaOf(lba);
     arena.checkWritable("write");
@@ -740,6 +760,7 @@ export class BlockPool implements Disposable {
     this.#live(op);
     this.#checkLba(lba, op);
     this.#checkWritable(op);
+    this.#outsideCheck(op);
     if (this.#arenas.length === 0 && !this.#adoptShared()) {
       if (flag === MAP_ZERO) return; // everything reads as zeros already
       this.#layOut();
@@ -760,7 +781,10 @@ export class BlockPool implements Disposable {
    * block's stripe lock), so it never sees half of one. This opener's own
    * writes in flight commit their map and flog entries in one synchronous
    * step, so they never show half-done either; a progress callback that
-   * waits for another Worker's writes waits forever.
+   * waits for another Worker's writes waits forever. The callback may
+   * read the pool; an update, check or close of it there throws a
+   * `TypeError` (so does the commit of an asynchronous write it waits
+   * for, which fails that write).
    *
    * @example Usage
    * ```ts
@@ -780,12 +804,14 @@ export class BlockPool implements Disposable {
    * @param options a progress callback (the map is read block by block)
    * @returns the report
    * @throws {ClosedError} after {@linkcode BlockPool.close}
+   * @throws {TypeError} inside a check's progress callback
    * @throws {PmemError} -130 (EOWNERDEAD) when a Worker ended holding a
    *   block's commit lock (its commit may be half done)
    */
   check(options: ProgressOptions = {}): CheckReport {
     const media = this.#live("check");
     const onProgress = checkProgress(options, "check");
+    this.#outsideCheck("check the pool");
     // Other openers (Workers) go on writing: a commit changes a flog entry
     // and then a map entry holding its block's stripe lock, and laying the
     // BTT out writes the arenas holding the layout lock. The check holds
@@ -794,6 +820,7 @@ export class BlockPool implements Disposable {
     const shared = this.#file.join.shared;
     shared.lockLayout();
     let problems;
+    this.#checking = true;
     try {
       if (this.#arenas.length === 0 && shared.laidOut) {
         this.#adopt(loadBtt(this.#file, true));
@@ -816,6 +843,7 @@ export class BlockPool implements Disposable {
         this.#arenas[0]?.table.unlockStripes();
       }
     } finally {
+      this.#checking = false;
       shared.unlockLayout();
     }
     return {
@@ -873,10 +901,14 @@ export class BlockPool implements Disposable {
   /**
    * Close the pool: unmap it and release its lock. Every write was
    * already durable. Idempotent; later calls throw {@linkcode ClosedError}.
+   *
+   * @throws {TypeError} inside {@linkcode BlockPool.check}'s progress
+   *   callback (the pool stays open)
    */
   close(): void {
     const map = this.#map;
     if (map === null) return;
+    this.#outsideCheck("close the pool");
     const running = this.#inflight.running();
     this.#inflight.clear();
     try {
