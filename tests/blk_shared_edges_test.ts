@@ -377,6 +377,16 @@ function deadOpenerScript(body: string): Record<string, unknown> {
       }
     }
     const unlocked = () => code(() => FileLock.acquire(path).release());
+    /** A pool of 4 lanes, blocks 0..7 written (block i holds i). */
+    function fourLanePool() {
+      const pool = createBlockPool(path, {
+        blockSize: 512,
+        poolSize: 32 << 20,
+        lanes: 4,
+      });
+      for (let lba = 0; lba < 8; lba++) pool.write(lba, block(lba));
+      return pool;
+    }
     /** Arena 0's lane table, as an opener of the share sees it. */
     function laneTable(f) {
       using share = FileShare.open(path, PoolShared.bytes(statSync(path).size));
@@ -508,12 +518,7 @@ for (const halfPop of [false, true]) {
 // held a lane.
 test("a Worker ended holding every lane: its lanes go round again", () => {
   const out = deadOpenerScript(`
-    const pool = createBlockPool(path, {
-      blockSize: 512,
-      poolSize: 32 << 20,
-      lanes: 4,
-    });
-    for (let lba = 0; lba < 8; lba++) pool.write(lba, block(lba));
+    const pool = fourLanePool();
     const w = await worker();
     out.taken = await ask(w, { kind: "holdLanes", path, n: 4 });
     await end(w);
@@ -546,12 +551,7 @@ test("a Worker ended holding every lane: its lanes go round again", () => {
 // failed with EBUSY after 30 s); cause: counts were not attributable.
 test("a Worker ended with reads in flight: their counts go, and every lane goes round again", () => {
   const out = deadOpenerScript(`
-    const pool = createBlockPool(path, {
-      blockSize: 512,
-      poolSize: 32 << 20,
-      lanes: 4,
-    });
-    for (let lba = 0; lba < 8; lba++) pool.write(lba, block(lba));
+    const pool = fourLanePool();
     const w = await worker();
     out.lanes = await ask(w, { kind: "holdReads", path });
     await end(w);
@@ -577,12 +577,7 @@ test("a Worker ended with reads in flight: their counts go, and every lane goes 
 // done, and only a new open's recovery from the flog knows which lane's
 test("a Worker ended holding lanes and a block's commit lock: its lanes stay out", () => {
   const out = deadOpenerScript(`
-    const pool = createBlockPool(path, {
-      blockSize: 512,
-      poolSize: 32 << 20,
-      lanes: 4,
-    });
-    for (let lba = 0; lba < 8; lba++) pool.write(lba, block(lba));
+    const pool = fourLanePool();
     const w = await worker();
     await ask(w, { kind: "holdLanes", path, n: 4, stripe: 100 });
     await end(w);

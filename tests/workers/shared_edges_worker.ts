@@ -101,6 +101,17 @@ let pool: BlockPool | null = null;
 /** What a holding job keeps alive (never closed). */
 const held: unknown[] = [];
 
+/**
+ * Join the pool's share as an opener of its own, and arena 0's lane
+ * table (kept alive by the caller: a holding job never closes it).
+ */
+function joinArena0(path: string): { share: FileShare; table: LaneTable } {
+  const size = statSync(path).size;
+  const share = FileShare.open(path, PoolShared.bytes(size));
+  const shared = new PoolShared(share.memory, maxArenas(size));
+  return { share, table: new LaneTable(shared.arena(0), 0x7777) };
+}
+
 function open(path: string, readOnly?: boolean, blockSize?: number) {
   return BlockPool.open(path, { readOnly, blockSize });
 }
@@ -164,10 +175,7 @@ function run(job: SharedEdgesJob): unknown {
       return { reads, last };
     }
     case "holdLock": {
-      const size = statSync(job.path).size;
-      const share = FileShare.open(job.path, PoolShared.bytes(size));
-      const shared = new PoolShared(share.memory, maxArenas(size));
-      const table = new LaneTable(shared.arena(0), 0x7777);
+      const { share, table } = joinArena0(job.path);
       if (job.lock === "stripe") table.lockStripe(job.pre);
       else lockWord(table.words, RING_LOCK, share.token);
       if (job.halfPop) {
@@ -182,29 +190,23 @@ function run(job: SharedEdgesJob): unknown {
         Atomics.store(w, RING_OP, RING_POP);
         w[RING_BASE + slot] = w[RING_BASE + head];
       }
-      held.push(share, shared, table);
+      held.push(share, table);
       return true;
     }
     case "holdLanes": {
-      const size = statSync(job.path).size;
-      const share = FileShare.open(job.path, PoolShared.bytes(size));
-      const shared = new PoolShared(share.memory, maxArenas(size));
-      const table = new LaneTable(shared.arena(0), 0x7777);
+      const { share, table } = joinArena0(job.path);
       const lanes: number[] = [];
       if (!table.take(job.n, lanes)) throw new Error("no idle lanes");
       if (job.stripe !== undefined) table.lockStripe(job.stripe);
-      held.push(share, shared, table);
+      held.push(share, table);
       return lanes;
     }
     case "holdReads": {
-      const size = statSync(job.path).size;
-      const share = FileShare.open(job.path, PoolShared.bytes(size));
-      const shared = new PoolShared(share.memory, maxArenas(size));
-      const table = new LaneTable(shared.arena(0), 0x7777);
+      const { share, table } = joinArena0(job.path);
       for (let lane = 0; lane < table.lanes; lane++) {
         table.reads.track(table.free(lane));
       }
-      held.push(share, shared, table);
+      held.push(share, table);
       return table.lanes;
     }
     case "joinShare": {
