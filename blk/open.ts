@@ -228,7 +228,7 @@ const NO_STATE: DeviceShutdownState = Object.freeze({ usc: 0n, uuid: 0n });
 /**
  * Set the header's shutdown state dirty, as libpmemblk's open does (an
  * ADR failure while the pool is open is then told apart from a process
- * that ended with it open). Under the layout lock, which the last close
+ * that ended with it open). Under the state's lock, which the last close
  * holds to clean it: a join racing that close still leaves it dirty.
  *
  * @returns the device's state
@@ -241,11 +241,11 @@ function markOpen(
   unread: boolean,
 ): DeviceShutdownState {
   const now = unread ? deviceShutdownState(source) : device;
-  join.shared.lockLayout();
+  join.shared.lockShutdownState();
   try {
     storeShutdownState(map, now, true);
   } finally {
-    join.shared.unlockLayout();
+    join.shared.unlockShutdownState();
   }
   return now;
 }
@@ -266,17 +266,13 @@ function markClean(
   device: DeviceShutdownState,
 ): void {
   const shared = join.shared;
-  try {
-    shared.lockLayout();
-  } catch {
-    return; // its holder ended: leave the state dirty
-  }
+  shared.lockShutdownState();
   try {
     if (shared.opens === 1) storeShutdownState(map, device, false);
   } catch {
     // dirty it stays
   } finally {
-    shared.unlockLayout();
+    shared.unlockShutdownState();
   }
 }
 

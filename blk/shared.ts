@@ -46,6 +46,7 @@ const NEXT_ID = 2;
 const LAYOUT = 3;
 const LAYOUT_LOCK = 4;
 const READ_ONLY = 5;
+const STATE_LOCK = 6;
 
 export {
   SHARE_FAILED as STATE_FAILED,
@@ -344,6 +345,30 @@ export class PoolShared {
   /** Release the layout lock. */
   unlockLayout(): void {
     unlockWord(this.#i32, LAYOUT_LOCK);
+  }
+
+  /**
+   * Take the lock of the pool header's shutdown state (marked dirty by
+   * each open, clean by the last close). A holder that ended is taken
+   * over: a mark is one idempotent store of the state, which the new
+   * holder makes again.
+   */
+  lockShutdownState(): void {
+    const token = lockToken(this.#share, 1);
+    lockWord(
+      this.#i32,
+      STATE_LOCK,
+      token,
+      this.#share,
+      (holder) =>
+        Atomics.compareExchange(this.#i32, STATE_LOCK, holder, token) ===
+          holder,
+    );
+  }
+
+  /** Release the lock of the shutdown state. */
+  unlockShutdownState(): void {
+    unlockWord(this.#i32, STATE_LOCK);
   }
 
   /** Whether the first opener opened the pool read-only (no joiners). */

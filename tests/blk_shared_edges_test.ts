@@ -512,6 +512,29 @@ for (const halfPop of [false, true]) {
   );
 }
 
+// Bug: a Worker terminated while its close marked the header's shutdown
+// state clean left the lock of it held, and every later open, close and
+// check() of the process failed with EOWNERDEAD (the example
+// shared_pool.ts on Bun); the lock is taken over now: a mark is one
+// idempotent store.
+test("a Worker ended holding the shutdown state's lock: opens, closes and checks go on", () => {
+  const out = deadOpenerScript(`
+    const pool = BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 });
+    const w = await worker();
+    await ask(w, { kind: "holdLock", path, lock: "state", pre: 0 });
+    await end(w);
+    out.open = code(() => BlockPool.open(path).close());
+    out.check = code(() => pool.check());
+    out.write = code(() => pool.write(1, block(1)));
+    pool.close();
+    out.unlocked = unlocked();
+  `);
+  assert.deepEqual(
+    [out.open, out.check, out.write, out.unlocked],
+    [0, 0, 0, 0],
+  );
+});
+
 // Bug: lanes a Worker had taken when it ended stayed out until every
 // open closed: with all of them out, a write waited 30 s and failed
 // (EBUSY) and a group write waited for good; cause: nothing recorded who

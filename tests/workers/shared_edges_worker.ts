@@ -74,7 +74,7 @@ export type SharedEdgesJob =
   | {
     kind: "holdLock";
     path: string;
-    lock: "stripe" | "ring";
+    lock: "stripe" | "ring" | "state";
     pre: number;
     halfPop?: boolean;
   }
@@ -105,11 +105,13 @@ const held: unknown[] = [];
  * Join the pool's share as an opener of its own, and arena 0's lane
  * table (kept alive by the caller: a holding job never closes it).
  */
-function joinArena0(path: string): { share: FileShare; table: LaneTable } {
+function joinArena0(
+  path: string,
+): { share: FileShare; shared: PoolShared; table: LaneTable } {
   const size = statSync(path).size;
   const share = FileShare.open(path, PoolShared.bytes(size));
   const shared = new PoolShared(share.memory, maxArenas(size));
-  return { share, table: new LaneTable(shared.arena(0), 0x7777) };
+  return { share, shared, table: new LaneTable(shared.arena(0), 0x7777) };
 }
 
 function open(path: string, readOnly?: boolean, blockSize?: number) {
@@ -175,8 +177,9 @@ function run(job: SharedEdgesJob): unknown {
       return { reads, last };
     }
     case "holdLock": {
-      const { share, table } = joinArena0(job.path);
+      const { share, shared, table } = joinArena0(job.path);
       if (job.lock === "stripe") table.lockStripe(job.pre);
+      else if (job.lock === "state") shared.lockShutdownState();
       else lockWord(table.words, RING_LOCK, share.token);
       if (job.halfPop) {
         // what LaneTable's pop does, up to the swap: logged, half changed
@@ -190,7 +193,7 @@ function run(job: SharedEdgesJob): unknown {
         Atomics.store(w, RING_OP, RING_POP);
         w[RING_BASE + slot] = w[RING_BASE + head];
       }
-      held.push(share, table);
+      held.push(share, shared, table);
       return true;
     }
     case "holdLanes": {
