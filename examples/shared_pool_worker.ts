@@ -22,10 +22,10 @@ const self_ = globalThis as any;
 
 self_.onmessage = async (e: MessageEvent<Job>) => {
   const { path, id, blocks, rounds } = e.data;
+  let n = 0;
   try {
     using pool = BlockPool.open(path);
     const data = new Uint8Array(pool.blockSize).fill(id);
-    let n = 0;
     for (let r = 0; r < rounds; r++) {
       if (r % 2 === 0) {
         for (let lba = 0; lba < blocks; lba++, n++) pool.write(lba, data);
@@ -37,10 +37,13 @@ self_.onmessage = async (e: MessageEvent<Job>) => {
         await all(writes);
       }
     }
-    self_.postMessage(n);
   } catch (err) {
     self_.postMessage(String(err));
+    return;
   }
+  // posted once the pool is closed (the block above disposed it): the
+  // main thread terminates this Worker when the message arrives
+  self_.postMessage(n);
 };
 // a message sent before the handler is set may be lost (Bun): say ready
 self_.postMessage("ready");
