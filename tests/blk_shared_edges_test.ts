@@ -377,6 +377,21 @@ function deadOpenerScript(body: string): Record<string, unknown> {
       }
     }
     const unlocked = () => code(() => FileLock.acquire(path).release());
+    /**
+     * Writes that need every lane of a 4-lane pool: 40 of blocks 0..n-1
+     * one by one, then a group of 4 (all lanes at once); their codes, and
+     * blocks n-1, 10 and 13 read back.
+     */
+    async function useEveryLane(pool, n) {
+      const writes = code(() => {
+        for (let i = 0; i < 40; i++) pool.write(i % n, block(i));
+      });
+      const group = await asyncCode(pool.writeMany(
+        [10, 11, 12, 13].map((lba) => ({ lba, data: block(lba) })),
+      ));
+      const read = [n - 1, 10, 13].map((lba) => pool.read(lba)[0]);
+      return { writes, group, read };
+    }
     /** A pool of 4 lanes, blocks 0..7 written (block i holds i). */
     function fourLanePool() {
       const pool = createBlockPool(path, {
@@ -488,14 +503,7 @@ for (const halfPop of [false, true]) {
       const w = await worker();
       await ask(w, { kind: "holdLock", path, lock: "ring", pre: 0, halfPop: ${halfPop} });
       await end(w);
-      out.writes = code(() => {
-        for (let i = 0; i < 40; i++) pool.write(i % 10, block(i));
-      });
-      // a group of 4 takes all 4 lanes at once
-      out.group = await asyncCode(pool.writeMany(
-        [10, 11, 12, 13].map((lba) => ({ lba, data: block(lba) })),
-      ));
-      out.read = [9, 10, 13].map((lba) => pool.read(lba)[0]);
+      Object.assign(out, await useEveryLane(pool, 10));
       out.problems = pool.check().problems;
       pool.close();
       out.unlocked = unlocked();
@@ -545,14 +553,7 @@ test("a Worker ended holding every lane: its lanes go round again", () => {
     const w = await worker();
     out.taken = await ask(w, { kind: "holdLanes", path, n: 4 });
     await end(w);
-    out.writes = code(() => {
-      for (let i = 0; i < 40; i++) pool.write(i % 8, block(i));
-    });
-    // a group of 4 takes all 4 lanes at once
-    out.group = await asyncCode(pool.writeMany(
-      [10, 11, 12, 13].map((lba) => ({ lba, data: block(lba) })),
-    ));
-    out.read = [7, 10, 13].map((lba) => pool.read(lba)[0]);
+    Object.assign(out, await useEveryLane(pool, 8));
     out.idle = idleLanes();
     pool.close();
     using again = BlockPool.open(path);
@@ -578,13 +579,7 @@ test("a Worker ended with reads in flight: their counts go, and every lane goes 
     const w = await worker();
     out.lanes = await ask(w, { kind: "holdReads", path });
     await end(w);
-    out.writes = code(() => {
-      for (let i = 0; i < 40; i++) pool.write(i % 8, block(i));
-    });
-    out.group = await asyncCode(pool.writeMany(
-      [10, 11, 12, 13].map((lba) => ({ lba, data: block(lba) })),
-    ));
-    out.read = [7, 10, 13].map((lba) => pool.read(lba)[0]);
+    Object.assign(out, await useEveryLane(pool, 8));
     pool.close();
     using again = BlockPool.open(path);
     out.problems = again.check().problems;
