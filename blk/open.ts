@@ -31,6 +31,7 @@ import {
   HEADER_SIZE,
   hostArch,
   newPoolHeader,
+  NO_DEVICE_STATE,
   SDS_OFFSET,
 } from "../pmdk/pool_header.ts";
 import {
@@ -222,9 +223,6 @@ export function createPoolFile(
   }
 }
 
-/** The state of a device not read. */
-const NO_STATE: DeviceShutdownState = Object.freeze({ usc: 0n, uuid: 0n });
-
 /**
  * Set the header's shutdown state dirty, as libpmemblk's open does (an
  * ADR failure while the pool is open is then told apart from a process
@@ -293,7 +291,7 @@ export function openPoolFile(
   const source = Source.open(path);
   let map: Mapping | null = null;
   let join: PoolJoin | null = null;
-  let device: DeviceShutdownState = NO_STATE;
+  let device: DeviceShutdownState = NO_DEVICE_STATE;
   let marked = false;
   try {
     const size = source.size;
@@ -334,7 +332,7 @@ export function openPoolFile(
     const keepsState = readOnly === null &&
       keepsShutdownState(header.incompat);
     if (keepsState) {
-      device = markOpen(map, join, device, source, device === NO_STATE);
+      device = markOpen(map, join, device, source, device === NO_DEVICE_STATE);
       marked = true;
     }
     source.close();

@@ -333,8 +333,14 @@ export function allZero(bytes: Uint8Array): boolean {
   return true;
 }
 
-/** The state of a device without an unsafe shutdown count or an id. */
-const NO_DEVICE_STATE: DeviceShutdownState = { usc: 0n, uuid: 0n };
+/**
+ * The state of a device without an unsafe shutdown count or an id (also
+ * what a pool's device is taken for until it is read).
+ */
+export const NO_DEVICE_STATE: Readonly<DeviceShutdownState> = Object.freeze({
+  usc: 0n,
+  uuid: 0n,
+});
 
 /**
  * The shutdown state of a pool's device now, as libpmem adds it up: the
