@@ -32,7 +32,7 @@
 
 #define AP_API __attribute__((visibility("default")))
 
-#define AP_ABI_VERSION 8
+#define AP_ABI_VERSION 9
 
 /* shim error codes (disjoint from -errno and PMEM2_E_*); errors/mod.ts
  * ShimCode mirrors them and a test checks the two agree */
@@ -470,16 +470,21 @@ AP_API int ap_dsa_open(struct ap_dev **out, const char *path,
 	double max_xfer, double gen_cap, uint32_t engines, uint32_t nrec,
 	uint32_t nbatch, uint32_t flags);
 
+/* ap_dsa_open_test flags */
+#define AP_DSA_TEST_NO_OVERLAP (1u << 0) /* GENCAP bit 1 clear */
+
 /*
  * ap_dsa_open_test -- a DSA WQ of kind 1 (dedicated: MOVDIR64B into a
  * watched page), 2 (shared: an emulated ENQCMD into it) or 3 (write(2) to
  * a socket), served by a software device with engines threads: the test
  * portal that runs the hardware path without hardware. wq_size is a power
- * of two in 2..32; max_batch 0 (no BATCH) or 2..32.
+ * of two in 2..32; max_batch 0 (no BATCH) or 2..32. With
+ * AP_DSA_TEST_NO_OVERLAP the device reports no overlapping-copy support
+ * and fails an overlapping MEMMOVE with status 0x16, as such a device.
  */
 AP_API int ap_dsa_open_test(struct ap_dev **out, uint32_t kind,
 	uint32_t wq_size, uint32_t max_batch, double max_xfer, uint32_t engines,
-	uint32_t nrec, uint32_t nbatch);
+	uint32_t nrec, uint32_t nbatch, uint32_t flags);
 
 /* ap_dsa_inject_busy -- a shared test portal answers retry count times */
 AP_API int ap_dsa_inject_busy(struct ap_dev *dev, uint32_t count);

@@ -313,6 +313,13 @@ ap_validate(struct ap_dev *d, const struct dsa_hw_desc *h, int in_batch,
 	} else if (h->xfer_size > d->max_xfer) {
 		res->status = DSA_COMP_XFER_ERANGE;
 		return 0;
+	} else if (h->opcode == DSA_OPCODE_MEMMOVE &&
+			!(d->gen_cap & AP_GEN_CAP_OVERLAP) &&
+			h->src_addr < h->dst_addr + h->xfer_size &&
+			h->dst_addr < h->src_addr + h->xfer_size) {
+		/* a device without GENCAP bit 1 copies no overlapping ranges */
+		res->status = DSA_COMP_OVERLAP_BUFFERS;
+		return 0;
 	}
 	return 1;
 }

@@ -216,7 +216,7 @@ fail:
 int
 ap_dsa_open_test(struct ap_dev **out, uint32_t kind, uint32_t wq_size,
 	uint32_t max_batch, double max_xfer, uint32_t engines, uint32_t nrec,
-	uint32_t nbatch)
+	uint32_t nbatch, uint32_t flags)
 {
 	size_t mx;
 	int rc = ap_to_size(max_xfer, &mx, "max_xfer");
@@ -227,7 +227,8 @@ ap_dsa_open_test(struct ap_dev **out, uint32_t kind, uint32_t wq_size,
 			(wq_size & (wq_size - 1)) || max_batch == 1 ||
 			max_batch > AP_MAX_BATCH || engines == 0 || engines > 8 ||
 			nrec == 0 || nrec > (1u << 20) || nbatch > 4096 ||
-			mx == 0 || mx > UINT32_MAX)
+			mx == 0 || mx > UINT32_MAX ||
+			(flags & ~AP_DSA_TEST_NO_OVERLAP))
 		return ap_fail(AP_E_INVALID_ARG, "test portal: bad configuration "
 			"(kind %u, wq %u, max_batch %u, engines %u, records %u, "
 			"batches %u, max_xfer %zu)", kind, wq_size, max_batch,
@@ -243,6 +244,11 @@ ap_dsa_open_test(struct ap_dev **out, uint32_t kind, uint32_t wq_size,
 		return rc;
 	}
 	c->max_batch = max_batch;
+	if (flags & AP_DSA_TEST_NO_OVERLAP) {
+		/* both sides: the client reports it, the engines enforce it */
+		t->gen_cap &= ~AP_GEN_CAP_OVERLAP;
+		c->gen_cap &= ~AP_GEN_CAP_OVERLAP;
+	}
 	struct ap_tport *tp = t->tport;
 	if ((rc = ap_portal_new(c, (int)kind, tp->sock[0], tp->page, 0,
 			engines, t))) {

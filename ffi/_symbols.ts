@@ -309,9 +309,20 @@ export const SYMBOLS = {
   },
   // int ap_dsa_open_test(ap_dev **out, uint32_t kind, uint32_t wq_size,
   //                      uint32_t max_batch, double max_xfer,
-  //                      uint32_t engines, uint32_t nrec, uint32_t nbatch)
+  //                      uint32_t engines, uint32_t nrec, uint32_t nbatch,
+  //                      uint32_t flags)
   ap_dsa_open_test: {
-    parameters: ["buffer", "u32", "u32", "u32", "f64", "u32", "u32", "u32"],
+    parameters: [
+      "buffer",
+      "u32",
+      "u32",
+      "u32",
+      "f64",
+      "u32",
+      "u32",
+      "u32",
+      "u32",
+    ],
     result: "i32",
   },
   // int ap_dsa_inject_busy(ap_dev *dev, uint32_t count)

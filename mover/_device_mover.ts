@@ -21,6 +21,7 @@ import { BaseMover } from "./_base.ts";
 import type { CompletionDevice, DeviceInfo } from "./_device.ts";
 import { DeviceBatch } from "./_device_batch.ts";
 import { DeviceOp } from "./_device_op.ts";
+import { overlapOnCpu } from "./_device_submit.ts";
 import { CpuOp } from "./cpu.ts";
 import { SplitBatch } from "./_split_batch.ts";
 import type { CheckedOp } from "./vdm.ts";
@@ -238,8 +239,14 @@ export abstract class DeviceMover extends BaseMover {
     const { maxBatch, records, maxTransfer, batchLists } = this.#device.info;
     const max = Math.min(maxBatch, records - 1);
     if (max < 2 || batchLists < 1) return this.#group(work, false, options);
-    const large = work.filter((op) => op.length > maxTransfer);
-    const small = work.filter((op) => op.length <= maxTransfer);
+    // so do copies between overlapping ranges the device cannot make: a
+    // BATCH member fails with status 0x16, and the batch with it, where
+    // an operation alone is copied on the CPU
+    const device = this.#device;
+    const alone = (op: CheckedOp) =>
+      op.length > maxTransfer || overlapOnCpu(device, op);
+    const large = work.filter(alone);
+    const small = work.filter((op) => !alone(op));
     // a lone part carries the signal itself; several, their join (see
     // `joined`)
     const one = large.length + Math.ceil(small.length / max) === 1

@@ -27,9 +27,9 @@ import {
   BUSY,
   BUSY_LIMIT,
   descriptorFlags,
-  GEN_CAP_OVERLAP,
   lostError,
   MAX_RESUBMITS,
+  overlapOnCpu,
   persistOnCpu,
   pin,
   SENT,
@@ -165,29 +165,13 @@ export class DeviceOp extends Future<void> {
     } while (this.#planNext());
   }
 
-  /** Overlapping copies a device cannot make (no GENCAP bit 1). */
-  #cpuOverlap(): boolean {
-    const op = this.#op;
-    return op.op === "memmove" &&
-      (this.#dev.info.genCap & GEN_CAP_OVERLAP) === 0 &&
-      native.ap_overlap(
-          op.dst,
-          byteLengthOf(op.dst),
-          op.dstOffset,
-          op.src!,
-          byteLengthOf(op.src!),
-          op.srcOffset,
-          op.length,
-        ) !== 0;
-  }
-
   protected step(ctx: PollContext): Step<void> {
     const dev = this.#dev;
     const op = this.#op;
     if (this.#rec < 0) {
       if (dev.closed) throw new ClosedError(dev.name, op.op);
       if (op.length === 0) return;
-      if (this.#cpuOverlap()) {
+      if (overlapOnCpu(dev, op)) {
         executeOnCpu(op);
         return;
       }

@@ -32,6 +32,25 @@ export const BUSY_LIMIT = 16;
 /** GENCAP bit 1: the device copies overlapping ranges itself. */
 export const GEN_CAP_OVERLAP = 2;
 
+/**
+ * Whether `op` is a copy between overlapping ranges that `dev` cannot
+ * make (no GENCAP bit 1: it would fail with status 0x16), so the CPU
+ * makes it.
+ */
+export function overlapOnCpu(dev: CompletionDevice, op: CheckedOp): boolean {
+  return op.op === "memmove" &&
+    (dev.info.genCap & GEN_CAP_OVERLAP) === 0 &&
+    native.ap_overlap(
+        op.dst,
+        byteLengthOf(op.dst),
+        op.dstOffset,
+        op.src!,
+        byteLengthOf(op.src!),
+        op.srcOffset,
+        op.length,
+      ) !== 0;
+}
+
 /** What a submission got: queued, or refused for now. */
 export const SENT = 0;
 /** The queue is full: retry once something completed. */

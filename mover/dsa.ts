@@ -314,9 +314,18 @@ export interface DsaTestPortalOptions {
   batchLists?: number;
   /** See {@linkcode DsaMoverOptions.inlineThreshold}. @default 0 */
   inlineThreshold?: number;
+  /**
+   * Whether the device copies overlapping ranges (GENCAP bit 1). Without
+   * it the device fails an overlapping MEMMOVE with status 0x16, as such
+   * hardware does, and the mover copies those ranges on the CPU.
+   * @default true
+   */
+  overlappingCopies?: boolean;
 }
 
 const KINDS = { dedicated: 1, shared: 2, write: 3 } as const;
+/** `ap_dsa_open_test`'s flag: GENCAP bit 1 clear. */
+const NO_OVERLAP = 1;
 
 /**
  * A {@linkcode DsaMover} on a test portal: the hardware path end to end,
@@ -324,6 +333,7 @@ const KINDS = { dedicated: 1, shared: 2, write: 3 } as const;
  * `c/dsa_test.c`). Reached through the testing entry point.
  *
  * @throws {RangeError} for an option out of range
+ * @throws {TypeError} when `overlappingCopies` is not a boolean
  */
 export function openDsaTestPortal(
   options: DsaTestPortalOptions = {},
@@ -339,6 +349,12 @@ export function openDsaTestPortal(
   const records = option(options.records, RECORDS, "records");
   const lists = option(options.batchLists, LISTS, "batchLists");
   const threshold = option(options.inlineThreshold, 0, "inlineThreshold");
+  const overlapping = options.overlappingCopies ?? true;
+  if (typeof overlapping !== "boolean") {
+    throw new TypeError(
+      "Cannot open a test portal: overlappingCopies must be a boolean",
+    );
+  }
   const device = new CompletionDevice("DsaMover", (cell) => {
     const rc = native.ap_dsa_open_test(
       cell,
@@ -349,6 +365,7 @@ export function openDsaTestPortal(
       engines,
       records,
       lists,
+      overlapping ? 0 : NO_OVERLAP,
     );
     if (rc === ShimCode.INVALID_ARG) {
       throw new RangeError(

@@ -239,6 +239,7 @@ export function deviceStats(mover: ThreadMover | DsaMover): DeviceStats {
  * ```
  *
  * @throws {RangeError} for an option out of range
+ * @throws {TypeError} when `overlappingCopies` is not a boolean
  */
 export function openTestPortal(options: DsaTestPortalOptions = {}): DsaMover {
   return openDsaTestPortal(options);

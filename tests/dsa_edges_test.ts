@@ -10,7 +10,7 @@ import type { CompletionDevice } from "../mover/_device.ts";
 import { dsaMoverDevice } from "../mover/dsa.ts";
 import { listDsa } from "../mover/_dsa_discovery.ts";
 import { DsaFlag, DsaOpcode } from "../mover/dsa_format.ts";
-import { descriptorFlags } from "../mover/_device_submit.ts";
+import { descriptorFlags, submit } from "../mover/_device_submit.ts";
 import { openTestPortal, portalCounters } from "../testing/mod.ts";
 import { namespaceSkip, runInNamespace } from "./dsa_namespace.ts";
 import { assert, tempPath, test } from "./_harness.ts";
@@ -324,3 +324,59 @@ test(
   },
   { skip: fixtureSkip(), timeout: 90_000 },
 );
+
+// Bug: on a device without GENCAP bit 1 (no overlapping copies), a lone
+// overlapping memmove was made on the CPU, but one inside a batch became
+// a BATCH member, which such a device fails with status 0x16 -- and the
+// whole batch with it. The test portal's engines refuse such copies as
+// the hardware does (the raw descriptor below), so the batch fails
+// unless the mover keeps them out of BATCH descriptors.
+test("overlapping copies on a device without overlap support (GENCAP bit 1 clear), alone and in a batch", async () => {
+  assert.throws(
+    () => openTestPortal({ overlappingCopies: 0 as unknown as boolean }),
+    TypeError,
+  );
+  using dsa = openTestPortal({ overlappingCopies: false, engines: 1 });
+  const dev = dsaMoverDevice(dsa);
+  assert.equal(dsa.info.genCap & 2, 0, "GENCAP bit 1 is clear");
+  // the device itself refuses an overlapping MEMMOVE: status 0x16
+  const raw = new Uint8Array(8192);
+  const rec = dev.acquireRecord({});
+  const op = {
+    op: "memmove" as const,
+    dst: raw,
+    dstOffset: 64,
+    src: raw,
+    srcOffset: 0,
+    length: 4096,
+    flags: 0,
+    value: 0,
+  };
+  assert.equal(submit(dev, rec, op, descriptorFlags(op), 0, 4096), 0);
+  assert.equal(spinRecord(dev, rec) & 0x3f, 0x16, "OVERLAP_BUFFERS");
+  native.ap_dev_release(dev.handle("test"), rec);
+  dev.releaseRecord(rec);
+
+  const pattern = (n: number, k: number) =>
+    new Uint8Array(n).map((_, i) => (i * k + 7) & 255);
+  const up = pattern(12288, 3); // copied upwards: dst above src
+  const down = pattern(12288, 5); // copied downwards: dst below src
+  const src = pattern(4096, 11);
+  const plain = new Uint8Array(4096);
+  const want = [up.slice(), down.slice()];
+  want[0].copyWithin(64, 0, 8192);
+  want[1].copyWithin(0, 100, 8292);
+  await dsa.batch([
+    { op: "memmove", dst: up.subarray(64), src: up.subarray(0, 8192) },
+    { op: "memcpy", dst: plain, src },
+    { op: "memmove", dst: down, src: down.subarray(100, 8292) },
+  ]);
+  assert.deepEqual(up, want[0]);
+  assert.deepEqual(down, want[1]);
+  assert.deepEqual(plain, src);
+  // alone, as before
+  const lone = pattern(8192, 13);
+  const loneWant = lone.slice().copyWithin(1, 0, 4096);
+  await dsa.memmove(lone.subarray(1), lone.subarray(0, 4096));
+  assert.deepEqual(lone, loneWant);
+});
