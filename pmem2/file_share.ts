@@ -223,7 +223,9 @@ export class FileShare implements Disposable {
     if (h === null) return 0;
     this.#handle = null;
     owners.delete(this.#memory);
-    this.#memory.transfer(0);
+    // (a buffer transferred away is detached here already: transfer would
+    // throw, and the open would never leave the share)
+    if (!this.#memory.detached) this.#memory.transfer(0);
     this.#status = new Int32Array(0);
     return check(native.ap_share_close(h), "close");
   }

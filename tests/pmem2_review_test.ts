@@ -20,6 +20,7 @@ import {
   wait,
 } from "../mod.ts";
 import { crc32c } from "../pmem2/crc32c.ts";
+import { FileShare } from "../pmem2/file_share.ts";
 import { assert, runScript, tempDir, tempPath, test } from "./_harness.ts";
 
 /** {@linkcode runScript} with extra environment variables for the child. */
@@ -272,4 +273,20 @@ test("a mapping keeps handing out views after one's buffer was transferred", asy
     assert.equal(v.length, 0);
     assert.equal(new Uint8Array(moved)[6], 6); // still mapped: no fault
   }
+});
+
+// Bug: FileShare.close() detached its memory with transfer(0) before it
+// left the native share; memory transferred elsewhere made transfer throw,
+// so the open never left: the share stayed, with the file locked, until
+// the process ended (a later open still found itself second).
+test("a FileShare whose memory was transferred still leaves the share at close", () => {
+  const path = tempPath();
+  writeFileSync(path, "");
+  const a = FileShare.open(path, 64);
+  assert.equal(a.first, true);
+  a.memory.transfer(); // moved away, as a postMessage transfer would
+  assert.equal(a.close(), 0, "no open of the share is left");
+  assert.equal(a.closed, true);
+  using b = FileShare.open(path, 64);
+  assert.equal(b.first, true, "the share was freed: a new open creates it");
 });
