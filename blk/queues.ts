@@ -19,8 +19,8 @@ const EBUSY = 16;
 
 /**
  * A queued writer of one block ({@linkcode BlockQueues.join}). The queue
- * is a list threaded through the tickets themselves, so joining and
- * leaving cost one map operation.
+ * is a list threaded through the tickets themselves (its head knows its
+ * last), so joining and leaving the head cost one map operation.
  */
 export interface WriteTicket {
   /** The pre-map block. */
@@ -36,6 +36,14 @@ export interface WriteTicket {
   heads?: boolean;
   /** Set by the queues: whether this ticket is in a queue. */
   queued?: boolean;
+  /** Set by the queues on a head: the last ticket of its queue. */
+  last?: WriteTicket | undefined;
+  /**
+   * Set by its writer: called (once, then cleared) when this ticket comes
+   * to head its queue, so a writer waiting behind others need not look
+   * again until then.
+   */
+  onHead?: (() => void) | undefined;
 }
 
 /** The writer queues of one arena's blocks in this isolate. */
@@ -56,12 +64,14 @@ export class BlockQueues {
     const head = this.#writers.get(ticket.pre);
     if (head === undefined) {
       ticket.heads = true;
+      ticket.last = ticket;
       this.#writers.set(ticket.pre, ticket);
     } else {
+      // (no walk to the end: thousands of writes of one block in flight
+      // made joining quadratic)
       ticket.heads = false;
-      let last = head;
-      while (last.behind !== undefined) last = last.behind;
-      last.behind = ticket;
+      head.last!.behind = ticket;
+      head.last = ticket;
     }
     return ticket;
   }
@@ -84,18 +94,29 @@ export class BlockQueues {
     ticket.behind = undefined;
     if (ticket.heads) {
       ticket.heads = false;
+      const last = ticket.last;
+      ticket.last = undefined;
       if (next === undefined) this.#writers.delete(ticket.pre);
       else {
         next.heads = true;
+        next.last = last;
         this.#writers.set(ticket.pre, next);
+        const woken = next.onHead;
+        if (woken !== undefined) {
+          next.onHead = undefined;
+          woken();
+        }
       }
       return;
     }
-    let before = this.#writers.get(ticket.pre);
+    const head = this.#writers.get(ticket.pre);
+    let before = head;
     while (before !== undefined && before.behind !== ticket) {
       before = before.behind;
     }
-    if (before !== undefined) before.behind = next;
+    if (before === undefined) return;
+    before.behind = next;
+    if (head!.last === ticket) head!.last = before;
   }
 
   /**
