@@ -1,0 +1,51 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// The object store under a second review: each test is the probe that
+// found a bug (red before its fix on at least one runtime), kept as a
+// regression test.
+import { CorruptPoolError, ObjectPool, PersistentMap } from "../obj/mod.ts";
+import { assert, patch, peek, tempPath, test } from "./_harness.ts";
+
+const MiB = 1 << 20;
+/** File offset of catalog slot `i` (the state page's catalog). */
+const catalogSlot = (i: number) => 4096 + 128 + 128 * i;
+
+// Two catalog slots that point at one descriptor (a damaged state page)
+// were opened as two maps over the same objects: a set through one freed
+// the node the other's index still pointed at, and the other's `get` then
+// read another node's bytes as its value (garbage, no error). The open
+// checked each slot alone; it now refuses a descriptor (or a name) that
+// two slots share.
+test("two catalog slots naming one map object are a CorruptPoolError naming the second slot", () => {
+  const path = tempPath();
+  {
+    using pool = ObjectPool.create(path, { size: 8 * MiB, layout: "kv" });
+    using a = PersistentMap.open(pool, "a");
+    a.set("k", "value");
+    PersistentMap.open(pool, "b").close();
+    PersistentMap.open(pool, "c").close();
+  }
+  const slot0 = peek(path, catalogSlot(0), 128);
+  const slot2 = peek(path, catalogSlot(2), 128);
+  // slot 2 ("c") points at slot 0's descriptor
+  patch(path, catalogSlot(2) + 112, slot0.subarray(112, 120));
+  assert.throws(
+    () => ObjectPool.open(path, { layout: "kv" }),
+    (e) =>
+      e instanceof CorruptPoolError && e.structure === "catalog slot 2" &&
+      /catalog slot 0/.test(e.message),
+  );
+  // slot 2 named like slot 1, at its own descriptor
+  patch(path, catalogSlot(2), peek(path, catalogSlot(1), 112));
+  patch(path, catalogSlot(2) + 112, slot2.subarray(112, 120));
+  assert.throws(
+    () => ObjectPool.open(path, { layout: "kv" }),
+    (e) =>
+      e instanceof CorruptPoolError && e.structure === "catalog slot 2" &&
+      /"b"/.test(e.message),
+  );
+  // whole again: it opens
+  patch(path, catalogSlot(2), slot2);
+  using pool = ObjectPool.open(path, { layout: "kv" });
+  using a = PersistentMap.open(pool, "a");
+  assert.equal(a.get("k"), "value");
+});
