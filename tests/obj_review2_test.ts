@@ -49,3 +49,36 @@ test("two catalog slots naming one map object are a CorruptPoolError naming the 
   using a = PersistentMap.open(pool, "a");
   assert.equal(a.get("k"), "value");
 });
+
+// A directory pointer that leads to a leaf another pointer leads to (a
+// damaged directory) made two slot ranges one: with the leaf empty, the
+// map opened, and sets of new keys in either range overwrote each
+// other's slots (a node lost at the next open, its key gone). The load
+// only checked each leaf's type; it now refuses a leaf or directory
+// reached twice.
+test("a map whose directory leads to one leaf twice is a CorruptPoolError naming the second", () => {
+  const path = tempPath();
+  {
+    using pool = ObjectPool.create(path, { size: 16 * MiB, layout: "kv" });
+    using m = PersistentMap.open(pool, "m");
+    // 3 leaves of 508 slots: the first full, the others emptied
+    pool.tx(() => {
+      for (let i = 0; i < 1017; i++) m.set(`k${i}`, "v");
+    });
+    pool.tx(() => {
+      for (let i = 508; i < 1017; i++) m.delete(`k${i}`);
+    });
+  }
+  const u64 = (at: number) =>
+    Number(new DataView(peek(path, at, 8).buffer).getBigUint64(0, true));
+  const dir = u64(u64(catalogSlot(0) + 112) + 16);
+  // the directory's third pointer leads to the second leaf
+  patch(path, dir + 16, peek(path, dir + 8, 8));
+  using pool = ObjectPool.open(path, { layout: "kv" });
+  assert.throws(
+    () => PersistentMap.open(pool, "m"),
+    (e) =>
+      e instanceof CorruptPoolError && e.structure === `the map "m": leaf 2` &&
+      /leaf 1/.test(e.message),
+  );
+});
