@@ -80,7 +80,9 @@ interface Pending extends Entry {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+// ignoreBOM: by default a leading U+FEFF is dropped, and a key or value
+// that began with one would read back as another
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** The length of a string if every char is ASCII (one UTF-8 byte), else -1. */
 function asciiLength(s: string): number {
