@@ -108,3 +108,26 @@ test("string keys and values that begin with U+FEFF read back whole, before and 
   assert.equal(m.get("\uFEFFk"), "\uFEFFv");
   assert.equal(m.get("k"), "plain");
 });
+
+// A layout or map name that began with U+FEFF lost it when read from the
+// pool (TextDecoder's default drops a leading BOM): a pool created with
+// such a layout never opened again (a LayoutMismatchError against its
+// own layout), and such a map was read back as another name, so opening
+// it by its name made a new, empty map.
+test("a layout and a map name that begin with U+FEFF are kept: the pool and the map open again", () => {
+  const path = tempPath();
+  {
+    using pool = ObjectPool.create(path, {
+      size: 8 * MiB,
+      layout: "\uFEFFapp",
+    });
+    using m = PersistentMap.open(pool, "\uFEFFm");
+    m.set("a", "1");
+  }
+  using pool = ObjectPool.open(path, { layout: "\uFEFFapp" });
+  assert.equal(pool.layout, "\uFEFFapp");
+  using m = PersistentMap.open(pool, "\uFEFFm");
+  assert.equal(m.get("a"), "1");
+  using other = PersistentMap.open(pool, "m");
+  assert.equal(other.size, 0);
+});
