@@ -2,12 +2,14 @@
 // The object store under a second review: each test is the probe that
 // found a bug (red before its fix on at least one runtime), kept as a
 // regression test.
+import { ClosedError } from "../errors/mod.ts";
 import { ThreadMover } from "../mover/mod.ts";
 import {
   CorruptPoolError,
   ObjectPool,
   PersistentMap,
   StaleObjectError,
+  type Transaction,
 } from "../obj/mod.ts";
 import { assert, patch, peek, tempPath, test } from "./_harness.ts";
 
@@ -186,4 +188,46 @@ test("reads outside a transaction never see a group of `txAsync` half applied by
   }
   // the test means something only if a batch was caught in flight
   assert.ok(inFlight > 0, "no batch was in flight after its first poll");
+});
+
+// A `pool.tx` whose callback returns a promise (an async function) is
+// refused, with nothing committed, because the part after its first
+// `await` would run after the commit. Nested in another transaction's
+// callback, the check was skipped: the outer transaction committed what
+// the async callback staged before its `await`, and what it did after
+// failed on its own (a closed transaction): half a transaction durable.
+// A nested callback's promise now dooms the outer transaction too.
+test("a nested `pool.tx` whose callback returns a promise is a TypeError and dooms the outer transaction, as at the top level", async () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "a" });
+  const root = pool.root(64);
+  let late: unknown;
+  const nested = async (tx: Transaction) => {
+    tx.setU64(root, 0, 1);
+    await null;
+    try {
+      tx.setU64(root, 8, 2);
+    } catch (e) {
+      late = e;
+    }
+  };
+  assert.throws(
+    () =>
+      pool.tx(() => {
+        pool.tx(nested);
+      }),
+    (e) => e instanceof TypeError && /promise/.test(e.message),
+  );
+  await pool.txAsync(() => {
+    pool.tx(nested);
+  }).then(
+    () => assert.fail("the asynchronous transaction committed"),
+    (e) => assert.ok(e instanceof TypeError && /promise/.test(e.message)),
+  );
+  await new Promise((r) => setTimeout(r, 0));
+  assert.ok(late instanceof ClosedError);
+  assert.equal(pool.getU64(root, 0), 0);
+  assert.equal(pool.getU64(root, 8), 0);
+  // the top level, for comparison
+  assert.throws(() => pool.tx(nested), TypeError);
+  assert.equal(pool.getU64(root, 0), 0);
 });
