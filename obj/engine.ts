@@ -328,6 +328,30 @@ export class Engine {
     if (this.log.full && this.#broken === undefined) this.#checkpoint();
   }
 
+  /**
+   * Finish applying the oldest group if its mover batch is in flight
+   * (waiting for the batch). Its short entries were applied when the batch
+   * started and its long ones are being copied: a read outside a
+   * transaction meanwhile would see part of its transactions.
+   *
+   * @throws {PmemError} code -5 (EIO) when the batch failed
+   */
+  settle(op: string): void {
+    const q = this.#queue;
+    if (q.length === 0 || q[0].state !== APPLYING) return;
+    const g = q[0];
+    try {
+      wait(g.apply!);
+    } catch (e) {
+      this.#fail(e);
+      this.live(op);
+    }
+    this.#moved(g);
+    this.pending.unpend(g);
+    this.#done(g);
+    q.shift();
+  }
+
   /** Start applying a group: on this thread, or partly by one mover batch. */
   #start(g: Group): void {
     try {

@@ -374,10 +374,15 @@ export function describeSignature(sig: Uint8Array): string {
   return `the signature bytes are 0x${hex}`;
 }
 
-/** A NUL-padded UTF-8 name. */
+/**
+ * A NUL-padded UTF-8 name (with a leading U+FEFF kept: the default
+ * decoder drops it, and the name would read back as another).
+ */
 export function decodeName(b: Uint8Array): string {
   const end = b.indexOf(0);
-  return new TextDecoder().decode(b.subarray(0, end < 0 ? b.length : end));
+  return new TextDecoder("utf-8", { ignoreBOM: true }).decode(
+    b.subarray(0, end < 0 ? b.length : end),
+  );
 }
 
 /** The file offset of chunk `k`. */

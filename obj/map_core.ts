@@ -80,7 +80,9 @@ interface Pending extends Entry {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+// ignoreBOM: by default a leading U+FEFF is dropped, and a key or value
+// that began with one would read back as another
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** The length of a string if every char is ASCII (one UTF-8 byte), else -1. */
 function asciiLength(s: string): number {
@@ -174,6 +176,14 @@ export class MapCore implements TxEffects<Pending> {
     if (media.getU32(d) !== MAP_MAGIC) {
       throw bad("its descriptor", "the magic word is wrong");
     }
+    // a directory or leaf reached twice would make two slot ranges one:
+    // sets in either would overwrite the other's slots
+    const seen = new Map<number, string>();
+    const once = (offset: number, what: string) => {
+      const first = seen.get(offset);
+      if (first !== undefined) throw bad(what, `it is ${first} too`);
+      seen.set(offset, what);
+    };
     let sawEnd = false;
     for (let m = 0; m < TOP; m++) {
       const off = media.read64(d + 16 + 8 * m);
@@ -183,6 +193,7 @@ export class MapCore implements TxEffects<Pending> {
       }
       if (sawEnd) throw bad(`directory ${m}`, "it follows an empty one");
       const dir = handle(off, d + 16 + 8 * m, TYPE_DIR, `directory ${m}`);
+      once(off, `directory ${m}`);
       this.#dirs.push(dir);
       for (let l = 0; l < FAN; l++) {
         const loff = media.read64(dir.offset + 8 * l);
@@ -190,10 +201,10 @@ export class MapCore implements TxEffects<Pending> {
           sawEnd = true;
           continue;
         }
-        if (sawEnd) throw bad(`leaf ${m * FAN + l}`, "it follows an empty one");
-        this.#leaves.push(
-          handle(loff, dir.offset + 8 * l, TYPE_LEAF, `leaf ${m * FAN + l}`),
-        );
+        const what = `leaf ${m * FAN + l}`;
+        if (sawEnd) throw bad(what, "it follows an empty one");
+        this.#leaves.push(handle(loff, dir.offset + 8 * l, TYPE_LEAF, what));
+        once(loff, what);
       }
     }
     for (let li = 0; li < this.#leaves.length; li++) {

@@ -364,6 +364,21 @@ function readState(
       if (why !== null) {
         throw new CorruptPoolError(op, `catalog slot ${i}`, why);
       }
+      // two slots over one descriptor would be two maps over the same
+      // objects (a set through one frees a node the other still reads);
+      // two of one name, a map no open could reach
+      const j = catalog.findIndex((c) =>
+        c.offset === offset || (c.name !== "" && c.name === name)
+      );
+      if (j >= 0) {
+        throw new CorruptPoolError(
+          op,
+          `catalog slot ${i}`,
+          catalog[j].offset === offset
+            ? `its map object at ${offset} is catalog slot ${j}'s too`
+            : `its name ${JSON.stringify(name)} is catalog slot ${j}'s too`,
+        );
+      }
     }
     catalog.push({ name, offset, kind });
   }

@@ -371,12 +371,15 @@ export class ObjectPool implements Disposable {
   object(offset: number): ObjectHandle {
     const e = this.#engine;
     e.live("object");
+    e.settle("object");
     return e.objectAt(offset, "object");
   }
 
   #range(o: ObjectHandle, offset: number, length: number, op: string): void {
     const e = this.#engine;
     e.live(op);
+    // never a group half applied (its mover batch in flight)
+    e.settle(op);
     e.check(o, op, false);
     if (
       !Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 ||

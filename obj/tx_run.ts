@@ -29,11 +29,7 @@ export function runTransaction<T>(
     if (
       value !== null && typeof value === "object" &&
       typeof (value as { then?: unknown }).then === "function"
-    ) {
-      throw new TypeError(
-        "Cannot commit: the transaction's callback returned a promise (it must be synchronous; await after the transaction)",
-      );
-    }
+    ) throw promiseReturned();
     const failure = txControl.failure(tx);
     if (failure !== undefined) throw failure;
   } catch (e) {
@@ -44,13 +40,30 @@ export function runTransaction<T>(
   return value;
 }
 
+/** Whether a callback's result is a promise (or another thenable). */
+function isThenable(value: unknown): boolean {
+  return value !== null && typeof value === "object" &&
+    typeof (value as { then?: unknown }).then === "function";
+}
+
+/** The error of a transaction whose callback returned a promise. */
+function promiseReturned(): TypeError {
+  return new TypeError(
+    "Cannot commit: the transaction's callback returned a promise (it must be synchronous; await after the transaction)",
+  );
+}
+
 /**
  * Run `fn` inside the running transaction `tx` (a nested `pool.tx`): an
  * error it throws dooms `tx` too. Internal.
  */
 export function runNested<T>(tx: Transaction, fn: (tx: Transaction) => T): T {
   try {
-    return fn(tx);
+    const value = fn(tx);
+    // as at the top level: what the callback does after its first await
+    // would run after the commit, so the whole transaction fails
+    if (isThenable(value)) throw promiseReturned();
+    return value;
   } catch (err) {
     // a transaction's failure of undefined reads as none: doom it with
     // an error that says what happened
