@@ -31,135 +31,141 @@ const BIG_BLOCK = 60_000;
 // that caught the OutOfSpaceError committed half a free or allocation (a
 // block without a header, a chunk without an object). Each operation is
 // now all or nothing, whatever room the log has left.
-test("an allocation or a free that finds the log out of room half-way changes nothing, whether the callback rethrows or catches the error", () => {
-  const logSize = 256 * 1024;
-  const maxRecord = Math.floor(logSize * 3 / 8 / 8) * 8;
-  // the first bytes of an object (a whole large one would need a record
-  // of its own size)
-  const fill = (o: ObjectHandle, seed: number) =>
-    new Uint8Array(Math.min(o.size, 1024)).map((_, i) => (i + seed) & 255);
-  // each case: what the pool holds first, and one operation on it
-  const cases: Record<
-    string,
-    (
-      pool: ObjectPool,
-    ) => { held: ObjectHandle[]; op: (tx: Transaction) => unknown }
-  > = {
-    "alloc in a run": (pool) => ({
-      held: [pool.tx((tx) => tx.alloc(100))],
-      op: (tx) => tx.alloc(100),
-    }),
-    "alloc making a run": () => ({ held: [], op: (tx) => tx.alloc(1000) }),
-    "alloc of chunks": () => ({ held: [], op: (tx) => tx.alloc(100_000) }),
-    "free in a run": (pool) => {
-      const held = pool.tx((tx) => [tx.alloc(100), tx.alloc(100)]);
-      return { held, op: (tx) => tx.free(held[1]) };
-    },
-    "free emptying a run": (pool) => {
-      // two runs of the 64 KiB class (3 blocks each), both with room:
-      // freeing the second's only object gives its chunk back
-      const held = pool.tx((tx) => [0, 1, 2, 3].map(() => tx.alloc(BIG_BLOCK)));
-      pool.tx((tx) => tx.free(held[2]));
-      return {
-        held: [held[0], held[1], held[3]],
-        op: (tx) => tx.free(held[3]),
-      };
-    },
-    "free of chunks": (pool) => {
-      const held = [pool.tx((tx) => tx.alloc(100_000))];
-      return { held, op: (tx) => tx.free(held[0]) };
-    },
-    "alloc, write and free": () => ({
-      held: [],
-      op: (tx) => {
-        const o = tx.alloc(100);
-        tx.write(o, 0, new Uint8Array(100).fill(1));
-        tx.free(o);
+test(
+  "an allocation or a free that finds the log out of room half-way changes nothing, whether the callback rethrows or catches the error",
+  () => {
+    const logSize = 256 * 1024;
+    const maxRecord = Math.floor(logSize * 3 / 8 / 8) * 8;
+    // the first bytes of an object (a whole large one would need a record
+    // of its own size)
+    const fill = (o: ObjectHandle, seed: number) =>
+      new Uint8Array(Math.min(o.size, 1024)).map((_, i) => (i + seed) & 255);
+    // each case: what the pool holds first, and one operation on it
+    const cases: Record<
+      string,
+      (
+        pool: ObjectPool,
+      ) => { held: ObjectHandle[]; op: (tx: Transaction) => unknown }
+    > = {
+      "alloc in a run": (pool) => ({
+        held: [pool.tx((tx) => tx.alloc(100))],
+        op: (tx) => tx.alloc(100),
+      }),
+      "alloc making a run": () => ({ held: [], op: (tx) => tx.alloc(1000) }),
+      "alloc of chunks": () => ({ held: [], op: (tx) => tx.alloc(100_000) }),
+      "free in a run": (pool) => {
+        const held = pool.tx((tx) => [tx.alloc(100), tx.alloc(100)]);
+        return { held, op: (tx) => tx.free(held[1]) };
       },
-    }),
-  };
-  for (const [name, setUp] of Object.entries(cases)) {
-    for (let room = 0; room <= 96; room += 8) {
-      for (const caught of [false, true]) {
-        const what = `${name}, ${room} bytes of log left, ${
-          caught ? "caught" : "rethrown"
-        }`;
-        const path = tempPath(
-          `p-${name.replaceAll(" ", "-")}-${room}-${caught}`,
+      "free emptying a run": (pool) => {
+        // two runs of the 64 KiB class (3 blocks each), both with room:
+        // freeing the second's only object gives its chunk back
+        const held = pool.tx((tx) =>
+          [0, 1, 2, 3].map(() => tx.alloc(BIG_BLOCK))
         );
-        const pool = ObjectPool.create(path, {
-          size: 8 * MiB,
-          layout: "a",
-          logSize,
-        });
-        // a filler whose log entry leaves `room` bytes of the record
-        const filler = pool.tx((tx) => tx.alloc(maxRecord));
-        const { held, op } = setUp(pool);
-        for (const [i, o] of held.entries()) {
-          pool.tx((tx) => tx.write(o, 0, fill(o, i)));
-        }
-        let made: unknown;
-        let opFailed = false;
-        let committed = true;
-        try {
-          pool.tx((tx) => {
-            tx.write(filler, 0, new Uint8Array(maxRecord - room - 32 - 16));
-            try {
-              made = op(tx);
-            } catch (e) {
-              assert.ok(e instanceof OutOfSpaceError, `${what}: ${e}`);
-              opFailed = true;
-              if (!caught) throw e;
-            }
+        pool.tx((tx) => tx.free(held[2]));
+        return {
+          held: [held[0], held[1], held[3]],
+          op: (tx) => tx.free(held[3]),
+        };
+      },
+      "free of chunks": (pool) => {
+        const held = [pool.tx((tx) => tx.alloc(100_000))];
+        return { held, op: (tx) => tx.free(held[0]) };
+      },
+      "alloc, write and free": () => ({
+        held: [],
+        op: (tx) => {
+          const o = tx.alloc(100);
+          tx.write(o, 0, new Uint8Array(100).fill(1));
+          tx.free(o);
+        },
+      }),
+    };
+    for (const [name, setUp] of Object.entries(cases)) {
+      for (let room = 0; room <= 96; room += 8) {
+        for (const caught of [false, true]) {
+          const what = `${name}, ${room} bytes of log left, ${
+            caught ? "caught" : "rethrown"
+          }`;
+          const path = tempPath(
+            `p-${name.replaceAll(" ", "-")}-${room}-${caught}`,
+          );
+          const pool = ObjectPool.create(path, {
+            size: 8 * MiB,
+            layout: "a",
+            logSize,
           });
-        } catch (e) {
-          assert.ok(e instanceof OutOfSpaceError, `${what}: ${e}`);
-          committed = false;
-        }
-        // the objects held after it, with the bytes each must have
-        const freed = !opFailed && committed && name.startsWith("free")
-          ? held[held.length - 1]
-          : undefined;
-        const live = held.filter((o) => o !== freed);
-        if (!opFailed && committed && made !== undefined) {
-          live.push(made as ObjectHandle);
-        }
-        const expect = (p: ObjectPool) => {
+          // a filler whose log entry leaves `room` bytes of the record
+          const filler = pool.tx((tx) => tx.alloc(maxRecord));
+          const { held, op } = setUp(pool);
           for (const [i, o] of held.entries()) {
-            if (o === freed) continue;
-            const want = fill(o, i);
+            pool.tx((tx) => tx.write(o, 0, fill(o, i)));
+          }
+          let made: unknown;
+          let opFailed = false;
+          let committed = true;
+          try {
+            pool.tx((tx) => {
+              tx.write(filler, 0, new Uint8Array(maxRecord - room - 32 - 16));
+              try {
+                made = op(tx);
+              } catch (e) {
+                assert.ok(e instanceof OutOfSpaceError, `${what}: ${e}`);
+                opFailed = true;
+                if (!caught) throw e;
+              }
+            });
+          } catch (e) {
+            assert.ok(e instanceof OutOfSpaceError, `${what}: ${e}`);
+            committed = false;
+          }
+          // the objects held after it, with the bytes each must have
+          const freed = !opFailed && committed && name.startsWith("free")
+            ? held[held.length - 1]
+            : undefined;
+          const live = held.filter((o) => o !== freed);
+          if (!opFailed && committed && made !== undefined) {
+            live.push(made as ObjectHandle);
+          }
+          const expect = (p: ObjectPool) => {
+            for (const [i, o] of held.entries()) {
+              if (o === freed) continue;
+              const want = fill(o, i);
+              assert.deepEqual(
+                p.read(p.object(o.offset), 0, want.length),
+                want,
+                what,
+              );
+            }
             assert.deepEqual(
-              p.read(p.object(o.offset), 0, want.length),
-              want,
+              checkObjectPool(p, {
+                live: [filler, ...live].map((o) => o.offset),
+              }).problems,
+              [],
               what,
             );
-          }
-          assert.deepEqual(
-            checkObjectPool(p, {
-              live: [filler, ...live].map((o) => o.offset),
-            }).problems,
-            [],
-            what,
+          };
+          expect(pool);
+          // new objects of every kind never land on a live one
+          const more = pool.tx((tx) =>
+            [100, 1000, BIG_BLOCK, 100_000].map((n) => tx.alloc(n))
           );
-        };
-        expect(pool);
-        // new objects of every kind never land on a live one
-        const more = pool.tx((tx) =>
-          [100, 1000, BIG_BLOCK, 100_000].map((n) => tx.alloc(n))
-        );
-        for (const o of more) pool.tx((tx) => tx.write(o, 0, fill(o, 99)));
-        live.push(...more);
-        expect(pool);
-        // the heap in memory is the heap on media
-        const heap = pool.stats().heap;
-        pool.close();
-        using again = ObjectPool.open(path, { layout: "a" });
-        assert.deepEqual(again.stats().heap, heap, what);
-        expect(again);
+          for (const o of more) pool.tx((tx) => tx.write(o, 0, fill(o, 99)));
+          live.push(...more);
+          expect(pool);
+          // the heap in memory is the heap on media
+          const heap = pool.stats().heap;
+          pool.close();
+          using again = ObjectPool.open(path, { layout: "a" });
+          assert.deepEqual(again.stats().heap, heap, what);
+          expect(again);
+        }
       }
     }
-  }
-});
+  },
+  { timeout: 30_000 },
+); // (Bun under load passed 2.7 s of its 5 s default)
 
 // A future polled inside a transaction's callback seals its group: when
 // that is the running transaction's own group (`wait` on an earlier
