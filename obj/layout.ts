@@ -85,6 +85,8 @@ export const ROOT_SIZE_AT = STATE_OFFSET + 72;
 export const CATALOG_AT = STATE_OFFSET + 128;
 /** Bytes per catalog slot. */
 export const CATALOG_SLOT = 128;
+/** The kind word of a catalog slot naming a map (the only kind). */
+export const CATALOG_KIND_MAP = 1;
 /** Catalog slots. */
 export const CATALOG_SLOTS = 31;
 /** Largest catalog name, in UTF-8 bytes. */

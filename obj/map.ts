@@ -29,7 +29,13 @@ import { byteLengthOf } from "../ffi/validate.ts";
 import type { Future } from "../future/future.ts";
 import { newHandle } from "./handle.ts";
 import type { Engine } from "./engine.ts";
-import { CATALOG_AT, CATALOG_SLOT, MAX_NAME, OBJECT_HEADER } from "./layout.ts";
+import {
+  CATALOG_AT,
+  CATALOG_KIND_MAP,
+  CATALOG_SLOT,
+  MAX_NAME,
+  OBJECT_HEADER,
+} from "./layout.ts";
 import { TYPE_MAP } from "./open.ts";
 import { type ObjectPool, poolEngine } from "./pool.ts";
 import {
@@ -225,12 +231,12 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
       slot.set(bytes);
       const dv = new DataView(slot.buffer);
       dv.setBigUint64(112, BigInt(desc.offset), true);
-      dv.setUint32(120, 1, true);
+      dv.setUint32(120, CATALOG_KIND_MAP, true);
       tx.writeState(CATALOG_AT + free * CATALOG_SLOT, slot);
       const c = e.state.catalog[free];
       c.name = name;
       c.offset = desc.offset;
-      c.kind = 1;
+      c.kind = CATALOG_KIND_MAP;
       const core = new MapCore(e, name, desc);
       // a transaction this one joins may abort after it returns: the map
       // then does not exist, and a later open must create it again

@@ -20,6 +20,7 @@ import { CorruptPoolError, LayoutMismatchError } from "./errors.ts";
 import { Heap } from "./heap.ts";
 import {
   CATALOG_AT,
+  CATALOG_KIND_MAP,
   CATALOG_SLOT,
   CATALOG_SLOTS,
   CHECKPOINT_AT,
@@ -363,6 +364,15 @@ function readState(
         : objectProblem(media, g, heap, offset, TYPE_MAP, at + 112);
       if (why !== null) {
         throw new CorruptPoolError(op, `catalog slot ${i}`, why);
+      }
+      // a map is the only kind of named object: another kind is damage
+      // (or a later version's), not a map to open and write to
+      if (kind !== CATALOG_KIND_MAP) {
+        throw new CorruptPoolError(
+          op,
+          `catalog slot ${i}`,
+          `its kind ${kind} is unknown (${CATALOG_KIND_MAP}: a map)`,
+        );
       }
       // two slots over one descriptor would be two maps over the same
       // objects (a set through one frees a node the other still reads);

@@ -231,3 +231,34 @@ test("a nested `pool.tx` whose callback returns a promise is a TypeError and doo
   assert.throws(() => pool.tx(nested), TypeError);
   assert.equal(pool.getU64(root, 0), 0);
 });
+
+// A catalog slot's kind word was read and never checked: a slot of any
+// kind (damage, or a later version's kind of object) opened as a map,
+// and the next set wrote through it. A kind other than a map's is now a
+// CorruptPoolError naming the slot.
+test("a catalog slot whose kind is not a map's is a CorruptPoolError naming the slot", () => {
+  const path = tempPath();
+  {
+    using pool = ObjectPool.create(path, { size: 8 * MiB, layout: "kv" });
+    using a = PersistentMap.open(pool, "a");
+    a.set("k", "value");
+    PersistentMap.open(pool, "b").close();
+  }
+  const kindAt = catalogSlot(1) + 120;
+  const kind = peek(path, kindAt, 4);
+  assert.deepEqual([...kind], [1, 0, 0, 0], "a map's kind is 1");
+  for (const bad of [0, 2, 0xffffffff]) {
+    patch(path, kindAt, new Uint8Array(new Uint32Array([bad]).buffer));
+    assert.throws(
+      () => ObjectPool.open(path, { layout: "kv" }),
+      (e) =>
+        e instanceof CorruptPoolError && e.structure === "catalog slot 1" &&
+        new RegExp(`kind ${bad} `).test(e.message),
+      `kind ${bad}`,
+    );
+  }
+  patch(path, kindAt, kind);
+  using pool = ObjectPool.open(path, { layout: "kv" });
+  using a = PersistentMap.open(pool, "a");
+  assert.equal(a.get("k"), "value");
+});
