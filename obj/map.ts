@@ -167,7 +167,7 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
    * @throws {CorruptPoolError} when the map's objects are damaged
    */
   static open(pool: ObjectPool, name: string): PersistentMap {
-    const e = poolEngine(pool);
+    const e = poolEngine(pool, "open");
     if (typeof name !== "string") {
       throw new TypeError("Cannot open a map: name must be a string");
     }
@@ -253,7 +253,7 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
 
   #live(op: string): MapCore {
     if (this.#closed) throw new ClosedError("PersistentMap", op);
-    poolEngine(this.#pool).live(op);
+    poolEngine(this.#pool, op);
     return this.#core;
   }
 

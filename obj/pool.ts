@@ -73,7 +73,7 @@ export interface ObjectPoolStats {
   heap: HeapUsage;
 }
 
-let engineOf: (pool: ObjectPool) => Engine;
+let engineOf: (pool: ObjectPool, op: string) => Engine;
 let construct: (o: Opened) => ObjectPool;
 
 /**
@@ -132,8 +132,8 @@ export class ObjectPool implements Disposable {
 
   static {
     construct = (o) => new ObjectPool(o);
-    engineOf = (pool) => {
-      pool.#engine.live("use");
+    engineOf = (pool, op) => {
+      pool.#engine.live(op);
       return pool.#engine;
     };
   }
@@ -521,12 +521,16 @@ export class ObjectPool implements Disposable {
   }
 }
 
-/** The engine of an open pool (for the map). Internal. */
-export function poolEngine(pool: ObjectPool): Engine {
+/**
+ * The engine of an open pool (for the map). Internal.
+ *
+ * @param op the operation named by the ClosedError of a closed pool
+ */
+export function poolEngine(pool: ObjectPool, op = "use"): Engine {
   if (!(pool instanceof ObjectPool)) {
     throw new TypeError("Cannot use the pool: it must be an ObjectPool");
   }
-  return engineOf(pool);
+  return engineOf(pool, op);
 }
 
 /** Create a pool with test hooks. Internal: tests reach it via testing/. */

@@ -262,3 +262,28 @@ test("a catalog slot whose kind is not a map's is a CorruptPoolError naming the 
   using a = PersistentMap.open(pool, "a");
   assert.equal(a.get("k"), "value");
 });
+
+// A map's methods after its pool closed threw ClosedError naming "use"
+// (the pool's engine was asked for by a generic name), not the method
+// the caller made; PersistentMap.open of a closed pool too.
+test("a map used after its pool closed throws ClosedError naming the method", () => {
+  const pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "kv" });
+  const m = PersistentMap.open(pool, "m");
+  m.set("k", "v");
+  pool.close();
+  const cases: [string, () => unknown][] = [
+    ["get", () => m.get("k")],
+    ["set", () => m.set("k", "w")],
+    ["has", () => m.has("k")],
+    ["size", () => m.size],
+    ["open", () => PersistentMap.open(pool, "m")],
+  ];
+  for (const [op, call] of cases) {
+    assert.throws(
+      call,
+      (e) => e instanceof ClosedError && e.op === op,
+      op,
+    );
+  }
+  m.close();
+});
