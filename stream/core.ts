@@ -559,12 +559,17 @@ export class LogCore {
    * The last close in the process: every timestamp reserved is committed
    * (reservations nobody can publish any more as padding) and persisted,
    * then W and R are both set to the last timestamp, so the next open
-   * has nothing to recover.
+   * has nothing to recover. Nothing is done when an open joined since
+   * the close counted itself out: its reservations are live (they were
+   * turned into padding, and its publish returned a timestamp with no
+   * entry), and its own last close finishes the stream.
    */
   finish(): void {
     const s = this.shared;
     s.lockReserve();
     try {
+      // under the lock: a joiner reserves only after its count is added
+      if (s.opens > 0) return;
       s.lockCommit();
       try {
         for (let ts = s.committed + 1; ts < s.next; ts++) {

@@ -131,12 +131,23 @@ export class LogAppender {
   /**
    * Commit the copied appends at the head of the queue: one persist of
    * their data (from the durable write offset on), one of the write
-   * offset.
+   * offset. The copies ahead are driven here, not only by their own
+   * futures: an append's future polled once and then left (or not
+   * polled by a blocking `wait` of a later one) held every later append
+   * back for good.
    */
-  commit(): void {
+  commit(ctx: PollContext): void {
     const pending = this.#pending;
     let k = 0;
-    while (k < pending.length && pending[k].stage === COPIED) k++;
+    for (; k < pending.length; k++) {
+      const p = pending[k];
+      if (p.stage === COPYING) {
+        const copy = p.copy!;
+        if (!copy.done) copy.poll(ctx);
+        if (copy.done) this.copied(p);
+      }
+      if (p.stage !== COPIED) break;
+    }
     if (k === 0) return;
     const done = pending.splice(0, k);
     const media = this.#host.media;
@@ -204,7 +215,7 @@ class LogAppendFuture extends Future<number> {
           continue;
         }
         case COPIED:
-          this.#log.commit();
+          this.#log.commit(ctx);
           if (p.stage === COPIED) return PENDING; // behind an earlier one
           continue;
         case COMMITTED:

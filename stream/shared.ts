@@ -150,6 +150,11 @@ export class SharedState {
     return Atomics.sub(this.i32, OPENS, 1) - 1;
   }
 
+  /** The opens of the stream in this process, as counted now. */
+  get opens(): number {
+    return Atomics.load(this.i32, OPENS);
+  }
+
   // ---- locks ----
 
   /**

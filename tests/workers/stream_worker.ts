@@ -41,7 +41,20 @@ export type Job =
    * free), or the name of the error thrown.
    */
   | StaleJob<"truncate">
-  | StaleJob<"free">;
+  | StaleJob<"free">
+  /**
+   * Open the stream, reserve `bytes` bytes filled with `fill` in the first
+   * region, store 1 in `gate` (an Int32Array's buffer) and wait until
+   * the test stores 2 there; then publish and close. The timestamp that
+   * publish returned.
+   */
+  | {
+    kind: "reserveAndWait";
+    path: string;
+    bytes: number;
+    fill: number;
+    gate: SharedArrayBuffer;
+  };
 
 /** A truncate or free job (see {@linkcode Job}). */
 interface StaleJob<K> {
@@ -80,6 +93,15 @@ async function run(job: Job): Promise<unknown> {
     return res.timestamp;
   }
   using s = LogStream.open(job.path);
+  if (job.kind === "reserveAndWait") {
+    const res = s.reserve(s.regions()[0], job.bytes);
+    res.data.fill(job.fill);
+    const gate = new Int32Array(job.gate);
+    Atomics.store(gate, 0, 1);
+    Atomics.notify(gate, 0);
+    while (Atomics.load(gate, 0) !== 2) Atomics.wait(gate, 0, 1, 1000);
+    return s.publish(res);
+  }
   if (job.kind === "truncate" || job.kind === "free") {
     const r = s.regions().find((x) =>
       x.id === job.region && x.generation === job.generation
