@@ -34,6 +34,7 @@ struct ap_map {
 	struct pmem2_map *map;
 	char *addr;
 	size_t size;
+	size_t own_len; /* mapped by map_file.c: unmapped after the delete */
 	uint32_t granularity;
 	uint32_t protection; /* PMEM2_PROT_* bits it was mapped with */
 	pmem2_persist_fn persist;
@@ -128,4 +129,12 @@ int ap_region_remove(struct ap_map *m);
 
 /* ap_map_destroy -- unmap and free a mapping nothing references (pmem2.c) */
 void ap_map_destroy(struct ap_map *m);
+
+/*
+ * ap_map_file -- map a regular file that takes no MAP_SYNC into m->map
+ * (map_file.c): 0 when mapped, 1 to leave it to pmem2_map_new, or an
+ * error code
+ */
+int ap_map_file(struct ap_map *m, struct ap_source *src, uint32_t granularity,
+	size_t off, size_t len, uint32_t protection);
 #endif

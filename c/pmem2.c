@@ -343,7 +343,15 @@ ap_map_new(struct ap_map **out, struct ap_source *src, uint32_t granularity,
 		rc = ap_fail(-ENOMEM, "cannot allocate map");
 		goto out_cfg;
 	}
-	if ((rc = pmem2_map_new(&m->map, cfg, src->src))) {
+	/* a shared map of a regular file without MAP_SYNC is made by
+	 * map_file.c: pmem2_map_new leaves a hole another thread can take */
+	rc = sharing ? 1 : ap_map_file(m, src, granularity, off, len,
+		protection);
+	if (rc < 0) {
+		free(m);
+		goto out_cfg;
+	}
+	if (rc == 1 && (rc = pmem2_map_new(&m->map, cfg, src->src))) {
 		rc = ap_fail_pmem2(rc, "pmem2_map_new");
 		free(m);
 		goto out_cfg;
@@ -359,7 +367,8 @@ ap_map_new(struct ap_map **out, struct ap_source *src, uint32_t granularity,
 	m->memmove_fn = pmem2_get_memmove_fn(m->map);
 	m->memset_fn = pmem2_get_memset_fn(m->map);
 	if ((rc = ap_region_add(m))) {
-		pmem2_map_delete(&m->map);
+		if (pmem2_map_delete(&m->map) == 0 && m->own_len)
+			munmap(m->addr, m->own_len);
 		free(m);
 		goto out_cfg;
 	}
@@ -378,6 +387,9 @@ ap_map_destroy(struct ap_map *m)
 		 * rather than free what a view might still reach */
 		return;
 	}
+	/* a map made by map_file.c: libpmem2 forgot it without unmapping */
+	if (m->own_len && munmap(m->addr, m->own_len) != 0)
+		return;
 	free(m);
 }
 
