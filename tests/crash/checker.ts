@@ -25,6 +25,7 @@ import { type Region, regionName } from "./regions.ts";
 import type { ScratchImage } from "./scratch.ts";
 import {
   crashRecovery,
+  openScanned,
   RECOVERY_SUBSETS,
   recoveryTracer,
 } from "./recovery_crash.ts";
@@ -258,7 +259,11 @@ export class ImageChecker {
     };
     try {
       for (const w of image) s.apply(w);
-      const first = this.#recover(options.mayRefuse, true);
+      const first = this.#recover(
+        options.mayRefuse,
+        true,
+        options.recoveryImages > 0,
+      );
       out.problems.push(...first.problems);
       if (first.refused || first.observed === undefined) {
         out.refused = first.refused;
@@ -304,8 +309,12 @@ export class ImageChecker {
     }
   }
 
-  /** Open the scratch pool traced, check it, read it back, close it. */
-  #recover(mayRefuse: boolean, read: boolean): Recovery {
+  /**
+   * Open the scratch pool traced, check it, read it back, close it; with
+   * `scan`, the open's recovery is traced scanning (its crashes are
+   * checked: {@linkcode openScanned}).
+   */
+  #recover(mayRefuse: boolean, read: boolean, scan = false): Recovery {
     const problems: string[] = [];
     const tracer = this.#tracer;
     tracer.restart();
@@ -314,7 +323,11 @@ export class ImageChecker {
     let observed: Map<number, Observed> | undefined;
     let pool: BlockPool | undefined;
     try {
-      pool = openBlockPool(this.#scratch.path, { tracer });
+      pool = openScanned(
+        tracer,
+        scan,
+        () => openBlockPool(this.#scratch.path, { tracer }),
+      );
     } catch (e) {
       if (mayRefuse && isTypedError(e)) refused = true;
       else problems.push(`open failed: ${describeError(e)}`);

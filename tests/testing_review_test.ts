@@ -1,0 +1,66 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// The crash-testing tools, reviewed: breakages they must find.
+import { join } from "node:path";
+import { BOUND_AT, SETTLED_AT } from "../stream/layout.ts";
+import { StreamMedia } from "../stream/media.ts";
+import { CACHE_LINE } from "./crash/model.ts";
+import {
+  checkStreamTrace,
+  emptyStreamReport,
+  formatStreamReport,
+  recordStreamTrace,
+  STREAM_CI_SUBSETS,
+} from "./crash/stream_sweep.ts";
+import { STREAM_WORKLOADS } from "./crash/stream_workload.ts";
+import { assert, tempDir, test } from "./_harness.ts";
+
+// Bug: a recovery that stored a word early and flushed it only after
+// persisting something else passed every crash sweep. The checkers
+// traced their opens without scanning for unflushed stores (to save the
+// scans), so the crash points of a recovery never offered such a store
+// for eviction: the images where it reached the media first were never
+// made. Here the stream's recovery is broken so: it stores the settled
+// timestamp W = R before persisting the headers that cut dropped
+// entries (and persists W after them, as it should), so a crash in
+// between can leave W = R durable over uncut entries beyond a gap, which
+// the next open then keeps. The checker's open whose recovery is
+// crashed now scans at every event (`openScanned`).
+test("the stream sweep finds a recovery that stores its settled timestamp before the cuts are durable", () => {
+  const dir = tempDir();
+  const settings = {
+    subsets: STREAM_CI_SUBSETS,
+    probeEvery: 0,
+    recoveryImages: 6,
+    dir,
+  };
+  const w = STREAM_WORKLOADS.find((x) => x.name === "sync")!;
+  const trace = () =>
+    recordStreamTrace(w, CACHE_LINE, 1, 16, join(dir, "s"), "cpu");
+  const sound = emptyStreamReport();
+  checkStreamTrace(trace(), settings, sound);
+  assert.equal(sound.problems, 0, formatStreamReport(sound));
+  assert.ok(sound.dropped > 0, "no recovery dropped an entry");
+  assert.ok(sound.recoveryImages > 0, "no crash during recovery checked");
+
+  const recorded = trace(); // recorded with the sound store
+  const broken = emptyStreamReport();
+  const persistRanges = StreamMedia.prototype.persistRanges;
+  // during the checker's opens the only persistRanges is recovery's of
+  // its cuts (nothing is appended): W is stored just before it
+  StreamMedia.prototype.persistRanges = function (ranges) {
+    if (this.read64(SETTLED_AT) !== this.read64(BOUND_AT)) {
+      this.write64(SETTLED_AT, this.read64(BOUND_AT));
+    }
+    persistRanges.call(this, ranges);
+  };
+  try {
+    checkStreamTrace(recorded, settings, broken);
+  } finally {
+    StreamMedia.prototype.persistRanges = persistRanges;
+  }
+  assert.ok(broken.problems > 0, "the broken recovery passed");
+  assert.ok(
+    broken.examples.some((p) => /crash during recovery/.test(p.message)),
+    broken.examples.map((p) => p.message).join("\n"),
+  );
+});
