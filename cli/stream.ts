@@ -131,21 +131,30 @@ export function infoLog(path: string, p: Parsed): void {
 }
 
 /**
- * `check FILE` for a stream: its header and region table valid, and
- * recovery able to finish (what it would do is reported; a crash leaves
- * work for it, which is no inconsistency).
+ * `check FILE [--repair]` for a stream: its header and region table
+ * valid, and recovery able to finish (what it would do is reported; a
+ * crash leaves work for it, which is no inconsistency). With `--repair`
+ * and recovery to do, the stream is opened: its recovery runs and is
+ * persisted.
  */
 export function checkStream(path: string, p: Parsed): boolean {
   const info = LogStream.inspect(path);
+  const repair = p.values.repair === true && info.recovery.writes;
+  // the open runs the recovery and persists it; the close records a
+  // clean close
+  if (repair) LogStream.open(path).close();
   if (p.values.json) {
     printJson({
       kind: "stream",
       path,
       consistent: true,
       recovery: info.recovery,
+      repairedNow: repair,
     });
   } else {
-    out(`recovery: ${recoveryLine(info.recovery)}\n`);
+    out(
+      `${repair ? "repaired" : "recovery"}: ${recoveryLine(info.recovery)}\n`,
+    );
     out(`${path}: consistent\n`);
   }
   return true;

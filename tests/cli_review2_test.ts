@@ -2,10 +2,12 @@
 // The CLI as a user meets it, a second pass: files that are no regular
 // file, damaged pools, and what --repair claims.
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { cliArgv } from "./cli_run.ts";
-import { assert, tempDir, test } from "./_harness.ts";
+import { LogStream } from "../stream/mod.ts";
+import { cli, cliArgv } from "./cli_run.ts";
+import { assert, runScript, tempDir, tempPath, test } from "./_harness.ts";
 
 // Bug: `asyncpmem info FIFO` (and check, dump, zero, convert) hung
 // forever: the format is told from the file's first bytes, and opening a
@@ -29,10 +31,51 @@ test("CLI: a FIFO is refused, not waited on", () => {
     const r = spawnSync(cmd, rest, {
       encoding: "utf8",
       env: { ...process.env, NO_COLOR: "1" },
-      timeout: 10_000,
+      timeout: 30_000,
     });
     assert.notEqual(r.signal, "SIGTERM", `${args[0]} hung on a FIFO`);
     assert.equal(r.status, 3, `${args[0]}: ${r.stderr}`);
     assert.match(r.stderr, /cannot read '.*fifo': it is a FIFO/, args[0]);
   }
+});
+
+// Bug: `asyncpmem check --repair` of a log stream whose recovery was due
+// (a writer that ended without closing it) said "consistent", exit 0,
+// and left the file as it was: the next check still reported the same
+// recovery to do. The help says "with --repair recovery runs and its
+// repairs are persisted", and the README shows `check --repair` on a
+// stream; the stream's check only ever inspected it. Now --repair opens
+// the stream (its recovery runs and is persisted) when recovery would
+// write, and the report says so.
+test("CLI: check --repair of a log stream runs its recovery and persists it", () => {
+  const path = tempPath("stream");
+  LogStream.create(path, { size: 1 << 20 }).close();
+  const writer = runScript(`
+import { LogStream } from "@root/stream/mod.ts";
+import process from "node:process";
+const s = LogStream.open(${JSON.stringify(path)});
+const r = s.allocateRegion(65536);
+for (let i = 0; i < 3; i++) s.append(r, new Uint8Array(100).fill(i));
+process.exit(0); // ended with the stream open: its recovery is due
+`);
+  assert.equal(writer.status, 0, writer.stderr);
+  assert.equal(LogStream.inspect(path).recovery.writes, true);
+  const before = readFileSync(path);
+  const check = cli("check", "--json", path);
+  assert.equal(check.status, 0, check.stderr);
+  assert.equal(JSON.parse(check.stdout).repairedNow, false);
+  assert.deepEqual(readFileSync(path), before, "check alone wrote the file");
+
+  const repair = cli("check", "--repair", "--json", path);
+  assert.equal(repair.status, 0, repair.stderr);
+  const report = JSON.parse(repair.stdout);
+  assert.equal(report.consistent, true);
+  assert.equal(report.repairedNow, true);
+  assert.equal(report.recovery.writes, true); // what it did
+  assert.equal(LogStream.inspect(path).recovery.writes, false);
+  const text = cli("check", "--repair", path);
+  assert.equal(text.status, 0, text.stderr);
+  assert.match(text.stdout, /recovery: nothing to do/);
+  using s = LogStream.open(path);
+  assert.equal([...s.entries(s.regions()[0])].length, 3);
 });
