@@ -76,6 +76,26 @@ export type {
   PortalCounters,
 };
 
+/**
+ * Refuse a tracer that is not an object with `flush` and `drain`
+ * functions (and `mark`, when present, a function): given one, every
+ * persist of the mapping would throw later, far from the mistake.
+ * `undefined` passes (no tracer).
+ */
+function checkTracer(tracer: unknown): void {
+  if (tracer === undefined) return;
+  const t = tracer as Partial<Record<keyof PersistTracer, unknown>> | null;
+  if (
+    typeof t !== "object" || t === null || typeof t.flush !== "function" ||
+    typeof t.drain !== "function" ||
+    (t.mark !== undefined && typeof t.mark !== "function")
+  ) {
+    throw new TypeError(
+      "Cannot set a tracer: tracer must be an object with flush and drain functions (and mark, if given, a function)",
+    );
+  }
+}
+
 /** The device of a ThreadMover or a DsaMover. */
 function deviceOf(mover: ThreadMover | DsaMover): CompletionDevice {
   return mover instanceof ThreadMover
@@ -106,12 +126,15 @@ function deviceOf(mover: ThreadMover | DsaMover): CompletionDevice {
  * assert.equal(flushes, 1);
  * ```
  *
+ * @throws {TypeError} when `tracer` is not an object with `flush` and
+ *   `drain` functions
  * @throws {ClosedError} when the mapping is closed
  */
 export function setTracer(
   map: Mapping,
   tracer: PersistTracer | undefined,
 ): void {
+  checkTracer(tracer);
   setMappingTracer(map, tracer);
 }
 
@@ -331,6 +354,7 @@ export function createBlockPool(
   },
 ): BlockPool {
   const { tracer, sparse, lanes } = options ?? {};
+  checkTracer(tracer);
   return createPoolWith(path, options, { tracer, sparse, lanes });
 }
 
@@ -351,6 +375,7 @@ export function openBlockPool(
   path: string,
   options: BlockPoolOpenOptions & BlockPoolTestOptions = {},
 ): BlockPool {
+  checkTracer(options?.tracer);
   return openPoolWith(path, options, { tracer: options?.tracer });
 }
 
@@ -377,6 +402,7 @@ export function createLogStream(
   path: string,
   options: LogStreamCreateOptions & BlockPoolTestOptions,
 ): LogStream {
+  checkTracer(options?.tracer);
   return createStreamWith(path, options, { tracer: options?.tracer });
 }
 
@@ -385,6 +411,7 @@ export function openLogStream(
   path: string,
   options: LogStreamOpenOptions & BlockPoolTestOptions = {},
 ): LogStream {
+  checkTracer(options?.tracer);
   return openStreamWith(path, options, { tracer: options?.tracer });
 }
 
@@ -412,6 +439,7 @@ export function createObjectPool(
   path: string,
   options: ObjectPoolCreateOptions & BlockPoolTestOptions,
 ): ObjectPool {
+  checkTracer(options?.tracer);
   return createObjectPoolWith(path, options, { tracer: options?.tracer });
 }
 
@@ -432,6 +460,7 @@ export function openObjectPool(
   path: string,
   options: ObjectPoolOpenOptions & BlockPoolTestOptions,
 ): ObjectPool {
+  checkTracer(options?.tracer);
   return openObjectPoolWith(path, options, { tracer: options?.tracer });
 }
 

@@ -1,6 +1,8 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // The crash-testing tools, reviewed: breakages they must find.
+import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { mapFile } from "../pmem2/mod.ts";
 import { BOUND_AT, SETTLED_AT } from "../stream/layout.ts";
 import { StreamMedia } from "../stream/media.ts";
 import { CACHE_LINE } from "./crash/model.ts";
@@ -12,7 +14,15 @@ import {
   STREAM_CI_SUBSETS,
 } from "./crash/stream_sweep.ts";
 import { STREAM_WORKLOADS } from "./crash/stream_workload.ts";
-import { assert, tempDir, test } from "./_harness.ts";
+import {
+  createBlockPool,
+  createLogStream,
+  createObjectPool,
+  openBlockPool,
+  type PersistTracer,
+  setTracer,
+} from "../testing/mod.ts";
+import { assert, tempDir, tempPath, test } from "./_harness.ts";
 
 // Bug: a recovery that stored a word early and flushed it only after
 // persisting something else passed every crash sweep. The checkers
@@ -63,4 +73,63 @@ test("the stream sweep finds a recovery that stores its settled timestamp before
     broken.examples.some((p) => /crash during recovery/.test(p.message)),
     broken.examples.map((p) => p.message).join("\n"),
   );
+});
+
+// Bug: setTracer(map, {}) (or a number, or a tracer without drain) was
+// taken, and from then on every persist of the mapping threw a runtime
+// TypeError ("this.#tracer.flush is not a function") far from the
+// mistake; the stores' create and open with such a tracer failed the
+// same way. Now the tracer is checked where it is given: a TypeError of
+// the library's wording, and the mapping keeps working.
+test("testing: a tracer without flush and drain functions is refused where it is given", () => {
+  const bad: unknown[] = [
+    {},
+    5,
+    null,
+    { flush() {} },
+    { drain() {} },
+    { flush() {}, drain() {}, mark: 1 },
+  ];
+  using map = mapFile(tempPath("map"), { size: 1 << 16 });
+  for (const tracer of bad) {
+    assert.throws(
+      () => setTracer(map, tracer as PersistTracer),
+      (e: unknown) =>
+        e instanceof TypeError && /^Cannot set a tracer: /.test(e.message),
+      JSON.stringify(tracer),
+    );
+    map.persist(0, 64); // still works, untraced
+  }
+  const path = tempPath("pool");
+  for (const tracer of bad) {
+    const t = tracer as PersistTracer;
+    for (
+      const make of [
+        () =>
+          createBlockPool(path, {
+            blockSize: 512,
+            poolSize: 32 << 20,
+            tracer: t,
+          }),
+        () => openBlockPool(path, { tracer: t }),
+        () => createLogStream(path, { size: 1 << 20, tracer: t }),
+        () => createObjectPool(path, { size: 8 << 20, layout: "t", tracer: t }),
+      ]
+    ) {
+      assert.throws(
+        make,
+        (e: unknown) => e instanceof TypeError && /^Cannot /.test(e.message),
+      );
+      assert.equal(existsSync(path), false);
+    }
+  }
+  // a tracer with both functions (and an optional mark) is taken
+  const events: string[] = [];
+  setTracer(map, {
+    flush: () => events.push("f"),
+    drain: () => events.push("d"),
+  });
+  map.persist(0, 8);
+  setTracer(map, undefined);
+  assert.deepEqual(events, ["f", "d"]);
 });
