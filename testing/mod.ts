@@ -505,7 +505,9 @@ const LOG_CAP = 64;
  * assert.deepEqual(after.notes, [{ offset: 100, length: 10, kind: "durable" }]);
  * ```
  *
- * @throws {RangeError} when more than 64 notes were made since `since`
+ * @throws {RangeError} when more than 64 notes were made since `since`,
+ *   or `since` is no count this returned (not an integer in `[0, count]`)
+ * @throws {TypeError} when `since` is given and not a number
  * @throws {ClosedError} when the mapping is closed
  */
 export function writeBacks(
@@ -514,6 +516,19 @@ export function writeBacks(
 ): { count: number; notes: WriteBack[] } {
   const out = new Float64Array(3 * LOG_CAP);
   const count = native.ap_map_durable_log(nativeHandleOf(map), out, LOG_CAP);
+  if (since !== undefined && typeof since !== "number") {
+    throw new TypeError("Cannot list write-backs: since must be a number");
+  }
+  // a count returned before lies in [0, count]: another would list notes
+  // never made (zeros, of no kind) or, above count, silently none
+  if (
+    since !== undefined &&
+    (!Number.isInteger(since) || since < 0 || since > count)
+  ) {
+    throw new RangeError(
+      `Cannot list write-backs: since must be a count writeBacks returned before, in [0, ${count}], got ${since}`,
+    );
+  }
   const n = since === undefined ? Math.min(count, LOG_CAP) : count - since;
   if (n > LOG_CAP) {
     throw new RangeError(

@@ -21,6 +21,7 @@ import {
   openBlockPool,
   type PersistTracer,
   setTracer,
+  writeBacks,
 } from "../testing/mod.ts";
 import { assert, tempDir, tempPath, test } from "./_harness.ts";
 
@@ -132,4 +133,33 @@ test("testing: a tracer without flush and drain functions is refused where it is
   map.persist(0, 8);
   setTracer(map, undefined);
   assert.deepEqual(events, ["f", "d"]);
+});
+
+// Bug: writeBacks(map, since) with a since it never returned listed
+// notes never made: -1 gave a note {offset 0, length 0} of no kind
+// before the real ones, -5 five of them; a since above the count, or
+// 1.5, or NaN, silently listed none. Now such a since is a RangeError
+// (a non-number a TypeError).
+test("testing: writeBacks() refuses a since it never returned", () => {
+  using map = mapFile(tempPath("map"), { size: 1 << 16 });
+  const { count } = writeBacks(map);
+  map.persist(0, 64);
+  map.persist(128, 64);
+  const after = writeBacks(map, count);
+  assert.equal(after.count, count + 2);
+  assert.deepEqual(after.notes.map((n) => n.kind), ["durable", "durable"]);
+  for (const since of [-1, -5, 1.5, NaN, after.count + 1, Infinity]) {
+    assert.throws(
+      () => writeBacks(map, since),
+      (e: unknown) =>
+        e instanceof RangeError && /since must be a count/.test(e.message),
+      String(since),
+    );
+  }
+  assert.throws(
+    () => writeBacks(map, "1" as unknown as number),
+    TypeError,
+  );
+  assert.deepEqual(writeBacks(map, after.count).notes, []);
+  assert.equal(writeBacks(map, 0).notes.length, after.count);
 });
