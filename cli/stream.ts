@@ -8,6 +8,7 @@
  */
 import { existsSync } from "node:fs";
 import { LogStream, PmemLog } from "../stream/mod.ts";
+import { openPmemLogToInspect } from "../stream/pmemlog.ts";
 import {
   onlyOptions,
   parseCount,
@@ -116,7 +117,7 @@ function recoveryLine(
 
 /** `info FILE` for a libpmemlog log. */
 export function infoLog(path: string, p: Parsed): void {
-  using log = PmemLog.open(path);
+  using log = openPmemLogToInspect(path);
   const info = { kind: "log", path, capacity: log.nbyte(), used: log.tell() };
   if (p.values.json) {
     printJson(info);
@@ -162,7 +163,7 @@ export function checkStream(path: string, p: Parsed): boolean {
 
 /** `check FILE` for a libpmemlog log: its header and offsets valid. */
 export function checkLog(path: string, p: Parsed): boolean {
-  using log = PmemLog.open(path);
+  using log = openPmemLogToInspect(path);
   const header = pmdkHeaderProblem(path);
   const problems = header === null ? [] : [header];
   const consistent = problems.length === 0;
@@ -215,7 +216,7 @@ export function dumpStream(path: string, p: Parsed): void {
 /** `dump FILE [--raw | --json]` for a libpmemlog log: all its data. */
 export function dumpLog(path: string, p: Parsed): void {
   onlyOptions(p, "a libpmemlog log (its data is dumped whole)", ["raw"]);
-  using log = PmemLog.open(path);
+  using log = openPmemLogToInspect(path);
   if (p.values.json) {
     let data = new Uint8Array(0);
     log.walk(0, (chunk) => { // chunk size 0: all the data, once
@@ -255,7 +256,7 @@ export function convert(
       ? 4096
       : parseSize(p.values.chunk, "chunk");
     if (chunk === 0) throw new UsageError("--chunk must be more than 0");
-    using log = PmemLog.open(src);
+    using log = openPmemLogToInspect(src);
     const used = log.tell();
     // room for the entries with their headers, in whole blocks
     const need = Math.ceil((used + 64 * Math.ceil(used / chunk)) / 4096) *

@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { LogStream } from "../stream/mod.ts";
+import { LogStream, PmemLog } from "../stream/mod.ts";
 import { cli, cliArgv } from "./cli_run.ts";
 import { assert, runScript, tempDir, tempPath, test } from "./_harness.ts";
 
@@ -78,4 +78,46 @@ process.exit(0); // ended with the stream open: its recovery is due
   assert.match(text.stdout, /recovery: nothing to do/);
   using s = LogStream.open(path);
   assert.equal([...s.entries(s.regions()[0])].length, 3);
+});
+
+// Bug: `asyncpmem info`, `check` (without --repair), `dump` and `convert`
+// of a libpmemlog log whose writer ended with it open rewrote its header:
+// the shutdown state went from dirty to clean (pmempool info: "Last
+// shutdown: dirty", then "clean"), erasing the trace of the unclean end,
+// though info describes a pool "without changing it" and check without
+// --repair opens it read-only. Cause: they opened the log with
+// PmemLog.open, which marks the header dirty while open and clean at
+// close. Now they open it on a private mapping, as a log with ro_compat
+// features is opened: nothing reaches the file.
+test("CLI: info, check, dump and convert leave a libpmemlog log's bytes alone", () => {
+  const path = tempPath("log");
+  PmemLog.create(path, { poolSize: 2 << 20 }).close();
+  const writer = runScript(`
+import { PmemLog } from "@root/stream/mod.ts";
+import process from "node:process";
+const log = PmemLog.open(${JSON.stringify(path)});
+log.append(new Uint8Array(100).fill(7));
+process.exit(0); // ended with the log open: its shutdown state is dirty
+`);
+  assert.equal(writer.status, 0, writer.stderr);
+  const before = readFileSync(path);
+  const dir = tempDir();
+  for (
+    const args of [
+      ["info", path],
+      ["info", "--json", path],
+      ["check", path],
+      ["check", "--json", path],
+      ["dump", "--raw", path],
+      ["convert", path, join(dir, "stream")],
+    ]
+  ) {
+    const r = cli(...args);
+    assert.equal(r.status, 0, `${args.join(" ")}: ${r.stderr}`);
+    assert.ok(
+      readFileSync(path).equals(before),
+      `${args.join(" ")} changed the log`,
+    );
+  }
+  assert.equal(cli("dump", "--raw", path).stdout, "\x07".repeat(100));
 });
