@@ -3,11 +3,20 @@
 // file, damaged pools, and what --repair claims.
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { ObjectPool } from "../obj/mod.ts";
 import { join } from "node:path";
 import process from "node:process";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { cli, cliArgv } from "./cli_run.ts";
-import { assert, runScript, tempDir, tempPath, test } from "./_harness.ts";
+import {
+  assert,
+  patch,
+  peek,
+  runScript,
+  tempDir,
+  tempPath,
+  test,
+} from "./_harness.ts";
 
 // Bug: `asyncpmem info FIFO` (and check, dump, zero, convert) hung
 // forever: the format is told from the file's first bytes, and opening a
@@ -120,4 +129,37 @@ process.exit(0); // ended with the log open: its shutdown state is dirty
     );
   }
   assert.equal(cli("dump", "--raw", path).stdout, "\x07".repeat(100));
+});
+
+// Bug: `asyncpmem check --repair` of an object pool too damaged to open
+// (a chunk table entry of unknown kind) with committed transactions
+// still in its log wrote the file -- recovery replayed the log and moved
+// the checkpoint before the heap was found damaged -- and reported
+// "replayed": 0, "repaired": true. Now a repair first opens the pool on
+// a private mapping: a pool too damaged to open is left as it is, and
+// the report says nothing was repaired.
+test("CLI: check --repair leaves an object pool too damaged to open as it is", () => {
+  const path = tempPath("obj");
+  ObjectPool.create(path, { size: 8 << 20, layout: "L" }).close();
+  const writer = runScript(`
+import { ObjectPool } from "@root/obj/mod.ts";
+import process from "node:process";
+const pool = ObjectPool.open(${JSON.stringify(path)}, { layout: "L" });
+for (let i = 0; i < 3; i++) pool.tx((tx) => tx.alloc(64));
+process.exit(0); // ended with the pool open: its log is to replay
+`);
+  assert.equal(writer.status, 0, writer.stderr);
+  // a chunk table entry with an unknown kind
+  const table = Number(
+    new DataView(peek(path, 48, 8).buffer).getBigUint64(0, true),
+  );
+  patch(path, table + 8 * 5, Uint8Array.of(9, 0, 0, 0));
+  const before = readFileSync(path);
+  const r = cli("check", "--repair", "--json", path);
+  assert.equal(r.status, 1, r.stderr);
+  const report = JSON.parse(r.stdout);
+  assert.equal(report.consistent, false);
+  assert.equal(report.repaired, false);
+  assert.match(report.problems.join(";"), /chunk table entry 5 is corrupt/);
+  assert.ok(readFileSync(path).equals(before), "the repair wrote the pool");
 });
