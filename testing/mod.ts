@@ -348,13 +348,22 @@ export function createBlockPool(
     /**
      * Lanes each arena uses, at most, in every opener while this one
      * keeps the pool open: with few lanes a freed block is reused at
-     * once, which tests of read tracking need. @default 256
+     * once, which tests of read tracking need. An integer of at least 1
+     * (more than 256, or than the arena's free blocks, counts as that).
+     * @default 256
      */
     lanes?: number;
   },
 ): BlockPool {
   const { tracer, sparse, lanes } = options ?? {};
   checkTracer(tracer);
+  // NaN would leave every arena with NaN lanes: the pool made, and its
+  // first write refused for want of an idle lane
+  if (lanes !== undefined && (!Number.isInteger(lanes) || lanes < 1)) {
+    throw new RangeError(
+      `Cannot create pool: lanes must be an integer of at least 1, got ${lanes}`,
+    );
+  }
   return createPoolWith(path, options, { tracer, sparse, lanes });
 }
 

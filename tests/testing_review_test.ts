@@ -163,3 +163,29 @@ test("testing: writeBacks() refuses a since it never returned", () => {
   assert.deepEqual(writeBacks(map, after.count).notes, []);
   assert.equal(writeBacks(map, 0).notes.length, after.count);
 });
+
+// Bug: createBlockPool(path, { lanes: NaN }) made the pool, whose every
+// write then failed ("arena 0 has no idle lane (NaN updates in
+// flight)"); 1.5, 0 and -1 were taken as well. Now lanes must be an
+// integer of at least 1 (RangeError, before the file is made).
+test("testing: createBlockPool() refuses lanes that are no count", () => {
+  const path = tempPath("pool");
+  for (const lanes of [NaN, 0, -1, 1.5, Infinity]) {
+    assert.throws(
+      () =>
+        createBlockPool(path, { blockSize: 512, poolSize: 32 << 20, lanes }),
+      (e: unknown) =>
+        e instanceof RangeError && /lanes must be an integer/.test(e.message),
+      String(lanes),
+    );
+    assert.equal(existsSync(path), false, String(lanes));
+  }
+  using pool = createBlockPool(path, {
+    blockSize: 512,
+    poolSize: 32 << 20,
+    lanes: 1,
+  });
+  pool.write(0, new Uint8Array(512).fill(1));
+  pool.write(0, new Uint8Array(512).fill(2));
+  assert.equal(pool.read(0)[0], 2);
+});
