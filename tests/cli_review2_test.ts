@@ -46,7 +46,7 @@ test("CLI: a FIFO is refused, not waited on", () => {
     assert.equal(r.status, 3, `${args[0]}: ${r.stderr}`);
     assert.match(r.stderr, /cannot read '.*fifo': it is a FIFO/, args[0]);
   }
-});
+}, { timeout: 120_000 });
 
 // Bug: `asyncpmem check --repair` of a log stream whose recovery was due
 // (a writer that ended without closing it) said "consistent", exit 0,
@@ -56,10 +56,12 @@ test("CLI: a FIFO is refused, not waited on", () => {
 // stream; the stream's check only ever inspected it. Now --repair opens
 // the stream (its recovery runs and is persisted) when recovery would
 // write, and the report says so.
-test("CLI: check --repair of a log stream runs its recovery and persists it", () => {
-  const path = tempPath("stream");
-  LogStream.create(path, { size: 1 << 20 }).close();
-  const writer = runScript(`
+test(
+  "CLI: check --repair of a log stream runs its recovery and persists it",
+  () => {
+    const path = tempPath("stream");
+    LogStream.create(path, { size: 1 << 20 }).close();
+    const writer = runScript(`
 import { LogStream } from "@root/stream/mod.ts";
 import process from "node:process";
 const s = LogStream.open(${JSON.stringify(path)});
@@ -67,27 +69,29 @@ const r = s.allocateRegion(65536);
 for (let i = 0; i < 3; i++) s.append(r, new Uint8Array(100).fill(i));
 process.exit(0); // ended with the stream open: its recovery is due
 `);
-  assert.equal(writer.status, 0, writer.stderr);
-  assert.equal(LogStream.inspect(path).recovery.writes, true);
-  const before = readFileSync(path);
-  const check = cli("check", "--json", path);
-  assert.equal(check.status, 0, check.stderr);
-  assert.equal(JSON.parse(check.stdout).repairedNow, false);
-  assert.deepEqual(readFileSync(path), before, "check alone wrote the file");
+    assert.equal(writer.status, 0, writer.stderr);
+    assert.equal(LogStream.inspect(path).recovery.writes, true);
+    const before = readFileSync(path);
+    const check = cli("check", "--json", path);
+    assert.equal(check.status, 0, check.stderr);
+    assert.equal(JSON.parse(check.stdout).repairedNow, false);
+    assert.deepEqual(readFileSync(path), before, "check alone wrote the file");
 
-  const repair = cli("check", "--repair", "--json", path);
-  assert.equal(repair.status, 0, repair.stderr);
-  const report = JSON.parse(repair.stdout);
-  assert.equal(report.consistent, true);
-  assert.equal(report.repairedNow, true);
-  assert.equal(report.recovery.writes, true); // what it did
-  assert.equal(LogStream.inspect(path).recovery.writes, false);
-  const text = cli("check", "--repair", path);
-  assert.equal(text.status, 0, text.stderr);
-  assert.match(text.stdout, /recovery: nothing to do/);
-  using s = LogStream.open(path);
-  assert.equal([...s.entries(s.regions()[0])].length, 3);
-});
+    const repair = cli("check", "--repair", "--json", path);
+    assert.equal(repair.status, 0, repair.stderr);
+    const report = JSON.parse(repair.stdout);
+    assert.equal(report.consistent, true);
+    assert.equal(report.repairedNow, true);
+    assert.equal(report.recovery.writes, true); // what it did
+    assert.equal(LogStream.inspect(path).recovery.writes, false);
+    const text = cli("check", "--repair", path);
+    assert.equal(text.status, 0, text.stderr);
+    assert.match(text.stdout, /recovery: nothing to do/);
+    using s = LogStream.open(path);
+    assert.equal([...s.entries(s.regions()[0])].length, 3);
+  },
+  { timeout: 120_000 },
+);
 
 // Bug: `asyncpmem info`, `check` (without --repair), `dump` and `convert`
 // of a libpmemlog log whose writer ended with it open rewrote its header:
@@ -98,38 +102,42 @@ process.exit(0); // ended with the stream open: its recovery is due
 // PmemLog.open, which marks the header dirty while open and clean at
 // close. Now they open it on a private mapping, as a log with ro_compat
 // features is opened: nothing reaches the file.
-test("CLI: info, check, dump and convert leave a libpmemlog log's bytes alone", () => {
-  const path = tempPath("log");
-  PmemLog.create(path, { poolSize: 2 << 20 }).close();
-  const writer = runScript(`
+test(
+  "CLI: info, check, dump and convert leave a libpmemlog log's bytes alone",
+  () => {
+    const path = tempPath("log");
+    PmemLog.create(path, { poolSize: 2 << 20 }).close();
+    const writer = runScript(`
 import { PmemLog } from "@root/stream/mod.ts";
 import process from "node:process";
 const log = PmemLog.open(${JSON.stringify(path)});
 log.append(new Uint8Array(100).fill(7));
 process.exit(0); // ended with the log open: its shutdown state is dirty
 `);
-  assert.equal(writer.status, 0, writer.stderr);
-  const before = readFileSync(path);
-  const dir = tempDir();
-  for (
-    const args of [
-      ["info", path],
-      ["info", "--json", path],
-      ["check", path],
-      ["check", "--json", path],
-      ["dump", "--raw", path],
-      ["convert", path, join(dir, "stream")],
-    ]
-  ) {
-    const r = cli(...args);
-    assert.equal(r.status, 0, `${args.join(" ")}: ${r.stderr}`);
-    assert.ok(
-      readFileSync(path).equals(before),
-      `${args.join(" ")} changed the log`,
-    );
-  }
-  assert.equal(cli("dump", "--raw", path).stdout, "\x07".repeat(100));
-});
+    assert.equal(writer.status, 0, writer.stderr);
+    const before = readFileSync(path);
+    const dir = tempDir();
+    for (
+      const args of [
+        ["info", path],
+        ["info", "--json", path],
+        ["check", path],
+        ["check", "--json", path],
+        ["dump", "--raw", path],
+        ["convert", path, join(dir, "stream")],
+      ]
+    ) {
+      const r = cli(...args);
+      assert.equal(r.status, 0, `${args.join(" ")}: ${r.stderr}`);
+      assert.ok(
+        readFileSync(path).equals(before),
+        `${args.join(" ")} changed the log`,
+      );
+    }
+    assert.equal(cli("dump", "--raw", path).stdout, "\x07".repeat(100));
+  },
+  { timeout: 120_000 },
+);
 
 // Bug: `asyncpmem check --repair` of an object pool too damaged to open
 // (a chunk table entry of unknown kind) with committed transactions
@@ -138,28 +146,32 @@ process.exit(0); // ended with the log open: its shutdown state is dirty
 // "replayed": 0, "repaired": true. Now a repair first opens the pool on
 // a private mapping: a pool too damaged to open is left as it is, and
 // the report says nothing was repaired.
-test("CLI: check --repair leaves an object pool too damaged to open as it is", () => {
-  const path = tempPath("obj");
-  ObjectPool.create(path, { size: 8 << 20, layout: "L" }).close();
-  const writer = runScript(`
+test(
+  "CLI: check --repair leaves an object pool too damaged to open as it is",
+  () => {
+    const path = tempPath("obj");
+    ObjectPool.create(path, { size: 8 << 20, layout: "L" }).close();
+    const writer = runScript(`
 import { ObjectPool } from "@root/obj/mod.ts";
 import process from "node:process";
 const pool = ObjectPool.open(${JSON.stringify(path)}, { layout: "L" });
 for (let i = 0; i < 3; i++) pool.tx((tx) => tx.alloc(64));
 process.exit(0); // ended with the pool open: its log is to replay
 `);
-  assert.equal(writer.status, 0, writer.stderr);
-  // a chunk table entry with an unknown kind
-  const table = Number(
-    new DataView(peek(path, 48, 8).buffer).getBigUint64(0, true),
-  );
-  patch(path, table + 8 * 5, Uint8Array.of(9, 0, 0, 0));
-  const before = readFileSync(path);
-  const r = cli("check", "--repair", "--json", path);
-  assert.equal(r.status, 1, r.stderr);
-  const report = JSON.parse(r.stdout);
-  assert.equal(report.consistent, false);
-  assert.equal(report.repaired, false);
-  assert.match(report.problems.join(";"), /chunk table entry 5 is corrupt/);
-  assert.ok(readFileSync(path).equals(before), "the repair wrote the pool");
-});
+    assert.equal(writer.status, 0, writer.stderr);
+    // a chunk table entry with an unknown kind
+    const table = Number(
+      new DataView(peek(path, 48, 8).buffer).getBigUint64(0, true),
+    );
+    patch(path, table + 8 * 5, Uint8Array.of(9, 0, 0, 0));
+    const before = readFileSync(path);
+    const r = cli("check", "--repair", "--json", path);
+    assert.equal(r.status, 1, r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.consistent, false);
+    assert.equal(report.repaired, false);
+    assert.match(report.problems.join(";"), /chunk table entry 5 is corrupt/);
+    assert.ok(readFileSync(path).equals(before), "the repair wrote the pool");
+  },
+  { timeout: 120_000 },
+);

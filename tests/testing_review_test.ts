@@ -36,45 +36,49 @@ import { assert, tempDir, tempPath, test } from "./_harness.ts";
 // between can leave W = R durable over uncut entries beyond a gap, which
 // the next open then keeps. The checker's open whose recovery is
 // crashed now scans at every event (`openScanned`).
-test("the stream sweep finds a recovery that stores its settled timestamp before the cuts are durable", () => {
-  const dir = tempDir();
-  const settings = {
-    subsets: STREAM_CI_SUBSETS,
-    probeEvery: 0,
-    recoveryImages: 6,
-    dir,
-  };
-  const w = STREAM_WORKLOADS.find((x) => x.name === "sync")!;
-  const trace = () =>
-    recordStreamTrace(w, CACHE_LINE, 1, 16, join(dir, "s"), "cpu");
-  const sound = emptyStreamReport();
-  checkStreamTrace(trace(), settings, sound);
-  assert.equal(sound.problems, 0, formatStreamReport(sound));
-  assert.ok(sound.dropped > 0, "no recovery dropped an entry");
-  assert.ok(sound.recoveryImages > 0, "no crash during recovery checked");
+test(
+  "the stream sweep finds a recovery that stores its settled timestamp before the cuts are durable",
+  () => {
+    const dir = tempDir();
+    const settings = {
+      subsets: STREAM_CI_SUBSETS,
+      probeEvery: 0,
+      recoveryImages: 6,
+      dir,
+    };
+    const w = STREAM_WORKLOADS.find((x) => x.name === "sync")!;
+    const trace = () =>
+      recordStreamTrace(w, CACHE_LINE, 1, 16, join(dir, "s"), "cpu");
+    const sound = emptyStreamReport();
+    checkStreamTrace(trace(), settings, sound);
+    assert.equal(sound.problems, 0, formatStreamReport(sound));
+    assert.ok(sound.dropped > 0, "no recovery dropped an entry");
+    assert.ok(sound.recoveryImages > 0, "no crash during recovery checked");
 
-  const recorded = trace(); // recorded with the sound store
-  const broken = emptyStreamReport();
-  const persistRanges = StreamMedia.prototype.persistRanges;
-  // during the checker's opens the only persistRanges is recovery's of
-  // its cuts (nothing is appended): W is stored just before it
-  StreamMedia.prototype.persistRanges = function (ranges) {
-    if (this.read64(SETTLED_AT) !== this.read64(BOUND_AT)) {
-      this.write64(SETTLED_AT, this.read64(BOUND_AT));
+    const recorded = trace(); // recorded with the sound store
+    const broken = emptyStreamReport();
+    const persistRanges = StreamMedia.prototype.persistRanges;
+    // during the checker's opens the only persistRanges is recovery's of
+    // its cuts (nothing is appended): W is stored just before it
+    StreamMedia.prototype.persistRanges = function (ranges) {
+      if (this.read64(SETTLED_AT) !== this.read64(BOUND_AT)) {
+        this.write64(SETTLED_AT, this.read64(BOUND_AT));
+      }
+      persistRanges.call(this, ranges);
+    };
+    try {
+      checkStreamTrace(recorded, settings, broken);
+    } finally {
+      StreamMedia.prototype.persistRanges = persistRanges;
     }
-    persistRanges.call(this, ranges);
-  };
-  try {
-    checkStreamTrace(recorded, settings, broken);
-  } finally {
-    StreamMedia.prototype.persistRanges = persistRanges;
-  }
-  assert.ok(broken.problems > 0, "the broken recovery passed");
-  assert.ok(
-    broken.examples.some((p) => /crash during recovery/.test(p.message)),
-    broken.examples.map((p) => p.message).join("\n"),
-  );
-});
+    assert.ok(broken.problems > 0, "the broken recovery passed");
+    assert.ok(
+      broken.examples.some((p) => /crash during recovery/.test(p.message)),
+      broken.examples.map((p) => p.message).join("\n"),
+    );
+  },
+  { timeout: 120_000 },
+);
 
 // Bug: setTracer(map, {}) (or a number, or a tracer without drain) was
 // taken, and from then on every persist of the mapping threw a runtime
