@@ -165,7 +165,8 @@ export interface FaultOptions {
   write?: boolean;
   /**
    * The status byte to complete with instead of a page fault (then no
-   * partial completion is modelled, only the failure).
+   * partial completion is modelled, only the failure): an integer in
+   * [1, 255] (0 is no completion).
    */
   status?: number;
   /** How many descriptors fault. @default 1 */
@@ -194,6 +195,7 @@ export interface FaultOptions {
  * ```
  *
  * @throws {TypeError} when `mover` is neither a ThreadMover nor a DsaMover
+ * @throws {RangeError} for an `atByte`, `count` or `status` out of range
  * @throws {ClosedError} when the mover is closed
  * @throws {NotSupportedError} for a DsaMover on real hardware
  */
@@ -207,6 +209,18 @@ export function injectFault(
     throw new TypeError("Cannot inject a fault: atByte must be a number");
   }
   const count = checkSize(options.count ?? 1, "count", "inject a fault");
+  // a completion record's status byte: 0 means "not complete yet", so a
+  // descriptor completed with it (or with 256, or NaN, both stored as
+  // 0) would leave its future pending forever
+  if (
+    options.status !== undefined &&
+    (!Number.isInteger(options.status) || options.status < 1 ||
+      options.status > 255)
+  ) {
+    throw new RangeError(
+      `Cannot inject a fault: status must be a completion status byte in [1, 255], got ${options.status}`,
+    );
+  }
   const status = options.status ?? (DsaStatus.PAGE_FAULT_NOBOF |
     (options.write === false ? 0 : DSA_STATUS_WRITE_FAULT));
   check(

@@ -2,6 +2,7 @@
 // The crash-testing tools, reviewed: breakages they must find.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { ThreadMover } from "../mover/mod.ts";
 import { mapFile } from "../pmem2/mod.ts";
 import { BOUND_AT, SETTLED_AT } from "../stream/layout.ts";
 import { StreamMedia } from "../stream/media.ts";
@@ -18,6 +19,7 @@ import {
   createBlockPool,
   createLogStream,
   createObjectPool,
+  injectFault,
   openBlockPool,
   type PersistTracer,
   setTracer,
@@ -192,4 +194,28 @@ test("testing: createBlockPool() refuses lanes that are no count", () => {
   pool.write(0, new Uint8Array(512).fill(1));
   pool.write(0, new Uint8Array(512).fill(2));
   assert.equal(pool.read(0)[0], 2);
+});
+
+// Bug: injectFault(mover, n, { status: 0 }) (or 256, or NaN, stored as
+// 0) was taken, and the next descriptor's future never settled: a
+// completion status of 0 means "not complete yet", so the mover waited
+// for it forever. Now the status must be a completion status byte in
+// [1, 255] (RangeError); a string is a RangeError too, not an FFI error.
+test("testing: injectFault() refuses a status that is no completion", async () => {
+  using mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
+  for (const status of [0, 256, -1, NaN, 1.5, "x" as unknown as number]) {
+    assert.throws(
+      () => injectFault(mover, 10, { status }),
+      (e: unknown) =>
+        e instanceof RangeError && /status must be/.test(e.message),
+      String(status),
+    );
+  }
+  // nothing armed: a copy completes
+  const dst = new Uint8Array(4096);
+  await mover.memset(dst, 3);
+  assert.equal(dst[4095], 3);
+  // a status that is a completion still fails the next copy with it
+  injectFault(mover, 10, { status: 0x7f });
+  await assert.rejects(() => Promise.resolve(mover.memset(dst, 4)));
 });
