@@ -233,7 +233,18 @@ export class ImageChecker {
     this.#payloads = setup.payloads;
     this.#lbas = setup.lbas;
     this.#regions = setup.regions;
-    this.#tracer = recoveryTracer(scratch, setup.model, setup.scan);
+    // Recovery stores only to the pool's metadata, never to a data
+    // block: scanning just that (its map and flog, not its 16 MiB) keeps the
+    // scans of a traced open cheap. A store elsewhere would escape the
+    // undo, which the scratch file's verify() reports.
+    const metadata = setup.regions.filter((r) => r.kind !== "data").map((
+      r,
+    ) => ({ offset: r.offset, length: Math.ceil(r.length / WORD) * WORD }));
+    this.#tracer = recoveryTracer(
+      scratch,
+      setup.model,
+      setup.scan ?? metadata,
+    );
   }
 
   /**
