@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, openSync, readSync, statSync } from "node:fs";
 import {
   decodePoolHeader,
   HEADER_SIZE,
@@ -44,6 +44,12 @@ const SIGNATURES: readonly [string, PoolKind][] = [
 export function detectKind(path: string): PoolKind | null {
   const head = new Uint8Array(16);
   try {
+    // opening a FIFO for reading waits for a writer, forever: a FIFO or
+    // a socket is no pool, told before any open
+    const stat = statSync(path);
+    if (stat.isFIFO() || stat.isSocket()) {
+      throw new Error(`it is a ${stat.isFIFO() ? "FIFO" : "socket"}`);
+    }
     const fd = openSync(path, "r");
     try {
       readSync(fd, head, 0, head.length, 0);

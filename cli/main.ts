@@ -143,10 +143,11 @@ block it would restore from its backup makes the pool inconsistent); with
 --repair recovery runs and its repairs are persisted (finishing writes
 interrupted after their commit point, restoring an info block from its
 backup): the repairs that are always safe. A log stream is checked by
-inspecting it (header, region table, and a recovery run on a private copy);
-a libpmemlog log by its header and offsets. An object pool: every object
-header, the pool's structures reachable and leak-free; --repair writes
-recovery's replay of committed transactions. Exit code 1 when inconsistent,
+inspecting it (header, region table, and a recovery run on a private copy),
+and --repair runs its recovery when it has work to do; a libpmemlog log
+by its header and offsets. An object pool: every object header, the
+pool's structures reachable and leak-free; --repair writes recovery's
+replay of committed transactions. Exit code 1 when inconsistent,
 also for a file whose pool signature is damaged or missing.`,
     run(p) {
       const [path] = positionals(p, "file");

@@ -143,14 +143,20 @@ export function infoObj(path: string, p: Parsed): void {
 /**
  * `check FILE [--repair] [--json]` for an object pool; whether it is
  * consistent. With --repair, recovery's replay and checkpoint are
- * written to the file.
+ * written to the file, unless the pool is too damaged to open.
  */
 export function checkObj(path: string, p: Parsed): boolean {
-  const repair = p.values.repair === true;
+  const asked = p.values.repair === true;
+  let repair = false;
   let problems: string[];
   let replayed = 0;
   let objects: Record<string, number> = {};
   try {
+    // A pool too damaged to open is left as it is: the open would
+    // persist recovery's replay before finding the damage. A private
+    // open finds it first (CorruptPoolError) without writing.
+    if (asked) openFor(path, false).close();
+    repair = asked;
     using pool = openFor(path, repair);
     replayed = pool.recovery.records;
     for (const name of catalog(pool)) PersistentMap.open(pool, name).close();

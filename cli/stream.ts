@@ -8,6 +8,7 @@
  */
 import { existsSync } from "node:fs";
 import { LogStream, PmemLog } from "../stream/mod.ts";
+import { openPmemLogToInspect } from "../stream/pmemlog.ts";
 import {
   onlyOptions,
   parseCount,
@@ -116,7 +117,7 @@ function recoveryLine(
 
 /** `info FILE` for a libpmemlog log. */
 export function infoLog(path: string, p: Parsed): void {
-  using log = PmemLog.open(path);
+  using log = openPmemLogToInspect(path);
   const info = { kind: "log", path, capacity: log.nbyte(), used: log.tell() };
   if (p.values.json) {
     printJson(info);
@@ -131,21 +132,30 @@ export function infoLog(path: string, p: Parsed): void {
 }
 
 /**
- * `check FILE` for a stream: its header and region table valid, and
- * recovery able to finish (what it would do is reported; a crash leaves
- * work for it, which is no inconsistency).
+ * `check FILE [--repair]` for a stream: its header and region table
+ * valid, and recovery able to finish (what it would do is reported; a
+ * crash leaves work for it, which is no inconsistency). With `--repair`
+ * and recovery to do, the stream is opened: its recovery runs and is
+ * persisted.
  */
 export function checkStream(path: string, p: Parsed): boolean {
   const info = LogStream.inspect(path);
+  const repair = p.values.repair === true && info.recovery.writes;
+  // the open runs the recovery and persists it; the close records a
+  // clean close
+  if (repair) LogStream.open(path).close();
   if (p.values.json) {
     printJson({
       kind: "stream",
       path,
       consistent: true,
       recovery: info.recovery,
+      repairedNow: repair,
     });
   } else {
-    out(`recovery: ${recoveryLine(info.recovery)}\n`);
+    out(
+      `${repair ? "repaired" : "recovery"}: ${recoveryLine(info.recovery)}\n`,
+    );
     out(`${path}: consistent\n`);
   }
   return true;
@@ -153,7 +163,7 @@ export function checkStream(path: string, p: Parsed): boolean {
 
 /** `check FILE` for a libpmemlog log: its header and offsets valid. */
 export function checkLog(path: string, p: Parsed): boolean {
-  using log = PmemLog.open(path);
+  using log = openPmemLogToInspect(path);
   const header = pmdkHeaderProblem(path);
   const problems = header === null ? [] : [header];
   const consistent = problems.length === 0;
@@ -206,7 +216,7 @@ export function dumpStream(path: string, p: Parsed): void {
 /** `dump FILE [--raw | --json]` for a libpmemlog log: all its data. */
 export function dumpLog(path: string, p: Parsed): void {
   onlyOptions(p, "a libpmemlog log (its data is dumped whole)", ["raw"]);
-  using log = PmemLog.open(path);
+  using log = openPmemLogToInspect(path);
   if (p.values.json) {
     let data = new Uint8Array(0);
     log.walk(0, (chunk) => { // chunk size 0: all the data, once
@@ -246,7 +256,7 @@ export function convert(
       ? 4096
       : parseSize(p.values.chunk, "chunk");
     if (chunk === 0) throw new UsageError("--chunk must be more than 0");
-    using log = PmemLog.open(src);
+    using log = openPmemLogToInspect(src);
     const used = log.tell();
     // room for the entries with their headers, in whole blocks
     const need = Math.ceil((used + 64 * Math.ceil(used / chunk)) / 4096) *

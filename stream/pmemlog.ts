@@ -68,6 +68,23 @@ export interface PmemLogOpenOptions {
   mover?: Vdm;
 }
 
+/** Set by PmemLog's static block: {@linkcode openPmemLogToInspect}. */
+let openPrivately: (path: string) => PmemLog;
+
+/**
+ * Open a log pool for tools that only read it (the CLI's info, check,
+ * dump and convert): on a private (copy-on-write) mapping, as a log with
+ * ro_compat features is opened, so nothing reaches the file -- not even
+ * the shutdown state PmemLog.open marks dirty while the log is open and
+ * clean at its close, which would erase the trace of a writer that ended
+ * with it open. Appends throw EROFS. Not exported from the module.
+ *
+ * @throws {PmemError} as {@linkcode PmemLog.open}
+ */
+export function openPmemLogToInspect(path: string): PmemLog {
+  return openPrivately(path);
+}
+
 /**
  * An append-only log in libpmemlog's format: pools it creates open in
  * libpmemlog and pass `pmempool check`, and libpmemlog's pools open here.
@@ -245,6 +262,19 @@ export class PmemLog implements Disposable {
    *   open elsewhere
    */
   static open(path: string, options: PmemLogOpenOptions = {}): PmemLog {
+    return PmemLog.#open(path, options, false);
+  }
+
+  static {
+    openPrivately = (path) => PmemLog.#open(path, {}, true);
+  }
+
+  /** {@linkcode PmemLog.open}; with `inspect`, as {@linkcode openPmemLogToInspect}. */
+  static #open(
+    path: string,
+    options: PmemLogOpenOptions,
+    inspect: boolean,
+  ): PmemLog {
     const op = "open";
     checkOpenArgs(path, options, op, "log");
     checkMover(options.mover, op, "log");
@@ -279,7 +309,7 @@ export class PmemLog implements Disposable {
         size,
       );
       if (problem !== null) throw corrupt(op, path, problem);
-      const readOnly = header.roCompat !== 0;
+      const readOnly = header.roCompat !== 0 || inspect;
       media.close();
       if (readOnly) {
         // libpmemlog opens it, and refuses to change it (EROFS): a

@@ -76,6 +76,26 @@ export type {
   PortalCounters,
 };
 
+/**
+ * Refuse a tracer that is not an object with `flush` and `drain`
+ * functions (and `mark`, when present, a function): given one, every
+ * persist of the mapping would throw later, far from the mistake.
+ * `undefined` passes (no tracer).
+ */
+function checkTracer(tracer: unknown): void {
+  if (tracer === undefined) return;
+  const t = tracer as Partial<Record<keyof PersistTracer, unknown>> | null;
+  if (
+    typeof t !== "object" || t === null || typeof t.flush !== "function" ||
+    typeof t.drain !== "function" ||
+    (t.mark !== undefined && typeof t.mark !== "function")
+  ) {
+    throw new TypeError(
+      "Cannot set a tracer: tracer must be an object with flush and drain functions (and mark, if given, a function)",
+    );
+  }
+}
+
 /** The device of a ThreadMover or a DsaMover. */
 function deviceOf(mover: ThreadMover | DsaMover): CompletionDevice {
   return mover instanceof ThreadMover
@@ -106,12 +126,15 @@ function deviceOf(mover: ThreadMover | DsaMover): CompletionDevice {
  * assert.equal(flushes, 1);
  * ```
  *
+ * @throws {TypeError} when `tracer` is not an object with `flush` and
+ *   `drain` functions
  * @throws {ClosedError} when the mapping is closed
  */
 export function setTracer(
   map: Mapping,
   tracer: PersistTracer | undefined,
 ): void {
+  checkTracer(tracer);
   setMappingTracer(map, tracer);
 }
 
@@ -142,7 +165,8 @@ export interface FaultOptions {
   write?: boolean;
   /**
    * The status byte to complete with instead of a page fault (then no
-   * partial completion is modelled, only the failure).
+   * partial completion is modelled, only the failure): an integer in
+   * [1, 255] (0 is no completion).
    */
   status?: number;
   /** How many descriptors fault. @default 1 */
@@ -171,6 +195,7 @@ export interface FaultOptions {
  * ```
  *
  * @throws {TypeError} when `mover` is neither a ThreadMover nor a DsaMover
+ * @throws {RangeError} for an `atByte`, `count` or `status` out of range
  * @throws {ClosedError} when the mover is closed
  * @throws {NotSupportedError} for a DsaMover on real hardware
  */
@@ -184,6 +209,18 @@ export function injectFault(
     throw new TypeError("Cannot inject a fault: atByte must be a number");
   }
   const count = checkSize(options.count ?? 1, "count", "inject a fault");
+  // a completion record's status byte: 0 means "not complete yet", so a
+  // descriptor completed with it (or with 256, or NaN, both stored as
+  // 0) would leave its future pending forever
+  if (
+    options.status !== undefined &&
+    (!Number.isInteger(options.status) || options.status < 1 ||
+      options.status > 255)
+  ) {
+    throw new RangeError(
+      `Cannot inject a fault: status must be a completion status byte in [1, 255], got ${options.status}`,
+    );
+  }
   const status = options.status ?? (DsaStatus.PAGE_FAULT_NOBOF |
     (options.write === false ? 0 : DSA_STATUS_WRITE_FAULT));
   check(
@@ -326,12 +363,22 @@ export function createBlockPool(
     /**
      * Lanes each arena uses, at most, in every opener while this one
      * keeps the pool open: with few lanes a freed block is reused at
-     * once, which tests of read tracking need. @default 256
+     * once, which tests of read tracking need. An integer of at least 1
+     * (more than 256, or than the arena's free blocks, counts as that).
+     * @default 256
      */
     lanes?: number;
   },
 ): BlockPool {
   const { tracer, sparse, lanes } = options ?? {};
+  checkTracer(tracer);
+  // NaN would leave every arena with NaN lanes: the pool made, and its
+  // first write refused for want of an idle lane
+  if (lanes !== undefined && (!Number.isInteger(lanes) || lanes < 1)) {
+    throw new RangeError(
+      `Cannot create pool: lanes must be an integer of at least 1, got ${lanes}`,
+    );
+  }
   return createPoolWith(path, options, { tracer, sparse, lanes });
 }
 
@@ -352,6 +399,7 @@ export function openBlockPool(
   path: string,
   options: BlockPoolOpenOptions & BlockPoolTestOptions = {},
 ): BlockPool {
+  checkTracer(options?.tracer);
   return openPoolWith(path, options, { tracer: options?.tracer });
 }
 
@@ -378,6 +426,7 @@ export function createLogStream(
   path: string,
   options: LogStreamCreateOptions & BlockPoolTestOptions,
 ): LogStream {
+  checkTracer(options?.tracer);
   return createStreamWith(path, options, { tracer: options?.tracer });
 }
 
@@ -386,6 +435,7 @@ export function openLogStream(
   path: string,
   options: LogStreamOpenOptions & BlockPoolTestOptions = {},
 ): LogStream {
+  checkTracer(options?.tracer);
   return openStreamWith(path, options, { tracer: options?.tracer });
 }
 
@@ -413,6 +463,7 @@ export function createObjectPool(
   path: string,
   options: ObjectPoolCreateOptions & BlockPoolTestOptions,
 ): ObjectPool {
+  checkTracer(options?.tracer);
   return createObjectPoolWith(path, options, { tracer: options?.tracer });
 }
 
@@ -433,6 +484,7 @@ export function openObjectPool(
   path: string,
   options: ObjectPoolOpenOptions & BlockPoolTestOptions,
 ): ObjectPool {
+  checkTracer(options?.tracer);
   return openObjectPoolWith(path, options, { tracer: options?.tracer });
 }
 
@@ -477,7 +529,9 @@ const LOG_CAP = 64;
  * assert.deepEqual(after.notes, [{ offset: 100, length: 10, kind: "durable" }]);
  * ```
  *
- * @throws {RangeError} when more than 64 notes were made since `since`
+ * @throws {RangeError} when more than 64 notes were made since `since`,
+ *   or `since` is no count this returned (not an integer in `[0, count]`)
+ * @throws {TypeError} when `since` is given and not a number
  * @throws {ClosedError} when the mapping is closed
  */
 export function writeBacks(
@@ -486,6 +540,19 @@ export function writeBacks(
 ): { count: number; notes: WriteBack[] } {
   const out = new Float64Array(3 * LOG_CAP);
   const count = native.ap_map_durable_log(nativeHandleOf(map), out, LOG_CAP);
+  if (since !== undefined && typeof since !== "number") {
+    throw new TypeError("Cannot list write-backs: since must be a number");
+  }
+  // a count returned before lies in [0, count]: another would list notes
+  // never made (zeros, of no kind) or, above count, silently none
+  if (
+    since !== undefined &&
+    (!Number.isInteger(since) || since < 0 || since > count)
+  ) {
+    throw new RangeError(
+      `Cannot list write-backs: since must be a count writeBacks returned before, in [0, ${count}], got ${since}`,
+    );
+  }
   const n = since === undefined ? Math.min(count, LOG_CAP) : count - since;
   if (n > LOG_CAP) {
     throw new RangeError(

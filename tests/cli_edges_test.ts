@@ -366,49 +366,53 @@ test("CLI: output to a pipe whose reader went away ends quietly, with the comman
   assert.match(whole.stdout, /^\s*4096\s*$/m);
 });
 
-test("CLI: paths with spaces, quotes, newlines, unicode and a leading dash", () => {
-  const dir = join(tempDir(), "odd dir");
-  mkdirSync(dir);
-  const names = [
-    "sp ace",
-    "ünï€ode",
-    "new\nline",
-    "quote'\"",
-    "100%s",
-    "back\\slash",
-    "-dash",
-  ];
-  const kinds = [
-    ["blk", ["--block-size", "512", "--size", "17M"]],
-    ["log", ["--size", "2M"]],
-    ["stream", ["--size", "2M"]],
-  ] as const;
-  // every name for a block pool, and all of them at once for the others
-  const made: [string, readonly string[]][] = [
-    ...names.map((n) =>
-      [`blk ${n}`, kinds[0][1]] as [string, readonly string[]]
-    ),
-    ...kinds.slice(1).map(([k, extra]) =>
-      [`${k} ${names.join(" ")}`, extra] as [string, readonly string[]]
-    ),
-  ];
-  for (const [name, extra] of made) {
-    const kind = name.split(" ")[0];
-    const path = join(dir, name);
-    const made = cli("create", kind, ...extra, "--", path);
-    assert.equal(made.status, 0, `${name}: ${made.stderr}`);
-    const info = cli("info", "--json", "--", path);
-    assert.equal(info.status, 0, `${name}: ${info.stderr}`);
-    assert.equal(JSON.parse(info.stdout).path, path);
-    const check = cli("check", "--json", "--", path);
-    assert.equal(check.status, 0, `${name}: ${check.stderr}`);
-    assert.equal(JSON.parse(check.stdout).path, path);
-  }
-  // a relative path that starts with a dash: after `--` it is a file
-  const dash = cli("info", "--", "-nope");
-  assert.equal(dash.status, 3, dash.stderr);
-  assert.match(dash.stderr, /cannot read '-nope': no such file/);
-});
+test(
+  "CLI: paths with spaces, quotes, newlines, unicode and a leading dash",
+  () => {
+    const dir = join(tempDir(), "odd dir");
+    mkdirSync(dir);
+    const names = [
+      "sp ace",
+      "ünï€ode",
+      "new\nline",
+      "quote'\"",
+      "100%s",
+      "back\\slash",
+      "-dash",
+    ];
+    const kinds = [
+      ["blk", ["--block-size", "512", "--size", "17M"]],
+      ["log", ["--size", "2M"]],
+      ["stream", ["--size", "2M"]],
+    ] as const;
+    // every name for a block pool, and all of them at once for the others
+    const made: [string, readonly string[]][] = [
+      ...names.map((n) =>
+        [`blk ${n}`, kinds[0][1]] as [string, readonly string[]]
+      ),
+      ...kinds.slice(1).map(([k, extra]) =>
+        [`${k} ${names.join(" ")}`, extra] as [string, readonly string[]]
+      ),
+    ];
+    for (const [name, extra] of made) {
+      const kind = name.split(" ")[0];
+      const path = join(dir, name);
+      const made = cli("create", kind, ...extra, "--", path);
+      assert.equal(made.status, 0, `${name}: ${made.stderr}`);
+      const info = cli("info", "--json", "--", path);
+      assert.equal(info.status, 0, `${name}: ${info.stderr}`);
+      assert.equal(JSON.parse(info.stdout).path, path);
+      const check = cli("check", "--json", "--", path);
+      assert.equal(check.status, 0, `${name}: ${check.stderr}`);
+      assert.equal(JSON.parse(check.stdout).path, path);
+    }
+    // a relative path that starts with a dash: after `--` it is a file
+    const dash = cli("info", "--", "-nope");
+    assert.equal(dash.status, 3, dash.stderr);
+    assert.match(dash.stderr, /cannot read '-nope': no such file/);
+  },
+  { timeout: 120_000 },
+);
 
 // Bug: `check pool.set` called a PMDK pool set file a damaged pool (exit
 // 1); `info DIR` said "EISDIR: illegal operation on a directory, read"

@@ -25,6 +25,7 @@ import { type Region, regionName } from "./regions.ts";
 import type { ScratchImage } from "./scratch.ts";
 import {
   crashRecovery,
+  openScanned,
   RECOVERY_SUBSETS,
   recoveryTracer,
 } from "./recovery_crash.ts";
@@ -232,7 +233,18 @@ export class ImageChecker {
     this.#payloads = setup.payloads;
     this.#lbas = setup.lbas;
     this.#regions = setup.regions;
-    this.#tracer = recoveryTracer(scratch, setup.model, setup.scan);
+    // Recovery stores only to the pool's metadata, never to a data
+    // block: scanning just that (its map and flog, not its 16 MiB) keeps the
+    // scans of a traced open cheap. A store elsewhere would escape the
+    // undo, which the scratch file's verify() reports.
+    const metadata = setup.regions.filter((r) => r.kind !== "data").map((
+      r,
+    ) => ({ offset: r.offset, length: Math.ceil(r.length / WORD) * WORD }));
+    this.#tracer = recoveryTracer(
+      scratch,
+      setup.model,
+      setup.scan ?? metadata,
+    );
   }
 
   /**
@@ -258,7 +270,11 @@ export class ImageChecker {
     };
     try {
       for (const w of image) s.apply(w);
-      const first = this.#recover(options.mayRefuse, true);
+      const first = this.#recover(
+        options.mayRefuse,
+        true,
+        options.recoveryImages > 0,
+      );
       out.problems.push(...first.problems);
       if (first.refused || first.observed === undefined) {
         out.refused = first.refused;
@@ -304,8 +320,12 @@ export class ImageChecker {
     }
   }
 
-  /** Open the scratch pool traced, check it, read it back, close it. */
-  #recover(mayRefuse: boolean, read: boolean): Recovery {
+  /**
+   * Open the scratch pool traced, check it, read it back, close it; with
+   * `scan`, the open's recovery is traced scanning (its crashes are
+   * checked: {@linkcode openScanned}).
+   */
+  #recover(mayRefuse: boolean, read: boolean, scan = false): Recovery {
     const problems: string[] = [];
     const tracer = this.#tracer;
     tracer.restart();
@@ -314,7 +334,11 @@ export class ImageChecker {
     let observed: Map<number, Observed> | undefined;
     let pool: BlockPool | undefined;
     try {
-      pool = openBlockPool(this.#scratch.path, { tracer });
+      pool = openScanned(
+        tracer,
+        scan,
+        () => openBlockPool(this.#scratch.path, { tracer }),
+      );
     } catch (e) {
       if (mayRefuse && isTypedError(e)) refused = true;
       else problems.push(`open failed: ${describeError(e)}`);

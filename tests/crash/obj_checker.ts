@@ -15,6 +15,7 @@ import { fingerprint, OBJ_OPTIONS, observe } from "./obj_workload.ts";
 import {
   crashRecovery,
   finishOpen,
+  openScanned,
   RECOVERED,
   recoveryTracer,
 } from "./recovery_crash.ts";
@@ -90,8 +91,12 @@ export class ObjImageChecker {
     });
   }
 
-  /** Open the scratch pool traced, read it, check its heap, close it. */
-  open(created: boolean): Opened {
+  /**
+   * Open the scratch pool traced, read it, check its heap, close it;
+   * with `scan`, the open's recovery is traced scanning (its crashes are
+   * checked: {@linkcode openScanned}).
+   */
+  open(created: boolean, scan = false): Opened {
     const tracer = this.#tracer;
     tracer.restart();
     const out: Opened = {
@@ -102,9 +107,14 @@ export class ObjImageChecker {
     };
     let pool: ObjectPool | undefined;
     try {
-      pool = openPoolWith(this.#scratch.path, { layout: OBJ_OPTIONS.layout }, {
+      pool = openScanned(
         tracer,
-      });
+        scan,
+        () =>
+          openPoolWith(this.#scratch.path, { layout: OBJ_OPTIONS.layout }, {
+            tracer,
+          }),
+      );
     } catch (e) {
       if (!created && isTypedError(e)) out.refused = true;
       else out.problems.push(`open failed: ${describeError(e)}`);
@@ -151,7 +161,7 @@ export class ObjImageChecker {
     const problems: string[] = [];
     try {
       for (const w of image) s.apply(w);
-      const first = this.open(created);
+      const first = this.open(created, settings.recoveryImages > 0);
       problems.push(...first.problems);
       if (first.refused) {
         report.refused++;

@@ -29,9 +29,11 @@ export const RECOVERY_SUBSETS: SubsetOptions = {
 /**
  * The tracer of a checker's opens of the scratch file: it traces each
  * open's recovery, whose crash images {@linkcode crashRecovery} makes.
- * Recovery persists each store right after making it, so scans between
- * its events would find nothing (and cost more than the open): scanning
- * is off, and the scan at the end still catches a store never flushed.
+ * It does not scan for unflushed stores (a scan of the whole file at
+ * every event costs more than the open), except during an open traced
+ * by {@linkcode openScanned}: the open whose recovery is crashed, where a
+ * store made early and flushed late may be evicted in between. The scan
+ * at the end of every trace still catches a store never flushed.
  *
  * @param scan where recovery stores, in a large file (`CrashTracer`'s
  *   `scan`): a store outside is caught by the scratch file's `verify()`
@@ -49,6 +51,31 @@ export function recoveryTracer(
   });
   tracer.scanning = false;
   return tracer;
+}
+
+/**
+ * Run `open` (a checker's open of the scratch file, which recovers it)
+ * with `tracer` scanning at every event when `scan` is set: the crash
+ * points of a recovery that {@linkcode crashRecovery} will crash must
+ * offer its stores not flushed yet for eviction, as the program's own
+ * traces do. Without the scan, a recovery that stores a word early and
+ * flushes it only after persisting something else (the settled
+ * timestamp before the cut headers of a stream, say) shows no crash in
+ * which that word reached the media first, and the sweep passes it.
+ * Scanning stops when `open` returns: the checks after it are not
+ * crashed.
+ */
+export function openScanned<T>(
+  tracer: CrashTracer,
+  scan: boolean,
+  open: () => T,
+): T {
+  tracer.scanning = scan;
+  try {
+    return open();
+  } finally {
+    tracer.scanning = false;
+  }
 }
 
 /** The label a checker marks where its traced open's recovery ends. */

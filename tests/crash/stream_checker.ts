@@ -26,6 +26,7 @@ import { decodeEntry, entryPayload, regionKey } from "./stream_workload.ts";
 import {
   crashRecovery,
   finishOpen,
+  openScanned,
   RECOVERED,
   RECOVERY_SUBSETS,
   recoveryTracer,
@@ -173,7 +174,12 @@ export class StreamImageChecker {
       op >= PROBE_OP ? op - PROBE_OP + 12 : ledger.entry(op)?.length ?? null;
     try {
       for (const w of image) s.apply(w);
-      const first = this.#open(options.mayRefuse, lengthOf, options.probe);
+      const first = this.#open(
+        options.mayRefuse,
+        lengthOf,
+        options.probe,
+        options.recoveryImages > 0,
+      );
       out.problems.push(...first.problems);
       out.refused = first.refused;
       if (first.visible === undefined) return out;
@@ -224,11 +230,16 @@ export class StreamImageChecker {
     }
   }
 
-  /** Open the scratch stream traced, read it, maybe probe it, close it. */
+  /**
+   * Open the scratch stream traced, read it, maybe probe it, close it;
+   * with `scan`, the open's recovery is traced scanning (its crashes are
+   * checked: {@linkcode openScanned}).
+   */
   #open(
     mayRefuse: boolean,
     lengthOf: (op: number) => number | null,
     probe: boolean,
+    scan = false,
   ): Opened {
     const tracer = this.#tracer;
     tracer.restart();
@@ -241,7 +252,11 @@ export class StreamImageChecker {
     };
     let s: LogStream | undefined;
     try {
-      s = openStreamWith(this.#scratch.path, {}, { tracer });
+      s = openScanned(
+        tracer,
+        scan,
+        () => openStreamWith(this.#scratch.path, {}, { tracer }),
+      );
     } catch (e) {
       if (mayRefuse && isTypedError(e)) out.refused = true;
       else out.problems.push(`open failed: ${describeError(e)}`);
