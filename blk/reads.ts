@@ -10,8 +10,10 @@
  * A copy made while this `BlockPool` is the pool's only opener needs no
  * tracking: no other code runs until it ends. Whether others joined is
  * read again after the copy; if one did meanwhile, the copy is redone
- * tracked (a joiner counts itself before it writes anything, so a copy
- * that still sees itself alone afterwards was never overtaken).
+ * tracked (a joiner counts itself before it writes anything, and the
+ * close that leaves this one alone again marks the count, which only
+ * this one clears before its next copy: so a copy that still sees itself
+ * alone afterwards was never overtaken).
  *
  * @module
  */
@@ -19,7 +21,7 @@ import { BadBlockError } from "../errors/mod.ts";
 import type { Arena } from "./arena.ts";
 import { MAP_ERROR, MAP_FLAGS, MAP_LBA_MASK, MAP_NORMAL } from "./layout.ts";
 import type { Media } from "./media.ts";
-import { OPENS_WORD } from "./shared.ts";
+import { LEFT_ALONE, OPENS_WORD } from "./shared.ts";
 
 /** What the reads need from their pool. */
 export interface ReadSide {
@@ -30,8 +32,24 @@ export interface ReadSide {
   readonly blockSize: number;
 }
 
-/** Whether the reader's `BlockPool` is the pool's only opener. */
+/**
+ * Whether the reader's `BlockPool` is the pool's only opener, before a
+ * copy (no copy of its may be in flight: a copy that began before others
+ * came is not taken for whole because they left, see `LEFT_ALONE`).
+ */
 export function alone(control: Int32Array): boolean {
+  const opens = Atomics.load(control, OPENS_WORD);
+  if (opens === 1) return true;
+  // the others left: the one open left is this one, between its copies
+  return opens === (1 | LEFT_ALONE) &&
+    Atomics.compareExchange(control, OPENS_WORD, opens, 1) === opens;
+}
+
+/**
+ * Whether the reader's `BlockPool` is still the pool's only opener after
+ * a copy that began {@linkcode alone}: no other opener came since.
+ */
+function stillAlone(control: Int32Array): boolean {
   return Atomics.load(control, OPENS_WORD) === 1;
 }
 
@@ -120,7 +138,7 @@ export function readBlock(
   // other openers (threads), the block is published first.
   if (alone(control)) {
     media.read(arena.blockOffset(block), out, size);
-    if (alone(control)) return out;
+    if (stillAlone(control)) return out;
   }
   return readTracked(media, arena, lba, pre, out, size, fill);
 }
@@ -249,7 +267,7 @@ export function readManyInto(
     lookUp(arenas, lbas, n, offsets);
     if (alone(side.control)) {
       side.media.readBlocks(offsets, n, size, into);
-      if (alone(side.control)) return;
+      if (stillAlone(side.control)) return;
       continue; // another opener joined meanwhile: read again, tracked
     }
     trackAll(arenas, lbas, n, offsets, true);

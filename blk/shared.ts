@@ -298,7 +298,7 @@ export class PoolShared {
 
   /** `BlockPool`s of the file open in this process. */
   get opens(): number {
-    return Atomics.load(this.#i32, OPENS);
+    return Atomics.load(this.#i32, OPENS) & ~LEFT_ALONE;
   }
 
   /** Count an open; returns a number naming it (never 0). */
@@ -307,9 +307,18 @@ export class PoolShared {
     return Atomics.add(this.#i32, NEXT_ID, 1) + 1;
   }
 
-  /** Count a close; returns the opens left. */
+  /**
+   * Count a close; returns the opens left. A close that leaves one open
+   * sets {@linkcode LEFT_ALONE} with the count, in one step.
+   */
   dropOpen(): number {
-    return Atomics.sub(this.#i32, OPENS, 1) - 1;
+    const i32 = this.#i32;
+    for (;;) {
+      const was = Atomics.load(i32, OPENS);
+      const left = (was & ~LEFT_ALONE) - 1;
+      const now = left === 1 ? left | LEFT_ALONE : (was & LEFT_ALONE) | left;
+      if (Atomics.compareExchange(i32, OPENS, was, now) === was) return left;
+    }
   }
 
   /** The control words (for the read path's one-load test of the opens). */
@@ -383,6 +392,17 @@ export class PoolShared {
 
 /** The index of `OPENS` in {@linkcode PoolShared.control}. */
 export const OPENS_WORD = OPENS;
+
+/**
+ * Set in the `OPENS` word, with the count, when a close leaves one open:
+ * the opens word then reads 1 only once that open cleared it, between two
+ * of its reads. A read copies untracked while the word is 1 before and
+ * after the copy; without the flag, openers that came, wrote over the
+ * block being copied and left during a long copy (a readMany of many
+ * blocks, in another thread) put the count back to 1, and the copy was
+ * taken for whole.
+ */
+export const LEFT_ALONE = 0x40000000;
 
 /**
  * Release every stripe lock that `token` holds in the arena regions of

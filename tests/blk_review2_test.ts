@@ -1,0 +1,57 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// The block pool shared by several openers of one process (Workers), from
+// a second review: each test failed before the fix it names.
+import { BlockPool } from "../blk/mod.ts";
+import { Media } from "../blk/media.ts";
+import { createPoolWith } from "../blk/pool.ts";
+import { assert, tempPath, test } from "./_harness.ts";
+
+const MiB = 1 << 20;
+
+function filled(size: number, value: number): Uint8Array {
+  return new Uint8Array(size).fill(value);
+}
+
+test("a read alone in the process is not fooled by an opener that came, wrote over its block and left during the copy", () => {
+  // A read copies untracked while its BlockPool is the pool's only
+  // opener, and checks the count of openers again after the copy. The
+  // count was all it looked at: a Worker that opened the pool, wrote the
+  // block being copied over and closed again while a long readMany
+  // copied (a copy of many blocks takes milliseconds) put the count back
+  // to 1, and the read returned another block's data. Such an
+  // interleaving is made here by hand: the other opener comes, writes
+  // and leaves between the lookup of the blocks and their copy.
+  const path = tempPath();
+  // one lane: a block freed by a write is the next write's target
+  using pool = createPoolWith(path, { blockSize: 512, poolSize: 32 * MiB }, {
+    lanes: 1,
+  });
+  pool.write(0, filled(512, 0xaa));
+  pool.write(1, filled(512, 0xbb));
+  const readBlocks = Media.prototype.readBlocks;
+  let others = 0;
+  Media.prototype.readBlocks = function (...args) {
+    if (others++ === 0) {
+      using other = BlockPool.open(path);
+      other.write(0, filled(512, 0xaa)); // block 0's old block goes free
+      other.write(1, filled(512, 0xcc)); // and takes block 1's data
+    }
+    return readBlocks.apply(this, args);
+  };
+  let out: Uint8Array;
+  try {
+    out = pool.readMany([0, 1]);
+  } finally {
+    Media.prototype.readBlocks = readBlocks;
+  }
+  assert.deepEqual([out[0], out[511], out[512], out[1023]], [
+    0xaa,
+    0xaa,
+    0xcc,
+    0xcc,
+  ]);
+  assert.equal(others, 2, "the read went round again");
+  // alone again, reads are right and take the fast path again
+  assert.equal(pool.read(1)[0], 0xcc);
+  assert.deepEqual(pool.check().problems, []);
+});
