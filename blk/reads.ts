@@ -47,7 +47,7 @@ export function alone(control: Int32Array): boolean {
 
 /**
  * Whether the reader's `BlockPool` is still the pool's only opener after
- * a copy that began {@linkcode alone}: no other opener came since.
+ * a copy whose lookup began {@linkcode alone}: no other opener came since.
  */
 function stillAlone(control: Int32Array): boolean {
   return Atomics.load(control, OPENS_WORD) === 1;
@@ -121,6 +121,9 @@ export function readBlock(
   out: Uint8Array,
   fill: boolean,
 ): Uint8Array {
+  // asked before the lookup: alone from the lookup to the end of the
+  // copy, no write can have taken the block (see stillAlone)
+  const solo = alone(control);
   const arena = arenaOf(arenas, lba);
   const pre = lba - arena.firstLba;
   const size = arena.blockSize;
@@ -136,7 +139,7 @@ export function readBlock(
   // A synchronous copy ends before any other code of this isolate runs,
   // so alone in the process no write can take the block meanwhile; with
   // other openers (threads), the block is published first.
-  if (alone(control)) {
+  if (solo) {
     media.read(arena.blockOffset(block), out, size);
     if (stillAlone(control)) return out;
   }
@@ -264,8 +267,11 @@ export function readManyInto(
   }
   const offsets = scratch;
   for (;;) {
+    // asked before the lookups: alone from them to the end of the copy,
+    // no write can have taken a block (see stillAlone)
+    const solo = alone(side.control);
     lookUp(arenas, lbas, n, offsets);
-    if (alone(side.control)) {
+    if (solo) {
       side.media.readBlocks(offsets, n, size, into);
       if (stillAlone(side.control)) return;
       continue; // another opener joined meanwhile: read again, tracked

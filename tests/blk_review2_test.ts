@@ -2,6 +2,7 @@
 // The block pool shared by several openers of one process (Workers), from
 // a second review: each test failed before the fix it names.
 import { BlockPool } from "../blk/mod.ts";
+import { Arena } from "../blk/arena.ts";
 import { Media } from "../blk/media.ts";
 import { createPoolWith } from "../blk/pool.ts";
 import { assert, tempPath, test } from "./_harness.ts";
@@ -53,5 +54,51 @@ test("a read alone in the process is not fooled by an opener that came, wrote ov
   assert.equal(others, 2, "the read went round again");
   // alone again, reads are right and take the fast path again
   assert.equal(pool.read(1)[0], 0xcc);
+  assert.deepEqual(pool.check().problems, []);
+});
+
+test("a read that looked its blocks up beside another opener does not copy them untracked once it left", () => {
+  // A read looked its blocks up, then asked whether its BlockPool was the
+  // pool's only opener, and copied untracked if so: another opener that
+  // wrote over a looked-up block and left in between (a readMany's
+  // lookups of many blocks take a while) went unnoticed, and the read
+  // returned another block's data. The other opener writes and leaves
+  // here right after the first lookup, by hand.
+  const path = tempPath();
+  using pool = createPoolWith(path, { blockSize: 512, poolSize: 32 * MiB }, {
+    lanes: 1,
+  });
+  const mapEntry = Arena.prototype.mapEntry;
+  const race = (read: () => Uint8Array): Uint8Array => {
+    pool.write(0, filled(512, 0xaa));
+    pool.write(1, filled(512, 0xbb));
+    let other: BlockPool | null = BlockPool.open(path);
+    Arena.prototype.mapEntry = function (pre) {
+      const entry = mapEntry.call(this, pre);
+      const o = other;
+      if (o !== null) {
+        other = null;
+        o.write(0, filled(512, 0xaa)); // block 0's old block goes free
+        o.write(1, filled(512, 0xcc)); // and takes block 1's data
+        o.close();
+      }
+      return entry;
+    };
+    try {
+      return read();
+    } finally {
+      Arena.prototype.mapEntry = mapEntry;
+      other?.close();
+    }
+  };
+  const many = race(() => pool.readMany([0, 1]));
+  assert.deepEqual([many[0], many[511], many[512], many[1023]], [
+    0xaa,
+    0xaa,
+    0xcc,
+    0xcc,
+  ]);
+  const one = race(() => pool.read(0));
+  assert.deepEqual([one[0], one[511]], [0xaa, 0xaa]);
   assert.deepEqual(pool.check().problems, []);
 });
