@@ -5,7 +5,7 @@ import { BlockPool } from "../blk/mod.ts";
 import { Arena } from "../blk/arena.ts";
 import { Media } from "../blk/media.ts";
 import { createPoolWith } from "../blk/pool.ts";
-import { assert, tempPath, test } from "./_harness.ts";
+import { assert, peek, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
 
@@ -101,4 +101,34 @@ test("a read that looked its blocks up beside another opener does not copy them 
   const one = race(() => pool.read(0));
   assert.deepEqual([one[0], one[511]], [0xaa, 0xaa]);
   assert.deepEqual(pool.check().problems, []);
+});
+
+test("two openers closing at once leave the pool header's shutdown state clean, as the last close of libpmemblk does", () => {
+  // The last close marks the header's shutdown state clean; a close
+  // called itself the last when the count of openers read 1, and dropped
+  // its own count only later. Two openers (Workers) closing at once both
+  // saw the other's count and neither cleaned: the pool was left marked
+  // open, and after an unsafe shutdown of its device (while no process had
+  // it open) an open would take it for one that was open then. Here the
+  // second opener closes inside the first's close, by hand.
+  const path = tempPath();
+  BlockPool.create(path, { blockSize: 512, poolSize: 32 * MiB }).close();
+  const clean = peek(path, 4024, 64);
+  assert.equal(clean[16], 0); // the dirty flag
+  const a = BlockPool.open(path);
+  const b = BlockPool.open(path);
+  assert.equal(peek(path, 4024, 64)[16], 1, "open: dirty");
+  const close = Media.prototype.close;
+  let inside = 0;
+  Media.prototype.close = function () {
+    if (inside++ === 0) b.close();
+    return close.call(this);
+  };
+  try {
+    a.close();
+  } finally {
+    Media.prototype.close = close;
+  }
+  assert.equal(inside, 2, "b closed inside a's close");
+  assert.deepEqual(peek(path, 4024, 64), clean);
 });
