@@ -4,8 +4,10 @@
 import { BlockPool } from "../blk/mod.ts";
 import { Arena } from "../blk/arena.ts";
 import { Media } from "../blk/media.ts";
-import { createPoolWith } from "../blk/pool.ts";
+import { createPoolWith, openPoolWith } from "../blk/pool.ts";
+import type { Future } from "../mod.ts";
 import { assert, peek, tempPath, test } from "./_harness.ts";
+import { unformatted } from "./blk_fixtures.ts";
 
 const MiB = 1 << 20;
 
@@ -131,4 +133,42 @@ test("two openers closing at once leave the pool header's shutdown state clean, 
   }
   assert.equal(inside, 2, "b closed inside a's close");
   assert.deepEqual(peek(path, 4024, 64), clean);
+});
+
+test("an open that joins while another opener lays the BTT out does not take the arenas before their shared state is ready", () => {
+  // A pool without a BTT (as libpmemblk creates them) gets one at its
+  // first write, under the layout lock; the arenas' shared state (lanes,
+  // idle ring) is set up after the info blocks are written. An open that
+  // joined in between found valid info blocks and took the arenas with no
+  // lanes yet: its writeMany made groups of 0 blocks and never settled
+  // (and its writes waited for lanes). The joiner opens here right after
+  // arena 0's info block, the layout's last write, by hand.
+  const path = unformatted();
+  let joiner: BlockPool | undefined;
+  let many: Future<void> | undefined;
+  const tracer = {
+    flush(offset: number) {
+      // arena 0's primary info block: the layout is valid on the media
+      if (offset !== 8192 || joiner !== undefined) return;
+      joiner = BlockPool.open(path);
+      many = joiner.writeMany([{ lba: 1, data: filled(512, 1) }]);
+    },
+    drain() {},
+  };
+  using first = openPoolWith(path, {}, { tracer });
+  first.write(0, filled(512, 7)); // lays the BTT out
+  assert.ok(joiner !== undefined && many !== undefined, "the joiner opened");
+  // polled by hand: a writeMany that never settles must not hang the test
+  for (let i = 0; i < 1000 && !many.done; i++) many.poll();
+  assert.equal(many.state, "complete", "the writeMany settled");
+  try {
+    joiner.write(2, filled(512, 2));
+    assert.deepEqual(
+      [first.read(1)[0], first.read(2)[0], joiner.read(0)[0]],
+      [1, 2, 7],
+    );
+    assert.deepEqual(first.check().problems, []);
+  } finally {
+    joiner.close();
+  }
 });
