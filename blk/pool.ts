@@ -31,7 +31,13 @@ import {
   readManyInto,
   takeLbas,
 } from "./reads.ts";
-import { setFlagNow, type SyncUpdateContext, writeNow } from "./sync_update.ts";
+import {
+  addIsolatePool,
+  removeIsolatePool,
+  setFlagNow,
+  type SyncUpdateContext,
+  writeNow,
+} from "./sync_update.ts";
 import {
   type PoolAccess,
   WriteGroupFuture,
@@ -209,6 +215,7 @@ export class BlockPool implements Disposable {
         return { arena, pre: lba - arena.firstLba };
       },
     };
+    addIsolatePool(this.#inflight);
   }
 
   /**
@@ -911,6 +918,7 @@ export class BlockPool implements Disposable {
     this.#outsideCheck("close the pool");
     const running = this.#inflight.running();
     this.#inflight.clear();
+    removeIsolatePool(this.#inflight);
     try {
       waitAll(running);
     } catch {

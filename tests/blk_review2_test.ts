@@ -5,7 +5,7 @@ import { BlockPool } from "../blk/mod.ts";
 import { Arena } from "../blk/arena.ts";
 import { Media } from "../blk/media.ts";
 import { createPoolWith, openPoolWith } from "../blk/pool.ts";
-import type { Future } from "../mod.ts";
+import { type Future, ThreadMover } from "../mod.ts";
 import { assert, peek, tempPath, test } from "./_harness.ts";
 import { unformatted } from "./blk_fixtures.ts";
 
@@ -171,4 +171,30 @@ test("an open that joins while another opener lays the BTT out does not take the
   } finally {
     joiner.close();
   }
+});
+
+test("a write that finds every lane held by another opener of this isolate drives that opener's writes, not waits 30 s for them", async () => {
+  // A synchronous write with no idle lane waited for its own pool's
+  // writes in flight, then slept for lanes that other openers (Workers)
+  // hold: 30 s, then EBUSY. When the holder was another BlockPool of the
+  // pool in this isolate, its writes could only finish on this thread,
+  // which slept. It drives them now, as its own.
+  const path = tempPath();
+  using mover = new ThreadMover();
+  using a = createPoolWith(path, {
+    blockSize: 512,
+    poolSize: 32 * MiB,
+    mover,
+  }, { lanes: 4 });
+  using b = BlockPool.open(path);
+  const writes = [0, 1, 2, 3].map((lba) => a.writeAsync(lba, filled(512, 1)));
+  for (const w of writes) w.poll(); // each queues
+  writes[0].poll(); // starts them all: each holds a lane, its copy under way
+  assert.ok(writes.every((w) => w.state === "running"));
+  const t0 = performance.now();
+  b.write(10, filled(512, 2));
+  const ms = performance.now() - t0;
+  assert.ok(ms < 5000, `the write waited ${Math.round(ms)} ms`);
+  await Promise.all(writes);
+  assert.deepEqual([a.read(0)[0], a.read(3)[0], a.read(10)[0]], [1, 1, 2]);
 });
