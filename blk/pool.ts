@@ -39,7 +39,9 @@ import {
   writeNow,
 } from "./sync_update.ts";
 import {
+  addIsolateAccess,
   type PoolAccess,
+  removeIsolateAccess,
   WriteGroupFuture,
   WriteScheduler,
 } from "./async_io.ts";
@@ -216,6 +218,7 @@ export class BlockPool implements Disposable {
       },
     };
     addIsolatePool(this.#inflight);
+    addIsolateAccess(this.#access);
   }
 
   /**
@@ -919,6 +922,7 @@ export class BlockPool implements Disposable {
     const running = this.#inflight.running();
     this.#inflight.clear();
     removeIsolatePool(this.#inflight);
+    removeIsolateAccess(this.#access);
     try {
       waitAll(running);
     } catch {

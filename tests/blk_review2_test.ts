@@ -198,3 +198,35 @@ test("a write that finds every lane held by another opener of this isolate drive
   await Promise.all(writes);
   assert.deepEqual([a.read(0)[0], a.read(3)[0], a.read(10)[0]], [1, 1, 2]);
 });
+
+test("a blocking wait for a write whose lanes another opener of this isolate holds finishes that opener's writes, not waits for good", async () => {
+  // A write short of lanes finished the writes of its own pool that were
+  // copied but not committed (their futures not polled), and waited.
+  // When another BlockPool of the pool in this isolate held the lanes,
+  // only a poll of its writes, on this thread, could commit them: a
+  // blocking wait() for the write (or the pool's close, which waits for
+  // its writes) waited for good. Polled by hand here, for a bounded time.
+  const path = tempPath();
+  using mover = new ThreadMover();
+  using a = createPoolWith(path, {
+    blockSize: 512,
+    poolSize: 32 * MiB,
+    mover,
+  }, { lanes: 4 });
+  using b = BlockPool.open(path, { mover });
+  const writes = [0, 1, 2, 3].map((lba) => a.writeAsync(lba, filled(512, 1)));
+  for (const w of writes) w.poll(); // each queues
+  writes[0].poll(); // starts them all: each holds a lane, its copy under way
+  assert.ok(writes.every((w) => w.state === "running"));
+  const mine = b.writeAsync(10, filled(512, 2));
+  const deadline = performance.now() + 3000;
+  while (!mine.done && performance.now() < deadline) {
+    mine.poll();
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  const state = mine.state;
+  await Promise.all(writes);
+  await mine;
+  assert.equal(state, "complete", "the write went on");
+  assert.deepEqual([b.read(0)[0], b.read(3)[0], a.read(10)[0]], [1, 1, 2]);
+});
