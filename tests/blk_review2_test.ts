@@ -6,7 +6,7 @@ import { Arena } from "../blk/arena.ts";
 import { Media } from "../blk/media.ts";
 import { createPoolWith, openPoolWith } from "../blk/pool.ts";
 import { type Future, ThreadMover } from "../mod.ts";
-import { assert, peek, tempPath, test } from "./_harness.ts";
+import { assert, peek, runScript, tempPath, test } from "./_harness.ts";
 import { unformatted } from "./blk_fixtures.ts";
 
 const MiB = 1 << 20;
@@ -229,4 +229,54 @@ test("a blocking wait for a write whose lanes another opener of this isolate hol
   await mine;
   assert.equal(state, "complete", "the write went on");
   assert.deepEqual([b.read(0)[0], b.read(3)[0], a.read(10)[0]], [1, 1, 2]);
+});
+
+test("another open of the pool in this isolate refuses inside check()'s progress callback what would wait for the check's locks", () => {
+  // check() holds the pool's layout lock and every commit lock while its
+  // progress callback runs; the callback's updates, checks and commits of
+  // the pool throw a TypeError. Through another BlockPool of the same
+  // pool in this isolate they waited for those locks, held by their own
+  // thread, for good. In a child process, so a hang fails the test.
+  const path = tempPath();
+  const r = runScript(
+    `
+    import { BlockPool } from "@root/blk/mod.ts";
+    import { wait } from "@root/mod.ts";
+    const path = ${JSON.stringify(path)};
+    const a = BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 });
+    const b = BlockPool.open(path);
+    const block = (v) => new Uint8Array(512).fill(v);
+    const out = {};
+    const name = (f) => { try { f(); return "ok"; } catch (e) { return e.name; } };
+    let once = true;
+    a.check({ onProgress: () => {
+      if (!once) return;
+      once = false;
+      out.write = name(() => b.write(1, block(1)));
+      out.setZero = name(() => b.setZero(2));
+      out.check = name(() => b.check());
+      out.writeAsync = name(() => wait(b.writeAsync(3, block(3))));
+      out.read = b.read(1)[0];
+    } });
+    // after the check, all goes on
+    b.write(1, block(11));
+    wait(b.writeMany([{ lba: 3, data: block(33) }]));
+    out.after = [a.read(1)[0], a.read(3)[0]];
+    out.problems = b.check().problems;
+    b.close();
+    a.close();
+    console.log(JSON.stringify(out));
+  `,
+    20_000,
+  );
+  assert.equal(r.status, 0, `status ${r.status} ${r.signal} ${r.stderr}`);
+  assert.deepEqual(JSON.parse(r.stdout.trim().split("\n").at(-1)!), {
+    write: "TypeError",
+    setZero: "TypeError",
+    check: "TypeError",
+    writeAsync: "TypeError",
+    read: 0,
+    after: [11, 33],
+    problems: [],
+  });
 });
