@@ -38,6 +38,38 @@ export interface PoolAccess extends ReadAccess {
   forUpdate(lba: number, op: string): Arena;
 }
 
+/**
+ * What every open `BlockPool` of this isolate has started: a write short
+ * of lanes finishes the writes and reads of the others too, as another
+ * open of the pool here may hold the lanes and only this thread can
+ * commit its writes (a blocking wait polls only the futures it waits for).
+ */
+const isolatePools = new Set<PoolAccess>();
+
+/** Count a pool's operations among this isolate's (at its open). */
+export function addIsolateAccess(access: PoolAccess): void {
+  isolatePools.add(access);
+}
+
+/** Stop counting them (at its close). */
+export function removeIsolateAccess(access: PoolAccess): void {
+  isolatePools.delete(access);
+}
+
+/**
+ * Finish the writes and reads started by the other pools of this isolate
+ * whose copies are done; returns whether one settled.
+ */
+function finishOthers(mine: PoolAccess, ctx: PollContext): boolean {
+  let settled = false;
+  for (const access of isolatePools) {
+    if (access === mine) continue;
+    if (access.writes.finishStarted(ctx)) settled = true;
+    if (access.reads.finishStarted(ctx)) settled = true;
+  }
+  return settled;
+}
+
 /** One block update: its place in its block's queue, its data and lane. */
 interface Slot extends WriteTicket, LaneUpdate {
   /** The bytes to write. */
@@ -466,10 +498,12 @@ export class WriteGroupFuture extends Future<void> {
           writes.startAll();
           // still waiting: behind another update of a block, or no lane
           // (then the writes holding lanes may be done but not committed,
-          // or reads of their free blocks done but not settled)
+          // or reads of their free blocks done but not settled, here or
+          // in another pool of this isolate)
           if (
             g.stage === WAITING && !writes.finishStarted(ctx) &&
-            !this.#pool.reads.finishStarted(ctx)
+            !this.#pool.reads.finishStarted(ctx) &&
+            !finishOthers(this.#pool, ctx)
           ) return PENDING;
           continue;
         case COPYING: {

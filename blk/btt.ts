@@ -41,7 +41,8 @@ export interface Btt {
  * load them into the shared state, rolling interrupted writes forward: what
  * the pool's first opener in the process does, and whoever lays the BTT
  * out. With `attach`, a later opener finds the arenas the first one
- * loaded, changing nothing. A pool without a BTT gives no arenas.
+ * loaded, changing nothing (none until the shared state says they are
+ * loaded). A pool without a BTT gives no arenas.
  *
  * @throws {PmemError} code -22 (EINVAL) when the BTT is corrupt
  */
@@ -49,6 +50,13 @@ export function loadBtt(file: PoolFile, attach = !file.join.first): Btt {
   const media = file.media;
   const g = file.geometry;
   const repaired: string[] = [];
+  if (attach && !file.join.shared.laidOut) {
+    // No opener loaded arenas: the pool has no BTT, or another opener is
+    // laying it out, whose info blocks may be valid before the arenas'
+    // shared state (lanes, idle ring) is set up. Taken once it says so
+    // (`BlockPool` adopts them at its next use of the pool).
+    return { places: [], arenas: [], repaired, blockCount: g.blockCount };
+  }
   const places: ArenaPlace[] = [];
   let offset = 0;
   let room = g.rawSize;

@@ -32,6 +32,11 @@ export interface PoolJoin {
   readonly first: boolean;
   /** This open's number among the pool's openers (never 0). */
   readonly token: number;
+  /**
+   * Whether this open is still counted among the pool's opens (until
+   * {@linkcode dropCount}, or {@linkcode leavePool}).
+   */
+  counted: boolean;
 }
 
 /** The error of an open refused because the pool is open elsewhere. */
@@ -77,7 +82,13 @@ export function joinPool(
   if (share.first) {
     shared.state = STATE_LOADING;
     shared.readOnly = readOnly;
-    return { share, shared, first: true, token: shared.addOpen() };
+    return {
+      share,
+      shared,
+      first: true,
+      token: shared.addOpen(),
+      counted: true,
+    };
   }
   try {
     if (readOnly) throw alreadyOpen(op, path, "in this process");
@@ -90,7 +101,13 @@ export function joinPool(
     if (shared.readOnly) {
       throw alreadyOpen(op, path, "read-only in this process");
     }
-    return { share, shared, first: false, token: shared.addOpen() };
+    return {
+      share,
+      shared,
+      first: false,
+      token: shared.addOpen(),
+      counted: true,
+    };
   } catch (e) {
     share.close();
     throw e;
@@ -103,9 +120,20 @@ export function joinPool(
  */
 export function leavePool(join: PoolJoin, failed: boolean): void {
   if (join.share.closed) return;
-  join.shared.dropOpen();
+  dropCount(join);
   if (failed && join.first) join.shared.state = STATE_FAILED;
   join.share.close();
+}
+
+/**
+ * This open no longer counts among the pool's opens (once); returns the
+ * opens left. A close drops its count holding the shutdown state's lock,
+ * so of two closes at once exactly one sees none left.
+ */
+export function dropCount(join: PoolJoin): number {
+  if (!join.counted) return join.shared.opens;
+  join.counted = false;
+  return join.shared.dropOpen();
 }
 
 /** The first opener finished setting the pool up: joiners may go on. */

@@ -441,15 +441,28 @@ export class LaneTable {
    * @throws {PmemError} code -130 (EOWNERDEAD) when its holder's thread
    *   ended before it closed the pool; every stripe this opener holds is
    *   released first
+   * @throws {TypeError} when a check() of this thread holds it (the same)
    */
   lockStripe(pre: number): void {
-    lockWord(
-      this.words,
-      stripeOf(pre),
-      this.#token,
-      this.#share,
-      this.#stripeEnded,
-    );
+    try {
+      lockWord(
+        this.words,
+        stripeOf(pre),
+        this.#token,
+        this.#share,
+        this.#stripeEnded,
+      );
+    } catch (e) {
+      // (a stripe a check of this thread holds) what this commit took, it
+      // gives back: it fails
+      releaseStripes(this.words.buffer, this.#token);
+      throw e;
+    }
+  }
+
+  /** This opener's lock token (see `lockToken`). */
+  get token(): number {
+    return this.#token;
   }
 
   /** Release the stripe lock of `pre`. */

@@ -48,7 +48,13 @@ import {
   type PoolGeometry,
   poolGeometry,
 } from "./layout.ts";
-import { alreadyOpen, joinPool, leavePool, type PoolJoin } from "./join.ts";
+import {
+  alreadyOpen,
+  dropCount,
+  joinPool,
+  leavePool,
+  type PoolJoin,
+} from "./join.ts";
 import { Media } from "./media.ts";
 import { MAX_LANES } from "./shared.ts";
 
@@ -250,8 +256,12 @@ function markOpen(
 
 /**
  * Set the header's shutdown state clean when this is the pool's last open
- * in the process, as libpmemblk's close does. Never throws: a state left
- * dirty only makes a later open compare the device's count.
+ * in the process, as libpmemblk's close does. The open stops counting
+ * here, under the state's lock: two closes at once each saw the other
+ * counted when they asked under the lock and dropped their counts after
+ * it, and neither cleaned. Run once nothing of this open is in flight.
+ * Never throws: a state left dirty only makes a later open compare the
+ * device's count.
  */
 export function markClosed(file: PoolFile): void {
   if (file.keepsState) markClean(file.map, file.join, file.device);
@@ -266,7 +276,7 @@ function markClean(
   const shared = join.shared;
   shared.lockShutdownState();
   try {
-    if (shared.opens === 1) storeShutdownState(map, device, false);
+    if (dropCount(join) === 0) storeShutdownState(map, device, false);
   } catch {
     // dirty it stays
   } finally {

@@ -31,9 +31,17 @@ import {
   readManyInto,
   takeLbas,
 } from "./reads.ts";
-import { setFlagNow, type SyncUpdateContext, writeNow } from "./sync_update.ts";
 import {
+  addIsolatePool,
+  removeIsolatePool,
+  setFlagNow,
+  type SyncUpdateContext,
+  writeNow,
+} from "./sync_update.ts";
+import {
+  addIsolateAccess,
   type PoolAccess,
+  removeIsolateAccess,
   WriteGroupFuture,
   WriteScheduler,
 } from "./async_io.ts";
@@ -209,6 +217,8 @@ export class BlockPool implements Disposable {
         return { arena, pre: lba - arena.firstLba };
       },
     };
+    addIsolatePool(this.#inflight);
+    addIsolateAccess(this.#access);
   }
 
   /**
@@ -821,9 +831,17 @@ export class BlockPool implements Disposable {
     shared.lockLayout();
     let problems;
     this.#checking = true;
+    // the locks the callback runs holding: another open of the pool in
+    // this thread fails its waits for them instead of waiting for good
+    const tokens = [shared.lockToken];
+    shared.checking(tokens[0], true);
     try {
       if (this.#arenas.length === 0 && shared.laidOut) {
         this.#adopt(loadBtt(this.#file, true));
+      }
+      for (const arena of this.#arenas) {
+        tokens.push(arena.table.token);
+        shared.checking(arena.table.token, true);
       }
       // a lock whose holder ended throws with every stripe let go
       for (const arena of this.#arenas) arena.table.lockStripes();
@@ -844,6 +862,7 @@ export class BlockPool implements Disposable {
       }
     } finally {
       this.#checking = false;
+      for (const t of tokens) shared.checking(t, false);
       shared.unlockLayout();
     }
     return {
@@ -911,6 +930,8 @@ export class BlockPool implements Disposable {
     this.#outsideCheck("close the pool");
     const running = this.#inflight.running();
     this.#inflight.clear();
+    removeIsolatePool(this.#inflight);
+    removeIsolateAccess(this.#access);
     try {
       waitAll(running);
     } catch {

@@ -10,8 +10,10 @@
  * A copy made while this `BlockPool` is the pool's only opener needs no
  * tracking: no other code runs until it ends. Whether others joined is
  * read again after the copy; if one did meanwhile, the copy is redone
- * tracked (a joiner counts itself before it writes anything, so a copy
- * that still sees itself alone afterwards was never overtaken).
+ * tracked (a joiner counts itself before it writes anything, and the
+ * close that leaves this one alone again marks the count, which only
+ * this one clears before its next copy: so a copy that still sees itself
+ * alone afterwards was never overtaken).
  *
  * @module
  */
@@ -19,7 +21,7 @@ import { BadBlockError } from "../errors/mod.ts";
 import type { Arena } from "./arena.ts";
 import { MAP_ERROR, MAP_FLAGS, MAP_LBA_MASK, MAP_NORMAL } from "./layout.ts";
 import type { Media } from "./media.ts";
-import { OPENS_WORD } from "./shared.ts";
+import { LEFT_ALONE, OPENS_WORD } from "./shared.ts";
 
 /** What the reads need from their pool. */
 export interface ReadSide {
@@ -30,8 +32,24 @@ export interface ReadSide {
   readonly blockSize: number;
 }
 
-/** Whether the reader's `BlockPool` is the pool's only opener. */
+/**
+ * Whether the reader's `BlockPool` is the pool's only opener, before a
+ * copy (no copy of its may be in flight: a copy that began before others
+ * came is not taken for whole because they left, see `LEFT_ALONE`).
+ */
 export function alone(control: Int32Array): boolean {
+  const opens = Atomics.load(control, OPENS_WORD);
+  if (opens === 1) return true;
+  // the others left: the one open left is this one, between its copies
+  return opens === (1 | LEFT_ALONE) &&
+    Atomics.compareExchange(control, OPENS_WORD, opens, 1) === opens;
+}
+
+/**
+ * Whether the reader's `BlockPool` is still the pool's only opener after
+ * a copy whose lookup began {@linkcode alone}: no other opener came since.
+ */
+function stillAlone(control: Int32Array): boolean {
   return Atomics.load(control, OPENS_WORD) === 1;
 }
 
@@ -103,6 +121,9 @@ export function readBlock(
   out: Uint8Array,
   fill: boolean,
 ): Uint8Array {
+  // asked before the lookup: alone from the lookup to the end of the
+  // copy, no write can have taken the block (see stillAlone)
+  const solo = alone(control);
   const arena = arenaOf(arenas, lba);
   const pre = lba - arena.firstLba;
   const size = arena.blockSize;
@@ -118,9 +139,9 @@ export function readBlock(
   // A synchronous copy ends before any other code of this isolate runs,
   // so alone in the process no write can take the block meanwhile; with
   // other openers (threads), the block is published first.
-  if (alone(control)) {
+  if (solo) {
     media.read(arena.blockOffset(block), out, size);
-    if (alone(control)) return out;
+    if (stillAlone(control)) return out;
   }
   return readTracked(media, arena, lba, pre, out, size, fill);
 }
@@ -246,10 +267,13 @@ export function readManyInto(
   }
   const offsets = scratch;
   for (;;) {
+    // asked before the lookups: alone from them to the end of the copy,
+    // no write can have taken a block (see stillAlone)
+    const solo = alone(side.control);
     lookUp(arenas, lbas, n, offsets);
-    if (alone(side.control)) {
+    if (solo) {
       side.media.readBlocks(offsets, n, size, into);
-      if (alone(side.control)) return;
+      if (stillAlone(side.control)) return;
       continue; // another opener joined meanwhile: read again, tracked
     }
     trackAll(arenas, lbas, n, offsets, true);

@@ -22,6 +22,7 @@
  * @module
  */
 import { PmemError } from "../errors/mod.ts";
+import { backend } from "../ffi/lib.ts";
 import { FileShare } from "../pmem2/file_share.ts";
 import {
   SHARE_FAILED,
@@ -180,6 +181,31 @@ export const LEDGER_BASE = LEDGER_OWNER_BASE + LEDGERS;
 export const ARENA_WORDS = LEDGER_BASE + LEDGERS * READ_BUCKETS / 2;
 
 /**
+ * The locks held by the check()s running in this isolate, as
+ * `share address:holder token` (the address of a share's memory is the
+ * same for every open of the file in the process): a check's progress
+ * callback runs holding them, so a wait for one here, by another open of
+ * the pool in this thread, would never end.
+ */
+const checksHere = new Set<string>();
+
+/** What names the locks `token` holds in `share` in `checksHere`. */
+function checkKey(share: FileShare, token: number): string {
+  return `${backend.addressOf(new Uint8Array(share.memory, 0, 1))}:${token}`;
+}
+
+/**
+ * The error of a wait for a lock that a check() running in this thread
+ * holds: a `TypeError`, as for the check's own pool.
+ */
+function heldByCheck(share: FileShare): TypeError {
+  return new TypeError(
+    `Cannot wait for a lock of '${share.path}' inside check()'s progress ` +
+      "callback: the check holds the pool's locks (in this thread)",
+  );
+}
+
+/**
  * Take the lock word `at` of `i32` (0 free, else its holder's token):
  * spin a little, then sleep in growing steps. A holder may be a thread
  * the OS preempted, and this machine may have as few CPUs as threads, so
@@ -189,7 +215,9 @@ export const ARENA_WORDS = LEDGER_BASE + LEDGERS * READ_BUCKETS / 2;
  * {@linkcode FileShare.ended}) never lets go: `ended(holder)` is called
  * then, and takes the lock over (returns true: the caller holds it),
  * returns false (another waiter took it over: wait on) or throws;
- * without `ended`, the wait fails with {@linkcode ownerEnded}.
+ * without `ended`, the wait fails with {@linkcode ownerEnded}. A holder
+ * that is a check() running in this thread (see
+ * {@linkcode PoolShared.checking}) fails the wait with a `TypeError`.
  */
 export function lockWord(
   i32: Int32Array,
@@ -215,6 +243,12 @@ export function lockWord(
       if (ended === undefined) throw ownerEnded(share.path, "a lock of it");
       if (ended(holder)) return;
       continue;
+    }
+    if (
+      checksHere.size !== 0 && share !== undefined &&
+      checksHere.has(checkKey(share, holder))
+    ) {
+      throw heldByCheck(share);
     }
     sleepMs(ms);
     ms = Math.min(ms * 2, 1);
@@ -298,7 +332,7 @@ export class PoolShared {
 
   /** `BlockPool`s of the file open in this process. */
   get opens(): number {
-    return Atomics.load(this.#i32, OPENS);
+    return Atomics.load(this.#i32, OPENS) & ~LEFT_ALONE;
   }
 
   /** Count an open; returns a number naming it (never 0). */
@@ -307,9 +341,18 @@ export class PoolShared {
     return Atomics.add(this.#i32, NEXT_ID, 1) + 1;
   }
 
-  /** Count a close; returns the opens left. */
+  /**
+   * Count a close; returns the opens left. A close that leaves one open
+   * sets {@linkcode LEFT_ALONE} with the count, in one step.
+   */
   dropOpen(): number {
-    return Atomics.sub(this.#i32, OPENS, 1) - 1;
+    const i32 = this.#i32;
+    for (;;) {
+      const was = Atomics.load(i32, OPENS);
+      const left = (was & ~LEFT_ALONE) - 1;
+      const now = left === 1 ? left | LEFT_ALONE : (was & LEFT_ALONE) | left;
+      if (Atomics.compareExchange(i32, OPENS, was, now) === was) return left;
+    }
   }
 
   /** The control words (for the read path's one-load test of the opens). */
@@ -334,17 +377,31 @@ export class PoolShared {
    *   ended before it closed the pool
    */
   lockLayout(): void {
-    lockWord(
-      this.#i32,
-      LAYOUT_LOCK,
-      lockToken(this.#share, 1),
-      this.#share,
-    );
+    lockWord(this.#i32, LAYOUT_LOCK, this.lockToken, this.#share);
+  }
+
+  /** What this open's layout lock holds (its lock token). */
+  get lockToken(): number {
+    return lockToken(this.#share, 1);
   }
 
   /** Release the layout lock. */
   unlockLayout(): void {
     unlockWord(this.#i32, LAYOUT_LOCK);
+  }
+
+  /**
+   * Whether a check() of this isolate holding the locks of `token` runs
+   * (set while its progress callback may run): other opens of the pool in
+   * this thread then fail their waits for those locks instead of waiting
+   * for good (see {@linkcode lockWord}).
+   */
+  checking(token: number, on: boolean): void {
+    const share = this.#share;
+    if (share === undefined) return;
+    const key = checkKey(share, token);
+    if (on) checksHere.add(key);
+    else checksHere.delete(key);
   }
 
   /**
@@ -383,6 +440,17 @@ export class PoolShared {
 
 /** The index of `OPENS` in {@linkcode PoolShared.control}. */
 export const OPENS_WORD = OPENS;
+
+/**
+ * Set in the `OPENS` word, with the count, when a close leaves one open:
+ * the opens word then reads 1 only once that open cleared it, between two
+ * of its reads. A read copies untracked while the word is 1 before and
+ * after the copy; without the flag, openers that came, wrote over the
+ * block being copied and left during a long copy (a readMany of many
+ * blocks, in another thread) put the count back to 1, and the copy was
+ * taken for whole.
+ */
+export const LEFT_ALONE = 0x40000000;
 
 /**
  * Release every stripe lock that `token` holds in the arena regions of

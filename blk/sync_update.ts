@@ -22,6 +22,23 @@ const EBUSY = 16;
 /** How long a synchronous write waits for a lane held by other openers. */
 const LANE_WAIT_MS = 30_000;
 
+/**
+ * The operations in flight of every open `BlockPool` of this isolate: a
+ * synchronous write short of lanes drives them too, as only this thread
+ * can finish them (another open of the pool here may hold the lanes).
+ */
+const isolatePools = new Set<FutureRegistry>();
+
+/** Count a pool's operations among this isolate's (at its open). */
+export function addIsolatePool(inflight: FutureRegistry): void {
+  isolatePools.add(inflight);
+}
+
+/** Stop counting them (at its close). */
+export function removeIsolatePool(inflight: FutureRegistry): void {
+  isolatePools.delete(inflight);
+}
+
 /** What a synchronous update needs of its pool. */
 export interface SyncUpdateContext {
   media: Media;
@@ -103,12 +120,19 @@ function writeSteps(
 
 /**
  * Take an idle lane whose free block no read in flight is copying,
- * waiting for this opener's asynchronous operations while none is, and
- * then, while other openers of the pool hold the lanes, for them.
+ * waiting for this opener's asynchronous operations while none is, then
+ * for those of the other openers in this isolate (another open of the
+ * pool here may hold the lanes, and only this thread can finish its
+ * writes), and then, while other openers of the pool hold the lanes, for
+ * them.
  */
 function takeFreeBlock(ctx: SyncUpdateContext, arena: Arena): number {
   let lane = arena.takeLane();
-  while (lane < 0 && waitForOne(ctx.inflight)) lane = arena.takeLane();
+  while (
+    lane < 0 && (waitForOne(ctx.inflight) || waitForOther(ctx.inflight))
+  ) {
+    lane = arena.takeLane();
+  }
   if (lane < 0 && !alone(ctx.control)) {
     const deadline = performance.now() + LANE_WAIT_MS;
     let ms = 0.005;
@@ -139,6 +163,17 @@ function waitForOne(inflight: FutureRegistry): boolean {
     // reported to whoever awaits it
   }
   return true;
+}
+
+/**
+ * Wait for one operation in flight of another open pool of this isolate;
+ * false when there is none.
+ */
+function waitForOther(mine: FutureRegistry): boolean {
+  for (const inflight of isolatePools) {
+    if (inflight !== mine && waitForOne(inflight)) return true;
+  }
+  return false;
 }
 
 /**

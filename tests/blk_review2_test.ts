@@ -1,0 +1,282 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// The block pool shared by several openers of one process (Workers), from
+// a second review: each test failed before the fix it names.
+import { BlockPool } from "../blk/mod.ts";
+import { Arena } from "../blk/arena.ts";
+import { Media } from "../blk/media.ts";
+import { createPoolWith, openPoolWith } from "../blk/pool.ts";
+import { type Future, ThreadMover } from "../mod.ts";
+import { assert, peek, runScript, tempPath, test } from "./_harness.ts";
+import { unformatted } from "./blk_fixtures.ts";
+
+const MiB = 1 << 20;
+
+function filled(size: number, value: number): Uint8Array {
+  return new Uint8Array(size).fill(value);
+}
+
+test("a read alone in the process is not fooled by an opener that came, wrote over its block and left during the copy", () => {
+  // A read copies untracked while its BlockPool is the pool's only
+  // opener, and checks the count of openers again after the copy. The
+  // count was all it looked at: a Worker that opened the pool, wrote the
+  // block being copied over and closed again while a long readMany
+  // copied (a copy of many blocks takes milliseconds) put the count back
+  // to 1, and the read returned another block's data. Such an
+  // interleaving is made here by hand: the other opener comes, writes
+  // and leaves between the lookup of the blocks and their copy.
+  const path = tempPath();
+  // one lane: a block freed by a write is the next write's target
+  using pool = createPoolWith(path, { blockSize: 512, poolSize: 32 * MiB }, {
+    lanes: 1,
+  });
+  pool.write(0, filled(512, 0xaa));
+  pool.write(1, filled(512, 0xbb));
+  const readBlocks = Media.prototype.readBlocks;
+  let others = 0;
+  Media.prototype.readBlocks = function (...args) {
+    if (others++ === 0) {
+      using other = BlockPool.open(path);
+      other.write(0, filled(512, 0xaa)); // block 0's old block goes free
+      other.write(1, filled(512, 0xcc)); // and takes block 1's data
+    }
+    return readBlocks.apply(this, args);
+  };
+  let out: Uint8Array;
+  try {
+    out = pool.readMany([0, 1]);
+  } finally {
+    Media.prototype.readBlocks = readBlocks;
+  }
+  assert.deepEqual([out[0], out[511], out[512], out[1023]], [
+    0xaa,
+    0xaa,
+    0xcc,
+    0xcc,
+  ]);
+  assert.equal(others, 2, "the read went round again");
+  // alone again, reads are right and take the fast path again
+  assert.equal(pool.read(1)[0], 0xcc);
+  assert.deepEqual(pool.check().problems, []);
+});
+
+test("a read that looked its blocks up beside another opener does not copy them untracked once it left", () => {
+  // A read looked its blocks up, then asked whether its BlockPool was the
+  // pool's only opener, and copied untracked if so: another opener that
+  // wrote over a looked-up block and left in between (a readMany's
+  // lookups of many blocks take a while) went unnoticed, and the read
+  // returned another block's data. The other opener writes and leaves
+  // here right after the first lookup, by hand.
+  const path = tempPath();
+  using pool = createPoolWith(path, { blockSize: 512, poolSize: 32 * MiB }, {
+    lanes: 1,
+  });
+  const mapEntry = Arena.prototype.mapEntry;
+  const race = (read: () => Uint8Array): Uint8Array => {
+    pool.write(0, filled(512, 0xaa));
+    pool.write(1, filled(512, 0xbb));
+    let other: BlockPool | null = BlockPool.open(path);
+    Arena.prototype.mapEntry = function (pre) {
+      const entry = mapEntry.call(this, pre);
+      const o = other;
+      if (o !== null) {
+        other = null;
+        o.write(0, filled(512, 0xaa)); // block 0's old block goes free
+        o.write(1, filled(512, 0xcc)); // and takes block 1's data
+        o.close();
+      }
+      return entry;
+    };
+    try {
+      return read();
+    } finally {
+      Arena.prototype.mapEntry = mapEntry;
+      other?.close();
+    }
+  };
+  const many = race(() => pool.readMany([0, 1]));
+  assert.deepEqual([many[0], many[511], many[512], many[1023]], [
+    0xaa,
+    0xaa,
+    0xcc,
+    0xcc,
+  ]);
+  const one = race(() => pool.read(0));
+  assert.deepEqual([one[0], one[511]], [0xaa, 0xaa]);
+  assert.deepEqual(pool.check().problems, []);
+});
+
+test("two openers closing at once leave the pool header's shutdown state clean, as the last close of libpmemblk does", () => {
+  // The last close marks the header's shutdown state clean; a close
+  // called itself the last when the count of openers read 1, and dropped
+  // its own count only later. Two openers (Workers) closing at once both
+  // saw the other's count and neither cleaned: the pool was left marked
+  // open, and after an unsafe shutdown of its device (while no process had
+  // it open) an open would take it for one that was open then. Here the
+  // second opener closes inside the first's close, by hand.
+  const path = tempPath();
+  BlockPool.create(path, { blockSize: 512, poolSize: 32 * MiB }).close();
+  const clean = peek(path, 4024, 64);
+  assert.equal(clean[16], 0); // the dirty flag
+  const a = BlockPool.open(path);
+  const b = BlockPool.open(path);
+  assert.equal(peek(path, 4024, 64)[16], 1, "open: dirty");
+  const close = Media.prototype.close;
+  let inside = 0;
+  Media.prototype.close = function () {
+    if (inside++ === 0) b.close();
+    return close.call(this);
+  };
+  try {
+    a.close();
+  } finally {
+    Media.prototype.close = close;
+  }
+  assert.equal(inside, 2, "b closed inside a's close");
+  assert.deepEqual(peek(path, 4024, 64), clean);
+});
+
+test("an open that joins while another opener lays the BTT out does not take the arenas before their shared state is ready", () => {
+  // A pool without a BTT (as libpmemblk creates them) gets one at its
+  // first write, under the layout lock; the arenas' shared state (lanes,
+  // idle ring) is set up after the info blocks are written. An open that
+  // joined in between found valid info blocks and took the arenas with no
+  // lanes yet: its writeMany made groups of 0 blocks and never settled
+  // (and its writes waited for lanes). The joiner opens here right after
+  // arena 0's info block, the layout's last write, by hand.
+  const path = unformatted();
+  let joiner: BlockPool | undefined;
+  let many: Future<void> | undefined;
+  const tracer = {
+    flush(offset: number) {
+      // arena 0's primary info block: the layout is valid on the media
+      if (offset !== 8192 || joiner !== undefined) return;
+      joiner = BlockPool.open(path);
+      many = joiner.writeMany([{ lba: 1, data: filled(512, 1) }]);
+    },
+    drain() {},
+  };
+  using first = openPoolWith(path, {}, { tracer });
+  first.write(0, filled(512, 7)); // lays the BTT out
+  assert.ok(joiner !== undefined && many !== undefined, "the joiner opened");
+  // polled by hand: a writeMany that never settles must not hang the test
+  for (let i = 0; i < 1000 && !many.done; i++) many.poll();
+  assert.equal(many.state, "complete", "the writeMany settled");
+  try {
+    joiner.write(2, filled(512, 2));
+    assert.deepEqual(
+      [first.read(1)[0], first.read(2)[0], joiner.read(0)[0]],
+      [1, 2, 7],
+    );
+    assert.deepEqual(first.check().problems, []);
+  } finally {
+    joiner.close();
+  }
+});
+
+test("a write that finds every lane held by another opener of this isolate drives that opener's writes, not waits 30 s for them", async () => {
+  // A synchronous write with no idle lane waited for its own pool's
+  // writes in flight, then slept for lanes that other openers (Workers)
+  // hold: 30 s, then EBUSY. When the holder was another BlockPool of the
+  // pool in this isolate, its writes could only finish on this thread,
+  // which slept. It drives them now, as its own.
+  const path = tempPath();
+  using mover = new ThreadMover();
+  using a = createPoolWith(path, {
+    blockSize: 512,
+    poolSize: 32 * MiB,
+    mover,
+  }, { lanes: 4 });
+  using b = BlockPool.open(path);
+  const writes = [0, 1, 2, 3].map((lba) => a.writeAsync(lba, filled(512, 1)));
+  for (const w of writes) w.poll(); // each queues
+  writes[0].poll(); // starts them all: each holds a lane, its copy under way
+  assert.ok(writes.every((w) => w.state === "running"));
+  const t0 = performance.now();
+  b.write(10, filled(512, 2));
+  const ms = performance.now() - t0;
+  assert.ok(ms < 5000, `the write waited ${Math.round(ms)} ms`);
+  await Promise.all(writes);
+  assert.deepEqual([a.read(0)[0], a.read(3)[0], a.read(10)[0]], [1, 1, 2]);
+});
+
+test("a blocking wait for a write whose lanes another opener of this isolate holds finishes that opener's writes, not waits for good", async () => {
+  // A write short of lanes finished the writes of its own pool that were
+  // copied but not committed (their futures not polled), and waited.
+  // When another BlockPool of the pool in this isolate held the lanes,
+  // only a poll of its writes, on this thread, could commit them: a
+  // blocking wait() for the write (or the pool's close, which waits for
+  // its writes) waited for good. Polled by hand here, for a bounded time.
+  const path = tempPath();
+  using mover = new ThreadMover();
+  using a = createPoolWith(path, {
+    blockSize: 512,
+    poolSize: 32 * MiB,
+    mover,
+  }, { lanes: 4 });
+  using b = BlockPool.open(path, { mover });
+  const writes = [0, 1, 2, 3].map((lba) => a.writeAsync(lba, filled(512, 1)));
+  for (const w of writes) w.poll(); // each queues
+  writes[0].poll(); // starts them all: each holds a lane, its copy under way
+  assert.ok(writes.every((w) => w.state === "running"));
+  const mine = b.writeAsync(10, filled(512, 2));
+  const deadline = performance.now() + 3000;
+  while (!mine.done && performance.now() < deadline) {
+    mine.poll();
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  const state = mine.state;
+  await Promise.all(writes);
+  await mine;
+  assert.equal(state, "complete", "the write went on");
+  assert.deepEqual([b.read(0)[0], b.read(3)[0], a.read(10)[0]], [1, 1, 2]);
+});
+
+test("another open of the pool in this isolate refuses inside check()'s progress callback what would wait for the check's locks", () => {
+  // check() holds the pool's layout lock and every commit lock while its
+  // progress callback runs; the callback's updates, checks and commits of
+  // the pool throw a TypeError. Through another BlockPool of the same
+  // pool in this isolate they waited for those locks, held by their own
+  // thread, for good. In a child process, so a hang fails the test.
+  const path = tempPath();
+  const r = runScript(
+    `
+    import { BlockPool } from "@root/blk/mod.ts";
+    import { wait } from "@root/mod.ts";
+    const path = ${JSON.stringify(path)};
+    const a = BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 });
+    const b = BlockPool.open(path);
+    const block = (v) => new Uint8Array(512).fill(v);
+    const out = {};
+    const name = (f) => { try { f(); return "ok"; } catch (e) { return e.name; } };
+    let once = true;
+    a.check({ onProgress: () => {
+      if (!once) return;
+      once = false;
+      out.write = name(() => b.write(1, block(1)));
+      out.setZero = name(() => b.setZero(2));
+      out.check = name(() => b.check());
+      out.writeAsync = name(() => wait(b.writeAsync(3, block(3))));
+      out.read = b.read(1)[0];
+    } });
+    // after the check, all goes on
+    b.write(1, block(11));
+    wait(b.writeMany([{ lba: 3, data: block(33) }]));
+    out.after = [a.read(1)[0], a.read(3)[0]];
+    out.problems = b.check().problems;
+    b.close();
+    a.close();
+    console.log(JSON.stringify(out));
+  `,
+    20_000,
+  );
+  assert.equal(r.status, 0, `status ${r.status} ${r.signal} ${r.stderr}`);
+  assert.deepEqual(JSON.parse(r.stdout.trim().split("\n").at(-1)!), {
+    write: "TypeError",
+    setZero: "TypeError",
+    check: "TypeError",
+    writeAsync: "TypeError",
+    read: 0,
+    after: [11, 33],
+    problems: [],
+  });
+});
