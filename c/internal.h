@@ -34,7 +34,7 @@ struct ap_map {
 	struct pmem2_map *map;
 	char *addr;
 	size_t size;
-	size_t own_len; /* mapped by map_file.c: unmapped after the delete */
+	size_t own_len; /* map NULL: mapped by map_file.c, unmapped by us */
 	uint32_t granularity;
 	uint32_t protection; /* PMEM2_PROT_* bits it was mapped with */
 	pmem2_persist_fn persist;

@@ -19,15 +19,21 @@
  * failure), whether the file takes MAP_SYNC. If it does, pmem2_map_new's
  * first mmap succeeds and leaves no hole. If not, the file is mapped here
  * -- into a reservation of the same alignment, with plain MAP_SHARED,
- * whose handler does not refuse after the unmap -- and handed to
- * libpmem2 with pmem2_map_from_existing at page granularity (or the one
- * PMEM2_FORCE_GRANULARITY names, as pmem2_map_new honours it). Anything
- * unusual (an offset or length libpmem2 would refuse, a device, a private
- * map) still goes to pmem2_map_new, which refuses it before mapping.
+ * whose handler does not refuse after the unmap -- at page granularity
+ * (or the one PMEM2_FORCE_GRANULARITY names, as pmem2_map_new honours
+ * it). Such a map has no pmem2_map of its own (m->map is NULL): libpmem2's
+ * persist and copy functions take any address, so they come from one
+ * template map per granularity, made once over a page of this process's
+ * memory and kept. (A pmem2_map made and deleted per map with
+ * pmem2_map_from_existing crashed the runtime at a thread's exit, in a
+ * destructor of libpmem2's per-map buffers.) Anything unusual (an offset
+ * or length libpmem2 would refuse, a device, a private map) still goes to
+ * pmem2_map_new, which refuses it before mapping.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -67,6 +73,36 @@ ap_forced_granularity(void)
 	return -1;
 }
 
+/* one template map per granularity, made on first use and kept */
+static pthread_mutex_t ap_templates_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pmem2_map *ap_templates[AP_GRAN_PAGE + 1];
+
+/* ap_template -- the template map of a granularity, or NULL (message set) */
+static struct pmem2_map *
+ap_template(uint32_t granularity, struct ap_source *src, size_t page)
+{
+	pthread_mutex_lock(&ap_templates_lock);
+	struct pmem2_map *t = ap_templates[granularity];
+	if (t == NULL) {
+		/* a page of its own, never unmapped: the template describes it */
+		void *p = mmap(NULL, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
+			-1, 0);
+		if (p == MAP_FAILED)
+			ap_fail(-errno, "cannot map a template page: %s",
+				strerror(errno));
+		else if (pmem2_map_from_existing(&t, src->src, p, page,
+				(enum pmem2_granularity)granularity) != 0) {
+			ap_fail_pmem2(-EINVAL, "pmem2_map_from_existing");
+			munmap(p, page);
+			t = NULL;
+		} else {
+			ap_templates[granularity] = t;
+		}
+	}
+	pthread_mutex_unlock(&ap_templates_lock);
+	return t;
+}
+
 /* ap_takes_map_sync -- 1 when the file maps with MAP_SYNC, 0 when not,
  * -1 when the probe failed otherwise (libpmem2 then decides) */
 static int
@@ -96,10 +132,11 @@ ap_prot(uint32_t protection)
 }
 
 /*
- * ap_map_file -- map [off, off + len) of src's regular file shared, into
- * m->map, when the file offers no MAP_SYNC. Returns 0 when mapped, 1 when
- * pmem2_map_new should map it instead (it is safe there, or refused by
- * it before any mapping), or an error code.
+ * ap_map_file -- map [off, off + len) of src's regular file shared into
+ * m (addr, size, granularity, functions; m->map stays NULL), when the file
+ * offers no MAP_SYNC. Returns 0 when mapped, 1 when pmem2_map_new should
+ * map it instead (it is safe there, or refused by it before any mapping),
+ * or an error code.
  */
 int
 ap_map_file(struct ap_map *m, struct ap_source *src, uint32_t granularity,
@@ -125,6 +162,10 @@ ap_map_file(struct ap_map *m, struct ap_source *src, uint32_t granularity,
 			"requested granularity not available because fd doesn't "
 			"point to DAX-enabled file or kernel doesn't support "
 			"MAP_SYNC flag (Linux >= 4.15)");
+	struct pmem2_map *t = ap_template(effective, src, page);
+	if (t == NULL)
+		return ap_fail(-EINVAL, "no template map for granularity %u",
+			effective);
 	/* the reservation pmem2_map_new would make: 2 MiB aligned, 1 GiB
 	 * from 2 GiB on */
 	size_t align = len >= 2 * AP_GIB ? AP_GIB : 2 * AP_MIB;
@@ -157,13 +198,16 @@ ap_map_file(struct ap_map *m, struct ap_source *src, uint32_t granularity,
 	size_t after = (size_t)(res + span + align - (at + span));
 	if (after)
 		munmap(at + span, after);
-	int rc = pmem2_map_from_existing(&m->map, src->src, addr, len,
-		(enum pmem2_granularity)effective);
-	if (rc) {
-		rc = ap_fail_pmem2(rc, "pmem2_map_from_existing");
-		munmap(addr, span);
-		return rc;
-	}
+	m->map = NULL;
+	m->addr = addr;
+	m->size = len;
 	m->own_len = span;
+	m->granularity = effective;
+	m->persist = pmem2_get_persist_fn(t);
+	m->flush = pmem2_get_flush_fn(t);
+	m->drain = pmem2_get_drain_fn(t);
+	m->memcpy_fn = pmem2_get_memcpy_fn(t);
+	m->memmove_fn = pmem2_get_memmove_fn(t);
+	m->memset_fn = pmem2_get_memset_fn(t);
 	return 0;
 }

@@ -351,24 +351,28 @@ ap_map_new(struct ap_map **out, struct ap_source *src, uint32_t granularity,
 		free(m);
 		goto out_cfg;
 	}
-	if (rc == 1 && (rc = pmem2_map_new(&m->map, cfg, src->src))) {
-		rc = ap_fail_pmem2(rc, "pmem2_map_new");
-		free(m);
-		goto out_cfg;
+	if (rc == 1) {
+		if ((rc = pmem2_map_new(&m->map, cfg, src->src))) {
+			rc = ap_fail_pmem2(rc, "pmem2_map_new");
+			free(m);
+			goto out_cfg;
+		}
+		m->addr = pmem2_map_get_address(m->map);
+		m->size = pmem2_map_get_size(m->map);
+		m->granularity = pmem2_map_get_store_granularity(m->map);
+		m->persist = pmem2_get_persist_fn(m->map);
+		m->flush = pmem2_get_flush_fn(m->map);
+		m->drain = pmem2_get_drain_fn(m->map);
+		m->memcpy_fn = pmem2_get_memcpy_fn(m->map);
+		m->memmove_fn = pmem2_get_memmove_fn(m->map);
+		m->memset_fn = pmem2_get_memset_fn(m->map);
 	}
-	m->addr = pmem2_map_get_address(m->map);
-	m->size = pmem2_map_get_size(m->map);
-	m->granularity = pmem2_map_get_store_granularity(m->map);
 	m->protection = protection;
-	m->persist = pmem2_get_persist_fn(m->map);
-	m->flush = pmem2_get_flush_fn(m->map);
-	m->drain = pmem2_get_drain_fn(m->map);
-	m->memcpy_fn = pmem2_get_memcpy_fn(m->map);
-	m->memmove_fn = pmem2_get_memmove_fn(m->map);
-	m->memset_fn = pmem2_get_memset_fn(m->map);
 	if ((rc = ap_region_add(m))) {
-		if (pmem2_map_delete(&m->map) == 0 && m->own_len)
+		if (m->map == NULL)
 			munmap(m->addr, m->own_len);
+		else
+			pmem2_map_delete(&m->map);
 		free(m);
 		goto out_cfg;
 	}
@@ -382,14 +386,13 @@ out_cfg:
 void
 ap_map_destroy(struct ap_map *m)
 {
-	if (pmem2_map_delete(&m->map) != 0) {
-		/* libpmem2 failed to munmap: keep the memory mapped (leaked)
-		 * rather than free what a view might still reach */
+	/* a map made by map_file.c has no pmem2_map: unmapped here */
+	if (m->map == NULL ? munmap(m->addr, m->own_len) != 0 :
+			pmem2_map_delete(&m->map) != 0) {
+		/* the munmap failed: keep the memory mapped (leaked) rather
+		 * than free what a view might still reach */
 		return;
 	}
-	/* a map made by map_file.c: libpmem2 forgot it without unmapping */
-	if (m->own_len && munmap(m->addr, m->own_len) != 0)
-		return;
 	free(m);
 }
 
@@ -559,6 +562,16 @@ ap_map_deep_flush(struct ap_map *map, double offset, double length)
 	int rc = ap_map_range(map, offset, length, &off, &len, "deep flush");
 	if (rc || (rc = ap_map_readable(map, "deep flush")))
 		return rc;
+	if (map->map == NULL) {
+		/* a regular file without MAP_SYNC (map_file.c): what
+		 * pmem2_deep_flush does for one, msync of the pages */
+		uintptr_t a = (uintptr_t)(map->addr + off);
+		uintptr_t start = a & ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1);
+		if (len != 0 && msync((void *)start, a + len - start, MS_SYNC))
+			return ap_fail(-errno, "deep flush: msync: %s",
+				strerror(errno));
+		return 0;
+	}
 	ap_pmem2_reset();
 	rc = pmem2_deep_flush(map->map, map->addr + off, len);
 	if (rc)

@@ -46,6 +46,7 @@ export const REMOTE_SOURCES: readonly string[] = [
   "file.c",
   "internal.h",
   "log_append.c",
+  "map_file.c",
   "pmem2.c",
   "regions.c",
   "share.c",
