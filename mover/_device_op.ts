@@ -29,6 +29,7 @@ import {
   descriptorFlags,
   lostError,
   MAX_RESUBMITS,
+  overlapOf,
   overlapOnCpu,
   persistOnCpu,
   pin,
@@ -176,16 +177,7 @@ export class DeviceOp extends Future<void> {
         return;
       }
       if (op.op === "memmove" && op.length > dev.info.maxTransfer) {
-        const dir = native.ap_overlap(
-          op.dst,
-          byteLengthOf(op.dst),
-          op.dstOffset,
-          op.src!,
-          byteLengthOf(op.src!),
-          op.srcOffset,
-          op.length,
-        );
-        this.#descending = dir === 1;
+        this.#descending = overlapOf(op) === 1;
         this.#next = this.#descending ? op.length : 0;
       }
       ctx.waitOn(dev);

@@ -40,15 +40,23 @@ export const GEN_CAP_OVERLAP = 2;
 export function overlapOnCpu(dev: CompletionDevice, op: CheckedOp): boolean {
   return op.op === "memmove" &&
     (dev.info.genCap & GEN_CAP_OVERLAP) === 0 &&
-    native.ap_overlap(
-        op.dst,
-        byteLengthOf(op.dst),
-        op.dstOffset,
-        op.src!,
-        byteLengthOf(op.src!),
-        op.srcOffset,
-        op.length,
-      ) !== 0;
+    overlapOf(op) !== 0;
+}
+
+/**
+ * How a copy's ranges overlap (`ap_overlap`): 1 when the destination lies
+ * above the source and they overlap, -1 below, 0 when disjoint.
+ */
+export function overlapOf(op: CheckedOp): number {
+  return native.ap_overlap(
+    op.dst,
+    byteLengthOf(op.dst),
+    op.dstOffset,
+    op.src!,
+    byteLengthOf(op.src!),
+    op.srcOffset,
+    op.length,
+  );
 }
 
 /** What a submission got: queued, or refused for now. */
