@@ -482,9 +482,11 @@ export class Arena {
     let lo = Infinity;
     let hi = -1;
     for (let lane = 0; lane < this.lanes; lane++) {
-      const p = t.pending(lane);
-      if (p === 0) continue;
-      seen.push(lane, p);
+      const seq = t.pending(lane);
+      if (seq === 0) continue;
+      const p = t.pendingBlock(lane, seq);
+      if (p === 0) continue; // cleared meanwhile
+      seen.push(lane, seq, p);
       const at = this.mapOff + (p - 1) * MAP_ENTRY_SIZE;
       if (at < lo) lo = at;
       if (at > hi) hi = at;
@@ -502,8 +504,8 @@ export class Arena {
         cause,
       });
     }
-    for (let i = 0; i < seen.length; i += 2) {
-      t.clearPending(seen[i], seen[i + 1]);
+    for (let i = 0; i < seen.length; i += 3) {
+      t.clearPending(seen[i], seen[i + 1], seen[i + 2]);
     }
   }
 

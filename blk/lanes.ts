@@ -50,6 +50,8 @@ import {
   LANE_NEXT,
   LANE_OWNER,
   LANE_PENDING,
+  LANE_PENDING_GEN,
+  LANE_PENDING_PRE,
   LANE_SEQ,
   LANE_WORDS,
   LANES,
@@ -381,7 +383,7 @@ export class LaneTable {
     return Atomics.load(this.words, PENDING) !== 0;
   }
 
-  /** 1 + the block of `lane`'s pending map entry, or 0. */
+  /** The sequence number of `lane`'s pending map entry, or 0 for none. */
   pending(lane: number): number {
     return Atomics.load(
       this.words,
@@ -389,28 +391,50 @@ export class LaneTable {
     );
   }
 
+  /**
+   * 1 + the block of `lane`'s pending map entry numbered `seq` (as
+   * {@linkcode LaneTable.pending} read it), or 0 when that entry is no
+   * longer pending. (An entry is stored block first, number last, and a
+   * lane takes a new one only after its last was cleared: the number
+   * still there after the block was read vouches for the block.)
+   */
+  pendingBlock(lane: number, seq: number): number {
+    const w = this.words;
+    const at = LANE_BASE + lane * LANE_WORDS;
+    const pre = Atomics.load(w, at + LANE_PENDING_PRE);
+    return Atomics.load(w, at + LANE_PENDING) === seq ? pre : 0;
+  }
+
   /** Whether a pending map entry of `pre` may exist. */
   maybePending(pre: number): boolean {
     return Atomics.load(this.words, pendingBucket(pre)) !== 0;
   }
 
-  /** Record that `lane` stored `pre`'s map entry without persisting it. */
+  /**
+   * Record that `lane` stored `pre`'s map entry without persisting it (the
+   * lane's holder, whose last entry is no longer pending).
+   */
   addPending(lane: number, pre: number): void {
     const w = this.words;
+    const at = LANE_BASE + lane * LANE_WORDS;
     Atomics.add(w, pendingBucket(pre), 1);
-    Atomics.store(w, LANE_BASE + lane * LANE_WORDS + LANE_PENDING, pre + 1);
+    const seq = ((w[at + LANE_PENDING_GEN] + 1) & 0x7fffffff) || 1;
+    w[at + LANE_PENDING_GEN] = seq;
+    Atomics.store(w, at + LANE_PENDING_PRE, pre + 1);
+    Atomics.store(w, at + LANE_PENDING, seq);
     Atomics.add(w, PENDING, 1);
   }
 
   /**
-   * `lane`'s pending entry (1 + `pre`, as {@linkcode LaneTable.pending}
-   * read it) was persisted: clear it unless another thread did.
+   * `lane`'s pending entry numbered `seq`, of block `block - 1` (as
+   * {@linkcode LaneTable.pendingBlock} gave it), was persisted: clear it
+   * unless another thread did.
    */
-  clearPending(lane: number, value: number): void {
+  clearPending(lane: number, seq: number, block: number): void {
     const w = this.words;
     const at = LANE_BASE + lane * LANE_WORDS + LANE_PENDING;
-    if (Atomics.compareExchange(w, at, value, 0) !== value) return;
-    Atomics.sub(w, pendingBucket(value - 1), 1);
+    if (Atomics.compareExchange(w, at, seq, 0) !== seq) return;
+    Atomics.sub(w, pendingBucket(block - 1), 1);
     Atomics.sub(w, PENDING, 1);
   }
 

@@ -104,8 +104,13 @@ export const LANE_NEXT = 1;
 /** Lane record word: sequence number of its current flog entry. */
 export const LANE_SEQ = 2;
 /**
- * Lane record word: 1 + the pre-map block whose map entry the lane's last
- * update stored without persisting it, or 0.
+ * Lane record word: while the map entry the lane's last update stored is
+ * not yet persisted, that update's sequence number (never 0; see
+ * {@linkcode LANE_PENDING_GEN}), else 0. A flusher clears it only if it
+ * still holds the number it read: a block committed again through the
+ * lane meanwhile has a newer one, whose entry the flusher may not have
+ * persisted (with the block itself in the word, the flusher cleared that
+ * entry's mark too).
  */
 export const LANE_PENDING = 3;
 /**
@@ -114,6 +119,10 @@ export const LANE_PENDING = 3;
  * return is): a lane whose taker's thread ended goes round again.
  */
 export const LANE_OWNER = 4;
+/** Lane record word: 1 + the pre-map block of the pending map entry. */
+export const LANE_PENDING_PRE = 5;
+/** Lane record word: the last sequence number given a pending entry. */
+export const LANE_PENDING_GEN = 6;
 
 /** Buckets of the read-tracking counters (a power of two). */
 export const READ_BUCKETS = 4096;

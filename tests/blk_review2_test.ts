@@ -1,11 +1,21 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // The block pool shared by several openers of one process (Workers), from
 // a second review: each test failed before the fix it names.
+import { statSync } from "node:fs";
 import { BlockPool } from "../blk/mod.ts";
 import { Arena } from "../blk/arena.ts";
 import { Media } from "../blk/media.ts";
 import { createPoolWith, openPoolWith } from "../blk/pool.ts";
 import { type Future, ThreadMover } from "../mod.ts";
+import { FileShare } from "../pmem2/file_share.ts";
+import {
+  LANE_BASE,
+  LANE_PENDING,
+  LANE_PENDING_PRE,
+  LANE_WORDS,
+  maxArenas,
+  PoolShared,
+} from "../blk/shared.ts";
 import { assert, peek, runScript, tempPath, test } from "./_harness.ts";
 import { unformatted } from "./blk_fixtures.ts";
 
@@ -279,4 +289,61 @@ test("another open of the pool in this isolate refuses inside check()'s progress
     after: [11, 33],
     problems: [],
   });
+});
+
+// Bug (found by the shared-store review, fixed after it): a flusher of
+// pending map entries read each lane's mark (1 + the block), persisted,
+// then cleared the mark by a compare-exchange on that value. Another
+// opener committing the same block through the same lane between the
+// persist and the clear stored a newer entry with the same mark, and the
+// flusher cleared it: an entry never persisted counted as persisted, so
+// the lane's flog slot could be reused with the only durable record of
+// that update lost. The mark is now the update's sequence number.
+test("a flush of pending map entries leaves pending an entry that another opener stored after its persist", () => {
+  const path = tempPath();
+  using p1 = createPoolWith(path, { blockSize: 512, poolSize: 32 * MiB }, {
+    lanes: 2,
+  });
+  using p2 = BlockPool.open(path);
+  const size = statSync(path).size;
+  using share = FileShare.open(path, PoolShared.bytes(size));
+  const w = new PoolShared(share.memory, maxArenas(size)).arena(0);
+  const marks = () =>
+    [0, 1].map((l) => w[LANE_BASE + l * LANE_WORDS + LANE_PENDING]);
+  p1.write(5, filled(512, 1));
+  p1.write(9, filled(512, 2));
+  assert.ok(marks().every((m) => m !== 0), "both lanes have a pending entry");
+  let armed = true;
+  const restore: (() => void)[] = [];
+  for (const name of ["persist", "persistRanges"] as const) {
+    const proto = Media.prototype as unknown as Record<
+      string,
+      (...a: unknown[]) => unknown
+    >;
+    const orig = proto[name];
+    proto[name] = function (this: unknown, ...a: unknown[]) {
+      const r = orig.apply(this, a);
+      if (armed && new Error().stack!.includes("flushPendingMaps")) {
+        armed = false;
+        // block 9 again, through a lane whose entry the flush collected
+        p2.write(9, filled(512, 3));
+      }
+      return r;
+    };
+    restore.push(() => proto[name] = orig);
+  }
+  try {
+    p1.write(7, filled(512, 4));
+  } finally {
+    for (const r of restore) r();
+  }
+  assert.equal(armed, false, "the other opener wrote during the flush");
+  // p2's entry for block 9 was stored after p1's persist: still pending
+  // (or persisted by a later flush, which would have cleared every mark)
+  const pending = [0, 1].filter((l) =>
+    w[LANE_BASE + l * LANE_WORDS + LANE_PENDING] !== 0 &&
+    w[LANE_BASE + l * LANE_WORDS + LANE_PENDING_PRE] === 9 + 1
+  );
+  assert.equal(pending.length, 1, `marks ${marks()}`);
+  assert.deepEqual(p1.read(9), filled(512, 3));
 });
