@@ -298,7 +298,10 @@ export function openPoolFile(
   const wanted = options.blockSize === undefined || options.blockSize === 0
     ? 0
     : checkBlockSize(options.blockSize, op);
-  const source = Source.open(path);
+  // read-only: the file opened for reading and mapped privately, so a
+  // file the caller may only read opens (recovery works on the copy)
+  const asked = options.readOnly === true;
+  const source = Source.open(path, { readOnly: asked });
   let map: Mapping | null = null;
   let join: PoolJoin | null = null;
   let device: DeviceShutdownState = NO_DEVICE_STATE;
@@ -309,9 +312,13 @@ export function openPoolFile(
     if (usable < BTT_OFFSET) {
       throw corrupt(op, path, `the file is too small (${size} bytes)`);
     }
-    map = Mapping.map(source, { length: usable, mover: options.mover });
+    map = Mapping.map(source, {
+      length: usable,
+      mover: options.mover,
+      sharing: asked ? "private" : "shared",
+    });
     if (hooks.tracer) setMappingTracer(map, hooks.tracer);
-    join = joinPool(path, size, op, options.readOnly === true);
+    join = joinPool(path, size, op, asked);
     let media = new Media(map);
     const header = checkPoolHeader(
       media.bytes(0, HEADER_SIZE),
@@ -322,13 +329,15 @@ export function openPoolFile(
     if (typeof header === "string") throw corrupt(op, path, header);
     const readOnly = header.roCompat !== 0
       ? "its header has ro_compat features"
-      : options.readOnly === true
+      : asked
       ? "it was opened read-only"
       : null;
     if (readOnly !== null) {
       // (a joiner never gets here: joinPool refuses it, as the first
       // opener marked the share read-only)
       join.shared.readOnly = true;
+    }
+    if (readOnly !== null && !asked) {
       // recovery must not reach the file: work on a private copy
       map.close();
       map = null;

@@ -1,7 +1,11 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // The block pool shared by several openers of one process (Workers), from
 // a second review: each test failed before the fix it names.
-import { statSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, statfsSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PmemError } from "../errors/mod.ts";
 import { BlockPool } from "../blk/mod.ts";
 import { Arena } from "../blk/arena.ts";
 import { Media } from "../blk/media.ts";
@@ -347,3 +351,52 @@ test("a flush of pending map entries leaves pending an entry that another opener
   assert.equal(pending.length, 1, `marks ${marks()}`);
   assert.deepEqual(p1.read(9), filled(512, 3));
 });
+
+/** A directory on ext4 (chattr +i works there, for root too), or undefined. */
+function ext4Dir(): string | undefined {
+  try {
+    return statfsSync(tmpdir()).type === 0xef53 &&
+        spawnSync("chattr", ["--help"]).error === undefined
+      ? tmpdir()
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const ext4 = ext4Dir();
+
+// Bug (found by the CLI review): BlockPool.open({ readOnly: true }) opened
+// the file read-write and mapped it shared (then again privately), so a
+// pool file the caller may only read could not be opened read-only, and
+// `asyncpmem info`/`check` failed on it. It is now opened for reading and
+// mapped privately from the start. (Root writes any file whatever its
+// mode: an immutable file, chattr +i, refuses root too.)
+test(
+  "BlockPool.open({ readOnly: true }) opens a pool file that may not be written",
+  () => {
+    const dir = mkdtempSync(join(ext4!, "asyncpmem-test-"));
+    const path = join(dir, "pool");
+    try {
+      {
+        using pool = BlockPool.create(path, {
+          blockSize: 512,
+          poolSize: 32 * MiB,
+        });
+        pool.write(3, filled(512, 7));
+      }
+      assert.equal(spawnSync("chattr", ["+i", path]).status, 0);
+      assert.throws(() => BlockPool.open(path), PmemError, "a writable open");
+      using pool = BlockPool.open(path, { readOnly: true });
+      assert.deepEqual(pool.read(3), filled(512, 7));
+      assert.equal(pool.check().consistent, true);
+    } finally {
+      spawnSync("chattr", ["-i", path]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  {
+    skip: ext4 === undefined &&
+      "needs an ext4 temp dir and chattr (immutable files)",
+  },
+);
