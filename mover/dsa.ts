@@ -333,11 +333,15 @@ const NO_OVERLAP = 1;
  * `c/dsa_test.c`). Reached through the testing entry point.
  *
  * @throws {RangeError} for an option out of range
- * @throws {TypeError} when `overlappingCopies` is not a boolean
+ * @throws {TypeError} when `options` is not an object or `overlappingCopies`
+ *   not a boolean
  */
 export function openDsaTestPortal(
   options: DsaTestPortalOptions = {},
 ): DsaMover {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("Cannot open a test portal: options must be an object");
+  }
   const mode = options.mode ?? "dedicated";
   if (typeof mode !== "string" || !Object.hasOwn(KINDS, mode)) {
     throw new RangeError(`Cannot open a test portal: unknown mode '${mode}'`);

@@ -276,7 +276,8 @@ export function deviceStats(mover: ThreadMover | DsaMover): DeviceStats {
  * ```
  *
  * @throws {RangeError} for an option out of range
- * @throws {TypeError} when `overlappingCopies` is not a boolean
+ * @throws {TypeError} when `options` is not an object or `overlappingCopies`
+ *   not a boolean
  */
 export function openTestPortal(options: DsaTestPortalOptions = {}): DsaMover {
   return openDsaTestPortal(options);

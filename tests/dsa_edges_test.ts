@@ -380,3 +380,17 @@ test("overlapping copies on a device without overlap support (GENCAP bit 1 clear
   await dsa.memmove(lone.subarray(1), lone.subarray(0, 4096));
   assert.deepEqual(lone, loneWant);
 });
+
+// Bug (found by the crash-tools review): openTestPortal(null) read a
+// property of null (an engine TypeError naming 'mode'), where every other
+// mover's options are checked as an object first.
+test("openTestPortal() refuses options that are no object", () => {
+  for (const bad of [null, 1, "dedicated"]) {
+    assert.throws(
+      () => openTestPortal(bad as never),
+      (e) =>
+        e instanceof TypeError && /options must be an object/.test(e.message),
+      String(bad),
+    );
+  }
+});
