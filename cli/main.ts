@@ -252,7 +252,8 @@ with a progress bar on a terminal.`,
   a libpmemlog log SRC becomes a log stream DST with one region, its data
     as entries of --chunk bytes (4096): the way off the discontinued library
   the region --region SLOT of a log stream SRC becomes a libpmemlog log DST
-    holding its entries' data in order
+    holding its entries' data in order (opening the stream SRC finishes its
+    recovery)
 --size sets the new file's size (by default what the data needs, at least
 the format's minimum).`,
     run(p) {
