@@ -129,6 +129,10 @@ export const MAX_POOL_SIZE = 2 ** 32;
 export const MIN_LOG_SIZE = 256 << 10;
 /** Object types the store uses itself (users' types are below). */
 export const TYPE_INTERNAL = 0x80000000;
+/** Object type of the root. */
+export const TYPE_ROOT = 0x80000001;
+/** Object type of a map's descriptor. */
+export const TYPE_MAP = 0x80000010;
 
 /**
  * Size classes: block sizes (header included) of run allocations, about

@@ -225,8 +225,13 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
         );
       }
       const desc = tx.allocInternal(DESC_SIZE, TYPE_MAP);
-      tx.setU32(desc, 0, MAP_MAGIC);
-      tx.setU32(desc, 4, 1);
+      const was = tx.beginInternalWrites();
+      try {
+        tx.setU32(desc, 0, MAP_MAGIC);
+        tx.setU32(desc, 4, 1);
+      } finally {
+        tx.endInternalWrites(was);
+      }
       const slot = new Uint8Array(CATALOG_SLOT);
       slot.set(bytes);
       const dv = new DataView(slot.buffer);

@@ -329,13 +329,18 @@ export class MapCore implements TxEffects<Pending> {
       dv.setUint32(0, flags, true);
       dv.setUint32(4, klen, true);
       dv.setUint32(8, vlen, true);
-      tx.write(o, 0, head);
-      tx.write(o, NODE_HEADER, kb ?? encoder.encode(key as string));
-      tx.write(
-        o,
-        NODE_HEADER + klen,
-        vb ?? encoder.encode(value as string),
-      );
+      const was = tx.beginInternalWrites();
+      try {
+        tx.write(o, 0, head);
+        tx.write(o, NODE_HEADER, kb ?? encoder.encode(key as string));
+        tx.write(
+          o,
+          NODE_HEADER + klen,
+          vb ?? encoder.encode(value as string),
+        );
+      } finally {
+        tx.endInternalWrites(was);
+      }
     }
     let slot: number;
     if (cur !== undefined) {
@@ -485,12 +490,12 @@ export class MapCore implements TxEffects<Pending> {
     const di = Math.floor(li / FAN);
     if (di === this.#dirs.length) {
       const dir = tx.allocInternal(FAN * 8, TYPE_DIR);
-      tx.setU64(this.#desc, 16 + 8 * di, dir.offset);
+      tx.setU64Internal(this.#desc, 16 + 8 * di, dir.offset);
       this.#dirs.push(dir);
       tx.onAbort(() => this.#dirs.pop());
     }
     const leaf = tx.allocInternal(FAN * 8, TYPE_LEAF);
-    tx.setU64(this.#dirs[di], 8 * (li % FAN), leaf.offset);
+    tx.setU64Internal(this.#dirs[di], 8 * (li % FAN), leaf.offset);
     this.#leaves.push(leaf);
     const added = FAN - 1;
     for (let t = s + FAN - 1; t > s; t--) free.push(t);

@@ -41,6 +41,8 @@ import {
   ROOT_OFFSET_AT,
   ROOT_SIZE_AT,
   STATE_OFFSET,
+  TYPE_MAP,
+  TYPE_ROOT,
 } from "./layout.ts";
 import { applyEntry, RedoLog } from "./log.ts";
 import { ObjMedia } from "./media.ts";
@@ -48,10 +50,7 @@ import { checkNumber, numberText, u64Text } from "./object_bytes.ts";
 
 const EINVAL = 22;
 
-/** Object type of the root. */
-export const TYPE_ROOT = 0x80000001;
-/** Object type of a map's descriptor. */
-export const TYPE_MAP = 0x80000010;
+export { TYPE_MAP, TYPE_ROOT };
 
 /** What tests may add to a create or open. Internal. */
 export interface ObjTestHooks {

@@ -29,7 +29,7 @@ import {
   u64Number,
 } from "./object_bytes.ts";
 import type { HeapLog } from "./heap.ts";
-import { OBJECT_HEADER, TYPE_INTERNAL } from "./layout.ts";
+import { OBJECT_HEADER, TYPE_INTERNAL, TYPE_ROOT } from "./layout.ts";
 import { type Group, NO_KEY } from "./log.ts";
 import { FREED } from "./pending.ts";
 import {
@@ -117,6 +117,8 @@ let heapTx: Transaction | undefined;
  */
 export class Transaction {
   #e: Engine;
+  /** Between {@linkcode Transaction.beginInternalWrites} and its end. */
+  #internal = false;
   #g: Group;
   #size0: number;
   #count0: number;
@@ -336,6 +338,35 @@ export class Transaction {
     this.#checked = o;
   }
 
+  /**
+   * Refuse a write to an object of the pool's own (a map's descriptor,
+   * directory, leaf or node; `pool.object(offset)` hands out handles to
+   * them) unless the pool's code writes it: a stray write broke a map. The
+   * root is the user's.
+   */
+  #ours(o: ObjectHandle, op: string): void {
+    if (this.#internal || o.type === TYPE_ROOT) return;
+    throw new TypeError(
+      `Cannot ${op}: the object belongs to the pool (a map's structure)`,
+    );
+  }
+
+  /**
+   * Let the writes that follow reach the pool's own objects (a map's
+   * structure) until {@linkcode Transaction.endInternalWrites} with the
+   * value returned. Internal.
+   */
+  beginInternalWrites(): boolean {
+    const was = this.#internal;
+    this.#internal = true;
+    return was;
+  }
+
+  /** End what {@linkcode Transaction.beginInternalWrites} began. Internal. */
+  endInternalWrites(was: boolean): void {
+    this.#internal = was;
+  }
+
   /** Check a handle and a range of its object. */
   #range(o: ObjectHandle, offset: number, length: number, op: string): void {
     this.#live(op);
@@ -369,6 +400,7 @@ export class Transaction {
    *
    * @throws {RangeError} when the range leaves the object
    * @throws {StaleObjectError} for a freed object
+   * @throws {TypeError} for an object of the pool's own (a map's structure)
    */
   write(o: ObjectHandle, offset: number, bytes: Uint8Array): void {
     if (!(bytes instanceof Uint8Array)) {
@@ -379,6 +411,7 @@ export class Transaction {
     // wrote all of them past the object (or its log entry)
     const n = byteLengthOf(bytes);
     this.#range(o, offset, n, "write");
+    if (o.type >= TYPE_INTERNAL) this.#ours(o, "write");
     if (n === 0) return;
     const at = this.#stage(o.offset, "write");
     if (at >= 0) {
@@ -403,9 +436,11 @@ export class Transaction {
    * @throws {TypeError} for a value that is neither a number nor a bigint
    * @throws {RangeError} for a value that is no u64, a number past 2^53,
    *   or a range that leaves the object
+   * @throws {TypeError} for an object of the pool's own (a map's structure)
    */
   setU64(o: ObjectHandle, offset: number, value: number | bigint): void {
     this.#range(o, offset, 8, "setU64");
+    if (o.type >= TYPE_INTERNAL) this.#ours(o, "setU64");
     let lo: number;
     let hi: number;
     if (typeof value === "number") {
@@ -444,9 +479,14 @@ export class Transaction {
     this.#e.log.word(this.#g, o.offset + offset, lo, hi, "setU64", o.offset);
   }
 
-  /** Store a u32 at `offset`. */
+  /**
+   * Store a u32 at `offset`.
+   *
+   * @throws {TypeError} for an object of the pool's own (a map's structure)
+   */
   setU32(o: ObjectHandle, offset: number, value: number): void {
     this.#range(o, offset, 4, "setU32");
+    if (o.type >= TYPE_INTERNAL) this.#ours(o, "setU32");
     if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
       checkNumber(value, "setU32: value");
       throw new RangeError(`Cannot setU32: ${numberText(value)} is not a u32`);

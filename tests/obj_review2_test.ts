@@ -287,3 +287,35 @@ test("a map used after its pool closed throws ClosedError naming the method", ()
   }
   m.close();
 });
+
+// Found by the object store review: pool.object(offset) hands out handles
+// to a map's own objects (descriptor, directories, leaves, nodes), and a
+// transaction's write, setU64 and setU32 took them, so a stray write broke
+// the map (only free refused). They are refused now; the root, also the
+// pool's type, stays the user's.
+test("a transaction refuses writes to a map's own objects, and keeps writing the root", () => {
+  const path = tempPath();
+  using pool = ObjectPool.create(path, { size: 8 * MiB, layout: "kv" });
+  const root = pool.root(64);
+  using m = PersistentMap.open(pool, "m");
+  m.set("k", "value");
+  const desc = pool.object(
+    Number(new DataView(peek(path, catalogSlot(0) + 112, 8).buffer)
+      .getBigUint64(0, true)),
+  );
+  const refused = (e: unknown) =>
+    e instanceof TypeError && /belongs to the pool/.test(e.message);
+  for (
+    const [op, f] of [
+      ["write", (tx: Transaction) => tx.write(desc, 8, new Uint8Array(8))],
+      ["setU64", (tx: Transaction) => tx.setU64(desc, 8, 1)],
+      ["setU32", (tx: Transaction) => tx.setU32(desc, 0, 0)],
+    ] as const
+  ) {
+    assert.throws(() => pool.tx(f), refused, op);
+  }
+  pool.tx((tx) => tx.setU64(root, 0, 7));
+  assert.equal(pool.getU64(root, 0), 7);
+  m.set("k2", "v2"); // the map's own writes go on
+  assert.deepEqual([m.get("k"), m.get("k2")], ["value", "v2"]);
+});
