@@ -13,6 +13,7 @@ import {
   openSync,
   readSync,
   rmSync,
+  statfsSync,
   writeFileSync,
   writeSync,
 } from "node:fs";
@@ -64,9 +65,12 @@ export function test(
   });
 }
 
-/** A fresh directory for pool files, on tmpfs when available. */
-export function tempDir(): string {
-  const base = process.env.ASYNCPMEM_TEST_DIR ||
+/**
+ * A fresh directory for pool files, removed when the test ends: in `base`
+ * if given, else on tmpfs when available.
+ */
+export function tempDir(base?: string): string {
+  base ??= process.env.ASYNCPMEM_TEST_DIR ||
     (tryDir("/dev/shm") ? "/dev/shm" : tmpdir());
   const dir = mkdtempSync(join(base, "asyncpmem-test-"));
   (testDirs ?? roots).push(dir);
@@ -79,6 +83,23 @@ function tryDir(d: string): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** `statfs` magic numbers of disk file systems some tests need. */
+export const FS_EXT4 = 0xef53;
+/** See {@linkcode FS_EXT4}. */
+export const FS_XFS = 0x58465342;
+
+/**
+ * The system temp dir when its file system is one of `types` (statfs
+ * magic numbers), else undefined: for a test's declared skip.
+ */
+export function systemTempOn(types: readonly number[]): string | undefined {
+  try {
+    return types.includes(statfsSync(tmpdir()).type) ? tmpdir() : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -2,8 +2,7 @@
 // The block pool shared by several openers of one process (Workers), from
 // a second review: each test failed before the fix it names.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, statfsSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import { PmemError } from "../errors/mod.ts";
 import { BlockPool } from "../blk/mod.ts";
@@ -20,7 +19,16 @@ import {
   maxArenas,
   PoolShared,
 } from "../blk/shared.ts";
-import { assert, peek, runScript, tempPath, test } from "./_harness.ts";
+import {
+  assert,
+  FS_EXT4,
+  peek,
+  runScript,
+  systemTempOn,
+  tempDir,
+  tempPath,
+  test,
+} from "./_harness.ts";
 import { unformatted } from "./blk_fixtures.ts";
 
 const MiB = 1 << 20;
@@ -187,24 +195,44 @@ test("an open that joins while another opener lays the BTT out does not take the
   }
 });
 
+/**
+ * Two opens of one pool of 4 lanes in this isolate, `a` with a started
+ * write in flight on each lane (copies under way, not committed), `b`
+ * with `a`'s mover if `shareMover`, else its own.
+ */
+function lanesHeldByAnotherOpen(shareMover: boolean) {
+  const path = tempPath();
+  const mover = new ThreadMover();
+  const a = createPoolWith(path, {
+    blockSize: 512,
+    poolSize: 32 * MiB,
+    mover,
+  }, { lanes: 4 });
+  const b = BlockPool.open(path, shareMover ? { mover } : {});
+  const writes = [0, 1, 2, 3].map((lba) => a.writeAsync(lba, filled(512, 1)));
+  for (const w of writes) w.poll(); // each queues
+  writes[0].poll(); // starts them all: each holds a lane, its copy under way
+  assert.ok(writes.every((w) => w.state === "running"));
+  return {
+    a,
+    b,
+    writes,
+    [Symbol.dispose]() {
+      b.close();
+      a.close();
+      mover.close();
+    },
+  };
+}
+
 test("a write that finds every lane held by another opener of this isolate drives that opener's writes, not waits 30 s for them", async () => {
   // A synchronous write with no idle lane waited for its own pool's
   // writes in flight, then slept for lanes that other openers (Workers)
   // hold: 30 s, then EBUSY. When the holder was another BlockPool of the
   // pool in this isolate, its writes could only finish on this thread,
   // which slept. It drives them now, as its own.
-  const path = tempPath();
-  using mover = new ThreadMover();
-  using a = createPoolWith(path, {
-    blockSize: 512,
-    poolSize: 32 * MiB,
-    mover,
-  }, { lanes: 4 });
-  using b = BlockPool.open(path);
-  const writes = [0, 1, 2, 3].map((lba) => a.writeAsync(lba, filled(512, 1)));
-  for (const w of writes) w.poll(); // each queues
-  writes[0].poll(); // starts them all: each holds a lane, its copy under way
-  assert.ok(writes.every((w) => w.state === "running"));
+  using held = lanesHeldByAnotherOpen(false);
+  const { a, b, writes } = held;
   const t0 = performance.now();
   b.write(10, filled(512, 2));
   const ms = performance.now() - t0;
@@ -220,18 +248,8 @@ test("a blocking wait for a write whose lanes another opener of this isolate hol
   // only a poll of its writes, on this thread, could commit them: a
   // blocking wait() for the write (or the pool's close, which waits for
   // its writes) waited for good. Polled by hand here, for a bounded time.
-  const path = tempPath();
-  using mover = new ThreadMover();
-  using a = createPoolWith(path, {
-    blockSize: 512,
-    poolSize: 32 * MiB,
-    mover,
-  }, { lanes: 4 });
-  using b = BlockPool.open(path, { mover });
-  const writes = [0, 1, 2, 3].map((lba) => a.writeAsync(lba, filled(512, 1)));
-  for (const w of writes) w.poll(); // each queues
-  writes[0].poll(); // starts them all: each holds a lane, its copy under way
-  assert.ok(writes.every((w) => w.state === "running"));
+  using held = lanesHeldByAnotherOpen(true);
+  const { a, b, writes } = held;
   const mine = b.writeAsync(10, filled(512, 2));
   const deadline = performance.now() + 3000;
   while (!mine.done && performance.now() < deadline) {
@@ -352,19 +370,10 @@ test("a flush of pending map entries leaves pending an entry that another opener
   assert.deepEqual(p1.read(9), filled(512, 3));
 });
 
-/** A directory on ext4 (chattr +i works there, for root too), or undefined. */
-function ext4Dir(): string | undefined {
-  try {
-    return statfsSync(tmpdir()).type === 0xef53 &&
-        spawnSync("chattr", ["--help"]).error === undefined
-      ? tmpdir()
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-const ext4 = ext4Dir();
+/** The system temp dir on ext4 with chattr (+i refuses root too), or undefined. */
+const ext4 = spawnSync("chattr", ["--help"]).error === undefined
+  ? systemTempOn([FS_EXT4])
+  : undefined;
 
 // Bug (found by the CLI review): BlockPool.open({ readOnly: true }) opened
 // the file read-write and mapped it shared (then again privately), so a
@@ -375,8 +384,7 @@ const ext4 = ext4Dir();
 test(
   "BlockPool.open({ readOnly: true }) opens a pool file that may not be written",
   () => {
-    const dir = mkdtempSync(join(ext4!, "asyncpmem-test-"));
-    const path = join(dir, "pool");
+    const path = join(tempDir(ext4), "pool");
     try {
       {
         using pool = BlockPool.create(path, {
@@ -391,8 +399,7 @@ test(
       assert.deepEqual(pool.read(3), filled(512, 7));
       assert.equal(pool.check().consistent, true);
     } finally {
-      spawnSync("chattr", ["-i", path]);
-      rmSync(dir, { recursive: true, force: true });
+      spawnSync("chattr", ["-i", path]); // then the harness removes it
     }
   },
   {

@@ -1,22 +1,20 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // Mappings made by several threads at once, on a disk-backed file system.
-import { mkdtempSync, rmSync, statfsSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { assert, ROOT_URL, runScript, test } from "./_harness.ts";
+import {
+  assert,
+  FS_EXT4,
+  FS_XFS,
+  ROOT_URL,
+  runScript,
+  systemTempOn,
+  tempDir,
+  test,
+} from "./_harness.ts";
 
 /** ext4 and xfs take the MAP_SYNC flag, then refuse it for a non-DAX file. */
-const MAP_SYNC_LATE = new Set([0xef53, 0x58465342]);
-
-function diskDir(): string | undefined {
-  try {
-    return MAP_SYNC_LATE.has(statfsSync(tmpdir()).type) ? tmpdir() : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-const disk = diskDir();
+const disk = systemTempOn([FS_EXT4, FS_XFS]);
 
 // Bug: pmem2_map_new maps a file over its reservation with MAP_FIXED and
 // MAP_SYNC first; on ext4 or xfs without DAX the kernel unmaps the
@@ -30,8 +28,8 @@ const disk = diskDir();
 test(
   "Workers mapping files at once on ext4 or xfs neither crash nor collide",
   () => {
-    const dir = mkdtempSync(join(disk!, "asyncpmem-test-"));
-    try {
+    const dir = tempDir(disk);
+    {
       const worker = join(dir, "worker.ts");
       writeFileSync(
         worker,
@@ -84,8 +82,6 @@ test(
       assert.equal(r.signal, null, r.stderr);
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stdout, /results 300,300,300/, r.stdout + r.stderr);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
     }
   },
   {
