@@ -32,7 +32,7 @@
 
 #define AP_API __attribute__((visibility("default")))
 
-#define AP_ABI_VERSION 9
+#define AP_ABI_VERSION 10
 
 /* shim error codes (disjoint from -errno and PMEM2_E_*); errors/mod.ts
  * ShimCode mirrors them and a test checks the two agree */
@@ -229,15 +229,6 @@ AP_API int ap_cpu_copy(void *dst, double dst_len, double dst_off,
 AP_API int ap_overlap(const void *dst, double dst_len, double dst_off,
 	const void *src, double src_len, double src_off, double len);
 
-/*
- * ap_file_lock -- open path (NUL-terminated within path_len) read-only and
- * take an exclusive, non-blocking flock (libpmemblk's pool lock); returns
- * the fd, or -EAGAIN when another open file (in any process) holds it.
- * ap_file_unlock closes the fd.
- */
-AP_API int ap_file_lock(const char *path, double path_len);
-AP_API int ap_file_unlock(int fd);
-
 /* ---- software DSA device ---- */
 
 /* control words after the record arena (offsets from the arena's end) */
@@ -421,9 +412,10 @@ struct ap_share;
  * create it: the first open flocks the file exclusively (-EAGAIN when
  * another process holds a lock on it) and allocates size zeroed bytes;
  * later opens of the same file (device and inode) in this process get the
- * same share and block, and must ask for the same size. path is
- * NUL-terminated within its path_len bytes. Returns 1 when this open
- * created the share, 0 when it joined one.
+ * same share and block, and must ask for the same size (-EAGAIN when
+ * the share exists with another size: the file is open in this process
+ * as something else). path is NUL-terminated within its path_len bytes.
+ * Returns 1 when this open created the share, 0 when it joined one.
  */
 AP_API int ap_share_open(struct ap_share **out, const char *path,
 	double path_len, double size);

@@ -239,9 +239,11 @@ ap_share_open(struct ap_share **out, const char *path, double path_len,
 		close(fd);
 		struct ap_share *o = NULL;
 		if (f->size != n) {
-			rc = ap_fail(AP_E_INVALID_ARG,
-				"'%s' is open in this process with %zu bytes "
-				"of shared state, not %zu", path, f->size, n);
+			/* busy, as a lock held by another open is */
+			rc = ap_fail(-EAGAIN,
+				"'%s' is open in this process as something "
+				"else (%zu bytes of shared state, not %zu)",
+				path, f->size, n);
 		} else if ((o = ap_new_open(f)) == NULL) {
 			rc = ap_fail(-ENOMEM, "share: out of memory");
 		} else {

@@ -145,11 +145,6 @@ export const SYMBOLS = {
     result: "i32",
   },
 
-  // int ap_file_lock(const char *path, double path_len)
-  ap_file_lock: { parameters: ["buffer", "f64"], result: "i32" },
-  // int ap_file_unlock(int fd)
-  ap_file_unlock: { parameters: ["i32"], result: "i32" },
-
   // int ap_dev_new(ap_dev **out, uint32_t nthreads, uint32_t wq_size,
   //                uint32_t nrec, uint32_t nbatch, double max_xfer)
   ap_dev_new: {

@@ -20,7 +20,7 @@ import meta from "../deno.json" with { type: "json" };
 export type { Ptr } from "./_symbols.ts";
 export { RUNTIME } from "./_runtime.ts";
 
-const ABI_VERSION = 9;
+const ABI_VERSION = 10;
 
 async function loadBackend(): Promise<Backend> {
   return RUNTIME === "deno"

@@ -1,15 +1,32 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
- * {@linkcode FileLock}: an exclusive advisory lock on a file (`flock`), the
- * lock libpmemblk takes on an open pool, so both exclude each other.
+ * {@linkcode FileLock}: an exclusive lock on a file for one open in one
+ * thread — the lock libpmemlog and libpmemobj take on an open pool, so
+ * they and this library exclude each other.
+ *
+ * It lives in the file's process-wide {@linkcode FileShare}, whose first
+ * open takes the `flock` that other processes see; one word of the
+ * share's memory names the open that holds the lock, so other opens in
+ * this process are refused too. A lock taken in a Worker that is
+ * terminated before it releases it ends with the Worker's thread, as a
+ * lock ends with a crashed process: a plain descriptor's `flock` would
+ * hold the file until the process exits.
  *
  * @module
  */
-import { check, cString, native } from "../ffi/lib.ts";
+import { PmemError } from "../errors/mod.ts";
+import { FileShare } from "./file_share.ts";
+
+const EAGAIN = 11;
+/** Bytes of the share's memory: the holder's token. */
+const HOLDER_BYTES = 4;
+/** The holder word of an open without a token (it cannot be taken over). */
+const NO_TOKEN = -1;
 
 /**
- * An exclusive, non-blocking `flock` on a file. It conflicts with every
- * other open of the file that locks it, in this process or another.
+ * An exclusive, non-blocking lock on a file. It conflicts with every
+ * other lock or open of the file in this process (any Worker) and with
+ * `flock`s in other processes, and ends with the thread that took it.
  *
  * @example Usage
  * ```ts
@@ -22,41 +39,61 @@ import { check, cString, native } from "../ffi/lib.ts";
  * ```
  */
 export class FileLock implements Disposable {
-  #fd: number;
+  #share: FileShare | null;
+  #holder: number;
 
-  private constructor(fd: number) {
-    this.#fd = fd;
+  private constructor(share: FileShare, holder: number) {
+    this.#share = share;
+    this.#holder = holder;
   }
 
   /**
    * Take the lock.
    *
-   * @param path the file
+   * @param path the file (it must exist)
    * @param op the operation named in errors @default "lock"
-   * @throws {PmemError} code -11 (EAGAIN) when it is held elsewhere; -2
+   * @throws {PmemError} code -11 (EAGAIN) when it is held elsewhere (or
+   *   the file is open in this process as a pool that shares it); -2
    *   when the file is missing
    */
   static acquire(path: string, op = "lock"): FileLock {
     if (typeof path !== "string") {
       throw new TypeError("Cannot lock: path must be a string");
     }
-    const bytes = cString(path);
-    return new FileLock(
-      check(native.ap_file_lock(bytes, bytes.byteLength), op),
+    const share = FileShare.open(path, HOLDER_BYTES, op);
+    const word = new Int32Array(share.memory);
+    const me = share.token === 0 ? NO_TOKEN : share.token;
+    for (;;) {
+      const holder = Atomics.compareExchange(word, 0, 0, me);
+      if (holder === 0) return new FileLock(share, me);
+      // (an open that ended with its thread left the share; the word
+      // still names it until an open takes it over)
+      if (!share.ended(holder)) break;
+      if (Atomics.compareExchange(word, 0, holder, me) === holder) {
+        return new FileLock(share, me);
+      }
+    }
+    share.close();
+    throw new PmemError(
+      op,
+      -EAGAIN,
+      `cannot lock '${path}': it is locked by another open in this process`,
+      { errno: EAGAIN },
     );
   }
 
   /** Whether {@linkcode FileLock.release} has run. */
   get released(): boolean {
-    return this.#fd < 0;
+    return this.#share === null;
   }
 
   /** Drop the lock. Idempotent. */
   release(): void {
-    if (this.#fd < 0) return;
-    const fd = this.#fd;
-    this.#fd = -1;
-    check(native.ap_file_unlock(fd), "unlock");
+    const share = this.#share;
+    if (share === null) return;
+    this.#share = null;
+    Atomics.compareExchange(new Int32Array(share.memory), 0, this.#holder, 0);
+    share.close();
   }
 
   /** Same as {@linkcode FileLock.release}. */

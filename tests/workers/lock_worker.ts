@@ -1,0 +1,44 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * The Worker of `tests/file_lock_test.ts`: it opens what a job names (a
+ * libpmemlog log, with one append; an object pool; a bare FileLock) and
+ * never closes it, so the test can terminate it while it holds the lock.
+ *
+ * @module
+ */
+import { ObjectPool } from "../../obj/mod.ts";
+import { FileLock } from "../../pmem2/file_lock.ts";
+import { PmemLog } from "../../stream/mod.ts";
+
+/** A job: what to open, and where. */
+export interface LockJob {
+  kind: "log" | "obj" | "lock";
+  path: string;
+}
+
+/** The Worker's scope, as much of it as this file uses. */
+const self_ = globalThis as unknown as {
+  onmessage: ((e: MessageEvent<LockJob>) => void) | null;
+  postMessage(message: unknown): void;
+};
+
+/** What the Worker opened; kept, never closed. */
+const held: unknown[] = [];
+
+self_.onmessage = ({ data: { kind, path } }) => {
+  try {
+    if (kind === "log") {
+      const log = PmemLog.open(path);
+      log.append(new Uint8Array([7, 7]));
+      held.push(log);
+    } else if (kind === "obj") {
+      held.push(ObjectPool.open(path, { layout: "app" }));
+    } else {
+      held.push(FileLock.acquire(path));
+    }
+    self_.postMessage({ ok: true });
+  } catch (err) {
+    self_.postMessage({ error: String((err as Error)?.stack ?? err) });
+  }
+};
+self_.postMessage("ready");
