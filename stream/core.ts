@@ -254,7 +254,7 @@ export class LogCore {
   reserve(k: number, gen: number, length: number, op: string): Reserved | null {
     const s = this.shared;
     const total = entryTotal(length);
-    s.lockReserve();
+    s.lockReserve(op);
     try {
       this.#alive(k, gen, op);
       this.#place(k, total, length, op);
@@ -286,16 +286,16 @@ export class LogCore {
    * The highest timestamp reserved so far in the process (Workers
    * included), for a wait for `ts`. Timestamps start at 1 (0: none), and
    * an open starts them above the bound R, so every timestamp up to R
-   * counts as reserved (it is committed already).
+   * counts as reserved (it is committed already). `op` is named in errors.
    */
-  lastReserved(ts: number): number {
+  lastReserved(ts: number, op: string): number {
     const s = this.shared;
     const last = s.next - 1;
     if (ts <= last) return last;
     // a timestamp another Worker reserved reaches here through a message,
     // after its reserve lock was released; re-read under the lock rather
     // than trust an unordered read on the error path
-    s.lockReserve();
+    s.lockReserve(op);
     try {
       return s.f64[NEXT_F] - 1;
     } finally {
@@ -326,7 +326,7 @@ export class LogCore {
     const f64 = s.f64;
     const length = byteLengthOf(data); // the engine's, as checkData's
     const total = entryTotal(length);
-    s.lockReserve();
+    s.lockReserve(op);
     try {
       // plain reads: the lock's compare-and-swap ordered them
       const ts = f64[NEXT_F];
@@ -351,7 +351,7 @@ export class LogCore {
       if (end + ENTRY_HEADER > s.head(k) + size) {
         this.#place(k, total, length, op); // throws the full region's error
       }
-      if (!s.tryLockCommit()) return -1;
+      if (!s.tryLockCommit(op)) return -1;
       try {
         if (ts > s.bound) this.#checkBound(ts, op);
         const base = s.offset(k);
@@ -393,12 +393,12 @@ export class LogCore {
    * Commit and persist reservation `res` (its data in place) when it is
    * the only timestamp in flight: header, terminator and one persist
    * under the commit lock, no commit pass. Returns false when something
-   * else is in flight (take the general path).
+   * else is in flight (take the general path). `op` is named in errors.
    */
-  publishAlone(res: Reserved): boolean {
+  publishAlone(res: Reserved, op: string): boolean {
     const s = this.shared;
     const f64 = s.f64;
-    if (!s.tryLockCommit()) return false;
+    if (!s.tryLockCommit(op)) return false;
     try {
       const ts = res.ts;
       if (f64[COMMITTED_F] !== ts - 1 || f64[PERSISTED_F] !== ts - 1) {
@@ -468,12 +468,13 @@ export class LogCore {
   /**
    * One attempt at progress without blocking: commit what can be
    * committed and, for `level` "persisted", persist it. Returns whether
-   * `ts` reached `level`; false when the commit lock was busy too.
+   * `ts` reached `level`; false when the commit lock was busy too. `op`
+   * is named in errors.
    */
-  advance(ts: number, level: Level): boolean {
+  advance(ts: number, level: Level, op: string): boolean {
     const s = this.shared;
     if (reached(s, ts, level)) return true;
-    if (!s.tryLockCommit()) return false;
+    if (!s.tryLockCommit(op)) return false;
     let progressed = false;
     try {
       progressed = commitReady(this.shared, this.media, this.geometry.seed);
@@ -515,7 +516,7 @@ export class LogCore {
   waitFor(ts: number, level: Level, op: string): void {
     let idle = 0;
     for (;;) {
-      if (this.advance(ts, level)) return;
+      if (this.advance(ts, level, op)) return;
       const b = this.blocker();
       if (b !== null && b.owner !== undefined) {
         if (b.owner === RESERVATION) throw deadlock(op, b.ts);
@@ -539,7 +540,7 @@ export class LogCore {
   settle(ts: number, op: string): void {
     const s = this.shared;
     if (ts > s.settled) this.waitFor(ts, "persisted", op);
-    s.lockCommit();
+    s.lockCommit(op);
     try {
       commitReady(this.shared, this.media, this.geometry.seed);
       persistCommitted(this.shared, this.media);
@@ -566,11 +567,11 @@ export class LogCore {
    */
   finish(): void {
     const s = this.shared;
-    s.lockReserve();
+    s.lockReserve("close");
     try {
       // under the lock: a joiner reserves only after its count is added
       if (s.opens > 0) return;
-      s.lockCommit();
+      s.lockCommit("close");
       try {
         for (let ts = s.committed + 1; ts < s.next; ts++) {
           s.casSlotState(ts, RING_RESERVED, RING_VOID);

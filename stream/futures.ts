@@ -269,7 +269,7 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
           continue;
         }
         case READY:
-          return this.#core.advance(this.#res.ts, this.#level)
+          return this.#core.advance(this.#res.ts, this.#level, "appendAsync")
             ? this.#res.ts
             : this.#behind(ctx);
         case FAILED:
@@ -284,7 +284,9 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
     const owner = b?.owner;
     if (owner !== undefined && owner !== RESERVATION && owner !== this) {
       owner.poll(ctx);
-      if (this.#core.advance(this.#res.ts, this.#level)) return this.#res.ts;
+      if (this.#core.advance(this.#res.ts, this.#level, "appendAsync")) {
+        return this.#res.ts;
+      }
     } else if (owner === RESERVATION && ctx.blocking) {
       // a blocking wait: this thread cannot publish the reservation, so
       // the append fails, and is given up (padding) so that it never
@@ -314,6 +316,7 @@ export class WaitFuture extends Future<void> {
   #ts: number;
   #level: Level;
   #live: (op: string) => void;
+  #op: string;
 
   constructor(
     core: LogCore,
@@ -327,22 +330,20 @@ export class WaitFuture extends Future<void> {
     this.#ts = ts;
     this.#level = level;
     this.#live = live;
+    this.#op = level === "committed" ? "waitCommitted" : "waitPersisted";
   }
 
   protected step(ctx: PollContext): Step<void> {
-    this.#live(this.#level === "committed" ? "waitCommitted" : "waitPersisted");
-    if (this.#core.advance(this.#ts, this.#level)) return;
+    this.#live(this.#op);
+    if (this.#core.advance(this.#ts, this.#level, this.#op)) return;
     const b = this.#core.blocker();
     const owner = b?.owner;
     if (owner !== undefined && owner !== RESERVATION) {
       owner.poll(ctx);
-      if (this.#core.advance(this.#ts, this.#level)) return;
+      if (this.#core.advance(this.#ts, this.#level, this.#op)) return;
     } else if (owner === RESERVATION && ctx.blocking) {
       // a blocking wait: this thread cannot publish the reservation
-      throw deadlock(
-        this.#level === "committed" ? "waitCommitted" : "waitPersisted",
-        b!.ts,
-      );
+      throw deadlock(this.#op, b!.ts);
     }
     return PENDING;
   }

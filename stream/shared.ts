@@ -160,10 +160,11 @@ export class SharedState {
   /**
    * Take the reserve lock (spinning, then sleeping briefly).
    *
+   * @param op the operation named in errors
    * @throws {PmemError} -130 (EOWNERDEAD) when its holder's thread ended
    */
-  lockReserve(): void {
-    this.#lock(RESERVE_LOCK, "the reserve lock");
+  lockReserve(op: string): void {
+    this.#lock(RESERVE_LOCK, "the reserve lock", op);
   }
 
   /** Release the reserve lock. */
@@ -174,9 +175,10 @@ export class SharedState {
   /**
    * Take the commit lock if it is free.
    *
+   * @param op the operation named in errors
    * @throws {PmemError} -130 (EOWNERDEAD) when its holder's thread ended
    */
-  tryLockCommit(): boolean {
+  tryLockCommit(op: string): boolean {
     const holder = Atomics.compareExchange(
       this.i32,
       COMMIT_LOCK,
@@ -184,21 +186,22 @@ export class SharedState {
       this.token,
     );
     if (holder === 0) return true;
-    if (this.#ended(holder)) throw this.#ownerEnded("the commit lock");
+    if (this.#ended(holder)) throw this.#ownerEnded("the commit lock", op);
     return false;
   }
 
   /**
    * Take the commit lock (spinning, then sleeping briefly).
    *
+   * @param op the operation named in errors
    * @throws {PmemError} -130 (EOWNERDEAD) when its holder's thread ended
    */
-  lockCommit(): void {
-    this.#lock(COMMIT_LOCK, "the commit lock");
+  lockCommit(op: string): void {
+    this.#lock(COMMIT_LOCK, "the commit lock", op);
   }
 
   /** Spin for a lock word, then sleep in growing steps. */
-  #lock(at: number, what: string): void {
+  #lock(at: number, what: string, op: string): void {
     const i32 = this.i32;
     const token = this.token;
     for (let spin = 0; spin < 256; spin++) {
@@ -209,7 +212,7 @@ export class SharedState {
       const holder = Atomics.compareExchange(i32, at, 0, token);
       if (holder === 0) return;
       // what it left half done stays so: only a reopen recovers it
-      if (this.#ended(holder)) throw this.#ownerEnded(what);
+      if (this.#ended(holder)) throw this.#ownerEnded(what, op);
       sleepMs(ms);
       ms = Math.min(ms * 2, 1);
     }
@@ -221,9 +224,9 @@ export class SharedState {
       this.#share.ended(holder);
   }
 
-  #ownerEnded(what: string): PmemError {
+  #ownerEnded(what: string, op: string): PmemError {
     return new PmemError(
-      "append",
+      op,
       -EOWNERDEAD,
       `'${this.#share?.path}': an open of the stream in this process ended ` +
         `with its thread (a Worker terminated before it closed the stream) ` +

@@ -172,7 +172,7 @@ export function allocateRegion(
   const g = core.geometry;
   const size = alignUp(Math.max(bytes, 2 * ENTRY_HEADER), g.blockSize);
   const s = core.shared;
-  s.lockReserve();
+  s.lockReserve(op);
   try {
     return allocateSlot(core.media, s, g, size, op);
   } finally {
@@ -231,7 +231,7 @@ export function freeSlot(
   op: string,
 ): void {
   const s = core.shared;
-  s.lockReserve();
+  s.lockReserve(op);
   try {
     // the handle was checked before the lock: another thread may have
     // freed the region since, and allocated the slot again
@@ -242,7 +242,7 @@ export function freeSlot(
     s.unlockReserve();
   }
   core.settle(s.lastTs(k), op);
-  s.lockReserve();
+  s.lockReserve(op);
   try {
     finishFree(core.media, s, k);
   } finally {
@@ -270,7 +270,7 @@ export function truncateRegion(
     const { pos, dropped, last } = scanTo(core, k, head, upto);
     if (pos === head) return 0;
     core.settle(last, op);
-    s.lockReserve();
+    s.lockReserve(op);
     try {
       held(s, k, gen, op); // freed, and perhaps allocated again, meanwhile
       if (s.head(k) !== head) continue; // truncated meanwhile: again

@@ -185,7 +185,7 @@ export class Writes {
     settleReservationOf(reservation);
     core.disown(res.ts);
     core.ready(res.ts);
-    if (!core.publishAlone(res)) core.waitFor(res.ts, "persisted", op);
+    if (!core.publishAlone(res, op)) core.waitFor(res.ts, "persisted", op);
     return res.ts;
   }
 
@@ -196,7 +196,7 @@ export class Writes {
     settleReservationOf(reservation);
     core.abandon(res.ts);
     core.disown(res.ts);
-    core.advance(res.ts, "committed");
+    core.advance(res.ts, "committed", "cancel");
   }
 
   /** Append `data` (checked: `length` bytes) to `region` through the mover. */
@@ -248,7 +248,7 @@ export class Writes {
     live(op);
     const core = this.#core;
     checkInt(ts, "timestamp", op);
-    const last = core.lastReserved(ts);
+    const last = core.lastReserved(ts, op);
     if (ts > last) {
       // nothing may ever reserve it: a blocking wait for it (or one whose
       // signal needs the event loop) would never return

@@ -96,7 +96,7 @@ async function staleHandle(
   const w = await startWorker(WORKER);
   try {
     const reached = new SharedArrayBuffer(4);
-    sh.lockReserve();
+    sh.lockReserve("test");
     let result: Promise<unknown>;
     let k: number;
     try {

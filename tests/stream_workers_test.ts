@@ -182,6 +182,14 @@ test(
       out[what + " held"] = await ask(w, { kind: "hold", path, what });
       await end(w, s);
       out[what + " append"] = code(() => s.append(r, bytes(2)) > 0 ? "ok" : "no");
+      if (what === "commitLock") {
+        out[what + " ops named"] = [
+          () => s.append(r, bytes(2)),
+          () => s.publish(s.reserve(r, 4)),
+        ].map((f) => {
+          try { f(); return "none"; } catch (e) { return e.op; }
+        }).join(",");
+      }
       out[what + " entries"] = code(() =>
         [...s.entries(r)].map((e) => e.data[0]).join(",")
       );
@@ -206,6 +214,7 @@ test(
       "reservation reopened": "1,2",
       "commitLock held": 0,
       "commitLock append": -130,
+      "commitLock ops named": "append,publish",
       "commitLock entries": "1",
       "commitLock close": "ok",
       "commitLock reopened": "1",

@@ -85,7 +85,7 @@ async function run(job: Job): Promise<unknown> {
     const s = LogStream.open(job.path);
     held.push(s);
     if (job.what === "commitLock") {
-      streamCore(s).shared.lockCommit();
+      streamCore(s).shared.lockCommit("test");
       return 0;
     }
     const res = s.reserve(s.regions()[0], 100);
