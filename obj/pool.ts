@@ -41,9 +41,11 @@ export interface ObjectPoolCreateOptions {
   /** The layout name `open` must be given (at most 1023 UTF-8 bytes). */
   layout: string;
   /**
-   * Bytes of the redo log (a multiple of 4 KiB, at least 256 KiB). A
-   * synchronous transaction may log up to 3/8 of it, an asynchronous one
-   * a little less (what the transactions staged with it took).
+   * Bytes of the redo log: a multiple of 4 KiB, at least 256 KiB and at
+   * most a quarter of `size` (else a `RangeError`), so the heap keeps
+   * three quarters of the pool. A synchronous transaction may log up to
+   * 3/8 of it, an asynchronous one a little less (what the transactions
+   * staged with it took).
    * @default 1/16 of the pool, 1 to 64 MiB
    */
   logSize?: number;
