@@ -43,11 +43,11 @@ export class ReadTracker {
   /** The arena's region. */
   readonly #words: Int32Array;
   /** Every opener's ledger (counts per bucket), `READ_BUCKETS` each. */
-  readonly #ledgers: Uint16Array;
+  readonly #ledgers: Uint32Array;
   readonly #share: FileShare | undefined;
   readonly #token: number;
   /** This opener's ledger, or undefined (none left, or not shared). */
-  #ledger: Uint16Array | undefined;
+  #ledger: Uint32Array | undefined;
   /** Its index. */
   #slot = -1;
 
@@ -60,7 +60,7 @@ export class ReadTracker {
     this.#words = words;
     this.#share = share;
     this.#token = token;
-    this.#ledgers = new Uint16Array(
+    this.#ledgers = new Uint32Array(
       words.buffer,
       words.byteOffset + LEDGER_BASE * 4,
       LEDGERS * READ_BUCKETS,

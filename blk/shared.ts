@@ -182,12 +182,13 @@ export const LEDGERS = 64;
 /** int32 index of the ledgers' owners (lock tokens, 0 for none). */
 export const LEDGER_OWNER_BASE = STRIPE_BASE + STRIPES;
 /**
- * int32 index of the ledgers: per opener, a u16 count per read-tracking
- * bucket.
+ * int32 index of the ledgers: per opener, a u32 count per read-tracking
+ * bucket (a u16 wrapped: one opener may have more than 65 535 reads of a
+ * bucket in flight, as a `readMany` of one block many times has).
  */
 export const LEDGER_BASE = LEDGER_OWNER_BASE + LEDGERS;
 /** int32 words of an arena's region. */
-export const ARENA_WORDS = LEDGER_BASE + LEDGERS * READ_BUCKETS / 2;
+export const ARENA_WORDS = LEDGER_BASE + LEDGERS * READ_BUCKETS;
 
 /**
  * The locks held by the check()s running in this isolate, as

@@ -86,9 +86,10 @@ export type SharedEdgesJob =
   | { kind: "holdLanes"; path: string; n: number; stripe?: number }
   /**
    * Join the pool's share and count a read of every lane's free block of
-   * arena 0, as reads in flight do (writers then skip every lane).
+   * arena 0 (`times` reads, default 1), as reads in flight do (writers
+   * then skip every lane).
    */
-  | { kind: "holdReads"; path: string }
+  | { kind: "holdReads"; path: string; times?: number }
   /** Join the pool's share as its first open, and stop there. */
   | { kind: "joinShare"; path: string }
   /** Open the pool and write asynchronously forever (to be terminated). */
@@ -207,7 +208,9 @@ function run(job: SharedEdgesJob): unknown {
     case "holdReads": {
       const { share, table } = joinArena0(job.path);
       for (let lane = 0; lane < table.lanes; lane++) {
-        table.reads.track(table.free(lane));
+        for (let i = 0; i < (job.times ?? 1); i++) {
+          table.reads.track(table.free(lane));
+        }
       }
       held.push(share, table);
       return table.lanes;
