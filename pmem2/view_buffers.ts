@@ -51,14 +51,17 @@ function isDetached(buf: ArrayBuffer): boolean {
  * The buffers handed out over one mapping: one buffer over all of it
  * where {@linkcode VIEW_WINDOWS} allows (then `whole` is set and a view is
  * one constructor call), else windows for the views that fit one, and one
- * buffer over all of it (or, above Bun's 4 GiB, per view) for those that
- * do not. Every buffer is remembered, so {@linkcode ViewBuffers.detachAll}
+ * buffer over all of it for those that do not (above Bun's 4 GiB, a
+ * window of the view's size class, or past 2 GiB one buffer per view).
+ * Every buffer is remembered, so {@linkcode ViewBuffers.detachAll}
  * makes every view ever handed out unusable before the memory goes away.
  */
 export class ViewBuffers {
   #address: Ptr;
   #size: number;
   #windows = new Map<number, ArrayBuffer>();
+  /** Windows of larger size classes (see `#large`), by stride and start. */
+  #largeWindows = new Map<string, ArrayBuffer>();
   #handedOut: ArrayBuffer[] = [];
   /** The buffer over the whole mapping, once made. */
   whole: ArrayBuffer | null = null;
@@ -103,7 +106,29 @@ export class ViewBuffers {
       );
     }
     if (size <= BUN_VIEW_LIMIT) return [this.#whole(), 0];
+    if (length <= BUN_VIEW_LIMIT / 2) return this.#large(offset, length);
     return [this.#track(backend.view(this.#address, length, offset)), offset];
+  }
+
+  /**
+   * The buffer for a view of a mapping above 4 GiB that no window holds:
+   * a window of its size class (twice the power of two at or above
+   * `length`, starting every such power of two), made once and reused.
+   * A buffer per view was kept until close (to be detached), so a loop of
+   * such views grew the process for as long as the mapping lived.
+   */
+  #large(offset: number, length: number): [ArrayBuffer, number] {
+    let stride = VIEW_WINDOWS.stride;
+    while (stride < length) stride *= 2;
+    const base = Math.floor(offset / stride) * stride;
+    const key = `${stride}:${base}`;
+    let buf = this.#largeWindows.get(key);
+    if (buf === undefined || isDetached(buf)) {
+      const len = Math.min(2 * stride, this.#size - base);
+      buf = this.#track(backend.view(this.#address, len, base));
+      this.#largeWindows.set(key, buf);
+    }
+    return [buf, base];
   }
 
   /**
@@ -132,6 +157,7 @@ export class ViewBuffers {
     }
     this.#handedOut = [];
     this.#windows.clear();
+    this.#largeWindows.clear();
     this.whole = null;
     return all;
   }
