@@ -10,7 +10,16 @@
 #include <unistd.h>
 #include "internal.h"
 
-#define AP_PAGE 4096u
+/* the system's page size: msync wants a page-aligned address, and a
+ * page is 64 KiB on some arm64 and ppc64le kernels */
+static uintptr_t
+ap_page_size(void)
+{
+	static uintptr_t page;
+	if (page == 0)
+		page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	return page;
+}
 
 /* ap_source_wrap -- build an ap_source around an fd or anon pmem2 source */
 static int
@@ -484,7 +493,7 @@ ap_map_sync(struct ap_map *m, const void *addr, size_t len)
 		return 0;
 	}
 	uintptr_t a = (uintptr_t)addr;
-	uintptr_t base = a & ~(uintptr_t)(AP_PAGE - 1);
+	uintptr_t base = a & ~(ap_page_size() - 1);
 	size_t n = len + (a - base);
 	while (msync((void *)base, n, MS_SYNC) != 0) {
 		if (errno == EINTR)
@@ -566,7 +575,7 @@ ap_map_deep_flush(struct ap_map *map, double offset, double length)
 		/* a regular file without MAP_SYNC (map_file.c): what
 		 * pmem2_deep_flush does for one, msync of the pages */
 		uintptr_t a = (uintptr_t)(map->addr + off);
-		uintptr_t start = a & ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1);
+		uintptr_t start = a & ~(ap_page_size() - 1);
 		if (len != 0 && msync((void *)start, a + len - start, MS_SYNC))
 			return ap_fail(-errno, "deep flush: msync: %s",
 				strerror(errno));

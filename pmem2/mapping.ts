@@ -448,7 +448,8 @@ export class Mapping implements Disposable {
 
   /**
    * Flush a range through to the media (beyond the ADR domain where the
-   * platform has one; a no-op on page-granularity files).
+   * platform has one; on a page-granularity file, an msync of its pages,
+   * as libpmem2's deep flush of a file mapped without `MAP_SYNC`).
    *
    * @throws {PmemError} code -13 (EACCES) on a mapping with protection
    *   `"none"`
