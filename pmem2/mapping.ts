@@ -383,7 +383,7 @@ export class Mapping implements Disposable {
 
   static {
     attachReader = (map, reader) => {
-      map.#live("read");
+      map.#flushable("read"); // a read of no-access pages faults
       map.#readers.push(reader);
       return map.#address;
     };

@@ -3,7 +3,8 @@
  * Edges of `pmem2/` found by a third review: each test exposed a bug
  * (named in its comment).
  */
-import { mapFile } from "../mod.ts";
+import { mapFile, PmemError } from "../mod.ts";
+import { MappingReader } from "../pmem2/reader.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 // Bug: on Bun, a mapping above 4 GiB made a new ArrayBuffer for every
@@ -39,4 +40,17 @@ test("views of a mapping above 4 GiB reuse their buffers, one per window", () =>
   }
   map.close();
   for (const v of views) assert.equal(v.length, 0);
+});
+
+// Bug: a MappingReader (the block store's native reads) over a mapping
+// with protection "none" was made, and its first read faulted the process
+// (SIGSEGV). The mapping now refuses the reader, as it refuses a flush.
+test("a MappingReader over a mapping without access is refused, not a fault", () => {
+  const path = tempPath();
+  mapFile(path, { size: 1 << 16 }).close();
+  using map = mapFile(path, { protection: "none" });
+  assert.throws(
+    () => new MappingReader(map),
+    (e) => e instanceof PmemError && e.code === -13,
+  );
 });
