@@ -9,7 +9,14 @@
  * @module
  */
 import { chain, fromStep, map } from "../future/combinators.ts";
-import type { Future, FutureOptions } from "../future/future.ts";
+import {
+  Future,
+  type FutureOptions,
+  NOT_STARTED,
+  PENDING,
+  type PollContext,
+  type Step,
+} from "../future/future.ts";
 import { FutureRegistry } from "../future/registry.ts";
 import { type Vdm, VdmFlags } from "../mover/vdm.ts";
 import type { Granularity } from "./config.ts";
@@ -45,9 +52,8 @@ export interface DurableHost {
 /** The asynchronous copies of one mapping. */
 export class DurableCopies {
   #host: DurableHost;
+  /** The operations started and not settled. */
   #inflight = new FutureRegistry();
-  /** Sweep settled operations out of `#inflight` once it holds this many. */
-  #sweepAt = 64;
 
   /** @param host the mapping */
   constructor(host: DurableHost) {
@@ -90,8 +96,7 @@ export class DurableCopies {
           else host.persist(offset, length);
         }));
     }
-    this.#track(future);
-    return future;
+    return new TrackedCopy(future, this.#inflight);
   }
 
   /**
@@ -124,8 +129,7 @@ export class DurableCopies {
       : host.granularity === "byte"
       ? batch
       : chain(batch, () => fromStep(() => host.persistRanges(ranges())));
-    this.#track(future);
-    return future;
+    return new TrackedCopy(future, this.#inflight);
   }
 
   /**
@@ -146,13 +150,9 @@ export class DurableCopies {
     });
   }
 
-  /** Remember an operation so the mapping's close() can wait for it. */
-  #track(future: Future<void>): void {
-    if (this.#inflight.size >= this.#sweepAt) {
-      this.#inflight.sweep();
-      this.#sweepAt = Math.max(64, 2 * this.#inflight.size);
-    }
-    this.#inflight.add(future);
+  /** Operations in the registry. */
+  get tracked(): number {
+    return this.#inflight.size;
   }
 
   /** The operations started and not settled; the registry is emptied. */
@@ -160,5 +160,38 @@ export class DurableCopies {
     const running = this.#inflight.running();
     this.#inflight.clear();
     return running;
+  }
+}
+
+/**
+ * An asynchronous copy of a mapping, in its registry from its first poll
+ * that leaves it running until it settles: close() waits for it, and a
+ * future made and dropped without a poll (a lazy one never starts) costs
+ * the mapping nothing.
+ */
+class TrackedCopy extends Future<void> {
+  #inner: Future<void>;
+  #registry: FutureRegistry;
+  /** Its slot in the registry; -1 while not in it. */
+  #slot = -1;
+
+  constructor(inner: Future<void>, registry: FutureRegistry) {
+    super();
+    this.#inner = inner;
+    this.#registry = registry;
+  }
+
+  protected step(ctx: PollContext): Step<void> {
+    const state = this.#inner.poll(ctx);
+    if (state === "complete") return;
+    if (state === "failed") throw this.#inner.error;
+    if (state === "idle") return NOT_STARTED;
+    if (this.#slot < 0) this.#slot = this.#registry.add(this);
+    return PENDING;
+  }
+
+  protected override settle(): void {
+    if (this.#slot >= 0) this.#registry.remove(this.#slot);
+    this.#slot = -1;
   }
 }

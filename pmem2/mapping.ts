@@ -65,6 +65,15 @@ let attachTracer: (map: Mapping, tracer: PersistTracer | undefined) => void;
 let tracerOf: (map: Mapping) => PersistTracer | undefined;
 let handleOf: (map: Mapping) => Ptr;
 let buffersOf: (map: Mapping) => ViewBuffers;
+let copiesOf: (map: Mapping) => DurableCopies;
+
+/**
+ * The asynchronous copies a mapping's close() would wait for (started,
+ * not settled, as far as the mapping knows). Internal: for tests.
+ */
+export function trackedCopies(map: Mapping): number {
+  return copiesOf(map).tracked;
+}
 
 /**
  * Whether a buffer over the whole of a mapping was made for its views.
@@ -394,6 +403,7 @@ export class Mapping implements Disposable {
     tracerOf = (map) => map.#tracer;
     handleOf = (map) => map.#live("handle");
     buffersOf = (map) => map.#buffers;
+    copiesOf = (map) => map.#copies;
   }
 
   /** Throw the error that `read`'s arguments deserve. */

@@ -3,7 +3,8 @@
  * Edges of `pmem2/` found by a third review: each test exposed a bug
  * (named in its comment).
  */
-import { mapFile, PmemError } from "../mod.ts";
+import { mapFile, PmemError, ThreadMover } from "../mod.ts";
+import { trackedCopies } from "../pmem2/mapping.ts";
 import { MappingReader } from "../pmem2/reader.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
@@ -53,4 +54,34 @@ test("a MappingReader over a mapping without access is refused, not a fault", ()
     () => new MappingReader(map),
     (e) => e instanceof PmemError && e.code === -13,
   );
+});
+
+// Bug: every memcpyAsync (memmove, memset, memcpyMany) future was kept by
+// its mapping from its creation, so close() could wait for it, and only
+// settled ones were swept out: futures made and dropped without a poll
+// (lazy: they never started) stayed, with their source arrays, until the
+// mapping closed. A future is now kept from its first poll to its end.
+test("async copies never polled are not kept by their mapping; started ones are, until they settle", async () => {
+  using mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
+  const path = tempPath();
+  using map = mapFile(path, { size: 1 << 20, mover });
+  const src = new Uint8Array(4096).fill(3);
+  for (let i = 0; i < 1000; i++) {
+    map.memcpyAsync(0, src);
+    map.memsetAsync(0, 1, 64);
+    map.memcpyManyAsync([{ offset: 8192, data: src }]);
+  }
+  assert.equal(trackedCopies(map), 0);
+  const started = map.memcpyAsync(4096, src);
+  started.poll();
+  assert.equal(started.state, "running");
+  assert.equal(trackedCopies(map), 1);
+  await started;
+  assert.equal(trackedCopies(map), 0);
+  assert.equal(map.view(4096 + 4095, 1)[0], 3);
+  // close() still waits for a copy that was started and then dropped
+  map.memcpyAsync(0, new Uint8Array(1 << 19).fill(5)).poll();
+  map.close();
+  using again = mapFile(path);
+  assert.equal(again.view((1 << 19) - 1, 1)[0], 5);
 });
