@@ -464,6 +464,9 @@ AP_API int ap_dsa_open(struct ap_dev **out, const char *path,
 
 /* ap_dsa_open_test flags */
 #define AP_DSA_TEST_NO_OVERLAP (1u << 0) /* GENCAP bit 1 clear */
+/* an engine stalls 20 ms after claiming a descriptor at every other lap
+ * of the WQ's first slot, as one preempted there (tests of the portal) */
+#define AP_DSA_TEST_SLOW_CLAIM (1u << 1)
 
 /*
  * ap_dsa_open_test -- a DSA WQ of kind 1 (dedicated: MOVDIR64B into a

@@ -69,6 +69,9 @@ struct ap_dev {
 	_Atomic int64_t fault_at;
 	_Atomic uint32_t fault_status;
 	_Atomic uint32_t fault_count;
+	/* a test portal's hook (AP_DSA_TEST_SLOW_CLAIM): an engine pauses
+	 * between claiming a slot of the ring and releasing it */
+	uint32_t slow_claim;
 	void (*_Atomic doorbell)(void);
 	uint32_t wq_size, nthreads, nrec, nbatch;
 	uint32_t max_batch; /* members a BATCH may have (<= AP_MAX_BATCH) */

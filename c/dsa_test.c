@@ -18,9 +18,9 @@
  * The target is a software device whose engines take what the client
  * stored (the first 8 bytes of a stored descriptor are never zero: the
  * builder sets CRAV) into their ring before taking work off it. A ring
- * that is full then drops the descriptor and counts it, as a dedicated WQ
- * written past its size drops one into SWERR: a credit bug shows up as
- * drops and records that never complete. The engines write the client's
+ * full of undispatched descriptors then drops one and counts it, as a
+ * dedicated WQ written past its size drops one into SWERR: a credit bug
+ * shows up as drops and records that never complete. The engines write the client's
  * records as hardware does -- the record only: they neither bump the
  * client's sequence nor touch its references.
  *
@@ -33,6 +33,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -97,13 +98,25 @@ ap_tport_kick(struct ap_dev *t)
 	ap_wake_engines(t);
 }
 
-/* ap_accept -- one descriptor arrived: into the ring, or dropped */
+/*
+ * ap_accept -- one descriptor arrived: into the ring, or dropped. The ring
+ * also refuses while an engine that claimed the slot's last descriptor
+ * has not yet copied it out (preempted there): that one was dispatched
+ * already, so a WQ would take this one -- wait for the slot. Only a WQ
+ * holding wq_size undispatched descriptors drops one.
+ */
 static void
 ap_accept(struct ap_dev *t, const struct dsa_hw_desc *h)
 {
 	struct ap_tport *tp = t->tport;
-	if (ap_enqueue(t, h) != 0)
-		atomic_fetch_add(&tp->drops, 1); /* SWERR: no record, ever */
+	while (ap_enqueue(t, h) != 0) {
+		if (atomic_load(&t->tail) - atomic_load(&t->head) >=
+				t->wq_size) {
+			atomic_fetch_add(&tp->drops, 1); /* SWERR: no record */
+			break;
+		}
+		sched_yield();
+	}
 	atomic_fetch_add(&tp->taken, 1);
 }
 
@@ -228,7 +241,7 @@ ap_dsa_open_test(struct ap_dev **out, uint32_t kind, uint32_t wq_size,
 			max_batch > AP_MAX_BATCH || engines == 0 || engines > 8 ||
 			nrec == 0 || nrec > (1u << 20) || nbatch > 4096 ||
 			mx == 0 || mx > UINT32_MAX ||
-			(flags & ~AP_DSA_TEST_NO_OVERLAP))
+			(flags & ~(AP_DSA_TEST_NO_OVERLAP | AP_DSA_TEST_SLOW_CLAIM)))
 		return ap_fail(AP_E_INVALID_ARG, "test portal: bad configuration "
 			"(kind %u, wq %u, max_batch %u, engines %u, records %u, "
 			"batches %u, max_xfer %zu)", kind, wq_size, max_batch,
@@ -244,6 +257,7 @@ ap_dsa_open_test(struct ap_dev **out, uint32_t kind, uint32_t wq_size,
 		return rc;
 	}
 	c->max_batch = max_batch;
+	t->slow_claim = (flags & AP_DSA_TEST_SLOW_CLAIM) != 0;
 	if (flags & AP_DSA_TEST_NO_OVERLAP) {
 		/* both sides: the client reports it, the engines enforce it */
 		t->gen_cap &= ~AP_GEN_CAP_OVERLAP;

@@ -1,0 +1,91 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// The DSA path, reviewed: the test portal and the WQ's bookkeeping.
+import { native } from "../ffi/lib.ts";
+import { CompletionDevice } from "../mover/_device.ts";
+import { DsaOpcode, DsaStatus } from "../mover/dsa_format.ts";
+import { assert, test } from "./_harness.ts";
+
+/** `ap_dsa_open_test`'s kind and flag (c/asyncpmem.h). */
+const DEDICATED = 1;
+const SLOW_CLAIM = 2;
+const EAGAIN = -11;
+
+/** Block until record `rec` of `dev` is written (or fail after 5 s). */
+function waitRecord(dev: CompletionDevice, rec: number): number {
+  const end = Date.now() + 5000;
+  for (;;) {
+    const seq = dev.sequence();
+    const status = dev.status(rec);
+    if (status !== 0) return status;
+    if (Date.now() > end) throw new Error(`record ${rec} never completed`);
+    dev.block(seq, 100);
+  }
+}
+
+/** A WQ's counter `i` (see ap_dsa_counters; 3 is drops). */
+function counter(dev: CompletionDevice, i: number): number {
+  const out = new Float64Array(8);
+  assert.equal(native.ap_dsa_counters(dev.handle("test"), out, 8), 8);
+  return out[i];
+}
+
+// Bug: a dedicated test portal now and then dropped a descriptor
+// (counters said drops: 1 or 2) and its operation never completed,
+// though the client never had more descriptors out than the WQ's size.
+// Its engines move what the client stored into the software device's
+// ring, which frees a slot only after the engine that claimed the slot's
+// descriptor has copied it out: an engine preempted in between (2 cores,
+// 8 engines, WQ of 2: about once in 50 000 copies) kept its slot while
+// another engine ran the rest of the ring, the client got the credits
+// back and stored more, and the ring refused the one for that slot.
+// That descriptor was already dispatched, so a WQ would have taken it;
+// the portal counted a drop. AP_DSA_TEST_SLOW_CLAIM stalls an engine
+// there for 20 ms, so it happens every time.
+test("a dedicated test portal drops nothing while an engine is slow to release the slot it claimed", () => {
+  const dev = new CompletionDevice(
+    "DsaMover",
+    (cell) =>
+      native.ap_dsa_open_test(
+        cell,
+        DEDICATED,
+        2,
+        0,
+        4096,
+        2,
+        16,
+        1,
+        SLOW_CLAIM,
+      ),
+  );
+  try {
+    const h = dev.handle("test");
+    for (let rec = 0; rec < 12; rec++) {
+      for (;;) {
+        const seq = dev.sequence();
+        const rc = native.ap_dev_submit(
+          h,
+          rec,
+          DsaOpcode.NOOP,
+          0,
+          null,
+          0,
+          0,
+          null,
+          0,
+          0,
+          0,
+          0,
+        );
+        if (rc === 0) break;
+        assert.equal(rc, EAGAIN); // no credit: wait for a completion
+        dev.block(seq, 100);
+      }
+    }
+    for (let rec = 0; rec < 12; rec++) {
+      assert.equal(waitRecord(dev, rec), DsaStatus.SUCCESS, `record ${rec}`);
+    }
+    assert.equal(counter(dev, 3), 0, "drops");
+  } finally {
+    dev.close();
+  }
+});
