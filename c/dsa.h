@@ -108,6 +108,7 @@ void ap_batch_mark(struct ap_dev *d, const struct dsa_hw_desc *list,
 	uint32_t count, int32_t delta);
 
 /* dsa_test.c */
+void ap_tport_store(struct ap_dev *c, void *slot, const void *desc);
 int ap_tport_enqcmd(struct ap_dev *t, void *slot, const void *desc);
 void ap_tport_kick(struct ap_dev *t);
 void ap_tport_free(struct ap_dev *t);

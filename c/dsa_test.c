@@ -8,11 +8,12 @@
  * ap_dsa_open makes one (dsa_portal.c: credits, the watcher, the same
  * store instructions), except that its portal is not the WQ's mmap:
  * - dedicated: a 4 KiB page in ordinary memory, which the client writes
- *   with MOVDIR64B at rotating 64-byte offsets, as a dedicated WQ's portal;
+ *   with MOVDIR64B at rotating 64-byte offsets, as a dedicated WQ's portal
+ *   (a CPU without MOVDIR64B stores the first 8 bytes last instead);
  * - shared: the same page, behind an emulation of ENQCMD (this CPU has no
  *   ENQCMD): it answers "retry" when the WQ is full, when a test injected
  *   busy answers, or while the slot still holds an undrained descriptor,
- *   and otherwise stores with MOVDIR64B;
+ *   and otherwise stores as the dedicated kind does;
  * - write: a SOCK_SEQPACKET socket the client write(2)s 64-byte
  *   descriptors to, as to the WQ's character device.
  * The target is a software device whose engines take what the client
@@ -72,8 +73,28 @@ ap_occupancy(struct ap_dev *t)
 }
 
 /*
+ * ap_tport_store -- store a descriptor into a page slot as the client's
+ * CPU can: with MOVDIR64B where it has it (a dedicated WQ's instruction),
+ * else bytes 8..63 first and the first 8 last with a release store --
+ * engines take a slot once its first 8 bytes are non-zero, so they never
+ * read half a descriptor (MOVDIR64B is SIGILL on a CPU without it)
+ */
+void
+ap_tport_store(struct ap_dev *c, void *slot, const void *desc)
+{
+	if (c->movdir64b) {
+		ap_movdir64b(slot, desc);
+		return;
+	}
+	uint64_t w0;
+	memcpy((char *)slot + 8, (const char *)desc + 8, 56);
+	memcpy(&w0, desc, sizeof(w0));
+	atomic_store_explicit(ap_word0(slot), w0, memory_order_release);
+}
+
+/*
  * ap_tport_enqcmd -- ENQCMD as this WQ answers it: 1 for retry, else the
- * descriptor is stored (with MOVDIR64B, the store ENQCMD makes) and 0.
+ * descriptor is stored (as ap_tport_store: the store ENQCMD makes) and 0.
  * One submitting thread per client (JavaScript's), as for its ring.
  */
 int
@@ -86,7 +107,7 @@ ap_tport_enqcmd(struct ap_dev *t, void *slot, const void *desc)
 			return 1;
 	if (ap_occupancy(t) >= t->wq_size || atomic_load(ap_word0(slot)) != 0)
 		return 1;
-	ap_movdir64b(slot, desc);
+	ap_tport_store(tp->client, slot, desc);
 	atomic_fetch_add(&tp->sent, 1);
 	return 0;
 }

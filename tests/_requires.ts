@@ -21,7 +21,8 @@ export type Tool =
   | "libpmemblk"
   | "libpmemlog"
   | "libpmemobj"
-  | "nm";
+  | "nm"
+  | "valgrind";
 
 /** How to tell each tool is here, and what installs it. */
 const PROBES: Record<Tool, { probe: () => boolean; install: string }> = {
@@ -44,6 +45,10 @@ const PROBES: Record<Tool, { probe: () => boolean; install: string }> = {
   nm: {
     probe: () => runs("nm", ["--version"]),
     install: "apt-get install binutils",
+  },
+  valgrind: {
+    probe: () => runs("valgrind", ["--version"]),
+    install: "apt-get install valgrind",
   },
 };
 

@@ -1,9 +1,12 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // The DSA path, reviewed: the test portal and the WQ's bookkeeping.
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
 import { native } from "../ffi/lib.ts";
 import { CompletionDevice } from "../mover/_device.ts";
 import { DsaOpcode, DsaStatus } from "../mover/dsa_format.ts";
-import { assert, test } from "./_harness.ts";
+import { assert, ROOT, tempDir, test } from "./_harness.ts";
+import { requires } from "./_requires.ts";
 
 /** `ap_dsa_open_test`'s kind and flag (c/asyncpmem.h). */
 const DEDICATED = 1;
@@ -89,3 +92,39 @@ test("a dedicated test portal drops nothing while an engine is slow to release t
     dev.close();
   }
 });
+
+// Bug: on a CPU without MOVDIR64B (AMD before Zen 5, Intel servers before
+// Sapphire Rapids) -- or any non-x86 CPU -- a dedicated or shared test
+// portal killed the process with SIGILL at its first descriptor (on
+// other CPUs than x86 it stored nothing, and every operation hung). Its
+// client stored descriptors into the portal page with MOVDIR64B
+// unconditionally, though the testing entry point promises "written with
+// MOVDIR64B where the CPU has it", and every mover test runs on a
+// dedicated test portal. Valgrind's CPU has no MOVDIR64B (CPUID says so,
+// and the instruction is SIGILL), so a C program run under it shows it.
+test(
+  "test portals work on a CPU without MOVDIR64B (a C program under valgrind)",
+  () => {
+    const bin = join(tempDir(), "dsa_portal_store");
+    const build = join(ROOT, "c", "build");
+    const cc = spawnSync("gcc", [
+      "-Wall",
+      "-Werror",
+      "-o",
+      bin,
+      join(ROOT, "tests", "c", "dsa_portal_store.c"),
+      `-L${build}`,
+      "-lasyncpmem",
+      `-Wl,-rpath,${build}`,
+    ], { encoding: "utf8", timeout: 120_000 });
+    assert.equal(cc.status, 0, cc.stderr);
+    const r = spawnSync("valgrind", ["-q", bin], {
+      encoding: "utf8",
+      timeout: 120_000,
+    });
+    assert.equal(r.signal, null, r.stderr);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.equal(r.stdout, "ok\n");
+  },
+  { skip: requires("valgrind"), timeout: 150_000 },
+);

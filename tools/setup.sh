@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(gcc libc6-dev libpmem2-dev libpmemblk-dev libpmemlog-dev libpmemobj-dev pmdk-tools libaccel-config-dev)
+PACKAGES=(gcc libc6-dev libpmem2-dev libpmemblk-dev libpmemlog-dev libpmemobj-dev pmdk-tools libaccel-config-dev valgrind)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
