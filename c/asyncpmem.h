@@ -326,7 +326,9 @@ AP_API int ap_dev_touch(struct ap_dev *dev, uint32_t rec, void *dst,
  * must be 64) completing into record rec, as a device portal accepts one:
  * the engines decode and validate it like hardware. Addresses a memory
  * operation touches must lie in live mappings, and a BATCH's list in the
- * device's list arena; anything else is refused here.
+ * device's list arena; anything else is refused here. A DSA WQ also
+ * refuses one without CRAV and RCR: it notices completions only by
+ * their records.
  */
 AP_API int ap_dev_submit_raw(struct ap_dev *dev, uint32_t rec,
 	const void *desc, double desc_len);

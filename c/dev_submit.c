@@ -378,6 +378,15 @@ ap_dev_submit_raw(struct ap_dev *d, uint32_t rec, const void *desc,
 	memcpy(&h, desc, sizeof(h));
 	h.completion_addr = (uint64_t)(uintptr_t)(d->records +
 		(size_t)rec * AP_RECORD_STRIDE);
+	/* a WQ's completions are noticed only by their records: one that
+	 * succeeded without writing its record would keep the record, and
+	 * a dedicated WQ's credit, for good */
+	if (d->portal != NULL && (h.flags & (IDXD_OP_FLAG_CRAV |
+			IDXD_OP_FLAG_RCR)) != (IDXD_OP_FLAG_CRAV |
+			IDXD_OP_FLAG_RCR))
+		return ap_fail(AP_E_INVALID_ARG, "a descriptor sent to a DSA "
+			"work queue must set CRAV and RCR (flags 0x%x)",
+			(unsigned)h.flags);
 	int rc = ap_raw_refs(d, &h, refs);
 	if (rc)
 		return rc;

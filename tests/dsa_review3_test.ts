@@ -4,7 +4,13 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { native } from "../ffi/lib.ts";
 import { CompletionDevice } from "../mover/_device.ts";
-import { DsaOpcode, DsaStatus } from "../mover/dsa_format.ts";
+import { ShimCode } from "../errors/mod.ts";
+import {
+  DsaDescriptor,
+  DsaFlag,
+  DsaOpcode,
+  DsaStatus,
+} from "../mover/dsa_format.ts";
 import { assert, ROOT, tempDir, test } from "./_harness.ts";
 import { requires } from "./_requires.ts";
 
@@ -128,3 +134,56 @@ test(
   },
   { skip: requires("valgrind"), timeout: 150_000 },
 );
+
+// Bug: a raw descriptor without CRAV or RCR (flags 0, say) sent to a
+// dedicated DSA WQ took one of its credits for good. Its NOOP completed
+// without a record, as the device writes none unless asked (or on an
+// error), and a WQ's watcher notices completions only by their records:
+// the credit never came back, and neither did the record (pending to
+// the end; close() then waited its 5 s for it and leaked the arena).
+// Two such descriptors left a WQ of 2 refusing everything with EAGAIN.
+// Now a WQ refuses a raw descriptor that does not ask for its record.
+test("a DSA WQ refuses a raw descriptor that asks for no completion record", () => {
+  const dev = new CompletionDevice(
+    "DsaMover",
+    (cell) => native.ap_dsa_open_test(cell, DEDICATED, 2, 0, 4096, 1, 4, 1, 0),
+  );
+  try {
+    const h = dev.handle("test");
+    const desc = new Uint8Array(DsaDescriptor.SIZE);
+    const word = new DataView(desc.buffer);
+    const refused: number[] = [];
+    for (const flags of [0, DsaFlag.COMPLETION_ADDR_VALID]) {
+      word.setUint32(4, (DsaOpcode.NOOP << 24) | flags, true);
+      for (const rec of [0, 1]) {
+        refused.push(native.ap_dev_submit_raw(h, rec, desc, 64));
+      }
+    }
+    // and the credits are all there: a NOOP asking for its record runs
+    const end = Date.now() + 2000;
+    let rc: number;
+    for (;;) {
+      rc = native.ap_dev_submit(
+        h,
+        2,
+        DsaOpcode.NOOP,
+        0,
+        null,
+        0,
+        0,
+        null,
+        0,
+        0,
+        0,
+        0,
+      );
+      if (rc !== EAGAIN || Date.now() > end) break;
+      dev.block(dev.sequence(), 20);
+    }
+    assert.equal(rc, 0, "no credit came back");
+    assert.equal(waitRecord(dev, 2), DsaStatus.SUCCESS);
+    assert.deepEqual(refused, new Array(4).fill(ShimCode.INVALID_ARG));
+  } finally {
+    dev.close();
+  }
+});
