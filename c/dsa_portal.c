@@ -437,7 +437,8 @@ ap_dsa_open(struct ap_dev **out, const char *path, double path_len,
 	d->gen_cap = gc;
 	d->max_batch = page == NULL ? 0 : max_batch < AP_MAX_BATCH ?
 		max_batch : AP_MAX_BATCH;
-	/* resident records and lists: a fault on a CR loses it on DSA 1.0 */
+	/* resident records: a fault on a CR loses it on DSA 1.0 (a fault on
+	 * a batch list is reported, status 0x06, and handled) */
 	mlock(d->records, (size_t)nrec * AP_RECORD_STRIDE + AP_CTRL_SIZE);
 	if (page == NULL && (rc = ap_write_probe(d, fd, path)) != 0) {
 		ap_fail(rc, "%s: cannot submit: no portal (%s), and write(2) "
