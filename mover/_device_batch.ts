@@ -130,7 +130,12 @@ export class DeviceBatch extends Future<void> {
     if (!this.#submitted) {
       if (dev.closed) throw new ClosedError(dev.name, "batch");
       ctx.waitOn(dev);
-      if (!this.#build()) return NOT_STARTED;
+      if (!this.#build()) {
+        // a blocked poller: see `CompletionDevice.reclaim`
+        if (ctx.blocking !== true) return NOT_STARTED;
+        dev.reclaim();
+        if (!this.#build()) return NOT_STARTED;
+      }
       const rc = native.ap_dev_batch_submit(
         dev.handle("batch"),
         this.#batchRec,

@@ -201,7 +201,11 @@ export class DeviceOp extends Future<void> {
         DeviceOp.#sendGathered(dev);
         if (this.#sweep !== null) return PENDING;
       }
-      const rec = dev.acquireRecord(this);
+      let rec = dev.acquireRecord(this);
+      if (rec < 0 && ctx.blocking === true) {
+        dev.reclaim(); // a blocked poller: see `CompletionDevice.reclaim`
+        rec = dev.acquireRecord(this);
+      }
       if (rec < 0) return NOT_STARTED;
       this.#rec = rec;
       this.#planNext();
