@@ -3,6 +3,16 @@
  * Third review of futures and software movers: the executor, the
  * combinators, and the futures of the thread mover's device.
  */
+import {
+  chain,
+  fromStep,
+  type Future,
+  map,
+  type PollContext,
+  ready,
+  type Step,
+  wait,
+} from "../mod.ts";
 import { assert, runScript, test } from "./_harness.ts";
 
 test(
@@ -65,3 +75,52 @@ test(
   },
   { timeout: 60_000 },
 );
+
+test("chain(), map() and fromStep() refuse what is not a future or a function when made", () => {
+  // They took anything and failed at the first poll with the engine's
+  // "f.poll is not a function" / "this.#next is not a function": a chain
+  // given a non-function ran its first future (a mover's copy made) and
+  // only then failed.
+  const first = ready(1);
+  const notFuture = Promise.resolve(1) as unknown as Future<number>;
+  const notFn = 5 as unknown as (n: number) => number;
+  assert.throws(
+    () => chain(notFuture, (n) => n),
+    /Cannot chain: first must be a Future/,
+  );
+  assert.throws(
+    () => chain(first, notFn),
+    /Cannot chain: next must be a function/,
+  );
+  assert.throws(
+    () => map(null as unknown as Future<number>, (n) => n),
+    /Cannot map: future must be a Future/,
+  );
+  assert.throws(() => map(first, notFn), /Cannot map: fn must be a function/);
+  assert.throws(
+    () => fromStep(7 as unknown as () => Step<number>),
+    /Cannot make a future: step must be a function/,
+  );
+  assert.equal(first.state, "idle"); // nothing ran
+  // a future of another copy of the module (duck-typed) still passes
+  const foreign = {
+    poll: (ctx?: PollContext) => first.poll(ctx),
+    then: first.then.bind(first),
+    get state() {
+      return first.state;
+    },
+    get value() {
+      return first.value;
+    },
+    get error() {
+      return first.error;
+    },
+    get done() {
+      return first.done;
+    },
+  };
+  assert.equal(
+    wait(map(foreign as unknown as Future<number>, (n) => n + 1)),
+    2,
+  );
+});
