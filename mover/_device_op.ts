@@ -240,7 +240,9 @@ export class DeviceOp extends Future<void> {
       return this.#completed(ctx, false);
     }
     if (this.#needSubmit) {
-      if (dev.closed) throw new ClosedError(dev.name, op.op);
+      // started and closed meanwhile: finish on the CPU, as the device
+      // finishes what it accepted (and `#resubmitChunk` a remainder)
+      if (dev.closed) return this.#done(true);
       if (this.#submit(ctx) === SENT) this.#needSubmit = false;
       else if (this.#givenUp) return this.#done(true);
       return PENDING;

@@ -13,6 +13,7 @@ import {
   type Step,
   wait,
 } from "../mod.ts";
+import { deviceStats, injectBusy, openTestPortal } from "../testing/mod.ts";
 import { assert, runScript, test } from "./_harness.ts";
 
 test(
@@ -123,4 +124,34 @@ test("chain(), map() and fromStep() refuse what is not a future or a function wh
     wait(map(foreign as unknown as Future<number>, (n) => n + 1)),
     2,
   );
+});
+
+test("an op whose next chunk a full or busy queue refused still completes when the mover closes", () => {
+  // A chunked op (longer than maxTransfer) whose next chunk the queue
+  // refused waits to resubmit it. A close() meanwhile failed it with
+  // ClosedError, its first chunks written and the rest not, where every
+  // other op the device had started is seen to its end (the remainder of
+  // a chunk's partial completion is finished on the CPU after a close).
+  // A busy shared WQ refuses deterministically; a ThreadMover's full ring
+  // does the same under load.
+  const dsa = openTestPortal({
+    mode: "shared",
+    engines: 1,
+    maxTransfer: 4096,
+    inlineThreshold: 0,
+  });
+  const dst = new Uint8Array(3 * 4096);
+  const f = dsa.memset(dst, 7);
+  f.poll(); // the first chunk goes out
+  for (let i = 0; i < 1000 && dst[4095] !== 7; i++) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+  }
+  assert.equal(dst[4095], 7, "the first chunk never ran");
+  injectBusy(dsa, 8); // more than the shim's own retries of one answer
+  f.poll(); // the second chunk is refused: resubmitted at a later poll
+  assert.equal(deviceStats(dsa).busyAnswers, 1);
+  assert.equal(f.state, "running");
+  dsa.close();
+  assert.equal(wait(f), undefined);
+  assert.ok(dst.every((b) => b === 7), "bytes left unwritten");
 });
