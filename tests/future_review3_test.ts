@@ -5,12 +5,15 @@
  */
 import {
   chain,
+  ClosedError,
   fromStep,
   type Future,
   map,
   type PollContext,
   ready,
   type Step,
+  ThreadMover,
+  type ThreadMoverOptions,
   wait,
 } from "../mod.ts";
 import { deviceStats, injectBusy, openTestPortal } from "../testing/mod.ts";
@@ -154,4 +157,55 @@ test("an op whose next chunk a full or busy queue refused still completes when t
   dsa.close();
   assert.equal(wait(f), undefined);
   assert.ok(dst.every((b) => b === 7), "bytes left unwritten");
+});
+
+test("a device batch started in parts completes when the mover closes before its later parts start", () => {
+  // A batch the device cannot take in one descriptor goes out in parts
+  // (single ops, BATCH descriptors, the engines' share of a split), each
+  // starting when it gets a record. A close() after the first part
+  // started failed the later ones with ClosedError: the batch rejected
+  // with some members written and others not, where close() sees every
+  // started operation to its end (and an abort once a batch started lets
+  // it complete).
+  const MiB = 1 << 20;
+  const cases: [string, ThreadMoverOptions, number[]][] = [
+    ["single ops", { threads: 1, inlineThreshold: 0, records: 1 }, [
+      3 * 4096,
+      100,
+      200,
+    ]],
+    ["an op and a BATCH", {
+      threads: 1,
+      inlineThreshold: 0,
+      records: 3,
+      maxTransfer: 4096,
+    }, [3 * 4096, 100, 200]],
+    // the poller copies the two small ones; the engines' share is two
+    // ops, the first still in flight when the second asks for a record
+    ["a split batch", { threads: 1, inlineThreshold: 1, records: 1 }, [
+      32 * MiB,
+      32 * MiB,
+      100,
+      200,
+    ]],
+  ];
+  for (const [name, options, sizes] of cases) {
+    const mover = new ThreadMover(options);
+    const bufs = sizes.map((n) => new Uint8Array(n));
+    const f = mover.batch(bufs.map((dst) => ({ op: "memset", dst, value: 9 })));
+    f.poll(); // the first part starts; a later one waits for a record
+    assert.equal(f.state, "running", name);
+    mover.close();
+    assert.doesNotThrow(() => wait(f), name);
+    for (const b of bufs) assert.ok(b.every((x) => x === 9), name);
+  }
+  // a batch none of whose parts started still fails
+  const mover = new ThreadMover({ threads: 1, inlineThreshold: 0, records: 1 });
+  const f = mover.batch([3 * 4096, 100, 200].map((n) => ({
+    op: "memset",
+    dst: new Uint8Array(n),
+    value: 9,
+  })));
+  mover.close();
+  assert.throws(() => wait(f), ClosedError);
 });
