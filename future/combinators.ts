@@ -70,6 +70,7 @@ export function rejected(error: unknown): Future<never> {
 class StepFuture<T> extends Future<T> {
   #fn: (ctx: PollContext) => Step<T>;
   constructor(fn: (ctx: PollContext) => Step<T>, options?: FutureOptions) {
+    checkFunction(fn, "make a future", "step");
     super(options);
     this.#fn = fn;
   }
@@ -97,6 +98,30 @@ export function fromStep<T>(
   options?: FutureOptions,
 ): Future<T> {
   return new StepFuture(fn, options);
+}
+
+/**
+ * Refuse an argument that is no function when the future is made: called
+ * at its first poll, it failed with the engine's "is not a function", and
+ * a chain's first future had run by then (a mover's copy made).
+ */
+function checkFunction(fn: unknown, op: string, name: string): void {
+  if (typeof fn !== "function") {
+    throw new TypeError(`Cannot ${op}: ${name} must be a function`);
+  }
+}
+
+/**
+ * Refuse an argument that is no future when the future is made (a
+ * promise passed by mistake failed only at the first poll, with the
+ * engine's "f.poll is not a function"). Duck-typed as `members` is.
+ */
+function checkFuture(f: unknown, op: string, name: string): void {
+  if (
+    typeof (f as { poll?: unknown } | null | undefined)?.poll !== "function"
+  ) {
+    throw new TypeError(`Cannot ${op}: ${name} must be a Future`);
+  }
 }
 
 /** Poll `f` as a step of another future: its value, or PENDING/NOT_STARTED. */
@@ -171,6 +196,8 @@ export function chain<A, B>(
   first: Future<A>,
   next: (value: A) => Future<B> | B,
 ): Future<B> {
+  checkFuture(first, "chain", "first");
+  checkFunction(next, "chain", "next");
   return new ChainFuture(first, next);
 }
 
@@ -189,6 +216,8 @@ export function chain<A, B>(
  * ```
  */
 export function map<A, B>(future: Future<A>, fn: (value: A) => B): Future<B> {
+  checkFuture(future, "map", "future");
+  checkFunction(fn, "map", "fn");
   return new ChainFuture(future, fn);
 }
 

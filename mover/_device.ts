@@ -19,7 +19,7 @@ import {
   newCell,
   type Ptr,
 } from "../ffi/lib.ts";
-import type { WakeSource } from "../future/future.ts";
+import { Future, NO_CONTEXT, type WakeSource } from "../future/future.ts";
 import { DsaRecord } from "./dsa_format.ts";
 
 let sendGathered: ((dev: CompletionDevice) => void) | undefined;
@@ -121,6 +121,8 @@ export class CompletionDevice implements WakeSource {
   #freeLists: number[];
   #holders: (object | undefined)[];
   #outstanding = 0;
+  /** The sequence the last {@linkcode reclaim} pass began at. */
+  #reclaimedAt = -1;
   /** Sleeps submitted and not yet returned (see `sleep`). */
   #pendingSleeps = 0;
   /** Where the batch lists lie (for raw descriptors built by tests). */
@@ -235,6 +237,28 @@ export class CompletionDevice implements WakeSource {
     const rec = this.#freeRecords.pop() ?? -1;
     if (rec >= 0) this.#holders[rec] = holder;
     return rec;
+  }
+
+  /**
+   * Poll every started future that holds a record, so those whose work
+   * completed settle and give theirs back. For a poller that blocks its
+   * thread (`PollContext.blocking`) and found no record free: an awaited
+   * or adopted future frees its record only when polled after completing,
+   * and the event loop's pump, which would poll it, cannot run while the
+   * thread is blocked, so the blocked wait never got a record. Holders
+   * are leaves (they poll no other future), never on the stack here.
+   * Once per completion sequence: with none since the last pass, nothing
+   * more can be freed (each op short of a record would repeat the pass).
+   */
+  reclaim(): void {
+    const seq = this.sequence(); // before the polls: a later completion moves it
+    if (seq === this.#reclaimedAt) return;
+    this.#reclaimedAt = seq;
+    const holders = this.#holders;
+    for (let rec = 0; rec < holders.length; rec++) {
+      const h = holders[rec];
+      if (h instanceof Future && h.state === "running") h.poll(NO_CONTEXT);
+    }
   }
 
   /** Return a record taken with {@linkcode acquireRecord}. */

@@ -19,6 +19,7 @@ import {
 import { assertAttached, executeOnCpu } from "./cpu.ts";
 import type { CompletionDevice } from "./_device.ts";
 import {
+  type BatchStart,
   BUSY_LIMIT,
   descriptorFlags,
   FULL,
@@ -49,15 +50,20 @@ export class DeviceBatch extends Future<void> {
   #built = false;
   #submitted = false;
   #busy = 0;
+  /** The batch this descriptor is a part of, if any. */
+  #batch: BatchStart | undefined;
 
+  /** @param batch the batch it is a part of (see {@linkcode BatchStart}) */
   constructor(
     dev: CompletionDevice,
     ops: CheckedOp[],
     options?: FutureOptions,
+    batch?: BatchStart,
   ) {
     super(options);
     this.#dev = dev;
     this.#ops = ops;
+    this.#batch = batch;
     for (const op of ops) pin(op);
   }
 
@@ -128,9 +134,22 @@ export class DeviceBatch extends Future<void> {
   protected step(ctx: PollContext): Step<void> {
     const dev = this.#dev;
     if (!this.#submitted) {
-      if (dev.closed) throw new ClosedError(dev.name, "batch");
+      if (dev.closed) {
+        if (this.#batch?.started !== true) {
+          throw new ClosedError(dev.name, "batch");
+        }
+        // its batch started (see `BatchStart`): finish it here
+        dev.stats.cpuFallbacks++;
+        for (const op of this.#ops) executeOnCpu(op);
+        return;
+      }
       ctx.waitOn(dev);
-      if (!this.#build()) return NOT_STARTED;
+      if (!this.#build()) {
+        // a blocked poller: see `CompletionDevice.reclaim`
+        if (ctx.blocking !== true) return NOT_STARTED;
+        dev.reclaim();
+        if (!this.#build()) return NOT_STARTED;
+      }
       const rc = native.ap_dev_batch_submit(
         dev.handle("batch"),
         this.#batchRec,
@@ -148,11 +167,13 @@ export class DeviceBatch extends Future<void> {
           ctx.pollSoon?.();
           return NOT_STARTED;
         }
+        if (this.#batch !== undefined) this.#batch.started = true;
         dev.stats.cpuFallbacks++;
         for (const op of this.#ops) executeOnCpu(op);
         return;
       }
       this.#submitted = true;
+      if (this.#batch !== undefined) this.#batch.started = true;
       dev.submitted();
       // polled by hand, outside an executor's sweep: the executor sees it
       // to its end, so a future dropped now still gives its records back

@@ -21,7 +21,7 @@ import { BaseMover } from "./_base.ts";
 import type { CompletionDevice, DeviceInfo } from "./_device.ts";
 import { DeviceBatch } from "./_device_batch.ts";
 import { DeviceOp } from "./_device_op.ts";
-import { overlapOnCpu } from "./_device_submit.ts";
+import { type BatchStart, overlapOnCpu } from "./_device_submit.ts";
 import { CpuOp } from "./cpu.ts";
 import { SplitBatch } from "./_split_batch.ts";
 import type { CheckedOp } from "./vdm.ts";
@@ -205,7 +205,8 @@ export abstract class DeviceMover extends BaseMover {
 
   /**
    * The poller's share and the engines' future, at the first poll (the
-   * batch has started then: its parts take no signal).
+   * batch has started then: its parts take no signal, and a close() does
+   * not fail them, see {@linkcode BatchStart}).
    */
   #split(
     ops: CheckedOp[],
@@ -216,7 +217,10 @@ export abstract class DeviceMover extends BaseMover {
     const idle = device.info.threads - device.inFlight;
     if (idle <= 0) return { inline: ops, offloaded: undefined };
     if ((ctx.pending ?? 1) > 1) {
-      return { inline: [], offloaded: this.#offload(ops) };
+      return {
+        inline: [],
+        offloaded: this.#offload(ops, undefined, { started: true }),
+      };
     }
     // the poller's share: 1 / (idle engines + 1) of the bytes, from the end
     let mine = 0;
@@ -226,19 +230,28 @@ export abstract class DeviceMover extends BaseMover {
     }
     return {
       inline: ops.slice(k),
-      offloaded: this.#offload(ops.slice(0, k)),
+      offloaded: this.#offload(ops.slice(0, k), undefined, { started: true }),
     };
   }
 
-  /** Everything to the device, as BATCH descriptors where they fit. */
-  #offload(ops: CheckedOp[], options?: FutureOptions): Future<void> {
+  /**
+   * Everything to the device, as BATCH descriptors where they fit; the
+   * parts share `batch` (see {@linkcode BatchStart}).
+   */
+  #offload(
+    ops: CheckedOp[],
+    options?: FutureOptions,
+    batch: BatchStart = { started: false },
+  ): Future<void> {
     const work = ops.filter((op) => op.length > 0);
     // a batch needs a list, and a record per member plus its own (without
     // them a BATCH future would wait for one forever); members longer
     // than one descriptor's transfer go alone, in chunks
     const { maxBatch, records, maxTransfer, batchLists } = this.#device.info;
     const max = Math.min(maxBatch, records - 1);
-    if (max < 2 || batchLists < 1) return this.#group(work, false, options);
+    if (max < 2 || batchLists < 1) {
+      return this.#group(work, false, options, batch);
+    }
     // so do copies between overlapping ranges the device cannot make: a
     // BATCH member fails with status 0x16, and the batch with it, where
     // an operation alone is copied on the CPU
@@ -253,14 +266,14 @@ export abstract class DeviceMover extends BaseMover {
       ? options
       : undefined;
     const parts: Future<void>[] = large.map((op) =>
-      new DeviceOp(this.#device, op, one)
+      new DeviceOp(this.#device, op, one, batch)
     );
     for (let i = 0; i < small.length; i += max) {
       const slice = small.slice(i, i + max);
       parts.push(
         slice.length === 1
-          ? new DeviceOp(this.#device, slice[0], one)
-          : new DeviceBatch(this.#device, slice, one),
+          ? new DeviceOp(this.#device, slice[0], one, batch)
+          : new DeviceBatch(this.#device, slice, one, batch),
       );
     }
     if (parts.length === 0) {
@@ -273,17 +286,26 @@ export abstract class DeviceMover extends BaseMover {
     ops: CheckedOp[],
     inline: boolean,
     options?: FutureOptions,
+    batch?: BatchStart,
   ): Future<void> {
     if (inline) return new CpuOp(this, this.#className, ops, options);
     if (ops.length === 0) return new CpuOp(this, this.#className, [], options);
-    if (ops.length === 1) return new DeviceOp(this.#device, ops[0], options);
-    // the signal on the join alone (see `joined`)
-    return joined(ops.map((op) => new DeviceOp(this.#device, op)), options);
+    if (ops.length === 1) {
+      return new DeviceOp(this.#device, ops[0], options, batch);
+    }
+    // the signal on the join alone (see `joined`); the parts share one
+    // BatchStart
+    batch ??= { started: false };
+    return joined(
+      ops.map((op) => new DeviceOp(this.#device, op, undefined, batch)),
+      options,
+    );
   }
 
   /**
    * Stop the device. Every operation already handed to it runs to
-   * completion (its future still reports the outcome); operations not yet
+   * completion (its future still reports the outcome), and so does every
+   * batch of which a part was (the rest on the CPU); operations not yet
    * started fail with `ClosedError`. Idempotent.
    */
   close(): void {

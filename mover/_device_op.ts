@@ -24,6 +24,7 @@ import {
 import { assertAttached, executeOnCpu } from "./cpu.ts";
 import { type CompletionDevice, setGatherSender } from "./_device.ts";
 import {
+  type BatchStart,
   BUSY,
   BUSY_LIMIT,
   descriptorFlags,
@@ -96,13 +97,22 @@ export class DeviceOp extends Future<void> {
   #gathering = ALONE;
   /** The sweep's BATCH this operation went out in, until it completed. */
   #sweep: SweepBatch | null = null;
+  /** The batch this operation is a part of, if any. */
+  #batch: BatchStart | undefined;
   /** The destination needs a CPU persist once the device wrote it. */
   persist = false;
 
-  constructor(dev: CompletionDevice, op: CheckedOp, options?: FutureOptions) {
+  /** @param batch the batch it is a part of (see {@linkcode BatchStart}) */
+  constructor(
+    dev: CompletionDevice,
+    op: CheckedOp,
+    options?: FutureOptions,
+    batch?: BatchStart,
+  ) {
     super(options);
     this.#dev = dev;
     this.#op = op;
+    this.#batch = batch;
     this.#flags = descriptorFlags(op);
     pin(op);
   }
@@ -143,6 +153,11 @@ export class DeviceOp extends Future<void> {
     return got;
   }
 
+  /** Its work began (on the device or the CPU): so did its batch's. */
+  #started(): void {
+    if (this.#batch !== undefined) this.#batch.started = true;
+  }
+
   /** Whether a shared WQ refused this operation often enough to give up. */
   get #givenUp(): boolean {
     return this.#busy >= BUSY_LIMIT;
@@ -170,9 +185,16 @@ export class DeviceOp extends Future<void> {
     const dev = this.#dev;
     const op = this.#op;
     if (this.#rec < 0) {
-      if (dev.closed) throw new ClosedError(dev.name, op.op);
+      if (dev.closed) {
+        if (this.#batch?.started !== true) {
+          throw new ClosedError(dev.name, op.op);
+        }
+        this.#finishOnCpu(); // its batch started (see `BatchStart`)
+        return;
+      }
       if (op.length === 0) return;
       if (overlapOnCpu(dev, op)) {
+        this.#started();
         executeOnCpu(op);
         return;
       }
@@ -201,7 +223,11 @@ export class DeviceOp extends Future<void> {
         DeviceOp.#sendGathered(dev);
         if (this.#sweep !== null) return PENDING;
       }
-      const rec = dev.acquireRecord(this);
+      let rec = dev.acquireRecord(this);
+      if (rec < 0 && ctx.blocking === true) {
+        dev.reclaim(); // a blocked poller: see `CompletionDevice.reclaim`
+        rec = dev.acquireRecord(this);
+      }
       if (rec < 0) return NOT_STARTED;
       this.#rec = rec;
       this.#planNext();
@@ -211,9 +237,11 @@ export class DeviceOp extends Future<void> {
         this.#rec = -1;
         this.#next = this.#descending ? op.length : 0;
         if (!this.#givenUp) return NOT_STARTED;
+        this.#started();
         this.#finishOnCpu();
         return;
       }
+      this.#started();
       // polled by hand, outside an executor's sweep: the executor sees it
       // to its end, so a future dropped now still gives its record back
       // (it stayed taken for good, and a device whose records all were
@@ -236,7 +264,9 @@ export class DeviceOp extends Future<void> {
       return this.#completed(ctx, false);
     }
     if (this.#needSubmit) {
-      if (dev.closed) throw new ClosedError(dev.name, op.op);
+      // started and closed meanwhile: finish on the CPU, as the device
+      // finishes what it accepted (and `#resubmitChunk` a remainder)
+      if (dev.closed) return this.#done(true);
       if (this.#submit(ctx) === SENT) this.#needSubmit = false;
       else if (this.#givenUp) return this.#done(true);
       return PENDING;
@@ -391,7 +421,10 @@ export class DeviceOp extends Future<void> {
     dev.submitted();
     dev.stats.sweepBatches++;
     sweep.pending = members.length;
-    for (const o of members) o.#sweep = sweep;
+    for (const o of members) {
+      o.#sweep = sweep;
+      o.#started();
+    }
   }
 
   static {

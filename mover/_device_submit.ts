@@ -59,6 +59,16 @@ export function overlapOf(op: CheckedOp): number {
   );
 }
 
+/**
+ * The parts of one batch that go out as several futures (see
+ * `DeviceMover.runBatch`). Once any part has started, the batch has: a
+ * part that a close() then finds not started runs on the CPU instead of
+ * failing with ClosedError, as the device finishes what it accepted.
+ */
+export interface BatchStart {
+  started: boolean;
+}
+
 /** What a submission got: queued, or refused for now. */
 export const SENT = 0;
 /** The queue is full: retry once something completed. */
