@@ -148,6 +148,13 @@ function createDevice(
  * under the worker (an operation not yet started fails with
  * `ClosedError`).
  *
+ * Close the mover (`close()` waits for what it started) before a
+ * JavaScript Worker that uses it is terminated: `terminate()` frees the
+ * Worker's arrays while the device's threads may still be writing into
+ * them, and nothing tells the native side that the Worker is gone (the
+ * process can crash, or memory the main thread allocated next be
+ * overwritten). The same holds for a `DsaMover`.
+ *
  * @example Usage
  * ```ts
  * import { ThreadMover, wait } from "@asyncpmem/asyncpmem";
