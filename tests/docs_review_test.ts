@@ -1,9 +1,12 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // What the README and the package's metadata promise a new user, checked
 // against the files themselves.
-import { readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statfsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { assert, ROOT, test } from "./_harness.ts";
+import { OutOfSpaceError } from "../mod.ts";
+import { BlockPool } from "../blk/mod.ts";
+import { LogStream, PmemLog } from "../stream/mod.ts";
+import { assert, ROOT, tempDir, test } from "./_harness.ts";
 
 test("the package's bin is an executable file, so npm pack leaves it as it is", () => {
   // npm pack (tools/package_check.sh, run by tools/test.sh) sets the
@@ -20,3 +23,40 @@ test("the package's bin is an executable file, so npm pack leaves it as it is", 
     );
   }
 });
+
+/** `statfs` magic of tmpfs. */
+const TMPFS = 0x01021994;
+/** tmpfs refuses a fallocate beyond its size at once; a disk file system
+ * may fill itself first, which a test must not do to a shared machine. */
+const tmpfsDir = (() => {
+  const dir = tempDir();
+  return statfsSync(dir).type === TMPFS ? dir : undefined;
+})();
+
+test(
+  "a create larger than the file system throws OutOfSpaceError in every store, as the README says",
+  () => {
+    const dir = tmpfsDir!;
+    const fs = statfsSync(dir);
+    // twice the file system's size: the file cannot be allocated
+    const size = Math.ceil(2 * fs.blocks * fs.bsize / 2 ** 30 + 1) * 2 ** 30;
+    const creates: [string, () => { close(): void }][] = [
+      [
+        "BlockPool",
+        () =>
+          BlockPool.create(join(dir, "b"), { blockSize: 4096, poolSize: size }),
+      ],
+      ["LogStream", () => LogStream.create(join(dir, "s"), { size })],
+      ["PmemLog", () => PmemLog.create(join(dir, "l"), { poolSize: size })],
+    ];
+    for (const [name, create] of creates) {
+      assert.throws(() => create().close(), (e) => {
+        assert.ok(e instanceof OutOfSpaceError, `${name}: ${e}`);
+        assert.equal(e.code, -28);
+        return true;
+      });
+    }
+    assert.ok(!existsSync(join(dir, "b")), "the failed create left its file");
+  },
+  { skip: tmpfsDir === undefined && "the test directory is not on tmpfs" },
+);
