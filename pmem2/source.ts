@@ -259,7 +259,7 @@ export class Source implements Disposable {
     }
   }
 
-  /** Clear one bad block range (as returned by {@linkcode badBlocks}). */
+  /** Clear one bad block range (as returned by {@linkcode Source.badBlocks}). */
   clearBadBlock(block: BadBlock): void {
     checkRange(
       block?.offset,
