@@ -171,6 +171,7 @@ export function chain<A, B>(
   first: Future<A>,
   next: (value: A) => Future<B> | B,
 ): Future<B> {
+  checkStep(first, next, "chain", "next");
   return new ChainFuture(first, next);
 }
 
@@ -189,7 +190,27 @@ export function chain<A, B>(
  * ```
  */
 export function map<A, B>(future: Future<A>, fn: (value: A) => B): Future<B> {
+  checkStep(future, fn, "map", "fn");
   return new ChainFuture(future, fn);
+}
+
+/**
+ * The arguments of {@linkcode chain} and {@linkcode map}, checked at the
+ * call: unchecked, a value that is no future failed the result only at its
+ * first poll, with the engine's "f.poll is not a function".
+ */
+function checkStep(
+  first: unknown,
+  next: unknown,
+  op: string,
+  name: string,
+): void {
+  if (typeof (first as { poll?: unknown } | null)?.poll !== "function") {
+    throw new TypeError(`Cannot ${op}: the first argument is not a Future`);
+  }
+  if (typeof next !== "function") {
+    throw new TypeError(`Cannot ${op}: ${name} must be a function`);
+  }
 }
 
 /**

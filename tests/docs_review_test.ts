@@ -3,7 +3,7 @@
 // against the files themselves.
 import { existsSync, readFileSync, statfsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { OutOfSpaceError } from "../mod.ts";
+import { chain, map, OutOfSpaceError, ready } from "../mod.ts";
 import { BlockPool } from "../blk/mod.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { assert, ROOT, tempDir, test } from "./_harness.ts";
@@ -60,3 +60,19 @@ test(
   },
   { skip: tmpfsDir === undefined && "the test directory is not on tmpfs" },
 );
+
+test("chain() and map() refuse what is no Future or no function at once, with a TypeError", () => {
+  // the README: bad arguments throw TypeError before anything runs; they
+  // failed the future only at its first poll, with the engine's own
+  // "f.poll is not a function" (or "next is not a function")
+  const bad: [string, () => unknown][] = [
+    ["chain(5, fn)", () => chain(5 as never, () => 1)],
+    ["chain(promise, fn)", () => chain(Promise.resolve(1) as never, () => 1)],
+    ["chain(f, 5)", () => chain(ready(1), 5 as never)],
+    ["map(null, fn)", () => map(null as never, (x) => x)],
+    ["map(f, 'x')", () => map(ready(1), "x" as never)],
+  ];
+  for (const [what, call] of bad) {
+    assert.throws(call, TypeError, what);
+  }
+});
