@@ -96,6 +96,10 @@ export function fromStep<T>(
   fn: (ctx: PollContext) => Step<T>,
   options?: FutureOptions,
 ): Future<T> {
+  if (typeof fn !== "function") {
+    // unchecked, it failed only at the first poll ("this.#fn is not a function")
+    throw new TypeError("Cannot make a future: the step must be a function");
+  }
   return new StepFuture(fn, options);
 }
 

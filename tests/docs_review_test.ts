@@ -3,7 +3,7 @@
 // against the files themselves.
 import { existsSync, readFileSync, statfsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { chain, map, OutOfSpaceError, ready } from "../mod.ts";
+import { chain, fromStep, map, OutOfSpaceError, ready } from "../mod.ts";
 import { BlockPool } from "../blk/mod.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { assert, ROOT, tempDir, test } from "./_harness.ts";
@@ -61,7 +61,7 @@ test(
   { skip: tmpfsDir === undefined && "the test directory is not on tmpfs" },
 );
 
-test("chain() and map() refuse what is no Future or no function at once, with a TypeError", () => {
+test("chain(), map() and fromStep() refuse what is no Future or no function at once, with a TypeError", () => {
   // the README: bad arguments throw TypeError before anything runs; they
   // failed the future only at its first poll, with the engine's own
   // "f.poll is not a function" (or "next is not a function")
@@ -71,6 +71,7 @@ test("chain() and map() refuse what is no Future or no function at once, with a 
     ["chain(f, 5)", () => chain(ready(1), 5 as never)],
     ["map(null, fn)", () => map(null as never, (x) => x)],
     ["map(f, 'x')", () => map(ready(1), "x" as never)],
+    ["fromStep(5)", () => fromStep(5 as never)],
   ];
   for (const [what, call] of bad) {
     assert.throws(call, TypeError, what);
