@@ -3,7 +3,14 @@
 // against the files themselves.
 import { existsSync, readFileSync, statfsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { chain, fromStep, map, OutOfSpaceError, ready } from "../mod.ts";
+import {
+  chain,
+  fromStep,
+  map,
+  mapFile,
+  OutOfSpaceError,
+  ready,
+} from "../mod.ts";
 import { BlockPool } from "../blk/mod.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { assert, ROOT, tempDir, test } from "./_harness.ts";
@@ -76,4 +83,20 @@ test("chain(), map() and fromStep() refuse what is no Future or no function at o
   for (const [what, call] of bad) {
     assert.throws(call, TypeError, what);
   }
+});
+
+test("a bigint where a mapping wants a number or a name is the library's TypeError", () => {
+  // the README: bad arguments throw a TypeError saying what is wrong; a
+  // bigint reached arithmetic (view's default length) or JSON.stringify
+  // (the granularity's message) first, which threw the engine's own
+  const path = join(tempDir(), "m");
+  assert.throws(
+    () => mapFile(path, { size: 4096, granularity: 10n as never }),
+    (e) => e instanceof TypeError && /^Cannot map: granularity/.test(e.message),
+  );
+  using map = mapFile(path, { size: 4096 });
+  assert.throws(
+    () => map.view(10n as never),
+    (e) => e instanceof TypeError && /^Cannot view: offset/.test(e.message),
+  );
 });
