@@ -10,8 +10,14 @@ import {
   mapFile,
   OutOfSpaceError,
   ready,
+  Source,
 } from "../mod.ts";
-import { BlockPool } from "../blk/mod.ts";
+import {
+  BlockPool,
+  fletcher64,
+  uuidToBytes,
+  uuidToString,
+} from "../blk/mod.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { assert, ROOT, tempDir, test } from "./_harness.ts";
 
@@ -99,4 +105,56 @@ test("a bigint where a mapping wants a number or a name is the library's TypeErr
     () => map.view(10n as never),
     (e) => e instanceof TypeError && /^Cannot view: offset/.test(e.message),
   );
+});
+
+test("Source.open and /blk's helpers refuse bad arguments with the library's own errors", () => {
+  // each threw the engine's own TypeError ("null is not an object",
+  // "undefined is not an object (evaluating 'bytes.byteLength')", or
+  // JSON.stringify's about a BigInt) instead of one naming the argument
+  const path = join(tempDir(), "f");
+  const bad: [string, () => unknown, ErrorConstructor, RegExp][] = [
+    [
+      "Source.open(path, null)",
+      () => Source.open(path, null as never),
+      TypeError,
+      /^Cannot open source: options/,
+    ],
+    [
+      "fletcher64()",
+      () => fletcher64(undefined as never, 0),
+      TypeError,
+      /^Cannot checksum: bytes/,
+    ],
+    [
+      "fletcher64([])",
+      () => fletcher64([] as never, 0),
+      TypeError,
+      /^Cannot checksum: bytes/,
+    ],
+    [
+      "uuidToString()",
+      () => uuidToString(undefined as never),
+      TypeError,
+      /^Cannot format UUID: bytes/,
+    ],
+    [
+      "uuidToString(3 bytes)",
+      () => uuidToString(new Uint8Array(3)),
+      RangeError,
+      /^Cannot format UUID: bytes/,
+    ],
+    [
+      "uuidToBytes(1n)",
+      () => uuidToBytes(1n as never),
+      TypeError,
+      /^Cannot parse UUID/,
+    ],
+  ];
+  for (const [what, call, type, message] of bad) {
+    assert.throws(
+      call,
+      (e) => e instanceof type && message.test((e as Error).message),
+      what,
+    );
+  }
 });
