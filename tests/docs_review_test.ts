@@ -19,7 +19,7 @@ import {
   uuidToString,
 } from "../blk/mod.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
-import { assert, ROOT, tempDir, test } from "./_harness.ts";
+import { assert, ROOT, runScript, tempDir, test } from "./_harness.ts";
 
 test("the package's bin is an executable file, so npm pack leaves it as it is", () => {
   // npm pack (tools/package_check.sh, run by tools/test.sh) sets the
@@ -158,3 +158,36 @@ test("Source.open and /blk's helpers refuse bad arguments with the library's own
     );
   }
 });
+
+test(
+  "LogStream.appendAsync refused for a bad signal leaves no timestamp behind",
+  () => {
+    // the README: appendAsync reserves its timestamp at the call; a signal
+    // that is no AbortSignal was refused only after that, by the future's
+    // constructor, and the timestamp it held was never committed: every
+    // later append of the stream (a Worker's too) and close() waited for it
+    // forever. In a child process, so that a hang fails the test.
+    const path = join(tempDir(), "s");
+    const r = runScript(
+      `
+    import { LogStream } from "@root/stream/mod.ts";
+    const s = LogStream.create(${JSON.stringify(path)}, { size: 1 << 20 });
+    const region = s.allocateRegion(65536);
+    try {
+      s.appendAsync(region, new Uint8Array(8), { signal: 5 as never });
+      console.log("no error");
+    } catch (e) {
+      console.log(e instanceof TypeError ? "TypeError" : String(e));
+    }
+    console.log(s.append(region, new Uint8Array(8)));
+    console.log(await s.appendAsync(region, new Uint8Array(8)));
+    s.close();
+    `,
+      30_000,
+    );
+    assert.equal(r.signal, null, `the child hung: ${r.stdout}`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, "TypeError\n1\n2\n");
+  },
+  { timeout: 60_000 },
+);
