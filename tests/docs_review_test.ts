@@ -15,6 +15,7 @@ import {
 import {
   BlockPool,
   fletcher64,
+  poolGeometry,
   uuidToBytes,
   uuidToString,
 } from "../blk/mod.ts";
@@ -191,3 +192,52 @@ test(
   },
   { timeout: 60_000 },
 );
+
+test("poolGeometry refuses what is no file size or block size at once", () => {
+  // exported from /blk without checks of its own: "x" or NaN returned a
+  // pool of no arenas, a fractional or zero block size a geometry, and
+  // Infinity looped for good (2^64 ran Deno out of memory). Those two run
+  // in a child process.
+  const bad: [string, () => unknown, ErrorConstructor][] = [
+    [
+      'poolGeometry("x", 512)',
+      () => poolGeometry("x" as never, 512),
+      TypeError,
+    ],
+    ["poolGeometry(NaN, 512)", () => poolGeometry(NaN, 512), RangeError],
+    ["poolGeometry(64 MiB, 0)", () => poolGeometry(64 << 20, 0), RangeError],
+    [
+      "poolGeometry(64 MiB, 1.5)",
+      () => poolGeometry(64 << 20, 1.5),
+      RangeError,
+    ],
+    [
+      "poolGeometry(64 MiB, '1')",
+      () => poolGeometry(64 << 20, "1" as never),
+      TypeError,
+    ],
+  ];
+  for (const [what, call, type] of bad) {
+    assert.throws(
+      call,
+      (e) => e instanceof type && /^Cannot /.test((e as Error).message),
+      what,
+    );
+  }
+  const r = runScript(
+    `
+    import { poolGeometry } from "@root/blk/mod.ts";
+    for (const size of [Infinity, 2 ** 64]) {
+      try {
+        poolGeometry(size, 512);
+        console.log("no error");
+      } catch (e) {
+        console.log((e as Error).name);
+      }
+    }
+    `,
+    20_000,
+  );
+  assert.equal(r.signal, null, "poolGeometry(Infinity) did not return");
+  assert.equal(r.stdout, "RangeError\nRangeError\n", r.stderr);
+}, { timeout: 60_000 });
