@@ -200,13 +200,30 @@ export function arenaGeometry(
  * @param fileSize the pool file's size in bytes
  * @param blockSize the user block size, 1 to 2^32-1
  * @returns the arenas and the number of user blocks
+ * @throws {TypeError} when either is not a number
  * @throws {RangeError} when the file is too small or the block too large
- *   (libpmemblk's EINVAL)
+ *   (libpmemblk's EINVAL), or either is not an integer in range
  */
 export function poolGeometry(
   fileSize: number,
   blockSize: number,
 ): PoolGeometry {
+  // exported: checked here (a size of Infinity looped without end)
+  if (typeof fileSize !== "number" || typeof blockSize !== "number") {
+    throw new TypeError(
+      "Cannot lay out a pool: fileSize and blockSize must be numbers",
+    );
+  }
+  if (!Number.isSafeInteger(fileSize) || fileSize < 0) {
+    throw new RangeError(
+      `Cannot lay out a pool: fileSize must be a non-negative safe integer, got ${fileSize}`,
+    );
+  }
+  if (!Number.isInteger(blockSize) || blockSize < 1 || blockSize > 0xffffffff) {
+    throw new RangeError(
+      `Cannot lay out a pool: blockSize must be an integer in [1, 2^32 - 1], got ${blockSize}`,
+    );
+  }
   const rawSize = Math.floor(fileSize / BTT_ALIGN) * BTT_ALIGN - BTT_OFFSET;
   if (rawSize < ARENA_MIN_SIZE) {
     throw new RangeError(

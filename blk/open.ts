@@ -9,7 +9,11 @@
  * @module
  */
 import { statSync, unlinkSync } from "node:fs";
-import { NotSupportedError, PmemError } from "../errors/mod.ts";
+import {
+  NotSupportedError,
+  OutOfSpaceError,
+  PmemError,
+} from "../errors/mod.ts";
 import { corrupt, notEmpty } from "../errors/file.ts";
 import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
@@ -456,11 +460,15 @@ export function describe(value: unknown): string {
   return value === null ? "null" : typeof value;
 }
 
-/** Re-raise a source error under the pool operation's name. */
+/**
+ * Re-raise a source error under the pool operation's name, of the same
+ * class: callers branch on it (a full file system is an OutOfSpaceError,
+ * as in the other stores, which re-raise nothing).
+ */
 function rename(e: unknown, op: string): unknown {
   if (!(e instanceof PmemError)) return e;
-  return new PmemError(op, e.code, e.message.replace(/^[^:]*: /, ""), {
-    errno: e.errno,
-    cause: e,
-  });
+  const message = e.message.replace(/^[^:]*: /, "");
+  if (e instanceof OutOfSpaceError) return new OutOfSpaceError(op, message);
+  const Ctor = e instanceof NotSupportedError ? NotSupportedError : PmemError;
+  return new Ctor(op, e.code, message, { errno: e.errno, cause: e });
 }

@@ -429,10 +429,10 @@ export class BlockPool implements Disposable {
    *
    * @param lba the block, `0 .. blockCount - 1`
    * @param data exactly `blockSize` bytes
-   * @throws {TypeError} when `lba` is not an integer or `data` not a
+   * @throws {TypeError} when `lba` is not a number or `data` not a
    *   Uint8Array
-   * @throws {RangeError} when `lba` is out of range or `data` has the
-   *   wrong length
+   * @throws {RangeError} when `lba` is not an integer or out of range, or
+   *   `data` has the wrong length
    * @throws {PmemError} code -5 (EIO) when the arena is in the error
    *   state; -30 (EROFS) on a read-only pool
    * @throws {ClosedError} after {@linkcode BlockPool.close}
@@ -461,9 +461,10 @@ export class BlockPool implements Disposable {
    * @param into where to copy it (at least `blockSize` bytes; the first
    *   `blockSize` are written) @default a new Uint8Array
    * @returns `into`, or the new array
-   * @throws {TypeError} when `lba` is not an integer or `into` not a
+   * @throws {TypeError} when `lba` is not a number or `into` not a
    *   Uint8Array
-   * @throws {RangeError} when `lba` is out of range or `into` too short
+   * @throws {RangeError} when `lba` is not an integer or out of range, or
+   *   `into` too short
    * @throws {BadBlockError} when the block is in the error state
    * @throws {PmemError} code -22 when the block's map entry is corrupt
    * @throws {ClosedError} after {@linkcode BlockPool.close}
@@ -520,10 +521,10 @@ export class BlockPool implements Disposable {
    * @param into where to copy them (at least `lbas.length × blockSize`
    *   bytes) @default a new Uint8Array
    * @returns `into`, or the new array
-   * @throws {TypeError} when `lbas` is not an array of integers or `into`
+   * @throws {TypeError} when `lbas` is not an array of numbers or `into`
    *   not a Uint8Array
-   * @throws {RangeError} when an LBA is out of range or `into` too short
-   *   (a detached array has 0 bytes); nothing is read then
+   * @throws {RangeError} when an LBA is not an integer or out of range, or
+   *   `into` too short (a detached array has 0 bytes); nothing is read then
    * @throws {BadBlockError} when a block is in the error state; nothing is
    *   copied then
    * @throws {PmemError} code -22 when a block's map entry is corrupt

@@ -4,7 +4,7 @@
  * memory of its process-wide {@linkcode FileShare}, so every `BlockPool`
  * of the file in this process — one per Worker, or several in one
  * isolate — takes part in one protocol: a control block (who opened the
- * pool, whether its BTT is laid out), then one {@linkcode ArenaState}
+ * pool, whether its BTT is laid out), then one arena state
  * region per arena (lanes, idle lanes, read tracking, pending map
  * entries, per-block stripe locks). Internal to `blk/`.
  *

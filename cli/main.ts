@@ -303,7 +303,7 @@ function usage(): string {
  *
  * @example Usage
  * ```ts
- * import { main } from "./main.ts";
+ * import { main } from "@asyncpmem/asyncpmem/cli";
  * console.log(await main(["--help"])); // 0, after printing the usage
  * ```
  */

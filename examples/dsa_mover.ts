@@ -13,14 +13,15 @@
  *
  * @module
  */
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { DsaMover, mapFile } from "@asyncpmem/asyncpmem";
 
-const path = process.argv[2] ??
-  join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "dsa-example.pmem");
+// without a path argument, a file in a temp directory removed at the end
+const dir = mkdtempSync(join(tmpdir(), "asyncpmem-"));
+const path = process.argv[2] ?? join(dir, "dsa-example.pmem");
 
 using choice = DsaMover.openOrFallback({ fallback: { threads: 2 } });
 const { mover } = choice;
@@ -44,3 +45,4 @@ const data = new Uint8Array(4096).map((_, i) => i & 255);
 const back = readFileSync(path).subarray(8192, 8192 + data.length);
 if (!back.every((b, i) => b === data[i])) throw new Error("copy mismatch");
 console.log(`copied ${data.length} bytes durably into ${path}`);
+rmSync(dir, { recursive: true });

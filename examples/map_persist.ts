@@ -6,14 +6,15 @@
  *
  * @module
  */
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { mapFile } from "@asyncpmem/asyncpmem";
 
-const path = process.argv[2] ??
-  join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "example.pmem");
+// without a path argument, a file in a temp directory removed at the end
+const dir = mkdtempSync(join(tmpdir(), "asyncpmem-"));
+const path = process.argv[2] ?? join(dir, "example.pmem");
 
 {
   using map = mapFile(path, { size: 1 << 20 });
@@ -34,3 +35,4 @@ const bytes = readFileSync(path);
 const text = (o: number, n: number) =>
   new TextDecoder().decode(bytes.subarray(o, o + n));
 console.log(`file holds "${text(0, 17)}" and "${text(4096, 22)}"`);
+rmSync(dir, { recursive: true });

@@ -88,7 +88,19 @@ export const DsaDescriptor = {
   RSVD1: 38,
 } as const;
 
-/** The name of a status code, for messages. */
+/**
+ * The name of a status code, for messages.
+ *
+ * @example Usage
+ * ```ts
+ * import { dsaStatusName, DsaStatus } from "@asyncpmem/asyncpmem/mover";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(dsaStatusName(DsaStatus.SUCCESS), "0x01 (SUCCESS)");
+ * // bit 7 (a fault on a write) is not part of the code
+ * assert.equal(dsaStatusName(0x83), "0x83 (PAGE_FAULT_NOBOF)");
+ * ```
+ */
 export function dsaStatusName(status: number): string {
   const code = status & DSA_STATUS_MASK;
   const name = Object.entries(DsaStatus).find(([, v]) => v === code)?.[0];

@@ -208,6 +208,9 @@ export class ObjectPool implements Disposable {
    * they are committed (durable) and applied, and its result is returned.
    * If it throws, nothing it did takes effect and the error is rethrown.
    * Inside another transaction's callback, it joins that transaction.
+   * `fn` must be synchronous: one that returns a promise (an `async`
+   * function) is refused with a TypeError, and nothing it did takes
+   * effect; await after the transaction.
    *
    * @example Usage
    * ```ts
@@ -251,7 +254,8 @@ export class ObjectPool implements Disposable {
    * applied. Transactions started before the future is first polled are
    * committed with one persist, and their entries applied by one batch
    * of the pool's mover. A callback that throws makes the future fail,
-   * with nothing changed.
+   * with nothing changed; so does one that returns a promise (TypeError:
+   * `fn` must be synchronous).
    *
    * @example Usage
    * ```ts

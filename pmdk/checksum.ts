@@ -31,13 +31,19 @@
  * @param skipFrom words from this offset on count as zero
  *   @default bytes.byteLength (nothing skipped)
  * @returns the checksum as an unsigned 64-bit bigint
+ * @throws {TypeError} when `bytes` is not a Uint8Array
  * @throws {RangeError} when the length is not a multiple of 4
  */
 export function fletcher64(
   bytes: Uint8Array,
   checksumOffset: number,
-  skipFrom: number = bytes.byteLength,
+  skipFrom?: number,
 ): bigint {
+  // checked before the default of skipFrom reads bytes.byteLength
+  if (!(bytes instanceof Uint8Array)) {
+    throw new TypeError("Cannot checksum: bytes must be a Uint8Array");
+  }
+  skipFrom ??= bytes.byteLength;
   if (bytes.byteLength % 4 !== 0) {
     throw new RangeError(
       `Cannot checksum: length ${bytes.byteLength} is not a multiple of 4`,

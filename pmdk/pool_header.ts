@@ -148,7 +148,11 @@ export function uuidToBytes(text: string): Uint8Array {
       text,
     )
   ) {
-    throw new TypeError(`Cannot parse UUID: ${JSON.stringify(text)}`);
+    throw new TypeError(
+      `Cannot parse UUID: ${
+        // (JSON.stringify throws its own TypeError for a bigint)
+        typeof text === "string" ? JSON.stringify(text) : typeof text}`,
+    );
   }
   const hex = text.replaceAll("-", "");
   const raw = new Uint8Array(16);
@@ -173,8 +177,18 @@ export function uuidToBytes(text: string): Uint8Array {
  *
  * @param bytes 16 bytes
  * @returns the lower-case text form
+ * @throws {TypeError} when `bytes` is not a Uint8Array
+ * @throws {RangeError} when it has fewer than 16 bytes
  */
 export function uuidToString(bytes: Uint8Array): string {
+  if (!(bytes instanceof Uint8Array)) {
+    throw new TypeError("Cannot format UUID: bytes must be a Uint8Array");
+  }
+  if (bytes.length < 16) {
+    throw new RangeError(
+      `Cannot format UUID: bytes has ${bytes.length} bytes, 16 are needed`,
+    );
+  }
   const raw = swapUuid(bytes);
   const hex = Array.from(raw, (b) => b.toString(16).padStart(2, "0")).join("");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${

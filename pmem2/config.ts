@@ -107,8 +107,8 @@ export function toNativeConfig(config: MapConfig): NativeMapConfig {
   if (typeof g !== "string" || !Object.hasOwn(GRANULARITY_VALUES, g)) {
     throw new TypeError(
       `Cannot map: granularity must be "byte", "cache-line" or "page", got ${
-        JSON.stringify(g)
-      }`,
+        // (JSON.stringify throws its own TypeError for a bigint)
+        typeof g === "string" ? JSON.stringify(g) : typeof g}`,
     );
   }
   const sharing = config.sharing ?? "shared";

@@ -13,6 +13,7 @@ import {
   checkByte,
   checkBytes,
   checkRange,
+  checkSize,
   holds,
   trueBytes,
 } from "../ffi/validate.ts";
@@ -339,7 +340,10 @@ export class Mapping implements Disposable {
    */
   view(offset = 0, length?: number): Uint8Array {
     this.#writable("view");
-    const len = length ?? Math.max(0, this.#size - offset);
+    // the offset is checked before the default length's arithmetic, which
+    // a bigint would fail with the engine's own message
+    const len = length ??
+      Math.max(0, this.#size - checkSize(offset, "offset", "view"));
     checkRange(offset, len, this.#size, "view");
     const whole = this.#buffers.whole;
     if (whole !== null) {

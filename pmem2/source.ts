@@ -111,6 +111,9 @@ export class Source implements Disposable {
     if (typeof path !== "string") {
       throw new TypeError("Cannot open source: path must be a string");
     }
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("Cannot open source: options must be an object");
+    }
     const size = checkSize(options.size ?? 0, "size", "open source");
     let flags = 0;
     if (options.create ?? size > 0) flags |= AP_OPEN_CREATE;
@@ -259,7 +262,7 @@ export class Source implements Disposable {
     }
   }
 
-  /** Clear one bad block range (as returned by {@linkcode badBlocks}). */
+  /** Clear one bad block range (as returned by {@linkcode Source.badBlocks}). */
   clearBadBlock(block: BadBlock): void {
     checkRange(
       block?.offset,

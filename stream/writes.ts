@@ -218,6 +218,13 @@ export class Writes {
         `Cannot ${op}: level must be "persisted" or "committed"`,
       );
     }
+    // the future's constructor refuses a signal that is no AbortSignal:
+    // refused there, after the reservation, the timestamp would be held
+    // for good, and every later append would wait for it
+    const signal = options?.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new TypeError(`Cannot ${op}: signal must be an AbortSignal`);
+    }
     const core = this.#core;
     const res = reserveRoom(core, k, region.generation, length, op);
     let slot = -1;

@@ -431,7 +431,25 @@ export function createLogStream(
   return createStreamWith(path, options, { tracer: options?.tracer });
 }
 
-/** `LogStream.open` with a tracer attached before recovery runs. */
+/**
+ * `LogStream.open` with a tracer attached before recovery runs.
+ *
+ * @example Usage
+ * ```ts
+ * import { LogStream } from "@asyncpmem/asyncpmem/stream";
+ * import { openLogStream } from "@asyncpmem/asyncpmem/testing";
+ * import assert from "node:assert/strict";
+ *
+ * const path = `${await Deno.makeTempDir()}/log`;
+ * LogStream.create(path, { size: 1 << 20 }).close();
+ * let flushes = 0;
+ * using s = openLogStream(path, {
+ *   tracer: { flush: () => void flushes++, drain() {} },
+ * });
+ * s.append(s.allocateRegion(4096), new Uint8Array(8));
+ * assert.ok(flushes > 0);
+ * ```
+ */
 export function openLogStream(
   path: string,
   options: LogStreamOpenOptions & BlockPoolTestOptions = {},

@@ -2,7 +2,7 @@
 // Every single-file example runs, as a user runs it, on this runtime; so
 // does the README's tour.
 import { spawnSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { assert, ROOT, runScript, RUNTIME, tempDir, test } from "./_harness.ts";
@@ -36,14 +36,19 @@ for (const file of examples) {
     const args = RUNTIME === "deno"
       ? ["run", "-A", "--no-check", join(dir, file)]
       : [join(dir, file)];
+    // the example's temp files go to a directory of their own, which
+    // it must leave as it found it: a user runs it again and again
+    const tmp = join(tempDir(), "tmp");
+    mkdirSync(tmp);
     const r = spawnSync(process.execPath, args, {
       encoding: "utf8",
       cwd: ROOT,
-      env: { ...process.env, NO_COLOR: "1" },
+      env: { ...process.env, NO_COLOR: "1", TMPDIR: tmp },
       timeout: 120_000,
     });
     assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, expect);
+    assert.deepEqual(readdirSync(tmp), [], `${file} left files behind`);
   });
 }
 
