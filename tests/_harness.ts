@@ -108,9 +108,14 @@ export function tempPath(name = "pool"): string {
   return join(tempDir(), name);
 }
 
-process.on("exit", () => {
+function removeRoots(): void {
   for (const d of roots) rmSync(d, { recursive: true, force: true });
-});
+  roots.length = 0;
+}
+process.on("exit", removeRoots);
+// (`deno test` never emits the process's exit event: its "unload" event is
+// the last chance to remove a directory made outside a test)
+globalThis.addEventListener?.("unload", removeRoots);
 
 /** The repository root, as a file URL string ending in '/'. */
 export const ROOT_URL = new URL("../", import.meta.url).href;
