@@ -9,12 +9,8 @@
  * @module
  */
 import { statSync, unlinkSync } from "node:fs";
-import {
-  NotSupportedError,
-  OutOfSpaceError,
-  PmemError,
-} from "../errors/mod.ts";
-import { corrupt, notEmpty } from "../errors/file.ts";
+import { NotSupportedError, PmemError } from "../errors/mod.ts";
+import { asOp, corrupt, notEmpty } from "../errors/file.ts";
 import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
@@ -173,7 +169,7 @@ export function createPoolFile(
       mode,
     });
   } catch (e) {
-    throw rename(e, op);
+    throw asOp(e, op);
   }
   const created = poolSize > 0;
   let map: Mapping | null = null;
@@ -458,17 +454,4 @@ export function describe(value: unknown): string {
   if (typeof value === "number") return String(value);
   if (typeof value === "bigint") return `${value}n (a bigint)`;
   return value === null ? "null" : typeof value;
-}
-
-/**
- * Re-raise a source error under the pool operation's name, of the same
- * class: callers branch on it (a full file system is an OutOfSpaceError,
- * as in the other stores, which re-raise nothing).
- */
-function rename(e: unknown, op: string): unknown {
-  if (!(e instanceof PmemError)) return e;
-  const message = e.message.replace(/^[^:]*: /, "");
-  if (e instanceof OutOfSpaceError) return new OutOfSpaceError(op, message);
-  const Ctor = e instanceof NotSupportedError ? NotSupportedError : PmemError;
-  return new Ctor(op, e.code, message, { errno: e.errno, cause: e });
 }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { PmemError } from "./mod.ts";
+import { NotSupportedError, OutOfSpaceError, PmemError } from "./mod.ts";
 
 const EINVAL = 22;
 const EEXIST = 17;
@@ -33,4 +33,18 @@ export function notEmpty(op: string, path: string, bytes: number): PmemError {
     `'${path}' is not empty: its first ${bytes} bytes are not zero`,
     { errno: EEXIST },
   );
+}
+
+/**
+ * `e` raised again under a store operation's name (`op`), of the same
+ * class: a create whose file cannot be made says "create", not its
+ * source's "open", and callers branch on the class (a full file system
+ * is an `OutOfSpaceError`). Anything but a `PmemError` is returned as is.
+ */
+export function asOp(e: unknown, op: string): unknown {
+  if (!(e instanceof PmemError) || e.op === op) return e;
+  const message = e.message.replace(/^[^:]*: /, "");
+  if (e instanceof OutOfSpaceError) return new OutOfSpaceError(op, message);
+  const Ctor = e instanceof NotSupportedError ? NotSupportedError : PmemError;
+  return new Ctor(op, e.code, message, { errno: e.errno, cause: e });
 }

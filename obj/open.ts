@@ -13,6 +13,7 @@ import { checkOpenArgs } from "../ffi/validate.ts";
 import { FileLock } from "../pmem2/file_lock.ts";
 import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
+import { asOp } from "../errors/file.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import { Engine, type StateView } from "./engine.ts";
@@ -174,12 +175,12 @@ export function createPool(
   const mode = checkInteger(options.mode ?? 0o644, "mode", op);
   const mover = checkMover(options.mover, op);
   const g = planGeometry(size, logSize, layout);
-  const source = Source.open(path, {
-    size,
-    exclusive: true,
-    create: true,
-    mode,
-  });
+  let source: Source;
+  try {
+    source = Source.open(path, { size, exclusive: true, create: true, mode });
+  } catch (e) {
+    throw asOp(e, op);
+  }
   let map: Mapping | null = null;
   let lock: FileLock | null = null;
   try {

@@ -8,7 +8,7 @@
  */
 import { unlinkSync } from "node:fs";
 import { PmemError } from "../errors/mod.ts";
-import { corrupt } from "../errors/file.ts";
+import { asOp, corrupt } from "../errors/file.ts";
 import { FileShare } from "../pmem2/file_share.ts";
 import { waitForFirstOpener } from "../pmem2/share_wait.ts";
 import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
@@ -141,12 +141,17 @@ export function createStream(
   hooks: StreamTestHooks,
 ): Opened {
   const op = "create";
-  const source = Source.open(path, {
-    size: g.size,
-    exclusive: true,
-    create: true,
-    mode,
-  });
+  let source: Source;
+  try {
+    source = Source.open(path, {
+      size: g.size,
+      exclusive: true,
+      create: true,
+      mode,
+    });
+  } catch (e) {
+    throw asOp(e, op);
+  }
   let map: Mapping | null = null;
   let share: FileShare | null = null;
   try {

@@ -8,7 +8,7 @@
  */
 import { statSync, unlinkSync } from "node:fs";
 import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
-import { corrupt, notEmpty } from "../errors/file.ts";
+import { asOp, corrupt, notEmpty } from "../errors/file.ts";
 import {
   checkPoolHeader,
   type DeviceShutdownState,
@@ -193,12 +193,17 @@ export class PmemLog implements Disposable {
       );
     }
     const created = poolSize > 0;
-    const source = Source.open(path, {
-      size: poolSize,
-      exclusive: created,
-      create: created,
-      mode,
-    });
+    let source: Source;
+    try {
+      source = Source.open(path, {
+        size: poolSize,
+        exclusive: created,
+        create: created,
+        mode,
+      });
+    } catch (e) {
+      throw created ? asOp(e, op) : e;
+    }
     let map: Mapping | null = null;
     let lock: FileLock | null = null;
     try {

@@ -7,6 +7,7 @@ import {
   rmSync,
   statfsSync,
   statSync,
+  writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
 import {
@@ -15,6 +16,7 @@ import {
   map,
   mapFile,
   OutOfSpaceError,
+  PmemError,
   ready,
   Source,
 } from "../mod.ts";
@@ -25,8 +27,16 @@ import {
   uuidToBytes,
   uuidToString,
 } from "../blk/mod.ts";
+import { ObjectPool } from "../obj/mod.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
-import { assert, ROOT, runScript, tempDir, test } from "./_harness.ts";
+import {
+  assert,
+  ROOT,
+  runScript,
+  tempDir,
+  tempPath,
+  test,
+} from "./_harness.ts";
 
 test("the package's bin is an executable file, so npm pack leaves it as it is", () => {
   // npm pack (tools/package_check.sh, run by tools/test.sh) sets the
@@ -251,3 +261,30 @@ test("poolGeometry refuses what is no file size or block size at once", () => {
   assert.equal(r.signal, null, "poolGeometry(Infinity) did not return");
   assert.equal(r.stdout, "RangeError\nRangeError\n", r.stderr);
 }, { timeout: 60_000 });
+
+// Bug: a create whose file exists said op "open" (its source's) in the log
+// stream, libpmemlog log and object pool, and "create" in the block pool.
+test("every store's create of an existing file names create as the failed op", () => {
+  const path = tempPath();
+  writeFileSync(path, "x");
+  const creates: [string, () => unknown][] = [
+    [
+      "BlockPool",
+      () => BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 }),
+    ],
+    ["LogStream", () => LogStream.create(path, { size: 4 << 20 })],
+    ["PmemLog", () => PmemLog.create(path, { poolSize: 4 << 20 })],
+    [
+      "ObjectPool",
+      () => ObjectPool.create(path, { size: 8 << 20, layout: "x" }),
+    ],
+  ];
+  for (const [name, create] of creates) {
+    assert.throws(create, (e) => {
+      assert.ok(e instanceof PmemError, `${name}: ${e}`);
+      assert.equal(e.op, "create", `${name}: ${e.message}`);
+      assert.equal(e.code, -17, `${name}: ${e.message}`);
+      return true;
+    });
+  }
+});
