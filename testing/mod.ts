@@ -46,7 +46,7 @@ import {
 import { DSA_STATUS_WRITE_FAULT, DsaStatus } from "../mover/dsa_format.ts";
 import { ThreadMover, threadMoverDevice } from "../mover/thread.ts";
 import {
-  type Mapping,
+  Mapping,
   markMapping,
   nativeHandleOf,
   setMappingTracer,
@@ -134,8 +134,16 @@ export function setTracer(
   map: Mapping,
   tracer: PersistTracer | undefined,
 ): void {
+  checkMapping(map, "set a tracer");
   checkTracer(tracer);
   setMappingTracer(map, tracer);
+}
+
+/** Throw a TypeError unless `map` is a Mapping (`what`: the call's verb). */
+function checkMapping(map: unknown, what: string): void {
+  if (!(map instanceof Mapping)) {
+    throw new TypeError(`Cannot ${what}: map must be a Mapping`);
+  }
 }
 
 /**
@@ -156,6 +164,10 @@ export function setTracer(
  * ```
  */
 export function mark(map: Mapping, label: string): void {
+  checkMapping(map, "mark");
+  if (typeof label !== "string") {
+    throw new TypeError("Cannot mark: label must be a string");
+  }
   markMapping(map, label);
 }
 
@@ -557,6 +569,7 @@ export function writeBacks(
   map: Mapping,
   since?: number,
 ): { count: number; notes: WriteBack[] } {
+  checkMapping(map, "list write-backs");
   const out = new Float64Array(3 * LOG_CAP);
   const count = native.ap_map_durable_log(nativeHandleOf(map), out, LOG_CAP);
   if (since !== undefined && typeof since !== "number") {

@@ -20,6 +20,7 @@ import {
   createLogStream,
   createObjectPool,
   injectFault,
+  mark,
   openBlockPool,
   type PersistTracer,
   setTracer,
@@ -218,4 +219,26 @@ test("testing: injectFault() refuses a status that is no completion", async () =
   // a status that is a completion still fails the next copy with it
   injectFault(mover, 10, { status: 0x7f });
   await assert.rejects(() => Promise.resolve(mover.memset(dst, 4)));
+});
+
+// Bug: the testing hooks that take a mapping threw the engine's own
+// TypeError (about a private field of undefined) for anything else.
+test("setTracer, mark and writeBacks refuse what is no Mapping with their own TypeError", () => {
+  const tracer = { flush() {}, drain() {} };
+  for (const bad of [undefined, null, {}, 5]) {
+    assert.throws(
+      () => setTracer(bad as never, tracer),
+      /Cannot set a tracer: map must be a Mapping/,
+    );
+    assert.throws(
+      () => mark(bad as never, "x"),
+      /Cannot mark: map must be a Mapping/,
+    );
+    assert.throws(
+      () => writeBacks(bad as never),
+      /Cannot list write-backs: map must be a Mapping/,
+    );
+  }
+  using map = mapFile(tempPath(), { size: 1 << 16 });
+  assert.throws(() => mark(map, 5 as never), /label must be a string/);
 });
