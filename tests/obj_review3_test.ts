@@ -2,10 +2,12 @@
 // The object store under a third review: each test is the probe that
 // found a bug (red before its fix on at least one runtime), kept as a
 // regression test.
+import { ClosedError } from "../errors/mod.ts";
 import {
   checkObjectPool,
   type ObjectHandle,
   ObjectPool,
+  PersistentMap,
   StaleObjectError,
   type Transaction,
 } from "../obj/mod.ts";
@@ -103,4 +105,49 @@ test("`tx.object` of an object that a `txAsync` not applied yet freed is a Stale
     checkObjectPool(pool, { live: [filler.offset] }).problems,
     [],
   );
+});
+
+// A map created in a transaction that aborts does not exist, but the
+// `PersistentMap` the transaction's callback got kept working on what the
+// abort took back: its sets allocated leaves, directories and nodes that
+// nothing reaches (leaked for good, which `checkObjectPool` reports) and
+// stored the first directory's offset into the freed descriptor's block,
+// which another object may hold by then. It is now closed.
+test("a map whose creation a transaction took back is closed: using it is a ClosedError that changes nothing", async () => {
+  const path = tempPath();
+  {
+    using pool = ObjectPool.create(path, { size: 8 * MiB, layout: "r3" });
+    let orphan: PersistentMap | undefined;
+    assert.throws(() =>
+      pool.tx(() => {
+        orphan = PersistentMap.open(pool, "m");
+        orphan.set("x", "y");
+        throw new Error("abort");
+      }), /abort/);
+    let orphan2: PersistentMap | undefined;
+    await assert.rejects(
+      Promise.resolve(pool.txAsync(() => {
+        orphan2 = PersistentMap.open(pool, "n");
+        throw new Error("abort");
+      })),
+      /abort/,
+    );
+    const before = pool.stats().heap;
+    for (const m of [orphan!, orphan2!]) {
+      assert.throws(() => m.set("k", "v"), ClosedError);
+      assert.throws(() => m.setAsync("k", "v"), ClosedError);
+      assert.throws(() => m.batch([{ set: ["k", "v"] }]), ClosedError);
+      assert.throws(() => m.delete("k"), ClosedError);
+      assert.throws(() => m.get("k"), ClosedError);
+      assert.throws(() => m.size, ClosedError);
+    }
+    assert.deepEqual(pool.stats().heap, before);
+    assert.deepEqual(checkObjectPool(pool).problems, []);
+    using m = PersistentMap.open(pool, "m");
+    m.set("k", "v");
+  }
+  using pool = ObjectPool.open(path, { layout: "r3" });
+  using m = PersistentMap.open(pool, "m");
+  assert.deepEqual([...m.entries()], [["k", "v"]]);
+  assert.deepEqual(checkObjectPool(pool).problems, []);
 });
