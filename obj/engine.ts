@@ -141,7 +141,8 @@ export class Engine {
 
   /**
    * The generation of the live object at `offset`, as the staged
-   * transactions leave it, or 0 when there is none.
+   * transactions leave it (`staged`) or as the applied ones did, or 0
+   * when there is none.
    */
   genAt(offset: number, staged = true): number {
     if (staged) {
@@ -152,9 +153,16 @@ export class Engine {
     const h = offset - OBJECT_HEADER;
     if (
       offset % 8 !== 0 || h < this.g.heap || offset >= this.g.size ||
-      media.getU32(h) !== OBJECT_MAGIC ||
-      this.heap.capacity(h) < OBJECT_HEADER + media.getU32(h + 4)
+      media.getU32(h) !== OBJECT_MAGIC
     ) return 0;
+    // the header at home is the object as applied: so must the heap be
+    // that says a block starts there (the volatile heap follows the
+    // transactions staged: one not applied yet may have freed the block,
+    // or given its chunk to another object)
+    const capacity = staged
+      ? this.heap.capacity(h)
+      : this.heap.appliedCapacity(h);
+    if (capacity < OBJECT_HEADER + media.getU32(h + 4)) return 0;
     return media.getU32(h + 8);
   }
 
@@ -183,11 +191,16 @@ export class Engine {
   }
 
   /**
-   * A handle to the live object at `offset` as applied (home header).
+   * A handle to the live object at `offset` as applied (home header);
+   * with `staged` (a transaction that found no pending object there),
+   * one the heap as staged holds too: the pending objects may have lost
+   * a free of it (applied, a group takes out the entry of an offset it
+   * freed when the entry is a free, and every free's entry is the same
+   * object, a later group's free included).
    *
    * @throws {StaleObjectError} when no live object starts there
    */
-  objectAt(offset: number, op: string): ObjectHandle {
+  objectAt(offset: number, op: string, staged = false): ObjectHandle {
     if (!Number.isSafeInteger(offset) || offset < 0) {
       checkNumber(offset, "get an object: offset");
       throw new RangeError(
@@ -196,7 +209,7 @@ export class Engine {
         }`,
       );
     }
-    const gen = this.genAt(offset, false);
+    const gen = this.genAt(offset, staged);
     if (gen === 0) throw new StaleObjectError(op, offset);
     const h = offset - OBJECT_HEADER;
     const media = this.media;

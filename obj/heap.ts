@@ -326,6 +326,35 @@ export class Heap {
       : CLASS_SIZES[this.#runs[k]!.cls];
   }
 
+  /**
+   * Bytes of the allocated block at `block` (header included) as the
+   * chunk table and bitmaps in the pool say, or 0: the heap as the
+   * transactions applied left it. The volatile state follows the
+   * transactions staged, so it differs for a block that one not applied
+   * yet allocated or freed; a read outside a transaction sees the applied
+   * objects, and checks their headers against this.
+   */
+  appliedCapacity(block: number): number {
+    const g = this.#g;
+    if (block < g.heap || block >= g.heap + g.chunks * CHUNK_SIZE) return 0;
+    const k = Math.floor((block - g.heap) / CHUNK_SIZE);
+    const media = this.#media;
+    const kind = media.getU32(g.chunkTable + 8 * k);
+    const arg = media.getU32(g.chunkTable + 8 * k + 4);
+    const base = g.heap + k * CHUNK_SIZE;
+    if (kind === CHUNK_HUGE) return block === base ? arg * CHUNK_SIZE : 0;
+    if (kind !== CHUNK_RUN || arg >= RUNS.length) return 0;
+    const r = RUNS[arg];
+    const off = block - base - r.bitmapBytes;
+    if (off < 0 || off % r.blockSize !== 0) return 0;
+    const b = off / r.blockSize;
+    if (b >= r.blocks) return 0;
+    // the bitmap's u64 words, little-endian: block b's bit is bit b % 32
+    // of the u32 at 4 * (b / 32)
+    const word = media.getU32(base + 4 * (b >>> 5));
+    return word & (1 << (b & 31)) ? r.blockSize : 0;
+  }
+
   /** Free the allocated block at `block`, logging the change. */
   free(block: number, log: HeapLog): void {
     const b = this.#locate(block);

@@ -158,7 +158,9 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
 
   /**
    * The map named `name` in the pool, created empty the first time (a
-   * pool holds at most 31 maps).
+   * pool holds at most 31 maps). Created inside a transaction's callback,
+   * it exists once that transaction commits; if the transaction aborts,
+   * the maps opened for it are closed (their methods throw ClosedError).
    *
    * @throws {RangeError} for an empty name, one longer than 111 bytes, or
    *   one with a NUL or a lone surrogate; when the pool's catalog holds 31
@@ -251,6 +253,9 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
         c.offset = 0;
         c.kind = 0;
         byName.delete(name);
+        // the maps the callback opened keep this core: closed, they change
+        // no freed object and allocate none that nothing reaches
+        core.dropped = true;
       });
       return core;
     });
@@ -259,7 +264,17 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
   #live(op: string): MapCore {
     if (this.#closed) throw new ClosedError("PersistentMap", op);
     poolEngine(this.#pool, op);
-    return this.#core;
+    const core = this.#core;
+    if (core.dropped) {
+      throw new ClosedError(
+        "PersistentMap",
+        op,
+        `the map ${
+          JSON.stringify(core.name)
+        } does not exist: the transaction that created it aborted`,
+      );
+    }
+    return core;
   }
 
   /** The map's name in its pool. */

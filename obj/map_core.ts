@@ -130,6 +130,12 @@ export class MapCore implements TxEffects<Pending> {
   #leaves: ObjectHandle[] = [];
   #free: number[] = [];
   #hw = 0;
+  /**
+   * Whether the transaction that created the map aborted: the map does
+   * not exist, and its objects were taken back (the descriptor's block
+   * may be another object's by now).
+   */
+  dropped = false;
   readonly str = new Map<string, Entry>();
   readonly bin = new Map<string, Entry>();
   /** The newest staged states of keys not in the index. */

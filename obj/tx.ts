@@ -325,7 +325,7 @@ export class Transaction {
     this.#live("object");
     const e = this.#e;
     const p = e.locals.get(offset) ?? e.pendingObject(offset);
-    if (p === undefined) return e.objectAt(offset, "object");
+    if (p === undefined) return e.objectAt(offset, "object", true);
     if (p.gen === 0) throw new StaleObjectError("object", offset);
     return newHandle(e.token, offset, p.size, p.type, p.gen);
   }
