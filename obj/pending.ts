@@ -26,8 +26,19 @@ export interface PendingObject {
   type: number;
 }
 
-/** What a freed object is, pending. */
+/**
+ * An empty slot of the arrays below (generation 0, as a freed object). A
+ * free is staged as an object of its own ({@linkcode freedObject}): a
+ * group's application drops an offset's pending entry only when it is
+ * that group's own, and one shared object for every free made a later
+ * group's free of the block look like the earlier group's.
+ */
 export const FREED: PendingObject = Object.freeze({ gen: 0, size: 0, type: 0 });
+
+/** A free, pending: generation 0, an object of its own. */
+export function freedObject(): PendingObject {
+  return { gen: 0, size: 0, type: 0 };
+}
 
 /**
  * The objects the running transaction allocated or freed, by offset, in

@@ -31,7 +31,7 @@ import {
 import type { HeapLog } from "./heap.ts";
 import { OBJECT_HEADER, TYPE_INTERNAL, TYPE_ROOT } from "./layout.ts";
 import { type Group, NO_KEY } from "./log.ts";
-import { FREED } from "./pending.ts";
+import { freedObject } from "./pending.ts";
 import {
   addFresh,
   type Fresh,
@@ -311,7 +311,7 @@ export class Transaction {
       throw err;
     }
     if (f !== undefined && f.rel === UNWRITTEN) this.#unwritten--;
-    e.locals.set(offset, FREED);
+    e.locals.set(offset, freedObject());
   }
 
   /**

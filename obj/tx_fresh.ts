@@ -15,7 +15,7 @@ import type { Engine } from "./engine.ts";
 import { writeHeader } from "./object_bytes.ts";
 import { OBJECT_HEADER } from "./layout.ts";
 import type { Group } from "./log.ts";
-import { FREED, type PendingObject } from "./pending.ts";
+import type { PendingObject } from "./pending.ts";
 
 /** Objects up to this size (header included) are built in the log. */
 export const SMALL_MAX = 16384;
@@ -64,7 +64,7 @@ export function addFresh(
 /** The object at `offset` if the running transaction allocated it (and did not free it). */
 export function freshAt(e: Engine, offset: number): Fresh | undefined {
   const f = e.locals.get(offset);
-  return f === undefined || f === FREED ? undefined : f as Fresh;
+  return f === undefined || f.gen === 0 ? undefined : f as Fresh;
 }
 
 /**
@@ -110,7 +110,7 @@ export function logFree(
 export function logUnwritten(e: Engine, g: Group): void {
   e.locals.forEach((p, offset) => {
     const f = p as Fresh;
-    if (p === FREED || f.rel !== UNWRITTEN) return;
+    if (p.gen === 0 || f.rel !== UNWRITTEN) return;
     const at = e.log.open(g, f.block, OBJECT_HEADER, "commit", offset);
     writeHeader(e.media, at, f.size, f.gen, f.type);
     if (f.size > 0) e.log.zero(g, offset, f.size, "commit", offset);

@@ -11,6 +11,8 @@ import {
   StaleObjectError,
   type Transaction,
 } from "../obj/mod.ts";
+import { poolEngine } from "../obj/pool.ts";
+import { wait } from "../future/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
@@ -149,5 +151,44 @@ test("a map whose creation a transaction took back is closed: using it is a Clos
   using pool = ObjectPool.open(path, { layout: "r3" });
   using m = PersistentMap.open(pool, "m");
   assert.deepEqual([...m.entries()], [["k", "v"]]);
+  assert.deepEqual(checkObjectPool(pool).problems, []);
+});
+
+// Bug: every free was staged as one shared FREED object, and applying a
+// group drops an offset's pending entry when it is the group's own: the
+// group that freed a block also dropped a later, still pending group's
+// free of a new object in that block. The pending objects then said
+// nothing of it (the checks in a transaction fell back to the staged
+// heap, which hid it). Each free is now a pending object of its own.
+test("a pending free survives the application of an earlier group's free of the same block", () => {
+  using pool = ObjectPool.create(tempPath(), {
+    size: 8 << 20,
+    layout: "x",
+    logSize: 256 << 10,
+  });
+  pool.root(8);
+  const e = poolEngine(pool);
+  const filler = pool.tx((tx) => tx.alloc(40000));
+  const a = pool.tx((tx) => tx.alloc(100));
+  const big = new Uint8Array(30000); // a group of its own each
+  const fA = pool.txAsync((tx) => {
+    tx.free(a);
+    tx.write(filler, 0, big);
+  });
+  let d: ObjectHandle | undefined;
+  const fB = pool.txAsync((tx) => {
+    d = tx.alloc(100);
+    tx.write(filler, 0, big);
+  });
+  const fC = pool.txAsync((tx) => tx.free(d!));
+  pool.root(8); // stages the three
+  assert.equal(d!.offset, a.offset);
+  fA.poll();
+  fB.poll();
+  assert.equal(fA.state, "complete");
+  assert.equal(fB.state, "complete");
+  assert.notEqual(fC.state, "complete");
+  assert.equal(e.pending.objects.get(d!.offset)?.gen, 0);
+  wait(fC);
   assert.deepEqual(checkObjectPool(pool).problems, []);
 });
