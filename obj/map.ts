@@ -341,13 +341,18 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
   /**
    * Apply several sets and deletes as one asynchronous transaction: all
    * or none of them.
+   *
+   * @throws {TypeError} at the call, before anything is staged, for ops
+   *   that are not an array of `{ set: [key, value] }` and `{ delete: key }`
+   *   (holes included)
    */
   batch(ops: readonly MapOp[]): Future<void> {
     const c = this.#live("batch");
     if (!Array.isArray(ops)) {
       throw new TypeError("Cannot batch: ops must be an array");
     }
-    const checked = ops.map((op) => {
+    // (Array.from visits a sparse array's holes, which map() skips)
+    const checked = Array.from(ops, (op) => {
       if (op !== null && typeof op === "object" && "set" in op) {
         if (!Array.isArray(op.set) || op.set.length !== 2) {
           throw new TypeError("Cannot batch: set takes [key, value]");

@@ -304,6 +304,8 @@ export class ObjectPool implements Disposable {
    * @param size bytes (at least 1)
    * @throws {TypeError} for a size that is not a number
    * @throws {RangeError} for a size that is not an integer in [1, 2^31)
+   * @throws {OutOfSpaceError} when the heap, or the redo log, has no room
+   *   for the root at its new size (nothing changed)
    */
   root(size: number): ObjectHandle {
     const e = this.#engine;

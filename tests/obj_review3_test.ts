@@ -192,3 +192,18 @@ test("a pending free survives the application of an earlier group's free of the 
   wait(fC);
   assert.deepEqual(checkObjectPool(pool).problems, []);
 });
+
+// Bug: a batch given a sparse array skipped its holes while checking the
+// ops, then failed inside its transaction (a rejected future, a TypeError
+// from destructuring) instead of at the call as other bad ops do.
+test("a map's batch refuses a sparse array of ops at the call", () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 << 20, layout: "x" });
+  using map = PersistentMap.open(pool, "m");
+  // deno-lint-ignore no-sparse-arrays
+  const ops = [{ set: ["a", "1"] }, , { delete: "b" }] as never;
+  assert.throws(
+    () => map.batch(ops),
+    /Cannot batch: each op is \{ set \} or \{ delete \}/,
+  );
+  assert.equal(map.size, 0);
+});
