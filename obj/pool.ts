@@ -207,7 +207,11 @@ export class ObjectPool implements Disposable {
    * Run a transaction: `fn` stages changes through `tx`; when it returns,
    * they are committed (durable) and applied, and its result is returned.
    * If it throws, nothing it did takes effect and the error is rethrown.
-   * Inside another transaction's callback, it joins that transaction.
+   * Inside another transaction's callback, it joins that transaction, and
+   * an error it throws dooms the whole transaction, even when the outer
+   * callback catches it: the outer one then aborts with that error (so
+   * does a `PersistentMap` method that fails inside a transaction, as its
+   * methods run as such joined transactions).
    * `fn` must be synchronous: one that returns a promise (an `async`
    * function) is refused with a TypeError, and nothing it did takes
    * effect; await after the transaction.
