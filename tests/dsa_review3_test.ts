@@ -12,24 +12,13 @@ import {
   DsaStatus,
 } from "../mover/dsa_format.ts";
 import { assert, ROOT, tempDir, test } from "./_harness.ts";
+import { waitRecord } from "./_device.ts";
 import { requires } from "./_requires.ts";
 
 /** `ap_dsa_open_test`'s kind and flag (c/asyncpmem.h). */
 const DEDICATED = 1;
 const SLOW_CLAIM = 2;
 const EAGAIN = -11;
-
-/** Block until record `rec` of `dev` is written (or fail after 5 s). */
-function waitRecord(dev: CompletionDevice, rec: number): number {
-  const end = Date.now() + 5000;
-  for (;;) {
-    const seq = dev.sequence();
-    const status = dev.status(rec);
-    if (status !== 0) return status;
-    if (Date.now() > end) throw new Error(`record ${rec} never completed`);
-    dev.block(seq, 100);
-  }
-}
 
 /** A WQ's counter `i` (see ap_dsa_counters; 3 is drops). */
 function counter(dev: CompletionDevice, i: number): number {

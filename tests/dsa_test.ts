@@ -15,7 +15,6 @@ import {
   VdmFlags,
 } from "../mod.ts";
 import { native } from "../ffi/lib.ts";
-import type { CompletionDevice } from "../mover/_device.ts";
 import { dsaMoverDevice } from "../mover/dsa.ts";
 import * as format from "../mover/dsa_format.ts";
 import { threadMoverDevice } from "../mover/thread.ts";
@@ -27,18 +26,7 @@ import {
   portalCounters,
 } from "../testing/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
-
-/** Block until record `rec` of `dev` is written (or fail after 5 s). */
-function waitRecord(dev: CompletionDevice, rec: number): number {
-  const end = Date.now() + 5000;
-  for (;;) {
-    const seq = dev.sequence();
-    const status = dev.status(rec);
-    if (status !== 0) return status;
-    if (Date.now() > end) throw new Error(`record ${rec} never completed`);
-    dev.block(seq, 100);
-  }
-}
+import { waitRecord } from "./_device.ts";
 
 /**
  * `promise`, or a failure after `ms`: a descriptor a WQ dropped never

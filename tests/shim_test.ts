@@ -9,7 +9,6 @@ import { mapFile, ShimCode, ThreadMover } from "../mod.ts";
 import { REMOTE_SOURCES } from "../ffi/_loader.ts";
 import { backend, native } from "../ffi/lib.ts";
 import { SYMBOLS } from "../ffi/_symbols.ts";
-import type { CompletionDevice } from "../mover/_device.ts";
 import {
   DsaDescriptor,
   DsaFlag,
@@ -19,20 +18,9 @@ import {
 import { threadMoverDevice } from "../mover/thread.ts";
 import { injectFault } from "../testing/mod.ts";
 import { assert, ROOT, runScript, tempPath, test } from "./_harness.ts";
+import { waitRecord } from "./_device.ts";
 
 const LIB = join(ROOT, "c", "build", "libasyncpmem.so");
-
-/** Block until record `rec` of `dev` is written (or fail after 5 s). */
-function waitRecord(dev: CompletionDevice, rec: number): number {
-  const end = Date.now() + 5000;
-  for (;;) {
-    const seq = dev.sequence();
-    const status = dev.status(rec);
-    if (status !== 0) return status;
-    if (Date.now() > end) throw new Error(`record ${rec} never completed`);
-    dev.block(seq, 100);
-  }
-}
 
 /** Whether this process still maps `path` (from /proc/self/maps). */
 function mapped(path: string): boolean {
