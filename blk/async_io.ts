@@ -455,8 +455,11 @@ export class WriteGroupFuture extends Future<void> {
   #next = 0;
   #group: Group | undefined;
   #groupSize: number;
-  /** Its slot in the pool's registry of operations in flight. */
-  #slot: number;
+  /**
+   * Its slot in the pool's registry of operations in flight, from its
+   * first poll (-1 before: a future never polled holds nothing).
+   */
+  #slot = -1;
 
   /**
    * @param pool the pool
@@ -472,7 +475,6 @@ export class WriteGroupFuture extends Future<void> {
     options?: FutureOptions,
   ) {
     super(options);
-    this.#slot = pool.track(this);
     this.#pool = pool;
     this.#lbas = lbas;
     this.#data = data;
@@ -480,6 +482,7 @@ export class WriteGroupFuture extends Future<void> {
   }
 
   protected step(ctx: PollContext): Step<void> {
+    if (this.#slot < 0) this.#slot = this.#pool.track(this);
     const writes = this.#pool.writes;
     for (;;) {
       const g = this.#group;
@@ -599,6 +602,7 @@ export class WriteGroupFuture extends Future<void> {
     this.#slots = undefined;
     this.#lbas = [];
     this.#data = [];
-    this.#pool.settled(this.#slot);
+    if (this.#slot >= 0) this.#pool.settled(this.#slot);
+    this.#slot = -1;
   }
 }

@@ -189,8 +189,11 @@ export class ReadFuture extends Future<Uint8Array> {
   #block = -1;
   #error: unknown;
   #queued = false;
-  /** Its slot in the pool's registry of operations in flight. */
-  #slot: number;
+  /**
+   * Its slot in the pool's registry of operations in flight, from its
+   * first poll (-1 before: a future never polled holds nothing).
+   */
+  #slot = -1;
 
   constructor(
     pool: ReadAccess,
@@ -199,7 +202,6 @@ export class ReadFuture extends Future<Uint8Array> {
     options?: FutureOptions,
   ) {
     super(options);
-    this.#slot = pool.track(this);
     this.#pool = pool;
     this.#lba = lba;
     this.out = out;
@@ -267,6 +269,7 @@ export class ReadFuture extends Future<Uint8Array> {
   }
 
   protected step(ctx: PollContext): Step<Uint8Array> {
+    if (this.#slot < 0) this.#slot = this.#pool.track(this);
     if (this.stage === WAITING) {
       this.#pool.live("read");
       if (!this.#queued) {
@@ -303,6 +306,7 @@ export class ReadFuture extends Future<Uint8Array> {
     }
     this.stage = DONE;
     this.#copy = undefined;
-    this.#pool.settled(this.#slot);
+    if (this.#slot >= 0) this.#pool.settled(this.#slot);
+    this.#slot = -1;
   }
 }

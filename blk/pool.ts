@@ -100,6 +100,15 @@ export function openPoolWith(
 }
 
 let mappingOf: (pool: BlockPool) => Mapping;
+let inflightOf: (pool: BlockPool) => FutureRegistry;
+
+/**
+ * The operations an open pool keeps for its close() (started, not
+ * settled). Internal: for tests.
+ */
+export function trackedOperations(pool: BlockPool): number {
+  return inflightOf(pool).size;
+}
 
 /** The mapping of an open pool (tests look at its views). Internal. */
 export function blockPoolMapping(pool: BlockPool): Mapping {
@@ -243,6 +252,7 @@ export class BlockPool implements Disposable {
       BlockPool.#create(path, options, hooks);
     openWith = (path, options, hooks) => BlockPool.#open(path, options, hooks);
     mappingOf = (pool) => pool.#media.mapping;
+    inflightOf = (pool) => pool.#inflight;
   }
 
   static #create(

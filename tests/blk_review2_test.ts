@@ -8,7 +8,11 @@ import { PmemError } from "../errors/mod.ts";
 import { BlockPool } from "../blk/mod.ts";
 import { Arena } from "../blk/arena.ts";
 import { Media } from "../blk/media.ts";
-import { createPoolWith, openPoolWith } from "../blk/pool.ts";
+import {
+  createPoolWith,
+  openPoolWith,
+  trackedOperations,
+} from "../blk/pool.ts";
 import { type Future, ThreadMover } from "../mod.ts";
 import { FileShare } from "../pmem2/file_share.ts";
 import {
@@ -407,3 +411,29 @@ test(
       "needs an ext4 temp dir and chattr (immutable files)",
   },
 );
+
+// Bug: every readAsync, writeAsync and writeMany future was kept by its
+// pool from its creation, so close() could find it: futures made and
+// dropped without a poll (lazy: they never started) stayed, with their
+// arrays, until the pool closed. A future is now kept from its first poll.
+test("block futures never polled are not kept by their pool; polled ones are, until they settle", async () => {
+  using pool = BlockPool.create(tempPath(), {
+    blockSize: 512,
+    poolSize: 32 << 20,
+  });
+  const data = new Uint8Array(512).fill(9);
+  for (let i = 0; i < 1000; i++) {
+    pool.readAsync(i % 64);
+    pool.writeAsync(i % 64, data);
+    pool.writeMany([{ lba: 1, data }, { lba: 2, data }]);
+  }
+  assert.equal(trackedOperations(pool), 0);
+  const w = pool.writeAsync(5, data);
+  const r = pool.readAsync(5);
+  w.poll();
+  r.poll();
+  assert.equal(trackedOperations(pool), 2);
+  await w;
+  assert.equal((await r)[0], 9);
+  assert.equal(trackedOperations(pool), 0);
+});
