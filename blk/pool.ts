@@ -451,6 +451,8 @@ export class BlockPool implements Disposable {
     this.#live("write");
     this.#checkLba(lba, "write");
     checkBlockData(data, this.#blockSize, "write");
+    // (reading data's byteLength may have run code that closed the pool)
+    this.#live("write");
     this.#checkWritable("write");
     this.#outsideCheck("write");
     if (this.#arenas.length === 0) this.#layOut();
@@ -830,8 +832,10 @@ export class BlockPool implements Disposable {
    *   block's commit lock (its commit may be half done)
    */
   check(options: ProgressOptions = {}): CheckReport {
-    const media = this.#live("check");
+    this.#live("check");
     const onProgress = checkProgress(options, "check");
+    // (reading onProgress may have run code that closed the pool)
+    const media = this.#live("check");
     this.#outsideCheck("check the pool");
     // Other openers (Workers) go on writing: a commit changes a flog entry
     // and then a map entry holding its block's stripe lock, and laying the
@@ -911,8 +915,10 @@ export class BlockPool implements Disposable {
    * @throws {ClosedError} after {@linkcode BlockPool.close}
    */
   info(options: ProgressOptions = {}): BlockPoolInfo {
-    const media = this.#live("info");
+    this.#live("info");
     const onProgress = checkProgress(options, "info");
+    // (reading onProgress may have run code that closed the pool)
+    const media = this.#live("info");
     this.#adoptShared();
     return {
       path: this.#file.path,

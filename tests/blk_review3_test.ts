@@ -1,0 +1,56 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// The block pool as one user in one thread uses it, from a third review:
+// each test failed before the fix it names.
+import { ClosedError } from "../errors/mod.ts";
+import { BlockPool } from "../blk/mod.ts";
+import { assert, tempPath, test } from "./_harness.ts";
+import { unformatted } from "./blk_fixtures.ts";
+
+const MiB = 1 << 20;
+
+/** Assert that `call` throws a ClosedError of `op`. */
+function assertClosed(call: () => unknown, op: string): void {
+  assert.throws(call, (e: unknown) => {
+    assert.ok(e instanceof ClosedError, `${op}: ${e}`);
+    assert.equal(e.op, op);
+    return true;
+  });
+}
+
+test("an argument whose check closes the pool makes write(), check() and info() throw ClosedError", () => {
+  // Reading `data.byteLength` (an own getter) or `options.onProgress` runs
+  // the caller's code, which may close the pool. The calls went on with
+  // the pool closed and failed on its freed shared state with the engine's
+  // TypeError about a detached ArrayBuffer, not the ClosedError promised
+  // for use after close.
+  for (const laidOut of [true, false]) {
+    const path = laidOut ? tempPath() : unformatted();
+    const open = () =>
+      laidOut
+        ? BlockPool.create(path, { blockSize: 512, poolSize: 32 * MiB })
+        : BlockPool.open(path);
+    let pool = open();
+    const data = new Uint8Array(512).fill(7);
+    Object.defineProperty(data, "byteLength", {
+      get() {
+        pool.close();
+        return 512;
+      },
+    });
+    assertClosed(() => pool.write(2, data), "write");
+    const closing = {
+      get onProgress() {
+        pool.close();
+        return undefined;
+      },
+    };
+    pool = BlockPool.open(path);
+    assertClosed(() => pool.check(closing), "check");
+    pool = BlockPool.open(path);
+    assertClosed(() => pool.info(closing), "info");
+    // nothing was written, and the pool opens clean
+    using after = BlockPool.open(path);
+    assert.deepEqual(after.read(2), new Uint8Array(512));
+    assert.deepEqual(after.check().problems, []);
+  }
+});
