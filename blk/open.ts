@@ -14,7 +14,7 @@ import { asOp, corrupt, notEmpty } from "../errors/file.ts";
 import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
-import type { Vdm } from "../mover/vdm.ts";
+import { checkMoverOption, type Vdm } from "../mover/vdm.ts";
 import { checkOpenArgs, notSize } from "../ffi/validate.ts";
 import {
   BLK_POOL,
@@ -140,6 +140,7 @@ export function createPoolFile(
 ): PoolFile {
   const op = "create";
   checkOpenArgs(path, options, op, "pool");
+  checkMoverOption(options.mover, `${op} pool`);
   const blockSize = checkBlockSize(options.blockSize, op);
   const poolSize = checkInteger(options.poolSize ?? 0, "poolSize", op);
   const mode = checkInteger(options.mode ?? 0o644, "mode", op);
@@ -292,6 +293,7 @@ export function openPoolFile(
 ): PoolFile {
   const op = "open";
   checkOpenArgs(path, options, op, "pool");
+  checkMoverOption(options.mover, `${op} pool`);
   if (options.readOnly !== undefined && typeof options.readOnly !== "boolean") {
     throw new TypeError("Cannot open pool: readOnly must be a boolean");
   }

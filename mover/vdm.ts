@@ -299,3 +299,20 @@ export function checkBatch(
   }
   return ops;
 }
+
+/**
+ * Throw a TypeError unless `mover`, a store's `mover` option, is absent
+ * or implements {@linkcode Vdm}: before the store creates or maps
+ * anything. `what` names the call ("create pool", "open log").
+ * Internal (not exported by `mover/mod.ts`).
+ */
+export function checkMoverOption(
+  mover: unknown,
+  what: string,
+): Vdm | undefined {
+  if (mover === undefined) return undefined;
+  if (typeof (mover as Vdm | null)?.batch !== "function") {
+    throw new TypeError(`Cannot ${what}: mover must implement Vdm`);
+  }
+  return mover as Vdm;
+}

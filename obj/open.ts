@@ -15,7 +15,7 @@ import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
 import { asOp } from "../errors/file.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
-import type { Vdm } from "../mover/vdm.ts";
+import { checkMoverOption, type Vdm } from "../mover/vdm.ts";
 import { Engine, type StateView } from "./engine.ts";
 import { CorruptPoolError, LayoutMismatchError } from "./errors.ts";
 import { Heap } from "./heap.ts";
@@ -122,14 +122,6 @@ function checkLayout(layout: unknown, op: string): string {
   return layout;
 }
 
-function checkMover(mover: unknown, op: string): Vdm | undefined {
-  if (mover === undefined) return undefined;
-  if (typeof (mover as Vdm)?.batch !== "function") {
-    throw new TypeError(`Cannot ${op} pool: mover must implement Vdm`);
-  }
-  return mover as Vdm;
-}
-
 /** A non-negative integer option: TypeError for a non-number, RangeError for a bad number (as blk/ and pmem2/ do). */
 function checkInteger(v: unknown, name: string, op: string): number {
   checkNumber(v, `${op} pool: ${name}`);
@@ -173,7 +165,7 @@ export function createPool(
     );
   }
   const mode = checkInteger(options.mode ?? 0o644, "mode", op);
-  const mover = checkMover(options.mover, op);
+  const mover = checkMoverOption(options.mover, `${op} pool`);
   const g = planGeometry(size, logSize, layout);
   let source: Source;
   try {
@@ -248,7 +240,7 @@ export function openPool(
   const op = "open";
   checkOpenArgs(path, options, op, "pool");
   const layout = checkLayout(options.layout, op);
-  const mover = checkMover(options.mover, op);
+  const mover = checkMoverOption(options.mover, `${op} pool`);
   const source = Source.open(path);
   let map: Mapping | null = null;
   let lock: FileLock | null = null;

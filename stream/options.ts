@@ -8,7 +8,7 @@
  */
 import { checkOpenArgs, notSize } from "../ffi/validate.ts";
 import type { FutureOptions } from "../future/future.ts";
-import type { Vdm } from "../mover/vdm.ts";
+import { checkMoverOption, type Vdm } from "../mover/vdm.ts";
 import type { Level } from "./core.ts";
 import type { FollowOptions } from "./iterate.ts";
 import {
@@ -205,12 +205,7 @@ export function checkMover(
   op: string,
   what = "stream",
 ): void {
-  if (
-    mover !== undefined &&
-    typeof (mover as Vdm | null)?.batch !== "function"
-  ) {
-    throw new TypeError(`Cannot ${op} ${what}: mover must implement Vdm`);
-  }
+  checkMoverOption(mover, `${op} ${what}`);
 }
 
 /** Whether `data`'s buffer was detached (transferred). */

@@ -1,6 +1,7 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // The block pool as one user in one thread uses it, from a third review:
 // each test failed before the fix it names.
+import { existsSync } from "node:fs";
 import { ClosedError } from "../errors/mod.ts";
 import { BlockPool } from "../blk/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
@@ -53,4 +54,29 @@ test("an argument whose check closes the pool makes write(), check() and info() 
     assert.deepEqual(after.read(2), new Uint8Array(512));
     assert.deepEqual(after.check().problems, []);
   }
+});
+
+// Bug: a create or open with a mover that is no Vdm threw its TypeError
+// from the mapping, after the file was created and its space allocated
+// (and removed again): now before anything native, as the log and object
+// stores do.
+test("a block pool's create or open with a mover that is no Vdm is a TypeError before any file is made", () => {
+  const path = tempPath();
+  for (const mover of [{}, null, 5]) {
+    assert.throws(
+      () =>
+        BlockPool.create(path, {
+          blockSize: 512,
+          poolSize: 32 << 20,
+          mover: mover as never,
+        }),
+      /Cannot create pool: mover must implement Vdm/,
+    );
+    assert.equal(existsSync(path), false);
+  }
+  BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 }).close();
+  assert.throws(
+    () => BlockPool.open(path, { mover: {} as never }),
+    /Cannot open pool: mover must implement Vdm/,
+  );
 });
