@@ -35,3 +35,32 @@ test("`append()` through a freed handle whose slot now holds a smaller region is
   assert.equal([...s.entries(r2)].length, 0);
   assert.equal(r2.used, 0);
 });
+
+test("`return()` on a `follow()` iterator waiting for an entry ends it at once, and the waiting `next()` with it", async () => {
+  // Bug: follow() was an async generator, whose return() is queued behind
+  // a next() in progress: with no new entry, both stayed pending (and the
+  // follower kept polling on timers) until an append, a free of the
+  // region or the stream's close, so a reader that gave up waiting
+  // (next() raced against a timeout) could not stop it.
+  using s = LogStream.create(tempPath(), { size: MiB });
+  const r = s.allocateRegion(4096);
+  s.append(r, Uint8Array.of(1));
+  const it = s.follow(r);
+  assert.equal((await it.next()).value?.data[0], 1);
+  const waiting = it.next();
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  const stuck = new Promise<"stuck">((resolve) =>
+    setTimeout(() => resolve("stuck"), 500)
+  );
+  assert.deepEqual(await Promise.race([it.return!(undefined), stuck]), {
+    value: undefined,
+    done: true,
+  });
+  assert.deepEqual(await Promise.race([waiting, stuck]), {
+    value: undefined,
+    done: true,
+  });
+  // ended for good: a later entry is not seen
+  s.append(r, Uint8Array.of(2));
+  assert.deepEqual(await it.next(), { value: undefined, done: true });
+});
