@@ -164,7 +164,10 @@ export function follow(
   options: FollowOptions,
 ): AsyncIterableIterator<LogEntry> {
   const stop: Stop = { stopped: false, wake: undefined };
-  const gen = followEntries(core, k, live, options, stop);
+  // read now: the generator's body runs only at the first next(), and the
+  // caller's object may have changed by then (checked at the call)
+  const { from, level, signal } = options;
+  const gen = followEntries(core, k, live, { from, level, signal }, stop);
   // on the async iterator prototype, as the generator was (its
   // Symbol.asyncIterator, and Symbol.asyncDispose where there is one)
   const it = Object.create(ASYNC_ITERATOR) as AsyncIterableIterator<LogEntry>;

@@ -64,3 +64,22 @@ test("`return()` on a `follow()` iterator waiting for an entry ends it at once, 
   s.append(r, Uint8Array.of(2));
   assert.deepEqual(await it.next(), { value: undefined, done: true });
 });
+
+test("`follow()` takes its options when called, not at its first `next()`", async () => {
+  // Bug: the follower read `from`, `level` and `signal` only when its
+  // first next() ran the generator's body: an options object changed or
+  // reused for another call meanwhile changed this follower too, or
+  // handed it a value its call never checked.
+  using s = LogStream.create(tempPath(), { size: MiB });
+  const r = s.allocateRegion(4096);
+  const first = s.append(r, Uint8Array.of(1));
+  s.append(r, Uint8Array.of(2));
+  const options: { from?: number } = { from: first };
+  const it = s.follow(r, options);
+  options.from = first + 1;
+  const other = s.follow(r, options);
+  assert.equal((await it.next()).value?.data[0], 1);
+  assert.equal((await other.next()).value?.data[0], 2);
+  await it.return!(undefined);
+  await other.return!(undefined);
+});
