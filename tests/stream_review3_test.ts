@@ -83,3 +83,38 @@ test("`follow()` takes its options when called, not at its first `next()`", asyn
   await it.return!(undefined);
   await other.return!(undefined);
 });
+
+test("`appendAsync()` reads its signal once: options whose signal changes between reads hold no timestamp", async () => {
+  // Bug: the signal was checked, the entry reserved, then the future's
+  // constructor read `options.signal` again: a getter giving something
+  // else the second time made the constructor throw after the
+  // reservation, whose timestamp was then held for good (every later
+  // append stuck behind it, and close with them).
+  // closed at the end only: with the timestamp held, close hangs too
+  const s = LogStream.create(tempPath(), { size: MiB });
+  const r = s.allocateRegion(4096);
+  let reads = 0;
+  const options = {
+    get signal() {
+      return (reads++ === 0 ? undefined : "not a signal") as
+        | AbortSignal
+        | undefined;
+    },
+  };
+  try {
+    await s.appendAsync(r, Uint8Array.of(1), options);
+  } catch {
+    // refused, or not: either way nothing may be held
+  }
+  const later = s.appendAsync(r, Uint8Array.of(2));
+  const stuck = new Promise<"stuck">((resolve) =>
+    setTimeout(() => resolve("stuck"), 500)
+  );
+  const ts = await Promise.race([later, stuck]);
+  assert.notEqual(ts, "stuck");
+  assert.deepEqual(
+    [...s.entries(r)].map((e) => e.data[0]).at(-1),
+    2,
+  );
+  s.close();
+});
