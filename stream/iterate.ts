@@ -157,11 +157,51 @@ const FOLLOW_MAX_MS = 16;
  * @param live returns false once the stream closed or the region was
  *   freed (the iteration then ends)
  */
-export async function* follow(
+export function follow(
   core: LogCore,
   k: number,
   live: () => boolean,
   options: FollowOptions,
+): AsyncIterableIterator<LogEntry> {
+  const stop: Stop = { stopped: false, wake: undefined };
+  // read now: the generator's body runs only at the first next(), and the
+  // caller's object may have changed by then (checked at the call)
+  const { from, level, signal } = options;
+  const gen = followEntries(core, k, live, { from, level, signal }, stop);
+  // on the async iterator prototype, as the generator was (its
+  // Symbol.asyncIterator, and Symbol.asyncDispose where there is one)
+  const it = Object.create(ASYNC_ITERATOR) as AsyncIterableIterator<LogEntry>;
+  return Object.assign(it, {
+    next: () => gen.next(),
+    // an async generator queues return() behind a next() in progress,
+    // which waits for an entry that may never come: stop the wait first
+    return: (value?: unknown) => {
+      stop.stopped = true;
+      stop.wake?.();
+      return gen.return(value as undefined);
+    },
+    throw: (e?: unknown) => gen.throw(e),
+  });
+}
+
+/** %AsyncIteratorPrototype%. */
+const ASYNC_ITERATOR: object = Object.getPrototypeOf(
+  Object.getPrototypeOf(async function* () {}).prototype,
+);
+
+/** A follower's stop, set by its iterator's return(). */
+interface Stop {
+  stopped: boolean;
+  /** Ends the follower's wait in progress, if any. */
+  wake: (() => void) | undefined;
+}
+
+async function* followEntries(
+  core: LogCore,
+  k: number,
+  live: () => boolean,
+  options: FollowOptions,
+  stop: Stop,
 ): AsyncGenerator<LogEntry, void, undefined> {
   const from = options.from ?? 0;
   const durable = options.level === "persisted";
@@ -169,7 +209,7 @@ export async function* follow(
   const s = core.shared;
   const cur: Cursor = { pos: s.head(k) };
   let sleep = 0.25;
-  while (live() && !signal?.aborted) {
+  while (!stop.stopped && live() && !signal?.aborted) {
     const limit = durable ? s.persisted : s.committed;
     const e = readNext(core, k, cur, s.committedEnd(k), limit);
     if (e !== null) {
@@ -180,13 +220,15 @@ export async function* follow(
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        stop();
+        unlisten();
         signal?.removeEventListener("abort", done);
+        stop.wake = undefined;
         resolve();
       };
       const timer = setTimeout(done, sleep);
-      const stop = core.listen(done);
+      const unlisten = core.listen(done);
       signal?.addEventListener("abort", done);
+      stop.wake = done;
     });
     sleep = Math.min(sleep * 2, FOLLOW_MAX_MS);
   }

@@ -320,7 +320,15 @@ export class LogStream implements Disposable {
     }
     // the region's state is checked under the lock
     const k = region.id;
-    checkData(core, data, k, op);
+    try {
+      checkData(core, data, k, op);
+    } catch (e) {
+      // the length was checked against the region the slot holds now: a
+      // freed handle (its slot perhaps reused by a smaller region) is a
+      // ClosedError, as appendAsync and reserve give
+      if (e instanceof RangeError) this.#regions.slot(region, op);
+      throw e;
+    }
     if (core.reservations > 0) noReservation(core, op);
     const alone = core.appendAlone(k, region.generation, data, op);
     if (alone >= 0) return alone;

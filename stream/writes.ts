@@ -235,7 +235,9 @@ export class Writes {
       data,
       level,
       () => this.#inflight.remove(slot),
-      options,
+      // the signal checked above, not options read again: a getter giving
+      // something else now would throw after the reservation
+      signal === undefined ? undefined : { signal },
     );
     slot = this.#inflight.add(f);
     return f;
