@@ -173,14 +173,17 @@ export function follow(
   const it = Object.create(ASYNC_ITERATOR) as AsyncIterableIterator<LogEntry>;
   return Object.assign(it, {
     next: () => gen.next(),
-    // an async generator queues return() behind a next() in progress,
-    // which waits for an entry that may never come: stop the wait first
+    // an async generator queues return() and throw() behind a next() in
+    // progress, which waits for an entry that may never come: stop the
+    // wait first
     return: (value?: unknown) => {
-      stop.stopped = true;
-      stop.wake?.();
+      stopFollower(stop);
       return gen.return(value as undefined);
     },
-    throw: (e?: unknown) => gen.throw(e),
+    throw: (e?: unknown) => {
+      stopFollower(stop);
+      return gen.throw(e);
+    },
   });
 }
 
@@ -189,7 +192,13 @@ const ASYNC_ITERATOR: object = Object.getPrototypeOf(
   Object.getPrototypeOf(async function* () {}).prototype,
 );
 
-/** A follower's stop, set by its iterator's return(). */
+/** End a follower: its loop stops, its wait in progress ends now. */
+function stopFollower(stop: Stop): void {
+  stop.stopped = true;
+  stop.wake?.();
+}
+
+/** A follower's stop, set by its iterator's return() or throw(). */
 interface Stop {
   stopped: boolean;
   /** Ends the follower's wait in progress, if any. */

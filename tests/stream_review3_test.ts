@@ -65,6 +65,30 @@ test("`return()` on a `follow()` iterator waiting for an entry ends it at once, 
   assert.deepEqual(await it.next(), { value: undefined, done: true });
 });
 
+test("`throw()` on a `follow()` iterator waiting for an entry ends it at once, rejecting with the error", async () => {
+  // Bug: as return() was, throw() was queued behind the next() in
+  // progress, which waited for an entry that might never come.
+  using s = LogStream.create(tempPath(), { size: MiB });
+  const r = s.allocateRegion(4096);
+  const it = s.follow(r);
+  const waiting = it.next();
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  const stuck = new Promise<"stuck">((resolve) =>
+    setTimeout(() => resolve("stuck"), 500)
+  );
+  const thrown = it.throw!(new Error("given up")).then(
+    () => "resolved",
+    (e: Error) => e.message,
+  );
+  assert.equal(await Promise.race([thrown, stuck]), "given up");
+  assert.deepEqual(await Promise.race([waiting, stuck]), {
+    value: undefined,
+    done: true,
+  });
+  s.append(r, Uint8Array.of(2));
+  assert.deepEqual(await it.next(), { value: undefined, done: true });
+});
+
 test("`follow()` takes its options when called, not at its first `next()`", async () => {
   // Bug: the follower read `from`, `level` and `signal` only when its
   // first next() ran the generator's body: an options object changed or
