@@ -56,6 +56,29 @@ test("reads outside a transaction accept an object a `txAsync` not complete yet 
   assert.deepEqual(checkObjectPool(pool, { live }).problems, []);
 });
 
+/**
+ * Three asynchronous transactions on a pool with a 256 KiB log, each a
+ * group of its own (writes of over a quarter of a record): `freeA` frees
+ * `a`, `allocD` allocates `d` in `a`'s block, `freeD` frees `d`. Made,
+ * not staged: the caller's next lookup outside a transaction stages them.
+ */
+function freeThenReuse(pool: ObjectPool) {
+  const filler = pool.tx((tx) => tx.alloc(40_000));
+  const a = pool.tx((tx) => tx.alloc(100));
+  const long = new Uint8Array(30_000);
+  const freeA = pool.txAsync((tx) => {
+    tx.free(a);
+    tx.write(filler, 0, long);
+  });
+  const made: { d?: ObjectHandle } = {};
+  const allocD = pool.txAsync((tx) => {
+    made.d = tx.alloc(100);
+    tx.write(filler, 0, long);
+  });
+  const freeD = pool.txAsync((tx) => tx.free(made.d!));
+  return { filler, a, made, freeA, allocD, freeD };
+}
+
 // The same check inside a transaction must ask the heap as staged: there
 // an object a transaction staged before freed is stale, though its header
 // at home is whole and the pending objects may have lost that free (the
@@ -70,21 +93,11 @@ test("`tx.object` of an object that a `txAsync` not applied yet freed is a Stale
     logSize: 256 << 10,
   });
   const root = pool.root(8);
-  const filler = pool.tx((tx) => tx.alloc(40_000));
-  const a = pool.tx((tx) => tx.alloc(100));
-  // writes of over a quarter of a record: each transaction gets a group
-  const long = new Uint8Array(30_000);
-  const fa = pool.txAsync((tx) => {
-    tx.free(a);
-    tx.write(filler, 0, long);
-  });
-  let d: ObjectHandle | undefined;
-  const fd = pool.txAsync((tx) => {
-    d = tx.alloc(100);
-    tx.write(filler, 0, long);
-  });
+  const { filler, a, made, freeA: fa, allocD: fd, freeD: ff } = freeThenReuse(
+    pool,
+  );
+  const d = made.d;
   assert.equal(d!.offset, a.offset, "the block is taken again");
-  const ff = pool.txAsync((tx) => tx.free(d!));
   // a lookup of the pending objects outside a transaction (the root's)
   assert.equal(pool.root(8).offset, root.offset);
   // the groups that freed `a` and allocated `d` are applied; the one that
@@ -168,20 +181,9 @@ test("a pending free survives the application of an earlier group's free of the 
   });
   pool.root(8);
   const e = poolEngine(pool);
-  const filler = pool.tx((tx) => tx.alloc(40000));
-  const a = pool.tx((tx) => tx.alloc(100));
-  const big = new Uint8Array(30000); // a group of its own each
-  const fA = pool.txAsync((tx) => {
-    tx.free(a);
-    tx.write(filler, 0, big);
-  });
-  let d: ObjectHandle | undefined;
-  const fB = pool.txAsync((tx) => {
-    d = tx.alloc(100);
-    tx.write(filler, 0, big);
-  });
-  const fC = pool.txAsync((tx) => tx.free(d!));
+  const { a, made, freeA: fA, allocD: fB, freeD: fC } = freeThenReuse(pool);
   pool.root(8); // stages the three
+  const d = made.d;
   assert.equal(d!.offset, a.offset);
   fA.poll();
   fB.poll();

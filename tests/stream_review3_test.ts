@@ -36,6 +36,15 @@ test("`append()` through a freed handle whose slot now holds a smaller region is
   assert.equal(r2.used, 0);
 });
 
+/** `p`'s outcome, or "stuck" when it takes more than half a second. */
+function soon<T>(p: Promise<T>): Promise<T | "stuck"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stuck = new Promise<"stuck">((resolve) => {
+    timer = setTimeout(() => resolve("stuck"), 500);
+  });
+  return Promise.race([p, stuck]).finally(() => clearTimeout(timer));
+}
+
 test("`return()` on a `follow()` iterator waiting for an entry ends it at once, and the waiting `next()` with it", async () => {
   // Bug: follow() was an async generator, whose return() is queued behind
   // a next() in progress: with no new entry, both stayed pending (and the
@@ -49,14 +58,11 @@ test("`return()` on a `follow()` iterator waiting for an entry ends it at once, 
   assert.equal((await it.next()).value?.data[0], 1);
   const waiting = it.next();
   await new Promise((resolve) => setTimeout(resolve, 5));
-  const stuck = new Promise<"stuck">((resolve) =>
-    setTimeout(() => resolve("stuck"), 500)
-  );
-  assert.deepEqual(await Promise.race([it.return!(undefined), stuck]), {
+  assert.deepEqual(await soon(it.return!(undefined)), {
     value: undefined,
     done: true,
   });
-  assert.deepEqual(await Promise.race([waiting, stuck]), {
+  assert.deepEqual(await soon(waiting), {
     value: undefined,
     done: true,
   });
@@ -73,15 +79,12 @@ test("`throw()` on a `follow()` iterator waiting for an entry ends it at once, r
   const it = s.follow(r);
   const waiting = it.next();
   await new Promise((resolve) => setTimeout(resolve, 5));
-  const stuck = new Promise<"stuck">((resolve) =>
-    setTimeout(() => resolve("stuck"), 500)
-  );
   const thrown = it.throw!(new Error("given up")).then(
     () => "resolved",
     (e: Error) => e.message,
   );
-  assert.equal(await Promise.race([thrown, stuck]), "given up");
-  assert.deepEqual(await Promise.race([waiting, stuck]), {
+  assert.equal(await soon(thrown), "given up");
+  assert.deepEqual(await soon(waiting), {
     value: undefined,
     done: true,
   });
