@@ -368,6 +368,8 @@ AP_API int ap_dsa_layout(uint32_t *out, uint32_t cap);
 
 /* ap_crc32c flags: use the byte-wise table even where SSE4.2 exists */
 #define AP_CRC_SOFTWARE (1u << 0)
+/* ... or the three CRC32 streams even where AVX-512 folding exists */
+#define AP_CRC_STREAMS (1u << 1)
 
 /*
  * ap_crc32c -- CRC-32C (Castagnoli) of buf[off, off+len) of a buf_len-byte

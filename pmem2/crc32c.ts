@@ -1,7 +1,7 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
- * {@linkcode crc32c}: CRC-32C (Castagnoli) in the native shim, three
- * SSE4.2 streams where the CPU has them. The log store checksums every
+ * {@linkcode crc32c}: CRC-32C (Castagnoli) in the native shim: AVX-512
+ * carry-less folding or three SSE4.2 streams where the CPU has them. The log store checksums every
  * entry with it in the append path, whose cost is one persist plus this:
  * a TypeScript hash of a 4 KiB entry cost several times the native one.
  *
@@ -19,6 +19,11 @@ const ap_crc32c = native.ap_crc32c;
 
 /** Use the byte-wise table even where SSE4.2 exists (for tests). */
 export const CRC_SOFTWARE = 1;
+/**
+ * Use the three SSE4.2 streams even where AVX-512 folding exists (for
+ * tests and benches: the path of CPUs without VPCLMULQDQ).
+ */
+export const CRC_STREAMS = 2;
 
 /**
  * The CRC-32C of `length` bytes of `bytes` from `offset`, continuing from
@@ -39,7 +44,8 @@ export const CRC_SOFTWARE = 1;
  * @param offset where to start @default 0
  * @param length bytes @default to the end of `bytes`
  * @param crc the CRC to continue from @default 0
- * @param flags {@linkcode CRC_SOFTWARE} or 0 @default 0
+ * @param flags {@linkcode CRC_SOFTWARE}, {@linkcode CRC_STREAMS} or 0
+ *   @default 0
  * @returns the CRC, an unsigned 32-bit integer
  * @throws {TypeError} when `bytes` is not a Uint8Array, or `flags` not an
  *   integer
@@ -53,9 +59,11 @@ export function crc32c(
   flags = 0,
 ): number {
   checkBytes(bytes, "bytes", "crc32c");
-  if (flags !== 0 && flags !== CRC_SOFTWARE) checkFlags(flags);
+  if (flags !== 0 && flags !== CRC_SOFTWARE && flags !== CRC_STREAMS) {
+    checkFlags(flags);
+  }
   // -0 as 0: Deno's FFI refuses -0 for a u32 (see `checkByte`)
-  const f = flags === 0 ? 0 : CRC_SOFTWARE;
+  const f = flags === 0 ? 0 : flags;
   // a `byteLength` property claiming 1 MiB over 16 bytes had the shim
   // hash the heap past them. A range given is checked by its last
   // element (see `holds`), and the shim told the array ends there: the
@@ -87,7 +95,8 @@ export function crc32c(
 }
 
 /**
- * Throw for flags other than 0 and {@linkcode CRC_SOFTWARE}: the shim
+ * Throw for flags other than 0, {@linkcode CRC_SOFTWARE} and
+ * {@linkcode CRC_STREAMS}: the shim
  * takes a u32, so Bun truncated 2^32 + 1 to CRC_SOFTWARE and Deno threw
  * its own untyped error.
  */

@@ -4,7 +4,7 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
 import { LogStream, type Region } from "../stream/mod.ts";
-import { crc32c, CRC_SOFTWARE } from "../pmem2/crc32c.ts";
+import { crc32c, CRC_SOFTWARE, CRC_STREAMS } from "../pmem2/crc32c.ts";
 import { FileShare } from "../pmem2/file_share.ts";
 import { FileLock } from "../pmem2/mod.ts";
 import {
@@ -49,11 +49,24 @@ test("`crc32c()` gives the standard check value, chains, and agrees with the tab
   const cases = [[0, 40_000], [3, 12_289], [1, 767], [5, 768], [7, 1]];
   cases.push([4, 4108], [4, 1036], [0, 4080], [2, 4079], [0, 1032]);
   cases.push([6, 3 * 1360 + 3 * 344 + 3 * 256 + 13], [4, 3 * 4096 + 4080]);
+  // and through the AVX-512 fold's: its 256-byte rounds, 64-byte steps
+  // and the 512-byte threshold, at every alignment of the 64-byte loads
+  for (const n of [511, 512, 513, 575, 576, 767, 1023, 1024, 1087, 4108]) {
+    for (let o = 0; o < 64; o += 9) cases.push([o, n]);
+  }
   for (const [o, n] of cases) {
     const hw = crc32c(big, o, n);
     assert.equal(hw, crc32c(big, o, n, 0, CRC_SOFTWARE), `${o}+${n}`);
+    assert.equal(hw, crc32c(big, o, n, 0, CRC_STREAMS), `${o}+${n} streams`);
     const cut = Math.floor(n / 3);
     assert.equal(crc32c(big, o + cut, n - cut, crc32c(big, o, cut)), hw);
+    // a state that is not 0 enters the fold with the first bytes
+    const seed = 0x9e3779b9;
+    assert.equal(
+      crc32c(big, o, n, seed),
+      crc32c(big, o, n, seed, CRC_SOFTWARE),
+      `${o}+${n} seeded`,
+    );
   }
   assert.throws(() => crc32c(big, 39_999, 2), RangeError);
   assert.throws(() => crc32c([1, 2] as unknown as Uint8Array), TypeError);
