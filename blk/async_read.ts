@@ -5,7 +5,7 @@
  * looked up and published in the read-tracking table one after the
  * other, the first line of each is loaded (so their TLB walks and first
  * cache misses overlap), and all are copied by one batch of the pool's
- * mover; with a plain {@linkcode CpuMover}, whose copies run inline on the
+ * mover; with a plain CpuMover, whose copies run inline on the
  * polling thread anyway, by the pool's reader (small blocks gathered in
  * one native call, larger ones one call each as in a synchronous read),
  * and released at once. Internal to `blk/`.
@@ -20,7 +20,7 @@ import {
   type PollContext,
   type Step,
 } from "../future/future.ts";
-import { CpuMover } from "../mover/cpu.ts";
+import { runsInline } from "../mover/cpu.ts";
 import type { BatchEntry } from "../mover/vdm.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { Arena } from "./arena.ts";
@@ -73,13 +73,6 @@ export class ReadScheduler {
   #map: Mapping;
   #blockSize: number;
   #waiting: ReadFuture[] = [];
-  /**
-   * Whether the mover is a CpuMover itself (not a subclass, which may
-   * route its work elsewhere): a batch of it costs a checked operation,
-   * a native call and a future per block, for the same copies on the
-   * same thread. Measured on 512 B blocks at QD 32: see bench/NOTES.md.
-   */
-  #inline: boolean;
   /** The copies started whose reads may not all have settled. */
   #copies: ReadCopy[] = [];
 
@@ -91,8 +84,6 @@ export class ReadScheduler {
     this.#media = media;
     this.#map = media.mapping;
     this.#blockSize = blockSize;
-    this.#inline =
-      Object.getPrototypeOf(this.#map.mover) === CpuMover.prototype;
   }
 
   /** Queue a read polled for the first time. */
@@ -147,9 +138,9 @@ export class ReadScheduler {
     if (started.length === 0) return;
     // Prefetch every block, then copy: a copy alone waits for its source a
     // few lines at a time, the prefetches of all blocks miss in parallel.
-    const mover = this.#map.mover;
+    const inline = runsInline(this.#map.mover);
     const n = started.length;
-    if (this.#inline && !mover.closed && size <= GATHER_MAX) {
+    if (inline && size <= GATHER_MAX) {
       // small blocks: one gathering call into a scratch array, then a
       // copy of each block out of the cache. A call per block passes a
       // different array each time, which on Deno takes V8's slower
@@ -169,7 +160,7 @@ export class ReadScheduler {
       return;
     }
     media.prefetchBlocks(offsets, n, size);
-    if (this.#inline && !mover.closed) {
+    if (inline) {
       // larger blocks: the second copy would cost more than the calls
       for (let i = 0; i < n; i++) {
         const r = started[i];

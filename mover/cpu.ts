@@ -10,7 +10,7 @@ import { check, native } from "../ffi/lib.ts";
 import { byteLengthOf, holds } from "../ffi/validate.ts";
 import { Future, type FutureOptions, type Step } from "../future/future.ts";
 import { BaseMover } from "./_base.ts";
-import { type CheckedOp, VdmFlags } from "./vdm.ts";
+import { type CheckedOp, type Vdm, VdmFlags } from "./vdm.ts";
 
 /**
  * Throw if a buffer of `op` no longer covers `[0, to)`: it was detached
@@ -209,4 +209,16 @@ export class CpuMover extends BaseMover {
   close(): void {
     this.#closed = true;
   }
+}
+
+/**
+ * Whether `mover` is an open CpuMover itself, not a subclass (which may
+ * route its work elsewhere): its work runs on the polling thread, so a
+ * store that starts its copies while polled may make them itself and
+ * skip the batch, whose operation objects, checks, dispatch and future
+ * cost more than a small copy. Internal: the stores' fast paths.
+ */
+export function runsInline(mover: Vdm): boolean {
+  return Object.getPrototypeOf(mover) === CpuMover.prototype &&
+    !mover.closed;
 }

@@ -7,7 +7,9 @@
  * mover writes into the mapping, not durably). When a batch completes
  * all its entries are marked ready at once, and the first of them to
  * commit commits every ready entry in timestamp order and persists them
- * with one fence. A {@linkcode WaitFuture} waits for a timestamp to be
+ * with one fence. With a plain CpuMover, whose batch would run on the
+ * polling thread anyway, the copies are stored directly and the entries
+ * are ready at once. A {@linkcode WaitFuture} waits for a timestamp to be
  * committed or persisted, committing and persisting on the way.
  *
  * @module
@@ -20,6 +22,7 @@ import {
   type PollContext,
   type Step,
 } from "../future/future.ts";
+import { runsInline } from "../mover/cpu.ts";
 import type { BatchEntry, Vdm } from "../mover/vdm.ts";
 import {
   deadlock,
@@ -71,6 +74,7 @@ export class CopyScheduler {
     const ops: BatchEntry[] = [];
     const media = this.#core.media;
     const whole = media.whole;
+    const inline = runsInline(this.#mover);
     for (const f of queued) {
       const data = f.data;
       if (data === undefined || !f.queued) continue; // settled meanwhile
@@ -83,6 +87,17 @@ export class CopyScheduler {
         // (another entry, another region) and a shorter one leave stale
         // bytes in the entry
         f.fail(changedData(n, byteLengthOf(data)));
+        continue;
+      }
+      if (inline) {
+        // its length checked by elements above, as the mover would
+        try {
+          if (n !== 0) media.set(f.at + ENTRY_HEADER, data);
+        } catch (e) {
+          f.fail(e);
+          continue;
+        }
+        f.copiedInline();
         continue;
       }
       members.push(f);
@@ -231,6 +246,12 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
   started(copy: Copy): void {
     this.#copy = copy;
     this.#stage = COPYING;
+  }
+
+  /** Copied on the polling thread as its copies started. @internal */
+  copiedInline(): void {
+    this.#core.ready(this.#res.ts);
+    this.#stage = READY;
   }
 
   /** The copy completed: the data is in place. @internal */
