@@ -41,7 +41,7 @@ import {
 } from "./pmemlog_format.ts";
 import { StreamMedia } from "./media.ts";
 import { checkInt, checkMover, detachedData, isDetached } from "./options.ts";
-import { byteLengthOf, checkOpenArgs } from "../ffi/validate.ts";
+import { byteLengthOf, checkOpenArgs, trueBytes } from "../ffi/validate.ts";
 import { LogAppender } from "./pmemlog_async.ts";
 
 const EINVAL = 22;
@@ -391,9 +391,14 @@ export class PmemLog implements Disposable {
     return this.#end - LOG_START;
   }
 
-  /** Check buffers; their total length. */
-  #checkBuffers(bufs: readonly Uint8Array[], op: string): number {
-    let n = 0;
+  /**
+   * Check buffers; views of their bytes as the engine knows them, read
+   * once: an array read again to copy (a getter, a Proxy) gave other
+   * elements than those counted, and the copy threw after the place was
+   * taken (a hole in the log) or wrote other bytes than those counted.
+   */
+  #checkBuffers(bufs: readonly Uint8Array[], op: string): Uint8Array[] {
+    const out: Uint8Array[] = [];
     for (const b of bufs) {
       if (!(b instanceof Uint8Array)) {
         throw new TypeError(`Cannot ${op}: data must be Uint8Arrays`);
@@ -402,9 +407,9 @@ export class PmemLog implements Disposable {
       // took a place of another size than the bytes copied into it
       const m = byteLengthOf(b);
       if (m === 0 && isDetached(b)) throw detachedData(op);
-      n += m;
+      out.push(trueBytes(b));
     }
-    return n;
+    return out;
   }
 
   /** Take `n` bytes at the cursor, or throw as libpmemlog's append does. */
@@ -456,18 +461,27 @@ export class PmemLog implements Disposable {
   /** `appendv` under the name of the public method called (`op`). */
   #appendv(data: readonly Uint8Array[], op: string): void {
     const media = this.#writable(op);
-    const n = this.#checkBuffers(data, op);
+    const bufs = this.#checkBuffers(data, op);
+    let n = 0;
+    for (const b of bufs) n += b.length;
     this.#drain();
     // an empty vector too fails on a full log, as in libpmemlog
     const at = this.#take(n, op);
     if (n === 0) return;
-    let p = at;
-    for (const b of data) {
-      media.set(p, b);
-      p += byteLengthOf(b);
+    try {
+      let p = at;
+      for (const b of bufs) {
+        media.set(p, b);
+        p += b.length;
+      }
+      media.persist(at, n);
+      this.#commitTo(at + n);
+    } catch (e) {
+      // not appended: the next append takes this place (no async append
+      // is in flight, all were drained)
+      this.#cursor = at;
+      throw e;
     }
-    media.persist(at, n);
-    this.#commitTo(at + n);
   }
 
   /** Store and persist the write offset (the commit point). */

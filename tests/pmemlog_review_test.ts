@@ -1,0 +1,67 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// Found by a review of PmemLog (probes first, then these tests): its
+// appends, walks and libpmemlog's pools.
+import { PmemLog } from "../stream/mod.ts";
+import { assert, tempPath, test } from "./_harness.ts";
+
+const MiB = 1 << 20;
+
+/** Everything a log holds (one walk, chunk 0). */
+function contents(log: PmemLog): Uint8Array {
+  let out = new Uint8Array(0);
+  log.walk(0, (c) => {
+    out = c.slice();
+    return true;
+  });
+  return out;
+}
+
+// Bug: `appendv` read its array twice, once to check and count the bytes
+// and once to copy them. An array whose element changed between the reads
+// (a getter, a Proxy) threw in the copy after the place was taken: the
+// log's cursor stayed past it, so the next append left a hole of stale
+// bytes in the log; or its copy went past the bytes counted.
+test("`appendv()` reads its array once: a failed one leaves no hole, a changing one no stray bytes", () => {
+  using log = PmemLog.create(tempPath(), { poolSize: 2 * MiB });
+  log.append(new Uint8Array([1]));
+  let reads = 0;
+  const changing = new Proxy([new Uint8Array([2])], {
+    get(target, key, receiver) {
+      if (key === "0" && reads++ > 0) return "not bytes";
+      return Reflect.get(target, key, receiver);
+    },
+  });
+  try {
+    log.appendv(changing);
+  } catch (e) {
+    // one read: the append succeeds; else it must fail as a TypeError
+    assert.ok(e instanceof TypeError, String(e));
+  }
+  log.append(new Uint8Array([3]));
+  const got = Array.from(contents(log));
+  assert.ok(
+    JSON.stringify(got) === "[1,2,3]" || JSON.stringify(got) === "[1,3]",
+    `the log holds ${JSON.stringify(got)}`,
+  );
+  assert.equal(log.tell(), got.length);
+  // an element that grows between the reads
+  let grows = 0;
+  const growing = new Proxy([new Uint8Array([4])], {
+    get(target, key, receiver) {
+      if (key === "0" && grows++ > 0) return new Uint8Array(64).fill(9);
+      return Reflect.get(target, key, receiver);
+    },
+  });
+  const before = log.tell();
+  try {
+    log.appendv(growing);
+  } catch (e) {
+    assert.ok(e instanceof TypeError, String(e));
+  }
+  log.append(new Uint8Array([5]));
+  const after = Array.from(contents(log)).slice(before);
+  assert.ok(
+    JSON.stringify(after) === "[4,5]" || JSON.stringify(after) === "[5]",
+    `appended ${JSON.stringify(after.slice(0, 8))}...`,
+  );
+});
