@@ -406,7 +406,7 @@ export class PmemLog implements Disposable {
       // the engine's length (see `byteLengthOf`): a lying `byteLength`
       // took a place of another size than the bytes copied into it
       const m = byteLengthOf(b);
-      if (m === 0 && isDetached(b)) throw detachedData(op);
+      if (m === 0 && isDetached(b)) throw detachedData(op, b);
       out.push(trueBytes(b));
     }
     return out;

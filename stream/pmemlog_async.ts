@@ -95,8 +95,11 @@ export class LogAppender {
     for (const p of queued) {
       const n = byteLengthOf(p.data); // the engine's (see `byteLengthOf`)
       try {
-        // detached since the call: an empty append would stand for it
-        if (n === 0 && isDetached(p.data)) throw detachedData("appendAsync");
+        // detached or shrunk since the call: an empty append would stand
+        // for it
+        if (n === 0 && isDetached(p.data)) {
+          throw detachedData("appendAsync", p.data);
+        }
         p.start = this.#host.take(n);
       } catch (e) {
         p.stage = FAILED;

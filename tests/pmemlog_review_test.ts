@@ -2,7 +2,8 @@
 // Found by a review of PmemLog (probes first, then these tests): its
 // appends, walks and libpmemlog's pools.
 import { PmemLog } from "../stream/mod.ts";
-import { assert, tempPath, test } from "./_harness.ts";
+import { bufferOf } from "../ffi/validate.ts";
+import { assert, moverTest, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
 
@@ -65,3 +66,47 @@ test("`appendv()` reads its array once: a failed one leaves no hole, a changing 
     `appended ${JSON.stringify(after.slice(0, 8))}...`,
   );
 });
+
+// Bug: data whose bytes were gone read as empty and was appended as
+// nothing, reporting success: a fixed-length view of a resizable buffer
+// shrunk below it (the engine's length is then 0, as for a detached
+// buffer, which was refused), or a subclass whose `buffer` getter hid
+// that its buffer was detached. Both now fail as detached data does.
+moverTest(
+  "`append()`, `appendv()` and `appendAsync()` refuse data whose buffer shrank below it",
+  async (mover) => {
+    using log = PmemLog.create(tempPath(), { poolSize: 2 * MiB, mover });
+    const shrunk = () => {
+      const rab = new ArrayBuffer(16, { maxByteLength: 64 });
+      const view = new Uint8Array(rab, 8, 8).fill(7);
+      return { rab, view };
+    };
+    const gone = (op: string) => (e: unknown) =>
+      e instanceof TypeError && e.message.startsWith(`Cannot ${op}: data`) &&
+      /nothing was written/.test(e.message);
+    const a = shrunk();
+    a.rab.resize(4);
+    assert.throws(() => log.append(a.view), gone("append"));
+    assert.throws(
+      () => log.appendv([new Uint8Array(1), a.view]),
+      gone("appendv"),
+    );
+    assert.throws(() => log.appendAsync(a.view), gone("appendAsync"));
+    // shrunk after the call, before its place is taken
+    const b = shrunk();
+    const f = log.appendAsync(b.view);
+    b.rab.resize(0);
+    await assert.rejects(async () => await f, gone("appendAsync"));
+    // a subclass whose buffer getter hides the detached one
+    class Hiding extends Uint8Array {
+      override get buffer(): ArrayBuffer {
+        return new ArrayBuffer(8);
+      }
+    }
+    const h = new Hiding(8);
+    structuredClone(bufferOf(h), { transfer: [bufferOf(h) as ArrayBuffer] });
+    assert.throws(() => log.append(h), gone("append"));
+    assert.equal(log.tell(), 0);
+    assert.equal(contents(log).length, 0);
+  },
+);
