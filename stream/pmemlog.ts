@@ -460,8 +460,10 @@ export class PmemLog implements Disposable {
 
   /** `appendv` under the name of the public method called (`op`). */
   #appendv(data: readonly Uint8Array[], op: string): void {
-    const media = this.#writable(op);
     const bufs = this.#checkBuffers(data, op);
+    // after the array was read: its iterator or getters may have closed
+    // the log
+    const media = this.#writable(op);
     let n = 0;
     for (const b of bufs) n += b.length;
     this.#drain();

@@ -1,6 +1,7 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // Found by a review of PmemLog (probes first, then these tests): its
 // appends, walks and libpmemlog's pools.
+import { ClosedError } from "../errors/mod.ts";
 import { PmemLog } from "../stream/mod.ts";
 import { bufferOf } from "../ffi/validate.ts";
 import { assert, moverTest, tempPath, test } from "./_harness.ts";
@@ -110,3 +111,25 @@ moverTest(
     assert.equal(contents(log).length, 0);
   },
 );
+
+// Bug: `appendv` took the log's media before it read the array: an
+// array whose iterator closed the log (user code) had the copy run on
+// the closed media, and it failed with the engine's TypeError ("Cannot
+// read properties of undefined") instead of a ClosedError.
+test("`appendv()` whose array closes the log fails with `ClosedError`", () => {
+  const path = tempPath();
+  const log = PmemLog.create(path, { poolSize: 2 * MiB });
+  const data = [new Uint8Array(4)];
+  Object.defineProperty(data, Symbol.iterator, {
+    *value() {
+      log.close();
+      yield new Uint8Array(4).fill(1);
+    },
+  });
+  assert.throws(
+    () => log.appendv(data),
+    (e) => e instanceof ClosedError && e.op === "appendv",
+  );
+  using again = PmemLog.open(path);
+  assert.equal(again.tell(), 0);
+});
