@@ -182,7 +182,9 @@ export class PmemLog implements Disposable {
         `Cannot ${what}: poolSize must be at least ${MIN_LOG_POOL} (2 MiB), got ${poolSize}`,
       );
     }
-    checkMover(options.mover, op, "log");
+    // read once: a getter could give a value never checked later
+    const mover = options.mover;
+    checkMover(mover, op, "log");
     const arch = hostArch();
     if (arch === null) {
       throw new PmemError(
@@ -216,7 +218,7 @@ export class PmemLog implements Disposable {
           { errno: EINVAL },
         );
       }
-      map = Mapping.map(source, { length: size, mover: options.mover });
+      map = Mapping.map(source, { length: size, mover });
       const device = deviceShutdownState(source);
       source.close();
       lock = lockFile(path, op);
@@ -241,7 +243,7 @@ export class PmemLog implements Disposable {
         map,
         lock,
         false,
-        options.mover ?? map.mover,
+        mover ?? map.mover,
         device,
       );
     } catch (e) {
@@ -282,7 +284,9 @@ export class PmemLog implements Disposable {
   ): PmemLog {
     const op = "open";
     checkOpenArgs(path, options, op, "log");
-    checkMover(options.mover, op, "log");
+    // read once: a getter could give a value never checked later
+    const mover = options.mover;
+    checkMover(mover, op, "log");
     const source = Source.open(path);
     let map: Mapping | null = null;
     let lock: FileLock | null = null;
@@ -296,7 +300,7 @@ export class PmemLog implements Disposable {
           `the file is too small (${source.size} bytes, a log has at least ${MIN_LOG_POOL})`,
         );
       }
-      map = Mapping.map(source, { length: size, mover: options.mover });
+      map = Mapping.map(source, { length: size, mover });
       lock = lockFile(path, op);
       let media = new StreamMedia(map);
       let device: DeviceShutdownState | null = null;
@@ -325,7 +329,7 @@ export class PmemLog implements Disposable {
         map = Mapping.map(source, {
           length: size,
           sharing: "private",
-          mover: options.mover,
+          mover,
         });
       }
       if (!readOnly && keepsShutdownState(header.incompat)) {
@@ -341,7 +345,7 @@ export class PmemLog implements Disposable {
         map,
         lock,
         readOnly,
-        options.mover ?? map.mover,
+        mover ?? map.mover,
         device,
       );
     } catch (e) {

@@ -1,6 +1,7 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // Found by a review of PmemLog (probes first, then these tests): its
 // appends, walks and libpmemlog's pools.
+import { CpuMover } from "../mod.ts";
 import { ClosedError } from "../errors/mod.ts";
 import { PmemLog } from "../stream/mod.ts";
 import { bufferOf } from "../ffi/validate.ts";
@@ -132,4 +133,28 @@ test("`appendv()` whose array closes the log fails with `ClosedError`", () => {
   );
   using again = PmemLog.open(path);
   assert.equal(again.tell(), 0);
+});
+
+// Bug: `create` and `open` read `options.mover` three times (to check
+// it, to map the file, to keep it): options whose getter gave another
+// value later left `log.mover` a value never checked (a number), and
+// `appendAsync` quietly copied on the calling thread instead.
+test("`PmemLog.create()` and `open()` read their mover option once", () => {
+  const path = tempPath();
+  using mover = new CpuMover();
+  const once = () => {
+    let reads = 0;
+    return {
+      poolSize: 2 * MiB,
+      get mover() {
+        return reads++ === 0 ? mover : 42 as unknown as CpuMover;
+      },
+    };
+  };
+  {
+    using log = PmemLog.create(path, once());
+    assert.equal(log.mover, mover);
+  }
+  using log = PmemLog.open(path, once());
+  assert.equal(log.mover, mover);
 });
