@@ -41,7 +41,7 @@ import {
 } from "./pmemlog_format.ts";
 import { StreamMedia } from "./media.ts";
 import { checkInt, checkMover, detachedData, isDetached } from "./options.ts";
-import { byteLengthOf, checkOpenArgs, trueBytes } from "../ffi/validate.ts";
+import { byteLengthOf, checkOpenArgs } from "../ffi/validate.ts";
 import { LogAppender } from "./pmemlog_async.ts";
 
 const EINVAL = 22;
@@ -396,24 +396,31 @@ export class PmemLog implements Disposable {
   }
 
   /**
-   * Check buffers; views of their bytes as the engine knows them, read
-   * once: an array read again to copy (a getter, a Proxy) gave other
-   * elements than those counted, and the copy threw after the place was
-   * taken (a hole in the log) or wrote other bytes than those counted.
+   * Check buffers; their lengths as the engine knows them (see
+   * `byteLengthOf`: a lying `byteLength` took a place of another size
+   * than the bytes copied into it). Each is read once, into `bufs`: an
+   * array read again to copy (a getter, a Proxy) gave other elements than
+   * those counted, and the copy threw after the place was taken (a hole
+   * in the log) or wrote other bytes than those counted.
    */
-  #checkBuffers(bufs: readonly Uint8Array[], op: string): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    for (const b of bufs) {
+  #checkBuffers(
+    data: readonly Uint8Array[],
+    op: string,
+    bufs: Uint8Array[] = [],
+    lengths: number[] = [],
+  ): number {
+    let n = 0;
+    for (const b of data) {
       if (!(b instanceof Uint8Array)) {
         throw new TypeError(`Cannot ${op}: data must be Uint8Arrays`);
       }
-      // the engine's length (see `byteLengthOf`): a lying `byteLength`
-      // took a place of another size than the bytes copied into it
       const m = byteLengthOf(b);
       if (m === 0 && isDetached(b)) throw detachedData(op, b);
-      out.push(trueBytes(b));
+      bufs.push(b);
+      lengths.push(m);
+      n += m;
     }
-    return out;
+    return n;
   }
 
   /** Take `n` bytes at the cursor, or throw as libpmemlog's append does. */
@@ -464,21 +471,21 @@ export class PmemLog implements Disposable {
 
   /** `appendv` under the name of the public method called (`op`). */
   #appendv(data: readonly Uint8Array[], op: string): void {
-    const bufs = this.#checkBuffers(data, op);
+    const bufs: Uint8Array[] = [];
+    const lengths: number[] = [];
+    const n = this.#checkBuffers(data, op, bufs, lengths);
     // after the array was read: its iterator or getters may have closed
     // the log
     const media = this.#writable(op);
-    let n = 0;
-    for (const b of bufs) n += b.length;
     this.#drain();
     // an empty vector too fails on a full log, as in libpmemlog
     const at = this.#take(n, op);
     if (n === 0) return;
     try {
       let p = at;
-      for (const b of bufs) {
-        media.set(p, b);
-        p += b.length;
+      for (let i = 0; i < bufs.length; i++) {
+        media.set(p, bufs[i]);
+        p += lengths[i];
       }
       media.persist(at, n);
       this.#commitTo(at + n);
