@@ -158,6 +158,7 @@ export class PmemLog implements Disposable {
         return this.#take(n, "appendAsync");
       },
       commitTo: (end) => this.#commitTo(end),
+      giveBack: (start) => this.#giveBack(start),
     });
   }
 
@@ -492,8 +493,20 @@ export class PmemLog implements Disposable {
     } catch (e) {
       // not appended: the next append takes this place (no async append
       // is in flight, all were drained)
-      this.#cursor = at;
+      this.#giveBack(at);
       throw e;
+    }
+  }
+
+  /**
+   * An append from `start` (the durable write offset) failed: the next
+   * one goes there, and a write offset stored but not persisted goes
+   * back (`tell()` counted the failed append).
+   */
+  #giveBack(start: number): void {
+    this.#cursor = start;
+    if (this.#media.read64(WRITE_OFFSET_AT) !== start) {
+      this.#media.write64(WRITE_OFFSET_AT, start);
     }
   }
 

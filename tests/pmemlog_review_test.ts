@@ -2,7 +2,8 @@
 // Found by a review of PmemLog (probes first, then these tests): its
 // appends, walks and libpmemlog's pools.
 import { CpuMover } from "../mod.ts";
-import { ClosedError } from "../errors/mod.ts";
+import { ClosedError, PmemError } from "../errors/mod.ts";
+import { Mapping } from "../pmem2/mapping.ts";
 import { PmemLog } from "../stream/mod.ts";
 import { bufferOf } from "../ffi/validate.ts";
 import { assert, moverTest, tempPath, test } from "./_harness.ts";
@@ -158,3 +159,55 @@ test("`PmemLog.create()` and `open()` read their mover option once", () => {
   using log = PmemLog.open(path, once());
   assert.equal(log.mover, mover);
 });
+
+// Bug: an asynchronous append whose commit failed (a persist threw, e.g.
+// msync's EIO) was rejected, but its place stayed taken: the next
+// commit persisted from the durable write offset on and made the failed
+// bytes part of the log, under appends whose offsets counted on them. A
+// synchronous append whose write offset failed to persist left the
+// offset stored, so `tell()` counted it. A failed commit now fails the
+// appends placed after it too, and gives their places and the offset
+// back.
+moverTest(
+  "an append whose persist fails stays out of the log, and later appends do not bring it back",
+  async (mover) => {
+    using log = PmemLog.create(tempPath(), { poolSize: 2 * MiB, mover });
+    log.append(new Uint8Array([1]));
+    const persist = Mapping.prototype.persist;
+    // the next persist of data (`data`) or of the write offset fails
+    let fail: "data" | "offset" | null = null;
+    Mapping.prototype.persist = function (
+      this: Mapping,
+      offset: number,
+      length: number,
+    ) {
+      if (fail !== null && (fail === "data") === (offset >= 8192)) {
+        fail = null;
+        throw new PmemError("persist", -5, "injected EIO", { errno: 5 });
+      }
+      return persist.call(this, offset, length);
+    };
+    try {
+      for (const where of ["data", "offset"] as const) {
+        fail = where;
+        // placed together (both polled), committed together
+        const failed = [2, 3].map((v) =>
+          log.appendAsync(new Uint8Array([v, v]))
+        );
+        for (const f of failed) f.poll();
+        for (const f of failed) {
+          await assert.rejects(async () => await f, /injected EIO/, where);
+        }
+        assert.equal(log.tell(), 1, where);
+        fail = where;
+        assert.throws(() => log.append(new Uint8Array([4])), /injected EIO/);
+        assert.equal(log.tell(), 1, where);
+      }
+      assert.equal(await log.appendAsync(new Uint8Array([5])), 1);
+      log.append(new Uint8Array([6]));
+    } finally {
+      Mapping.prototype.persist = persist;
+    }
+    assert.deepEqual(Array.from(contents(log)), [1, 5, 6]);
+  },
+);
