@@ -1,6 +1,7 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // Found by a review of PmemLog (probes first, then these tests): its
-// appends, walks and libpmemlog's pools.
+// appends, with arrays that change under them, data whose bytes are
+// gone, options read twice and persists that fail.
 import { CpuMover } from "../mod.ts";
 import { ClosedError, PmemError } from "../errors/mod.ts";
 import { Mapping } from "../pmem2/mapping.ts";
