@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { checkOpenArgs, notSize } from "../ffi/validate.ts";
+import { bufferOf, checkOpenArgs, notSize } from "../ffi/validate.ts";
 import type { FutureOptions } from "../future/future.ts";
 import { checkMoverOption, type Vdm } from "../mover/vdm.ts";
 import type { Level } from "./core.ts";
@@ -208,16 +208,32 @@ export function checkMover(
   checkMoverOption(mover, `${op} ${what}`);
 }
 
-/** Whether `data`'s buffer was detached (transferred). */
+const AT = Uint8Array.prototype.at;
+
+/**
+ * Whether `data`'s bytes are gone: its buffer was detached (transferred),
+ * or shrunk (`resize`) below a fixed-length view of it. Either reads as
+ * empty, so an empty append would stand for data never written. Asked of
+ * empty data only: `at` validates the array as the engine knows it (a
+ * `buffer` getter of a subclass could hide a detached one) and throws
+ * for both.
+ */
 export function isDetached(data: Uint8Array): boolean {
-  return (data.buffer as { detached?: boolean }).detached === true;
+  try {
+    AT.call(data, 0);
+    return false;
+  } catch {
+    return true;
+  }
 }
 
-/** The error of data whose buffer was detached. */
-export function detachedData(op: string): TypeError {
-  return new TypeError(
-    `Cannot ${op}: data's buffer is detached (transferred); nothing was written`,
-  );
+/** The error of data whose bytes are gone ({@linkcode isDetached}). */
+export function detachedData(op: string, data?: Uint8Array): TypeError {
+  const why = data === undefined ||
+      (bufferOf(data) as { detached?: boolean }).detached === true
+    ? "data's buffer is detached (transferred)"
+    : "data lies past the end of its buffer, which was resized";
+  return new TypeError(`Cannot ${op}: ${why}; nothing was written`);
 }
 
 /**

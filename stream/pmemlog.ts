@@ -158,6 +158,7 @@ export class PmemLog implements Disposable {
         return this.#take(n, "appendAsync");
       },
       commitTo: (end) => this.#commitTo(end),
+      giveBack: (start) => this.#giveBack(start),
     });
   }
 
@@ -182,7 +183,9 @@ export class PmemLog implements Disposable {
         `Cannot ${what}: poolSize must be at least ${MIN_LOG_POOL} (2 MiB), got ${poolSize}`,
       );
     }
-    checkMover(options.mover, op, "log");
+    // read once: a getter could give a value never checked later
+    const mover = options.mover;
+    checkMover(mover, op, "log");
     const arch = hostArch();
     if (arch === null) {
       throw new PmemError(
@@ -216,7 +219,7 @@ export class PmemLog implements Disposable {
           { errno: EINVAL },
         );
       }
-      map = Mapping.map(source, { length: size, mover: options.mover });
+      map = Mapping.map(source, { length: size, mover });
       const device = deviceShutdownState(source);
       source.close();
       lock = lockFile(path, op);
@@ -241,7 +244,7 @@ export class PmemLog implements Disposable {
         map,
         lock,
         false,
-        options.mover ?? map.mover,
+        mover ?? map.mover,
         device,
       );
     } catch (e) {
@@ -282,7 +285,9 @@ export class PmemLog implements Disposable {
   ): PmemLog {
     const op = "open";
     checkOpenArgs(path, options, op, "log");
-    checkMover(options.mover, op, "log");
+    // read once: a getter could give a value never checked later
+    const mover = options.mover;
+    checkMover(mover, op, "log");
     const source = Source.open(path);
     let map: Mapping | null = null;
     let lock: FileLock | null = null;
@@ -296,7 +301,7 @@ export class PmemLog implements Disposable {
           `the file is too small (${source.size} bytes, a log has at least ${MIN_LOG_POOL})`,
         );
       }
-      map = Mapping.map(source, { length: size, mover: options.mover });
+      map = Mapping.map(source, { length: size, mover });
       lock = lockFile(path, op);
       let media = new StreamMedia(map);
       let device: DeviceShutdownState | null = null;
@@ -325,7 +330,7 @@ export class PmemLog implements Disposable {
         map = Mapping.map(source, {
           length: size,
           sharing: "private",
-          mover: options.mover,
+          mover,
         });
       }
       if (!readOnly && keepsShutdownState(header.incompat)) {
@@ -341,7 +346,7 @@ export class PmemLog implements Disposable {
         map,
         lock,
         readOnly,
-        options.mover ?? map.mover,
+        mover ?? map.mover,
         device,
       );
     } catch (e) {
@@ -391,17 +396,29 @@ export class PmemLog implements Disposable {
     return this.#end - LOG_START;
   }
 
-  /** Check buffers; their total length. */
-  #checkBuffers(bufs: readonly Uint8Array[], op: string): number {
+  /**
+   * Check buffers; their lengths as the engine knows them (see
+   * `byteLengthOf`: a lying `byteLength` took a place of another size
+   * than the bytes copied into it). Each is read once, into `bufs`: an
+   * array read again to copy (a getter, a Proxy) gave other elements than
+   * those counted, and the copy threw after the place was taken (a hole
+   * in the log) or wrote other bytes than those counted.
+   */
+  #checkBuffers(
+    data: readonly Uint8Array[],
+    op: string,
+    bufs: Uint8Array[] = [],
+    lengths: number[] = [],
+  ): number {
     let n = 0;
-    for (const b of bufs) {
+    for (const b of data) {
       if (!(b instanceof Uint8Array)) {
         throw new TypeError(`Cannot ${op}: data must be Uint8Arrays`);
       }
-      // the engine's length (see `byteLengthOf`): a lying `byteLength`
-      // took a place of another size than the bytes copied into it
       const m = byteLengthOf(b);
-      if (m === 0 && isDetached(b)) throw detachedData(op);
+      if (m === 0 && isDetached(b)) throw detachedData(op, b);
+      bufs.push(b);
+      lengths.push(m);
       n += m;
     }
     return n;
@@ -455,19 +472,42 @@ export class PmemLog implements Disposable {
 
   /** `appendv` under the name of the public method called (`op`). */
   #appendv(data: readonly Uint8Array[], op: string): void {
+    const bufs: Uint8Array[] = [];
+    const lengths: number[] = [];
+    const n = this.#checkBuffers(data, op, bufs, lengths);
+    // after the array was read: its iterator or getters may have closed
+    // the log
     const media = this.#writable(op);
-    const n = this.#checkBuffers(data, op);
     this.#drain();
     // an empty vector too fails on a full log, as in libpmemlog
     const at = this.#take(n, op);
     if (n === 0) return;
-    let p = at;
-    for (const b of data) {
-      media.set(p, b);
-      p += byteLengthOf(b);
+    try {
+      let p = at;
+      for (let i = 0; i < bufs.length; i++) {
+        media.set(p, bufs[i]);
+        p += lengths[i];
+      }
+      media.persist(at, n);
+      this.#commitTo(at + n);
+    } catch (e) {
+      // not appended: the next append takes this place (no async append
+      // is in flight, all were drained)
+      this.#giveBack(at);
+      throw e;
     }
-    media.persist(at, n);
-    this.#commitTo(at + n);
+  }
+
+  /**
+   * An append from `start` (the durable write offset) failed: the next
+   * one goes there, and a write offset stored but not persisted goes
+   * back (`tell()` counted the failed append).
+   */
+  #giveBack(start: number): void {
+    this.#cursor = start;
+    if (this.#media.read64(WRITE_OFFSET_AT) !== start) {
+      this.#media.write64(WRITE_OFFSET_AT, start);
+    }
   }
 
   /** Store and persist the write offset (the commit point). */

@@ -50,6 +50,11 @@ export interface AppenderHost {
   take(n: number): number;
   /** Store and persist the write offset. */
   commitTo(end: number): void;
+  /**
+   * Give back the places from `start` (the durable write offset) on: the
+   * cursor and the stored write offset go back there.
+   */
+  giveBack(start: number): void;
 }
 
 /** The asynchronous appends of one log. */
@@ -95,8 +100,11 @@ export class LogAppender {
     for (const p of queued) {
       const n = byteLengthOf(p.data); // the engine's (see `byteLengthOf`)
       try {
-        // detached since the call: an empty append would stand for it
-        if (n === 0 && isDetached(p.data)) throw detachedData("appendAsync");
+        // detached or shrunk since the call: an empty append would stand
+        // for it
+        if (n === 0 && isDetached(p.data)) {
+          throw detachedData("appendAsync", p.data);
+        }
         p.start = this.#host.take(n);
       } catch (e) {
         p.stage = FAILED;
@@ -158,12 +166,33 @@ export class LogAppender {
       this.#host.commitTo(end);
       for (const p of done) p.stage = COMMITTED;
     } catch (e) {
-      // the write offset stays: these appends are not durable
-      for (const p of done) {
-        p.stage = FAILED;
-        p.error = e;
+      this.#failFrom(done, start, e);
+    }
+  }
+
+  /**
+   * A commit from `start` (the durable write offset) failed: its appends
+   * fail, and so does every one placed after them (the next commit, which
+   * persists from the write offset on, made the failed bytes part of the
+   * log under them). Their places are given back once no copy runs into
+   * them, so the next append goes at `start`.
+   */
+  #failFrom(done: Pending[], start: number, error: unknown): void {
+    const later = this.#pending.splice(0);
+    const copies = new Set<Future<void>>();
+    for (const p of later) if (p.copy?.done === false) copies.add(p.copy);
+    if (copies.size > 0) {
+      try {
+        waitAll([...copies]);
+      } catch {
+        // a failed copy writes nothing more
       }
     }
+    for (const p of [...done, ...later]) {
+      p.stage = FAILED;
+      p.error = error;
+    }
+    this.#host.giveBack(start);
   }
 
   /** A future settled. */

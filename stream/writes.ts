@@ -71,9 +71,10 @@ export function checkData(
   // it: a `byteLength` property claiming more had the native append copy
   // heap into the log, claiming less had the copy overrun its place
   const n = byteLengthOf(data);
-  // a view of a transferred buffer reads as empty: an empty entry would
-  // stand for data that was never written (asked only of empty data)
-  if (n === 0 && isDetached(data)) throw detachedData(op);
+  // a view of a transferred (or shrunk) buffer reads as empty: an empty
+  // entry would stand for data that was never written (asked only of
+  // empty data)
+  if (n === 0 && isDetached(data)) throw detachedData(op, data);
   checkLength(core, n, k, op);
   return n;
 }
