@@ -23,6 +23,7 @@
 #include <linux/futex.h>
 #include <string.h>
 #include <time.h>
+#include <sys/prctl.h>
 #include "device.h"
 
 /*
@@ -439,6 +440,8 @@ ap_worker_main(void *arg)
 	struct ap_dev *d = w->dev;
 	struct dsa_hw_desc h;
 	unsigned idle = 0;
+	/* named, so that a profile or ps -L tells the engines apart */
+	prctl(PR_SET_NAME, "ap-engine", 0, 0, 0);
 	for (;;) {
 		if (d->tport != NULL)
 			ap_tport_drain(d); /* what a test portal's client sent */

@@ -188,6 +188,7 @@ ap_dev_new(struct ap_dev **out, uint32_t nthreads, uint32_t wq_size,
 		ap_dev_delete(&d);
 		return rc;
 	}
+	ap_thread_adopt_dev(d);
 	*out = d;
 	return 0;
 }
@@ -225,6 +226,7 @@ ap_dev_delete(struct ap_dev **dev)
 {
 	if (dev == NULL || *dev == NULL)
 		return;
+	ap_thread_drop_dev(*dev);
 	ap_dev_stop(*dev);
 	ap_dev_free(*dev);
 	*dev = NULL;

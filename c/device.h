@@ -89,6 +89,10 @@ struct ap_dev {
 	/* a test portal's software WQ: where its engines also take
 	 * descriptors from, for a client device (dsa_test.c) */
 	struct ap_tport *tport;
+	/* the thread that opened it, which stops it when it ends without
+	 * deleting it (share.c; under its lock) */
+	struct ap_thread_opens *owner;
+	struct ap_dev *owner_next;
 };
 
 /* what executing a descriptor produced, before it is published */

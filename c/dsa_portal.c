@@ -463,6 +463,7 @@ ap_dsa_open(struct ap_dev **out, const char *path, double path_len,
 		ap_dev_free(d);
 		return rc;
 	}
+	ap_thread_adopt_dev(d);
 	*out = d;
 	return 0;
 }

@@ -297,6 +297,7 @@ ap_dsa_open_test(struct ap_dev **out, uint32_t kind, uint32_t wq_size,
 		ap_dev_delete(&c); /* stops and frees the target too */
 		return rc;
 	}
+	ap_thread_adopt_dev(c);
 	*out = c;
 	return 0;
 }

@@ -214,6 +214,7 @@ ap_watch_main(void *arg)
 	/* its sleeps are microseconds: the default 50 us timer slack would
 	 * stretch each to the slack, and a completion's notice with it */
 	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+	prctl(PR_SET_NAME, "ap-watch", 0, 0, 0);
 	for (;;) {
 		if (ap_reap(d, 1)) {
 			idle = 0;

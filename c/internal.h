@@ -120,6 +120,17 @@ struct ap_region *ap_region_get(const void *addr, size_t len, int *rc);
 void ap_region_put(struct ap_region *r);
 struct ap_map *ap_region_map(struct ap_region *r);
 int ap_region_add(struct ap_map *m);
+
+/*
+ * ap_thread_adopt_dev -- the device d, just opened, is stopped when the
+ * calling thread ends without deleting it (share.c): a Worker terminated
+ * with copies queued no longer leaves them landing after its files'
+ * locks are released, nor its engines running for good
+ */
+struct ap_dev;
+void ap_thread_adopt_dev(struct ap_dev *d);
+/* ap_thread_drop_dev -- d is being deleted: its thread need not stop it */
+void ap_thread_drop_dev(struct ap_dev *d);
 /*
  * ap_region_remove -- refuse new references, wait a bounded time for the
  * holders, then leave the unmap (ap_map_destroy) to the last of them;

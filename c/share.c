@@ -39,6 +39,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "device.h"
 #include "internal.h"
 
 void ap_pin_self(void); /* device.c */
@@ -70,6 +71,7 @@ struct ap_share_file {
 /* the opens of one thread (its thread-specific value) */
 struct ap_thread_opens {
 	struct ap_share *opens; /* linked through thread_next */
+	struct ap_dev *devs;    /* devices it opened, through owner_next */
 };
 
 /* one open: the handle ap_share_open gives out */
@@ -159,6 +161,24 @@ ap_thread_end(void *value)
 {
 	struct ap_thread_opens *t = value;
 	pthread_mutex_lock(&ap_shares_lock);
+	struct ap_dev *devs = t->devs;
+	t->devs = NULL;
+	for (struct ap_dev *d = devs; d != NULL; d = d->owner_next)
+		d->owner = NULL;
+	pthread_mutex_unlock(&ap_shares_lock);
+	/*
+	 * Its devices first: every copy they accepted lands (or fails) before
+	 * the locks of its files go, so none lands under the next opener's
+	 * writes. Stopped, not freed: a wait the runtime queued for the
+	 * ended thread may still look at one (a stopped device answers it).
+	 */
+	while (devs != NULL) {
+		struct ap_dev *d = devs;
+		devs = d->owner_next;
+		d->owner_next = NULL;
+		ap_dev_stop(d);
+	}
+	pthread_mutex_lock(&ap_shares_lock);
 	while (t->opens != NULL) {
 		struct ap_share *o = t->opens;
 		struct ap_share_file *f = o->file;
@@ -174,6 +194,36 @@ ap_thread_end(void *value)
 	}
 	pthread_mutex_unlock(&ap_shares_lock);
 	free(t);
+}
+
+void
+ap_thread_adopt_dev(struct ap_dev *d)
+{
+	struct ap_thread_opens *t = ap_this_thread();
+	if (t == NULL)
+		return; /* no thread hook: it stops only when deleted */
+	pthread_mutex_lock(&ap_shares_lock);
+	d->owner = t;
+	d->owner_next = t->devs;
+	t->devs = d;
+	pthread_mutex_unlock(&ap_shares_lock);
+}
+
+void
+ap_thread_drop_dev(struct ap_dev *d)
+{
+	pthread_mutex_lock(&ap_shares_lock);
+	struct ap_thread_opens *t = d->owner;
+	if (t != NULL) {
+		struct ap_dev **link = &t->devs;
+		while (*link != NULL && *link != d)
+			link = &(*link)->owner_next;
+		if (*link == d)
+			*link = d->owner_next;
+		d->owner = NULL;
+		d->owner_next = NULL;
+	}
+	pthread_mutex_unlock(&ap_shares_lock);
 }
 
 /* under the lock: a new open of f by the calling thread */

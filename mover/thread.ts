@@ -151,9 +151,13 @@ function createDevice(
  * Close the mover (`close()` waits for what it started) before a
  * JavaScript Worker that uses it is terminated: `terminate()` frees the
  * Worker's arrays while the device's threads may still be writing into
- * them, and nothing tells the native side that the Worker is gone (the
- * process can crash, or memory the main thread allocated next be
- * overwritten). The same holds for a `DsaMover`.
+ * them, and nothing tells the native side that the Worker is gone until
+ * its thread ends (the process can crash, or memory the main thread
+ * allocated next be overwritten). When the thread ends, the device
+ * finishes what it accepted and stops its threads before the ended
+ * Worker's pools and logs let other opens in, so a copy of the Worker's
+ * never lands under a later opener's writes. The same holds for a
+ * `DsaMover`.
  *
  * @example Usage
  * ```ts

@@ -65,3 +65,57 @@ test(
   },
   { timeout: 90_000 },
 );
+
+// Bug: a Worker terminated with appends copying on its ThreadMover left the
+// mover's engine threads running for good, and the log's lock went with
+// the Worker's thread while they still copied: copies queued before the
+// end could land under the next opener's appends (the PmemLog review saw
+// a 100 MiB append of the next opener zeroed in places). A device now
+// ends with the thread that opened it, before that thread's locks go.
+test(
+  "a Worker terminated with copies queued on its ThreadMover stops the mover's engines before its log's lock goes",
+  () => {
+    const r = runScript(
+      `
+    import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+    import { PmemLog } from "@root/stream/mod.ts";
+    import { ask, startWorker } from "@root/tests/workers/jobs.ts";
+    const dir = ${JSON.stringify(tempDir())};
+    const engines = () => readdirSync("/proc/self/task").filter((t) => {
+      try {
+        return readFileSync("/proc/self/task/" + t + "/comm", "utf8") === "ap-engine\\n";
+      } catch { return false; }
+    }).length;
+    const path = dir + "/log";
+    const srcSize = 32 << 20;
+    PmemLog.create(path, { poolSize: 96 << 20 }).close();
+    writeFileSync(dir + "/src", new Uint8Array(srcSize).fill(0xee));
+    const before = engines();
+    const w = await startWorker("@root/tests/workers/lock_worker.ts");
+    await ask(w, { kind: "mover", path, src: dir + "/src", srcSize });
+    const during = engines();
+    w.terminate();
+    let log;
+    const t0 = performance.now();
+    while (log === undefined && performance.now() - t0 < 10000) {
+      try { log = PmemLog.open(path); }
+      catch { await new Promise((r) => setTimeout(r, 2)); }
+    }
+    const atReopen = engines();
+    // what the next opener writes stays (no late copy lands over it)
+    const mine = new Uint8Array(8 << 20).fill(0x11);
+    const at = log.tell();
+    log.append(mine);
+    await new Promise((r) => setTimeout(r, 300));
+    let tail = 0;
+    log.walk(0, (c) => { tail = c.subarray(at - 0).every((b) => b === 0x11) ? 1 : 0; return true; });
+    log.close();
+    console.log(before, during, atReopen, at, tail);
+  `,
+      60_000,
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "0 2 0 0 1", r.stderr);
+  },
+  { timeout: 90_000 },
+);
