@@ -137,6 +137,14 @@ export const SYMBOLS = {
     parameters: ["buffer", "f64", "f64", "buffer", "f64", "f64", "f64", "u32"],
     result: "i32",
   },
+  // int ap_cpu_fill(void *dst, double dst_len, double off, double len,
+  //                 uint32_t value, uint32_t flags)
+  ap_cpu_fill: {
+    parameters: ["buffer", "f64", "f64", "f64", "u32", "u32"],
+    result: "i32",
+  },
+  // double ap_streamed_bytes(void)
+  ap_streamed_bytes: { parameters: [], result: "f64" },
   // int ap_overlap(const void *dst, double dst_len, double dst_off,
   //                const void *src, double src_len, double src_off,
   //                double len)

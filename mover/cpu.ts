@@ -101,7 +101,14 @@ export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
       );
       break;
     case "memset":
-      dst.fill(op.value, at, at + n);
+      // natively when asked not to cache the destination: streaming
+      // stores, as the copies take (fill() writes through the cache)
+      if (nt) {
+        check(
+          native.ap_cpu_fill(dst, byteLengthOf(dst), at, n, op.value, 1),
+          "memset",
+        );
+      } else dst.fill(op.value, at, at + n);
       break;
     case "flush":
       check(native.ap_cpu_flush(dst, byteLengthOf(dst), at, n), "flush");

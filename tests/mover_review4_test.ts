@@ -4,7 +4,18 @@
  * fill, and a mapping that would map no byte.
  */
 import { existsSync, writeFileSync } from "node:fs";
-import { mapFile, Mapping, PmemError, Source } from "../mod.ts";
+import process from "node:process";
+import {
+  CpuMover,
+  mapFile,
+  Mapping,
+  MemFlags,
+  PmemError,
+  Source,
+  ThreadMover,
+  VdmFlags,
+} from "../mod.ts";
+import { streamedBytes } from "../testing/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 // Bug: a mapping whose range holds no byte (offset at the end of the
@@ -38,3 +49,71 @@ test("`Mapping.map()` at an offset equal to the source's size is a RangeError be
     (e: unknown) => e instanceof PmemError && e.code === -100018,
   );
 });
+
+/** The bytes written with non-temporal stores while `fn` ran. */
+async function streamedBy(fn: () => unknown): Promise<number> {
+  const before = streamedBytes();
+  await fn();
+  return streamedBytes() - before;
+}
+
+// Bug: a fill asked not to leave its destination in the cache
+// (VdmFlags.NO_CACHE_HINT; a mapping's NONTEMPORAL or WC) was written with
+// ordinary stores everywhere a copy honoured the hint: the CPU mover's
+// memset (a ThreadMover's small ones too) was `fill()`, the engines' MEMFILL
+// with CC=0 a libc memset, and a page-granularity mapping's memset with
+// NONTEMPORAL a libc memset as well (pmem2/flags.ts says the hint asks for
+// non-temporal stores there). Each now fills with streaming stores, as
+// PMDK's pmem2 memset picks them by its flags.
+test(
+  "a memset with NO_CACHE_HINT or NONTEMPORAL writes with non-temporal stores, as memcpy does",
+  async () => {
+    const n = 1 << 20;
+    const dst = new Uint8Array(n);
+    const src = new Uint8Array(n).fill(3);
+    const cpu = new CpuMover();
+    using threads = new ThreadMover({ threads: 1, inlineThreshold: 0 });
+    using small = new ThreadMover({ threads: 1 }); // 64 KiB runs inline
+    const { NO_CACHE_HINT } = VdmFlags;
+    // the witness works: a copy honours the hint
+    assert.ok(
+      await streamedBy(() => cpu.memcpy(dst, src, NO_CACHE_HINT)) >= n - 64,
+    );
+    for (const [name, mover] of [["cpu", cpu], ["threads", threads]] as const) {
+      assert.equal(await streamedBy(() => mover.memset(dst, 1)), 0, name);
+      assert.ok(
+        await streamedBy(() => mover.memset(dst, 2, NO_CACHE_HINT)) >= n - 64,
+        name,
+      );
+      assert.ok(dst.every((b) => b === 2), name);
+      // an unaligned start and an odd length
+      const part = dst.subarray(3, n - 5);
+      assert.ok(
+        await streamedBy(() => mover.memset(part, 9, NO_CACHE_HINT)) >= n - 128,
+        name,
+      );
+      assert.equal(dst[2], 2);
+      assert.equal(dst[n - 5], 2);
+      assert.ok(part.every((b) => b === 9), name);
+    }
+    const block = dst.subarray(0, 64 << 10);
+    assert.ok(
+      await streamedBy(() => small.memset(block, 4, NO_CACHE_HINT)) >=
+        65536 - 64,
+    );
+    assert.ok(block.every((b) => b === 4));
+    // a mapping (page granularity here): the sync and the async memset
+    using map = mapFile(tempPath(), { size: n, mover: threads });
+    assert.equal(await streamedBy(() => map.memset(0, 5, n)), 0);
+    assert.ok(
+      await streamedBy(() => map.memset(0, 6, n, MemFlags.NONTEMPORAL)) >=
+        n - 64,
+    );
+    assert.ok(map.view().every((b) => b === 6));
+    assert.ok(
+      await streamedBy(() => map.memsetAsync(0, 7, n, MemFlags.WC)) >= n - 64,
+    );
+    assert.ok(map.view().every((b) => b === 7));
+  },
+  { skip: process.arch !== "x64" && "non-temporal stores: x86-64 only" },
+);

@@ -181,7 +181,7 @@ test("options read twice cannot give a read-only mapping views", () => {
 test("mapFile removes the file it created when libpmem2 refuses the mapping", () => {
   // (a range holding no byte is refused before libpmem2, a RangeError:
   // tests/mover_review4_test.ts)
-  const refused: [MapFileOptions, typeof Error][] = [
+  const refused: [MapFileOptions, new (...args: never[]) => Error][] = [
     [{ size: 8192, offset: 100 }, PmemError],
     [{ size: 8192, length: 100 }, PmemError],
     [{ size: 8192, offset: 8192 }, RangeError],
