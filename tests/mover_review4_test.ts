@@ -7,6 +7,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import {
   CpuMover,
+  DsaMover,
   mapFile,
   Mapping,
   MemFlags,
@@ -15,6 +16,7 @@ import {
   ThreadMover,
   VdmFlags,
 } from "../mod.ts";
+import { DeviceMover } from "../mover/mod.ts";
 import { streamedBytes } from "../testing/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
@@ -117,3 +119,23 @@ test(
   },
   { skip: process.arch !== "x64" && "non-temporal stores: x86-64 only" },
 );
+
+// Bug: DsaMover's constructor is private to TypeScript only: from
+// JavaScript, `new DsaMover()` (the form CpuMover and ThreadMover take)
+// returned a mover without a device. It passed for a Vdm (a mapping took it
+// as its mover), and then `closed`, every operation and `close()` (so a
+// `using` block's end too) threw the engine's TypeError about reading
+// `closed` of undefined. A device mover given no device now refuses to be
+// made, naming the factories.
+test("`new DsaMover()` from JavaScript is a TypeError naming its factories, not a mover without a device", () => {
+  const Dsa = DsaMover as unknown as new (...args: unknown[]) => DsaMover;
+  const Device = DeviceMover as unknown as new (...args: unknown[]) => object;
+  for (const make of [() => new Dsa(), () => new Dsa({}), () => new Device()]) {
+    assert.throws(make, (e: unknown) =>
+      e instanceof TypeError &&
+      /DsaMover\.open\(\) or DsaMover\.openOrFallback\(\)/.test(e.message));
+  }
+  // the factories and ThreadMover are unchanged
+  using mover = new ThreadMover({ threads: 1 });
+  assert.equal(mover.closed, false);
+});
