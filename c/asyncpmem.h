@@ -270,6 +270,14 @@ AP_API int ap_dev_new(struct ap_dev **out, uint32_t nthreads,
  */
 AP_API int ap_dev_stop(struct ap_dev *dev);
 
+/*
+ * ap_dev_quiesce -- wait until every descriptor the device (the software
+ * device's engines, a DSA WQ) accepted has run, at most timeout_ms; the
+ * device keeps running. -ETIMEDOUT when work is still running then. For a
+ * runtime about to free the memory the descriptors write.
+ */
+AP_API int ap_dev_quiesce(struct ap_dev *dev, double timeout_ms);
+
 /* ap_dev_delete -- ap_dev_stop, then free everything; NULL is a no-op */
 AP_API void ap_dev_delete(struct ap_dev **dev);
 

@@ -161,6 +161,8 @@ export const SYMBOLS = {
   },
   // int ap_dev_stop(ap_dev *dev)
   ap_dev_stop: { parameters: ["pointer"], result: "i32" },
+  // int ap_dev_quiesce(ap_dev *dev, double timeout_ms)
+  ap_dev_quiesce: { parameters: ["pointer", "f64"], result: "i32" },
   // void ap_dev_delete(ap_dev **dev)
   ap_dev_delete: { parameters: ["buffer"], result: "void" },
   // void *ap_dev_records(ap_dev *dev)

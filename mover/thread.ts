@@ -149,11 +149,13 @@ function createDevice(
  * `ClosedError`).
  *
  * Close the mover (`close()` waits for what it started) before a
- * JavaScript Worker that uses it is terminated: `terminate()` frees the
- * Worker's arrays while the device's threads may still be writing into
- * them, and nothing tells the native side that the Worker is gone (the
- * process can crash, or memory the main thread allocated next be
- * overwritten). The same holds for a `DsaMover`.
+ * JavaScript Worker that uses it ends: `terminate()`, or the Worker's own
+ * `close()`, frees the Worker's arrays while the device's threads may
+ * still be writing into them, and nothing tells the native side that the
+ * Worker is gone (the process can crash, or memory the main thread
+ * allocated next be overwritten). The same holds for a `DsaMover`. (An
+ * uncaught error or rejection is covered on Deno: each open device waits
+ * for the work it accepted before the isolate goes.)
  *
  * @example Usage
  * ```ts

@@ -18,7 +18,7 @@ import {
 } from "../mod.ts";
 import { DeviceMover } from "../mover/mod.ts";
 import { streamedBytes } from "../testing/mod.ts";
-import { assert, tempPath, test } from "./_harness.ts";
+import { assert, runScript, tempPath, test } from "./_harness.ts";
 
 // Bug: a mapping whose range holds no byte (offset at the end of the
 // source, the length left to "the rest") reached libpmem2, whose mmap of 0
@@ -138,4 +138,40 @@ test("`new DsaMover()` from JavaScript is a TypeError naming its factories, not 
   // the factories and ThreadMover are unchanged
   using mover = new ThreadMover({ threads: 1 });
   assert.equal(mover.closed, false);
+});
+
+// Bug: an uncaught error or unhandled rejection while a ThreadMover's
+// engines were writing into arrays of the JavaScript heap crashed Deno with
+// SIGSEGV (about one run in two) instead of ending it with the error: Deno
+// frees the isolate's arrays on its way out, the engines kept writing into
+// them. A device now waits for the work it accepted when Deno reports an
+// uncaught error or rejection (its "error" and "unhandledrejection"
+// events, before it tears the isolate down), a DSA work queue for the
+// descriptors it has not completed; it stays open, in case the error is
+// handled. Child processes: red is a signal.
+test("an uncaught error while a ThreadMover writes into heap arrays ends the process with the error, not SIGSEGV", () => {
+  const script = (fail: string, mover: string) => `
+    import { ThreadMover } from "@root/mod.ts";
+    import { openTestPortal } from "@root/testing/mod.ts";
+    const mover = ${mover};
+    for (let i = 0; i < 2; i++) {
+      mover.memset(new Uint8Array(1 << 28), 1).then(() => {});
+    }
+    setTimeout(() => { ${fail}; }, 5);
+  `;
+  const fails = [
+    'Promise.reject(new Error("uncaught elsewhere"))',
+    'throw new Error("uncaught elsewhere")',
+  ];
+  // a DSA work queue too (a test portal: the software device behind it)
+  const movers = [
+    "new ThreadMover({ threads: 2, inlineThreshold: 0 })",
+    'openTestPortal({ mode: "dedicated", engines: 2 })',
+  ];
+  for (let i = 0; i < 8; i++) {
+    const r = runScript(script(fails[i % 2], movers[(i >> 1) % 2]));
+    assert.equal(r.signal, null, `run ${i}: ${r.stderr}`);
+    assert.equal(r.status, 1, `run ${i}: ${r.stderr}`);
+    assert.match(r.stderr, /uncaught elsewhere/);
+  }
 });
