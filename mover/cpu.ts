@@ -14,8 +14,9 @@ import { type CheckedOp, VdmFlags } from "./vdm.ts";
 
 /**
  * Throw if a buffer of `op` no longer covers `[0, to)`: it was detached
- * (transferred, or its mapping closed) after the operation was built. Checked before any
- * native code touches the buffers.
+ * (transferred, or its mapping closed) or, being resizable, shrunk after
+ * the operation was built. Checked before any native code touches the
+ * buffers.
  */
 export function assertAttached(op: CheckedOp, to: number): void {
   // the elements, not a `byteLength` property (which may answer
@@ -30,7 +31,8 @@ export function assertAttached(op: CheckedOp, to: number): void {
     throw new ClosedError(
       "the operation's buffer",
       op.op,
-      "a buffer was detached before the operation ran (transferred, or its mapping closed)",
+      "a buffer was detached or shrunk before the operation ran " +
+        "(transferred, resized, or its mapping closed)",
     );
   }
 }
@@ -44,7 +46,8 @@ function covers(bytes: Uint8Array, end: number): boolean {
  * Run `[from, to)` of a checked operation on this thread. Durable ops
  * finish with a flush that persists through the owning mapping.
  *
- * @throws {ClosedError} when a buffer was detached (transferred, or its mapping closed)
+ * @throws {ClosedError} when a buffer was detached (transferred, or its
+ *   mapping closed) or shrunk (resized)
  */
 export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
   const { dst, src, flags, dstOffset, srcOffset } = op;

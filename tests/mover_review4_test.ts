@@ -6,6 +6,7 @@
 import { existsSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import {
+  ClosedError,
   CpuMover,
   DsaMover,
   mapFile,
@@ -174,4 +175,19 @@ test("an uncaught error while a ThreadMover writes into heap arrays ends the pro
     assert.equal(r.status, 1, `run ${i}: ${r.stderr}`);
     assert.match(r.stderr, /uncaught elsewhere/);
   }
+});
+
+// Bug: an operation over a resizable ArrayBuffer shrunk after the call
+// failed with a ClosedError saying the buffer "was detached ...
+// (transferred, or its mapping closed)": none of which had happened. The
+// message now names a resize too.
+test("an operation whose resizable buffer shrank before it ran names the resize in its ClosedError", async () => {
+  using mover = new CpuMover();
+  const ab = new ArrayBuffer(4096, { maxByteLength: 8192 });
+  const f = mover.memset(new Uint8Array(ab, 0, 4096), 1);
+  ab.resize(16);
+  await assert.rejects(
+    async () => await f,
+    (e: unknown) => e instanceof ClosedError && /resized/.test(e.message),
+  );
 });
