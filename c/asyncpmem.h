@@ -225,6 +225,20 @@ AP_API int ap_cpu_copy(void *dst, double dst_len, double dst_off,
 	const void *src, double src_len, double src_off, double len,
 	uint32_t flags);
 
+/*
+ * ap_cpu_fill -- set len bytes at dst+off (within dst_len bytes) to value
+ * (0..255); flags bit 0 asks for non-temporal stores.
+ */
+AP_API int ap_cpu_fill(void *dst, double dst_len, double off, double len,
+	uint32_t value, uint32_t flags);
+
+/*
+ * ap_streamed_bytes -- bytes the shim wrote with non-temporal stores on the
+ * CPU (copies and fills asked not to leave the destination in the cache),
+ * process-wide; 0 where the CPU has no such stores. For tests.
+ */
+AP_API double ap_streamed_bytes(void);
+
 /* ap_overlap -- 1 if dst lies above src and they overlap, -1 below, 0 not */
 AP_API int ap_overlap(const void *dst, double dst_len, double dst_off,
 	const void *src, double src_len, double src_off, double len);
@@ -255,6 +269,14 @@ AP_API int ap_dev_new(struct ap_dev **out, uint32_t nthreads,
  * and join the workers; the record arena stays readable. Idempotent.
  */
 AP_API int ap_dev_stop(struct ap_dev *dev);
+
+/*
+ * ap_dev_quiesce -- wait until every descriptor the device (the software
+ * device's engines, a DSA WQ) accepted has run, at most timeout_ms; the
+ * device keeps running. -ETIMEDOUT when work is still running then. For a
+ * runtime about to free the memory the descriptors write.
+ */
+AP_API int ap_dev_quiesce(struct ap_dev *dev, double timeout_ms);
 
 /* ap_dev_delete -- ap_dev_stop, then free everything; NULL is a no-op */
 AP_API void ap_dev_delete(struct ap_dev **dev);

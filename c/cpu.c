@@ -144,6 +144,27 @@ ap_cpu_flush(void *buf, double buf_len, double off, double len)
 	return 0;
 }
 
+/*
+ * bytes written with non-temporal stores, process-wide: what tells a test
+ * that a cache hint was honoured (the bytes are the same either way)
+ */
+static uint64_t ap_streamed;
+
+/* ap_note_streamed -- count n bytes written with non-temporal stores */
+static void
+ap_note_streamed(size_t n)
+{
+	if (n != 0)
+		__atomic_fetch_add(&ap_streamed, (uint64_t)n, __ATOMIC_RELAXED);
+}
+
+/* ap_streamed_bytes -- the bytes written with non-temporal stores so far */
+double
+ap_streamed_bytes(void)
+{
+	return (double)__atomic_load_n(&ap_streamed, __ATOMIC_RELAXED);
+}
+
 /* ap_stream_copy -- forward copy with non-temporal stores where aligned */
 void
 ap_stream_copy(char *dst, const char *src, size_t n)
@@ -153,6 +174,7 @@ ap_stream_copy(char *dst, const char *src, size_t n)
 		*dst++ = *src++;
 		n--;
 	}
+	ap_note_streamed(n & ~(size_t)63);
 	for (; n >= 64; n -= 64, dst += 64, src += 64) {
 		__m128i a = _mm_loadu_si128((const __m128i *)src);
 		__m128i b = _mm_loadu_si128((const __m128i *)(src + 16));
@@ -166,6 +188,56 @@ ap_stream_copy(char *dst, const char *src, size_t n)
 	_mm_sfence();
 #endif
 	memcpy(dst, src, n);
+}
+
+/*
+ * ap_stream_fill -- fill with non-temporal stores where aligned, as
+ * ap_stream_copy copies: what PMDK's memset picks for a NONTEMPORAL hint
+ */
+void
+ap_stream_fill(char *dst, int c, size_t n)
+{
+#if defined(__x86_64__)
+	while (n > 0 && ((uintptr_t)dst & 15)) {
+		*dst++ = (char)c;
+		n--;
+	}
+	ap_note_streamed(n & ~(size_t)63);
+	__m128i v = _mm_set1_epi8((char)c);
+	for (; n >= 64; n -= 64, dst += 64) {
+		_mm_stream_si128((__m128i *)dst, v);
+		_mm_stream_si128((__m128i *)(dst + 16), v);
+		_mm_stream_si128((__m128i *)(dst + 32), v);
+		_mm_stream_si128((__m128i *)(dst + 48), v);
+	}
+	_mm_sfence();
+#endif
+	memset(dst, c, n);
+}
+
+/*
+ * ap_cpu_fill -- set len bytes at dst+off (within dst_len) to value;
+ * flags bit 0 asks for non-temporal stores
+ */
+int
+ap_cpu_fill(void *dst, double dst_len, double off, double len,
+	uint32_t value, uint32_t flags)
+{
+	size_t o, n;
+	int rc = ap_span(dst_len, off, len, &o, &n, "fill");
+	if (rc)
+		return rc;
+	if (value > 255)
+		return ap_fail(AP_E_INVALID_ARG, "fill: value %u > 255", value);
+	if (n == 0)
+		return 0;
+	if (dst == NULL)
+		return ap_fail(AP_E_INVALID_ARG, "fill: buffer is NULL");
+	if (flags & 1)
+		ap_stream_fill((char *)dst + o, (int)value, n);
+	else
+		memset((char *)dst + o, (int)value, n);
+	return 0;
 }
 
 /*

@@ -221,7 +221,9 @@ ap_exec_fill(struct ap_dev *d, const struct dsa_hw_desc *h,
 		ap_map_note(m, dst, n, AP_NOTE_DURABLE);
 		return;
 	}
-	if (uniform)
+	if (uniform && !(h->flags & IDXD_OP_FLAG_CC))
+		ap_stream_fill(dst, p[0], n); /* CC=0: write to memory */
+	else if (uniform)
 		memset(dst, p[0], n);
 	else
 		for (size_t i = 0; i < n; i++)

@@ -221,6 +221,43 @@ ap_dev_stop(struct ap_dev *d)
 	return 0;
 }
 
+/*
+ * ap_dev_idle -- nothing accepted is left to run: on a DSA WQ (or a test
+ * portal), no descriptor whose completion the watcher has not settled; on
+ * the software device, none in the ring and no engine busy (in that
+ * order: a descriptor taken from the ring has an engine's position)
+ */
+static int
+ap_dev_idle(struct ap_dev *d)
+{
+	if (d->portal != NULL)
+		return atomic_load(&d->portal->npend) == 0;
+	if (atomic_load(&d->head) != atomic_load(&d->tail))
+		return 0;
+	for (uint32_t i = 0; i < d->nthreads; i++)
+		if (atomic_load(&d->workers[i].pos) != AP_IDLE)
+			return 0;
+	return 1;
+}
+
+int
+ap_dev_quiesce(struct ap_dev *d, double timeout_ms)
+{
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (!ap_dev_idle(d)) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		double ms = (double)(now.tv_sec - start.tv_sec) * 1e3 +
+			(double)(now.tv_nsec - start.tv_nsec) / 1e6;
+		if (!(ms < timeout_ms))
+			return ap_fail(-ETIMEDOUT, "quiesce: work still running "
+				"after %g ms", timeout_ms);
+		struct timespec ts = { 0, 100 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
 void
 ap_dev_delete(struct ap_dev **dev)
 {

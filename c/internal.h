@@ -107,6 +107,9 @@ uint32_t ap_crc32c_update(uint32_t crc, const void *buf, size_t len);
 /* ap_stream_copy -- forward copy with non-temporal stores, then SFENCE */
 void ap_stream_copy(char *dst, const char *src, size_t n);
 
+/* ap_stream_fill -- fill with non-temporal stores, then SFENCE */
+void ap_stream_fill(char *dst, int c, size_t n);
+
 /* ---- process-wide table of live mappings (regions.c) ---- */
 struct ap_region;
 

@@ -697,7 +697,11 @@ ap_map_memset(struct ap_map *map, double dst_off, uint32_t c, double len,
 	if (n == 0)
 		return 0;
 	if (map->granularity == AP_GRAN_PAGE) {
-		memset(map->addr + off, (int)c, n);
+		/* the hint, as ap_page_copy takes it */
+		if (flags & (PMEM2_F_MEM_NONTEMPORAL | PMEM2_F_MEM_WC))
+			ap_stream_fill(map->addr + off, (int)c, n);
+		else
+			memset(map->addr + off, (int)c, n);
 		if (flags & PMEM2_F_MEM_NOFLUSH)
 			return 0;
 		return ap_map_sync(map, map->addr + off, n);

@@ -137,6 +137,14 @@ export const SYMBOLS = {
     parameters: ["buffer", "f64", "f64", "buffer", "f64", "f64", "f64", "u32"],
     result: "i32",
   },
+  // int ap_cpu_fill(void *dst, double dst_len, double off, double len,
+  //                 uint32_t value, uint32_t flags)
+  ap_cpu_fill: {
+    parameters: ["buffer", "f64", "f64", "f64", "u32", "u32"],
+    result: "i32",
+  },
+  // double ap_streamed_bytes(void)
+  ap_streamed_bytes: { parameters: [], result: "f64" },
   // int ap_overlap(const void *dst, double dst_len, double dst_off,
   //                const void *src, double src_len, double src_off,
   //                double len)
@@ -153,6 +161,8 @@ export const SYMBOLS = {
   },
   // int ap_dev_stop(ap_dev *dev)
   ap_dev_stop: { parameters: ["pointer"], result: "i32" },
+  // int ap_dev_quiesce(ap_dev *dev, double timeout_ms)
+  ap_dev_quiesce: { parameters: ["pointer", "f64"], result: "i32" },
   // void ap_dev_delete(ap_dev **dev)
   ap_dev_delete: { parameters: ["buffer"], result: "void" },
   // void *ap_dev_records(ap_dev *dev)

@@ -19,8 +19,37 @@ import {
   newCell,
   type Ptr,
 } from "../ffi/lib.ts";
+import { RUNTIME } from "../ffi/_runtime.ts";
 import { Future, NO_CONTEXT, type WakeSource } from "../future/future.ts";
 import { DsaRecord } from "./dsa_format.ts";
+
+/** Devices not yet closed (weakly: an unclosed one may still be collected). */
+const openDevices = new Set<WeakRef<CompletionDevice>>();
+let exitGuarded = false;
+/** How long the exit guard waits for one device's accepted work (ms). */
+const QUIESCE_MS = 10_000;
+
+/**
+ * Wait until the work every open device accepted has run. Deno reports an
+ * uncaught error or rejection with these events, then frees the isolate's
+ * arrays on its way out while the engines may still be writing into them:
+ * the process died with SIGSEGV rather than the error. The devices stay
+ * open (a listener may handle the error, and the program go on).
+ */
+function quiesceOpenDevices(): void {
+  for (const ref of openDevices) ref.deref()?.quiesce();
+}
+
+/**
+ * Install {@linkcode quiesceOpenDevices} once, on Deno only: Bun ends the
+ * process without freeing its heap first.
+ */
+function guardExit(): void {
+  if (exitGuarded || RUNTIME !== "deno") return;
+  exitGuarded = true;
+  globalThis.addEventListener("error", quiesceOpenDevices);
+  globalThis.addEventListener("unhandledrejection", quiesceOpenDevices);
+}
 
 let sendGathered: ((dev: CompletionDevice) => void) | undefined;
 
@@ -129,6 +158,8 @@ export class CompletionDevice implements WakeSource {
   #listsAddress: number;
   #deleteWhenIdle = false;
   #freed = false;
+  /** Its entry in `openDevices`, until closed. */
+  #openRef: WeakRef<CompletionDevice>;
   /** See {@linkcode DeviceStats}. */
   readonly stats: DeviceStats = {
     sleeps: 0,
@@ -163,6 +194,9 @@ export class CompletionDevice implements WakeSource {
     this.#cell = newCell();
     check(create(this.#cell), "create");
     this.#handle = fromCell(this.#cell);
+    this.#openRef = new WeakRef(this);
+    openDevices.add(this.#openRef);
+    guardExit();
     const out = new Float64Array(INFO_FIELDS);
     check(native.ap_dev_info(this.#handle, out, out.length), "create");
     this.info = {
@@ -400,6 +434,15 @@ export class CompletionDevice implements WakeSource {
   }
 
   /**
+   * Block until every descriptor the device accepted has run (at most
+   * {@linkcode QUIESCE_MS}); it stays open. What the process-exit guard
+   * calls (see `quiesceOpenDevices`).
+   */
+  quiesce(): void {
+    if (this.#handle !== null) native.ap_dev_quiesce(this.#handle, QUIESCE_MS);
+  }
+
+  /**
    * Stop the device: every accepted descriptor runs to completion, workers
    * exit, then the arena is freed. The final records are kept in a copy so
    * futures still polling read their outcome, never freed memory.
@@ -408,6 +451,7 @@ export class CompletionDevice implements WakeSource {
     const h = this.#handle;
     if (h === null) return;
     this.#handle = null;
+    openDevices.delete(this.#openRef);
     this.gathered = [];
     native.ap_dev_stop(h); // every accepted descriptor done, workers joined
     const arena = this.#records.buffer as ArrayBuffer;

@@ -18,7 +18,7 @@ import {
   type PollContext,
 } from "../future/future.ts";
 import { BaseMover } from "./_base.ts";
-import type { CompletionDevice, DeviceInfo } from "./_device.ts";
+import { CompletionDevice, type DeviceInfo } from "./_device.ts";
 import { DeviceBatch } from "./_device_batch.ts";
 import { DeviceOp } from "./_device_op.ts";
 import { type BatchStart, overlapOnCpu } from "./_device_submit.ts";
@@ -123,6 +123,18 @@ export abstract class DeviceMover extends BaseMover {
     inlineThreshold: number,
   ) {
     super(className, name, capabilities);
+    // the constructors are private or protected to TypeScript only: from
+    // JavaScript `new DsaMover()` made a mover without a device, which a
+    // mapping took for a Vdm and whose every use, close() included, threw
+    // the engine's TypeError about `closed` of undefined
+    if (!(device instanceof CompletionDevice)) {
+      throw new TypeError(
+        `Cannot create ${
+          typeof className === "string" ? className : "DeviceMover"
+        }: a device mover comes from new ThreadMover(), ` +
+          "DsaMover.open() or DsaMover.openOrFallback()",
+      );
+    }
     this.#className = className;
     this.#device = device;
     this.#inlineThreshold = inlineThreshold;

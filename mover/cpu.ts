@@ -14,8 +14,9 @@ import { type CheckedOp, type Vdm, VdmFlags } from "./vdm.ts";
 
 /**
  * Throw if a buffer of `op` no longer covers `[0, to)`: it was detached
- * (transferred, or its mapping closed) after the operation was built. Checked before any
- * native code touches the buffers.
+ * (transferred, or its mapping closed) or, being resizable, shrunk after
+ * the operation was built. Checked before any native code touches the
+ * buffers.
  */
 export function assertAttached(op: CheckedOp, to: number): void {
   // the elements, not a `byteLength` property (which may answer
@@ -30,7 +31,8 @@ export function assertAttached(op: CheckedOp, to: number): void {
     throw new ClosedError(
       "the operation's buffer",
       op.op,
-      "a buffer was detached before the operation ran (transferred, or its mapping closed)",
+      "a buffer was detached or shrunk before the operation ran " +
+        "(transferred, resized, or its mapping closed)",
     );
   }
 }
@@ -44,7 +46,8 @@ function covers(bytes: Uint8Array, end: number): boolean {
  * Run `[from, to)` of a checked operation on this thread. Durable ops
  * finish with a flush that persists through the owning mapping.
  *
- * @throws {ClosedError} when a buffer was detached (transferred, or its mapping closed)
+ * @throws {ClosedError} when a buffer was detached (transferred, or its
+ *   mapping closed) or shrunk (resized)
  */
 export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
   const { dst, src, flags, dstOffset, srcOffset } = op;
@@ -101,7 +104,14 @@ export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
       );
       break;
     case "memset":
-      dst.fill(op.value, at, at + n);
+      // natively when asked not to cache the destination: streaming
+      // stores, as the copies take (fill() writes through the cache)
+      if (nt) {
+        check(
+          native.ap_cpu_fill(dst, byteLengthOf(dst), at, n, op.value, 1),
+          "memset",
+        );
+      } else dst.fill(op.value, at, at + n);
       break;
     case "flush":
       check(native.ap_cpu_flush(dst, byteLengthOf(dst), at, n), "flush");

@@ -149,15 +149,16 @@ function createDevice(
  * `ClosedError`).
  *
  * Close the mover (`close()` waits for what it started) before a
- * JavaScript Worker that uses it is terminated: `terminate()` frees the
- * Worker's arrays while the device's threads may still be writing into
- * them, and nothing tells the native side that the Worker is gone until
- * its thread ends (the process can crash, or memory the main thread
- * allocated next be overwritten). When the thread ends, the device
- * finishes what it accepted and stops its threads before the ended
- * Worker's pools and logs let other opens in, so a copy of the Worker's
- * never lands under a later opener's writes. The same holds for a
- * `DsaMover`.
+ * JavaScript Worker that uses it ends: `terminate()`, or the Worker's own
+ * `close()`, frees the Worker's arrays while the device's threads may
+ * still be writing into them, and nothing tells the native side that the
+ * Worker is gone until its thread ends (the process can crash, or memory
+ * the main thread allocated next be overwritten). When the thread ends,
+ * the device finishes what it accepted and stops its threads before the
+ * ended Worker's pools and logs let other opens in, so a copy of the
+ * Worker's never lands under a later opener's writes. The same holds for
+ * a `DsaMover`. (An uncaught error or rejection is covered on Deno: each
+ * open device waits for the work it accepted before the isolate goes.)
  *
  * @example Usage
  * ```ts

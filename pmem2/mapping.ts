@@ -202,6 +202,8 @@ export class Mapping implements Disposable {
    *
    * @param source an open source (it may be closed afterwards)
    * @param config granularity, range, sharing, protection
+   * @throws {RangeError} when the range holds no byte: `offset` is the
+   *   size of a source that is not empty and `length` 0, "to the end"
    * @throws {PmemError} with code `PMEM2_E_GRANULARITY_NOT_SUPPORTED` when
    *   a finer granularity than the storage offers is required; with
    *   `AP_E_BUSY` when 1024 mappings are live in the process (the shim's
@@ -214,11 +216,23 @@ export class Mapping implements Disposable {
     const checked = readMapConfig(config);
     const c = toNativeConfig(checked);
     checkMover(checked.mover);
+    const handle = sourceHandle(source, "map");
+    const size = c.length === 0 ? source.size : 0;
+    if (size > 0 && c.offset === size) {
+      // the rest of the source from its end holds no byte: libpmem2's
+      // mmap of 0 bytes failed with -22 "Invalid argument", naming neither
+      // number (a range past the end is its PMEM2_E_MAP_RANGE, an empty
+      // source its PMEM2_E_SOURCE_EMPTY: both clear)
+      throw new RangeError(
+        `Cannot map: offset ${c.offset} is the end of the source ` +
+          `(${size} bytes): the range holds no byte`,
+      );
+    }
     const mover = checked.mover ?? defaultMover();
     const cell = newCell();
     const rc = native.ap_map_new(
       cell,
-      sourceHandle(source, "map"),
+      handle,
       c.granularity,
       c.offset,
       c.length,
@@ -776,6 +790,8 @@ export interface MapFileOptions extends MapConfig {
  * @param options size, granularity, range, sharing, protection
  * @throws {PmemError} as {@linkcode Source.open} and {@linkcode Mapping.map}
  *   do; a file this call created is removed again when the mapping fails
+ * @throws {RangeError} as {@linkcode Mapping.map} does, for an `offset` at
+ *   the end of the file
  */
 export function mapFile(path: string, options: MapFileOptions = {}): Mapping {
   if (typeof options !== "object" || options === null) {

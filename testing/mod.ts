@@ -268,6 +268,31 @@ export function deviceStats(mover: ThreadMover | DsaMover): DeviceStats {
 }
 
 /**
+ * Bytes the native side has written with non-temporal stores on the CPU,
+ * process-wide: the copies and fills asked not to leave their destination
+ * in the cache (`VdmFlags.NO_CACHE_HINT`, a mapping's `NONTEMPORAL`) that
+ * took that path, by the CPU mover, a `ThreadMover`'s engines or a
+ * mapping. The bytes written are the same either way; this is what tells
+ * a test the hint was honoured. Always 0 where the CPU has no such stores
+ * (only x86-64 has them here).
+ *
+ * @example Usage
+ * ```ts
+ * import { CpuMover, VdmFlags, wait } from "@asyncpmem/asyncpmem";
+ * import { streamedBytes } from "@asyncpmem/asyncpmem/testing";
+ * import assert from "node:assert/strict";
+ *
+ * using mover = new CpuMover();
+ * const before = streamedBytes();
+ * wait(mover.memcpy(new Uint8Array(4096), new Uint8Array(4096), VdmFlags.NO_CACHE_HINT));
+ * assert.ok(streamedBytes() >= before);
+ * ```
+ */
+export function streamedBytes(): number {
+  return native.ap_streamed_bytes();
+}
+
+/**
  * A {@linkcode DsaMover} on a test portal: everything of the hardware
  * path -- the descriptor builder, credits or ENQCMD's retry answers or
  * `write(2)`, the watcher thread that notices completions, the record
