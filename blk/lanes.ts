@@ -40,7 +40,7 @@
  *
  * @module
  */
-import { FileShare } from "../pmem2/file_share.ts";
+import { FileShare, lockToken } from "../pmem2/file_share.ts";
 import { ReadTracker } from "./read_tracking.ts";
 import {
   ERROR,
@@ -55,7 +55,6 @@ import {
   LANE_SEQ,
   LANE_WORDS,
   LANES,
-  lockToken,
   lockWord,
   ownerEnded,
   PENDING,

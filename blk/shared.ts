@@ -23,7 +23,7 @@
  */
 import { PmemError } from "../errors/mod.ts";
 import { backend } from "../ffi/lib.ts";
-import { FileShare } from "../pmem2/file_share.ts";
+import { FileShare, lockToken } from "../pmem2/file_share.ts";
 import {
   SHARE_FAILED,
   SHARE_NEW,
@@ -58,22 +58,6 @@ export {
 } from "../pmem2/share_wait.ts";
 
 const EOWNERDEAD = 130;
-
-/**
- * What the lock words of an open hold: its share's token, or, without
- * one (a private state, or a share whose slots are all taken), the given
- * number, apart from every share token.
- */
-export function lockToken(
-  share: FileShare | undefined,
-  token: number,
-): number {
-  if (share === undefined) return token;
-  return share.token !== 0 ? share.token : (NO_SLOT | token);
-}
-
-/** Set in the lock tokens of opens without a share token. */
-const NO_SLOT = 0x40000000;
 
 /**
  * The error of a wait for a lock whose holder's thread ended before it

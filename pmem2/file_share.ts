@@ -235,3 +235,23 @@ export class FileShare implements Disposable {
     this.close();
   }
 }
+
+/**
+ * What the lock words of an open hold: its share's token, or, without
+ * one (a private state, or a share whose slots are all taken), the given
+ * number, apart from every share token: {@linkcode FileShare.ended} is
+ * false for it, so no other open takes its holder for ended.
+ *
+ * @param share the open's share (undefined: a private state)
+ * @param token the number to use without a share token (below 2^30)
+ */
+export function lockToken(
+  share: FileShare | undefined,
+  token: number,
+): number {
+  if (share === undefined) return token;
+  return share.token !== 0 ? share.token : (NO_SLOT | token);
+}
+
+/** Set in the lock tokens of opens without a share token. */
+const NO_SLOT = 0x40000000;

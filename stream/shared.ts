@@ -18,7 +18,7 @@
  * @module
  */
 import { PmemError } from "../errors/mod.ts";
-import { FileShare } from "../pmem2/file_share.ts";
+import { FileShare, lockToken } from "../pmem2/file_share.ts";
 import { sleepMs } from "../pmem2/share_wait.ts";
 
 const EOWNERDEAD = 130;
@@ -100,13 +100,15 @@ export class SharedState {
   /**
    * What this open stores in the lock words it holds and the ring slots
    * it reserves: its share token, so the others can tell when its thread
-   * ended (1 where it has none: such a holder is never taken for ended).
+   * ended; where it has none (a share whose slots are all taken), a
+   * number apart from every token, never taken for ended (token 1 was:
+   * for the open with slot 1, once its Worker ended).
    */
   readonly token: number;
 
   constructor(memory: ArrayBuffer, regionSlots: number, ringSize: number) {
     this.#share = FileShare.of(memory);
-    this.token = this.#share?.token || 1;
+    this.token = lockToken(this.#share, 1);
     this.i32 = new Int32Array(memory);
     this.f64 = new Float64Array(memory);
     this.ringSize = ringSize;

@@ -124,3 +124,51 @@ test(
   },
   { timeout: 90_000 },
 );
+
+// Bug: an open of a log stream that found every slot of the file's share
+// taken (1024 opens in the process, those ended with their Workers never
+// given back) stored token 1 in the lock words it held and the ring slots
+// it reserved. When the open with slot 1 had ended with its Worker, every
+// other open took such a holder for ended: a lock it held for a dead one
+// (EOWNERDEAD), a reservation it held for one to void. It now stores a
+// number apart from every share token, as the block store's opens do.
+test(
+  "a log stream open that gets no share slot is never taken for an ended one",
+  () => {
+    const r = runScript(
+      `
+    import { writeFileSync } from "node:fs";
+    import { FileShare } from "@root/pmem2/file_share.ts";
+    import { SharedState } from "@root/stream/shared.ts";
+    import { ask, startWorker } from "@root/tests/workers/jobs.ts";
+    const path = ${JSON.stringify(tempDir())} + "/s";
+    writeFileSync(path, "x");
+    const size = SharedState.bytes(1, 8);
+    // slot 1: an open whose Worker ends without closing it
+    const w = await startWorker("@root/tests/workers/lock_worker.ts");
+    await ask(w, { kind: "share", path, srcSize: size });
+    const kept = FileShare.open(path, size); // keeps the share alive
+    w.terminate();
+    const t0 = performance.now();
+    while (!kept.ended(1) && performance.now() - t0 < 10000) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const rest = [];
+    for (let i = 0; i < 2000; i++) {
+      const s = FileShare.open(path, size);
+      if (s.token === 0) { rest.push(s); break; }
+      rest.push(s);
+    }
+    const lone = rest[rest.length - 1];
+    const state = new SharedState(lone.memory, 1, 8);
+    console.log(kept.ended(1), lone.token, state.token !== 0, kept.ended(state.token));
+    for (const s of rest) s.close();
+    kept.close();
+  `,
+      60_000,
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "true 0 true false", r.stderr);
+  },
+  { timeout: 90_000 },
+);

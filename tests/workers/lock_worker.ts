@@ -2,7 +2,8 @@
 /**
  * The Worker of `tests/file_lock_test.ts`: it opens what a job names (a
  * libpmemlog log, with one append; an object pool; a bare FileLock; a log
- * with a ThreadMover and appends copying from a mapped file) and never
+ * with a ThreadMover and appends copying from a mapped file; a bare
+ * FileShare) and never
  * closes it, so the test can terminate it while it holds the lock.
  *
  * @module
@@ -11,13 +12,17 @@ import { ThreadMover } from "../../mover/mod.ts";
 import { ObjectPool } from "../../obj/mod.ts";
 import { mapFile } from "../../pmem2/mod.ts";
 import { FileLock } from "../../pmem2/file_lock.ts";
+import { FileShare } from "../../pmem2/file_share.ts";
 import { PmemLog } from "../../stream/mod.ts";
 
 /** A job: what to open, and where. */
 export interface LockJob {
-  kind: "log" | "obj" | "lock" | "mover";
+  kind: "log" | "obj" | "lock" | "mover" | "share";
   path: string;
-  /** For "mover": a file of `srcSize` bytes to map and append from. */
+  /**
+   * For "mover": a file of `srcSize` bytes to map and append from; for
+   * "share": the size of the FileShare to open.
+   */
   src?: string;
   srcSize?: number;
 }
@@ -33,7 +38,9 @@ const held: unknown[] = [];
 
 self_.onmessage = ({ data: { kind, path, src, srcSize } }) => {
   try {
-    if (kind === "mover") {
+    if (kind === "share") {
+      held.push(FileShare.open(path, srcSize!));
+    } else if (kind === "mover") {
       // the copies' source is a mapping, which outlives the Worker's
       // heap: only their timing is in question, never their memory
       const mover = new ThreadMover({ threads: 2, inlineThreshold: 0 });
