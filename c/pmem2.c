@@ -118,6 +118,12 @@ ap_source_open(struct ap_source **out, const char *path, double path_len,
 	}
 	struct pmem2_source *ps;
 	rc = pmem2_source_from_fd(&ps, fd);
+	if (rc == PMEM2_E_INVALID_FILE_TYPE) {
+		/* libpmem2 says nothing more for it */
+		rc = ap_fail(rc, "cannot map '%s': not a regular file or a "
+			"device DAX character device", path);
+		goto err;
+	}
 	if (rc) {
 		rc = ap_fail_pmem2(rc, "pmem2_source_from_fd");
 		goto err;

@@ -205,7 +205,8 @@ export class PmemLog implements Disposable {
         mode,
       });
     } catch (e) {
-      throw created ? asOp(e, op) : e;
+      // the caller's op, "create" also for a file that must exist
+      throw asOp(e, op);
     }
     let map: Mapping | null = null;
     let lock: FileLock | null = null;

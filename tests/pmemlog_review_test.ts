@@ -5,7 +5,9 @@
 import { CpuMover } from "../mod.ts";
 import { ClosedError, PmemError } from "../errors/mod.ts";
 import { Mapping } from "../pmem2/mapping.ts";
-import { PmemLog } from "../stream/mod.ts";
+import { LogStream, PmemLog } from "../stream/mod.ts";
+import { BlockPool } from "../blk/mod.ts";
+import { ObjectPool } from "../obj/mod.ts";
 import { bufferOf } from "../ffi/validate.ts";
 import { assert, moverTest, tempPath, test } from "./_harness.ts";
 
@@ -212,3 +214,29 @@ moverTest(
     assert.deepEqual(Array.from(contents(log)), [1, 5, 6]);
   },
 );
+
+// Bug (found by the PmemLog review): PmemLog.create of a missing file
+// without a poolSize (libpmemlog's "use the file as it is") failed naming
+// "open", and opening a character device that is not device DAX said only
+// "pmem2_source_from_fd failed (code -100005)", libpmem2 giving no message
+// for PMEM2_E_INVALID_FILE_TYPE.
+test("create names create for a file it must find, and a file of the wrong type is named", () => {
+  assert.throws(
+    () => PmemLog.create(tempPath(), {}),
+    (e) => e instanceof PmemError && e.op === "create" && e.code === -2,
+  );
+  const opens: (() => unknown)[] = [
+    () => PmemLog.open("/dev/zero"),
+    () => LogStream.open("/dev/zero"),
+    () => BlockPool.open("/dev/zero"),
+    () => ObjectPool.open("/dev/zero", { layout: "x" }),
+  ];
+  for (const open of opens) {
+    assert.throws(
+      open,
+      (e) =>
+        e instanceof PmemError && e.code === -100005 &&
+        /'\/dev\/zero': not a regular file or a device DAX/.test(e.message),
+    );
+  }
+});
