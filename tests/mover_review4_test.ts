@@ -191,3 +191,28 @@ test("an operation whose resizable buffer shrank before it ran names the resize 
     (e: unknown) => e instanceof ClosedError && /resized/.test(e.message),
   );
 });
+
+// Bug: `poll()` never throws, but a Future subclass may override it (it
+// is public), and one that threw killed the executor's pump: the rejection
+// escaped (Deno exited with it) and every other awaited future stayed
+// pending for good (Bun). The pump now fails that future's await with the
+// error and goes on, as it does for a WakeSource that throws. Child
+// process: red is a crash or a hang.
+test("an awaited future whose overridden `poll()` throws rejects its await; the executor drives the others on", () => {
+  const r = runScript(`
+    import { Future, type FutureState, PENDING, fromStep } from "@root/mod.ts";
+    class Throwing extends Future<number> {
+      protected step() { return PENDING; }
+      override poll(): FutureState { throw new RangeError("poll broke"); }
+    }
+    let polls = 0;
+    const other = fromStep(() => (++polls < 3 ? PENDING : "other done"));
+    const bad = new Throwing().then(() => "resolved", (e) => e.message);
+    const timer = setTimeout(() => { console.log("hang"); process.exit(2); }, 5000);
+    console.log(await bad, await other);
+    clearTimeout(timer);
+  `);
+  assert.equal(r.signal, null, r.stderr);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), "poll broke other done");
+});
