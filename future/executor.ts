@@ -17,6 +17,7 @@
 import { setImmediate, setTimeout as setTimer } from "node:timers";
 import {
   type Future,
+  type FutureState,
   type PollContext,
   setDriver,
   type WakeSource,
@@ -229,7 +230,20 @@ function sweep(ctx: SweepContext): boolean {
     const e = entries[i];
     ctx.registered = false;
     const before = e.future.state;
-    const state = e.future.poll(ctx);
+    let state: FutureState;
+    try {
+      state = e.future.poll(ctx);
+    } catch (err) {
+      // poll() never throws, but a subclass may override it: the error
+      // escaped the pump, which stopped with every other future pending
+      // (and Deno exited with the rejection). This entry fails with it.
+      if (e.reject !== undefined) {
+        awaited--;
+        e.reject(err);
+      }
+      progress = true;
+      continue;
+    }
     if (state === "complete" || state === "failed") {
       if (e.resolve !== undefined) {
         awaited--;

@@ -191,3 +191,70 @@ test("an operation whose resizable buffer shrank before it ran names the resize 
     (e: unknown) => e instanceof ClosedError && /resized/.test(e.message),
   );
 });
+
+// Bug: `poll()` never throws, but a Future subclass may override it (it
+// is public), and one that threw killed the executor's pump: the rejection
+// escaped (Deno exited with it) and every other awaited future stayed
+// pending for good (Bun). The pump now fails that future's await with the
+// error and goes on, as it does for a WakeSource that throws. Child
+// process: red is a crash or a hang.
+test("an awaited future whose overridden `poll()` throws rejects its await; the executor drives the others on", () => {
+  const r = runScript(`
+    import { Future, type FutureState, PENDING, fromStep } from "@root/mod.ts";
+    class Throwing extends Future<number> {
+      protected step() { return PENDING; }
+      override poll(): FutureState { throw new RangeError("poll broke"); }
+    }
+    let polls = 0;
+    const other = fromStep(() => (++polls < 3 ? PENDING : "other done"));
+    const bad = new Throwing().then(() => "resolved", (e) => e.message);
+    const timer = setTimeout(() => { console.log("hang"); process.exit(2); }, 5000);
+    console.log(await bad, await other);
+    clearTimeout(timer);
+  `);
+  assert.equal(r.signal, null, r.stderr);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), "poll broke other done");
+});
+
+// Bug: a view of a closed mapping (or of a transferred buffer) is detached,
+// and a detached view reads as empty: handed to a mover it was a 0-byte
+// operation that completed. A flush of a closed mapping's view said the
+// range was durable, a memset or a copy from one wrote nothing and
+// succeeded, and a batch entry likewise; the same view detached a moment
+// later (after the call) failed with ClosedError. Refused at the call now,
+// with the same ClosedError; an empty view that is not detached still
+// makes an empty operation.
+test("a mover refuses a view of a closed mapping at the call (ClosedError), not as an empty operation", async () => {
+  const path = tempPath();
+  const map = mapFile(path, { size: 1 << 16 });
+  const view = map.view(4096, 4096);
+  map.close();
+  const closed = (e: unknown) =>
+    e instanceof ClosedError &&
+    /dst is detached|src is detached/.test(e.message);
+  const cpu = new CpuMover();
+  using threads = new ThreadMover({ threads: 1, inlineThreshold: 0 });
+  for (const mover of [cpu, threads]) {
+    assert.throws(() => mover.flush(view), closed, mover.name);
+    assert.throws(() => mover.memset(view, 1), closed, mover.name);
+    assert.throws(() => mover.memcpy(new Uint8Array(8), view), closed);
+    assert.throws(() => mover.memmove(view, new Uint8Array(0)), closed);
+    assert.throws(
+      () =>
+        mover.batch([
+          { op: "memset", dst: new Uint8Array(8), value: 1 },
+          { op: "flush", dst: view },
+        ]),
+      closed,
+    );
+    // a transferred buffer's view too; a plain empty view is no error
+    const buf = new ArrayBuffer(8);
+    const moved = new Uint8Array(buf);
+    buf.transfer();
+    assert.throws(() => mover.memset(moved, 1), closed);
+    await mover.memset(new Uint8Array(0), 1);
+    await mover.memcpy(new Uint8Array(0), new Uint8Array(0));
+    await mover.flush(new Uint8Array(new SharedArrayBuffer(0)));
+  }
+});
