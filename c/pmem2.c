@@ -118,8 +118,9 @@ ap_source_open(struct ap_source **out, const char *path, double path_len,
 	}
 	struct pmem2_source *ps;
 	rc = pmem2_source_from_fd(&ps, fd);
-	if (rc == PMEM2_E_INVALID_FILE_TYPE) {
-		/* libpmem2 says nothing more for it */
+	const char *why = rc ? pmem2_errormsg() : NULL;
+	if (rc == PMEM2_E_INVALID_FILE_TYPE && (why == NULL || !*why)) {
+		/* libpmem2 says nothing for a character device not DAX */
 		rc = ap_fail(rc, "cannot map '%s': not a regular file or a "
 			"device DAX character device", path);
 		goto err;

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { ClosedError } from "../errors/mod.ts";
 
 /** Largest offset or length that crosses the FFI boundary exactly. */
 export const MAX_SAFE_SIZE = Number.MAX_SAFE_INTEGER;
@@ -181,4 +182,36 @@ export function checkOpenArgs(
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`Cannot ${op} ${noun}: options must be an object`);
   }
+}
+
+/**
+ * `bytes` (a checked Uint8Array), refused when it is detached: a view of a
+ * closed mapping, or of a transferred buffer, reads as empty, and made a
+ * 0-byte operation that succeeded (a mover's flush of a closed mapping's
+ * view said it was durable; a mapping's copy from such a view wrote
+ * nothing), where the same view detached after the call fails with
+ * ClosedError. Only an empty view is looked at further: element 0 answers
+ * from the storage alone (see `holds`), so the common case costs one read.
+ *
+ * @param bytes the array, already checked to be a Uint8Array
+ * @param name its argument's name, for the message
+ * @param op the operation, for the error
+ * @throws {ClosedError} when its buffer is detached
+ */
+export function checkAttached(
+  bytes: Uint8Array,
+  name: string,
+  op: string,
+): Uint8Array {
+  if (
+    bytes[0] === undefined &&
+    (bufferOf(bytes) as { detached?: boolean }).detached === true
+  ) {
+    throw new ClosedError(
+      "the operation's buffer",
+      op,
+      `${name} is detached (its buffer was transferred, or its mapping closed)`,
+    );
+  }
+  return bytes;
 }

@@ -5,10 +5,10 @@
  *
  * @module
  */
-import { ClosedError, NotSupportedError } from "../errors/mod.ts";
+import { NotSupportedError } from "../errors/mod.ts";
 import {
-  bufferOf,
   byteLengthOf,
+  checkAttached,
   checkByte,
   checkBytes,
   checkSize,
@@ -138,29 +138,6 @@ export interface CheckedOp {
 }
 
 /**
- * `bytes` (a checked Uint8Array), refused when it is detached: a view of a
- * closed mapping, or of a transferred buffer, reads as empty, and made a
- * 0-byte operation that completed (a flush of a closed mapping's view
- * said it was durable), where the same view detached after the call
- * fails the operation with ClosedError (see `assertAttached`). Only an
- * empty view is looked at further: element 0 answers from the storage
- * alone (see `holds`), so the common case costs one read.
- */
-function attached(bytes: Uint8Array, name: string, op: VdmOp): Uint8Array {
-  if (
-    bytes[0] === undefined &&
-    (bufferOf(bytes) as { detached?: boolean }).detached === true
-  ) {
-    throw new ClosedError(
-      "the operation's buffer",
-      op,
-      `${name} is detached (its buffer was transferred, or its mapping closed)`,
-    );
-  }
-  return bytes;
-}
-
-/**
  * Check an operation's arguments against a mover's capabilities.
  *
  * @throws {ClosedError} for a detached buffer (a view of a closed mapping)
@@ -180,7 +157,7 @@ export function checkOp(
   srcOffset: unknown = 0,
   length?: unknown,
 ): CheckedOp {
-  const d = attached(checkBytes(dst, "dst", op), "dst", op);
+  const d = checkAttached(checkBytes(dst, "dst", op), "dst", op);
   const f = flags ?? 0;
   if (typeof f !== "number" || !Number.isInteger(f)) {
     throw new TypeError(`Cannot ${op}: flags must be an integer`);
@@ -212,7 +189,7 @@ export function checkOp(
   let at = 0;
   let from = 0;
   if (op === "memcpy" || op === "memmove") {
-    s = attached(checkBytes(src, "src", op), "src", op);
+    s = checkAttached(checkBytes(src, "src", op), "src", op);
     at = checkSize(dstOffset, "dstOffset", op);
     from = checkSize(srcOffset, "srcOffset", op);
     if (length === undefined) n = sourceRest(s, from, op);

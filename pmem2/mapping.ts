@@ -10,6 +10,7 @@ import { ClosedError, PmemError } from "../errors/mod.ts";
 import { check, fromCell, native, newCell, type Ptr } from "../ffi/lib.ts";
 import {
   byteLengthOf,
+  checkAttached,
   checkByte,
   checkBytes,
   checkRange,
@@ -494,7 +495,7 @@ export class Mapping implements Disposable {
    */
   memcpy(dstOffset: number, src: Uint8Array, flags = 0): void {
     const h = this.#writable("memcpy");
-    checkBytes(src, "src", "memcpy");
+    checkAttached(checkBytes(src, "src", "memcpy"), "src", "memcpy");
     // the engine's length: the shim copies this many bytes out of `src`
     const n = byteLengthOf(src);
     checkRange(dstOffset, n, this.#size, "memcpy");
@@ -556,7 +557,7 @@ export class Mapping implements Disposable {
     options?: FutureOptions,
   ): Future<void> {
     this.#writable("memcpyAsync");
-    checkBytes(src, "src", "memcpyAsync");
+    checkAttached(checkBytes(src, "src", "memcpyAsync"), "src", "memcpyAsync");
     // the mover gets an array whose length is the engine's: movers hand
     // `byteLength` to native copies and to their worker threads
     const bytes = trueBytes(src);
@@ -703,7 +704,13 @@ export class Mapping implements Disposable {
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i];
       const offset = e?.offset;
-      const data = trueBytes(checkBytes(e?.data, "data", "memcpyManyAsync"));
+      const data = trueBytes(
+        checkAttached(
+          checkBytes(e?.data, "data", "memcpyManyAsync"),
+          "data",
+          "memcpyManyAsync",
+        ),
+      );
       checkRange(offset, data.byteLength, this.#size, "memcpyManyAsync");
       checked.push({ offset, data });
     }

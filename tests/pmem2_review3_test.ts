@@ -3,10 +3,10 @@
  * Edges of `pmem2/` found by a third review: each test exposed a bug
  * (named in its comment).
  */
-import { mapFile, PmemError, ThreadMover } from "../mod.ts";
+import { ClosedError, mapFile, PmemError, ThreadMover } from "../mod.ts";
 import { trackedCopies } from "../pmem2/mapping.ts";
 import { MappingReader } from "../pmem2/reader.ts";
-import { assert, tempPath, test } from "./_harness.ts";
+import { assert, moverTest, tempPath, test } from "./_harness.ts";
 
 // Bug: on Bun, a mapping above 4 GiB made a new ArrayBuffer for every
 // view that no 4 MiB window holds, and kept each one (to detach it at
@@ -85,3 +85,27 @@ test("async copies never polled are not kept by their mapping; started ones are,
   using again = mapFile(path);
   assert.equal(again.view((1 << 19) - 1, 1)[0], 5);
 });
+
+// Bug (found by the movers review): a mapping's memcpy, memcpyAsync and
+// memcpyManyAsync of a view whose buffer was transferred (or of a closed
+// mapping's view) copied 0 bytes and succeeded: a detached view reads as
+// empty. The movers refuse such views at the call; so do these now.
+moverTest(
+  "a mapping's copies refuse a detached source with ClosedError",
+  async (mover) => {
+    using map = mapFile(tempPath(), { size: 1 << 16, mover });
+    const buffer = new ArrayBuffer(16);
+    const src = new Uint8Array(buffer);
+    buffer.transfer();
+    const closed = (e: unknown) => e instanceof ClosedError;
+    assert.throws(() => map.memcpy(0, src), closed);
+    assert.throws(() => map.memcpyAsync(0, src), closed);
+    assert.throws(
+      () => map.memcpyManyAsync([{ offset: 0, data: src }]),
+      closed,
+    );
+    // an empty view that is not detached is still an empty copy
+    map.memcpy(0, new Uint8Array(0));
+    await map.memcpyAsync(0, new Uint8Array(0));
+  },
+);
