@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { notConstructible } from "../ffi/validate.ts";
 import { ClosedError, PmemError } from "../errors/mod.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { Arena, ArenaPlace } from "./arena.ts";
@@ -196,6 +197,12 @@ export class BlockPool implements Disposable {
   #checking = false;
 
   private constructor(file: PoolFile, btt: Btt) {
+    if (file === undefined) {
+      notConstructible(
+        "BlockPool",
+        "use BlockPool.open() or BlockPool.create()",
+      );
+    }
     this.#file = file;
     this.#map = file.map;
     this.#media = file.media;

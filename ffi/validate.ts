@@ -215,3 +215,16 @@ export function checkAttached(
   }
   return bytes;
 }
+
+/**
+ * Throw the TypeError of a class whose constructor is internal, called
+ * from JavaScript (TypeScript's `private` binds only TypeScript): its
+ * fields would be undefined, and every use fail with the engine's
+ * TypeError about a property of undefined, or a lock or map seem made.
+ *
+ * @param name the class
+ * @param how where its instances come from
+ */
+export function notConstructible(name: string, how: string): never {
+  throw new TypeError(`Cannot construct ${name}: ${how}`);
+}

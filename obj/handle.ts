@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { notConstructible } from "../ffi/validate.ts";
 
 /** What a handle's pool is, to the handle (an opaque owner token). */
 export type PoolToken = object;
@@ -56,6 +57,12 @@ export class ObjectHandle {
     type: number,
     gen: number,
   ) {
+    if (owner === undefined) {
+      notConstructible(
+        "ObjectHandle",
+        "handles come from a transaction's alloc(), ObjectPool.root() and ObjectPool.object()",
+      );
+    }
     this.#owner = owner;
     this.offset = offset;
     this.size = size;

@@ -25,7 +25,7 @@
  * @module
  */
 import { ClosedError } from "../errors/mod.ts";
-import { byteLengthOf } from "../ffi/validate.ts";
+import { byteLengthOf, notConstructible } from "../ffi/validate.ts";
 import type { Future } from "../future/future.ts";
 import { newHandle } from "./handle.ts";
 import type { Engine } from "./engine.ts";
@@ -152,6 +152,9 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
   #closed = false;
 
   private constructor(pool: ObjectPool, core: MapCore) {
+    if (core === undefined) {
+      notConstructible("PersistentMap", "use PersistentMap.open()");
+    }
     this.#pool = pool;
     this.#core = core;
   }

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { notConstructible } from "../ffi/validate.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { FileLock } from "../pmem2/file_lock.ts";
 import { rejected } from "../future/combinators.ts";
@@ -125,6 +126,12 @@ export class ObjectPool implements Disposable {
   #closed = false;
 
   private constructor(o: Opened) {
+    if (o === undefined) {
+      notConstructible(
+        "ObjectPool",
+        "use ObjectPool.open() or ObjectPool.create()",
+      );
+    }
     this.#path = o.path;
     this.#map = o.map;
     this.#lock = o.lock;

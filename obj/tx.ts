@@ -14,7 +14,7 @@
  * @module
  */
 import { ClosedError } from "../errors/mod.ts";
-import { byteLengthOf } from "../ffi/validate.ts";
+import { byteLengthOf, notConstructible } from "../ffi/validate.ts";
 import { StaleObjectError } from "./errors.ts";
 import type { Engine } from "./engine.ts";
 import { newHandle, type ObjectHandle } from "./handle.ts";
@@ -142,6 +142,12 @@ export class Transaction {
   #gen = 0;
 
   private constructor(engine: Engine, group: Group, sync: boolean) {
+    if (engine === undefined) {
+      notConstructible(
+        "Transaction",
+        "transactions are made by ObjectPool.tx() and ObjectPool.txAsync()",
+      );
+    }
     this.#e = engine;
     this.#g = group;
     this.#size0 = group.end - group.start;

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { notConstructible } from "../ffi/validate.ts";
 import { PmemError } from "../errors/mod.ts";
 import { FileShare } from "./file_share.ts";
 
@@ -43,6 +44,9 @@ export class FileLock implements Disposable {
   #holder: number;
 
   private constructor(share: FileShare, holder: number) {
+    if (share === undefined) {
+      notConstructible("FileLock", "use FileLock.acquire()");
+    }
     this.#share = share;
     this.#holder = holder;
   }

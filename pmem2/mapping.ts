@@ -16,6 +16,7 @@ import {
   checkRange,
   checkSize,
   holds,
+  notConstructible,
   trueBytes,
 } from "../ffi/validate.ts";
 import { PointerCache } from "../ffi/pointer_cache.ts";
@@ -176,6 +177,9 @@ export class Mapping implements Disposable {
     protection: Protection,
     mover: Vdm,
   ) {
+    if (cell === undefined) {
+      notConstructible("Mapping", "use Mapping.map() or mapFile()");
+    }
     this.#mover = mover;
     this.#cell = cell;
     this.#handle = fromCell(cell);

@@ -14,7 +14,7 @@ import {
   newCell,
   type Ptr,
 } from "../ffi/lib.ts";
-import { checkRange, checkSize } from "../ffi/validate.ts";
+import { checkRange, checkSize, notConstructible } from "../ffi/validate.ts";
 
 const AP_OPEN_CREATE = 1;
 const AP_OPEN_SPARSE = 2;
@@ -95,6 +95,12 @@ export class Source implements Disposable {
   #created: boolean;
 
   private constructor(cell: BigUint64Array, created = false) {
+    if (cell === undefined) {
+      notConstructible(
+        "Source",
+        "use Source.open(), Source.fromFd() or Source.fromAnon()",
+      );
+    }
     this.#cell = cell;
     this.#handle = fromCell(cell);
     this.#created = created;

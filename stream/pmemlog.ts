@@ -41,7 +41,11 @@ import {
 } from "./pmemlog_format.ts";
 import { StreamMedia } from "./media.ts";
 import { checkInt, checkMover, detachedData, isDetached } from "./options.ts";
-import { byteLengthOf, checkOpenArgs } from "../ffi/validate.ts";
+import {
+  byteLengthOf,
+  checkOpenArgs,
+  notConstructible,
+} from "../ffi/validate.ts";
 import { LogAppender } from "./pmemlog_async.ts";
 
 const EINVAL = 22;
@@ -141,6 +145,9 @@ export class PmemLog implements Disposable {
     mover: Vdm,
     device: DeviceShutdownState | null,
   ) {
+    if (path === undefined) {
+      notConstructible("PmemLog", "use PmemLog.open() or PmemLog.create()");
+    }
     this.#path = path;
     this.#device = device;
     this.#map = map;

@@ -10,7 +10,7 @@
  * @module
  */
 import { ClosedError } from "../errors/mod.ts";
-import { checkPath } from "../ffi/validate.ts";
+import { checkPath, notConstructible } from "../ffi/validate.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import type { LogCore } from "./core.ts";
@@ -103,6 +103,12 @@ export class LogStream implements Disposable {
   #regions: RegionHandles;
 
   private constructor(path: string, opened: Opened, mover: Vdm | undefined) {
+    if (opened === undefined) {
+      notConstructible(
+        "LogStream",
+        "use LogStream.open() or LogStream.create()",
+      );
+    }
     const core = opened.core;
     this.#path = path;
     this.#core = core;

@@ -288,3 +288,40 @@ test("every store's create of an existing file names create as the failed op", (
     });
   }
 });
+
+// Bug (found by the movers review): the classes whose constructors are
+// internal (private to TypeScript only) could be called from JavaScript.
+// `new BlockPool()` and the like failed with the engine's TypeError about
+// a property of undefined; `new FileLock()`, `new PersistentMap()` and
+// `new ObjectHandle()` made objects that seemed a lock, a map or a handle.
+test("classes made by factories refuse `new` from JavaScript with a TypeError naming the factory", async () => {
+  const exported = {
+    ...(await import("../mod.ts")),
+    ...(await import("../blk/mod.ts")),
+    ...(await import("../stream/mod.ts")),
+    ...(await import("../obj/mod.ts")),
+  } as Record<string, unknown>;
+  const names = [
+    "BlockPool",
+    "FileLock",
+    "LogStream",
+    "Mapping",
+    "ObjectHandle",
+    "ObjectPool",
+    "PersistentMap",
+    "PmemLog",
+    "Source",
+    "Transaction",
+  ];
+  for (const name of names) {
+    const ctor = exported[name] as new () => unknown;
+    assert.equal(typeof ctor, "function", name);
+    assert.throws(
+      () => new ctor(),
+      (e) =>
+        e instanceof TypeError &&
+        e.message.startsWith(`Cannot construct ${name}: `),
+      name,
+    );
+  }
+});
