@@ -63,6 +63,8 @@ let offsets = new Float64Array(64);
 let scratch = new Uint8Array(0);
 /** The largest block read inline by gathering (see startAll). */
 const GATHER_MAX = 1024;
+/** The most bytes gathered in one call (the scratch's largest size). */
+const GATHER_BYTES = 64 << 10;
 
 /**
  * The reads of a pool waiting to start. The first read polled in a sweep
@@ -103,6 +105,8 @@ export class ReadScheduler {
     const size = this.#blockSize;
     const entries: BatchEntry[] = [];
     const started: ReadFuture[] = [];
+    // a plain CpuMover's copies are made here, without its batch
+    const inline = runsInline(this.#map.mover);
     for (let i = 0; i < waiting.length; i++) {
       const r = waiting[i];
       if (r.stage !== WAITING) continue; // settled meanwhile
@@ -132,30 +136,41 @@ export class ReadScheduler {
       offsets[started.length] = at;
       // the block by its offset in the pool's view or windows: no view
       // per block
-      media.loadOps(at, size, r.out, entries);
+      if (!inline) media.loadOps(at, size, r.out, entries);
       started.push(r);
     }
     if (started.length === 0) return;
     // Prefetch every block, then copy: a copy alone waits for its source a
     // few lines at a time, the prefetches of all blocks miss in parallel.
-    const inline = runsInline(this.#map.mover);
     const n = started.length;
     if (inline && size <= GATHER_MAX) {
       // small blocks: one gathering call into a scratch array, then a
       // copy of each block out of the cache. A call per block passes a
       // different array each time, which on Deno takes V8's slower
       // typed-array call path (no pointer cache hit): 512 B blocks at
-      // QD 32 226-266 ns a read this way against 376-597 (bench/NOTES.md)
-      if (scratch.length < n * size) scratch = new Uint8Array(n * size);
-      try {
-        media.readBlocks(offsets, n, size, scratch);
-      } catch (e) {
-        for (const r of started) r.fail(e);
-        return;
-      }
-      for (let i = 0; i < n; i++) {
-        started[i].out.set(scratch.subarray(i * size, i * size + size));
-        started[i].copied();
+      // QD 32 226-266 ns a read this way against 376-597 (bench/NOTES.md).
+      // At most GATHER_BYTES a call, so the scratch stays small.
+      const per = Math.floor(GATHER_BYTES / size);
+      const most = Math.min(n, per) * size;
+      if (scratch.length < most) scratch = new Uint8Array(most);
+      for (let from = 0; from < n; from += per) {
+        const count = Math.min(per, n - from);
+        try {
+          media.readBlocks(
+            from === 0 ? offsets : offsets.subarray(from, from + count),
+            count,
+            size,
+            scratch,
+          );
+        } catch (e) {
+          for (let i = from; i < n; i++) started[i].fail(e);
+          return;
+        }
+        for (let i = 0; i < count; i++) {
+          const r = started[from + i];
+          r.out.set(scratch.subarray(i * size, i * size + size));
+          r.copied();
+        }
       }
       return;
     }
