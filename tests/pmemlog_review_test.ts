@@ -2,6 +2,7 @@
 // Found by a review of PmemLog (probes first, then these tests): its
 // appends, with arrays that change under them, data whose bytes are
 // gone, options read twice and persists that fail.
+import { logContents } from "./c/logutil.ts";
 import { CpuMover } from "../mod.ts";
 import { ClosedError, PmemError } from "../errors/mod.ts";
 import { Mapping } from "../pmem2/mapping.ts";
@@ -12,16 +13,6 @@ import { bufferOf } from "../ffi/validate.ts";
 import { assert, moverTest, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
-
-/** Everything a log holds (one walk, chunk 0). */
-function contents(log: PmemLog): Uint8Array {
-  let out = new Uint8Array(0);
-  log.walk(0, (c) => {
-    out = c.slice();
-    return true;
-  });
-  return out;
-}
 
 // Bug: `appendv` read its array twice, once to check and count the bytes
 // and once to copy them. An array whose element changed between the reads
@@ -45,7 +36,7 @@ test("`appendv()` reads its array once: a failed one leaves no hole, a changing 
     assert.ok(e instanceof TypeError, String(e));
   }
   log.append(new Uint8Array([3]));
-  const got = Array.from(contents(log));
+  const got = Array.from(logContents(log));
   assert.ok(
     JSON.stringify(got) === "[1,2,3]" || JSON.stringify(got) === "[1,3]",
     `the log holds ${JSON.stringify(got)}`,
@@ -66,7 +57,7 @@ test("`appendv()` reads its array once: a failed one leaves no hole, a changing 
     assert.ok(e instanceof TypeError, String(e));
   }
   log.append(new Uint8Array([5]));
-  const after = Array.from(contents(log)).slice(before);
+  const after = Array.from(logContents(log)).slice(before);
   assert.ok(
     JSON.stringify(after) === "[4,5]" || JSON.stringify(after) === "[5]",
     `appended ${JSON.stringify(after.slice(0, 8))}...`,
@@ -113,7 +104,7 @@ moverTest(
     structuredClone(bufferOf(h), { transfer: [bufferOf(h) as ArrayBuffer] });
     assert.throws(() => log.append(h), gone("append"));
     assert.equal(log.tell(), 0);
-    assert.equal(contents(log).length, 0);
+    assert.equal(logContents(log).length, 0);
   },
 );
 
@@ -211,7 +202,7 @@ moverTest(
     } finally {
       Mapping.prototype.persist = persist;
     }
-    assert.deepEqual(Array.from(contents(log)), [1, 5, 6]);
+    assert.deepEqual(Array.from(logContents(log)), [1, 5, 6]);
   },
 );
 

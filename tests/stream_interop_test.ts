@@ -11,6 +11,7 @@ import { PMEMPOOL_SKIP, pmempoolCheck } from "./c/blkutil.ts";
 import {
   applyLogSpec,
   LIBPMEMLOG_SKIP,
+  logContents,
   type LogOp,
   logPattern,
   logutil,
@@ -54,15 +55,6 @@ function libpmemlogContents(path: string): { data: Uint8Array; tell: number } {
   };
 }
 
-function ours(log: PmemLog): Uint8Array {
-  let out = new Uint8Array(0);
-  log.walk(0, (c) => {
-    out = c.slice();
-    return true;
-  });
-  return out;
-}
-
 function apply(log: PmemLog, ops: LogOp[]): void {
   for (const o of ops) {
     if (o.op === "R") log.rewind();
@@ -84,12 +76,12 @@ test(
       using log = PmemLog.open(path);
       assert.equal(log.nbyte(), Number(/nbyte (\d+)/.exec(created.stdout)![1]));
       assert.equal(log.tell(), expected.length);
-      assert.deepEqual(ours(log), expected);
+      assert.deepEqual(logContents(log), expected);
       const more = randomOps(50, 2);
       apply(log, more);
       expected.set([]); // (kept for clarity: libpmemlog now reads ours)
       const both = applyLogSpec(expected, more);
-      assert.deepEqual(ours(log), both);
+      assert.deepEqual(logContents(log), both);
     }
     const back = libpmemlogContents(path);
     assert.equal(back.tell, back.data.length);
@@ -128,7 +120,7 @@ test(
     assert.equal(logutil("apply", path, spec).status, 0);
     using log = PmemLog.open(path);
     const all = applyLogSpec(expected, [{ op: "A", seed: 5, len: 10 }]);
-    assert.deepEqual(ours(log), all);
+    assert.deepEqual(logContents(log), all);
   },
   { skip },
 );

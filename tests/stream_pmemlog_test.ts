@@ -1,6 +1,7 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // PmemLog: libpmemlog's semantics (tell, nbyte, rewind, walk, the full
 // log), atomic appendv, asynchronous appends on every mover, and errors.
+import { logContents } from "./c/logutil.ts";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { all, type Future } from "../mod.ts";
 import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
@@ -9,16 +10,6 @@ import { assert, moverTest, patch, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
 const enc = (s: string) => new TextEncoder().encode(s);
-
-/** Everything a log holds (one walk, chunk 0). */
-function contents(log: PmemLog): Uint8Array {
-  let out = new Uint8Array(0);
-  log.walk(0, (c) => {
-    out = c.slice();
-    return true;
-  });
-  return out;
-}
 
 test("`PmemLog` appends, walks in chunks, tells and rewinds as libpmemlog does", () => {
   const path = tempPath();
@@ -50,11 +41,14 @@ test("`PmemLog` appends, walks in chunks, tells and rewinds as libpmemlog does",
     assert.deepEqual(first, ["HELLO"], "a falsy return stops the walk");
   }
   using log = PmemLog.open(path);
-  assert.equal(new TextDecoder().decode(contents(log)), "HELLOWORLDABCdefgh");
+  assert.equal(
+    new TextDecoder().decode(logContents(log)),
+    "HELLOWORLDABCdefgh",
+  );
   log.rewind();
   assert.equal(log.tell(), 0);
   log.append(enc("z"));
-  assert.equal(new TextDecoder().decode(contents(log)), "z");
+  assert.equal(new TextDecoder().decode(logContents(log)), "z");
 });
 
 test("a full log refuses an append, even an empty one, and writes nothing", () => {
@@ -184,7 +178,7 @@ moverTest(
       assert.equal(await late, at);
     }
     using log = PmemLog.open(path);
-    const data = contents(log);
+    const data = logContents(log);
     assert.equal(data[0], "<".charCodeAt(0));
     assert.equal(data[1 + 100 * 3 + 3 + 50], 3);
     assert.equal(data[data.length - 1], ">".charCodeAt(0));
@@ -240,6 +234,6 @@ moverTest(
     chunks.forEach((c, k) =>
       assert.deepEqual(c, want.subarray(k * MiB, (k + 1) * MiB), `chunk ${k}`)
     );
-    assert.deepEqual(contents(log), want);
+    assert.deepEqual(logContents(log), want);
   },
 );

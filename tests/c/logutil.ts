@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { PmemLog } from "../../stream/mod.ts";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -108,5 +109,15 @@ export function applyLogSpec(before: Uint8Array, ops: LogOp[]): Uint8Array {
     out.set(p, at);
     at += p.length;
   }
+  return out;
+}
+
+/** Everything a log holds, in one walk of chunk 0 (a copy). */
+export function logContents(log: PmemLog): Uint8Array {
+  let out = new Uint8Array(0);
+  log.walk(0, (c) => {
+    out = c.slice();
+    return true;
+  });
   return out;
 }
