@@ -25,6 +25,7 @@ import {
   outClosed,
   printFields,
   printJson,
+  printJsonWith,
 } from "./output.ts";
 import { pmdkHeaderProblem, pmdkReadOnly } from "./detect.ts";
 import { Progress } from "./progress.ts";
@@ -218,20 +219,26 @@ export function dumpBlk(path: string, p: Parsed): void {
   using pool = BlockPool.open(path, { readOnly: true });
   checkBlocks(lba, count, pool.blockCount);
   const into = new Uint8Array(pool.blockSize);
-  const blocks: { lba: number; data: string }[] = [];
+  if (p.values.json) {
+    // a block at a time: all of them may be more than a string holds
+    const head = { kind: "blk", path, blockSize: pool.blockSize };
+    printJsonWith(head, "blocks", "array", (emit) => {
+      for (let i = 0; i < count; i++) {
+        pool.read(lba + i, into);
+        if (!emit({ lba: lba + i, data: base64(into) })) return;
+      }
+    });
+    return;
+  }
   for (let i = 0; i < count; i++) {
     pool.read(lba + i, into);
-    if (p.values.json) blocks.push({ lba: lba + i, data: base64(into) });
-    else if (p.values.raw) out(into);
+    if (p.values.raw) out(into);
     else {
       out(
         `block ${lba + i}:\n${hexDump(into, (lba + i) * pool.blockSize)}\n`,
       );
     }
     if (outClosed()) return; // the reader has what it wanted
-  }
-  if (p.values.json) {
-    printJson({ kind: "blk", path, blockSize: pool.blockSize, blocks });
   }
 }
 

@@ -107,6 +107,41 @@ export function printJson(value: unknown): void {
   out(`${JSON.stringify(value, null, 2)}\n`);
 }
 
+/**
+ * Print one JSON document as {@linkcode printJson} does, whose last field
+ * `key` is written a piece at a time as `produce` emits them: the text of
+ * a string (`"string"`: pieces of it, escaped here) or the elements of an
+ * array (`"array"`). A dump is never built whole: a 400 MiB log is more
+ * base64 than the longest string V8 holds. `emit` returns false once
+ * standard output's reader went away: `produce` may stop there.
+ */
+export function printJsonWith(
+  value: Record<string, unknown>,
+  key: string,
+  kind: "string" | "array",
+  produce: (emit: (piece: unknown) => boolean) => void,
+): void {
+  // the document with the field empty, cut before its empty value
+  const whole = JSON.stringify(
+    { ...value, [key]: kind === "string" ? "" : [] },
+    null,
+    2,
+  );
+  const empty = kind === "string" ? '""\n}' : "[]\n}";
+  let first = true;
+  out(whole.slice(0, -empty.length + 1)); // ends with its '"' or '['
+  produce((piece) => {
+    if (kind === "string") {
+      return out(JSON.stringify(String(piece)).slice(1, -1));
+    }
+    const item = JSON.stringify(piece, null, 2).replaceAll("\n", "\n    ");
+    const ok = out(`${first ? "" : ","}\n    ${item}`);
+    first = false;
+    return ok;
+  });
+  out(kind === "string" ? '"\n}\n' : first ? "]\n}\n" : "\n  ]\n}\n");
+}
+
 /** Print `key: value` lines with the keys aligned. */
 export function printFields(fields: [string, unknown][], indent = ""): void {
   const width = Math.max(0, ...fields.map(([k]) => k.length));

@@ -2,14 +2,21 @@
 // The CLI as a user meets it, a third pass: pools the user may only read,
 // and what the earlier passes left.
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, readFileSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  statSync,
+} from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { BlockPool } from "../blk/mod.ts";
 import { ObjectPool, PersistentMap } from "../obj/mod.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { cliArgv, type Run } from "./cli_run.ts";
-import { assert, tempDir, test } from "./_harness.ts";
+import { assert, peek, tempDir, test } from "./_harness.ts";
 
 const MiB = 2 ** 20;
 
@@ -111,4 +118,56 @@ test(
     timeout: 120_000,
     skip: ROOT_USER && !SETPRIV && "needs setpriv to run as nobody",
   },
+);
+
+// Bug: `asyncpmem dump --json` of a libpmemlog log holding 400 MiB failed
+// on Deno with "asyncpmem dump: Invalid string length" and the usage line
+// (exit 2, a usage error), and took 3 GiB on Bun: the whole document,
+// its data in base64 (4/3 of the log), was built as one string, longer
+// than V8's longest. The document is now written a piece at a time.
+test(
+  "CLI: dump --json of a log larger than a string can hold is one valid document",
+  () => {
+    const dir = tempDir();
+    const log = join(dir, "log");
+    const size = 400 * MiB;
+    {
+      using l = PmemLog.create(log, { poolSize: size + MiB });
+      const chunk = new Uint8Array(16 * MiB).fill(65); // "AAA" is "QUFB"
+      for (let at = 0; at < size; at += chunk.length) l.append(chunk);
+    }
+    const into = join(dir, "dump.json");
+    const [cmd, ...rest] = cliArgv("dump", "--json", log);
+    const fd = openSync(into, "w");
+    let r;
+    try {
+      r = spawnSync(cmd, rest, {
+        stdio: ["ignore", fd, "pipe"],
+        encoding: "utf8",
+        env: { ...process.env, NO_COLOR: "1" },
+        timeout: 120_000,
+      });
+    } finally {
+      closeSync(fd);
+    }
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr, "");
+    const [head, tail] = JSON.stringify(
+      { kind: "log", path: log, size, data: "" },
+      null,
+      2,
+    ).split('""');
+    // the data in base64: "QUFB" for every 3 bytes, the last byte "QQ=="
+    const data = Math.ceil(size / 3) * 4;
+    const total = head.length + 1 + data + 1 + tail.length + 1;
+    assert.equal(statSync(into).size, total);
+    const text = (at: number, n: number) =>
+      new TextDecoder().decode(peek(into, at, n));
+    assert.equal(text(0, head.length + 9), `${head}"QUFBQUFB`);
+    assert.equal(
+      text(total - tail.length - 10, tail.length + 10),
+      `QUFBQQ=="${tail}\n`,
+    );
+  },
+  { timeout: 240_000 },
 );
