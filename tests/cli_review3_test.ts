@@ -10,12 +10,15 @@ import {
   readFileSync,
   statSync,
 } from "node:fs";
+import { totalmem } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { BlockPool } from "../blk/mod.ts";
 import { ObjectPool, PersistentMap } from "../obj/mod.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
-import { cliArgv, type Run } from "./cli_run.ts";
+import { Mapping, Source } from "../pmem2/mod.ts";
+import { createBlockPool } from "../testing/mod.ts";
+import { cli, cliArgv, type Run } from "./cli_run.ts";
 import { assert, peek, tempDir, test } from "./_harness.ts";
 
 const MiB = 2 ** 20;
@@ -170,4 +173,57 @@ test(
     );
   },
   { timeout: 240_000 },
+);
+
+/** The kernel's overcommit policy (2: strict, where no mapping escapes it). */
+function overcommit(): string {
+  try {
+    return readFileSync("/proc/sys/vm/overcommit_memory", "utf8").trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+// Bug: `asyncpmem info`, `check` and `dump` of a block pool larger than
+// the machine's memory failed with "map: pmem2_map_new: mmap: Cannot
+// allocate memory" (exit 3), as did BlockPool.open(path, { readOnly:
+// true }) and every private Mapping of such a file, while `zero` (a
+// shared mapping) worked. Cause: a private, writable mapping is charged
+// in full against the memory the kernel will commit, and one larger than
+// memory and swap is refused. A private mapping of a regular file is now
+// made with MAP_NORESERVE: only the pages it writes take memory.
+test(
+  "CLI: info, check and dump a block pool larger than the machine's memory",
+  () => {
+    const path = join(tempDir(), "big");
+    // sparse: only the pool's metadata takes memory
+    const poolSize = Math.ceil(2 * totalmem() / 2 ** 30) * 2 ** 30;
+    {
+      using pool = createBlockPool(path, {
+        blockSize: 4096,
+        poolSize,
+        sparse: true,
+      });
+      pool.write(5, new Uint8Array(4096).fill(9));
+    }
+    {
+      using source = Source.open(path, { readOnly: true });
+      using map = Mapping.map(source, { sharing: "private" });
+      assert.equal(map.size, poolSize);
+    }
+    const info = cli("info", "--json", path);
+    assert.equal(info.status, 0, info.stderr);
+    assert.equal(JSON.parse(info.stdout).poolSize, poolSize);
+    const check = cli("check", "--json", path);
+    assert.equal(check.status, 0, check.stderr);
+    assert.equal(JSON.parse(check.stdout).consistent, true);
+    const dump = cli("dump", "--raw", "--lba", "5", path);
+    assert.equal(dump.status, 0, dump.stderr);
+    assert.equal(dump.stdout, "\t".repeat(4096));
+  },
+  {
+    timeout: 120_000,
+    skip: overcommit() === "2" &&
+      "strict overcommit: no mapping larger than memory is made",
+  },
 );
