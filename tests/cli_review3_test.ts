@@ -19,6 +19,7 @@ import { LogStream, PmemLog } from "../stream/mod.ts";
 import { Mapping, Source } from "../pmem2/mod.ts";
 import { createBlockPool } from "../testing/mod.ts";
 import { cli, cliArgv, type Run } from "./cli_run.ts";
+import { CrashTracer } from "./crash/tracer.ts";
 import { assert, peek, tempDir, test } from "./_harness.ts";
 
 const MiB = 2 ** 20;
@@ -227,3 +228,41 @@ test(
       "strict overcommit: no mapping larger than memory is made",
   },
 );
+
+// Bug: the crash simulator's CrashTracer took a flushGranularity of 0
+// (every flush then covered no store, and every store stayed dirty to
+// the end) or a negative one, and a live file whose length differs from
+// its shadow's when given as bytes (words past the shorter compared with
+// undefined), and recorded a wrong trace. Only a length not a multiple
+// of 8 was refused, and a length mismatch only for a live file opened
+// later. Both are RangeErrors at construction now.
+test("crash tracer: a flush granularity of 0 or below, or a shadow of another length, is refused", () => {
+  const live = new Uint8Array(64);
+  for (const g of [0, -8, 4, NaN]) {
+    assert.throws(
+      () =>
+        new CrashTracer({ live, shadow: live.slice(), flushGranularity: g }),
+      RangeError,
+      `granularity ${g}`,
+    );
+  }
+  assert.throws(
+    () =>
+      new CrashTracer({
+        live,
+        shadow: new Uint8Array(32),
+        flushGranularity: 8,
+      }),
+    /the file has 64 bytes, the shadow 32/,
+  );
+  // as before: a right one traces
+  const t = new CrashTracer({
+    live,
+    shadow: live.slice(),
+    flushGranularity: 8,
+  });
+  live[0] = 1;
+  t.flush(0, 8);
+  const [flush] = t.finish();
+  assert.equal(flush.kind === "flush" && flush.stores.length, 1);
+});

@@ -147,23 +147,33 @@ export class CrashTracer implements PersistTracer {
     this.#scan = options.scan === undefined
       ? undefined
       : [...options.scan].sort((a, b) => a.offset - b.offset);
+    // 0 would make every flush cover no store: a trace of nothing flushed
     if (
-      !Number.isInteger(this.#granularity) || this.#granularity % WORD !== 0
+      !Number.isInteger(this.#granularity) || this.#granularity <= 0 ||
+      this.#granularity % WORD !== 0
     ) {
       throw new RangeError(
-        `Cannot trace: flushGranularity must be a multiple of ${WORD}, got ${this.#granularity}`,
+        `Cannot trace: flushGranularity must be a positive multiple of ${WORD}, got ${this.#granularity}`,
+      );
+    }
+    // a live file given as bytes is checked now, one opened later at its
+    // first use: words past the shorter would compare with nothing
+    if (this.#live !== undefined) this.#checkLength(this.#live);
+  }
+
+  #checkLength(live: Uint8Array): void {
+    if (live.byteLength !== this.#shadow.byteLength) {
+      throw new RangeError(
+        `Cannot trace: the file has ${live.byteLength} bytes, the shadow ${this.#shadow.byteLength}`,
       );
     }
   }
 
   #view(): Uint8Array {
     if (this.#live === undefined) {
-      this.#live = this.#open!();
-      if (this.#live.byteLength !== this.#shadow.byteLength) {
-        throw new RangeError(
-          `Cannot trace: the file has ${this.#live.byteLength} bytes, the shadow ${this.#shadow.byteLength}`,
-        );
-      }
+      const live = this.#open!();
+      this.#checkLength(live);
+      this.#live = live;
     }
     return this.#live;
   }
