@@ -20,7 +20,7 @@ import { Mapping, Source } from "../pmem2/mod.ts";
 import { createBlockPool } from "../testing/mod.ts";
 import { cli, cliArgv, type Run } from "./cli_run.ts";
 import { CrashTracer } from "./crash/tracer.ts";
-import { assert, peek, tempDir, test } from "./_harness.ts";
+import { assert, peek, ROOT, runScript, tempDir, test } from "./_harness.ts";
 
 const MiB = 2 ** 20;
 
@@ -265,4 +265,28 @@ test("crash tracer: a flush granularity of 0 or below, or a shadow of another le
   t.flush(0, 8);
   const [flush] = t.finish();
   assert.equal(flush.kind === "flush" && flush.stores.length, 1);
+});
+
+// Bug: the example of CrashTracer's JSDoc (the crash simulator's tracer)
+// did not run: it called `map.setTracer(tracer)`, which Mapping does not
+// have (a tracer is attached with setTracer from the testing module).
+// The examples of tests/ are not run by `deno test --doc`; this runs it.
+test("crash tracer: the example in CrashTracer's JSDoc runs", () => {
+  const source = readFileSync(join(ROOT, "tests/crash/tracer.ts"), "utf8");
+  const block = /@example Usage\n \* ```ts\n([\s\S]*?) \* ```/.exec(source);
+  assert.ok(block, "CrashTracer has an example");
+  const code = block[1].replace(/^ \* ?/gm, "")
+    .replaceAll('"../../', '"@root/')
+    .replaceAll('"./', '"@root/tests/crash/');
+  // Deno's temp file calls, for Bun
+  const shim = `import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+const Deno = (globalThis as any).Deno ?? {
+  makeTempFile: async () => join(mkdtempSync(join(tmpdir(), "tracer-")), "f"),
+  remove: async (p: string) => rmSync(dirname(p), { recursive: true }),
+};
+`;
+  const r = runScript(shim + code);
+  assert.equal(r.status, 0, r.stderr);
 });

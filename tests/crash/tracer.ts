@@ -103,7 +103,9 @@ export interface CrashTracerOptions {
  * @example Usage
  * ```ts
  * import { mapFile } from "../../pmem2/mod.ts";
+ * import { setTracer } from "../../testing/mod.ts";
  * import { CrashTracer } from "./tracer.ts";
+ * import assert from "node:assert/strict";
  *
  * const path = await Deno.makeTempFile();
  * using map = mapFile(path, { size: 65536 });
@@ -112,10 +114,12 @@ export interface CrashTracerOptions {
  *   shadow: map.view().slice(),
  *   flushGranularity: 64,
  * });
- * map.setTracer(tracer);
+ * setTracer(map, tracer);
  * map.view(0, 8).fill(1); // a raw store
  * map.persist(0, 8);
- * const [flush, drain, end] = tracer.finish(); // flush holds 1 store
+ * const [flush, drain, end] = tracer.finish();
+ * assert.equal(flush.kind === "flush" && flush.stores.length, 1);
+ * assert.deepEqual([drain.kind, end.kind], ["drain", "end"]);
  * await Deno.remove(path);
  * ```
  */
