@@ -17,7 +17,13 @@ import { BlockPool } from "../blk/mod.ts";
 import { ObjectPool, PersistentMap } from "../obj/mod.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { Mapping, Source } from "../pmem2/mod.ts";
-import { createBlockPool } from "../testing/mod.ts";
+import { CpuMover, ThreadMover } from "../mover/mod.ts";
+import {
+  createBlockPool,
+  deviceStats,
+  type FaultOptions,
+  injectFault,
+} from "../testing/mod.ts";
 import { cli, cliArgv, type Run } from "./cli_run.ts";
 import { CrashTracer } from "./crash/tracer.ts";
 import { assert, peek, ROOT, runScript, tempDir, test } from "./_harness.ts";
@@ -289,4 +295,36 @@ const Deno = (globalThis as any).Deno ?? {
 `;
   const r = runScript(shim + code);
   assert.equal(r.status, 0, r.stderr);
+});
+
+// Bug: injectFault(mover, n, null) threw the engine's "Cannot read
+// properties of null (reading 'count')"; injectFault and deviceStats
+// given a CpuMover (or null) said "mover must be a DsaMover", though
+// both take a ThreadMover too, as their JSDoc says. Cause: the options
+// were read unchecked, and a mover that is no ThreadMover was passed on
+// to the DsaMover's check.
+test("testing: injectFault and deviceStats name what they take, and refuse options that are no object", () => {
+  using mover = new ThreadMover({ threads: 1 });
+  assert.throws(
+    () => injectFault(mover, 1, null as unknown as FaultOptions),
+    {
+      name: "TypeError",
+      message: "Cannot inject a fault: options must be an object",
+    },
+  );
+  for (const bad of [new CpuMover(), null, {}]) {
+    assert.throws(() => injectFault(bad as ThreadMover, 1), {
+      name: "TypeError",
+      message:
+        "Cannot inject a fault: mover must be a ThreadMover or a DsaMover",
+    });
+    assert.throws(() => deviceStats(bad as ThreadMover), {
+      name: "TypeError",
+      message:
+        "Cannot read device stats: mover must be a ThreadMover or a DsaMover",
+    });
+  }
+  // as before
+  injectFault(mover, 10, {});
+  assert.equal(deviceStats(mover).partialCompletions, 0);
 });
