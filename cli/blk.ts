@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { existsSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { BlockPool, MIN_POOL_SIZE, poolGeometry } from "../blk/mod.ts";
 import { PmemError } from "../errors/mod.ts";
 import { Source } from "../pmem2/mod.ts";
@@ -15,6 +15,7 @@ import {
   type Parsed,
   parseMode,
   parseSize,
+  refuseTaken,
   UsageError,
 } from "./args.ts";
 import {
@@ -48,7 +49,7 @@ export function createBlk(path: string, p: Parsed): void {
       `--size must be at least 16 MiB + 8 KiB (${MIN_POOL_SIZE})`,
     );
   }
-  if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
+  refuseTaken(path);
   let pool: BlockPool;
   if (size > STEP) {
     // The pool is laid out over the file allocated below (poolSize 0),

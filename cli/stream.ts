@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { existsSync } from "node:fs";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { openPmemLogToInspect } from "../stream/pmemlog.ts";
 import {
@@ -15,6 +14,7 @@ import {
   type Parsed,
   parseMode,
   parseSize,
+  refuseTaken,
   UsageError,
 } from "./args.ts";
 import {
@@ -49,7 +49,7 @@ export function createStream(path: string, p: Parsed): void {
     ? undefined
     : parseCount(p.values["region-slots"], "region-slots");
   const mode = parseMode(p.values.mode);
-  if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
+  refuseTaken(path);
   using s = LogStream.create(path, { size, blockSize, regionSlots, mode });
   if (p.values.json) printJson({ path, size: s.size, blockSize: s.blockSize });
   else {
@@ -70,7 +70,7 @@ export function createLog(path: string, p: Parsed): void {
     // the library's poolSize 0 means "use the existing file"
     throw new UsageError("--size must be at least 2 MiB");
   }
-  if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
+  refuseTaken(path);
   using log = PmemLog.create(path, { poolSize, mode });
   if (p.values.json) printJson({ path, capacity: log.nbyte() });
   else {
@@ -261,7 +261,7 @@ export function convert(
   kind: string,
   p: Parsed,
 ): void {
-  if (existsSync(dst)) throw new UsageError(`'${dst}' exists already`);
+  refuseTaken(dst);
   if (kind === "log") {
     onlyOptions(p, "a libpmemlog log's conversion", ["chunk", "size"]);
     const chunk = p.values.chunk === undefined

@@ -5,10 +5,13 @@ import { spawnSync } from "node:child_process";
 import {
   chmodSync,
   closeSync,
+  existsSync,
   mkdirSync,
   openSync,
   readFileSync,
+  readlinkSync,
   statSync,
+  symlinkSync,
 } from "node:fs";
 import { totalmem } from "node:os";
 import { join } from "node:path";
@@ -327,4 +330,35 @@ test("testing: injectFault and deviceStats name what they take, and refuse optio
   // as before
   injectFault(mover, 10, {});
   assert.equal(deviceStats(mover).partialCompletions, 0);
+});
+
+// Bug: `asyncpmem convert SRC DST` where DST is a symbolic link to a file
+// that does not exist deleted the link (exit 3, "File exists"), and
+// `create KIND LINK` failed with "File exists" (exit 3) where any other
+// existing path is a usage error (exit 2). Cause: "exists already" was
+// asked of existsSync, which follows the link; the exclusive create then
+// refused the link itself, and convert's clean-up removed what it took
+// for its own half-made file.
+test("CLI: create and convert onto a dangling symbolic link refuse it and leave it", () => {
+  const dir = tempDir();
+  const log = join(dir, "log");
+  PmemLog.create(log, { poolSize: 2 * MiB }).close();
+  const link = join(dir, "link");
+  const target = join(dir, "nowhere");
+  symlinkSync(target, link);
+  const attempts = [
+    ["convert", log, link],
+    ["create", "blk", link, "--block-size", "512", "--size", "17M"],
+    ["create", "stream", link, "--size", "2M"],
+    ["create", "log", link, "--size", "2M"],
+    ["create", "obj", link, "--size", "8M", "--layout", "x"],
+  ];
+  for (const args of attempts) {
+    const r = cli(...args);
+    const what = args.slice(0, 2).join(" ");
+    assert.equal(r.status, 2, `${what}: ${r.stderr}`);
+    assert.match(r.stderr, /'.*link' exists already/, what);
+    assert.equal(readlinkSync(link), target, `${what} removed the link`);
+    assert.equal(existsSync(target), false, what);
+  }
 });
