@@ -104,7 +104,11 @@ export function infoBlk(path: string, p: Parsed): void {
   bar.done();
   const repaired = pool.check().repaired;
   if (p.values.json) {
-    printJson({ kind: "blk", ...info, pendingRecovery: repaired });
+    // what the pool is, not how this command opened it (read-only, always)
+    const readOnly = pmdkReadOnly(path)
+      ? "its header has ro_compat features"
+      : null;
+    printJson({ kind: "blk", ...info, readOnly, pendingRecovery: repaired });
     return;
   }
   printFields([

@@ -17,6 +17,7 @@ import { totalmem } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { BlockPool } from "../blk/mod.ts";
+import { storeChecksum } from "../pmdk/checksum.ts";
 import { ObjectPool, PersistentMap } from "../obj/mod.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { Mapping, Source } from "../pmem2/mod.ts";
@@ -29,7 +30,15 @@ import {
 } from "../testing/mod.ts";
 import { cli, cliArgv, type Run } from "./cli_run.ts";
 import { CrashTracer } from "./crash/tracer.ts";
-import { assert, peek, ROOT, runScript, tempDir, test } from "./_harness.ts";
+import {
+  assert,
+  patch,
+  peek,
+  ROOT,
+  runScript,
+  tempDir,
+  test,
+} from "./_harness.ts";
 
 const MiB = 2 ** 20;
 
@@ -361,4 +370,27 @@ test("CLI: create and convert onto a dangling symbolic link refuse it and leave 
     assert.equal(readlinkSync(link), target, `${what} removed the link`);
     assert.equal(existsSync(target), false, what);
   }
+});
+
+// Bug: `asyncpmem info --json` of every block pool said "readOnly": "it
+// was opened read-only" -- how info itself opens a pool, not a property
+// of the pool -- so a script could not tell a pool with ro_compat
+// features (which the libraries open read-only) from any other. Now the
+// field says what the pool is: null, or why it opens read-only.
+test("CLI: info --json of a block pool says whether the pool is read-only, not how info opened it", () => {
+  const path = join(tempDir(), "blk");
+  BlockPool.create(path, { blockSize: 512, poolSize: 17 * MiB }).close();
+  const plain = cli("info", "--json", path);
+  assert.equal(plain.status, 0, plain.stderr);
+  assert.equal(JSON.parse(plain.stdout).readOnly, null);
+  const header = peek(path, 0, 4096);
+  new DataView(header.buffer).setUint32(20, 1, true); // ro_compat
+  storeChecksum(header, 4088, 2048);
+  patch(path, 0, header);
+  const ro = cli("info", "--json", path);
+  assert.equal(ro.status, 0, ro.stderr);
+  assert.equal(
+    JSON.parse(ro.stdout).readOnly,
+    "its header has ro_compat features",
+  );
 });
