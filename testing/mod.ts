@@ -452,7 +452,9 @@ export function createLogStream(
 }
 
 /**
- * `LogStream.open` with a tracer attached before recovery runs.
+ * `LogStream.open` with a tracer attached before recovery runs. A stream
+ * already open in this process is refused: its mapping serves every
+ * handle, with the tracer its first open gave it, or none.
  *
  * @example Usage
  * ```ts
@@ -469,6 +471,9 @@ export function createLogStream(
  * s.append(s.allocateRegion(4096), new Uint8Array(8));
  * assert.ok(flushes > 0);
  * ```
+ *
+ * @throws {PmemError} code -16 (EBUSY) when the stream is open in this
+ *   process already
  */
 export function openLogStream(
   path: string,

@@ -27,7 +27,9 @@ import {
   deviceStats,
   type FaultOptions,
   injectFault,
+  openLogStream,
 } from "../testing/mod.ts";
+import { PmemError } from "../errors/mod.ts";
 import { cli, cliArgv, type Run } from "./cli_run.ts";
 import { CrashTracer } from "./crash/tracer.ts";
 import {
@@ -393,4 +395,39 @@ test("CLI: info --json of a block pool says whether the pool is read-only, not h
     JSON.parse(ro.stdout).readOnly,
     "its header has ro_compat features",
   );
+});
+
+// Bug: openLogStream(path, { tracer }) of a stream already open in this
+// process returned a handle whose tracer saw nothing: the open joined
+// the process's open stream, whose mapping (traced by the first open, or
+// not at all) serves every handle, and the new mapping with the tracer
+// was closed. A crash test using it recorded an empty trace. Such an open
+// is refused now; a plain open still joins.
+test("testing: openLogStream with a tracer refuses a stream already open in this process", () => {
+  const path = join(tempDir(), "stream");
+  LogStream.create(path, { size: MiB }).close();
+  const tracer = { flush() {}, drain() {} };
+  for (
+    const first of [
+      () => LogStream.open(path),
+      () => openLogStream(path, { tracer }),
+    ]
+  ) {
+    using s = first();
+    assert.throws(
+      () => openLogStream(path, { tracer: { flush() {}, drain() {} } }),
+      (e: unknown) =>
+        e instanceof PmemError && e.code === -16 &&
+        /already open in this process/.test(e.message),
+    );
+    using joined = LogStream.open(path); // a plain open joins it
+    joined.append(joined.allocateRegion(4096), new Uint8Array(8));
+  }
+  // once closed, a traced open sees the appends
+  let flushes = 0;
+  using s = openLogStream(path, {
+    tracer: { flush: () => void flushes++, drain() {} },
+  });
+  s.append(s.regions()[0], new Uint8Array(8));
+  assert.ok(flushes > 0);
 });
