@@ -431,3 +431,24 @@ test("testing: openLogStream with a tracer refuses a stream already open in this
   s.append(s.regions()[0], new Uint8Array(8));
   assert.ok(flushes > 0);
 });
+
+// Since dump --json writes its document a piece at a time: a dump that
+// failed midway (a block in the error state) left a cut document on
+// standard output. A document up to 64 MiB is held until it is whole
+// again, so a failed dump prints none, as before; only a larger one is
+// written as it comes.
+test("CLI: dump --json that fails midway prints no document", () => {
+  const path = join(tempDir(), "blk");
+  {
+    using pool = BlockPool.create(path, { blockSize: 512, poolSize: 17 * MiB });
+    pool.write(0, new Uint8Array(512).fill(1));
+    pool.setError(1);
+  }
+  const r = cli("dump", "--json", "--lba", "0", "--count", "3", path);
+  assert.equal(r.status, 3, r.stderr);
+  assert.match(r.stderr, /block 1 is in the error state/);
+  assert.equal(r.stdout, "");
+  const one = cli("dump", "--json", "--lba", "0", path);
+  assert.equal(one.status, 0, one.stderr);
+  assert.equal(JSON.parse(one.stdout).blocks.length, 1);
+});
