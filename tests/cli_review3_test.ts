@@ -413,7 +413,7 @@ test("testing: openLogStream with a tracer refuses a stream already open in this
       () => openLogStream(path, { tracer }),
     ]
   ) {
-    using s = first();
+    using _first = first();
     assert.throws(
       () => openLogStream(path, { tracer: { flush() {}, drain() {} } }),
       (e: unknown) =>
