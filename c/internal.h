@@ -145,10 +145,10 @@ int ap_region_remove(struct ap_map *m);
 void ap_map_destroy(struct ap_map *m);
 
 /*
- * ap_map_file -- map a regular file that takes no MAP_SYNC into m->map
- * (map_file.c): 0 when mapped, 1 to leave it to pmem2_map_new, or an
- * error code
+ * ap_map_file -- map a regular file that takes no MAP_SYNC, or any
+ * regular file privately (sharing 1), into m (map_file.c): 0 when mapped,
+ * 1 to leave it to pmem2_map_new, or an error code
  */
 int ap_map_file(struct ap_map *m, struct ap_source *src, uint32_t granularity,
-	size_t off, size_t len, uint32_t protection);
+	size_t off, size_t len, uint32_t sharing, uint32_t protection);
 #endif

@@ -27,8 +27,17 @@
  * memory and kept. (A pmem2_map made and deleted per map with
  * pmem2_map_from_existing crashed the runtime at a thread's exit, in a
  * destructor of libpmem2's per-map buffers.) Anything unusual (an offset
- * or length libpmem2 would refuse, a device, a private map) still goes to
+ * or length libpmem2 would refuse, a device) still goes to
  * pmem2_map_new, which refuses it before mapping.
+ *
+ * A private map of a regular file is made here too, whether the file
+ * takes MAP_SYNC or not: pmem2_map_new maps it writable without
+ * MAP_NORESERVE, which the kernel charges in full against the memory it
+ * will commit, so a pool larger than memory and swap could not be opened
+ * read-only (the CLI's info and check). Here it is MAP_NORESERVE: only
+ * the pages written (recovery's, on the copy) take memory. Its
+ * granularity is byte, as pmem2_map_new gives a private map (there is
+ * nothing to make durable).
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -132,15 +141,15 @@ ap_prot(uint32_t protection)
 }
 
 /*
- * ap_map_file -- map [off, off + len) of src's regular file shared into
- * m (addr, size, granularity, functions; m->map stays NULL), when the file
- * offers no MAP_SYNC. Returns 0 when mapped, 1 when pmem2_map_new should
- * map it instead (it is safe there, or refused by it before any mapping),
- * or an error code.
+ * ap_map_file -- map [off, off + len) of src's regular file into m (addr,
+ * size, granularity, functions; m->map stays NULL): shared when the file
+ * offers no MAP_SYNC, private (sharing 1) always. Returns 0 when mapped,
+ * 1 when pmem2_map_new should map it instead (it is safe there, or
+ * refused by it before any mapping), or an error code.
  */
 int
 ap_map_file(struct ap_map *m, struct ap_source *src, uint32_t granularity,
-	size_t off, size_t len, uint32_t protection)
+	size_t off, size_t len, uint32_t sharing, uint32_t protection)
 {
 	struct stat st;
 	if (src->fd < 0 || fstat(src->fd, &st) != 0 || !S_ISREG(st.st_mode))
@@ -153,10 +162,11 @@ ap_map_file(struct ap_map *m, struct ap_source *src, uint32_t granularity,
 		return 1;
 	if (len == 0)
 		len = size - off;
-	if (ap_takes_map_sync(src->fd, off, page) != 0)
+	if (!sharing && ap_takes_map_sync(src->fd, off, page) != 0)
 		return 1;
 	int forced = ap_forced_granularity();
-	uint32_t effective = forced >= 0 ? (uint32_t)forced : AP_GRAN_PAGE;
+	uint32_t effective = sharing ? AP_GRAN_BYTE :
+		forced >= 0 ? (uint32_t)forced : AP_GRAN_PAGE;
 	if (effective > granularity)
 		return ap_fail(PMEM2_E_GRANULARITY_NOT_SUPPORTED, "pmem2_map_new: "
 			"requested granularity not available because fd doesn't "
@@ -179,8 +189,8 @@ ap_map_file(struct ap_map *m, struct ap_source *src, uint32_t granularity,
 	/* checked before the reservation is touched: a refused protection
 	 * leaves it whole (do_mmap refuses write access to a read-only file
 	 * before it unmaps anything) */
-	char *addr = mmap(at, len, ap_prot(protection), MAP_SHARED | MAP_FIXED,
-		src->fd, (off_t)off);
+	char *addr = mmap(at, len, ap_prot(protection), MAP_FIXED | (sharing ?
+		MAP_PRIVATE | MAP_NORESERVE : MAP_SHARED), src->fd, (off_t)off);
 	if (addr == MAP_FAILED) {
 		int e = errno;
 		if (e == EACCES || e == EPERM) {

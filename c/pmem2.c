@@ -360,9 +360,10 @@ ap_map_new(struct ap_map **out, struct ap_source *src, uint32_t granularity,
 		goto out_cfg;
 	}
 	/* a shared map of a regular file without MAP_SYNC is made by
-	 * map_file.c: pmem2_map_new leaves a hole another thread can take */
-	rc = sharing ? 1 : ap_map_file(m, src, granularity, off, len,
-		protection);
+	 * map_file.c: pmem2_map_new leaves a hole another thread can take;
+	 * and so is a private map of a regular file: pmem2_map_new's is
+	 * charged in full against the memory the kernel commits */
+	rc = ap_map_file(m, src, granularity, off, len, sharing, protection);
 	if (rc < 0) {
 		free(m);
 		goto out_cfg;

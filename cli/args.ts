@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { lstatSync } from "node:fs";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 /**
@@ -166,4 +167,28 @@ export function onlyOptions(p: Parsed, what: string, allowed: string[]): void {
       } not apply to ${what}`,
     );
   }
+}
+
+/**
+ * Whether `path` is taken: a file, a directory, or a symbolic link, even
+ * one to nothing. (`existsSync` follows a link: a dangling one reads as
+ * free, where the exclusive create of a new pool refuses it.)
+ */
+export function taken(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false; // absent, or not reachable: the create says why
+  }
+}
+
+/**
+ * Refuse a path that is {@linkcode taken}: a pool is only ever made as a
+ * new file.
+ *
+ * @throws {UsageError} naming the path
+ */
+export function refuseTaken(path: string): void {
+  if (taken(path)) throw new UsageError(`'${path}' exists already`);
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { existsSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { BlockPool, MIN_POOL_SIZE, poolGeometry } from "../blk/mod.ts";
 import { PmemError } from "../errors/mod.ts";
 import { Source } from "../pmem2/mod.ts";
@@ -15,6 +15,7 @@ import {
   type Parsed,
   parseMode,
   parseSize,
+  refuseTaken,
   UsageError,
 } from "./args.ts";
 import {
@@ -25,6 +26,7 @@ import {
   outClosed,
   printFields,
   printJson,
+  printJsonWith,
 } from "./output.ts";
 import { pmdkHeaderProblem, pmdkReadOnly } from "./detect.ts";
 import { Progress } from "./progress.ts";
@@ -47,7 +49,7 @@ export function createBlk(path: string, p: Parsed): void {
       `--size must be at least 16 MiB + 8 KiB (${MIN_POOL_SIZE})`,
     );
   }
-  if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
+  refuseTaken(path);
   let pool: BlockPool;
   if (size > STEP) {
     // The pool is laid out over the file allocated below (poolSize 0),
@@ -102,7 +104,11 @@ export function infoBlk(path: string, p: Parsed): void {
   bar.done();
   const repaired = pool.check().repaired;
   if (p.values.json) {
-    printJson({ kind: "blk", ...info, pendingRecovery: repaired });
+    // what the pool is, not how this command opened it (read-only, always)
+    const readOnly = pmdkReadOnly(path)
+      ? "its header has ro_compat features"
+      : null;
+    printJson({ kind: "blk", ...info, readOnly, pendingRecovery: repaired });
     return;
   }
   printFields([
@@ -218,20 +224,26 @@ export function dumpBlk(path: string, p: Parsed): void {
   using pool = BlockPool.open(path, { readOnly: true });
   checkBlocks(lba, count, pool.blockCount);
   const into = new Uint8Array(pool.blockSize);
-  const blocks: { lba: number; data: string }[] = [];
+  if (p.values.json) {
+    // a block at a time: all of them may be more than a string holds
+    const head = { kind: "blk", path, blockSize: pool.blockSize };
+    printJsonWith(head, "blocks", "array", (emit) => {
+      for (let i = 0; i < count; i++) {
+        pool.read(lba + i, into);
+        if (!emit({ lba: lba + i, data: base64(into) })) return;
+      }
+    });
+    return;
+  }
   for (let i = 0; i < count; i++) {
     pool.read(lba + i, into);
-    if (p.values.json) blocks.push({ lba: lba + i, data: base64(into) });
-    else if (p.values.raw) out(into);
+    if (p.values.raw) out(into);
     else {
       out(
         `block ${lba + i}:\n${hexDump(into, (lba + i) * pool.blockSize)}\n`,
       );
     }
     if (outClosed()) return; // the reader has what it wanted
-  }
-  if (p.values.json) {
-    printJson({ kind: "blk", path, blockSize: pool.blockSize, blocks });
   }
 }
 

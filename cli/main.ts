@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { existsSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import process from "node:process";
 import { PmemError } from "../errors/mod.ts";
 import { checkBlk, createBlk, dumpBlk, infoBlk, zeroBlk } from "./blk.ts";
@@ -23,6 +23,7 @@ import {
   parse,
   type Parsed,
   positionals,
+  taken,
   UsageError,
 } from "./args.ts";
 import { detectKind, type PoolKind } from "./detect.ts";
@@ -258,7 +259,7 @@ with a progress bar on a terminal.`,
 the format's minimum).`,
     run(p) {
       const [src, dst] = positionals(p, "src", "dst");
-      const existed = existsSync(dst);
+      const existed = taken(dst);
       try {
         convert(src, dst, kindOf(src, ["log", "stream"]), p);
       } catch (e) {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, openSync, readSync, statSync } from "node:fs";
 import {
   checkObjectPool,
   CorruptPoolError,
@@ -23,6 +23,7 @@ import {
   type Parsed,
   parseMode,
   parseSize,
+  refuseTaken,
   UsageError,
 } from "./args.ts";
 import { bytes, out, printFields, printJson } from "./output.ts";
@@ -44,7 +45,7 @@ export function createObj(path: string, p: Parsed): void {
     ? undefined
     : parseSize(p.values["log-size"], "log-size");
   const mode = parseMode(p.values.mode);
-  if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
+  refuseTaken(path);
   using pool = ObjectPool.create(path, { size, layout, logSize, mode });
   const s = pool.stats();
   if (p.values.json) {

@@ -107,6 +107,58 @@ export function printJson(value: unknown): void {
   out(`${JSON.stringify(value, null, 2)}\n`);
 }
 
+/** How much of a document {@linkcode printJsonWith} holds back. */
+const HELD = 64 << 20;
+
+/**
+ * Print one JSON document as {@linkcode printJson} does, whose last field
+ * `key` is filled a piece at a time as `produce` emits them: the text of
+ * a string (`"string"`: pieces of it, escaped here) or the elements of an
+ * array (`"array"`). A dump need not fit one string (a 400 MiB log is
+ * more base64 than the longest string V8 holds): the document is held
+ * until whole up to 64 MiB -- when `produce` throws, nothing is printed --
+ * and a larger one is written as it comes. `emit` returns false once
+ * standard output's reader went away: `produce` may stop there.
+ */
+export function printJsonWith(
+  value: Record<string, unknown>,
+  key: string,
+  kind: "string" | "array",
+  produce: (emit: (piece: unknown) => boolean) => void,
+): void {
+  let held: string[] | null = [];
+  let size = 0;
+  const write = (text: string): boolean => {
+    if (held === null) return out(text);
+    held.push(text);
+    size += text.length;
+    if (size <= HELD) return true;
+    const all = held;
+    held = null; // too large to hold: written from now on
+    return all.every((t) => out(t));
+  };
+  // the document with the field empty, cut before its empty value
+  const whole = JSON.stringify(
+    { ...value, [key]: kind === "string" ? "" : [] },
+    null,
+    2,
+  );
+  const empty = kind === "string" ? '""\n}' : "[]\n}";
+  let first = true;
+  write(whole.slice(0, -empty.length + 1)); // ends with its '"' or '['
+  produce((piece) => {
+    if (kind === "string") {
+      return write(JSON.stringify(String(piece)).slice(1, -1));
+    }
+    const item = JSON.stringify(piece, null, 2).replaceAll("\n", "\n    ");
+    const ok = write(`${first ? "" : ","}\n    ${item}`);
+    first = false;
+    return ok;
+  });
+  write(kind === "string" ? '"\n}\n' : first ? "]\n}\n" : "\n  ]\n}\n");
+  if (held !== null) out((held as string[]).join(""));
+}
+
 /** Print `key: value` lines with the keys aligned. */
 export function printFields(fields: [string, unknown][], indent = ""): void {
   const width = Math.max(0, ...fields.map(([k]) => k.length));

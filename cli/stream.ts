@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { existsSync } from "node:fs";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { openPmemLogToInspect } from "../stream/pmemlog.ts";
 import {
@@ -15,6 +14,7 @@ import {
   type Parsed,
   parseMode,
   parseSize,
+  refuseTaken,
   UsageError,
 } from "./args.ts";
 import {
@@ -25,6 +25,7 @@ import {
   outClosed,
   printFields,
   printJson,
+  printJsonWith,
 } from "./output.ts";
 import { pmdkHeaderProblem } from "./detect.ts";
 import { Progress } from "./progress.ts";
@@ -48,7 +49,7 @@ export function createStream(path: string, p: Parsed): void {
     ? undefined
     : parseCount(p.values["region-slots"], "region-slots");
   const mode = parseMode(p.values.mode);
-  if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
+  refuseTaken(path);
   using s = LogStream.create(path, { size, blockSize, regionSlots, mode });
   if (p.values.json) printJson({ path, size: s.size, blockSize: s.blockSize });
   else {
@@ -69,7 +70,7 @@ export function createLog(path: string, p: Parsed): void {
     // the library's poolSize 0 means "use the existing file"
     throw new UsageError("--size must be at least 2 MiB");
   }
-  if (existsSync(path)) throw new UsageError(`'${path}' exists already`);
+  refuseTaken(path);
   using log = PmemLog.create(path, { poolSize, mode });
   if (p.values.json) printJson({ path, capacity: log.nbyte() });
   else {
@@ -191,26 +192,37 @@ export function dumpStream(path: string, p: Parsed): void {
   if (region === undefined) {
     throw new UsageError(`'${path}' has no region in slot ${slot}`);
   }
-  let n = 0;
-  const entries: { timestamp: number; size: number; data: string }[] = [];
-  for (const e of s.entries(region)) {
-    if (e.timestamp < from) continue;
-    if (n++ >= count) break;
-    if (p.values.json) {
-      entries.push({
-        timestamp: e.timestamp,
-        size: e.data.length,
-        data: base64(e.data),
-      });
-    } else if (p.values.raw) out(e.data);
+  /** The entries asked for; false from `emit` stops them. */
+  const each = (emit: (e: { timestamp: number; data: Uint8Array }) => void) => {
+    let n = 0;
+    for (const e of s.entries(region)) {
+      if (e.timestamp < from) continue;
+      if (n++ >= count) break;
+      emit(e);
+      if (outClosed()) return; // the reader has what it wanted
+    }
+  };
+  if (p.values.json) {
+    // an entry at a time: all of them may be more than a string holds
+    const head = { kind: "stream", path, region: slot };
+    printJsonWith(head, "entries", "array", (emit) =>
+      each((e) =>
+        emit({
+          timestamp: e.timestamp,
+          size: e.data.length,
+          data: base64(e.data),
+        })
+      ));
+    return;
+  }
+  each((e) => {
+    if (p.values.raw) out(e.data);
     else {
       out(
         `entry ${e.timestamp} (${e.data.length} B):\n${hexDump(e.data)}\n`,
       );
     }
-    if (outClosed()) return; // the reader has what it wanted
-  }
-  if (p.values.json) printJson({ kind: "stream", path, region: slot, entries });
+  });
 }
 
 /** `dump FILE [--raw | --json]` for a libpmemlog log: all its data. */
@@ -218,12 +230,12 @@ export function dumpLog(path: string, p: Parsed): void {
   onlyOptions(p, "a libpmemlog log (its data is dumped whole)", ["raw"]);
   using log = openPmemLogToInspect(path);
   if (p.values.json) {
-    let data = new Uint8Array(0);
-    log.walk(0, (chunk) => { // chunk size 0: all the data, once
-      data = chunk.slice();
-      return true;
+    // a piece at a time, each a multiple of 3 bytes but the last: their
+    // base64 joined is the base64 of the whole
+    const data = { kind: "log", path, size: log.tell() };
+    printJsonWith(data, "data", "string", (emit) => {
+      log.walk(3 * DUMP_CHUNK, (chunk) => emit(base64(chunk)));
     });
-    printJson({ kind: "log", path, size: data.length, data: base64(data) });
     return;
   }
   // a piece at a time: one hex dump of a large log would not fit a string
@@ -249,7 +261,7 @@ export function convert(
   kind: string,
   p: Parsed,
 ): void {
-  if (existsSync(dst)) throw new UsageError(`'${dst}' exists already`);
+  refuseTaken(dst);
   if (kind === "log") {
     onlyOptions(p, "a libpmemlog log's conversion", ["chunk", "size"]);
     const chunk = p.values.chunk === undefined

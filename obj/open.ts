@@ -241,7 +241,9 @@ export function openPool(
   checkOpenArgs(path, options, op, "pool");
   const layout = checkLayout(options.layout, op);
   const mover = checkMoverOption(options.mover, `${op} pool`);
-  const source = Source.open(path);
+  // a private mapping never writes the file: opened for reading, a pool
+  // the caller may only read opens
+  const source = Source.open(path, { readOnly: hooks.privateMap === true });
   let map: Mapping | null = null;
   let lock: FileLock | null = null;
   try {

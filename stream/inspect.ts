@@ -79,7 +79,8 @@ export function inspectStream(path: string): StreamInspection {
     new PmemError(op, -EINVAL, `cannot inspect '${path}': ${what}`, {
       errno: EINVAL,
     });
-  using source = Source.open(path);
+  // opened for reading: a stream the caller may only read is inspected
+  using source = Source.open(path, { readOnly: true });
   const fileSize = source.size;
   if (fileSize < HEADER_SIZE) {
     throw corrupt(`the file is too small (${fileSize} bytes)`);

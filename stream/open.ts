@@ -39,6 +39,7 @@ import type {
 import type { LogStream } from "./stream.ts";
 
 const EINVAL = 22;
+const EBUSY = 16;
 
 /** What tests may add to a create or open. Internal. */
 export interface StreamTestHooks {
@@ -268,6 +269,16 @@ export function openStream(
     );
     const local = cores.get(shared.instance);
     if (local !== undefined && !local.core.closed) {
+      if (hooks.tracer !== undefined) {
+        // the open stream's mapping serves every handle: this open's,
+        // with the tracer, would be closed and the tracer see nothing
+        throw new PmemError(
+          op,
+          -EBUSY,
+          `cannot trace '${path}': the stream is already open in this process (a tracer is attached by the open that maps it)`,
+          { errno: EBUSY },
+        );
+      }
       local.core.refs++;
       owned = false;
       share.close();

@@ -296,7 +296,9 @@ export class PmemLog implements Disposable {
     // read once: a getter could give a value never checked later
     const mover = options.mover;
     checkMover(mover, op, "log");
-    const source = Source.open(path);
+    // to inspect: the file opened for reading and mapped privately, so a
+    // log the caller may only read opens (nothing reaches the file)
+    const source = Source.open(path, { readOnly: inspect });
     let map: Mapping | null = null;
     let lock: FileLock | null = null;
     try {
@@ -309,7 +311,11 @@ export class PmemLog implements Disposable {
           `the file is too small (${source.size} bytes, a log has at least ${MIN_LOG_POOL})`,
         );
       }
-      map = Mapping.map(source, { length: size, mover });
+      map = Mapping.map(source, {
+        length: size,
+        mover,
+        sharing: inspect ? "private" : "shared",
+      });
       lock = lockFile(path, op);
       let media = new StreamMedia(map);
       let device: DeviceShutdownState | null = null;
@@ -329,7 +335,7 @@ export class PmemLog implements Disposable {
       if (problem !== null) throw corrupt(op, path, problem);
       const readOnly = header.roCompat !== 0 || inspect;
       media.close();
-      if (readOnly) {
+      if (readOnly && !inspect) {
         // libpmemlog opens it, and refuses to change it (EROFS): a
         // private (copy-on-write) mapping, as the block store's, since the
         // media needs views, which a read-only mapping cannot give

@@ -35,7 +35,7 @@ import { check, native } from "../ffi/lib.ts";
 import { checkSize } from "../ffi/validate.ts";
 import type { CompletionDevice, DeviceStats } from "../mover/_device.ts";
 import {
-  type DsaMover,
+  DsaMover,
   dsaMoverDevice,
   type DsaTestPortalOptions,
   injectBusy as injectPortalBusy,
@@ -96,11 +96,16 @@ function checkTracer(tracer: unknown): void {
   }
 }
 
-/** The device of a ThreadMover or a DsaMover. */
-function deviceOf(mover: ThreadMover | DsaMover): CompletionDevice {
-  return mover instanceof ThreadMover
-    ? threadMoverDevice(mover)
-    : dsaMoverDevice(mover as DsaMover);
+/**
+ * The device of a ThreadMover or a DsaMover; a TypeError naming both, and
+ * the call (`what`: its verb), for anything else.
+ */
+function deviceOf(mover: unknown, what: string): CompletionDevice {
+  if (mover instanceof ThreadMover) return threadMoverDevice(mover);
+  if (mover instanceof DsaMover) return dsaMoverDevice(mover);
+  throw new TypeError(
+    `Cannot ${what}: mover must be a ThreadMover or a DsaMover`,
+  );
 }
 
 /**
@@ -216,7 +221,10 @@ export function injectFault(
   atByte: number,
   options: FaultOptions = {},
 ): void {
-  const device = deviceOf(mover);
+  const device = deviceOf(mover, "inject a fault");
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("Cannot inject a fault: options must be an object");
+  }
   if (typeof atByte !== "number" || Number.isNaN(atByte)) {
     throw new TypeError("Cannot inject a fault: atByte must be a number");
   }
@@ -264,7 +272,7 @@ export function injectFault(
  * @throws {TypeError} when `mover` is neither a ThreadMover nor a DsaMover
  */
 export function deviceStats(mover: ThreadMover | DsaMover): DeviceStats {
-  return { ...deviceOf(mover).stats };
+  return { ...deviceOf(mover, "read device stats").stats };
 }
 
 /**
@@ -469,7 +477,9 @@ export function createLogStream(
 }
 
 /**
- * `LogStream.open` with a tracer attached before recovery runs.
+ * `LogStream.open` with a tracer attached before recovery runs. A stream
+ * already open in this process is refused: its mapping serves every
+ * handle, with the tracer its first open gave it, or none.
  *
  * @example Usage
  * ```ts
@@ -486,6 +496,9 @@ export function createLogStream(
  * s.append(s.allocateRegion(4096), new Uint8Array(8));
  * assert.ok(flushes > 0);
  * ```
+ *
+ * @throws {PmemError} code -16 (EBUSY) when the stream is open in this
+ *   process already
  */
 export function openLogStream(
   path: string,

@@ -103,7 +103,9 @@ export interface CrashTracerOptions {
  * @example Usage
  * ```ts
  * import { mapFile } from "../../pmem2/mod.ts";
+ * import { setTracer } from "../../testing/mod.ts";
  * import { CrashTracer } from "./tracer.ts";
+ * import assert from "node:assert/strict";
  *
  * const path = await Deno.makeTempFile();
  * using map = mapFile(path, { size: 65536 });
@@ -112,10 +114,12 @@ export interface CrashTracerOptions {
  *   shadow: map.view().slice(),
  *   flushGranularity: 64,
  * });
- * map.setTracer(tracer);
+ * setTracer(map, tracer);
  * map.view(0, 8).fill(1); // a raw store
  * map.persist(0, 8);
- * const [flush, drain, end] = tracer.finish(); // flush holds 1 store
+ * const [flush, drain, end] = tracer.finish();
+ * assert.equal(flush.kind === "flush" && flush.stores.length, 1);
+ * assert.deepEqual([drain.kind, end.kind], ["drain", "end"]);
  * await Deno.remove(path);
  * ```
  */
@@ -147,23 +151,33 @@ export class CrashTracer implements PersistTracer {
     this.#scan = options.scan === undefined
       ? undefined
       : [...options.scan].sort((a, b) => a.offset - b.offset);
+    // 0 would make every flush cover no store: a trace of nothing flushed
     if (
-      !Number.isInteger(this.#granularity) || this.#granularity % WORD !== 0
+      !Number.isInteger(this.#granularity) || this.#granularity <= 0 ||
+      this.#granularity % WORD !== 0
     ) {
       throw new RangeError(
-        `Cannot trace: flushGranularity must be a multiple of ${WORD}, got ${this.#granularity}`,
+        `Cannot trace: flushGranularity must be a positive multiple of ${WORD}, got ${this.#granularity}`,
+      );
+    }
+    // a live file given as bytes is checked now, one opened later at its
+    // first use: words past the shorter would compare with nothing
+    if (this.#live !== undefined) this.#checkLength(this.#live);
+  }
+
+  #checkLength(live: Uint8Array): void {
+    if (live.byteLength !== this.#shadow.byteLength) {
+      throw new RangeError(
+        `Cannot trace: the file has ${live.byteLength} bytes, the shadow ${this.#shadow.byteLength}`,
       );
     }
   }
 
   #view(): Uint8Array {
     if (this.#live === undefined) {
-      this.#live = this.#open!();
-      if (this.#live.byteLength !== this.#shadow.byteLength) {
-        throw new RangeError(
-          `Cannot trace: the file has ${this.#live.byteLength} bytes, the shadow ${this.#shadow.byteLength}`,
-        );
-      }
+      const live = this.#open!();
+      this.#checkLength(live);
+      this.#live = live;
     }
     return this.#live;
   }
