@@ -3,7 +3,15 @@
  * Edges of `pmem2/` found by a third review: each test exposed a bug
  * (named in its comment).
  */
-import { ClosedError, mapFile, PmemError, ThreadMover } from "../mod.ts";
+import {
+  ClosedError,
+  mapFile,
+  OutOfSpaceError,
+  PmemError,
+  ThreadMover,
+} from "../mod.ts";
+import { BlockPool } from "../blk/mod.ts";
+import { LogStream } from "../stream/mod.ts";
 import { trackedCopies } from "../pmem2/mapping.ts";
 import { MappingReader } from "../pmem2/reader.ts";
 import { assert, moverTest, tempPath, test } from "./_harness.ts";
@@ -109,3 +117,20 @@ moverTest(
     await map.memcpyAsync(0, new Uint8Array(0));
   },
 );
+
+// Bug (found by the CLI review): a pool asked for more than its file
+// system's free space was allocated (posix_fallocate) until the file
+// system was full, and only then refused: on tmpfs, `create blk` of 9 PB
+// filled /dev/shm (20 GB) for about a minute, failing every other writer.
+// The free space is asked first.
+test("a pool larger than the free space is refused before any of it is allocated", () => {
+  const big = 2 ** 44; // 16 TiB
+  const refused = (e: unknown) =>
+    e instanceof OutOfSpaceError && e.op === "create" &&
+    /bytes are free on its file system/.test(e.message);
+  assert.throws(
+    () => BlockPool.create(tempPath(), { blockSize: 512, poolSize: big }),
+    refused,
+  );
+  assert.throws(() => LogStream.create(tempPath(), { size: big }), refused);
+});
