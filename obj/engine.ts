@@ -240,6 +240,9 @@ export class Engine {
       if (this.log.full) {
         this.drain();
         this.#checkpoint();
+        // a group that failed to apply stopped the pool: nothing may
+        // begin on it
+        this.live(op);
       }
       this.#staging = this.log.begin();
     }
@@ -338,7 +341,7 @@ export class Engine {
       this.#done(g);
       q.shift();
     }
-    if (this.log.full && this.#broken === undefined) this.#checkpoint();
+    if (this.log.full) this.#checkpoint();
   }
 
   /**
@@ -400,7 +403,13 @@ export class Engine {
     }
   }
 
+  /**
+   * Persist the homes and move the checkpoint past every record, unless
+   * the pool stopped: a group that failed to apply may be half applied,
+   * and its record must stay in the log for recovery to replay whole.
+   */
   #checkpoint(): void {
+    if (this.#broken !== undefined) return;
     try {
       this.log.checkpoint();
     } catch (e) {
