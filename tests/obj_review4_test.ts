@@ -19,15 +19,18 @@ const LONG = 1_000_000;
  * (still running when returned). Undefined when the batch had already
  * finished at the first poll (the caller tries again).
  */
-function halfApplied(path: string, mover: ThreadMover):
+function halfApplied(path: string, mover: ThreadMover, first = true):
   | { pool: ObjectPool; root: ObjectHandle; done: Promise<unknown> }
   | undefined {
   const pool = ObjectPool.create(path, { size: 64 * MiB, layout: "r4", mover });
   const root = pool.root(MiB);
-  pool.tx((tx) => {
-    tx.setU64(root, 0, 1);
-    tx.write(root, 64, new Uint8Array(LONG).fill(0x11));
-  });
+  // (`first`: a first transaction fills a quarter of the log with it)
+  if (first) {
+    pool.tx((tx) => {
+      tx.setU64(root, 0, 1);
+      tx.write(root, 64, new Uint8Array(LONG).fill(0x11));
+    });
+  }
   const f = pool.txAsync((tx) => {
     tx.setU64(root, 0, 2);
     tx.write(root, 64, new Uint8Array(LONG).fill(0x22));
@@ -90,3 +93,28 @@ for (const how of ["flush", "tx"] as const) {
     assert.ok(got !== undefined, "the batch never was in flight at a poll");
   });
 }
+
+// A synchronous transaction begun while an earlier group's mover batch
+// was in flight ran its callback, committed (its record persisted), and
+// only then waited for that batch: when the batch failed, `tx` threw the
+// batch's error, yet its changes were there after a reopen (the record
+// replayed). A synchronous transaction now applies the groups before it
+// first, so one that throws has committed nothing.
+test("a `tx` that throws because an earlier `txAsync`'s mover batch failed has committed nothing", async () => {
+  using mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
+  const path = tempPath();
+  let got: ReturnType<typeof halfApplied>;
+  for (let i = 0; i < 5 && got === undefined; i++) {
+    got = halfApplied(`${path}${i}`, mover, false);
+    if (got === undefined) continue;
+    const { pool, root, done } = got;
+    assert.throws(() => pool.tx((tx) => tx.setU64(root, 8, 5)), EIO);
+    assert.ok((await done) instanceof PmemError);
+    pool.close();
+    using reopened = ObjectPool.open(`${path}${i}`, { layout: "r4" });
+    const r = reopened.root(MiB);
+    assert.equal(reopened.getU64(r, 0), 2); // the txAsync, replayed whole
+    assert.equal(reopened.getU64(r, 8), 0, "the tx that threw took effect");
+  }
+  assert.ok(got !== undefined, "the batch never was in flight at a poll");
+});
