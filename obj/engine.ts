@@ -225,10 +225,11 @@ export class Engine {
   /**
    * The staging group a new outermost transaction joins. A synchronous
    * one gets a group of its own (the one staged before is sealed: the
-   * transaction may then use a whole record); an asynchronous one joins
-   * the staging group unless that holds a quarter of a record. Before a
-   * new group starts in a log more than a quarter used, every sealed
-   * group is applied and a checkpoint taken.
+   * transaction may then use a whole record), once every sealed group is
+   * applied; an asynchronous one joins the staging group unless that
+   * holds a quarter of a record. Before a new group starts in a log more
+   * than a quarter used, every sealed group is applied and a checkpoint
+   * taken.
    */
   begin(op: string, sync: boolean): Group {
     this.live(op);
@@ -237,9 +238,16 @@ export class Engine {
       s !== undefined && (sync ? s.txs > 0 : s.size > this.log.maxRecord / 4)
     ) this.seal();
     if (this.#staging === undefined) {
-      if (this.log.full) {
+      // a synchronous transaction applies the groups sealed before it
+      // first: one whose mover batch fails then stops the pool before
+      // this transaction commits anything (else it committed, and threw
+      // that failure)
+      if (sync || this.log.full) {
         this.drain();
-        this.#checkpoint();
+        if (this.log.full) this.#checkpoint();
+        // a group that failed to apply stopped the pool: nothing may
+        // begin on it
+        this.live(op);
       }
       this.#staging = this.log.begin();
     }
@@ -338,7 +346,7 @@ export class Engine {
       this.#done(g);
       q.shift();
     }
-    if (this.log.full && this.#broken === undefined) this.#checkpoint();
+    if (this.log.full) this.#checkpoint();
   }
 
   /**
@@ -400,7 +408,13 @@ export class Engine {
     }
   }
 
+  /**
+   * Persist the homes and move the checkpoint past every record, unless
+   * the pool stopped: a group that failed to apply may be half applied,
+   * and its record must stay in the log for recovery to replay whole.
+   */
   #checkpoint(): void {
+    if (this.#broken !== undefined) return;
     try {
       this.log.checkpoint();
     } catch (e) {

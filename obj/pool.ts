@@ -242,6 +242,9 @@ export class ObjectPool implements Disposable {
    *
    * @throws {ClosedError} after close
    * @throws {OutOfSpaceError} when the pool or the log has no room
+   * @throws {PmemError} code -5 (EIO) when the pool stopped after a
+   *   failure (an earlier transaction's mover batch failed): nothing of
+   *   this transaction was committed
    */
   tx<T>(fn: (tx: Transaction) => T): T {
     if (typeof fn !== "function") {
