@@ -120,9 +120,9 @@ ap_source_open(struct ap_source **out, const char *path, double path_len,
 				fs.f_frsize > 0 && (want - (size_t)st.st_size) /
 				fs.f_frsize > fs.f_bavail) {
 			rc = ap_fail(-ENOSPC, "cannot extend '%s' to %zu bytes: "
-				"%llu bytes are free on its file system", path,
-				want, (unsigned long long)fs.f_bavail *
-				fs.f_frsize);
+				"%s (%llu bytes are free on its file system)",
+				path, want, strerror(ENOSPC),
+				(unsigned long long)fs.f_bavail * fs.f_frsize);
 			goto err;
 		}
 		int e = (flags & AP_OPEN_SPARSE) ?
