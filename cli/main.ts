@@ -263,8 +263,11 @@ the format's minimum).`,
       try {
         convert(src, dst, kindOf(src, ["log", "stream"]), p);
       } catch (e) {
-        // no half-made file left behind (a rerun would find it in the way)
-        if (!existed) rmSync(dst, { force: true });
+        // no half-made file left behind (a rerun would find it in the way);
+        // but a create refused with EEXIST made nothing: DST is another
+        // process's file, made since the check that it was free
+        const raced = e instanceof PmemError && e.code === -17;
+        if (!existed && !raced) rmSync(dst, { force: true });
         throw e;
       }
       return ExitCode.OK;

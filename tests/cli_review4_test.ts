@@ -1,0 +1,42 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// The CLI and the testing module, a fourth pass: races, error kinds,
+// messages, and the crash tools' arguments.
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { LogStream, PmemLog } from "../stream/mod.ts";
+import { main } from "../cli/main.ts";
+import { assert, tempDir, test } from "./_harness.ts";
+
+const MiB = 2 ** 20;
+
+// Bug: `asyncpmem convert` removed DST when its create failed, even when
+// it failed because another process had made DST between the check that
+// it was free and the create (EEXIST): the other process's file was
+// deleted. Cause: the cleanup only asked whether DST existed before.
+test("CLI: convert leaves a DST another process made during it", async () => {
+  const dir = tempDir();
+  const src = join(dir, "stream");
+  {
+    using s = LogStream.create(src, { size: MiB });
+    s.append(s.allocateRegion(4096), new Uint8Array(10).fill(1));
+  }
+  const dst = join(dir, "log");
+  const create = PmemLog.create;
+  // the other process makes DST just before this one's create
+  PmemLog.create = ((path: string, ...rest: unknown[]) => {
+    writeFileSync(path, "theirs");
+    return (create as (...a: unknown[]) => PmemLog).call(
+      PmemLog,
+      path,
+      ...rest,
+    );
+  }) as typeof PmemLog.create;
+  let code;
+  try {
+    code = await main(["convert", "--region", "0", src, dst]);
+  } finally {
+    PmemLog.create = create;
+  }
+  assert.equal(code, 3);
+  assert.equal(readFileSync(dst, "utf8"), "theirs");
+});
