@@ -17,6 +17,7 @@ import {
   parseSize,
   refuseTaken,
   UsageError,
+  withArguments,
 } from "./args.ts";
 import {
   base64,
@@ -54,13 +55,13 @@ export function createBlk(path: string, p: Parsed): void {
   if (size > STEP) {
     // The pool is laid out over the file allocated below (poolSize 0),
     // where the library no longer checks its arguments first: check them
-    // now, before allocating anything (RangeError: a usage error).
+    // now, before allocating anything.
     if (blockSize < 1 || blockSize > MAX_BLOCK_SIZE) {
-      throw new RangeError(
+      throw new UsageError(
         `Cannot create pool: blockSize must be an integer in [1, ${MAX_BLOCK_SIZE}], got ${blockSize}`,
       );
     }
-    poolGeometry(size, blockSize);
+    withArguments(() => poolGeometry(size, blockSize));
     // allocate the file a step at a time, so a bar can show the progress
     const bar = new Progress("allocating");
     try {
@@ -84,7 +85,11 @@ export function createBlk(path: string, p: Parsed): void {
       }
       throw e;
     }
-  } else pool = BlockPool.create(path, { blockSize, poolSize: size, mode });
+  } else {
+    pool = withArguments(() =>
+      BlockPool.create(path, { blockSize, poolSize: size, mode })
+    );
+  }
   try {
     if (p.values.json) {
       printJson({ path, blockSize, blockCount: pool.blockCount });

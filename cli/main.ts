@@ -348,12 +348,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     return await command.run(p);
   } catch (e) {
-    // a value the library refused before touching anything (a size out of
-    // range, a block size it cannot store) is a usage error too
-    if (
-      e instanceof UsageError || e instanceof RangeError ||
-      e instanceof TypeError
-    ) {
+    // only the CLI's own checks make usage errors (a value the library
+    // refused is one: withArguments); a RangeError or TypeError from
+    // anywhere else is the engine's or a bug, not the user's mistake
+    if (e instanceof UsageError) {
       err(
         `asyncpmem ${name}: ${e.message}\nusage: ${command.usage}\n`,
       );

@@ -16,6 +16,7 @@ import {
   parseSize,
   refuseTaken,
   UsageError,
+  withArguments,
 } from "./args.ts";
 import {
   base64,
@@ -50,7 +51,9 @@ export function createStream(path: string, p: Parsed): void {
     : parseCount(p.values["region-slots"], "region-slots");
   const mode = parseMode(p.values.mode);
   refuseTaken(path);
-  using s = LogStream.create(path, { size, blockSize, regionSlots, mode });
+  using s = withArguments(() =>
+    LogStream.create(path, { size, blockSize, regionSlots, mode })
+  );
   if (p.values.json) printJson({ path, size: s.size, blockSize: s.blockSize });
   else {
     out(
@@ -71,7 +74,7 @@ export function createLog(path: string, p: Parsed): void {
     throw new UsageError("--size must be at least 2 MiB");
   }
   refuseTaken(path);
-  using log = PmemLog.create(path, { poolSize, mode });
+  using log = withArguments(() => PmemLog.create(path, { poolSize, mode }));
   if (p.values.json) printJson({ path, capacity: log.nbyte() });
   else {
     out(
@@ -276,7 +279,7 @@ export function convert(
     const size = p.values.size === undefined
       ? roundMiB(need + (1 << 20))
       : parseSize(p.values.size, "size");
-    using s = LogStream.create(dst, { size });
+    using s = withArguments(() => LogStream.create(dst, { size }));
     const region = s.allocateRegion(need);
     const bar = new Progress("converting");
     let done = 0;
@@ -299,7 +302,7 @@ export function convert(
   const poolSize = p.values.size === undefined
     ? roundMiB(Math.max(2 << 20, region.used + (1 << 20)))
     : parseSize(p.values.size, "size");
-  using log = PmemLog.create(dst, { poolSize });
+  using log = withArguments(() => PmemLog.create(dst, { poolSize }));
   let done = 0;
   for (const e of s.entries(region)) {
     log.append(e.data);

@@ -7,6 +7,8 @@ import { LogStream, PmemLog } from "../stream/mod.ts";
 import { main } from "../cli/main.ts";
 import { base64 } from "../cli/output.ts";
 import { Buffer } from "node:buffer";
+import { BlockPool } from "../blk/mod.ts";
+import { cli } from "./cli_run.ts";
 import { assert, tempDir, test } from "./_harness.ts";
 
 const MiB = 2 ** 20;
@@ -60,4 +62,43 @@ test("CLI: base64 of 32 MiB takes well under a second, the same text as Buffer's
     const view = bytes.subarray(3, 3 + n);
     assert.equal(base64(view), Buffer.from(view).toString("base64"), `${n}`);
   }
+});
+
+// Bug: the CLI took every RangeError or TypeError for a usage error (exit
+// 2, with the usage line): an engine's own ("Invalid string length")
+// blamed the user. Only the values the library refuses from the command
+// line are usage errors now; anything else is exit 3.
+test("CLI: an internal RangeError or TypeError is no usage error", async () => {
+  const dir = tempDir();
+  const path = join(dir, "blk");
+  BlockPool.create(path, { blockSize: 512, poolSize: 17 * MiB }).close();
+  const open = BlockPool.open;
+  for (
+    const e of [new RangeError("Invalid string length"), new TypeError("x")]
+  ) {
+    BlockPool.open = (() => {
+      throw e;
+    }) as typeof BlockPool.open;
+    let code;
+    try {
+      code = await main(["info", path]);
+    } finally {
+      BlockPool.open = open;
+    }
+    assert.equal(code, 3, e.message);
+  }
+  // a value the library refuses is still the user's mistake
+  const r = cli("create", "stream", join(dir, "s"), "--size", "4K");
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /usage: /);
+  const b = cli(
+    "create",
+    "blk",
+    join(dir, "b"),
+    "--size",
+    "17M",
+    "--block-size",
+    "0",
+  );
+  assert.equal(b.status, 2, b.stderr);
 });
