@@ -83,6 +83,15 @@ export function createBlk(path: string, p: Parsed): void {
       if (!(e instanceof PmemError && e.code === -17)) {
         rmSync(path, { force: true });
       }
+      // the file's allocation is this create's, not an open of the user's
+      if (e instanceof PmemError && e.op === "open") {
+        throw new PmemError(
+          "create",
+          e.code,
+          e.message.slice(e.op.length + 2),
+          { errno: e.errno, cause: e },
+        );
+      }
       throw e;
     }
   } else {

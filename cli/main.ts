@@ -68,7 +68,8 @@ function kindOf(path: string, supported: readonly PoolKind[]): PoolKind {
       `'${path}' is ${
         kind === null
           ? "not a pool this tool knows"
-          : `a ${kind} pool, which this command does not handle`
+          : `${/^[aeiou]/.test(kind) ? "an" : "a"} ${kind} pool, ` +
+            "which this command does not handle"
       } (it handles: ${supported.join(", ")})`,
     );
   }
@@ -94,8 +95,8 @@ const COMMANDS: Record<string, Command> = {
           [--mode 644]; large files are allocated in steps, with a
           progress bar on a terminal
   stream  a log stream: --size, [--block-size] (region unit, 4096),
-          [--region-slots] (64)
-  log     a libpmemlog log: --size (at least 2 MiB)
+          [--region-slots] (64), [--mode 644]
+  log     a libpmemlog log: --size (at least 2 MiB), [--mode 644]
   obj     an object pool: --size (8 MiB to 4 GiB), --layout NAME,
           [--log-size] (1/16 of the pool, 1 to 64 MiB), [--mode 644]`,
     run(p) {

@@ -7,6 +7,7 @@
  * @module
  */
 import { LogStream, PmemLog } from "../stream/mod.ts";
+import { OutOfSpaceError } from "../errors/mod.ts";
 import { openPmemLogToInspect } from "../stream/pmemlog.ts";
 import {
   onlyOptions,
@@ -280,7 +281,7 @@ export function convert(
       ? roundMiB(need + (1 << 20))
       : parseSize(p.values.size, "size");
     using s = withArguments(() => LogStream.create(dst, { size }));
-    const region = s.allocateRegion(need);
+    const region = tooSmall(p, () => s.allocateRegion(need));
     const bar = new Progress("converting");
     let done = 0;
     log.walk(chunk, (data) => {
@@ -304,11 +305,30 @@ export function convert(
     : parseSize(p.values.size, "size");
   using log = withArguments(() => PmemLog.create(dst, { poolSize }));
   let done = 0;
-  for (const e of s.entries(region)) {
-    log.append(e.data);
-    done += e.data.length;
-  }
+  tooSmall(p, () => {
+    for (const e of s.entries(region)) {
+      log.append(e.data);
+      done += e.data.length;
+    }
+  });
   report(p, { from: src, to: dst, bytes: done });
+}
+
+/**
+ * Run a step of a conversion: out of space in a new file whose size the
+ * user gave (`--size`) is the user's mistake, a {@linkcode UsageError}.
+ */
+function tooSmall<T>(p: Parsed, step: () => T): T {
+  try {
+    return step();
+  } catch (e) {
+    if (e instanceof OutOfSpaceError && p.values.size !== undefined) {
+      throw new UsageError(
+        `--size ${p.values.size} is too small for the data (${e.message})`,
+      );
+    }
+    throw e;
+  }
 }
 
 /** `n` rounded up to a whole MiB (every format's size unit divides it). */

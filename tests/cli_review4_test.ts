@@ -1,9 +1,10 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // The CLI and the testing module, a fourth pass: races, error kinds,
 // messages, and the crash tools' arguments.
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LogStream, PmemLog } from "../stream/mod.ts";
+import { ObjectPool } from "../obj/mod.ts";
 import { main } from "../cli/main.ts";
 import { base64 } from "../cli/output.ts";
 import { Buffer } from "node:buffer";
@@ -101,4 +102,70 @@ test("CLI: an internal RangeError or TypeError is no usage error", async () => {
     "0",
   );
   assert.equal(b.status, 2, b.stderr);
+});
+
+// Bugs in what the CLI says: "is a obj pool"; a failed `create blk` of
+// more than 256 MiB named its operation "open"; `info` of a truncated
+// block pool said "Cannot lay out a pool: 8192 bytes is too small";
+// `convert --size` too small for the data was an I/O error (exit 3), not
+// the user's; `create --help` did not say stream and log take --mode.
+test("CLI: messages say an obj pool, create, truncated, and --mode", () => {
+  const dir = tempDir();
+  const obj = join(dir, "obj");
+  ObjectPool.create(obj, { size: 8 * MiB, layout: "L" }).close();
+  const zero = cli("zero", obj, "--lba", "0");
+  assert.equal(zero.status, 2);
+  assert.match(zero.stderr, /is an obj pool/);
+
+  const big = cli(
+    "create",
+    "blk",
+    join(dir, "no", "such", "dir"),
+    "--size",
+    "300M",
+    "--block-size",
+    "512",
+  );
+  assert.equal(big.status, 3);
+  assert.match(big.stderr, /asyncpmem create: create: /);
+
+  const blk = join(dir, "blk");
+  BlockPool.create(blk, { blockSize: 512, poolSize: 17 * MiB }).close();
+  truncateSync(blk, 8192);
+  const info = cli("info", blk);
+  assert.equal(info.status, 3);
+  assert.match(info.stderr, /truncated: 8192 bytes/);
+  assert.doesNotMatch(info.stderr, /Cannot lay out/);
+
+  const log = join(dir, "log");
+  {
+    using l = PmemLog.create(log, { poolSize: 4 * MiB });
+    l.append(new Uint8Array(3 * MiB).fill(9));
+  }
+  const stream = join(dir, "stream");
+  const toStream = cli("convert", log, stream, "--size", "2M");
+  assert.equal(toStream.status, 2, toStream.stderr);
+  assert.match(toStream.stderr, /--size/);
+  assert.equal(cli("convert", log, stream).status, 0);
+  const back = cli(
+    "convert",
+    "--region",
+    "0",
+    stream,
+    join(dir, "l2"),
+    "--size",
+    "2M",
+  );
+  assert.equal(back.status, 2, back.stderr);
+  assert.match(back.stderr, /--size/);
+
+  const help = cli("create", "--help").stdout;
+  for (const kind of ["blk", "stream", "log", "obj"]) {
+    const from = help.indexOf(`\n  ${kind} `);
+    const next = help.slice(from + 3).search(/\n  [a-z]/);
+    const part = next < 0
+      ? help.slice(from)
+      : help.slice(from, from + 3 + next);
+    assert.match(part, /--mode/, kind);
+  }
 });
