@@ -6,6 +6,17 @@ import { join } from "node:path";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { ObjectPool } from "../obj/mod.ts";
 import { main } from "../cli/main.ts";
+import { mapFile } from "../mod.ts";
+import { ThreadMover } from "../mover/mod.ts";
+import { ClosedError } from "../errors/mod.ts";
+import {
+  createBlockPool,
+  type FaultOptions,
+  injectFault,
+  mark,
+  setTracer,
+  writeBacks,
+} from "../testing/mod.ts";
 import { base64 } from "../cli/output.ts";
 import { Buffer } from "node:buffer";
 import { BlockPool } from "../blk/mod.ts";
@@ -168,4 +179,47 @@ test("CLI: messages say an obj pool, create, truncated, and --mode", () => {
       : help.slice(from, from + 3 + next);
     assert.match(part, /--mode/, kind);
   }
+});
+
+// Bugs in the testing module: a tracer that closed its mapping in
+// `flush` made `persist` fail with "persist out of range" (the native
+// call given the closed handle), not ClosedError; `mark` on a closed
+// mapping did nothing where `setTracer` threw; `writeBacks` on one named
+// its operation "handle"; `injectFault` took `{ write: "no" }` and
+// `createBlockPool` `sparse: "yes"`, both read as true.
+test("testing: a closed mapping is a ClosedError everywhere, and non-booleans are refused", () => {
+  const dir = tempDir();
+  for (const op of ["persist", "flush", "drain"] as const) {
+    const map = mapFile(join(dir, op), { size: 1 << 16 });
+    const close = () => map.close();
+    setTracer(map, { flush: close, drain: close });
+    assert.throws(
+      () => op === "drain" ? map.drain() : map[op](0, 64),
+      (e) => e instanceof ClosedError && e.op === op,
+      op,
+    );
+  }
+  const map = mapFile(join(dir, "closed"), { size: 1 << 16 });
+  map.close();
+  assert.throws(() => mark(map, "x"), (e) => e instanceof ClosedError);
+  assert.throws(
+    () => writeBacks(map),
+    (e) => e instanceof ClosedError && e.op === "writeBacks",
+  );
+  using mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
+  assert.throws(
+    () => injectFault(mover, 100, { write: "no" } as unknown as FaultOptions),
+    TypeError,
+  );
+  injectFault(mover, -1);
+  const path = join(dir, "blk");
+  assert.throws(
+    () =>
+      createBlockPool(path, {
+        blockSize: 512,
+        poolSize: 17 * MiB,
+        sparse: "yes" as unknown as boolean,
+      }),
+    TypeError,
+  );
 });
