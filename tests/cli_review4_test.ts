@@ -21,6 +21,7 @@ import { base64 } from "../cli/output.ts";
 import { Buffer } from "node:buffer";
 import { BlockPool } from "../blk/mod.ts";
 import { cli } from "./cli_run.ts";
+import { SweepArgs } from "./crash/driver.ts";
 import { assert, tempDir, test } from "./_harness.ts";
 
 const MiB = 2 ** 20;
@@ -222,4 +223,43 @@ test("testing: a closed mapping is a ClosedError everywhere, and non-booleans ar
       }),
     TypeError,
   );
+});
+
+// Bug: the crash sweep scripts' command line took any option and any
+// value: `--imgaes 5` was ignored, `--images abc` became NaN and the
+// sweep ran no image and reported itself clean. Unknown options, a
+// missing value and a number that is none are refused now.
+test("crash sweeps: unknown options and values that are no number are refused", () => {
+  assert.throws(
+    () => new SweepArgs(["--imgaes", "5"]),
+    /Unknown option: --imgaes/,
+  );
+  assert.throws(() => new SweepArgs(["--images"]), /--images needs a value/);
+  assert.throws(
+    () => new SweepArgs(["--images", "abc"]).number("images", 1),
+    /--images: 'abc' is not a non-negative integer/,
+  );
+  assert.throws(
+    () => new SweepArgs(["--seed", "-1"]).seed,
+    /--seed: '-1' is not a non-negative integer/,
+  );
+  assert.throws(() => new SweepArgs(["--store", "blk"]), /Unknown option/);
+  const args = new SweepArgs(
+    [
+      "--json",
+      "--images",
+      "12",
+      "--model",
+      "x86",
+      "--store",
+      "blk",
+      "--no-pmempool",
+    ],
+    ["no-pmempool"],
+    ["store"],
+  );
+  assert.equal(args.number("images", 1), 12);
+  assert.equal(args.number("ops", 7), 7);
+  assert.equal(args.get("store"), "blk");
+  assert.ok(args.has("no-pmempool") && args.has("json"));
 });
