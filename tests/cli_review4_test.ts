@@ -61,14 +61,15 @@ test("CLI: convert leaves a DST another process made during it", async () => {
 // Bug: `asyncpmem dump --json` of a 400 MiB log took about 45 s: the
 // CLI's base64 cost about 35 ms a MiB (btoa of a string built from
 // 24 KiB spreads). It now takes the runtime's own encoder.
-test("CLI: base64 of 32 MiB takes well under a second, the same text as Buffer's", () => {
-  const big = new Uint8Array(32 * MiB);
+test("CLI: base64 of 64 MiB takes well under a second, the same text as Buffer's", () => {
+  const big = new Uint8Array(64 * MiB);
   for (let i = 0; i < big.length; i += 4093) big[i] = i & 255;
   const t0 = performance.now();
   const text = base64(big);
   const ms = performance.now() - t0;
   assert.equal(text, Buffer.from(big).toString("base64"));
-  assert.ok(ms < 400, `base64 of 32 MiB took ${ms.toFixed(0)} ms`);
+  // about 2.4 s before; well under one second even on a busy machine
+  assert.ok(ms < 1000, `base64 of 64 MiB took ${ms.toFixed(0)} ms`);
   // every padding, and a view into a larger buffer
   const bytes = new Uint8Array(40).map((_, i) => i * 37);
   for (let n = 0; n <= 7; n++) {
