@@ -175,7 +175,7 @@ test("CLI: messages say an obj pool, create, truncated, and --mode", () => {
   const help = cli("create", "--help").stdout;
   for (const kind of ["blk", "stream", "log", "obj"]) {
     const from = help.indexOf(`\n  ${kind} `);
-    const next = help.slice(from + 3).search(/\n  [a-z]/);
+    const next = help.slice(from + 3).search(/\n {2}[a-z]/);
     const part = next < 0
       ? help.slice(from)
       : help.slice(from, from + 3 + next);
