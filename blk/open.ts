@@ -375,7 +375,16 @@ export function openPoolFile(
     try {
       geometry = poolGeometry(size, desc.blockSize);
     } catch (e) {
-      throw corrupt(op, path, (e as Error).message);
+      // a header of a pool in a file too short to be one: cut short
+      throw corrupt(
+        op,
+        path,
+        size < MIN_POOL_SIZE
+          ? `the file is truncated: ${size} bytes, too small for the pool ` +
+            `of ${desc.blockSize}-byte blocks its header describes (a pool ` +
+            `is at least ${MIN_POOL_SIZE} bytes)`
+          : (e as Error).message,
+      );
     }
     return {
       path,

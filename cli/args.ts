@@ -38,6 +38,23 @@ export class UsageError extends Error {
   }
 }
 
+/**
+ * Run a library call given values from the command line: a RangeError or
+ * TypeError it throws is the library refusing those values before it
+ * touches anything, a {@linkcode UsageError}. (Elsewhere such an error is
+ * the engine's or a bug, "Invalid string length", and no usage error.)
+ */
+export function withArguments<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (e) {
+    if (e instanceof RangeError || e instanceof TypeError) {
+      throw new UsageError(e.message);
+    }
+    throw e;
+  }
+}
+
 /** Parsed options and positionals of one command. */
 export interface Parsed {
   values: Record<string, string | boolean | undefined>;

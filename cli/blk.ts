@@ -17,6 +17,7 @@ import {
   parseSize,
   refuseTaken,
   UsageError,
+  withArguments,
 } from "./args.ts";
 import {
   base64,
@@ -54,13 +55,13 @@ export function createBlk(path: string, p: Parsed): void {
   if (size > STEP) {
     // The pool is laid out over the file allocated below (poolSize 0),
     // where the library no longer checks its arguments first: check them
-    // now, before allocating anything (RangeError: a usage error).
+    // now, before allocating anything.
     if (blockSize < 1 || blockSize > MAX_BLOCK_SIZE) {
-      throw new RangeError(
+      throw new UsageError(
         `Cannot create pool: blockSize must be an integer in [1, ${MAX_BLOCK_SIZE}], got ${blockSize}`,
       );
     }
-    poolGeometry(size, blockSize);
+    withArguments(() => poolGeometry(size, blockSize));
     // allocate the file a step at a time, so a bar can show the progress
     const bar = new Progress("allocating");
     try {
@@ -82,9 +83,22 @@ export function createBlk(path: string, p: Parsed): void {
       if (!(e instanceof PmemError && e.code === -17)) {
         rmSync(path, { force: true });
       }
+      // the file's allocation is this create's, not an open of the user's
+      if (e instanceof PmemError && e.op === "open") {
+        throw new PmemError(
+          "create",
+          e.code,
+          e.message.slice(e.op.length + 2),
+          { errno: e.errno, cause: e },
+        );
+      }
       throw e;
     }
-  } else pool = BlockPool.create(path, { blockSize, poolSize: size, mode });
+  } else {
+    pool = withArguments(() =>
+      BlockPool.create(path, { blockSize, poolSize: size, mode })
+    );
+  }
   try {
     if (p.values.json) {
       printJson({ path, blockSize, blockCount: pool.blockCount });

@@ -68,7 +68,8 @@ function kindOf(path: string, supported: readonly PoolKind[]): PoolKind {
       `'${path}' is ${
         kind === null
           ? "not a pool this tool knows"
-          : `a ${kind} pool, which this command does not handle`
+          : `${/^[aeiou]/.test(kind) ? "an" : "a"} ${kind} pool, ` +
+            "which this command does not handle"
       } (it handles: ${supported.join(", ")})`,
     );
   }
@@ -94,8 +95,8 @@ const COMMANDS: Record<string, Command> = {
           [--mode 644]; large files are allocated in steps, with a
           progress bar on a terminal
   stream  a log stream: --size, [--block-size] (region unit, 4096),
-          [--region-slots] (64)
-  log     a libpmemlog log: --size (at least 2 MiB)
+          [--region-slots] (64), [--mode 644]
+  log     a libpmemlog log: --size (at least 2 MiB), [--mode 644]
   obj     an object pool: --size (8 MiB to 4 GiB), --layout NAME,
           [--log-size] (1/16 of the pool, 1 to 64 MiB), [--mode 644]`,
     run(p) {
@@ -263,8 +264,11 @@ the format's minimum).`,
       try {
         convert(src, dst, kindOf(src, ["log", "stream"]), p);
       } catch (e) {
-        // no half-made file left behind (a rerun would find it in the way)
-        if (!existed) rmSync(dst, { force: true });
+        // no half-made file left behind (a rerun would find it in the way);
+        // but a create refused with EEXIST made nothing: DST is another
+        // process's file, made since the check that it was free
+        const raced = e instanceof PmemError && e.code === -17;
+        if (!existed && !raced) rmSync(dst, { force: true });
         throw e;
       }
       return ExitCode.OK;
@@ -345,12 +349,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     return await command.run(p);
   } catch (e) {
-    // a value the library refused before touching anything (a size out of
-    // range, a block size it cannot store) is a usage error too
-    if (
-      e instanceof UsageError || e instanceof RangeError ||
-      e instanceof TypeError
-    ) {
+    // only the CLI's own checks make usage errors (a value the library
+    // refused is one: withArguments); a RangeError or TypeError from
+    // anywhere else is the engine's or a bug, not the user's mistake
+    if (e instanceof UsageError) {
       err(
         `asyncpmem ${name}: ${e.message}\nusage: ${command.usage}\n`,
       );

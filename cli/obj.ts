@@ -25,6 +25,7 @@ import {
   parseSize,
   refuseTaken,
   UsageError,
+  withArguments,
 } from "./args.ts";
 import { bytes, out, printFields, printJson } from "./output.ts";
 
@@ -46,7 +47,9 @@ export function createObj(path: string, p: Parsed): void {
     : parseSize(p.values["log-size"], "log-size");
   const mode = parseMode(p.values.mode);
   refuseTaken(path);
-  using pool = ObjectPool.create(path, { size, layout, logSize, mode });
+  using pool = withArguments(() =>
+    ObjectPool.create(path, { size, layout, logSize, mode })
+  );
   const s = pool.stats();
   if (p.values.json) {
     printJson({ path, size: s.size, logSize: s.logSize, layout });

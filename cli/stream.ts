@@ -7,6 +7,7 @@
  * @module
  */
 import { LogStream, PmemLog } from "../stream/mod.ts";
+import { OutOfSpaceError } from "../errors/mod.ts";
 import { openPmemLogToInspect } from "../stream/pmemlog.ts";
 import {
   onlyOptions,
@@ -16,6 +17,7 @@ import {
   parseSize,
   refuseTaken,
   UsageError,
+  withArguments,
 } from "./args.ts";
 import {
   base64,
@@ -50,7 +52,9 @@ export function createStream(path: string, p: Parsed): void {
     : parseCount(p.values["region-slots"], "region-slots");
   const mode = parseMode(p.values.mode);
   refuseTaken(path);
-  using s = LogStream.create(path, { size, blockSize, regionSlots, mode });
+  using s = withArguments(() =>
+    LogStream.create(path, { size, blockSize, regionSlots, mode })
+  );
   if (p.values.json) printJson({ path, size: s.size, blockSize: s.blockSize });
   else {
     out(
@@ -71,7 +75,7 @@ export function createLog(path: string, p: Parsed): void {
     throw new UsageError("--size must be at least 2 MiB");
   }
   refuseTaken(path);
-  using log = PmemLog.create(path, { poolSize, mode });
+  using log = withArguments(() => PmemLog.create(path, { poolSize, mode }));
   if (p.values.json) printJson({ path, capacity: log.nbyte() });
   else {
     out(
@@ -276,8 +280,8 @@ export function convert(
     const size = p.values.size === undefined
       ? roundMiB(need + (1 << 20))
       : parseSize(p.values.size, "size");
-    using s = LogStream.create(dst, { size });
-    const region = s.allocateRegion(need);
+    using s = withArguments(() => LogStream.create(dst, { size }));
+    const region = tooSmall(p, () => s.allocateRegion(need));
     const bar = new Progress("converting");
     let done = 0;
     log.walk(chunk, (data) => {
@@ -299,13 +303,32 @@ export function convert(
   const poolSize = p.values.size === undefined
     ? roundMiB(Math.max(2 << 20, region.used + (1 << 20)))
     : parseSize(p.values.size, "size");
-  using log = PmemLog.create(dst, { poolSize });
+  using log = withArguments(() => PmemLog.create(dst, { poolSize }));
   let done = 0;
-  for (const e of s.entries(region)) {
-    log.append(e.data);
-    done += e.data.length;
-  }
+  tooSmall(p, () => {
+    for (const e of s.entries(region)) {
+      log.append(e.data);
+      done += e.data.length;
+    }
+  });
   report(p, { from: src, to: dst, bytes: done });
+}
+
+/**
+ * Run a step of a conversion: out of space in a new file whose size the
+ * user gave (`--size`) is the user's mistake, a {@linkcode UsageError}.
+ */
+function tooSmall<T>(p: Parsed, step: () => T): T {
+  try {
+    return step();
+  } catch (e) {
+    if (e instanceof OutOfSpaceError && p.values.size !== undefined) {
+      throw new UsageError(
+        `--size ${p.values.size} is too small for the data (${e.message})`,
+      );
+    }
+    throw e;
+  }
 }
 
 /** `n` rounded up to a whole MiB (every format's size unit divides it). */

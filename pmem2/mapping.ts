@@ -450,13 +450,17 @@ export class Mapping implements Disposable {
    *   `"none"` (a cache-line flush of a page without access faults)
    */
   persist(offset: number, length: number): void {
-    const h = this.#flushable("persist");
+    this.#flushable("persist");
     checkRange(offset, length, this.#size, "persist");
     if (this.#tracer) {
       this.#tracer.flush(offset, length);
       this.#tracer.drain();
     }
-    check(native.ap_map_persist(h, offset, length), "persist");
+    // the handle after the tracer ran: it may have closed the mapping
+    check(
+      native.ap_map_persist(this.#live("persist"), offset, length),
+      "persist",
+    );
   }
 
   /**
@@ -466,17 +470,19 @@ export class Mapping implements Disposable {
    *   `"none"`
    */
   flush(offset: number, length: number): void {
-    const h = this.#flushable("flush");
+    this.#flushable("flush");
     checkRange(offset, length, this.#size, "flush");
     this.#tracer?.flush(offset, length);
-    check(native.ap_map_flush(h, offset, length), "flush");
+    // the handle after the tracer ran: it may have closed the mapping
+    check(native.ap_map_flush(this.#live("flush"), offset, length), "flush");
   }
 
   /** Wait for earlier flushes to reach the persistence domain. */
   drain(): void {
-    const h = this.#live("drain");
+    this.#live("drain");
     this.#tracer?.drain();
-    check(native.ap_map_drain(h), "drain");
+    // the handle after the tracer ran: it may have closed the mapping
+    check(native.ap_map_drain(this.#live("drain")), "drain");
   }
 
   /**

@@ -31,6 +31,7 @@ import {
   createPoolWith,
   openPoolWith,
 } from "../blk/pool.ts";
+import { ClosedError } from "../errors/mod.ts";
 import { check, native } from "../ffi/lib.ts";
 import { checkSize } from "../ffi/validate.ts";
 import type { CompletionDevice, DeviceStats } from "../mover/_device.ts";
@@ -167,12 +168,17 @@ function checkMapping(map: unknown, what: string): void {
  * mark(map, "ack 1");
  * assert.deepEqual(labels, ["ack 1"]);
  * ```
+ *
+ * @throws {TypeError} when `label` is not a string
+ * @throws {ClosedError} when the mapping is closed
  */
 export function mark(map: Mapping, label: string): void {
   checkMapping(map, "mark");
   if (typeof label !== "string") {
     throw new TypeError("Cannot mark: label must be a string");
   }
+  // as setTracer: a closed mapping is refused, not silently passed over
+  if (map.closed) throw new ClosedError("Mapping", "mark");
   markMapping(map, label);
 }
 
@@ -224,6 +230,10 @@ export function injectFault(
   const device = deviceOf(mover, "inject a fault");
   if (typeof options !== "object" || options === null) {
     throw new TypeError("Cannot inject a fault: options must be an object");
+  }
+  // anything else but a boolean read as true (a write fault)
+  if (options.write !== undefined && typeof options.write !== "boolean") {
+    throw new TypeError("Cannot inject a fault: write must be a boolean");
   }
   if (typeof atByte !== "number" || Number.isNaN(atByte)) {
     throw new TypeError("Cannot inject a fault: atByte must be a number");
@@ -418,6 +428,10 @@ export function createBlockPool(
 ): BlockPool {
   const { tracer, sparse, lanes } = options ?? {};
   checkTracer(tracer);
+  // "no" would read as true: a sparse file where one was not asked for
+  if (sparse !== undefined && typeof sparse !== "boolean") {
+    throw new TypeError("Cannot create pool: sparse must be a boolean");
+  }
   // NaN would leave every arena with NaN lanes: the pool made, and its
   // first write refused for want of an idle lane
   if (lanes !== undefined && (!Number.isInteger(lanes) || lanes < 1)) {
@@ -608,6 +622,7 @@ export function writeBacks(
   since?: number,
 ): { count: number; notes: WriteBack[] } {
   checkMapping(map, "list write-backs");
+  if (map.closed) throw new ClosedError("Mapping", "writeBacks");
   const out = new Float64Array(3 * LOG_CAP);
   const count = native.ap_map_durable_log(nativeHandleOf(map), out, LOG_CAP);
   if (since !== undefined && typeof since !== "number") {

@@ -133,24 +133,52 @@ export async function sweepPerModel<R extends { ms: number }>(
   return total;
 }
 
+/** The options with a value every sweep script takes. */
+const SWEEP_OPTIONS = ["seed", "model", "ops", "images", "only", "dir"];
+
 /**
- * A sweep script's command line: `--name value` pairs and the boolean
- * flags `--long`, `--json` and the script's own.
+ * A sweep script's command line: `--name value` pairs of the options
+ * every script takes (`--seed`, `--model`, `--ops`, `--images`,
+ * `--only`, `--dir`) and the script's own, and the boolean flags
+ * `--long`, `--json` and the script's own. Anything else is refused: a
+ * misspelt `--imgaes 5` ignored would run a sweep nobody asked for.
  */
 export class SweepArgs {
   #values = new Map<string, string>();
 
   /**
    * @param flags the script's own boolean flags, without `--`
-   * @throws {Error} on an argument that is not an option
+   * @param options the script's own options with a value, without `--`
+   * @throws {Error} on an argument that is not an option, an unknown
+   *   option, or an option without its value
    */
-  constructor(argv: readonly string[], flags: readonly string[] = []) {
+  constructor(
+    argv: readonly string[],
+    flags: readonly string[] = [],
+    options: readonly string[] = [],
+  ) {
     const booleans = new Set(["long", "json", ...flags]);
+    const valued = new Set([...SWEEP_OPTIONS, ...options]);
     for (let i = 0; i < argv.length; i++) {
       const a = argv[i];
       if (!a.startsWith("--")) throw new Error(`Unexpected argument: ${a}`);
       const name = a.slice(2);
-      this.#values.set(name, booleans.has(name) ? "true" : argv[++i] ?? "");
+      if (booleans.has(name)) {
+        this.#values.set(name, "true");
+        continue;
+      }
+      if (!valued.has(name)) {
+        throw new Error(
+          `Unknown option: ${a} (options: ${
+            [...valued, ...booleans].map((o) => `--${o}`).join(" ")
+          })`,
+        );
+      }
+      const value = argv[++i];
+      if (value === undefined || value.startsWith("--")) {
+        throw new Error(`${a} needs a value`);
+      }
+      this.#values.set(name, value);
     }
   }
 
@@ -164,9 +192,19 @@ export class SweepArgs {
     return this.#values.get(name);
   }
 
-  /** The option's value as a number, or `fallback`. */
+  /**
+   * The option's value as a number, or `fallback`.
+   *
+   * @throws {Error} when the value is no non-negative integer (`abc` read
+   *   as NaN ran no image, and the sweep reported itself clean)
+   */
   number(name: string, fallback: number): number {
-    return Number(this.#values.get(name) ?? fallback);
+    const text = this.#values.get(name);
+    if (text === undefined) return fallback;
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
+      throw new Error(`--${name}: '${text}' is not a non-negative integer`);
+    }
+    return Number(text);
   }
 
   /** `--long`: the long sweep's budget and settings. */

@@ -262,7 +262,7 @@ export function formatStreamReport(r: StreamSweepReport): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const args = new SweepArgs(argv);
+  const args = new SweepArgs(argv, [], ["workload"]);
   const long = args.long;
   const seed = args.seed;
   const ops = args.number("ops", long ? 40 : 16);

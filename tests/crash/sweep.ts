@@ -362,7 +362,7 @@ export function formatReport(r: SweepReport): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const args = new SweepArgs(argv, ["no-pmempool"]);
+  const args = new SweepArgs(argv, ["no-pmempool"], ["workload", "mover"]);
   const long = args.long;
   const seed = args.seed;
   const ops = args.number("ops", long ? 40 : 24);

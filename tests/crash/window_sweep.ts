@@ -340,7 +340,7 @@ export function formatBlkWindowReport(r: BlkWindowReport): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const args = new SweepArgs(argv);
+  const args = new SweepArgs(argv, [], ["store"]);
   const long = args.long;
   const seed = args.seed;
   const ops = args.number("ops", long ? 40 : 14);
