@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { byteLengthOf, holds } from "../ffi/validate.ts";
+import { byteLengthOf, holds, trueBytes } from "../ffi/validate.ts";
 import {
   Future,
   type FutureOptions,
@@ -103,15 +103,21 @@ export class CopyScheduler {
       members.push(f);
       if (n === 0) continue;
       const at = f.at + ENTRY_HEADER;
+      // a view of the mapping over the entry's own place (kept across a
+      // truncate()): a mover copies in pieces (per window, per transfer
+      // limit) that run in any order or at once, so one piece would
+      // overwrite what another still reads; the bytes are copied out
+      // first (the inline path's typed-array set handles overlap itself)
+      const src = media.overlaps(at, data, n) ? trueBytes(data).slice() : data;
       if (whole !== undefined) {
         ops.push({
           op: "memcpy",
           dst: whole,
           dstOffset: at,
-          src: data,
+          src,
           length: n, // checked by elements above, and again by the mover
         });
-      } else media.copyOps(at, data, ops); // windows: a piece per window
+      } else media.copyOps(at, src, ops); // windows: a piece per window
     }
     if (members.length === 0) return;
     let future: Future<void>;

@@ -23,8 +23,8 @@
 import type { Mapping } from "../pmem2/mapping.ts";
 import { crc32c } from "../pmem2/crc32c.ts";
 import { markMapping, nativeHandleOf, traceDurable } from "../pmem2/mapping.ts";
-import { check, native } from "../ffi/lib.ts";
-import { byteLengthOf, trueBytes } from "../ffi/validate.ts";
+import { backend, check, native } from "../ffi/lib.ts";
+import { bufferOf, byteLengthOf, trueBytes } from "../ffi/validate.ts";
 import type { BatchEntry } from "../mover/vdm.ts";
 import { EvenWindows, inEven } from "../pmem2/even_windows.ts";
 import { VIEW_WINDOWS } from "../pmem2/view_buffers.ts";
@@ -56,6 +56,8 @@ export class StreamMedia {
   /** Headers queued for {@linkcode StreamMedia.writeHeaders}: triples. */
   #headers = new Float64Array(3 * 64);
   #queued = 0;
+  /** The address of the mapping's first byte (0 until asked for). */
+  #base = 0;
 
   /** @param map the stream's mapping; it stays owned by the caller */
   constructor(map: Mapping) {
@@ -140,6 +142,29 @@ export class StreamMedia {
         src: data,
       });
     } else win.storeOps(at, trueBytes(data), ops);
+  }
+
+  /**
+   * Whether the `length` (> 0) bytes of `data` share memory with the
+   * mapping's `[offset, offset + length)`: a view of this mapping, such as
+   * an entry's view kept across a `truncate()`, may overlap the place an
+   * append copies it to.
+   */
+  overlaps(offset: number, data: Uint8Array, length: number): boolean {
+    // seen whole, this mapping's views are over its one buffer (see
+    // `bytes`), and a buffer compare spares Deno's address, dear next to
+    // a small append; through windows any view may be one of them
+    const buf = this.#buf;
+    if (buf !== undefined && bufferOf(data) !== buf) return false;
+    let base = this.#base;
+    if (base === 0) {
+      // the mapping is one range of memory, its even windows views of it
+      base = backend.addressOf(this.#u8 ?? this.#win!.even(0));
+      this.#base = base;
+    }
+    const d = base + offset;
+    const s = backend.addressOf(data);
+    return s < d + length && d < s + length;
   }
 
   /** A copy of `[offset, offset + length)`. */
