@@ -60,16 +60,14 @@ test("CLI: convert leaves a DST another process made during it", async () => {
 
 // Bug: `asyncpmem dump --json` of a 400 MiB log took about 45 s: the
 // CLI's base64 cost about 35 ms a MiB (btoa of a string built from
-// 24 KiB spreads). It now takes the runtime's own encoder.
-test("CLI: base64 of 64 MiB takes well under a second, the same text as Buffer's", () => {
+// 24 KiB spreads). It now takes the runtime's own encoder (64 MiB: 2.4 s
+// before; the figure is a measurement for the commit, not an assertion
+// here: the project times nothing in its tests). What is checked is that
+// the fast encoder gives Buffer's text, large and small.
+test("CLI: base64 gives the same text as Buffer's, for 64 MiB and every padding", () => {
   const big = new Uint8Array(64 * MiB);
   for (let i = 0; i < big.length; i += 4093) big[i] = i & 255;
-  const t0 = performance.now();
-  const text = base64(big);
-  const ms = performance.now() - t0;
-  assert.equal(text, Buffer.from(big).toString("base64"));
-  // about 2.4 s before; well under one second even on a busy machine
-  assert.ok(ms < 1000, `base64 of 64 MiB took ${ms.toFixed(0)} ms`);
+  assert.equal(base64(big), Buffer.from(big).toString("base64"));
   // every padding, and a view into a larger buffer
   const bytes = new Uint8Array(40).map((_, i) => i * 37);
   for (let n = 0; n <= 7; n++) {
