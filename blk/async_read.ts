@@ -65,6 +65,15 @@ let scratch = new Uint8Array(0);
 const GATHER_MAX = 1024;
 /** The most bytes gathered in one call (the scratch's largest size). */
 const GATHER_BYTES = 64 << 10;
+/**
+ * The engine's own copy and fill: `into` may be a subclass that overrides
+ * them, and its code must not run between a sweep's lookups and copies
+ * (it may read another pool, reusing `offsets` and `scratch`, or throw
+ * with the sweep's blocks published). The sync read and the movers copy
+ * natively, never through `into`'s methods, either.
+ */
+const SET = Uint8Array.prototype.set;
+const FILL = Uint8Array.prototype.fill;
 
 /**
  * The reads of a pool waiting to start. The first read polled in a sweep
@@ -168,7 +177,7 @@ export class ReadScheduler {
         }
         for (let i = 0; i < count; i++) {
           const r = started[from + i];
-          r.out.set(scratch.subarray(i * size, i * size + size));
+          SET.call(r.out, scratch.subarray(i * size, i * size + size));
           r.copied();
         }
       }
@@ -310,7 +319,7 @@ export class ReadFuture extends Future<Uint8Array> {
   }
 
   #zeros(size: number): void {
-    this.out.fill(0, 0, size);
+    FILL.call(this.out, 0, 0, size);
     this.stage = DONE;
   }
 
