@@ -123,18 +123,18 @@ function takeLanes(slots: Slot[]): boolean {
  * The error for a group whose data no longer holds a whole block (its
  * buffer shrank or was detached since the write was called), if any.
  */
-function changedData(slots: Slot[]): Error | undefined {
+function changedData(slots: Slot[], op: string): Error | undefined {
   for (const { data, arena } of slots) {
     const n = byteLengthOf(data);
     if (n === arena.blockSize) continue;
     return n === 0
       ? new ClosedError(
         "the write's data",
-        "write",
+        op,
         "the data was detached before the write started (transferred, or its mapping closed)",
       )
       : new RangeError(
-        `Cannot write: the data shrank to ${n} bytes before the write started; a block is ${arena.blockSize}`,
+        `Cannot ${op}: the data shrank to ${n} bytes before the write started; a block is ${arena.blockSize}`,
       );
   }
   return undefined;
@@ -174,6 +174,8 @@ const DONE = 3;
 /** One write future's group of block updates, from its queues to its commit. */
 interface Group {
   slots: Slot[];
+  /** What its errors name: "writeAsync" or "writeMany". */
+  op: string;
   /** WAITING, COPYING, READY or DONE. */
   stage: number;
   /**
@@ -243,7 +245,7 @@ export class WriteScheduler {
     const still: Group[] = [];
     for (const g of waiting) {
       if (g.stage !== WAITING) continue; // released meanwhile
-      const changed = changedData(g.slots);
+      const changed = changedData(g.slots, g.op);
       if (changed !== undefined) {
         // its data shrank or was detached after the call: copying what is
         // left would commit a block whose tail is another block's bytes
@@ -455,6 +457,8 @@ export class WriteGroupFuture extends Future<void> {
   #next = 0;
   #group: Group | undefined;
   #groupSize: number;
+  /** What its errors name. */
+  #op: string;
   /**
    * Its slot in the pool's registry of operations in flight, from its
    * first poll (-1 before: a future never polled holds nothing).
@@ -466,12 +470,14 @@ export class WriteGroupFuture extends Future<void> {
    * @param lbas checked LBAs, each at most once
    * @param data the checked bytes of each
    * @param groupSize blocks copied together at most
+   * @param op what its errors name: "writeAsync" or "writeMany"
    */
   constructor(
     pool: PoolAccess,
     lbas: readonly number[],
     data: readonly Uint8Array[],
     groupSize: number,
+    op: string,
     options?: FutureOptions,
   ) {
     super(options);
@@ -479,6 +485,7 @@ export class WriteGroupFuture extends Future<void> {
     this.#lbas = lbas;
     this.#data = data;
     this.#groupSize = groupSize;
+    this.#op = op;
   }
 
   protected step(ctx: PollContext): Step<void> {
@@ -496,7 +503,7 @@ export class WriteGroupFuture extends Future<void> {
       }
       switch (g.stage) {
         case WAITING:
-          this.#pool.live("write");
+          this.#pool.live(this.#op);
           writes.driveBlocker(g);
           writes.startAll();
           // still waiting: behind another update of a block, or no lane
@@ -542,14 +549,14 @@ export class WriteGroupFuture extends Future<void> {
    * data would replace theirs.
    */
   #enter(): Slot[] {
-    this.#pool.live("write");
+    this.#pool.live(this.#op);
     const n = this.#lbas.length;
     const slots = new Array<Slot>(n);
     let k = 0;
     try {
       for (; k < n; k++) {
         const lba = this.#lbas[k];
-        const arena = this.#pool.forUpdate(lba, "write");
+        const arena = this.#pool.forUpdate(lba, this.#op);
         slots[k] = arena.join<Slot>({
           pre: lba - arena.firstLba,
           owner: this,
@@ -575,13 +582,14 @@ export class WriteGroupFuture extends Future<void> {
 
   /** The next group of queued updates, handed to the scheduler. */
   #nextGroup(slots: Slot[]): Group {
-    this.#pool.live("write");
+    this.#pool.live(this.#op);
     const end = Math.min(slots.length, this.#next + this.#groupSize);
     const group: Group = {
       slots: this.#next === 0 && end === slots.length
         ? slots
         : slots.slice(this.#next, end),
       stage: WAITING,
+      op: this.#op,
     };
     this.#next = end;
     this.#pool.writes.wait(group);

@@ -347,7 +347,7 @@ export class ReadFuture extends Future<Uint8Array> {
   protected step(ctx: PollContext): Step<Uint8Array> {
     if (this.#slot < 0) this.#slot = this.#pool.track(this);
     if (this.stage === WAITING) {
-      this.#pool.live("read");
+      this.#pool.live("readAsync");
       if (!this.#queued) {
         // yield once, so the reads polled after this one start with it
         this.#queued = true;

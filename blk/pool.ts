@@ -705,7 +705,14 @@ export class BlockPool implements Disposable {
     this.#checkLba(lba, "writeAsync");
     checkBlockData(data, this.#blockSize, "writeAsync");
     this.#checkWritable("writeAsync");
-    return new WriteGroupFuture(this.#access, [lba], [data], 1, options);
+    return new WriteGroupFuture(
+      this.#access,
+      [lba],
+      [data],
+      1,
+      "writeAsync",
+      options,
+    );
   }
 
   /**
@@ -746,7 +753,14 @@ export class BlockPool implements Disposable {
     // has, or it would wait for lanes forever
     let group = GROUP_SIZE;
     for (const a of this.#arenas) group = Math.min(group, a.lanes);
-    return new WriteGroupFuture(this.#access, lbas, data, group, options);
+    return new WriteGroupFuture(
+      this.#access,
+      lbas,
+      data,
+      group,
+      "writeMany",
+      options,
+    );
   }
 
   /**

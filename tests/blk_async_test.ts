@@ -326,7 +326,10 @@ moverTest(
     const resizable = new ArrayBuffer(512, { maxByteLength: 512 });
     const f = pool.writeAsync(5, new Uint8Array(resizable).fill(55));
     resizable.resize(100);
-    await assert.rejects(async () => await f, /shrank to 100 bytes/);
+    await assert.rejects(
+      async () => await f,
+      /^RangeError: Cannot writeAsync: the data shrank to 100 bytes/,
+    );
     assert.deepEqual(pool.read(5), seven);
     const moved = new ArrayBuffer(512);
     const g = pool.writeMany([{
@@ -334,13 +337,32 @@ moverTest(
       data: new Uint8Array(moved).fill(56),
     }]);
     moved.transfer();
-    await assert.rejects(async () => await g, ClosedError);
+    await assert.rejects(
+      async () => await g,
+      (e) => e instanceof ClosedError && e.op === "writeMany",
+    );
     assert.deepEqual(pool.read(5), seven);
     const into = new ArrayBuffer(512);
     const r = pool.readAsync(5, new Uint8Array(into));
     into.transfer();
     await assert.rejects(async () => await r, ClosedError);
     assert.equal(pool.check().consistent, true);
+    // a pool closed before a write's or a read's first poll: each names
+    // its own op (they said "write" and "read")
+    {
+      using other = create(mover, 512);
+      const w = other.writeAsync(1, seven);
+      const rd = other.readAsync(1);
+      other.close();
+      await assert.rejects(
+        async () => await w,
+        (e) => e instanceof ClosedError && e.op === "writeAsync",
+      );
+      await assert.rejects(
+        async () => await rd,
+        (e) => e instanceof ClosedError && e.op === "readAsync",
+      );
+    }
     // the pool goes on
     await pool.writeAsync(5, new Uint8Array(512).fill(9));
     assert.deepEqual(pool.read(5), new Uint8Array(512).fill(9));
