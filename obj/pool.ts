@@ -269,7 +269,10 @@ export class ObjectPool implements Disposable {
    * committed with one persist, and their entries applied by one batch
    * of the pool's mover. A callback that throws makes the future fail,
    * with nothing changed; so does one that returns a promise (TypeError:
-   * `fn` must be synchronous).
+   * `fn` must be synchronous). A transaction whose group was already
+   * committed (durable) when an earlier group's mover batch failed fails
+   * with that error too, the pool stopping; it is not undone: the next
+   * open replays it, as it replays every committed record.
    *
    * @example Usage
    * ```ts
