@@ -27,6 +27,7 @@ import type { Arena } from "./arena.ts";
 import { MAP_ERROR, MAP_FLAGS, MAP_LBA_MASK, MAP_NORMAL } from "./layout.ts";
 import type { Media } from "./media.ts";
 import { byteLengthOf } from "../ffi/validate.ts";
+import { alone, stillAlone } from "./reads.ts";
 
 /** What a read needs from its pool. */
 export interface ReadAccess {
@@ -40,6 +41,11 @@ export interface ReadAccess {
   settled(slot: number): void;
   /** The arena and pre-map block of `lba` to read; null before any layout. */
   forRead(lba: number): { arena: Arena; pre: number } | null;
+  /**
+   * The shared control words: whether this `BlockPool` is the pool's only
+   * opener in the process (see `alone` in `reads.ts`).
+   */
+  readonly control: Int32Array;
 }
 
 // Where a read is (ReadFuture stage):
@@ -116,6 +122,12 @@ export class ReadScheduler {
     const started: ReadFuture[] = [];
     // a plain CpuMover's copies are made here, without its batch
     const inline = runsInline(this.#map.mover);
+    // Gathered inline while this BlockPool is the pool's only opener, the
+    // blocks need no publishing, as in a synchronous read: no other code
+    // runs until the copies end. If another opener came meanwhile (a
+    // Worker's, whose writes may have reused a block during the gather),
+    // the reads are looked up again, published, and gathered again.
+    let untracked = inline && size <= GATHER_MAX && alone(access.control);
     for (let i = 0; i < waiting.length; i++) {
       const r = waiting[i];
       if (r.stage !== WAITING) continue; // settled meanwhile
@@ -135,7 +147,7 @@ export class ReadScheduler {
         );
         continue;
       }
-      const at = r.place(access, size);
+      const at = r.place(access, size, !untracked);
       if (at < 0) continue;
       if (offsets.length === started.length) {
         const grown = new Float64Array(2 * offsets.length);
@@ -151,7 +163,7 @@ export class ReadScheduler {
     if (started.length === 0) return;
     // Prefetch every block, then copy: a copy alone waits for its source a
     // few lines at a time, the prefetches of all blocks miss in parallel.
-    const n = started.length;
+    let n = started.length;
     if (inline && size <= GATHER_MAX) {
       // small blocks: one gathering call into a scratch array, then a
       // copy of each block out of the cache. A call per block passes a
@@ -171,6 +183,13 @@ export class ReadScheduler {
             size,
             scratch,
           );
+          if (untracked && !stillAlone(access.control)) {
+            // every read not copied out yet is looked up again, published
+            untracked = false;
+            n = this.#retrack(access, started, from, n, size);
+            from -= per;
+            continue;
+          }
         } catch (e) {
           for (let i = from; i < n; i++) started[i].fail(e);
           return;
@@ -209,6 +228,31 @@ export class ReadScheduler {
     // forget the copies whose reads all settled (their owners polled them)
     this.#copies = this.#copies.filter((c) => c.reads.some((r) => !r.done));
     this.#copies.push(copy);
+  }
+
+  /**
+   * Look the reads `started[from .. n)` up again, publishing their blocks,
+   * after an untracked gather was overtaken by another opener; the offsets
+   * are rewritten in place. A read that finished meanwhile (a zero or error
+   * block now) is dropped from `started`. Returns how many are left.
+   */
+  #retrack(
+    access: ReadAccess,
+    started: ReadFuture[],
+    from: number,
+    n: number,
+    size: number,
+  ): number {
+    let k = from;
+    for (let i = from; i < n; i++) {
+      const r = started[i];
+      const at = r.place(access, size, true);
+      if (at < 0) continue;
+      offsets[k] = at;
+      started[k++] = r;
+    }
+    started.length = k;
+    return k;
   }
 
   /**
@@ -278,7 +322,7 @@ export class ReadFuture extends Future<Uint8Array> {
    * Look the block up and publish it; returns its file offset, or -1 when
    * the read finished without a copy (zeros, or an error to report).
    */
-  place(access: ReadAccess, size: number): number {
+  place(access: ReadAccess, size: number, track: boolean): number {
     let where;
     try {
       where = access.forRead(this.#lba);
@@ -307,6 +351,7 @@ export class ReadFuture extends Future<Uint8Array> {
         this.fail(arena.corruptEntry("read", pre, block));
         return -1;
       }
+      if (!track) return arena.blockOffset(block);
       // publish, then look again: a writer elsewhere may have reused it
       arena.trackRead(block);
       if (arena.mapEntry(pre) === entry) {

@@ -227,6 +227,7 @@ export class BlockPool implements Disposable {
       forUpdate: (lba, op) => this.#forUpdate(lba, op),
       track: (future) => this.#inflight.add(future),
       settled: (slot) => this.#inflight.remove(slot),
+      control: this.#control,
       forRead: (lba) => {
         if (this.#arenas.length === 0 && !this.#adoptShared()) return null;
         const arena = this.#arenaOf(lba);

@@ -49,7 +49,7 @@ export function alone(control: Int32Array): boolean {
  * Whether the reader's `BlockPool` is still the pool's only opener after
  * a copy whose lookup began {@linkcode alone}: no other opener came since.
  */
-function stillAlone(control: Int32Array): boolean {
+export function stillAlone(control: Int32Array): boolean {
   return Atomics.load(control, OPENS_WORD) === 1;
 }
 

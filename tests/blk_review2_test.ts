@@ -13,7 +13,7 @@ import {
   openPoolWith,
   trackedOperations,
 } from "../blk/pool.ts";
-import { type Future, ThreadMover } from "../mod.ts";
+import { type Future, ThreadMover, wait, waitAll } from "../mod.ts";
 import { FileShare } from "../pmem2/file_share.ts";
 import {
   LANE_BASE,
@@ -128,6 +128,49 @@ test("a read that looked its blocks up beside another opener does not copy them 
   ]);
   const one = race(() => pool.read(0));
   assert.deepEqual([one[0], one[511]], [0xaa, 0xaa]);
+  assert.deepEqual(pool.check().problems, []);
+});
+
+test("readAsync gathered untracked while alone reads again, published, when an opener came, wrote over its block and left before the gather", () => {
+  // Reads polled together with a plain CpuMover gather their blocks in
+  // one native call on this thread; while their BlockPool is the pool's
+  // only opener they publish nothing (no other code runs until the copies
+  // end), and check the count of openers again after the gather. Another
+  // opener (a Worker's) that wrote over a looked-up block meanwhile and
+  // left is made here by hand, just before the gather.
+  const path = tempPath();
+  using pool = createPoolWith(path, { blockSize: 512, poolSize: 32 * MiB }, {
+    lanes: 1,
+  });
+  pool.write(0, filled(512, 0xaa));
+  pool.write(1, filled(512, 0xbb));
+  const readBlocks = Media.prototype.readBlocks;
+  let gathers = 0;
+  Media.prototype.readBlocks = function (...args) {
+    if (gathers++ === 0) {
+      using other = BlockPool.open(path);
+      other.write(0, filled(512, 0xaa)); // block 0's old block goes free
+      other.write(1, filled(512, 0xcc)); // and takes block 1's data
+    }
+    return readBlocks.apply(this, args);
+  };
+  let outs: Uint8Array[];
+  try {
+    outs = waitAll([pool.readAsync(0), pool.readAsync(1)]);
+  } finally {
+    Media.prototype.readBlocks = readBlocks;
+  }
+  assert.deepEqual([outs[0][0], outs[0][511], outs[1][0], outs[1][511]], [
+    0xaa,
+    0xaa,
+    0xcc,
+    0xcc,
+  ]);
+  assert.equal(gathers, 2, "the reads were gathered again");
+  assert.equal(trackedOperations(pool), 0);
+  // nothing stays published: every lane can be written again
+  pool.write(2, filled(512, 0xdd));
+  assert.equal(wait(pool.readAsync(2))[0], 0xdd);
   assert.deepEqual(pool.check().problems, []);
 });
 
