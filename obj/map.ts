@@ -45,6 +45,7 @@ import { type ObjectPool, poolEngine } from "./pool.ts";
 import {
   DESC_SIZE,
   MAP_MAGIC,
+  MAP_VERSION,
   MapCore,
   type MapKey,
   type MapOp,
@@ -243,7 +244,7 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
       const was = tx.beginInternalWrites();
       try {
         tx.setU32(desc, 0, MAP_MAGIC);
-        tx.setU32(desc, 4, 1);
+        tx.setU32(desc, 4, MAP_VERSION);
       } finally {
         tx.endInternalWrites(was);
       }
