@@ -29,7 +29,15 @@ import {
 } from "./crash/obj_workload.ts";
 import { xorshift } from "./crash/random.ts";
 import { CrashTracer } from "./crash/tracer.ts";
-import { assert, patch, peek, tempDir, tempPath, test } from "./_harness.ts";
+import {
+  assert,
+  moverTest,
+  patch,
+  peek,
+  tempDir,
+  tempPath,
+  test,
+} from "./_harness.ts";
 
 const MiB = 1 << 20;
 /** File offset of catalog slot `i` (the state page's catalog). */
@@ -114,6 +122,55 @@ test("a map whose descriptor has another version than 1 is a CorruptPoolError, a
   using m = PersistentMap.open(pool, "m");
   assert.equal(m.get("k"), "v");
 });
+
+// Probed, found sound: the bytes of a key or value are taken when the
+// operation is staged (at the call), so arrays changed after the call and
+// a view of the pool's own root changed by a later transaction are
+// stored as they were at the call, small values and ones too large to be
+// built in the log alike.
+moverTest(
+  "arrays changed after `setAsync` or `batch` returns, and a view of the pool changed later, are stored as they were at the call",
+  async (mover) => {
+    const path = tempPath();
+    const fill = (n: number, b: number) => new Uint8Array(n).fill(b);
+    {
+      using pool = ObjectPool.create(path, {
+        size: 32 * MiB,
+        layout: "kv",
+        mover,
+      });
+      using m = PersistentMap.open(pool, "m");
+      const root = pool.root(4096);
+      pool.tx((tx) => tx.write(root, 0, fill(4096, 7)));
+      const key = Uint8Array.of(1, 2, 3);
+      const small = fill(100, 1);
+      const big = fill(100_000, 2);
+      const view = pool.view(root);
+      const fs = [
+        m.setAsync(key, small),
+        m.setAsync("big", big),
+        m.batch([{ set: ["view", view] }, { set: [key, small] }]),
+      ];
+      key.fill(9);
+      small.fill(9);
+      big.fill(9);
+      // a later transaction changes the root the view shows
+      fs.push(pool.txAsync((tx) => tx.write(root, 0, fill(4096, 8))));
+      for (const f of fs) await f;
+      assert.deepEqual(m.get(Uint8Array.of(1, 2, 3)), fill(100, 1));
+      assert.equal(m.get(key), undefined);
+      assert.deepEqual(m.get("big"), fill(100_000, 2));
+      assert.deepEqual(m.get("view"), fill(4096, 7));
+      assert.deepEqual(pool.read(root, 0, 4096), fill(4096, 8));
+    }
+    using pool = ObjectPool.open(path, { layout: "kv", mover });
+    using m = PersistentMap.open(pool, "m");
+    assert.equal(m.size, 3);
+    assert.deepEqual(m.get(Uint8Array.of(1, 2, 3)), fill(100, 1));
+    assert.deepEqual(m.get("big"), fill(100_000, 2));
+    assert.deepEqual(m.get("view"), fill(4096, 7));
+  },
+);
 
 /**
  * A traced map workload across a leaf's end (508 slots): a setup of 500
