@@ -25,7 +25,11 @@
  * @module
  */
 import { ClosedError } from "../errors/mod.ts";
-import { byteLengthOf, notConstructible } from "../ffi/validate.ts";
+import {
+  byteLengthOf,
+  checkAttached,
+  notConstructible,
+} from "../ffi/validate.ts";
 import type { Future } from "../future/future.ts";
 import { newHandle } from "./handle.ts";
 import type { Engine } from "./engine.ts";
@@ -41,6 +45,7 @@ import { type ObjectPool, poolEngine } from "./pool.ts";
 import {
   DESC_SIZE,
   MAP_MAGIC,
+  MAP_VERSION,
   MapCore,
   type MapKey,
   type MapOp,
@@ -67,7 +72,7 @@ export function catalogNames(pool: ObjectPool): string[] {
 /** The map cores of each open pool, by name. */
 const cores = new WeakMap<Engine, Map<string, MapCore>>();
 
-/** Check a key's type and length. */
+/** Check a key's type, length and buffer. */
 function checkKey(key: unknown, op: string): MapKey {
   if (typeof key === "string") {
     // a lone surrogate is stored as U+FFFD: two such keys would be one
@@ -93,7 +98,9 @@ function checkKey(key: unknown, op: string): MapKey {
     if (byteLengthOf(key) > MAX_KEY) {
       throw new RangeError(`Cannot ${op}: the key is longer than ${MAX_KEY}`);
     }
-    return key;
+    // a detached array (a view of a closed pool) reads as empty: it was
+    // the empty key, whose entry get, delete and set then reached
+    return checkAttached(key, "the key", op);
   }
   throw new TypeError(`Cannot ${op}: a key must be a string or a Uint8Array`);
 }
@@ -110,7 +117,9 @@ function checkValue(value: unknown, op: string): MapValue {
     }
     return value;
   }
-  if (value instanceof Uint8Array) return value;
+  // a detached array reads as empty: refused as a key is, not stored as
+  // an empty value (or failed on the engine's TypeError while staging)
+  if (value instanceof Uint8Array) return checkAttached(value, "the value", op);
   throw new TypeError(
     `Cannot ${op}: a value must be a string or a Uint8Array`,
   );
@@ -121,7 +130,9 @@ function checkValue(value: unknown, op: string): MapValue {
  * and values are strings or bytes (read back as given; a string key and a
  * bytes key never collide). Strings are stored as UTF-8: a string key or
  * value must be well-formed (no lone surrogate), a key of at most
- * {@linkcode MAX_KEY} bytes.
+ * {@linkcode MAX_KEY} bytes. A key or value array whose buffer is
+ * detached (transferred, or a view of a closed pool) is refused with a
+ * ClosedError, as the mover refuses one.
  * Every operation is atomic: `set`, `delete` and `batch` are each one
  * transaction of the pool, and a `set` or `delete` inside a `pool.tx`
  * callback joins that transaction.
@@ -233,7 +244,7 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
       const was = tx.beginInternalWrites();
       try {
         tx.setU32(desc, 0, MAP_MAGIC);
-        tx.setU32(desc, 4, 1);
+        tx.setU32(desc, 4, MAP_VERSION);
       } finally {
         tx.endInternalWrites(was);
       }

@@ -25,6 +25,8 @@ const TYPE_LEAF = 0x80000012;
 /** Object type of a map's node. */
 const TYPE_NODE = 0x80000013;
 export const MAP_MAGIC = 0x50414d50;
+/** The version of a map's objects, in its descriptor. */
+export const MAP_VERSION = 1;
 /** Pointers per directory, slots per leaf. */
 const FAN = 508;
 /** Directories per map. */
@@ -181,6 +183,15 @@ export class MapCore implements TxEffects<Pending> {
     const d = this.#desc.offset;
     if (media.getU32(d) !== MAP_MAGIC) {
       throw bad("its descriptor", "the magic word is wrong");
+    }
+    // another version's map (or damage) is not one to read and write as
+    // this one's, as the catalog refuses a slot of an unknown kind
+    const version = media.getU32(d + 4);
+    if (version !== MAP_VERSION) {
+      throw bad(
+        "its descriptor",
+        `its version ${version} is unknown (${MAP_VERSION} is this one's)`,
+      );
     }
     // a directory or leaf reached twice would make two slot ranges one:
     // sets in either would overwrite the other's slots
