@@ -14,7 +14,11 @@
  * @module
  */
 import { ClosedError } from "../errors/mod.ts";
-import { byteLengthOf, notConstructible } from "../ffi/validate.ts";
+import {
+  byteLengthOf,
+  checkAttached,
+  notConstructible,
+} from "../ffi/validate.ts";
 import { StaleObjectError } from "./errors.ts";
 import type { Engine } from "./engine.ts";
 import { newHandle, type ObjectHandle } from "./handle.ts";
@@ -407,11 +411,15 @@ export class Transaction {
    * @throws {RangeError} when the range leaves the object
    * @throws {StaleObjectError} for a freed object
    * @throws {TypeError} for an object of the pool's own (a map's structure)
+   * @throws {ClosedError} when `bytes` is detached (its buffer transferred,
+   *   or a view of a closed pool)
    */
   write(o: ObjectHandle, offset: number, bytes: Uint8Array): void {
     if (!(bytes instanceof Uint8Array)) {
       throw new TypeError("Cannot write: bytes must be a Uint8Array");
     }
+    // a detached array has no bytes: it would write nothing and commit
+    checkAttached(bytes, "bytes", "write");
     // the engine's length (see `byteLengthOf`), not `bytes.length`: a
     // subclass claiming fewer bytes passed the bounds check, then the copy
     // wrote all of them past the object (or its log entry)

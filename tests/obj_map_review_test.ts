@@ -88,6 +88,41 @@ test("a detached key or value is refused with ClosedError and the empty key's en
   assert.equal(m.size, 1);
 });
 
+// Transaction.write of a detached array (its buffer transferred, or a view
+// of a closed pool) read it as empty: the write "succeeded" and wrote
+// nothing, and the transaction committed without the caller's bytes.
+test("tx.write and txAsync's write of a detached array fail with ClosedError and the transaction changes nothing", async () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "kv" });
+  const root = pool.root(64);
+  const closedView = (() => {
+    using other = ObjectPool.create(tempPath("other"), {
+      size: 8 * MiB,
+      layout: "kv",
+    });
+    return other.view(other.root(8));
+  })();
+  for (const bytes of [detached(), closedView]) {
+    assert.throws(
+      () =>
+        pool.tx((tx) => {
+          tx.setU64(root, 8, 7);
+          tx.write(root, 0, bytes);
+        }),
+      ClosedError,
+    );
+    await assert.rejects(
+      pool.txAsync((tx) => {
+        tx.setU64(root, 8, 7);
+        tx.write(root, 0, bytes);
+      }),
+      ClosedError,
+    );
+    const o = pool.tx((tx) => tx.alloc(16));
+    assert.throws(() => pool.tx((tx) => tx.write(o, 0, bytes)), ClosedError);
+  }
+  assert.equal(pool.getU64(root, 8), 0);
+});
+
 // A map descriptor's version word (u32 at 4, written as 1) was never
 // read: a descriptor of another version (a later format's, or damage)
 // was loaded and written to as this one, as the catalog refuses to do
