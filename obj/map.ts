@@ -51,6 +51,7 @@ import {
   type MapOp,
   type MapValue,
   MAX_KEY,
+  MAX_VALUE,
 } from "./map_core.ts";
 
 export {
@@ -119,7 +120,17 @@ function checkValue(value: unknown, op: string): MapValue {
   }
   // a detached array reads as empty: refused as a key is, not stored as
   // an empty value (or failed on the engine's TypeError while staging)
-  if (value instanceof Uint8Array) return checkAttached(value, "the value", op);
+  if (value instanceof Uint8Array) {
+    checkAttached(value, "the value", op);
+    // at the call, as a key too long is: inside the transaction it would
+    // reject the future of setAsync or batch, or doom an enclosing tx
+    if (byteLengthOf(value) > MAX_VALUE) {
+      throw new RangeError(
+        `Cannot ${op}: the value has more than ${MAX_VALUE} bytes`,
+      );
+    }
+    return value;
+  }
   throw new TypeError(
     `Cannot ${op}: a value must be a string or a Uint8Array`,
   );
@@ -318,6 +329,9 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
   /**
    * Set `key` to `value`, durably, before returning.
    *
+   * @throws {RangeError} when the key has more than {@linkcode MAX_KEY}
+   *   bytes or the value more than {@linkcode MAX_VALUE} (a string value
+   *   whose UTF-8 form is longer fails inside the transaction)
    * @throws {OutOfSpaceError} when the pool is full (nothing changed)
    */
   set(key: MapKey, value: MapValue): void {

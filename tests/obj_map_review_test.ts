@@ -8,7 +8,12 @@ import { join } from "node:path";
 import { ClosedError } from "../errors/mod.ts";
 import { waitAll } from "../future/mod.ts";
 import type { Future } from "../future/future.ts";
-import { CorruptPoolError, ObjectPool, PersistentMap } from "../obj/mod.ts";
+import {
+  CorruptPoolError,
+  MAX_VALUE,
+  ObjectPool,
+  PersistentMap,
+} from "../obj/mod.ts";
 import { createPoolWith } from "../obj/pool.ts";
 import { mapFile, type Mapping } from "../pmem2/mod.ts";
 import { CACHE_LINE, PAGE, type PersistenceModel } from "./crash/model.ts";
@@ -121,6 +126,24 @@ test("tx.write and txAsync's write of a detached array fail with ClosedError and
     assert.throws(() => pool.tx((tx) => tx.write(o, 0, bytes)), ClosedError);
   }
   assert.equal(pool.getU64(root, 8), 0);
+});
+
+// A bytes value over MAX_VALUE was refused only inside the transaction:
+// setAsync and batch returned a future that failed, and a set inside
+// pool.tx doomed the enclosing transaction, where a key too long throws
+// at the call. (The array is never touched: calloc'd, it takes no memory.)
+test("a bytes value over MAX_VALUE is a RangeError at the call of set, setAsync and batch", () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "kv" });
+  using m = PersistentMap.open(pool, "m");
+  const huge = new Uint8Array(MAX_VALUE + 1);
+  assert.throws(() => m.set("k", huge), RangeError);
+  assert.throws(() => m.setAsync("k", huge), RangeError);
+  assert.throws(() => m.batch([{ set: ["k", huge] }]), RangeError);
+  pool.tx(() => {
+    assert.throws(() => m.set("k", huge), RangeError);
+    m.set("k", "v"); // the enclosing transaction is not doomed
+  });
+  assert.equal(m.get("k"), "v");
 });
 
 // A map descriptor's version word (u32 at 4, written as 1) was never
