@@ -41,6 +41,43 @@ function filled(size: number, value: number): Uint8Array {
   return new Uint8Array(size).fill(value);
 }
 
+/**
+ * A pool of one lane (a block freed by a write is the next write's
+ * target) holding 0xaa in block 0 and 0xbb in block 1, and `read` of it
+ * run while the first gathering copy is overtaken by hand: another opener
+ * comes, writes block 0 (its old block goes free) and block 1 (which takes
+ * that block), and leaves, between the lookups and the copy. Returns what
+ * `read` returned, how many gathers ran, and the pool.
+ */
+function overtakenGather<T>(
+  read: (pool: BlockPool) => T,
+): { value: T; gathers: number; pool: BlockPool } {
+  const path = tempPath();
+  const pool = createPoolWith(path, { blockSize: 512, poolSize: 32 * MiB }, {
+    lanes: 1,
+  });
+  pool.write(0, filled(512, 0xaa));
+  pool.write(1, filled(512, 0xbb));
+  const readBlocks = Media.prototype.readBlocks;
+  let gathers = 0;
+  Media.prototype.readBlocks = function (...args) {
+    if (gathers++ === 0) {
+      using other = BlockPool.open(path);
+      other.write(0, filled(512, 0xaa)); // block 0's old block goes free
+      other.write(1, filled(512, 0xcc)); // and takes block 1's data
+    }
+    return readBlocks.apply(this, args);
+  };
+  try {
+    return { value: read(pool), gathers, pool };
+  } catch (e) {
+    pool.close();
+    throw e;
+  } finally {
+    Media.prototype.readBlocks = readBlocks;
+  }
+}
+
 test("a read alone in the process is not fooled by an opener that came, wrote over its block and left during the copy", () => {
   // A read copies untracked while its BlockPool is the pool's only
   // opener, and checks the count of openers again after the copy. The
@@ -50,36 +87,17 @@ test("a read alone in the process is not fooled by an opener that came, wrote ov
   // to 1, and the read returned another block's data. Such an
   // interleaving is made here by hand: the other opener comes, writes
   // and leaves between the lookup of the blocks and their copy.
-  const path = tempPath();
-  // one lane: a block freed by a write is the next write's target
-  using pool = createPoolWith(path, { blockSize: 512, poolSize: 32 * MiB }, {
-    lanes: 1,
-  });
-  pool.write(0, filled(512, 0xaa));
-  pool.write(1, filled(512, 0xbb));
-  const readBlocks = Media.prototype.readBlocks;
-  let others = 0;
-  Media.prototype.readBlocks = function (...args) {
-    if (others++ === 0) {
-      using other = BlockPool.open(path);
-      other.write(0, filled(512, 0xaa)); // block 0's old block goes free
-      other.write(1, filled(512, 0xcc)); // and takes block 1's data
-    }
-    return readBlocks.apply(this, args);
-  };
-  let out: Uint8Array;
-  try {
-    out = pool.readMany([0, 1]);
-  } finally {
-    Media.prototype.readBlocks = readBlocks;
-  }
+  const { value: out, gathers, pool: p } = overtakenGather((pool) =>
+    pool.readMany([0, 1])
+  );
+  using pool = p;
   assert.deepEqual([out[0], out[511], out[512], out[1023]], [
     0xaa,
     0xaa,
     0xcc,
     0xcc,
   ]);
-  assert.equal(others, 2, "the read went round again");
+  assert.equal(gathers, 2, "the read went round again");
   // alone again, reads are right and take the fast path again
   assert.equal(pool.read(1)[0], 0xcc);
   assert.deepEqual(pool.check().problems, []);
@@ -138,28 +156,10 @@ test("readAsync gathered untracked while alone reads again, published, when an o
   // end), and check the count of openers again after the gather. Another
   // opener (a Worker's) that wrote over a looked-up block meanwhile and
   // left is made here by hand, just before the gather.
-  const path = tempPath();
-  using pool = createPoolWith(path, { blockSize: 512, poolSize: 32 * MiB }, {
-    lanes: 1,
-  });
-  pool.write(0, filled(512, 0xaa));
-  pool.write(1, filled(512, 0xbb));
-  const readBlocks = Media.prototype.readBlocks;
-  let gathers = 0;
-  Media.prototype.readBlocks = function (...args) {
-    if (gathers++ === 0) {
-      using other = BlockPool.open(path);
-      other.write(0, filled(512, 0xaa)); // block 0's old block goes free
-      other.write(1, filled(512, 0xcc)); // and takes block 1's data
-    }
-    return readBlocks.apply(this, args);
-  };
-  let outs: Uint8Array[];
-  try {
-    outs = waitAll([pool.readAsync(0), pool.readAsync(1)]);
-  } finally {
-    Media.prototype.readBlocks = readBlocks;
-  }
+  const { value: outs, gathers, pool: p } = overtakenGather((pool) =>
+    waitAll([pool.readAsync(0), pool.readAsync(1)])
+  );
+  using pool = p;
   assert.deepEqual([outs[0][0], outs[0][511], outs[1][0], outs[1][511]], [
     0xaa,
     0xaa,
