@@ -2,8 +2,24 @@
 // The DSA path, reviewed (fifth pass): partial completions, the write(2)
 // path of a shared WQ, and what the records say.
 import { mapFile, ThreadMover, VdmFlags } from "../mod.ts";
+import { native } from "../ffi/lib.ts";
+import { CompletionDevice } from "../mover/_device.ts";
+import { DsaOpcode, DsaStatus } from "../mover/dsa_format.ts";
+import { EAGAIN } from "../mover/_device_submit.ts";
 import { injectFault, writeBacks } from "../testing/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
+import { waitRecord } from "./_device.ts";
+
+/** `ap_dsa_open_test`'s kind and flag (c/asyncpmem.h). */
+const WRITE = 3;
+const SHARED_WRITE = 4;
+
+/** A WQ's counter `i` (see ap_dsa_counters; 2 is busy give-ups). */
+function counter(dev: CompletionDevice, i: number): number {
+  const out = new Float64Array(8);
+  assert.equal(native.ap_dsa_counters(dev.handle("test"), out, 8), 8);
+  return out[i];
+}
 
 /**
  * The bytes of [from, to) that no durable note covers, as ranges: what a
@@ -71,4 +87,88 @@ test("a durable copy completed partially by the software device persists the par
     [],
     "descending copy",
   );
+});
+
+// Bug: on a shared WQ submitted to with write(2) -- the path every
+// process without CAP_SYS_RAWIO takes since the CVE-2024-21823 fix -- a
+// WQ full of this process's own descriptors answered -EBUSY ("others
+// keep it full"), where ENQCMD into the mapped portal answers -EAGAIN
+// (wait for one of ours to complete). The kernel's write(2) fails with
+// EAGAIN once its ENQCMDS retries ran out, and the shim mapped that to
+// -EBUSY whenever the WQ was shared: a mover with more operations in
+// flight than the WQ holds counted each extra one busy, re-polled it at
+// once, and finished it on the CPU after 16 such answers.
+test("a shared WQ written with write(2) and full of our own descriptors says wait, not busy", () => {
+  const dev = new CompletionDevice(
+    "DsaMover",
+    (cell) =>
+      native.ap_dsa_open_test(
+        cell,
+        WRITE,
+        2,
+        0,
+        1 << 20,
+        1,
+        16,
+        1,
+        SHARED_WRITE,
+      ),
+  );
+  try {
+    const h = dev.handle("test");
+    const src = new Uint8Array(1 << 20).fill(5);
+    const dsts = Array.from({ length: 16 }, () => new Uint8Array(1 << 20));
+    const answers: number[] = [];
+    const sent: number[] = [];
+    for (let rec = 0; rec < 16; rec++) {
+      const rc = native.ap_dev_submit(
+        h,
+        rec,
+        DsaOpcode.MEMMOVE,
+        0,
+        dsts[rec],
+        dsts[rec].byteLength,
+        0,
+        src,
+        src.byteLength,
+        0,
+        src.byteLength,
+        0,
+      );
+      answers.push(rc);
+      if (rc === 0) sent.push(rec);
+    }
+    for (const rec of sent) {
+      assert.equal(waitRecord(dev, rec), DsaStatus.SUCCESS, `record ${rec}`);
+      assert.deepEqual(dsts[rec], src);
+    }
+    // 16 MiB into a WQ of 2 on one engine: some were refused, each with
+    // "wait" -- ours were in flight every time
+    assert.ok(answers.some((rc) => rc !== 0), `answers ${answers}`);
+    assert.deepEqual(
+      answers.filter((rc) => rc !== 0 && rc !== EAGAIN),
+      [],
+      `answers ${answers}`,
+    );
+    assert.equal(counter(dev, 2), 0, "busy give-ups");
+    // with nothing of ours in flight the WQ has room again
+    const rc = native.ap_dev_submit(
+      h,
+      15,
+      DsaOpcode.NOOP,
+      0,
+      null,
+      0,
+      0,
+      null,
+      0,
+      0,
+      0,
+      0,
+    );
+    assert.equal(rc, 0);
+    assert.equal(waitRecord(dev, 15), DsaStatus.SUCCESS);
+  } finally {
+    dev.close();
+  }
 });
