@@ -1,12 +1,12 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // The DSA path, reviewed (fifth pass): partial completions, the write(2)
 // path of a shared WQ, and what the records say.
-import { mapFile, ThreadMover, VdmFlags } from "../mod.ts";
+import { mapFile, PmemError, ThreadMover, VdmFlags } from "../mod.ts";
 import { native } from "../ffi/lib.ts";
 import { CompletionDevice } from "../mover/_device.ts";
 import { DsaOpcode, DsaStatus } from "../mover/dsa_format.ts";
 import { EAGAIN } from "../mover/_device_submit.ts";
-import { injectFault, writeBacks } from "../testing/mod.ts";
+import { injectFault, openTestPortal, writeBacks } from "../testing/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 import { waitRecord } from "./_device.ts";
 
@@ -170,5 +170,36 @@ test("a shared WQ written with write(2) and full of our own descriptors says wai
     assert.equal(waitRecord(dev, 15), DsaStatus.SUCCESS);
   } finally {
     dev.close();
+  }
+});
+
+// Bug: an operation whose record came back with a status <linux/idxd.h>
+// defines but DsaStatus lacked failed naming it UNKNOWN: "completed with
+// status 0x21 (UNKNOWN)" for HW_ERR_DRB, the hardware error of the
+// destination readback every durable write asks for, and likewise
+// TRAFFIC_CLASS_CONF (0x1e), DCAST_ERR (0x17), DR_ERANGE (0x15), the
+// delta and DIF codes (0x07-0x09), INT_HANDLE_INVAL (0x19) and
+// PFAULT_RDBA (0x1f).
+test("a record's status is named as <linux/idxd.h> names it", async () => {
+  using dsa = openTestPortal({ engines: 1 });
+  const named: Record<number, string> = {
+    0x07: "DR_OFFSET_NOINC",
+    0x08: "DR_OFFSET_ERANGE",
+    0x09: "DIF_ERR",
+    0x15: "DR_ERANGE",
+    0x17: "DCAST_ERR",
+    0x19: "INT_HANDLE_INVAL",
+    0x1e: "TRAFFIC_CLASS_CONF",
+    0x1f: "PFAULT_RDBA",
+    0x21: "HW_ERR_DRB",
+  };
+  for (const [status, name] of Object.entries(named)) {
+    const hex = Number(status).toString(16).padStart(2, "0");
+    injectFault(dsa, 0, { status: Number(status) });
+    const e = await dsa.memset(new Uint8Array(8192), 1, VdmFlags.DURABLE)
+      .then(() => null, (e) => e);
+    assert.ok(e instanceof PmemError, hex);
+    assert.equal(e.op, "memset");
+    assert.match(e.message, new RegExp(`status 0x${hex} \\(${name}\\)`));
   }
 });
