@@ -179,8 +179,11 @@ ap_exec_move(struct ap_dev *d, const struct dsa_hw_desc *h,
 		res->status = fst;
 		res->result = (uint8_t)descending;
 		res->bytes_completed = (uint32_t)at;
+		/* where it faulted: a write fault (bit 7) on the destination,
+		 * a read fault on the source -- the byte after the done part */
+		const char *side = (fst & DSA_COMP_STATUS_WRITE) ? dst : src;
 		res->fault_addr = (uint64_t)(uintptr_t)(descending ?
-			dst + n - at - 1 : dst + at);
+			side + n - at - 1 : side + at);
 		/* DRDBK: what it did write is durable before the record; the
 		 * mover persists only the remainder it redoes */
 		if (durable && ap_make_durable(r, dst + from, at) != 0)

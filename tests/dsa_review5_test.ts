@@ -4,6 +4,7 @@
 import { mapFile, PmemError, ThreadMover, VdmFlags } from "../mod.ts";
 import { native } from "../ffi/lib.ts";
 import { CompletionDevice } from "../mover/_device.ts";
+import { threadMoverDevice } from "../mover/thread.ts";
 import { DsaOpcode, DsaStatus } from "../mover/dsa_format.ts";
 import { EAGAIN } from "../mover/_device_submit.ts";
 import { injectFault, openTestPortal, writeBacks } from "../testing/mod.ts";
@@ -201,5 +202,59 @@ test("a record's status is named as <linux/idxd.h> names it", async () => {
     assert.ok(e instanceof PmemError, hex);
     assert.equal(e.op, "memset");
     assert.match(e.message, new RegExp(`status 0x${hex} \\(${name}\\)`));
+  }
+});
+
+// Bug: a read fault the software device reported on a copy (status 0x03
+// without bit 7: the device could not read the source) carried the
+// destination's address as fault_addr: dst + bytes_completed, where DSA
+// reports the address it faulted on, in the source. The mover touches
+// the page at fault_addr before it resubmits the remainder, so it
+// touched a destination page and left the source page unresolved (on
+// hardware the remainder faulted again and went to the CPU). A write
+// fault (bit 7) was right: it faults on the destination.
+test("a read fault on a copy reports the source address it faulted on", () => {
+  using mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
+  const dev = threadMoverDevice(mover);
+  const h = dev.handle("test");
+  const buf = new Uint8Array(65536);
+  const n = 30000;
+  const at = 5000;
+  const cases = [
+    // what, dst and src offsets in buf, write fault, where it faulted
+    // (the other candidate: the same byte of the other range)
+    ["ascending read", 32768, 0, false, at, 32768 + at],
+    ["ascending write", 32768, 0, true, 32768 + at, at],
+    // overlapping upward: copied top-down, the fault below the done top
+    ["descending read", 100, 0, false, n - at - 1, 100 + n - at - 1],
+    ["descending write", 100, 0, true, 100 + n - at - 1, n - at - 1],
+  ] as const;
+  for (const [what, dOff, sOff, write, faulted, other] of cases) {
+    const rec = dev.acquireRecord({});
+    injectFault(mover, at, { write });
+    assert.equal(
+      native.ap_dev_submit(
+        h,
+        rec,
+        DsaOpcode.MEMMOVE,
+        0,
+        buf,
+        buf.byteLength,
+        dOff,
+        buf,
+        buf.byteLength,
+        sOff,
+        n,
+        0,
+      ),
+      0,
+    );
+    assert.equal(waitRecord(dev, rec) & 0x7f, DsaStatus.PAGE_FAULT_NOBOF);
+    assert.equal(dev.bytesCompleted(rec), at, what);
+    // ap_dev_touch answers 1 only for a fault_addr inside the range given
+    const touches = (off: number) =>
+      native.ap_dev_touch(h, rec, buf.subarray(off, off + 1), 1, null, 0);
+    assert.deepEqual([touches(faulted), touches(other)], [1, 0], what);
+    dev.releaseRecord(rec);
   }
 });
