@@ -493,6 +493,10 @@ AP_API int ap_dsa_open(struct ap_dev **out, const char *path,
 /* an engine stalls 20 ms after claiming a descriptor at every other lap
  * of the WQ's first slot, as one preempted there (tests of the portal) */
 #define AP_DSA_TEST_SLOW_CLAIM (1u << 1)
+/* kind 3 (write) on a shared WQ: no credits, and write(2) fails with
+ * EAGAIN while the WQ holds wq_size undispatched descriptors, as the
+ * kernel's write(2) on a shared WQ once its ENQCMDS retries ran out */
+#define AP_DSA_TEST_SHARED_WRITE (1u << 2)
 
 /*
  * ap_dsa_open_test -- a DSA WQ of kind 1 (dedicated: MOVDIR64B into a

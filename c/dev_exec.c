@@ -168,22 +168,28 @@ ap_exec_move(struct ap_dev *d, const struct dsa_hw_desc *h,
 	const char *src = (const char *)(uintptr_t)h->src_addr;
 	size_t n = h->xfer_size;
 	int descending = dst > src && dst < src + n;
+	int durable = (h->flags & IDXD_OP_FLAG_DRDBK) != 0;
+	struct ap_region *r = refs ? refs->dst : NULL;
 	size_t at;
 	uint8_t fst;
 	if (ap_take_fault(d, n, &at, &fst)) {
-		if (descending)
-			memmove(dst + n - at, src + n - at, at);
-		else
-			memmove(dst, src, at);
+		/* the top of a descending copy, else the bottom */
+		size_t from = descending ? n - at : 0;
+		memmove(dst + from, src + from, at);
 		res->status = fst;
 		res->result = (uint8_t)descending;
 		res->bytes_completed = (uint32_t)at;
+		/* where it faulted: a write fault (bit 7) on the destination,
+		 * a read fault on the source -- the byte after the done part */
+		const char *side = (fst & DSA_COMP_STATUS_WRITE) ? dst : src;
 		res->fault_addr = (uint64_t)(uintptr_t)(descending ?
-			dst + n - at - 1 : dst + at);
+			side + n - at - 1 : side + at);
+		/* DRDBK: what it did write is durable before the record; the
+		 * mover persists only the remainder it redoes */
+		if (durable && ap_make_durable(r, dst + from, at) != 0)
+			res->status = DSA_COMP_HW_ERR1;
 		return;
 	}
-	int durable = (h->flags & IDXD_OP_FLAG_DRDBK) != 0;
-	struct ap_region *r = refs ? refs->dst : NULL;
 	struct ap_map *m = r ? ap_region_map(r) : NULL;
 	if (durable && m != NULL && m->granularity != AP_GRAN_PAGE) {
 		/* libpmem2's durable copy: non-temporal stores and a fence */

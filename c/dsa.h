@@ -12,6 +12,7 @@
 #ifndef AP_DSA_H
 #define AP_DSA_H 1
 
+#include <sys/types.h>
 #include "device.h"
 
 /* where a WQ's descriptors go (also ap_dev_info field 9) */
@@ -112,5 +113,6 @@ void ap_tport_store(struct ap_dev *c, void *slot, const void *desc);
 int ap_tport_enqcmd(struct ap_dev *t, void *slot, const void *desc);
 void ap_tport_kick(struct ap_dev *t);
 void ap_tport_free(struct ap_dev *t);
+ssize_t ap_tport_write(struct ap_dev *t, int fd, const void *desc);
 
 #endif

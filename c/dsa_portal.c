@@ -20,6 +20,8 @@
  * - write(2) on the WQ's file, where the portal cannot be mapped (since
  *   the CVE-2024-21823 fix, mapping needs CAP_SYS_RAWIO): one syscall per
  *   descriptor; kernels with that fix refuse BATCH there, so none is sent.
+ *   A shared WQ's EAGAIN (the kernel's ENQCMDS retries ran out) is
+ *   answered as ENQCMD's retries are.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -72,15 +74,35 @@ ap_backoff(unsigned i)
 		ap_pause();
 }
 
+/*
+ * ap_full_answer -- a shared WQ stayed full past our retries (ENQCMD's,
+ * or the kernel's ENQCMDS retries behind write(2)): with descriptors of
+ * ours in flight, our own load may fill it -- wait for a completion
+ * (-EAGAIN); with none, others keep it full (-EBUSY). Settle what
+ * completed first: the watcher may lag.
+ */
+static int
+ap_full_answer(struct ap_dev *d, struct ap_portal *p)
+{
+	ap_reap(d, 0);
+	if (atomic_load(&p->npend) > 1)
+		return -EAGAIN;
+	atomic_fetch_add(&p->count[AP_DSA_BUSY], 1);
+	return -EBUSY;
+}
+
 /* ap_write_desc -- the write(2) path: one descriptor per 64 bytes */
 static int
-ap_write_desc(struct ap_portal *p, const struct dsa_hw_desc *h)
+ap_write_desc(struct ap_dev *d, struct ap_portal *p,
+	const struct dsa_hw_desc *h)
 {
 	if (h->opcode == DSA_OPCODE_BATCH)
 		return ap_fail(AP_E_INVALID_ARG, "a BATCH cannot go through "
 			"write(2): kernels with the CVE-2024-21823 fix refuse it");
 	for (;;) {
-		ssize_t n = write(p->fd, h, sizeof(*h));
+		ssize_t n = p->target != NULL ?
+			ap_tport_write(p->target, p->fd, h) :
+			write(p->fd, h, sizeof(*h));
 		if (n == (ssize_t)sizeof(*h))
 			return 0;
 		if (n >= 0)
@@ -89,7 +111,7 @@ ap_write_desc(struct ap_portal *p, const struct dsa_hw_desc *h)
 		if (errno == EINTR)
 			continue;
 		if (errno == EAGAIN) /* the kernel's ENQCMDS retries ran out */
-			return p->shared ? -EBUSY : -EAGAIN;
+			return p->shared ? ap_full_answer(d, p) : -EAGAIN;
 		int e = errno;
 		return ap_fail(-e, "write(2) to the WQ failed: %s%s",
 			strerror(e), e == EPERM ? " (a process other than the "
@@ -118,22 +140,13 @@ ap_store(struct ap_dev *d, struct ap_portal *p, const struct dsa_hw_desc *h)
 			if (!retry)
 				break;
 			atomic_fetch_add(&p->count[AP_DSA_RETRIES], 1);
-			if (i + 1 == AP_ENQ_TRIES) {
-				/* with descriptors of ours in flight, our own load
-				 * may fill it: wait for a completion (-EAGAIN);
-				 * with none, others keep it full (-EBUSY). Settle
-				 * what completed first: the watcher may lag. */
-				ap_reap(d, 0);
-				if (atomic_load(&p->npend) > 1)
-					return -EAGAIN;
-				atomic_fetch_add(&p->count[AP_DSA_BUSY], 1);
-				return -EBUSY;
-			}
+			if (i + 1 == AP_ENQ_TRIES)
+				return ap_full_answer(d, p);
 			ap_backoff(i);
 		}
 		break;
 	case AP_SUBMIT_WRITE:
-		rc = ap_write_desc(p, h);
+		rc = ap_write_desc(d, p, h);
 		break;
 	}
 	if (rc == 0 && p->target != NULL)

@@ -15,7 +15,10 @@
  *   busy answers, or while the slot still holds an undrained descriptor,
  *   and otherwise stores as the dedicated kind does;
  * - write: a SOCK_SEQPACKET socket the client write(2)s 64-byte
- *   descriptors to, as to the WQ's character device.
+ *   descriptors to, as to the WQ's character device; with
+ *   AP_DSA_TEST_SHARED_WRITE, a shared WQ's: write(2) fails with EAGAIN
+ *   while the WQ is full, as the kernel's once its ENQCMDS retries ran
+ *   out.
  * The target is a software device whose engines take what the client
  * stored (the first 8 bytes of a stored descriptor are never zero: the
  * builder sets CRAV) into their ring before taking work off it. A ring
@@ -110,6 +113,26 @@ ap_tport_enqcmd(struct ap_dev *t, void *slot, const void *desc)
 	ap_tport_store(tp->client, slot, desc);
 	atomic_fetch_add(&tp->sent, 1);
 	return 0;
+}
+
+/*
+ * ap_tport_write -- write(2) of one descriptor to this WQ's socket, as
+ * the kernel's write(2) on the WQ's file answers it: on a shared WQ, -1
+ * with EAGAIN while the WQ is full (the kernel's ENQCMDS retries ran
+ * out). One submitting thread per client, as for its ring.
+ */
+ssize_t
+ap_tport_write(struct ap_dev *t, int fd, const void *desc)
+{
+	struct ap_tport *tp = t->tport;
+	if (tp->client->portal->shared && ap_occupancy(t) >= t->wq_size) {
+		errno = EAGAIN;
+		return -1;
+	}
+	ssize_t n = write(fd, desc, sizeof(struct dsa_hw_desc));
+	if (n == (ssize_t)sizeof(struct dsa_hw_desc))
+		atomic_fetch_add(&tp->sent, 1); /* ap_accept counts it taken */
+	return n;
 }
 
 /* ap_tport_kick -- a descriptor was stored: wake an engine */
@@ -262,7 +285,10 @@ ap_dsa_open_test(struct ap_dev **out, uint32_t kind, uint32_t wq_size,
 			max_batch > AP_MAX_BATCH || engines == 0 || engines > 8 ||
 			nrec == 0 || nrec > (1u << 20) || nbatch > 4096 ||
 			mx == 0 || mx > UINT32_MAX ||
-			(flags & ~(AP_DSA_TEST_NO_OVERLAP | AP_DSA_TEST_SLOW_CLAIM)))
+			(flags & ~(AP_DSA_TEST_NO_OVERLAP | AP_DSA_TEST_SLOW_CLAIM |
+			AP_DSA_TEST_SHARED_WRITE)) ||
+			((flags & AP_DSA_TEST_SHARED_WRITE) &&
+			kind != AP_SUBMIT_WRITE))
 		return ap_fail(AP_E_INVALID_ARG, "test portal: bad configuration "
 			"(kind %u, wq %u, max_batch %u, engines %u, records %u, "
 			"batches %u, max_xfer %zu)", kind, wq_size, max_batch,
@@ -291,6 +317,10 @@ ap_dsa_open_test(struct ap_dev **out, uint32_t kind, uint32_t wq_size,
 		ap_dev_free(t);
 		ap_dev_free(c);
 		return rc;
+	}
+	if (flags & AP_DSA_TEST_SHARED_WRITE) {
+		c->portal->shared = 1; /* as ap_dsa_open makes a shared WQ's */
+		c->portal->credited = 0;
 	}
 	tp->client = c;
 	if ((rc = ap_dev_start(t)) || (rc = ap_watch_start(c))) {

@@ -28,7 +28,7 @@ export const DsaFlag = {
   DEST_READBACK: 0x4000,
 } as const;
 
-/** Completion status codes (status byte & 0x7f). */
+/** Completion status codes (status byte & 0x7f): every one of `linux/idxd.h`. */
 export const DsaStatus = {
   NONE: 0x00,
   SUCCESS: 0x01,
@@ -37,18 +37,28 @@ export const DsaStatus = {
   PAGE_FAULT_IR: 0x04,
   BATCH_FAIL: 0x05,
   BATCH_PAGE_FAULT: 0x06,
+  DR_OFFSET_NOINC: 0x07,
+  DR_OFFSET_ERANGE: 0x08,
+  DIF_ERR: 0x09,
   BAD_OPCODE: 0x10,
   INVALID_FLAGS: 0x11,
   NOZERO_RESERVE: 0x12,
   XFER_ERANGE: 0x13,
   DESC_CNT_ERANGE: 0x14,
+  DR_ERANGE: 0x15,
   OVERLAP_BUFFERS: 0x16,
+  DCAST_ERR: 0x17,
   DESCLIST_ALIGN: 0x18,
+  INT_HANDLE_INVAL: 0x19,
   CRA_XLAT: 0x1a,
   CRA_ALIGN: 0x1b,
   ADDR_ALIGN: 0x1c,
   PRIV_BAD: 0x1d,
+  TRAFFIC_CLASS_CONF: 0x1e,
+  PFAULT_RDBA: 0x1f,
   HW_ERR1: 0x20,
+  /** A hardware error of the destination readback (DRDBK). */
+  HW_ERR_DRB: 0x21,
   TRANSLATION_FAIL: 0x22,
 } as const;
 
