@@ -84,8 +84,11 @@ ap_backoff(unsigned i)
 static int
 ap_full_answer(struct ap_dev *d, struct ap_portal *p)
 {
+	/* read before the reap: ours that completed during it were what
+	 * filled the WQ, and left room for the next try */
+	uint32_t ours = atomic_load(&p->npend);
 	ap_reap(d, 0);
-	if (atomic_load(&p->npend) > 1)
+	if (ours > 1 || atomic_load(&p->npend) > 1)
 		return -EAGAIN;
 	atomic_fetch_add(&p->count[AP_DSA_BUSY], 1);
 	return -EBUSY;
@@ -140,7 +143,11 @@ ap_store(struct ap_dev *d, struct ap_portal *p, const struct dsa_hw_desc *h)
 			if (!retry)
 				break;
 			atomic_fetch_add(&p->count[AP_DSA_RETRIES], 1);
-			if (i + 1 == AP_ENQ_TRIES)
+			/* full with ours in flight: only one of their
+			 * completions makes room, and the backoff would spin
+			 * the caller's thread meanwhile -- answer "wait" now */
+			if (i + 1 == AP_ENQ_TRIES ||
+					atomic_load(&p->npend) > 1)
 				return ap_full_answer(d, p);
 			ap_backoff(i);
 		}

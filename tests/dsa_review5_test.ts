@@ -258,3 +258,57 @@ test("a read fault on a copy reports the source address it faulted on", () => {
     dev.releaseRecord(rec);
   }
 });
+
+test("a shared WQ full of our own descriptors answers wait after one ENQCMD retry, without spinning its backoff", () => {
+  // ENQCMD into a shared WQ that our own descriptors fill was retried six
+  // times with a doubling PAUSE backoff (about 4 000 PAUSEs) before the
+  // answer "wait": the JS thread spun for every refused submission while
+  // only a completion of ours could make room (400 copies into a WQ of 2
+  // drew about 6 000 retries). With ours in flight, the first refusal
+  // now answers "wait".
+  const SWQ = 2;
+  const dev = new CompletionDevice(
+    "DsaMover",
+    (cell) => native.ap_dsa_open_test(cell, SWQ, 2, 0, 1 << 20, 1, 16, 1, 0),
+  );
+  try {
+    const h = dev.handle("test");
+    const src = new Uint8Array(1 << 20).fill(6);
+    const dsts = Array.from({ length: 16 }, () => new Uint8Array(1 << 20));
+    const answers: number[] = [];
+    const sent: number[] = [];
+    for (let rec = 0; rec < 16; rec++) {
+      const rc = native.ap_dev_submit(
+        h,
+        rec,
+        DsaOpcode.MEMMOVE,
+        0,
+        dsts[rec],
+        dsts[rec].byteLength,
+        0,
+        src,
+        src.byteLength,
+        0,
+        src.byteLength,
+        0,
+      );
+      answers.push(rc);
+      if (rc === 0) sent.push(rec);
+    }
+    for (const rec of sent) {
+      assert.equal(waitRecord(dev, rec), DsaStatus.SUCCESS, `record ${rec}`);
+      assert.deepEqual(dsts[rec], src);
+    }
+    const refused = answers.filter((rc) => rc !== 0);
+    assert.ok(refused.length > 0, `answers ${answers}`);
+    assert.deepEqual(refused.filter((rc) => rc !== EAGAIN), [], `${answers}`);
+    // one retry answer per refusal (ENQCMD's first "retry"), not six
+    assert.ok(
+      counter(dev, 1) <= refused.length,
+      `${counter(dev, 1)} retries for ${refused.length} refusals`,
+    );
+    assert.equal(counter(dev, 2), 0, "busy give-ups");
+  } finally {
+    dev.close();
+  }
+});
