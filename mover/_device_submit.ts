@@ -13,7 +13,7 @@ import { check, native, nativeError } from "../ffi/lib.ts";
 import { bufferOf, byteLengthOf } from "../ffi/validate.ts";
 import { assertAttached } from "./cpu.ts";
 import type { CompletionDevice } from "./_device.ts";
-import { DsaFlag, DsaOpcode, dsaStatusName } from "./dsa_format.ts";
+import { DsaFlag, DsaOpcode, DsaStatus, dsaStatusName } from "./dsa_format.ts";
 import { type CheckedOp, VdmFlags } from "./vdm.ts";
 
 /** `-EAGAIN`: the queue is full (or no credit is left). */
@@ -164,17 +164,25 @@ export function descriptorFlags(op: CheckedOp): number {
   return f;
 }
 
-/** The error for a record that completed with a failure status. */
+/**
+ * The error for a record that completed with a failure status: EFAULT
+ * for an address that could not be translated or a fault the OS could
+ * not resolve (a bad address, not worth a retry), EIO for the others.
+ */
 export function statusError(
   op: string,
   status: number,
   device: string,
 ): PmemError {
+  const errno = status === DsaStatus.PAGE_FAULT_IR ||
+      status === DsaStatus.TRANSLATION_FAIL
+    ? 14
+    : 5;
   return new PmemError(
     op,
-    -5,
+    -errno,
     `${device} completed with status ${dsaStatusName(status)}`,
-    { errno: 5 },
+    { errno },
   );
 }
 

@@ -312,3 +312,22 @@ test("a shared WQ full of our own descriptors answers wait after one ENQCMD retr
     dev.close();
   }
 });
+
+test("a record failed with PAGE_FAULT_IR or TRANSLATION_FAIL is a PmemError EFAULT, other failures EIO", async () => {
+  // An address the IOMMU could not translate (0x22), or a fault with BOF
+  // the OS could not resolve (0x04), is a bad address, not a device I/O
+  // error: reported as EFAULT (as the DSA reference says), not retried.
+  using dsa = openTestPortal({ engines: 1 });
+  for (
+    const [status, code] of [[0x04, -14], [0x22, -14], [0x21, -5], [0x10, -5]]
+  ) {
+    injectFault(dsa, 0, { status });
+    const e = await dsa.memset(new Uint8Array(8192), 1).then(
+      () => null,
+      (e) => e,
+    );
+    assert.ok(e instanceof PmemError, `status ${status}`);
+    assert.equal(e.code, code, `status ${status}`);
+    assert.equal(e.errno, -code, `status ${status}`);
+  }
+});
