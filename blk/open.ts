@@ -139,7 +139,12 @@ export function createPoolFile(
   hooks: PoolTestHooks,
 ): PoolFile {
   const op = "create";
-  checkOpenArgs(path, options, op, "pool");
+  options = checkOpenArgs(path, options, op, "pool", [
+    "blockSize",
+    "poolSize",
+    "mode",
+    "mover",
+  ], { size: "poolSize" }) as CreateArgs;
   checkMoverOption(options.mover, `${op} pool`);
   const blockSize = checkBlockSize(options.blockSize, op);
   const poolSize = checkInteger(options.poolSize ?? 0, "poolSize", op);
@@ -292,7 +297,11 @@ export function openPoolFile(
   hooks: PoolTestHooks,
 ): PoolFile {
   const op = "open";
-  checkOpenArgs(path, options, op, "pool");
+  options = checkOpenArgs(path, options, op, "pool", [
+    "blockSize",
+    "mover",
+    "readOnly",
+  ]);
   checkMoverOption(options.mover, `${op} pool`);
   if (options.readOnly !== undefined && typeof options.readOnly !== "boolean") {
     throw new TypeError("Cannot open pool: readOnly must be a boolean");

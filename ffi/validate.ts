@@ -169,19 +169,116 @@ export function checkPath(path: unknown, op: string, noun: string): void {
 
 /**
  * The first checks of a store's create or open: `path` a non-empty
- * string, then `options` an object; the messages name the call
- * (`op` of a `noun`: "Cannot create pool: options must be an object").
+ * string, then `options` as {@linkcode readOptions} takes them; the
+ * messages name the call (`op` of a `noun`: "Cannot create pool: options
+ * must be an object").
+ *
+ * @returns the options, each of `known` read once
  */
-export function checkOpenArgs(
+export function checkOpenArgs<T extends object>(
   path: unknown,
-  options: unknown,
+  options: T,
   op: string,
   noun: string,
-): void {
+  known: readonly (keyof T & string)[],
+  hints: Readonly<Record<string, keyof T & string>> = {},
+): Partial<T> {
   checkPath(path, op, noun);
+  return readOptions(options, known, `${op} ${noun}`, hints);
+}
+
+/**
+ * The options object of a public factory, checked and read once: the one
+ * place every factory's options pass through, so all of them refuse the
+ * same things with the same words.
+ *
+ * - Not an object (null, a number), or an array: a TypeError.
+ * - An own enumerable key that is not one of `known`: a TypeError naming
+ *   it and the option it most likely stands for ("unknown option 'size'
+ *   (did you mean 'poolSize'?)"), else the options there are. A
+ *   misspelled option was ignored: the call went on with the default,
+ *   and failed later for a reason that did not name it (a block pool's
+ *   `size` for `poolSize` said the file did not exist), or not at all.
+ * - Each of `known` is read once, into a fresh object: a getter read
+ *   again could answer what was never checked. `undefined` is an option
+ *   left out.
+ *
+ * @param options the caller's options
+ * @param known the option names
+ * @param what the call, for the messages ("create pool": "Cannot create
+ *   pool: ...")
+ * @param hints a name callers use for one of `known` that spelling alone
+ *   does not find (libpmemblk's `poolSize` for a stream's `size`)
+ * @throws {TypeError} as above
+ */
+export function readOptions<T extends object>(
+  options: T,
+  known: readonly (keyof T & string)[],
+  what: string,
+  hints: Readonly<Record<string, keyof T & string>> = {},
+): Partial<T> {
   if (typeof options !== "object" || options === null) {
-    throw new TypeError(`Cannot ${op} ${noun}: options must be an object`);
+    throw new TypeError(`Cannot ${what}: options must be an object`);
   }
+  if (Array.isArray(options)) {
+    throw new TypeError(
+      `Cannot ${what}: options must be an object, got an array`,
+    );
+  }
+  for (const key of Object.keys(options)) {
+    if (!(known as readonly string[]).includes(key)) {
+      throw new TypeError(
+        `Cannot ${what}: unknown option '${key}' (${
+          suggest(key, known, hints)
+        })`,
+      );
+    }
+  }
+  const read: Partial<T> = {};
+  for (const key of known) {
+    const value = options[key];
+    if (value !== undefined) read[key] = value;
+  }
+  return read;
+}
+
+/** The "did you mean" of an unknown option `key`, else the known ones. */
+function suggest(
+  key: string,
+  known: readonly string[],
+  hints: Readonly<Record<string, string>>,
+): string {
+  // own properties only: `hints.constructor` is no hint
+  let best = Object.hasOwn(hints, key) ? hints[key] : undefined;
+  if (best === undefined) {
+    // the nearest by edit distance, case ignored, if it is near enough
+    // to be a typo: at most 2 edits, and fewer than half the key
+    let least = Math.min(3, Math.ceil(key.length / 2));
+    for (const name of known) {
+      const d = editDistance(key.toLowerCase(), name.toLowerCase());
+      if (d < least) [best, least] = [name, d];
+    }
+  }
+  if (best !== undefined) return `did you mean '${best}'?`;
+  if (known.length === 0) return "it takes no options";
+  return `the options are ${known.map((k) => `'${k}'`).join(", ")}`;
+}
+
+/** Levenshtein distance of `a` and `b` (short option names only). */
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(
+        row[j] + 1,
+        next[j - 1] + 1,
+        row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    row = next;
+  }
+  return row[b.length];
 }
 
 /**

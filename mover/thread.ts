@@ -7,12 +7,15 @@
  * @module
  */
 import { native } from "../ffi/lib.ts";
-import { checkSize } from "../ffi/validate.ts";
+import { checkSize, readOptions } from "../ffi/validate.ts";
 import { CompletionDevice } from "./_device.ts";
 import { DeviceMover, moverDevice } from "./_device_mover.ts";
 import { VdmFlags } from "./vdm.ts";
 
-/** Options of {@linkcode ThreadMover}. */
+/**
+ * Options of {@linkcode ThreadMover}. An option not listed here is refused,
+ * with a `TypeError` naming it and the option it likely stands for.
+ */
 export interface ThreadMoverOptions {
   /** Worker threads (engines). @default the number of CPUs, at most 8 */
   threads?: number;
@@ -55,11 +58,14 @@ function defaultThreads(): number {
 function createDevice(
   options: ThreadMoverOptions,
 ): { device: CompletionDevice; inlineThreshold: number } {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(
-      "Cannot create ThreadMover: options must be an object",
-    );
-  }
+  options = readOptions(options, [
+    "threads",
+    "queueSize",
+    "records",
+    "batchLists",
+    "maxTransfer",
+    "inlineThreshold",
+  ], "create ThreadMover");
   const threads = checkSize(
     options.threads ?? defaultThreads(),
     "threads",

@@ -143,7 +143,13 @@ export function createPool(
   hooks: ObjTestHooks,
 ): Opened {
   const op = "create";
-  checkOpenArgs(path, options, op, "pool");
+  options = checkOpenArgs(path, options, op, "pool", [
+    "size",
+    "layout",
+    "logSize",
+    "mode",
+    "mover",
+  ], { poolSize: "size" });
   const size = Math.floor(checkInteger(options.size, "size", op) / 4096) *
     4096;
   if (size < MIN_POOL_SIZE || size > MAX_POOL_SIZE) {
@@ -238,7 +244,7 @@ export function openPool(
   hooks: ObjTestHooks,
 ): Opened {
   const op = "open";
-  checkOpenArgs(path, options, op, "pool");
+  options = checkOpenArgs(path, options, op, "pool", ["layout", "mover"]);
   const layout = checkLayout(options.layout, op);
   const mover = checkMoverOption(options.mover, `${op} pool`);
   // a private mapping never writes the file: opened for reading, a pool

@@ -35,7 +35,10 @@ import {
 import type { Transaction } from "./tx.ts";
 import { runNested, runTransaction } from "./tx_run.ts";
 
-/** Options of {@linkcode ObjectPool.create}. */
+/**
+ * Options of {@linkcode ObjectPool.create}. An option not listed here is
+ * refused, with a `TypeError` naming it and the option it likely stands for.
+ */
 export interface ObjectPoolCreateOptions {
   /** Bytes of the pool file (8 MiB to 4 GiB; rounded down to 4 KiB). */
   size: number;
@@ -56,7 +59,10 @@ export interface ObjectPoolCreateOptions {
   mover?: Vdm;
 }
 
-/** Options of {@linkcode ObjectPool.open}. */
+/**
+ * Options of {@linkcode ObjectPool.open}. An option not listed here is refused,
+ * with a `TypeError` naming it and the option it likely stands for.
+ */
 export interface ObjectPoolOpenOptions {
   /** The layout name the pool was created with. */
   layout: string;

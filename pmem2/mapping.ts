@@ -17,12 +17,14 @@ import {
   checkSize,
   holds,
   notConstructible,
+  readOptions,
   trueBytes,
 } from "../ffi/validate.ts";
 import { PointerCache } from "../ffi/pointer_cache.ts";
 import {
   type Granularity,
   granularityName,
+  MAP_CONFIG_KEYS,
   type MapConfig,
   type Protection,
   readMapConfig,
@@ -776,7 +778,10 @@ function checkMover(mover: Vdm | null | undefined): void {
   }
 }
 
-/** Options of {@linkcode mapFile}. */
+/**
+ * Options of {@linkcode mapFile}. An option not listed here is refused, with a
+ * `TypeError` naming it and the option it likely stands for.
+ */
 export interface MapFileOptions extends MapConfig {
   /**
    * Create the file if needed and make it at least this large.
@@ -811,20 +816,22 @@ export interface MapFileOptions extends MapConfig {
  *   the end of the file
  */
 export function mapFile(path: string, options: MapFileOptions = {}): Mapping {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError("Cannot map file: options must be an object");
-  }
   // the mapping's options are checked before the file is opened: a
   // `size` creates it, and a bad granularity or offset left it behind;
   // each is read once (see readMapConfig), so the file is opened for the
   // protection the mapping gets
-  const config = readMapConfig(options);
+  const { size, sparse, mode, ...config } = readOptions(options, [
+    ...MAP_CONFIG_KEYS,
+    "size",
+    "sparse",
+    "mode",
+  ], "map file");
   toNativeConfig(config);
   checkMover(config.mover);
   const open: SourceOpenOptions = {
-    size: options.size,
-    sparse: options.sparse,
-    mode: options.mode,
+    size,
+    sparse,
+    mode,
     readOnly: config.protection === "read" || config.protection === "none",
   };
   using source = Source.open(path, open);

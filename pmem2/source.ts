@@ -14,7 +14,12 @@ import {
   newCell,
   type Ptr,
 } from "../ffi/lib.ts";
-import { checkRange, checkSize, notConstructible } from "../ffi/validate.ts";
+import {
+  checkRange,
+  checkSize,
+  notConstructible,
+  readOptions,
+} from "../ffi/validate.ts";
 
 const AP_OPEN_CREATE = 1;
 const AP_OPEN_SPARSE = 2;
@@ -22,7 +27,10 @@ const AP_OPEN_READONLY = 4;
 const AP_OPEN_EXCLUSIVE = 8;
 const PMEM2_E_NO_BAD_BLOCK_FOUND = -100029;
 
-/** Options of {@linkcode Source.open}. */
+/**
+ * Options of {@linkcode Source.open}. An option not listed here is refused,
+ * with a `TypeError` naming it and the option it likely stands for.
+ */
 export interface SourceOpenOptions {
   /**
    * Create the file if missing and extend it to at least this many bytes.
@@ -117,9 +125,14 @@ export class Source implements Disposable {
     if (typeof path !== "string") {
       throw new TypeError("Cannot open source: path must be a string");
     }
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError("Cannot open source: options must be an object");
-    }
+    options = readOptions(options, [
+      "size",
+      "create",
+      "exclusive",
+      "sparse",
+      "readOnly",
+      "mode",
+    ], "open source");
     const size = checkSize(options.size ?? 0, "size", "open source");
     let flags = 0;
     if (options.create ?? size > 0) flags |= AP_OPEN_CREATE;

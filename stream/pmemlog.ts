@@ -52,7 +52,10 @@ const EINVAL = 22;
 const EROFS = 30;
 const EAGAIN = 11;
 
-/** Options of {@linkcode PmemLog.create}. */
+/**
+ * Options of {@linkcode PmemLog.create}. An option not listed here is refused,
+ * with a `TypeError` naming it and the option it likely stands for.
+ */
 export interface PmemLogCreateOptions {
   /**
    * Size of the new file, at least 2 MiB (libpmemlog's minimum); it must
@@ -66,7 +69,10 @@ export interface PmemLogCreateOptions {
   mover?: Vdm;
 }
 
-/** Options of {@linkcode PmemLog.open}. */
+/**
+ * Options of {@linkcode PmemLog.open}. An option not listed here is refused,
+ * with a `TypeError` naming it and the option it likely stands for.
+ */
 export interface PmemLogOpenOptions {
   /** See {@linkcode PmemLogCreateOptions.mover}. */
   mover?: Vdm;
@@ -179,7 +185,11 @@ export class PmemLog implements Disposable {
    */
   static create(path: string, options: PmemLogCreateOptions = {}): PmemLog {
     const op = "create";
-    checkOpenArgs(path, options, op, "log");
+    options = checkOpenArgs(path, options, op, "log", [
+      "poolSize",
+      "mode",
+      "mover",
+    ], { size: "poolSize" });
     // every message names what is created: "Cannot create log: ..."
     const what = `${op} log`;
     // 0 (the default) means the file exists: its size is the pool's
@@ -292,9 +302,8 @@ export class PmemLog implements Disposable {
     inspect: boolean,
   ): PmemLog {
     const op = "open";
-    checkOpenArgs(path, options, op, "log");
     // read once: a getter could give a value never checked later
-    const mover = options.mover;
+    const { mover } = checkOpenArgs(path, options, op, "log", ["mover"]);
     checkMover(mover, op, "log");
     // to inspect: the file opened for reading and mapped privately, so a
     // log the caller may only read opens (nothing reaches the file)

@@ -1,0 +1,258 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// The options objects and first errors of every public factory, from a
+// review of the API: each test failed before the fix it names.
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { BlockPool } from "../blk/mod.ts";
+import { LogStream, PmemLog } from "../stream/mod.ts";
+import { ObjectPool } from "../obj/mod.ts";
+import { mapFile, Mapping, Source } from "../pmem2/mod.ts";
+import { DsaMover, ThreadMover } from "../mover/mod.ts";
+import { assert, tempPath, test } from "./_harness.ts";
+
+const MiB = 1 << 20;
+
+/** Each factory, called on `path` with `options`. */
+const FACTORIES: Record<string, (path: string, options: never) => unknown> = {
+  "BlockPool.create": (p, o) => BlockPool.create(p, o),
+  "BlockPool.open": (p, o) => BlockPool.open(p, o),
+  "PmemLog.create": (p, o) => PmemLog.create(p, o),
+  "PmemLog.open": (p, o) => PmemLog.open(p, o),
+  "LogStream.create": (p, o) => LogStream.create(p, o),
+  "LogStream.open": (p, o) => LogStream.open(p, o),
+  "ObjectPool.create": (p, o) => ObjectPool.create(p, o),
+  "ObjectPool.open": (p, o) => ObjectPool.open(p, o),
+  "Source.open": (p, o) => Source.open(p, o),
+  mapFile: (p, o) => mapFile(p, o),
+  "Mapping.map": (_, o) => {
+    using source = Source.fromAnon(4096);
+    return Mapping.map(source, o);
+  },
+  ThreadMover: (_, o) => new ThreadMover(o),
+  "DsaMover.open": (_, o) => DsaMover.open(o),
+  "DsaMover.openOrFallback": (_, o) => DsaMover.openOrFallback(o).mover,
+  "DsaMover.available": (_, o) => DsaMover.available(o),
+  "DsaMover.devices": (_, o) => DsaMover.devices(o),
+};
+
+/** Close what a factory returned, if it can be. */
+function closeIt(made: unknown): void {
+  (made as { close?: () => void } | undefined)?.close?.();
+}
+
+// Bug: every factory ignored an option it did not know. A misspelled or
+// misremembered one went unnoticed: BlockPool.create(path, { size, ... })
+// (libpmemblk calls it poolSize; LogStream and ObjectPool call it size)
+// failed with "create: cannot open '...': No such file or directory",
+// naming neither option; LogStream.create(path, { size, blocksize })
+// made a stream of the default block size; new ThreadMover({ thread: 2 })
+// started the default threads; Source.open(path, { sise }) said the file
+// did not exist. Each factory's options pass through one helper
+// (readOptions) that refuses a key it does not know with a TypeError
+// naming it and the option meant, before any file is touched.
+test("every factory refuses an unknown option with a TypeError naming it and the option meant, before touching a file", () => {
+  // [factory, options, the unknown key, the option meant]
+  const cases: [string, object, string, string][] = [
+    [
+      "BlockPool.create",
+      { size: 64 * MiB, blockSize: 512 },
+      "size",
+      "poolSize",
+    ],
+    [
+      "BlockPool.create",
+      { poolSize: 64 * MiB, blocksize: 512 },
+      "blocksize",
+      "blockSize",
+    ],
+    ["BlockPool.open", { readonly: true }, "readonly", "readOnly"],
+    ["PmemLog.create", { size: 4 * MiB }, "size", "poolSize"],
+    ["PmemLog.open", { mvoer: undefined }, "mvoer", "mover"],
+    ["LogStream.create", { poolSize: 4 * MiB }, "poolSize", "size"],
+    [
+      "LogStream.create",
+      { size: 4 * MiB, blocksize: 512 },
+      "blocksize",
+      "blockSize",
+    ],
+    ["LogStream.open", { poolSize: 4 * MiB }, "poolSize", "size"],
+    [
+      "ObjectPool.create",
+      { poolSize: 16 * MiB, layout: "x" },
+      "poolSize",
+      "size",
+    ],
+    [
+      "ObjectPool.create",
+      { size: 16 * MiB, layout: "x", logsize: 1 },
+      "logsize",
+      "logSize",
+    ],
+    ["ObjectPool.open", { Layout: "x" }, "Layout", "layout"],
+    ["Source.open", { sise: 4096 }, "sise", "size"],
+    [
+      "mapFile",
+      { size: 4096, granularty: "page" },
+      "granularty",
+      "granularity",
+    ],
+    ["Mapping.map", { lenght: 4096 }, "lenght", "length"],
+    ["ThreadMover", { thread: 2 }, "thread", "threads"],
+    ["DsaMover.open", { WQ: "wq0.0" }, "WQ", "wq"],
+    ["DsaMover.openOrFallback", { fallbak: {} }, "fallbak", "fallback"],
+    [
+      "DsaMover.openOrFallback",
+      { fallback: { thread: 2 } },
+      "thread",
+      "threads",
+    ],
+    ["DsaMover.available", { devcie: "dsa0" }, "devcie", "device"],
+    ["DsaMover.devices", { libary: "x" }, "libary", "library"],
+  ];
+  for (const [name, options, bad, meant] of cases) {
+    const path = tempPath();
+    const label = `${name}(${JSON.stringify(options)})`;
+    let made: unknown;
+    assert.throws(
+      () => (made = FACTORIES[name](path, options as never)),
+      (e) =>
+        e instanceof TypeError &&
+        e.message.includes(`unknown option '${bad}'`) &&
+        e.message.includes(`did you mean '${meant}'?`),
+      label,
+    );
+    closeIt(made);
+    assert.equal(existsSync(path), false, `${label} left a file`);
+  }
+  // a key too far from any option lists them
+  assert.throws(
+    () => BlockPool.create(tempPath(), { blockSize: 512, foo: 1 } as never),
+    {
+      name: "TypeError",
+      message:
+        "Cannot create pool: unknown option 'foo' (the options are 'blockSize', 'poolSize', 'mode', 'mover')",
+    },
+  );
+});
+
+test("an open with an unknown option leaves an existing file's bytes as they were", () => {
+  const path = tempPath();
+  BlockPool.create(path, { blockSize: 512, poolSize: 32 * MiB }).close();
+  const before = readFileSync(path);
+  for (
+    const options of [{ readonly: true }, {
+      blockSize: 512,
+      mover: undefined,
+      x: 1,
+    }]
+  ) {
+    assert.throws(() => BlockPool.open(path, options as never), TypeError);
+  }
+  assert.deepEqual(readFileSync(path), before);
+  const plain = tempPath();
+  writeFileSync(plain, new Uint8Array(8192).fill(7));
+  assert.throws(
+    () => Source.open(plain, { size: 16384, sise: 1 } as never),
+    TypeError,
+  );
+  assert.equal(readFileSync(plain).length, 8192);
+});
+
+// Bug: some factories read an option more than once, checking one read
+// and using another: a getter (or a Proxy) could hand a mover that
+// passed the check, then one that did not (BlockPool.create and
+// LogStream.create/open read `mover` twice; BlockPool.open read
+// `readOnly` and `blockSize` three times; ObjectPool.create `logSize`
+// twice; DsaMover.open `wq`, `device` and `library` two or three
+// times). The one helper reads each option once into a plain object.
+test("every factory reads each option once", () => {
+  using mover = new ThreadMover({ threads: 1 });
+  const setUp: Record<string, (path: string) => void> = {
+    "BlockPool.open": (p) =>
+      BlockPool.create(p, { blockSize: 512, poolSize: 32 * MiB }).close(),
+    "PmemLog.open": (p) => PmemLog.create(p, { poolSize: 4 * MiB }).close(),
+    "LogStream.open": (p) => LogStream.create(p, { size: 4 * MiB }).close(),
+    "ObjectPool.open": (p) =>
+      ObjectPool.create(p, { size: 16 * MiB, layout: "x" }).close(),
+  };
+  const cases: [string, Record<string, unknown>][] = [
+    ["BlockPool.create", {
+      blockSize: 512,
+      poolSize: 32 * MiB,
+      mode: 0o600,
+      mover,
+    }],
+    ["BlockPool.open", { blockSize: 512, readOnly: false, mover }],
+    ["PmemLog.create", { poolSize: 4 * MiB, mode: 0o600, mover }],
+    ["PmemLog.open", { mover }],
+    ["LogStream.create", {
+      size: 4 * MiB,
+      blockSize: 4096,
+      regionSlots: 8,
+      maxInFlight: 16,
+      mode: 0o600,
+      mover,
+    }],
+    ["LogStream.open", { size: 4 * MiB, blockSize: 4096, mover }],
+    ["ObjectPool.create", {
+      size: 16 * MiB,
+      layout: "x",
+      logSize: MiB,
+      mode: 0o600,
+      mover,
+    }],
+    ["ObjectPool.open", { layout: "x", mover }],
+    ["Source.open", {
+      size: 4096,
+      create: true,
+      exclusive: true,
+      sparse: false,
+      readOnly: false,
+      mode: 0o600,
+    }],
+    ["mapFile", {
+      size: 4096,
+      sparse: false,
+      mode: 0o600,
+      granularity: "page",
+      offset: 0,
+      length: 0,
+      sharing: "shared",
+      protection: "read-write",
+      mover,
+    }],
+    ["Mapping.map", { granularity: "page", length: 4096, mover }],
+    ["ThreadMover", { threads: 1, queueSize: 4, records: 8, batchLists: 2 }],
+    ["DsaMover.open", {
+      wq: "wq0.0",
+      device: "dsa0",
+      inlineThreshold: 1,
+      records: 8,
+      writeOnly: false,
+      library: "libaccel-config.so.1",
+    }],
+    ["DsaMover.openOrFallback", {
+      wq: "wq0.0",
+      library: "libaccel-config.so.1",
+      fallback: { threads: 1 },
+    }],
+  ];
+  for (const [name, options] of cases) {
+    const path = tempPath();
+    setUp[name]?.(path);
+    const reads: Record<string, number> = {};
+    const counted = new Proxy(options, {
+      get(target, key, receiver) {
+        if (typeof key === "string") reads[key] = (reads[key] ?? 0) + 1;
+        return Reflect.get(target, key, receiver);
+      },
+    });
+    try {
+      closeIt(FACTORIES[name](path, counted as never));
+    } catch (e) {
+      // no DSA here: what matters is what was read before saying so
+      if (!name.startsWith("DsaMover")) throw e;
+    }
+    const twice = Object.entries(reads).filter(([, n]) => n > 1);
+    assert.deepEqual(twice, [], `${name} read ${JSON.stringify(reads)}`);
+  }
+});
