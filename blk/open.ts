@@ -10,7 +10,7 @@
  */
 import { statSync, unlinkSync } from "node:fs";
 import { NotSupportedError, PmemError } from "../errors/mod.ts";
-import { asOp, corrupt, notEmpty } from "../errors/file.ts";
+import { asOp, corrupt, notEmpty, withoutSize } from "../errors/file.ts";
 import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
@@ -175,7 +175,9 @@ export function createPoolFile(
       mode,
     });
   } catch (e) {
-    throw asOp(e, op);
+    throw poolSize > 0
+      ? asOp(e, op)
+      : withoutSize(e, op, "poolSize", "pool", MIN_POOL_SIZE);
   }
   const created = poolSize > 0;
   let map: Mapping | null = null;

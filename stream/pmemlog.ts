@@ -8,7 +8,7 @@
  */
 import { statSync, unlinkSync } from "node:fs";
 import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
-import { asOp, corrupt, notEmpty } from "../errors/file.ts";
+import { asOp, corrupt, notEmpty, withoutSize } from "../errors/file.ts";
 import {
   checkPoolHeader,
   type DeviceShutdownState,
@@ -179,9 +179,13 @@ export class PmemLog implements Disposable {
    * Create a log pool (like `pmemlog_create`).
    *
    * @param path the file; it must not exist unless `poolSize` is 0
+   * @throws {TypeError} when an argument has the wrong type, or an option
+   *   is none of {@linkcode PmemLogCreateOptions}'s
    * @throws {RangeError} when `poolSize` is below 2 MiB
    * @throws {PmemError} code -17 (EEXIST) when the file exists (or, with
-   *   `poolSize` 0, its header is not zero)
+   *   `poolSize` 0, its header is not zero); -2 (ENOENT) when, with
+   *   `poolSize` 0, it does not exist (the message says to pass
+   *   `poolSize`)
    */
   static create(path: string, options: PmemLogCreateOptions = {}): PmemLog {
     const op = "create";
@@ -223,7 +227,9 @@ export class PmemLog implements Disposable {
       });
     } catch (e) {
       // the caller's op, "create" also for a file that must exist
-      throw asOp(e, op);
+      throw created
+        ? asOp(e, op)
+        : withoutSize(e, op, "poolSize", "log", MIN_LOG_POOL);
     }
     let map: Mapping | null = null;
     let lock: FileLock | null = null;

@@ -7,6 +7,7 @@ import { LogStream, PmemLog } from "../stream/mod.ts";
 import { ObjectPool } from "../obj/mod.ts";
 import { mapFile, Mapping, Source } from "../pmem2/mod.ts";
 import { DsaMover, ThreadMover } from "../mover/mod.ts";
+import { PmemError } from "../errors/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
@@ -254,5 +255,57 @@ test("every factory reads each option once", () => {
     }
     const twice = Object.entries(reads).filter(([, n]) => n > 1);
     assert.deepEqual(twice, [], `${name} read ${JSON.stringify(reads)}`);
+  }
+});
+
+// Bug: a block pool's or libpmemlog log's create without `poolSize` (0,
+// the default, makes the pool in an existing file, at its size) on a
+// path with no file said only "create: cannot open '...': No such file
+// or directory", not that the size was left out. The message now says
+// what to pass; the error stays the system's (PmemError -2, ENOENT).
+test("a create without poolSize of a file that does not exist says to pass poolSize", () => {
+  const cases: [string, (path: string) => unknown, RegExp][] = [
+    [
+      "BlockPool.create",
+      (p) => BlockPool.create(p, { blockSize: 512 }),
+      /No such file or directory; without poolSize the file must exist \(the pool takes its size\): pass poolSize \(at least 16785408\) to create it$/,
+    ],
+    [
+      "PmemLog.create",
+      (p) => PmemLog.create(p),
+      /No such file or directory; without poolSize the file must exist \(the log takes its size\): pass poolSize \(at least 2097152\) to create it$/,
+    ],
+  ];
+  for (const [name, create, message] of cases) {
+    const path = tempPath();
+    assert.throws(
+      () => create(path),
+      (e) =>
+        e instanceof PmemError && e.code === -2 && e.op === "create" &&
+        message.test(e.message),
+      name,
+    );
+    assert.equal(existsSync(path), false, name);
+  }
+  // a directory that does not exist is the same mistake or another: the
+  // system's words, and the hint, name the path
+  assert.throws(
+    () => BlockPool.create(`${tempPath()}/no/pool`, { blockSize: 512 }),
+    /No such file or directory; without poolSize/,
+  );
+  // with poolSize given, a missing directory is only the system's words
+  for (
+    const create of [
+      (p: string) =>
+        BlockPool.create(p, { blockSize: 512, poolSize: 32 * MiB }),
+      (p: string) => PmemLog.create(p, { poolSize: 4 * MiB }),
+    ]
+  ) {
+    assert.throws(
+      () => create(`${tempPath()}/no/pool`),
+      (e) =>
+        e instanceof PmemError && e.code === -2 &&
+        /No such file or directory$/.test(e.message),
+    );
   }
 });
