@@ -15,7 +15,7 @@ import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
 import { checkMoverOption, type Vdm } from "../mover/vdm.ts";
-import { checkOpenArgs, notSize } from "../ffi/validate.ts";
+import { checkFlag, checkOpenArgs, notSize } from "../ffi/validate.ts";
 import {
   BLK_POOL,
   decodeDescriptor,
@@ -305,9 +305,7 @@ export function openPoolFile(
     "readOnly",
   ]);
   checkMoverOption(options.mover, `${op} pool`);
-  if (options.readOnly !== undefined && typeof options.readOnly !== "boolean") {
-    throw new TypeError("Cannot open pool: readOnly must be a boolean");
-  }
+  checkFlag(options.readOnly, "readOnly", `${op} pool`);
   const wanted = options.blockSize === undefined || options.blockSize === 0
     ? 0
     : checkBlockSize(options.blockSize, op);

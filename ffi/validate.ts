@@ -156,6 +156,24 @@ export function checkByte(value: unknown, name: string, op: string): number {
 }
 
 /**
+ * A flag option: a boolean, or undefined (left out). Anything else is a
+ * TypeError: a test of its truthiness took "no", "false" or 1 for true
+ * (a file opened read-only, or made sparse, by a string).
+ *
+ * @param what the call, for the message ("open source")
+ */
+export function checkFlag(
+  value: unknown,
+  name: string,
+  what: string,
+): boolean | undefined {
+  if (value !== undefined && typeof value !== "boolean") {
+    throw new TypeError(`Cannot ${what}: ${name} must be a boolean`);
+  }
+  return value;
+}
+
+/**
  * Assert `path` is a non-empty string; the message names the call
  * (`op` of a `noun`: "Cannot open pool: path must be ...").
  */

@@ -13,7 +13,7 @@
  */
 import { NotSupportedError, ShimCode } from "../errors/mod.ts";
 import { cString, native, nativeError } from "../ffi/lib.ts";
-import { checkSize, readOptions } from "../ffi/validate.ts";
+import { checkFlag, checkSize, readOptions } from "../ffi/validate.ts";
 import { CompletionDevice } from "./_device.ts";
 import { DeviceMover, moverDevice } from "./_device_mover.ts";
 import {
@@ -121,6 +121,7 @@ function readDsaOptions(
       throw new TypeError(`Cannot ${what}: ${k} must be a string`);
     }
   }
+  checkFlag(read.writeOnly, "writeOnly", what);
   return read;
 }
 

@@ -13,6 +13,7 @@ import {
   checkAttached,
   checkByte,
   checkBytes,
+  checkFlag,
   checkRange,
   checkSize,
   holds,
@@ -828,6 +829,7 @@ export function mapFile(path: string, options: MapFileOptions = {}): Mapping {
   ], "map file");
   toNativeConfig(config);
   checkMover(config.mover);
+  checkFlag(sparse, "sparse", "map file");
   const open: SourceOpenOptions = {
     size,
     sparse,

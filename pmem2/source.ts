@@ -15,6 +15,7 @@ import {
   type Ptr,
 } from "../ffi/lib.ts";
 import {
+  checkFlag,
   checkRange,
   checkSize,
   notConstructible,
@@ -119,6 +120,9 @@ export class Source implements Disposable {
    *
    * @param path the file
    * @param options creation and open options
+   * @throws {TypeError} for an option of the wrong type (a flag that is
+   *   no boolean), or a key that is none of {@linkcode SourceOpenOptions}'s
+   * @throws {RangeError} for a size or mode out of range
    * @throws {PmemError} when the file cannot be opened or sized
    */
   static open(path: string, options: SourceOpenOptions = {}): Source {
@@ -134,11 +138,18 @@ export class Source implements Disposable {
       "mode",
     ], "open source");
     const size = checkSize(options.size ?? 0, "size", "open source");
+    const what = "open source";
     let flags = 0;
-    if (options.create ?? size > 0) flags |= AP_OPEN_CREATE;
-    if (options.exclusive) flags |= AP_OPEN_EXCLUSIVE | AP_OPEN_CREATE;
-    if (options.sparse) flags |= AP_OPEN_SPARSE;
-    if (options.readOnly) flags |= AP_OPEN_READONLY;
+    if (checkFlag(options.create, "create", what) ?? size > 0) {
+      flags |= AP_OPEN_CREATE;
+    }
+    if (checkFlag(options.exclusive, "exclusive", what)) {
+      flags |= AP_OPEN_EXCLUSIVE | AP_OPEN_CREATE;
+    }
+    if (checkFlag(options.sparse, "sparse", what)) flags |= AP_OPEN_SPARSE;
+    if (checkFlag(options.readOnly, "readOnly", what)) {
+      flags |= AP_OPEN_READONLY;
+    }
     // + 0: -0 as 0, which Deno's FFI takes for a u32 (see checkByte)
     const mode = checkSize(options.mode ?? 0o644, "mode", "open source") + 0;
     if (mode > 0o7777) {

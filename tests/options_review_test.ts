@@ -309,3 +309,36 @@ test("a create without poolSize of a file that does not exist says to pass poolS
     );
   }
 });
+
+// Bug: Source.open and mapFile tested their flags for truthiness, so
+// `readOnly: "no"` opened read-only (then refused to extend the file),
+// `create: "false"` and `exclusive: "no"` created the file, and
+// `sparse: "no"` made a sparse one; DsaMover.open took `writeOnly: "no"`
+// as write-only. A flag must be a boolean (or left out), as
+// BlockPool.open's readOnly already had to be.
+test("a flag option that is no boolean is a TypeError, before any file is made", () => {
+  const cases: [string, object, string][] = [
+    ["Source.open", { size: 4096, readOnly: "no" }, "readOnly"],
+    ["Source.open", { create: "false" }, "create"],
+    ["Source.open", { size: 4096, exclusive: "no" }, "exclusive"],
+    ["Source.open", { size: 4096, sparse: 0 }, "sparse"],
+    ["mapFile", { size: 4096, sparse: "no" }, "sparse"],
+    ["DsaMover.open", { writeOnly: "no" }, "writeOnly"],
+    ["DsaMover.openOrFallback", { writeOnly: 1 }, "writeOnly"],
+    ["BlockPool.open", { readOnly: "yes" }, "readOnly"],
+  ];
+  for (const [name, options, flag] of cases) {
+    const path = tempPath();
+    const label = `${name}(${JSON.stringify(options)})`;
+    let made: unknown;
+    assert.throws(
+      () => (made = FACTORIES[name](path, options as never)),
+      (e) =>
+        e instanceof TypeError &&
+        e.message.endsWith(`: ${flag} must be a boolean`),
+      label,
+    );
+    closeIt(made);
+    assert.equal(existsSync(path), false, `${label} left a file`);
+  }
+});
