@@ -8,6 +8,7 @@
  */
 import { lstatSync } from "node:fs";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { nearestName } from "../ffi/validate.ts";
 
 /**
  * Exit codes scripts can rely on.
@@ -62,14 +63,48 @@ export interface Parsed {
 }
 
 /**
+ * Names the CLI's users give an option that spelling alone does not
+ * lead to (libpmemblk's and libpmemlog's pool size is `--size` here).
+ */
+const OPTION_HINTS: Readonly<Record<string, string>> = {
+  "pool-size": "size",
+  poolsize: "size",
+};
+
+/**
  * Parse a command's arguments strictly: an unknown option is a
- * {@linkcode UsageError}.
+ * {@linkcode UsageError} naming it and the option it likely stands for,
+ * as the library's factories name an unknown option key.
  */
 export function parse(
   argv: string[],
   options: NonNullable<ParseArgsConfig["options"]>,
 ): Parsed {
   try {
+    // the unknown options first, in words of our own: parseArgs's told
+    // how to pass a positional that starts with '-', not the option meant
+    const names = Object.keys(options);
+    const shorts = names.flatMap((n) => options[n].short ?? []);
+    const { tokens } = parseArgs({
+      args: argv,
+      options,
+      allowPositionals: true,
+      strict: false,
+      tokens: true,
+    });
+    for (const token of tokens) {
+      if (token.kind !== "option") continue;
+      const known = token.rawName.startsWith("--")
+        ? names.includes(token.name)
+        : shorts.includes(token.name) || names.includes(token.name);
+      if (known) continue;
+      const meant = nearestName(token.name, names, OPTION_HINTS);
+      throw new UsageError(
+        `unknown option '${token.rawName}'${
+          meant === undefined ? "" : ` (did you mean '--${meant}'?)`
+        }`,
+      );
+    }
     const r = parseArgs({
       args: argv,
       options,
@@ -81,6 +116,7 @@ export function parse(
       positionals: r.positionals,
     };
   } catch (e) {
+    if (e instanceof UsageError) throw e;
     throw new UsageError((e as Error).message);
   }
 }

@@ -266,20 +266,34 @@ function suggest(
   known: readonly string[],
   hints: Readonly<Record<string, string>>,
 ): string {
+  const best = nearestName(key, known, hints);
+  if (best !== undefined) return `did you mean '${best}'?`;
+  if (known.length === 0) return "it takes no options";
+  return `the options are ${known.map((k) => `'${k}'`).join(", ")}`;
+}
+
+/**
+ * The option an unknown `key` most likely stands for: its hint (a name
+ * callers use for it that spelling alone does not find), else the
+ * nearest of `known` by edit distance, case ignored, if near enough to
+ * be a typo (at most 2 edits, and fewer than half the key); else
+ * undefined. Shared by {@linkcode readOptions} and the CLI's options.
+ */
+export function nearestName(
+  key: string,
+  known: readonly string[],
+  hints: Readonly<Record<string, string>> = {},
+): string | undefined {
   // own properties only: `hints.constructor` is no hint
   let best = Object.hasOwn(hints, key) ? hints[key] : undefined;
   if (best === undefined) {
-    // the nearest by edit distance, case ignored, if it is near enough
-    // to be a typo: at most 2 edits, and fewer than half the key
     let least = Math.min(3, Math.ceil(key.length / 2));
     for (const name of known) {
       const d = editDistance(key.toLowerCase(), name.toLowerCase());
       if (d < least) [best, least] = [name, d];
     }
   }
-  if (best !== undefined) return `did you mean '${best}'?`;
-  if (known.length === 0) return "it takes no options";
-  return `the options are ${known.map((k) => `'${k}'`).join(", ")}`;
+  return best;
 }
 
 /** Levenshtein distance of `a` and `b` (short option names only). */

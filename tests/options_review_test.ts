@@ -8,6 +8,7 @@ import { ObjectPool } from "../obj/mod.ts";
 import { mapFile, Mapping, Source } from "../pmem2/mod.ts";
 import { DsaMover, ThreadMover } from "../mover/mod.ts";
 import { PmemError } from "../errors/mod.ts";
+import { cli } from "./cli_run.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
@@ -340,5 +341,36 @@ test("a flag option that is no boolean is a TypeError, before any file is made",
     );
     closeIt(made);
     assert.equal(existsSync(path), false, `${label} left a file`);
+  }
+});
+
+// Bug: the CLI's unknown option was node:util parseArgs's message,
+// "Unknown option '--sise'. To specify a positional argument starting
+// with a '-', place it at the end of the command after '--', as in '--
+// "--sise"", which suggested a positional and not the option meant. It
+// is now the library's policy: "unknown option '--sise' (did you mean
+// '--size'?)", a usage error (exit 2), and no file made.
+test("CLI: an unknown option names the option meant", () => {
+  const cases: [string[], string][] = [
+    [["--sise", "64M"], "'--sise' (did you mean '--size'?)"],
+    [
+      ["--size", "64M", "--pool-size", "64M"],
+      "'--pool-size' (did you mean '--size'?)",
+    ],
+    [
+      ["--size", "64M", "--blocksize=512"],
+      "'--blocksize' (did you mean '--block-size'?)",
+    ],
+    [["--size", "64M", "-x"], "'-x'"],
+  ];
+  for (const [args, named] of cases) {
+    const path = tempPath();
+    const r = cli("create", "blk", path, ...args);
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(
+      r.stderr.split("\n")[0],
+      `asyncpmem create: unknown option ${named}`,
+    );
+    assert.equal(existsSync(path), false);
   }
 });
