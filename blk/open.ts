@@ -15,7 +15,12 @@ import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
 import { checkMoverOption, type Vdm } from "../mover/vdm.ts";
-import { checkFlag, checkOpenArgs, notSize } from "../ffi/validate.ts";
+import {
+  checkFlag,
+  checkMode,
+  checkOpenArgs,
+  notSize,
+} from "../ffi/validate.ts";
 import {
   BLK_POOL,
   decodeDescriptor,
@@ -148,7 +153,7 @@ export function createPoolFile(
   checkMoverOption(options.mover, `${op} pool`);
   const blockSize = checkBlockSize(options.blockSize, op);
   const poolSize = checkInteger(options.poolSize ?? 0, "poolSize", op);
-  const mode = checkInteger(options.mode ?? 0o644, "mode", op);
+  const mode = checkMode(options.mode, `${op} pool`);
   if (poolSize !== 0) {
     if (poolSize < MIN_POOL_SIZE) {
       throw new RangeError(

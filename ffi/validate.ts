@@ -156,6 +156,26 @@ export function checkByte(value: unknown, name: string, op: string): number {
 }
 
 /**
+ * The `mode` option of a call that creates a file: permission bits, a
+ * non-negative integer of at most 0o7777 (0o644 when left out), -0 as 0.
+ * The shim takes a u32: Bun truncated 2^32 + 0o600 to 0o600, Deno's FFI
+ * threw its own TypeError; bits above 0o7777 are no permission. Every
+ * create checks it here, so the message names the call made (a block
+ * pool's create said "Cannot open source" for it).
+ *
+ * @param what the call, for the message ("create pool")
+ */
+export function checkMode(value: unknown, what: string): number {
+  const mode = checkSize(value ?? 0o644, "mode", what);
+  if (mode > 0o7777) {
+    throw new RangeError(
+      `Cannot ${what}: mode must be at most 0o7777, got 0o${mode.toString(8)}`,
+    );
+  }
+  return mode;
+}
+
+/**
  * A flag option: a boolean, or undefined (left out). Anything else is a
  * TypeError: a test of its truthiness took "no", "false" or 1 for true
  * (a file opened read-only, or made sparse, by a string).

@@ -9,7 +9,7 @@
  */
 import { unlinkSync } from "node:fs";
 import { PmemError } from "../errors/mod.ts";
-import { checkOpenArgs } from "../ffi/validate.ts";
+import { checkMode, checkOpenArgs } from "../ffi/validate.ts";
 import { FileLock } from "../pmem2/file_lock.ts";
 import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
@@ -170,7 +170,7 @@ export function createPool(
       }`,
     );
   }
-  const mode = checkInteger(options.mode ?? 0o644, "mode", op);
+  const mode = checkMode(options.mode, `${op} pool`);
   const mover = checkMoverOption(options.mover, `${op} pool`);
   const g = planGeometry(size, logSize, layout);
   let source: Source;

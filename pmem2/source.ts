@@ -16,6 +16,7 @@ import {
 } from "../ffi/lib.ts";
 import {
   checkFlag,
+  checkMode,
   checkRange,
   checkSize,
   notConstructible,
@@ -150,17 +151,7 @@ export class Source implements Disposable {
     if (checkFlag(options.readOnly, "readOnly", what)) {
       flags |= AP_OPEN_READONLY;
     }
-    // + 0: -0 as 0, which Deno's FFI takes for a u32 (see checkByte)
-    const mode = checkSize(options.mode ?? 0o644, "mode", "open source") + 0;
-    if (mode > 0o7777) {
-      // the shim takes a u32: Bun truncated 2^32 + 0o600 to 0o600, Deno's
-      // FFI threw its own TypeError; bits above 0o7777 are no permission
-      throw new RangeError(
-        `Cannot open source: mode must be at most 0o7777, got 0o${
-          mode.toString(8)
-        }`,
-      );
-    }
+    const mode = checkMode(options.mode, what);
     const cell = newCell();
     const p = cString(path);
     // 1 when the shim created the file

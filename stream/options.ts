@@ -6,7 +6,12 @@
  *
  * @module
  */
-import { bufferOf, checkOpenArgs, notSize } from "../ffi/validate.ts";
+import {
+  bufferOf,
+  checkMode,
+  checkOpenArgs,
+  notSize,
+} from "../ffi/validate.ts";
 import type { FutureOptions } from "../future/future.ts";
 import { checkMoverOption, type Vdm } from "../mover/vdm.ts";
 import type { Level } from "./core.ts";
@@ -150,7 +155,7 @@ export function checkCreateOptions(
       `Cannot ${what}: size must be a multiple of 4096, got ${size}`,
     );
   }
-  const mode = checkInt(options.mode ?? 0o644, "mode", what);
+  const mode = checkMode(options.mode, what);
   const mover = options.mover;
   checkMover(mover, op);
   return { size, blockSize, regionSlots, maxInFlight, mode, mover };

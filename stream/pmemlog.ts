@@ -43,6 +43,7 @@ import { StreamMedia } from "./media.ts";
 import { checkInt, checkMover, detachedData, isDetached } from "./options.ts";
 import {
   byteLengthOf,
+  checkMode,
   checkOpenArgs,
   notConstructible,
 } from "../ffi/validate.ts";
@@ -198,7 +199,7 @@ export class PmemLog implements Disposable {
     const what = `${op} log`;
     // 0 (the default) means the file exists: its size is the pool's
     const poolSize = checkInt(options.poolSize ?? 0, "poolSize", what);
-    const mode = checkInt(options.mode ?? 0o644, "mode", what);
+    const mode = checkMode(options.mode, what);
     if (poolSize !== 0 && poolSize < MIN_LOG_POOL) {
       throw new RangeError(
         `Cannot ${what}: poolSize must be at least ${MIN_LOG_POOL} (2 MiB), got ${poolSize}`,

@@ -374,3 +374,49 @@ test("CLI: an unknown option names the option meant", () => {
     assert.equal(existsSync(path), false);
   }
 });
+
+// Bug: a store's create checked `mode` to be a non-negative integer and
+// left the rest to Source.open, whose RangeError for bits above 0o7777
+// named another call: BlockPool.create(path, { ..., mode: 0o17777 })
+// said "Cannot open source: mode must be at most 0o7777". One check
+// (checkMode) serves Source.open and every create, in its own words.
+test("a mode above 0o7777 is refused in the words of the create called", () => {
+  const cases: [string, (path: string, mode: number) => unknown, string][] = [
+    [
+      "pool",
+      (p, mode) =>
+        BlockPool.create(p, { blockSize: 512, poolSize: 32 * MiB, mode }),
+      "create pool",
+    ],
+    [
+      "log",
+      (p, mode) => PmemLog.create(p, { poolSize: 4 * MiB, mode }),
+      "create log",
+    ],
+    [
+      "stream",
+      (p, mode) => LogStream.create(p, { size: 4 * MiB, mode }),
+      "create stream",
+    ],
+    [
+      "obj",
+      (p, mode) => ObjectPool.create(p, { size: 16 * MiB, layout: "x", mode }),
+      "create pool",
+    ],
+    ["mapFile", (p, mode) => mapFile(p, { size: 4096, mode }), "open source"],
+  ];
+  for (const [name, create, what] of cases) {
+    for (const mode of [0o17777, 2 ** 32 + 0o600]) {
+      const path = tempPath();
+      assert.throws(() => create(path, mode), {
+        name: "RangeError",
+        message: `Cannot ${what}: mode must be at most 0o7777, got 0o${
+          mode.toString(8)
+        }`,
+      }, name);
+      assert.equal(existsSync(path), false, name);
+    }
+    assert.throws(() => create(tempPath(), -1), RangeError, name);
+    assert.throws(() => create(tempPath(), "644" as never), TypeError, name);
+  }
+});
