@@ -144,12 +144,20 @@ export function createPoolFile(
   hooks: PoolTestHooks,
 ): PoolFile {
   const op = "create";
-  options = checkOpenArgs(path, options, op, "pool", [
-    "blockSize",
-    "poolSize",
-    "mode",
-    "mover",
-  ], { size: "poolSize" }) as CreateArgs;
+  options = checkOpenArgs(
+    path,
+    options,
+    op,
+    "pool",
+    [
+      "blockSize",
+      "poolSize",
+      "mode",
+      "mover",
+    ],
+    { size: "poolSize" },
+    ["blockSize"],
+  ) as CreateArgs;
   checkMoverOption(options.mover, `${op} pool`);
   const blockSize = checkBlockSize(options.blockSize, op);
   const poolSize = checkInteger(options.poolSize ?? 0, "poolSize", op);

@@ -220,9 +220,10 @@ export function checkOpenArgs<T extends object>(
   noun: string,
   known: readonly (keyof T & string)[],
   hints: Readonly<Record<string, keyof T & string>> = {},
+  required: readonly (keyof T & string)[] = [],
 ): Partial<T> {
   checkPath(path, op, noun);
-  return readOptions(options, known, `${op} ${noun}`, hints);
+  return readOptions(options, known, `${op} ${noun}`, hints, required);
 }
 
 /**
@@ -240,6 +241,9 @@ export function checkOpenArgs<T extends object>(
  * - Each of `known` is read once, into a fresh object: a getter read
  *   again could answer what was never checked. `undefined` is an option
  *   left out.
+ * - One of `required` left out: a TypeError "the blockSize option is
+ *   required" (its check of type said "must be a number, got
+ *   undefined", as if a value of the wrong kind had been given).
  *
  * @param options the caller's options
  * @param known the option names
@@ -247,6 +251,7 @@ export function checkOpenArgs<T extends object>(
  *   pool: ...")
  * @param hints a name callers use for one of `known` that spelling alone
  *   does not find (libpmemblk's `poolSize` for a stream's `size`)
+ * @param required the options that must be given
  * @throws {TypeError} as above
  */
 export function readOptions<T extends object>(
@@ -254,6 +259,7 @@ export function readOptions<T extends object>(
   known: readonly (keyof T & string)[],
   what: string,
   hints: Readonly<Record<string, keyof T & string>> = {},
+  required: readonly (keyof T & string)[] = [],
 ): Partial<T> {
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`Cannot ${what}: options must be an object`);
@@ -276,6 +282,11 @@ export function readOptions<T extends object>(
   for (const key of known) {
     const value = options[key];
     if (value !== undefined) read[key] = value;
+  }
+  for (const key of required) {
+    if (read[key] === undefined) {
+      throw new TypeError(`Cannot ${what}: the ${key} option is required`);
+    }
   }
   return read;
 }

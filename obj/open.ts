@@ -143,13 +143,21 @@ export function createPool(
   hooks: ObjTestHooks,
 ): Opened {
   const op = "create";
-  options = checkOpenArgs(path, options, op, "pool", [
-    "size",
-    "layout",
-    "logSize",
-    "mode",
-    "mover",
-  ], { poolSize: "size" });
+  options = checkOpenArgs(
+    path,
+    options,
+    op,
+    "pool",
+    [
+      "size",
+      "layout",
+      "logSize",
+      "mode",
+      "mover",
+    ],
+    { poolSize: "size" },
+    ["size", "layout"],
+  );
   const size = Math.floor(checkInteger(options.size, "size", op) / 4096) *
     4096;
   if (size < MIN_POOL_SIZE || size > MAX_POOL_SIZE) {
@@ -244,7 +252,15 @@ export function openPool(
   hooks: ObjTestHooks,
 ): Opened {
   const op = "open";
-  options = checkOpenArgs(path, options, op, "pool", ["layout", "mover"]);
+  options = checkOpenArgs(
+    path,
+    options,
+    op,
+    "pool",
+    ["layout", "mover"],
+    {},
+    ["layout"],
+  );
   const layout = checkLayout(options.layout, op);
   const mover = checkMoverOption(options.mover, `${op} pool`);
   // a private mapping never writes the file: opened for reading, a pool

@@ -100,14 +100,22 @@ export function checkCreateOptions(
   options: LogStreamCreateOptions,
   op: string,
 ): CreateSettings {
-  options = checkOpenArgs(path, options, op, "stream", [
-    "size",
-    "blockSize",
-    "regionSlots",
-    "maxInFlight",
-    "mode",
-    "mover",
-  ], { poolSize: "size" }) as LogStreamCreateOptions;
+  options = checkOpenArgs(
+    path,
+    options,
+    op,
+    "stream",
+    [
+      "size",
+      "blockSize",
+      "regionSlots",
+      "maxInFlight",
+      "mode",
+      "mover",
+    ],
+    { poolSize: "size" },
+    ["size"],
+  ) as LogStreamCreateOptions;
   // every message names what is created: "Cannot create stream: ..."
   const what = `${op} stream`;
   const blockSize = checkSize(options.blockSize ?? 4096, "blockSize", what);

@@ -420,3 +420,27 @@ test("a mode above 0o7777 is refused in the words of the create called", () => {
     assert.throws(() => create(tempPath(), "644" as never), TypeError, name);
   }
 });
+
+// Bug: a required option left out (or undefined) was described as a
+// value of the wrong type: "blockSize must be a number, got undefined",
+// "layout must be a string". It is now "the blockSize option is
+// required", undefined and absent alike, before any file is touched.
+test("a required option left out or undefined is named as required", () => {
+  const cases: [string, object, string, string][] = [
+    ["BlockPool.create", { poolSize: 32 * MiB }, "blockSize", "create pool"],
+    ["LogStream.create", { blockSize: 4096 }, "size", "create stream"],
+    ["ObjectPool.create", { layout: "x" }, "size", "create pool"],
+    ["ObjectPool.create", { size: 16 * MiB }, "layout", "create pool"],
+    ["ObjectPool.open", {}, "layout", "open pool"],
+  ];
+  for (const [name, options, option, what] of cases) {
+    for (const given of [options, { ...options, [option]: undefined }]) {
+      const path = tempPath();
+      assert.throws(() => FACTORIES[name](path, given as never), {
+        name: "TypeError",
+        message: `Cannot ${what}: the ${option} option is required`,
+      }, `${name}(${JSON.stringify(given)})`);
+      assert.equal(existsSync(path), false, name);
+    }
+  }
+});
