@@ -194,13 +194,21 @@ export function checkFlag(
 }
 
 /**
- * Assert `path` is a non-empty string; the message names the call
- * (`op` of a `noun`: "Cannot open pool: path must be ...").
+ * Assert `path` is a non-empty string without a NUL byte; the message
+ * names the call (`op` of a `noun`: "Cannot open pool: path must be
+ * ..."). An empty path went to the system (ENOENT, naming no path), and
+ * one with a NUL was refused by the FFI layer in words that named no
+ * call (the system would have cut it short there).
  */
 export function checkPath(path: unknown, op: string, noun: string): void {
   if (typeof path !== "string" || path.length === 0) {
     throw new TypeError(
       `Cannot ${op} ${noun}: path must be a non-empty string`,
+    );
+  }
+  if (path.includes("\0")) {
+    throw new TypeError(
+      `Cannot ${op} ${noun}: path must not contain a NUL character`,
     );
   }
 }

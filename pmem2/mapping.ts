@@ -14,6 +14,7 @@ import {
   checkByte,
   checkBytes,
   checkFlag,
+  checkPath,
   checkRange,
   checkSize,
   holds,
@@ -811,12 +812,15 @@ export interface MapFileOptions extends MapConfig {
  *
  * @param path the file
  * @param options size, granularity, range, sharing, protection
+ * @throws {TypeError} for a path that is empty or holds a NUL, an option
+ *   of the wrong type, or a key that is none of {@linkcode MapFileOptions}'s
  * @throws {PmemError} as {@linkcode Source.open} and {@linkcode Mapping.map}
  *   do; a file this call created is removed again when the mapping fails
  * @throws {RangeError} as {@linkcode Mapping.map} does, for an `offset` at
  *   the end of the file
  */
 export function mapFile(path: string, options: MapFileOptions = {}): Mapping {
+  checkPath(path, "map", "file");
   // the mapping's options are checked before the file is opened: a
   // `size` creates it, and a bad granularity or offset left it behind;
   // each is read once (see readMapConfig), so the file is opened for the

@@ -17,6 +17,7 @@ import {
 import {
   checkFlag,
   checkMode,
+  checkPath,
   checkRange,
   checkSize,
   notConstructible,
@@ -127,9 +128,7 @@ export class Source implements Disposable {
    * @throws {PmemError} when the file cannot be opened or sized
    */
   static open(path: string, options: SourceOpenOptions = {}): Source {
-    if (typeof path !== "string") {
-      throw new TypeError("Cannot open source: path must be a string");
-    }
+    checkPath(path, "open", "source");
     options = readOptions(options, [
       "size",
       "create",

@@ -444,3 +444,43 @@ test("a required option left out or undefined is named as required", () => {
     }
   }
 });
+
+// Bug: Source.open and mapFile took an empty path to the system, which
+// said "open: cannot open '': No such file or directory" (a PmemError),
+// where the stores refuse it as a TypeError; a path with a NUL byte was
+// refused by the FFI layer as "Cannot pass string: it contains a NUL
+// character", naming no call. Both are TypeErrors naming the call now.
+test("an empty path, or one with a NUL byte, is a TypeError naming the call", () => {
+  const cases: [string, (path: string) => unknown, string][] = [
+    ["Source.open", (p) => Source.open(p, { size: 4096 }), "open source"],
+    ["mapFile", (p) => mapFile(p, { size: 4096 }), "map file"],
+    [
+      "BlockPool.create",
+      (p) => BlockPool.create(p, { blockSize: 512, poolSize: 32 * MiB }),
+      "create pool",
+    ],
+    [
+      "PmemLog.create",
+      (p) => PmemLog.create(p, { poolSize: 4 * MiB }),
+      "create log",
+    ],
+    ["LogStream.open", (p) => LogStream.open(p), "open stream"],
+    [
+      "ObjectPool.create",
+      (p) => ObjectPool.create(p, { size: 16 * MiB, layout: "x" }),
+      "create pool",
+    ],
+  ];
+  for (const [name, call, what] of cases) {
+    assert.throws(() => call(""), {
+      name: "TypeError",
+      message: `Cannot ${what}: path must be a non-empty string`,
+    }, name);
+    const path = tempPath();
+    assert.throws(() => call(`${path}\0.x`), {
+      name: "TypeError",
+      message: `Cannot ${what}: path must not contain a NUL character`,
+    }, name);
+    assert.equal(existsSync(path), false, name);
+  }
+});
