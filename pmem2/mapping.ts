@@ -36,7 +36,7 @@ import { checkMemFlags, MemFlags } from "./flags.ts";
 import { waitAll } from "../future/executor.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import { CpuMover } from "../mover/cpu.ts";
-import type { Vdm } from "../mover/vdm.ts";
+import { checkMoverOption, type Vdm } from "../mover/vdm.ts";
 import { DurableCopies } from "./durable_copies.ts";
 import { copyOut } from "./read.ts";
 import { ViewBuffers } from "./view_buffers.ts";
@@ -773,11 +773,9 @@ function defaultMover(): Vdm {
   return new CpuMover();
 }
 
-/** Assert a configured mover (none: the default) implements Vdm. */
+/** Assert a configured mover (none, or null: the default) implements Vdm. */
 function checkMover(mover: Vdm | null | undefined): void {
-  if (mover != null && typeof mover.memcpy !== "function") {
-    throw new TypeError("Cannot map: mover must implement Vdm");
-  }
+  if (mover !== null) checkMoverOption(mover, "map");
 }
 
 /**

@@ -484,3 +484,68 @@ test("an empty path, or one with a NUL byte, is a TypeError naming the call", ()
     assert.equal(existsSync(path), false, name);
   }
 });
+
+// Bug: a mover option was checked for one method: the stores asked for
+// `batch` and Mapping for `memcpy`, and each calls others. A mover with
+// only `batch` made BlockPool.create fail in Mapping.map's words
+// ("Cannot map: mover must implement Vdm"), LogStream's appendAsync fail
+// with "Cannot read properties of undefined (reading 'done')"; a mapping
+// took one with only `memcpy` and its memsetAsync threw
+// "host.mover.supports is not a function". Every factory checks each
+// method of Vdm, and names the one missing, before a file is made.
+test("a mover option missing a method of Vdm is refused by every factory, naming the method", () => {
+  using whole = new ThreadMover({ threads: 1 });
+  const methods = ["supports", "memcpy", "memmove", "memset", "flush", "batch"];
+  const creates: [string, (path: string, mover: unknown) => unknown, string][] =
+    [
+      [
+        "BlockPool.create",
+        (p, mover) =>
+          BlockPool.create(
+            p,
+            { blockSize: 512, poolSize: 32 * MiB, mover } as never,
+          ),
+        "create pool",
+      ],
+      [
+        "PmemLog.create",
+        (p, mover) => PmemLog.create(p, { poolSize: 4 * MiB, mover } as never),
+        "create log",
+      ],
+      [
+        "LogStream.create",
+        (p, mover) => LogStream.create(p, { size: 4 * MiB, mover } as never),
+        "create stream",
+      ],
+      [
+        "ObjectPool.create",
+        (p, mover) =>
+          ObjectPool.create(p, { size: 16 * MiB, layout: "x", mover } as never),
+        "create pool",
+      ],
+      [
+        "mapFile",
+        (p, mover) => mapFile(p, { size: 4096, mover } as never),
+        "map",
+      ],
+    ];
+  for (const missing of methods) {
+    // the mover's own methods, less one
+    const partial: Record<string, unknown> = {};
+    for (const m of methods) {
+      if (m !== missing) {
+        partial[m] = (whole as unknown as Record<string, () => unknown>)[m]
+          .bind(whole);
+      }
+    }
+    for (const [name, create, what] of creates) {
+      const path = tempPath();
+      assert.throws(() => closeIt(create(path, partial)), {
+        name: "TypeError",
+        message:
+          `Cannot ${what}: mover must implement Vdm (it has no ${missing} method)`,
+      }, `${name} without ${missing}`);
+      assert.equal(existsSync(path), false, name);
+    }
+  }
+});
