@@ -40,17 +40,46 @@ export class UsageError extends Error {
 }
 
 /**
+ * The flag that gives each option of the library's factories on the
+ * command line (`create`'s and `convert`'s).
+ */
+const FLAGS: Readonly<Record<string, string>> = {
+  poolSize: "--size",
+  size: "--size",
+  fileSize: "--size",
+  blockSize: "--block-size",
+  regionSlots: "--region-slots",
+  logSize: "--log-size",
+  layout: "--layout",
+  mode: "--mode",
+};
+
+/**
+ * A library message about an option, in the words of the command line:
+ * "Cannot create pool: poolSize must be ..." names `--size`, which the
+ * user typed (the library's option name is not on the command line).
+ */
+export function inFlags(message: string): string {
+  return message.replace(
+    /^(Cannot [^:]*: )(\w+)( must )/,
+    (all, head: string, name: string, tail: string) =>
+      Object.hasOwn(FLAGS, name) ? `${head}${FLAGS[name]}${tail}` : all,
+  );
+}
+
+/**
  * Run a library call given values from the command line: a RangeError or
  * TypeError it throws is the library refusing those values before it
- * touches anything, a {@linkcode UsageError}. (Elsewhere such an error is
- * the engine's or a bug, "Invalid string length", and no usage error.)
+ * touches anything, a {@linkcode UsageError} naming the flags
+ * ({@linkcode inFlags}). (Elsewhere such an error is the engine's or a
+ * bug, "Invalid string length", and no usage error.)
  */
 export function withArguments<T>(call: () => T): T {
   try {
     return call();
   } catch (e) {
     if (e instanceof RangeError || e instanceof TypeError) {
-      throw new UsageError(e.message);
+      throw new UsageError(inFlags(e.message));
     }
     throw e;
   }

@@ -549,3 +549,44 @@ test("a mover option missing a method of Vdm is refused by every factory, naming
     }
   }
 });
+
+// Bug: the CLI passed the library's refusal of a command-line value on
+// in the library's option names, which the command line does not have:
+// `create blk --size 1M` said "poolSize must be at least 16785408",
+// `create stream --region-slots 0` "regionSlots must be in [1, 65536]".
+// The message names the flag given.
+test("CLI: a value the library refuses is named by its flag", () => {
+  const cases: [string[], string][] = [
+    [
+      ["blk", "--size", "1M", "--block-size", "512"],
+      "--size must be at least 16785408",
+    ],
+    [
+      ["blk", "--size", "64M", "--block-size", "0"],
+      "--block-size must be an integer",
+    ],
+    [["log", "--size", "1M"], "--size must be at least 2097152"],
+    [
+      ["stream", "--size", "1M", "--region-slots", "0"],
+      "--region-slots must be in",
+    ],
+    [
+      ["stream", "--size", "1M", "--block-size", "100"],
+      "--block-size must be a power of two",
+    ],
+    [
+      ["obj", "--size", "16M", "--layout", "x", "--log-size", "5"],
+      "--log-size must be a multiple of 4096",
+    ],
+  ];
+  for (const [[kind, ...args], said] of cases) {
+    const path = tempPath();
+    const r = cli("create", kind, path, ...args);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(
+      r.stderr.split("\n")[0],
+      new RegExp(`^asyncpmem create: Cannot create \\w+: ${said}`),
+    );
+    assert.equal(existsSync(path), false);
+  }
+});
