@@ -9,6 +9,7 @@ import { mapFile, Mapping, Source } from "../pmem2/mod.ts";
 import { DsaMover, ThreadMover } from "../mover/mod.ts";
 import { PmemError } from "../errors/mod.ts";
 import { cli } from "./cli_run.ts";
+import { main } from "../cli/main.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
@@ -588,5 +589,17 @@ test("CLI: a value the library refuses is named by its flag", () => {
       new RegExp(`^asyncpmem create: Cannot create \\w+: ${said}`),
     );
     assert.equal(existsSync(path), false);
+  }
+});
+
+// Bug: main() is exported for programs, and took what it was given:
+// main(undefined) threw the engine's "argv is not iterable", and
+// main("create") ran the command 'c'. It is a TypeError naming argv.
+test("CLI: main() refuses an argv that is no array of strings", async () => {
+  for (const argv of [undefined, "create", ["create", 5], null]) {
+    await assert.rejects(() => main(argv as never), {
+      name: "TypeError",
+      message: "Cannot run asyncpmem: argv must be an array of strings",
+    }, JSON.stringify(argv));
   }
 });
