@@ -556,10 +556,16 @@ export class ObjectPool implements Disposable {
  * The engine of an open pool (for the map). Internal.
  *
  * @param op the operation named by the ClosedError of a closed pool
+ * @param what the call, named by the TypeError of a `pool` that is no
+ *   ObjectPool ("open a map")
  */
-export function poolEngine(pool: ObjectPool, op = "use"): Engine {
+export function poolEngine(
+  pool: ObjectPool,
+  op = "use",
+  what = "use the pool",
+): Engine {
   if (!(pool instanceof ObjectPool)) {
-    throw new TypeError("Cannot use the pool: it must be an ObjectPool");
+    throw new TypeError(`Cannot ${what}: pool must be an ObjectPool`);
   }
   return engineOf(pool, op);
 }

@@ -4,7 +4,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { BlockPool } from "../blk/mod.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
-import { ObjectPool } from "../obj/mod.ts";
+import { ObjectPool, PersistentMap } from "../obj/mod.ts";
 import { mapFile, Mapping, Source } from "../pmem2/mod.ts";
 import { DsaMover, ThreadMover } from "../mover/mod.ts";
 import { PmemError } from "../errors/mod.ts";
@@ -601,5 +601,18 @@ test("CLI: main() refuses an argv that is no array of strings", async () => {
       name: "TypeError",
       message: "Cannot run asyncpmem: argv must be an array of strings",
     }, JSON.stringify(argv));
+  }
+});
+
+// Bug: PersistentMap.open(pool, name) with something that is no pool
+// said "Cannot use the pool: it must be an ObjectPool", naming neither
+// the call nor the argument, where its name's errors say "Cannot open a
+// map: name must be a string".
+test("PersistentMap.open() with no ObjectPool names the call and the argument", () => {
+  for (const pool of [null, undefined, {}, "pool"]) {
+    assert.throws(() => PersistentMap.open(pool as never, "m"), {
+      name: "TypeError",
+      message: "Cannot open a map: pool must be an ObjectPool",
+    });
   }
 });
