@@ -5,7 +5,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { BlockPool } from "../blk/mod.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { ObjectPool, PersistentMap } from "../obj/mod.ts";
-import { mapFile, Mapping, Source } from "../pmem2/mod.ts";
+import { FileLock, mapFile, Mapping, Source } from "../pmem2/mod.ts";
 import { DsaMover, ThreadMover } from "../mover/mod.ts";
 import { PmemError } from "../errors/mod.ts";
 import { cli } from "./cli_run.ts";
@@ -615,4 +615,25 @@ test("PersistentMap.open() with no ObjectPool names the call and the argument", 
       message: "Cannot open a map: pool must be an ObjectPool",
     });
   }
+});
+
+// Bug: FileLock.acquire("") went to the system ("lock: cannot open '':
+// No such file or directory", a PmemError) and a path with a NUL was the
+// FFI layer's "Cannot pass string: it contains a NUL character", as
+// Source.open's were; it checks its path as every factory does.
+test("FileLock.acquire() refuses an empty path or one with a NUL as a TypeError", () => {
+  assert.throws(() => FileLock.acquire(""), {
+    name: "TypeError",
+    message: "Cannot lock file: path must be a non-empty string",
+  });
+  const path = tempPath();
+  assert.throws(() => FileLock.acquire(`${path}\0.x`), {
+    name: "TypeError",
+    message: "Cannot lock file: path must not contain a NUL character",
+  });
+  assert.throws(() => FileLock.acquire(5 as never), {
+    name: "TypeError",
+    message: "Cannot lock file: path must be a non-empty string",
+  });
+  assert.equal(existsSync(path), false);
 });
