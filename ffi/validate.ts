@@ -194,11 +194,11 @@ export function checkFlag(
 }
 
 /**
- * Assert `path` is a non-empty string without a NUL byte; the message
- * names the call (`op` of a `noun`: "Cannot open pool: path must be
- * ..."). An empty path went to the system (ENOENT, naming no path), and
- * one with a NUL was refused by the FFI layer in words that named no
- * call (the system would have cut it short there).
+ * Assert `path` is a non-empty string without a NUL byte or a lone
+ * surrogate; the message names the call (`op` of a `noun`: "Cannot open
+ * pool: path must be ..."). An empty path went to the system (ENOENT,
+ * naming no path), and one with a NUL or a lone surrogate was refused by
+ * the FFI layer in words that named no call.
  */
 export function checkPath(path: unknown, op: string, noun: string): void {
   if (typeof path !== "string" || path.length === 0) {
@@ -209,6 +209,12 @@ export function checkPath(path: unknown, op: string, noun: string): void {
   if (path.includes("\0")) {
     throw new TypeError(
       `Cannot ${op} ${noun}: path must not contain a NUL character`,
+    );
+  }
+  if (!path.isWellFormed()) {
+    // UTF-8 cannot hold it: U+FFFD in its place would name another file
+    throw new TypeError(
+      `Cannot ${op} ${noun}: path must not contain a lone surrogate (not valid UTF-16)`,
     );
   }
 }

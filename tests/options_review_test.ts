@@ -637,3 +637,29 @@ test("FileLock.acquire() refuses an empty path or one with a NUL as a TypeError"
   });
   assert.equal(existsSync(path), false);
 });
+
+// Bug: a path with a lone surrogate (which UTF-8 cannot hold: it would
+// name another file, U+FFFD in its place) was refused by the FFI layer
+// as "Cannot pass string: it contains a lone surrogate", naming no call;
+// the factories' path check names the call, as for a NUL.
+test("a path with a lone surrogate is a TypeError naming the call", () => {
+  const cases: [(path: string) => unknown, string][] = [
+    [(p) => Source.open(p, { size: 4096 }), "open source"],
+    [(p) => mapFile(p, { size: 4096 }), "map file"],
+    [
+      (p) => BlockPool.create(p, { blockSize: 512, poolSize: 32 * MiB }),
+      "create pool",
+    ],
+    [(p) => LogStream.create(p, { size: 4 * MiB }), "create stream"],
+    [(p) => FileLock.acquire(p), "lock file"],
+  ];
+  for (const [call, what] of cases) {
+    const path = tempPath();
+    assert.throws(() => call(`${path}\uD800`), {
+      name: "TypeError",
+      message:
+        `Cannot ${what}: path must not contain a lone surrogate (not valid UTF-16)`,
+    }, what);
+    assert.equal(existsSync(path), false, what);
+  }
+});
