@@ -285,8 +285,11 @@ export function readOptions<T extends object>(
   }
   for (const key of Object.keys(options)) {
     if (!(known as readonly string[]).includes(key)) {
+      // a key of a megabyte (a data object passed as options) is cut
+      // short in the message
+      const shown = key.length > 64 ? `${key.slice(0, 61)}...` : key;
       throw new TypeError(
-        `Cannot ${what}: unknown option '${key}' (${
+        `Cannot ${what}: unknown option '${shown}' (${
           suggest(key, known, hints)
         })`,
       );
@@ -334,6 +337,9 @@ export function nearestName(
   if (best === undefined) {
     let least = Math.min(3, Math.ceil(key.length / 2));
     for (const name of known) {
+      // (lengths this far apart are that many edits at least: a long key
+      // costs no distance computed)
+      if (Math.abs(key.length - name.length) >= least) continue;
       const d = editDistance(key.toLowerCase(), name.toLowerCase());
       if (d < least) [best, least] = [name, d];
     }

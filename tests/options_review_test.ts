@@ -663,3 +663,16 @@ test("a path with a lone surrogate is a TypeError naming the call", () => {
     assert.equal(existsSync(path), false, what);
   }
 });
+
+// (Found in this review's own helper:) an unknown key of a megabyte, a
+// data object passed as the options, was echoed whole into the message,
+// after a distance computed against every option name.
+test("an unknown option key of any length is cut short in the message", () => {
+  const key = "x".repeat(1 << 20);
+  assert.throws(
+    () => BlockPool.create(tempPath(), { blockSize: 512, [key]: 1 } as never),
+    (e) =>
+      e instanceof TypeError && e.message.length < 200 &&
+      e.message.includes(`unknown option '${"x".repeat(61)}...'`),
+  );
+});
