@@ -6,7 +6,7 @@ import { BlockPool } from "../blk/mod.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { ObjectPool, PersistentMap } from "../obj/mod.ts";
 import { FileLock, mapFile, Mapping, Source } from "../pmem2/mod.ts";
-import { DsaMover, ThreadMover } from "../mover/mod.ts";
+import { CpuMover, DsaMover, ThreadMover } from "../mover/mod.ts";
 import { PmemError } from "../errors/mod.ts";
 import { cli } from "./cli_run.ts";
 import { main } from "../cli/main.ts";
@@ -675,4 +675,22 @@ test("an unknown option key of any length is cut short in the message", () => {
       e instanceof TypeError && e.message.length < 200 &&
       e.message.includes(`unknown option '${"x".repeat(61)}...'`),
   );
+});
+
+// Bug: CpuMover's constructor takes no options and ignored any it was
+// given: new CpuMover({ threads: 4 }) made the in-thread mover where a
+// ThreadMover was meant, silently. Its argument goes through the same
+// helper as every factory's options, and takes none.
+test("new CpuMover() refuses options it does not take", () => {
+  // (its signature takes none: JavaScript callers can pass some)
+  const Cpu = CpuMover as unknown as new (options?: unknown) => CpuMover;
+  assert.throws(() => new Cpu({ threads: 4 }), {
+    name: "TypeError",
+    message:
+      "Cannot create CpuMover: unknown option 'threads' (it takes no options)",
+  });
+  assert.throws(() => new Cpu(4), TypeError);
+  new Cpu().close();
+  new Cpu(undefined).close();
+  new Cpu({}).close();
 });
