@@ -23,7 +23,11 @@ import {
   listDsa,
   wqLimits,
 } from "./_dsa_discovery.ts";
-import { ThreadMover, type ThreadMoverOptions } from "./thread.ts";
+import {
+  checkThreadMoverOptions,
+  ThreadMover,
+  type ThreadMoverOptions,
+} from "./thread.ts";
 import { VdmFlags } from "./vdm.ts";
 
 export type { DsaDeviceInfo, DsaWqInfo };
@@ -304,14 +308,20 @@ export class DsaMover extends DeviceMover {
    * console.log(choice.mover.name, choice.reason ?? "");
    * ```
    *
-   * @throws {TypeError | RangeError} for bad options (never for a
-   * machine without DSA)
+   * @throws {TypeError | RangeError} for bad options, `fallback`'s
+   * included (checked before DSA is tried, so a machine where it opens
+   * finds them too); never for a machine without DSA
    */
   static openOrFallback(options: DsaFallbackOptions = {}): DsaChoice {
     const { fallback, ...dsa } = readOptions(
       options,
       [...DSA_OPTION_KEYS, "fallback"],
       "open DsaMover",
+    );
+    // checked before DSA is tried: where it opens, bad fallback options
+    // went unnoticed until a machine without DSA ran the same code
+    const fallbackOptions = checkThreadMoverOptions(
+      fallback === undefined ? {} : fallback,
     );
     let mover: DsaMover | ThreadMover;
     let error: NotSupportedError | null = null;
@@ -320,7 +330,7 @@ export class DsaMover extends DeviceMover {
     } catch (e) {
       if (!(e instanceof NotSupportedError)) throw e;
       error = e;
-      mover = new ThreadMover(fallback);
+      mover = new ThreadMover(fallbackOptions);
     }
     return {
       mover,

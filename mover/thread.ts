@@ -54,10 +54,15 @@ function defaultThreads(): number {
   return Math.max(1, Math.min(8, n));
 }
 
-/** Check the options (before anything native) and start the device. */
-function createDevice(
+/**
+ * {@linkcode ThreadMoverOptions} read once and checked, defaults filled
+ * in: a TypeError or RangeError before anything native. Internal:
+ * `DsaMover.openOrFallback` checks its fallback's with it before it
+ * tries DSA (they went unchecked where DSA opened).
+ */
+export function checkThreadMoverOptions(
   options: ThreadMoverOptions,
-): { device: CompletionDevice; inlineThreshold: number } {
+): Required<ThreadMoverOptions> {
   options = readOptions(options, [
     "threads",
     "queueSize",
@@ -119,6 +124,28 @@ function createDevice(
       "Cannot create ThreadMover: maxTransfer must be 1..2^31",
     );
   }
+  return {
+    threads,
+    queueSize,
+    records,
+    batchLists: lists,
+    maxTransfer,
+    inlineThreshold,
+  };
+}
+
+/** Check the options (before anything native) and start the device. */
+function createDevice(
+  options: ThreadMoverOptions,
+): { device: CompletionDevice; inlineThreshold: number } {
+  const {
+    threads,
+    queueSize,
+    records,
+    batchLists: lists,
+    maxTransfer,
+    inlineThreshold,
+  } = checkThreadMoverOptions(options);
   const device = new CompletionDevice(
     "ThreadMover",
     (cell) =>

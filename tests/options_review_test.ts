@@ -694,3 +694,36 @@ test("new CpuMover() refuses options it does not take", () => {
   new Cpu(undefined).close();
   new Cpu({}).close();
 });
+
+// Bug: DsaMover.openOrFallback checked its `fallback` options only when
+// it fell back: where a DSA work queue opened, { fallback: { threads: 0 } }
+// or { fallback: { thread: 2 } } went unnoticed, until a machine without
+// DSA ran the same code and threw. They are checked before DSA is tried.
+test("DsaMover.openOrFallback() checks its fallback options where DSA opens too", () => {
+  const open = DsaMover.open;
+  const sentinel = { close() {} } as unknown as DsaMover;
+  DsaMover.open = () => sentinel; // a machine where DSA opens
+  try {
+    assert.equal(
+      DsaMover.openOrFallback({ fallback: { threads: 1 } }).mover,
+      sentinel,
+    );
+    assert.throws(
+      () => DsaMover.openOrFallback({ fallback: { threads: 0 } }),
+      {
+        name: "RangeError",
+        message: "Cannot create ThreadMover: threads must be 1..64",
+      },
+    );
+    assert.throws(
+      () => DsaMover.openOrFallback({ fallback: { thread: 2 } as never }),
+      /unknown option 'thread' \(did you mean 'threads'\?\)/,
+    );
+    assert.throws(
+      () => DsaMover.openOrFallback({ fallback: null as never }),
+      /options must be an object/,
+    );
+  } finally {
+    DsaMover.open = open;
+  }
+});
