@@ -10,12 +10,17 @@
  */
 import { statSync, unlinkSync } from "node:fs";
 import { NotSupportedError, PmemError } from "../errors/mod.ts";
-import { asOp, corrupt, notEmpty } from "../errors/file.ts";
+import { asOp, corrupt, notEmpty, withoutSize } from "../errors/file.ts";
 import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
 import { checkMoverOption, type Vdm } from "../mover/vdm.ts";
-import { checkOpenArgs, notSize } from "../ffi/validate.ts";
+import {
+  checkFlag,
+  checkMode,
+  checkOpenArgs,
+  notSize,
+} from "../ffi/validate.ts";
 import {
   BLK_POOL,
   decodeDescriptor,
@@ -139,11 +144,24 @@ export function createPoolFile(
   hooks: PoolTestHooks,
 ): PoolFile {
   const op = "create";
-  checkOpenArgs(path, options, op, "pool");
+  options = checkOpenArgs(
+    path,
+    options,
+    op,
+    "pool",
+    [
+      "blockSize",
+      "poolSize",
+      "mode",
+      "mover",
+    ],
+    { size: "poolSize" },
+    ["blockSize"],
+  ) as CreateArgs;
   checkMoverOption(options.mover, `${op} pool`);
   const blockSize = checkBlockSize(options.blockSize, op);
   const poolSize = checkInteger(options.poolSize ?? 0, "poolSize", op);
-  const mode = checkInteger(options.mode ?? 0o644, "mode", op);
+  const mode = checkMode(options.mode, `${op} pool`);
   if (poolSize !== 0) {
     if (poolSize < MIN_POOL_SIZE) {
       throw new RangeError(
@@ -170,7 +188,9 @@ export function createPoolFile(
       mode,
     });
   } catch (e) {
-    throw asOp(e, op);
+    throw poolSize > 0
+      ? asOp(e, op)
+      : withoutSize(e, op, "poolSize", "pool", MIN_POOL_SIZE);
   }
   const created = poolSize > 0;
   let map: Mapping | null = null;
@@ -292,11 +312,13 @@ export function openPoolFile(
   hooks: PoolTestHooks,
 ): PoolFile {
   const op = "open";
-  checkOpenArgs(path, options, op, "pool");
+  options = checkOpenArgs(path, options, op, "pool", [
+    "blockSize",
+    "mover",
+    "readOnly",
+  ]);
   checkMoverOption(options.mover, `${op} pool`);
-  if (options.readOnly !== undefined && typeof options.readOnly !== "boolean") {
-    throw new TypeError("Cannot open pool: readOnly must be a boolean");
-  }
+  checkFlag(options.readOnly, "readOnly", `${op} pool`);
   const wanted = options.blockSize === undefined || options.blockSize === 0
     ? 0
     : checkBlockSize(options.blockSize, op);

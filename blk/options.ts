@@ -38,7 +38,10 @@ export function checkBlockData(
   return data;
 }
 
-/** Options of {@linkcode BlockPool.create}. */
+/**
+ * Options of {@linkcode BlockPool.create}. An option not listed here is
+ * refused, with a `TypeError` naming it and the option it likely stands for.
+ */
 export interface BlockPoolCreateOptions {
   /**
    * Bytes per block, 1 to 2^32-1 (libpmemblk's `bsize`). Blocks take
@@ -61,7 +64,10 @@ export interface BlockPoolCreateOptions {
   mover?: Vdm;
 }
 
-/** Options of {@linkcode BlockPool.open}. */
+/**
+ * Options of {@linkcode BlockPool.open}. An option not listed here is refused,
+ * with a `TypeError` naming it and the option it likely stands for.
+ */
 export interface BlockPoolOpenOptions {
   /**
    * The block size the caller expects; opening fails when the pool's

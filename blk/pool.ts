@@ -244,12 +244,14 @@ export class BlockPool implements Disposable {
    * @param path the file; it must not exist unless `poolSize` is 0
    * @param options block size, pool size, mode
    * @returns the open pool
-   * @throws {TypeError} when an argument has the wrong type
+   * @throws {TypeError} when an argument has the wrong type, or an option
+   *   is none of {@linkcode BlockPoolCreateOptions}'s
    * @throws {RangeError} when the block size or pool size is out of range,
    *   or the pool would hold fewer than 512 blocks per arena
    * @throws {PmemError} code -17 (EEXIST) when the file exists (or, with
-   *   `poolSize` 0, is not empty); other codes when the file cannot be
-   *   created, sized or mapped
+   *   `poolSize` 0, is not empty); -2 (ENOENT) when, with `poolSize` 0,
+   *   it does not exist (the message says to pass `poolSize`); other
+   *   codes when the file cannot be created, sized or mapped
    */
   static create(path: string, options: BlockPoolCreateOptions): BlockPool {
     return BlockPool.#create(path, options, {});

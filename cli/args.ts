@@ -8,6 +8,7 @@
  */
 import { lstatSync } from "node:fs";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { nearestName } from "../ffi/validate.ts";
 
 /**
  * Exit codes scripts can rely on.
@@ -39,17 +40,46 @@ export class UsageError extends Error {
 }
 
 /**
+ * The flag that gives each option of the library's factories on the
+ * command line (`create`'s and `convert`'s).
+ */
+const FLAGS: Readonly<Record<string, string>> = {
+  poolSize: "--size",
+  size: "--size",
+  fileSize: "--size",
+  blockSize: "--block-size",
+  regionSlots: "--region-slots",
+  logSize: "--log-size",
+  layout: "--layout",
+  mode: "--mode",
+};
+
+/**
+ * A library message about an option, in the words of the command line:
+ * "Cannot create pool: poolSize must be ..." names `--size`, which the
+ * user typed (the library's option name is not on the command line).
+ */
+export function inFlags(message: string): string {
+  return message.replace(
+    /^(Cannot [^:]*: )(\w+)( must )/,
+    (all, head: string, name: string, tail: string) =>
+      Object.hasOwn(FLAGS, name) ? `${head}${FLAGS[name]}${tail}` : all,
+  );
+}
+
+/**
  * Run a library call given values from the command line: a RangeError or
  * TypeError it throws is the library refusing those values before it
- * touches anything, a {@linkcode UsageError}. (Elsewhere such an error is
- * the engine's or a bug, "Invalid string length", and no usage error.)
+ * touches anything, a {@linkcode UsageError} naming the flags
+ * ({@linkcode inFlags}). (Elsewhere such an error is the engine's or a
+ * bug, "Invalid string length", and no usage error.)
  */
 export function withArguments<T>(call: () => T): T {
   try {
     return call();
   } catch (e) {
     if (e instanceof RangeError || e instanceof TypeError) {
-      throw new UsageError(e.message);
+      throw new UsageError(inFlags(e.message));
     }
     throw e;
   }
@@ -62,14 +92,48 @@ export interface Parsed {
 }
 
 /**
+ * Names the CLI's users give an option that spelling alone does not
+ * lead to (libpmemblk's and libpmemlog's pool size is `--size` here).
+ */
+const OPTION_HINTS: Readonly<Record<string, string>> = {
+  "pool-size": "size",
+  poolsize: "size",
+};
+
+/**
  * Parse a command's arguments strictly: an unknown option is a
- * {@linkcode UsageError}.
+ * {@linkcode UsageError} naming it and the option it likely stands for,
+ * as the library's factories name an unknown option key.
  */
 export function parse(
   argv: string[],
   options: NonNullable<ParseArgsConfig["options"]>,
 ): Parsed {
   try {
+    // the unknown options first, in words of our own: parseArgs's told
+    // how to pass a positional that starts with '-', not the option meant
+    const names = Object.keys(options);
+    const shorts = names.flatMap((n) => options[n].short ?? []);
+    const { tokens } = parseArgs({
+      args: argv,
+      options,
+      allowPositionals: true,
+      strict: false,
+      tokens: true,
+    });
+    for (const token of tokens) {
+      if (token.kind !== "option") continue;
+      const known = token.rawName.startsWith("--")
+        ? names.includes(token.name)
+        : shorts.includes(token.name) || names.includes(token.name);
+      if (known) continue;
+      const meant = nearestName(token.name, names, OPTION_HINTS);
+      throw new UsageError(
+        `unknown option '${token.rawName}'${
+          meant === undefined ? "" : ` (did you mean '--${meant}'?)`
+        }`,
+      );
+    }
     const r = parseArgs({
       args: argv,
       options,
@@ -81,6 +145,7 @@ export function parse(
       positionals: r.positionals,
     };
   } catch (e) {
+    if (e instanceof UsageError) throw e;
     throw new UsageError((e as Error).message);
   }
 }

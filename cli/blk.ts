@@ -58,7 +58,7 @@ export function createBlk(path: string, p: Parsed): void {
     // now, before allocating anything.
     if (blockSize < 1 || blockSize > MAX_BLOCK_SIZE) {
       throw new UsageError(
-        `Cannot create pool: blockSize must be an integer in [1, ${MAX_BLOCK_SIZE}], got ${blockSize}`,
+        `Cannot create pool: --block-size must be an integer in [1, ${MAX_BLOCK_SIZE}], got ${blockSize}`,
       );
     }
     withArguments(() => poolGeometry(size, blockSize));

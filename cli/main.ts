@@ -311,8 +311,18 @@ function usage(): string {
  * import { main } from "@asyncpmem/asyncpmem/cli";
  * console.log(await main(["--help"])); // 0, after printing the usage
  * ```
+ *
+ * @throws {TypeError} when `argv` is no array of strings (a mistake on
+ *   the command line is an exit code, 2, never an exception)
  */
 export async function main(argv: string[]): Promise<number> {
+  // a program's mistake, not a command line's: no usage error (a string
+  // was taken apart into one-letter commands)
+  if (!Array.isArray(argv) || !argv.every((a) => typeof a === "string")) {
+    throw new TypeError(
+      "Cannot run asyncpmem: argv must be an array of strings",
+    );
+  }
   const [name, ...rest] = argv;
   if (
     name === undefined || name === "--help" || name === "-h" || name === "help"

@@ -10,6 +10,7 @@ import { NotSupportedError, OutOfSpaceError, PmemError } from "./mod.ts";
 
 const EINVAL = 22;
 const EEXIST = 17;
+const ENOENT = 2;
 
 /**
  * A `PmemError` -22 (EINVAL): `path` is not an intact file of the store
@@ -47,4 +48,36 @@ export function asOp(e: unknown, op: string): unknown {
   if (e instanceof OutOfSpaceError) return new OutOfSpaceError(op, message);
   const Ctor = e instanceof NotSupportedError ? NotSupportedError : PmemError;
   return new Ctor(op, e.code, message, { errno: e.errno, cause: e });
+}
+
+/**
+ * {@linkcode asOp} for a create without a size option (0, the default,
+ * makes the store in an existing file, at its size): when the file does
+ * not exist (ENOENT), the message also says that the option was left
+ * out and what to pass. The system's "No such file or directory" alone
+ * sent the caller looking at the path, not at the options.
+ *
+ * @param e what opening the file threw
+ * @param op the create's name
+ * @param option the size option ("poolSize")
+ * @param noun what is created, for the message ("pool")
+ * @param least the smallest size the option takes
+ */
+export function withoutSize(
+  e: unknown,
+  op: string,
+  option: string,
+  noun: string,
+  least: number,
+): unknown {
+  const err = asOp(e, op);
+  if (!(err instanceof PmemError) || err.code !== -ENOENT) return err;
+  return new PmemError(
+    op,
+    err.code,
+    `${
+      err.message.replace(/^[^:]*: /, "")
+    }; without ${option} the file must exist (the ${noun} takes its size): pass ${option} (at least ${least}) to create it`,
+    { errno: err.errno, cause: e },
+  );
 }

@@ -156,8 +156,49 @@ export function checkByte(value: unknown, name: string, op: string): number {
 }
 
 /**
- * Assert `path` is a non-empty string; the message names the call
- * (`op` of a `noun`: "Cannot open pool: path must be ...").
+ * The `mode` option of a call that creates a file: permission bits, a
+ * non-negative integer of at most 0o7777 (0o644 when left out), -0 as 0.
+ * The shim takes a u32: Bun truncated 2^32 + 0o600 to 0o600, Deno's FFI
+ * threw its own TypeError; bits above 0o7777 are no permission. Every
+ * create checks it here, so the message names the call made (a block
+ * pool's create said "Cannot open source" for it).
+ *
+ * @param what the call, for the message ("create pool")
+ */
+export function checkMode(value: unknown, what: string): number {
+  const mode = checkSize(value ?? 0o644, "mode", what);
+  if (mode > 0o7777) {
+    throw new RangeError(
+      `Cannot ${what}: mode must be at most 0o7777, got 0o${mode.toString(8)}`,
+    );
+  }
+  return mode;
+}
+
+/**
+ * A flag option: a boolean, or undefined (left out). Anything else is a
+ * TypeError: a test of its truthiness took "no", "false" or 1 for true
+ * (a file opened read-only, or made sparse, by a string).
+ *
+ * @param what the call, for the message ("open source")
+ */
+export function checkFlag(
+  value: unknown,
+  name: string,
+  what: string,
+): boolean | undefined {
+  if (value !== undefined && typeof value !== "boolean") {
+    throw new TypeError(`Cannot ${what}: ${name} must be a boolean`);
+  }
+  return value;
+}
+
+/**
+ * Assert `path` is a non-empty string without a NUL byte or a lone
+ * surrogate; the message names the call (`op` of a `noun`: "Cannot open
+ * pool: path must be ..."). An empty path went to the system (ENOENT,
+ * naming no path), and one with a NUL or a lone surrogate was refused by
+ * the FFI layer in words that named no call.
  */
 export function checkPath(path: unknown, op: string, noun: string): void {
   if (typeof path !== "string" || path.length === 0) {
@@ -165,23 +206,162 @@ export function checkPath(path: unknown, op: string, noun: string): void {
       `Cannot ${op} ${noun}: path must be a non-empty string`,
     );
   }
+  if (path.includes("\0")) {
+    throw new TypeError(
+      `Cannot ${op} ${noun}: path must not contain a NUL character`,
+    );
+  }
+  if (!path.isWellFormed()) {
+    // UTF-8 cannot hold it: U+FFFD in its place would name another file
+    throw new TypeError(
+      `Cannot ${op} ${noun}: path must not contain a lone surrogate (not valid UTF-16)`,
+    );
+  }
 }
 
 /**
  * The first checks of a store's create or open: `path` a non-empty
- * string, then `options` an object; the messages name the call
- * (`op` of a `noun`: "Cannot create pool: options must be an object").
+ * string, then `options` as {@linkcode readOptions} takes them; the
+ * messages name the call (`op` of a `noun`: "Cannot create pool: options
+ * must be an object").
+ *
+ * @returns the options, each of `known` read once
  */
-export function checkOpenArgs(
+export function checkOpenArgs<T extends object>(
   path: unknown,
-  options: unknown,
+  options: T,
   op: string,
   noun: string,
-): void {
+  known: readonly (keyof T & string)[],
+  hints: Readonly<Record<string, keyof T & string>> = {},
+  required: readonly (keyof T & string)[] = [],
+): Partial<T> {
   checkPath(path, op, noun);
+  return readOptions(options, known, `${op} ${noun}`, hints, required);
+}
+
+/**
+ * The options object of a public factory, checked and read once: the one
+ * place every factory's options pass through, so all of them refuse the
+ * same things with the same words.
+ *
+ * - Not an object (null, a number), or an array: a TypeError.
+ * - An own enumerable key that is not one of `known`: a TypeError naming
+ *   it and the option it most likely stands for ("unknown option 'size'
+ *   (did you mean 'poolSize'?)"), else the options there are. A
+ *   misspelled option was ignored: the call went on with the default,
+ *   and failed later for a reason that did not name it (a block pool's
+ *   `size` for `poolSize` said the file did not exist), or not at all.
+ * - Each of `known` is read once, into a fresh object: a getter read
+ *   again could answer what was never checked. `undefined` is an option
+ *   left out.
+ * - One of `required` left out: a TypeError "the blockSize option is
+ *   required" (its check of type said "must be a number, got
+ *   undefined", as if a value of the wrong kind had been given).
+ *
+ * @param options the caller's options
+ * @param known the option names
+ * @param what the call, for the messages ("create pool": "Cannot create
+ *   pool: ...")
+ * @param hints a name callers use for one of `known` that spelling alone
+ *   does not find (libpmemblk's `poolSize` for a stream's `size`)
+ * @param required the options that must be given
+ * @throws {TypeError} as above
+ */
+export function readOptions<T extends object>(
+  options: T,
+  known: readonly (keyof T & string)[],
+  what: string,
+  hints: Readonly<Record<string, keyof T & string>> = {},
+  required: readonly (keyof T & string)[] = [],
+): Partial<T> {
   if (typeof options !== "object" || options === null) {
-    throw new TypeError(`Cannot ${op} ${noun}: options must be an object`);
+    throw new TypeError(`Cannot ${what}: options must be an object`);
   }
+  if (Array.isArray(options)) {
+    throw new TypeError(
+      `Cannot ${what}: options must be an object, got an array`,
+    );
+  }
+  for (const key of Object.keys(options)) {
+    if (!(known as readonly string[]).includes(key)) {
+      // a key of a megabyte (a data object passed as options) is cut
+      // short in the message
+      const shown = key.length > 64 ? `${key.slice(0, 61)}...` : key;
+      throw new TypeError(
+        `Cannot ${what}: unknown option '${shown}' (${
+          suggest(key, known, hints)
+        })`,
+      );
+    }
+  }
+  const read: Partial<T> = {};
+  for (const key of known) {
+    const value = options[key];
+    if (value !== undefined) read[key] = value;
+  }
+  for (const key of required) {
+    if (read[key] === undefined) {
+      throw new TypeError(`Cannot ${what}: the ${key} option is required`);
+    }
+  }
+  return read;
+}
+
+/** The "did you mean" of an unknown option `key`, else the known ones. */
+function suggest(
+  key: string,
+  known: readonly string[],
+  hints: Readonly<Record<string, string>>,
+): string {
+  const best = nearestName(key, known, hints);
+  if (best !== undefined) return `did you mean '${best}'?`;
+  if (known.length === 0) return "it takes no options";
+  return `the options are ${known.map((k) => `'${k}'`).join(", ")}`;
+}
+
+/**
+ * The option an unknown `key` most likely stands for: its hint (a name
+ * callers use for it that spelling alone does not find), else the
+ * nearest of `known` by edit distance, case ignored, if near enough to
+ * be a typo (at most 2 edits, and fewer than half the key); else
+ * undefined. Shared by {@linkcode readOptions} and the CLI's options.
+ */
+export function nearestName(
+  key: string,
+  known: readonly string[],
+  hints: Readonly<Record<string, string>> = {},
+): string | undefined {
+  // own properties only: `hints.constructor` is no hint
+  let best = Object.hasOwn(hints, key) ? hints[key] : undefined;
+  if (best === undefined) {
+    let least = Math.min(3, Math.ceil(key.length / 2));
+    for (const name of known) {
+      // (lengths this far apart are that many edits at least: a long key
+      // costs no distance computed)
+      if (Math.abs(key.length - name.length) >= least) continue;
+      const d = editDistance(key.toLowerCase(), name.toLowerCase());
+      if (d < least) [best, least] = [name, d];
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance of `a` and `b` (short option names only). */
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(
+        row[j] + 1,
+        next[j - 1] + 1,
+        row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    row = next;
+  }
+  return row[b.length];
 }
 
 /**

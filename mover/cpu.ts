@@ -7,7 +7,7 @@
  */
 import { ClosedError } from "../errors/mod.ts";
 import { check, native } from "../ffi/lib.ts";
-import { byteLengthOf, holds } from "../ffi/validate.ts";
+import { byteLengthOf, holds, readOptions } from "../ffi/validate.ts";
 import { Future, type FutureOptions, type Step } from "../future/future.ts";
 import { BaseMover } from "./_base.ts";
 import { type CheckedOp, type Vdm, VdmFlags } from "./vdm.ts";
@@ -185,8 +185,17 @@ export class CpuOp extends Future<void> {
 export class CpuMover extends BaseMover {
   #closed = false;
 
-  /** Create the mover (it holds no native resources). */
+  /**
+   * Create the mover (it holds no native resources). It takes no
+   * options: an options object with a key (`{ threads: 4 }`, meant for a
+   * `ThreadMover`) is a TypeError naming it.
+   */
   constructor() {
+    // JavaScript callers can pass what the signature does not take; it
+    // was ignored, and the in-thread mover made where another was meant
+    if (arguments.length > 0 && arguments[0] !== undefined) {
+      readOptions(arguments[0] as object, [], "create CpuMover");
+    }
     super("CpuMover", "cpu", VdmFlags.DURABLE | VdmFlags.NO_CACHE_HINT);
   }
 

@@ -13,7 +13,7 @@
  */
 import { NotSupportedError, ShimCode } from "../errors/mod.ts";
 import { cString, native, nativeError } from "../ffi/lib.ts";
-import { checkSize } from "../ffi/validate.ts";
+import { checkFlag, checkSize, readOptions } from "../ffi/validate.ts";
 import { CompletionDevice } from "./_device.ts";
 import { DeviceMover, moverDevice } from "./_device_mover.ts";
 import {
@@ -23,12 +23,19 @@ import {
   listDsa,
   wqLimits,
 } from "./_dsa_discovery.ts";
-import { ThreadMover, type ThreadMoverOptions } from "./thread.ts";
+import {
+  checkThreadMoverOptions,
+  ThreadMover,
+  type ThreadMoverOptions,
+} from "./thread.ts";
 import { VdmFlags } from "./vdm.ts";
 
 export type { DsaDeviceInfo, DsaWqInfo };
 
-/** Options of {@linkcode DsaMover.open}. */
+/**
+ * Options of {@linkcode DsaMover.open}. An option not listed here is refused,
+ * with a `TypeError` naming it and the option it likely stands for.
+ */
 export interface DsaMoverOptions {
   /** The work queue to open, by name ("wq0.0"). @default the first usable, dedicated before shared */
   wq?: string;
@@ -51,7 +58,10 @@ export interface DsaMoverOptions {
   library?: string;
 }
 
-/** Options of {@linkcode DsaMover.openOrFallback}. */
+/**
+ * Options of {@linkcode DsaMover.openOrFallback}. An option not listed here is
+ * refused, with a `TypeError` naming it and the option it likely stands for.
+ */
 export interface DsaFallbackOptions extends DsaMoverOptions {
   /** Options of the ThreadMover made when DSA is not available. */
   fallback?: ThreadMoverOptions;
@@ -89,6 +99,35 @@ let construct: (
   inlineThreshold: number,
   queue: DsaQueue,
 ) => DsaMover;
+
+/** The keys of {@linkcode DsaMoverOptions}. */
+const DSA_OPTION_KEYS = [
+  "wq",
+  "device",
+  "inlineThreshold",
+  "records",
+  "batchLists",
+  "writeOnly",
+  "library",
+] as const;
+
+/**
+ * {@linkcode DsaMoverOptions} read once (see `readOptions`), the names
+ * checked to be strings.
+ */
+function readDsaOptions(
+  options: DsaMoverOptions,
+  what: string,
+): DsaMoverOptions {
+  const read = readOptions(options, DSA_OPTION_KEYS, what);
+  for (const k of ["wq", "device", "library"] as const) {
+    if (read[k] !== undefined && typeof read[k] !== "string") {
+      throw new TypeError(`Cannot ${what}: ${k} must be a string`);
+    }
+  }
+  checkFlag(read.writeOnly, "writeOnly", what);
+  return read;
+}
 
 /** A size option, checked before anything native. */
 function option(value: unknown, fallback: number, name: string): number {
@@ -163,7 +202,11 @@ export class DsaMover extends DeviceMover {
    * ```
    */
   static devices(options: { library?: string } = {}): DsaDeviceInfo[] {
-    const listing = listDsa(options?.library ?? "");
+    const { library } = readOptions(options, ["library"], "list DSA devices");
+    if (library !== undefined && typeof library !== "string") {
+      throw new TypeError("Cannot list DSA devices: library must be a string");
+    }
+    const listing = listDsa(library ?? "");
     return listing.devices.filter((d) => d.type === "dsa");
   }
 
@@ -181,9 +224,11 @@ export class DsaMover extends DeviceMover {
    * ```
    */
   static available(options: DsaMoverOptions = {}): boolean {
+    // bad options are the caller's mistake, not a machine without DSA
+    const checked = readDsaOptions(options, "look for DSA");
     try {
-      const listing = listDsa(options?.library ?? "");
-      return chooseWq(listing, options ?? {}, true).wq !== undefined;
+      const listing = listDsa(checked.library ?? "");
+      return chooseWq(listing, checked, true).wq !== undefined;
     } catch {
       return false;
     }
@@ -214,14 +259,7 @@ export class DsaMover extends DeviceMover {
    * (without a named WQ, each usable one is tried, dedicated ones first)
    */
   static open(options: DsaMoverOptions = {}): DsaMover {
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError("Cannot open DsaMover: options must be an object");
-    }
-    for (const k of ["wq", "device", "library"] as const) {
-      if (options[k] !== undefined && typeof options[k] !== "string") {
-        throw new TypeError(`Cannot open DsaMover: ${k} must be a string`);
-      }
-    }
+    options = readDsaOptions(options, "open DsaMover");
     const threshold = option(options.inlineThreshold, 4096, "inlineThreshold");
     const records = option(options.records, RECORDS, "records");
     const lists = option(options.batchLists, LISTS, "batchLists");
@@ -270,18 +308,29 @@ export class DsaMover extends DeviceMover {
    * console.log(choice.mover.name, choice.reason ?? "");
    * ```
    *
-   * @throws {TypeError | RangeError} for bad options (never for a
-   * machine without DSA)
+   * @throws {TypeError | RangeError} for bad options, `fallback`'s
+   * included (checked before DSA is tried, so a machine where it opens
+   * finds them too); never for a machine without DSA
    */
   static openOrFallback(options: DsaFallbackOptions = {}): DsaChoice {
+    const { fallback, ...dsa } = readOptions(
+      options,
+      [...DSA_OPTION_KEYS, "fallback"],
+      "open DsaMover",
+    );
+    // checked before DSA is tried: where it opens, bad fallback options
+    // went unnoticed until a machine without DSA ran the same code
+    const fallbackOptions = checkThreadMoverOptions(
+      fallback === undefined ? {} : fallback,
+    );
     let mover: DsaMover | ThreadMover;
     let error: NotSupportedError | null = null;
     try {
-      mover = DsaMover.open(options);
+      mover = DsaMover.open(dsa);
     } catch (e) {
       if (!(e instanceof NotSupportedError)) throw e;
       error = e;
-      mover = new ThreadMover(options?.fallback ?? {});
+      mover = new ThreadMover(fallbackOptions);
     }
     return {
       mover,

@@ -7,12 +7,15 @@
  * @module
  */
 import { native } from "../ffi/lib.ts";
-import { checkSize } from "../ffi/validate.ts";
+import { checkSize, readOptions } from "../ffi/validate.ts";
 import { CompletionDevice } from "./_device.ts";
 import { DeviceMover, moverDevice } from "./_device_mover.ts";
 import { VdmFlags } from "./vdm.ts";
 
-/** Options of {@linkcode ThreadMover}. */
+/**
+ * Options of {@linkcode ThreadMover}. An option not listed here is refused,
+ * with a `TypeError` naming it and the option it likely stands for.
+ */
 export interface ThreadMoverOptions {
   /** Worker threads (engines). @default the number of CPUs, at most 8 */
   threads?: number;
@@ -51,15 +54,23 @@ function defaultThreads(): number {
   return Math.max(1, Math.min(8, n));
 }
 
-/** Check the options (before anything native) and start the device. */
-function createDevice(
+/**
+ * {@linkcode ThreadMoverOptions} read once and checked, defaults filled
+ * in: a TypeError or RangeError before anything native. Internal:
+ * `DsaMover.openOrFallback` checks its fallback's with it before it
+ * tries DSA (they went unchecked where DSA opened).
+ */
+export function checkThreadMoverOptions(
   options: ThreadMoverOptions,
-): { device: CompletionDevice; inlineThreshold: number } {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(
-      "Cannot create ThreadMover: options must be an object",
-    );
-  }
+): Required<ThreadMoverOptions> {
+  options = readOptions(options, [
+    "threads",
+    "queueSize",
+    "records",
+    "batchLists",
+    "maxTransfer",
+    "inlineThreshold",
+  ], "create ThreadMover");
   const threads = checkSize(
     options.threads ?? defaultThreads(),
     "threads",
@@ -113,6 +124,28 @@ function createDevice(
       "Cannot create ThreadMover: maxTransfer must be 1..2^31",
     );
   }
+  return {
+    threads,
+    queueSize,
+    records,
+    batchLists: lists,
+    maxTransfer,
+    inlineThreshold,
+  };
+}
+
+/** Check the options (before anything native) and start the device. */
+function createDevice(
+  options: ThreadMoverOptions,
+): { device: CompletionDevice; inlineThreshold: number } {
+  const {
+    threads,
+    queueSize,
+    records,
+    batchLists: lists,
+    maxTransfer,
+    inlineThreshold,
+  } = checkThreadMoverOptions(options);
   const device = new CompletionDevice(
     "ThreadMover",
     (cell) =>

@@ -302,10 +302,23 @@ export function checkBatch(
   return ops;
 }
 
+/** The methods of {@linkcode Vdm}, each of which the stores or mappings call. */
+const VDM_METHODS = [
+  "supports",
+  "memcpy",
+  "memmove",
+  "memset",
+  "flush",
+  "batch",
+] as const;
+
 /**
- * Throw a TypeError unless `mover`, a store's `mover` option, is absent
+ * Throw a TypeError unless `mover`, a factory's `mover` option, is absent
  * or implements {@linkcode Vdm}: before the store creates or maps
- * anything. `what` names the call ("create pool", "open log").
+ * anything. Every method is looked for (one was: the stores asked for
+ * `batch`, a mapping for `memcpy`, and a mover without the others failed
+ * at its first use, in the engine's words); the message names the first
+ * one missing. `what` names the call ("create pool", "open log").
  * Internal (not exported by `mover/mod.ts`).
  */
 export function checkMoverOption(
@@ -313,8 +326,18 @@ export function checkMoverOption(
   what: string,
 ): Vdm | undefined {
   if (mover === undefined) return undefined;
-  if (typeof (mover as Vdm | null)?.batch !== "function") {
+  if (
+    (typeof mover !== "object" && typeof mover !== "function") ||
+    mover === null
+  ) {
     throw new TypeError(`Cannot ${what}: mover must implement Vdm`);
+  }
+  for (const method of VDM_METHODS) {
+    if (typeof (mover as Record<string, unknown>)[method] !== "function") {
+      throw new TypeError(
+        `Cannot ${what}: mover must implement Vdm (it has no ${method} method)`,
+      );
+    }
   }
   return mover as Vdm;
 }

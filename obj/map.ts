@@ -194,7 +194,7 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
    * @throws {CorruptPoolError} when the map's objects are damaged
    */
   static open(pool: ObjectPool, name: string): PersistentMap {
-    const e = poolEngine(pool, "open");
+    const e = poolEngine(pool, "open", "open a map");
     if (typeof name !== "string") {
       throw new TypeError("Cannot open a map: name must be a string");
     }

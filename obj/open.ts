@@ -9,7 +9,7 @@
  */
 import { unlinkSync } from "node:fs";
 import { PmemError } from "../errors/mod.ts";
-import { checkOpenArgs } from "../ffi/validate.ts";
+import { checkMode, checkOpenArgs } from "../ffi/validate.ts";
 import { FileLock } from "../pmem2/file_lock.ts";
 import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
@@ -143,7 +143,21 @@ export function createPool(
   hooks: ObjTestHooks,
 ): Opened {
   const op = "create";
-  checkOpenArgs(path, options, op, "pool");
+  options = checkOpenArgs(
+    path,
+    options,
+    op,
+    "pool",
+    [
+      "size",
+      "layout",
+      "logSize",
+      "mode",
+      "mover",
+    ],
+    { poolSize: "size" },
+    ["size", "layout"],
+  );
   const size = Math.floor(checkInteger(options.size, "size", op) / 4096) *
     4096;
   if (size < MIN_POOL_SIZE || size > MAX_POOL_SIZE) {
@@ -164,7 +178,7 @@ export function createPool(
       }`,
     );
   }
-  const mode = checkInteger(options.mode ?? 0o644, "mode", op);
+  const mode = checkMode(options.mode, `${op} pool`);
   const mover = checkMoverOption(options.mover, `${op} pool`);
   const g = planGeometry(size, logSize, layout);
   let source: Source;
@@ -238,7 +252,15 @@ export function openPool(
   hooks: ObjTestHooks,
 ): Opened {
   const op = "open";
-  checkOpenArgs(path, options, op, "pool");
+  options = checkOpenArgs(
+    path,
+    options,
+    op,
+    "pool",
+    ["layout", "mover"],
+    {},
+    ["layout"],
+  );
   const layout = checkLayout(options.layout, op);
   const mover = checkMoverOption(options.mover, `${op} pool`);
   // a private mapping never writes the file: opened for reading, a pool

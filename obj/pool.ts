@@ -35,7 +35,10 @@ import {
 import type { Transaction } from "./tx.ts";
 import { runNested, runTransaction } from "./tx_run.ts";
 
-/** Options of {@linkcode ObjectPool.create}. */
+/**
+ * Options of {@linkcode ObjectPool.create}. An option not listed here is
+ * refused, with a `TypeError` naming it and the option it likely stands for.
+ */
 export interface ObjectPoolCreateOptions {
   /** Bytes of the pool file (8 MiB to 4 GiB; rounded down to 4 KiB). */
   size: number;
@@ -56,7 +59,10 @@ export interface ObjectPoolCreateOptions {
   mover?: Vdm;
 }
 
-/** Options of {@linkcode ObjectPool.open}. */
+/**
+ * Options of {@linkcode ObjectPool.open}. An option not listed here is refused,
+ * with a `TypeError` naming it and the option it likely stands for.
+ */
 export interface ObjectPoolOpenOptions {
   /** The layout name the pool was created with. */
   layout: string;
@@ -550,10 +556,16 @@ export class ObjectPool implements Disposable {
  * The engine of an open pool (for the map). Internal.
  *
  * @param op the operation named by the ClosedError of a closed pool
+ * @param what the call, named by the TypeError of a `pool` that is no
+ *   ObjectPool ("open a map")
  */
-export function poolEngine(pool: ObjectPool, op = "use"): Engine {
+export function poolEngine(
+  pool: ObjectPool,
+  op = "use",
+  what = "use the pool",
+): Engine {
   if (!(pool instanceof ObjectPool)) {
-    throw new TypeError("Cannot use the pool: it must be an ObjectPool");
+    throw new TypeError(`Cannot ${what}: pool must be an ObjectPool`);
   }
   return engineOf(pool, op);
 }

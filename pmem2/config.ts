@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { checkSize } from "../ffi/validate.ts";
+import { checkSize, readOptions } from "../ffi/validate.ts";
 import type { Vdm } from "../mover/vdm.ts";
 
 /**
@@ -37,7 +37,11 @@ export type Protection = "read" | "read-write" | "none";
 const PROT_READ = 1 << 30;
 const PROT_WRITE = 2 ** 31;
 
-/** Options that shape a mapping (libpmem2's `pmem2_config`). */
+/**
+ * Options that shape a mapping (libpmem2's `pmem2_config`). An option not
+ * listed here is refused, with a `TypeError` naming it and the option it likely
+ * stands for.
+ */
 export interface MapConfig {
   /**
    * The coarsest granularity the caller can cope with; the mapping gets
@@ -61,20 +65,27 @@ export interface MapConfig {
   mover?: Vdm;
 }
 
+/** The keys of {@linkcode MapConfig}. */
+export const MAP_CONFIG_KEYS = [
+  "granularity",
+  "offset",
+  "length",
+  "sharing",
+  "protection",
+  "mover",
+] as const;
+
 /**
- * The options of `config` read once each, into a plain object: a getter
- * read again could answer otherwise, and a mapping the shim made
- * read-only once recorded itself read-write from a second read (its
- * views then faulted the process on a store).
+ * The options of `config` read once each, into a plain object (see
+ * `readOptions`): a getter read again could answer otherwise, and a
+ * mapping the shim made read-only once recorded itself read-write from a
+ * second read (its views then faulted the process on a store).
  *
- * @throws {TypeError} when `config` is not an object
+ * @throws {TypeError} when `config` is not an object, or has a key that
+ *   is no option
  */
 export function readMapConfig(config: MapConfig): MapConfig {
-  if (typeof config !== "object" || config === null) {
-    throw new TypeError("Cannot map: config must be an object");
-  }
-  const { granularity, offset, length, sharing, protection, mover } = config;
-  return { granularity, offset, length, sharing, protection, mover };
+  return readOptions(config, MAP_CONFIG_KEYS, "map");
 }
 
 /** A checked {@linkcode MapConfig} in native terms. */

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { notConstructible } from "../ffi/validate.ts";
+import { checkPath, notConstructible } from "../ffi/validate.ts";
 import { PmemError } from "../errors/mod.ts";
 import { FileShare } from "./file_share.ts";
 
@@ -56,14 +56,13 @@ export class FileLock implements Disposable {
    *
    * @param path the file (it must exist)
    * @param op the operation named in errors @default "lock"
+   * @throws {TypeError} for a path that is empty or holds a NUL
    * @throws {PmemError} code -11 (EAGAIN) when it is held elsewhere (or
    *   the file is open in this process as a pool that shares it); -2
    *   when the file is missing
    */
   static acquire(path: string, op = "lock"): FileLock {
-    if (typeof path !== "string") {
-      throw new TypeError("Cannot lock: path must be a string");
-    }
+    checkPath(path, "lock", "file");
     const share = FileShare.open(path, HOLDER_BYTES, op);
     const word = new Int32Array(share.memory);
     const me = share.token === 0 ? NO_TOKEN : share.token;

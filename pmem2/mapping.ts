@@ -13,16 +13,20 @@ import {
   checkAttached,
   checkByte,
   checkBytes,
+  checkFlag,
+  checkPath,
   checkRange,
   checkSize,
   holds,
   notConstructible,
+  readOptions,
   trueBytes,
 } from "../ffi/validate.ts";
 import { PointerCache } from "../ffi/pointer_cache.ts";
 import {
   type Granularity,
   granularityName,
+  MAP_CONFIG_KEYS,
   type MapConfig,
   type Protection,
   readMapConfig,
@@ -32,7 +36,7 @@ import { checkMemFlags, MemFlags } from "./flags.ts";
 import { waitAll } from "../future/executor.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import { CpuMover } from "../mover/cpu.ts";
-import type { Vdm } from "../mover/vdm.ts";
+import { checkMoverOption, type Vdm } from "../mover/vdm.ts";
 import { DurableCopies } from "./durable_copies.ts";
 import { copyOut } from "./read.ts";
 import { ViewBuffers } from "./view_buffers.ts";
@@ -769,14 +773,15 @@ function defaultMover(): Vdm {
   return new CpuMover();
 }
 
-/** Assert a configured mover (none: the default) implements Vdm. */
+/** Assert a configured mover (none, or null: the default) implements Vdm. */
 function checkMover(mover: Vdm | null | undefined): void {
-  if (mover != null && typeof mover.memcpy !== "function") {
-    throw new TypeError("Cannot map: mover must implement Vdm");
-  }
+  if (mover !== null) checkMoverOption(mover, "map");
 }
 
-/** Options of {@linkcode mapFile}. */
+/**
+ * Options of {@linkcode mapFile}. An option not listed here is refused, with a
+ * `TypeError` naming it and the option it likely stands for.
+ */
 export interface MapFileOptions extends MapConfig {
   /**
    * Create the file if needed and make it at least this large.
@@ -805,26 +810,32 @@ export interface MapFileOptions extends MapConfig {
  *
  * @param path the file
  * @param options size, granularity, range, sharing, protection
+ * @throws {TypeError} for a path that is empty or holds a NUL, an option
+ *   of the wrong type, or a key that is none of {@linkcode MapFileOptions}'s
  * @throws {PmemError} as {@linkcode Source.open} and {@linkcode Mapping.map}
  *   do; a file this call created is removed again when the mapping fails
  * @throws {RangeError} as {@linkcode Mapping.map} does, for an `offset` at
  *   the end of the file
  */
 export function mapFile(path: string, options: MapFileOptions = {}): Mapping {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError("Cannot map file: options must be an object");
-  }
+  checkPath(path, "map", "file");
   // the mapping's options are checked before the file is opened: a
   // `size` creates it, and a bad granularity or offset left it behind;
   // each is read once (see readMapConfig), so the file is opened for the
   // protection the mapping gets
-  const config = readMapConfig(options);
+  const { size, sparse, mode, ...config } = readOptions(options, [
+    ...MAP_CONFIG_KEYS,
+    "size",
+    "sparse",
+    "mode",
+  ], "map file");
   toNativeConfig(config);
   checkMover(config.mover);
+  checkFlag(sparse, "sparse", "map file");
   const open: SourceOpenOptions = {
-    size: options.size,
-    sparse: options.sparse,
-    mode: options.mode,
+    size,
+    sparse,
+    mode,
     readOnly: config.protection === "read" || config.protection === "none",
   };
   using source = Source.open(path, open);

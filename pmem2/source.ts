@@ -14,7 +14,15 @@ import {
   newCell,
   type Ptr,
 } from "../ffi/lib.ts";
-import { checkRange, checkSize, notConstructible } from "../ffi/validate.ts";
+import {
+  checkFlag,
+  checkMode,
+  checkPath,
+  checkRange,
+  checkSize,
+  notConstructible,
+  readOptions,
+} from "../ffi/validate.ts";
 
 const AP_OPEN_CREATE = 1;
 const AP_OPEN_SPARSE = 2;
@@ -22,7 +30,10 @@ const AP_OPEN_READONLY = 4;
 const AP_OPEN_EXCLUSIVE = 8;
 const PMEM2_E_NO_BAD_BLOCK_FOUND = -100029;
 
-/** Options of {@linkcode Source.open}. */
+/**
+ * Options of {@linkcode Source.open}. An option not listed here is refused,
+ * with a `TypeError` naming it and the option it likely stands for.
+ */
 export interface SourceOpenOptions {
   /**
    * Create the file if missing and extend it to at least this many bytes.
@@ -111,32 +122,35 @@ export class Source implements Disposable {
    *
    * @param path the file
    * @param options creation and open options
+   * @throws {TypeError} for an option of the wrong type (a flag that is
+   *   no boolean), or a key that is none of {@linkcode SourceOpenOptions}'s
+   * @throws {RangeError} for a size or mode out of range
    * @throws {PmemError} when the file cannot be opened or sized
    */
   static open(path: string, options: SourceOpenOptions = {}): Source {
-    if (typeof path !== "string") {
-      throw new TypeError("Cannot open source: path must be a string");
-    }
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError("Cannot open source: options must be an object");
-    }
+    checkPath(path, "open", "source");
+    options = readOptions(options, [
+      "size",
+      "create",
+      "exclusive",
+      "sparse",
+      "readOnly",
+      "mode",
+    ], "open source");
     const size = checkSize(options.size ?? 0, "size", "open source");
+    const what = "open source";
     let flags = 0;
-    if (options.create ?? size > 0) flags |= AP_OPEN_CREATE;
-    if (options.exclusive) flags |= AP_OPEN_EXCLUSIVE | AP_OPEN_CREATE;
-    if (options.sparse) flags |= AP_OPEN_SPARSE;
-    if (options.readOnly) flags |= AP_OPEN_READONLY;
-    // + 0: -0 as 0, which Deno's FFI takes for a u32 (see checkByte)
-    const mode = checkSize(options.mode ?? 0o644, "mode", "open source") + 0;
-    if (mode > 0o7777) {
-      // the shim takes a u32: Bun truncated 2^32 + 0o600 to 0o600, Deno's
-      // FFI threw its own TypeError; bits above 0o7777 are no permission
-      throw new RangeError(
-        `Cannot open source: mode must be at most 0o7777, got 0o${
-          mode.toString(8)
-        }`,
-      );
+    if (checkFlag(options.create, "create", what) ?? size > 0) {
+      flags |= AP_OPEN_CREATE;
     }
+    if (checkFlag(options.exclusive, "exclusive", what)) {
+      flags |= AP_OPEN_EXCLUSIVE | AP_OPEN_CREATE;
+    }
+    if (checkFlag(options.sparse, "sparse", what)) flags |= AP_OPEN_SPARSE;
+    if (checkFlag(options.readOnly, "readOnly", what)) {
+      flags |= AP_OPEN_READONLY;
+    }
+    const mode = checkMode(options.mode, what);
     const cell = newCell();
     const p = cString(path);
     // 1 when the shim created the file

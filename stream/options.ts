@@ -6,7 +6,12 @@
  *
  * @module
  */
-import { bufferOf, checkOpenArgs, notSize } from "../ffi/validate.ts";
+import {
+  bufferOf,
+  checkMode,
+  checkOpenArgs,
+  notSize,
+} from "../ffi/validate.ts";
 import type { FutureOptions } from "../future/future.ts";
 import { checkMoverOption, type Vdm } from "../mover/vdm.ts";
 import type { Level } from "./core.ts";
@@ -18,7 +23,10 @@ import {
   MIN_BLOCK_SIZE,
 } from "./layout.ts";
 
-/** Options of {@linkcode LogStream.create}. */
+/**
+ * Options of {@linkcode LogStream.create}. An option not listed here is
+ * refused, with a `TypeError` naming it and the option it likely stands for.
+ */
 export interface LogStreamCreateOptions {
   /** Bytes of the new file (header, region table and regions). */
   size: number;
@@ -43,7 +51,10 @@ export interface LogStreamCreateOptions {
   mover?: Vdm;
 }
 
-/** Options of {@linkcode LogStream.open}. */
+/**
+ * Options of {@linkcode LogStream.open}. An option not listed here is refused,
+ * with a `TypeError` naming it and the option it likely stands for.
+ */
 export interface LogStreamOpenOptions {
   /** The size the caller expects; the open fails if it differs. */
   size?: number;
@@ -75,6 +86,8 @@ export interface CreateSettings {
   maxInFlight: number;
   /** Permission bits. */
   mode: number;
+  /** The mover, as checked. */
+  mover?: Vdm;
 }
 
 /**
@@ -87,7 +100,22 @@ export function checkCreateOptions(
   options: LogStreamCreateOptions,
   op: string,
 ): CreateSettings {
-  checkOpenArgs(path, options, op, "stream");
+  options = checkOpenArgs(
+    path,
+    options,
+    op,
+    "stream",
+    [
+      "size",
+      "blockSize",
+      "regionSlots",
+      "maxInFlight",
+      "mode",
+      "mover",
+    ],
+    { poolSize: "size" },
+    ["size"],
+  ) as LogStreamCreateOptions;
   // every message names what is created: "Cannot create stream: ..."
   const what = `${op} stream`;
   const blockSize = checkSize(options.blockSize ?? 4096, "blockSize", what);
@@ -135,9 +163,10 @@ export function checkCreateOptions(
       `Cannot ${what}: size must be a multiple of 4096, got ${size}`,
     );
   }
-  const mode = checkInt(options.mode ?? 0o644, "mode", what);
-  checkMover(options.mover, op);
-  return { size, blockSize, regionSlots, maxInFlight, mode };
+  const mode = checkMode(options.mode, what);
+  const mover = options.mover;
+  checkMover(mover, op);
+  return { size, blockSize, regionSlots, maxInFlight, mode, mover };
 }
 
 /**
@@ -149,8 +178,12 @@ export function checkOpenOptions(
   path: unknown,
   options: LogStreamOpenOptions,
   op: string,
-): { size?: number; blockSize?: number } {
-  checkOpenArgs(path, options, op, "stream");
+): { size?: number; blockSize?: number; mover?: Vdm } {
+  options = checkOpenArgs(path, options, op, "stream", [
+    "size",
+    "blockSize",
+    "mover",
+  ], { poolSize: "size" });
   const what = `${op} stream`;
   const size = options.size === undefined
     ? undefined
@@ -158,8 +191,9 @@ export function checkOpenOptions(
   const blockSize = options.blockSize === undefined
     ? undefined
     : checkSize(options.blockSize, "blockSize", what);
-  checkMover(options.mover, op);
-  return { size, blockSize };
+  const mover = options.mover;
+  checkMover(mover, op);
+  return { size, blockSize, mover };
 }
 
 /** `value` as a number, or a TypeError naming what it is instead. */

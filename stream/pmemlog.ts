@@ -8,7 +8,7 @@
  */
 import { statSync, unlinkSync } from "node:fs";
 import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
-import { asOp, corrupt, notEmpty } from "../errors/file.ts";
+import { asOp, corrupt, notEmpty, withoutSize } from "../errors/file.ts";
 import {
   checkPoolHeader,
   type DeviceShutdownState,
@@ -43,6 +43,7 @@ import { StreamMedia } from "./media.ts";
 import { checkInt, checkMover, detachedData, isDetached } from "./options.ts";
 import {
   byteLengthOf,
+  checkMode,
   checkOpenArgs,
   notConstructible,
 } from "../ffi/validate.ts";
@@ -52,7 +53,10 @@ const EINVAL = 22;
 const EROFS = 30;
 const EAGAIN = 11;
 
-/** Options of {@linkcode PmemLog.create}. */
+/**
+ * Options of {@linkcode PmemLog.create}. An option not listed here is refused,
+ * with a `TypeError` naming it and the option it likely stands for.
+ */
 export interface PmemLogCreateOptions {
   /**
    * Size of the new file, at least 2 MiB (libpmemlog's minimum); it must
@@ -66,7 +70,10 @@ export interface PmemLogCreateOptions {
   mover?: Vdm;
 }
 
-/** Options of {@linkcode PmemLog.open}. */
+/**
+ * Options of {@linkcode PmemLog.open}. An option not listed here is refused,
+ * with a `TypeError` naming it and the option it likely stands for.
+ */
 export interface PmemLogOpenOptions {
   /** See {@linkcode PmemLogCreateOptions.mover}. */
   mover?: Vdm;
@@ -173,18 +180,26 @@ export class PmemLog implements Disposable {
    * Create a log pool (like `pmemlog_create`).
    *
    * @param path the file; it must not exist unless `poolSize` is 0
+   * @throws {TypeError} when an argument has the wrong type, or an option
+   *   is none of {@linkcode PmemLogCreateOptions}'s
    * @throws {RangeError} when `poolSize` is below 2 MiB
    * @throws {PmemError} code -17 (EEXIST) when the file exists (or, with
-   *   `poolSize` 0, its header is not zero)
+   *   `poolSize` 0, its header is not zero); -2 (ENOENT) when, with
+   *   `poolSize` 0, it does not exist (the message says to pass
+   *   `poolSize`)
    */
   static create(path: string, options: PmemLogCreateOptions = {}): PmemLog {
     const op = "create";
-    checkOpenArgs(path, options, op, "log");
+    options = checkOpenArgs(path, options, op, "log", [
+      "poolSize",
+      "mode",
+      "mover",
+    ], { size: "poolSize" });
     // every message names what is created: "Cannot create log: ..."
     const what = `${op} log`;
     // 0 (the default) means the file exists: its size is the pool's
     const poolSize = checkInt(options.poolSize ?? 0, "poolSize", what);
-    const mode = checkInt(options.mode ?? 0o644, "mode", what);
+    const mode = checkMode(options.mode, what);
     if (poolSize !== 0 && poolSize < MIN_LOG_POOL) {
       throw new RangeError(
         `Cannot ${what}: poolSize must be at least ${MIN_LOG_POOL} (2 MiB), got ${poolSize}`,
@@ -213,7 +228,9 @@ export class PmemLog implements Disposable {
       });
     } catch (e) {
       // the caller's op, "create" also for a file that must exist
-      throw asOp(e, op);
+      throw created
+        ? asOp(e, op)
+        : withoutSize(e, op, "poolSize", "log", MIN_LOG_POOL);
     }
     let map: Mapping | null = null;
     let lock: FileLock | null = null;
@@ -292,9 +309,8 @@ export class PmemLog implements Disposable {
     inspect: boolean,
   ): PmemLog {
     const op = "open";
-    checkOpenArgs(path, options, op, "log");
     // read once: a getter could give a value never checked later
-    const mover = options.mover;
+    const { mover } = checkOpenArgs(path, options, op, "log", ["mover"]);
     checkMover(mover, op, "log");
     // to inspect: the file opened for reading and mapped privately, so a
     // log the caller may only read opens (nothing reaches the file)

@@ -200,7 +200,7 @@ export class LogStream implements Disposable {
   ): LogStream {
     const g = checkCreateOptions(path, options, "create");
     const opened = createStream(path, g, g.mode, hooks);
-    return new LogStream(path, opened, options.mover);
+    return new LogStream(path, opened, g.mover);
   }
 
   static #open(
@@ -208,9 +208,9 @@ export class LogStream implements Disposable {
     options: LogStreamOpenOptions,
     hooks: StreamTestHooks,
   ): LogStream {
-    const { size, blockSize } = checkOpenOptions(path, options, "open");
+    const { size, blockSize, mover } = checkOpenOptions(path, options, "open");
     const opened = openStream(path, { size, blockSize }, hooks);
-    return new LogStream(path, opened, options.mover);
+    return new LogStream(path, opened, mover);
   }
 
   #live(op: string): LogCore {

@@ -381,6 +381,32 @@ export function injectBusy(mover: DsaMover, count: number): void {
   injectPortalBusy(mover, count);
 }
 
+/**
+ * `options` split into the keys of this entry point (read once each) and
+ * the rest, for the store's factory, which refuses a key it does not
+ * know. What is no object, or an array, goes on as it is, for the
+ * factory to refuse.
+ */
+function splitOptions<T, K extends string>(
+  options: T,
+  keys: readonly K[],
+): [{ [P in K]?: P extends keyof T ? T[P] : never }, T] {
+  if (
+    typeof options !== "object" || options === null || Array.isArray(options)
+  ) {
+    return [{}, options];
+  }
+  const own: Record<string, unknown> = {};
+  const rest: Record<string, unknown> = {};
+  for (const k of keys) own[k] = (options as Record<string, unknown>)[k];
+  for (const k of Object.keys(options)) {
+    if (!(keys as readonly string[]).includes(k)) {
+      rest[k] = (options as Record<string, unknown>)[k];
+    }
+  }
+  return [own as { [P in K]?: P extends keyof T ? T[P] : never }, rest as T];
+}
+
 /** What tests may add to the stores' create and open (`createBlockPool`, `createLogStream`, ...). */
 export interface BlockPoolTestOptions {
   /**
@@ -426,7 +452,11 @@ export function createBlockPool(
     lanes?: number;
   },
 ): BlockPool {
-  const { tracer, sparse, lanes } = options ?? {};
+  const [{ tracer, sparse, lanes }, rest] = splitOptions(options, [
+    "tracer",
+    "sparse",
+    "lanes",
+  ]);
   checkTracer(tracer);
   // "no" would read as true: a sparse file where one was not asked for
   if (sparse !== undefined && typeof sparse !== "boolean") {
@@ -439,7 +469,7 @@ export function createBlockPool(
       `Cannot create pool: lanes must be an integer of at least 1, got ${lanes}`,
     );
   }
-  return createPoolWith(path, options, { tracer, sparse, lanes });
+  return createPoolWith(path, rest, { tracer, sparse, lanes });
 }
 
 /**
@@ -459,8 +489,9 @@ export function openBlockPool(
   path: string,
   options: BlockPoolOpenOptions & BlockPoolTestOptions = {},
 ): BlockPool {
-  checkTracer(options?.tracer);
-  return openPoolWith(path, options, { tracer: options?.tracer });
+  const [{ tracer }, rest] = splitOptions(options, ["tracer"]);
+  checkTracer(tracer);
+  return openPoolWith(path, rest, { tracer });
 }
 
 /**
@@ -486,8 +517,9 @@ export function createLogStream(
   path: string,
   options: LogStreamCreateOptions & BlockPoolTestOptions,
 ): LogStream {
-  checkTracer(options?.tracer);
-  return createStreamWith(path, options, { tracer: options?.tracer });
+  const [{ tracer }, rest] = splitOptions(options, ["tracer"]);
+  checkTracer(tracer);
+  return createStreamWith(path, rest, { tracer });
 }
 
 /**
@@ -518,8 +550,9 @@ export function openLogStream(
   path: string,
   options: LogStreamOpenOptions & BlockPoolTestOptions = {},
 ): LogStream {
-  checkTracer(options?.tracer);
-  return openStreamWith(path, options, { tracer: options?.tracer });
+  const [{ tracer }, rest] = splitOptions(options, ["tracer"]);
+  checkTracer(tracer);
+  return openStreamWith(path, rest, { tracer });
 }
 
 /**
@@ -546,8 +579,9 @@ export function createObjectPool(
   path: string,
   options: ObjectPoolCreateOptions & BlockPoolTestOptions,
 ): ObjectPool {
-  checkTracer(options?.tracer);
-  return createObjectPoolWith(path, options, { tracer: options?.tracer });
+  const [{ tracer }, rest] = splitOptions(options, ["tracer"]);
+  checkTracer(tracer);
+  return createObjectPoolWith(path, rest, { tracer });
 }
 
 /**
@@ -567,8 +601,9 @@ export function openObjectPool(
   path: string,
   options: ObjectPoolOpenOptions & BlockPoolTestOptions,
 ): ObjectPool {
-  checkTracer(options?.tracer);
-  return openObjectPoolWith(path, options, { tracer: options?.tracer });
+  const [{ tracer }, rest] = splitOptions(options, ["tracer"]);
+  checkTracer(tracer);
+  return openObjectPoolWith(path, rest, { tracer });
 }
 
 /** One write-back of a mapping's bytes, as the native shim saw it. */

@@ -217,7 +217,7 @@ test("CLI: a large blk pool's arguments are checked before its file is allocated
   const zero = tempPath();
   assertUsage(
     cli("create", "blk", zero, "--block-size", "0", "--size", "300M"),
-    /blockSize must be an integer/,
+    /--block-size must be an integer/,
   );
   assert.equal(existsSync(zero), false);
 });

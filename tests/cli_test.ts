@@ -54,7 +54,7 @@ test("asyncpmem: help, usage errors and exit code 2", () => {
     "16M",
   );
   assert.equal(tooSmall.status, 2, tooSmall.stderr);
-  assert.match(tooSmall.stderr, /poolSize must be at least/);
+  assert.match(tooSmall.stderr, /--size must be at least/);
   assert.equal(existsSync(small), false);
 });
 
