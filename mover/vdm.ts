@@ -314,18 +314,19 @@ const VDM_METHODS = [
 
 /**
  * Throw a TypeError unless `mover`, a factory's `mover` option, is absent
- * or implements {@linkcode Vdm}: before the store creates or maps
- * anything. Every method is looked for (one was: the stores asked for
- * `batch`, a mapping for `memcpy`, and a mover without the others failed
- * at its first use, in the engine's words); the message names the first
- * one missing. `what` names the call ("create pool", "open log").
+ * (undefined or null: the default mover) or implements {@linkcode Vdm}:
+ * before the store creates or maps anything. Every method is looked for
+ * (one was: the stores asked for `batch`, a mapping for `memcpy`, and a
+ * mover without the others failed at its first use, in the engine's
+ * words); the message names the first one missing. `what` names the call ("create pool", "open log").
  * Internal (not exported by `mover/mod.ts`).
  */
 export function checkMoverOption(
   mover: unknown,
   what: string,
 ): Vdm | undefined {
-  if (mover === undefined) return undefined;
+  // null is no mover, as undefined: the default one (as Mapping.map)
+  if (mover === undefined || mover === null) return undefined;
   if (
     (typeof mover !== "object" && typeof mover !== "function") ||
     mover === null

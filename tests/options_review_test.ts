@@ -727,3 +727,44 @@ test("DsaMover.openOrFallback() checks its fallback options where DSA opens too"
     DsaMover.open = open;
   }
 });
+
+test("mover: null is the default mover in every store, as in Mapping.map and mapFile", async () => {
+  // Mapping.map and mapFile took null for "no mover" (the default one);
+  // the stores refused it ("mover must implement Vdm"): one rule now
+  {
+    using pool = BlockPool.create(tempPath(), {
+      blockSize: 512,
+      poolSize: 32 << 20,
+      mover: null as never,
+    });
+    await pool.writeAsync(1, new Uint8Array(512).fill(1));
+    assert.equal(pool.read(1)[0], 1);
+  }
+  {
+    using s = LogStream.create(tempPath(), {
+      size: 4 << 20,
+      mover: null as never,
+    });
+    const r = s.allocateRegion(1 << 20);
+    await s.appendAsync(r, Uint8Array.of(7));
+    assert.equal([...s.entries(r)][0].data[0], 7);
+  }
+  {
+    using log = PmemLog.create(tempPath(), {
+      poolSize: 8 << 20,
+      mover: null as never,
+    });
+    await log.appendAsync(Uint8Array.of(9));
+    assert.equal(log.tell(), 1);
+  }
+  {
+    using pool = ObjectPool.create(tempPath(), {
+      size: 8 << 20,
+      layout: "n",
+      mover: null as never,
+    });
+    const root = pool.root(8);
+    await pool.txAsync((tx) => tx.setU64(root, 0, 5));
+    assert.equal(pool.getU64(root, 0), 5);
+  }
+});
