@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { byteLengthOf } from "../ffi/validate.ts";
+import { byteLengthOf, readOptions } from "../ffi/validate.ts";
 import type { Vdm } from "../mover/vdm.ts";
 
 // one copy of the engine's byteLength getter (see `byteLengthOf`),
@@ -96,10 +96,8 @@ export function checkProgress(
   options: ProgressOptions,
   op: string,
 ): ((done: number, total: number) => void) | undefined {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(`Cannot ${op}: options must be an object`);
-  }
-  const f = options.onProgress;
+  // unknown keys refused, the option read once (see `readOptions`)
+  const f = readOptions(options, ["onProgress"], op).onProgress;
   if (f !== undefined && typeof f !== "function") {
     throw new TypeError(`Cannot ${op}: onProgress must be a function`);
   }

@@ -11,6 +11,7 @@ import {
   checkMode,
   checkOpenArgs,
   notSize,
+  readOptions,
 } from "../ffi/validate.ts";
 import type { FutureOptions } from "../future/future.ts";
 import { checkMoverOption, type Vdm } from "../mover/vdm.ts";
@@ -273,13 +274,16 @@ export function detachedData(op: string, data?: Uint8Array): TypeError {
 /**
  * Check {@linkcode LogStream.follow}'s options (a follower with a level
  * it does not know, or a signal it cannot listen to, would fail later,
- * inside the iteration, or silently follow the wrong level).
+ * inside the iteration, or silently follow the wrong level); returns them
+ * as read, once each.
  */
-export function checkFollowOptions(options: unknown, op: string): void {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(`Cannot ${op}: options must be an object`);
-  }
-  const { from, level, signal } = options as FollowOptions;
+export function checkFollowOptions(
+  options: FollowOptions,
+  op: string,
+): FollowOptions {
+  // unknown keys refused, each option read once (see `readOptions`)
+  const read = readOptions(options, ["from", "level", "signal"], op);
+  const { from, level, signal } = read;
   if (from !== undefined) checkInt(from, "from", op);
   if (level !== undefined && level !== "committed" && level !== "persisted") {
     throw new TypeError(
@@ -289,4 +293,5 @@ export function checkFollowOptions(options: unknown, op: string): void {
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError(`Cannot ${op}: signal must be an AbortSignal`);
   }
+  return read;
 }

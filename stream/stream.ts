@@ -524,12 +524,12 @@ export class LogStream implements Disposable {
     const op = "follow";
     const k = this.#regions.slot(region, op);
     const gen = region.generation;
-    checkFollowOptions(options, op);
+    const read = checkFollowOptions(options, op);
     return follow(
       this.#core!,
       k,
       () => this.#regions.alive(k, gen),
-      options,
+      read,
     );
   }
 

@@ -768,3 +768,45 @@ test("mover: null is the default mover in every store, as in Mapping.map and map
     assert.equal(pool.getU64(root, 0), 5);
   }
 });
+
+test("follow() and a pool's check()/info() refuse an unknown option naming the one meant, and read each option once", () => {
+  // method options were not under the factories' policy: follow(r,
+  // { form: 5 }) followed from the start, check({ onProgres }) ran
+  // without progress, both silently
+  using s = LogStream.create(tempPath(), { size: 4 << 20 });
+  const r = s.allocateRegion(1 << 20);
+  assert.throws(
+    () => s.follow(r, { form: 5 } as never),
+    (e: unknown) =>
+      e instanceof TypeError && /unknown option 'form'/.test(e.message) &&
+      /'from'/.test(e.message),
+  );
+  let reads = 0;
+  const once = {
+    get from() {
+      reads++;
+      return reads === 1 ? 0 : -1;
+    },
+  };
+  const it = s.follow(r, once as never);
+  assert.equal(reads, 1);
+  void it.return?.();
+  using pool = BlockPool.create(tempPath(), {
+    blockSize: 512,
+    poolSize: 32 << 20,
+  });
+  for (
+    const call of [
+      () => pool.check({ onProgres: () => {} } as never),
+      () => pool.info({ onProgres: () => {} } as never),
+    ]
+  ) {
+    assert.throws(
+      call,
+      (e: unknown) =>
+        e instanceof TypeError &&
+        /unknown option 'onProgres'/.test(e.message) &&
+        /'onProgress'/.test(e.message),
+    );
+  }
+});
