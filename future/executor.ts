@@ -268,6 +268,8 @@ async function pump(): Promise<void> {
   let blindMs = 0.25;
   const ctx = new SweepContext(false);
   let soonSweeps = 0;
+  // woken from a sleep on the sources, no event-loop turn since
+  let woke = false;
   try {
     while (entries.length > 0) {
       ctx.reset();
@@ -278,6 +280,17 @@ async function pump(): Promise<void> {
         blindMs = 0.25;
       }
       if (entries.length === 0) break;
+      if (woke && !progress) {
+        // A wake that moved nothing: sleeping again at once, when the
+        // sources say spinning does not pay off, made a source whose
+        // sleep resolves at once (its sequence moved with others' work,
+        // or a spurious wake) a loop of microtasks, and no timer or I/O
+        // a future waited for ever ran again. One turn of the loop.
+        woke = false;
+        await immediate();
+        continue;
+      }
+      woke = false;
       if (ctx.soon && soonSweeps < SOON_SWEEPS) {
         soonSweeps++;
         continue;
@@ -317,6 +330,7 @@ async function pump(): Promise<void> {
       }
       kick = undefined;
       lastProgress = performance.now();
+      woke = true;
     }
   } finally {
     pumping = false;

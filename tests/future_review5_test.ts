@@ -1,0 +1,43 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Fifth review of the futures layer: the executor's pump with wake
+ * sources that misbehave, the combinators, and what keeps a process
+ * alive.
+ */
+import { assert, runScript, test } from "./_harness.ts";
+
+test(
+  "a wake source that wakes at once while spinning does not pay off does not starve the event loop",
+  () => {
+    // After a sleep whose sweep made no progress, the pump slept again at
+    // once when the source said spinning does not pay off (shouldSpin
+    // false, a device whose engines are all busy); a source whose sleep
+    // resolves at once (its sequence moves with others' completions, or a
+    // spurious wake) made that a loop of microtasks: no timer or I/O ran
+    // again, so the future waiting for one never settled (both runtimes).
+    // Child process: red is a hang.
+    const r = runScript(
+      `
+    import { fromStep, PENDING } from "@root/mod.ts";
+    const source = {
+      sequence: () => 0,
+      block: () => true,
+      sleep: () => Promise.resolve(true),
+      shouldSpin: () => false,
+    };
+    let fired = false;
+    setTimeout(() => { fired = true; }, 5);
+    const f = fromStep((ctx) => {
+      ctx.waitOn(source);
+      return fired ? "done" : PENDING;
+    });
+    console.log(await f);
+  `,
+      10_000,
+    );
+    assert.equal(r.signal, null, `hung: ${r.stdout}${r.stderr}`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "done");
+  },
+  { timeout: 30_000 },
+);
