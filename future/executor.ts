@@ -14,7 +14,11 @@
  *
  * @module
  */
-import { setImmediate, setTimeout as setTimer } from "node:timers";
+import {
+  clearTimeout as clearTimer,
+  setImmediate,
+  setTimeout as setTimer,
+} from "node:timers";
 import {
   type Future,
   type FutureState,
@@ -313,12 +317,21 @@ async function pump(): Promise<void> {
         continue;
       }
       const timeout = ctx.blind ? Math.ceil(blindMs) : SOURCE_SLEEP_MS;
+      // A sleep that ignores its timeout and never settles (a WakeSource is
+      // user code, and a pending one is taken again by later sleeps) left
+      // every future unpolled for good: the pump wakes by its own timer
+      // too, late enough never to cut an honest sleep short.
+      let guard: ReturnType<typeof setTimer> | undefined;
       try {
         await Promise.race([
           ...[...ctx.sources].map(([s, r]) =>
             sleepOn(s, r.seq, timeout, ctx.sources.size === 1 ? r.waiting : 1)
           ),
           kicked(),
+          new Promise<void>((resolve) => {
+            guard = setTimer(resolve, timeout + SOURCE_SLEEP_MS);
+            if (awaited === 0) guard.unref();
+          }),
         ]);
       } catch {
         // A source's sleep failed (a WakeSource is user code too). Had
@@ -327,6 +340,8 @@ async function pump(): Promise<void> {
         kick = undefined;
         await Promise.race([delay(blindMs, awaited === 0), kicked()]);
         blindMs = Math.min(blindMs * 2, BLIND_MAX_MS);
+      } finally {
+        clearTimer(guard);
       }
       kick = undefined;
       lastProgress = performance.now();

@@ -41,3 +41,41 @@ test(
   },
   { timeout: 30_000 },
 );
+
+test(
+  "a wake source whose sleep never settles does not stop the pump",
+  () => {
+    // The pump slept on the sources' sleeps (and on a kick by a newly
+    // awaited future) with nothing else: a sleep that ignored its timeout
+    // and never settled (a WakeSource is user code) left every awaited
+    // future unpolled for good, and a pending sleep from the same sequence
+    // was taken again at every later sleep (both runtimes).
+    const r = runScript(
+      `
+    import { fromStep, PENDING } from "@root/mod.ts";
+    const source = {
+      sequence: () => 0,
+      block: () => true,
+      sleep: () => new Promise(() => {}),
+    };
+    let fired = false;
+    setTimeout(() => { fired = true; }, 5);
+    const watchdog = setTimeout(() => {
+      console.log("never polled again");
+      process.exit(3);
+    }, 5_000);
+    const f = fromStep((ctx) => {
+      ctx.waitOn(source);
+      return fired ? "done" : PENDING;
+    });
+    console.log(await f);
+    clearTimeout(watchdog);
+  `,
+      20_000,
+    );
+    assert.equal(r.signal, null, `hung: ${r.stdout}${r.stderr}`);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.equal(r.stdout.trim(), "done");
+  },
+  { timeout: 30_000 },
+);
