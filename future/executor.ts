@@ -9,8 +9,9 @@
  * futures registered, whose sequence it read before polling, so a
  * completion can never be missed. Futures that registered no source are
  * re-polled on a short, growing timer. A future awaited while it sleeps
- * wakes it at once. Only awaited futures keep the process alive on that
- * timer: adopted ones (a race's losers) do not.
+ * wakes it at once. Only awaited futures keep the process alive: adopted
+ * ones (a race's losers) alone are polled on that timer, never slept on
+ * through their sources, and do not.
  *
  * @module
  */
@@ -310,7 +311,11 @@ async function pump(): Promise<void> {
         await immediate();
         continue;
       }
-      if (ctx.sources.size === 0) {
+      // Only adopted futures pending (a race's losers): not on their
+      // sources either, whose sleeps keep the process alive (a timer, a
+      // thread) and, for one that never settles, kept a script running
+      // for good; they are polled on the pump's own weak timer.
+      if (ctx.sources.size === 0 || awaited === 0) {
         await Promise.race([delay(blindMs, awaited === 0), kicked()]);
         kick = undefined;
         blindMs = Math.min(blindMs * 2, BLIND_MAX_MS);

@@ -79,3 +79,35 @@ test(
   },
   { timeout: 30_000 },
 );
+
+test(
+  "a race whose loser waits on a wake source that never wakes lets the script end",
+  () => {
+    // Only awaited futures keep the process alive: the pump's own timer is
+    // unref'd when only adopted ones (a race's losers) are pending. But an
+    // adopted future that registered a wake source was slept on through
+    // the source's sleep, whose timer (or thread) keeps the process alive,
+    // again every time it timed out: the script never ended (both
+    // runtimes). Child process: red is a hang.
+    const r = runScript(
+      `
+    import { fromStep, PENDING, race, ready } from "@root/mod.ts";
+    const source = {
+      sequence: () => 0,
+      block: () => true,
+      sleep: (_seq, ms) => new Promise((r) => setTimeout(r, ms)),
+    };
+    const never = fromStep((ctx) => {
+      ctx.waitOn(source);
+      return PENDING;
+    });
+    console.log(await race([never, ready("fast")]));
+  `,
+      10_000,
+    );
+    assert.equal(r.signal, null, "the script did not end");
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "fast");
+  },
+  { timeout: 30_000 },
+);
