@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { adopt } from "./executor.ts";
+import { adopt, pollMember } from "./executor.ts";
 import {
   Future,
   type FutureOptions,
@@ -250,7 +250,7 @@ class AllFuture<T> extends Future<T[]> {
     let pending = false;
     let started = false;
     for (const f of this.#futures) {
-      if (!f.done) f.poll(ctx);
+      if (!f.done) pollMember(f, ctx);
       if (!f.done) pending = true;
       if (f.state !== "idle") started = true;
     }
@@ -293,7 +293,7 @@ class RaceFuture<T> extends Future<T> {
   protected step(ctx: PollContext): Step<T> {
     let started = false;
     for (const f of this.#futures) {
-      f.poll(ctx);
+      pollMember(f, ctx);
       if (f.done) {
         for (const other of this.#futures) {
           if (other !== f && other.state === "running") adopt(other);

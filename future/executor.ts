@@ -133,6 +133,30 @@ class SweepContext implements PollContext {
 }
 
 /**
+ * Poll `member` as one of several futures a combined future (`all`,
+ * `race`) polls with `ctx`: one left pending that registered no wake
+ * source makes the sweep blind, as it would awaited on its own. The
+ * sweep saw only whether the combined future registered anything, and a
+ * member waiting on a source hid a blind one: the pump slept 50 ms on
+ * the source (a blocking wait 10 ms) before each poll of the blind
+ * member. Internal.
+ */
+export function pollMember(
+  member: Future<unknown>,
+  ctx: PollContext,
+): FutureState {
+  if (!(ctx instanceof SweepContext)) return member.poll(ctx);
+  const registered = ctx.registered;
+  ctx.registered = false;
+  const state = member.poll(ctx);
+  if (!ctx.registered && (state === "idle" || state === "running")) {
+    ctx.blind = true;
+  }
+  ctx.registered ||= registered;
+  return state;
+}
+
+/**
  * Futures the pump drives, in the order they came. An array, not a Set:
  * a Set would give every fresh entry an identity hash (a runtime call).
  */

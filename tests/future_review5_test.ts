@@ -4,6 +4,15 @@
  * sources that misbehave, the combinators, and what keeps a process
  * alive.
  */
+import {
+  all,
+  fromStep,
+  type Future,
+  PENDING,
+  race,
+  wait,
+  type WakeSource,
+} from "../mod.ts";
 import { assert, runScript, test } from "./_harness.ts";
 
 test(
@@ -111,3 +120,57 @@ test(
   },
   { timeout: 30_000 },
 );
+
+test("all() and race() with a member that registers no wake source are polled as often as that member alone", async () => {
+  // The sweep saw only whether the combined future registered a wake
+  // source, so a member waiting on one hid a member that registered none
+  // (a future waiting for another's work to publish, or for a timer): the
+  // pump slept the source's 50 ms (a blocking wait 10 ms) before each poll
+  // of the blind member, where the member awaited alone is polled again
+  // within a few ms. The sleeps are told apart by their timeouts.
+  const timeouts: number[] = [];
+  let blindPending = true;
+  const source: WakeSource = {
+    sequence: () => 0,
+    block(_seq, ms) {
+      if (blindPending) timeouts.push(ms);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+    },
+    sleep(_seq, ms) {
+      if (blindPending) timeouts.push(ms);
+      return new Promise((r) => setTimeout(r, ms));
+    },
+  };
+  const cases: [string, (fs: Future<string>[]) => Future<unknown>, boolean][] =
+    [
+      ["all, awaited", all, false],
+      ["race, awaited", race, false],
+      ["all, wait()", all, true],
+      ["all in all, awaited", (fs) => all([all(fs)]), false],
+    ];
+  for (const [name, combine, blocking] of cases) {
+    timeouts.length = 0;
+    blindPending = true;
+    const t0 = performance.now();
+    const blind = fromStep(() => {
+      if (performance.now() - t0 < 20) return PENDING;
+      blindPending = false;
+      return "blind";
+    });
+    let m = 0;
+    const sourced = fromStep((ctx) => {
+      ctx.waitOn(source);
+      return ++m > 2 && !blindPending ? "sourced" : PENDING;
+    });
+    const f = combine([sourced, blind]);
+    if (blocking) wait(f);
+    else await f;
+    assert.equal(blind.state, "complete", name);
+    assert.ok(timeouts.length > 0, `${name}: never slept on the source`);
+    const limit = blocking ? 10 : 50;
+    assert.ok(
+      timeouts.every((ms) => ms < limit),
+      `${name}: slept ${timeouts} ms with a blind member pending`,
+    );
+  }
+});
