@@ -242,25 +242,40 @@ function members<T>(futures: readonly Future<T>[], op: string): Future<T>[] {
 
 class AllFuture<T> extends Future<T[]> {
   #futures: Future<T>[];
+  /**
+   * The members not yet seen settled, in order. A step polls only these:
+   * it went over every member, the settled ones too, at every poll, so
+   * many members settling a few per sweep cost a quadratic number of
+   * looks.
+   */
+  #pending: Future<T>[];
+  #started = false;
   constructor(futures: readonly Future<T>[]) {
     super();
     this.#futures = members(futures, "combine");
+    this.#pending = this.#futures.slice();
   }
   protected step(ctx: PollContext): Step<T[]> {
-    let pending = false;
-    let started = false;
-    for (const f of this.#futures) {
+    const pending = this.#pending;
+    let kept = 0;
+    let started = this.#started;
+    for (let i = 0; i < pending.length; i++) {
+      const f = pending[i];
       if (!f.done) pollMember(f, ctx);
-      if (!f.done) pending = true;
+      if (!f.done) pending[kept++] = f;
       if (f.state !== "idle") started = true;
     }
-    if (pending) return started ? PENDING : NOT_STARTED;
+    pending.length = kept;
+    // a member settled, or started, stays so
+    this.#started = started;
+    if (kept > 0) return started ? PENDING : NOT_STARTED;
     const failed = this.#futures.find((f) => f.state === "failed");
     if (failed !== undefined) throw failed.error;
     return this.#futures.map((f) => f.value as T);
   }
   protected override settle(): void {
     this.#futures = [];
+    this.#pending = [];
   }
 }
 

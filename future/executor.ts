@@ -478,23 +478,30 @@ export function waitAll<T>(futures: readonly Future<T>[]): T[] {
   let lastProgress = -1; // read the clock only once something waits
   let blindMs = 0.05;
   const ctx = new SweepContext(true);
+  // The futures not yet seen settled, in order: a sweep polls only these
+  // (it went over every future, the settled ones too, twice, so many
+  // futures settling a few per sweep cost a quadratic number of looks).
+  // A future settled meanwhile (by another's step) is passed over.
+  const waiting: Future<T>[] = [];
+  for (const f of futures) if (!f.done) waiting.push(f);
   for (;;) {
     ctx.reset();
     let pending = 0;
     let progress = false;
-    ctx.pending = 0;
-    for (const f of futures) if (!f.done) ctx.pending++;
-    for (const f of futures) {
+    ctx.pending = waiting.length;
+    for (let i = 0; i < waiting.length; i++) {
+      const f = waiting[i];
       if (f.done) continue;
       ctx.registered = false;
       const before = f.state;
       const state = f.poll(ctx);
       if (state !== before) progress = true;
       if (!f.done) {
-        pending++;
+        waiting[pending++] = f;
         if (!ctx.registered) ctx.blind = true;
       }
     }
+    waiting.length = pending;
     ctx.ended();
     if (pending === 0) break;
     if (ctx.soon) continue;

@@ -7,10 +7,13 @@
 import {
   all,
   fromStep,
-  type Future,
+  Future,
   PENDING,
+  type PollContext,
   race,
+  type Step,
   wait,
+  waitAll,
   type WakeSource,
 } from "../mod.ts";
 import { assert, runScript, test } from "./_harness.ts";
@@ -173,4 +176,55 @@ test("all() and race() with a member that registers no wake source are polled as
       `${name}: slept ${timeouts} ms with a blind member pending`,
     );
   }
+});
+
+/**
+ * Settles at its `at`-th poll (asking to be polled again soon before), and
+ * counts the reads of its state once settled in `reads`.
+ */
+class SettlesAt extends Future<number> {
+  static reads = 0;
+  #polls = 0;
+  constructor(readonly at: number) {
+    super();
+  }
+  protected step(ctx: PollContext): Step<number> {
+    if (++this.#polls >= this.at) return this.at;
+    ctx.pollSoon?.();
+    return PENDING;
+  }
+  override get done(): boolean {
+    const done = super.done;
+    if (done) SettlesAt.reads++;
+    return done;
+  }
+  override get state(): "idle" | "running" | "complete" | "failed" {
+    const state = super.state;
+    if (state === "complete" || state === "failed") SettlesAt.reads++;
+    return state;
+  }
+}
+
+test("all() and waitAll() of many futures settling one per sweep look at each settled one a bounded number of times", () => {
+  // Every poll of all() and every sweep of waitAll() went over all their
+  // futures, the settled ones too (and waitAll counted the pending ones
+  // in a pass of its own): N futures settling one per sweep cost about
+  // N*N/2 looks (2 million for 2000), a cliff for a batch of many writes
+  // whose completions trickle in.
+  const n = 2000;
+  SettlesAt.reads = 0;
+  const members = Array.from({ length: n }, (_, i) => new SettlesAt(i + 1));
+  const f = all(members);
+  let polls = 0;
+  while (f.poll() !== "complete") polls++;
+  assert.equal(polls, n - 1);
+  assert.equal(f.value!.length, n);
+  assert.equal(f.value![n - 1], n);
+  assert.ok(SettlesAt.reads < 10 * n, `all(): ${SettlesAt.reads} looks`);
+  SettlesAt.reads = 0;
+  const values = waitAll(
+    Array.from({ length: n }, (_, i) => new SettlesAt(i + 1)),
+  );
+  assert.equal(values[n - 1], n);
+  assert.ok(SettlesAt.reads < 10 * n, `waitAll(): ${SettlesAt.reads} looks`);
 });
