@@ -77,6 +77,18 @@ class StepFuture<T> extends Future<T> {
   protected step(ctx: PollContext): Step<T> {
     return this.#fn(ctx);
   }
+  /**
+   * The step function holds what it works on (buffers, in its closure):
+   * a settled future someone keeps (in a list of results) kept them too.
+   */
+  protected override settle(): void {
+    this.#fn = settledStep;
+  }
+}
+
+/** The step of a settled {@linkcode fromStep} future (never called). */
+function settledStep(): never {
+  throw new Error("Cannot step a settled future");
 }
 
 /**

@@ -228,3 +228,45 @@ test("all() and waitAll() of many futures settling one per sweep look at each se
   assert.equal(values[n - 1], n);
   assert.ok(SettlesAt.reads < 10 * n, `waitAll(): ${SettlesAt.reads} looks`);
 });
+
+test(
+  "a settled fromStep() future no longer holds what its step function holds",
+  () => {
+    // The other futures drop what they hold when they settle (a chain its
+    // steps, all() and race() their members); fromStep() kept its step
+    // function, and with it everything its closure held (a buffer), for as
+    // long as anyone kept the settled future (a list of results). Child
+    // process: a full collection, then the buffer's finalizer runs.
+    const r = runScript(
+      `
+    import v8 from "node:v8";
+    import vm from "node:vm";
+    import { fromStep, wait } from "@root/mod.ts";
+    let gc;
+    if (typeof globalThis.Bun !== "undefined") gc = () => globalThis.Bun.gc(true);
+    else {
+      v8.setFlagsFromString("--expose-gc");
+      gc = vm.runInNewContext("gc");
+    }
+    let collected = false;
+    const finalizers = new FinalizationRegistry(() => { collected = true; });
+    const kept = [];
+    {
+      const held = { data: new Uint8Array(1 << 20) };
+      finalizers.register(held, 0);
+      kept.push(fromStep(() => held.data.length));
+    }
+    console.log(wait(kept[0]));
+    for (let i = 0; i < 20 && !collected; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    console.log(collected ? "collected" : "kept", kept[0].state);
+  `,
+      20_000,
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "1048576\ncollected complete");
+  },
+  { timeout: 30_000 },
+);
