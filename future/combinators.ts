@@ -161,11 +161,22 @@ class ChainFuture<A, B> extends Future<B> {
   #first: Future<A> | undefined;
   #next: ((value: A) => Future<B> | B) | undefined;
   #second: Future<B> | undefined;
+  /**
+   * Whether a future `next` returns is run (chain), or is the value as it
+   * is (map): map's value is what its function returned, as its type
+   * says; it completed with the returned future's value, having run it.
+   */
+  #runs: boolean;
 
-  constructor(first: Future<A>, next: (value: A) => Future<B> | B) {
+  constructor(
+    first: Future<A>,
+    next: (value: A) => Future<B> | B,
+    runs: boolean,
+  ) {
     super();
     this.#first = first;
     this.#next = next;
+    this.#runs = runs;
   }
 
   protected step(ctx: PollContext): Step<B> {
@@ -176,7 +187,7 @@ class ChainFuture<A, B> extends Future<B> {
       const made = this.#next!(a as A);
       this.#first = undefined;
       this.#next = undefined;
-      if (!isFuture(made)) return made as B;
+      if (!this.#runs || !isFuture(made)) return made as B;
       this.#second = made;
     }
     const b = stepOf(this.#second, ctx);
@@ -210,14 +221,15 @@ export function chain<A, B>(
 ): Future<B> {
   checkFuture(first, "chain", "first");
   checkFunction(next, "chain", "next");
-  return new ChainFuture(first, next);
+  return new ChainFuture(first, next, true);
 }
 
 /**
  * Transform a future's value. `fn` runs synchronously inside a poll, and
- * what it returns is the value as it is: a promise it returns is not
- * waited for (`await` would unwrap it, `wait()` would return it), so
- * return a future from {@linkcode chain}'s step instead.
+ * what it returns is the value as it is: a promise or a future it
+ * returns is not waited for or run (`await` would unwrap it, `wait()`
+ * would return it), so return a future from {@linkcode chain}'s step
+ * instead.
  *
  * @example Usage
  * ```ts
@@ -230,7 +242,7 @@ export function chain<A, B>(
 export function map<A, B>(future: Future<A>, fn: (value: A) => B): Future<B> {
   checkFuture(future, "map", "future");
   checkFunction(fn, "map", "fn");
-  return new ChainFuture(future, fn);
+  return new ChainFuture(future, fn, false);
 }
 
 /**

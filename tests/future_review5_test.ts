@@ -6,11 +6,14 @@
  */
 import {
   all,
+  chain,
   fromStep,
   Future,
+  map,
   PENDING,
   type PollContext,
   race,
+  ready,
   type Step,
   wait,
   waitAll,
@@ -270,3 +273,22 @@ test(
   },
   { timeout: 30_000 },
 );
+
+test("map() gives a future its function returns as the value, unrun, as its type says", () => {
+  // map() shared chain()'s future, which runs a future the step returns:
+  // map(f, () => g), typed Future<Future<T>>, completed with g's value (a
+  // T where its type promised a future) and ran g, where map()'s
+  // documentation says that what fn returns is the value as it is.
+  let runs = 0;
+  const inner = fromStep(() => ++runs);
+  const mapped: Future<Future<number>> = map(ready(1), () => inner);
+  const value = wait(mapped);
+  assert.equal(value, inner);
+  assert.equal(inner.state, "idle");
+  assert.equal(runs, 0);
+  assert.equal(wait(all([map(ready(1), () => inner)]))[0], inner);
+  assert.equal(runs, 0);
+  // chain() still runs it
+  assert.equal(wait(chain(ready(1), () => inner)), 1);
+  assert.equal(runs, 1);
+});
