@@ -281,11 +281,12 @@ class AllFuture<T> extends Future<T[]> {
   }
   protected step(ctx: PollContext): Step<T[]> {
     const pending = this.#pending;
+    const members = pending.length;
     let kept = 0;
     let started = this.#started;
-    for (let i = 0; i < pending.length; i++) {
+    for (let i = 0; i < members; i++) {
       const f = pending[i];
-      if (!f.done) pollMember(f, ctx);
+      if (!f.done) pollMember(f, ctx, members);
       if (!f.done) pending[kept++] = f;
       if (f.state !== "idle") started = true;
     }
@@ -332,7 +333,7 @@ class RaceFuture<T> extends Future<T> {
   protected step(ctx: PollContext): Step<T> {
     let started = false;
     for (const f of this.#futures) {
-      pollMember(f, ctx);
+      pollMember(f, ctx, this.#futures.length);
       if (f.done) {
         for (const other of this.#futures) {
           if (other !== f && other.state === "running") adopt(other);

@@ -133,22 +133,37 @@ class SweepContext implements PollContext {
 }
 
 /**
- * Poll `member` as one of several futures a combined future (`all`,
- * `race`) polls with `ctx`: one left pending that registered no wake
- * source makes the sweep blind, as it would awaited on its own. The
- * sweep saw only whether the combined future registered anything, and a
- * member waiting on a source hid a blind one: the pump slept 50 ms on
- * the source (a blocking wait 10 ms) before each poll of the blind
- * member. Internal.
+ * Poll `member` as one of `members` futures a combined future (`all`,
+ * `race`) polls with `ctx`, as it would be polled awaited on its own:
+ *
+ * - one left pending that registered no wake source makes the sweep
+ *   blind. The sweep saw only whether the combined future registered
+ *   anything, and a member waiting on a source hid a blind one: the pump
+ *   slept 50 ms on the source (a blocking wait 10 ms) before each poll
+ *   of the blind member.
+ * - `pending` counts the other members. The combined future counted
+ *   once, so each member was told it was alone, and a leaf that works on
+ *   the polling thread when nothing else waits (a ThreadMover's batch
+ *   takes a share inline) did so for each member in turn.
+ *
+ * Internal.
  */
 export function pollMember(
   member: Future<unknown>,
   ctx: PollContext,
+  members: number,
 ): FutureState {
   if (!(ctx instanceof SweepContext)) return member.poll(ctx);
   const registered = ctx.registered;
+  const pending = ctx.pending;
   ctx.registered = false;
-  const state = member.poll(ctx);
+  ctx.pending = pending + Math.max(0, members - 1);
+  let state: FutureState;
+  try {
+    state = member.poll(ctx);
+  } finally {
+    ctx.pending = pending;
+  }
   if (!ctx.registered && (state === "idle" || state === "running")) {
     ctx.blind = true;
   }

@@ -292,3 +292,41 @@ test("map() gives a future its function returns as the value, unrun, as its type
   assert.equal(wait(chain(ready(1), () => inner)), 1);
   assert.equal(runs, 1);
 });
+
+test("a member of all() or race() is told every future its poller drives, the other members included", async () => {
+  // PollContext.pending says how many futures the poller drives in this
+  // sweep: a leaf with nothing else waiting does its work on the polling
+  // thread (a ThreadMover's batch takes a share of the bytes inline). A
+  // combined future counted once, so each of its members was told it was
+  // alone: inside all() each batch copied its share on the poller, one
+  // after the other, where awaited side by side they all went to the
+  // engines at once.
+  const seen: number[] = [];
+  const leaf = () =>
+    fromStep((ctx) => {
+      seen.push(ctx.pending ?? -1);
+      return 1;
+    });
+  const settlesSecond = () => {
+    let n = 0;
+    return fromStep(() => (++n < 2 ? PENDING : 0));
+  };
+  const cases: [string, () => Future<unknown>, number, boolean][] = [
+    ["all, awaited", () => all([leaf(), leaf(), leaf()]), 3, false],
+    ["race, awaited", () => race([settlesSecond(), leaf()]), 2, false],
+    [
+      "all in all, awaited", // (each counts its own members: 2 and 3)
+      () => all<unknown>([leaf(), all([leaf(), leaf()])]),
+      2,
+      false,
+    ],
+    ["all, wait()", () => all([leaf(), leaf()]), 2, true],
+  ];
+  for (const [name, make, least, blocking] of cases) {
+    seen.length = 0;
+    if (blocking) wait(make());
+    else await make();
+    assert.ok(seen.length > 0, name);
+    assert.ok(seen.every((n) => n >= least), `${name}: told ${seen}`);
+  }
+});
