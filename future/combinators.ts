@@ -167,6 +167,8 @@ class ChainFuture<A, B> extends Future<B> {
    * says; it completed with the returned future's value, having run it.
    */
   #runs: boolean;
+  /** In a step: see `AllFuture`'s. */
+  #stepping = false;
 
   constructor(
     first: Future<A>,
@@ -180,6 +182,16 @@ class ChainFuture<A, B> extends Future<B> {
   }
 
   protected step(ctx: PollContext): Step<B> {
+    if (this.#stepping) return NOT_STARTED; // the outer step decides
+    this.#stepping = true;
+    try {
+      return this.#advance(ctx);
+    } finally {
+      this.#stepping = false;
+    }
+  }
+
+  #advance(ctx: PollContext): Step<B> {
     if (this.#second === undefined) {
       const a = stepOf(this.#first!, ctx);
       if (a === PENDING) return PENDING;
@@ -274,21 +286,35 @@ class AllFuture<T> extends Future<T[]> {
    */
   #pending: Future<T>[];
   #started = false;
+  /**
+   * In a step. A member's step may poll this future again (a store's
+   * future drives the owner of what it waits for): that poll polls no
+   * member. It polled the member again from inside its own step, and so
+   * on until the stack overflowed (and the outer step compacts the list
+   * it goes through).
+   */
+  #stepping = false;
   constructor(futures: readonly Future<T>[]) {
     super();
     this.#futures = members(futures, "combine");
     this.#pending = this.#futures.slice();
   }
   protected step(ctx: PollContext): Step<T[]> {
+    if (this.#stepping) return NOT_STARTED; // the outer step decides
     const pending = this.#pending;
     const members = pending.length;
     let kept = 0;
     let started = this.#started;
-    for (let i = 0; i < members; i++) {
-      const f = pending[i];
-      if (!f.done) pollMember(f, ctx, members);
-      if (!f.done) pending[kept++] = f;
-      if (f.state !== "idle") started = true;
+    this.#stepping = true;
+    try {
+      for (let i = 0; i < members; i++) {
+        const f = pending[i];
+        if (!f.done) pollMember(f, ctx, members);
+        if (!f.done) pending[kept++] = f;
+        if (f.state !== "idle") started = true;
+      }
+    } finally {
+      this.#stepping = false;
     }
     pending.length = kept;
     // a member settled, or started, stays so
@@ -326,11 +352,22 @@ export function all<T>(futures: readonly Future<T>[]): Future<T[]> {
 
 class RaceFuture<T> extends Future<T> {
   #futures: Future<T>[];
+  /** In a step: see `AllFuture`'s. */
+  #stepping = false;
   constructor(futures: readonly Future<T>[]) {
     super();
     this.#futures = members(futures, "race");
   }
   protected step(ctx: PollContext): Step<T> {
+    if (this.#stepping) return NOT_STARTED; // the outer step decides
+    this.#stepping = true;
+    try {
+      return this.#race(ctx);
+    } finally {
+      this.#stepping = false;
+    }
+  }
+  #race(ctx: PollContext): Step<T> {
     let started = false;
     for (const f of this.#futures) {
       pollMember(f, ctx, this.#futures.length);

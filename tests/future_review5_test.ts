@@ -330,3 +330,37 @@ test("a member of all() or race() is told every future its poller drives, the ot
     assert.ok(seen.every((n) => n >= least), `${name}: told ${seen}`);
   }
 });
+
+test("a member of all(), race() or chain() whose step polls the combined future again does not recurse for good", () => {
+  // A store's future drives the owner of what it waits for, which may be
+  // the future combining it: all(), race() and chain() then polled the
+  // member again from inside its own step, which polled them again, until
+  // the stack overflowed and the member failed with a RangeError (and
+  // all() compacts its list of members as it goes through it).
+  const polls = [0, 0, 0];
+  let combined: Future<unknown> | undefined;
+  const members = [0, 1, 2].map((i) =>
+    fromStep((ctx) => {
+      polls[i]++;
+      if (i === 1) combined!.poll(ctx);
+      return polls[i] < 3 ? PENDING : i;
+    })
+  );
+  combined = all(members);
+  assert.deepEqual(wait(combined), [0, 1, 2]);
+  assert.deepEqual(polls, [3, 3, 3]);
+  let n = 0;
+  const loser = fromStep(() => (++n < 2 ? PENDING : "loser"));
+  const winner = fromStep((ctx) => {
+    combined!.poll(ctx);
+    return "winner";
+  });
+  combined = race([loser, winner]);
+  assert.equal(wait(combined), "winner");
+  const first = fromStep((ctx) => {
+    combined!.poll(ctx);
+    return 1;
+  });
+  combined = chain(first, (v) => v + 1);
+  assert.equal(wait(combined), 2);
+});
