@@ -411,7 +411,7 @@ function drive<T>(future: Future<T>): Promise<T> {
   });
 }
 
-setDriver(drive);
+setDriver(drive, schedule);
 
 /**
  * Keep polling a started future nobody awaits until it settles, so the

@@ -10,6 +10,7 @@ import {
   fromStep,
   Future,
   map,
+  NOT_STARTED,
   PENDING,
   type PollContext,
   race,
@@ -19,6 +20,7 @@ import {
   waitAll,
   type WakeSource,
 } from "../mod.ts";
+import { getEventListeners } from "node:events";
 import { assert, runScript, test } from "./_harness.ts";
 
 test(
@@ -363,4 +365,53 @@ test("a member of all(), race() or chain() whose step polls the combined future 
   });
   combined = chain(first, (v) => v + 1);
   assert.equal(wait(combined), 2);
+});
+
+test("an awaited future aborted while it waits to start on a wake source fails at once, and leaves no listener on the signal", async () => {
+  // The abort was seen only at the future's next poll: with the pump
+  // asleep on the future's wake source (a device whose records are all
+  // taken), after the source's sleep, 50 ms later, or the next completion
+  // of somebody else's work. The pump now listens for the abort of an
+  // awaited future's signal while the future has not settled, and no
+  // longer once it has: a signal shared by many operations must not
+  // gather a listener for each.
+  const log: string[] = [];
+  const source: WakeSource = {
+    sequence: () => 0,
+    block: () => true,
+    sleep: (_seq, ms) =>
+      new Promise((r) =>
+        setTimeout(() => {
+          log.push("slept");
+          r(false);
+        }, ms)
+      ),
+  };
+  const ac = new AbortController();
+  const f = fromStep((ctx) => {
+    ctx.waitOn(source);
+    return NOT_STARTED;
+  }, { signal: ac.signal });
+  const done = f.then(
+    () => log.push("completed"),
+    (e) => log.push(`rejected ${(e as Error).name}`),
+  );
+  await new Promise((r) => setTimeout(r, 5)); // the pump sleeps on the source
+  log.length = 0;
+  log.push("abort");
+  ac.abort();
+  await done;
+  assert.deepEqual(log.slice(0, 2), ["abort", "rejected AbortError"]);
+  assert.equal(f.state, "failed");
+  assert.equal(getEventListeners(ac.signal, "abort").length, 0);
+  // many awaited futures under one signal that is never aborted
+  const shared = new AbortController();
+  const many = Array.from(
+    { length: 100 },
+    (_, i) => fromStep(() => i, { signal: shared.signal }),
+  );
+  assert.equal((await all(many)).length, 100);
+  await Promise.all(many);
+  assert.equal(getEventListeners(shared.signal, "abort").length, 0);
+  await new Promise((r) => setTimeout(r, 60)); // the pump's sleep ends
 });
