@@ -200,6 +200,11 @@ class ChainFuture<A, B> extends Future<B> {
       this.#first = undefined;
       this.#next = undefined;
       if (!this.#runs || !isFuture(made)) return made as B;
+      // it would wait for itself for good (as a promise resolved with
+      // itself would, which is refused the same way)
+      if (made === this) {
+        throw new TypeError("Cannot chain: next returned the chain itself");
+      }
       this.#second = made;
     }
     const b = stepOf(this.#second, ctx);

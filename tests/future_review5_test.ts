@@ -415,3 +415,14 @@ test("an awaited future aborted while it waits to start on a wake source fails a
   assert.equal(getEventListeners(shared.signal, "abort").length, 0);
   await new Promise((r) => setTimeout(r, 60)); // the pump's sleep ends
 });
+
+test("a chain whose step returns the chain itself fails with a TypeError", async () => {
+  // It waited for itself: the poll of a combined future from inside its
+  // own step polls nothing (see above), so it stayed pending for good
+  // (before that, the stack overflowed). A promise resolved with itself
+  // is refused the same way.
+  const c: Future<number> = chain(ready(1), () => c);
+  assert.throws(() => wait(c), TypeError);
+  const d: Future<number> = chain(ready(1), () => d);
+  await assert.rejects(async () => await d, /chain itself/);
+});
