@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { adopt } from "./executor.ts";
+import { adopt, pollMember } from "./executor.ts";
 import {
   Future,
   type FutureOptions,
@@ -77,6 +77,18 @@ class StepFuture<T> extends Future<T> {
   protected step(ctx: PollContext): Step<T> {
     return this.#fn(ctx);
   }
+  /**
+   * The step function holds what it works on (buffers, in its closure):
+   * a settled future someone keeps (in a list of results) kept them too.
+   */
+  protected override settle(): void {
+    this.#fn = settledStep;
+  }
+}
+
+/** The step of a settled {@linkcode fromStep} future (never called). */
+function settledStep(): never {
+  throw new Error("Cannot step a settled future");
 }
 
 /**
@@ -149,14 +161,37 @@ class ChainFuture<A, B> extends Future<B> {
   #first: Future<A> | undefined;
   #next: ((value: A) => Future<B> | B) | undefined;
   #second: Future<B> | undefined;
+  /**
+   * Whether a future `next` returns is run (chain), or is the value as it
+   * is (map): map's value is what its function returned, as its type
+   * says; it completed with the returned future's value, having run it.
+   */
+  #runs: boolean;
+  /** In a step: see `AllFuture`'s. */
+  #stepping = false;
 
-  constructor(first: Future<A>, next: (value: A) => Future<B> | B) {
+  constructor(
+    first: Future<A>,
+    next: (value: A) => Future<B> | B,
+    runs: boolean,
+  ) {
     super();
     this.#first = first;
     this.#next = next;
+    this.#runs = runs;
   }
 
   protected step(ctx: PollContext): Step<B> {
+    if (this.#stepping) return NOT_STARTED; // the outer step decides
+    this.#stepping = true;
+    try {
+      return this.#advance(ctx);
+    } finally {
+      this.#stepping = false;
+    }
+  }
+
+  #advance(ctx: PollContext): Step<B> {
     if (this.#second === undefined) {
       const a = stepOf(this.#first!, ctx);
       if (a === PENDING) return PENDING;
@@ -164,7 +199,12 @@ class ChainFuture<A, B> extends Future<B> {
       const made = this.#next!(a as A);
       this.#first = undefined;
       this.#next = undefined;
-      if (!isFuture(made)) return made as B;
+      if (!this.#runs || !isFuture(made)) return made as B;
+      // it would wait for itself for good (as a promise resolved with
+      // itself would, which is refused the same way)
+      if (made === this) {
+        throw new TypeError("Cannot chain: next returned the chain itself");
+      }
       this.#second = made;
     }
     const b = stepOf(this.#second, ctx);
@@ -198,14 +238,15 @@ export function chain<A, B>(
 ): Future<B> {
   checkFuture(first, "chain", "first");
   checkFunction(next, "chain", "next");
-  return new ChainFuture(first, next);
+  return new ChainFuture(first, next, true);
 }
 
 /**
  * Transform a future's value. `fn` runs synchronously inside a poll, and
- * what it returns is the value as it is: a promise it returns is not
- * waited for (`await` would unwrap it, `wait()` would return it), so
- * return a future from {@linkcode chain}'s step instead.
+ * what it returns is the value as it is: a promise or a future it
+ * returns is not waited for or run (`await` would unwrap it, `wait()`
+ * would return it), so return a future from {@linkcode chain}'s step
+ * instead.
  *
  * @example Usage
  * ```ts
@@ -218,7 +259,7 @@ export function chain<A, B>(
 export function map<A, B>(future: Future<A>, fn: (value: A) => B): Future<B> {
   checkFuture(future, "map", "future");
   checkFunction(fn, "map", "fn");
-  return new ChainFuture(future, fn);
+  return new ChainFuture(future, fn, false);
 }
 
 /**
@@ -242,25 +283,55 @@ function members<T>(futures: readonly Future<T>[], op: string): Future<T>[] {
 
 class AllFuture<T> extends Future<T[]> {
   #futures: Future<T>[];
+  /**
+   * The members not yet seen settled, in order. A step polls only these:
+   * it went over every member, the settled ones too, at every poll, so
+   * many members settling a few per sweep cost a quadratic number of
+   * looks.
+   */
+  #pending: Future<T>[];
+  #started = false;
+  /**
+   * In a step. A member's step may poll this future again (a store's
+   * future drives the owner of what it waits for): that poll polls no
+   * member. It polled the member again from inside its own step, and so
+   * on until the stack overflowed (and the outer step compacts the list
+   * it goes through).
+   */
+  #stepping = false;
   constructor(futures: readonly Future<T>[]) {
     super();
     this.#futures = members(futures, "combine");
+    this.#pending = this.#futures.slice();
   }
   protected step(ctx: PollContext): Step<T[]> {
-    let pending = false;
-    let started = false;
-    for (const f of this.#futures) {
-      if (!f.done) f.poll(ctx);
-      if (!f.done) pending = true;
-      if (f.state !== "idle") started = true;
+    if (this.#stepping) return NOT_STARTED; // the outer step decides
+    const pending = this.#pending;
+    const members = pending.length;
+    let kept = 0;
+    let started = this.#started;
+    this.#stepping = true;
+    try {
+      for (let i = 0; i < members; i++) {
+        const f = pending[i];
+        if (!f.done) pollMember(f, ctx, members);
+        if (!f.done) pending[kept++] = f;
+        if (f.state !== "idle") started = true;
+      }
+    } finally {
+      this.#stepping = false;
     }
-    if (pending) return started ? PENDING : NOT_STARTED;
+    pending.length = kept;
+    // a member settled, or started, stays so
+    this.#started = started;
+    if (kept > 0) return started ? PENDING : NOT_STARTED;
     const failed = this.#futures.find((f) => f.state === "failed");
     if (failed !== undefined) throw failed.error;
     return this.#futures.map((f) => f.value as T);
   }
   protected override settle(): void {
     this.#futures = [];
+    this.#pending = [];
   }
 }
 
@@ -286,14 +357,25 @@ export function all<T>(futures: readonly Future<T>[]): Future<T[]> {
 
 class RaceFuture<T> extends Future<T> {
   #futures: Future<T>[];
+  /** In a step: see `AllFuture`'s. */
+  #stepping = false;
   constructor(futures: readonly Future<T>[]) {
     super();
     this.#futures = members(futures, "race");
   }
   protected step(ctx: PollContext): Step<T> {
+    if (this.#stepping) return NOT_STARTED; // the outer step decides
+    this.#stepping = true;
+    try {
+      return this.#race(ctx);
+    } finally {
+      this.#stepping = false;
+    }
+  }
+  #race(ctx: PollContext): Step<T> {
     let started = false;
     for (const f of this.#futures) {
-      f.poll(ctx);
+      pollMember(f, ctx, this.#futures.length);
       if (f.done) {
         for (const other of this.#futures) {
           if (other !== f && other.state === "running") adopt(other);

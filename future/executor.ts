@@ -9,12 +9,17 @@
  * futures registered, whose sequence it read before polling, so a
  * completion can never be missed. Futures that registered no source are
  * re-polled on a short, growing timer. A future awaited while it sleeps
- * wakes it at once. Only awaited futures keep the process alive on that
- * timer: adopted ones (a race's losers) do not.
+ * wakes it at once. Only awaited futures keep the process alive: adopted
+ * ones (a race's losers) alone are polled on that timer, never slept on
+ * through their sources, and do not.
  *
  * @module
  */
-import { setImmediate, setTimeout as setTimer } from "node:timers";
+import {
+  clearTimeout as clearTimer,
+  setImmediate,
+  setTimeout as setTimer,
+} from "node:timers";
 import {
   type Future,
   type FutureState,
@@ -125,6 +130,45 @@ class SweepContext implements PollContext {
     }
     return true;
   }
+}
+
+/**
+ * Poll `member` as one of `members` futures a combined future (`all`,
+ * `race`) polls with `ctx`, as it would be polled awaited on its own:
+ *
+ * - one left pending that registered no wake source makes the sweep
+ *   blind. The sweep saw only whether the combined future registered
+ *   anything, and a member waiting on a source hid a blind one: the pump
+ *   slept 50 ms on the source (a blocking wait 10 ms) before each poll
+ *   of the blind member.
+ * - `pending` counts the other members. The combined future counted
+ *   once, so each member was told it was alone, and a leaf that works on
+ *   the polling thread when nothing else waits (a ThreadMover's batch
+ *   takes a share inline) did so for each member in turn.
+ *
+ * Internal.
+ */
+export function pollMember(
+  member: Future<unknown>,
+  ctx: PollContext,
+  members: number,
+): FutureState {
+  if (!(ctx instanceof SweepContext)) return member.poll(ctx);
+  const registered = ctx.registered;
+  const pending = ctx.pending;
+  ctx.registered = false;
+  ctx.pending = pending + Math.max(0, members - 1);
+  let state: FutureState;
+  try {
+    state = member.poll(ctx);
+  } finally {
+    ctx.pending = pending;
+  }
+  if (!ctx.registered && (state === "idle" || state === "running")) {
+    ctx.blind = true;
+  }
+  ctx.registered ||= registered;
+  return state;
 }
 
 /**
@@ -268,6 +312,8 @@ async function pump(): Promise<void> {
   let blindMs = 0.25;
   const ctx = new SweepContext(false);
   let soonSweeps = 0;
+  // woken from a sleep on the sources, no event-loop turn since
+  let woke = false;
   try {
     while (entries.length > 0) {
       ctx.reset();
@@ -278,6 +324,17 @@ async function pump(): Promise<void> {
         blindMs = 0.25;
       }
       if (entries.length === 0) break;
+      if (woke && !progress) {
+        // A wake that moved nothing: sleeping again at once, when the
+        // sources say spinning does not pay off, made a source whose
+        // sleep resolves at once (its sequence moved with others' work,
+        // or a spurious wake) a loop of microtasks, and no timer or I/O
+        // a future waited for ever ran again. One turn of the loop.
+        woke = false;
+        await immediate();
+        continue;
+      }
+      woke = false;
       if (ctx.soon && soonSweeps < SOON_SWEEPS) {
         soonSweeps++;
         continue;
@@ -293,19 +350,32 @@ async function pump(): Promise<void> {
         await immediate();
         continue;
       }
-      if (ctx.sources.size === 0) {
+      // Only adopted futures pending (a race's losers): not on their
+      // sources either, whose sleeps keep the process alive (a timer, a
+      // thread) and, for one that never settles, kept a script running
+      // for good; they are polled on the pump's own weak timer.
+      if (ctx.sources.size === 0 || awaited === 0) {
         await Promise.race([delay(blindMs, awaited === 0), kicked()]);
         kick = undefined;
         blindMs = Math.min(blindMs * 2, BLIND_MAX_MS);
         continue;
       }
       const timeout = ctx.blind ? Math.ceil(blindMs) : SOURCE_SLEEP_MS;
+      // A sleep that ignores its timeout and never settles (a WakeSource is
+      // user code, and a pending one is taken again by later sleeps) left
+      // every future unpolled for good: the pump wakes by its own timer
+      // too, late enough never to cut an honest sleep short.
+      let guard: ReturnType<typeof setTimer> | undefined;
       try {
         await Promise.race([
           ...[...ctx.sources].map(([s, r]) =>
             sleepOn(s, r.seq, timeout, ctx.sources.size === 1 ? r.waiting : 1)
           ),
           kicked(),
+          new Promise<void>((resolve) => {
+            guard = setTimer(resolve, timeout + SOURCE_SLEEP_MS);
+            if (awaited === 0) guard.unref();
+          }),
         ]);
       } catch {
         // A source's sleep failed (a WakeSource is user code too). Had
@@ -314,9 +384,12 @@ async function pump(): Promise<void> {
         kick = undefined;
         await Promise.race([delay(blindMs, awaited === 0), kicked()]);
         blindMs = Math.min(blindMs * 2, BLIND_MAX_MS);
+      } finally {
+        clearTimer(guard);
       }
       kick = undefined;
       lastProgress = performance.now();
+      woke = true;
     }
   } finally {
     pumping = false;
@@ -338,7 +411,7 @@ function drive<T>(future: Future<T>): Promise<T> {
   });
 }
 
-setDriver(drive);
+setDriver(drive, schedule);
 
 /**
  * Keep polling a started future nobody awaits until it settles, so the
@@ -420,23 +493,30 @@ export function waitAll<T>(futures: readonly Future<T>[]): T[] {
   let lastProgress = -1; // read the clock only once something waits
   let blindMs = 0.05;
   const ctx = new SweepContext(true);
+  // The futures not yet seen settled, in order: a sweep polls only these
+  // (it went over every future, the settled ones too, twice, so many
+  // futures settling a few per sweep cost a quadratic number of looks).
+  // A future settled meanwhile (by another's step) is passed over.
+  const waiting: Future<T>[] = [];
+  for (const f of futures) if (!f.done) waiting.push(f);
   for (;;) {
     ctx.reset();
     let pending = 0;
     let progress = false;
-    ctx.pending = 0;
-    for (const f of futures) if (!f.done) ctx.pending++;
-    for (const f of futures) {
+    ctx.pending = waiting.length;
+    for (let i = 0; i < waiting.length; i++) {
+      const f = waiting[i];
       if (f.done) continue;
       ctx.registered = false;
       const before = f.state;
       const state = f.poll(ctx);
       if (state !== before) progress = true;
       if (!f.done) {
-        pending++;
+        waiting[pending++] = f;
         if (!ctx.registered) ctx.blind = true;
       }
     }
+    waiting.length = pending;
     ctx.ended();
     if (pending === 0) break;
     if (ctx.soon) continue;

@@ -111,10 +111,20 @@ const SIGNAL: unique symbol = Symbol("asyncpmem.future.signal");
 /** The function that drives a future to a promise (set by the executor). */
 export type Driver = <T>(future: Future<T>) => Promise<T>;
 let driver: Driver | undefined;
+/** Has the driver poll its futures again soon (set by the executor). */
+let wakeDriver: (() => void) | undefined;
 
-/** Install the executor's driver. Internal. */
-export function setDriver(d: Driver): void {
+/**
+ * The abort listeners of awaited futures not yet settled, to be removed
+ * when they settle (a signal shared by many operations gathered one for
+ * each). A map, not a property: only futures with a signal have one.
+ */
+const listeners = new WeakMap<Future<unknown>, () => void>();
+
+/** Install the executor's driver and its wake. Internal. */
+export function setDriver(d: Driver, wake?: () => void): void {
   driver = d;
+  wakeDriver = wake;
 }
 
 /**
@@ -254,11 +264,42 @@ export abstract class Future<T> implements PromiseLike<T> {
   }
 
   static #release(future: Future<unknown>): void {
+    const signal = future[SIGNAL];
+    if (signal !== undefined) {
+      const listener = listeners.get(future);
+      if (listener !== undefined) {
+        listeners.delete(future);
+        signal.removeEventListener("abort", listener);
+      }
+    }
     try {
       future.settle();
     } catch {
       // settle() only drops references; nothing to report
     }
+  }
+
+  /**
+   * Wake the driver when the signal of an awaited future aborts: the
+   * abort was seen only at the next poll, with the pump asleep on the
+   * future's wake source up to 50 ms later (or at the next completion of
+   * somebody else's work).
+   */
+  static #listen(future: Future<unknown>): void {
+    const signal = future[SIGNAL];
+    const wake = wakeDriver;
+    if (
+      signal === undefined || signal.aborted || wake === undefined ||
+      future[STATE] !== "idle"
+    ) {
+      return;
+    }
+    const listener = () => {
+      listeners.delete(future);
+      wake();
+    };
+    listeners.set(future, listener);
+    signal.addEventListener("abort", listener, { once: true });
   }
 
   /** The value, or throw the error, of a settled future. */
@@ -280,6 +321,7 @@ export abstract class Future<T> implements PromiseLike<T> {
         throw new Error("asyncpmem executor is not loaded");
       }
       this[PROMISE] = driver(this);
+      Future.#listen(this);
     }
     return this[PROMISE].then(onfulfilled, onrejected);
   }
