@@ -610,7 +610,7 @@ export class WriteGroupFuture extends Future<void> {
     this.#slots = undefined;
     this.#lbas = [];
     this.#data = [];
-    if (this.#slot >= 0) this.#pool.settled(this.#slot);
+    if (this.#slot >= 0) this.#pool.settled(this.#slot, this);
     this.#slot = -1;
   }
 }

@@ -38,7 +38,7 @@ export interface ReadAccess {
   /** Track a future of the pool until it settles; returns its slot. */
   track(future: Future<unknown>): number;
   /** The future in `slot` settled: stop tracking it. */
-  settled(slot: number): void;
+  settled(slot: number, future: Future<unknown>): void;
   /** The arena and pre-map block of `lba` to read; null before any layout. */
   forRead(lba: number): { arena: Arena; pre: number } | null;
   /**
@@ -427,7 +427,7 @@ export class ReadFuture extends Future<Uint8Array> {
     }
     this.stage = DONE;
     this.#copy = undefined;
-    if (this.#slot >= 0) this.#pool.settled(this.#slot);
+    if (this.#slot >= 0) this.#pool.settled(this.#slot, this);
     this.#slot = -1;
   }
 }

@@ -226,7 +226,7 @@ export class BlockPool implements Disposable {
       live: (op) => void this.#live(op),
       forUpdate: (lba, op) => this.#forUpdate(lba, op),
       track: (future) => this.#inflight.add(future),
-      settled: (slot) => this.#inflight.remove(slot),
+      settled: (slot, future) => this.#inflight.remove(slot, future),
       control: this.#control,
       forRead: (lba) => {
         if (this.#arenas.length === 0 && !this.#adoptShared()) return null;

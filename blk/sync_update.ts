@@ -155,7 +155,7 @@ function takeFreeBlock(ctx: SyncUpdateContext, arena: Arena): number {
 
 /** Wait for one operation in flight; false when there is none. */
 function waitForOne(inflight: FutureRegistry): boolean {
-  const [f] = inflight.running();
+  const f = inflight.firstRunning();
   if (f === undefined) return false;
   try {
     wait(f);

@@ -24,9 +24,14 @@ export class FutureRegistry {
     return slot;
   }
 
-  /** Forget the future in `slot` (idempotent). */
-  remove(slot: number): void {
-    if (this.#slots[slot] === undefined) return;
+  /**
+   * Forget `future`, recorded in `slot` (idempotent). A slot that holds
+   * another future is left alone: after a `clear` or a `sweep` the slot
+   * may have been given to a newer one, which a late remove by number
+   * would have dropped.
+   */
+  remove(slot: number, future: Future<unknown>): void {
+    if (this.#slots[slot] !== future) return;
     this.#slots[slot] = undefined;
     this.#free.push(slot);
   }
@@ -39,7 +44,8 @@ export class FutureRegistry {
   /** Remove the futures that have settled (for owners they do not notify). */
   sweep(): void {
     for (let slot = 0; slot < this.#slots.length; slot++) {
-      if (this.#slots[slot]?.done) this.remove(slot);
+      const f = this.#slots[slot];
+      if (f?.done) this.remove(slot, f);
     }
   }
 
@@ -48,6 +54,12 @@ export class FutureRegistry {
     const out: Future<unknown>[] = [];
     for (const f of this.#slots) if (f?.state === "running") out.push(f);
     return out;
+  }
+
+  /** A recorded future that has started and not settled, if any. */
+  firstRunning(): Future<unknown> | undefined {
+    for (const f of this.#slots) if (f?.state === "running") return f;
+    return undefined;
   }
 
   /** The recorded futures that have not settled, started or not. */

@@ -191,7 +191,7 @@ class TrackedCopy extends Future<void> {
   }
 
   protected override settle(): void {
-    if (this.#slot >= 0) this.#registry.remove(this.#slot);
+    if (this.#slot >= 0) this.#registry.remove(this.#slot, this);
     this.#slot = -1;
   }
 }

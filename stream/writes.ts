@@ -235,7 +235,7 @@ export class Writes {
       res,
       data,
       level,
-      () => this.#inflight.remove(slot),
+      () => this.#inflight.remove(slot, f),
       // the signal checked above, not options read again: a getter giving
       // something else now would throw after the reservation
       signal === undefined ? undefined : { signal },

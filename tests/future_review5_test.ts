@@ -21,6 +21,7 @@ import {
   type WakeSource,
 } from "../mod.ts";
 import { getEventListeners } from "node:events";
+import { FutureRegistry } from "../future/registry.ts";
 import { assert, runScript, test } from "./_harness.ts";
 
 test(
@@ -425,4 +426,21 @@ test("a chain whose step returns the chain itself fails with a TypeError", async
   assert.throws(() => wait(c), TypeError);
   const d: Future<number> = chain(ready(1), () => d);
   await assert.rejects(async () => await d, /chain itself/);
+});
+
+test("a registry's late remove of a slot given to a newer future after clear() leaves the newer one recorded", () => {
+  // remove(slot) checked only the slot number: an owner removing its
+  // future's slot after a clear() (or a sweep) that gave the slot to a
+  // newer future dropped the newer one, which its owner's close then
+  // neither waited for nor settled
+  const registry = new FutureRegistry();
+  const older = ready(1);
+  const slot = registry.add(older);
+  registry.clear();
+  const newer = ready(2);
+  assert.equal(registry.add(newer), slot);
+  registry.remove(slot, older);
+  assert.equal(registry.size, 1);
+  registry.remove(slot, newer);
+  assert.equal(registry.size, 0);
 });
