@@ -157,6 +157,23 @@ function isFuture<T>(x: unknown): x is Future<T> {
       typeof (x as { then?: unknown }).then === "function");
 }
 
+/**
+ * A combined future polled from inside its own step (by a member): the
+ * outer step decides, so the inner poll polls no member. A blocking wait
+ * for it there (another context, which blocks its thread) could only
+ * spin: the combined future settles through its members, and those are
+ * polled by the step that waits. It fails instead, as a promise resolved
+ * with itself does.
+ */
+function reentered(outer: PollContext, ctx: PollContext): typeof NOT_STARTED {
+  if (ctx !== outer && ctx.blocking === true) {
+    throw new TypeError(
+      "Cannot wait: a member of a combined future (all, race, chain) waits for that future itself, which would never settle",
+    );
+  }
+  return NOT_STARTED;
+}
+
 class ChainFuture<A, B> extends Future<B> {
   #first: Future<A> | undefined;
   #next: ((value: A) => Future<B> | B) | undefined;
@@ -168,7 +185,7 @@ class ChainFuture<A, B> extends Future<B> {
    */
   #runs: boolean;
   /** In a step: see `AllFuture`'s. */
-  #stepping = false;
+  #stepping: PollContext | undefined;
 
   constructor(
     first: Future<A>,
@@ -182,12 +199,12 @@ class ChainFuture<A, B> extends Future<B> {
   }
 
   protected step(ctx: PollContext): Step<B> {
-    if (this.#stepping) return NOT_STARTED; // the outer step decides
-    this.#stepping = true;
+    if (this.#stepping !== undefined) return reentered(this.#stepping, ctx);
+    this.#stepping = ctx;
     try {
       return this.#advance(ctx);
     } finally {
-      this.#stepping = false;
+      this.#stepping = undefined;
     }
   }
 
@@ -298,19 +315,19 @@ class AllFuture<T> extends Future<T[]> {
    * on until the stack overflowed (and the outer step compacts the list
    * it goes through).
    */
-  #stepping = false;
+  #stepping: PollContext | undefined;
   constructor(futures: readonly Future<T>[]) {
     super();
     this.#futures = members(futures, "combine");
     this.#pending = this.#futures.slice();
   }
   protected step(ctx: PollContext): Step<T[]> {
-    if (this.#stepping) return NOT_STARTED; // the outer step decides
+    if (this.#stepping !== undefined) return reentered(this.#stepping, ctx);
     const pending = this.#pending;
     const members = pending.length;
     let kept = 0;
     let started = this.#started;
-    this.#stepping = true;
+    this.#stepping = ctx;
     try {
       for (let i = 0; i < members; i++) {
         const f = pending[i];
@@ -319,7 +336,7 @@ class AllFuture<T> extends Future<T[]> {
         if (f.state !== "idle") started = true;
       }
     } finally {
-      this.#stepping = false;
+      this.#stepping = undefined;
     }
     pending.length = kept;
     // a member settled, or started, stays so
@@ -358,18 +375,18 @@ export function all<T>(futures: readonly Future<T>[]): Future<T[]> {
 class RaceFuture<T> extends Future<T> {
   #futures: Future<T>[];
   /** In a step: see `AllFuture`'s. */
-  #stepping = false;
+  #stepping: PollContext | undefined;
   constructor(futures: readonly Future<T>[]) {
     super();
     this.#futures = members(futures, "race");
   }
   protected step(ctx: PollContext): Step<T> {
-    if (this.#stepping) return NOT_STARTED; // the outer step decides
-    this.#stepping = true;
+    if (this.#stepping !== undefined) return reentered(this.#stepping, ctx);
+    this.#stepping = ctx;
     try {
       return this.#race(ctx);
     } finally {
-      this.#stepping = false;
+      this.#stepping = undefined;
     }
   }
   #race(ctx: PollContext): Step<T> {

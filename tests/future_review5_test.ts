@@ -444,3 +444,27 @@ test("a registry's late remove of a slot given to a newer future after clear() l
   registry.remove(slot, newer);
   assert.equal(registry.size, 0);
 });
+
+test("a member that waits (blocking) for the combined future holding it fails with a TypeError, not spins for good", () => {
+  // wait(a) inside a member of a: a settles only through its members,
+  // and the member waiting is one of them; the waits' polls of a poll no
+  // member (the outer step decides), so wait() spun at full CPU forever
+  for (const make of ["all", "race", "chain"] as const) {
+    let combined: Future<unknown> | undefined;
+    const member = fromStep(() => {
+      wait(combined!);
+      return 1;
+    });
+    combined = make === "all"
+      ? all([member])
+      : make === "race"
+      ? race([member, fromStep(() => PENDING)])
+      : chain(member, (v) => v);
+    assert.throws(
+      () => wait(combined!),
+      (e: unknown) =>
+        e instanceof TypeError && /waits for that future/.test(String(e)),
+      make,
+    );
+  }
+});
