@@ -100,13 +100,14 @@ export class DurableCopies {
   }
 
   /**
-   * Copy several checked buffers as one batch of the mover, complete when
+   * Copy several checked buffers as one batch of the mover (`move`: as a
+   * memmove, for a source that overlaps its destination), complete when
    * all are durable: the mover writes durably below page granularity; on
    * page granularity one persist of all the ranges follows (one msync over
    * their span beats one per buffer).
    */
   many(
-    entries: readonly { offset: number; data: Uint8Array }[],
+    entries: readonly { offset: number; data: Uint8Array; move: boolean }[],
     options?: FutureOptions,
   ): Future<void> {
     const host = this.#host;
@@ -115,7 +116,8 @@ export class DurableCopies {
     const flags = durable ? VdmFlags.DURABLE : 0;
     const batch = host.mover.batch(
       entries.map((e) => ({
-        op: "memcpy" as const,
+        // a source over its own destination is moved
+        op: e.move ? "memmove" as const : "memcpy" as const,
         dst: host.view(e.offset, e.data.byteLength),
         src: e.data,
         flags,

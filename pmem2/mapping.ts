@@ -574,12 +574,29 @@ export class Mapping implements Disposable {
     checkRange(dstOffset, bytes.byteLength, this.#size, "memcpyAsync");
     flags = checkMemFlags(flags, "memcpyAsync");
     const dst = this.view(dstOffset, bytes.byteLength);
+    // a source over the destination is moved, as memcpy moves it: a
+    // mover's memcpy takes ranges that do not overlap (a device copies a
+    // large one in ascending chunks, on several threads)
+    const move = this.#overlaps(bytes, dstOffset);
     return this.#copies.one(
-      (f) => this.#mover.memcpy(dst, bytes, f, options),
+      (f) =>
+        move
+          ? this.#mover.memmove(dst, bytes, f, options)
+          : this.#mover.memcpy(dst, bytes, f, options),
       dstOffset,
       bytes.byteLength,
       flags,
     );
+  }
+
+  /**
+   * Whether `src` is a view of this mapping that overlaps the `src.length`
+   * bytes at `dstOffset`.
+   */
+  #overlaps(src: Uint8Array, dstOffset: number): boolean {
+    const at = this.#buffers.offsetOf(src);
+    return at >= 0 && at < dstOffset + src.length &&
+      dstOffset < at + src.length;
   }
 
   /** {@linkcode Mapping.memmove} through the mover; see memcpyAsync. */
@@ -710,7 +727,7 @@ export class Mapping implements Disposable {
     }
     // each entry read once, into arrays of the engine's lengths: an
     // entry's getters could answer a second read otherwise
-    const checked: { offset: number; data: Uint8Array }[] = [];
+    const checked: { offset: number; data: Uint8Array; move: boolean }[] = [];
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i];
       const offset = e?.offset;
@@ -722,7 +739,8 @@ export class Mapping implements Disposable {
         ),
       );
       checkRange(offset, data.byteLength, this.#size, "memcpyManyAsync");
-      checked.push({ offset, data });
+      // a view over its own destination is moved (see memcpyAsync)
+      checked.push({ offset, data, move: this.#overlaps(data, offset) });
     }
     return this.#copies.many(checked, options);
   }
