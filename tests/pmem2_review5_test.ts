@@ -3,7 +3,8 @@
  * Edges of `pmem2/` found by a fifth review: each test exposed a bug
  * (named in its comment) or checks an edge found sound.
  */
-import { mapFile } from "../mod.ts";
+import { mapFile, Mapping, MemFlags, Source } from "../mod.ts";
+import { setMappingTracer } from "../pmem2/mapping.ts";
 import { assert, moverTest, tempPath } from "./_harness.ts";
 
 /** `n` bytes of a pattern that no shift by a few bytes repeats. */
@@ -42,5 +43,50 @@ moverTest(
         );
       }
     }
+  },
+);
+
+// Bug: on a mapping of byte granularity (eADR; an anonymous source, a
+// private mapping) the asynchronous copies reported nothing to the
+// persistence funnel's tracer, where the synchronous ones report a flush
+// and a drain of their range (a flush alone with NODRAIN) and a persist
+// is reported on every granularity: a tracer saw the bytes of every
+// memcpyAsync, memmoveAsync, memsetAsync and memcpyManyAsync as never
+// made durable. They now report as the synchronous copies do.
+moverTest(
+  "async copies on a byte-granularity mapping report to the tracer as the synchronous ones",
+  async (mover) => {
+    using anon = Source.fromAnon(1 << 16);
+    using map = Mapping.map(anon, { granularity: "byte", mover });
+    assert.equal(map.granularity, "byte");
+    const events: string[] = [];
+    setMappingTracer(map, {
+      flush: (offset, length) => events.push(`flush ${offset}+${length}`),
+      drain: () => events.push("drain"),
+    });
+    const data = new Uint8Array(100).fill(7);
+    for (const flags of [0, MemFlags.NODRAIN, MemFlags.NOFLUSH]) {
+      events.length = 0;
+      map.memcpy(64, data, flags);
+      map.memmove(4096, 64, 100, flags);
+      map.memset(8192, 1, 100, flags);
+      const want = [...events];
+      assert.deepEqual(
+        want.length,
+        flags === MemFlags.NOFLUSH ? 0 : flags === 0 ? 6 : 3,
+      );
+      events.length = 0;
+      await map.memcpyAsync(64, data, flags);
+      await map.memmoveAsync(4096, 64, 100, flags);
+      await map.memsetAsync(8192, 1, 100, flags);
+      assert.deepEqual(events, want, `flags ${flags}`);
+    }
+    events.length = 0;
+    await map.memcpyManyAsync([
+      { offset: 0, data },
+      { offset: 1000, data: data.subarray(0, 10) },
+    ]);
+    assert.deepEqual(events, ["flush 0+100", "flush 1000+10", "drain"]);
+    assert.equal(map.view(1009, 1)[0], 7);
   },
 );
