@@ -139,6 +139,14 @@ export function markMapping(map: Mapping, label: string): void {
  * view it handed out before unmapping, so a stale view reads `undefined`
  * instead of touching unmapped memory.
  *
+ * The mapped length is fixed when the mapping is made. A file truncated
+ * below it while mapped (by this process or another: the stores' `flock`
+ * keeps other opens out, not `truncate`) leaves the pages past its new
+ * end without backing, and any access to them (a view's load or store,
+ * a copy, a read, a persist) kills the process with SIGBUS: nothing in
+ * the mapping can check the file's size on every access. Don't shrink a
+ * file that is mapped.
+ *
  * @example Usage
  * ```ts
  * import { mapFile } from "@asyncpmem/asyncpmem";
