@@ -666,8 +666,11 @@ export class Mapping implements Disposable {
     }
     // One pass of plain tests (the block store persists 32–64 ranges a
     // commit, and a call of checkRange per range is not free); a range
-    // that fails them is checked again to throw the right error.
+    // that fails them is checked again to throw the right error. Each
+    // range is read once, into `spans`: a getter read again could answer
+    // another range than the one checked.
     const size = this.#size;
+    const spans: number[] = [];
     let total = 0;
     let lo = Infinity;
     let hi = -Infinity;
@@ -683,6 +686,7 @@ export class Mapping implements Disposable {
         checkRange(offset, length, size, "persistRanges");
       }
       if (length === 0) continue;
+      spans.push(offset, length);
       total += length;
       if (offset < lo) lo = offset;
       if (offset + length > hi) hi = offset + length;
@@ -698,12 +702,15 @@ export class Mapping implements Disposable {
       return;
     }
     const unit = page ? 4096 : 64;
-    const sorted = ranges.filter((r) => r.length > 0)
-      .map((r) => [
-        Math.floor(r.offset / unit) * unit,
-        Math.min(this.#size, Math.ceil((r.offset + r.length) / unit) * unit),
-      ])
-      .sort((a, b) => a[0] - b[0]);
+    const sorted: [number, number][] = [];
+    for (let i = 0; i < spans.length; i += 2) {
+      const offset = spans[i];
+      sorted.push([
+        Math.floor(offset / unit) * unit,
+        Math.min(size, Math.ceil((offset + spans[i + 1]) / unit) * unit),
+      ]);
+    }
+    sorted.sort((a, b) => a[0] - b[0]);
     let start = -1;
     let end = -1;
     for (const [s, e] of sorted) {

@@ -5,7 +5,7 @@
  */
 import { mapFile, Mapping, MemFlags, Source } from "../mod.ts";
 import { setMappingTracer } from "../pmem2/mapping.ts";
-import { assert, moverTest, tempPath } from "./_harness.ts";
+import { assert, moverTest, tempPath, test } from "./_harness.ts";
 
 /** `n` bytes of a pattern that no shift by a few bytes repeats. */
 function pattern(n: number): Uint8Array {
@@ -90,3 +90,33 @@ moverTest(
     assert.equal(map.view(1009, 1)[0], 7);
   },
 );
+
+// Bug: persistRanges read each range's offset and length once to check
+// them and again to persist them on its sparse path (ranges far apart,
+// or any granularity below page): a range whose properties answer a
+// second read otherwise (getters, a proxy) had one range checked and
+// another flushed, so the checked bytes were silently left unpersisted
+// (or a NaN thrown as a RangeError after some ranges were flushed, with
+// no drain). Each range is now read once, as memcpyManyAsync reads its
+// entries.
+test("persistRanges persists the ranges it checked, each read once", () => {
+  const size = 2 ** 31 + 2 ** 20;
+  using map = mapFile(tempPath(), { size, sparse: true });
+  const flushed: string[] = [];
+  setMappingTracer(map, {
+    flush: (offset, length) => flushed.push(`${offset}+${length}`),
+    drain: () => flushed.push("drain"),
+  });
+  const far = 2 ** 31;
+  let reads = 0;
+  const shifty = {
+    get offset() {
+      return reads++ === 0 ? far : 8192;
+    },
+    length: 100,
+  };
+  // far apart: more than 1 GiB and 8 times their length, one flush each
+  map.persistRanges([{ offset: 0, length: 10 }, shifty]);
+  assert.equal(reads, 1);
+  assert.deepEqual(flushed, ["0+4096", `${far}+4096`, "drain"]);
+});
