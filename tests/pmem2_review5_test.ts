@@ -25,18 +25,22 @@ function pattern(n: number): Uint8Array {
 moverTest(
   "memcpyAsync and memcpyManyAsync of an overlapping view of the mapping copy as memmove",
   async (mover) => {
-    using map = mapFile(tempPath(), { size: 1 << 20, mover });
+    // 80 MiB: on Bun, views of windows of 4 MiB every 2 MiB, so the
+    // source and the destination may be views of two buffers
+    using map = mapFile(tempPath(), { size: 80 << 20, sparse: true, mover });
     const n = 64 << 10;
     const init = pattern(n + 8192);
+    const at = (2 << 20) - 30000;
     for (const [dst, src] of [[1000, 0], [0, 1000], [4096, 0], [8192, 4096]]) {
       for (const many of [false, true]) {
-        map.memcpy(0, init);
+        map.memcpy(at, init);
         const want = init.slice(src, src + n);
-        const view = map.view(src, n);
-        if (many) await map.memcpyManyAsync([{ offset: dst, data: view }]);
-        else await map.memcpyAsync(dst, view);
+        const view = map.view(at + src, n);
+        if (many) {
+          await map.memcpyManyAsync([{ offset: at + dst, data: view }]);
+        } else await map.memcpyAsync(at + dst, view);
         const got = new Uint8Array(n);
-        map.read(dst, got);
+        map.read(at + dst, got);
         assert.ok(
           got.every((v, i) => v === want[i]),
           `${many ? "memcpyManyAsync" : "memcpyAsync"} ${src} -> ${dst}`,
