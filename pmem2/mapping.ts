@@ -767,6 +767,11 @@ export class Mapping implements Disposable {
    * `postMessage` with a transfer list): the buffer it moved to cannot be
    * detached from here, so the memory then stays mapped until the
    * process ends rather than be freed under it.
+   *
+   * A mapping never closed stays mapped until the process ends, also
+   * when the Worker that made it ends: a view of it may have been
+   * transferred to another thread, which keeps using it. So a Worker
+   * closes its mappings (and pools) before it is terminated.
    */
   close(): void {
     if (this.#handle === null) return;
