@@ -3,7 +3,15 @@
  * Edges of `pmem2/` found by a fifth review: each test exposed a bug
  * (named in its comment) or checks an edge found sound.
  */
-import { ClosedError, mapFile, Mapping, MemFlags, Source } from "../mod.ts";
+import { closeSync, openSync } from "node:fs";
+import {
+  ClosedError,
+  mapFile,
+  Mapping,
+  MemFlags,
+  PmemError,
+  Source,
+} from "../mod.ts";
 import { setMappingTracer } from "../pmem2/mapping.ts";
 import { assert, moverTest, tempPath, test } from "./_harness.ts";
 
@@ -200,3 +208,21 @@ moverTest(
     assert.equal(dst.view(4095, 1)[0], 1);
   },
 );
+
+// Bug: Source.fromFd of a character device that is not device DAX
+// (/dev/null) failed with "pmem2_source_from_fd failed (code -100005)":
+// libpmem2 sets no message for it, and only Source.open supplied one.
+// Both now say what is wrong with the file.
+test("Source.fromFd of a character device that is not DAX says why", () => {
+  const fd = openSync("/dev/null", "r");
+  try {
+    assert.throws(
+      () => Source.fromFd(fd),
+      (e: unknown) =>
+        e instanceof PmemError && e.code === -100005 &&
+        /not a regular file or a device DAX character device/.test(e.message),
+    );
+  } finally {
+    closeSync(fd);
+  }
+});
