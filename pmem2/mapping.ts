@@ -509,7 +509,8 @@ export class Mapping implements Disposable {
 
   /**
    * Copy `src` to `dstOffset`, durable on return unless `flags` say
-   * otherwise ({@linkcode MemFlags}).
+   * otherwise ({@linkcode MemFlags}). `src` may be a view of this mapping
+   * that overlaps the destination: the bytes are moved, as memmove moves.
    */
   memcpy(dstOffset: number, src: Uint8Array, flags = 0): void {
     const h = this.#writable("memcpy");
@@ -555,7 +556,10 @@ export class Mapping implements Disposable {
    * completes only when the bytes are durable (unless `flags` include
    * NOFLUSH): the mover writes durably when it can, else a persist step is
    * chained after the copy. NONTEMPORAL/WC ask the mover not to leave the
-   * destination in cache; NODRAIN makes the last step a flush.
+   * destination in cache; NODRAIN makes the last step a flush. A `src`
+   * that is a view of this mapping overlapping the destination is moved
+   * (the mover's memmove), as memcpy moves it; `src` is read when the
+   * copy runs, not at the call.
    *
    * @example Usage
    * ```ts
@@ -728,7 +732,11 @@ export class Mapping implements Disposable {
 
   /**
    * Copy several buffers into the mapping as one batch of the mover
-   * (`Vdm.batch`), complete when all are durable (see memcpyAsync).
+   * (`Vdm.batch`), complete when all are durable (see memcpyAsync). An
+   * entry whose data overlaps its own destination is moved; entries
+   * whose destinations overlap each other (or one's data another's
+   * destination) leave an unspecified result, as the batch runs them in
+   * no set order.
    *
    * @param entries destination offsets and the bytes to put there
    */
