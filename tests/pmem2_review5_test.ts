@@ -6,12 +6,14 @@
 import { closeSync, openSync } from "node:fs";
 import {
   ClosedError,
+  FileLock,
   mapFile,
   Mapping,
   MemFlags,
   PmemError,
   Source,
 } from "../mod.ts";
+import { BlockPool } from "../blk/mod.ts";
 import { setMappingTracer } from "../pmem2/mapping.ts";
 import { assert, moverTest, tempPath, test } from "./_harness.ts";
 
@@ -225,4 +227,23 @@ test("Source.fromFd of a character device that is not DAX says why", () => {
   } finally {
     closeSync(fd);
   }
+});
+
+// Bug: a FileLock (and any open of a file's process-wide share) refused
+// because the file is open in this process as something else (a block
+// pool, whose share has another size) said "it is open in another
+// process (or held by an exclusive lock)": FileShare.open put that one
+// message on every EAGAIN, and the shim's, which tells the two apart,
+// went to `cause`. It now says the file is open in this process.
+test("a FileLock refused by a pool open in this process says where it is open", () => {
+  const path = tempPath();
+  using pool = BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 });
+  assert.throws(
+    () => FileLock.acquire(path),
+    (e: unknown) =>
+      e instanceof PmemError && e.code === -11 && e.errno === 11 &&
+      /open in this process/.test(e.message) &&
+      !/another process/.test(e.message),
+  );
+  assert.equal(pool.closed, false);
 });
