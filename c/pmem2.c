@@ -42,6 +42,29 @@ ap_source_wrap(struct ap_source **out, struct pmem2_source *ps, int fd,
 }
 
 /*
+ * ap_pmem2_source -- pmem2_source_from_fd with a message for every
+ * refusal: libpmem2 sets none for a character device that is not device
+ * DAX (/dev/null), so the error said only "failed (code -100005)"; path
+ * names the file (NULL: a caller's fd)
+ */
+static int
+ap_pmem2_source(struct pmem2_source **ps, int fd, const char *path)
+{
+	int rc = pmem2_source_from_fd(ps, fd);
+	if (rc == 0)
+		return 0;
+	const char *why = pmem2_errormsg();
+	if (rc == PMEM2_E_INVALID_FILE_TYPE && (why == NULL || !*why)) {
+		if (path == NULL)
+			return ap_fail(rc, "cannot map fd %d: not a regular file "
+				"or a device DAX character device", fd);
+		return ap_fail(rc, "cannot map '%s': not a regular file or a "
+			"device DAX character device", path);
+	}
+	return ap_fail_pmem2(rc, "pmem2_source_from_fd");
+}
+
+/*
  * ap_source_create -- open path, creating it when missing; *created tells
  * whether this call made the file (so a failure after it removes it). A
  * plain O_CREAT cannot tell: the open is tried without it first, then
@@ -135,18 +158,9 @@ ap_source_open(struct ap_source **out, const char *path, double path_len,
 		}
 	}
 	struct pmem2_source *ps;
-	rc = pmem2_source_from_fd(&ps, fd);
-	const char *why = rc ? pmem2_errormsg() : NULL;
-	if (rc == PMEM2_E_INVALID_FILE_TYPE && (why == NULL || !*why)) {
-		/* libpmem2 says nothing for a character device not DAX */
-		rc = ap_fail(rc, "cannot map '%s': not a regular file or a "
-			"device DAX character device", path);
+	rc = ap_pmem2_source(&ps, fd, path);
+	if (rc)
 		goto err;
-	}
-	if (rc) {
-		rc = ap_fail_pmem2(rc, "pmem2_source_from_fd");
-		goto err;
-	}
 	rc = ap_source_wrap(out, ps, fd, 1);
 	if (rc) {
 		/* the wrap closed the fd; the file is not left behind */
@@ -172,9 +186,9 @@ ap_source_from_fd(struct ap_source **out, int fd)
 {
 	struct pmem2_source *ps;
 	ap_pmem2_reset();
-	int rc = pmem2_source_from_fd(&ps, fd);
+	int rc = ap_pmem2_source(&ps, fd, NULL);
 	if (rc)
-		return ap_fail_pmem2(rc, "pmem2_source_from_fd");
+		return rc;
 	return ap_source_wrap(out, ps, fd, 0);
 }
 

@@ -291,8 +291,9 @@ ap_share_open(struct ap_share **out, const char *path, double path_len,
 		if (f->size != n) {
 			/* busy, as a lock held by another open is */
 			rc = ap_fail(-EAGAIN,
-				"'%s' is open in this process as something "
-				"else (%zu bytes of shared state, not %zu)",
+				"cannot lock '%s': it is open in this process "
+				"as something else (a store of another kind, "
+				"or a lock: %zu bytes of shared state, not %zu)",
 				path, f->size, n);
 		} else if ((o = ap_new_open(f)) == NULL) {
 			rc = ap_fail(-ENOMEM, "share: out of memory");

@@ -80,14 +80,18 @@ export class DurableCopies {
     const needsPersist = host.granularity !== "byte" &&
       (flags & MemFlags.NOFLUSH) === 0;
     if (!needsPersist) {
-      future = begin(vdmFlags);
+      // on byte granularity the copy is durable as it lands: reported as
+      // the synchronous copy reports it (nothing with NOFLUSH)
+      future = (flags & MemFlags.NOFLUSH) !== 0
+        ? begin(vdmFlags)
+        : this.#traced(begin(vdmFlags), [{ offset, length }], flags);
     } else if (
       (flags & MemFlags.NODRAIN) === 0 &&
       host.mover.supports(VdmFlags.DURABLE)
     ) {
       future = this.#traced(begin(vdmFlags | VdmFlags.DURABLE), [
         { offset, length },
-      ]);
+      ], flags);
     } else {
       const nodrain = (flags & MemFlags.NODRAIN) !== 0;
       future = chain(begin(vdmFlags), () =>
@@ -100,13 +104,14 @@ export class DurableCopies {
   }
 
   /**
-   * Copy several checked buffers as one batch of the mover, complete when
+   * Copy several checked buffers as one batch of the mover (`move`: as a
+   * memmove, for a source that overlaps its destination), complete when
    * all are durable: the mover writes durably below page granularity; on
    * page granularity one persist of all the ranges follows (one msync over
    * their span beats one per buffer).
    */
   many(
-    entries: readonly { offset: number; data: Uint8Array }[],
+    entries: readonly { offset: number; data: Uint8Array; move: boolean }[],
     options?: FutureOptions,
   ): Future<void> {
     const host = this.#host;
@@ -115,7 +120,8 @@ export class DurableCopies {
     const flags = durable ? VdmFlags.DURABLE : 0;
     const batch = host.mover.batch(
       entries.map((e) => ({
-        op: "memcpy" as const,
+        // a source over its own destination is moved
+        op: e.move ? "memmove" as const : "memcpy" as const,
         dst: host.view(e.offset, e.data.byteLength),
         src: e.data,
         flags,
@@ -124,29 +130,32 @@ export class DurableCopies {
     );
     const ranges = () =>
       entries.map((e) => ({ offset: e.offset, length: e.data.byteLength }));
-    const future = durable
-      ? this.#traced(batch, ranges())
-      : host.granularity === "byte"
-      ? batch
+    const future = durable || host.granularity === "byte"
+      ? this.#traced(batch, ranges(), 0)
       : chain(batch, () => fromStep(() => host.persistRanges(ranges())));
     return new TrackedCopy(future, this.#inflight);
   }
 
   /**
-   * A copy the mover makes durable itself reaches the persistence funnel
-   * at its completion: a tracer attached when it started sees a flush of
-   * each range and one drain, as if the program had persisted them. The
-   * traced program so runs the same path as an untraced one (the mover's
-   * durable copy, not a chained persist).
+   * A copy the mover makes durable itself (or that lands durable, on
+   * byte granularity) reaches the persistence funnel at its completion: a
+   * tracer attached when it started sees a flush of each range and one
+   * drain (none with NODRAIN in `flags`), as the synchronous copies
+   * report theirs. The traced program so runs the same path as an
+   * untraced one (the mover's durable copy, not a chained persist).
    */
-  #traced(future: Future<void>, ranges: readonly Range[]): Future<void> {
+  #traced(
+    future: Future<void>,
+    ranges: readonly Range[],
+    flags: number,
+  ): Future<void> {
     // untraced (production): the mover's future itself, nothing added
     if (this.#host.tracer() === undefined) return future;
     return map(future, () => {
       const t = this.#host.tracer();
       if (t === undefined) return;
       for (const r of ranges) t.flush(r.offset, r.length);
-      t.drain();
+      if ((flags & MemFlags.NODRAIN) === 0) t.drain();
     });
   }
 

@@ -22,7 +22,7 @@
  *
  * @module
  */
-import { ClosedError, PmemError } from "../errors/mod.ts";
+import { ClosedError } from "../errors/mod.ts";
 import {
   backend,
   check,
@@ -33,8 +33,6 @@ import {
   type Ptr,
 } from "../ffi/lib.ts";
 import { checkSize } from "../ffi/validate.ts";
-
-const EAGAIN = 11;
 
 /** Opens of one share with a token at most (a later one has none). */
 const SLOTS = 1024;
@@ -114,8 +112,9 @@ export class FileShare implements Disposable {
    * @param size bytes of shared memory; every open must ask for the same
    * @param op the operation named in errors @default "open"
    * @throws {PmemError} code -11 (EAGAIN) when another process (or an
-   *   exclusive lock in this one) holds the file; -2 when it is missing;
-   *   `AP_E_INVALID_ARG` when the share exists with another size
+   *   exclusive lock in this one) holds the file, or when the share exists
+   *   with another size (the file is open in this process as something
+   *   else: a store of another kind, a FileLock); -2 when it is missing
    */
   static open(path: string, size: number, op = "open"): FileShare {
     if (typeof path !== "string") {
@@ -125,22 +124,10 @@ export class FileShare implements Disposable {
     if (size === 0) throw new RangeError(`Cannot ${op}: size must be > 0`);
     const cell = newCell();
     const p = cString(path);
-    const rc = native.ap_share_open(cell, p, p.byteLength, size);
-    if (rc === -EAGAIN) {
-      let cause: unknown;
-      try {
-        check(rc, op);
-      } catch (e) {
-        cause = e;
-      }
-      throw new PmemError(
-        op,
-        -EAGAIN,
-        `cannot lock '${path}': it is open in another process (or held by an exclusive lock)`,
-        { errno: EAGAIN, cause },
-      );
-    }
-    check(rc, op);
+    // -EAGAIN with the shim's message, which says where the file is
+    // open: another process (or another lock of its own), or this
+    // process as something else (a share of another size)
+    const rc = check(native.ap_share_open(cell, p, p.byteLength, size), op);
     return new FileShare(fromCell(cell), rc === 1, size, path);
   }
 

@@ -143,6 +143,14 @@ export function markMapping(map: Mapping, label: string): void {
  * view it handed out before unmapping, so a stale view reads `undefined`
  * instead of touching unmapped memory.
  *
+ * The mapped length is fixed when the mapping is made. A file truncated
+ * below it while mapped (by this process or another: the stores' `flock`
+ * keeps other opens out, not `truncate`) leaves the pages past its new
+ * end without backing, and any access to them (a view's load or store,
+ * a copy, a read, a persist) kills the process with SIGBUS: nothing in
+ * the mapping can check the file's size on every access. Don't shrink a
+ * file that is mapped.
+ *
  * @example Usage
  * ```ts
  * import { mapFile } from "@asyncpmem/asyncpmem";
@@ -505,7 +513,8 @@ export class Mapping implements Disposable {
 
   /**
    * Copy `src` to `dstOffset`, durable on return unless `flags` say
-   * otherwise ({@linkcode MemFlags}).
+   * otherwise ({@linkcode MemFlags}). `src` may be a view of this mapping
+   * that overlaps the destination: the bytes are moved, as memmove moves.
    */
   memcpy(dstOffset: number, src: Uint8Array, flags = 0): void {
     const h = this.#writable("memcpy");
@@ -551,7 +560,10 @@ export class Mapping implements Disposable {
    * completes only when the bytes are durable (unless `flags` include
    * NOFLUSH): the mover writes durably when it can, else a persist step is
    * chained after the copy. NONTEMPORAL/WC ask the mover not to leave the
-   * destination in cache; NODRAIN makes the last step a flush.
+   * destination in cache; NODRAIN makes the last step a flush. A `src`
+   * that is a view of this mapping overlapping the destination is moved
+   * (the mover's memmove), as memcpy moves it; `src` is read when the
+   * copy runs, not at the call.
    *
    * @example Usage
    * ```ts
@@ -578,12 +590,29 @@ export class Mapping implements Disposable {
     checkRange(dstOffset, bytes.byteLength, this.#size, "memcpyAsync");
     flags = checkMemFlags(flags, "memcpyAsync");
     const dst = this.view(dstOffset, bytes.byteLength);
+    // a source over the destination is moved, as memcpy moves it: a
+    // mover's memcpy takes ranges that do not overlap (a device copies a
+    // large one in ascending chunks, on several threads)
+    const move = this.#overlaps(bytes, dstOffset);
     return this.#copies.one(
-      (f) => this.#mover.memcpy(dst, bytes, f, options),
+      (f) =>
+        move
+          ? this.#mover.memmove(dst, bytes, f, options)
+          : this.#mover.memcpy(dst, bytes, f, options),
       dstOffset,
       bytes.byteLength,
       flags,
     );
+  }
+
+  /**
+   * Whether `src` is a view of this mapping that overlaps the `src.length`
+   * bytes at `dstOffset`.
+   */
+  #overlaps(src: Uint8Array, dstOffset: number): boolean {
+    const at = this.#buffers.offsetOf(src);
+    return at >= 0 && at < dstOffset + src.length &&
+      dstOffset < at + src.length;
   }
 
   /** {@linkcode Mapping.memmove} through the mover; see memcpyAsync. */
@@ -645,8 +674,11 @@ export class Mapping implements Disposable {
     }
     // One pass of plain tests (the block store persists 32–64 ranges a
     // commit, and a call of checkRange per range is not free); a range
-    // that fails them is checked again to throw the right error.
+    // that fails them is checked again to throw the right error. Each
+    // range is read once, into `spans`: a getter read again could answer
+    // another range than the one checked.
     const size = this.#size;
+    const spans: number[] = [];
     let total = 0;
     let lo = Infinity;
     let hi = -Infinity;
@@ -662,6 +694,7 @@ export class Mapping implements Disposable {
         checkRange(offset, length, size, "persistRanges");
       }
       if (length === 0) continue;
+      spans.push(offset, length);
       total += length;
       if (offset < lo) lo = offset;
       if (offset + length > hi) hi = offset + length;
@@ -677,12 +710,15 @@ export class Mapping implements Disposable {
       return;
     }
     const unit = page ? 4096 : 64;
-    const sorted = ranges.filter((r) => r.length > 0)
-      .map((r) => [
-        Math.floor(r.offset / unit) * unit,
-        Math.min(this.#size, Math.ceil((r.offset + r.length) / unit) * unit),
-      ])
-      .sort((a, b) => a[0] - b[0]);
+    const sorted: [number, number][] = [];
+    for (let i = 0; i < spans.length; i += 2) {
+      const offset = spans[i];
+      sorted.push([
+        Math.floor(offset / unit) * unit,
+        Math.min(size, Math.ceil((offset + spans[i + 1]) / unit) * unit),
+      ]);
+    }
+    sorted.sort((a, b) => a[0] - b[0]);
     let start = -1;
     let end = -1;
     for (const [s, e] of sorted) {
@@ -700,7 +736,11 @@ export class Mapping implements Disposable {
 
   /**
    * Copy several buffers into the mapping as one batch of the mover
-   * (`Vdm.batch`), complete when all are durable (see memcpyAsync).
+   * (`Vdm.batch`), complete when all are durable (see memcpyAsync). An
+   * entry whose data overlaps its own destination is moved; entries
+   * whose destinations overlap each other (or one's data another's
+   * destination) leave an unspecified result, as the batch runs them in
+   * no set order.
    *
    * @param entries destination offsets and the bytes to put there
    */
@@ -714,7 +754,7 @@ export class Mapping implements Disposable {
     }
     // each entry read once, into arrays of the engine's lengths: an
     // entry's getters could answer a second read otherwise
-    const checked: { offset: number; data: Uint8Array }[] = [];
+    const checked: { offset: number; data: Uint8Array; move: boolean }[] = [];
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i];
       const offset = e?.offset;
@@ -726,7 +766,8 @@ export class Mapping implements Disposable {
         ),
       );
       checkRange(offset, data.byteLength, this.#size, "memcpyManyAsync");
-      checked.push({ offset, data });
+      // a view over its own destination is moved (see memcpyAsync)
+      checked.push({ offset, data, move: this.#overlaps(data, offset) });
     }
     return this.#copies.many(checked, options);
   }
@@ -738,6 +779,11 @@ export class Mapping implements Disposable {
    * `postMessage` with a transfer list): the buffer it moved to cannot be
    * detached from here, so the memory then stays mapped until the
    * process ends rather than be freed under it.
+   *
+   * A mapping never closed stays mapped until the process ends, also
+   * when the Worker that made it ends: a view of it may have been
+   * transferred to another thread, which keeps using it. So a Worker
+   * closes its mappings (and pools) before it is terminated.
    */
   close(): void {
     if (this.#handle === null) return;

@@ -63,6 +63,8 @@ export class ViewBuffers {
   /** Windows of larger size classes (see `#large`), by stride and start. */
   #largeWindows = new Map<string, ArrayBuffer>();
   #handedOut: ArrayBuffer[] = [];
+  /** Where in the mapping each buffer handed out starts. */
+  #bases = new Map<ArrayBuffer, number>();
   /** The buffer over the whole mapping, once made. */
   whole: ArrayBuffer | null = null;
 
@@ -75,9 +77,19 @@ export class ViewBuffers {
     this.#size = size;
   }
 
-  #track(buf: ArrayBuffer): ArrayBuffer {
+  #track(buf: ArrayBuffer, base: number): ArrayBuffer {
     this.#handedOut.push(buf);
+    this.#bases.set(buf, base);
     return buf;
+  }
+
+  /**
+   * Where `bytes` starts in the mapping when it is a view of one of its
+   * buffers, else -1 (an array of its own, or of another mapping).
+   */
+  offsetOf(bytes: Uint8Array): number {
+    const base = this.#bases.get(bytes.buffer as ArrayBuffer);
+    return base === undefined ? -1 : base + bytes.byteOffset;
   }
 
   /**
@@ -95,7 +107,7 @@ export class ViewBuffers {
       let buf = this.#windows.get(base);
       if (buf === undefined || isDetached(buf)) {
         const len = Math.min(windowSize, size - base);
-        buf = this.#track(backend.view(this.#address, len, base));
+        buf = this.#track(backend.view(this.#address, len, base), base);
         this.#windows.set(base, buf);
       }
       return [buf, base];
@@ -107,7 +119,10 @@ export class ViewBuffers {
     }
     if (size <= BUN_VIEW_LIMIT) return [this.#whole(), 0];
     if (length <= BUN_VIEW_LIMIT / 2) return this.#large(offset, length);
-    return [this.#track(backend.view(this.#address, length, offset)), offset];
+    return [
+      this.#track(backend.view(this.#address, length, offset), offset),
+      offset,
+    ];
   }
 
   /**
@@ -125,7 +140,7 @@ export class ViewBuffers {
     let buf = this.#largeWindows.get(key);
     if (buf === undefined || isDetached(buf)) {
       const len = Math.min(2 * stride, this.#size - base);
-      buf = this.#track(backend.view(this.#address, len, base));
+      buf = this.#track(backend.view(this.#address, len, base), base);
       this.#largeWindows.set(key, buf);
     }
     return [buf, base];
@@ -138,7 +153,7 @@ export class ViewBuffers {
    */
   #whole(): ArrayBuffer {
     if (this.whole === null || isDetached(this.whole)) {
-      this.whole = this.#track(backend.view(this.#address, this.#size));
+      this.whole = this.#track(backend.view(this.#address, this.#size), 0);
     }
     return this.whole;
   }
@@ -156,6 +171,7 @@ export class ViewBuffers {
       else buf.transfer(0);
     }
     this.#handedOut = [];
+    this.#bases.clear();
     this.#windows.clear();
     this.#largeWindows.clear();
     this.whole = null;
