@@ -61,7 +61,8 @@ export function alreadyOpen(
  * @param readOnly whether this open is read-only: a read-only open never
  *   shares (it maps the file privately), so it must be the first
  * @throws {PmemError} code -11 (EAGAIN) when another process holds the
- *   file, or when a read-only open meets another open here
+ *   file, this process has it open as something else (a store of another
+ *   kind, a FileLock), or a read-only open meets another open here
  */
 export function joinPool(
   path: string,
@@ -74,7 +75,16 @@ export function joinPool(
     share = FileShare.open(path, PoolShared.bytes(fileSize), op);
   } catch (e) {
     if (e instanceof PmemError && e.code === -EAGAIN) {
-      throw alreadyOpen(op, path, "in another process", e);
+      // the share's own message tells this process (open as another
+      // kind of store, or a FileLock) from another process
+      throw alreadyOpen(
+        op,
+        path,
+        /in this process/.test(e.message)
+          ? "in this process as something else (a store of another kind, or a FileLock)"
+          : "in another process",
+        e,
+      );
     }
     throw e;
   }

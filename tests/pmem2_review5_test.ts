@@ -247,3 +247,25 @@ test("a FileLock refused by a pool open in this process says where it is open", 
   );
   assert.equal(pool.closed, false);
 });
+
+// A block pool's open refused because the file is open in this process as
+// something else (a FileLock, a log) said "the pool is already open in
+// another process": joinPool put that on every EAGAIN of the share.
+test("a BlockPool open refused by a FileLock of this process says the file is open in this process", () => {
+  const path = tempPath();
+  {
+    using _pool = BlockPool.create(path, {
+      blockSize: 512,
+      poolSize: 32 << 20,
+    });
+  }
+  using lock = FileLock.acquire(path);
+  assert.throws(
+    () => BlockPool.open(path),
+    (e: unknown) =>
+      e instanceof PmemError && e.code === -11 &&
+      /in this process/.test(e.message) &&
+      !/another process/.test(e.message),
+  );
+  void lock;
+});
