@@ -63,27 +63,32 @@ export function commitReady(
   let lastRegion = -1;
   let lastEnd = 0;
   let lastTs = 0;
-  // each region's new committed end and last timestamp, recorded once
-  // its headers are stored
+  let lastCount = 0;
+  // each run of a region's entries: its region, new committed end, last
+  // timestamp and entries (padding not counted), recorded once its
+  // headers are stored
   const ends: number[] = [];
   for (let ts = c + 1; ts <= end; ts++) {
     const f = s.slotF(ts);
     const i = s.slotI(ts);
     const k = i32[i + 1];
     let word = i32[i + 2] >>> 0;
-    if (i32[i] === RING_VOID) word = (word | PAD_BIT) >>> 0;
+    const padding = i32[i] === RING_VOID;
+    if (padding) word = (word | PAD_BIT) >>> 0;
     media.queueHeader(f64[f + 1], word, ts);
     i32[i] = RING_COMMITTED;
     if (k !== lastRegion && lastRegion >= 0) {
       terminate(s, media, lastRegion, lastEnd);
-      ends.push(lastRegion, lastEnd, lastTs);
+      ends.push(lastRegion, lastEnd, lastTs, lastCount);
+      lastCount = 0;
     }
     lastRegion = k;
     lastEnd = f64[f + 2];
     lastTs = ts;
+    if (!padding) lastCount++;
   }
   terminate(s, media, lastRegion, lastEnd);
-  ends.push(lastRegion, lastEnd, lastTs);
+  ends.push(lastRegion, lastEnd, lastTs, lastCount);
   // the headers after the terminators: a terminator zeroed where a later
   // entry of the same region starts (regions interleaved) is overwritten
   // by that entry's header, as when each header was stored in turn
@@ -91,8 +96,9 @@ export function commitReady(
   // only now the regions' committed ends: a reader in another Worker
   // reads headers up to them, and before the headers were stored it read
   // zeros there (a follower yielded entries of timestamp 0)
-  for (let j = 0; j < ends.length; j += 3) {
+  for (let j = 0; j < ends.length; j += 4) {
     s.setCommitted(ends[j], ends[j + 1], ends[j + 2]);
+    s.addLive(ends[j], ends[j + 3]);
   }
   s.committed = end;
   s.bump();

@@ -374,6 +374,7 @@ export class LogCore {
         }
         s.setTail(k, t + total);
         s.setCommitted(k, end, ts);
+        s.addLive(k, 1);
         f64[NEXT_F] = ts + 1;
         f64[COMMITTED_F] = ts;
         f64[PERSISTED_F] = ts;
@@ -421,6 +422,7 @@ export class LogCore {
         ]);
       }
       s.setCommitted(k, end, ts);
+      s.addLive(k, 1);
       Atomics.store(s.i32, i, RING_EMPTY);
       f64[COMMITTED_F] = ts;
       f64[PERSISTED_F] = ts;

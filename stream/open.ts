@@ -320,6 +320,7 @@ function initCore(
     shared.setHead(r.k, r.head);
     shared.setTail(r.k, r.tail);
     shared.setCommitted(r.k, r.tail, r.lastTs);
+    shared.setLive(r.k, r.records);
     shared.setRegionState(r.k, REGION_ALLOCATED);
   }
   let instance = 0;

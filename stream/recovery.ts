@@ -48,6 +48,8 @@ import { normalize } from "./core.ts";
 /** One entry found by a scan. */
 interface Found {
   ts: number;
+  /** Whether it is padding (a given-up append). */
+  pad: boolean;
   /** Logical position. */
   pos: number;
   /** Logical end (normalised). */
@@ -87,6 +89,8 @@ export interface RecoveredRegion {
   lastTs: number;
   /** Entries (padding included). */
   entries: number;
+  /** Entries, padding not counted. */
+  records: number;
 }
 
 /** What recovery found and did. */
@@ -170,7 +174,7 @@ export function scanRegion(
       const why = "its CRC does not match";
       return { found, clean: false, stop: { at, ts, why } };
     }
-    found.push({ ts, pos, end });
+    found.push({ ts, pad: (word & PAD_BIT) !== 0, pos, end });
     prev = ts;
     pos = end;
   }
@@ -278,6 +282,7 @@ export function recover(
       tail,
       lastTs: keep > 0 ? found[keep - 1].ts : 0,
       entries: keep,
+      records: found.slice(0, keep).filter((f) => !f.pad).length,
     });
   });
   if (cuts.length > 0) {

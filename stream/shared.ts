@@ -393,6 +393,25 @@ export class SharedState {
     this.f64[this.#rf(k) + 5] = pos;
   }
 
+  /**
+   * The entries (padding not counted) between a region's head and its
+   * committed end: what a truncate of all of them drops, without a scan.
+   * Changed only under the commit lock.
+   */
+  live(k: number): number {
+    return this.f64[this.#rf(k) + 1];
+  }
+
+  /** Set a region's count of live entries (commit lock held). */
+  setLive(k: number, n: number): void {
+    this.f64[this.#rf(k) + 1] = n;
+  }
+
+  /** Add `n` to a region's count of live entries (commit lock held). */
+  addLive(k: number, n: number): void {
+    this.f64[this.#rf(k) + 1] += n;
+  }
+
   /** Set a region's committed end and its last committed timestamp. */
   setCommitted(k: number, end: number, ts: number): void {
     const f = this.#rf(k);

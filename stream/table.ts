@@ -152,6 +152,7 @@ export function allocateSlot(
   shared.setHead(k, 0);
   shared.setTail(k, 0);
   shared.setCommitted(k, 0, 0);
+  shared.setLive(k, 0);
   shared.setRegionState(k, REGION_ALLOCATED);
   shared.bump();
   return k;
@@ -267,7 +268,8 @@ export function truncateRegion(
   const s = core.shared;
   for (;;) {
     const head = s.head(k);
-    const { pos, dropped, last } = scanTo(core, k, head, upto);
+    const { pos, dropped, last } = allCommitted(s, k, upto, op) ??
+      scanTo(core, k, head, upto);
     if (pos === head) return 0;
     core.settle(last, op);
     s.lockReserve(op);
@@ -275,11 +277,42 @@ export function truncateRegion(
       held(s, k, gen, op); // freed, and perhaps allocated again, meanwhile
       if (s.head(k) !== head) continue; // truncated meanwhile: again
       storeHead(core.media, s, k, pos);
+      // the count changes under the commit lock, as commits change it
+      s.lockCommit(op);
+      try {
+        s.addLive(k, -dropped);
+      } finally {
+        s.unlockCommit();
+      }
       restartEmpty(core, k, pos);
       return dropped;
     } finally {
       s.unlockReserve();
     }
+  }
+}
+
+/**
+ * Where a truncate of region `k` up to `upto` ends when `upto` passes its
+ * last committed entry: its committed end, with its count of live entries
+ * (what a scan from the head would count, one header read per entry: a
+ * region of 4 KiB entries truncated whole took about 100 ns an entry),
+ * read together under the commit lock. Undefined when `upto` stops
+ * earlier (the caller scans).
+ */
+function allCommitted(
+  s: SharedState,
+  k: number,
+  upto: number,
+  op: string,
+): { pos: number; dropped: number; last: number } | undefined {
+  s.lockCommit(op);
+  try {
+    const last = s.lastTs(k);
+    if (upto < last) return undefined;
+    return { pos: s.committedEnd(k), dropped: s.live(k), last };
+  } finally {
+    s.unlockCommit();
   }
 }
 
