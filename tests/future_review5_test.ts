@@ -450,18 +450,20 @@ test("a member that waits (blocking) for the combined future holding it fails wi
   // and the member waiting is one of them; the waits' polls of a poll no
   // member (the outer step decides), so wait() spun at full CPU forever
   for (const make of ["all", "race", "chain"] as const) {
-    let combined: Future<unknown> | undefined;
+    const holder: { combined?: Future<unknown> } = {};
     const member = fromStep(() => {
-      wait(combined!);
+      wait(holder.combined!);
       return 1;
     });
-    combined = make === "all"
+    const never = fromStep<number>(() => PENDING);
+    const combined: Future<unknown> = make === "all"
       ? all([member])
       : make === "race"
-      ? race([member, fromStep(() => PENDING)])
+      ? race([member, never])
       : chain(member, (v) => v);
+    holder.combined = combined;
     assert.throws(
-      () => wait(combined!),
+      () => wait(combined),
       (e: unknown) =>
         e instanceof TypeError && /waits for that future/.test(String(e)),
       make,
