@@ -15,6 +15,40 @@ import { waitRecord } from "./_device.ts";
 const WRITE = 3;
 const SHARED_WRITE = 4;
 
+/**
+ * Submit 16 MEMMOVEs of 1 MiB to `dev`'s WQ at once, one per record, and
+ * check that every one accepted copied its bytes; the submit answers, in
+ * record order.
+ */
+function flood(dev: CompletionDevice, fill: number): number[] {
+  const h = dev.handle("test");
+  const src = new Uint8Array(1 << 20).fill(fill);
+  const dsts = Array.from({ length: 16 }, () => new Uint8Array(1 << 20));
+  const answers: number[] = [];
+  for (let rec = 0; rec < 16; rec++) {
+    answers.push(native.ap_dev_submit(
+      h,
+      rec,
+      DsaOpcode.MEMMOVE,
+      0,
+      dsts[rec],
+      dsts[rec].byteLength,
+      0,
+      src,
+      src.byteLength,
+      0,
+      src.byteLength,
+      0,
+    ));
+  }
+  answers.forEach((rc, rec) => {
+    if (rc !== 0) return;
+    assert.equal(waitRecord(dev, rec), DsaStatus.SUCCESS, `record ${rec}`);
+    assert.deepEqual(dsts[rec], src);
+  });
+  return answers;
+}
+
 /** A WQ's counter `i` (see ap_dsa_counters; 2 is busy give-ups). */
 function counter(dev: CompletionDevice, i: number): number {
   const out = new Float64Array(8);
@@ -117,32 +151,7 @@ test("a shared WQ written with write(2) and full of our own descriptors says wai
   );
   try {
     const h = dev.handle("test");
-    const src = new Uint8Array(1 << 20).fill(5);
-    const dsts = Array.from({ length: 16 }, () => new Uint8Array(1 << 20));
-    const answers: number[] = [];
-    const sent: number[] = [];
-    for (let rec = 0; rec < 16; rec++) {
-      const rc = native.ap_dev_submit(
-        h,
-        rec,
-        DsaOpcode.MEMMOVE,
-        0,
-        dsts[rec],
-        dsts[rec].byteLength,
-        0,
-        src,
-        src.byteLength,
-        0,
-        src.byteLength,
-        0,
-      );
-      answers.push(rc);
-      if (rc === 0) sent.push(rec);
-    }
-    for (const rec of sent) {
-      assert.equal(waitRecord(dev, rec), DsaStatus.SUCCESS, `record ${rec}`);
-      assert.deepEqual(dsts[rec], src);
-    }
+    const answers = flood(dev, 5);
     // 16 MiB into a WQ of 2 on one engine: some were refused, each with
     // "wait" -- ours were in flight every time
     assert.ok(answers.some((rc) => rc !== 0), `answers ${answers}`);
@@ -272,33 +281,7 @@ test("a shared WQ full of our own descriptors answers wait after one ENQCMD retr
     (cell) => native.ap_dsa_open_test(cell, SWQ, 2, 0, 1 << 20, 1, 16, 1, 0),
   );
   try {
-    const h = dev.handle("test");
-    const src = new Uint8Array(1 << 20).fill(6);
-    const dsts = Array.from({ length: 16 }, () => new Uint8Array(1 << 20));
-    const answers: number[] = [];
-    const sent: number[] = [];
-    for (let rec = 0; rec < 16; rec++) {
-      const rc = native.ap_dev_submit(
-        h,
-        rec,
-        DsaOpcode.MEMMOVE,
-        0,
-        dsts[rec],
-        dsts[rec].byteLength,
-        0,
-        src,
-        src.byteLength,
-        0,
-        src.byteLength,
-        0,
-      );
-      answers.push(rc);
-      if (rc === 0) sent.push(rec);
-    }
-    for (const rec of sent) {
-      assert.equal(waitRecord(dev, rec), DsaStatus.SUCCESS, `record ${rec}`);
-      assert.deepEqual(dsts[rec], src);
-    }
+    const answers = flood(dev, 6);
     const refused = answers.filter((rc) => rc !== 0);
     assert.ok(refused.length > 0, `answers ${answers}`);
     assert.deepEqual(refused.filter((rc) => rc !== EAGAIN), [], `${answers}`);
