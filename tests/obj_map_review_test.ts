@@ -3,7 +3,6 @@
 // (red before its fix on at least one runtime), kept as a regression
 // test, or (said so at the test) a probe of a risk the review named that
 // found none, kept as its guard.
-import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { ClosedError } from "../errors/mod.ts";
 import { waitAll } from "../future/mod.ts";
@@ -14,26 +13,18 @@ import {
   ObjectPool,
   PersistentMap,
 } from "../obj/mod.ts";
-import { createPoolWith } from "../obj/pool.ts";
-import { mapFile, type Mapping } from "../pmem2/mod.ts";
 import { CACHE_LINE, PAGE, type PersistenceModel } from "./crash/model.ts";
-import { type CrashMover, crashMover } from "./crash/movers.ts";
+import type { CrashMover } from "./crash/movers.ts";
 import {
   checkObjTrace,
-  CREATED,
   emptyObjReport,
   formatObjReport,
   OBJ_CI_SUBSETS,
   type ObjTrace,
+  traceObjWorkload,
 } from "./crash/obj_sweep.ts";
-import {
-  fingerprint,
-  type ModelState,
-  OBJ_OPTIONS,
-  setup,
-} from "./crash/obj_workload.ts";
+import { fingerprint, type ModelState } from "./crash/obj_workload.ts";
 import { xorshift } from "./crash/random.ts";
-import { CrashTracer } from "./crash/tracer.ts";
 import {
   assert,
   moverTest,
@@ -244,18 +235,7 @@ function recordMapTrace(
   mover: CrashMover,
 ): ObjTrace {
   const rand = xorshift(seed);
-  const vdm = crashMover(mover);
-  let probe: Mapping | undefined;
-  let pool: ObjectPool | undefined;
-  try {
-    const tracer = new CrashTracer({
-      live: () => (probe = mapFile(path)).view(),
-      shadow: new Uint8Array(OBJ_OPTIONS.size),
-      flushGranularity: model.flushGranularity,
-    });
-    pool = createPoolWith(path, { ...OBJ_OPTIONS, mover: vdm }, { tracer });
-    const base = setup(pool);
-    tracer.mark(CREATED);
+  return traceObjWorkload(model, seed, path, mover, (pool, mark, base) => {
     const state: ModelState = { ...base.state, map: new Map() };
     const states = [...base.states];
     const m = PersistentMap.open(pool, "m");
@@ -263,7 +243,7 @@ function recordMapTrace(
     // one transaction: its ops, staged by `run`, then the model's state
     const one = (ops: [string, string | null][], run: () => void) => {
       const k = states.length;
-      tracer.mark(`issue ${k}`);
+      mark(`issue ${k}`);
       run();
       for (const [key, v] of ops) {
         if (v === null) state.map.delete(key);
@@ -273,13 +253,13 @@ function recordMapTrace(
       operations++;
       return k;
     };
-    const ack = (k: number) => tracer.mark(`ack ${k}`);
+    const ack = (k: number) => mark(`ack ${k}`);
     const asBatch = (ops: [string, string | null][]) =>
       ops.map(([key, v]) => v === null ? { delete: key } : { set: [key, v] });
     const fill: [string, string | null][] = [];
     for (let i = 0; i < 500; i++) fill.push([`k${i}`, `v${i}`]);
     ack(one(fill, () =>
-      pool!.tx(() => {
+      pool.tx(() => {
         for (const [key, v] of fill) m.set(key, v!);
       })));
     let fresh = 0;
@@ -327,27 +307,14 @@ function recordMapTrace(
         "s",
       ]];
       ack(one(d, () =>
-        pool!.tx(() => {
+        pool.tx(() => {
           m.delete(d[0][0]);
           m.set(d[1][0], d[1][1]!);
         })));
     }
     assert.ok(m.size > 508, `${m.size} keys: the map never grew a leaf`);
-    pool.close();
-    return {
-      model,
-      seed,
-      mover,
-      events: tracer.finish(),
-      states,
-      operations,
-    };
-  } finally {
-    pool?.close();
-    probe?.close();
-    vdm.close();
-    rmSync(path, { force: true });
-  }
+    return { states, operations };
+  });
 }
 
 // Probed, found sound: batches with duplicate keys across a leaf's end,

@@ -90,16 +90,35 @@ export interface ObjRecordFaults {
   dropFences?: boolean;
 }
 
-/** Run the workload on a new pool at `path`, traced from its creation. */
-export function recordObjTrace(
+/** What a traced workload did: the state after each transaction it issued. */
+export interface ObjWorkloadRun {
+  /** Fingerprints of the state after transaction k (the setup's first). */
+  states: string[];
+  /** Transactions issued. */
+  operations: number;
+}
+
+/**
+ * Trace `workload` on a new pool at `path` (`mover`'s, the tracer on its
+ * mapping from its creation), after `setup` and the mark of its
+ * acknowledgement; the pool is closed before the trace is taken. The
+ * pool, the probe mapping, the mover and the file go at the end.
+ *
+ * @param workload runs on the pool with the setup's model, marking
+ *   issues and acknowledgements with `mark`
+ */
+export function traceObjWorkload(
   model: PersistenceModel,
   seed: number,
-  ops: number,
   path: string,
   mover: string,
+  workload: (
+    pool: ObjectPool,
+    mark: (label: string) => void,
+    base: ReturnType<typeof setup>,
+  ) => ObjWorkloadRun,
   faults: ObjRecordFaults = {},
 ): ObjTrace {
-  const rand = xorshift(seed);
   const vdm = crashMover(parseCrashMover(mover));
   let probe: Mapping | undefined;
   let pool: ObjectPool | undefined;
@@ -114,16 +133,19 @@ export function recordObjTrace(
     });
     const base = setup(pool);
     tracer.mark(CREATED);
-    const d = new ObjDriver(pool, (l) => tracer.mark(l), rand, base);
-    d.run(ops);
+    const { states, operations } = workload(
+      pool,
+      (l) => tracer.mark(l),
+      base,
+    );
     pool.close();
     return {
       model,
       seed,
       mover,
       events: tracer.finish(),
-      states: d.states,
-      operations: d.issued,
+      states,
+      operations,
     };
   } finally {
     pool?.close();
@@ -131,6 +153,22 @@ export function recordObjTrace(
     vdm.close();
     rmSync(path, { force: true });
   }
+}
+
+/** Run the workload on a new pool at `path`, traced from its creation. */
+export function recordObjTrace(
+  model: PersistenceModel,
+  seed: number,
+  ops: number,
+  path: string,
+  mover: string,
+  faults: ObjRecordFaults = {},
+): ObjTrace {
+  return traceObjWorkload(model, seed, path, mover, (pool, mark, base) => {
+    const d = new ObjDriver(pool, mark, xorshift(seed), base);
+    d.run(ops);
+    return { states: d.states, operations: d.issued };
+  }, faults);
 }
 
 /** One violated invariant, with what reproduces it. */
