@@ -6,6 +6,7 @@
  * @module
  */
 import type { Backend } from "./_backend.ts";
+import { markNative } from "./_native_memory.ts";
 import {
   type NativeSymbols,
   type NativeType,
@@ -91,7 +92,7 @@ export const backend: Backend = {
   },
   view(ptr: Ptr, length: number, offset = 0): ArrayBuffer {
     if (length === 0) return new ArrayBuffer(0);
-    return ffi.toArrayBuffer(ptr as number, offset, length);
+    return markNative(ffi.toArrayBuffer(ptr as number, offset, length));
   },
   pointerTo(): Ptr | null {
     return null;

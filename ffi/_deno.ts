@@ -6,6 +6,7 @@
  * @module
  */
 import type { Backend } from "./_backend.ts";
+import { markNative } from "./_native_memory.ts";
 import { type NativeSymbols, type Ptr, SYMBOLS } from "./_symbols.ts";
 
 /** The Deno implementation of {@linkcode Backend}. */
@@ -23,11 +24,11 @@ export const backend: Backend = {
   },
   view(ptr: Ptr, length: number, offset = 0): ArrayBuffer {
     if (length === 0) return new ArrayBuffer(0);
-    return Deno.UnsafePointerView.getArrayBuffer(
+    return markNative(Deno.UnsafePointerView.getArrayBuffer(
       ptr as unknown as Deno.PointerObject,
       length,
       offset,
-    );
+    ));
   },
   pointerTo(bytes: Uint8Array): Ptr | null {
     return Deno.UnsafePointer.of(bytes) as unknown as Ptr | null;

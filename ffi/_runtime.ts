@@ -20,3 +20,21 @@ function detect(): RuntimeName {
 
 /** The runtime, computed once at load. */
 export const RUNTIME: RuntimeName = detect();
+
+/**
+ * Whether this code runs in a JavaScript Worker rather than a process's
+ * main thread. A Worker's heap is freed when the Worker ends
+ * (`terminate()`, `self.close()`) while the process and its native
+ * threads go on; the main thread's lives as long as the process.
+ */
+export const IN_WORKER: boolean = detectWorker();
+
+function detectWorker(): boolean {
+  const g = globalThis as Record<string, unknown>;
+  if (RUNTIME === "bun") {
+    return (g.Bun as { isMainThread?: boolean }).isMainThread === false;
+  }
+  // Deno's web Workers (node:worker_threads' isMainThread is true there)
+  const scope = g.WorkerGlobalScope;
+  return typeof scope === "function" && globalThis instanceof scope;
+}

@@ -18,7 +18,8 @@ import {
 import meta from "../deno.json" with { type: "json" };
 
 export type { Ptr } from "./_symbols.ts";
-export { RUNTIME } from "./_runtime.ts";
+export { IN_WORKER, RUNTIME } from "./_runtime.ts";
+export { isNativeBuffer } from "./_native_memory.ts";
 
 const ABI_VERSION = 10;
 

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { IN_WORKER, isNativeBuffer } from "../ffi/lib.ts";
 import { bufferOf } from "../ffi/validate.ts";
 import { all, fromStep, map } from "../future/combinators.ts";
 import {
@@ -46,8 +47,30 @@ function shrinkable(op: CheckedOp): boolean {
       (bufferOf(op.src) as ArrayBuffer).resizable === true);
 }
 
-function anyShrinkable(ops: CheckedOp[]): boolean {
-  for (let i = 0; i < ops.length; i++) if (shrinkable(ops[i])) return true;
+/**
+ * Whether a buffer of `op` is memory of this Worker's heap (in a Worker:
+ * anything but a view of native memory such as a mapping). Such an
+ * operation runs inline: when the Worker ends (`terminate()`, its own
+ * `close()`), the runtime frees its heap at once, and nothing tells the
+ * native side before its thread ends, so an engine still copying into or
+ * out of those arrays wrote to freed memory (SIGSEGV on Deno, measured
+ * with 64 MiB arrays). A SharedArrayBuffer counts as the Worker's too: it
+ * may be the last holder. In the main thread the heap lasts as long as
+ * the process.
+ */
+function perishable(op: CheckedOp): boolean {
+  return IN_WORKER &&
+    (!isNativeBuffer(bufferOf(op.dst)) ||
+      (op.src !== undefined && !isNativeBuffer(bufferOf(op.src))));
+}
+
+/** Whether `op` must run inline (see `shrinkable` and `perishable`). */
+function mustRunInline(op: CheckedOp): boolean {
+  return shrinkable(op) || perishable(op);
+}
+
+function anyMustRunInline(ops: CheckedOp[]): boolean {
+  for (let i = 0; i < ops.length; i++) if (mustRunInline(ops[i])) return true;
   return false;
 }
 
@@ -176,10 +199,11 @@ export abstract class DeviceMover extends BaseMover {
 
   /**
    * One operation: inline below the threshold or over a resizable
-   * buffer (see {@linkcode shrinkable}), else a descriptor.
+   * buffer or over memory of this Worker's heap (see `mustRunInline`),
+   * else a descriptor.
    */
   protected run(op: CheckedOp, options?: FutureOptions): Future<void> {
-    if (op.length < this.#inlineThreshold || shrinkable(op)) {
+    if (op.length < this.#inlineThreshold || mustRunInline(op)) {
       return new CpuOp(this, this.#className, op, options);
     }
     return new DeviceOp(this.#device, op, options);
@@ -202,7 +226,7 @@ export abstract class DeviceMover extends BaseMover {
    */
   protected runBatch(ops: CheckedOp[], options?: FutureOptions): Future<void> {
     const bytes = ops.reduce((n, op) => n + op.length, 0);
-    const inline = bytes < this.#inlineThreshold || anyShrinkable(ops);
+    const inline = bytes < this.#inlineThreshold || anyMustRunInline(ops);
     if (ops.length <= 1 || inline) return this.#group(ops, inline, options);
     if (this.sharesWithPoller && this.#inlineThreshold > 0) {
       return new SplitBatch(

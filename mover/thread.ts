@@ -181,17 +181,18 @@ function createDevice(
  * under the worker (an operation not yet started fails with
  * `ClosedError`).
  *
- * Close the mover (`close()` waits for what it started) before a
- * JavaScript Worker that uses it ends: `terminate()`, or the Worker's own
- * `close()`, frees the Worker's arrays while the device's threads may
- * still be writing into them, and nothing tells the native side that the
- * Worker is gone until its thread ends (the process can crash, or memory
- * the main thread allocated next be overwritten). When the thread ends,
- * the device finishes what it accepted and stops its threads before the
- * ended Worker's pools and logs let other opens in, so a copy of the
- * Worker's never lands under a later opener's writes. The same holds for
- * a `DsaMover`. (An uncaught error or rejection is covered on Deno: each
- * open device waits for the work it accepted before the isolate goes.)
+ * In a JavaScript Worker, an operation over the Worker's own arrays
+ * (anything but views of native memory, such as a mapping's) runs
+ * inline: the runtime frees a Worker's heap as soon as it ends
+ * (`terminate()`, or its own `close()`), and nothing tells the native
+ * side before the Worker's thread ends, so a device thread still copying
+ * would write to freed memory. Copies between views of mappings still go
+ * to the device threads there. When the thread ends, the device finishes
+ * what it accepted and stops its threads before the ended Worker's pools
+ * and logs let other opens in, so a copy of the Worker's never lands
+ * under a later opener's writes. The same holds for a `DsaMover`. (An
+ * uncaught error or rejection is covered on Deno: each open device waits
+ * for the work it accepted before the isolate goes.)
  *
  * @example Usage
  * ```ts
