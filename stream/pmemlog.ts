@@ -570,12 +570,31 @@ export class PmemLog implements Disposable {
    * assert.equal(log.tell(), 6);
    * ```
    *
-   * @throws {TypeError} at once for bad data
+   * @throws {TypeError} at once for bad data, options that are not an
+   *   object, or a signal that is not an AbortSignal
    */
   appendAsync(data: Uint8Array, options?: FutureOptions): Future<number> {
     const op = "appendAsync";
     this.#writable(op);
     this.#checkBuffers([data], op);
+    // as LogStream's: a string or number given for the options is not
+    // taken as none, and a bad signal is refused in this call's words
+    if (options !== undefined) {
+      if (typeof options !== "object" || options === null) {
+        throw new TypeError(`Cannot ${op}: options must be an object`);
+      }
+      if (Array.isArray(options)) {
+        throw new TypeError(
+          `Cannot ${op}: options must be an object, got an array`,
+        );
+      }
+      // read once: a getter could give the future a value never checked
+      const signal = options.signal;
+      if (signal !== undefined && !(signal instanceof AbortSignal)) {
+        throw new TypeError(`Cannot ${op}: signal must be an AbortSignal`);
+      }
+      options = { signal };
+    }
     return this.#appender.append(data, options);
   }
 
