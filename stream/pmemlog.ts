@@ -576,6 +576,9 @@ export class PmemLog implements Disposable {
   appendAsync(data: Uint8Array, options?: FutureOptions): Future<number> {
     const op = "appendAsync";
     this.#writable(op);
+    if (!(data instanceof Uint8Array)) {
+      throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
+    }
     this.#checkBuffers([data], op);
     // as LogStream's: a string or number given for the options is not
     // taken as none, and a bad signal is refused in this call's words

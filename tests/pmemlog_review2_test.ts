@@ -37,3 +37,17 @@ test("`appendAsync()` refuses options that are not an object, and a bad signal, 
   log.append(Uint8Array.of(9));
   assert.equal(log.tell(), 1);
 });
+
+// Bug: `appendAsync("x")` said "data must be Uint8Arrays", the words of
+// `appendv`'s array check, for its one buffer; `append` says "a
+// Uint8Array".
+test("`appendAsync()` of something not a Uint8Array says it must be a `Uint8Array`", () => {
+  using log = PmemLog.create(tempPath(), { poolSize: 2 * MiB });
+  for (const bad of ["x", new Uint16Array(2), undefined]) {
+    assert.throws(
+      () => log.appendAsync(bad as never),
+      new TypeError("Cannot appendAsync: data must be a Uint8Array"),
+    );
+  }
+  assert.equal(log.tell(), 0);
+});
