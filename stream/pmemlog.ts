@@ -610,12 +610,24 @@ export class PmemLog implements Disposable {
    * Empty the log (`pmemlog_rewind`): the write offset goes back to the
    * start and is persisted. The data is not erased. Appends in flight
    * finish first.
+   *
+   * @throws {PmemError} when the persist fails (the log is left as it
+   *   was)
    */
   rewind(): void {
     const media = this.#writable("rewind");
     this.#drain();
+    const was = media.read64(WRITE_OFFSET_AT);
     media.write64(WRITE_OFFSET_AT, LOG_START);
-    media.persist(WRITE_OFFSET_AT, 8);
+    try {
+      media.persist(WRITE_OFFSET_AT, 8);
+    } catch (e) {
+      // not rewound: the offset goes back, as a failed append's does (left
+      // at the start, tell() said 0 while the next append went after the
+      // old data, and brought it back)
+      media.write64(WRITE_OFFSET_AT, was);
+      throw e;
+    }
     this.#cursor = LOG_START;
     this.#rewinds++;
   }

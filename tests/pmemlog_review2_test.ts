@@ -65,6 +65,41 @@ test("`appendAsync()` of something not a Uint8Array says it must be a `Uint8Arra
   assert.equal(log.tell(), 0);
 });
 
+// Bug: a `rewind()` whose persist of the write offset failed (msync's
+// EIO) threw, but left the offset stored at the start: `tell()` said 0
+// and a walk found nothing, while the next append went after the old
+// data and brought it all back. A failed rewind now leaves the log as it
+// was, as a failed append does.
+test("a `rewind()` whose persist fails leaves the log as it was", () => {
+  using log = PmemLog.create(tempPath(), { poolSize: 2 * MiB });
+  log.append(Uint8Array.of(1, 2, 3));
+  const persist = Mapping.prototype.persist;
+  let fail = true;
+  Mapping.prototype.persist = function (
+    this: Mapping,
+    offset: number,
+    length: number,
+  ) {
+    if (fail && offset === 4112) {
+      fail = false;
+      throw new PmemError("persist", -5, "injected EIO", { errno: 5 });
+    }
+    return persist.call(this, offset, length);
+  };
+  try {
+    assert.throws(() => log.rewind(), /injected EIO/);
+  } finally {
+    Mapping.prototype.persist = persist;
+  }
+  assert.equal(log.tell(), 3);
+  assert.deepEqual([...logContents(log)], [1, 2, 3]);
+  log.append(Uint8Array.of(4));
+  assert.deepEqual([...logContents(log)], [1, 2, 3, 4]);
+  // and one that succeeds empties it
+  log.rewind();
+  assert.equal(log.tell(), 0);
+});
+
 // ---- appends across crashes ----
 
 /** A traced run: the trace from the file's creation, and each op's log. */
