@@ -158,7 +158,7 @@ async function recordLog(
   }
   try {
     tracer.mark("ack 0");
-    const states = [new Uint8Array(0)];
+    const states: Uint8Array[] = [new Uint8Array(0)];
     let k = 0;
     const issue = () => tracer.mark(`issue ${++k}`);
     const ack = (n: number) => tracer.mark(`ack ${n}`);
