@@ -6,7 +6,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { all, type Future, type Vdm } from "../mod.ts";
-import { PmemError } from "../errors/mod.ts";
+import { OutOfSpaceError, PmemError } from "../errors/mod.ts";
 import { mapFile, Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { PmemLog } from "../stream/mod.ts";
 import { openPmemLogToInspect } from "../stream/pmemlog.ts";
@@ -19,6 +19,7 @@ import { CrashTracer, faultyTracer, type TraceEvent } from "./crash/tracer.ts";
 import {
   LIBPMEMLOG_SKIP,
   logContents,
+  logPattern,
   logutil,
   writeLogSpec,
 } from "./c/logutil.ts";
@@ -180,6 +181,104 @@ test(
     }
     // both outcomes were seen
     assert.deepEqual([...outcomes].sort(), ["errno", "tell"]);
+  },
+  { skip: LIBPMEMLOG_SKIP },
+);
+
+// Checked fine: appends, appendv's (of no buffer, of empty ones, of up to
+// four) and rewinds give libpmemlog's result, errno and tell operation by
+// operation, the full log's ENOSPC included (even for nothing appended to
+// a full log), and leave the same bytes.
+/** An operation of {@linkcode tryBoth}: a rewind, or an append of patterns. */
+type TryOp = { parts: [number, number][]; v: boolean } | null;
+
+/**
+ * Run `ops` on the log at `ours` (open) and, through libpmemlog, on its
+ * copy at `theirs`: each must give the same result, errno and tell.
+ * @returns how many found the log full, and how many of them were empty
+ */
+function tryBoth(log: PmemLog, theirs: string, ops: TryOp[]): number[] {
+  const spec = join(tempDir(), "try.txt");
+  writeFileSync(
+    spec,
+    ops.map((o) =>
+      o === null
+        ? "R"
+        : `${o.v ? `W ${o.parts.length}` : "A"} ${o.parts.flat().join(" ")}`
+    ).join("\n") + "\n",
+  );
+  const r = logutil("try", theirs, spec);
+  assert.equal(r.status, 0, r.stderr);
+  const lib = r.stdout.trim().split("\n");
+  assert.equal(lib.length, ops.length);
+  let full = 0;
+  let emptyOnFull = 0;
+  ops.forEach((o, i) => {
+    let result = "0 0";
+    try {
+      if (o === null) log.rewind();
+      else {
+        const data = o.parts.map(([seed, n]) => logPattern(seed, n));
+        if (o.v) log.appendv(data);
+        else log.append(data[0]);
+      }
+    } catch (e) {
+      assert.ok(e instanceof OutOfSpaceError, String(e));
+      result = `-1 ${-e.code}`;
+      full++;
+      if (o!.parts.every(([, n]) => n === 0)) emptyOnFull++;
+    }
+    assert.equal(`${result} ${log.tell()}`, lib[i], `operation ${i}`);
+  });
+  return [full, emptyOnFull];
+}
+
+// Checked fine: appends, appendv's (of no buffer, of empty ones, of up to
+// four) and rewinds give libpmemlog's result, errno and tell operation by
+// operation, the full log's ENOSPC included (even for nothing appended to
+// a full log), and leave the same bytes.
+test(
+  "append, appendv and rewind give libpmemlog's results op by op, ENOSPC on a full log included",
+  () => {
+    const ours = tempPath("ours");
+    const theirs = tempPath("theirs");
+    PmemLog.create(ours, { poolSize: 2 * MiB + 4096 }).close();
+    writeFileSync(theirs, readFileSync(ours));
+    const rand = rng(3);
+    const len = () =>
+      rand() < 0.2 ? 0 : Math.floor(rand() * (rand() < 0.4 ? 200_000 : 3000));
+    const ops: TryOp[] = [];
+    for (let i = 0; i < 400; i++) {
+      const r = rand();
+      if (r < 0.02) ops.push(null); // a rewind
+      else {
+        const v = r >= 0.45;
+        const parts: [number, number][] = [];
+        for (let k = v ? Math.floor(rand() * 5) : 1; k > 0; k--) {
+          parts.push([i * 10 + k, len()]);
+        }
+        ops.push({ parts, v });
+      }
+    }
+    using log = PmemLog.open(ours);
+    const [full] = tryBoth(log, theirs, ops);
+    assert.ok(full > 20, `only ${full} appends found the log full`);
+    // then exactly full: nothing more goes in, not even nothing
+    const room = log.nbyte() - log.tell();
+    const [, emptyOnFull] = tryBoth(log, theirs, [
+      { parts: [[1, room]], v: false },
+      { parts: [[2, 0]], v: false },
+      { parts: [], v: true },
+      { parts: [[3, 0], [4, 0]], v: true },
+      { parts: [[5, 1]], v: false },
+      null,
+      { parts: [[6, 0]], v: true },
+      { parts: [[7, 5]], v: false },
+    ]);
+    assert.equal(emptyOnFull, 3);
+    const out = join(tempDir(), "dump");
+    assert.equal(logutil("dump", theirs, out).status, 0);
+    assert.deepEqual(logContents(log), new Uint8Array(readFileSync(out)));
   },
   { skip: LIBPMEMLOG_SKIP },
 );
