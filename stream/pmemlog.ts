@@ -427,12 +427,12 @@ export class PmemLog implements Disposable {
   }
 
   /**
-   * Check buffers; their lengths as the engine knows them (see
-   * `byteLengthOf`: a lying `byteLength` took a place of another size
-   * than the bytes copied into it). Each is read once, into `bufs`: an
-   * array read again to copy (a getter, a Proxy) gave other elements than
-   * those counted, and the copy threw after the place was taken (a hole
-   * in the log) or wrote other bytes than those counted.
+   * Check buffers; their lengths as the engine knows them once the array
+   * is read (see `byteLengthOf`: a lying `byteLength` took a place of
+   * another size than the bytes copied into it). Each is read once, into
+   * `bufs`: an array read again to copy (a getter, a Proxy) gave other
+   * elements than those counted, and the copy threw after the place was
+   * taken (a hole in the log) or wrote other bytes than those counted.
    */
   #checkBuffers(
     data: readonly Uint8Array[],
@@ -440,14 +440,20 @@ export class PmemLog implements Disposable {
     bufs: Uint8Array[] = [],
     lengths: number[] = [],
   ): number {
-    let n = 0;
     for (const b of data) {
       if (!(b instanceof Uint8Array)) {
         throw new TypeError(`Cannot ${op}: data must be Uint8Arrays`);
       }
+      bufs.push(b);
+    }
+    // measured once the array is read: its reads (an iterator, a Proxy's
+    // traps) may resize a buffer taken before, which was then copied at
+    // its new length into a place of its old one (stale log bytes
+    // committed after it, or the next buffer's place overwritten)
+    let n = 0;
+    for (const b of bufs) {
       const m = byteLengthOf(b);
       if (m === 0 && isDetached(b)) throw detachedData(op, b);
-      bufs.push(b);
       lengths.push(m);
       n += m;
     }

@@ -283,6 +283,40 @@ test(
   { skip: LIBPMEMLOG_SKIP },
 );
 
+// Bug: `appendv` took each buffer's length as its array handed it over,
+// then went on reading the array (user code: an iterator, a Proxy's
+// traps) before it copied: a buffer shrunk meanwhile (a resizable one
+// under a length-tracking view) was copied short, and the bytes counted
+// past it were committed as they lay in the log, stale bytes of a rewound
+// log among them; one grown was copied long, over the next buffer's place.
+// The lengths are now those of the copy, taken once the array is read.
+test("`appendv()` of a buffer resized while its array is read appends it at its length then, no stale bytes", () => {
+  using log = PmemLog.create(tempPath(), { poolSize: 2 * MiB });
+  log.append(new Uint8Array(64).fill(0xee));
+  log.rewind(); // the old bytes stay in the log's place
+  for (const [from, to] of [[16, 4], [4, 16]]) {
+    const rab = new ArrayBuffer(from, { maxByteLength: 64 });
+    const tracking = new Uint8Array(rab).fill(1);
+    const parts = [tracking, Uint8Array.of(2, 2)];
+    Object.defineProperty(parts, Symbol.iterator, {
+      *value() {
+        yield parts[0];
+        rab.resize(to);
+        new Uint8Array(rab).fill(1);
+        yield parts[1];
+      },
+    });
+    const before = log.tell();
+    log.appendv(parts);
+    assert.deepEqual(
+      [...logContents(log).subarray(before)],
+      [...new Uint8Array(to).fill(1), 2, 2],
+      `resized from ${from} to ${to}`,
+    );
+    assert.equal(log.tell(), before + to + 2);
+  }
+});
+
 // ---- appends across crashes ----
 
 /** A traced run: the trace from the file's creation, and each op's log. */
