@@ -146,11 +146,17 @@ export class StreamMedia {
 
   /**
    * Whether the `length` (> 0) bytes of `data` share memory with the
-   * mapping's `[offset, offset + length)`: a view of this mapping, such as
+   * mapping's `[offset, offset + span)`: a view of this mapping, such as
    * an entry's view kept across a `truncate()`, may overlap the place an
-   * append copies it to.
+   * append copies it to (or, `span` longer, the places of the appends
+   * copied with it).
    */
-  overlaps(offset: number, data: Uint8Array, length: number): boolean {
+  overlaps(
+    offset: number,
+    data: Uint8Array,
+    length: number,
+    span = length,
+  ): boolean {
     // seen whole, this mapping's views are over its one buffer (see
     // `bytes`), and a buffer compare spares Deno's address, dear next to
     // a small append; through windows any view may be one of them
@@ -164,7 +170,7 @@ export class StreamMedia {
     }
     const d = base + offset;
     const s = backend.addressOf(data);
-    return s < d + length && d < s + length;
+    return s < d + span && d < s + length;
   }
 
   /** A copy of `[offset, offset + length)`. */

@@ -46,6 +46,7 @@ import {
   checkMode,
   checkOpenArgs,
   notConstructible,
+  trueBytes,
 } from "../ffi/validate.ts";
 import { LogAppender } from "./pmemlog_async.ts";
 
@@ -518,6 +519,16 @@ export class PmemLog implements Disposable {
     // an empty vector too fails on a full log, as in libpmemlog
     const at = this.#take(n, op);
     if (n === 0) return;
+    // a view of the mapping over the place taken (kept across a rewind):
+    // the buffers are copied one after another, and on Bun a large log a
+    // view window at a time, so a copy would overwrite bytes a later one
+    // (or a later piece of its own) still reads; such bytes are copied
+    // out first, and the append holds what the views held at the call
+    for (let i = 0; i < bufs.length; i++) {
+      if (lengths[i] > 0 && media.overlaps(at, bufs[i], lengths[i], n)) {
+        bufs[i] = trueBytes(bufs[i]).slice();
+      }
+    }
     try {
       let p = at;
       for (let i = 0; i < bufs.length; i++) {

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { byteLengthOf } from "../ffi/validate.ts";
+import { byteLengthOf, trueBytes } from "../ffi/validate.ts";
 import {
   Future,
   type FutureOptions,
@@ -114,9 +114,22 @@ export class LogAppender {
       p.end = p.start + n;
       this.#pending.push(p);
       started.push(p);
-      if (n > 0) media.copyOps(p.start, p.data, ops);
     }
     if (started.length === 0) return;
+    // a view of the mapping over the places taken (kept across a rewind):
+    // the mover copies in pieces (per window, per transfer limit) that run
+    // in any order or at once, so one piece would overwrite what another
+    // still reads; such bytes are copied out first (as LogStream's)
+    const from = started[0].start;
+    const span = started[started.length - 1].end - from;
+    for (const p of started) {
+      const n = p.end - p.start;
+      if (n === 0) continue;
+      if (media.overlaps(from, p.data, n, span)) {
+        p.data = trueBytes(p.data).slice();
+      }
+      media.copyOps(p.start, p.data, ops);
+    }
     let copy: Future<void> | undefined;
     try {
       copy = this.#host.mover.batch(ops);

@@ -5,7 +5,7 @@
 // libpmemlog.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { all, type Future, type Vdm } from "../mod.ts";
+import { all, type Future, ThreadMover, type Vdm } from "../mod.ts";
 import { OutOfSpaceError, PmemError } from "../errors/mod.ts";
 import { mapFile, Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { PmemLog } from "../stream/mod.ts";
@@ -314,6 +314,57 @@ test("`appendv()` of a buffer resized while its array is read appends it at its 
       `resized from ${from} to ${to}`,
     );
     assert.equal(log.tell(), before + to + 2);
+  }
+});
+
+// Bug: an append of a view of the log's own mapping overlapping the place
+// it goes to (a walk's chunk kept across a rewind) stored wrong bytes:
+// `appendAsync` with a ThreadMover, whose copy runs in pieces (per view
+// window on Bun, per transfer limit) in any order or at once, so one piece
+// overwrote what another still had to read (LogStream's appendAsync was
+// fixed for the same in 0f7c8bf); `append` on Bun past 64 MiB, whose copy
+// goes a view window at a time from the lowest, with the source below the
+// place; and `appendv`, whose buffers are copied one after the other, of a
+// buffer over the place of one before it. Such sources are now copied out
+// first: each append holds the bytes its views held at the call.
+test("appends of kept views overlapping the place they go to append the bytes the views held", async () => {
+  using mover = new ThreadMover();
+  // 80 MiB: past the 64 MiB Bun sees whole, so a copy spans windows
+  using log = PmemLog.create(tempPath(), { poolSize: 80 * MiB, mover });
+  const len = 5 * MiB;
+  const base = new Uint8Array(len + 16384);
+  for (let i = 0; i < base.length; i++) base[i] = (i * 31 + (i >> 8)) & 255;
+  const ways: [string, (src: Uint8Array) => unknown][] = [
+    ["appendAsync", (src) => log.appendAsync(src)],
+    ["append", (src) => log.append(src)],
+    [
+      "appendv",
+      (src) => log.appendv([src.subarray(0, 100), src.subarray(100)]),
+    ],
+  ];
+  for (const [way, append] of ways) {
+    for (const shift of [1, 4099, -1, -4099]) {
+      log.rewind();
+      log.append(base);
+      let kept: Uint8Array | undefined;
+      log.walk(0, (chunk) => {
+        kept = chunk;
+        return true;
+      });
+      log.rewind();
+      // the next append goes 8192 bytes in; these are the bytes there
+      log.append(base.subarray(0, 8192));
+      const src = kept!.subarray(8192 + shift, 8192 + shift + len);
+      await append(src);
+      const got = logContents(log).subarray(8192);
+      const want = base.subarray(8192 + shift, 8192 + shift + len);
+      assert.equal(got.length, len);
+      let diff = -1;
+      for (let i = 0; i < len && diff < 0; i++) {
+        if (got[i] !== want[i]) diff = i;
+      }
+      assert.equal(diff, -1, `${way}, shift ${shift}: first wrong byte`);
+    }
   }
 });
 
