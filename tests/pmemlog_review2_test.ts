@@ -368,6 +368,40 @@ test("appends of kept views overlapping the place they go to append the bytes th
   }
 });
 
+// The same across the appends of one batch: a kept view over the place of
+// an append copied with it (red with each source checked against its own
+// place only).
+test("`appendAsync()` of a kept view over the place of another append of its batch appends the bytes the view held", async () => {
+  using mover = new ThreadMover({ threads: 2, inlineThreshold: 0 });
+  using log = PmemLog.create(tempPath(), { poolSize: 2 * MiB, mover });
+  const n = 512 * 1024;
+  const old = new Uint8Array(2 * n);
+  for (let i = 0; i < old.length; i++) old[i] = (i * 13 + (i >> 9)) & 255;
+  for (let round = 0; round < 4; round++) {
+    log.rewind();
+    log.append(old);
+    let kept: Uint8Array | undefined;
+    log.walk(0, (chunk) => {
+      kept = chunk;
+      return true;
+    });
+    log.rewind();
+    // placed together: the first over the bytes the second reads
+    const first = log.appendAsync(new Uint8Array(n).fill(0x5a));
+    const second = log.appendAsync(kept!.subarray(0, n));
+    first.poll();
+    second.poll();
+    assert.deepEqual(await all([first, second]), [0, n]);
+    const got = logContents(log);
+    assert.ok(got.subarray(0, n).every((b) => b === 0x5a), `round ${round}`);
+    assert.equal(
+      Buffer.compare(got.subarray(n), old.subarray(0, n)),
+      0,
+      `round ${round}: the second append holds other bytes`,
+    );
+  }
+});
+
 // ---- appends across crashes ----
 
 /** A traced run: the trace from the file's creation, and each op's log. */
