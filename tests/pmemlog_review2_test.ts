@@ -11,6 +11,7 @@ import { mapFile, Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { PmemLog } from "../stream/mod.ts";
 import { openPmemLogToInspect } from "../stream/pmemlog.ts";
 import { crashImages } from "./crash/images.ts";
+import { lint } from "./crash/lint.ts";
 import { CACHE_LINE, PAGE, type PersistenceModel } from "./crash/model.ts";
 import { crashMover } from "./crash/movers.ts";
 import { ScratchImage } from "./crash/scratch.ts";
@@ -652,5 +653,22 @@ test("the log crash sweep finds lost and torn appends when the fences are hidden
       sweep.problems.some((p) => /no state in range/.test(p)),
       `${model.name}: ${sweep.problems.slice(0, 3)}`,
     );
+  }
+});
+
+test("PmemLog's create, appends, rewinds and close leave no store unflushed, unfenced or overwritten between fences", async () => {
+  for (const name of ["cpu", "threads", "dsa"] as const) {
+    using mover = crashMover(name);
+    // at cache-line resolution, whatever this process's mapping granularity
+    const trace = await recordLog(tempPath(), CACHE_LINE, mover, 5, 30, false);
+    const report = lint(
+      trace.events,
+      (at) => at < 4096 ? "pool header" : at < 8192 ? "descriptor" : "data",
+    );
+    assert.deepEqual(report.unflushed, [], name);
+    assert.deepEqual(report.unfenced, [], name);
+    assert.deepEqual(report.overwritten, [], name);
+    // (redundant flushes are not failed: create writes back the zero
+    // tail of the header and the zero run-time area, as libpmemlog does)
   }
 });
