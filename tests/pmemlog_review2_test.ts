@@ -1,8 +1,9 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // A second review of PmemLog (probes against libpmemlog 1.12.1 first, then
-// these tests): the options of its asynchronous appends, and its appends'
-// atomicity across crashes, checked image by image by this library and by
-// libpmemlog.
+// these tests): the options of its asynchronous appends, a failed rewind,
+// buffers resized or aliasing the log while appended, opens and appends
+// side by side with libpmemlog's, and its appends' atomicity across
+// crashes, checked image by image by this library and by libpmemlog.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { all, type Future, ThreadMover, type Vdm } from "../mod.ts";
@@ -32,8 +33,9 @@ const MiB = 1 << 20;
 // Bug: `appendAsync(data, options)` took options that are not an object
 // (a string such as LogStream's "committed", a number, null, an array of
 // more data) as no options at all and appended, where LogStream's
-// `appendAsync` refuses them; and a signal that is not an AbortSignal was refused in the words
-// of the future's constructor ("Cannot make a future"), not the call's.
+// `appendAsync` refuses them; and a signal that is not an AbortSignal was
+// refused in the words of the future's constructor ("Cannot make a
+// future"), not the call's.
 test("`appendAsync()` refuses options that are not an object, and a bad signal, naming itself", () => {
   using log = PmemLog.create(tempPath(), { poolSize: 2 * MiB });
   for (const bad of ["committed", 1, null]) {
