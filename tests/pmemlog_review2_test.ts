@@ -405,6 +405,33 @@ test("`appendAsync()` of a kept view over the place of another append of its bat
   }
 });
 
+// Bug: `PmemLog.open()` of a PMDK pool set file (libpmemlog opens the pool
+// it describes) said "the file is too small (46 bytes, a log has at least
+// 2097152)", and `create()` of one with no poolSize that it "has 46 bytes,
+// less than the 2 MiB a log needs": both now say it is a pool set file, and
+// that pool sets are not supported, as the CLI does.
+test("`PmemLog.open()` and `create()` of a pool set file say it is one", () => {
+  const dir = tempDir();
+  const set = join(dir, "log.set");
+  writeFileSync(set, `PMEMPOOLSET\n4M ${join(dir, "part0")}\n`);
+  const poolSet = (op: string) => (e: unknown) =>
+    e instanceof PmemError && e.op === op && e.code === -22 &&
+    /'.*log\.set': a PMDK pool set file: pool sets are not supported/.test(
+      e.message,
+    );
+  assert.throws(() => PmemLog.open(set), poolSet("open"));
+  assert.throws(() => PmemLog.create(set), poolSet("create"));
+  // the file is left as it was
+  assert.equal(
+    readFileSync(set, "utf8"),
+    `PMEMPOOLSET\n4M ${join(dir, "part0")}\n`,
+  );
+  // a small file that is no pool set is still too small
+  const small = join(dir, "small");
+  writeFileSync(small, "PMEMPOOLSE");
+  assert.throws(() => PmemLog.open(small), /the file is too small/);
+});
+
 // ---- appends across crashes ----
 
 /** A traced run: the trace from the file's creation, and each op's log. */
