@@ -85,6 +85,19 @@ export class StreamMedia {
     return this.#size;
   }
 
+  /**
+   * Whether the view of the whole mapping kept here was detached: its
+   * program transferred the buffer of a view handed out (an entry's or a
+   * chunk's, posted to a Worker with its buffer in the transfer list),
+   * which is this view's buffer. Every view made here then reads as
+   * empty; a new StreamMedia of the mapping sees it again (the mapping
+   * makes a new buffer). Windows are not checked.
+   */
+  get detached(): boolean {
+    const u8 = this.#u8;
+    return u8 !== undefined && u8.byteLength === 0;
+  }
+
   /** Emit marks to the mapping's tracer (tests). */
   set traced(on: boolean) {
     this.#traced = on;

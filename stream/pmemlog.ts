@@ -165,8 +165,11 @@ export class PmemLog implements Disposable {
     this.#readOnly = readOnly;
     this.#mover = mover;
     this.#cursor = this.#media.read64(WRITE_OFFSET_AT);
+    const media = () => this.#media; // (viewed again by #live)
     this.#appender = new LogAppender({
-      media: this.#media,
+      get media() {
+        return media();
+      },
       mover,
       take: (n) => {
         this.#writable("appendAsync");
@@ -391,7 +394,12 @@ export class PmemLog implements Disposable {
   }
 
   #live(op: string): StreamMedia {
-    if (this.#map === null) throw new ClosedError("PmemLog", op);
+    const map = this.#map;
+    if (map === null) throw new ClosedError("PmemLog", op);
+    // a chunk's buffer transferred (posted to a Worker with it) is the one
+    // of the views kept here: they read as empty (tell() said NaN, appends
+    // threw the engine's TypeError), so the mapping is viewed again
+    if (this.#media.detached) this.#media = new StreamMedia(map);
     return this.#media;
   }
 
@@ -674,14 +682,17 @@ export class PmemLog implements Disposable {
       return;
     }
     for (let at = LOG_START; at < end; at += size) {
+      let m = media;
       if (at > LOG_START) {
-        // the callback may have closed the log (its mapping is gone) or
+        // the callback may have closed the log (its mapping is gone),
         // rewound it (what lies past the write offset is not the log's)
-        end = Math.min(end, this.#live(op).read64(WRITE_OFFSET_AT));
+        // or transferred its chunk's buffer (the log views it again)
+        m = this.#live(op);
+        end = Math.min(end, m.read64(WRITE_OFFSET_AT));
         // after a rewind the bytes are another log's, appended since
         if (at >= end || this.#rewinds !== rewinds) return;
       }
-      if (!callback(media.bytes(at, Math.min(size, end - at)))) return;
+      if (!callback(m.bytes(at, Math.min(size, end - at)))) return;
     }
   }
 

@@ -432,6 +432,45 @@ test("`PmemLog.open()` and `create()` of a pool set file say it is one", () => {
   assert.throws(() => PmemLog.open(small), /the file is too small/);
 });
 
+// Bug: a walk's chunk is a view of the buffer over the whole mapping, the
+// one the log keeps its own views of: a program that transferred it (a
+// chunk posted to a Worker with its buffer in the transfer list,
+// `buffer.transfer()`) left the log with detached views, so `tell()` said
+// NaN and every append, walk and rewind threw the engine's TypeError
+// ("Cannot perform Construct on a detached ArrayBuffer"). The log now
+// views its mapping again (the mapping makes a new buffer; the one moved
+// keeps working).
+test("a log whose chunk's buffer was transferred goes on working", async () => {
+  const path = tempPath();
+  {
+    using log = PmemLog.create(path, { poolSize: 2 * MiB });
+    log.append(Uint8Array.of(1, 2, 3));
+    let moved: ArrayBuffer | undefined;
+    log.walk(0, (chunk) => {
+      moved = (chunk.buffer as ArrayBuffer).transfer();
+      return true;
+    });
+    assert.equal(new Uint8Array(moved!)[8192], 1, "the buffer moved reads");
+    assert.equal(log.tell(), 3);
+    log.append(Uint8Array.of(4));
+    assert.equal(await log.appendAsync(Uint8Array.of(5)), 4);
+    assert.deepEqual([...logContents(log)], [1, 2, 3, 4, 5]);
+    // transferred again in the middle of a walk in chunks
+    const seen: number[] = [];
+    log.walk(2, (chunk) => {
+      seen.push(...chunk);
+      if (seen.length === 2) (chunk.buffer as ArrayBuffer).transfer();
+      return true;
+    });
+    assert.deepEqual(seen, [1, 2, 3, 4, 5]);
+    log.rewind();
+    assert.equal(log.tell(), 0);
+    log.append(Uint8Array.of(6));
+  }
+  using log = PmemLog.open(path);
+  assert.deepEqual([...logContents(log)], [6]);
+});
+
 // ---- appends across crashes ----
 
 /** A traced run: the trace from the file's creation, and each op's log. */
