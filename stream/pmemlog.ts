@@ -165,7 +165,7 @@ export class PmemLog implements Disposable {
     this.#readOnly = readOnly;
     this.#mover = mover;
     this.#cursor = this.#media.read64(WRITE_OFFSET_AT);
-    const media = () => this.#media; // (viewed again by #live)
+    const media = () => this.#fresh();
     this.#appender = new LogAppender({
       get media() {
         return media();
@@ -394,12 +394,18 @@ export class PmemLog implements Disposable {
   }
 
   #live(op: string): StreamMedia {
-    const map = this.#map;
-    if (map === null) throw new ClosedError("PmemLog", op);
-    // a chunk's buffer transferred (posted to a Worker with it) is the one
-    // of the views kept here: they read as empty (tell() said NaN, appends
-    // threw the engine's TypeError), so the mapping is viewed again
-    if (this.#media.detached) this.#media = new StreamMedia(map);
+    if (this.#map === null) throw new ClosedError("PmemLog", op);
+    return this.#fresh();
+  }
+
+  /**
+   * The media of the open log. A chunk's buffer transferred (posted to a
+   * Worker with it) is the one of the views kept here: they read as empty
+   * (tell() said NaN, appends threw the engine's TypeError), so the
+   * mapping is viewed again.
+   */
+  #fresh(): StreamMedia {
+    if (this.#media.detached) this.#media = new StreamMedia(this.#map!);
     return this.#media;
   }
 
@@ -562,15 +568,17 @@ export class PmemLog implements Disposable {
    */
   #giveBack(start: number): void {
     this.#cursor = start;
-    if (this.#media.read64(WRITE_OFFSET_AT) !== start) {
-      this.#media.write64(WRITE_OFFSET_AT, start);
+    const media = this.#fresh();
+    if (media.read64(WRITE_OFFSET_AT) !== start) {
+      media.write64(WRITE_OFFSET_AT, start);
     }
   }
 
   /** Store and persist the write offset (the commit point). */
   #commitTo(end: number): void {
-    this.#media.write64(WRITE_OFFSET_AT, end);
-    this.#media.persist(WRITE_OFFSET_AT, 8);
+    const media = this.#fresh();
+    media.write64(WRITE_OFFSET_AT, end);
+    media.persist(WRITE_OFFSET_AT, 8);
   }
 
   /**

@@ -442,8 +442,9 @@ test("`PmemLog.open()` and `create()` of a pool set file say it is one", () => {
 // keeps working).
 test("a log whose chunk's buffer was transferred goes on working", async () => {
   const path = tempPath();
+  using mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
   {
-    using log = PmemLog.create(path, { poolSize: 2 * MiB });
+    using log = PmemLog.create(path, { poolSize: 2 * MiB, mover });
     log.append(Uint8Array.of(1, 2, 3));
     let moved: ArrayBuffer | undefined;
     log.walk(0, (chunk) => {
@@ -463,6 +464,17 @@ test("a log whose chunk's buffer was transferred goes on working", async () => {
       return true;
     });
     assert.deepEqual(seen, [1, 2, 3, 4, 5]);
+    // transferred between an asynchronous append's call and its copy,
+    // and between its copy and its commit
+    const late = log.appendAsync(Uint8Array.of(7));
+    log.walk(0, (chunk) => void (chunk.buffer as ArrayBuffer).transfer());
+    assert.equal(await late, 5);
+    const copying = log.appendAsync(Uint8Array.of(8));
+    copying.poll();
+    copying.poll(); // placed, its copy sent to the mover's thread
+    log.walk(0, (chunk) => void (chunk.buffer as ArrayBuffer).transfer());
+    assert.equal(await copying, 6);
+    assert.deepEqual([...logContents(log)], [1, 2, 3, 4, 5, 7, 8]);
     log.rewind();
     assert.equal(log.tell(), 0);
     log.append(Uint8Array.of(6));
