@@ -85,6 +85,19 @@ export class StreamMedia {
     return this.#size;
   }
 
+  /**
+   * Whether the view of the whole mapping kept here was detached: its
+   * program transferred the buffer of a view handed out (an entry's or a
+   * chunk's, posted to a Worker with its buffer in the transfer list),
+   * which is this view's buffer. Every view made here then reads as
+   * empty; a new StreamMedia of the mapping sees it again (the mapping
+   * makes a new buffer). Windows are not checked.
+   */
+  get detached(): boolean {
+    const u8 = this.#u8;
+    return u8 !== undefined && u8.byteLength === 0;
+  }
+
   /** Emit marks to the mapping's tracer (tests). */
   set traced(on: boolean) {
     this.#traced = on;
@@ -146,11 +159,17 @@ export class StreamMedia {
 
   /**
    * Whether the `length` (> 0) bytes of `data` share memory with the
-   * mapping's `[offset, offset + length)`: a view of this mapping, such as
+   * mapping's `[offset, offset + span)`: a view of this mapping, such as
    * an entry's view kept across a `truncate()`, may overlap the place an
-   * append copies it to.
+   * append copies it to (or, `span` longer, the places of the appends
+   * copied with it).
    */
-  overlaps(offset: number, data: Uint8Array, length: number): boolean {
+  overlaps(
+    offset: number,
+    data: Uint8Array,
+    length: number,
+    span = length,
+  ): boolean {
     // seen whole, this mapping's views are over its one buffer (see
     // `bytes`), and a buffer compare spares Deno's address, dear next to
     // a small append; through windows any view may be one of them
@@ -164,7 +183,7 @@ export class StreamMedia {
     }
     const d = base + offset;
     const s = backend.addressOf(data);
-    return s < d + length && d < s + length;
+    return s < d + span && d < s + length;
   }
 
   /** A copy of `[offset, offset + length)`. */

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { statSync, unlinkSync } from "node:fs";
+import { closeSync, openSync, readSync, statSync, unlinkSync } from "node:fs";
 import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
 import { asOp, corrupt, notEmpty, withoutSize } from "../errors/file.ts";
 import {
@@ -46,6 +46,7 @@ import {
   checkMode,
   checkOpenArgs,
   notConstructible,
+  trueBytes,
 } from "../ffi/validate.ts";
 import { LogAppender } from "./pmemlog_async.ts";
 
@@ -164,8 +165,11 @@ export class PmemLog implements Disposable {
     this.#readOnly = readOnly;
     this.#mover = mover;
     this.#cursor = this.#media.read64(WRITE_OFFSET_AT);
+    const media = () => this.#fresh();
     this.#appender = new LogAppender({
-      media: this.#media,
+      get media() {
+        return media();
+      },
       mover,
       take: (n) => {
         this.#writable("appendAsync");
@@ -237,6 +241,7 @@ export class PmemLog implements Disposable {
     try {
       const size = Math.floor(source.size / LOG_PAGE) * LOG_PAGE;
       if (size < MIN_LOG_POOL) {
+        if (!created && isPoolSetFile(path)) throw poolSetFile(op, path);
         throw new PmemError(
           op,
           -EINVAL,
@@ -320,6 +325,7 @@ export class PmemLog implements Disposable {
     try {
       const size = Math.floor(source.size / LOG_PAGE) * LOG_PAGE;
       if (source.size < MIN_LOG_POOL) {
+        if (isPoolSetFile(path)) throw poolSetFile(op, path);
         // libpmemlog's open refuses a file below its minimum part size
         throw corrupt(
           op,
@@ -389,6 +395,17 @@ export class PmemLog implements Disposable {
 
   #live(op: string): StreamMedia {
     if (this.#map === null) throw new ClosedError("PmemLog", op);
+    return this.#fresh();
+  }
+
+  /**
+   * The media of the open log. A chunk's buffer transferred (posted to a
+   * Worker with it) is the one of the views kept here: they read as empty
+   * (tell() said NaN, appends threw the engine's TypeError), so the
+   * mapping is viewed again.
+   */
+  #fresh(): StreamMedia {
+    if (this.#media.detached) this.#media = new StreamMedia(this.#map!);
     return this.#media;
   }
 
@@ -427,12 +444,12 @@ export class PmemLog implements Disposable {
   }
 
   /**
-   * Check buffers; their lengths as the engine knows them (see
-   * `byteLengthOf`: a lying `byteLength` took a place of another size
-   * than the bytes copied into it). Each is read once, into `bufs`: an
-   * array read again to copy (a getter, a Proxy) gave other elements than
-   * those counted, and the copy threw after the place was taken (a hole
-   * in the log) or wrote other bytes than those counted.
+   * Check buffers; their lengths as the engine knows them once the array
+   * is read (see `byteLengthOf`: a lying `byteLength` took a place of
+   * another size than the bytes copied into it). Each is read once, into
+   * `bufs`: an array read again to copy (a getter, a Proxy) gave other
+   * elements than those counted, and the copy threw after the place was
+   * taken (a hole in the log) or wrote other bytes than those counted.
    */
   #checkBuffers(
     data: readonly Uint8Array[],
@@ -440,14 +457,20 @@ export class PmemLog implements Disposable {
     bufs: Uint8Array[] = [],
     lengths: number[] = [],
   ): number {
-    let n = 0;
     for (const b of data) {
       if (!(b instanceof Uint8Array)) {
         throw new TypeError(`Cannot ${op}: data must be Uint8Arrays`);
       }
+      bufs.push(b);
+    }
+    // measured once the array is read: its reads (an iterator, a Proxy's
+    // traps) may resize a buffer taken before, which was then copied at
+    // its new length into a place of its old one (stale log bytes
+    // committed after it, or the next buffer's place overwritten)
+    let n = 0;
+    for (const b of bufs) {
       const m = byteLengthOf(b);
       if (m === 0 && isDetached(b)) throw detachedData(op, b);
-      bufs.push(b);
       lengths.push(m);
       n += m;
     }
@@ -512,6 +535,16 @@ export class PmemLog implements Disposable {
     // an empty vector too fails on a full log, as in libpmemlog
     const at = this.#take(n, op);
     if (n === 0) return;
+    // a view of the mapping over the place taken (kept across a rewind):
+    // the buffers are copied one after another, and on Bun a large log a
+    // view window at a time, so a copy would overwrite bytes a later one
+    // (or a later piece of its own) still reads; such bytes are copied
+    // out first, and the append holds what the views held at the call
+    for (let i = 0; i < bufs.length; i++) {
+      if (lengths[i] > 0 && media.overlaps(at, bufs[i], lengths[i], n)) {
+        bufs[i] = trueBytes(bufs[i]).slice();
+      }
+    }
     try {
       let p = at;
       for (let i = 0; i < bufs.length; i++) {
@@ -535,15 +568,17 @@ export class PmemLog implements Disposable {
    */
   #giveBack(start: number): void {
     this.#cursor = start;
-    if (this.#media.read64(WRITE_OFFSET_AT) !== start) {
-      this.#media.write64(WRITE_OFFSET_AT, start);
+    const media = this.#fresh();
+    if (media.read64(WRITE_OFFSET_AT) !== start) {
+      media.write64(WRITE_OFFSET_AT, start);
     }
   }
 
   /** Store and persist the write offset (the commit point). */
   #commitTo(end: number): void {
-    this.#media.write64(WRITE_OFFSET_AT, end);
-    this.#media.persist(WRITE_OFFSET_AT, 8);
+    const media = this.#fresh();
+    media.write64(WRITE_OFFSET_AT, end);
+    media.persist(WRITE_OFFSET_AT, 8);
   }
 
   /**
@@ -570,12 +605,34 @@ export class PmemLog implements Disposable {
    * assert.equal(log.tell(), 6);
    * ```
    *
-   * @throws {TypeError} at once for bad data
+   * @throws {TypeError} at once for bad data, options that are not an
+   *   object, or a signal that is not an AbortSignal
    */
   appendAsync(data: Uint8Array, options?: FutureOptions): Future<number> {
     const op = "appendAsync";
     this.#writable(op);
+    if (!(data instanceof Uint8Array)) {
+      throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
+    }
     this.#checkBuffers([data], op);
+    // as LogStream's: a string or number given for the options is not
+    // taken as none, and a bad signal is refused in this call's words
+    if (options !== undefined) {
+      if (typeof options !== "object" || options === null) {
+        throw new TypeError(`Cannot ${op}: options must be an object`);
+      }
+      if (Array.isArray(options)) {
+        throw new TypeError(
+          `Cannot ${op}: options must be an object, got an array`,
+        );
+      }
+      // read once: a getter could give the future a value never checked
+      const signal = options.signal;
+      if (signal !== undefined && !(signal instanceof AbortSignal)) {
+        throw new TypeError(`Cannot ${op}: signal must be an AbortSignal`);
+      }
+      options = { signal };
+    }
     return this.#appender.append(data, options);
   }
 
@@ -588,12 +645,24 @@ export class PmemLog implements Disposable {
    * Empty the log (`pmemlog_rewind`): the write offset goes back to the
    * start and is persisted. The data is not erased. Appends in flight
    * finish first.
+   *
+   * @throws {PmemError} when the persist fails (the log is left as it
+   *   was)
    */
   rewind(): void {
     const media = this.#writable("rewind");
     this.#drain();
+    const was = media.read64(WRITE_OFFSET_AT);
     media.write64(WRITE_OFFSET_AT, LOG_START);
-    media.persist(WRITE_OFFSET_AT, 8);
+    try {
+      media.persist(WRITE_OFFSET_AT, 8);
+    } catch (e) {
+      // not rewound: the offset goes back, as a failed append's does (left
+      // at the start, tell() said 0 while the next append went after the
+      // old data, and brought it back)
+      media.write64(WRITE_OFFSET_AT, was);
+      throw e;
+    }
     this.#cursor = LOG_START;
     this.#rewinds++;
   }
@@ -621,14 +690,17 @@ export class PmemLog implements Disposable {
       return;
     }
     for (let at = LOG_START; at < end; at += size) {
+      let m = media;
       if (at > LOG_START) {
-        // the callback may have closed the log (its mapping is gone) or
+        // the callback may have closed the log (its mapping is gone),
         // rewound it (what lies past the write offset is not the log's)
-        end = Math.min(end, this.#live(op).read64(WRITE_OFFSET_AT));
+        // or transferred its chunk's buffer (the log views it again)
+        m = this.#live(op);
+        end = Math.min(end, m.read64(WRITE_OFFSET_AT));
         // after a rewind the bytes are another log's, appended since
         if (at >= end || this.#rewinds !== rewinds) return;
       }
-      if (!callback(media.bytes(at, Math.min(size, end - at)))) return;
+      if (!callback(m.bytes(at, Math.min(size, end - at)))) return;
     }
   }
 
@@ -659,6 +731,35 @@ export class PmemLog implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/**
+ * Whether the file at `path` is a PMDK pool set file: a text file that
+ * libpmemlog takes for the pool it describes, told by its first 11 bytes
+ * as libpmem's `util_is_poolset_file` tells it. Asked of a file too small
+ * for a log, to say what it is rather than its size.
+ */
+function isPoolSetFile(path: string): boolean {
+  const head = new Uint8Array(11);
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, "r");
+    return readSync(fd, head, 0, head.length, 0) === head.length &&
+      new TextDecoder().decode(head) === "PMEMPOOLSET";
+  } catch {
+    return false; // unreadable: the caller's error stands
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** A `PmemError` -22 (EINVAL): `path` is a pool set file (see above). */
+function poolSetFile(op: string, path: string): PmemError {
+  return corrupt(
+    op,
+    path,
+    "a PMDK pool set file: pool sets are not supported (pmempool handles them)",
+  );
 }
 
 function lockFile(path: string, op: string): FileLock {

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { byteLengthOf } from "../ffi/validate.ts";
+import { byteLengthOf, trueBytes } from "../ffi/validate.ts";
 import {
   Future,
   type FutureOptions,
@@ -42,8 +42,11 @@ interface Pending {
 
 /** What an appender needs from its log. */
 export interface AppenderHost {
-  /** The log's mapping. */
-  media: StreamMedia;
+  /**
+   * The log's media, read anew at each use: the log views its mapping
+   * again when a program transferred the buffer of its views.
+   */
+  readonly media: StreamMedia;
   /** The mover of the copies. */
   mover: Vdm;
   /** Take `n` bytes at the log's cursor (throws when full or read-only). */
@@ -94,7 +97,6 @@ export class LogAppender {
     const queued = this.#queued;
     this.#queued = [];
     if (queued.length === 0) return;
-    const media = this.#host.media;
     const ops: BatchEntry[] = [];
     const started: Pending[] = [];
     for (const p of queued) {
@@ -114,9 +116,25 @@ export class LogAppender {
       p.end = p.start + n;
       this.#pending.push(p);
       started.push(p);
-      if (n > 0) media.copyOps(p.start, p.data, ops);
     }
     if (started.length === 0) return;
+    // the media once the places are taken: taking one may have viewed the
+    // mapping again (see `PmemLog`'s `#live`)
+    const media = this.#host.media;
+    // a view of the mapping over the places taken (kept across a rewind):
+    // the mover copies in pieces (per window, per transfer limit) that run
+    // in any order or at once, so one piece would overwrite what another
+    // still reads; such bytes are copied out first (as LogStream's)
+    const from = started[0].start;
+    const span = started[started.length - 1].end - from;
+    for (const p of started) {
+      const n = p.end - p.start;
+      if (n === 0) continue;
+      if (media.overlaps(from, p.data, n, span)) {
+        p.data = trueBytes(p.data).slice();
+      }
+      media.copyOps(p.start, p.data, ops);
+    }
     let copy: Future<void> | undefined;
     try {
       copy = this.#host.mover.batch(ops);

@@ -8,6 +8,9 @@
  *                                       A SEED LEN       append pattern(SEED, LEN)
  *                                       V S1 L1 S2 L2    appendv of two patterns
  *                                       R                rewind
+ *   logutil try PATH SPEC             run the spec's operations, going on after
+ *                                     a failed one; prints "RC ERRNO TELL" for each.
+ *                                     Also: W N S1 L1 ... SN LN (appendv of N)
  *   logutil dump PATH OUT             write the log's data (walk, chunk 0) to OUT;
  *                                     prints "tell N nbyte N"
  *   logutil walk PATH CHUNK           prints the length of each chunk of a walk
@@ -79,7 +82,7 @@ int
 main(int argc, char *argv[])
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: logutil create|apply|dump|walk|open|hold PATH ...\n");
+		fprintf(stderr, "usage: logutil create|apply|try|dump|walk|open|hold PATH ...\n");
 		return 2;
 	}
 	const char *cmd = argv[1], *path = argv[2];
@@ -122,6 +125,49 @@ main(int argc, char *argv[])
 			} else if (line[0] == 'R') {
 				pmemlog_rewind(plp);
 			}
+		}
+		fclose(spec);
+		pmemlog_close(plp);
+		return 0;
+	}
+	if (strcmp(cmd, "try") == 0 && argc == 4) {
+		FILE *spec = fopen(argv[3], "r");
+		if (spec == NULL)
+			die("fopen spec");
+		PMEMlogpool *plp = open_log(path);
+		char line[1024];
+		while (fgets(line, sizeof(line), spec) != NULL) {
+			int rc = 0;
+			errno = 0;
+			if (line[0] == 'A' || line[0] == 'W') {
+				/* A SEED LEN is W 1 SEED LEN */
+				struct iovec iov[8];
+				char *p = line + 1;
+				long n = line[0] == 'A' ? 1 : strtol(p, &p, 10);
+				if (n < 0 || n > 8) {
+					fprintf(stderr, "logutil: bad line %s", line);
+					return 2;
+				}
+				for (long i = 0; i < n; i++) {
+					unsigned seed = (unsigned)strtoul(p, &p, 10);
+					size_t len = (size_t)strtoull(p, &p, 10);
+					iov[i].iov_base = malloc(len + 1);
+					iov[i].iov_len = len;
+					fill_pattern(iov[i].iov_base, seed, len);
+				}
+				rc = line[0] == 'A'
+					? pmemlog_append(plp, iov[0].iov_base,
+						iov[0].iov_len)
+					: pmemlog_appendv(plp, iov, (int)n);
+				int saved = errno;
+				for (long i = 0; i < n; i++)
+					free(iov[i].iov_base);
+				errno = saved;
+			} else if (line[0] == 'R') {
+				pmemlog_rewind(plp);
+			}
+			printf("%d %d %lld\n", rc, rc != 0 ? errno : 0,
+				pmemlog_tell(plp));
 		}
 		fclose(spec);
 		pmemlog_close(plp);

@@ -47,8 +47,9 @@ export const LIBPMEMLOG_SKIP: string | false = requires("libpmemlog");
 let built: string | undefined;
 
 /**
- * Run the libpmemlog helper: `create PATH SIZE`, `apply PATH SPEC`, `dump
- * PATH OUT`, `walk PATH CHUNK`, `open PATH`.
+ * Run the libpmemlog helper: `create PATH SIZE`, `apply PATH SPEC`, `try
+ * PATH SPEC` (each operation's result), `dump PATH OUT`, `walk PATH CHUNK`,
+ * `open PATH`.
  */
 export function logutil(...args: string[]): Run {
   return run(logutilPath(), args);
