@@ -90,7 +90,7 @@ export class Media {
       return new Uint8Array(u8.buffer, u8.byteOffset + offset, length);
     }
     if (this.#win === undefined) throw closedMedia();
-    return this.#win.bytes(offset, length);
+    return this.#win.view(offset, length);
   }
 
   /**

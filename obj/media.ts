@@ -22,7 +22,7 @@
  *
  * @module
  */
-import type { Mapping } from "../pmem2/mapping.ts";
+import { type Mapping, ownView } from "../pmem2/mapping.ts";
 import { crc32c } from "../pmem2/crc32c.ts";
 import { VIEW_WINDOWS } from "../pmem2/view_buffers.ts";
 import { evenRun, EvenWindows } from "../pmem2/even_windows.ts";
@@ -60,7 +60,9 @@ export class ObjMedia {
     this.#map = map;
     this.size = map.size;
     if (this.size <= VIEW_WINDOWS.whole) {
-      this.#u8 = map.view(0, this.size);
+      // a buffer of the pool's own: no view handed out shares it (see
+      // `shared`), so a program that transfers one does not detach it
+      this.#u8 = ownView(map, 0, this.size);
       // divisions, not shifts: a shift takes its operand mod 2^32, and a
       // pool of 4 GiB (the largest) had views of no words at all
       this.#u32 = new Uint32Array(
@@ -199,7 +201,17 @@ export class ObjMedia {
     const u8 = this.#u8;
     return u8 !== null
       ? u8.subarray(offset, offset + length)
-      : this.#win!.bytes(offset, length);
+      : this.#win!.view(offset, length);
+  }
+
+  /**
+   * A zero-copy view of `[offset, offset + length)` to hand out (an
+   * object's, by `ObjectPool.view`), valid until the mapping closes: one
+   * the mapping makes over its shared buffers, which a program may
+   * transfer (post to a Worker) without detaching the pool's own views.
+   */
+  shared(offset: number, length: number): Uint8Array {
+    return this.#map.view(offset, length);
   }
 
   /**

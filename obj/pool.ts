@@ -443,7 +443,7 @@ export class ObjectPool implements Disposable {
    */
   view(o: ObjectHandle): Uint8Array {
     this.#range(o, 0, o?.size ?? 0, "view");
-    return this.#engine.media.bytes(o.offset, o.size);
+    return this.#engine.media.shared(o.offset, o.size);
   }
 
   /**

@@ -19,7 +19,7 @@
  * @module
  */
 import type { BatchEntry } from "../mover/vdm.ts";
-import type { Mapping } from "./mapping.ts";
+import { type Mapping, ownView } from "./mapping.ts";
 import { crc32c } from "./crc32c.ts";
 import { byteLengthOf } from "../ffi/validate.ts";
 import { VIEW_WINDOWS } from "./view_buffers.ts";
@@ -90,7 +90,9 @@ export class EvenWindows {
   /** Make window `k` and its words. */
   #window(k: number): Uint8Array {
     const start = k * STRIDE;
-    const view = this.#map.view(start, Math.min(SIZE, this.size - start));
+    // a buffer of the store's own: no view handed out shares it, so a
+    // program that transfers one does not detach the windows
+    const view = ownView(this.#map, start, Math.min(SIZE, this.size - start));
     this.#u8s[k] = view;
     // windows start at multiples of the stride: 8-aligned
     this.#u32s[k] = new Uint32Array(
@@ -167,11 +169,20 @@ export class EvenWindows {
   }
 
   /**
-   * A zero-copy view of `[offset, offset + length)`, valid until the
-   * mapping closes. Past a stride it is a view the mapping makes for it,
-   * over a buffer of the whole mapping on Bun.
+   * A zero-copy view of `[offset, offset + length)` to hand out, valid
+   * until the mapping closes: one the mapping makes, over its shared
+   * buffers (a program may transfer them; the mapping makes new ones).
    */
   bytes(offset: number, length: number): Uint8Array {
+    return this.#map.view(offset, length);
+  }
+
+  /**
+   * A zero-copy view of `[offset, offset + length)` for the store's own
+   * use, never to hand out: over a window when one holds it (else one the
+   * mapping makes, over a buffer of the whole mapping on Bun).
+   */
+  view(offset: number, length: number): Uint8Array {
     if (length > STRIDE) return this.#map.view(offset, length);
     const k = EvenWindows.#slot(offset, length);
     const w = this.#u8s[k] ?? this.#window(k);

@@ -68,6 +68,25 @@ let attachReader: (map: Mapping, reader: Closable) => Ptr;
 export function registerReader(map: Mapping, reader: Closable): Ptr {
   return attachReader(map, reader);
 }
+let ownBufferOf: (map: Mapping, offset: number, length: number) => ArrayBuffer;
+
+/**
+ * A view of `[offset, offset + length)` (a range the caller checked) over
+ * a buffer of its own, which no view the mapping hands out shares (see
+ * `ViewBuffers.own`): what a store keeps of its mapping, so that a
+ * transfer of a view it handed out does not detach it. Internal (the
+ * stores' media).
+ *
+ * @throws {ClosedError} when the mapping is closed
+ * @throws {PmemError} code -13 (EACCES) unless it is read-write
+ */
+export function ownView(
+  map: Mapping,
+  offset: number,
+  length: number,
+): Uint8Array {
+  return new Uint8Array(ownBufferOf(map, offset, length), 0, length);
+}
 let attachTracer: (map: Mapping, tracer: PersistTracer | undefined) => void;
 let tracerOf: (map: Mapping) => PersistTracer | undefined;
 let handleOf: (map: Mapping) => Ptr;
@@ -438,6 +457,10 @@ export class Mapping implements Disposable {
     tracerOf = (map) => map.#tracer;
     handleOf = (map) => map.#live("handle");
     buffersOf = (map) => map.#buffers;
+    ownBufferOf = (map, offset, length) => {
+      map.#writable("view");
+      return map.#buffers.own(offset, length);
+    };
     copiesOf = (map) => map.#copies;
   }
 

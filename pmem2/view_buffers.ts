@@ -159,6 +159,18 @@ export class ViewBuffers {
   }
 
   /**
+   * A buffer over `[offset, offset + length)` that is the caller's alone:
+   * no view the mapping hands out is made from it. A store keeps its own
+   * views of its mapping in such buffers, so a program that transfers the
+   * buffer of a view the store handed out (an entry's data posted to a
+   * Worker) detaches only the shared one, which the mapping makes anew,
+   * and never the store's. It is detached at close with the others.
+   */
+  own(offset: number, length: number): ArrayBuffer {
+    return this.#track(backend.view(this.#address, length, offset), offset);
+  }
+
+  /**
    * Detach every buffer handed out: their views read as empty. Returns
    * false when one was detached already: its program transferred it
    * (`transfer()`, `postMessage` with a transfer list), and the buffer it

@@ -22,7 +22,12 @@
  */
 import type { Mapping } from "../pmem2/mapping.ts";
 import { crc32c } from "../pmem2/crc32c.ts";
-import { markMapping, nativeHandleOf, traceDurable } from "../pmem2/mapping.ts";
+import {
+  markMapping,
+  nativeHandleOf,
+  ownView,
+  traceDurable,
+} from "../pmem2/mapping.ts";
 import { backend, check, native } from "../ffi/lib.ts";
 import { bufferOf, byteLengthOf, trueBytes } from "../ffi/validate.ts";
 import type { BatchEntry } from "../mover/vdm.ts";
@@ -45,11 +50,21 @@ export interface Range {
 export class StreamMedia {
   #map: Mapping;
   #size: number;
-  /** The whole mapping, when it is seen whole (else: windows). */
+  /**
+   * The whole mapping, when it is seen whole (else: windows), over a
+   * buffer of the stream's own (`ownView`): no view handed out shares it,
+   * so a program that transfers an entry's buffer does not detach it.
+   */
   #u8: Uint8Array | undefined;
   #u32: Uint32Array | undefined;
   /** The buffer of `#u8` (views made over it directly are cheaper). */
   #buf: ArrayBuffer | undefined;
+  /**
+   * The mapping's shared buffer, for the views handed out (entries'
+   * data, reservations, a log's chunks), when it is seen whole: made
+   * anew by the mapping when a program transferred it.
+   */
+  #out: ArrayBuffer | undefined;
   /** The windows, when the mapping is not seen whole. */
   #win: EvenWindows | undefined;
   #traced = false;
@@ -65,8 +80,9 @@ export class StreamMedia {
     this.#size = map.size;
     // one view only below 4 GiB: its words are indexed by `offset >>> 2`
     if (this.#size <= Math.min(VIEW_WINDOWS.whole, 2 ** 32 - 4096)) {
-      this.#u8 = map.view(0, this.#size);
+      this.#u8 = ownView(map, 0, this.#size);
       this.#buf = this.#u8.buffer as ArrayBuffer;
+      this.#out = map.view(0, this.#size).buffer as ArrayBuffer;
       this.#u32 = new Uint32Array(
         this.#u8.buffer,
         this.#u8.byteOffset,
@@ -83,19 +99,6 @@ export class StreamMedia {
   /** Mapped bytes. */
   get size(): number {
     return this.#size;
-  }
-
-  /**
-   * Whether the view of the whole mapping kept here was detached: its
-   * program transferred the buffer of a view handed out (an entry's or a
-   * chunk's, posted to a Worker with its buffer in the transfer list),
-   * which is this view's buffer. Every view made here then reads as
-   * empty; a new StreamMedia of the mapping sees it again (the mapping
-   * makes a new buffer). Windows are not checked.
-   */
-  get detached(): boolean {
-    const u8 = this.#u8;
-    return u8 !== undefined && u8.byteLength === 0;
   }
 
   /** Emit marks to the mapping's tracer (tests). */
@@ -122,13 +125,37 @@ export class StreamMedia {
     return this.#u8;
   }
 
-  /** A zero-copy view of `[offset, offset + length)`. */
+  /**
+   * A zero-copy view of `[offset, offset + length)` to hand out (an
+   * entry's data, a reservation's, a log's chunk), valid until the
+   * mapping closes. Its buffer is the mapping's shared one: a program may
+   * transfer it (post the data to a Worker) without detaching the
+   * stream's own views (see {@linkcode StreamMedia.view}).
+   */
   bytes(offset: number, length: number): Uint8Array {
-    const buf = this.#buf;
+    const out = this.#out;
+    if (out === undefined) return this.#win!.bytes(offset, length);
     // a constructor call over the cached buffer, not subarray(): it skips
     // the species lookup and the buffer getter, per entry read
+    try {
+      return new Uint8Array(out, offset, length);
+    } catch {
+      // (a checked range) a program transferred the buffer of a view
+      // handed out: the mapping makes a new one
+    }
+    const again = this.#map.view(0, this.#size).buffer as ArrayBuffer;
+    this.#out = again;
+    return new Uint8Array(again, offset, length);
+  }
+
+  /**
+   * A zero-copy view of `[offset, offset + length)` for the stream's own
+   * use, never to hand out: over its own buffer when it is seen whole.
+   */
+  view(offset: number, length: number): Uint8Array {
+    const buf = this.#buf;
     if (buf !== undefined) return new Uint8Array(buf, offset, length);
-    return this.#win!.bytes(offset, length);
+    return this.#win!.view(offset, length);
   }
 
   /**
@@ -170,11 +197,14 @@ export class StreamMedia {
     length: number,
     span = length,
   ): boolean {
-    // seen whole, this mapping's views are over its one buffer (see
-    // `bytes`), and a buffer compare spares Deno's address, dear next to
-    // a small append; through windows any view may be one of them
+    // seen whole, this mapping's views are over its two buffers (see
+    // `bytes` and `view`), and a buffer compare spares Deno's address,
+    // dear next to a small append; through windows any view may be one
     const buf = this.#buf;
-    if (buf !== undefined && bufferOf(data) !== buf) return false;
+    if (buf !== undefined) {
+      const b = bufferOf(data);
+      if (b !== buf && b !== this.#out) return false;
+    }
     let base = this.#base;
     if (base === 0) {
       // the mapping is one range of memory, its even windows views of it
@@ -189,7 +219,7 @@ export class StreamMedia {
   /** A copy of `[offset, offset + length)`. */
   copy(offset: number, length: number): Uint8Array {
     const win = this.#win;
-    if (win === undefined) return this.bytes(offset, length).slice();
+    if (win === undefined) return this.view(offset, length).slice();
     const out = new Uint8Array(length);
     win.copyInto(offset, length, out, 0);
     return out;
@@ -228,7 +258,7 @@ export class StreamMedia {
    * so a crash leaves the old or the new value (not persisted).
    */
   write64(offset: number, value: number): void {
-    const v = this.bytes(offset, 8);
+    const v = this.view(offset, 8);
     new BigUint64Array(v.buffer, v.byteOffset, 1)[0] = BigInt(value);
   }
 
@@ -264,7 +294,7 @@ export class StreamMedia {
   /** Whether `[offset, offset + length)` is all zero. */
   isZero(offset: number, length: number): boolean {
     if (this.#win !== undefined) return this.#win.isZero(offset, length);
-    const b = this.bytes(offset, length);
+    const b = this.view(offset, length);
     for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
     return true;
   }
@@ -362,6 +392,7 @@ export class StreamMedia {
     this.#u8 = undefined;
     this.#u32 = undefined;
     this.#buf = undefined;
+    this.#out = undefined;
     this.#win = undefined;
   }
 }

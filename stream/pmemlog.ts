@@ -165,11 +165,8 @@ export class PmemLog implements Disposable {
     this.#readOnly = readOnly;
     this.#mover = mover;
     this.#cursor = this.#media.read64(WRITE_OFFSET_AT);
-    const media = () => this.#fresh();
     this.#appender = new LogAppender({
-      get media() {
-        return media();
-      },
+      media: this.#media,
       mover,
       take: (n) => {
         this.#writable("appendAsync");
@@ -395,17 +392,6 @@ export class PmemLog implements Disposable {
 
   #live(op: string): StreamMedia {
     if (this.#map === null) throw new ClosedError("PmemLog", op);
-    return this.#fresh();
-  }
-
-  /**
-   * The media of the open log. A chunk's buffer transferred (posted to a
-   * Worker with it) is the one of the views kept here: they read as empty
-   * (tell() said NaN, appends threw the engine's TypeError), so the
-   * mapping is viewed again.
-   */
-  #fresh(): StreamMedia {
-    if (this.#media.detached) this.#media = new StreamMedia(this.#map!);
     return this.#media;
   }
 
@@ -568,17 +554,15 @@ export class PmemLog implements Disposable {
    */
   #giveBack(start: number): void {
     this.#cursor = start;
-    const media = this.#fresh();
-    if (media.read64(WRITE_OFFSET_AT) !== start) {
-      media.write64(WRITE_OFFSET_AT, start);
+    if (this.#media.read64(WRITE_OFFSET_AT) !== start) {
+      this.#media.write64(WRITE_OFFSET_AT, start);
     }
   }
 
   /** Store and persist the write offset (the commit point). */
   #commitTo(end: number): void {
-    const media = this.#fresh();
-    media.write64(WRITE_OFFSET_AT, end);
-    media.persist(WRITE_OFFSET_AT, 8);
+    this.#media.write64(WRITE_OFFSET_AT, end);
+    this.#media.persist(WRITE_OFFSET_AT, 8);
   }
 
   /**
@@ -690,17 +674,14 @@ export class PmemLog implements Disposable {
       return;
     }
     for (let at = LOG_START; at < end; at += size) {
-      let m = media;
       if (at > LOG_START) {
-        // the callback may have closed the log (its mapping is gone),
+        // the callback may have closed the log (its mapping is gone) or
         // rewound it (what lies past the write offset is not the log's)
-        // or transferred its chunk's buffer (the log views it again)
-        m = this.#live(op);
-        end = Math.min(end, m.read64(WRITE_OFFSET_AT));
+        end = Math.min(end, this.#live(op).read64(WRITE_OFFSET_AT));
         // after a rewind the bytes are another log's, appended since
         if (at >= end || this.#rewinds !== rewinds) return;
       }
-      if (!callback(m.bytes(at, Math.min(size, end - at)))) return;
+      if (!callback(media.bytes(at, Math.min(size, end - at)))) return;
     }
   }
 

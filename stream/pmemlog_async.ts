@@ -42,11 +42,8 @@ interface Pending {
 
 /** What an appender needs from its log. */
 export interface AppenderHost {
-  /**
-   * The log's media, read anew at each use: the log views its mapping
-   * again when a program transferred the buffer of its views.
-   */
-  readonly media: StreamMedia;
+  /** The log's mapping. */
+  media: StreamMedia;
   /** The mover of the copies. */
   mover: Vdm;
   /** Take `n` bytes at the log's cursor (throws when full or read-only). */
@@ -97,6 +94,7 @@ export class LogAppender {
     const queued = this.#queued;
     this.#queued = [];
     if (queued.length === 0) return;
+    const media = this.#host.media;
     const ops: BatchEntry[] = [];
     const started: Pending[] = [];
     for (const p of queued) {
@@ -118,9 +116,6 @@ export class LogAppender {
       started.push(p);
     }
     if (started.length === 0) return;
-    // the media once the places are taken: taking one may have viewed the
-    // mapping again (see `PmemLog`'s `#live`)
-    const media = this.#host.media;
     // a view of the mapping over the places taken (kept across a rewind):
     // the mover copies in pieces (per window, per transfer limit) that run
     // in any order or at once, so one piece would overwrite what another
