@@ -1,0 +1,46 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// A new user's review: the README, the examples, the JSDoc examples and
+// the CLI run as a user runs them, with the mistakes a user makes. Each
+// test is the probe that found a bug (red before its fix on at least one
+// runtime), kept as a regression test.
+import { checkObjectPool, ObjectPool } from "../obj/mod.ts";
+import { assert, tempPath, test } from "./_harness.ts";
+
+const MiB = 1 << 20;
+
+// Bug: checkObjectPool read `options.live` without checking the options:
+// null or a live that was no iterable threw the engine's TypeError ("null
+// is not an object", Bun's bare "Type error"); a misspelt key (`Live`)
+// was ignored, so the leak check a caller asked for silently did not run;
+// and handles passed for offsets (`live: [handle]`, what tx.alloc
+// returns) were reported as dangling objects and leaks of a healthy pool.
+test("checkObjectPool refuses options it cannot use with a TypeError naming them", () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "ux" });
+  const o = pool.tx((tx) => tx.alloc(16));
+  const bad: [string, unknown, RegExp][] = [
+    ["null", null, /^Cannot check pool: options must be an object/],
+    ["{ Live }", { Live: [o.offset] }, /unknown option 'Live'.*'live'/],
+    ["{ live: 5 }", { live: 5 }, /^Cannot check pool: live must be an/],
+    ["{ live: [handle] }", { live: [o] }, /live.*offset/],
+    ["{ live: ['1'] }", { live: [String(o.offset)] }, /live.*offset/],
+  ];
+  for (const [what, options, message] of bad) {
+    assert.throws(
+      () => checkObjectPool(pool, options as never),
+      (e) => e instanceof TypeError && message.test(e.message),
+      what,
+    );
+  }
+  // what is right still checks, a generator included
+  assert.deepEqual(checkObjectPool(pool, { live: [o.offset] }).problems, []);
+  assert.deepEqual(
+    checkObjectPool(pool, {
+      live: (function* () {
+        yield o.offset;
+      })(),
+    })
+      .problems,
+    [],
+  );
+  assert.equal(checkObjectPool(pool, { live: [] }).problems.length, 1);
+});
