@@ -302,6 +302,9 @@ export function encodeHeader(g: Geometry): Uint8Array {
   return b;
 }
 
+/** The signature of libpmemobj's pools (PMDK's pool header). */
+const LIBPMEMOBJ = new TextEncoder().encode("PMEMOBJ\0");
+
 /**
  * Decode and validate the pool header.
  *
@@ -319,6 +322,10 @@ export function decodeHeader(
   }
   const sig = b.subarray(0, 16);
   if (!sig.every((x, i) => x === SIGNATURE.charCodeAt(i))) {
+    // an object pool, but libpmemobj's: saying it is none reads as damage
+    if (LIBPMEMOBJ.every((x, i) => x === sig[i])) {
+      return "a libpmemobj pool (signature \"PMEMOBJ\"): asyncpmem's object store has its own format and does not read libpmemobj's";
+    }
     return `not an object pool: ${describeSignature(sig)}`;
   }
   const stored = dv.getUint32(HEADER_CRC_AT, true);

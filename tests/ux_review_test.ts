@@ -3,6 +3,8 @@
 // the CLI run as a user runs them, with the mistakes a user makes. Each
 // test is the probe that found a bug (red before its fix on at least one
 // runtime), kept as a regression test.
+import { writeFileSync } from "node:fs";
+import { PmemError } from "../errors/mod.ts";
 import { checkObjectPool, ObjectPool } from "../obj/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
@@ -43,4 +45,28 @@ test("checkObjectPool refuses options it cannot use with a TypeError naming them
     [],
   );
   assert.equal(checkObjectPool(pool, { live: [] }).problems.length, 1);
+});
+
+// Bug: ObjectPool.open of a pool made by libpmemobj said "not an object
+// pool: the signature is "PMEMOBJ"", which a user moving from libpmemobj
+// reads as a damaged file; the CLI names such a file a pmemobj pool, and
+// the README says they are recognized, not read.
+test("ObjectPool.open of a libpmemobj pool says it is libpmemobj's, which it does not read", () => {
+  const path = tempPath();
+  // libpmemobj's pool header begins with its signature (pmempool create
+  // obj writes it; the rest does not matter to the refusal)
+  const file = new Uint8Array(8 * MiB);
+  file.set(new TextEncoder().encode("PMEMOBJ\0"));
+  writeFileSync(path, file);
+  assert.throws(
+    () => ObjectPool.open(path, { layout: "x" }),
+    (e) => {
+      assert.ok(e instanceof PmemError, String(e));
+      assert.equal(e.code, -22);
+      assert.equal(e.op, "open");
+      assert.match(e.message, /a libpmemobj pool/);
+      assert.doesNotMatch(e.message, /not an object pool/);
+      return true;
+    },
+  );
 });
