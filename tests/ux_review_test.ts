@@ -4,8 +4,11 @@
 // test is the probe that found a bug (red before its fix on at least one
 // runtime), kept as a regression test.
 import { writeFileSync } from "node:fs";
+import { BlockPool } from "../blk/mod.ts";
 import { PmemError } from "../errors/mod.ts";
 import { checkObjectPool, ObjectPool } from "../obj/mod.ts";
+import { LogStream } from "../stream/mod.ts";
+import { cli } from "./cli_run.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
@@ -69,4 +72,32 @@ test("ObjectPool.open of a libpmemobj pool says it is libpmemobj's, which it doe
       return true;
     },
   );
+});
+
+// Bug: a required number left off the command line (`create blk` without
+// --block-size, `dump` of a block pool without --lba, of a stream without
+// --region, `zero` without --lba, `convert` of a stream without --region)
+// was told "--block-size needs a non-negative integer", as if the value
+// given were wrong: the user gave none.
+test("CLI: a required number left out is named as missing", () => {
+  const blk = tempPath("blk");
+  BlockPool.create(blk, { blockSize: 512, poolSize: 17 * MiB }).close();
+  const stream = tempPath("stream");
+  LogStream.create(stream, { size: MiB }).close();
+  const cases: [string[], string][] = [
+    [["create", "blk", tempPath(), "--size", "32M"], "block-size"],
+    [["dump", blk], "lba"],
+    [["zero", blk], "lba"],
+    [["dump", stream], "region"],
+    [["convert", stream, tempPath()], "region"],
+  ];
+  for (const [args, option] of cases) {
+    const r = cli(...args);
+    assert.equal(r.status, 2, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
+    assert.match(
+      r.stderr,
+      new RegExp(`: --${option} is missing`),
+      args.join(" "),
+    );
+  }
 });
