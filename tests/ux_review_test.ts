@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { BlockPool } from "../blk/mod.ts";
+import { wait } from "../future/mod.ts";
 import { PmemError } from "../errors/mod.ts";
 import { checkObjectPool, ObjectPool } from "../obj/mod.ts";
 import { LogStream } from "../stream/mod.ts";
@@ -201,3 +202,23 @@ test(
     timeout: 120_000,
   },
 );
+
+// Bug: wait() of what is no Future (a Promise, most often: an async
+// function's result) said "Cannot wait: member 0 is not a Future", the
+// message of waitAll's array, which the caller never passed.
+test("wait() of a Promise or a value says the argument is no Future, naming no member", () => {
+  const bad: [string, unknown, RegExp][] = [
+    ["a Promise", Promise.resolve(1), /^Cannot wait: .*a Promise.*await/],
+    ["a number", 5, /^Cannot wait: the argument is not a Future/],
+    ["undefined", undefined, /^Cannot wait: the argument is not a Future/],
+  ];
+  for (const [what, value, message] of bad) {
+    assert.throws(
+      () => wait(value as never),
+      (e) =>
+        e instanceof TypeError && message.test(e.message) &&
+        !/member/.test(e.message),
+      what,
+    );
+  }
+});
