@@ -368,7 +368,12 @@ export async function main(argv: string[]): Promise<number> {
       );
       return ExitCode.USAGE;
     }
-    const message = (e as Error)?.message ?? String(e);
+    // a PmemError's message begins with its op, which is often the
+    // command's own name: said once
+    const text = (e as Error)?.message ?? String(e);
+    const message = text.startsWith(`${name}: `)
+      ? text.slice(name.length + 2)
+      : text;
     err(`asyncpmem ${name}: ${message}\n`);
     if (process.env.ASYNCPMEM_CLI_DEBUG) console.error(e);
     // a pool too damaged to open is inconsistent, for a check

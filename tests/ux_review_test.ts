@@ -222,3 +222,20 @@ test("wait() of a Promise or a value says the argument is no Future, naming no m
     );
   }
 });
+
+// Bug: the CLI printed a library error after its own prefix, so an error
+// whose op is the command's name said it twice: "asyncpmem create:
+// create: cannot open '/no/such/dir/x': No such file or directory".
+test("CLI: a library error is told once after the command's name", () => {
+  const missing = join(tempDir(), "no-such-dir", "x");
+  for (const kind of ["blk", "stream", "log", "obj"]) {
+    const extra = kind === "blk"
+      ? ["--block-size", "512", "--size", "32M"]
+      : kind === "obj"
+      ? ["--size", "8M", "--layout", "x"]
+      : ["--size", "4M"];
+    const r = cli("create", kind, missing, ...extra);
+    assert.equal(r.status, 3, `${kind}: ${r.stderr}`);
+    assert.match(r.stderr, /^asyncpmem create: cannot open '.*x': No such/);
+  }
+});
