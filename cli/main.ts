@@ -191,7 +191,7 @@ also for a file whose pool signature is damaged or missing.`,
     },
   },
   dump: {
-    summary: "print blocks of a pool, in hex or raw",
+    summary: "print blocks, a region's entries or a log's data, in hex or raw",
     usage:
       "asyncpmem dump FILE [--lba N | --region SLOT [--from TS]] [--count K] [--raw | --json]",
     options: {

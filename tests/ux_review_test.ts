@@ -239,3 +239,16 @@ test("CLI: a library error is told once after the command's name", () => {
     assert.match(r.stderr, /^asyncpmem create: cannot open '.*x': No such/);
   }
 });
+
+// Bug (help text): `asyncpmem --help` summed up dump as "print blocks of a
+// pool", but it prints a stream region's entries and a libpmemlog log's
+// data too (its own --help and the README say so).
+test("CLI: the command list says what dump prints for every kind it reads", () => {
+  const r = cli("--help");
+  assert.equal(r.status, 0, r.stderr);
+  const line = r.stdout.split("\n").find((l) => /^\s+dump\s/.test(l));
+  assert.ok(line, r.stdout);
+  assert.match(line, /blocks/);
+  assert.match(line, /entries/);
+  assert.match(line, /log/);
+});
