@@ -4,13 +4,14 @@
 // test is the probe that found a bug (red before its fix on at least one
 // runtime), kept as a regression test.
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, statfsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { BlockPool } from "../blk/mod.ts";
 import { wait } from "../future/mod.ts";
-import { PmemError } from "../errors/mod.ts";
+import { Source } from "../pmem2/mod.ts";
+import { NotSupportedError, PmemError } from "../errors/mod.ts";
 import { checkObjectPool, ObjectPool } from "../obj/mod.ts";
 import { LogStream } from "../stream/mod.ts";
 import { cli } from "./cli_run.ts";
@@ -252,3 +253,29 @@ test("CLI: the command list says what dump prints for every kind it reads", () =
   assert.match(line, /entries/);
   assert.match(line, /log/);
 });
+
+/** Whether new temp files land on tmpfs (never DAX). */
+const onTmpfs = statfsSync(tempDir()).type === 0x01021994;
+
+// Bug: Source.deviceId() of a file not on DAX said "deviceId: device id
+// failed (code -100001)": libpmem2 leaves no message for it, and the
+// shim's fallback gave the bare code, where deviceUsc() says it is not
+// supported for this source (docs/hardware.md: both throw
+// NotSupportedError there).
+test(
+  "Source.deviceId() of a file not on DAX says it is not supported, not a bare code",
+  () => {
+    const path = tempPath();
+    writeFileSync(path, new Uint8Array(4096));
+    using source = Source.open(path);
+    for (const [what, call] of [["deviceId", () => source.deviceId()]]) {
+      assert.throws(call as () => unknown, (e) => {
+        assert.ok(e instanceof NotSupportedError, `${what}: ${e}`);
+        assert.doesNotMatch(e.message, /failed \(code/, what);
+        assert.match(e.message, /not supported/, what);
+        return true;
+      });
+    }
+  },
+  { skip: !onTmpfs && "the test directory is not on tmpfs" },
+);
