@@ -16,6 +16,7 @@
 import { rmSync } from "node:fs";
 import process from "node:process";
 import { PmemError } from "../errors/mod.ts";
+import meta from "../deno.json" with { type: "json" };
 import { checkBlk, createBlk, dumpBlk, infoBlk, zeroBlk } from "./blk.ts";
 import { checkObj, createObj, infoObj } from "./obj.ts";
 import {
@@ -298,6 +299,7 @@ function usage(): string {
       `  ${k.padEnd(width)}  ${c.summary}`
     ),
     "",
+    "asyncpmem --version (or -V) prints the version.",
     "exit codes: 0 ok, 1 inconsistent, 2 usage, 3 I/O",
   ].join("\n");
 }
@@ -324,6 +326,11 @@ export async function main(argv: string[]): Promise<number> {
     );
   }
   const [name, ...rest] = argv;
+  // as pmempool answers it
+  if ((name === "--version" || name === "-V") && rest.length === 0) {
+    out(`asyncpmem ${meta.version}\n`);
+    return ExitCode.OK;
+  }
   if (
     name === undefined || name === "--help" || name === "-h" || name === "help"
   ) {

@@ -279,3 +279,18 @@ test(
   },
   { skip: !onTmpfs && "the test directory is not on tmpfs" },
 );
+
+// Bug: `asyncpmem --version`, which pmempool and most commands answer,
+// was "unknown command '--version'" with the usage, exit code 2.
+test("CLI: --version prints the package's version", () => {
+  const { version } = JSON.parse(
+    readFileSync(join(ROOT, "deno.json"), "utf8"),
+  );
+  for (const flag of ["--version", "-V"]) {
+    const r = cli(flag);
+    assert.equal(r.status, 0, `${flag}: ${r.stderr}`);
+    assert.equal(r.stdout, `asyncpmem ${version}\n`, flag);
+  }
+  // the top-level usage names it
+  assert.match(cli("--help").stdout, /--version/);
+});
