@@ -353,6 +353,14 @@ export function decodeHeader(
     layout: decodeName(b.subarray(96, 96 + MAX_LAYOUT + 1)),
   };
   const chunkSize = dv.getUint32(68, true);
+  const [s, l, n, t, h] = words;
+  // the header passed its CRC: a size past the file's end is a file cut
+  // short (a copy interrupted), not damage to the header
+  if (
+    g.size > fileSize && g.size >= MIN_POOL_SIZE && g.size <= MAX_POOL_SIZE
+  ) {
+    return `the file is truncated: pool size ${s} (the file has ${fileSize} bytes)`;
+  }
   if (
     logAt !== LOG_OFFSET || chunkSize !== CHUNK_SIZE ||
     g.size < MIN_POOL_SIZE || g.size > fileSize || g.size > MAX_POOL_SIZE ||
@@ -361,7 +369,6 @@ export function decodeHeader(
     g.heap !== alignUp(g.chunkTable + 8 * g.chunks, 4096) ||
     g.heap + g.chunks * CHUNK_SIZE > g.size
   ) {
-    const [s, l, n, t, h] = words;
     return `the pool header is corrupt: its geometry (size ${s}, log ${l}+${n}, chunk table ${t}, heap ${h}, ${g.chunks} chunks of ${chunkSize}) does not fit a file of ${fileSize} bytes`;
   }
   return g;

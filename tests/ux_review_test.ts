@@ -4,7 +4,7 @@
 // test is the probe that found a bug (red before its fix on at least one
 // runtime), kept as a regression test.
 import { spawnSync } from "node:child_process";
-import { readFileSync, statfsSync, writeFileSync } from "node:fs";
+import { readFileSync, statfsSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -340,3 +340,37 @@ interface DocSymbol {
     jsDoc?: { tags?: { kind: string }[] };
   }[];
 }
+
+// Bug: a log stream or object pool file cut short (a copy interrupted, a
+// `truncate`) was reported as a damaged header, "the stream header is
+// corrupt: stream size 4194304 (the file has 2097152 bytes)" and a
+// CorruptPoolError "the pool header ... is corrupt: its geometry ...
+// does not fit a file of 4194304 bytes", though both headers passed
+// their CRC: the file is what is short. A block pool says "the file is
+// truncated" already.
+test("a truncated log stream or object pool is named truncated, not a corrupt header", () => {
+  const dir = tempDir();
+  const stream = join(dir, "stream");
+  LogStream.create(stream, { size: 4 * MiB }).close();
+  const obj = join(dir, "obj");
+  ObjectPool.create(obj, { size: 8 * MiB, layout: "t" }).close();
+  const opens: [string, string, number, () => unknown][] = [
+    ["LogStream", stream, 2 * MiB, () => LogStream.open(stream)],
+    ["ObjectPool", obj, 4 * MiB, () => ObjectPool.open(obj, { layout: "t" })],
+  ];
+  for (const [name, path, cut, open] of opens) {
+    truncateSync(path, cut);
+    assert.throws(open, (e) => {
+      assert.ok(e instanceof PmemError, `${name}: ${e}`);
+      assert.equal(e.code, -22, `${name}: ${e.message}`);
+      assert.equal(e.op, "open");
+      assert.match(e.message, /the file is truncated/, name);
+      assert.doesNotMatch(e.message, /corrupt/, name);
+      return true;
+    });
+    // and the CLI says the same
+    const r = cli("check", path);
+    assert.equal(r.status, 1, `${name}: ${r.stderr}`);
+    assert.match(r.stderr, /truncated/, name);
+  }
+});
