@@ -393,3 +393,38 @@ test("a truncated libpmemlog log names truncation as a cause", () => {
   assert.equal(r.status, 1, r.stderr + r.stdout);
   assert.match(r.stderr + r.stdout, /truncated/);
 });
+
+/** Run a script that imports the library, with `env` added. */
+function runWithEnv(env: Record<string, string>, source: string): ScriptResult {
+  const file = join(tempDir(), "script.ts");
+  writeFileSync(file, source.replaceAll("@root/", ROOT_URL));
+  const args = RUNTIME === "deno" ? ["run", "-A", "--no-check", file] : [file];
+  const r = spawnSync(process.execPath, args, {
+    encoding: "utf8",
+    timeout: 60_000,
+    env: { ...process.env, NO_COLOR: "1", ...env },
+  });
+  return {
+    status: r.status,
+    signal: r.signal,
+    stdout: r.stdout ?? "",
+    stderr: r.stderr ?? "",
+  };
+}
+
+// Bug: any failure to load the shim ended "libpmem2 must be installed
+// (apt-get install -y libpmem2-dev)": also ASYNCPMEM_LIB naming a file
+// that is no library, or a library without the shim's symbols, where
+// installing libpmem2 changes nothing.
+test("a shim that fails to load gets the hint that fits, not always libpmem2's", () => {
+  const notElf = join(tempDir(), "not-a-library.so");
+  writeFileSync(notElf, "this is text\n");
+  const r = runWithEnv(
+    { ASYNCPMEM_LIB: notElf },
+    `await import("@root/mod.ts");`,
+  );
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /Cannot load the asyncpmem native shim/);
+  assert.doesNotMatch(r.stderr, /libpmem2 must be installed/);
+  assert.match(r.stderr, /ASYNCPMEM_LIB/);
+});
