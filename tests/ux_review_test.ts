@@ -12,7 +12,7 @@ import { BlockPool } from "../blk/mod.ts";
 import { wait } from "../future/mod.ts";
 import { Source } from "../pmem2/mod.ts";
 import { NotSupportedError, PmemError } from "../errors/mod.ts";
-import { checkObjectPool, ObjectPool } from "../obj/mod.ts";
+import { checkObjectPool, ObjectPool, PersistentMap } from "../obj/mod.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { cli } from "./cli_run.ts";
 import type { ScriptResult } from "./_harness.ts";
@@ -427,4 +427,31 @@ test("a shim that fails to load gets the hint that fits, not always libpmem2's",
   assert.match(r.stderr, /Cannot load the asyncpmem native shim/);
   assert.doesNotMatch(r.stderr, /libpmem2 must be installed/);
   assert.match(r.stderr, /ASYNCPMEM_LIB/);
+});
+
+// Bug: PersistentMap.batch took an op with both keys, { set, delete }
+// (or a misspelt one beside them: { set, dlete }), and silently ran its
+// set only: the delete the caller wrote never happened.
+test("PersistentMap.batch refuses an op that is not exactly one set or one delete", async () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "b" });
+  using map = PersistentMap.open(pool, "m");
+  map.set("gone", "soon");
+  const bad = [
+    { set: ["a", "b"], delete: "gone" },
+    { delete: "gone", dlete: "x" },
+    { set: ["a", "b"], value: "c" },
+  ];
+  for (const op of bad) {
+    assert.throws(
+      () => map.batch([op as never]),
+      (e) => e instanceof TypeError && /^Cannot batch: /.test(e.message),
+      JSON.stringify(op),
+    );
+  }
+  assert.equal(map.get("gone"), "soon");
+  assert.equal(map.has("a"), false);
+  // one key each still works
+  await map.batch([{ set: ["a", "b"] }, { delete: "gone" }]);
+  assert.equal(map.get("a"), "b");
+  assert.equal(map.has("gone"), false);
 });
