@@ -22,6 +22,7 @@ import {
 import {
   base64,
   bytes,
+  count,
   hexDump,
   out,
   outClosed,
@@ -106,7 +107,7 @@ export function infoStream(path: string, p: Parsed): void {
     printFields([
       ["offset", r.offset],
       ["size", bytes(r.size)],
-      ["used", `${bytes(r.used)} in ${r.entries} entries`],
+      ["used", `${bytes(r.used)} in ${count(r.entries, "entry", "entries")}`],
       ["last timestamp", r.lastTimestamp],
     ], "  ");
   }

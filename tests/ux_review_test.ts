@@ -455,3 +455,37 @@ test("PersistentMap.batch refuses an op that is not exactly one set or one delet
   assert.equal(map.get("a"), "b");
   assert.equal(map.has("gone"), false);
 });
+
+// Bug: the CLI's counts did not agree with their nouns: "used: 24 B in
+// 1 entries" (stream info), "\"users\" (1 keys)" (obj info), "zeroed 1
+// block(s)" (zero).
+test("CLI: a count of one takes the singular", () => {
+  const dir = tempDir();
+  const stream = join(dir, "stream");
+  {
+    using s = LogStream.create(stream, { size: MiB });
+    s.append(s.allocateRegion(4096), new Uint8Array(8));
+  }
+  const obj = join(dir, "obj");
+  {
+    using pool = ObjectPool.create(obj, { size: 8 * MiB, layout: "p" });
+    using map = PersistentMap.open(pool, "users");
+    map.set("ada", "lovelace");
+  }
+  const blk = join(dir, "blk");
+  BlockPool.create(blk, { blockSize: 512, poolSize: 17 * MiB }).close();
+  const runs: [string[], RegExp, RegExp][] = [
+    [["info", stream], /in 1 entry$/m, /1 entries/],
+    [["info", obj], /\(1 key\)/, /1 keys/],
+    [["zero", blk, "--lba", "0"], /^zeroed 1 block$/m, /block\(s\)/],
+  ];
+  for (const [args, want, not] of runs) {
+    const r = cli(...args);
+    assert.equal(r.status, 0, `${args[0]}: ${r.stderr}`);
+    assert.match(r.stdout, want, args[0]);
+    assert.doesNotMatch(r.stdout, not, args[0]);
+  }
+  // and more than one, the plural
+  const two = cli("zero", blk, "--lba", "0", "--count", "2");
+  assert.match(two.stdout, /^zeroed 2 blocks$/m);
+});
