@@ -489,3 +489,36 @@ test("CLI: a count of one takes the singular", () => {
   const two = cli("zero", blk, "--lba", "0", "--count", "2");
   assert.match(two.stdout, /^zeroed 2 blocks$/m);
 });
+
+// Bug: the object pool's refusals of a file that is none of its pools
+// were worded unlike every other store's: "open: '/p': not an object
+// pool: ..." and "'/p' is not an object pool: the file has 0 bytes",
+// where the block pool, the streams and the logs say "open: cannot open
+// '/p': ..." (and "the file is too small (0 bytes)").
+test("every store's open of a file that is none of its own says 'cannot open' the same way", () => {
+  const dir = tempDir();
+  const empty = join(dir, "empty");
+  writeFileSync(empty, "");
+  const text = join(dir, "text");
+  writeFileSync(text, "hello world\n".repeat(1 << 20));
+  const opens: [string, (p: string) => unknown][] = [
+    ["BlockPool", (p) => BlockPool.open(p)],
+    ["LogStream", (p) => LogStream.open(p)],
+    ["PmemLog", (p) => PmemLog.open(p)],
+    ["ObjectPool", (p) => ObjectPool.open(p, { layout: "x" })],
+  ];
+  for (const [name, open] of opens) {
+    for (const path of [empty, text]) {
+      assert.throws(() => open(path), (e) => {
+        assert.ok(e instanceof PmemError, `${name}: ${e}`);
+        assert.equal(e.code, -22, `${name}: ${e.message}`);
+        assert.ok(
+          e.message.startsWith(`open: cannot open '${path}': `),
+          `${name}: ${e.message}`,
+        );
+        if (path === empty) assert.match(e.message, /too small/, name);
+        return true;
+      });
+    }
+  }
+});
