@@ -522,3 +522,21 @@ test("every store's open of a file that is none of its own says 'cannot open' th
     }
   }
 });
+
+// Bug: LogStream.entries() of what is no region of the stream (a slot
+// number, another stream's region) said "Cannot entries: region must be
+// a Region of this stream", its method name where a verb belongs.
+test("LogStream.entries() of no region of the stream says what it cannot do", () => {
+  using s = LogStream.create(tempPath(), { size: MiB });
+  s.allocateRegion(4096);
+  using other = LogStream.create(tempPath(), { size: MiB });
+  for (const region of [0, other.allocateRegion(4096)]) {
+    assert.throws(
+      () => s.entries(region as never),
+      (e) =>
+        e instanceof TypeError &&
+        e.message ===
+          "Cannot iterate entries: region must be a Region of this stream",
+    );
+  }
+});
