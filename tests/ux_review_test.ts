@@ -540,3 +540,14 @@ test("LogStream.entries() of no region of the stream says what it cannot do", ()
     );
   }
 });
+
+// Bug: \`create log FILE --size 4M\` said "a libpmemlog log of 3.99 MiB":
+// its capacity, where every other kind reports the size it was given,
+// so the size asked for seemed not to have been taken.
+test("CLI: create log reports the size it was given, and the capacity as such", () => {
+  const path = tempPath();
+  const r = cli("create", "log", path, "--size", "4M");
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /a libpmemlog log of 4 MiB/);
+  assert.match(r.stdout, /3\.99 MiB for data/);
+});
