@@ -115,7 +115,7 @@ test("CLI: a required number left out is named as missing", () => {
       args.join(" "),
     );
   }
-});
+}, { timeout: 60_000 });
 
 /** Run a Deno script with exactly these permission flags. */
 function denoWith(flags: string[], source: string): ScriptResult {
@@ -239,20 +239,24 @@ test("CLI: a library error is told once after the command's name", () => {
     assert.equal(r.status, 3, `${kind}: ${r.stderr}`);
     assert.match(r.stderr, /^asyncpmem create: cannot open '.*x': No such/);
   }
-});
+}, { timeout: 60_000 });
 
 // Bug (help text): `asyncpmem --help` summed up dump as "print blocks of a
 // pool", but it prints a stream region's entries and a libpmemlog log's
 // data too (its own --help and the README say so).
-test("CLI: the command list says what dump prints for every kind it reads", () => {
-  const r = cli("--help");
-  assert.equal(r.status, 0, r.stderr);
-  const line = r.stdout.split("\n").find((l) => /^\s+dump\s/.test(l));
-  assert.ok(line, r.stdout);
-  assert.match(line, /blocks/);
-  assert.match(line, /entries/);
-  assert.match(line, /log/);
-});
+test(
+  "CLI: the command list says what dump prints for every kind it reads",
+  () => {
+    const r = cli("--help");
+    assert.equal(r.status, 0, r.stderr);
+    const line = r.stdout.split("\n").find((l) => /^\s+dump\s/.test(l));
+    assert.ok(line, r.stdout);
+    assert.match(line, /blocks/);
+    assert.match(line, /entries/);
+    assert.match(line, /log/);
+  },
+  { timeout: 60_000 },
+);
 
 /** Whether new temp files land on tmpfs (never DAX). */
 const onTmpfs = statfsSync(tempDir()).type === 0x01021994;
@@ -291,7 +295,7 @@ test("CLI: --version prints the package's version", () => {
   }
   // the top-level usage names it
   assert.match(cli("--help").stdout, /--version/);
-});
+}, { timeout: 60_000 });
 
 // Bug (docs): the design promises every export an example, but thirteen
 // exported constants had none (RUNTIME, NO_CONTEXT, PENDING, NOT_STARTED,
@@ -348,32 +352,36 @@ interface DocSymbol {
 // does not fit a file of 4194304 bytes", though both headers passed
 // their CRC: the file is what is short. A block pool says "the file is
 // truncated" already.
-test("a truncated log stream or object pool is named truncated, not a corrupt header", () => {
-  const dir = tempDir();
-  const stream = join(dir, "stream");
-  LogStream.create(stream, { size: 4 * MiB }).close();
-  const obj = join(dir, "obj");
-  ObjectPool.create(obj, { size: 8 * MiB, layout: "t" }).close();
-  const opens: [string, string, number, () => unknown][] = [
-    ["LogStream", stream, 2 * MiB, () => LogStream.open(stream)],
-    ["ObjectPool", obj, 4 * MiB, () => ObjectPool.open(obj, { layout: "t" })],
-  ];
-  for (const [name, path, cut, open] of opens) {
-    truncateSync(path, cut);
-    assert.throws(open, (e) => {
-      assert.ok(e instanceof PmemError, `${name}: ${e}`);
-      assert.equal(e.code, -22, `${name}: ${e.message}`);
-      assert.equal(e.op, "open");
-      assert.match(e.message, /the file is truncated/, name);
-      assert.doesNotMatch(e.message, /corrupt/, name);
-      return true;
-    });
-    // and the CLI says the same
-    const r = cli("check", path);
-    assert.equal(r.status, 1, `${name}: ${r.stderr}`);
-    assert.match(r.stderr, /truncated/, name);
-  }
-});
+test(
+  "a truncated log stream or object pool is named truncated, not a corrupt header",
+  () => {
+    const dir = tempDir();
+    const stream = join(dir, "stream");
+    LogStream.create(stream, { size: 4 * MiB }).close();
+    const obj = join(dir, "obj");
+    ObjectPool.create(obj, { size: 8 * MiB, layout: "t" }).close();
+    const opens: [string, string, number, () => unknown][] = [
+      ["LogStream", stream, 2 * MiB, () => LogStream.open(stream)],
+      ["ObjectPool", obj, 4 * MiB, () => ObjectPool.open(obj, { layout: "t" })],
+    ];
+    for (const [name, path, cut, open] of opens) {
+      truncateSync(path, cut);
+      assert.throws(open, (e) => {
+        assert.ok(e instanceof PmemError, `${name}: ${e}`);
+        assert.equal(e.code, -22, `${name}: ${e.message}`);
+        assert.equal(e.op, "open");
+        assert.match(e.message, /the file is truncated/, name);
+        assert.doesNotMatch(e.message, /corrupt/, name);
+        return true;
+      });
+      // and the CLI says the same
+      const r = cli("check", path);
+      assert.equal(r.status, 1, `${name}: ${r.stderr}`);
+      assert.match(r.stderr, /truncated/, name);
+    }
+  },
+  { timeout: 60_000 },
+);
 
 // Bug: a libpmemlog log cut short said only "the log descriptor is
 // corrupt: end offset 4194304, the pool has 2097152 bytes". Its
@@ -392,7 +400,7 @@ test("a truncated libpmemlog log names truncation as a cause", () => {
   const r = cli("check", path);
   assert.equal(r.status, 1, r.stderr + r.stdout);
   assert.match(r.stderr + r.stdout, /truncated/);
-});
+}, { timeout: 60_000 });
 
 /** Run a script that imports the library, with `env` added. */
 function runWithEnv(env: Record<string, string>, source: string): ScriptResult {
@@ -416,18 +424,22 @@ function runWithEnv(env: Record<string, string>, source: string): ScriptResult {
 // (apt-get install -y libpmem2-dev)": also ASYNCPMEM_LIB naming a file
 // that is no library, or a library without the shim's symbols, where
 // installing libpmem2 changes nothing.
-test("a shim that fails to load gets the hint that fits, not always libpmem2's", () => {
-  const notElf = join(tempDir(), "not-a-library.so");
-  writeFileSync(notElf, "this is text\n");
-  const r = runWithEnv(
-    { ASYNCPMEM_LIB: notElf },
-    `await import("@root/mod.ts");`,
-  );
-  assert.notEqual(r.status, 0);
-  assert.match(r.stderr, /Cannot load the asyncpmem native shim/);
-  assert.doesNotMatch(r.stderr, /libpmem2 must be installed/);
-  assert.match(r.stderr, /ASYNCPMEM_LIB/);
-});
+test(
+  "a shim that fails to load gets the hint that fits, not always libpmem2's",
+  () => {
+    const notElf = join(tempDir(), "not-a-library.so");
+    writeFileSync(notElf, "this is text\n");
+    const r = runWithEnv(
+      { ASYNCPMEM_LIB: notElf },
+      `await import("@root/mod.ts");`,
+    );
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /Cannot load the asyncpmem native shim/);
+    assert.doesNotMatch(r.stderr, /libpmem2 must be installed/);
+    assert.match(r.stderr, /ASYNCPMEM_LIB/);
+  },
+  { timeout: 60_000 },
+);
 
 // Bug: PersistentMap.batch took an op with both keys, { set, delete }
 // (or a misspelt one beside them: { set, dlete }), and silently ran its
@@ -488,7 +500,7 @@ test("CLI: a count of one takes the singular", () => {
   // and more than one, the plural
   const two = cli("zero", blk, "--lba", "0", "--count", "2");
   assert.match(two.stdout, /^zeroed 2 blocks$/m);
-});
+}, { timeout: 60_000 });
 
 // Bug: the object pool's refusals of a file that is none of its pools
 // were worded unlike every other store's: "open: '/p': not an object
@@ -544,10 +556,14 @@ test("LogStream.entries() of no region of the stream says what it cannot do", ()
 // Bug: \`create log FILE --size 4M\` said "a libpmemlog log of 3.99 MiB":
 // its capacity, where every other kind reports the size it was given,
 // so the size asked for seemed not to have been taken.
-test("CLI: create log reports the size it was given, and the capacity as such", () => {
-  const path = tempPath();
-  const r = cli("create", "log", path, "--size", "4M");
-  assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /a libpmemlog log of 4 MiB/);
-  assert.match(r.stdout, /3\.99 MiB for data/);
-});
+test(
+  "CLI: create log reports the size it was given, and the capacity as such",
+  () => {
+    const path = tempPath();
+    const r = cli("create", "log", path, "--size", "4M");
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /a libpmemlog log of 4 MiB/);
+    assert.match(r.stdout, /3\.99 MiB for data/);
+  },
+  { timeout: 60_000 },
+);
