@@ -26,6 +26,12 @@ int
 ap_fail_pmem2(int code, const char *what)
 {
 	const char *m = pmem2_errormsg();
+	/*
+	 * libpmem2 leaves no message for some refusals (device id of a file
+	 * not on DAX): a bare code tells a user nothing
+	 */
+	if ((m == NULL || m[0] == '\0') && code == PMEM2_E_NOSUPP)
+		return ap_fail(code, "%s: not supported for this source", what);
 	if (m == NULL || m[0] == '\0')
 		return ap_fail(code, "%s failed (code %d)", what, code);
 	return ap_fail(code, "%s: %s", what, m);

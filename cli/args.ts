@@ -180,11 +180,18 @@ export function parseSize(
   return n;
 }
 
-/** A non-negative integer argument. */
+/**
+ * A non-negative integer argument. Callers pass an optional one only when
+ * given, so one that is absent is a required one left out: named as
+ * missing, not as a wrong value.
+ */
 export function parseCount(
   text: string | boolean | undefined,
   name: string,
 ): number {
+  if (text === undefined) {
+    throw new UsageError(`--${name} is missing (a non-negative integer)`);
+  }
   if (typeof text !== "string" || !/^\d+$/.test(text)) {
     throw new UsageError(`--${name} needs a non-negative integer`);
   }

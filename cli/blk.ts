@@ -22,6 +22,7 @@ import {
 import {
   base64,
   bytes,
+  count as counted,
   hexDump,
   out,
   outClosed,
@@ -278,6 +279,6 @@ export function zeroBlk(path: string, p: Parsed): void {
   }
   bar.update(count, count);
   bar.done();
-  if (!p.values.json) out(`zeroed ${count} block(s)\n`);
+  if (!p.values.json) out(`zeroed ${counted(count, "block")}\n`);
   else printJson({ zeroed: count });
 }

@@ -16,6 +16,7 @@
 import { rmSync } from "node:fs";
 import process from "node:process";
 import { PmemError } from "../errors/mod.ts";
+import meta from "../deno.json" with { type: "json" };
 import { checkBlk, createBlk, dumpBlk, infoBlk, zeroBlk } from "./blk.ts";
 import { checkObj, createObj, infoObj } from "./obj.ts";
 import {
@@ -191,7 +192,7 @@ also for a file whose pool signature is damaged or missing.`,
     },
   },
   dump: {
-    summary: "print blocks of a pool, in hex or raw",
+    summary: "print blocks, a region's entries or a log's data, in hex or raw",
     usage:
       "asyncpmem dump FILE [--lba N | --region SLOT [--from TS]] [--count K] [--raw | --json]",
     options: {
@@ -298,6 +299,7 @@ function usage(): string {
       `  ${k.padEnd(width)}  ${c.summary}`
     ),
     "",
+    "asyncpmem --version (or -V) prints the version.",
     "exit codes: 0 ok, 1 inconsistent, 2 usage, 3 I/O",
   ].join("\n");
 }
@@ -324,6 +326,11 @@ export async function main(argv: string[]): Promise<number> {
     );
   }
   const [name, ...rest] = argv;
+  // as pmempool answers it
+  if ((name === "--version" || name === "-V") && rest.length === 0) {
+    out(`asyncpmem ${meta.version}\n`);
+    return ExitCode.OK;
+  }
   if (
     name === undefined || name === "--help" || name === "-h" || name === "help"
   ) {
@@ -368,7 +375,12 @@ export async function main(argv: string[]): Promise<number> {
       );
       return ExitCode.USAGE;
     }
-    const message = (e as Error)?.message ?? String(e);
+    // a PmemError's message begins with its op, which is often the
+    // command's own name: said once
+    const text = (e as Error)?.message ?? String(e);
+    const message = text.startsWith(`${name}: `)
+      ? text.slice(name.length + 2)
+      : text;
     err(`asyncpmem ${name}: ${message}\n`);
     if (process.env.ASYNCPMEM_CLI_DEBUG) console.error(e);
     // a pool too damaged to open is inconsistent, for a check

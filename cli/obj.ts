@@ -27,7 +27,7 @@ import {
   UsageError,
   withArguments,
 } from "./args.ts";
-import { bytes, out, printFields, printJson } from "./output.ts";
+import { bytes, count, out, printFields, printJson } from "./output.ts";
 
 /** `create obj FILE --size S --layout NAME [--log-size S] [--mode M]`. */
 export function createObj(path: string, p: Parsed): void {
@@ -138,7 +138,9 @@ export function infoObj(path: string, p: Parsed): void {
       "maps",
       info.maps.length === 0
         ? "none"
-        : info.maps.map((m) => `${JSON.stringify(m.name)} (${m.keys} keys)`)
+        : info.maps.map((m) =>
+          `${JSON.stringify(m.name)} (${count(m.keys, "key")})`
+        )
           .join(", "),
     ],
   ]);

@@ -228,3 +228,8 @@ export function base64(data: Uint8Array): string {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
     .toString("base64");
 }
+
+/** `n` and its noun, singular for one ("1 entry", "2 entries"). */
+export function count(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { statSync } from "node:fs";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { OutOfSpaceError } from "../errors/mod.ts";
 import { openPmemLogToInspect } from "../stream/pmemlog.ts";
@@ -22,6 +23,7 @@ import {
 import {
   base64,
   bytes,
+  count,
   hexDump,
   out,
   outClosed,
@@ -76,10 +78,14 @@ export function createLog(path: string, p: Parsed): void {
   }
   refuseTaken(path);
   using log = withArguments(() => PmemLog.create(path, { poolSize, mode }));
-  if (p.values.json) printJson({ path, capacity: log.nbyte() });
+  // the size given, as every kind reports it, and what of it holds data
+  const size = statSync(path).size;
+  if (p.values.json) printJson({ path, size, capacity: log.nbyte() });
   else {
     out(
-      `created ${path}: a libpmemlog log of ${bytes(log.nbyte())}\n`,
+      `created ${path}: a libpmemlog log of ${bytes(size)}, ${
+        bytes(log.nbyte())
+      } for data\n`,
     );
   }
 }
@@ -106,7 +112,7 @@ export function infoStream(path: string, p: Parsed): void {
     printFields([
       ["offset", r.offset],
       ["size", bytes(r.size)],
-      ["used", `${bytes(r.used)} in ${r.entries} entries`],
+      ["used", `${bytes(r.used)} in ${count(r.entries, "entry", "entries")}`],
       ["last timestamp", r.lastTimestamp],
     ], "  ");
   }

@@ -40,7 +40,17 @@ export const ShimCode = {
   BUSY: -200004,
 } as const;
 
-/** libpmem2 and shim error code names, by value. */
+/**
+ * libpmem2 and shim error code names, by value.
+ *
+ * @example Usage
+ * ```ts
+ * import { ERROR_CODES } from "@asyncpmem/asyncpmem/errors";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(ERROR_CODES[-100001], "PMEM2_E_NOSUPP");
+ * ```
+ */
 export const ERROR_CODES: Readonly<Record<number, string>> = {
   [-100000]: "PMEM2_E_UNKNOWN",
   [-100001]: "PMEM2_E_NOSUPP",

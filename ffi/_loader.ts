@@ -52,7 +52,7 @@ export const REMOTE_SOURCES: readonly string[] = [
   "share.c",
 ];
 
-function envPath(): string | undefined {
+export function envPath(): string | undefined {
   try {
     return process.env[LIBRARY_ENV] || undefined;
   } catch {

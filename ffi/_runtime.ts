@@ -18,7 +18,17 @@ function detect(): RuntimeName {
   );
 }
 
-/** The runtime, computed once at load. */
+/**
+ * The runtime, computed once at load.
+ *
+ * @example Usage
+ * ```ts
+ * import { RUNTIME } from "@asyncpmem/asyncpmem";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(RUNTIME, "Deno" in globalThis ? "deno" : "bun");
+ * ```
+ */
 export const RUNTIME: RuntimeName = detect();
 
 /**

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Backend } from "./_backend.ts";
-import { locateLibrary } from "./_loader.ts";
+import { envPath, locateLibrary } from "./_loader.ts";
 import { RUNTIME } from "./_runtime.ts";
 import type { NativeSymbols, Ptr } from "./_symbols.ts";
 import {
@@ -39,10 +39,11 @@ async function openShim(): Promise<NativeSymbols> {
     symbols = backend.open(path);
   } catch (cause) {
     if ((cause as Error)?.name === "NotCapable") throw cause;
+    const message = String((cause as Error)?.message);
     throw new Error(
-      `Cannot load the asyncpmem native shim '${path}': ${
-        (cause as Error)?.message
-      }. libpmem2 must be installed (apt-get install -y libpmem2-dev)`,
+      `Cannot load the asyncpmem native shim '${path}': ${message}. ${
+        loadHint(message, path === envPath())
+      }`,
       { cause },
     );
   }
@@ -54,6 +55,21 @@ async function openShim(): Promise<NativeSymbols> {
     );
   }
   return symbols;
+}
+
+/**
+ * What to do about a shim that would not load. The file exists (the
+ * loader checked): a library it needs is missing (the shim links only
+ * libpmem2), or the file is no shim of this version, which installing
+ * libpmem2 would not change.
+ */
+function loadHint(message: string, fromEnv: boolean): string {
+  if (/cannot open shared object file/i.test(message)) {
+    return "libpmem2 must be installed (apt-get install -y libpmem2-dev)";
+  }
+  return fromEnv
+    ? `ASYNCPMEM_LIB must name the shim 'deno task build' makes (c/build/libasyncpmem.so), or be unset`
+    : "rebuild it with 'deno task build'";
 }
 
 /** The shim's functions. */

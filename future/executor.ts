@@ -462,8 +462,21 @@ function blockOn(ctx: SweepContext, blindMs: number): void {
  *
  * assert.equal(wait(ready(42)), 42);
  * ```
+ *
+ * @throws {TypeError} when `future` is no Future (a Promise is awaited)
  */
 export function wait<T>(future: Future<T>): T {
+  // checked here too: waitAll's message names a member of an array the
+  // caller never passed
+  if (typeof (future as { poll?: unknown } | null)?.poll !== "function") {
+    throw new TypeError(
+      `Cannot wait: the argument is not a Future${
+        future instanceof Promise
+          ? " but a Promise, which cannot be waited for: await it"
+          : ""
+      }`,
+    );
+  }
   return waitAll([future])[0];
 }
 

@@ -85,12 +85,48 @@ export interface PollContext {
   readonly blocking?: boolean;
 }
 
-/** A context that records nothing (for hand polling). */
+/**
+ * A context that records nothing (for hand polling).
+ *
+ * @example Usage
+ * ```ts
+ * import { NO_CONTEXT, ready } from "@asyncpmem/asyncpmem/future";
+ * import assert from "node:assert/strict";
+ *
+ * const f = ready(7);
+ * assert.equal(f.poll(NO_CONTEXT), "complete");
+ * ```
+ */
 export const NO_CONTEXT: PollContext = { waitOn() {}, pollSoon() {} };
 
-/** Returned by {@linkcode Future.step} while work is under way. */
+/**
+ * Returned by {@linkcode Future.step} while work is under way.
+ *
+ * @example Usage
+ * ```ts
+ * import { fromStep, PENDING, wait } from "@asyncpmem/asyncpmem/future";
+ * import assert from "node:assert/strict";
+ *
+ * let polls = 0;
+ * const f = fromStep(() => ++polls < 3 ? PENDING : "done");
+ * assert.equal(wait(f), "done");
+ * ```
+ */
 export const PENDING: unique symbol = Symbol("asyncpmem.pending");
-/** Returned by {@linkcode Future.step} when work could not start yet. */
+/**
+ * Returned by {@linkcode Future.step} when work could not start yet: the
+ * future stays idle (a queue was full), where PENDING makes it running.
+ *
+ * @example Usage
+ * ```ts
+ * import { fromStep, NOT_STARTED, wait } from "@asyncpmem/asyncpmem/future";
+ * import assert from "node:assert/strict";
+ *
+ * let free = false;
+ * const f = fromStep(() => free ? "started" : (free = true, NOT_STARTED));
+ * assert.equal(wait(f), "started");
+ * ```
+ */
 export const NOT_STARTED: unique symbol = Symbol("asyncpmem.notStarted");
 
 /** One step's outcome: the value, or still pending / not started. */

@@ -8,7 +8,19 @@
  * @module
  */
 
-/** Operation codes. */
+/**
+ * Operation codes.
+ *
+ * @example Usage
+ * ```ts
+ * import { DsaDescriptor, DsaOpcode } from "@asyncpmem/asyncpmem/mover";
+ * import assert from "node:assert/strict";
+ *
+ * const desc = new Uint8Array(DsaDescriptor.SIZE);
+ * desc[DsaDescriptor.OPCODE] = DsaOpcode.MEMMOVE;
+ * assert.equal(desc[7], 0x03);
+ * ```
+ */
 export const DsaOpcode = {
   NOOP: 0x00,
   BATCH: 0x01,
@@ -18,7 +30,19 @@ export const DsaOpcode = {
   CFLUSH: 0x20,
 } as const;
 
-/** Descriptor flags (bits 0-15). */
+/**
+ * Descriptor flags (bits 0-15).
+ *
+ * @example Usage
+ * ```ts
+ * import { DsaFlag } from "@asyncpmem/asyncpmem/mover";
+ * import assert from "node:assert/strict";
+ *
+ * // what every descriptor asks for: a completion record, written
+ * const flags = DsaFlag.COMPLETION_ADDR_VALID | DsaFlag.REQUEST_COMPLETION;
+ * assert.equal(flags, 0x000c);
+ * ```
+ */
 export const DsaFlag = {
   FENCE: 0x0001,
   BLOCK_ON_FAULT: 0x0002,
@@ -28,7 +52,23 @@ export const DsaFlag = {
   DEST_READBACK: 0x4000,
 } as const;
 
-/** Completion status codes (status byte & 0x7f): every one of `linux/idxd.h`. */
+/**
+ * Completion status codes (status byte & 0x7f): every one of `linux/idxd.h`.
+ *
+ * @example Usage
+ * ```ts
+ * import {
+ *   DSA_STATUS_MASK,
+ *   DSA_STATUS_WRITE_FAULT,
+ *   DsaStatus,
+ * } from "@asyncpmem/asyncpmem/mover";
+ * import assert from "node:assert/strict";
+ *
+ * const status = 0x83; // a page fault on a write
+ * assert.equal(status & DSA_STATUS_MASK, DsaStatus.PAGE_FAULT_NOBOF);
+ * assert.ok(status & DSA_STATUS_WRITE_FAULT);
+ * ```
+ */
 export const DsaStatus = {
   NONE: 0x00,
   SUCCESS: 0x01,
@@ -62,12 +102,46 @@ export const DsaStatus = {
   TRANSLATION_FAIL: 0x22,
 } as const;
 
-/** Bit 7 of the status byte: the page fault was on a write. */
+/**
+ * Bit 7 of the status byte: the page fault was on a write.
+ *
+ * @example Usage
+ * ```ts
+ * import { DSA_STATUS_WRITE_FAULT } from "@asyncpmem/asyncpmem/mover";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(0x83 & DSA_STATUS_WRITE_FAULT); // faulted writing
+ * assert.ok(!(0x03 & DSA_STATUS_WRITE_FAULT)); // faulted reading
+ * ```
+ */
 export const DSA_STATUS_WRITE_FAULT = 0x80;
-/** Mask of the status code in the status byte. */
+/**
+ * Mask of the status code in the status byte.
+ *
+ * @example Usage
+ * ```ts
+ * import { DSA_STATUS_MASK, DsaStatus } from "@asyncpmem/asyncpmem/mover";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(0x81 & DSA_STATUS_MASK, DsaStatus.SUCCESS);
+ * ```
+ */
 export const DSA_STATUS_MASK = 0x7f;
 
-/** Completion-record layout (bytes). */
+/**
+ * Completion-record layout (bytes).
+ *
+ * @example Usage
+ * ```ts
+ * import { DsaRecord, DsaStatus } from "@asyncpmem/asyncpmem/mover";
+ * import assert from "node:assert/strict";
+ *
+ * const record = new Uint8Array(DsaRecord.SIZE);
+ * record[DsaRecord.STATUS] = DsaStatus.SUCCESS;
+ * const view = new DataView(record.buffer);
+ * assert.equal(view.getUint32(DsaRecord.BYTES_COMPLETED, true), 0);
+ * ```
+ */
 export const DsaRecord = {
   SIZE: 32,
   STATUS: 0,
@@ -77,7 +151,19 @@ export const DsaRecord = {
   INVALID_FLAGS: 16,
 } as const;
 
-/** Descriptor layout (bytes). */
+/**
+ * Descriptor layout (bytes).
+ *
+ * @example Usage
+ * ```ts
+ * import { DsaDescriptor } from "@asyncpmem/asyncpmem/mover";
+ * import assert from "node:assert/strict";
+ *
+ * const desc = new DataView(new ArrayBuffer(DsaDescriptor.SIZE));
+ * desc.setUint32(DsaDescriptor.XFER_SIZE, 4096, true);
+ * assert.equal(desc.getUint32(32, true), 4096);
+ * ```
+ */
 export const DsaDescriptor = {
   SIZE: 64,
   /** 24 bits of flags from here (bits 0-23 of the second dword). */

@@ -15,6 +15,7 @@ import {
   OBJECT_MAGIC,
   TYPE_INTERNAL,
 } from "./layout.ts";
+import { readOptions } from "../ffi/validate.ts";
 import { u64Text } from "./object_bytes.ts";
 import { TYPE_ROOT } from "./open.ts";
 import { type ObjectPool, poolEngine } from "./pool.ts";
@@ -63,12 +64,19 @@ export interface CheckOptions {
  * assert.deepEqual(report.problems, []);
  * assert.equal(report.objects.user, 1);
  * ```
+ *
+ * @throws {TypeError} for options that are no {@linkcode CheckOptions}: an
+ *   unknown key (a misspelt `live` would skip the leak check), or a `live`
+ *   that is no iterable of offsets (handles included: pass `h.offset`)
  */
 export function checkObjectPool(
   pool: ObjectPool,
   options: CheckOptions = {},
 ): PoolCheckReport {
   const e = poolEngine(pool);
+  // read before anything runs: a mistake here would otherwise report a
+  // healthy pool's objects as dangling and leaked
+  const live = liveOffsets(readOptions(options, ["live"], "check pool").live);
   e.flush("check");
   const media = e.media;
   const problems: string[] = [];
@@ -177,8 +185,7 @@ export function checkObjectPool(
       );
     }
   }
-  if (options.live !== undefined) {
-    const live = new Set(options.live);
+  if (live !== undefined) {
     for (const offset of live) {
       if (!(allocated.get(offset)! < TYPE_INTERNAL)) {
         problems.push(
@@ -195,4 +202,36 @@ export function checkObjectPool(
     }
   }
   return { objects, bytes, problems };
+}
+
+/** The offsets of `live`, read once, each checked to be an offset. */
+function liveOffsets(
+  live: Iterable<number> | undefined,
+): Set<number> | undefined {
+  if (live === undefined) return undefined;
+  if (
+    typeof (live as { [Symbol.iterator]?: unknown })?.[Symbol.iterator] !==
+      "function" || typeof live === "string"
+  ) {
+    throw new TypeError(
+      "Cannot check pool: live must be an iterable of object offsets",
+    );
+  }
+  const offsets = new Set<number>();
+  for (const offset of live) {
+    if (!Number.isSafeInteger(offset) || offset < 0) {
+      const got = typeof offset === "number"
+        ? String(offset)
+        : typeof offset === "object" && offset !== null
+        ? `an object (${(offset as object).constructor?.name ?? "null"})`
+        : `a ${typeof offset}`;
+      throw new TypeError(
+        `Cannot check pool: live must hold object offsets, got ${got}${
+          got === "an object (ObjectHandle)" ? ": pass a handle's offset" : ""
+        }`,
+      );
+    }
+    offsets.add(offset);
+  }
+  return offsets;
 }

@@ -302,6 +302,9 @@ export function encodeHeader(g: Geometry): Uint8Array {
   return b;
 }
 
+/** The signature of libpmemobj's pools (PMDK's pool header). */
+const LIBPMEMOBJ = new TextEncoder().encode("PMEMOBJ\0");
+
 /**
  * Decode and validate the pool header.
  *
@@ -319,6 +322,10 @@ export function decodeHeader(
   }
   const sig = b.subarray(0, 16);
   if (!sig.every((x, i) => x === SIGNATURE.charCodeAt(i))) {
+    // an object pool, but libpmemobj's: saying it is none reads as damage
+    if (LIBPMEMOBJ.every((x, i) => x === sig[i])) {
+      return "a libpmemobj pool (signature \"PMEMOBJ\"): asyncpmem's object store has its own format and does not read libpmemobj's";
+    }
     return `not an object pool: ${describeSignature(sig)}`;
   }
   const stored = dv.getUint32(HEADER_CRC_AT, true);
@@ -346,6 +353,14 @@ export function decodeHeader(
     layout: decodeName(b.subarray(96, 96 + MAX_LAYOUT + 1)),
   };
   const chunkSize = dv.getUint32(68, true);
+  const [s, l, n, t, h] = words;
+  // the header passed its CRC: a size past the file's end is a file cut
+  // short (a copy interrupted), not damage to the header
+  if (
+    g.size > fileSize && g.size >= MIN_POOL_SIZE && g.size <= MAX_POOL_SIZE
+  ) {
+    return `the file is truncated: pool size ${s} (the file has ${fileSize} bytes)`;
+  }
   if (
     logAt !== LOG_OFFSET || chunkSize !== CHUNK_SIZE ||
     g.size < MIN_POOL_SIZE || g.size > fileSize || g.size > MAX_POOL_SIZE ||
@@ -354,7 +369,6 @@ export function decodeHeader(
     g.heap !== alignUp(g.chunkTable + 8 * g.chunks, 4096) ||
     g.heap + g.chunks * CHUNK_SIZE > g.size
   ) {
-    const [s, l, n, t, h] = words;
     return `the pool header is corrupt: its geometry (size ${s}, log ${l}+${n}, chunk table ${t}, heap ${h}, ${g.chunks} chunks of ${chunkSize}) does not fit a file of ${fileSize} bytes`;
   }
   return g;

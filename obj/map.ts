@@ -381,6 +381,18 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
     }
     // (Array.from visits a sparse array's holes, which map() skips)
     const checked = Array.from(ops, (op) => {
+      // one key exactly: a second one beside it ({ set, delete }, or a
+      // misspelt one) was ignored, and what it asked for never happened
+      if (op !== null && typeof op === "object") {
+        const keys = Object.keys(op);
+        if (keys.length > 1) {
+          throw new TypeError(
+            `Cannot batch: each op is { set } or { delete }, got one with ${
+              keys.map((k) => `'${k.slice(0, 64)}'`).join(", ")
+            }`,
+          );
+        }
+      }
       if (op !== null && typeof op === "object" && "set" in op) {
         if (!Array.isArray(op.set) || op.set.length !== 2) {
           throw new TypeError("Cannot batch: set takes [key, value]");

@@ -35,9 +35,32 @@ export const DESC_SIZE = 16 + TOP * 8;
 const NODE_HEADER = 12;
 const KEY_STRING = 1;
 const VALUE_STRING = 2;
-/** Largest key, in bytes. */
+/**
+ * Largest key, in bytes (UTF-8 for a string).
+ *
+ * @example Usage
+ * ```ts
+ * import { MAX_KEY, ObjectPool, PersistentMap } from "@asyncpmem/asyncpmem/obj";
+ * import assert from "node:assert/strict";
+ *
+ * const path = `${await Deno.makeTempDir()}/pool`;
+ * using pool = ObjectPool.create(path, { size: 8 << 20, layout: "k" });
+ * using map = PersistentMap.open(pool, "m");
+ * assert.throws(() => map.set("k".repeat(MAX_KEY + 1), "v"), RangeError);
+ * ```
+ */
 export const MAX_KEY = 65535;
-/** Largest value, in bytes. */
+/**
+ * Largest value, in bytes (UTF-8 for a string).
+ *
+ * @example Usage
+ * ```ts
+ * import { MAX_VALUE } from "@asyncpmem/asyncpmem/obj";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(MAX_VALUE, 1 << 30); // 1 GiB
+ * ```
+ */
 export const MAX_VALUE = 2 ** 30;
 
 /** A key: a string (stored as UTF-8) or bytes; the two never collide. */

@@ -13,7 +13,7 @@ import { checkMode, checkOpenArgs } from "../ffi/validate.ts";
 import { FileLock } from "../pmem2/file_lock.ts";
 import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
-import { asOp } from "../errors/file.ts";
+import { asOp, corrupt } from "../errors/file.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
 import { checkMoverOption, type Vdm } from "../mover/vdm.ts";
 import { Engine, type StateView } from "./engine.ts";
@@ -48,8 +48,6 @@ import {
 import { applyEntry, RedoLog } from "./log.ts";
 import { ObjMedia } from "./media.ts";
 import { checkNumber, numberText, u64Text } from "./object_bytes.ts";
-
-const EINVAL = 22;
 
 export { TYPE_MAP, TYPE_ROOT };
 
@@ -271,12 +269,8 @@ export function openPool(
   try {
     const fileSize = source.size;
     if (fileSize < LOG_OFFSET) {
-      throw new PmemError(
-        op,
-        -EINVAL,
-        `'${path}' is not an object pool: the file has ${fileSize} bytes`,
-        { errno: EINVAL },
-      );
+      // worded as every store's refusal (errors/file.ts)
+      throw corrupt(op, path, `the file is too small (${fileSize} bytes)`);
     }
     map = Mapping.map(source, {
       length: Math.min(MAX_POOL_SIZE, Math.floor(fileSize / 4096) * 4096),
@@ -296,7 +290,7 @@ export function openPool(
           g.slice("the pool header is corrupt: ".length),
         );
       }
-      throw new PmemError(op, -EINVAL, `'${path}': ${g}`, { errno: EINVAL });
+      throw corrupt(op, path, g);
     }
     if (g.layout !== layout) {
       throw new LayoutMismatchError(op, layout, g.layout);

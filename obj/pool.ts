@@ -172,8 +172,8 @@ export class ObjectPool implements Disposable {
    *
    * @throws {LayoutMismatchError} when it was created with another layout
    * @throws {CorruptPoolError} naming the damaged structure
-   * @throws {PmemError} code -22 when the file is no object pool, -11
-   *   when it is open already
+   * @throws {PmemError} code -22 when the file is no object pool (or one
+   *   cut short: "the file is truncated"), -11 when it is open already
    */
   static open(path: string, options: ObjectPoolOpenOptions): ObjectPool {
     return new ObjectPool(openPool(path, options, {}));

@@ -75,8 +75,11 @@ export class RegionHandles implements RegionSource {
   slot(r: unknown, op: string): number {
     const core = this.#live(op);
     if (!(r instanceof Region) || r.stream !== this.#stream) {
+      // (entries is a method's name, not a verb)
       throw new TypeError(
-        `Cannot ${op}: region must be a Region of this stream`,
+        `Cannot ${
+          op === "entries" ? "iterate entries" : op
+        }: region must be a Region of this stream`,
       );
     }
     if (

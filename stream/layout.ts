@@ -216,8 +216,12 @@ export function decodeHeader(
       dataOffsetOf(g.regionSlots, g.blockSize)
     }`;
   }
-  if (g.size > fileSize || g.size < g.dataOffset + g.blockSize) {
+  if (g.size < g.dataOffset + g.blockSize) {
     return `the stream header is corrupt: stream size ${size} (the file has ${fileSize} bytes)`;
+  }
+  // the header passed its CRC: it is the file that is short
+  if (g.size > fileSize) {
+    return `the file is truncated: stream size ${size} (the file has ${fileSize} bytes)`;
   }
   if (dv.getUint32(56, true) !== 0) {
     return "the stream header is corrupt: reserved bytes are not zero";

@@ -57,6 +57,11 @@ export function descriptorProblem(
   if (start !== BigInt(LOG_START)) {
     return `the log descriptor is corrupt: start offset ${start}, expected ${LOG_START}`;
   }
+  // (the descriptor has no checksum: an end past the file's own end is
+  // a file cut short as likely as damage, and both are named)
+  if (end > BigInt(mapped)) {
+    return `the file is truncated, or the log descriptor is corrupt: end offset ${end}, the pool has ${mapped} bytes`;
+  }
   if (end !== BigInt(mapped)) {
     return `the log descriptor is corrupt: end offset ${end}, the pool has ${mapped} bytes`;
   }
