@@ -35,11 +35,15 @@
  *   are as before the take (its free block may hold some of the data);
  *   after the commit, as after one; the commit itself runs holding its
  *   blocks' stripes, so the lanes of an ended opener that holds a stripe
- *   stay out (a new open of the pool recovers them from the flog). The
- *   same take gives back the read counts such openers left.
+ *   stay out (a new open of the pool recovers them from the flog):
+ *   {@linkcode LaneTable.lanesLeft} counts the lanes that still go round,
+ *   so a group write is cut to them and a write with none left fails
+ *   instead of waiting for good. The same take gives back the read counts
+ *   such openers left.
  *
  * @module
  */
+import type { PmemError } from "../errors/mod.ts";
 import { FileShare, lockToken } from "../pmem2/file_share.ts";
 import { ReadTracker } from "./read_tracking.ts";
 import {
@@ -324,6 +328,53 @@ export class LaneTable {
       back = true;
     }
     return back;
+  }
+
+  /**
+   * Lanes that can still go round: all but those taken by ended openers
+   * that hold a stripe, which stay out until a new open of the pool
+   * recovers them (see {@linkcode LaneTable.take}). A write that needs
+   * more lanes at once than this never gets them: a group of updates is
+   * cut down to this size, and with none left a write fails.
+   */
+  lanesLeft(): number {
+    const share = this.#share;
+    const w = this.words;
+    const lanes = w[LANES];
+    if (share === undefined || share.endedOpens === 0) return lanes;
+    this.#lockRing();
+    try {
+      let out = 0;
+      const holders = new Map<number, boolean>();
+      for (let lane = 0; lane < lanes; lane++) {
+        const owner = w[LANE_BASE + lane * LANE_WORDS + LANE_OWNER];
+        if (owner === 0 || owner === this.#token || !share.ended(owner)) {
+          continue;
+        }
+        let holds = holders.get(owner);
+        if (holds === undefined) {
+          holds = this.#holdsAStripe(owner);
+          holders.set(owner, holds);
+        }
+        if (holds && !this.#onRing(lane)) out++;
+      }
+      return lanes - out;
+    } finally {
+      unlockWord(w, RING_LOCK);
+    }
+  }
+
+  /**
+   * The error of a write that needs a lane when none can go round (every
+   * lane was taken by ended openers that hold a stripe): code -130
+   * (EOWNERDEAD), as for a write of a block whose stripe they hold.
+   */
+  noLanesLeft(op: string): PmemError {
+    return ownerEnded(
+      this.#share?.path ?? "",
+      "every lane of an arena, and the commit lock of a block",
+      op,
+    );
   }
 
   /** Under the ring lock: whether `lane` is idle on the ring. */

@@ -10,7 +10,7 @@ import { decode } from "./workers/blk_blocks.ts";
 import { unformatted } from "./blk_fixtures.ts";
 import type { Report, ReviewJob } from "./workers/review_worker.ts";
 import { tagged } from "./workers/review_entries.ts";
-import { assert, tempPath, test } from "./_harness.ts";
+import { assert, runScript, tempPath, test } from "./_harness.ts";
 import {
   ask as askJob,
   startWorker as startJobWorker,
@@ -246,3 +246,202 @@ test("Workers whose first updates lay an unformatted pool out at once share one 
   assert.equal(report.formatted, true);
   assert.deepEqual(report.problems, []);
 });
+
+// In a child process: a hang fails the test instead of the runner.
+test(
+  "Workers terminated at random points of their mixed updates: the others go on, every block stays whole, and a reopen is consistent",
+  () => {
+    const r = runScript(
+      `
+    import { statSync } from "node:fs";
+    import { BlockPool } from "@root/blk/mod.ts";
+    import { PoolShared } from "@root/blk/shared.ts";
+    import { BadBlockError } from "@root/errors/mod.ts";
+    import { FileShare } from "@root/pmem2/file_share.ts";
+    import { createBlockPool } from "@root/testing/mod.ts";
+    import { ask, startWorker } from "@root/tests/workers/jobs.ts";
+    import { decode, stamp } from "@root/tests/workers/blk_blocks.ts";
+    const path = ${JSON.stringify(tempPath())};
+    const lbas = 24;
+    const out = { codes: {}, bad: [] };
+    const count = (c) => out.codes[c] = (out.codes[c] ?? 0) + 1;
+    const code = (f) => {
+      try { f(); return 0; } catch (e) { return e.code ?? String(e); }
+    };
+    const look = (p) => {
+      for (let lba = 0; lba < lbas; lba++) {
+        try {
+          const d = decode(p.read(lba), lba);
+          if (typeof d === "string") out.bad.push(d);
+        } catch (e) {
+          if (!(e instanceof BadBlockError)) throw e;
+        }
+      }
+    };
+    const pool = createBlockPool(path, { blockSize: 512, poolSize: 32 << 20, lanes: 4 });
+    const share = FileShare.open(path, PoolShared.bytes(statSync(path).size));
+    let seq = 0;
+    for (let round = 0; round < 8; round++) {
+      const w = await startWorker("@root/tests/workers/review_worker.ts");
+      const progress = new SharedArrayBuffer(4);
+      const job = ask(w, {
+        kind: "mixed", path, id: 2 + round, count: 1e9, lbas, seed: 90 + round,
+        group: 4, flags: round % 2 === 1, progress, mover: round % 4 < 2 ? "threads" : "cpu",
+      });
+      let failed;
+      job.catch((e) => failed = e);
+      const until = 5 + 13 * round;
+      while (Atomics.load(new Int32Array(progress), 0) < until) {
+        if (failed) throw failed;
+        await new Promise((r) => setTimeout(r, 0));
+      }
+      const before = share.endedOpens;
+      w.terminate();
+      const t0 = performance.now();
+      while (share.endedOpens === before) {
+        if (performance.now() - t0 > 10000) throw new Error("never ended");
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      // every lane is needed: one by one, then all four at once
+      for (let i = 0; i < 30; i++) {
+        const lba = i % lbas;
+        count(code(() => pool.write(lba, stamp(1, lba, ++seq, 512))));
+      }
+      try {
+        await pool.writeMany([0, 5, 10, 15].map((lba) => ({ lba, data: stamp(1, lba, ++seq, 512) })));
+        count(0);
+      } catch (e) { count(e.code ?? String(e)); }
+      look(pool);
+    }
+    share.close();
+    pool.close();
+    using again = BlockPool.open(path);
+    out.problems = again.check().problems;
+    look(again);
+    console.log(JSON.stringify(out));
+  `,
+      90_000,
+    );
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    assert.deepEqual(out.bad, []);
+    assert.deepEqual(out.problems, []);
+    for (const c of Object.keys(out.codes)) {
+      assert.ok(
+        c === "0" || c === "-130",
+        `writes failed with ${c}: ${JSON.stringify(out.codes)}`,
+      );
+    }
+  },
+  { timeout: 120_000 },
+);
+
+/**
+ * Run `body` in a child process with a 4-lane pool at `path` (blocks
+ * 0..7 written, block i holding i) and a Worker of
+ * `shared_edges_worker.ts` (`w`), ended by `end(w)`; `out` is printed.
+ */
+function endedLaneScript(body: string): Record<string, unknown> {
+  const r = runScript(
+    `
+    import { statSync } from "node:fs";
+    import process from "node:process";
+    import { PoolShared } from "@root/blk/shared.ts";
+    import { FileShare } from "@root/pmem2/file_share.ts";
+    import { createBlockPool } from "@root/testing/mod.ts";
+    import { ask, startWorker } from "@root/tests/workers/jobs.ts";
+    const path = ${JSON.stringify(tempPath())};
+    const out = {};
+    const block = (v) => new Uint8Array(512).fill(v);
+    const code = (f) => {
+      try { f(); return 0; } catch (e) { return e.code ?? String(e); }
+    };
+    const asyncCode = async (p) => {
+      try { await p; return 0; } catch (e) { return e.code ?? String(e); }
+    };
+    const pool = createBlockPool(path, { blockSize: 512, poolSize: 32 << 20, lanes: 4 });
+    for (let lba = 0; lba < 8; lba++) pool.write(lba, block(lba));
+    const w = await startWorker("@root/tests/workers/shared_edges_worker.ts");
+    async function end(w) {
+      using share = FileShare.open(path, PoolShared.bytes(statSync(path).size));
+      const before = share.endedOpens;
+      w.terminate();
+      while (share.endedOpens === before) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+    ${body}
+    console.log(JSON.stringify(out));
+    process.exit(0);
+    `,
+    30_000,
+  );
+  assert.equal(
+    r.status,
+    0,
+    `status ${r.status} ${r.signal}: ${r.stdout}${r.stderr}`,
+  );
+  return JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+}
+
+// Bug: a Worker terminated in the middle of a commit keeps its lane (its
+// commit may be half done) for as long as the process has the pool open;
+// a writeMany took its groups as large as the arena's lanes, and a group
+// takes all its lanes at once, so every writeMany of 4 blocks or more on
+// a 4-lane pool waited for good (seen with Bun, whose terminate() stops a
+// Worker anywhere: tests/workers_review_test.ts's test of Workers
+// terminated at random points hung).
+test(
+  "a Worker ended mid-commit holding one lane: writeMany of as many blocks as the arena has lanes still completes",
+  () => {
+    const out = endedLaneScript(`
+    out.taken = (await ask(w, { kind: "holdLanes", path, n: 1, stripe: 100 })).length;
+    await end(w);
+    out.group = await asyncCode(pool.writeMany(
+      [10, 11, 12, 13, 14, 15].map((lba) => ({ lba, data: block(lba) })),
+    ));
+    out.read = [10, 13, 15].map((lba) => pool.read(lba)[0]);
+    out.async = await asyncCode(Promise.all([1, 2, 3, 4].map((lba) =>
+      pool.writeAsync(lba, block(40 + lba))
+    )));
+    out.write = code(() => pool.write(5, block(55)));
+    out.blocks = [1, 4, 5].map((lba) => pool.read(lba)[0]);
+  `);
+    assert.deepEqual(out, {
+      taken: 1,
+      group: 0,
+      read: [10, 13, 15],
+      async: 0,
+      write: 0,
+      blocks: [41, 44, 55],
+    });
+  },
+  { timeout: 60_000 },
+);
+
+// ... and with every lane kept so, a write waited 30 s and failed with
+// EBUSY, and asynchronous writes waited for good: they fail at once with
+// EOWNERDEAD (-130), as writes of the block whose commit lock it holds do.
+test(
+  "a Worker ended mid-commit holding every lane: writes fail at once with EOWNERDEAD",
+  () => {
+    const out = endedLaneScript(`
+    out.taken = (await ask(w, { kind: "holdLanes", path, n: 4, stripe: 100 })).length;
+    await end(w);
+    out.write = code(() => pool.write(3, block(33)));
+    out.async = await asyncCode(pool.writeAsync(3, block(33)));
+    out.group = await asyncCode(pool.writeMany(
+      [10, 11].map((lba) => ({ lba, data: block(lba) })),
+    ));
+    out.read = [3, 7].map((lba) => pool.read(lba)[0]);
+  `);
+    assert.deepEqual(out, {
+      taken: 4,
+      write: -130,
+      async: -130,
+      group: -130,
+      read: [3, 7],
+    });
+  },
+  { timeout: 60_000 },
+);
