@@ -445,3 +445,97 @@ test(
   },
   { timeout: 60_000 },
 );
+
+// In a child process: a hang fails the test instead of the runner. (Bun
+// ends a terminated Worker anywhere, often holding the commit lock: the
+// appends here then fail with EOWNERDEAD, and close may too.)
+test(
+  "Workers terminated in the middle of their appends: every append that returned here survives a reopen, whole and in order",
+  () => {
+    const r = runScript(
+      `
+    import { LogStream } from "@root/stream/mod.ts";
+    import { streamCore } from "@root/stream/open.ts";
+    import { FileShare } from "@root/pmem2/file_share.ts";
+    import { ask, startWorker } from "@root/tests/workers/jobs.ts";
+    import { tagged } from "@root/tests/workers/review_entries.ts";
+    const path = ${JSON.stringify(tempPath())};
+    const out = { codes: {}, bad: [] };
+    const count = (c) => out.codes[c] = (out.codes[c] ?? 0) + 1;
+    /** Check entries whole and in order; the index of each of writer 1's. */
+    function scan(s) {
+      const mine = new Map();
+      let prev = 0;
+      for (const e of s.entries(s.regions()[0])) {
+        if (e.timestamp <= prev) out.bad.push("order " + e.timestamp);
+        prev = e.timestamp;
+        const dv = new DataView(e.data.buffer, e.data.byteOffset);
+        const id = dv.getUint32(0, true);
+        const want = tagged(id, dv.getUint32(4, true));
+        if (want.length !== e.data.length || want.some((v, k) => v !== e.data[k])) {
+          out.bad.push("torn " + e.timestamp);
+        }
+        if (id === 1) mine.set(e.timestamp, dv.getUint32(4, true));
+      }
+      return { mine, last: prev };
+    }
+    const s = LogStream.create(path, { size: 8 << 20 });
+    const r = s.allocateRegion(4 << 20);
+    const share = FileShare.of(streamCore(s).shared.i32.buffer);
+    const oks = new Map();
+    let i = 0;
+    for (let round = 0; round < 8 && !out.codes[-130]; round++) {
+      const w = await startWorker("@root/tests/workers/review_worker.ts");
+      const progress = new SharedArrayBuffer(4);
+      let failed;
+      ask(w, {
+        kind: "streamAppend", path, id: 2 + round, count: 1e9,
+        reopenEvery: 1e9, progress,
+      }).catch((e) => failed = e);
+      while (Atomics.load(new Int32Array(progress), 0) < 3 + 37 * round) {
+        if (failed) throw failed;
+        await new Promise((r) => setTimeout(r, 0));
+      }
+      const before = share.endedOpens;
+      w.terminate();
+      while (share.endedOpens === before) {
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      for (let k = 0; k < 20; k++, i++) {
+        try {
+          oks.set(k % 2 ? s.append(r, tagged(1, i)) : await s.appendAsync(r, tagged(1, i)), i);
+          count(0);
+        } catch (e) {
+          count(e.code ?? String(e));
+        }
+      }
+      scan(s);
+    }
+    try {
+      s.close();
+    } catch (e) {
+      count("close " + e.code);
+    }
+    using again = LogStream.open(path);
+    const { mine, last } = scan(again);
+    for (const [ts, k] of oks) {
+      if (mine.get(ts) !== k) out.bad.push("lost " + ts + ":" + k);
+    }
+    out.after = again.append(again.regions()[0], tagged(1, i)) > last;
+    console.log(JSON.stringify(out));
+  `,
+      60_000,
+    );
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    assert.deepEqual(out.bad, []);
+    assert.equal(out.after, true);
+    for (const c of Object.keys(out.codes)) {
+      assert.ok(
+        ["0", "-130", "close -130"].includes(c),
+        `appends failed with ${c}: ${JSON.stringify(out.codes)}`,
+      );
+    }
+  },
+  { timeout: 90_000 },
+);

@@ -61,6 +61,8 @@ export type ReviewJob =
     id: number;
     count: number;
     reopenEvery: number;
+    /** An Int32Array's buffer: word 0 counts the entries appended. */
+    progress?: SharedArrayBuffer;
   }
   /**
    * Follow the stream's first region until `count` entries were seen;
@@ -230,9 +232,16 @@ async function streamAppend(
   job: Extract<ReviewJob, { kind: "streamAppend" }>,
 ): Promise<number[]> {
   const stamps: number[] = [];
+  const progress = job.progress && new Int32Array(job.progress);
   let s = LogStream.open(job.path);
   try {
     for (let i = 0; i < job.count;) {
+      if (progress) {
+        Atomics.store(progress, 0, i);
+        // now and then a turn of the event loop, where Deno ends a
+        // terminated Worker (Bun ends it anywhere)
+        if (i % 16 === 0) await new Promise((r) => setTimeout(r, 0));
+      }
       if (i > 0 && i % job.reopenEvery === 0) {
         s.close();
         s = LogStream.open(job.path);
