@@ -446,7 +446,8 @@ export class WriteScheduler {
         };
       }
       this.#map.persistRanges(ranges);
-      commitUpdates(this.#media, slots);
+      // (a failure names the poller's operation, or the first group's)
+      commitUpdates(this.#media, slots, (poller ?? groups[0]).op);
       for (const s of slots) {
         s.lane = -1; // published: the lane is back in its arena
         s.arena.leave(s);

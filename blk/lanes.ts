@@ -129,11 +129,17 @@ export class LaneTable {
     this.#repairRing();
     return true;
   };
+  /** The operation taking a stripe now, named in the error of its wait. */
+  #stripeOp = "write";
   /** Fails the wait for a stripe whose holder ended. */
   readonly #stripeEnded = (): boolean => {
     // what this commit took, it gives back: it fails
     releaseStripes(this.words.buffer, this.#token);
-    throw ownerEnded(this.#share?.path ?? "", "the commit lock of a block");
+    throw ownerEnded(
+      this.#share?.path ?? "",
+      "the commit lock of a block",
+      this.#stripeOp,
+    );
   };
 
   /**
@@ -512,12 +518,14 @@ export class LaneTable {
   /**
    * Take the stripe lock of `pre`, waiting for it.
    *
+   * @param op the operation named in errors @default "write"
    * @throws {PmemError} code -130 (EOWNERDEAD) when its holder's thread
    *   ended before it closed the pool; every stripe this opener holds is
    *   released first
    * @throws {TypeError} when a check() of this thread holds it (the same)
    */
-  lockStripe(pre: number): void {
+  lockStripe(pre: number, op = "write"): void {
+    this.#stripeOp = op;
     try {
       lockWord(
         this.words,
@@ -548,8 +556,13 @@ export class LaneTable {
    * Take every stripe lock, in stripe order (the order a commit that
    * waits takes them in, so the two never wait on each other in a cycle):
    * no commit of any opener runs until {@linkcode LaneTable.unlockStripes}.
+   *
+   * @param op the operation named in errors @default "check"
+   * @throws {PmemError} code -130 (EOWNERDEAD) when a stripe's holder's
+   *   thread ended before it closed the pool
    */
-  lockStripes(): void {
+  lockStripes(op = "check"): void {
+    this.#stripeOp = op;
     for (let s = 0; s < STRIPES; s++) {
       // a stripe whose holder ended fails the wait, every stripe this
       // opener holds (of every arena) released first

@@ -87,7 +87,7 @@ export function setFlagNow(
   try {
     // the stripe orders it with commits of the block by other openers; a
     // stripe whose holder ended throws, and the ticket must still go
-    arena.table.lockStripe(pre);
+    arena.table.lockStripe(pre, op);
     try {
       arena.setFlag(pre, flag);
     } finally {

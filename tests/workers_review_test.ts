@@ -539,3 +539,43 @@ test(
   },
   { timeout: 90_000 },
 );
+
+// Bug: the EOWNERDEAD errors of a block whose commit lock an ended
+// Worker held all named the operation "write": check(), setZero,
+// setError, writeAsync and writeMany said "write" too.
+test(
+  "a Worker ended holding a block's commit lock: each refused operation names itself",
+  () => {
+    const out = endedLaneScript(`
+    await ask(w, { kind: "holdLock", path, lock: "stripe", pre: 6 });
+    await end(w);
+    const op = (f) => {
+      try { f(); return "none"; } catch (e) { return e.code + " " + e.op; }
+    };
+    const asyncOp = async (p) => {
+      try { await p; return "none"; } catch (e) { return e.code + " " + e.op; }
+    };
+    out.ops = [
+      op(() => pool.check()),
+      op(() => pool.setZero(6)),
+      op(() => pool.setError(6)),
+      op(() => pool.write(6, block(1))),
+      await asyncOp(pool.writeAsync(6, block(1))),
+      await asyncOp(pool.writeMany([6, 7].map((lba) => ({ lba, data: block(lba) })))),
+    ];
+    out.read = pool.read(6)[0];
+  `);
+    assert.deepEqual(out, {
+      ops: [
+        "-130 check",
+        "-130 setZero",
+        "-130 setError",
+        "-130 write",
+        "-130 writeAsync",
+        "-130 writeMany",
+      ],
+      read: 6,
+    });
+  },
+  { timeout: 60_000 },
+);
