@@ -579,3 +579,27 @@ test(
   },
   { timeout: 60_000 },
 );
+
+test("six Workers share one lane: group writes, bursts and sync writes all finish", async () => {
+  const path = tempPath();
+  const lbas = 16;
+  using pool = createBlockPool(path, {
+    blockSize: 512,
+    poolSize: 32 * MiB,
+    lanes: 1,
+  });
+  const jobs: ReviewJob[] = [1, 2, 3, 4, 5, 6].map((id) => ({
+    kind: "mixed",
+    path,
+    id,
+    count: 80,
+    lbas,
+    seed: 70 + id,
+    group: 5,
+    flags: id % 3 === 0,
+    mover: id % 2 === 0 ? "threads" : "cpu",
+  }));
+  await runJobs(pool, jobs, lbas);
+  checkBlocks(pool, lbas);
+  assert.deepEqual(pool.check().problems, []);
+});
