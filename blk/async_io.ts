@@ -118,6 +118,21 @@ function takeLanes(slots: Slot[]): boolean {
   return true;
 }
 
+/**
+ * The fewest lanes that can still go round (`LaneTable.lanesLeft`) in
+ * the arenas of `slots`.
+ */
+function lanesLeftOf(slots: Slot[]): number {
+  let left = Infinity;
+  let last: Arena | undefined;
+  for (const { arena } of slots) {
+    if (arena === last) continue;
+    last = arena;
+    left = Math.min(left, arena.table.lanesLeft());
+  }
+  return left;
+}
+
 /** Give back everything a slot holds (a failed or abandoned update). */
 /**
  * The error for a group whose data no longer holds a whole block (its
@@ -369,6 +384,17 @@ export class WriteScheduler {
     }
   }
 
+  /**
+   * Take a waiting group out of the list to start, its slots kept in
+   * their block queues: its write makes smaller groups of them (fewer
+   * lanes can go round than it holds updates).
+   */
+  regroup(group: Group): void {
+    if (group.stage !== WAITING) return;
+    group.stage = DONE; // (the start pass drops it)
+    group.parkedOn = undefined;
+  }
+
   /** Take a group out of the queues before it started (its write settled). */
   withdraw(group: Group): void {
     if (group.stage !== WAITING) return;
@@ -420,7 +446,8 @@ export class WriteScheduler {
         };
       }
       this.#map.persistRanges(ranges);
-      commitUpdates(this.#media, slots);
+      // (a failure names the poller's operation, or the first group's)
+      commitUpdates(this.#media, slots, (poller ?? groups[0]).op);
       for (const s of slots) {
         s.lane = -1; // published: the lane is back in its arena
         s.arena.leave(s);
@@ -514,7 +541,20 @@ export class WriteGroupFuture extends Future<void> {
             g.stage === WAITING && !writes.finishStarted(ctx) &&
             !this.#pool.reads.finishStarted(ctx) &&
             !finishOthers(this.#pool, ctx)
-          ) return PENDING;
+          ) {
+            // lanes an ended opener kept (a commit of its may be half
+            // done) stay out until the pool is opened again: a group of
+            // more updates than can go round would wait for good
+            const left = lanesLeftOf(g.slots);
+            if (left >= g.slots.length) return PENDING;
+            if (left === 0) {
+              throw g.slots[0].arena.table.noLanesLeft(this.#op);
+            }
+            writes.regroup(g);
+            this.#next -= g.slots.length;
+            this.#groupSize = left;
+            this.#group = undefined;
+          }
           continue;
         case COPYING: {
           const copy = g.copy!;

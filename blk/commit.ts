@@ -57,14 +57,17 @@ function persistAll(media: Media, ranges: Ranges): void {
  * entry stored and its lane back in its arena; on a throw none is
  * published and the caller still holds every lane.
  *
+ * @param op the operation named in errors @default "write"
  * @throws {PmemError} code -5 (EIO) when a persist fails; the arenas
- *   involved refuse writes from then on
+ *   involved refuse writes from then on; -130 (EOWNERDEAD) when a block's
+ *   stripe lock is held by an opener whose thread ended
  */
 export function commitUpdates(
   media: Media,
   updates: readonly LaneUpdate[],
+  op = "write",
 ): void {
-  const held = lockStripes(updates);
+  const held = lockStripes(updates, op);
   try {
     commitFlog(media, updates);
     for (let i = 0; i < updates.length; i++) {
@@ -103,9 +106,12 @@ function giveLanes(updates: readonly LaneUpdate[]): void {
  * already held by this commit, for another block, counts as taken); if
  * one is held elsewhere, every stripe taken is let go and all are taken
  * again in (arena, stripe) order, waiting: commits then never wait on
- * each other in a cycle.
+ * each other in a cycle. `op` is named in errors.
  */
-function lockStripes(updates: readonly LaneUpdate[]): LaneUpdate[] {
+function lockStripes(
+  updates: readonly LaneUpdate[],
+  op: string,
+): LaneUpdate[] {
   const n = updates.length;
   const held: LaneUpdate[] = [];
   let i = 0;
@@ -127,7 +133,7 @@ function lockStripes(updates: readonly LaneUpdate[]): LaneUpdate[] {
     if (
       k > 0 && prev.arena === u.arena && stripeOf(prev.pre) === stripeOf(u.pre)
     ) continue; // blocks of one stripe take it once
-    u.arena.table.lockStripe(u.pre);
+    u.arena.table.lockStripe(u.pre, op);
     held.push(u);
   }
   return held;

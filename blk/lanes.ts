@@ -35,11 +35,15 @@
  *   are as before the take (its free block may hold some of the data);
  *   after the commit, as after one; the commit itself runs holding its
  *   blocks' stripes, so the lanes of an ended opener that holds a stripe
- *   stay out (a new open of the pool recovers them from the flog). The
- *   same take gives back the read counts such openers left.
+ *   stay out (a new open of the pool recovers them from the flog):
+ *   {@linkcode LaneTable.lanesLeft} counts the lanes that still go round,
+ *   so a group write is cut to them and a write with none left fails
+ *   instead of waiting for good. The same take gives back the read counts
+ *   such openers left.
  *
  * @module
  */
+import type { PmemError } from "../errors/mod.ts";
 import { FileShare, lockToken } from "../pmem2/file_share.ts";
 import { ReadTracker } from "./read_tracking.ts";
 import {
@@ -125,11 +129,17 @@ export class LaneTable {
     this.#repairRing();
     return true;
   };
+  /** The operation taking a stripe now, named in the error of its wait. */
+  #stripeOp = "write";
   /** Fails the wait for a stripe whose holder ended. */
   readonly #stripeEnded = (): boolean => {
     // what this commit took, it gives back: it fails
     releaseStripes(this.words.buffer, this.#token);
-    throw ownerEnded(this.#share?.path ?? "", "the commit lock of a block");
+    throw ownerEnded(
+      this.#share?.path ?? "",
+      "the commit lock of a block",
+      this.#stripeOp,
+    );
   };
 
   /**
@@ -326,6 +336,53 @@ export class LaneTable {
     return back;
   }
 
+  /**
+   * Lanes that can still go round: all but those taken by ended openers
+   * that hold a stripe, which stay out until a new open of the pool
+   * recovers them (see {@linkcode LaneTable.take}). A write that needs
+   * more lanes at once than this never gets them: a group of updates is
+   * cut down to this size, and with none left a write fails.
+   */
+  lanesLeft(): number {
+    const share = this.#share;
+    const w = this.words;
+    const lanes = w[LANES];
+    if (share === undefined || share.endedOpens === 0) return lanes;
+    this.#lockRing();
+    try {
+      let out = 0;
+      const holders = new Map<number, boolean>();
+      for (let lane = 0; lane < lanes; lane++) {
+        const owner = w[LANE_BASE + lane * LANE_WORDS + LANE_OWNER];
+        if (owner === 0 || owner === this.#token || !share.ended(owner)) {
+          continue;
+        }
+        let holds = holders.get(owner);
+        if (holds === undefined) {
+          holds = this.#holdsAStripe(owner);
+          holders.set(owner, holds);
+        }
+        if (holds && !this.#onRing(lane)) out++;
+      }
+      return lanes - out;
+    } finally {
+      unlockWord(w, RING_LOCK);
+    }
+  }
+
+  /**
+   * The error of a write that needs a lane when none can go round (every
+   * lane was taken by ended openers that hold a stripe): code -130
+   * (EOWNERDEAD), as for a write of a block whose stripe they hold.
+   */
+  noLanesLeft(op: string): PmemError {
+    return ownerEnded(
+      this.#share?.path ?? "",
+      "every lane of an arena, and the commit lock of a block",
+      op,
+    );
+  }
+
   /** Under the ring lock: whether `lane` is idle on the ring. */
   #onRing(lane: number): boolean {
     const w = this.words;
@@ -461,12 +518,14 @@ export class LaneTable {
   /**
    * Take the stripe lock of `pre`, waiting for it.
    *
+   * @param op the operation named in errors @default "write"
    * @throws {PmemError} code -130 (EOWNERDEAD) when its holder's thread
    *   ended before it closed the pool; every stripe this opener holds is
    *   released first
    * @throws {TypeError} when a check() of this thread holds it (the same)
    */
-  lockStripe(pre: number): void {
+  lockStripe(pre: number, op = "write"): void {
+    this.#stripeOp = op;
     try {
       lockWord(
         this.words,
@@ -497,8 +556,13 @@ export class LaneTable {
    * Take every stripe lock, in stripe order (the order a commit that
    * waits takes them in, so the two never wait on each other in a cycle):
    * no commit of any opener runs until {@linkcode LaneTable.unlockStripes}.
+   *
+   * @param op the operation named in errors @default "check"
+   * @throws {PmemError} code -130 (EOWNERDEAD) when a stripe's holder's
+   *   thread ended before it closed the pool
    */
-  lockStripes(): void {
+  lockStripes(op = "check"): void {
+    this.#stripeOp = op;
     for (let s = 0; s < STRIPES; s++) {
       // a stripe whose holder ended fails the wait, every stripe this
       // opener holds (of every arena) released first

@@ -153,8 +153,10 @@ const GROUP_SIZE = 64;
  * read-only open holds it. A Worker should close its pools before it is
  * terminated: one that does not keeps what it held (its lanes, and a
  * commit lock of a block, whose writes then fail with a `PmemError` of
- * code -130, EOWNERDEAD); once every other opener in the process has
- * closed the pool, the next open recovers it as after a crash.
+ * code -130, EOWNERDEAD; while it keeps lanes, group writes go in groups
+ * of the lanes left, and with none left every write fails so); once every
+ * other opener in the process has closed the pool, the next open recovers
+ * it as after a crash.
  *
  * @example Usage
  * ```ts

@@ -63,9 +63,13 @@ const EOWNERDEAD = 130;
  * The error of a wait for a lock whose holder's thread ended before it
  * closed the pool: code -130 (EOWNERDEAD).
  */
-export function ownerEnded(path: string, what: string): PmemError {
+export function ownerEnded(
+  path: string,
+  what: string,
+  op = "write",
+): PmemError {
   return new PmemError(
-    "write",
+    op,
     -EOWNERDEAD,
     `'${path}': an open of the pool in this process ended with its thread ` +
       `(a Worker terminated before it closed the pool) while it held ${what}; ` +

@@ -87,7 +87,7 @@ export function setFlagNow(
   try {
     // the stripe orders it with commits of the block by other openers; a
     // stripe whose holder ended throws, and the ticket must still go
-    arena.table.lockStripe(pre);
+    arena.table.lockStripe(pre, op);
     try {
       arena.setFlag(pre, flag);
     } finally {
@@ -133,10 +133,18 @@ function takeFreeBlock(ctx: SyncUpdateContext, arena: Arena): number {
   ) {
     lane = arena.takeLane();
   }
+  // lanes an ended opener kept mid-commit stay out until the pool is
+  // opened again: with none left, none comes
+  if (lane < 0 && arena.table.lanesLeft() === 0) {
+    throw arena.table.noLanesLeft("write");
+  }
   if (lane < 0 && !alone(ctx.control)) {
     const deadline = performance.now() + LANE_WAIT_MS;
     let ms = 0.005;
     while (lane < 0 && performance.now() < deadline) {
+      if (arena.table.lanesLeft() === 0) {
+        throw arena.table.noLanesLeft("write");
+      }
       sleepMs(ms);
       ms = Math.min(ms * 2, 1);
       lane = arena.takeLane();
