@@ -10,7 +10,13 @@
  */
 import { statSync, unlinkSync } from "node:fs";
 import { NotSupportedError, PmemError } from "../errors/mod.ts";
-import { asOp, corrupt, notEmpty, withoutSize } from "../errors/file.ts";
+import {
+  asOp,
+  corrupt,
+  notEmpty,
+  tooSmall,
+  withoutSize,
+} from "../errors/file.ts";
 import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
@@ -334,7 +340,7 @@ export function openPoolFile(
     const size = source.size;
     const usable = Math.floor(size / BTT_ALIGN) * BTT_ALIGN;
     if (usable < BTT_OFFSET) {
-      throw corrupt(op, path, `the file is too small (${size} bytes)`);
+      throw tooSmall(op, path, size);
     }
     map = Mapping.map(source, {
       length: usable,

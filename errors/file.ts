@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { closeSync, openSync, readSync } from "node:fs";
 import { NotSupportedError, OutOfSpaceError, PmemError } from "./mod.ts";
 
 const EINVAL = 22;
@@ -20,6 +21,51 @@ export function corrupt(op: string, path: string, what: string): PmemError {
   return new PmemError(op, -EINVAL, `cannot open '${path}': ${what}`, {
     errno: EINVAL,
   });
+}
+
+/**
+ * Whether the file at `path` is a PMDK pool set file: a text file that the
+ * C libraries take for the pool it describes, told by its first 11 bytes
+ * as libpmem's `util_is_poolset_file` tells it. Asked of a file too small
+ * for a store, to say what it is rather than its size.
+ */
+export function isPoolSetFile(path: string): boolean {
+  const head = new Uint8Array(11);
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, "r");
+    return readSync(fd, head, 0, head.length, 0) === head.length &&
+      new TextDecoder().decode(head) === "PMEMPOOLSET";
+  } catch {
+    return false; // unreadable: the caller's error stands
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** A `PmemError` -22 (EINVAL): `path` is a pool set file (see above). */
+export function poolSetFile(op: string, path: string): PmemError {
+  return corrupt(
+    op,
+    path,
+    "a PMDK pool set file: pool sets are not supported (pmempool handles them)",
+  );
+}
+
+/**
+ * A `PmemError` -22 (EINVAL): the file at `path`, of `size` bytes, is too
+ * small to be the store's, or is a pool set file, which says so.
+ *
+ * @param more words after the size, inside its parentheses
+ */
+export function tooSmall(
+  op: string,
+  path: string,
+  size: number,
+  more = "",
+): PmemError {
+  if (isPoolSetFile(path)) return poolSetFile(op, path);
+  return corrupt(op, path, `the file is too small (${size} bytes${more})`);
 }
 
 /**

@@ -13,7 +13,7 @@ import { checkMode, checkOpenArgs } from "../ffi/validate.ts";
 import { FileLock } from "../pmem2/file_lock.ts";
 import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
-import { asOp, corrupt } from "../errors/file.ts";
+import { asOp, corrupt, tooSmall } from "../errors/file.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
 import { checkMoverOption, type Vdm } from "../mover/vdm.ts";
 import { Engine, type StateView } from "./engine.ts";
@@ -270,7 +270,7 @@ export function openPool(
     const fileSize = source.size;
     if (fileSize < LOG_OFFSET) {
       // worded as every store's refusal (errors/file.ts)
-      throw corrupt(op, path, `the file is too small (${fileSize} bytes)`);
+      throw tooSmall(op, path, fileSize);
     }
     map = Mapping.map(source, {
       length: Math.min(MAX_POOL_SIZE, Math.floor(fileSize / 4096) * 4096),

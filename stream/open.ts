@@ -8,7 +8,7 @@
  */
 import { unlinkSync } from "node:fs";
 import { PmemError } from "../errors/mod.ts";
-import { asOp, corrupt } from "../errors/file.ts";
+import { asOp, corrupt, tooSmall } from "../errors/file.ts";
 import { FileShare } from "../pmem2/file_share.ts";
 import { waitForFirstOpener } from "../pmem2/share_wait.ts";
 import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
@@ -219,7 +219,7 @@ export function openStream(
   try {
     const fileSize = source.size;
     if (fileSize < HEADER_SIZE) {
-      throw corrupt(op, path, `the file is too small (${fileSize} bytes)`);
+      throw tooSmall(op, path, fileSize);
     }
     map = Mapping.map(source);
     source.close();

@@ -6,9 +6,17 @@
  *
  * @module
  */
-import { closeSync, openSync, readSync, statSync, unlinkSync } from "node:fs";
+import { statSync, unlinkSync } from "node:fs";
 import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
-import { asOp, corrupt, notEmpty, withoutSize } from "../errors/file.ts";
+import {
+  asOp,
+  corrupt,
+  isPoolSetFile,
+  notEmpty,
+  poolSetFile,
+  tooSmall,
+  withoutSize,
+} from "../errors/file.ts";
 import {
   checkPoolHeader,
   type DeviceShutdownState,
@@ -322,12 +330,12 @@ export class PmemLog implements Disposable {
     try {
       const size = Math.floor(source.size / LOG_PAGE) * LOG_PAGE;
       if (source.size < MIN_LOG_POOL) {
-        if (isPoolSetFile(path)) throw poolSetFile(op, path);
         // libpmemlog's open refuses a file below its minimum part size
-        throw corrupt(
+        throw tooSmall(
           op,
           path,
-          `the file is too small (${source.size} bytes, a log has at least ${MIN_LOG_POOL})`,
+          source.size,
+          `, a log has at least ${MIN_LOG_POOL}`,
         );
       }
       map = Mapping.map(source, {
@@ -712,35 +720,6 @@ export class PmemLog implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
-}
-
-/**
- * Whether the file at `path` is a PMDK pool set file: a text file that
- * libpmemlog takes for the pool it describes, told by its first 11 bytes
- * as libpmem's `util_is_poolset_file` tells it. Asked of a file too small
- * for a log, to say what it is rather than its size.
- */
-function isPoolSetFile(path: string): boolean {
-  const head = new Uint8Array(11);
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, "r");
-    return readSync(fd, head, 0, head.length, 0) === head.length &&
-      new TextDecoder().decode(head) === "PMEMPOOLSET";
-  } catch {
-    return false; // unreadable: the caller's error stands
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
-/** A `PmemError` -22 (EINVAL): `path` is a pool set file (see above). */
-function poolSetFile(op: string, path: string): PmemError {
-  return corrupt(
-    op,
-    path,
-    "a PMDK pool set file: pool sets are not supported (pmempool handles them)",
-  );
 }
 
 function lockFile(path: string, op: string): FileLock {

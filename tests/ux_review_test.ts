@@ -567,3 +567,28 @@ test(
   },
   { timeout: 60_000 },
 );
+
+// Bug: `BlockPool.open`, `LogStream.open` and `ObjectPool.open` of a PMDK
+// pool set file (the C libraries open the pool it describes) said "the
+// file is too small (46 bytes)"; like PmemLog's, they now say it is a pool
+// set file and that pool sets are not supported.
+test("every store's open of a pool set file says it is one", () => {
+  const dir = tempDir();
+  const set = join(dir, "pool.set");
+  writeFileSync(set, `PMEMPOOLSET\n16M ${join(dir, "part0")}\n`);
+  const poolSet = (e: unknown) =>
+    e instanceof PmemError && e.op === "open" && e.code === -22 &&
+    /'.*pool\.set': a PMDK pool set file: pool sets are not supported/.test(
+      e.message,
+    );
+  assert.throws(() => BlockPool.open(set), poolSet);
+  assert.throws(() => LogStream.open(set), poolSet);
+  assert.throws(() => ObjectPool.open(set, { layout: "x" }), poolSet);
+  // a small file that is no pool set is still too small
+  const small = join(dir, "small");
+  writeFileSync(small, "not a pool set");
+  assert.throws(
+    () => LogStream.open(small),
+    /the file is too small \(14 bytes\)/,
+  );
+});
