@@ -132,11 +132,10 @@ async function mixed(
     if (progress) {
       Atomics.add(progress, 0, 1);
       // a turn of the event loop: Deno ends a terminated Worker only
-      // there, and awaits of futures that complete at once (the CPU
-      // mover's) never reach it; the thread mover's do, mid-update
-      if (job.mover !== "threads") {
-        await new Promise((r) => setTimeout(r, 0));
-      }
+      // there, and awaits of futures that complete at once never reach
+      // it: the CPU mover's, and in a Worker the thread mover's too (it
+      // copies the Worker's own arrays inline, see mover/_device_mover.ts)
+      await new Promise((r) => setTimeout(r, 0));
     }
     const r = rand();
     if (r < 0.2) {
