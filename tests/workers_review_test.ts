@@ -11,6 +11,7 @@ import { unformatted } from "./blk_fixtures.ts";
 import type { Report, ReviewJob } from "./workers/review_worker.ts";
 import { tagged } from "./workers/review_entries.ts";
 import { assert, runScript, tempPath, test } from "./_harness.ts";
+import { deadOpenerScript } from "./dead_opener.ts";
 import {
   ask as askJob,
   startWorker as startJobWorker,
@@ -337,51 +338,15 @@ test(
 );
 
 /**
- * Run `body` in a child process with a 4-lane pool at `path` (blocks
- * 0..7 written, block i holding i) and a Worker of
+ * Run `body` in a child process with a 4-lane pool (`pool`) at `path`
+ * (blocks 0..7 written, block i holding i) and a Worker of
  * `shared_edges_worker.ts` (`w`), ended by `end(w)`; `out` is printed.
  */
 function endedLaneScript(body: string): Record<string, unknown> {
-  const r = runScript(
-    `
-    import { statSync } from "node:fs";
-    import process from "node:process";
-    import { PoolShared } from "@root/blk/shared.ts";
-    import { FileShare } from "@root/pmem2/file_share.ts";
-    import { createBlockPool } from "@root/testing/mod.ts";
-    import { ask, startWorker } from "@root/tests/workers/jobs.ts";
-    const path = ${JSON.stringify(tempPath())};
-    const out = {};
-    const block = (v) => new Uint8Array(512).fill(v);
-    const code = (f) => {
-      try { f(); return 0; } catch (e) { return e.code ?? String(e); }
-    };
-    const asyncCode = async (p) => {
-      try { await p; return 0; } catch (e) { return e.code ?? String(e); }
-    };
-    const pool = createBlockPool(path, { blockSize: 512, poolSize: 32 << 20, lanes: 4 });
-    for (let lba = 0; lba < 8; lba++) pool.write(lba, block(lba));
-    const w = await startWorker("@root/tests/workers/shared_edges_worker.ts");
-    async function end(w) {
-      using share = FileShare.open(path, PoolShared.bytes(statSync(path).size));
-      const before = share.endedOpens;
-      w.terminate();
-      while (share.endedOpens === before) {
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    }
-    ${body}
-    console.log(JSON.stringify(out));
-    process.exit(0);
-    `,
-    30_000,
-  );
-  assert.equal(
-    r.status,
-    0,
-    `status ${r.status} ${r.signal}: ${r.stdout}${r.stderr}`,
-  );
-  return JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+  return deadOpenerScript(`
+    const pool = fourLanePool();
+    const w = await worker();
+    ${body}`);
 }
 
 // Bug: a Worker terminated in the middle of a commit keeps its lane (its
