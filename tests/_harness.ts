@@ -128,20 +128,38 @@ export interface ScriptResult {
   stderr: string;
 }
 
+/** Options of {@linkcode runScript}. */
+export interface ScriptOptions {
+  /** Variables added to the child's environment. */
+  env?: Record<string, string>;
+  /** Deno's flags instead of `-A --no-check` (Deno only). */
+  denoFlags?: string[];
+}
+
 /**
  * Run TypeScript source in a child process of the same runtime, so a
  * crash fails the test instead of killing the runner. `@root/` in the
  * source stands for the repository root.
  */
-export function runScript(source: string, timeoutMs = 60_000): ScriptResult {
+export function runScript(
+  source: string,
+  timeoutMs = 60_000,
+  options: ScriptOptions = {},
+): ScriptResult {
   const dir = tempDir();
   const file = join(dir, "script.ts");
   writeFileSync(file, source.replaceAll("@root/", ROOT_URL));
-  const args = RUNTIME === "deno" ? ["run", "-A", "--no-check", file] : [file];
+  const flags = options.denoFlags ?? ["-A", "--no-check"];
+  const args = RUNTIME === "deno" ? ["run", ...flags, file] : [file];
   const r = spawnSync(process.execPath, args, {
     encoding: "utf8",
     timeout: timeoutMs,
-    env: { ...process.env, RUST_BACKTRACE: "0", NO_COLOR: "1" },
+    env: {
+      ...process.env,
+      RUST_BACKTRACE: "0",
+      NO_COLOR: "1",
+      ...options.env,
+    },
   });
   return {
     status: r.status,

@@ -20,6 +20,7 @@ import {
   assert,
   ROOT,
   ROOT_URL,
+  runScript,
   RUNTIME,
   tempDir,
   tempPath,
@@ -119,19 +120,7 @@ test("CLI: a required number left out is named as missing", () => {
 
 /** Run a Deno script with exactly these permission flags. */
 function denoWith(flags: string[], source: string): ScriptResult {
-  const file = join(tempDir(), "script.ts");
-  writeFileSync(file, source.replaceAll("@root/", ROOT_URL));
-  const r = spawnSync(process.execPath, ["run", ...flags, file], {
-    encoding: "utf8",
-    timeout: 60_000,
-    env: { ...process.env, NO_COLOR: "1" },
-  });
-  return {
-    status: r.status,
-    signal: r.signal,
-    stdout: r.stdout ?? "",
-    stderr: r.stderr ?? "",
-  };
+  return runScript(source, 60_000, { denoFlags: flags });
 }
 
 // Bug (README): "Deno needs --allow-ffi --allow-read --allow-env" holds
@@ -404,20 +393,7 @@ test("a truncated libpmemlog log names truncation as a cause", () => {
 
 /** Run a script that imports the library, with `env` added. */
 function runWithEnv(env: Record<string, string>, source: string): ScriptResult {
-  const file = join(tempDir(), "script.ts");
-  writeFileSync(file, source.replaceAll("@root/", ROOT_URL));
-  const args = RUNTIME === "deno" ? ["run", "-A", "--no-check", file] : [file];
-  const r = spawnSync(process.execPath, args, {
-    encoding: "utf8",
-    timeout: 60_000,
-    env: { ...process.env, NO_COLOR: "1", ...env },
-  });
-  return {
-    status: r.status,
-    signal: r.signal,
-    stdout: r.stdout ?? "",
-    stderr: r.stderr ?? "",
-  };
+  return runScript(source, 60_000, { env });
 }
 
 // Bug: any failure to load the shim ended "libpmem2 must be installed
