@@ -108,6 +108,11 @@ function guarded(seen: Report, read: () => void): void {
   }
 }
 
+/** A report of nothing seen yet. */
+function emptyReport(): Report {
+  return { reads: 0, zeros: 0, bad: [], errors: 0, ownerDead: 0 };
+}
+
 async function mixed(
   job: Extract<ReviewJob, { kind: "mixed" }>,
 ): Promise<Report> {
@@ -118,13 +123,7 @@ async function mixed(
   const size = pool.blockSize;
   const rand = xorshift(job.seed);
   const pick = () => Math.floor(rand() * job.lbas);
-  const seen: Report = {
-    reads: 0,
-    zeros: 0,
-    bad: [],
-    errors: 0,
-    ownerDead: 0,
-  };
+  const seen = emptyReport();
   const into = new Uint8Array(size);
   let seq = 0;
   const progress = job.progress && new Int32Array(job.progress);
@@ -202,13 +201,7 @@ async function mixed(
 
 function reopen(job: Extract<ReviewJob, { kind: "reopen" }>): Report {
   const rand = xorshift(job.seed);
-  const seen: Report = {
-    reads: 0,
-    zeros: 0,
-    bad: [],
-    errors: 0,
-    ownerDead: 0,
-  };
+  const seen = emptyReport();
   let seq = 0;
   for (let t = 0; t < job.times; t++) {
     using pool = BlockPool.open(job.path);
