@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { isMainThread } from "node:worker_threads";
 
 /** The JavaScript runtime this process runs on. */
 export type RuntimeName = "deno" | "bun";
@@ -40,11 +41,10 @@ export const RUNTIME: RuntimeName = detect();
 export const IN_WORKER: boolean = detectWorker();
 
 function detectWorker(): boolean {
+  // node:worker_threads' Workers on both runtimes, and Bun's web Workers
+  if (!isMainThread) return true;
+  // Deno's web Workers (node:worker_threads says main thread there)
   const g = globalThis as Record<string, unknown>;
-  if (RUNTIME === "bun") {
-    return (g.Bun as { isMainThread?: boolean }).isMainThread === false;
-  }
-  // Deno's web Workers (node:worker_threads' isMainThread is true there)
   const scope = g.WorkerGlobalScope;
   return typeof scope === "function" && globalThis instanceof scope;
 }

@@ -69,11 +69,34 @@ console.log("survived");
   { timeout: 120_000 },
 );
 
-test(
-  "in a Worker, a copy between views of a mapping still goes to the engines; one over the Worker's arrays runs inline",
-  () => {
-    const r = runScript(withWorker(
-      `
+/** How each kind of Worker is started, and how it posts back. */
+const WORKER_KINDS = {
+  web: {
+    post: "postMessage(states);",
+    start: `
+const w = new Worker(workerUrl.href, { type: "module" });
+const states = await new Promise((resolve) => { w.onmessage = (e) => resolve(e.data); });
+w.terminate();`,
+  },
+  // Deno's node:worker_threads says "main thread" in a web Worker, and
+  // WorkerGlobalScope is not there in its own Workers: both are asked
+  "node:worker_threads": {
+    post:
+      `(await import("node:worker_threads")).parentPort.postMessage(states);`,
+    start: `
+const { Worker: NodeWorker } = await import("node:worker_threads");
+const w = new NodeWorker(workerUrl);
+const states = await new Promise((resolve) => w.once("message", resolve));
+await w.terminate();`,
+  },
+};
+
+for (const [kind, { post, start }] of Object.entries(WORKER_KINDS)) {
+  test(
+    `in a Worker (${kind}), a copy between views of a mapping still goes to the engines; one over the Worker's arrays runs inline`,
+    () => {
+      const r = runScript(withWorker(
+        `
 import { mapFile, ThreadMover } from "@root/mod.ts";
 const mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
 const size = 32 << 20;
@@ -97,25 +120,23 @@ while (f3.poll() !== "complete") {}
 states.copied = pmemDst[size - 1] === 4 && heap[0] === 3;
 map.close();
 mover.close();
-postMessage(states);
+${post}
 `,
-      `
-const w = new Worker(workerUrl.href, { type: "module" });
-const states = await new Promise((resolve) => { w.onmessage = (e) => resolve(e.data); });
-w.terminate();
+        `${start}
 console.log(JSON.stringify(states));
 `,
-    ));
-    assert.equal(r.status, 0, r.stderr.slice(-600));
-    assert.deepEqual(JSON.parse(r.stdout.trim().split("\n").at(-1)!), {
-      mappingToMapping: "running",
-      heapToMapping: "complete",
-      mappingToHeap: "complete",
-      copied: true,
-    });
-  },
-  { timeout: 60_000 },
-);
+      ));
+      assert.equal(r.status, 0, r.stderr.slice(-600));
+      assert.deepEqual(JSON.parse(r.stdout.trim().split("\n").at(-1)!), {
+        mappingToMapping: "running",
+        heapToMapping: "complete",
+        mappingToHeap: "complete",
+        copied: true,
+      });
+    },
+    { timeout: 60_000 },
+  );
+}
 
 test("in the main thread, a copy between heap arrays still goes to the engines", async () => {
   const { ThreadMover } = await import("../mod.ts");
