@@ -91,6 +91,13 @@ struct ap_tport {
 	int sock[2];           /* write(): [0] the client's end, [1] ours */
 	_Atomic uint32_t lock; /* one engine drains at a time */
 	_Atomic uint64_t sent; /* descriptors stored into the page */
+	/* per page slot, the number in submission order of the descriptor
+	 * stored there: engines take them in that order, as a WQ accepts
+	 * them, though the client's rotation wraps (a DRAIN then waits for
+	 * every descriptor submitted before it) */
+	_Atomic uint64_t order[AP_PORTAL_SLOTS];
+	_Atomic uint64_t stored; /* descriptors stored, numbered from 0 */
+	uint64_t next_take;      /* the number engines take next (under lock) */
 	_Atomic uint64_t taken; /* descriptors moved into the ring */
 	_Atomic uint32_t busy; /* injected "retry" answers left */
 	_Atomic uint64_t drops;

@@ -30,10 +30,13 @@
  *
  * After each store the client kicks the target's engines (a futex wake),
  * so they need not spin on a page nobody wrote; that kick is the only
- * code a real WQ's path does not run. A page slot is reused only when
- * its last descriptor was drained: the WQ size of a test portal is at
- * most 32, half the page's 64 slots, and engines drain every full slot
- * at each pass.
+ * code a real WQ's path does not run. Engines take stored descriptors in
+ * the order they were stored (each slot's number in `order`), not slot by
+ * slot: after the rotation wraps, a descriptor in a low slot was stored
+ * after those in high ones, and a DRAIN taken ahead of them completed
+ * before them. A page slot is reused only when its last descriptor was
+ * drained: the WQ size of a test portal is at most 32, half the page's
+ * 64 slots, and engines drain every stored descriptor at each pass.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -85,6 +88,13 @@ ap_occupancy(struct ap_dev *t)
 void
 ap_tport_store(struct ap_dev *c, void *slot, const void *desc)
 {
+	struct ap_tport *tp = c->portal->target->tport;
+	size_t i = (size_t)((char *)slot - tp->page) / 64;
+	atomic_store_explicit(&tp->order[i],
+		atomic_fetch_add_explicit(&tp->stored, 1, memory_order_relaxed),
+		memory_order_relaxed);
+	/* the number before the descriptor: MOVDIR64B is weakly ordered */
+	atomic_thread_fence(memory_order_seq_cst);
 	if (c->movdir64b) {
 		ap_movdir64b(slot, desc);
 		return;
@@ -173,11 +183,22 @@ ap_tport_drain(struct ap_dev *t)
 		return; /* another engine is draining */
 	struct dsa_hw_desc h __attribute__((aligned(64)));
 	if (tp->page != NULL) {
-		for (uint32_t i = 0; i < AP_PORTAL_SLOTS; i++) {
-			char *slot = tp->page + (size_t)i * 64;
-			if (atomic_load_explicit(ap_word0(slot),
-					memory_order_acquire) == 0)
-				continue;
+		for (;;) {
+			/* the slot of the next descriptor in submission order,
+			 * once it is stored (a later one waits for it) */
+			char *slot = NULL;
+			for (uint32_t i = 0; i < AP_PORTAL_SLOTS; i++) {
+				char *s = tp->page + (size_t)i * 64;
+				if (atomic_load_explicit(ap_word0(s),
+						memory_order_acquire) != 0 &&
+						atomic_load_explicit(&tp->order[i],
+						memory_order_relaxed) == tp->next_take) {
+					slot = s;
+					break;
+				}
+			}
+			if (slot == NULL)
+				break;
 			memcpy(&h, slot, sizeof(h));
 			/* a shared WQ accepted it (its ENQCMD counted the room):
 			 * when the ring is briefly full -- an engine has taken
@@ -186,6 +207,7 @@ ap_tport_drain(struct ap_dev *t)
 				break;
 			atomic_store_explicit(ap_word0(slot), 0,
 				memory_order_release);
+			tp->next_take++;
 			if (tp->kind == AP_SUBMIT_SWQ)
 				atomic_fetch_add(&tp->taken, 1);
 			else

@@ -5,6 +5,7 @@ import { mapFile, PmemError, ThreadMover, VdmFlags } from "../mod.ts";
 import { native } from "../ffi/lib.ts";
 import { CompletionDevice } from "../mover/_device.ts";
 import { threadMoverDevice } from "../mover/thread.ts";
+import { dsaMoverDevice } from "../mover/dsa.ts";
 import { DsaOpcode, DsaStatus } from "../mover/dsa_format.ts";
 import { EAGAIN } from "../mover/_device_submit.ts";
 import { injectFault, openTestPortal, writeBacks } from "../testing/mod.ts";
@@ -312,5 +313,84 @@ test("a record failed with PAGE_FAULT_IR or TRANSLATION_FAIL is a PmemError EFAU
     assert.ok(e instanceof PmemError, `status ${status}`);
     assert.equal(e.code, code, `status ${status}`);
     assert.equal(e.errno, -code, `status ${status}`);
+  }
+});
+
+// Bug: the test portal's engines moved the descriptors stored in its page
+// into their ring slot by slot from slot 0, not in the order they were
+// stored. Once the client's rotation had wrapped, descriptors stored
+// later, in low slots, went ahead of earlier ones in high slots: a DRAIN
+// completed while descriptors submitted before it were still pending,
+// where a WQ's DRAIN waits for every one.
+test("a test portal's DRAIN waits for every descriptor submitted before it, after the slots wrap", () => {
+  using dsa = openTestPortal({
+    mode: "dedicated",
+    engines: 1,
+    queueSize: 32,
+    maxTransfer: 64 << 20,
+  });
+  const dev = dsaMoverDevice(dsa);
+  const h = dev.handle("test");
+  const small = new Uint8Array(64).fill(1);
+  const smallDst = new Uint8Array(64);
+  const copy = (rec: number, dst: Uint8Array, src: Uint8Array) =>
+    native.ap_dev_submit(
+      h,
+      rec,
+      DsaOpcode.MEMMOVE,
+      0,
+      dst,
+      dst.byteLength,
+      0,
+      src,
+      src.byteLength,
+      0,
+      src.byteLength,
+      0,
+    );
+  // take the client's rotation to slot 40 of the page's 64, one at a time
+  for (let i = 0; i < 40; i++) {
+    assert.equal(copy(0, smallDst, small), 0);
+    assert.equal(waitRecord(dev, 0), DsaStatus.SUCCESS);
+  }
+  // slot 40: a long copy keeps the one engine busy while slots 41..63 and
+  // 0..2 fill, then the DRAIN goes to slot 3
+  // (each copy long enough that those queued behind an early DRAIN are
+  // still running when it completes; every array touched before)
+  const big = new Uint8Array(64 << 20).fill(2);
+  const bigDst = new Uint8Array(64 << 20).fill(0);
+  const mid = new Uint8Array(4 << 20).fill(3);
+  const dsts = Array.from(
+    { length: 26 },
+    () => new Uint8Array(4 << 20).fill(0),
+  );
+  assert.equal(copy(1, bigDst, big), 0);
+  dsts.forEach((d, k) => assert.equal(copy(2 + k, d, mid), 0));
+  const drain = 28;
+  assert.equal(
+    native.ap_dev_submit(
+      h,
+      drain,
+      DsaOpcode.DRAIN,
+      0,
+      null,
+      0,
+      0,
+      null,
+      0,
+      0,
+      0,
+      0,
+    ),
+    0,
+  );
+  assert.equal(waitRecord(dev, drain), DsaStatus.SUCCESS);
+  const pending = [];
+  for (let rec = 1; rec < drain; rec++) {
+    if (dev.status(rec) === 0) pending.push(rec);
+  }
+  assert.deepEqual(pending, [], "completed after the DRAIN");
+  for (let rec = 1; rec < drain; rec++) {
+    assert.equal(waitRecord(dev, rec), DsaStatus.SUCCESS, `record ${rec}`);
   }
 });
