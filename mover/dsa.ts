@@ -67,8 +67,13 @@ export interface DsaFallbackOptions extends DsaMoverOptions {
   fallback?: ThreadMoverOptions;
 }
 
-/** What {@linkcode DsaMover.openOrFallback} got; disposing closes the mover. */
+/**
+ * What {@linkcode DsaMover.openOrFallback} got; `close()` (idempotent) or
+ * disposing closes the mover.
+ */
 export interface DsaChoice extends Disposable {
+  /** Close the mover (as `mover.close()`); again does nothing. */
+  close(): void;
   /** The DSA mover, or the ThreadMover made instead. */
   readonly mover: DsaMover | ThreadMover;
   /** Why there is no DSA mover (the open's message), or null. */
@@ -336,6 +341,7 @@ export class DsaMover extends DeviceMover {
       mover,
       error,
       reason: error === null ? null : error.message.replace(/^open: /, ""),
+      close: () => mover.close(),
       [Symbol.dispose]: () => mover.close(),
     };
   }

@@ -317,3 +317,18 @@ test(
   },
   { skip: fixtureSkip(), timeout: 90_000 },
 );
+
+// Bug: openOrFallback's result could only be disposed (`using`): every
+// other closable of the library has an idempotent close() too.
+test(
+  "DsaMover.openOrFallback()'s choice closes its mover with close(), idempotently",
+  () => {
+    const choice = DsaMover.openOrFallback({ fallback: { threads: 1 } });
+    assert.equal(choice.mover.closed, false);
+    choice.close();
+    assert.equal(choice.mover.closed, true);
+    choice.close();
+    choice[Symbol.dispose]();
+  },
+  { skip: driver ? "this machine has the idxd driver" : "" },
+);
