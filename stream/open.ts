@@ -9,6 +9,7 @@
 import { unlinkSync } from "node:fs";
 import { PmemError } from "../errors/mod.ts";
 import { asOp, corrupt, tooSmall } from "../errors/file.ts";
+import { backend } from "../ffi/lib.ts";
 import { FileShare } from "../pmem2/file_share.ts";
 import { waitForFirstOpener } from "../pmem2/share_wait.ts";
 import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
@@ -111,8 +112,21 @@ export interface Opened {
   fresh: boolean;
 }
 
-/** The cores of this isolate, by share instance number. */
-const cores = new Map<number, { core: LogCore; recovery: RecoveryReport }>();
+/** The cores of this isolate, by {@linkcode coreKey}. */
+const cores = new Map<string, { core: LogCore; recovery: RecoveryReport }>();
+
+/**
+ * What names a stream's core in this isolate: the address of its share's
+ * memory (the same for every open of the file in the process, and no
+ * other live share's) and the instance number its first opener drew.
+ * The number alone was drawn unique among this isolate's cores only: a
+ * Worker with a core of another file under the same number would have
+ * joined that one (odds 2^-32 a pair, but a wrong file).
+ */
+function coreKey(shared: SharedState): string {
+  const address = backend.addressOf(new Uint8Array(shared.i32.buffer, 0, 1));
+  return `${address}:${shared.instance}`;
+}
 
 /** A recovery report of a freshly created stream. */
 function emptyReport(): RecoveryReport {
@@ -267,7 +281,7 @@ export function openStream(
       op,
       "its recovery by another open",
     );
-    const local = cores.get(shared.instance);
+    const local = cores.get(coreKey(shared));
     if (local !== undefined && !local.core.closed) {
       if (hooks.tracer !== undefined) {
         // the open stream's mapping serves every handle: this open's,
@@ -288,7 +302,7 @@ export function openStream(
     const core = new LogCore(media, shared, g, share);
     shared.addOpen();
     const recovery = emptyReport();
-    cores.set(shared.instance, { core, recovery });
+    cores.set(coreKey(shared), { core, recovery });
     return { core, recovery, fresh: true };
   } catch (e) {
     if (owned) {
@@ -324,13 +338,13 @@ function initCore(
     shared.setRegionState(r.k, REGION_ALLOCATED);
   }
   let instance = 0;
-  while (instance === 0 || cores.has(instance)) {
+  while (instance === 0) {
     instance = crypto.getRandomValues(new Int32Array(1))[0];
   }
   shared.instance = instance;
   shared.addOpen();
   const core = new LogCore(media, shared, g, share);
-  cores.set(instance, { core, recovery });
+  cores.set(coreKey(shared), { core, recovery });
   shared.state = STATE_READY;
   return core;
 }
@@ -341,6 +355,6 @@ function initCore(
  */
 export function releaseCore(core: LogCore): void {
   if (--core.refs > 0) return;
-  cores.delete(core.shared.instance);
+  cores.delete(coreKey(core.shared));
   core.close();
 }

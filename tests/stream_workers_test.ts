@@ -222,3 +222,54 @@ test(
   },
   { timeout: 90_000 },
 );
+
+// Bug: an open joined this isolate's core of the stream by the instance
+// number its first opener drew, unique only among that opener's isolate:
+// a Worker with a core of another stream under the same number joined
+// that one, and wrote to the wrong file. Here every draw gives the same
+// number.
+test("a Worker's open of a stream never joins its core of another stream drawn the same instance number", () => {
+  const r = runScript(`
+import { writeFileSync } from "node:fs";
+import { LogStream } from "@root/stream/mod.ts";
+const same = (a) => { a[0] = 42; return a; };
+crypto.getRandomValues = same;
+const workerUrl = new URL("./worker.ts", import.meta.url);
+writeFileSync(workerUrl, \`
+import { LogStream } from "@root/stream/mod.ts";
+crypto.getRandomValues = (a) => { a[0] = 42; return a; };
+let y;
+onmessage = (e) => {
+  if (e.data.create) {
+    y = LogStream.create(e.data.create, { size: 4 << 20 });
+    y.allocateRegion(64 << 10);
+    postMessage("created");
+    return;
+  }
+  const x = LogStream.open(e.data.open);
+  const regions = x.regions().length;
+  x.close();
+  y.close();
+  postMessage(regions);
+};
+postMessage("loaded");
+\`);
+const dir = new URL(".", import.meta.url).pathname;
+const w = new Worker(workerUrl.href, { type: "module" });
+const next = () => new Promise((resolve) => { w.onmessage = (e) => resolve(e.data); });
+await next();
+w.postMessage({ create: dir + "y.stream" });
+await next();
+const x = LogStream.create(dir + "x.stream", { size: 4 << 20 });
+for (let i = 0; i < 3; i++) x.allocateRegion(64 << 10);
+w.postMessage({ open: dir + "x.stream" });
+const regions = await next();
+w.terminate();
+x.close();
+console.log(JSON.stringify({ regions }));
+`);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout.trim().split("\n").at(-1)!), {
+    regions: 3,
+  });
+});
