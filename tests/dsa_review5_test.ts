@@ -10,7 +10,7 @@ import { DsaOpcode, DsaStatus } from "../mover/dsa_format.ts";
 import { EAGAIN } from "../mover/_device_submit.ts";
 import { injectFault, openTestPortal, writeBacks } from "../testing/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
-import { waitRecord } from "./_device.ts";
+import { submitDrain, waitRecord } from "./_device.ts";
 
 /** `ap_dsa_open_test`'s kind and flag (c/asyncpmem.h). */
 const WRITE = 3;
@@ -367,23 +367,7 @@ test("a test portal's DRAIN waits for every descriptor submitted before it, afte
   assert.equal(copy(1, bigDst, big), 0);
   dsts.forEach((d, k) => assert.equal(copy(2 + k, d, mid), 0));
   const drain = 28;
-  assert.equal(
-    native.ap_dev_submit(
-      h,
-      drain,
-      DsaOpcode.DRAIN,
-      0,
-      null,
-      0,
-      0,
-      null,
-      0,
-      0,
-      0,
-      0,
-    ),
-    0,
-  );
+  assert.equal(submitDrain(h, drain), 0);
   assert.equal(waitRecord(dev, drain), DsaStatus.SUCCESS);
   const pending = [];
   for (let rec = 1; rec < drain; rec++) {

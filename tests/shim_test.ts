@@ -18,7 +18,7 @@ import {
 import { threadMoverDevice } from "../mover/thread.ts";
 import { injectFault } from "../testing/mod.ts";
 import { assert, ROOT, runScript, tempPath, test } from "./_harness.ts";
-import { waitRecord } from "./_device.ts";
+import { submitDrain, waitRecord } from "./_device.ts";
 
 const LIB = join(ROOT, "c", "build", "libasyncpmem.so");
 
@@ -280,23 +280,7 @@ test("DRAIN completes only after every descriptor accepted before it", () => {
     return r;
   });
   const drain = rec();
-  assert.equal(
-    native.ap_dev_submit(
-      h,
-      drain,
-      DsaOpcode.DRAIN,
-      0,
-      null,
-      0,
-      0,
-      null,
-      0,
-      0,
-      0,
-      0,
-    ),
-    0,
-  );
+  assert.equal(submitDrain(h, drain), 0);
   assert.equal(waitRecord(dev, drain), DsaStatus.SUCCESS);
   for (const r of fills) assert.equal(dev.status(r), DsaStatus.SUCCESS);
 });
