@@ -27,7 +27,7 @@ export function deadOpenerScript(body: string): Record<string, unknown> {
     import { FileShare } from "@root/pmem2/file_share.ts";
     import { wait } from "@root/future/mod.ts";
     import { createBlockPool } from "@root/testing/mod.ts";
-    import { ask, startWorker } from "@root/tests/workers/jobs.ts";
+    import { ask, startWorker, terminateAndWait } from "@root/tests/workers/jobs.ts";
     const path = ${JSON.stringify(tempPath())};
     const out = {};
     const block = (v) => new Uint8Array(512).fill(v);
@@ -42,13 +42,7 @@ export function deadOpenerScript(body: string): Record<string, unknown> {
     /** Terminate w; wait until its thread ended (its opens with it). */
     async function end(w) {
       using share = FileShare.open(path, PoolShared.bytes(statSync(path).size));
-      const before = share.endedOpens;
-      w.terminate();
-      const t0 = performance.now();
-      while (share.endedOpens === before) {
-        if (performance.now() - t0 > 10000) throw new Error("never ended");
-        await new Promise((r) => setTimeout(r, 5));
-      }
+      await terminateAndWait(w, share);
     }
     const unlocked = () => code(() => FileLock.acquire(path).release());
     /**

@@ -156,7 +156,7 @@ test(
     import { LogStream } from "@root/stream/mod.ts";
     import { streamCore } from "@root/stream/open.ts";
     import { FileShare } from "@root/pmem2/file_share.ts";
-    import { ask, startWorker } from "@root/tests/workers/jobs.ts";
+    import { ask, startWorker, terminateAndWait } from "@root/tests/workers/jobs.ts";
     const out = {};
     const code = (f) => {
       try { return f(); } catch (e) { return e.code ?? String(e); }
@@ -164,14 +164,7 @@ test(
     const bytes = (v) => new Uint8Array(32).fill(v);
     /** Terminate w; wait until the share saw its thread end. */
     async function end(w, s) {
-      const share = FileShare.of(streamCore(s).shared.i32.buffer);
-      const before = share.endedOpens;
-      w.terminate();
-      const t0 = performance.now();
-      while (share.endedOpens === before) {
-        if (performance.now() - t0 > 10000) throw new Error("never ended");
-        await new Promise((r) => setTimeout(r, 5));
-      }
+      await terminateAndWait(w, FileShare.of(streamCore(s).shared.i32.buffer));
     }
     for (const what of ["reservation", "commitLock"]) {
       const path = ${JSON.stringify(tempPath())} + what;

@@ -260,7 +260,7 @@ test(
     import { BadBlockError } from "@root/errors/mod.ts";
     import { FileShare } from "@root/pmem2/file_share.ts";
     import { createBlockPool } from "@root/testing/mod.ts";
-    import { ask, startWorker } from "@root/tests/workers/jobs.ts";
+    import { ask, startWorker, terminateAndWait } from "@root/tests/workers/jobs.ts";
     import { decode, stamp } from "@root/tests/workers/blk_blocks.ts";
     const path = ${JSON.stringify(tempPath())};
     const lbas = 24;
@@ -296,13 +296,7 @@ test(
         if (failed) throw failed;
         await new Promise((r) => setTimeout(r, 0));
       }
-      const before = share.endedOpens;
-      w.terminate();
-      const t0 = performance.now();
-      while (share.endedOpens === before) {
-        if (performance.now() - t0 > 10000) throw new Error("never ended");
-        await new Promise((r) => setTimeout(r, 2));
-      }
+      await terminateAndWait(w, share);
       // every lane is needed: one by one, then all four at once
       for (let i = 0; i < 30; i++) {
         const lba = i % lbas;

@@ -22,3 +22,21 @@ export function ask<T>(w: Worker, job: unknown): Promise<T> {
     w.postMessage(job);
   });
 }
+
+/**
+ * Terminate `w` and wait until `share` saw its thread end (its opens end
+ * with it); fails after 10 s (Deno ends a Worker only at a turn of its
+ * event loop).
+ */
+export async function terminateAndWait(
+  w: Worker,
+  share: { readonly endedOpens: number },
+): Promise<void> {
+  const before = share.endedOpens;
+  w.terminate();
+  const t0 = performance.now();
+  while (share.endedOpens === before) {
+    if (performance.now() - t0 > 10000) throw new Error("never ended");
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
