@@ -7,8 +7,11 @@
  *
  * ```ts
  * import { mapFile } from "@asyncpmem/asyncpmem";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = await Deno.makeTempFile();
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "data");
  * using map = mapFile(path, { size: 1 << 20 });
  * map.memcpy(0, new TextEncoder().encode("durable"));
  * ```

@@ -5,9 +5,11 @@
  *
  * ```ts
  * import { BlockPool } from "@asyncpmem/asyncpmem/blk";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = await Deno.makeTempFile();
- * await Deno.remove(path);
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
  * using pool = BlockPool.create(path, { blockSize: 4096, poolSize: 32 << 20 });
  * pool.write(0, new Uint8Array(4096).fill(1));
  * console.log(pool.blockCount, pool.read(0)[0]);

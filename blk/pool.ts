@@ -162,9 +162,11 @@ const GROUP_SIZE = 64;
  * ```ts
  * import { BlockPool } from "@asyncpmem/asyncpmem/blk";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = await Deno.makeTempFile();
- * await Deno.remove(path); // create wants a new file
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
  * {
  *   using pool = BlockPool.create(path, { blockSize: 4096, poolSize: 32 << 20 });
  *   pool.write(7, new Uint8Array(4096).fill(0xab));
@@ -529,9 +531,11 @@ export class BlockPool implements Disposable {
    * ```ts
    * import { BlockPool } from "@asyncpmem/asyncpmem/blk";
    * import assert from "node:assert/strict";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
    *
-   * const path = await Deno.makeTempFile();
-   * await Deno.remove(path);
+   * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
    * using pool = BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 });
    * pool.write(5, new Uint8Array(512).fill(5));
    * pool.write(9, new Uint8Array(512).fill(9));
@@ -690,9 +694,11 @@ export class BlockPool implements Disposable {
    * import { BlockPool } from "@asyncpmem/asyncpmem/blk";
    * import { all, ThreadMover } from "@asyncpmem/asyncpmem";
    * import assert from "node:assert/strict";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
    *
-   * const path = await Deno.makeTempFile();
-   * await Deno.remove(path);
+   * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
    * using mover = new ThreadMover();
    * using pool = BlockPool.create(path, { blockSize: 4096, poolSize: 32 << 20, mover });
    * await all([1, 2, 3].map((lba) => pool.writeAsync(lba, new Uint8Array(4096).fill(lba))));
@@ -839,9 +845,11 @@ export class BlockPool implements Disposable {
    * ```ts
    * import { BlockPool } from "@asyncpmem/asyncpmem/blk";
    * import assert from "node:assert/strict";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
    *
-   * const path = await Deno.makeTempFile();
-   * await Deno.remove(path);
+   * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
    * using pool = BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 });
    * pool.write(0, new Uint8Array(512).fill(1));
    * pool.setError(1);
@@ -925,9 +933,11 @@ export class BlockPool implements Disposable {
    * ```ts
    * import { BlockPool } from "@asyncpmem/asyncpmem/blk";
    * import assert from "node:assert/strict";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
    *
-   * const path = await Deno.makeTempFile();
-   * await Deno.remove(path);
+   * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
    * using pool = BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 });
    * pool.write(0, new Uint8Array(512).fill(1));
    * pool.setError(1);

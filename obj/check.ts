@@ -56,8 +56,11 @@ export interface CheckOptions {
  * ```ts
  * import { checkObjectPool, ObjectPool } from "@asyncpmem/asyncpmem/obj";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = `${await Deno.makeTempDir()}/pool`;
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
  * using pool = ObjectPool.create(path, { size: 8 << 20, layout: "c" });
  * const o = pool.tx((tx) => tx.alloc(10));
  * const report = checkObjectPool(pool, { live: [o.offset] });

@@ -32,8 +32,11 @@ let genOf: (h: ObjectHandle) => number;
  * ```ts
  * import { ObjectPool } from "@asyncpmem/asyncpmem/obj";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = `${await Deno.makeTempDir()}/pool`;
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
  * using pool = ObjectPool.create(path, { size: 8 << 20, layout: "demo" });
  * const o = pool.tx((tx) => tx.alloc(100));
  * assert.equal(o.size, 100);

@@ -155,8 +155,11 @@ function checkValue(value: unknown, op: string): MapValue {
  * ```ts
  * import { ObjectPool, PersistentMap } from "@asyncpmem/asyncpmem/obj";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = `${await Deno.makeTempDir()}/pool`;
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
  * {
  *   using pool = ObjectPool.create(path, { size: 16 << 20, layout: "kv" });
  *   using users = PersistentMap.open(pool, "users");

@@ -42,8 +42,11 @@ const VALUE_STRING = 2;
  * ```ts
  * import { MAX_KEY, ObjectPool, PersistentMap } from "@asyncpmem/asyncpmem/obj";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = `${await Deno.makeTempDir()}/pool`;
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
  * using pool = ObjectPool.create(path, { size: 8 << 20, layout: "k" });
  * using map = PersistentMap.open(pool, "m");
  * assert.throws(() => map.set("k".repeat(MAX_KEY + 1), "v"), RangeError);

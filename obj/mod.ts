@@ -7,8 +7,11 @@
  *
  * ```ts
  * import { ObjectPool, PersistentMap } from "@asyncpmem/asyncpmem/obj";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = `${await Deno.makeTempDir()}/pool`;
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
  * using pool = ObjectPool.create(path, { size: 16 << 20, layout: "app" });
  * using users = PersistentMap.open(pool, "users");
  * users.set("ada", "lovelace");

@@ -104,8 +104,11 @@ let construct: (o: Opened) => ObjectPool;
  * ```ts
  * import { ObjectPool } from "@asyncpmem/asyncpmem/obj";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = `${await Deno.makeTempDir()}/pool`;
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
  * {
  *   using pool = ObjectPool.create(path, { size: 8 << 20, layout: "app" });
  *   const root = pool.root(64);
@@ -233,8 +236,11 @@ export class ObjectPool implements Disposable {
    * ```ts
    * import { ObjectPool } from "@asyncpmem/asyncpmem/obj";
    * import assert from "node:assert/strict";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
    *
-   * const path = `${await Deno.makeTempDir()}/pool`;
+   * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
    * using pool = ObjectPool.create(path, { size: 8 << 20, layout: "demo" });
    * const root = pool.root(8);
    * assert.throws(() =>
@@ -285,8 +291,11 @@ export class ObjectPool implements Disposable {
    * import { ObjectPool } from "@asyncpmem/asyncpmem/obj";
    * import { all } from "@asyncpmem/asyncpmem/future";
    * import assert from "node:assert/strict";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
    *
-   * const path = `${await Deno.makeTempDir()}/pool`;
+   * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
    * using pool = ObjectPool.create(path, { size: 8 << 20, layout: "demo" });
    * const root = pool.root(64);
    * await all([0, 1, 2, 3].map((i) => pool.txAsync((tx) => tx.setU64(root, 8 * i, i))));
@@ -474,8 +483,11 @@ export class ObjectPool implements Disposable {
    * ```ts
    * import { ObjectPool } from "@asyncpmem/asyncpmem/obj";
    * import assert from "node:assert/strict";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
    *
-   * const path = `${await Deno.makeTempDir()}/pool`;
+   * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
    * using pool = ObjectPool.create(path, { size: 8 << 20, layout: "demo" });
    * const root = pool.root(16);
    * pool.tx((tx) => tx.setU64(root, 0, 2n ** 63n + 1n));

@@ -106,8 +106,11 @@ let heapTx: Transaction | undefined;
  * ```ts
  * import { ObjectPool } from "@asyncpmem/asyncpmem/obj";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = `${await Deno.makeTempDir()}/pool`;
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
  * using pool = ObjectPool.create(path, { size: 8 << 20, layout: "demo" });
  * const root = pool.root(64);
  * pool.tx((tx) => {
@@ -556,8 +559,11 @@ export class Transaction {
    * ```ts
    * import { ObjectPool } from "@asyncpmem/asyncpmem/obj";
    * import assert from "node:assert/strict";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
    *
-   * const path = `${await Deno.makeTempDir()}/pool`;
+   * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
    * using pool = ObjectPool.create(path, { size: 8 << 20, layout: "demo" });
    * const root = pool.root(8);
    * pool.tx((tx) => {

@@ -62,7 +62,11 @@ export function evenRun(offset: number, length: number): number {
  * import assert from "node:assert/strict";
  * import { mapFile } from "./mapping.ts";
  * import { EvenWindows } from "./even_windows.ts";
- * const path = await Deno.makeTempFile();
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ *
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "data");
  * using map = mapFile(path, { size: 8 << 20 });
  * const win = new EvenWindows(map);
  * // 8 bytes across the end of the first even window (4 MiB)

@@ -33,8 +33,12 @@ const NO_TOKEN = -1;
  * ```ts
  * import { FileLock, PmemError } from "@asyncpmem/asyncpmem";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync, writeFileSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = await Deno.makeTempFile();
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "data");
+ * writeFileSync(path, ""); // an existing file
  * using lock = FileLock.acquire(path);
  * assert.throws(() => FileLock.acquire(path), (e) => e instanceof PmemError && e.errno === 11);
  * ```

@@ -57,8 +57,12 @@ const owners = new WeakMap<ArrayBuffer, FileShare>();
  * ```ts
  * import { FileShare } from "./file_share.ts";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync, writeFileSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = await Deno.makeTempFile();
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "data");
+ * writeFileSync(path, ""); // an existing file
  * using a = FileShare.open(path, 64);
  * using b = FileShare.open(path, 64); // a second open in this process
  * assert.equal(a.first, true);

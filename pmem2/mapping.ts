@@ -174,8 +174,11 @@ export function markMapping(map: Mapping, label: string): void {
  * ```ts
  * import { mapFile } from "@asyncpmem/asyncpmem";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = await Deno.makeTempFile();
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "data");
  * using map = mapFile(path, { size: 1 << 20 });
  * map.memcpy(0, new TextEncoder().encode("hello"));  // durable on return
  * const v = map.view(0, 5);
@@ -592,9 +595,13 @@ export class Mapping implements Disposable {
    * ```ts
    * import { mapFile, ThreadMover } from "@asyncpmem/asyncpmem";
    * import assert from "node:assert/strict";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
    *
    * using mover = new ThreadMover({ threads: 2 });
-   * using map = mapFile(await Deno.makeTempFile(), { size: 1 << 20, mover });
+   * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "data");
+   * using map = mapFile(path, { size: 1 << 20, mover });
    * await map.memcpyAsync(4096, new Uint8Array(64 << 10).fill(1));
    * assert.equal(map.view(4096 + 100, 1)[0], 1);
    * ```
@@ -870,8 +877,11 @@ export interface MapFileOptions extends MapConfig {
  * ```ts
  * import { mapFile } from "@asyncpmem/asyncpmem";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = await Deno.makeTempFile();
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "data");
  * using map = mapFile(path, { size: 64 << 20 });
  * assert.equal(map.size, 64 << 20);
  * assert.equal(map.granularity, "page"); // a tmpfs or disk file

@@ -5,8 +5,11 @@
  *
  * ```ts
  * import { mapFile, MemFlags } from "@asyncpmem/asyncpmem/pmem2";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = await Deno.makeTempFile();
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "data");
  * using map = mapFile(path, { size: 1 << 20 });
  * map.memcpy(0, new Uint8Array([1, 2, 3]), MemFlags.NODRAIN);
  * map.drain();

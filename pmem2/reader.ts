@@ -38,7 +38,11 @@ let intoOf: (reader: MappingReader) => PointerCache;
  * import assert from "node:assert/strict";
  * import { mapFile } from "./mapping.ts";
  * import { MappingReader } from "./reader.ts";
- * const path = await Deno.makeTempFile();
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ *
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "data");
  * using map = mapFile(path, { size: 4096 });
  * map.memset(0, 7, 16);
  * const reader = new MappingReader(map);

@@ -171,8 +171,11 @@ const FAILED = 4;
  * ```ts
  * import { LogStream } from "@asyncpmem/asyncpmem/stream";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = `${await Deno.makeTempDir()}/log`;
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "log");
  * using s = LogStream.create(path, { size: 1 << 20 });
  * const r = s.allocateRegion(64 << 10);
  * const f = s.appendAsync(r, new Uint8Array(8));

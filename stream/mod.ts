@@ -9,8 +9,11 @@
  *
  * ```ts
  * import { LogStream } from "@asyncpmem/asyncpmem/stream";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = `${await Deno.makeTempDir()}/log`;
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "log");
  * using s = LogStream.create(path, { size: 4 << 20 });
  * const r = s.allocateRegion(1 << 20);
  * const ts = s.append(r, new TextEncoder().encode("hello"));

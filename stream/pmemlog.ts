@@ -119,8 +119,11 @@ export function openPmemLogToInspect(path: string): PmemLog {
  * ```ts
  * import { PmemLog } from "@asyncpmem/asyncpmem/stream";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = `${await Deno.makeTempDir()}/pool.log`;
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool.log");
  * using log = PmemLog.create(path, { poolSize: 2 << 20 });
  * log.append(new TextEncoder().encode("hello "));
  * log.appendv([new TextEncoder().encode("wor"), new TextEncoder().encode("ld")]);
@@ -588,9 +591,12 @@ export class PmemLog implements Disposable {
    * import { PmemLog } from "@asyncpmem/asyncpmem/stream";
    * import { all, ThreadMover } from "@asyncpmem/asyncpmem";
    * import assert from "node:assert/strict";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
    *
    * using mover = new ThreadMover();
-   * const path = `${await Deno.makeTempDir()}/pool.log`;
+   * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool.log");
    * using log = PmemLog.create(path, { poolSize: 2 << 20, mover });
    * const offsets = await all([1, 2, 3].map((n) => log.appendAsync(new Uint8Array(n))));
    * assert.deepEqual(offsets, [0, 1, 3]);

@@ -65,8 +65,11 @@ export interface RegionSource {
  * ```ts
  * import { LogStream } from "@asyncpmem/asyncpmem/stream";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = `${await Deno.makeTempDir()}/log`;
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "log");
  * using s = LogStream.create(path, { size: 1 << 20 });
  * const r = s.allocateRegion(64 << 10);
  * s.append(r, new Uint8Array(100));
@@ -141,8 +144,11 @@ export class Region {
  * ```ts
  * import { LogStream } from "@asyncpmem/asyncpmem/stream";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = `${await Deno.makeTempDir()}/log`;
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "log");
  * using s = LogStream.create(path, { size: 1 << 20 });
  * const r = s.allocateRegion(64 << 10);
  * const res = s.reserve(r, 5);

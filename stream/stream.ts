@@ -81,8 +81,11 @@ export { createStreamWith, openStreamWith, streamMedia } from "./open.ts";
  * ```ts
  * import { LogStream } from "@asyncpmem/asyncpmem/stream";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = `${await Deno.makeTempDir()}/log`;
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "log");
  * {
  *   using s = LogStream.create(path, { size: 4 << 20 });
  *   const r = s.allocateRegion(1 << 20);
@@ -163,8 +166,11 @@ export class LogStream implements Disposable {
    * ```ts
    * import { LogStream } from "@asyncpmem/asyncpmem/stream";
    * import assert from "node:assert/strict";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
    *
-   * const path = `${await Deno.makeTempDir()}/log`;
+   * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "log");
    * {
    *   using s = LogStream.create(path, { size: 1 << 20 });
    *   s.append(s.allocateRegion(4096), new Uint8Array(10));
@@ -272,8 +278,11 @@ export class LogStream implements Disposable {
    * ```ts
    * import { LogStream } from "@asyncpmem/asyncpmem/stream";
    * import assert from "node:assert/strict";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
    *
-   * const path = `${await Deno.makeTempDir()}/log`;
+   * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "log");
    * using s = LogStream.create(path, { size: 1 << 20 });
    * const r = s.allocateRegion(10_000);
    * assert.equal(r.size, 12288); // three 4 KiB blocks
@@ -398,9 +407,12 @@ export class LogStream implements Disposable {
    * import { LogStream } from "@asyncpmem/asyncpmem/stream";
    * import { all, ThreadMover } from "@asyncpmem/asyncpmem";
    * import assert from "node:assert/strict";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
    *
    * using mover = new ThreadMover();
-   * const path = `${await Deno.makeTempDir()}/log`;
+   * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "log");
    * using s = LogStream.create(path, { size: 1 << 20, mover });
    * const r = s.allocateRegion(64 << 10);
    * const futures = [1, 2, 3].map((n) => s.appendAsync(r, new Uint8Array(n)));
@@ -454,8 +466,11 @@ export class LogStream implements Disposable {
    * ```ts
    * import { LogStream } from "@asyncpmem/asyncpmem/stream";
    * import assert from "node:assert/strict";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
    *
-   * const path = `${await Deno.makeTempDir()}/log`;
+   * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "log");
    * using s = LogStream.create(path, { size: 1 << 20 });
    * const r = s.allocateRegion(64 << 10);
    * // visible once committed; persisted later, many at a time
@@ -500,8 +515,11 @@ export class LogStream implements Disposable {
    * ```ts
    * import { LogStream } from "@asyncpmem/asyncpmem/stream";
    * import assert from "node:assert/strict";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
    *
-   * const path = `${await Deno.makeTempDir()}/log`;
+   * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "log");
    * using s = LogStream.create(path, { size: 1 << 20 });
    * const r = s.allocateRegion(64 << 10);
    * const seen: number[] = [];
@@ -544,8 +562,11 @@ export class LogStream implements Disposable {
    * ```ts
    * import { LogStream } from "@asyncpmem/asyncpmem/stream";
    * import assert from "node:assert/strict";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
    *
-   * const path = `${await Deno.makeTempDir()}/log`;
+   * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "log");
    * using s = LogStream.create(path, { size: 1 << 20 });
    * const r = s.allocateRegion(64 << 10);
    * const first = s.append(r, new Uint8Array(100));

@@ -11,9 +11,13 @@
  * import { mapFile } from "@asyncpmem/asyncpmem";
  * import { setTracer } from "@asyncpmem/asyncpmem/testing";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
  * const events: string[] = [];
- * using map = mapFile(await Deno.makeTempFile(), { size: 1 << 16 });
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "data");
+ * using map = mapFile(path, { size: 1 << 16 });
  * setTracer(map, {
  *   flush: (offset, length) => events.push(`flush ${offset}+${length}`),
  *   drain: () => events.push("drain"),
@@ -123,9 +127,13 @@ function deviceOf(mover: unknown, what: string): CompletionDevice {
  * import { mapFile } from "@asyncpmem/asyncpmem";
  * import { setTracer } from "@asyncpmem/asyncpmem/testing";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
  * let flushes = 0;
- * using map = mapFile(await Deno.makeTempFile(), { size: 1 << 16 });
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "data");
+ * using map = mapFile(path, { size: 1 << 16 });
  * setTracer(map, { flush: () => flushes++, drain() {} });
  * await map.memcpyAsync(0, new Uint8Array(100));
  * setTracer(map, undefined);
@@ -161,9 +169,13 @@ function checkMapping(map: unknown, what: string): void {
  * import { mapFile } from "@asyncpmem/asyncpmem";
  * import { mark, setTracer } from "@asyncpmem/asyncpmem/testing";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
  * const labels: string[] = [];
- * using map = mapFile(await Deno.makeTempFile(), { size: 1 << 16 });
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "data");
+ * using map = mapFile(path, { size: 1 << 16 });
  * setTracer(map, { flush() {}, drain() {}, mark: (l) => labels.push(l) });
  * mark(map, "ack 1");
  * assert.deepEqual(labels, ["ack 1"]);
@@ -426,9 +438,12 @@ export interface BlockPoolTestOptions {
  * ```ts
  * import { createBlockPool } from "@asyncpmem/asyncpmem/testing";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
  * let drains = 0;
- * const path = `${await Deno.makeTempDir()}/pool`;
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
  * using pool = createBlockPool(path, {
  *   blockSize: 512,
  *   poolSize: 32 << 20,
@@ -479,8 +494,11 @@ export function createBlockPool(
  * ```ts
  * import { BlockPool } from "@asyncpmem/asyncpmem/blk";
  * import { openBlockPool } from "@asyncpmem/asyncpmem/testing";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = `${await Deno.makeTempDir()}/pool`;
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
  * BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 }).close();
  * using pool = openBlockPool(path, { tracer: { flush() {}, drain() {} } });
  * ```
@@ -502,9 +520,12 @@ export function openBlockPool(
  * ```ts
  * import { createLogStream } from "@asyncpmem/asyncpmem/testing";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
  * let drains = 0;
- * const path = `${await Deno.makeTempDir()}/log`;
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "log");
  * using s = createLogStream(path, {
  *   size: 1 << 20,
  *   tracer: { flush() {}, drain: () => void drains++ },
@@ -532,8 +553,11 @@ export function createLogStream(
  * import { LogStream } from "@asyncpmem/asyncpmem/stream";
  * import { openLogStream } from "@asyncpmem/asyncpmem/testing";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = `${await Deno.makeTempDir()}/log`;
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "log");
  * LogStream.create(path, { size: 1 << 20 }).close();
  * let flushes = 0;
  * using s = openLogStream(path, {
@@ -563,9 +587,12 @@ export function openLogStream(
  * ```ts
  * import { createObjectPool } from "@asyncpmem/asyncpmem/testing";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
  * let drains = 0;
- * const path = `${await Deno.makeTempDir()}/pool`;
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
  * using pool = createObjectPool(path, {
  *   size: 8 << 20,
  *   layout: "t",
@@ -591,8 +618,11 @@ export function createObjectPool(
  * ```ts
  * import { ObjectPool } from "@asyncpmem/asyncpmem/obj";
  * import { openObjectPool } from "@asyncpmem/asyncpmem/testing";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = `${await Deno.makeTempDir()}/pool`;
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
  * ObjectPool.create(path, { size: 8 << 20, layout: "t" }).close();
  * using pool = openObjectPool(path, { layout: "t", tracer: { flush() {}, drain() {} } });
  * ```
@@ -639,8 +669,12 @@ const LOG_CAP = 64;
  * import { mapFile } from "@asyncpmem/asyncpmem";
  * import { writeBacks } from "@asyncpmem/asyncpmem/testing";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * using map = mapFile(await Deno.makeTempFile(), { size: 1 << 16 });
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "data");
+ * using map = mapFile(path, { size: 1 << 16 });
  * const { count } = writeBacks(map);
  * await map.memcpyAsync(100, new Uint8Array(10));
  * const after = writeBacks(map, count);

@@ -106,9 +106,12 @@ export interface CrashTracerOptions {
  * import { setTracer } from "../../testing/mod.ts";
  * import { CrashTracer } from "./tracer.ts";
  * import assert from "node:assert/strict";
+ * import { mkdtempSync, rmSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const path = await Deno.makeTempFile();
- * using map = mapFile(path, { size: 65536 });
+ * const dir = mkdtempSync(join(tmpdir(), "asyncpmem-"));
+ * using map = mapFile(join(dir, "data"), { size: 65536 });
  * const tracer = new CrashTracer({
  *   live: map.view(),
  *   shadow: map.view().slice(),
@@ -120,7 +123,7 @@ export interface CrashTracerOptions {
  * const [flush, drain, end] = tracer.finish();
  * assert.equal(flush.kind === "flush" && flush.stores.length, 1);
  * assert.deepEqual([drain.kind, end.kind], ["drain", "end"]);
- * await Deno.remove(path);
+ * rmSync(dir, { recursive: true });
  * ```
  */
 export class CrashTracer implements PersistTracer {
