@@ -231,7 +231,11 @@ export class BlockPool implements Disposable {
       settled: (slot, future) => this.#inflight.remove(slot, future),
       control: this.#control,
       forRead: (lba) => {
-        if (this.#arenas.length === 0 && !this.#adoptShared()) return null;
+        if (
+          this.#arenas.length === 0 && !this.#adoptShared("readAsync")
+        ) {
+          return null;
+        }
         const arena = this.#arenaOf(lba);
         return { arena, pre: lba - arena.firstLba };
       },
@@ -349,11 +353,12 @@ export class BlockPool implements Disposable {
   /**
    * Lay out the BTT of a pool that has none (libpmemblk's first write),
    * under the share's layout lock: another opener may have laid it out
-   * meanwhile, and then its arenas are taken instead.
+   * meanwhile, and then its arenas are taken instead. `op` is the
+   * caller's operation, named by the error of a failed wait for the lock.
    */
-  #layOut(): void {
+  #layOut(op: string): void {
     const shared = this.#file.join.shared;
-    shared.lockLayout();
+    shared.lockLayout(op);
     try {
       if (this.#arenas.length !== 0) return;
       this.#adopt(
@@ -368,10 +373,10 @@ export class BlockPool implements Disposable {
    * Take the arenas another opener laid out since this one opened with
    * none; returns whether the pool has a layout now.
    */
-  #adoptShared(): boolean {
+  #adoptShared(op: string): boolean {
     if (this.#arenas.length !== 0) return true;
     if (!this.#file.join.shared.laidOut) return false;
-    this.#layOut();
+    this.#layOut(op);
     return true;
   }
 
@@ -467,7 +472,7 @@ export class BlockPool implements Disposable {
     this.#live("write");
     this.#checkWritable("write");
     this.#outsideCheck("write");
-    if (this.#arenas.length === 0) this.#layOut();
+    if (this.#arenas.length === 0) this.#layOut("write");
     const arena = this.#arenaOf(lba);
     arena.checkWritable("write");
     writeNow(this.#sync, arena, lba - arena.firstLba, data);
@@ -590,7 +595,7 @@ export class BlockPool implements Disposable {
       if (n === 0) return out;
       // (that code may have closed the pool)
       const media = this.#live("readMany");
-      this.#adoptShared();
+      this.#adoptShared("readMany");
       readManyInto(
         {
           media,
@@ -624,7 +629,7 @@ export class BlockPool implements Disposable {
       );
     }
     const out = into ?? new Uint8Array(size);
-    if (this.#arenas.length === 0 && !this.#adoptShared()) {
+    if (this.#arenas.length === 0 && !this.#adoptShared("read")) {
       if (into !== undefined) out.fill(0, 0, size);
       return out;
     }
@@ -666,7 +671,7 @@ export class BlockPool implements Disposable {
 
   #forUpdate(lba: number, op: string): Arena {
     this.#checkWritable(op);
-    if (this.#arenas.length === 0) this.#layOut();
+    if (this.#arenas.length === 0) this.#layOut(op);
     const arena = this.#arenaOf(lba);
     arena.checkWritable(op);
     return arena;
@@ -810,9 +815,9 @@ export class BlockPool implements Disposable {
     this.#checkLba(lba, op);
     this.#checkWritable(op);
     this.#outsideCheck(op);
-    if (this.#arenas.length === 0 && !this.#adoptShared()) {
+    if (this.#arenas.length === 0 && !this.#adoptShared(op)) {
       if (flag === MAP_ZERO) return; // everything reads as zeros already
-      this.#layOut();
+      this.#layOut(op);
     }
     const arena = this.#arenaOf(lba);
     arena.checkWritable(op);
@@ -869,7 +874,7 @@ export class BlockPool implements Disposable {
     // all of them, so it never sees half of a commit (a block referenced
     // twice) or of a layout. This opener's own writes are between steps.
     const shared = this.#file.join.shared;
-    shared.lockLayout();
+    shared.lockLayout("check");
     let problems;
     this.#checking = true;
     // the locks the callback runs holding: another open of the pool in
@@ -945,7 +950,7 @@ export class BlockPool implements Disposable {
     const onProgress = checkProgress(options, "info");
     // (reading onProgress may have run code that closed the pool)
     const media = this.#live("info");
-    this.#adoptShared();
+    this.#adoptShared("info");
     return {
       path: this.#file.path,
       poolSize: media.size,
