@@ -1,0 +1,114 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Edges across the stores found by a sixth review: each test exposed a
+ * bug (named in its comment) or checks an edge found sound.
+ */
+import { spawnSync } from "node:child_process";
+import { chmodSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { assert, ROOT_URL, RUNTIME, tempDir, test } from "./_harness.ts";
+
+/** The uid and gid of `nobody` (an unprivileged user every Linux has). */
+const NOBODY = 65534;
+
+/**
+ * How to run a command as an unprivileged user: the prefix to put
+ * before it (none when this process is not root), or the reason it
+ * cannot be done here (a declared skip).
+ */
+function unprivileged(): string[] | string {
+  if (process.getuid?.() !== 0) return [];
+  const prefix = [
+    "setpriv",
+    `--reuid=${NOBODY}`,
+    `--regid=${NOBODY}`,
+    "--clear-groups",
+  ];
+  const r = spawnSync(prefix[0], [...prefix.slice(1), "true"], {
+    timeout: 30_000,
+  });
+  return r.error === undefined && r.status === 0
+    ? prefix
+    : "running as root, and setpriv cannot switch to the user nobody";
+}
+
+const AS_NOBODY = unprivileged();
+
+/**
+ * Run TypeScript source as an unprivileged user (see
+ * {@linkcode unprivileged}) in `dir`, made mode 0777; `@dir/` in the
+ * source stands for that directory, `@root/` for the repository root.
+ * Returns the child's last line of output, parsed.
+ */
+function runUnprivileged(
+  dir: string,
+  source: string,
+): Record<string, unknown> {
+  const prefix = AS_NOBODY as string[];
+  chmodSync(dir, 0o777);
+  const file = join(dir, "script.ts");
+  writeFileSync(
+    file,
+    source.replaceAll("@root/", ROOT_URL).replaceAll("@dir/", dir + "/"),
+  );
+  chmodSync(file, 0o644);
+  const args = RUNTIME === "deno" ? ["run", "-A", "--no-check", file] : [file];
+  const cmd = [...prefix, process.execPath, ...args];
+  const r = spawnSync(cmd[0], cmd.slice(1), {
+    encoding: "utf8",
+    timeout: 60_000,
+    // (the user's own caches: root's home is not theirs)
+    env: {
+      ...process.env,
+      HOME: dir,
+      DENO_DIR: join(dir, ".deno"),
+      NO_COLOR: "1",
+    },
+  });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  return JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+}
+
+// Bug: a store created with a mode its creator can write but not read
+// (0o200) failed with EACCES for a user other than root: the file's
+// process-wide share (which holds the lock libpmem* take) opened the
+// path again read-only to `flock` it. libpmemlog's create locks the
+// descriptor it created the file with, so a mode of 0o200 works there.
+// The share now falls back to a write-only open when a read-only one is
+// refused: `flock` needs a descriptor of either kind.
+test(
+  "every store is created with mode 0o200 by an unprivileged user, and the file has that mode",
+  () => {
+    const dir = tempDir();
+    const out = runUnprivileged(
+      dir,
+      `
+      import { BlockPool } from "@root/blk/mod.ts";
+      import { ObjectPool } from "@root/obj/mod.ts";
+      import { LogStream, PmemLog } from "@root/stream/mod.ts";
+      const out = {};
+      const tries = {
+        log: () => PmemLog.create("@dir/log", { mode: 0o200, poolSize: 8 << 20 }),
+        blk: () => BlockPool.create("@dir/blk", { mode: 0o200, blockSize: 512, poolSize: 32 << 20 }),
+        obj: () => ObjectPool.create("@dir/obj", { mode: 0o200, size: 16 << 20, layout: "review6" }),
+        stream: () => LogStream.create("@dir/stream", { mode: 0o200, size: 8 << 20 }),
+      };
+      for (const [name, create] of Object.entries(tries)) {
+        try {
+          create().close();
+          out[name] = "ok";
+        } catch (e) {
+          out[name] = String(e);
+        }
+      }
+      console.log(JSON.stringify(out));
+    `,
+    );
+    assert.deepEqual(out, { log: "ok", blk: "ok", obj: "ok", stream: "ok" });
+    for (const name of Object.keys(out)) {
+      assert.equal(statSync(join(dir, name)).mode & 0o777, 0o200, name);
+    }
+  },
+  { skip: typeof AS_NOBODY === "string" ? AS_NOBODY : false },
+);
