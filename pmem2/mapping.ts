@@ -689,9 +689,14 @@ export class Mapping implements Disposable {
    * persisted with one msync over the span: its cost hardly depends on the
    * length (see `bench/NOTES.md`), and only dirty pages are written.
    * The group-commit primitive.
+   *
+   * @throws {PmemError} code -13 (EACCES), op `"persistRanges"`, on a
+   *   mapping with protection `"none"`, whatever the ranges (none, or
+   *   only empty ones, included): as {@linkcode Mapping.persist}, the call
+   *   is refused, not judged by how much it would have flushed
    */
   persistRanges(ranges: readonly { offset: number; length: number }[]): void {
-    this.#live("persistRanges");
+    this.#flushable("persistRanges");
     if (!Array.isArray(ranges)) {
       throw new TypeError("Cannot persistRanges: ranges must be an array");
     }

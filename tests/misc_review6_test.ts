@@ -7,7 +7,15 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { assert, ROOT_URL, RUNTIME, tempDir, test } from "./_harness.ts";
+import { mapFile, PmemError } from "../mod.ts";
+import {
+  assert,
+  ROOT_URL,
+  RUNTIME,
+  tempDir,
+  tempPath,
+  test,
+} from "./_harness.ts";
 
 /** The uid and gid of `nobody` (an unprivileged user every Linux has). */
 const NOBODY = 65534;
@@ -112,3 +120,35 @@ test(
   },
   { skip: typeof AS_NOBODY === "string" ? AS_NOBODY : false },
 );
+
+// Bug: persistRanges([]) (and a list of empty ranges) on a mapping with
+// protection "none" returned, where persist, flush and persistRanges of
+// a range refuse it with EACCES; the refusal of a range also named the
+// op "flush". Every persistRanges call on such a mapping now throws the
+// same PmemError, op "persistRanges", whatever its ranges.
+test('persistRanges() on a mapping with protection "none" throws EACCES naming persistRanges, with no ranges too', () => {
+  const path = tempPath();
+  mapFile(path, { size: 1 << 16 }).close();
+  using map = mapFile(path, { protection: "none" });
+  const denied = (op: string) => (e: unknown) => {
+    assert.ok(e instanceof PmemError, String(e));
+    assert.equal(e.code, -13);
+    assert.equal(e.op, op);
+    return true;
+  };
+  assert.throws(() => map.persist(0, 64), denied("persist"));
+  for (
+    const ranges of [
+      [],
+      [{ offset: 0, length: 0 }],
+      [{ offset: 0, length: 64 }],
+      [{ offset: 0, length: 64 }, { offset: 8192, length: 64 }],
+    ]
+  ) {
+    assert.throws(
+      () => map.persistRanges(ranges),
+      denied("persistRanges"),
+      JSON.stringify(ranges),
+    );
+  }
+});
