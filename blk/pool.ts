@@ -47,7 +47,11 @@ import {
   WriteScheduler,
 } from "./async_io.ts";
 import { ReadFuture, ReadScheduler } from "./async_read.ts";
-import type { Future, FutureOptions } from "../future/future.ts";
+import {
+  checkFutureOptions,
+  type Future,
+  type FutureOptions,
+} from "../future/future.ts";
 import { waitAll } from "../future/executor.ts";
 import { FutureRegistry } from "../future/registry.ts";
 import {
@@ -721,7 +725,7 @@ export class BlockPool implements Disposable {
       [data],
       1,
       "writeAsync",
-      options,
+      checkFutureOptions(options, "writeAsync"),
     );
   }
 
@@ -769,7 +773,7 @@ export class BlockPool implements Disposable {
       data,
       group,
       "writeMany",
-      options,
+      checkFutureOptions(options, "writeMany"),
     );
   }
 
@@ -807,7 +811,12 @@ export class BlockPool implements Disposable {
       }
       out = into;
     }
-    return new ReadFuture(this.#access, lba, out, options);
+    return new ReadFuture(
+      this.#access,
+      lba,
+      out,
+      checkFutureOptions(options, "readAsync"),
+    );
   }
 
   #setFlag(lba: number, flag: number, op: string): void {

@@ -34,7 +34,11 @@ import {
 } from "./config.ts";
 import { checkMemFlags, MemFlags } from "./flags.ts";
 import { waitAll } from "../future/executor.ts";
-import type { Future, FutureOptions } from "../future/future.ts";
+import {
+  checkFutureOptions,
+  type Future,
+  type FutureOptions,
+} from "../future/future.ts";
 import { CpuMover } from "../mover/cpu.ts";
 import { checkMoverOption, type Vdm } from "../mover/vdm.ts";
 import { DurableCopies } from "./durable_copies.ts";
@@ -612,6 +616,7 @@ export class Mapping implements Disposable {
     const bytes = trueBytes(src);
     checkRange(dstOffset, bytes.byteLength, this.#size, "memcpyAsync");
     flags = checkMemFlags(flags, "memcpyAsync");
+    options = checkFutureOptions(options, "memcpyAsync");
     const dst = this.view(dstOffset, bytes.byteLength);
     // a source over the destination is moved, as memcpy moves it: a
     // mover's memcpy takes ranges that do not overlap (a device copies a
@@ -650,6 +655,7 @@ export class Mapping implements Disposable {
     checkRange(dstOffset, length, this.#size, "memmoveAsync");
     checkRange(srcOffset, length, this.#size, "memmoveAsync");
     flags = checkMemFlags(flags, "memmoveAsync");
+    options = checkFutureOptions(options, "memmoveAsync");
     const dst = this.view(dstOffset, length);
     const src = this.view(srcOffset, length);
     return this.#copies.one(
@@ -672,6 +678,7 @@ export class Mapping implements Disposable {
     value = checkByte(value, "value", "memsetAsync");
     checkRange(dstOffset, length, this.#size, "memsetAsync");
     flags = checkMemFlags(flags, "memsetAsync");
+    options = checkFutureOptions(options, "memsetAsync");
     const dst = this.view(dstOffset, length);
     return this.#copies.one(
       (f) => this.#mover.memset(dst, value, f, options),
@@ -797,6 +804,7 @@ export class Mapping implements Disposable {
       // a view over its own destination is moved (see memcpyAsync)
       checked.push({ offset, data, move: this.#overlaps(data, offset) });
     }
+    options = checkFutureOptions(options, "memcpyManyAsync");
     return this.#copies.many(checked, options);
   }
 

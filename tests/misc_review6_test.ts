@@ -7,9 +7,13 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
+import { BlockPool } from "../blk/mod.ts";
+import { fromStep, wait } from "../future/mod.ts";
 import { mapFile, PmemError } from "../mod.ts";
+import { LogStream, PmemLog } from "../stream/mod.ts";
 import {
   assert,
+  moverTest,
   ROOT_URL,
   RUNTIME,
   tempDir,
@@ -151,4 +155,98 @@ test('persistRanges() on a mapping with protection "none" throws EACCES naming p
       JSON.stringify(ranges),
     );
   }
+});
+
+/** The options of an async call with `signal` misspelled. */
+function typo(): { signal: AbortSignal } {
+  return { singal: new AbortController().signal } as never;
+}
+
+/** Whether `e` is the TypeError of the misspelled key, naming `op`. */
+function unknownSingal(op: string): (e: unknown) => boolean {
+  return (e) => {
+    assert.ok(e instanceof TypeError, String(e));
+    assert.equal(
+      e.message,
+      `Cannot ${op}: unknown option 'singal' (did you mean 'signal'?)`,
+    );
+    return true;
+  };
+}
+
+// Bug: the FutureOptions of every async call ignored keys they do not
+// have: `{ singal: ac.signal }` was taken as no options, and the work
+// could never be cancelled. One validator (checkFutureOptions, over the
+// library's readOptions) now refuses an unknown key at the call, naming
+// it and the call, before any work starts.
+moverTest(
+  "a mover's async calls refuse an unknown key of their FutureOptions at the call",
+  (mover) => {
+    const dst = new Uint8Array(1 << 16);
+    const src = new Uint8Array(1 << 16).fill(7);
+    const calls: [string, () => unknown][] = [
+      ["memcpy", () => mover.memcpy(dst, src, 0, typo())],
+      ["memmove", () => mover.memmove(dst, src, 0, typo())],
+      ["memset", () => mover.memset(dst, 7, 0, typo())],
+      ["flush", () => mover.flush(dst, 0, typo())],
+      [
+        "batch",
+        () =>
+          mover.batch(
+            [
+              {
+                op: "memcpy",
+                dst: dst.subarray(0, 8192),
+                src: src.subarray(0, 8192),
+              },
+              { op: "memset", dst: dst.subarray(8192), value: 7 },
+            ],
+            typo(),
+          ),
+      ],
+    ];
+    for (const [op, call] of calls) assert.throws(call, unknownSingal(op));
+    assert.equal(dst.indexOf(7), -1, "no work was started");
+    // the right key still works
+    wait(mover.memset(dst, 1, 0, { signal: new AbortController().signal }));
+    assert.equal(dst[0], 1);
+  },
+);
+
+test("the stores' and futures' async calls refuse an unknown key of their FutureOptions at the call", () => {
+  const dir = tempDir();
+  using map = mapFile(join(dir, "map"), { size: 1 << 20 });
+  using pool = BlockPool.create(join(dir, "blk"), {
+    blockSize: 512,
+    poolSize: 32 << 20,
+  });
+  using stream = LogStream.create(join(dir, "stream"), { size: 8 << 20 });
+  const region = stream.allocateRegion(4096);
+  const ts = stream.append(region, new Uint8Array(8));
+  using log = PmemLog.create(join(dir, "log"), { poolSize: 8 << 20 });
+  const data = new Uint8Array(512).fill(7);
+  const calls: [string, () => unknown][] = [
+    ["memcpyAsync", () => map.memcpyAsync(0, data, 0, typo())],
+    ["memmoveAsync", () => map.memmoveAsync(0, 4096, 64, 0, typo())],
+    ["memsetAsync", () => map.memsetAsync(0, 7, 64, 0, typo())],
+    [
+      "memcpyManyAsync",
+      () => map.memcpyManyAsync([{ offset: 0, data }], typo()),
+    ],
+    ["writeAsync", () => pool.writeAsync(0, data, typo())],
+    ["writeMany", () => pool.writeMany([{ lba: 0, data }], typo())],
+    ["readAsync", () => pool.readAsync(0, undefined, typo())],
+    ["appendAsync", () => stream.appendAsync(region, data, typo())],
+    ["waitCommitted", () => stream.waitCommitted(ts, typo())],
+    ["waitPersisted", () => stream.waitPersisted(ts, typo())],
+    ["appendAsync", () => log.appendAsync(data, typo())],
+    ["make a future", () => fromStep(() => 1, typo())],
+  ];
+  for (const [op, call] of calls) assert.throws(call, unknownSingal(op));
+  // nothing was written or appended
+  assert.equal(map.view(0, 64).indexOf(7), -1);
+  assert.equal(pool.read(0).indexOf(7), -1);
+  assert.equal(log.tell(), 0);
+  // an append's own option beside the signal is no unknown key
+  wait(stream.appendAsync(region, data, { level: "committed" }));
 });
