@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { notConstructible } from "../ffi/validate.ts";
+import { isBytes, notConstructible } from "../ffi/validate.ts";
 import { ClosedError, PmemError } from "../errors/mod.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { Arena, ArenaPlace } from "./arena.ts";
@@ -519,7 +519,7 @@ export class BlockPool implements Disposable {
       only !== undefined && Number.isInteger(lba) && lba >= 0 &&
       lba < this.#blockCount &&
       (into === undefined ||
-        (into instanceof Uint8Array && byteLengthOf(into) >= size))
+        (isBytes(into) && byteLengthOf(into) >= size))
     ) {
       const out = into ?? new Uint8Array(size);
       if (only.read(lba, out, size)) return out;
@@ -585,7 +585,7 @@ export class BlockPool implements Disposable {
         checked[i] = this.#checkLba(lbas[i], "readMany");
       }
       const bytes = n * this.#blockSize;
-      if (into !== undefined && !(into instanceof Uint8Array)) {
+      if (into !== undefined && !isBytes(into)) {
         throw new TypeError("Cannot readMany: into must be a Uint8Array");
       }
       if (into !== undefined && byteLengthOf(into) < bytes) {
@@ -622,7 +622,7 @@ export class BlockPool implements Disposable {
   #readChecked(media: Media, lba: number, into?: Uint8Array): Uint8Array {
     this.#checkLba(lba, "read");
     const size = this.#blockSize;
-    if (into !== undefined && !(into instanceof Uint8Array)) {
+    if (into !== undefined && !isBytes(into)) {
       throw new TypeError("Cannot read: into must be a Uint8Array");
     }
     if (into !== undefined && byteLengthOf(into) < size) {
@@ -799,7 +799,7 @@ export class BlockPool implements Disposable {
     let out: Uint8Array;
     if (into === undefined) out = new Uint8Array(this.#blockSize);
     else {
-      if (!(into instanceof Uint8Array)) {
+      if (!isBytes(into)) {
         throw new TypeError("Cannot readAsync: into must be a Uint8Array");
       }
       if (byteLengthOf(into) < this.#blockSize) {

@@ -18,6 +18,7 @@ import {
   checkRange,
   checkSize,
   holds,
+  isBytes,
   notConstructible,
   readOptions,
   trueBytes,
@@ -428,7 +429,9 @@ export class Mapping implements Disposable {
   read(
     offset: number,
     into: Uint8Array,
-    length: number = into?.byteLength,
+    // (no getter of a value that is no Uint8Array runs: a Proxy's threw
+    // the engine's TypeError before the check below could name `into`)
+    length: number = isBytes(into) ? into.byteLength : 0,
   ): void {
     this.#live("read");
     if (this.#protection === "none") this.#denied("read");
@@ -439,7 +442,7 @@ export class Mapping implements Disposable {
     // have of its own (or a subclass a getter for), and the native copy
     // writes `length` bytes
     if (
-      !(into instanceof Uint8Array) || !Number.isInteger(offset) ||
+      !isBytes(into) || !Number.isInteger(offset) ||
       !Number.isInteger(length) || !(offset >= 0 && length >= 0) ||
       offset + length > this.#size || (length !== 0 && !holds(into, length))
     ) {

@@ -57,6 +57,7 @@ import {
   byteLengthOf,
   checkMode,
   checkOpenArgs,
+  isBytes,
   notConstructible,
   trueBytes,
 } from "../ffi/validate.ts";
@@ -456,7 +457,7 @@ export class PmemLog implements Disposable {
     lengths: number[] = [],
   ): number {
     for (const b of data) {
-      if (!(b instanceof Uint8Array)) {
+      if (!isBytes(b)) {
         throw new TypeError(`Cannot ${op}: data must be Uint8Arrays`);
       }
       bufs.push(b);
@@ -500,7 +501,7 @@ export class PmemLog implements Disposable {
   append(data: Uint8Array): void {
     const op = "append";
     this.#writable(op);
-    if (!(data instanceof Uint8Array)) {
+    if (!isBytes(data)) {
       throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
     }
     this.#appendv([data], op);
@@ -607,7 +608,7 @@ export class PmemLog implements Disposable {
   appendAsync(data: Uint8Array, options?: FutureOptions): Future<number> {
     const op = "appendAsync";
     this.#writable(op);
-    if (!(data instanceof Uint8Array)) {
+    if (!isBytes(data)) {
       throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
     }
     this.#checkBuffers([data], op);

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { byteLengthOf } from "../ffi/validate.ts";
+import { byteLengthOf, isBytes } from "../ffi/validate.ts";
 import {
   checkFutureOptions,
   type Future,
@@ -68,7 +68,7 @@ export function checkData(
   k: number,
   op: string,
 ): number {
-  if (!(data instanceof Uint8Array)) {
+  if (!isBytes(data)) {
     throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
   }
   // the engine's length (see `byteLengthOf`), as every later step takes

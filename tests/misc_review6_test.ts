@@ -9,7 +9,8 @@ import { join } from "node:path";
 import process from "node:process";
 import { BlockPool } from "../blk/mod.ts";
 import { fromStep, wait } from "../future/mod.ts";
-import { mapFile, PmemError } from "../mod.ts";
+import { CpuMover, mapFile, PmemError } from "../mod.ts";
+import { ObjectPool, PersistentMap } from "../obj/mod.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import {
   assert,
@@ -249,4 +250,73 @@ test("the stores' and futures' async calls refuse an unknown key of their Future
   assert.equal(log.tell(), 0);
   // an append's own option beside the signal is no unknown key
   wait(stream.appendAsync(region, data, { level: "committed" }));
+});
+
+/** A Proxy of a Uint8Array of `n` bytes (it passes `instanceof`). */
+function proxied(n: number): Uint8Array {
+  return new Proxy(new Uint8Array(n), {});
+}
+
+// Bug: a Proxy of a Uint8Array (which passes `instanceof Uint8Array`)
+// given as data or `into` met the engine's own TypeError ("Method get
+// TypedArray.prototype.byteLength called on incompatible receiver" on
+// Deno, "Receiver should be a typed array view" on Bun) at the block
+// store's, the mapping's read, the streams' and the object store's
+// calls; the movers and the mapping's copies said "src must be a
+// Uint8Array". Every entry point now tests for a Uint8Array as those
+// do (ffi/validate.ts isBytes: `instanceof` and `ArrayBuffer.isView`, an
+// internal slot no Proxy has), and names the argument.
+test("a Proxy of a Uint8Array is refused with the library's TypeError naming the argument", () => {
+  const dir = tempDir();
+  using map = mapFile(join(dir, "map"), { size: 1 << 20 });
+  using pool = BlockPool.create(join(dir, "blk"), {
+    blockSize: 512,
+    poolSize: 32 << 20,
+  });
+  using stream = LogStream.create(join(dir, "stream"), { size: 8 << 20 });
+  const region = stream.allocateRegion(4096);
+  using log = PmemLog.create(join(dir, "log"), { poolSize: 8 << 20 });
+  using objects = ObjectPool.create(join(dir, "obj"), {
+    size: 16 << 20,
+    layout: "review6",
+  });
+  const root = objects.root(64);
+  using pmap = PersistentMap.open(objects, "m");
+  using mover = new CpuMover();
+  const calls: [string, string, () => unknown][] = [
+    ["write", "data", () => pool.write(0, proxied(512))],
+    ["read", "into", () => pool.read(0, proxied(512))],
+    ["readMany", "into", () => pool.readMany([0], proxied(512))],
+    ["writeAsync", "data", () => pool.writeAsync(0, proxied(512))],
+    [
+      "writeMany",
+      "data",
+      () => pool.writeMany([{ lba: 0, data: proxied(512) }]),
+    ],
+    ["readAsync", "into", () => pool.readAsync(0, proxied(512))],
+    ["read", "into", () => map.read(0, proxied(64))],
+    ["read", "into", () => map.read(0, proxied(64), 0)],
+    ["memcpy", "src", () => map.memcpy(0, proxied(64))],
+    ["memcpyAsync", "src", () => map.memcpyAsync(0, proxied(64))],
+    ["append", "data", () => stream.append(region, proxied(8))],
+    ["appendAsync", "data", () => stream.appendAsync(region, proxied(8))],
+    ["append", "data", () => log.append(proxied(8))],
+    ["appendv", "data", () => log.appendv([proxied(8)])],
+    ["appendAsync", "data", () => log.appendAsync(proxied(8))],
+    ["write", "bytes", () => objects.tx((tx) => tx.write(root, 0, proxied(8)))],
+    ["set", "key", () => pmap.set(proxied(4), "v")],
+    ["set", "value", () => pmap.set("k", proxied(4))],
+    ["get", "key", () => pmap.get(proxied(4))],
+    ["memcpy", "dst", () => mover.memcpy(proxied(8), new Uint8Array(8))],
+  ];
+  for (const [op, name, call] of calls) {
+    assert.throws(call, (e: unknown) => {
+      assert.ok(e instanceof TypeError, String(e));
+      assert.match(e.message, new RegExp(`^Cannot ${op}: .*\\b${name}\\b`));
+      assert.match(e.message, /Uint8Array/);
+      return true;
+    }, `${op} ${name}`);
+  }
+  // nothing was written or appended
+  assert.equal(log.tell(), 0);
 });
