@@ -11,6 +11,14 @@ import { BlockPool } from "../blk/mod.ts";
 import { fromStep, wait } from "../future/mod.ts";
 import { CpuMover, mapFile, PmemError } from "../mod.ts";
 import { ObjectPool, PersistentMap } from "../obj/mod.ts";
+import {
+  createBlockPool,
+  createLogStream,
+  createObjectPool,
+  openBlockPool,
+  openLogStream,
+  openObjectPool,
+} from "../testing/mod.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import {
   assert,
@@ -319,4 +327,103 @@ test("a Proxy of a Uint8Array is refused with the library's TypeError naming the
   }
   // nothing was written or appended
   assert.equal(log.tell(), 0);
+});
+
+/** What a call gave: "ok", or its error. */
+function outcome(call: () => Disposable): string {
+  try {
+    call()[Symbol.dispose]();
+    return "ok";
+  } catch (e) {
+    return String(e);
+  }
+}
+
+// Bug: the testing entry points that wrap the stores' factories
+// (createBlockPool, openLogStream, ...) dropped the options an object
+// inherits (getters of a class's prototype: `size`, `blockSize`,
+// `layout`): they split off their own keys and copied only the caller's
+// own properties for the factory, which reads inherited ones too, so
+// `createLogStream(path, new Options())` said "the size option is
+// required" where LogStream.create took it. The rest now keeps the
+// caller's prototype, so the factory sees what it would have seen.
+test("the testing wrappers of the stores' factories take options a prototype's getters give, as the factories do", () => {
+  const dir = tempDir();
+  class BlockOptions {
+    get blockSize(): number {
+      return 512;
+    }
+    get poolSize(): number {
+      return 32 << 20;
+    }
+  }
+  class StreamOptions {
+    get size(): number {
+      return 8 << 20;
+    }
+  }
+  class ObjectOptions {
+    get size(): number {
+      return 16 << 20;
+    }
+    get layout(): string {
+      return "review6";
+    }
+  }
+  class ReadOnly {
+    get readOnly(): boolean {
+      return true;
+    }
+  }
+  class Layout {
+    get layout(): string {
+      return "review6";
+    }
+  }
+  class WrongSize {
+    get size(): number {
+      return 4 << 20;
+    }
+  }
+  const at = (name: string) => join(dir, name);
+  const pairs: [string, () => Disposable, () => Disposable][] = [
+    [
+      "create pool",
+      () => BlockPool.create(at("blk1"), new BlockOptions()),
+      () => createBlockPool(at("blk2"), new BlockOptions()),
+    ],
+    [
+      "open pool",
+      () => BlockPool.open(at("blk1"), new ReadOnly()),
+      () => openBlockPool(at("blk2"), new ReadOnly()),
+    ],
+    [
+      "create stream",
+      () => LogStream.create(at("s1"), new StreamOptions()),
+      () => createLogStream(at("s2"), new StreamOptions()),
+    ],
+    [
+      "open stream of another size",
+      () => LogStream.open(at("s1"), new WrongSize()),
+      () => openLogStream(at("s2"), new WrongSize()),
+    ],
+    [
+      "create object pool",
+      () => ObjectPool.create(at("o1"), new ObjectOptions()),
+      () => createObjectPool(at("o2"), new ObjectOptions()),
+    ],
+    [
+      "open object pool",
+      () => ObjectPool.open(at("o1"), new Layout()),
+      () => openObjectPool(at("o2"), new Layout()),
+    ],
+  ];
+  for (const [what, plain, wrapped] of pairs) {
+    const want = outcome(plain);
+    assert.equal(outcome(wrapped), want.replaceAll(at("s1"), at("s2")), what);
+  }
+  // the open with an inherited readOnly opened read-only
+  using pool = openBlockPool(at("blk2"), new ReadOnly());
+  assert.ok(pool.info().readOnly);
+  assert.throws(() => pool.write(0, new Uint8Array(512)), /read-only/);
 });
