@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { byteLengthOf, readOptions } from "../ffi/validate.ts";
+import { byteLengthOf, isBytes, readOptions } from "../ffi/validate.ts";
 import type { Vdm } from "../mover/vdm.ts";
 
 // one copy of the engine's byteLength getter (see `byteLengthOf`),
@@ -21,7 +21,7 @@ export function checkBlockData(
   size: number,
   op: string,
 ): Uint8Array {
-  if (!(data instanceof Uint8Array)) {
+  if (!isBytes(data)) {
     throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
   }
   const n = byteLengthOf(data);

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { notConstructible } from "../ffi/validate.ts";
+import { isBytes, notConstructible } from "../ffi/validate.ts";
 import { ClosedError, PmemError } from "../errors/mod.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { Arena, ArenaPlace } from "./arena.ts";
@@ -47,7 +47,11 @@ import {
   WriteScheduler,
 } from "./async_io.ts";
 import { ReadFuture, ReadScheduler } from "./async_read.ts";
-import type { Future, FutureOptions } from "../future/future.ts";
+import {
+  checkFutureOptions,
+  type Future,
+  type FutureOptions,
+} from "../future/future.ts";
 import { waitAll } from "../future/executor.ts";
 import { FutureRegistry } from "../future/registry.ts";
 import {
@@ -233,7 +237,11 @@ export class BlockPool implements Disposable {
       settled: (slot, future) => this.#inflight.remove(slot, future),
       control: this.#control,
       forRead: (lba) => {
-        if (this.#arenas.length === 0 && !this.#adoptShared()) return null;
+        if (
+          this.#arenas.length === 0 && !this.#adoptShared("readAsync")
+        ) {
+          return null;
+        }
         const arena = this.#arenaOf(lba);
         return { arena, pre: lba - arena.firstLba };
       },
@@ -351,11 +359,12 @@ export class BlockPool implements Disposable {
   /**
    * Lay out the BTT of a pool that has none (libpmemblk's first write),
    * under the share's layout lock: another opener may have laid it out
-   * meanwhile, and then its arenas are taken instead.
+   * meanwhile, and then its arenas are taken instead. `op` is the
+   * caller's operation, named by the error of a failed wait for the lock.
    */
-  #layOut(): void {
+  #layOut(op: string): void {
     const shared = this.#file.join.shared;
-    shared.lockLayout();
+    shared.lockLayout(op);
     try {
       if (this.#arenas.length !== 0) return;
       this.#adopt(
@@ -370,10 +379,10 @@ export class BlockPool implements Disposable {
    * Take the arenas another opener laid out since this one opened with
    * none; returns whether the pool has a layout now.
    */
-  #adoptShared(): boolean {
+  #adoptShared(op: string): boolean {
     if (this.#arenas.length !== 0) return true;
     if (!this.#file.join.shared.laidOut) return false;
-    this.#layOut();
+    this.#layOut(op);
     return true;
   }
 
@@ -469,7 +478,7 @@ export class BlockPool implements Disposable {
     this.#live("write");
     this.#checkWritable("write");
     this.#outsideCheck("write");
-    if (this.#arenas.length === 0) this.#layOut();
+    if (this.#arenas.length === 0) this.#layOut("write");
     const arena = this.#arenaOf(lba);
     arena.checkWritable("write");
     writeNow(this.#sync, arena, lba - arena.firstLba, data);
@@ -512,7 +521,7 @@ export class BlockPool implements Disposable {
       only !== undefined && Number.isInteger(lba) && lba >= 0 &&
       lba < this.#blockCount &&
       (into === undefined ||
-        (into instanceof Uint8Array && byteLengthOf(into) >= size))
+        (isBytes(into) && byteLengthOf(into) >= size))
     ) {
       const out = into ?? new Uint8Array(size);
       if (only.read(lba, out, size)) return out;
@@ -580,7 +589,7 @@ export class BlockPool implements Disposable {
         checked[i] = this.#checkLba(lbas[i], "readMany");
       }
       const bytes = n * this.#blockSize;
-      if (into !== undefined && !(into instanceof Uint8Array)) {
+      if (into !== undefined && !isBytes(into)) {
         throw new TypeError("Cannot readMany: into must be a Uint8Array");
       }
       if (into !== undefined && byteLengthOf(into) < bytes) {
@@ -594,7 +603,7 @@ export class BlockPool implements Disposable {
       if (n === 0) return out;
       // (that code may have closed the pool)
       const media = this.#live("readMany");
-      this.#adoptShared();
+      this.#adoptShared("readMany");
       readManyInto(
         {
           media,
@@ -617,7 +626,7 @@ export class BlockPool implements Disposable {
   #readChecked(media: Media, lba: number, into?: Uint8Array): Uint8Array {
     this.#checkLba(lba, "read");
     const size = this.#blockSize;
-    if (into !== undefined && !(into instanceof Uint8Array)) {
+    if (into !== undefined && !isBytes(into)) {
       throw new TypeError("Cannot read: into must be a Uint8Array");
     }
     if (into !== undefined && byteLengthOf(into) < size) {
@@ -628,7 +637,7 @@ export class BlockPool implements Disposable {
       );
     }
     const out = into ?? new Uint8Array(size);
-    if (this.#arenas.length === 0 && !this.#adoptShared()) {
+    if (this.#arenas.length === 0 && !this.#adoptShared("read")) {
       if (into !== undefined) out.fill(0, 0, size);
       return out;
     }
@@ -670,7 +679,7 @@ export class BlockPool implements Disposable {
 
   #forUpdate(lba: number, op: string): Arena {
     this.#checkWritable(op);
-    if (this.#arenas.length === 0) this.#layOut();
+    if (this.#arenas.length === 0) this.#layOut(op);
     const arena = this.#arenaOf(lba);
     arena.checkWritable(op);
     return arena;
@@ -722,7 +731,7 @@ export class BlockPool implements Disposable {
       [data],
       1,
       "writeAsync",
-      options,
+      checkFutureOptions(options, "writeAsync"),
     );
   }
 
@@ -770,7 +779,7 @@ export class BlockPool implements Disposable {
       data,
       group,
       "writeMany",
-      options,
+      checkFutureOptions(options, "writeMany"),
     );
   }
 
@@ -796,7 +805,7 @@ export class BlockPool implements Disposable {
     let out: Uint8Array;
     if (into === undefined) out = new Uint8Array(this.#blockSize);
     else {
-      if (!(into instanceof Uint8Array)) {
+      if (!isBytes(into)) {
         throw new TypeError("Cannot readAsync: into must be a Uint8Array");
       }
       if (byteLengthOf(into) < this.#blockSize) {
@@ -808,7 +817,12 @@ export class BlockPool implements Disposable {
       }
       out = into;
     }
-    return new ReadFuture(this.#access, lba, out, options);
+    return new ReadFuture(
+      this.#access,
+      lba,
+      out,
+      checkFutureOptions(options, "readAsync"),
+    );
   }
 
   #setFlag(lba: number, flag: number, op: string): void {
@@ -816,9 +830,9 @@ export class BlockPool implements Disposable {
     this.#checkLba(lba, op);
     this.#checkWritable(op);
     this.#outsideCheck(op);
-    if (this.#arenas.length === 0 && !this.#adoptShared()) {
+    if (this.#arenas.length === 0 && !this.#adoptShared(op)) {
       if (flag === MAP_ZERO) return; // everything reads as zeros already
-      this.#layOut();
+      this.#layOut(op);
     }
     const arena = this.#arenaOf(lba);
     arena.checkWritable(op);
@@ -877,7 +891,7 @@ export class BlockPool implements Disposable {
     // all of them, so it never sees half of a commit (a block referenced
     // twice) or of a layout. This opener's own writes are between steps.
     const shared = this.#file.join.shared;
-    shared.lockLayout();
+    shared.lockLayout("check");
     let problems;
     this.#checking = true;
     // the locks the callback runs holding: another open of the pool in
@@ -955,7 +969,7 @@ export class BlockPool implements Disposable {
     const onProgress = checkProgress(options, "info");
     // (reading onProgress may have run code that closed the pool)
     const media = this.#live("info");
-    this.#adoptShared();
+    this.#adoptShared("info");
     return {
       path: this.#file.path,
       poolSize: media.size,

@@ -213,7 +213,9 @@ function heldByCheck(share: FileShare): TypeError {
  * {@linkcode FileShare.ended}) never lets go: `ended(holder)` is called
  * then, and takes the lock over (returns true: the caller holds it),
  * returns false (another waiter took it over: wait on) or throws;
- * without `ended`, the wait fails with {@linkcode ownerEnded}. A holder
+ * without `ended`, the wait fails with {@linkcode ownerEnded} naming
+ * `what` (the lock) and `op` (the caller's operation, so the error says
+ * what the caller did rather than what the holder was doing). A holder
  * that is a check() running in this thread (see
  * {@linkcode PoolShared.checking}) fails the wait with a `TypeError`.
  */
@@ -223,6 +225,8 @@ export function lockWord(
   token = 1,
   share?: FileShare,
   ended?: (holder: number) => boolean,
+  op = "write",
+  what = "a lock of it",
 ): void {
   if (Atomics.compareExchange(i32, at, 0, token) === 0) return;
   for (let spin = 0; spin < 64; spin++) {
@@ -238,7 +242,7 @@ export function lockWord(
     const holder = Atomics.compareExchange(i32, at, 0, token);
     if (holder === 0) return;
     if (share !== undefined && share.ended(holder)) {
-      if (ended === undefined) throw ownerEnded(share.path, "a lock of it");
+      if (ended === undefined) throw ownerEnded(share.path, what, op);
       if (ended(holder)) return;
       continue;
     }
@@ -369,13 +373,25 @@ export class PoolShared {
   }
 
   /**
-   * Take the layout lock (held while an opener lays out the BTT).
+   * Take the layout lock (held while an opener lays out the BTT, or a
+   * check() runs).
    *
-   * @throws {PmemError} code -130 (EOWNERDEAD) when its holder's thread
-   *   ended before it closed the pool
+   * @param op the caller's operation (`"read"`, `"check"`, ...), named by
+   *   the error of a wait that fails: reads, checks and infos wait for
+   *   this lock too, not only writes
+   * @throws {PmemError} code -130 (EOWNERDEAD), op `op`, when its holder's
+   *   thread ended before it closed the pool
    */
-  lockLayout(): void {
-    lockWord(this.#i32, LAYOUT_LOCK, this.lockToken, this.#share);
+  lockLayout(op: string): void {
+    lockWord(
+      this.#i32,
+      LAYOUT_LOCK,
+      this.lockToken,
+      this.#share,
+      undefined,
+      op,
+      "the lock of its BTT layout",
+    );
   }
 
   /** What this open's layout lock holds (its lock token). */

@@ -269,8 +269,19 @@ ap_share_open(struct ap_share **out, const char *path, double path_len,
 		return rc;
 	if (n == 0)
 		return ap_fail(AP_E_INVALID_ARG, "share: size is 0");
-	/* never a plain open: on a FIFO it waits for a writer, for ever */
+	/*
+	 * never a plain open: on a FIFO it waits for a writer, for ever.
+	 * The descriptor only holds the flock, which any access mode takes:
+	 * a file its creator may write but not read (mode 0200, as
+	 * libpmemlog's create allows: it locks the descriptor it created the
+	 * file with) is opened write-only instead.
+	 */
 	int fd = ap_open_file(path, O_RDONLY, 0);
+	if (fd < 0 && errno == EACCES) {
+		fd = ap_open_file(path, O_WRONLY, 0);
+		if (fd < 0)
+			errno = EACCES; /* the read-only open's answer */
+	}
 	if (fd < 0)
 		return ap_fail(-errno, "cannot open '%s': %s", path,
 			strerror(errno));

@@ -123,16 +123,28 @@ export function holds(
 }
 
 /**
- * Assert `value` is a Uint8Array and return it. `ArrayBuffer.isView` reads
- * an internal slot, so an object that only inherits from
- * `Uint8Array.prototype` is refused too.
+ * Whether `value` is a Uint8Array the engine's typed-array getters take:
+ * `instanceof`, and `ArrayBuffer.isView`, which reads an internal slot,
+ * so an object that only inherits from `Uint8Array.prototype`, and a
+ * Proxy of a Uint8Array (whose prototype it reports), are not. Such a
+ * value passed `instanceof` alone and then met the engine's own
+ * TypeError ("incompatible receiver", "Receiver should be a typed array
+ * view") at the first `byteLengthOf`. The one test of every entry point
+ * that takes bytes.
+ */
+export function isBytes(value: unknown): value is Uint8Array {
+  return value instanceof Uint8Array && ArrayBuffer.isView(value);
+}
+
+/**
+ * Assert `value` is a Uint8Array (see {@linkcode isBytes}) and return it.
  */
 export function checkBytes(
   value: unknown,
   name: string,
   op: string,
 ): Uint8Array {
-  if (!(value instanceof Uint8Array) || !ArrayBuffer.isView(value)) {
+  if (!isBytes(value)) {
     throw new TypeError(`Cannot ${op}: ${name} must be a Uint8Array`);
   }
   return value;

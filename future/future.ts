@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { readOptions } from "../ffi/validate.ts";
 
 /** Lifecycle of a future: idle → running → complete | failed. */
 export type FutureState = "idle" | "running" | "complete" | "failed";
@@ -132,10 +133,55 @@ export const NOT_STARTED: unique symbol = Symbol("asyncpmem.notStarted");
 /** One step's outcome: the value, or still pending / not started. */
 export type Step<T> = T | typeof PENDING | typeof NOT_STARTED;
 
-/** Options every future constructor accepts. */
+/**
+ * Options every future constructor accepts. A key it does not have (a
+ * misspelled `signal`) is a TypeError at the call, as for every options
+ * object of the library: see {@linkcode checkFutureOptions}.
+ */
 export interface FutureOptions {
   /** Abort the future while it has not started (it then fails). */
   signal?: AbortSignal;
+}
+
+/**
+ * The {@linkcode FutureOptions} of an async call, checked and read once:
+ * the one validator of every call that takes them (the movers' calls,
+ * the mappings' and the stores' async calls, `fromStep`, and the
+ * `Future` constructor behind them all). Through the library's
+ * options reader (`readOptions`): not an object, or a key that is not
+ * `signal` (nor one of `extra`, a call's own options beside it), is a
+ * TypeError naming the call and the key. A misspelled
+ * `{ singal: ac.signal }` was taken for no options: the work could never
+ * be cancelled. Internal.
+ *
+ * @typeParam T the call's options (FutureOptions, or an extension)
+ * @param options the caller's options, undefined for none
+ * @param op the call, for the messages ("writeAsync")
+ * @param extra the call's own keys beside `signal`
+ * @returns a fresh object of the options given (each read once: a
+ *   getter read again could answer what was never checked), or
+ *   undefined for none
+ * @throws {TypeError} for options that are no object, an unknown key,
+ *   or a signal that is no AbortSignal
+ */
+export function checkFutureOptions<T extends FutureOptions = FutureOptions>(
+  options: T | undefined,
+  op: string,
+  extra: readonly Exclude<keyof T & string, "signal">[] = [],
+): Partial<T> | undefined {
+  if (options === undefined) return undefined;
+  const read = readOptions(
+    options,
+    ["signal", ...extra] as (keyof T & string)[],
+    op,
+  );
+  const signal = read.signal;
+  // a signal of the wrong type would be ignored, and the work never
+  // cancelled (one test of a value almost always undefined)
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(`Cannot ${op}: signal must be an AbortSignal`);
+  }
+  return read;
 }
 
 const STATE: unique symbol = Symbol("asyncpmem.future.state");
@@ -210,15 +256,10 @@ export abstract class Future<T> implements PromiseLike<T> {
     this[VALUE] = undefined;
     this[ERROR] = undefined;
     this[PROMISE] = undefined;
-    const signal = options?.signal;
-    // a signal of the wrong type would be ignored, and the work never
-    // cancelled (one test of a value almost always undefined)
-    if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      throw new TypeError(
-        "Cannot make a future: signal must be an AbortSignal",
-      );
-    }
-    this[SIGNAL] = signal;
+    // (no options, the common case, costs one test)
+    this[SIGNAL] = options === undefined
+      ? undefined
+      : checkFutureOptions(options, "make a future")!.signal;
   }
 
   /**

@@ -7,7 +7,11 @@
  */
 import { ClosedError } from "../errors/mod.ts";
 import { byteLengthOf } from "../ffi/validate.ts";
-import type { Future, FutureOptions } from "../future/future.ts";
+import {
+  checkFutureOptions,
+  type Future,
+  type FutureOptions,
+} from "../future/future.ts";
 import {
   type BatchEntry,
   checkBatch,
@@ -143,7 +147,8 @@ export abstract class BaseMover implements Vdm {
     flags = 0,
     options?: FutureOptions,
   ): Future<void> {
-    return this.run(this.#check("memcpy", dst, src, 0, flags), options);
+    const op = this.#check("memcpy", dst, src, 0, flags);
+    return this.run(op, checkFutureOptions(options, "memcpy"));
   }
 
   /** Copy between possibly overlapping ranges. */
@@ -153,7 +158,8 @@ export abstract class BaseMover implements Vdm {
     flags = 0,
     options?: FutureOptions,
   ): Future<void> {
-    return this.run(this.#check("memmove", dst, src, 0, flags), options);
+    const op = this.#check("memmove", dst, src, 0, flags);
+    return this.run(op, checkFutureOptions(options, "memmove"));
   }
 
   /** Fill `dst` with the byte `value`. */
@@ -163,10 +169,8 @@ export abstract class BaseMover implements Vdm {
     flags = 0,
     options?: FutureOptions,
   ): Future<void> {
-    return this.run(
-      this.#check("memset", dst, undefined, value, flags),
-      options,
-    );
+    const op = this.#check("memset", dst, undefined, value, flags);
+    return this.run(op, checkFutureOptions(options, "memset"));
   }
 
   /**
@@ -174,13 +178,17 @@ export abstract class BaseMover implements Vdm {
    * through its mapping (msync on page-granularity maps).
    */
   flush(range: Uint8Array, flags = 0, options?: FutureOptions): Future<void> {
-    return this.run(this.#check("flush", range, undefined, 0, flags), options);
+    const op = this.#check("flush", range, undefined, 0, flags);
+    return this.run(op, checkFutureOptions(options, "flush"));
   }
 
   /** Several operations as one unit; completes when all have. */
   batch(entries: readonly BatchEntry[], options?: FutureOptions): Future<void> {
     if (this.closed) throw new ClosedError(this.#className, "batch");
     const ops = checkBatch(this.#name, this.capabilities, entries);
+    // (checked once here: a device mover splits a batch into parts, and
+    // only the part or join that carries a signal would look at them)
+    options = checkFutureOptions(options, "batch");
     if (!this.takesDstOffset) {
       for (const op of ops) {
         if (op.dstOffset === 0) continue;

@@ -28,6 +28,7 @@ import { ClosedError } from "../errors/mod.ts";
 import {
   byteLengthOf,
   checkAttached,
+  isBytes,
   notConstructible,
 } from "../ffi/validate.ts";
 import type { Future } from "../future/future.ts";
@@ -95,7 +96,7 @@ function checkKey(key: unknown, op: string): MapKey {
     }
     return key;
   }
-  if (key instanceof Uint8Array) {
+  if (isBytes(key)) {
     if (byteLengthOf(key) > MAX_KEY) {
       throw new RangeError(`Cannot ${op}: the key is longer than ${MAX_KEY}`);
     }
@@ -120,7 +121,7 @@ function checkValue(value: unknown, op: string): MapValue {
   }
   // a detached array reads as empty: refused as a key is, not stored as
   // an empty value (or failed on the engine's TypeError while staging)
-  if (value instanceof Uint8Array) {
+  if (isBytes(value)) {
     checkAttached(value, "the value", op);
     // at the call, as a key too long is: inside the transaction it would
     // reject the future of setAsync or batch, or doom an enclosing tx

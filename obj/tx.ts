@@ -17,6 +17,7 @@ import { ClosedError } from "../errors/mod.ts";
 import {
   byteLengthOf,
   checkAttached,
+  isBytes,
   notConstructible,
 } from "../ffi/validate.ts";
 import { StaleObjectError } from "./errors.ts";
@@ -418,7 +419,7 @@ export class Transaction {
    *   or a view of a closed pool)
    */
   write(o: ObjectHandle, offset: number, bytes: Uint8Array): void {
-    if (!(bytes instanceof Uint8Array)) {
+    if (!isBytes(bytes)) {
       throw new TypeError("Cannot write: bytes must be a Uint8Array");
     }
     // a detached array has no bytes: it would write nothing and commit

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { isBytes } from "../ffi/validate.ts";
 
 /**
  * Compute PMDK's Fletcher-64 checksum of `bytes`.
@@ -40,7 +41,7 @@ export function fletcher64(
   skipFrom?: number,
 ): bigint {
   // checked before the default of skipFrom reads bytes.byteLength
-  if (!(bytes instanceof Uint8Array)) {
+  if (!isBytes(bytes)) {
     throw new TypeError("Cannot checksum: bytes must be a Uint8Array");
   }
   skipFrom ??= bytes.byteLength;

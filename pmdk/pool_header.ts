@@ -8,6 +8,7 @@
  * @module
  */
 import process from "node:process";
+import { isBytes } from "../ffi/validate.ts";
 import { fletcher64, storeChecksum, storedChecksum } from "./checksum.ts";
 
 /** Size of the pool header. */
@@ -181,7 +182,7 @@ export function uuidToBytes(text: string): Uint8Array {
  * @throws {RangeError} when it has fewer than 16 bytes
  */
 export function uuidToString(bytes: Uint8Array): string {
-  if (!(bytes instanceof Uint8Array)) {
+  if (!isBytes(bytes)) {
     throw new TypeError("Cannot format UUID: bytes must be a Uint8Array");
   }
   if (bytes.length < 16) {

@@ -110,7 +110,9 @@ export class FileShare implements Disposable {
 
   /**
    * Open the share of `path`, creating it (and locking the file) when no
-   * other open in this process holds it.
+   * other open in this process holds it. The file is opened read-only to
+   * be locked, or write-only when its mode lets the caller write but not
+   * read it (a store created with mode 0o200, as libpmemlog allows).
    *
    * @param path the file (it must exist)
    * @param size bytes of shared memory; every open must ask for the same
@@ -118,7 +120,8 @@ export class FileShare implements Disposable {
    * @throws {PmemError} code -11 (EAGAIN) when another process (or an
    *   exclusive lock in this one) holds the file, or when the share exists
    *   with another size (the file is open in this process as something
-   *   else: a store of another kind, a FileLock); -2 when it is missing
+   *   else: a store of another kind, a FileLock); -2 when it is missing;
+   *   -13 (EACCES) when the caller may neither read nor write it
    */
   static open(path: string, size: number, op = "open"): FileShare {
     if (typeof path !== "string") {

@@ -18,6 +18,7 @@ import {
   checkRange,
   checkSize,
   holds,
+  isBytes,
   notConstructible,
   readOptions,
   trueBytes,
@@ -34,7 +35,11 @@ import {
 } from "./config.ts";
 import { checkMemFlags, MemFlags } from "./flags.ts";
 import { waitAll } from "../future/executor.ts";
-import type { Future, FutureOptions } from "../future/future.ts";
+import {
+  checkFutureOptions,
+  type Future,
+  type FutureOptions,
+} from "../future/future.ts";
 import { CpuMover } from "../mover/cpu.ts";
 import { checkMoverOption, type Vdm } from "../mover/vdm.ts";
 import { DurableCopies } from "./durable_copies.ts";
@@ -427,7 +432,9 @@ export class Mapping implements Disposable {
   read(
     offset: number,
     into: Uint8Array,
-    length: number = into?.byteLength,
+    // (no getter of a value that is no Uint8Array runs: a Proxy's threw
+    // the engine's TypeError before the check below could name `into`)
+    length: number = isBytes(into) ? into.byteLength : 0,
   ): void {
     this.#live("read");
     if (this.#protection === "none") this.#denied("read");
@@ -438,7 +445,7 @@ export class Mapping implements Disposable {
     // have of its own (or a subclass a getter for), and the native copy
     // writes `length` bytes
     if (
-      !(into instanceof Uint8Array) || !Number.isInteger(offset) ||
+      !isBytes(into) || !Number.isInteger(offset) ||
       !Number.isInteger(length) || !(offset >= 0 && length >= 0) ||
       offset + length > this.#size || (length !== 0 && !holds(into, length))
     ) {
@@ -619,6 +626,7 @@ export class Mapping implements Disposable {
     const bytes = trueBytes(src);
     checkRange(dstOffset, bytes.byteLength, this.#size, "memcpyAsync");
     flags = checkMemFlags(flags, "memcpyAsync");
+    options = checkFutureOptions(options, "memcpyAsync");
     const dst = this.view(dstOffset, bytes.byteLength);
     // a source over the destination is moved, as memcpy moves it: a
     // mover's memcpy takes ranges that do not overlap (a device copies a
@@ -657,6 +665,7 @@ export class Mapping implements Disposable {
     checkRange(dstOffset, length, this.#size, "memmoveAsync");
     checkRange(srcOffset, length, this.#size, "memmoveAsync");
     flags = checkMemFlags(flags, "memmoveAsync");
+    options = checkFutureOptions(options, "memmoveAsync");
     const dst = this.view(dstOffset, length);
     const src = this.view(srcOffset, length);
     return this.#copies.one(
@@ -679,6 +688,7 @@ export class Mapping implements Disposable {
     value = checkByte(value, "value", "memsetAsync");
     checkRange(dstOffset, length, this.#size, "memsetAsync");
     flags = checkMemFlags(flags, "memsetAsync");
+    options = checkFutureOptions(options, "memsetAsync");
     const dst = this.view(dstOffset, length);
     return this.#copies.one(
       (f) => this.#mover.memset(dst, value, f, options),
@@ -696,9 +706,14 @@ export class Mapping implements Disposable {
    * persisted with one msync over the span: its cost hardly depends on the
    * length (see `bench/NOTES.md`), and only dirty pages are written.
    * The group-commit primitive.
+   *
+   * @throws {PmemError} code -13 (EACCES), op `"persistRanges"`, on a
+   *   mapping with protection `"none"`, whatever the ranges (none, or
+   *   only empty ones, included): as {@linkcode Mapping.persist}, the call
+   *   is refused, not judged by how much it would have flushed
    */
   persistRanges(ranges: readonly { offset: number; length: number }[]): void {
-    this.#live("persistRanges");
+    this.#flushable("persistRanges");
     if (!Array.isArray(ranges)) {
       throw new TypeError("Cannot persistRanges: ranges must be an array");
     }
@@ -799,6 +814,7 @@ export class Mapping implements Disposable {
       // a view over its own destination is moved (see memcpyAsync)
       checked.push({ offset, data, move: this.#overlaps(data, offset) });
     }
+    options = checkFutureOptions(options, "memcpyManyAsync");
     return this.#copies.many(checked, options);
   }
 

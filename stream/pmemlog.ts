@@ -31,7 +31,11 @@ import {
   shutdownStateBytes,
   storeShutdownState,
 } from "../pmdk/shutdown_state.ts";
-import type { Future, FutureOptions } from "../future/future.ts";
+import {
+  checkFutureOptions,
+  type Future,
+  type FutureOptions,
+} from "../future/future.ts";
 import { FileLock } from "../pmem2/file_lock.ts";
 import { Mapping } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
@@ -53,6 +57,7 @@ import {
   byteLengthOf,
   checkMode,
   checkOpenArgs,
+  isBytes,
   notConstructible,
   trueBytes,
 } from "../ffi/validate.ts";
@@ -455,7 +460,7 @@ export class PmemLog implements Disposable {
     lengths: number[] = [],
   ): number {
     for (const b of data) {
-      if (!(b instanceof Uint8Array)) {
+      if (!isBytes(b)) {
         throw new TypeError(`Cannot ${op}: data must be Uint8Arrays`);
       }
       bufs.push(b);
@@ -499,7 +504,7 @@ export class PmemLog implements Disposable {
   append(data: Uint8Array): void {
     const op = "append";
     this.#writable(op);
-    if (!(data instanceof Uint8Array)) {
+    if (!isBytes(data)) {
       throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
     }
     this.#appendv([data], op);
@@ -609,29 +614,14 @@ export class PmemLog implements Disposable {
   appendAsync(data: Uint8Array, options?: FutureOptions): Future<number> {
     const op = "appendAsync";
     this.#writable(op);
-    if (!(data instanceof Uint8Array)) {
+    if (!isBytes(data)) {
       throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
     }
     this.#checkBuffers([data], op);
-    // as LogStream's: a string or number given for the options is not
-    // taken as none, and a bad signal is refused in this call's words
-    if (options !== undefined) {
-      if (typeof options !== "object" || options === null) {
-        throw new TypeError(`Cannot ${op}: options must be an object`);
-      }
-      if (Array.isArray(options)) {
-        throw new TypeError(
-          `Cannot ${op}: options must be an object, got an array`,
-        );
-      }
-      // read once: a getter could give the future a value never checked
-      const signal = options.signal;
-      if (signal !== undefined && !(signal instanceof AbortSignal)) {
-        throw new TypeError(`Cannot ${op}: signal must be an AbortSignal`);
-      }
-      options = { signal };
-    }
-    return this.#appender.append(data, options);
+    // as LogStream's: refused in this call's words (not an object, an
+    // unknown key, a signal that is no AbortSignal), each option read
+    // once (a getter could give the future a value never checked)
+    return this.#appender.append(data, checkFutureOptions(options, op));
   }
 
   /** Finish every asynchronous append in flight (before a sync change). */

@@ -8,8 +8,12 @@
  *
  * @module
  */
-import { byteLengthOf } from "../ffi/validate.ts";
-import type { Future, FutureOptions } from "../future/future.ts";
+import { byteLengthOf, isBytes } from "../ffi/validate.ts";
+import {
+  checkFutureOptions,
+  type Future,
+  type FutureOptions,
+} from "../future/future.ts";
 import { waitAll } from "../future/executor.ts";
 import { FutureRegistry } from "../future/registry.ts";
 import type { Vdm } from "../mover/vdm.ts";
@@ -64,7 +68,7 @@ export function checkData(
   k: number,
   op: string,
 ): number {
-  if (!(data instanceof Uint8Array)) {
+  if (!isBytes(data)) {
     throw new TypeError(`Cannot ${op}: data must be a Uint8Array`);
   }
   // the engine's length (see `byteLengthOf`), as every later step takes
@@ -209,23 +213,18 @@ export class Writes {
     options: AppendOptions | undefined,
     op: string,
   ): AppendFuture {
-    // a string or number given for the options is not taken as none
-    if (options !== undefined && (typeof options !== "object" || !options)) {
-      throw new TypeError(`Cannot ${op}: options must be an object`);
-    }
-    const level = options?.level ?? "persisted";
+    // checked before the reservation (refused after it, the timestamp
+    // would be held for good, and every later append would wait for it):
+    // not an object, an unknown key, a signal that is no AbortSignal;
+    // each option read once
+    const read = checkFutureOptions(options, op, ["level"]);
+    const level = read?.level ?? "persisted";
     if (level !== "persisted" && level !== "committed") {
       throw new TypeError(
         `Cannot ${op}: level must be "persisted" or "committed"`,
       );
     }
-    // the future's constructor refuses a signal that is no AbortSignal:
-    // refused there, after the reservation, the timestamp would be held
-    // for good, and every later append would wait for it
-    const signal = options?.signal;
-    if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      throw new TypeError(`Cannot ${op}: signal must be an AbortSignal`);
-    }
+    const signal = read?.signal;
     const core = this.#core;
     const res = reserveRoom(core, k, region.generation, length, op);
     let slot = -1;
@@ -256,6 +255,7 @@ export class Writes {
   ): Future<void> {
     const op = level === "committed" ? "waitCommitted" : "waitPersisted";
     live(op);
+    options = checkFutureOptions(options, op);
     const core = this.#core;
     checkInt(ts, "timestamp", op);
     const last = core.lastReserved(ts, op);

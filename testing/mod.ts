@@ -398,6 +398,15 @@ export function injectBusy(mover: DsaMover, count: number): void {
  * the rest, for the store's factory, which refuses a key it does not
  * know. What is no object, or an array, goes on as it is, for the
  * factory to refuse.
+ *
+ * The rest has the caller's prototype: a factory reads each of its
+ * options wherever it is (an own property, or a getter of the caller's
+ * class), and refuses only own keys it does not know, so through this
+ * entry point it sees what it would have seen called directly. A copy
+ * of the own properties alone dropped the inherited ones (`size` given
+ * by a getter was "required"). The keys of this entry point are left
+ * out of the rest only where they are own: an inherited one is no key
+ * the factory checks.
  */
 function splitOptions<T, K extends string>(
   options: T,
@@ -409,7 +418,9 @@ function splitOptions<T, K extends string>(
     return [{}, options];
   }
   const own: Record<string, unknown> = {};
-  const rest: Record<string, unknown> = {};
+  const rest: Record<string, unknown> = Object.create(
+    Object.getPrototypeOf(options),
+  );
   for (const k of keys) own[k] = (options as Record<string, unknown>)[k];
   for (const k of Object.keys(options)) {
     if (!(keys as readonly string[]).includes(k)) {

@@ -459,6 +459,58 @@ test("a Worker ended holding the shutdown state's lock: opens, closes and checks
   );
 });
 
+// Bug: a wait for the layout lock whose holder ended failed with a
+// PmemError whose op was "write" whatever the caller did (a read, a
+// check, an info); cause: lockWord's error named "write" by default and
+// the layout lock passed no op. Each operation names itself now.
+test("a Worker ended holding the layout lock: each operation's EOWNERDEAD names that operation", () => {
+  const out = deadOpenerScript(`
+    // a pool without a BTT (as libpmemblk creates them): info blocks wiped
+    BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 }).close();
+    const { poolGeometry } = await import("@root/blk/mod.ts");
+    const { closeSync, openSync, writeSync } = await import("node:fs");
+    const fd = openSync(path, "r+");
+    const infoOff = poolGeometry(32 << 20, 512).arenas[0].infoOff;
+    for (const at of [8192, 8192 + infoOff]) {
+      writeSync(fd, new Uint8Array(4096), 0, 4096, at);
+    }
+    closeSync(fd);
+    const pool = BlockPool.open(path);
+    const w = await worker();
+    // the Worker marks the BTT laid out and holds the layout lock: every
+    // operation here, reads too, waits for it to load the arenas
+    await ask(w, { kind: "holdLock", path, lock: "layout", pre: 0 });
+    await end(w);
+    const opOf = (e) => e.code === -130 ? e.op : String(e);
+    const sync = (f) => { try { f(); return "ok"; } catch (e) { return opOf(e); } };
+    const later = async (p) => { try { await p; return "ok"; } catch (e) { return opOf(e); } };
+    out.ops = [
+      sync(() => pool.write(1, block(1))),
+      sync(() => pool.read(1)),
+      sync(() => pool.readMany([1, 2])),
+      sync(() => pool.setError(1)),
+      sync(() => pool.setZero(1)),
+      sync(() => pool.check()),
+      sync(() => pool.info()),
+      await later(pool.writeAsync(1, block(1))),
+      await later(pool.writeMany([{ lba: 1, data: block(1) }])),
+      await later(pool.readAsync(1)),
+    ];
+  `);
+  assert.deepEqual(out.ops, [
+    "write",
+    "read",
+    "readMany",
+    "setError",
+    "setZero",
+    "check",
+    "info",
+    "writeAsync",
+    "writeMany",
+    "readAsync",
+  ]);
+});
+
 // Bug: lanes a Worker had taken when it ended stayed out until every
 // open closed: with all of them out, a write waited 30 s and failed
 // (EBUSY) and a group write waited for good; cause: nothing recorded who

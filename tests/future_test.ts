@@ -344,6 +344,10 @@ test("chain() runs a future of another copy of the module it returns", async () 
   // thenable) and gave 2, wait() gave the future itself
   const dir = tempDir();
   cpSync(join(ROOT, "future"), join(dir, "future"), { recursive: true });
+  // with what it imports (the options reader, and the errors it imports)
+  for (const file of ["ffi/validate.ts", "errors/mod.ts"]) {
+    cpSync(join(ROOT, file), join(dir, file));
+  }
   const other: typeof import("../future/mod.ts") = await import(
     pathToFileURL(join(dir, "future", "mod.ts")).href
   );

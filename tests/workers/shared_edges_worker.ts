@@ -68,13 +68,15 @@ export type SharedEdgesJob =
     stop: number;
   }
   /**
-   * Join the pool's share and take a stripe lock, or the ring lock; with
+   * Join the pool's share and take a stripe lock, the ring lock, the
+   * shutdown state's lock or the layout lock (`layout`: the BTT marked
+   * laid out too, as a layout under way that others must wait for); with
    * `halfPop`, then begin taking a lane off the ring and stop half way.
    */
   | {
     kind: "holdLock";
     path: string;
-    lock: "stripe" | "ring" | "state";
+    lock: "stripe" | "ring" | "state" | "layout";
     pre: number;
     halfPop?: boolean;
   }
@@ -181,7 +183,10 @@ function run(job: SharedEdgesJob): unknown {
       const { share, shared, table } = joinArena0(job.path);
       if (job.lock === "stripe") table.lockStripe(job.pre);
       else if (job.lock === "state") shared.lockShutdownState();
-      else lockWord(table.words, RING_LOCK, share.token);
+      else if (job.lock === "layout") {
+        shared.lockLayout("write");
+        shared.setLaidOut();
+      } else lockWord(table.words, RING_LOCK, share.token);
       if (job.halfPop) {
         // what LaneTable's pop does, up to the swap: logged, half changed
         const w = table.words;
