@@ -22,7 +22,7 @@ import {
   type Future,
   LogStream,
   mapFile,
-  type Mapping,
+  Mapping,
   type ObjectHandle,
   ObjectPool,
   PersistentMap,
@@ -36,6 +36,7 @@ import {
 } from "../mod.ts";
 import type { CheckedOp } from "../mover/mod.ts";
 import { openTestPortal } from "../testing/mod.ts";
+import { rmSync } from "node:fs";
 import { assert, tempPath, test } from "./_harness.ts";
 
 /** Members that are not use: the ones the contract itself names. */
@@ -774,4 +775,85 @@ test("handles of a closed store are refused by a new open of its file", () => {
   assert.throws(() => s2.append(r, ENTRY), Error);
   assert.throws(() => s2.freeRegion(r), Error);
   assert.equal(s2.regions().length, 1);
+});
+
+/**
+ * A closed mover handed to a factory is a use after close: refused at
+ * once, before a file is made, not at the store's first asynchronous call.
+ */
+test("a closed mover is refused by every factory with ClosedError", () => {
+  for (const create of [() => new CpuMover(), () => new ThreadMover()]) {
+    const mover = create();
+    mover.close();
+    const path = tempPath();
+    const made: [string, () => { close(): void }][] = [
+      ["mapFile", () => mapFile(path, { size: 65536, mover })],
+      ["Mapping.map", () => {
+        using src = Source.open(path, { size: 65536 });
+        return Mapping.map(src, { mover });
+      }],
+      [
+        "BlockPool.create",
+        () =>
+          BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20, mover }),
+      ],
+      [
+        "LogStream.create",
+        () => LogStream.create(path, { size: 1 << 20, mover }),
+      ],
+      [
+        "PmemLog.create",
+        () => PmemLog.create(path, { poolSize: 2 << 20, mover }),
+      ],
+      [
+        "ObjectPool.create",
+        () => ObjectPool.create(path, { size: 8 << 20, layout: "c", mover }),
+      ],
+    ];
+    const opened: [string, () => { close(): void }, () => void][] = [
+      [
+        "BlockPool.open",
+        () => BlockPool.open(path, { mover }),
+        () =>
+          BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 })
+            .close(),
+      ],
+      [
+        "LogStream.open",
+        () => LogStream.open(path, { mover }),
+        () => LogStream.create(path, { size: 1 << 20 }).close(),
+      ],
+      [
+        "PmemLog.open",
+        () => PmemLog.open(path, { mover }),
+        () => PmemLog.create(path, { poolSize: 2 << 20 }).close(),
+      ],
+      [
+        "ObjectPool.open",
+        () => ObjectPool.open(path, { layout: "c", mover }),
+        () => ObjectPool.create(path, { size: 8 << 20, layout: "c" }).close(),
+      ],
+    ];
+    const wrong: string[] = [];
+    const outcome = (name: string, f: () => { close(): void }) => {
+      try {
+        f().close();
+        wrong.push(`${name} (${mover.name}): took it`);
+      } catch (e) {
+        if (!(e instanceof ClosedError)) {
+          wrong.push(`${name} (${mover.name}): ${describe(e)}`);
+        }
+      }
+    };
+    for (const [name, f] of made) {
+      outcome(name, f);
+      rmSync(path, { force: true });
+    }
+    for (const [name, f, prepare] of opened) {
+      prepare();
+      outcome(name, f);
+      rmSync(path, { force: true });
+    }
+    assert.deepEqual(wrong, [], "a closed mover");
+  }
 });
