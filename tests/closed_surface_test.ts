@@ -35,7 +35,17 @@ import {
   type Vdm,
 } from "../mod.ts";
 import type { CheckedOp } from "../mover/mod.ts";
-import { openTestPortal } from "../testing/mod.ts";
+import { checkObjectPool } from "../obj/mod.ts";
+import {
+  deviceStats,
+  injectBusy,
+  injectFault,
+  mark,
+  openTestPortal,
+  portalCounters,
+  setTracer,
+  writeBacks,
+} from "../testing/mod.ts";
 import { rmSync } from "node:fs";
 import { assert, tempPath, test } from "./_harness.ts";
 
@@ -856,4 +866,32 @@ test("a closed mover is refused by every factory with ClosedError", () => {
     }
     assert.deepEqual(wrong, [], "a closed mover");
   }
+});
+
+test("functions given a closed object throw ClosedError", () => {
+  const { pool } = makeObjectPool();
+  pool.close();
+  const src = Source.open(tempPath(), { size: 4096 });
+  src.close();
+  const map = mapFile(tempPath(), { size: 65536 });
+  map.close();
+  const portal = openTestPortal();
+  portal.close();
+  const threads = new ThreadMover({ threads: 1 });
+  threads.close();
+  const calls: [string, () => unknown][] = [
+    ["PersistentMap.open", () => PersistentMap.open(pool, "m")],
+    ["checkObjectPool", () => checkObjectPool(pool)],
+    ["Mapping.map", () => Mapping.map(src)],
+    ["setTracer", () => setTracer(map, { flush() {}, drain() {} })],
+    ["mark", () => mark(map, "x")],
+    ["writeBacks", () => writeBacks(map)],
+    ["injectFault (portal)", () => injectFault(portal, 0)],
+    ["injectFault (threads)", () => injectFault(threads, 0)],
+    ["injectBusy", () => injectBusy(portal, 1)],
+    ["portalCounters", () => portalCounters(portal)],
+  ];
+  for (const [name, call] of calls) assert.throws(call, ClosedError, name);
+  // counters kept in JS, still meaningful once the device is gone
+  assert.equal(typeof deviceStats(threads).sleeps, "number");
 });
