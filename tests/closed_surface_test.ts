@@ -895,3 +895,33 @@ test("functions given a closed object throw ClosedError", () => {
   // counters kept in JS, still meaningful once the device is gone
   assert.equal(typeof deviceStats(threads).sleeps, "number");
 });
+
+/**
+ * A view of a closed mapping reads as empty: given as a buffer, it must be
+ * refused, not taken for an empty one (a 0-byte operation that succeeds).
+ */
+test("a view of a closed mapping given as a buffer is refused with ClosedError", async () => {
+  const gone = mapFile(tempPath(), { size: 65536 });
+  const view = gone.view(0, 8);
+  gone.close();
+  using map = mapFile(tempPath(), { size: 65536 });
+  using mover = new CpuMover();
+  const { pool, root } = makeObjectPool();
+  using _ = pool;
+  const pm = PersistentMap.open(pool, "m");
+  const calls: [string, () => unknown][] = [
+    ["Mapping.read", () => map.read(0, view)],
+    ["Mapping.memcpy", () => map.memcpy(0, view)],
+    ["Mapping.memcpyAsync", () => map.memcpyAsync(0, view)],
+    ["mover.memcpy (dst)", () => mover.memcpy(view, ENTRY)],
+    ["mover.flush", () => mover.flush(view)],
+    ["Transaction.write", () => pool.tx((tx) => tx.write(root, 0, view))],
+    ["PersistentMap.set", () => pm.set("a", view)],
+  ];
+  const wrong: string[] = [];
+  for (const [name, call] of calls) {
+    const out = await closedOutcome(call);
+    if (out !== null) wrong.push(`${name}: ${out}`);
+  }
+  assert.deepEqual(wrong, [], "a detached view taken");
+});
