@@ -678,16 +678,19 @@ async function settledWithin(
 }
 
 /**
- * Futures made before close, first polled after it: each completes (close
- * drained it) or fails with ClosedError, never hangs.
+ * Futures made before close (polled once before it, if `started`), then
+ * awaited: each completes or fails with ClosedError, never hangs; those
+ * close drains (documented) complete.
  */
 async function checkFuturesAfterClose(
   name: string,
   futures: Record<string, Future<unknown>>,
   close: () => void,
-  /** The futures that close must drain (documented), not fail. */
+  started: boolean,
+  /** The futures that close must drain, not fail. */
   drained: readonly string[] = [],
 ): Promise<void> {
+  if (started) { for (const f of Object.values(futures)) f.poll(); }
   close();
   const wrong: string[] = [];
   for (const [k, f] of Object.entries(futures)) {
@@ -696,70 +699,123 @@ async function checkFuturesAfterClose(
       (out instanceof ClosedError && !drained.includes(k));
     if (!ok) wrong.push(`${name}.${k}: ${describe(out)}`);
   }
-  assert.deepEqual(wrong, [], "a future made before close");
+  assert.deepEqual(
+    wrong,
+    [],
+    `a future made before close (started: ${started})`,
+  );
 }
 
-test("futures made before close settle after it: complete or ClosedError", async () => {
-  const map = mapFile(tempPath(), { size: 65536 });
-  await checkFuturesAfterClose("Mapping", {
-    memcpyAsync: map.memcpyAsync(0, new Uint8Array(8)),
-    memmoveAsync: map.memmoveAsync(0, 8, 8),
-    memsetAsync: map.memsetAsync(0, 1, 8),
-    memcpyManyAsync: map.memcpyManyAsync([{ offset: 0, data: ENTRY }]),
-  }, () => map.close());
+for (const started of [false, true]) {
+  test(`futures made before close settle after it: complete or ClosedError (started: ${started})`, async () => {
+    const map = mapFile(tempPath(), { size: 65536 });
+    await checkFuturesAfterClose(
+      "Mapping",
+      {
+        memcpyAsync: map.memcpyAsync(0, new Uint8Array(8)),
+        memmoveAsync: map.memmoveAsync(0, 8, 8),
+        memsetAsync: map.memsetAsync(0, 1, 8),
+        memcpyManyAsync: map.memcpyManyAsync([{ offset: 0, data: ENTRY }]),
+      },
+      () => map.close(),
+      started,
+    );
 
-  for (const create of [() => new CpuMover(), () => new ThreadMover()]) {
-    const m = create();
-    const dst = new Uint8Array(64);
-    await checkFuturesAfterClose(m.name, {
-      memcpy: m.memcpy(dst, ENTRY),
-      memset: m.memset(dst, 1),
-      batch: m.batch([{ op: "memset", dst, value: 2 }]),
-    }, () => m.close());
-  }
+    const movers = [
+      () => new CpuMover(),
+      () => new ThreadMover({ threads: 1, inlineThreshold: 0 }),
+      () => openTestPortal({ queueSize: 4 }),
+    ];
+    for (const create of movers) {
+      const m = create();
+      const dst = new Uint8Array(64 << 10);
+      await checkFuturesAfterClose(
+        m.name,
+        {
+          memcpy: m.memcpy(dst, new Uint8Array(64 << 10)),
+          memset: m.memset(dst, 1),
+          batch: m.batch([{ op: "memset", dst, value: 2 }]),
+        },
+        () => m.close(),
+        started,
+      );
+    }
 
-  const mover = new ThreadMover({ threads: 1 });
-  try {
-    const blk = BlockPool.create(tempPath(), {
-      blockSize: 512,
-      poolSize: 32 << 20,
-      mover,
-    });
-    await checkFuturesAfterClose("BlockPool", {
+    for (const create of movers.slice(1)) {
+      const mover = create();
+      try {
+        await storeFutures(mover, started);
+      } finally {
+        mover.close();
+      }
+    }
+  });
+}
+
+/** {@linkcode checkFuturesAfterClose} for every store, on `mover`. */
+async function storeFutures(mover: Vdm, started: boolean): Promise<void> {
+  const blk = BlockPool.create(tempPath(), {
+    blockSize: 512,
+    poolSize: 32 << 20,
+    mover,
+  });
+  await checkFuturesAfterClose(
+    `BlockPool (${mover.name})`,
+    {
       writeAsync: blk.writeAsync(0, BLOCK),
       writeMany: blk.writeMany([{ lba: 1, data: BLOCK }]),
       readAsync: blk.readAsync(0),
-    }, () => blk.close());
+    },
+    () => blk.close(),
+    started,
+    // close waits for the writes running
+    started ? ["writeAsync", "writeMany"] : [],
+  );
 
-    const { s, r } = makeStream();
-    await checkFuturesAfterClose("LogStream", {
+  const s = LogStream.create(tempPath(), { size: 1 << 20, mover });
+  const r = s.allocateRegion(64 << 10);
+  await checkFuturesAfterClose(
+    `LogStream (${mover.name})`,
+    {
       appendAsync: s.appendAsync(r, ENTRY),
       waitCommitted: s.waitCommitted(1),
       waitPersisted: s.waitPersisted(1),
-    }, () => s.close());
+    },
+    () => s.close(),
+    started,
+    ["appendAsync"], // close waits for this stream's appends
+  );
 
-    const log = PmemLog.create(tempPath(), { poolSize: 2 << 20, mover });
-    await checkFuturesAfterClose("PmemLog", {
-      appendAsync: log.appendAsync(ENTRY),
-    }, () => log.close());
+  const log = PmemLog.create(tempPath(), { poolSize: 2 << 20, mover });
+  await checkFuturesAfterClose(
+    `PmemLog (${mover.name})`,
+    { appendAsync: log.appendAsync(ENTRY) },
+    () => log.close(),
+    started,
+    ["appendAsync"], // close finishes appends in flight
+  );
 
-    const { pool, root } = makeObjectPool();
-    const pm = PersistentMap.open(pool, "m");
-    await checkFuturesAfterClose(
-      "ObjectPool",
-      {
-        txAsync: pool.txAsync((tx) => tx.setU64(root, 0, 5)),
-        setAsync: pm.setAsync("a", "b"),
-        deleteAsync: pm.deleteAsync("z"),
-        batch: pm.batch([{ set: ["c", "d"] }]),
-      },
-      () => pool.close(),
-      ["txAsync"],
-    ); // close commits started transactions
-  } finally {
-    mover.close();
-  }
-});
+  const pool = ObjectPool.create(tempPath(), {
+    size: 8 << 20,
+    layout: "c",
+    mover,
+  });
+  const root = pool.root(64);
+  const pm = PersistentMap.open(pool, "m");
+  await checkFuturesAfterClose(
+    `ObjectPool (${mover.name})`,
+    {
+      txAsync: pool.txAsync((tx) => tx.setU64(root, 0, 5)),
+      setAsync: pm.setAsync("a", "b"),
+      deleteAsync: pm.deleteAsync("z"),
+      batch: pm.batch([{ set: ["c", "d"] }]),
+    },
+    () => pool.close(),
+    started,
+    // close commits the transactions started (a map's are transactions)
+    ["txAsync", "setAsync", "deleteAsync", "batch"],
+  );
+}
 
 test("handles of a closed store are refused by a new open of its file", () => {
   const path = tempPath();
