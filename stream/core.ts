@@ -559,6 +559,25 @@ export class LogCore {
   }
 
   /**
+   * At close: persist everything committed. The commit lock is taken
+   * over from a holder whose thread ended (a Worker terminated before it
+   * closed the stream), for this persist only (see
+   * {@linkcode SharedState.lockCommitAdopting}): close owes the persist,
+   * and the entries up to the committed timestamp are whole.
+   */
+  persistAtClose(): void {
+    const s = this.shared;
+    if (s.persisted >= s.committed) return;
+    const back = s.lockCommitAdopting("close");
+    try {
+      persistCommitted(s, this.media);
+    } finally {
+      s.unlockCommit(back);
+    }
+    this.#notify();
+  }
+
+  /**
    * The last close in the process: every timestamp reserved is committed
    * (reservations nobody can publish any more as padding) and persisted,
    * then W and R are both set to the last timestamp, so the next open

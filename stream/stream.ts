@@ -75,7 +75,9 @@ export { createStreamWith, openStreamWith, streamMedia } from "./open.ts";
  *   then committed as padding, but a lock it held stays held, and the
  *   appends of the others fail with a `PmemError` of code -130
  *   (EOWNERDEAD) until every opener in the process closed the stream and
- *   the next open recovers it.
+ *   the next open recovers it. `close()` still persists what is committed
+ *   (it takes the ended holder's commit lock over for that, and hands it
+ *   back) and returns normally.
  *
  * @example Usage
  * ```ts
@@ -566,6 +568,13 @@ export class LogStream implements Disposable {
    * behind them commit only then), wait for its appends in flight,
    * persist everything committed; the last open in the process records
    * the stream as cleanly closed. Idempotent.
+   *
+   * A commit lock held by an open whose thread ended (a Worker
+   * terminated before it closed the stream) does not fail the close: the
+   * persist of what is committed takes it over, as PMDK's robust locks
+   * hand a dead owner's lock to the next taker, then gives it back to the
+   * ended holder, so the other opens' appends go on failing with -130
+   * (EOWNERDEAD) until a reopen recovers what it may have left half done.
    *
    * @throws {PmemError} code -35 (EDEADLK) when an append of this stream
    *   in flight is behind a reservation of another open of the file in

@@ -315,6 +315,6 @@ export class Writes {
     } catch {
       // each failure is reported to its own awaiter
     }
-    core.waitFor(core.shared.committed, "persisted", "close");
+    core.persistAtClose();
   }
 }
