@@ -292,9 +292,14 @@ export class LogStream implements Disposable {
 
   /**
    * Free a region, crash-consistently. Its entries are gone; its handle
-   * becomes invalid.
+   * becomes invalid. Appends to it of this thread whose copy has not
+   * started (`appendAsync` futures not yet polled, perhaps dropped, which
+   * hold the timestamp reserved at their call) are given up: each fails
+   * with a `ClosedError` when polled, as an append made after the free,
+   * and its timestamp is committed as padding (no gap in the order).
    *
    * @throws {PmemError} code -16 (EBUSY) when appends to it are in flight
+   *   (copying, reserved by `reserve`, or of another Worker)
    */
   freeRegion(region: Region): void {
     const op = "freeRegion";
@@ -391,6 +396,14 @@ export class LogStream implements Disposable {
    * published, a blocking `wait`/`waitAll` of it fails with EDEADLK
    * (code -35) and the append is given up (padding): nothing of this
    * thread could publish the reservation meanwhile. `await` waits.
+   *
+   * The timestamp is taken at the call, not at the first poll (the one
+   * exception to the library's lazy futures), so that the log's order is
+   * the order of the calls and `timestamp` is known at once, as
+   * pmemstream's `async_append` reserves before it returns its future.
+   * An append whose copy has not started (never polled: dropped, say)
+   * does not keep its region from being freed: {@linkcode freeRegion}
+   * gives it up, and it fails with a `ClosedError` when polled.
    *
    * @returns a future of the timestamp
    * @throws {TypeError} / {RangeError} / {OutOfSpaceError} at once

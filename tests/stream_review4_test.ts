@@ -1,6 +1,7 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // Found by a fourth review of the log store (probes first, then these
 // tests).
+import { ClosedError, PmemError } from "../errors/mod.ts";
 import { LogStream } from "../stream/mod.ts";
 import { ThreadMover } from "../mover/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
@@ -44,4 +45,48 @@ test("`appendAsync()` of a stale view overlapping the entry's own place, across 
     assert.equal(diff, -1, `shift ${shift}: first wrong byte`);
     s.truncate(r, s.committedTimestamp + 1);
   }
+});
+
+test("`freeRegion()` reclaims the timestamps of `appendAsync()` futures never polled (dropped ones held it with EBUSY for good)", async () => {
+  // Bug: appendAsync reserves its timestamp when it is called (its place
+  // in the log's order, `f.timestamp`), and a future dropped without a
+  // poll kept it reserved: freeRegion failed with EBUSY for good. A free
+  // now fails this isolate's appends to the region whose copy has not
+  // started (ClosedError, as an append made after the free) and commits
+  // their timestamps as padding.
+  using s = LogStream.create(tempPath(), { size: 4 * MiB });
+  const r = s.allocateRegion(64 << 10);
+  const other = s.allocateRegion(64 << 10);
+  s.append(r, new Uint8Array(8).fill(1));
+  s.appendAsync(r, new Uint8Array(8).fill(2)); // dropped, never polled
+  const kept = s.appendAsync(r, new Uint8Array(8).fill(3)); // not polled
+  const later = s.appendAsync(other, new Uint8Array(8).fill(4));
+  s.freeRegion(r);
+  assert.deepEqual(s.regions().map((x) => x.id), [other.id]);
+  await assert.rejects(() => kept, ClosedError);
+  assert.equal(await later, later.timestamp, "an append behind them commits");
+  s.append(other, new Uint8Array(8).fill(5));
+  assert.deepEqual([...s.entries(other)].map((e) => e.data[0]), [4, 5]);
+  assert.equal(s.persistedTimestamp, s.committedTimestamp);
+
+  // an append whose copy started is waited for, not reclaimed
+  const r2 = s.allocateRegion(64 << 10);
+  using mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
+  using t = LogStream.open(s.path, { mover });
+  const t2 = t.regions().find((x) => x.id === r2.id)!;
+  const started = t.appendAsync(t2, new Uint8Array(4096));
+  started.poll();
+  started.poll();
+  let busy: unknown;
+  try {
+    s.freeRegion(r2);
+  } catch (e) {
+    busy = e;
+  }
+  await started;
+  if (busy !== undefined) {
+    assert.ok(busy instanceof PmemError && busy.code === -16, String(busy));
+    s.freeRegion(r2);
+  }
+  assert.deepEqual(s.regions().map((x) => x.id), [other.id]);
 });
