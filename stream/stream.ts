@@ -377,7 +377,16 @@ export class LogStream implements Disposable {
     return this.#writes.publish(reservation, res, op);
   }
 
-  /** Give a reservation up: its timestamp is committed as padding. */
+  /**
+   * Give a reservation up: its timestamp is committed as padding (no gap
+   * in the order). When it is still its region's last reservation, the
+   * padding is a bare entry header and the rest of its room goes back to
+   * the region at once; otherwise (a later reservation follows it in the
+   * region) the padding keeps its room until a truncate drops it.
+   *
+   * @throws {PmemError} -130 (EOWNERDEAD) when a Worker ended holding the
+   *   reserve lock: the reservation stays outstanding (close gives it up)
+   */
   cancel(reservation: Reservation): void {
     const op = "cancel";
     this.#live(op);
