@@ -1,8 +1,12 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // Found by a fourth review of the log store (probes first, then these
-// tests).
+// tests), and a fifth (close after an ended Worker, never-polled appends
+// and freeRegion, cancelled reservations' room, detached sources).
 import { ClosedError, PmemError } from "../errors/mod.ts";
-import { LogStream } from "../stream/mod.ts";
+import { BlockPool } from "../blk/mod.ts";
+import { mapFile } from "../mod.ts";
+import { ObjectPool, PersistentMap } from "../obj/mod.ts";
+import { LogStream, PmemLog } from "../stream/mod.ts";
 import { ThreadMover } from "../mover/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
@@ -122,4 +126,70 @@ test("`cancel()` of a region's last reservation gives its room back (but an entr
   const [r] = t.regions();
   const seen = [...t.entries(r)].map((e) => [e.timestamp, e.data[0]]);
   assert.deepEqual(seen, [[1, 1], [102, 2], [104, 3]]);
+});
+
+test("a detached source at the call is a bad argument at every entry point that takes one: TypeError (RangeError where the length is fixed), never ClosedError", async () => {
+  // Bug: the stream and libpmemlog refused a detached array with a
+  // TypeError, but a mapping's copies, the movers, the object store's
+  // tx.write and a map's set refused it with ClosedError, which the
+  // library throws for its own closed stores and mappings. One check
+  // (`checkAttached`) now throws the TypeError. A block store's write
+  // takes exactly one block, so a detached (0-byte) one is a RangeError
+  // there, sync and async alike.
+  const detached = () => {
+    const a = new Uint8Array(4096);
+    structuredClone(a.buffer, { transfer: [a.buffer] });
+    return a;
+  };
+  const bad = (kind: typeof TypeError) => (e: unknown) =>
+    e instanceof kind && !(e instanceof ClosedError) &&
+    /detach|0 bytes/.test((e as Error).message);
+  const typeErr = bad(TypeError);
+  using mover = new ThreadMover({ threads: 1 });
+  using map = mapFile(tempPath(), { size: 1 << 20, mover });
+  assert.throws(() => map.memcpy(0, detached()), typeErr);
+  assert.throws(() => map.memcpyAsync(0, detached()), typeErr);
+  assert.throws(
+    () => map.memcpyManyAsync([{ offset: 0, data: detached() }]),
+    typeErr,
+  );
+  assert.throws(() => mover.memcpy(new Uint8Array(8), detached()), typeErr);
+  assert.throws(() => mover.memmove(new Uint8Array(8), detached()), typeErr);
+  using pool = BlockPool.create(tempPath(), {
+    blockSize: 4096,
+    poolSize: 32 * MiB,
+    mover,
+  });
+  const rangeErr = bad(RangeError);
+  assert.throws(() => pool.write(0, detached()), rangeErr);
+  assert.throws(() => pool.writeAsync(0, detached()), rangeErr);
+  assert.throws(() => pool.writeMany([{ lba: 0, data: detached() }]), rangeErr);
+  using s = LogStream.create(tempPath(), { size: 4 * MiB, mover });
+  const r = s.allocateRegion(MiB);
+  assert.throws(() => s.append(r, detached()), typeErr);
+  assert.throws(() => s.appendAsync(r, detached()), typeErr);
+  using log = PmemLog.create(tempPath(), { poolSize: 4 * MiB, mover });
+  assert.throws(() => log.append(detached()), typeErr);
+  assert.throws(() => log.appendAsync(detached()), typeErr);
+  using objects = ObjectPool.create(tempPath(), {
+    size: 16 * MiB,
+    layout: "d",
+    mover,
+  });
+  const root = objects.root(4096);
+  assert.throws(
+    () => objects.tx((tx) => tx.write(root, 0, detached())),
+    typeErr,
+  );
+  await assert.rejects(
+    async () => await objects.txAsync((tx) => tx.write(root, 0, detached())),
+    typeErr,
+  );
+  using m = PersistentMap.open(objects, "m");
+  assert.throws(() => m.set("k", detached()), typeErr);
+  assert.throws(() => m.setAsync("k", detached()), typeErr);
+  assert.throws(() => m.set(detached(), "v"), typeErr);
+  // a closed mapping is still a ClosedError
+  map.close();
+  assert.throws(() => map.memcpyAsync(0, new Uint8Array(8)), ClosedError);
 });
