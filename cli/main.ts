@@ -230,7 +230,8 @@ themselves with --raw (for a pipe), or with --json one JSON document whose
 data fields are base64:
   blk     COUNT blocks (default 1) from block --lba
   stream  the entries of the region in --region SLOT, from timestamp
-          --from, COUNT at most (opening a stream finishes its recovery)
+          --from, COUNT at most (as its recovery would leave them: the
+          file is read, never written)
   log     all the data of a libpmemlog log`,
     run(p) {
       const [path] = positionals(p, "file");

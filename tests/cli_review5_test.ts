@@ -1,11 +1,12 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // Found by a fifth review of the CLI (probes first, then these tests):
-// how the CLI words a library's refusal.
-import { truncateSync, writeFileSync } from "node:fs";
+// what `info`, `check` and `dump` do with a stream another process holds
+// open, and how the CLI words a library's refusal.
+import { statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BlockPool } from "../blk/mod.ts";
 import { ObjectPool } from "../obj/mod.ts";
-import { LogStream } from "../stream/mod.ts";
+import { LogStream, PmemLog } from "../stream/mod.ts";
 import { cli } from "./cli_run.ts";
 import { assert, patch, tempDir, test } from "./_harness.ts";
 
@@ -13,6 +14,56 @@ const MiB = 2 ** 20;
 
 /** A library operation's name after the command's ("info: open: ..."). */
 const OP_AFTER_COMMAND = /^asyncpmem \w+: [a-z]\w*: /;
+
+// Bug: `info` and `check` of a log stream another process held open read
+// it as it was at that moment (torn entries in flight, a recovery report
+// of a live stream), where the same commands on a block pool, an object
+// pool or a libpmemlog log refuse it, as pmempool refuses an open pool:
+// its lock is taken (flock). The stream's are refused the same way now,
+// and so is `dump` (which opened the stream, for writing).
+test(
+  "CLI: info, check and dump refuse a stream open in another process, as they refuse every other kind",
+  () => {
+    const dir = tempDir();
+    const paths = {
+      blk: join(dir, "blk"),
+      obj: join(dir, "obj"),
+      log: join(dir, "log"),
+      stream: join(dir, "stream"),
+    };
+    // held open by this process: the CLI runs in another
+    using blk = BlockPool.create(paths.blk, {
+      blockSize: 512,
+      poolSize: 17 * MiB,
+    });
+    using obj = ObjectPool.create(paths.obj, { size: 8 * MiB, layout: "L" });
+    using log = PmemLog.create(paths.log, { poolSize: 2 * MiB });
+    using s = LogStream.create(paths.stream, { size: MiB });
+    s.append(s.allocateRegion(4096), new Uint8Array(10).fill(1));
+    const before = statSync(paths.stream).mtimeMs;
+    for (const [kind, path] of Object.entries(paths)) {
+      const commands = [["info", path], ["check", path]];
+      if (kind === "stream") commands.push(["dump", path, "--region", "0"]);
+      for (const args of commands) {
+        const r = cli(...args);
+        const what = `${args[0]} ${kind}`;
+        assert.equal(r.status, 3, `${what}: ${r.stdout}${r.stderr}`);
+        assert.match(
+          r.stderr,
+          new RegExp(
+            `^asyncpmem ${
+              args[0]
+            }: cannot lock '${path}': the (pool|log|stream) is already open`,
+          ),
+          what,
+        );
+      }
+    }
+    assert.equal(statSync(paths.stream).mtimeMs, before);
+    void blk, obj, log;
+  },
+  { timeout: 120_000 },
+);
 
 // Bug: a library error's operation was printed after the command's name
 // unless it was the command's own, so refusals said their operation twice
