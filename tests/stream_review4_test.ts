@@ -164,6 +164,8 @@ test("a detached source at the call is a bad argument at every entry point that 
   assert.throws(() => pool.write(0, detached()), rangeErr);
   assert.throws(() => pool.writeAsync(0, detached()), rangeErr);
   assert.throws(() => pool.writeMany([{ lba: 0, data: detached() }]), rangeErr);
+  // and the RangeError says why the array is empty
+  assert.throws(() => pool.writeAsync(0, detached()), /0 bytes \(detached/);
   using s = LogStream.create(tempPath(), { size: 4 * MiB, mover });
   const r = s.allocateRegion(MiB);
   assert.throws(() => s.append(r, detached()), typeErr);
