@@ -160,6 +160,10 @@ export class LogStream implements Disposable {
    * What a stream file holds — geometry, watermarks, regions — and what
    * recovery would do at its next open, found without changing the file
    * (it is mapped privately and recovery runs on that copy). For tools.
+   * No lock is taken: a stream open elsewhere (another process writing
+   * it) is read as it is at that moment, entries in flight included;
+   * `asyncpmem info` and `check` take the stream's lock first, and refuse
+   * a stream open elsewhere as they refuse every pool kind.
    *
    * @example Usage
    * ```ts
