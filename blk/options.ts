@@ -5,12 +5,27 @@
  *
  * @module
  */
-import { byteLengthOf, isBytes, readOptions } from "../ffi/validate.ts";
+import {
+  byteLengthOf,
+  checkAttached,
+  isBytes,
+  readOptions,
+} from "../ffi/validate.ts";
 import type { Vdm } from "../mover/vdm.ts";
 
 // one copy of the engine's byteLength getter (see `byteLengthOf`),
 // re-exported for pool.ts
 export { byteLengthOf };
+
+/** Whether `data` (a Uint8Array) is detached (see `checkAttached`). */
+function isDetachedBytes(data: Uint8Array): boolean {
+  try {
+    checkAttached(data, "data", "write");
+    return false;
+  } catch {
+    return true;
+  }
+}
 
 /**
  * Check a block's data: a Uint8Array of exactly `size` bytes whose
@@ -26,8 +41,14 @@ export function checkBlockData(
   }
   const n = byteLengthOf(data);
   if (n !== size) {
+    // a block has a fixed length: a detached array (0 bytes) is a wrong
+    // length, as in write(), writeAsync() and writeMany() alike; said so,
+    // since the caller's array had its bytes once
+    const why = n === 0 && isDetachedBytes(data)
+      ? " (detached: its buffer was transferred, or its mapping closed)"
+      : "";
     throw new RangeError(
-      `Cannot ${op}: data has ${n} bytes, the block size is ${size}`,
+      `Cannot ${op}: data has ${n} bytes${why}, the block size is ${size}`,
     );
   }
   if (data.byteLength !== n) {

@@ -42,6 +42,23 @@ import {
   infoStream,
 } from "./stream.ts";
 
+/**
+ * What the CLI says of a failure of command `name`, after "asyncpmem
+ * NAME: ". A `PmemError`'s message begins with its operation ("open: ",
+ * "inspect: "), a step of the library that the command's name already
+ * stands for: kept, it repeated itself ("info: inspect: cannot inspect
+ * '...'", "create: create: ...") or named a step the user never asked
+ * for ("check: open: cannot lock ..."). Every message words failures
+ * through here.
+ */
+function failureText(e: unknown, name: string): string {
+  const text = (e as Error)?.message ?? String(e);
+  if (e instanceof PmemError && text.startsWith(`${e.op}: `)) {
+    return text.slice(e.op.length + 2);
+  }
+  return text.startsWith(`${name}: `) ? text.slice(name.length + 2) : text;
+}
+
 /** One command: its options, its help, and what it does. */
 interface Command {
   summary: string;
@@ -184,7 +201,12 @@ also for a file whose pool signature is damaged or missing.`,
         // too damaged to open: inconsistent, and a script asking for JSON
         // still gets a report (the message goes to stderr as well)
         if (p.values.json && e instanceof PmemError && e.code === -22) {
-          printJson({ kind, path, consistent: false, problems: [e.message] });
+          printJson({
+            kind,
+            path,
+            consistent: false,
+            problems: [failureText(e, "check")],
+          });
         }
         throw e;
       }
@@ -208,7 +230,8 @@ themselves with --raw (for a pipe), or with --json one JSON document whose
 data fields are base64:
   blk     COUNT blocks (default 1) from block --lba
   stream  the entries of the region in --region SLOT, from timestamp
-          --from, COUNT at most (opening a stream finishes its recovery)
+          --from, COUNT at most (as its recovery would leave them: the
+          file is read, never written)
   log     all the data of a libpmemlog log`,
     run(p) {
       const [path] = positionals(p, "file");
@@ -375,13 +398,7 @@ export async function main(argv: string[]): Promise<number> {
       );
       return ExitCode.USAGE;
     }
-    // a PmemError's message begins with its op, which is often the
-    // command's own name: said once
-    const text = (e as Error)?.message ?? String(e);
-    const message = text.startsWith(`${name}: `)
-      ? text.slice(name.length + 2)
-      : text;
-    err(`asyncpmem ${name}: ${message}\n`);
+    err(`asyncpmem ${name}: ${failureText(e, name)}\n`);
     if (process.env.ASYNCPMEM_CLI_DEBUG) console.error(e);
     // a pool too damaged to open is inconsistent, for a check
     if (name === "check" && e instanceof PmemError && e.code === -22) {

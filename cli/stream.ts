@@ -10,6 +10,7 @@ import { statSync } from "node:fs";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { OutOfSpaceError } from "../errors/mod.ts";
 import { openPmemLogToInspect } from "../stream/pmemlog.ts";
+import { openStreamToInspect } from "../stream/inspect.ts";
 import {
   onlyOptions,
   parseCount,
@@ -90,9 +91,17 @@ export function createLog(path: string, p: Parsed): void {
   }
 }
 
-/** `info FILE` for a stream (inspected, not opened: nothing is written). */
+/**
+ * `info FILE` for a stream: read from a private copy under the stream's
+ * lock (see `openStreamToInspect`): nothing is written, and a stream open
+ * elsewhere is refused, as every pool kind's info refuses one.
+ */
 export function infoStream(path: string, p: Parsed): void {
-  const info = LogStream.inspect(path);
+  let info;
+  {
+    using copy = openStreamToInspect(path);
+    info = copy.inspection;
+  }
   if (p.values.json) {
     printJson({ kind: "stream", ...info });
     return;
@@ -150,7 +159,12 @@ export function infoLog(path: string, p: Parsed): void {
  * persisted.
  */
 export function checkStream(path: string, p: Parsed): boolean {
-  const info = LogStream.inspect(path);
+  let info;
+  {
+    // released before a repair's open takes the lock
+    using copy = openStreamToInspect(path);
+    info = copy.inspection;
+  }
   const repair = p.values.repair === true && info.recovery.writes;
   // the open runs the recovery and persists it; the close records a
   // clean close
@@ -197,15 +211,15 @@ export function dumpStream(path: string, p: Parsed): void {
   const count = p.values.count === undefined
     ? Infinity
     : parseCount(p.values.count, "count");
-  using s = LogStream.open(path);
-  const region = s.regions().find((r) => r.id === slot);
-  if (region === undefined) {
+  // read-only: a private copy, recovered there (see openStreamToInspect)
+  using s = openStreamToInspect(path);
+  if (!s.has(slot)) {
     throw new UsageError(`'${path}' has no region in slot ${slot}`);
   }
   /** The entries asked for; false from `emit` stops them. */
   const each = (emit: (e: { timestamp: number; data: Uint8Array }) => void) => {
     let n = 0;
-    for (const e of s.entries(region)) {
+    for (const e of s.entries(slot)) {
       if (e.timestamp < from) continue;
       if (n++ >= count) break;
       emit(e);
@@ -301,8 +315,8 @@ export function convert(
   }
   onlyOptions(p, "a log stream's conversion", ["region", "size"]);
   const slot = parseCount(p.values.region, "region");
-  using s = LogStream.open(src);
-  const region = s.regions().find((r) => r.id === slot);
+  using s = openStreamToInspect(src);
+  const region = s.inspection.regions.find((r) => r.slot === slot);
   if (region === undefined) {
     throw new UsageError(`'${src}' has no region in slot ${slot}`);
   }
@@ -312,7 +326,7 @@ export function convert(
   using log = withArguments(() => PmemLog.create(dst, { poolSize }));
   let done = 0;
   tooSmall(p, () => {
-    for (const e of s.entries(region)) {
+    for (const e of s.entries(slot)) {
       log.append(e.data);
       done += e.data.length;
     }

@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { ClosedError } from "../errors/mod.ts";
 
 /** Largest offset or length that crosses the FFI boundary exactly. */
 export const MAX_SAFE_SIZE = Number.MAX_SAFE_INTEGER;
@@ -381,14 +380,18 @@ function editDistance(a: string, b: string): number {
  * closed mapping, or of a transferred buffer, reads as empty, and made a
  * 0-byte operation that succeeded (a mover's flush of a closed mapping's
  * view said it was durable; a mapping's copy from such a view wrote
- * nothing), where the same view detached after the call fails with
- * ClosedError. Only an empty view is looked at further: element 0 answers
- * from the storage alone (see `holds`), so the common case costs one read.
+ * nothing). Refused with a `TypeError`, as the log store refuses detached
+ * data: the array given at the call is a bad argument, and `ClosedError`
+ * is for the library's own stores and mappings used after their close
+ * (an array detached after the call, before its operation runs, fails
+ * that operation's future with the error of its own check). Only an
+ * empty view is looked at further: element 0 answers from the storage
+ * alone (see `holds`), so the common case costs one read.
  *
  * @param bytes the array, already checked to be a Uint8Array
  * @param name its argument's name, for the message
  * @param op the operation, for the error
- * @throws {ClosedError} when its buffer is detached
+ * @throws {TypeError} when its buffer is detached
  */
 export function checkAttached(
   bytes: Uint8Array,
@@ -399,10 +402,8 @@ export function checkAttached(
     bytes[0] === undefined &&
     (bufferOf(bytes) as { detached?: boolean }).detached === true
   ) {
-    throw new ClosedError(
-      "the operation's buffer",
-      op,
-      `${name} is detached (its buffer was transferred, or its mapping closed)`,
+    throw new TypeError(
+      `Cannot ${op}: ${name} is detached (its buffer was transferred, or its mapping closed)`,
     );
   }
   return bytes;

@@ -140,8 +140,8 @@ export interface CheckedOp {
 /**
  * Check an operation's arguments against a mover's capabilities.
  *
- * @throws {ClosedError} for a detached buffer (a view of a closed mapping)
- * @throws {TypeError} for buffers that are not Uint8Arrays
+ * @throws {TypeError} for buffers that are not Uint8Arrays, or detached
+ *   ones (transferred, or a view of a closed mapping)
  * @throws {RangeError} for unknown flags or a source longer than `dst`
  * @throws {NotSupportedError} for flags the mover does not honour
  */

@@ -144,7 +144,7 @@ function checkValue(value: unknown, op: string): MapValue {
  * value must be well-formed (no lone surrogate), a key of at most
  * {@linkcode MAX_KEY} bytes. A key or value array whose buffer is
  * detached (transferred, or a view of a closed pool) is refused with a
- * ClosedError, as the mover refuses one.
+ * TypeError, as every call of the library refuses one.
  * Every operation is atomic: `set`, `delete` and `batch` are each one
  * transaction of the pool, and a `set` or `delete` inside a `pool.tx`
  * callback joins that transaction.

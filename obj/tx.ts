@@ -427,8 +427,8 @@ export class Transaction {
    * @throws {RangeError} when the range leaves the object
    * @throws {StaleObjectError} for a freed object
    * @throws {TypeError} for an object of the pool's own (a map's structure)
-   * @throws {ClosedError} when `bytes` is detached (its buffer transferred,
-   *   or a view of a closed pool)
+   * @throws {TypeError} when `bytes` is detached (its buffer transferred,
+   *   or a view of a closed pool): a bad argument
    */
   write(o: ObjectHandle, offset: number, bytes: Uint8Array): void {
     if (!isBytes(bytes)) {

@@ -460,6 +460,43 @@ export class LogCore {
   }
 
   /**
+   * Give reservation `res` up (reserve, then cancel): committed as
+   * padding, as {@linkcode abandon}; when it is still its region's last
+   * reservation, the padding shrinks to a bare header and the rest of
+   * its room goes back to the region (the next reservation starts right
+   * after that header). Its timestamp stays taken: a later timestamp may
+   * be in flight in another region, and a wait for this one must end.
+   * Crash-safe: nothing of the shrunk room was ever covered by a header
+   * or a terminator, and the commit writes the padding's header and the
+   * terminator after it as for any entry.
+   *
+   * @throws {PmemError} -130 (EOWNERDEAD) when the reserve lock's holder
+   *   ended with its thread (nothing changed)
+   */
+  cancel(res: Reserved, op: string): void {
+    const s = this.shared;
+    s.lockReserve(op);
+    try {
+      const k = res.region;
+      const ts = res.ts;
+      // under the reserve lock: no reservation can follow it meanwhile,
+      // and the commit pass reads the slot only once it is VOID
+      if (
+        s.slotState(ts) === RING_RESERVED &&
+        s.tail(k) === res.pos + entryTotal(res.length) &&
+        res.length > 0
+      ) {
+        s.f64[s.slotF(ts) + 2] = normalize(res.pos + ENTRY_HEADER, s.size(k));
+        s.i32[s.slotI(ts) + 2] = 0;
+        s.setTail(k, res.pos + ENTRY_HEADER);
+      }
+      s.casSlotState(ts, RING_RESERVED, RING_VOID);
+    } finally {
+      s.unlockReserve();
+    }
+  }
+
+  /**
    * Give up an append whose data is in place but not committed: it is
    * committed as padding, as a reservation given up is.
    */
@@ -554,6 +591,25 @@ export class LogCore {
       }
     } finally {
       s.unlockCommit();
+    }
+    this.#notify();
+  }
+
+  /**
+   * At close: persist everything committed. The commit lock is taken
+   * over from a holder whose thread ended (a Worker terminated before it
+   * closed the stream), for this persist only (see
+   * {@linkcode SharedState.lockCommitAdopting}): close owes the persist,
+   * and the entries up to the committed timestamp are whole.
+   */
+  persistAtClose(): void {
+    const s = this.shared;
+    if (s.persisted >= s.committed) return;
+    const back = s.lockCommitAdopting("close");
+    try {
+      persistCommitted(s, this.media);
+    } finally {
+      s.unlockCommit(back);
     }
     this.#notify();
   }

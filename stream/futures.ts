@@ -246,6 +246,23 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
     return this.#res.at;
   }
 
+  /** The region slot of its entry. @internal */
+  get region(): number {
+    return this.#res.region;
+  }
+
+  /**
+   * Give the append up for a free of its region, when its copy has not
+   * started (never polled, or queued): it fails with `error` when it is
+   * next polled, and its timestamp is committed as padding. Whether it
+   * was given up. @internal
+   */
+  reclaim(error: unknown): boolean {
+    if (this.#stage !== RESERVED && this.#stage !== QUEUED) return false;
+    this.fail(error);
+    return true;
+  }
+
   /** Whether it waits for its copy to start. @internal */
   get queued(): boolean {
     return this.#stage === QUEUED;

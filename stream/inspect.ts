@@ -2,20 +2,33 @@
 /**
  * {@linkcode inspectStream}: what a stream file holds and what recovery
  * would do to it, found without changing the file: it is mapped
- * privately (copy-on-write), and recovery runs on that copy. For tools
- * (`asyncpmem info` and `check`); no lock is taken, so a stream another
- * process writes is read as it is at that moment.
+ * privately (copy-on-write), and recovery runs on that copy. No lock is
+ * taken, so a stream another process writes is read as it is at that
+ * moment. {@linkcode openStreamToInspect} does the same under the lock an
+ * open of the stream takes, and reads the entries too: for tools
+ * (`asyncpmem info`, `check` and `dump`), which refuse a stream open
+ * elsewhere as they refuse the other pool kinds.
  *
  * @module
  */
 import { PmemError } from "../errors/mod.ts";
+import { FileLock } from "../pmem2/file_lock.ts";
 import { Mapping } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
-import { decodeHeader, HEADER_SIZE } from "./layout.ts";
+import { normalize } from "./core.ts";
+import {
+  decodeHeader,
+  ENTRY_HEADER,
+  entryTotal,
+  HEADER_SIZE,
+  PAD_BIT,
+} from "./layout.ts";
 import { StreamMedia } from "./media.ts";
-import { recover } from "./recovery.ts";
+import { recover, type RecoveryReport } from "./recovery.ts";
+import type { LogEntry } from "./region.ts";
 import { readTable } from "./table.ts";
 
+const EAGAIN = 11;
 const EINVAL = 22;
 
 /** One region of a {@linkcode StreamInspection}. */
@@ -74,9 +87,157 @@ export interface StreamInspection {
  *   when the file is not an intact stream; others when it cannot be read
  */
 export function inspectStream(path: string): StreamInspection {
-  const op = "inspect";
+  using copy = recoverPrivately(path, "inspect");
+  return copy.inspection;
+}
+
+/**
+ * A stream file read for tools that only read it (`asyncpmem info`,
+ * `check`, `dump`, `convert`): under the lock an open of the stream takes
+ * (`flock`, held by any open of it, here or in another process), from a
+ * private (copy-on-write) mapping of a descriptor opened read-only, its
+ * recovery run on that copy, so nothing reaches the file. Not exported
+ * from the module.
+ *
+ * @throws {PmemError} code -11 (EAGAIN) when the stream is open (in
+ *   another process, or here); -22 (EINVAL) as {@linkcode inspectStream}
+ */
+export function openStreamToInspect(path: string): StreamCopy {
+  const op = "open";
+  let lock: FileLock;
+  try {
+    lock = FileLock.acquire(path, op);
+  } catch (e) {
+    if (e instanceof PmemError && e.code === -EAGAIN) {
+      throw new PmemError(
+        op,
+        -EAGAIN,
+        `cannot lock '${path}': the stream is already open`,
+        { errno: EAGAIN, cause: e },
+      );
+    }
+    throw e;
+  }
+  try {
+    return recoverPrivately(path, op, lock);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+/** A stream file mapped privately, recovered on the copy. */
+export class StreamCopy implements Disposable {
+  /** What the file holds, and what recovery would do to it. */
+  readonly inspection: StreamInspection;
+  #map: Mapping;
+  #media: StreamMedia;
+  #report: RecoveryReport;
+  #lock: FileLock | undefined;
+
+  /** Made by {@linkcode openStreamToInspect}. @internal */
+  constructor(
+    path: string,
+    map: Mapping,
+    media: StreamMedia,
+    g: {
+      size: number;
+      blockSize: number;
+      regionSlots: number;
+      maxInFlight: number;
+    },
+    r: RecoveryReport,
+    lock: FileLock | undefined,
+  ) {
+    this.#map = map;
+    this.#media = media;
+    this.#report = r;
+    this.#lock = lock;
+    this.inspection = {
+      path,
+      size: g.size,
+      blockSize: g.blockSize,
+      regionSlots: g.regionSlots,
+      maxInFlight: g.maxInFlight,
+      settled: r.settled,
+      bound: r.bound,
+      regions: r.regions.map((x) => ({
+        slot: x.k,
+        generation: x.generation,
+        offset: x.offset,
+        size: x.size,
+        used: x.tail - x.head,
+        entries: x.entries,
+        lastTimestamp: x.lastTs,
+      })),
+      recovery: {
+        entries: r.entries,
+        dropped: r.dropped,
+        cut: r.cut,
+        writes: r.wrote,
+      },
+    };
+  }
+
+  /**
+   * The entries of the region in `slot`, oldest first, as recovery
+   * leaves them (views of the private copy, valid until close); none
+   * when no region is allocated there (see {@linkcode StreamCopy.has}).
+   */
+  entries(slot: number): Generator<LogEntry, void, undefined> {
+    return regionEntries(this.#media, this.#report, slot);
+  }
+
+  /** Whether a region is allocated in `slot`. */
+  has(slot: number): boolean {
+    return this.#report.regions.some((x) => x.k === slot);
+  }
+
+  /** Unmap the copy and release the lock. Idempotent. */
+  close(): void {
+    this.#media.close();
+    this.#map.close();
+    this.#lock?.release();
+    this.#lock = undefined;
+  }
+
+  /** Same as {@linkcode StreamCopy.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** The entries of region `slot` of a recovered copy, read in turn. */
+function* regionEntries(
+  media: StreamMedia,
+  r: RecoveryReport,
+  slot: number,
+): Generator<LogEntry, void, undefined> {
+  const region = r.regions.find((x) => x.k === slot);
+  if (region === undefined) return;
+  const { offset, size, tail } = region;
+  let pos = region.head;
+  for (;;) {
+    pos = normalize(pos, size);
+    if (pos >= tail) return;
+    const at = offset + (pos % size);
+    const word = media.read32(at + 4);
+    const length = (word & ~PAD_BIT) >>> 0;
+    pos += entryTotal(length);
+    if (word & PAD_BIT) continue;
+    const timestamp = media.read64(at + 8);
+    yield { timestamp, data: media.bytes(at + ENTRY_HEADER, length) };
+  }
+}
+
+/** Map `path` privately (read-only descriptor) and recover the copy. */
+function recoverPrivately(
+  path: string,
+  op: string,
+  lock?: FileLock,
+): StreamCopy {
   const corrupt = (what: string) =>
-    new PmemError(op, -EINVAL, `cannot inspect '${path}': ${what}`, {
+    new PmemError(op, -EINVAL, `cannot ${op} '${path}': ${what}`, {
       errno: EINVAL,
     });
   // opened for reading: a stream the caller may only read is inspected
@@ -85,36 +246,19 @@ export function inspectStream(path: string): StreamInspection {
   if (fileSize < HEADER_SIZE) {
     throw corrupt(`the file is too small (${fileSize} bytes)`);
   }
-  using map = Mapping.map(source, { sharing: "private" });
+  const map = Mapping.map(source, { sharing: "private" });
   const media = new StreamMedia(map);
-  const g = decodeHeader(media.bytes(0, 80), fileSize);
-  if (typeof g === "string") throw corrupt(g);
-  const table = readTable(media, g);
-  if (typeof table === "string") throw corrupt(table);
-  const r = recover(media, g, table);
-  if (typeof r === "string") throw corrupt(r);
-  return {
-    path,
-    size: g.size,
-    blockSize: g.blockSize,
-    regionSlots: g.regionSlots,
-    maxInFlight: g.maxInFlight,
-    settled: r.settled,
-    bound: r.bound,
-    regions: r.regions.map((x) => ({
-      slot: x.k,
-      generation: x.generation,
-      offset: x.offset,
-      size: x.size,
-      used: x.tail - x.head,
-      entries: x.entries,
-      lastTimestamp: x.lastTs,
-    })),
-    recovery: {
-      entries: r.entries,
-      dropped: r.dropped,
-      cut: r.cut,
-      writes: r.wrote,
-    },
-  };
+  try {
+    const g = decodeHeader(media.bytes(0, 80), fileSize);
+    if (typeof g === "string") throw corrupt(g);
+    const table = readTable(media, g);
+    if (typeof table === "string") throw corrupt(table);
+    const r = recover(media, g, table);
+    if (typeof r === "string") throw corrupt(r);
+    return new StreamCopy(path, map, media, g, r, lock);
+  } catch (e) {
+    media.close();
+    map.close();
+    throw e;
+  }
 }

@@ -202,8 +202,47 @@ export class SharedState {
     this.#lock(COMMIT_LOCK, "the commit lock", op);
   }
 
-  /** Spin for a lock word, then sleep in growing steps. */
-  #lock(at: number, what: string, op: string): void {
+  /**
+   * Take the commit lock to persist what is committed, at close: a
+   * holder whose thread ended is taken over (as the block store takes
+   * over its shutdown-state lock, `lockWord` in `blk/shared.ts`): the
+   * entries up to the committed timestamp are whole, and persisting them
+   * again is idempotent. Returns what {@linkcode unlockCommit} must store
+   * back: 0, or the ended holder's token. The lock goes back to the ended
+   * holder, not free: a commit it may have left half done (headers stored
+   * past the committed timestamp) must not be built on, so the other
+   * opens' waits still fail with EOWNERDEAD until a reopen recovers it.
+   *
+   * @param op the operation named in errors
+   */
+  lockCommitAdopting(op: string): number {
+    let back = 0;
+    this.#lock(COMMIT_LOCK, "the commit lock", op, (holder) => {
+      if (
+        Atomics.compareExchange(this.i32, COMMIT_LOCK, holder, this.token) !==
+          holder
+      ) {
+        return false; // another close took it over first: wait for it
+      }
+      back = holder;
+      return true;
+    });
+    return back;
+  }
+
+  /**
+   * Spin for a lock word, then sleep in growing steps. A holder whose
+   * thread ended never lets go: `ended(holder)` then takes the lock over
+   * (true: the caller holds it) or not (false: wait on), with the
+   * contract of the block store's `lockWord`; without it the wait fails
+   * with EOWNERDEAD.
+   */
+  #lock(
+    at: number,
+    what: string,
+    op: string,
+    ended?: (holder: number) => boolean,
+  ): void {
     const i32 = this.i32;
     const token = this.token;
     for (let spin = 0; spin < 256; spin++) {
@@ -213,8 +252,12 @@ export class SharedState {
     for (;;) {
       const holder = Atomics.compareExchange(i32, at, 0, token);
       if (holder === 0) return;
-      // what it left half done stays so: only a reopen recovers it
-      if (this.#ended(holder)) throw this.#ownerEnded(what, op);
+      if (this.#ended(holder)) {
+        // what it left half done stays so: only a reopen recovers it
+        if (ended === undefined) throw this.#ownerEnded(what, op);
+        if (ended(holder)) return;
+        continue;
+      }
       sleepMs(ms);
       ms = Math.min(ms * 2, 1);
     }
@@ -246,9 +289,15 @@ export class SharedState {
     return this.#ended(this.i32[this.slotI(ts) + SLOT_OWNER]);
   }
 
-  /** Release the commit lock. */
-  unlockCommit(): void {
-    Atomics.store(this.i32, COMMIT_LOCK, 0);
+  /**
+   * Release the commit lock.
+   *
+   * @param back what the lock word holds after: 0 (free), or the token of
+   *   the ended holder it was taken over from (see
+   *   {@linkcode lockCommitAdopting})
+   */
+  unlockCommit(back = 0): void {
+    Atomics.store(this.i32, COMMIT_LOCK, back);
   }
 
   /** Changes whenever a commit, persist or table change completes. */

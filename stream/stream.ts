@@ -75,7 +75,9 @@ export { createStreamWith, openStreamWith, streamMedia } from "./open.ts";
  *   then committed as padding, but a lock it held stays held, and the
  *   appends of the others fail with a `PmemError` of code -130
  *   (EOWNERDEAD) until every opener in the process closed the stream and
- *   the next open recovers it.
+ *   the next open recovers it. `close()` still persists what is committed
+ *   (it takes the ended holder's commit lock over for that, and hands it
+ *   back) and returns normally.
  *
  * @example Usage
  * ```ts
@@ -161,6 +163,10 @@ export class LogStream implements Disposable {
    * What a stream file holds — geometry, watermarks, regions — and what
    * recovery would do at its next open, found without changing the file
    * (it is mapped privately and recovery runs on that copy). For tools.
+   * No lock is taken: a stream open elsewhere (another process writing
+   * it) is read as it is at that moment, entries in flight included;
+   * `asyncpmem info` and `check` take the stream's lock first, and refuse
+   * a stream open elsewhere as they refuse every pool kind.
    *
    * @example Usage
    * ```ts
@@ -299,9 +305,14 @@ export class LogStream implements Disposable {
 
   /**
    * Free a region, crash-consistently. Its entries are gone; its handle
-   * becomes invalid.
+   * becomes invalid. Appends to it of this thread whose copy has not
+   * started (`appendAsync` futures not yet polled, perhaps dropped, which
+   * hold the timestamp reserved at their call) are given up: each fails
+   * with a `ClosedError` when polled, as an append made after the free,
+   * and its timestamp is committed as padding (no gap in the order).
    *
    * @throws {PmemError} code -16 (EBUSY) when appends to it are in flight
+   *   (copying, reserved by `reserve`, or of another Worker)
    */
   freeRegion(region: Region): void {
     const op = "freeRegion";
@@ -379,7 +390,16 @@ export class LogStream implements Disposable {
     return this.#writes.publish(reservation, res, op);
   }
 
-  /** Give a reservation up: its timestamp is committed as padding. */
+  /**
+   * Give a reservation up: its timestamp is committed as padding (no gap
+   * in the order). When it is still its region's last reservation, the
+   * padding is a bare entry header and the rest of its room goes back to
+   * the region at once; otherwise (a later reservation follows it in the
+   * region) the padding keeps its room until a truncate drops it.
+   *
+   * @throws {PmemError} -130 (EOWNERDEAD) when a Worker ended holding the
+   *   reserve lock: the reservation stays outstanding (close gives it up)
+   */
   cancel(reservation: Reservation): void {
     const op = "cancel";
     this.#live(op);
@@ -398,6 +418,14 @@ export class LogStream implements Disposable {
    * published, a blocking `wait`/`waitAll` of it fails with EDEADLK
    * (code -35) and the append is given up (padding): nothing of this
    * thread could publish the reservation meanwhile. `await` waits.
+   *
+   * The timestamp is taken at the call, not at the first poll (the one
+   * exception to the library's lazy futures), so that the log's order is
+   * the order of the calls and `timestamp` is known at once, as
+   * pmemstream's `async_append` reserves before it returns its future.
+   * An append whose copy has not started (never polled: dropped, say)
+   * does not keep its region from being freed: {@linkcode freeRegion}
+   * gives it up, and it fails with a `ClosedError` when polled.
    *
    * @returns a future of the timestamp
    * @throws {TypeError} / {RangeError} / {OutOfSpaceError} at once
@@ -587,6 +615,13 @@ export class LogStream implements Disposable {
    * behind them commit only then), wait for its appends in flight,
    * persist everything committed; the last open in the process records
    * the stream as cleanly closed. Idempotent.
+   *
+   * A commit lock held by an open whose thread ended (a Worker
+   * terminated before it closed the stream) does not fail the close: the
+   * persist of what is committed takes it over, as PMDK's robust locks
+   * hand a dead owner's lock to the next taker, then gives it back to the
+   * ended holder, so the other opens' appends go on failing with -130
+   * (EOWNERDEAD) until a reopen recovers what it may have left half done.
    *
    * @throws {PmemError} code -35 (EDEADLK) when an append of this stream
    *   in flight is behind a reservation of another open of the file in

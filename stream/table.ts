@@ -16,6 +16,7 @@
  */
 import { ClosedError, OutOfSpaceError } from "../errors/mod.ts";
 import { LogCore, normalize } from "./core.ts";
+import { StreamAppendFuture } from "./futures.ts";
 import {
   alignUp,
   decodeSlot,
@@ -221,7 +222,10 @@ export function storeHead(
 
 /**
  * Free region `k`: no new reservations, W past its entries, then the
- * slot cleared.
+ * slot cleared. The appends of this isolate to it whose copy has not
+ * started (`appendAsync` futures never polled, perhaps dropped: they
+ * hold the timestamp reserved at the call) are given up first, as
+ * {@linkcode reclaimUnstarted} says.
  *
  * @throws {PmemError} code -16 (EBUSY) when appends to it are in flight
  */
@@ -232,15 +236,25 @@ export function freeSlot(
   op: string,
 ): void {
   const s = core.shared;
-  s.lockReserve(op);
-  try {
-    // the handle was checked before the lock: another thread may have
-    // freed the region since, and allocated the slot again
-    held(s, k, gen, op);
-    if (core.busy(k)) throw LogCore.busyError(op, k);
-    beginFree(s, k);
-  } finally {
-    s.unlockReserve();
+  for (;;) {
+    let last = 0;
+    s.lockReserve(op);
+    try {
+      // the handle was checked before the lock: another thread may have
+      // freed the region since, and allocated the slot again
+      held(s, k, gen, op);
+      if (!core.busy(k)) {
+        beginFree(s, k);
+        break;
+      }
+      last = reclaimUnstarted(core, k);
+      if (last === 0) throw LogCore.busyError(op, k);
+    } finally {
+      s.unlockReserve();
+    }
+    // their padding commits once what is before it has: this drives this
+    // isolate's futures in the way, as a blocking append does
+    core.waitFor(last, "committed", op);
   }
   core.settle(s.lastTs(k), op);
   s.lockReserve(op);
@@ -249,6 +263,26 @@ export function freeSlot(
   } finally {
     s.unlockReserve();
   }
+}
+
+/**
+ * Give up this isolate's appends to region `k` whose copy has not
+ * started: each fails with a `ClosedError` (as an append made after the
+ * free does) when next polled, and its timestamp is committed as
+ * padding, so no gap opens in the order. Appends copying (a mover may be
+ * writing into the region) and other threads' appends are waited for
+ * instead. Returns the highest timestamp given up (0: none). Reserve lock
+ * held: no append to `k` can start meanwhile in this isolate.
+ */
+function reclaimUnstarted(core: LogCore, k: number): number {
+  let last = 0;
+  for (const f of core.ownedFutures()) {
+    if (!(f instanceof StreamAppendFuture) || f.region !== k) continue;
+    if (f.reclaim(new ClosedError(`region ${k} (freed)`, "appendAsync"))) {
+      last = Math.max(last, f.timestamp);
+    }
+  }
+  return last;
 }
 
 /**

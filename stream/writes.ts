@@ -194,12 +194,17 @@ export class Writes {
     return res.ts;
   }
 
-  /** Give `reservation` (at `res`) up: committed as padding. */
+  /**
+   * Give `reservation` (at `res`) up: committed as padding, which gives
+   * its room back when it is its region's last (see
+   * {@linkcode LogCore.cancel}).
+   */
   cancel(reservation: Reservation, res: Reserved): void {
     const core = this.#core;
+    // first: when it throws, the reservation is still outstanding
+    core.cancel(res, "cancel");
     this.#reservations.delete(reservation);
     settleReservationOf(reservation);
-    core.abandon(res.ts);
     core.disown(res.ts);
     core.advance(res.ts, "committed", "cancel");
   }
@@ -315,6 +320,6 @@ export class Writes {
     } catch {
       // each failure is reported to its own awaiter
     }
-    core.waitFor(core.shared.committed, "persisted", "close");
+    core.persistAtClose();
   }
 }

@@ -266,3 +266,64 @@ console.log(JSON.stringify({ regions }));
     regions: 3,
   });
 });
+
+// Bug: close() threw EOWNERDEAD (-130) when a Worker had ended holding
+// the commit lock while entries were committed and not yet persisted:
+// close owes their persist, and waited for the lock like an append does
+// (the stream did close; a reopen recovered them). close now borrows the
+// dead holder's lock for that persist (committed entries are whole) and
+// hands it back, so the other opens still fail at once as before.
+test(
+  "close() after a Worker ended holding the commit lock persists what is committed and returns",
+  () => {
+    const r = runScript(
+      `
+    import { LogStream } from "@root/stream/mod.ts";
+    import { streamCore } from "@root/stream/open.ts";
+    import { FileShare } from "@root/pmem2/file_share.ts";
+    import { ask, startWorker, terminateAndWait } from "@root/tests/workers/jobs.ts";
+    const out = {};
+    const code = (f) => {
+      try { return f(); } catch (e) { return e.code ?? String(e); }
+    };
+    const bytes = (v) => new Uint8Array(32).fill(v);
+    const path = ${JSON.stringify(tempPath())};
+    const s = LogStream.create(path, { size: 8 << 20 });
+    const r = s.allocateRegion(1 << 20);
+    s.append(r, bytes(1));
+    await s.appendAsync(r, bytes(2), { level: "committed" });
+    out.pending = s.persistedTimestamp < s.committedTimestamp;
+    const other = LogStream.open(path);
+    const w = await startWorker("@root/tests/workers/stream_worker.ts");
+    out.held = await ask(w, { kind: "hold", path, what: "commitLock" });
+    await terminateAndWait(w, FileShare.of(streamCore(s).shared.i32.buffer));
+    const committed = s.committedTimestamp;
+    out.close = code(() => { s.close(); return "ok"; });
+    out.persisted = other.persistedTimestamp === committed;
+    // the lock is still the ended Worker's: what it may have left half
+    // done waits for a reopen
+    out.append = code(() => other.append(other.regions()[0], bytes(3)));
+    out.entries = [...other.entries(other.regions()[0])].map((e) => e.data[0]).join(",");
+    other.close();
+    const again = LogStream.open(path);
+    out.reopened = [...again.entries(again.regions()[0])]
+      .map((e) => e.data[0]).join(",");
+    again.close();
+    console.log(JSON.stringify(out));
+    `,
+      60_000,
+    );
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    assert.deepEqual(out, {
+      pending: true,
+      held: 0,
+      close: "ok",
+      persisted: true,
+      append: -130,
+      entries: "1,2",
+      reopened: "1,2",
+    });
+  },
+  { timeout: 90_000 },
+);
