@@ -428,7 +428,7 @@ export class Mapping implements Disposable {
    *   `length` not a number
    * @throws {RangeError} when the range leaves the mapping, does not fit
    *   `into`, or is not made of non-negative integers
-   * @throws {ClosedError} when `into` is detached (a view of a closed
+   * @throws {TypeError} when `into` is detached (a view of a closed
    *   mapping, or its buffer transferred) and `length` is not given
    */
   read(

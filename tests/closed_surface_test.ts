@@ -955,16 +955,23 @@ test("functions given a closed object throw ClosedError", () => {
 /**
  * A view of a closed mapping reads as empty: given as a buffer, it must be
  * refused, not taken for an empty one (a 0-byte operation that succeeds).
+ * A detached array is a bad argument (`checkAttached`): a TypeError, or a
+ * block store's RangeError of a wrong length; either names it detached.
  */
-test("a view of a closed mapping given as a buffer is refused with ClosedError", async () => {
+test("a view of a closed mapping given as a buffer is refused as detached", () => {
   const gone = mapFile(tempPath(), { size: 65536 });
   const view = gone.view(0, 8);
+  const block = gone.view(0, 512);
   gone.close();
   using map = mapFile(tempPath(), { size: 65536 });
   using mover = new CpuMover();
   const { pool, root } = makeObjectPool();
   using _ = pool;
   const pm = PersistentMap.open(pool, "m");
+  using blk = BlockPool.create(tempPath(), {
+    blockSize: 512,
+    poolSize: 32 << 20,
+  });
   const calls: [string, () => unknown][] = [
     ["Mapping.read", () => map.read(0, view)],
     ["Mapping.memcpy", () => map.memcpy(0, view)],
@@ -973,11 +980,20 @@ test("a view of a closed mapping given as a buffer is refused with ClosedError",
     ["mover.flush", () => mover.flush(view)],
     ["Transaction.write", () => pool.tx((tx) => tx.write(root, 0, view))],
     ["PersistentMap.set", () => pm.set("a", view)],
+    ["BlockPool.write", () => blk.write(0, block)],
+    ["BlockPool.writeAsync", () => blk.writeAsync(0, block)],
   ];
   const wrong: string[] = [];
   for (const [name, call] of calls) {
-    const out = await closedOutcome(call);
-    if (out !== null) wrong.push(`${name}: ${out}`);
+    try {
+      const r = call();
+      wrong.push(`${name}: returned ${describe(r)}`);
+    } catch (e) {
+      if (
+        !(e instanceof TypeError || e instanceof RangeError) ||
+        !/detached/.test(e.message)
+      ) wrong.push(`${name}: threw ${describe(e)}`);
+    }
   }
-  assert.deepEqual(wrong, [], "a detached view taken");
+  assert.deepEqual(wrong, [], "a detached view");
 });
