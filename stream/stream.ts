@@ -457,7 +457,15 @@ export class LogStream implements Disposable {
     const op = "appendAsync";
     const k = this.#regions.slot(region, op);
     const n = checkData(this.#core!, data, k, op);
-    return this.#writes.appendAsync(region, k, data, n, options, op);
+    return this.#writes.appendAsync(
+      region,
+      k,
+      data,
+      n,
+      options,
+      op,
+      (o) => this.#live(o),
+    );
   }
 
   /**

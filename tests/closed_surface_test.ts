@@ -997,3 +997,101 @@ test("a view of a closed mapping given as a buffer is refused as detached", () =
   }
   assert.deepEqual(wrong, [], "a detached view");
 });
+
+/** Options whose `signal` getter closes `o`: the call's own code closes it. */
+function closingOptions(o: { close(): void }): { signal: undefined } {
+  return {
+    get signal() {
+      o.close();
+      return undefined;
+    },
+  };
+}
+
+/**
+ * An asynchronous call whose options close its object while they are read
+ * (each option is read once, in the call): it throws ClosedError, or its
+ * future fails with it, never the engine's error of a detached buffer
+ * (the stream's shared words) and never a use of the closed object.
+ */
+test("an option getter that closes the object fails the call with ClosedError", async () => {
+  const mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
+  const others: LogStream[] = [];
+  try {
+    const made: [string, () => PromiseLike<unknown>][] = [
+      ["Mapping.memcpyAsync", () => {
+        const m = mapFile(tempPath(), { size: 65536, mover });
+        return m.memcpyAsync(0, ENTRY, 0, closingOptions(m));
+      }],
+      ["Mapping.memcpyManyAsync", () => {
+        const m = mapFile(tempPath(), { size: 65536, mover });
+        return m.memcpyManyAsync(
+          [{ offset: 0, data: ENTRY }],
+          closingOptions(m),
+        );
+      }],
+      ["ThreadMover.memcpy", () => {
+        const m = new ThreadMover({ threads: 1 });
+        return m.memcpy(new Uint8Array(8), ENTRY, 0, closingOptions(m));
+      }],
+      ["BlockPool.writeAsync", () => {
+        const p = BlockPool.create(tempPath(), {
+          blockSize: 512,
+          poolSize: 32 << 20,
+          mover,
+        });
+        return p.writeAsync(0, BLOCK, closingOptions(p));
+      }],
+      ["LogStream.appendAsync", () => {
+        const s = LogStream.create(tempPath(), { size: 1 << 20, mover });
+        const r = s.allocateRegion(4096);
+        return s.appendAsync(r, ENTRY, closingOptions(s));
+      }],
+      ["LogStream.appendAsync (another open of the file)", () => {
+        // its core stays mapped: a use would succeed, not fail
+        const path = tempPath();
+        const s = LogStream.create(path, { size: 1 << 20, mover });
+        others.push(LogStream.open(path));
+        const r = s.allocateRegion(4096);
+        return s.appendAsync(r, ENTRY, closingOptions(s));
+      }],
+      ["LogStream.waitCommitted (another open of the file)", () => {
+        const path = tempPath();
+        const s = LogStream.create(path, { size: 1 << 20, mover });
+        others.push(LogStream.open(path));
+        s.append(s.allocateRegion(4096), ENTRY);
+        return s.waitCommitted(1, closingOptions(s));
+      }],
+      ["LogStream.waitCommitted", () => {
+        const s = LogStream.create(tempPath(), { size: 1 << 20, mover });
+        s.append(s.allocateRegion(4096), ENTRY);
+        return s.waitCommitted(1, closingOptions(s));
+      }],
+      ["LogStream.waitPersisted", () => {
+        const s = LogStream.create(tempPath(), { size: 1 << 20, mover });
+        s.append(s.allocateRegion(4096), ENTRY);
+        return s.waitPersisted(1, closingOptions(s));
+      }],
+      ["PmemLog.appendAsync", () => {
+        const l = PmemLog.create(tempPath(), { poolSize: 2 << 20, mover });
+        return l.appendAsync(ENTRY, closingOptions(l));
+      }],
+    ];
+    const wrong: string[] = [];
+    for (const [name, call] of made) {
+      let out: unknown;
+      try {
+        out = await settledWithin(call());
+      } catch (e) {
+        out = e;
+      }
+      if (!(out instanceof ClosedError)) {
+        wrong.push(`${name}: ${describe(out)}`);
+      }
+    }
+    assert.deepEqual(wrong, [], "closed by its own options");
+  } finally {
+    for (const s of others) s.close();
+    mover.close();
+  }
+});
