@@ -1014,9 +1014,10 @@ function closingOptions(o: { close(): void }): { signal: undefined } {
  * future fails with it, never the engine's error of a detached buffer
  * (the stream's shared words) and never a use of the closed object.
  */
-test("an option getter that closes the object fails the call with ClosedError", async () => {
+test("an option or argument getter that closes the object fails the call with ClosedError", async () => {
   const mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
   const others: LogStream[] = [];
+  const pools: ObjectPool[] = [];
   try {
     const made: [string, () => PromiseLike<unknown>][] = [
       ["Mapping.memcpyAsync", () => {
@@ -1076,6 +1077,53 @@ test("an option getter that closes the object fails the call with ClosedError", 
         const l = PmemLog.create(tempPath(), { poolSize: 2 << 20, mover });
         return l.appendAsync(ENTRY, closingOptions(l));
       }],
+      // arguments read in the call, as options are
+      ["PersistentMap.batch", () => {
+        const { pool } = makeObjectPool();
+        pools.push(pool);
+        const map = PersistentMap.open(pool, "m");
+        return map.batch([{
+          get set(): [string, string] {
+            map.close();
+            return ["a", "b"];
+          },
+        }]);
+      }],
+      ["BlockPool.writeMany", () => {
+        const p = BlockPool.create(tempPath(), {
+          blockSize: 512,
+          poolSize: 32 << 20,
+          mover,
+        });
+        return p.writeMany([{
+          get lba() {
+            p.close();
+            return 0;
+          },
+          data: BLOCK,
+        }]);
+      }],
+      ["ThreadMover.batch", () => {
+        const m = new ThreadMover({ threads: 1 });
+        return m.batch([{
+          op: "memset",
+          get dst() {
+            m.close();
+            return new Uint8Array(8);
+          },
+          value: 1,
+        }]);
+      }],
+      ["Mapping.persistRanges", async () => {
+        const m = mapFile(tempPath(), { size: 65536 });
+        m.persistRanges([{
+          get offset() {
+            m.close();
+            return 0;
+          },
+          length: 1,
+        }]);
+      }],
     ];
     const wrong: string[] = [];
     for (const [name, call] of made) {
@@ -1092,6 +1140,7 @@ test("an option getter that closes the object fails the call with ClosedError", 
     assert.deepEqual(wrong, [], "closed by its own options");
   } finally {
     for (const s of others) s.close();
+    for (const p of pools) p.close();
     mover.close();
   }
 });
