@@ -1077,6 +1077,11 @@ test("an option or argument getter that closes the object fails the call with Cl
         const l = PmemLog.create(tempPath(), { poolSize: 2 << 20, mover });
         return l.appendAsync(ENTRY, closingOptions(l));
       }],
+      ["LogStream.follow", () => {
+        const s = LogStream.create(tempPath(), { size: 1 << 20, mover });
+        const r = s.allocateRegion(4096);
+        return s.follow(r, closingOptions(s)).next();
+      }],
       // arguments read in the call, as options are
       ["PersistentMap.batch", () => {
         const { pool } = makeObjectPool();
