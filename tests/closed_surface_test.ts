@@ -1019,7 +1019,8 @@ test("an option or argument getter that closes the object fails the call with Cl
   const others: LogStream[] = [];
   const pools: ObjectPool[] = [];
   try {
-    const made: [string, () => PromiseLike<unknown>][] = [
+    // (a call that returns no future is taken as complete)
+    const made: [string, () => unknown][] = [
       ["Mapping.memcpyAsync", () => {
         const m = mapFile(tempPath(), { size: 65536, mover });
         return m.memcpyAsync(0, ENTRY, 0, closingOptions(m));
@@ -1119,9 +1120,9 @@ test("an option or argument getter that closes the object fails the call with Cl
           value: 1,
         }]);
       }],
-      ["Mapping.persistRanges", async () => {
+      ["Mapping.persistRanges", () => {
         const m = mapFile(tempPath(), { size: 65536 });
-        m.persistRanges([{
+        return m.persistRanges([{
           get offset() {
             m.close();
             return 0;
@@ -1134,7 +1135,7 @@ test("an option or argument getter that closes the object fails the call with Cl
     for (const [name, call] of made) {
       let out: unknown;
       try {
-        out = await settledWithin(call());
+        out = await settledWithin(Promise.resolve(call()));
       } catch (e) {
         out = e;
       }
