@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { ClosedError } from "../errors/mod.ts";
 import { IN_WORKER, isNativeBuffer } from "../ffi/lib.ts";
 import { bufferOf } from "../ffi/validate.ts";
 import { all, fromStep, map } from "../future/combinators.ts";
@@ -203,6 +204,9 @@ export abstract class DeviceMover extends BaseMover {
    * else a descriptor.
    */
   protected run(op: CheckedOp, options?: FutureOptions): Future<void> {
+    // as the public methods: at the call, not at the future's first poll
+    // (a subclass calls it directly)
+    if (this.closed) throw new ClosedError(this.#className, op.op);
     if (op.length < this.#inlineThreshold || mustRunInline(op)) {
       return new CpuOp(this, this.#className, op, options);
     }
@@ -225,6 +229,7 @@ export abstract class DeviceMover extends BaseMover {
    * is unverified, so none is submitted.
    */
   protected runBatch(ops: CheckedOp[], options?: FutureOptions): Future<void> {
+    if (this.closed) throw new ClosedError(this.#className, "batch");
     const bytes = ops.reduce((n, op) => n + op.length, 0);
     const inline = bytes < this.#inlineThreshold || anyMustRunInline(ops);
     if (ops.length <= 1 || inline) return this.#group(ops, inline, options);

@@ -216,11 +216,15 @@ export class CpuMover extends BaseMover {
 
   /** The inline future of one checked operation. */
   protected run(op: CheckedOp, options?: FutureOptions): Future<void> {
+    // as the public methods: at the call, not at the future's first poll
+    // (a subclass calls it directly)
+    if (this.#closed) throw new ClosedError("CpuMover", op.op);
     return new CpuOp(this, "CpuMover", op, options);
   }
 
   /** The inline future of several checked operations, run in order. */
   protected runBatch(ops: CheckedOp[], options?: FutureOptions): Future<void> {
+    if (this.#closed) throw new ClosedError("CpuMover", "batch");
     return new CpuOp(this, "CpuMover", ops, options);
   }
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { NotSupportedError } from "../errors/mod.ts";
+import { ClosedError, NotSupportedError } from "../errors/mod.ts";
 import {
   byteLengthOf,
   checkAttached,
@@ -320,6 +320,8 @@ const VDM_METHODS = [
  * mover without the others failed at its first use, in the engine's
  * words); the message names the first one missing. `what` names the call ("create pool", "open log").
  * Internal (not exported by `mover/mod.ts`).
+ *
+ * @throws {ClosedError} for a closed mover
  */
 export function checkMoverOption(
   mover: unknown,
@@ -339,6 +341,11 @@ export function checkMoverOption(
         `Cannot ${what}: mover must implement Vdm (it has no ${method} method)`,
       );
     }
+  }
+  // a use after close: taken, it failed only at the store's first
+  // asynchronous call (or, for a mapping, its first async copy)
+  if ((mover as Vdm).closed === true) {
+    throw new ClosedError("mover", what, "the mover is closed");
   }
   return mover as Vdm;
 }

@@ -411,6 +411,9 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
       }
       throw new TypeError("Cannot batch: each op is { set } or { delete }");
     });
+    // a getter of the ops may have closed the map (or its pool): the
+    // transaction went on through the closed map
+    this.#live("batch");
     return this.#pool.txAsync((tx) => {
       for (const { k, v } of checked) {
         if (v === undefined) c.delete(tx, k);

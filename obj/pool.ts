@@ -197,9 +197,15 @@ export class ObjectPool implements Disposable {
     return this.#engine.g.layout;
   }
 
-  /** Bytes of the pool. */
+  /**
+   * Bytes of the pool.
+   *
+   * @throws {ClosedError} after close (as `LogStream.size`, `Mapping.size`)
+   */
   get size(): number {
-    return this.#engine.g.size;
+    const e = this.#engine;
+    e.live("size");
+    return e.g.size;
   }
 
   /** What recovery did when this pool was opened. */

@@ -194,8 +194,18 @@ export class Transaction {
   }
 
   #live(op: string): void {
-    if (!this.#open) throw new ClosedError("Transaction", op);
+    this.#ended(op);
     if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  /**
+   * Throw once the transaction ended. The internal hooks take only this
+   * check, not a doomed one's failure: they run in a doomed transaction's
+   * cleanup (`endInternalWrites` in a `finally`), where throwing would hide
+   * the failure.
+   */
+  #ended(op: string): void {
+    if (!this.#open) throw new ClosedError("Transaction", op);
   }
 
   #onUndo(fn: () => void): void {
@@ -371,6 +381,7 @@ export class Transaction {
    * value returned. Internal.
    */
   beginInternalWrites(): boolean {
+    this.#ended("beginInternalWrites");
     const was = this.#internal;
     this.#internal = true;
     return was;
@@ -378,6 +389,7 @@ export class Transaction {
 
   /** End what {@linkcode Transaction.beginInternalWrites} began. Internal. */
   endInternalWrites(was: boolean): void {
+    this.#ended("endInternalWrites");
     this.#internal = was;
   }
 
@@ -601,6 +613,8 @@ export class Transaction {
 
   /** Run `fn` on abort (undo of volatile changes). Internal. */
   onAbort(fn: () => void): void {
+    // kept past its end, the callback would never run
+    this.#ended("onAbort");
     this.#onUndo(fn);
   }
 
@@ -611,6 +625,10 @@ export class Transaction {
    * @internal
    */
   effect<T>(target: TxEffects<T>, item: T): void {
+    // kept past its end, the effect would join the group of later
+    // transactions (an asynchronous one stages several), and be told of
+    // their outcome
+    this.#ended("effect");
     (this.#g.done ??= []).push(target, item);
   }
 

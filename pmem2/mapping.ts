@@ -428,6 +428,8 @@ export class Mapping implements Disposable {
    *   `length` not a number
    * @throws {RangeError} when the range leaves the mapping, does not fit
    *   `into`, or is not made of non-negative integers
+   * @throws {TypeError} when `into` is detached (a view of a closed
+   *   mapping, or its buffer transferred) and `length` is not given
    */
   read(
     offset: number,
@@ -450,6 +452,12 @@ export class Mapping implements Disposable {
       offset + length > this.#size || (length !== 0 && !holds(into, length))
     ) {
       Mapping.#badRead(offset, into, length, this.#size);
+    }
+    // a view of a closed mapping reads as empty: a read of its length (0)
+    // into it succeeded, as if it were an empty array and nothing was
+    // asked for (an explicit length of 0 asks for nothing, and gets it)
+    if (length === 0 && arguments[2] === undefined) {
+      checkAttached(into, "into", "read");
     }
     copyOut(this.#address, this.#size, this.#readInto, offset, into, length);
   }

@@ -457,7 +457,15 @@ export class LogStream implements Disposable {
     const op = "appendAsync";
     const k = this.#regions.slot(region, op);
     const n = checkData(this.#core!, data, k, op);
-    return this.#writes.appendAsync(region, k, data, n, options, op);
+    return this.#writes.appendAsync(
+      region,
+      k,
+      data,
+      n,
+      options,
+      op,
+      (o) => this.#live(o),
+    );
   }
 
   /**
@@ -571,8 +579,10 @@ export class LogStream implements Disposable {
     const k = this.#regions.slot(region, op);
     const gen = region.generation;
     const read = checkFollowOptions(options, op);
+    // a getter of the options may have closed the stream
+    const core = this.#live(op);
     return follow(
-      this.#core!,
+      core,
       k,
       () => this.#regions.alive(k, gen),
       read,

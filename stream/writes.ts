@@ -217,12 +217,17 @@ export class Writes {
     length: number,
     options: AppendOptions | undefined,
     op: string,
+    live: (op: string) => void,
   ): AppendFuture {
     // checked before the reservation (refused after it, the timestamp
     // would be held for good, and every later append would wait for it):
     // not an object, an unknown key, a signal that is no AbortSignal;
     // each option read once
     const read = checkFutureOptions(options, op, ["level"]);
+    // a getter of the options may have closed the stream: its words are
+    // unmapped then, or still mapped by another open, which this one's
+    // append would use after its close
+    live(op);
     const level = read?.level ?? "persisted";
     if (level !== "persisted" && level !== "committed") {
       throw new TypeError(
@@ -261,6 +266,7 @@ export class Writes {
     const op = level === "committed" ? "waitCommitted" : "waitPersisted";
     live(op);
     options = checkFutureOptions(options, op);
+    live(op); // (a getter of the options may have closed the stream)
     const core = this.#core;
     checkInt(ts, "timestamp", op);
     const last = core.lastReserved(ts, op);

@@ -29,13 +29,14 @@ moverTest(
     // are started as one batch, and every one of them must fail with that
     // error. Only the poller's failed before; the others waited for a copy
     // never made, holding their lanes and the head of their blocks' queues,
-    // so wait() on them and close() hung.
-    mover.close();
+    // so wait() on them and close() hung. (Closed after the pool is made:
+    // a factory refuses a closed mover.)
     const pool = BlockPool.create(tempPath(), {
       blockSize: 512,
       poolSize: 24 * MiB,
       mover,
     });
+    mover.close();
     pool.write(5, filled(512, 5)); // (a block never written needs no copy)
     const fs: Future<unknown>[] = [
       pool.writeAsync(1, filled(512, 1)),
