@@ -6,7 +6,7 @@
 // possibly seen by later ones. The map's async calls go through it.
 import { getEventListeners } from "node:events";
 import { all, type Future, wait } from "../future/mod.ts";
-import { checkObjectPool, ObjectPool } from "../obj/mod.ts";
+import { checkObjectPool, ObjectPool, PersistentMap } from "../obj/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
@@ -299,4 +299,149 @@ test("`txAsync()` with a signal polled inside another transaction's callback fai
   });
   pool.close();
   assert.throws(() => wait(g), { name: "ClosedError" });
+});
+
+test("`PersistentMap`'s setAsync, deleteAsync and batch aborted before their first poll change nothing", async () => {
+  const path = tempPath();
+  {
+    using pool = ObjectPool.create(path, { size: 8 * MiB, layout: "kv" });
+    using m = PersistentMap.open(pool, "m");
+    m.set("a", "1");
+    m.set("b", "2");
+    const ac = new AbortController();
+    const signal = ac.signal;
+    const set = m.setAsync("c", "3", { signal });
+    const del = m.deleteAsync("a", { signal });
+    const batch = m.batch([{ set: ["d", "4"] }, { delete: "b" }], { signal });
+    // one not aborted, started after them, commits
+    const other = m.setAsync("e", "5");
+    assert.equal(m.size, 2, "none of them ran");
+    const reason = new Error("stop");
+    ac.abort(reason);
+    for (const f of [set, del, batch] as Future<unknown>[]) {
+      await assert.rejects(async () => await f, (e) => e === reason);
+    }
+    await other;
+    // already aborted
+    await assert.rejects(
+      async () => await m.setAsync("f", "6", { signal: AbortSignal.abort() }),
+      { name: "AbortError" },
+    );
+    await assert.rejects(
+      async () =>
+        await m.batch([{ set: ["g", "7"] }], { signal: AbortSignal.abort() }),
+      { name: "AbortError" },
+    );
+    assert.deepEqual([...m.keys()].sort(), ["a", "b", "e"]);
+  }
+  using pool = ObjectPool.open(path, { layout: "kv" });
+  using m = PersistentMap.open(pool, "m");
+  assert.deepEqual([...m.entries()].sort(), [["a", "1"], ["b", "2"], [
+    "e",
+    "5",
+  ]]);
+  assert.deepEqual(checkObjectPool(pool, { live: [] }).problems, []);
+});
+
+test("`PersistentMap`'s async calls with a signal run at their first poll, with the key and value given at the call", async () => {
+  const path = tempPath();
+  {
+    using pool = ObjectPool.create(path, { size: 8 * MiB, layout: "kv" });
+    using m = PersistentMap.open(pool, "m");
+    const signal = new AbortController().signal;
+    const key = Uint8Array.of(1, 2);
+    const value = Uint8Array.of(3, 4);
+    const set = m.setAsync(key, value, { signal });
+    const batch = m.batch([{ set: ["x", value] }, { set: [value, "y"] }], {
+      signal,
+    });
+    key[0] = 9;
+    value[0] = 9;
+    assert.equal(m.size, 0);
+    await all([set, batch]);
+    assert.deepEqual(m.get(Uint8Array.of(1, 2)), Uint8Array.of(3, 4));
+    assert.deepEqual(m.get("x"), Uint8Array.of(3, 4));
+    assert.equal(m.get(Uint8Array.of(3, 4)), "y");
+    // aborted after the first poll: ignored
+    const ac = new AbortController();
+    const del = m.deleteAsync("x", { signal: ac.signal });
+    const p = del.then((had) => had);
+    await Promise.resolve();
+    ac.abort();
+    assert.equal(await p, true);
+    assert.equal(m.has("x"), false);
+    assert.equal(getEventListeners(ac.signal, "abort").length, 0);
+    // a map closed before the first poll fails it
+    const late = m.setAsync("late", "v", { signal });
+    m.close();
+    await assert.rejects(async () => await late, { name: "ClosedError" });
+  }
+  using pool = ObjectPool.open(path, { layout: "kv" });
+  using m = PersistentMap.open(pool, "m");
+  assert.equal(m.size, 2);
+  assert.deepEqual(m.get(Uint8Array.of(1, 2)), Uint8Array.of(3, 4));
+  assert.equal(m.has("late"), false);
+});
+
+test("`PersistentMap`'s async calls aborted among many in flight leave the others and the map consistent", async () => {
+  const path = tempPath();
+  const n = 400;
+  {
+    using pool = ObjectPool.create(path, { size: 16 * MiB, layout: "kv" });
+    using m = PersistentMap.open(pool, "m");
+    const shared = new AbortController();
+    const futures: Future<unknown>[] = [];
+    for (let i = 0; i < n; i++) {
+      const opts = i % 4 === 1 ? { signal: shared.signal } : undefined;
+      futures.push(
+        i % 8 === 7
+          ? m.batch(
+            [{ set: [`k${i}`, `v${i}`] }, { delete: `k${i - 2}` }],
+            opts,
+          )
+          : m.setAsync(`k${i}`, `v${i}`.repeat(i % 50), opts),
+      );
+    }
+    shared.abort();
+    const settled = await Promise.allSettled(futures);
+    for (let i = 0; i < n; i++) {
+      assert.equal(
+        settled[i].status,
+        i % 4 === 1 ? "rejected" : "fulfilled",
+        `${i}`,
+      );
+    }
+    assert.equal(getEventListeners(shared.signal, "abort").length, 0);
+  }
+  using pool = ObjectPool.open(path, { layout: "kv" });
+  using m = PersistentMap.open(pool, "m");
+  const expected = new Map<string, string>();
+  for (let i = 0; i < n; i++) {
+    if (i % 4 === 1) continue;
+    if (i % 8 === 7) {
+      expected.set(`k${i}`, `v${i}`);
+      expected.delete(`k${i - 2}`);
+    } else expected.set(`k${i}`, `v${i}`.repeat(i % 50));
+  }
+  assert.deepEqual(
+    new Map([...m.entries()] as [string, string][]),
+    expected,
+  );
+  assert.deepEqual(checkObjectPool(pool, { live: [] }).problems, []);
+});
+
+test("`PersistentMap`'s async calls refuse an unknown key of their options at the call", () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "kv" });
+  using m = PersistentMap.open(pool, "m");
+  assert.throws(() => m.setAsync("a", "1", typo()), unknownSingal("setAsync"));
+  assert.throws(() => m.deleteAsync("a", typo()), unknownSingal("deleteAsync"));
+  assert.throws(
+    () => m.batch([{ set: ["a", "1"] }], typo()),
+    unknownSingal("batch"),
+  );
+  assert.throws(
+    () => m.setAsync("a", "1", { signal: {} } as never),
+    { message: "Cannot setAsync: signal must be an AbortSignal" },
+  );
+  assert.equal(m.size, 0);
 });
