@@ -445,3 +445,20 @@ test("`PersistentMap`'s async calls refuse an unknown key of their options at th
   );
   assert.equal(m.size, 0);
 });
+
+test("`all()` of transactions aborted before its first poll leaves them to the caller, who can still run them", async () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "ab" });
+  const root = pool.root(16);
+  const signal = new AbortController().signal;
+  const txs = [0, 1].map((i) =>
+    pool.txAsync((tx) => tx.setU64(root, 8 * i, i + 1), { signal })
+  );
+  const ac = new AbortController();
+  const both = all(txs, { signal: ac.signal });
+  ac.abort();
+  await assert.rejects(async () => await both, { name: "AbortError" });
+  assert.deepEqual(txs.map((f) => f.state), ["idle", "idle"]);
+  assert.equal(pool.getU64(root, 0), 0);
+  await all(txs);
+  assert.equal(pool.getU64(root, 8), 2);
+});
