@@ -7,6 +7,7 @@
 import { getEventListeners } from "node:events";
 import { all, type Future, wait } from "../future/mod.ts";
 import { checkObjectPool, ObjectPool, PersistentMap } from "../obj/mod.ts";
+import { createObjectPool } from "../testing/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
@@ -461,4 +462,30 @@ test("`all()` of transactions aborted before its first poll leaves them to the c
   assert.equal(pool.getU64(root, 0), 0);
   await all(txs);
   assert.equal(pool.getU64(root, 8), 2);
+});
+
+test("`txAsync()` with a signal, polled together, still commits with one persist", async () => {
+  let drains = 0;
+  using pool = createObjectPool(tempPath(), {
+    size: 16 * MiB,
+    layout: "ab",
+    tracer: { flush() {}, drain: () => void drains++ },
+  });
+  const root = pool.root(8 * 64);
+  const signal = new AbortController().signal;
+  const fs = [];
+  for (let i = 0; i < 64; i++) {
+    fs.push(pool.txAsync((tx) => {
+      const o = tx.alloc(100 + i);
+      tx.setU64(o, 0, i);
+      tx.setU64(root, 8 * i, o.offset);
+      return o.offset;
+    }, { signal }));
+  }
+  drains = 0;
+  const offsets = await all(fs);
+  assert.equal(drains, 1, "one persist for the group");
+  for (let i = 0; i < 64; i++) {
+    assert.equal(pool.getU64(root, 8 * i), offsets[i]);
+  }
 });
