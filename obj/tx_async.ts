@@ -35,8 +35,9 @@ import { runTransaction } from "./tx_run.ts";
  *
  * @throws {TypeError} for options that are no {@linkcode FutureOptions},
  *   or inside a transaction's callback
- * @throws {ClosedError} after close (without a signal; with one, the
- *   future fails with it)
+ * @throws {ClosedError} after close (with a signal, a close between the
+ *   call and the first poll fails the future with it)
+ * @throws {PmemError} code -5 (EIO) after the pool stopped on a failure
  */
 export function startTxAsync<T>(
   e: Engine,
@@ -46,6 +47,9 @@ export function startTxAsync<T>(
   const signal = checkFutureOptions(options, "txAsync")?.signal;
   if (e.current !== undefined) throw insideCallback();
   if (signal !== undefined) {
+    // refused at the call, as without a signal (begin checks it then);
+    // a close before the first poll fails the future instead
+    e.live("txAsync");
     return new TxFuture(e, undefined, undefined, fn, signal);
   }
   const g = e.begin("txAsync", false);

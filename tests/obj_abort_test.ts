@@ -489,3 +489,17 @@ test("`txAsync()` with a signal, polled together, still commits with one persist
     assert.equal(pool.getU64(root, 8 * i), offsets[i]);
   }
 });
+
+test("`txAsync()` and the map's async calls with a signal throw at the call on a closed pool, as without one", () => {
+  const pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "ab" });
+  const m = PersistentMap.open(pool, "m");
+  pool.close();
+  const signal = new AbortController().signal;
+  assert.throws(() => pool.txAsync(() => {}, { signal }), {
+    name: "ClosedError",
+  });
+  assert.throws(() => pool.txAsync(() => {}), { name: "ClosedError" });
+  assert.throws(() => m.setAsync("k", "v", { signal }), {
+    name: "ClosedError",
+  });
+});
