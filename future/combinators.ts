@@ -7,6 +7,7 @@
  */
 import { adopt, pollMember } from "./executor.ts";
 import {
+  checkFutureOptions,
   Future,
   type FutureOptions,
   NOT_STARTED,
@@ -316,8 +317,8 @@ class AllFuture<T> extends Future<T[]> {
    * it goes through).
    */
   #stepping: PollContext | undefined;
-  constructor(futures: readonly Future<T>[]) {
-    super();
+  constructor(futures: readonly Future<T>[], options?: FutureOptions) {
+    super(options);
     this.#futures = members(futures, "combine");
     this.#pending = this.#futures.slice();
   }
@@ -357,6 +358,14 @@ class AllFuture<T> extends Future<T[]> {
  * fails, the result fails with the first failure, but only once all have
  * settled, so none is left holding resources.
  *
+ * A signal aborts the combined future while it has not started, as every
+ * future's does: while no member has started (none polled yet, or each
+ * could not start), an abort fails it with the signal's reason and it
+ * polls its members no more. They are not aborted: the caller still owns
+ * them (await them, or give them signals of their own). Once a member
+ * started, the abort is ignored, as it is by work in flight, so a
+ * settled `all` still leaves no member half done and unpolled.
+ *
  * @example Usage
  * ```ts
  * import { all, ready } from "@asyncpmem/asyncpmem/future";
@@ -364,20 +373,42 @@ class AllFuture<T> extends Future<T[]> {
  *
  * assert.deepEqual(await all([ready(1), ready(2)]), [1, 2]);
  * ```
+ *
+ * @example Aborted before it started
+ * ```ts
+ * import { all, ready } from "@asyncpmem/asyncpmem/future";
+ * import assert from "node:assert/strict";
+ *
+ * const members = [ready(1), ready(2)];
+ * const ac = new AbortController();
+ * const both = all(members, { signal: ac.signal });
+ * ac.abort();
+ * await assert.rejects(async () => await both, { name: "AbortError" });
+ * assert.equal(members[0].state, "idle"); // untouched: still the caller's
+ * assert.deepEqual(await all(members), [1, 2]);
+ * ```
+ *
+ * @param futures the members
+ * @param options an abort signal for a combined future not yet started
+ * @throws {TypeError} for futures that are no array of futures, or
+ *   options that are no {@linkcode FutureOptions} (an unknown key)
  */
-export function all<T>(futures: readonly Future<T>[]): Future<T[]> {
+export function all<T>(
+  futures: readonly Future<T>[],
+  options?: FutureOptions,
+): Future<T[]> {
   if (!Array.isArray(futures)) {
     throw new TypeError("Cannot combine: futures must be an array");
   }
-  return new AllFuture(futures);
+  return new AllFuture(futures, checkFutureOptions(options, "combine"));
 }
 
 class RaceFuture<T> extends Future<T> {
   #futures: Future<T>[];
   /** In a step: see `AllFuture`'s. */
   #stepping: PollContext | undefined;
-  constructor(futures: readonly Future<T>[]) {
-    super();
+  constructor(futures: readonly Future<T>[], options?: FutureOptions) {
+    super(options);
     this.#futures = members(futures, "race");
   }
   protected step(ctx: PollContext): Step<T> {
@@ -412,6 +443,11 @@ class RaceFuture<T> extends Future<T> {
  * Settle like the first future to settle. The others keep running in the
  * background until done (their results are discarded).
  *
+ * A signal aborts the race while it has not started, as
+ * {@linkcode all}'s does: while no member has started, an abort fails it
+ * with the signal's reason, its members untouched (still the caller's);
+ * once one started, the abort is ignored.
+ *
  * @example Usage
  * ```ts
  * import { fromStep, PENDING, race, ready } from "@asyncpmem/asyncpmem/future";
@@ -420,10 +456,18 @@ class RaceFuture<T> extends Future<T> {
  * const never = fromStep<string>(() => PENDING);
  * assert.equal(await race([never, ready("fast")]), "fast");
  * ```
+ *
+ * @param futures the members (at least one)
+ * @param options an abort signal for a race not yet started
+ * @throws {TypeError} for futures that are no non-empty array of futures,
+ *   or options that are no {@linkcode FutureOptions} (an unknown key)
  */
-export function race<T>(futures: readonly Future<T>[]): Future<T> {
+export function race<T>(
+  futures: readonly Future<T>[],
+  options?: FutureOptions,
+): Future<T> {
   if (!Array.isArray(futures) || futures.length === 0) {
     throw new TypeError("Cannot race: futures must be a non-empty array");
   }
-  return new RaceFuture(futures);
+  return new RaceFuture(futures, checkFutureOptions(options, "race"));
 }

@@ -146,7 +146,8 @@ export interface FutureOptions {
 /**
  * The {@linkcode FutureOptions} of an async call, checked and read once:
  * the one validator of every call that takes them (the movers' calls,
- * the mappings' and the stores' async calls, `fromStep`, and the
+ * the mappings' and the stores' async calls, the object store's
+ * `txAsync` and its map's, `fromStep`, `all` and `race`, and the
  * `Future` constructor behind them all). Through the library's
  * options reader (`readOptions`): not an object, or a key that is not
  * `signal` (nor one of `extra`, a call's own options beside it), is a

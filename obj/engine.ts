@@ -6,8 +6,10 @@
  * the volatile views that let a transaction see the transactions staged
  * before it (pending writes by object, pending allocations and frees).
  *
- * A transaction's callback runs when the transaction starts, so callbacks
- * run in the order transactions start, which is the log's order. Its
+ * A transaction's callback runs when the transaction starts (an
+ * asynchronous one with an abort signal starts at its future's first
+ * poll), so callbacks run in the order transactions start, which is the
+ * log's order. Its
  * entries join the staging group; the group is sealed (one persist: the
  * commit point of all its transactions) when a synchronous transaction
  * ends, or when one of its asynchronous transactions' futures is first
@@ -21,12 +23,7 @@
  */
 import { ClosedError, PmemError } from "../errors/mod.ts";
 import { wait } from "../future/executor.ts";
-import {
-  Future,
-  PENDING,
-  type PollContext,
-  type Step,
-} from "../future/future.ts";
+import type { PollContext } from "../future/future.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import { Applier } from "./apply.ts";
 import { StaleObjectError } from "./errors.ts";
@@ -47,12 +44,11 @@ import {
   FAILED,
   type Group,
   type RedoLog,
-  STAGING,
 } from "./log.ts";
 import type { ObjMedia } from "./media.ts";
 import { checkNumber, numberText } from "./object_bytes.ts";
 import { Locals, Pending, type PendingObject } from "./pending.ts";
-import { type Transaction, txControl, type TxEffects } from "./tx.ts";
+import type { Transaction, TxEffects } from "./tx.ts";
 
 const EIO = 5;
 
@@ -461,59 +457,5 @@ export class Engine {
     this.drain();
     this.#checkpoint();
     this.live(op);
-  }
-}
-
-/**
- * The future of an asynchronous transaction: its callback has run and its
- * entries are staged; polling seals its group (if nothing did yet) and
- * drives the application of the groups up to its own.
- */
-export class TxFuture<T> extends Future<T> {
-  #engine: Engine;
-  #group: Group;
-  #value: T | undefined;
-
-  /**
-   * @param engine the pool's engine
-   * @param group the group the transaction was staged into
-   * @param value the callback's result
-   */
-  constructor(engine: Engine, group: Group, value: T) {
-    super();
-    this.#engine = engine;
-    this.#group = group;
-    this.#value = value;
-  }
-
-  protected step(ctx: PollContext): Step<T> {
-    const g = this.#group;
-    if (g.state === STAGING) {
-      // polled (`wait`) inside the callback of a transaction staged into
-      // the same group: sealing it would commit that transaction's
-      // entries so far, whatever its callback does next. It cannot
-      // commit before its callback returns, so it fails instead, and
-      // what it staged is taken out of the group first
-      const running = this.#engine.current;
-      if (running !== undefined) {
-        txControl.cut(
-          running,
-          new TypeError(
-            "Cannot commit: the transaction's callback waited for an asynchronous transaction staged with it, which had to commit without it",
-          ),
-        );
-      }
-      this.#engine.seal();
-    }
-    if (g.state === COMMITTED || g.state === APPLYING) {
-      this.#engine.advance(ctx);
-    }
-    if (g.state === APPLIED) return this.#value as T;
-    if (g.state === FAILED) throw g.error;
-    return PENDING;
-  }
-
-  protected override settle(): void {
-    this.#value = undefined;
   }
 }

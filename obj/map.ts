@@ -31,7 +31,11 @@ import {
   isBytes,
   notConstructible,
 } from "../ffi/validate.ts";
-import type { Future } from "../future/future.ts";
+import {
+  checkFutureOptions,
+  type Future,
+  type FutureOptions,
+} from "../future/future.ts";
 import { newHandle } from "./handle.ts";
 import type { Engine } from "./engine.ts";
 import {
@@ -42,6 +46,7 @@ import {
   OBJECT_HEADER,
 } from "./layout.ts";
 import { TYPE_MAP } from "./open.ts";
+import type { Transaction } from "./tx.ts";
 import { type ObjectPool, poolEngine } from "./pool.ts";
 import {
   DESC_SIZE,
@@ -75,6 +80,14 @@ export function catalogNames(pool: ObjectPool): string[] {
 const cores = new WeakMap<Engine, Map<string, MapCore>>();
 
 /** Check a key's type, length and buffer. */
+/**
+ * A copy of a key or value of bytes (a string as it is): an operation
+ * that runs later than its call stores what was given at the call.
+ */
+function ownBytes<T extends MapKey>(x: T): T {
+  return (typeof x === "string" ? x : new Uint8Array(x)) as T;
+}
+
 function checkKey(key: unknown, op: string): MapKey {
   if (typeof key === "string") {
     // a lone surrogate is stored as U+FFFD: two such keys would be one
@@ -355,31 +368,104 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
   /**
    * {@linkcode PersistentMap.set} as an asynchronous transaction: sets
    * started together commit with one persist.
+   *
+   * With an abort signal, the set is a transaction that waits for its
+   * future, as {@linkcode ObjectPool.txAsync}'s with one does: it runs at
+   * the first poll (a key or value of bytes is copied at the call, so
+   * the set stores them as they were then), and an abort before then
+   * withdraws it (the future fails with the signal's reason, the map
+   * is unchanged). An abort after it is ignored: the set was staged, and
+   * later operations may have seen it.
+   *
+   * @example Withdrawing a set that has not started
+   * ```ts
+   * import { ObjectPool, PersistentMap } from "@asyncpmem/asyncpmem/obj";
+   * import assert from "node:assert/strict";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
+   *
+   * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
+   * using pool = ObjectPool.create(path, { size: 8 << 20, layout: "kv" });
+   * using map = PersistentMap.open(pool, "m");
+   * const ac = new AbortController();
+   * const set = map.setAsync("k", "v", { signal: ac.signal });
+   * ac.abort();
+   * await assert.rejects(async () => await set, { name: "AbortError" });
+   * assert.equal(map.has("k"), false);
+   * await map.setAsync("k", "v", { signal: ac.signal }).catch(() => {});
+   * assert.equal(map.has("k"), false); // aborted already: never runs
+   * ```
+   *
+   * @param options an abort signal for a set not yet started
+   * @throws {TypeError} for options that are no {@linkcode FutureOptions}
+   *   (an unknown key), at the call
    */
-  setAsync(key: MapKey, value: MapValue): Future<void> {
+  setAsync(
+    key: MapKey,
+    value: MapValue,
+    options?: FutureOptions,
+  ): Future<void> {
     const c = this.#live("setAsync");
     const k = checkKey(key, "setAsync");
     const v = checkValue(value, "setAsync");
-    return c.setAsync(this.#pool, k, v);
+    const signal = checkFutureOptions(options, "setAsync")?.signal;
+    if (signal === undefined) return c.setAsync(this.#pool, k, v);
+    const own = { k: ownBytes(k), v: ownBytes(v) };
+    return this.#later("setAsync", signal, (tx) => c.set(tx, own.k, own.v));
   }
 
-  /** {@linkcode PersistentMap.delete} as an asynchronous transaction. */
-  deleteAsync(key: MapKey): Future<boolean> {
+  /**
+   * {@linkcode PersistentMap.delete} as an asynchronous transaction;
+   * whether the key was there. A signal aborts it while it has not
+   * started, as {@linkcode PersistentMap.setAsync}'s does.
+   *
+   * @param options an abort signal for a delete not yet started
+   * @throws {TypeError} for options that are no {@linkcode FutureOptions}
+   *   (an unknown key), at the call
+   */
+  deleteAsync(key: MapKey, options?: FutureOptions): Future<boolean> {
     const c = this.#live("deleteAsync");
     const k = checkKey(key, "deleteAsync");
-    return this.#pool.txAsync((tx) => c.delete(tx, k));
+    const signal = checkFutureOptions(options, "deleteAsync")?.signal;
+    if (signal === undefined) {
+      return this.#pool.txAsync((tx) => c.delete(tx, k));
+    }
+    const own = ownBytes(k);
+    return this.#later("deleteAsync", signal, (tx) => c.delete(tx, own));
+  }
+
+  /**
+   * An asynchronous transaction of `fn` that starts at its future's first
+   * poll (`pool.txAsync` with a signal), on a map still open then.
+   */
+  #later<T>(
+    op: string,
+    signal: AbortSignal,
+    fn: (tx: Transaction) => T,
+  ): Future<T> {
+    return this.#pool.txAsync((tx) => {
+      this.#live(op);
+      return fn(tx);
+    }, { signal });
   }
 
   /**
    * Apply several sets and deletes as one asynchronous transaction: all
    * or none of them.
    *
+   * A signal aborts the batch while it has not started, as
+   * {@linkcode PersistentMap.setAsync}'s does: all of it, or, once
+   * started, none of it.
+   *
+   * @param options an abort signal for a batch not yet started
    * @throws {TypeError} at the call, before anything is staged, for ops
    *   that are not an array of `{ set: [key, value] }` and `{ delete: key }`
-   *   (holes included)
+   *   (holes included), or options that are no {@linkcode FutureOptions}
    */
-  batch(ops: readonly MapOp[]): Future<void> {
+  batch(ops: readonly MapOp[], options?: FutureOptions): Future<void> {
     const c = this.#live("batch");
+    const signal = checkFutureOptions(options, "batch")?.signal;
     if (!Array.isArray(ops)) {
       throw new TypeError("Cannot batch: ops must be an array");
     }
@@ -414,12 +500,18 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
     // a getter of the ops may have closed the map (or its pool): the
     // transaction went on through the closed map
     this.#live("batch");
-    return this.#pool.txAsync((tx) => {
+    const run = (tx: Transaction) => {
       for (const { k, v } of checked) {
         if (v === undefined) c.delete(tx, k);
         else c.set(tx, k, v);
       }
-    });
+    };
+    if (signal === undefined) return this.#pool.txAsync(run);
+    for (const op of checked) {
+      op.k = ownBytes(op.k);
+      if (op.v !== undefined) op.v = ownBytes(op.v);
+    }
+    return this.#later("batch", signal, run);
   }
 
   /**

@@ -9,10 +9,9 @@
 import { notConstructible } from "../ffi/validate.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { FileLock } from "../pmem2/file_lock.ts";
-import { rejected } from "../future/combinators.ts";
-import type { Future } from "../future/future.ts";
+import type { Future, FutureOptions } from "../future/future.ts";
 import type { Vdm } from "../mover/vdm.ts";
-import { type Engine, TxFuture } from "./engine.ts";
+import type { Engine } from "./engine.ts";
 import { newHandle, type ObjectHandle } from "./handle.ts";
 import type { HeapUsage } from "./heap.ts";
 import { ROOT_OFFSET_AT } from "./layout.ts";
@@ -33,6 +32,7 @@ import {
   TYPE_ROOT,
 } from "./open.ts";
 import type { Transaction } from "./tx.ts";
+import { startTxAsync } from "./tx_async.ts";
 import { runNested, runTransaction } from "./tx_run.ts";
 
 /**
@@ -281,7 +281,8 @@ export class ObjectPool implements Disposable {
 
   /**
    * Run a transaction whose commit is asynchronous: `fn` runs now (in
-   * order with every other transaction) and stages its changes; the
+   * order with every other transaction; with a signal, at the first
+   * poll: see below) and stages its changes; the
    * future completes with its result once the transaction is durable and
    * applied. Transactions started before the future is first polled are
    * committed with one persist, and their entries applied by one batch
@@ -291,6 +292,21 @@ export class ObjectPool implements Disposable {
    * committed (durable) when an earlier group's mover batch failed fails
    * with that error too, the pool stopping; it is not undone: the next
    * open replays it, as it replays every committed record.
+   *
+   * With an abort signal (`options.signal`), the transaction waits for
+   * its future: `fn` runs at the first poll (or `await`), not at the
+   * call, and is then ordered after every transaction started before
+   * that poll. Until then the transaction is not staged, and an abort
+   * withdraws it: the future fails with the signal's reason, `fn` never
+   * runs, nothing changes, and the transactions around it are
+   * unaffected (as for the library's other futures, whose signal aborts
+   * work not yet started). An abort after the first poll is ignored and
+   * the future completes as usual: `fn` ran and staged its entries,
+   * which the transactions staged after it may have read (and which
+   * may be committed, with its group, already), so taking them back
+   * would mean undoing those transactions too. A future never polled
+   * does nothing, even at close (which then fails it with a
+   * ClosedError when it is polled).
    *
    * @example Usage
    * ```ts
@@ -308,27 +324,35 @@ export class ObjectPool implements Disposable {
    * assert.equal(pool.getU64(root, 24), 3);
    * ```
    *
-   * @throws {TypeError} inside another transaction's callback
+   * @example Withdrawing a transaction that has not started
+   * ```ts
+   * import { ObjectPool } from "@asyncpmem/asyncpmem/obj";
+   * import assert from "node:assert/strict";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
+   *
+   * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
+   * using pool = ObjectPool.create(path, { size: 8 << 20, layout: "demo" });
+   * const root = pool.root(8);
+   * const ac = new AbortController();
+   * const f = pool.txAsync((tx) => tx.setU64(root, 0, 1), { signal: ac.signal });
+   * ac.abort(new Error("not needed"));
+   * await assert.rejects(async () => await f, /not needed/);
+   * assert.equal(pool.getU64(root, 0), 0); // the callback never ran
+   * ```
+   *
+   * @param fn the transaction's callback (synchronous)
+   * @param options an abort signal for a transaction not yet started
+   * @throws {TypeError} inside another transaction's callback, or for
+   *   options that are no {@linkcode FutureOptions} (an unknown key)
    * @throws {ClosedError} after close
    */
-  txAsync<T>(fn: (tx: Transaction) => T): Future<T> {
+  txAsync<T>(fn: (tx: Transaction) => T, options?: FutureOptions): Future<T> {
     if (typeof fn !== "function") {
       throw new TypeError("Cannot run a transaction: fn must be a function");
     }
-    const e = this.#engine;
-    if (e.current !== undefined) {
-      throw new TypeError(
-        "Cannot start an asynchronous transaction inside a transaction's callback (use pool.tx, which joins it)",
-      );
-    }
-    const g = e.begin("txAsync", false);
-    let value: T;
-    try {
-      value = runTransaction(e, g, fn, false);
-    } catch (err) {
-      return rejected(err);
-    }
-    return new TxFuture(e, g, value);
+    return startTxAsync(this.#engine, fn, options);
   }
 
   /**

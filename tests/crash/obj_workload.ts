@@ -95,6 +95,8 @@ export class ObjDriver {
   #state: ModelState;
   #mark: (label: string) => void;
   #rand: () => number;
+  /** Groups run so far. */
+  #groups = 0;
   issued = 0;
 
   /**
@@ -264,22 +266,42 @@ export class ObjDriver {
     this.#mark(`ack ${k}`);
   }
 
-  /** Start `n` asynchronous transactions, then wait for them all. */
+  /**
+   * Start `n` asynchronous transactions, then wait for them all. Every
+   * other group's have an abort signal: they start at the wait's first
+   * poll, in the order issued (the model's), sharing its sweep's group;
+   * one more, aborted before then, must leave no trace.
+   */
   group(n: number): void {
     const fs: Future<unknown>[] = [];
     const ks: number[] = [];
+    const lazy = this.#groups++ % 2 === 1;
+    const signal = lazy ? new AbortController().signal : undefined;
+    const withdrawn = new AbortController();
+    let aborted: Future<unknown> | undefined;
     for (let i = 0; i < n; i++) {
       const p = this.#plan();
       if (p.aborts) continue;
       const k = this.states.length;
       this.#mark(`issue ${k}`);
-      fs.push(this.pool.txAsync(p.body));
+      fs.push(this.pool.txAsync(p.body, { signal }));
       p.apply(this.#state);
       this.states.push(fingerprint(this.#state));
       this.issued++;
       ks.push(k);
+      if (lazy && aborted === undefined) {
+        const root = this.root;
+        aborted = this.pool.txAsync((tx) => {
+          tx.setU64(root, 8 * SLOTS, 0xdead);
+          this.map.set("withdrawn", "x");
+        }, { signal: withdrawn.signal });
+      }
     }
+    withdrawn.abort();
     waitAll(fs);
+    if (aborted !== undefined && aborted.poll() !== "failed") {
+      throw new Error("a transaction aborted before it started ran");
+    }
     for (const k of ks) this.#mark(`ack ${k}`);
   }
 
