@@ -27,6 +27,7 @@ import type { Arena } from "./arena.ts";
 import { MAP_ERROR, MAP_FLAGS, MAP_LBA_MASK, MAP_NORMAL } from "./layout.ts";
 import type { Media } from "./media.ts";
 import { byteLengthOf } from "../ffi/validate.ts";
+import { hasRoom } from "../pmem2/reader.ts";
 import { alone, stillAlone } from "./reads.ts";
 
 /** What a read needs from its pool. */
@@ -131,8 +132,10 @@ export class ReadScheduler {
     for (let i = 0; i < waiting.length; i++) {
       const r = waiting[i];
       if (r.stage !== WAITING) continue; // settled meanwhile
-      const room = byteLengthOf(r.out);
-      if (room < size) {
+      // checked as the runtime compiles in: a call out of the compiled
+      // code in each lookup keeps their cache misses from overlapping
+      if (!hasRoom(r.out, size)) {
+        const room = byteLengthOf(r.out);
         // `into` shrank or was detached after the call
         r.fail(
           room === 0

@@ -13,7 +13,7 @@ import { checkPool, type CheckReport } from "./check.ts";
 import { arenaInfo, blockFill, type BlockPoolInfo } from "./info.ts";
 import { MAP_ERROR, MAP_ZERO } from "./layout.ts";
 import type { Media } from "./media.ts";
-import type { IndexedReader } from "../pmem2/reader.ts";
+import { hasRoom, type IndexedReader } from "../pmem2/reader.ts";
 import {
   abandonPoolFile,
   createPoolFile,
@@ -516,12 +516,13 @@ export class BlockPool implements Disposable {
     // in the process, nothing can take the block during the synchronous
     // copy; the native side reads the opener count before the lookup and
     // after the copy, and when another opener came, the general path
-    // reads again, publishing the block.
+    // reads again, publishing the block. `into`'s room is checked as each
+    // runtime compiles in (see `hasRoom`).
     if (
       only !== undefined && Number.isInteger(lba) && lba >= 0 &&
       lba < this.#blockCount &&
       (into === undefined ||
-        (isBytes(into) && byteLengthOf(into) >= size))
+        (isBytes(into) && hasRoom(into, size)))
     ) {
       const out = into ?? new Uint8Array(size);
       if (only.read(lba, out, size)) return out;

@@ -9,6 +9,7 @@ import { ClosedError } from "../errors/mod.ts";
 import { backend, native, nativeError, type Ptr } from "../ffi/lib.ts";
 import { PointerCache } from "../ffi/pointer_cache.ts";
 import { byteLengthOf, holds, trueBytes } from "../ffi/validate.ts";
+import { RUNTIME } from "../ffi/_runtime.ts";
 import { type Mapping, registerReader } from "./mapping.ts";
 import { copyOut } from "./read.ts";
 
@@ -17,6 +18,20 @@ const readBlocks = native.ap_read_blocks;
 const prefetchBlocks = native.ap_prefetch_blocks;
 const readIndexed = native.ap_read_indexed;
 const readIndexedTo = native.ap_read_indexed_to;
+
+/**
+ * Whether the Uint8Array `bytes` has room for `length` bytes (a positive
+ * integer), checked the way this runtime's JIT compiles into the caller:
+ * a loop of reads from random blocks runs at the speed of memory only
+ * while nothing in it is a call out of the compiled code, which keeps one
+ * read's cache misses from overlapping the next one's. V8 compiles the
+ * engine's byteLength getter (`byteLengthOf`) to a load; JavaScriptCore
+ * calls it, and with it in `BlockPool.read` 512-byte reads took 300 ns
+ * against 150 on Bun. There an element read (`holds`) is compiled in,
+ * which on V8 made the same reads 410-440 ns against 140.
+ */
+export const hasRoom: (bytes: Uint8Array, length: number) => boolean =
+  RUNTIME === "bun" ? holds : (bytes, length) => byteLengthOf(bytes) >= length;
 
 let baseOf: (reader: MappingReader) => Ptr | null;
 let sizeOf: (reader: MappingReader) => number;
