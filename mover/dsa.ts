@@ -74,6 +74,8 @@ export interface DsaFallbackOptions extends DsaMoverOptions {
 export interface DsaChoice extends Disposable {
   /** Close the mover (as `mover.close()`); again does nothing. */
   close(): void;
+  /** Whether the mover is closed (by `close()`, or `mover.close()`). */
+  readonly closed: boolean;
   /** The DSA mover, or the ThreadMover made instead. */
   readonly mover: DsaMover | ThreadMover;
   /** Why there is no DSA mover (the open's message), or null. */
@@ -341,6 +343,9 @@ export class DsaMover extends DeviceMover {
       mover,
       error,
       reason: error === null ? null : error.message.replace(/^open: /, ""),
+      get closed() {
+        return mover.closed;
+      },
       close: () => mover.close(),
       [Symbol.dispose]: () => mover.close(),
     };

@@ -319,6 +319,15 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
     return core;
   }
 
+  /**
+   * Whether later calls throw `ClosedError`: {@linkcode PersistentMap.close}
+   * has run, its pool closed, or the transaction that created the map
+   * aborted.
+   */
+  get closed(): boolean {
+    return this.#closed || this.#pool.closed || this.#core.dropped;
+  }
+
   /** The map's name in its pool. */
   get name(): string {
     return this.#core.name;

@@ -127,7 +127,11 @@ export class Region {
     return this.#source.used(this.#id, this.#generation);
   }
 
-  /** Whether the region was freed. */
+  /**
+   * Whether the handle is spent: its region was freed, or its stream
+   * closed (true from then on: a handle never outlives its stream's
+   * open, and every call given it throws).
+   */
   get freed(): boolean {
     return !this.#source.alive(this.#id, this.#generation);
   }

@@ -191,6 +191,9 @@ async function checkClosedSurface<T extends object>(
   for (const k of listed) {
     assert.ok(members.includes(k), `${name}.${String(k)} is not a member`);
   }
+  if ("closed" in obj) {
+    assert.equal((obj as { closed: unknown }).closed, false, `${name} open`);
+  }
   close();
   close(); // idempotent
   (obj as Partial<Disposable>)[Symbol.dispose]?.(); // a no-op too
@@ -395,7 +398,9 @@ test("every member of a closed mover throws ClosedError", async () => {
     },
   });
   const choice = DsaMover.openOrFallback({ fallback: { threads: 1 } });
+  assert.equal(choice.closed, false);
   choice[Symbol.dispose]();
+  assert.equal(choice.closed, true);
   choice.close();
   choice[Symbol.dispose]();
   assert.equal(choice.mover.closed, true);

@@ -240,3 +240,26 @@ test("a `batch` that cannot fit changes nothing; map operations in `pool.tx` joi
   assert.deepEqual([...m2.entries()], [["c", "3"]]);
   assert.equal(again.stats().heap.objects, 1 + 1 + 1 + 1 + 1); // root, map, dir, leaf, node
 });
+
+test("`closed` says when a map's calls throw ClosedError: its close, its pool's close, or the abort of the transaction that created it", () => {
+  using pool = ObjectPool.create(tempPath(), { size: 16 * MiB, layout: "kv" });
+  const m = PersistentMap.open(pool, "m");
+  assert.equal(m.closed, false);
+  m.close();
+  assert.equal(m.closed, true);
+  let made: PersistentMap | undefined;
+  assert.throws(
+    () =>
+      pool.tx(() => {
+        made = PersistentMap.open(pool, "dropped");
+        throw new Error("abort");
+      }),
+    /abort/,
+  );
+  assert.equal(made!.closed, true);
+  assert.throws(() => made!.get("k"), ClosedError);
+  const n = PersistentMap.open(pool, "n");
+  pool.close();
+  assert.equal(n.closed, true);
+  assert.throws(() => n.size, ClosedError);
+});
