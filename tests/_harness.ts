@@ -20,6 +20,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import nodeAssert from "node:assert/strict";
 import { test as nodeTest } from "node:test";
 import { fileURLToPath } from "node:url";
 import { RUNTIME } from "../ffi/_runtime.ts";
@@ -276,4 +277,19 @@ export function patch(path: string, offset: number, bytes: Uint8Array): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * A matcher for `assert.throws`/`rejects`: the TypeError of a misspelled
+ * `signal` option (`singal`) in the options of `op`.
+ */
+export function unknownSingal(op: string): (e: unknown) => boolean {
+  return (e) => {
+    nodeAssert.ok(e instanceof TypeError, String(e));
+    nodeAssert.equal(
+      e.message,
+      `Cannot ${op}: unknown option 'singal' (did you mean 'signal'?)`,
+    );
+    return true;
+  };
 }

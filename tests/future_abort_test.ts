@@ -16,19 +16,7 @@ import {
   ready,
   wait,
 } from "../future/mod.ts";
-import { assert, test } from "./_harness.ts";
-
-/** Whether `e` is the TypeError of a misspelled `signal`, naming `op`. */
-function unknownSingal(op: string): (e: unknown) => boolean {
-  return (e) => {
-    assert.ok(e instanceof TypeError, String(e));
-    assert.equal(
-      e.message,
-      `Cannot ${op}: unknown option 'singal' (did you mean 'signal'?)`,
-    );
-    return true;
-  };
-}
+import { assert, test, unknownSingal } from "./_harness.ts";
 
 /** A future that cannot start until `gate.open`, then completes with `v`. */
 function gated<T>(gate: { open: boolean }, v: T): Future<T> {

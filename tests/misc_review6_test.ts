@@ -28,6 +28,7 @@ import {
   tempDir,
   tempPath,
   test,
+  unknownSingal,
 } from "./_harness.ts";
 
 /** The uid and gid of `nobody` (an unprivileged user every Linux has). */
@@ -169,18 +170,6 @@ test('persistRanges() on a mapping with protection "none" throws EACCES naming p
 /** The options of an async call with `signal` misspelled. */
 function typo(): { signal: AbortSignal } {
   return { singal: new AbortController().signal } as never;
-}
-
-/** Whether `e` is the TypeError of the misspelled key, naming `op`. */
-function unknownSingal(op: string): (e: unknown) => boolean {
-  return (e) => {
-    assert.ok(e instanceof TypeError, String(e));
-    assert.equal(
-      e.message,
-      `Cannot ${op}: unknown option 'singal' (did you mean 'signal'?)`,
-    );
-    return true;
-  };
 }
 
 // Bug: the FutureOptions of every async call ignored keys they do not

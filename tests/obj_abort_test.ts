@@ -8,21 +8,9 @@ import { getEventListeners } from "node:events";
 import { all, type Future, wait } from "../future/mod.ts";
 import { checkObjectPool, ObjectPool, PersistentMap } from "../obj/mod.ts";
 import { createObjectPool } from "../testing/mod.ts";
-import { assert, tempPath, test } from "./_harness.ts";
+import { assert, tempPath, test, unknownSingal } from "./_harness.ts";
 
 const MiB = 1 << 20;
-
-/** Whether `e` is the TypeError of a misspelled `signal`, naming `op`. */
-function unknownSingal(op: string): (e: unknown) => boolean {
-  return (e) => {
-    assert.ok(e instanceof TypeError, String(e));
-    assert.equal(
-      e.message,
-      `Cannot ${op}: unknown option 'singal' (did you mean 'signal'?)`,
-    );
-    return true;
-  };
-}
 
 /** The options of an async call with `signal` misspelled. */
 function typo(): { signal: AbortSignal } {
