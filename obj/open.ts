@@ -8,9 +8,8 @@
  * @module
  */
 import { unlinkSync } from "node:fs";
-import { PmemError } from "../errors/mod.ts";
 import { checkMode, checkOpenArgs } from "../ffi/validate.ts";
-import { FileLock } from "../pmem2/file_lock.ts";
+import { type FileLock, lockStoreFile } from "../pmem2/file_lock.ts";
 import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
 import { asOp, corrupt, tooSmall } from "../errors/file.ts";
@@ -191,7 +190,7 @@ export function createPool(
     map = Mapping.map(source, { length: size, mover });
     source.close();
     if (hooks.tracer) setMappingTracer(map, hooks.tracer);
-    lock = lockPool(path, op);
+    lock = lockStoreFile(path, op, "pool");
     const media = new ObjMedia(map);
     // the state page first, the header last: a crash before the header
     // is durable leaves a file that is no pool
@@ -222,22 +221,6 @@ export function createPool(
       unlinkSync(path);
     } catch {
       // it may not exist
-    }
-    throw e;
-  }
-}
-
-function lockPool(path: string, op: string): FileLock {
-  try {
-    return FileLock.acquire(path, op);
-  } catch (e) {
-    if (e instanceof PmemError && e.code === -11) {
-      throw new PmemError(
-        op,
-        -11,
-        `cannot lock '${path}': the pool is already open`,
-        { errno: 11, cause: e },
-      );
     }
     throw e;
   }
@@ -279,7 +262,7 @@ export function openPool(
     });
     source.close();
     if (hooks.tracer) setMappingTracer(map, hooks.tracer);
-    lock = lockPool(path, op);
+    lock = lockStoreFile(path, op, "pool");
     const media = new ObjMedia(map);
     const g = decodeHeader(media.bytes(0, HEADER_SIZE), map.size);
     if (typeof g === "string") {

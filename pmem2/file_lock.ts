@@ -108,3 +108,31 @@ export class FileLock implements Disposable {
     this.release();
   }
 }
+
+/**
+ * {@linkcode FileLock.acquire} for the open of a store of `kind` ("pool",
+ * "log", "stream"): a lock held elsewhere, by another process or another
+ * open in this one, is refused as the store being open already, the way
+ * PMDK's own opens word it. Internal to the stores.
+ *
+ * @throws {PmemError} code -11 (EAGAIN) when the store is open elsewhere
+ */
+export function lockStoreFile(
+  path: string,
+  op: string,
+  kind: string,
+): FileLock {
+  try {
+    return FileLock.acquire(path, op);
+  } catch (e) {
+    if (e instanceof PmemError && e.code === -EAGAIN) {
+      throw new PmemError(
+        op,
+        -EAGAIN,
+        `cannot lock '${path}': the ${kind} is already open`,
+        { errno: EAGAIN, cause: e },
+      );
+    }
+    throw e;
+  }
+}

@@ -12,7 +12,7 @@
  * @module
  */
 import { PmemError } from "../errors/mod.ts";
-import { FileLock } from "../pmem2/file_lock.ts";
+import { type FileLock, lockStoreFile } from "../pmem2/file_lock.ts";
 import { Mapping } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
 import { normalize } from "./core.ts";
@@ -28,7 +28,6 @@ import { recover, type RecoveryReport } from "./recovery.ts";
 import type { LogEntry } from "./region.ts";
 import { readTable } from "./table.ts";
 
-const EAGAIN = 11;
 const EINVAL = 22;
 
 /** One region of a {@linkcode StreamInspection}. */
@@ -104,20 +103,7 @@ export function inspectStream(path: string): StreamInspection {
  */
 export function openStreamToInspect(path: string): StreamCopy {
   const op = "open";
-  let lock: FileLock;
-  try {
-    lock = FileLock.acquire(path, op);
-  } catch (e) {
-    if (e instanceof PmemError && e.code === -EAGAIN) {
-      throw new PmemError(
-        op,
-        -EAGAIN,
-        `cannot lock '${path}': the stream is already open`,
-        { errno: EAGAIN, cause: e },
-      );
-    }
-    throw e;
-  }
+  const lock = lockStoreFile(path, op, "stream");
   try {
     return recoverPrivately(path, op, lock);
   } catch (e) {

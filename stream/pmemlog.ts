@@ -36,7 +36,7 @@ import {
   type Future,
   type FutureOptions,
 } from "../future/future.ts";
-import { FileLock } from "../pmem2/file_lock.ts";
+import { type FileLock, lockStoreFile } from "../pmem2/file_lock.ts";
 import { Mapping } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
 import type { Vdm } from "../mover/vdm.ts";
@@ -65,7 +65,6 @@ import { LogAppender } from "./pmemlog_async.ts";
 
 const EINVAL = 22;
 const EROFS = 30;
-const EAGAIN = 11;
 
 /**
  * Options of {@linkcode PmemLog.create}. An option not listed here is refused,
@@ -265,7 +264,7 @@ export class PmemLog implements Disposable {
       map = Mapping.map(source, { length: size, mover });
       const device = deviceShutdownState(source);
       source.close();
-      lock = lockFile(path, op);
+      lock = lockStoreFile(path, op, "log");
       const media = new StreamMedia(map);
       if (!created && !allZero(media.bytes(0, HEADER_SIZE))) {
         throw notEmpty(op, path, HEADER_SIZE);
@@ -351,7 +350,7 @@ export class PmemLog implements Disposable {
         mover,
         sharing: inspect ? "private" : "shared",
       });
-      lock = lockFile(path, op);
+      lock = lockStoreFile(path, op, "log");
       let media = new StreamMedia(map);
       let device: DeviceShutdownState | null = null;
       const header = checkPoolHeader(
@@ -715,21 +714,5 @@ export class PmemLog implements Disposable {
   /** Same as {@linkcode PmemLog.close}. */
   [Symbol.dispose](): void {
     this.close();
-  }
-}
-
-function lockFile(path: string, op: string): FileLock {
-  try {
-    return FileLock.acquire(path, op);
-  } catch (e) {
-    if (e instanceof PmemError && e.code === -EAGAIN) {
-      throw new PmemError(
-        op,
-        -EAGAIN,
-        `cannot lock '${path}': the log is already open`,
-        { errno: EAGAIN, cause: e },
-      );
-    }
-    throw e;
   }
 }
