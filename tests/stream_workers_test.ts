@@ -140,6 +140,22 @@ test("a reader in a Worker reads no header before it is stored", async () => {
   }
 });
 
+/**
+ * The start of a child script whose Worker ends holding a stream's locks:
+ * the imports, `out` for its report, `code(f)` (an error's code, or its
+ * text), and `bytes(v)` (32 bytes of v).
+ */
+const WORKER_CHILD = `
+    import { LogStream } from "@root/stream/mod.ts";
+    import { streamCore } from "@root/stream/open.ts";
+    import { FileShare } from "@root/pmem2/file_share.ts";
+    import { ask, startWorker, terminateAndWait } from "@root/tests/workers/jobs.ts";
+    const out = {};
+    const code = (f) => {
+      try { return f(); } catch (e) { return e.code ?? String(e); }
+    };
+    const bytes = (v) => new Uint8Array(32).fill(v);`;
+
 // Bug: a Worker terminated with a reservation it never published, or
 // holding the commit lock, hung every later append and wait of the
 // process for good: the commit pass waited for the reservation's data
@@ -152,16 +168,7 @@ test(
   "a Worker ended holding a reservation or the commit lock hangs no append here",
   () => {
     const r = runScript(
-      `
-    import { LogStream } from "@root/stream/mod.ts";
-    import { streamCore } from "@root/stream/open.ts";
-    import { FileShare } from "@root/pmem2/file_share.ts";
-    import { ask, startWorker, terminateAndWait } from "@root/tests/workers/jobs.ts";
-    const out = {};
-    const code = (f) => {
-      try { return f(); } catch (e) { return e.code ?? String(e); }
-    };
-    const bytes = (v) => new Uint8Array(32).fill(v);
+      `${WORKER_CHILD}
     /** Terminate w; wait until the share saw its thread end. */
     async function end(w, s) {
       await terminateAndWait(w, FileShare.of(streamCore(s).shared.i32.buffer));
@@ -277,16 +284,7 @@ test(
   "close() after a Worker ended holding the commit lock persists what is committed and returns",
   () => {
     const r = runScript(
-      `
-    import { LogStream } from "@root/stream/mod.ts";
-    import { streamCore } from "@root/stream/open.ts";
-    import { FileShare } from "@root/pmem2/file_share.ts";
-    import { ask, startWorker, terminateAndWait } from "@root/tests/workers/jobs.ts";
-    const out = {};
-    const code = (f) => {
-      try { return f(); } catch (e) { return e.code ?? String(e); }
-    };
-    const bytes = (v) => new Uint8Array(32).fill(v);
+      `${WORKER_CHILD}
     const path = ${JSON.stringify(tempPath())};
     const s = LogStream.create(path, { size: 8 << 20 });
     const r = s.allocateRegion(1 << 20);
