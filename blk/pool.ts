@@ -242,8 +242,7 @@ export class BlockPool implements Disposable {
         ) {
           return null;
         }
-        const arena = this.#arenaOf(lba);
-        return { arena, pre: lba - arena.firstLba };
+        return this.#arenaOf(lba);
       },
     };
     addIsolatePool(this.#inflight);

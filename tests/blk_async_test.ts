@@ -172,6 +172,43 @@ moverTest(
   },
 );
 
+moverTest(
+  "readAsync sweeps of pools with different block sizes each read whole blocks",
+  (mover) => {
+    // small blocks are gathered into one scratch array and copied out of
+    // views of it made once per size: a view of the wrong size or of a
+    // scratch array since replaced would hand back another block's bytes
+    const sizes = [512, 1024, 512, 256];
+    const pools = sizes.map((size) => {
+      const pool = create(mover, size);
+      for (let lba = 0; lba < 200; lba++) {
+        pool.write(lba, stamped(size, lba, size));
+      }
+      return pool;
+    });
+    try {
+      // batches of growing length: the scratch array grows between them
+      for (const batch of [3, 40, 7, 200, 64]) {
+        for (const pool of pools) {
+          const lbas = Array.from(
+            { length: batch },
+            (_, i) => (i * 13 + batch) % 200,
+          );
+          const reads = lbas.map((lba) => pool.readAsync(lba));
+          waitAll(reads);
+          reads.forEach((r, i) => {
+            const { lba, version } = unstamp(r.value!);
+            assert.equal(lba, lbas[i]);
+            assert.equal(version, pool.blockSize);
+          });
+        }
+      }
+    } finally {
+      for (const pool of pools) pool.close();
+    }
+  },
+);
+
 test("more async writes than lanes all complete (ThreadMover)", async () => {
   using mover = new ThreadMover({ threads: 2, inlineThreshold: 0 });
   using pool = create(mover);
