@@ -5,8 +5,9 @@
  * looked up and published in the read-tracking table one after the
  * other, the first line of each is loaded (so their TLB walks and first
  * cache misses overlap), and all are copied by one batch of the pool's
- * mover; with a plain CpuMover, whose copies run inline on the
- * polling thread anyway, by the pool's reader (small blocks gathered in
+ * mover; when that batch would run on the polling thread anyway (a
+ * CpuMover's; a ThreadMover's or DsaMover's below its inline threshold:
+ * `runsInline`), by the pool's reader (small blocks gathered in
  * one native call, larger ones one call each as in a synchronous read),
  * and released at once. Internal to `blk/`.
  *
@@ -20,7 +21,7 @@ import {
   type PollContext,
   type Step,
 } from "../future/future.ts";
-import { runsInline } from "../mover/cpu.ts";
+import { runsInline } from "../mover/_inline.ts";
 import type { BatchEntry } from "../mover/vdm.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { Arena } from "./arena.ts";
@@ -131,8 +132,9 @@ export class ReadScheduler {
     const size = this.#blockSize;
     const entries: BatchEntry[] = [];
     const started: ReadFuture[] = [];
-    // a plain CpuMover's copies are made here, without its batch
-    const inline = runsInline(this.#map.mover);
+    // copies the mover would make on this thread anyway (a CpuMover's, a
+    // small batch of a ThreadMover's) are made here, without its batch
+    const inline = runsInline(this.#map.mover, waiting.length * size);
     // Gathered inline while this BlockPool is the pool's only opener, the
     // blocks need no publishing, as in a synchronous read: no other code
     // runs until the copies end. If another opener came meanwhile (a

@@ -29,6 +29,7 @@ import { SplitBatch } from "./_split_batch.ts";
 import type { CheckedOp } from "./vdm.ts";
 
 let deviceOf: (mover: DeviceMover) => CompletionDevice;
+let thresholdOf: (mover: DeviceMover) => number;
 
 /**
  * Whether a buffer of `op` lies in a resizable (non-shared) ArrayBuffer.
@@ -107,6 +108,14 @@ export function moverDevice(mover: unknown, what: string): CompletionDevice {
 }
 
 /**
+ * The size below which a device mover runs an operation or a batch on
+ * the polling thread (its `inlineThreshold`). Internal: see `runsInline`.
+ */
+export function inlineThresholdOf(mover: DeviceMover): number {
+  return thresholdOf(mover);
+}
+
+/**
  * A mover whose operations a DSA-style device executes -- the software
  * device of a {@linkcode ThreadMover} or the work queue of a
  * {@linkcode DsaMover}: operations below `inlineThreshold` bytes run on
@@ -166,6 +175,7 @@ export abstract class DeviceMover extends BaseMover {
 
   static {
     deviceOf = (mover) => mover.#device;
+    thresholdOf = (mover) => mover.#inlineThreshold;
   }
 
   /** The device's reported configuration (DSA GENCAP, limits). */

@@ -233,15 +233,3 @@ export class CpuMover extends BaseMover {
     this.#closed = true;
   }
 }
-
-/**
- * Whether `mover` is an open CpuMover itself, not a subclass (which may
- * route its work elsewhere): its work runs on the polling thread, so a
- * store that starts its copies while polled may make them itself and
- * skip the batch, whose operation objects, checks, dispatch and future
- * cost more than a small copy. Internal: the stores' fast paths.
- */
-export function runsInline(mover: Vdm): boolean {
-  return Object.getPrototypeOf(mover) === CpuMover.prototype &&
-    !mover.closed;
-}

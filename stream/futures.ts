@@ -7,9 +7,10 @@
  * mover writes into the mapping, not durably). When a batch completes
  * all its entries are marked ready at once, and the first of them to
  * commit commits every ready entry in timestamp order and persists them
- * with one fence. With a plain CpuMover, whose batch would run on the
- * polling thread anyway, the copies are stored directly and the entries
- * are ready at once. A {@linkcode WaitFuture} waits for a timestamp to be
+ * with one fence. When the batch would run on the polling thread anyway
+ * (a CpuMover's; a ThreadMover's or DsaMover's below its inline
+ * threshold: `runsInline`), the copies are stored directly and the
+ * entries are ready at once. A {@linkcode WaitFuture} waits for a timestamp to be
  * committed or persisted, committing and persisting on the way.
  *
  * @module
@@ -22,7 +23,7 @@ import {
   type PollContext,
   type Step,
 } from "../future/future.ts";
-import { runsInline } from "../mover/cpu.ts";
+import { runsInline } from "../mover/_inline.ts";
 import type { BatchEntry, Vdm } from "../mover/vdm.ts";
 import {
   deadlock,
@@ -74,7 +75,9 @@ export class CopyScheduler {
     const ops: BatchEntry[] = [];
     const media = this.#core.media;
     const whole = media.whole;
-    const inline = runsInline(this.#mover);
+    let bytes = 0;
+    for (let i = 0; i < queued.length; i++) bytes += queued[i].length;
+    const inline = runsInline(this.#mover, bytes);
     for (const f of queued) {
       const data = f.data;
       if (data === undefined || !f.queued) continue; // settled meanwhile

@@ -1,7 +1,15 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // The log store's asynchronous side, on every mover: appends in flight
 // from one thread, group persists, waits, following iterators.
-import { all, CpuMover, type Future, PmemError, wait } from "../mod.ts";
+import {
+  all,
+  CpuMover,
+  type Future,
+  PmemError,
+  ThreadMover,
+  wait,
+  waitAll,
+} from "../mod.ts";
 import { BaseMover, type CheckedOp } from "../mover/mod.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
 import { type AppendFuture, LogStream } from "../stream/mod.ts";
@@ -481,3 +489,28 @@ moverTest(
     }
   },
 );
+
+test("small appendAsync sweeps of a ThreadMover below its inline threshold skip its batch", () => {
+  // as with a CpuMover, the copies are made by the stream at the sweep;
+  // above the threshold they go to the mover's batch
+  for (const [threshold, batches] of [[1 << 20, 0], [0, 1]] as const) {
+    using mover = new ThreadMover({ threads: 1, inlineThreshold: threshold });
+    let calls = 0;
+    const batch = mover.batch.bind(mover);
+    // an own property: the mover's class stays ThreadMover
+    mover.batch = (ops, options) => {
+      calls++;
+      return batch(ops, options);
+    };
+    using s = LogStream.create(tempPath(), { size: 1 << 20, mover });
+    const r = s.allocateRegion(256 << 10);
+    const fs = Array.from(
+      { length: 32 },
+      (_, i) => s.appendAsync(r, new Uint8Array(100).fill(i)),
+    );
+    waitAll(fs);
+    const got = [...s.entries(r)].map((e) => e.data[0]);
+    assert.deepEqual(got, Array.from({ length: 32 }, (_, i) => i));
+    assert.equal(calls, batches, `inlineThreshold ${threshold}`);
+  }
+});
