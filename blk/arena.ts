@@ -62,7 +62,7 @@ import {
   storeFlogHead,
   storeFlogTail,
 } from "./flog.ts";
-import { formatArena, recoverFlog } from "./arena_load.ts";
+import { formatArena, recoverFlog, recoverFlogSlot } from "./arena_load.ts";
 import {
   ARENA_BAD_FLOG,
   ARENA_FLOG_PERSIST,
@@ -163,7 +163,11 @@ export class Arena {
     this.mapOff = base + info.mapOff;
     this.flogOff = base + info.flogOff;
     this.backupOff = base + info.infoOff;
-    this.table = new LaneTable(words, token);
+    this.table = new LaneTable(
+      words,
+      token,
+      (lane) => this.#recoverEndedLane(lane),
+    );
     this.readDesc.set([
       this.mapOff,
       this.externalNlba,
@@ -255,6 +259,42 @@ export class Arena {
     token: number,
   ): Arena {
     return new Arena(media, place, words, token);
+  }
+
+  /**
+   * For the lane table, online: recover `lane`, taken by an opener whose
+   * thread ended in the middle of a commit, from its flog slot as the
+   * pool's open does (`recoverFlogSlot`), durably. The caller holds the
+   * ring lock, and the ended opener the stripes of the blocks it was
+   * committing, so nothing else touches the lane or those blocks.
+   *
+   * @returns whether the lane may go round again: false when its slot is
+   *   invalid or corrupt, or a persist failed (the arena then refuses
+   *   writes), where the pool's open would refuse the pool or mark the
+   *   arena; the lane then stays out, and its stripes fail their waiters
+   */
+  #recoverEndedLane(lane: number): boolean {
+    try {
+      const free = recoverFlogSlot(
+        this.#media,
+        this,
+        lane,
+        [],
+        (what) => this.#corrupt(what),
+        true,
+      );
+      if (free < 0) this.table.setError(ARENA_BAD_FLOG, 1);
+      return free >= 0;
+    } catch (e) {
+      // a persist failed: what the flog holds may not be in the map (the
+      // next open rolls it forward); a corrupt slot (-22) the open refuses.
+      // Anything else stays with the lane: thrown here, under the ring
+      // lock, it would leave that lock held.
+      if (e instanceof PmemError && e.code !== -22) {
+        this.fail(ARENA_MAP_PERSIST);
+      }
+      return false;
+    }
   }
 
   #corrupt(what: string): PmemError {

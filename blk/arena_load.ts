@@ -2,7 +2,9 @@
 /**
  * An arena's beginnings: its layout written fresh ({@linkcode formatArena})
  * and its flog read back at open, finishing the writes a crash cut after
- * their commit ({@linkcode recoverFlog}). Internal to `blk/` (`Arena.format`
+ * their commit ({@linkcode recoverFlog}, one slot at a time:
+ * {@linkcode recoverFlogSlot}, which the openers still running also use
+ * for the lanes of an opener that ended mid-commit). Internal to `blk/` (`Arena.format`
  * and `Arena.load` call them).
  *
  * @module
@@ -86,61 +88,98 @@ export function recoverFlog(
   let badPairs = 0;
   const usable: number[] = [];
   for (let lane = a.nfree - 1; lane >= 0; lane--) {
-    const pair = [
-      readFlogEntry(media, flogEntryAt(a.flogOff, lane, 0)),
-      readFlogEntry(media, flogEntryAt(a.flogOff, lane, 1)),
-    ];
-    for (const e of pair) {
-      if (e.seq !== 0 && e.lba >= a.externalNlba) {
-        throw corrupt(
-          `flog slot ${lane} names block ${e.lba}, beyond the arena's ${a.externalNlba}`,
-        );
-      }
-    }
-    const cur = currentFlogEntry(pair[0].seq, pair[1].seq);
-    if (cur < 0) {
+    const free = recoverFlogSlot(media, a, lane, repaired, corrupt);
+    if (free < 0) {
       badPairs++;
       continue; // the lane stays off the ring: the arena is read-only
     }
-    const e = pair[cur];
-    const oldBlock = (e.oldMap & MAP_LBA_MASK) >>> 0;
-    const newBlock = (e.newMap & MAP_LBA_MASK) >>> 0;
-    if (oldBlock >= a.internalNlba || newBlock >= a.internalNlba) {
-      throw corrupt(
-        `flog slot ${lane} names data block ${
-          Math.max(oldBlock, newBlock)
-        }, beyond the arena's ${a.internalNlba}`,
-      );
-    }
-    const other = pair[1 - cur];
-    if (other.seq === 0 && (other.lba | other.oldMap | other.newMap) !== 0) {
-      // A lane's first update persisted its head {lba, old_map} but not
-      // its commit. Harmless, but check() and pmempool accept old_map ==
-      // new_map only in the exact initial form: zero the entry again.
-      media.memset(flogEntryAt(a.flogOff, lane, 1 - cur), 0, FLOG_ENTRY_SIZE);
-      repaired.push(
-        `arena ${a.index}: cleared the uncommitted first update of flog slot ${lane}`,
-      );
-    }
-    if (e.oldMap !== e.newMap) {
-      const at = a.mapOff + e.lba * MAP_ENTRY_SIZE;
-      const entry = effectiveMapEntry(media.getU32(at), e.lba);
-      if (entry === e.oldMap && entry !== e.newMap) {
-        media.setU32(at, e.newMap);
-        media.persist(at, MAP_ENTRY_SIZE);
-        repaired.push(
-          `arena ${a.index}: finished the interrupted write of block ${
-            a.firstLba + e.lba
-          } (flog slot ${lane})`,
-        );
-      }
-    }
-    if (frees.has(oldBlock)) t.setError(ARENA_SHARED_FREE, oldBlock);
-    frees.add(oldBlock);
-    if (lane >= a.lanes) continue; // recovered, never used (libpmemblk's nlane)
-    t.setFree(lane, oldBlock);
-    t.setFlog(lane, 1 - cur, e.seq);
-    usable.push(lane);
+    if (frees.has(free)) t.setError(ARENA_SHARED_FREE, free);
+    frees.add(free);
+    if (lane < a.lanes) usable.push(lane);
   }
   return { usable, badPairs };
+}
+
+/**
+ * Recover one flog slot of `a`, as the pool's open does for each (see
+ * {@linkcode recoverFlog}), and, for a lane in use, set its free block
+ * and flog position in the shared state. Also what the openers still
+ * running do, online, for each lane of an opener whose thread ended in
+ * the middle of a commit (`LaneTable`): `durable` then makes durable what
+ * the ended commit may have stored without persisting (the current flog
+ * entry, and its map entry: it may be stored and not yet in the pending
+ * entries that others persist), before the lane is used again.
+ *
+ * @param repaired receives one line per recovery action
+ * @param corrupt the error for a slot that names something beyond the arena
+ * @param durable persist the slot and its map entry @default false
+ * @returns the lane's free block, or -1 when the slot's sequence numbers
+ *   are invalid (its lane state is left alone)
+ * @throws {PmemError} code -22 when a flog entry points outside the arena;
+ *   a persist's error
+ */
+export function recoverFlogSlot(
+  media: Media,
+  a: Arena,
+  lane: number,
+  repaired: string[],
+  corrupt: (what: string) => PmemError,
+  durable = false,
+): number {
+  const t = a.table;
+  const pair = [
+    readFlogEntry(media, flogEntryAt(a.flogOff, lane, 0)),
+    readFlogEntry(media, flogEntryAt(a.flogOff, lane, 1)),
+  ];
+  for (const e of pair) {
+    if (e.seq !== 0 && e.lba >= a.externalNlba) {
+      throw corrupt(
+        `flog slot ${lane} names block ${e.lba}, beyond the arena's ${a.externalNlba}`,
+      );
+    }
+  }
+  const cur = currentFlogEntry(pair[0].seq, pair[1].seq);
+  if (cur < 0) return -1;
+  const e = pair[cur];
+  const oldBlock = (e.oldMap & MAP_LBA_MASK) >>> 0;
+  const newBlock = (e.newMap & MAP_LBA_MASK) >>> 0;
+  if (oldBlock >= a.internalNlba || newBlock >= a.internalNlba) {
+    throw corrupt(
+      `flog slot ${lane} names data block ${
+        Math.max(oldBlock, newBlock)
+      }, beyond the arena's ${a.internalNlba}`,
+    );
+  }
+  const other = pair[1 - cur];
+  if (other.seq === 0 && (other.lba | other.oldMap | other.newMap) !== 0) {
+    // A lane's first update persisted its head {lba, old_map} but not
+    // its commit. Harmless, but check() and pmempool accept old_map ==
+    // new_map only in the exact initial form: zero the entry again.
+    media.memset(flogEntryAt(a.flogOff, lane, 1 - cur), 0, FLOG_ENTRY_SIZE);
+    repaired.push(
+      `arena ${a.index}: cleared the uncommitted first update of flog slot ${lane}`,
+    );
+  }
+  // the entry is the commit of the map entry below: durable first
+  if (durable) media.persist(flogEntryAt(a.flogOff, lane, 0), FLOG_SLOT_SIZE);
+  if (e.oldMap !== e.newMap) {
+    const at = a.mapOff + e.lba * MAP_ENTRY_SIZE;
+    const entry = effectiveMapEntry(media.getU32(at), e.lba);
+    if (entry === e.oldMap && entry !== e.newMap) {
+      media.setU32(at, e.newMap);
+      media.persist(at, MAP_ENTRY_SIZE);
+      repaired.push(
+        `arena ${a.index}: finished the interrupted write of block ${
+          a.firstLba + e.lba
+        } (flog slot ${lane})`,
+      );
+    } else if (durable) {
+      media.persist(at, MAP_ENTRY_SIZE);
+    }
+  }
+  if (lane < a.lanes) {
+    t.setFree(lane, oldBlock);
+    t.setFlog(lane, 1 - cur, e.seq);
+  }
+  return oldBlock;
 }

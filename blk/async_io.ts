@@ -543,8 +543,9 @@ export class WriteGroupFuture extends Future<void> {
             !finishOthers(this.#pool, ctx)
           ) {
             // lanes an ended opener kept (a commit of its may be half
-            // done) stay out until the pool is opened again: a group of
-            // more updates than can go round would wait for good
+            // done) that cannot be recovered online stay out until the
+            // pool is opened again (lanesLeft recovers the others): a
+            // group of more updates than can go round would wait for good
             const left = lanesLeftOf(g.slots);
             if (left >= g.slots.length) return PENDING;
             if (left === 0) {

@@ -60,7 +60,8 @@ function persistAll(media: Media, ranges: Ranges): void {
  * @param op the operation named in errors @default "write"
  * @throws {PmemError} code -5 (EIO) when a persist fails; the arenas
  *   involved refuse writes from then on; -130 (EOWNERDEAD) when a block's
- *   stripe lock is held by an opener whose thread ended
+ *   stripe lock is held by an opener whose thread ended and the commits it
+ *   left cannot be recovered online (see `LaneTable`)
  */
 export function commitUpdates(
   media: Media,

@@ -26,20 +26,39 @@
  * closed the pool (a Worker terminated), the ring lock is taken over and
  * the ring change it left half done undone or finished (each is logged
  * in the arena's header before the ring changes), so the lanes go round
- * again; a stripe it held fails the commits of its blocks with a
- * `PmemError` -130 (EOWNERDEAD), as its update may be half published: a
- * new open of the pool finishes it.
+ * again.
  * - Lanes an ended opener held: each lane records who took it, and a take
  *   that finds too few idle lanes puts those of ended openers back on the
  *   ring. Between taking a lane and its commit the lane's record and flog
  *   are as before the take (its free block may hold some of the data);
- *   after the commit, as after one; the commit itself runs holding its
- *   blocks' stripes, so the lanes of an ended opener that holds a stripe
- *   stay out (a new open of the pool recovers them from the flog):
- *   {@linkcode LaneTable.lanesLeft} counts the lanes that still go round,
- *   so a group write is cut to them and a write with none left fails
- *   instead of waiting for good. The same take gives back the read counts
- *   such openers left.
+ *   after the commit, as after one.
+ * - A commit of an ended opener: it runs holding its blocks' stripes, so
+ *   an ended opener that holds a stripe may have left one half done (its
+ *   flog entry written, its map entry not, its lane's record not
+ *   updated). A wait for such a stripe, and a take that runs short of
+ *   lanes while such an opener holds some, recover them online: under the
+ *   ring lock (no lane of the ended opener is on the ring, so nobody else
+ *   runs them, and its stripes keep its blocks' commits out), each of its
+ *   lanes is recovered from its flog slot by the code the pool's open
+ *   runs for each (`recoverFlogSlot` in `arena_load.ts`: a committed
+ *   entry's map entry is finished, an uncommitted one counts as never
+ *   written, and the lane's free block and flog position are set from
+ *   it), durably; then its lanes go back on the ring and its stripes are
+ *   released, and the waiters go on. Where that cannot be done (a flog
+ *   slot found invalid or naming blocks beyond the arena, or a persist
+ *   that fails: the open would refuse the pool or mark the arena), its
+ *   stripes stay held and fail the commits of their blocks with a
+ *   `PmemError` -130 (EOWNERDEAD), and its lanes stay out: a new open of
+ *   the pool settles them. {@linkcode LaneTable.lanesLeft} counts the
+ *   lanes that still go round, so a group write is cut to them and a
+ *   write with none left fails instead of waiting for good. The same take
+ *   gives back the read counts such openers left.
+ *
+ * No copy of an ended opener lands in a lane's free block after the lane
+ * went round again: a thread's end stops the devices of its movers (a
+ * `ThreadMover`'s engines, a DSA queue), every copy they accepted landed
+ * or failed, before its opens count as ended (`c/share.c`), and a copy
+ * through the in-thread mover ends with the thread.
  *
  * @module
  */
@@ -131,8 +150,22 @@ export class LaneTable {
   };
   /** The operation taking a stripe now, named in the error of its wait. */
   #stripeOp = "write";
-  /** Fails the wait for a stripe whose holder ended. */
-  readonly #stripeEnded = (): boolean => {
+  /**
+   * A stripe's holder ended: recover its commits online (see the module
+   * doc) and wait on, or fail the wait when they cannot be.
+   */
+  readonly #stripeEnded = (holder: number): boolean => {
+    if (this.#recoverLane !== undefined) {
+      this.#lockRing();
+      let recovered: boolean;
+      try {
+        recovered = this.#recoverOpener(holder);
+      } finally {
+        unlockWord(this.words, RING_LOCK);
+      }
+      // its stripes are free (or taken since): the wait goes on
+      if (recovered) return false;
+    }
     // what this commit took, it gives back: it fails
     releaseStripes(this.words.buffer, this.#token);
     throw ownerEnded(
@@ -141,14 +174,27 @@ export class LaneTable {
       this.#stripeOp,
     );
   };
+  /** Recovers one lane from its flog slot (see the constructor). */
+  readonly #recoverLane: ((lane: number) => boolean) | undefined;
+  /** Ended openers whose lanes could not be recovered (tried once here). */
+  readonly #unrecoverable = new Set<number>();
 
   /**
    * @param words the arena's region (`ARENA_WORDS` int32s)
    * @param token this opener's number, unique among the pool's openers
    *   (used where the words are no share's)
+   * @param recoverLane recovers a lane of an opener that ended mid-commit
+   *   from its flog slot, as the pool's open does, and says whether it
+   *   may go round again (the arena's; without it, such lanes stay out
+   *   and such stripes fail their waiters)
    */
-  constructor(words: Int32Array, token: number) {
+  constructor(
+    words: Int32Array,
+    token: number,
+    recoverLane?: (lane: number) => boolean,
+  ) {
     this.words = words;
+    this.#recoverLane = recoverLane;
     this.#share = FileShare.of(words.buffer);
     this.#token = lockToken(this.#share, token);
     this.reads = new ReadTracker(words, this.#share, this.#token);
@@ -312,9 +358,11 @@ export class LaneTable {
 
   /**
    * Under the ring lock: put back on the ring the lanes whose takers'
-   * threads ended before they returned them, unless such a taker holds a
-   * stripe (a commit of its may be half done). Runs only when a take
-   * found too few idle lanes, and scans only once an opener ended.
+   * threads ended before they returned them; a taker that holds a stripe
+   * (a commit of its may be half done) first has its lanes recovered
+   * (`#recoverOpener`), and where they cannot be, they
+   * stay out. Runs only when a take found too few idle lanes, and scans
+   * only once an opener ended.
    *
    * @returns whether a lane went back
    */
@@ -329,17 +377,52 @@ export class LaneTable {
       if (owner === 0 || owner === this.#token || !share.ended(owner)) {
         continue;
       }
-      if (this.#onRing(lane) || this.#holdsAStripe(owner)) continue;
-      this.#push(lane);
+      if (this.#onRing(lane)) continue;
+      if (!this.#holdsAStripe(owner)) this.#push(lane);
+      else if (!this.#recoverOpener(owner)) continue;
       back = true;
     }
     return back;
   }
 
   /**
+   * Under the ring lock: recover online the commits that the ended opener
+   * of lock token `owner` left with its stripes held (see the module
+   * doc): each lane of its in this arena from its flog slot, then its
+   * lanes back on the ring and its stripes of this arena released. Each
+   * update's lane and stripe lie in one arena, so arenas recover apart.
+   *
+   * @returns whether it holds no stripe of this arena now; false when a
+   *   lane of its cannot be recovered (its lanes and stripes stay held)
+   */
+  #recoverOpener(owner: number): boolean {
+    if (!this.#holdsAStripe(owner)) return true; // recovered meanwhile
+    const recover = this.#recoverLane;
+    if (recover === undefined || this.#unrecoverable.has(owner)) return false;
+    const w = this.words;
+    const lanes: number[] = [];
+    for (let lane = 0; lane < w[LANES]; lane++) {
+      const at = LANE_BASE + lane * LANE_WORDS + LANE_OWNER;
+      if (w[at] === owner && !this.#onRing(lane)) lanes.push(lane);
+    }
+    for (const lane of lanes) {
+      if (!recover(lane)) {
+        this.#unrecoverable.add(owner);
+        return false;
+      }
+    }
+    for (const lane of lanes) this.#push(lane);
+    for (let s = 0; s < STRIPES; s++) {
+      Atomics.compareExchange(w, STRIPE_BASE + s, owner, 0);
+    }
+    return true;
+  }
+
+  /**
    * Lanes that can still go round: all but those taken by ended openers
-   * that hold a stripe, which stay out until a new open of the pool
-   * recovers them (see {@linkcode LaneTable.take}). A write that needs
+   * that hold a stripe and whose lanes cannot be recovered online (they
+   * stay out until a new open of the pool recovers them; the others are
+   * recovered here, see {@linkcode LaneTable.take}). A write that needs
    * more lanes at once than this never gets them: a group of updates is
    * cut down to this size, and with none left a write fails.
    */
@@ -357,12 +440,12 @@ export class LaneTable {
         if (owner === 0 || owner === this.#token || !share.ended(owner)) {
           continue;
         }
-        let holds = holders.get(owner);
-        if (holds === undefined) {
-          holds = this.#holdsAStripe(owner);
-          holders.set(owner, holds);
+        let stuck = holders.get(owner);
+        if (stuck === undefined) {
+          stuck = !this.#recoverOpener(owner);
+          holders.set(owner, stuck);
         }
-        if (holds && !this.#onRing(lane)) out++;
+        if (stuck && !this.#onRing(lane)) out++;
       }
       return lanes - out;
     } finally {
@@ -372,7 +455,8 @@ export class LaneTable {
 
   /**
    * The error of a write that needs a lane when none can go round (every
-   * lane was taken by ended openers that hold a stripe): code -130
+   * lane was taken by ended openers that hold a stripe, and could not be
+   * recovered online): code -130
    * (EOWNERDEAD), as for a write of a block whose stripe they hold.
    */
   noLanesLeft(op: string): PmemError {
@@ -520,8 +604,9 @@ export class LaneTable {
    *
    * @param op the operation named in errors @default "write"
    * @throws {PmemError} code -130 (EOWNERDEAD) when its holder's thread
-   *   ended before it closed the pool; every stripe this opener holds is
-   *   released first
+   *   ended before it closed the pool and the commits it left cannot be
+   *   recovered online (see the module doc: otherwise they are, and the
+   *   wait goes on); every stripe this opener holds is released first
    * @throws {TypeError} when a check() of this thread holds it (the same)
    */
   lockStripe(pre: number, op = "write"): void {
@@ -559,7 +644,8 @@ export class LaneTable {
    *
    * @param op the operation named in errors @default "check"
    * @throws {PmemError} code -130 (EOWNERDEAD) when a stripe's holder's
-   *   thread ended before it closed the pool
+   *   thread ended before it closed the pool and the commits it left
+   *   cannot be recovered online
    */
   lockStripes(op = "check"): void {
     this.#stripeOp = op;

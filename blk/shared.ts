@@ -17,7 +17,9 @@
  * it, so a waiter can tell when its holder's thread ended without
  * closing the pool (a Worker terminated mid-write): it then fails with a
  * `PmemError` -130 (EOWNERDEAD) instead of waiting for good, or, where
- * the lock's state can be put right (the idle-lane ring), takes it over.
+ * the lock's state can be put right, takes it over (the idle-lane ring)
+ * or puts it right and waits on (a block's stripe, whose commits the
+ * waiter recovers: see `lanes.ts`).
  *
  * @module
  */

@@ -133,8 +133,9 @@ function takeFreeBlock(ctx: SyncUpdateContext, arena: Arena): number {
   ) {
     lane = arena.takeLane();
   }
-  // lanes an ended opener kept mid-commit stay out until the pool is
-  // opened again: with none left, none comes
+  // lanes an ended opener kept mid-commit that cannot be recovered online
+  // stay out until the pool is opened again (lanesLeft recovers the
+  // others): with none left, none comes
   if (lane < 0 && arena.table.lanesLeft() === 0) {
     throw arena.table.noLanesLeft("write");
   }

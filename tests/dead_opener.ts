@@ -8,14 +8,18 @@
  *
  * @module
  */
-import { assert, runScript, tempPath } from "./_harness.ts";
+import { assert, runScript, type ScriptOptions, tempPath } from "./_harness.ts";
 
 /**
  * Run `body` in a child with a pool at `path` and the Worker of
  * `shared_edges_worker.ts` (`worker()` starts one, `end(w)` terminates it
  * and waits for its thread to end); `out` is printed and returned.
+ * `options` go to the child (`runScript`'s: its environment).
  */
-export function deadOpenerScript(body: string): Record<string, unknown> {
+export function deadOpenerScript(
+  body: string,
+  options: ScriptOptions = {},
+): Record<string, unknown> {
   const r = runScript(
     `
     import { statSync } from "node:fs";
@@ -88,6 +92,7 @@ export function deadOpenerScript(body: string): Record<string, unknown> {
     process.exit(0);
     `,
     90_000,
+    options,
   );
   assert.equal(r.status, 0, r.stdout + r.stderr);
   return JSON.parse(r.stdout.trim().split("\n").at(-1)!);

@@ -29,7 +29,9 @@ import {
 } from "../../blk/shared.ts";
 import { FileShare } from "../../pmem2/file_share.ts";
 import { PmemError } from "../../errors/mod.ts";
-import { statSync } from "node:fs";
+import { closeSync, openSync, statSync, writeSync } from "node:fs";
+import { FLOG_ENTRY_SIZE, FLOG_SLOT_SIZE } from "../../blk/layout.ts";
+import { arena0Regions } from "./arena0.ts";
 import { stamp } from "./blk_blocks.ts";
 
 /** A job of this Worker. */
@@ -83,9 +85,17 @@ export type SharedEdgesJob =
   /**
    * Join the pool's share and take `n` lanes of arena 0 off the idle
    * ring, as a write does before its data is copied; with `stripe`, also
-   * hold that block's stripe (a commit under way).
+   * hold that block's stripe (a commit under way); with `spoil`, also
+   * make the first lane's flog slot name a block beyond the arena (so
+   * the others cannot recover the lane online: a reopen refuses the pool).
    */
-  | { kind: "holdLanes"; path: string; n: number; stripe?: number }
+  | {
+    kind: "holdLanes";
+    path: string;
+    n: number;
+    stripe?: number;
+    spoil?: boolean;
+  }
   /**
    * Join the pool's share and count a read of every lane's free block of
    * arena 0 (`times` reads, default 1), as reads in flight do (writers
@@ -115,6 +125,19 @@ function joinArena0(
   const share = FileShare.open(path, PoolShared.bytes(size));
   const shared = new PoolShared(share.memory, maxArenas(size));
   return { share, shared, table: new LaneTable(shared.arena(0), 0x7777) };
+}
+
+/** Make both entries of `lane`'s flog slot in arena 0 name block 2^31 - 1. */
+function spoilFlogSlot(path: string, lane: number): void {
+  const slot = arena0Regions(path).flog[0] + lane * FLOG_SLOT_SIZE;
+  const lba = new Uint8Array(new Uint32Array([0x7fffffff]).buffer);
+  const fd = openSync(path, "r+");
+  try {
+    writeSync(fd, lba, 0, 4, slot);
+    writeSync(fd, lba, 0, 4, slot + FLOG_ENTRY_SIZE);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function open(path: string, readOnly?: boolean, blockSize?: number) {
@@ -207,6 +230,7 @@ function run(job: SharedEdgesJob): unknown {
       const lanes: number[] = [];
       if (!table.take(job.n, lanes)) throw new Error("no idle lanes");
       if (job.stripe !== undefined) table.lockStripe(job.stripe);
+      if (job.spoil) spoilFlogSlot(job.path, lanes[0]);
       held.push(share, table);
       return lanes;
     }

@@ -1,0 +1,192 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// A Worker terminated in the middle of a commit of the block pool it shares
+// with others (holding the blocks' stripes and its lanes): the openers that
+// go on recover its lanes from the flog as an open would, and its blocks
+// and lanes go round again. Each scenario runs in a child process
+// (`deadOpenerScript`), so a hang fails the test instead of the runner; the
+// Worker ends its own thread at its step (`dead_commit_worker.ts`).
+import { assert, test } from "./_harness.ts";
+import { deadOpenerScript } from "./dead_opener.ts";
+import type { CommitStep } from "./workers/dead_commit_worker.ts";
+
+/** One place a Worker is stopped at, and what its write is then. */
+interface StopPoint {
+  /** The commit's persist it stops at (see `dead_commit_worker.ts`). */
+  step: CommitStep;
+  /** `PMEM2_FORCE_GRANULARITY` of the child, or the file's own (page). */
+  granularity?: "CACHE_LINE";
+  /** Blocks of the Worker's write: one (a write) or more (a writeMany). */
+  lbas: number[];
+  /** Whether the commit point was stored: recovery finishes the write. */
+  committed: boolean;
+  /**
+   * A pool never written before (its blocks read as zeros): the Worker's
+   * update is the first of its lane, whose other flog entry is all zeros.
+   */
+  fresh?: boolean;
+}
+
+const STOPS: StopPoint[] = [
+  { step: "map", lbas: [3], committed: false },
+  { step: "flogTail", lbas: [3], committed: true },
+  { step: "map", granularity: "CACHE_LINE", lbas: [3], committed: false },
+  { step: "flogHead", granularity: "CACHE_LINE", lbas: [3], committed: false },
+  { step: "flogTail", granularity: "CACHE_LINE", lbas: [3], committed: true },
+  { step: "committed", lbas: [3], committed: true },
+  { step: "published", lbas: [3], committed: true },
+  { step: "flogTail", lbas: [3, 5, 6], committed: true },
+  {
+    step: "flogHead",
+    granularity: "CACHE_LINE",
+    lbas: [3, 5, 6],
+    committed: false,
+  },
+  {
+    step: "flogHead",
+    granularity: "CACHE_LINE",
+    lbas: [3],
+    committed: false,
+    fresh: true,
+  },
+  { step: "flogTail", lbas: [3], committed: true, fresh: true },
+];
+
+/**
+ * Child source: start the Worker of `dead_commit_worker.ts` on the
+ * child's `lbas` and wait until it ended at `stop` (`out.stopped`: 1 when
+ * it came to the step; `out.ended`: the opens that ended).
+ */
+function endWorkerAt(stop: StopPoint): string {
+  return `
+    const w = await startWorker("@root/tests/workers/dead_commit_worker.ts");
+    const words = new Int32Array(new SharedArrayBuffer(8));
+    w.postMessage({
+      path, lbas, value: 99, step: "${stop.step}",
+      halves: ${stop.granularity !== undefined}, words: words.buffer,
+    });
+    {
+      // the Worker ends its thread at the step: wait until the share saw it
+      using share = FileShare.open(path, PoolShared.bytes(statSync(path).size));
+      for (let t0 = performance.now(); share.endedOpens === 0;) {
+        if (performance.now() - t0 > 20000) break;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      out.stopped = Atomics.load(words, 0);
+      out.ended = share.endedOpens;
+      w.terminate();
+    }`;
+}
+
+// Bug: a Worker that ended holding a block's stripe mid-commit failed every
+// later commit of that block (and of its stripe) with EOWNERDEAD (-130),
+// and kept its lanes out of the ring, until every opener closed the pool
+// and it was opened again: what the reopen would recover (the flog entry
+// of each of its lanes) the openers still running could not.
+for (const stop of STOPS) {
+  const what = `${
+    stop.lbas.length === 1 ? "a write" : "a writeMany"
+  } at ${stop.step}${stop.granularity ? ` (${stop.granularity})` : ""}${
+    stop.fresh ? ", its lane's first" : ""
+  }`;
+  test(`a Worker ended in ${what}: the others recover its lanes online, its blocks read whole and write again`, () => {
+    const out = deadOpenerScript(
+      `
+    import { stripeOf } from "@root/blk/lanes.ts";
+    const lbas = ${JSON.stringify(stop.lbas)};
+    const pool = ${
+        stop.fresh
+          ? "createBlockPool(path, { blockSize: 512, poolSize: 32 << 20, lanes: 4 })"
+          : "fourLanePool()"
+      };
+    ${endWorkerAt(stop)}
+    // what a byte of the block is if all are the same, else "torn"
+    const whole = (lba) => {
+      const b = pool.read(lba);
+      return b.every((x) => x === b[0]) ? b[0] : "torn";
+    };
+    out.heldStripe = laneTable((t) => Atomics.load(t.words, stripeOf(lbas[0])) !== 0);
+    // (in a fresh pool a check recovers first: a check waits for every
+    // stripe, and would see a lane's half-written first entry left so)
+    out.firstCheck = ${stop.fresh ? "pool.check().problems" : "[]"};
+    // a commit of another block of the same stripe waits for the stripe
+    out.sameStripe = code(() => pool.write(lbas[0] + 1024, block(44)));
+    out.seen = lbas.map(whole);
+    out.idleAfterRecovery = idleLanes();
+    out.write = code(() => pool.write(lbas[0], block(55)));
+    out.writeMany = await asyncCode(pool.writeMany(
+      lbas.map((lba) => ({ lba, data: block(66) })),
+    ));
+    out.after = lbas.map(whole);
+    Object.assign(out, await useEveryLane(pool, 8));
+    out.idle = idleLanes();
+    try {
+      out.problems = pool.check().problems;
+    } catch (e) {
+      out.problems = e.code ?? String(e);
+    }
+    pool.close();
+    using again = BlockPool.open(path);
+    out.again = again.check().problems;
+    out.readAgain = [lbas[0] + 1024, 10].map((lba) => again.read(lba)[0]);
+  `,
+      stop.granularity
+        ? { env: { PMEM2_FORCE_GRANULARITY: stop.granularity } }
+        : {},
+    );
+    assert.equal(out.stopped, 1, "the Worker never came to its step");
+    assert.equal(out.ended, 1, "the Worker's thread never ended");
+    assert.equal(out.heldStripe, true, "the Worker ended without the stripe");
+    assert.deepEqual(out.firstCheck, []);
+    assert.equal(out.sameStripe, 0);
+    // block i held i before the Worker's write (0 in a fresh pool)
+    const old = stop.lbas.map((lba) => stop.fresh ? 0 : lba);
+    assert.deepEqual(out.seen, stop.committed ? old.map(() => 99) : old);
+    assert.equal(out.idleAfterRecovery, 4);
+    assert.equal(out.write, 0);
+    assert.equal(out.writeMany, 0);
+    assert.deepEqual(out.after, stop.lbas.map(() => 66));
+    assert.equal(out.writes, 0);
+    assert.equal(out.group, 0);
+    assert.deepEqual(out.read, [39, 10, 13]);
+    assert.equal(out.idle, 4);
+    assert.deepEqual(out.problems, []);
+    assert.deepEqual(out.again, []);
+    assert.deepEqual(out.readAgain, [44, 10]);
+  });
+}
+
+// The recovery is durable on its own: the flog entry the ended commit
+// stored may not have been persisted, and its map entry, once finished,
+// is in no list of pending entries that others persist. A crash after
+// the others went on would otherwise find the block's new data block
+// still free in the flog, or its map entry gone back.
+test("a Worker ended at its commit point: the recovery persists the lane's flog slot, then the block's map entry", () => {
+  const stop: StopPoint = { step: "flogTail", lbas: [3], committed: true };
+  const out = deadOpenerScript(`
+    import { arena0Regions } from "@root/tests/workers/arena0.ts";
+    const lbas = [3];
+    let flushes = null;
+    const pool = createBlockPool(path, {
+      blockSize: 512,
+      poolSize: 32 << 20,
+      lanes: 4,
+      tracer: { flush: (o, l) => flushes?.push([o, l]), drain() {} },
+    });
+    for (let lba = 0; lba < 8; lba++) pool.write(lba, block(lba));
+    ${endWorkerAt(stop)}
+    flushes = [];
+    out.sameStripe = code(() => pool.write(3 + 1024, block(44)));
+    const { map, flog } = arena0Regions(path);
+    const slot = flushes.findIndex(([o, l]) =>
+      o >= flog[0] && o < flog[1] && (o - flog[0]) % 64 === 0 && l === 64
+    );
+    const entry = flushes.findIndex(([o, l]) => o === map[0] + 3 * 4 && l === 4);
+    out.order = [slot >= 0, entry > slot];
+    out.read = pool.read(3)[0];
+    pool.close();
+  `);
+  assert.equal(out.stopped, 1);
+  assert.equal(out.sameStripe, 0);
+  assert.deepEqual(out.order, [true, true]);
+  assert.equal(out.read, 99);
+});
