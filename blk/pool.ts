@@ -201,8 +201,12 @@ export class BlockPool implements Disposable {
   #control: Int32Array;
   /** What its synchronous updates need. */
   #sync: SyncUpdateContext;
-  /** Whether {@linkcode BlockPool.check} runs (its callback may call us). */
-  #checking = false;
+  /**
+   * The long read whose progress callback may run now (its callback may
+   * call us), with why it refuses updates, checks and a close there:
+   * see {@linkcode BlockPool.check}, {@linkcode BlockPool.info}.
+   */
+  #inProgress: string | undefined;
 
   private constructor(file: PoolFile, btt: Btt) {
     if (file === undefined) {
@@ -227,7 +231,7 @@ export class BlockPool implements Disposable {
       map: file.map,
       writes: new WriteScheduler(
         this.#media,
-        () => this.#outsideCheck("commit a write"),
+        () => this.#outsideProgress("commit a write"),
       ),
       reads: new ReadScheduler(this.#media, file.blockSize),
       blockSize: file.blockSize,
@@ -392,16 +396,15 @@ export class BlockPool implements Disposable {
   }
 
   /**
-   * Refuse what check()'s progress callback cannot do: check() holds the
-   * layout lock and every commit lock, so a close or check would wait for
-   * them forever, and a commit in the middle of the scan would show up
-   * as a block referenced twice.
+   * Refuse what a progress callback of check() or info() cannot do:
+   * check() holds the layout lock and every commit lock, so a close or
+   * check would wait for them forever, and a commit in the middle of the
+   * scan would show up as a block referenced twice; info() reads the map
+   * on after the callback, so a close unmapped it under the scan.
    */
-  #outsideCheck(op: string): void {
-    if (this.#checking) {
-      throw new TypeError(
-        `Cannot ${op} inside check()'s progress callback: the check holds the pool's locks`,
-      );
+  #outsideProgress(op: string): void {
+    if (this.#inProgress !== undefined) {
+      throw new TypeError(`Cannot ${op} inside ${this.#inProgress}`);
     }
   }
 
@@ -477,7 +480,7 @@ export class BlockPool implements Disposable {
     // (reading data's byteLength may have run code that closed the pool)
     this.#live("write");
     this.#checkWritable("write");
-    this.#outsideCheck("write");
+    this.#outsideProgress("write");
     if (this.#arenas.length === 0) this.#layOut("write");
     const arena = this.#arenaOf(lba);
     arena.checkWritable("write");
@@ -830,7 +833,7 @@ export class BlockPool implements Disposable {
     this.#live(op);
     this.#checkLba(lba, op);
     this.#checkWritable(op);
-    this.#outsideCheck(op);
+    this.#outsideProgress(op);
     if (this.#arenas.length === 0 && !this.#adoptShared(op)) {
       if (flag === MAP_ZERO) return; // everything reads as zeros already
       this.#layOut(op);
@@ -885,7 +888,7 @@ export class BlockPool implements Disposable {
     const onProgress = checkProgress(options, "check");
     // (reading onProgress may have run code that closed the pool)
     const media = this.#live("check");
-    this.#outsideCheck("check the pool");
+    this.#outsideProgress("check the pool");
     // Other openers (Workers) go on writing: a commit changes a flog entry
     // and then a map entry holding its block's stripe lock, and laying the
     // BTT out writes the arenas holding the layout lock. The check holds
@@ -894,7 +897,8 @@ export class BlockPool implements Disposable {
     const shared = this.#file.join.shared;
     shared.lockLayout("check");
     let problems;
-    this.#checking = true;
+    this.#inProgress =
+      "check()'s progress callback: the check holds the pool's locks";
     // the locks the callback runs holding: another open of the pool in
     // this thread fails its waits for them instead of waiting for good
     const tokens = [shared.lockToken];
@@ -925,7 +929,7 @@ export class BlockPool implements Disposable {
         this.#arenas[0]?.table.unlockStripes();
       }
     } finally {
-      this.#checking = false;
+      this.#inProgress = undefined;
       for (const t of tokens) shared.checking(t, false);
       shared.unlockLayout();
     }
@@ -962,8 +966,13 @@ export class BlockPool implements Disposable {
    * assert.equal(info.fill.error, 1);
    * ```
    *
+   * The progress callback may read the pool; an update, check or close
+   * of it there throws a `TypeError`, as in {@linkcode BlockPool.check}'s.
+   *
    * @param options a progress callback (the map is read block by block)
    * @throws {ClosedError} after {@linkcode BlockPool.close}
+   * @throws {TypeError} inside a check's or info's progress callback
+   *   for an update, check or close
    */
   info(options: ProgressOptions = {}): BlockPoolInfo {
     this.#live("info");
@@ -971,6 +980,22 @@ export class BlockPool implements Disposable {
     // (reading onProgress may have run code that closed the pool)
     const media = this.#live("info");
     this.#adoptShared("info");
+    // (an info() inside check()'s callback leaves check()'s rule on)
+    const outer = this.#inProgress;
+    this.#inProgress ??=
+      "info()'s progress callback: info() reads the pool's map on after it";
+    try {
+      return this.#describe(media, onProgress);
+    } finally {
+      this.#inProgress = outer;
+    }
+  }
+
+  /** {@linkcode BlockPool.info}'s report. */
+  #describe(
+    media: Media,
+    onProgress: ((done: number, total: number) => void) | undefined,
+  ): BlockPoolInfo {
     return {
       path: this.#file.path,
       poolSize: media.size,
@@ -989,13 +1014,14 @@ export class BlockPool implements Disposable {
    * Close the pool: unmap it and release its lock. Every write was
    * already durable. Idempotent; later calls throw {@linkcode ClosedError}.
    *
-   * @throws {TypeError} inside {@linkcode BlockPool.check}'s progress
-   *   callback (the pool stays open)
+   * @throws {TypeError} inside the progress callback of
+   *   {@linkcode BlockPool.check} or {@linkcode BlockPool.info} (the pool
+   *   stays open)
    */
   close(): void {
     const map = this.#map;
     if (map === null) return;
-    this.#outsideCheck("close the pool");
+    this.#outsideProgress("close the pool");
     const running = this.#inflight.running();
     this.#inflight.clear();
     removeIsolatePool(this.#inflight);
