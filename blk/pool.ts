@@ -408,6 +408,18 @@ export class BlockPool implements Disposable {
     }
   }
 
+  /**
+   * The error of a synchronous update that failed: the pool's
+   * `ClosedError` when code it ran (a testing tracer's callback) closed
+   * the pool in its middle, else `e`. The closed mapping and media refuse
+   * the update's next step; giving its lane and locks back then fails on
+   * the detached lane table, an engine TypeError that said nothing of
+   * the close.
+   */
+  #closedDuring(e: unknown, op: string): unknown {
+    return this.#map === null ? new ClosedError("BlockPool", op) : e;
+  }
+
   /** Whether {@linkcode BlockPool.close} has run. */
   get closed(): boolean {
     return this.#map === null;
@@ -484,7 +496,11 @@ export class BlockPool implements Disposable {
     if (this.#arenas.length === 0) this.#layOut("write");
     const arena = this.#arenaOf(lba);
     arena.checkWritable("write");
-    writeNow(this.#sync, arena, lba - arena.firstLba, data);
+    try {
+      writeNow(this.#sync, arena, lba - arena.firstLba, data);
+    } catch (e) {
+      throw this.#closedDuring(e, "write");
+    }
   }
 
   /**
@@ -840,7 +856,11 @@ export class BlockPool implements Disposable {
     }
     const arena = this.#arenaOf(lba);
     arena.checkWritable(op);
-    setFlagNow(arena, lba - arena.firstLba, flag, op);
+    try {
+      setFlagNow(arena, lba - arena.firstLba, flag, op);
+    } catch (e) {
+      throw this.#closedDuring(e, op);
+    }
   }
 
   /**
