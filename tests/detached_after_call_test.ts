@@ -79,12 +79,21 @@ moverTest(
   "a mapping's async copies whose source was detached after the call fail with `TypeError`; its close gives `ClosedError`",
   async (mover: Vdm) => {
     using map = mapFile(tempPath(), { size: 1 << 16, mover });
-    await detachedAfterCall(64, (s) => map.memcpyAsync(0, s), "src", "memcpy");
     await detachedAfterCall(
       64,
-      (s) => map.memcpyManyAsync([{ offset: 0, data: s }]),
+      (s) => map.memcpyAsync(0, s),
       "src",
-      "memcpy",
+      "memcpyAsync",
+    );
+    await detachedAfterCall(
+      64,
+      (s) =>
+        map.memcpyManyAsync([{ offset: 0, data: new Uint8Array(8) }, {
+          offset: 64,
+          data: s,
+        }]),
+      "data",
+      "memcpyManyAsync",
     );
     // a mover's copy into a view of a mapping closed meanwhile, and the
     // mapping's own copy: the mapping is closed
