@@ -154,3 +154,36 @@ test("a tracer that closes a LogStream during append() is refused with TypeError
     assert.equal([...s.entries(r)].at(-1)!.data[0], 3);
   }
 });
+
+test("a tracer that closes an ObjectPool during txAsync()'s commit makes it fail with ClosedError naming txAsync", async () => {
+  // it failed with the mapping's ClosedError, naming the op "persist"
+  const open = (t: ClosingTracer, path: string) =>
+    createObjectPool(path, { size: 8 << 20, layout: "t", tracer: t });
+  const update = (p: ObjectPool) =>
+    p.txAsync((tx) => tx.write(p.root(64), 0, new Uint8Array(8).fill(2)));
+  let n = 0;
+  {
+    const t = new ClosingTracer();
+    using pool = open(t, tempPath());
+    pool.root(64);
+    t.arm(0, () => {});
+    await update(pool);
+    n = t.events;
+  }
+  assert.ok(n >= 2, `${n} events`);
+  for (let at = 1; at <= n; at++) {
+    const t = new ClosingTracer();
+    const path = tempPath();
+    const pool = open(t, path);
+    pool.root(64);
+    t.arm(at, () => pool.close());
+    await assert.rejects(
+      async () => await update(pool),
+      (e) => e instanceof ClosedError && e.op === "txAsync",
+      `closed at event ${at} of ${n}`,
+    );
+    assert.equal(pool.closed, true);
+    using again = ObjectPool.open(path, { layout: "t" });
+    assert.ok([0, 2].includes(again.read(again.root(64), 0, 1)[0]));
+  }
+});
