@@ -17,7 +17,6 @@ import {
   type PollContext,
   type Step,
 } from "../future/future.ts";
-import { ClosedError } from "../errors/mod.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { BatchEntry } from "../mover/vdm.ts";
 import type { Arena, WriteTicket } from "./arena.ts";
@@ -25,6 +24,7 @@ import { commitUpdates, type LaneUpdate } from "./commit.ts";
 import type { Media } from "./media.ts";
 import type { ReadAccess } from "./async_read.ts";
 import { byteLengthOf, trueBytes } from "../ffi/validate.ts";
+import { detachedError } from "../ffi/still_attached.ts";
 
 /** What the futures need from their pool. */
 export interface PoolAccess extends ReadAccess {
@@ -142,13 +142,10 @@ function changedData(slots: Slot[], op: string): Error | undefined {
   for (const { data, arena } of slots) {
     const n = byteLengthOf(data);
     if (n === arena.blockSize) continue;
-    return n === 0
-      ? new ClosedError(
-        "the write's data",
-        op,
-        "the data was detached before the write started (transferred, or its mapping closed)",
-      )
-      : new RangeError(
+    // detached: the caller's error, as at the call (its mapping closed:
+    // ClosedError)
+    return (n === 0 ? detachedError(data, "data", op) : undefined) ??
+      new RangeError(
         `Cannot ${op}: the data shrank to ${n} bytes before the write started; a block is ${arena.blockSize}`,
       );
   }

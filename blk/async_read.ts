@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { BadBlockError, ClosedError } from "../errors/mod.ts";
+import { BadBlockError } from "../errors/mod.ts";
 import {
   Future,
   type FutureOptions,
@@ -27,6 +27,7 @@ import type { Mapping } from "../pmem2/mapping.ts";
 import type { Arena } from "./arena.ts";
 import { MAP_ERROR, MAP_FLAGS, MAP_LBA_MASK, MAP_NORMAL } from "./layout.ts";
 import type { Media } from "./media.ts";
+import { detachedError } from "../ffi/still_attached.ts";
 import { byteLengthOf } from "../ffi/validate.ts";
 import { hasRoom } from "../pmem2/reader.ts";
 import { alone, stillAlone } from "./reads.ts";
@@ -150,13 +151,10 @@ export class ReadScheduler {
         const room = byteLengthOf(r.out);
         // `into` shrank or was detached after the call
         r.fail(
-          room === 0
-            ? new ClosedError(
-              "the read's array",
-              "readAsync",
-              "the array to read into was detached before the read started (transferred, or its mapping closed)",
-            )
-            : new RangeError(
+          (room === 0
+            ? detachedError(r.out, "into", "readAsync")
+            : undefined) ??
+            new RangeError(
               `Cannot readAsync: the array to read into shrank to ${room} bytes before the read started; a block is ${size}`,
             ),
         );

@@ -201,8 +201,12 @@ export class BlockPool implements Disposable {
   #control: Int32Array;
   /** What its synchronous updates need. */
   #sync: SyncUpdateContext;
-  /** Whether {@linkcode BlockPool.check} runs (its callback may call us). */
-  #checking = false;
+  /**
+   * The long read whose progress callback may run now (its callback may
+   * call us), with why it refuses updates, checks and a close there:
+   * see {@linkcode BlockPool.check}, {@linkcode BlockPool.info}.
+   */
+  #inProgress: string | undefined;
 
   private constructor(file: PoolFile, btt: Btt) {
     if (file === undefined) {
@@ -227,7 +231,7 @@ export class BlockPool implements Disposable {
       map: file.map,
       writes: new WriteScheduler(
         this.#media,
-        () => this.#outsideCheck("commit a write"),
+        () => this.#outsideProgress("commit a write"),
       ),
       reads: new ReadScheduler(this.#media, file.blockSize),
       blockSize: file.blockSize,
@@ -391,17 +395,28 @@ export class BlockPool implements Disposable {
   }
 
   /**
-   * Refuse what check()'s progress callback cannot do: check() holds the
-   * layout lock and every commit lock, so a close or check would wait for
-   * them forever, and a commit in the middle of the scan would show up
-   * as a block referenced twice.
+   * Refuse what a progress callback of check() or info() cannot do:
+   * check() holds the layout lock and every commit lock, so a close or
+   * check would wait for them forever, and a commit in the middle of the
+   * scan would show up as a block referenced twice; info() reads the map
+   * on after the callback, so a close unmapped it under the scan.
    */
-  #outsideCheck(op: string): void {
-    if (this.#checking) {
-      throw new TypeError(
-        `Cannot ${op} inside check()'s progress callback: the check holds the pool's locks`,
-      );
+  #outsideProgress(op: string): void {
+    if (this.#inProgress !== undefined) {
+      throw new TypeError(`Cannot ${op} inside ${this.#inProgress}`);
     }
+  }
+
+  /**
+   * The error of a synchronous update that failed: the pool's
+   * `ClosedError` when code it ran (a testing tracer's callback) closed
+   * the pool in its middle, else `e`. The closed mapping and media refuse
+   * the update's next step; giving its lane and locks back then fails on
+   * the detached lane table, an engine TypeError that said nothing of
+   * the close.
+   */
+  #closedDuring(e: unknown, op: string): unknown {
+    return this.#map === null ? new ClosedError("BlockPool", op) : e;
   }
 
   /** Whether {@linkcode BlockPool.close} has run. */
@@ -476,11 +491,15 @@ export class BlockPool implements Disposable {
     // (reading data's byteLength may have run code that closed the pool)
     this.#live("write");
     this.#checkWritable("write");
-    this.#outsideCheck("write");
+    this.#outsideProgress("write");
     if (this.#arenas.length === 0) this.#layOut("write");
     const arena = this.#arenaOf(lba);
     arena.checkWritable("write");
-    writeNow(this.#sync, arena, lba - arena.firstLba, data);
+    try {
+      writeNow(this.#sync, arena, lba - arena.firstLba, data);
+    } catch (e) {
+      throw this.#closedDuring(e, "write");
+    }
   }
 
   /**
@@ -829,14 +848,18 @@ export class BlockPool implements Disposable {
     this.#live(op);
     this.#checkLba(lba, op);
     this.#checkWritable(op);
-    this.#outsideCheck(op);
+    this.#outsideProgress(op);
     if (this.#arenas.length === 0 && !this.#adoptShared(op)) {
       if (flag === MAP_ZERO) return; // everything reads as zeros already
       this.#layOut(op);
     }
     const arena = this.#arenaOf(lba);
     arena.checkWritable(op);
-    setFlagNow(arena, lba - arena.firstLba, flag, op);
+    try {
+      setFlagNow(arena, lba - arena.firstLba, flag, op);
+    } catch (e) {
+      throw this.#closedDuring(e, op);
+    }
   }
 
   /**
@@ -884,7 +907,7 @@ export class BlockPool implements Disposable {
     const onProgress = checkProgress(options, "check");
     // (reading onProgress may have run code that closed the pool)
     const media = this.#live("check");
-    this.#outsideCheck("check the pool");
+    this.#outsideProgress("check the pool");
     // Other openers (Workers) go on writing: a commit changes a flog entry
     // and then a map entry holding its block's stripe lock, and laying the
     // BTT out writes the arenas holding the layout lock. The check holds
@@ -893,7 +916,8 @@ export class BlockPool implements Disposable {
     const shared = this.#file.join.shared;
     shared.lockLayout("check");
     let problems;
-    this.#checking = true;
+    this.#inProgress =
+      "check()'s progress callback: the check holds the pool's locks";
     // the locks the callback runs holding: another open of the pool in
     // this thread fails its waits for them instead of waiting for good
     const tokens = [shared.lockToken];
@@ -924,7 +948,7 @@ export class BlockPool implements Disposable {
         this.#arenas[0]?.table.unlockStripes();
       }
     } finally {
-      this.#checking = false;
+      this.#inProgress = undefined;
       for (const t of tokens) shared.checking(t, false);
       shared.unlockLayout();
     }
@@ -961,8 +985,13 @@ export class BlockPool implements Disposable {
    * assert.equal(info.fill.error, 1);
    * ```
    *
+   * The progress callback may read the pool; an update, check or close
+   * of it there throws a `TypeError`, as in {@linkcode BlockPool.check}'s.
+   *
    * @param options a progress callback (the map is read block by block)
    * @throws {ClosedError} after {@linkcode BlockPool.close}
+   * @throws {TypeError} inside a check's or info's progress callback
+   *   for an update, check or close
    */
   info(options: ProgressOptions = {}): BlockPoolInfo {
     this.#live("info");
@@ -970,6 +999,22 @@ export class BlockPool implements Disposable {
     // (reading onProgress may have run code that closed the pool)
     const media = this.#live("info");
     this.#adoptShared("info");
+    // (an info() inside check()'s callback leaves check()'s rule on)
+    const outer = this.#inProgress;
+    this.#inProgress ??=
+      "info()'s progress callback: info() reads the pool's map on after it";
+    try {
+      return this.#describe(media, onProgress);
+    } finally {
+      this.#inProgress = outer;
+    }
+  }
+
+  /** {@linkcode BlockPool.info}'s report. */
+  #describe(
+    media: Media,
+    onProgress: ((done: number, total: number) => void) | undefined,
+  ): BlockPoolInfo {
     return {
       path: this.#file.path,
       poolSize: media.size,
@@ -988,13 +1033,14 @@ export class BlockPool implements Disposable {
    * Close the pool: unmap it and release its lock. Every write was
    * already durable. Idempotent; later calls throw {@linkcode ClosedError}.
    *
-   * @throws {TypeError} inside {@linkcode BlockPool.check}'s progress
-   *   callback (the pool stays open)
+   * @throws {TypeError} inside the progress callback of
+   *   {@linkcode BlockPool.check} or {@linkcode BlockPool.info} (the pool
+   *   stays open)
    */
   close(): void {
     const map = this.#map;
     if (map === null) return;
-    this.#outsideCheck("close the pool");
+    this.#outsideProgress("close the pool");
     const running = this.#inflight.running();
     this.#inflight.clear();
     removeIsolatePool(this.#inflight);

@@ -384,7 +384,8 @@ function editDistance(a: string, b: string): number {
  * data: the array given at the call is a bad argument, and `ClosedError`
  * is for the library's own stores and mappings used after their close
  * (an array detached after the call, before its operation runs, fails
- * that operation's future with the error of its own check). Only an
+ * that operation's future with this error too: see `checkStillAttached`
+ * in `still_attached.ts`). Only an
  * empty view is looked at further: element 0 answers from the storage
  * alone (see `holds`), so the common case costs one read.
  *

@@ -7,6 +7,7 @@
  */
 import { ClosedError } from "../errors/mod.ts";
 import { check, native } from "../ffi/lib.ts";
+import { checkStillAttached } from "../ffi/still_attached.ts";
 import { byteLengthOf, holds, readOptions } from "../ffi/validate.ts";
 import { Future, type FutureOptions, type Step } from "../future/future.ts";
 import { BaseMover } from "./_base.ts";
@@ -14,9 +15,13 @@ import { type CheckedOp, type Vdm, VdmFlags } from "./vdm.ts";
 
 /**
  * Throw if a buffer of `op` no longer covers `[0, to)`: it was detached
- * (transferred, or its mapping closed) or, being resizable, shrunk after
- * the operation was built. Checked before any native code touches the
- * buffers.
+ * or, being resizable, shrunk after the operation was built. Checked
+ * before any native code touches the buffers.
+ *
+ * @throws {TypeError} when a buffer was detached (transferred): the
+ *   caller's error, as at the call
+ * @throws {ClosedError} when a buffer is a view of a mapping closed since
+ *   the call, or shrank (resized)
  */
 export function assertAttached(op: CheckedOp, to: number): void {
   // the elements, not a `byteLength` property (which may answer
@@ -26,13 +31,12 @@ export function assertAttached(op: CheckedOp, to: number): void {
     !covers(op.dst, op.dstOffset + to) ||
     (op.src !== undefined && !covers(op.src, op.srcOffset + to))
   ) {
-    // a ClosedError: a mapping's views detach when it closes, so this is
-    // how an operation on a closed mapping's memory ends
+    checkStillAttached(op.dst, "dst", op.op);
+    if (op.src !== undefined) checkStillAttached(op.src, "src", op.op);
     throw new ClosedError(
       "the operation's buffer",
       op.op,
-      "a buffer was detached or shrunk before the operation ran " +
-        "(transferred, resized, or its mapping closed)",
+      "a buffer shrank before the operation ran (resized)",
     );
   }
 }
@@ -46,8 +50,8 @@ function covers(bytes: Uint8Array, end: number): boolean {
  * Run `[from, to)` of a checked operation on this thread. Durable ops
  * finish with a flush that persists through the owning mapping.
  *
- * @throws {ClosedError} when a buffer was detached (transferred, or its
- *   mapping closed) or shrunk (resized)
+ * @throws {TypeError} when a buffer was detached (transferred)
+ * @throws {ClosedError} when a buffer's mapping closed, or it shrank
  */
 export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
   const { dst, src, flags, dstOffset, srcOffset } = op;

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { ClosedError } from "../errors/mod.ts";
 import { notConstructible } from "../ffi/validate.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { FileLock } from "../pmem2/file_lock.ts";
@@ -273,9 +274,16 @@ export class ObjectPool implements Disposable {
     if (outer !== undefined) return runNested(outer, fn);
     const g = e.begin("tx", true);
     const value = runTransaction(e, g, fn, true);
-    e.seal();
-    e.drain();
-    if (g.state === FAILED) throw g.error;
+    try {
+      e.seal();
+      e.drain();
+      if (g.state === FAILED) throw g.error;
+    } catch (err) {
+      // code the commit ran (a testing tracer's callback) closed the
+      // pool: the closed mapping refused the commit's next persist, an
+      // error naming the mapping's op, not the transaction's
+      throw this.#closed ? new ClosedError("ObjectPool", "tx") : err;
+    }
     return value;
   }
 

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { ClosedError } from "../errors/mod.ts";
 import { rejected } from "../future/combinators.ts";
 import {
   checkFutureOptions,
@@ -137,7 +138,14 @@ export class TxFuture<T> extends Future<T> {
       this.#engine.advance(ctx);
     }
     if (g.state === APPLIED) return this.#value as T;
-    if (g.state === FAILED) throw g.error;
+    if (g.state === FAILED) {
+      // code the commit ran (a testing tracer's callback) closed the
+      // pool: the closed mapping refused the commit's next persist, an
+      // error naming the mapping's op (see `ObjectPool.tx`)
+      throw g.error instanceof ClosedError && this.#engine.closed
+        ? new ClosedError("ObjectPool", "txAsync")
+        : g.error;
+    }
     return PENDING;
   }
 

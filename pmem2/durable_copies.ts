@@ -18,6 +18,7 @@ import {
   type Step,
 } from "../future/future.ts";
 import { FutureRegistry } from "../future/registry.ts";
+import { checkStillAttached } from "../ffi/still_attached.ts";
 import { type Vdm, VdmFlags } from "../mover/vdm.ts";
 import type { Granularity } from "./config.ts";
 import { MemFlags } from "./flags.ts";
@@ -49,6 +50,20 @@ export interface DurableHost {
   persistRanges(ranges: readonly Range[]): void;
 }
 
+/**
+ * The user arrays a copy reads, checked again at its first poll (see
+ * `checkStillAttached`): detached since the call, the copy fails with the
+ * TypeError naming its argument and call, not the mover's words.
+ */
+export interface Sources {
+  /** The arrays. */
+  arrays: readonly Uint8Array[];
+  /** Their argument's name. */
+  name: string;
+  /** The call. */
+  op: string;
+}
+
 /** The asynchronous copies of one mapping. */
 export class DurableCopies {
   #host: DurableHost;
@@ -70,6 +85,7 @@ export class DurableCopies {
     offset: number,
     length: number,
     flags: number,
+    sources?: Sources,
   ): Future<void> {
     const host = this.#host;
     const noCache = (flags & (MemFlags.NONTEMPORAL | MemFlags.WC)) !== 0
@@ -100,7 +116,7 @@ export class DurableCopies {
           else host.persist(offset, length);
         }));
     }
-    return new TrackedCopy(future, this.#inflight);
+    return new TrackedCopy(future, this.#inflight, sources);
   }
 
   /**
@@ -133,7 +149,11 @@ export class DurableCopies {
     const future = durable || host.granularity === "byte"
       ? this.#traced(batch, ranges(), 0)
       : chain(batch, () => fromStep(() => host.persistRanges(ranges())));
-    return new TrackedCopy(future, this.#inflight);
+    return new TrackedCopy(future, this.#inflight, {
+      arrays: entries.map((e) => e.data),
+      name: "data",
+      op: "memcpyManyAsync",
+    });
   }
 
   /**
@@ -183,14 +203,28 @@ class TrackedCopy extends Future<void> {
   #registry: FutureRegistry;
   /** Its slot in the registry; -1 while not in it. */
   #slot = -1;
+  /** The user arrays to check at the first poll; undefined after it. */
+  #sources: Sources | undefined;
 
-  constructor(inner: Future<void>, registry: FutureRegistry) {
+  constructor(
+    inner: Future<void>,
+    registry: FutureRegistry,
+    sources?: Sources,
+  ) {
     super();
     this.#inner = inner;
     this.#registry = registry;
+    this.#sources = sources;
   }
 
   protected step(ctx: PollContext): Step<void> {
+    const sources = this.#sources;
+    if (sources !== undefined) {
+      this.#sources = undefined;
+      for (const a of sources.arrays) {
+        checkStillAttached(a, sources.name, sources.op);
+      }
+    }
     const state = this.#inner.poll(ctx);
     if (state === "complete") return;
     if (state === "failed") throw this.#inner.error;

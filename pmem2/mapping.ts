@@ -648,6 +648,7 @@ export class Mapping implements Disposable {
       dstOffset,
       bytes.byteLength,
       flags,
+      { arrays: [bytes], name: "src", op: "memcpyAsync" },
     );
   }
 

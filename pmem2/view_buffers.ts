@@ -7,6 +7,7 @@
  * @module
  */
 import { backend, type Ptr, RUNTIME } from "../ffi/lib.ts";
+import { noteUnmapped } from "../ffi/still_attached.ts";
 
 /** Bun refuses ArrayBuffers over external memory larger than 4 GiB. */
 const BUN_VIEW_LIMIT = 2 ** 32;
@@ -180,7 +181,10 @@ export class ViewBuffers {
     let all = true;
     for (const buf of this.#handedOut) {
       if (isDetached(buf)) all = false;
-      else buf.transfer(0);
+      else {
+        noteUnmapped(buf); // its views' later copies fail as closed
+        buf.transfer(0);
+      }
     }
     this.#handedOut = [];
     this.#bases.clear();

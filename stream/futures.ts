@@ -33,6 +33,7 @@ import {
   type Reserved,
 } from "./core.ts";
 import { ENTRY_HEADER } from "./layout.ts";
+import { detachedData, isDetached } from "./options.ts";
 
 /** The copy of the appends started together: one mover batch. */
 interface Copy {
@@ -89,7 +90,12 @@ export class CopyScheduler {
         // the old length, so a longer copy would overwrite what follows
         // (another entry, another region) and a shorter one leave stale
         // bytes in the entry
-        f.fail(changedData(n, byteLengthOf(data)));
+        // (detached: the caller's error, as at the call)
+        f.fail(
+          n !== 0 && isDetached(data)
+            ? detachedData("appendAsync", data)
+            : changedData(n, byteLengthOf(data)),
+        );
         continue;
       }
       if (inline) {
@@ -154,7 +160,7 @@ function exactly(data: Uint8Array, n: number): boolean {
 /** The error of an append whose data changed size before its copy. */
 function changedData(length: number, now: number): TypeError {
   return new TypeError(
-    `Cannot appendAsync: data changed from ${length} to ${now} bytes (detached or resized) before its copy started; nothing was written`,
+    `Cannot appendAsync: data changed from ${length} to ${now} bytes (resized) before its copy started; nothing was written`,
   );
 }
 

@@ -636,10 +636,18 @@ export class LogStream implements Disposable {
    * @throws {PmemError} code -35 (EDEADLK) when an append of this stream
    *   in flight is behind a reservation of another open of the file in
    *   this thread (publish or cancel it first): the stream stays open
+   * @throws {TypeError} inside this open's own append (a testing
+   *   tracer's callback), which holds the lock the close would wait for:
+   *   the stream stays open
    */
   close(): void {
     const core = this.#core;
     if (core === null) return;
+    if (core.shared.holdsLock) {
+      throw new TypeError(
+        "Cannot close the stream inside its own append (a tracer's callback): the append holds the stream's lock",
+      );
+    }
     this.#writes.checkClose();
     let failure: unknown;
     try {

@@ -56,6 +56,56 @@ moverTest(
   },
 );
 
+test("info()'s progress callback, like check()'s, may read the pool, but not update, check or close it", () => {
+  // a close in info()'s callback unmapped the pool under the scan: the
+  // next map entry read failed with a ClosedError naming the op "access"
+  // (check() refuses the close with a TypeError). info() now runs its
+  // callback under check()'s rule.
+  using pool = BlockPool.create(tempPath(), {
+    blockSize: 512,
+    poolSize: 24 * MiB,
+  });
+  for (let lba = 0; lba < 300; lba++) pool.write(lba, filled(512, 1));
+  let calls = 0;
+  const info = pool.info({
+    onProgress: () => {
+      calls++;
+      assert.equal(pool.read(3)[0], 1);
+      assert.equal(pool.info().fill.written, 300);
+      const tries: [string, () => unknown][] = [
+        ["close", () => pool.close()],
+        ["check", () => pool.check()],
+        ["write", () => pool.write(1, filled(512, 2))],
+        ["setZero", () => pool.setZero(2)],
+        ["writeAsync", () => wait(pool.writeAsync(3, filled(512, 2)))],
+      ];
+      for (const [name, f] of tries) {
+        assert.throws(
+          f,
+          (e) =>
+            e instanceof TypeError &&
+            /inside info\(\)'s progress callback/.test(e.message),
+          name,
+        );
+      }
+    },
+  });
+  assert.ok(calls > 0);
+  assert.equal(info.fill.written, 300);
+  assert.equal(pool.closed, false);
+  // check()'s callback may call info(), and still refuses a close after it
+  pool.check({
+    onProgress: () => {
+      pool.info();
+      assert.throws(() => pool.close(), /inside check\(\)'s progress/);
+    },
+  });
+  pool.write(1, filled(512, 3));
+  assert.equal(pool.read(1)[0], 3);
+  pool.close();
+  assert.equal(pool.closed, true);
+});
+
 test("check()'s progress callback may read the pool, but not update, check or close it", () => {
   // check() holds the pool's layout lock and every block's commit lock
   // while it calls onProgress: a close() or check() there waited for the

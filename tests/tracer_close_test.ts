@@ -1,0 +1,189 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * A testing tracer (`@asyncpmem/asyncpmem/testing`) whose callback closes
+ * its store in the middle of an update: the update fails with the store's
+ * `ClosedError` naming its op, touches no unmapped memory, and the store
+ * opens again consistent (the update done or not, as after a crash).
+ *
+ * @module
+ */
+import { BlockPool, ClosedError, ObjectPool } from "../mod.ts";
+import {
+  createBlockPool,
+  createLogStream,
+  createObjectPool,
+  type PersistTracer,
+} from "../testing/mod.ts";
+import { assert, tempPath, test } from "./_harness.ts";
+
+/**
+ * A tracer that calls `close` at its `at`-th event (flush or drain,
+ * counted from `arm()`), and counts the events.
+ */
+class ClosingTracer implements PersistTracer {
+  events = 0;
+  #at = 0;
+  #close: () => void = () => {};
+  arm(at: number, close: () => void): void {
+    this.events = 0;
+    this.#at = at;
+    this.#close = close;
+  }
+  flush(): void {
+    this.#event();
+  }
+  drain(): void {
+    this.#event();
+  }
+  #event(): void {
+    if (++this.events === this.#at) this.#close();
+  }
+}
+
+/** The events counted up to the end of `f` (none closing). */
+function counted(t: ClosingTracer, f: () => void): number {
+  t.arm(0, () => {});
+  f();
+  return t.events;
+}
+
+test("a tracer that closes a BlockPool during write() or setZero() makes it fail with ClosedError naming the op", () => {
+  // the write went on after the close: giving its lane back touched the
+  // detached lane table, the engine's TypeError ("Cannot perform
+  // Atomics.store on a detached ... ArrayBuffer") instead of ClosedError
+  const open = (t: ClosingTracer, path = tempPath()) =>
+    createBlockPool(path, { blockSize: 512, poolSize: 32 << 20, tracer: t });
+  const updates: [string, (p: BlockPool) => void][] = [
+    ["write", (p) => p.write(1, new Uint8Array(512).fill(2))],
+    ["setZero", (p) => p.setZero(1)],
+  ];
+  for (const [op, update] of updates) {
+    let n;
+    {
+      const t = new ClosingTracer();
+      using pool = open(t);
+      pool.write(1, new Uint8Array(512).fill(1));
+      n = counted(t, () => update(pool));
+    }
+    assert.ok(n >= 2, `${op}: ${n} events`);
+    for (let at = 1; at <= n; at++) {
+      const t = new ClosingTracer();
+      const path = tempPath();
+      const pool = open(t, path);
+      pool.write(1, new Uint8Array(512).fill(1));
+      t.arm(at, () => pool.close());
+      assert.throws(
+        () => update(pool),
+        (e) => e instanceof ClosedError && e.op === op,
+        `${op}, closed at event ${at} of ${n}`,
+      );
+      assert.equal(pool.closed, true);
+      using again = BlockPool.open(path);
+      assert.deepEqual(again.check().problems, [], `${op} at ${at}`);
+      assert.ok([0, 1, 2].includes(again.read(1)[0]));
+      // the arenas did not take the close for a media failure (EIO)
+      again.write(1, new Uint8Array(512).fill(4));
+      assert.equal(again.read(1)[0], 4);
+    }
+  }
+});
+
+test("a tracer that closes an ObjectPool during tx()'s commit makes it fail with ClosedError naming tx", () => {
+  // it failed with the mapping's ClosedError, naming the op "persist"
+  const open = (t: ClosingTracer, path: string) =>
+    createObjectPool(path, { size: 8 << 20, layout: "t", tracer: t });
+  const update = (p: ObjectPool) =>
+    p.tx((tx) => tx.write(p.root(64), 0, new Uint8Array(8).fill(2)));
+  let n;
+  {
+    const t = new ClosingTracer();
+    using pool = open(t, tempPath());
+    pool.root(64);
+    n = counted(t, () => update(pool));
+  }
+  assert.ok(n >= 2, `${n} events`);
+  for (let at = 1; at <= n; at++) {
+    const t = new ClosingTracer();
+    const path = tempPath();
+    const pool = open(t, path);
+    pool.root(64);
+    t.arm(at, () => pool.close());
+    assert.throws(
+      () => update(pool),
+      (e) => e instanceof ClosedError && e.op === "tx",
+      `closed at event ${at} of ${n}`,
+    );
+    using again = ObjectPool.open(path, { layout: "t" });
+    assert.ok([0, 2].includes(again.read(again.root(64), 0, 1)[0]));
+    update(again);
+    assert.equal(again.read(again.root(64), 0, 1)[0], 2);
+  }
+});
+
+test("a tracer that closes a LogStream during append() is refused with TypeError; the stream goes on", () => {
+  // the close waited for the lock the append held, on the same thread:
+  // append() never returned. A stream's first append persists its bound
+  // first (more events than the next ones)
+  const open = (t: ClosingTracer) => {
+    const s = createLogStream(tempPath(), { size: 1 << 20, tracer: t });
+    return [s, s.allocateRegion(4096)] as const;
+  };
+  let n;
+  {
+    const t = new ClosingTracer();
+    const [s, r] = open(t);
+    using _ = s;
+    n = counted(t, () => s.append(r, new Uint8Array(64).fill(1)));
+  }
+  assert.ok(n >= 2, `${n} events`);
+  for (let at = 1; at <= n; at++) {
+    const t = new ClosingTracer();
+    const [s, r] = open(t);
+    using _ = s;
+    t.arm(at, () => s.close());
+    assert.throws(
+      () => s.append(r, new Uint8Array(64).fill(2)),
+      (e) =>
+        e instanceof TypeError && !(e instanceof ClosedError) &&
+        /^Cannot close the stream inside its own /.test(e.message),
+      `closed at event ${at} of ${n}`,
+    );
+    assert.equal(s.closed, false);
+    t.arm(0, () => {});
+    s.append(r, new Uint8Array(64).fill(3));
+    assert.equal([...s.entries(r)].at(-1)!.data[0], 3);
+  }
+});
+
+test("a tracer that closes an ObjectPool during txAsync()'s commit makes it fail with ClosedError naming txAsync", async () => {
+  // it failed with the mapping's ClosedError, naming the op "persist"
+  const open = (t: ClosingTracer, path: string) =>
+    createObjectPool(path, { size: 8 << 20, layout: "t", tracer: t });
+  const update = (p: ObjectPool) =>
+    p.txAsync((tx) => tx.write(p.root(64), 0, new Uint8Array(8).fill(2)));
+  let n = 0;
+  {
+    const t = new ClosingTracer();
+    using pool = open(t, tempPath());
+    pool.root(64);
+    t.arm(0, () => {});
+    await update(pool);
+    n = t.events;
+  }
+  assert.ok(n >= 2, `${n} events`);
+  for (let at = 1; at <= n; at++) {
+    const t = new ClosingTracer();
+    const path = tempPath();
+    const pool = open(t, path);
+    pool.root(64);
+    t.arm(at, () => pool.close());
+    await assert.rejects(
+      async () => await update(pool),
+      (e) => e instanceof ClosedError && e.op === "txAsync",
+      `closed at event ${at} of ${n}`,
+    );
+    assert.equal(pool.closed, true);
+    using again = ObjectPool.open(path, { layout: "t" });
+    assert.ok([0, 2].includes(again.read(again.root(64), 0, 1)[0]));
+  }
+});
