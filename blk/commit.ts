@@ -45,6 +45,23 @@ export interface LaneUpdate {
 /** Ranges of one persist, reused between commits of one size. */
 type Ranges = { offset: number; length: number }[];
 
+/**
+ * The range of a commit of one update (a synchronous write), reused: its
+ * fields are read into the persist's arguments before anything else runs
+ * (a testing tracer's callback, which may commit in another pool).
+ */
+const ONE_RANGE: Ranges = [{ offset: 0, length: 0 }];
+
+/** Set `ranges[i]`, reusing the object where there is one. */
+function setRange(ranges: Ranges, i: number, offset: number, length: number) {
+  const r = ranges[i];
+  if (r === undefined) ranges[i] = { offset, length };
+  else {
+    r.offset = offset;
+    r.length = length;
+  }
+}
+
 /** Persist one range, or several with one fence. */
 function persistAll(media: Media, ranges: Ranges): void {
   if (ranges.length === 1) media.persist(ranges[0].offset, ranges[0].length);
@@ -112,8 +129,12 @@ function giveLanes(updates: readonly LaneUpdate[]): void {
 function lockStripes(
   updates: readonly LaneUpdate[],
   op: string,
-): LaneUpdate[] {
+): readonly LaneUpdate[] {
   const n = updates.length;
+  // one update (a synchronous write) whose stripe is free: nothing to make
+  if (n === 1 && updates[0].arena.table.tryLockStripe(updates[0].pre)) {
+    return updates;
+  }
   const held: LaneUpdate[] = [];
   let i = 0;
   for (; i < n; i++) {
@@ -164,15 +185,12 @@ export function commitFlog(
     const u = updates[i];
     u.old = u.arena.stageFlogHead(u.lane, u.pre);
   }
-  const ranges: Ranges = new Array(n);
+  const ranges: Ranges = n === 1 ? ONE_RANGE : new Array(n);
   try {
     if (!whole) {
       for (let i = 0; i < n; i++) {
         const u = updates[i];
-        ranges[i] = {
-          offset: u.arena.flogEntryOffset(u.lane),
-          length: FLOG_HALF_SIZE,
-        };
+        setRange(ranges, i, u.arena.flogEntryOffset(u.lane), FLOG_HALF_SIZE);
       }
       persistAll(media, ranges);
     }
@@ -180,9 +198,8 @@ export function commitFlog(
       const u = updates[i];
       u.arena.stageFlogTail(u.lane);
       const at = u.arena.flogEntryOffset(u.lane);
-      ranges[i] = whole
-        ? { offset: at, length: FLOG_ENTRY_SIZE }
-        : { offset: at + FLOG_HALF_SIZE, length: FLOG_HALF_SIZE };
+      if (whole) setRange(ranges, i, at, FLOG_ENTRY_SIZE);
+      else setRange(ranges, i, at + FLOG_HALF_SIZE, FLOG_HALF_SIZE);
     }
     persistAll(media, ranges);
   } catch (cause) {

@@ -187,3 +187,42 @@ test("a tracer that closes an ObjectPool during txAsync()'s commit makes it fail
     assert.ok([0, 2].includes(again.read(again.root(64), 0, 1)[0]));
   }
 });
+
+test("a BlockPool write that a tracer starts in the middle of another pool's write commits both whole", () => {
+  // a synchronous write reuses one update record per isolate: the write
+  // run by the tracer, in the middle of the first one's commit, must not
+  // take it over (the first would publish the second's block and lane)
+  const data = (v: number) => new Uint8Array(512).fill(v);
+  let n;
+  {
+    const t = new ClosingTracer();
+    using a = createBlockPool(tempPath(), {
+      blockSize: 512,
+      poolSize: 32 << 20,
+      tracer: t,
+    });
+    n = counted(t, () => a.write(3, data(1)));
+  }
+  for (let at = 1; at <= n; at++) {
+    const t = new ClosingTracer();
+    using a = createBlockPool(tempPath(), {
+      blockSize: 512,
+      poolSize: 32 << 20,
+      tracer: t,
+    });
+    using b = BlockPool.create(tempPath(), {
+      blockSize: 512,
+      poolSize: 32 << 20,
+    });
+    a.write(3, data(1));
+    b.write(7, data(2));
+    t.arm(at, () => b.write(9, data(at + 10)));
+    a.write(5, data(3));
+    assert.deepEqual(a.read(5), data(3), `event ${at} of ${n}`);
+    assert.deepEqual(a.read(3), data(1));
+    assert.deepEqual(b.read(9), data(at + 10));
+    assert.deepEqual(b.read(7), data(2));
+    assert.deepEqual(a.check().problems, []);
+    assert.deepEqual(b.check().problems, []);
+  }
+});
