@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { DeviceMover, inlineThresholdOf } from "./_device_mover.ts";
+import { type DeviceMover, inlineThresholdOf } from "./_device_mover.ts";
 import { CpuMover } from "./cpu.ts";
 import { DsaMover } from "./dsa.ts";
 import { ThreadMover } from "./thread.ts";

@@ -11,7 +11,7 @@ import { checkStillAttached } from "../ffi/still_attached.ts";
 import { byteLengthOf, holds, readOptions } from "../ffi/validate.ts";
 import { Future, type FutureOptions, type Step } from "../future/future.ts";
 import { BaseMover } from "./_base.ts";
-import { type CheckedOp, type Vdm, VdmFlags } from "./vdm.ts";
+import { type CheckedOp, VdmFlags } from "./vdm.ts";
 
 /**
  * Throw if a buffer of `op` no longer covers `[0, to)`: it was detached
