@@ -515,7 +515,6 @@ export class Arena {
    */
   flushPendingMaps(): void {
     const t = this.table;
-    if (!t.anyPending) return;
     const page = this.#pageGranular;
     const lines: { offset: number; length: number }[] = [];
     const seen: number[] = [];
@@ -558,7 +557,6 @@ export class Arena {
    */
   settleMapsFor(lane: number, pre: number): void {
     const t = this.table;
-    if (!t.anyPending) return;
     if (t.pending(lane) !== 0 || t.maybePending(pre)) this.flushPendingMaps();
   }
 

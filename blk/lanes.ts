@@ -15,7 +15,11 @@
  * - Pending map entries: per lane, the block whose map entry its last
  *   update stored without persisting, and a counting filter of those
  *   blocks, so a commit of a block can tell whether its previous map
- *   entry might still be pending.
+ *   entry might still be pending. No count of all pending entries: every
+ *   write would change it, and the openers (Workers) writing the pool
+ *   would pass its cache line between them on every write; the lane's
+ *   word and the block's bucket, which a commit reads anyway, say all it
+ *   needs.
  * - Stripe locks: a commit of a block holds its stripe from reading the
  *   old map entry to storing the new one, so two commits of one block
  *   from different threads never interleave.
@@ -80,7 +84,6 @@ import {
   LANES,
   lockWord,
   ownerEnded,
-  PENDING,
   PENDING_BASE,
   PENDING_BUCKETS,
   releaseStripes,
@@ -518,11 +521,6 @@ export class LaneTable {
 
   // ---- pending map entries ----
 
-  /** Whether any lane may have a pending map entry. */
-  get anyPending(): boolean {
-    return Atomics.load(this.words, PENDING) !== 0;
-  }
-
   /** The sequence number of `lane`'s pending map entry, or 0 for none. */
   pending(lane: number): number {
     return Atomics.load(
@@ -562,7 +560,6 @@ export class LaneTable {
     w[at + LANE_PENDING_GEN] = seq;
     Atomics.store(w, at + LANE_PENDING_PRE, pre + 1);
     Atomics.store(w, at + LANE_PENDING, seq);
-    Atomics.add(w, PENDING, 1);
   }
 
   /**
@@ -575,7 +572,6 @@ export class LaneTable {
     const at = LANE_BASE + lane * LANE_WORDS + LANE_PENDING;
     if (Atomics.compareExchange(w, at, seq, 0) !== seq) return;
     Atomics.sub(w, pendingBucket(block - 1), 1);
-    Atomics.sub(w, PENDING, 1);
   }
 
   // ---- stripes ----

@@ -121,21 +121,20 @@ export const PENDING_BUCKETS = 4096;
 /** Stripe locks ordering commits of one block (a power of two). */
 export const STRIPES = 1024;
 
-// int32 indexes of an arena region's header
+// int32 indexes of an arena region's header: two cache lines. The first
+// holds what the idle-lane ring's lock guards (written by every take and
+// return of a lane); the second what every write reads outside that lock
+// (the error code), written only when the arena fails. Apart, a write's
+// read of the error code costs no transfer of the ring's line from the
+// opener (Worker) that used the ring last.
 /** The idle-lane ring's lock. */
 export const RING_LOCK = 0;
 /** Index of the oldest idle lane in the ring. */
 export const RING_HEAD = 1;
 /** Idle lanes in the ring. */
 export const RING_IDLE = 2;
-/** Why the arena refuses writes (an `ARENA_*` code), or 0. */
-export const ERROR = 3;
-/** A count that goes with the error (flog slots found invalid). */
-export const ERROR_COUNT = 4;
-/** Lanes in use (`min(nfree, MAX_LANES)`). */
+/** Lanes in use (`min(nfree, MAX_LANES)`; read under the ring lock). */
 export const LANES = 5;
-/** Lanes with a pending map entry (a hint: 0 means none). */
-export const PENDING = 6;
 /**
  * The idle-lane ring's change in progress (`RING_POP`, `RING_PUSH`), or
  * 0: logged before the ring changes, so whoever takes the ring lock over
@@ -155,8 +154,12 @@ export const RING_OP_IDLE = 12;
 export const RING_POP = 1;
 /** `RING_OP`: a lane is being put on the ring. */
 export const RING_PUSH = 2;
+/** Why the arena refuses writes (an `ARENA_*` code), or 0. */
+export const ERROR = 16;
+/** A count that goes with the error (flog slots found invalid). */
+export const ERROR_COUNT = 17;
 
-const HEADER_WORDS = 16;
+const HEADER_WORDS = 32;
 /** int32 index of lane 0's record. */
 export const LANE_BASE = HEADER_WORDS;
 /** int32 index of the idle-lane ring. */
