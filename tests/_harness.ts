@@ -293,3 +293,21 @@ export function unknownSingal(op: string): (e: unknown) => boolean {
     return true;
   };
 }
+
+/**
+ * A ThreadMover of one engine whose `batch` calls are counted, through an
+ * own property (its class stays ThreadMover, as the stores' inline paths
+ * check: `runsInline` in `mover/_inline.ts`).
+ */
+export function countingThreadMover(
+  inlineThreshold: number,
+): { mover: ThreadMover; batches: () => number } {
+  const mover = new ThreadMover({ threads: 1, inlineThreshold });
+  let calls = 0;
+  const batch = mover.batch.bind(mover);
+  mover.batch = (ops, options) => {
+    calls++;
+    return batch(ops, options);
+  };
+  return { mover, batches: () => calls };
+}

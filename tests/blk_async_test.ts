@@ -13,7 +13,14 @@ import {
 } from "../mod.ts";
 import { BlockPool } from "../blk/mod.ts";
 import { CountingMover } from "./blk_fixtures.ts";
-import { assert, moverTest, rng, tempPath, test } from "./_harness.ts";
+import {
+  assert,
+  countingThreadMover,
+  moverTest,
+  rng,
+  tempPath,
+  test,
+} from "./_harness.ts";
 import {
   blkutil,
   LIBPMEMBLK_SKIP,
@@ -213,20 +220,14 @@ test("small readAsync sweeps of a ThreadMover below its inline threshold skip it
   // the copies a ThreadMover would make on the polling thread anyway are
   // gathered by the pool itself; above the threshold they go to its batch
   for (const [threshold, batches] of [[1 << 20, 0], [0, 1]] as const) {
-    using mover = new ThreadMover({ threads: 1, inlineThreshold: threshold });
-    let calls = 0;
-    const batch = mover.batch.bind(mover);
-    // an own property: the mover's class stays ThreadMover
-    mover.batch = (ops, options) => {
-      calls++;
-      return batch(ops, options);
-    };
+    const { mover, batches: calls } = countingThreadMover(threshold);
+    using _mover = mover;
     using pool = create(mover, 512);
     for (let lba = 0; lba < 32; lba++) pool.write(lba, stamped(512, lba, 3));
     const reads = Array.from({ length: 32 }, (_, lba) => pool.readAsync(lba));
     waitAll(reads);
     reads.forEach((r, lba) => assert.equal(unstamp(r.value!).lba, lba));
-    assert.equal(calls, batches, `inlineThreshold ${threshold}`);
+    assert.equal(calls(), batches, `inlineThreshold ${threshold}`);
   }
 });
 

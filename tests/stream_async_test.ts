@@ -6,7 +6,6 @@ import {
   CpuMover,
   type Future,
   PmemError,
-  ThreadMover,
   wait,
   waitAll,
 } from "../mod.ts";
@@ -16,7 +15,14 @@ import { type AppendFuture, LogStream } from "../stream/mod.ts";
 import { createStreamWith, streamMedia } from "../stream/stream.ts";
 import { ENTRY_HEADER, entryTotal } from "../stream/layout.ts";
 import { hasWholeBuffer } from "../pmem2/mapping.ts";
-import { assert, moverTest, RUNTIME, tempPath, test } from "./_harness.ts";
+import {
+  assert,
+  countingThreadMover,
+  moverTest,
+  RUNTIME,
+  tempPath,
+  test,
+} from "./_harness.ts";
 
 const MiB = 1 << 20;
 
@@ -494,14 +500,8 @@ test("small appendAsync sweeps of a ThreadMover below its inline threshold skip 
   // as with a CpuMover, the copies are made by the stream at the sweep;
   // above the threshold they go to the mover's batch
   for (const [threshold, batches] of [[1 << 20, 0], [0, 1]] as const) {
-    using mover = new ThreadMover({ threads: 1, inlineThreshold: threshold });
-    let calls = 0;
-    const batch = mover.batch.bind(mover);
-    // an own property: the mover's class stays ThreadMover
-    mover.batch = (ops, options) => {
-      calls++;
-      return batch(ops, options);
-    };
+    const { mover, batches: calls } = countingThreadMover(threshold);
+    using _mover = mover;
     using s = LogStream.create(tempPath(), { size: 1 << 20, mover });
     const r = s.allocateRegion(256 << 10);
     const fs = Array.from(
@@ -511,6 +511,6 @@ test("small appendAsync sweeps of a ThreadMover below its inline threshold skip 
     waitAll(fs);
     const got = [...s.entries(r)].map((e) => e.data[0]);
     assert.deepEqual(got, Array.from({ length: 32 }, (_, i) => i));
-    assert.equal(calls, batches, `inlineThreshold ${threshold}`);
+    assert.equal(calls(), batches, `inlineThreshold ${threshold}`);
   }
 });
