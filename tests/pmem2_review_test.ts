@@ -7,7 +7,6 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
 import { Buffer } from "node:buffer";
 import {
   type Granularity,
@@ -23,18 +22,14 @@ import { crc32c } from "../pmem2/crc32c.ts";
 import { FileShare } from "../pmem2/file_share.ts";
 import { assert, runScript, tempDir, tempPath, test } from "./_harness.ts";
 
-/** {@linkcode runScript} with extra environment variables for the child. */
+/**
+ * {@linkcode runScript} with extra environment variables for the child
+ * alone: set in this process's environment, they reached every mapping a
+ * test file running beside this one made meanwhile (`deno test
+ * --parallel` runs files in one process).
+ */
 function runWithEnv(env: Record<string, string>, source: string) {
-  const saved = Object.keys(env).map((k) => [k, process.env[k]] as const);
-  Object.assign(process.env, env);
-  try {
-    return runScript(source, 30_000);
-  } finally {
-    for (const [k, v] of saved) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
+  return runScript(source, 30_000, { env });
 }
 
 // Bug: a mapping with protection "none" flushed its range with the CPU's
