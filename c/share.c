@@ -40,6 +40,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "device.h"
+
+/* how long an open retries a lock held elsewhere (see ap_share_open) */
+#define AP_LOCK_RETRY_US 100000
 #include "internal.h"
 
 void ap_pin_self(void); /* device.c */
@@ -315,9 +318,22 @@ ap_share_open(struct ap_share **out, const char *path, double path_len,
 		pthread_mutex_unlock(&ap_shares_lock);
 		return rc;
 	}
+	/*
+	 * a lock held elsewhere is retried for a moment before the refusal:
+	 * a child that another thread of this process forks holds a copy of
+	 * every descriptor until its exec closes the O_CLOEXEC ones, and with
+	 * it the lock of a store this process just closed, so an open at once
+	 * after the close found its own old lock
+	 */
+	int waited_us = 0;
 	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		if (errno == EINTR)
 			continue;
+		if (errno == EWOULDBLOCK && waited_us < AP_LOCK_RETRY_US) {
+			usleep(1000);
+			waited_us += 1000;
+			continue;
+		}
 		int e = errno == EWOULDBLOCK ? EAGAIN : errno;
 		close(fd);
 		pthread_mutex_unlock(&ap_shares_lock);
