@@ -60,7 +60,7 @@ export function evenRun(offset: number, length: number): number {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { mapFile } from "./mapping.ts";
+ * import { mapFile } from "./map_file.ts";
  * import { EvenWindows } from "./even_windows.ts";
  * import { mkdtempSync } from "node:fs";
  * import { tmpdir } from "node:os";

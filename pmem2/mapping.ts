@@ -1,11 +1,11 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
  * {@linkcode Mapping}: a mapped source with zero-copy views, persistence
- * and libpmem2's durable copy functions; {@linkcode mapFile} opens one.
+ * and libpmem2's durable copy functions; `mapFile` (`map_file.ts`) opens
+ * one from a path.
  *
  * @module
  */
-import { unlinkSync } from "node:fs";
 import { ClosedError, PmemError } from "../errors/mod.ts";
 import { check, fromCell, native, newCell, type Ptr } from "../ffi/lib.ts";
 import {
@@ -13,21 +13,17 @@ import {
   checkAttached,
   checkByte,
   checkBytes,
-  checkFlag,
-  checkPath,
   checkRange,
   checkSize,
   holds,
   isBytes,
   notConstructible,
-  readOptions,
   trueBytes,
 } from "../ffi/validate.ts";
 import { PointerCache } from "../ffi/pointer_cache.ts";
 import {
   type Granularity,
   granularityName,
-  MAP_CONFIG_KEYS,
   type MapConfig,
   type Protection,
   readMapConfig,
@@ -41,16 +37,11 @@ import {
   type FutureOptions,
 } from "../future/future.ts";
 import { CpuMover } from "../mover/cpu.ts";
-import { checkMoverOption, type Vdm } from "../mover/vdm.ts";
+import type { Vdm } from "../mover/vdm.ts";
 import { DurableCopies } from "./durable_copies.ts";
 import { copyOut } from "./read.ts";
 import { ViewBuffers } from "./view_buffers.ts";
-import {
-  Source,
-  sourceCreated,
-  sourceHandle,
-  type SourceOpenOptions,
-} from "./source.ts";
+import { Source, sourceHandle } from "./source.ts";
 import type { PersistTracer } from "./tracer.ts";
 
 /** Largest span persistRanges covers with one msync regardless of density. */
@@ -259,7 +250,6 @@ export class Mapping implements Disposable {
     }
     const checked = readMapConfig(config);
     const c = toNativeConfig(checked);
-    checkMover(checked.mover);
     const handle = sourceHandle(source, "map");
     const size = c.length === 0 ? source.size : 0;
     if (size > 0 && c.offset === size) {
@@ -872,96 +862,4 @@ export class Mapping implements Disposable {
  */
 function defaultMover(): Vdm {
   return new CpuMover();
-}
-
-/** Assert a configured mover (none, or null: the default) implements Vdm. */
-function checkMover(mover: Vdm | null | undefined): void {
-  if (mover !== null) checkMoverOption(mover, "map");
-}
-
-/**
- * Options of {@linkcode mapFile}. An option not listed here is refused, with a
- * `TypeError` naming it and the option it likely stands for.
- */
-export interface MapFileOptions extends MapConfig {
-  /**
-   * Create the file if needed and make it at least this large.
-   * @default 0 (map the existing file)
-   */
-  size?: number;
-  /** See {@linkcode SourceOpenOptions.sparse}. @default false */
-  sparse?: boolean;
-  /** See {@linkcode SourceOpenOptions.mode}. @default 0o644 */
-  mode?: number;
-}
-
-/**
- * Map a file, creating or extending it when `size` is given.
- *
- * @example Usage
- * ```ts
- * import { mapFile } from "@asyncpmem/asyncpmem";
- * import assert from "node:assert/strict";
- * import { mkdtempSync } from "node:fs";
- * import { tmpdir } from "node:os";
- * import { join } from "node:path";
- *
- * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "data");
- * using map = mapFile(path, { size: 64 << 20 });
- * assert.equal(map.size, 64 << 20);
- * assert.equal(map.granularity, "page"); // a tmpfs or disk file
- * ```
- *
- * @param path the file
- * @param options size, granularity, range, sharing, protection
- * @throws {TypeError} for a path that is empty or holds a NUL, an option
- *   of the wrong type, or a key that is none of {@linkcode MapFileOptions}'s
- * @throws {PmemError} as {@linkcode Source.open} and {@linkcode Mapping.map}
- *   do; a file this call created is removed again when the mapping fails
- * @throws {RangeError} as {@linkcode Mapping.map} does, for an `offset` at
- *   the end of the file
- */
-export function mapFile(path: string, options: MapFileOptions = {}): Mapping {
-  checkPath(path, "map", "file");
-  // the mapping's options are checked before the file is opened: a
-  // `size` creates it, and a bad granularity or offset left it behind;
-  // each is read once (see readMapConfig), so the file is opened for the
-  // protection the mapping gets
-  const { size, sparse, mode, ...config } = readOptions(options, [
-    ...MAP_CONFIG_KEYS,
-    "size",
-    "sparse",
-    "mode",
-  ], "map file");
-  toNativeConfig(config);
-  checkMover(config.mover);
-  checkFlag(sparse, "sparse", "map file");
-  const open: SourceOpenOptions = {
-    size,
-    sparse,
-    mode,
-    readOnly: config.protection === "read" || config.protection === "none",
-  };
-  using source = Source.open(path, open);
-  try {
-    return Mapping.map(source, config);
-  } catch (e) {
-    // libpmem2 refused the mapping (an offset that is no page multiple, a
-    // range past the end, a granularity the storage lacks): a file this
-    // call made is not left behind
-    if (sourceCreated(source)) removeQuietly(path);
-    throw e;
-  }
-}
-
-/**
- * Remove a file, ignoring failure: the caller's own error is the one to
- * report (and Deno without `--allow-write` may refuse the unlink).
- */
-function removeQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // left behind, as before
-  }
 }

@@ -51,7 +51,7 @@ let intoOf: (reader: MappingReader) => PointerCache;
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { mapFile } from "./mapping.ts";
+ * import { mapFile } from "./map_file.ts";
  * import { MappingReader } from "./reader.ts";
  * import { mkdtempSync } from "node:fs";
  * import { tmpdir } from "node:os";
