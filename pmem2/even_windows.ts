@@ -19,7 +19,8 @@
  * @module
  */
 import type { BatchEntry } from "../mover/vdm.ts";
-import { type Mapping, ownView } from "./mapping.ts";
+import type { Mapping } from "./mapping.ts";
+import { ownView } from "./mapping_access.ts";
 import { crc32c } from "./crc32c.ts";
 import { byteLengthOf } from "../ffi/validate.ts";
 import { VIEW_WINDOWS } from "./view_buffers.ts";

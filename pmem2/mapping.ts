@@ -43,113 +43,11 @@ import { copyOut } from "./read.ts";
 import { ViewBuffers } from "./view_buffers.ts";
 import { Source, sourceHandle } from "./source.ts";
 import type { PersistTracer } from "./tracer.ts";
+import { type Closable, grantAccess } from "./mapping_access.ts";
 
 /** Largest span persistRanges covers with one msync regardless of density. */
 const SPAN_PERSIST_MAX = 2 ** 30;
 const EACCES = 13;
-
-/** Something a mapping closes before it unmaps (a reader). */
-interface Closable {
-  close(): void;
-}
-
-let attachReader: (map: Mapping, reader: Closable) => Ptr;
-
-/**
- * Register a reader with an open mapping, which closes it on its own
- * close; returns the mapping's address. Internal (`reader.ts`).
- *
- * @throws {ClosedError} when the mapping is closed
- */
-export function registerReader(map: Mapping, reader: Closable): Ptr {
-  return attachReader(map, reader);
-}
-let ownBufferOf: (map: Mapping, offset: number, length: number) => ArrayBuffer;
-
-/**
- * A view of `[offset, offset + length)` (a range the caller checked) over
- * a buffer of its own, which no view the mapping hands out shares (see
- * `ViewBuffers.own`): what a store keeps of its mapping, so that a
- * transfer of a view it handed out does not detach it. Internal (the
- * stores' media).
- *
- * @throws {ClosedError} when the mapping is closed
- * @throws {PmemError} code -13 (EACCES) unless it is read-write
- */
-export function ownView(
-  map: Mapping,
-  offset: number,
-  length: number,
-): Uint8Array {
-  return new Uint8Array(ownBufferOf(map, offset, length), 0, length);
-}
-let attachTracer: (map: Mapping, tracer: PersistTracer | undefined) => void;
-let tracerOf: (map: Mapping) => PersistTracer | undefined;
-let handleOf: (map: Mapping) => Ptr;
-let buffersOf: (map: Mapping) => ViewBuffers;
-let copiesOf: (map: Mapping) => DurableCopies;
-
-/**
- * The asynchronous copies a mapping's close() would wait for (started,
- * not settled, as far as the mapping knows). Internal: for tests.
- */
-export function trackedCopies(map: Mapping): number {
-  return copiesOf(map).tracked;
-}
-
-/**
- * Whether a buffer over the whole of a mapping was made for its views.
- * Internal: for tests that check a large store on Bun reaches its file
- * through windows only (`VIEW_WINDOWS`).
- */
-export function hasWholeBuffer(map: Mapping): boolean {
-  return buffersOf(map).whole !== null;
-}
-
-/**
- * The native handle of an open mapping. Internal: for tests that check
- * the shim's own refusals, and for native calls that store and persist
- * in one (each reports to the tracer with {@linkcode traceDurable}).
- *
- * @throws {ClosedError} when the mapping is closed
- */
-export function nativeHandleOf(map: Mapping): Ptr {
-  return handleOf(map);
-}
-
-/**
- * Attach (or with `undefined`, detach) a {@linkcode PersistTracer} to a
- * mapping's persistence funnel. Internal: tests reach it through the
- * testing entry point.
- */
-export function setMappingTracer(
-  map: Mapping,
-  tracer: PersistTracer | undefined,
-): void {
-  attachTracer(map, tracer);
-}
-
-/**
- * Report to a mapping's tracer, if it has one, that `[offset, offset +
- * length)` was stored and made durable by a native call of its own (a
- * flush and a drain, as {@linkcode Mapping.persist} reports). Internal:
- * for the log store's one-call append, which keeps the funnel's record.
- */
-export function traceDurable(
-  map: Mapping,
-  offset: number,
-  length: number,
-): void {
-  const t = tracerOf(map);
-  if (t === undefined) return;
-  t.flush(offset, length);
-  t.drain();
-}
-
-/** Record a labelled point with a mapping's tracer, if it has one. */
-export function markMapping(map: Mapping, label: string): void {
-  tracerOf(map)?.mark?.(label);
-}
 
 /**
  * A mapping of a {@linkcode Source}. Views are `Uint8Array`s straight over
@@ -453,23 +351,25 @@ export class Mapping implements Disposable {
   }
 
   static {
-    attachReader = (map, reader) => {
-      map.#flushable("read"); // a read of no-access pages faults
-      map.#readers.push(reader);
-      return map.#address;
-    };
-    attachTracer = (map, tracer) => {
-      map.#live("setTracer");
-      map.#tracer = tracer;
-    };
-    tracerOf = (map) => map.#tracer;
-    handleOf = (map) => map.#live("handle");
-    buffersOf = (map) => map.#buffers;
-    ownBufferOf = (map, offset, length) => {
-      map.#writable("view");
-      return map.#buffers.own(offset, length);
-    };
-    copiesOf = (map) => map.#copies;
+    grantAccess({
+      attachReader: (map, reader) => {
+        map.#flushable("read"); // a read of no-access pages faults
+        map.#readers.push(reader);
+        return map.#address;
+      },
+      attachTracer: (map, tracer) => {
+        map.#live("setTracer");
+        map.#tracer = tracer;
+      },
+      tracerOf: (map) => map.#tracer,
+      handleOf: (map) => map.#live("handle"),
+      buffersOf: (map) => map.#buffers,
+      ownBufferOf: (map, offset, length) => {
+        map.#writable("view");
+        return map.#buffers.own(offset, length);
+      },
+      copiesOf: (map) => map.#copies,
+    });
   }
 
   /** Throw the error that `read`'s arguments deserve. */
