@@ -39,14 +39,13 @@ import {
 import { CpuMover } from "../mover/cpu.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import { DurableCopies } from "./durable_copies.ts";
+import { flushSpans } from "./flush_spans.ts";
 import { copyOut } from "./read.ts";
 import { ViewBuffers } from "./view_buffers.ts";
 import { Source, sourceHandle } from "./source.ts";
 import type { PersistTracer } from "./tracer.ts";
 import { type Closable, grantAccess } from "./mapping_access.ts";
 
-/** Largest span persistRanges covers with one msync regardless of density. */
-const SPAN_PERSIST_MAX = 2 ** 30;
 const EACCES = 13;
 
 /**
@@ -613,68 +612,10 @@ export class Mapping implements Disposable {
    */
   persistRanges(ranges: readonly { offset: number; length: number }[]): void {
     this.#flushable("persistRanges");
-    if (!Array.isArray(ranges)) {
-      throw new TypeError("Cannot persistRanges: ranges must be an array");
-    }
-    // One pass of plain tests (the block store persists 32–64 ranges a
-    // commit, and a call of checkRange per range is not free); a range
-    // that fails them is checked again to throw the right error. Each
-    // range is read once, into `spans`: a getter read again could answer
-    // another range than the one checked.
-    const size = this.#size;
-    const spans: number[] = [];
-    let total = 0;
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (let i = 0; i < ranges.length; i++) {
-      const r = ranges[i];
-      const offset = r?.offset;
-      const length = r?.length;
-      // integers first: see read()
-      if (
-        !(Number.isInteger(offset) && Number.isInteger(length) &&
-          offset >= 0 && length >= 0 && offset + length <= size)
-      ) {
-        checkRange(offset, length, size, "persistRanges");
-      }
-      if (length === 0) continue;
-      spans.push(offset, length);
-      total += length;
-      if (offset < lo) lo = offset;
-      if (offset + length > hi) hi = offset + length;
-    }
-    if (total === 0) {
-      this.drain();
-      return;
-    }
-    const page = this.#granularity === "page";
-    if (page && (hi - lo <= SPAN_PERSIST_MAX || hi - lo <= 8 * total)) {
-      this.flush(lo, hi - lo);
-      this.drain();
-      return;
-    }
-    const unit = page ? 4096 : 64;
-    const sorted: [number, number][] = [];
+    const spans = flushSpans(ranges, this.#size, this.#granularity);
     for (let i = 0; i < spans.length; i += 2) {
-      const offset = spans[i];
-      sorted.push([
-        Math.floor(offset / unit) * unit,
-        Math.min(size, Math.ceil((offset + spans[i + 1]) / unit) * unit),
-      ]);
+      this.flush(spans[i], spans[i + 1]);
     }
-    sorted.sort((a, b) => a[0] - b[0]);
-    let start = -1;
-    let end = -1;
-    for (const [s, e] of sorted) {
-      if (s <= end) {
-        end = Math.max(end, e);
-        continue;
-      }
-      if (start >= 0) this.flush(start, end - start);
-      start = s;
-      end = e;
-    }
-    if (start >= 0) this.flush(start, end - start);
     this.drain();
   }
 
