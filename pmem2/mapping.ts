@@ -18,7 +18,6 @@ import {
   holds,
   isBytes,
   notConstructible,
-  trueBytes,
 } from "../ffi/validate.ts";
 import { PointerCache } from "../ffi/pointer_cache.ts";
 import {
@@ -31,11 +30,7 @@ import {
 } from "./config.ts";
 import { checkMemFlags, MemFlags } from "./flags.ts";
 import { waitAll } from "../future/executor.ts";
-import {
-  checkFutureOptions,
-  type Future,
-  type FutureOptions,
-} from "../future/future.ts";
+import type { Future, FutureOptions } from "../future/future.ts";
 import { CpuMover } from "../mover/cpu.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import { DurableCopies } from "./durable_copies.ts";
@@ -121,8 +116,10 @@ export class Mapping implements Disposable {
     this.#copies = new DurableCopies({
       mover,
       granularity: this.#granularity,
+      size: this.#size,
       tracer: () => this.#tracer,
       view: (offset, length) => this.view(offset, length),
+      offsetOf: (view) => this.#buffers.offsetOf(view),
       persist: (offset, length) => this.persist(offset, length),
       flush: (offset, length) => this.flush(offset, length),
       persistRanges: (ranges) => this.persistRanges(ranges),
@@ -517,38 +514,7 @@ export class Mapping implements Disposable {
     options?: FutureOptions,
   ): Future<void> {
     this.#writable("memcpyAsync");
-    checkAttached(checkBytes(src, "src", "memcpyAsync"), "src", "memcpyAsync");
-    // the mover gets an array whose length is the engine's: movers hand
-    // `byteLength` to native copies and to their worker threads
-    const bytes = trueBytes(src);
-    checkRange(dstOffset, bytes.byteLength, this.#size, "memcpyAsync");
-    flags = checkMemFlags(flags, "memcpyAsync");
-    options = checkFutureOptions(options, "memcpyAsync");
-    const dst = this.view(dstOffset, bytes.byteLength);
-    // a source over the destination is moved, as memcpy moves it: a
-    // mover's memcpy takes ranges that do not overlap (a device copies a
-    // large one in ascending chunks, on several threads)
-    const move = this.#overlaps(bytes, dstOffset);
-    return this.#copies.one(
-      (f) =>
-        move
-          ? this.#mover.memmove(dst, bytes, f, options)
-          : this.#mover.memcpy(dst, bytes, f, options),
-      dstOffset,
-      bytes.byteLength,
-      flags,
-      { arrays: [bytes], name: "src", op: "memcpyAsync" },
-    );
-  }
-
-  /**
-   * Whether `src` is a view of this mapping that overlaps the `src.length`
-   * bytes at `dstOffset`.
-   */
-  #overlaps(src: Uint8Array, dstOffset: number): boolean {
-    const at = this.#buffers.offsetOf(src);
-    return at >= 0 && at < dstOffset + src.length &&
-      dstOffset < at + src.length;
+    return this.#copies.memcpy(dstOffset, src, flags, options);
   }
 
   /** {@linkcode Mapping.memmove} through the mover; see memcpyAsync. */
@@ -560,18 +526,7 @@ export class Mapping implements Disposable {
     options?: FutureOptions,
   ): Future<void> {
     this.#writable("memmoveAsync");
-    checkRange(dstOffset, length, this.#size, "memmoveAsync");
-    checkRange(srcOffset, length, this.#size, "memmoveAsync");
-    flags = checkMemFlags(flags, "memmoveAsync");
-    options = checkFutureOptions(options, "memmoveAsync");
-    const dst = this.view(dstOffset, length);
-    const src = this.view(srcOffset, length);
-    return this.#copies.one(
-      (f) => this.#mover.memmove(dst, src, f, options),
-      dstOffset,
-      length,
-      flags,
-    );
+    return this.#copies.memmove(dstOffset, srcOffset, length, flags, options);
   }
 
   /** {@linkcode Mapping.memset} through the mover; see memcpyAsync. */
@@ -583,17 +538,7 @@ export class Mapping implements Disposable {
     options?: FutureOptions,
   ): Future<void> {
     this.#writable("memsetAsync");
-    value = checkByte(value, "value", "memsetAsync");
-    checkRange(dstOffset, length, this.#size, "memsetAsync");
-    flags = checkMemFlags(flags, "memsetAsync");
-    options = checkFutureOptions(options, "memsetAsync");
-    const dst = this.view(dstOffset, length);
-    return this.#copies.one(
-      (f) => this.#mover.memset(dst, value, f, options),
-      dstOffset,
-      length,
-      flags,
-    );
+    return this.#copies.memset(dstOffset, value, length, flags, options);
   }
 
   /**
@@ -634,28 +579,7 @@ export class Mapping implements Disposable {
     options?: FutureOptions,
   ): Future<void> {
     this.#writable("memcpyManyAsync");
-    if (!Array.isArray(entries)) {
-      throw new TypeError("Cannot memcpyManyAsync: entries must be an array");
-    }
-    // each entry read once, into arrays of the engine's lengths: an
-    // entry's getters could answer a second read otherwise
-    const checked: { offset: number; data: Uint8Array; move: boolean }[] = [];
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i];
-      const offset = e?.offset;
-      const data = trueBytes(
-        checkAttached(
-          checkBytes(e?.data, "data", "memcpyManyAsync"),
-          "data",
-          "memcpyManyAsync",
-        ),
-      );
-      checkRange(offset, data.byteLength, this.#size, "memcpyManyAsync");
-      // a view over its own destination is moved (see memcpyAsync)
-      checked.push({ offset, data, move: this.#overlaps(data, offset) });
-    }
-    options = checkFutureOptions(options, "memcpyManyAsync");
-    return this.#copies.many(checked, options);
+    return this.#copies.memcpyMany(entries, options);
   }
 
   /**
