@@ -7,7 +7,7 @@
  * @module
  */
 import { ClosedError, PmemError } from "../errors/mod.ts";
-import { check, fromCell, native, newCell, type Ptr } from "../ffi/lib.ts";
+import { check, fromCell, native, type Ptr } from "../ffi/lib.ts";
 import {
   byteLengthOf,
   checkAttached,
@@ -25,19 +25,17 @@ import {
   granularityName,
   type MapConfig,
   type Protection,
-  readMapConfig,
-  toNativeConfig,
 } from "./config.ts";
 import { checkMemFlags, MemFlags } from "./flags.ts";
 import { waitAll } from "../future/executor.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
-import { CpuMover } from "../mover/cpu.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import { DurableCopies } from "./durable_copies.ts";
 import { flushSpans } from "./flush_spans.ts";
 import { copyOut } from "./read.ts";
 import { ViewBuffers } from "./view_buffers.ts";
-import { Source, sourceHandle } from "./source.ts";
+import { mapSource } from "./map_source.ts";
+import type { Source } from "./source.ts";
 import type { PersistTracer } from "./tracer.ts";
 import { type Closable, grantAccess } from "./mapping_access.ts";
 
@@ -139,54 +137,8 @@ export class Mapping implements Disposable {
    *   table of mappings, which asynchronous copies reference, is full)
    */
   static map(source: Source, config: MapConfig = {}): Mapping {
-    if (!(source instanceof Source)) {
-      throw new TypeError("Cannot map: source must be a Source");
-    }
-    const checked = readMapConfig(config);
-    const c = toNativeConfig(checked);
-    const handle = sourceHandle(source, "map");
-    const size = c.length === 0 ? source.size : 0;
-    if (size > 0 && c.offset === size) {
-      // the rest of the source from its end holds no byte: libpmem2's
-      // mmap of 0 bytes failed with -22 "Invalid argument", naming neither
-      // number (a range past the end is its PMEM2_E_MAP_RANGE, an empty
-      // source its PMEM2_E_SOURCE_EMPTY: both clear)
-      throw new RangeError(
-        `Cannot map: offset ${c.offset} is the end of the source ` +
-          `(${size} bytes): the range holds no byte`,
-      );
-    }
-    const mover = checked.mover ?? defaultMover();
-    const cell = newCell();
-    const rc = native.ap_map_new(
-      cell,
-      handle,
-      c.granularity,
-      c.offset,
-      c.length,
-      c.sharing,
-      c.protection,
-    );
-    if (rc === -100009 && c.granularity < 2) {
-      const e = (() => {
-        try {
-          check(rc, "map");
-        } catch (err) {
-          return err as Error;
-        }
-      })()!;
-      e.message += ". This file is not on DAX storage: map it with " +
-        'granularity "page" (the default), or for tests set ' +
-        "PMEM2_FORCE_GRANULARITY (not durable)";
-      throw e;
-    }
-    check(rc, "map");
-    return new Mapping(
-      cell,
-      checked.granularity ?? "page",
-      checked.protection ?? "read-write",
-      mover,
-    );
+    const m = mapSource(source, config);
+    return new Mapping(m.cell, m.required, m.protection, m.mover);
   }
 
   #live(op: string): Ptr {
@@ -616,15 +568,4 @@ export class Mapping implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
-}
-
-/**
- * The mover of a mapping configured without one: its own. One shared by
- * every such mapping was closed for all by `map.mover.close()` on any of
- * them (and stayed closed for mappings made later): their async copies
- * threw ClosedError. A CpuMover holds nothing native; one per mapping
- * costs an object per map, nothing per operation.
- */
-function defaultMover(): Vdm {
-  return new CpuMover();
 }
