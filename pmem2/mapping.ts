@@ -32,7 +32,7 @@ import type { Future, FutureOptions } from "../future/future.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import { DurableCopies } from "./durable_copies.ts";
 import { flushSpans } from "./flush_spans.ts";
-import { copyOut } from "./read.ts";
+import { badRead, copyOut } from "./read.ts";
 import { ViewBuffers } from "./view_buffers.ts";
 import { mapSource } from "./map_source.ts";
 import type { Source } from "./source.ts";
@@ -287,7 +287,7 @@ export class Mapping implements Disposable {
       !Number.isInteger(length) || !(offset >= 0 && length >= 0) ||
       offset + length > this.#size || (length !== 0 && !holds(into, length))
     ) {
-      Mapping.#badRead(offset, into, length, this.#size);
+      badRead(offset, into, length, this.#size);
     }
     // a view of a closed mapping reads as empty: a read of its length (0)
     // into it succeeded, as if it were an empty array and nothing was
@@ -318,20 +318,6 @@ export class Mapping implements Disposable {
       },
       copiesOf: (map) => map.#copies,
     });
-  }
-
-  /** Throw the error that `read`'s arguments deserve. */
-  static #badRead(
-    offset: unknown,
-    into: unknown,
-    length: unknown,
-    size: number,
-  ): never {
-    const bytes = checkBytes(into, "into", "read");
-    checkRange(offset, length, size, "read");
-    throw new RangeError(
-      `Cannot read: ${length} bytes do not fit into ${byteLengthOf(bytes)}`,
-    );
   }
 
   /**
