@@ -17,7 +17,8 @@ import {
   tooSmall,
   withoutSize,
 } from "../errors/file.ts";
-import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
+import { Mapping } from "../pmem2/mapping.ts";
+import { setMappingTracer } from "../pmem2/mapping_access.ts";
 import { Source } from "../pmem2/source.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
 import { checkMoverOption, type Vdm } from "../mover/vdm.ts";

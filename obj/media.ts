@@ -22,7 +22,8 @@
  *
  * @module
  */
-import { type Mapping, ownView } from "../pmem2/mapping.ts";
+import type { Mapping } from "../pmem2/mapping.ts";
+import { ownView } from "../pmem2/mapping_access.ts";
 import { crc32c } from "../pmem2/crc32c.ts";
 import { VIEW_WINDOWS } from "../pmem2/view_buffers.ts";
 import { evenRun, EvenWindows } from "../pmem2/even_windows.ts";

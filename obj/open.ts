@@ -10,7 +10,8 @@
 import { unlinkSync } from "node:fs";
 import { checkMode, checkOpenArgs } from "../ffi/validate.ts";
 import { type FileLock, lockStoreFile } from "../pmem2/file_lock.ts";
-import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
+import { Mapping } from "../pmem2/mapping.ts";
+import { setMappingTracer } from "../pmem2/mapping_access.ts";
 import { Source } from "../pmem2/source.ts";
 import { asOp, corrupt, tooSmall } from "../errors/file.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 import { checkSize, readOptions } from "../ffi/validate.ts";
-import type { Vdm } from "../mover/vdm.ts";
+import { checkMoverOption, type Vdm } from "../mover/vdm.ts";
 
 /**
  * Store granularity: the smallest unit a store becomes persistent in.
@@ -103,10 +103,12 @@ export interface NativeMapConfig {
 }
 
 /**
- * Check a {@linkcode MapConfig} and convert it for the shim.
+ * Check a {@linkcode MapConfig} and convert it for the shim. Its mover
+ * (none, or null: the default) is checked to implement Vdm, last.
  *
  * @throws {TypeError} for a value of the wrong kind
  * @throws {RangeError} for an out-of-range number
+ * @throws {ClosedError} for a closed mover
  */
 export function toNativeConfig(config: MapConfig): NativeMapConfig {
   if (typeof config !== "object" || config === null) {
@@ -139,11 +141,13 @@ export function toNativeConfig(config: MapConfig): NativeMapConfig {
       `Cannot map: protection must be "read", "read-write" or "none"`,
     );
   }
-  return {
+  const native = {
     granularity: GRANULARITY_VALUES[g],
     offset: checkSize(config.offset ?? 0, "offset", "map"),
     length: checkSize(config.length ?? 0, "length", "map"),
     sharing: sharing === "private" ? 1 : 0,
     protection,
   };
+  checkMoverOption(config.mover, "map");
+  return native;
 }

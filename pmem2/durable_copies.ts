@@ -2,14 +2,16 @@
 /**
  * {@linkcode DurableCopies}: a mapping's asynchronous copies, whose futures
  * complete only when the bytes are durable (pmem2's async API), and the
- * registry of them that the mapping's `close()` waits for. Internal to
- * `pmem2/`: `Mapping.memcpyAsync` and friends check their arguments, then
- * come here.
+ * registry of them that the mapping's `close()` waits for, with the
+ * checks of their arguments. Internal to `pmem2/`: `Mapping.memcpyAsync`
+ * and friends check that the mapping is open and writable, then come
+ * here.
  *
  * @module
  */
 import { chain, fromStep, map } from "../future/combinators.ts";
 import {
+  checkFutureOptions,
   Future,
   type FutureOptions,
   NOT_STARTED,
@@ -19,9 +21,16 @@ import {
 } from "../future/future.ts";
 import { FutureRegistry } from "../future/registry.ts";
 import { checkStillAttached } from "../ffi/still_attached.ts";
+import {
+  checkAttached,
+  checkByte,
+  checkBytes,
+  checkRange,
+  trueBytes,
+} from "../ffi/validate.ts";
 import { type Vdm, VdmFlags } from "../mover/vdm.ts";
 import type { Granularity } from "./config.ts";
-import { MemFlags } from "./flags.ts";
+import { checkMemFlags, MemFlags } from "./flags.ts";
 import type { PersistTracer } from "./tracer.ts";
 
 /** A byte range of a mapping. */
@@ -38,10 +47,17 @@ export interface DurableHost {
   readonly mover: Vdm;
   /** The mapping's effective store granularity. */
   readonly granularity: Granularity;
+  /** The mapped length in bytes. */
+  readonly size: number;
   /** The tracer attached now, if any. */
   tracer(): PersistTracer | undefined;
   /** A view of `[offset, offset + length)`. */
   view(offset: number, length: number): Uint8Array;
+  /**
+   * Where a view the mapping handed out starts in it, or -1 for an array
+   * that is no such view (`ViewBuffers.offsetOf`).
+   */
+  offsetOf(view: Uint8Array): number;
   /** Flush and drain a range. */
   persist(offset: number, length: number): void;
   /** Flush a range. */
@@ -75,12 +91,128 @@ export class DurableCopies {
     this.#host = host;
   }
 
+  /** `Mapping.memcpyAsync` of a mapping the caller found writable. */
+  memcpy(
+    dstOffset: number,
+    src: Uint8Array,
+    flags: number,
+    options: FutureOptions | undefined,
+  ): Future<void> {
+    const host = this.#host;
+    checkAttached(checkBytes(src, "src", "memcpyAsync"), "src", "memcpyAsync");
+    // the mover gets an array whose length is the engine's: movers hand
+    // `byteLength` to native copies and to their worker threads
+    const bytes = trueBytes(src);
+    checkRange(dstOffset, bytes.byteLength, host.size, "memcpyAsync");
+    flags = checkMemFlags(flags, "memcpyAsync");
+    options = checkFutureOptions(options, "memcpyAsync");
+    const dst = host.view(dstOffset, bytes.byteLength);
+    // a source over the destination is moved, as memcpy moves it: a
+    // mover's memcpy takes ranges that do not overlap (a device copies a
+    // large one in ascending chunks, on several threads)
+    const move = this.#overlaps(bytes, dstOffset);
+    return this.#one(
+      (f) =>
+        move
+          ? host.mover.memmove(dst, bytes, f, options)
+          : host.mover.memcpy(dst, bytes, f, options),
+      dstOffset,
+      bytes.byteLength,
+      flags,
+      { arrays: [bytes], name: "src", op: "memcpyAsync" },
+    );
+  }
+
+  /**
+   * Whether `src` is a view of this mapping that overlaps the `src.length`
+   * bytes at `dstOffset`.
+   */
+  #overlaps(src: Uint8Array, dstOffset: number): boolean {
+    const at = this.#host.offsetOf(src);
+    return at >= 0 && at < dstOffset + src.length &&
+      dstOffset < at + src.length;
+  }
+
+  /** `Mapping.memmoveAsync` of a mapping the caller found writable. */
+  memmove(
+    dstOffset: number,
+    srcOffset: number,
+    length: number,
+    flags: number,
+    options: FutureOptions | undefined,
+  ): Future<void> {
+    const host = this.#host;
+    checkRange(dstOffset, length, host.size, "memmoveAsync");
+    checkRange(srcOffset, length, host.size, "memmoveAsync");
+    flags = checkMemFlags(flags, "memmoveAsync");
+    options = checkFutureOptions(options, "memmoveAsync");
+    const dst = host.view(dstOffset, length);
+    const src = host.view(srcOffset, length);
+    return this.#one(
+      (f) => host.mover.memmove(dst, src, f, options),
+      dstOffset,
+      length,
+      flags,
+    );
+  }
+
+  /** `Mapping.memsetAsync` of a mapping the caller found writable. */
+  memset(
+    dstOffset: number,
+    value: number,
+    length: number,
+    flags: number,
+    options: FutureOptions | undefined,
+  ): Future<void> {
+    const host = this.#host;
+    value = checkByte(value, "value", "memsetAsync");
+    checkRange(dstOffset, length, host.size, "memsetAsync");
+    flags = checkMemFlags(flags, "memsetAsync");
+    options = checkFutureOptions(options, "memsetAsync");
+    const dst = host.view(dstOffset, length);
+    return this.#one(
+      (f) => host.mover.memset(dst, value, f, options),
+      dstOffset,
+      length,
+      flags,
+    );
+  }
+
+  /** `Mapping.memcpyManyAsync` of a mapping the caller found writable. */
+  memcpyMany(
+    entries: readonly { offset: number; data: Uint8Array }[],
+    options: FutureOptions | undefined,
+  ): Future<void> {
+    if (!Array.isArray(entries)) {
+      throw new TypeError("Cannot memcpyManyAsync: entries must be an array");
+    }
+    // each entry read once, into arrays of the engine's lengths: an
+    // entry's getters could answer a second read otherwise
+    const checked: { offset: number; data: Uint8Array; move: boolean }[] = [];
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i];
+      const offset = e?.offset;
+      const data = trueBytes(
+        checkAttached(
+          checkBytes(e?.data, "data", "memcpyManyAsync"),
+          "data",
+          "memcpyManyAsync",
+        ),
+      );
+      checkRange(offset, data.byteLength, this.#host.size, "memcpyManyAsync");
+      // a view over its own destination is moved (see memcpy)
+      checked.push({ offset, data, move: this.#overlaps(data, offset) });
+    }
+    options = checkFutureOptions(options, "memcpyManyAsync");
+    return this.#many(checked, options);
+  }
+
   /**
    * An operation whose completion means "durable": pmem2's rule by
    * granularity and mover capability, with the `PMEM2_F_MEM_*` flags
    * honoured. `begin` builds the mover operation with the VdmFlags given.
    */
-  one(
+  #one(
     begin: (vdmFlags: number) => Future<void>,
     offset: number,
     length: number,
@@ -126,7 +258,7 @@ export class DurableCopies {
    * page granularity one persist of all the ranges follows (one msync over
    * their span beats one per buffer).
    */
-  many(
+  #many(
     entries: readonly { offset: number; data: Uint8Array; move: boolean }[],
     options?: FutureOptions,
   ): Future<void> {

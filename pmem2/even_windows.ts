@@ -19,7 +19,8 @@
  * @module
  */
 import type { BatchEntry } from "../mover/vdm.ts";
-import { type Mapping, ownView } from "./mapping.ts";
+import type { Mapping } from "./mapping.ts";
+import { ownView } from "./mapping_access.ts";
 import { crc32c } from "./crc32c.ts";
 import { byteLengthOf } from "../ffi/validate.ts";
 import { VIEW_WINDOWS } from "./view_buffers.ts";
@@ -60,7 +61,7 @@ export function evenRun(offset: number, length: number): number {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { mapFile } from "./mapping.ts";
+ * import { mapFile } from "./map_file.ts";
  * import { EvenWindows } from "./even_windows.ts";
  * import { mkdtempSync } from "node:fs";
  * import { tmpdir } from "node:os";

@@ -1,164 +1,45 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
  * {@linkcode Mapping}: a mapped source with zero-copy views, persistence
- * and libpmem2's durable copy functions; {@linkcode mapFile} opens one.
+ * and libpmem2's durable copy functions; `mapFile` (`map_file.ts`) opens
+ * one from a path.
  *
  * @module
  */
-import { unlinkSync } from "node:fs";
 import { ClosedError, PmemError } from "../errors/mod.ts";
-import { check, fromCell, native, newCell, type Ptr } from "../ffi/lib.ts";
+import { check, fromCell, native, type Ptr } from "../ffi/lib.ts";
 import {
   byteLengthOf,
   checkAttached,
   checkByte,
   checkBytes,
-  checkFlag,
-  checkPath,
   checkRange,
   checkSize,
   holds,
   isBytes,
   notConstructible,
-  readOptions,
-  trueBytes,
 } from "../ffi/validate.ts";
 import { PointerCache } from "../ffi/pointer_cache.ts";
 import {
   type Granularity,
   granularityName,
-  MAP_CONFIG_KEYS,
   type MapConfig,
   type Protection,
-  readMapConfig,
-  toNativeConfig,
 } from "./config.ts";
 import { checkMemFlags, MemFlags } from "./flags.ts";
 import { waitAll } from "../future/executor.ts";
-import {
-  checkFutureOptions,
-  type Future,
-  type FutureOptions,
-} from "../future/future.ts";
-import { CpuMover } from "../mover/cpu.ts";
-import { checkMoverOption, type Vdm } from "../mover/vdm.ts";
+import type { Future, FutureOptions } from "../future/future.ts";
+import type { Vdm } from "../mover/vdm.ts";
 import { DurableCopies } from "./durable_copies.ts";
-import { copyOut } from "./read.ts";
+import { flushSpans } from "./flush_spans.ts";
+import { badRead, copyOut } from "./read.ts";
 import { ViewBuffers } from "./view_buffers.ts";
-import {
-  Source,
-  sourceCreated,
-  sourceHandle,
-  type SourceOpenOptions,
-} from "./source.ts";
+import { mapSource } from "./map_source.ts";
+import type { Source } from "./source.ts";
 import type { PersistTracer } from "./tracer.ts";
+import { type Closable, grantAccess } from "./mapping_access.ts";
 
-/** Largest span persistRanges covers with one msync regardless of density. */
-const SPAN_PERSIST_MAX = 2 ** 30;
 const EACCES = 13;
-
-/** Something a mapping closes before it unmaps (a reader). */
-interface Closable {
-  close(): void;
-}
-
-let attachReader: (map: Mapping, reader: Closable) => Ptr;
-
-/**
- * Register a reader with an open mapping, which closes it on its own
- * close; returns the mapping's address. Internal (`reader.ts`).
- *
- * @throws {ClosedError} when the mapping is closed
- */
-export function registerReader(map: Mapping, reader: Closable): Ptr {
-  return attachReader(map, reader);
-}
-let ownBufferOf: (map: Mapping, offset: number, length: number) => ArrayBuffer;
-
-/**
- * A view of `[offset, offset + length)` (a range the caller checked) over
- * a buffer of its own, which no view the mapping hands out shares (see
- * `ViewBuffers.own`): what a store keeps of its mapping, so that a
- * transfer of a view it handed out does not detach it. Internal (the
- * stores' media).
- *
- * @throws {ClosedError} when the mapping is closed
- * @throws {PmemError} code -13 (EACCES) unless it is read-write
- */
-export function ownView(
-  map: Mapping,
-  offset: number,
-  length: number,
-): Uint8Array {
-  return new Uint8Array(ownBufferOf(map, offset, length), 0, length);
-}
-let attachTracer: (map: Mapping, tracer: PersistTracer | undefined) => void;
-let tracerOf: (map: Mapping) => PersistTracer | undefined;
-let handleOf: (map: Mapping) => Ptr;
-let buffersOf: (map: Mapping) => ViewBuffers;
-let copiesOf: (map: Mapping) => DurableCopies;
-
-/**
- * The asynchronous copies a mapping's close() would wait for (started,
- * not settled, as far as the mapping knows). Internal: for tests.
- */
-export function trackedCopies(map: Mapping): number {
-  return copiesOf(map).tracked;
-}
-
-/**
- * Whether a buffer over the whole of a mapping was made for its views.
- * Internal: for tests that check a large store on Bun reaches its file
- * through windows only (`VIEW_WINDOWS`).
- */
-export function hasWholeBuffer(map: Mapping): boolean {
-  return buffersOf(map).whole !== null;
-}
-
-/**
- * The native handle of an open mapping. Internal: for tests that check
- * the shim's own refusals, and for native calls that store and persist
- * in one (each reports to the tracer with {@linkcode traceDurable}).
- *
- * @throws {ClosedError} when the mapping is closed
- */
-export function nativeHandleOf(map: Mapping): Ptr {
-  return handleOf(map);
-}
-
-/**
- * Attach (or with `undefined`, detach) a {@linkcode PersistTracer} to a
- * mapping's persistence funnel. Internal: tests reach it through the
- * testing entry point.
- */
-export function setMappingTracer(
-  map: Mapping,
-  tracer: PersistTracer | undefined,
-): void {
-  attachTracer(map, tracer);
-}
-
-/**
- * Report to a mapping's tracer, if it has one, that `[offset, offset +
- * length)` was stored and made durable by a native call of its own (a
- * flush and a drain, as {@linkcode Mapping.persist} reports). Internal:
- * for the log store's one-call append, which keeps the funnel's record.
- */
-export function traceDurable(
-  map: Mapping,
-  offset: number,
-  length: number,
-): void {
-  const t = tracerOf(map);
-  if (t === undefined) return;
-  t.flush(offset, length);
-  t.drain();
-}
-
-/** Record a labelled point with a mapping's tracer, if it has one. */
-export function markMapping(map: Mapping, label: string): void {
-  tracerOf(map)?.mark?.(label);
-}
 
 /**
  * A mapping of a {@linkcode Source}. Views are `Uint8Array`s straight over
@@ -233,8 +114,10 @@ export class Mapping implements Disposable {
     this.#copies = new DurableCopies({
       mover,
       granularity: this.#granularity,
+      size: this.#size,
       tracer: () => this.#tracer,
       view: (offset, length) => this.view(offset, length),
+      offsetOf: (view) => this.#buffers.offsetOf(view),
       persist: (offset, length) => this.persist(offset, length),
       flush: (offset, length) => this.flush(offset, length),
       persistRanges: (ranges) => this.persistRanges(ranges),
@@ -254,55 +137,8 @@ export class Mapping implements Disposable {
    *   table of mappings, which asynchronous copies reference, is full)
    */
   static map(source: Source, config: MapConfig = {}): Mapping {
-    if (!(source instanceof Source)) {
-      throw new TypeError("Cannot map: source must be a Source");
-    }
-    const checked = readMapConfig(config);
-    const c = toNativeConfig(checked);
-    checkMover(checked.mover);
-    const handle = sourceHandle(source, "map");
-    const size = c.length === 0 ? source.size : 0;
-    if (size > 0 && c.offset === size) {
-      // the rest of the source from its end holds no byte: libpmem2's
-      // mmap of 0 bytes failed with -22 "Invalid argument", naming neither
-      // number (a range past the end is its PMEM2_E_MAP_RANGE, an empty
-      // source its PMEM2_E_SOURCE_EMPTY: both clear)
-      throw new RangeError(
-        `Cannot map: offset ${c.offset} is the end of the source ` +
-          `(${size} bytes): the range holds no byte`,
-      );
-    }
-    const mover = checked.mover ?? defaultMover();
-    const cell = newCell();
-    const rc = native.ap_map_new(
-      cell,
-      handle,
-      c.granularity,
-      c.offset,
-      c.length,
-      c.sharing,
-      c.protection,
-    );
-    if (rc === -100009 && c.granularity < 2) {
-      const e = (() => {
-        try {
-          check(rc, "map");
-        } catch (err) {
-          return err as Error;
-        }
-      })()!;
-      e.message += ". This file is not on DAX storage: map it with " +
-        'granularity "page" (the default), or for tests set ' +
-        "PMEM2_FORCE_GRANULARITY (not durable)";
-      throw e;
-    }
-    check(rc, "map");
-    return new Mapping(
-      cell,
-      checked.granularity ?? "page",
-      checked.protection ?? "read-write",
-      mover,
-    );
+    const m = mapSource(source, config);
+    return new Mapping(m.cell, m.required, m.protection, m.mover);
   }
 
   #live(op: string): Ptr {
@@ -451,7 +287,7 @@ export class Mapping implements Disposable {
       !Number.isInteger(length) || !(offset >= 0 && length >= 0) ||
       offset + length > this.#size || (length !== 0 && !holds(into, length))
     ) {
-      Mapping.#badRead(offset, into, length, this.#size);
+      badRead(offset, into, length, this.#size);
     }
     // a view of a closed mapping reads as empty: a read of its length (0)
     // into it succeeded, as if it were an empty array and nothing was
@@ -463,37 +299,25 @@ export class Mapping implements Disposable {
   }
 
   static {
-    attachReader = (map, reader) => {
-      map.#flushable("read"); // a read of no-access pages faults
-      map.#readers.push(reader);
-      return map.#address;
-    };
-    attachTracer = (map, tracer) => {
-      map.#live("setTracer");
-      map.#tracer = tracer;
-    };
-    tracerOf = (map) => map.#tracer;
-    handleOf = (map) => map.#live("handle");
-    buffersOf = (map) => map.#buffers;
-    ownBufferOf = (map, offset, length) => {
-      map.#writable("view");
-      return map.#buffers.own(offset, length);
-    };
-    copiesOf = (map) => map.#copies;
-  }
-
-  /** Throw the error that `read`'s arguments deserve. */
-  static #badRead(
-    offset: unknown,
-    into: unknown,
-    length: unknown,
-    size: number,
-  ): never {
-    const bytes = checkBytes(into, "into", "read");
-    checkRange(offset, length, size, "read");
-    throw new RangeError(
-      `Cannot read: ${length} bytes do not fit into ${byteLengthOf(bytes)}`,
-    );
+    grantAccess({
+      attachReader: (map, reader) => {
+        map.#flushable("read"); // a read of no-access pages faults
+        map.#readers.push(reader);
+        return map.#address;
+      },
+      attachTracer: (map, tracer) => {
+        map.#live("setTracer");
+        map.#tracer = tracer;
+      },
+      tracerOf: (map) => map.#tracer,
+      handleOf: (map) => map.#live("handle"),
+      buffersOf: (map) => map.#buffers,
+      ownBufferOf: (map, offset, length) => {
+        map.#writable("view");
+        return map.#buffers.own(offset, length);
+      },
+      copiesOf: (map) => map.#copies,
+    });
   }
 
   /**
@@ -628,38 +452,7 @@ export class Mapping implements Disposable {
     options?: FutureOptions,
   ): Future<void> {
     this.#writable("memcpyAsync");
-    checkAttached(checkBytes(src, "src", "memcpyAsync"), "src", "memcpyAsync");
-    // the mover gets an array whose length is the engine's: movers hand
-    // `byteLength` to native copies and to their worker threads
-    const bytes = trueBytes(src);
-    checkRange(dstOffset, bytes.byteLength, this.#size, "memcpyAsync");
-    flags = checkMemFlags(flags, "memcpyAsync");
-    options = checkFutureOptions(options, "memcpyAsync");
-    const dst = this.view(dstOffset, bytes.byteLength);
-    // a source over the destination is moved, as memcpy moves it: a
-    // mover's memcpy takes ranges that do not overlap (a device copies a
-    // large one in ascending chunks, on several threads)
-    const move = this.#overlaps(bytes, dstOffset);
-    return this.#copies.one(
-      (f) =>
-        move
-          ? this.#mover.memmove(dst, bytes, f, options)
-          : this.#mover.memcpy(dst, bytes, f, options),
-      dstOffset,
-      bytes.byteLength,
-      flags,
-      { arrays: [bytes], name: "src", op: "memcpyAsync" },
-    );
-  }
-
-  /**
-   * Whether `src` is a view of this mapping that overlaps the `src.length`
-   * bytes at `dstOffset`.
-   */
-  #overlaps(src: Uint8Array, dstOffset: number): boolean {
-    const at = this.#buffers.offsetOf(src);
-    return at >= 0 && at < dstOffset + src.length &&
-      dstOffset < at + src.length;
+    return this.#copies.memcpy(dstOffset, src, flags, options);
   }
 
   /** {@linkcode Mapping.memmove} through the mover; see memcpyAsync. */
@@ -671,18 +464,7 @@ export class Mapping implements Disposable {
     options?: FutureOptions,
   ): Future<void> {
     this.#writable("memmoveAsync");
-    checkRange(dstOffset, length, this.#size, "memmoveAsync");
-    checkRange(srcOffset, length, this.#size, "memmoveAsync");
-    flags = checkMemFlags(flags, "memmoveAsync");
-    options = checkFutureOptions(options, "memmoveAsync");
-    const dst = this.view(dstOffset, length);
-    const src = this.view(srcOffset, length);
-    return this.#copies.one(
-      (f) => this.#mover.memmove(dst, src, f, options),
-      dstOffset,
-      length,
-      flags,
-    );
+    return this.#copies.memmove(dstOffset, srcOffset, length, flags, options);
   }
 
   /** {@linkcode Mapping.memset} through the mover; see memcpyAsync. */
@@ -694,17 +476,7 @@ export class Mapping implements Disposable {
     options?: FutureOptions,
   ): Future<void> {
     this.#writable("memsetAsync");
-    value = checkByte(value, "value", "memsetAsync");
-    checkRange(dstOffset, length, this.#size, "memsetAsync");
-    flags = checkMemFlags(flags, "memsetAsync");
-    options = checkFutureOptions(options, "memsetAsync");
-    const dst = this.view(dstOffset, length);
-    return this.#copies.one(
-      (f) => this.#mover.memset(dst, value, f, options),
-      dstOffset,
-      length,
-      flags,
-    );
+    return this.#copies.memset(dstOffset, value, length, flags, options);
   }
 
   /**
@@ -723,68 +495,10 @@ export class Mapping implements Disposable {
    */
   persistRanges(ranges: readonly { offset: number; length: number }[]): void {
     this.#flushable("persistRanges");
-    if (!Array.isArray(ranges)) {
-      throw new TypeError("Cannot persistRanges: ranges must be an array");
-    }
-    // One pass of plain tests (the block store persists 32–64 ranges a
-    // commit, and a call of checkRange per range is not free); a range
-    // that fails them is checked again to throw the right error. Each
-    // range is read once, into `spans`: a getter read again could answer
-    // another range than the one checked.
-    const size = this.#size;
-    const spans: number[] = [];
-    let total = 0;
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (let i = 0; i < ranges.length; i++) {
-      const r = ranges[i];
-      const offset = r?.offset;
-      const length = r?.length;
-      // integers first: see read()
-      if (
-        !(Number.isInteger(offset) && Number.isInteger(length) &&
-          offset >= 0 && length >= 0 && offset + length <= size)
-      ) {
-        checkRange(offset, length, size, "persistRanges");
-      }
-      if (length === 0) continue;
-      spans.push(offset, length);
-      total += length;
-      if (offset < lo) lo = offset;
-      if (offset + length > hi) hi = offset + length;
-    }
-    if (total === 0) {
-      this.drain();
-      return;
-    }
-    const page = this.#granularity === "page";
-    if (page && (hi - lo <= SPAN_PERSIST_MAX || hi - lo <= 8 * total)) {
-      this.flush(lo, hi - lo);
-      this.drain();
-      return;
-    }
-    const unit = page ? 4096 : 64;
-    const sorted: [number, number][] = [];
+    const spans = flushSpans(ranges, this.#size, this.#granularity);
     for (let i = 0; i < spans.length; i += 2) {
-      const offset = spans[i];
-      sorted.push([
-        Math.floor(offset / unit) * unit,
-        Math.min(size, Math.ceil((offset + spans[i + 1]) / unit) * unit),
-      ]);
+      this.flush(spans[i], spans[i + 1]);
     }
-    sorted.sort((a, b) => a[0] - b[0]);
-    let start = -1;
-    let end = -1;
-    for (const [s, e] of sorted) {
-      if (s <= end) {
-        end = Math.max(end, e);
-        continue;
-      }
-      if (start >= 0) this.flush(start, end - start);
-      start = s;
-      end = e;
-    }
-    if (start >= 0) this.flush(start, end - start);
     this.drain();
   }
 
@@ -803,28 +517,7 @@ export class Mapping implements Disposable {
     options?: FutureOptions,
   ): Future<void> {
     this.#writable("memcpyManyAsync");
-    if (!Array.isArray(entries)) {
-      throw new TypeError("Cannot memcpyManyAsync: entries must be an array");
-    }
-    // each entry read once, into arrays of the engine's lengths: an
-    // entry's getters could answer a second read otherwise
-    const checked: { offset: number; data: Uint8Array; move: boolean }[] = [];
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i];
-      const offset = e?.offset;
-      const data = trueBytes(
-        checkAttached(
-          checkBytes(e?.data, "data", "memcpyManyAsync"),
-          "data",
-          "memcpyManyAsync",
-        ),
-      );
-      checkRange(offset, data.byteLength, this.#size, "memcpyManyAsync");
-      // a view over its own destination is moved (see memcpyAsync)
-      checked.push({ offset, data, move: this.#overlaps(data, offset) });
-    }
-    options = checkFutureOptions(options, "memcpyManyAsync");
-    return this.#copies.many(checked, options);
+    return this.#copies.memcpyMany(entries, options);
   }
 
   /**
@@ -860,108 +553,5 @@ export class Mapping implements Disposable {
   /** Same as {@linkcode Mapping.close}. */
   [Symbol.dispose](): void {
     this.close();
-  }
-}
-
-/**
- * The mover of a mapping configured without one: its own. One shared by
- * every such mapping was closed for all by `map.mover.close()` on any of
- * them (and stayed closed for mappings made later): their async copies
- * threw ClosedError. A CpuMover holds nothing native; one per mapping
- * costs an object per map, nothing per operation.
- */
-function defaultMover(): Vdm {
-  return new CpuMover();
-}
-
-/** Assert a configured mover (none, or null: the default) implements Vdm. */
-function checkMover(mover: Vdm | null | undefined): void {
-  if (mover !== null) checkMoverOption(mover, "map");
-}
-
-/**
- * Options of {@linkcode mapFile}. An option not listed here is refused, with a
- * `TypeError` naming it and the option it likely stands for.
- */
-export interface MapFileOptions extends MapConfig {
-  /**
-   * Create the file if needed and make it at least this large.
-   * @default 0 (map the existing file)
-   */
-  size?: number;
-  /** See {@linkcode SourceOpenOptions.sparse}. @default false */
-  sparse?: boolean;
-  /** See {@linkcode SourceOpenOptions.mode}. @default 0o644 */
-  mode?: number;
-}
-
-/**
- * Map a file, creating or extending it when `size` is given.
- *
- * @example Usage
- * ```ts
- * import { mapFile } from "@asyncpmem/asyncpmem";
- * import assert from "node:assert/strict";
- * import { mkdtempSync } from "node:fs";
- * import { tmpdir } from "node:os";
- * import { join } from "node:path";
- *
- * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "data");
- * using map = mapFile(path, { size: 64 << 20 });
- * assert.equal(map.size, 64 << 20);
- * assert.equal(map.granularity, "page"); // a tmpfs or disk file
- * ```
- *
- * @param path the file
- * @param options size, granularity, range, sharing, protection
- * @throws {TypeError} for a path that is empty or holds a NUL, an option
- *   of the wrong type, or a key that is none of {@linkcode MapFileOptions}'s
- * @throws {PmemError} as {@linkcode Source.open} and {@linkcode Mapping.map}
- *   do; a file this call created is removed again when the mapping fails
- * @throws {RangeError} as {@linkcode Mapping.map} does, for an `offset` at
- *   the end of the file
- */
-export function mapFile(path: string, options: MapFileOptions = {}): Mapping {
-  checkPath(path, "map", "file");
-  // the mapping's options are checked before the file is opened: a
-  // `size` creates it, and a bad granularity or offset left it behind;
-  // each is read once (see readMapConfig), so the file is opened for the
-  // protection the mapping gets
-  const { size, sparse, mode, ...config } = readOptions(options, [
-    ...MAP_CONFIG_KEYS,
-    "size",
-    "sparse",
-    "mode",
-  ], "map file");
-  toNativeConfig(config);
-  checkMover(config.mover);
-  checkFlag(sparse, "sparse", "map file");
-  const open: SourceOpenOptions = {
-    size,
-    sparse,
-    mode,
-    readOnly: config.protection === "read" || config.protection === "none",
-  };
-  using source = Source.open(path, open);
-  try {
-    return Mapping.map(source, config);
-  } catch (e) {
-    // libpmem2 refused the mapping (an offset that is no page multiple, a
-    // range past the end, a granularity the storage lacks): a file this
-    // call made is not left behind
-    if (sourceCreated(source)) removeQuietly(path);
-    throw e;
-  }
-}
-
-/**
- * Remove a file, ignoring failure: the caller's own error is the one to
- * report (and Deno without `--allow-write` may refuse the unlink).
- */
-function removeQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // left behind, as before
   }
 }

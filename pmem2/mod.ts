@@ -20,5 +20,6 @@
 export type { Granularity, MapConfig, Protection } from "./config.ts";
 export { FileLock } from "./file_lock.ts";
 export { MemFlags } from "./flags.ts";
-export { mapFile, type MapFileOptions, Mapping } from "./mapping.ts";
+export { mapFile, type MapFileOptions } from "./map_file.ts";
+export { Mapping } from "./mapping.ts";
 export { type BadBlock, Source, type SourceOpenOptions } from "./source.ts";

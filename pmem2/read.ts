@@ -1,14 +1,21 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
  * The native copy behind every read of a mapping ({@linkcode copyOut}),
- * shared by `Mapping.read` and `MappingReader`. Internal to `pmem2/`.
+ * shared by `Mapping.read` and `MappingReader`, and the error that
+ * `Mapping.read`'s arguments deserve when they fail its checks
+ * ({@linkcode badRead}). Internal to `pmem2/`.
  *
  * @module
  */
 import { nativeError, type Ptr } from "../ffi/lib.ts";
 import { native } from "../ffi/lib.ts";
 import type { PointerCache } from "../ffi/pointer_cache.ts";
-import { holds } from "../ffi/validate.ts";
+import {
+  byteLengthOf,
+  checkBytes,
+  checkRange,
+  holds,
+} from "../ffi/validate.ts";
 
 /**
  * The native reads, held in constants: V8 then knows the function at the
@@ -43,4 +50,25 @@ export function copyOut(
     ? readBuffer(base, size, offset, into, cap, length)
     : readPointer(base, size, offset, at, cap, length);
   if (rc !== 0) throw nativeError(rc, "read");
+}
+
+/**
+ * Throw the error that `Mapping.read`'s arguments deserve (of a mapping
+ * of `size` bytes), once its one chain of tests found them wrong.
+ *
+ * @throws {TypeError} when `into` is not a Uint8Array, or `offset` or
+ *   `length` not a number
+ * @throws {RangeError} otherwise
+ */
+export function badRead(
+  offset: unknown,
+  into: unknown,
+  length: unknown,
+  size: number,
+): never {
+  const bytes = checkBytes(into, "into", "read");
+  checkRange(offset, length, size, "read");
+  throw new RangeError(
+    `Cannot read: ${length} bytes do not fit into ${byteLengthOf(bytes)}`,
+  );
 }

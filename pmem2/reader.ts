@@ -10,7 +10,8 @@ import { backend, native, nativeError, type Ptr } from "../ffi/lib.ts";
 import { PointerCache } from "../ffi/pointer_cache.ts";
 import { byteLengthOf, holds, trueBytes } from "../ffi/validate.ts";
 import { RUNTIME } from "../ffi/_runtime.ts";
-import { type Mapping, registerReader } from "./mapping.ts";
+import type { Mapping } from "./mapping.ts";
+import { registerReader } from "./mapping_access.ts";
 import { copyOut } from "./read.ts";
 
 /** The native gather and prefetch, in constants (see `read.ts`). */
@@ -51,7 +52,7 @@ let intoOf: (reader: MappingReader) => PointerCache;
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { mapFile } from "./mapping.ts";
+ * import { mapFile } from "./map_file.ts";
  * import { MappingReader } from "./reader.ts";
  * import { mkdtempSync } from "node:fs";
  * import { tmpdir } from "node:os";

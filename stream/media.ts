@@ -27,7 +27,7 @@ import {
   nativeHandleOf,
   ownView,
   traceDurable,
-} from "../pmem2/mapping.ts";
+} from "../pmem2/mapping_access.ts";
 import { backend, check, native } from "../ffi/lib.ts";
 import { bufferOf, byteLengthOf, trueBytes } from "../ffi/validate.ts";
 import type { BatchEntry } from "../mover/vdm.ts";

@@ -50,12 +50,12 @@ import {
 } from "../mover/dsa.ts";
 import { DSA_STATUS_WRITE_FAULT, DsaStatus } from "../mover/dsa_format.ts";
 import { ThreadMover, threadMoverDevice } from "../mover/thread.ts";
+import { Mapping } from "../pmem2/mapping.ts";
 import {
-  Mapping,
   markMapping,
   nativeHandleOf,
   setMappingTracer,
-} from "../pmem2/mapping.ts";
+} from "../pmem2/mapping_access.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
 import {
   createStreamWith,

@@ -8,7 +8,7 @@ import { decodeBttInfo } from "../blk/layout.ts";
 import { Media } from "../blk/media.ts";
 import { BlockPool } from "../blk/mod.ts";
 import { PmemError } from "../errors/mod.ts";
-import { mapFile } from "../pmem2/mapping.ts";
+import { mapFile } from "../pmem2/map_file.ts";
 import { commitFlog } from "../blk/commit.ts";
 import { assert, rng, tempPath, test } from "./_harness.ts";
 

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { BlockPool, MIN_POOL_SIZE, poolGeometry } from "../blk/mod.ts";
 import { blockPoolMapping, createPoolWith } from "../blk/pool.ts";
 import { RUNTIME } from "../ffi/lib.ts";
-import { hasWholeBuffer } from "../pmem2/mapping.ts";
+import { hasWholeBuffer } from "../pmem2/mapping_access.ts";
 import { VIEW_WINDOWS } from "../pmem2/view_buffers.ts";
 import { BadBlockError, ClosedError, PmemError } from "../errors/mod.ts";
 import { assert, moverTest, runScript, tempPath, test } from "./_harness.ts";

@@ -25,7 +25,7 @@ import {
 } from "../mod.ts";
 import { openTestPortal } from "../testing/mod.ts";
 import { backend, lastMessage, native } from "../ffi/lib.ts";
-import { nativeHandleOf } from "../pmem2/mapping.ts";
+import { nativeHandleOf } from "../pmem2/mapping_access.ts";
 import { MappingReader } from "../pmem2/reader.ts";
 import { assert, runScript, tempDir, tempPath, test } from "./_harness.ts";
 

@@ -12,7 +12,7 @@ import {
 } from "../mod.ts";
 import { BlockPool } from "../blk/mod.ts";
 import { LogStream } from "../stream/mod.ts";
-import { trackedCopies } from "../pmem2/mapping.ts";
+import { trackedCopies } from "../pmem2/mapping_access.ts";
 import { MappingReader } from "../pmem2/reader.ts";
 import { assert, moverTest, tempPath, test } from "./_harness.ts";
 

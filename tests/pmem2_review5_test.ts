@@ -14,7 +14,7 @@ import {
   Source,
 } from "../mod.ts";
 import { BlockPool } from "../blk/mod.ts";
-import { setMappingTracer } from "../pmem2/mapping.ts";
+import { setMappingTracer } from "../pmem2/mapping_access.ts";
 import { assert, moverTest, tempPath, test } from "./_harness.ts";
 
 /** `n` bytes of a pattern that no shift by a few bytes repeats. */

@@ -47,7 +47,7 @@ test("a mapping without access refuses persist and flush, never faults", () => {
       `
       import { native } from "@root/ffi/lib.ts";
       import { mapFile } from "@root/mod.ts";
-      import { nativeHandleOf } from "@root/pmem2/mapping.ts";
+      import { nativeHandleOf } from "@root/pmem2/mapping_access.ts";
       const map = mapFile(${JSON.stringify(path)}, { protection: "none" });
       const out = [map.granularity];
       for (const [name, f] of [

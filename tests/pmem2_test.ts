@@ -376,7 +376,7 @@ test("read-only protection maps read-only files and refuses every write", () => 
   const r = runScript(`
     import { native } from "@root/ffi/lib.ts";
     import { mapFile } from "@root/mod.ts";
-    import { nativeHandleOf } from "@root/pmem2/mapping.ts";
+    import { nativeHandleOf } from "@root/pmem2/mapping_access.ts";
     const map = mapFile(${JSON.stringify(path)}, { protection: "read" });
     const rc = native.ap_map_memset(nativeHandleOf(map), 0, 1, 8, 0);
     console.log("rc", rc);

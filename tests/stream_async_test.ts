@@ -14,7 +14,7 @@ import type { PersistTracer } from "../pmem2/tracer.ts";
 import { type AppendFuture, LogStream } from "../stream/mod.ts";
 import { createStreamWith, streamMedia } from "../stream/stream.ts";
 import { ENTRY_HEADER, entryTotal } from "../stream/layout.ts";
-import { hasWholeBuffer } from "../pmem2/mapping.ts";
+import { hasWholeBuffer } from "../pmem2/mapping_access.ts";
 import {
   assert,
   countingThreadMover,

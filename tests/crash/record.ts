@@ -12,7 +12,7 @@
 import { rmSync } from "node:fs";
 import { type BlockPool, MIN_POOL_SIZE } from "../../blk/mod.ts";
 import { blockPoolMapping, openPoolWith } from "../../blk/pool.ts";
-import { hasWholeBuffer } from "../../pmem2/mapping.ts";
+import { hasWholeBuffer } from "../../pmem2/mapping_access.ts";
 import { mapFile, type Mapping } from "../../pmem2/mod.ts";
 import { createBlockPool } from "../../testing/mod.ts";
 import { Ledger, opLabel } from "./ledger.ts";

@@ -39,7 +39,7 @@ import { BTT_OFFSET, decodeBttInfo, INFO_SIZE } from "../../blk/layout.ts";
 import { Media } from "../../blk/media.ts";
 import { maxArenas, PoolShared } from "../../blk/shared.ts";
 import { FileShare } from "../../pmem2/file_share.ts";
-import { mapFile } from "../../pmem2/mapping.ts";
+import { mapFile } from "../../pmem2/map_file.ts";
 import { openBlockPool } from "../../testing/mod.ts";
 import { arena0Regions } from "./arena0.ts";
 
