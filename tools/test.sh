@@ -5,17 +5,18 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh || { echo "tests: 0 passed, 1 failed, 0 skipped"; exit 1; }
+echo "setup: done in $SECONDS s"
 # setup installed every tool a test may need: a missing one is a failure
 export PATH="$PWD/node_modules/.bin:$PATH" RUST_BACKTRACE=0 NO_COLOR=1 \
   ASYNCPMEM_STRICT_TOOLS=1
 
 failed=0
 step() { # name, command...
-  local name=$1; shift
+  local name=$1 start=$SECONDS; shift
   if "$@" >/tmp/asyncpmem-step.log 2>&1; then
-    echo "check: $name ok"
+    echo "check: $name ok ($((SECONDS - start)) s)"
   else
-    echo "check: $name FAILED"; cat /tmp/asyncpmem-step.log; failed=$((failed + 1))
+    echo "check: $name FAILED ($((SECONDS - start)) s)"; cat /tmp/asyncpmem-step.log; failed=$((failed + 1))
   fi
 }
 ENTRY_POINTS=(mod.ts errors/mod.ts future/mod.ts mover/mod.ts pmem2/mod.ts blk/mod.ts stream/mod.ts obj/mod.ts testing/mod.ts cli/main.ts)
