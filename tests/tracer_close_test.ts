@@ -7,7 +7,14 @@
  *
  * @module
  */
-import { BlockPool, ClosedError, ObjectPool } from "../mod.ts";
+import {
+  BlockPool,
+  ClosedError,
+  LogStream,
+  ObjectPool,
+  type Region,
+} from "../mod.ts";
+import type { Reservation } from "../stream/mod.ts";
 import {
   createBlockPool,
   createLogStream,
@@ -120,40 +127,136 @@ test("a tracer that closes an ObjectPool during tx()'s commit makes it fail with
   }
 });
 
-test("a tracer that closes a LogStream during append() is refused with TypeError; the stream goes on", () => {
-  // the close waited for the lock the append held, on the same thread:
-  // append() never returned. A stream's first append persists its bound
-  // first (more events than the next ones)
-  const open = (t: ClosingTracer) => {
-    const s = createLogStream(tempPath(), { size: 1 << 20, tracer: t });
+/** What a stream file holds: each region's entries, by their first byte. */
+function contents(path: string): number[][] {
+  using s = LogStream.open(path);
+  return contentsOf(s);
+}
+
+test("a tracer that closes a LogStream during append() makes it fail with ClosedError naming append", () => {
+  // the close was refused with a TypeError thrown from the tracer, in the
+  // middle of the append's persist: the append failed with it, and left
+  // the stream's counters half moved (the file did not open again: its
+  // region was corrupt). Before that the close waited on the same thread
+  // for the lock the append held: append() never returned. A stream's
+  // first append persists its bound first (more events than the next)
+  const open = (t: ClosingTracer, path = tempPath()) => {
+    const s = createLogStream(path, { size: 1 << 20, tracer: t });
     return [s, s.allocateRegion(4096)] as const;
   };
-  let n;
-  {
-    const t = new ClosingTracer();
-    const [s, r] = open(t);
-    using _ = s;
-    n = counted(t, () => s.append(r, new Uint8Array(64).fill(1)));
-  }
-  assert.ok(n >= 2, `${n} events`);
-  for (let at = 1; at <= n; at++) {
-    const t = new ClosingTracer();
-    const [s, r] = open(t);
-    using _ = s;
-    t.arm(at, () => s.close());
-    assert.throws(
-      () => s.append(r, new Uint8Array(64).fill(2)),
-      (e) =>
-        e instanceof TypeError && !(e instanceof ClosedError) &&
-        /^Cannot close the stream inside its own /.test(e.message),
-      `closed at event ${at} of ${n}`,
-    );
-    assert.equal(s.closed, false);
-    t.arm(0, () => {});
-    s.append(r, new Uint8Array(64).fill(3));
-    assert.equal([...s.entries(r)].at(-1)!.data[0], 3);
+  for (const first of [true, false]) {
+    let n;
+    {
+      const t = new ClosingTracer();
+      const [s, r] = open(t);
+      using _ = s;
+      if (!first) s.append(r, new Uint8Array(64).fill(1));
+      n = counted(t, () => s.append(r, new Uint8Array(64).fill(2)));
+    }
+    assert.ok(n >= 2, `${n} events`);
+    for (let at = 1; at <= n; at++) {
+      const t = new ClosingTracer();
+      const path = tempPath();
+      const [s, r] = open(t, path);
+      if (!first) s.append(r, new Uint8Array(64).fill(1));
+      t.arm(at, () => s.close());
+      assert.throws(
+        () => s.append(r, new Uint8Array(64).fill(2)),
+        (e) => e instanceof ClosedError && e.op === "append",
+        `closed at event ${at} of ${n}`,
+      );
+      assert.equal(s.closed, true);
+      const before = first ? [] : [1];
+      const got = contents(path);
+      assert.ok(
+        [[before], [[...before, 2]]].some((c) =>
+          JSON.stringify(c) === JSON.stringify(got)
+        ),
+        `event ${at} of ${n}: ${JSON.stringify(got)}`,
+      );
+    }
   }
 });
+
+test("a tracer that closes a LogStream during publish(), allocateRegion(), freeRegion() or truncate() makes it fail with ClosedError naming the op", () => {
+  // each failed with the TypeError the close threw from the tracer, in the
+  // middle of the operation's persist (the stream left half changed)
+  type Setup = { s: LogStream; r: Region; r2: Region; res: Reservation };
+  const cases: [string, (x: Setup) => unknown, (got: number[][]) => boolean][] =
+    [
+      [
+        "publish",
+        (x) => x.s.publish(x.res),
+        // the reservation's entry is whole or absent
+        (got) => same(got, [[1], [3]]) || same(got, [[1, 2], [3]]),
+      ],
+      [
+        "allocateRegion",
+        (x) => x.s.allocateRegion(4096),
+        (got) => same(got, [[1], [3]]) || same(got, [[1], [3], []]),
+      ],
+      [
+        "freeRegion",
+        (x) => x.s.freeRegion(x.r2),
+        (got) => same(got, [[1], [3]]) || same(got, [[1]]),
+      ],
+      [
+        "truncate",
+        (x) => x.s.truncate(x.r, 1e9),
+        (got) => same(got, [[1], [3]]) || same(got, [[], [3]]),
+      ],
+    ];
+  const open = (t: ClosingTracer, path = tempPath()): Setup => {
+    const s = createLogStream(path, { size: 1 << 20, tracer: t });
+    const r = s.allocateRegion(4096);
+    const r2 = s.allocateRegion(4096);
+    s.append(r, new Uint8Array(64).fill(1));
+    s.append(r2, new Uint8Array(64).fill(3));
+    const res = s.reserve(r, 64);
+    res.data.fill(2);
+    // only publish keeps it: it holds back every later timestamp
+    return { s, r, r2, res };
+  };
+  for (const [op, update, consistent] of cases) {
+    let n;
+    {
+      const t = new ClosingTracer();
+      const x = open(t);
+      using _ = x.s;
+      if (op !== "publish") x.s.cancel(x.res);
+      n = counted(t, () => update(x));
+    }
+    assert.ok(n >= 1, `${op}: ${n} events`);
+    for (let at = 1; at <= n; at++) {
+      const t = new ClosingTracer();
+      const path = tempPath();
+      const x = open(t, path);
+      if (op !== "publish") x.s.cancel(x.res);
+      t.arm(at, () => x.s.close());
+      assert.throws(
+        () => update(x),
+        (e) => e instanceof ClosedError && e.op === op,
+        `${op}, closed at event ${at} of ${n}`,
+      );
+      assert.equal(x.s.closed, true);
+      const got = contents(path);
+      assert.ok(
+        consistent(got),
+        `${op} at ${at} of ${n}: ${JSON.stringify(got)}`,
+      );
+    }
+  }
+});
+
+/** What an open stream holds: each region's entries, by their first byte. */
+function contentsOf(s: LogStream): number[][] {
+  return s.regions().map((r) => [...s.entries(r)].map((e) => e.data[0]));
+}
+
+/** Whether two JSON-able values are equal. */
+function same(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
 
 test("a tracer that closes an ObjectPool during txAsync()'s commit makes it fail with ClosedError naming txAsync", async () => {
   // it failed with the mapping's ClosedError, naming the op "persist"
