@@ -118,7 +118,11 @@ export class LogStream implements Disposable {
     this.#path = path;
     this.#core = core;
     this.#recovery = opened.recovery;
-    this.#writes = new Writes(core, mover ?? core.media.mapping.mover);
+    this.#writes = new Writes(
+      core,
+      mover ?? core.media.mapping.mover,
+      () => this.#core === null,
+    );
     this.#regions = new RegionHandles(this, core);
   }
 
@@ -690,18 +694,10 @@ export class LogStream implements Disposable {
    * @throws {PmemError} code -35 (EDEADLK) when an append of this stream
    *   in flight is behind a reservation of another open of the file in
    *   this thread (publish or cancel it first): the stream stays open
-   * @throws {TypeError} inside a step of a future of the stream (a
-   *   testing tracer's callback in an `appendAsync`'s persist), which
-   *   holds the lock the close would wait for: the stream stays open
    */
   close(): void {
     const core = this.#core;
     if (core === null) return;
-    if (!core.operating && core.shared.holdsLock) {
-      throw new TypeError(
-        "Cannot close the stream inside a step of its futures (a tracer's callback): the step holds the stream's lock",
-      );
-    }
     this.#writes.checkClose();
     this.#core = null;
     this.#regions.close();

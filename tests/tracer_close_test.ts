@@ -14,7 +14,8 @@ import {
   ObjectPool,
   type Region,
 } from "../mod.ts";
-import type { Reservation } from "../stream/mod.ts";
+import type { AppendFuture, Reservation } from "../stream/mod.ts";
+import { wait, waitAll } from "../future/mod.ts";
 import {
   createBlockPool,
   createLogStream,
@@ -243,6 +244,99 @@ test("a tracer that closes a LogStream during publish(), allocateRegion(), freeR
       assert.ok(
         consistent(got),
         `${op} at ${at} of ${n}: ${JSON.stringify(got)}`,
+      );
+    }
+  }
+});
+
+test("a tracer that closes a LogStream during appendAsync()'s group persist, or a waitPersisted() driving it, makes them fail with ClosedError naming the op", () => {
+  // the close was refused with a TypeError thrown from the tracer in the
+  // middle of the group persist: the futures failed with it, and the
+  // stream's counters were left half moved (the persist counted, the
+  // ring slots emptied, the entries never persisted)
+  const open = (t: ClosingTracer, path = tempPath()) => {
+    const s = createLogStream(path, { size: 1 << 20, tracer: t });
+    const r = s.allocateRegion(4096);
+    s.append(r, new Uint8Array(64).fill(1));
+    return [s, r] as const;
+  };
+  const appends = (s: LogStream, r: Region, errors: unknown[]) => {
+    const fs: AppendFuture[] = [];
+    for (const v of [2, 3, 4]) {
+      try {
+        fs.push(s.appendAsync(r, new Uint8Array(64).fill(v)));
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    return fs;
+  };
+  const failures = (fs: AppendFuture[], errors: unknown[]) => {
+    for (const f of fs) if (f.state === "failed") errors.push(f.error);
+    return errors;
+  };
+  const updates: [string, (s: LogStream, r: Region) => unknown[]][] = [
+    ["appendAsync", (s, r) => {
+      const errors: unknown[] = [];
+      const fs = appends(s, r, errors);
+      try {
+        waitAll(fs); // polled in one sweep: one group, one persist
+      } catch {
+        // each future's failure is read below
+      }
+      return failures(fs, errors);
+    }],
+    ["waitPersisted", (s, r) => {
+      const errors: unknown[] = [];
+      const fs = appends(s, r, errors);
+      try {
+        wait(s.waitPersisted(fs.at(-1)!.timestamp));
+      } catch (e) {
+        errors.push(e);
+      }
+      try {
+        waitAll(fs);
+      } catch {
+        // each future's failure is read below
+      }
+      return failures(fs, errors);
+    }],
+  ];
+  for (const [op, update] of updates) {
+    let n = 0;
+    {
+      const t = new ClosingTracer();
+      const [s, r] = open(t);
+      using _ = s;
+      n = counted(t, () => assert.deepEqual(update(s, r), []));
+      assert.deepEqual(contentsOf(s), [[1, 2, 3, 4]]);
+    }
+    assert.ok(n >= 2, `${op}: ${n} events`);
+    for (let at = 1; at <= n; at++) {
+      const t = new ClosingTracer();
+      const path = tempPath();
+      const [s, r] = open(t, path);
+      t.arm(at, () => s.close());
+      const errors = update(s, r);
+      const where = `${op}, closed at event ${at} of ${n}`;
+      assert.ok(errors.length > 0, where);
+      for (const e of errors) {
+        assert.ok(
+          e instanceof ClosedError &&
+            (e.op === op || e.op === "appendAsync"),
+          `${where}: ${e}`,
+        );
+      }
+      if (op === "waitPersisted") {
+        assert.ok(errors.some((e) => (e as ClosedError).op === op), where);
+      }
+      assert.equal(s.closed, true);
+      const got = contents(path);
+      assert.ok(
+        [[[1]], [[1, 2]], [[1, 2, 3]], [[1, 2, 3, 4]]].some((c) =>
+          same(c, got)
+        ),
+        `${where}: ${JSON.stringify(got)}`,
       );
     }
   }
