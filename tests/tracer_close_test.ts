@@ -12,6 +12,7 @@ import {
   ClosedError,
   LogStream,
   ObjectPool,
+  PmemLog,
   type Region,
 } from "../mod.ts";
 import type { AppendFuture, Reservation } from "../stream/mod.ts";
@@ -20,6 +21,7 @@ import {
   createBlockPool,
   createLogStream,
   createObjectPool,
+  createPmemLog,
   type PersistTracer,
 } from "../testing/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
@@ -341,6 +343,65 @@ test("a tracer that closes a LogStream during appendAsync()'s group persist, or 
     }
   }
 });
+
+test("a tracer that closes a PmemLog during append(), appendv() or rewind() makes it fail with ClosedError naming the op", () => {
+  // the log was closed at once, and the rest of the operation failed on
+  // its closed media with the engine's TypeError ("Cannot read properties
+  // of undefined")
+  const updates: [string, (l: PmemLog) => unknown, number[][]][] = [
+    ["append", (l) => l.append(new Uint8Array(64).fill(2)), [[1], [1, 2]]],
+    [
+      "appendv",
+      (l) =>
+        l.appendv([new Uint8Array(32).fill(2), new Uint8Array(32).fill(2)]),
+      [[1], [1, 2]],
+    ],
+    ["rewind", (l) => l.rewind(), [[1], []]],
+  ];
+  const open = (t: ClosingTracer, path = tempPath()) => {
+    const l = createPmemLog(path, { poolSize: 2 << 20, tracer: t });
+    l.append(new Uint8Array(64).fill(1));
+    return l;
+  };
+  for (const [op, update, consistent] of updates) {
+    let n;
+    {
+      const t = new ClosingTracer();
+      using l = open(t);
+      n = counted(t, () => update(l));
+    }
+    assert.ok(n >= 2, `${op}: ${n} events`);
+    for (let at = 1; at <= n; at++) {
+      const t = new ClosingTracer();
+      const path = tempPath();
+      const l = open(t, path);
+      t.arm(at, () => l.close());
+      assert.throws(
+        () => update(l),
+        (e) => e instanceof ClosedError && e.op === op,
+        `${op}, closed at event ${at} of ${n}`,
+      );
+      assert.equal(l.closed, true);
+      const got = logContents(path);
+      assert.ok(
+        consistent.some((c) => same(c, got)),
+        `${op} at ${at} of ${n}: ${JSON.stringify(got)}`,
+      );
+    }
+  }
+});
+
+/** What a log file holds, in 64-byte entries, each by its first byte. */
+function logContents(path: string): number[] {
+  using l = PmemLog.open(path);
+  const out: number[] = [];
+  l.walk(64, (chunk) => {
+    assert.ok(chunk.every((b) => b === chunk[0]), "an entry is whole");
+    out.push(chunk[0]);
+    return true;
+  });
+  return out;
+}
 
 /** What an open stream holds: each region's entries, by their first byte. */
 function contentsOf(s: LogStream): number[][] {
