@@ -219,6 +219,9 @@ export class PmemLog implements Disposable {
       },
       commitTo: (end) => this.#commitTo(end),
       giveBack: (start) => this.#giveBack(start),
+      closed: () => this.#map === null,
+      enter: () => void this.#depth++,
+      leave: () => this.#leave(),
     });
   }
 

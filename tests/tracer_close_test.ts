@@ -16,7 +16,7 @@ import {
   type Region,
 } from "../mod.ts";
 import type { AppendFuture, Reservation } from "../stream/mod.ts";
-import { wait, waitAll } from "../future/mod.ts";
+import { type Future, wait, waitAll } from "../future/mod.ts";
 import {
   createBlockPool,
   createLogStream,
@@ -388,6 +388,63 @@ test("a tracer that closes a PmemLog during append(), appendv() or rewind() make
         `${op} at ${at} of ${n}: ${JSON.stringify(got)}`,
       );
     }
+  }
+});
+
+test("a tracer that closes a PmemLog during appendAsync()'s group persist makes it fail with ClosedError naming appendAsync", () => {
+  // the close waited for the appends in flight, the one whose persist it
+  // was called from included, polling it again from inside its own step:
+  // it never returned
+  const open = (t: ClosingTracer, path = tempPath()) => {
+    const l = createPmemLog(path, { poolSize: 2 << 20, tracer: t });
+    l.append(new Uint8Array(64).fill(1));
+    return l;
+  };
+  const update = (l: PmemLog) => {
+    const errors: unknown[] = [];
+    const fs: Future<number>[] = [];
+    for (const v of [2, 3, 4]) {
+      try {
+        fs.push(l.appendAsync(new Uint8Array(64).fill(v)));
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    try {
+      waitAll(fs); // polled in one sweep: one group, one persist
+    } catch {
+      // each future's failure is read below
+    }
+    for (const f of fs) if (f.state === "failed") errors.push(f.error);
+    return errors;
+  };
+  let n = 0;
+  {
+    const t = new ClosingTracer();
+    using l = open(t);
+    n = counted(t, () => assert.deepEqual(update(l), []));
+  }
+  assert.ok(n >= 2, `${n} events`);
+  for (let at = 1; at <= n; at++) {
+    const t = new ClosingTracer();
+    const path = tempPath();
+    const l = open(t, path);
+    t.arm(at, () => l.close());
+    const errors = update(l);
+    const where = `closed at event ${at} of ${n}`;
+    assert.ok(errors.length > 0, where);
+    for (const e of errors) {
+      assert.ok(
+        e instanceof ClosedError && e.op === "appendAsync",
+        `${where}: ${e}`,
+      );
+    }
+    assert.equal(l.closed, true);
+    const got = logContents(path);
+    assert.ok(
+      [[1], [1, 2], [1, 2, 3], [1, 2, 3, 4]].some((c) => same(c, got)),
+      `${where}: ${JSON.stringify(got)}`,
+    );
   }
 });
 
