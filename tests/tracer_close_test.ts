@@ -251,6 +251,38 @@ test("a tracer that closes a LogStream during publish(), allocateRegion(), freeR
   }
 });
 
+test("a tracer that closes a LogStream during a first reserve() makes it fail with ClosedError naming reserve; the reservation is given up", () => {
+  // a stream's first reservation persists its timestamp bound first (the
+  // only persist of a reserve): the close was refused there with a
+  // TypeError thrown from the tracer, as in append() (fixed with it)
+  const open = (t: ClosingTracer, path = tempPath()) => {
+    const s = createLogStream(path, { size: 1 << 20, tracer: t });
+    return [s, s.allocateRegion(4096)] as const;
+  };
+  let n;
+  {
+    const t = new ClosingTracer();
+    const [s, r] = open(t);
+    using _ = s;
+    n = counted(t, () => s.reserve(r, 64));
+  }
+  assert.ok(n >= 1, `${n} events`);
+  for (let at = 1; at <= n; at++) {
+    const t = new ClosingTracer();
+    const path = tempPath();
+    const [s, r] = open(t, path);
+    t.arm(at, () => s.close());
+    assert.throws(
+      () => s.reserve(r, 64),
+      (e) => e instanceof ClosedError && e.op === "reserve",
+      `closed at event ${at} of ${n}`,
+    );
+    assert.equal(s.closed, true);
+    // closed, the reservation was cancelled: padding, no entry
+    assert.deepEqual(contents(path), [[]]);
+  }
+});
+
 test("a tracer that closes a LogStream during appendAsync()'s group persist, or a waitPersisted() driving it, makes them fail with ClosedError naming the op", () => {
   // the close was refused with a TypeError thrown from the tracer in the
   // middle of the group persist: the futures failed with it, and the
