@@ -3,13 +3,16 @@
  * A testing tracer (`@asyncpmem/asyncpmem/testing`) whose callback closes
  * its store in the middle of an update: the update fails with the store's
  * `ClosedError` naming its op, touches no unmapped memory, and the store
- * opens again consistent (the update done or not, as after a crash).
+ * opens again consistent (the update done or not, as after a crash). So
+ * does a data mover of the user's that closes its store when an append's
+ * copy starts.
  *
  * @module
  */
 import {
   BlockPool,
   ClosedError,
+  CpuMover,
   LogStream,
   ObjectPool,
   PmemLog,
@@ -17,6 +20,7 @@ import {
 } from "../mod.ts";
 import type { AppendFuture, Reservation } from "../stream/mod.ts";
 import { type Future, wait, waitAll } from "../future/mod.ts";
+import { BaseMover, type CheckedOp } from "../mover/mod.ts";
 import {
   createBlockPool,
   createLogStream,
@@ -477,6 +481,73 @@ test("a tracer that closes a PmemLog during appendAsync()'s group persist makes 
       [[1], [1, 2], [1, 2, 3], [1, 2, 3, 4]].some((c) => same(c, got)),
       `${where}: ${JSON.stringify(got)}`,
     );
+  }
+});
+
+test("a mover whose batch() closes the LogStream or PmemLog it copies for makes the append that started the copy fail with ClosedError; the others finish", () => {
+  // the close ran at once inside the append's step: its wait for the
+  // appends in flight polled that append again from inside its own step,
+  // for good (both stores hung)
+  const cpu = new CpuMover();
+  let onBatch: (() => void) | undefined;
+  class Closing extends BaseMover {
+    constructor() {
+      super("Closing", "closing", 0);
+    }
+    get closed(): boolean {
+      return cpu.closed;
+    }
+    close(): void {
+      cpu.close();
+    }
+    protected run(): Future<void> {
+      throw new Error("unused");
+    }
+    protected runBatch(ops: CheckedOp[]): Future<void> {
+      const close = onBatch;
+      onBatch = undefined;
+      close?.();
+      return cpu.batch(
+        ops.map((op) => ({ op: "memcpy" as const, dst: op.dst, src: op.src! })),
+      );
+    }
+  }
+  using mover = new Closing();
+  // above the inline threshold: the copies go through batch()
+  const data = (v: number) => new Uint8Array(20_000).fill(v);
+  const outcome = (fs: Future<number>[]) => {
+    try {
+      waitAll(fs);
+    } catch {
+      // each future's outcome is read below
+    }
+    return fs.map((f) =>
+      f.state === "failed"
+        ? (f.error instanceof ClosedError ? `closed ${f.error.op}` : f.error)
+        : "ok"
+    );
+  };
+  {
+    const path = tempPath();
+    const s = LogStream.create(path, { size: 1 << 20, mover });
+    const r = s.allocateRegion(1 << 16);
+    s.append(r, new Uint8Array(64).fill(1));
+    const fs = [2, 3].map((v) => s.appendAsync(r, data(v)));
+    onBatch = () => s.close();
+    assert.deepEqual(outcome(fs), ["closed appendAsync", "ok"]);
+    assert.equal(s.closed, true);
+    assert.deepEqual(contents(path), [[1, 2, 3]]);
+  }
+  {
+    const path = tempPath();
+    const l = PmemLog.create(path, { poolSize: 2 << 20, mover });
+    l.append(new Uint8Array(64).fill(1));
+    const fs = [2, 3].map((v) => l.appendAsync(data(v)));
+    onBatch = () => l.close();
+    assert.deepEqual(outcome(fs), ["closed appendAsync", "ok"]);
+    assert.equal(l.closed, true);
+    using again = PmemLog.open(path);
+    assert.equal(again.tell(), 64 + 2 * 20_000);
   }
 });
 
