@@ -203,10 +203,12 @@ export class BlockPool implements Disposable {
   #sync: SyncUpdateContext;
   /**
    * The long read whose progress callback may run now (its callback may
-   * call us), with why it refuses updates, checks and a close there:
+   * call us), with why it refuses updates and checks there:
    * see {@linkcode BlockPool.check}, {@linkcode BlockPool.info}.
    */
   #inProgress: string | undefined;
+  /** The map of a close asked for in a progress callback, run after it. */
+  #closeAfterProgress: Mapping | undefined;
 
   private constructor(file: PoolFile, btt: Btt) {
     if (file === undefined) {
@@ -396,10 +398,10 @@ export class BlockPool implements Disposable {
 
   /**
    * Refuse what a progress callback of check() or info() cannot do:
-   * check() holds the layout lock and every commit lock, so a close or
-   * check would wait for them forever, and a commit in the middle of the
-   * scan would show up as a block referenced twice; info() reads the map
-   * on after the callback, so a close unmapped it under the scan.
+   * check() holds the layout lock and every commit lock, so a check
+   * would wait for them forever, and a commit in the middle of the scan
+   * would show up as a block referenced twice. (A close there waits for
+   * the scan's end: {@linkcode BlockPool.close}.)
    */
   #outsideProgress(op: string): void {
     if (this.#inProgress !== undefined) {
@@ -417,6 +419,23 @@ export class BlockPool implements Disposable {
    */
   #closedDuring(e: unknown, op: string): unknown {
     return this.#map === null ? new ClosedError("BlockPool", op) : e;
+  }
+
+  /**
+   * As check() or info() (`op`) ends: when its progress callback closed
+   * the pool, close it now (the outermost scan, its locks let go) and
+   * throw ClosedError naming `op`. The close waited for the check's locks
+   * (refused with a TypeError) and unmapped the map info() reads on.
+   */
+  #closeAfter(op: string): void {
+    const map = this.#closeAfterProgress;
+    if (map === undefined) return;
+    if (this.#inProgress === undefined) {
+      this.#closeAfterProgress = undefined;
+      this.#map = map;
+      this.close();
+    }
+    throw new ClosedError("BlockPool", op);
   }
 
   /** Whether {@linkcode BlockPool.close} has run. */
@@ -874,9 +893,11 @@ export class BlockPool implements Disposable {
    * writes in flight commit their map and flog entries in one synchronous
    * step, so they never show half-done either; a progress callback that
    * waits for another Worker's writes waits forever. The callback may
-   * read the pool; an update, check or close of it there throws a
-   * `TypeError` (so does the commit of an asynchronous write it waits
-   * for, which fails that write).
+   * read the pool; an update or check of it there throws a `TypeError`
+   * (so does the commit of an asynchronous write it waits for, which
+   * fails that write). A close there closes the pool at once for its
+   * callers, and for good once the check has let go of its locks; the
+   * check then fails with a `ClosedError`.
    *
    * @example Usage
    * ```ts
@@ -897,7 +918,8 @@ export class BlockPool implements Disposable {
    *
    * @param options a progress callback (the map is read block by block)
    * @returns the report
-   * @throws {ClosedError} after {@linkcode BlockPool.close}
+   * @throws {ClosedError} after {@linkcode BlockPool.close}, or when its
+   *   progress callback closed the pool
    * @throws {TypeError} inside a check's progress callback
    * @throws {PmemError} -130 (EOWNERDEAD) when a Worker ended holding a
    *   block's commit lock (its commit may be half done)
@@ -951,6 +973,7 @@ export class BlockPool implements Disposable {
       this.#inProgress = undefined;
       for (const t of tokens) shared.checking(t, false);
       shared.unlockLayout();
+      this.#closeAfter("check");
     }
     return {
       consistent: problems.length === 0,
@@ -985,13 +1008,15 @@ export class BlockPool implements Disposable {
    * assert.equal(info.fill.error, 1);
    * ```
    *
-   * The progress callback may read the pool; an update, check or close
-   * of it there throws a `TypeError`, as in {@linkcode BlockPool.check}'s.
+   * The progress callback may read the pool; an update or check of it
+   * there throws a `TypeError`, and a close makes info() fail with a
+   * `ClosedError`, as in {@linkcode BlockPool.check}'s.
    *
    * @param options a progress callback (the map is read block by block)
-   * @throws {ClosedError} after {@linkcode BlockPool.close}
+   * @throws {ClosedError} after {@linkcode BlockPool.close}, or when its
+   *   progress callback closed the pool
    * @throws {TypeError} inside a check's or info's progress callback
-   *   for an update, check or close
+   *   for an update or check
    */
   info(options: ProgressOptions = {}): BlockPoolInfo {
     this.#live("info");
@@ -1007,6 +1032,7 @@ export class BlockPool implements Disposable {
       return this.#describe(media, onProgress);
     } finally {
       this.#inProgress = outer;
+      this.#closeAfter("info");
     }
   }
 
@@ -1033,14 +1059,21 @@ export class BlockPool implements Disposable {
    * Close the pool: unmap it and release its lock. Every write was
    * already durable. Idempotent; later calls throw {@linkcode ClosedError}.
    *
-   * @throws {TypeError} inside the progress callback of
-   *   {@linkcode BlockPool.check} or {@linkcode BlockPool.info} (the pool
-   *   stays open)
+   * Inside the progress callback of {@linkcode BlockPool.check} or
+   * {@linkcode BlockPool.info}, the pool reads as closed at once, and
+   * closes when the scan ends (which then fails with a `ClosedError`):
+   * the check holds locks the close would wait for, and both read the
+   * map on after the callback.
    */
   close(): void {
     const map = this.#map;
     if (map === null) return;
-    this.#outsideProgress("close the pool");
+    if (this.#inProgress !== undefined) {
+      // closed for its callers now, and by the scan as it ends
+      this.#closeAfterProgress = map;
+      this.#map = null;
+      return;
+    }
     const running = this.#inflight.running();
     this.#inflight.clear();
     removeIsolatePool(this.#inflight);

@@ -145,6 +145,56 @@ export class LogCore {
     if (failure !== undefined) throw failure;
   }
 
+  /** Operations of this isolate on the stream under way (nested ones too). */
+  #depth = 0;
+  /** Closes asked for inside an operation, run when the last one ends. */
+  #deferred: (() => void)[] = [];
+
+  /**
+   * An operation of this isolate on the stream begins (a stream method,
+   * a future's step, a close): a close asked for until it ends (by code
+   * it runs: a testing tracer's callback) waits for it
+   * ({@linkcode LogCore.deferClose}). Paired with {@linkcode LogCore.leave}.
+   */
+  enter(): void {
+    this.#depth++;
+  }
+
+  /**
+   * An operation ends; the last one to end runs the closes asked for
+   * meanwhile, and throws the first of their failures.
+   */
+  leave(): void {
+    if (--this.#depth > 0 || this.#deferred.length === 0) return;
+    const closes = this.#deferred;
+    this.#deferred = [];
+    let failure: unknown;
+    for (const close of closes) {
+      try {
+        close();
+      } catch (e) {
+        failure ??= e;
+      }
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  /**
+   * Whether an operation of this isolate on the stream is under way: a
+   * close now is asked for from inside it, and must wait for its end.
+   * The operation may hold the reserve or the commit lock, which the
+   * close would wait for on the same thread (for good), and it goes on
+   * using the mapping after the callback returns.
+   */
+  get operating(): boolean {
+    return this.#depth > 0;
+  }
+
+  /** Run `close` once the operations under way have ended. */
+  deferClose(close: () => void): void {
+    this.#deferred.push(close);
+  }
+
   /** Call `fn` after every commit or persist made in this isolate. */
   listen(fn: () => void): () => void {
     this.#listeners.add(fn);

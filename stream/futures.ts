@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { ClosedError } from "../errors/mod.ts";
 import { byteLengthOf, holds, trueBytes } from "../ffi/validate.ts";
 import {
   Future,
@@ -207,6 +208,9 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
   #copy: Copy | undefined;
   #error: unknown;
   #onSettle: (f: StreamAppendFuture) => void;
+  #closed: () => boolean;
+  /** The error of a step in which the stream was closed. */
+  #closedDuring: ClosedError | undefined;
 
   /**
    * @param core the stream's engine (the timestamp is owned here)
@@ -215,6 +219,7 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
    * @param data the bytes (kept until the future settles)
    * @param level what the future waits for
    * @param onSettle called once when it settles
+   * @param closed whether the stream (the open that made it) was closed
    */
   constructor(
     core: LogCore,
@@ -223,6 +228,7 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
     data: Uint8Array,
     level: Level,
     onSettle: (f: StreamAppendFuture) => void,
+    closed: () => boolean,
     options?: FutureOptions,
   ) {
     super(options);
@@ -232,6 +238,7 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
     this.#data = data;
     this.#level = level;
     this.#onSettle = onSettle;
+    this.#closed = closed;
     core.own(res.ts, this);
   }
 
@@ -304,7 +311,43 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
     this.#stage = FAILED;
   }
 
+  /**
+   * {@linkcode StreamAppendFuture.advance} as an operation of the core
+   * (see {@linkcode LogCore.enter}): a close of the stream asked for in
+   * its middle (by a testing tracer's callback, in the group persist)
+   * waits for it, and runs as it ends. That close waits for this append
+   * too, polling it again: the append goes on to its end (its entry
+   * whole, its copy done), then fails with a `ClosedError`. Refused with
+   * a TypeError thrown from the tracer instead, the close broke off the
+   * persist and left the stream's counters half moved.
+   */
   protected step(ctx: PollContext): Step<number> {
+    const core = this.#core;
+    const open = !this.#closed();
+    let out: Step<number> = PENDING;
+    let failure: unknown;
+    let failed = false;
+    core.enter();
+    try {
+      out = this.#advance(ctx);
+    } catch (e) {
+      failed = true;
+      failure = e;
+    }
+    // before the close runs: its poll of this append sees it
+    if (open && this.#closed()) {
+      this.#closedDuring = new ClosedError("LogStream", "appendAsync");
+    }
+    core.leave();
+    if (this.#closedDuring !== undefined && (failed || out !== PENDING)) {
+      throw this.#closedDuring;
+    }
+    if (failed) throw failure;
+    return out;
+  }
+
+  /** The step: from the stage reached on, as far as it goes now. */
+  #advance(ctx: PollContext): Step<number> {
     for (;;) {
       switch (this.#stage) {
         case RESERVED:
@@ -389,8 +432,35 @@ export class WaitFuture extends Future<void> {
     this.#op = level === "committed" ? "waitCommitted" : "waitPersisted";
   }
 
+  /**
+   * As an operation of the core (see {@linkcode LogCore.enter}): a close
+   * of the stream asked for in its middle (by a testing tracer's
+   * callback, in a persist) runs as it ends, and the wait fails with a
+   * `ClosedError`.
+   */
   protected step(ctx: PollContext): Step<void> {
     this.#live(this.#op);
+    const core = this.#core;
+    let out: Step<void> = PENDING;
+    let failure: unknown;
+    let failed = false;
+    core.enter();
+    try {
+      out = this.#advance(ctx);
+    } catch (e) {
+      failed = true;
+      failure = e;
+    } finally {
+      core.leave();
+    }
+    // closed in the middle of the step: its close ran as it ended
+    this.#live(this.#op);
+    if (failed) throw failure;
+    return out;
+  }
+
+  /** The step. */
+  #advance(ctx: PollContext): Step<void> {
     if (this.#core.advance(this.#ts, this.#level, this.#op)) return;
     const b = this.#core.blocker();
     const owner = b?.owner;

@@ -37,7 +37,8 @@ import {
   type FutureOptions,
 } from "../future/future.ts";
 import { type FileLock, lockStoreFile } from "../pmem2/file_lock.ts";
-import { Mapping } from "../pmem2/mapping.ts";
+import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
+import type { PersistTracer } from "../pmem2/tracer.ts";
 import { Source } from "../pmem2/source.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import {
@@ -109,6 +110,31 @@ export function openPmemLogToInspect(path: string): PmemLog {
   return openPrivately(path);
 }
 
+/** What tests may add to {@linkcode PmemLog.create}. Internal. */
+export interface PmemLogTestHooks {
+  /**
+   * A tracer attached to the log's mapping before anything is written
+   * (the header included).
+   */
+  tracer?: PersistTracer;
+}
+
+/** Set by PmemLog's static block: {@linkcode createPmemLogWith}. */
+let createWith: (
+  path: string,
+  options: PmemLogCreateOptions,
+  hooks: PmemLogTestHooks,
+) => PmemLog;
+
+/** {@linkcode PmemLog.create} with test hooks. Internal. */
+export function createPmemLogWith(
+  path: string,
+  options: PmemLogCreateOptions,
+  hooks: PmemLogTestHooks,
+): PmemLog {
+  return createWith(path, options, hooks);
+}
+
 /**
  * An append-only log in libpmemlog's format: pools it creates open in
  * libpmemlog and pass `pmempool check`, and libpmemlog's pools open here.
@@ -159,6 +185,10 @@ export class PmemLog implements Disposable {
   #appender: LogAppender;
   /** Rewinds so far (a walk stops at one made by its callback). */
   #rewinds = 0;
+  /** Operations under way (nested ones too): see `#operate`. */
+  #depth = 0;
+  /** The mapping of a close asked for inside an operation, closed as it ends. */
+  #closeLater: Mapping | null = null;
 
   private constructor(
     path: string,
@@ -189,6 +219,9 @@ export class PmemLog implements Disposable {
       },
       commitTo: (end) => this.#commitTo(end),
       giveBack: (start) => this.#giveBack(start),
+      closed: () => this.#map === null,
+      enter: () => void this.#depth++,
+      leave: () => this.#leave(),
     });
   }
 
@@ -205,6 +238,15 @@ export class PmemLog implements Disposable {
    *   `poolSize`)
    */
   static create(path: string, options: PmemLogCreateOptions = {}): PmemLog {
+    return PmemLog.#create(path, options, {});
+  }
+
+  /** {@linkcode PmemLog.create}, with test hooks. */
+  static #create(
+    path: string,
+    options: PmemLogCreateOptions,
+    hooks: PmemLogTestHooks,
+  ): PmemLog {
     const op = "create";
     options = checkOpenArgs(path, options, op, "log", [
       "poolSize",
@@ -262,6 +304,7 @@ export class PmemLog implements Disposable {
         );
       }
       map = Mapping.map(source, { length: size, mover });
+      if (hooks.tracer) setMappingTracer(map, hooks.tracer);
       const device = deviceShutdownState(source);
       source.close();
       lock = lockStoreFile(path, op, "log");
@@ -317,6 +360,8 @@ export class PmemLog implements Disposable {
 
   static {
     openPrivately = (path) => PmemLog.#open(path, {}, true);
+    createWith = (path, options, hooks) =>
+      PmemLog.#create(path, options, hooks);
   }
 
   /** {@linkcode PmemLog.open}; with `inspect`, as {@linkcode openPmemLogToInspect}. */
@@ -408,6 +453,42 @@ export class PmemLog implements Disposable {
   #live(op: string): StreamMedia {
     if (this.#map === null) throw new ClosedError("PmemLog", op);
     return this.#media;
+  }
+
+  /**
+   * Run `f`, the part of `op` that changes the log, as an operation: a
+   * close asked for inside it (by a testing tracer's callback, in its
+   * persist) waits for its end, so the change ends as it would have (an
+   * append whole and its write offset persisted, or not made), then the
+   * close runs and `op` fails with ClosedError. Closed at once, the log's
+   * mapping was gone under the rest of the change, which failed with the
+   * engine's TypeError (a view of the closed media read).
+   */
+  #operate<T>(op: string, f: () => T): T {
+    let out: T | undefined;
+    let failure: unknown;
+    let failed = false;
+    this.#depth++;
+    try {
+      out = f();
+    } catch (e) {
+      failed = true;
+      failure = e;
+    } finally {
+      this.#leave();
+    }
+    if (this.#map === null) throw new ClosedError("PmemLog", op);
+    if (failed) throw failure;
+    return out as T;
+  }
+
+  /** An operation ends; the last to end runs a close asked for in it. */
+  #leave(): void {
+    const map = this.#closeLater;
+    if (--this.#depth > 0 || map === null) return;
+    this.#closeLater = null;
+    this.#map = map;
+    this.close();
   }
 
   #writable(op: string): StreamMedia {
@@ -532,6 +613,17 @@ export class PmemLog implements Disposable {
     // after the array was read: its iterator or getters may have closed
     // the log
     const media = this.#writable(op);
+    this.#operate(op, () => this.#appendAt(media, bufs, lengths, n, op));
+  }
+
+  /** `appendv`'s change: the buffers (`n` bytes) appended and persisted. */
+  #appendAt(
+    media: StreamMedia,
+    bufs: Uint8Array[],
+    lengths: number[],
+    n: number,
+    op: string,
+  ): void {
     this.#drain();
     // an empty vector too fails on a full log, as in libpmemlog
     const at = this.#take(n, op);
@@ -637,7 +729,13 @@ export class PmemLog implements Disposable {
    *   was)
    */
   rewind(): void {
-    const media = this.#writable("rewind");
+    const op = "rewind";
+    const media = this.#writable(op);
+    this.#operate(op, () => this.#rewind(media));
+  }
+
+  /** `rewind`'s change. */
+  #rewind(media: StreamMedia): void {
     this.#drain();
     const was = media.read64(WRITE_OFFSET_AT);
     media.write64(WRITE_OFFSET_AT, LOG_START);
@@ -690,11 +788,28 @@ export class PmemLog implements Disposable {
 
   /**
    * Close: finish appends in flight, unmap, unlock. Idempotent.
+   *
+   * Inside an operation of the log (code it runs: a testing tracer's
+   * callback), the log reads as closed at once, and closes when the
+   * operation ends, which then fails with a `ClosedError` naming it: the
+   * operation goes on using the mapping after the callback.
    */
   close(): void {
     const map = this.#map;
     if (map === null) return;
-    this.#drain();
+    if (this.#depth > 0) {
+      this.#closeLater = map;
+      this.#map = null;
+      return;
+    }
+    // its drain is an operation: a close asked for in it is this one
+    this.#depth++;
+    try {
+      this.#drain();
+    } finally {
+      this.#depth--;
+      this.#closeLater = null;
+    }
     this.#map = null;
     this.#media.close();
     try {

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { ClosedError } from "../errors/mod.ts";
 import { byteLengthOf, trueBytes } from "../ffi/validate.ts";
 import {
   Future,
@@ -55,6 +56,16 @@ export interface AppenderHost {
    * cursor and the stored write offset go back there.
    */
   giveBack(start: number): void;
+  /** Whether the log was closed. */
+  closed(): boolean;
+  /**
+   * An operation of the log begins (here: an append's step): a close
+   * asked for until it ends (by a testing tracer's callback) waits for
+   * it. Paired with {@linkcode AppenderHost.leave}.
+   */
+  enter(): void;
+  /** An operation ends; the last to end runs a close asked for in it. */
+  leave(): void;
 }
 
 /** The asynchronous appends of one log. */
@@ -208,6 +219,11 @@ export class LogAppender {
     this.#host.giveBack(start);
   }
 
+  /** The log's, for its appends' steps: see {@linkcode AppenderHost}. */
+  get host(): AppenderHost {
+    return this.#host;
+  }
+
   /** A future settled. */
   settled(f: Future<number>): void {
     this.#futures.delete(f);
@@ -229,6 +245,8 @@ class LogAppendFuture extends Future<number> {
   #log: LogAppender;
   #data: Uint8Array | undefined;
   #p: Pending | undefined;
+  /** Whether the log was closed in the middle of a step of it. */
+  #closedDuring = false;
 
   constructor(log: LogAppender, data: Uint8Array, options?: FutureOptions) {
     super(options);
@@ -236,7 +254,41 @@ class LogAppendFuture extends Future<number> {
     this.#data = data;
   }
 
+  /**
+   * {@linkcode LogAppendFuture.advance} as an operation of the log (see
+   * {@linkcode AppenderHost.enter}): a close asked for in its middle (by
+   * a testing tracer's callback, in the group persist) runs as it ends.
+   * That close waits for this append too, polling it again: the append
+   * goes on to its end (committed, or given back; its copy done), then
+   * fails with a `ClosedError`. Run at once instead, the close's wait
+   * polled this append from inside its own commit, where it could never
+   * end: the close never returned.
+   */
   protected step(ctx: PollContext): Step<number> {
+    const host = this.#log.host;
+    const open = !host.closed();
+    let out: Step<number> = PENDING;
+    let failure: unknown;
+    let failed = false;
+    host.enter();
+    try {
+      out = this.#advance(ctx);
+    } catch (e) {
+      failed = true;
+      failure = e;
+    }
+    // before the close runs: its poll of this append sees it
+    if (open && host.closed()) this.#closedDuring = true;
+    host.leave();
+    if (this.#closedDuring && (failed || out !== PENDING)) {
+      throw new ClosedError("PmemLog", "appendAsync");
+    }
+    if (failed) throw failure;
+    return out;
+  }
+
+  /** The step: from the stage reached on, as far as it goes now. */
+  #advance(ctx: PollContext): Step<number> {
     if (this.#p === undefined) {
       this.#p = this.#log.queue(this.#data!);
       // yield once, so the appends polled after this one copy with it

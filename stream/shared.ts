@@ -169,17 +169,6 @@ export class SharedState {
     this.#lock(RESERVE_LOCK, "the reserve lock", op);
   }
 
-  /**
-   * Whether this open holds the reserve or the commit lock now: code an
-   * operation runs holding one (a testing tracer's callback) cannot close
-   * the open, whose close would wait for that lock on the same thread.
-   */
-  get holdsLock(): boolean {
-    const token = this.token;
-    return Atomics.load(this.i32, RESERVE_LOCK) === token ||
-      Atomics.load(this.i32, COMMIT_LOCK) === token;
-  }
-
   /** Release the reserve lock. */
   unlockReserve(): void {
     Atomics.store(this.i32, RESERVE_LOCK, 0);

@@ -118,7 +118,11 @@ export class LogStream implements Disposable {
     this.#path = path;
     this.#core = core;
     this.#recovery = opened.recovery;
-    this.#writes = new Writes(core, mover ?? core.media.mapping.mover);
+    this.#writes = new Writes(
+      core,
+      mover ?? core.media.mapping.mover,
+      () => this.#core === null,
+    );
     this.#regions = new RegionHandles(this, core);
   }
 
@@ -231,6 +235,33 @@ export class LogStream implements Disposable {
     return core;
   }
 
+  /**
+   * Run `f`, the part of `op` that changes the stream, as an operation of
+   * the stream's core (see {@linkcode LogCore.enter}): a close asked for
+   * inside it (by a testing tracer's callback) waits for its end, so the
+   * change ends as it would have (whole, or not made at all, as after a
+   * crash), then the close runs and `op` fails with ClosedError. Refused
+   * with a TypeError thrown from the tracer instead, the close broke off
+   * the change in the middle of its persist, and left it half made.
+   */
+  #run<T>(op: string, core: LogCore, f: () => T): T {
+    let out: T | undefined;
+    let failure: unknown;
+    let failed = false;
+    core.enter();
+    try {
+      out = f();
+    } catch (e) {
+      failed = true;
+      failure = e;
+    } finally {
+      core.leave();
+    }
+    if (this.#core === null) throw new ClosedError("LogStream", op);
+    if (failed) throw failure;
+    return out as T;
+  }
+
   /** Whether {@linkcode LogStream.close} has run. */
   get closed(): boolean {
     return this.#core === null;
@@ -300,7 +331,8 @@ export class LogStream implements Disposable {
     const op = "allocateRegion";
     const core = this.#live(op);
     const n = checkSize(bytes, "bytes", op);
-    return this.#regions.get(allocateRegion(core, n, op));
+    const k = this.#run(op, core, () => allocateRegion(core, n, op));
+    return this.#regions.get(k);
   }
 
   /**
@@ -317,7 +349,8 @@ export class LogStream implements Disposable {
   freeRegion(region: Region): void {
     const op = "freeRegion";
     const k = this.#regions.slot(region, op);
-    freeSlot(this.#core!, k, region.generation, op);
+    const core = this.#core!;
+    this.#run(op, core, () => freeSlot(core, k, region.generation, op));
     this.#regions.forget(k);
   }
 
@@ -356,9 +389,11 @@ export class LogStream implements Disposable {
       throw e;
     }
     if (core.reservations > 0) noReservation(core, op);
-    const alone = core.appendAlone(k, region.generation, data, op);
-    if (alone >= 0) return alone;
-    return appendWaiting(core, k, region.generation, data, op);
+    return this.#run(op, core, () => {
+      const alone = core.appendAlone(k, region.generation, data, op);
+      if (alone >= 0) return alone;
+      return appendWaiting(core, k, region.generation, data, op);
+    });
   }
 
   /**
@@ -372,8 +407,13 @@ export class LogStream implements Disposable {
     const op = "reserve";
     const k = this.#regions.slot(region, op);
     const n = checkInt(length, "length", op);
-    checkLength(this.#core!, n, k, op);
-    return this.#writes.reserve(this, region, k, n, op);
+    const core = this.#core!;
+    checkLength(core, n, k, op);
+    return this.#run(
+      op,
+      core,
+      () => this.#writes.reserve(this, region, k, n, op),
+    );
   }
 
   /**
@@ -385,9 +425,13 @@ export class LogStream implements Disposable {
    */
   publish(reservation: Reservation): number {
     const op = "publish";
-    this.#live(op);
+    const core = this.#live(op);
     const res = Writes.take(reservation, this, op);
-    return this.#writes.publish(reservation, res, op);
+    return this.#run(
+      op,
+      core,
+      () => this.#writes.publish(reservation, res, op),
+    );
   }
 
   /**
@@ -402,8 +446,9 @@ export class LogStream implements Disposable {
    */
   cancel(reservation: Reservation): void {
     const op = "cancel";
-    this.#live(op);
-    this.#writes.cancel(reservation, Writes.take(reservation, this, op));
+    const core = this.#live(op);
+    const res = Writes.take(reservation, this, op);
+    this.#run(op, core, () => this.#writes.cancel(reservation, res));
   }
 
   /**
@@ -456,16 +501,18 @@ export class LogStream implements Disposable {
   ): AppendFuture {
     const op = "appendAsync";
     const k = this.#regions.slot(region, op);
-    const n = checkData(this.#core!, data, k, op);
-    return this.#writes.appendAsync(
-      region,
-      k,
-      data,
-      n,
-      options,
-      op,
-      (o) => this.#live(o),
-    );
+    const core = this.#core!;
+    const n = checkData(core, data, k, op);
+    return this.#run(op, core, () =>
+      this.#writes.appendAsync(
+        region,
+        k,
+        data,
+        n,
+        options,
+        op,
+        (o) => this.#live(o),
+      ));
   }
 
   /**
@@ -617,7 +664,12 @@ export class LogStream implements Disposable {
     const op = "truncate";
     const k = this.#regions.slot(region, op);
     checkInt(upto, "upto", op);
-    return truncateRegion(this.#core!, k, region.generation, upto, op);
+    const core = this.#core!;
+    return this.#run(
+      op,
+      core,
+      () => truncateRegion(core, k, region.generation, upto, op),
+    );
   }
 
   /**
@@ -633,30 +685,45 @@ export class LogStream implements Disposable {
    * ended holder, so the other opens' appends go on failing with -130
    * (EOWNERDEAD) until a reopen recovers what it may have left half done.
    *
+   * Inside an operation of the stream (code it runs: a testing tracer's
+   * callback), the stream reads as closed at once, and the close runs
+   * when the operation ends, which then fails with a `ClosedError`
+   * naming it: the operation may hold the lock the close would wait
+   * for, and it goes on using the mapping after the callback.
+   *
    * @throws {PmemError} code -35 (EDEADLK) when an append of this stream
    *   in flight is behind a reservation of another open of the file in
    *   this thread (publish or cancel it first): the stream stays open
-   * @throws {TypeError} inside this open's own append (a testing
-   *   tracer's callback), which holds the lock the close would wait for:
-   *   the stream stays open
    */
   close(): void {
     const core = this.#core;
     if (core === null) return;
-    if (core.shared.holdsLock) {
-      throw new TypeError(
-        "Cannot close the stream inside its own append (a tracer's callback): the append holds the stream's lock",
-      );
-    }
     this.#writes.checkClose();
+    this.#core = null;
+    this.#regions.close();
+    if (core.operating) core.deferClose(() => this.#release(core));
+    else this.#release(core);
+  }
+
+  /**
+   * The work of {@linkcode LogStream.close}, as an operation of the core:
+   * a close of another open of the file in this isolate asked for during
+   * it (by a tracer's callback) waits for it.
+   */
+  #release(core: LogCore): void {
     let failure: unknown;
+    core.enter();
     try {
       this.#writes.drain();
     } catch (e) {
       failure = e;
+    } finally {
+      try {
+        core.leave();
+      } catch (e) {
+        failure ??= e;
+      }
     }
-    this.#core = null;
-    this.#regions.close();
     try {
       releaseCore(core);
     } catch (e) {

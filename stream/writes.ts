@@ -133,10 +133,19 @@ export class Writes {
   #inflight = new FutureRegistry();
   /** Reservations not yet published or cancelled (cancelled at close). */
   #reservations = new Set<Reservation>();
+  /** Whether the open was closed. */
+  #closed: () => boolean;
 
-  constructor(core: LogCore, mover: Vdm) {
+  /**
+   * @param core the stream's engine
+   * @param mover the mover of asynchronous appends
+   * @param closed whether the open was closed (its appends in flight
+   *   fail when it closes in the middle of their step)
+   */
+  constructor(core: LogCore, mover: Vdm, closed: () => boolean) {
     this.#core = core;
     this.#scheduler = new CopyScheduler(core, mover);
+    this.#closed = closed;
   }
 
   /** The data mover of asynchronous appends. */
@@ -245,6 +254,7 @@ export class Writes {
       data,
       level,
       () => this.#inflight.remove(slot, f),
+      this.#closed,
       // the signal checked above, not options read again: a getter giving
       // something else now would throw after the reservation
       signal === undefined ? undefined : { signal },

@@ -67,6 +67,11 @@ import type {
   LogStreamOpenOptions,
 } from "../stream/options.ts";
 import {
+  createPmemLogWith,
+  type PmemLog,
+  type PmemLogCreateOptions,
+} from "../stream/pmemlog.ts";
+import {
   createPoolWith as createObjectPoolWith,
   type ObjectPool,
   type ObjectPoolCreateOptions,
@@ -588,6 +593,37 @@ export function openLogStream(
   const [{ tracer }, rest] = splitOptions(options, ["tracer"]);
   checkTracer(tracer);
   return openStreamWith(path, rest, { tracer });
+}
+
+/**
+ * `PmemLog.create` with a tracer attached to the log's mapping before
+ * anything is written (the header included).
+ *
+ * @example Usage
+ * ```ts
+ * import { createPmemLog } from "@asyncpmem/asyncpmem/testing";
+ * import assert from "node:assert/strict";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ *
+ * let drains = 0;
+ * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool.log");
+ * using log = createPmemLog(path, {
+ *   poolSize: 2 << 20,
+ *   tracer: { flush() {}, drain: () => void drains++ },
+ * });
+ * log.append(new Uint8Array(8));
+ * assert.ok(drains > 0);
+ * ```
+ */
+export function createPmemLog(
+  path: string,
+  options: PmemLogCreateOptions & BlockPoolTestOptions,
+): PmemLog {
+  const [{ tracer }, rest] = splitOptions(options, ["tracer"]);
+  checkTracer(tracer);
+  return createPmemLogWith(path, rest, { tracer });
 }
 
 /**

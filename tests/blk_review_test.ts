@@ -1,7 +1,14 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // The block store's single-opener paths, from a review: each test failed
 // (or hung) before the fix it names.
-import { all, type Future, PmemError, type Vdm, wait } from "../mod.ts";
+import {
+  all,
+  ClosedError,
+  type Future,
+  PmemError,
+  type Vdm,
+  wait,
+} from "../mod.ts";
 import { BlockPool, poolGeometry } from "../blk/mod.ts";
 import { assert, moverTest, patch, peek, tempPath, test } from "./_harness.ts";
 
@@ -56,11 +63,11 @@ moverTest(
   },
 );
 
-test("info()'s progress callback, like check()'s, may read the pool, but not update, check or close it", () => {
+test("info()'s progress callback, like check()'s, may read the pool, but not update or check it", () => {
   // a close in info()'s callback unmapped the pool under the scan: the
-  // next map entry read failed with a ClosedError naming the op "access"
-  // (check() refuses the close with a TypeError). info() now runs its
-  // callback under check()'s rule.
+  // next map entry read failed with a ClosedError naming the op "access".
+  // info() now runs its callback under check()'s rule (a close there is
+  // the next test's).
   using pool = BlockPool.create(tempPath(), {
     blockSize: 512,
     poolSize: 24 * MiB,
@@ -73,7 +80,6 @@ test("info()'s progress callback, like check()'s, may read the pool, but not upd
       assert.equal(pool.read(3)[0], 1);
       assert.equal(pool.info().fill.written, 300);
       const tries: [string, () => unknown][] = [
-        ["close", () => pool.close()],
         ["check", () => pool.check()],
         ["write", () => pool.write(1, filled(512, 2))],
         ["setZero", () => pool.setZero(2)],
@@ -93,11 +99,14 @@ test("info()'s progress callback, like check()'s, may read the pool, but not upd
   assert.ok(calls > 0);
   assert.equal(info.fill.written, 300);
   assert.equal(pool.closed, false);
-  // check()'s callback may call info(), and still refuses a close after it
+  // check()'s callback may call info(), and still refuses a write after it
   pool.check({
     onProgress: () => {
       pool.info();
-      assert.throws(() => pool.close(), /inside check\(\)'s progress/);
+      assert.throws(
+        () => pool.write(1, filled(512, 2)),
+        /inside check\(\)'s progress/,
+      );
     },
   });
   pool.write(1, filled(512, 3));
@@ -106,12 +115,13 @@ test("info()'s progress callback, like check()'s, may read the pool, but not upd
   assert.equal(pool.closed, true);
 });
 
-test("check()'s progress callback may read the pool, but not update, check or close it", () => {
+test("check()'s progress callback may read the pool, but not update or check it", () => {
   // check() holds the pool's layout lock and every block's commit lock
   // while it calls onProgress: a close() or check() there waited for the
   // layout lock, a setZero() for a commit lock (both held by the caller:
   // a hang), and a write committed in the middle of the scan (check()
-  // reported blocks referenced twice). They now throw a TypeError.
+  // reported blocks referenced twice). They now throw a TypeError (a
+  // close is the next test's: it waits for the end of the check).
   using pool = BlockPool.create(tempPath(), {
     blockSize: 512,
     poolSize: 24 * MiB,
@@ -130,7 +140,6 @@ test("check()'s progress callback may read the pool, but not update, check or cl
       assert.equal(pool.read(3)[0], 1);
       assert.equal(pool.readMany([4, 5])[512], 1);
       const tries: [string, () => unknown][] = [
-        ["close", () => pool.close()],
         ["check", () => pool.check()],
         ["write", () => pool.write(1, filled(512, 2))],
         ["setZero", () => pool.setZero(2)],
@@ -149,7 +158,7 @@ test("check()'s progress callback may read the pool, but not update, check or cl
     },
   });
   assert.ok(calls > 0);
-  assert.equal(seen.length, 8 * calls);
+  assert.equal(seen.length, 7 * calls);
   assert.deepEqual(report.problems, []);
   assert.equal(pool.closed, false);
   for (const lba of [1, 2, 3, 7]) assert.equal(pool.read(lba)[0], 1);
@@ -160,6 +169,69 @@ test("check()'s progress callback may read the pool, but not update, check or cl
   wait(pool.writeMany([{ lba: 3, data: filled(512, 6) }]));
   assert.equal(pool.read(3)[0], 6);
   assert.deepEqual(pool.check().problems, []);
+});
+
+test("a close in check()'s or info()'s progress callback makes it fail with ClosedError naming the op; the pool closes once the scan lets go", () => {
+  // the close was refused with a TypeError (check() holds the pool's
+  // locks, which the close would wait for; info() reads the map on after
+  // the callback), and the pool stayed open. Now the pool reads as closed
+  // at once, closes when the scan has let go of its locks, and the scan
+  // fails with ClosedError naming it
+  const scans: [string, (p: BlockPool, onProgress: () => void) => unknown][] = [
+    ["check", (p, onProgress) => p.check({ onProgress })],
+    ["info", (p, onProgress) => p.info({ onProgress })],
+    // a close in an info() inside check()'s callback: both fail
+    ["info", (p, onProgress) => {
+      let inner: unknown;
+      assert.throws(
+        () =>
+          p.check({
+            onProgress: () => {
+              if (inner !== undefined) return;
+              try {
+                p.info({ onProgress });
+                inner = "returned";
+              } catch (e) {
+                inner = e;
+                throw e;
+              }
+            },
+          }),
+        (e) => e instanceof ClosedError && e.op === "check",
+      );
+      throw inner;
+    }],
+  ];
+  for (const [op, scan] of scans) {
+    const path = tempPath();
+    const pool = BlockPool.create(path, {
+      blockSize: 512,
+      poolSize: 24 * MiB,
+    });
+    for (let lba = 0; lba < 300; lba++) pool.write(lba, filled(512, 1));
+    let calls = 0;
+    assert.throws(
+      () =>
+        scan(pool, () => {
+          if (calls++ > 0) return;
+          pool.close();
+          assert.equal(pool.closed, true);
+          assert.throws(() => pool.read(3), ClosedError);
+          pool.close(); // idempotent there too
+        }),
+      (e) => e instanceof ClosedError && e.op === op,
+      op,
+    );
+    assert.ok(calls > 0);
+    assert.equal(pool.closed, true);
+    assert.throws(() => pool.check(), ClosedError);
+    // closed for good: unlocked, and consistent
+    using again = BlockPool.open(path);
+    assert.deepEqual(again.check().problems, []);
+    assert.equal(again.read(3)[0], 1);
+    again.write(3, filled(512, 2));
+    assert.equal(again.read(3)[0], 2);
+  }
 });
 
 moverTest(

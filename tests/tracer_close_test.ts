@@ -3,15 +3,29 @@
  * A testing tracer (`@asyncpmem/asyncpmem/testing`) whose callback closes
  * its store in the middle of an update: the update fails with the store's
  * `ClosedError` naming its op, touches no unmapped memory, and the store
- * opens again consistent (the update done or not, as after a crash).
+ * opens again consistent (the update done or not, as after a crash). So
+ * does a data mover of the user's that closes its store when an append's
+ * copy starts.
  *
  * @module
  */
-import { BlockPool, ClosedError, ObjectPool } from "../mod.ts";
+import {
+  BlockPool,
+  ClosedError,
+  CpuMover,
+  LogStream,
+  ObjectPool,
+  PmemLog,
+  type Region,
+} from "../mod.ts";
+import type { AppendFuture, Reservation } from "../stream/mod.ts";
+import { type Future, wait, waitAll } from "../future/mod.ts";
+import { BaseMover, type CheckedOp } from "../mover/mod.ts";
 import {
   createBlockPool,
   createLogStream,
   createObjectPool,
+  createPmemLog,
   type PersistTracer,
 } from "../testing/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
@@ -120,12 +134,133 @@ test("a tracer that closes an ObjectPool during tx()'s commit makes it fail with
   }
 });
 
-test("a tracer that closes a LogStream during append() is refused with TypeError; the stream goes on", () => {
-  // the close waited for the lock the append held, on the same thread:
-  // append() never returned. A stream's first append persists its bound
-  // first (more events than the next ones)
-  const open = (t: ClosingTracer) => {
-    const s = createLogStream(tempPath(), { size: 1 << 20, tracer: t });
+/** What a stream file holds: each region's entries, by their first byte. */
+function contents(path: string): number[][] {
+  using s = LogStream.open(path);
+  return contentsOf(s);
+}
+
+test("a tracer that closes a LogStream during append() makes it fail with ClosedError naming append", () => {
+  // the close was refused with a TypeError thrown from the tracer, in the
+  // middle of the append's persist: the append failed with it, and left
+  // the stream's counters half moved (the file did not open again: its
+  // region was corrupt). Before that the close waited on the same thread
+  // for the lock the append held: append() never returned. A stream's
+  // first append persists its bound first (more events than the next)
+  const open = (t: ClosingTracer, path = tempPath()) => {
+    const s = createLogStream(path, { size: 1 << 20, tracer: t });
+    return [s, s.allocateRegion(4096)] as const;
+  };
+  for (const first of [true, false]) {
+    let n;
+    {
+      const t = new ClosingTracer();
+      const [s, r] = open(t);
+      using _ = s;
+      if (!first) s.append(r, new Uint8Array(64).fill(1));
+      n = counted(t, () => s.append(r, new Uint8Array(64).fill(2)));
+    }
+    assert.ok(n >= 2, `${n} events`);
+    for (let at = 1; at <= n; at++) {
+      const t = new ClosingTracer();
+      const path = tempPath();
+      const [s, r] = open(t, path);
+      if (!first) s.append(r, new Uint8Array(64).fill(1));
+      t.arm(at, () => s.close());
+      assert.throws(
+        () => s.append(r, new Uint8Array(64).fill(2)),
+        (e) => e instanceof ClosedError && e.op === "append",
+        `closed at event ${at} of ${n}`,
+      );
+      assert.equal(s.closed, true);
+      const before = first ? [] : [1];
+      const got = contents(path);
+      assert.ok(
+        [[before], [[...before, 2]]].some((c) =>
+          JSON.stringify(c) === JSON.stringify(got)
+        ),
+        `event ${at} of ${n}: ${JSON.stringify(got)}`,
+      );
+    }
+  }
+});
+
+test("a tracer that closes a LogStream during publish(), allocateRegion(), freeRegion() or truncate() makes it fail with ClosedError naming the op", () => {
+  // each failed with the TypeError the close threw from the tracer, in the
+  // middle of the operation's persist (the stream left half changed)
+  type Setup = { s: LogStream; r: Region; r2: Region; res: Reservation };
+  const cases: [string, (x: Setup) => unknown, (got: number[][]) => boolean][] =
+    [
+      [
+        "publish",
+        (x) => x.s.publish(x.res),
+        // the reservation's entry is whole or absent
+        (got) => same(got, [[1], [3]]) || same(got, [[1, 2], [3]]),
+      ],
+      [
+        "allocateRegion",
+        (x) => x.s.allocateRegion(4096),
+        (got) => same(got, [[1], [3]]) || same(got, [[1], [3], []]),
+      ],
+      [
+        "freeRegion",
+        (x) => x.s.freeRegion(x.r2),
+        (got) => same(got, [[1], [3]]) || same(got, [[1]]),
+      ],
+      [
+        "truncate",
+        (x) => x.s.truncate(x.r, 1e9),
+        (got) => same(got, [[1], [3]]) || same(got, [[], [3]]),
+      ],
+    ];
+  const open = (t: ClosingTracer, path = tempPath()): Setup => {
+    const s = createLogStream(path, { size: 1 << 20, tracer: t });
+    const r = s.allocateRegion(4096);
+    const r2 = s.allocateRegion(4096);
+    s.append(r, new Uint8Array(64).fill(1));
+    s.append(r2, new Uint8Array(64).fill(3));
+    const res = s.reserve(r, 64);
+    res.data.fill(2);
+    // only publish keeps it: it holds back every later timestamp
+    return { s, r, r2, res };
+  };
+  for (const [op, update, consistent] of cases) {
+    let n;
+    {
+      const t = new ClosingTracer();
+      const x = open(t);
+      using _ = x.s;
+      if (op !== "publish") x.s.cancel(x.res);
+      n = counted(t, () => update(x));
+    }
+    assert.ok(n >= 1, `${op}: ${n} events`);
+    for (let at = 1; at <= n; at++) {
+      const t = new ClosingTracer();
+      const path = tempPath();
+      const x = open(t, path);
+      if (op !== "publish") x.s.cancel(x.res);
+      t.arm(at, () => x.s.close());
+      assert.throws(
+        () => update(x),
+        (e) => e instanceof ClosedError && e.op === op,
+        `${op}, closed at event ${at} of ${n}`,
+      );
+      assert.equal(x.s.closed, true);
+      const got = contents(path);
+      assert.ok(
+        consistent(got),
+        `${op} at ${at} of ${n}: ${JSON.stringify(got)}`,
+      );
+    }
+  }
+});
+
+test("a tracer that closes a LogStream during a first reserve() makes it fail with ClosedError naming reserve; the reservation is given up", () => {
+  // a stream's first reservation persists its timestamp bound first (the
+  // only persist of a reserve): the close was refused there with a
+  // TypeError thrown from the tracer, as in append() (fixed with it)
+  const open = (t: ClosingTracer, path = tempPath()) => {
+    const s = createLogStream(path, { size: 1 << 20, tracer: t });
     return [s, s.allocateRegion(4096)] as const;
   };
   let n;
@@ -133,27 +268,310 @@ test("a tracer that closes a LogStream during append() is refused with TypeError
     const t = new ClosingTracer();
     const [s, r] = open(t);
     using _ = s;
-    n = counted(t, () => s.append(r, new Uint8Array(64).fill(1)));
+    n = counted(t, () => s.reserve(r, 64));
+  }
+  assert.ok(n >= 1, `${n} events`);
+  for (let at = 1; at <= n; at++) {
+    const t = new ClosingTracer();
+    const path = tempPath();
+    const [s, r] = open(t, path);
+    t.arm(at, () => s.close());
+    assert.throws(
+      () => s.reserve(r, 64),
+      (e) => e instanceof ClosedError && e.op === "reserve",
+      `closed at event ${at} of ${n}`,
+    );
+    assert.equal(s.closed, true);
+    // closed, the reservation was cancelled: padding, no entry
+    assert.deepEqual(contents(path), [[]]);
+  }
+});
+
+test("a tracer that closes a LogStream during appendAsync()'s group persist, or a waitPersisted() driving it, makes them fail with ClosedError naming the op", () => {
+  // the close was refused with a TypeError thrown from the tracer in the
+  // middle of the group persist: the futures failed with it, and the
+  // stream's counters were left half moved (the persist counted, the
+  // ring slots emptied, the entries never persisted)
+  const open = (t: ClosingTracer, path = tempPath()) => {
+    const s = createLogStream(path, { size: 1 << 20, tracer: t });
+    const r = s.allocateRegion(4096);
+    s.append(r, new Uint8Array(64).fill(1));
+    return [s, r] as const;
+  };
+  const appends = (s: LogStream, r: Region, errors: unknown[]) => {
+    const fs: AppendFuture[] = [];
+    for (const v of [2, 3, 4]) {
+      try {
+        fs.push(s.appendAsync(r, new Uint8Array(64).fill(v)));
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    return fs;
+  };
+  const failures = (fs: AppendFuture[], errors: unknown[]) => {
+    for (const f of fs) if (f.state === "failed") errors.push(f.error);
+    return errors;
+  };
+  const updates: [string, (s: LogStream, r: Region) => unknown[]][] = [
+    ["appendAsync", (s, r) => {
+      const errors: unknown[] = [];
+      const fs = appends(s, r, errors);
+      try {
+        waitAll(fs); // polled in one sweep: one group, one persist
+      } catch {
+        // each future's failure is read below
+      }
+      return failures(fs, errors);
+    }],
+    ["waitPersisted", (s, r) => {
+      const errors: unknown[] = [];
+      const fs = appends(s, r, errors);
+      try {
+        wait(s.waitPersisted(fs.at(-1)!.timestamp));
+      } catch (e) {
+        errors.push(e);
+      }
+      try {
+        waitAll(fs);
+      } catch {
+        // each future's failure is read below
+      }
+      return failures(fs, errors);
+    }],
+  ];
+  for (const [op, update] of updates) {
+    let n = 0;
+    {
+      const t = new ClosingTracer();
+      const [s, r] = open(t);
+      using _ = s;
+      n = counted(t, () => assert.deepEqual(update(s, r), []));
+      assert.deepEqual(contentsOf(s), [[1, 2, 3, 4]]);
+    }
+    assert.ok(n >= 2, `${op}: ${n} events`);
+    for (let at = 1; at <= n; at++) {
+      const t = new ClosingTracer();
+      const path = tempPath();
+      const [s, r] = open(t, path);
+      t.arm(at, () => s.close());
+      const errors = update(s, r);
+      const where = `${op}, closed at event ${at} of ${n}`;
+      assert.ok(errors.length > 0, where);
+      for (const e of errors) {
+        assert.ok(
+          e instanceof ClosedError &&
+            (e.op === op || e.op === "appendAsync"),
+          `${where}: ${e}`,
+        );
+      }
+      if (op === "waitPersisted") {
+        assert.ok(errors.some((e) => (e as ClosedError).op === op), where);
+      }
+      assert.equal(s.closed, true);
+      const got = contents(path);
+      assert.ok(
+        [[[1]], [[1, 2]], [[1, 2, 3]], [[1, 2, 3, 4]]].some((c) =>
+          same(c, got)
+        ),
+        `${where}: ${JSON.stringify(got)}`,
+      );
+    }
+  }
+});
+
+test("a tracer that closes a PmemLog during append(), appendv() or rewind() makes it fail with ClosedError naming the op", () => {
+  // the log was closed at once, and the rest of the operation failed on
+  // its closed media with the engine's TypeError ("Cannot read properties
+  // of undefined")
+  const updates: [string, (l: PmemLog) => unknown, number[][]][] = [
+    ["append", (l) => l.append(new Uint8Array(64).fill(2)), [[1], [1, 2]]],
+    [
+      "appendv",
+      (l) =>
+        l.appendv([new Uint8Array(32).fill(2), new Uint8Array(32).fill(2)]),
+      [[1], [1, 2]],
+    ],
+    ["rewind", (l) => l.rewind(), [[1], []]],
+  ];
+  const open = (t: ClosingTracer, path = tempPath()) => {
+    const l = createPmemLog(path, { poolSize: 2 << 20, tracer: t });
+    l.append(new Uint8Array(64).fill(1));
+    return l;
+  };
+  for (const [op, update, consistent] of updates) {
+    let n;
+    {
+      const t = new ClosingTracer();
+      using l = open(t);
+      n = counted(t, () => update(l));
+    }
+    assert.ok(n >= 2, `${op}: ${n} events`);
+    for (let at = 1; at <= n; at++) {
+      const t = new ClosingTracer();
+      const path = tempPath();
+      const l = open(t, path);
+      t.arm(at, () => l.close());
+      assert.throws(
+        () => update(l),
+        (e) => e instanceof ClosedError && e.op === op,
+        `${op}, closed at event ${at} of ${n}`,
+      );
+      assert.equal(l.closed, true);
+      const got = logContents(path);
+      assert.ok(
+        consistent.some((c) => same(c, got)),
+        `${op} at ${at} of ${n}: ${JSON.stringify(got)}`,
+      );
+    }
+  }
+});
+
+test("a tracer that closes a PmemLog during appendAsync()'s group persist makes it fail with ClosedError naming appendAsync", () => {
+  // the close waited for the appends in flight, the one whose persist it
+  // was called from included, polling it again from inside its own step:
+  // it never returned
+  const open = (t: ClosingTracer, path = tempPath()) => {
+    const l = createPmemLog(path, { poolSize: 2 << 20, tracer: t });
+    l.append(new Uint8Array(64).fill(1));
+    return l;
+  };
+  const update = (l: PmemLog) => {
+    const errors: unknown[] = [];
+    const fs: Future<number>[] = [];
+    for (const v of [2, 3, 4]) {
+      try {
+        fs.push(l.appendAsync(new Uint8Array(64).fill(v)));
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    try {
+      waitAll(fs); // polled in one sweep: one group, one persist
+    } catch {
+      // each future's failure is read below
+    }
+    for (const f of fs) if (f.state === "failed") errors.push(f.error);
+    return errors;
+  };
+  let n = 0;
+  {
+    const t = new ClosingTracer();
+    using l = open(t);
+    n = counted(t, () => assert.deepEqual(update(l), []));
   }
   assert.ok(n >= 2, `${n} events`);
   for (let at = 1; at <= n; at++) {
     const t = new ClosingTracer();
-    const [s, r] = open(t);
-    using _ = s;
-    t.arm(at, () => s.close());
-    assert.throws(
-      () => s.append(r, new Uint8Array(64).fill(2)),
-      (e) =>
-        e instanceof TypeError && !(e instanceof ClosedError) &&
-        /^Cannot close the stream inside its own /.test(e.message),
-      `closed at event ${at} of ${n}`,
+    const path = tempPath();
+    const l = open(t, path);
+    t.arm(at, () => l.close());
+    const errors = update(l);
+    const where = `closed at event ${at} of ${n}`;
+    assert.ok(errors.length > 0, where);
+    for (const e of errors) {
+      assert.ok(
+        e instanceof ClosedError && e.op === "appendAsync",
+        `${where}: ${e}`,
+      );
+    }
+    assert.equal(l.closed, true);
+    const got = logContents(path);
+    assert.ok(
+      [[1], [1, 2], [1, 2, 3], [1, 2, 3, 4]].some((c) => same(c, got)),
+      `${where}: ${JSON.stringify(got)}`,
     );
-    assert.equal(s.closed, false);
-    t.arm(0, () => {});
-    s.append(r, new Uint8Array(64).fill(3));
-    assert.equal([...s.entries(r)].at(-1)!.data[0], 3);
   }
 });
+
+test("a mover whose batch() closes the LogStream or PmemLog it copies for makes the append that started the copy fail with ClosedError; the others finish", () => {
+  // the close ran at once inside the append's step: its wait for the
+  // appends in flight polled that append again from inside its own step,
+  // for good (both stores hung)
+  const cpu = new CpuMover();
+  let onBatch: (() => void) | undefined;
+  class Closing extends BaseMover {
+    constructor() {
+      super("Closing", "closing", 0);
+    }
+    get closed(): boolean {
+      return cpu.closed;
+    }
+    close(): void {
+      cpu.close();
+    }
+    protected run(): Future<void> {
+      throw new Error("unused");
+    }
+    protected runBatch(ops: CheckedOp[]): Future<void> {
+      const close = onBatch;
+      onBatch = undefined;
+      close?.();
+      return cpu.batch(
+        ops.map((op) => ({ op: "memcpy" as const, dst: op.dst, src: op.src! })),
+      );
+    }
+  }
+  using mover = new Closing();
+  // above the inline threshold: the copies go through batch()
+  const data = (v: number) => new Uint8Array(20_000).fill(v);
+  const outcome = (fs: Future<number>[]) => {
+    try {
+      waitAll(fs);
+    } catch {
+      // each future's outcome is read below
+    }
+    return fs.map((f) =>
+      f.state === "failed"
+        ? (f.error instanceof ClosedError ? `closed ${f.error.op}` : f.error)
+        : "ok"
+    );
+  };
+  {
+    const path = tempPath();
+    const s = LogStream.create(path, { size: 1 << 20, mover });
+    const r = s.allocateRegion(1 << 16);
+    s.append(r, new Uint8Array(64).fill(1));
+    const fs = [2, 3].map((v) => s.appendAsync(r, data(v)));
+    onBatch = () => s.close();
+    assert.deepEqual(outcome(fs), ["closed appendAsync", "ok"]);
+    assert.equal(s.closed, true);
+    assert.deepEqual(contents(path), [[1, 2, 3]]);
+  }
+  {
+    const path = tempPath();
+    const l = PmemLog.create(path, { poolSize: 2 << 20, mover });
+    l.append(new Uint8Array(64).fill(1));
+    const fs = [2, 3].map((v) => l.appendAsync(data(v)));
+    onBatch = () => l.close();
+    assert.deepEqual(outcome(fs), ["closed appendAsync", "ok"]);
+    assert.equal(l.closed, true);
+    using again = PmemLog.open(path);
+    assert.equal(again.tell(), 64 + 2 * 20_000);
+  }
+});
+
+/** What a log file holds, in 64-byte entries, each by its first byte. */
+function logContents(path: string): number[] {
+  using l = PmemLog.open(path);
+  const out: number[] = [];
+  l.walk(64, (chunk) => {
+    assert.ok(chunk.every((b) => b === chunk[0]), "an entry is whole");
+    out.push(chunk[0]);
+    return true;
+  });
+  return out;
+}
+
+/** What an open stream holds: each region's entries, by their first byte. */
+function contentsOf(s: LogStream): number[][] {
+  return s.regions().map((r) => [...s.entries(r)].map((e) => e.data[0]));
+}
+
+/** Whether two JSON-able values are equal. */
+function same(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
 
 test("a tracer that closes an ObjectPool during txAsync()'s commit makes it fail with ClosedError naming txAsync", async () => {
   // it failed with the mapping's ClosedError, naming the op "persist"
