@@ -37,7 +37,8 @@ import {
   type FutureOptions,
 } from "../future/future.ts";
 import { type FileLock, lockStoreFile } from "../pmem2/file_lock.ts";
-import { Mapping, setMappingTracer } from "../pmem2/mapping.ts";
+import { Mapping } from "../pmem2/mapping.ts";
+import { setMappingTracer } from "../pmem2/mapping_access.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
 import { Source } from "../pmem2/source.ts";
 import type { Vdm } from "../mover/vdm.ts";
