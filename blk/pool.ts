@@ -207,6 +207,8 @@ export class BlockPool implements Disposable {
    * see {@linkcode BlockPool.check}, {@linkcode BlockPool.info}.
    */
   #inProgress: string | undefined;
+  /** Whether {@linkcode BlockPool.close} runs now. */
+  #closing = false;
 
   private constructor(file: PoolFile, btt: Btt) {
     if (file === undefined) {
@@ -411,9 +413,10 @@ export class BlockPool implements Disposable {
    * The error of a synchronous update that failed: the pool's
    * `ClosedError` when code it ran (a testing tracer's callback) closed
    * the pool in its middle, else `e`. The closed mapping and media refuse
-   * the update's next step; giving its lane and locks back then fails on
-   * the detached lane table, an engine TypeError that said nothing of
-   * the close.
+   * the update's next step (the close gave its lane and stripe back,
+   * `LaneTable.leave`), with the mapping's `ClosedError` naming the
+   * mapping's operation, or an engine `TypeError` of a view the close
+   * detached: neither names the update.
    */
   #closedDuring(e: unknown, op: string): unknown {
     return this.#map === null ? new ClosedError("BlockPool", op) : e;
@@ -1033,14 +1036,32 @@ export class BlockPool implements Disposable {
    * Close the pool: unmap it and release its lock. Every write was
    * already durable. Idempotent; later calls throw {@linkcode ClosedError}.
    *
+   * A close from code that a synchronous update of the pool runs (a
+   * testing tracer's callback, at a flush or drain of the update) goes
+   * ahead: the update stops there, as if its thread had ended, and fails
+   * with the pool's `ClosedError` naming its op. The
+   * close settles what the update held as the other openers settle an
+   * ended opener's: a lane it had not yet committed through goes back
+   * as it was, and one in the middle of its commit is recovered from its
+   * flog slot, durably, as the pool's open would recover it after a crash
+   * there. So a block such a write was writing reads wholly old or, when
+   * the close came at its commit point (the flog entry stored, its
+   * persist not yet run), wholly new: the write fails all the same, as
+   * it never saw its commit durable (a caller treats it like a write a
+   * crash interrupted: done or not). The other openers of the pool (its
+   * Workers) find its lanes and stripes free, and its memory is unmapped
+   * only after the update's last use of it, which it never touches again.
+   *
    * @throws {TypeError} inside the progress callback of
    *   {@linkcode BlockPool.check} or {@linkcode BlockPool.info} (the pool
    *   stays open)
    */
   close(): void {
     const map = this.#map;
-    if (map === null) return;
+    // (a close from a tracer's callback during this close's own persists)
+    if (map === null || this.#closing) return;
     this.#outsideProgress("close the pool");
+    this.#closing = true;
     const running = this.#inflight.running();
     this.#inflight.clear();
     removeIsolatePool(this.#inflight);
@@ -1056,8 +1077,10 @@ export class BlockPool implements Disposable {
     } catch (e) {
       failure = e; // the flog still holds those updates; close anyway
     }
-    markClosed(this.#file);
+    // (while the pool is mapped: what an update cut short held is
+    // recovered from the flog)
     for (const arena of this.#arenas) arena.table.leave();
+    markClosed(this.#file);
     this.#map = null;
     this.#media.close();
     this.#arenas = [];
