@@ -207,6 +207,11 @@ export class BlockPool implements Disposable {
    * see {@linkcode BlockPool.check}, {@linkcode BlockPool.info}.
    */
   #inProgress: string | undefined;
+  /**
+   * Synchronous updates of this pool running now (a close from code one
+   * runs, a testing tracer's callback, comes from inside it).
+   */
+  #updating = 0;
   /** Whether {@linkcode BlockPool.close} runs now. */
   #closing = false;
 
@@ -498,10 +503,13 @@ export class BlockPool implements Disposable {
     if (this.#arenas.length === 0) this.#layOut("write");
     const arena = this.#arenaOf(lba);
     arena.checkWritable("write");
+    this.#updating++;
     try {
       writeNow(this.#sync, arena, lba - arena.firstLba, data);
     } catch (e) {
       throw this.#closedDuring(e, "write");
+    } finally {
+      this.#updating--;
     }
   }
 
@@ -858,10 +866,13 @@ export class BlockPool implements Disposable {
     }
     const arena = this.#arenaOf(lba);
     arena.checkWritable(op);
+    this.#updating++;
     try {
       setFlagNow(arena, lba - arena.firstLba, flag, op);
     } catch (e) {
       throw this.#closedDuring(e, op);
+    } finally {
+      this.#updating--;
     }
   }
 
@@ -1035,11 +1046,13 @@ export class BlockPool implements Disposable {
   /**
    * Close the pool: unmap it and release its lock. Every write was
    * already durable. Idempotent; later calls throw {@linkcode ClosedError}.
+   * The operations in flight settle first: reads and writes complete.
    *
-   * A close from code that a synchronous update of the pool runs (a
-   * testing tracer's callback, at a flush or drain of the update) goes
-   * ahead: the update stops there, as if its thread had ended, and fails
-   * with the pool's `ClosedError` naming its op. The
+   * A close from code that an update of the pool runs (a testing
+   * tracer's callback, at a flush or drain of the update) goes ahead:
+   * the update stops there, as if its thread had ended, and fails with
+   * the pool's `ClosedError` naming its op; so do the pool's other writes
+   * in flight (their copies landed first), while its reads complete. The
    * close settles what the update held as the other openers settle an
    * ended opener's: a lane it had not yet committed through goes back
    * as it was, and one in the middle of its commit is recovered from its
@@ -1066,6 +1079,11 @@ export class BlockPool implements Disposable {
     this.#inflight.clear();
     removeIsolatePool(this.#inflight);
     removeIsolateAccess(this.#access);
+    if (this.#updating > 0 || this.#access.writes.committing) {
+      // inside an update: the writes in flight (that update's among them)
+      // cannot commit now, nor be waited for
+      this.#access.writes.close((op) => new ClosedError("BlockPool", op));
+    }
     try {
       waitAll(running);
     } catch {

@@ -22,6 +22,9 @@ interface Scenario {
 const SCENARIOS: Scenario[] = [
   { op: "write", step: "data", lbas: [3] },
   { op: "write", step: "flogTail", lbas: [3] },
+  { op: "writeAsync", step: "data", lbas: [3] },
+  { op: "writeAsync", step: "flogTail", lbas: [3] },
+  { op: "writeMany", step: "flogTail", lbas: [3, 5, 6] },
 ];
 
 /**
