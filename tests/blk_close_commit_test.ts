@@ -25,6 +25,7 @@ const SCENARIOS: Scenario[] = [
   { op: "writeAsync", step: "data", lbas: [3] },
   { op: "writeAsync", step: "flogTail", lbas: [3] },
   { op: "writeMany", step: "flogTail", lbas: [3, 5, 6] },
+  { op: "setError", step: "map", lbas: [3] },
 ];
 
 /**
@@ -50,8 +51,12 @@ function closeInWorker(s: Scenario): Record<string, unknown> {
       try { await p; return 0; } catch (e) { return e.code ?? String(e); }
     };
     const whole = (p, lba) => {
-      const b = p.read(lba);
-      return b.every((x) => x === b[0]) ? b[0] : "torn";
+      try {
+        const b = p.read(lba);
+        return b.every((x) => x === b[0]) ? b[0] : "torn";
+      } catch (e) {
+        return e.name;
+      }
     };
     const out = {};
     const pool = createBlockPool(path, {
@@ -116,10 +121,13 @@ for (const s of SCENARIOS) {
       });
       // before its commit point the write is not done; at it (the entry
       // stored, its persist cut short) the close finishes it, as the
-      // recovery of an ended Worker's commit would (block i held i)
+      // recovery of an ended Worker's commit would (block i held i); a
+      // setError's map entry was stored before its persist
       assert.deepEqual(
         out.seen,
-        s.step === "data" ? s.lbas : s.lbas.map(() => 99),
+        s.step === "data"
+          ? s.lbas
+          : s.lbas.map(() => s.op === "setError" ? "BadBlockError" : 99),
       );
       assert.equal(out.write, 0);
       assert.equal(out.writeMany, 0);

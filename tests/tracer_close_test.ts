@@ -181,6 +181,39 @@ for (const op of ["writeAsync", "writeMany"] as const) {
   );
 }
 
+test("a tracer that closes a BlockPool during write() fails its writeAsync in flight with ClosedError too", async () => {
+  // a close from inside a synchronous write cannot let the pool's other
+  // writes commit in the middle of that write: they fail as it does
+  const t = new ClosingTracer();
+  const path = tempPath();
+  const pool = createBlockPool(path, {
+    blockSize: 512,
+    poolSize: 32 << 20,
+    tracer: t,
+  });
+  pool.write(1, new Uint8Array(512).fill(1));
+  pool.write(5, new Uint8Array(512).fill(1));
+  const f = pool.writeAsync(5, new Uint8Array(512).fill(3));
+  f.poll(); // in its block's queue
+  f.poll(); // copied, not committed
+  assert.equal(f.state, "running");
+  t.arm(1, () => pool.close());
+  assert.throws(
+    () => pool.write(1, new Uint8Array(512).fill(2)),
+    (e) => e instanceof ClosedError && e.op === "write",
+  );
+  await assert.rejects(
+    async () => await f,
+    (e) => e instanceof ClosedError && e.op === "writeAsync",
+  );
+  using again = BlockPool.open(path);
+  assert.deepEqual(again.check().problems, []);
+  assert.equal(again.read(1)[0], 1);
+  assert.equal(again.read(5)[0], 1);
+  again.write(5, new Uint8Array(512).fill(4));
+  assert.equal(again.read(5)[0], 4);
+});
+
 test("a tracer that closes an ObjectPool during tx()'s commit makes it fail with ClosedError naming tx", () => {
   // it failed with the mapping's ClosedError, naming the op "persist"
   const open = (t: ClosingTracer, path: string) =>

@@ -10,10 +10,13 @@
  * - `"data"`: the data of the write, into its lane's free block (the
  *   lane taken, no stripe held, the flog untouched);
  * - `"flogTail"`: the flog entry's `{new_map, seq}` (the commit point;
- *   the whole entry on page granularity), with the block's stripe held.
+ *   the whole entry on page granularity), with the block's stripe held;
+ * - `"map"`: a map entry (of a `setError`, which holds the block's
+ *   stripe and no lane).
  *
- * It posts "ready", then takes one job: the write (`write` or
- * `writeAsync` of one block, `writeMany` of more) closed at the step,
+ * It posts "ready", then takes one job: the update (`write` or
+ * `writeAsync` of one block, `writeMany` of more, `setError`) closed at
+ * the step,
  * replying `{ ok }` with the write's error as `"name op"` (or `"ok"`),
  * whether the tracer ran the close, and whether the pool is closed.
  *
@@ -23,15 +26,15 @@ import { arena0Regions } from "./arena0.ts";
 import { openBlockPool } from "../../testing/mod.ts";
 
 /** A step of a write the Worker closes its pool at. */
-export type CloseStep = "data" | "flogTail";
+export type CloseStep = "data" | "flogTail" | "map";
 
 /** The one job of this Worker. */
 export interface CloseInCommitJob {
   /** The pool (its first arena holds `lbas`). */
   path: string;
   /** How the Worker writes. */
-  op: "write" | "writeAsync" | "writeMany";
-  /** Blocks to write with `value` (one for `write` and `writeAsync`). */
+  op: "write" | "writeAsync" | "writeMany" | "setError";
+  /** Blocks to update (one for all but `writeMany`). */
   lbas: number[];
   /** The byte every written block is filled with. */
   value: number;
@@ -54,7 +57,7 @@ const self_ = globalThis as any;
 
 self_.onmessage = async (e: MessageEvent<CloseInCommitJob>) => {
   const job = e.data;
-  const { flog } = arena0Regions(job.path);
+  const { map, flog } = arena0Regions(job.path);
   let armed = false;
   let closedAtStep = false;
   let close = () => {};
@@ -62,7 +65,13 @@ self_.onmessage = async (e: MessageEvent<CloseInCommitJob>) => {
     flush(offset: number, length: number): void {
       if (!armed || length === 0) return;
       const inFlog = offset >= flog[0] && offset < flog[1];
-      if (job.step === "flogTail" ? inFlog : !inFlog) {
+      const inMap = offset >= map[0] && offset < map[1];
+      const here = job.step === "flogTail"
+        ? inFlog
+        : job.step === "map"
+        ? inMap
+        : !inFlog && !inMap;
+      if (here) {
         armed = false;
         closedAtStep = true;
         close();
@@ -78,6 +87,7 @@ self_.onmessage = async (e: MessageEvent<CloseInCommitJob>) => {
   try {
     if (job.op === "write") pool.write(job.lbas[0], data);
     else if (job.op === "writeAsync") await pool.writeAsync(job.lbas[0], data);
+    else if (job.op === "setError") pool.setError(job.lbas[0]);
     else await pool.writeMany(job.lbas.map((lba) => ({ lba, data })));
   } catch (err) {
     const { name, op } = err as { name: string; op?: string };
