@@ -546,12 +546,20 @@ export class LaneTable {
    * ledger goes back. From here on its returns of lanes and stripes do
    * nothing: the update that resumes after the close must not put them
    * back a second time.
+   *
+   * A close from inside this opener's own hold of the ring lock (a
+   * tracer's callback at a persist of the online recovery of an ended
+   * opener's lanes) finds the lock held by itself: it goes on under it,
+   * between two of the recovery's steps (each lane's recovery is whole
+   * or redone by the next opener that needs it), and lets it go for the
+   * recovery, which never touches the shared state again (the close
+   * detaches this opener's view of it).
    */
   leave(): void {
     if (this.#left) return;
     const w = this.words;
     const me = this.#token;
-    this.#lockRing();
+    if (Atomics.load(w, RING_LOCK) !== me) this.#lockRing();
     try {
       if (this.#holdsAStripe(me)) {
         if (!this.#recoverLanesOf(me)) {

@@ -275,3 +275,64 @@ test(
   },
   { timeout: 120_000 },
 );
+
+// Bug: the close waited for the idle-lane ring's lock, which the
+// recovery calling the tracer held for this same opener: the process
+// hung. The close goes ahead (the write that recovered fails with
+// ClosedError), and gives the ring lock back for the recovery, which
+// never touches the shared state again.
+test("a tracer that closes the pool during the online recovery of an ended Worker's commit: the write fails with ClosedError, nothing hangs", () => {
+  const out = deadOpenerScript(`
+    import { arena0Regions } from "@root/tests/workers/arena0.ts";
+    const lbas = [3];
+    let close = null;
+    let flog = [0, 0];
+    const pool = createBlockPool(path, {
+      blockSize: 512,
+      poolSize: 32 << 20,
+      lanes: 4,
+      tracer: {
+        // the recovery persists a whole flog slot (64 bytes) first, under
+        // the ring lock; a commit persists one entry
+        flush(o, l) { if (o >= flog[0] && o < flog[1] && l === 64) close?.(); },
+        drain() {},
+      },
+    });
+    flog = arena0Regions(path).flog;
+    for (let lba = 0; lba < 8; lba++) pool.write(lba, block(lba));
+    ${endWorkerAt({ step: "flogTail", lbas: [3], committed: true })}
+    // another opener of the pool, which goes on after the close
+    const other = BlockPool.open(path);
+    close = () => {
+      close = null;
+      pool.close();
+    };
+    try {
+      pool.write(3 + 1024, block(44));
+      out.write = "ok";
+    } catch (e) {
+      out.write = e.name + " " + e.op;
+    }
+    out.closed = pool.closed;
+    // the ring lock is free, the ended Worker's commit recovered
+    out.otherWrite = code(() => other.write(3 + 1024, block(45)));
+    out.otherRead = other.read(3)[0];
+    Object.assign(out, await useEveryLane(other, 8));
+    out.problems = other.check().problems;
+    other.close();
+    using again = BlockPool.open(path);
+    out.again = again.check().problems;
+    out.readAgain = [3, 3 + 1024].map((lba) => again.read(lba)[0]);
+  `);
+  assert.equal(out.stopped, 1);
+  assert.equal(out.write, "ClosedError write");
+  assert.equal(out.closed, true);
+  assert.equal(out.otherWrite, 0);
+  assert.equal(out.otherRead, 99);
+  assert.equal(out.writes, 0);
+  assert.equal(out.group, 0);
+  assert.deepEqual(out.read, [39, 10, 13]);
+  assert.deepEqual(out.problems, []);
+  assert.deepEqual(out.again, []);
+  assert.deepEqual(out.readAgain, [35, 45]);
+});
