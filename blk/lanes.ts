@@ -541,7 +541,9 @@ export class LaneTable {
    * lanes is recovered from its flog slot; without one, its lanes go
    * back as they are (their records and flog slots untouched since the
    * take). Its stripes are released even when a lane cannot be recovered
-   * (the arena then refuses writes): once closed, its token names no
+   * (that lane stays out, as an ended opener's does, until the pool is
+   * opened again; a slot found invalid or a persist that failed also
+   * makes the arena refuse writes): once closed, its token names no
    * open, and a waiter would wait for them for good. Then its read
    * ledger goes back. From here on its returns of lanes and stripes do
    * nothing: the update that resumes after the close must not put them
