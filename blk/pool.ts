@@ -380,8 +380,11 @@ export class BlockPool implements Disposable {
       this.#adopt(
         shared.laidOut ? loadBtt(this.#file, true) : layOutBtt(this.#file),
       );
+    } catch (e) {
+      throw this.#closedDuring(e, op);
     } finally {
-      shared.unlockLayout();
+      // (a close from inside the layout let the lock go: see close())
+      if (this.#map !== null) shared.unlockLayout();
     }
   }
 
@@ -1064,6 +1067,9 @@ export class BlockPool implements Disposable {
    * crash interrupted: done or not). The other openers of the pool (its
    * Workers) find its lanes and stripes free, and its memory is unmapped
    * only after the update's last use of it, which it never touches again.
+   * A BTT layout cut short so (the first write of a pool made without
+   * one, as libpmemblk makes them) leaves its lock free: the next write
+   * of any opener lays the BTT out again, whole.
    *
    * @throws {TypeError} inside the progress callback of
    *   {@linkcode BlockPool.check} or {@linkcode BlockPool.info} (the pool
@@ -1098,6 +1104,7 @@ export class BlockPool implements Disposable {
     // (while the pool is mapped: what an update cut short held is
     // recovered from the flog)
     for (const arena of this.#arenas) arena.table.leave();
+    this.#file.join.shared.leaveLayout();
     markClosed(this.#file);
     this.#map = null;
     this.#media.close();

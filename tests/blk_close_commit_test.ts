@@ -141,3 +141,77 @@ for (const s of SCENARIOS) {
     { timeout: 60_000 },
   );
 }
+
+// Bug: a tracer that closed a pool in the middle of laying out its BTT
+// (the first write of a pool made without one, as libpmemblk makes them)
+// left the layout lock held by the closed open: another open of the pool
+// in the process waited for it for good at its own first write.
+test(
+  "a tracer that closes a BlockPool while its first write lays the BTT out: another open lays it out and writes",
+  () => {
+    const r = runScript(
+      `
+    import { BlockPool } from "@root/blk/mod.ts";
+    import { openBlockPool } from "@root/testing/mod.ts";
+    import { unformatted } from "@root/tests/blk_fixtures.ts";
+    import process from "node:process";
+    const block = (v) => new Uint8Array(512).fill(v);
+    let events = 0;
+    let at = 0;
+    let close = () => {};
+    const event = () => { if (++events === at) close(); };
+    const tracer = { flush: event, drain: event };
+    const out = { n: 0, runs: [] };
+    {
+      const path = unformatted();
+      using a = openBlockPool(path, { tracer });
+      events = 0;
+      a.write(3, block(1));
+      out.n = events; // (not the close's)
+    }
+    for (at = 1; at <= out.n; at++) {
+      const path = unformatted();
+      const a = openBlockPool(path, { tracer });
+      const b = BlockPool.open(path);
+      close = () => a.close();
+      events = 0;
+      const run = { at };
+      try {
+        a.write(3, block(1));
+        run.a = "ok";
+      } catch (e) {
+        run.a = e.name + " " + e.op;
+      }
+      close = () => {};
+      b.write(3, block(7));
+      run.b = b.read(3)[0];
+      run.problems = b.check().problems;
+      b.close();
+      using again = BlockPool.open(path);
+      run.again = again.check().problems;
+      run.read = again.read(3)[0];
+      out.runs.push(run);
+    }
+    console.log(JSON.stringify(out));
+    process.exit(0);
+    `,
+      30_000,
+    );
+    assert.equal(
+      r.status,
+      0,
+      `status ${r.status} ${r.signal}: ${r.stdout}${r.stderr}`,
+    );
+    const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    assert.ok(out.n >= 2, `${out.n} events`);
+    for (const run of out.runs) {
+      const at = `closed at event ${run.at} of ${out.n}`;
+      assert.equal(run.a, "ClosedError write", at);
+      assert.equal(run.b, 7, at);
+      assert.deepEqual(run.problems, [], at);
+      assert.deepEqual(run.again, [], at);
+      assert.equal(run.read, 7, at);
+    }
+  },
+  { timeout: 60_000 },
+);
