@@ -17,6 +17,7 @@ import {
   type PollContext,
   type Step,
 } from "../future/future.ts";
+import { waitAll } from "../future/executor.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { BatchEntry } from "../mover/vdm.ts";
 import type { Arena, WriteTicket } from "./arena.ts";
@@ -226,6 +227,13 @@ export class WriteScheduler {
   /** The copies started and not yet passed on to their groups. */
   #copies: Copy[] = [];
   #mayCommit: () => void;
+  /** Commits running now (one may run another's, from a tracer). */
+  #committing = 0;
+  /**
+   * Set by {@linkcode WriteScheduler.close}: the error of a write of the
+   * pool from then on, by its op.
+   */
+  #closedError: ((op: string) => Error) | undefined;
 
   /**
    * @param media the pool's media; its mapping's mover copies, and every
@@ -237,6 +245,41 @@ export class WriteScheduler {
     this.#media = media;
     this.#map = media.mapping;
     this.#mayCommit = mayCommit;
+  }
+
+  /**
+   * Whether a commit of this pool runs now: a close then comes from code
+   * it ran (a testing tracer's callback).
+   */
+  get committing(): boolean {
+    return this.#committing !== 0;
+  }
+
+  /**
+   * The pool closes from inside one of its updates (a testing tracer's
+   * callback): no write of it starts, copies or commits from now on, and
+   * each fails at its next poll with `error(op)` (see
+   * {@linkcode WriteGroupFuture}), the one whose commit called the close
+   * too. The copies in flight are waited for first: the mover may still
+   * be writing the pool's memory, which the close unmaps. The lanes and
+   * stripes the writes hold, the close gives back (`LaneTable.leave`).
+   */
+  close(error: (op: string) => Error): void {
+    this.#closedError = error;
+    this.#waiting = [];
+    this.#ready = [];
+    const copies = this.#copies;
+    this.#copies = [];
+    try {
+      waitAll(copies.map((c) => c.future));
+    } catch {
+      // a failed copy fails its writes, as the close does
+    }
+  }
+
+  /** The error of a write of the pool after {@linkcode close}, if any. */
+  closedError(op: string): Error | undefined {
+    return this.#closedError?.(op);
   }
 
   /** Queue a group that joined its block queues, to be started. */
@@ -251,7 +294,7 @@ export class WriteScheduler {
    */
   startAll(): void {
     const waiting = this.#waiting;
-    if (waiting.length === 0) return;
+    if (waiting.length === 0 || this.#closedError !== undefined) return;
     this.#waiting = [];
     const started: Group[] = [];
     const still: Group[] = [];
@@ -334,6 +377,7 @@ export class WriteScheduler {
    * @returns whether a group settled: lanes may be idle again
    */
   finishStarted(ctx: PollContext): boolean {
+    if (this.#closedError !== undefined) return false;
     let settled = false;
     for (const copy of this.#copies.slice()) {
       if (!copy.future.done) copy.future.poll(ctx);
@@ -409,7 +453,9 @@ export class WriteScheduler {
    * @returns whether a group was committed or failed
    */
   commitAll(poller?: Group): boolean {
-    if (this.#ready.length === 0) return false;
+    if (this.#ready.length === 0 || this.#closedError !== undefined) {
+      return false;
+    }
     try {
       this.#mayCommit();
     } catch (e) {
@@ -431,6 +477,7 @@ export class WriteScheduler {
       slots = [];
       for (const g of groups) for (const s of g.slots) slots.push(s);
     }
+    this.#committing++;
     try {
       const ranges = new Array<{ offset: number; length: number }>(
         slots.length,
@@ -451,8 +498,12 @@ export class WriteScheduler {
       }
     } catch (e) {
       for (const g of groups) g.error = e;
-      for (const s of slots) if (s.lane >= 0) releaseSlot(s);
+      // (a close from inside the commit gave the lanes back already)
+      if (this.#closedError === undefined) {
+        for (const s of slots) if (s.lane >= 0) releaseSlot(s);
+      }
     } finally {
+      this.#committing--;
       for (const g of groups) g.stage = DONE;
     }
     return true;
@@ -516,6 +567,12 @@ export class WriteGroupFuture extends Future<void> {
     if (this.#slot < 0) this.#slot = this.#pool.track(this);
     const writes = this.#pool.writes;
     for (;;) {
+      // the pool closed from inside one of its updates: this write stops
+      // where it is (also when it is the update, polled again by the
+      // close: its commit resumes after the close, and finds the pool
+      // gone)
+      const closed = writes.closedError(this.#op);
+      if (closed !== undefined) throw closed;
       const g = this.#group;
       if (g === undefined) {
         const slots = this.#slots ?? this.#enter();

@@ -75,6 +75,9 @@ function persistAll(media: Media, ranges: Ranges): void {
  * published and the caller still holds every lane.
  *
  * @param op the operation named in errors @default "write"
+ * @throws {ClosedError} when code the commit ran (a testing tracer's
+ *   callback) closed the pool: the close settled the lanes and stripes
+ *   (see `LaneTable.leave`), and the arenas do not count it a failure
  * @throws {PmemError} code -5 (EIO) when a persist fails; the arenas
  *   involved refuse writes from then on; -130 (EOWNERDEAD) when a block's
  *   stripe lock is held by an opener whose thread ended and the commits it
@@ -203,6 +206,9 @@ export function commitFlog(
     }
     persistAll(media, ranges);
   } catch (cause) {
+    // the pool was closed from inside this commit (a testing tracer's
+    // callback): no media failure, and the close settled the lanes
+    if (media.closed) throw cause;
     // the flog on the media may now differ from the arenas' lane state
     for (let i = 0; i < n; i++) {
       updates[i].arena.fail(ARENA_FLOG_PERSIST);

@@ -181,6 +181,8 @@ export class LaneTable {
   readonly #recoverLane: ((lane: number) => boolean) | undefined;
   /** Ended openers whose lanes could not be recovered (tried once here). */
   readonly #unrecoverable = new Set<number>();
+  /** Whether {@linkcode LaneTable.leave} ran. */
+  #left = false;
 
   /**
    * @param words the arena's region (`ARENA_WORDS` int32s)
@@ -400,8 +402,22 @@ export class LaneTable {
    */
   #recoverOpener(owner: number): boolean {
     if (!this.#holdsAStripe(owner)) return true; // recovered meanwhile
+    if (this.#unrecoverable.has(owner)) return false;
+    return this.#recoverLanesOf(owner);
+  }
+
+  /**
+   * Under the ring lock: recover every lane that the opener of lock token
+   * `owner` holds in this arena from its flog slot, put them back on the
+   * ring and release its stripes of this arena; an opener that ended, or
+   * this one as it closes in the middle of its own commit.
+   *
+   * @returns false when a lane cannot be recovered: its lanes and
+   *   stripes stay held, and `owner` is not tried again
+   */
+  #recoverLanesOf(owner: number): boolean {
     const recover = this.#recoverLane;
-    if (recover === undefined || this.#unrecoverable.has(owner)) return false;
+    if (recover === undefined) return false;
     const w = this.words;
     const lanes: number[] = [];
     for (let lane = 0; lane < w[LANES]; lane++) {
@@ -493,6 +509,7 @@ export class LaneTable {
 
   /** Give lanes back (newest last). */
   give(lanes: readonly number[], from = 0, to = lanes.length): void {
+    if (this.#left) return; // (see leave: they went back then)
     const w = this.words;
     this.#lockRing();
     for (let k = from; k < to; k++) this.#push(lanes[k]);
@@ -501,6 +518,7 @@ export class LaneTable {
 
   /** Give one lane back. */
   giveOne(lane: number): void {
+    if (this.#left) return; // (see leave: it went back then)
     const w = this.words;
     this.#lockRing();
     this.#push(lane);
@@ -510,13 +528,58 @@ export class LaneTable {
   // ---- read tracking ----
 
   /**
-   * This opener is done with the arena: its read ledger goes back. Run
-   * once no read of its is in flight.
+   * This opener is done with the arena: whatever it still holds in the
+   * shared state goes back, for the other openers (Workers) of the pool
+   * to go on. Run once no read of its is in flight, while the pool is
+   * still mapped.
+   *
+   * It holds lanes and stripes here only when the pool is closed from
+   * inside one of its own updates (a testing tracer's callback): that
+   * update stops where it is, as an opener whose thread ended there
+   * would, and its commit is settled the same way (see the module doc):
+   * with a stripe held, a commit of its may be half done, and each of its
+   * lanes is recovered from its flog slot; without one, its lanes go
+   * back as they are (their records and flog slots untouched since the
+   * take). Its stripes are released even when a lane cannot be recovered
+   * (that lane stays out, as an ended opener's does, until the pool is
+   * opened again; a slot found invalid or a persist that failed also
+   * makes the arena refuse writes): once closed, its token names no
+   * open, and a waiter would wait for them for good. Then its read
+   * ledger goes back. From here on its returns of lanes and stripes do
+   * nothing: the update that resumes after the close must not put them
+   * back a second time.
+   *
+   * A close from inside this opener's own hold of the ring lock (a
+   * tracer's callback at a persist of the online recovery of an ended
+   * opener's lanes) finds the lock held by itself: it goes on under it,
+   * between two of the recovery's steps (each lane's recovery is whole
+   * or redone by the next opener that needs it), and lets it go for the
+   * recovery, which never touches the shared state again (the close
+   * detaches this opener's view of it).
    */
   leave(): void {
-    this.#lockRing();
-    this.reads.leave();
-    unlockWord(this.words, RING_LOCK);
+    if (this.#left) return;
+    const w = this.words;
+    const me = this.#token;
+    if (Atomics.load(w, RING_LOCK) !== me) this.#lockRing();
+    try {
+      if (this.#holdsAStripe(me)) {
+        if (!this.#recoverLanesOf(me)) {
+          for (let s = 0; s < STRIPES; s++) {
+            Atomics.compareExchange(w, STRIPE_BASE + s, me, 0);
+          }
+        }
+      } else {
+        for (let lane = 0; lane < w[LANES]; lane++) {
+          const at = LANE_BASE + lane * LANE_WORDS + LANE_OWNER;
+          if (w[at] === me && !this.#onRing(lane)) this.#push(lane);
+        }
+      }
+      this.reads.leave();
+    } finally {
+      this.#left = true;
+      unlockWord(w, RING_LOCK);
+    }
   }
 
   // ---- pending map entries ----
@@ -628,9 +691,9 @@ export class LaneTable {
     return this.#token;
   }
 
-  /** Release the stripe lock of `pre`. */
+  /** Release the stripe lock of `pre` (see leave: not once it ran). */
   unlockStripe(pre: number): void {
-    unlockWord(this.words, stripeOf(pre));
+    if (!this.#left) unlockWord(this.words, stripeOf(pre));
   }
 
   /**

@@ -51,6 +51,7 @@ export class Media {
   /** The windows, when the pool is not one view. */
   #win: EvenWindows | undefined;
   #reader: MappingReader;
+  #closed = false;
 
   /** @param map the pool's mapping; it stays owned by the caller */
   constructor(map: Mapping) {
@@ -63,6 +64,15 @@ export class Media {
       this.#u8 = u8;
       this.#u32 = new Uint32Array(u8.buffer, u8.byteOffset, u8.length >>> 2);
     } else this.#win = new EvenWindows(map);
+  }
+
+  /**
+   * Whether {@linkcode Media.close} ran: an update that a close from
+   * inside it (a testing tracer's callback) cut short finds its next
+   * persist refused, and that refusal is no media failure.
+   */
+  get closed(): boolean {
+    return this.#closed;
   }
 
   /** The mapped size. */
@@ -225,6 +235,7 @@ export class Media {
 
   /** Drop every cached view (the mapping itself is closed by its owner). */
   close(): void {
+    this.#closed = true;
     this.#u8 = undefined;
     this.#u32 = undefined;
     this.#win = undefined;

@@ -209,6 +209,13 @@ export class BlockPool implements Disposable {
   #inProgress: string | undefined;
   /** The map of a close asked for in a progress callback, run after it. */
   #closeAfterProgress: Mapping | undefined;
+  /**
+   * Synchronous updates of this pool running now (a close from code one
+   * runs, a testing tracer's callback, comes from inside it).
+   */
+  #updating = 0;
+  /** Whether {@linkcode BlockPool.close} runs now. */
+  #closing = false;
 
   private constructor(file: PoolFile, btt: Btt) {
     if (file === undefined) {
@@ -375,8 +382,11 @@ export class BlockPool implements Disposable {
       this.#adopt(
         shared.laidOut ? loadBtt(this.#file, true) : layOutBtt(this.#file),
       );
+    } catch (e) {
+      throw this.#closedDuring(e, op);
     } finally {
-      shared.unlockLayout();
+      // (a close from inside the layout let the lock go: see close())
+      if (this.#map !== null) shared.unlockLayout();
     }
   }
 
@@ -413,9 +423,10 @@ export class BlockPool implements Disposable {
    * The error of a synchronous update that failed: the pool's
    * `ClosedError` when code it ran (a testing tracer's callback) closed
    * the pool in its middle, else `e`. The closed mapping and media refuse
-   * the update's next step; giving its lane and locks back then fails on
-   * the detached lane table, an engine TypeError that said nothing of
-   * the close.
+   * the update's next step (the close gave its lane and stripe back,
+   * `LaneTable.leave`), with the mapping's `ClosedError` naming the
+   * mapping's operation, or an engine `TypeError` of a view the close
+   * detached: neither names the update.
    */
   #closedDuring(e: unknown, op: string): unknown {
     return this.#map === null ? new ClosedError("BlockPool", op) : e;
@@ -514,10 +525,13 @@ export class BlockPool implements Disposable {
     if (this.#arenas.length === 0) this.#layOut("write");
     const arena = this.#arenaOf(lba);
     arena.checkWritable("write");
+    this.#updating++;
     try {
       writeNow(this.#sync, arena, lba - arena.firstLba, data);
     } catch (e) {
       throw this.#closedDuring(e, "write");
+    } finally {
+      this.#updating--;
     }
   }
 
@@ -874,10 +888,13 @@ export class BlockPool implements Disposable {
     }
     const arena = this.#arenaOf(lba);
     arena.checkWritable(op);
+    this.#updating++;
     try {
       setFlagNow(arena, lba - arena.firstLba, flag, op);
     } catch (e) {
       throw this.#closedDuring(e, op);
+    } finally {
+      this.#updating--;
     }
   }
 
@@ -1058,6 +1075,27 @@ export class BlockPool implements Disposable {
   /**
    * Close the pool: unmap it and release its lock. Every write was
    * already durable. Idempotent; later calls throw {@linkcode ClosedError}.
+   * The operations in flight settle first: reads and writes complete.
+   *
+   * A close from code that an update of the pool runs (a testing
+   * tracer's callback, at a flush or drain of the update) goes ahead:
+   * the update stops there, as if its thread had ended, and fails with
+   * the pool's `ClosedError` naming its op; so do the pool's other writes
+   * in flight (their copies landed first), while its reads complete. The
+   * close settles what the update held as the other openers settle an
+   * ended opener's: a lane it had not yet committed through goes back
+   * as it was, and one in the middle of its commit is recovered from its
+   * flog slot, durably, as the pool's open would recover it after a crash
+   * there. So a block such a write was writing reads wholly old or, when
+   * the close came at its commit point (the flog entry stored, its
+   * persist not yet run), wholly new: the write fails all the same, as
+   * it never saw its commit durable (a caller treats it like a write a
+   * crash interrupted: done or not). The other openers of the pool (its
+   * Workers) find its lanes and stripes free, and its memory is unmapped
+   * only after the update's last use of it, which it never touches again.
+   * A BTT layout cut short so (the first write of a pool made without
+   * one, as libpmemblk makes them) leaves its lock free: the next write
+   * of any opener lays the BTT out again, whole.
    *
    * Inside the progress callback of {@linkcode BlockPool.check} or
    * {@linkcode BlockPool.info}, the pool reads as closed at once, and
@@ -1067,17 +1105,24 @@ export class BlockPool implements Disposable {
    */
   close(): void {
     const map = this.#map;
-    if (map === null) return;
+    // (a close from a tracer's callback during this close's own persists)
+    if (map === null || this.#closing) return;
     if (this.#inProgress !== undefined) {
       // closed for its callers now, and by the scan as it ends
       this.#closeAfterProgress = map;
       this.#map = null;
       return;
     }
+    this.#closing = true;
     const running = this.#inflight.running();
     this.#inflight.clear();
     removeIsolatePool(this.#inflight);
     removeIsolateAccess(this.#access);
+    if (this.#updating > 0 || this.#access.writes.committing) {
+      // inside an update: the writes in flight (that update's among them)
+      // cannot commit now, nor be waited for
+      this.#access.writes.close((op) => new ClosedError("BlockPool", op));
+    }
     try {
       waitAll(running);
     } catch {
@@ -1089,8 +1134,11 @@ export class BlockPool implements Disposable {
     } catch (e) {
       failure = e; // the flog still holds those updates; close anyway
     }
-    markClosed(this.#file);
+    // (while the pool is mapped: what an update cut short held is
+    // recovered from the flog)
     for (const arena of this.#arenas) arena.table.leave();
+    this.#file.join.shared.leaveLayout();
+    markClosed(this.#file);
     this.#map = null;
     this.#media.close();
     this.#arenas = [];

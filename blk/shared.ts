@@ -410,6 +410,18 @@ export class PoolShared {
   }
 
   /**
+   * Release the layout lock if this open holds it: its close from inside
+   * its own layout (a testing tracer's callback at one of the layout's
+   * persists) stops the layout there, which never lets the lock go (the
+   * close detaches this open's view of the words). A BTT layout is
+   * written whole from scratch by whoever lays it out next, and marked
+   * laid out only at its end (see `BlockPool`'s layout).
+   */
+  leaveLayout(): void {
+    Atomics.compareExchange(this.#i32, LAYOUT_LOCK, this.lockToken, 0);
+  }
+
+  /**
    * Whether a check() of this isolate holding the locks of `token` runs
    * (set while its progress callback may run): other opens of the pool in
    * this thread then fail their waits for those locks instead of waiting

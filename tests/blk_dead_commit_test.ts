@@ -190,3 +190,149 @@ test("a Worker ended at its commit point: the recovery persists the lane's flog 
   assert.deepEqual(out.order, [true, true]);
   assert.equal(out.read, 99);
 });
+
+// A writeMany of blocks of two arenas commits them together, holding a
+// stripe and a lane in each: a Worker ended there leaves both held. Each
+// arena recovers its own lanes and stripes (a flog slot and the stripes
+// lie in one arena), at the first wait for one of them there: a write of
+// arena 1 recovers arena 1 and leaves arena 0 to its own first waiter.
+test(
+  "a Worker ended in a writeMany of two arenas: each arena recovers its lanes online at its first wait",
+  () => {
+    const out = deadOpenerScript(`
+    import { stripeOf } from "@root/blk/lanes.ts";
+    import { poolGeometry } from "@root/blk/layout.ts";
+    import { maxArenas } from "@root/blk/shared.ts";
+    // a sparse file just over one arena's 512 GiB: arena 1 holds the last
+    // 128 MiB (blocks past 1024: two of one stripe); 64 KiB blocks keep
+    // arena 0's map at 32 MiB
+    const size = 2 ** 39 + 128 * 2 ** 20;
+    const bs = 65536;
+    const first = poolGeometry(size, bs).arenas[0].externalNlba;
+    const lbas = [3, first + 3];
+    const big = (v) => new Uint8Array(bs).fill(v);
+    const pool = createBlockPool(path, {
+      blockSize: bs,
+      poolSize: size,
+      sparse: true,
+      lanes: 4,
+    });
+    for (const lba of lbas) pool.write(lba, big(lba % 251));
+    ${endWorkerAt({ step: "flogTail", lbas: [], committed: true })}
+    const whole = (lba) => {
+      const b = pool.read(lba);
+      return b.every((x) => x === b[0]) ? b[0] : "torn";
+    };
+    /** Whether arena k's stripe of pre-map block 3 is held. */
+    const held = (k) => {
+      using share = FileShare.open(path, PoolShared.bytes(size));
+      const words = new PoolShared(share.memory, maxArenas(size)).arena(k);
+      return Atomics.load(words, stripeOf(3)) !== 0;
+    };
+    out.held = [held(0), held(1)];
+    // a block of arena 1 of the same stripe: arena 1 recovers, not 0
+    out.arena1 = code(() => pool.write(first + 3 + 1024, big(44)));
+    out.heldAfter1 = [held(0), held(1)];
+    out.arena0 = code(() => pool.write(3 + 1024, big(45)));
+    out.heldAfter0 = [held(0), held(1)];
+    out.seen = lbas.map(whole);
+    out.write = code(() => pool.write(lbas[1], big(55)));
+    out.writeMany = await asyncCode(pool.writeMany(
+      lbas.map((lba) => ({ lba, data: big(66) })),
+    ));
+    out.after = lbas.map(whole);
+    // every lane of both arenas goes round: a group of all 4 in each
+    out.groups = await asyncCode(pool.writeMany(
+      [10, 11, 12, 13, first + 10, first + 11, first + 12, first + 13]
+        .map((lba) => ({ lba, data: big(lba % 251) })),
+    ));
+    out.problems = pool.check().problems;
+    pool.close();
+    using again = BlockPool.open(path);
+    out.again = again.check().problems;
+    out.readAgain = [3, first + 3, first + 3 + 1024, first + 13].map((lba) => {
+      const b = again.read(lba);
+      return b.every((x) => x === b[0]) ? b[0] : "torn";
+    });
+    out.first = first;
+  `);
+    assert.equal(out.stopped, 1, "the Worker never came to its step");
+    assert.equal(out.ended, 1, "the Worker's thread never ended");
+    assert.deepEqual(out.held, [true, true]);
+    assert.equal(out.arena1, 0);
+    assert.deepEqual(out.heldAfter1, [true, false]);
+    assert.equal(out.arena0, 0);
+    assert.deepEqual(out.heldAfter0, [false, false]);
+    assert.deepEqual(out.seen, [99, 99]);
+    assert.equal(out.write, 0);
+    assert.equal(out.writeMany, 0);
+    assert.deepEqual(out.after, [66, 66]);
+    assert.equal(out.groups, 0);
+    assert.deepEqual(out.problems, []);
+    assert.deepEqual(out.again, []);
+    const first = out.first as number;
+    assert.deepEqual(out.readAgain, [66, 66, 44, (first + 13) % 251]);
+  },
+  { timeout: 120_000 },
+);
+
+// Bug: the close waited for the idle-lane ring's lock, which the
+// recovery calling the tracer held for this same opener: the process
+// hung. The close goes ahead (the write that recovered fails with
+// ClosedError), and gives the ring lock back for the recovery, which
+// never touches the shared state again.
+test("a tracer that closes the pool during the online recovery of an ended Worker's commit: the write fails with ClosedError, nothing hangs", () => {
+  const out = deadOpenerScript(`
+    import { arena0Regions } from "@root/tests/workers/arena0.ts";
+    const lbas = [3];
+    let close = null;
+    let flog = [0, 0];
+    const pool = createBlockPool(path, {
+      blockSize: 512,
+      poolSize: 32 << 20,
+      lanes: 4,
+      tracer: {
+        // the recovery persists a whole flog slot (64 bytes) first, under
+        // the ring lock; a commit persists one entry
+        flush(o, l) { if (o >= flog[0] && o < flog[1] && l === 64) close?.(); },
+        drain() {},
+      },
+    });
+    flog = arena0Regions(path).flog;
+    for (let lba = 0; lba < 8; lba++) pool.write(lba, block(lba));
+    ${endWorkerAt({ step: "flogTail", lbas: [3], committed: true })}
+    // another opener of the pool, which goes on after the close
+    const other = BlockPool.open(path);
+    close = () => {
+      close = null;
+      pool.close();
+    };
+    try {
+      pool.write(3 + 1024, block(44));
+      out.write = "ok";
+    } catch (e) {
+      out.write = e.name + " " + e.op;
+    }
+    out.closed = pool.closed;
+    // the ring lock is free, the ended Worker's commit recovered
+    out.otherWrite = code(() => other.write(3 + 1024, block(45)));
+    out.otherRead = other.read(3)[0];
+    Object.assign(out, await useEveryLane(other, 8));
+    out.problems = other.check().problems;
+    other.close();
+    using again = BlockPool.open(path);
+    out.again = again.check().problems;
+    out.readAgain = [3, 3 + 1024].map((lba) => again.read(lba)[0]);
+  `);
+  assert.equal(out.stopped, 1);
+  assert.equal(out.write, "ClosedError write");
+  assert.equal(out.closed, true);
+  assert.equal(out.otherWrite, 0);
+  assert.equal(out.otherRead, 99);
+  assert.equal(out.writes, 0);
+  assert.equal(out.group, 0);
+  assert.deepEqual(out.read, [39, 10, 13]);
+  assert.deepEqual(out.problems, []);
+  assert.deepEqual(out.again, []);
+  assert.deepEqual(out.readAgain, [35, 45]);
+});

@@ -28,7 +28,7 @@ import {
   createPmemLog,
   type PersistTracer,
 } from "../testing/mod.ts";
-import { assert, tempPath, test } from "./_harness.ts";
+import { assert, runScript, tempPath, test } from "./_harness.ts";
 
 /**
  * A tracer that calls `close` at its `at`-th event (flush or drain,
@@ -100,6 +100,132 @@ test("a tracer that closes a BlockPool during write() or setZero() makes it fail
       assert.equal(again.read(1)[0], 4);
     }
   }
+});
+
+/**
+ * Child source: for each event of an asynchronous update of `op`
+ * ("writeAsync": two of them polled together; "writeMany": one of three
+ * blocks), a pool whose tracer closes it there; `out` gets, per event,
+ * each future's error (name and op), whether the pool is closed, and the
+ * reopened pool's check problems and blocks.
+ */
+function asyncCloseScript(op: "writeAsync" | "writeMany"): string {
+  return `
+    import { BlockPool } from "@root/mod.ts";
+    import { createBlockPool } from "@root/testing/mod.ts";
+    import { tempPath } from "@root/tests/_harness.ts";
+    class ClosingTracer {
+      events = 0;
+      at = 0;
+      close = () => {};
+      arm(at, close) { this.events = 0; this.at = at; this.close = close; }
+      flush() { if (++this.events === this.at) this.close(); }
+      drain() { if (++this.events === this.at) this.close(); }
+    }
+    const block = (v) => new Uint8Array(512).fill(v);
+    const lbas = [1, 2, 3];
+    const open = (t, path) =>
+      createBlockPool(path, { blockSize: 512, poolSize: 32 << 20, tracer: t });
+    const updates = (p) => "${op}" === "writeAsync"
+      ? [p.writeAsync(1, block(2)), p.writeAsync(2, block(2))]
+      : [p.writeMany(lbas.map((lba) => ({ lba, data: block(2) })))];
+    const outcome = async (f) => {
+      try { await f; return "ok"; } catch (e) { return e.name + " " + e.op; }
+    };
+    let n;
+    {
+      const t = new ClosingTracer();
+      using pool = open(t, tempPath());
+      for (const lba of lbas) pool.write(lba, block(1));
+      t.arm(0, () => {});
+      await Promise.all(updates(pool));
+      n = t.events;
+    }
+    const out = { n, runs: [] };
+    for (let at = 1; at <= n; at++) {
+      const t = new ClosingTracer();
+      const path = tempPath();
+      const pool = open(t, path);
+      for (const lba of lbas) pool.write(lba, block(1));
+      t.arm(at, () => pool.close());
+      const errors = await Promise.all(updates(pool).map(outcome));
+      const run = { at, errors, closed: pool.closed };
+      using again = BlockPool.open(path);
+      run.problems = again.check().problems;
+      run.blocks = lbas.map((lba) => {
+        const b = again.read(lba);
+        return b.every((x) => x === b[0]) ? b[0] : "torn";
+      });
+      // the arena did not take the close for a media failure (EIO)
+      again.write(1, block(4));
+      run.after = again.read(1)[0];
+      out.runs.push(run);
+    }
+    console.log(JSON.stringify(out));
+  `;
+}
+
+for (const op of ["writeAsync", "writeMany"] as const) {
+  test(
+    `a tracer that closes a BlockPool during ${op}()'s commit makes it fail with ClosedError naming ${op}`,
+    () => {
+      // close() waited for the write whose commit called it: the write's
+      // step, polled again from inside its own commit, found its group
+      // neither queued nor done and went round for good (the process hung)
+      const r = runScript(asyncCloseScript(op), 30_000);
+      assert.equal(r.status, 0, `status ${r.status} ${r.signal}: ${r.stderr}`);
+      const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+      assert.ok(out.n >= 2, `${out.n} events`);
+      assert.equal(out.runs.length, out.n);
+      const expect = op === "writeAsync"
+        ? ["ClosedError writeAsync", "ClosedError writeAsync"]
+        : ["ClosedError writeMany"];
+      for (const run of out.runs) {
+        const at = `closed at event ${run.at} of ${out.n}`;
+        assert.deepEqual(run.errors, expect, at);
+        assert.equal(run.closed, true, at);
+        assert.deepEqual(run.problems, [], at);
+        for (const b of run.blocks) {
+          assert.ok(b === 1 || b === 2, `${at}: ${b}`);
+        }
+        assert.equal(run.after, 4, at);
+      }
+    },
+    { timeout: 60_000 },
+  );
+}
+
+test("a tracer that closes a BlockPool during write() fails its writeAsync in flight with ClosedError too", async () => {
+  // a close from inside a synchronous write cannot let the pool's other
+  // writes commit in the middle of that write: they fail as it does
+  const t = new ClosingTracer();
+  const path = tempPath();
+  const pool = createBlockPool(path, {
+    blockSize: 512,
+    poolSize: 32 << 20,
+    tracer: t,
+  });
+  pool.write(1, new Uint8Array(512).fill(1));
+  pool.write(5, new Uint8Array(512).fill(1));
+  const f = pool.writeAsync(5, new Uint8Array(512).fill(3));
+  f.poll(); // in its block's queue
+  f.poll(); // copied, not committed
+  assert.equal(f.state, "running");
+  t.arm(1, () => pool.close());
+  assert.throws(
+    () => pool.write(1, new Uint8Array(512).fill(2)),
+    (e) => e instanceof ClosedError && e.op === "write",
+  );
+  await assert.rejects(
+    async () => await f,
+    (e) => e instanceof ClosedError && e.op === "writeAsync",
+  );
+  using again = BlockPool.open(path);
+  assert.deepEqual(again.check().problems, []);
+  assert.equal(again.read(1)[0], 1);
+  assert.equal(again.read(5)[0], 1);
+  again.write(5, new Uint8Array(512).fill(4));
+  assert.equal(again.read(5)[0], 4);
 });
 
 test("a tracer that closes an ObjectPool during tx()'s commit makes it fail with ClosedError naming tx", () => {
