@@ -19,22 +19,11 @@ step() { # name, command...
     echo "check: $name FAILED ($((SECONDS - start)) s)"; cat /tmp/asyncpmem-step.log; failed=$((failed + 1))
   fi
 }
-ENTRY_POINTS=(mod.ts errors/mod.ts future/mod.ts mover/mod.ts pmem2/mod.ts blk/mod.ts stream/mod.ts obj/mod.ts testing/mod.ts cli/main.ts)
-step "deno check" deno check mod.ts errors/ ffi/ future/ mover/ pmem2/ pmdk/ blk/ stream/ obj/ testing/ cli/ tests/ bench/ examples/ c/build.ts
-step "tsc (bun-types)" tsc -p .
-step "deno lint" deno lint
-step "deno fmt" deno fmt --check
-step "deno doc --lint" deno doc --lint "${ENTRY_POINTS[@]}"
-step "JSR publish (dry run)" deno publish --dry-run --allow-dirty
-doc_tmp=$(mktemp -d)
-step "doc examples (deno test --doc)" env TMPDIR="$doc_tmp" deno test -A --doc errors/ ffi/ future/ mover/ pmem2/ pmdk/ blk/ stream/ obj/ testing/ cli/ mod.ts
-rm -rf "$doc_tmp"
-step "package (npm pack, installed with bun, run on Bun and Deno)" bash tools/package_check.sh
-
 # The two runtimes' suites run side by side, each one file after the other
-# in its own process tree: on 2 CPUs that takes about the longer suite's
-# time instead of the sum (most tests run one thread). Each log is printed
-# whole when its suite ends, so the two never interleave.
+# in its own process tree, while the checks below run: on 2 CPUs the whole
+# takes about the longer suite's time instead of the sum of all three (most
+# tests and every check run one thread). Each suite's log is printed whole
+# when it ends, after the checks' lines, so nothing interleaves.
 deno_log=$(mktemp); bun_log=$(mktemp)
 run_suite() { # name, log, command...
   local name=$1 log=$2 start=$SECONDS rc; shift 2
@@ -47,6 +36,19 @@ run_suite deno "$deno_log" deno test -A --no-check tests/ &
 deno_pid=$!
 run_suite bun "$bun_log" bun test --timeout 240000 ./tests/ &
 bun_pid=$!
+
+ENTRY_POINTS=(mod.ts errors/mod.ts future/mod.ts mover/mod.ts pmem2/mod.ts blk/mod.ts stream/mod.ts obj/mod.ts testing/mod.ts cli/main.ts)
+step "deno check" deno check mod.ts errors/ ffi/ future/ mover/ pmem2/ pmdk/ blk/ stream/ obj/ testing/ cli/ tests/ bench/ examples/ c/build.ts
+step "tsc (bun-types)" tsc -p .
+step "deno lint" deno lint
+step "deno fmt" deno fmt --check
+step "deno doc --lint" deno doc --lint "${ENTRY_POINTS[@]}"
+step "JSR publish (dry run)" deno publish --dry-run --allow-dirty
+doc_tmp=$(mktemp -d)
+step "doc examples (deno test --doc)" env TMPDIR="$doc_tmp" deno test -A --doc errors/ ffi/ future/ mover/ pmem2/ pmdk/ blk/ stream/ obj/ testing/ cli/ mod.ts
+rm -rf "$doc_tmp"
+step "package (npm pack, installed with bun, run on Bun and Deno)" bash tools/package_check.sh
+
 wait "$deno_pid"; deno_rc=$?
 cat "$deno_log"
 wait "$bun_pid"; bun_rc=$?
