@@ -7,7 +7,10 @@
  * group). The counters live in {@linkcode SharedState}, so Workers of the
  * process that opened the same file take part in one order; the futures
  * and reservations of this isolate that own timestamps are known here,
- * so whoever waits behind one can drive it.
+ * so whoever waits behind one can drive it. Driving timestamps to their
+ * level (an attempt at progress, the blocking wait, the marks W and R) is
+ * `progress.ts`'s, which reaches the core's listeners and owners through
+ * the access the core grants it.
  *
  * An entry's header is written at its commit, after its data and after
  * every earlier timestamp's header, and carries a CRC of both: so a crash
@@ -21,7 +24,6 @@ import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
 import { byteLengthOf } from "../ffi/validate.ts";
 import type { FileShare } from "../pmem2/file_share.ts";
 import type { Future } from "../future/future.ts";
-import { wait } from "../future/executor.ts";
 import {
   BOUND_AT,
   BOUND_STEP,
@@ -30,11 +32,11 @@ import {
   type Geometry,
   MAX_TIMESTAMP,
   PAD_BIT,
-  SETTLED_AT,
 } from "./layout.ts";
 import type { StreamMedia } from "./media.ts";
-import { OwnerRing } from "./owners.ts";
-import { commitReady, persistCommitted, writeHeader } from "./commit.ts";
+import { type Owner, OwnerRing, RESERVATION } from "./owners.ts";
+import { finish, grantProgressAccess } from "./progress.ts";
+import { writeHeader } from "./commit.ts";
 import {
   COMMITTED_F,
   NEXT_F,
@@ -45,11 +47,9 @@ import {
   RING_RESERVED,
   RING_VOID,
   type SharedState,
-  sleepMs,
 } from "./shared.ts";
 
 const EBUSY = 16;
-const EDEADLK = 35;
 
 /** A place reserved for one entry. */
 export interface Reserved {
@@ -64,12 +64,6 @@ export interface Reserved {
   /** Data bytes. */
   length: number;
 }
-
-/** Who owns a reserved timestamp in this isolate. */
-export type Owner = Future<unknown> | typeof RESERVATION;
-
-/** The owner of a timestamp held by a reservation (reserve/publish). */
-export const RESERVATION: unique symbol = Symbol("asyncpmem.reservation");
 
 /** What a wait needs: the entry visible, or also durable. */
 export type Level = "committed" | "persisted";
@@ -122,7 +116,7 @@ export class LogCore {
 
   /**
    * Close: the last opener in the process finishes the stream first (see
-   * {@linkcode LogCore.finish}); then unmap and leave the share.
+   * `finish` in `progress.ts`); then unmap and leave the share.
    */
   close(): void {
     if (this.#closed) return;
@@ -131,7 +125,7 @@ export class LogCore {
     const s = this.shared;
     let failure: unknown;
     try {
-      if (s.dropOpen() === 0) this.finish();
+      if (s.dropOpen() === 0) finish(this);
     } catch (e) {
       failure = e;
     }
@@ -203,6 +197,18 @@ export class LogCore {
 
   #notify(): void {
     for (const fn of this.#listeners) fn();
+  }
+
+  static {
+    // progress.ts reaches the listeners and the owners, and nothing else
+    // does; its notify is this one's loop, not a call of it, so a commit
+    // pass driven from there costs what it cost as a method of the core
+    grantProgressAccess({
+      notify: (core) => {
+        for (const fn of core.#listeners) fn();
+      },
+      ownerOf: (core, ts) => core.#owners.get(ts),
+    });
   }
 
   /** Reservations (reserve/publish) of this isolate outstanding. */
@@ -554,153 +560,6 @@ export class LogCore {
     this.shared.casSlotState(ts, RING_READY, RING_VOID);
   }
 
-  /**
-   * One attempt at progress without blocking: commit what can be
-   * committed and, for `level` "persisted", persist it. Returns whether
-   * `ts` reached `level`; false when the commit lock was busy too. `op`
-   * is named in errors.
-   */
-  advance(ts: number, level: Level, op: string): boolean {
-    const s = this.shared;
-    if (reached(s, ts, level)) return true;
-    if (!s.tryLockCommit(op)) return false;
-    let progressed = false;
-    try {
-      progressed = commitReady(this.shared, this.media, this.geometry.seed);
-      if (level === "persisted" && s.persisted < Math.min(ts, s.committed)) {
-        persistCommitted(this.shared, this.media);
-        progressed = true;
-      }
-    } finally {
-      s.unlockCommit();
-    }
-    if (progressed) this.#notify();
-    return reached(s, ts, level);
-  }
-
-  /**
-   * The owner in this isolate of the first timestamp not committed, when
-   * that timestamp is still reserved (its data not in place).
-   */
-  blocker(): { ts: number; owner: Owner | undefined } | null {
-    const s = this.shared;
-    const b = s.committed + 1;
-    if (b >= s.next || s.slotState(b) !== RING_RESERVED) return null;
-    if (s.slotOwnerEnded(b)) {
-      // reserved by a Worker that ended: its data never comes, so it is
-      // committed as padding, as a reservation given up is
-      s.casSlotState(b, RING_RESERVED, RING_VOID);
-      return null;
-    }
-    return { ts: b, owner: this.#owners.get(b) };
-  }
-
-  /**
-   * Block until `ts` reached `level`, driving this isolate's futures that
-   * own earlier timestamps.
-   *
-   * @throws {PmemError} EDEADLK when a reservation of this isolate that
-   *   was not published holds an earlier timestamp
-   */
-  waitFor(ts: number, level: Level, op: string): void {
-    let idle = 0;
-    for (;;) {
-      if (this.advance(ts, level, op)) return;
-      const b = this.blocker();
-      if (b !== null && b.owner !== undefined) {
-        if (b.owner === RESERVATION) throw deadlock(op, b.ts);
-        try {
-          wait(b.owner);
-        } catch {
-          // its own awaiter sees the failure; it voided its timestamp
-        }
-        idle = 0;
-        continue;
-      }
-      if (++idle > 64) sleepMs(Math.min(1, 0.01 * (idle - 64)));
-    }
-  }
-
-  /**
-   * Persist everything committed, and set the settled timestamp W on the
-   * media to at least `ts` (entries up to W need no gap check at
-   * recovery), waiting for `ts` to be persisted first.
-   */
-  settle(ts: number, op: string): void {
-    const s = this.shared;
-    if (ts > s.settled) this.waitFor(ts, "persisted", op);
-    s.lockCommit(op);
-    try {
-      commitReady(this.shared, this.media, this.geometry.seed);
-      persistCommitted(this.shared, this.media);
-      const w = s.persisted;
-      if (w > s.settled) {
-        this.media.write64(SETTLED_AT, w);
-        this.media.persist(SETTLED_AT, 8);
-        s.settled = w;
-      }
-    } finally {
-      s.unlockCommit();
-    }
-    this.#notify();
-  }
-
-  /**
-   * At close: persist everything committed. The commit lock is taken
-   * over from a holder whose thread ended (a Worker terminated before it
-   * closed the stream), for this persist only (see
-   * {@linkcode SharedState.lockCommitAdopting}): close owes the persist,
-   * and the entries up to the committed timestamp are whole.
-   */
-  persistAtClose(): void {
-    const s = this.shared;
-    if (s.persisted >= s.committed) return;
-    const back = s.lockCommitAdopting("close");
-    try {
-      persistCommitted(s, this.media);
-    } finally {
-      s.unlockCommit(back);
-    }
-    this.#notify();
-  }
-
-  /**
-   * The last close in the process: every timestamp reserved is committed
-   * (reservations nobody can publish any more as padding) and persisted,
-   * then W and R are both set to the last timestamp, so the next open
-   * has nothing to recover. Nothing is done when an open joined since
-   * the close counted itself out: its reservations are live (they were
-   * turned into padding, and its publish returned a timestamp with no
-   * entry), and its own last close finishes the stream.
-   */
-  finish(): void {
-    const s = this.shared;
-    s.lockReserve("close");
-    try {
-      // under the lock: a joiner reserves only after its count is added
-      if (s.opens > 0) return;
-      s.lockCommit("close");
-      try {
-        for (let ts = s.committed + 1; ts < s.next; ts++) {
-          s.casSlotState(ts, RING_RESERVED, RING_VOID);
-        }
-        commitReady(this.shared, this.media, this.geometry.seed);
-        persistCommitted(this.shared, this.media);
-        const last = s.next - 1;
-        // W = R = last: nothing above it was ever written
-        this.media.write64(SETTLED_AT, last);
-        this.media.write64(BOUND_AT, last);
-        this.media.persist(SETTLED_AT, 16);
-        s.settled = last;
-        s.bound = last;
-      } finally {
-        s.unlockCommit();
-      }
-    } finally {
-      s.unlockReserve();
-    }
-  }
-
   /** Whether any timestamp of region `k` is reserved and not committed. */
   busy(k: number): boolean {
     const s = this.shared;
@@ -716,19 +575,4 @@ export class LogCore {
       { errno: EBUSY },
     );
   }
-}
-
-/** Whether `ts` reached `level`. */
-function reached(s: SharedState, ts: number, level: Level): boolean {
-  return level === "committed" ? s.committed >= ts : s.persisted >= ts;
-}
-
-/** The error of a wait behind a reservation of the same isolate. */
-export function deadlock(op: string, ts: number): PmemError {
-  return new PmemError(
-    op,
-    -EDEADLK,
-    `timestamp ${ts} is held by a reservation of this thread that was not published: publish or cancel it first`,
-    { errno: EDEADLK },
-  );
 }

@@ -26,13 +26,9 @@ import {
 } from "../future/future.ts";
 import { runsInline } from "../mover/_inline.ts";
 import type { BatchEntry, Vdm } from "../mover/vdm.ts";
-import {
-  deadlock,
-  type Level,
-  type LogCore,
-  RESERVATION,
-  type Reserved,
-} from "./core.ts";
+import type { Level, LogCore, Reserved } from "./core.ts";
+import { RESERVATION } from "./owners.ts";
+import { advance, blocker, deadlock } from "./progress.ts";
 import { ENTRY_HEADER } from "./layout.ts";
 import { detachedData, isDetached } from "./options.ts";
 
@@ -368,7 +364,7 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
           continue;
         }
         case READY:
-          return this.#core.advance(this.#res.ts, this.#level, "appendAsync")
+          return advance(this.#core, this.#res.ts, this.#level, "appendAsync")
             ? this.#res.ts
             : this.#behind(ctx);
         case FAILED:
@@ -379,11 +375,11 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
 
   /** Waiting behind an earlier timestamp: drive its owner if local. */
   #behind(ctx: PollContext): Step<number> {
-    const b = this.#core.blocker();
+    const b = blocker(this.#core);
     const owner = b?.owner;
     if (owner !== undefined && owner !== RESERVATION && owner !== this) {
       owner.poll(ctx);
-      if (this.#core.advance(this.#res.ts, this.#level, "appendAsync")) {
+      if (advance(this.#core, this.#res.ts, this.#level, "appendAsync")) {
         return this.#res.ts;
       }
     } else if (owner === RESERVATION && ctx.blocking) {
@@ -461,12 +457,12 @@ export class WaitFuture extends Future<void> {
 
   /** The step. */
   #advance(ctx: PollContext): Step<void> {
-    if (this.#core.advance(this.#ts, this.#level, this.#op)) return;
-    const b = this.#core.blocker();
+    if (advance(this.#core, this.#ts, this.#level, this.#op)) return;
+    const b = blocker(this.#core);
     const owner = b?.owner;
     if (owner !== undefined && owner !== RESERVATION) {
       owner.poll(ctx);
-      if (this.#core.advance(this.#ts, this.#level, this.#op)) return;
+      if (advance(this.#core, this.#ts, this.#level, this.#op)) return;
     } else if (owner === RESERVATION && ctx.blocking) {
       // a blocking wait: this thread cannot publish the reservation
       throw deadlock(this.#op, b!.ts);

@@ -12,6 +12,13 @@
  *
  * @module
  */
+import type { Future } from "../future/future.ts";
+
+/** Who owns a reserved timestamp in this isolate. */
+export type Owner = Future<unknown> | typeof RESERVATION;
+
+/** The owner of a timestamp held by a reservation (reserve/publish). */
+export const RESERVATION: unique symbol = Symbol("asyncpmem.reservation");
 
 /** Owners of timestamps, one slot per timestamp the ring can hold. */
 export class OwnerRing<T> {

@@ -6,66 +6,30 @@
  *
  * @module
  */
-import { statSync, unlinkSync } from "node:fs";
 import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
-import {
-  asOp,
-  corrupt,
-  isPoolSetFile,
-  notEmpty,
-  poolSetFile,
-  tooSmall,
-  withoutSize,
-} from "../errors/file.ts";
-import {
-  checkPoolHeader,
-  type DeviceShutdownState,
-  encodePoolHeader,
-  hostArch,
-  newPoolHeader,
-  SDS_OFFSET,
-} from "../pmdk/pool_header.ts";
-import {
-  deviceShutdownState,
-  keepsShutdownState,
-  shutdownStateBytes,
-  storeShutdownState,
-} from "../pmdk/shutdown_state.ts";
+import type { DeviceShutdownState } from "../pmdk/pool_header.ts";
+import { storeShutdownState } from "../pmdk/shutdown_state.ts";
 import {
   checkFutureOptions,
   type Future,
   type FutureOptions,
 } from "../future/future.ts";
-import { type FileLock, lockStoreFile } from "../pmem2/file_lock.ts";
-import { Mapping } from "../pmem2/mapping.ts";
-import { setMappingTracer } from "../pmem2/mapping_access.ts";
+import type { FileLock } from "../pmem2/file_lock.ts";
+import type { Mapping } from "../pmem2/mapping.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
-import { Source } from "../pmem2/source.ts";
 import type { Vdm } from "../mover/vdm.ts";
-import {
-  allZero,
-  DESCRIPTOR_OFFSET,
-  descriptorProblem,
-  HEADER_SIZE,
-  LOG_PAGE,
-  LOG_POOL,
-  LOG_START,
-  MIN_LOG_POOL,
-  WRITE_OFFSET_AT,
-} from "./pmemlog_format.ts";
+import { LOG_START, WRITE_OFFSET_AT } from "./pmemlog_format.ts";
 import { StreamMedia } from "./media.ts";
-import { checkInt, checkMover, detachedData, isDetached } from "./options.ts";
+import { checkInt, detachedData, isDetached } from "./options.ts";
 import {
   byteLengthOf,
-  checkMode,
-  checkOpenArgs,
   isBytes,
   notConstructible,
   trueBytes,
 } from "../ffi/validate.ts";
 import { LogAppender } from "./pmemlog_async.ts";
+import { createLogPool, type MakeLog, openLogPool } from "./pmemlog_pool.ts";
 
-const EINVAL = 22;
 const EROFS = 30;
 
 /**
@@ -248,104 +212,7 @@ export class PmemLog implements Disposable {
     options: PmemLogCreateOptions,
     hooks: PmemLogTestHooks,
   ): PmemLog {
-    const op = "create";
-    options = checkOpenArgs(path, options, op, "log", [
-      "poolSize",
-      "mode",
-      "mover",
-    ], { size: "poolSize" });
-    // every message names what is created: "Cannot create log: ..."
-    const what = `${op} log`;
-    // 0 (the default) means the file exists: its size is the pool's
-    const poolSize = checkInt(options.poolSize ?? 0, "poolSize", what);
-    const mode = checkMode(options.mode, what);
-    if (poolSize !== 0 && poolSize < MIN_LOG_POOL) {
-      throw new RangeError(
-        `Cannot ${what}: poolSize must be at least ${MIN_LOG_POOL} (2 MiB), got ${poolSize}`,
-      );
-    }
-    // read once: a getter could give a value never checked later
-    const mover = options.mover;
-    checkMover(mover, op, "log");
-    const arch = hostArch();
-    if (arch === null) {
-      throw new PmemError(
-        op,
-        -95,
-        "libpmemlog's pool format is defined here for x86-64 and aarch64 only",
-        { errno: 95 },
-      );
-    }
-    const created = poolSize > 0;
-    let source: Source;
-    try {
-      source = Source.open(path, {
-        size: poolSize,
-        exclusive: created,
-        create: created,
-        mode,
-      });
-    } catch (e) {
-      // the caller's op, "create" also for a file that must exist
-      throw created
-        ? asOp(e, op)
-        : withoutSize(e, op, "poolSize", "log", MIN_LOG_POOL);
-    }
-    let map: Mapping | null = null;
-    let lock: FileLock | null = null;
-    try {
-      const size = Math.floor(source.size / LOG_PAGE) * LOG_PAGE;
-      if (size < MIN_LOG_POOL) {
-        if (!created && isPoolSetFile(path)) throw poolSetFile(op, path);
-        throw new PmemError(
-          op,
-          -EINVAL,
-          `'${path}' has ${source.size} bytes, less than the 2 MiB a log needs`,
-          { errno: EINVAL },
-        );
-      }
-      map = Mapping.map(source, { length: size, mover });
-      if (hooks.tracer) setMappingTracer(map, hooks.tracer);
-      const device = deviceShutdownState(source);
-      source.close();
-      lock = lockStoreFile(path, op, "log");
-      const media = new StreamMedia(map);
-      if (!created && !allZero(media.bytes(0, HEADER_SIZE))) {
-        throw notEmpty(op, path, HEADER_SIZE);
-      }
-      const crtime = Math.floor(statSync(path).ctimeMs / 1000);
-      media.set(0, encodePoolHeader(newPoolHeader(LOG_POOL, crtime, arch)));
-      // open, so dirty, as libpmemlog's create leaves it
-      media.set(SDS_OFFSET, shutdownStateBytes(device, true));
-      media.persist(0, HEADER_SIZE);
-      // the run-time area libpmemlog fills with pointers stays zero
-      media.zero(DESCRIPTOR_OFFSET, LOG_START - DESCRIPTOR_OFFSET);
-      media.write64(DESCRIPTOR_OFFSET, LOG_START);
-      media.write64(DESCRIPTOR_OFFSET + 8, size);
-      media.write64(WRITE_OFFSET_AT, LOG_START);
-      media.persist(DESCRIPTOR_OFFSET, LOG_START - DESCRIPTOR_OFFSET);
-      media.close();
-      return new PmemLog(
-        path,
-        map,
-        lock,
-        false,
-        mover ?? map.mover,
-        device,
-      );
-    } catch (e) {
-      source.close();
-      lock?.release();
-      map?.close();
-      if (created) {
-        try {
-          unlinkSync(path);
-        } catch {
-          // the original error matters more
-        }
-      }
-      throw e;
-    }
+    return createLogPool(path, options, hooks, PmemLog.#make(path));
   }
 
   /**
@@ -371,84 +238,13 @@ export class PmemLog implements Disposable {
     options: PmemLogOpenOptions,
     inspect: boolean,
   ): PmemLog {
-    const op = "open";
-    // read once: a getter could give a value never checked later
-    const { mover } = checkOpenArgs(path, options, op, "log", ["mover"]);
-    checkMover(mover, op, "log");
-    // to inspect: the file opened for reading and mapped privately, so a
-    // log the caller may only read opens (nothing reaches the file)
-    const source = Source.open(path, { readOnly: inspect });
-    let map: Mapping | null = null;
-    let lock: FileLock | null = null;
-    try {
-      const size = Math.floor(source.size / LOG_PAGE) * LOG_PAGE;
-      if (source.size < MIN_LOG_POOL) {
-        // libpmemlog's open refuses a file below its minimum part size
-        throw tooSmall(
-          op,
-          path,
-          source.size,
-          `, a log has at least ${MIN_LOG_POOL}`,
-        );
-      }
-      map = Mapping.map(source, {
-        length: size,
-        mover,
-        sharing: inspect ? "private" : "shared",
-      });
-      lock = lockStoreFile(path, op, "log");
-      let media = new StreamMedia(map);
-      let device: DeviceShutdownState | null = null;
-      const header = checkPoolHeader(
-        media.bytes(0, HEADER_SIZE),
-        LOG_POOL,
-        hostArch(),
-        () => (device = deviceShutdownState(source)),
-      );
-      if (typeof header === "string") throw corrupt(op, path, header);
-      const problem = descriptorProblem(
-        media.readU64(DESCRIPTOR_OFFSET),
-        media.readU64(DESCRIPTOR_OFFSET + 8),
-        media.readU64(WRITE_OFFSET_AT),
-        size,
-      );
-      if (problem !== null) throw corrupt(op, path, problem);
-      const readOnly = header.roCompat !== 0 || inspect;
-      media.close();
-      if (readOnly && !inspect) {
-        // libpmemlog opens it, and refuses to change it (EROFS): a
-        // private (copy-on-write) mapping, as the block store's, since the
-        // media needs views, which a read-only mapping cannot give
-        map.close();
-        map = null;
-        map = Mapping.map(source, {
-          length: size,
-          sharing: "private",
-          mover,
-        });
-      }
-      if (!readOnly && keepsShutdownState(header.incompat)) {
-        // dirty while open, as libpmemlog keeps it: an ADR failure meanwhile
-        // is told from a process that ended with the log open
-        device ??= deviceShutdownState(source);
-        storeShutdownState(map, device, true);
-      } else device = null;
-      source.close();
-      media = new StreamMedia(map);
-      return new PmemLog(
-        path,
-        map,
-        lock,
-        readOnly,
-        mover ?? map.mover,
-        device,
-      );
-    } catch (e) {
-      source.close();
-      lock?.release();
-      map?.close();
-      throw e;
-    }
+    return openLogPool(path, options, inspect, PmemLog.#make(path));
+  }
+
+  /** How `pmemlog_pool.ts` makes the log at `path` over the pool it readied. */
+  static #make(path: string): MakeLog {
+    return (map, lock, readOnly, mover, device) =>
+      new PmemLog(path, map, lock, readOnly, mover, device);
   }
 
   #live(op: string): StreamMedia {

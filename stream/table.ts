@@ -16,6 +16,7 @@
  */
 import { ClosedError, OutOfSpaceError } from "../errors/mod.ts";
 import { LogCore, normalize } from "./core.ts";
+import { settle, waitFor } from "./progress.ts";
 import { StreamAppendFuture } from "./futures.ts";
 import {
   alignUp,
@@ -254,9 +255,9 @@ export function freeSlot(
     }
     // their padding commits once what is before it has: this drives this
     // isolate's futures in the way, as a blocking append does
-    core.waitFor(last, "committed", op);
+    waitFor(core, last, "committed", op);
   }
-  core.settle(s.lastTs(k), op);
+  settle(core, s.lastTs(k), op);
   s.lockReserve(op);
   try {
     finishFree(core.media, s, k);
@@ -305,7 +306,7 @@ export function truncateRegion(
     const { pos, dropped, last } = allCommitted(s, k, upto, op) ??
       scanTo(core, k, head, upto);
     if (pos === head) return 0;
-    core.settle(last, op);
+    settle(core, last, op);
     s.lockReserve(op);
     try {
       held(s, k, gen, op); // freed, and perhaps allocated again, meanwhile

@@ -17,13 +17,9 @@ import {
 import { waitAll } from "../future/executor.ts";
 import { FutureRegistry } from "../future/registry.ts";
 import type { Vdm } from "../mover/vdm.ts";
-import {
-  deadlock,
-  type Level,
-  type LogCore,
-  RESERVATION,
-  type Reserved,
-} from "./core.ts";
+import type { Level, LogCore, Reserved } from "./core.ts";
+import { RESERVATION } from "./owners.ts";
+import { advance, deadlock, persistAtClose, waitFor } from "./progress.ts";
 import {
   type AppendFuture,
   CopyScheduler,
@@ -94,7 +90,7 @@ export function reserveRoom(
   for (;;) {
     const res = core.reserve(k, gen, length, op);
     if (res !== null) return res;
-    core.waitFor(core.shared.persisted + 1, "persisted", op);
+    waitFor(core, core.shared.persisted + 1, "persisted", op);
   }
 }
 
@@ -112,7 +108,7 @@ export function appendWaiting(
   const res = reserveRoom(core, k, gen, byteLengthOf(data), op);
   core.media.set(res.at + ENTRY_HEADER, data);
   core.ready(res.ts);
-  core.waitFor(res.ts, "persisted", op);
+  waitFor(core, res.ts, "persisted", op);
   return res.ts;
 }
 
@@ -199,7 +195,7 @@ export class Writes {
     settleReservationOf(reservation);
     core.disown(res.ts);
     core.ready(res.ts);
-    if (!core.publishAlone(res, op)) core.waitFor(res.ts, "persisted", op);
+    if (!core.publishAlone(res, op)) waitFor(core, res.ts, "persisted", op);
     return res.ts;
   }
 
@@ -215,7 +211,7 @@ export class Writes {
     this.#reservations.delete(reservation);
     settleReservationOf(reservation);
     core.disown(res.ts);
-    core.advance(res.ts, "committed", "cancel");
+    advance(core, res.ts, "committed", "cancel");
   }
 
   /** Append `data` (checked: `length` bytes) to `region` through the mover. */
@@ -336,6 +332,6 @@ export class Writes {
     } catch {
       // each failure is reported to its own awaiter
     }
-    core.persistAtClose();
+    persistAtClose(core);
   }
 }

@@ -4,6 +4,7 @@
 // flight on every mover, and PmemLog.
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { streamCore } from "../stream/open.ts";
+import { finish } from "../stream/progress.ts";
 import type { Job } from "./workers/stream_worker.ts";
 import { assert, moverTest, tempPath, test } from "./_harness.ts";
 import { ask, startWorker } from "./workers/jobs.ts";
@@ -84,7 +85,7 @@ test("a close finishing the stream leaves alone the reservation of an open that 
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
     // second half: the Worker's open joined and reserved meanwhile
-    core.finish();
+    finish(core);
     Atomics.store(g, 0, 2);
     Atomics.notify(g, 0);
     const ts = await published;

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { OutOfSpaceError, PmemError } from "../errors/mod.ts";
 import { LogStream, PmemLog, type Region } from "../stream/mod.ts";
 import { streamCore } from "../stream/open.ts";
+import { settle } from "../stream/progress.ts";
 import { allocateSlot, beginFree, finishFree } from "../stream/table.ts";
 import type { Job } from "./workers/stream_worker.ts";
 import { assert, patch, tempPath, test } from "./_harness.ts";
@@ -115,7 +116,7 @@ async function staleHandle(
       // long enough for the Worker to scan, settle and wait for the lock
       await new Promise((resolve) => setTimeout(resolve, 200));
       beginFree(sh, r.id);
-      core.settle(sh.lastTs(r.id), "test");
+      settle(core, sh.lastTs(r.id), "test");
       finishFree(core.media, sh, r.id);
       k = allocateSlot(core.media, sh, core.geometry, size, "test");
     } finally {
