@@ -48,17 +48,17 @@ import {
 import { TYPE_MAP } from "./open.ts";
 import type { Transaction } from "./tx.ts";
 import { type ObjectPool, poolEngine } from "./pool.ts";
+import { MapCore } from "./map_core.ts";
 import {
   DESC_SIZE,
   MAP_MAGIC,
   MAP_VERSION,
-  MapCore,
   type MapKey,
   type MapOp,
   type MapValue,
   MAX_KEY,
   MAX_VALUE,
-} from "./map_core.ts";
+} from "./map_format.ts";
 
 export {
   type MapKey,
@@ -66,7 +66,7 @@ export {
   type MapValue,
   MAX_KEY,
   MAX_VALUE,
-} from "./map_core.ts";
+} from "./map_format.ts";
 
 const encoder = new TextEncoder();
 
