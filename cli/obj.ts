@@ -15,7 +15,7 @@ import {
   PersistentMap,
 } from "../obj/mod.ts";
 import { decodeHeader, HEADER_SIZE } from "../obj/layout.ts";
-import { catalogNames } from "../obj/map.ts";
+import { catalogNames } from "../obj/map_catalog.ts";
 import { openPoolWith } from "../obj/pool.ts";
 import { PmemError } from "../errors/mod.ts";
 import {

@@ -36,29 +36,18 @@ import {
   type Future,
   type FutureOptions,
 } from "../future/future.ts";
-import { newHandle } from "./handle.ts";
-import type { Engine } from "./engine.ts";
-import {
-  CATALOG_AT,
-  CATALOG_KIND_MAP,
-  CATALOG_SLOT,
-  MAX_NAME,
-  OBJECT_HEADER,
-} from "./layout.ts";
-import { TYPE_MAP } from "./open.ts";
+import { MAX_NAME } from "./layout.ts";
 import type { Transaction } from "./tx.ts";
 import { type ObjectPool, poolEngine } from "./pool.ts";
+import type { MapCore } from "./map_core.ts";
+import { mapCore } from "./map_catalog.ts";
 import {
-  DESC_SIZE,
-  MAP_MAGIC,
-  MAP_VERSION,
-  MapCore,
   type MapKey,
   type MapOp,
   type MapValue,
   MAX_KEY,
   MAX_VALUE,
-} from "./map_core.ts";
+} from "./map_format.ts";
 
 export {
   type MapKey,
@@ -66,18 +55,9 @@ export {
   type MapValue,
   MAX_KEY,
   MAX_VALUE,
-} from "./map_core.ts";
+} from "./map_format.ts";
 
 const encoder = new TextEncoder();
-
-/** The names of the maps in a pool's catalog. Internal (the CLI). */
-export function catalogNames(pool: ObjectPool): string[] {
-  return poolEngine(pool).state.catalog.filter((c) => c.name !== "")
-    .map((c) => c.name);
-}
-
-/** The map cores of each open pool, by name. */
-const cores = new WeakMap<Engine, Map<string, MapCore>>();
 
 /** Check a key's type, length and buffer. */
 /**
@@ -224,83 +204,7 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
         `Cannot open a map: the name must have 1 to ${MAX_NAME} UTF-8 bytes, no NUL and no lone surrogate`,
       );
     }
-    let byName = cores.get(e);
-    if (byName === undefined) cores.set(e, byName = new Map());
-    let core = byName.get(name);
-    if (core === undefined) {
-      const slot = e.state.catalog.findIndex((c) => c.name === name);
-      if (slot >= 0) {
-        const offset = e.state.catalog[slot].offset;
-        const h = offset - OBJECT_HEADER;
-        core = new MapCore(
-          e,
-          name,
-          newHandle(
-            e.token,
-            offset,
-            e.media.getU32(h + 4),
-            TYPE_MAP,
-            e.media.getU32(h + 8),
-          ),
-        );
-        core.load();
-      } else {
-        core = PersistentMap.#create(pool, e, name, bytes, byName);
-      }
-      byName.set(name, core);
-    }
-    return new PersistentMap(pool, core);
-  }
-
-  static #create(
-    pool: ObjectPool,
-    e: Engine,
-    name: string,
-    bytes: Uint8Array,
-    byName: Map<string, MapCore>,
-  ): MapCore {
-    return pool.tx((tx) => {
-      const free = e.state.catalog.findIndex((c) => c.name === "");
-      if (free < 0) {
-        throw new RangeError(
-          `Cannot create the map ${
-            JSON.stringify(name)
-          }: the pool's catalog holds 31 maps`,
-        );
-      }
-      const desc = tx.allocInternal(DESC_SIZE, TYPE_MAP);
-      const was = tx.beginInternalWrites();
-      try {
-        tx.setU32(desc, 0, MAP_MAGIC);
-        tx.setU32(desc, 4, MAP_VERSION);
-      } finally {
-        tx.endInternalWrites(was);
-      }
-      const slot = new Uint8Array(CATALOG_SLOT);
-      slot.set(bytes);
-      const dv = new DataView(slot.buffer);
-      dv.setBigUint64(112, BigInt(desc.offset), true);
-      dv.setUint32(120, CATALOG_KIND_MAP, true);
-      tx.writeState(CATALOG_AT + free * CATALOG_SLOT, slot);
-      const c = e.state.catalog[free];
-      c.name = name;
-      c.offset = desc.offset;
-      c.kind = CATALOG_KIND_MAP;
-      const core = new MapCore(e, name, desc);
-      // a transaction this one joins may abort after it returns: the map
-      // then does not exist, and a later open must create it again
-      byName.set(name, core);
-      tx.onAbort(() => {
-        c.name = "";
-        c.offset = 0;
-        c.kind = 0;
-        byName.delete(name);
-        // the maps the callback opened keep this core: closed, they change
-        // no freed object and allocate none that nothing reaches
-        core.dropped = true;
-      });
-      return core;
-    });
+    return new PersistentMap(pool, mapCore(pool, e, name, bytes));
   }
 
   #live(op: string): MapCore {

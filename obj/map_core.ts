@@ -3,82 +3,44 @@
  * {@linkcode MapCore}: the state of one `PersistentMap` of one open pool
  * (its objects and its volatile key index) and the transaction bodies of
  * its operations. Internal to `obj/`; `map.ts` holds the public class and
- * the on-media description.
+ * the on-media description, `map_format.ts` the objects' constants and
+ * the keys' encoding, `map_load.ts` the reading of the objects at open.
  *
  * @module
  */
-import { byteLengthOf, trueBytes } from "../ffi/validate.ts";
-import { newHandle, type ObjectHandle } from "./handle.ts";
+import { byteLengthOf } from "../ffi/validate.ts";
+import type { ObjectHandle } from "./handle.ts";
 import type { Engine } from "./engine.ts";
-import { CorruptPoolError } from "./errors.ts";
-import { OBJECT_HEADER } from "./layout.ts";
-import { objectProblem } from "./open.ts";
 import type { Future } from "../future/future.ts";
+import {
+  asciiLength,
+  binKey,
+  decoder,
+  encoder,
+  FAN,
+  KEY_STRING,
+  type MapKey,
+  type MapValue,
+  MAX_VALUE,
+  NODE_HEADER,
+  putAscii,
+  TOP,
+  TYPE_DIR,
+  TYPE_LEAF,
+  TYPE_NODE,
+  VALUE_STRING,
+} from "./map_format.ts";
+import { loadMap } from "./map_load.ts";
 import type { ObjectPool } from "./pool.ts";
 import type { Transaction, TxEffects } from "./tx.ts";
 import { stagedData } from "./tx_run.ts";
-
-/** Object type of a map's directory. */
-const TYPE_DIR = 0x80000011;
-/** Object type of a map's leaf. */
-const TYPE_LEAF = 0x80000012;
-/** Object type of a map's node. */
-const TYPE_NODE = 0x80000013;
-export const MAP_MAGIC = 0x50414d50;
-/** The version of a map's objects, in its descriptor. */
-export const MAP_VERSION = 1;
-/** Pointers per directory, slots per leaf. */
-const FAN = 508;
-/** Directories per map. */
-const TOP = 256;
-export const DESC_SIZE = 16 + TOP * 8;
-const NODE_HEADER = 12;
-const KEY_STRING = 1;
-const VALUE_STRING = 2;
-/**
- * Largest key, in bytes (UTF-8 for a string).
- *
- * @example Usage
- * ```ts
- * import { MAX_KEY, ObjectPool, PersistentMap } from "@asyncpmem/asyncpmem/obj";
- * import assert from "node:assert/strict";
- * import { mkdtempSync } from "node:fs";
- * import { tmpdir } from "node:os";
- * import { join } from "node:path";
- *
- * const path = join(mkdtempSync(join(tmpdir(), "asyncpmem-")), "pool");
- * using pool = ObjectPool.create(path, { size: 8 << 20, layout: "k" });
- * using map = PersistentMap.open(pool, "m");
- * assert.throws(() => map.set("k".repeat(MAX_KEY + 1), "v"), RangeError);
- * ```
- */
-export const MAX_KEY = 65535;
-/**
- * Largest value, in bytes (UTF-8 for a string).
- *
- * @example Usage
- * ```ts
- * import { MAX_VALUE } from "@asyncpmem/asyncpmem/obj";
- * import assert from "node:assert/strict";
- *
- * assert.equal(MAX_VALUE, 1 << 30); // 1 GiB
- * ```
- */
-export const MAX_VALUE = 2 ** 30;
-
-/** A key: a string (stored as UTF-8) or bytes; the two never collide. */
-export type MapKey = string | Uint8Array;
-/** A value: a string (stored as UTF-8) or bytes; read back as given. */
-export type MapValue = string | Uint8Array;
-/** One operation of {@linkcode PersistentMap.batch}. */
-export type MapOp = { set: [MapKey, MapValue] } | { delete: MapKey };
 
 /**
  * Where an entry lives. An index entry is updated in place when its key
  * is set again (it holds numbers only), so a set leaves no long-lived
  * garbage behind.
  */
-interface Entry {
+export interface Entry {
   slot: number;
   /** The node's offset. */
   node: number;
@@ -105,43 +67,6 @@ interface Pending extends Entry {
   k: string;
   /** The state staged before, restored if the transaction aborts. */
   before: Pending | undefined;
-}
-
-const encoder = new TextEncoder();
-// ignoreBOM: by default a leading U+FEFF is dropped, and a key or value
-// that began with one would read back as another
-const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
-
-/** The length of a string if every char is ASCII (one UTF-8 byte), else -1. */
-function asciiLength(s: string): number {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return -1;
-  return s.length;
-}
-
-/** Store an ASCII string's chars as bytes at `at`. */
-function putAscii(u8: Uint8Array, at: number, s: string): void {
-  for (let i = 0; i < s.length; i++) u8[at + i] = s.charCodeAt(i);
-}
-
-/** Bytes as a string of char codes (a Map key for byte keys). */
-export function binKey(b: Uint8Array): string {
-  // the engine's bytes (see `trueBytes`), not b.subarray(): a subclass's
-  // species makes the chunks, and fromCharCode.apply reads their `length`
-  // (JavaScriptCore), a property that keyed the index by fewer bytes than
-  // the node stores; one view, like the subarray it replaces
-  const t = trueBytes(b);
-  const n = t.length;
-  if (n <= 8192) {
-    return String.fromCharCode.apply(null, t as unknown as number[]);
-  }
-  let s = "";
-  for (let i = 0; i < n; i += 8192) {
-    s += String.fromCharCode.apply(
-      null,
-      t.subarray(i, i + 8192) as unknown as number[],
-    );
-  }
-  return s;
 }
 
 /**
@@ -185,119 +110,11 @@ export class MapCore implements TxEffects<Pending> {
 
   /** Rebuild the volatile index from the map's objects. */
   load(): void {
-    const e = this.#e;
-    const media = e.media;
-    const bad = (what: string, detail: string) =>
-      new CorruptPoolError(
-        "open",
-        `the map ${JSON.stringify(this.name)}: ${what}`,
-        detail,
-      );
-    // `at`: where the offset was read, to show it exactly if it is bad
-    const handle = (offset: number, at: number, type: number, what: string) => {
-      const why = objectProblem(media, e.g, e.heap, offset, type, at);
-      if (why !== null) throw bad(what, why);
-      const h = offset - OBJECT_HEADER;
-      return newHandle(
-        e.token,
-        offset,
-        media.getU32(h + 4),
-        type,
-        media.getU32(h + 8),
-      );
-    };
-    const d = this.#desc.offset;
-    if (media.getU32(d) !== MAP_MAGIC) {
-      throw bad("its descriptor", "the magic word is wrong");
-    }
-    // another version's map (or damage) is not one to read and write as
-    // this one's, as the catalog refuses a slot of an unknown kind
-    const version = media.getU32(d + 4);
-    if (version !== MAP_VERSION) {
-      throw bad(
-        "its descriptor",
-        `its version ${version} is unknown (${MAP_VERSION} is this one's)`,
-      );
-    }
-    // a directory or leaf reached twice would make two slot ranges one:
-    // sets in either would overwrite the other's slots
-    const seen = new Map<number, string>();
-    const once = (offset: number, what: string) => {
-      const first = seen.get(offset);
-      if (first !== undefined) throw bad(what, `it is ${first} too`);
-      seen.set(offset, what);
-    };
-    let sawEnd = false;
-    for (let m = 0; m < TOP; m++) {
-      const off = media.read64(d + 16 + 8 * m);
-      if (off === 0) {
-        sawEnd = true;
-        continue;
-      }
-      if (sawEnd) throw bad(`directory ${m}`, "it follows an empty one");
-      const dir = handle(off, d + 16 + 8 * m, TYPE_DIR, `directory ${m}`);
-      once(off, `directory ${m}`);
-      this.#dirs.push(dir);
-      for (let l = 0; l < FAN; l++) {
-        const loff = media.read64(dir.offset + 8 * l);
-        if (loff === 0) {
-          sawEnd = true;
-          continue;
-        }
-        const what = `leaf ${m * FAN + l}`;
-        if (sawEnd) throw bad(what, "it follows an empty one");
-        this.#leaves.push(handle(loff, dir.offset + 8 * l, TYPE_LEAF, what));
-        once(loff, what);
-      }
-    }
-    for (let li = 0; li < this.#leaves.length; li++) {
-      const leaf = this.#leaves[li];
-      for (let i = 0; i < FAN; i++) {
-        const slot = li * FAN + i;
-        const off = media.read64(leaf.offset + 8 * i);
-        if (off === 0) continue;
-        const node = handle(
-          off,
-          leaf.offset + 8 * i,
-          TYPE_NODE,
-          `the node of slot ${slot}`,
-        );
-        const flags = media.getU32(off);
-        const klen = media.getU32(off + 4);
-        const vlen = media.getU32(off + 8);
-        if (flags > 3 || NODE_HEADER + klen + vlen !== node.size) {
-          throw bad(
-            `the node of slot ${slot}`,
-            `flags ${flags}, a key of ${klen} and a value of ${vlen} bytes in ${node.size}`,
-          );
-        }
-        const kb = media.peek(off + NODE_HEADER, klen);
-        const entry: Entry = {
-          slot,
-          node: off,
-          at: off + NODE_HEADER + klen,
-          vlen,
-          flags,
-          pend: undefined,
-        };
-        const map = flags & KEY_STRING ? this.str : this.bin;
-        const key = flags & KEY_STRING ? decoder.decode(kb) : binKey(kb);
-        if (map.has(key)) {
-          throw bad(
-            `the node of slot ${slot}`,
-            "its key is in another slot too",
-          );
-        }
-        map.set(key, entry);
-      }
-    }
-    this.#hw = this.#leaves.length * FAN;
-    const used = new Set<number>();
-    for (const x of this.str.values()) used.add(x.slot);
-    for (const x of this.bin.values()) used.add(x.slot);
-    for (let s = this.#hw - 1; s >= 0; s--) {
-      if (!used.has(s)) this.#free.push(s);
-    }
+    const m = loadMap(this.#e, this.name, this.#desc, this.str, this.bin);
+    this.#dirs = m.dirs;
+    this.#leaves = m.leaves;
+    this.#free = m.free;
+    this.#hw = m.hw;
   }
 
   /** The committed entry of a key. */

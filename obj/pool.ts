@@ -2,7 +2,8 @@
 /**
  * {@linkcode ObjectPool}: a transactional object store in one file, with
  * asynchronous redo logs (libpmemobj's planned design: the entries of a
- * committed log are applied concurrently, by the pool's data mover).
+ * committed log are applied concurrently, by the pool's data mover). Its
+ * root object is made and grown by `obj/pool_root.ts`.
  *
  * @module
  */
@@ -13,25 +14,18 @@ import type { FileLock } from "../pmem2/file_lock.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import type { Engine } from "./engine.ts";
-import { newHandle, type ObjectHandle } from "./handle.ts";
+import type { ObjectHandle } from "./handle.ts";
 import type { HeapUsage } from "./heap.ts";
-import { ROOT_OFFSET_AT } from "./layout.ts";
 import { FAILED } from "./log.ts";
-import {
-  badRange,
-  checkNumber,
-  numberText,
-  u64Big,
-  u64Number,
-} from "./object_bytes.ts";
+import { badRange, u64Big, u64Number } from "./object_bytes.ts";
 import {
   createPool,
   type ObjTestHooks,
   type Opened,
   openPool,
   type RecoveryReport,
-  TYPE_ROOT,
 } from "./open.ts";
+import { rootObject } from "./pool_root.ts";
 import type { Transaction } from "./tx.ts";
 import { startTxAsync } from "./tx_async.ts";
 import { runNested, runTransaction } from "./tx_run.ts";
@@ -378,64 +372,7 @@ export class ObjectPool implements Disposable {
    *   for the root at its new size (nothing changed)
    */
   root(size: number): ObjectHandle {
-    const e = this.#engine;
-    e.live("root");
-    if (!Number.isInteger(size) || size < 1 || size >= 2 ** 31) {
-      checkNumber(size, "get the root: size");
-      throw new RangeError(
-        `Cannot get the root: size must be an integer in [1, 2^31), got ${
-          numberText(size)
-        }`,
-      );
-    }
-    const s = e.state;
-    if (s.rootOffset !== 0 && s.rootSize >= size) {
-      // outside a transaction, a root an asynchronous transaction made
-      // (grew) and that is not applied yet is applied first: the pool's
-      // reads see only what is applied, and the handle must work for them
-      if (
-        e.current === undefined &&
-        e.genAt(s.rootOffset, false) !== e.genAt(s.rootOffset)
-      ) {
-        e.seal();
-        e.drain();
-        e.live("root");
-      }
-      return this.#root();
-    }
-    this.tx((tx) => {
-      const old = s.rootOffset !== 0 ? this.#root() : undefined;
-      const o = tx.allocInternal(size, TYPE_ROOT);
-      if (old !== undefined) {
-        tx.write(o, 0, tx.read(old, 0, old.size));
-        tx.freeInternal(old.offset);
-      }
-      const b = new Uint8Array(16);
-      const dv = new DataView(b.buffer);
-      dv.setBigUint64(0, BigInt(o.offset), true);
-      dv.setBigUint64(8, BigInt(size), true);
-      tx.writeState(ROOT_OFFSET_AT, b);
-      const before = { offset: s.rootOffset, size: s.rootSize };
-      s.rootOffset = o.offset;
-      s.rootSize = size;
-      tx.onAbort(() => {
-        s.rootOffset = before.offset;
-        s.rootSize = before.size;
-      });
-    });
-    return this.#root();
-  }
-
-  #root(): ObjectHandle {
-    const e = this.#engine;
-    const offset = e.state.rootOffset;
-    return newHandle(
-      e.token,
-      offset,
-      e.state.rootSize,
-      TYPE_ROOT,
-      e.genAt(offset),
-    );
+    return rootObject(this, this.#engine, size);
   }
 
   /**

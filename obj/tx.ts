@@ -5,7 +5,8 @@
  * object's home before the transaction's record is durable. Reads see the
  * transaction's own writes and those of the transactions staged before
  * it (`obj/tx_read.ts`). An object allocated in the transaction is built
- * in the log (`obj/tx_fresh.ts`).
+ * in the log (`obj/tx_fresh.ts`); the heap's changes of its allocations
+ * and frees are entries of its group (`obj/tx_heap.ts`).
  *
  * The common path allocates little: the undo list, the fresh objects and
  * the effects exist only once something needs them, and a handle checked
@@ -33,13 +34,10 @@ import {
   u64Big,
   u64Number,
 } from "./object_bytes.ts";
-import type { HeapLog } from "./heap.ts";
 import { OBJECT_HEADER, TYPE_INTERNAL, TYPE_ROOT } from "./layout.ts";
 import { type Group, NO_KEY } from "./log.ts";
 import { freedObject } from "./pending.ts";
 import {
-  addFresh,
-  type Fresh,
   freshAt,
   LARGE,
   logFree,
@@ -47,7 +45,9 @@ import {
   stageFresh,
   UNWRITTEN,
 } from "./tx_fresh.ts";
+import { allocFresh, heapLogFor, takeBack } from "./tx_heap.ts";
 import { directAt, load32At, readAt } from "./tx_read.ts";
+import type { TxControl } from "./tx_run.ts";
 
 /** Largest object. */
 export const MAX_OBJECT = 2 ** 31;
@@ -71,32 +71,8 @@ export interface AllocOptions {
   type?: number;
 }
 
-/**
- * What running a transaction (`obj/tx_run.ts`) needs of its private
- * state: set once, by the class. Internal.
- */
-export interface TxControl {
-  begin(engine: Engine, group: Group, sync: boolean): Transaction;
-  end(tx: Transaction): void;
-  abort(tx: Transaction): void;
-  failure(tx: Transaction): unknown;
-  doom(tx: Transaction, error: unknown): void;
-  /**
-   * Doom `tx` and take back what it staged now, before its group is
-   * sealed under it (its callback polled the future of a transaction of
-   * its group); the callback goes on, every method of `tx` throwing.
-   */
-  cut(tx: Transaction, error: unknown): void;
-  stage(tx: Transaction, offset: number, op: string): number;
-}
 /** The one {@linkcode TxControl}. Internal. */
 export let txControl: TxControl;
-/**
- * The heap's door to the transaction it works for (`heapTx`): one object
- * for all, as callbacks never overlap.
- */
-let heapLog: HeapLog;
-let heapTx: Transaction | undefined;
 
 /**
  * A running transaction, handed to the callback of `pool.tx` and
@@ -146,8 +122,6 @@ export class Transaction {
   #failure: unknown = undefined;
   /** A handle found live since the last free (checked again after one). */
   #checked: ObjectHandle | null = null;
-  /** The generation of the object `#alloc` allocated last. */
-  #gen = 0;
 
   private constructor(engine: Engine, group: Group, sync: boolean) {
     if (engine === undefined) {
@@ -182,14 +156,6 @@ export class Transaction {
         tx.#undoAll();
       },
       stage: (tx, offset, op) => tx.#stage(offset, op),
-    };
-    heapLog = {
-      word: (target, lo, hi) =>
-        heapTx!.#e.log.word(heapTx!.#g, target, lo, hi, "alloc", NO_KEY),
-      zero: (target, length) =>
-        heapTx!.#e.log.zero(heapTx!.#g, target, length, "alloc", NO_KEY),
-      mask: (op, target, lo, hi) =>
-        heapTx!.#e.log.mask(heapTx!.#g, op, target, lo, hi, "alloc"),
     };
   }
 
@@ -232,15 +198,19 @@ export class Transaction {
     if (!Number.isInteger(type) || type < 0 || type >= TYPE_INTERNAL) {
       badAlloc("type", type);
     }
-    const offset = this.#alloc(size, type, "alloc");
-    return newHandle(this.#e.token, offset, size, type, this.#gen);
+    const e = this.#e;
+    const f = allocFresh(e, this.#g, size, type, "alloc");
+    if (f.rel === UNWRITTEN) this.#unwritten++;
+    return newHandle(e.token, f.block + OBJECT_HEADER, size, type, f.gen);
   }
 
   /** Allocate an object of an internal type. Internal. */
   allocInternal(size: number, type: number): ObjectHandle {
     this.#live("alloc");
-    const offset = this.#alloc(size, type, "alloc");
-    return newHandle(this.#e.token, offset, size, type, this.#gen);
+    const e = this.#e;
+    const f = allocFresh(e, this.#g, size, type, "alloc");
+    if (f.rel === UNWRITTEN) this.#unwritten++;
+    return newHandle(e.token, f.block + OBJECT_HEADER, size, type, f.gen);
   }
 
   /**
@@ -249,47 +219,9 @@ export class Transaction {
    */
   allocInternalAt(size: number, type: number): number {
     this.#live("alloc");
-    return this.#alloc(size, type, "alloc");
-  }
-
-  /**
-   * Allocate an object: its offset (the caller makes a handle if needed,
-   * with the generation left in `#gen`).
-   */
-  #alloc(size: number, type: number, op: string): number {
-    const e = this.#e;
-    const g = this.#g;
-    const bytes = OBJECT_HEADER + size;
-    // an allocation logs several entries (bitmap, chunk table, header):
-    // one that fails half-way (the log out of room) is taken back whole,
-    // so a callback that catches the error commits none of it
-    const size0 = g.end - g.start;
-    const count0 = g.count;
-    const mark = e.heap.mark;
-    let f: Fresh;
-    let offset: number;
-    heapTx = this;
-    try {
-      const block = e.heap.alloc(bytes, heapLog, op);
-      offset = block + OBJECT_HEADER;
-      const gen = this.#gen = e.nextGen();
-      f = addFresh(e, g, block, offset, size, type, gen, op);
-    } catch (err) {
-      this.#undoOp(size0, count0, mark);
-      throw err;
-    }
+    const f = allocFresh(this.#e, this.#g, size, type, "alloc");
     if (f.rel === UNWRITTEN) this.#unwritten++;
-    return offset;
-  }
-
-  /**
-   * Take back an allocation or a free that failed half-way: the entries
-   * it staged after (`size`, `count`) and its heap changes after `mark`.
-   */
-  #undoOp(size: number, count: number, mark: number): void {
-    const e = this.#e;
-    e.pending.truncate(this.#g, size, count);
-    e.heap.rollback(mark);
+    return f.block + OBJECT_HEADER;
   }
 
   /**
@@ -326,12 +258,11 @@ export class Transaction {
     const size0 = g.end - g.start;
     const count0 = g.count;
     const mark = e.heap.mark;
-    heapTx = this;
     try {
-      e.heap.free(offset - OBJECT_HEADER, heapLog);
+      e.heap.free(offset - OBJECT_HEADER, heapLogFor(e, g));
       logFree(e, g, f, offset);
     } catch (err) {
-      this.#undoOp(size0, count0, mark);
+      takeBack(e, g, size0, count0, mark);
       throw err;
     }
     if (f !== undefined && f.rel === UNWRITTEN) this.#unwritten--;

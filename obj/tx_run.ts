@@ -1,7 +1,8 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
  * Running a transaction's callback: begin, commit or abort on a throw,
- * nesting, and the map's door to an object built in the log. The
+ * nesting, and the map's door to an object built in the log; what that
+ * needs of a transaction's private state ({@linkcode TxControl}). The
  * {@linkcode Transaction} itself is in `obj/tx.ts`. Internal to `obj/`.
  *
  * @module
@@ -9,6 +10,25 @@
 import type { Engine } from "./engine.ts";
 import type { Group } from "./log.ts";
 import { type Transaction, txControl } from "./tx.ts";
+
+/**
+ * What running a transaction needs of its private state: set once, by
+ * the class (`txControl` in `obj/tx.ts`). Internal.
+ */
+export interface TxControl {
+  begin(engine: Engine, group: Group, sync: boolean): Transaction;
+  end(tx: Transaction): void;
+  abort(tx: Transaction): void;
+  failure(tx: Transaction): unknown;
+  doom(tx: Transaction, error: unknown): void;
+  /**
+   * Doom `tx` and take back what it staged now, before its group is
+   * sealed under it (its callback polled the future of a transaction of
+   * its group); the callback goes on, every method of `tx` throwing.
+   */
+  cut(tx: Transaction, error: unknown): void;
+  stage(tx: Transaction, offset: number, op: string): number;
+}
 
 /**
  * Run `fn` as a transaction staged into `group`: its result, or, if it
