@@ -44,8 +44,8 @@ import {
   type PoolAccess,
   removeIsolateAccess,
   WriteGroupFuture,
-  WriteScheduler,
 } from "./async_io.ts";
+import { WriteScheduler } from "./write_scheduler.ts";
 import { ReadFuture, ReadScheduler } from "./async_read.ts";
 import {
   checkFutureOptions,
