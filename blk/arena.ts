@@ -42,11 +42,8 @@
  * @module
  */
 import { PmemError } from "../errors/mod.ts";
-import { storeChecksum } from "../pmdk/checksum.ts";
 import {
-  INFO_CHECKSUM_OFFSET,
   INFO_FLAG_ERROR,
-  INFO_SIZE,
   MAP_ENTRY_SIZE,
   MAP_FLAGS,
   MAP_LBA_MASK,
@@ -62,7 +59,13 @@ import {
   storeFlogHead,
   storeFlogTail,
 } from "./flog.ts";
-import { formatArena, recoverFlog, recoverFlogSlot } from "./arena_load.ts";
+import {
+  corruptArena,
+  formatArena,
+  markInfoError,
+  recoverEndedLane,
+  recoverFlog,
+} from "./arena_load.ts";
 import {
   ARENA_BAD_FLOG,
   ARENA_FLOG_PERSIST,
@@ -166,7 +169,7 @@ export class Arena {
     this.table = new LaneTable(
       words,
       token,
-      (lane) => this.#recoverEndedLane(lane),
+      (lane) => recoverEndedLane(this, media, lane),
     );
     this.readDesc.set([
       this.mapOff,
@@ -237,13 +240,13 @@ export class Arena {
       media,
       a,
       repaired,
-      (what) => a.#corrupt(what),
+      (what) => corruptArena(a.index, what),
     );
     t.give(usable);
     if ((place.info.flags & INFO_FLAG_ERROR) !== 0) t.setError(ARENA_INFO_FLAG);
     if (badPairs > 0) {
       t.setError(ARENA_BAD_FLOG, badPairs);
-      a.#markInfoError();
+      markInfoError(media, a.base, a.backupOff);
     }
     return a;
   }
@@ -259,64 +262,6 @@ export class Arena {
     token: number,
   ): Arena {
     return new Arena(media, place, words, token);
-  }
-
-  /**
-   * For the lane table, online: recover `lane`, taken by an opener whose
-   * thread ended in the middle of a commit, from its flog slot as the
-   * pool's open does (`recoverFlogSlot`), durably. The caller holds the
-   * ring lock, and the ended opener the stripes of the blocks it was
-   * committing, so nothing else touches the lane or those blocks.
-   *
-   * @returns whether the lane may go round again: false when its slot is
-   *   invalid or corrupt, or a persist failed (the arena then refuses
-   *   writes), where the pool's open would refuse the pool or mark the
-   *   arena; the lane then stays out, and its stripes fail their waiters
-   */
-  #recoverEndedLane(lane: number): boolean {
-    try {
-      const free = recoverFlogSlot(
-        this.#media,
-        this,
-        lane,
-        [],
-        (what) => this.#corrupt(what),
-        true,
-      );
-      if (free < 0) this.table.setError(ARENA_BAD_FLOG, 1);
-      return free >= 0;
-    } catch (e) {
-      // a persist failed: what the flog holds may not be in the map (the
-      // next open rolls it forward); a corrupt slot (-22) the open refuses.
-      // Anything else stays with the lane: thrown here, under the ring
-      // lock, it would leave that lock held. A persist refused because
-      // the pool was closed under it (by a testing tracer's callback) is
-      // no media failure: the next opener that needs the lane recovers it.
-      if (this.#media.closed) return false;
-      if (e instanceof PmemError && e.code !== -22) {
-        this.fail(ARENA_MAP_PERSIST);
-      }
-      return false;
-    }
-  }
-
-  #corrupt(what: string): PmemError {
-    return new PmemError(
-      "open",
-      -22,
-      `the pool is corrupt: arena ${this.index}: ${what}`,
-      { errno: 22 },
-    );
-  }
-
-  /** Set the error flag in both info blocks, as libpmemblk does. */
-  #markInfoError(): void {
-    const info = this.#media.copy(this.base, INFO_SIZE);
-    const dv = new DataView(info.buffer);
-    dv.setUint32(48, dv.getUint32(48, true) | INFO_FLAG_ERROR, true);
-    storeChecksum(info, INFO_CHECKSUM_OFFSET);
-    this.#media.memcpy(this.base, info);
-    this.#media.memcpy(this.backupOff, info);
   }
 
   /** Lanes in use: flog slots, at most `MAX_LANES` (256). */
@@ -339,7 +284,7 @@ export class Arena {
   fail(code: number): void {
     this.table.setError(code);
     try {
-      this.#markInfoError();
+      markInfoError(this.#media, this.base, this.backupOff);
     } catch {
       // the media already failed; the shared flag still protects it
     }

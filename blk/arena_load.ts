@@ -4,17 +4,23 @@
  * and its flog read back at open, finishing the writes a crash cut after
  * their commit ({@linkcode recoverFlog}, one slot at a time:
  * {@linkcode recoverFlogSlot}, which the openers still running also use
- * for the lanes of an opener that ended mid-commit). Internal to `blk/` (`Arena.format`
- * and `Arena.load` call them).
+ * for the lanes of an opener that ended mid-commit:
+ * {@linkcode recoverEndedLane}); and the arena's error flag set in its
+ * info blocks ({@linkcode markInfoError}). Internal to `blk/` (`Arena`
+ * calls them).
  *
  * @module
  */
-import type { PmemError } from "../errors/mod.ts";
+import { PmemError } from "../errors/mod.ts";
+import { storeChecksum } from "../pmdk/checksum.ts";
 import {
   BTT_ALIGN,
   encodeBttInfo,
   FLOG_ENTRY_SIZE,
   FLOG_SLOT_SIZE,
+  INFO_CHECKSUM_OFFSET,
+  INFO_FLAG_ERROR,
+  INFO_SIZE,
   infoFromGeometry,
   MAP_ENTRY_SIZE,
   MAP_LBA_MASK,
@@ -29,7 +35,11 @@ import {
   initialFlog,
   readFlogEntry,
 } from "./flog.ts";
-import { ARENA_SHARED_FREE } from "./lanes.ts";
+import {
+  ARENA_BAD_FLOG,
+  ARENA_MAP_PERSIST,
+  ARENA_SHARED_FREE,
+} from "./lanes.ts";
 import type { Arena } from "./arena.ts";
 
 /**
@@ -182,4 +192,77 @@ export function recoverFlogSlot(
     t.setFlog(lane, 1 - cur, e.seq);
   }
   return oldBlock;
+}
+
+/**
+ * For an arena's lane table, online: recover `lane`, taken by an opener
+ * whose thread ended in the middle of a commit, from its flog slot as the
+ * pool's open does ({@linkcode recoverFlogSlot}), durably. The caller
+ * holds the ring lock, and the ended opener the stripes of the blocks it
+ * was committing, so nothing else touches the lane or those blocks.
+ *
+ * @param a the arena
+ * @param media its pool's media
+ * @param lane the lane
+ * @returns whether the lane may go round again: false when its slot is
+ *   invalid or corrupt, or a persist failed (the arena then refuses
+ *   writes), where the pool's open would refuse the pool or mark the
+ *   arena; the lane then stays out, and its stripes fail their waiters
+ */
+export function recoverEndedLane(
+  a: Arena,
+  media: Media,
+  lane: number,
+): boolean {
+  try {
+    const free = recoverFlogSlot(
+      media,
+      a,
+      lane,
+      [],
+      (what) => corruptArena(a.index, what),
+      true,
+    );
+    if (free < 0) a.table.setError(ARENA_BAD_FLOG, 1);
+    return free >= 0;
+  } catch (e) {
+    // a persist failed: what the flog holds may not be in the map (the
+    // next open rolls it forward); a corrupt slot (-22) the open refuses.
+    // Anything else stays with the lane: thrown here, under the ring
+    // lock, it would leave that lock held. A persist refused because
+    // the pool was closed under it (by a testing tracer's callback) is
+    // no media failure: the next opener that needs the lane recovers it.
+    if (media.closed) return false;
+    if (e instanceof PmemError && e.code !== -22) {
+      a.fail(ARENA_MAP_PERSIST);
+    }
+    return false;
+  }
+}
+
+/** The error of open for a corrupt arena `index`: code -22 (EINVAL). */
+export function corruptArena(index: number, what: string): PmemError {
+  return new PmemError(
+    "open",
+    -22,
+    `the pool is corrupt: arena ${index}: ${what}`,
+    { errno: 22 },
+  );
+}
+
+/**
+ * Set the error flag in both info blocks of the arena at `base` (backup
+ * at `backupOff`), as libpmemblk does.
+ */
+export function markInfoError(
+  media: Media,
+  base: number,
+  backupOff: number,
+): void {
+  const info = media.copy(base, INFO_SIZE);
+  const dv = new DataView(info.buffer);
+  dv.setUint32(48, dv.getUint32(48, true) | INFO_FLAG_ERROR, true);
+  storeChecksum(info, INFO_CHECKSUM_OFFSET);
+  media.memcpy(base, info);
+  media.memcpy(backupOff, info);
 }

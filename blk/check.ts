@@ -33,6 +33,7 @@ import {
   MAP_ZERO,
 } from "./layout.ts";
 import { MAX_ACCESS, type Media } from "./media.ts";
+import type { PoolShared } from "./shared.ts";
 
 /** The result of {@linkcode BlockPool.check}. */
 export interface CheckReport {
@@ -93,6 +94,50 @@ export interface CheckInput {
   device: DeviceShutdownState;
   /** Called as map entries are checked: done of total. */
   onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Run `scan` (a check) holding every lock of the pool's commits, the
+ * caller holding its layout lock: every block's stripe lock of the
+ * `arenas` to check (asked for once the layout lock is marked, so a
+ * layout laid out meanwhile is taken first). The locks are marked as a
+ * check's of this isolate while `scan` runs the user's progress callback:
+ * another open of the pool in this thread fails its waits for them
+ * instead of waiting for good.
+ *
+ * @param shared the pool's shared state, its layout lock held
+ * @param arenas the arenas to check, once the layout lock is marked
+ * @param scan the check
+ * @returns what `scan` returns
+ * @throws {PmemError} -130 (EOWNERDEAD) when a stripe's holder ended
+ *   (every stripe let go)
+ */
+export function holdingCheckLocks<T>(
+  shared: PoolShared,
+  arenas: () => readonly Arena[],
+  scan: () => T,
+): T {
+  // the locks the callback runs holding: another open of the pool in
+  // this thread fails its waits for them instead of waiting for good
+  const tokens = [shared.lockToken];
+  shared.checking(tokens[0], true);
+  try {
+    const locked = arenas();
+    for (const arena of locked) {
+      tokens.push(arena.table.token);
+      shared.checking(arena.table.token, true);
+    }
+    // a lock whose holder ended throws with every stripe let go
+    for (const arena of locked) arena.table.lockStripes();
+    try {
+      return scan();
+    } finally {
+      // one call lets go of this opener's stripes of every arena
+      locked[0]?.table.unlockStripes();
+    }
+  } finally {
+    for (const t of tokens) shared.checking(t, false);
+  }
 }
 
 /**

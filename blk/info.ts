@@ -122,3 +122,40 @@ export function arenaInfo(
     error: arenas[k]?.error ?? null,
   }));
 }
+
+/** What {@linkcode poolInfo} describes: an open pool. */
+export interface PoolInfoInput {
+  /** The pool file's path. */
+  path: string;
+  /** Its mapped media. */
+  media: Media;
+  /** Bytes per block. */
+  blockSize: number;
+  /** Its blocks. */
+  blockCount: number;
+  /** Why it is read-only, or null. */
+  readOnly: string | null;
+  /** Its arenas' places (none before its BTT is laid out). */
+  places: readonly ArenaPlace[];
+  /** Its arenas. */
+  arenas: readonly Arena[];
+  /** `BlockPool.info`'s progress callback. */
+  onProgress: ((done: number, total: number) => void) | undefined;
+}
+
+/** `BlockPool.info`'s report. */
+export function poolInfo(pool: PoolInfoInput): BlockPoolInfo {
+  const { media, arenas, places } = pool;
+  return {
+    path: pool.path,
+    poolSize: media.size,
+    blockSize: pool.blockSize,
+    blockCount: pool.blockCount,
+    readOnly: pool.readOnly,
+    formatted: arenas.length > 0,
+    arenas: arenaInfo(places, arenas),
+    fill: arenas.length === 0
+      ? { written: 0, zero: 0, error: 0, unwritten: pool.blockCount }
+      : blockFill(media, places, pool.onProgress),
+  };
+}

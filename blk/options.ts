@@ -12,10 +12,36 @@ import {
   readOptions,
 } from "../ffi/validate.ts";
 import type { Vdm } from "../mover/vdm.ts";
+import { describe } from "./open.ts";
 
 // one copy of the engine's byteLength getter (see `byteLengthOf`),
 // re-exported for pool.ts
 export { byteLengthOf };
+
+/**
+ * Check an LBA: an integer in `[0, blockCount)`.
+ *
+ * @throws {TypeError} when `lba` is not a number
+ * @throws {RangeError} when it is not an integer or out of range
+ */
+export function checkLba(lba: unknown, blockCount: number, op: string): number {
+  if (typeof lba !== "number") {
+    throw new TypeError(
+      `Cannot ${op}: lba must be a number, got ${describe(lba)}`,
+    );
+  }
+  if (!Number.isInteger(lba)) {
+    throw new RangeError(
+      `Cannot ${op}: lba must be an integer, got ${lba}`,
+    );
+  }
+  if (lba < 0 || lba >= blockCount) {
+    throw new RangeError(
+      `Cannot ${op}: lba ${lba} is out of range [0, ${blockCount})`,
+    );
+  }
+  return lba;
+}
 
 /** Whether `data` (a Uint8Array) is detached (see `checkAttached`). */
 function isDetachedBytes(data: Uint8Array): boolean {

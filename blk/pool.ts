@@ -9,16 +9,14 @@ import { isBytes, notConstructible } from "../ffi/validate.ts";
 import { ClosedError, PmemError } from "../errors/mod.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { Arena, ArenaPlace } from "./arena.ts";
-import { checkPool, type CheckReport } from "./check.ts";
-import { arenaInfo, blockFill, type BlockPoolInfo } from "./info.ts";
+import { checkPool, type CheckReport, holdingCheckLocks } from "./check.ts";
+import { type BlockPoolInfo, poolInfo } from "./info.ts";
 import { MAP_ERROR, MAP_ZERO } from "./layout.ts";
 import type { Media } from "./media.ts";
 import { hasRoom, type IndexedReader } from "../pmem2/reader.ts";
 import {
   abandonPoolFile,
   createPoolFile,
-  describe,
-  markClosed,
   openPoolFile,
   type PoolFile,
   type PoolTestHooks,
@@ -34,7 +32,6 @@ import {
 } from "./reads.ts";
 import {
   addIsolatePool,
-  removeIsolatePool,
   setFlagNow,
   type SyncUpdateContext,
   writeNow,
@@ -42,17 +39,16 @@ import {
 import {
   addIsolateAccess,
   type PoolAccess,
-  removeIsolateAccess,
   WriteGroupFuture,
-  WriteScheduler,
 } from "./async_io.ts";
+import { leaveShared, settleInFlight } from "./close.ts";
+import { WriteScheduler } from "./write_scheduler.ts";
 import { ReadFuture, ReadScheduler } from "./async_read.ts";
 import {
   checkFutureOptions,
   type Future,
   type FutureOptions,
 } from "../future/future.ts";
-import { waitAll } from "../future/executor.ts";
 import { FutureRegistry } from "../future/registry.ts";
 import {
   type BlockPoolCreateOptions,
@@ -60,6 +56,7 @@ import {
   type BlockWrite,
   byteLengthOf,
   checkBlockData,
+  checkLba,
   checkProgress,
   lastOfEach,
   type ProgressOptions,
@@ -466,25 +463,6 @@ export class BlockPool implements Disposable {
     return this.#blockCount;
   }
 
-  #checkLba(lba: unknown, op: string): number {
-    if (typeof lba !== "number") {
-      throw new TypeError(
-        `Cannot ${op}: lba must be a number, got ${describe(lba)}`,
-      );
-    }
-    if (!Number.isInteger(lba)) {
-      throw new RangeError(
-        `Cannot ${op}: lba must be an integer, got ${lba}`,
-      );
-    }
-    if (lba < 0 || lba >= this.#blockCount) {
-      throw new RangeError(
-        `Cannot ${op}: lba ${lba} is out of range [0, ${this.#blockCount})`,
-      );
-    }
-    return lba;
-  }
-
   #checkWritable(op: string): void {
     if (this.#readOnly !== null) {
       throw new PmemError(
@@ -516,7 +494,7 @@ export class BlockPool implements Disposable {
    */
   write(lba: number, data: Uint8Array): void {
     this.#live("write");
-    this.#checkLba(lba, "write");
+    checkLba(lba, this.#blockCount, "write");
     checkBlockData(data, this.#blockSize, "write");
     // (reading data's byteLength may have run code that closed the pool)
     this.#live("write");
@@ -638,7 +616,7 @@ export class BlockPool implements Disposable {
     const checked = takeLbas();
     try {
       for (let i = 0; i < n; i++) {
-        checked[i] = this.#checkLba(lbas[i], "readMany");
+        checked[i] = checkLba(lbas[i], this.#blockCount, "readMany");
       }
       const bytes = n * this.#blockSize;
       if (into !== undefined && !isBytes(into)) {
@@ -676,7 +654,7 @@ export class BlockPool implements Disposable {
 
   /** `read` for any arguments and pool: checks, then the arena's read. */
   #readChecked(media: Media, lba: number, into?: Uint8Array): Uint8Array {
-    this.#checkLba(lba, "read");
+    checkLba(lba, this.#blockCount, "read");
     const size = this.#blockSize;
     if (into !== undefined && !isBytes(into)) {
       throw new TypeError("Cannot read: into must be a Uint8Array");
@@ -774,7 +752,7 @@ export class BlockPool implements Disposable {
     options?: FutureOptions,
   ): Future<void> {
     this.#live("writeAsync");
-    this.#checkLba(lba, "writeAsync");
+    checkLba(lba, this.#blockCount, "writeAsync");
     checkBlockData(data, this.#blockSize, "writeAsync");
     this.#checkWritable("writeAsync");
     return new WriteGroupFuture(
@@ -816,7 +794,7 @@ export class BlockPool implements Disposable {
       if (typeof e !== "object" || e === null) {
         throw new TypeError("Cannot writeMany: each entry must be an object");
       }
-      lbas[i] = this.#checkLba(e.lba, "writeMany");
+      lbas[i] = checkLba(e.lba, this.#blockCount, "writeMany");
       data[i] = checkBlockData(e.data, this.#blockSize, "writeMany");
       seen.add(lbas[i]);
     }
@@ -853,7 +831,7 @@ export class BlockPool implements Disposable {
     options?: FutureOptions,
   ): Future<Uint8Array> {
     this.#live("readAsync");
-    this.#checkLba(lba, "readAsync");
+    checkLba(lba, this.#blockCount, "readAsync");
     let out: Uint8Array;
     if (into === undefined) out = new Uint8Array(this.#blockSize);
     else {
@@ -879,7 +857,7 @@ export class BlockPool implements Disposable {
 
   #setFlag(lba: number, flag: number, op: string): void {
     this.#live(op);
-    this.#checkLba(lba, op);
+    checkLba(lba, this.#blockCount, op);
     this.#checkWritable(op);
     this.#outsideProgress(op);
     if (this.#arenas.length === 0 && !this.#adoptShared(op)) {
@@ -957,38 +935,29 @@ export class BlockPool implements Disposable {
     let problems;
     this.#inProgress =
       "check()'s progress callback: the check holds the pool's locks";
-    // the locks the callback runs holding: another open of the pool in
-    // this thread fails its waits for them instead of waiting for good
-    const tokens = [shared.lockToken];
-    shared.checking(tokens[0], true);
     try {
-      if (this.#arenas.length === 0 && shared.laidOut) {
-        this.#adopt(loadBtt(this.#file, true));
-      }
-      for (const arena of this.#arenas) {
-        tokens.push(arena.table.token);
-        shared.checking(arena.table.token, true);
-      }
-      // a lock whose holder ended throws with every stripe let go
-      for (const arena of this.#arenas) arena.table.lockStripes();
-      try {
-        problems = checkPool({
-          media,
-          blockSize: this.#blockSize,
-          poolsetUuid: this.#file.poolsetUuid,
-          rawSize: this.#file.geometry.rawSize,
-          places: this.#places,
-          arenas: this.#arenas,
-          device: this.#file.device,
-          onProgress,
-        });
-      } finally {
-        // one call lets go of this opener's stripes of every arena
-        this.#arenas[0]?.table.unlockStripes();
-      }
+      problems = holdingCheckLocks(
+        shared,
+        () => {
+          if (this.#arenas.length === 0 && shared.laidOut) {
+            this.#adopt(loadBtt(this.#file, true));
+          }
+          return this.#arenas;
+        },
+        () =>
+          checkPool({
+            media,
+            blockSize: this.#blockSize,
+            poolsetUuid: this.#file.poolsetUuid,
+            rawSize: this.#file.geometry.rawSize,
+            places: this.#places,
+            arenas: this.#arenas,
+            device: this.#file.device,
+            onProgress,
+          }),
+      );
     } finally {
       this.#inProgress = undefined;
-      for (const t of tokens) shared.checking(t, false);
       shared.unlockLayout();
       this.#closeAfter("check");
     }
@@ -1046,30 +1015,20 @@ export class BlockPool implements Disposable {
     this.#inProgress ??=
       "info()'s progress callback: info() reads the pool's map on after it";
     try {
-      return this.#describe(media, onProgress);
+      return poolInfo({
+        path: this.#file.path,
+        media,
+        blockSize: this.#blockSize,
+        blockCount: this.#blockCount,
+        readOnly: this.#readOnly,
+        places: this.#places,
+        arenas: this.#arenas,
+        onProgress,
+      });
     } finally {
       this.#inProgress = outer;
       this.#closeAfter("info");
     }
-  }
-
-  /** {@linkcode BlockPool.info}'s report. */
-  #describe(
-    media: Media,
-    onProgress: ((done: number, total: number) => void) | undefined,
-  ): BlockPoolInfo {
-    return {
-      path: this.#file.path,
-      poolSize: media.size,
-      blockSize: this.#blockSize,
-      blockCount: this.#blockCount,
-      readOnly: this.#readOnly,
-      formatted: this.#arenas.length > 0,
-      arenas: arenaInfo(this.#places, this.#arenas),
-      fill: this.#arenas.length === 0
-        ? { written: 0, zero: 0, error: 0, unwritten: this.#blockCount }
-        : blockFill(media, this.#places, onProgress),
-    };
   }
 
   /**
@@ -1114,31 +1073,8 @@ export class BlockPool implements Disposable {
       return;
     }
     this.#closing = true;
-    const running = this.#inflight.running();
-    this.#inflight.clear();
-    removeIsolatePool(this.#inflight);
-    removeIsolateAccess(this.#access);
-    if (this.#updating > 0 || this.#access.writes.committing) {
-      // inside an update: the writes in flight (that update's among them)
-      // cannot commit now, nor be waited for
-      this.#access.writes.close((op) => new ClosedError("BlockPool", op));
-    }
-    try {
-      waitAll(running);
-    } catch {
-      // each failure is reported to its own awaiter
-    }
-    let failure: unknown;
-    try {
-      for (const arena of this.#arenas) arena.flushPendingMaps();
-    } catch (e) {
-      failure = e; // the flog still holds those updates; close anyway
-    }
-    // (while the pool is mapped: what an update cut short held is
-    // recovered from the flog)
-    for (const arena of this.#arenas) arena.table.leave();
-    this.#file.join.shared.leaveLayout();
-    markClosed(this.#file);
+    settleInFlight(this.#inflight, this.#access, this.#updating > 0);
+    const failure = leaveShared(this.#arenas, this.#file);
     this.#map = null;
     this.#media.close();
     this.#arenas = [];

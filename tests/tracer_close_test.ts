@@ -103,14 +103,12 @@ test("a tracer that closes a BlockPool during write() or setZero() makes it fail
 });
 
 /**
- * Child source: for each event of an asynchronous update of `op`
- * ("writeAsync": two of them polled together; "writeMany": one of three
- * blocks), a pool whose tracer closes it there; `out` gets, per event,
- * each future's error (name and op), whether the pool is closed, and the
- * reopened pool's check problems and blocks.
+ * The start of the child sources below: the imports, a tracer that calls
+ * `close` at its `at`-th event (as {@linkcode ClosingTracer}), a block of
+ * bytes `v`, a pool of 512-byte blocks opened with a tracer, and what the
+ * blocks `lbas` of a pool hold (the byte of each, or "torn").
  */
-function asyncCloseScript(op: "writeAsync" | "writeMany"): string {
-  return `
+const CHILD_PRELUDE = `
     import { BlockPool } from "@root/mod.ts";
     import { createBlockPool } from "@root/testing/mod.ts";
     import { tempPath } from "@root/tests/_harness.ts";
@@ -123,9 +121,24 @@ function asyncCloseScript(op: "writeAsync" | "writeMany"): string {
       drain() { if (++this.events === this.at) this.close(); }
     }
     const block = (v) => new Uint8Array(512).fill(v);
-    const lbas = [1, 2, 3];
     const open = (t, path) =>
       createBlockPool(path, { blockSize: 512, poolSize: 32 << 20, tracer: t });
+    const blocksOf = (p, lbas) => lbas.map((lba) => {
+      const b = p.read(lba);
+      return b.every((x) => x === b[0]) ? b[0] : "torn";
+    });
+`;
+
+/**
+ * Child source: for each event of an asynchronous update of `op`
+ * ("writeAsync": two of them polled together; "writeMany": one of three
+ * blocks), a pool whose tracer closes it there; `out` gets, per event,
+ * each future's error (name and op), whether the pool is closed, and the
+ * reopened pool's check problems and blocks.
+ */
+function asyncCloseScript(op: "writeAsync" | "writeMany"): string {
+  return `${CHILD_PRELUDE}
+    const lbas = [1, 2, 3];
     const updates = (p) => "${op}" === "writeAsync"
       ? [p.writeAsync(1, block(2)), p.writeAsync(2, block(2))]
       : [p.writeMany(lbas.map((lba) => ({ lba, data: block(2) })))];
@@ -152,10 +165,7 @@ function asyncCloseScript(op: "writeAsync" | "writeMany"): string {
       const run = { at, errors, closed: pool.closed };
       using again = BlockPool.open(path);
       run.problems = again.check().problems;
-      run.blocks = lbas.map((lba) => {
-        const b = again.read(lba);
-        return b.every((x) => x === b[0]) ? b[0] : "torn";
-      });
+      run.blocks = blocksOf(again, lbas);
       // the arena did not take the close for a media failure (EIO)
       again.write(1, block(4));
       run.after = again.read(1)[0];
@@ -194,6 +204,64 @@ for (const op of ["writeAsync", "writeMany"] as const) {
     { timeout: 60_000 },
   );
 }
+
+/**
+ * Child source: a pool with pending map entries (synchronous writes and
+ * awaited writeAsync) whose tracer closes it at each event of its own
+ * close(); `out` gets, per event, how the outer close ended, whether the
+ * pool is closed, and the reopened pool's check problems and blocks.
+ */
+const closeInCloseScript = `${CHILD_PRELUDE}
+  const lbas = [1, 2, 3, 4, 5, 6];
+  const fill = async (p) => {
+    for (const lba of lbas.slice(0, 3)) p.write(lba, block(lba));
+    await Promise.all(lbas.slice(3).map((lba) => p.writeAsync(lba, block(lba))));
+  };
+  const out = { runs: [] };
+  for (let at = 1; ; at++) {
+    const t = new ClosingTracer();
+    const path = tempPath();
+    const pool = open(t, path);
+    await fill(pool);
+    t.arm(at, () => pool.close());
+    let outcome = "ok";
+    try { pool.close(); } catch (e) { outcome = e.name + ": " + e.message; }
+    // a close of fewer events: each of them was tried
+    if (t.events < at) break;
+    const run = { at, outcome, closed: pool.closed };
+    using again = BlockPool.open(path);
+    run.problems = again.check().problems;
+    run.blocks = blocksOf(again, lbas);
+    out.runs.push(run);
+  }
+  console.log(JSON.stringify(out));
+`;
+
+test(
+  "a tracer that closes a BlockPool during its own close() lets that close finish; every acknowledged block reopens",
+  () => {
+    // close() persists the pending map entries with the pool still
+    // mapped: a close from the tracer there ran a second close inside the
+    // first, which hung (or failed with the engine's TypeError "Cannot
+    // perform Atomics.store on a detached ... ArrayBuffer" in markClosed).
+    // The inner close is the outer one's own, already under way: it
+    // returns, and the outer close ends as a close does (it lost nothing
+    // to report)
+    const r = runScript(closeInCloseScript, 30_000);
+    assert.equal(r.status, 0, `status ${r.status} ${r.signal}: ${r.stderr}`);
+    const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    const n = out.runs.length;
+    assert.ok(n >= 1, `${n} events`);
+    for (const run of out.runs) {
+      const at = `closed at event ${run.at} of ${n}`;
+      assert.equal(run.outcome, "ok", at);
+      assert.equal(run.closed, true, at);
+      assert.deepEqual(run.problems, [], at);
+      assert.deepEqual(run.blocks, [1, 2, 3, 4, 5, 6], at);
+    }
+  },
+  { timeout: 60_000 },
+);
 
 test("a tracer that closes a BlockPool during write() fails its writeAsync in flight with ClosedError too", async () => {
   // a close from inside a synchronous write cannot let the pool's other
