@@ -410,7 +410,20 @@ export class PmemLog implements Disposable {
     // after the array was read: its iterator or getters may have closed
     // the log
     const media = this.#writable(op);
-    this.#operate(op, () => this.#appendAt(media, bufs, lengths, n, op));
+    // #operate's steps written out: no closure per append
+    let failure: unknown;
+    let failed = false;
+    this.#depth++;
+    try {
+      this.#appendAt(media, bufs, lengths, n, op);
+    } catch (e) {
+      failed = true;
+      failure = e;
+    } finally {
+      this.#leave();
+    }
+    if (this.#map === null) throw new ClosedError("PmemLog", op);
+    if (failed) throw failure;
   }
 
   /** `appendv`'s change: the buffers (`n` bytes) appended and persisted. */
