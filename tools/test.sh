@@ -32,7 +32,7 @@ run_suite() { # name, log, command...
   echo "$name suite: rc $rc in $((SECONDS - start)) s" >>"$log"
   return "$rc"
 }
-run_suite deno "$deno_log" deno test -A --no-check --parallel tests/ &
+run_suite deno "$deno_log" deno test -A --no-check tests/ &
 deno_pid=$!
 run_suite bun "$bun_log" bun test --timeout 240000 ./tests/ &
 bun_pid=$!
@@ -74,9 +74,7 @@ b_skip=$(count "$bun_log" '^ *[0-9]+ skip$')
 d_names=$(mktemp); b_names=$(mktemp)
 # (unique: bun lists a failed test again in its summary, deno in its
 # FAILURES section; a test that failed once is not a test of its own)
-# (in parallel, deno names each test's file first: "./tests/x.ts => name")
-sed -nE 's/^(\.\/tests\/[^ ]+ => )?(.+) \.\.\. (ok|FAILED|ignored).*$/\2/p' "$deno_log" |
-  sort -u >"$d_names"
+sed -nE 's/^(.+) \.\.\. (ok|FAILED|ignored).*$/\1/p' "$deno_log" | sort -u >"$d_names"
 sed -nE 's/^\((pass|fail|skip)\) (.+)$/\2/p' "$bun_log" |
   sed -E 's/ \[[0-9.]+(ms|s)\]$//' | sort -u >"$b_names"
 if ! diff -q "$d_names" "$b_names" >/dev/null; then
