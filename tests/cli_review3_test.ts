@@ -309,7 +309,7 @@ test("crash tracer: a flush granularity of 0 or below, or a shadow of another le
 // Bug: the example of CrashTracer's JSDoc (the crash simulator's tracer)
 // did not run: it called `map.setTracer(tracer)`, which Mapping does not
 // have (a tracer is attached with setTracer from the testing module).
-// The examples of tests/ are not run by `deno test --doc`; this runs it.
+// The examples of tests/ are not run by tests/doc_examples_test.ts; this runs it.
 test("crash tracer: the example in CrashTracer's JSDoc runs", () => {
   const source = readFileSync(join(ROOT, "tests/crash/tracer.ts"), "utf8");
   const block = /@example Usage\n \* ```ts\n([\s\S]*?) \* ```/.exec(source);

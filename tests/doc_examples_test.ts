@@ -1,10 +1,10 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
-// Every example in the JSDoc of the files `deno test --doc` covers runs,
-// pasted as a user pastes it, on this runtime: the library is Deno- and
-// Bun-first, so an example may use neither runtime's namespace. `deno
-// test --doc` runs them on Deno only, and imports the documented file's
-// exports into each one by itself, so an example that forgot an import
-// passes there; here each runs as written.
+// Every example in the JSDoc of the files `deno check --doc` covers (in
+// tools/test.sh) runs, pasted as a user pastes it, on this runtime: the
+// library is Deno- and Bun-first, so an example may use neither runtime's
+// namespace. `deno check --doc` only type-checks them, importing the
+// documented file's exports into each one by itself (an example that
+// forgot an import passes there); here each runs as written.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
@@ -20,7 +20,7 @@ interface Example {
   file: string;
   /** The example's source, with the comment's leading `*` removed. */
   code: string;
-  /** Whether its fence says `ignore` (`deno test --doc` skips it too). */
+  /** Whether its fence says `ignore` (`deno check --doc` skips it too). */
   ignored: boolean;
 }
 
@@ -35,14 +35,14 @@ const ONE_RUNTIME: readonly {
   reason: string;
 }[] = [];
 
-/** Fence languages `deno test --doc` runs. */
+/** Fence languages `deno check --doc` checks. */
 const CODE = /^(?:ts|typescript|mts|js|javascript|mjs)$/;
 
-/** The files and folders tools/test.sh gives `deno test --doc`. */
+/** The files and folders tools/test.sh gives `deno check --doc`. */
 function docRoots(): string[] {
   const script = readFileSync(join(ROOT, "tools/test.sh"), "utf8");
-  const m = /\bdeno test -A --doc ([^\n]+)/.exec(script);
-  assert.ok(m, "tools/test.sh runs no `deno test -A --doc`");
+  const m = /\bdeno check --doc ([^\n]+)/.exec(script);
+  assert.ok(m, "tools/test.sh runs no `deno check --doc`");
   return m[1].trim().split(/\s+/);
 }
 
@@ -217,7 +217,7 @@ function report(failures: readonly Failure[]): string {
   ).join("\n\n");
 }
 
-test("the JSDoc examples `deno test --doc` covers are found, and each exclusion names one", () => {
+test("the JSDoc examples `deno check --doc` covers are found, and each exclusion names one", () => {
   assert.ok(RUN.length >= 100, `only ${RUN.length} examples found`);
   for (const x of ONE_RUNTIME) {
     const named = ALL.filter((e) => exclusionsOf(e).includes(x));

@@ -290,7 +290,7 @@ test("CLI: --version prints the package's version", () => {
 // exported constants had none (RUNTIME, NO_CONTEXT, PENDING, NOT_STARTED,
 // ERROR_CODES, MAX_KEY, MAX_VALUE and the DSA format tables), though the
 // classes and functions beside them all do. Checked with `deno doc`, so
-// on Deno; `deno test --doc` (tools/test.sh) runs what it finds.
+// on Deno; tests/doc_examples_test.ts runs what it finds.
 test(
   "every exported class, function and constant of the entry points has an @example",
   () => {
