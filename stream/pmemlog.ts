@@ -262,21 +262,25 @@ export class PmemLog implements Disposable {
    * engine's TypeError (a view of the closed media read).
    */
   #operate<T>(op: string, f: () => T): T {
-    let out: T | undefined;
-    let failure: unknown;
-    let failed = false;
     this.#depth++;
+    let out: T;
     try {
       out = f();
     } catch (e) {
-      failed = true;
-      failure = e;
-    } finally {
-      this.#leave();
+      this.#leaveOp(op);
+      throw e;
     }
+    this.#leaveOp(op);
+    return out;
+  }
+
+  /**
+   * End an operation {@linkcode PmemLog.#operate} (or `#appendv`) began:
+   * run a close asked for in it, and fail `op` if one closed the log.
+   */
+  #leaveOp(op: string): void {
+    this.#leave();
     if (this.#map === null) throw new ClosedError("PmemLog", op);
-    if (failed) throw failure;
-    return out as T;
   }
 
   /** An operation ends; the last to end runs a close asked for in it. */
@@ -411,19 +415,14 @@ export class PmemLog implements Disposable {
     // the log
     const media = this.#writable(op);
     // #operate's steps written out: no closure per append
-    let failure: unknown;
-    let failed = false;
     this.#depth++;
     try {
       this.#appendAt(media, bufs, lengths, n, op);
     } catch (e) {
-      failed = true;
-      failure = e;
-    } finally {
-      this.#leave();
+      this.#leaveOp(op);
+      throw e;
     }
-    if (this.#map === null) throw new ClosedError("PmemLog", op);
-    if (failed) throw failure;
+    this.#leaveOp(op);
   }
 
   /** `appendv`'s change: the buffers (`n` bytes) appended and persisted. */

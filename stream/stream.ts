@@ -245,21 +245,25 @@ export class LogStream implements Disposable {
    * the change in the middle of its persist, and left it half made.
    */
   #run<T>(op: string, core: LogCore, f: () => T): T {
-    let out: T | undefined;
-    let failure: unknown;
-    let failed = false;
     core.enter();
+    let out: T;
     try {
       out = f();
     } catch (e) {
-      failed = true;
-      failure = e;
-    } finally {
-      core.leave();
+      this.#leave(op, core);
+      throw e;
     }
+    this.#leave(op, core);
+    return out;
+  }
+
+  /**
+   * End an operation {@linkcode LogStream.#run} (or `append`) began: run
+   * the closes asked for in it, and fail `op` if one closed the stream.
+   */
+  #leave(op: string, core: LogCore): void {
+    core.leave();
     if (this.#core === null) throw new ClosedError("LogStream", op);
-    if (failed) throw failure;
-    return out as T;
   }
 
   /** Whether {@linkcode LogStream.close} has run. */
@@ -390,21 +394,16 @@ export class LogStream implements Disposable {
     }
     if (core.reservations > 0) noReservation(core, op);
     // #run's steps written out: a closure per append cost Bun ~5 %
-    let ts = -1;
-    let failure: unknown;
-    let failed = false;
     core.enter();
+    let ts: number;
     try {
       ts = core.appendAlone(k, region.generation, data, op);
       if (ts < 0) ts = appendWaiting(core, k, region.generation, data, op);
     } catch (e) {
-      failed = true;
-      failure = e;
-    } finally {
-      core.leave();
+      this.#leave(op, core);
+      throw e;
     }
-    if (this.#core === null) throw new ClosedError("LogStream", op);
-    if (failed) throw failure;
+    this.#leave(op, core);
     return ts;
   }
 
