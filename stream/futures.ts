@@ -437,22 +437,25 @@ export class WaitFuture extends Future<void> {
   protected step(ctx: PollContext): Step<void> {
     this.#live(this.#op);
     const core = this.#core;
-    let out: Step<void> = PENDING;
-    let failure: unknown;
-    let failed = false;
     core.enter();
+    let out: Step<void>;
     try {
       out = this.#advance(ctx);
     } catch (e) {
-      failed = true;
-      failure = e;
-    } finally {
-      core.leave();
+      this.#leave(core);
+      throw e;
     }
-    // closed in the middle of the step: its close ran as it ended
-    this.#live(this.#op);
-    if (failed) throw failure;
+    this.#leave(core);
     return out;
+  }
+
+  /**
+   * End the step as an operation of the core: run the closes asked for
+   * in it, and fail the wait if one closed the stream.
+   */
+  #leave(core: LogCore): void {
+    core.leave();
+    this.#live(this.#op);
   }
 
   /** The step. */
