@@ -300,6 +300,50 @@ test("Source: size, alignment, fd, RAS not supported on non-DAX files", () => {
   map.persist(0, 10);
 });
 
+// The shim keeps a device query's refusal for a file on tmpfs (no
+// namespace can back it) and gives it again: libpmem2 took ~0.4 ms per
+// query to find none, three queries per pool open. What comes again must
+// be what came first, for the other files there too, query by query.
+test(
+  "Source: a refused deviceUsc()/deviceId() on tmpfs is refused again alike",
+  () => {
+    const dir = tempDir("/dev/shm");
+    const r = runScript(`
+      import { writeFileSync } from "node:fs";
+      import { Source } from "@root/pmem2/mod.ts";
+      const seen = [];
+      const refusal = (f) => {
+        try { f(); return "no error"; } catch (e) {
+          return [e.constructor.name, e.code, e.op, e.message].join("|");
+        }
+      };
+      for (const name of ["a", "b", "a"]) {
+        const path = ${JSON.stringify(dir)} + "/" + name;
+        writeFileSync(path, new Uint8Array(4096));
+        using src = Source.open(path);
+        seen.push(refusal(() => src.deviceUsc()), refusal(() => src.deviceId()));
+      }
+      console.log(JSON.stringify(seen));
+    `);
+    assert.equal(r.status, 0, r.stderr);
+    const seen: string[] = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    assert.match(
+      seen[0],
+      /^NotSupportedError\|-100001\|deviceUsc\|deviceUsc: unsafe shutdown count: .*not supported/,
+    );
+    assert.match(
+      seen[1],
+      /^NotSupportedError\|-100001\|deviceId\|deviceId: device id: not supported for this source$/,
+    );
+    assert.deepEqual(seen, [
+      ...seen.slice(0, 2),
+      ...seen.slice(0, 2),
+      ...seen.slice(0, 2),
+    ]);
+  },
+  { skip: !existsSync("/dev/shm") && "no /dev/shm" },
+);
+
 test("Source.fromAnon() and fromFd(): anonymous memory is BYTE", async () => {
   using anon = Source.fromAnon(1 << 16);
   assert.throws(
