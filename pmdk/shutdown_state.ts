@@ -10,8 +10,7 @@
  *
  * @module
  */
-import { PmemError } from "../errors/mod.ts";
-import { check, native } from "../ffi/lib.ts";
+import { native, type Ptr } from "../ffi/lib.ts";
 import { type Source, sourceHandle } from "../pmem2/source.ts";
 import { fletcher64, storeChecksum } from "./checksum.ts";
 import {
@@ -54,32 +53,26 @@ export function deviceIdChecksum(id: Uint8Array): bigint {
  * @returns its device's count and id checksum
  */
 export function deviceShutdownState(source: Source): DeviceShutdownState {
-  let usc = 0n;
-  try {
-    usc = BigInt(source.deviceUsc());
-  } catch (e) {
-    if (!(e instanceof PmemError)) throw e;
-  }
-  const id = deviceIdBytes(source);
+  const handle = sourceHandle(source, "deviceUsc");
+  // the codes are read, not thrown: every refusal counts as none, and an
+  // error's stack was most of what an open of a pool on tmpfs paid here
+  const out = new Float64Array(1);
+  const usc = native.ap_source_device_usc(handle, out) < 0
+    ? 0n
+    : BigInt(out[0]);
+  const id = deviceIdBytes(handle);
   return { usc, uuid: id === null ? 0n : deviceIdChecksum(id) };
 }
 
 /** The device id's bytes with its NUL, or null for a device without one. */
-function deviceIdBytes(source: Source): Uint8Array | null {
-  const handle = sourceHandle(source, "deviceId");
+function deviceIdBytes(handle: Ptr): Uint8Array | null {
   const len = new Uint32Array(1);
-  try {
-    check(native.ap_source_device_id(handle, null, 0, len), "deviceId");
-    const id = new Uint8Array(len[0]);
-    check(
-      native.ap_source_device_id(handle, id, id.byteLength, len),
-      "deviceId",
-    );
-    return id;
-  } catch (e) {
-    if (e instanceof PmemError) return null;
-    throw e;
+  if (native.ap_source_device_id(handle, null, 0, len) < 0) return null;
+  const id = new Uint8Array(len[0]);
+  if (native.ap_source_device_id(handle, id, id.byteLength, len) < 0) {
+    return null;
   }
+  return id;
 }
 
 /**
