@@ -28,9 +28,8 @@
  * The ring lock and the stripe locks hold their holder's token (see
  * `lockWord` in `shared.ts`). When a holder's thread ended before it
  * closed the pool (a Worker terminated), the ring lock is taken over and
- * the ring change it left half done undone or finished (each is logged
- * in the arena's header before the ring changes), so the lanes go round
- * again.
+ * the ring change it left half done repaired (`lane_ring.ts`), so the
+ * lanes go round again.
  * - Lanes an ended opener held: each lane records who took it, and a take
  *   that finds too few idle lanes puts those of ended openers back on the
  *   ring. Between taking a lane and its commit the lane's record and flog
@@ -68,6 +67,7 @@
  */
 import type { PmemError } from "../errors/mod.ts";
 import { FileShare, lockToken } from "../pmem2/file_share.ts";
+import { onRing, popLane, pushLane, takeOverRing } from "./lane_ring.ts";
 import { ReadTracker } from "./read_tracking.ts";
 import {
   ERROR,
@@ -87,17 +87,8 @@ import {
   PENDING_BASE,
   PENDING_BUCKETS,
   releaseStripes,
-  RING_BASE,
-  RING_HEAD,
   RING_IDLE,
   RING_LOCK,
-  RING_OP,
-  RING_OP_HEAD,
-  RING_OP_IDLE,
-  RING_OP_LANE,
-  RING_OP_SLOT,
-  RING_POP,
-  RING_PUSH,
   STRIPE_BASE,
   STRIPES,
   unlockWord,
@@ -143,14 +134,8 @@ export class LaneTable {
   /** The share open the words belong to (none for a private state). */
   readonly #share: FileShare | undefined;
   /** Takes the ring lock over from a holder that ended. */
-  readonly #ringEnded = (holder: number): boolean => {
-    const w = this.words;
-    if (Atomics.compareExchange(w, RING_LOCK, holder, this.#token) !== holder) {
-      return false; // another waiter took it over
-    }
-    this.#repairRing();
-    return true;
-  };
+  readonly #ringEnded = (holder: number): boolean =>
+    takeOverRing(this.words, holder, this.#token);
   /** The operation taking a stripe now, named in the error of its wait. */
   #stripeOp = "write";
   /**
@@ -215,29 +200,6 @@ export class LaneTable {
     lockWord(this.words, RING_LOCK, this.#token, this.#share, this.#ringEnded);
   }
 
-  /**
-   * Holding the ring lock taken over from a holder that ended: undo the
-   * lane take, or finish the lane return, it logged and left unfinished.
-   */
-  #repairRing(): void {
-    const w = this.words;
-    const op = Atomics.load(w, RING_OP);
-    if (op === RING_POP) {
-      w[LANE_BASE + w[RING_OP_LANE] * LANE_WORDS + LANE_OWNER] = 0;
-      w[RING_BASE + w[RING_OP_SLOT]] = w[RING_OP_LANE];
-      w[RING_HEAD] = w[RING_OP_HEAD];
-      w[RING_IDLE] = w[RING_OP_IDLE];
-    } else if (op === RING_PUSH) {
-      const head = w[RING_OP_HEAD];
-      const idle = w[RING_OP_IDLE];
-      w[LANE_BASE + w[RING_OP_LANE] * LANE_WORDS + LANE_OWNER] = 0;
-      w[RING_BASE + (head + idle) % w[LANES]] = w[RING_OP_LANE];
-      w[RING_HEAD] = head;
-      w[RING_IDLE] = idle + 1;
-    }
-    Atomics.store(w, RING_OP, 0);
-  }
-
   /** Lanes in use. */
   get lanes(): number {
     return this.words[LANES];
@@ -295,13 +257,15 @@ export class LaneTable {
     this.#lockRing();
     let got = 0;
     while (got < n) {
-      let lane = this.#pop();
-      if (lane < 0 && this.#reclaimEnded()) lane = this.#pop();
+      let lane = popLane(w, this.#token, this.reads);
+      if (lane < 0 && this.#reclaimEnded()) {
+        lane = popLane(w, this.#token, this.reads);
+      }
       if (lane < 0) break;
       out[at + got++] = lane;
     }
     if (got < n) {
-      for (let k = 0; k < got; k++) this.#push(out[at + k]);
+      for (let k = 0; k < got; k++) pushLane(w, out[at + k]);
     }
     unlockWord(w, RING_LOCK);
     return got === n;
@@ -311,54 +275,12 @@ export class LaneTable {
   takeOne(): number {
     const w = this.words;
     this.#lockRing();
-    let lane = this.#pop();
-    if (lane < 0 && this.#reclaimEnded()) lane = this.#pop();
+    let lane = popLane(w, this.#token, this.reads);
+    if (lane < 0 && this.#reclaimEnded()) {
+      lane = popLane(w, this.#token, this.reads);
+    }
     unlockWord(w, RING_LOCK);
     return lane;
-  }
-
-  /** Under the ring lock: pop the oldest usable idle lane, or -1. */
-  #pop(): number {
-    const w = this.words;
-    const size = w[LANES];
-    const head = w[RING_HEAD];
-    const idle = w[RING_IDLE];
-    for (let i = 0; i < idle; i++) {
-      const slot = RING_BASE + (head + i) % size;
-      const lane = w[slot];
-      if (this.reads.tracked(w[LANE_BASE + lane * LANE_WORDS + LANE_FREE])) {
-        continue;
-      }
-      // swap the oldest idle lane into the taken one's place, pop the
-      // head (logged first: see #repairRing); the taker named before
-      w[LANE_BASE + lane * LANE_WORDS + LANE_OWNER] = this.#token;
-      w[RING_OP_LANE] = lane;
-      w[RING_OP_SLOT] = slot - RING_BASE;
-      w[RING_OP_HEAD] = head;
-      w[RING_OP_IDLE] = idle;
-      Atomics.store(w, RING_OP, RING_POP);
-      w[slot] = w[RING_BASE + head];
-      w[RING_HEAD] = (head + 1) % size;
-      w[RING_IDLE] = idle - 1;
-      Atomics.store(w, RING_OP, 0);
-      return lane;
-    }
-    return -1;
-  }
-
-  /** Under the ring lock: push a lane (newest). */
-  #push(lane: number): void {
-    const w = this.words;
-    const head = w[RING_HEAD];
-    const idle = w[RING_IDLE];
-    w[RING_OP_LANE] = lane;
-    w[RING_OP_HEAD] = head;
-    w[RING_OP_IDLE] = idle;
-    Atomics.store(w, RING_OP, RING_PUSH);
-    w[LANE_BASE + lane * LANE_WORDS + LANE_OWNER] = 0;
-    w[RING_BASE + (head + idle) % w[LANES]] = lane;
-    w[RING_IDLE] = idle + 1;
-    Atomics.store(w, RING_OP, 0);
   }
 
   /**
@@ -382,8 +304,8 @@ export class LaneTable {
       if (owner === 0 || owner === this.#token || !share.ended(owner)) {
         continue;
       }
-      if (this.#onRing(lane)) continue;
-      if (!this.#holdsAStripe(owner)) this.#push(lane);
+      if (onRing(w, lane)) continue;
+      if (!this.#holdsAStripe(owner)) pushLane(w, lane);
       else if (!this.#recoverOpener(owner)) continue;
       back = true;
     }
@@ -422,7 +344,7 @@ export class LaneTable {
     const lanes: number[] = [];
     for (let lane = 0; lane < w[LANES]; lane++) {
       const at = LANE_BASE + lane * LANE_WORDS + LANE_OWNER;
-      if (w[at] === owner && !this.#onRing(lane)) lanes.push(lane);
+      if (w[at] === owner && !onRing(w, lane)) lanes.push(lane);
     }
     for (const lane of lanes) {
       if (!recover(lane)) {
@@ -430,7 +352,7 @@ export class LaneTable {
         return false;
       }
     }
-    for (const lane of lanes) this.#push(lane);
+    for (const lane of lanes) pushLane(w, lane);
     for (let s = 0; s < STRIPES; s++) {
       Atomics.compareExchange(w, STRIPE_BASE + s, owner, 0);
     }
@@ -464,7 +386,7 @@ export class LaneTable {
           stuck = !this.#recoverOpener(owner);
           holders.set(owner, stuck);
         }
-        if (stuck && !this.#onRing(lane)) out++;
+        if (stuck && !onRing(w, lane)) out++;
       }
       return lanes - out;
     } finally {
@@ -486,18 +408,6 @@ export class LaneTable {
     );
   }
 
-  /** Under the ring lock: whether `lane` is idle on the ring. */
-  #onRing(lane: number): boolean {
-    const w = this.words;
-    const size = w[LANES];
-    const head = w[RING_HEAD];
-    const idle = w[RING_IDLE];
-    for (let i = 0; i < idle; i++) {
-      if (w[RING_BASE + (head + i) % size] === lane) return true;
-    }
-    return false;
-  }
-
   /** Whether the opener of lock token `owner` holds a stripe lock. */
   #holdsAStripe(owner: number): boolean {
     const w = this.words;
@@ -512,7 +422,7 @@ export class LaneTable {
     if (this.#left) return; // (see leave: they went back then)
     const w = this.words;
     this.#lockRing();
-    for (let k = from; k < to; k++) this.#push(lanes[k]);
+    for (let k = from; k < to; k++) pushLane(w, lanes[k]);
     unlockWord(w, RING_LOCK);
   }
 
@@ -521,7 +431,7 @@ export class LaneTable {
     if (this.#left) return; // (see leave: it went back then)
     const w = this.words;
     this.#lockRing();
-    this.#push(lane);
+    pushLane(w, lane);
     unlockWord(w, RING_LOCK);
   }
 
@@ -572,7 +482,7 @@ export class LaneTable {
       } else {
         for (let lane = 0; lane < w[LANES]; lane++) {
           const at = LANE_BASE + lane * LANE_WORDS + LANE_OWNER;
-          if (w[at] === me && !this.#onRing(lane)) this.#push(lane);
+          if (w[at] === me && !onRing(w, lane)) pushLane(w, lane);
         }
       }
       this.reads.leave();
