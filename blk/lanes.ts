@@ -28,46 +28,19 @@
  * The ring lock and the stripe locks hold their holder's token (see
  * `lockWord` in `shared.ts`). When a holder's thread ended before it
  * closed the pool (a Worker terminated), the ring lock is taken over and
- * the ring change it left half done undone or finished (each is logged
- * in the arena's header before the ring changes), so the lanes go round
- * again.
- * - Lanes an ended opener held: each lane records who took it, and a take
- *   that finds too few idle lanes puts those of ended openers back on the
- *   ring. Between taking a lane and its commit the lane's record and flog
- *   are as before the take (its free block may hold some of the data);
- *   after the commit, as after one.
- * - A commit of an ended opener: it runs holding its blocks' stripes, so
- *   an ended opener that holds a stripe may have left one half done (its
- *   flog entry written, its map entry not, its lane's record not
- *   updated). A wait for such a stripe, and a take that runs short of
- *   lanes while such an opener holds some, recover them online: under the
- *   ring lock (no lane of the ended opener is on the ring, so nobody else
- *   runs them, and its stripes keep its blocks' commits out), each of its
- *   lanes is recovered from its flog slot by the code the pool's open
- *   runs for each (`recoverFlogSlot` in `arena_load.ts`: a committed
- *   entry's map entry is finished, an uncommitted one counts as never
- *   written, and the lane's free block and flog position are set from
- *   it), durably; then its lanes go back on the ring and its stripes are
- *   released, and the waiters go on. Where that cannot be done (a flog
- *   slot found invalid or naming blocks beyond the arena, or a persist
- *   that fails: the open would refuse the pool or mark the arena), its
- *   stripes stay held and fail the commits of their blocks with a
- *   `PmemError` -130 (EOWNERDEAD), and its lanes stay out: a new open of
- *   the pool settles them. {@linkcode LaneTable.lanesLeft} counts the
- *   lanes that still go round, so a group write is cut to them and a
- *   write with none left fails instead of waiting for good. The same take
- *   gives back the read counts such openers left.
+ * the ring change it left half done repaired (`lane_ring.ts`), so the
+ * lanes go round again.
  *
- * No copy of an ended opener lands in a lane's free block after the lane
- * went round again: a thread's end stops the devices of its movers (a
- * `ThreadMover`'s engines, a DSA queue), every copy they accepted landed
- * or failed, before its opens count as ended (`c/share.c`), and a copy
- * through the in-thread mover ends with the thread.
+ * Lanes and stripes that an opener left when its thread ended, and this
+ * opener's own when it closes in the middle of an update, are recovered
+ * online by its {@linkcode LaneRecovery} (`lane_recovery.ts`).
  *
  * @module
  */
 import type { PmemError } from "../errors/mod.ts";
 import { FileShare, lockToken } from "../pmem2/file_share.ts";
+import { popLane, pushLane, takeOverRing } from "./lane_ring.ts";
+import { LaneRecovery } from "./lane_recovery.ts";
 import { ReadTracker } from "./read_tracking.ts";
 import {
   ERROR,
@@ -75,7 +48,6 @@ import {
   LANE_BASE,
   LANE_FREE,
   LANE_NEXT,
-  LANE_OWNER,
   LANE_PENDING,
   LANE_PENDING_GEN,
   LANE_PENDING_PRE,
@@ -87,17 +59,8 @@ import {
   PENDING_BASE,
   PENDING_BUCKETS,
   releaseStripes,
-  RING_BASE,
-  RING_HEAD,
   RING_IDLE,
   RING_LOCK,
-  RING_OP,
-  RING_OP_HEAD,
-  RING_OP_IDLE,
-  RING_OP_LANE,
-  RING_OP_SLOT,
-  RING_POP,
-  RING_PUSH,
   STRIPE_BASE,
   STRIPES,
   unlockWord,
@@ -143,32 +106,17 @@ export class LaneTable {
   /** The share open the words belong to (none for a private state). */
   readonly #share: FileShare | undefined;
   /** Takes the ring lock over from a holder that ended. */
-  readonly #ringEnded = (holder: number): boolean => {
-    const w = this.words;
-    if (Atomics.compareExchange(w, RING_LOCK, holder, this.#token) !== holder) {
-      return false; // another waiter took it over
-    }
-    this.#repairRing();
-    return true;
-  };
+  readonly #ringEnded = (holder: number): boolean =>
+    takeOverRing(this.words, holder, this.#token);
   /** The operation taking a stripe now, named in the error of its wait. */
   #stripeOp = "write";
   /**
-   * A stripe's holder ended: recover its commits online (see the module
-   * doc) and wait on, or fail the wait when they cannot be.
+   * A stripe's holder ended: recover its commits online
+   * (`lane_recovery.ts`) and wait on, or fail the wait when they cannot be.
    */
   readonly #stripeEnded = (holder: number): boolean => {
-    if (this.#recoverLane !== undefined) {
-      this.#lockRing();
-      let recovered: boolean;
-      try {
-        recovered = this.#recoverOpener(holder);
-      } finally {
-        unlockWord(this.words, RING_LOCK);
-      }
-      // its stripes are free (or taken since): the wait goes on
-      if (recovered) return false;
-    }
+    // its stripes are free (or taken since): the wait goes on
+    if (this.#recovery.recoverHolder(holder)) return false;
     // what this commit took, it gives back: it fails
     releaseStripes(this.words.buffer, this.#token);
     throw ownerEnded(
@@ -177,10 +125,8 @@ export class LaneTable {
       this.#stripeOp,
     );
   };
-  /** Recovers one lane from its flog slot (see the constructor). */
-  readonly #recoverLane: ((lane: number) => boolean) | undefined;
-  /** Ended openers whose lanes could not be recovered (tried once here). */
-  readonly #unrecoverable = new Set<number>();
+  /** Recovers the lanes and stripes of ended openers, and its own. */
+  readonly #recovery: LaneRecovery;
   /** Whether {@linkcode LaneTable.leave} ran. */
   #left = false;
 
@@ -199,10 +145,16 @@ export class LaneTable {
     recoverLane?: (lane: number) => boolean,
   ) {
     this.words = words;
-    this.#recoverLane = recoverLane;
     this.#share = FileShare.of(words.buffer);
     this.#token = lockToken(this.#share, token);
     this.reads = new ReadTracker(words, this.#share, this.#token);
+    this.#recovery = new LaneRecovery(words, {
+      token: this.#token,
+      share: this.#share,
+      reads: this.reads,
+      lockRing: () => this.#lockRing(),
+      recoverLane,
+    });
     if (this.#share !== undefined) {
       this.#lockRing();
       this.reads.claim();
@@ -213,29 +165,6 @@ export class LaneTable {
   /** Take the ring lock. */
   #lockRing(): void {
     lockWord(this.words, RING_LOCK, this.#token, this.#share, this.#ringEnded);
-  }
-
-  /**
-   * Holding the ring lock taken over from a holder that ended: undo the
-   * lane take, or finish the lane return, it logged and left unfinished.
-   */
-  #repairRing(): void {
-    const w = this.words;
-    const op = Atomics.load(w, RING_OP);
-    if (op === RING_POP) {
-      w[LANE_BASE + w[RING_OP_LANE] * LANE_WORDS + LANE_OWNER] = 0;
-      w[RING_BASE + w[RING_OP_SLOT]] = w[RING_OP_LANE];
-      w[RING_HEAD] = w[RING_OP_HEAD];
-      w[RING_IDLE] = w[RING_OP_IDLE];
-    } else if (op === RING_PUSH) {
-      const head = w[RING_OP_HEAD];
-      const idle = w[RING_OP_IDLE];
-      w[LANE_BASE + w[RING_OP_LANE] * LANE_WORDS + LANE_OWNER] = 0;
-      w[RING_BASE + (head + idle) % w[LANES]] = w[RING_OP_LANE];
-      w[RING_HEAD] = head;
-      w[RING_IDLE] = idle + 1;
-    }
-    Atomics.store(w, RING_OP, 0);
   }
 
   /** Lanes in use. */
@@ -295,13 +224,15 @@ export class LaneTable {
     this.#lockRing();
     let got = 0;
     while (got < n) {
-      let lane = this.#pop();
-      if (lane < 0 && this.#reclaimEnded()) lane = this.#pop();
+      let lane = popLane(w, this.#token, this.reads);
+      if (lane < 0 && this.#recovery.reclaimEnded()) {
+        lane = popLane(w, this.#token, this.reads);
+      }
       if (lane < 0) break;
       out[at + got++] = lane;
     }
     if (got < n) {
-      for (let k = 0; k < got; k++) this.#push(out[at + k]);
+      for (let k = 0; k < got; k++) pushLane(w, out[at + k]);
     }
     unlockWord(w, RING_LOCK);
     return got === n;
@@ -311,130 +242,12 @@ export class LaneTable {
   takeOne(): number {
     const w = this.words;
     this.#lockRing();
-    let lane = this.#pop();
-    if (lane < 0 && this.#reclaimEnded()) lane = this.#pop();
+    let lane = popLane(w, this.#token, this.reads);
+    if (lane < 0 && this.#recovery.reclaimEnded()) {
+      lane = popLane(w, this.#token, this.reads);
+    }
     unlockWord(w, RING_LOCK);
     return lane;
-  }
-
-  /** Under the ring lock: pop the oldest usable idle lane, or -1. */
-  #pop(): number {
-    const w = this.words;
-    const size = w[LANES];
-    const head = w[RING_HEAD];
-    const idle = w[RING_IDLE];
-    for (let i = 0; i < idle; i++) {
-      const slot = RING_BASE + (head + i) % size;
-      const lane = w[slot];
-      if (this.reads.tracked(w[LANE_BASE + lane * LANE_WORDS + LANE_FREE])) {
-        continue;
-      }
-      // swap the oldest idle lane into the taken one's place, pop the
-      // head (logged first: see #repairRing); the taker named before
-      w[LANE_BASE + lane * LANE_WORDS + LANE_OWNER] = this.#token;
-      w[RING_OP_LANE] = lane;
-      w[RING_OP_SLOT] = slot - RING_BASE;
-      w[RING_OP_HEAD] = head;
-      w[RING_OP_IDLE] = idle;
-      Atomics.store(w, RING_OP, RING_POP);
-      w[slot] = w[RING_BASE + head];
-      w[RING_HEAD] = (head + 1) % size;
-      w[RING_IDLE] = idle - 1;
-      Atomics.store(w, RING_OP, 0);
-      return lane;
-    }
-    return -1;
-  }
-
-  /** Under the ring lock: push a lane (newest). */
-  #push(lane: number): void {
-    const w = this.words;
-    const head = w[RING_HEAD];
-    const idle = w[RING_IDLE];
-    w[RING_OP_LANE] = lane;
-    w[RING_OP_HEAD] = head;
-    w[RING_OP_IDLE] = idle;
-    Atomics.store(w, RING_OP, RING_PUSH);
-    w[LANE_BASE + lane * LANE_WORDS + LANE_OWNER] = 0;
-    w[RING_BASE + (head + idle) % w[LANES]] = lane;
-    w[RING_IDLE] = idle + 1;
-    Atomics.store(w, RING_OP, 0);
-  }
-
-  /**
-   * Under the ring lock: put back on the ring the lanes whose takers'
-   * threads ended before they returned them; a taker that holds a stripe
-   * (a commit of its may be half done) first has its lanes recovered
-   * (`#recoverOpener`), and where they cannot be, they
-   * stay out. Runs only when a take found too few idle lanes, and scans
-   * only once an opener ended.
-   *
-   * @returns whether a lane went back
-   */
-  #reclaimEnded(): boolean {
-    const share = this.#share;
-    if (share === undefined || share.endedOpens === 0) return false;
-    const w = this.words;
-    const lanes = w[LANES];
-    let back = this.reads.reclaimEnded();
-    for (let lane = 0; lane < lanes; lane++) {
-      const owner = w[LANE_BASE + lane * LANE_WORDS + LANE_OWNER];
-      if (owner === 0 || owner === this.#token || !share.ended(owner)) {
-        continue;
-      }
-      if (this.#onRing(lane)) continue;
-      if (!this.#holdsAStripe(owner)) this.#push(lane);
-      else if (!this.#recoverOpener(owner)) continue;
-      back = true;
-    }
-    return back;
-  }
-
-  /**
-   * Under the ring lock: recover online the commits that the ended opener
-   * of lock token `owner` left with its stripes held (see the module
-   * doc): each lane of its in this arena from its flog slot, then its
-   * lanes back on the ring and its stripes of this arena released. Each
-   * update's lane and stripe lie in one arena, so arenas recover apart.
-   *
-   * @returns whether it holds no stripe of this arena now; false when a
-   *   lane of its cannot be recovered (its lanes and stripes stay held)
-   */
-  #recoverOpener(owner: number): boolean {
-    if (!this.#holdsAStripe(owner)) return true; // recovered meanwhile
-    if (this.#unrecoverable.has(owner)) return false;
-    return this.#recoverLanesOf(owner);
-  }
-
-  /**
-   * Under the ring lock: recover every lane that the opener of lock token
-   * `owner` holds in this arena from its flog slot, put them back on the
-   * ring and release its stripes of this arena; an opener that ended, or
-   * this one as it closes in the middle of its own commit.
-   *
-   * @returns false when a lane cannot be recovered: its lanes and
-   *   stripes stay held, and `owner` is not tried again
-   */
-  #recoverLanesOf(owner: number): boolean {
-    const recover = this.#recoverLane;
-    if (recover === undefined) return false;
-    const w = this.words;
-    const lanes: number[] = [];
-    for (let lane = 0; lane < w[LANES]; lane++) {
-      const at = LANE_BASE + lane * LANE_WORDS + LANE_OWNER;
-      if (w[at] === owner && !this.#onRing(lane)) lanes.push(lane);
-    }
-    for (const lane of lanes) {
-      if (!recover(lane)) {
-        this.#unrecoverable.add(owner);
-        return false;
-      }
-    }
-    for (const lane of lanes) this.#push(lane);
-    for (let s = 0; s < STRIPES; s++) {
-      Atomics.compareExchange(w, STRIPE_BASE + s, owner, 0);
-    }
-    return true;
   }
 
   /**
@@ -446,30 +259,7 @@ export class LaneTable {
    * cut down to this size, and with none left a write fails.
    */
   lanesLeft(): number {
-    const share = this.#share;
-    const w = this.words;
-    const lanes = w[LANES];
-    if (share === undefined || share.endedOpens === 0) return lanes;
-    this.#lockRing();
-    try {
-      let out = 0;
-      const holders = new Map<number, boolean>();
-      for (let lane = 0; lane < lanes; lane++) {
-        const owner = w[LANE_BASE + lane * LANE_WORDS + LANE_OWNER];
-        if (owner === 0 || owner === this.#token || !share.ended(owner)) {
-          continue;
-        }
-        let stuck = holders.get(owner);
-        if (stuck === undefined) {
-          stuck = !this.#recoverOpener(owner);
-          holders.set(owner, stuck);
-        }
-        if (stuck && !this.#onRing(lane)) out++;
-      }
-      return lanes - out;
-    } finally {
-      unlockWord(w, RING_LOCK);
-    }
+    return this.#recovery.lanesLeft();
   }
 
   /**
@@ -486,33 +276,12 @@ export class LaneTable {
     );
   }
 
-  /** Under the ring lock: whether `lane` is idle on the ring. */
-  #onRing(lane: number): boolean {
-    const w = this.words;
-    const size = w[LANES];
-    const head = w[RING_HEAD];
-    const idle = w[RING_IDLE];
-    for (let i = 0; i < idle; i++) {
-      if (w[RING_BASE + (head + i) % size] === lane) return true;
-    }
-    return false;
-  }
-
-  /** Whether the opener of lock token `owner` holds a stripe lock. */
-  #holdsAStripe(owner: number): boolean {
-    const w = this.words;
-    for (let s = 0; s < STRIPES; s++) {
-      if (Atomics.load(w, STRIPE_BASE + s) === owner) return true;
-    }
-    return false;
-  }
-
   /** Give lanes back (newest last). */
   give(lanes: readonly number[], from = 0, to = lanes.length): void {
     if (this.#left) return; // (see leave: they went back then)
     const w = this.words;
     this.#lockRing();
-    for (let k = from; k < to; k++) this.#push(lanes[k]);
+    for (let k = from; k < to; k++) pushLane(w, lanes[k]);
     unlockWord(w, RING_LOCK);
   }
 
@@ -521,7 +290,7 @@ export class LaneTable {
     if (this.#left) return; // (see leave: it went back then)
     const w = this.words;
     this.#lockRing();
-    this.#push(lane);
+    pushLane(w, lane);
     unlockWord(w, RING_LOCK);
   }
 
@@ -536,7 +305,7 @@ export class LaneTable {
    * It holds lanes and stripes here only when the pool is closed from
    * inside one of its own updates (a testing tracer's callback): that
    * update stops where it is, as an opener whose thread ended there
-   * would, and its commit is settled the same way (see the module doc):
+   * would, and its commit is settled the same way (`lane_recovery.ts`):
    * with a stripe held, a commit of its may be half done, and each of its
    * lanes is recovered from its flog slot; without one, its lanes go
    * back as they are (their records and flog slots untouched since the
@@ -560,21 +329,9 @@ export class LaneTable {
   leave(): void {
     if (this.#left) return;
     const w = this.words;
-    const me = this.#token;
-    if (Atomics.load(w, RING_LOCK) !== me) this.#lockRing();
+    if (Atomics.load(w, RING_LOCK) !== this.#token) this.#lockRing();
     try {
-      if (this.#holdsAStripe(me)) {
-        if (!this.#recoverLanesOf(me)) {
-          for (let s = 0; s < STRIPES; s++) {
-            Atomics.compareExchange(w, STRIPE_BASE + s, me, 0);
-          }
-        }
-      } else {
-        for (let lane = 0; lane < w[LANES]; lane++) {
-          const at = LANE_BASE + lane * LANE_WORDS + LANE_OWNER;
-          if (w[at] === me && !this.#onRing(lane)) this.#push(lane);
-        }
-      }
+      this.#recovery.giveBackOwn();
       this.reads.leave();
     } finally {
       this.#left = true;
@@ -664,7 +421,7 @@ export class LaneTable {
    * @param op the operation named in errors @default "write"
    * @throws {PmemError} code -130 (EOWNERDEAD) when its holder's thread
    *   ended before it closed the pool and the commits it left cannot be
-   *   recovered online (see the module doc: otherwise they are, and the
+   *   recovered online (`lane_recovery.ts`: otherwise they are, and the
    *   wait goes on); every stripe this opener holds is released first
    * @throws {TypeError} when a check() of this thread holds it (the same)
    */
