@@ -2,7 +2,8 @@
 /**
  * Creating and opening a stream file: the mapping, the process-wide
  * share, recovery by the first opener, and one {@linkcode LogCore} per
- * file per isolate (a second open in the same isolate uses the first's).
+ * file per isolate (a second open in the same isolate uses the first's);
+ * and releasing an open at its close.
  *
  * @module
  */
@@ -39,6 +40,7 @@ import type {
   LogStreamOpenOptions,
 } from "./options.ts";
 import type { LogStream } from "./stream.ts";
+import type { Writes } from "./writes.ts";
 
 const EINVAL = 22;
 const EBUSY = 16;
@@ -354,8 +356,36 @@ function initCore(
  * A stream of this isolate closed: when it was the core's last, close
  * the core (the last opener in the process finishes the stream).
  */
-export function releaseCore(core: LogCore): void {
+function releaseCore(core: LogCore): void {
   if (--core.refs > 0) return;
   cores.delete(coreKey(core.shared));
   core.close();
+}
+
+/**
+ * The work of {@linkcode LogStream.close} once the open reads as closed:
+ * drain the open's `writes`, then release its core. It runs as an
+ * operation of the core: a close of another open of the file in this
+ * isolate asked for during it (by a tracer's callback) waits for it.
+ */
+export function releaseStream(core: LogCore, writes: Writes): void {
+  let failure: unknown;
+  core.enter();
+  try {
+    writes.drain();
+  } catch (e) {
+    failure = e;
+  } finally {
+    try {
+      core.leave();
+    } catch (e) {
+      failure ??= e;
+    }
+  }
+  try {
+    releaseCore(core);
+  } catch (e) {
+    failure ??= e;
+  }
+  if (failure !== undefined) throw failure;
 }

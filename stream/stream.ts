@@ -30,7 +30,7 @@ import {
   createStream,
   type Opened,
   openStream,
-  releaseCore,
+  releaseStream,
   setStreamInternals,
   type StreamTestHooks,
 } from "./open.ts";
@@ -709,38 +709,12 @@ export class LogStream implements Disposable {
   close(): void {
     const core = this.#core;
     if (core === null) return;
-    this.#writes.checkClose();
+    const writes = this.#writes;
+    writes.checkClose();
     this.#core = null;
     this.#regions.close();
-    if (core.operating) core.deferClose(() => this.#release(core));
-    else this.#release(core);
-  }
-
-  /**
-   * The work of {@linkcode LogStream.close}, as an operation of the core:
-   * a close of another open of the file in this isolate asked for during
-   * it (by a tracer's callback) waits for it.
-   */
-  #release(core: LogCore): void {
-    let failure: unknown;
-    core.enter();
-    try {
-      this.#writes.drain();
-    } catch (e) {
-      failure = e;
-    } finally {
-      try {
-        core.leave();
-      } catch (e) {
-        failure ??= e;
-      }
-    }
-    try {
-      releaseCore(core);
-    } catch (e) {
-      failure ??= e;
-    }
-    if (failure !== undefined) throw failure;
+    if (core.operating) core.deferClose(() => releaseStream(core, writes));
+    else releaseStream(core, writes);
   }
 
   /** Same as {@linkcode LogStream.close}. */
