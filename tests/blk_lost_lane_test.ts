@@ -15,13 +15,15 @@ interface Scenario {
   spoil: LaneSpoil;
   /** Lanes of the pool's arena. */
   lanes: number;
+  /** The blocks of the Worker's write (a writeMany for more than one). */
+  lbas?: number[];
 }
 
 /**
  * Run `s` in a child: a pool (block i holds i) open in the child's main
- * thread, the Worker's write of block 3 with 99 closed at its commit
- * point, its lane's recovery spoilt; then the main thread writes that
- * block, a group of 4 blocks (as many as the lanes, or more), 4
+ * thread, the Worker's write of block 3 (or of `lbas`) with 99 closed at
+ * its commit point, a lane's recovery spoilt; then the main thread writes
+ * block 3, a group of 4 blocks (as many as the lanes, or more), 4
  * asynchronous writes at once and 12 plain writes, checks, closes and
  * opens the pool again. A write still pending after 5 s reads "hang",
  * and the child reports at once (a close would wait for it).
@@ -35,6 +37,7 @@ function lostLane(s: Scenario): Record<string, unknown> {
     import { ask, startWorker } from "@root/tests/workers/jobs.ts";
     import process from "node:process";
     const path = ${JSON.stringify(path)};
+    const lbas = ${JSON.stringify(s.lbas ?? [3])};
     const block = (v) => new Uint8Array(512).fill(v);
     const out = {};
     const report = () => {
@@ -55,7 +58,7 @@ function lostLane(s: Scenario): Record<string, unknown> {
     });
     for (let lba = 0; lba < 16; lba++) pool.write(lba, block(lba));
     const w = await startWorker("@root/tests/workers/lost_lane_worker.ts");
-    out.worker = await ask(w, { path, lba: 3, value: 99, spoil: "${s.spoil}" });
+    out.worker = await ask(w, { path, lbas, value: 99, spoil: "${s.spoil}" });
     // the block whose stripe the closed write held
     out.write = code(() => pool.write(3, block(55)));
     // a group as large as the arena's lanes (or larger)
@@ -161,6 +164,34 @@ test(
       },
     );
     assert.match(again as string, /^-22 .*flog slot 0 names block/);
+  },
+  { timeout: 90_000 },
+);
+
+// A close in the middle of a writeMany's commit, one of its lanes' flog
+// slots spoilt: only that lane is lost; the others are recovered and go
+// round again (with them all kept out, the other thread's writes would
+// fail with EOWNERDEAD).
+test(
+  "a tracer closes a Worker's BlockPool in a writeMany's commit, one flog slot unrecoverable: its other lanes go round again",
+  () => {
+    const { worker, problems: _, again, ...writes } = lostLane({
+      spoil: "lba",
+      lanes: 3,
+      lbas: [3, 5, 6],
+    });
+    assert.deepEqual(worker, {
+      ...CLOSED_AT_COMMIT,
+      outcome: "ClosedError writeMany",
+    });
+    assert.deepEqual(writes, {
+      write: 0,
+      group: 0,
+      async: 0,
+      writes: 0,
+      read: [110, 113, 8, 11],
+    });
+    assert.match(again as string, /^-22 .*flog slot \d+ names block/);
   },
   { timeout: 90_000 },
 );

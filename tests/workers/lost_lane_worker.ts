@@ -1,10 +1,10 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
  * The Worker of `tests/blk_lost_lane_test.ts`: it opens a pool by path
- * with a testing tracer that, at the commit point of a synchronous write
- * of one block of arena 0 (the persist of the flog entry, with the
- * block's stripe held), spoils that commit's recovery and closes the
- * pool, so the close cannot recover the write's lane from its flog slot.
+ * with a testing tracer that, at the commit point of a write of blocks of
+ * arena 0 (the first persist of a flog entry, with the blocks' stripes
+ * held), spoils that commit's recovery and closes the pool, so the close
+ * cannot recover the lane of that entry from its flog slot.
  * Its thread goes on living: its open counts as closed, not as ended.
  * How the recovery is spoilt (`spoil`):
  *
@@ -32,10 +32,10 @@ export type LaneSpoil = "lba" | "seq" | "persist";
 
 /** The one job of this Worker. */
 export interface LostLaneJob {
-  /** The pool (its first arena holds `lba`). */
+  /** The pool (its first arena holds `lbas`). */
   path: string;
-  /** The block written. */
-  lba: number;
+  /** The blocks written: one by `write`, more by `writeMany`. */
+  lbas: number[];
   /** The byte it is filled with. */
   value: number;
   /** How the close's recovery of the lane is spoilt. */
@@ -65,7 +65,7 @@ function patchU32(path: string, at: number, value: number): void {
 // deno-lint-ignore no-explicit-any
 const self_ = globalThis as any;
 
-self_.onmessage = (e: MessageEvent<LostLaneJob>) => {
+self_.onmessage = async (e: MessageEvent<LostLaneJob>) => {
   const job = e.data;
   const { flog } = arena0Regions(job.path);
   let armed = false;
@@ -96,10 +96,12 @@ self_.onmessage = (e: MessageEvent<LostLaneJob>) => {
   };
   const pool = openBlockPool(job.path, { tracer });
   close = () => pool.close();
+  const data = new Uint8Array(pool.blockSize).fill(job.value);
   let outcome = "ok";
   armed = true;
   try {
-    pool.write(job.lba, new Uint8Array(pool.blockSize).fill(job.value));
+    if (job.lbas.length === 1) pool.write(job.lbas[0], data);
+    else await pool.writeMany(job.lbas.map((lba) => ({ lba, data })));
   } catch (err) {
     const { name, op } = err as { name: string; op?: string };
     outcome = `${name} ${op}`;
