@@ -32,6 +32,12 @@
  *   still go round, so a group write is cut to them and a write with none
  *   left fails instead of waiting for good. The same take gives back the
  *   read counts such openers left.
+ * - This opener's own, as it closes in the middle of one of its updates
+ *   (`LaneTable.leave`): holding a stripe, it recovers each of its lanes
+ *   so, lane by lane; holding none, it puts them back as they are. Its
+ *   stripes are released in any case (once it closed, its token names no
+ *   open), and a lane it cannot recover is marked lost, for `lanesLeft`
+ *   to count, until a new open of the pool settles it.
  *
  * No copy of an ended opener lands in a lane's free block after the lane
  * went round again: a thread's end stops the devices of its movers (a
@@ -46,9 +52,11 @@ import { onRing, pushLane } from "./lane_ring.ts";
 import type { ReadTracker } from "./read_tracking.ts";
 import {
   LANE_BASE,
+  LANE_LOST,
   LANE_OWNER,
   LANE_WORDS,
   LANES,
+  LANES_LOST,
   RING_LOCK,
   STRIPE_BASE,
   STRIPES,
@@ -162,8 +170,7 @@ export class LaneRecovery {
   /**
    * Under the ring lock: recover every lane that the opener of lock token
    * `owner` holds in this arena from its flog slot, put them back on the
-   * ring and release its stripes of this arena; an opener that ended, or
-   * this one as it closes in the middle of its own commit.
+   * ring and release its stripes of this arena (an opener that ended).
    *
    * @returns false when a lane cannot be recovered: its lanes and
    *   stripes stay held, and `owner` is not tried again
@@ -190,12 +197,17 @@ export class LaneRecovery {
     return true;
   }
 
-  /** `LaneTable.lanesLeft`: counted under the ring lock. */
+  /**
+   * `LaneTable.lanesLeft`: the lanes not lost (see
+   * {@linkcode LaneRecovery.giveBackOwn}), less those ended openers keep
+   * (counted under the ring lock).
+   */
   lanesLeft(): number {
     const share = this.#share;
     const w = this.#words;
     const lanes = w[LANES];
-    if (share === undefined || share.endedOpens === 0) return lanes;
+    const left = lanes - Atomics.load(w, LANES_LOST);
+    if (share === undefined || share.endedOpens === 0) return left;
     this.#lockRing();
     try {
       let out = 0;
@@ -212,7 +224,7 @@ export class LaneRecovery {
         }
         if (stuck && !onRing(w, lane)) out++;
       }
-      return lanes - out;
+      return left - out;
     } finally {
       unlockWord(w, RING_LOCK);
     }
@@ -220,24 +232,33 @@ export class LaneRecovery {
 
   /**
    * Under the ring lock, as this opener leaves the arena
-   * (`LaneTable.leave`): with a stripe held, recover its lanes
-   * from their flog slots, and release its stripes even when one cannot
-   * be; without one, put its lanes back as they are.
+   * (`LaneTable.leave`): with a stripe held, recover each of its lanes
+   * from its flog slot; without one, put its lanes back as they are.
+   * Then release its stripes. A lane that cannot be recovered is lost
+   * (`LANE_LOST`): once this opener is closed its token names no open,
+   * and may name the next one, so a lane left under it would be waited
+   * for by the others for good, and given back unrecovered by that next
+   * open. Counted in `LANES_LOST`, it is taken from
+   * {@linkcode LaneRecovery.lanesLeft}: a group of updates is cut down
+   * to the lanes left, and with none left a write fails.
    */
   giveBackOwn(): void {
     const w = this.#words;
     const me = this.#token;
-    if (this.#holdsAStripe(me)) {
-      if (!this.#recoverLanesOf(me)) {
-        for (let s = 0; s < STRIPES; s++) {
-          Atomics.compareExchange(w, STRIPE_BASE + s, me, 0);
-        }
+    const recover = this.#holdsAStripe(me)
+      ? this.#recoverLane ?? (() => false)
+      : undefined;
+    for (let lane = 0; lane < w[LANES]; lane++) {
+      const at = LANE_BASE + lane * LANE_WORDS + LANE_OWNER;
+      if (w[at] !== me || onRing(w, lane)) continue;
+      if (recover === undefined || recover(lane)) pushLane(w, lane);
+      else {
+        w[at] = LANE_LOST;
+        Atomics.add(w, LANES_LOST, 1);
       }
-    } else {
-      for (let lane = 0; lane < w[LANES]; lane++) {
-        const at = LANE_BASE + lane * LANE_WORDS + LANE_OWNER;
-        if (w[at] === me && !onRing(w, lane)) pushLane(w, lane);
-      }
+    }
+    for (let s = 0; s < STRIPES; s++) {
+      Atomics.compareExchange(w, STRIPE_BASE + s, me, 0);
     }
   }
 

@@ -54,6 +54,8 @@ import {
   LANE_SEQ,
   LANE_WORDS,
   LANES,
+  LANES_LOST,
+  lanesLost,
   lockWord,
   ownerEnded,
   PENDING_BASE,
@@ -252,11 +254,13 @@ export class LaneTable {
 
   /**
    * Lanes that can still go round: all but those taken by ended openers
-   * that hold a stripe and whose lanes cannot be recovered online (they
-   * stay out until a new open of the pool recovers them; the others are
-   * recovered here, see {@linkcode LaneTable.take}). A write that needs
-   * more lanes at once than this never gets them: a group of updates is
-   * cut down to this size, and with none left a write fails.
+   * that hold a stripe and whose lanes cannot be recovered online, and
+   * those lost by a close that could not recover them (see
+   * {@linkcode LaneTable.leave}). They stay out until a new open of the
+   * pool recovers them; the others are recovered here, see
+   * {@linkcode LaneTable.take}. A write that needs more lanes at once
+   * than this never gets them: a group of updates is cut down to this
+   * size, and with none left a write fails.
    */
   lanesLeft(): number {
     return this.#recovery.lanesLeft();
@@ -264,13 +268,15 @@ export class LaneTable {
 
   /**
    * The error of a write that needs a lane when none can go round (every
-   * lane was taken by ended openers that hold a stripe, and could not be
-   * recovered online): code -130
+   * lane was taken by ended openers that hold a stripe, or lost by a
+   * close, and could not be recovered online): code -130
    * (EOWNERDEAD), as for a write of a block whose stripe they hold.
    */
   noLanesLeft(op: string): PmemError {
+    const path = this.#share?.path ?? "";
+    if (Atomics.load(this.words, LANES_LOST) !== 0) return lanesLost(path, op);
     return ownerEnded(
-      this.#share?.path ?? "",
+      path,
       "every lane of an arena, and the commit lock of a block",
       op,
     );
@@ -309,11 +315,13 @@ export class LaneTable {
    * with a stripe held, a commit of its may be half done, and each of its
    * lanes is recovered from its flog slot; without one, its lanes go
    * back as they are (their records and flog slots untouched since the
-   * take). Its stripes are released even when a lane cannot be recovered
-   * (that lane stays out, as an ended opener's does, until the pool is
-   * opened again; a slot found invalid or a persist that failed also
-   * makes the arena refuse writes): once closed, its token names no
-   * open, and a waiter would wait for them for good. Then its read
+   * take). Its stripes are released even when a lane cannot be recovered:
+   * once closed, its token names no open, and a waiter would wait for
+   * them for good. Such a lane is lost: it stays out, as an ended
+   * opener's does, until the pool is opened again, and
+   * {@linkcode LaneTable.lanesLeft} counts it out, so no write of the
+   * other openers waits for it (a slot found invalid or a persist that
+   * failed also makes the arena refuse writes). Then its read
    * ledger goes back. From here on its returns of lanes and stripes do
    * nothing: the update that resumes after the close must not put them
    * back a second time.

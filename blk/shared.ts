@@ -81,6 +81,25 @@ export function ownerEnded(
   );
 }
 
+/**
+ * The error of a write that needs a lane of an arena when none can go
+ * round, some lost by a close (`LANES_LOST`): code -130 (EOWNERDEAD), as
+ * when ended openers keep them all ({@linkcode ownerEnded}).
+ */
+export function lanesLost(path: string, op: string): PmemError {
+  return new PmemError(
+    op,
+    -EOWNERDEAD,
+    `'${path}': no lane of an arena can go round: opens of the pool in ` +
+      "this process closed in the middle of their updates (from a testing " +
+      "tracer's callback), or ended with their thread, leaving lanes that " +
+      "could not be recovered from their flog slots; close the pool in " +
+      "every thread of this process and open it again (the open settles " +
+      "them, or reports the damage)",
+    { errno: EOWNERDEAD },
+  );
+}
+
 /** Lanes an arena uses at most (libpmemblk's nfree; more go unused). */
 export const MAX_LANES = 256;
 
@@ -109,6 +128,14 @@ export const LANE_PENDING = 3;
  * return is): a lane whose taker's thread ended goes round again.
  */
 export const LANE_OWNER = 4;
+/**
+ * {@linkcode LANE_OWNER} of a lost lane: one that an opener closing in
+ * the middle of its own update (a testing tracer's callback) could not
+ * recover from its flog slot. No open has this token, so the lane never
+ * goes round again before the pool is opened anew (counted in
+ * {@linkcode LANES_LOST}).
+ */
+export const LANE_LOST = -1;
 /** Lane record word: 1 + the pre-map block of the pending map entry. */
 export const LANE_PENDING_PRE = 5;
 /** Lane record word: the last sequence number given a pending entry. */
@@ -135,6 +162,11 @@ export const RING_HEAD = 1;
 export const RING_IDLE = 2;
 /** Lanes in use (`min(nfree, MAX_LANES)`; read under the ring lock). */
 export const LANES = 5;
+/**
+ * Lanes lost ({@linkcode LANE_LOST}; changed under the ring lock, read by
+ * `LaneTable.lanesLeft`, which a write asks only when no lane is idle).
+ */
+export const LANES_LOST = 6;
 /**
  * The idle-lane ring's change in progress (`RING_POP`, `RING_PUSH`), or
  * 0: logged before the ring changes, so whoever takes the ring lock over
