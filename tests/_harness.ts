@@ -187,6 +187,17 @@ export function lastJsonLine(r: ScriptResult): any {
   return JSON.parse(r.stdout.trim().split("\n").at(-1)!);
 }
 
+/**
+ * What a {@linkcode runScript} child printed, trimmed, once it has ended
+ * by itself (no signal: a crash) with status 0; the failure messages are
+ * its stderr.
+ */
+export function printed(r: ScriptResult): string {
+  nodeAssert.equal(r.signal, null, r.stderr);
+  nodeAssert.equal(r.status, 0, r.stderr);
+  return r.stdout.trim();
+}
+
 /** The repository root as a path. */
 export const ROOT = fileURLToPath(ROOT_URL);
 
