@@ -201,6 +201,21 @@ export function parseCount(
 }
 
 /**
+ * An option that may be left out: `fallback` when it is absent, else its
+ * value read by `parse` ({@linkcode parseSize} or {@linkcode parseCount},
+ * which name the option in their errors).
+ */
+export function optionalValue<F>(
+  p: Parsed,
+  name: string,
+  parse: (text: string | boolean | undefined, name: string) => number,
+  fallback: F,
+): number | F {
+  const text = p.values[name];
+  return text === undefined ? fallback : parse(text, name);
+}
+
+/**
  * `--mode`: octal permission bits (like 644 or 0640), 0o644 when absent.
  * Only the permission bits: setuid, setgid and sticky (like 4755) are
  * refused, as no pool file wants them.

@@ -11,6 +11,7 @@ import { PmemError } from "../errors/mod.ts";
 import { Source } from "../pmem2/mod.ts";
 import {
   onlyOptions,
+  optionalValue,
   parseCount,
   type Parsed,
   parseMode,
@@ -233,9 +234,7 @@ function checkBlocks(lba: number, count: number, blockCount: number): void {
 export function dumpBlk(path: string, p: Parsed): void {
   onlyOptions(p, "a blk pool", ["lba", "count", "raw"]);
   const lba = parseCount(p.values.lba, "lba");
-  const count = p.values.count === undefined
-    ? 1
-    : parseCount(p.values.count, "count");
+  const count = optionalValue(p, "count", parseCount, 1);
   using pool = BlockPool.open(path, { readOnly: true });
   checkBlocks(lba, count, pool.blockCount);
   const into = new Uint8Array(pool.blockSize);

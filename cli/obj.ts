@@ -20,6 +20,7 @@ import { openPoolWith } from "../obj/pool.ts";
 import { PmemError } from "../errors/mod.ts";
 import {
   onlyOptions,
+  optionalValue,
   type Parsed,
   parseMode,
   parseSize,
@@ -42,9 +43,7 @@ export function createObj(path: string, p: Parsed): void {
   if (typeof layout !== "string" || layout === "") {
     throw new UsageError("--layout needs the pool's layout name");
   }
-  const logSize = p.values["log-size"] === undefined
-    ? undefined
-    : parseSize(p.values["log-size"], "log-size");
+  const logSize = optionalValue(p, "log-size", parseSize, undefined);
   const mode = parseMode(p.values.mode);
   refuseTaken(path);
   using pool = withArguments(() =>

@@ -13,6 +13,7 @@ import { openPmemLogToInspect } from "../stream/pmemlog.ts";
 import { openStreamToInspect } from "../stream/inspect.ts";
 import {
   onlyOptions,
+  optionalValue,
   parseCount,
   type Parsed,
   parseMode,
@@ -47,12 +48,8 @@ export function createStream(path: string, p: Parsed): void {
     "mode",
   ]);
   const size = parseSize(p.values.size, "size");
-  const blockSize = p.values["block-size"] === undefined
-    ? undefined
-    : parseSize(p.values["block-size"], "block-size");
-  const regionSlots = p.values["region-slots"] === undefined
-    ? undefined
-    : parseCount(p.values["region-slots"], "region-slots");
+  const blockSize = optionalValue(p, "block-size", parseSize, undefined);
+  const regionSlots = optionalValue(p, "region-slots", parseCount, undefined);
   const mode = parseMode(p.values.mode);
   refuseTaken(path);
   using s = withArguments(() =>
@@ -205,12 +202,8 @@ export function checkLog(path: string, p: Parsed): boolean {
 export function dumpStream(path: string, p: Parsed): void {
   onlyOptions(p, "a log stream", ["region", "from", "count", "raw"]);
   const slot = parseCount(p.values.region, "region");
-  const from = p.values.from === undefined
-    ? 0
-    : parseCount(p.values.from, "from");
-  const count = p.values.count === undefined
-    ? Infinity
-    : parseCount(p.values.count, "count");
+  const from = optionalValue(p, "from", parseCount, 0);
+  const count = optionalValue(p, "count", parseCount, Infinity);
   // read-only: a private copy, recovered there (see openStreamToInspect)
   using s = openStreamToInspect(path);
   if (!s.has(slot)) {
@@ -288,9 +281,7 @@ export function convert(
   refuseTaken(dst);
   if (kind === "log") {
     onlyOptions(p, "a libpmemlog log's conversion", ["chunk", "size"]);
-    const chunk = p.values.chunk === undefined
-      ? 4096
-      : parseSize(p.values.chunk, "chunk");
+    const chunk = optionalValue(p, "chunk", parseSize, 4096);
     if (chunk === 0) throw new UsageError("--chunk must be more than 0");
     using log = openPmemLogToInspect(src);
     const used = log.tell();

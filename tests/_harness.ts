@@ -170,6 +170,34 @@ export function runScript(
   };
 }
 
+/**
+ * The JSON value a {@linkcode runScript} child printed as the last line of
+ * its stdout, once it has exited with status 0 (the failure message shows
+ * how it ended and all it printed, since a child that dies says why only
+ * there).
+ */
+// (any, as JSON.parse's: each caller reads the fields its script printed)
+// deno-lint-ignore no-explicit-any
+export function lastJsonLine(r: ScriptResult): any {
+  nodeAssert.equal(
+    r.status,
+    0,
+    `status ${r.status} ${r.signal}: ${r.stdout}${r.stderr}`,
+  );
+  return JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+}
+
+/**
+ * What a {@linkcode runScript} child printed, trimmed, once it has ended
+ * by itself (no signal: a crash) with status 0; the failure messages are
+ * its stderr.
+ */
+export function printed(r: ScriptResult): string {
+  nodeAssert.equal(r.signal, null, r.stderr);
+  nodeAssert.equal(r.status, 0, r.stderr);
+  return r.stdout.trim();
+}
+
 /** The repository root as a path. */
 export const ROOT = fileURLToPath(ROOT_URL);
 

@@ -8,7 +8,12 @@
  *
  * @module
  */
-import { assert, runScript, type ScriptOptions, tempPath } from "./_harness.ts";
+import {
+  lastJsonLine,
+  runScript,
+  type ScriptOptions,
+  tempPath,
+} from "./_harness.ts";
 
 /**
  * Run `body` in a child with a pool at `path` and the Worker of
@@ -94,6 +99,5 @@ export function deadOpenerScript(
     90_000,
     options,
   );
-  assert.equal(r.status, 0, r.stdout + r.stderr);
-  return JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+  return lastJsonLine(r);
 }

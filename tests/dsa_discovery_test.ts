@@ -12,7 +12,11 @@ import { listDsa } from "../mover/_dsa_discovery.ts";
 import * as format from "../mover/dsa_format.ts";
 import { openTestPortal } from "../testing/mod.ts";
 import { assert, ROOT, tempDir, test } from "./_harness.ts";
-import { namespaceSkip, runInNamespace } from "./dsa_namespace.ts";
+import {
+  FIXTURE_START,
+  namespaceSkip,
+  runInNamespace,
+} from "./dsa_namespace.ts";
 
 const LIB = join(ROOT, "c", "build", "libasyncpmem.so");
 const MISSING_LIB = "libaccel-config-missing.so.0";
@@ -174,29 +178,10 @@ console.log(JSON.stringify(out));
  * tmpfs /dev whose /dev/dsa/wq0.1 leads to a file root may not open
  * read-write. Nothing outside the namespace sees any of it.
  */
-const FIXTURE = `set -e
-T=$(mktemp -d); mkdir -p $T/dev $T/shm
-mount --bind /dev $T/dev
-mount --bind /dev/shm $T/shm
-mount -t tmpfs -o mode=755 none /dev
-for n in null zero full random urandom tty; do
-  touch /dev/$n; mount --bind $T/dev/$n /dev/$n
-done
-mkdir /dev/shm /dev/pts /dev/dsa
-mount --bind $T/shm /dev/shm
-ln -s /proc/self/fd /dev/fd
+const FIXTURE = `${FIXTURE_START}
 ln -s /sys/devices/system/cpu/online /dev/dsa/wq0.1
-mount -t tmpfs none /sys/bus
-w() { mkdir -p "$(dirname "$1")"; printf '%s\\n' "$2" > "$1"; }
 dev() {
-  for kv in version=0x100 gen_cap=0x40915f0107 pasid_enabled=1 \\
-      state=enabled numa_node=1 max_batch_size=1024 \\
-      max_transfer_size=2147483648 max_engines=4 max_work_queues=8 \\
-      max_groups=4 max_work_queues_size=128 cdev_major=236 \\
-      configurable=1 cmd_status=0 clients=0 read_buffer_limit=0 \\
-      max_read_buffers=96 ims_size=2048; do
-    w "$1/\${kv%%=*}" "\${kv#*=}"
-  done
+  dev_attrs "$1" 1
   w "$1/op_cap" 00000000,00000000,00000000,00000000,00000000,00000000,00000001,003f03ff
 }
 wq() {

@@ -12,7 +12,11 @@ import { listDsa } from "../mover/_dsa_discovery.ts";
 import { DsaFlag, DsaOpcode } from "../mover/dsa_format.ts";
 import { descriptorFlags, submit } from "../mover/_device_submit.ts";
 import { openTestPortal, portalCounters } from "../testing/mod.ts";
-import { namespaceSkip, runInNamespace } from "./dsa_namespace.ts";
+import {
+  FIXTURE_START,
+  namespaceSkip,
+  runInNamespace,
+} from "./dsa_namespace.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 /** Spin (bounded) until record `rec` is written, as a poller sees it. */
@@ -151,29 +155,10 @@ console.log(JSON.stringify(out));
  * whose /dev/dsa/wq0.N are plain files: open() maps one as its portal
  * (nothing is ever submitted), so what it opened with shows.
  */
-const FIXTURE = `set -e
-T=$(mktemp -d); mkdir -p $T/dev $T/shm
-mount --bind /dev $T/dev
-mount --bind /dev/shm $T/shm
-mount -t tmpfs -o mode=755 none /dev
-for n in null zero full random urandom tty; do
-  touch /dev/$n; mount --bind $T/dev/$n /dev/$n
-done
-mkdir /dev/shm /dev/pts /dev/dsa
-mount --bind $T/shm /dev/shm
-ln -s /proc/self/fd /dev/fd
+const FIXTURE = `${FIXTURE_START}
 for q in 0 1 2; do truncate -s 4096 /dev/dsa/wq0.$q; done
-mount -t tmpfs none /sys/bus
-w() { mkdir -p "$(dirname "$1")"; printf '%s\\n' "$2" > "$1"; }
 D=/sys/bus/dsa/devices/dsa0
-for kv in version=0x100 gen_cap=0x40915f0107 pasid_enabled=1 \\
-    state=enabled numa_node=0 max_batch_size=1024 \\
-    max_transfer_size=2147483648 max_engines=4 max_work_queues=8 \\
-    max_groups=4 max_work_queues_size=128 cdev_major=236 \\
-    configurable=1 cmd_status=0 clients=0 read_buffer_limit=0 \\
-    max_read_buffers=96 ims_size=2048; do
-  w "$D/\${kv%%=*}" "\${kv#*=}"
-done
+dev_attrs $D 0
 w "$D/op_cap" "0x1003f03ff 0x0 0x0 0x0"
 for q in 0 1 2; do
   for kv in state=enabled size=16 max_batch_size=32 \\

@@ -14,6 +14,38 @@ import process from "node:process";
 import { listDsa } from "../mover/_dsa_discovery.ts";
 import { ROOT_URL, RUNTIME, tempDir } from "./_harness.ts";
 
+/**
+ * How every fixture starts: a private tmpfs /dev that keeps the devices a
+ * runtime uses and /dev/shm, with an empty /dev/dsa; a tmpfs over
+ * /sys/bus; `w FILE VALUE` writes a sysfs attribute, and `dev_attrs DIR
+ * NUMA_NODE` a DSA device's attributes but its `op_cap` (the fixture
+ * writes that one, in the form its kernel would).
+ */
+export const FIXTURE_START = `set -e
+T=$(mktemp -d); mkdir -p $T/dev $T/shm
+mount --bind /dev $T/dev
+mount --bind /dev/shm $T/shm
+mount -t tmpfs -o mode=755 none /dev
+for n in null zero full random urandom tty; do
+  touch /dev/$n; mount --bind $T/dev/$n /dev/$n
+done
+mkdir /dev/shm /dev/pts /dev/dsa
+mount --bind $T/shm /dev/shm
+ln -s /proc/self/fd /dev/fd
+mount -t tmpfs none /sys/bus
+w() { mkdir -p "$(dirname "$1")"; printf '%s\\n' "$2" > "$1"; }
+dev_attrs() {
+  for kv in version=0x100 gen_cap=0x40915f0107 pasid_enabled=1 \\
+      state=enabled numa_node=$2 max_batch_size=1024 \\
+      max_transfer_size=2147483648 max_engines=4 max_work_queues=8 \\
+      max_groups=4 max_work_queues_size=128 cdev_major=236 \\
+      configurable=1 cmd_status=0 clients=0 read_buffer_limit=0 \\
+      max_read_buffers=96 ims_size=2048; do
+    w "$1/\${kv%%=*}" "\${kv#*=}"
+  done
+}
+`;
+
 /** Why a fixture cannot run here, or "" when it can. */
 export function namespaceSkip(): string {
   if (process.getuid?.() !== 0) return "needs root (a private mount namespace)";

@@ -22,6 +22,7 @@ import {
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import {
   assert,
+  lastJsonLine,
   moverTest,
   ROOT_URL,
   RUNTIME,
@@ -88,8 +89,7 @@ function runUnprivileged(
       NO_COLOR: "1",
     },
   });
-  assert.equal(r.status, 0, r.stdout + r.stderr);
-  return JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+  return lastJsonLine(r);
 }
 
 // Bug: a store created with a mode its creator can write but not read

@@ -4,7 +4,7 @@
  * when it ends, while the movers' native threads go on, so a copy into
  * or out of the Worker's own arrays must not reach those threads.
  */
-import { assert, runScript, test } from "./_harness.ts";
+import { assert, lastJsonLine, runScript, test } from "./_harness.ts";
 
 /**
  * A script that writes `worker` beside itself, runs it in a Worker, and
@@ -126,8 +126,7 @@ ${post}
 console.log(JSON.stringify(states));
 `,
       ));
-      assert.equal(r.status, 0, r.stderr.slice(-600));
-      assert.deepEqual(JSON.parse(r.stdout.trim().split("\n").at(-1)!), {
+      assert.deepEqual(lastJsonLine(r), {
         mappingToMapping: "running",
         heapToMapping: "complete",
         mappingToHeap: "complete",

@@ -119,38 +119,26 @@ test("a descriptor refused while being built holds no mapping reference", () => 
   using map = mapFile(tempPath(), { size: 65536 });
   const view = map.view(0, 4096);
   const r = rec();
+  /** Submit a fill of the view with `value` in record r. */
+  const fill = (value: number) =>
+    native.ap_dev_submit(
+      h,
+      r,
+      DsaOpcode.MEMFILL,
+      0,
+      view,
+      4096,
+      0,
+      view,
+      4096,
+      0,
+      4096,
+      value,
+    );
   // a fill value above 255 is refused after the buffer checks passed
-  const bad = native.ap_dev_submit(
-    h,
-    r,
-    DsaOpcode.MEMFILL,
-    0,
-    view,
-    4096,
-    0,
-    view,
-    4096,
-    0,
-    4096,
-    300,
-  );
-  assert.equal(bad, ShimCode.INVALID_ARG);
+  assert.equal(fill(300), ShimCode.INVALID_ARG);
   // the record is free again: a valid fill into it is accepted and runs
-  const ok = native.ap_dev_submit(
-    h,
-    r,
-    DsaOpcode.MEMFILL,
-    0,
-    view,
-    4096,
-    0,
-    view,
-    4096,
-    0,
-    4096,
-    0x5a,
-  );
-  assert.equal(ok, 0);
+  assert.equal(fill(0x5a), 0);
   assert.equal(waitRecord(dev, r), DsaStatus.SUCCESS);
   assert.equal(view[4095], 0x5a);
 });

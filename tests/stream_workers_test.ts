@@ -4,7 +4,7 @@
 import { all } from "../future/mod.ts";
 import { LogStream } from "../stream/mod.ts";
 import type { Job } from "./workers/stream_worker.ts";
-import { assert, runScript, tempPath, test } from "./_harness.ts";
+import { assert, lastJsonLine, runScript, tempPath, test } from "./_harness.ts";
 import {
   ask as askJob,
   startWorker as startJobWorker,
@@ -204,8 +204,7 @@ test(
     `,
       60_000,
     );
-    assert.equal(r.status, 0, r.stdout + r.stderr);
-    const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    const out = lastJsonLine(r);
     assert.deepEqual(out, {
       "reservation held": 2,
       "reservation append": "ok",
@@ -268,8 +267,7 @@ w.terminate();
 x.close();
 console.log(JSON.stringify({ regions }));
 `);
-  assert.equal(r.status, 0, r.stdout + r.stderr);
-  assert.deepEqual(JSON.parse(r.stdout.trim().split("\n").at(-1)!), {
+  assert.deepEqual(lastJsonLine(r), {
     regions: 3,
   });
 });
@@ -311,8 +309,7 @@ test(
     `,
       60_000,
     );
-    assert.equal(r.status, 0, r.stdout + r.stderr);
-    const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    const out = lastJsonLine(r);
     assert.deepEqual(out, {
       pending: true,
       held: 0,

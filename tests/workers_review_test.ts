@@ -10,7 +10,7 @@ import { decode } from "./workers/blk_blocks.ts";
 import { unformatted } from "./blk_fixtures.ts";
 import type { Report, ReviewJob } from "./workers/review_worker.ts";
 import { tagged } from "./workers/review_entries.ts";
-import { assert, runScript, tempPath, test } from "./_harness.ts";
+import { assert, lastJsonLine, runScript, tempPath, test } from "./_harness.ts";
 import { deadOpenerScript } from "./dead_opener.ts";
 import {
   ask as askJob,
@@ -317,8 +317,7 @@ test(
   `,
       90_000,
     );
-    assert.equal(r.status, 0, r.stdout + r.stderr);
-    const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    const out = lastJsonLine(r);
     assert.deepEqual(out.bad, []);
     assert.deepEqual(out.problems, []);
     for (const c of Object.keys(out.codes)) {
@@ -489,8 +488,7 @@ test(
   `,
       60_000,
     );
-    assert.equal(r.status, 0, r.stdout + r.stderr);
-    const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    const out = lastJsonLine(r);
     assert.deepEqual(out.bad, []);
     assert.equal(out.after, true);
     for (const c of Object.keys(out.codes)) {

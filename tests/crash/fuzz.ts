@@ -214,12 +214,7 @@ export function probe(
   try {
     pool = BlockPool.open(path);
   } catch (e) {
-    return {
-      verdict: isTypedError(e) ? "refused" : "failed",
-      detail: describeError(e),
-      reads,
-      write: "none",
-    };
+    return openFailure(e);
   }
   let verdict: FuzzOutcome["verdict"];
   let detail: string;
@@ -259,16 +254,39 @@ export function probe(
     verdict = "failed";
     detail = describeError(e);
   } finally {
-    try {
-      pool.close();
-    } catch (e) {
-      if (!isTypedError(e)) {
-        verdict = "failed";
-        detail = `close: ${describeError(e)}`;
-      }
+    const failed = closeFailure(pool);
+    if (failed !== undefined) {
+      verdict = "failed";
+      detail = failed;
     }
   }
   return { verdict, detail, reads, write };
+}
+
+/**
+ * The outcome of a mutant whose open threw `e`: refused with a typed
+ * error, else failed.
+ */
+export function openFailure(e: unknown): FuzzOutcome {
+  return {
+    verdict: isTypedError(e) ? "refused" : "failed",
+    detail: describeError(e),
+    reads: {},
+    write: "none",
+  };
+}
+
+/**
+ * Close a probed mutant: why the mutant failed if the close threw an
+ * untyped error (a typed one leaves its verdict as it was).
+ */
+export function closeFailure(store: { close(): void }): string | undefined {
+  try {
+    store.close();
+  } catch (e) {
+    if (!isTypedError(e)) return `close: ${describeError(e)}`;
+  }
+  return undefined;
 }
 
 /** The blocks of the base pool, and its block size. */
@@ -302,16 +320,43 @@ export function fuzzChild(
   count: number,
 ): void {
   const bytes = new Uint8Array(readFileSync(base));
-  writeFileSync(scratch, bytes);
   const regions = poolRegions(bytes.byteLength, BASE_BLOCK_SIZE);
   const payloads = new Payloads(BASE_BLOCK_SIZE);
+  runMutants(bytes, scratch, from, count, {
+    mutate: (live, seed) => mutate(live, regions, seed),
+    probe: () => probe(scratch, BASE_LBAS, payloads),
+  });
+}
+
+/** How a child makes and opens one mutant (what {@linkcode runMutants} runs). */
+export interface Mutant {
+  /** Mutate the image (the base's bytes) for `seed`; what it changed. */
+  mutate(image: Uint8Array, seed: number): string;
+  /** Open the mutant and use it. */
+  probe(): FuzzOutcome;
+}
+
+/**
+ * The child side of every fuzzer: for seeds `from .. from + count - 1`,
+ * store `bytes` over the mapped `scratch`, mutate and probe it, printing
+ * `begin SEED` before and `result SEED JSON` after each (what
+ * {@linkcode fuzz} reads).
+ */
+export function runMutants(
+  bytes: Uint8Array,
+  scratch: string,
+  from: number,
+  count: number,
+  mutant: Mutant,
+): void {
+  writeFileSync(scratch, bytes);
   using map = mapFile(scratch);
   const live = map.view();
   for (let seed = from; seed < from + count; seed++) {
     writeSync(1, `begin ${seed}\n`);
     live.set(bytes);
-    const what = mutate(live, regions, seed);
-    const outcome = probe(scratch, BASE_LBAS, payloads);
+    const what = mutant.mutate(live, seed);
+    const outcome = mutant.probe();
     writeSync(1, `result ${seed} ${JSON.stringify({ what, ...outcome })}\n`);
   }
 }

@@ -57,11 +57,13 @@ import { ScratchImage } from "./scratch.ts";
 import type { SubsetOptions } from "./subsets.ts";
 import {
   addNew,
+  countTrace,
   emptyCounts,
   mergeCounts,
   recordProblem,
   reportHead,
   type SweepCounts,
+  sweepTraces,
 } from "./sweep_report.ts";
 import { CrashTracer, faultyTracer, type TraceEvent } from "./tracer.ts";
 import { OBJ_OPTIONS, ObjDriver, setup } from "./obj_workload.ts";
@@ -220,9 +222,7 @@ export function checkObjTrace(
   settings: ObjCheckSettings,
   report: ObjSweepReport,
 ): void {
-  report.traces++;
-  report.operations += trace.operations;
-  report.events += trace.events.length;
+  countTrace(report, trace);
   if (!report.movers.includes(trace.mover)) report.movers.push(trace.mover);
   const rand = xorshift(trace.seed ^ 0x5eed);
   using scratch = new ScratchImage(
@@ -235,6 +235,14 @@ export function checkObjTrace(
     trace.states,
     trace.scan,
   );
+  const fail = (event: number, message: string) =>
+    recordProblem(report, {
+      seed: trace.seed,
+      model: trace.model.name,
+      mover: trace.mover,
+      event,
+      message,
+    });
   let created = false;
   let acked = 0;
   let issued = 0;
@@ -269,26 +277,15 @@ export function checkObjTrace(
       rand,
       report,
     );
-    if (problems.length > 0) {
-      recordProblem(report, {
-        seed: trace.seed,
-        model: trace.model.name,
-        mover: trace.mover,
-        event,
-        message: problems.join(" | "),
-      });
-    }
+    if (problems.length > 0) fail(event, problems.join(" | "));
   }
   // every open's stores were undone: also those outside `scan`, which
   // its tracer did not see
   if (!scratch.verify()) {
-    recordProblem(report, {
-      seed: trace.seed,
-      model: trace.model.name,
-      mover: trace.mover,
-      event: trace.events.length - 1,
-      message: "the scratch file differs from the durable image after an undo",
-    });
+    fail(
+      trace.events.length - 1,
+      "the scratch file differs from the durable image after an undo",
+    );
   }
 }
 
@@ -303,14 +300,11 @@ export interface ObjSweepOptions extends ObjCheckSettings {
 
 /** Run a sweep in this process; trace k uses mover k mod 2. */
 export function runObjSweep(options: ObjSweepOptions): ObjSweepReport {
-  const started = performance.now();
   const report = emptyObjReport();
-  report.models.push(options.model.name);
-  for (
-    let k = 0;
-    k < CRASH_MOVERS.length || report.images < options.images;
-    k++
-  ) {
+  return sweepTraces(report, options.model, {
+    minTraces: CRASH_MOVERS.length,
+    images: options.images,
+  }, (k) => {
     const trace = recordObjTrace(
       options.model,
       options.seed + k,
@@ -319,9 +313,7 @@ export function runObjSweep(options: ObjSweepOptions): ObjSweepReport {
       CRASH_MOVERS[k % CRASH_MOVERS.length],
     );
     checkObjTrace(trace, options, report);
-  }
-  report.ms = Math.round(performance.now() - started);
-  return report;
+  });
 }
 
 /**

@@ -12,19 +12,21 @@
  *
  * @module
  */
-import { readFileSync, writeFileSync, writeSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { crc32c } from "../../pmem2/crc32c.ts";
-import { mapFile } from "../../pmem2/mod.ts";
 import { LogStream } from "../../stream/mod.ts";
 import { type ChildResult, mutantChildMain, mutantRunner } from "./child.ts";
 import { describeError, isTypedError } from "./checker.ts";
 import {
+  closeFailure,
   formatFuzzReport,
   fuzz,
   type FuzzOutcome,
   type FuzzReport,
+  openFailure,
+  runMutants,
 } from "./fuzz.ts";
 import { pick, xorshift } from "./random.ts";
 import {
@@ -196,12 +198,7 @@ export function probeStream(path: string, layout: StreamLayout): FuzzOutcome {
   try {
     s = LogStream.open(path);
   } catch (e) {
-    return {
-      verdict: isTypedError(e) ? "refused" : "failed",
-      detail: describeError(e),
-      reads,
-      write: "none",
-    };
+    return openFailure(e);
   }
   let verdict: FuzzOutcome["verdict"] = s.recovery.wrote
     ? "reported"
@@ -231,13 +228,10 @@ export function probeStream(path: string, layout: StreamLayout): FuzzOutcome {
     verdict = "failed";
     detail = describeError(e);
   } finally {
-    try {
-      s.close();
-    } catch (e) {
-      if (!isTypedError(e)) {
-        verdict = "failed";
-        detail = `close: ${describeError(e)}`;
-      }
+    const failed = closeFailure(s);
+    if (failed !== undefined) {
+      verdict = "failed";
+      detail = failed;
     }
   }
   if (verdict !== "failed") {
@@ -267,16 +261,10 @@ export function streamFuzzChild(
   const layout = JSON.parse(
     readFileSync(`${base}.json`, "utf8"),
   ) as StreamLayout;
-  writeFileSync(scratch, bytes);
-  using map = mapFile(scratch);
-  const live = map.view();
-  for (let seed = from; seed < from + count; seed++) {
-    writeSync(1, `begin ${seed}\n`);
-    live.set(bytes);
-    const what = mutateStream(live, layout, seed);
-    const outcome = probeStream(scratch, layout);
-    writeSync(1, `result ${seed} ${JSON.stringify({ what, ...outcome })}\n`);
-  }
+  runMutants(bytes, scratch, from, count, {
+    mutate: (live, seed) => mutateStream(live, layout, seed),
+    probe: () => probeStream(scratch, layout),
+  });
 }
 
 /** Fuzz `count` mutants of a base stream from `seed` on. */

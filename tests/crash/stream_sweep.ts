@@ -52,10 +52,12 @@ import { STREAM_WORKLOADS, type StreamWorkload } from "./stream_workload.ts";
 import type { SubsetOptions } from "./subsets.ts";
 import {
   addNew,
+  countTrace,
   emptyCounts,
   mergeCounts,
   reportHead,
   type SweepCounts,
+  sweepTraces,
   type TraceProblem,
   traceProblems,
 } from "./sweep_report.ts";
@@ -128,9 +130,7 @@ export function checkStreamTrace(
   report: StreamSweepReport,
 ): void {
   const { model, seed } = trace;
-  report.traces++;
-  report.operations += trace.operations;
-  report.events += trace.events.length;
+  countTrace(report, trace);
   if (!report.movers.includes(trace.mover)) report.movers.push(trace.mover);
   const rand = xorshift(seed ^ 0x5eed);
   using scratch = new ScratchImage(join(settings.dir, "scratch"), trace.base);
@@ -187,17 +187,14 @@ export interface StreamSweepOptions extends StreamCheckSettings {
 
 /** Run a sweep in this process; trace k uses mover k mod 3. */
 export function runStreamSweep(options: StreamSweepOptions): StreamSweepReport {
-  const started = performance.now();
   checkModel(options.model, options.dir, "streamSweepInChildren");
   const report = emptyStreamReport();
-  report.models.push(options.model.name);
   const movers = STREAM_CRASH_MOVERS;
   const n = options.workloads.length;
-  for (
-    let k = 0;
-    k < Math.max(n, movers.length) || report.images < options.images;
-    k++
-  ) {
+  return sweepTraces(report, options.model, {
+    minTraces: Math.max(n, movers.length),
+    images: options.images,
+  }, (k) => {
     const trace = recordStreamTrace(
       options.workloads[k % n],
       options.model,
@@ -207,9 +204,7 @@ export function runStreamSweep(options: StreamSweepOptions): StreamSweepReport {
       movers[k % movers.length],
     );
     checkStreamTrace(trace, options, report);
-  }
-  report.ms = Math.round(performance.now() - started);
-  return report;
+  });
 }
 
 /**

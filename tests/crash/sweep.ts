@@ -58,10 +58,12 @@ import { crashImages } from "./images.ts";
 import { ScratchImage } from "./scratch.ts";
 import type { SubsetOptions } from "./subsets.ts";
 import {
+  countTrace,
   emptyCounts,
   mergeCounts,
   reportHead,
   type SweepCounts,
+  sweepTraces,
   type TraceProblem,
   traceProblems,
 } from "./sweep_report.ts";
@@ -178,11 +180,9 @@ export function emptyReport(): SweepReport {
  * @returns what it checked and found
  */
 export function runSweep(options: SweepOptions): SweepReport {
-  const started = performance.now();
   const model = options.model;
   checkModel(model, options.dir, "sweepInChildren");
   const report = emptyReport();
-  report.models.push(model.name);
   const findings: LintReport = {
     unflushed: [],
     unfenced: [],
@@ -194,7 +194,7 @@ export function runSweep(options: SweepOptions): SweepReport {
     options.movers.map((mover) => ({ w, mover }))
   );
   const n = pairs.length;
-  for (let k = 0; k < n || report.images < options.images; k++) {
+  sweepTraces(report, model, { minTraces: n, images: options.images }, (k) => {
     const { w, mover } = pairs[k % n];
     const seed = options.seed + k;
     const before = report.images;
@@ -218,14 +218,13 @@ export function runSweep(options: SweepOptions): SweepReport {
     checkTrace(trace, options, report);
     report.movers[mover] = (report.movers[mover] ?? 0) + report.images -
       before;
-  }
+  });
   if (model.name === "cache-line") {
     for (const [rule, list] of Object.entries(findings)) {
       report.lint[rule] = list.length;
     }
     report.lintSummary = summarize(findings);
   }
-  report.ms = Math.round(performance.now() - started);
   return report;
 }
 
@@ -245,9 +244,7 @@ export function checkTrace(
   report: SweepReport,
 ): void {
   const { workload: w, model, seed } = trace;
-  report.traces++;
-  report.operations += trace.operations;
-  report.events += trace.events.length;
+  countTrace(report, trace);
   const rand = xorshift(seed ^ 0x5eed);
   using scratch = new ScratchImage(join(options.dir, "scratch"), trace.base);
   // the workload's blocks, and two it never writes (they must stay zeros)

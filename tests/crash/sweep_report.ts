@@ -122,6 +122,38 @@ export function traceProblems(
     });
 }
 
+/**
+ * A sweep in this process, whatever the store: `check(k)` records trace
+ * k and checks its images into `report`, for k = 0, 1, … until at least
+ * `minTraces` traces ran (every mover, or every workload, once) and
+ * `images` images were checked. The report gets the model's name and the
+ * wall time.
+ */
+export function sweepTraces<R extends SweepCounts<unknown>>(
+  report: R,
+  model: { name: string },
+  limits: { minTraces: number; images: number },
+  check: (k: number) => void,
+): R {
+  const started = performance.now();
+  report.models.push(model.name);
+  for (let k = 0; k < limits.minTraces || report.images < limits.images; k++) {
+    check(k);
+  }
+  report.ms = Math.round(performance.now() - started);
+  return report;
+}
+
+/** Count a recorded trace's operations and events in `report`. */
+export function countTrace(
+  report: SweepCounts<unknown>,
+  trace: { operations: number; events: readonly unknown[] },
+): void {
+  report.traces++;
+  report.operations += trace.operations;
+  report.events += trace.events.length;
+}
+
 /** Add to `into` the items of `from` it does not have, in their order. */
 export function addNew(into: string[], from: readonly string[]): void {
   for (const x of from) if (!into.includes(x)) into.push(x);

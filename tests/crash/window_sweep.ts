@@ -47,6 +47,7 @@ import {
   sweepPerModel,
 } from "./driver.ts";
 import type { PersistenceModel } from "./model.ts";
+import { sweepTraces } from "./sweep_report.ts";
 import { CRASH_MOVERS, STREAM_CRASH_MOVERS } from "./movers.ts";
 import { BLK_WINDOW_WORKLOADS } from "./blk_window.ts";
 import {
@@ -163,13 +164,12 @@ export interface WindowSweepOptions {
 export function runStreamWindowSweep(
   o: WindowSweepOptions,
 ): StreamWindowReport {
-  const started = performance.now();
   checkModel(o.model, o.dir, "streamWindowSweepInChildren");
   const report = emptyStreamWindowReport();
-  report.models.push(o.model.name);
   const ws = STREAM_WINDOW_WORKLOADS;
   const movers = STREAM_CRASH_MOVERS;
-  for (let k = 0; k < movers.length || report.images < o.images; k++) {
+  const limits = { minTraces: movers.length, images: o.images };
+  return sweepTraces(report, o.model, limits, (k) => {
     const trace = recordStreamTrace(
       ws[k % ws.length],
       o.model,
@@ -185,9 +185,7 @@ export function runStreamWindowSweep(
       recoveryImages: o.long ? 4 : 1,
       dir: o.dir,
     }, report);
-  }
-  report.ms = Math.round(performance.now() - started);
-  return report;
+  });
 }
 
 /**
@@ -195,11 +193,10 @@ export function runStreamWindowSweep(
  * k mod 3, every mover at least once.
  */
 export function runObjWindowSweep(o: WindowSweepOptions): ObjWindowReport {
-  const started = performance.now();
   checkModel(o.model, o.dir, "objWindowSweepInChildren");
   const report = emptyObjWindowReport();
-  report.models.push(o.model.name);
-  for (let k = 0; k < CRASH_MOVERS.length || report.images < o.images; k++) {
+  const limits = { minTraces: CRASH_MOVERS.length, images: o.images };
+  return sweepTraces(report, o.model, limits, (k) => {
     const trace = recordObjWindowTrace(
       o.model,
       o.seed + k,
@@ -215,9 +212,7 @@ export function runObjWindowSweep(o: WindowSweepOptions): ObjWindowReport {
       maxImages: o.long ? 1000 : 100,
       dir: o.dir,
     }, report);
-  }
-  report.ms = Math.round(performance.now() - started);
-  return report;
+  });
 }
 
 /**
