@@ -50,6 +50,7 @@ export const REMOTE_SOURCES: readonly string[] = [
   "pmem2.c",
   "regions.c",
   "share.c",
+  "source.c",
 ];
 
 export function envPath(): string | undefined {
