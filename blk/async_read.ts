@@ -9,7 +9,8 @@
  * CpuMover's; a ThreadMover's or DsaMover's below its inline threshold:
  * `runsInline`), by the pool's reader (small blocks gathered in
  * one native call, larger ones one call each as in a synchronous read),
- * and released at once. Internal to `blk/`.
+ * and released at once; copied there while the pool has no other opener,
+ * they are not published at all. Internal to `blk/`.
  *
  * @module
  */
@@ -136,12 +137,12 @@ export class ReadScheduler {
     // copies the mover would make on this thread anyway (a CpuMover's, a
     // small batch of a ThreadMover's) are made here, without its batch
     const inline = runsInline(this.#map.mover, waiting.length * size);
-    // Gathered inline while this BlockPool is the pool's only opener, the
+    // Copied inline while this BlockPool is the pool's only opener, the
     // blocks need no publishing, as in a synchronous read: no other code
     // runs until the copies end. If another opener came meanwhile (a
-    // Worker's, whose writes may have reused a block during the gather),
-    // the reads are looked up again, published, and gathered again.
-    let untracked = inline && size <= GATHER_MAX && alone(access.control);
+    // Worker's, whose writes may have reused a block during the copies),
+    // the reads are looked up again, published, and copied again.
+    let untracked = inline && alone(access.control);
     for (let i = 0; i < waiting.length; i++) {
       const r = waiting[i];
       if (r.stage !== WAITING) continue; // settled meanwhile
@@ -225,16 +226,16 @@ export class ReadScheduler {
     }
     media.prefetchBlocks(offsets, n, size);
     if (inline) {
-      // larger blocks: the second copy would cost more than the calls
+      // larger blocks: the second copy would cost more than the calls.
+      // Copied untracked, as gathered ones are, and again, published, if
+      // another opener came meanwhile.
+      copyEach(media, started, n, size);
+      if (untracked && !stillAlone(access.control)) {
+        n = this.#retrack(access, started, 0, n, size);
+        copyEach(media, started, n, size);
+      }
       for (let i = 0; i < n; i++) {
-        const r = started[i];
-        try {
-          media.read(offsets[i], r.out, size);
-        } catch (e) {
-          r.fail(e);
-          continue;
-        }
-        r.copied();
+        if (started[i].stage !== DONE) started[i].copied();
       }
       return;
     }
@@ -267,6 +268,7 @@ export class ReadScheduler {
     let k = from;
     for (let i = from; i < n; i++) {
       const r = started[i];
+      if (r.stage === DONE) continue; // its copy failed
       const at = r.place(access, size, true);
       if (at < 0) continue;
       offsets[k] = at;
@@ -301,6 +303,27 @@ export class ReadScheduler {
       }
     }
     return settled;
+  }
+}
+
+/**
+ * Copy each started read's block (at `offsets[i]`) into its array, one
+ * call each; a read whose copy fails fails.
+ */
+function copyEach(
+  media: Media,
+  started: readonly ReadFuture[],
+  n: number,
+  size: number,
+): void {
+  for (let i = 0; i < n; i++) {
+    const r = started[i];
+    if (r.stage === DONE) continue;
+    try {
+      media.read(offsets[i], r.out, size);
+    } catch (e) {
+      r.fail(e);
+    }
   }
 }
 

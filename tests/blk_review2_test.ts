@@ -45,37 +45,40 @@ function filled(size: number, value: number): Uint8Array {
 /**
  * A pool of one lane (a block freed by a write is the next write's
  * target) holding 0xaa in block 0 and 0xbb in block 1, and `read` of it
- * run while the first gathering copy is overtaken by hand: another opener
- * comes, writes block 0 (its old block goes free) and block 1 (which takes
- * that block), and leaves, between the lookups and the copy. Returns what
- * `read` returned, how many gathers ran, and the pool.
+ * run while its first copy (`Media`'s `copy`: the gathering one, or a
+ * block's own) is overtaken by hand: another opener comes, writes block 0
+ * (its old block goes free) and block 1 (which takes that block), and
+ * leaves, between the lookups and the copy. Returns what `read` returned,
+ * how many copies ran, and the pool.
  */
-function overtakenGather<T>(
+function overtakenCopy<T>(
   read: (pool: BlockPool) => T,
-): { value: T; gathers: number; pool: BlockPool } {
+  blockSize = 512,
+  copy: "readBlocks" | "read" = "readBlocks",
+): { value: T; copies: number; pool: BlockPool } {
   const path = tempPath();
-  const pool = createPoolWith(path, { blockSize: 512, poolSize: 32 * MiB }, {
+  const pool = createPoolWith(path, { blockSize, poolSize: 32 * MiB }, {
     lanes: 1,
   });
-  pool.write(0, filled(512, 0xaa));
-  pool.write(1, filled(512, 0xbb));
-  const readBlocks = Media.prototype.readBlocks;
-  let gathers = 0;
-  Media.prototype.readBlocks = function (...args) {
-    if (gathers++ === 0) {
+  pool.write(0, filled(blockSize, 0xaa));
+  pool.write(1, filled(blockSize, 0xbb));
+  const original = Media.prototype[copy] as (...args: unknown[]) => unknown;
+  let copies = 0;
+  Media.prototype[copy] = function (this: Media, ...args: unknown[]) {
+    if (copies++ === 0) {
       using other = BlockPool.open(path);
-      other.write(0, filled(512, 0xaa)); // block 0's old block goes free
-      other.write(1, filled(512, 0xcc)); // and takes block 1's data
+      other.write(0, filled(blockSize, 0xaa)); // block 0's old block goes free
+      other.write(1, filled(blockSize, 0xcc)); // and takes block 1's data
     }
-    return readBlocks.apply(this, args);
-  };
+    return original.apply(this, args);
+  } as never;
   try {
-    return { value: read(pool), gathers, pool };
+    return { value: read(pool), copies, pool };
   } catch (e) {
     pool.close();
     throw e;
   } finally {
-    Media.prototype.readBlocks = readBlocks;
+    Media.prototype[copy] = original as never;
   }
 }
 
@@ -88,7 +91,7 @@ test("a read alone in the process is not fooled by an opener that came, wrote ov
   // to 1, and the read returned another block's data. Such an
   // interleaving is made here by hand: the other opener comes, writes
   // and leaves between the lookup of the blocks and their copy.
-  const { value: out, gathers, pool: p } = overtakenGather((pool) =>
+  const { value: out, copies: gathers, pool: p } = overtakenCopy((pool) =>
     pool.readMany([0, 1])
   );
   using pool = p;
@@ -157,7 +160,7 @@ test("readAsync gathered untracked while alone reads again, published, when an o
   // end), and check the count of openers again after the gather. Another
   // opener (a Worker's) that wrote over a looked-up block meanwhile and
   // left is made here by hand, just before the gather.
-  const { value: outs, gathers, pool: p } = overtakenGather((pool) =>
+  const { value: outs, copies: gathers, pool: p } = overtakenCopy((pool) =>
     waitAll([pool.readAsync(0), pool.readAsync(1)])
   );
   using pool = p;
@@ -171,6 +174,32 @@ test("readAsync gathered untracked while alone reads again, published, when an o
   assert.equal(trackedOperations(pool), 0);
   // nothing stays published: every lane can be written again
   pool.write(2, filled(512, 0xdd));
+  assert.equal(wait(pool.readAsync(2))[0], 0xdd);
+  assert.deepEqual(pool.check().problems, []);
+});
+
+test("readAsync of blocks over 1 KiB copied untracked while alone reads again, published, when an opener came, wrote over its block and left during the copies", () => {
+  // Blocks too large to gather are copied one call each, on this thread,
+  // with a plain CpuMover; while their BlockPool is the pool's only opener
+  // they publish nothing either, and check the count of openers again
+  // after the copies. Another opener that wrote over a looked-up block
+  // and left is made here by hand, at the first copy.
+  const { value: outs, copies, pool: p } = overtakenCopy(
+    (pool) => waitAll([pool.readAsync(0), pool.readAsync(1)]),
+    4096,
+    "read",
+  );
+  using pool = p;
+  assert.deepEqual([outs[0][0], outs[0][4095], outs[1][0], outs[1][4095]], [
+    0xaa,
+    0xaa,
+    0xcc,
+    0xcc,
+  ]);
+  assert.equal(copies, 4, "the reads were copied again");
+  assert.equal(trackedOperations(pool), 0);
+  // nothing stays published: every lane can be written again
+  pool.write(2, filled(4096, 0xdd));
   assert.equal(wait(pool.readAsync(2))[0], 0xdd);
   assert.deepEqual(pool.check().problems, []);
 });
