@@ -258,7 +258,10 @@ ap_source_fd(struct ap_source *src)
  * asks it three times (the shutdown state's count and id); no namespace
  * is ever a major-0 device, so the answer cannot change while the
  * process runs. A device with a number of its own is asked every time:
- * numbers are reused when devices come and go.
+ * numbers are reused when devices come and go. Only a regular file's
+ * refusal is kept: a device DAX node lies on devtmpfs (major 0) too, but
+ * libpmem2 asks about the device it names, which answers for itself (an
+ * hmem device refuses, a PMem namespace's gives its count).
  */
 #define AP_QUERY_USC 0
 #define AP_QUERY_ID 1
@@ -280,7 +283,8 @@ static int
 ap_refusal_dev(const struct ap_source *src, dev_t *dev)
 {
 	struct stat st;
-	if (src->fd < 0 || fstat(src->fd, &st) != 0 || major(st.st_dev) != 0)
+	if (src->fd < 0 || fstat(src->fd, &st) != 0 ||
+			!S_ISREG(st.st_mode) || major(st.st_dev) != 0)
 		return 0;
 	*dev = st.st_dev;
 	return 1;
