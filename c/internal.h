@@ -16,6 +16,14 @@ struct ap_source {
 	struct pmem2_source *src;
 	int fd;       /* -1 for anonymous sources */
 	int owns_fd;  /* close fd on delete */
+	/*
+	 * a regular file on a major-0 file system when the source was made
+	 * (its device queries' refusals are kept, see source.c), and that
+	 * file system's st_dev; recorded then, as libpmem2 records what it
+	 * answers for: a caller's fd may be closed and its number reused
+	 */
+	int keeps_refusals;
+	dev_t refusal_dev;
 };
 
 /* the durability log of a mapping: its latest write-backs, for tests */

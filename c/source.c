@@ -28,6 +28,12 @@ ap_source_wrap(struct ap_source **out, struct pmem2_source *ps, int fd,
 	s->src = ps;
 	s->fd = fd;
 	s->owns_fd = owns;
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+			major(st.st_dev) == 0) {
+		s->keeps_refusals = 1;
+		s->refusal_dev = st.st_dev;
+	}
 	*out = s;
 	return 0;
 }
@@ -261,7 +267,10 @@ ap_source_fd(struct ap_source *src)
  * numbers are reused when devices come and go. Only a regular file's
  * refusal is kept: a device DAX node lies on devtmpfs (major 0) too, but
  * libpmem2 asks about the device it names, which answers for itself (an
- * hmem device refuses, a PMem namespace's gives its count).
+ * hmem device refuses, a PMem namespace's gives its count). What the
+ * source's file was is recorded when the source is made (ap_source_wrap),
+ * as libpmem2 records what it answers for: a caller may close its fd and
+ * the number go to another file.
  */
 #define AP_QUERY_USC 0
 #define AP_QUERY_ID 1
@@ -282,11 +291,9 @@ static pthread_mutex_t ap_refusals_lock = PTHREAD_MUTEX_INITIALIZER;
 static int
 ap_refusal_dev(const struct ap_source *src, dev_t *dev)
 {
-	struct stat st;
-	if (src->fd < 0 || fstat(src->fd, &st) != 0 ||
-			!S_ISREG(st.st_mode) || major(st.st_dev) != 0)
+	if (!src->keeps_refusals)
 		return 0;
-	*dev = st.st_dev;
+	*dev = src->refusal_dev;
 	return 1;
 }
 
