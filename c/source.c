@@ -287,25 +287,17 @@ static struct ap_refusal ap_refusals[AP_REFUSALS];
 static int ap_refusal_count;
 static pthread_mutex_t ap_refusals_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* ap_refusal_dev -- the file's device when its refusals may be kept */
+/* ap_refusal_find -- give a kept refusal of src's query again; else 0 */
 static int
-ap_refusal_dev(const struct ap_source *src, dev_t *dev)
+ap_refusal_find(const struct ap_source *src, int query)
 {
 	if (!src->keeps_refusals)
 		return 0;
-	*dev = src->refusal_dev;
-	return 1;
-}
-
-/* ap_refusal_find -- give a kept refusal again; 0 when none is kept */
-static int
-ap_refusal_find(dev_t dev, int query)
-{
 	int code = 0;
 	pthread_mutex_lock(&ap_refusals_lock);
 	for (int i = 0; i < ap_refusal_count; i++) {
 		struct ap_refusal *r = &ap_refusals[i];
-		if (r->dev == dev && r->query == query) {
+		if (r->dev == src->refusal_dev && r->query == query) {
 			code = ap_fail(r->code, "%s", r->msg);
 			break;
 		}
@@ -314,14 +306,20 @@ ap_refusal_find(dev_t dev, int query)
 	return code;
 }
 
-/* ap_refusal_keep -- keep this thread's refusal of the query (code) */
+/*
+ * ap_refusal_keep -- keep this thread's failure (code) of src's query
+ * when it may be given again (a refusal, of a source that keeps them);
+ * returns code
+ */
 static int
-ap_refusal_keep(dev_t dev, int query, int code)
+ap_refusal_keep(const struct ap_source *src, int query, int code)
 {
+	if (!src->keeps_refusals || code != PMEM2_E_NOSUPP)
+		return code;
 	pthread_mutex_lock(&ap_refusals_lock);
 	if (ap_refusal_count < AP_REFUSALS) {
 		struct ap_refusal *r = &ap_refusals[ap_refusal_count++];
-		r->dev = dev;
+		r->dev = src->refusal_dev;
 		r->query = query;
 		r->code = code;
 		ap_errormsg(r->msg, sizeof(r->msg));
@@ -334,19 +332,15 @@ ap_refusal_keep(dev_t dev, int query, int code)
 int
 ap_source_device_usc(struct ap_source *src, double *out)
 {
-	dev_t dev;
-	int kept = ap_refusal_dev(src, &dev);
-	int rc = kept ? ap_refusal_find(dev, AP_QUERY_USC) : 0;
+	int rc = ap_refusal_find(src, AP_QUERY_USC);
 	if (rc)
 		return rc;
 	uint64_t usc = 0;
 	ap_pmem2_reset();
 	rc = pmem2_source_device_usc(src->src, &usc);
-	if (rc) {
-		rc = ap_fail_pmem2(rc, "unsafe shutdown count");
-		return kept && rc == PMEM2_E_NOSUPP ?
-			ap_refusal_keep(dev, AP_QUERY_USC, rc) : rc;
-	}
+	if (rc)
+		return ap_refusal_keep(src, AP_QUERY_USC,
+			ap_fail_pmem2(rc, "unsafe shutdown count"));
 	*out = (double)usc;
 	return 0;
 }
@@ -356,19 +350,15 @@ int
 ap_source_device_id(struct ap_source *src, char *buf, uint32_t cap,
 	uint32_t *len)
 {
-	dev_t dev;
-	int kept = ap_refusal_dev(src, &dev);
-	int rc = kept ? ap_refusal_find(dev, AP_QUERY_ID) : 0;
+	int rc = ap_refusal_find(src, AP_QUERY_ID);
 	if (rc)
 		return rc;
 	size_t n = 0;
 	ap_pmem2_reset();
 	rc = pmem2_source_device_id(src->src, NULL, &n);
-	if (rc) {
-		rc = ap_fail_pmem2(rc, "device id");
-		return kept && rc == PMEM2_E_NOSUPP ?
-			ap_refusal_keep(dev, AP_QUERY_ID, rc) : rc;
-	}
+	if (rc)
+		return ap_refusal_keep(src, AP_QUERY_ID,
+			ap_fail_pmem2(rc, "device id"));
 	*len = (uint32_t)n;
 	if (buf == NULL || cap < n)
 		return 0;
