@@ -36,8 +36,8 @@ export type { FollowOptions } from "./iterate.ts";
 export type { RecoveredRegion, RecoveryReport } from "./recovery.ts";
 export type { InspectedRegion, StreamInspection } from "./inspect.ts";
 export type { Level } from "./core.ts";
-export {
-  PmemLog,
-  type PmemLogCreateOptions,
-  type PmemLogOpenOptions,
-} from "./pmemlog.ts";
+export { PmemLog } from "./pmemlog.ts";
+export type {
+  PmemLogCreateOptions,
+  PmemLogOpenOptions,
+} from "./pmemlog_options.ts";

@@ -16,7 +16,6 @@ import {
 } from "../future/future.ts";
 import type { FileLock } from "../pmem2/file_lock.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
-import type { PersistTracer } from "../pmem2/tracer.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import { LOG_START, WRITE_OFFSET_AT } from "./pmemlog_format.ts";
 import { StreamMedia } from "./media.ts";
@@ -29,34 +28,13 @@ import {
 } from "../ffi/validate.ts";
 import { LogAppender } from "./pmemlog_async.ts";
 import { createLogPool, type MakeLog, openLogPool } from "./pmemlog_pool.ts";
+import type {
+  PmemLogCreateOptions,
+  PmemLogOpenOptions,
+  PmemLogTestHooks,
+} from "./pmemlog_options.ts";
 
 const EROFS = 30;
-
-/**
- * Options of {@linkcode PmemLog.create}. An option not listed here is refused,
- * with a `TypeError` naming it and the option it likely stands for.
- */
-export interface PmemLogCreateOptions {
-  /**
-   * Size of the new file, at least 2 MiB (libpmemlog's minimum); it must
-   * not exist. With 0, an existing file is used at its size (its first
-   * 4 KiB must be zero). @default 0
-   */
-  poolSize?: number;
-  /** Permission bits of the new file. @default 0o644 */
-  mode?: number;
-  /** The data mover of `appendAsync`. @default a shared CpuMover */
-  mover?: Vdm;
-}
-
-/**
- * Options of {@linkcode PmemLog.open}. An option not listed here is refused,
- * with a `TypeError` naming it and the option it likely stands for.
- */
-export interface PmemLogOpenOptions {
-  /** See {@linkcode PmemLogCreateOptions.mover}. */
-  mover?: Vdm;
-}
 
 /** Set by PmemLog's static block: {@linkcode openPmemLogToInspect}. */
 let openPrivately: (path: string) => PmemLog;
@@ -73,15 +51,6 @@ let openPrivately: (path: string) => PmemLog;
  */
 export function openPmemLogToInspect(path: string): PmemLog {
   return openPrivately(path);
-}
-
-/** What tests may add to {@linkcode PmemLog.create}. Internal. */
-export interface PmemLogTestHooks {
-  /**
-   * A tracer attached to the log's mapping before anything is written
-   * (the header included).
-   */
-  tracer?: PersistTracer;
 }
 
 /** Set by PmemLog's static block: {@linkcode createPmemLogWith}. */

@@ -54,12 +54,12 @@ import {
 } from "./pmemlog_format.ts";
 import { StreamMedia } from "./media.ts";
 import { checkInt, checkMover } from "./options.ts";
+import type { PmemLog } from "./pmemlog.ts";
 import type {
-  PmemLog,
   PmemLogCreateOptions,
   PmemLogOpenOptions,
   PmemLogTestHooks,
-} from "./pmemlog.ts";
+} from "./pmemlog_options.ts";
 
 const EINVAL = 22;
 

@@ -49,5 +49,8 @@ export {
   openObjectPool,
 } from "./stores.ts";
 export type { DeviceStats } from "../mover/_device.ts";
-export type { DsaTestPortalOptions, PortalCounters } from "../mover/dsa.ts";
+export type {
+  DsaTestPortalOptions,
+  PortalCounters,
+} from "../mover/_dsa_test_portal.ts";
 export type { PersistTracer } from "../pmem2/tracer.ts";

@@ -11,15 +11,14 @@
 import { check, native } from "../ffi/lib.ts";
 import { checkSize } from "../ffi/validate.ts";
 import type { CompletionDevice, DeviceStats } from "../mover/_device.ts";
+import { DsaMover, dsaMoverDevice } from "../mover/dsa.ts";
 import {
-  DsaMover,
-  dsaMoverDevice,
   type DsaTestPortalOptions,
   injectBusy as injectPortalBusy,
   openDsaTestPortal,
   type PortalCounters,
   portalCounters as readPortalCounters,
-} from "../mover/dsa.ts";
+} from "../mover/_dsa_test_portal.ts";
 import { DSA_STATUS_WRITE_FAULT, DsaStatus } from "../mover/dsa_format.ts";
 import { ThreadMover, threadMoverDevice } from "../mover/thread.ts";
 

@@ -24,11 +24,8 @@ import type {
   LogStreamCreateOptions,
   LogStreamOpenOptions,
 } from "../stream/options.ts";
-import {
-  createPmemLogWith,
-  type PmemLog,
-  type PmemLogCreateOptions,
-} from "../stream/pmemlog.ts";
+import { createPmemLogWith, type PmemLog } from "../stream/pmemlog.ts";
+import type { PmemLogCreateOptions } from "../stream/pmemlog_options.ts";
 import {
   createPoolWith as createObjectPoolWith,
   type ObjectPool,
