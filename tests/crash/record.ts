@@ -20,6 +20,7 @@ import type { PersistenceModel } from "./model.ts";
 import { type CrashMover, crashMover } from "./movers.ts";
 import { Payloads } from "./payload.ts";
 import { xorshift } from "./random.ts";
+import { recycle, spareCopy } from "./spare_buffers.ts";
 import {
   CrashTracer,
   faultyTracer,
@@ -116,12 +117,14 @@ export function recordTrace(
   try {
     let base: Uint8Array;
     let tracer: CrashTracer;
+    let shadow: Uint8Array;
     let version = 1;
     if (w.fromCreate) {
       base = new Uint8Array(poolSize);
+      shadow = spareCopy(base);
       tracer = new CrashTracer({
         live: () => (probe = mapFile(path)).view(),
-        shadow: base.slice(),
+        shadow,
         flushGranularity: model.flushGranularity,
         scan,
       });
@@ -143,7 +146,7 @@ export function recordTrace(
       w.prepare(d, rand);
       version = d.nextVersion;
       pool.close();
-      ({ probe, base, tracer } = traceFile(path, model, scan));
+      ({ probe, base, tracer, shadow } = traceFile(path, model, scan));
       // the lanes hook holds for the opener that sets the file's shared
       // state up: this one
       pool = openPoolWith(path, { mover: vdm }, {
@@ -180,6 +183,7 @@ export function recordTrace(
     for (const other of others) other.close();
     pool.close();
     const events = tracer.finish();
+    recycle(shadow);
     return {
       workload: w,
       model,

@@ -16,6 +16,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mapFile, type Mapping } from "../../pmem2/mod.ts";
+import { recycle, spareCopy } from "./spare_buffers.ts";
 import { u32View, Words } from "./words.ts";
 
 /** The reusable pool file of a trace's crash images. */
@@ -45,8 +46,8 @@ export class ScratchImage implements Disposable {
     this.#path = path;
     this.#map = mapFile(path);
     this.#live = this.#map.view();
-    this.#ref = base.slice();
-    this.#shadow = base.slice();
+    this.#ref = spareCopy(base);
+    this.#shadow = spareCopy(base);
     this.#live32 = u32View(this.#live);
     this.#ref32 = u32View(this.#ref);
     this.#shadow32 = u32View(this.#shadow);
@@ -186,6 +187,7 @@ export class ScratchImage implements Disposable {
     if (this.#map.closed) return;
     this.#map.close();
     rmSync(this.#path, { force: true });
+    recycle(this.#ref, this.#shadow);
   }
 
   /** Same as {@linkcode ScratchImage.close}. */

@@ -16,6 +16,7 @@ import {
 } from "../../stream/stream.ts";
 import type { PersistenceModel } from "./model.ts";
 import { xorshift } from "./random.ts";
+import { recycle, spareCopy } from "./spare_buffers.ts";
 import { StreamLedger } from "./stream_ledger.ts";
 import {
   STREAM_OPTIONS,
@@ -87,14 +88,16 @@ export function recordStreamTrace(
   try {
     let base: Uint8Array;
     let tracer: CrashTracer;
+    let shadow: Uint8Array;
     let firstOp = 1;
     let scan: { offset: number; length: number }[] | undefined;
     if (w.fromCreate) {
       ledger.created = false;
       base = new Uint8Array(geometry.size);
+      shadow = spareCopy(base);
       tracer = new CrashTracer({
         live: () => (probe = mapFile(path)).view(),
-        shadow: base.slice(),
+        shadow,
         flushGranularity: model.flushGranularity,
       });
       s = createStreamWith(path, { ...geometry, mover: vdm }, {
@@ -110,7 +113,7 @@ export function recordStreamTrace(
       ledger.committed = ledger.persisted = s.committedTimestamp;
       s.close();
       scan = w.scan?.(path);
-      ({ probe, base, tracer } = traceFile(path, model, scan));
+      ({ probe, base, tracer, shadow } = traceFile(path, model, scan));
       s = openStreamWith(path, { mover: vdm }, {
         tracer: faultyTracer(tracer, faults),
       });
@@ -121,6 +124,7 @@ export function recordStreamTrace(
     w.run(d, rand, ops);
     s.close();
     const events = tracer.finish();
+    recycle(shadow);
     const strays = tracer.strays + tracer.unscanned();
     return {
       workload: w,

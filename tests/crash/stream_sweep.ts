@@ -36,6 +36,7 @@ import type { PersistenceModel } from "./model.ts";
 import { xorshift } from "./random.ts";
 import { crashImages } from "./images.ts";
 import { ScratchImage } from "./scratch.ts";
+import { recycle } from "./spare_buffers.ts";
 import { StreamImageChecker } from "./stream_checker.ts";
 import {
   formatStreamFuzzReport,
@@ -204,6 +205,7 @@ export function runStreamSweep(options: StreamSweepOptions): StreamSweepReport {
       movers[k % movers.length],
     );
     checkStreamTrace(trace, options, report);
+    recycle(trace.base); // checked: nothing reads it again
   });
 }
 

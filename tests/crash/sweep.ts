@@ -56,6 +56,7 @@ import {
 import { poolRegions, regionName } from "./regions.ts";
 import { crashImages } from "./images.ts";
 import { ScratchImage } from "./scratch.ts";
+import { recycle } from "./spare_buffers.ts";
 import type { SubsetOptions } from "./subsets.ts";
 import {
   countTrace,
@@ -94,7 +95,10 @@ export interface SweepOptions {
   recoveryImages: number;
   /** A directory for the pool files (tmpfs is much faster). */
   dir: string;
-  /** Sees each trace before its images are checked (the window sweep's counts). */
+  /**
+   * Sees each trace before its images are checked (the window sweep's
+   * counts); it must not keep the trace's base, which the sweep reuses.
+   */
   onTrace?: (trace: Trace) => void;
 }
 
@@ -216,6 +220,7 @@ export function runSweep(options: SweepOptions): SweepReport {
     }
     options.onTrace?.(trace);
     checkTrace(trace, options, report);
+    recycle(trace.base); // checked: nothing reads it again
     report.movers[mover] = (report.movers[mover] ?? 0) + report.images -
       before;
   });

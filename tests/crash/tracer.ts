@@ -16,6 +16,7 @@
 import { mapFile, type Mapping } from "../../pmem2/mod.ts";
 import type { PersistTracer } from "../../pmem2/tracer.ts";
 import type { PersistenceModel } from "./model.ts";
+import { spareCopy } from "./spare_buffers.ts";
 import { diffWords, WORD, Words } from "./words.ts";
 
 /** A flush: the words it wrote back. */
@@ -309,20 +310,28 @@ export function faultyTracer(
  * @param scan where the program stores, in a large file (see
  *   {@linkcode CrashTracerOptions.scan})
  * @returns the mapping (the recording closes it), the file's bytes now
- *   (the trace's base) and the tracer
+ *   (the trace's base), the tracer and its shadow (spare buffers: the
+ *   recording may `recycle` the shadow once the tracer is finished, a
+ *   sweep the base once the trace is checked)
  */
 export function traceFile(
   path: string,
   model: PersistenceModel,
   scan?: readonly { offset: number; length: number }[],
-): { probe: Mapping; base: Uint8Array; tracer: CrashTracer } {
+): {
+  probe: Mapping;
+  base: Uint8Array;
+  tracer: CrashTracer;
+  shadow: Uint8Array;
+} {
   const probe = mapFile(path);
-  const base = probe.view().slice();
+  const base = spareCopy(probe.view());
+  const shadow = spareCopy(base);
   const tracer = new CrashTracer({
     live: probe.view(),
-    shadow: base.slice(),
+    shadow,
     flushGranularity: model.flushGranularity,
     scan,
   });
-  return { probe, base, tracer };
+  return { probe, base, tracer, shadow };
 }
