@@ -412,6 +412,14 @@ export class WaitFuture extends Future<void> {
   #level: Level;
   #live: (op: string) => void;
   #op: string;
+  /**
+   * The caller's signal, for the polls after the first: a wait has no
+   * work of its own that an abort could leave half done, so the abort
+   * ends it while it waits. (A future ignores an abort once started, and
+   * an awaited wait behind a reservation nothing published waited for
+   * ever, whatever its signal said.)
+   */
+  #signal: AbortSignal | undefined;
 
   constructor(
     core: LogCore,
@@ -426,6 +434,7 @@ export class WaitFuture extends Future<void> {
     this.#level = level;
     this.#live = live;
     this.#op = level === "committed" ? "waitCommitted" : "waitPersisted";
+    this.#signal = options?.signal;
   }
 
   /**
@@ -470,6 +479,8 @@ export class WaitFuture extends Future<void> {
       // a blocking wait: this thread cannot publish the reservation
       throw deadlock(this.#op, b!.ts);
     }
+    // not there yet: an abort ends the wait (reached, it resolves)
+    if (this.#signal?.aborted) throw this.#signal.reason;
     return PENDING;
   }
 }
