@@ -30,7 +30,7 @@ import type { Level, LogCore, Reserved } from "./core.ts";
 import { RESERVATION } from "./owners.ts";
 import { advance, blocker, deadlock } from "./progress.ts";
 import { ENTRY_HEADER } from "./layout.ts";
-import { detachedData, isDetached } from "./options.ts";
+import { goneData, isDetached } from "./options.ts";
 
 /** The copy of the appends started together: one mover batch. */
 interface Copy {
@@ -90,7 +90,7 @@ export class CopyScheduler {
         // (detached: the caller's error, as at the call)
         f.fail(
           n !== 0 && isDetached(data)
-            ? detachedData("appendAsync", data)
+            ? goneData("appendAsync", data)
             : changedData(n, byteLengthOf(data)),
         );
         continue;

@@ -1,8 +1,10 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // The log store's waits as a new user meets them: a wait has no work of
 // its own, so its signal can end it while it waits.
-import { LogStream } from "../stream/mod.ts";
-import { assert, tempPath, test } from "./_harness.ts";
+import { ClosedError } from "../errors/mod.ts";
+import { mapFile } from "../pmem2/mod.ts";
+import { LogStream, PmemLog } from "../stream/mod.ts";
+import { assert, moverTest, tempPath, test } from "./_harness.ts";
 
 test(
   "an awaited waitCommitted/waitPersisted behind a reservation fails with its signal's reason when the signal aborts meanwhile",
@@ -43,4 +45,44 @@ test(
     assert.deepEqual([...s.entries(r)].map((e) => e.timestamp), [1, 2]);
   },
   { timeout: 20000 },
+);
+
+moverTest(
+  "an asynchronous append of a view of a mapping closed before its copy fails with ClosedError, as the block store's writes do, and appends nothing",
+  async (mover) => {
+    // README: detached (transferred), the call's TypeError; a view of a
+    // mapping closed meanwhile, ClosedError. Both logs said the buffer
+    // was "detached (transferred)", which the caller never did.
+    using s = LogStream.create(tempPath(), { size: 1 << 20, mover });
+    const r = s.allocateRegion(8192);
+    using log = PmemLog.create(tempPath(), { poolSize: 2 << 20, mover });
+    for (
+      const append of [
+        (d: Uint8Array) => s.appendAsync(r, d),
+        (d: Uint8Array) => log.appendAsync(d),
+      ]
+    ) {
+      const map = mapFile(tempPath(), { size: 1 << 16 });
+      const view = map.view(0, 100).fill(4);
+      const f = append(view);
+      map.close();
+      await assert.rejects(
+        async () => await f,
+        (e) =>
+          e instanceof ClosedError && e.op === "appendAsync" &&
+          /^appendAsync: data was detached: its mapping closed before the operation started$/
+            .test(e.message),
+      );
+    }
+    assert.deepEqual([...s.entries(r)], []);
+    assert.equal(log.tell(), 0);
+    // a transferred array is still the caller's TypeError
+    const moved = new Uint8Array(8);
+    const g = s.appendAsync(r, moved);
+    structuredClone(moved.buffer, { transfer: [moved.buffer] });
+    await assert.rejects(
+      async () => await g,
+      /^TypeError: Cannot appendAsync: data's buffer is detached \(transferred\)/,
+    );
+  },
 );
