@@ -383,7 +383,7 @@ export class ReadFuture extends Future<Uint8Array> {
       const entry = arena.mapEntry(pre);
       const flags = (entry & MAP_FLAGS) >>> 0;
       if (flags === MAP_ERROR) {
-        this.fail(new BadBlockError("read", this.#lba));
+        this.fail(new BadBlockError("readAsync", this.#lba));
         return -1;
       }
       if (flags !== MAP_NORMAL) {
@@ -392,7 +392,7 @@ export class ReadFuture extends Future<Uint8Array> {
       }
       const block = entry & MAP_LBA_MASK;
       if (block >= arena.internalNlba) {
-        this.fail(arena.corruptEntry("read", pre, block));
+        this.fail(arena.corruptEntry("readAsync", pre, block));
         return -1;
       }
       if (!track) return arena.blockOffset(block);

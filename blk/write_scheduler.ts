@@ -68,7 +68,8 @@ function takeLanes(slots: Slot[]): boolean {
 
 /**
  * The error for a group whose data no longer holds a whole block (its
- * buffer shrank or was detached since the write was called), if any.
+ * buffer was resized or detached since the write was called), if any:
+ * grown, its block would be a prefix of what the caller passes now.
  */
 function changedData(slots: Slot[], op: string): Error | undefined {
   for (const { data, arena } of slots) {
@@ -78,7 +79,9 @@ function changedData(slots: Slot[], op: string): Error | undefined {
     // ClosedError)
     return (n === 0 ? detachedError(data, "data", op) : undefined) ??
       new RangeError(
-        `Cannot ${op}: the data shrank to ${n} bytes before the write started; a block is ${arena.blockSize}`,
+        `Cannot ${op}: the data ${
+          n < arena.blockSize ? "shrank" : "grew"
+        } to ${n} bytes before the write started; a block is ${arena.blockSize}`,
       );
   }
   return undefined;

@@ -76,7 +76,8 @@ export function checkObjectPool(
   pool: ObjectPool,
   options: CheckOptions = {},
 ): PoolCheckReport {
-  const e = poolEngine(pool);
+  // named for the caller's call (it said "use: ObjectPool is closed")
+  const e = poolEngine(pool, "check", "check pool");
   // read before anything runs: a mistake here would otherwise report a
   // healthy pool's objects as dangling and leaked
   const live = liveOffsets(readOptions(options, ["live"], "check pool").live);

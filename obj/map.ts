@@ -24,7 +24,8 @@
  *
  * @module
  */
-import { ClosedError } from "../errors/mod.ts";
+import { ClosedError, OutOfSpaceError } from "../errors/mod.ts";
+import { asOp } from "../errors/file.ts";
 import {
   byteLengthOf,
   checkAttached,
@@ -128,6 +129,16 @@ function checkValue(value: unknown, op: string): MapValue {
   throw new TypeError(
     `Cannot ${op}: a value must be a string or a Uint8Array`,
   );
+}
+
+/**
+ * `e` named for the map's `op` when the pool ran out of space: the
+ * allocation or log write inside the map's transaction that failed is no
+ * call the map's user made (the error said "alloc: ..."). Other errors
+ * pass unchanged (their classes matter).
+ */
+function asMapOp(e: unknown, op: string): unknown {
+  return e instanceof OutOfSpaceError ? asOp(e, op) : e;
 }
 
 /**
@@ -268,14 +279,22 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
     const c = this.#live("set");
     const k = checkKey(key, "set");
     const v = checkValue(value, "set");
-    this.#pool.tx((tx) => c.set(tx, k, v));
+    try {
+      this.#pool.tx((tx) => c.set(tx, k, v));
+    } catch (e) {
+      throw asMapOp(e, "set");
+    }
   }
 
   /** Delete `key`, durably; whether it was there. */
   delete(key: MapKey): boolean {
     const c = this.#live("delete");
     const k = checkKey(key, "delete");
-    return this.#pool.tx((tx) => c.delete(tx, k));
+    try {
+      return this.#pool.tx((tx) => c.delete(tx, k));
+    } catch (e) {
+      throw asMapOp(e, "delete");
+    }
   }
 
   /**
@@ -342,7 +361,13 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
     const k = checkKey(key, "deleteAsync");
     const signal = checkFutureOptions(options, "deleteAsync")?.signal;
     if (signal === undefined) {
-      return this.#pool.txAsync((tx) => c.delete(tx, k));
+      return this.#pool.txAsync((tx) => {
+        try {
+          return c.delete(tx, k);
+        } catch (e) {
+          throw asMapOp(e, "deleteAsync");
+        }
+      });
     }
     const own = ownBytes(k);
     return this.#later("deleteAsync", signal, (tx) => c.delete(tx, own));
@@ -359,7 +384,11 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
   ): Future<T> {
     return this.#pool.txAsync((tx) => {
       this.#live(op);
-      return fn(tx);
+      try {
+        return fn(tx);
+      } catch (e) {
+        throw asMapOp(e, op);
+      }
     }, { signal });
   }
 
@@ -419,7 +448,15 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
         else c.set(tx, k, v);
       }
     };
-    if (signal === undefined) return this.#pool.txAsync(run);
+    if (signal === undefined) {
+      return this.#pool.txAsync((tx) => {
+        try {
+          run(tx);
+        } catch (e) {
+          throw asMapOp(e, "batch");
+        }
+      });
+    }
     for (const op of checked) {
       op.k = ownBytes(op.k);
       if (op.v !== undefined) op.v = ownBytes(op.v);

@@ -8,6 +8,8 @@
  *
  * @module
  */
+import { OutOfSpaceError } from "../errors/mod.ts";
+import { asOp } from "../errors/file.ts";
 import { byteLengthOf } from "../ffi/validate.ts";
 import type { ObjectHandle } from "./handle.ts";
 import type { Engine } from "./engine.ts";
@@ -99,8 +101,17 @@ export class MapCore implements TxEffects<Pending> {
   /** The key and value of the `setAsync` running (see `setAsync`). */
   #argK: MapKey = "";
   #argV: MapValue = "";
-  /** A set of the stashed key and value: one closure for every `setAsync`. */
-  #setArgs = (tx: Transaction) => this.set(tx, this.#argK, this.#argV);
+  /**
+   * A set of the stashed key and value: one closure for every `setAsync`.
+   * A full pool's error names `setAsync` (see `asMapOp` in map.ts).
+   */
+  #setArgs = (tx: Transaction) => {
+    try {
+      this.set(tx, this.#argK, this.#argV);
+    } catch (e) {
+      throw e instanceof OutOfSpaceError ? asOp(e, "setAsync") : e;
+    }
+  };
 
   constructor(e: Engine, name: string, desc: ObjectHandle) {
     this.#e = e;

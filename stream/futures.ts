@@ -30,7 +30,7 @@ import type { Level, LogCore, Reserved } from "./core.ts";
 import { RESERVATION } from "./owners.ts";
 import { advance, blocker, deadlock } from "./progress.ts";
 import { ENTRY_HEADER } from "./layout.ts";
-import { detachedData, isDetached } from "./options.ts";
+import { goneData, isDetached } from "./options.ts";
 
 /** The copy of the appends started together: one mover batch. */
 interface Copy {
@@ -90,7 +90,7 @@ export class CopyScheduler {
         // (detached: the caller's error, as at the call)
         f.fail(
           n !== 0 && isDetached(data)
-            ? detachedData("appendAsync", data)
+            ? goneData("appendAsync", data)
             : changedData(n, byteLengthOf(data)),
         );
         continue;
@@ -412,6 +412,14 @@ export class WaitFuture extends Future<void> {
   #level: Level;
   #live: (op: string) => void;
   #op: string;
+  /**
+   * The caller's signal, for the polls after the first: a wait has no
+   * work of its own that an abort could leave half done, so the abort
+   * ends it while it waits. (A future ignores an abort once started, and
+   * an awaited wait behind a reservation nothing published waited for
+   * ever, whatever its signal said.)
+   */
+  #signal: AbortSignal | undefined;
 
   constructor(
     core: LogCore,
@@ -426,6 +434,7 @@ export class WaitFuture extends Future<void> {
     this.#level = level;
     this.#live = live;
     this.#op = level === "committed" ? "waitCommitted" : "waitPersisted";
+    this.#signal = options?.signal;
   }
 
   /**
@@ -470,6 +479,8 @@ export class WaitFuture extends Future<void> {
       // a blocking wait: this thread cannot publish the reservation
       throw deadlock(this.#op, b!.ts);
     }
+    // not there yet: an abort ends the wait (reached, it resolves)
+    if (this.#signal?.aborted) throw this.#signal.reason;
     return PENDING;
   }
 }

@@ -12,6 +12,7 @@
  * @module
  */
 import { PmemError } from "../errors/mod.ts";
+import { asOp } from "../errors/file.ts";
 import { type FileLock, lockStoreFile } from "../pmem2/file_lock.ts";
 import { Mapping } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
@@ -227,7 +228,15 @@ function recoverPrivately(
       errno: EINVAL,
     });
   // opened for reading: a stream the caller may only read is inspected
-  using source = Source.open(path, { readOnly: true });
+  // (a file that cannot be opened names the caller's op, as a damaged
+  // one does: `inspect` said "open: cannot open ...")
+  let opened: Source;
+  try {
+    opened = Source.open(path, { readOnly: true });
+  } catch (e) {
+    throw asOp(e, op);
+  }
+  using source = opened;
   const fileSize = source.size;
   if (fileSize < HEADER_SIZE) {
     throw corrupt(`the file is too small (${fileSize} bytes)`);

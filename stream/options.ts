@@ -14,6 +14,8 @@ import {
   readOptions,
 } from "../ffi/validate.ts";
 import type { FutureOptions } from "../future/future.ts";
+import { ClosedError } from "../errors/mod.ts";
+import { detachedError } from "../ffi/still_attached.ts";
 import { checkMoverOption, type Vdm } from "../mover/vdm.ts";
 import type { Level } from "./core.ts";
 import type { FollowOptions } from "./iterate.ts";
@@ -269,6 +271,20 @@ export function detachedData(op: string, data?: Uint8Array): TypeError {
     ? "data's buffer is detached (transferred)"
     : "data lies past the end of its buffer, which was resized";
   return new TypeError(`Cannot ${op}: ${why}; nothing was written`);
+}
+
+/**
+ * The error of an asynchronous append's data whose bytes went between the
+ * call and its copy: a view of a mapping closed meanwhile is a
+ * `ClosedError`, as for every other store (README), not the caller's
+ * transfer that {@linkcode detachedData} describes.
+ */
+export function goneData(
+  op: string,
+  data: Uint8Array,
+): TypeError | ClosedError {
+  const e = detachedError(data, "data", op);
+  return e instanceof ClosedError ? e : detachedData(op, data);
 }
 
 /**

@@ -22,7 +22,7 @@ import { waitAll } from "../future/executor.ts";
 import type { BatchEntry, Vdm } from "../mover/vdm.ts";
 import type { StreamMedia } from "./media.ts";
 import { LOG_START, WRITE_OFFSET_AT } from "./pmemlog_format.ts";
-import { detachedData, isDetached } from "./options.ts";
+import { goneData, isDetached } from "./options.ts";
 
 // stages of an append
 const WAITING = 0;
@@ -114,7 +114,7 @@ export class LogAppender {
         // detached or shrunk since the call: an empty append would stand
         // for it
         if (n === 0 && isDetached(p.data)) {
-          throw detachedData("appendAsync", p.data);
+          throw goneData("appendAsync", p.data);
         }
         p.start = this.#host.take(n);
       } catch (e) {

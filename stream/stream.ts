@@ -533,6 +533,9 @@ export class LogStream implements Disposable {
    *
    * @param timestamp one already reserved in the stream (by an append or
    *   a reservation of any Worker of the process), or below
+   * @param options an abort signal: a wait has no work of its own, so an
+   *   abort fails it with the signal's reason whenever it comes before
+   *   the timestamp is reached
    * @throws {RangeError} at once when `timestamp` is above every
    *   timestamp reserved so far: nothing could make the wait end
    */
@@ -553,6 +556,7 @@ export class LogStream implements Disposable {
    *
    * @param timestamp one already reserved in the stream (by an append or
    *   a reservation of any Worker of the process), or below
+   * @param options an abort signal, as {@linkcode LogStream.waitCommitted}'s
    * @throws {RangeError} at once when `timestamp` is above every
    *   timestamp reserved so far: nothing could make the wait end
    *
