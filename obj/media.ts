@@ -255,8 +255,16 @@ export class ObjMedia {
   /** Fill `[offset, offset + length)` with `value` (not persisted). */
   fill(value: number, offset: number, length: number): void {
     const u8 = this.#u8;
-    if (u8 !== null) u8.fill(value, offset, offset + length);
-    else this.#win!.fill(value, offset, length);
+    if (u8 === null) this.#win!.fill(value, offset, length);
+    else if (value === 0 && length <= 128 && (offset % 4 | length % 4) === 0) {
+      // an object's zeros and a freed header: V8's typed-array `fill` is
+      // a call into C++ (79 ns for 64 bytes on Deno, 9 for this loop).
+      // Divisions, not shifts: offsets reach 4 GiB
+      const u32 = this.#u32!;
+      for (let i = offset / 4, end = (offset + length) / 4; i < end; i++) {
+        u32[i] = 0;
+      }
+    } else u8.fill(value, offset, offset + length);
   }
 
   /**

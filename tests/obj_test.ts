@@ -340,6 +340,39 @@ test("misuse gives typed errors: stale, foreign and closed handles, ranges outsi
 });
 
 moverTest(
+  "an object allocated over freed bytes is all zeros, by `tx` and by `txAsync`, for every size up to a page",
+  async (mover) => {
+    using pool = createObjectPool(tempPath(), {
+      size: 16 * MiB,
+      layout: "a",
+      mover,
+    });
+    const sizes = [1, 4, 8, 12, 16, 24, 60, 64, 100, 124, 128, 132, 200, 4096];
+    for (const size of sizes) {
+      for (let round = 0; round < 4; round++) {
+        // dirty the space an allocation of this size takes next: a block
+        // freed by the transaction before is used again
+        const dirty = pool.tx((tx) => {
+          const o = tx.alloc(size);
+          tx.write(o, 0, bytes(size, 0xa5));
+          return o;
+        });
+        pool.tx((tx) => tx.free(dirty));
+        const o = round % 2 === 0
+          ? pool.tx((tx) => tx.alloc(size))
+          : await pool.txAsync((tx) => tx.alloc(size));
+        assert.deepEqual(
+          pool.read(o),
+          new Uint8Array(size),
+          `size ${size}, round ${round}`,
+        );
+        pool.tx((tx) => tx.free(o));
+      }
+    }
+  },
+);
+
+moverTest(
   "many `txAsync` in flight commit with one persist and apply through the mover",
   async (mover) => {
     let drains = 0;
