@@ -41,7 +41,7 @@
  *
  * @module
  */
-import { PmemError } from "../errors/mod.ts";
+import type { PmemError } from "../errors/mod.ts";
 import {
   INFO_FLAG_ERROR,
   MAP_ENTRY_SIZE,
@@ -67,28 +67,21 @@ import {
   recoverFlog,
 } from "./arena_load.ts";
 import {
+  arenaInErrorState,
+  corruptMapEntry,
+  ERROR_REASONS,
+  mapPersistFailed,
+} from "./arena_errors.ts";
+import {
   ARENA_BAD_FLOG,
-  ARENA_FLOG_PERSIST,
   ARENA_INFO_FLAG,
   ARENA_MAP_PERSIST,
-  ARENA_SHARED_FREE,
   LaneTable,
 } from "./lanes.ts";
 import { BlockQueues, type WriteTicket } from "./queues.ts";
 import { ARENA_WORDS, MAX_LANES, OPENS_WORD } from "./shared.ts";
 
 export type { WriteTicket };
-
-const EIO = 5;
-
-/** Why an arena refuses writes, by its shared error code. */
-const ERROR_REASONS: Record<number, (count: number) => string> = {
-  [ARENA_INFO_FLAG]: () => "its info block has the error flag set",
-  [ARENA_BAD_FLOG]: (n) => `${n} flog slot(s) have invalid sequence numbers`,
-  [ARENA_SHARED_FREE]: (b) => `flog slots share the free block ${b}`,
-  [ARENA_FLOG_PERSIST]: () => "a flog update failed to persist",
-  [ARENA_MAP_PERSIST]: () => "a map update failed to persist",
-};
 
 /** Where an arena lies and what its info block says. */
 export interface ArenaPlace {
@@ -293,15 +286,7 @@ export class Arena {
   /** Throw the arena's error, if it has one. */
   checkWritable(op: string): void {
     const reason = this.error;
-    if (reason !== null) {
-      throw new PmemError(
-        op,
-        -EIO,
-        `arena ${this.index} is in the error state (${reason}); ` +
-          "reads still work, run pmempool check to repair it",
-        { errno: EIO },
-      );
-    }
+    if (reason !== null) throw arenaInErrorState(op, this.index, reason);
   }
 
   /** The map entry of pre-map block `pre` as stored (flags included). */
@@ -434,14 +419,7 @@ export class Arena {
    * beyond the arena (a corrupt pool): code -22 (EINVAL).
    */
   corruptEntry(op: string, pre: number, block: number): PmemError {
-    return new PmemError(
-      op,
-      -22,
-      `the pool is corrupt: block ${
-        this.firstLba + pre
-      } maps to data block ${block}, beyond the arena's ${this.internalNlba}`,
-      { errno: 22 },
-    );
+    return corruptMapEntry(op, this.firstLba + pre, block, this.internalNlba);
   }
 
   /** Give back a lane taken by {@linkcode Arena.takeLane} unused. */
@@ -489,10 +467,7 @@ export class Arena {
       if (this.#media.closed) throw cause;
       // the flog still holds these updates: the next open rolls forward
       this.fail(ARENA_MAP_PERSIST);
-      throw new PmemError("write", -EIO, "cannot persist map entries", {
-        errno: EIO,
-        cause,
-      });
+      throw mapPersistFailed(cause);
     }
     for (let i = 0; i < seen.length; i += 3) {
       t.clearPending(seen[i], seen[i + 1], seen[i + 2]);

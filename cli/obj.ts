@@ -16,7 +16,7 @@ import {
 } from "../obj/mod.ts";
 import { decodeHeader, HEADER_SIZE } from "../obj/layout.ts";
 import { catalogNames } from "../obj/map_catalog.ts";
-import { openPoolWith } from "../obj/pool.ts";
+import { openPoolWith } from "../obj/pool_access.ts";
 import { PmemError } from "../errors/mod.ts";
 import {
   onlyOptions,

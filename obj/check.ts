@@ -18,7 +18,8 @@ import {
 import { readOptions } from "../ffi/validate.ts";
 import { u64Text } from "./object_bytes.ts";
 import { TYPE_ROOT } from "./open.ts";
-import { type ObjectPool, poolEngine } from "./pool.ts";
+import type { ObjectPool } from "./pool.ts";
+import { poolEngine } from "./pool_access.ts";
 
 /** Object types of a map's structures. */
 const MAP_TYPES: Readonly<Record<number, string>> = {

@@ -39,7 +39,8 @@ import {
 } from "../future/future.ts";
 import { MAX_NAME } from "./layout.ts";
 import type { Transaction } from "./tx.ts";
-import { type ObjectPool, poolEngine } from "./pool.ts";
+import type { ObjectPool } from "./pool.ts";
+import { poolEngine } from "./pool_access.ts";
 import type { MapCore } from "./map_core.ts";
 import { mapCore } from "./map_catalog.ts";
 import {

@@ -19,7 +19,8 @@ import {
 import { DESC_SIZE, MAP_MAGIC, MAP_VERSION } from "./map_format.ts";
 import { MapCore } from "./map_core.ts";
 import { TYPE_MAP } from "./open.ts";
-import { type ObjectPool, poolEngine } from "./pool.ts";
+import type { ObjectPool } from "./pool.ts";
+import { poolEngine } from "./pool_access.ts";
 
 /** The names of the maps in a pool's catalog. Internal (the CLI). */
 export function catalogNames(pool: ObjectPool): string[] {

@@ -21,12 +21,12 @@
  *
  * @module
  */
-export {
-  ObjectPool,
-  type ObjectPoolCreateOptions,
-  type ObjectPoolOpenOptions,
-  type ObjectPoolStats,
-} from "./pool.ts";
+export { ObjectPool } from "./pool.ts";
+export type {
+  ObjectPoolCreateOptions,
+  ObjectPoolOpenOptions,
+  ObjectPoolStats,
+} from "./pool_options.ts";
 export { type AllocOptions, Transaction } from "./tx.ts";
 export { ObjectHandle } from "./handle.ts";
 export type { RecoveryReport } from "./open.ts";

@@ -15,70 +15,35 @@ import type { Future, FutureOptions } from "../future/future.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import type { Engine } from "./engine.ts";
 import type { ObjectHandle } from "./handle.ts";
-import type { HeapUsage } from "./heap.ts";
 import { FAILED } from "./log.ts";
 import { badRange, u64Big, u64Number } from "./object_bytes.ts";
 import {
   createPool,
-  type ObjTestHooks,
   type Opened,
   openPool,
   type RecoveryReport,
 } from "./open.ts";
+import type {
+  ObjectPoolCreateOptions,
+  ObjectPoolOpenOptions,
+  ObjectPoolStats,
+} from "./pool_options.ts";
 import { rootObject } from "./pool_root.ts";
 import type { Transaction } from "./tx.ts";
 import { startTxAsync } from "./tx_async.ts";
 import { runNested, runTransaction } from "./tx_run.ts";
 
 /**
- * Options of {@linkcode ObjectPool.create}. An option not listed here is
- * refused, with a `TypeError` naming it and the option it likely stands for.
+ * The engine of an open `pool` (its `#engine`, once `op` found it open),
+ * granted by the class's static block; `obj/pool_access.ts` uses it.
+ * Internal.
  */
-export interface ObjectPoolCreateOptions {
-  /** Bytes of the pool file (8 MiB to 4 GiB; rounded down to 4 KiB). */
-  size: number;
-  /** The layout name `open` must be given (at most 1023 UTF-8 bytes). */
-  layout: string;
-  /**
-   * Bytes of the redo log: a multiple of 4 KiB, at least 256 KiB and at
-   * most a quarter of `size` (else a `RangeError`), so the heap keeps
-   * three quarters of the pool. A synchronous transaction may log up to
-   * 3/8 of it, an asynchronous one a little less (what the transactions
-   * staged with it took).
-   * @default 1/16 of the pool, 1 to 64 MiB
-   */
-  logSize?: number;
-  /** Permission bits of the file. @default 0o644 */
-  mode?: number;
-  /** The mover that applies asynchronous transactions. @default a CpuMover */
-  mover?: Vdm;
-}
-
+export let engineOf: (pool: ObjectPool, op: string) => Engine;
 /**
- * Options of {@linkcode ObjectPool.open}. An option not listed here is refused,
- * with a `TypeError` naming it and the option it likely stands for.
+ * An `ObjectPool` over an opened file (the private constructor), granted
+ * by the class's static block; `obj/pool_access.ts` uses it. Internal.
  */
-export interface ObjectPoolOpenOptions {
-  /** The layout name the pool was created with. */
-  layout: string;
-  /** The mover that applies asynchronous transactions. @default a CpuMover */
-  mover?: Vdm;
-}
-
-/** What {@linkcode ObjectPool.stats} reports. */
-export interface ObjectPoolStats {
-  /** Bytes of the pool. */
-  size: number;
-  /** Bytes of the redo log. */
-  logSize: number;
-  /** Log bytes written since the last checkpoint. */
-  logUsed: number;
-  /** The heap's occupancy. */
-  heap: HeapUsage;
-}
-
-let engineOf: (pool: ObjectPool, op: string) => Engine;
-let construct: (o: Opened) => ObjectPool;
+export let construct: (o: Opened) => ObjectPool;
 
 /**
  * A transactional object store: allocate, write and free objects in
@@ -537,40 +502,4 @@ export class ObjectPool implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
-}
-
-/**
- * The engine of an open pool (for the map). Internal.
- *
- * @param op the operation named by the ClosedError of a closed pool
- * @param what the call, named by the TypeError of a `pool` that is no
- *   ObjectPool ("open a map")
- */
-export function poolEngine(
-  pool: ObjectPool,
-  op = "use",
-  what = "use the pool",
-): Engine {
-  if (!(pool instanceof ObjectPool)) {
-    throw new TypeError(`Cannot ${what}: pool must be an ObjectPool`);
-  }
-  return engineOf(pool, op);
-}
-
-/** Create a pool with test hooks. Internal: tests reach it via testing/. */
-export function createPoolWith(
-  path: string,
-  options: ObjectPoolCreateOptions,
-  hooks: ObjTestHooks,
-): ObjectPool {
-  return construct(createPool(path, options, hooks));
-}
-
-/** Open a pool with test hooks. Internal. */
-export function openPoolWith(
-  path: string,
-  options: ObjectPoolOpenOptions,
-  hooks: ObjTestHooks,
-): ObjectPool {
-  return construct(openPool(path, options, hooks));
 }

@@ -26,13 +26,15 @@ import type {
 } from "../stream/options.ts";
 import { createPmemLogWith, type PmemLog } from "../stream/pmemlog.ts";
 import type { PmemLogCreateOptions } from "../stream/pmemlog_options.ts";
+import type { ObjectPool } from "../obj/pool.ts";
 import {
   createPoolWith as createObjectPoolWith,
-  type ObjectPool,
-  type ObjectPoolCreateOptions,
-  type ObjectPoolOpenOptions,
   openPoolWith as openObjectPoolWith,
-} from "../obj/pool.ts";
+} from "../obj/pool_access.ts";
+import type {
+  ObjectPoolCreateOptions,
+  ObjectPoolOpenOptions,
+} from "../obj/pool_options.ts";
 import { checkTracer } from "./mapping.ts";
 
 /**

@@ -11,7 +11,7 @@ import {
   StaleObjectError,
   type Transaction,
 } from "../obj/mod.ts";
-import { poolEngine } from "../obj/pool.ts";
+import { poolEngine } from "../obj/pool_access.ts";
 import { wait } from "../future/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 

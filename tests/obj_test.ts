@@ -15,7 +15,7 @@ import {
   StaleObjectError,
   type Transaction,
 } from "../obj/mod.ts";
-import { poolEngine } from "../obj/pool.ts";
+import { poolEngine } from "../obj/pool_access.ts";
 import { VIEW_WINDOWS } from "../pmem2/view_buffers.ts";
 import { createObjectPool } from "../testing/mod.ts";
 import {

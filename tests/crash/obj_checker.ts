@@ -8,7 +8,7 @@
  * @module
  */
 import { checkObjectPool, type ObjectPool } from "../../obj/mod.ts";
-import { openPoolWith } from "../../obj/pool.ts";
+import { openPoolWith } from "../../obj/pool_access.ts";
 import { closeNoting, describeError, isTypedError } from "./checker.ts";
 import type { PersistenceModel } from "./model.ts";
 import { fingerprint, OBJ_OPTIONS, observe } from "./obj_workload.ts";

@@ -35,7 +35,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import type { ObjectPool } from "../../obj/mod.ts";
-import { createPoolWith } from "../../obj/pool.ts";
+import { createPoolWith } from "../../obj/pool_access.ts";
 import { mapFile, type Mapping } from "../../pmem2/mod.ts";
 import {
   type PerModelOptions,

@@ -28,7 +28,7 @@
  */
 import { rmSync } from "node:fs";
 import { type ObjectHandle, ObjectPool } from "../../obj/mod.ts";
-import { openPoolWith, poolEngine } from "../../obj/pool.ts";
+import { openPoolWith, poolEngine } from "../../obj/pool_access.ts";
 import { CHUNK_SIZE, LOG_OFFSET, OBJECT_HEADER } from "../../obj/layout.ts";
 import type { Mapping } from "../../pmem2/mod.ts";
 import type { PersistTracer } from "../../pmem2/tracer.ts";

@@ -1,0 +1,77 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * What an `Arena` says when it fails: why it refuses writes (its shared
+ * error code in words, {@linkcode ERROR_REASONS}), and the `PmemError`s
+ * of a write to an arena in the error state, of a map entry that points
+ * beyond the arena, and of map entries that failed to persist. Internal
+ * to `blk/` (`Arena` raises them).
+ *
+ * @module
+ */
+import { PmemError } from "../errors/mod.ts";
+import {
+  ARENA_BAD_FLOG,
+  ARENA_FLOG_PERSIST,
+  ARENA_INFO_FLAG,
+  ARENA_MAP_PERSIST,
+  ARENA_SHARED_FREE,
+} from "./lanes.ts";
+
+const EIO = 5;
+
+/** Why an arena refuses writes, by its shared error code. */
+export const ERROR_REASONS: Record<number, (count: number) => string> = {
+  [ARENA_INFO_FLAG]: () => "its info block has the error flag set",
+  [ARENA_BAD_FLOG]: (n) => `${n} flog slot(s) have invalid sequence numbers`,
+  [ARENA_SHARED_FREE]: (b) => `flog slots share the free block ${b}`,
+  [ARENA_FLOG_PERSIST]: () => "a flog update failed to persist",
+  [ARENA_MAP_PERSIST]: () => "a map update failed to persist",
+};
+
+/**
+ * The error of `op` on arena `index`, which refuses writes for `reason`
+ * (`Arena.error`): code -5 (EIO).
+ */
+export function arenaInErrorState(
+  op: string,
+  index: number,
+  reason: string,
+): PmemError {
+  return new PmemError(
+    op,
+    -EIO,
+    `arena ${index} is in the error state (${reason}); ` +
+      "reads still work, run pmempool check to repair it",
+    { errno: EIO },
+  );
+}
+
+/**
+ * The error of `op` for a map entry of pool-wide block `lba` that names
+ * data block `block`, beyond the arena's `internalNlba` (a corrupt
+ * pool): code -22 (EINVAL).
+ */
+export function corruptMapEntry(
+  op: string,
+  lba: number,
+  block: number,
+  internalNlba: number,
+): PmemError {
+  return new PmemError(
+    op,
+    -22,
+    `the pool is corrupt: block ${lba} maps to data block ${block}, beyond the arena's ${internalNlba}`,
+    { errno: 22 },
+  );
+}
+
+/**
+ * The error of a write whose batch of map entries failed to persist
+ * (`cause`, the media's error): code -5 (EIO).
+ */
+export function mapPersistFailed(cause: unknown): PmemError {
+  return new PmemError("write", -EIO, "cannot persist map entries", {
+    errno: EIO,
+    cause,
+  });
+}
