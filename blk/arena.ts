@@ -50,7 +50,7 @@ import {
   MAP_NORMAL,
   MAP_ZERO,
 } from "./layout.ts";
-import type { ArenaGeometry, BttInfo } from "./layout.ts";
+import type { BttInfo } from "./layout.ts";
 import type { Media } from "./media.ts";
 import {
   effectiveMapEntry,
@@ -61,7 +61,6 @@ import {
 } from "./flog.ts";
 import {
   corruptArena,
-  formatArena,
   markInfoError,
   recoverEndedLane,
   recoverFlog,
@@ -175,30 +174,6 @@ export class Arena {
       OPENS_WORD,
       1,
     ]);
-  }
-
-  /**
-   * Write a fresh layout for one arena: zero the map (when the file was
-   * not known to be zero), the initial flog, the backup info block, then
-   * the primary info block, which makes the layout valid. Each step is
-   * durable before the next starts.
-   *
-   * @param media the pool
-   * @param base file offset of the arena
-   * @param g the arena's geometry
-   * @param uuid the BTT's UUID
-   * @param parentUuid the pool set UUID
-   * @param zeroMap whether the map must be zeroed first
-   */
-  static format(
-    media: Media,
-    base: number,
-    g: ArenaGeometry,
-    uuid: Uint8Array,
-    parentUuid: Uint8Array,
-    zeroMap: boolean,
-  ): void {
-    formatArena(media, base, g, uuid, parentUuid, zeroMap);
   }
 
   /**

@@ -8,6 +8,7 @@
  * @module
  */
 import { Arena, type ArenaPlace } from "./arena.ts";
+import { formatArena } from "./arena_load.ts";
 import {
   ARENA_MAX_SIZE,
   ARENA_MIN_SIZE,
@@ -169,7 +170,7 @@ export function layOutBtt(file: PoolFile): Btt {
   const uuid = randomUuid();
   for (let k = g.arenas.length - 1; k >= 0; k--) {
     const a = g.arenas[k];
-    Arena.format(
+    formatArena(
       file.media,
       BTT_OFFSET + a.offset,
       a,
