@@ -84,6 +84,16 @@ export interface PollContext {
    * reservation) would wait forever, and fails instead.
    */
   readonly blocking?: boolean;
+  /**
+   * A blocking poller's (`wait`, `waitAll`): a future that cannot go on
+   * while the thread is blocked (it waits for something only other code
+   * of this thread can do: publish a reservation) says why here and
+   * returns PENDING. The blocking wait then fails with `reason` and the
+   * future stays as it was, to be waited for or awaited again once that
+   * is done: the wait is refused, not the work. Absent (another poller),
+   * such a future fails with the reason instead.
+   */
+  refuse?(reason: unknown): void;
 }
 
 /**

@@ -383,11 +383,19 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
         return this.#res.ts;
       }
     } else if (owner === RESERVATION && ctx.blocking) {
-      // a blocking wait: this thread cannot publish the reservation, so
-      // the append fails, and is given up (padding) so that it never
+      // a blocking wait: this thread cannot publish the reservation
+      // meanwhile. The wait is refused, not the append: it stays ready,
+      // commits once the reservation is published (or cancelled), and
+      // its future can be waited for again. A blocking poller that cannot
+      // refuse fails it instead, given up (padding) so that it never
       // commits after its future failed
+      const error = deadlock("appendAsync", b!.ts);
+      if (ctx.refuse !== undefined) {
+        ctx.refuse(error);
+        return PENDING;
+      }
       this.#core.abandonReady(this.#res.ts);
-      throw deadlock("appendAsync", b!.ts);
+      throw error;
     }
     return PENDING;
   }
@@ -477,7 +485,10 @@ export class WaitFuture extends Future<void> {
       if (advance(this.#core, this.#ts, this.#level, this.#op)) return;
     } else if (owner === RESERVATION && ctx.blocking) {
       // a blocking wait: this thread cannot publish the reservation
-      throw deadlock(this.#op, b!.ts);
+      // meanwhile; the wait is refused, and this future stays usable
+      const error = deadlock(this.#op, b!.ts);
+      if (ctx.refuse === undefined) throw error;
+      ctx.refuse(error);
     }
     // not there yet: an abort ends the wait (reached, it resolves)
     if (this.#signal?.aborted) throw this.#signal.reason;

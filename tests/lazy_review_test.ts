@@ -5,8 +5,8 @@
 // blocking wait refused (EDEADLK) leaves its future usable; errors of a
 // closed shared mover name the user's call; `all`/`race` of waits end
 // on an abort.
-import { all } from "../mod.ts";
-import { PmemLog } from "../stream/mod.ts";
+import { all, PmemError, wait, waitAll } from "../mod.ts";
+import { LogStream, PmemLog, type Region } from "../stream/mod.ts";
 import { assert, moverTest, tempPath } from "./_harness.ts";
 import { logContents } from "./c/logutil.ts";
 
@@ -75,5 +75,46 @@ moverTest(
     assert.equal(await f, 0);
     using log = PmemLog.open(path);
     assert.deepEqual([...logContents(log)], [8]);
+  },
+);
+
+function dump(s: LogStream, r: Region): [number, number[]][] {
+  return [...s.entries(r)].map((e) => [e.timestamp, [...e.data]]);
+}
+
+const deadlocked = (e: unknown) => e instanceof PmemError && e.code === -35;
+
+// Bug: a blocking `wait(s.appendAsync(r, x))` behind a reservation of this
+// thread not yet published failed the future for good with EDEADLK and
+// made its timestamp padding: x was never appended, even when the same
+// future was awaited after the publish. The wait is refused (it would
+// block for ever), not the append: the future stays pending, its entry
+// commits after the reservation, and waiting or awaiting it again then
+// gives its timestamp (the same for a `waitCommitted`/`waitPersisted`).
+moverTest(
+  "LogStream: a blocking `wait` refused with EDEADLK behind this thread's reservation leaves its future usable",
+  async (mover) => {
+    const path = tempPath();
+    {
+      using s = LogStream.create(path, { size: 1 << 20, mover });
+      const r = s.allocateRegion(4096);
+      const res = s.reserve(r, 1);
+      const a = s.appendAsync(r, Uint8Array.of(7));
+      const b = s.appendAsync(r, Uint8Array.of(8), { level: "committed" });
+      const w = s.waitPersisted(b.timestamp);
+      assert.throws(() => wait(a), deadlocked);
+      assert.equal(a.state, "running", "the refused wait failed the append");
+      assert.throws(() => waitAll<unknown>([b, w]), deadlocked);
+      assert.deepEqual([b.state, w.state], ["running", "running"]);
+      assert.throws(() => wait(a), deadlocked); // refused again, still usable
+      res.data.set([1]);
+      s.publish(res);
+      assert.equal(wait(a), a.timestamp);
+      assert.equal(await b, b.timestamp);
+      await w;
+      assert.deepEqual(dump(s, r), [[1, [1]], [2, [7]], [3, [8]]]);
+    }
+    using s = LogStream.open(path);
+    assert.deepEqual(dump(s, s.regions()[0]), [[1, [1]], [2, [7]], [3, [8]]]);
   },
 );
