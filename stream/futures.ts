@@ -25,6 +25,7 @@ import {
   type Step,
 } from "../future/future.ts";
 import { runsInline } from "../mover/_inline.ts";
+import { refusedBy } from "../mover/_refused.ts";
 import type { BatchEntry, Vdm } from "../mover/vdm.ts";
 import type { Level, LogCore, Reserved } from "./core.ts";
 import { RESERVATION } from "./owners.ts";
@@ -130,7 +131,9 @@ export class CopyScheduler {
     try {
       future = this.#mover.batch(ops);
     } catch (e) {
-      for (const f of members) f.fail(e);
+      // (a closed mover's error named its batch, not the user's call)
+      const error = refusedBy(e, this.#mover, "appendAsync");
+      for (const f of members) f.fail(error);
       return;
     }
     const copy: Copy = { future, members, seen: false };
@@ -142,7 +145,8 @@ export class CopyScheduler {
     if (copy.seen) return;
     copy.seen = true;
     if (copy.future.state === "failed") {
-      for (const f of copy.members) f.fail(copy.future.error);
+      const error = refusedBy(copy.future.error, this.#mover, "appendAsync");
+      for (const f of copy.members) f.fail(error);
     } else {
       for (const f of copy.members) f.copiedOk();
     }

@@ -5,7 +5,9 @@
 // blocking wait refused (EDEADLK) leaves its future usable; errors of a
 // closed shared mover name the user's call; `all`/`race` of waits end
 // on an abort.
-import { all, PmemError, wait, waitAll } from "../mod.ts";
+import { all, ClosedError, PmemError, wait, waitAll } from "../mod.ts";
+import { BlockPool } from "../blk/mod.ts";
+import { ObjectPool, PersistentMap } from "../obj/mod.ts";
 import { LogStream, PmemLog, type Region } from "../stream/mod.ts";
 import { assert, moverTest, tempPath } from "./_harness.ts";
 import { logContents } from "./c/logutil.ts";
@@ -116,5 +118,71 @@ moverTest(
     }
     using s = LogStream.open(path);
     assert.deepEqual(dump(s, s.regions()[0]), [[1, [1]], [2, [7]], [3, [8]]]);
+  },
+);
+
+/** A ClosedError of the user's call `op`, about the mover. */
+function moverClosed(op: string): (e: unknown) => boolean {
+  return (e) =>
+    e instanceof ClosedError && e.op === op && /mover/.test(e.message);
+}
+
+// Bug: with a mover shared by stores and closed, a block write, writeMany
+// and read and a LogStream append failed with a ClosedError of op "batch"
+// (the mover's call inside them), not the call the user made; and an
+// object pool's transaction whose long entries the mover applies stopped
+// the whole pool ("the pool stopped after a failure: batch: ThreadMover is
+// closed"), though the transaction was committed (durable in the redo
+// log): it is now applied on this thread, as PmemLog copies an append
+// whose place is taken.
+moverTest(
+  "a closed shared mover fails the stores' async copies naming the user's call; committed work (ObjectPool, PmemLog) is done on this thread",
+  async (mover) => {
+    using blk = BlockPool.create(tempPath("blk"), {
+      blockSize: 512,
+      poolSize: 32 * MiB,
+      mover,
+    });
+    blk.write(2, new Uint8Array(512).fill(2));
+    using s = LogStream.create(tempPath("stream"), { size: 1 * MiB, mover });
+    const r = s.allocateRegion(4096);
+    using log = PmemLog.create(tempPath("log"), { poolSize: 2 * MiB, mover });
+    using pool = ObjectPool.create(tempPath("obj"), {
+      size: 16 * MiB,
+      layout: "sem",
+      mover,
+    });
+    using map = PersistentMap.open(pool, "m");
+    const h = pool.tx((tx) => tx.alloc(4096));
+    map.set("k", "v".repeat(1000));
+    mover.close();
+
+    const big = new Uint8Array(512).fill(7);
+    await assert.rejects(
+      async () => await blk.writeAsync(0, big),
+      moverClosed("writeAsync"),
+    );
+    await assert.rejects(
+      async () => await blk.writeMany([{ lba: 1, data: big }]),
+      moverClosed("writeMany"),
+    );
+    await assert.rejects(
+      async () => await blk.readAsync(2, new Uint8Array(512)),
+      moverClosed("readAsync"),
+    );
+    await assert.rejects(
+      async () => await s.appendAsync(r, new Uint8Array(100)),
+      moverClosed("appendAsync"),
+    );
+    assert.equal(s.append(r, Uint8Array.of(1)) > 0, true);
+    assert.equal(await log.appendAsync(new Uint8Array(100).fill(3)), 0);
+    await pool.txAsync((tx) => tx.write(h, 0, new Uint8Array(4096).fill(4)));
+    await map.setAsync("k", "w".repeat(1000));
+    assert.deepEqual([...pool.read(h, 0, 2)], [4, 4]);
+    assert.equal(map.get("k"), "w".repeat(1000));
+    pool.tx((tx) => tx.write(h, 1, new Uint8Array(4095).fill(5)));
+    assert.deepEqual([...pool.read(h, 0, 2)], [4, 5]);
+    blk.write(3, big);
+    assert.deepEqual(blk.read(3).subarray(0, 2), Uint8Array.of(7, 7));
   },
 );
