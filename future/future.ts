@@ -140,6 +140,26 @@ export const PENDING: unique symbol = Symbol("asyncpmem.pending");
  */
 export const NOT_STARTED: unique symbol = Symbol("asyncpmem.notStarted");
 
+/**
+ * The method of a future that has no work of its own and only waits for
+ * work others do (a log's `waitCommitted`/`waitPersisted`): it answers
+ * true while that is so. A combined future (`all`, `race`) that started
+ * ends on its signal's abort while each member still pending is such a
+ * wait (or has not started): nothing is in flight that the abort would
+ * leave half done. Internal.
+ */
+export const WAITS_ONLY: unique symbol = Symbol("asyncpmem.waitsOnly");
+
+/**
+ * Whether `future` only waits, or has not started: see
+ * {@linkcode WAITS_ONLY}. Internal.
+ */
+export function nothingInFlight(future: Future<unknown>): boolean {
+  if (future.state === "idle") return true;
+  const m = (future as { [WAITS_ONLY]?: () => boolean })[WAITS_ONLY];
+  return typeof m === "function" && m.call(future) === true;
+}
+
 /** One step's outcome: the value, or still pending / not started. */
 export type Step<T> = T | typeof PENDING | typeof NOT_STARTED;
 

@@ -23,6 +23,7 @@ import {
   PENDING,
   type PollContext,
   type Step,
+  WAITS_ONLY,
 } from "../future/future.ts";
 import { runsInline } from "../mover/_inline.ts";
 import { refusedBy } from "../mover/_refused.ts";
@@ -419,6 +420,14 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
 
 /** A wait for a timestamp to be committed or persisted. */
 export class WaitFuture extends Future<void> {
+  /**
+   * A wait has no work of its own (see `WAITS_ONLY`): an `all` or `race`
+   * of waits ends on its signal's abort.
+   */
+  [WAITS_ONLY](): boolean {
+    return true;
+  }
+
   #core: LogCore;
   #ts: number;
   #level: Level;

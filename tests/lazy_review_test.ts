@@ -5,11 +5,11 @@
 // blocking wait refused (EDEADLK) leaves its future usable; errors of a
 // closed shared mover name the user's call; `all`/`race` of waits end
 // on an abort.
-import { all, ClosedError, PmemError, wait, waitAll } from "../mod.ts";
+import { all, ClosedError, PmemError, race, wait, waitAll } from "../mod.ts";
 import { BlockPool } from "../blk/mod.ts";
 import { ObjectPool, PersistentMap } from "../obj/mod.ts";
 import { LogStream, PmemLog, type Region } from "../stream/mod.ts";
-import { assert, moverTest, tempPath } from "./_harness.ts";
+import { assert, moverTest, tempPath, test } from "./_harness.ts";
 import { logContents } from "./c/logutil.ts";
 
 const MiB = 1 << 20;
@@ -186,3 +186,57 @@ moverTest(
     assert.deepEqual(blk.read(3).subarray(0, 2), Uint8Array.of(7, 7));
   },
 );
+
+// Bug: `all`/`race` with a signal ignored an abort once started, even when
+// every member still pending is a pure wait (a `waitCommitted` or
+// `waitPersisted`, which has no work of its own and itself ends on its
+// signal's abort): `all([s.waitPersisted(ts)], { signal })` behind a
+// reservation never published waited for ever, whatever the signal said.
+// A member with work in flight (an append) still makes it ignore the abort.
+test("`all`/`race` end on an abort once started while every pending member is a pure wait", async () => {
+  using s = LogStream.create(tempPath(), { size: 1 * MiB });
+  const r = s.allocateRegion(4096);
+  const res = s.reserve(r, 1);
+  const ts = res.timestamp;
+
+  const ac = new AbortController();
+  const waits = all([s.waitCommitted(ts), s.waitPersisted(ts)], {
+    signal: ac.signal,
+  });
+  const ac2 = new AbortController();
+  const first = race<unknown>(
+    [s.waitPersisted(ts), all([s.waitCommitted(ts)])],
+    {
+      signal: ac2.signal,
+    },
+  );
+  waits.poll();
+  first.poll();
+  assert.deepEqual([waits.state, first.state], ["running", "running"]);
+  ac.abort();
+  ac2.abort(new Error("gave up"));
+  waits.poll();
+  first.poll();
+  assert.deepEqual([waits.state, first.state], ["failed", "failed"]);
+  await assert.rejects(async () => await waits, { name: "AbortError" });
+  await assert.rejects(async () => await first, /gave up/);
+  // awaited while it waits: the abort ends it
+  const ac4 = new AbortController();
+  const awaited = all([s.waitPersisted(ts)], { signal: ac4.signal });
+  setTimeout(() => ac4.abort(), 5);
+  await assert.rejects(async () => await awaited, { name: "AbortError" });
+
+  // an append in flight: the abort is ignored, the work completes
+  const ac3 = new AbortController();
+  const append = s.appendAsync(r, Uint8Array.of(2));
+  const mixed = all<unknown>([append, s.waitPersisted(append.timestamp)], {
+    signal: ac3.signal,
+  });
+  mixed.poll();
+  ac3.abort();
+  mixed.poll();
+  assert.equal(mixed.state, "running");
+  res.data.set([1]);
+  s.publish(res);
+  assert.deepEqual(await mixed, [append.timestamp, undefined]);
+});
