@@ -23,7 +23,8 @@ import {
   type Step,
 } from "../future/future.ts";
 import { runsInline } from "../mover/_inline.ts";
-import type { BatchEntry } from "../mover/vdm.ts";
+import type { BatchEntry, Vdm } from "../mover/vdm.ts";
+import { refusedBy } from "../mover/_refused.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { Arena } from "./arena.ts";
 import { MAP_ERROR, MAP_FLAGS, MAP_LBA_MASK, MAP_NORMAL } from "./layout.ts";
@@ -69,6 +70,8 @@ interface ReadCopy {
   future: Future<void>;
   /** The reads it copies. */
   reads: ReadFuture[];
+  /** The mover that copies them (for its errors: see `refusedBy`). */
+  mover: Vdm;
 }
 
 /** The offsets of a batch's blocks (grown as needed; one per isolate). */
@@ -241,9 +244,12 @@ export class ReadScheduler {
     }
     let copy: ReadCopy;
     try {
-      copy = { future: this.#map.mover.batch(entries), reads: started };
+      const mover = this.#map.mover;
+      copy = { future: mover.batch(entries), reads: started, mover };
     } catch (e) {
-      for (const r of started) r.fail(e);
+      // (a closed mover's error named its batch, not the user's call)
+      const error = refusedBy(e, this.#map.mover, "readAsync");
+      for (const r of started) r.fail(error);
       return;
     }
     for (const r of started) r.copying(copy);
@@ -455,7 +461,9 @@ export class ReadFuture extends Future<Uint8Array> {
     if (this.stage === COPYING) {
       const copy = this.#copy!.future;
       const state = copy.poll(ctx);
-      if (state === "failed") throw copy.error;
+      if (state === "failed") {
+        throw refusedBy(copy.error, this.#copy!.mover, "readAsync");
+      }
       if (state !== "complete") return PENDING;
       this.stage = DONE;
       return this.out;

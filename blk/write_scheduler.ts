@@ -12,6 +12,7 @@ import type { Future, PollContext } from "../future/future.ts";
 import { waitAll } from "../future/executor.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { BatchEntry } from "../mover/vdm.ts";
+import { refusedBy } from "../mover/_refused.ts";
 import type { Arena, WriteTicket } from "./arena.ts";
 import { commitUpdates, type LaneUpdate } from "./commit.ts";
 import type { Media } from "./media.ts";
@@ -259,9 +260,11 @@ export class WriteScheduler {
     } catch (e) {
       // the mover refused the batch (closed, say): fail every group
       // started with it, not only the poller's, and give back their lanes
-      // and queue places; the others would wait for a copy never made
+      // and queue places; the others would wait for a copy never made.
+      // Each fails in the words of its own call (a closed mover's error
+      // named its batch)
       for (const g of started) {
-        g.error = e;
+        g.error = refusedBy(e, this.#map.mover, g.op);
         g.stage = DONE;
         for (const s of g.slots) releaseSlot(s);
       }
@@ -350,7 +353,7 @@ export class WriteScheduler {
     for (const g of copy.groups) {
       if (g.stage !== COPYING) continue;
       if (failed) {
-        g.error = copy.future.error;
+        g.error = refusedBy(copy.future.error, this.#map.mover, g.op);
         g.stage = DONE;
         for (const s of g.slots) releaseSlot(s);
       } else {

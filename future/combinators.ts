@@ -11,9 +11,11 @@ import {
   Future,
   type FutureOptions,
   NOT_STARTED,
+  nothingInFlight,
   PENDING,
   type PollContext,
   type Step,
+  WAITS_ONLY,
 } from "./future.ts";
 
 class ValueFuture<T> extends Future<T> {
@@ -317,10 +319,17 @@ class AllFuture<T> extends Future<T[]> {
    * it goes through).
    */
   #stepping: PollContext | undefined;
+  /** The abort signal, for the polls once started (see `WAITS_ONLY`). */
+  #signal: AbortSignal | undefined;
   constructor(futures: readonly Future<T>[], options?: FutureOptions) {
     super(options);
     this.#futures = members(futures, "combine");
     this.#pending = this.#futures.slice();
+    this.#signal = options?.signal;
+  }
+  /** Whether every member still pending only waits (or has not started). */
+  [WAITS_ONLY](): boolean {
+    return this.#pending.every(nothingInFlight);
   }
   protected step(ctx: PollContext): Step<T[]> {
     if (this.#stepping !== undefined) return reentered(this.#stepping, ctx);
@@ -342,7 +351,15 @@ class AllFuture<T> extends Future<T[]> {
     pending.length = kept;
     // a member settled, or started, stays so
     this.#started = started;
-    if (kept > 0) return started ? PENDING : NOT_STARTED;
+    if (kept > 0) {
+      // started, it ends on an abort only while nothing is in flight:
+      // each member pending only waits (for others' work)
+      const signal = this.#signal;
+      if (started && signal?.aborted && pending.every(nothingInFlight)) {
+        throw signal.reason;
+      }
+      return started ? PENDING : NOT_STARTED;
+    }
     const failed = this.#futures.find((f) => f.state === "failed");
     if (failed !== undefined) throw failed.error;
     return this.#futures.map((f) => f.value as T);
@@ -364,7 +381,10 @@ class AllFuture<T> extends Future<T[]> {
  * polls its members no more. They are not aborted: the caller still owns
  * them (await them, or give them signals of their own). Once a member
  * started, the abort is ignored, as it is by work in flight, so a
- * settled `all` still leaves no member half done and unpolled.
+ * settled `all` still leaves no member half done and unpolled; except
+ * while every member still pending only waits for others' work (a log's
+ * `waitCommitted`/`waitPersisted`, or an `all`/`race` of such waits) or
+ * has not started: nothing is in flight, and the abort fails it.
  *
  * @example Usage
  * ```ts
@@ -407,9 +427,16 @@ class RaceFuture<T> extends Future<T> {
   #futures: Future<T>[];
   /** In a step: see `AllFuture`'s. */
   #stepping: PollContext | undefined;
+  /** The abort signal, for the polls once started (see `WAITS_ONLY`). */
+  #signal: AbortSignal | undefined;
   constructor(futures: readonly Future<T>[], options?: FutureOptions) {
     super(options);
     this.#futures = members(futures, "race");
+    this.#signal = options?.signal;
+  }
+  /** Whether every member still pending only waits (or has not started). */
+  [WAITS_ONLY](): boolean {
+    return this.#futures.every((f) => f.done || nothingInFlight(f));
   }
   protected step(ctx: PollContext): Step<T> {
     if (this.#stepping !== undefined) return reentered(this.#stepping, ctx);
@@ -432,6 +459,10 @@ class RaceFuture<T> extends Future<T> {
       }
       if (f.state !== "idle") started = true;
     }
+    // started, it ends on an abort only while nothing is in flight (see
+    // all's)
+    const signal = this.#signal;
+    if (started && signal?.aborted && this[WAITS_ONLY]()) throw signal.reason;
     return started ? PENDING : NOT_STARTED;
   }
   protected override settle(): void {
@@ -446,7 +477,8 @@ class RaceFuture<T> extends Future<T> {
  * A signal aborts the race while it has not started, as
  * {@linkcode all}'s does: while no member has started, an abort fails it
  * with the signal's reason, its members untouched (still the caller's);
- * once one started, the abort is ignored.
+ * once one started, the abort is ignored, except while every member
+ * still pending only waits or has not started (as for `all`).
  *
  * @example Usage
  * ```ts

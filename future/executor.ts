@@ -57,6 +57,9 @@ interface Registration {
 
 const NO_SOURCES: ReadonlyMap<WakeSource, Registration> = new Map();
 
+/** `SweepContext.refused` when no future refused the wait. */
+const NOT_REFUSED: unique symbol = Symbol("asyncpmem.notRefused");
+
 /** Records the wake sources of one sweep; reset and reused between sweeps. */
 class SweepContext implements PollContext {
   #sources: Map<WakeSource, Registration> | undefined;
@@ -68,9 +71,16 @@ class SweepContext implements PollContext {
   pending = 0;
   /** Whether the poller blocks its thread (see `PollContext.blocking`). */
   readonly blocking: boolean;
+  /** A refusal reported by the future last polled (see `refuse`). */
+  refused: unknown = NOT_REFUSED;
 
   constructor(blocking: boolean) {
     this.blocking = blocking;
+  }
+
+  refuse(reason: unknown): void {
+    // only a blocking poller refuses (the pump awaits: it never blocks)
+    if (this.blocking && this.refused === NOT_REFUSED) this.refused = reason;
   }
 
   /** The sources registered since the last reset. */
@@ -454,6 +464,9 @@ function blockOn(ctx: SweepContext, blindMs: number): void {
 /**
  * Block the calling thread until `future` settles; return its value or
  * throw its error. For scripts: it stops the event loop while it waits.
+ * A future that cannot settle while the thread is blocked refuses the
+ * wait (see {@linkcode waitAll}): its reason is thrown and the future
+ * stays pending.
  *
  * @example Usage
  * ```ts
@@ -482,7 +495,12 @@ export function wait<T>(future: Future<T>): T {
 
 /**
  * Block until every future settles. Returns the values in order; if any
- * failed, throws the first failure once all have settled.
+ * failed, throws the first failure once all have settled. A future that
+ * cannot settle while the thread is blocked (an append behind a
+ * reservation of this thread not yet published: see
+ * `PollContext.refuse`) is left pending and its reason (EDEADLK) is
+ * thrown in its place, once the others settled: it can be waited for
+ * again later.
  *
  * @example Usage
  * ```ts
@@ -518,6 +536,8 @@ export function waitAll<T>(futures: readonly Future<T>[]): T[] {
   let waiting: readonly Future<T>[] = futures;
   let own: Future<T>[] | undefined;
   let count = futures.length;
+  /** The futures that refused this wait, with their reasons. */
+  let refusals: Map<Future<T>, unknown> | undefined;
   let live = 0;
   for (let i = 0; i < count; i++) if (!futures[i].done) live++;
   for (;;) {
@@ -529,10 +549,15 @@ export function waitAll<T>(futures: readonly Future<T>[]): T[] {
       const f = waiting[i];
       if (f.done) continue;
       ctx.registered = false;
+      ctx.refused = NOT_REFUSED;
       const before = f.state;
       const state = f.poll(ctx);
       if (state !== before) progress = true;
-      if (!f.done) {
+      if (!f.done && ctx.refused !== NOT_REFUSED) {
+        // it cannot settle while this thread blocks: polled no more
+        (refusals ??= new Map()).set(f, ctx.refused);
+        progress = true;
+      } else if (!f.done) {
         (own ??= [])[pending++] = f;
         if (!ctx.registered) ctx.blind = true;
       }
@@ -552,6 +577,7 @@ export function waitAll<T>(futures: readonly Future<T>[]): T[] {
   for (let i = 0; i < futures.length; i++) {
     const f = futures[i];
     if (f.state === "failed") throw f.error;
+    if (!f.done) throw refusals!.get(f);
     values[i] = f.value as T;
   }
   return values;

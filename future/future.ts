@@ -84,6 +84,16 @@ export interface PollContext {
    * reservation) would wait forever, and fails instead.
    */
   readonly blocking?: boolean;
+  /**
+   * A blocking poller's (`wait`, `waitAll`): a future that cannot go on
+   * while the thread is blocked (it waits for something only other code
+   * of this thread can do: publish a reservation) says why here and
+   * returns PENDING. The blocking wait then fails with `reason` and the
+   * future stays as it was, to be waited for or awaited again once that
+   * is done: the wait is refused, not the work. Absent (another poller),
+   * such a future fails with the reason instead.
+   */
+  refuse?(reason: unknown): void;
 }
 
 /**
@@ -129,6 +139,26 @@ export const PENDING: unique symbol = Symbol("asyncpmem.pending");
  * ```
  */
 export const NOT_STARTED: unique symbol = Symbol("asyncpmem.notStarted");
+
+/**
+ * The method of a future that has no work of its own and only waits for
+ * work others do (a log's `waitCommitted`/`waitPersisted`): it answers
+ * true while that is so. A combined future (`all`, `race`) that started
+ * ends on its signal's abort while each member still pending is such a
+ * wait (or has not started): nothing is in flight that the abort would
+ * leave half done. Internal.
+ */
+export const WAITS_ONLY: unique symbol = Symbol("asyncpmem.waitsOnly");
+
+/**
+ * Whether `future` only waits, or has not started: see
+ * {@linkcode WAITS_ONLY}. Internal.
+ */
+export function nothingInFlight(future: Future<unknown>): boolean {
+  if (future.state === "idle") return true;
+  const m = (future as { [WAITS_ONLY]?: () => boolean })[WAITS_ONLY];
+  return typeof m === "function" && m.call(future) === true;
+}
 
 /** One step's outcome: the value, or still pending / not started. */
 export type Step<T> = T | typeof PENDING | typeof NOT_STARTED;

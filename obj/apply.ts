@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { ClosedError } from "../errors/mod.ts";
 import type { Future } from "../future/future.ts";
 import type { BatchEntry, Vdm } from "../mover/vdm.ts";
 import {
@@ -115,9 +116,31 @@ export class Applier {
         });
       }
     }
-    const f = this.#mover.batch(batch);
+    let f: Future<void>;
+    try {
+      f = this.#mover.batch(batch);
+    } catch (e) {
+      if (this.appliedHere(g, e)) return undefined;
+      throw e;
+    }
     g.moved = moved;
     return f;
+  }
+
+  /**
+   * Whether `error`, of a group's batch (thrown by `batch`, or its
+   * future's failure), is the refusal of a closed mover (one shared with
+   * other stores, closed by its owner): the group is then applied whole
+   * on this thread (its entries, some perhaps applied already, apply
+   * again as they are). Its transactions are committed (durable in the
+   * redo log) and must be applied: failed, they stopped the pool ("the
+   * pool stopped after a failure: batch: ThreadMover is closed").
+   */
+  appliedHere(g: Group, error: unknown): boolean {
+    if (!(error instanceof ClosedError) || !this.#mover.closed) return false;
+    this.#log.applyAll(g);
+    g.moved = null; // applyAll notes dirty what it writes
+    return true;
   }
 
   /** Note dirty the homes a group's mover batch wrote. */

@@ -306,8 +306,10 @@ export class Engine {
         try {
           wait(g.apply!);
         } catch (e) {
-          this.#fail(e);
-          return;
+          if (!this.#applier.appliedHere(g, e)) {
+            this.#fail(e);
+            return;
+          }
         }
         this.#moved(g);
       } else if (g.state === COMMITTED) {
@@ -332,10 +334,12 @@ export class Engine {
       if (g.state === APPLYING) {
         const state = g.apply!.poll(ctx);
         if (state === "failed") {
-          this.#fail(g.apply!.error);
-          return;
-        }
-        if (state !== "complete") return;
+          // (a closed mover's batch: applied here instead)
+          if (!this.#applier.appliedHere(g, g.apply!.error)) {
+            this.#fail(g.apply!.error);
+            return;
+          }
+        } else if (state !== "complete") return;
         this.#moved(g);
       } else if (g.state !== APPLIED) return;
       this.pending.unpend(g);
@@ -360,8 +364,10 @@ export class Engine {
     try {
       wait(g.apply!);
     } catch (e) {
-      this.#fail(e);
-      this.live(op);
+      if (!this.#applier.appliedHere(g, e)) {
+        this.#fail(e);
+        this.live(op);
+      }
     }
     this.#moved(g);
     this.pending.unpend(g);

@@ -23,8 +23,10 @@ import {
   PENDING,
   type PollContext,
   type Step,
+  WAITS_ONLY,
 } from "../future/future.ts";
 import { runsInline } from "../mover/_inline.ts";
+import { refusedBy } from "../mover/_refused.ts";
 import type { BatchEntry, Vdm } from "../mover/vdm.ts";
 import type { Level, LogCore, Reserved } from "./core.ts";
 import { RESERVATION } from "./owners.ts";
@@ -130,7 +132,9 @@ export class CopyScheduler {
     try {
       future = this.#mover.batch(ops);
     } catch (e) {
-      for (const f of members) f.fail(e);
+      // (a closed mover's error named its batch, not the user's call)
+      const error = refusedBy(e, this.#mover, "appendAsync");
+      for (const f of members) f.fail(error);
       return;
     }
     const copy: Copy = { future, members, seen: false };
@@ -142,7 +146,8 @@ export class CopyScheduler {
     if (copy.seen) return;
     copy.seen = true;
     if (copy.future.state === "failed") {
-      for (const f of copy.members) f.fail(copy.future.error);
+      const error = refusedBy(copy.future.error, this.#mover, "appendAsync");
+      for (const f of copy.members) f.fail(error);
     } else {
       for (const f of copy.members) f.copiedOk();
     }
@@ -383,11 +388,19 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
         return this.#res.ts;
       }
     } else if (owner === RESERVATION && ctx.blocking) {
-      // a blocking wait: this thread cannot publish the reservation, so
-      // the append fails, and is given up (padding) so that it never
+      // a blocking wait: this thread cannot publish the reservation
+      // meanwhile. The wait is refused, not the append: it stays ready,
+      // commits once the reservation is published (or cancelled), and
+      // its future can be waited for again. A blocking poller that cannot
+      // refuse fails it instead, given up (padding) so that it never
       // commits after its future failed
+      const error = deadlock("appendAsync", b!.ts);
+      if (ctx.refuse !== undefined) {
+        ctx.refuse(error);
+        return PENDING;
+      }
       this.#core.abandonReady(this.#res.ts);
-      throw deadlock("appendAsync", b!.ts);
+      throw error;
     }
     return PENDING;
   }
@@ -407,6 +420,14 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
 
 /** A wait for a timestamp to be committed or persisted. */
 export class WaitFuture extends Future<void> {
+  /**
+   * A wait has no work of its own (see `WAITS_ONLY`): an `all` or `race`
+   * of waits ends on its signal's abort.
+   */
+  [WAITS_ONLY](): boolean {
+    return true;
+  }
+
   #core: LogCore;
   #ts: number;
   #level: Level;
@@ -477,7 +498,10 @@ export class WaitFuture extends Future<void> {
       if (advance(this.#core, this.#ts, this.#level, this.#op)) return;
     } else if (owner === RESERVATION && ctx.blocking) {
       // a blocking wait: this thread cannot publish the reservation
-      throw deadlock(this.#op, b!.ts);
+      // meanwhile; the wait is refused, and this future stays usable
+      const error = deadlock(this.#op, b!.ts);
+      if (ctx.refuse === undefined) throw error;
+      ctx.refuse(error);
     }
     // not there yet: an abort ends the wait (reached, it resolves)
     if (this.#signal?.aborted) throw this.#signal.reason;

@@ -426,7 +426,8 @@ export class PmemLog implements Disposable {
       this.#commitTo(at + n);
     } catch (e) {
       // not appended: the next append takes this place (no async append
-      // is in flight, all were drained)
+      // holds a place after it: those polled were drained, the others
+      // take theirs when first polled)
       this.#giveBack(at);
       throw e;
     }
@@ -457,7 +458,9 @@ export class PmemLog implements Disposable {
    * start as one mover batch; appends whose copies completed together
    * are made durable together (one persist of their data, one of the write
    * offset). Resolves with the entry's offset in the log (`tell()` before
-   * it). Should the mover fail, the copy is made on this thread instead:
+   * it). Nothing happens at the call: a synchronous `append`, `appendv`
+   * or `rewind` made before the first poll goes first (it finishes the
+   * appends already polled, not this one); `close` finishes it. Should the mover fail, the copy is made on this thread instead:
    * a log has no holes.
    *
    * @example Usage
@@ -493,15 +496,20 @@ export class PmemLog implements Disposable {
     return this.#appender.append(data, checkFutureOptions(options, op));
   }
 
-  /** Finish every asynchronous append in flight (before a sync change). */
-  #drain(): void {
-    this.#appender.drain();
+  /**
+   * Finish the asynchronous appends in flight (before a sync change):
+   * those polled at least once, or with `all` (close) every one made.
+   */
+  #drain(all = false): void {
+    this.#appender.drain(all);
   }
 
   /**
    * Empty the log (`pmemlog_rewind`): the write offset goes back to the
-   * start and is persisted. The data is not erased. Appends in flight
-   * finish first.
+   * start and is persisted. The data is not erased. Asynchronous
+   * appends in flight (polled at least once) finish first; one never
+   * polled has done nothing yet, and appends after the rewind when it is
+   * first polled (as after a synchronous `append`).
    *
    * @throws {PmemError} when the persist fails (the log is left as it
    *   was)
@@ -583,7 +591,7 @@ export class PmemLog implements Disposable {
     // its drain is an operation: a close asked for in it is this one
     this.#depth++;
     try {
-      this.#drain();
+      this.#drain(true);
     } finally {
       this.#depth--;
       this.#closeLater = null;

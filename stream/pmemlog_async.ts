@@ -229,11 +229,25 @@ export class LogAppender {
     this.#futures.delete(f);
   }
 
-  /** Finish every append in flight, polled or not. */
-  drain(): void {
+  /**
+   * Finish the appends in flight: those polled at least once (their
+   * places are queued or taken), before a synchronous change (`append`,
+   * `appendv`, `rewind`). An append never polled has done nothing
+   * (miniasync's lazy futures): it takes its place when first polled,
+   * after the change. Run here, `f = log.appendAsync(x); log.rewind();
+   * await f` appended x and then rewound it away. With `all`, for
+   * `close`, the unpolled ones too (the README's table: close finishes
+   * them, their data is appended).
+   */
+  drain(all = false): void {
     if (this.#futures.size === 0) return;
+    const started: Future<number>[] = [];
+    for (const f of this.#futures) {
+      if (all || f.state !== "idle") started.push(f);
+    }
+    if (started.length === 0) return;
     try {
-      waitAll([...this.#futures]);
+      waitAll(started);
     } catch {
       // each failure is reported to its own awaiter
     }

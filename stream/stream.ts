@@ -471,9 +471,12 @@ export class LogStream implements Disposable {
    * until the future is polled or awaited; an append left unpolled holds
    * back later timestamps until it is driven (a synchronous append or a
    * wait drives it). Behind a reservation of this thread that is not
-   * published, a blocking `wait`/`waitAll` of it fails with EDEADLK
-   * (code -35) and the append is given up (padding): nothing of this
-   * thread could publish the reservation meanwhile. `await` waits.
+   * published, a blocking `wait`/`waitAll` of it throws EDEADLK (code
+   * -35): nothing of this thread could publish the reservation
+   * meanwhile. The wait is refused, not the append: the future stays
+   * pending, the entry commits once the reservation is published (or
+   * cancelled, or the stream closed), and the future can be waited for
+   * or awaited again. `await` waits.
    *
    * The timestamp is taken at the call, not at the first poll (the one
    * exception to the library's lazy futures), so that the log's order is
@@ -529,7 +532,8 @@ export class LogStream implements Disposable {
   /**
    * A future that resolves once `timestamp` is committed (visible),
    * committing what it can on the way. A blocking `wait` of it behind a
-   * reservation of this thread that is not published fails with EDEADLK.
+   * reservation of this thread that is not published throws EDEADLK;
+   * the future stays usable (wait for it again after the publish).
    *
    * @param timestamp one already reserved in the stream (by an append or
    *   a reservation of any Worker of the process), or below
@@ -552,7 +556,7 @@ export class LogStream implements Disposable {
    * A future that resolves once `timestamp` is persisted (durable):
    * every committed entry is persisted with one fence on the way. A
    * blocking `wait` of it behind a reservation of this thread that is not
-   * published fails with EDEADLK.
+   * published throws EDEADLK; the future stays usable.
    *
    * @param timestamp one already reserved in the stream (by an append or
    *   a reservation of any Worker of the process), or below

@@ -172,17 +172,23 @@ moverTest(
         at += 100 + i;
       });
       assert.equal(log.tell(), at);
-      // a synchronous append waits for earlier async ones, also unpolled
+      // a synchronous append finishes the async ones polled before it;
+      // one never polled has done nothing, and appends when first polled
+      const polled = log.appendAsync(enc("polled"));
+      polled.poll();
       const late = log.appendAsync(enc("late"));
       log.append(enc(">"));
-      assert.equal(late.state, "complete");
-      assert.equal(await late, at);
+      assert.equal(polled.state, "complete");
+      assert.equal(await polled, at);
+      assert.equal(late.state, "idle");
+      assert.equal(await late, at + 7);
     }
     using log = PmemLog.open(path);
     const data = logContents(log);
     assert.equal(data[0], "<".charCodeAt(0));
     assert.equal(data[1 + 100 * 3 + 3 + 50], 3);
-    assert.equal(data[data.length - 1], ">".charCodeAt(0));
+    assert.equal(data[data.length - 5], ">".charCodeAt(0));
+    assert.equal(new TextDecoder().decode(data.slice(-4)), "late");
   },
 );
 
