@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { adopt, pollMember } from "./executor.ts";
+import { adopt, NOT_REFUSED, pollMember } from "./executor.ts";
+import { Refusals } from "./_refusals.ts";
 import {
   checkFutureOptions,
   Future,
@@ -337,11 +338,17 @@ class AllFuture<T> extends Future<T[]> {
     const members = pending.length;
     let kept = 0;
     let started = this.#started;
+    let refusals: Refusals | undefined;
     this.#stepping = ctx;
     try {
       for (let i = 0; i < members; i++) {
         const f = pending[i];
-        if (!f.done) pollMember(f, ctx, members);
+        if (!f.done) {
+          const refusal = pollMember(f, ctx, members);
+          if (refusal !== NOT_REFUSED) {
+            (refusals ??= new Refusals()).add(f, refusal);
+          }
+        }
         if (!f.done) pending[kept++] = f;
         if (f.state !== "idle") started = true;
       }
@@ -358,6 +365,7 @@ class AllFuture<T> extends Future<T[]> {
       if (started && signal?.aborted && pending.every(nothingInFlight)) {
         throw signal.reason;
       }
+      refusals?.refuseIfAll(pending, ctx);
       return started ? PENDING : NOT_STARTED;
     }
     const failed = this.#futures.find((f) => f.state === "failed");
@@ -385,6 +393,11 @@ class AllFuture<T> extends Future<T[]> {
  * while every member still pending only waits for others' work (a log's
  * `waitCommitted`/`waitPersisted`, or an `all`/`race` of such waits) or
  * has not started: nothing is in flight, and the abort fails it.
+ *
+ * A member that refuses a blocking `wait` (an append behind a
+ * reservation of this thread not yet published) refuses it for the
+ * `all` only once every other member settled: they are not left half
+ * done.
  *
  * @example Usage
  * ```ts
@@ -449,8 +462,12 @@ class RaceFuture<T> extends Future<T> {
   }
   #race(ctx: PollContext): Step<T> {
     let started = false;
+    let refusals: Refusals | undefined;
     for (const f of this.#futures) {
-      pollMember(f, ctx, this.#futures.length);
+      const refusal = pollMember(f, ctx, this.#futures.length);
+      if (refusal !== NOT_REFUSED) {
+        (refusals ??= new Refusals()).add(f, refusal);
+      }
       if (f.done) {
         for (const other of this.#futures) {
           if (other !== f && other.state === "running") adopt(other);
@@ -463,6 +480,11 @@ class RaceFuture<T> extends Future<T> {
     // all's)
     const signal = this.#signal;
     if (started && signal?.aborted && this[WAITS_ONLY]()) throw signal.reason;
+    // (a member settled by another's poll wins at the next poll: no
+    // refusal then)
+    if (refusals !== undefined && !this.#futures.some((f) => f.done)) {
+      refusals.refuseIfAll(this.#futures, ctx);
+    }
     return started ? PENDING : NOT_STARTED;
   }
   protected override settle(): void {
@@ -478,7 +500,9 @@ class RaceFuture<T> extends Future<T> {
  * {@linkcode all}'s does: while no member has started, an abort fails it
  * with the signal's reason, its members untouched (still the caller's);
  * once one started, the abort is ignored, except while every member
- * still pending only waits or has not started (as for `all`).
+ * still pending only waits or has not started (as for `all`). A blocking
+ * `wait` of it is refused only when every member refuses it: another
+ * may still win.
  *
  * @example Usage
  * ```ts

@@ -57,8 +57,11 @@ interface Registration {
 
 const NO_SOURCES: ReadonlyMap<WakeSource, Registration> = new Map();
 
-/** `SweepContext.refused` when no future refused the wait. */
-const NOT_REFUSED: unique symbol = Symbol("asyncpmem.notRefused");
+/**
+ * `SweepContext.refused` when no future refused the wait, and what
+ * {@linkcode pollMember} returns for a member that did not. Internal.
+ */
+export const NOT_REFUSED: unique symbol = Symbol("asyncpmem.notRefused");
 
 /** Records the wake sources of one sweep; reset and reused between sweeps. */
 class SweepContext implements PollContext {
@@ -155,30 +158,44 @@ class SweepContext implements PollContext {
  *   once, so each member was told it was alone, and a leaf that works on
  *   the polling thread when nothing else waits (a ThreadMover's batch
  *   takes a share inline) did so for each member in turn.
+ * - a member's refusal of a blocking wait (`PollContext.refuse`) is
+ *   returned, not passed on: the combined future refuses only once no
+ *   member still pending can settle (see `Refusals`, _refusals.ts).
+ *   Passed on, one
+ *   member refused the whole `all`, whose other members were then left
+ *   half done, or `race`, which another member could still settle.
  *
- * Internal.
+ * Returns the member's refusal, or {@linkcode NOT_REFUSED}. Internal.
  */
 export function pollMember(
   member: Future<unknown>,
   ctx: PollContext,
   members: number,
-): FutureState {
-  if (!(ctx instanceof SweepContext)) return member.poll(ctx);
+): unknown {
+  if (!(ctx instanceof SweepContext)) {
+    member.poll(ctx);
+    return NOT_REFUSED;
+  }
   const registered = ctx.registered;
   const pending = ctx.pending;
+  const refused = ctx.refused;
   ctx.registered = false;
+  ctx.refused = NOT_REFUSED;
   ctx.pending = pending + Math.max(0, members - 1);
   let state: FutureState;
+  let refusal: unknown;
   try {
     state = member.poll(ctx);
   } finally {
     ctx.pending = pending;
+    refusal = ctx.refused;
+    ctx.refused = refused;
   }
   if (!ctx.registered && (state === "idle" || state === "running")) {
     ctx.blind = true;
   }
   ctx.registered ||= registered;
-  return state;
+  return member.done ? NOT_REFUSED : refusal;
 }
 
 /**
@@ -500,7 +517,9 @@ export function wait<T>(future: Future<T>): T {
  * reservation of this thread not yet published: see
  * `PollContext.refuse`) is left pending and its reason (EDEADLK) is
  * thrown in its place, once the others settled: it can be waited for
- * again later.
+ * again later. An `all` or `race` refuses only once none of its members
+ * still pending can settle: the others are driven to their end first
+ * (and may win the race).
  *
  * @example Usage
  * ```ts

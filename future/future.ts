@@ -81,7 +81,8 @@ export interface PollContext {
    * True when the poller blocks its thread until the futures settle
    * (`wait`, `waitAll`): no other code of this isolate runs meanwhile, so
    * a future waiting for something only that code can do (publish a
-   * reservation) would wait forever, and fails instead.
+   * reservation) would wait forever, and refuses the wait instead (see
+   * `refuse`; without it, it fails).
    */
   readonly blocking?: boolean;
   /**
@@ -90,8 +91,10 @@ export interface PollContext {
    * of this thread can do: publish a reservation) says why here and
    * returns PENDING. The blocking wait then fails with `reason` and the
    * future stays as it was, to be waited for or awaited again once that
-   * is done: the wait is refused, not the work. Absent (another poller),
-   * such a future fails with the reason instead.
+   * is done: the wait is refused, not the work. An `all` or `race`
+   * refuses it only once every member still pending did. Absent (a
+   * blocking poller of another kind), such a future fails with the
+   * reason instead.
    */
   refuse?(reason: unknown): void;
 }

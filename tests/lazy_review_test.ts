@@ -5,7 +5,16 @@
 // blocking wait refused (EDEADLK) leaves its future usable; errors of a
 // closed shared mover name the user's call; `all`/`race` of waits end
 // on an abort.
-import { all, ClosedError, PmemError, race, wait, waitAll } from "../mod.ts";
+import {
+  all,
+  ClosedError,
+  fromStep,
+  PENDING,
+  PmemError,
+  race,
+  wait,
+  waitAll,
+} from "../mod.ts";
 import { BlockPool } from "../blk/mod.ts";
 import { ObjectPool, PersistentMap } from "../obj/mod.ts";
 import { LogStream, PmemLog, type Region } from "../stream/mod.ts";
@@ -120,6 +129,43 @@ moverTest(
     assert.deepEqual(dump(s, s.regions()[0]), [[1, [1]], [2, [7]], [3, [8]]]);
   },
 );
+
+// Bug: a member's refusal refused the whole `all` or `race` it is in: a
+// blocking wait stopped polling the combined future at once, so an `all`
+// left its other members half done (started, never finished: `all`
+// settles none before every member has), and a `race` was refused though
+// another member could still settle it. Refused now only once every
+// member still pending refused (the others settled).
+test("a blocking wait of an `all`/`race` refused by one member still drives the others", async () => {
+  using s = LogStream.create(tempPath(), { size: 1 * MiB });
+  const r = s.allocateRegion(4096);
+  const res = s.reserve(r, 1);
+  const slow = () => {
+    let polls = 0;
+    return fromStep(() => (++polls < 4 ? PENDING : "done"));
+  };
+  const a = s.appendAsync(r, Uint8Array.of(7));
+  const x = slow();
+  const both = all<unknown>([a, x]);
+  assert.throws(() => wait(both), deadlocked);
+  assert.equal(x.state, "complete", "the refused all left a member unfinished");
+  assert.deepEqual([a.state, both.state], ["running", "running"]);
+  // another member settles the race
+  assert.equal(
+    wait(race<unknown>([s.waitCommitted(res.timestamp), slow()])),
+    "done",
+  );
+  // every member refuses: so does the race
+  const waits = race([
+    s.waitCommitted(a.timestamp),
+    s.waitPersisted(a.timestamp),
+  ]);
+  assert.throws(() => wait(waits), deadlocked);
+  res.data.set([1]);
+  s.publish(res);
+  assert.deepEqual(await both, [a.timestamp, "done"]);
+  await waits;
+});
 
 /** A ClosedError of the user's call `op`, about the mover. */
 function moverClosed(op: string): (e: unknown) => boolean {
