@@ -10,7 +10,7 @@
  * @module
  */
 import { ClosedError } from "../errors/mod.ts";
-import { waitAll } from "../future/executor.ts";
+import { waitAll } from "../future/blocking.ts";
 import type { FutureRegistry } from "../future/registry.ts";
 import type { Arena } from "./arena.ts";
 import { type PoolAccess, removeIsolateAccess } from "./async_io.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 import { PmemError } from "../errors/mod.ts";
-import { wait } from "../future/executor.ts";
+import { wait } from "../future/blocking.ts";
 import type { Future } from "../future/future.ts";
 import type { FutureRegistry } from "../future/registry.ts";
 import type { Arena } from "./arena.ts";

@@ -9,7 +9,7 @@
  * @module
  */
 import type { Future, PollContext } from "../future/future.ts";
-import { waitAll } from "../future/executor.ts";
+import { waitAll } from "../future/blocking.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { BatchEntry } from "../mover/vdm.ts";
 import { refusedBy } from "../mover/_refused.ts";

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { adopt, NOT_REFUSED, pollMember } from "./executor.ts";
+import { adopt } from "./executor.ts";
+import { NOT_REFUSED, pollMember } from "./sweep_context.ts";
 import { Refusals } from "./_refusals.ts";
 import {
   checkFutureOptions,

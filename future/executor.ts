@@ -1,7 +1,8 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
- * The executor: one poll pump behind every `await` of a future, plus the
- * blocking {@linkcode wait}/{@linkcode waitAll} for scripts.
+ * The executor: one poll pump behind every `await` of a future (the
+ * blocking `wait`/`waitAll` for scripts are in `blocking.ts`, what a
+ * sweep records in `sweep_context.ts`).
  *
  * The pump sweeps every pending future once per turn. While something
  * progressed recently it yields with `setImmediate` (about a microsecond,
@@ -23,10 +24,10 @@ import {
 import {
   type Future,
   type FutureState,
-  type PollContext,
   setDriver,
   type WakeSource,
 } from "./future.ts";
+import { SPIN_MS, SweepContext } from "./sweep_context.ts";
 
 /**
  * Sweeps run back to back, without a turn of the event loop, while futures
@@ -34,8 +35,6 @@ import {
  * each turn costs microseconds.
  */
 const SOON_SWEEPS = 4;
-/** Keep sweeping without sleeping for this long after progress (ms). */
-const SPIN_MS = 0.05;
 /** Longest sleep on a wake source before re-checking (ms). */
 const SOURCE_SLEEP_MS = 50;
 /** Longest timer between polls of futures without a wake source (ms). */
@@ -45,157 +44,6 @@ interface Entry {
   future: Future<unknown>;
   resolve?: (value: unknown) => void;
   reject?: (reason: unknown) => void;
-}
-
-/** A wake source as one sweep saw it. */
-interface Registration {
-  /** Its sequence when first registered (before any future checked it). */
-  seq: number;
-  /** Futures that registered it. */
-  waiting: number;
-}
-
-const NO_SOURCES: ReadonlyMap<WakeSource, Registration> = new Map();
-
-/**
- * `SweepContext.refused` when no future refused the wait, and what
- * {@linkcode pollMember} returns for a member that did not. Internal.
- */
-export const NOT_REFUSED: unique symbol = Symbol("asyncpmem.notRefused");
-
-/** Records the wake sources of one sweep; reset and reused between sweeps. */
-class SweepContext implements PollContext {
-  #sources: Map<WakeSource, Registration> | undefined;
-  readonly sweeping = true;
-  blind = false;
-  registered = false;
-  soon = false;
-  /** Futures driven in this sweep (see `PollContext.pending`). */
-  pending = 0;
-  /** Whether the poller blocks its thread (see `PollContext.blocking`). */
-  readonly blocking: boolean;
-  /** A refusal reported by the future last polled (see `refuse`). */
-  refused: unknown = NOT_REFUSED;
-
-  constructor(blocking: boolean) {
-    this.blocking = blocking;
-  }
-
-  refuse(reason: unknown): void {
-    // only a blocking poller refuses (the pump awaits: it never blocks)
-    if (this.blocking && this.refused === NOT_REFUSED) this.refused = reason;
-  }
-
-  /** The sources registered since the last reset. */
-  get sources(): ReadonlyMap<WakeSource, Registration> {
-    return this.#sources ?? NO_SOURCES;
-  }
-
-  reset(): void {
-    this.#sources?.clear();
-    this.blind = false;
-    this.registered = false;
-    this.soon = false;
-  }
-
-  pollSoon(): void {
-    this.soon = true;
-    this.registered = true;
-  }
-
-  waitOn(source: WakeSource): void {
-    this.registered = true;
-    const map = this.#sources ??= new Map();
-    const r = map.get(source);
-    if (r !== undefined) r.waiting++;
-    else map.set(source, { seq: source.sequence(), waiting: 1 });
-  }
-
-  /**
-   * Tell every registered source the sweep is over (`sweepEnded`). A
-   * source that throws is passed over: its futures meet the failure on
-   * their next poll, and the pump (which this runs in) must not die with
-   * every other future still pending.
-   */
-  ended(): void {
-    for (const s of this.sources.keys()) {
-      try {
-        s.sweepEnded?.();
-      } catch {
-        // see above
-      }
-    }
-  }
-
-  /**
-   * Whether every registered source wants to be spun on. A source whose
-   * `shouldSpin` throws is slept on instead: the exception escaped the
-   * pump, which stopped with every awaited future pending (and Deno
-   * exited on the unhandled rejection).
-   */
-  spinWorthwhile(): boolean {
-    for (const s of this.sources.keys()) {
-      try {
-        if (s.shouldSpin?.() === false) return false;
-      } catch {
-        return false;
-      }
-    }
-    return true;
-  }
-}
-
-/**
- * Poll `member` as one of `members` futures a combined future (`all`,
- * `race`) polls with `ctx`, as it would be polled awaited on its own:
- *
- * - one left pending that registered no wake source makes the sweep
- *   blind. The sweep saw only whether the combined future registered
- *   anything, and a member waiting on a source hid a blind one: the pump
- *   slept 50 ms on the source (a blocking wait 10 ms) before each poll
- *   of the blind member.
- * - `pending` counts the other members. The combined future counted
- *   once, so each member was told it was alone, and a leaf that works on
- *   the polling thread when nothing else waits (a ThreadMover's batch
- *   takes a share inline) did so for each member in turn.
- * - a member's refusal of a blocking wait (`PollContext.refuse`) is
- *   returned, not passed on: the combined future refuses only once no
- *   member still pending can settle (see `Refusals`, _refusals.ts).
- *   Passed on, one
- *   member refused the whole `all`, whose other members were then left
- *   half done, or `race`, which another member could still settle.
- *
- * Returns the member's refusal, or {@linkcode NOT_REFUSED}. Internal.
- */
-export function pollMember(
-  member: Future<unknown>,
-  ctx: PollContext,
-  members: number,
-): unknown {
-  if (!(ctx instanceof SweepContext)) {
-    member.poll(ctx);
-    return NOT_REFUSED;
-  }
-  const registered = ctx.registered;
-  const pending = ctx.pending;
-  const refused = ctx.refused;
-  ctx.registered = false;
-  ctx.refused = NOT_REFUSED;
-  ctx.pending = pending + Math.max(0, members - 1);
-  let state: FutureState;
-  let refusal: unknown;
-  try {
-    state = member.poll(ctx);
-  } finally {
-    ctx.pending = pending;
-    refusal = ctx.refused;
-    ctx.refused = refused;
-  }
-  if (!ctx.registered && (state === "idle" || state === "running")) {
-    ctx.blind = true;
-  }
-  ctx.registered ||= registered;
-  return member.done ? NOT_REFUSED : refusal;
 }
 
 /**
@@ -449,155 +297,4 @@ export function adopt(future: Future<unknown>): void {
   if (future.done) return;
   entries.push({ future });
   schedule();
-}
-
-const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
-
-function sleepThread(ms: number): void {
-  Atomics.wait(SLEEPER, 0, 0, ms);
-}
-
-/** Block until one of a sweep's sources changes, or a short time passes. */
-function blockOn(ctx: SweepContext, blindMs: number): void {
-  if (ctx.sources.size === 0) {
-    sleepThread(blindMs);
-    return;
-  }
-  const [source, r] = ctx.sources.entries().next().value!;
-  const alone = !ctx.blind && ctx.sources.size === 1;
-  try {
-    source.block(
-      r.seq,
-      alone ? 10 : Math.ceil(blindMs),
-      alone ? r.waiting : 1,
-    );
-  } catch {
-    // a WakeSource is user code: poll again after a short sleep, as the
-    // pump does when a source's sleep fails
-    sleepThread(blindMs);
-  }
-}
-
-/**
- * Block the calling thread until `future` settles; return its value or
- * throw its error. For scripts: it stops the event loop while it waits.
- * A future that cannot settle while the thread is blocked refuses the
- * wait (see {@linkcode waitAll}): its reason is thrown and the future
- * stays pending.
- *
- * @example Usage
- * ```ts
- * import { ready, wait } from "@asyncpmem/asyncpmem/future";
- * import assert from "node:assert/strict";
- *
- * assert.equal(wait(ready(42)), 42);
- * ```
- *
- * @throws {TypeError} when `future` is no Future (a Promise is awaited)
- */
-export function wait<T>(future: Future<T>): T {
-  // checked here too: waitAll's message names a member of an array the
-  // caller never passed
-  if (typeof (future as { poll?: unknown } | null)?.poll !== "function") {
-    throw new TypeError(
-      `Cannot wait: the argument is not a Future${
-        future instanceof Promise
-          ? " but a Promise, which cannot be waited for: await it"
-          : ""
-      }`,
-    );
-  }
-  return waitAll([future])[0];
-}
-
-/**
- * Block until every future settles. Returns the values in order; if any
- * failed, throws the first failure once all have settled. A future that
- * cannot settle while the thread is blocked (an append behind a
- * reservation of this thread not yet published: see
- * `PollContext.refuse`) is left pending and its reason (EDEADLK) is
- * thrown in its place, once the others settled: it can be waited for
- * again later. An `all` or `race` refuses only once none of its members
- * still pending can settle: the others are driven to their end first
- * (and may win the race).
- *
- * @example Usage
- * ```ts
- * import { ready, waitAll } from "@asyncpmem/asyncpmem/future";
- * import assert from "node:assert/strict";
- *
- * assert.deepEqual(waitAll([ready(1), ready(2)]), [1, 2]);
- * ```
- */
-export function waitAll<T>(futures: readonly Future<T>[]): T[] {
-  if (!Array.isArray(futures)) {
-    throw new TypeError("Cannot wait: futures must be an array");
-  }
-  for (let i = 0; i < futures.length; i++) {
-    // (duck-typed: a future of another copy of this module passes)
-    const f = futures[i] as { poll?: unknown } | null | undefined;
-    if (typeof f?.poll !== "function") {
-      throw new TypeError(`Cannot wait: member ${i} is not a Future`);
-    }
-  }
-  let lastProgress = -1; // read the clock only once something waits
-  let blindMs = 0.05;
-  const ctx = new SweepContext(true);
-  // The futures not yet seen settled, in order: a sweep polls only the
-  // first `count` of `waiting` (it went over every future, the settled
-  // ones too, twice, so many futures settling a few per sweep cost a
-  // quadratic number of looks). The first sweep goes over the caller's
-  // array; those left pending go to an array of our own, compacted in
-  // place by later sweeps and never shortened (a `wait` whose future
-  // settles at its first poll allocates nothing, and setting an array's
-  // length to trim it cost Deno ~40 ns a call). A future settled
-  // meanwhile (by another's step) is passed over.
-  let waiting: readonly Future<T>[] = futures;
-  let own: Future<T>[] | undefined;
-  let count = futures.length;
-  /** The futures that refused this wait, with their reasons. */
-  let refusals: Map<Future<T>, unknown> | undefined;
-  let live = 0;
-  for (let i = 0; i < count; i++) if (!futures[i].done) live++;
-  for (;;) {
-    ctx.reset();
-    let pending = 0;
-    let progress = false;
-    ctx.pending = live;
-    for (let i = 0; i < count; i++) {
-      const f = waiting[i];
-      if (f.done) continue;
-      ctx.registered = false;
-      ctx.refused = NOT_REFUSED;
-      const before = f.state;
-      const state = f.poll(ctx);
-      if (state !== before) progress = true;
-      if (!f.done && ctx.refused !== NOT_REFUSED) {
-        // it cannot settle while this thread blocks: polled no more
-        (refusals ??= new Map()).set(f, ctx.refused);
-        progress = true;
-      } else if (!f.done) {
-        (own ??= [])[pending++] = f;
-        if (!ctx.registered) ctx.blind = true;
-      }
-    }
-    if (own !== undefined) waiting = own;
-    count = live = pending;
-    ctx.ended();
-    if (pending === 0) break;
-    if (ctx.soon) continue;
-    const now = performance.now();
-    if (progress || lastProgress < 0) lastProgress = now;
-    if (now - lastProgress < SPIN_MS && ctx.spinWorthwhile()) continue;
-    blockOn(ctx, blindMs);
-    blindMs = Math.min(blindMs * 2, 1);
-  }
-  const values = new Array<T>(futures.length);
-  for (let i = 0; i < futures.length; i++) {
-    const f = futures[i];
-    if (f.state === "failed") throw f.error;
-    if (!f.done) throw refusals!.get(f);
-    values[i] = f.value as T;
-  }
-  return values;
 }

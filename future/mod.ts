@@ -23,7 +23,7 @@ export {
   type Step,
   type WakeSource,
 } from "./future.ts";
-export { wait, waitAll } from "./executor.ts";
+export { wait, waitAll } from "./blocking.ts";
 export {
   all,
   chain,

@@ -22,7 +22,7 @@
  * @module
  */
 import { ClosedError, PmemError } from "../errors/mod.ts";
-import { wait } from "../future/executor.ts";
+import { wait } from "../future/blocking.ts";
 import type { PollContext } from "../future/future.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import { Applier } from "./apply.ts";

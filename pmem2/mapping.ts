@@ -27,7 +27,7 @@ import {
   type Protection,
 } from "./config.ts";
 import { checkMemFlags, MemFlags } from "./flags.ts";
-import { waitAll } from "../future/executor.ts";
+import { waitAll } from "../future/blocking.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import { DurableCopies } from "./durable_copies.ts";

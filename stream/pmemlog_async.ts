@@ -18,7 +18,7 @@ import {
   type PollContext,
   type Step,
 } from "../future/future.ts";
-import { waitAll } from "../future/executor.ts";
+import { waitAll } from "../future/blocking.ts";
 import type { BatchEntry, Vdm } from "../mover/vdm.ts";
 import type { StreamMedia } from "./media.ts";
 import { LOG_START, WRITE_OFFSET_AT } from "./pmemlog_format.ts";

@@ -15,7 +15,7 @@
  * @module
  */
 import { PmemError } from "../errors/mod.ts";
-import { wait } from "../future/executor.ts";
+import { wait } from "../future/blocking.ts";
 import { BOUND_AT, SETTLED_AT } from "./layout.ts";
 import { commitReady, persistCommitted } from "./commit.ts";
 import type { Level, LogCore } from "./core.ts";

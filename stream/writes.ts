@@ -14,7 +14,7 @@ import {
   type Future,
   type FutureOptions,
 } from "../future/future.ts";
-import { waitAll } from "../future/executor.ts";
+import { waitAll } from "../future/blocking.ts";
 import { FutureRegistry } from "../future/registry.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import type { Level, LogCore, Reserved } from "./core.ts";
