@@ -97,7 +97,7 @@ function kindOf(path: string, supported: readonly PoolKind[]): PoolKind {
 const COMMANDS: Record<string, Command> = {
   create: {
     summary: "create a pool file",
-    usage: "asyncpmem create KIND FILE --size SIZE [options]",
+    usage: "asyncpmem create KIND FILE --size SIZE [options] [--json]",
     options: {
       ...JSON_OPTION,
       "block-size": { type: "string" },
@@ -267,7 +267,7 @@ with a progress bar on a terminal.`,
   convert: {
     summary: "convert a libpmemlog log into a log stream, or back",
     usage:
-      "asyncpmem convert SRC DST [--chunk SIZE | --region SLOT] [--size SIZE]",
+      "asyncpmem convert SRC DST [--chunk SIZE | --region SLOT] [--size SIZE] [--json]",
     options: {
       ...JSON_OPTION,
       chunk: { type: "string" },
