@@ -61,13 +61,20 @@ export function envPath(): string | undefined {
   }
 }
 
-/** The per-user cache directory of one build of the shim. */
-function cacheDir(key: string): string {
+/**
+ * The per-user cache of shims built for installed packages and remote
+ * imports: `$XDG_CACHE_HOME/asyncpmem`, by default `~/.cache/asyncpmem`.
+ */
+export function cacheRoot(): string {
   return join(
     process.env.XDG_CACHE_HOME || join(homedir(), ".cache"),
     "asyncpmem",
-    key,
   );
+}
+
+/** The per-user cache directory of one build of the shim. */
+function cacheDir(key: string): string {
+  return join(cacheRoot(), key);
 }
 
 /** Build the sources of an installed package into the per-user cache. */

@@ -1,14 +1,22 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
- * What a user sees when the native shim cannot be built on first use: the
- * error names what to install, and is not buried under the compiler's
- * output.
+ * What a user sees when the native shim cannot be built on first use, or
+ * a built one will not load: the error says what to do, and is not buried
+ * under the compiler's output.
  */
-import { chmodSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import {
+  chmodSync,
+  cpSync,
+  mkdirSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { buildShim } from "../ffi/_build.ts";
-import { assert, ROOT, tempDir, test } from "./_harness.ts";
+import { REMOTE_SOURCES } from "../ffi/_loader.ts";
+import { assert, ROOT, runScript, tempDir, test } from "./_harness.ts";
 
 /** The message of `buildShim` run with the compiler `cc`. */
 function buildError(cc: string): string {
@@ -77,4 +85,50 @@ test("no compiler at all says what to install", () => {
   const message = buildError(join(tempDir(), "no-such-cc"));
   assert.match(message, /could not run/);
   assert.match(message, /apt-get install -y gcc libpmem2-dev/);
+});
+
+/** A copy of the package's files as `bun add` installs them. */
+function installedCopy(): string {
+  const dir = tempDir();
+  const meta = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
+  for (const entry of meta.files as string[]) {
+    if (entry.startsWith("c/")) continue;
+    cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
+  }
+  mkdirSync(join(dir, "c"));
+  for (const f of REMOTE_SOURCES) {
+    cpSync(join(ROOT, "c", f), join(dir, "c", f));
+  }
+  cpSync(join(ROOT, "package.json"), join(dir, "package.json"));
+  return dir;
+}
+
+// Bug: an installed package's shim in the per-user cache that would not
+// load (damaged: "file too short") said "rebuild it with 'deno task
+// build'", a task of the repository that the user of a package does not
+// have; removing the cache entry is what rebuilds it.
+test("an installed package's damaged cached shim says to remove it from the cache", () => {
+  const pkg = installedCopy();
+  const cache = tempDir();
+  const hash = createHash("sha256");
+  for (const f of REMOTE_SOURCES) {
+    hash.update(readFileSync(join(pkg, "c", f)));
+  }
+  const meta = JSON.parse(readFileSync(join(ROOT, "deno.json"), "utf8"));
+  const entry = join(
+    cache,
+    "asyncpmem",
+    `${meta.version}-${hash.digest("hex").slice(0, 12)}`,
+  );
+  mkdirSync(entry, { recursive: true });
+  writeFileSync(join(entry, "libasyncpmem.so"), "damaged\n");
+  const r = runScript(
+    `await import(${JSON.stringify(join(pkg, "mod.ts"))});`,
+    60_000,
+    { env: { XDG_CACHE_HOME: cache, ASYNCPMEM_LIB: "" } },
+  );
+  assert.notEqual(r.status, 0, "the damaged shim loaded");
+  assert.match(r.stderr, /Cannot load the asyncpmem native shim/);
+  assert.ok(r.stderr.includes(`remove '${entry}'`), r.stderr);
+  assert.doesNotMatch(r.stderr, /deno task build/);
 });
