@@ -132,3 +132,22 @@ test("an installed package's damaged cached shim says to remove it from the cach
   assert.ok(r.stderr.includes(`remove '${entry}'`), r.stderr);
   assert.doesNotMatch(r.stderr, /deno task build/);
 });
+
+// Bug: where the per-user cache cannot be made (a read-only or missing
+// HOME, XDG_CACHE_HOME naming a file), the first import of an installed
+// package failed with the bare "ENOTDIR: not a directory, mkdir '...'",
+// which says neither that it is the shim's cache nor what to do.
+test("an installed package whose shim cache cannot be made says what to set", () => {
+  const pkg = installedCopy();
+  const notDir = join(tempDir(), "file");
+  writeFileSync(notDir, "");
+  const r = runScript(
+    `await import(${JSON.stringify(join(pkg, "mod.ts"))});`,
+    60_000,
+    { env: { XDG_CACHE_HOME: notDir, ASYNCPMEM_LIB: "" } },
+  );
+  assert.notEqual(r.status, 0, "the shim was built");
+  assert.match(r.stderr, /Cannot build the asyncpmem native shim in '/);
+  assert.match(r.stderr, /set XDG_CACHE_HOME to a writable directory/);
+  assert.match(r.stderr, /ASYNCPMEM_LIB/);
+});
