@@ -16,6 +16,7 @@
 import { rmSync } from "node:fs";
 import process from "node:process";
 import { PmemError } from "../errors/mod.ts";
+import { nearestName } from "../ffi/validate.ts";
 import meta from "../deno.json" with { type: "json" };
 import { checkBlk, createBlk, dumpBlk, infoBlk, zeroBlk } from "./blk.ts";
 import { checkObj, createObj, infoObj } from "./obj.ts";
@@ -313,6 +314,14 @@ the PMDK headers for the baselines.`,
   },
 };
 
+/** "unknown command 'creat' (did you mean 'create'?)", as for options. */
+function unknownCommand(name: string): string {
+  const meant = nearestName(name, Object.keys(COMMANDS));
+  return `unknown command '${name}'${
+    meant === undefined ? "" : ` (did you mean '${meant}'?)`
+  }`;
+}
+
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
   return [
@@ -362,9 +371,7 @@ export async function main(argv: string[]): Promise<number> {
     if (asked !== undefined && (topic === undefined || rest.length > 1)) {
       err(
         `asyncpmem help: ${
-          topic === undefined
-            ? `unknown command '${asked}'`
-            : "expected one COMMAND"
+          topic === undefined ? unknownCommand(asked) : "expected one COMMAND"
         }\n${usage()}\n`,
       );
       return ExitCode.USAGE;
@@ -378,7 +385,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (command === undefined) {
-    err(`asyncpmem: unknown command '${name}'\n${usage()}\n`);
+    err(`asyncpmem: ${unknownCommand(name)}\n${usage()}\n`);
     return ExitCode.USAGE;
   }
   try {

@@ -52,3 +52,39 @@ test("CLI: a negative number after an option is refused as that option's value",
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--lba needs a value/);
 });
+
+// Bug: a misspelt option was named with the one meant ("unknown option
+// '--blocksize' (did you mean '--block-size'?)"), a misspelt command was
+// not: "unknown command 'creat'", then the whole command list.
+test("CLI: a misspelt command names the command meant", () => {
+  for (
+    const [typed, meant] of [
+      ["creat", "create"],
+      ["chekc", "check"],
+      [
+        "inf",
+        "info",
+      ],
+      ["help", undefined],
+      ["frobnicate", undefined],
+    ] as const
+  ) {
+    const r = cli(typed, "x");
+    if (meant === undefined) {
+      assert.doesNotMatch(r.stderr, /did you mean/, typed);
+      continue;
+    }
+    assert.equal(r.status, 2, typed);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^asyncpmem: unknown command '${typed}' \\(did you mean '${meant}'\\?\\)$`,
+        "m",
+      ),
+      r.stderr,
+    );
+  }
+  const r = cli("help", "creat");
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /unknown command 'creat' \(did you mean 'create'\?\)/);
+});
