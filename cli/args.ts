@@ -164,9 +164,9 @@ export function parse(
 /**
  * `argv` with `--name VALUE` joined into `--name=VALUE`, for a `name` of
  * `valued` (options that take a value), where VALUE starts with '-' but
- * is none of `names`/`shorts` (a negative number,
- * most often): parseArgs calls such a value ambiguous and advises the
- * '=' form, for a value the option's own check then refuses in its words.
+ * is none of `names`/`shorts` (a negative number, most often): parseArgs
+ * calls such a value ambiguous and advises the '=' form, for a value the
+ * option's own check then refuses in its own words.
  */
 function joinDashValues(
   argv: string[],
