@@ -304,9 +304,10 @@ the format's minimum).`,
     usage: "asyncpmem bench [--full]",
     options: { full: { type: "boolean" } },
     help: `Run the benchmark suites on Deno and on Bun beside the native C
-baselines (libpmem2, libpmemblk, memcpy) and print each case as a ratio.
-The short suite by default; --full runs everything (minutes). Needs gcc and
-the PMDK headers for the baselines.`,
+baselines (libpmem2, libpmemblk, libpmemlog, libpmemobj, memcpy) and print
+each case as a ratio. The short suite by default; --full runs everything
+(minutes). Needs gcc and the PMDK headers for the baselines, and a clone of
+the repository (the suites do not ship in the package).`,
     run(p) {
       positionals(p);
       return runBench(p.values.full === true);
