@@ -82,6 +82,15 @@ function kindOf(path: string, supported: readonly PoolKind[]): PoolKind {
         "(pmempool handles them)",
     );
   }
+  if (kind === "pmemobj") {
+    // not the `obj` the commands list: asyncpmem's object pools have a
+    // format of their own, and libpmemobj's is only recognized
+    throw new UsageError(
+      `'${path}' is a pmemobj pool, which this command does not handle ` +
+        "(libpmemobj's format: asyncpmem's obj pools are a format of their " +
+        "own; pmempool reads this one)",
+    );
+  }
   if (kind === null || !supported.includes(kind)) {
     throw new UsageError(
       `'${path}' is ${
