@@ -135,7 +135,12 @@ export function parse(
       );
     }
     const r = parseArgs({
-      args: argv,
+      args: joinDashValues(
+        argv,
+        names.filter((n) => options[n].type === "string"),
+        names,
+        shorts,
+      ),
       options,
       allowPositionals: true,
       strict: true,
@@ -146,8 +151,53 @@ export function parse(
     };
   } catch (e) {
     if (e instanceof UsageError) throw e;
-    throw new UsageError((e as Error).message);
+    const text = (e as Error).message;
+    // parseArgs's "Option '--lba <value>' argument missing", or, before
+    // another of our options, "Option '--lba' argument is ambiguous"
+    const missing =
+      /'(?:-\w, )?(--[\w-]+)(?: <value>' argument missing|' argument is ambiguous)/
+        .exec(text);
+    throw new UsageError(missing ? `${missing[1]} needs a value` : text);
   }
+}
+
+/**
+ * `argv` with `--name VALUE` joined into `--name=VALUE`, for a `name` of
+ * `valued` (options that take a value), where VALUE starts with '-' but
+ * is none of `names`/`shorts` (a negative number, most often): parseArgs
+ * calls such a value ambiguous and advises the '=' form, for a value the
+ * option's own check then refuses in its own words.
+ */
+function joinDashValues(
+  argv: string[],
+  valued: string[],
+  names: string[],
+  shorts: string[],
+): string[] {
+  const isOption = (arg: string) =>
+    arg.startsWith("--")
+      ? names.includes(arg.slice(2).split("=")[0])
+      : arg.length === 2 && shorts.includes(arg[1]);
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const next = argv[i + 1];
+    if (arg === "--") {
+      out.push(...argv.slice(i));
+      break;
+    }
+    if (
+      arg.startsWith("--") && valued.includes(arg.slice(2)) &&
+      next?.startsWith("-") &&
+      next !== "--" && !isOption(next)
+    ) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
 }
 
 const UNITS: Record<string, number> = {

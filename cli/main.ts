@@ -16,6 +16,7 @@
 import { rmSync } from "node:fs";
 import process from "node:process";
 import { PmemError } from "../errors/mod.ts";
+import { nearestName } from "../ffi/validate.ts";
 import meta from "../deno.json" with { type: "json" };
 import { checkBlk, createBlk, dumpBlk, infoBlk, zeroBlk } from "./blk.ts";
 import { checkObj, createObj, infoObj } from "./obj.ts";
@@ -81,6 +82,15 @@ function kindOf(path: string, supported: readonly PoolKind[]): PoolKind {
         "(pmempool handles them)",
     );
   }
+  if (kind === "pmemobj") {
+    // not the `obj` the commands list: asyncpmem's object pools have a
+    // format of their own, and libpmemobj's is only recognized
+    throw new UsageError(
+      `'${path}' is a pmemobj pool, which this command does not handle ` +
+        "(libpmemobj's format: asyncpmem's obj pools are a format of their " +
+        "own; pmempool reads this one)",
+    );
+  }
   if (kind === null || !supported.includes(kind)) {
     throw new UsageError(
       `'${path}' is ${
@@ -97,7 +107,7 @@ function kindOf(path: string, supported: readonly PoolKind[]): PoolKind {
 const COMMANDS: Record<string, Command> = {
   create: {
     summary: "create a pool file",
-    usage: "asyncpmem create KIND FILE --size SIZE [options]",
+    usage: "asyncpmem create KIND FILE --size SIZE [options] [--json]",
     options: {
       ...JSON_OPTION,
       "block-size": { type: "string" },
@@ -267,7 +277,7 @@ with a progress bar on a terminal.`,
   convert: {
     summary: "convert a libpmemlog log into a log stream, or back",
     usage:
-      "asyncpmem convert SRC DST [--chunk SIZE | --region SLOT] [--size SIZE]",
+      "asyncpmem convert SRC DST [--chunk SIZE | --region SLOT] [--size SIZE] [--json]",
     options: {
       ...JSON_OPTION,
       chunk: { type: "string" },
@@ -303,15 +313,24 @@ the format's minimum).`,
     usage: "asyncpmem bench [--full]",
     options: { full: { type: "boolean" } },
     help: `Run the benchmark suites on Deno and on Bun beside the native C
-baselines (libpmem2, libpmemblk, memcpy) and print each case as a ratio.
-The short suite by default; --full runs everything (minutes). Needs gcc and
-the PMDK headers for the baselines.`,
+baselines (libpmem2, libpmemblk, libpmemlog, libpmemobj, memcpy) and print
+each case as a ratio. The short suite by default; --full runs everything
+(minutes). Needs gcc and the PMDK headers for the baselines, and a clone of
+the repository (the suites do not ship in the package).`,
     run(p) {
       positionals(p);
       return runBench(p.values.full === true);
     },
   },
 };
+
+/** "unknown command 'creat' (did you mean 'create'?)", as for options. */
+function unknownCommand(name: string): string {
+  const meant = nearestName(name, Object.keys(COMMANDS));
+  return `unknown command '${name}'${
+    meant === undefined ? "" : ` (did you mean '${meant}'?)`
+  }`;
+}
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
@@ -362,9 +381,7 @@ export async function main(argv: string[]): Promise<number> {
     if (asked !== undefined && (topic === undefined || rest.length > 1)) {
       err(
         `asyncpmem help: ${
-          topic === undefined
-            ? `unknown command '${asked}'`
-            : "expected one COMMAND"
+          topic === undefined ? unknownCommand(asked) : "expected one COMMAND"
         }\n${usage()}\n`,
       );
       return ExitCode.USAGE;
@@ -378,7 +395,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (command === undefined) {
-    err(`asyncpmem: unknown command '${name}'\n${usage()}\n`);
+    err(`asyncpmem: ${unknownCommand(name)}\n${usage()}\n`);
     return ExitCode.USAGE;
   }
   try {

@@ -78,11 +78,17 @@ export function buildShim(cDir: string, outDir: string): string {
   }
   if (r.status !== 0) {
     rmSync(tmp, { force: true });
-    const missing = /libpmem2\.h|lpmem2/.test(r.stderr ?? "");
+    const stderr = r.stderr ?? "";
+    // without libpmem2-dev gcc fails the same way on every source file
+    // (~125 lines): its first such line says enough
+    const missing = stderr.split("\n").find((l) =>
+      /libpmem2\.h|lpmem2/.test(l)
+    );
     throw new Error(
       `Cannot build the asyncpmem native shim (${cc} exited ${r.status})` +
-        (missing ? `: libpmem2 is missing; ${INSTALL_HINT}` : "") +
-        `\n${r.stderr}`,
+        (missing !== undefined
+          ? `: libpmem2 is missing; ${INSTALL_HINT}\n${missing.trim()}`
+          : `\n${stderr}`),
     );
   }
   renameSync(tmp, out);

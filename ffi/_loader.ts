@@ -61,13 +61,40 @@ export function envPath(): string | undefined {
   }
 }
 
-/** The per-user cache directory of one build of the shim. */
-function cacheDir(key: string): string {
+/**
+ * The per-user cache of shims built for installed packages and remote
+ * imports: `$XDG_CACHE_HOME/asyncpmem`, by default `~/.cache/asyncpmem`.
+ */
+export function cacheRoot(): string {
   return join(
     process.env.XDG_CACHE_HOME || join(homedir(), ".cache"),
     "asyncpmem",
-    key,
   );
+}
+
+/** The per-user cache directory of one build of the shim. */
+function cacheDir(key: string): string {
+  return join(cacheRoot(), key);
+}
+
+/**
+ * Make `dir` in the per-user cache, saying what to do where it cannot be
+ * made (a read-only or missing home, XDG_CACHE_HOME naming a file): the
+ * bare mkdir error named neither the shim nor a way out. Deno's
+ * `NotCapable` passes through: it names the flag to add.
+ */
+function makeCacheDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (cause) {
+    if ((cause as Error)?.name === "NotCapable") throw cause;
+    throw new Error(
+      `Cannot build the asyncpmem native shim in '${dir}': ` +
+        `${(cause as Error)?.message}; set XDG_CACHE_HOME to a writable ` +
+        `directory, or ${LIBRARY_ENV} to the path of a built shim`,
+      { cause },
+    );
+  }
 }
 
 /** Build the sources of an installed package into the per-user cache. */
@@ -76,7 +103,9 @@ function buildInstalled(cDir: string, version: string): string {
   for (const f of REMOTE_SOURCES) hash.update(readFileSync(join(cDir, f)));
   const out = join(cacheDir(`${version}-${hash.digest("hex").slice(0, 12)}`));
   const lib = join(out, LIBRARY_NAME);
-  return existsSync(lib) ? lib : buildShim(cDir, out);
+  if (existsSync(lib)) return lib;
+  makeCacheDir(out);
+  return buildShim(cDir, out);
 }
 
 /** Copy the shim's sources of a remote module into a cache and build. */
@@ -85,7 +114,7 @@ async function buildRemote(base: URL, version: string): Promise<string> {
   const lib = join(cache, "build", LIBRARY_NAME);
   if (existsSync(lib)) return lib;
   const cDir = join(cache, "c");
-  mkdirSync(cDir, { recursive: true });
+  makeCacheDir(cDir);
   for (const f of REMOTE_SOURCES) {
     const res = await fetch(new URL(f, base));
     if (!res.ok) {

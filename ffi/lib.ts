@@ -7,7 +7,8 @@
  * @module
  */
 import type { Backend } from "./_backend.ts";
-import { envPath, locateLibrary } from "./_loader.ts";
+import { dirname, sep } from "node:path";
+import { cacheRoot, envPath, locateLibrary } from "./_loader.ts";
 import { RUNTIME } from "./_runtime.ts";
 import type { NativeSymbols, Ptr } from "./_symbols.ts";
 import {
@@ -42,7 +43,7 @@ async function openShim(): Promise<NativeSymbols> {
     const message = String((cause as Error)?.message);
     throw new Error(
       `Cannot load the asyncpmem native shim '${path}': ${message}. ${
-        loadHint(message, path === envPath())
+        loadHint(message, path)
       }`,
       { cause },
     );
@@ -51,7 +52,7 @@ async function openShim(): Promise<NativeSymbols> {
   if (abi !== ABI_VERSION) {
     throw new Error(
       `The asyncpmem native shim '${path}' has ABI ${abi}, expected ` +
-        `${ABI_VERSION}: rebuild it with 'deno task build'`,
+        `${ABI_VERSION}: ${rebuildHint(path)}`,
     );
   }
   return symbols;
@@ -63,12 +64,24 @@ async function openShim(): Promise<NativeSymbols> {
  * libpmem2), or the file is no shim of this version, which installing
  * libpmem2 would not change.
  */
-function loadHint(message: string, fromEnv: boolean): string {
+function loadHint(message: string, path: string): string {
   if (/cannot open shared object file/i.test(message)) {
     return "libpmem2 must be installed (apt-get install -y libpmem2-dev)";
   }
-  return fromEnv
+  return path === envPath()
     ? `ASYNCPMEM_LIB must name the shim 'deno task build' makes (c/build/libasyncpmem.so), or be unset`
+    : rebuildHint(path);
+}
+
+/**
+ * How to rebuild the shim at `path`: a checkout's with its build task; an
+ * installed package's or a remote import's, which the library built into
+ * the per-user cache, by removing it there (the next use builds it again:
+ * the user of a package has no build task).
+ */
+function rebuildHint(path: string): string {
+  return path.startsWith(cacheRoot() + sep)
+    ? `remove '${dirname(path)}' (it is built again on next use)`
     : "rebuild it with 'deno task build'";
 }
 

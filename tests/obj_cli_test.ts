@@ -115,3 +115,34 @@ test("asyncpmem info names a libpmemobj pool as one it does not handle", () => {
     /is a pmemobj pool, which this command does not handle/,
   );
 }, { skip: requires("pmempool") });
+
+// Bug: that refusal went on "(it handles: blk, stream, log, obj)": a
+// libpmemobj pool refused by a command that lists obj among its kinds,
+// with nothing said of the difference (asyncpmem's object pools are a
+// format of their own) or of what reads the file.
+test(
+  "asyncpmem names a libpmemobj pool as libpmemobj's, and what reads it",
+  () => {
+    const path = tempPath();
+    const made = spawnSync("pmempool", [
+      "create",
+      "obj",
+      "--layout",
+      "x",
+      path,
+    ]);
+    assert.equal(made.status, 0, String(made.stderr));
+    for (const command of ["info", "check"]) {
+      const r = cli(command, path);
+      assert.equal(r.status, 2);
+      assert.match(
+        r.stderr,
+        /is a pmemobj pool, which this command does not handle/,
+      );
+      assert.match(r.stderr, /libpmemobj's format/, r.stderr);
+      assert.match(r.stderr, /pmempool/, r.stderr);
+      assert.doesNotMatch(r.stderr, /it handles: [^)]*obj/, r.stderr);
+    }
+  },
+  { skip: requires("pmempool") },
+);
