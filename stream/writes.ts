@@ -51,8 +51,13 @@ export function checkLength(
 ): void {
   const size = core.shared.size(k);
   if (length > MAX_ENTRY || entryTotal(length) + ENTRY_HEADER > size) {
+    // an entry's header and the terminator after it take 32 bytes
+    const largest = Math.min(
+      MAX_ENTRY,
+      Math.max(0, size - 2 * ENTRY_HEADER - (size - 2 * ENTRY_HEADER) % 8),
+    );
     throw new RangeError(
-      `Cannot ${op}: an entry of ${length} bytes does not fit region ${k} of ${size} bytes`,
+      `Cannot ${op}: an entry of ${length} bytes does not fit region ${k} of ${size} bytes (the largest it takes is ${largest} bytes)`,
     );
   }
 }

@@ -275,6 +275,14 @@ test("a full region throws `OutOfSpaceError` and nothing is written", () => {
     RangeError,
     "never fits",
   );
+  // the message gives the largest entry a region takes, and it fits
+  const empty = s.allocateRegion(4096);
+  assert.throws(
+    () => s.append(empty, new Uint8Array(4065)),
+    /does not fit region \d+ of 4096 bytes \(the largest it takes is 4064 bytes\)$/,
+  );
+  s.append(empty, new Uint8Array(4064));
+  assert.equal([...s.entries(empty)][0].data.length, 4064);
 });
 
 test("bad arguments throw `TypeError`/`RangeError` and a closed stream `ClosedError`", () => {
