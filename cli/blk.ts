@@ -103,7 +103,7 @@ export function createBlk(path: string, p: Parsed): void {
   }
   try {
     if (p.values.json) {
-      printJson({ path, blockSize, blockCount: pool.blockCount });
+      printJson({ kind: "blk", path, blockSize, blockCount: pool.blockCount });
     } else {
       out(`created ${path}: ${pool.blockCount} blocks of ${blockSize} B\n`);
     }

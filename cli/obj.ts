@@ -51,7 +51,7 @@ export function createObj(path: string, p: Parsed): void {
   );
   const s = pool.stats();
   if (p.values.json) {
-    printJson({ path, size: s.size, logSize: s.logSize, layout });
+    printJson({ kind: "obj", path, size: s.size, logSize: s.logSize, layout });
   } else {
     out(
       `created ${path}: an object pool of ${bytes(s.size)}, log ${

@@ -55,8 +55,9 @@ export function createStream(path: string, p: Parsed): void {
   using s = withArguments(() =>
     LogStream.create(path, { size, blockSize, regionSlots, mode })
   );
-  if (p.values.json) printJson({ path, size: s.size, blockSize: s.blockSize });
-  else {
+  if (p.values.json) {
+    printJson({ kind: "stream", path, size: s.size, blockSize: s.blockSize });
+  } else {
     out(
       `created ${path}: a log stream of ${
         bytes(s.size)
@@ -78,8 +79,9 @@ export function createLog(path: string, p: Parsed): void {
   using log = withArguments(() => PmemLog.create(path, { poolSize, mode }));
   // the size given, as every kind reports it, and what of it holds data
   const size = statSync(path).size;
-  if (p.values.json) printJson({ path, size, capacity: log.nbyte() });
-  else {
+  if (p.values.json) {
+    printJson({ kind: "log", path, size, capacity: log.nbyte() });
+  } else {
     out(
       `created ${path}: a libpmemlog log of ${bytes(size)}, ${
         bytes(log.nbyte())

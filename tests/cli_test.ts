@@ -360,7 +360,7 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-test("asyncpmem: info and check --json name the kind and the file, for every kind", () => {
+test("asyncpmem: create, info and check --json name the kind and the file, for every kind", () => {
   const made: [string, string[]][] = [
     ["blk", ["--block-size", "512", "--size", "32M"]],
     ["stream", ["--size", "2M"]],
@@ -369,8 +369,11 @@ test("asyncpmem: info and check --json name the kind and the file, for every kin
   ];
   for (const [kind, options] of made) {
     const path = tempPath(kind);
-    const c = cli("create", kind, path, ...options);
+    const c = cli("create", kind, path, ...options, "--json");
     assert.equal(c.status, 0, c.stderr);
+    const created = JSON.parse(c.stdout);
+    assert.equal(created.kind, kind, `${kind} create`);
+    assert.equal(created.path, path, `${kind} create`);
     for (const command of ["info", "check"]) {
       const r = cli(command, path, "--json");
       assert.equal(r.status, 0, `${kind} ${command}: ${r.stderr}`);
