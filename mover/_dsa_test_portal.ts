@@ -137,32 +137,27 @@ export interface PortalCounters {
   watcherSleeps: number;
 }
 
+/** The counters `ap_dsa_counters` fills, in its order. */
+const COUNTERS = [
+  "creditWaits",
+  "retries",
+  "busy",
+  "drops",
+  "sent",
+  "reaped",
+  "reapedInline",
+  "watcherSleeps",
+] as const;
+
 /** A DsaMover's WQ counters. Internal (testing hooks). */
 export function portalCounters(mover: DsaMover): PortalCounters {
   const dev = dsaMoverDevice(mover);
-  const out = new Float64Array(8);
+  const out = new Float64Array(COUNTERS.length);
   const rc = native.ap_dsa_counters(dev.handle("counters"), out, out.length);
   if (rc < 0) throw nativeError(rc, "counters");
-  const [
-    creditWaits,
-    retries,
-    busy,
-    drops,
-    sent,
-    reaped,
-    reapedInline,
-    watcherSleeps,
-  ] = out;
-  return {
-    creditWaits,
-    retries,
-    busy,
-    drops,
-    sent,
-    reaped,
-    reapedInline,
-    watcherSleeps,
-  };
+  const counters = {} as Record<(typeof COUNTERS)[number], number>;
+  COUNTERS.forEach((name, i) => counters[name] = out[i]);
+  return counters;
 }
 
 /** Make a shared test portal answer "retry" `count` times. Internal. */
