@@ -31,6 +31,7 @@ import {
   entryTotal,
   type Geometry,
   MAX_TIMESTAMP,
+  normalize,
   PAD_BIT,
 } from "./layout.ts";
 import type { StreamMedia } from "./media.ts";
@@ -67,15 +68,6 @@ export interface Reserved {
 
 /** What a wait needs: the entry visible, or also durable. */
 export type Level = "committed" | "persisted";
-
-/**
- * A logical position moved to the start of the next pass when fewer than
- * a header's bytes remain before the region's end.
- */
-export function normalize(pos: number, size: number): number {
-  const phys = pos % size;
-  return size - phys < ENTRY_HEADER ? pos + size - phys : pos;
-}
 
 /** The timestamp engine of one stream file in this isolate. */
 export class LogCore {

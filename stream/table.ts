@@ -15,7 +15,7 @@
  * @module
  */
 import { ClosedError, OutOfSpaceError } from "../errors/mod.ts";
-import { LogCore, normalize } from "./core.ts";
+import { LogCore } from "./core.ts";
 import { settle, waitFor } from "./progress.ts";
 import { StreamAppendFuture } from "./futures.ts";
 import {
@@ -25,6 +25,7 @@ import {
   ENTRY_HEADER,
   entryTotal,
   type Geometry,
+  normalize,
   PAD_BIT,
   SLOT_ALLOCATED,
   SLOT_FREE,
