@@ -50,8 +50,6 @@ import {
   type SharedState,
 } from "./shared.ts";
 
-const EBUSY = 16;
-
 /** A place reserved for one entry. */
 export interface Reserved {
   /** Its timestamp. */
@@ -556,15 +554,5 @@ export class LogCore {
   busy(k: number): boolean {
     const s = this.shared;
     return normalize(s.tail(k), s.size(k)) !== s.committedEnd(k);
-  }
-
-  /** The error for freeing a region with entries in flight. */
-  static busyError(op: string, k: number): PmemError {
-    return new PmemError(
-      op,
-      -EBUSY,
-      `region ${k} has appends in flight: wait for them first`,
-      { errno: EBUSY },
-    );
   }
 }
