@@ -31,6 +31,7 @@ import {
   entryTotal,
   type Geometry,
   MAX_TIMESTAMP,
+  normalize,
   PAD_BIT,
 } from "./layout.ts";
 import type { StreamMedia } from "./media.ts";
@@ -49,8 +50,6 @@ import {
   type SharedState,
 } from "./shared.ts";
 
-const EBUSY = 16;
-
 /** A place reserved for one entry. */
 export interface Reserved {
   /** Its timestamp. */
@@ -67,15 +66,6 @@ export interface Reserved {
 
 /** What a wait needs: the entry visible, or also durable. */
 export type Level = "committed" | "persisted";
-
-/**
- * A logical position moved to the start of the next pass when fewer than
- * a header's bytes remain before the region's end.
- */
-export function normalize(pos: number, size: number): number {
-  const phys = pos % size;
-  return size - phys < ENTRY_HEADER ? pos + size - phys : pos;
-}
 
 /** The timestamp engine of one stream file in this isolate. */
 export class LogCore {
@@ -564,15 +554,5 @@ export class LogCore {
   busy(k: number): boolean {
     const s = this.shared;
     return normalize(s.tail(k), s.size(k)) !== s.committedEnd(k);
-  }
-
-  /** The error for freeing a region with entries in flight. */
-  static busyError(op: string, k: number): PmemError {
-    return new PmemError(
-      op,
-      -EBUSY,
-      `region ${k} has appends in flight: wait for them first`,
-      { errno: EBUSY },
-    );
   }
 }

@@ -16,12 +16,12 @@ import { asOp } from "../errors/file.ts";
 import { type FileLock, lockStoreFile } from "../pmem2/file_lock.ts";
 import { Mapping } from "../pmem2/mapping.ts";
 import { Source } from "../pmem2/source.ts";
-import { normalize } from "./core.ts";
 import {
   decodeHeader,
   ENTRY_HEADER,
   entryTotal,
   HEADER_SIZE,
+  normalize,
   PAD_BIT,
 } from "./layout.ts";
 import { StreamMedia } from "./media.ts";

@@ -7,8 +7,7 @@
  */
 import { ClosedError } from "../errors/mod.ts";
 import type { LogCore } from "./core.ts";
-import { normalize } from "./core.ts";
-import { ENTRY_HEADER, entryTotal, PAD_BIT } from "./layout.ts";
+import { ENTRY_HEADER, entryTotal, normalize, PAD_BIT } from "./layout.ts";
 import type { LogEntry } from "./region.ts";
 import { REGION_ALLOCATED } from "./shared.ts";
 

@@ -102,6 +102,15 @@ export function entryTotal(length: number): number {
   return ENTRY_HEADER + alignUp(length, 8);
 }
 
+/**
+ * A logical position moved to the start of the next pass when fewer than
+ * a header's bytes remain before the region's end.
+ */
+export function normalize(pos: number, size: number): number {
+  const phys = pos % size;
+  return size - phys < ENTRY_HEADER ? pos + size - phys : pos;
+}
+
 /** The file offset of the first region's space for a geometry. */
 export function dataOffsetOf(regionSlots: number, blockSize: number): number {
   return alignUp(HEADER_SIZE + regionSlots * SLOT_SIZE, blockSize);

@@ -38,12 +38,12 @@ import {
   entryTotal,
   type Geometry,
   MAX_TIMESTAMP,
+  normalize,
   PAD_BIT,
   SETTLED_AT,
 } from "./layout.ts";
 import type { Range, StreamMedia } from "./media.ts";
 import type { TableEntry } from "./table.ts";
-import { normalize } from "./core.ts";
 
 /** One entry found by a scan. */
 interface Found {

@@ -14,8 +14,8 @@
  *
  * @module
  */
-import { ClosedError, OutOfSpaceError } from "../errors/mod.ts";
-import { LogCore, normalize } from "./core.ts";
+import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
+import type { LogCore } from "./core.ts";
 import { settle, waitFor } from "./progress.ts";
 import { StreamAppendFuture } from "./futures.ts";
 import {
@@ -25,6 +25,7 @@ import {
   ENTRY_HEADER,
   entryTotal,
   type Geometry,
+  normalize,
   PAD_BIT,
   SLOT_ALLOCATED,
   SLOT_FREE,
@@ -221,6 +222,18 @@ export function storeHead(
   shared.bump();
 }
 
+const EBUSY = 16;
+
+/** The error for freeing a region with entries in flight. */
+function busyError(op: string, k: number): PmemError {
+  return new PmemError(
+    op,
+    -EBUSY,
+    `region ${k} has appends in flight: wait for them first`,
+    { errno: EBUSY },
+  );
+}
+
 /**
  * Free region `k`: no new reservations, W past its entries, then the
  * slot cleared. The appends of this isolate to it whose copy has not
@@ -249,7 +262,7 @@ export function freeSlot(
         break;
       }
       last = reclaimUnstarted(core, k);
-      if (last === 0) throw LogCore.busyError(op, k);
+      if (last === 0) throw busyError(op, k);
     } finally {
       s.unlockReserve();
     }
