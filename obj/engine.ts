@@ -306,10 +306,7 @@ export class Engine {
         try {
           wait(g.apply!);
         } catch (e) {
-          if (!this.#applier.appliedHere(g, e)) {
-            this.#fail(e);
-            return;
-          }
+          if (!this.#appliedHere(g, e)) return;
         }
         this.#moved(g);
       } else if (g.state === COMMITTED) {
@@ -335,10 +332,7 @@ export class Engine {
         const state = g.apply!.poll(ctx);
         if (state === "failed") {
           // (a closed mover's batch: applied here instead)
-          if (!this.#applier.appliedHere(g, g.apply!.error)) {
-            this.#fail(g.apply!.error);
-            return;
-          }
+          if (!this.#appliedHere(g, g.apply!.error)) return;
         } else if (state !== "complete") return;
         this.#moved(g);
       } else if (g.state !== APPLIED) return;
@@ -364,10 +358,7 @@ export class Engine {
     try {
       wait(g.apply!);
     } catch (e) {
-      if (!this.#applier.appliedHere(g, e)) {
-        this.#fail(e);
-        this.live(op);
-      }
+      if (!this.#appliedHere(g, e)) this.live(op);
     }
     this.#moved(g);
     this.pending.unpend(g);
@@ -387,6 +378,25 @@ export class Engine {
     } catch (e) {
       this.#fail(e);
     }
+  }
+
+  /**
+   * A group's mover batch failed with `e`: whether the group was applied
+   * on this thread instead (a closed mover's refusal: see
+   * `Applier.appliedHere`). Otherwise the pool is stopped, with `e`, or
+   * with the failure of that application (the pool's own mapping
+   * broken): it escaped the drain, advance or settle, and left the
+   * group queued, half applied, for the next call to apply again.
+   */
+  #appliedHere(g: Group, e: unknown): boolean {
+    let failure = e;
+    try {
+      if (this.#applier.appliedHere(g, e)) return true;
+    } catch (applying) {
+      failure = applying;
+    }
+    this.#fail(failure);
+    return false;
   }
 
   /** A group's mover batch completed: its homes are dirty. */
