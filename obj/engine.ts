@@ -310,7 +310,12 @@ export class Engine {
         }
         this.#moved(g);
       } else if (g.state === COMMITTED) {
-        this.log.applyAll(g);
+        try {
+          this.log.applyAll(g);
+        } catch (e) {
+          this.#fail(e);
+          return;
+        }
       }
       if (!whole) this.pending.unpend(g);
       this.#done(g);
@@ -438,6 +443,9 @@ export class Engine {
   #fail(e: unknown): void {
     if (this.#broken === undefined) this.#broken = e;
     for (const g of this.#queue) {
+      // (a drain leaves the groups it applied queued until its end: one
+      // applied before the failure stays so, its transactions done)
+      if (g.state === APPLIED) continue;
       g.state = FAILED;
       g.error = e;
     }
