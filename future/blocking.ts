@@ -78,7 +78,11 @@ export function wait<T>(future: Future<T>): T {
  * thrown in its place, once the others settled: it can be waited for
  * again later. An `all` or `race` refuses only once none of its members
  * still pending can settle: the others are driven to their end first
- * (and may win the race).
+ * (and may win the race). A refused future is polled no more by the
+ * wait: another of `futures` that only reads its state (`a.done`)
+ * without polling it cannot progress, and the wait then never ends
+ * (see `PollContext.refuse`: poll what a step depends on, or combine
+ * with `chain`/`all`).
  *
  * @example Usage
  * ```ts

@@ -503,7 +503,12 @@ class RaceFuture<T> extends Future<T> {
  * once one started, the abort is ignored, except while every member
  * still pending only waits or has not started (as for `all`). A blocking
  * `wait` of it is refused only when every member refuses it: another
- * may still win.
+ * may still win. Refused, it has not settled: its members stay as they
+ * are, the caller's (none is adopted, as a settled race's losers are),
+ * and it can be waited for or awaited again. The library's futures
+ * refuse only with no copy in flight (a `LogStream.appendAsync` once its
+ * data is in place; a `waitCommitted`/`waitPersisted`): dropped, such an
+ * append commits when a later call reaches its place, or at `close()`.
  *
  * @example Usage
  * ```ts

@@ -95,6 +95,15 @@ export interface PollContext {
    * refuses it only once every member still pending did. Absent (a
    * blocking poller of another kind), such a future fails with the
    * reason instead.
+   *
+   * A refused future is polled no more by that wait, and stays pending
+   * until the wait ends: another future whose step only reads its state
+   * (`a.done`) without polling it never sees it settle, and a wait of
+   * both blocks for ever (before refusals, the refused future failed and
+   * the other went on). A future that depends on another polls it in its
+   * step with the context it was given (its refusal then refuses the
+   * dependant too: the wait throws, and both can be waited for again),
+   * or is built with `chain` or `all`.
    */
   refuse?(reason: unknown): void;
 }

@@ -16,7 +16,9 @@ import type { Vdm } from "./vdm.ts";
  * ThreadMover is closed") while the mover is closed becomes a
  * `ClosedError` of `op` that says its mover is closed, since the user
  * made `op`, not the mover's batch inside it; any other error is
- * returned as it is.
+ * returned as it is, a `ClosedError` of another object included (the
+ * store's mapping: "persist: Mapping is closed"; a buffer resized under
+ * a copy), even while the mover is closed: it is not the mover's.
  *
  * @example Usage
  * ```ts
@@ -29,6 +31,8 @@ import type { Vdm } from "./vdm.ts";
  * mover.close();
  * const e = refusedBy(new ClosedError("CpuMover", "batch"), mover, "writeAsync");
  * assert.equal((e as ClosedError).message, "writeAsync: its data mover (CpuMover) is closed");
+ * const mapping = new ClosedError("Mapping", "persist");
+ * assert.equal(refusedBy(mapping, mover, "writeAsync"), mapping);
  * ```
  *
  * @param error what the mover's batch threw, or its future failed with
@@ -38,8 +42,28 @@ import type { Vdm } from "./vdm.ts";
 export function refusedBy(error: unknown, mover: Vdm, op: string): unknown {
   if (!(error instanceof ClosedError) || error.op === op) return error;
   if (mover.closed !== true) return error;
-  const name = (mover as { constructor?: { name?: unknown } }).constructor
-    ?.name;
-  const what = typeof name === "string" && name !== "" ? name : "mover";
+  const names = classNames(mover);
+  if (names.length === 0) return error;
+  // a mover's ClosedError names its class (or a base class's: a
+  // subclass's mover passes its base's name), as `new ClosedError(name,
+  // op)` words it: "batch: ThreadMover is closed" (see mover/_base.ts,
+  // _device_mover.ts, _device_batch.ts, cpu.ts)
+  if (!names.some((n) => error.message === `${error.op}: ${n} is closed`)) {
+    return error;
+  }
+  const what = names[0];
   return new ClosedError(what, op, `its data mover (${what}) is closed`);
+}
+
+/** The names of `mover`'s class and its base classes, its own first. */
+function classNames(mover: Vdm): string[] {
+  const names: string[] = [];
+  let proto: unknown = Object.getPrototypeOf(mover);
+  while (proto !== null && proto !== Object.prototype) {
+    const name = (proto as { constructor?: { name?: unknown } }).constructor
+      ?.name;
+    if (typeof name === "string" && name !== "") names.push(name);
+    proto = Object.getPrototypeOf(proto);
+  }
+  return names;
 }

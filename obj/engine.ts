@@ -306,14 +306,16 @@ export class Engine {
         try {
           wait(g.apply!);
         } catch (e) {
-          if (!this.#applier.appliedHere(g, e)) {
-            this.#fail(e);
-            return;
-          }
+          if (!this.#appliedHere(g, e)) return;
         }
         this.#moved(g);
       } else if (g.state === COMMITTED) {
-        this.log.applyAll(g);
+        try {
+          this.log.applyAll(g);
+        } catch (e) {
+          this.#fail(e);
+          return;
+        }
       }
       if (!whole) this.pending.unpend(g);
       this.#done(g);
@@ -335,10 +337,7 @@ export class Engine {
         const state = g.apply!.poll(ctx);
         if (state === "failed") {
           // (a closed mover's batch: applied here instead)
-          if (!this.#applier.appliedHere(g, g.apply!.error)) {
-            this.#fail(g.apply!.error);
-            return;
-          }
+          if (!this.#appliedHere(g, g.apply!.error)) return;
         } else if (state !== "complete") return;
         this.#moved(g);
       } else if (g.state !== APPLIED) return;
@@ -364,10 +363,7 @@ export class Engine {
     try {
       wait(g.apply!);
     } catch (e) {
-      if (!this.#applier.appliedHere(g, e)) {
-        this.#fail(e);
-        this.live(op);
-      }
+      if (!this.#appliedHere(g, e)) this.live(op);
     }
     this.#moved(g);
     this.pending.unpend(g);
@@ -387,6 +383,25 @@ export class Engine {
     } catch (e) {
       this.#fail(e);
     }
+  }
+
+  /**
+   * A group's mover batch failed with `e`: whether the group was applied
+   * on this thread instead (a closed mover's refusal: see
+   * `Applier.appliedHere`). Otherwise the pool is stopped, with `e`, or
+   * with the failure of that application (the pool's own mapping
+   * broken): it escaped the drain, advance or settle, and left the
+   * group queued, half applied, for the next call to apply again.
+   */
+  #appliedHere(g: Group, e: unknown): boolean {
+    let failure = e;
+    try {
+      if (this.#applier.appliedHere(g, e)) return true;
+    } catch (applying) {
+      failure = applying;
+    }
+    this.#fail(failure);
+    return false;
   }
 
   /** A group's mover batch completed: its homes are dirty. */
@@ -428,6 +443,9 @@ export class Engine {
   #fail(e: unknown): void {
     if (this.#broken === undefined) this.#broken = e;
     for (const g of this.#queue) {
+      // (a drain leaves the groups it applied queued until its end: one
+      // applied before the failure stays so, its transactions done)
+      if (g.state === APPLIED) continue;
       g.state = FAILED;
       g.error = e;
     }
