@@ -110,6 +110,28 @@ export class FileLock implements Disposable {
 }
 
 /**
+ * Where a refused store's holder is, from the refusal of its lock: a
+ * holder in this process (this thread or a Worker) is named as such, so
+ * that nobody reads it as another process, with why a Worker cannot join
+ * it (these stores open once per process, unlike a BlockPool or a
+ * LogStream); elsewhere, nothing is added (the shim cannot tell another
+ * process from another lock of this one on the same file).
+ */
+function where(e: PmemError, kind: string): string {
+  if (/locked by another open in this process/.test(e.message)) {
+    const why = kind === "stream"
+      ? "this open takes the file for itself"
+      : `a${kind === "log" ? " libpmemlog log" : "n object pool"} opens ` +
+        "once per process, so Workers cannot share it";
+    return ` in this process (by this thread or a Worker: ${why})`;
+  }
+  if (/in this process/.test(e.message)) {
+    return " in this process as something else (a store of another kind, or a FileLock)";
+  }
+  return "";
+}
+
+/**
  * {@linkcode FileLock.acquire} for the open of a store of `kind` ("pool",
  * "log", "stream"): a lock held elsewhere, by another process or another
  * open in this one, is refused as the store being open already, the way
@@ -129,7 +151,7 @@ export function lockStoreFile(
       throw new PmemError(
         op,
         -EAGAIN,
-        `cannot lock '${path}': the ${kind} is already open`,
+        `cannot lock '${path}': the ${kind} is already open${where(e, kind)}`,
         { errno: EAGAIN, cause: e },
       );
     }

@@ -172,3 +172,47 @@ test(
   },
   { timeout: 90_000 },
 );
+
+// Probe: an object pool (or a libpmemlog log) that a Worker of this
+// process held was refused here with "cannot lock '…': the pool is
+// already open", the words a second process gets too: nothing said the
+// holder was in this process, nor that these stores open once per
+// process (unlike a BlockPool or a LogStream, which Workers share).
+test(
+  "a log or an object pool a Worker holds is refused here as open in this process, not in another one",
+  () => {
+    const r = runScript(
+      `
+    import { PmemLog } from "@root/stream/mod.ts";
+    import { ObjectPool } from "@root/obj/mod.ts";
+    import { ask, startWorker } from "@root/tests/workers/jobs.ts";
+    const dir = ${JSON.stringify(tempDir())};
+    PmemLog.create(dir + "/log", { poolSize: 2 << 20 }).close();
+    ObjectPool.create(dir + "/obj", { size: 8 << 20, layout: "app" }).close();
+    const opens = {
+      log: (p) => PmemLog.open(p),
+      obj: (p) => ObjectPool.open(p, { layout: "app" }),
+    };
+    for (const kind of ["log", "obj"]) {
+      const path = dir + "/" + kind;
+      const w = await startWorker("@root/tests/workers/lock_worker.ts");
+      await ask(w, { kind, path });
+      try { opens[kind](path).close(); console.log(kind, "opened"); }
+      catch (e) { console.log(kind, e.code, JSON.stringify(e.message)); }
+      w.terminate();
+    }
+  `,
+      60_000,
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assert.equal(lines.length, 2, r.stdout + r.stderr);
+    for (const [i, kind] of ["log", "obj"].entries()) {
+      assert.match(lines[i], new RegExp(`^${kind} -11 `), r.stdout);
+      assert.match(lines[i], /already open in this process/, r.stdout);
+      assert.match(lines[i], /once per process/, r.stdout);
+      assert.doesNotMatch(lines[i], /another process/, r.stdout);
+    }
+  },
+  { timeout: 90_000 },
+);
