@@ -16,8 +16,7 @@ import {
   ARENA_MAP_PERSIST,
   ARENA_SHARED_FREE,
 } from "./lanes.ts";
-
-const EIO = 5;
+import { EINVAL, EIO } from "../errors/errno.ts";
 
 /** Why an arena refuses writes, by its shared error code. */
 export const ERROR_REASONS: Record<number, (count: number) => string> = {
@@ -42,7 +41,6 @@ export function arenaInErrorState(
     -EIO,
     `arena ${index} is in the error state (${reason}); ` +
       "reads still work, run pmempool check to repair it",
-    { errno: EIO },
   );
 }
 
@@ -59,9 +57,8 @@ export function corruptMapEntry(
 ): PmemError {
   return new PmemError(
     op,
-    -22,
+    -EINVAL,
     `the pool is corrupt: block ${lba} maps to data block ${block}, beyond the arena's ${internalNlba}`,
-    { errno: 22 },
   );
 }
 

@@ -41,6 +41,7 @@ import {
   ARENA_SHARED_FREE,
 } from "./lanes.ts";
 import type { Arena } from "./arena.ts";
+import { EINVAL } from "../errors/errno.ts";
 
 /**
  * Write a fresh layout for one arena: zero the map (when the file was
@@ -233,7 +234,7 @@ export function recoverEndedLane(
     // the pool was closed under it (by a testing tracer's callback) is
     // no media failure: the next opener that needs the lane recovers it.
     if (media.closed) return false;
-    if (e instanceof PmemError && e.code !== -22) {
+    if (e instanceof PmemError && e.code !== -EINVAL) {
       a.fail(ARENA_MAP_PERSIST);
     }
     return false;
@@ -244,9 +245,8 @@ export function recoverEndedLane(
 export function corruptArena(index: number, what: string): PmemError {
   return new PmemError(
     "open",
-    -22,
+    -EINVAL,
     `the pool is corrupt: arena ${index}: ${what}`,
-    { errno: 22 },
   );
 }
 

@@ -27,8 +27,7 @@ import { FLOG_ENTRY_SIZE } from "./layout.ts";
 import { FLOG_HALF_SIZE } from "./flog.ts";
 import { ARENA_FLOG_PERSIST, stripeOf } from "./lanes.ts";
 import type { Media } from "./media.ts";
-
-const EIO = 5;
+import { EIO } from "../errors/errno.ts";
 
 /** One block update whose data is durable in its lane's free block. */
 export interface LaneUpdate {

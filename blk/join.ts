@@ -19,8 +19,7 @@ import {
   STATE_LOADING,
   STATE_READY,
 } from "./shared.ts";
-
-const EAGAIN = 11;
+import { EAGAIN } from "../errors/errno.ts";
 
 /** An open's part in its pool file's share. */
 export interface PoolJoin {

@@ -69,8 +69,7 @@ import {
 } from "./join.ts";
 import { Media } from "./media.ts";
 import { MAX_LANES } from "./shared.ts";
-
-const EINVAL = 22;
+import { EINVAL, ENOTSUP } from "../errors/errno.ts";
 
 /** What creating a pool needs (the public options). */
 export interface CreateArgs {
@@ -181,7 +180,7 @@ export function createPoolFile(
   if (arch === null) {
     throw new NotSupportedError(
       op,
-      -95,
+      -ENOTSUP,
       "libpmemblk's pool format is defined here for x86-64 and aarch64 only",
     );
   }
@@ -209,9 +208,7 @@ export function createPoolFile(
     try {
       geometry = poolGeometry(size, blockSize);
     } catch (e) {
-      throw new PmemError(op, -EINVAL, `'${path}': ${(e as Error).message}`, {
-        errno: EINVAL,
-      });
+      throw new PmemError(op, -EINVAL, `'${path}': ${(e as Error).message}`);
     }
     map = Mapping.map(source, { length: usable, mover: options.mover });
     if (hooks.tracer) setMappingTracer(map, hooks.tracer);
@@ -397,7 +394,6 @@ export function openPoolFile(
         op,
         -EINVAL,
         `wrong block size: '${path}' has blocks of ${desc.blockSize} bytes, ${wanted} were requested`,
-        { errno: EINVAL },
       );
     }
     let geometry: PoolGeometry;

@@ -61,8 +61,7 @@ import {
   lastOfEach,
   type ProgressOptions,
 } from "./options.ts";
-
-const EROFS = 30;
+import { EROFS } from "../errors/errno.ts";
 
 export type {
   BlockPoolCreateOptions,
@@ -469,7 +468,6 @@ export class BlockPool implements Disposable {
         op,
         -EROFS,
         `'${this.#file.path}' is read-only (${this.#readOnly})`,
-        { errno: EROFS },
       );
     }
   }

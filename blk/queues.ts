@@ -14,8 +14,7 @@
  */
 import { PmemError } from "../errors/mod.ts";
 import { IntMap } from "./int_map.ts";
-
-const EBUSY = 16;
+import { EBUSY } from "../errors/errno.ts";
 
 /**
  * A queued writer of one block ({@linkcode BlockQueues.join}). The queue
@@ -134,7 +133,6 @@ export class BlockQueues {
         op,
         -EBUSY,
         `block ${name} has an update in flight`,
-        { errno: EBUSY },
       );
     }
     return ticket;

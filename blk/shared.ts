@@ -24,6 +24,7 @@
  * @module
  */
 import { PmemError } from "../errors/mod.ts";
+import { EOWNERDEAD } from "../errors/errno.ts";
 import { backend } from "../ffi/lib.ts";
 import { FileShare, lockToken } from "../pmem2/file_share.ts";
 import {
@@ -59,8 +60,6 @@ export {
   sleepMs,
 } from "../pmem2/share_wait.ts";
 
-const EOWNERDEAD = 130;
-
 /**
  * The error of a wait for a lock whose holder's thread ended before it
  * closed the pool: code -130 (EOWNERDEAD).
@@ -77,7 +76,6 @@ export function ownerEnded(
       `(a Worker terminated before it closed the pool) while it held ${what}; ` +
       "close the pool in every thread of this process and open it again " +
       "(the open finishes or undoes the update it left)",
-    { errno: EOWNERDEAD },
   );
 }
 
@@ -96,7 +94,6 @@ export function lanesLost(path: string, op: string): PmemError {
       "could not be recovered from their flog slots; close the pool in " +
       "every thread of this process and open it again (the open settles " +
       "them, or reports the damage)",
-    { errno: EOWNERDEAD },
   );
 }
 

@@ -16,8 +16,7 @@ import { commitUpdates, type LaneUpdate } from "./commit.ts";
 import type { Media } from "./media.ts";
 import { alone } from "./reads.ts";
 import { sleepMs } from "./shared.ts";
-
-const EBUSY = 16;
+import { EBUSY } from "../errors/errno.ts";
 
 /** How long a synchronous write waits for a lane held by other openers. */
 const LANE_WAIT_MS = 30_000;
@@ -187,7 +186,6 @@ function takeFreeBlock(ctx: SyncUpdateContext, arena: Arena): number {
       "write",
       -EBUSY,
       `arena ${arena.index} has no idle lane (${arena.lanes} updates in flight)`,
-      { errno: EBUSY },
     );
   }
   return lane;

@@ -33,6 +33,7 @@ import {
 } from "./output.ts";
 import { pmdkHeaderProblem, pmdkReadOnly } from "./detect.ts";
 import { Progress } from "./progress.ts";
+import { EEXIST } from "../errors/errno.ts";
 
 /** libpmemblk's largest block size (the descriptor's `bsize` is a u32). */
 const MAX_BLOCK_SIZE = 2 ** 32 - 1;
@@ -82,7 +83,7 @@ export function createBlk(path: string, p: Parsed): void {
       bar.done();
       // the file is this command's: a failure (a full disk) leaves none
       // behind, nor the space it took
-      if (!(e instanceof PmemError && e.code === -17)) {
+      if (!(e instanceof PmemError && e.code === -EEXIST)) {
         rmSync(path, { force: true });
       }
       // the file's allocation is this create's, not an open of the user's

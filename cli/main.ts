@@ -42,6 +42,7 @@ import {
   infoLog,
   infoStream,
 } from "./stream.ts";
+import { EEXIST, EINVAL } from "../errors/errno.ts";
 
 /**
  * What the CLI says of a failure of command `name`, after "asyncpmem
@@ -210,7 +211,7 @@ also for a file whose pool signature is damaged or missing.`,
       } catch (e) {
         // too damaged to open: inconsistent, and a script asking for JSON
         // still gets a report (the message goes to stderr as well)
-        if (p.values.json && e instanceof PmemError && e.code === -22) {
+        if (p.values.json && e instanceof PmemError && e.code === -EINVAL) {
           printJson({
             kind,
             path,
@@ -301,7 +302,7 @@ the format's minimum).`,
         // no half-made file left behind (a rerun would find it in the way);
         // but a create refused with EEXIST made nothing: DST is another
         // process's file, made since the check that it was free
-        const raced = e instanceof PmemError && e.code === -17;
+        const raced = e instanceof PmemError && e.code === -EEXIST;
         if (!existed && !raced) rmSync(dst, { force: true });
         throw e;
       }
@@ -418,7 +419,7 @@ export async function main(argv: string[]): Promise<number> {
     err(`asyncpmem ${name}: ${failureText(e, name)}\n`);
     if (process.env.ASYNCPMEM_CLI_DEBUG) console.error(e);
     // a pool too damaged to open is inconsistent, for a check
-    if (name === "check" && e instanceof PmemError && e.code === -22) {
+    if (name === "check" && e instanceof PmemError && e.code === -EINVAL) {
       return ExitCode.INCONSISTENT;
     }
     return ExitCode.IO;

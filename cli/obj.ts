@@ -29,6 +29,7 @@ import {
   withArguments,
 } from "./args.ts";
 import { bytes, count, out, printFields, printJson } from "./output.ts";
+import { EINVAL } from "../errors/errno.ts";
 
 /** `create obj FILE --size S --layout NAME [--log-size S] [--mode M]`. */
 export function createObj(path: string, p: Parsed): void {
@@ -72,7 +73,7 @@ function layoutOf(path: string): string {
   }
   const g = decodeHeader(head, statSync(path).size);
   if (typeof g === "string") {
-    throw new PmemError("open", -22, `'${path}': ${g}`, { errno: 22 });
+    throw new PmemError("open", -EINVAL, `'${path}': ${g}`);
   }
   return g.layout;
 }

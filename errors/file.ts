@@ -8,19 +8,14 @@
  */
 import { closeSync, openSync, readSync } from "node:fs";
 import { NotSupportedError, OutOfSpaceError, PmemError } from "./mod.ts";
-
-const EINVAL = 22;
-const EEXIST = 17;
-const ENOENT = 2;
+import { EEXIST, EINVAL, ENOENT } from "./errno.ts";
 
 /**
  * A `PmemError` -22 (EINVAL): `path` is not an intact file of the store
  * (`what` says which structure is damaged, or how).
  */
 export function corrupt(op: string, path: string, what: string): PmemError {
-  return new PmemError(op, -EINVAL, `cannot open '${path}': ${what}`, {
-    errno: EINVAL,
-  });
+  return new PmemError(op, -EINVAL, `cannot open '${path}': ${what}`);
 }
 
 /**
@@ -78,7 +73,6 @@ export function notEmpty(op: string, path: string, bytes: number): PmemError {
     op,
     -EEXIST,
     `'${path}' is not empty: its first ${bytes} bytes are not zero`,
-    { errno: EEXIST },
   );
 }
 

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { EBADF, EIO, ENOSPC } from "./errno.ts";
 
 /**
  * The native shim's own error codes (`AP_E_*` in `c/asyncpmem.h`; a test
@@ -200,7 +201,9 @@ export class ClosedError extends PmemError {
    * @param message what happened, when more than "`what` is closed"
    */
   constructor(what: string, op: string, message?: string) {
-    super(op, ShimCode.CLOSED, message ?? `${what} is closed`, { errno: 9 });
+    super(op, ShimCode.CLOSED, message ?? `${what} is closed`, {
+      errno: EBADF,
+    });
     this.name = "ClosedError";
   }
 }
@@ -226,7 +229,7 @@ export class BadBlockError extends PmemError {
    * @param lba the block
    */
   constructor(op: string, lba: number) {
-    super(op, -5, `block ${lba} is in the error state`, { errno: 5 });
+    super(op, -EIO, `block ${lba} is in the error state`);
     this.name = "BadBlockError";
     this.lba = lba;
   }
@@ -251,7 +254,7 @@ export class OutOfSpaceError extends PmemError {
    * @param message what was full
    */
   constructor(op: string, message: string) {
-    super(op, -28, message, { errno: 28 });
+    super(op, -ENOSPC, message);
     this.name = "OutOfSpaceError";
   }
 }

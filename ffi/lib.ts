@@ -16,6 +16,7 @@ import {
   OutOfSpaceError,
   PmemError,
 } from "../errors/mod.ts";
+import { ENOSPC, ENOTSUP } from "../errors/errno.ts";
 import meta from "../deno.json" with { type: "json" };
 
 export type { Ptr } from "./_symbols.ts";
@@ -91,8 +92,6 @@ export const native: NativeSymbols = await openShim();
 const MESSAGE = new Uint8Array(512);
 const DECODER = new TextDecoder();
 const PMEM2_E_NOSUPP = -100001;
-const ENOTSUP = 95;
-const ENOSPC = 28;
 
 /** The calling thread's last shim message. */
 export function lastMessage(): string {

@@ -15,11 +15,8 @@ import { assertAttached } from "./cpu.ts";
 import type { CompletionDevice } from "./_device.ts";
 import { DsaFlag, DsaOpcode, DsaStatus, dsaStatusName } from "./dsa_format.ts";
 import { type CheckedOp, VdmFlags } from "./vdm.ts";
+import { EAGAIN, EBUSY, EFAULT, EIO } from "../errors/errno.ts";
 
-/** `-EAGAIN`: the queue is full (or no credit is left). */
-export const EAGAIN = -11;
-/** `-EBUSY`: a shared WQ kept answering retry. */
-export const EBUSY = -16;
 /** After this many partial completions of one chunk, finish it on the CPU. */
 export const MAX_RESUBMITS = 1;
 /**
@@ -89,8 +86,8 @@ export function sent(
   op: string,
   persist: { persist: boolean },
 ): Sent {
-  if (rc === EAGAIN) return FULL;
-  if (rc === EBUSY) {
+  if (rc === -EAGAIN) return FULL; // the queue is full (or no credit is left)
+  if (rc === -EBUSY) { // a shared WQ kept answering retry
     dev.stats.busyAnswers++;
     return BUSY;
   }
@@ -107,10 +104,9 @@ export function sent(
 export function lostError(op: string, device: string): PmemError {
   return new PmemError(
     op,
-    -5,
+    -EIO,
     `${device} closed without completing the operation (its descriptor ` +
       "or record was lost)",
-    { errno: 5 },
   );
 }
 
@@ -176,8 +172,8 @@ export function statusError(
 ): PmemError {
   const errno = status === DsaStatus.PAGE_FAULT_IR ||
       status === DsaStatus.TRANSLATION_FAIL
-    ? 14
-    : 5;
+    ? EFAULT
+    : EIO;
   return new PmemError(
     op,
     -errno,

@@ -29,6 +29,7 @@ import {
   type ThreadMoverOptions,
 } from "./thread.ts";
 import { VdmFlags } from "./vdm.ts";
+import { ENOTSUP } from "../errors/errno.ts";
 
 export type { DsaDeviceInfo, DsaWqInfo };
 
@@ -292,7 +293,7 @@ export class DsaMover extends DeviceMover {
     }
     const choice = chooseWq(listDsa(options.library ?? ""), options);
     if (choice.wq === undefined) {
-      throw new NotSupportedError("open", -95, choice.reason);
+      throw new NotSupportedError("open", -ENOTSUP, choice.reason);
     }
     // the first WQ that opens: a dedicated one another process holds
     // answers EBUSY, and the next (a shared one, say) may serve

@@ -15,6 +15,7 @@ import {
   holds,
 } from "../ffi/validate.ts";
 import type { Future, FutureOptions } from "../future/future.ts";
+import { ENOTSUP } from "../errors/errno.ts";
 
 /**
  * Operation flags.
@@ -171,7 +172,7 @@ export function checkOp(
   if ((f & capabilities) !== f) {
     throw new NotSupportedError(
       op,
-      -95,
+      -ENOTSUP,
       `the ${mover} mover does not support flags 0x${
         (f & ~capabilities).toString(16)
       }`,

@@ -49,8 +49,7 @@ import type { ObjMedia } from "./media.ts";
 import { checkNumber, numberText } from "./object_bytes.ts";
 import { Locals, Pending, type PendingObject } from "./pending.ts";
 import type { Transaction, TxEffects } from "./tx.ts";
-
-const EIO = 5;
+import { EIO } from "../errors/errno.ts";
 
 /** The root object and the catalog, as the transactions staged so far left them. */
 export interface StateView {

@@ -7,10 +7,7 @@
  * @module
  */
 import { PmemError } from "../errors/mod.ts";
-
-const EINVAL = 22;
-const ESTALE = 116;
-const EUCLEAN = 117;
+import { EINVAL, ESTALE, EUCLEAN } from "../errors/errno.ts";
 
 /**
  * The pool was created with another layout name (`pmemobj_open`'s
@@ -45,7 +42,6 @@ export class LayoutMismatchError extends PmemError {
       `the pool's layout is ${JSON.stringify(found)}, not ${
         JSON.stringify(expected)
       }`,
-      { errno: EINVAL },
     );
     this.name = "LayoutMismatchError";
     this.expected = expected;
@@ -76,9 +72,7 @@ export class StaleObjectError extends PmemError {
    * @param offset the object's offset
    */
   constructor(op: string, offset: number) {
-    super(op, -ESTALE, `no live object at offset ${offset}`, {
-      errno: ESTALE,
-    });
+    super(op, -ESTALE, `no live object at offset ${offset}`);
     this.name = "StaleObjectError";
     this.offset = offset;
   }
@@ -109,9 +103,7 @@ export class CorruptPoolError extends PmemError {
    * @param detail how
    */
   constructor(op: string, structure: string, detail: string) {
-    super(op, -EUCLEAN, `${structure} is corrupt: ${detail}`, {
-      errno: EUCLEAN,
-    });
+    super(op, -EUCLEAN, `${structure} is corrupt: ${detail}`);
     this.name = "CorruptPoolError";
     this.structure = structure;
   }

@@ -17,8 +17,8 @@
 import { checkPath, notConstructible } from "../ffi/validate.ts";
 import { PmemError } from "../errors/mod.ts";
 import { FileShare } from "./file_share.ts";
+import { EAGAIN } from "../errors/errno.ts";
 
-const EAGAIN = 11;
 /** Bytes of the share's memory: the holder's token. */
 const HOLDER_BYTES = 4;
 /** The holder word of an open without a token (it cannot be taken over). */
@@ -85,7 +85,6 @@ export class FileLock implements Disposable {
       op,
       -EAGAIN,
       `cannot lock '${path}': it is locked by another open in this process`,
-      { errno: EAGAIN },
     );
   }
 

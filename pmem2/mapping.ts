@@ -38,8 +38,7 @@ import { mapSource } from "./map_source.ts";
 import type { Source } from "./source.ts";
 import type { PersistTracer } from "./tracer.ts";
 import { type Closable, grantAccess } from "./mapping_access.ts";
-
-const EACCES = 13;
+import { EACCES } from "../errors/errno.ts";
 
 /**
  * A mapping of a {@linkcode Source}. Views are `Uint8Array`s straight over
@@ -178,9 +177,7 @@ export class Mapping implements Disposable {
     const what = this.#protection === "read"
       ? 'read-only (protection "read"): copy bytes out with read()'
       : 'not accessible (protection "none")';
-    throw new PmemError(op, -EACCES, `the mapping is ${what}`, {
-      errno: EACCES,
-    });
+    throw new PmemError(op, -EACCES, `the mapping is ${what}`);
   }
 
   /** Whether {@linkcode Mapping.close} has run. */

@@ -9,9 +9,7 @@
  * @module
  */
 import { PmemError } from "../errors/mod.ts";
-
-const EINVAL = 22;
-const ETIMEDOUT = 110;
+import { EINVAL, ETIMEDOUT } from "../errors/errno.ts";
 
 /** Share state: the first opener has not begun its setup. */
 export const SHARE_NEW = 0;
@@ -55,7 +53,6 @@ export function waitForFirstOpener(
         op,
         -EINVAL,
         `cannot open '${path}': its first opener in this process failed to open it`,
-        { errno: EINVAL },
       );
     }
     if (performance.now() > deadline) {
@@ -63,7 +60,6 @@ export function waitForFirstOpener(
         op,
         -ETIMEDOUT,
         `cannot open '${path}': ${unfinished} did not finish`,
-        { errno: ETIMEDOUT },
       );
     }
     sleepMs(ms);

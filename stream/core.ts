@@ -49,6 +49,7 @@ import {
   RING_VOID,
   type SharedState,
 } from "./shared.ts";
+import { EOVERFLOW } from "../errors/errno.ts";
 
 /** A place reserved for one entry. */
 export interface Reserved {
@@ -353,7 +354,7 @@ export class LogCore {
   #checkBound(ts: number, op: string): void {
     if (ts <= this.shared.bound) return;
     if (ts > MAX_TIMESTAMP) {
-      throw new PmemError(op, -75, "timestamps are exhausted", { errno: 75 });
+      throw new PmemError(op, -EOVERFLOW, "timestamps are exhausted");
     }
     this.#raiseBound(ts);
   }

@@ -28,8 +28,7 @@ import { StreamMedia } from "./media.ts";
 import { recover, type RecoveryReport } from "./recovery.ts";
 import type { LogEntry } from "./region.ts";
 import { readTable } from "./table.ts";
-
-const EINVAL = 22;
+import { EINVAL } from "../errors/errno.ts";
 
 /** One region of a {@linkcode StreamInspection}. */
 export interface InspectedRegion {
@@ -224,9 +223,7 @@ function recoverPrivately(
   lock?: FileLock,
 ): StreamCopy {
   const corrupt = (what: string) =>
-    new PmemError(op, -EINVAL, `cannot ${op} '${path}': ${what}`, {
-      errno: EINVAL,
-    });
+    new PmemError(op, -EINVAL, `cannot ${op} '${path}': ${what}`);
   // opened for reading: a stream the caller may only read is inspected
   // (a file that cannot be opened names the caller's op, as a damaged
   // one does: `inspect` said "open: cannot open ...")

@@ -41,9 +41,7 @@ import type {
 } from "./options.ts";
 import type { LogStream } from "./stream.ts";
 import type { Writes } from "./writes.ts";
-
-const EINVAL = 22;
-const EBUSY = 16;
+import { EBUSY, EINVAL } from "../errors/errno.ts";
 
 /** What tests may add to a create or open. Internal. */
 export interface StreamTestHooks {
@@ -252,7 +250,6 @@ export function openStream(
           op,
           -EINVAL,
           `geometry mismatch: '${path}' has ${name} ${have}, ${want} was requested (a stream is never re-initialised)`,
-          { errno: EINVAL },
         );
       }
     }
@@ -293,7 +290,6 @@ export function openStream(
           op,
           -EBUSY,
           `cannot trace '${path}': the stream is already open in this process (a tracer is attached by the open that maps it)`,
-          { errno: EBUSY },
         );
       }
       local.core.refs++;

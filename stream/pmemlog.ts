@@ -33,8 +33,7 @@ import type {
   PmemLogOpenOptions,
   PmemLogTestHooks,
 } from "./pmemlog_options.ts";
-
-const EROFS = 30;
+import { EROFS } from "../errors/errno.ts";
 
 /** Set by PmemLog's static block: {@linkcode openPmemLogToInspect}. */
 let openPrivately: (path: string) => PmemLog;
@@ -268,7 +267,6 @@ export class PmemLog implements Disposable {
         op,
         -EROFS,
         `'${this.#path}' is read-only (its header has ro_compat features)`,
-        { errno: EROFS },
       );
     }
     return media;

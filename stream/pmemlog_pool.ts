@@ -60,8 +60,7 @@ import type {
   PmemLogOpenOptions,
   PmemLogTestHooks,
 } from "./pmemlog_options.ts";
-
-const EINVAL = 22;
+import { EINVAL, ENOTSUP } from "../errors/errno.ts";
 
 /**
  * Make the log over a pool made ready: its mapping and lock (the log
@@ -112,9 +111,8 @@ export function createLogPool(
   if (arch === null) {
     throw new PmemError(
       op,
-      -95,
+      -ENOTSUP,
       "libpmemlog's pool format is defined here for x86-64 and aarch64 only",
-      { errno: 95 },
     );
   }
   const created = poolSize > 0;
@@ -142,7 +140,6 @@ export function createLogPool(
         op,
         -EINVAL,
         `'${path}' has ${source.size} bytes, less than the 2 MiB a log needs`,
-        { errno: EINVAL },
       );
     }
     map = Mapping.map(source, { length: size, mover });

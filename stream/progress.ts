@@ -26,8 +26,7 @@ import {
   type SharedState,
   sleepMs,
 } from "./shared.ts";
-
-const EDEADLK = 35;
+import { EDEADLK } from "../errors/errno.ts";
 
 /** The reach into a core's `#private` state that `LogCore` grants. */
 export interface ProgressAccess {
@@ -226,6 +225,5 @@ export function deadlock(op: string, ts: number): PmemError {
     op,
     -EDEADLK,
     `timestamp ${ts} is held by a reservation of this thread that was not published: publish or cancel it first`,
-    { errno: EDEADLK },
   );
 }

@@ -20,8 +20,7 @@
 import { PmemError } from "../errors/mod.ts";
 import { FileShare, lockToken } from "../pmem2/file_share.ts";
 import { sleepMs } from "../pmem2/share_wait.ts";
-
-const EOWNERDEAD = 130;
+import { EOWNERDEAD } from "../errors/errno.ts";
 
 /** Bytes of the control block at the start. */
 const CONTROL = 128;
@@ -277,7 +276,6 @@ export class SharedState {
         `with its thread (a Worker terminated before it closed the stream) ` +
         `while it held ${what}; close the stream in every thread of this ` +
         "process and open it again (recovery keeps every whole entry)",
-      { errno: EOWNERDEAD },
     );
   }
 

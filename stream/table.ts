@@ -40,6 +40,7 @@ import {
   REGION_FREEING,
   type SharedState,
 } from "./shared.ts";
+import { EBUSY } from "../errors/errno.ts";
 
 /** An allocated slot as validated at open. */
 export interface TableEntry {
@@ -222,15 +223,12 @@ export function storeHead(
   shared.bump();
 }
 
-const EBUSY = 16;
-
 /** The error for freeing a region with entries in flight. */
 function busyError(op: string, k: number): PmemError {
   return new PmemError(
     op,
     -EBUSY,
     `region ${k} has appends in flight: wait for them first`,
-    { errno: EBUSY },
   );
 }
 

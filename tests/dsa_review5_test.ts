@@ -7,7 +7,7 @@ import { CompletionDevice } from "../mover/_device.ts";
 import { threadMoverDevice } from "../mover/thread.ts";
 import { dsaMoverDevice } from "../mover/dsa.ts";
 import { DsaOpcode, DsaStatus } from "../mover/dsa_format.ts";
-import { EAGAIN } from "../mover/_device_submit.ts";
+import { EAGAIN } from "../errors/errno.ts";
 import { injectFault, openTestPortal, writeBacks } from "../testing/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 import { submitDrain, waitRecord } from "./_device.ts";
@@ -166,7 +166,7 @@ test("a shared WQ written with write(2) and full of our own descriptors says wai
     // "wait" -- ours were in flight every time
     assert.ok(answers.some((rc) => rc !== 0), `answers ${answers}`);
     assert.deepEqual(
-      answers.filter((rc) => rc !== 0 && rc !== EAGAIN),
+      answers.filter((rc) => rc !== 0 && rc !== -EAGAIN),
       [],
       `answers ${answers}`,
     );
@@ -294,7 +294,7 @@ test("a shared WQ full of our own descriptors answers wait after one ENQCMD retr
     const answers = flood(dev, 6);
     const refused = answers.filter((rc) => rc !== 0);
     assert.ok(refused.length > 0, `answers ${answers}`);
-    assert.deepEqual(refused.filter((rc) => rc !== EAGAIN), [], `${answers}`);
+    assert.deepEqual(refused.filter((rc) => rc !== -EAGAIN), [], `${answers}`);
     // one retry answer per refusal (ENQCMD's first "retry"), not six
     assert.ok(
       counter(dev, 1) <= refused.length,
