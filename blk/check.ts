@@ -29,6 +29,7 @@ import {
   infoFieldProblem,
   infoProblem,
   MAP_ENTRY_SIZE,
+  MAP_FLAGS,
   MAP_LBA_MASK,
   MAP_ZERO,
 } from "./layout.ts";
@@ -232,6 +233,21 @@ class Refs {
     return true;
   }
 
+  /**
+   * Mark the 32 blocks of word `w` if none of them is marked yet; returns
+   * false (marking nothing) when one is.
+   */
+  markWord(w: number): boolean {
+    if (this.#seen[w] !== 0) return false;
+    this.#seen[w] = 0xffff_ffff;
+    return true;
+  }
+
+  /** Whether all 32 blocks of word `w` are marked. */
+  wordFull(w: number): boolean {
+    return this.#seen[w] === 0xffff_ffff;
+  }
+
   seen(b: number): boolean {
     return (this.#seen[b >>> 5] & (1 << (b & 31))) !== 0;
   }
@@ -255,6 +271,18 @@ function checkBlocks(
     const map = new Uint32Array(bytes.buffer, bytes.byteOffset, n);
     for (let i = 0; i < n; i++) {
       const pre = first + i;
+      // 32 entries in their initial form (no flags: each maps its own
+      // block) mark a whole word of refs at once: a sparse pool's map is
+      // mostly that, and a 512 GiB arena has 134 M entries (first and
+      // perChunk are multiples of 32, so pre is word-aligned with i)
+      if ((pre & 31) === 0 && i + 32 <= n) {
+        let flags = 0;
+        for (let j = i; j < i + 32; j++) flags |= map[j];
+        if ((flags & MAP_FLAGS) === 0 && refs.markWord(pre >>> 5)) {
+          i += 31;
+          continue;
+        }
+      }
       const block = (effectiveMapEntry(map[i], pre) & MAP_LBA_MASK) >>> 0;
       if (block >= nint) {
         p.add(
@@ -320,6 +348,10 @@ function checkBlocks(
     }
   }
   for (let b = 0; b < nint; b++) {
+    if ((b & 31) === 0 && refs.wordFull(b >>> 5)) {
+      b += 31;
+      continue;
+    }
     if (!refs.seen(b)) {
       p.add("unreferenced", `arena ${k}: data block ${b} is not referenced`);
     }

@@ -193,6 +193,25 @@ test("`BlockPool.open()` refuses flog entries that point outside the arena", () 
   );
 });
 
+// check() marks 32 map entries in their initial form (no flags) at once;
+// a block that an earlier entry already took must still be found twice
+test("`check()` finds a block referenced twice when the second reference is a map entry in its initial form", () => {
+  const { path, info } = makePool();
+  const map = BTT + info.mapOff;
+  // entry 20 takes block 40, which entry 40 (never written) maps to itself
+  patch(path, map + 20 * 4, u32(0xc0000000 | 40));
+  using pool = BlockPool.open(path);
+  const report = pool.check();
+  assert.equal(report.consistent, false);
+  const text = report.problems.join("\n");
+  assert.match(
+    text,
+    /data block 40 is referenced more than once \(map entry 40\)/,
+  );
+  assert.match(text, /data block 20 is not referenced/);
+  assert.equal(report.problems.length, 2, text);
+});
+
 test("`BlockPool` reports corrupt map entries and never copies outside the arena", () => {
   const { path, info } = makePool();
   const map = BTT + info.mapOff;
