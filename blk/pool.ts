@@ -931,7 +931,8 @@ export class BlockPool implements Disposable {
     // all of them, so it never sees half of a commit (a block referenced
     // twice) or of a layout. This opener's own writes are between steps.
     const shared = this.#file.join.shared;
-    shared.lockLayout("check");
+    // (marked a check's: one whose thread ends inside it is taken over)
+    shared.lockLayout("check", true);
     let problems;
     this.#inProgress =
       "check()'s progress callback: the check holds the pool's locks";

@@ -17,9 +17,9 @@
  * it, so a waiter can tell when its holder's thread ended without
  * closing the pool (a Worker terminated mid-write): it then fails with a
  * `PmemError` -130 (EOWNERDEAD) instead of waiting for good, or, where
- * the lock's state can be put right, takes it over (the idle-lane ring)
- * or puts it right and waits on (a block's stripe, whose commits the
- * waiter recovers: see `lanes.ts`).
+ * the lock's state can be put right, takes it over (the idle-lane ring,
+ * the layout lock of a check) or puts it right and waits on (a block's
+ * stripe, whose commits the waiter recovers: see `lanes.ts`).
  *
  * @module
  */
@@ -60,6 +60,21 @@ export {
 } from "../pmem2/share_wait.ts";
 
 const EOWNERDEAD = 130;
+
+/**
+ * Set, with its holder's token, in the word of a layout lock that a
+ * check() holds: a check only reads the pool (and attaches to arenas
+ * already laid out), so one whose thread ended left nothing half done,
+ * and its lock is taken over; a holder without it was laying the BTT out,
+ * and may have left that half done. Lock tokens stay below it (see
+ * `lockToken`).
+ */
+const CHECKING = 0x20000000;
+
+/** The token of the holder of lock word value `word`. */
+function holderOf(word: number): number {
+  return word & ~CHECKING;
+}
 
 /**
  * The error of a wait for a lock whose holder's thread ended before it
@@ -248,7 +263,7 @@ function heldByCheck(share: FileShare): TypeError {
  *
  * With `share`, a holder whose open ended with its thread (see
  * {@linkcode FileShare.ended}) never lets go: `ended(holder)` is called
- * then, and takes the lock over (returns true: the caller holds it),
+ * then (with the word as it holds it), and takes the lock over (returns true: the caller holds it),
  * returns false (another waiter took it over: wait on) or throws;
  * without `ended`, the wait fails with {@linkcode ownerEnded} naming
  * `what` (the lock) and `op` (the caller's operation, so the error says
@@ -278,14 +293,14 @@ export function lockWord(
   for (;;) {
     const holder = Atomics.compareExchange(i32, at, 0, token);
     if (holder === 0) return;
-    if (share !== undefined && share.ended(holder)) {
+    if (share !== undefined && share.ended(holderOf(holder))) {
       if (ended === undefined) throw ownerEnded(share.path, what, op);
       if (ended(holder)) return;
       continue;
     }
     if (
       checksHere.size !== 0 && share !== undefined &&
-      checksHere.has(checkKey(share, holder))
+      checksHere.has(checkKey(share, holderOf(holder)))
     ) {
       throw heldByCheck(share);
     }
@@ -411,23 +426,36 @@ export class PoolShared {
 
   /**
    * Take the layout lock (held while an opener lays out the BTT, or a
-   * check() runs).
+   * check() runs). A holder whose thread ended while it checked is taken
+   * over: a check writes nothing to the pool, so it left nothing half
+   * done. One that was laying the BTT out (or attaching to a layout)
+   * fails the wait.
    *
    * @param op the caller's operation (`"read"`, `"check"`, ...), named by
    *   the error of a wait that fails: reads, checks and infos wait for
    *   this lock too, not only writes
+   * @param checking whether the caller is a check() (it then reads only)
    * @throws {PmemError} code -130 (EOWNERDEAD), op `op`, when its holder's
-   *   thread ended before it closed the pool
+   *   thread ended before it closed the pool, in the middle of a layout
    */
-  lockLayout(op: string): void {
+  lockLayout(op: string, checking = false): void {
+    const i32 = this.#i32;
+    const token = this.lockToken | (checking ? CHECKING : 0);
+    const what = "the lock of its BTT layout";
     lockWord(
-      this.#i32,
+      i32,
       LAYOUT_LOCK,
-      this.lockToken,
+      token,
       this.#share,
-      undefined,
+      (holder) => {
+        if ((holder & CHECKING) === 0) {
+          throw ownerEnded(this.#share?.path ?? "", what, op);
+        }
+        return Atomics.compareExchange(i32, LAYOUT_LOCK, holder, token) ===
+          holder;
+      },
       op,
-      "the lock of its BTT layout",
+      what,
     );
   }
 
