@@ -884,7 +884,9 @@ export class BlockPool implements Disposable {
    *
    * Other openers of the pool in this process (Workers) may go on
    * writing: their commits wait while the check runs (it holds every
-   * block's stripe lock), so it never sees half of one. This opener's own
+   * block's stripe lock), so it never sees half of one, and a check that
+   * follows lets a waiting commit through first (checks run back to back
+   * do not starve writers). This opener's own
    * writes in flight commit their map and flog entries in one synchronous
    * step, so they never show half-done either; a progress callback that
    * waits for another Worker's writes waits forever. The callback may

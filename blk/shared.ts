@@ -197,6 +197,23 @@ export const RING_OP_SLOT = 10;
 export const RING_OP_HEAD = 11;
 /** The idle lanes before the change in progress. */
 export const RING_OP_IDLE = 12;
+/**
+ * The lock token of a commit waiting for a block's stripe lock (asleep in
+ * {@linkcode lockWord}), or 0: each such waiter stores its token before
+ * each sleep and clears it (if still there) once it holds the stripe or
+ * gave up. A check() about to take every stripe defers to it (see
+ * `deferToCommits` in `check.ts`): after a check, the stripes are free only
+ * until the next check takes them, a moment the waiters' sleeps mostly
+ * miss. Written only by waiters, so the write path without a wait pays
+ * nothing for it.
+ */
+export const STRIPE_WANT = 13;
+/**
+ * Waits for a stripe that ended (the stripe held, or the wait failed)
+ * after storing {@linkcode STRIPE_WANT}: a deferring check waits for it to
+ * change (wraps).
+ */
+export const STRIPE_SERVED = 14;
 /** `RING_OP`: a lane is being taken off the ring. */
 export const RING_POP = 1;
 /** `RING_OP`: a lane is being put on the ring. */
@@ -270,6 +287,7 @@ function heldByCheck(share: FileShare): TypeError {
  * what the caller did rather than what the holder was doing). A holder
  * that is a check() running in this thread (see
  * {@linkcode PoolShared.checking}) fails the wait with a `TypeError`.
+ * `beforeSleep` runs before each sleep (not while spinning).
  */
 export function lockWord(
   i32: Int32Array,
@@ -279,6 +297,7 @@ export function lockWord(
   ended?: (holder: number) => boolean,
   op = "write",
   what = "a lock of it",
+  beforeSleep?: () => void,
 ): void {
   if (Atomics.compareExchange(i32, at, 0, token) === 0) return;
   for (let spin = 0; spin < 64; spin++) {
@@ -304,6 +323,7 @@ export function lockWord(
     ) {
       throw heldByCheck(share);
     }
+    beforeSleep?.();
     sleepMs(ms);
     ms = Math.min(ms * 2, 1);
   }

@@ -115,7 +115,14 @@ export type SharedEdgesJob =
    * locks held, the map's scan begun) reply, then block there for good
    * (to be terminated inside the check).
    */
-  | { kind: "checkForever"; path: string };
+  | { kind: "checkForever"; path: string }
+  /**
+   * Open the pool and check it twice back to back: the first check, at
+   * its first progress call, sets `words[0]` and waits there until
+   * `words[1]` is set; the second, at its first, reads block `lba`. The
+   * first byte it read.
+   */
+  | { kind: "checkTwice"; path: string; lba: number; words: SharedArrayBuffer };
 
 // deno-lint-ignore no-explicit-any
 const self_ = globalThis as any;
@@ -295,6 +302,26 @@ function run(job: SharedEdgesJob): unknown {
         },
       });
       throw new Error("unreachable: the check was never blocked");
+    }
+    case "checkTwice": {
+      using p = BlockPool.open(job.path);
+      const words = new Int32Array(job.words);
+      let inside = false;
+      p.check({
+        onProgress: () => {
+          if (inside) return;
+          inside = true;
+          Atomics.store(words, 0, 1);
+          while (Atomics.load(words, 1) === 0) Atomics.wait(words, 1, 0, 50);
+        },
+      });
+      let read = -1;
+      p.check({
+        onProgress: () => {
+          if (read < 0) read = p.read(job.lba)[0];
+        },
+      });
+      return read;
     }
   }
 }
