@@ -34,7 +34,14 @@ import {
   MAP_ZERO,
 } from "./layout.ts";
 import { MAX_ACCESS, type Media } from "./media.ts";
-import type { PoolShared } from "./shared.ts";
+import type { LaneTable } from "./lanes.ts";
+import {
+  type PoolShared,
+  sleepMs,
+  STRIPE_SERVED,
+  STRIPE_WANT,
+} from "./shared.ts";
+import { FileShare } from "../pmem2/file_share.ts";
 
 /** The result of {@linkcode BlockPool.check}. */
 export interface CheckReport {
@@ -101,7 +108,8 @@ export interface CheckInput {
  * Run `scan` (a check) holding every lock of the pool's commits, the
  * caller holding its layout lock: every block's stripe lock of the
  * `arenas` to check (asked for once the layout lock is marked, so a
- * layout laid out meanwhile is taken first). The locks are marked as a
+ * layout laid out meanwhile is taken first), taken once a commit that
+ * waits for one got it ({@linkcode deferToCommits}). The locks are marked as a
  * check's of this isolate while `scan` runs the user's progress callback:
  * another open of the pool in this thread fails its waits for them
  * instead of waiting for good.
@@ -128,6 +136,7 @@ export function holdingCheckLocks<T>(
       tokens.push(arena.table.token);
       shared.checking(arena.table.token, true);
     }
+    for (const arena of locked) deferToCommits(arena.table);
     // a lock whose holder ended throws with every stripe let go
     for (const arena of locked) arena.table.lockStripes();
     try {
@@ -138,6 +147,36 @@ export function holdingCheckLocks<T>(
     }
   } finally {
     for (const t of tokens) shared.checking(t, false);
+  }
+}
+
+/**
+ * Before a check takes every stripe of `table`'s arena (holding the layout
+ * lock, so no other check runs): while a commit of another opener waits
+ * for a stripe (`STRIPE_WANT` marked), wait until a marked wait ended.
+ * Without it, checks run back to back take the stripes again before the
+ * sleeping commits wake, and starve them. Bounded: the check waits for
+ * one wait to end, not for the waiters to be gone, and a stripe wait
+ * ends (no check holds the stripes now; a commit holds its own briefly;
+ * one whose holder ended is recovered or fails the wait). The mark of an
+ * opener whose thread ended is cleared.
+ */
+function deferToCommits(table: LaneTable): void {
+  const w = table.words;
+  const share = FileShare.of(w.buffer);
+  // read before the mark: a waiter clears its mark before it counts
+  const served = Atomics.load(w, STRIPE_SERVED);
+  let ms = 0.005;
+  for (;;) {
+    const want = Atomics.load(w, STRIPE_WANT);
+    if (want === 0 || want === table.token) return;
+    if (Atomics.load(w, STRIPE_SERVED) !== served) return;
+    if (share?.ended(want)) {
+      Atomics.compareExchange(w, STRIPE_WANT, want, 0);
+      continue;
+    }
+    sleepMs(ms);
+    ms = Math.min(ms * 2, 1);
   }
 }
 

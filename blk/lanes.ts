@@ -22,7 +22,9 @@
  *   needs.
  * - Stripe locks: a commit of a block holds its stripe from reading the
  *   old map entry to storing the new one, so two commits of one block
- *   from different threads never interleave.
+ *   from different threads never interleave. A check() holds them all;
+ *   a commit asleep waiting for one marks the arena, and the next check
+ *   lets one such wait end before it takes them again.
  * - The arena's error code: why it refuses writes.
  *
  * The ring lock and the stripe locks hold their holder's token (see
@@ -64,6 +66,8 @@ import {
   RING_IDLE,
   RING_LOCK,
   STRIPE_BASE,
+  STRIPE_SERVED,
+  STRIPE_WANT,
   STRIPES,
   unlockWord,
 } from "./shared.ts";
@@ -126,6 +130,15 @@ export class LaneTable {
       "the commit lock of a block",
       this.#stripeOp,
     );
+  };
+  /** Whether the stripe wait under way marked the arena (STRIPE_WANT). */
+  #wanting = false;
+  /** Mark the arena wanted by this opener's commit (before each sleep). */
+  readonly #want = (): void => {
+    if (Atomics.load(this.words, STRIPE_WANT) !== this.#token) {
+      Atomics.store(this.words, STRIPE_WANT, this.#token);
+    }
+    this.#wanting = true;
   };
   /** Recovers the lanes and stripes of ended openers, and its own. */
   readonly #recovery: LaneRecovery;
@@ -435,19 +448,38 @@ export class LaneTable {
    */
   lockStripe(pre: number, op = "write"): void {
     this.#stripeOp = op;
+    const w = this.words;
+    // (a wait of a commit that the recovery of an ended opener runs, in a
+    // testing tracer's callback, comes inside this one)
+    const outer = this.#wanting;
+    this.#wanting = false;
     try {
+      // a wait that sleeps marks the arena, for the next check() to let
+      // it through first (see `deferToCommits` in check.ts)
       lockWord(
-        this.words,
+        w,
         stripeOf(pre),
         this.#token,
         this.#share,
         this.#stripeEnded,
+        op,
+        undefined,
+        this.#want,
       );
     } catch (e) {
       // (a stripe a check of this thread holds) what this commit took, it
       // gives back: it fails
-      releaseStripes(this.words.buffer, this.#token);
+      releaseStripes(w.buffer, this.#token);
       throw e;
+    } finally {
+      if (this.#wanting) {
+        this.#wanting = false;
+        // cleared before it counts: a check that saw this mark sees the
+        // count change
+        Atomics.compareExchange(w, STRIPE_WANT, this.#token, 0);
+        Atomics.add(w, STRIPE_SERVED, 1);
+      }
+      this.#wanting = outer;
     }
   }
 

@@ -882,7 +882,9 @@ export class BlockPool implements Disposable {
    *
    * Other openers of the pool in this process (Workers) may go on
    * writing: their commits wait while the check runs (it holds every
-   * block's stripe lock), so it never sees half of one. This opener's own
+   * block's stripe lock), so it never sees half of one, and a check that
+   * follows lets a waiting commit through first (checks run back to back
+   * do not starve writers). This opener's own
    * writes in flight commit their map and flog entries in one synchronous
    * step, so they never show half-done either; a progress callback that
    * waits for another Worker's writes waits forever. The callback may
@@ -929,7 +931,8 @@ export class BlockPool implements Disposable {
     // all of them, so it never sees half of a commit (a block referenced
     // twice) or of a layout. This opener's own writes are between steps.
     const shared = this.#file.join.shared;
-    shared.lockLayout("check");
+    // (marked a check's: one whose thread ends inside it is taken over)
+    shared.lockLayout("check", true);
     let problems;
     this.#inProgress =
       "check()'s progress callback: the check holds the pool's locks";

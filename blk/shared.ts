@@ -17,9 +17,9 @@
  * it, so a waiter can tell when its holder's thread ended without
  * closing the pool (a Worker terminated mid-write): it then fails with a
  * `PmemError` -130 (EOWNERDEAD) instead of waiting for good, or, where
- * the lock's state can be put right, takes it over (the idle-lane ring)
- * or puts it right and waits on (a block's stripe, whose commits the
- * waiter recovers: see `lanes.ts`).
+ * the lock's state can be put right, takes it over (the idle-lane ring,
+ * the layout lock of a check) or puts it right and waits on (a block's
+ * stripe, whose commits the waiter recovers: see `lanes.ts`).
  *
  * @module
  */
@@ -59,6 +59,21 @@ export {
   SHARE_SETTING_UP as STATE_LOADING,
   sleepMs,
 } from "../pmem2/share_wait.ts";
+
+/**
+ * Set, with its holder's token, in the word of a layout lock that a
+ * check() holds: a check only reads the pool (and attaches to arenas
+ * already laid out), so one whose thread ended left nothing half done,
+ * and its lock is taken over; a holder without it was laying the BTT out,
+ * and may have left that half done. Lock tokens stay below it (see
+ * `lockToken`).
+ */
+const CHECKING = 0x20000000;
+
+/** The token of the holder of lock word value `word`. */
+function holderOf(word: number): number {
+  return word & ~CHECKING;
+}
 
 /**
  * The error of a wait for a lock whose holder's thread ended before it
@@ -179,6 +194,23 @@ export const RING_OP_SLOT = 10;
 export const RING_OP_HEAD = 11;
 /** The idle lanes before the change in progress. */
 export const RING_OP_IDLE = 12;
+/**
+ * The lock token of a commit waiting for a block's stripe lock (asleep in
+ * {@linkcode lockWord}), or 0: each such waiter stores its token before
+ * each sleep and clears it (if still there) once it holds the stripe or
+ * gave up. A check() about to take every stripe defers to it (see
+ * `deferToCommits` in `check.ts`): after a check, the stripes are free only
+ * until the next check takes them, a moment the waiters' sleeps mostly
+ * miss. Written only by waiters, so the write path without a wait pays
+ * nothing for it.
+ */
+export const STRIPE_WANT = 13;
+/**
+ * Waits for a stripe that ended (the stripe held, or the wait failed)
+ * after storing {@linkcode STRIPE_WANT}: a deferring check waits for it to
+ * change (wraps).
+ */
+export const STRIPE_SERVED = 14;
 /** `RING_OP`: a lane is being taken off the ring. */
 export const RING_POP = 1;
 /** `RING_OP`: a lane is being put on the ring. */
@@ -245,13 +277,14 @@ function heldByCheck(share: FileShare): TypeError {
  *
  * With `share`, a holder whose open ended with its thread (see
  * {@linkcode FileShare.ended}) never lets go: `ended(holder)` is called
- * then, and takes the lock over (returns true: the caller holds it),
+ * then (with the word as it holds it), and takes the lock over (returns true: the caller holds it),
  * returns false (another waiter took it over: wait on) or throws;
  * without `ended`, the wait fails with {@linkcode ownerEnded} naming
  * `what` (the lock) and `op` (the caller's operation, so the error says
  * what the caller did rather than what the holder was doing). A holder
  * that is a check() running in this thread (see
  * {@linkcode PoolShared.checking}) fails the wait with a `TypeError`.
+ * `beforeSleep` runs before each sleep (not while spinning).
  */
 export function lockWord(
   i32: Int32Array,
@@ -261,6 +294,7 @@ export function lockWord(
   ended?: (holder: number) => boolean,
   op = "write",
   what = "a lock of it",
+  beforeSleep?: () => void,
 ): void {
   if (Atomics.compareExchange(i32, at, 0, token) === 0) return;
   for (let spin = 0; spin < 64; spin++) {
@@ -275,17 +309,18 @@ export function lockWord(
   for (;;) {
     const holder = Atomics.compareExchange(i32, at, 0, token);
     if (holder === 0) return;
-    if (share !== undefined && share.ended(holder)) {
+    if (share !== undefined && share.ended(holderOf(holder))) {
       if (ended === undefined) throw ownerEnded(share.path, what, op);
       if (ended(holder)) return;
       continue;
     }
     if (
       checksHere.size !== 0 && share !== undefined &&
-      checksHere.has(checkKey(share, holder))
+      checksHere.has(checkKey(share, holderOf(holder)))
     ) {
       throw heldByCheck(share);
     }
+    beforeSleep?.();
     sleepMs(ms);
     ms = Math.min(ms * 2, 1);
   }
@@ -408,23 +443,36 @@ export class PoolShared {
 
   /**
    * Take the layout lock (held while an opener lays out the BTT, or a
-   * check() runs).
+   * check() runs). A holder whose thread ended while it checked is taken
+   * over: a check writes nothing to the pool, so it left nothing half
+   * done. One that was laying the BTT out (or attaching to a layout)
+   * fails the wait.
    *
    * @param op the caller's operation (`"read"`, `"check"`, ...), named by
    *   the error of a wait that fails: reads, checks and infos wait for
    *   this lock too, not only writes
+   * @param checking whether the caller is a check() (it then reads only)
    * @throws {PmemError} code -130 (EOWNERDEAD), op `op`, when its holder's
-   *   thread ended before it closed the pool
+   *   thread ended before it closed the pool, in the middle of a layout
    */
-  lockLayout(op: string): void {
+  lockLayout(op: string, checking = false): void {
+    const i32 = this.#i32;
+    const token = this.lockToken | (checking ? CHECKING : 0);
+    const what = "the lock of its BTT layout";
     lockWord(
-      this.#i32,
+      i32,
       LAYOUT_LOCK,
-      this.lockToken,
+      token,
       this.#share,
-      undefined,
+      (holder) => {
+        if ((holder & CHECKING) === 0) {
+          throw ownerEnded(this.#share?.path ?? "", what, op);
+        }
+        return Atomics.compareExchange(i32, LAYOUT_LOCK, holder, token) ===
+          holder;
+      },
       op,
-      "the lock of its BTT layout",
+      what,
     );
   }
 

@@ -237,7 +237,8 @@ export class FileShare implements Disposable {
  * false for it, so no other open takes its holder for ended.
  *
  * @param share the open's share (undefined: a private state)
- * @param token the number to use without a share token (below 2^30)
+ * @param token the number to use without a share token (below 2^29:
+ *   `blk/shared.ts` marks a check's layout lock with bit 29)
  */
 export function lockToken(
   share: FileShare | undefined,

@@ -40,6 +40,8 @@ export type SharedEdgesJob =
   | { kind: "close" }
   | { kind: "write"; lba: number; value: number }
   | { kind: "read"; lba: number }
+  /** Check the open pool: its problems. */
+  | { kind: "check" }
   /** Open, write `lba` with `value`, read it back, close: `times` times. */
   | { kind: "reopen"; path: string; lba: number; times: number }
   /**
@@ -72,13 +74,15 @@ export type SharedEdgesJob =
   /**
    * Join the pool's share and take a stripe lock, the ring lock, the
    * shutdown state's lock or the layout lock (`layout`: the BTT marked
-   * laid out too, as a layout under way that others must wait for); with
-   * `halfPop`, then begin taking a lane off the ring and stop half way.
+   * laid out too, as a layout under way that others must wait for), or
+   * what a check() holds (`check`: the layout lock and every stripe, as
+   * check() takes them); with `halfPop`, then begin taking a lane off the
+   * ring and stop half way.
    */
   | {
     kind: "holdLock";
     path: string;
-    lock: "stripe" | "ring" | "state" | "layout";
+    lock: "stripe" | "ring" | "state" | "layout" | "check";
     pre: number;
     halfPop?: boolean;
   }
@@ -105,7 +109,20 @@ export type SharedEdgesJob =
   /** Join the pool's share as its first open, and stop there. */
   | { kind: "joinShare"; path: string }
   /** Open the pool and write asynchronously forever (to be terminated). */
-  | { kind: "writeForever"; path: string; lbas: number };
+  | { kind: "writeForever"; path: string; lbas: number }
+  /**
+   * Open the pool and check it; at the check's first progress call (its
+   * locks held, the map's scan begun) reply, then block there for good
+   * (to be terminated inside the check).
+   */
+  | { kind: "checkForever"; path: string }
+  /**
+   * Open the pool and check it twice back to back: the first check, at
+   * its first progress call, sets `words[0]` and waits there until
+   * `words[1]` is set; the second, at its first, reads block `lba`. The
+   * first byte it read.
+   */
+  | { kind: "checkTwice"; path: string; lba: number; words: SharedArrayBuffer };
 
 // deno-lint-ignore no-explicit-any
 const self_ = globalThis as any;
@@ -158,6 +175,8 @@ function run(job: SharedEdgesJob): unknown {
       return true;
     case "read":
       return pool!.read(job.lba)[0];
+    case "check":
+      return pool!.check().problems;
     case "reopen": {
       const seen: number[] = [];
       for (let i = 1; i <= job.times; i++) {
@@ -209,6 +228,9 @@ function run(job: SharedEdgesJob): unknown {
       else if (job.lock === "layout") {
         shared.lockLayout("write");
         shared.setLaidOut();
+      } else if (job.lock === "check") {
+        shared.lockLayout("check", true);
+        table.lockStripes();
       } else lockWord(table.words, RING_LOCK, share.token);
       if (job.halfPop) {
         // what LaneTable's pop does, up to the swap: logged, half changed
@@ -267,6 +289,39 @@ function run(job: SharedEdgesJob): unknown {
         }
       });
       return true;
+    }
+    case "checkForever": {
+      const p = BlockPool.open(job.path);
+      held.push(p);
+      const never = new Int32Array(new SharedArrayBuffer(4));
+      p.check({
+        onProgress: () => {
+          self_.postMessage({ ok: "inside" });
+          // Bun ends a Worker here (Deno only at a turn of its event loop)
+          for (;;) Atomics.wait(never, 0, 0);
+        },
+      });
+      throw new Error("unreachable: the check was never blocked");
+    }
+    case "checkTwice": {
+      using p = BlockPool.open(job.path);
+      const words = new Int32Array(job.words);
+      let inside = false;
+      p.check({
+        onProgress: () => {
+          if (inside) return;
+          inside = true;
+          Atomics.store(words, 0, 1);
+          while (Atomics.load(words, 1) === 0) Atomics.wait(words, 1, 0, 50);
+        },
+      });
+      let read = -1;
+      p.check({
+        onProgress: () => {
+          if (read < 0) read = p.read(job.lba)[0];
+        },
+      });
+      return read;
     }
   }
 }
