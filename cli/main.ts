@@ -18,8 +18,6 @@ import process from "node:process";
 import { PmemError } from "../errors/mod.ts";
 import { nearestName } from "../ffi/validate.ts";
 import meta from "../deno.json" with { type: "json" };
-import { checkBlk, createBlk, dumpBlk, infoBlk, zeroBlk } from "./blk.ts";
-import { checkObj, createObj, infoObj } from "./obj.ts";
 import {
   ExitCode,
   parse,
@@ -28,20 +26,8 @@ import {
   taken,
   UsageError,
 } from "./args.ts";
-import { detectKind, type PoolKind } from "./detect.ts";
-import { runBench } from "./bench.ts";
+import type { PoolKind } from "./detect.ts";
 import { err, out, printJson } from "./output.ts";
-import {
-  checkLog,
-  checkStream,
-  convert,
-  createLog,
-  createStream,
-  dumpLog,
-  dumpStream,
-  infoLog,
-  infoStream,
-} from "./stream.ts";
 import { EEXIST, EINVAL } from "../errors/errno.ts";
 
 /**
@@ -74,9 +60,23 @@ interface Command {
 const JSON_OPTION = { json: { type: "boolean" } } as const;
 const HELP_OPTION = { help: { type: "boolean", short: "h" } } as const;
 
+// Each kind's commands load the store they use when a command needs it,
+// not at start (and the format detection, with the native library, when
+// a command reads a file): `--help`, a usage error or a command on one
+// kind of pool then compiles a part of the library, not all of it (Deno
+// took 230 ms for `--help` with every store loaded, 110 ms of it the
+// runtime's own).
+const detect = () => import("./detect.ts");
+const blk = () => import("./blk.ts");
+const obj = () => import("./obj.ts");
+const stream = () => import("./stream.ts");
+
 /** The pool format of a file, or a usage error naming what it holds. */
-function kindOf(path: string, supported: readonly PoolKind[]): PoolKind {
-  const kind = detectKind(path);
+async function kindOf(
+  path: string,
+  supported: readonly PoolKind[],
+): Promise<PoolKind> {
+  const kind = (await detect()).detectKind(path);
   if (kind === "poolset") {
     throw new UsageError(
       `'${path}' is a PMDK pool set file: pool sets are not supported ` +
@@ -128,12 +128,12 @@ const COMMANDS: Record<string, Command> = {
   log     a libpmemlog log: --size (at least 2 MiB), [--mode 644]
   obj     an object pool: --size (8 MiB to 4 GiB), --layout NAME,
           [--log-size] (1/16 of the pool, 1 to 64 MiB), [--mode 644]`,
-    run(p) {
+    async run(p) {
       const [kind, path] = positionals(p, "kind", "file");
-      if (kind === "blk") createBlk(path, p);
-      else if (kind === "stream") createStream(path, p);
-      else if (kind === "log") createLog(path, p);
-      else if (kind === "obj") createObj(path, p);
+      if (kind === "blk") (await blk()).createBlk(path, p);
+      else if (kind === "stream") (await stream()).createStream(path, p);
+      else if (kind === "log") (await stream()).createLog(path, p);
+      else if (kind === "obj") (await obj()).createObj(path, p);
       else {
         throw new UsageError(
           `cannot create a '${kind}' pool (kinds: blk, stream, log, obj)`,
@@ -152,13 +152,13 @@ const COMMANDS: Record<string, Command> = {
   log     its capacity and use
   obj     its layout, log, heap occupancy, root and maps
 and what recovery would do at the next open.`,
-    run(p) {
+    async run(p) {
       const [path] = positionals(p, "file");
-      const kind = kindOf(path, ["blk", "stream", "log", "obj"]);
-      if (kind === "blk") infoBlk(path, p);
-      else if (kind === "stream") infoStream(path, p);
-      else if (kind === "obj") infoObj(path, p);
-      else infoLog(path, p);
+      const kind = await kindOf(path, ["blk", "stream", "log", "obj"]);
+      if (kind === "blk") (await blk()).infoBlk(path, p);
+      else if (kind === "stream") (await stream()).infoStream(path, p);
+      else if (kind === "obj") (await obj()).infoObj(path, p);
+      else (await stream()).infoLog(path, p);
       return ExitCode.OK;
     },
   },
@@ -180,9 +180,9 @@ by its header and offsets. An object pool: every object header, the
 pool's structures reachable and leak-free; --repair writes recovery's
 replay of committed transactions. Exit code 1 when inconsistent,
 also for a file whose pool signature is damaged or missing.`,
-    run(p) {
+    async run(p) {
       const [path] = positionals(p, "file");
-      if (detectKind(path) === null) {
+      if ((await detect()).detectKind(path) === null) {
         // as pmempool check: a pool whose signature is damaged (or a file
         // that is no pool) is not consistent
         const problem = "no pool signature this tool knows: the pool " +
@@ -198,16 +198,17 @@ also for a file whose pool signature is damaged or missing.`,
         err(`asyncpmem check: '${path}': ${problem}\n`);
         return ExitCode.INCONSISTENT;
       }
-      const kind = kindOf(path, ["blk", "stream", "log", "obj"]);
+      const kind = await kindOf(path, ["blk", "stream", "log", "obj"]);
+      const check = kind === "blk"
+        ? (await blk()).checkBlk
+        : kind === "stream"
+        ? (await stream()).checkStream
+        : kind === "obj"
+        ? (await obj()).checkObj
+        : (await stream()).checkLog;
       let ok: boolean;
       try {
-        ok = kind === "blk"
-          ? checkBlk(path, p)
-          : kind === "stream"
-          ? checkStream(path, p)
-          : kind === "obj"
-          ? checkObj(path, p)
-          : checkLog(path, p);
+        ok = check(path, p);
       } catch (e) {
         // too damaged to open: inconsistent, and a script asking for JSON
         // still gets a report (the message goes to stderr as well)
@@ -244,15 +245,15 @@ data fields are base64:
           --from, COUNT at most (as its recovery would leave them: the
           file is read, never written)
   log     all the data of a libpmemlog log`,
-    run(p) {
+    async run(p) {
       const [path] = positionals(p, "file");
       if (p.values.raw && p.values.json) {
         throw new UsageError("--raw and --json exclude each other");
       }
-      const kind = kindOf(path, ["blk", "stream", "log"]);
-      if (kind === "blk") dumpBlk(path, p);
-      else if (kind === "stream") dumpStream(path, p);
-      else dumpLog(path, p);
+      const kind = await kindOf(path, ["blk", "stream", "log"]);
+      if (kind === "blk") (await blk()).dumpBlk(path, p);
+      else if (kind === "stream") (await stream()).dumpStream(path, p);
+      else (await stream()).dumpLog(path, p);
       return ExitCode.OK;
     },
   },
@@ -268,10 +269,10 @@ data fields are base64:
       `Make COUNT blocks (default 1; 'all' for every block from LBA) of a block
 pool read as zeros (libpmemblk's set_zero: the map changes, the data stays),
 with a progress bar on a terminal.`,
-    run(p) {
+    async run(p) {
       const [path] = positionals(p, "file");
-      kindOf(path, ["blk"]);
-      zeroBlk(path, p);
+      await kindOf(path, ["blk"]);
+      (await blk()).zeroBlk(path, p);
       return ExitCode.OK;
     },
   },
@@ -293,11 +294,12 @@ with a progress bar on a terminal.`,
     recovery)
 --size sets the new file's size (by default what the data needs, at least
 the format's minimum).`,
-    run(p) {
+    async run(p) {
       const [src, dst] = positionals(p, "src", "dst");
       const existed = taken(dst);
+      const { convert } = await stream();
       try {
-        convert(src, dst, kindOf(src, ["log", "stream"]), p);
+        convert(src, dst, await kindOf(src, ["log", "stream"]), p);
       } catch (e) {
         // no half-made file left behind (a rerun would find it in the way);
         // but a create refused with EEXIST made nothing: DST is another
@@ -318,9 +320,9 @@ baselines (libpmem2, libpmemblk, libpmemlog, libpmemobj, memcpy) and print
 each case as a ratio. The short suite by default; --full runs everything
 (minutes). Needs gcc and the PMDK headers for the baselines, and a clone of
 the repository (the suites do not ship in the package).`,
-    run(p) {
+    async run(p) {
       positionals(p);
-      return runBench(p.values.full === true);
+      return (await import("./bench.ts")).runBench(p.values.full === true);
     },
   },
 };
