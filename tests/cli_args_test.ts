@@ -2,7 +2,7 @@
 // How the CLI words an option given a value that starts with '-', or no
 // value at all: in its own words, as for any other bad value.
 import { BlockPool } from "../blk/mod.ts";
-import { cli } from "./cli_run.ts";
+import { cli, cliBatch } from "./cli_run.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 const MiB = 2 ** 20;
@@ -40,8 +40,9 @@ test("CLI: a negative number after an option is refused as that option's value",
       /^asyncpmem create: --size needs a value$/m,
     ],
   ];
-  for (const [args, pattern] of cases) {
-    const r = cli(...args);
+  const runs = cliBatch(...cases.map(([args]) => args));
+  for (const [i, [args, pattern]] of cases.entries()) {
+    const r = runs[i];
     const what = args.join(" ");
     assert.equal(r.status, 2, `${what}: ${r.stdout}${r.stderr}`);
     assert.match(r.stderr, pattern, `${what}:\n${r.stderr}`);

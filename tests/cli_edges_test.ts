@@ -23,7 +23,7 @@ import {
   UsageError,
 } from "../cli/args.ts";
 import { detectKind } from "../cli/detect.ts";
-import { cli, cliArgv, type Run } from "./cli_run.ts";
+import { cli, cliArgv, cliBatch, type Run } from "./cli_run.ts";
 import { assert, patch, peek, tempDir, tempPath, test } from "./_harness.ts";
 
 const MiB = 2 ** 20;
@@ -139,8 +139,9 @@ test("CLI: bad numbers on the command line are usage errors, not stack traces", 
       /--region-slots needs/,
     ],
   ];
-  for (const [args, pattern] of cases) {
-    assertUsage(cli(...args), pattern, args.join(" "));
+  const runs = cliBatch(...cases.map(([args]) => args));
+  for (const [i, [args, pattern]] of cases.entries()) {
+    assertUsage(runs[i], pattern, args.join(" "));
   }
 });
 
@@ -227,26 +228,32 @@ test("CLI: a large blk pool's arguments are checked before its file is allocated
 // got extra"; cause: no check of the help topic, a plain lookup in an
 // object literal, a message built for one name at least.
 test("CLI: help, unknown commands and stray arguments exit 2", () => {
-  assertUsage(cli("help", "nope"), /unknown command 'nope'/);
-  assertUsage(cli("help", "create", "extra"), /expected one COMMAND/);
-  const help = cli("help", "dump");
+  // names of Object.prototype are no commands
+  const protoNames = ["toString", "constructor", "__proto__", "hasOwnProperty"];
+  const [nope, extra, help, top, none, bench, info, ...proto] = cliBatch(
+    ["help", "nope"],
+    ["help", "create", "extra"],
+    ["help", "dump"],
+    ["help"],
+    [],
+    ["bench", "extra"],
+    ["info", "a", "b"],
+    ...protoNames.map((name) => [name]),
+  );
+  assertUsage(nope, /unknown command 'nope'/);
+  assertUsage(extra, /expected one COMMAND/);
   assert.equal(help.status, 0, help.stderr);
   assert.match(help.stdout, /^usage: asyncpmem dump FILE/);
-  const top = cli("help");
   assert.equal(top.status, 0);
   assert.match(top.stdout, /^usage: asyncpmem COMMAND/);
-  // names of Object.prototype are no commands
-  for (
-    const name of ["toString", "constructor", "__proto__", "hasOwnProperty"]
-  ) {
-    assertUsage(cli(name), new RegExp(`unknown command '${name}'`), name);
-  }
-  const none = cli();
+  protoNames.forEach((name, i) => {
+    assertUsage(proto[i], new RegExp(`unknown command '${name}'`), name);
+  });
   assert.equal(none.status, 2);
   assert.equal(none.stdout, "", "the usage of a usage error goes to stderr");
   assert.match(none.stderr, /^usage: asyncpmem COMMAND/);
-  assertUsage(cli("bench", "extra"), /expected no arguments, got "extra"/);
-  assertUsage(cli("info", "a", "b"), /expected FILE, got "a" "b"/);
+  assertUsage(bench, /expected no arguments, got "extra"/);
+  assertUsage(info, /expected FILE, got "a" "b"/);
 });
 
 // Bug: `dump BLK --region 1`, `dump LOG --lba 5`, `convert LOG DST
@@ -394,20 +401,28 @@ test(
         [`${k} ${names.join(" ")}`, extra] as [string, readonly string[]]
       ),
     ];
-    for (const [name, extra] of made) {
-      const kind = name.split(" ")[0];
+    const runs = cliBatch(
+      ...made.flatMap(([name, extra]) => {
+        const path = join(dir, name);
+        return [
+          ["create", name.split(" ")[0], ...extra, "--", path],
+          ["info", "--json", "--", path],
+          ["check", "--json", "--", path],
+        ];
+      }),
+      // a relative path that starts with a dash: after `--` it is a file
+      ["info", "--", "-nope"],
+    );
+    made.forEach(([name], i) => {
       const path = join(dir, name);
-      const made = cli("create", kind, ...extra, "--", path);
-      assert.equal(made.status, 0, `${name}: ${made.stderr}`);
-      const info = cli("info", "--json", "--", path);
+      const [create, info, check] = runs.slice(3 * i, 3 * i + 3);
+      assert.equal(create.status, 0, `${name}: ${create.stderr}`);
       assert.equal(info.status, 0, `${name}: ${info.stderr}`);
       assert.equal(JSON.parse(info.stdout).path, path);
-      const check = cli("check", "--json", "--", path);
       assert.equal(check.status, 0, `${name}: ${check.stderr}`);
       assert.equal(JSON.parse(check.stdout).path, path);
-    }
-    // a relative path that starts with a dash: after `--` it is a file
-    const dash = cli("info", "--", "-nope");
+    });
+    const dash = runs.at(-1)!;
     assert.equal(dash.status, 3, dash.stderr);
     assert.match(dash.stderr, /cannot read '-nope': no such file/);
   },

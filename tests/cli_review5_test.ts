@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { BlockPool } from "../blk/mod.ts";
 import { ObjectPool } from "../obj/mod.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
-import { cli } from "./cli_run.ts";
+import { cliBatch } from "./cli_run.ts";
 import { assert, patch, tempDir, test } from "./_harness.ts";
 
 const MiB = 2 ** 20;
@@ -41,23 +41,25 @@ test(
     using s = LogStream.create(paths.stream, { size: MiB });
     s.append(s.allocateRegion(4096), new Uint8Array(10).fill(1));
     const before = statSync(paths.stream).mtimeMs;
-    for (const [kind, path] of Object.entries(paths)) {
-      const commands = [["info", path], ["check", path]];
-      if (kind === "stream") commands.push(["dump", path, "--region", "0"]);
-      for (const args of commands) {
-        const r = cli(...args);
-        const what = `${args[0]} ${kind}`;
-        assert.equal(r.status, 3, `${what}: ${r.stdout}${r.stderr}`);
-        assert.match(
-          r.stderr,
-          new RegExp(
-            `^asyncpmem ${
-              args[0]
-            }: cannot lock '${path}': the (pool|log|stream) is already open`,
-          ),
-          what,
-        );
-      }
+    const commands = Object.entries(paths).flatMap(([kind, path]) =>
+      [["info", path], ["check", path]].concat(
+        kind === "stream" ? [["dump", path, "--region", "0"]] : [],
+      ).map((args) => ({ kind, path, args }))
+    );
+    const runs = cliBatch(...commands.map((c) => c.args));
+    for (const [i, { kind, path, args }] of commands.entries()) {
+      const r = runs[i];
+      const what = `${args[0]} ${kind}`;
+      assert.equal(r.status, 3, `${what}: ${r.stdout}${r.stderr}`);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^asyncpmem ${
+            args[0]
+          }: cannot lock '${path}': the (pool|log|stream) is already open`,
+        ),
+        what,
+      );
     }
     assert.equal(statSync(paths.stream).mtimeMs, before);
     void blk, obj, log;
@@ -108,8 +110,9 @@ test(
       ["check", blk],
       ["info", obj],
     ];
-    for (const args of runs) {
-      const r = cli(...args);
+    const results = cliBatch(...runs);
+    for (const [i, args] of runs.entries()) {
+      const r = results[i];
       const what = args.join(" ");
       assert.notEqual(r.status, 0, what);
       const first = r.stderr.split("\n")[0];

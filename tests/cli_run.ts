@@ -6,9 +6,10 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { ROOT, RUNTIME } from "./_harness.ts";
+import { ROOT, RUNTIME, tempPath } from "./_harness.ts";
 
 /** The CLI's entry point. */
 export const CLI: string = join(ROOT, "cli", "main.ts");
@@ -36,4 +37,51 @@ export function cli(...args: string[]): Run {
     timeout: 120_000,
   });
   return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+}
+
+/**
+ * Run each of `commands` (argv arrays) as `asyncpmem ...argv`, in order,
+ * in ONE subprocess of this runtime: their runs, as {@linkcode cli} gives
+ * them. A subprocess per command paid the runtime's start and the
+ * library's load each time (about 0.25 s on Deno, most of a CLI test's
+ * time); tests whose commands need nothing done between them batch them.
+ * The exit status is what the CLI's `main` returned (the entry point sets
+ * it as the process's exit code; {@linkcode cli} tests that).
+ */
+export function cliBatch(...commands: string[][]): Run[] {
+  const file = tempPath("cli-batch.json");
+  writeFileSync(file, JSON.stringify(commands));
+  const nonce = `batch-${Math.random().toString(36).slice(2)}`;
+  const script = join(ROOT, "tests", "cli_batch.ts");
+  const argv = RUNTIME === "deno"
+    ? [process.execPath, "run", "-A", "--no-check", script, file, nonce]
+    : [process.execPath, script, file, nonce];
+  const r = spawnSync(argv[0], argv.slice(1), {
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1" },
+    timeout: 240_000,
+    maxBuffer: 256 * 2 ** 20,
+  });
+  const marker = new RegExp(`\u0001${nonce}:(\\d+):(\\d+)\u0001`);
+  const split = (text: string) => text.split(marker);
+  // [out0, i, status, out1, i, status, ..., rest]
+  const outs = split(r.stdout ?? "");
+  const errs = split(r.stderr ?? "");
+  const runs: Run[] = [];
+  for (let i = 0; i < commands.length; i++) {
+    const k = 3 * i;
+    if (outs.length < k + 3 || errs.length < k + 3) {
+      throw new Error(
+        `the batch ended (status ${r.status}, signal ${r.signal}) before ` +
+          `command ${i} (${JSON.stringify(commands[i])}) finished: ` +
+          (errs.at(-1) ?? r.error?.message ?? ""),
+      );
+    }
+    runs.push({
+      status: Number(outs[k + 2]),
+      stdout: outs[k],
+      stderr: errs[k],
+    });
+  }
+  return runs;
 }

@@ -9,7 +9,7 @@ import { BlockPool } from "../blk/mod.ts";
 import { base64 } from "../cli/output.ts";
 import { assert, patch, RUNTIME, tempPath, test } from "./_harness.ts";
 import { requires } from "./_requires.ts";
-import { CLI, cli } from "./cli_run.ts";
+import { CLI, cli, cliBatch } from "./cli_run.ts";
 import { blkutil, pattern } from "./c/blkutil.ts";
 import {
   applyLogSpec,
@@ -22,37 +22,45 @@ import { LogStream, PmemLog } from "../stream/mod.ts";
 const MiB = 2 ** 20;
 
 test("asyncpmem: help, usage errors and exit code 2", () => {
-  const top = cli("--help");
+  // (the exit code the process gives, not only main's answer: once here)
+  assert.equal(cli("frobnicate").status, 2);
+  const commands = [
+    "create",
+    "info",
+    "check",
+    "dump",
+    "zero",
+    "convert",
+    "bench",
+  ];
+  const small = tempPath("small");
+  const [top, none, unknown, badOption, badSize, noFile, tooSmall, ...helps] =
+    cliBatch(
+      ["--help"],
+      [],
+      ["frobnicate"],
+      ["info", "--nope", "x"],
+      ["create", "blk", tempPath(), "--size", "lots"],
+      ["info"],
+      // values the library refuses before touching anything are usage
+      // errors
+      ["create", "blk", small, "--block-size", "512", "--size", "16M"],
+      ...commands.map((c) => [c, "--help"]),
+    );
   assert.equal(top.status, 0);
-  for (
-    const c of ["create", "info", "check", "dump", "zero", "convert", "bench"]
-  ) {
+  commands.forEach((c, i) => {
     assert.match(top.stdout, new RegExp(`^  ${c} `, "m"));
-    const h = cli(c, "--help");
-    assert.equal(h.status, 0, c);
-    assert.match(h.stdout, new RegExp(`^usage: asyncpmem ${c}`), c);
-  }
+    assert.equal(helps[i].status, 0, c);
+    assert.match(helps[i].stdout, new RegExp(`^usage: asyncpmem ${c}`), c);
+  });
   assert.match(top.stdout, /exit codes: 0 ok, 1 inconsistent, 2 usage, 3 I\/O/);
-  assert.equal(cli().status, 2);
-  const unknown = cli("frobnicate");
+  assert.equal(none.status, 2);
   assert.equal(unknown.status, 2);
   assert.match(unknown.stderr, /unknown command 'frobnicate'/);
-  const badOption = cli("info", "--nope", "x");
   assert.equal(badOption.status, 2);
   assert.match(badOption.stderr, /--nope/);
-  assert.equal(cli("create", "blk", tempPath(), "--size", "lots").status, 2);
-  assert.equal(cli("info").status, 2);
-  // values the library refuses before touching anything are usage errors
-  const small = tempPath("small");
-  const tooSmall = cli(
-    "create",
-    "blk",
-    small,
-    "--block-size",
-    "512",
-    "--size",
-    "16M",
-  );
+  assert.equal(badSize.status, 2);
+  assert.equal(noFile.status, 2);
   assert.equal(tooSmall.status, 2, tooSmall.stderr);
   assert.match(tooSmall.stderr, /--size must be at least/);
   assert.equal(existsSync(small), false);
@@ -367,19 +375,21 @@ test("asyncpmem: create, info and check --json name the kind and the file, for e
     ["log", ["--size", "8M"]],
     ["obj", ["--size", "16M", "--layout", "x"]],
   ];
-  for (const [kind, options] of made) {
-    const path = tempPath(kind);
-    const c = cli("create", kind, path, ...options, "--json");
-    assert.equal(c.status, 0, c.stderr);
-    const created = JSON.parse(c.stdout);
-    assert.equal(created.kind, kind, `${kind} create`);
-    assert.equal(created.path, path, `${kind} create`);
-    for (const command of ["info", "check"]) {
-      const r = cli(command, path, "--json");
+  const paths = made.map(([kind]) => tempPath(kind));
+  const runs = cliBatch(
+    ...made.flatMap(([kind, options], i) => [
+      ["create", kind, paths[i], ...options, "--json"],
+      ["info", paths[i], "--json"],
+      ["check", paths[i], "--json"],
+    ]),
+  );
+  made.forEach(([kind], i) => {
+    ["create", "info", "check"].forEach((command, k) => {
+      const r = runs[3 * i + k];
       assert.equal(r.status, 0, `${kind} ${command}: ${r.stderr}`);
       const json = JSON.parse(r.stdout);
       assert.equal(json.kind, kind, `${kind} ${command}`);
-      assert.equal(json.path, path, `${kind} ${command}`);
-    }
-  }
+      assert.equal(json.path, paths[i], `${kind} ${command}`);
+    });
+  });
 });

@@ -14,7 +14,7 @@ import { Source } from "../pmem2/mod.ts";
 import { NotSupportedError, PmemError } from "../errors/mod.ts";
 import { checkObjectPool, ObjectPool, PersistentMap } from "../obj/mod.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
-import { cli } from "./cli_run.ts";
+import { cli, cliBatch } from "./cli_run.ts";
 import type { ScriptResult } from "./_harness.ts";
 import {
   assert,
@@ -107,8 +107,9 @@ test("CLI: a required number left out is named as missing", () => {
     [["dump", stream], "region"],
     [["convert", stream, tempPath()], "region"],
   ];
-  for (const [args, option] of cases) {
-    const r = cli(...args);
+  const runs = cliBatch(...cases.map(([args]) => args));
+  for (const [i, [args, option]] of cases.entries()) {
+    const r = runs[i];
     assert.equal(r.status, 2, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
     assert.match(
       r.stderr,
@@ -467,8 +468,9 @@ test("CLI: a count of one takes the singular", () => {
     [["info", obj], /\(1 key\)/, /1 keys/],
     [["zero", blk, "--lba", "0"], /^zeroed 1 block$/m, /block\(s\)/],
   ];
-  for (const [args, want, not] of runs) {
-    const r = cli(...args);
+  const results = cliBatch(...runs.map(([args]) => args));
+  for (const [i, [args, want, not]] of runs.entries()) {
+    const r = results[i];
     assert.equal(r.status, 0, `${args[0]}: ${r.stderr}`);
     assert.match(r.stdout, want, args[0]);
     assert.doesNotMatch(r.stdout, not, args[0]);
