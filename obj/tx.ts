@@ -153,7 +153,13 @@ export class Transaction {
       },
       cut(tx, error) {
         if (tx.#failure === undefined) tx.#failure = error;
-        tx.#undoAll();
+        try {
+          tx.#undoAll();
+        } catch {
+          // an onAbort callback threw: the others ran, and the
+          // transaction already fails with `error` (thrown here, it
+          // would fail the poll that seals the group instead)
+        }
       },
       stage: (tx, offset, op) => tx.#stage(offset, op),
     };
@@ -542,10 +548,18 @@ export class Transaction {
     this.#e.log.copy(this.#g, target, bytes, 0, bytes.length, "write", NO_KEY);
   }
 
-  /** Run `fn` on abort (undo of volatile changes). Internal. */
+  /**
+   * Run `fn` on abort (undo of volatile changes), newest first. Internal.
+   *
+   * @throws {TypeError} when `fn` is no function
+   */
   onAbort(fn: () => void): void {
     // kept past its end, the callback would never run
     this.#ended("onAbort");
+    // refused here: at the abort it would fail it in the abort's words
+    if (typeof fn !== "function") {
+      throw new TypeError("Cannot onAbort: fn must be a function");
+    }
     this.#onUndo(fn);
   }
 
@@ -591,10 +605,16 @@ export class Transaction {
   #abort(): void {
     const e = this.#e;
     this.#open = false;
-    this.#undoAll();
-    e.current = undefined;
-    e.locals.clear();
-    e.abandon(this.#g);
+    try {
+      this.#undoAll();
+    } finally {
+      // an onAbort callback that threw fails the transaction with its
+      // error, but the pool's running transaction must end all the same:
+      // kept, every later one failed and the pool could not be closed
+      e.current = undefined;
+      e.locals.clear();
+      e.abandon(this.#g);
+    }
   }
 
   /**
@@ -617,8 +637,18 @@ export class Transaction {
     }
     const undo = this.#undo;
     if (undo !== null) {
-      for (let i = undo.length - 1; i >= 0; i--) undo[i]();
       this.#undo = null;
+      // every callback runs (each undoes its own volatile change), then
+      // the first error of one is thrown
+      let failed = false, error: unknown;
+      for (let i = undo.length - 1; i >= 0; i--) {
+        try {
+          undo[i]();
+        } catch (err) {
+          if (!failed) [failed, error] = [true, err];
+        }
+      }
+      if (failed) throw error;
     }
   }
 }
