@@ -20,6 +20,7 @@ import {
   checkAttached,
   isBytes,
   notConstructible,
+  readOptions,
 } from "../ffi/validate.ts";
 import { StaleObjectError } from "./errors.ts";
 import type { Engine } from "./engine.ts";
@@ -189,7 +190,8 @@ export class Transaction {
    * transaction commits; if the transaction aborts or a crash comes
    * first, the space is free again.
    *
-   * @throws {TypeError} for a size or type that is not a number
+   * @throws {TypeError} for a size or type that is not a number, or
+   *   options that are no object or hold a key other than `type`
    * @throws {RangeError} for a size that is not an integer in [1, 2^31)
    *   (like `pmemobj_tx_alloc`, no object of 0 bytes), or a type that is
    *   not one in [0, 2^31)
@@ -200,7 +202,11 @@ export class Transaction {
     if (!Number.isInteger(size) || size < 1 || size >= MAX_OBJECT) {
       badAlloc("size", size);
     }
-    const type = options?.type ?? 0;
+    // checked as every call's options are (an object, no unknown key):
+    // `alloc(64, 7)` meant as a type was taken as type 0
+    const type = options === undefined
+      ? 0
+      : readOptions(options, ["type"], "alloc").type ?? 0;
     if (!Number.isInteger(type) || type < 0 || type >= TYPE_INTERNAL) {
       badAlloc("type", type);
     }

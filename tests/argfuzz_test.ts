@@ -47,3 +47,29 @@ test("an onAbort callback that is no function or throws leaves the object pool u
   pool.close();
   ObjectPool.open(path, { layout: "t" }).close();
 });
+
+// Bug: `Transaction.alloc` read `options?.type` and nothing else, so
+// options that are no object (a number, a string: `alloc(64, 7)` meant as
+// a type) or hold a misspelt key were taken silently, as type 0; every
+// other call that takes options refuses them.
+test("Transaction.alloc refuses options that are no object or hold an unknown key", () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "t" });
+  for (const options of [7, "x", [], Symbol("s"), 1n, () => 1, null]) {
+    assert.throws(
+      () => pool.tx((tx) => tx.alloc(64, options as never)),
+      (e: unknown) =>
+        e instanceof TypeError &&
+        /^Cannot alloc: options must be an object/.test(e.message),
+    );
+  }
+  assert.throws(
+    () => pool.tx((tx) => tx.alloc(64, { typ: 3 } as never)),
+    (e: unknown) =>
+      e instanceof TypeError &&
+      /^Cannot alloc: unknown option 'typ'/.test(e.message),
+  );
+  const o = pool.tx((tx) => tx.alloc(64, { type: 3 }));
+  assert.equal(o.type, 3);
+  assert.equal(pool.tx((tx) => tx.alloc(64, {})).type, 0);
+  assert.equal(pool.stats().heap.objects, 2);
+});
