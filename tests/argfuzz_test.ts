@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { ObjectPool } from "../obj/mod.ts";
+import { ObjectPool, PersistentMap } from "../obj/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
@@ -72,4 +72,45 @@ test("Transaction.alloc refuses options that are no object or hold an unknown ke
   assert.equal(o.type, 3);
   assert.equal(pool.tx((tx) => tx.alloc(64, {})).type, 0);
   assert.equal(pool.stats().heap.objects, 2);
+});
+
+// Bug: a key of bytes whose resizable buffer shrank below it (a view out
+// of bounds) reads as empty, and the map took it as the empty key: `get`
+// and `has` answered for that key's entry, and `delete`, `deleteAsync`
+// and a batch's delete removed it. The same view as a value failed on the
+// engine's TypeError from inside the transaction. Both are refused at the
+// call, as a detached array is.
+test("a PersistentMap key or value whose buffer shrank below it is refused, not read as empty", async () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "t" });
+  using map = PersistentMap.open(pool, "m");
+  map.set(new Uint8Array(0), "the empty key's");
+  const shrunk = () => {
+    const buf = new ArrayBuffer(8, { maxByteLength: 16 });
+    const view = new Uint8Array(buf, 0, 4).fill(1);
+    buf.resize(2);
+    return view;
+  };
+  const refused = (op: string, what: string) => (e: unknown) =>
+    e instanceof TypeError &&
+    e.message ===
+      `Cannot ${op}: ${what} lies past the end of its buffer, which was resized`;
+  assert.throws(() => map.get(shrunk()), refused("get", "the key"));
+  assert.throws(() => map.has(shrunk()), refused("has", "the key"));
+  assert.throws(() => map.delete(shrunk()), refused("delete", "the key"));
+  assert.throws(
+    () => map.deleteAsync(shrunk()),
+    refused("deleteAsync", "the key"),
+  );
+  assert.throws(
+    () => map.batch([{ delete: shrunk() }]),
+    refused("batch", "the key"),
+  );
+  assert.throws(() => map.set("k", shrunk()), refused("set", "the value"));
+  assert.throws(
+    () => map.setAsync(shrunk(), "v"),
+    refused("setAsync", "the key"),
+  );
+  await map.batch([]);
+  assert.equal(map.get(new Uint8Array(0)), "the empty key's");
+  assert.equal(map.size, 1);
 });
