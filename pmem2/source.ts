@@ -10,6 +10,7 @@ import {
   check,
   cString,
   fromCell,
+  isCell,
   native,
   newCell,
   type Ptr,
@@ -106,7 +107,7 @@ export class Source implements Disposable {
   #created: boolean;
 
   private constructor(cell: BigUint64Array, created = false) {
-    if (cell === undefined) {
+    if (!isCell(cell)) {
       notConstructible(
         "Source",
         "use Source.open(), Source.fromFd() or Source.fromAnon()",

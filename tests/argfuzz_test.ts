@@ -7,7 +7,7 @@
  * @module
  */
 import { ObjectPool, PersistentMap } from "../obj/mod.ts";
-import { assert, tempPath, test } from "./_harness.ts";
+import { assert, lastJsonLine, runScript, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
 
@@ -113,4 +113,34 @@ test("a PersistentMap key or value whose buffer shrank below it is refused, not 
   await map.batch([]);
   assert.equal(map.get(new Uint8Array(0)), "the empty key's");
   assert.equal(map.size, 1);
+});
+
+// Bug: Source's and Mapping's constructors (private to TypeScript, public
+// to JavaScript) refused only a missing argument: `new Source(cell)` with
+// a BigUint64Array of the caller's took its value as the native handle,
+// and the first use (Mapping's constructor itself) dereferenced it: a
+// segfault on both runtimes. Only a cell the library made is taken now.
+// Child process: red is the crash.
+test("Source and Mapping constructors refuse a native handle forged by the caller", () => {
+  const r = runScript(`
+    import { CpuMover, Mapping, Source } from "@root/mod.ts";
+    const out = [];
+    const forged = () => new BigUint64Array([0x1000n]);
+    const tries = [
+      () => new (Source as any)(forged()).size,
+      () => new (Mapping as any)(forged(), "page", "rw", new CpuMover()),
+      () => new (Source as any)(new Uint8Array(8)),
+      () => new (Mapping as any)(new BigUint64Array(1), "page", "rw"),
+    ];
+    for (const t of tries) {
+      try {
+        t();
+        out.push("made");
+      } catch (e) {
+        out.push(e instanceof TypeError && /Cannot construct/.test(e.message));
+      }
+    }
+    console.log(JSON.stringify(out));
+  `);
+  assert.deepEqual(lastJsonLine(r), [true, true, true, true]);
 });
