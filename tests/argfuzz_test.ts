@@ -6,7 +6,10 @@
  *
  * @module
  */
+import { BlockPool, MIN_POOL_SIZE } from "../blk/mod.ts";
+import { PmemError, rejected, type Vdm } from "../mod.ts";
 import { ObjectPool, PersistentMap } from "../obj/mod.ts";
+import { LogStream } from "../stream/mod.ts";
 import { assert, lastJsonLine, runScript, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
@@ -143,4 +146,57 @@ test("Source and Mapping constructors refuse a native handle forged by the calle
     console.log(JSON.stringify(out));
   `);
   assert.deepEqual(lastJsonLine(r), [true, true, true, true]);
+});
+
+/** A data mover whose every operation fails with `undefined`. */
+function failingWithUndefined(): Vdm {
+  const fail = () => rejected(undefined);
+  return {
+    name: "failing",
+    capabilities: 0,
+    supports: (flags: number) => flags === 0,
+    memcpy: fail,
+    memmove: fail,
+    memset: fail,
+    flush: fail,
+    batch: fail,
+    closed: false,
+    close() {},
+    [Symbol.dispose]() {},
+  };
+}
+
+// Bug: a block pool's asynchronous write whose copy the data mover failed
+// with `undefined` (a user's Vdm, `rejected(undefined)`) read "no error":
+// writeAsync and writeMany resolved, and the block was never written. The
+// copy's failure is now a PmemError (EIO) of the call, for reads and a
+// log stream's appends too (they rejected with `undefined`).
+test("an asynchronous copy its data mover failed with undefined fails its call", async () => {
+  const mover = failingWithUndefined();
+  const eio = (op: string) => (e: unknown) =>
+    e instanceof PmemError && e.op === op && e.code === -5 &&
+    /data mover \(failing\) failed without an error/.test(e.message);
+  using pool = BlockPool.create(tempPath(), {
+    blockSize: 512,
+    poolSize: MIN_POOL_SIZE,
+    mover,
+  });
+  await assert.rejects(
+    async () => await pool.writeAsync(1, new Uint8Array(512).fill(7)),
+    eio("writeAsync"),
+  );
+  await assert.rejects(
+    async () =>
+      await pool.writeMany([{ lba: 2, data: new Uint8Array(512).fill(7) }]),
+    eio("writeMany"),
+  );
+  assert.deepEqual([pool.read(1)[0], pool.read(2)[0]], [0, 0]);
+  pool.write(3, new Uint8Array(512).fill(3));
+  await assert.rejects(async () => await pool.readAsync(3), eio("readAsync"));
+  using stream = LogStream.create(tempPath(), { size: 1 << 20, mover });
+  const r = stream.allocateRegion(64 << 10);
+  await assert.rejects(
+    async () => await stream.appendAsync(r, new Uint8Array(8)),
+    eio("appendAsync"),
+  );
 });
