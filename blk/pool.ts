@@ -606,6 +606,13 @@ export class BlockPool implements Disposable {
         "Cannot readMany: lbas must be an array or a typed array of integers",
       );
     }
+    // a typed array whose buffer went (transferred, or resized below it)
+    // reads as empty: it stood for a list of no block
+    if (!Array.isArray(lbas) && lbas.length === 0 && goneTyped(lbas)) {
+      throw new TypeError(
+        "Cannot readMany: lbas is detached or lies past the end of its buffer (transferred or resized)",
+      );
+    }
     const n = lbas.length;
     // The LBAs are read once, into an array of our own: reading `lbas`
     // may run code (a getter, a Proxy) that answers differently the next
@@ -1092,5 +1099,24 @@ export class BlockPool implements Disposable {
   /** Same as {@linkcode BlockPool.close}. */
   [Symbol.dispose](): void {
     this.close();
+  }
+}
+
+const TYPED_AT = Object.getPrototypeOf(Uint8Array.prototype).at as (
+  this: ArrayLike<number>,
+  index: number,
+) => unknown;
+
+/**
+ * Whether a typed array's bytes are gone (its buffer detached, or resized
+ * below it): `at` validates the array as the engine knows it and throws
+ * then (an empty array that is whole answers undefined).
+ */
+function goneTyped(view: ArrayLike<number>): boolean {
+  try {
+    TYPED_AT.call(view, 0);
+    return false;
+  } catch {
+    return true;
   }
 }

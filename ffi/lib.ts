@@ -141,9 +141,27 @@ export function cString(s: string): Uint8Array {
   return out;
 }
 
+/**
+ * The cells {@linkcode newCell} made: a constructor that takes a cell takes
+ * only one of these (see {@linkcode isCell}).
+ */
+const cells = new WeakSet<BigUint64Array>();
+
 /** A one-pointer out-parameter cell (C `T **`). */
 export function newCell(): BigUint64Array {
-  return new BigUint64Array(1);
+  const cell = new BigUint64Array(1);
+  cells.add(cell);
+  return cell;
+}
+
+/**
+ * Whether `value` is a cell {@linkcode newCell} made. The constructors of
+ * `Source` and `Mapping` are private to TypeScript only: a BigUint64Array
+ * of a caller's, taken as one, held an address the first native call
+ * dereferenced (a segfault).
+ */
+export function isCell(value: unknown): value is BigUint64Array {
+  return cells.has(value as BigUint64Array);
 }
 
 /** The pointer a constructor stored in `cell`. */

@@ -58,6 +58,20 @@ const KINDS = { dedicated: 1, shared: 2, write: 3 } as const;
 const NO_OVERLAP = 1;
 
 /**
+ * Assert that a checked size option fits the shim's u32 parameter: Deno's
+ * FFI refuses a larger one with its own TypeError, and Bun keeps its low
+ * 32 bits (2^32 + 32 opened a portal of 32).
+ */
+function u32(value: number, name: string): number {
+  if (value > 0xffffffff) {
+    throw new RangeError(
+      `Cannot open a test portal: ${name} must be at most 2^32 - 1, got ${value}`,
+    );
+  }
+  return value;
+}
+
+/**
  * A {@linkcode DsaMover} on a test portal: the hardware path end to end,
  * with the software device behind the WQ's interface (see
  * `c/dsa_test.c`). Reached through the testing entry point.
@@ -76,12 +90,15 @@ export function openDsaTestPortal(
   if (typeof mode !== "string" || !Object.hasOwn(KINDS, mode)) {
     throw new RangeError(`Cannot open a test portal: unknown mode '${mode}'`);
   }
-  const size = option(options.queueSize, 16, "queueSize");
-  const maxBatch = option(options.maxBatch, 32, "maxBatch");
+  const size = u32(option(options.queueSize, 16, "queueSize"), "queueSize");
+  const maxBatch = u32(option(options.maxBatch, 32, "maxBatch"), "maxBatch");
   const maxTransfer = option(options.maxTransfer, 2 ** 21, "maxTransfer");
-  const engines = option(options.engines, 2, "engines");
-  const records = option(options.records, RECORDS, "records");
-  const lists = option(options.batchLists, LISTS, "batchLists");
+  const engines = u32(option(options.engines, 2, "engines"), "engines");
+  const records = u32(option(options.records, RECORDS, "records"), "records");
+  const lists = u32(
+    option(options.batchLists, LISTS, "batchLists"),
+    "batchLists",
+  );
   const threshold = option(options.inlineThreshold, 0, "inlineThreshold");
   const overlapping = options.overlappingCopies ?? true;
   if (typeof overlapping !== "boolean") {

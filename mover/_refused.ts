@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { ClosedError } from "../errors/mod.ts";
+import { ClosedError, PmemError } from "../errors/mod.ts";
 import type { Vdm } from "./vdm.ts";
 
 /**
@@ -15,7 +15,8 @@ import type { Vdm } from "./vdm.ts";
  * failed with `error`: a `ClosedError` of the mover's own call ("batch:
  * ThreadMover is closed") while the mover is closed becomes a
  * `ClosedError` of `op` that says its mover is closed, since the user
- * made `op`, not the mover's batch inside it; any other error is
+ * made `op`, not the mover's batch inside it; `undefined` (a mover of
+ * the user's) becomes a `PmemError` (EIO) of `op`; any other error is
  * returned as it is, a `ClosedError` of another object included (the
  * store's mapping: "persist: Mapping is closed"; a buffer resized under
  * a copy), even while the mover is closed: it is not the mover's.
@@ -40,6 +41,18 @@ import type { Vdm } from "./vdm.ts";
  * @param op the store's call the user made ("writeAsync")
  */
 export function refusedBy(error: unknown, mover: Vdm, op: string): unknown {
+  // a mover of the user's that failed with `undefined` (`rejected()`):
+  // the stores read an error of undefined as none, and a write resolved
+  // with its block never written
+  if (error === undefined) {
+    return new PmemError(
+      op,
+      -5,
+      `its data mover (${
+        moverName(mover)
+      }) failed without an error (it failed with undefined)`,
+    );
+  }
   if (!(error instanceof ClosedError) || error.op === op) return error;
   if (mover.closed !== true) return error;
   const names = classNames(mover);
@@ -66,4 +79,12 @@ function classNames(mover: Vdm): string[] {
     proto = Object.getPrototypeOf(proto);
   }
   return names;
+}
+
+/** A mover's name for a message: its `name`, else its class's. */
+function moverName(mover: Vdm): string {
+  const name = (mover as { name?: unknown }).name;
+  return typeof name === "string" && name !== ""
+    ? name
+    : classNames(mover)[0] ?? "unnamed";
 }

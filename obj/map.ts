@@ -70,6 +70,28 @@ function ownBytes<T extends MapKey>(x: T): T {
   return (typeof x === "string" ? x : new Uint8Array(x)) as T;
 }
 
+const AT = Uint8Array.prototype.at;
+
+/**
+ * Assert that `bytes` still has its bytes: a view whose buffer was
+ * detached, or resized below it (out of bounds), reads as empty, and an
+ * empty key is a key of its own. `at` validates the array as the engine
+ * knows it, and throws for both.
+ */
+function checkWhole(bytes: Uint8Array, what: string, op: string): Uint8Array {
+  checkAttached(bytes, what, op);
+  if (byteLengthOf(bytes) === 0) {
+    try {
+      AT.call(bytes, 0);
+    } catch {
+      throw new TypeError(
+        `Cannot ${op}: ${what} lies past the end of its buffer, which was resized`,
+      );
+    }
+  }
+  return bytes;
+}
+
 function checkKey(key: unknown, op: string): MapKey {
   if (typeof key === "string") {
     // a lone surrogate is stored as U+FFFD: two such keys would be one
@@ -97,7 +119,7 @@ function checkKey(key: unknown, op: string): MapKey {
     }
     // a detached array (a view of a closed pool) reads as empty: it was
     // the empty key, whose entry get, delete and set then reached
-    return checkAttached(key, "the key", op);
+    return checkWhole(key, "the key", op);
   }
   throw new TypeError(`Cannot ${op}: a key must be a string or a Uint8Array`);
 }
@@ -117,7 +139,7 @@ function checkValue(value: unknown, op: string): MapValue {
   // a detached array reads as empty: refused as a key is, not stored as
   // an empty value (or failed on the engine's TypeError while staging)
   if (isBytes(value)) {
-    checkAttached(value, "the value", op);
+    checkWhole(value, "the value", op);
     // at the call, as a key too long is: inside the transaction it would
     // reject the future of setAsync or batch, or doom an enclosing tx
     if (byteLengthOf(value) > MAX_VALUE) {

@@ -20,6 +20,7 @@ import {
   checkAttached,
   isBytes,
   notConstructible,
+  readOptions,
 } from "../ffi/validate.ts";
 import { StaleObjectError } from "./errors.ts";
 import type { Engine } from "./engine.ts";
@@ -153,7 +154,13 @@ export class Transaction {
       },
       cut(tx, error) {
         if (tx.#failure === undefined) tx.#failure = error;
-        tx.#undoAll();
+        try {
+          tx.#undoAll();
+        } catch {
+          // an onAbort callback threw: the others ran, and the
+          // transaction already fails with `error` (thrown here, it
+          // would fail the poll that seals the group instead)
+        }
       },
       stage: (tx, offset, op) => tx.#stage(offset, op),
     };
@@ -183,7 +190,8 @@ export class Transaction {
    * transaction commits; if the transaction aborts or a crash comes
    * first, the space is free again.
    *
-   * @throws {TypeError} for a size or type that is not a number
+   * @throws {TypeError} for a size or type that is not a number, or
+   *   options that are no object or hold a key other than `type`
    * @throws {RangeError} for a size that is not an integer in [1, 2^31)
    *   (like `pmemobj_tx_alloc`, no object of 0 bytes), or a type that is
    *   not one in [0, 2^31)
@@ -194,7 +202,11 @@ export class Transaction {
     if (!Number.isInteger(size) || size < 1 || size >= MAX_OBJECT) {
       badAlloc("size", size);
     }
-    const type = options?.type ?? 0;
+    // checked as every call's options are (an object, no unknown key):
+    // `alloc(64, 7)` meant as a type was taken as type 0
+    const type = options === undefined
+      ? 0
+      : readOptions(options, ["type"], "alloc").type ?? 0;
     if (!Number.isInteger(type) || type < 0 || type >= TYPE_INTERNAL) {
       badAlloc("type", type);
     }
@@ -542,10 +554,18 @@ export class Transaction {
     this.#e.log.copy(this.#g, target, bytes, 0, bytes.length, "write", NO_KEY);
   }
 
-  /** Run `fn` on abort (undo of volatile changes). Internal. */
+  /**
+   * Run `fn` on abort (undo of volatile changes), newest first. Internal.
+   *
+   * @throws {TypeError} when `fn` is no function
+   */
   onAbort(fn: () => void): void {
     // kept past its end, the callback would never run
     this.#ended("onAbort");
+    // refused here: at the abort it would fail it in the abort's words
+    if (typeof fn !== "function") {
+      throw new TypeError("Cannot onAbort: fn must be a function");
+    }
     this.#onUndo(fn);
   }
 
@@ -591,10 +611,16 @@ export class Transaction {
   #abort(): void {
     const e = this.#e;
     this.#open = false;
-    this.#undoAll();
-    e.current = undefined;
-    e.locals.clear();
-    e.abandon(this.#g);
+    try {
+      this.#undoAll();
+    } finally {
+      // an onAbort callback that threw fails the transaction with its
+      // error, but the pool's running transaction must end all the same:
+      // kept, every later one failed and the pool could not be closed
+      e.current = undefined;
+      e.locals.clear();
+      e.abandon(this.#g);
+    }
   }
 
   /**
@@ -617,8 +643,18 @@ export class Transaction {
     }
     const undo = this.#undo;
     if (undo !== null) {
-      for (let i = undo.length - 1; i >= 0; i--) undo[i]();
       this.#undo = null;
+      // every callback runs (each undoes its own volatile change), then
+      // the first error of one is thrown
+      let failed = false, error: unknown;
+      for (let i = undo.length - 1; i >= 0; i--) {
+        try {
+          undo[i]();
+        } catch (err) {
+          if (!failed) [failed, error] = [true, err];
+        }
+      }
+      if (failed) throw error;
     }
   }
 }

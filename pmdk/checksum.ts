@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { isBytes } from "../ffi/validate.ts";
+import { checkAttached, checkSize, isBytes } from "../ffi/validate.ts";
 
 /**
  * Compute PMDK's Fletcher-64 checksum of `bytes`.
@@ -32,8 +32,10 @@ import { isBytes } from "../ffi/validate.ts";
  * @param skipFrom words from this offset on count as zero
  *   @default bytes.byteLength (nothing skipped)
  * @returns the checksum as an unsigned 64-bit bigint
- * @throws {TypeError} when `bytes` is not a Uint8Array
- * @throws {RangeError} when the length is not a multiple of 4
+ * @throws {TypeError} when `bytes` is not a Uint8Array or is detached, or
+ *   an offset is not a number
+ * @throws {RangeError} when the length is not a multiple of 4, or an
+ *   offset is not a non-negative integer
  */
 export function fletcher64(
   bytes: Uint8Array,
@@ -44,7 +46,12 @@ export function fletcher64(
   if (!isBytes(bytes)) {
     throw new TypeError("Cannot checksum: bytes must be a Uint8Array");
   }
+  checkAttached(bytes, "bytes", "checksum");
+  // an offset that is no number compared false with every word: the
+  // checksum counted none of them (or all of them) and looked right
+  checkSize(checksumOffset, "checksumOffset", "checksum");
   skipFrom ??= bytes.byteLength;
+  checkSize(skipFrom, "skipFrom", "checksum");
   if (bytes.byteLength % 4 !== 0) {
     throw new RangeError(
       `Cannot checksum: length ${bytes.byteLength} is not a multiple of 4`,

@@ -22,6 +22,7 @@ import {
 import { FutureRegistry } from "../future/registry.ts";
 import { checkStillAttached } from "../ffi/still_attached.ts";
 import {
+  byteLengthOf,
   checkAttached,
   checkByte,
   checkBytes,
@@ -80,6 +81,27 @@ export interface Sources {
   op: string;
 }
 
+/**
+ * Assert that a source taken with `trueBytes` still holds its bytes once
+ * the call's options were read: a getter of theirs may have resized its
+ * buffer (or transferred it), and the view's length, now 0, would make the
+ * copy one of nothing that resolves as durable. The movers fail a source
+ * that shrank after the call; this one shrank within it.
+ */
+function checkUnchanged(
+  bytes: Uint8Array,
+  length: number,
+  name: string,
+  op: string,
+): void {
+  const n = byteLengthOf(bytes);
+  if (n === length) return;
+  checkAttached(bytes, name, op);
+  throw new RangeError(
+    `Cannot ${op}: ${name} shrank from ${length} to ${n} bytes (its buffer was resized) while the options were read; nothing was copied`,
+  );
+}
+
 /** The asynchronous copies of one mapping. */
 export class DurableCopies {
   #host: DurableHost;
@@ -103,9 +125,11 @@ export class DurableCopies {
     // the mover gets an array whose length is the engine's: movers hand
     // `byteLength` to native copies and to their worker threads
     const bytes = trueBytes(src);
-    checkRange(dstOffset, bytes.byteLength, host.size, "memcpyAsync");
+    const length = byteLengthOf(bytes);
+    checkRange(dstOffset, length, host.size, "memcpyAsync");
     flags = checkMemFlags(flags, "memcpyAsync");
     options = checkFutureOptions(options, "memcpyAsync");
+    checkUnchanged(bytes, length, "src", "memcpyAsync");
     const dst = host.view(dstOffset, bytes.byteLength);
     // a source over the destination is moved, as memcpy moves it: a
     // mover's memcpy takes ranges that do not overlap (a device copies a
@@ -189,6 +213,7 @@ export class DurableCopies {
     // each entry read once, into arrays of the engine's lengths: an
     // entry's getters could answer a second read otherwise
     const checked: { offset: number; data: Uint8Array; move: boolean }[] = [];
+    const lengths: number[] = [];
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i];
       const offset = e?.offset;
@@ -199,11 +224,15 @@ export class DurableCopies {
           "memcpyManyAsync",
         ),
       );
+      lengths.push(byteLengthOf(data));
       checkRange(offset, data.byteLength, this.#host.size, "memcpyManyAsync");
       // a view over its own destination is moved (see memcpy)
       checked.push({ offset, data, move: this.#overlaps(data, offset) });
     }
     options = checkFutureOptions(options, "memcpyManyAsync");
+    for (let i = 0; i < checked.length; i++) {
+      checkUnchanged(checked[i].data, lengths[i], "data", "memcpyManyAsync");
+    }
     return this.#many(checked, options);
   }
 

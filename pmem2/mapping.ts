@@ -7,7 +7,7 @@
  * @module
  */
 import { ClosedError, PmemError } from "../errors/mod.ts";
-import { check, fromCell, native, type Ptr } from "../ffi/lib.ts";
+import { check, fromCell, isCell, native, type Ptr } from "../ffi/lib.ts";
 import {
   byteLengthOf,
   checkAttached,
@@ -96,7 +96,7 @@ export class Mapping implements Disposable {
     protection: Protection,
     mover: Vdm,
   ) {
-    if (cell === undefined) {
+    if (!isCell(cell)) {
       notConstructible("Mapping", "use Mapping.map() or mapFile()");
     }
     this.#mover = mover;

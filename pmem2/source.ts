@@ -10,6 +10,7 @@ import {
   check,
   cString,
   fromCell,
+  isCell,
   native,
   newCell,
   type Ptr,
@@ -106,7 +107,7 @@ export class Source implements Disposable {
   #created: boolean;
 
   private constructor(cell: BigUint64Array, created = false) {
-    if (cell === undefined) {
+    if (!isCell(cell)) {
       notConstructible(
         "Source",
         "use Source.open(), Source.fromFd() or Source.fromAnon()",
@@ -282,20 +283,24 @@ export class Source implements Disposable {
     }
   }
 
-  /** Clear one bad block range (as returned by {@linkcode Source.badBlocks}). */
+  /**
+   * Clear one bad block range (as returned by {@linkcode Source.badBlocks}).
+   *
+   * @throws {RangeError} for a range that is not made of non-negative
+   *   integers or leaves the file
+   */
   clearBadBlock(block: BadBlock): void {
-    checkRange(
-      block?.offset,
-      block?.length,
-      Number.MAX_SAFE_INTEGER,
-      "clear bad block",
-    );
+    const offset = block?.offset, length = block?.length;
+    // the types first, before any native call
+    checkRange(offset, length, Number.MAX_SAFE_INTEGER, "clear bad block");
+    const h = this.#live("clearBadBlock");
+    // then the file's end: libpmem2 reallocates the range with
+    // fallocate(KEEP_SIZE), which past the end allocates storage the file
+    // never shows (on tmpfs, memory), as much as asked for
+    check(native.ap_source_size(h, this.#out), "clearBadBlock");
+    checkRange(offset, length, this.#out[0], "clear bad block");
     check(
-      native.ap_badblock_clear(
-        this.#live("clearBadBlock"),
-        block.offset,
-        block.length,
-      ),
+      native.ap_badblock_clear(h, offset as number, length as number),
       "clearBadBlock",
     );
   }

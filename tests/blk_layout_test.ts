@@ -162,6 +162,49 @@ test("fletcher64() CKSUM_2K quirk: skipped words still advance hi", () => {
   assert.notEqual(skipped, head);
 });
 
+// Bug: fletcher64 checked neither offset: a checksumOffset left out (or
+// NaN, a string, -1) made every word compare false, so the checksum
+// counted no word at all and was returned as if right; a detached array
+// failed on the engine's DataView message.
+test("fletcher64() refuses offsets that are no non-negative integers, and a detached array", () => {
+  const bytes = new Uint8Array(16).fill(1);
+  const bad: [unknown, unknown, ErrorConstructor][] = [
+    [undefined, undefined, TypeError],
+    ["8", undefined, TypeError],
+    [8n, undefined, TypeError],
+    [NaN, undefined, RangeError],
+    [-8, undefined, RangeError],
+    [7.5, undefined, RangeError],
+    [Infinity, undefined, RangeError],
+    [8, "12", TypeError],
+    [8, -4, RangeError],
+    [8, NaN, RangeError],
+  ];
+  for (const [offset, skip, type] of bad) {
+    assert.throws(
+      () => fletcher64(bytes, offset as number, skip as number),
+      (e: unknown) =>
+        e instanceof type &&
+        /^Cannot checksum: (checksumOffset|skipFrom) must be/.test(
+          (e as Error).message,
+        ),
+      `${String(offset)}, ${String(skip)}`,
+    );
+  }
+  assert.equal(
+    fletcher64(bytes, 8, null as unknown as number),
+    fletcher64(bytes, 8),
+  );
+  const gone = new Uint8Array(16);
+  structuredClone(gone.buffer, { transfer: [gone.buffer] });
+  assert.throws(
+    () => fletcher64(gone, 8),
+    (e: unknown) =>
+      e instanceof TypeError && /^Cannot checksum: bytes is detached/
+        .test((e as Error).message),
+  );
+});
+
 test("uuidToBytes() stores the first three groups little-endian", () => {
   const text = "fd3ed27b-5ac6-41f7-a58c-3ec3d5dad0d4";
   const b = uuidToBytes(text);

@@ -103,6 +103,31 @@ test("`BlockPool.readMany()` rejects bad arguments before reading anything", () 
   assert.throws(() => pool.readMany([0]), ClosedError);
 });
 
+// Bug: a typed array of LBAs whose buffer was transferred (or resized
+// below it) reads as empty, and readMany took it as no block at all: it
+// returned an empty array as if asked for none.
+test("`BlockPool.readMany()` refuses a typed array of LBAs whose buffer is gone", () => {
+  using pool = BlockPool.create(tempPath(), {
+    blockSize: 512,
+    poolSize: 17 * MiB,
+  });
+  const detached = new Uint32Array([0, 1]);
+  detached.buffer.transfer();
+  const rab = new ArrayBuffer(8, { maxByteLength: 16 });
+  const shrunk = new Uint32Array(rab, 0, 2);
+  rab.resize(4);
+  for (const lbas of [detached, shrunk]) {
+    assert.throws(
+      () => pool.readMany(lbas),
+      (e: unknown) =>
+        e instanceof TypeError &&
+        /^Cannot readMany: lbas is detached or lies past the end of its buffer/
+          .test((e as Error).message),
+    );
+  }
+  assert.equal(pool.readMany(new Uint32Array(0)).length, 0);
+});
+
 test("`BlockPool.readMany()` of many random blocks matches read() for several block sizes", () => {
   for (const blockSize of [512, 4096, 600]) {
     using pool = fresh(blockSize);

@@ -126,6 +126,33 @@ test("DsaMover.open() checks its options before anything native", () => {
   );
 });
 
+// Bug: a test portal's options are u32 parameters of the shim, and one
+// of 2^32 or more passed the check (at most 2^53 - 1): Deno's FFI refused
+// it ("Invalid FFI u32 type"), Bun cut it to its low 32 bits, so
+// maxBatch 2^32 + 32 opened a portal of 32, and 2^32 one of 0.
+test("openTestPortal refuses a size option of 2^32 or more on both runtimes", () => {
+  for (
+    const key of [
+      "queueSize",
+      "maxBatch",
+      "engines",
+      "records",
+      "batchLists",
+    ] as const
+  ) {
+    for (const value of [2 ** 32, 2 ** 32 + 32]) {
+      assert.throws(
+        () => openTestPortal({ [key]: value }).close(),
+        (e: unknown) =>
+          e instanceof RangeError &&
+          e.message ===
+            `Cannot open a test portal: ${key} must be at most 2^32 - 1, got ${value}`,
+        `${key} ${value}`,
+      );
+    }
+  }
+});
+
 test("ap_dsa_open names why a work queue cannot be opened", () => {
   const open = (path: string) => {
     const p = cString(path);

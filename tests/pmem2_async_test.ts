@@ -291,3 +291,41 @@ moverTest(
     ]);
   },
 );
+
+// Bug: the source's length was taken before the options were read, so an
+// options getter that shrank a resizable source left a copy of nothing
+// that resolved as if the bytes were durable (the movers themselves fail
+// such a copy). Both copies now refuse it at the call.
+moverTest(
+  "memcpyAsync and memcpyManyAsync refuse a source its options' getter shrank",
+  (mover) => {
+    using map = mapFile(tempPath(), { size: 65536, mover });
+    map.memset(0, 1, 8192);
+    const shrinking = (): [Uint8Array, FutureOptions] => {
+      const buf = new ArrayBuffer(4096, { maxByteLength: 8192 });
+      const options = {
+        get signal() {
+          buf.resize(16);
+          return undefined;
+        },
+      };
+      return [new Uint8Array(buf, 0, 4096).fill(7), options];
+    };
+    const shrank = (e: unknown) =>
+      e instanceof RangeError &&
+      /Cannot memcpy(Many)?Async: (src|data) shrank from 4096 to 0 bytes/
+        .test(e.message);
+    {
+      const [src, options] = shrinking();
+      assert.throws(() => map.memcpyAsync(0, src, 0, options), shrank);
+    }
+    {
+      const [data, options] = shrinking();
+      assert.throws(
+        () => map.memcpyManyAsync([{ offset: 4096, data }], options),
+        shrank,
+      );
+    }
+    assert.deepEqual([map.view(0, 1)[0], map.view(4096, 1)[0]], [1, 1]);
+  },
+);

@@ -550,6 +550,31 @@ test("Source.clearBadBlock() reallocates a range of a regular file (zeroes it)",
   );
 });
 
+test("Source.clearBadBlock() refuses a range past the end of the file", () => {
+  // libpmem2 reallocates the range with fallocate(KEEP_SIZE): past the end
+  // it allocated storage the file never shows (on tmpfs, memory), as much as
+  // asked for (2^32 exhausted the machine's memory)
+  const path = tempPath();
+  using src = Source.open(path, { size: 65536 });
+  const blocks = statSync(path).blocks;
+  for (
+    const block of [
+      { offset: 0, length: 65536 + 4096 },
+      { offset: 65536, length: 1 << 20 },
+      { offset: 1 << 20, length: 4096 },
+    ]
+  ) {
+    assert.throws(
+      () => src.clearBadBlock(block),
+      (e: unknown) =>
+        e instanceof RangeError && /exceeds the size 65536/.test(e.message),
+    );
+  }
+  assert.equal(statSync(path).blocks, blocks);
+  src.clearBadBlock({ offset: 61440, length: 4096 }); // the last page: fine
+  assert.equal(statSync(path).size, 65536);
+});
+
 test("Mapping.read() copies out of the mapping with checks", () => {
   using map = mapFile(tempPath(), { size: 65536 });
   map.memset(100, 9, 50);
