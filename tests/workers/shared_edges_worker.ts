@@ -74,7 +74,8 @@ export type SharedEdgesJob =
   /**
    * Join the pool's share and take a stripe lock, the ring lock, the
    * shutdown state's lock or the layout lock (`layout`: the BTT marked
-   * laid out too, as a layout under way that others must wait for), or
+   * laid out too, as a layout under way that others must wait for;
+   * `attach`: as an open takes it to attach to a layout already made), or
    * what a check() holds (`check`: the layout lock and every stripe, as
    * check() takes them); with `halfPop`, then begin taking a lane off the
    * ring and stop half way.
@@ -82,7 +83,7 @@ export type SharedEdgesJob =
   | {
     kind: "holdLock";
     path: string;
-    lock: "stripe" | "ring" | "state" | "layout" | "check";
+    lock: "stripe" | "ring" | "state" | "layout" | "attach" | "check";
     pre: number;
     halfPop?: boolean;
   }
@@ -228,6 +229,9 @@ function run(job: SharedEdgesJob): unknown {
       else if (job.lock === "layout") {
         shared.lockLayout("write");
         shared.setLaidOut();
+      } else if (job.lock === "attach") {
+        // (what BlockPool's #layOut takes, finding the BTT laid out)
+        shared.lockLayout("read");
       } else if (job.lock === "check") {
         shared.lockLayout("check", true);
         table.lockStripes();
