@@ -18,9 +18,9 @@
  * closing the pool (a Worker terminated mid-write): it then fails with a
  * `PmemError` -130 (EOWNERDEAD) instead of waiting for good, or, where
  * the lock's state can be put right, takes it over (the idle-lane ring,
- * the layout lock of an open that only reads the pool) or puts it right
- * and waits on (a block's stripe, whose commits the waiter recovers: see
- * `lanes.ts`).
+ * the layout lock and stripes of an open that only read the pool) or puts
+ * it right and waits on (a block's stripe held by a commit, whose commits
+ * the waiter recovers: see `lanes.ts`).
  *
  * @module
  */
@@ -62,16 +62,17 @@ export {
 } from "../pmem2/share_wait.ts";
 
 /**
- * Set, with its holder's token, in the word of a layout lock held by an
- * open that only reads the pool: a check(), or an attach to a BTT another
- * opener laid out (it reads the info blocks, and in the shared state only
- * takes each arena's ring lock and a read ledger, which others take back
- * from a holder that ended). One whose thread ended left
- * nothing half done, and its lock is taken over; a holder without it was
- * laying the BTT out, and may have left that half done. Lock tokens stay
- * below it (see `lockToken`).
+ * Set, with its holder's token, in the word of a lock held by an open
+ * that only reads the pool: the layout lock of a check(), or of an attach
+ * to a BTT another opener laid out (it reads the info blocks, and in the
+ * shared state only takes each arena's ring lock and a read ledger, which
+ * others take back from a holder that ended), and the stripes of a
+ * check(). One whose thread ended left nothing half done, and its lock is
+ * taken over; a holder without it was laying the BTT out or committing,
+ * and may have left that half done. Lock tokens stay below it (see
+ * `lockToken`).
  */
-const READ_ONLY_HOLD = 0x20000000;
+export const READ_ONLY_HOLD = 0x20000000;
 
 /** The token of the holder of lock word value `word`. */
 function holderOf(word: number): number {
@@ -279,8 +280,9 @@ function heldByCheck(share: FileShare): TypeError {
  * a waiter does not spin for long.
  *
  * With `share`, a holder whose open ended with its thread (see
- * {@linkcode FileShare.ended}) never lets go: `ended(holder)` is called
- * then (with the word as it holds it), and takes the lock over (returns true: the caller holds it),
+ * {@linkcode FileShare.ended}) never lets go: `ended(holder, at)` is
+ * called then (with the word as it holds it), and takes the lock over
+ * (returns true: the caller holds it),
  * returns false (another waiter took it over: wait on) or throws;
  * without `ended`, the wait fails with {@linkcode ownerEnded} naming
  * `what` (the lock) and `op` (the caller's operation, so the error says
@@ -294,7 +296,7 @@ export function lockWord(
   at: number,
   token = 1,
   share?: FileShare,
-  ended?: (holder: number) => boolean,
+  ended?: (holder: number, at: number) => boolean,
   op = "write",
   what = "a lock of it",
   beforeSleep?: () => void,
@@ -314,7 +316,7 @@ export function lockWord(
     if (holder === 0) return;
     if (share !== undefined && share.ended(holderOf(holder))) {
       if (ended === undefined) throw ownerEnded(share.path, what, op);
-      if (ended(holder)) return;
+      if (ended(holder, at)) return;
       continue;
     }
     if (

@@ -165,6 +165,48 @@ test("a Worker ended holding the layout lock as an attach does: later checks and
   assert.deepEqual(out, { inside: true, ...ANSWERS });
 });
 
+// Bug: the stripes of a check() whose Worker ended were let go only by
+// the recovery of an ended committer: each lane its opener held (here
+// one, as a write of its in flight holds it) was rebuilt from its flog
+// slot first, and where a slot could not be (here spoilt) every commit of
+// a block, and every check, failed with EOWNERDEAD (-130) until the pool
+// was reopened, though the check committed nothing. A check's stripes are
+// marked read-only now, and taken over as its layout lock is. (The lane
+// stays out until a take runs short, and then goes round as it is: its
+// opener's commit never began. The spoilt slot is the check's to report,
+// and the reopen's to refuse.)
+test("a Worker ended holding a check()'s locks and a lane that cannot be recovered: writes and checks go on", () => {
+  const out = deadOpenerScript(`
+    const pool = BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 });
+    for (let lba = 0; lba < 8; lba++) pool.write(lba, block(lba));
+    const w = await worker();
+    out.inside = await ask(w, {
+      kind: "holdLock", path, lock: "check", pre: 0, lanes: 1, spoil: true,
+    });
+    await end(w);
+    out.write = code(() => pool.write(1, block(41)));
+    out.async = await asyncCode(pool.writeAsync(2, block(42)));
+    out.group = await asyncCode(pool.writeMany(
+      [3, 4].map((lba) => ({ lba, data: block(40 + lba) })),
+    ));
+    out.zero = code(() => pool.setZero(5));
+    let problems;
+    out.check = code(() => { problems = pool.check().problems; });
+    out.flog = problems?.some((p) => p.includes("flog")) ?? false;
+    out.read = [0, 1, 2, 3, 4, 5].map((lba) => pool.read(lba)[0]);
+  `);
+  assert.deepEqual(out, {
+    inside: true,
+    write: 0,
+    async: 0,
+    group: 0,
+    zero: 0,
+    check: 0,
+    flog: true,
+    read: [0, 41, 42, 43, 44, 0],
+  });
+});
+
 // Bug: a check() run right after another let no commit through: a
 // Worker looping check() back to back made 200 writes of another Worker
 // take 3 s on Deno and 12 s on Bun. The check took every stripe again
