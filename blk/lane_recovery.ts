@@ -11,7 +11,8 @@
  *   ring. Between taking a lane and its commit the lane's record and flog
  *   are as before the take (its free block may hold some of the data);
  *   after the commit, as after one.
- * - A commit of an ended opener: it runs holding its blocks' stripes, so
+ * - A commit of an ended opener: it runs holding its blocks' stripes (a
+ *   check's are marked read-only, and taken over: see `lanes.ts`), so
  *   an ended opener that holds a stripe may have left one half done (its
  *   flog entry written, its map entry not, its lane's record not
  *   updated). A wait for such a stripe, and a take that runs short of

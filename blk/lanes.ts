@@ -22,8 +22,9 @@
  *   needs.
  * - Stripe locks: a commit of a block holds its stripe from reading the
  *   old map entry to storing the new one, so two commits of one block
- *   from different threads never interleave. A check() holds them all;
- *   a commit asleep waiting for one marks the arena, and the next check
+ *   from different threads never interleave. A check() holds them all
+ *   (marked read-only: taken over from a check whose thread ended); a
+ *   commit asleep waiting for one marks the arena, and the next check
  *   lets one such wait end before it takes them again.
  * - The arena's error code: why it refuses writes.
  *
@@ -62,6 +63,7 @@ import {
   ownerEnded,
   PENDING_BASE,
   PENDING_BUCKETS,
+  READ_ONLY_HOLD,
   releaseStripes,
   RING_IDLE,
   RING_LOCK,
@@ -116,21 +118,12 @@ export class LaneTable {
     takeOverRing(this.words, holder, this.#token);
   /** The operation taking a stripe now, named in the error of its wait. */
   #stripeOp = "write";
-  /**
-   * A stripe's holder ended: recover its commits online
-   * (`lane_recovery.ts`) and wait on, or fail the wait when they cannot be.
-   */
-  readonly #stripeEnded = (holder: number): boolean => {
-    // its stripes are free (or taken since): the wait goes on
-    if (this.#recovery.recoverHolder(holder)) return false;
-    // what this commit took, it gives back: it fails
-    releaseStripes(this.words.buffer, this.#token);
-    throw ownerEnded(
-      this.#share?.path ?? "",
-      "the commit lock of a block",
-      this.#stripeOp,
-    );
-  };
+  /** A commit's wait found the stripe's holder ended: see `#holderEnded`. */
+  readonly #stripeEnded = (holder: number, at: number): boolean =>
+    this.#holderEnded(holder, at, this.#token);
+  /** A check's wait found the stripe's holder ended (it holds them marked). */
+  readonly #checkStripeEnded = (holder: number, at: number): boolean =>
+    this.#holderEnded(holder, at, this.#token | READ_ONLY_HOLD);
   /** Whether the stripe wait under way marked the arena (STRIPE_WANT). */
   #wanting = false;
   /** Mark the arena wanted by this opener's commit (before each sleep). */
@@ -483,6 +476,28 @@ export class LaneTable {
     }
   }
 
+  /**
+   * The holder of stripe word `at` ended (word `holder`), and the waiter
+   * takes it as `token`. A check's (marked {@linkcode READ_ONLY_HOLD})
+   * committed nothing: taken over. A commit's may be half done: its
+   * commits are recovered online (`lane_recovery.ts`) and the wait goes
+   * on, or, when they cannot be, the wait fails, every stripe the waiter
+   * took released first.
+   */
+  #holderEnded(holder: number, at: number, token: number): boolean {
+    if ((holder & READ_ONLY_HOLD) !== 0) {
+      return Atomics.compareExchange(this.words, at, holder, token) === holder;
+    }
+    // its stripes are free (or taken since): the wait goes on
+    if (this.#recovery.recoverHolder(holder)) return false;
+    releaseStripes(this.words.buffer, token);
+    throw ownerEnded(
+      this.#share?.path ?? "",
+      "the commit lock of a block",
+      this.#stripeOp,
+    );
+  }
+
   /** This opener's lock token (see `lockToken`). */
   get token(): number {
     return this.#token;
@@ -497,6 +512,10 @@ export class LaneTable {
    * Take every stripe lock, in stripe order (the order a commit that
    * waits takes them in, so the two never wait on each other in a cycle):
    * no commit of any opener runs until {@linkcode LaneTable.unlockStripes}.
+   * For a check(): held marked {@linkcode READ_ONLY_HOLD}, so a waiter
+   * takes them over if this thread ends holding them (a commit's waiter
+   * would recover this opener's lanes first, and fail where one cannot
+   * be, though the check committed nothing).
    *
    * @param op the operation named in errors @default "check"
    * @throws {PmemError} code -130 (EOWNERDEAD) when a stripe's holder's
@@ -505,22 +524,27 @@ export class LaneTable {
    */
   lockStripes(op = "check"): void {
     this.#stripeOp = op;
+    const token = this.#token | READ_ONLY_HOLD;
     for (let s = 0; s < STRIPES; s++) {
-      // a stripe whose holder ended fails the wait, every stripe this
-      // opener holds (of every arena) released first
+      // a stripe whose holder ended mid-commit, which cannot be recovered,
+      // fails the wait, every stripe this check holds (of every arena)
+      // released first
       lockWord(
         this.words,
         STRIPE_BASE + s,
-        this.#token,
+        token,
         this.#share,
-        this.#stripeEnded,
+        this.#checkStripeEnded,
       );
     }
   }
 
-  /** Release every stripe lock taken by {@linkcode LaneTable.lockStripes}. */
+  /**
+   * Release every stripe lock taken by {@linkcode LaneTable.lockStripes}
+   * (of every arena).
+   */
   unlockStripes(): void {
-    releaseStripes(this.words.buffer, this.#token);
+    releaseStripes(this.words.buffer, this.#token | READ_ONLY_HOLD);
   }
 
   // ---- error ----

@@ -372,6 +372,8 @@ export class BlockPool implements Disposable {
    */
   #layOut(op: string): void {
     const shared = this.#file.join.shared;
+    // (a hold that finds the BTT laid out only attaches: marked read-only,
+    // it is taken over if this thread ends in it)
     shared.lockLayout(op);
     try {
       if (this.#arenas.length !== 0) return;
@@ -938,7 +940,7 @@ export class BlockPool implements Disposable {
     // all of them, so it never sees half of a commit (a block referenced
     // twice) or of a layout. This opener's own writes are between steps.
     const shared = this.#file.join.shared;
-    // (marked a check's: one whose thread ends inside it is taken over)
+    // (marked read-only: one whose thread ends inside it is taken over)
     shared.lockLayout("check", true);
     let problems;
     this.#inProgress =

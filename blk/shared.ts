@@ -18,8 +18,9 @@
  * closing the pool (a Worker terminated mid-write): it then fails with a
  * `PmemError` -130 (EOWNERDEAD) instead of waiting for good, or, where
  * the lock's state can be put right, takes it over (the idle-lane ring,
- * the layout lock of a check) or puts it right and waits on (a block's
- * stripe, whose commits the waiter recovers: see `lanes.ts`).
+ * the layout lock and stripes of an open that only read the pool) or puts
+ * it right and waits on (a block's stripe held by a commit, whose commits
+ * the waiter recovers: see `lanes.ts`).
  *
  * @module
  */
@@ -61,18 +62,21 @@ export {
 } from "../pmem2/share_wait.ts";
 
 /**
- * Set, with its holder's token, in the word of a layout lock that a
- * check() holds: a check only reads the pool (and attaches to arenas
- * already laid out), so one whose thread ended left nothing half done,
- * and its lock is taken over; a holder without it was laying the BTT out,
+ * Set, with its holder's token, in the word of a lock held by an open
+ * that only reads the pool: the layout lock of a check(), or of an attach
+ * to a BTT another opener laid out (it reads the info blocks, and in the
+ * shared state only takes each arena's ring lock and a read ledger, which
+ * others take back from a holder that ended), and the stripes of a
+ * check(). One whose thread ended left nothing half done, and its lock is
+ * taken over; a holder without it was laying the BTT out or committing,
  * and may have left that half done. Lock tokens stay below it (see
  * `lockToken`).
  */
-const CHECKING = 0x20000000;
+export const READ_ONLY_HOLD = 0x20000000;
 
 /** The token of the holder of lock word value `word`. */
 function holderOf(word: number): number {
-  return word & ~CHECKING;
+  return word & ~READ_ONLY_HOLD;
 }
 
 /**
@@ -276,8 +280,9 @@ function heldByCheck(share: FileShare): TypeError {
  * a waiter does not spin for long.
  *
  * With `share`, a holder whose open ended with its thread (see
- * {@linkcode FileShare.ended}) never lets go: `ended(holder)` is called
- * then (with the word as it holds it), and takes the lock over (returns true: the caller holds it),
+ * {@linkcode FileShare.ended}) never lets go: `ended(holder, at)` is
+ * called then (with the word as it holds it), and takes the lock over
+ * (returns true: the caller holds it),
  * returns false (another waiter took it over: wait on) or throws;
  * without `ended`, the wait fails with {@linkcode ownerEnded} naming
  * `what` (the lock) and `op` (the caller's operation, so the error says
@@ -291,7 +296,7 @@ export function lockWord(
   at: number,
   token = 1,
   share?: FileShare,
-  ended?: (holder: number) => boolean,
+  ended?: (holder: number, at: number) => boolean,
   op = "write",
   what = "a lock of it",
   beforeSleep?: () => void,
@@ -311,7 +316,7 @@ export function lockWord(
     if (holder === 0) return;
     if (share !== undefined && share.ended(holderOf(holder))) {
       if (ended === undefined) throw ownerEnded(share.path, what, op);
-      if (ended(holder)) return;
+      if (ended(holder, at)) return;
       continue;
     }
     if (
@@ -442,22 +447,28 @@ export class PoolShared {
   }
 
   /**
-   * Take the layout lock (held while an opener lays out the BTT, or a
-   * check() runs). A holder whose thread ended while it checked is taken
-   * over: a check writes nothing to the pool, so it left nothing half
-   * done. One that was laying the BTT out (or attaching to a layout)
-   * fails the wait.
+   * Take the layout lock (held while an opener lays out the BTT or
+   * attaches to one another opener laid out, or a check() runs). A holder
+   * whose thread ended while it only read the pool (a check, an attach:
+   * {@linkcode READ_ONLY_HOLD}) is taken over: it left nothing half done.
+   * One that was laying the BTT out fails the wait.
+   *
+   * A hold taken once the BTT is laid out is marked read-only: the BTT is
+   * laid out only by a holder that found it was not, and once laid out
+   * it stays so, so such a holder attaches to it (or checks it).
    *
    * @param op the caller's operation (`"read"`, `"check"`, ...), named by
    *   the error of a wait that fails: reads, checks and infos wait for
    *   this lock too, not only writes
-   * @param checking whether the caller is a check() (it then reads only)
+   * @param readOnly whether the caller only reads the pool whether or not
+   *   it is laid out (a check())
    * @throws {PmemError} code -130 (EOWNERDEAD), op `op`, when its holder's
    *   thread ended before it closed the pool, in the middle of a layout
    */
-  lockLayout(op: string, checking = false): void {
+  lockLayout(op: string, readOnly = false): void {
     const i32 = this.#i32;
-    const token = this.lockToken | (checking ? CHECKING : 0);
+    const mark = readOnly || this.laidOut ? READ_ONLY_HOLD : 0;
+    const token = this.lockToken | mark;
     const what = "the lock of its BTT layout";
     lockWord(
       i32,
@@ -465,7 +476,7 @@ export class PoolShared {
       token,
       this.#share,
       (holder) => {
-        if ((holder & CHECKING) === 0) {
+        if ((holder & READ_ONLY_HOLD) === 0) {
           throw ownerEnded(this.#share?.path ?? "", what, op);
         }
         return Atomics.compareExchange(i32, LAYOUT_LOCK, holder, token) ===
@@ -474,6 +485,10 @@ export class PoolShared {
       op,
       what,
     );
+    // laid out by the holder it waited for: this one only attaches
+    if (mark === 0 && this.laidOut) {
+      Atomics.store(i32, LAYOUT_LOCK, token | READ_ONLY_HOLD);
+    }
   }
 
   /** What this open's layout lock holds (its lock token). */
@@ -495,7 +510,10 @@ export class PoolShared {
    * laid out only at its end (see `BlockPool`'s layout).
    */
   leaveLayout(): void {
-    Atomics.compareExchange(this.#i32, LAYOUT_LOCK, this.lockToken, 0);
+    const word = Atomics.load(this.#i32, LAYOUT_LOCK);
+    if (word !== 0 && holderOf(word) === this.lockToken) {
+      Atomics.compareExchange(this.#i32, LAYOUT_LOCK, word, 0);
+    }
   }
 
   /**
@@ -548,6 +566,12 @@ export class PoolShared {
 
 /** The index of `OPENS` in {@linkcode PoolShared.control}. */
 export const OPENS_WORD = OPENS;
+
+/**
+ * The index of the layout lock's word in {@linkcode PoolShared.control}
+ * (tests watch it).
+ */
+export const LAYOUT_LOCK_WORD = LAYOUT_LOCK;
 
 /**
  * Set in the `OPENS` word, with the count, when a close leaves one open:

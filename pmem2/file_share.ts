@@ -238,7 +238,7 @@ export class FileShare implements Disposable {
  *
  * @param share the open's share (undefined: a private state)
  * @param token the number to use without a share token (below 2^29:
- *   `blk/shared.ts` marks a check's layout lock with bit 29)
+ *   `blk/shared.ts` marks a read-only hold of the layout lock with bit 29)
  */
 export function lockToken(
   share: FileShare | undefined,

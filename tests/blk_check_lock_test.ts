@@ -1,23 +1,21 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // The locks of a block pool's check() (the layout lock and every block's
-// commit lock) among the Workers of one process: a check whose Worker
-// ended holding them, and checks that run back to back while others
-// write.
+// commit lock), and the layout lock of an attach to a layout another
+// opener made, among the Workers of one process: a check or an attach
+// whose Worker ended holding them, and checks that run back to back while
+// others write.
 import { assert, RUNTIME, test } from "./_harness.ts";
 import { deadOpenerScript } from "./dead_opener.ts";
 
 /**
- * After the Worker `hold` (script source) left a check's locks held and
- * ended: check and write from this thread's open and another Worker's,
- * then reopen; what each gave.
+ * After `start` (script source: it makes `pool`, blocks 0..7 written,
+ * and ends a Worker that left a read-only hold of the pool's locks): check
+ * and write from this thread's open and another Worker's, then reopen;
+ * what each gave.
  */
-function afterDeadCheck(hold: string): Record<string, unknown> {
+function afterDeadHolder(start: string): Record<string, unknown> {
   return deadOpenerScript(`
-    const pool = BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 });
-    for (let lba = 0; lba < 8; lba++) pool.write(lba, block(lba));
-    const w = await worker();
-    out.inside = await ask(w, ${hold});
-    await end(w);
+    ${start}
     const other = await worker();
     await ask(other, { kind: "open", path });
     out.check = code(() => pool.check());
@@ -41,7 +39,21 @@ function afterDeadCheck(hold: string): Record<string, unknown> {
   `);
 }
 
-/** What afterDeadCheck gives once a check's locks are taken over. */
+/**
+ * {@linkcode afterDeadHolder} after the Worker `hold` (script source: its
+ * job) left a check's locks held and ended.
+ */
+function afterDeadCheck(hold: string): Record<string, unknown> {
+  return afterDeadHolder(`
+    const pool = BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 });
+    for (let lba = 0; lba < 8; lba++) pool.write(lba, block(lba));
+    const w = await worker();
+    out.inside = await ask(w, ${hold});
+    await end(w);
+  `);
+}
+
+/** What afterDeadHolder gives once the locks are taken over. */
 const ANSWERS = {
   check: 0,
   write: 0,
@@ -79,6 +91,120 @@ test("a Worker ended holding what a check() holds: later checks and writes of th
     `{ kind: "holdLock", path, lock: "check", pre: 0 }`,
   );
   assert.deepEqual(out, { inside: true, ...ANSWERS });
+});
+
+/**
+ * A pool without a BTT (as libpmemblk creates them: info blocks wiped),
+ * opened here as `pool` and by the Worker `w`; `pool` lays the BTT out
+ * (blocks 0..7 written), the Worker's open has none yet (script source).
+ */
+const LAID_OUT_SINCE = `
+    const { poolGeometry } = await import("@root/blk/mod.ts");
+    const { closeSync, openSync, writeSync } = await import("node:fs");
+    BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 }).close();
+    const fd = openSync(path, "r+");
+    const infoOff = poolGeometry(32 << 20, 512).arenas[0].infoOff;
+    for (const at of [8192, 8192 + infoOff]) {
+      writeSync(fd, new Uint8Array(4096), 0, 4096, at);
+    }
+    closeSync(fd);
+    const pool = BlockPool.open(path);
+    const w = await worker();
+    await ask(w, { kind: "open", path });
+    for (let lba = 0; lba < 8; lba++) pool.write(lba, block(lba));
+`;
+
+// Bug (Bun): an open that attached to the BTT another opener of the
+// process had laid out since it opened (at its first read, write, info,
+// ...) held the layout lock unmarked, as a layout does: when its Worker
+// ended there, every later wait for the lock (a check, an attach) failed
+// with EOWNERDEAD (-130) until the pool was reopened, though an attach
+// writes nothing to the pool. Its hold is marked read-only now, and taken
+// over. (The Worker's attach waits there for arena 0's ring lock, which
+// this thread holds. Deno cannot end a Worker there: the next test
+// leaves what an attach holds.)
+test(
+  "a Worker terminated while it attached to a layout another open made: later checks and writes go on",
+  () => {
+    const out = afterDeadHolder(`
+    ${LAID_OUT_SINCE}
+    const { LAYOUT_LOCK_WORD, lockWord, RING_LOCK, unlockWord } = await import(
+      "@root/blk/shared.ts"
+    );
+    {
+      // (closed before the pool: the file lock goes with the last open)
+      using share = FileShare.open(path, PoolShared.bytes(statSync(path).size));
+      const shared = new PoolShared(share.memory, 1);
+      lockWord(shared.arena(0), RING_LOCK, share.token);
+      // the Worker's read attaches, holding the layout lock, and waits
+      ask(w, { kind: "read", lba: 1 }).catch(() => {});
+      const held = () => Atomics.load(shared.control, LAYOUT_LOCK_WORD) !== 0;
+      for (let i = 0; i < 2000 && !held(); i++) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      out.inside = held();
+      await end(w);
+      unlockWord(shared.arena(0), RING_LOCK);
+    }
+  `);
+    assert.deepEqual(out, { inside: true, ...ANSWERS });
+  },
+  {
+    skip: RUNTIME === "deno"
+      ? "Deno cannot end a Worker inside synchronous code"
+      : undefined,
+  },
+);
+
+test("a Worker ended holding the layout lock as an attach does: later checks and writes go on", () => {
+  const out = afterDeadHolder(`
+    ${LAID_OUT_SINCE}
+    out.inside = await ask(w, { kind: "holdLock", path, lock: "attach", pre: 0 });
+    await end(w);
+  `);
+  assert.deepEqual(out, { inside: true, ...ANSWERS });
+});
+
+// Bug: the stripes of a check() whose Worker ended were let go only by
+// the recovery of an ended committer: each lane its opener held (here
+// one, as a write of its in flight holds it) was rebuilt from its flog
+// slot first, and where a slot could not be (here spoilt) every commit of
+// a block, and every check, failed with EOWNERDEAD (-130) until the pool
+// was reopened, though the check committed nothing. A check's stripes are
+// marked read-only now, and taken over as its layout lock is. (The lane
+// stays out until a take runs short, and then goes round as it is: its
+// opener's commit never began. The spoilt slot is the check's to report,
+// and the reopen's to refuse.)
+test("a Worker ended holding a check()'s locks and a lane that cannot be recovered: writes and checks go on", () => {
+  const out = deadOpenerScript(`
+    const pool = BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 });
+    for (let lba = 0; lba < 8; lba++) pool.write(lba, block(lba));
+    const w = await worker();
+    out.inside = await ask(w, {
+      kind: "holdLock", path, lock: "check", pre: 0, lanes: 1, spoil: true,
+    });
+    await end(w);
+    out.write = code(() => pool.write(1, block(41)));
+    out.async = await asyncCode(pool.writeAsync(2, block(42)));
+    out.group = await asyncCode(pool.writeMany(
+      [3, 4].map((lba) => ({ lba, data: block(40 + lba) })),
+    ));
+    out.zero = code(() => pool.setZero(5));
+    let problems;
+    out.check = code(() => { problems = pool.check().problems; });
+    out.flog = problems?.some((p) => p.includes("flog")) ?? false;
+    out.read = [0, 1, 2, 3, 4, 5].map((lba) => pool.read(lba)[0]);
+  `);
+  assert.deepEqual(out, {
+    inside: true,
+    write: 0,
+    async: 0,
+    group: 0,
+    zero: 0,
+    check: 0,
+    flog: true,
+    read: [0, 41, 42, 43, 44, 0],
+  });
 });
 
 // Bug: a check() run right after another let no commit through: a

@@ -74,17 +74,23 @@ export type SharedEdgesJob =
   /**
    * Join the pool's share and take a stripe lock, the ring lock, the
    * shutdown state's lock or the layout lock (`layout`: the BTT marked
-   * laid out too, as a layout under way that others must wait for), or
+   * laid out too, as a layout under way that others must wait for;
+   * `attach`: as an open takes it to attach to a layout already made), or
    * what a check() holds (`check`: the layout lock and every stripe, as
-   * check() takes them); with `halfPop`, then begin taking a lane off the
-   * ring and stop half way.
+   * check() takes them; with `lanes`, after taking that many lanes of
+   * arena 0 first, as writes of its in flight do, and with `spoil`, then
+   * making the first one's flog slot name a block beyond the arena, so
+   * the others cannot recover it online); with `halfPop`, then begin
+   * taking a lane off the ring and stop half way.
    */
   | {
     kind: "holdLock";
     path: string;
-    lock: "stripe" | "ring" | "state" | "layout" | "check";
+    lock: "stripe" | "ring" | "state" | "layout" | "attach" | "check";
     pre: number;
     halfPop?: boolean;
+    lanes?: number;
+    spoil?: boolean;
   }
   /**
    * Join the pool's share and take `n` lanes of arena 0 off the idle
@@ -228,7 +234,15 @@ function run(job: SharedEdgesJob): unknown {
       else if (job.lock === "layout") {
         shared.lockLayout("write");
         shared.setLaidOut();
+      } else if (job.lock === "attach") {
+        // (what BlockPool's #layOut takes, finding the BTT laid out)
+        shared.lockLayout("read");
       } else if (job.lock === "check") {
+        const lanes: number[] = [];
+        if (job.lanes && !table.take(job.lanes, lanes)) {
+          throw new Error("no idle lanes");
+        }
+        if (job.spoil) spoilFlogSlot(job.path, lanes[0]);
         shared.lockLayout("check", true);
         table.lockStripes();
       } else lockWord(table.words, RING_LOCK, share.token);
