@@ -78,7 +78,8 @@ import {
   LaneTable,
 } from "./lanes.ts";
 import { BlockQueues, type WriteTicket } from "./queues.ts";
-import { ARENA_WORDS, MAX_LANES, OPENS_WORD } from "./shared.ts";
+import { OPENS_WORD } from "./shared.ts";
+import { ARENA_WORDS, MAX_LANES } from "./arena_words.ts";
 
 export type { WriteTicket };
 

@@ -35,12 +35,8 @@ import {
 } from "./layout.ts";
 import { MAX_ACCESS, type Media } from "./media.ts";
 import type { LaneTable } from "./lanes.ts";
-import {
-  type PoolShared,
-  sleepMs,
-  STRIPE_SERVED,
-  STRIPE_WANT,
-} from "./shared.ts";
+import { type PoolShared, sleepMs } from "./shared.ts";
+import { STRIPE_SERVED, STRIPE_WANT } from "./arena_words.ts";
 import { FileShare } from "../pmem2/file_share.ts";
 
 /** The result of {@linkcode BlockPool.check}. */

@@ -51,6 +51,7 @@
 import type { FileShare } from "../pmem2/file_share.ts";
 import { onRing, pushLane } from "./lane_ring.ts";
 import type { ReadTracker } from "./read_tracking.ts";
+import { unlockWord } from "./shared.ts";
 import {
   LANE_BASE,
   LANE_LOST,
@@ -61,8 +62,7 @@ import {
   RING_LOCK,
   STRIPE_BASE,
   STRIPES,
-  unlockWord,
-} from "./shared.ts";
+} from "./arena_words.ts";
 
 /** The opener of an arena's {@linkcode LaneRecovery}, as its table sees it. */
 export interface RecoveringOpener {

@@ -33,7 +33,7 @@ import {
   RING_OP_SLOT,
   RING_POP,
   RING_PUSH,
-} from "./shared.ts";
+} from "./arena_words.ts";
 
 /**
  * Take the ring lock of `w` over from `holder`, whose thread ended, for

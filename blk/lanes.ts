@@ -46,6 +46,14 @@ import { popLane, pushLane, takeOverRing } from "./lane_ring.ts";
 import { LaneRecovery } from "./lane_recovery.ts";
 import { ReadTracker } from "./read_tracking.ts";
 import {
+  lanesLost,
+  lockWord,
+  ownerEnded,
+  READ_ONLY_HOLD,
+  releaseStripes,
+  unlockWord,
+} from "./shared.ts";
+import {
   ERROR,
   ERROR_COUNT,
   LANE_BASE,
@@ -58,21 +66,15 @@ import {
   LANE_WORDS,
   LANES,
   LANES_LOST,
-  lanesLost,
-  lockWord,
-  ownerEnded,
   PENDING_BASE,
   PENDING_BUCKETS,
-  READ_ONLY_HOLD,
-  releaseStripes,
   RING_IDLE,
   RING_LOCK,
   STRIPE_BASE,
   STRIPE_SERVED,
   STRIPE_WANT,
   STRIPES,
-  unlockWord,
-} from "./shared.ts";
+} from "./arena_words.ts";
 
 /** The arena's info block had the error flag set at open. */
 export const ARENA_INFO_FLAG = 1;

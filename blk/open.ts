@@ -68,7 +68,7 @@ import {
   type PoolJoin,
 } from "./join.ts";
 import { Media } from "./media.ts";
-import { MAX_LANES } from "./shared.ts";
+import { MAX_LANES } from "./arena_words.ts";
 import { EINVAL, ENOTSUP } from "../errors/errno.ts";
 
 /** What creating a pool needs (the public options). */

@@ -24,7 +24,7 @@ import {
   LEDGERS,
   READ_BASE,
   READ_BUCKETS,
-} from "./shared.ts";
+} from "./arena_words.ts";
 
 /** The index of the read-tracking bucket of post-map block `block`. */
 export function readBucket(block: number): number {

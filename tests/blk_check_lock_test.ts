@@ -128,9 +128,10 @@ test(
   () => {
     const out = afterDeadHolder(`
     ${LAID_OUT_SINCE}
-    const { LAYOUT_LOCK_WORD, lockWord, RING_LOCK, unlockWord } = await import(
+    const { LAYOUT_LOCK_WORD, lockWord, unlockWord } = await import(
       "@root/blk/shared.ts"
     );
+    const { RING_LOCK } = await import("@root/blk/arena_words.ts");
     {
       // (closed before the pool: the file lock goes with the last open)
       using share = FileShare.open(path, PoolShared.bytes(statSync(path).size));
@@ -216,7 +217,7 @@ test(
   "a commit waiting for a check's locks goes before the check that follows",
   () => {
     const out = deadOpenerScript(`
-    const { STRIPE_WANT } = await import("@root/blk/shared.ts");
+    const { STRIPE_WANT } = await import("@root/blk/arena_words.ts");
     const pool = BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 });
     pool.write(1, block(1));
     const writer = await worker();

@@ -15,14 +15,13 @@ import {
 } from "../blk/pool.ts";
 import { type Future, ThreadMover, wait, waitAll } from "../mod.ts";
 import { FileShare } from "../pmem2/file_share.ts";
+import { maxArenas, PoolShared } from "../blk/shared.ts";
 import {
   LANE_BASE,
   LANE_PENDING,
   LANE_PENDING_PRE,
   LANE_WORDS,
-  maxArenas,
-  PoolShared,
-} from "../blk/shared.ts";
+} from "../blk/arena_words.ts";
 import {
   assert,
   FS_EXT4,

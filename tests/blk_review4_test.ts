@@ -3,12 +3,8 @@
 // failed before the fix it names.
 import { statSync } from "node:fs";
 import { BlockPool } from "../blk/mod.ts";
-import {
-  maxArenas,
-  PoolShared,
-  READ_BASE,
-  READ_BUCKETS,
-} from "../blk/shared.ts";
+import { maxArenas, PoolShared } from "../blk/shared.ts";
+import { READ_BASE, READ_BUCKETS } from "../blk/arena_words.ts";
 import { FileShare } from "../pmem2/file_share.ts";
 import { all, wait } from "../future/mod.ts";
 import { ThreadMover } from "../mover/thread.ts";

@@ -11,11 +11,9 @@
  */
 import { BlockPool } from "../../blk/mod.ts";
 import { LaneTable } from "../../blk/lanes.ts";
+import { lockWord, maxArenas, PoolShared } from "../../blk/shared.ts";
 import {
   LANES,
-  lockWord,
-  maxArenas,
-  PoolShared,
   RING_BASE,
   RING_HEAD,
   RING_IDLE,
@@ -26,7 +24,7 @@ import {
   RING_OP_LANE,
   RING_OP_SLOT,
   RING_POP,
-} from "../../blk/shared.ts";
+} from "../../blk/arena_words.ts";
 import { FileShare } from "../../pmem2/file_share.ts";
 import { PmemError } from "../../errors/mod.ts";
 import { closeSync, openSync, statSync, writeSync } from "node:fs";
