@@ -25,12 +25,7 @@
  * @module
  */
 import { PmemError } from "../errors/mod.ts";
-import {
-  ARENA_WORDS,
-  LANES_LOST,
-  STRIPE_BASE,
-  STRIPES,
-} from "./arena_words.ts";
+import { ARENA_WORDS, STRIPE_BASE, STRIPES } from "./arena_words.ts";
 import { EOWNERDEAD } from "../errors/errno.ts";
 import { backend } from "../ffi/lib.ts";
 import { FileShare, lockToken } from "../pmem2/file_share.ts";
