@@ -671,48 +671,56 @@ test("ThreadMover: a completion wakes a sleeper at once (async and blocking)", a
   assert.equal(deviceStats(mover).lostWakeups, 0);
 });
 
-test("ThreadMover: no lost wake-up over 2000 sleeps of the executor", async () => {
-  // one worker and 8 MiB copies: each op outlasts the executor's spin, so
-  // every wait ends in a sleep that only a completion signal should end;
-  // a sleep that times out although its completion came is counted lost
-  using mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
-  // The executor sleeps 10 ms (wait()) or 50 ms (await) at a time. Under
-  // load a 2 MiB descriptor can outlast that, and a completion that lands
-  // between such an honest timeout and the device's look at the sequence
-  // is counted lost too (CI-like load: 3 runs in 16). So each of the
-  // executor's sleeps is given 3 s here: its protocol is unchanged, and
-  // a sleep that still times out was ended by no completion although one
-  // was due (lost, or slept for a sequence no completion reaches).
-  const dev = threadMoverDevice(mover);
-  const { block, sleep } = dev;
-  let timedOut = 0;
-  dev.block = (seq, _timeoutMs, waiting) => {
-    const woken = block.call(dev, seq, 3000, waiting);
-    if (!woken) timedOut++;
-    return woken;
-  };
-  dev.sleep = async (seq, _timeoutMs, waiting) => {
-    const woken = await sleep.call(dev, seq, 3000, waiting);
-    if (!woken) timedOut++;
-    return woken;
-  };
-  const src = new Uint8Array(8 << 20).fill(1);
-  const dst = new Uint8Array(8 << 20);
-  for (let i = 0; i < 1000; i++) {
-    await mover.memcpy(dst, src);
-    wait(mover.memset(dst, i & 255));
-    const lost = deviceStats(mover).lostWakeups;
-    assert.equal(lost, 0, `${lost} wake-up(s) lost by op ${2 * i + 1}`);
-    assert.equal(
-      timedOut,
-      0,
-      `${timedOut} sleep(s) timed out by op ${2 * i + 1}`,
-    );
-  }
-  assert.equal(dst[1000], 999 & 255);
-  const stats = deviceStats(mover);
-  assert.ok(stats.sleeps >= 2000, `only ${stats.sleeps} sleeps`);
-});
+test(
+  "ThreadMover: no lost wake-up over 2000 sleeps of the executor",
+  async () => {
+    // one worker and 8 MiB copies: each op outlasts the executor's spin, so
+    // every wait ends in a sleep that only a completion signal should end;
+    // a sleep that times out although its completion came is counted lost
+    using mover = new ThreadMover({ threads: 1, inlineThreshold: 0 });
+    // The executor sleeps 10 ms (wait()) or 50 ms (await) at a time. Under
+    // load a 2 MiB descriptor can outlast that, and a completion that lands
+    // between such an honest timeout and the device's look at the sequence
+    // is counted lost too (CI-like load: 3 runs in 16). So each of the
+    // executor's sleeps is given 3 s here: its protocol is unchanged, and
+    // a sleep that still times out was ended by no completion although one
+    // was due (lost, or slept for a sequence no completion reaches).
+    const dev = threadMoverDevice(mover);
+    const { block, sleep } = dev;
+    let timedOut = 0;
+    dev.block = (seq, _timeoutMs, waiting) => {
+      const woken = block.call(dev, seq, 3000, waiting);
+      if (!woken) timedOut++;
+      return woken;
+    };
+    dev.sleep = async (seq, _timeoutMs, waiting) => {
+      const woken = await sleep.call(dev, seq, 3000, waiting);
+      if (!woken) timedOut++;
+      return woken;
+    };
+    const src = new Uint8Array(8 << 20).fill(1);
+    const dst = new Uint8Array(8 << 20);
+    for (let i = 0; i < 1000; i++) {
+      await mover.memcpy(dst, src);
+      wait(mover.memset(dst, i & 255));
+      const lost = deviceStats(mover).lostWakeups;
+      assert.equal(lost, 0, `${lost} wake-up(s) lost by op ${2 * i + 1}`);
+      assert.equal(
+        timedOut,
+        0,
+        `${timedOut} sleep(s) timed out by op ${2 * i + 1}`,
+      );
+    }
+    assert.equal(dst[1000], 999 & 255);
+    const stats = deviceStats(mover);
+    assert.ok(stats.sleeps >= 2000, `only ${stats.sleeps} sleeps`);
+  },
+  {
+    // 1-2 s on an idle machine; 4-10 s beside two CPU hogs, where Bun's
+    // 5 s default timed out (5 runs in 6 without bun test's --timeout)
+    timeout: 60_000,
+  },
+);
 
 test("ThreadMover: a device with a sleep pending is freed only after it returns", async () => {
   // On Deno a sleep is a native wait queued on the runtime's blocking

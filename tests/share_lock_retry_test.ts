@@ -3,8 +3,12 @@
 // thread keeps the descriptors until its exec) is waited for briefly; one
 // held for longer is refused, as libpmemblk refuses a second process.
 import { spawn } from "node:child_process";
+import { readlinkSync } from "node:fs";
 import { BlockPool, PmemError } from "../mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
+import { ask, startWorker } from "./workers/jobs.ts";
+
+const HOLDER = new URL("./workers/release_worker.ts", import.meta.url).href;
 
 /** Hold `path`'s flock in a child for `seconds`; resolves once it holds it. */
 function holdLock(path: string, seconds: number) {
@@ -29,13 +33,36 @@ test("an open waits a moment for a lock held elsewhere, and refuses one held for
   const path = tempPath();
   BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 }).close();
   {
-    // released 30 ms after it was taken: the open went on at once before
-    // and failed with "open in another process"
-    const h = holdLock(path, 0.03);
-    await h.held;
-    using pool = BlockPool.open(path);
-    assert.equal(pool.blockSize, 512);
-    await h.ended;
+    // held when the open begins, released once the open waits for it:
+    // the open went on at once before and failed with "open in another
+    // process". Not a child that lets go after 30 ms: on a loaded machine
+    // its hold outlasted the open's 100 ms wait (the child not run in
+    // time), or ended before the open began. A Worker holds it on a
+    // descriptor of its own and lets go once this thread sleeps in the
+    // open's wait.
+    const words = new Int32Array(new SharedArrayBuffer(8));
+    const w = await startWorker(HOLDER);
+    try {
+      const released = ask(w, {
+        path,
+        thread: readlinkSync("/proc/thread-self"), // this one
+        words: words.buffer,
+      });
+      // (a Worker that failed ends the wait too, and its error the test)
+      let answered = false;
+      released.then(() => answered = true, () => answered = true);
+      while (!answered && Atomics.load(words, 1) === 0) {
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      Atomics.store(words, 0, 1);
+      Atomics.notify(words, 0);
+      using pool = BlockPool.open(path);
+      assert.equal(pool.blockSize, 512);
+      await released;
+    } finally {
+      Atomics.store(words, 0, 2);
+      w.terminate();
+    }
   }
   {
     const h = holdLock(path, 5);
