@@ -5,7 +5,7 @@
 // whose Worker ended holding them, and checks that run back to back while
 // others write.
 import { assert, RUNTIME, test } from "./_harness.ts";
-import { deadOpenerScript } from "./dead_opener.ts";
+import { deadOpenerScript, POOL_WITHOUT_BTT } from "./dead_opener.ts";
 
 /**
  * After `start` (script source: it makes `pool`, blocks 0..7 written,
@@ -99,15 +99,7 @@ test("a Worker ended holding what a check() holds: later checks and writes of th
  * (blocks 0..7 written), the Worker's open has none yet (script source).
  */
 const LAID_OUT_SINCE = `
-    const { poolGeometry } = await import("@root/blk/mod.ts");
-    const { closeSync, openSync, writeSync } = await import("node:fs");
-    BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 }).close();
-    const fd = openSync(path, "r+");
-    const infoOff = poolGeometry(32 << 20, 512).arenas[0].infoOff;
-    for (const at of [8192, 8192 + infoOff]) {
-      writeSync(fd, new Uint8Array(4096), 0, 4096, at);
-    }
-    closeSync(fd);
+    ${POOL_WITHOUT_BTT}
     const pool = BlockPool.open(path);
     const w = await worker();
     await ask(w, { kind: "open", path });

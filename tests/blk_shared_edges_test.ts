@@ -14,7 +14,7 @@ import { FileShare } from "../pmem2/file_share.ts";
 import { createBlockPool } from "../testing/mod.ts";
 import { assert, patch, runScript, tempPath, test } from "./_harness.ts";
 import { decode } from "./workers/blk_blocks.ts";
-import { deadOpenerScript } from "./dead_opener.ts";
+import { deadOpenerScript, POOL_WITHOUT_BTT } from "./dead_opener.ts";
 import {
   ask as askJob,
   startWorker as startJobWorker,
@@ -464,16 +464,7 @@ test("a Worker ended holding the shutdown state's lock: opens, closes and checks
 // the layout lock passed no op. Each operation names itself now.
 test("a Worker ended holding the layout lock: each operation's EOWNERDEAD names that operation", () => {
   const out = deadOpenerScript(`
-    // a pool without a BTT (as libpmemblk creates them): info blocks wiped
-    BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 }).close();
-    const { poolGeometry } = await import("@root/blk/mod.ts");
-    const { closeSync, openSync, writeSync } = await import("node:fs");
-    const fd = openSync(path, "r+");
-    const infoOff = poolGeometry(32 << 20, 512).arenas[0].infoOff;
-    for (const at of [8192, 8192 + infoOff]) {
-      writeSync(fd, new Uint8Array(4096), 0, 4096, at);
-    }
-    closeSync(fd);
+    ${POOL_WITHOUT_BTT}
     const pool = BlockPool.open(path);
     const w = await worker();
     // the Worker marks the BTT laid out and holds the layout lock: every

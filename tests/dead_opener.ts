@@ -16,6 +16,25 @@ import {
 } from "./_harness.ts";
 
 /**
+ * Script source for {@linkcode deadOpenerScript}'s body: a pool at `path`
+ * without a BTT, as libpmemblk creates them (its info blocks wiped), so
+ * that its first write lays the BTT out.
+ */
+export const POOL_WITHOUT_BTT = `
+    BlockPool.create(path, { blockSize: 512, poolSize: 32 << 20 }).close();
+    {
+      const { poolGeometry } = await import("@root/blk/mod.ts");
+      const { closeSync, openSync, writeSync } = await import("node:fs");
+      const fd = openSync(path, "r+");
+      const infoOff = poolGeometry(32 << 20, 512).arenas[0].infoOff;
+      for (const at of [8192, 8192 + infoOff]) {
+        writeSync(fd, new Uint8Array(4096), 0, 4096, at);
+      }
+      closeSync(fd);
+    }
+`;
+
+/**
  * Run `body` in a child with a pool at `path` and the Worker of
  * `shared_edges_worker.ts` (`worker()` starts one, `end(w)` terminates it
  * and waits for its thread to end); `out` is printed and returned.
