@@ -21,11 +21,16 @@ export interface Run {
   stderr: string;
 }
 
+/** The command line that runs `script ...args` on this runtime. */
+function runtimeArgv(script: string, args: string[]): string[] {
+  return RUNTIME === "deno"
+    ? [process.execPath, "run", "-A", "--no-check", script, ...args]
+    : [process.execPath, script, ...args];
+}
+
 /** The command line that runs `asyncpmem ...args` on this runtime. */
 export function cliArgv(...args: string[]): string[] {
-  return RUNTIME === "deno"
-    ? [process.execPath, "run", "-A", "--no-check", CLI, ...args]
-    : [process.execPath, CLI, ...args];
+  return runtimeArgv(CLI, args);
 }
 
 /** Run `asyncpmem ...args` on this runtime. */
@@ -52,10 +57,7 @@ export function cliBatch(...commands: string[][]): Run[] {
   const file = tempPath("cli-batch.json");
   writeFileSync(file, JSON.stringify(commands));
   const nonce = `batch-${Math.random().toString(36).slice(2)}`;
-  const script = join(ROOT, "tests", "cli_batch.ts");
-  const argv = RUNTIME === "deno"
-    ? [process.execPath, "run", "-A", "--no-check", script, file, nonce]
-    : [process.execPath, script, file, nonce];
+  const argv = runtimeArgv(join(ROOT, "tests", "cli_batch.ts"), [file, nonce]);
   const r = spawnSync(argv[0], argv.slice(1), {
     encoding: "utf8",
     env: { ...process.env, NO_COLOR: "1" },
