@@ -320,7 +320,10 @@ export class PoolShared {
    * attaches to one another opener laid out, or a check() runs). A holder
    * whose thread ended while it only read the pool (a check, an attach:
    * {@linkcode READ_ONLY_HOLD}) is taken over: it left nothing half done.
-   * One that was laying the BTT out fails the wait.
+   * So is one that ended after its layout was marked done
+   * ({@linkcode PoolShared.setLaidOut} is a layout's last shared write:
+   * what it did after, before its unlock, was its own). Only one that
+   * ended in the middle of laying the BTT out fails the wait.
    *
    * A hold taken once the BTT is laid out is marked read-only: the BTT is
    * laid out only by a holder that found it was not, and once laid out
@@ -345,7 +348,7 @@ export class PoolShared {
       token,
       this.#share,
       (holder) => {
-        if ((holder & READ_ONLY_HOLD) === 0) {
+        if ((holder & READ_ONLY_HOLD) === 0 && !this.laidOut) {
           throw ownerEnded(this.#share?.path ?? "", what, op);
         }
         return Atomics.compareExchange(i32, LAYOUT_LOCK, holder, token) ===

@@ -26,6 +26,8 @@ import {
   RING_POP,
 } from "../../blk/arena_words.ts";
 import { FileShare } from "../../pmem2/file_share.ts";
+import { openPoolFile } from "../../blk/open.ts";
+import { layOutBtt } from "../../blk/btt.ts";
 import { PmemError } from "../../errors/mod.ts";
 import { closeSync, openSync, statSync, writeSync } from "node:fs";
 import { FLOG_ENTRY_SIZE, FLOG_SLOT_SIZE } from "../../blk/layout.ts";
@@ -71,9 +73,11 @@ export type SharedEdgesJob =
   }
   /**
    * Join the pool's share and take a stripe lock, the ring lock, the
-   * shutdown state's lock or the layout lock (`layout`: the BTT marked
-   * laid out too, as a layout under way that others must wait for;
-   * `attach`: as an open takes it to attach to a layout already made), or
+   * shutdown state's lock or the layout lock (`layout`: as a layout under
+   * way, not yet marked done; `laidOut`: opening the pool file and laying
+   * its BTT out for real, marked done, the lock kept as a layout that
+   * ends before its unlock keeps it; `attach`: as an open takes it to
+   * attach to a layout already made), or
    * what a check() holds (`check`: the layout lock and every stripe, as
    * check() takes them; with `lanes`, after taking that many lanes of
    * arena 0 first, as writes of its in flight do, and with `spoil`, then
@@ -84,7 +88,14 @@ export type SharedEdgesJob =
   | {
     kind: "holdLock";
     path: string;
-    lock: "stripe" | "ring" | "state" | "layout" | "attach" | "check";
+    lock:
+      | "stripe"
+      | "ring"
+      | "state"
+      | "layout"
+      | "laidOut"
+      | "attach"
+      | "check";
     pre: number;
     halfPop?: boolean;
     lanes?: number;
@@ -229,9 +240,13 @@ function run(job: SharedEdgesJob): unknown {
       const { share, shared, table } = joinArena0(job.path);
       if (job.lock === "stripe") table.lockStripe(job.pre);
       else if (job.lock === "state") shared.lockShutdownState();
-      else if (job.lock === "layout") {
-        shared.lockLayout("write");
-        shared.setLaidOut();
+      else if (job.lock === "layout") shared.lockLayout("write");
+      else if (job.lock === "laidOut") {
+        // what BlockPool's first write does, short of the unlock (the
+        // pool file's own share is the one whose lock it holds)
+        const file = openPoolFile(job.path, {}, {});
+        file.join.shared.lockLayout("write");
+        layOutBtt(file);
       } else if (job.lock === "attach") {
         // (what BlockPool's #layOut takes, finding the BTT laid out)
         shared.lockLayout("read");
