@@ -30,6 +30,7 @@ import {
   trueBytes,
 } from "../ffi/validate.ts";
 import { type Vdm, VdmFlags } from "../mover/vdm.ts";
+import { moverFuture } from "../mover/_user_future.ts";
 import type { Granularity } from "./config.ts";
 import { checkMemFlags, MemFlags } from "./flags.ts";
 import type { PersistTracer } from "./tracer.ts";
@@ -138,8 +139,18 @@ export class DurableCopies {
     return this.#one(
       (f) =>
         move
-          ? host.mover.memmove(dst, bytes, f, options)
-          : host.mover.memcpy(dst, bytes, f, options),
+          ? moverFuture(
+            host.mover.memmove(dst, bytes, f, options),
+            host.mover,
+            "memmove",
+            "memcpyAsync",
+          )
+          : moverFuture(
+            host.mover.memcpy(dst, bytes, f, options),
+            host.mover,
+            "memcpy",
+            "memcpyAsync",
+          ),
       dstOffset,
       bytes.byteLength,
       flags,
@@ -173,7 +184,13 @@ export class DurableCopies {
     const dst = host.view(dstOffset, length);
     const src = host.view(srcOffset, length);
     return this.#one(
-      (f) => host.mover.memmove(dst, src, f, options),
+      (f) =>
+        moverFuture(
+          host.mover.memmove(dst, src, f, options),
+          host.mover,
+          "memmove",
+          "memmoveAsync",
+        ),
       dstOffset,
       length,
       flags,
@@ -195,7 +212,13 @@ export class DurableCopies {
     options = checkFutureOptions(options, "memsetAsync");
     const dst = host.view(dstOffset, length);
     return this.#one(
-      (f) => host.mover.memset(dst, value, f, options),
+      (f) =>
+        moverFuture(
+          host.mover.memset(dst, value, f, options),
+          host.mover,
+          "memset",
+          "memsetAsync",
+        ),
       dstOffset,
       length,
       flags,
@@ -295,15 +318,20 @@ export class DurableCopies {
     const durable = host.granularity === "cache-line" &&
       host.mover.supports(VdmFlags.DURABLE);
     const flags = durable ? VdmFlags.DURABLE : 0;
-    const batch = host.mover.batch(
-      entries.map((e) => ({
-        // a source over its own destination is moved
-        op: e.move ? "memmove" as const : "memcpy" as const,
-        dst: host.view(e.offset, e.data.byteLength),
-        src: e.data,
-        flags,
-      })),
-      options,
+    const batch = moverFuture(
+      host.mover.batch(
+        entries.map((e) => ({
+          // a source over its own destination is moved
+          op: e.move ? "memmove" as const : "memcpy" as const,
+          dst: host.view(e.offset, e.data.byteLength),
+          src: e.data,
+          flags,
+        })),
+        options,
+      ),
+      host.mover,
+      "batch",
+      "memcpyManyAsync",
     );
     const ranges = () =>
       entries.map((e) => ({ offset: e.offset, length: e.data.byteLength }));

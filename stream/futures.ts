@@ -27,6 +27,7 @@ import {
 } from "../future/future.ts";
 import { runsInline } from "../mover/_inline.ts";
 import { refusedBy } from "../mover/_refused.ts";
+import { moverFuture } from "../mover/_user_future.ts";
 import type { BatchEntry, Vdm } from "../mover/vdm.ts";
 import type { Level, LogCore, Reserved } from "./core.ts";
 import { RESERVATION } from "./owners.ts";
@@ -130,7 +131,8 @@ export class CopyScheduler {
     if (members.length === 0) return;
     let future: Future<void>;
     try {
-      future = this.#mover.batch(ops);
+      const mover = this.#mover;
+      future = moverFuture(mover.batch(ops), mover, "batch", "appendAsync");
     } catch (e) {
       // (a closed mover's error named its batch, not the user's call)
       const error = refusedBy(e, this.#mover, "appendAsync");

@@ -7,9 +7,10 @@
  * @module
  */
 import { BlockPool, MIN_POOL_SIZE } from "../blk/mod.ts";
-import { PmemError, rejected, type Vdm } from "../mod.ts";
+import { Mapping, PmemError, rejected, Source, type Vdm } from "../mod.ts";
+import { type Future, NO_CONTEXT } from "../future/mod.ts";
 import { ObjectPool, PersistentMap } from "../obj/mod.ts";
-import { LogStream } from "../stream/mod.ts";
+import { LogStream, PmemLog } from "../stream/mod.ts";
 import { assert, lastJsonLine, runScript, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
@@ -198,5 +199,127 @@ test("an asynchronous copy its data mover failed with undefined fails its call",
   await assert.rejects(
     async () => await stream.appendAsync(r, new Uint8Array(8)),
     eio("appendAsync"),
+  );
+});
+
+/**
+ * A data mover of the user's whose every operation returns `answer()`
+ * and does nothing: a value that is no Future, or a fake future.
+ */
+function moverAnswering(answer: () => unknown): Vdm {
+  const op = () => answer() as Future<void>;
+  return {
+    name: "odd",
+    capabilities: 0,
+    supports: (flags: number) => flags === 0,
+    memcpy: op,
+    memmove: op,
+    memset: op,
+    flush: op,
+    batch: op,
+    closed: false,
+    close() {},
+    [Symbol.dispose]() {},
+  };
+}
+
+/**
+ * Poll `f` by hand until it settles (at most 100 polls: a future that
+ * waits for ever stays pending) and return its state.
+ */
+function pollByHand(f: Future<unknown>): string {
+  for (let i = 0; i < 100 && !f.done; i++) f.poll(NO_CONTEXT);
+  return f.state;
+}
+
+/**
+ * Every store's asynchronous call through `mover` fails by hand polling
+ * with a PmemError (EIO) of that call whose message matches `said`, and
+ * writes nothing. The object pool's transaction, committed before its
+ * mover applies it, is in the pool when it is opened again.
+ */
+function everyStoreFails(mover: Vdm, said: RegExp): void {
+  // (a mapping's copy calls its mover at the call: it throws there)
+  const failed = (op: string, f: Future<unknown> | (() => Future<unknown>)) => {
+    let e: unknown;
+    try {
+      if (typeof f === "function") f = f();
+      assert.equal(pollByHand(f), "failed", `${op} settled: ${f.state}`);
+      e = f.error;
+    } catch (thrown) {
+      e = thrown;
+    }
+    assert.ok(
+      e instanceof PmemError && e.op === op && e.code === -5 &&
+        said.test(e.message),
+      `${op}: ${e}`,
+    );
+  };
+  using pool = BlockPool.create(tempPath(), {
+    blockSize: 512,
+    poolSize: MIN_POOL_SIZE,
+    mover,
+  });
+  failed("writeAsync", pool.writeAsync(1, new Uint8Array(512).fill(7)));
+  failed(
+    "writeMany",
+    pool.writeMany([{ lba: 2, data: new Uint8Array(512).fill(7) }]),
+  );
+  // one batch for two calls: each fails in its own words
+  const a = pool.writeAsync(4, new Uint8Array(512).fill(7));
+  const b = pool.writeMany([{ lba: 5, data: new Uint8Array(512).fill(7) }]);
+  a.poll(NO_CONTEXT);
+  b.poll(NO_CONTEXT);
+  failed("writeAsync", a);
+  failed("writeMany", b);
+  assert.deepEqual([1, 2, 4, 5].map((lba) => pool.read(lba)[0]), [0, 0, 0, 0]);
+  pool.write(3, new Uint8Array(512).fill(3));
+  failed("readAsync", pool.readAsync(3));
+  using stream = LogStream.create(tempPath(), { size: 1 << 20, mover });
+  const r = stream.allocateRegion(64 << 10);
+  failed("appendAsync", stream.appendAsync(r, new Uint8Array(8).fill(1)));
+  // (a PmemLog copies on this thread what its mover failed to copy)
+  using log = PmemLog.create(tempPath(), { poolSize: 2 * MiB, mover });
+  const appended = log.appendAsync(new Uint8Array(8).fill(6));
+  assert.equal(pollByHand(appended), "complete");
+  const walked: number[] = [];
+  log.walk(0, (chunk) => walked.push(...chunk));
+  assert.deepEqual(walked, [6, 6, 6, 6, 6, 6, 6, 6]);
+  using src = Source.fromAnon(1 << 16);
+  using map = Mapping.map(src, { mover });
+  failed("memcpyAsync", () => map.memcpyAsync(0, new Uint8Array(64).fill(1)));
+  failed("memsetAsync", () => map.memsetAsync(0, 1, 64));
+  const back = new Uint8Array(64);
+  map.read(0, back);
+  assert.equal(back.some((b) => b !== 0), false);
+  const path = tempPath();
+  {
+    using obj = ObjectPool.create(path, { size: 8 * MiB, layout: "t", mover });
+    const root = obj.root(4096);
+    // (1 KiB: the pool applies an entry this long through its mover)
+    const tx = obj.txAsync((t) =>
+      t.write(root, 0, new Uint8Array(1024).fill(9))
+    );
+    // ("apply": the pool's application of its committed transactions)
+    failed("apply", tx);
+  }
+  using obj = ObjectPool.open(path, { layout: "t" });
+  assert.equal(obj.tx((t) => t.read(obj.root(4096), 0, 1024)[1023]), 9);
+}
+
+// Bug: a data mover of the user's whose operation returned something that
+// was no Future (a Promise, undefined) failed each store's call in the
+// engine's words ("copy.future.poll is not a function"), and an object
+// pool stopped on that TypeError. The call now fails with a PmemError
+// (EIO) naming the mover and its operation, as for a mover that failed
+// with undefined.
+test("a data mover whose operation returns no Future fails the store's call naming it", () => {
+  everyStoreFails(
+    moverAnswering(() => Promise.resolve()),
+    /data mover \(odd\) returned a Promise from (batch|memcpy|memset), not a Future/,
+  );
+  everyStoreFails(
+    moverAnswering(() => undefined),
+    /data mover \(odd\) returned undefined from (batch|memcpy|memset), not a Future/,
   );
 });
