@@ -7,8 +7,21 @@
  * @module
  */
 import { BlockPool, MIN_POOL_SIZE } from "../blk/mod.ts";
-import { Mapping, PmemError, rejected, Source, type Vdm } from "../mod.ts";
-import { type Future, NO_CONTEXT } from "../future/mod.ts";
+import {
+  Mapping,
+  PmemError,
+  rejected,
+  Source,
+  ThreadMover,
+  type Vdm,
+} from "../mod.ts";
+import {
+  all,
+  type Future,
+  NO_CONTEXT,
+  type PollContext,
+  wait,
+} from "../future/mod.ts";
 import { ObjectPool, PersistentMap } from "../obj/mod.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { assert, lastJsonLine, runScript, tempPath, test } from "./_harness.ts";
@@ -340,4 +353,44 @@ test("a data mover whose future answers an unknown state fails the store's call,
     moverAnswering(() => fake),
     /data mover \(odd\) answered poll\(\) with an unknown state \("done"\) for its (batch|memcpy|memset)/,
   );
+});
+
+// Bug: `Future.poll(null)` handed null to the future's step, and a leaf
+// that registers its wake source (a ThreadMover's copy, an `all` of one)
+// failed for good on the engine's TypeError ("Cannot read properties of
+// null"); so did any context that is no PollContext (5, {}). null is now
+// no context, as miniasync's `future_poll(fut, NULL)`; anything else that
+// is no PollContext is a TypeError at the call, the future untouched.
+test("Future.poll(null) polls with no context; a context that is no PollContext is a TypeError that leaves the future usable", () => {
+  using mover = new ThreadMover();
+  const bytes = new Uint8Array(1 << 20);
+  const f = mover.memset(bytes, 1);
+  assert.notEqual(f.poll(null as unknown as PollContext), "failed");
+  wait(f);
+  assert.equal(bytes[bytes.length - 1], 1);
+  const bad = [5, "x", {}, { waitOn: 1 }, { waitOn() {}, pollSoon: 1 }, {
+    waitOn() {},
+    refuse: {},
+  }];
+  for (
+    const make of [
+      () => mover.memset(bytes, 2),
+      () => all([mover.memset(bytes, 2)]),
+    ]
+  ) {
+    const g: Future<unknown> = make();
+    for (const ctx of bad) {
+      assert.throws(
+        () => g.poll(ctx as unknown as PollContext),
+        (e: unknown) =>
+          e instanceof TypeError &&
+          /^Cannot poll: the context must be a PollContext/.test(e.message),
+      );
+      assert.equal(g.state, "idle");
+    }
+    wait(g);
+    assert.equal(g.state, "complete");
+    assert.equal(bytes[bytes.length - 1], 2);
+    bytes.fill(0);
+  }
 });
