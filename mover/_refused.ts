@@ -18,8 +18,9 @@ import type { Vdm } from "./vdm.ts";
  * made `op`, not the mover's batch inside it; `undefined` (a mover of
  * the user's) becomes a `PmemError` (EIO) of `op`; any other error is
  * returned as it is, a `ClosedError` of another object included (the
- * store's mapping: "persist: Mapping is closed"; a buffer resized under
- * a copy), even while the mover is closed: it is not the mover's. A
+ * store's mapping: "persist: Mapping is closed"; a copy's array that is
+ * a view of a mapping closed since), even while the mover is closed: it
+ * is not the mover's. A
  * {@linkcode moverFault} made for another call of the same copy (one
  * batch for several writes) is worded again for `op`.
  *

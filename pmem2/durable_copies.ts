@@ -27,6 +27,7 @@ import {
   checkByte,
   checkBytes,
   checkRange,
+  holds,
   trueBytes,
 } from "../ffi/validate.ts";
 import { type Vdm, VdmFlags } from "../mover/vdm.ts";
@@ -76,6 +77,8 @@ export interface DurableHost {
 export interface Sources {
   /** The arrays. */
   arrays: readonly Uint8Array[];
+  /** Their bytes at the call: the copy's lengths. */
+  lengths: readonly number[];
   /** Their argument's name. */
   name: string;
   /** The call. */
@@ -154,7 +157,7 @@ export class DurableCopies {
       dstOffset,
       bytes.byteLength,
       flags,
-      { arrays: [bytes], name: "src", op: "memcpyAsync" },
+      { arrays: [bytes], lengths: [length], name: "src", op: "memcpyAsync" },
     );
   }
 
@@ -340,6 +343,7 @@ export class DurableCopies {
       : chain(batch, () => fromStep(() => host.persistRanges(ranges())));
     return new TrackedCopy(future, this.#inflight, {
       arrays: entries.map((e) => e.data),
+      lengths: entries.map((e) => e.data.byteLength),
       name: "data",
       op: "memcpyManyAsync",
     });
@@ -410,8 +414,19 @@ class TrackedCopy extends Future<void> {
     const sources = this.#sources;
     if (sources !== undefined) {
       this.#sources = undefined;
-      for (const a of sources.arrays) {
-        checkStillAttached(a, sources.name, sources.op);
+      const { arrays, lengths, name, op } = sources;
+      for (let i = 0; i < arrays.length; i++) {
+        checkStillAttached(arrays[i], name, op);
+        // shrunk: the mover would fail the copy in the words of its own
+        // operation ("memcpy"); a grown array's first bytes are copied
+        // (the length was taken at the call)
+        if (lengths[i] !== 0 && !holds(arrays[i], lengths[i])) {
+          throw new RangeError(
+            `Cannot ${op}: ${name} shrank from ${lengths[i]} to ${
+              byteLengthOf(arrays[i])
+            } bytes (its buffer was resized) before the copy started; nothing was copied`,
+          );
+        }
       }
     }
     const state = this.#inner.poll(ctx);

@@ -161,9 +161,13 @@ function exactly(data: Uint8Array, n: number): boolean {
   return holds(data, n) && data[n] === undefined;
 }
 
-/** The error of an append whose data changed size before its copy. */
-function changedData(length: number, now: number): TypeError {
-  return new TypeError(
+/**
+ * The error of an append whose data changed size before its copy: a
+ * RangeError, as every store words an array resized after its call (a
+ * detached one is the TypeError of `checkAttached`).
+ */
+function changedData(length: number, now: number): RangeError {
+  return new RangeError(
     `Cannot appendAsync: data changed from ${length} to ${now} bytes (resized) before its copy started; nothing was written`,
   );
 }

@@ -8,6 +8,7 @@
  */
 import { BlockPool, MIN_POOL_SIZE } from "../blk/mod.ts";
 import {
+  CpuMover,
   Mapping,
   PmemError,
   rejected,
@@ -392,5 +393,77 @@ test("Future.poll(null) polls with no context; a context that is no PollContext 
     assert.equal(g.state, "complete");
     assert.equal(bytes[bytes.length - 1], 2);
     bytes.fill(0);
+  }
+});
+
+// Bug: an array resized (a resizable ArrayBuffer shrunk or grown) after
+// an asynchronous call and before its work started failed that work with
+// a class that depended on the store: a RangeError (BlockPool), a
+// TypeError (LogStream.appendAsync, as for a detached array), a
+// ClosedError naming the mover's own operation (the movers, and
+// Mapping.memcpyAsync through them: "memcpy: a buffer shrank", though
+// nothing had closed). The rule now: resized is a RangeError of the
+// call, detached a TypeError of the call (a view of a mapping closed
+// since: ClosedError, as before).
+test("an array resized after an asynchronous call fails it with a RangeError, detached with a TypeError, on every store", async () => {
+  using cpu = new CpuMover();
+  using threads = new ThreadMover();
+  using pool = BlockPool.create(tempPath(), {
+    blockSize: 512,
+    poolSize: MIN_POOL_SIZE,
+  });
+  using stream = LogStream.create(tempPath(), { size: 1 << 20 });
+  const region = stream.allocateRegion(64 << 10);
+  using src = Source.fromAnon(1 << 20);
+  using map = Mapping.map(src);
+  const calls: [string, number, (b: Uint8Array) => Future<unknown>][] = [
+    ["writeAsync", 512, (b) => pool.writeAsync(1, b)],
+    ["writeMany", 512, (b) => pool.writeMany([{ lba: 1, data: b }])],
+    ["readAsync", 512, (b) => pool.readAsync(1, b)],
+    ["appendAsync", 64, (b) => stream.appendAsync(region, b)],
+    ["memcpyAsync", 4096, (b) => map.memcpyAsync(0, b)],
+    [
+      "memcpyManyAsync",
+      4096,
+      (b) => map.memcpyManyAsync([{ offset: 0, data: b }]),
+    ],
+    ["memcpy", 4096, (b) => cpu.memcpy(new Uint8Array(8192), b)],
+    ["memset", 4096, (b) => cpu.memset(b, 1)],
+    // (1 MiB: the threads copy it, not the polling thread)
+    ["memcpy", 1 << 20, (b) => threads.memcpy(new Uint8Array(2 << 20), b)],
+  ];
+  const outcome = async (f: Future<unknown>) => {
+    try {
+      return await f;
+    } catch (e) {
+      return e;
+    }
+  };
+  const failsWith = (
+    e: unknown,
+    type: typeof RangeError | typeof TypeError,
+    op: string,
+    what: string,
+  ) =>
+    assert.ok(
+      e instanceof type && e.message.startsWith(`Cannot ${op}: `),
+      `${op} of a ${what} array: ${e}`,
+    );
+  for (const [op, n, call] of calls) {
+    const resizable = new ArrayBuffer(n, { maxByteLength: 2 * n });
+    const shrunk = call(new Uint8Array(resizable).fill(1));
+    resizable.resize(n / 2);
+    const plain = new ArrayBuffer(n);
+    const detached = call(new Uint8Array(plain).fill(1));
+    plain.transfer();
+    failsWith(await outcome(shrunk), RangeError, op, "shrunk");
+    failsWith(await outcome(detached), TypeError, op, "detached");
+  }
+  // grown: the stores that take the array whole as their record
+  for (const [op, n, call] of calls.slice(0, 2).concat([calls[3]])) {
+    const resizable = new ArrayBuffer(n, { maxByteLength: 2 * n });
+    const grown = call(new Uint8Array(resizable).fill(1));
+    resizable.resize(2 * n);
+    failsWith(await outcome(grown), RangeError, op, "grown");
   }
 });
