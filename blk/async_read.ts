@@ -25,6 +25,7 @@ import {
 import { runsInline } from "../mover/_inline.ts";
 import type { BatchEntry, Vdm } from "../mover/vdm.ts";
 import { refusedBy } from "../mover/_refused.ts";
+import { moverFuture } from "../mover/_user_future.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { Arena } from "./arena.ts";
 import { MAP_ERROR, MAP_FLAGS, MAP_LBA_MASK, MAP_NORMAL } from "./layout.ts";
@@ -245,7 +246,13 @@ export class ReadScheduler {
     let copy: ReadCopy;
     try {
       const mover = this.#map.mover;
-      copy = { future: mover.batch(entries), reads: started, mover };
+      const future = moverFuture(
+        mover.batch(entries),
+        mover,
+        "batch",
+        "readAsync",
+      );
+      copy = { future, reads: started, mover };
     } catch (e) {
       // (a closed mover's error named its batch, not the user's call)
       const error = refusedBy(e, this.#map.mover, "readAsync");

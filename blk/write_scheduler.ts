@@ -13,6 +13,7 @@ import { waitAll } from "../future/blocking.ts";
 import type { Mapping } from "../pmem2/mapping.ts";
 import type { BatchEntry } from "../mover/vdm.ts";
 import { refusedBy } from "../mover/_refused.ts";
+import { moverFuture } from "../mover/_user_future.ts";
 import type { Arena, WriteTicket } from "./arena.ts";
 import { commitUpdates, type LaneUpdate } from "./commit.ts";
 import type { Media } from "./media.ts";
@@ -336,7 +337,9 @@ export class WriteScheduler {
         media.storeOps(at, ownLength(data), ops);
       }
     }
-    return this.#map.mover.batch(ops);
+    // (a fault of a user's mover is worded for each group: see refusedBy)
+    const mover = this.#map.mover;
+    return moverFuture(mover.batch(ops), mover, "batch", groups[0].op);
   }
 
   /**

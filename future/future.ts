@@ -1,8 +1,9 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
  * {@linkcode Future}: lazy, poll-based, runs once. `poll()` advances it
- * synchronously and never throws; `await` drives it through the executor's
- * pump and caches one promise, so awaiting twice never repeats the work.
+ * synchronously and throws only for a context that is no PollContext;
+ * `await` drives it through the executor's pump and caches one promise,
+ * so awaiting twice never repeats the work.
  *
  * @module
  */
@@ -227,6 +228,27 @@ export function checkFutureOptions<T extends FutureOptions = FutureOptions>(
   return read;
 }
 
+/**
+ * `ctx` as `poll` takes it: null is {@linkcode NO_CONTEXT}; a value that
+ * is no PollContext throws (see `Future.poll`).
+ */
+function checkContext(ctx: PollContext): PollContext {
+  if (ctx === null) return NO_CONTEXT;
+  // (the optional methods too: a leaf calls `pollSoon?.()`, which throws
+  // on a value that is no function)
+  const c = ctx as Partial<Record<keyof PollContext, unknown>> | undefined;
+  if (
+    typeof c?.waitOn !== "function" ||
+    (c.pollSoon !== undefined && typeof c.pollSoon !== "function") ||
+    (c.refuse !== undefined && typeof c.refuse !== "function")
+  ) {
+    throw new TypeError(
+      "Cannot poll: the context must be a PollContext (an object with a waitOn method), or null for none",
+    );
+  }
+  return ctx;
+}
+
 const STATE: unique symbol = Symbol("asyncpmem.future.state");
 const VALUE: unique symbol = Symbol("asyncpmem.future.value");
 const ERROR: unique symbol = Symbol("asyncpmem.future.error");
@@ -335,14 +357,29 @@ export abstract class Future<T> implements PromiseLike<T> {
   }
 
   /**
-   * Advance synchronously as far as possible without blocking. Never
-   * throws; polling a settled future returns its cached state. A step
+   * Advance synchronously as far as possible without blocking. A step
+   * that throws fails the future (poll itself throws only for a bad
+   * `ctx`, below); polling a settled future returns its cached state. A step
    * may poll its own future again (the block store's writes drive the
    * owner of their block's queue, which can be themselves): a future the
    * inner poll settled keeps that outcome, whatever the outer step then
    * returns or throws.
+   *
+   * `null` is no context, as `undefined` ({@linkcode NO_CONTEXT}): a
+   * miniasync program polls with `future_poll(fut, NULL)`. Any other
+   * value that is no {@linkcode PollContext} is the caller's error, not
+   * the work's: it throws, and the future is left as it was, to be
+   * polled again (it failed for good on the engine's TypeError once a
+   * step used it).
+   *
+   * @param ctx where pending leaves register what they wait on
+   * @returns the state after the step
+   * @throws {TypeError} when `ctx` is neither a PollContext (an object
+   *   with a `waitOn` method, and `pollSoon`/`refuse` methods if any) nor
+   *   null or undefined
    */
   poll(ctx: PollContext = NO_CONTEXT): FutureState {
+    if (ctx !== NO_CONTEXT) ctx = checkContext(ctx);
     if (this[STATE] === "complete" || this[STATE] === "failed") {
       return this[STATE];
     }

@@ -18,8 +18,11 @@ import type { Vdm } from "./vdm.ts";
  * made `op`, not the mover's batch inside it; `undefined` (a mover of
  * the user's) becomes a `PmemError` (EIO) of `op`; any other error is
  * returned as it is, a `ClosedError` of another object included (the
- * store's mapping: "persist: Mapping is closed"; a buffer resized under
- * a copy), even while the mover is closed: it is not the mover's.
+ * store's mapping: "persist: Mapping is closed"; a copy's array that is
+ * a view of a mapping closed since), even while the mover is closed: it
+ * is not the mover's. A
+ * {@linkcode moverFault} made for another call of the same copy (one
+ * batch for several writes) is worded again for `op`.
  *
  * @example Usage
  * ```ts
@@ -53,6 +56,10 @@ export function refusedBy(error: unknown, mover: Vdm, op: string): unknown {
       }) failed without an error (it failed with undefined)`,
     );
   }
+  const fault = faults.get(error as object);
+  if (fault !== undefined && (error as PmemError).op !== op) {
+    return moverFault(fault.mover, op, fault.detail);
+  }
   if (!(error instanceof ClosedError) || error.op === op) return error;
   if (mover.closed !== true) return error;
   const names = classNames(mover);
@@ -66,6 +73,29 @@ export function refusedBy(error: unknown, mover: Vdm, op: string): unknown {
   }
   const what = names[0];
   return new ClosedError(what, op, `its data mover (${what}) is closed`);
+}
+
+/** What each {@linkcode moverFault} said, to word it for another call. */
+const faults = new WeakMap<object, { mover: Vdm; detail: string }>();
+
+/**
+ * The error of a store's call `op` whose copy `mover` broke the `Vdm`
+ * contract of (`detail`: "returned undefined from batch, not a Future"):
+ * a `PmemError` (EIO) of `op` naming the mover, the word of a mover that
+ * failed with `undefined`. Internal: see `_user_future.ts`.
+ *
+ * @param mover the store's mover
+ * @param op the store's call the user made ("writeAsync")
+ * @param detail what the mover did, after its name
+ */
+export function moverFault(mover: Vdm, op: string, detail: string): PmemError {
+  const error = new PmemError(
+    op,
+    -5,
+    `its data mover (${moverName(mover)}) ${detail}`,
+  );
+  faults.set(error, { mover, detail });
+  return error;
 }
 
 /** The names of `mover`'s class and its base classes, its own first. */

@@ -21,22 +21,24 @@ import { type CheckedOp, VdmFlags } from "./vdm.ts";
  * @throws {TypeError} when a buffer was detached (transferred): the
  *   caller's error, as at the call
  * @throws {ClosedError} when a buffer is a view of a mapping closed since
- *   the call, or shrank (resized)
+ *   the call
+ * @throws {RangeError} when a buffer shrank (resized): as every store
+ *   words an array resized after its call (nothing closed)
  */
 export function assertAttached(op: CheckedOp, to: number): void {
   // the elements, not a `byteLength` property (which may answer
   // anything, and change its answer after the check): a typed array's
   // elements answer from its storage alone (see `holds`)
+  const dstShrank = !covers(op.dst, op.dstOffset + to);
   if (
-    !covers(op.dst, op.dstOffset + to) ||
-    (op.src !== undefined && !covers(op.src, op.srcOffset + to))
+    dstShrank || (op.src !== undefined && !covers(op.src, op.srcOffset + to))
   ) {
     checkStillAttached(op.dst, "dst", op.op);
     if (op.src !== undefined) checkStillAttached(op.src, "src", op.op);
-    throw new ClosedError(
-      "the operation's buffer",
-      op.op,
-      "a buffer shrank before the operation ran (resized)",
+    throw new RangeError(
+      `Cannot ${op.op}: ${
+        dstShrank ? "dst" : "src"
+      } shrank before the operation ran (its buffer was resized)`,
     );
   }
 }
@@ -51,7 +53,8 @@ function covers(bytes: Uint8Array, end: number): boolean {
  * finish with a flush that persists through the owning mapping.
  *
  * @throws {TypeError} when a buffer was detached (transferred)
- * @throws {ClosedError} when a buffer's mapping closed, or it shrank
+ * @throws {ClosedError} when a buffer's mapping closed
+ * @throws {RangeError} when a buffer shrank (resized)
  */
 export function executeOnCpu(op: CheckedOp, from = 0, to = op.length): void {
   const { dst, src, flags, dstOffset, srcOffset } = op;

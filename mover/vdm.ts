@@ -66,7 +66,10 @@ export type BatchEntry =
  * A data mover. Operations are lazy futures: nothing moves until they are
  * polled or awaited. A future keeps its buffers alive until it settles;
  * a mover whose work outlives the call that submitted it pins them too
- * (see `ThreadMover`).
+ * (see `ThreadMover`). A buffer changed between the call and the work
+ * fails the operation: detached (transferred) with a `TypeError`,
+ * resized below the operation's range with a `RangeError`, a view of a
+ * mapping closed since with a `ClosedError`; so do the stores' calls.
  */
 export interface Vdm extends Disposable {
   /** A short name: "cpu", "threads", "dsa". */

@@ -15,6 +15,7 @@
 import { ClosedError } from "../errors/mod.ts";
 import type { Future } from "../future/future.ts";
 import type { BatchEntry, Vdm } from "../mover/vdm.ts";
+import { moverFuture } from "../mover/_user_future.ts";
 import {
   ENTRY_HEADER,
   OP_AND,
@@ -118,7 +119,8 @@ export class Applier {
     }
     let f: Future<void>;
     try {
-      f = this.#mover.batch(batch);
+      // ("apply": a group holds transactions of several calls)
+      f = moverFuture(this.#mover.batch(batch), this.#mover, "batch", "apply");
     } catch (e) {
       if (this.appliedHere(g, e)) return undefined;
       throw e;

@@ -27,9 +27,11 @@ import {
   checkByte,
   checkBytes,
   checkRange,
+  holds,
   trueBytes,
 } from "../ffi/validate.ts";
 import { type Vdm, VdmFlags } from "../mover/vdm.ts";
+import { moverFuture } from "../mover/_user_future.ts";
 import type { Granularity } from "./config.ts";
 import { checkMemFlags, MemFlags } from "./flags.ts";
 import type { PersistTracer } from "./tracer.ts";
@@ -75,6 +77,8 @@ export interface DurableHost {
 export interface Sources {
   /** The arrays. */
   arrays: readonly Uint8Array[];
+  /** Their bytes at the call: the copy's lengths. */
+  lengths: readonly number[];
   /** Their argument's name. */
   name: string;
   /** The call. */
@@ -138,12 +142,22 @@ export class DurableCopies {
     return this.#one(
       (f) =>
         move
-          ? host.mover.memmove(dst, bytes, f, options)
-          : host.mover.memcpy(dst, bytes, f, options),
+          ? moverFuture(
+            host.mover.memmove(dst, bytes, f, options),
+            host.mover,
+            "memmove",
+            "memcpyAsync",
+          )
+          : moverFuture(
+            host.mover.memcpy(dst, bytes, f, options),
+            host.mover,
+            "memcpy",
+            "memcpyAsync",
+          ),
       dstOffset,
       bytes.byteLength,
       flags,
-      { arrays: [bytes], name: "src", op: "memcpyAsync" },
+      { arrays: [bytes], lengths: [length], name: "src", op: "memcpyAsync" },
     );
   }
 
@@ -173,7 +187,13 @@ export class DurableCopies {
     const dst = host.view(dstOffset, length);
     const src = host.view(srcOffset, length);
     return this.#one(
-      (f) => host.mover.memmove(dst, src, f, options),
+      (f) =>
+        moverFuture(
+          host.mover.memmove(dst, src, f, options),
+          host.mover,
+          "memmove",
+          "memmoveAsync",
+        ),
       dstOffset,
       length,
       flags,
@@ -195,7 +215,13 @@ export class DurableCopies {
     options = checkFutureOptions(options, "memsetAsync");
     const dst = host.view(dstOffset, length);
     return this.#one(
-      (f) => host.mover.memset(dst, value, f, options),
+      (f) =>
+        moverFuture(
+          host.mover.memset(dst, value, f, options),
+          host.mover,
+          "memset",
+          "memsetAsync",
+        ),
       dstOffset,
       length,
       flags,
@@ -295,15 +321,20 @@ export class DurableCopies {
     const durable = host.granularity === "cache-line" &&
       host.mover.supports(VdmFlags.DURABLE);
     const flags = durable ? VdmFlags.DURABLE : 0;
-    const batch = host.mover.batch(
-      entries.map((e) => ({
-        // a source over its own destination is moved
-        op: e.move ? "memmove" as const : "memcpy" as const,
-        dst: host.view(e.offset, e.data.byteLength),
-        src: e.data,
-        flags,
-      })),
-      options,
+    const batch = moverFuture(
+      host.mover.batch(
+        entries.map((e) => ({
+          // a source over its own destination is moved
+          op: e.move ? "memmove" as const : "memcpy" as const,
+          dst: host.view(e.offset, e.data.byteLength),
+          src: e.data,
+          flags,
+        })),
+        options,
+      ),
+      host.mover,
+      "batch",
+      "memcpyManyAsync",
     );
     const ranges = () =>
       entries.map((e) => ({ offset: e.offset, length: e.data.byteLength }));
@@ -312,6 +343,7 @@ export class DurableCopies {
       : chain(batch, () => fromStep(() => host.persistRanges(ranges())));
     return new TrackedCopy(future, this.#inflight, {
       arrays: entries.map((e) => e.data),
+      lengths: entries.map((e) => e.data.byteLength),
       name: "data",
       op: "memcpyManyAsync",
     });
@@ -382,8 +414,19 @@ class TrackedCopy extends Future<void> {
     const sources = this.#sources;
     if (sources !== undefined) {
       this.#sources = undefined;
-      for (const a of sources.arrays) {
-        checkStillAttached(a, sources.name, sources.op);
+      const { arrays, lengths, name, op } = sources;
+      for (let i = 0; i < arrays.length; i++) {
+        checkStillAttached(arrays[i], name, op);
+        // shrunk: the mover would fail the copy in the words of its own
+        // operation ("memcpy"); a grown array's first bytes are copied
+        // (the length was taken at the call)
+        if (lengths[i] !== 0 && !holds(arrays[i], lengths[i])) {
+          throw new RangeError(
+            `Cannot ${op}: ${name} shrank from ${lengths[i]} to ${
+              byteLengthOf(arrays[i])
+            } bytes (its buffer was resized) before the copy started; nothing was copied`,
+          );
+        }
       }
     }
     const state = this.#inner.poll(ctx);

@@ -425,7 +425,8 @@ export class Mapping implements Disposable {
    * destination in cache; NODRAIN makes the last step a flush. A `src`
    * that is a view of this mapping overlapping the destination is moved
    * (the mover's memmove), as memcpy moves it; `src` is read when the
-   * copy runs, not at the call.
+   * copy runs, not at the call: detached by then, the copy fails with a
+   * `TypeError`, shrunk (its buffer resized) with a `RangeError`.
    *
    * @example Usage
    * ```ts

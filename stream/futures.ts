@@ -27,6 +27,7 @@ import {
 } from "../future/future.ts";
 import { runsInline } from "../mover/_inline.ts";
 import { refusedBy } from "../mover/_refused.ts";
+import { moverFuture } from "../mover/_user_future.ts";
 import type { BatchEntry, Vdm } from "../mover/vdm.ts";
 import type { Level, LogCore, Reserved } from "./core.ts";
 import { RESERVATION } from "./owners.ts";
@@ -130,7 +131,8 @@ export class CopyScheduler {
     if (members.length === 0) return;
     let future: Future<void>;
     try {
-      future = this.#mover.batch(ops);
+      const mover = this.#mover;
+      future = moverFuture(mover.batch(ops), mover, "batch", "appendAsync");
     } catch (e) {
       // (a closed mover's error named its batch, not the user's call)
       const error = refusedBy(e, this.#mover, "appendAsync");
@@ -159,9 +161,13 @@ function exactly(data: Uint8Array, n: number): boolean {
   return holds(data, n) && data[n] === undefined;
 }
 
-/** The error of an append whose data changed size before its copy. */
-function changedData(length: number, now: number): TypeError {
-  return new TypeError(
+/**
+ * The error of an append whose data changed size before its copy: a
+ * RangeError, as every store words an array resized after its call (a
+ * detached one is the TypeError of `checkAttached`).
+ */
+function changedData(length: number, now: number): RangeError {
+  return new RangeError(
     `Cannot appendAsync: data changed from ${length} to ${now} bytes (resized) before its copy started; nothing was written`,
   );
 }

@@ -20,6 +20,7 @@ import {
 } from "../future/future.ts";
 import { waitAll } from "../future/blocking.ts";
 import type { BatchEntry, Vdm } from "../mover/vdm.ts";
+import { moverFuture } from "../mover/_user_future.ts";
 import type { StreamMedia } from "./media.ts";
 import { LOG_START, WRITE_OFFSET_AT } from "./pmemlog_format.ts";
 import { goneData, isDetached } from "./options.ts";
@@ -143,9 +144,10 @@ export class LogAppender {
     }
     let copy: Future<void> | undefined;
     try {
-      copy = this.#host.mover.batch(ops);
+      const mover = this.#host.mover;
+      copy = moverFuture(mover.batch(ops), mover, "batch", "appendAsync");
     } catch {
-      // the mover refused (closed): copy here
+      // the mover refused (closed, or returned no future): copy here
       for (const p of started) media.set(p.start, p.data);
     }
     for (const p of started) {

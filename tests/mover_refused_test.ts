@@ -38,10 +38,16 @@ moverTest(
       /^writeAsync: its data mover \(\w+\) is closed/,
     );
     assert.equal(refusedBy(mapping, mover, "writeAsync"), mapping);
-    const resized = new ClosedError(
-      "the operation's buffer",
+    // a copy's array that is a view of a mapping closed since (see
+    // still_attached.ts), and one resized since: not the mover's
+    const unmapped = new ClosedError(
+      "the mapping",
       "memcpy",
-      "a buffer shrank before the operation ran (resized)",
+      "src was detached: its mapping closed before the operation started",
+    );
+    assert.equal(refusedBy(unmapped, mover, "appendAsync"), unmapped);
+    const resized = new RangeError(
+      "Cannot memcpy: src shrank before the operation ran (its buffer was resized)",
     );
     assert.equal(refusedBy(resized, mover, "appendAsync"), resized);
     const pool = new ClosedError("BlockPool", "access");

@@ -50,7 +50,7 @@ moverTest(
       new Uint8Array(buf).fill(0xee);
       await assert.rejects(
         grown,
-        new TypeError(
+        new RangeError(
           "Cannot appendAsync: data changed from 4 to 256 bytes (resized) before its copy started; nothing was written",
         ),
       );
