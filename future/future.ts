@@ -229,10 +229,18 @@ export function checkFutureOptions<T extends FutureOptions = FutureOptions>(
 }
 
 /**
+ * The context `checkContext` passed last: an executor polls every future
+ * of a sweep, and each future its children, with one context, so it is
+ * checked once, not at each of those polls.
+ */
+let lastContext: PollContext = NO_CONTEXT;
+
+/**
  * `ctx` as `poll` takes it: null is {@linkcode NO_CONTEXT}; a value that
  * is no PollContext throws (see `Future.poll`).
  */
 function checkContext(ctx: PollContext): PollContext {
+  if (ctx === lastContext) return ctx;
   if (ctx === null) return NO_CONTEXT;
   // (the optional methods too: a leaf calls `pollSoon?.()`, which throws
   // on a value that is no function)
@@ -246,6 +254,7 @@ function checkContext(ctx: PollContext): PollContext {
       "Cannot poll: the context must be a PollContext (an object with a waitOn method), or null for none",
     );
   }
+  lastContext = ctx;
   return ctx;
 }
 
