@@ -71,50 +71,26 @@ export type {
   ProgressOptions,
 };
 
-let createWith: (
-  path: string,
-  options: BlockPoolCreateOptions,
-  hooks: PoolTestHooks,
-) => BlockPool;
-let openWith: (
-  path: string,
-  options: BlockPoolOpenOptions,
-  hooks: PoolTestHooks,
-) => BlockPool;
-
-/** {@linkcode BlockPool.create} with test hooks. Internal. */
-export function createPoolWith(
-  path: string,
-  options: BlockPoolCreateOptions,
-  hooks: PoolTestHooks,
-): BlockPool {
-  return createWith(path, options, hooks);
-}
-
-/** {@linkcode BlockPool.open} with test hooks. Internal. */
-export function openPoolWith(
-  path: string,
-  options: BlockPoolOpenOptions,
-  hooks: PoolTestHooks,
-): BlockPool {
-  return openWith(path, options, hooks);
-}
-
-let mappingOf: (pool: BlockPool) => Mapping;
-let inflightOf: (pool: BlockPool) => FutureRegistry;
-
 /**
- * The operations an open pool keeps for its close() (started, not
- * settled). Internal: for tests.
+ * `BlockPool.#create` and `BlockPool.#open` (with test hooks), the
+ * mapping and the operations in flight of an open pool: granted by the
+ * class's static block; `blk/pool_access.ts` uses them. Internal.
  */
-export function trackedOperations(pool: BlockPool): number {
-  return inflightOf(pool).size;
-}
-
-/** The mapping of an open pool (tests look at its views). Internal. */
-export function blockPoolMapping(pool: BlockPool): Mapping {
-  return mappingOf(pool);
-}
+export let createWith: (
+  path: string,
+  options: BlockPoolCreateOptions,
+  hooks: PoolTestHooks,
+) => BlockPool;
+/** See {@linkcode createWith}. Internal. */
+export let openWith: (
+  path: string,
+  options: BlockPoolOpenOptions,
+  hooks: PoolTestHooks,
+) => BlockPool;
+/** See {@linkcode createWith}. Internal. */
+export let mappingOf: (pool: BlockPool) => Mapping;
+/** See {@linkcode createWith}. Internal. */
+export let inflightOf: (pool: BlockPool) => FutureRegistry;
 
 /** Blocks committed together at most by one group of `writeMany`. */
 const GROUP_SIZE = 64;
