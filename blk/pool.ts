@@ -56,9 +56,11 @@ import {
   type BlockWrite,
   byteLengthOf,
   checkBlockData,
+  checkInto,
   checkLba,
   checkProgress,
-  lastOfEach,
+  checkWrites,
+  goneTyped,
   type ProgressOptions,
 } from "./options.ts";
 import { EROFS } from "../errors/errno.ts";
@@ -639,17 +641,7 @@ export class BlockPool implements Disposable {
   #readChecked(media: Media, lba: number, into?: Uint8Array): Uint8Array {
     checkLba(lba, this.#blockCount, "read");
     const size = this.#blockSize;
-    if (into !== undefined && !isBytes(into)) {
-      throw new TypeError("Cannot read: into must be a Uint8Array");
-    }
-    if (into !== undefined && byteLengthOf(into) < size) {
-      throw new RangeError(
-        `Cannot read: into has ${
-          byteLengthOf(into)
-        } bytes, the block size is ${size}`,
-      );
-    }
-    const out = into ?? new Uint8Array(size);
+    const out = checkInto(into, size, "read") ?? new Uint8Array(size);
     if (this.#arenas.length === 0 && !this.#adoptShared("read")) {
       if (into !== undefined) out.fill(0, 0, size);
       return out;
@@ -765,23 +757,11 @@ export class BlockPool implements Disposable {
   ): Future<void> {
     this.#live("writeMany");
     this.#checkWritable("writeMany");
-    if (!Array.isArray(entries)) {
-      throw new TypeError("Cannot writeMany: entries must be an array");
-    }
-    const n = entries.length;
-    let lbas = new Array<number>(n);
-    let data = new Array<Uint8Array>(n);
-    const seen = new Set<number>();
-    for (let i = 0; i < n; i++) {
-      const e = entries[i];
-      if (typeof e !== "object" || e === null) {
-        throw new TypeError("Cannot writeMany: each entry must be an object");
-      }
-      lbas[i] = checkLba(e.lba, this.#blockCount, "writeMany");
-      data[i] = checkBlockData(e.data, this.#blockSize, "writeMany");
-      seen.add(lbas[i]);
-    }
-    if (seen.size !== n) [lbas, data] = lastOfEach(lbas, data);
+    const [lbas, data] = checkWrites(
+      entries,
+      this.#blockCount,
+      this.#blockSize,
+    );
     // a group takes a lane per block at once: never more than an arena
     // has, or it would wait for lanes forever
     let group = GROUP_SIZE;
@@ -815,25 +795,11 @@ export class BlockPool implements Disposable {
   ): Future<Uint8Array> {
     this.#live("readAsync");
     checkLba(lba, this.#blockCount, "readAsync");
-    let out: Uint8Array;
-    if (into === undefined) out = new Uint8Array(this.#blockSize);
-    else {
-      if (!isBytes(into)) {
-        throw new TypeError("Cannot readAsync: into must be a Uint8Array");
-      }
-      if (byteLengthOf(into) < this.#blockSize) {
-        throw new RangeError(
-          `Cannot readAsync: into has ${
-            byteLengthOf(into)
-          } bytes, the block size is ${this.#blockSize}`,
-        );
-      }
-      out = into;
-    }
+    const size = this.#blockSize;
     return new ReadFuture(
       this.#access,
       lba,
-      out,
+      checkInto(into, size, "readAsync") ?? new Uint8Array(size),
       checkFutureOptions(options, "readAsync"),
     );
   }
@@ -1077,24 +1043,5 @@ export class BlockPool implements Disposable {
   /** Same as {@linkcode BlockPool.close}. */
   [Symbol.dispose](): void {
     this.close();
-  }
-}
-
-const TYPED_AT = Object.getPrototypeOf(Uint8Array.prototype).at as (
-  this: ArrayLike<number>,
-  index: number,
-) => unknown;
-
-/**
- * Whether a typed array's bytes are gone (its buffer detached, or resized
- * below it): `at` validates the array as the engine knows it and throws
- * then (an empty array that is whole answers undefined).
- */
-function goneTyped(view: ArrayLike<number>): boolean {
-  try {
-    TYPED_AT.call(view, 0);
-    return false;
-  } catch {
-    return true;
   }
 }
