@@ -74,7 +74,7 @@ export type {
 };
 
 /**
- * `BlockPool.#create` and `BlockPool.#open` (with test hooks), the
+ * `BlockPool.create` and `BlockPool.open` with test hooks, the
  * mapping and the operations in flight of an open pool: granted by the
  * class's static block; `blk/pool_access.ts` uses them. Internal.
  */
@@ -252,25 +252,25 @@ export class BlockPool implements Disposable {
    *   codes when the file cannot be created, sized or mapped
    */
   static create(path: string, options: BlockPoolCreateOptions): BlockPool {
-    return BlockPool.#create(path, options, {});
+    return BlockPool.#over(createPoolFile(path, options, {}), layOutBtt);
   }
 
   static {
     createWith = (path, options, hooks) =>
-      BlockPool.#create(path, options, hooks);
-    openWith = (path, options, hooks) => BlockPool.#open(path, options, hooks);
+      BlockPool.#over(createPoolFile(path, options, hooks), layOutBtt);
+    openWith = (path, options, hooks) =>
+      BlockPool.#over(openPoolFile(path, options, hooks), loadBtt);
     mappingOf = (pool) => pool.#media.mapping;
     inflightOf = (pool) => pool.#inflight;
   }
 
-  static #create(
-    path: string,
-    options: BlockPoolCreateOptions,
-    hooks: PoolTestHooks,
-  ): BlockPool {
-    const file = createPoolFile(path, options, hooks);
+  /**
+   * The pool over a file just created or opened, with its BTT laid out
+   * (`layOutBtt`) or loaded (`loadBtt`); a failure gives the file up.
+   */
+  static #over(file: PoolFile, btt: (file: PoolFile) => Btt): BlockPool {
     try {
-      const pool = new BlockPool(file, layOutBtt(file));
+      const pool = new BlockPool(file, btt(file));
       poolReady(file.join);
       return pool;
     } catch (e) {
@@ -312,23 +312,7 @@ export class BlockPool implements Disposable {
    *   corrupt (the message says what is wrong)
    */
   static open(path: string, options: BlockPoolOpenOptions = {}): BlockPool {
-    return BlockPool.#open(path, options, {});
-  }
-
-  static #open(
-    path: string,
-    options: BlockPoolOpenOptions,
-    hooks: PoolTestHooks,
-  ): BlockPool {
-    const file = openPoolFile(path, options, hooks);
-    try {
-      const pool = new BlockPool(file, loadBtt(file));
-      poolReady(file.join);
-      return pool;
-    } catch (e) {
-      abandonPoolFile(file);
-      throw e;
-    }
+    return BlockPool.#over(openPoolFile(path, options, {}), loadBtt);
   }
 
   /** Take a BTT found or laid out for this pool's file. */
