@@ -65,14 +65,6 @@ import {
 } from "./options.ts";
 import { EROFS } from "../errors/errno.ts";
 
-export type {
-  BlockPoolCreateOptions,
-  BlockPoolOpenOptions,
-  BlockWrite,
-  PoolTestHooks,
-  ProgressOptions,
-};
-
 /**
  * `BlockPool.create` and `BlockPool.open` with test hooks, the
  * mapping and the operations in flight of an open pool: granted by the
