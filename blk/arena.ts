@@ -66,17 +66,15 @@ import {
   recoverFlog,
 } from "./arena_load.ts";
 import {
+  ARENA_BAD_FLOG,
+  ARENA_INFO_FLAG,
+  ARENA_MAP_PERSIST,
   arenaInErrorState,
   corruptMapEntry,
   ERROR_REASONS,
   mapPersistFailed,
 } from "./arena_errors.ts";
-import {
-  ARENA_BAD_FLOG,
-  ARENA_INFO_FLAG,
-  ARENA_MAP_PERSIST,
-  LaneTable,
-} from "./lanes.ts";
+import { LaneTable } from "./lanes.ts";
 import { BlockQueues, type WriteTicket } from "./queues.ts";
 import { OPENS_WORD } from "./shared.ts";
 import { ARENA_WORDS, MAX_LANES } from "./arena_words.ts";

@@ -1,22 +1,29 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
  * What an `Arena` says when it fails: why it refuses writes (its shared
- * error code in words, {@linkcode ERROR_REASONS}), and the `PmemError`s
- * of a write to an arena in the error state, of a map entry that points
- * beyond the arena, and of map entries that failed to persist. Internal
- * to `blk/` (`Arena` raises them).
+ * error codes, `ARENA_*`, and them in words, {@linkcode ERROR_REASONS}),
+ * and the `PmemError`s of a write to an arena in the error state, of a
+ * map entry that points beyond the arena, and of map entries that failed
+ * to persist. Internal to `blk/` (`Arena` raises them).
  *
  * @module
  */
 import { PmemError } from "../errors/mod.ts";
-import {
-  ARENA_BAD_FLOG,
-  ARENA_FLOG_PERSIST,
-  ARENA_INFO_FLAG,
-  ARENA_MAP_PERSIST,
-  ARENA_SHARED_FREE,
-} from "./lanes.ts";
 import { EINVAL, EIO } from "../errors/errno.ts";
+
+// The values of an arena's shared error code (`LaneTable.error`; 0:
+// none): the first failure sets it, and every opener then refuses writes.
+
+/** The arena's info block had the error flag set at open. */
+export const ARENA_INFO_FLAG = 1;
+/** Flog slots with invalid sequence numbers (count in ERROR_COUNT). */
+export const ARENA_BAD_FLOG = 2;
+/** Two flog slots share a free block (the block in ERROR_COUNT). */
+export const ARENA_SHARED_FREE = 3;
+/** A flog update failed to persist. */
+export const ARENA_FLOG_PERSIST = 4;
+/** A map update failed to persist. */
+export const ARENA_MAP_PERSIST = 5;
 
 /** Why an arena refuses writes, by its shared error code. */
 export const ERROR_REASONS: Record<number, (count: number) => string> = {

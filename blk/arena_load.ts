@@ -39,7 +39,7 @@ import {
   ARENA_BAD_FLOG,
   ARENA_MAP_PERSIST,
   ARENA_SHARED_FREE,
-} from "./lanes.ts";
+} from "./arena_errors.ts";
 import type { Arena } from "./arena.ts";
 import { EINVAL } from "../errors/errno.ts";
 

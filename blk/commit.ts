@@ -25,7 +25,8 @@ import { PmemError } from "../errors/mod.ts";
 import type { Arena } from "./arena.ts";
 import { FLOG_ENTRY_SIZE } from "./layout.ts";
 import { FLOG_HALF_SIZE } from "./flog.ts";
-import { ARENA_FLOG_PERSIST, stripeOf } from "./lanes.ts";
+import { ARENA_FLOG_PERSIST } from "./arena_errors.ts";
+import { stripeOf } from "./lanes.ts";
 import type { Media } from "./media.ts";
 import { EIO } from "../errors/errno.ts";
 

@@ -76,17 +76,6 @@ import {
   STRIPES,
 } from "./arena_words.ts";
 
-/** The arena's info block had the error flag set at open. */
-export const ARENA_INFO_FLAG = 1;
-/** Flog slots with invalid sequence numbers (count in ERROR_COUNT). */
-export const ARENA_BAD_FLOG = 2;
-/** Two flog slots share a free block (the block in ERROR_COUNT). */
-export const ARENA_SHARED_FREE = 3;
-/** A flog update failed to persist. */
-export const ARENA_FLOG_PERSIST = 4;
-/** A map update failed to persist. */
-export const ARENA_MAP_PERSIST = 5;
-
 /** The bucket of the pending filter for pre-map block `pre`. */
 function pendingBucket(pre: number): number {
   return PENDING_BASE + (Math.imul(pre, 0x85ebca6b) >>> 20);

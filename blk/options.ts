@@ -43,6 +43,51 @@ export function checkLba(lba: unknown, blockCount: number, op: string): number {
   return lba;
 }
 
+/**
+ * Check where a read of one block copies to: absent, or a Uint8Array of
+ * at least `size` bytes (the engine's length, see `byteLengthOf`).
+ *
+ * @throws {TypeError} when `into` is not a Uint8Array
+ * @throws {RangeError} when it is too short
+ */
+export function checkInto(
+  into: unknown,
+  size: number,
+  op: string,
+): Uint8Array | undefined {
+  if (into === undefined) return undefined;
+  if (!isBytes(into)) {
+    throw new TypeError(`Cannot ${op}: into must be a Uint8Array`);
+  }
+  if (byteLengthOf(into) < size) {
+    throw new RangeError(
+      `Cannot ${op}: into has ${
+        byteLengthOf(into)
+      } bytes, the block size is ${size}`,
+    );
+  }
+  return into;
+}
+
+const TYPED_AT = Object.getPrototypeOf(Uint8Array.prototype).at as (
+  this: ArrayLike<number>,
+  index: number,
+) => unknown;
+
+/**
+ * Whether a typed array's bytes are gone (its buffer detached, or resized
+ * below it): `at` validates the array as the engine knows it and throws
+ * then (an empty array that is whole answers undefined).
+ */
+export function goneTyped(view: ArrayLike<number>): boolean {
+  try {
+    TYPED_AT.call(view, 0);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
 /** Whether `data` (a Uint8Array) is detached (see `checkAttached`). */
 function isDetachedBytes(data: Uint8Array): boolean {
   try {
@@ -163,7 +208,7 @@ export interface BlockWrite {
  * Keep the last update of each LBA, in the order of those last updates
  * (a block listed twice gets its last entry).
  */
-export function lastOfEach(
+function lastOfEach(
   lbas: number[],
   data: Uint8Array[],
 ): [number[], Uint8Array[]] {
@@ -171,4 +216,35 @@ export function lastOfEach(
   lbas.forEach((lba, i) => last.set(lba, i));
   const keep = lbas.flatMap((lba, i) => last.get(lba) === i ? [i] : []);
   return [keep.map((i) => lbas[i]), keep.map((i) => data[i])];
+}
+
+/**
+ * Check the entries of {@linkcode BlockPool.writeMany}: an array of
+ * objects, each with a valid LBA and a block's data; returns their LBAs
+ * and data, the last entry of each LBA only when one is listed twice.
+ *
+ * @throws {TypeError} / {RangeError} for a bad entry
+ */
+export function checkWrites(
+  entries: readonly BlockWrite[],
+  blockCount: number,
+  blockSize: number,
+): [number[], Uint8Array[]] {
+  if (!Array.isArray(entries)) {
+    throw new TypeError("Cannot writeMany: entries must be an array");
+  }
+  const n = entries.length;
+  const lbas = new Array<number>(n);
+  const data = new Array<Uint8Array>(n);
+  const seen = new Set<number>();
+  for (let i = 0; i < n; i++) {
+    const e = entries[i];
+    if (typeof e !== "object" || e === null) {
+      throw new TypeError("Cannot writeMany: each entry must be an object");
+    }
+    lbas[i] = checkLba(e.lba, blockCount, "writeMany");
+    data[i] = checkBlockData(e.data, blockSize, "writeMany");
+    seen.add(lbas[i]);
+  }
+  return seen.size === n ? [lbas, data] : lastOfEach(lbas, data);
 }

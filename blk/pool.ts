@@ -56,65 +56,35 @@ import {
   type BlockWrite,
   byteLengthOf,
   checkBlockData,
+  checkInto,
   checkLba,
   checkProgress,
-  lastOfEach,
+  checkWrites,
+  goneTyped,
   type ProgressOptions,
 } from "./options.ts";
 import { EROFS } from "../errors/errno.ts";
 
-export type {
-  BlockPoolCreateOptions,
-  BlockPoolOpenOptions,
-  BlockWrite,
-  PoolTestHooks,
-  ProgressOptions,
-};
-
-let createWith: (
-  path: string,
-  options: BlockPoolCreateOptions,
-  hooks: PoolTestHooks,
-) => BlockPool;
-let openWith: (
-  path: string,
-  options: BlockPoolOpenOptions,
-  hooks: PoolTestHooks,
-) => BlockPool;
-
-/** {@linkcode BlockPool.create} with test hooks. Internal. */
-export function createPoolWith(
-  path: string,
-  options: BlockPoolCreateOptions,
-  hooks: PoolTestHooks,
-): BlockPool {
-  return createWith(path, options, hooks);
-}
-
-/** {@linkcode BlockPool.open} with test hooks. Internal. */
-export function openPoolWith(
-  path: string,
-  options: BlockPoolOpenOptions,
-  hooks: PoolTestHooks,
-): BlockPool {
-  return openWith(path, options, hooks);
-}
-
-let mappingOf: (pool: BlockPool) => Mapping;
-let inflightOf: (pool: BlockPool) => FutureRegistry;
-
 /**
- * The operations an open pool keeps for its close() (started, not
- * settled). Internal: for tests.
+ * `BlockPool.create` and `BlockPool.open` with test hooks, the
+ * mapping and the operations in flight of an open pool: granted by the
+ * class's static block; `blk/pool_access.ts` uses them. Internal.
  */
-export function trackedOperations(pool: BlockPool): number {
-  return inflightOf(pool).size;
-}
-
-/** The mapping of an open pool (tests look at its views). Internal. */
-export function blockPoolMapping(pool: BlockPool): Mapping {
-  return mappingOf(pool);
-}
+export let createWith: (
+  path: string,
+  options: BlockPoolCreateOptions,
+  hooks: PoolTestHooks,
+) => BlockPool;
+/** See {@linkcode createWith}. Internal. */
+export let openWith: (
+  path: string,
+  options: BlockPoolOpenOptions,
+  hooks: PoolTestHooks,
+) => BlockPool;
+/** See {@linkcode createWith}. Internal. */
+export let mappingOf: (pool: BlockPool) => Mapping;
+/** See {@linkcode createWith}. Internal. */
+export let inflightOf: (pool: BlockPool) => FutureRegistry;
 
 /** Blocks committed together at most by one group of `writeMany`. */
 const GROUP_SIZE = 64;
@@ -274,25 +244,25 @@ export class BlockPool implements Disposable {
    *   codes when the file cannot be created, sized or mapped
    */
   static create(path: string, options: BlockPoolCreateOptions): BlockPool {
-    return BlockPool.#create(path, options, {});
+    return BlockPool.#over(createPoolFile(path, options, {}), layOutBtt);
   }
 
   static {
     createWith = (path, options, hooks) =>
-      BlockPool.#create(path, options, hooks);
-    openWith = (path, options, hooks) => BlockPool.#open(path, options, hooks);
+      BlockPool.#over(createPoolFile(path, options, hooks), layOutBtt);
+    openWith = (path, options, hooks) =>
+      BlockPool.#over(openPoolFile(path, options, hooks), loadBtt);
     mappingOf = (pool) => pool.#media.mapping;
     inflightOf = (pool) => pool.#inflight;
   }
 
-  static #create(
-    path: string,
-    options: BlockPoolCreateOptions,
-    hooks: PoolTestHooks,
-  ): BlockPool {
-    const file = createPoolFile(path, options, hooks);
+  /**
+   * The pool over a file just created or opened, with its BTT laid out
+   * (`layOutBtt`) or loaded (`loadBtt`); a failure gives the file up.
+   */
+  static #over(file: PoolFile, btt: (file: PoolFile) => Btt): BlockPool {
     try {
-      const pool = new BlockPool(file, layOutBtt(file));
+      const pool = new BlockPool(file, btt(file));
       poolReady(file.join);
       return pool;
     } catch (e) {
@@ -334,23 +304,7 @@ export class BlockPool implements Disposable {
    *   corrupt (the message says what is wrong)
    */
   static open(path: string, options: BlockPoolOpenOptions = {}): BlockPool {
-    return BlockPool.#open(path, options, {});
-  }
-
-  static #open(
-    path: string,
-    options: BlockPoolOpenOptions,
-    hooks: PoolTestHooks,
-  ): BlockPool {
-    const file = openPoolFile(path, options, hooks);
-    try {
-      const pool = new BlockPool(file, loadBtt(file));
-      poolReady(file.join);
-      return pool;
-    } catch (e) {
-      abandonPoolFile(file);
-      throw e;
-    }
+    return BlockPool.#over(openPoolFile(path, options, {}), loadBtt);
   }
 
   /** Take a BTT found or laid out for this pool's file. */
@@ -663,17 +617,7 @@ export class BlockPool implements Disposable {
   #readChecked(media: Media, lba: number, into?: Uint8Array): Uint8Array {
     checkLba(lba, this.#blockCount, "read");
     const size = this.#blockSize;
-    if (into !== undefined && !isBytes(into)) {
-      throw new TypeError("Cannot read: into must be a Uint8Array");
-    }
-    if (into !== undefined && byteLengthOf(into) < size) {
-      throw new RangeError(
-        `Cannot read: into has ${
-          byteLengthOf(into)
-        } bytes, the block size is ${size}`,
-      );
-    }
-    const out = into ?? new Uint8Array(size);
+    const out = checkInto(into, size, "read") ?? new Uint8Array(size);
     if (this.#arenas.length === 0 && !this.#adoptShared("read")) {
       if (into !== undefined) out.fill(0, 0, size);
       return out;
@@ -789,23 +733,11 @@ export class BlockPool implements Disposable {
   ): Future<void> {
     this.#live("writeMany");
     this.#checkWritable("writeMany");
-    if (!Array.isArray(entries)) {
-      throw new TypeError("Cannot writeMany: entries must be an array");
-    }
-    const n = entries.length;
-    let lbas = new Array<number>(n);
-    let data = new Array<Uint8Array>(n);
-    const seen = new Set<number>();
-    for (let i = 0; i < n; i++) {
-      const e = entries[i];
-      if (typeof e !== "object" || e === null) {
-        throw new TypeError("Cannot writeMany: each entry must be an object");
-      }
-      lbas[i] = checkLba(e.lba, this.#blockCount, "writeMany");
-      data[i] = checkBlockData(e.data, this.#blockSize, "writeMany");
-      seen.add(lbas[i]);
-    }
-    if (seen.size !== n) [lbas, data] = lastOfEach(lbas, data);
+    const [lbas, data] = checkWrites(
+      entries,
+      this.#blockCount,
+      this.#blockSize,
+    );
     // a group takes a lane per block at once: never more than an arena
     // has, or it would wait for lanes forever
     let group = GROUP_SIZE;
@@ -839,25 +771,11 @@ export class BlockPool implements Disposable {
   ): Future<Uint8Array> {
     this.#live("readAsync");
     checkLba(lba, this.#blockCount, "readAsync");
-    let out: Uint8Array;
-    if (into === undefined) out = new Uint8Array(this.#blockSize);
-    else {
-      if (!isBytes(into)) {
-        throw new TypeError("Cannot readAsync: into must be a Uint8Array");
-      }
-      if (byteLengthOf(into) < this.#blockSize) {
-        throw new RangeError(
-          `Cannot readAsync: into has ${
-            byteLengthOf(into)
-          } bytes, the block size is ${this.#blockSize}`,
-        );
-      }
-      out = into;
-    }
+    const size = this.#blockSize;
     return new ReadFuture(
       this.#access,
       lba,
-      out,
+      checkInto(into, size, "readAsync") ?? new Uint8Array(size),
       checkFutureOptions(options, "readAsync"),
     );
   }
@@ -1101,24 +1019,5 @@ export class BlockPool implements Disposable {
   /** Same as {@linkcode BlockPool.close}. */
   [Symbol.dispose](): void {
     this.close();
-  }
-}
-
-const TYPED_AT = Object.getPrototypeOf(Uint8Array.prototype).at as (
-  this: ArrayLike<number>,
-  index: number,
-) => unknown;
-
-/**
- * Whether a typed array's bytes are gone (its buffer detached, or resized
- * below it): `at` validates the array as the engine knows it and throws
- * then (an empty array that is whole answers undefined).
- */
-function goneTyped(view: ArrayLike<number>): boolean {
-  try {
-    TYPED_AT.call(view, 0);
-    return false;
-  } catch {
-    return true;
   }
 }

@@ -7,13 +7,12 @@
  *
  * @module
  */
-import {
-  type BlockPool,
-  type BlockPoolCreateOptions,
-  type BlockPoolOpenOptions,
-  createPoolWith,
-  openPoolWith,
-} from "../blk/pool.ts";
+import type { BlockPool } from "../blk/pool.ts";
+import type {
+  BlockPoolCreateOptions,
+  BlockPoolOpenOptions,
+} from "../blk/options.ts";
+import { createPoolWith, openPoolWith } from "../blk/pool_access.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
 import {
   createStreamWith,

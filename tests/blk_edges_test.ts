@@ -354,7 +354,7 @@ test("`writeMany()` on a pool with fewer lanes than a group's blocks completes",
   const path = tempPath();
   const out = runScript(
     `
-    import { createPoolWith } from "@root/blk/pool.ts";
+    import { createPoolWith } from "@root/blk/pool_access.ts";
     const pool = createPoolWith(${JSON.stringify(path)}, {
       blockSize: 512,
       poolSize: 32 << 20,

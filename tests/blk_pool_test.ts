@@ -1,7 +1,7 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 import { existsSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { BlockPool, MIN_POOL_SIZE, poolGeometry } from "../blk/mod.ts";
-import { blockPoolMapping, createPoolWith } from "../blk/pool.ts";
+import { blockPoolMapping, createPoolWith } from "../blk/pool_access.ts";
 import { RUNTIME } from "../ffi/lib.ts";
 import { hasWholeBuffer } from "../pmem2/mapping_access.ts";
 import { VIEW_WINDOWS } from "../pmem2/view_buffers.ts";

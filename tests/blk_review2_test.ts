@@ -12,7 +12,7 @@ import {
   createPoolWith,
   openPoolWith,
   trackedOperations,
-} from "../blk/pool.ts";
+} from "../blk/pool_access.ts";
 import { type Future, ThreadMover, wait, waitAll } from "../mod.ts";
 import { FileShare } from "../pmem2/file_share.ts";
 import { maxArenas, PoolShared } from "../blk/shared.ts";

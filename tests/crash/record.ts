@@ -11,7 +11,7 @@
  */
 import { rmSync } from "node:fs";
 import { type BlockPool, MIN_POOL_SIZE } from "../../blk/mod.ts";
-import { blockPoolMapping, openPoolWith } from "../../blk/pool.ts";
+import { blockPoolMapping, openPoolWith } from "../../blk/pool_access.ts";
 import { hasWholeBuffer } from "../../pmem2/mapping_access.ts";
 import { mapFile, type Mapping } from "../../pmem2/mod.ts";
 import { createBlockPool } from "../../testing/mod.ts";
