@@ -177,7 +177,10 @@ function asMapOp(e: unknown, op: string): unknown {
  * callback joins that transaction.
  *
  * Reads see operations that completed: a synchronous one on return, an
- * asynchronous one when its future completes.
+ * asynchronous one when its future completes. Inside a transaction's
+ * callback they also see what it staged and what the transactions started
+ * before it staged, as the transaction's own reads (`tx.read`) do: a
+ * read-modify-write of a key in one `pool.tx` sees its own update.
  *
  * @example Usage
  * ```ts
@@ -273,21 +276,20 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
 
   /** The number of keys. */
   get size(): number {
-    const c = this.#live("size");
-    return c.str.size + c.bin.size;
+    return this.#live("size").size();
   }
 
   /** The value of `key`, or undefined. */
   get(key: MapKey): MapValue | undefined {
     const c = this.#live("get");
-    const x = c.committed(checkKey(key, "get"));
+    const x = c.visible(checkKey(key, "get"));
     return x === undefined ? undefined : c.value(x);
   }
 
   /** Whether `key` is in the map. */
   has(key: MapKey): boolean {
     const c = this.#live("has");
-    return c.committed(checkKey(key, "has")) !== undefined;
+    return c.visible(checkKey(key, "has")) !== undefined;
   }
 
   /**
@@ -497,13 +499,9 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
     // the keys are the snapshot; each entry is looked up again when it is
     // yielded: one deleted meanwhile has a freed node (whose block a later
     // set may have taken), one deleted and set again a new index entry
-    const str = [...c.str.keys()];
-    const bin = [...c.bin.keys()];
-    for (let i = 0; i < str.length + bin.length; i++) {
+    for (const [k, isStr] of c.visibleKeys()) {
       this.#live("entries");
-      const x = i < str.length
-        ? c.str.get(str[i])
-        : c.bin.get(bin[i - str.length]);
+      const x = c.visibleAt(k, isStr);
       if (x !== undefined) yield [c.key(x), c.value(x)];
     }
   }

@@ -69,6 +69,8 @@ interface Pending extends Entry {
   k: string;
   /** The state staged before, restored if the transaction aborts. */
   before: Pending | undefined;
+  /** How the key count changes when it is applied: -1, 0 or 1. */
+  delta: number;
 }
 
 /**
@@ -96,6 +98,11 @@ export class MapCore implements TxEffects<Pending> {
   /** The newest staged states of keys not in the index. */
   #pendStr = new Map<string, Pending>();
   #pendBin = new Map<string, Pending>();
+  /**
+   * Keys staged and not applied yet, less those deleted so: the count a
+   * transaction's reads see is the index's size plus this.
+   */
+  #delta = 0;
   /** The index entry `#latest` found last (for the `#stage` after it). */
   #found: Entry | undefined = undefined;
   /** The key and value of the `setAsync` running (see `setAsync`). */
@@ -128,11 +135,53 @@ export class MapCore implements TxEffects<Pending> {
     this.#hw = m.hw;
   }
 
-  /** The committed entry of a key. */
-  committed(key: MapKey): Entry | undefined {
+  /**
+   * The entry of a key that a read sees (undefined: none). Outside a
+   * transaction's callback, the committed one; inside one, the newest
+   * staged, as reads in a transaction see its own writes and those of the
+   * transactions staged before it (a read-modify-write of a key done twice
+   * in one transaction lost the first write).
+   */
+  visible(key: MapKey): Entry | undefined {
     return typeof key === "string"
-      ? this.str.get(key)
-      : this.bin.get(binKey(key));
+      ? this.visibleAt(key, true)
+      : this.visibleAt(binKey(key), false);
+  }
+
+  /**
+   * The entry a read sees of the key `k` of the index (a string of char
+   * codes for bytes), as `visible`.
+   */
+  visibleAt(k: string, isStr: boolean): Entry | undefined {
+    const x = (isStr ? this.str : this.bin).get(k);
+    if (this.#e.current === undefined) return x;
+    const p = x !== undefined
+      ? x.pend
+      : (isStr ? this.#pendStr : this.#pendBin).get(k);
+    if (p === undefined) return x;
+    return p.deleted ? undefined : p;
+  }
+
+  /** The number of keys a read sees (see `visible`). */
+  size(): number {
+    const n = this.str.size + this.bin.size;
+    return this.#e.current === undefined ? n : n + this.#delta;
+  }
+
+  /**
+   * The keys a read sees (see `visible`), each as the index's key (a
+   * string of char codes for bytes) with whether it is a string.
+   */
+  visibleKeys(): [string, boolean][] {
+    const keys: [string, boolean][] = [];
+    for (const k of this.str.keys()) keys.push([k, true]);
+    for (const k of this.bin.keys()) keys.push([k, false]);
+    if (this.#e.current === undefined) return keys;
+    // keys staged that the index lacks (their deletes, if staged later,
+    // are skipped when reached)
+    for (const k of this.#pendStr.keys()) keys.push([k, true]);
+    for (const k of this.#pendBin.keys()) keys.push([k, false]);
+    return keys;
   }
 
   /**
@@ -229,6 +278,7 @@ export class MapCore implements TxEffects<Pending> {
       node + NODE_HEADER + klen,
       vlen,
       flags,
+      cur === undefined ? 1 : 0,
     );
   }
 
@@ -259,7 +309,7 @@ export class MapCore implements TxEffects<Pending> {
     this.#setSlot(tx, cur.slot, 0);
     this.#free.push(cur.slot);
     tx.onAbort(() => this.#free.pop());
-    this.#stage(tx, isStr, k, true, cur.slot, 0, 0, 0, 0);
+    this.#stage(tx, isStr, k, true, cur.slot, 0, 0, 0, 0, -1);
     return true;
   }
 
@@ -273,6 +323,7 @@ export class MapCore implements TxEffects<Pending> {
     at: number,
     vlen: number,
     flags: number,
+    delta: number,
   ) {
     // where the key's newest staged state is kept: on its index entry, or
     // in the Map of keys not in the index (the index does not change
@@ -295,9 +346,11 @@ export class MapCore implements TxEffects<Pending> {
       isStr,
       k,
       before,
+      delta,
     };
     if (x !== undefined) x.pend = p;
     else pend.set(k, p);
+    this.#delta += delta;
     tx.effect(this, p);
   }
 
@@ -313,6 +366,8 @@ export class MapCore implements TxEffects<Pending> {
     const x = index.get(k);
     const newest = x !== undefined ? x.pend : pend.get(k);
     const rest = newest === p ? undefined : newest;
+    // the index now counts it
+    this.#delta -= p.delta;
     if (p.deleted) {
       // a delete is staged only on a key with a state, applied before it:
       // the key is in the index
@@ -335,6 +390,7 @@ export class MapCore implements TxEffects<Pending> {
 
   /** A transaction that staged `p` aborted: the key's state before returns. Internal. */
   aborted(p: Pending): void {
+    this.#delta -= p.delta;
     const x = (p.isStr ? this.str : this.bin).get(p.k);
     if (x !== undefined) {
       x.pend = p.before;
@@ -390,6 +446,12 @@ export class MapCore implements TxEffects<Pending> {
 
   /** The value of an entry, as it was given. */
   value(x: Entry): MapValue {
+    const tx = this.#e.current;
+    if (tx !== undefined) {
+      // (a node staged and not applied has its bytes in the log)
+      const vb = tx.read(tx.object(x.node), x.at - x.node, x.vlen);
+      return x.flags & VALUE_STRING ? decoder.decode(vb) : vb;
+    }
     if (x.flags & VALUE_STRING) {
       return decoder.decode(this.#e.media.peek(x.at, x.vlen));
     }
@@ -398,6 +460,12 @@ export class MapCore implements TxEffects<Pending> {
 
   /** The key of an entry. */
   key(x: Entry): MapKey {
+    const tx = this.#e.current;
+    if (tx !== undefined) {
+      const o = tx.object(x.node);
+      const kb = tx.read(o, NODE_HEADER, tx.getU32(o, 4));
+      return x.flags & KEY_STRING ? decoder.decode(kb) : kb;
+    }
     const media = this.#e.media;
     const off = x.node;
     const klen = media.getU32(off + 4);
