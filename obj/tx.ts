@@ -237,8 +237,11 @@ export class Transaction {
   }
 
   /**
-   * Free an object. It stays readable until the transaction commits; its
-   * handles are stale afterwards.
+   * Free an object. The pool's reads (`pool.read`, `pool.view`) still see
+   * it until the transaction is applied, and its handles are stale
+   * afterwards; to this transaction's own reads and writes (`tx.read`,
+   * `tx.write`, the getters) it is gone at once, as to the transactions
+   * started after it: they throw `StaleObjectError`.
    *
    * @throws {TypeError} for the root object, or a handle of another pool
    * @throws {StaleObjectError} for an object already freed
