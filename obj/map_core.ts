@@ -34,7 +34,7 @@ import {
 } from "./map_format.ts";
 import { loadMap } from "./map_load.ts";
 import type { ObjectPool } from "./pool.ts";
-import type { Transaction, TxEffects } from "./tx.ts";
+import { type Transaction, type TxEffects, txHooks } from "./tx.ts";
 import { stagedData } from "./tx_run.ts";
 
 /**
@@ -224,7 +224,11 @@ export class MapCore implements TxEffects<Pending> {
       );
     }
     const cur = this.#latest(isStr, k);
-    const node = tx.allocInternalAt(NODE_HEADER + klen + vlen, TYPE_NODE);
+    const node = txHooks.allocInternalAt(
+      tx,
+      NODE_HEADER + klen + vlen,
+      TYPE_NODE,
+    );
     const flags = (isStr ? KEY_STRING : 0) | (vStr ? VALUE_STRING : 0);
     const at = stagedData(tx, node);
     const media = this.#e.media;
@@ -249,7 +253,7 @@ export class MapCore implements TxEffects<Pending> {
       dv.setUint32(0, flags, true);
       dv.setUint32(4, klen, true);
       dv.setUint32(8, vlen, true);
-      const was = tx.beginInternalWrites();
+      const was = txHooks.beginInternalWrites(tx);
       try {
         tx.write(o, 0, head);
         tx.write(o, NODE_HEADER, kb ?? encoder.encode(key as string));
@@ -259,13 +263,13 @@ export class MapCore implements TxEffects<Pending> {
           vb ?? encoder.encode(value as string),
         );
       } finally {
-        tx.endInternalWrites(was);
+        txHooks.endInternalWrites(tx, was);
       }
     }
     let slot: number;
     if (cur !== undefined) {
       slot = cur.slot;
-      tx.freeInternal(cur.node);
+      txHooks.freeInternal(tx, cur.node);
     } else slot = this.#takeSlot(tx);
     this.#setSlot(tx, slot, node);
     this.#stage(
@@ -305,10 +309,10 @@ export class MapCore implements TxEffects<Pending> {
     const k = isStr ? key : binKey(key);
     const cur = this.#latest(isStr, k);
     if (cur === undefined) return false;
-    tx.freeInternal(cur.node);
+    txHooks.freeInternal(tx, cur.node);
     this.#setSlot(tx, cur.slot, 0);
     this.#free.push(cur.slot);
-    tx.onAbort(() => this.#free.pop());
+    txHooks.onAbort(tx, () => this.#free.pop());
     this.#stage(tx, isStr, k, true, cur.slot, 0, 0, 0, 0, -1);
     return true;
   }
@@ -351,7 +355,7 @@ export class MapCore implements TxEffects<Pending> {
     if (x !== undefined) x.pend = p;
     else pend.set(k, p);
     this.#delta += delta;
-    tx.effect(this, p);
+    txHooks.effect(tx, this, p);
   }
 
   /**
@@ -405,7 +409,7 @@ export class MapCore implements TxEffects<Pending> {
     const free = this.#free;
     if (free.length > 0) {
       const s = free.pop()!;
-      tx.onAbort(() => free.push(s));
+      txHooks.onAbort(tx, () => free.push(s));
       return s;
     }
     // no free slot: the high-water mark is at a leaf's end; add a leaf
@@ -416,18 +420,18 @@ export class MapCore implements TxEffects<Pending> {
     }
     const di = Math.floor(li / FAN);
     if (di === this.#dirs.length) {
-      const dir = tx.allocInternal(FAN * 8, TYPE_DIR);
-      tx.setU64Internal(this.#desc, 16 + 8 * di, dir.offset);
+      const dir = txHooks.allocInternal(tx, FAN * 8, TYPE_DIR);
+      txHooks.setU64Internal(tx, this.#desc, 16 + 8 * di, dir.offset);
       this.#dirs.push(dir);
-      tx.onAbort(() => this.#dirs.pop());
+      txHooks.onAbort(tx, () => this.#dirs.pop());
     }
-    const leaf = tx.allocInternal(FAN * 8, TYPE_LEAF);
-    tx.setU64Internal(this.#dirs[di], 8 * (li % FAN), leaf.offset);
+    const leaf = txHooks.allocInternal(tx, FAN * 8, TYPE_LEAF);
+    txHooks.setU64Internal(tx, this.#dirs[di], 8 * (li % FAN), leaf.offset);
     this.#leaves.push(leaf);
     const added = FAN - 1;
     for (let t = s + FAN - 1; t > s; t--) free.push(t);
     this.#hw = s + FAN;
-    tx.onAbort(() => {
+    txHooks.onAbort(tx, () => {
       this.#leaves.pop();
       free.length -= added;
       this.#hw = s;
@@ -437,7 +441,8 @@ export class MapCore implements TxEffects<Pending> {
 
   #setSlot(tx: Transaction, slot: number, offset: number): void {
     // the map's leaves are never freed: no handle check is needed
-    tx.setU64Internal(
+    txHooks.setU64Internal(
+      tx,
       this.#leaves[Math.floor(slot / FAN)],
       8 * (slot % FAN),
       offset,

@@ -104,3 +104,28 @@ test("inside a transaction the map's reads see what it and the transactions stag
   assert.equal(m.has("new"), false);
   pool.tx(() => assert.equal(m.size, 5));
 });
+
+// Bug: the pool's internal hooks were public methods of the exported
+// Transaction (documented "Internal", listed by `deno doc`): a user's
+// `tx.writeState(0, new Uint8Array(64))` wiped the pool header (the next
+// open: "not an object pool"), `tx.freeInternal` freed a map's node and
+// `tx.beginInternalWrites()` let `tx.write` reach a map's structure.
+test("a Transaction has only its public methods: the pool's internal hooks are not reachable from it", () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 << 20, layout: "t" });
+  const members = pool.tx((tx) =>
+    Reflect.ownKeys(Object.getPrototypeOf(tx)).map(String).sort()
+  );
+  assert.deepEqual(members, [
+    "alloc",
+    "constructor",
+    "free",
+    "getBigU64",
+    "getU32",
+    "getU64",
+    "object",
+    "read",
+    "setU32",
+    "setU64",
+    "write",
+  ]);
+});
