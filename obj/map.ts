@@ -419,13 +419,20 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
 
   /**
    * Apply several sets and deletes as one asynchronous transaction: all
-   * or none of them.
+   * or none of them. Being one transaction, a batch must fit in the pool's
+   * redo log (a little under 3/8 of `logSize`: each set logs its new node,
+   * key and value included): a larger one fails with an
+   * `OutOfSpaceError` that says so, and changes nothing; split it, or
+   * create the pool with a larger `logSize`. Sets made with `setAsync`
+   * have no such bound together: they commit in as many groups as needed.
    *
    * A signal aborts the batch while it has not started, as
    * {@linkcode PersistentMap.setAsync}'s does: all of it, or, once
    * started, none of it.
    *
    * @param options an abort signal for a batch not yet started
+   * @throws {OutOfSpaceError} (the future fails) when the pool, or the
+   *   redo log, has no room for the batch: nothing changed
    * @throws {TypeError} at the call, before anything is staged, for ops
    *   that are not an array of `{ set: [key, value] }` and `{ delete: key }`
    *   (holes included), or options that are no {@linkcode FutureOptions}
