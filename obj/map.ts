@@ -177,7 +177,10 @@ function asMapOp(e: unknown, op: string): unknown {
  * callback joins that transaction.
  *
  * Reads see operations that completed: a synchronous one on return, an
- * asynchronous one when its future completes.
+ * asynchronous one when its future completes. Inside a transaction's
+ * callback they also see what it staged and what the transactions started
+ * before it staged, as the transaction's own reads (`tx.read`) do: a
+ * read-modify-write of a key in one `pool.tx` sees its own update.
  *
  * @example Usage
  * ```ts
@@ -273,21 +276,20 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
 
   /** The number of keys. */
   get size(): number {
-    const c = this.#live("size");
-    return c.str.size + c.bin.size;
+    return this.#live("size").size();
   }
 
   /** The value of `key`, or undefined. */
   get(key: MapKey): MapValue | undefined {
     const c = this.#live("get");
-    const x = c.committed(checkKey(key, "get"));
+    const x = c.visible(checkKey(key, "get"));
     return x === undefined ? undefined : c.value(x);
   }
 
   /** Whether `key` is in the map. */
   has(key: MapKey): boolean {
     const c = this.#live("has");
-    return c.committed(checkKey(key, "has")) !== undefined;
+    return c.visible(checkKey(key, "has")) !== undefined;
   }
 
   /**
@@ -417,13 +419,20 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
 
   /**
    * Apply several sets and deletes as one asynchronous transaction: all
-   * or none of them.
+   * or none of them. Being one transaction, a batch must fit in the pool's
+   * redo log (a little under 3/8 of `logSize`: each set logs its new node,
+   * key and value included): a larger one fails with an
+   * `OutOfSpaceError` that says so, and changes nothing; split it, or
+   * create the pool with a larger `logSize`. Sets made with `setAsync`
+   * have no such bound together: they commit in as many groups as needed.
    *
    * A signal aborts the batch while it has not started, as
    * {@linkcode PersistentMap.setAsync}'s does: all of it, or, once
    * started, none of it.
    *
    * @param options an abort signal for a batch not yet started
+   * @throws {OutOfSpaceError} (the future fails) when the pool, or the
+   *   redo log, has no room for the batch: nothing changed
    * @throws {TypeError} at the call, before anything is staged, for ops
    *   that are not an array of `{ set: [key, value] }` and `{ delete: key }`
    *   (holes included), or options that are no {@linkcode FutureOptions}
@@ -497,13 +506,9 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
     // the keys are the snapshot; each entry is looked up again when it is
     // yielded: one deleted meanwhile has a freed node (whose block a later
     // set may have taken), one deleted and set again a new index entry
-    const str = [...c.str.keys()];
-    const bin = [...c.bin.keys()];
-    for (let i = 0; i < str.length + bin.length; i++) {
+    for (const [k, isStr] of c.visibleKeys()) {
       this.#live("entries");
-      const x = i < str.length
-        ? c.str.get(str[i])
-        : c.bin.get(bin[i - str.length]);
+      const x = c.visibleAt(k, isStr);
       if (x !== undefined) yield [c.key(x), c.value(x)];
     }
   }

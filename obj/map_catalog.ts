@@ -21,6 +21,7 @@ import { MapCore } from "./map_core.ts";
 import { TYPE_MAP } from "./open.ts";
 import type { ObjectPool } from "./pool.ts";
 import { poolEngine } from "./pool_access.ts";
+import { txHooks } from "./tx.ts";
 
 /** The names of the maps in a pool's catalog. Internal (the CLI). */
 export function catalogNames(pool: ObjectPool): string[] {
@@ -94,20 +95,20 @@ function createMap(
         }: the pool's catalog holds 31 maps`,
       );
     }
-    const desc = tx.allocInternal(DESC_SIZE, TYPE_MAP);
-    const was = tx.beginInternalWrites();
+    const desc = txHooks.allocInternal(tx, DESC_SIZE, TYPE_MAP);
+    const was = txHooks.beginInternalWrites(tx);
     try {
       tx.setU32(desc, 0, MAP_MAGIC);
       tx.setU32(desc, 4, MAP_VERSION);
     } finally {
-      tx.endInternalWrites(was);
+      txHooks.endInternalWrites(tx, was);
     }
     const slot = new Uint8Array(CATALOG_SLOT);
     slot.set(bytes);
     const dv = new DataView(slot.buffer);
     dv.setBigUint64(112, BigInt(desc.offset), true);
     dv.setUint32(120, CATALOG_KIND_MAP, true);
-    tx.writeState(CATALOG_AT + free * CATALOG_SLOT, slot);
+    txHooks.writeState(tx, CATALOG_AT + free * CATALOG_SLOT, slot);
     const c = e.state.catalog[free];
     c.name = name;
     c.offset = desc.offset;
@@ -116,7 +117,7 @@ function createMap(
     // a transaction this one joins may abort after it returns: the map
     // then does not exist, and a later open must create it again
     byName.set(name, core);
-    tx.onAbort(() => {
+    txHooks.onAbort(tx, () => {
       c.name = "";
       c.offset = 0;
       c.kind = 0;

@@ -34,7 +34,7 @@ import {
 } from "./map_format.ts";
 import { loadMap } from "./map_load.ts";
 import type { ObjectPool } from "./pool.ts";
-import type { Transaction, TxEffects } from "./tx.ts";
+import { type Transaction, type TxEffects, txHooks } from "./tx.ts";
 import { stagedData } from "./tx_run.ts";
 
 /**
@@ -69,6 +69,8 @@ interface Pending extends Entry {
   k: string;
   /** The state staged before, restored if the transaction aborts. */
   before: Pending | undefined;
+  /** How the key count changes when it is applied: -1, 0 or 1. */
+  delta: number;
 }
 
 /**
@@ -96,6 +98,11 @@ export class MapCore implements TxEffects<Pending> {
   /** The newest staged states of keys not in the index. */
   #pendStr = new Map<string, Pending>();
   #pendBin = new Map<string, Pending>();
+  /**
+   * Keys staged and not applied yet, less those deleted so: the count a
+   * transaction's reads see is the index's size plus this.
+   */
+  #delta = 0;
   /** The index entry `#latest` found last (for the `#stage` after it). */
   #found: Entry | undefined = undefined;
   /** The key and value of the `setAsync` running (see `setAsync`). */
@@ -128,11 +135,53 @@ export class MapCore implements TxEffects<Pending> {
     this.#hw = m.hw;
   }
 
-  /** The committed entry of a key. */
-  committed(key: MapKey): Entry | undefined {
+  /**
+   * The entry of a key that a read sees (undefined: none). Outside a
+   * transaction's callback, the committed one; inside one, the newest
+   * staged, as reads in a transaction see its own writes and those of the
+   * transactions staged before it (a read-modify-write of a key done twice
+   * in one transaction lost the first write).
+   */
+  visible(key: MapKey): Entry | undefined {
     return typeof key === "string"
-      ? this.str.get(key)
-      : this.bin.get(binKey(key));
+      ? this.visibleAt(key, true)
+      : this.visibleAt(binKey(key), false);
+  }
+
+  /**
+   * The entry a read sees of the key `k` of the index (a string of char
+   * codes for bytes), as `visible`.
+   */
+  visibleAt(k: string, isStr: boolean): Entry | undefined {
+    const x = (isStr ? this.str : this.bin).get(k);
+    if (this.#e.current === undefined) return x;
+    const p = x !== undefined
+      ? x.pend
+      : (isStr ? this.#pendStr : this.#pendBin).get(k);
+    if (p === undefined) return x;
+    return p.deleted ? undefined : p;
+  }
+
+  /** The number of keys a read sees (see `visible`). */
+  size(): number {
+    const n = this.str.size + this.bin.size;
+    return this.#e.current === undefined ? n : n + this.#delta;
+  }
+
+  /**
+   * The keys a read sees (see `visible`), each as the index's key (a
+   * string of char codes for bytes) with whether it is a string.
+   */
+  visibleKeys(): [string, boolean][] {
+    const keys: [string, boolean][] = [];
+    for (const k of this.str.keys()) keys.push([k, true]);
+    for (const k of this.bin.keys()) keys.push([k, false]);
+    if (this.#e.current === undefined) return keys;
+    // keys staged that the index lacks (their deletes, if staged later,
+    // are skipped when reached)
+    for (const k of this.#pendStr.keys()) keys.push([k, true]);
+    for (const k of this.#pendBin.keys()) keys.push([k, false]);
+    return keys;
   }
 
   /**
@@ -175,7 +224,11 @@ export class MapCore implements TxEffects<Pending> {
       );
     }
     const cur = this.#latest(isStr, k);
-    const node = tx.allocInternalAt(NODE_HEADER + klen + vlen, TYPE_NODE);
+    const node = txHooks.allocInternalAt(
+      tx,
+      NODE_HEADER + klen + vlen,
+      TYPE_NODE,
+    );
     const flags = (isStr ? KEY_STRING : 0) | (vStr ? VALUE_STRING : 0);
     const at = stagedData(tx, node);
     const media = this.#e.media;
@@ -200,7 +253,7 @@ export class MapCore implements TxEffects<Pending> {
       dv.setUint32(0, flags, true);
       dv.setUint32(4, klen, true);
       dv.setUint32(8, vlen, true);
-      const was = tx.beginInternalWrites();
+      const was = txHooks.beginInternalWrites(tx);
       try {
         tx.write(o, 0, head);
         tx.write(o, NODE_HEADER, kb ?? encoder.encode(key as string));
@@ -210,13 +263,13 @@ export class MapCore implements TxEffects<Pending> {
           vb ?? encoder.encode(value as string),
         );
       } finally {
-        tx.endInternalWrites(was);
+        txHooks.endInternalWrites(tx, was);
       }
     }
     let slot: number;
     if (cur !== undefined) {
       slot = cur.slot;
-      tx.freeInternal(cur.node);
+      txHooks.freeInternal(tx, cur.node);
     } else slot = this.#takeSlot(tx);
     this.#setSlot(tx, slot, node);
     this.#stage(
@@ -229,6 +282,7 @@ export class MapCore implements TxEffects<Pending> {
       node + NODE_HEADER + klen,
       vlen,
       flags,
+      cur === undefined ? 1 : 0,
     );
   }
 
@@ -255,11 +309,11 @@ export class MapCore implements TxEffects<Pending> {
     const k = isStr ? key : binKey(key);
     const cur = this.#latest(isStr, k);
     if (cur === undefined) return false;
-    tx.freeInternal(cur.node);
+    txHooks.freeInternal(tx, cur.node);
     this.#setSlot(tx, cur.slot, 0);
     this.#free.push(cur.slot);
-    tx.onAbort(() => this.#free.pop());
-    this.#stage(tx, isStr, k, true, cur.slot, 0, 0, 0, 0);
+    txHooks.onAbort(tx, () => this.#free.pop());
+    this.#stage(tx, isStr, k, true, cur.slot, 0, 0, 0, 0, -1);
     return true;
   }
 
@@ -273,6 +327,7 @@ export class MapCore implements TxEffects<Pending> {
     at: number,
     vlen: number,
     flags: number,
+    delta: number,
   ) {
     // where the key's newest staged state is kept: on its index entry, or
     // in the Map of keys not in the index (the index does not change
@@ -295,10 +350,12 @@ export class MapCore implements TxEffects<Pending> {
       isStr,
       k,
       before,
+      delta,
     };
     if (x !== undefined) x.pend = p;
     else pend.set(k, p);
-    tx.effect(this, p);
+    this.#delta += delta;
+    txHooks.effect(tx, this, p);
   }
 
   /**
@@ -313,6 +370,8 @@ export class MapCore implements TxEffects<Pending> {
     const x = index.get(k);
     const newest = x !== undefined ? x.pend : pend.get(k);
     const rest = newest === p ? undefined : newest;
+    // the index now counts it
+    this.#delta -= p.delta;
     if (p.deleted) {
       // a delete is staged only on a key with a state, applied before it:
       // the key is in the index
@@ -335,6 +394,7 @@ export class MapCore implements TxEffects<Pending> {
 
   /** A transaction that staged `p` aborted: the key's state before returns. Internal. */
   aborted(p: Pending): void {
+    this.#delta -= p.delta;
     const x = (p.isStr ? this.str : this.bin).get(p.k);
     if (x !== undefined) {
       x.pend = p.before;
@@ -349,7 +409,7 @@ export class MapCore implements TxEffects<Pending> {
     const free = this.#free;
     if (free.length > 0) {
       const s = free.pop()!;
-      tx.onAbort(() => free.push(s));
+      txHooks.onAbort(tx, () => free.push(s));
       return s;
     }
     // no free slot: the high-water mark is at a leaf's end; add a leaf
@@ -360,18 +420,18 @@ export class MapCore implements TxEffects<Pending> {
     }
     const di = Math.floor(li / FAN);
     if (di === this.#dirs.length) {
-      const dir = tx.allocInternal(FAN * 8, TYPE_DIR);
-      tx.setU64Internal(this.#desc, 16 + 8 * di, dir.offset);
+      const dir = txHooks.allocInternal(tx, FAN * 8, TYPE_DIR);
+      txHooks.setU64Internal(tx, this.#desc, 16 + 8 * di, dir.offset);
       this.#dirs.push(dir);
-      tx.onAbort(() => this.#dirs.pop());
+      txHooks.onAbort(tx, () => this.#dirs.pop());
     }
-    const leaf = tx.allocInternal(FAN * 8, TYPE_LEAF);
-    tx.setU64Internal(this.#dirs[di], 8 * (li % FAN), leaf.offset);
+    const leaf = txHooks.allocInternal(tx, FAN * 8, TYPE_LEAF);
+    txHooks.setU64Internal(tx, this.#dirs[di], 8 * (li % FAN), leaf.offset);
     this.#leaves.push(leaf);
     const added = FAN - 1;
     for (let t = s + FAN - 1; t > s; t--) free.push(t);
     this.#hw = s + FAN;
-    tx.onAbort(() => {
+    txHooks.onAbort(tx, () => {
       this.#leaves.pop();
       free.length -= added;
       this.#hw = s;
@@ -381,7 +441,8 @@ export class MapCore implements TxEffects<Pending> {
 
   #setSlot(tx: Transaction, slot: number, offset: number): void {
     // the map's leaves are never freed: no handle check is needed
-    tx.setU64Internal(
+    txHooks.setU64Internal(
+      tx,
       this.#leaves[Math.floor(slot / FAN)],
       8 * (slot % FAN),
       offset,
@@ -390,6 +451,12 @@ export class MapCore implements TxEffects<Pending> {
 
   /** The value of an entry, as it was given. */
   value(x: Entry): MapValue {
+    const tx = this.#e.current;
+    if (tx !== undefined) {
+      // (a node staged and not applied has its bytes in the log)
+      const vb = tx.read(tx.object(x.node), x.at - x.node, x.vlen);
+      return x.flags & VALUE_STRING ? decoder.decode(vb) : vb;
+    }
     if (x.flags & VALUE_STRING) {
       return decoder.decode(this.#e.media.peek(x.at, x.vlen));
     }
@@ -398,6 +465,12 @@ export class MapCore implements TxEffects<Pending> {
 
   /** The key of an entry. */
   key(x: Entry): MapKey {
+    const tx = this.#e.current;
+    if (tx !== undefined) {
+      const o = tx.object(x.node);
+      const kb = tx.read(o, NODE_HEADER, tx.getU32(o, 4));
+      return x.flags & KEY_STRING ? decoder.decode(kb) : kb;
+    }
     const media = this.#e.media;
     const off = x.node;
     const klen = media.getU32(off + 4);

@@ -445,7 +445,14 @@ export class ObjectPool implements Disposable {
     return u64Big(media.load32(at), media.load32(at + 4));
   }
 
-  /** The u32 at `offset` of an object (`offset` 4-aligned in the object). */
+  /**
+   * The u32 at `offset` of an object, little-endian, as
+   * {@linkcode Transaction.setU32} stores it (at any offset: none has to
+   * be aligned).
+   *
+   * @throws {RangeError} when the range leaves the object
+   * @throws {StaleObjectError} for a freed object
+   */
   getU32(o: ObjectHandle, offset: number): number {
     this.#range(o, offset, 4, "getU32");
     const at = o.offset + offset;

@@ -13,6 +13,7 @@ import { newHandle, type ObjectHandle } from "./handle.ts";
 import { ROOT_OFFSET_AT, TYPE_ROOT } from "./layout.ts";
 import { checkNumber, numberText } from "./object_bytes.ts";
 import type { ObjectPool } from "./pool.ts";
+import { txHooks } from "./tx.ts";
 
 /**
  * The root object of `pool` (its engine `e`) of at least `size` bytes:
@@ -54,20 +55,20 @@ export function rootObject(
   }
   pool.tx((tx) => {
     const old = s.rootOffset !== 0 ? rootHandle(e) : undefined;
-    const o = tx.allocInternal(size, TYPE_ROOT);
+    const o = txHooks.allocInternal(tx, size, TYPE_ROOT);
     if (old !== undefined) {
       tx.write(o, 0, tx.read(old, 0, old.size));
-      tx.freeInternal(old.offset);
+      txHooks.freeInternal(tx, old.offset);
     }
     const b = new Uint8Array(16);
     const dv = new DataView(b.buffer);
     dv.setBigUint64(0, BigInt(o.offset), true);
     dv.setBigUint64(8, BigInt(size), true);
-    tx.writeState(ROOT_OFFSET_AT, b);
+    txHooks.writeState(tx, ROOT_OFFSET_AT, b);
     const before = { offset: s.rootOffset, size: s.rootSize };
     s.rootOffset = o.offset;
     s.rootSize = size;
-    tx.onAbort(() => {
+    txHooks.onAbort(tx, () => {
       s.rootOffset = before.offset;
       s.rootSize = before.size;
     });

@@ -76,6 +76,50 @@ export interface AllocOptions {
 export let txControl: TxControl;
 
 /**
+ * What the pool's own code (its root, its maps' catalog and objects) does
+ * in a transaction beyond the public methods: allocate, free and write
+ * its internal objects and the state page, and hear of the transaction's
+ * end. Kept off the {@linkcode Transaction} a callback is handed, where a
+ * call wrote anywhere in the pool (`writeState(0, ...)` wiped its
+ * header) or freed a map's node. Each throws `ClosedError` once the
+ * transaction ended. Internal to `obj/`.
+ */
+export interface TxHooks {
+  /** Allocate an object of an internal type. */
+  allocInternal(tx: Transaction, size: number, type: number): ObjectHandle;
+  /** Allocate an object of an internal type: its offset (no handle). */
+  allocInternalAt(tx: Transaction, size: number, type: number): number;
+  /** Free the live object at `offset`, an internal one included. */
+  freeInternal(tx: Transaction, offset: number): void;
+  /**
+   * Let the writes that follow reach the pool's own objects until
+   * `endInternalWrites` with the value returned.
+   */
+  beginInternalWrites(tx: Transaction): boolean;
+  /** End what `beginInternalWrites` began. */
+  endInternalWrites(tx: Transaction, was: boolean): void;
+  /**
+   * Store a u64 below 2^53 at `offset` of an internal object known live
+   * and large enough, with no handle check.
+   */
+  setU64Internal(
+    tx: Transaction,
+    o: ObjectHandle,
+    offset: number,
+    value: number,
+  ): void;
+  /** Log a write to the state page (root, catalog). */
+  writeState(tx: Transaction, target: number, bytes: Uint8Array): void;
+  /** Run `fn` on abort (undo of volatile changes), newest first. */
+  onAbort(tx: Transaction, fn: () => void): void;
+  /** Tell `target` about `item` once the transaction is applied or aborts. */
+  effect<T>(tx: Transaction, target: TxEffects<T>, item: T): void;
+}
+
+/** The one {@linkcode TxHooks}. Internal. */
+export let txHooks: TxHooks;
+
+/**
  * A running transaction, handed to the callback of `pool.tx` and
  * `pool.txAsync`. It is valid only while the callback runs. If the
  * callback throws, nothing it did takes effect.
@@ -102,7 +146,7 @@ export let txControl: TxControl;
  */
 export class Transaction {
   #e: Engine;
-  /** Between {@linkcode Transaction.beginInternalWrites} and its end. */
+  /** Between `beginInternalWrites` and its end. */
   #internal = false;
   #g: Group;
   #size0: number;
@@ -164,6 +208,18 @@ export class Transaction {
       },
       stage: (tx, offset, op) => tx.#stage(offset, op),
     };
+    txHooks = {
+      allocInternal: (tx, size, type) => tx.#allocInternal(size, type),
+      allocInternalAt: (tx, size, type) => tx.#allocInternalAt(size, type),
+      freeInternal: (tx, offset) => tx.#freeInternal(offset),
+      beginInternalWrites: (tx) => tx.#beginInternalWrites(),
+      endInternalWrites: (tx, was) => tx.#endInternalWrites(was),
+      setU64Internal: (tx, o, offset, value) =>
+        tx.#setU64Internal(o, offset, value),
+      writeState: (tx, target, bytes) => tx.#writeState(target, bytes),
+      onAbort: (tx, fn) => tx.#onAbort(fn),
+      effect: (tx, target, item) => tx.#effect(target, item),
+    };
   }
 
   #live(op: string): void {
@@ -217,7 +273,7 @@ export class Transaction {
   }
 
   /** Allocate an object of an internal type. Internal. */
-  allocInternal(size: number, type: number): ObjectHandle {
+  #allocInternal(size: number, type: number): ObjectHandle {
     this.#live("alloc");
     const e = this.#e;
     const f = allocFresh(e, this.#g, size, type, "alloc");
@@ -229,7 +285,7 @@ export class Transaction {
    * Allocate an object of an internal type: its offset (no handle is
    * made, for a caller that needs none). Internal.
    */
-  allocInternalAt(size: number, type: number): number {
+  #allocInternalAt(size: number, type: number): number {
     this.#live("alloc");
     const f = allocFresh(this.#e, this.#g, size, type, "alloc");
     if (f.rel === UNWRITTEN) this.#unwritten++;
@@ -237,8 +293,11 @@ export class Transaction {
   }
 
   /**
-   * Free an object. It stays readable until the transaction commits; its
-   * handles are stale afterwards.
+   * Free an object. The pool's reads (`pool.read`, `pool.view`) still see
+   * it until the transaction is applied, and its handles are stale
+   * afterwards; to this transaction's own reads and writes (`tx.read`,
+   * `tx.write`, the getters) it is gone at once, as to the transactions
+   * started after it: they throw `StaleObjectError`.
    *
    * @throws {TypeError} for the root object, or a handle of another pool
    * @throws {StaleObjectError} for an object already freed
@@ -251,14 +310,14 @@ export class Transaction {
         "Cannot free: the object belongs to the pool (the root, a map's structure)",
       );
     }
-    this.freeInternal(o.offset);
+    this.#freeInternal(o.offset);
   }
 
   /**
    * Free the live object at `offset`, an internal one included (the
    * caller knows it is live). Internal.
    */
-  freeInternal(offset: number): void {
+  #freeInternal(offset: number): void {
     this.#live("free");
     const e = this.#e;
     const g = this.#g;
@@ -320,18 +379,17 @@ export class Transaction {
 
   /**
    * Let the writes that follow reach the pool's own objects (a map's
-   * structure) until {@linkcode Transaction.endInternalWrites} with the
-   * value returned. Internal.
+   * structure) until `endInternalWrites` with the value returned.
    */
-  beginInternalWrites(): boolean {
+  #beginInternalWrites(): boolean {
     this.#ended("beginInternalWrites");
     const was = this.#internal;
     this.#internal = true;
     return was;
   }
 
-  /** End what {@linkcode Transaction.beginInternalWrites} began. Internal. */
-  endInternalWrites(was: boolean): void {
+  /** End what `beginInternalWrites` began. */
+  #endInternalWrites(was: boolean): void {
     this.#ended("endInternalWrites");
     this.#internal = was;
   }
@@ -439,7 +497,7 @@ export class Transaction {
    * knows is live and large enough (a map's leaf): no handle check, so no
    * pending object is looked up. Internal.
    */
-  setU64Internal(o: ObjectHandle, offset: number, value: number): void {
+  #setU64Internal(o: ObjectHandle, offset: number, value: number): void {
     this.#live("setU64");
     const lo = value >>> 0;
     const hi = (value - lo) / 2 ** 32;
@@ -549,7 +607,7 @@ export class Transaction {
   }
 
   /** Log a write to the state page (root, catalog). Internal. */
-  writeState(target: number, bytes: Uint8Array): void {
+  #writeState(target: number, bytes: Uint8Array): void {
     this.#live("write");
     this.#e.log.copy(this.#g, target, bytes, 0, bytes.length, "write", NO_KEY);
   }
@@ -559,7 +617,7 @@ export class Transaction {
    *
    * @throws {TypeError} when `fn` is no function
    */
-  onAbort(fn: () => void): void {
+  #onAbort(fn: () => void): void {
     // kept past its end, the callback would never run
     this.#ended("onAbort");
     // refused here: at the abort it would fail it in the abort's words
@@ -575,7 +633,7 @@ export class Transaction {
    *
    * @internal
    */
-  effect<T>(target: TxEffects<T>, item: T): void {
+  #effect<T>(target: TxEffects<T>, item: T): void {
     // kept past its end, the effect would join the group of later
     // transactions (an asynchronous one stages several), and be told of
     // their outcome

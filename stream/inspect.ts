@@ -48,7 +48,7 @@ export interface InspectedRegion {
   lastTimestamp: number;
 }
 
-/** What {@linkcode inspectStream} found. */
+/** What {@linkcode LogStream.inspect} found. */
 export interface StreamInspection {
   /** The file. */
   path: string;

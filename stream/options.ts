@@ -31,18 +31,23 @@ import {
  * refused, with a `TypeError` naming it and the option it likely stands for.
  */
 export interface LogStreamCreateOptions {
-  /** Bytes of the new file (header, region table and regions). */
+  /**
+   * Bytes of the new file (header, region table and regions): a multiple
+   * of 4096, with room for the header, the table and one block (else a
+   * `RangeError` says the least size of the geometry).
+   */
   size: number;
   /**
    * Region alignment and size unit: a power of two from 64 to 2^30.
    * @default 4096
    */
   blockSize?: number;
-  /** Regions at most (slots of the region table). @default 64 */
+  /** Regions at most (slots of the region table), 1 to 65536. @default 64 */
   regionSlots?: number;
   /**
-   * Timestamps reserved and not yet persisted at most (a power of two);
-   * an append beyond it waits for earlier ones. @default 1024
+   * Timestamps reserved and not yet persisted at most (a power of two
+   * from 2 to 2^20); an append beyond it waits for earlier ones.
+   * @default 1024
    */
   maxInFlight?: number;
   /** Permission bits of the new file. @default 0o644 */

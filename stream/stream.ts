@@ -413,6 +413,9 @@ export class LogStream implements Disposable {
    * Until then no later timestamp is committed.
    *
    * @throws {OutOfSpaceError} when the region is full (nothing reserved)
+   * @throws {PmemError} code -35 (EDEADLK) when `maxInFlight` timestamps
+   *   are in flight and the oldest is held by a reservation of this thread
+   *   that is not published (nothing reserved)
    */
   reserve(region: Region, length: number): Reservation {
     const op = "reserve";
@@ -488,6 +491,9 @@ export class LogStream implements Disposable {
    *
    * @returns a future of the timestamp
    * @throws {TypeError} / {RangeError} / {OutOfSpaceError} at once
+   * @throws {PmemError} code -35 (EDEADLK) at once when `maxInFlight`
+   *   timestamps are in flight and the oldest is held by a reservation of
+   *   this thread that is not published (nothing is reserved)
    *
    * @example Usage
    * ```ts

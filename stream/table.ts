@@ -140,8 +140,14 @@ export function allocateSlot(
       })`,
     );
   }
-  const generation = (shared.generation(k) + 1) >>> 0;
   const at = slotOffset(k);
+  // a freed slot keeps its body and CRC on the media, so its generation
+  // survives a reopen there; the mirror holds only the allocated slots'
+  const last = decodeSlot(media.bytes(at, SLOT_SIZE));
+  const generation = (Math.max(
+    shared.generation(k),
+    last.crcOk ? last.generation : 0,
+  ) + 1) >>> 0;
   media.zero(offset, ENTRY_HEADER);
   media.set(at + 4, encodeSlotBody(generation, offset, size));
   media.write64(at + 32, 0);

@@ -24,12 +24,13 @@ import {
   wait,
 } from "../future/mod.ts";
 import { ObjectPool, PersistentMap } from "../obj/mod.ts";
+import { txHooks } from "../obj/tx.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { assert, lastJsonLine, runScript, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
 
-// Bug: `Transaction.onAbort` took any value, and an abort that ran a
+// Bug: `Transaction.onAbort` (now the internal `txHooks.onAbort`) took any value, and an abort that ran a
 // callback which threw (or was no function) stopped halfway: the pool
 // kept the transaction as its running one, so every later `tx` failed
 // with "Transaction is closed", `close()` refused ("inside a transaction's
@@ -41,7 +42,7 @@ test("an onAbort callback that is no function or throws leaves the object pool u
   const path = tempPath();
   const pool = ObjectPool.create(path, { size: 8 * MiB, layout: "t" });
   assert.throws(
-    () => pool.tx((tx) => tx.onAbort(5 as unknown as () => void)),
+    () => pool.tx((tx) => txHooks.onAbort(tx, 5 as unknown as () => void)),
     (e: unknown) =>
       e instanceof TypeError && /Cannot onAbort: fn must be a function/
         .test(e.message),
@@ -50,11 +51,11 @@ test("an onAbort callback that is no function or throws leaves the object pool u
   assert.throws(
     () =>
       pool.tx((tx) => {
-        tx.onAbort(() => ran.push("first"));
-        tx.onAbort(() => {
+        txHooks.onAbort(tx, () => ran.push("first"));
+        txHooks.onAbort(tx, () => {
           throw new RangeError("callback");
         });
-        tx.onAbort(() => ran.push("last"));
+        txHooks.onAbort(tx, () => ran.push("last"));
         throw new Error("abort");
       }),
     (e: unknown) => e instanceof RangeError && e.message === "callback",

@@ -6,8 +6,14 @@
  *
  * @module
  */
-import { type ObjectHandle, PersistentMap, type Transaction } from "../mod.ts";
-import { test } from "./_harness.ts";
+import {
+  ClosedError,
+  type ObjectHandle,
+  PersistentMap,
+  type Transaction,
+} from "../mod.ts";
+import { txHooks } from "../obj/tx.ts";
+import { assert, test } from "./_harness.ts";
 import {
   type Any,
   type Calls,
@@ -82,8 +88,7 @@ test("every member of a closed ObjectPool and PersistentMap throws ClosedError",
 
 /**
  * A transaction kept past its end (its pool open, or closed since): every
- * member throws ClosedError, the internal hooks too (an effect added then
- * would join the group of later transactions and be told their outcome).
+ * member throws ClosedError (the internal hooks too: below).
  */
 test("a Transaction kept past its end or its pool's close throws ClosedError", async () => {
   for (const closePool of [false, true]) {
@@ -104,26 +109,49 @@ test("a Transaction kept past its end or its pool's close throws ClosedError", a
   }
 });
 
+/**
+ * The pool's internal hooks (`txHooks`, off the public Transaction) on a
+ * transaction kept past its end throw ClosedError too: an effect added
+ * then would join the group of later transactions and be told their
+ * outcome.
+ */
+test("the internal transaction hooks throw ClosedError on a transaction past its end", () => {
+  for (const closePool of [false, true]) {
+    const { pool, root } = makeObjectPool();
+    let leaked: Transaction | undefined;
+    pool.tx((tx) => void (leaked = tx));
+    if (closePool) pool.close();
+    const t = leaked!;
+    const calls: Record<string, () => unknown> = {
+      allocInternal: () => txHooks.allocInternal(t, 64, 1),
+      allocInternalAt: () => txHooks.allocInternalAt(t, 64, 1),
+      freeInternal: () => txHooks.freeInternal(t, root.offset),
+      beginInternalWrites: () => txHooks.beginInternalWrites(t),
+      endInternalWrites: () => txHooks.endInternalWrites(t, false),
+      setU64Internal: () => txHooks.setU64Internal(t, root, 0, 1),
+      writeState: () => txHooks.writeState(t, 4096, ENTRY),
+      onAbort: () => txHooks.onAbort(t, () => {}),
+      effect: () => txHooks.effect(t, { applied() {}, aborted() {} } as Any, 1),
+    };
+    assert.deepEqual(Object.keys(calls).sort(), Object.keys(txHooks).sort());
+    for (const [name, call] of Object.entries(calls)) {
+      assert.throws(call, ClosedError, `${name} (pool closed: ${closePool})`);
+    }
+    pool.close();
+  }
+});
+
 function txCalls(root: ObjectHandle): Calls<Transaction> {
   return {
     alloc: (t) => t.alloc(64),
-    allocInternal: (t) => t.allocInternal(64, 1),
-    allocInternalAt: (t) => t.allocInternalAt(64, 1),
     free: (t) => t.free(root),
-    freeInternal: (t) => t.freeInternal(root.offset),
     object: (t) => t.object(root.offset),
-    beginInternalWrites: (t) => t.beginInternalWrites(),
-    endInternalWrites: (t) => t.endInternalWrites(false),
     write: (t) => t.write(root, 0, ENTRY),
     setU64: (t) => t.setU64(root, 0, 1),
-    setU64Internal: (t) => t.setU64Internal(root, 0, 1),
     setU32: (t) => t.setU32(root, 0, 1),
     read: (t) => t.read(root, 0, 8),
     getU64: (t) => t.getU64(root, 0),
     getBigU64: (t) => t.getBigU64(root, 0),
     getU32: (t) => t.getU32(root, 0),
-    writeState: (t) => t.writeState(4096, ENTRY),
-    onAbort: (t) => t.onAbort(() => {}),
-    effect: (t) => t.effect({ commit() {}, abort() {} } as Any, 1),
   };
 }

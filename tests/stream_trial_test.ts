@@ -86,3 +86,29 @@ moverTest(
     );
   },
 );
+
+// Bug: a slot free at open started its generation again at 0 (only the
+// allocated slots' generations were read back), so a region allocated
+// after a reopen took a generation the slot had had already, on the media
+// too: "how often the slot was allocated" counted only this open's.
+test("a region slot's generation counts its allocations across reopens, the slot free at the open or not", () => {
+  const path = tempPath();
+  {
+    using s = LogStream.create(path, { size: 1 << 20 });
+    s.freeRegion(s.allocateRegion(4096));
+    const r = s.allocateRegion(4096);
+    assert.equal(r.generation, 2);
+    s.freeRegion(r);
+  }
+  {
+    using s = LogStream.open(path);
+    const r = s.allocateRegion(4096);
+    assert.deepEqual([r.id, r.generation], [0, 3]);
+  }
+  assert.equal(LogStream.inspect(path).regions[0].generation, 3);
+  {
+    using s = LogStream.open(path); // allocated at the open: read back
+    s.freeRegion(s.regions()[0]);
+    assert.equal(s.allocateRegion(4096).generation, 4);
+  }
+});
