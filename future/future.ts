@@ -164,6 +164,14 @@ export const NOT_STARTED: unique symbol = Symbol("asyncpmem.notStarted");
 export const WAITS_ONLY: unique symbol = Symbol("asyncpmem.waitsOnly");
 
 /**
+ * A property of a future that checks its signal's abort in its own step,
+ * from its first poll on, instead of failing unpolled on an aborted one:
+ * a wait only (a log's `waitCommitted`), for which what it waits for may
+ * have happened already, and then it completes. Internal.
+ */
+export const OWN_ABORT: unique symbol = Symbol("asyncpmem.ownAbort");
+
+/**
  * Whether `future` only waits, or has not started: see
  * {@linkcode WAITS_ONLY}. Internal.
  */
@@ -392,7 +400,9 @@ export abstract class Future<T> implements PromiseLike<T> {
     if (this[STATE] === "complete" || this[STATE] === "failed") {
       return this[STATE];
     }
-    if (this[STATE] === "idle" && this[SIGNAL]?.aborted) {
+    if (
+      this[STATE] === "idle" && this[SIGNAL]?.aborted && !(OWN_ABORT in this)
+    ) {
       Future.#fail(this, this[SIGNAL].reason);
       return this[STATE];
     }

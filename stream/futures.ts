@@ -20,6 +20,7 @@ import { byteLengthOf, holds, trueBytes } from "../ffi/validate.ts";
 import {
   Future,
   type FutureOptions,
+  OWN_ABORT,
   PENDING,
   type PollContext,
   type Step,
@@ -434,6 +435,14 @@ export class WaitFuture extends Future<void> {
     return true;
   }
 
+  /**
+   * Its abort is seen in its step (see `OWN_ABORT`): a wait for a
+   * timestamp already reached completes, whatever its signal says.
+   */
+  get [OWN_ABORT](): boolean {
+    return true;
+  }
+
   #core: LogCore;
   #ts: number;
   #level: Level;
@@ -497,6 +506,9 @@ export class WaitFuture extends Future<void> {
   /** The step. */
   #advance(ctx: PollContext): Step<void> {
     if (advance(this.#core, this.#ts, this.#level, this.#op)) return;
+    // not there yet: an abort ends the wait, from its first poll on (see
+    // OWN_ABORT)
+    if (this.#signal?.aborted) throw this.#signal.reason;
     const b = blocker(this.#core);
     const owner = b?.owner;
     if (owner !== undefined && owner !== RESERVATION) {

@@ -112,3 +112,27 @@ test("a region slot's generation counts its allocations across reopens, the slot
     assert.equal(s.allocateRegion(4096).generation, 4);
   }
 });
+
+// Bug: a wait whose timestamp was already reached failed with its
+// signal's reason when the signal had aborted before the wait's first
+// poll, though a wait ends on an abort only before its timestamp is
+// reached (README); cause: every future failed on an aborted signal
+// before its first step. A future that only waits checks the abort in
+// its step now, after seeing whether its timestamp was reached.
+test("a wait for a timestamp already reached resolves though its signal aborted before it was polled", async () => {
+  using s = LogStream.create(tempPath(), { size: 1 << 20 });
+  const r = s.allocateRegion(64 << 10);
+  const ts = s.append(r, new Uint8Array(4));
+  const gone = new Error("aborted first");
+  const signal = AbortSignal.abort(gone);
+  const committed = s.waitCommitted(ts, { signal });
+  assert.equal(committed.poll(), "complete");
+  await s.waitPersisted(ts, { signal });
+  // one not reached still fails with the reason, nothing reached after
+  const res = s.reserve(r, 8);
+  const early = s.waitCommitted(res.timestamp, { signal });
+  assert.equal(early.poll(), "failed");
+  assert.equal(early.error, gone);
+  s.publish(res);
+  assert.equal(s.committedTimestamp, res.timestamp);
+});
