@@ -35,6 +35,7 @@ import type { PersistTracer } from "../../pmem2/tracer.ts";
 import type { PersistenceModel } from "./model.ts";
 import { crashMover, parseCrashMover } from "./movers.ts";
 import { pick, xorshift } from "./random.ts";
+import { recycle } from "./spare_buffers.ts";
 import { traceFile } from "./tracer.ts";
 import { crossesEnd, EVEN_END } from "./window_ends.ts";
 import { OBJ_OPTIONS, ObjDriver, setup, SLOTS } from "./obj_workload.ts";
@@ -165,6 +166,8 @@ export function recordObjWindowTrace(
     const across = objectsAcross(pool, d.root);
     pool.close();
     const events = tracer.finish();
+    const strays = tracer.strays + tracer.unscanned();
+    recycle(traced.shadow); // the tracer is finished with it
     return {
       model,
       seed,
@@ -175,7 +178,7 @@ export function recordObjWindowTrace(
       base,
       scan: SCAN,
       windowed,
-      strays: tracer.strays + tracer.unscanned(),
+      strays,
       across,
     };
   } finally {

@@ -34,6 +34,13 @@ export class ScratchImage implements Disposable {
   /** The fingerprint of `ref`: two 32-bit sums of word hashes. */
   #fpA = 0;
   #fpB = 0;
+  /**
+   * Per word of the file, the number of the last fingerprint that met it
+   * (made at the first fingerprint: its pages are only touched where
+   * images store, the metadata and a few blocks).
+   */
+  #met: Uint32Array | undefined;
+  #fingerprints = 0;
 
   /**
    * Write `base` to a new file at `path` and map it.
@@ -101,20 +108,34 @@ export class ScratchImage implements Disposable {
    * order: equal images have equal fingerprints.
    */
   fingerprint(units: readonly Words[]): string {
-    const last = new Map<number, [number, number]>();
-    for (const u of units) {
-      for (let i = 0; i < u.length; i++) {
-        last.set(u.index(i) * 2, [u.lo(i), u.hi(i)]);
-      }
+    // The image's words are the last value stored at each index. Walking
+    // the units backwards meets that value first, and a stamp per word
+    // skips the earlier ones: no map of every word per call (a sweep
+    // fingerprints every candidate image, some with thousands of words).
+    // The sums do not depend on the order the words are added in.
+    const met = this.#met ??= new Uint32Array(this.#ref32.length >> 1);
+    if (++this.#fingerprints === 0x1_0000_0000) {
+      met.fill(0);
+      this.#fingerprints = 1;
     }
+    const stamp = this.#fingerprints;
     const [a0, b0] = [this.#fpA, this.#fpB];
     const ref = this.#ref32;
     const base = this.#base32;
-    for (const [w, [lo, hi]] of last) {
-      if (ref[w] !== base[w] || ref[w + 1] !== base[w + 1]) {
-        this.#addHash(w, ref[w], ref[w + 1], -1);
+    for (let u = units.length - 1; u >= 0; u--) {
+      const words = units[u];
+      for (let i = words.length - 1; i >= 0; i--) {
+        const index = words.index(i);
+        if (met[index] === stamp) continue;
+        met[index] = stamp;
+        const w = index * 2;
+        const lo = words.lo(i);
+        const hi = words.hi(i);
+        if (ref[w] !== base[w] || ref[w + 1] !== base[w + 1]) {
+          this.#addHash(w, ref[w], ref[w + 1], -1);
+        }
+        if (lo !== base[w] || hi !== base[w + 1]) this.#addHash(w, lo, hi, 1);
       }
-      if (lo !== base[w] || hi !== base[w + 1]) this.#addHash(w, lo, hi, 1);
     }
     const fp = `${this.#fpA.toString(36)}.${this.#fpB.toString(36)}`;
     this.#fpA = a0;

@@ -16,6 +16,8 @@ export const WORD = 8;
 const LEAF = 512;
 /** A range is split into this many pieces when it differs. */
 const FANOUT = 16;
+/** {@linkcode diffWords} compares ranges of at most this many bytes. */
+const CHUNK = 1 << 20;
 
 /** A growable list of words: (index, low half, high half). */
 export class Words {
@@ -100,7 +102,16 @@ export function diffWords(
   sync: boolean,
 ): number {
   const before = out.length;
-  scan(live, shadow, u32View(live), u32View(shadow), from, to, out, sync);
+  const l32 = u32View(live);
+  const s32 = u32View(shadow);
+  // Chunk by chunk, not the whole range first: a range with a difference
+  // is compared again piece by piece, and `memcmp` over the whole file
+  // stops at its first difference, so a whole-file compare re-reads all
+  // that precedes it (the pool's map and flog, where stores wait to be
+  // flushed, are at its end).
+  for (let at = from; at < to; at += CHUNK) {
+    scan(live, shadow, l32, s32, at, Math.min(to, at + CHUNK), out, sync);
+  }
   return out.length - before;
 }
 
