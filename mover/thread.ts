@@ -31,7 +31,10 @@ export interface ThreadMoverOptions {
    * Operations smaller than this many bytes run inline on the polling
    * thread: a hand-off to a worker costs more than a small copy (the
    * default is where offloading began to pay on a 2-CPU machine; see
-   * `bench/NOTES.md`). 0 sends everything to the workers.
+   * `bench/NOTES.md`). A batch the polling thread would only wait for
+   * (nothing else pending on it) runs inline up to 64 times this: handing
+   * it off costs a wake-up on each side. 0 sends everything to the
+   * workers.
    * @default 262144
    */
   inlineThreshold?: number;

@@ -585,7 +585,9 @@ test("ThreadMover: chunks larger than maxTransfer, both directions of overlap", 
 });
 
 test("ThreadMover: a large batch nothing else waits for is split with the polling thread", async () => {
-  using mover = new ThreadMover({ threads: 2 }); // inline below 256 KiB
+  // inline below 64 KiB, and polled alone below 64 times that (4 MiB)
+  using mover = new ThreadMover({ threads: 2, inlineThreshold: 64 << 10 });
+  const dev = threadMoverDevice(mover);
   const MB = 1 << 20;
   const src = new Uint8Array(8 * MB).map((_, i) => (i * 5 + 1) & 255);
   const dsts = Array.from({ length: 8 }, () => new Uint8Array(MB));
@@ -597,12 +599,27 @@ test("ThreadMover: a large batch nothing else waits for is split with the pollin
     length: MB,
   }));
   // polled alone: the poller copies its share (the last members) at once
+  let seq = dev.sequence();
   const f = mover.batch(entries);
   f.poll({ waitOn() {}, pollSoon() {}, pending: 1 });
   const last = dsts[7];
   assert.deepEqual(last.subarray(MB - 64), src.subarray(8 * MB - 64));
   await f;
   dsts.forEach((dst, i) =>
+    assert.deepEqual(dst, src.subarray(i * MB, (i + 1) * MB))
+  );
+  assert.ok(dev.sequence() !== seq, "the engines took a share");
+  // below 64 times the threshold, a batch polled alone is all copied by
+  // the poller: a hand-off costs more than it saves
+  for (const dst of dsts) dst.fill(0);
+  seq = dev.sequence();
+  const small = mover.batch(entries.slice(0, 3));
+  assert.equal(
+    small.poll({ waitOn() {}, pollSoon() {}, pending: 1 }),
+    "complete",
+  );
+  assert.equal(dev.sequence(), seq, "no engine took a share");
+  dsts.slice(0, 3).forEach((dst, i) =>
     assert.deepEqual(dst, src.subarray(i * MB, (i + 1) * MB))
   );
   // with other futures waiting on the poller, all go to the engines: the
