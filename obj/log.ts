@@ -441,6 +441,25 @@ export class RedoLog {
     return records;
   }
 
+  /**
+   * After {@linkcode RedoLog.replay}: make the torn record where the log
+   * ends (a header that names its position, its CRC not matching) durably
+   * no record. Left, the next record there, its header's line lost to a
+   * crash, read as that header over its own bytes: a transaction run again
+   * with more writes, its record's start the same bytes, was replayed in
+   * part (the torn record's entries, a prefix of its own).
+   *
+   * @returns whether it wrote to the pool
+   */
+  dropTorn(): boolean {
+    const media = this.#media;
+    const p = this.phys(this.head);
+    if (media.read64(p + 8) !== this.head) return false;
+    media.write64(p + 8, 0);
+    media.persist(p + 8, 8);
+    return true;
+  }
+
   /** The entries of a valid record, checked. */
   #parse(p: number, pos: number, size: number, count: number): Entry[] {
     const media = this.#media;
