@@ -9,13 +9,14 @@
  *
  * Entries are staged straight into the ring (their payload is copied
  * once, from the caller's bytes); sealing writes the header and CRC and
- * persists the record with one fence. Entries are applied to their homes
- * after that, and the homes are persisted only at a checkpoint, which
- * then moves the replay start (the one word stored outside the log) past
- * every record: so a transaction costs one persist, and replaying any
- * suffix of records that starts at the checkpoint, in order, rebuilds
- * the state (every entry is idempotent and every change of the heap and
- * the state page is logged).
+ * persists the record with one fence (two, once a lap, for a record
+ * that moved to the next lap: its WRAP record first). Entries are
+ * applied to their homes after that, and the homes are persisted only at
+ * a checkpoint, which then moves the replay start (the one word stored
+ * outside the log) past every record: so a transaction costs one
+ * persist, and replaying any suffix of records that starts at the
+ * checkpoint, in order, rebuilds the state (every entry is idempotent
+ * and every change of the heap and the state page is logged).
  *
  * @module
  */
@@ -354,24 +355,26 @@ export class RedoLog {
   }
 
   /**
-   * Seal a group: write its header and CRC (and a WRAP record where it
-   * started before it moved), then persist the record: the commit point
-   * of every transaction in it.
+   * Seal a group: write its header and CRC (and, first, a WRAP record
+   * where it started before it moved), then persist the record: the
+   * commit point of every transaction in it.
    */
   seal(g: Group): void {
     const media = this.#media;
     const p = this.phys(g.start);
     const size = g.end - g.start;
-    this.#header(p, RECORD, g.start, size, g.count);
-    if (g.wrapAt < 0) media.persist(p, size);
-    else {
+    if (g.wrapAt >= 0) {
+      // the WRAP durable before the record is written: persisted with one
+      // fence, a crash could keep the record and lose the WRAP, and the
+      // log then ended before a valid record, which the next records to
+      // reach the lap's start (a clean checkpoint there) found and
+      // replayed, a transaction never acknowledged and seen lost
       const w = this.phys(g.wrapAt);
       this.#header(w, WRAP, g.wrapAt, RECORD_HEADER, 0);
-      media.persistRanges([{ offset: p, length: size }, {
-        offset: w,
-        length: RECORD_HEADER,
-      }]);
+      media.persist(w, RECORD_HEADER);
     }
+    this.#header(p, RECORD, g.start, size, g.count);
+    media.persist(p, size);
     this.head = g.end;
     g.state = COMMITTED;
   }
@@ -436,6 +439,25 @@ export class RedoLog {
     }
     this.head = pos;
     return records;
+  }
+
+  /**
+   * After {@linkcode RedoLog.replay}: make the torn record where the log
+   * ends (a header that names its position, its CRC not matching) durably
+   * no record. Left, the next record there, its header's line lost to a
+   * crash, read as that header over its own bytes: a transaction run again
+   * with more writes, its record's start the same bytes, was replayed in
+   * part (the torn record's entries, a prefix of its own).
+   *
+   * @returns whether it wrote to the pool
+   */
+  dropTorn(): boolean {
+    const media = this.#media;
+    const p = this.phys(this.head);
+    if (media.read64(p + 8) !== this.head) return false;
+    media.write64(p + 8, 0);
+    media.persist(p + 8, 8);
+    return true;
   }
 
   /** The entries of a valid record, checked. */

@@ -297,6 +297,7 @@ export function openPool(
       for (const e of list) applyEntry(media, e);
       entries += list.length;
     });
+    const dropped = log.dropTorn();
     if (records > 0) log.checkpoint();
     const heap = Heap.load(media, g, op);
     const state = readState(media, g, heap, op);
@@ -307,7 +308,7 @@ export function openPool(
       lock,
       engine,
       geometry: g,
-      recovery: { records, entries, wrote: records > 0 },
+      recovery: { records, entries, wrote: records > 0 || dropped },
     };
   } catch (e) {
     source.close();
