@@ -311,9 +311,18 @@ export class ObjectPool implements Disposable {
    *
    * @param fn the transaction's callback (synchronous)
    * @param options an abort signal for a transaction not yet started
+   * @returns a future of the callback's value, complete once the
+   *   transaction is applied and durable. When the mover's batch that
+   *   applies a group fails (a device error), the pool stops: the group's
+   *   futures, and those of the groups behind it, fail with a PmemError
+   *   EIO. Their transactions were committed in the redo log already, so
+   *   the next open of the pool applies them: their outcome is unknown
+   *   until then, as that of a write cut short by a crash.
    * @throws {TypeError} inside another transaction's callback, or for
    *   options that are no {@linkcode FutureOptions} (an unknown key)
    * @throws {ClosedError} after close
+   * @throws {PmemError} code -5 (EIO) when the pool stopped after a
+   *   failure (an earlier transaction's mover batch failed)
    */
   txAsync<T>(fn: (tx: Transaction) => T, options?: FutureOptions): Future<T> {
     if (typeof fn !== "function") {
