@@ -313,11 +313,12 @@ export class ObjectPool implements Disposable {
    * @param options an abort signal for a transaction not yet started
    * @returns a future of the callback's value, complete once the
    *   transaction is applied and durable. When the mover's batch that
-   *   applies a group fails (a device error), the pool stops: the group's
-   *   futures, and those of the groups behind it, fail with a PmemError
-   *   EIO. Their transactions were committed in the redo log already, so
-   *   the next open of the pool applies them: their outcome is unknown
-   *   until then, as that of a write cut short by a crash.
+   *   applies a group fails (a device error), the pool stops: the
+   *   group's futures, and those of the transactions staged behind it,
+   *   fail with the mover's error, and later calls with a PmemError EIO.
+   *   Those already committed in the redo log are applied by the next
+   *   open of the pool, the others are not: the outcome of each failed
+   *   one is known only then, as for writes cut short by a crash.
    * @throws {TypeError} inside another transaction's callback, or for
    *   options that are no {@linkcode FutureOptions} (an unknown key)
    * @throws {ClosedError} after close
