@@ -20,7 +20,9 @@
  *    is dropped in every region.
  * 3. Where a region's kept entries end, its next header is zeroed
  *    (unless it is zero already), and these stores are persisted with one
- *    fence; then W is set to R and persisted. Timestamps from now on start
+ *    fence, with the kept entries beyond W and the header after them (a
+ *    crash of the process alone leaves them readable but perhaps not
+ *    durable); then W is set to R and persisted. Timestamps from now on start
  *    above R, so an entry left stale on the media can never be read as a
  *    new one: a region's entries must rise in timestamp, and every header
  *    after a kept entry is new or stops the scan.
@@ -256,6 +258,7 @@ export function recover(
     regions: [],
   };
   const cuts: Range[] = [];
+  const kept: Range[] = [];
   table.forEach(({ k, slot }, i) => {
     const { found, clean } = scans[i];
     let keep = found.length;
@@ -266,6 +269,22 @@ export function recover(
       ? found[keep - 1].end
       : normalize(slot.head, slot.size);
     const at = slot.offset + (tail % slot.size);
+    // the kept entries beyond W, through the header that ends them: a
+    // crash of the process alone left them readable here but perhaps
+    // never persisted (in the CPU caches, or the page cache), and W is
+    // about to pass them (a power failure after that lost them, and
+    // every later entry of the region with them)
+    const first = found.findIndex((f) => f.ts > settled);
+    if (first >= 0 && first < keep) {
+      const from = found[first].pos;
+      const phys = from % slot.size;
+      const length = tail + ENTRY_HEADER - from;
+      const before = Math.min(length, slot.size - phys);
+      kept.push({ offset: slot.offset + phys, length: before });
+      if (before < length) {
+        kept.push({ offset: slot.offset, length: length - before });
+      }
+    }
     if (keep < found.length || !clean) {
       report.cut++;
       if (!media.isZero(at, ENTRY_HEADER)) {
@@ -285,9 +304,9 @@ export function recover(
       records: found.slice(0, keep).filter((f) => !f.pad).length,
     });
   });
-  if (cuts.length > 0) {
-    media.persistRanges(cuts);
-    report.wrote = true;
+  if (cuts.length > 0 || kept.length > 0) {
+    media.persistRanges([...cuts, ...kept]);
+    report.wrote ||= cuts.length > 0;
   }
   if (settled !== bound) {
     media.write64(SETTLED_AT, bound);
