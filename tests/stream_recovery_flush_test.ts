@@ -114,3 +114,78 @@ test(
     }
   },
 );
+
+test(
+  "recovery after a kill makes the region table it trusts durable before anything builds on it",
+  () => {
+    const path = tempPath();
+    let s = LogStream.create(path, { size: 256 * 1024, blockSize: 4096 });
+    s.close();
+    const base = readFileSync(path);
+
+    // traced: a region allocated, then the process dies before the fence
+    // that makes its slot's state word durable, the word still visible
+    let probe: Mapping | undefined;
+    const tracer = new CrashTracer({
+      live: () => (probe = mapFile(path)).view(),
+      shadow: Uint8Array.from(base),
+      flushGranularity: CACHE_LINE.flushGranularity,
+    });
+    s = openStreamWith(path, {}, { tracer });
+    s.allocateRegion(8192);
+    s.close();
+    const events = tracer.finish();
+    probe?.close();
+
+    const state = (b: Uint8Array) =>
+      new DataView(b.buffer, b.byteOffset).getUint32(slotOffset(0), true);
+    const durable = Uint8Array.from(base);
+    const durable32 = u32View(durable);
+    let killed: { visible: Uint8Array; durable: Uint8Array } | undefined;
+    for (const p of crashPoints(events, CACHE_LINE)) {
+      for (const w of p.fenced) w.applyTo(durable32);
+      const visible = Uint8Array.from(durable);
+      const visible32 = u32View(visible);
+      for (const u of p.pending) u.words.applyTo(visible32);
+      if (state(visible) === 1 && state(durable) === 0) {
+        killed = { visible, durable: Uint8Array.from(durable) };
+        break;
+      }
+    }
+    assert.ok(killed !== undefined, "no crash point before the slot's fence");
+
+    // the next open sees the region; an append to it is acknowledged
+    const crashed = tempPath("crashed");
+    writeFileSync(crashed, killed.visible);
+    let probe2: Mapping | undefined;
+    const tracer2 = new CrashTracer({
+      live: () => (probe2 = mapFile(crashed)).view(),
+      shadow: Uint8Array.from(killed.durable),
+      flushGranularity: CACHE_LINE.flushGranularity,
+    });
+    s = openStreamWith(crashed, {}, { tracer: tracer2 });
+    assert.equal(s.regions().length, 1, "recovery kept the region it read");
+    const t = s.append(s.regions()[0], bytes(64, 0x44));
+    assert.ok(s.persistedTimestamp >= t);
+    s.close();
+    const events2 = tracer2.finish();
+    probe2?.close();
+
+    // then the power fails: the acknowledged append must be there
+    writeFileSync(crashed, fencedImage(killed.durable, events2));
+    s = LogStream.open(crashed);
+    try {
+      const regions = s.regions();
+      assert.equal(
+        regions.length,
+        1,
+        "the region recovery kept, with an acknowledged append, was lost at a power failure after the recovery",
+      );
+      assert.deepEqual([...s.entries(regions[0])].map((e) => e.data[0]), [
+        0x44,
+      ]);
+    } finally {
+      s.close();
+    }
+  },
+);
