@@ -20,7 +20,9 @@
  *    is dropped in every region.
  * 3. Where a region's kept entries end, its next header is zeroed
  *    (unless it is zero already), and these stores are persisted with one
- *    fence; then W is set to R and persisted. Timestamps from now on start
+ *    fence, with the kept entries beyond W and the header after them, and
+ *    the region table (a crash of the process alone leaves its stores
+ *    readable but perhaps not durable); then W is set to R and persisted. Timestamps from now on start
  *    above R, so an entry left stale on the media can never be read as a
  *    new one: a region's entries must rise in timestamp, and every header
  *    after a kept entry is new or stops the scan.
@@ -28,7 +30,7 @@
  * A crash during recovery is harmless: the zeroed headers only hide what
  * step 2 dropped, so running it again finds the same prefix. After a
  * clean close W = R and every region ends in a zero header: nothing is
- * written.
+ * written (the table is only flushed).
  *
  * @module
  */
@@ -41,6 +43,8 @@ import {
   normalize,
   PAD_BIT,
   SETTLED_AT,
+  SLOT_SIZE,
+  slotOffset,
 } from "./layout.ts";
 import type { Range, StreamMedia } from "./media.ts";
 import type { TableEntry } from "./table.ts";
@@ -256,6 +260,7 @@ export function recover(
     regions: [],
   };
   const cuts: Range[] = [];
+  const kept: Range[] = [];
   table.forEach(({ k, slot }, i) => {
     const { found, clean } = scans[i];
     let keep = found.length;
@@ -266,6 +271,22 @@ export function recover(
       ? found[keep - 1].end
       : normalize(slot.head, slot.size);
     const at = slot.offset + (tail % slot.size);
+    // the kept entries beyond W, through the header that ends them: a
+    // crash of the process alone left them readable here but perhaps
+    // never persisted (in the CPU caches, or the page cache), and W is
+    // about to pass them (a power failure after that lost them, and
+    // every later entry of the region with them)
+    const first = found.findIndex((f) => f.ts > settled);
+    if (first >= 0 && first < keep) {
+      const from = found[first].pos;
+      const phys = from % slot.size;
+      const length = tail + ENTRY_HEADER - from;
+      const before = Math.min(length, slot.size - phys);
+      kept.push({ offset: slot.offset + phys, length: before });
+      if (before < length) {
+        kept.push({ offset: slot.offset, length: length - before });
+      }
+    }
     if (keep < found.length || !clean) {
       report.cut++;
       if (!media.isZero(at, ENTRY_HEADER)) {
@@ -285,10 +306,15 @@ export function recover(
       records: found.slice(0, keep).filter((f) => !f.pad).length,
     });
   });
-  if (cuts.length > 0) {
-    media.persistRanges(cuts);
-    report.wrote = true;
-  }
+  // and the region table as read: a crash of the process alone may have
+  // left a slot's state or head readable but not durable (an allocation,
+  // a free or a truncation killed before its persist), and what is built
+  // on the region from now on would be lost with it (one flush of the
+  // table at every first open: whether it is dirty cannot be known)
+  const tableAt = slotOffset(0);
+  kept.push({ offset: tableAt, length: g.regionSlots * SLOT_SIZE });
+  media.persistRanges([...cuts, ...kept]);
+  if (cuts.length > 0) report.wrote = true;
   if (settled !== bound) {
     media.write64(SETTLED_AT, bound);
     media.persist(SETTLED_AT, 8);
