@@ -2,8 +2,10 @@
 // The object store's crash consistency: the bounded crash sweep (both
 // persistence models, the CPU and the thread mover, on the production
 // path, crashes during recovery included), the same across the ends of
-// Bun's view windows, proof that its checker is not vacuous, the image
-// fuzzer and a SIGKILLed writer.
+// Bun's view windows, the same at the end of the redo log's ring (a
+// record moved to the next lap, one ending at the end, a checkpoint
+// there), proof that its checker is not vacuous, the image fuzzer and a
+// SIGKILLed writer.
 import { join } from "node:path";
 import { CACHE_LINE, PAGE } from "./crash/model.ts";
 import {
@@ -22,6 +24,7 @@ import {
 import { windowsHere } from "./crash/window_ends.ts";
 import { assertFullSweep, assertWindowSweep } from "./crash/assert_sweep.ts";
 import { writeObjFuzzBase } from "./crash/obj_fuzz.ts";
+import { objWrapSweepInChildren } from "./crash/obj_wrap_sweep.ts";
 import { formatObjKillReport, objKillRounds } from "./crash/obj_kill.ts";
 import { assert, runScript, tempDir, tempPath, test } from "./_harness.ts";
 
@@ -73,6 +76,32 @@ test(
     );
   },
   { timeout: 240_000 },
+);
+
+test(
+  "at the redo log's ring end (a record moved to the next lap, one ending there, a checkpoint there and a clean reopen), after any crash each transaction is wholly there or absent, and stays so once later records reach the next lap (both models, every mover)",
+  async () => {
+    // every trace starts a few dozen bytes short of the ring's end (the
+    // recording throws if its record did not move, or end there); every
+    // recovered image near the end is continued with a transaction that
+    // ends exactly there, a clean close (its checkpoint at the next lap's
+    // start) and a reopen
+    const report = await objWrapSweepInChildren({
+      models: [CACHE_LINE, PAGE],
+      seed: 1,
+      dir: tempDir(),
+    });
+    console.log(formatObjReport(report));
+    assert.deepEqual(report.examples, []);
+    assert.equal(report.problems, 0);
+    assert.deepEqual(report.models, ["cache-line", "page"]);
+    assert.deepEqual(report.movers.sort(), [...CRASH_MOVERS].sort());
+    assert.ok(report.images > 300, `only ${report.images} images`);
+    assert.ok(report.recovered > 0, "no image replayed the log");
+    assert.ok(report.recoveryImages > 0, "no crash during recovery checked");
+    assert.ok(report.continued > 20, `${report.continued} images continued`);
+  },
+  { timeout: 120_000 },
 );
 
 test("`checkObjTrace()` finds lost transactions when the program's fences are hidden", () => {

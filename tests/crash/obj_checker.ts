@@ -11,7 +11,12 @@ import { checkObjectPool, type ObjectPool } from "../../obj/mod.ts";
 import { openPoolWith } from "../../obj/pool_access.ts";
 import { closeNoting, describeError, isTypedError } from "./checker.ts";
 import type { PersistenceModel } from "./model.ts";
-import { fingerprint, OBJ_OPTIONS, observe } from "./obj_workload.ts";
+import {
+  fingerprint,
+  type ModelState,
+  OBJ_OPTIONS,
+  observe,
+} from "./obj_workload.ts";
 import {
   crashRecovery,
   finishOpen,
@@ -33,7 +38,18 @@ export interface ObjImageCounts {
   recoveryImages: number;
   /** Images that showed a transaction issued but not acknowledged. */
   inFlightSeen: number;
+  /** Recovered images a continuation committed to, closed and reopened. */
+  continued: number;
 }
+
+/**
+ * A transaction to commit on a recovered pool, chosen from where its log
+ * stands (the wrap sweep's: one that ends exactly at the ring's end): its
+ * effect on the model state, or null where there is none to commit.
+ */
+export type ObjContinuation = (
+  pool: ObjectPool,
+) => ((s: ModelState) => void) | null;
 
 const RECOVERY_SUBSETS: SubsetOptions = {
   exhaustiveLimit: 4,
@@ -50,6 +66,13 @@ export interface ObjCheckSettings {
   /** Check at most this many images of the trace. */
   maxImages: number;
   dir: string;
+  /**
+   * Continue every recovered image that shows an allowed state: commit
+   * this transaction, close cleanly, reopen, and check the state is the
+   * one shown plus its effect (what a crash lost must stay lost once
+   * later records are written where it was); unset: no continuation.
+   */
+  continuation?: ObjContinuation;
 }
 
 /** What one open of an image showed. */
@@ -191,7 +214,12 @@ export class ObjImageChecker {
               ks[0]
             }, only ${issued} were issued`,
         );
-      } else if (!ks.includes(acked)) report.inFlightSeen++;
+      } else {
+        if (!ks.includes(acked)) report.inFlightSeen++;
+        if (settings.continuation !== undefined && problems.length === 0) {
+          problems.push(...this.#continue(settings.continuation, report));
+        }
+      }
       if (first.records > 0) {
         report.recovered++;
         report.recoveryImages += this.#crashRecovery(
@@ -207,6 +235,55 @@ export class ObjImageChecker {
     } finally {
       s.revert();
     }
+  }
+
+  /**
+   * Reopen the recovered scratch pool, commit `continuation`'s
+   * transaction, close, reopen and compare (all traced, to undo it).
+   */
+  #continue(
+    continuation: ObjContinuation,
+    report: ObjImageCounts,
+  ): string[] {
+    const tracer = this.#tracer;
+    tracer.restart();
+    const problems: string[] = [];
+    const open = () =>
+      openPoolWith(this.#scratch.path, { layout: OBJ_OPTIONS.layout }, {
+        tracer,
+      });
+    let pool: ObjectPool | undefined;
+    try {
+      pool = open();
+      const { state } = observe(pool);
+      const apply = continuation(pool);
+      if (apply !== null) {
+        report.continued++;
+        apply(state);
+        pool.close();
+        pool = open();
+        const seen = observe(pool);
+        if (fingerprint(seen.state) !== fingerprint(state)) {
+          problems.push(
+            "after a transaction committed on the recovered pool, a clean close and a reopen, the pool shows another state",
+          );
+        }
+        problems.push(
+          ...checkObjectPool(pool, { live: seen.live }).problems.map((p) =>
+            `after a continuation: ${p}`
+          ),
+        );
+      }
+    } catch (e) {
+      problems.push(
+        `continuing the recovered pool failed: ${describeError(e)}`,
+      );
+    } finally {
+      if (pool !== undefined) closeNoting(pool, problems);
+    }
+    tracer.mark(RECOVERED);
+    finishOpen(tracer, this.#scratch, problems);
+    return problems;
   }
 
   #crashRecovery(

@@ -16,6 +16,9 @@
  * - recovery leaves nothing unpersisted;
  * - a crash during recovery (a sample of its crash images) recovers to
  *   the same state.
+ * - with a continuation (the sweep at the redo log's ring end,
+ *   `obj_wrap_sweep.ts`): a transaction committed on the recovered pool,
+ *   a clean close and a reopen show the recovered state plus its effect.
  *
  * As a script (`--long` for the long sweep):
  *
@@ -84,6 +87,12 @@ export interface ObjTrace {
   base?: Uint8Array;
   /** The ranges the tracers scan (`CrashTracer`); unset: the whole file. */
   scan?: readonly { offset: number; length: number }[];
+  /**
+   * Set for a pool created and worked on before tracing began: the last
+   * transaction acknowledged then (the base image shows its state, which
+   * no mark in the trace can announce before the first crash point).
+   */
+  acknowledged?: number;
 }
 
 /** Faults to inject into a recording, to show the checker sees them. */
@@ -197,6 +206,7 @@ export function emptyObjReport(): ObjSweepReport {
     recovered: 0,
     recoveryImages: 0,
     inFlightSeen: 0,
+    continued: 0,
   };
 }
 
@@ -243,9 +253,9 @@ export function checkObjTrace(
       event,
       message,
     });
-  let created = false;
-  let acked = 0;
-  let issued = 0;
+  let created = trace.acknowledged !== undefined;
+  let acked = trace.acknowledged ?? 0;
+  let issued = acked;
   let checked = 0;
   // spread the image budget over the whole trace
   const budget = settings.maxImages;
@@ -326,6 +336,7 @@ export function mergeObjReport(into: ObjSweepReport, r: ObjSweepReport): void {
     "recovered",
     "recoveryImages",
     "inFlightSeen",
+    "continued",
   ]);
   addNew(into.movers, r.movers);
 }
@@ -348,7 +359,7 @@ export function objSweepInChildren(
 export function formatObjReport(r: ObjSweepReport): string {
   const lines = [
     ...reportHead("object crash sweep", r, "transactions", r.movers),
-    `  ${r.recovered} images replayed the log; ${r.inFlightSeen} showed an unacknowledged transaction; ${r.recoveryImages} images of a crash during recovery checked; ${r.refused} refused while the pool was being created`,
+    `  ${r.recovered} images replayed the log; ${r.inFlightSeen} showed an unacknowledged transaction; ${r.recoveryImages} images of a crash during recovery checked; ${r.refused} refused while the pool was being created; ${r.continued} recovered images continued to the ring's end`,
   ];
   for (const p of r.examples) {
     lines.push(

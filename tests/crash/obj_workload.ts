@@ -251,7 +251,27 @@ export class ObjDriver {
 
   /** Run one synchronous transaction. */
   sync(): void {
-    const p = this.#plan();
+    this.#sync(this.#plan());
+  }
+
+  /**
+   * Run one synchronous transaction the caller shaped (its body, and its
+   * effect on the model state), numbered and marked as the others.
+   */
+  commit(
+    body: (tx: Transaction) => void,
+    apply: (s: ModelState) => void,
+  ): void {
+    this.#sync({ body, apply, aborts: false });
+  }
+
+  #sync(
+    p: {
+      body: (tx: Transaction) => void;
+      apply: (s: ModelState) => void;
+      aborts: boolean;
+    },
+  ): void {
     const k = this.states.length;
     if (!p.aborts) this.#mark(`issue ${k}`);
     try {
