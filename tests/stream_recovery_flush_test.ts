@@ -28,6 +28,56 @@ function fencedImage(before: Uint8Array, events: TraceEvent[]): Uint8Array {
   return image;
 }
 
+/**
+ * Open the stream at `path` traced (its media starting as `durable`), run
+ * `body` on it and close it: the trace's events.
+ */
+function traced(
+  path: string,
+  durable: Uint8Array,
+  body: (s: LogStream) => void,
+): TraceEvent[] {
+  let probe: Mapping | undefined;
+  const tracer = new CrashTracer({
+    live: () => (probe = mapFile(path)).view(),
+    shadow: Uint8Array.from(durable),
+    flushGranularity: CACHE_LINE.flushGranularity,
+  });
+  const s = openStreamWith(path, {}, { tracer });
+  try {
+    body(s);
+  } finally {
+    s.close();
+  }
+  const events = tracer.finish();
+  probe?.close();
+  return events;
+}
+
+/**
+ * The first crash point of `events` (from `base`) where `killedThere`
+ * holds of what a killed process leaves (`visible`: every store made)
+ * and what the media holds (`durable`: the fenced ones).
+ */
+function killImage(
+  base: Uint8Array,
+  events: TraceEvent[],
+  killedThere: (visible: Uint8Array, durable: Uint8Array) => boolean,
+): { visible: Uint8Array; durable: Uint8Array } | undefined {
+  const durable = Uint8Array.from(base);
+  const durable32 = u32View(durable);
+  for (const p of crashPoints(events, CACHE_LINE)) {
+    for (const w of p.fenced) w.applyTo(durable32);
+    const visible = Uint8Array.from(durable);
+    const visible32 = u32View(visible);
+    for (const u of p.pending) u.words.applyTo(visible32);
+    if (killedThere(visible, durable)) {
+      return { visible, durable: Uint8Array.from(durable) };
+    }
+  }
+  return undefined;
+}
+
 test(
   "recovery after a kill makes the entries it keeps durable before anything builds on them",
   () => {
@@ -46,33 +96,18 @@ test(
 
     // traced: a second entry appended, then the process dies before the
     // fence that makes it durable, its stores all still visible
-    let probe: Mapping | undefined;
-    const tracer = new CrashTracer({
-      live: () => (probe = mapFile(path)).view(),
-      shadow: Uint8Array.from(base),
-      flushGranularity: CACHE_LINE.flushGranularity,
+    let t1 = 0;
+    const events = traced(path, base, (s) => {
+      t1 = s.append(s.regions()[0], bytes(200, 0x22));
     });
-    s = openStreamWith(path, {}, { tracer });
-    const t1 = s.append(s.regions()[0], bytes(200, 0x22));
-    s.close();
-    const events = tracer.finish();
-    probe?.close();
 
-    const durable = Uint8Array.from(base);
-    const durable32 = u32View(durable);
-    let killed: { visible: Uint8Array; durable: Uint8Array } | undefined;
-    for (const p of crashPoints(events, CACHE_LINE)) {
-      for (const w of p.fenced) w.applyTo(durable32);
-      const visible = Uint8Array.from(durable);
-      const visible32 = u32View(visible);
-      for (const u of p.pending) u.words.applyTo(visible32);
-      const ts = (b: Uint8Array) =>
-        new DataView(b.buffer, b.byteOffset).getUint32(at + 8, true);
-      if (ts(visible) === t1 && ts(durable) !== t1) {
-        killed = { visible, durable: Uint8Array.from(durable) };
-        break;
-      }
-    }
+    const ts = (b: Uint8Array) =>
+      new DataView(b.buffer, b.byteOffset).getUint32(at + 8, true);
+    const killed = killImage(
+      base,
+      events,
+      (visible, durable) => ts(visible) === t1 && ts(durable) !== t1,
+    );
     assert.ok(killed !== undefined, "no crash point before the entry's fence");
 
     // the next open sees what the dead process stored, the media holds
@@ -80,24 +115,16 @@ test(
     // append after it is acknowledged
     const crashed = tempPath("crashed");
     writeFileSync(crashed, killed.visible);
-    let probe2: Mapping | undefined;
-    const tracer2 = new CrashTracer({
-      live: () => (probe2 = mapFile(crashed)).view(),
-      shadow: Uint8Array.from(killed.durable),
-      flushGranularity: CACHE_LINE.flushGranularity,
+    const events2 = traced(crashed, killed.durable, (s) => {
+      const r = s.regions()[0];
+      assert.deepEqual(
+        [...s.entries(r)].map((e) => e.data[0]),
+        [0x11, 0x22],
+        "recovery kept the entry it read",
+      );
+      const t2 = s.append(r, bytes(64, 0x33));
+      assert.ok(s.persistedTimestamp >= t2);
     });
-    s = openStreamWith(crashed, {}, { tracer: tracer2 });
-    const r = s.regions()[0];
-    assert.deepEqual(
-      [...s.entries(r)].map((e) => e.data[0]),
-      [0x11, 0x22],
-      "recovery kept the entry it read",
-    );
-    const t2 = s.append(r, bytes(64, 0x33));
-    assert.ok(s.persistedTimestamp >= t2);
-    s.close();
-    const events2 = tracer2.finish();
-    probe2?.close();
 
     // then the power fails: what was fenced survives, and the appends
     // acknowledged as persisted must be there
@@ -125,51 +152,27 @@ test(
 
     // traced: a region allocated, then the process dies before the fence
     // that makes its slot's state word durable, the word still visible
-    let probe: Mapping | undefined;
-    const tracer = new CrashTracer({
-      live: () => (probe = mapFile(path)).view(),
-      shadow: Uint8Array.from(base),
-      flushGranularity: CACHE_LINE.flushGranularity,
+    const events = traced(path, base, (s) => {
+      s.allocateRegion(8192);
     });
-    s = openStreamWith(path, {}, { tracer });
-    s.allocateRegion(8192);
-    s.close();
-    const events = tracer.finish();
-    probe?.close();
 
     const state = (b: Uint8Array) =>
       new DataView(b.buffer, b.byteOffset).getUint32(slotOffset(0), true);
-    const durable = Uint8Array.from(base);
-    const durable32 = u32View(durable);
-    let killed: { visible: Uint8Array; durable: Uint8Array } | undefined;
-    for (const p of crashPoints(events, CACHE_LINE)) {
-      for (const w of p.fenced) w.applyTo(durable32);
-      const visible = Uint8Array.from(durable);
-      const visible32 = u32View(visible);
-      for (const u of p.pending) u.words.applyTo(visible32);
-      if (state(visible) === 1 && state(durable) === 0) {
-        killed = { visible, durable: Uint8Array.from(durable) };
-        break;
-      }
-    }
+    const killed = killImage(
+      base,
+      events,
+      (visible, durable) => state(visible) === 1 && state(durable) === 0,
+    );
     assert.ok(killed !== undefined, "no crash point before the slot's fence");
 
     // the next open sees the region; an append to it is acknowledged
     const crashed = tempPath("crashed");
     writeFileSync(crashed, killed.visible);
-    let probe2: Mapping | undefined;
-    const tracer2 = new CrashTracer({
-      live: () => (probe2 = mapFile(crashed)).view(),
-      shadow: Uint8Array.from(killed.durable),
-      flushGranularity: CACHE_LINE.flushGranularity,
+    const events2 = traced(crashed, killed.durable, (s) => {
+      assert.equal(s.regions().length, 1, "recovery kept the region it read");
+      const t = s.append(s.regions()[0], bytes(64, 0x44));
+      assert.ok(s.persistedTimestamp >= t);
     });
-    s = openStreamWith(crashed, {}, { tracer: tracer2 });
-    assert.equal(s.regions().length, 1, "recovery kept the region it read");
-    const t = s.append(s.regions()[0], bytes(64, 0x44));
-    assert.ok(s.persistedTimestamp >= t);
-    s.close();
-    const events2 = tracer2.finish();
-    probe2?.close();
 
     // then the power fails: the acknowledged append must be there
     writeFileSync(crashed, fencedImage(killed.durable, events2));
