@@ -82,6 +82,14 @@ export function formatArena(
  * flog positions in the shared state. Lanes beyond the table's count are
  * recovered but not used (as libpmemblk leaves those beyond its nlane).
  *
+ * After a crash of the process alone (a kill), the flog and map entries
+ * read here may be stores the dead writer never persisted (in the CPU
+ * caches or the page cache): the flog is persisted whole before any map
+ * entry is rolled forward over it, and the map entries the current flog
+ * entries name, left as they are, with one fence at the end. Else a power
+ * failure after the open brings an older flog entry or map entry back,
+ * and a block is both mapped and a lane's free block.
+ *
  * @param repaired receives one line per recovery action
  * @param corrupt the error for a slot that names something beyond the arena
  * @returns the usable lanes (to put on the idle ring) and the slots whose
@@ -98,8 +106,19 @@ export function recoverFlog(
   const frees = new Set<number>();
   let badPairs = 0;
   const usable: number[] = [];
+  // one flush of the flog (lanes × 64 B): whether it is dirty cannot be known
+  media.persist(a.flogOff, a.nfree * FLOG_SLOT_SIZE);
+  const trusted: { offset: number; length: number }[] = [];
   for (let lane = a.nfree - 1; lane >= 0; lane--) {
-    const free = recoverFlogSlot(media, a, lane, repaired, corrupt);
+    const free = recoverFlogSlot(
+      media,
+      a,
+      lane,
+      repaired,
+      corrupt,
+      false,
+      trusted,
+    );
     if (free < 0) {
       badPairs++;
       continue; // the lane stays off the ring: the arena is read-only
@@ -108,6 +127,7 @@ export function recoverFlog(
     frees.add(free);
     if (lane < a.lanes) usable.push(lane);
   }
+  if (trusted.length > 0) media.persistRanges(trusted);
   return { usable, badPairs };
 }
 
@@ -124,6 +144,9 @@ export function recoverFlog(
  * @param repaired receives one line per recovery action
  * @param corrupt the error for a slot that names something beyond the arena
  * @param durable persist the slot and its map entry @default false
+ * @param trusted without `durable`: receives the range of the map entry
+ *   the current flog entry names when recovery leaves it as it reads it,
+ *   for the caller to persist (it may be a store never persisted)
  * @returns the lane's free block, or -1 when the slot's sequence numbers
  *   are invalid (its lane state is left alone)
  * @throws {PmemError} code -22 when a flog entry points outside the arena;
@@ -136,6 +159,7 @@ export function recoverFlogSlot(
   repaired: string[],
   corrupt: (what: string) => PmemError,
   durable = false,
+  trusted?: { offset: number; length: number }[],
 ): number {
   const t = a.table;
   const pair = [
@@ -186,6 +210,8 @@ export function recoverFlogSlot(
       );
     } else if (durable) {
       media.persist(at, MAP_ENTRY_SIZE);
+    } else {
+      trusted?.push({ offset: at, length: MAP_ENTRY_SIZE });
     }
   }
   if (lane < a.lanes) {

@@ -442,6 +442,24 @@ export class RedoLog {
   }
 
   /**
+   * After {@linkcode RedoLog.replay}, before its entries are applied: make
+   * the records from the checkpoint to the head durable (one fence; none
+   * when there are none). After a crash of the process alone they may be
+   * stores never persisted (a record sealed, killed before its fence):
+   * applied and then lost to a power failure, they would leave their
+   * transactions half done in the homes, with nothing to finish them.
+   */
+  persistReplayed(): void {
+    const n = Math.min(this.head - this.tail, this.size);
+    if (n <= 0) return;
+    const start = this.tail % this.size;
+    const first = Math.min(n, this.size - start);
+    const ranges = [{ offset: LOG_OFFSET + start, length: first }];
+    if (n > first) ranges.push({ offset: LOG_OFFSET, length: n - first });
+    this.#media.persistRanges(ranges);
+  }
+
+  /**
    * After {@linkcode RedoLog.replay}: make the torn record where the log
    * ends (a header that names its position, its CRC not matching) durably
    * no record. Left, the next record there, its header's line lost to a

@@ -45,7 +45,7 @@ import {
   TYPE_MAP,
   TYPE_ROOT,
 } from "./layout.ts";
-import { applyEntry, RedoLog } from "./log.ts";
+import { applyEntry, type Entry, RedoLog } from "./log.ts";
 import { ObjMedia } from "./media.ts";
 import { checkNumber, numberText, u64Text } from "./object_bytes.ts";
 
@@ -292,11 +292,15 @@ export function openPool(
       );
     }
     const log = new RedoLog(media, g, checkpoint);
+    const lists: Entry[][] = [];
+    const records = log.replay((list) => lists.push(list));
+    // what it replays may never have been persisted (a kill): durable first
+    log.persistReplayed();
     let entries = 0;
-    const records = log.replay((list) => {
+    for (const list of lists) {
       for (const e of list) applyEntry(media, e);
       entries += list.length;
-    });
+    }
     const dropped = log.dropTorn();
     if (records > 0) log.checkpoint();
     const heap = Heap.load(media, g, op);

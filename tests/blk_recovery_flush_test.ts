@@ -1,0 +1,152 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// The block store's recovery after a crash of the process alone (a kill):
+// the next open reads the flog entry and the map entry the dead writer
+// stored, which may never have been persisted (still in the CPU caches,
+// or the page cache). Recovery trusts them: it rolls the map forward to a
+// flog entry, and hands the entry's old block out as the lane's free
+// block. What it trusts it must make durable before it builds on it:
+// else a power failure right after brings the older flog entry or map
+// entry back, and a block is both mapped and free (a later write
+// overwrites live data).
+import { readFileSync, writeFileSync } from "node:fs";
+import type { BlockPool } from "../blk/mod.ts";
+import { createPoolWith, openPoolWith } from "../blk/pool_access.ts";
+import { decodeBttInfo } from "../blk/layout.ts";
+import { mapFile, type Mapping } from "../pmem2/mod.ts";
+import { CACHE_LINE, crashPoints } from "./crash/model.ts";
+import { CrashTracer, type TraceEvent } from "./crash/tracer.ts";
+import { u32View } from "./crash/words.ts";
+import { assert, tempPath, test } from "./_harness.ts";
+
+const BS = 512;
+const BTT = 8192;
+/** One lane: a freed block is reused by the next write at once. */
+const HOOKS = { lanes: 1 };
+
+const block = (x: number) => new Uint8Array(BS).fill(x);
+
+/** The durable image at the end of `events`: only what was fenced. */
+function fencedImage(before: Uint8Array, events: TraceEvent[]): Uint8Array {
+  const image = Uint8Array.from(before);
+  const image32 = u32View(image);
+  for (const p of crashPoints(events, CACHE_LINE)) {
+    for (const w of p.fenced) w.applyTo(image32);
+  }
+  return image;
+}
+
+/** Run `body` on the pool at `path`, traced from `durable` (the media). */
+function traced(
+  path: string,
+  durable: Uint8Array,
+  body: (pool: BlockPool) => void,
+): TraceEvent[] {
+  let probe: Mapping | undefined;
+  const tracer = new CrashTracer({
+    live: () => (probe = mapFile(path)).view(),
+    shadow: Uint8Array.from(durable),
+    flushGranularity: CACHE_LINE.flushGranularity,
+  });
+  const pool = openPoolWith(path, {}, { ...HOOKS, tracer });
+  try {
+    body(pool);
+  } finally {
+    pool.close();
+  }
+  const events = tracer.finish();
+  probe?.close();
+  return events;
+}
+
+/** Block 64: its map entry is on a cache line other than block 0's. */
+const OTHER = 64;
+
+/**
+ * A write of block 0 (0x22 over 0x11), traced, then a kill at the first
+ * crash point where the word the write changed among `words` (arena
+ * offsets) is visible with the value it has at the end, but not durable:
+ * the image the next open sees and the one the media holds.
+ */
+function killedWrite(
+  words: (info: { flogOff: number; mapOff: number }) => number[],
+): { path: string; visible: Uint8Array; durable: Uint8Array } {
+  const path = tempPath();
+  createPoolWith(path, { blockSize: BS, poolSize: 16 * 2 ** 20 + 8192 }, HOOKS)
+    .close();
+  using pool = openPoolWith(path, {}, HOOKS);
+  pool.write(0, block(0x11));
+  pool.write(OTHER, block(0x44));
+  pool.close();
+  const base = readFileSync(path);
+  const info = decodeBttInfo(base.subarray(BTT, BTT + 4096));
+  const events = traced(path, base, (p) => p.write(0, block(0x22)));
+  const after = readFileSync(path);
+  const u32At = (b: Uint8Array, at: number) =>
+    new DataView(b.buffer, b.byteOffset).getUint32(at, true);
+  const at = words(info).map((w) => BTT + w).find((w) =>
+    u32At(after, w) !== u32At(base, w)
+  );
+  assert.ok(at !== undefined, "the write changed none of the words");
+  const end = u32At(after, at);
+
+  const durable = Uint8Array.from(base);
+  const durable32 = u32View(durable);
+  for (const p of crashPoints(events, CACHE_LINE)) {
+    for (const w of p.fenced) w.applyTo(durable32);
+    const visible = Uint8Array.from(durable);
+    const visible32 = u32View(visible);
+    for (const u of p.pending) u.words.applyTo(visible32);
+    if (u32At(visible, at) === end && u32At(durable, at) !== end) {
+      return { path, visible, durable: Uint8Array.from(durable) };
+    }
+  }
+  throw new Error("no crash point with the word visible and not durable");
+}
+
+/**
+ * The kill's image reopened (traced), `after` run on it, then a power
+ * failure: the media keeps only what was fenced. Every block must still
+ * read as one of the values written to it (block 64: `expectOther`), and
+ * writes of other blocks must not change block 0.
+ */
+function reopenThenPowerFail(
+  killed: { path: string; visible: Uint8Array; durable: Uint8Array },
+  after: (pool: BlockPool) => void,
+  expectOther: number,
+): void {
+  writeFileSync(killed.path, killed.visible);
+  const events = traced(killed.path, killed.durable, after);
+  writeFileSync(killed.path, fencedImage(killed.durable, events));
+  using pool = openPoolWith(killed.path, {}, HOOKS);
+  const zero = pool.read(0)[0];
+  assert.ok(zero === 0x11 || zero === 0x22, `block 0 reads ${zero}`);
+  // the lane's free block must be no block in use: writes through it
+  // leave block 0 alone
+  for (let lba = 2; lba < 6; lba++) pool.write(lba, block(0x77));
+  assert.equal(
+    pool.read(0)[0],
+    zero,
+    "block 0 was overwritten by a later write: its block was also the lane's free block, after a power failure following the recovery of a kill",
+  );
+  assert.equal(pool.read(OTHER)[0], expectOther);
+}
+
+test(
+  "blk recovery after a kill makes the flog entry it rolls forward durable before the map entry",
+  () => {
+    // the commit's second half {new_map, seq} visible, not persisted
+    const killed = killedWrite((i) => [i.flogOff + 12, i.flogOff + 28]);
+    reopenThenPowerFail(killed, () => {}, 0x44);
+  },
+);
+
+test(
+  "blk recovery after a kill makes the map entry it trusts durable before the lane's free block is reused",
+  () => {
+    // the flog committed and durable, the map entry stored, not persisted
+    const killed = killedWrite((i) => [i.mapOff]);
+    // an acknowledged write after the reopen, through the lane whose free
+    // block is the old block of block 0
+    reopenThenPowerFail(killed, (p) => p.write(OTHER, block(0x55)), 0x55);
+  },
+);
