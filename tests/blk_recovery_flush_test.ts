@@ -91,10 +91,13 @@ function killedWrite(
 
   const durable = Uint8Array.from(base);
   const durable32 = u32View(durable);
+  // one image for every crash point's visible stores, refilled: a fresh
+  // 16 MiB array per point took seconds in page faults on Bun
+  const visible = new Uint8Array(durable.length);
+  const visible32 = u32View(visible);
   for (const p of crashPoints(events, CACHE_LINE)) {
     for (const w of p.fenced) w.applyTo(durable32);
-    const visible = Uint8Array.from(durable);
-    const visible32 = u32View(visible);
+    visible.set(durable);
     for (const u of p.pending) u.words.applyTo(visible32);
     if (u32At(visible, at) === end && u32At(durable, at) !== end) {
       return { path, visible, durable: Uint8Array.from(durable) };
