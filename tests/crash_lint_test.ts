@@ -104,5 +104,11 @@ test("recovery flushes and fences everything it stores", () => {
   assert.deepEqual(report.unflushed, []);
   assert.deepEqual(report.unfenced, []);
   assert.deepEqual(report.overwritten, []);
-  assert.deepEqual(report["redundant-flush"], []);
+  // one flush of clean lines on purpose: the whole flog, persisted before
+  // recovery acts on it (after a kill it may hold stores the dead process
+  // never persisted, and which lines are dirty is not known)
+  assert.deepEqual(
+    report["redundant-flush"].map((f) => [f.place, f.length]),
+    [["arena 0 flog slot 0", 256 * 64]],
+  );
 });
