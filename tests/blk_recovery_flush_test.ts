@@ -12,10 +12,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import type { BlockPool } from "../blk/mod.ts";
 import { createPoolWith, openPoolWith } from "../blk/pool_access.ts";
 import { decodeBttInfo } from "../blk/layout.ts";
-import { mapFile, type Mapping } from "../pmem2/mod.ts";
-import { CACHE_LINE, crashPoints } from "./crash/model.ts";
-import { CrashTracer, type TraceEvent } from "./crash/tracer.ts";
-import { u32View } from "./crash/words.ts";
+import type { TraceEvent } from "./crash/tracer.ts";
+import { fencedImage, killImage, tracedRun } from "./crash/kill_image.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 const BS = 512;
@@ -25,37 +23,18 @@ const HOOKS = { lanes: 1 };
 
 const block = (x: number) => new Uint8Array(BS).fill(x);
 
-/** The durable image at the end of `events`: only what was fenced. */
-function fencedImage(before: Uint8Array, events: TraceEvent[]): Uint8Array {
-  const image = Uint8Array.from(before);
-  const image32 = u32View(image);
-  for (const p of crashPoints(events, CACHE_LINE)) {
-    for (const w of p.fenced) w.applyTo(image32);
-  }
-  return image;
-}
-
 /** Run `body` on the pool at `path`, traced from `durable` (the media). */
 function traced(
   path: string,
   durable: Uint8Array,
   body: (pool: BlockPool) => void,
 ): TraceEvent[] {
-  let probe: Mapping | undefined;
-  const tracer = new CrashTracer({
-    live: () => (probe = mapFile(path)).view(),
-    shadow: Uint8Array.from(durable),
-    flushGranularity: CACHE_LINE.flushGranularity,
-  });
-  const pool = openPoolWith(path, {}, { ...HOOKS, tracer });
-  try {
-    body(pool);
-  } finally {
-    pool.close();
-  }
-  const events = tracer.finish();
-  probe?.close();
-  return events;
+  return tracedRun(
+    path,
+    durable,
+    (tracer) => openPoolWith(path, {}, { ...HOOKS, tracer }),
+    body,
+  );
 }
 
 /** Block 64: its map entry is on a cache line other than block 0's. */
@@ -89,20 +68,13 @@ function killedWrite(
   assert.ok(at !== undefined, "the write changed none of the words");
   const end = u32At(after, at);
 
-  const durable = Uint8Array.from(base);
-  const durable32 = u32View(durable);
-  // one image for every crash point's visible stores, refilled: a fresh
-  // 16 MiB array per point took seconds in page faults on Bun
-  const visible = new Uint8Array(durable.length);
-  const visible32 = u32View(visible);
-  for (const p of crashPoints(events, CACHE_LINE)) {
-    for (const w of p.fenced) w.applyTo(durable32);
-    visible.set(durable);
-    for (const u of p.pending) u.words.applyTo(visible32);
-    if (u32At(visible, at) === end && u32At(durable, at) !== end) {
-      return { path, visible, durable: Uint8Array.from(durable) };
-    }
-  }
+  const killed = killImage(
+    base,
+    events,
+    (visible, durable) =>
+      u32At(visible, at) === end && u32At(durable, at) !== end,
+  );
+  if (killed !== undefined) return { path, ...killed };
   throw new Error("no crash point with the word visible and not durable");
 }
 

@@ -10,10 +10,10 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { type ObjectHandle, ObjectPool } from "../obj/mod.ts";
 import { openPoolWith } from "../obj/pool_access.ts";
 import { CHECKPOINT_AT, LOG_OFFSET, MIN_LOG_SIZE } from "../obj/layout.ts";
-import { mapFile, type Mapping } from "../pmem2/mod.ts";
 import { CACHE_LINE, crashPoints } from "./crash/model.ts";
-import { CrashTracer, type TraceEvent } from "./crash/tracer.ts";
+import type { TraceEvent } from "./crash/tracer.ts";
 import { u32View } from "./crash/words.ts";
+import { killImage, tracedRun } from "./crash/kill_image.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 const LAYOUT = "killrec";
@@ -24,21 +24,12 @@ function traced(
   durable: Uint8Array,
   fn: (p: ObjectPool) => void,
 ): TraceEvent[] {
-  let probe: Mapping | undefined;
-  const tracer = new CrashTracer({
-    live: () => (probe = mapFile(path)).view(),
-    shadow: Uint8Array.from(durable),
-    flushGranularity: CACHE_LINE.flushGranularity,
-  });
-  const pool = openPoolWith(path, { layout: LAYOUT }, { tracer });
-  try {
-    fn(pool);
-  } finally {
-    pool.close();
-  }
-  const events = tracer.finish();
-  probe?.close();
-  return events;
+  return tracedRun(
+    path,
+    durable,
+    (tracer) => openPoolWith(path, { layout: LAYOUT }, { tracer }),
+    fn,
+  );
 }
 
 test(
@@ -76,19 +67,11 @@ test(
     const crc = (b: Uint8Array) =>
       new DataView(b.buffer, b.byteOffset).getUint32(rec, true);
     const sealed = crc(readFileSync(path));
-    const durable = Uint8Array.from(base);
-    const durable32 = u32View(durable);
-    let killed: { visible: Uint8Array; durable: Uint8Array } | undefined;
-    for (const p of crashPoints(events, CACHE_LINE)) {
-      for (const w of p.fenced) w.applyTo(durable32);
-      const visible = Uint8Array.from(durable);
-      const visible32 = u32View(visible);
-      for (const u of p.pending) u.words.applyTo(visible32);
-      if (crc(visible) === sealed && crc(durable) !== sealed) {
-        killed = { visible, durable: Uint8Array.from(durable) };
-        break;
-      }
-    }
+    const killed = killImage(
+      base,
+      events,
+      (visible, durable) => crc(visible) === sealed && crc(durable) !== sealed,
+    );
     assert.ok(killed !== undefined, "no crash point before the record's fence");
 
     // the next open sees the record and replays it

@@ -10,72 +10,24 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { LogStream } from "../stream/mod.ts";
 import { openStreamWith } from "../stream/stream.ts";
 import { SLOT_SIZE, slotOffset } from "../stream/layout.ts";
-import { mapFile, type Mapping } from "../pmem2/mod.ts";
-import { CACHE_LINE, crashPoints } from "./crash/model.ts";
-import { CrashTracer, type TraceEvent } from "./crash/tracer.ts";
-import { u32View } from "./crash/words.ts";
+import type { TraceEvent } from "./crash/tracer.ts";
+import { fencedImage, killImage, tracedRun } from "./crash/kill_image.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 const bytes = (n: number, x: number) => new Uint8Array(n).fill(x);
 
-/** The durable image at the end of `events`: only what was fenced. */
-function fencedImage(before: Uint8Array, events: TraceEvent[]): Uint8Array {
-  const image = Uint8Array.from(before);
-  const image32 = u32View(image);
-  for (const p of crashPoints(events, CACHE_LINE)) {
-    for (const w of p.fenced) w.applyTo(image32);
-  }
-  return image;
-}
-
-/**
- * Open the stream at `path` traced (its media starting as `durable`), run
- * `body` on it and close it: the trace's events.
- */
+/** Run `body` on the stream at `path`, traced from `durable` (the media). */
 function traced(
   path: string,
   durable: Uint8Array,
   body: (s: LogStream) => void,
 ): TraceEvent[] {
-  let probe: Mapping | undefined;
-  const tracer = new CrashTracer({
-    live: () => (probe = mapFile(path)).view(),
-    shadow: Uint8Array.from(durable),
-    flushGranularity: CACHE_LINE.flushGranularity,
-  });
-  const s = openStreamWith(path, {}, { tracer });
-  try {
-    body(s);
-  } finally {
-    s.close();
-  }
-  const events = tracer.finish();
-  probe?.close();
-  return events;
-}
-
-/**
- * The first crash point of `events` (from `base`) where `killedThere`
- * holds of what a killed process leaves (`visible`: every store made)
- * and what the media holds (`durable`: the fenced ones).
- */
-function killImage(
-  base: Uint8Array,
-  events: TraceEvent[],
-  killedThere: (visible: Uint8Array, durable: Uint8Array) => boolean,
-): { visible: Uint8Array; durable: Uint8Array } | undefined {
-  const durable = Uint8Array.from(base);
-  const durable32 = u32View(durable);
-  for (const p of crashPoints(events, CACHE_LINE)) {
-    for (const w of p.fenced) w.applyTo(durable32);
-    const visible = Uint8Array.from(durable);
-    const visible32 = u32View(visible);
-    for (const u of p.pending) u.words.applyTo(visible32);
-    if (killedThere(visible, durable)) {
-      return { visible, durable: Uint8Array.from(durable) };
-    }
-  }
-  return undefined;
+  return tracedRun(
+    path,
+    durable,
+    (tracer) => openStreamWith(path, {}, { tracer }),
+    body,
+  );
 }
 
 test(

@@ -1,0 +1,82 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+/**
+ * Images of a crash of the process alone (a kill) and of the power after
+ * it, for the stores' recovery-after-a-kill tests: the next open of a
+ * killed process's file reads every store it made, fenced or not (the
+ * page cache and the CPU caches keep them), while the media holds only
+ * the fenced ones until a power failure shows which.
+ *
+ * @module
+ */
+import { mapFile, type Mapping } from "../../pmem2/mod.ts";
+import { CACHE_LINE, crashPoints } from "./model.ts";
+import { CrashTracer, type TraceEvent } from "./tracer.ts";
+import { u32View } from "./words.ts";
+
+/** The durable image at the end of `events` (from `before`): only what was fenced. */
+export function fencedImage(
+  before: Uint8Array,
+  events: TraceEvent[],
+): Uint8Array {
+  const image = Uint8Array.from(before);
+  const image32 = u32View(image);
+  for (const p of crashPoints(events, CACHE_LINE)) {
+    for (const w of p.fenced) w.applyTo(image32);
+  }
+  return image;
+}
+
+/**
+ * The first crash point of `events` (from `base`) where `killedThere`
+ * holds of what a killed process leaves (`visible`: every store made)
+ * and what the media holds (`durable`: the fenced ones), or undefined.
+ */
+export function killImage(
+  base: Uint8Array,
+  events: TraceEvent[],
+  killedThere: (visible: Uint8Array, durable: Uint8Array) => boolean,
+): { visible: Uint8Array; durable: Uint8Array } | undefined {
+  const durable = Uint8Array.from(base);
+  const durable32 = u32View(durable);
+  // one image for every point's visible stores, refilled: a fresh array
+  // of a 16 MiB pool per point took seconds in page faults on Bun
+  const visible = new Uint8Array(durable.length);
+  const visible32 = u32View(visible);
+  for (const p of crashPoints(events, CACHE_LINE)) {
+    for (const w of p.fenced) w.applyTo(durable32);
+    visible.set(durable);
+    for (const u of p.pending) u.words.applyTo(visible32);
+    if (killedThere(visible, durable)) {
+      return { visible: visible.slice(), durable: durable.slice() };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Open a store of the file at `path` traced, its media starting as
+ * `durable` (`open` takes the tracer), run `body` on it and close it:
+ * the trace's events.
+ */
+export function tracedRun<S extends { close(): void }>(
+  path: string,
+  durable: Uint8Array,
+  open: (tracer: CrashTracer) => S,
+  body: (store: S) => void,
+): TraceEvent[] {
+  let probe: Mapping | undefined;
+  const tracer = new CrashTracer({
+    live: () => (probe = mapFile(path)).view(),
+    shadow: Uint8Array.from(durable),
+    flushGranularity: CACHE_LINE.flushGranularity,
+  });
+  const store = open(tracer);
+  try {
+    body(store);
+  } finally {
+    store.close();
+  }
+  const events = tracer.finish();
+  probe?.close();
+  return events;
+}
