@@ -7,13 +7,13 @@
 // replay keeps some of a transaction's homes and loses the record that
 // would finish the others.
 import { readFileSync, writeFileSync } from "node:fs";
-import { type ObjectHandle, ObjectPool } from "../obj/mod.ts";
+import { ObjectPool } from "../obj/mod.ts";
 import { openPoolWith } from "../obj/pool_access.ts";
-import { CHECKPOINT_AT, LOG_OFFSET, MIN_LOG_SIZE } from "../obj/layout.ts";
 import { CACHE_LINE, crashPoints } from "./crash/model.ts";
 import type { TraceEvent } from "./crash/tracer.ts";
 import { u32View } from "./crash/words.ts";
 import { killImage, tracedRun } from "./crash/kill_image.ts";
+import { logPool } from "./crash/obj_log_pool.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 const LAYOUT = "killrec";
@@ -36,23 +36,7 @@ test(
   "obj recovery after a kill makes the records it replays durable before applying them",
   () => {
     const path = tempPath();
-    const pool = ObjectPool.create(path, {
-      size: 8 << 20,
-      layout: LAYOUT,
-      logSize: MIN_LOG_SIZE,
-    });
-    let root: ObjectHandle;
-    try {
-      root = pool.root(16384);
-      pool.flush();
-    } finally {
-      pool.close();
-    }
-    const base = readFileSync(path);
-    const head = Number(
-      new DataView(base.buffer).getBigUint64(CHECKPOINT_AT, true),
-    );
-    const rec = LOG_OFFSET + head % MIN_LOG_SIZE; // its CRC word
+    const { base, root, rec } = logPool(path, LAYOUT); // rec: its CRC word
     const word = (n: number) => new Uint8Array(8).fill(n);
 
     // traced: a transaction of two writes on two pages, then the process

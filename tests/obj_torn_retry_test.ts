@@ -3,12 +3,12 @@
 // no later crash may bring its header back over a new record that starts
 // with the same bytes (the same transaction run again, and more).
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
-import { type ObjectHandle, ObjectPool } from "../obj/mod.ts";
+import { ObjectPool } from "../obj/mod.ts";
 import { openPoolWith } from "../obj/pool_access.ts";
-import { CHECKPOINT_AT, LOG_OFFSET, MIN_LOG_SIZE } from "../obj/layout.ts";
-import { mapFile, type Mapping } from "../pmem2/mod.ts";
 import { CACHE_LINE, crashPoints } from "./crash/model.ts";
-import { CrashTracer, type TraceEvent } from "./crash/tracer.ts";
+import type { TraceEvent } from "./crash/tracer.ts";
+import { tracedRun } from "./crash/kill_image.ts";
+import { logPool } from "./crash/obj_log_pool.ts";
 import { u32View } from "./crash/words.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
@@ -18,23 +18,18 @@ const LAYOUT = "torn";
  * Run `fn` on a pool opened over `base` (its durable image), traced: the
  * events.
  */
-function traced(path: string, base: Uint8Array, fn: (p: ObjectPool) => void) {
+function traced(
+  path: string,
+  base: Uint8Array,
+  fn: (p: ObjectPool) => void,
+): TraceEvent[] {
   writeFileSync(path, base);
-  let probe: Mapping | undefined;
-  const tracer = new CrashTracer({
-    live: () => (probe = mapFile(path)).view(),
-    shadow: Uint8Array.from(base),
-    flushGranularity: CACHE_LINE.flushGranularity,
-  });
-  const pool = openPoolWith(path, { layout: LAYOUT }, { tracer });
-  try {
-    fn(pool);
-  } finally {
-    pool.close();
-  }
-  const events = tracer.finish();
-  probe?.close();
-  return events;
+  return tracedRun(
+    path,
+    base,
+    (tracer) => openPoolWith(path, { layout: LAYOUT }, { tracer }),
+    fn,
+  );
 }
 
 /**
@@ -79,23 +74,7 @@ test(
   "a torn record dropped at recovery cannot come back over a new record that begins with its bytes",
   () => {
     const path = tempPath();
-    const pool = ObjectPool.create(path, {
-      size: 8 << 20,
-      layout: LAYOUT,
-      logSize: MIN_LOG_SIZE,
-    });
-    let root: ObjectHandle;
-    try {
-      root = pool.root(16384);
-      pool.flush();
-    } finally {
-      pool.close();
-    }
-    const base = readFileSync(path);
-    const head = Number(
-      new DataView(base.buffer).getBigUint64(CHECKPOINT_AT, true),
-    );
-    const rec = LOG_OFFSET + head % MIN_LOG_SIZE;
+    const { base, root, rec } = logPool(path, LAYOUT); // rec: its CRC word
     const word = (n: number) => new Uint8Array(8).fill(n);
     // a transaction of two writes (record: header 32 bytes, two entries of
     // 24), torn: its header's line persisted, its second entry's not
