@@ -214,6 +214,58 @@ export function bench(
   return report(suite, name, n, step.value, options);
 }
 
+/** One case of {@linkcode benchSideBySide}. */
+export interface SideBySideCase {
+  /** The case name (pairs it with the baseline's case). */
+  name: string;
+  /** Runs the operation `n` times (`n` iterations). */
+  loop: Loop;
+  /** Operations per iteration, bytes, comparisons. */
+  options?: BenchOptions;
+}
+
+/**
+ * {@linkcode bench} for cases compared with each other: their runs take
+ * turns (warm-up and timed runs alike), so every case meets the same heap
+ * and the same machine. Run one after another, a case that allocates is
+ * charged for the collector's state the cases before it left (on Deno as
+ * on Bun), so whichever came first or last looked slower.
+ *
+ * @param suite the suite name
+ * @param cases the cases, measured in turns
+ * @returns the results it printed, in the order of `cases`
+ */
+export function benchSideBySide(
+  suite: string,
+  cases: readonly SideBySideCase[],
+): BenchResult[] {
+  const runs = cases.map(() => schedule());
+  const steps = runs.map((r) => r.next());
+  const counts = cases.map(() => 0);
+  let pending = true;
+  while (pending) {
+    pending = false;
+    for (let i = 0; i < cases.length; i++) {
+      const step = steps[i];
+      if (step.done) continue;
+      pending = true;
+      counts[i] = step.value;
+      const t = performance.now();
+      cases[i].loop(step.value);
+      steps[i] = runs[i].next(performance.now() - t);
+    }
+  }
+  return cases.map((c, i) =>
+    report(
+      suite,
+      c.name,
+      counts[i],
+      steps[i].value as number[],
+      c.options ?? {},
+    )
+  );
+}
+
 /**
  * {@linkcode bench} for a loop that returns a promise: each run is timed
  * until its promise resolves.

@@ -16,8 +16,9 @@
  *   `await db.flushed` (a resolved `put` is only committed); SQLite: the
  *   32 in one transaction.
  * - `<store> get <n> tmpfs`: `map.get`, lmdb `db.getBinary`, SQLite a
- *   prepared SELECT; on Bun each after `warmHeap()` (a young heap charges
- *   whichever store runs first for its growth).
+ *   prepared SELECT, of keys every store holds; the three take turns
+ *   (`benchSideBySide`), after `warmHeap()` on Bun, so that no store is
+ *   charged for the heap another one left.
  *
  * No C baseline: compare the stores' rows (the ratios are in
  * `bench/RESULTS.md`).
@@ -33,7 +34,13 @@ import { open as openLmdb } from "lmdb";
 import { RUNTIME } from "../ffi/_runtime.ts";
 import { all, type Future } from "../future/mod.ts";
 import { ObjectPool, PersistentMap } from "../obj/mod.ts";
-import { bench, benchAsync, scratchDir, warmHeap } from "./lib.ts";
+import {
+  bench,
+  benchAsync,
+  benchSideBySide,
+  scratchDir,
+  warmHeap,
+} from "./lib.ts";
 
 const SUITE = "map";
 const KEYS = 10_000;
@@ -90,13 +97,15 @@ for (const [fs, base] of [["tmpfs", scratchDir()], ["disk", tmpdir()]]) {
   try {
     for (const [label, size] of SIZES) {
       const value = new Uint8Array(size).fill(0x5a);
-      // ours
-      {
-        using pool = ObjectPool.create(join(dir, "pool"), {
-          size: 256 << 20,
-          layout: "bench",
-        });
-        using m = PersistentMap.open(pool, "kv");
+      // each store stays open until the gets, which run side by side
+      using pool = ObjectPool.create(join(dir, "pool"), {
+        size: 256 << 20,
+        layout: "bench",
+      });
+      using m = PersistentMap.open(pool, "kv");
+      const lmdb = openLmdb({ path: join(dir, "lmdb") });
+      const sql = await openSql(join(dir, "sqlite"));
+      try {
         let at = 0;
         bench(SUITE, `map put ${label} ${fs}`, (n) => {
           for (let i = 0; i < n; i++) m.set(keys[at++ % KEYS], value);
@@ -110,62 +119,68 @@ for (const [fs, base] of [["tmpfs", scratchDir()], ["disk", tmpdir()]]) {
             await all(fs);
           }
         });
-        if (fs === "tmpfs") {
-          warmHeap();
-          bench(SUITE, `map get ${label} tmpfs`, (n) => {
-            for (let i = 0; i < n; i++) m.get(keys[at++ % KEYS]);
-          });
-        }
-        pool.close();
-        rmSync(join(dir, "pool"));
-      }
-      // lmdb
-      {
-        const db = openLmdb({ path: join(dir, "lmdb") });
-        let at = 0;
+        at = 0;
         bench(SUITE, `lmdb putSync ${label} ${fs}`, (n) => {
-          for (let i = 0; i < n; i++) db.putSync(keys[at++ % KEYS], value);
+          for (let i = 0; i < n; i++) lmdb.putSync(keys[at++ % KEYS], value);
         });
         await benchAsync(
           SUITE,
           `lmdb put QD32+flushed ${label} ${fs}`,
           async (n) => {
             for (let i = 0; i < n; i += QD) {
-              for (let j = 0; j < QD; j++) db.put(keys[at++ % KEYS], value);
-              await db.flushed;
+              for (let j = 0; j < QD; j++) lmdb.put(keys[at++ % KEYS], value);
+              await lmdb.flushed;
             }
           },
         );
-        if (fs === "tmpfs") {
-          warmHeap();
-          bench(SUITE, `lmdb get ${label} tmpfs`, (n) => {
-            for (let i = 0; i < n; i++) db.getBinary(keys[at++ % KEYS]);
-          });
-        }
-        await db.close();
-        rmSync(join(dir, "lmdb"), { recursive: true, force: true });
-      }
-      // SQLite
-      {
-        const db = await openSql(join(dir, "sqlite"));
-        let at = 0;
+        at = 0;
         bench(SUITE, `sqlite put ${label} ${fs}`, (n) => {
-          for (let i = 0; i < n; i++) db.put(keys[at++ % KEYS], value);
+          for (let i = 0; i < n; i++) sql.put(keys[at++ % KEYS], value);
         });
         bench(SUITE, `sqlite put QD32 ${label} ${fs}`, (n) => {
           for (let i = 0; i < n; i += QD) {
-            db.exec("BEGIN");
-            for (let j = 0; j < QD; j++) db.put(keys[at++ % KEYS], value);
-            db.exec("COMMIT");
+            sql.exec("BEGIN");
+            for (let j = 0; j < QD; j++) sql.put(keys[at++ % KEYS], value);
+            sql.exec("COMMIT");
           }
         });
         if (fs === "tmpfs") {
+          // every key is in every store: a short put run may not have
+          // reached them all
+          for (const k of keys) {
+            if (!m.has(k)) m.set(k, value);
+            if (lmdb.getBinary(k) === undefined) lmdb.putSync(k, value);
+            sql.put(k, value);
+          }
           warmHeap();
-          bench(SUITE, `sqlite get ${label} tmpfs`, (n) => {
-            for (let i = 0; i < n; i++) db.get(keys[at++ % KEYS]);
-          });
+          let [a, b, c] = [0, 0, 0];
+          benchSideBySide(SUITE, [
+            {
+              name: `map get ${label} tmpfs`,
+              loop: (n) => {
+                for (let i = 0; i < n; i++) m.get(keys[a++ % KEYS]);
+              },
+            },
+            {
+              name: `lmdb get ${label} tmpfs`,
+              loop: (n) => {
+                for (let i = 0; i < n; i++) lmdb.getBinary(keys[b++ % KEYS]);
+              },
+            },
+            {
+              name: `sqlite get ${label} tmpfs`,
+              loop: (n) => {
+                for (let i = 0; i < n; i++) sql.get(keys[c++ % KEYS]);
+              },
+            },
+          ]);
         }
-        db.close();
+      } finally {
+        await lmdb.close();
+        sql.close();
+        pool.close();
+        rmSync(join(dir, "pool"));
+        rmSync(join(dir, "lmdb"), { recursive: true, force: true });
         for (const f of ["sqlite", "sqlite-wal", "sqlite-shm"]) {
           rmSync(join(dir, f), { force: true });
         }
