@@ -458,8 +458,16 @@ export class PmemLog implements Disposable {
    * offset). Resolves with the entry's offset in the log (`tell()` before
    * it). Nothing happens at the call: a synchronous `append`, `appendv`
    * or `rewind` made before the first poll goes first (it finishes the
-   * appends already polled, not this one); `close` finishes it. Should the mover fail, the copy is made on this thread instead:
-   * a log has no holes.
+   * appends already polled, not this one); `close` finishes it.
+   *
+   * Should the mover fail a copy (a device's error status; a mover of
+   * the user's whose future fails), the appends of that batch fail with
+   * its error, in every store's words (a `PmemError` code -5, EIO, for
+   * a mover that failed without an error or broke the `Vdm` contract),
+   * and nothing of them is appended: the write offset never covers their
+   * bytes. An append placed after them, in a later batch, takes its place
+   * again (a log has no holes), and the log goes on. A copy refused by a
+   * mover its owner closed (one shared by stores) is made on this thread.
    *
    * @example Usage
    * ```ts
