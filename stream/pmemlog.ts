@@ -579,7 +579,12 @@ export class PmemLog implements Disposable {
   }
 
   /**
-   * Close: finish appends in flight, unmap, unlock. Idempotent.
+   * Close: finish every `appendAsync` not settled, polled or not (its
+   * data is appended, as `LogStream.close` appends its appends in flight
+   * and `ObjectPool.close` applies its transactions; the README's table),
+   * then unmap and unlock. An append whose copy the mover fails fails
+   * with the mover's error (see `appendAsync`); the close itself does not
+   * throw it. Idempotent.
    *
    * Inside an operation of the log (code it runs: a testing tracer's
    * callback), the log reads as closed at once, and closes when the

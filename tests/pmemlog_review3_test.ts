@@ -1,6 +1,6 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // A third review of PmemLog: a failed copy of its data mover, reported
-// as every other store reports one.
+// as every other store reports one, and `close()` with appends in flight.
 import {
   chain,
   DsaMover,
@@ -116,5 +116,41 @@ moverTest(
       [...logContents(log)],
       [1, 2, 3, ...new Array(10).fill(6), 7, 8, ...tail],
     );
+  },
+);
+
+// `close()` finishes every append made, polled or not, as LogStream's
+// and ObjectPool's do theirs (the README's table): an unpolled append is
+// appended; unpolled ones whose copy the mover fails fail with the
+// mover's error, and the close returns with nothing of them in the log.
+moverTest(
+  "PmemLog.close() finishes appends never polled; those whose copy fails fail with the mover's error",
+  async (mover) => {
+    const path = tempPath();
+    const boom = new Error("the mover broke");
+    let lost: Future<number>[];
+    {
+      using log = PmemLog.create(path, { poolSize: 2 * MiB, mover });
+      log.append(Uint8Array.of(1));
+      failNextBatch(mover, boom);
+      lost = [
+        log.appendAsync(new Uint8Array(30).fill(3)),
+        log.appendAsync(Uint8Array.of(4)),
+      ];
+    }
+    assert.deepEqual(lost.map((f) => [f.state, f.error]), [
+      ["failed", boom],
+      ["failed", boom],
+    ]);
+    let ok: Future<number>;
+    {
+      using log = PmemLog.open(path, { mover });
+      assert.deepEqual([...logContents(log)], [1]);
+      ok = log.appendAsync(Uint8Array.of(2, 2));
+    }
+    assert.equal(ok.state, "complete");
+    assert.equal(await ok, 1);
+    using log = PmemLog.open(path);
+    assert.deepEqual([...logContents(log)], [1, 2, 2]);
   },
 );
