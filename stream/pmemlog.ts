@@ -168,7 +168,10 @@ export class PmemLog implements Disposable {
    * @throws {PmemError} code -17 (EEXIST) when the file exists (or, with
    *   `poolSize` 0, its header is not zero); -2 (ENOENT) when, with
    *   `poolSize` 0, it does not exist (the message says to pass
-   *   `poolSize`)
+   *   `poolSize`); -22 (EINVAL) when, with `poolSize` 0, it has less than
+   *   2 MiB; -11 (EAGAIN) when it is open elsewhere; -95 (ENOTSUP) on a
+   *   host other than x86-64 and aarch64 (libpmemlog's format is defined
+   *   for those)
    */
   static create(path: string, options: PmemLogCreateOptions = {}): PmemLog {
     return PmemLog.#create(path, options, {});
@@ -184,11 +187,15 @@ export class PmemLog implements Disposable {
   }
 
   /**
-   * Open a log pool (like `pmemlog_open`), libpmemlog's included.
+   * Open a log pool (like `pmemlog_open`), libpmemlog's included. A pool
+   * whose header has ro_compat features opens read-only, as in
+   * libpmemlog: its appends and `rewind` throw code -30 (EROFS).
    *
+   * @throws {TypeError} when an argument has the wrong type, or an option
+   *   is none of {@linkcode PmemLogOpenOptions}'s
    * @throws {PmemError} code -22 (EINVAL) when the file is not an intact
-   *   log pool (the message says what is wrong); -11 (EAGAIN) when it is
-   *   open elsewhere
+   *   log pool (the message says what is wrong); -2 (ENOENT) when it does
+   *   not exist; -11 (EAGAIN) when it is open elsewhere
    */
   static open(path: string, options: PmemLogOpenOptions = {}): PmemLog {
     return PmemLog.#open(path, options, false);
@@ -348,6 +355,8 @@ export class PmemLog implements Disposable {
    *
    * @throws {OutOfSpaceError} when it does not fit (nothing is written;
    *   like libpmemlog, even an empty append fails on a full log)
+   * @throws {PmemError} code -30 (EROFS) on a log opened read-only (see
+   *   {@linkcode PmemLog.open})
    */
   append(data: Uint8Array): void {
     const op = "append";
@@ -363,6 +372,7 @@ export class PmemLog implements Disposable {
    *
    * @throws {OutOfSpaceError} when they do not fit together (nothing is
    *   written)
+   * @throws {PmemError} code -30 (EROFS) on a log opened read-only
    */
   appendv(data: readonly Uint8Array[]): void {
     const op = "appendv";
@@ -458,8 +468,18 @@ export class PmemLog implements Disposable {
    * offset). Resolves with the entry's offset in the log (`tell()` before
    * it). Nothing happens at the call: a synchronous `append`, `appendv`
    * or `rewind` made before the first poll goes first (it finishes the
-   * appends already polled, not this one); `close` finishes it. Should the mover fail, the copy is made on this thread instead:
-   * a log has no holes.
+   * appends already polled, not this one); `close` finishes it.
+   *
+   * Should the mover fail a copy (a device's error status; a mover of
+   * the user's whose future fails), the appends of that batch fail with
+   * its error, in every store's words (a `PmemError` code -5, EIO, for
+   * a mover that failed without an error or broke the `Vdm` contract),
+   * and nothing of them is appended: the write offset never covers their
+   * bytes. An append placed after them, in a later batch, takes its place
+   * again (a log has no holes), and the log goes on. A copy refused by a
+   * mover its owner closed (one shared by stores) is made on this thread.
+   * An append that does not fit when its place is taken fails with an
+   * `OutOfSpaceError` (even an empty one on a full log, as `append`).
    *
    * @example Usage
    * ```ts
@@ -480,6 +500,7 @@ export class PmemLog implements Disposable {
    *
    * @throws {TypeError} at once for bad data, options that are not an
    *   object, or a signal that is not an AbortSignal
+   * @throws {PmemError} code -30 (EROFS) at once on a log opened read-only
    */
   appendAsync(data: Uint8Array, options?: FutureOptions): Future<number> {
     const op = "appendAsync";
@@ -510,7 +531,7 @@ export class PmemLog implements Disposable {
    * first polled (as after a synchronous `append`).
    *
    * @throws {PmemError} when the persist fails (the log is left as it
-   *   was)
+   *   was); code -30 (EROFS) on a log opened read-only
    */
   rewind(): void {
     const op = "rewind";
@@ -544,6 +565,9 @@ export class PmemLog implements Disposable {
    * shorter). A falsy return stops the walk. It covers what the log held
    * when it began (appends made by the callback are not walked), and never
    * goes past the write offset (a rewind by the callback cuts it short).
+   *
+   * @throws {RangeError} when `chunkSize` is not a non-negative integer
+   * @throws {TypeError} when `callback` is not a function
    */
   walk(chunkSize: number, callback: (chunk: Uint8Array) => unknown): void {
     const op = "walk";
@@ -571,7 +595,12 @@ export class PmemLog implements Disposable {
   }
 
   /**
-   * Close: finish appends in flight, unmap, unlock. Idempotent.
+   * Close: finish every `appendAsync` not settled, polled or not (its
+   * data is appended, as `LogStream.close` appends its appends in flight
+   * and `ObjectPool.close` applies its transactions; the README's table),
+   * then unmap and unlock. An append whose copy the mover fails fails
+   * with the mover's error (see `appendAsync`); the close itself does not
+   * throw it. Idempotent.
    *
    * Inside an operation of the log (code it runs: a testing tracer's
    * callback), the log reads as closed at once, and closes when the

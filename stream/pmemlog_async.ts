@@ -5,7 +5,9 @@
  * sweep of the executor take their places in the log, in that order, and
  * start their copies as one batch of the mover; the appends at the head of the queue whose copies are
  * done are committed together: one persist of their data, then the
- * 8-byte write offset (libpmemlog's commit point) and its persist.
+ * 8-byte write offset (libpmemlog's commit point) and its persist. An
+ * append whose copy the mover failed fails, and the write offset stays
+ * before it: the appends placed after it are placed again.
  *
  * @module
  */
@@ -20,6 +22,7 @@ import {
 } from "../future/future.ts";
 import { waitAll } from "../future/blocking.ts";
 import type { BatchEntry, Vdm } from "../mover/vdm.ts";
+import { refusedBy } from "../mover/_refused.ts";
 import { moverFuture } from "../mover/_user_future.ts";
 import type { StreamMedia } from "./media.ts";
 import { LOG_START, WRITE_OFFSET_AT } from "./pmemlog_format.ts";
@@ -31,6 +34,11 @@ const COPYING = 1;
 const COPIED = 2;
 const COMMITTED = 3;
 const FAILED = 4;
+/**
+ * Its copy failed (the mover's error): it fails once it heads the queue,
+ * its place and those after it given back (see `LogAppender.#dropLost`).
+ */
+const LOST = 5;
 
 /** An asynchronous append in flight: its place, copy and outcome. */
 interface Pending {
@@ -142,33 +150,61 @@ export class LogAppender {
       }
       media.copyOps(p.start, p.data, ops);
     }
-    let copy: Future<void> | undefined;
+    const mover = this.#host.mover;
+    let copy: Future<void>;
     try {
-      const mover = this.#host.mover;
       copy = moverFuture(mover.batch(ops), mover, "batch", "appendAsync");
-    } catch {
-      // the mover refused (closed, or returned no future): copy here
-      for (const p of started) media.set(p.start, p.data);
+    } catch (e) {
+      // refused by a mover closed by its owner: copied here (README)
+      if (closedMover(e, mover)) {
+        for (const p of started) {
+          media.set(p.start, p.data);
+          p.stage = COPIED;
+        }
+        return;
+      }
+      const error = refusedBy(e, mover, "appendAsync");
+      for (const p of started) {
+        p.stage = LOST;
+        p.error = error;
+      }
+      return;
     }
     for (const p of started) {
-      p.stage = copy === undefined ? COPIED : COPYING;
+      p.stage = COPYING;
       p.copy = copy;
     }
   }
 
-  /** An append's copy settled; a failed one is redone on this thread. */
+  /**
+   * An append's copy settled. A failed one is lost, in the words every
+   * store gives a mover's failure (`refusedBy`): it is not redone here,
+   * which hid a broken mover (a device's error status, a user's mover
+   * whose future fails) from every caller. A copy a mover closed by its
+   * owner refused is made here (README), as the object pool's is.
+   */
   copied(p: Pending): void {
-    if (p.copy?.state === "failed") this.#host.media.set(p.start, p.data);
+    const copy = p.copy!;
+    if (copy.state === "failed") {
+      const mover = this.#host.mover;
+      if (!closedMover(copy.error, mover)) {
+        p.stage = LOST;
+        p.error = refusedBy(copy.error, mover, "appendAsync");
+        return;
+      }
+      this.#host.media.set(p.start, p.data);
+    }
     p.stage = COPIED;
   }
 
   /**
    * Commit the copied appends at the head of the queue: one persist of
    * their data (from the durable write offset on), one of the write
-   * offset. The copies ahead are driven here, not only by their own
-   * futures: an append's future polled once and then left (or not
-   * polled by a blocking `wait` of a later one) held every later append
-   * back for good.
+   * offset; then a lost one that heads it is dropped (`#dropLost`). The
+   * copies ahead are driven here, not only by their own futures: an
+   * append's future polled once and then left (or not polled by a
+   * blocking `wait` of a later one) held every later append back for
+   * good.
    */
   commit(ctx: PollContext): void {
     const pending = this.#pending;
@@ -182,18 +218,61 @@ export class LogAppender {
       }
       if (p.stage !== COPIED) break;
     }
-    if (k === 0) return;
-    const done = pending.splice(0, k);
-    const media = this.#host.media;
-    const start = media.read64(WRITE_OFFSET_AT);
-    const end = done[k - 1].end;
-    try {
-      if (end > start) media.persist(start, end - start);
-      this.#host.commitTo(end);
-      for (const p of done) p.stage = COMMITTED;
-    } catch (e) {
-      this.#failFrom(done, start, e);
+    if (k > 0) {
+      const done = pending.splice(0, k);
+      const media = this.#host.media;
+      const start = media.read64(WRITE_OFFSET_AT);
+      const end = done[k - 1].end;
+      try {
+        if (end > start) media.persist(start, end - start);
+        this.#host.commitTo(end);
+        for (const p of done) p.stage = COMMITTED;
+      } catch (e) {
+        this.#failFrom(done, start, e);
+        return;
+      }
     }
+    if (pending.length > 0 && pending[0].stage === LOST) this.#dropLost(ctx);
+  }
+
+  /**
+   * The append at the head of the queue lost its copy (see `copied`):
+   * the write offset, durable at its place, must never cover those bytes.
+   * It fails, as do the others whose copies failed; the appends placed
+   * after it, copied into places past the lost bytes, are placed again
+   * (ahead of the appends queued since: their order is kept) once no
+   * copy runs into those places, and the next append goes at its place.
+   * The other stores' appends do the same: those of a failed mover batch
+   * fail, the rest go on.
+   */
+  #dropLost(ctx: PollContext): void {
+    const rest = this.#pending.splice(0);
+    const copies = new Set<Future<void>>();
+    for (const p of rest) if (p.copy?.done === false) copies.add(p.copy);
+    if (copies.size > 0) {
+      try {
+        waitAll([...copies]);
+      } catch {
+        // each failed copy is seen by `copied`
+      }
+    }
+    const again: Pending[] = [];
+    for (const p of rest) {
+      if (p.stage === COPYING) this.copied(p);
+      if (p.stage === LOST) {
+        p.stage = FAILED;
+        continue;
+      }
+      p.stage = WAITING;
+      p.start = p.end = -1;
+      p.copy = undefined;
+      again.push(p);
+    }
+    this.#host.giveBack(rest[0].start);
+    if (again.length === 0) return;
+    this.#queued = [...again, ...this.#queued];
+    // their futures place them when next polled
+    ctx.pollSoon?.();
   }
 
   /**
@@ -215,8 +294,9 @@ export class LogAppender {
       }
     }
     for (const p of [...done, ...later]) {
+      // (one whose copy failed keeps the mover's error)
+      if (p.stage !== LOST) p.error = error;
       p.stage = FAILED;
-      p.error = error;
     }
     this.#host.giveBack(start);
   }
@@ -325,9 +405,12 @@ class LogAppendFuture extends Future<number> {
           continue;
         }
         case COPIED:
+        case LOST: {
+          const stage = p.stage;
           this.#log.commit(ctx);
-          if (p.stage === COPIED) return PENDING; // behind an earlier one
+          if (p.stage === stage) return PENDING; // behind an earlier one
           continue;
+        }
         case COMMITTED:
           return p.start - LOG_START;
         default:
@@ -340,4 +423,14 @@ class LogAppendFuture extends Future<number> {
     this.#data = undefined;
     this.#log.settled(this);
   }
+}
+
+/**
+ * Whether `error`, of a copy's batch (thrown by `batch`, or its future's
+ * failure), is the refusal of a mover closed by its owner (one shared
+ * by stores): the copy is then made on this thread (README), as the
+ * object pool applies a committed transaction (`Applier.appliedHere`).
+ */
+function closedMover(error: unknown, mover: Vdm): boolean {
+  return error instanceof ClosedError && mover.closed === true;
 }

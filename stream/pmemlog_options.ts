@@ -16,13 +16,16 @@ import type { PersistTracer } from "../pmem2/tracer.ts";
 export interface PmemLogCreateOptions {
   /**
    * Size of the new file, at least 2 MiB (libpmemlog's minimum); it must
-   * not exist. With 0, an existing file is used at its size (its first
-   * 4 KiB must be zero). @default 0
+   * not exist. With 0, an existing file of at least 2 MiB is used at its
+   * size rounded down to 4 KiB (its first 4 KiB must be zero). @default 0
    */
   poolSize?: number;
   /** Permission bits of the new file. @default 0o644 */
   mode?: number;
-  /** The data mover of `appendAsync`. @default a shared CpuMover */
+  /**
+   * The data mover of `appendAsync`; the log does not close it.
+   * @default a shared CpuMover
+   */
   mover?: Vdm;
 }
 

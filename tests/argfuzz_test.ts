@@ -215,6 +215,13 @@ test("an asynchronous copy its data mover failed with undefined fails its call",
     async () => await stream.appendAsync(r, new Uint8Array(8)),
     eio("appendAsync"),
   );
+  // (a PmemLog redid the copy on this thread, and resolved)
+  using log = PmemLog.create(tempPath(), { poolSize: 2 * MiB, mover });
+  await assert.rejects(
+    async () => await log.appendAsync(new Uint8Array(8).fill(6)),
+    eio("appendAsync"),
+  );
+  assert.equal(log.tell(), 0);
 });
 
 /**
@@ -297,13 +304,9 @@ function everyStoreFails(mover: Vdm, said: RegExp): void {
   using stream = LogStream.create(tempPath(), { size: 1 << 20, mover });
   const r = stream.allocateRegion(64 << 10);
   failed("appendAsync", stream.appendAsync(r, new Uint8Array(8).fill(1)));
-  // (a PmemLog copies on this thread what its mover failed to copy)
   using log = PmemLog.create(tempPath(), { poolSize: 2 * MiB, mover });
-  const appended = log.appendAsync(new Uint8Array(8).fill(6));
-  assert.equal(pollByHand(appended), "complete");
-  const walked: number[] = [];
-  log.walk(0, (chunk) => walked.push(...chunk));
-  assert.deepEqual(walked, [6, 6, 6, 6, 6, 6, 6, 6]);
+  failed("appendAsync", log.appendAsync(new Uint8Array(8).fill(6)));
+  assert.equal(log.tell(), 0);
   using src = Source.fromAnon(1 << 16);
   using map = Mapping.map(src, { mover });
   failed("memcpyAsync", () => map.memcpyAsync(0, new Uint8Array(64).fill(1)));
