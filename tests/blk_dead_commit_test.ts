@@ -24,6 +24,8 @@ interface StopPoint {
    * update is the first of its lane, whose other flog entry is all zeros.
    */
   fresh?: boolean;
+  /** The Worker's update (see `dead_commit_worker.ts`). @default "write" */
+  op?: "write" | "setZero";
 }
 
 const STOPS: StopPoint[] = [
@@ -63,6 +65,7 @@ function endWorkerAt(stop: StopPoint): string {
     w.postMessage({
       path, lbas, value: 99, step: "${stop.step}",
       halves: ${stop.granularity !== undefined}, words: words.buffer,
+      op: "${stop.op ?? "write"}",
     });
     {
       // the Worker ends its thread at the step: wait until the share saw it
@@ -189,6 +192,57 @@ test("a Worker ended at its commit point: the recovery persists the lane's flog 
   assert.equal(out.sameStripe, 0);
   assert.deepEqual(out.order, [true, true]);
   assert.equal(out.read, 99);
+});
+
+// Bug: a Worker ended in a setZero (or setError) between the store of the
+// block's map entry and its persist, holding the block's stripe. The online
+// recovery released the stripe without persisting that entry, and the next
+// commit of the block staged the stored, never durable entry as its flog
+// entry's old_map: after a power failure the map held the entry from
+// before the setZero, recovery found it unlike old_map and left it, and
+// the block read its old data, now also its lane's free block (reused by
+// the next write through that lane) while the committed write was lost.
+// Granularity below page: the persists of the commit's other map entries
+// do not reach this one's line.
+test("a Worker ended in setZero's persist: the recovery persists the block's map entry before the block commits again", () => {
+  const stop: StopPoint = {
+    step: "map",
+    granularity: "CACHE_LINE",
+    lbas: [100],
+    committed: false,
+    op: "setZero",
+  };
+  const out = deadOpenerScript(
+    `
+    import { arena0Regions } from "@root/tests/workers/arena0.ts";
+    const lbas = [100];
+    let flushes = null;
+    const pool = createBlockPool(path, {
+      blockSize: 512,
+      poolSize: 32 << 20,
+      lanes: 4,
+      tracer: { flush: (o, l) => flushes?.push([o, l]), drain() {} },
+    });
+    // block 100's map entry durable (the later writes reuse its lane) and
+    // pending in no lane
+    for (const lba of [100, 0, 1, 2, 3, 4, 5, 6, 7]) pool.write(lba, block(lba));
+    ${endWorkerAt(stop)}
+    flushes = [];
+    out.write = code(() => pool.write(100, block(55)));
+    const { map, flog } = arena0Regions(path);
+    const at = map[0] + 100 * 4;
+    const entry = flushes.findIndex(([o, l]) => o <= at && at < o + l);
+    const slot = flushes.findIndex(([o]) => o >= flog[0] && o < flog[1]);
+    out.order = [slot >= 0, entry >= 0 && entry < slot];
+    out.read = pool.read(100)[0];
+    pool.close();
+  `,
+    { env: { PMEM2_FORCE_GRANULARITY: "CACHE_LINE" } },
+  );
+  assert.equal(out.stopped, 1, "the Worker never came to its step");
+  assert.equal(out.write, 0);
+  assert.deepEqual(out.order, [true, true]);
+  assert.equal(out.read, 55);
 });
 
 // A writeMany of blocks of two arenas commits them together, holding a
