@@ -62,20 +62,22 @@ function endWorkerAt(stop: StopPoint): string {
   return `
     const w = await startWorker("@root/tests/workers/dead_commit_worker.ts");
     const words = new Int32Array(new SharedArrayBuffer(8));
-    w.postMessage({
-      path, lbas, value: 99, step: "${stop.step}",
-      halves: ${stop.granularity !== undefined}, words: words.buffer,
-      op: "${stop.op ?? "write"}",
-    });
     {
-      // the Worker ends its thread at the step: wait until the share saw it
+      // the Worker ends its thread at the step: wait until the share saw
+      // it (opens that ended before it are not counted)
       using share = FileShare.open(path, PoolShared.bytes(statSync(path).size));
-      for (let t0 = performance.now(); share.endedOpens === 0;) {
+      const before = share.endedOpens;
+      w.postMessage({
+        path, lbas, value: 99, step: "${stop.step}",
+        halves: ${stop.granularity !== undefined}, words: words.buffer,
+        op: "${stop.op ?? "write"}",
+      });
+      for (let t0 = performance.now(); share.endedOpens === before;) {
         if (performance.now() - t0 > 20000) break;
         await new Promise((r) => setTimeout(r, 2));
       }
       out.stopped = Atomics.load(words, 0);
-      out.ended = share.endedOpens;
+      out.ended = share.endedOpens - before;
       w.terminate();
     }`;
 }
@@ -243,6 +245,46 @@ test("a Worker ended in setZero's persist: the recovery persists the block's map
   assert.equal(out.write, 0);
   assert.deepEqual(out.order, [true, true]);
   assert.equal(out.read, 55);
+});
+
+// Bug: an ended open's slot in the file's share was never reused, so once
+// 1024 opens had ended with their Workers while others kept the pool open
+// (Workers recycled by terminate), every later open had no slot, and its
+// lock words held a number no open takes for ended: a Worker terminated in
+// the middle of a commit then kept its block's stripe for good, and the
+// others' writes of that block (and of its stripe) waited for ever. An
+// ended open's slot is now taken again by a later open, with a new
+// generation in its token, so the ended one's token still reads as ended.
+test("a Worker ended mid-commit after 1023 others ended without closing: the others still recover its lanes", () => {
+  const out = deadOpenerScript(`
+    import { stripeOf } from "@root/blk/lanes.ts";
+    const lbas = [3];
+    const pool = fourLanePool();
+    const size = PoolShared.bytes(statSync(path).size);
+    // 1023 opens that end with their Worker: with the pool's, every slot
+    const filler = await startWorker("@root/tests/workers/lock_worker.ts");
+    await ask(filler, { kind: "share", path, srcSize: size, count: 1023 });
+    await end(filler);
+    ${endWorkerAt({ step: "flogTail", lbas: [3], committed: true })}
+    {
+      using share = FileShare.open(path, size);
+      const holder = laneTable((t) => Atomics.load(t.words, stripeOf(3)));
+      out.holderEnded = holder !== 0 && share.ended(holder);
+    }
+    // (taken for live, the holder keeps the write, and a check, waiting
+    // for good)
+    if (out.holderEnded) {
+      out.write = code(() => pool.write(3 + 1024, block(44)));
+      out.seen = [3, 3 + 1024].map((lba) => pool.read(lba)[0]);
+      out.problems = pool.check().problems;
+    }
+    pool.close();
+  `);
+  assert.equal(out.stopped, 1, "the Worker never came to its step");
+  assert.equal(out.holderEnded, true, "the dead holder was taken for live");
+  assert.equal(out.write, 0);
+  assert.deepEqual(out.seen, [99, 44]);
+  assert.deepEqual(out.problems, []);
 });
 
 // A writeMany of blocks of two arenas commits them together, holding a
