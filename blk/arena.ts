@@ -64,6 +64,7 @@ import {
   markInfoError,
   recoverEndedLane,
   recoverFlog,
+  settleEndedStripe,
 } from "./arena_load.ts";
 import {
   ARENA_BAD_FLOG,
@@ -161,6 +162,7 @@ export class Arena {
       words,
       token,
       (lane) => recoverEndedLane(this, media, lane),
+      (stripe) => settleEndedStripe(this, media, stripe),
     );
     this.readDesc.set([
       this.mapOff,

@@ -41,6 +41,7 @@ import {
   ARENA_SHARED_FREE,
 } from "./arena_errors.ts";
 import type { Arena } from "./arena.ts";
+import { STRIPES } from "./arena_words.ts";
 import { EINVAL } from "../errors/errno.ts";
 
 /**
@@ -263,6 +264,62 @@ export function recoverEndedLane(
     if (e instanceof PmemError && e.code !== -EINVAL) {
       a.fail(ARENA_MAP_PERSIST);
     }
+    return false;
+  }
+}
+
+/**
+ * For an arena's lane table, online: make durable the map entries of the
+ * blocks of stripe `stripe` (pre-map blocks `stripe`, `stripe + STRIPES`,
+ * ...), whose lock an opener held when its thread ended, or when it
+ * closed in the middle of its update. A setZero or setError stores its
+ * block's map entry under the stripe and persists it after: cut short
+ * between the two, it left an entry that may not be durable and that no
+ * lane's pending entry names, so nobody persists it before the block's
+ * next commit stages it as its flog entry's `old_map`. A power failure
+ * then brought the entry from before back, which recovery found unlike
+ * that `old_map` and left: the committed write was lost, and the block's
+ * old data block was also its lane's free block. On page granularity one
+ * persist over their span (only dirty pages are written), else each
+ * entry's line.
+ *
+ * @returns whether they are durable: false when a persist failed (the
+ *   arena then refuses writes) or the pool was closed under it
+ */
+export function settleEndedStripe(
+  a: Arena,
+  media: Media,
+  stripe: number,
+): boolean {
+  const n = a.externalNlba;
+  if (stripe >= n) return true;
+  try {
+    if (media.granularity === "page") {
+      const last = stripe + Math.floor((n - 1 - stripe) / STRIPES) * STRIPES;
+      media.persist(
+        a.mapOff + stripe * MAP_ENTRY_SIZE,
+        (last - stripe + 1) * MAP_ENTRY_SIZE,
+      );
+      return true;
+    }
+    // a run of lines at a time: an arena of a billion blocks has a
+    // million of them in a stripe
+    const ranges: { offset: number; length: number }[] = [];
+    for (let pre = stripe; pre < n; pre += STRIPES) {
+      ranges.push({
+        offset: a.mapOff + pre * MAP_ENTRY_SIZE,
+        length: MAP_ENTRY_SIZE,
+      });
+      if (ranges.length === 4096 || pre + STRIPES >= n) {
+        media.persistRanges(ranges);
+        ranges.length = 0;
+      }
+    }
+    return true;
+  } catch {
+    // (refused because the pool was closed under it, by a testing
+    // tracer's callback: no media failure)
+    if (!media.closed) a.fail(ARENA_MAP_PERSIST);
     return false;
   }
 }

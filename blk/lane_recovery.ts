@@ -80,6 +80,14 @@ export interface RecoveringOpener {
    * lanes that hold a stripe stay out and such stripes fail their waiters.
    */
   readonly recoverLane: ((lane: number) => boolean) | undefined;
+  /**
+   * Makes the map entries of a stripe's blocks durable, before a hold of
+   * the stripe that an update left is released (the arena's); says
+   * whether they are. A setZero or setError stores its block's map entry
+   * under the stripe, then persists it: one cut short between the two
+   * left an entry that no pending list names.
+   */
+  readonly settleStripe?: ((stripe: number) => boolean) | undefined;
 }
 
 /** The recovery of the lanes and stripes openers of one arena left. */
@@ -92,6 +100,8 @@ export class LaneRecovery {
   readonly #lockRing: () => void;
   /** Recovers one lane from its flog slot (see the constructor). */
   readonly #recoverLane: ((lane: number) => boolean) | undefined;
+  /** Makes a stripe's map entries durable (see the constructor). */
+  readonly #settleStripe: ((stripe: number) => boolean) | undefined;
   /** Ended openers whose lanes could not be recovered (tried once here). */
   readonly #unrecoverable = new Set<number>();
 
@@ -106,6 +116,7 @@ export class LaneRecovery {
     this.#reads = opener.reads;
     this.#lockRing = opener.lockRing;
     this.#recoverLane = opener.recoverLane;
+    this.#settleStripe = opener.settleStripe;
   }
 
   /**
@@ -191,6 +202,10 @@ export class LaneRecovery {
         return false;
       }
     }
+    if (!this.#settleStripesOf(owner)) {
+      this.#unrecoverable.add(owner);
+      return false;
+    }
     for (const lane of lanes) pushLane(w, lane);
     for (let s = 0; s < STRIPES; s++) {
       Atomics.compareExchange(w, STRIPE_BASE + s, owner, 0);
@@ -258,9 +273,30 @@ export class LaneRecovery {
         Atomics.add(w, LANES_LOST, 1);
       }
     }
+    // (released even where an entry could not be made durable: a
+    // persist failed, and the arena refuses writes)
+    this.#settleStripesOf(me);
     for (let s = 0; s < STRIPES; s++) {
       Atomics.compareExchange(w, STRIPE_BASE + s, me, 0);
     }
+  }
+
+  /**
+   * Make durable the map entries of the blocks of every stripe of this
+   * arena that the opener of lock token `owner` holds (see
+   * `settleEndedStripe`): an update it left may have stored one without
+   * persisting it. Returns false when one could not be.
+   */
+  #settleStripesOf(owner: number): boolean {
+    const settle = this.#settleStripe;
+    if (settle === undefined) return true;
+    const w = this.#words;
+    for (let s = 0; s < STRIPES; s++) {
+      if (Atomics.load(w, STRIPE_BASE + s) === owner && !settle(s)) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Whether the opener of lock token `owner` holds a stripe lock. */

@@ -137,11 +137,16 @@ export class LaneTable {
    *   from its flog slot, as the pool's open does, and says whether it
    *   may go round again (the arena's; without it, such lanes stay out
    *   and such stripes fail their waiters)
+   * @param settleStripe makes the map entries of a stripe's blocks durable
+   *   before an ended opener's hold of it, or this opener's own at its
+   *   close, is released (the arena's; see `settleEndedStripe`), and says
+   *   whether they are
    */
   constructor(
     words: Int32Array,
     token: number,
     recoverLane?: (lane: number) => boolean,
+    settleStripe?: (stripe: number) => boolean,
   ) {
     this.words = words;
     this.#share = FileShare.of(words.buffer);
@@ -153,6 +158,7 @@ export class LaneTable {
       reads: this.reads,
       lockRing: () => this.#lockRing(),
       recoverLane,
+      settleStripe,
     });
     if (this.#share !== undefined) {
       this.#lockRing();

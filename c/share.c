@@ -23,12 +23,21 @@
  * open has a slot:
  *
  *   int32 word 0   opens that ended with their thread
- *   int32 word 1   the token (slot + 1) of the open that created the share
- *   int32 word 16+ the state of slot i: SLOT_FREE, SLOT_OPEN, SLOT_ENDED
+ *   int32 word 1   the token of the open that created the share
+ *   int32 word 16+ slot i: its generation << 2 | its state (SLOT_FREE,
+ *                  SLOT_OPEN, SLOT_ENDED)
  *
  * at byte AP_SHARE_STATUS_AT(size) of the block. An open's slot (-1 when
  * every slot is taken) is the first int32 of its handle, where
- * pmem2/file_share.ts reads it. An ended open's slot is never reused.
+ * pmem2/file_share.ts reads it; its token is slot + 1 + AP_SHARE_SLOTS *
+ * generation. A slot is taken again once its open closed (the generation
+ * moves on at the close) or, when no slot is free, once it ended (the
+ * generation moves on at the take): the tokens the old open left in the
+ * block then name an open that is gone, which file_share.ts tells from
+ * the generation. Without it, a process whose Workers ended with 1024
+ * opens of a file (Workers recycled by terminate while another keeps the
+ * file open) gave every later open no slot, and a lock such an open held
+ * when its Worker ended was waited for by the others for ever.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -57,6 +66,12 @@ void ap_pin_self(void); /* device.c */
 
 enum { ST_ENDED = 0, ST_CREATOR = 1 };
 enum { SLOT_FREE = 0, SLOT_OPEN = 1, SLOT_ENDED = 2 };
+/* a slot word's state, and its generation (18 bits: tokens stay < 2^28) */
+#define AP_SLOT_STATE(w) ((w) & 3)
+#define AP_SLOT_GEN_MASK 0x3ffff
+#define AP_SLOT_GEN(w) (((uint32_t)(w) >> 2) & AP_SLOT_GEN_MASK)
+#define AP_SLOT_WORD(gen, state) \
+	((int32_t)((((uint32_t)(gen) & AP_SLOT_GEN_MASK) << 2) | (state)))
 
 /* one file's share: the lock, the block, its opens */
 struct ap_share_file {
@@ -201,9 +216,12 @@ ap_thread_end(void *value)
 		t->opens = o->thread_next;
 		o->thread = NULL;
 		ap_unlink_open(o);
-		if (o->slot >= 0)
-			atomic_store(&f->status[AP_SHARE_STATUS_HEAD + o->slot],
-				SLOT_ENDED);
+		if (o->slot >= 0) {
+			_Atomic int32_t *w =
+				&f->status[AP_SHARE_STATUS_HEAD + o->slot];
+			atomic_store(w, AP_SLOT_WORD(AP_SLOT_GEN(*w),
+				SLOT_ENDED));
+		}
 		atomic_fetch_add(&f->status[ST_ENDED], 1);
 		ap_file_drop(f);
 		free(o);
@@ -251,11 +269,19 @@ ap_new_open(struct ap_share_file *f)
 		return NULL;
 	o->file = f;
 	o->slot = -1;
-	for (int i = 0; i < AP_SHARE_SLOTS; i++) {
-		int32_t free_slot = SLOT_FREE;
-		if (atomic_compare_exchange_strong(
-				&f->status[AP_SHARE_STATUS_HEAD + i], &free_slot,
-				SLOT_OPEN)) {
+	/*
+	 * (under the lock, which every change of a slot word holds) a free
+	 * slot, else one whose open ended, in a new generation: its tokens
+	 * left in the block must not name this open
+	 */
+	for (int pass = 0; pass < 2 && o->slot < 0; pass++) {
+		for (int i = 0; i < AP_SHARE_SLOTS; i++) {
+			_Atomic int32_t *w = &f->status[AP_SHARE_STATUS_HEAD + i];
+			int32_t v = atomic_load(w);
+			if (AP_SLOT_STATE(v) != (pass == 0 ? SLOT_FREE : SLOT_ENDED))
+				continue;
+			atomic_store(w, AP_SLOT_WORD(AP_SLOT_GEN(v) + pass,
+				SLOT_OPEN));
 			o->slot = i;
 			break;
 		}
@@ -383,7 +409,7 @@ ap_share_open(struct ap_share **out, const char *path, double path_len,
 		pthread_mutex_unlock(&ap_shares_lock);
 		return ap_fail(-ENOMEM, "share: out of memory");
 	}
-	atomic_store(&f->status[ST_CREATOR], o->slot + 1);
+	atomic_store(&f->status[ST_CREATOR], o->slot + 1); /* generation 0 */
 	f->next = ap_shares;
 	ap_shares = f;
 	*out = o;
@@ -418,9 +444,11 @@ ap_share_close(struct ap_share *s)
 	}
 	f = o->file;
 	ap_unlink_open(o);
-	if (o->slot >= 0)
-		atomic_store(&f->status[AP_SHARE_STATUS_HEAD + o->slot],
-			SLOT_FREE);
+	if (o->slot >= 0) {
+		/* the next open of the slot is told apart from this one */
+		_Atomic int32_t *w = &f->status[AP_SHARE_STATUS_HEAD + o->slot];
+		atomic_store(w, AP_SLOT_WORD(AP_SLOT_GEN(*w) + 1, SLOT_FREE));
+	}
 	free(o);
 	int left = ap_file_drop(f);
 	pthread_mutex_unlock(&ap_shares_lock);

@@ -46,6 +46,15 @@ const ST_CREATOR = 1;
 const SLOT_OPEN = 1;
 /** A slot's state: its open's thread ended before it closed. */
 const SLOT_ENDED = 2;
+/**
+ * The generations of a slot (share.c: a slot's word is its generation
+ * << 2 | its state): a slot is taken again once its open closed, or, when
+ * none is free, once it ended, in a new generation, which an open's token
+ * carries (`slot + 1 + SLOTS * generation`, below 2^28).
+ */
+const GEN_MASK = 0x3ffff;
+/** Tokens are below it. */
+const TOKEN_END = 1 + SLOTS * (GEN_MASK + 1);
 
 /** The share of each open's memory (see {@linkcode FileShare.of}). */
 const owners = new WeakMap<ArrayBuffer, FileShare>();
@@ -95,7 +104,10 @@ export class FileShare implements Disposable {
         Math.ceil(size / 64) * 64,
       ),
     );
-    this.#token = new Int32Array(backend.view(handle, 4))[0] + 1;
+    const slot = new Int32Array(backend.view(handle, 4))[0];
+    // (its generation stays while this open is open)
+    this.#token = slot < 0 ? 0 : slot + 1 +
+      SLOTS * ((this.#status[STATUS_HEAD + slot] >>> 2) & GEN_MASK);
     owners.set(this.#memory, this);
   }
 
@@ -154,10 +166,11 @@ export class FileShare implements Disposable {
   }
 
   /**
-   * This open's number among the share's opens (1 .. 1024, never 0), or
-   * 0 when a thousand others have one. No other open of the share has
-   * it while this one is open, nor after its thread ended without closing
-   * it: a lock word holding it names this open.
+   * This open's number among the share's opens (never 0, below 2^28), or
+   * 0 when 1024 others are open. No other open of the share has it while
+   * this one is open, nor after its thread ended without closing it (its
+   * slot, taken again, gives a later open another number): a lock word
+   * holding it names this open.
    */
   get token(): number {
     return this.#token;
@@ -166,11 +179,20 @@ export class FileShare implements Disposable {
   /**
    * Whether the open with `token` ended with its thread before it closed
    * (false for 0 and other numbers no open has, and after this open
-   * closed).
+   * closed). True too once a later open took its slot again: that open
+   * is gone, and one that closed let go of what it held. (A slot's
+   * generation wraps after 2^18 takes: a token left in a word that long
+   * reads as that of whoever has the slot then.)
    */
   ended(token: number): boolean {
-    if (this.#handle === null || !(token >= 1 && token <= SLOTS)) return false;
-    return Atomics.load(this.#status, STATUS_HEAD + token - 1) === SLOT_ENDED;
+    const word = this.#slotWord(token);
+    if (word === undefined) return false;
+    // its slot was taken again: the open closed or ended (a closed one
+    // let go of what it held)
+    if (((word >>> 2) & GEN_MASK) !== Math.floor((token - 1) / SLOTS)) {
+      return true;
+    }
+    return (word & 3) === SLOT_ENDED;
   }
 
   /**
@@ -179,8 +201,20 @@ export class FileShare implements Disposable {
    * this open closed).
    */
   live(token: number): boolean {
-    if (this.#handle === null || !(token >= 1 && token <= SLOTS)) return false;
-    return Atomics.load(this.#status, STATUS_HEAD + token - 1) === SLOT_OPEN;
+    const word = this.#slotWord(token);
+    return word !== undefined &&
+      word === (((Math.floor((token - 1) / SLOTS) << 2) | SLOT_OPEN) >>> 0);
+  }
+
+  /** The word of the slot of `token`; undefined for no token's, or closed. */
+  #slotWord(token: number): number | undefined {
+    if (
+      this.#handle === null || !Number.isInteger(token) || token < 1 ||
+      token >= TOKEN_END
+    ) {
+      return undefined;
+    }
+    return Atomics.load(this.#status, STATUS_HEAD + (token - 1) % SLOTS) >>> 0;
   }
 
   /** Opens of the share that ended with their thread (0 after close). */

@@ -24,6 +24,8 @@ interface StopPoint {
    * update is the first of its lane, whose other flog entry is all zeros.
    */
   fresh?: boolean;
+  /** The Worker's update (see `dead_commit_worker.ts`). @default "write" */
+  op?: "write" | "setZero";
 }
 
 const STOPS: StopPoint[] = [
@@ -60,19 +62,22 @@ function endWorkerAt(stop: StopPoint): string {
   return `
     const w = await startWorker("@root/tests/workers/dead_commit_worker.ts");
     const words = new Int32Array(new SharedArrayBuffer(8));
-    w.postMessage({
-      path, lbas, value: 99, step: "${stop.step}",
-      halves: ${stop.granularity !== undefined}, words: words.buffer,
-    });
     {
-      // the Worker ends its thread at the step: wait until the share saw it
+      // the Worker ends its thread at the step: wait until the share saw
+      // it (opens that ended before it are not counted)
       using share = FileShare.open(path, PoolShared.bytes(statSync(path).size));
-      for (let t0 = performance.now(); share.endedOpens === 0;) {
+      const before = share.endedOpens;
+      w.postMessage({
+        path, lbas, value: 99, step: "${stop.step}",
+        halves: ${stop.granularity !== undefined}, words: words.buffer,
+        op: "${stop.op ?? "write"}",
+      });
+      for (let t0 = performance.now(); share.endedOpens === before;) {
         if (performance.now() - t0 > 20000) break;
         await new Promise((r) => setTimeout(r, 2));
       }
       out.stopped = Atomics.load(words, 0);
-      out.ended = share.endedOpens;
+      out.ended = share.endedOpens - before;
       w.terminate();
     }`;
 }
@@ -189,6 +194,97 @@ test("a Worker ended at its commit point: the recovery persists the lane's flog 
   assert.equal(out.sameStripe, 0);
   assert.deepEqual(out.order, [true, true]);
   assert.equal(out.read, 99);
+});
+
+// Bug: a Worker ended in a setZero (or setError) between the store of the
+// block's map entry and its persist, holding the block's stripe. The online
+// recovery released the stripe without persisting that entry, and the next
+// commit of the block staged the stored, never durable entry as its flog
+// entry's old_map: after a power failure the map held the entry from
+// before the setZero, recovery found it unlike old_map and left it, and
+// the block read its old data, now also its lane's free block (reused by
+// the next write through that lane) while the committed write was lost.
+// Granularity below page: the persists of the commit's other map entries
+// do not reach this one's line.
+test("a Worker ended in setZero's persist: the recovery persists the block's map entry before the block commits again", () => {
+  const stop: StopPoint = {
+    step: "map",
+    granularity: "CACHE_LINE",
+    lbas: [100],
+    committed: false,
+    op: "setZero",
+  };
+  const out = deadOpenerScript(
+    `
+    import { arena0Regions } from "@root/tests/workers/arena0.ts";
+    const lbas = [100];
+    let flushes = null;
+    const pool = createBlockPool(path, {
+      blockSize: 512,
+      poolSize: 32 << 20,
+      lanes: 4,
+      tracer: { flush: (o, l) => flushes?.push([o, l]), drain() {} },
+    });
+    // block 100's map entry durable (the later writes reuse its lane) and
+    // pending in no lane
+    for (const lba of [100, 0, 1, 2, 3, 4, 5, 6, 7]) pool.write(lba, block(lba));
+    ${endWorkerAt(stop)}
+    flushes = [];
+    out.write = code(() => pool.write(100, block(55)));
+    const { map, flog } = arena0Regions(path);
+    const at = map[0] + 100 * 4;
+    const entry = flushes.findIndex(([o, l]) => o <= at && at < o + l);
+    const slot = flushes.findIndex(([o]) => o >= flog[0] && o < flog[1]);
+    out.order = [slot >= 0, entry >= 0 && entry < slot];
+    out.read = pool.read(100)[0];
+    pool.close();
+  `,
+    { env: { PMEM2_FORCE_GRANULARITY: "CACHE_LINE" } },
+  );
+  assert.equal(out.stopped, 1, "the Worker never came to its step");
+  assert.equal(out.write, 0);
+  assert.deepEqual(out.order, [true, true]);
+  assert.equal(out.read, 55);
+});
+
+// Bug: an ended open's slot in the file's share was never reused, so once
+// 1024 opens had ended with their Workers while others kept the pool open
+// (Workers recycled by terminate), every later open had no slot, and its
+// lock words held a number no open takes for ended: a Worker terminated in
+// the middle of a commit then kept its block's stripe for good, and the
+// others' writes of that block (and of its stripe) waited for ever. An
+// ended open's slot is now taken again by a later open, with a new
+// generation in its token, so the ended one's token still reads as ended.
+test("a Worker ended mid-commit after 1023 others ended without closing: the others still recover its lanes", () => {
+  const out = deadOpenerScript(`
+    import { stripeOf } from "@root/blk/lanes.ts";
+    const lbas = [3];
+    const pool = fourLanePool();
+    const size = PoolShared.bytes(statSync(path).size);
+    // 1023 opens that end with their Worker: with the pool's, every slot
+    const filler = await startWorker("@root/tests/workers/lock_worker.ts");
+    await ask(filler, { kind: "share", path, srcSize: size, count: 1023 });
+    await end(filler);
+    ${endWorkerAt({ step: "flogTail", lbas: [3], committed: true })}
+    {
+      using share = FileShare.open(path, size);
+      const holder = laneTable((t) => Atomics.load(t.words, stripeOf(3)));
+      out.holderEnded = holder !== 0 && share.ended(holder);
+    }
+    // (taken for live, the holder keeps the write, and a check, waiting
+    // for good)
+    if (out.holderEnded) {
+      out.write = code(() => pool.write(3 + 1024, block(44)));
+      out.seen = [3, 3 + 1024].map((lba) => pool.read(lba)[0]);
+      out.problems = pool.check().problems;
+    }
+    pool.close();
+  `);
+  assert.equal(out.stopped, 1, "the Worker never came to its step");
+  assert.equal(out.holderEnded, true, "the dead holder was taken for live");
+  assert.equal(out.write, 0);
+  assert.deepEqual(out.seen, [99, 44]);
+  assert.deepEqual(out.problems, []);
 });
 
 // A writeMany of blocks of two arenas commits them together, holding a

@@ -65,6 +65,12 @@ export interface StopInCommitJob {
   halves: boolean;
   /** `[0]` is set to 1 (and notified) as the Worker ends at its step. */
   words: SharedArrayBuffer;
+  /**
+   * The update: a write (a writeMany for more blocks), or a `setZero` of
+   * `lbas[0]`, whose one persist is of its map entry (step `"map"`).
+   * @default "write"
+   */
+  op?: "write" | "setZero";
 }
 
 // deno-lint-ignore no-explicit-any
@@ -153,7 +159,8 @@ self_.onmessage = async (e: MessageEvent<StopInCommitJob>) => {
   const pool = openBlockPool(job.path, { tracer });
   const data = new Uint8Array(pool.blockSize).fill(job.value);
   tracer.armed = true;
-  if (job.lbas.length === 1) pool.write(job.lbas[0], data);
+  if (job.op === "setZero") pool.setZero(job.lbas[0]);
+  else if (job.lbas.length === 1) pool.write(job.lbas[0], data);
   else await pool.writeMany(job.lbas.map((lba) => ({ lba, data })));
   // not stopped: the step never came (the test fails on words[0] === 2)
   Atomics.store(words, 0, 2);

@@ -25,6 +25,8 @@ export interface LockJob {
    */
   src?: string;
   srcSize?: number;
+  /** For "share": how many opens of it to make. @default 1 */
+  count?: number;
 }
 
 /** The Worker's scope, as much of it as this file uses. */
@@ -36,10 +38,10 @@ const self_ = globalThis as unknown as {
 /** What the Worker opened; kept, never closed. */
 const held: unknown[] = [];
 
-self_.onmessage = ({ data: { kind, path, src, srcSize } }) => {
+self_.onmessage = ({ data: { kind, path, src, srcSize, count = 1 } }) => {
   try {
     if (kind === "share") {
-      held.push(FileShare.open(path, srcSize!));
+      for (let i = 0; i < count; i++) held.push(FileShare.open(path, srcSize!));
     } else if (kind === "mover") {
       // the copies' source is a mapping, which outlives the Worker's
       // heap: only their timing is in question, never their memory
