@@ -116,6 +116,11 @@ export function loadBtt(file: PoolFile, attach = !file.join.first): Btt {
       const backup = media.bytes(backupAt, INFO_SIZE);
       if (!primary.every((b, i) => b === backup[i])) {
         const why = infoProblem(backup, file.poolsetUuid) ?? "it differed";
+        // the primary may be a store of a killed process (markInfoError's
+        // flag) never persisted: durable first, else a power failure
+        // brings the old primary back, and the next open copies it over
+        // the backup made of the new one
+        media.persist(base, INFO_SIZE);
         media.memcpy(backupAt, media.copy(base, INFO_SIZE));
         repaired.push(
           `arena ${k}: rewrote the backup BTT info block (${why})`,

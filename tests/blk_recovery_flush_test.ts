@@ -11,7 +11,11 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import type { BlockPool } from "../blk/mod.ts";
 import { createPoolWith, openPoolWith } from "../blk/pool_access.ts";
-import { decodeBttInfo } from "../blk/layout.ts";
+import {
+  decodeBttInfo,
+  FLOG_SLOT_SIZE,
+  INFO_FLAG_ERROR,
+} from "../blk/layout.ts";
 import type { TraceEvent } from "./crash/tracer.ts";
 import { fencedImage, killImage, tracedRun } from "./crash/kill_image.ts";
 import { assert, tempPath, test } from "./_harness.ts";
@@ -21,7 +25,16 @@ const BTT = 8192;
 /** One lane: a freed block is reused by the next write at once. */
 const HOOKS = { lanes: 1 };
 
+const POOL_SIZE = 16 * 2 ** 20 + 8192;
+
 const block = (x: number) => new Uint8Array(BS).fill(x);
+
+const u32At = (b: Uint8Array, at: number) =>
+  new DataView(b.buffer, b.byteOffset).getUint32(at, true);
+
+/** Whether `a` and `b` hold the same `length` bytes at `at`. */
+const sameBytes = (a: Uint8Array, b: Uint8Array, at: number, length: number) =>
+  a.subarray(at, at + length).every((x, i) => x === b[at + i]);
 
 /** Run `body` on the pool at `path`, traced from `durable` (the media). */
 function traced(
@@ -40,28 +53,34 @@ function traced(
 /** Block 64: its map entry is on a cache line other than block 0's. */
 const OTHER = 64;
 
+/** What a kill leaves: the pool, what the next open sees, what the media holds. */
+interface Killed {
+  path: string;
+  visible: Uint8Array;
+  durable: Uint8Array;
+}
+
 /**
- * A write of block 0 (0x22 over 0x11), traced, then a kill at the first
- * crash point where the word the write changed among `words` (arena
- * offsets) is visible with the value it has at the end, but not durable:
- * the image the next open sees and the one the media holds.
+ * An update of block 0 (`update`; a write of 0x22 over 0x11 unless
+ * given), traced, then a kill at the first crash point where the word
+ * the update changed among `words` (arena offsets) is visible with the
+ * value it has at the end, but not durable: the image the next open sees
+ * and the one the media holds.
  */
 function killedWrite(
   words: (info: { flogOff: number; mapOff: number }) => number[],
-): { path: string; visible: Uint8Array; durable: Uint8Array } {
+  update: (pool: BlockPool) => void = (p) => p.write(0, block(0x22)),
+): Killed {
   const path = tempPath();
-  createPoolWith(path, { blockSize: BS, poolSize: 16 * 2 ** 20 + 8192 }, HOOKS)
-    .close();
+  createPoolWith(path, { blockSize: BS, poolSize: POOL_SIZE }, HOOKS).close();
   using pool = openPoolWith(path, {}, HOOKS);
   pool.write(0, block(0x11));
   pool.write(OTHER, block(0x44));
   pool.close();
   const base = readFileSync(path);
   const info = decodeBttInfo(base.subarray(BTT, BTT + 4096));
-  const events = traced(path, base, (p) => p.write(0, block(0x22)));
+  const events = traced(path, base, update);
   const after = readFileSync(path);
-  const u32At = (b: Uint8Array, at: number) =>
-    new DataView(b.buffer, b.byteOffset).getUint32(at, true);
   const at = words(info).map((w) => BTT + w).find((w) =>
     u32At(after, w) !== u32At(base, w)
   );
@@ -85,7 +104,7 @@ function killedWrite(
  * writes of other blocks must not change block 0.
  */
 function reopenThenPowerFail(
-  killed: { path: string; visible: Uint8Array; durable: Uint8Array },
+  killed: Killed,
   after: (pool: BlockPool) => void,
   expectOther: number,
 ): void {
@@ -123,5 +142,82 @@ test(
     // an acknowledged write after the reopen, through the lane whose free
     // block is the old block of block 0
     reopenThenPowerFail(killed, (p) => p.write(OTHER, block(0x55)), 0x55);
+  },
+);
+
+/** Whether the error flag is set in the info block at `at` of `bytes`. */
+const flagged = (bytes: Uint8Array, at: number) =>
+  (u32At(bytes, at + 48) & INFO_FLAG_ERROR) !== 0;
+
+// A persist that fails makes the arena refuse writes, and sets the error
+// flag in its info blocks (markInfoError: the primary, then the backup):
+// killed with the primary's new flag visible but not durable, the next
+// open finds the primary valid and the backup different, and copies the
+// primary to the backup. The flag is all that is left of the failure.
+test(
+  "blk open after a kill in markInfoError makes the primary info block durable before copying it to the backup",
+  () => {
+    const path = tempPath();
+    createPoolWith(path, { blockSize: BS, poolSize: POOL_SIZE }, HOOKS).close();
+    {
+      using pool = openPoolWith(path, {}, HOOKS);
+      pool.write(0, block(0x11));
+    }
+    const base = readFileSync(path);
+    const info = decodeBttInfo(base.subarray(BTT, BTT + 4096));
+    const flog = BTT + info.flogOff; // lane 0's slot
+    // the flog persist of the next write fails (the tracer throws where
+    // the media would)
+    let armed = false;
+    const events = tracedRun(
+      path,
+      base,
+      (tracer) =>
+        openPoolWith(path, {}, {
+          ...HOOKS,
+          tracer: {
+            flush(offset, length) {
+              if (armed && offset >= flog && offset < flog + FLOG_SLOT_SIZE) {
+                armed = false;
+                throw new Error("the flog's flush failed");
+              }
+              tracer.flush(offset, length);
+            },
+            drain: () => tracer.drain(),
+            mark: (label) => tracer.mark(label),
+          },
+        }),
+      (p) => {
+        armed = true;
+        assert.throws(() => p.write(0, block(0x22)), /cannot persist the flog/);
+      },
+    );
+    const after = readFileSync(path);
+    const backup = BTT + info.infoOff;
+    assert.ok(flagged(after, BTT) && flagged(after, backup));
+    const killed = killImage(
+      base,
+      events,
+      (visible, durable) =>
+        sameBytes(visible, after, BTT, 4096) && !flagged(durable, BTT),
+    );
+    assert.ok(killed, "no crash point with the primary's flag not durable");
+    writeFileSync(path, killed.visible);
+    const seen = { error: null as string | null };
+    const reopened = traced(
+      path,
+      killed.durable,
+      (p) => seen.error = p.info().arenas[0].error,
+    );
+    assert.match(seen.error ?? "none", /error flag/);
+    // a power failure: the media keeps only what was fenced
+    writeFileSync(path, fencedImage(killed.durable, reopened));
+    using pool = openPoolWith(path, {}, HOOKS);
+    assert.match(
+      pool.info().arenas[0].error ?? "none",
+      /error flag/,
+      "the error flag the reopen went by was lost in a power failure after it",
+    );
+    assert.throws(() => pool.write(1, block(0x33)), /error state/);
   },
 );
