@@ -221,3 +221,39 @@ test(
     assert.throws(() => pool.write(1, block(0x33)), /error state/);
   },
 );
+
+// Killed in create with the pool header stored but not fenced, the next
+// open finds a valid header, lays the BTT out and acknowledges writes: a
+// power failure then takes the header, and the pool with them.
+test(
+  "blk open after a kill in create makes the pool header durable before building on it",
+  () => {
+    const path = tempPath();
+    writeFileSync(path, new Uint8Array(POOL_SIZE));
+    const base = readFileSync(path);
+    const events = tracedRun(
+      path,
+      base,
+      (tracer) => createPoolWith(path, { blockSize: BS }, { ...HOOKS, tracer }),
+      () => {},
+    );
+    const after = readFileSync(path);
+    const killed = killImage(
+      base,
+      events,
+      (visible, durable) =>
+        sameBytes(visible, after, 0, 2048) && u32At(durable, 0) === 0,
+    );
+    assert.ok(killed, "no crash point with the header visible, not durable");
+    writeFileSync(path, killed.visible);
+    const reopened = traced(
+      path,
+      killed.durable,
+      (p) => p.write(0, block(0x22)),
+    );
+    // a power failure: the media keeps only what was fenced
+    writeFileSync(path, fencedImage(killed.durable, reopened));
+    using pool = openPoolWith(path, {}, HOOKS);
+    assert.equal(pool.read(0)[0], 0x22);
+  },
+);
