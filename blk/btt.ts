@@ -45,9 +45,16 @@ export interface Btt {
  * loaded, changing nothing (none until the shared state says they are
  * loaded). A pool without a BTT gives no arenas.
  *
+ * @param persistMaps make each arena's map durable whole as it is loaded
+ *   (the pool may hold map entries stored and never persisted: see
+ *   `PoolFile.unclean`) @default `file.unclean`
  * @throws {PmemError} code -22 (EINVAL) when the BTT is corrupt
  */
-export function loadBtt(file: PoolFile, attach = !file.join.first): Btt {
+export function loadBtt(
+  file: PoolFile,
+  attach = !file.join.first,
+  persistMaps = file.unclean,
+): Btt {
   const media = file.media;
   const g = file.geometry;
   const repaired: string[] = [];
@@ -134,11 +141,12 @@ export function loadBtt(file: PoolFile, attach = !file.join.first): Btt {
     room -= info.nextOff;
   }
   const { shared, token } = file.join;
-  const arenas = places.map((p, k) =>
-    attach
-      ? Arena.attach(media, p, shared.arena(k), token)
-      : Arena.load(media, p, repaired, shared.arena(k), token, file.lanes)
-  );
+  const arenas = places.map((p, k) => {
+    const words = shared.arena(k);
+    return attach
+      ? Arena.attach(media, p, words, token)
+      : Arena.load(media, p, repaired, words, token, file.lanes, persistMaps);
+  });
   if (!attach && arenas.length > 0) shared.setLaidOut();
   const blockCount = places.reduce((n, p) => n + p.info.externalNlba, 0);
   return { places, arenas, repaired, blockCount };
@@ -184,5 +192,6 @@ export function layOutBtt(file: PoolFile): Btt {
       !file.isZeroed,
     );
   }
-  return loadBtt(file, false);
+  // (the maps were just written durably)
+  return loadBtt(file, false, false);
 }

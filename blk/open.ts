@@ -131,9 +131,9 @@ export interface PoolFile {
    * Whether the pool may hold stores its last open made and never
    * persisted: its header's shutdown state was not clean (a process
    * killed, a power failure), or is not kept. The pool's first open in
-   * the process then makes durable what it trusts of them (the header).
-   * False for a read-only pool (nothing reaches the file) and a created
-   * one.
+   * the process then makes durable what it trusts of them (the header
+   * here, the maps in `recoverFlog`). False for a read-only pool (nothing
+   * reaches the file) and a created one.
    */
   readonly unclean: boolean;
   /** Lanes an arena uses at most (see {@linkcode PoolTestHooks.lanes}). */

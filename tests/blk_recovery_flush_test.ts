@@ -16,6 +16,7 @@ import {
   FLOG_SLOT_SIZE,
   INFO_FLAG_ERROR,
 } from "../blk/layout.ts";
+import { BadBlockError } from "../errors/mod.ts";
 import type { TraceEvent } from "./crash/tracer.ts";
 import { fencedImage, killImage, tracedRun } from "./crash/kill_image.ts";
 import { assert, tempPath, test } from "./_harness.ts";
@@ -144,6 +145,48 @@ test(
     reopenThenPowerFail(killed, (p) => p.write(OTHER, block(0x55)), 0x55);
   },
 );
+
+/** Block 0 as a read sees it: its first byte, or "error" (`setError`). */
+function readState(pool: BlockPool): number | string {
+  try {
+    return pool.read(0)[0];
+  } catch (e) {
+    if (e instanceof BadBlockError) return "error";
+    throw e;
+  }
+}
+
+// A setZero or setError stores its map entry and persists it, with no
+// flog entry: killed between the two, the next open reads the new entry
+// (the block reads as zeros, or fails), and recovery knows nothing of it.
+for (const [op, expected] of [["setZero", 0], ["setError", "error"]] as const) {
+  test(
+    `blk recovery after a kill makes the map entry of a ${op} durable before the pool reads it`,
+    () => {
+      const killed = killedWrite((i) => [i.mapOff], (p) => p[op](0));
+      writeFileSync(killed.path, killed.visible);
+      const seen = { state: "unread" as number | string };
+      const events = traced(
+        killed.path,
+        killed.durable,
+        (p) => seen.state = readState(p),
+      );
+      assert.equal(
+        seen.state,
+        expected,
+        `the reopen read block 0 before ${op}`,
+      );
+      // a power failure: the media keeps only what was fenced
+      writeFileSync(killed.path, fencedImage(killed.durable, events));
+      using pool = openPoolWith(killed.path, {}, HOOKS);
+      assert.equal(
+        readState(pool),
+        expected,
+        `block 0 read as ${op} left it after the reopen, and as before it after a power failure`,
+      );
+    },
+  );
+}
 
 /** Whether the error flag is set in the info block at `at` of `bytes`. */
 const flagged = (bytes: Uint8Array, at: number) =>
