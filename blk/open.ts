@@ -133,7 +133,7 @@ export interface PoolFile {
    * killed, a power failure), or is not kept. The pool's first open in
    * the process then makes durable what it trusts of them (the header
    * here, the maps in `recoverFlog`). False for a read-only pool (nothing
-   * reaches the file) and a created one.
+   * reaches the file), a created one, and a later opener in the process.
    */
   readonly unclean: boolean;
   /** Lanes an arena uses at most (see {@linkcode PoolTestHooks.lanes}). */
@@ -389,7 +389,9 @@ export function openPoolFile(
     }
     const keepsState = readOnly === null &&
       keepsShutdownState(header.incompat);
-    const unclean = readOnly === null &&
+    // (a later opener in the process finds the state dirty: the first
+    // opener's, which made durable what it trusted)
+    const unclean = join.first && readOnly === null &&
       (!keepsState || !closedCleanly(media.bytes(0, HEADER_SIZE)));
     if (unclean) {
       // a killed create's header (or a dirty state a killed open stored)

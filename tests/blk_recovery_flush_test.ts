@@ -300,3 +300,16 @@ test(
     assert.equal(pool.read(0)[0], 0x22);
   },
 );
+
+// What the pool's first opener in the process trusted it made durable; a
+// later opener (another Worker, or this isolate again) finds the shutdown
+// state dirty, the first opener's, and must not take it for a kill's.
+test("a later opener of a pool in the process flushes nothing at open", () => {
+  const path = tempPath();
+  createPoolWith(path, { blockSize: BS, poolSize: POOL_SIZE }, HOOKS).close();
+  using _first = openPoolWith(path, {}, HOOKS);
+  const flushed: number[] = [];
+  const tracer = { flush: (at: number) => flushed.push(at), drain() {} };
+  using _later = openPoolWith(path, {}, { ...HOOKS, tracer });
+  assert.deepEqual(flushed, []);
+});
