@@ -17,7 +17,8 @@ import {
   INFO_FLAG_ERROR,
 } from "../blk/layout.ts";
 import { BadBlockError } from "../errors/mod.ts";
-import type { TraceEvent } from "./crash/tracer.ts";
+import { SDS_OFFSET } from "../pmdk/pool_header.ts";
+import type { CrashTracer, TraceEvent } from "./crash/tracer.ts";
 import { fencedImage, killImage, tracedRun } from "./crash/kill_image.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
@@ -298,6 +299,42 @@ test(
     writeFileSync(path, fencedImage(killed.durable, reopened));
     using pool = openPoolWith(path, {}, HOOKS);
     assert.equal(pool.read(0)[0], 0x22);
+  },
+);
+
+// Killed in an open with the dirty shutdown state stored but not fenced,
+// the next open finds the state dirty already and stores nothing: while
+// that pool is open, the media must still say so, else an ADR failure
+// then goes unnoticed by the open after it.
+test(
+  "blk open after a kill in markOpen makes the dirty shutdown state durable while the pool is open",
+  () => {
+    const path = tempPath();
+    createPoolWith(path, { blockSize: BS, poolSize: POOL_SIZE }, HOOKS).close();
+    const base = readFileSync(path);
+    const dirty = SDS_OFFSET + 16; // the state's dirty flag
+    const events = traced(path, base, () => {});
+    const killed = killImage(
+      base,
+      events,
+      (visible, durable) => visible[dirty] === 1 && durable[dirty] === 0,
+    );
+    assert.ok(killed, "no crash point with the dirty flag not durable");
+    writeFileSync(path, killed.visible);
+    let tracer: CrashTracer | undefined;
+    const reopened = tracedRun(
+      path,
+      killed.durable,
+      (t) => openPoolWith(path, {}, { ...HOOKS, tracer: tracer = t }),
+      () => tracer?.mark("open"),
+    );
+    const open = reopened.findIndex((e) =>
+      e.kind === "mark" && e.label === "open"
+    );
+    assert.ok(open >= 0);
+    // a power failure while the pool is open
+    const media = fencedImage(killed.durable, reopened.slice(0, open + 1));
+    assert.equal(media[dirty], 1, "the media says the open pool is closed");
   },
 );
 
