@@ -62,6 +62,7 @@ import {
 import {
   corruptArena,
   markInfoError,
+  persistEndedMap,
   recoverEndedLane,
   recoverFlog,
 } from "./arena_load.ts";
@@ -161,6 +162,7 @@ export class Arena {
       words,
       token,
       (lane) => recoverEndedLane(this, media, lane),
+      () => persistEndedMap(this, media),
     );
     this.readDesc.set([
       this.mapOff,

@@ -276,6 +276,29 @@ export function recoverEndedLane(
   }
 }
 
+/**
+ * For an arena's lane table, online: make the whole map of `a` durable,
+ * for an opener that ended, or closes, holding a stripe. Its `setZero`
+ * or `setError` may have stored the block's map entry and not persisted
+ * it, and no flog entry names it: the others read it from then on, and
+ * the pool's last close marks it clean, so the next open does not
+ * persist the map either; a power failure would bring the old entry back.
+ * Which entry cannot be told; this is rare (a Worker terminated in an
+ * update, a close from inside one).
+ *
+ * @returns false when the persist failed (the arena then refuses writes)
+ *   or was refused because the pool was closed under it
+ */
+export function persistEndedMap(a: Arena, media: Media): boolean {
+  try {
+    media.persist(a.mapOff, a.externalNlba * MAP_ENTRY_SIZE);
+    return true;
+  } catch {
+    if (!media.closed) a.fail(ARENA_MAP_PERSIST);
+    return false;
+  }
+}
+
 /** The error of open for a corrupt arena `index`: code -22 (EINVAL). */
 export function corruptArena(index: number, what: string): PmemError {
   return new PmemError(

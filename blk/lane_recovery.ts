@@ -80,6 +80,14 @@ export interface RecoveringOpener {
    * lanes that hold a stripe stay out and such stripes fail their waiters.
    */
   readonly recoverLane: ((lane: number) => boolean) | undefined;
+  /**
+   * Makes the arena's whole map durable, and says whether it could: an
+   * opener that ended (or closes) holding a stripe may have stored a
+   * `setZero`'s or `setError`'s map entry and not persisted it, and no
+   * flog entry names it (the arena's; without it, such entries are left
+   * as they are).
+   */
+  readonly persistMap: (() => boolean) | undefined;
 }
 
 /** The recovery of the lanes and stripes openers of one arena left. */
@@ -92,6 +100,8 @@ export class LaneRecovery {
   readonly #lockRing: () => void;
   /** Recovers one lane from its flog slot (see the constructor). */
   readonly #recoverLane: ((lane: number) => boolean) | undefined;
+  /** Makes the arena's map durable (see the constructor). */
+  readonly #persistMap: (() => boolean) | undefined;
   /** Ended openers whose lanes could not be recovered (tried once here). */
   readonly #unrecoverable = new Set<number>();
 
@@ -106,6 +116,7 @@ export class LaneRecovery {
     this.#reads = opener.reads;
     this.#lockRing = opener.lockRing;
     this.#recoverLane = opener.recoverLane;
+    this.#persistMap = opener.persistMap;
   }
 
   /**
@@ -170,11 +181,14 @@ export class LaneRecovery {
 
   /**
    * Under the ring lock: recover every lane that the opener of lock token
-   * `owner` holds in this arena from its flog slot, put them back on the
-   * ring and release its stripes of this arena (an opener that ended).
+   * `owner` holds in this arena from its flog slot, make the map durable
+   * (a setZero or setError of its may have stored an entry and not
+   * persisted it), put its lanes back on the ring and release its
+   * stripes of this arena (an opener that ended).
    *
-   * @returns false when a lane cannot be recovered: its lanes and
-   *   stripes stay held, and `owner` is not tried again
+   * @returns false when a lane cannot be recovered, or the map not
+   *   persisted: its lanes and stripes stay held, and `owner` is not
+   *   tried again
    */
   #recoverLanesOf(owner: number): boolean {
     const recover = this.#recoverLane;
@@ -190,6 +204,10 @@ export class LaneRecovery {
         this.#unrecoverable.add(owner);
         return false;
       }
+    }
+    if (this.#persistMap?.() === false) {
+      this.#unrecoverable.add(owner);
+      return false;
     }
     for (const lane of lanes) pushLane(w, lane);
     for (let s = 0; s < STRIPES; s++) {
@@ -234,8 +252,9 @@ export class LaneRecovery {
   /**
    * Under the ring lock, as this opener leaves the arena
    * (`LaneTable.leave`): with a stripe held, recover each of its lanes
-   * from its flog slot; without one, put its lanes back as they are.
-   * Then release its stripes. A lane that cannot be recovered is lost
+   * from its flog slot, and make the map durable (a setZero or setError
+   * of its may have stored an entry and not persisted it); without one,
+   * put its lanes back as they are. Then release its stripes. A lane that cannot be recovered is lost
    * (`LANE_LOST`): once this opener is closed its token names no open,
    * and may name the next one, so a lane left under it would be waited
    * for by the others for good, and given back unrecovered by that next
@@ -246,9 +265,8 @@ export class LaneRecovery {
   giveBackOwn(): void {
     const w = this.#words;
     const me = this.#token;
-    const recover = this.#holdsAStripe(me)
-      ? this.#recoverLane ?? (() => false)
-      : undefined;
+    const holding = this.#holdsAStripe(me);
+    const recover = holding ? this.#recoverLane ?? (() => false) : undefined;
     for (let lane = 0; lane < w[LANES]; lane++) {
       const at = LANE_BASE + lane * LANE_WORDS + LANE_OWNER;
       if (w[at] !== me || onRing(w, lane)) continue;
@@ -258,6 +276,8 @@ export class LaneRecovery {
         Atomics.add(w, LANES_LOST, 1);
       }
     }
+    // (a failed persist failed the arena: its writes are refused)
+    if (holding) this.#persistMap?.();
     for (let s = 0; s < STRIPES; s++) {
       Atomics.compareExchange(w, STRIPE_BASE + s, me, 0);
     }

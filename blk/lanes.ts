@@ -137,11 +137,15 @@ export class LaneTable {
    *   from its flog slot, as the pool's open does, and says whether it
    *   may go round again (the arena's; without it, such lanes stay out
    *   and such stripes fail their waiters)
+   * @param persistMap makes the arena's whole map durable, and says
+   *   whether it could, for an opener that ended or closes holding a
+   *   stripe (see `LaneRecovery`)
    */
   constructor(
     words: Int32Array,
     token: number,
     recoverLane?: (lane: number) => boolean,
+    persistMap?: () => boolean,
   ) {
     this.words = words;
     this.#share = FileShare.of(words.buffer);
@@ -153,6 +157,7 @@ export class LaneTable {
       reads: this.reads,
       lockRing: () => this.#lockRing(),
       recoverLane,
+      persistMap,
     });
     if (this.#share !== undefined) {
       this.#lockRing();

@@ -189,6 +189,70 @@ for (const [op, expected] of [["setZero", 0], ["setError", "error"]] as const) {
   );
 }
 
+// A close from inside a setZero, between the store of its map entry and
+// the persist (a tracer's callback here; a Worker terminated there leaves
+// the same to the others), leaves the entry stored and not persisted, and
+// no flog entry names it. The last close marks the pool clean, so the
+// next open persists no map either: it reads the block as zeros, and a
+// power failure brings the old data back.
+test(
+  "blk close from inside a setZero makes its map entry durable before it releases the block's stripe",
+  () => {
+    const path = tempPath();
+    createPoolWith(path, { blockSize: BS, poolSize: POOL_SIZE }, HOOKS).close();
+    {
+      using pool = openPoolWith(path, {}, HOOKS);
+      pool.write(OTHER, block(0x11));
+      pool.write(0, block(0x22)); // the flog names block 0, not OTHER
+    }
+    const base = readFileSync(path);
+    const info = decodeBttInfo(base.subarray(BTT, BTT + 4096));
+    const entry = BTT + info.mapOff + OTHER * 4;
+    let closing: BlockPool | undefined;
+    const events = tracedRun(
+      path,
+      base,
+      (tracer) =>
+        openPoolWith(path, {}, {
+          ...HOOKS,
+          tracer: {
+            flush(offset, length) {
+              if (closing && offset <= entry && entry < offset + length) {
+                const pool = closing;
+                closing = undefined;
+                pool.close();
+                return; // and the persist is refused: the pool is closed
+              }
+              tracer.flush(offset, length);
+            },
+            drain: () => tracer.drain(),
+            mark: (label) => tracer.mark(label),
+          },
+        }),
+      (p) => {
+        closing = p;
+        assert.throws(() => p.setZero(OTHER), /closed/);
+      },
+    );
+    const durable = fencedImage(base, events);
+    const seen = { state: -1 };
+    const reopened = traced(
+      path,
+      durable,
+      (p) => seen.state = p.read(OTHER)[0],
+    );
+    assert.equal(seen.state, 0, "the reopen read the setZero's entry");
+    // a power failure: the media keeps only what was fenced
+    writeFileSync(path, fencedImage(durable, reopened));
+    using pool = openPoolWith(path, {}, HOOKS);
+    assert.equal(
+      pool.read(OTHER)[0],
+      0,
+      "the block read as zeros after the reopen, as before the setZero after a power failure",
+    );
+  },
+);
+
 /** Whether the error flag is set in the info block at `at` of `bytes`. */
 const flagged = (bytes: Uint8Array, at: number) =>
   (u32At(bytes, at + 48) & INFO_FLAG_ERROR) !== 0;
