@@ -20,6 +20,7 @@ import { BadBlockError } from "../errors/mod.ts";
 import { SDS_OFFSET } from "../pmdk/pool_header.ts";
 import type { CrashTracer, TraceEvent } from "./crash/tracer.ts";
 import { fencedImage, killImage, tracedRun } from "./crash/kill_image.ts";
+import { deadOpenerScript } from "./dead_opener.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 const BS = 512;
@@ -251,6 +252,38 @@ test(
       "the block read as zeros after the reopen, as before the setZero after a power failure",
     );
   },
+);
+
+// The same for a Worker terminated there: the others take its stripe
+// over (LaneRecovery's recovery of an ended opener), and must make the
+// map durable before they release it.
+test(
+  "blk openers that take over an ended Worker's stripe make the map durable (its setZero's entry may be stored, not persisted)",
+  () => {
+    const out = deadOpenerScript(`
+      const { arena0Regions } = await import("@root/tests/workers/arena0.ts");
+      const flushed = [];
+      const pool = createBlockPool(path, {
+        blockSize: 512,
+        poolSize: 32 << 20,
+        tracer: { flush: (at, length) => flushed.push([at, length]), drain() {} },
+      });
+      for (let lba = 0; lba < 8; lba++) pool.write(lba, block(lba));
+      const w = await worker();
+      await ask(w, { kind: "holdLock", path, lock: "stripe", pre: 3, zero: true });
+      await end(w);
+      const from = flushed.length;
+      // (a block of the same stripe: its write waits for the stripe)
+      out.write = code(() => pool.write(3 + 1024, block(33)));
+      const entry = arena0Regions(path).map[0] + 3 * 4;
+      out.persisted = flushed.slice(from)
+        .some(([at, length]) => at <= entry && entry < at + length);
+      out.read = pool.read(3)[0];
+      pool.close();
+    `);
+    assert.deepEqual(out, { write: 0, persisted: true, read: 0 });
+  },
+  { timeout: 120_000 },
 );
 
 /** Whether the error flag is set in the info block at `at` of `bytes`. */
