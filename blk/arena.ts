@@ -191,6 +191,8 @@ export class Arena {
    * @param token the opener's number (see `LaneTable`) @default 1
    * @param maxLanes lanes to use at most (flog slots beyond stay unused,
    *   as libpmemblk leaves those beyond its nlane) @default 256
+   * @param persistMap make the whole map durable (see `recoverFlog`)
+   *   @default false
    * @returns the arena
    * @throws {PmemError} code -22 when a flog entry points outside the arena
    */
@@ -201,6 +203,7 @@ export class Arena {
     words: Int32Array = new Int32Array(ARENA_WORDS),
     token = 1,
     maxLanes = MAX_LANES,
+    persistMap = false,
   ): Arena {
     const a = new Arena(media, place, words, token);
     const t = a.table;
@@ -210,6 +213,7 @@ export class Arena {
       a,
       repaired,
       (what) => corruptArena(a.index, what),
+      persistMap,
     );
     t.give(usable);
     if ((place.info.flags & INFO_FLAG_ERROR) !== 0) t.setError(ARENA_INFO_FLAG);

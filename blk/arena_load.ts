@@ -89,10 +89,17 @@ export function formatArena(
  * entry is rolled forward over it, and the map entries the current flog
  * entries name, left as they are, with one fence at the end. Else a power
  * failure after the open brings an older flog entry or map entry back,
- * and a block is both mapped and a lane's free block.
+ * and a block is both mapped and a lane's free block. A `setZero` or
+ * `setError` leaves no flog entry to name its map entry: with
+ * `persistMap` (the pool was not closed cleanly) the whole map is
+ * persisted instead, after the flog, whose commits its entries follow.
+ * Else such an entry, read as it is from then on, reverts in a power
+ * failure.
  *
  * @param repaired receives one line per recovery action
  * @param corrupt the error for a slot that names something beyond the arena
+ * @param persistMap persist the whole map, not only the entries the flog
+ *   names @default false
  * @returns the usable lanes (to put on the idle ring) and the slots whose
  *   sequence numbers are invalid
  * @throws {PmemError} code -22 when a flog entry points outside the arena
@@ -102,6 +109,7 @@ export function recoverFlog(
   a: Arena,
   repaired: string[],
   corrupt: (what: string) => PmemError,
+  persistMap = false,
 ): { usable: number[]; badPairs: number } {
   const t = a.table;
   const frees = new Set<number>();
@@ -128,7 +136,8 @@ export function recoverFlog(
     frees.add(free);
     if (lane < a.lanes) usable.push(lane);
   }
-  if (trusted.length > 0) media.persistRanges(trusted);
+  if (persistMap) media.persist(a.mapOff, a.externalNlba * MAP_ENTRY_SIZE);
+  else if (trusted.length > 0) media.persistRanges(trusted);
   return { usable, badPairs };
 }
 

@@ -45,9 +45,16 @@ export interface Btt {
  * loaded, changing nothing (none until the shared state says they are
  * loaded). A pool without a BTT gives no arenas.
  *
+ * @param persistMaps make each arena's map durable whole as it is loaded
+ *   (the pool may hold map entries stored and never persisted: see
+ *   `PoolFile.unclean`) @default `file.unclean`
  * @throws {PmemError} code -22 (EINVAL) when the BTT is corrupt
  */
-export function loadBtt(file: PoolFile, attach = !file.join.first): Btt {
+export function loadBtt(
+  file: PoolFile,
+  attach = !file.join.first,
+  persistMaps = file.unclean,
+): Btt {
   const media = file.media;
   const g = file.geometry;
   const repaired: string[] = [];
@@ -116,6 +123,11 @@ export function loadBtt(file: PoolFile, attach = !file.join.first): Btt {
       const backup = media.bytes(backupAt, INFO_SIZE);
       if (!primary.every((b, i) => b === backup[i])) {
         const why = infoProblem(backup, file.poolsetUuid) ?? "it differed";
+        // the primary may be a store of a killed process (markInfoError's
+        // flag) never persisted: durable first, else a power failure
+        // brings the old primary back, and the next open copies it over
+        // the backup made of the new one
+        media.persist(base, INFO_SIZE);
         media.memcpy(backupAt, media.copy(base, INFO_SIZE));
         repaired.push(
           `arena ${k}: rewrote the backup BTT info block (${why})`,
@@ -129,11 +141,12 @@ export function loadBtt(file: PoolFile, attach = !file.join.first): Btt {
     room -= info.nextOff;
   }
   const { shared, token } = file.join;
-  const arenas = places.map((p, k) =>
-    attach
-      ? Arena.attach(media, p, shared.arena(k), token)
-      : Arena.load(media, p, repaired, shared.arena(k), token, file.lanes)
-  );
+  const arenas = places.map((p, k) => {
+    const words = shared.arena(k);
+    return attach
+      ? Arena.attach(media, p, words, token)
+      : Arena.load(media, p, repaired, words, token, file.lanes, persistMaps);
+  });
   if (!attach && arenas.length > 0) shared.setLaidOut();
   const blockCount = places.reduce((n, p) => n + p.info.externalNlba, 0);
   return { places, arenas, repaired, blockCount };
@@ -179,5 +192,6 @@ export function layOutBtt(file: PoolFile): Btt {
       !file.isZeroed,
     );
   }
-  return loadBtt(file, false);
+  // (the maps were just written durably)
+  return loadBtt(file, false, false);
 }

@@ -181,11 +181,14 @@ export class LaneRecovery {
 
   /**
    * Under the ring lock: recover every lane that the opener of lock token
-   * `owner` holds in this arena from its flog slot, put them back on the
-   * ring and release its stripes of this arena (an opener that ended).
+   * `owner` holds in this arena from its flog slot, make the map durable
+   * (a setZero or setError of its may have stored an entry and not
+   * persisted it), put its lanes back on the ring and release its
+   * stripes of this arena (an opener that ended).
    *
-   * @returns false when a lane cannot be recovered: its lanes and
-   *   stripes stay held, and `owner` is not tried again
+   * @returns false when a lane cannot be recovered, or the map not
+   *   persisted: its lanes and stripes stay held, and `owner` is not
+   *   tried again
    */
   #recoverLanesOf(owner: number): boolean {
     const recover = this.#recoverLane;
@@ -249,8 +252,9 @@ export class LaneRecovery {
   /**
    * Under the ring lock, as this opener leaves the arena
    * (`LaneTable.leave`): with a stripe held, recover each of its lanes
-   * from its flog slot; without one, put its lanes back as they are.
-   * Then release its stripes. A lane that cannot be recovered is lost
+   * from its flog slot, and make the map durable (a setZero or setError
+   * of its may have stored an entry and not persisted it); without one,
+   * put its lanes back as they are. Then release its stripes. A lane that cannot be recovered is lost
    * (`LANE_LOST`): once this opener is closed its token names no open,
    * and may name the next one, so a lane left under it would be waited
    * for by the others for good, and given back unrecovered by that next
@@ -261,9 +265,8 @@ export class LaneRecovery {
   giveBackOwn(): void {
     const w = this.#words;
     const me = this.#token;
-    const recover = this.#holdsAStripe(me)
-      ? this.#recoverLane ?? (() => false)
-      : undefined;
+    const holding = this.#holdsAStripe(me);
+    const recover = holding ? this.#recoverLane ?? (() => false) : undefined;
     for (let lane = 0; lane < w[LANES]; lane++) {
       const at = LANE_BASE + lane * LANE_WORDS + LANE_OWNER;
       if (w[at] !== me || onRing(w, lane)) continue;

@@ -38,6 +38,7 @@ import {
 import {
   allZero,
   checkPoolHeader,
+  closedCleanly,
   type DeviceShutdownState,
   encodePoolHeader,
   HEADER_SIZE,
@@ -126,6 +127,15 @@ export interface PoolFile {
   readonly readOnly: string | null;
   /** Whether this call created the file (it is removed on failure). */
   readonly created: boolean;
+  /**
+   * Whether the pool may hold stores its last open made and never
+   * persisted: its header's shutdown state was not clean (a process
+   * killed, a power failure), or is not kept. The pool's first open in
+   * the process then makes durable what it trusts of them (the header
+   * here, the maps in `recoverFlog`). False for a read-only pool (nothing
+   * reaches the file), a created one, and a later opener in the process.
+   */
+  readonly unclean: boolean;
   /** Lanes an arena uses at most (see {@linkcode PoolTestHooks.lanes}). */
   readonly lanes: number;
   /**
@@ -241,6 +251,7 @@ export function createPoolFile(
       isZeroed: created,
       readOnly: null,
       created,
+      unclean: false,
       lanes: hooks.lanes ?? MAX_LANES,
       device,
       keepsState: true,
@@ -378,6 +389,16 @@ export function openPoolFile(
     }
     const keepsState = readOnly === null &&
       keepsShutdownState(header.incompat);
+    // (a later opener in the process finds the state dirty: the first
+    // opener's, which made durable what it trusted)
+    const unclean = join.first && readOnly === null &&
+      (!keepsState || !closedCleanly(media.bytes(0, HEADER_SIZE)));
+    if (unclean) {
+      // a killed create's header (or a dirty state a killed open stored)
+      // may be visible and not durable: durable before anything is built
+      // on it, else a power failure takes the pool
+      media.persist(0, DESCRIPTOR_OFFSET + DESCRIPTOR_SIZE);
+    }
     if (keepsState) {
       device = markOpen(map, join, device, source, device === NO_DEVICE_STATE);
       marked = true;
@@ -422,6 +443,7 @@ export function openPoolFile(
       isZeroed: desc.isZeroed !== 0,
       readOnly,
       created: false,
+      unclean,
       lanes: hooks.lanes ?? MAX_LANES,
       device,
       keepsState,

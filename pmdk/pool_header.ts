@@ -428,6 +428,23 @@ export function shutdownStateProblem(
 }
 
 /**
+ * Whether a header's shutdown state says the pool's last open closed it:
+ * clean (all zero on a device without a count or an id) with a valid
+ * checksum. That close persisted whatever the open stored first, so the
+ * pool holds no store that is visible but not durable; a dirty state (a
+ * process killed, a power failure) or one torn while written may. Only
+ * meaningful for a header whose state is kept (`keepsShutdownState`).
+ *
+ * @param bytes the 4096 header bytes
+ */
+export function closedCleanly(bytes: Uint8Array): boolean {
+  const sds = bytes.subarray(SDS_OFFSET, SDS_OFFSET + SDS_SIZE);
+  if (allZero(sds)) return true;
+  return sds[16] === 0 &&
+    fletcher64(sds, SDS_SIZE - 8) === storedChecksum(sds, SDS_SIZE - 8);
+}
+
+/**
  * Validate header bytes as the C libraries' open does (signature, major,
  * incompatible features, checksum, architecture, single-file UUID links,
  * no SINGLEHDR feature, a shutdown state without an ADR failure).

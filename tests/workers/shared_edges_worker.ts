@@ -29,8 +29,15 @@ import { FileShare } from "../../pmem2/file_share.ts";
 import { openPoolFile } from "../../blk/open.ts";
 import { layOutBtt } from "../../blk/btt.ts";
 import { PmemError } from "../../errors/mod.ts";
-import { closeSync, openSync, statSync, writeSync } from "node:fs";
-import { FLOG_ENTRY_SIZE, FLOG_SLOT_SIZE } from "../../blk/layout.ts";
+import { closeSync, openSync, readSync, statSync, writeSync } from "node:fs";
+import {
+  FLOG_ENTRY_SIZE,
+  FLOG_SLOT_SIZE,
+  MAP_ENTRY_SIZE,
+  MAP_LBA_MASK,
+  MAP_ZERO,
+} from "../../blk/layout.ts";
+import { effectiveMapEntry } from "../../blk/flog.ts";
 import { arena0Regions } from "./arena0.ts";
 import { stamp } from "./blk_blocks.ts";
 
@@ -83,7 +90,9 @@ export type SharedEdgesJob =
    * arena 0 first, as writes of its in flight do, and with `spoil`, then
    * making the first one's flog slot name a block beyond the arena, so
    * the others cannot recover it online); with `halfPop`, then begin
-   * taking a lane off the ring and stop half way.
+   * taking a lane off the ring and stop half way; with `zero` (lock
+   * `stripe`), then store block `pre`'s map entry with the zero flag,
+   * not persisted, as a setZero does before its persist.
    */
   | {
     kind: "holdLock";
@@ -100,6 +109,7 @@ export type SharedEdgesJob =
     halfPop?: boolean;
     lanes?: number;
     spoil?: boolean;
+    zero?: boolean;
   }
   /**
    * Join the pool's share and take `n` lanes of arena 0 off the idle
@@ -172,6 +182,24 @@ function spoilFlogSlot(path: string, lane: number): void {
   }
 }
 
+/**
+ * Store block `pre`'s map entry in arena 0 with the zero flag through the
+ * page cache, not persisted (a setZero's store, before its persist).
+ */
+function storeZeroEntry(path: string, pre: number): void {
+  const at = arena0Regions(path).map[0] + pre * MAP_ENTRY_SIZE;
+  const entry = new Uint32Array(1);
+  const bytes = new Uint8Array(entry.buffer);
+  const fd = openSync(path, "r+");
+  try {
+    readSync(fd, bytes, 0, 4, at);
+    entry[0] = (effectiveMapEntry(entry[0], pre) & MAP_LBA_MASK) | MAP_ZERO;
+    writeSync(fd, bytes, 0, 4, at);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function open(path: string, readOnly?: boolean, blockSize?: number) {
   return BlockPool.open(path, { readOnly, blockSize });
 }
@@ -238,8 +266,10 @@ function run(job: SharedEdgesJob): unknown {
     }
     case "holdLock": {
       const { share, shared, table } = joinArena0(job.path);
-      if (job.lock === "stripe") table.lockStripe(job.pre);
-      else if (job.lock === "state") shared.lockShutdownState();
+      if (job.lock === "stripe") {
+        table.lockStripe(job.pre);
+        if (job.zero) storeZeroEntry(job.path, job.pre);
+      } else if (job.lock === "state") shared.lockShutdownState();
       else if (job.lock === "layout") shared.lockLayout("write");
       else if (job.lock === "laidOut") {
         // what BlockPool's first write does, short of the unlock (the
