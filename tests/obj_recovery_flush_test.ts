@@ -14,6 +14,7 @@ import type { TraceEvent } from "./crash/tracer.ts";
 import { u32View } from "./crash/words.ts";
 import { killImage, tracedRun } from "./crash/kill_image.ts";
 import { logPool } from "./crash/obj_log_pool.ts";
+import { copyBytes } from "./crash/spare_buffers.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 const LAYOUT = "killrec";
@@ -71,14 +72,17 @@ test(
 
     // a power failure at any point of that open: what was fenced, and any
     // one unit still pending; the transaction is all there or not at all
-    const image = Uint8Array.from(killed.durable);
+    const image = copyBytes(killed.durable);
     const image32 = u32View(image);
+    // one crashed image refilled per try, not a fresh 8 MiB array each
+    const crashed = new Uint8Array(image.length);
+    const crashed32 = u32View(crashed);
     let tried = 0;
     for (const p of crashPoints(reopen, CACHE_LINE)) {
       for (const w of p.fenced) w.applyTo(image32);
       for (const u of [undefined, ...p.pending]) {
-        const crashed = Uint8Array.from(image);
-        if (u !== undefined) u.words.applyTo(u32View(crashed));
+        crashed.set(image);
+        u?.words.applyTo(crashed32);
         writeFileSync(path, crashed);
         const q = ObjectPool.open(path, { layout: LAYOUT });
         try {

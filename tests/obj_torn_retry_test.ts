@@ -9,6 +9,7 @@ import { CACHE_LINE, crashPoints } from "./crash/model.ts";
 import type { TraceEvent } from "./crash/tracer.ts";
 import { tracedRun } from "./crash/kill_image.ts";
 import { logPool } from "./crash/obj_log_pool.ts";
+import { copyBytes } from "./crash/spare_buffers.ts";
 import { u32View } from "./crash/words.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
@@ -44,7 +45,7 @@ function crashAfterFlushOf(
   lo: number,
   hi: number,
 ): Uint8Array {
-  const durable = Uint8Array.from(base);
+  const durable = copyBytes(base);
   const durable32 = u32View(durable);
   for (const p of crashPoints(events, CACHE_LINE)) {
     for (const w of p.fenced) w.applyTo(durable32);
@@ -55,7 +56,7 @@ function crashAfterFlushOf(
       hit = e.stores.index(i) === at / 8;
     }
     if (!hit) continue;
-    const image = Uint8Array.from(durable);
+    const image = copyBytes(durable);
     const image32 = u32View(image);
     for (const u of p.pending) {
       let skip = false;

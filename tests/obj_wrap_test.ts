@@ -15,6 +15,7 @@ import {
 } from "../obj/layout.ts";
 import { mapFile, type Mapping } from "../pmem2/mod.ts";
 import { CACHE_LINE, crashPoints } from "./crash/model.ts";
+import { copyBytes } from "./crash/spare_buffers.ts";
 import { CrashTracer } from "./crash/tracer.ts";
 import { u32View } from "./crash/words.ts";
 import { assert, tempPath, test } from "./_harness.ts";
@@ -72,7 +73,7 @@ test(
     let probe: Mapping | undefined;
     const tracer = new CrashTracer({
       live: () => (probe = mapFile(path)).view(),
-      shadow: Uint8Array.from(before),
+      shadow: copyBytes(before),
       flushGranularity: CACHE_LINE.flushGranularity,
     });
     assert.ok(recordOf(MOVED) > left);
@@ -95,16 +96,18 @@ test(
     // exactly at the ring's end, a clean close (the checkpoint at the lap's
     // start) and a reopen must show the moved transaction as the crash's
     // recovery did
-    const durable = Uint8Array.from(before);
+    const durable = copyBytes(before);
     const durable32 = u32View(durable);
+    // one image refilled per crash point, not a fresh 8 MiB array each
+    const image = new Uint8Array(durable.length);
+    const image32 = u32View(image);
     const lo = wrapAt / 8, hi = (wrapAt + RECORD_HEADER) / 8;
     const crashed = tempPath();
     let images = 0;
     try {
       for (const p of crashPoints(events, CACHE_LINE)) {
         for (const w of p.fenced) w.applyTo(durable32);
-        const image = Uint8Array.from(durable);
-        const image32 = u32View(image);
+        image.set(durable);
         for (const u of p.pending) {
           let wrap = false;
           for (let i = 0; i < u.words.length && !wrap; i++) {

@@ -10,6 +10,18 @@
  * @module
  */
 
+/**
+ * A copy of `bytes` in a new array. Not `Uint8Array.from()`: given a
+ * Node `Buffer` (what `readFileSync` returns) Bun walks its iterator
+ * byte by byte, 5 s for a 16 MiB pool image; and not `slice()`, which on
+ * a `Buffer` is a view, no copy.
+ */
+export function copyBytes(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(bytes.byteLength);
+  out.set(bytes);
+  return out;
+}
+
 /** Buffers no longer in use, at most {@linkcode KEPT}. */
 const spare: Uint8Array[] = [];
 /** A sweep's images are mostly of one size; a few are kept. */
