@@ -73,7 +73,9 @@ export function commitReady(
     const i = s.slotI(ts);
     const k = i32[i + 1];
     let word = i32[i + 2] >>> 0;
-    const padding = i32[i] === RING_VOID;
+    // padding: a given-up reservation, or the padding a reservation put
+    // before an entry that did not fit before its region's end
+    const padding = i32[i] === RING_VOID || (word & PAD_BIT) !== 0;
     if (padding) word = (word | PAD_BIT) >>> 0;
     media.queueHeader(f64[f + 1], word, ts);
     i32[i] = RING_COMMITTED;
