@@ -398,7 +398,7 @@ export class LogCore {
       if (end + ENTRY_HEADER > s.head(k) + size) {
         this.#place(k, total, length, op); // throws the full region's error
       }
-      if (!s.tryLockCommit(op)) return -1;
+      if (!s.tryLockCommit()) return -1;
       try {
         if (ts > s.bound) this.#checkBound(ts, op);
         const base = s.offset(k);
@@ -420,8 +420,7 @@ export class LogCore {
           ]);
         }
         s.setTail(k, t + total);
-        s.setCommitted(k, end, ts);
-        s.addLive(k, 1);
+        s.setCommitted(k, end, ts, 1);
         f64[NEXT_F] = ts + 1;
         f64[COMMITTED_F] = ts;
         f64[PERSISTED_F] = ts;
@@ -441,12 +440,12 @@ export class LogCore {
    * Commit and persist reservation `res` (its data in place) when it is
    * the only timestamp in flight: header, terminator and one persist
    * under the commit lock, no commit pass. Returns false when something
-   * else is in flight (take the general path). `op` is named in errors.
+   * else is in flight (take the general path).
    */
-  publishAlone(res: Reserved, op: string): boolean {
+  publishAlone(res: Reserved): boolean {
     const s = this.shared;
     const f64 = s.f64;
-    if (!s.tryLockCommit(op)) return false;
+    if (!s.tryLockCommit()) return false;
     try {
       const ts = res.ts;
       if (f64[COMMITTED_F] !== ts - 1 || f64[PERSISTED_F] !== ts - 1) {
@@ -468,11 +467,12 @@ export class LogCore {
           { offset: next, length: ENTRY_HEADER },
         ]);
       }
-      s.setCommitted(k, end, ts);
-      s.addLive(k, 1);
-      Atomics.store(s.i32, i, RING_EMPTY);
+      s.setCommitted(k, end, ts, 1);
       f64[COMMITTED_F] = ts;
       f64[PERSISTED_F] = ts;
+      // after the counters: a thread that ends before them leaves the slot
+      // ready, and a commit pass that takes the lock over commits it again
+      Atomics.store(s.i32, i, RING_EMPTY);
       s.bump();
       if (media.traced) media.mark(`persisted ${ts}`);
     } finally {
