@@ -57,6 +57,13 @@ export const PERSISTED_F = PERSISTED;
 const SETTLED = 7;
 const BOUND = 8;
 
+/**
+ * Set in the reserve lock's word while its holder reserves (as the block
+ * store marks a read-only hold of its layout lock): that holder can have
+ * left only a reservation half made, which the next taker finishes.
+ */
+const RESERVING = 0x20000000;
+
 export {
   SHARE_FAILED as STATE_FAILED,
   SHARE_NEW as STATE_NEW,
@@ -163,13 +170,59 @@ export class SharedState {
   // ---- locks ----
 
   /**
-   * Take the reserve lock (spinning, then sleeping briefly).
+   * Take the reserve lock (spinning, then sleeping briefly). A holder
+   * whose thread ended in a reserve or a lone append (`reserving`) is
+   * taken over, and the reservation it may have left half made is
+   * finished (`#finishReserve`); one that ended elsewhere (a cancel, a
+   * region table change, a truncate, the last close) may have left the
+   * region table or the media half changed, and the wait fails.
    *
    * @param op the operation named in errors
+   * @param reserving whether the caller only reserves (see above)
    * @throws {PmemError} -130 (EOWNERDEAD) when its holder's thread ended
+   *   outside a reserve
    */
-  lockReserve(op: string): void {
-    this.#lock(RESERVE_LOCK, "the reserve lock", op);
+  lockReserve(op: string, reserving = false): void {
+    const word = reserving ? this.token | RESERVING : this.token;
+    this.#lock(RESERVE_LOCK, "the reserve lock", op, (holder) => {
+      if ((holder & RESERVING) === 0) {
+        throw this.#ownerEnded("the reserve lock", op);
+      }
+      if (!this.#takeOver(RESERVE_LOCK, holder, word)) return false;
+      this.#finishReserve(holder & ~RESERVING);
+      return true;
+    }, word);
+  }
+
+  /**
+   * Finish the reservation an open whose thread ended (token `holder`)
+   * left half made in `LogCore.reserve` or `LogCore.appendAlone` (reserve
+   * lock held): its ring slots at the next timestamp on, filled, are
+   * counted in (the next timestamp and the region's reserved end move
+   * past each), so no later reservation lands on room one of them took
+   * and no timestamp is given twice. A slot still reserved is committed
+   * as padding, as any of an ended open (`blocker` in `progress.ts`); one
+   * marked ready, as its entry. A slot is filled before anything else
+   * moves, and with no call inside (a runtime stops a thread only at a
+   * call or a loop's turn).
+   */
+  #finishReserve(holder: number): void {
+    const f64 = this.f64;
+    const i32 = this.i32;
+    for (;;) {
+      const ts = f64[NEXT];
+      const f = this.slotF(ts);
+      const i = this.slotI(ts);
+      const st = Atomics.load(i32, i);
+      if (
+        f64[f] !== ts || i32[i + SLOT_OWNER] !== holder ||
+        (st !== RING_RESERVED && st !== RING_READY)
+      ) {
+        return;
+      }
+      this.setTail(i32[i + 1], f64[f + 2]);
+      f64[NEXT] = ts + 1;
+    }
   }
 
   /** Release the reserve lock. */
@@ -216,9 +269,8 @@ export class SharedState {
   }
 
   /** Take lock word `at` from `holder`, ended; false: another took it. */
-  #takeOver(at: number, holder: number): boolean {
-    return Atomics.compareExchange(this.i32, at, holder, this.token) ===
-      holder;
+  #takeOver(at: number, holder: number, token = this.token): boolean {
+    return Atomics.compareExchange(this.i32, at, holder, token) === holder;
   }
 
   /**
@@ -233,9 +285,9 @@ export class SharedState {
     what: string,
     op: string,
     ended?: (holder: number) => boolean,
+    token = this.token,
   ): void {
     const i32 = this.i32;
-    const token = this.token;
     for (let spin = 0; spin < 256; spin++) {
       if (Atomics.compareExchange(i32, at, 0, token) === 0) return;
     }
@@ -243,7 +295,7 @@ export class SharedState {
     for (;;) {
       const holder = Atomics.compareExchange(i32, at, 0, token);
       if (holder === 0) return;
-      if (this.#ended(holder)) {
+      if (this.#ended(holder & ~RESERVING)) {
         // what it left half done stays so: only a reopen recovers it
         if (ended === undefined) throw this.#ownerEnded(what, op);
         if (ended(holder)) return;

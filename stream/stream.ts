@@ -72,13 +72,14 @@ export { createStreamWith, openStreamWith, streamMedia } from "./open.ts";
  *   the stream (its counters live in shared memory), and the file is
  *   locked against other processes (`flock`). A Worker should close its
  *   streams before it is terminated. If it does not, a reservation it
- *   never published is committed as padding, and a commit it left half
- *   done is finished by the next open that commits (it takes the commit
- *   lock over); but the reserve lock (taken to reserve, cancel, allocate,
- *   free or truncate) stays held, and the others then fail with a
- *   `PmemError` of code -130 (EOWNERDEAD) until every opener in the
- *   process closed the stream and the next open recovers it. `close()`
- *   still persists what is committed and returns normally.
+ *   never published is committed as padding, and a commit, reserve or
+ *   append it left half done is finished by the next open that takes the
+ *   lock it held over; but a reserve lock it held to cancel, allocate,
+ *   free or truncate, or in its last close, stays held, and the others
+ *   then fail with a `PmemError` of code -130 (EOWNERDEAD) until every
+ *   opener in the process closed the stream and the next open recovers
+ *   it. `close()` still persists what is committed and returns
+ *   normally.
  *
  * @example Usage
  * ```ts

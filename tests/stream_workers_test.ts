@@ -4,6 +4,7 @@
 import { all } from "../future/mod.ts";
 import { LogStream } from "../stream/mod.ts";
 import type { Job } from "./workers/stream_worker.ts";
+import type { StreamCommitStep } from "./workers/stream_dead_commit_worker.ts";
 import { assert, lastJsonLine, runScript, tempPath, test } from "./_harness.ts";
 import {
   ask as askJob,
@@ -318,26 +319,22 @@ test(
   { timeout: 90_000 },
 );
 
-// Bug: a Worker that ended in the middle of a commit (its ring slots
-// marked committed, headers stored, some regions' committed ends moved,
-// the stream's committed timestamp not) failed every later append of
-// the process with EOWNERDEAD (-130) until all of them closed the stream
-// and it was opened again. The next taker of the commit lock now takes it
-// over and its commit pass finishes the half-done one: every entry the
-// Worker had put in place is committed once, in timestamp order, and each
-// region's count of live entries (what a truncate of all of them returns)
-// counts each entry once. The Worker ends its own thread at the step
-// (`stream_dead_commit_worker.ts`); in a child process, so a hang fails
-// the test instead of the runner.
-test(
-  "a Worker ended in the middle of a commit: the next commit finishes it and appends go on",
-  () => {
-    const r = runScript(
-      `${WORKER_CHILD}
+/**
+ * Run, in a child, each of `steps` of `stream_dead_commit_worker.ts` on a
+ * stream of its own (regions 0 and 1, entry [1] in region 0): the Worker
+ * ends its own thread at the step; then this thread appends [5] to
+ * region 0 and [6] asynchronously to region 1, closes and reopens.
+ * Per step: whether the Worker came to it, the two timestamps (or error
+ * codes), the committed and persisted timestamps, each region's entries
+ * (`ts:first byte`) and live count, and the entries after a reopen.
+ */
+function endWorkerIn(steps: StreamCommitStep[]): Record<string, unknown> {
+  const r = runScript(
+    `${WORKER_CHILD}
     const live = (s, r) => streamCore(s).shared.live(r.id);
     const data = (s, r) => [...s.entries(r)]
       .map((e) => e.timestamp + ":" + e.data[0]).join(",");
-    for (const step of ["marked", "headers", "region", "alone"]) {
+    for (const step of ${JSON.stringify(steps)}) {
       const path = ${JSON.stringify(tempPath())} + step;
       const s = LogStream.create(path, { size: 8 << 20 });
       const r0 = s.allocateRegion(1 << 20);
@@ -367,9 +364,26 @@ test(
     }
     console.log(JSON.stringify(out));
     `,
-      60_000,
-    );
-    const out = lastJsonLine(r);
+    60_000,
+  );
+  return lastJsonLine(r);
+}
+
+// Bug: a Worker that ended in the middle of a commit (its ring slots
+// marked committed, headers stored, some regions' committed ends moved,
+// the stream's committed timestamp not) failed every later append of
+// the process with EOWNERDEAD (-130) until all of them closed the stream
+// and it was opened again. The next taker of the commit lock now takes it
+// over and its commit pass finishes the half-done one: every entry the
+// Worker had put in place is committed once, in timestamp order, a
+// reservation it gave up stays padding, and each region's count of live
+// entries (what a truncate of all of them returns) counts each entry
+// once. In a child process, so a hang fails the test instead of the
+// runner.
+test(
+  "a Worker ended in the middle of a commit: the next commit finishes it and appends go on",
+  () => {
+    const out = endWorkerIn(["marked", "headers", "region", "alone"]);
     const three = {
       stopped: 1,
       append: 6,
@@ -392,6 +406,52 @@ test(
         entries: "1:1,2:2,3:5 | 4:6",
         live: "3,1",
         close: "ok",
+        reopened: "1:1,2:2,3:5 | 4:6",
+      },
+    });
+  },
+  { timeout: 90_000 },
+);
+
+// Bug: a Worker that ended holding the reserve lock in a reserve, or in
+// an append with nothing else in flight (which stores its entry under
+// both locks), failed every later append of the process with EOWNERDEAD
+// (-130) until a reopen. Both now mark the lock word, and a lone append
+// fills a ring slot as a reserve does; the next taker takes a marked lock
+// over and finishes the reservation it finds half made (its ring slot
+// filled, the region's reserved end perhaps moved, the next timestamp
+// not): counted in, it is committed as padding, or as the entry once
+// marked ready, so no later entry lands behind a room no header covers
+// (entries past it were not shown, nor recovered) and no timestamp is
+// given twice.
+test(
+  "a Worker ended in a reserve or a lone append: the next taker of the reserve lock finishes the reservation and appends go on",
+  () => {
+    const out = endWorkerIn([
+      "reserveTail",
+      "reserved",
+      "aloneWritten",
+      "aloneReady",
+    ]);
+    const after = {
+      stopped: 1,
+      append: 3,
+      async: 4,
+      levels: "4/4",
+      entries: "1:1,3:5 | 4:6",
+      live: "2,1",
+      close: "ok",
+      reopened: "1:1,3:5 | 4:6",
+    };
+    assert.deepEqual(out, {
+      reserveTail: after,
+      reserved: after,
+      aloneWritten: after,
+      // its entry was whole and marked ready: committed as such
+      aloneReady: {
+        ...after,
+        entries: "1:1,2:2,3:5 | 4:6",
+        live: "3,1",
         reopened: "1:1,2:2,3:5 | 4:6",
       },
     });

@@ -1,11 +1,12 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 /**
- * The Worker of the stream's dead-committer tests
- * (`tests/stream_workers_test.ts`): it opens a stream by path, puts
- * entries in place and commits them itself, through its core's own calls
- * (`commitReady`, `publishAlone`), ending its thread at one step of that
- * commit, as a Worker terminated there would: holding the commit lock
- * with the commit half done. No tracer sees these steps (nothing is
+ * The Worker of the stream's tests of a Worker ended in a commit or a
+ * reserve (`tests/stream_workers_test.ts`): it opens a stream by path,
+ * puts entries in place and commits them itself, through its core's own
+ * calls (`commitReady`, `publishAlone`), ending its thread at one step of
+ * that commit, as a Worker terminated there would: holding the commit
+ * lock with the commit half done; or it ends in a reserve, holding the
+ * reserve lock. No tracer sees these steps (nothing is
  * persisted in them), so the Worker wraps the calls of its own media and
  * shared state that mark them, and ends its thread in the wrapper:
  *
@@ -18,7 +19,18 @@
  *   others', nor the stream's committed timestamp;
  * - `"alone"`: in `publishAlone` of a lone reservation, with its header
  *   stored and persisted and its region's committed end moved, not the
- *   stream's committed timestamp.
+ *   stream's committed timestamp;
+ * - `"reserveTail"`: in a reserve of 32 bytes in region 0, with its ring
+ *   slot filled and the region's reserved end moved, not the next
+ *   timestamp;
+ * - `"reserved"`: in a reserve of 32 bytes in region 0, with everything
+ *   stored, as it releases the reserve lock;
+ * - `"aloneWritten"`: in an `append` of `[2]` to region 0 with nothing
+ *   else in flight (`appendAlone`: both locks), with the entry stored and
+ *   persisted, before it reads as ready;
+ * - `"aloneReady"`: the same, with the entry marked ready and the
+ *   region's reserved end moved, not its committed end nor the next
+ *   timestamp.
  *
  * The entries (except for `"alone"`): `[2]` in region 0, `[3]` in region
  * 1, a reservation given up in region 0 (padding), `[4]` in region 0 (32
@@ -35,7 +47,15 @@ import { LogStream } from "../../stream/mod.ts";
 import { streamCore } from "../../stream/open.ts";
 
 /** A step of a commit the Worker ends at (see the module doc). */
-export type StreamCommitStep = "marked" | "headers" | "region" | "alone";
+export type StreamCommitStep =
+  | "marked"
+  | "headers"
+  | "region"
+  | "alone"
+  | "reserveTail"
+  | "reserved"
+  | "aloneWritten"
+  | "aloneReady";
 
 /** The one job of this Worker. */
 export interface DieInCommitJob {
@@ -99,7 +119,16 @@ self_.onmessage = (e: MessageEvent<DieInCommitJob>) => {
     return res;
   };
   const shared = core.shared;
-  if (job.step === "alone") {
+  if (job.step === "aloneWritten" || job.step === "aloneReady") {
+    if (job.step === "aloneWritten") {
+      endAt(core.media, "writeEntry", 1, false, words);
+    } else endAt(shared, "setTail", 1, false, words);
+    s.append(r0, new Uint8Array(32).fill(2));
+  } else if (job.step === "reserveTail" || job.step === "reserved") {
+    if (job.step === "reserveTail") endAt(shared, "setTail", 1, false, words);
+    else endAt(shared, "unlockReserve", 1, true, words);
+    core.reserve(r0.id, r0.generation, 32, "test");
+  } else if (job.step === "alone") {
     const res = place(r0, 2);
     endAt(shared, "setCommitted", 1, false, words);
     core.publishAlone(res);
