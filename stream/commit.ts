@@ -53,7 +53,12 @@ export function commitReady(
   let end = c;
   while (end + 1 < next) {
     const st = Atomics.load(i32, s.slotI(end + 1));
-    if (st !== RING_READY && st !== RING_VOID) break;
+    // committed past the stream's committed timestamp: by a holder of the
+    // lock whose thread ended in the middle of its commit (the lock was
+    // taken over); this pass finishes it, storing the same headers again
+    if (st !== RING_READY && st !== RING_VOID && st !== RING_COMMITTED) {
+      break;
+    }
     end++;
   }
   if (end === c) return false;
@@ -73,10 +78,14 @@ export function commitReady(
     const i = s.slotI(ts);
     const k = i32[i + 1];
     let word = i32[i + 2] >>> 0;
-    const padding = i32[i] === RING_VOID;
-    if (padding) word = (word | PAD_BIT) >>> 0;
+    if (i32[i] === RING_VOID) {
+      // kept in the slot before it reads committed, so a pass that
+      // finishes this one after this thread ended still writes padding
+      word = (word | PAD_BIT) >>> 0;
+      i32[i + 2] = word | 0;
+    }
     media.queueHeader(f64[f + 1], word, ts);
-    i32[i] = RING_COMMITTED;
+    Atomics.store(i32, i, RING_COMMITTED);
     if (k !== lastRegion && lastRegion >= 0) {
       terminate(s, media, lastRegion, lastEnd);
       ends.push(lastRegion, lastEnd, lastTs, lastCount);
@@ -85,7 +94,8 @@ export function commitReady(
     lastRegion = k;
     lastEnd = f64[f + 2];
     lastTs = ts;
-    if (!padding) lastCount++;
+    // an entry a pass that ended half done counted already is not again
+    if (!(word & PAD_BIT) && ts > s.lastTs(k)) lastCount++;
   }
   terminate(s, media, lastRegion, lastEnd);
   ends.push(lastRegion, lastEnd, lastTs, lastCount);
@@ -97,8 +107,7 @@ export function commitReady(
   // reads headers up to them, and before the headers were stored it read
   // zeros there (a follower yielded entries of timestamp 0)
   for (let j = 0; j < ends.length; j += 4) {
-    s.setCommitted(ends[j], ends[j + 1], ends[j + 2]);
-    s.addLive(ends[j], ends[j + 3]);
+    s.setCommitted(ends[j], ends[j + 1], ends[j + 2], ends[j + 3]);
   }
   s.committed = end;
   s.bump();

@@ -301,7 +301,9 @@ export class LogCore {
   reserve(k: number, gen: number, length: number, op: string): Reserved | null {
     const s = this.shared;
     const total = entryTotal(length);
-    s.lockReserve(op);
+    // marked: a thread that ends holding it leaves at most a reservation
+    // half made, which the next taker finishes (SharedState.lockReserve)
+    s.lockReserve(op, true);
     try {
       this.#alive(k, gen, op);
       this.#place(k, total, length, op);
@@ -341,8 +343,9 @@ export class LogCore {
     if (ts <= last) return last;
     // a timestamp another Worker reserved reaches here through a message,
     // after its reserve lock was released; re-read under the lock rather
-    // than trust an unordered read on the error path
-    s.lockReserve(op);
+    // than trust an unordered read on the error path (marked as a reserve:
+    // it changes nothing)
+    s.lockReserve(op, true);
     try {
       return s.f64[NEXT_F] - 1;
     } finally {
@@ -373,7 +376,9 @@ export class LogCore {
     const f64 = s.f64;
     const length = byteLengthOf(data); // the engine's, as checkData's
     const total = entryTotal(length);
-    s.lockReserve(op);
+    // marked as a reserve's: what a thread that ends holding it leaves is
+    // a reservation, in the ring slot filled below
+    s.lockReserve(op, true);
     try {
       // plain reads: the lock's compare-and-swap ordered them
       const ts = f64[NEXT_F];
@@ -398,13 +403,17 @@ export class LogCore {
       if (end + ENTRY_HEADER > s.head(k) + size) {
         this.#place(k, total, length, op); // throws the full region's error
       }
-      if (!s.tryLockCommit(op)) return -1;
+      if (!s.tryLockCommit()) return -1;
       try {
         if (ts > s.bound) this.#checkBound(ts, op);
         const base = s.offset(k);
         const at = base + phys;
         const next = base + nextPhys;
         const media = this.media;
+        // a ring slot, as a reserve's: a thread that ends from here on
+        // leaves a reservation the next taker of the reserve lock finishes
+        // (committed as padding, or once ready as this entry)
+        s.setSlot(ts, k, at, end, length, RING_RESERVED);
         if (next === at + total) {
           // the usual case: data, header and terminator in one native call
           if (media.traced) media.mark(`commit ${ts}`);
@@ -419,12 +428,13 @@ export class LogCore {
             { offset: next, length: ENTRY_HEADER },
           ]);
         }
+        s.setSlotState(ts, RING_READY);
         s.setTail(k, t + total);
-        s.setCommitted(k, end, ts);
-        s.addLive(k, 1);
+        s.setCommitted(k, end, ts, 1);
         f64[NEXT_F] = ts + 1;
         f64[COMMITTED_F] = ts;
         f64[PERSISTED_F] = ts;
+        s.setSlotState(ts, RING_EMPTY);
         s.bump();
         if (media.traced) media.mark(`persisted ${ts}`);
       } finally {
@@ -441,12 +451,12 @@ export class LogCore {
    * Commit and persist reservation `res` (its data in place) when it is
    * the only timestamp in flight: header, terminator and one persist
    * under the commit lock, no commit pass. Returns false when something
-   * else is in flight (take the general path). `op` is named in errors.
+   * else is in flight (take the general path).
    */
-  publishAlone(res: Reserved, op: string): boolean {
+  publishAlone(res: Reserved): boolean {
     const s = this.shared;
     const f64 = s.f64;
-    if (!s.tryLockCommit(op)) return false;
+    if (!s.tryLockCommit()) return false;
     try {
       const ts = res.ts;
       if (f64[COMMITTED_F] !== ts - 1 || f64[PERSISTED_F] !== ts - 1) {
@@ -468,11 +478,12 @@ export class LogCore {
           { offset: next, length: ENTRY_HEADER },
         ]);
       }
-      s.setCommitted(k, end, ts);
-      s.addLive(k, 1);
-      Atomics.store(s.i32, i, RING_EMPTY);
+      s.setCommitted(k, end, ts, 1);
       f64[COMMITTED_F] = ts;
       f64[PERSISTED_F] = ts;
+      // after the counters: a thread that ends before them leaves the slot
+      // ready, and a commit pass that takes the lock over commits it again
+      Atomics.store(s.i32, i, RING_EMPTY);
       s.bump();
       if (media.traced) media.mark(`persisted ${ts}`);
     } finally {

@@ -376,7 +376,7 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
           continue;
         }
         case READY:
-          return advance(this.#core, this.#res.ts, this.#level, "appendAsync")
+          return advance(this.#core, this.#res.ts, this.#level)
             ? this.#res.ts
             : this.#behind(ctx);
         case FAILED:
@@ -391,7 +391,7 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
     const owner = b?.owner;
     if (owner !== undefined && owner !== RESERVATION && owner !== this) {
       owner.poll(ctx);
-      if (advance(this.#core, this.#res.ts, this.#level, "appendAsync")) {
+      if (advance(this.#core, this.#res.ts, this.#level)) {
         return this.#res.ts;
       }
     } else if (owner === RESERVATION && ctx.blocking) {
@@ -505,7 +505,7 @@ export class WaitFuture extends Future<void> {
 
   /** The step. */
   #advance(ctx: PollContext): Step<void> {
-    if (advance(this.#core, this.#ts, this.#level, this.#op)) return;
+    if (advance(this.#core, this.#ts, this.#level)) return;
     // not there yet: an abort ends the wait, from its first poll on (see
     // OWN_ABORT)
     if (this.#signal?.aborted) throw this.#signal.reason;
@@ -513,7 +513,7 @@ export class WaitFuture extends Future<void> {
     const owner = b?.owner;
     if (owner !== undefined && owner !== RESERVATION) {
       owner.poll(ctx);
-      if (advance(this.#core, this.#ts, this.#level, this.#op)) return;
+      if (advance(this.#core, this.#ts, this.#level)) return;
     } else if (owner === RESERVATION && ctx.blocking) {
       // a blocking wait: this thread cannot publish the reservation
       // meanwhile; the wait is refused, and this future stays usable

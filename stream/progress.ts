@@ -58,18 +58,12 @@ export function grantProgressAccess(access: ProgressAccess): void {
 /**
  * One attempt at progress without blocking: commit what can be
  * committed and, for `level` "persisted", persist it. Returns whether
- * `ts` reached `level`; false when the commit lock was busy too. `op`
- * is named in errors.
+ * `ts` reached `level`; false when the commit lock was busy too.
  */
-export function advance(
-  core: LogCore,
-  ts: number,
-  level: Level,
-  op: string,
-): boolean {
+export function advance(core: LogCore, ts: number, level: Level): boolean {
   const s = core.shared;
   if (reached(s, ts, level)) return true;
-  if (!s.tryLockCommit(op)) return false;
+  if (!s.tryLockCommit()) return false;
   let progressed = false;
   try {
     progressed = commitReady(core.shared, core.media, core.geometry.seed);
@@ -118,7 +112,7 @@ export function waitFor(
 ): void {
   let idle = 0;
   for (;;) {
-    if (advance(core, ts, level, op)) return;
+    if (advance(core, ts, level)) return;
     const b = blocker(core);
     if (b !== null && b.owner !== undefined) {
       if (b.owner === RESERVATION) throw deadlock(op, b.ts);
@@ -158,21 +152,15 @@ export function settle(core: LogCore, ts: number, op: string): void {
   notify(core);
 }
 
-/**
- * At close: persist everything committed. The commit lock is taken
- * over from a holder whose thread ended (a Worker terminated before it
- * closed the stream), for this persist only (see
- * {@linkcode SharedState.lockCommitAdopting}): close owes the persist,
- * and the entries up to the committed timestamp are whole.
- */
+/** At close: persist everything committed. */
 export function persistAtClose(core: LogCore): void {
   const s = core.shared;
   if (s.persisted >= s.committed) return;
-  const back = s.lockCommitAdopting("close");
+  s.lockCommit("close");
   try {
     persistCommitted(s, core.media);
   } finally {
-    s.unlockCommit(back);
+    s.unlockCommit();
   }
   notify(core);
 }

@@ -9,7 +9,11 @@
  * Two spin locks in the block serialise the short critical sections:
  * the reserve lock (a timestamp and a place in a region, taken together
  * so a region's entries lie in timestamp order; region table changes)
- * and the commit lock (entry headers, persists). Counters are float64
+ * and the commit lock (entry headers, persists). A lock word holds its
+ * holder's token: a wait for the reserve lock whose holder's thread
+ * ended fails with EOWNERDEAD; the commit lock is taken over, since
+ * whatever its holder left half done the next commit pass finishes (see
+ * {@linkcode SharedState.lockCommit}). Counters are float64
  * words written under a lock; a reader that polls one reads an int32
  * with `Atomics.load` first, which keeps the JIT from hoisting the read
  * out of its loop. A ring slot's state is an int32 read and written with
@@ -52,6 +56,13 @@ export const COMMITTED_F = COMMITTED;
 export const PERSISTED_F = PERSISTED;
 const SETTLED = 7;
 const BOUND = 8;
+
+/**
+ * Set in the reserve lock's word while its holder reserves (as the block
+ * store marks a read-only hold of its layout lock): that holder can have
+ * left only a reservation half made, which the next taker finishes.
+ */
+const RESERVING = 0x20000000;
 
 export {
   SHARE_FAILED as STATE_FAILED,
@@ -159,13 +170,59 @@ export class SharedState {
   // ---- locks ----
 
   /**
-   * Take the reserve lock (spinning, then sleeping briefly).
+   * Take the reserve lock (spinning, then sleeping briefly). A holder
+   * whose thread ended in a reserve or a lone append (`reserving`) is
+   * taken over, and the reservation it may have left half made is
+   * finished (`#finishReserve`); one that ended elsewhere (a cancel, a
+   * region table change, a truncate, the last close) may have left the
+   * region table or the media half changed, and the wait fails.
    *
    * @param op the operation named in errors
+   * @param reserving whether the caller only reserves (see above)
    * @throws {PmemError} -130 (EOWNERDEAD) when its holder's thread ended
+   *   outside a reserve
    */
-  lockReserve(op: string): void {
-    this.#lock(RESERVE_LOCK, "the reserve lock", op);
+  lockReserve(op: string, reserving = false): void {
+    const word = reserving ? this.token | RESERVING : this.token;
+    this.#lock(RESERVE_LOCK, "the reserve lock", op, (holder) => {
+      if ((holder & RESERVING) === 0) {
+        throw this.#ownerEnded("the reserve lock", op);
+      }
+      if (!this.#takeOver(RESERVE_LOCK, holder, word)) return false;
+      this.#finishReserve(holder & ~RESERVING);
+      return true;
+    }, word);
+  }
+
+  /**
+   * Finish the reservation an open whose thread ended (token `holder`)
+   * left half made in `LogCore.reserve` or `LogCore.appendAlone` (reserve
+   * lock held): its ring slots at the next timestamp on, filled, are
+   * counted in (the next timestamp and the region's reserved end move
+   * past each), so no later reservation lands on room one of them took
+   * and no timestamp is given twice. A slot still reserved is committed
+   * as padding, as any of an ended open (`blocker` in `progress.ts`); one
+   * marked ready, as its entry. A slot is filled before anything else
+   * moves, and with no call inside (a runtime stops a thread only at a
+   * call or a loop's turn).
+   */
+  #finishReserve(holder: number): void {
+    const f64 = this.f64;
+    const i32 = this.i32;
+    for (;;) {
+      const ts = f64[NEXT];
+      const f = this.slotF(ts);
+      const i = this.slotI(ts);
+      const st = Atomics.load(i32, i);
+      if (
+        f64[f] !== ts || i32[i + SLOT_OWNER] !== holder ||
+        (st !== RING_RESERVED && st !== RING_READY)
+      ) {
+        return;
+      }
+      this.setTail(i32[i + 1], f64[f + 2]);
+      f64[NEXT] = ts + 1;
+    }
   }
 
   /** Release the reserve lock. */
@@ -174,12 +231,10 @@ export class SharedState {
   }
 
   /**
-   * Take the commit lock if it is free.
-   *
-   * @param op the operation named in errors
-   * @throws {PmemError} -130 (EOWNERDEAD) when its holder's thread ended
+   * Take the commit lock if it is free, or if its holder's thread ended
+   * (taken over, as {@linkcode lockCommit} does).
    */
-  tryLockCommit(op: string): boolean {
+  tryLockCommit(): boolean {
     const holder = Atomics.compareExchange(
       this.i32,
       COMMIT_LOCK,
@@ -187,46 +242,35 @@ export class SharedState {
       this.token,
     );
     if (holder === 0) return true;
-    if (this.#ended(holder)) throw this.#ownerEnded("the commit lock", op);
-    return false;
+    return this.#ended(holder) && this.#takeOver(COMMIT_LOCK, holder);
   }
 
   /**
-   * Take the commit lock (spinning, then sleeping briefly).
-   *
-   * @param op the operation named in errors
-   * @throws {PmemError} -130 (EOWNERDEAD) when its holder's thread ended
+   * Take the commit lock (spinning, then sleeping briefly). A holder
+   * whose thread ended (a Worker terminated in the middle of a commit) is
+   * taken over, as the block store takes over a lock whose holder left
+   * nothing half done (`lockWord` in `blk/shared.ts`): what this one can
+   * have left half done, the next commit pass finishes. Slots it marked
+   * committed past the committed timestamp are committed again (the same
+   * headers, from the slots); a region's committed end, last timestamp
+   * and live count move in one call with no call inside
+   * ({@linkcode setCommitted}: a runtime stops a thread only at a call or
+   * a loop's turn), and an entry counts as live only past its region's
+   * last committed timestamp; a persist, and the settled timestamp W,
+   * are made again from the counters.
    */
   lockCommit(op: string): void {
-    this.#lock(COMMIT_LOCK, "the commit lock", op);
+    this.#lock(
+      COMMIT_LOCK,
+      "the commit lock",
+      op,
+      (holder) => this.#takeOver(COMMIT_LOCK, holder),
+    );
   }
 
-  /**
-   * Take the commit lock to persist what is committed, at close: a
-   * holder whose thread ended is taken over (as the block store takes
-   * over its shutdown-state lock, `lockWord` in `blk/shared.ts`): the
-   * entries up to the committed timestamp are whole, and persisting them
-   * again is idempotent. Returns what {@linkcode unlockCommit} must store
-   * back: 0, or the ended holder's token. The lock goes back to the ended
-   * holder, not free: a commit it may have left half done (headers stored
-   * past the committed timestamp) must not be built on, so the other
-   * opens' waits still fail with EOWNERDEAD until a reopen recovers it.
-   *
-   * @param op the operation named in errors
-   */
-  lockCommitAdopting(op: string): number {
-    let back = 0;
-    this.#lock(COMMIT_LOCK, "the commit lock", op, (holder) => {
-      if (
-        Atomics.compareExchange(this.i32, COMMIT_LOCK, holder, this.token) !==
-          holder
-      ) {
-        return false; // another close took it over first: wait for it
-      }
-      back = holder;
-      return true;
-    });
-    return back;
+  /** Take lock word `at` from `holder`, ended; false: another took it. */
+  #takeOver(at: number, holder: number, token = this.token): boolean {
+    return Atomics.compareExchange(this.i32, at, holder, token) === holder;
   }
 
   /**
@@ -241,9 +285,9 @@ export class SharedState {
     what: string,
     op: string,
     ended?: (holder: number) => boolean,
+    token = this.token,
   ): void {
     const i32 = this.i32;
-    const token = this.token;
     for (let spin = 0; spin < 256; spin++) {
       if (Atomics.compareExchange(i32, at, 0, token) === 0) return;
     }
@@ -251,7 +295,7 @@ export class SharedState {
     for (;;) {
       const holder = Atomics.compareExchange(i32, at, 0, token);
       if (holder === 0) return;
-      if (this.#ended(holder)) {
+      if (this.#ended(holder & ~RESERVING)) {
         // what it left half done stays so: only a reopen recovers it
         if (ended === undefined) throw this.#ownerEnded(what, op);
         if (ended(holder)) return;
@@ -287,15 +331,9 @@ export class SharedState {
     return this.#ended(this.i32[this.slotI(ts) + SLOT_OWNER]);
   }
 
-  /**
-   * Release the commit lock.
-   *
-   * @param back what the lock word holds after: 0 (free), or the token of
-   *   the ended holder it was taken over from (see
-   *   {@linkcode lockCommitAdopting})
-   */
-  unlockCommit(back = 0): void {
-    Atomics.store(this.i32, COMMIT_LOCK, back);
+  /** Release the commit lock. */
+  unlockCommit(): void {
+    Atomics.store(this.i32, COMMIT_LOCK, 0);
   }
 
   /** Changes whenever a commit, persist or table change completes. */
@@ -459,11 +497,19 @@ export class SharedState {
     this.f64[this.#rf(k) + 1] += n;
   }
 
-  /** Set a region's committed end and its last committed timestamp. */
-  setCommitted(k: number, end: number, ts: number): void {
+  /**
+   * Set a region's committed end and its last committed timestamp, and
+   * add `added` to its live entries (commit lock held). Plain stores with
+   * no call between: a thread that ends (a Worker terminated) ends before
+   * or after them all, and a commit pass that finishes its half-done one
+   * tells from the last timestamp which entries it counted.
+   */
+  setCommitted(k: number, end: number, ts: number, added = 0): void {
+    const f64 = this.f64;
     const f = this.#rf(k);
-    this.f64[f + 6] = end;
-    this.f64[f + 7] = ts;
+    f64[f + 1] += added;
+    f64[f + 6] = end;
+    f64[f + 7] = ts;
   }
 
   // ---- ring ----

@@ -71,13 +71,15 @@ export { createStreamWith, openStreamWith, streamMedia } from "./open.ts";
  * - **Workers**: each opens the file by path; opens in one process share
  *   the stream (its counters live in shared memory), and the file is
  *   locked against other processes (`flock`). A Worker should close its
- *   streams before it is terminated: a reservation it never published is
- *   then committed as padding, but a lock it held stays held, and the
- *   appends of the others fail with a `PmemError` of code -130
- *   (EOWNERDEAD) until every opener in the process closed the stream and
- *   the next open recovers it. `close()` still persists what is committed
- *   (it takes the ended holder's commit lock over for that, and hands it
- *   back) and returns normally.
+ *   streams before it is terminated. If it does not, a reservation it
+ *   never published is committed as padding, and a commit, reserve or
+ *   append it left half done is finished by the next open that takes the
+ *   lock it held over; but a reserve lock it held to cancel, allocate,
+ *   free or truncate, or in its last close, stays held, and the others
+ *   then fail with a `PmemError` of code -130 (EOWNERDEAD) until every
+ *   opener in the process closed the stream and the next open recovers
+ *   it. `close()` still persists what is committed and returns
+ *   normally.
  *
  * @example Usage
  * ```ts
@@ -706,9 +708,7 @@ export class LogStream implements Disposable {
    * A commit lock held by an open whose thread ended (a Worker
    * terminated before it closed the stream) does not fail the close: the
    * persist of what is committed takes it over, as PMDK's robust locks
-   * hand a dead owner's lock to the next taker, then gives it back to the
-   * ended holder, so the other opens' appends go on failing with -130
-   * (EOWNERDEAD) until a reopen recovers what it may have left half done.
+   * hand a dead owner's lock to the next taker.
    *
    * Inside an operation of the stream (code it runs: a testing tracer's
    * callback), the stream reads as closed at once, and the close runs

@@ -200,7 +200,7 @@ export class Writes {
     settleReservationOf(reservation);
     core.disown(res.ts);
     core.ready(res.ts);
-    if (!core.publishAlone(res, op)) waitFor(core, res.ts, "persisted", op);
+    if (!core.publishAlone(res)) waitFor(core, res.ts, "persisted", op);
     return res.ts;
   }
 
@@ -216,7 +216,7 @@ export class Writes {
     this.#reservations.delete(reservation);
     settleReservationOf(reservation);
     core.disown(res.ts);
-    advance(core, res.ts, "committed", "cancel");
+    advance(core, res.ts, "committed");
   }
 
   /** Append `data` (checked: `length` bytes) to `region` through the mover. */

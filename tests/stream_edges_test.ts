@@ -564,3 +564,23 @@ moverTest(
     }
   },
 );
+
+// Bug: an entry that did not fit before its region's end went behind a
+// padding entry up to the end, and the commit counted that padding as a
+// live entry (it knew padding only from a given-up reservation's slot):
+// a truncate of all the region's entries then returned one more than it
+// dropped (4 for 3). Padding is now told by its length word.
+test("a truncate of all a region's entries does not count the padding before an entry that wrapped to its start", () => {
+  const path = tempPath();
+  using s = LogStream.create(path, { size: 4 * MiB });
+  const r = s.allocateRegion(4096);
+  const data = new Uint8Array(1000).fill(1);
+  const first = [s.append(r, data), s.append(r, data), s.append(r, data)];
+  assert.equal(s.truncate(r, first[1]), 2);
+  // the second no longer fits before the end: padding, then the start
+  s.append(r, data);
+  const wrapped = s.append(r, data);
+  assert.equal([...s.entries(r)].length, 3);
+  assert.equal(s.truncate(r, wrapped), 3);
+  assert.equal([...s.entries(r)].length, 0);
+});

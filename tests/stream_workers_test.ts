@@ -4,6 +4,7 @@
 import { all } from "../future/mod.ts";
 import { LogStream } from "../stream/mod.ts";
 import type { Job } from "./workers/stream_worker.ts";
+import type { StreamCommitStep } from "./workers/stream_dead_commit_worker.ts";
 import { assert, lastJsonLine, runScript, tempPath, test } from "./_harness.ts";
 import {
   ask as askJob,
@@ -161,9 +162,11 @@ const WORKER_CHILD = `
 // process for good: the commit pass waited for the reservation's data
 // forever, and the lock words could not say whose they were. Ring slots
 // and lock words now carry the holder's share token: a reservation whose
-// thread ended is committed as padding, and a wait for a lock whose
-// holder ended fails with EOWNERDEAD (-130). In a child process, so a
-// hang fails the test instead of the runner.
+// thread ended is committed as padding, and a commit lock whose holder
+// ended is taken over (its appends were failing with EOWNERDEAD, -130,
+// until a reopen: see the test of a Worker ended in the middle of a
+// commit). In a child process, so a hang fails the test instead of the
+// runner.
 test(
   "a Worker ended holding a reservation or the commit lock hangs no append here",
   () => {
@@ -183,12 +186,7 @@ test(
       await end(w, s);
       out[what + " append"] = code(() => s.append(r, bytes(2)) > 0 ? "ok" : "no");
       if (what === "commitLock") {
-        out[what + " ops named"] = [
-          () => s.append(r, bytes(2)),
-          () => s.publish(s.reserve(r, 4)),
-        ].map((f) => {
-          try { f(); return "none"; } catch (e) { return e.op; }
-        }).join(",");
+        out[what + " publish"] = code(() => s.publish(s.reserve(r, 4)) > 0 ? "ok" : "no");
       }
       out[what + " entries"] = code(() =>
         [...s.entries(r)].map((e) => e.data[0]).join(",")
@@ -212,11 +210,11 @@ test(
       "reservation close": "ok",
       "reservation reopened": "1,2",
       "commitLock held": 0,
-      "commitLock append": -130,
-      "commitLock ops named": "append,publish",
-      "commitLock entries": "1",
+      "commitLock append": "ok",
+      "commitLock publish": "ok",
+      "commitLock entries": "1,2,0",
       "commitLock close": "ok",
-      "commitLock reopened": "1",
+      "commitLock reopened": "1,2,0",
     });
   },
   { timeout: 90_000 },
@@ -275,9 +273,8 @@ console.log(JSON.stringify({ regions }));
 // Bug: close() threw EOWNERDEAD (-130) when a Worker had ended holding
 // the commit lock while entries were committed and not yet persisted:
 // close owes their persist, and waited for the lock like an append does
-// (the stream did close; a reopen recovered them). close now borrows the
-// dead holder's lock for that persist (committed entries are whole) and
-// hands it back, so the other opens still fail at once as before.
+// (the stream did close; a reopen recovered them). close takes the dead
+// holder's lock over for that persist, as every taker of it now does.
 test(
   "close() after a Worker ended holding the commit lock persists what is committed and returns",
   () => {
@@ -296,8 +293,7 @@ test(
     const committed = s.committedTimestamp;
     out.close = code(() => { s.close(); return "ok"; });
     out.persisted = other.persistedTimestamp === committed;
-    // the lock is still the ended Worker's: what it may have left half
-    // done waits for a reopen
+    // taken over: the other open appends on
     out.append = code(() => other.append(other.regions()[0], bytes(3)));
     out.entries = [...other.entries(other.regions()[0])].map((e) => e.data[0]).join(",");
     other.close();
@@ -315,9 +311,149 @@ test(
       held: 0,
       close: "ok",
       persisted: true,
-      append: -130,
-      entries: "1,2",
-      reopened: "1,2",
+      append: 3,
+      entries: "1,2,3",
+      reopened: "1,2,3",
+    });
+  },
+  { timeout: 90_000 },
+);
+
+/**
+ * Run, in a child, each of `steps` of `stream_dead_commit_worker.ts` on a
+ * stream of its own (regions 0 and 1, entry [1] in region 0): the Worker
+ * ends its own thread at the step; then this thread appends [5] to
+ * region 0 and [6] asynchronously to region 1, closes and reopens.
+ * Per step: whether the Worker came to it, the two timestamps (or error
+ * codes), the committed and persisted timestamps, each region's entries
+ * (`ts:first byte`) and live count, and the entries after a reopen.
+ */
+function endWorkerIn(steps: StreamCommitStep[]): Record<string, unknown> {
+  const r = runScript(
+    `${WORKER_CHILD}
+    const live = (s, r) => streamCore(s).shared.live(r.id);
+    const data = (s, r) => [...s.entries(r)]
+      .map((e) => e.timestamp + ":" + e.data[0]).join(",");
+    for (const step of ${JSON.stringify(steps)}) {
+      const path = ${JSON.stringify(tempPath())} + step;
+      const s = LogStream.create(path, { size: 8 << 20 });
+      const r0 = s.allocateRegion(1 << 20);
+      const r1 = s.allocateRegion(1 << 20);
+      s.append(r0, bytes(1));
+      const share = FileShare.of(streamCore(s).shared.i32.buffer);
+      const before = share.endedOpens;
+      const w = await startWorker("@root/tests/workers/stream_dead_commit_worker.ts");
+      const words = new Int32Array(new SharedArrayBuffer(8));
+      w.postMessage({ path, step, words: words.buffer });
+      for (const t0 = performance.now(); share.endedOpens === before;) {
+        if (performance.now() - t0 > 20000) break;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      const o = out[step] = { stopped: Atomics.load(words, 0) };
+      w.terminate();
+      o.append = code(() => s.append(r0, bytes(5)));
+      try { o.async = await s.appendAsync(r1, bytes(6)); } catch (e) { o.async = e.code ?? String(e); }
+      o.levels = s.committedTimestamp + "/" + s.persistedTimestamp;
+      o.entries = data(s, r0) + " | " + data(s, r1);
+      o.live = live(s, r0) + "," + live(s, r1);
+      o.close = code(() => { s.close(); return "ok"; });
+      const again = LogStream.open(path);
+      const [a0, a1] = again.regions();
+      o.reopened = data(again, a0) + " | " + data(again, a1);
+      again.close();
+    }
+    console.log(JSON.stringify(out));
+    `,
+    60_000,
+  );
+  return lastJsonLine(r);
+}
+
+// Bug: a Worker that ended in the middle of a commit (its ring slots
+// marked committed, headers stored, some regions' committed ends moved,
+// the stream's committed timestamp not) failed every later append of
+// the process with EOWNERDEAD (-130) until all of them closed the stream
+// and it was opened again. The next taker of the commit lock now takes it
+// over and its commit pass finishes the half-done one: every entry the
+// Worker had put in place is committed once, in timestamp order, a
+// reservation it gave up stays padding, and each region's count of live
+// entries (what a truncate of all of them returns) counts each entry
+// once. In a child process, so a hang fails the test instead of the
+// runner.
+test(
+  "a Worker ended in the middle of a commit: the next commit finishes it and appends go on",
+  () => {
+    const out = endWorkerIn(["marked", "headers", "region", "alone"]);
+    const three = {
+      stopped: 1,
+      append: 6,
+      async: 7,
+      levels: "7/7",
+      entries: "1:1,2:2,5:4,6:5 | 3:3,7:6",
+      live: "4,2",
+      close: "ok",
+      reopened: "1:1,2:2,5:4,6:5 | 3:3,7:6",
+    };
+    assert.deepEqual(out, {
+      marked: three,
+      headers: three,
+      region: three,
+      alone: {
+        stopped: 1,
+        append: 3,
+        async: 4,
+        levels: "4/4",
+        entries: "1:1,2:2,3:5 | 4:6",
+        live: "3,1",
+        close: "ok",
+        reopened: "1:1,2:2,3:5 | 4:6",
+      },
+    });
+  },
+  { timeout: 90_000 },
+);
+
+// Bug: a Worker that ended holding the reserve lock in a reserve, or in
+// an append with nothing else in flight (which stores its entry under
+// both locks), failed every later append of the process with EOWNERDEAD
+// (-130) until a reopen. Both now mark the lock word, and a lone append
+// fills a ring slot as a reserve does; the next taker takes a marked lock
+// over and finishes the reservation it finds half made (its ring slot
+// filled, the region's reserved end perhaps moved, the next timestamp
+// not): counted in, it is committed as padding, or as the entry once
+// marked ready, so no later entry lands behind a room no header covers
+// (entries past it were not shown, nor recovered) and no timestamp is
+// given twice.
+test(
+  "a Worker ended in a reserve or a lone append: the next taker of the reserve lock finishes the reservation and appends go on",
+  () => {
+    const out = endWorkerIn([
+      "reserveTail",
+      "reserved",
+      "aloneWritten",
+      "aloneReady",
+    ]);
+    const after = {
+      stopped: 1,
+      append: 3,
+      async: 4,
+      levels: "4/4",
+      entries: "1:1,3:5 | 4:6",
+      live: "2,1",
+      close: "ok",
+      reopened: "1:1,3:5 | 4:6",
+    };
+    assert.deepEqual(out, {
+      reserveTail: after,
+      reserved: after,
+      aloneWritten: after,
+      // its entry was whole and marked ready: committed as such
+      aloneReady: {
+        ...after,
+        entries: "1:1,2:2,3:5 | 4:6",
+        live: "3,1",
+        reopened: "1:1,2:2,3:5 | 4:6",
+      },
     });
   },
   { timeout: 90_000 },
