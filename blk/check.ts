@@ -184,6 +184,8 @@ function deferToCommits(table: LaneTable): void {
  */
 export function checkPool(input: CheckInput): string[] {
   const { media, blockSize, poolsetUuid, places, arenas } = input;
+  // it reads every map entry: through one view, not piece by piece
+  media.viewWhole();
   const p = new Problems();
   const header = checkPoolHeader(
     media.bytes(0, HEADER_SIZE),

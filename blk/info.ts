@@ -82,6 +82,7 @@ export function blockFill(
   onProgress?: (done: number, total: number) => void,
 ): BlockFill {
   const fill: BlockFill = { written: 0, zero: 0, error: 0, unwritten: 0 };
+  media.viewWhole(); // it reads every map entry: not piece by piece
   const total = places.reduce((n, p) => n + p.info.externalNlba, 0);
   let done = 0;
   const perChunk = MAX_ACCESS / MAP_ENTRY_SIZE;

@@ -87,7 +87,7 @@ export function joinPool(
     }
     throw e;
   }
-  const shared = new PoolShared(share.memory, maxArenas(fileSize));
+  const shared = new PoolShared(share, maxArenas(fileSize));
   if (share.first) {
     shared.state = STATE_LOADING;
     shared.readOnly = readOnly;

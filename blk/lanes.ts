@@ -130,7 +130,8 @@ export class LaneTable {
   #left = false;
 
   /**
-   * @param words the arena's region (`ARENA_WORDS` int32s)
+   * @param words the arena's region (`ARENA_WORDS` int32s, or its words up
+   *   to the read ledgers: a part of a share, `PoolShared.arena`)
    * @param token this opener's number, unique among the pool's openers
    *   (used where the words are no share's)
    * @param recoverLane recovers a lane of an opener that ended mid-commit

@@ -13,6 +13,7 @@ import { type IndexedReader, MappingReader } from "../pmem2/reader.ts";
 import type { Granularity } from "../pmem2/config.ts";
 import { VIEW_WINDOWS } from "../pmem2/view_buffers.ts";
 import { EvenWindows } from "../pmem2/even_windows.ts";
+import { Pieces } from "../pmem2/pieces.ts";
 import type { BatchEntry } from "../mover/vdm.ts";
 
 /** The largest single access {@linkcode Media.bytes} serves. */
@@ -30,7 +31,14 @@ const WHOLE_LIMIT = Math.min(VIEW_WINDOWS.whole, 2 ** 32 - 4096);
 
 /**
  * Byte-level access to a pool mapping: zero-copy loads and durable stores.
- * A pool up to `WHOLE_LIMIT` is one view; a larger one is reached through
+ * A pool up to `WHOLE_LIMIT` is one view, made at once on Deno; on Bun it
+ * is made when a path needs it ({@linkcode Media.viewWhole}: a scan, a
+ * mover batch), and until then the pool is seen through its 64 KiB pieces
+ * (`pmem2/pieces.ts`), so that an open, a recovery and synchronous reads
+ * and writes, which touch the header, info blocks, maps and flogs only,
+ * make Bun count a few of those instead of the pool (a 32 MiB buffer at
+ * each open collected garbage at two opens in three). A larger pool is
+ * reached through
  * the mapping's even view windows (`pmem2/even_windows.ts`, shared with
  * the object and log stores), made where the pool is used: on Bun a
  * pool's synchronous reads and writes then hold windows over its header,
@@ -44,10 +52,12 @@ export class Media {
   #map: Mapping;
   #size: number;
   #granularity: Granularity;
-  /** The whole pool, when it is one view (else: windows). */
+  /** The whole pool, once it is one view (else: pieces or windows). */
   #u8: Uint8Array | undefined;
-  /** The whole pool as u32 words, when it is one view. */
+  /** The whole pool as u32 words, once it is one view. */
   #u32: Uint32Array | undefined;
+  /** The pieces, while a pool to be viewed whole is not yet (Bun). */
+  #pieces: Pieces | undefined;
   /** The windows, when the pool is not one view. */
   #win: EvenWindows | undefined;
   #reader: MappingReader;
@@ -59,11 +69,33 @@ export class Media {
     this.#size = map.size;
     this.#granularity = map.granularity;
     this.#reader = new MappingReader(map);
-    if (this.#size <= WHOLE_LIMIT) {
-      const u8 = map.view(0, this.#size);
-      this.#u8 = u8;
-      this.#u32 = new Uint32Array(u8.buffer, u8.byteOffset, u8.length >>> 2);
-    } else this.#win = new EvenWindows(map);
+    if (this.#size > WHOLE_LIMIT) this.#win = new EvenWindows(map);
+    else if (!VIEW_WINDOWS.piecesFirst) this.#whole(map);
+    else this.#pieces = new Pieces(map);
+  }
+
+  /** Make the view of the whole pool (and drop the pieces). */
+  #whole(map: Mapping): Uint8Array {
+    const u8 = map.view(0, this.#size);
+    this.#u8 = u8;
+    this.#u32 = new Uint32Array(u8.buffer, u8.byteOffset, u8.length >>> 2);
+    this.#pieces = undefined;
+    return u8;
+  }
+
+  /**
+   * See the pool through one view from now on, where it is one view at
+   * all (a pool up to `WHOLE_LIMIT`) and is still seen through pieces: a
+   * path that reads much of the pool (check, the fill count) calls this
+   * first, so that it pays for no piece per access. Returns the view,
+   * undefined where the pool is seen through windows.
+   */
+  viewWhole(): Uint8Array | undefined {
+    const u8 = this.#u8;
+    if (u8 !== undefined) return u8;
+    if (this.#pieces !== undefined) return this.#whole(this.#map);
+    if (this.#win === undefined) throw closedMedia();
+    return undefined;
   }
 
   /**
@@ -99,6 +131,11 @@ export class Media {
     if (u8 !== undefined) {
       return new Uint8Array(u8.buffer, u8.byteOffset + offset, length);
     }
+    const pieces = this.#pieces;
+    if (pieces !== undefined) {
+      if (pieces.fits(offset, length)) return pieces.bytes(offset, length);
+      return this.#whole(this.#map).subarray(offset, offset + length);
+    }
     if (this.#win === undefined) throw closedMedia();
     return this.#win.view(offset, length);
   }
@@ -107,10 +144,11 @@ export class Media {
    * Push to `ops` the mover batch entries that copy `data` into the pool
    * at `at`: one into the pool's view, or a piece per even window the
    * block spans. A batch so addresses its blocks without a view each,
-   * which is dear to build on Bun.
+   * which is dear to build on Bun (and through the whole view where the
+   * pool is one: batches of a pool seen through windows ran slower).
    */
   storeOps(at: number, data: Uint8Array, ops: BatchEntry[]): void {
-    const u8 = this.#u8;
+    const u8 = this.#u8 ?? this.#wholeIfPieces();
     if (u8 !== undefined) {
       ops.push({ op: "memcpy", dst: u8, dstOffset: at, src: data });
     } else if (this.#win !== undefined) this.#win.storeOps(at, data, ops);
@@ -127,12 +165,17 @@ export class Media {
     into: Uint8Array,
     ops: BatchEntry[],
   ): void {
-    const u8 = this.#u8;
+    const u8 = this.#u8 ?? this.#wholeIfPieces();
     if (u8 !== undefined) {
       ops.push({ op: "memcpy", dst: into, src: u8, srcOffset: at, length });
     } else if (this.#win !== undefined) {
       this.#win.loadOps(at, length, into, ops);
     } else throw closedMedia();
+  }
+
+  /** The whole view, made now where the pool is seen through pieces. */
+  #wholeIfPieces(): Uint8Array | undefined {
+    return this.#pieces === undefined ? undefined : this.#whole(this.#map);
   }
 
   /**
@@ -182,6 +225,8 @@ export class Media {
   getU32(offset: number): number {
     const u32 = this.#u32;
     if (u32 !== undefined) return u32[offset >>> 2];
+    const pieces = this.#pieces;
+    if (pieces !== undefined) return pieces.getU32(offset);
     if (this.#win === undefined) throw closedMedia();
     return this.#win.getU32(offset);
   }
@@ -190,6 +235,7 @@ export class Media {
   setU32(offset: number, value: number): void {
     const u32 = this.#u32;
     if (u32 !== undefined) u32[offset >>> 2] = value;
+    else if (this.#pieces !== undefined) this.#pieces.setU32(offset, value);
     else if (this.#win !== undefined) this.#win.setU32(offset, value);
     else throw closedMedia();
   }
@@ -222,14 +268,22 @@ export class Media {
   /** Whether `[offset, offset + length)` is all zero bytes. */
   isZero(offset: number, length: number): boolean {
     if (this.#win !== undefined) return this.#win.isZero(offset, length);
+    const pieces = this.#pieces;
+    if (pieces !== undefined && pieces.fits(offset, length)) {
+      // (a flog entry at a recovery) no view of the whole pool for it
+      const b = pieces.bytes(offset, length);
+      for (let i = 0; i < length; i++) if (b[i] !== 0) return false;
+      return true;
+    }
+    const u8 = this.#u8 ?? this.#wholeIfPieces();
     const u32 = this.#u32;
-    if (u32 === undefined) throw closedMedia();
+    if (u8 === undefined || u32 === undefined) throw closedMedia();
     let i = offset;
     const end = offset + length;
     // bytes to the first word, the words, the bytes after the last
-    for (; i < end && i % 4 !== 0; i++) if (this.#u8![i] !== 0) return false;
+    for (; i < end && i % 4 !== 0; i++) if (u8[i] !== 0) return false;
     for (; i + 4 <= end; i += 4) if (u32[i >>> 2] !== 0) return false;
-    for (; i < end; i++) if (this.#u8![i] !== 0) return false;
+    for (; i < end; i++) if (u8[i] !== 0) return false;
     return true;
   }
 
@@ -238,6 +292,7 @@ export class Media {
     this.#closed = true;
     this.#u8 = undefined;
     this.#u32 = undefined;
+    this.#pieces = undefined;
     this.#win = undefined;
     this.#reader.close();
   }

@@ -19,6 +19,7 @@
  */
 import type { FileShare } from "../pmem2/file_share.ts";
 import {
+  ARENA_WORDS,
   LEDGER_BASE,
   LEDGER_OWNER_BASE,
   LEDGERS,
@@ -40,10 +41,10 @@ if (READ_BUCKETS !== 4096) {
 
 /** One opener's read tracking in one arena. */
 export class ReadTracker {
-  /** The arena's region. */
+  /** The arena's region (its ledgers too, or up to `LEDGER_BASE`). */
   readonly #words: Int32Array;
-  /** Every opener's ledger (counts per bucket), `READ_BUCKETS` each. */
-  readonly #ledgers: Uint32Array;
+  /** The openers' ledgers (counts per bucket) viewed so far, by slot. */
+  readonly #ledgers: Uint32Array[] = [];
   readonly #share: FileShare | undefined;
   readonly #token: number;
   /** This opener's ledger, or undefined (none left, or not shared). */
@@ -60,11 +61,26 @@ export class ReadTracker {
     this.#words = words;
     this.#share = share;
     this.#token = token;
-    this.#ledgers = new Uint32Array(
-      words.buffer,
-      words.byteOffset + LEDGER_BASE * 4,
-      LEDGERS * READ_BUCKETS,
-    );
+  }
+
+  /**
+   * Ledger `s`: in the region's words when they hold the ledgers, else a
+   * part of the share of its own (an open views its own ledger, and
+   * another's only to take its counts back: Bun counts a view's length
+   * as allocated memory, and the 64 ledgers are 1 MiB).
+   */
+  #ledgerAt(s: number): Uint32Array {
+    const known = this.#ledgers[s];
+    if (known !== undefined) return known;
+    const w = this.#words;
+    const at = w.byteOffset + (LEDGER_BASE + s * READ_BUCKETS) * 4;
+    const ledger = w.length >= ARENA_WORDS
+      ? new Uint32Array(w.buffer, at, READ_BUCKETS)
+      : new Uint32Array(
+        this.#share!.part(this.#share!.baseOf(w.buffer) + at, READ_BUCKETS * 4),
+      );
+    this.#ledgers[s] = ledger;
+    return ledger;
   }
 
   /**
@@ -81,10 +97,7 @@ export class ReadTracker {
       this.#giveBack(s);
       Atomics.store(w, LEDGER_OWNER_BASE + s, this.#token);
       this.#slot = s;
-      this.#ledger = this.#ledgers.subarray(
-        s * READ_BUCKETS,
-        (s + 1) * READ_BUCKETS,
-      );
+      this.#ledger = this.#ledgerAt(s);
       return;
     }
   }
@@ -123,14 +136,13 @@ export class ReadTracker {
   /** Subtract ledger `s`'s counts from the counters; zero it. */
   #giveBack(s: number): boolean {
     const w = this.#words;
-    const ledger = this.#ledgers;
-    const base = s * READ_BUCKETS;
+    const ledger = this.#ledgerAt(s);
     let any = false;
     for (let b = 0; b < READ_BUCKETS; b++) {
-      const n = ledger[base + b];
+      const n = ledger[b];
       if (n === 0) continue;
       Atomics.sub(w, READ_BASE + b, n);
-      ledger[base + b] = 0;
+      ledger[b] = 0;
       any = true;
     }
     return any;

@@ -25,7 +25,12 @@
  * @module
  */
 import { PmemError } from "../errors/mod.ts";
-import { ARENA_WORDS, STRIPE_BASE, STRIPES } from "./arena_words.ts";
+import {
+  ARENA_WORDS,
+  LEDGER_BASE,
+  STRIPE_BASE,
+  STRIPES,
+} from "./arena_words.ts";
 import { EOWNERDEAD } from "../errors/errno.ts";
 import { backend } from "../ffi/lib.ts";
 import { FileShare, lockToken } from "../pmem2/file_share.ts";
@@ -219,20 +224,33 @@ export function maxArenas(fileSize: number): number {
 /** The control block of a pool's shared state, and its arenas' regions. */
 export class PoolShared {
   readonly #i32: Int32Array;
-  readonly #memory: ArrayBuffer;
+  /** The memory, when this was made over all of it (else: parts). */
+  readonly #memory: ArrayBuffer | undefined;
   readonly #arenas: number;
   /** The open of the share whose memory this is, if it is one. */
   readonly #share: FileShare | undefined;
+  /** The arenas' words, by index, once asked for. */
+  readonly #words: Int32Array[] = [];
 
   /**
-   * @param memory the share's block, {@linkcode PoolShared.bytes} long
+   * @param memory the share's block, {@linkcode PoolShared.bytes} long, or
+   *   the open of the share: then the control block and each arena's
+   *   words are viewed as parts of it, without the read ledgers, which
+   *   are most of the block (1 MiB an arena) and which an opener views
+   *   one at a time (`read_tracking.ts`): Bun counts a buffer's length as
+   *   allocated memory at every open
    * @param arenas arena regions it holds
    */
-  constructor(memory: ArrayBuffer, arenas: number) {
-    this.#memory = memory;
-    this.#i32 = new Int32Array(memory, 0, CONTROL >> 2);
+  constructor(memory: ArrayBuffer | FileShare, arenas: number) {
+    if (memory instanceof FileShare) {
+      this.#share = memory;
+      this.#i32 = new Int32Array(memory.part(0, CONTROL));
+    } else {
+      this.#memory = memory;
+      this.#i32 = new Int32Array(memory, 0, CONTROL >> 2);
+      this.#share = FileShare.of(memory);
+    }
     this.#arenas = arenas;
-    this.#share = FileShare.of(memory);
   }
 
   /** Bytes of shared memory for a pool file of `fileSize` bytes. */
@@ -240,17 +258,22 @@ export class PoolShared {
     return CONTROL + maxArenas(fileSize) * ARENA_WORDS * 4;
   }
 
-  /** The words of arena `k`'s region. */
+  /**
+   * The words of arena `k`'s region: all `ARENA_WORDS` of them over the
+   * whole memory, or up to its read ledgers (`LEDGER_BASE`) when this
+   * was made over the share's parts.
+   */
   arena(k: number): Int32Array {
     if (k >= this.#arenas) {
       throw new RangeError(
         `Cannot share arena ${k}: the pool has room for ${this.#arenas}`,
       );
     }
-    return new Int32Array(
-      this.#memory,
-      CONTROL + k * ARENA_WORDS * 4,
-      ARENA_WORDS,
+    const at = CONTROL + k * ARENA_WORDS * 4;
+    const memory = this.#memory;
+    if (memory !== undefined) return new Int32Array(memory, at, ARENA_WORDS);
+    return this.#words[k] ??= new Int32Array(
+      this.#share!.part(at, LEDGER_BASE * 4),
     );
   }
 
@@ -462,6 +485,9 @@ export const LEFT_ALONE = 0x40000000;
  * stripe it cannot have.
  */
 export function releaseStripes(memory: ArrayBufferLike, token: number): void {
+  // (a part of a share: its arena's words) every arena's stripes
+  const share = FileShare.of(memory);
+  if (share !== undefined) memory = share.memory;
   const bytes = ARENA_WORDS * 4;
   const arenas = Math.floor((memory.byteLength - CONTROL) / bytes);
   for (let k = 0; k < arenas; k++) {

@@ -56,8 +56,11 @@ const GEN_MASK = 0x3ffff;
 /** Tokens are below it. */
 const TOKEN_END = 1 + SLOTS * (GEN_MASK + 1);
 
-/** The share of each open's memory (see {@linkcode FileShare.of}). */
-const owners = new WeakMap<ArrayBuffer, FileShare>();
+/**
+ * The share of each open's memory and parts (see {@linkcode FileShare.of}),
+ * and where each starts in the memory.
+ */
+const owners = new WeakMap<ArrayBuffer, { share: FileShare; base: number }>();
 
 /**
  * An open of a file's process-wide share.
@@ -83,7 +86,12 @@ const owners = new WeakMap<ArrayBuffer, FileShare>();
 export class FileShare implements Disposable {
   #handle: Ptr | null;
   #first: boolean;
-  #memory: ArrayBuffer;
+  #address: Ptr;
+  #size: number;
+  /** The buffer over all of the memory, once asked for. */
+  #memory: ArrayBuffer | null = null;
+  /** The buffers over parts of it ({@linkcode FileShare.part}). */
+  #parts: ArrayBuffer[] = [];
   #path: string;
   /** The status words the native side keeps after the memory. */
   #status: Int32Array;
@@ -94,7 +102,8 @@ export class FileShare implements Disposable {
     this.#first = first;
     this.#path = path;
     const address = native.ap_share_address(handle) as Ptr;
-    this.#memory = backend.view(address, size);
+    this.#address = address;
+    this.#size = size;
     // (share.c: the status words start at the next multiple of 64 bytes;
     // the handle's first int32 is the open's slot, -1 for none)
     this.#status = new Int32Array(
@@ -108,16 +117,25 @@ export class FileShare implements Disposable {
     // (its generation stays while this open is open)
     this.#token = slot < 0 ? 0 : slot + 1 +
       SLOTS * ((this.#status[STATUS_HEAD + slot] >>> 2) & GEN_MASK);
-    owners.set(this.#memory, this);
   }
 
   /**
-   * The open whose {@linkcode FileShare.memory} `memory` is, while it is
-   * open (views of the memory have it as their `buffer`).
+   * The open whose {@linkcode FileShare.memory} (or one of whose
+   * {@linkcode FileShare.part}s) `memory` is, while it is open (views of
+   * the memory have it as their `buffer`).
    */
   static of(memory: ArrayBufferLike): FileShare | undefined {
-    const share = owners.get(memory as ArrayBuffer);
+    const share = owners.get(memory as ArrayBuffer)?.share;
     return share === undefined || share.closed ? undefined : share;
+  }
+
+  /**
+   * Where `buffer` (this open's memory or a part of it) starts in the
+   * memory, or -1 when it is neither.
+   */
+  baseOf(buffer: ArrayBufferLike): number {
+    const owner = owners.get(buffer as ArrayBuffer);
+    return owner?.share === this ? owner.base : -1;
   }
 
   /**
@@ -236,7 +254,39 @@ export class FileShare implements Disposable {
    */
   get memory(): ArrayBuffer {
     if (this.#handle === null) throw new ClosedError("FileShare", "memory");
+    if (this.#memory === null) {
+      this.#memory = backend.view(this.#address, this.#size);
+      owners.set(this.#memory, { share: this, base: 0 });
+    }
     return this.#memory;
+  }
+
+  /**
+   * A buffer over `[offset, offset + length)` of the shared memory, made
+   * for the caller; it detaches when this open closes, as the memory
+   * does. Bun counts a buffer's whole length as allocated memory when it
+   * is made: an opener that uses little of a large share (a block pool's
+   * arena words, not every opener's read ledger) views just that.
+   *
+   * @throws {ClosedError} after {@linkcode FileShare.close}
+   * @throws {RangeError} when the range leaves the memory
+   */
+  part(offset: number, length: number): ArrayBuffer {
+    if (this.#handle === null) throw new ClosedError("FileShare", "part");
+    if (
+      !Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 ||
+      length <= 0 || offset + length > this.#size
+    ) {
+      throw new RangeError(
+        `Cannot view [${offset}, ${
+          offset + length
+        }) of a share of ${this.#size} bytes`,
+      );
+    }
+    const buf = backend.view(this.#address, length, offset);
+    owners.set(buf, { share: this, base: offset });
+    this.#parts.push(buf);
+    return buf;
   }
 
   /**
@@ -250,10 +300,15 @@ export class FileShare implements Disposable {
     const h = this.#handle;
     if (h === null) return 0;
     this.#handle = null;
-    owners.delete(this.#memory);
-    // (a buffer transferred away is detached here already: transfer would
-    // throw, and the open would never leave the share)
-    if (!this.#memory.detached) this.#memory.transfer(0);
+    const bufs = this.#parts;
+    if (this.#memory !== null) bufs.push(this.#memory);
+    this.#parts = [];
+    for (const buf of bufs) {
+      owners.delete(buf);
+      // (a buffer transferred away is detached here already: transfer
+      // would throw, and the open would never leave the share)
+      if (!buf.detached) buf.transfer(0);
+    }
     this.#status = new Int32Array(0);
     return check(native.ap_share_close(h), "close");
   }

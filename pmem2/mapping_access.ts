@@ -116,6 +116,16 @@ export function hasWholeBuffer(map: Mapping): boolean {
 }
 
 /**
+ * Bytes of the buffers made for a mapping's views since it was mapped
+ * (each counted once, when made: what Bun counts as allocated memory).
+ * Internal: for tests that check a store's open views little of its
+ * mapping on Bun (`VIEW_WINDOWS.piece`).
+ */
+export function viewedBytes(map: Mapping): number {
+  return buffersOf(map).made;
+}
+
+/**
  * The native handle of an open mapping. Internal: for tests that check
  * the shim's own refusals, and for native calls that store and persist
  * in one (each reports to the tracer with {@linkcode traceDurable}).

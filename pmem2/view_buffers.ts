@@ -31,14 +31,38 @@ const BUN_VIEW_LIMIT = 2 ** 32;
  * pool's batched writes ran ~10 % slower through windows), though its
  * first ~200 000 reads into new arrays took 2.2–2.9 µs each against
  * ~50 000 with windows, 0.13 µs after (figures in `bench/NOTES.md`).
+ *
+ * Bun counts a buffer's length when it is made, so even a mapping of at
+ * most `whole` bytes is better not seen whole where a path touches only
+ * a little of it: a block pool's open made a 32 MiB buffer for a pool
+ * whose header, info blocks and flog it reads, and two opens in three
+ * collected garbage. On Bun a store's paths that touch little (an open,
+ * a recovery, a synchronous read or write) go through `piece`-byte
+ * views, each made at its first use (`pieces.ts`), and the buffer over
+ * the whole mapping is made when a path needs it (a scan, a mover
+ * batch): `piecesFirst`. On Deno the whole view is made at once.
  */
 export const VIEW_WINDOWS: {
   readonly whole: number;
   readonly size: number;
   readonly stride: number;
+  readonly piece: number;
+  readonly piecesFirst: boolean;
 } = RUNTIME === "bun"
-  ? { whole: 2 ** 26, size: 2 ** 22, stride: 2 ** 21 }
-  : { whole: Infinity, size: 2 ** 30, stride: 2 ** 29 };
+  ? {
+    whole: 2 ** 26,
+    size: 2 ** 22,
+    stride: 2 ** 21,
+    piece: 2 ** 16,
+    piecesFirst: true,
+  }
+  : {
+    whole: Infinity,
+    size: 2 ** 30,
+    stride: 2 ** 29,
+    piece: 2 ** 16,
+    piecesFirst: false,
+  };
 
 /**
  * Whether `buf` was detached: a buffer of a mapping is detached only by
@@ -78,7 +102,17 @@ export class ViewBuffers {
     this.#size = size;
   }
 
+  /**
+   * Bytes of the buffers made so far, each counted once when made (what
+   * Bun counts as allocated; for tests, see `viewedBytes`).
+   */
+  get made(): number {
+    return this.#made;
+  }
+  #made = 0;
+
   #track(buf: ArrayBuffer, base: number): ArrayBuffer {
+    this.#made += buf.byteLength;
     this.#handedOut.push(buf);
     this.#bases.set(buf, base);
     return buf;
