@@ -86,15 +86,19 @@ function createMap(
   bytes: Uint8Array,
   byName: Map<string, MapCore>,
 ): MapCore {
+  // before the transaction: thrown inside it, the RangeError doomed the
+  // enclosing transaction it joins (a caller's `pool.tx` that caught it
+  // failed all the same). The catalog as staged is the one the
+  // transaction will see: nothing runs in between
+  const free = e.state.catalog.findIndex((c) => c.name === "");
+  if (free < 0) {
+    throw new RangeError(
+      `Cannot create the map ${
+        JSON.stringify(name)
+      }: the pool's catalog holds 31 maps`,
+    );
+  }
   return pool.tx((tx) => {
-    const free = e.state.catalog.findIndex((c) => c.name === "");
-    if (free < 0) {
-      throw new RangeError(
-        `Cannot create the map ${
-          JSON.stringify(name)
-        }: the pool's catalog holds 31 maps`,
-      );
-    }
     const desc = txHooks.allocInternal(tx, DESC_SIZE, TYPE_MAP);
     const was = txHooks.beginInternalWrites(tx);
     try {
