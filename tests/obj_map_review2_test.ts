@@ -3,7 +3,8 @@
 // each test is the probe that found a bug (red before its fix), kept as a
 // regression test, or (said so at the test) a probe of a risk the review
 // named that found none, kept as its guard.
-import { ObjectPool, PersistentMap } from "../obj/mod.ts";
+import { OutOfSpaceError } from "../errors/mod.ts";
+import { checkObjectPool, ObjectPool, PersistentMap } from "../obj/mod.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
@@ -31,4 +32,35 @@ test("a full catalog's RangeError caught inside a transaction does not fail it",
   assert.equal(m.get("k"), "async");
   assert.throws(() => PersistentMap.open(pool, "one too many"), full);
   assert.equal(m.size, 1);
+});
+
+// Bug: a map created on a full pool failed with an OutOfSpaceError of op
+// "alloc" ("alloc: the pool has no free chunk for a new run"), a call
+// its user never made; set, setAsync and batch name their own call (see
+// obj_trial_test.ts). It names "open" now, as its ClosedError does.
+test("`PersistentMap.open` of a new map on a full pool fails with an OutOfSpaceError naming open, and creates nothing", () => {
+  using pool = ObjectPool.create(tempPath(), { size: 8 * MiB, layout: "kv" });
+  using m = PersistentMap.open(pool, "m");
+  // nodes of the descriptor's size class, until no chunk is left for a
+  // run of it
+  const value = "v".repeat(2046);
+  let n = 0;
+  assert.throws(() => {
+    for (;; n++) m.set(`k${n}`, value);
+  }, OutOfSpaceError);
+  for (let i = 0; i < 2; i++) {
+    assert.throws(
+      () => PersistentMap.open(pool, "other"),
+      (e) =>
+        e instanceof OutOfSpaceError && e.op === "open" &&
+        e.message.startsWith("open: "),
+    );
+  }
+  assert.equal(m.size, n);
+  assert.deepEqual(checkObjectPool(pool).problems, []);
+  // room again: the name was never taken
+  m.delete("k0");
+  m.delete("k1");
+  using other = PersistentMap.open(pool, "other");
+  assert.equal(other.size, 0);
 });
