@@ -7,7 +7,12 @@ import { join } from "node:path";
 import { OutOfSpaceError } from "../errors/mod.ts";
 import { waitAll } from "../future/mod.ts";
 import type { Future } from "../future/future.ts";
-import { checkObjectPool, ObjectPool, PersistentMap } from "../obj/mod.ts";
+import {
+  checkObjectPool,
+  CorruptPoolError,
+  ObjectPool,
+  PersistentMap,
+} from "../obj/mod.ts";
 import { CLASS_SIZES, OBJECT_HEADER } from "../obj/layout.ts";
 import { NODE_HEADER } from "../obj/map_format.ts";
 import { CACHE_LINE, PAGE } from "./crash/model.ts";
@@ -25,9 +30,20 @@ import {
   setup,
 } from "./crash/obj_workload.ts";
 import { xorshift } from "./crash/random.ts";
-import { assert, tempDir, tempPath, test } from "./_harness.ts";
+import { assert, patch, peek, tempDir, tempPath, test } from "./_harness.ts";
 
 const MiB = 1 << 20;
+/** File offset of catalog slot `i` (the state page's catalog). */
+const catalogSlot = (i: number) => 4096 + 128 + 128 * i;
+/** The u64 at `offset` of the file at `path`. */
+const u64At = (path: string, offset: number) =>
+  Number(new DataView(peek(path, offset, 8).buffer).getBigUint64(0, true));
+/** The u64 `value` as 8 little-endian bytes. */
+const u64Bytes = (value: number) => {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(value), true);
+  return b;
+};
 
 // Bug: the RangeError of a full catalog (31 maps) was thrown inside the
 // transaction that creates the map, which joins an enclosing one: a
@@ -236,3 +252,55 @@ test(
   },
   { timeout: 240_000 },
 );
+
+// Bug: a map's load checked that no directory or leaf of the map is
+// reached twice, and the catalog that no descriptor is two maps', but
+// not that a map's directory, leaf or node is not another map's: one
+// damaged pointer (a leaf slot of "b" holding a node of "a", a
+// directory's pointer to "a"'s leaf) opened both maps, and a set through
+// one then freed a node, or overwrote a slot, that the other still read.
+// The map opened second now fails with a CorruptPoolError naming it.
+test("a map whose leaf or node is another map's is a CorruptPoolError, whichever opens second", () => {
+  const path = tempPath();
+  {
+    using pool = ObjectPool.create(path, { size: 8 * MiB, layout: "kv" });
+    using a = PersistentMap.open(pool, "a");
+    using b = PersistentMap.open(pool, "b");
+    a.set("ka", "va");
+    b.set("kb", "vb");
+  }
+  // each map's first directory, first leaf, and the node of slot 0
+  const objects = (slot: number) => {
+    const dir = u64At(path, u64At(path, catalogSlot(slot) + 112) + 16);
+    const leaf = u64At(path, dir);
+    return { dir, leaf, node: u64At(path, leaf) };
+  };
+  const a = objects(0);
+  const b = objects(1);
+  const cases = [
+    // b's slot 0 holds a's node
+    { at: b.leaf, was: b.node, now: a.node, what: "the node of slot 0" },
+    // b's first leaf is a's
+    { at: b.dir, was: b.leaf, now: a.leaf, what: "leaf 0" },
+  ];
+  for (const c of cases) {
+    patch(path, c.at, u64Bytes(c.now));
+    for (const [first, second] of [["a", "b"], ["b", "a"]]) {
+      using pool = ObjectPool.open(path, { layout: "kv" });
+      using m = PersistentMap.open(pool, first);
+      assert.equal(m.size, 1);
+      assert.throws(
+        () => PersistentMap.open(pool, second),
+        (e) =>
+          e instanceof CorruptPoolError &&
+          e.structure === `the map "${second}": ${c.what}` &&
+          e.message.includes(`the map "${first}"`),
+        `${c.what}, ${second} opened second`,
+      );
+    }
+    patch(path, c.at, u64Bytes(c.was));
+  }
+  using pool = ObjectPool.open(path, { layout: "kv" });
+  assert.equal(PersistentMap.open(pool, "a").get("ka"), "va");
+  assert.equal(PersistentMap.open(pool, "b").get("kb"), "vb");
+});
