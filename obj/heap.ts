@@ -238,7 +238,7 @@ export class Heap {
       avail.pop();
       r.listed = false;
     }
-    const k = this.#takeChunks(1, op);
+    const k = this.#takeChunks(1, op, log);
     const run = new Run(k, cls, this.#g.heap + k * CHUNK_SIZE);
     this.#kinds[k] = CHUNK_RUN;
     this.#runs[k] = run;
@@ -255,8 +255,47 @@ export class Heap {
     this.#avail[run.cls].push(run);
   }
 
-  /** Find `n` contiguous free chunks (first fit from a hint), mark them. */
-  #takeChunks(n: number, op: string): number {
+  /**
+   * Find `n` contiguous free chunks (first fit from a hint), mark them.
+   * When there are none, the empty runs are given back first (logged in
+   * `log`): each class keeps one (see `#maybeRelease`), and nothing else
+   * frees their chunks, which no other class, nor a huge object, could
+   * have (an emptied map of values of many sizes held one per size).
+   */
+  #takeChunks(n: number, op: string, log: HeapLog): number {
+    let k = this.#findChunks(n);
+    if (k < 0 && this.#releaseEmpty(log)) k = this.#findChunks(n);
+    if (k >= 0) return k;
+    throw new OutOfSpaceError(
+      op,
+      n === 1
+        ? "the pool has no free chunk for a new run"
+        : `the pool has no ${n} contiguous free chunks`,
+    );
+  }
+
+  /** Give back every empty run's chunk; whether there was one. */
+  #releaseEmpty(log: HeapLog): boolean {
+    let any = false;
+    for (let k = 0; k < this.#g.chunks; k++) {
+      const run = this.#runs[k];
+      if (
+        this.#kinds[k] !== CHUNK_RUN || run === undefined ||
+        run.free !== RUNS[run.cls].blocks
+      ) continue;
+      // logged first: a log out of room throws with nothing changed here
+      this.#setEntry(k, CHUNK_FREE, 0, log);
+      this.#kinds[k] = CHUNK_FREE;
+      this.#runs[k] = undefined;
+      this.#freeChunks++;
+      this.#note(U_RELEASE, run, 0);
+      any = true;
+    }
+    return any;
+  }
+
+  /** The first of `n` contiguous free chunks, marked taken; -1: none. */
+  #findChunks(n: number): number {
     const kinds = this.#kinds;
     const total = this.#g.chunks;
     if (this.#freeChunks >= n) {
@@ -275,17 +314,12 @@ export class Heap {
         }
       }
     }
-    throw new OutOfSpaceError(
-      op,
-      n === 1
-        ? "the pool has no free chunk for a new run"
-        : `the pool has no ${n} contiguous free chunks`,
-    );
+    return -1;
   }
 
   #allocHuge(bytes: number, log: HeapLog, op: string): number {
     const n = Math.ceil(bytes / CHUNK_SIZE);
-    const k = this.#takeChunks(n, op);
+    const k = this.#takeChunks(n, op, log);
     this.#kinds[k] = CHUNK_HUGE;
     this.#huge[k] = n;
     for (let j = 1; j < n; j++) this.#kinds[k + j] = CHUNK_CONT;

@@ -224,7 +224,8 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
    * @throws {RangeError} for an empty name, one longer than 111 bytes, or
    *   one with a NUL or a lone surrogate; when the pool's catalog holds 31
    *   maps already
-   * @throws {OutOfSpaceError} when the pool is full
+   * @throws {OutOfSpaceError} when the pool is full (a new map's
+   *   descriptor has no room): nothing was created
    * @throws {CorruptPoolError} when the map's objects are damaged
    */
   static open(pool: ObjectPool, name: string): PersistentMap {
@@ -241,7 +242,14 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
         `Cannot open a map: the name must have 1 to ${MAX_NAME} UTF-8 bytes, no NUL and no lone surrogate`,
       );
     }
-    return new PersistentMap(pool, mapCore(pool, e, name, bytes));
+    let core: MapCore;
+    try {
+      core = mapCore(pool, e, name, bytes);
+    } catch (err) {
+      // the allocation of a new map's descriptor said "alloc"
+      throw asMapOp(err, "open");
+    }
+    return new PersistentMap(pool, core);
   }
 
   #live(op: string): MapCore {

@@ -18,6 +18,7 @@ import {
 } from "./layout.ts";
 import { DESC_SIZE, MAP_MAGIC, MAP_VERSION } from "./map_format.ts";
 import { MapCore } from "./map_core.ts";
+import type { OtherMaps } from "./map_load.ts";
 import { TYPE_MAP } from "./open.ts";
 import type { ObjectPool } from "./pool.ts";
 import { poolEngine } from "./pool_access.ts";
@@ -65,13 +66,36 @@ export function mapCore(
           e.media.getU32(h + 8),
         ),
       );
-      core.load();
+      core.load(otherMaps(byName));
     } else {
       core = createMap(pool, e, name, bytes, byName);
     }
     byName.set(name, core);
   }
   return core;
+}
+
+/**
+ * What the maps of a pool loaded so far (`byName`) hold, for the load of
+ * another: its objects must be none of theirs. The directories and leaves
+ * are few (one leaf per 508 keys); a node is looked up by its key.
+ */
+function otherMaps(byName: Map<string, MapCore>): OtherMaps {
+  const loaded = [...byName.values()].filter((c) => !c.dropped);
+  const structures = new Map<number, string>();
+  for (const c of loaded) c.structures(structures);
+  return {
+    structures,
+    node(isStr, key, offset) {
+      for (const c of loaded) {
+        const x = (isStr ? c.str : c.bin).get(key);
+        if (x !== undefined && x.node === offset) {
+          return `the map ${JSON.stringify(c.name)}'s node of slot ${x.slot}`;
+        }
+      }
+      return undefined;
+    },
+  };
 }
 
 /**
@@ -86,15 +110,19 @@ function createMap(
   bytes: Uint8Array,
   byName: Map<string, MapCore>,
 ): MapCore {
+  // before the transaction: thrown inside it, the RangeError doomed the
+  // enclosing transaction it joins (a caller's `pool.tx` that caught it
+  // failed all the same). The catalog as staged is the one the
+  // transaction will see: nothing runs in between
+  const free = e.state.catalog.findIndex((c) => c.name === "");
+  if (free < 0) {
+    throw new RangeError(
+      `Cannot create the map ${
+        JSON.stringify(name)
+      }: the pool's catalog holds 31 maps`,
+    );
+  }
   return pool.tx((tx) => {
-    const free = e.state.catalog.findIndex((c) => c.name === "");
-    if (free < 0) {
-      throw new RangeError(
-        `Cannot create the map ${
-          JSON.stringify(name)
-        }: the pool's catalog holds 31 maps`,
-      );
-    }
     const desc = txHooks.allocInternal(tx, DESC_SIZE, TYPE_MAP);
     const was = txHooks.beginInternalWrites(tx);
     try {

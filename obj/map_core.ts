@@ -32,7 +32,7 @@ import {
   TYPE_NODE,
   VALUE_STRING,
 } from "./map_format.ts";
-import { loadMap } from "./map_load.ts";
+import { loadMap, type OtherMaps } from "./map_load.ts";
 import type { ObjectPool } from "./pool.ts";
 import { type Transaction, type TxEffects, txHooks } from "./tx.ts";
 import { stagedData } from "./tx_run.ts";
@@ -126,13 +126,30 @@ export class MapCore implements TxEffects<Pending> {
     this.#desc = desc;
   }
 
-  /** Rebuild the volatile index from the map's objects. */
-  load(): void {
-    const m = loadMap(this.#e, this.name, this.#desc, this.str, this.bin);
+  /**
+   * Rebuild the volatile index from the map's objects, none of which may
+   * be one of `others`'.
+   */
+  load(others: OtherMaps): void {
+    const m = loadMap(
+      this.#e,
+      this.name,
+      this.#desc,
+      this.str,
+      this.bin,
+      others,
+    );
     this.#dirs = m.dirs;
     this.#leaves = m.leaves;
     this.#free = m.free;
     this.#hw = m.hw;
+  }
+
+  /** Note its directories and leaves in `into`, each with what it is. */
+  structures(into: Map<number, string>): void {
+    const map = `the map ${JSON.stringify(this.name)}'s`;
+    this.#dirs.forEach((d, i) => into.set(d.offset, `${map} directory ${i}`));
+    this.#leaves.forEach((l, i) => into.set(l.offset, `${map} leaf ${i}`));
   }
 
   /**

@@ -28,6 +28,23 @@ import {
 import type { Entry } from "./map_core.ts";
 import { objectProblem } from "./open.ts";
 
+/**
+ * What the maps of the pool loaded before hold: a map's directories,
+ * leaves and nodes are its own, and one reached by another map too is
+ * damage (a set through either frees a node, or overwrites a slot, that
+ * the other still reads).
+ */
+export interface OtherMaps {
+  /** Their directories and leaves, each with what it is. */
+  structures: ReadonlyMap<number, string>;
+  /**
+   * What the node at `offset`, of the key `key` (a string of char codes
+   * for bytes), is of another map, if it is one's: the same node holds
+   * the same key, so a lookup of the key finds it.
+   */
+  node(isStr: boolean, key: string, offset: number): string | undefined;
+}
+
 /** A map's objects as {@linkcode loadMap} found them. */
 export interface MapObjects {
   /** Its directories, in order. */
@@ -45,7 +62,8 @@ export interface MapObjects {
  * entries of its keys go into `str` and `bin`, the index by string and
  * by bytes.
  *
- * @throws {CorruptPoolError} naming the damaged object
+ * @throws {CorruptPoolError} naming the damaged object (one of `others`'
+ *   included)
  */
 export function loadMap(
   e: Engine,
@@ -53,6 +71,7 @@ export function loadMap(
   desc: ObjectHandle,
   str: Map<string, Entry>,
   bin: Map<string, Entry>,
+  others: OtherMaps,
 ): MapObjects {
   const media = e.media;
   const bad = (what: string, detail: string) =>
@@ -94,7 +113,7 @@ export function loadMap(
   // sets in either would overwrite the other's slots
   const seen = new Map<number, string>();
   const once = (offset: number, what: string) => {
-    const first = seen.get(offset);
+    const first = seen.get(offset) ?? others.structures.get(offset);
     if (first !== undefined) throw bad(what, `it is ${first} too`);
     seen.set(offset, what);
   };
@@ -151,13 +170,18 @@ export function loadMap(
         flags,
         pend: undefined,
       };
-      const map = flags & KEY_STRING ? str : bin;
-      const key = flags & KEY_STRING ? decoder.decode(kb) : binKey(kb);
+      const isStr = (flags & KEY_STRING) !== 0;
+      const map = isStr ? str : bin;
+      const key = isStr ? decoder.decode(kb) : binKey(kb);
       if (map.has(key)) {
         throw bad(
           `the node of slot ${slot}`,
           "its key is in another slot too",
         );
+      }
+      const other = others.node(isStr, key, off);
+      if (other !== undefined) {
+        throw bad(`the node of slot ${slot}`, `it is ${other} too`);
       }
       map.set(key, entry);
     }
