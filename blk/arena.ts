@@ -68,6 +68,7 @@ import {
 } from "./arena_load.ts";
 import {
   ARENA_BAD_FLOG,
+  ARENA_FLOG_PERSIST,
   ARENA_INFO_FLAG,
   ARENA_MAP_PERSIST,
   arenaInErrorState,
@@ -261,6 +262,15 @@ export class Arena {
     } catch {
       // the media already failed; the shared flag still protects it
     }
+  }
+
+  /**
+   * Whether a persist of the arena failed in this process (its error is
+   * `ARENA_FLOG_PERSIST` or `ARENA_MAP_PERSIST`, set by any opener).
+   */
+  get persistFailed(): boolean {
+    const code = this.table.error;
+    return code === ARENA_FLOG_PERSIST || code === ARENA_MAP_PERSIST;
   }
 
   /** Throw the arena's error, if it has one. */

@@ -297,22 +297,34 @@ function markOpen(
  * counted when they asked under the lock and dropped their counts after
  * it, and neither cleaned. Run once nothing of this open is in flight.
  * Never throws: a state left dirty only makes a later open compare the
- * device's count.
+ * device's count (and make durable what it trusts).
+ *
+ * @param dirty a persist of this open failed: the state stays dirty, so
+ *   the next open makes durable the stores it finds
  */
-export function markClosed(file: PoolFile): void {
-  if (file.keepsState) markClean(file.map, file.join, file.device);
+export function markClosed(file: PoolFile, dirty = false): void {
+  if (file.keepsState) markClean(file.map, file.join, file.device, dirty);
 }
 
-/** {@linkcode markClosed} for an open that has no `PoolFile` yet. */
+/**
+ * {@linkcode markClosed} for an open that has no `PoolFile` yet.
+ *
+ * @param dirty this open may leave stores visible that the media lacks (a
+ *   persist failed): the state stays dirty, also at a later last close
+ */
 function markClean(
   map: Mapping,
   join: PoolJoin,
   device: DeviceShutdownState,
+  dirty: boolean,
 ): void {
   const shared = join.shared;
   shared.lockShutdownState();
   try {
-    if (dropCount(join) === 0) storeShutdownState(map, device, false);
+    if (dirty) shared.keepDirty();
+    if (dropCount(join) === 0 && !shared.keepsDirty) {
+      storeShutdownState(map, device, false);
+    }
   } catch {
     // dirty it stays
   } finally {
@@ -451,7 +463,7 @@ export function openPoolFile(
   } catch (e) {
     source.close();
     // a failed open leaves the state as libpmemblk's does: clean
-    if (marked) markClean(map!, join!, device);
+    if (marked) markClean(map!, join!, device, false);
     if (join !== null) leavePool(join, true);
     map?.close();
     throw e;

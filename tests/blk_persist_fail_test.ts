@@ -1,0 +1,99 @@
+// Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
+// The block store when a persist fails (msync's EIO; here a tracer's
+// flush that throws where the media would): the arena refuses writes, the
+// caller gets a PmemError, and the header's shutdown state stays dirty at
+// close, so the next open makes durable what it finds (a store that
+// failed to persist may be visible and not durable). Marked clean, the
+// next open trusts the media to hold what it reads, and a power failure
+// after it takes such a store back.
+import { readFileSync } from "node:fs";
+import { createPoolWith, openPoolWith } from "../blk/pool_access.ts";
+import { decodeBttInfo, MAP_ENTRY_SIZE } from "../blk/layout.ts";
+import { PmemError } from "../errors/mod.ts";
+import { closedCleanly } from "../pmdk/pool_header.ts";
+import type { PersistTracer } from "../pmem2/tracer.ts";
+import { assert, tempPath, test } from "./_harness.ts";
+
+const BS = 512;
+const BTT = 8192;
+/** One lane: the pool's map entries stay pending until the close. */
+const HOOKS = { lanes: 1 };
+const POOL_SIZE = 16 * 2 ** 20 + 8192;
+
+const block = (x: number) => new Uint8Array(BS).fill(x);
+
+/** A new pool at a fresh path, and the file offset of block `lba`'s map entry. */
+function newPool(lba: number): { path: string; entry: number } {
+  const path = tempPath();
+  createPoolWith(path, { blockSize: BS, poolSize: POOL_SIZE }, HOOKS).close();
+  const info = decodeBttInfo(readFileSync(path).subarray(BTT, BTT + 4096));
+  return { path, entry: BTT + info.mapOff + lba * MAP_ENTRY_SIZE };
+}
+
+/**
+ * `tracer` whose next flush over file offset `at` fails once `armed()`
+ * says so (the media's EIO), and passes every other one on.
+ */
+function failingAt(
+  tracer: PersistTracer,
+  at: number,
+  armed: () => boolean,
+): PersistTracer {
+  return {
+    flush(offset, length) {
+      if (offset <= at && at < offset + length && armed()) {
+        throw new Error("injected EIO: the map entry's flush failed");
+      }
+      tracer.flush(offset, length);
+    },
+    drain: () => tracer.drain(),
+    mark: (label) => tracer.mark?.(label),
+  };
+}
+
+const NO_TRACER: PersistTracer = { flush() {}, drain() {} };
+
+/** Whether the pool file at `path` says it was closed cleanly. */
+const clean = (path: string) =>
+  closedCleanly(readFileSync(path).subarray(0, 4096));
+
+// The close persists the map entries its writes left pending: when that
+// persist failed, it threw, and still marked the pool clean.
+test("blk close whose map persist fails leaves the shutdown state dirty", () => {
+  const { path, entry } = newPool(0);
+  let armed = false;
+  const pool = openPoolWith(path, {}, {
+    ...HOOKS,
+    tracer: failingAt(NO_TRACER, entry, () => armed),
+  });
+  pool.write(0, block(0x22)); // its map entry pending
+  armed = true;
+  assert.throws(
+    () => pool.close(),
+    (e) => e instanceof PmemError && e.code === -5,
+  );
+  assert.equal(clean(path), false, "marked clean after a failed persist");
+  using reopened = openPoolWith(path, {}, HOOKS);
+  assert.equal(reopened.read(0)[0], 0x22);
+});
+
+// The same when another open of the pool in the process closes last: the
+// failure is the pool's, not the open's that saw it.
+test(
+  "blk close after another opener's failed map persist leaves the shutdown state dirty",
+  () => {
+    const { path, entry } = newPool(0);
+    let armed = false;
+    const first = openPoolWith(path, {}, {
+      ...HOOKS,
+      tracer: failingAt(NO_TRACER, entry, () => armed),
+    });
+    const last = openPoolWith(path, {}, HOOKS);
+    first.write(0, block(0x22));
+    armed = true;
+    assert.throws(() => first.close(), /cannot persist map entries/);
+    armed = false;
+    last.close();
+    assert.equal(clean(path), false, "marked clean after a failed persist");
+  },
+);
