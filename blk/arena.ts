@@ -512,17 +512,31 @@ export class Arena {
    *
    * @param pre the pre-map block
    * @param flag `MAP_ZERO` or `MAP_ERROR`
+   * @param op the caller's name, for its error
    * @returns whether the map changed
+   * @throws {PmemError} code -5 (EIO) when the persist fails: the arena
+   *   then refuses writes, and the pool's close leaves it dirty
    */
-  setFlag(pre: number, flag: number): boolean {
+  setFlag(pre: number, flag: number, op: string): boolean {
     const at = this.mapOff + pre * MAP_ENTRY_SIZE;
     const entry = this.#media.getU32(at);
     const flags = entry & MAP_FLAGS;
     if (flag === MAP_ZERO && (flags === 0 || flags === MAP_ZERO)) return false;
     const block = effectiveMapEntry(entry, pre) & MAP_LBA_MASK;
     this.#media.setU32(at, (block | flag) >>> 0);
-    // a pending entry of pre stays pending: persisting it again is harmless
-    this.#media.persist(at, MAP_ENTRY_SIZE);
+    try {
+      // a pending entry of pre stays pending: persisting it again is harmless
+      this.#media.persist(at, MAP_ENTRY_SIZE);
+    } catch (cause) {
+      // (closed from inside the persist, by a testing tracer's callback:
+      // no media failure, and the close made the map durable)
+      if (this.#media.closed) throw cause;
+      // the entry reads as set from now on, durable or not, and no flog
+      // entry names it: the next open must persist the map (the close
+      // leaves the pool dirty for an arena that failed a persist)
+      this.fail(ARENA_MAP_PERSIST);
+      throw mapPersistFailed(cause, op);
+    }
     return true;
   }
 
