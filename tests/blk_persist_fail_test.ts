@@ -103,6 +103,26 @@ test(
   },
 );
 
+// A write whose flog persist fails fails the arena (the flog on the media
+// may differ from what the pool goes by): the close after it marked the
+// pool clean, so the next open trusted the flog and map it read.
+test("blk close after a write's failed flog persist leaves the shutdown state dirty", () => {
+  const { path } = newPool(0);
+  const info = decodeBttInfo(readFileSync(path).subarray(BTT, BTT + 4096));
+  let armed = false;
+  {
+    using pool = openPoolWith(path, {}, {
+      ...HOOKS,
+      tracer: failingAt(NO_TRACER, BTT + info.flogOff, () => armed),
+    });
+    pool.write(0, block(0x11));
+    armed = true;
+    assert.throws(() => pool.write(0, block(0x22)), /cannot persist the flog/);
+    armed = false;
+  }
+  assert.equal(clean(path), false, "marked clean after a failed persist");
+});
+
 /** Block `lba` as a read sees it: its first byte, or "error" (`setError`). */
 function readState(pool: BlockPool, lba: number): number | string {
   try {
