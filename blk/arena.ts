@@ -68,6 +68,7 @@ import {
 } from "./arena_load.ts";
 import {
   ARENA_BAD_FLOG,
+  ARENA_FLOG_PERSIST,
   ARENA_INFO_FLAG,
   ARENA_MAP_PERSIST,
   arenaInErrorState,
@@ -261,6 +262,15 @@ export class Arena {
     } catch {
       // the media already failed; the shared flag still protects it
     }
+  }
+
+  /**
+   * Whether a persist of the arena failed in this process (its error is
+   * `ARENA_FLOG_PERSIST` or `ARENA_MAP_PERSIST`, set by any opener).
+   */
+  get persistFailed(): boolean {
+    const code = this.table.error;
+    return code === ARENA_FLOG_PERSIST || code === ARENA_MAP_PERSIST;
   }
 
   /** Throw the arena's error, if it has one. */
@@ -502,17 +512,31 @@ export class Arena {
    *
    * @param pre the pre-map block
    * @param flag `MAP_ZERO` or `MAP_ERROR`
+   * @param op the caller's name, for its error
    * @returns whether the map changed
+   * @throws {PmemError} code -5 (EIO) when the persist fails: the arena
+   *   then refuses writes, and the pool's close leaves it dirty
    */
-  setFlag(pre: number, flag: number): boolean {
+  setFlag(pre: number, flag: number, op: string): boolean {
     const at = this.mapOff + pre * MAP_ENTRY_SIZE;
     const entry = this.#media.getU32(at);
     const flags = entry & MAP_FLAGS;
     if (flag === MAP_ZERO && (flags === 0 || flags === MAP_ZERO)) return false;
     const block = effectiveMapEntry(entry, pre) & MAP_LBA_MASK;
     this.#media.setU32(at, (block | flag) >>> 0);
-    // a pending entry of pre stays pending: persisting it again is harmless
-    this.#media.persist(at, MAP_ENTRY_SIZE);
+    try {
+      // a pending entry of pre stays pending: persisting it again is harmless
+      this.#media.persist(at, MAP_ENTRY_SIZE);
+    } catch (cause) {
+      // (closed from inside the persist, by a testing tracer's callback:
+      // no media failure, and the close made the map durable)
+      if (this.#media.closed) throw cause;
+      // the entry reads as set from now on, durable or not, and no flog
+      // entry names it: the next open must persist the map (the close
+      // leaves the pool dirty for an arena that failed a persist)
+      this.fail(ARENA_MAP_PERSIST);
+      throw mapPersistFailed(cause, op);
+    }
     return true;
   }
 

@@ -70,11 +70,12 @@ export function corruptMapEntry(
 }
 
 /**
- * The error of a write whose batch of map entries failed to persist
- * (`cause`, the media's error): code -5 (EIO).
+ * The error of a write whose batch of map entries failed to persist, or
+ * of a `setZero` or `setError` (`op`) whose map entry did (`cause`, the
+ * media's error): code -5 (EIO).
  */
-export function mapPersistFailed(cause: unknown): PmemError {
-  return new PmemError("write", -EIO, "cannot persist map entries", {
+export function mapPersistFailed(cause: unknown, op = "write"): PmemError {
+  return new PmemError(op, -EIO, "cannot persist map entries", {
     errno: EIO,
     cause,
   });

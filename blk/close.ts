@@ -48,7 +48,10 @@ export function settleInFlight(
  * Persist the pending map entries of a closing pool's `arenas` and give
  * back what it holds in shared memory, the pool still mapped; returns the
  * error of that persist, if any, for the close to throw once unmapped
- * (the close goes on: the flog still holds those updates).
+ * (the close goes on: the flog still holds those updates). The shutdown
+ * state stays dirty when that persist failed or an arena failed one
+ * earlier (a write's, a setZero's): stores may be visible that the media
+ * lacks, and marked clean, the next open would not make them durable.
  */
 export function leaveShared(arenas: readonly Arena[], file: PoolFile): unknown {
   let failure: unknown;
@@ -61,6 +64,9 @@ export function leaveShared(arenas: readonly Arena[], file: PoolFile): unknown {
   // recovered from the flog)
   for (const arena of arenas) arena.table.leave();
   file.join.shared.leaveLayout();
-  markClosed(file);
+  markClosed(
+    file,
+    failure !== undefined || arenas.some((a) => a.persistFailed),
+  );
   return failure;
 }

@@ -297,22 +297,34 @@ function markOpen(
  * counted when they asked under the lock and dropped their counts after
  * it, and neither cleaned. Run once nothing of this open is in flight.
  * Never throws: a state left dirty only makes a later open compare the
- * device's count.
+ * device's count (and make durable what it trusts).
+ *
+ * @param dirty a persist of this open failed: the state stays dirty, so
+ *   the next open makes durable the stores it finds
  */
-export function markClosed(file: PoolFile): void {
-  if (file.keepsState) markClean(file.map, file.join, file.device);
+export function markClosed(file: PoolFile, dirty = false): void {
+  if (file.keepsState) markClean(file.map, file.join, file.device, dirty);
 }
 
-/** {@linkcode markClosed} for an open that has no `PoolFile` yet. */
+/**
+ * {@linkcode markClosed} for an open that has no `PoolFile` yet.
+ *
+ * @param dirty this open may leave stores visible that the media lacks (a
+ *   persist failed): the state stays dirty, also at a later last close
+ */
 function markClean(
   map: Mapping,
   join: PoolJoin,
   device: DeviceShutdownState,
+  dirty: boolean,
 ): void {
   const shared = join.shared;
   shared.lockShutdownState();
   try {
-    if (dropCount(join) === 0) storeShutdownState(map, device, false);
+    if (dirty) shared.keepDirty();
+    if (dropCount(join) === 0 && !shared.keepsDirty) {
+      storeShutdownState(map, device, false);
+    }
   } catch {
     // dirty it stays
   } finally {
@@ -345,6 +357,9 @@ export function openPoolFile(
   let join: PoolJoin | null = null;
   let device: DeviceShutdownState = NO_DEVICE_STATE;
   let marked = false;
+  // the state the open found dirty: until it made durable what it trusts
+  // (the BTT's load, after this returns), the state must stay so
+  let unclean = false;
   try {
     const size = source.size;
     const usable = Math.floor(size / BTT_ALIGN) * BTT_ALIGN;
@@ -391,7 +406,7 @@ export function openPoolFile(
       keepsShutdownState(header.incompat);
     // (a later opener in the process finds the state dirty: the first
     // opener's, which made durable what it trusted)
-    const unclean = join.first && readOnly === null &&
+    unclean = join.first && readOnly === null &&
       (!keepsState || !closedCleanly(media.bytes(0, HEADER_SIZE)));
     if (unclean) {
       // a killed create's header (or a dirty state a killed open stored)
@@ -450,8 +465,9 @@ export function openPoolFile(
     };
   } catch (e) {
     source.close();
-    // a failed open leaves the state as libpmemblk's does: clean
-    if (marked) markClean(map!, join!, device);
+    // a failed open leaves the state as libpmemblk's does: clean, unless
+    // it found it dirty (a kill's stores are still to be made durable)
+    if (marked) markClean(map!, join!, device, unclean);
     if (join !== null) leavePool(join, true);
     map?.close();
     throw e;
@@ -460,10 +476,12 @@ export function openPoolFile(
 
 /**
  * Release what a pool file holds (its open failed after this returned);
- * remove the file if it was created.
+ * remove the file if it was created. The shutdown state stays dirty for
+ * an unclean open: its recovery (the BTT's load) may not have made
+ * durable what it trusts.
  */
 export function abandonPoolFile(file: PoolFile): void {
-  markClosed(file);
+  markClosed(file, file.unclean);
   try {
     leavePool(file.join, true);
   } finally {

@@ -638,7 +638,9 @@ export class BlockPool implements Disposable {
    *
    * @param lba the block
    * @throws {TypeError} / {RangeError} for a bad `lba`
-   * @throws {PmemError} code -5 (EIO) when the arena is in the error state
+   * @throws {PmemError} code -5 (EIO) when the arena is in the error state,
+   *   or when the map entry fails to persist (the arena then refuses
+   *   writes, and the next open makes the entry durable)
    * @throws {ClosedError} after {@linkcode BlockPool.close}
    */
   setZero(lba: number): void {
@@ -651,7 +653,8 @@ export class BlockPool implements Disposable {
    *
    * @param lba the block
    * @throws {TypeError} / {RangeError} for a bad `lba`
-   * @throws {PmemError} code -5 (EIO) when the arena is in the error state
+   * @throws {PmemError} code -5 (EIO) when the arena is in the error state,
+   *   or when the map entry fails to persist (as for `setZero`)
    * @throws {ClosedError} after {@linkcode BlockPool.close}
    */
   setError(lba: number): void {

@@ -58,6 +58,7 @@ const LAYOUT = 3;
 const LAYOUT_LOCK = 4;
 const READ_ONLY = 5;
 const STATE_LOCK = 6;
+const KEEP_DIRTY = 7;
 
 export {
   SHARE_FAILED as STATE_FAILED,
@@ -447,6 +448,23 @@ export class PoolShared {
   /** Release the lock of the shutdown state. */
   unlockShutdownState(): void {
     unlockWord(this.#i32, STATE_LOCK);
+  }
+
+  /**
+   * Whether the pool's last close in the process must leave the shutdown
+   * state dirty: an open of it saw a persist fail, or gave up before it
+   * made durable what it trusted, so stores may be visible that the media
+   * lacks, and the next open must make them durable (see `PoolFile.unclean`).
+   * Set, never cleared, under the state's lock: the last close reads it
+   * under that lock.
+   */
+  get keepsDirty(): boolean {
+    return Atomics.load(this.#i32, KEEP_DIRTY) !== 0;
+  }
+
+  /** Set {@linkcode PoolShared.keepsDirty}; hold the state's lock. */
+  keepDirty(): void {
+    Atomics.store(this.#i32, KEEP_DIRTY, 1);
   }
 
   /** Whether the first opener opened the pool read-only (no joiners). */

@@ -88,7 +88,7 @@ export function setFlagNow(
     // stripe whose holder ended throws, and the ticket must still go
     arena.table.lockStripe(pre, op);
     try {
-      arena.setFlag(pre, flag);
+      arena.setFlag(pre, flag, op);
     } finally {
       arena.table.unlockStripe(pre);
     }

@@ -73,6 +73,8 @@ export class StreamMedia {
   #queued = 0;
   /** The address of the mapping's first byte (0 until asked for). */
   #base = 0;
+  /** See {@linkcode StreamMedia.persistFailed}. */
+  #persistFailed = false;
 
   /** @param map the stream's mapping; it stays owned by the caller */
   constructor(map: Mapping) {
@@ -377,14 +379,32 @@ export class StreamMedia {
 
   /** Make a range durable. */
   persist(offset: number, length: number): void {
-    this.#map.persist(offset, length);
+    try {
+      this.#map.persist(offset, length);
+    } catch (e) {
+      this.#persistFailed = true;
+      throw e;
+    }
   }
 
   /** Make several ranges durable with one fence. */
   persistRanges(ranges: readonly Range[]): void {
-    if (ranges.length === 1) {
-      this.#map.persist(ranges[0].offset, ranges[0].length);
-    } else this.#map.persistRanges(ranges);
+    try {
+      if (ranges.length === 1) {
+        this.#map.persist(ranges[0].offset, ranges[0].length);
+      } else this.#map.persistRanges(ranges);
+    } catch (e) {
+      this.#persistFailed = true;
+      throw e;
+    }
+  }
+
+  /**
+   * Whether a persist failed (msync's EIO): stores may be visible that
+   * the media lacks, so a close must not mark the pool clean.
+   */
+  get persistFailed(): boolean {
+    return this.#persistFailed;
   }
 
   /** Forget the views (the mapping detaches them when it closes). */

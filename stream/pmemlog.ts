@@ -600,7 +600,8 @@ export class PmemLog implements Disposable {
    * and `ObjectPool.close` applies its transactions; the README's table),
    * then unmap and unlock. An append whose copy the mover fails fails
    * with the mover's error (see `appendAsync`); the close itself does not
-   * throw it. Idempotent.
+   * throw it. Idempotent. The header's shutdown state is marked clean,
+   * unless a persist of the log failed while it was open.
    *
    * Inside an operation of the log (code it runs: a testing tracer's
    * callback), the log reads as closed at once, and closes when the
@@ -624,10 +625,13 @@ export class PmemLog implements Disposable {
       this.#closeLater = null;
     }
     this.#map = null;
+    // a failed persist may have left stores visible that the media lacks:
+    // the state stays dirty (an ADR failure after it is then not missed)
+    const failed = this.#media.persistFailed;
     this.#media.close();
     try {
       // clean again: the log was closed (libpmemlog's close does the same)
-      if (this.#device !== null) {
+      if (this.#device !== null && !failed) {
         storeShutdownState(map, this.#device, false);
       }
     } finally {

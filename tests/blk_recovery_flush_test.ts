@@ -190,6 +190,60 @@ for (const [op, expected] of [["setZero", 0], ["setError", "error"]] as const) {
   );
 }
 
+// An open after a kill that fails once it marked the pool open (a block
+// size the pool does not have; a persist of its recovery that fails) made
+// nothing durable of what the kill left, and marked the pool clean: the
+// next open then trusted the setZero's entry it read, and a power failure
+// after it brought the old one back.
+for (
+  const [why, open] of [
+    [
+      "a wrong block size",
+      (path: string) => openPoolWith(path, { blockSize: 2 * BS }, HOOKS),
+    ],
+    [
+      "a failed persist in its recovery",
+      (path: string) =>
+        openPoolWith(path, {}, {
+          ...HOOKS,
+          tracer: {
+            flush(offset: number) {
+              if (offset >= BTT + 4096) throw new Error("injected EIO");
+            },
+            drain() {},
+          },
+        }),
+    ],
+  ] as const
+) {
+  test(
+    `blk open after a kill that fails for ${why} leaves the shutdown state dirty`,
+    () => {
+      const killed = killedWrite((i) => [i.mapOff], (p) => p.setZero(0));
+      writeFileSync(killed.path, killed.visible);
+      assert.throws(() => open(killed.path));
+      // (it persisted the header alone)
+      const durable = new Uint8Array(killed.durable);
+      durable.set(readFileSync(killed.path).subarray(0, 4096));
+      const seen = { state: "unread" as number | string };
+      const reopened = traced(
+        killed.path,
+        durable,
+        (p) => seen.state = readState(p),
+      );
+      assert.equal(seen.state, 0, "the reopen read block 0 before setZero");
+      // a power failure: the media keeps only what was fenced
+      writeFileSync(killed.path, fencedImage(durable, reopened));
+      using pool = openPoolWith(killed.path, {}, HOOKS);
+      assert.equal(
+        readState(pool),
+        0,
+        "block 0 read as setZero left it after the reopen, and as before it after a power failure",
+      );
+    },
+  );
+}
+
 // A close from inside a setZero, between the store of its map entry and
 // the persist (a tracer's callback here; a Worker terminated there leaves
 // the same to the others), leaves the entry stored and not persisted, and

@@ -2,10 +2,12 @@
 // Found by a review of PmemLog (probes first, then these tests): its
 // appends, with arrays that change under them, data whose bytes are
 // gone, options read twice and persists that fail.
+import { readFileSync } from "node:fs";
 import { logContents } from "./c/logutil.ts";
 import { CpuMover } from "../mod.ts";
 import { ClosedError, PmemError } from "../errors/mod.ts";
 import { Mapping } from "../pmem2/mapping.ts";
+import { closedCleanly } from "../pmdk/pool_header.ts";
 import { LogStream, PmemLog } from "../stream/mod.ts";
 import { BlockPool } from "../blk/mod.ts";
 import { ObjectPool } from "../obj/mod.ts";
@@ -204,6 +206,53 @@ moverTest(
     assert.deepEqual(Array.from(logContents(log)), [1, 5, 6]);
   },
 );
+
+// Bug: a PmemLog whose append or rewind failed to persist (msync's EIO)
+// still marked its header's shutdown state clean at close: a failed
+// persist may leave stores visible that the media lacks (the write
+// offset put back, and never persisted), and the clean state told the
+// next open after an ADR failure that the media held them. The close now
+// leaves the state dirty after a failed persist.
+for (const op of ["append", "appendAsync", "rewind"] as const) {
+  test(`a PmemLog whose ${op} failed to persist leaves its shutdown state dirty at close`, async () => {
+    const path = tempPath();
+    const log = PmemLog.create(path, { poolSize: 2 * MiB });
+    log.append(new Uint8Array([1]));
+    const persist = Mapping.prototype.persist;
+    let fail = true;
+    Mapping.prototype.persist = function (
+      this: Mapping,
+      offset: number,
+      length: number,
+    ) {
+      if (fail) {
+        fail = false;
+        throw new PmemError("persist", -5, "injected EIO", { errno: 5 });
+      }
+      return persist.call(this, offset, length);
+    };
+    try {
+      const data = new Uint8Array([2]);
+      if (op === "append") assert.throws(() => log.append(data), /EIO/);
+      if (op === "rewind") assert.throws(() => log.rewind(), /EIO/);
+      if (op === "appendAsync") {
+        await assert.rejects(async () => await log.appendAsync(data), /EIO/);
+      }
+    } finally {
+      Mapping.prototype.persist = persist;
+    }
+    log.close();
+    const header = new Uint8Array(readFileSync(path).subarray(0, 4096));
+    assert.equal(
+      closedCleanly(header),
+      false,
+      "marked clean after a failed persist",
+    );
+    // and a log whose persists all succeeded is clean after its close
+    PmemLog.open(path).close();
+    assert.equal(closedCleanly(readFileSync(path).subarray(0, 4096)), true);
+  });
+}
 
 // Bug (found by the PmemLog review): PmemLog.create of a missing file
 // without a poolSize (libpmemlog's "use the file as it is") failed naming
