@@ -351,6 +351,7 @@ function endWorkerIn(steps: StreamCommitStep[]): Record<string, unknown> {
       }
       const o = out[step] = { stopped: Atomics.load(words, 0) };
       w.terminate();
+      o.before = data(s, r0) + " | " + data(s, r1);
       try { o.append = s.append(r0, bytes(5)); } catch (e) {
         o.append = e.code ?? String(e);
         const doing = / held the reserve lock to ([a-z ]+)/.exec(e.message);
@@ -392,6 +393,7 @@ test(
     const out = endWorkerIn(["marked", "headers", "region", "alone"]);
     const three = {
       stopped: 1,
+      before: "1:1 | ",
       append: 6,
       async: 7,
       levels: "7/7",
@@ -408,6 +410,7 @@ test(
       region: three,
       alone: {
         stopped: 1,
+        before: "1:1 | ",
         append: 3,
         async: 4,
         levels: "4/4",
@@ -445,6 +448,7 @@ test(
     ]);
     const after = {
       stopped: 1,
+      before: "1:1 | ",
       append: 3,
       async: 4,
       levels: "4/4",
@@ -492,6 +496,7 @@ test(
     ]);
     const after = {
       stopped: 1,
+      before: "1:1 | ",
       append: 3,
       async: 4,
       levels: "4/4",
@@ -531,6 +536,7 @@ test(
       },
       truncate: {
         stopped: 1,
+        before: "1:1 | ",
         append: -130,
         doing: "truncate a region",
         async: -130,
