@@ -549,10 +549,12 @@ export class LogCore {
 
   /**
    * Give up an append whose data is in place but not committed: it is
-   * committed as padding, as a reservation given up is.
+   * committed as padding, as a reservation given up is. Returns false
+   * when it was committed already (by another Worker's commit pass):
+   * nothing is given up.
    */
-  abandonReady(ts: number): void {
-    this.shared.casSlotState(ts, RING_READY, RING_VOID);
+  abandonReady(ts: number): boolean {
+    return this.shared.casSlotState(ts, RING_READY, RING_VOID);
   }
 
   /** Whether any timestamp of region `k` is reserved and not committed. */
