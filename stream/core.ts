@@ -532,7 +532,8 @@ export class LogCore {
    * terminator after it as for any entry.
    *
    * @throws {PmemError} -130 (EOWNERDEAD) when the reserve lock's holder
-   *   ended with its thread in a truncate (nothing changed)
+   *   ended with its thread in work that cannot be taken over (nothing
+   *   changed)
    */
   cancel(res: Reserved, op: string): void {
     const s = this.shared;

@@ -13,8 +13,7 @@
  * holder's token: a lock whose holder's thread ended is taken over, and
  * what that holder left half done is finished or rolled back (see
  * {@linkcode SharedState.lockCommit} and
- * {@linkcode SharedState.lockReserve}); a wait for the reserve lock held
- * to truncate fails with EOWNERDEAD. Counters are float64
+ * {@linkcode SharedState.lockReserve}). Counters are float64
  * words written under a lock; a reader that polls one reads an int32
  * with `Atomics.load` first, which keeps the JIT from hoisting the read
  * out of its loop. A ring slot's state is an int32 read and written with
@@ -221,12 +220,13 @@ export class SharedState {
    * finished (`#finishReserve`); one that ended elsewhere is taken over
    * once what its hold ({@linkcode hold}) says it was doing is finished
    * or rolled back ({@linkcode repairHold}); where that cannot be done
-   * (a truncate) the wait fails, naming it.
+   * (no repair set: a state not of an open's core) the wait fails,
+   * naming it.
    *
    * @param op the operation named in errors
    * @param reserving whether the caller only reserves (see above)
    * @throws {PmemError} -130 (EOWNERDEAD) when its holder's thread ended
-   *   in a truncate
+   *   in work that cannot be taken over (see above)
    */
   lockReserve(op: string, reserving = false): void {
     const word = reserving ? this.token | RESERVING : this.token;

@@ -337,7 +337,7 @@ export function truncateRegion(
     try {
       held(s, k, gen, op); // freed, and perhaps allocated again, meanwhile
       if (s.head(k) !== head) continue; // truncated meanwhile: again
-      s.hold(HOLD_TRUNCATE, k); // not taken over: waits fail, named
+      s.hold(HOLD_TRUNCATE, k); // a taker finishes it from the media
       storeHead(core.media, s, k, pos);
       // the count changes under the commit lock, as commits change it
       s.lockCommit(op);
@@ -393,7 +393,11 @@ function held(s: SharedState, k: number, gen: number, op: string): void {
  * region. The header there is zeroed and persisted before the head
  * moves (a crash between leaves the region empty either way).
  */
-function restartEmpty(core: LogCore, k: number, pos: number): void {
+export function restartEmpty(
+  core: LogCore,
+  k: number,
+  pos: number,
+): void {
   const s = core.shared;
   const size = s.size(k);
   const phys = pos % size;
@@ -408,7 +412,7 @@ function restartEmpty(core: LogCore, k: number, pos: number): void {
 }
 
 /** Where region `k`'s committed entries up to `upto` end, from `head`. */
-function scanTo(
+export function scanTo(
   core: LogCore,
   k: number,
   head: number,

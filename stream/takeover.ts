@@ -4,8 +4,8 @@
  * unmarked holder whose thread ended (a Worker terminated) left half
  * done, as its hold says ({@linkcode SharedState.hold}): each is finished
  * from what the shared state and the media hold, or rolled back, with the
- * media writes the holder would have made (crash consistency as theirs);
- * a truncate is not (see {@linkcode repairHold}). Internal.
+ * media writes the holder would have made (crash consistency as theirs).
+ * Internal.
  *
  * @module
  */
@@ -18,11 +18,12 @@ import {
   HOLD_CLOSE,
   HOLD_FREE,
   HOLD_FREE_BEGIN,
+  HOLD_TRUNCATE,
   REGION_ALLOCATED,
   REGION_FREE,
   REGION_FREEING,
 } from "./shared.ts";
-import { finishFree } from "./table.ts";
+import { finishFree, restartEmpty, scanTo } from "./table.ts";
 import { finishStream } from "./progress.ts";
 
 /**
@@ -39,10 +40,14 @@ import { finishStream } from "./progress.ts";
  * - the end of a free (its entries settled): the slot is cleared again;
  * - the last close: done again (nothing joined may have reserved yet:
  *   a joiner reserves under this lock);
- * - truncate: not. Its count of live entries moves under the commit lock
- *   apart from the head, and other regions' commits move the same count
- *   meanwhile: whether the ended holder's share of it moved cannot be
- *   told.
+ * - truncate (its entries settled before the lock): finished from the
+ *   head on the media, the truth (stored before the mirror's): persisted
+ *   again, the mirror's head (and, where the restart of an emptied
+ *   region at its start stored it, its reserved and committed ends) set
+ *   to it, the region restarted if emptied, and its count of live
+ *   entries counted again from the headers under the commit lock (the
+ *   holder's share of it moves apart from the head, and whether it moved
+ *   cannot be told from the count: other commits move it too).
  */
 export function repairHold(
   core: LogCore,
@@ -84,6 +89,25 @@ export function repairHold(
     case HOLD_CLOSE:
       finishStream(core);
       return true;
+    case HOLD_TRUNCATE: {
+      const at = slotOffset(k) + 32;
+      const head = media.read64(at);
+      media.persist(at, 8);
+      if (s.head(k) !== head) s.setHead(k, head);
+      if (head > s.committedEnd(k)) {
+        s.setTail(k, head);
+        s.setCommitted(k, head, s.lastTs(k));
+      }
+      restartEmpty(core, k, head);
+      s.lockCommit("truncate");
+      try {
+        s.setLive(k, scanTo(core, k, s.head(k), Infinity).dropped);
+      } finally {
+        s.unlockCommit();
+      }
+      s.bump();
+      return true;
+    }
     default:
       return false;
   }
