@@ -322,7 +322,9 @@ export class SharedState {
 
   /** Release the reserve lock. */
   unlockReserve(): void {
-    Atomics.store(this.i32, HOLD, 0);
+    // only this holder sets it (a plain read sees its own store): a
+    // reserve, which sets none, pays no second atomic store
+    if (this.i32[HOLD] !== 0) Atomics.store(this.i32, HOLD, 0);
     Atomics.store(this.i32, RESERVE_LOCK, 0);
   }
 
