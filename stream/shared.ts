@@ -279,9 +279,15 @@ export class SharedState {
       const f64 = this.f64;
       const k = this.i32[HOLD_REGION];
       const args = [f64[HOLD_ARGS], f64[HOLD_ARGS + 1], f64[HOLD_ARGS + 2]];
-      if (!repair!(hold, k, args)) {
-        // left as the ended holder left it: it stays held by that holder
-        Atomics.store(this.i32, RESERVE_LOCK, holder);
+      let done = false;
+      try {
+        done = repair!(hold, k, args);
+      } finally {
+        // not done (or it threw): left as the ended holder left it, held
+        // by that holder, so the waits fail rather than wait for this one
+        if (!done) Atomics.store(this.i32, RESERVE_LOCK, holder);
+      }
+      if (!done) {
         throw this.#ownerEnded("the reserve lock", op, HOLD_NAMES[hold]);
       }
       Atomics.store(this.i32, HOLD, 0);

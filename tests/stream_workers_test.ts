@@ -621,3 +621,59 @@ test(
   },
   { timeout: 90_000 },
 );
+
+// Bug: a taker of the reserve lock whose repair of the ended holder's
+// work threw (a media error) kept the lock, taken over, and never let it
+// go: every later call of the process waited for it for ever. The lock
+// now goes back to the ended holder, its hold as it was, and the next
+// taker repairs it again (here, the media error gone, it succeeds; else
+// it fails too, or with -130 naming the work). In a child process, so a
+// hang fails the test instead of the runner.
+test(
+  "a repair of an ended holder's work that throws leaves the reserve lock to that holder: the next taker repairs it, no hang",
+  () => {
+    const r = runScript(
+      `${WORKER_CHILD}
+    const path = ${JSON.stringify(tempPath())};
+    const s = LogStream.create(path, { size: 8 << 20 });
+    const r0 = s.allocateRegion(1 << 20);
+    s.allocateRegion(1 << 20);
+    const share = FileShare.of(streamCore(s).shared.i32.buffer);
+    const w = await startWorker("@root/tests/workers/stream_dead_commit_worker.ts");
+    const words = new Int32Array(new SharedArrayBuffer(8));
+    w.postMessage({ path, step: "allocate", words: words.buffer });
+    for (const t0 = performance.now(); share.endedOpens === 0;) {
+      if (performance.now() - t0 > 20000) break;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    out.stopped = Atomics.load(words, 0);
+    w.terminate();
+    const media = streamCore(s).media;
+    const persist = media.persist.bind(media);
+    media.persist = () => { throw new Error("EIO"); };
+    out.first = code(() => s.append(r0, bytes(5)));
+    media.persist = persist;
+    try { out.second = s.append(r0, bytes(6)); } catch (e) {
+      out.second = e.code;
+      out.doing = / held the reserve lock to ([a-z ]+)/.exec(e.message)?.[1];
+    }
+    out.close = code(() => { s.close(); return "ok"; });
+    const again = LogStream.open(path);
+    out.reopened = again.regions().length + " " + again.append(again.regions()[0], bytes(7));
+    again.close();
+    console.log(JSON.stringify(out));
+    `,
+      30_000,
+    );
+    assert.equal(r.signal, null, "a later call hung");
+    assert.deepEqual(lastJsonLine(r), {
+      stopped: 1,
+      first: "Error: EIO",
+      second: 1,
+      close: "ok",
+      // the ended Worker's open still counts: no last close, R not moved
+      reopened: "3 65537",
+    });
+  },
+  { timeout: 60_000 },
+);
