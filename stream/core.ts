@@ -38,8 +38,10 @@ import type { StreamMedia } from "./media.ts";
 import { type Owner, OwnerRing, RESERVATION } from "./owners.ts";
 import { finish, grantProgressAccess } from "./progress.ts";
 import { writeHeader } from "./commit.ts";
+import { repairHold } from "./takeover.ts";
 import {
   COMMITTED_F,
+  HOLD_CANCEL,
   NEXT_F,
   PERSISTED_F,
   REGION_ALLOCATED,
@@ -98,6 +100,7 @@ export class LogCore {
     this.geometry = geometry;
     this.#share = share;
     this.#owners = new OwnerRing(shared.ringSize);
+    shared.repairHold = (hold, k, args) => repairHold(this, hold, k, args);
   }
 
   /** Whether the core was closed. */
@@ -529,26 +532,17 @@ export class LogCore {
    * terminator after it as for any entry.
    *
    * @throws {PmemError} -130 (EOWNERDEAD) when the reserve lock's holder
-   *   ended with its thread (nothing changed)
+   *   ended with its thread in work that cannot be taken over (nothing
+   *   changed)
    */
   cancel(res: Reserved, op: string): void {
     const s = this.shared;
     s.lockReserve(op);
     try {
-      const k = res.region;
-      const ts = res.ts;
-      // under the reserve lock: no reservation can follow it meanwhile,
-      // and the commit pass reads the slot only once it is VOID
-      if (
-        s.slotState(ts) === RING_RESERVED &&
-        s.tail(k) === res.pos + entryTotal(res.length) &&
-        res.length > 0
-      ) {
-        s.f64[s.slotF(ts) + 2] = normalize(res.pos + ENTRY_HEADER, s.size(k));
-        s.i32[s.slotI(ts) + 2] = 0;
-        s.setTail(k, res.pos + ENTRY_HEADER);
-      }
-      s.casSlotState(ts, RING_RESERVED, RING_VOID);
+      // a thread that ends from here on leaves the cancel to the next
+      // taker of the lock, which does it again (SharedState.hold)
+      s.hold(HOLD_CANCEL, res.region, res.ts, res.pos, res.length);
+      cancelSlot(s, res.region, res.ts, res.pos, res.length);
     } finally {
       s.unlockReserve();
     }
@@ -556,10 +550,12 @@ export class LogCore {
 
   /**
    * Give up an append whose data is in place but not committed: it is
-   * committed as padding, as a reservation given up is.
+   * committed as padding, as a reservation given up is. Returns false
+   * when it was committed already (by another Worker's commit pass):
+   * nothing is given up.
    */
-  abandonReady(ts: number): void {
-    this.shared.casSlotState(ts, RING_READY, RING_VOID);
+  abandonReady(ts: number): boolean {
+    return this.shared.casSlotState(ts, RING_READY, RING_VOID);
   }
 
   /** Whether any timestamp of region `k` is reserved and not committed. */
@@ -567,4 +563,31 @@ export class LogCore {
     const s = this.shared;
     return normalize(s.tail(k), s.size(k)) !== s.committedEnd(k);
   }
+}
+
+/**
+ * Give up the reservation of `ts` at logical position `pos` of region
+ * `k`, `length` data bytes, as {@linkcode LogCore.cancel} says (reserve
+ * lock held). Done again from the start, it ends the same: the taker of
+ * the lock of a thread that ended in it finishes it so.
+ */
+export function cancelSlot(
+  s: SharedState,
+  k: number,
+  ts: number,
+  pos: number,
+  length: number,
+): void {
+  // under the reserve lock: no reservation can follow it meanwhile,
+  // and the commit pass reads the slot only once it is VOID
+  if (s.slotState(ts) === RING_RESERVED && length > 0) {
+    const shrunk = pos + ENTRY_HEADER;
+    const tail = s.tail(k);
+    if (tail === pos + entryTotal(length) || tail === shrunk) {
+      s.f64[s.slotF(ts) + 2] = normalize(shrunk, s.size(k));
+      s.i32[s.slotI(ts) + 2] = 0;
+      s.setTail(k, shrunk);
+    }
+  }
+  s.casSlotState(ts, RING_RESERVED, RING_VOID);
 }

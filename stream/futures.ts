@@ -406,8 +406,12 @@ export class StreamAppendFuture extends Future<number> implements AppendFuture {
         ctx.refuse(error);
         return PENDING;
       }
-      this.#core.abandonReady(this.#res.ts);
-      throw error;
+      if (this.#core.abandonReady(this.#res.ts)) throw error;
+      // committed meanwhile by another Worker's commit pass (the commit
+      // lock was its when this poll tried it): not given up, nor failed
+      return advance(this.#core, this.#res.ts, this.#level)
+        ? this.#res.ts
+        : PENDING;
     }
     return PENDING;
   }

@@ -26,6 +26,13 @@ export class SnapshotIterator implements IterableIterator<LogEntry> {
   #pos: number;
   /** The committed end when iteration began. */
   #end: number;
+  /**
+   * The stream's committed timestamp when iteration began: a region's
+   * committed end can pass it (a commit pass whose thread ended between
+   * the two, until the next pass finishes it), and what lies between is
+   * not committed in order yet.
+   */
+  #limit: number;
   #size: number;
   #offset: number;
   #closed: () => boolean;
@@ -45,6 +52,7 @@ export class SnapshotIterator implements IterableIterator<LogEntry> {
     this.#size = s.size(k);
     this.#offset = s.offset(k);
     this.#end = s.committedEnd(k);
+    this.#limit = s.committed;
     this.#pos = s.head(k);
   }
 
@@ -82,10 +90,18 @@ export class SnapshotIterator implements IterableIterator<LogEntry> {
       const at = this.#offset + phys;
       const word = media.read32(at + 4);
       const length = (word & ~PAD_BIT) >>> 0;
-      this.#pos = pos + entryTotal(length);
-      if (word & PAD_BIT) continue;
+      if (word & PAD_BIT) {
+        this.#pos = pos + entryTotal(length);
+        continue;
+      }
       const timestamp = media.read32(at + 8) +
         media.read32(at + 12) * 4294967296;
+      if (timestamp > this.#limit) {
+        // the rest of the region is later still: done, and stays so
+        this.#pos = this.#end = pos;
+        return { value: undefined, done: true };
+      }
+      this.#pos = pos + entryTotal(length);
       return {
         value: { timestamp, data: media.bytes(at + ENTRY_HEADER, length) },
         done: false,

@@ -21,6 +21,7 @@ import { commitReady, persistCommitted } from "./commit.ts";
 import type { Level, LogCore } from "./core.ts";
 import { type Owner, RESERVATION } from "./owners.ts";
 import {
+  HOLD_CLOSE,
   RING_RESERVED,
   RING_VOID,
   type SharedState,
@@ -180,25 +181,38 @@ export function finish(core: LogCore): void {
   try {
     // under the lock: a joiner reserves only after its count is added
     if (s.opens > 0) return;
-    s.lockCommit("close");
-    try {
-      for (let ts = s.committed + 1; ts < s.next; ts++) {
-        s.casSlotState(ts, RING_RESERVED, RING_VOID);
-      }
-      commitReady(core.shared, core.media, core.geometry.seed);
-      persistCommitted(core.shared, core.media);
-      const last = s.next - 1;
-      // W = R = last: nothing above it was ever written
-      core.media.write64(SETTLED_AT, last);
-      core.media.write64(BOUND_AT, last);
-      core.media.persist(SETTLED_AT, 16);
-      s.settled = last;
-      s.bound = last;
-    } finally {
-      s.unlockCommit();
-    }
+    // a thread that ends from here on leaves the rest to the next taker
+    // of the lock (a joiner), which does it again: it has reserved nothing
+    s.hold(HOLD_CLOSE, 0);
+    finishStream(core);
   } finally {
     s.unlockReserve();
+  }
+}
+
+/**
+ * The work of {@linkcode finish} (reserve lock held, no open left that
+ * reserved): every reservation committed as padding, everything
+ * committed and persisted, W = R = the last timestamp.
+ */
+export function finishStream(core: LogCore): void {
+  const s = core.shared;
+  s.lockCommit("close");
+  try {
+    for (let ts = s.committed + 1; ts < s.next; ts++) {
+      s.casSlotState(ts, RING_RESERVED, RING_VOID);
+    }
+    commitReady(core.shared, core.media, core.geometry.seed);
+    persistCommitted(core.shared, core.media);
+    const last = s.next - 1;
+    // W = R = last: nothing above it was ever written
+    core.media.write64(SETTLED_AT, last);
+    core.media.write64(BOUND_AT, last);
+    core.media.persist(SETTLED_AT, 16);
+    s.settled = last;
+    s.bound = last;
+  } finally {
+    s.unlockCommit();
   }
 }
 

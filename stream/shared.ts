@@ -10,10 +10,10 @@
  * the reserve lock (a timestamp and a place in a region, taken together
  * so a region's entries lie in timestamp order; region table changes)
  * and the commit lock (entry headers, persists). A lock word holds its
- * holder's token: a wait for the reserve lock whose holder's thread
- * ended fails with EOWNERDEAD; the commit lock is taken over, since
- * whatever its holder left half done the next commit pass finishes (see
- * {@linkcode SharedState.lockCommit}). Counters are float64
+ * holder's token: a lock whose holder's thread ended is taken over, and
+ * what that holder left half done is finished or rolled back (see
+ * {@linkcode SharedState.lockCommit} and
+ * {@linkcode SharedState.lockReserve}). Counters are float64
  * words written under a lock; a reader that polls one reads an int32
  * with `Atomics.load` first, which keeps the JIT from hoisting the read
  * out of its loop. A ring slot's state is an int32 read and written with
@@ -56,6 +56,50 @@ export const COMMITTED_F = COMMITTED;
 export const PERSISTED_F = PERSISTED;
 const SETTLED = 7;
 const BOUND = 8;
+/** int32 index: what an unmarked holder of the reserve lock is doing
+ * (a `HOLD_` code; 0: nothing changed yet, or all done). */
+const HOLD = 18;
+/** int32 index: the region of that hold. */
+const HOLD_REGION = 19;
+/** float64 index of that hold's first argument (three in all). */
+const HOLD_ARGS = 10;
+
+/** Reserve lock hold: cancel of a reservation (timestamp, logical
+ * position, length). */
+export const HOLD_CANCEL = 1;
+/** Reserve lock hold: a region allocated in the slot. */
+export const HOLD_ALLOCATE = 2;
+/** Reserve lock hold: a region marked as being freed. */
+export const HOLD_FREE_BEGIN = 3;
+/** Reserve lock hold: a region's slot cleared (its entries settled). */
+export const HOLD_FREE = 4;
+/** Reserve lock hold: a region's head moved (truncate). */
+export const HOLD_TRUNCATE = 5;
+/** Reserve lock hold: the last close of the process. */
+export const HOLD_CLOSE = 6;
+
+/** What an error names for each `HOLD_` code. */
+const HOLD_NAMES = [
+  "",
+  "cancel a reservation",
+  "allocate a region",
+  "free a region",
+  "free a region",
+  "truncate a region",
+  "close the stream (the last close)",
+];
+
+/**
+ * Takes over the reserve lock's work that an unmarked holder whose
+ * thread ended left half done (`hold`: its `HOLD_` code, region and
+ * arguments): finishes it or rolls it back, or returns false where it
+ * cannot be done soundly (the lock then stays held, and waits fail).
+ */
+export type HoldRepair = (
+  hold: number,
+  k: number,
+  args: readonly number[],
+) => boolean;
 
 /**
  * Set in the reserve lock's word while its holder reserves (as the block
@@ -173,25 +217,82 @@ export class SharedState {
    * Take the reserve lock (spinning, then sleeping briefly). A holder
    * whose thread ended in a reserve or a lone append (`reserving`) is
    * taken over, and the reservation it may have left half made is
-   * finished (`#finishReserve`); one that ended elsewhere (a cancel, a
-   * region table change, a truncate, the last close) may have left the
-   * region table or the media half changed, and the wait fails.
+   * finished (`#finishReserve`); one that ended elsewhere is taken over
+   * once what its hold ({@linkcode hold}) says it was doing is finished
+   * or rolled back ({@linkcode repairHold}); where that cannot be done
+   * (no repair set: a state not of an open's core) the wait fails,
+   * naming it.
    *
    * @param op the operation named in errors
    * @param reserving whether the caller only reserves (see above)
    * @throws {PmemError} -130 (EOWNERDEAD) when its holder's thread ended
-   *   outside a reserve
+   *   in work that cannot be taken over (see above)
    */
   lockReserve(op: string, reserving = false): void {
     const word = reserving ? this.token | RESERVING : this.token;
     this.#lock(RESERVE_LOCK, "the reserve lock", op, (holder) => {
       if ((holder & RESERVING) === 0) {
-        throw this.#ownerEnded("the reserve lock", op);
+        return this.#takeOverHold(holder, word, op);
       }
       if (!this.#takeOver(RESERVE_LOCK, holder, word)) return false;
       this.#finishReserve(holder & ~RESERVING);
       return true;
     }, word);
+  }
+
+  /**
+   * Set by the open's core: finishes or rolls back what an unmarked
+   * holder of the reserve lock whose thread ended left half done.
+   */
+  repairHold: HoldRepair | undefined;
+
+  /**
+   * Say what this holder of the reserve lock (unmarked) is about to
+   * change: `hold`, a `HOLD_` code, its region and arguments. Stored
+   * before the first change, the code last (its arguments are in place
+   * once it reads set); cleared as the lock is released. A thread that
+   * ends before the code is stored changed nothing.
+   */
+  hold(hold: number, k: number, a = 0, b = 0, c = 0): void {
+    const f64 = this.f64;
+    f64[HOLD_ARGS] = a;
+    f64[HOLD_ARGS + 1] = b;
+    f64[HOLD_ARGS + 2] = c;
+    this.i32[HOLD_REGION] = k;
+    Atomics.store(this.i32, HOLD, hold);
+  }
+
+  /**
+   * Take over the reserve lock from `holder`, unmarked, whose thread
+   * ended: what its hold says it was doing is finished or rolled back
+   * ({@linkcode repairHold}) first; where that cannot be done, the wait
+   * fails with EOWNERDEAD naming it.
+   */
+  #takeOverHold(holder: number, word: number, op: string): boolean {
+    const hold = Atomics.load(this.i32, HOLD);
+    const repair = this.repairHold;
+    if (hold !== 0 && repair === undefined) {
+      throw this.#ownerEnded("the reserve lock", op, HOLD_NAMES[hold]);
+    }
+    if (!this.#takeOver(RESERVE_LOCK, holder, word)) return false;
+    if (hold !== 0) {
+      const f64 = this.f64;
+      const k = this.i32[HOLD_REGION];
+      const args = [f64[HOLD_ARGS], f64[HOLD_ARGS + 1], f64[HOLD_ARGS + 2]];
+      let done = false;
+      try {
+        done = repair!(hold, k, args);
+      } finally {
+        // not done (or it threw): left as the ended holder left it, held
+        // by that holder, so the waits fail rather than wait for this one
+        if (!done) Atomics.store(this.i32, RESERVE_LOCK, holder);
+      }
+      if (!done) {
+        throw this.#ownerEnded("the reserve lock", op, HOLD_NAMES[hold]);
+      }
+      Atomics.store(this.i32, HOLD, 0);
+    }
+    return true;
   }
 
   /**
@@ -227,6 +328,9 @@ export class SharedState {
 
   /** Release the reserve lock. */
   unlockReserve(): void {
+    // only this holder sets it (a plain read sees its own store): a
+    // reserve, which sets none, pays no second atomic store
+    if (this.i32[HOLD] !== 0) Atomics.store(this.i32, HOLD, 0);
     Atomics.store(this.i32, RESERVE_LOCK, 0);
   }
 
@@ -312,13 +416,14 @@ export class SharedState {
       this.#share.ended(holder);
   }
 
-  #ownerEnded(what: string, op: string): PmemError {
+  #ownerEnded(what: string, op: string, doing = ""): PmemError {
+    const to = doing === "" ? "" : ` to ${doing}`;
     return new PmemError(
       op,
       -EOWNERDEAD,
       `'${this.#share?.path}': an open of the stream in this process ended ` +
         `with its thread (a Worker terminated before it closed the stream) ` +
-        `while it held ${what}; close the stream in every thread of this ` +
+        `while it held ${what}${to}; close the stream in every thread of this ` +
         "process and open it again (recovery keeps every whole entry)",
     );
   }

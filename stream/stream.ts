@@ -74,12 +74,9 @@ export { createStreamWith, openStreamWith, streamMedia } from "./open.ts";
  *   streams before it is terminated. If it does not, a reservation it
  *   never published is committed as padding, and a commit, reserve or
  *   append it left half done is finished by the next open that takes the
- *   lock it held over; but a reserve lock it held to cancel, allocate,
- *   free or truncate, or in its last close, stays held, and the others
- *   then fail with a `PmemError` of code -130 (EOWNERDEAD) until every
- *   opener in the process closed the stream and the next open recovers
- *   it. `close()` still persists what is committed and returns
- *   normally.
+ *   lock it held over, as is a cancel, a region allocated or freed, a
+ *   truncate or a last close it was in. `close()` persists what is
+ *   committed and returns normally.
  *
  * @example Usage
  * ```ts
@@ -458,7 +455,8 @@ export class LogStream implements Disposable {
    * region) the padding keeps its room until a truncate drops it.
    *
    * @throws {PmemError} -130 (EOWNERDEAD) when a Worker ended holding the
-   *   reserve lock: the reservation stays outstanding (close gives it up)
+   *   reserve lock in work that cannot be taken over: the reservation
+   *   stays outstanding (close gives it up)
    */
   cancel(reservation: Reservation): void {
     const op = "cancel";

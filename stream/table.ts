@@ -35,6 +35,10 @@ import {
 } from "./layout.ts";
 import type { StreamMedia } from "./media.ts";
 import {
+  HOLD_ALLOCATE,
+  HOLD_FREE,
+  HOLD_FREE_BEGIN,
+  HOLD_TRUNCATE,
   REGION_ALLOCATED,
   REGION_FREE,
   REGION_FREEING,
@@ -148,6 +152,9 @@ export function allocateSlot(
     shared.generation(k),
     last.crcOk ? last.generation : 0,
   ) + 1) >>> 0;
+  // a thread that ends from here on leaves the allocation to the next
+  // taker of the lock, which finishes it once the state word is stored
+  shared.hold(HOLD_ALLOCATE, k);
   media.zero(offset, ENTRY_HEADER);
   media.set(at + 4, encodeSlotBody(generation, offset, size));
   media.write64(at + 32, 0);
@@ -262,6 +269,7 @@ export function freeSlot(
       // freed the region since, and allocated the slot again
       held(s, k, gen, op);
       if (!core.busy(k)) {
+        s.hold(HOLD_FREE_BEGIN, k); // rolled back by a taker of the lock
         beginFree(s, k);
         break;
       }
@@ -277,6 +285,7 @@ export function freeSlot(
   settle(core, s.lastTs(k), op);
   s.lockReserve(op);
   try {
+    s.hold(HOLD_FREE, k); // W passed its entries: a taker clears it again
     finishFree(core.media, s, k);
   } finally {
     s.unlockReserve();
@@ -328,6 +337,7 @@ export function truncateRegion(
     try {
       held(s, k, gen, op); // freed, and perhaps allocated again, meanwhile
       if (s.head(k) !== head) continue; // truncated meanwhile: again
+      s.hold(HOLD_TRUNCATE, k); // a taker finishes it from the media
       storeHead(core.media, s, k, pos);
       // the count changes under the commit lock, as commits change it
       s.lockCommit(op);
@@ -383,7 +393,11 @@ function held(s: SharedState, k: number, gen: number, op: string): void {
  * region. The header there is zeroed and persisted before the head
  * moves (a crash between leaves the region empty either way).
  */
-function restartEmpty(core: LogCore, k: number, pos: number): void {
+export function restartEmpty(
+  core: LogCore,
+  k: number,
+  pos: number,
+): void {
   const s = core.shared;
   const size = s.size(k);
   const phys = pos % size;
@@ -398,7 +412,7 @@ function restartEmpty(core: LogCore, k: number, pos: number): void {
 }
 
 /** Where region `k`'s committed entries up to `upto` end, from `head`. */
-function scanTo(
+export function scanTo(
   core: LogCore,
   k: number,
   head: number,

@@ -4,6 +4,10 @@
 // errors bad input gets (typed, before anything is written).
 import { ClosedError, OutOfSpaceError, PmemError } from "../errors/mod.ts";
 import { LogStream, PmemLog, Region, Reservation } from "../stream/mod.ts";
+import { NO_CONTEXT, wait } from "../future/mod.ts";
+import { commitReady } from "../stream/commit.ts";
+import { ENTRY_HEADER } from "../stream/layout.ts";
+import { streamCore } from "../stream/open.ts";
 import {
   assert,
   moverTest,
@@ -583,4 +587,54 @@ test("a truncate of all a region's entries does not count the padding before an 
   assert.equal([...s.entries(r)].length, 3);
   assert.equal(s.truncate(r, wrapped), 3);
   assert.equal([...s.entries(r)].length, 0);
+});
+
+// Bug: a blocking poller that cannot refuse (`blocking` with no
+// `refuse`) gives its append up behind this thread's reservation: the
+// compare-and-swap of its ring slot from ready to padding. Another
+// Worker's commit pass can commit the append between its poll's own
+// attempt (the commit lock was that Worker's) and that swap: the swap
+// then failed, unheeded, and the poll threw EDEADLK for an entry that
+// was committed (and read after the reopen). Here that Worker's pass
+// runs, on the same shared state, where this poll's `tryLockCommit`
+// finds the lock taken. The poll now returns the timestamp.
+test("a blocking poll behind this thread's reservation whose append another Worker commits meanwhile returns its timestamp, not EDEADLK", () => {
+  const path = tempPath();
+  {
+    using s = LogStream.create(path, { size: 1 * MiB });
+    const r = s.allocateRegion(4096);
+    const core = streamCore(s);
+    const shared = core.shared;
+    // timestamp 1: another Worker's reservation (no owner here)
+    const other = core.reserve(r.id, r.generation, 1, "test")!;
+    const a = s.appendAsync(r, Uint8Array.of(7), { level: "committed" });
+    const res = s.reserve(r, 1); // timestamp 3: this thread's, not published
+    for (let i = 0; i < 4; i++) a.poll(NO_CONTEXT); // copied: ready
+    core.media.set(other.at + ENTRY_HEADER, Uint8Array.of(1));
+    core.ready(other.ts);
+    const own = shared.tryLockCommit.bind(shared);
+    let passes = 0;
+    shared.tryLockCommit = () => {
+      if (passes++ > 0) return own();
+      // the other Worker holds the lock and commits 1 and 2 (3 stops it)
+      shared.lockCommit("test");
+      commitReady(shared, core.media, core.geometry.seed);
+      shared.unlockCommit();
+      return false;
+    };
+    let state: unknown;
+    try {
+      state = a.poll({ ...NO_CONTEXT, blocking: true });
+    } catch (e) {
+      state = e instanceof PmemError ? e.code : e;
+    }
+    assert.equal(passes > 0, true, "the poll never tried the lock");
+    assert.deepEqual([state, a.state], ["complete", "complete"]);
+    assert.equal(wait(a), 2);
+    res.data.set([3]);
+    s.publish(res);
+    assert.deepEqual(dump(s, r), [[1, [1]], [2, [7]], [3, [3]]]);
+  }
+  using s = LogStream.open(path);
+  assert.deepEqual(dump(s, s.regions()[0]), [[1, [1]], [2, [7]], [3, [3]]]);
 });

@@ -351,15 +351,23 @@ function endWorkerIn(steps: StreamCommitStep[]): Record<string, unknown> {
       }
       const o = out[step] = { stopped: Atomics.load(words, 0) };
       w.terminate();
-      o.append = code(() => s.append(r0, bytes(5)));
+      o.before = data(s, r0) + " | " + data(s, r1);
+      try { o.append = s.append(r0, bytes(5)); } catch (e) {
+        o.append = e.code ?? String(e);
+        const doing = / held the reserve lock to ([a-z ]+)/.exec(e.message);
+        if (doing !== null) o.doing = doing[1];
+      }
       try { o.async = await s.appendAsync(r1, bytes(6)); } catch (e) { o.async = e.code ?? String(e); }
       o.levels = s.committedTimestamp + "/" + s.persistedTimestamp;
       o.entries = data(s, r0) + " | " + data(s, r1);
       o.live = live(s, r0) + "," + live(s, r1);
+      o.head = streamCore(s).shared.head(r0.id);
+      o.regions = s.regions().length;
       o.close = code(() => { s.close(); return "ok"; });
       const again = LogStream.open(path);
       const [a0, a1] = again.regions();
       o.reopened = data(again, a0) + " | " + data(again, a1);
+      o.reregions = again.regions().length;
       again.close();
     }
     console.log(JSON.stringify(out));
@@ -386,13 +394,17 @@ test(
     const out = endWorkerIn(["marked", "headers", "region", "alone"]);
     const three = {
       stopped: 1,
+      before: "1:1 | ",
       append: 6,
       async: 7,
       levels: "7/7",
       entries: "1:1,2:2,5:4,6:5 | 3:3,7:6",
       live: "4,2",
+      head: 0,
+      regions: 2,
       close: "ok",
       reopened: "1:1,2:2,5:4,6:5 | 3:3,7:6",
+      reregions: 2,
     };
     assert.deepEqual(out, {
       marked: three,
@@ -400,13 +412,17 @@ test(
       region: three,
       alone: {
         stopped: 1,
+        before: "1:1 | ",
         append: 3,
         async: 4,
         levels: "4/4",
         entries: "1:1,2:2,3:5 | 4:6",
         live: "3,1",
+        head: 0,
+        regions: 2,
         close: "ok",
         reopened: "1:1,2:2,3:5 | 4:6",
+        reregions: 2,
       },
     });
   },
@@ -435,13 +451,17 @@ test(
     ]);
     const after = {
       stopped: 1,
+      before: "1:1 | ",
       append: 3,
       async: 4,
       levels: "4/4",
       entries: "1:1,3:5 | 4:6",
       live: "2,1",
+      head: 0,
+      regions: 2,
       close: "ok",
       reopened: "1:1,3:5 | 4:6",
+      reregions: 2,
     };
     assert.deepEqual(out, {
       reserveTail: after,
@@ -452,9 +472,208 @@ test(
         ...after,
         entries: "1:1,2:2,3:5 | 4:6",
         live: "3,1",
+        head: 0,
         reopened: "1:1,2:2,3:5 | 4:6",
       },
     });
   },
   { timeout: 90_000 },
+);
+
+// Bug: a Worker that ended holding the reserve lock (unmarked) to cancel
+// a reservation, allocate or free a region failed every later append of
+// the process with EOWNERDEAD (-130) until a reopen, with an error that
+// did not say what it was doing. The holder now says (SharedState.hold),
+// and the next taker of the lock finishes or rolls back its work
+// (stream/takeover.ts): the cancel is done again, an allocation whose
+// slot reached the media is loaded from it, a free not yet settled is
+// rolled back, a settled one finished, a truncate finished from the head
+// on the media (its live count counted again).
+test(
+  "a Worker ended holding the reserve lock to cancel, allocate, free or truncate: the next taker finishes or rolls back its work and appends go on",
+  () => {
+    const out = endWorkerIn([
+      "cancel",
+      "allocate",
+      "freeBegin",
+      "free",
+      "truncate",
+    ]);
+    const after = {
+      stopped: 1,
+      before: "1:1 | ",
+      append: 3,
+      async: 4,
+      levels: "4/4",
+      entries: "1:1,3:5 | 4:6",
+      live: "2,1",
+      head: 0,
+      regions: 2,
+      close: "ok",
+      reopened: "1:1,3:5 | 4:6",
+      reregions: 2,
+    };
+    const three = { ...after, regions: 3, reregions: 3 };
+    assert.deepEqual(out, {
+      cancel: after,
+      allocate: {
+        ...three,
+        append: 2,
+        async: 3,
+        levels: "3/3",
+        entries: "1:1,2:5 | 3:6",
+        reopened: "1:1,2:5 | 3:6",
+      },
+      freeBegin: {
+        ...three,
+        append: 2,
+        async: 3,
+        levels: "3/3",
+        entries: "1:1,2:5 | 3:6",
+        reopened: "1:1,2:5 | 3:6",
+      },
+      free: {
+        ...after,
+        append: 2,
+        async: 3,
+        levels: "3/3",
+        entries: "1:1,2:5 | 3:6",
+        reopened: "1:1,2:5 | 3:6",
+      },
+      // its head on the media: finished, region 0 emptied and restarted
+      // at its start (a pass of 1 MiB on)
+      truncate: {
+        ...after,
+        append: 2,
+        async: 3,
+        levels: "3/3",
+        entries: "2:5 | 3:6",
+        live: "1,1",
+        head: 1 << 20,
+        reopened: "2:5 | 3:6",
+      },
+    });
+  },
+  { timeout: 90_000 },
+);
+
+// Bug: a Worker that ended in the last close of the process (W stored on
+// the media, not R) left the reserve lock held: the next open in the
+// process joined the share and failed every append with EOWNERDEAD
+// (-130) until it closed again. The taker of the lock (the joiner) now
+// does the close's work again (nothing of the joiner's is reserved yet:
+// it reserves under this lock), and appends go on.
+test(
+  "a Worker ended in the last close: the next open's taker of the reserve lock finishes it and appends go on",
+  () => {
+    const r = runScript(
+      `${WORKER_CHILD}
+    const path = ${JSON.stringify(tempPath())};
+    const data = (s) => [...s.entries(s.regions()[0])]
+      .map((e) => e.timestamp + ":" + e.data[0]).join(",");
+    const s = LogStream.create(path, { size: 8 << 20 });
+    s.append(s.allocateRegion(1 << 20), bytes(1));
+    const w = await startWorker("@root/tests/workers/stream_dead_commit_worker.ts");
+    const words = new Int32Array(new SharedArrayBuffer(8));
+    s.close();
+    w.postMessage({ path, step: "close", words: words.buffer });
+    const until = async (v) => {
+      for (const t0 = performance.now(); Atomics.load(words, 0) !== v;) {
+        if (performance.now() - t0 > 20000) break;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    };
+    await until(3);
+    // joins the Worker's share: its close is in its middle
+    const again = LogStream.open(path);
+    Atomics.store(words, 1, 1);
+    Atomics.notify(words, 1);
+    await until(1);
+    out.stopped = Atomics.load(words, 0);
+    const share = FileShare.of(streamCore(again).shared.i32.buffer);
+    for (const t0 = performance.now(); share.endedOpens === 0;) {
+      if (performance.now() - t0 > 20000) break;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    w.terminate();
+    try { out.append = again.append(again.regions()[0], bytes(5)); } catch (e) {
+      out.append = e.code ?? String(e);
+      out.message = e.message;
+    }
+    out.entries = data(again);
+    out.close = code(() => { again.close(); return "ok"; });
+    const last = LogStream.open(path);
+    out.reopened = data(last);
+    out.append2 = code(() => last.append(last.regions()[0], bytes(6)));
+    last.close();
+    console.log(JSON.stringify(out));
+    `,
+      60_000,
+    );
+    assert.deepEqual(lastJsonLine(r), {
+      stopped: 1,
+      append: 3,
+      entries: "1:1,3:5",
+      close: "ok",
+      reopened: "1:1,3:5",
+      append2: 4,
+    });
+  },
+  { timeout: 90_000 },
+);
+
+// Bug: a taker of the reserve lock whose repair of the ended holder's
+// work threw (a media error) kept the lock, taken over, and never let it
+// go: every later call of the process waited for it for ever. The lock
+// now goes back to the ended holder, its hold as it was, and the next
+// taker repairs it again (here, the media error gone, it succeeds; else
+// it fails too, or with -130 naming the work). In a child process, so a
+// hang fails the test instead of the runner.
+test(
+  "a repair of an ended holder's work that throws leaves the reserve lock to that holder: the next taker repairs it, no hang",
+  () => {
+    const r = runScript(
+      `${WORKER_CHILD}
+    const path = ${JSON.stringify(tempPath())};
+    const s = LogStream.create(path, { size: 8 << 20 });
+    const r0 = s.allocateRegion(1 << 20);
+    s.allocateRegion(1 << 20);
+    const share = FileShare.of(streamCore(s).shared.i32.buffer);
+    const w = await startWorker("@root/tests/workers/stream_dead_commit_worker.ts");
+    const words = new Int32Array(new SharedArrayBuffer(8));
+    w.postMessage({ path, step: "allocate", words: words.buffer });
+    for (const t0 = performance.now(); share.endedOpens === 0;) {
+      if (performance.now() - t0 > 20000) break;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    out.stopped = Atomics.load(words, 0);
+    w.terminate();
+    const media = streamCore(s).media;
+    const persist = media.persist.bind(media);
+    media.persist = () => { throw new Error("EIO"); };
+    out.first = code(() => s.append(r0, bytes(5)));
+    media.persist = persist;
+    try { out.second = s.append(r0, bytes(6)); } catch (e) {
+      out.second = e.code;
+      out.doing = / held the reserve lock to ([a-z ]+)/.exec(e.message)?.[1];
+    }
+    out.close = code(() => { s.close(); return "ok"; });
+    const again = LogStream.open(path);
+    out.reopened = again.regions().length + " " + again.append(again.regions()[0], bytes(7));
+    again.close();
+    console.log(JSON.stringify(out));
+    `,
+      30_000,
+    );
+    assert.equal(r.signal, null, "a later call hung");
+    assert.deepEqual(lastJsonLine(r), {
+      stopped: 1,
+      first: "Error: EIO",
+      second: 1,
+      close: "ok",
+      // the ended Worker's open still counts: no last close, R not moved
+      reopened: "3 65537",
+    });
+  },
+  { timeout: 60_000 },
 );

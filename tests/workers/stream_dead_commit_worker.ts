@@ -30,7 +30,24 @@
  *   persisted, before it reads as ready;
  * - `"aloneReady"`: the same, with the entry marked ready and the
  *   region's reserved end moved, not its committed end nor the next
- *   timestamp.
+ *   timestamp;
+ * - `"cancel"`: in a cancel of a reservation of 32 bytes in region 0 (its
+ *   last), with the region's reserved end moved back, its slot not yet
+ *   given up;
+ * - `"allocate"`: in an allocation of a third region, with its slot
+ *   allocated on the media, nothing in the shared state;
+ * - `"freeBegin"`: in a free of a third region it allocated, with the
+ *   region marked as being freed, its entries not settled;
+ * - `"free"`: the same, with the slot cleared on the media, not in the
+ *   shared state;
+ * - `"truncate"`: in a truncate of region 0 up to timestamp 1, with the
+ *   new head on the media, not in the shared state;
+ * - `"close"`: in the last close of the process (the test closed its
+ *   own first), with a reservation of 32 bytes in region 0 never
+ *   published, committed as padding and persisted, the settled timestamp
+ *   W stored on the media, not the bound R. There it sets `words[0]` to
+ *   3 and waits (20 s at most) for `words[1]` to be set, so the test
+ *   opens the stream again (joining this open's share) before it ends.
  *
  * The entries (except for `"alone"`): `[2]` in region 0, `[3]` in region
  * 1, a reservation given up in region 0 (padding), `[4]` in region 0 (32
@@ -55,7 +72,13 @@ export type StreamCommitStep =
   | "reserveTail"
   | "reserved"
   | "aloneWritten"
-  | "aloneReady";
+  | "aloneReady"
+  | "cancel"
+  | "allocate"
+  | "freeBegin"
+  | "free"
+  | "truncate"
+  | "close";
 
 /** The one job of this Worker. */
 export interface DieInCommitJob {
@@ -119,7 +142,36 @@ self_.onmessage = (e: MessageEvent<DieInCommitJob>) => {
     return res;
   };
   const shared = core.shared;
-  if (job.step === "aloneWritten" || job.step === "aloneReady") {
+  if (job.step === "cancel") {
+    const res = core.reserve(r0.id, r0.generation, 32, "test")!;
+    endAt(shared, "setTail", 1, false, words);
+    core.cancel(res, "test");
+  } else if (job.step === "allocate") {
+    endAt(shared, "setGeneration", 1, true, words);
+    s.allocateRegion(1 << 20);
+  } else if (job.step === "freeBegin" || job.step === "free") {
+    const r2 = s.allocateRegion(1 << 20);
+    // the first: beginFree's; the second: finishFree's
+    if (job.step === "freeBegin") {
+      endAt(shared, "setRegionState", 1, false, words);
+    } else endAt(shared, "setRegionState", 2, true, words);
+    s.freeRegion(r2);
+  } else if (job.step === "close") {
+    core.reserve(r0.id, r0.generation, 32, "test");
+    const media = core.media as unknown as Record<string, unknown>;
+    const write64 = core.media.write64.bind(core.media);
+    media.write64 = (at: number, v: number) => {
+      write64(at, v);
+      Atomics.store(words, 0, 3);
+      Atomics.notify(words, 0);
+      Atomics.wait(words, 1, 0, 20_000);
+      endHere(words);
+    };
+    s.close();
+  } else if (job.step === "truncate") {
+    endAt(shared, "setHead", 1, true, words);
+    s.truncate(r0, 1);
+  } else if (job.step === "aloneWritten" || job.step === "aloneReady") {
     if (job.step === "aloneWritten") {
       endAt(core.media, "writeEntry", 1, false, words);
     } else endAt(shared, "setTail", 1, false, words);
