@@ -36,7 +36,7 @@ import {
   u64Number,
 } from "./object_bytes.ts";
 import { OBJECT_HEADER, TYPE_INTERNAL, TYPE_ROOT } from "./layout.ts";
-import { type Group, NO_KEY } from "./log.ts";
+import { type Group, NO_KEY } from "./log_group.ts";
 import { freedObject } from "./pending.ts";
 import {
   freshAt,
