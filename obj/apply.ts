@@ -24,7 +24,9 @@ import {
   OP_ZERO,
   RECORD_HEADER,
 } from "./layout.ts";
-import { applyOne, type Group, payloadOf, type RedoLog } from "./log.ts";
+import type { RedoLog } from "./log.ts";
+import { applyOne, payloadOf } from "./log_entry.ts";
+import type { Group } from "./log_group.ts";
 import type { ObjMedia } from "./media.ts";
 
 /** Entries at least this long are applied by the mover. */

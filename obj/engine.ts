@@ -36,15 +36,15 @@ import {
 } from "./handle.ts";
 import type { Heap } from "./heap.ts";
 import { type Geometry, OBJECT_HEADER, OBJECT_MAGIC } from "./layout.ts";
+import type { RedoLog } from "./log.ts";
+import type { Entry } from "./log_entry.ts";
 import {
   APPLIED,
   APPLYING,
   COMMITTED,
-  type Entry,
   FAILED,
   type Group,
-  type RedoLog,
-} from "./log.ts";
+} from "./log_group.ts";
 import type { ObjMedia } from "./media.ts";
 import { checkNumber, numberText } from "./object_bytes.ts";
 import { Locals, Pending, type PendingObject } from "./pending.ts";

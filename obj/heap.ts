@@ -16,6 +16,9 @@
  * numbers, not closures: these cost more on some runtimes than the
  * change itself).
  *
+ * A run's volatile state, and its reading from its bitmap at open, are in
+ * `obj/heap_run.ts`.
+ *
  * @module
  */
 import { OutOfSpaceError } from "../errors/mod.ts";
@@ -32,6 +35,7 @@ import {
   OP_OR,
   RUNS,
 } from "./layout.ts";
+import { loadRun, Run } from "./heap_run.ts";
 import type { ObjMedia } from "./media.ts";
 
 /** How the heap records a change: the transaction it happens in. */
@@ -54,39 +58,6 @@ const U_RELEASE = 6;
 
 /** Volatile chunk kind of the chunks after a huge object's first. */
 const CHUNK_CONT = 3;
-
-/** A run's volatile state. */
-class Run {
-  readonly chunk: number;
-  readonly cls: number;
-  /** File offset of the chunk. */
-  readonly base: number;
-  /** Allocated blocks, bit per block (bits past the last block set). */
-  readonly bits: Uint32Array;
-  free: number;
-  /** A word to search from. */
-  cursor = 0;
-  /** Whether it is in its class's list of runs with room. */
-  listed = false;
-
-  constructor(chunk: number, cls: number, base: number) {
-    this.chunk = chunk;
-    this.cls = cls;
-    this.base = base;
-    const { blocks, bitmapBytes } = RUNS[cls];
-    this.bits = new Uint32Array(bitmapBytes / 4);
-    for (let b = blocks; b < this.bits.length * 32; b++) {
-      this.bits[b >>> 5] |= 1 << (b & 31);
-    }
-    this.free = blocks;
-  }
-
-  /** The file offset of block `b`'s header. */
-  block(b: number): number {
-    const r = RUNS[this.cls];
-    return this.base + r.bitmapBytes + b * r.blockSize;
-  }
-}
 
 /** Heap occupancy. */
 export interface HeapUsage {
@@ -147,22 +118,7 @@ export class Heap {
         k++;
       } else if (kind === CHUNK_RUN) {
         if (arg >= CLASS_SIZES.length) throw bad(`unknown size class ${arg}`);
-        const run = new Run(k, arg, g.heap + k * CHUNK_SIZE);
-        const bitmap = run.base;
-        const { blocks } = RUNS[arg];
-        for (let i = 0; i < run.bits.length; i++) {
-          run.bits[i] |= media.getU32(bitmap + 4 * i);
-        }
-        for (let b = blocks; b < run.bits.length * 32; b++) {
-          if (media.getU32(bitmap + 4 * (b >>> 5)) & (1 << (b & 31))) {
-            throw bad(`bit ${b} is set, past the run's ${blocks} blocks`);
-          }
-        }
-        let used = 0;
-        for (let b = 0; b < blocks; b++) {
-          if (run.bits[b >>> 5] & (1 << (b & 31))) used++;
-        }
-        run.free = blocks - used;
+        const run = loadRun(media, k, arg, g.heap + k * CHUNK_SIZE, bad);
         h.#kinds[k] = CHUNK_RUN;
         h.#runs[k] = run;
         if (run.free > 0) h.#list(run);

@@ -18,106 +18,28 @@
  * checkpoint, in order, rebuilds the state (every entry is idempotent
  * and every change of the heap and the state page is logged).
  *
+ * A record as it is staged, with its transactions, is a `Group`
+ * (`obj/log_group.ts`); an entry's parse when a record is read back and
+ * its application to its home are in `obj/log_entry.ts`.
+ *
  * @module
  */
 import { OutOfSpaceError } from "../errors/mod.ts";
 import { byteLengthOf } from "../ffi/validate.ts";
-import type { Future } from "../future/future.ts";
-import { CorruptPoolError } from "./errors.ts";
 import {
   CHECKPOINT_AT,
   ENTRY_HEADER,
   type Geometry,
   LOG_OFFSET,
-  OP_AND,
   OP_COPY,
-  OP_OR,
   OP_ZERO,
   RECORD,
   RECORD_HEADER,
-  ROOT_OFFSET_AT,
-  STATE_OFFSET,
   WRAP,
 } from "./layout.ts";
+import { applyOne, type Entry, parseRecord, payloadOf } from "./log_entry.ts";
+import { COMMITTED, Group, NO_KEY } from "./log_group.ts";
 import type { ObjMedia } from "./media.ts";
-import { u64Big, u64Text } from "./object_bytes.ts";
-
-/**
- * One entry as it lies in a record: `at` is the file offset of its
- * payload. Made only where a list is needed (recovery, a group applied by
- * the mover, the overlay of pending writes); staging and applying on this
- * thread read the ring itself.
- */
-export interface Entry {
-  op: number;
-  target: number;
-  length: number;
-  at: number;
-}
-
-/** Group state: transactions are being staged into it. */
-export const STAGING = 0;
-/** Sealed and durable; its entries are not all applied yet. */
-export const COMMITTED = 1;
-/** Its entries are being applied (a mover batch in flight). */
-export const APPLYING = 2;
-/** Applied: its transactions are done. */
-export const APPLIED = 3;
-/** Failed (sealing or applying): its transactions failed. */
-export const FAILED = 4;
-
-/** No object: the key of an entry of the heap or the state page. */
-export const NO_KEY = -1;
-
-/** One log record and the transactions staged into it. */
-export class Group {
-  /** Logical position of the record header. */
-  start: number;
-  /** Logical position just past the last entry. */
-  end: number;
-  /** Entries staged. */
-  count = 0;
-  /** STAGING … FAILED. */
-  state = STAGING;
-  /** Where the record started before it moved to the next lap. */
-  wrapAt = -1;
-  /**
-   * Effects of its transactions, in order (a `TxEffects`, then its item,
-   * each), told once it is applied.
-   */
-  done: unknown[] | null = null;
-  /** The mover batch applying it. */
-  apply: Future<void> | undefined = undefined;
-  /** Why it failed. */
-  error: unknown = undefined;
-  /** Transactions staged into it. */
-  txs = 0;
-  /** The object each entry changes (NO_KEY: none), one per entry. */
-  keys: number[] = [];
-  /**
-   * The entries added to the engine's overlay, a prefix of the record
-   * (null where the key is NO_KEY); null until a read needed them.
-   */
-  items: (Entry | null)[] | null = null;
-  /** Bytes of the record before the first entry not in `items`. */
-  indexedSize = RECORD_HEADER;
-  /** Its allocations and frees: offset, then the pending object, per change. */
-  gens: unknown[] | null = null;
-  /** Entries of `gens` (two items each) added to the pending objects' Map. */
-  gensIndexed = 0;
-  /** The homes its mover batch writes: target, then length, each. */
-  moved: number[] | null = null;
-
-  constructor(start: number) {
-    this.start = start;
-    this.end = start + RECORD_HEADER;
-  }
-
-  /** Bytes of the record so far. */
-  get size(): number {
-    return this.end - this.start;
-  }
-}
 
 /** The pool's redo log ring. */
 export class RedoLog {
@@ -433,7 +355,7 @@ export class RedoLog {
         pos += this.size - pos % this.size;
         continue;
       }
-      visit(this.#parse(p, pos, size, media.getU32(p + 20)));
+      visit(parseRecord(media, this.#g, p, pos, size, media.getU32(p + 20)));
       records++;
       pos += size;
     }
@@ -477,106 +399,4 @@ export class RedoLog {
     media.persist(p + 8, 8);
     return true;
   }
-
-  /** The entries of a valid record, checked. */
-  #parse(p: number, pos: number, size: number, count: number): Entry[] {
-    const media = this.#media;
-    const g = this.#g;
-    const entries: Entry[] = [];
-    const bad = (detail: string) =>
-      new CorruptPoolError(
-        "open",
-        `the log record at position ${pos}`,
-        detail,
-      );
-    let q = p + RECORD_HEADER;
-    const end = p + size;
-    for (let i = 0; i < count; i++) {
-      if (q + ENTRY_HEADER > end) throw bad(`entry ${i} lies past its end`);
-      const op = media.getU32(q);
-      const length = media.getU32(q + 4);
-      const target = media.read64(q + 8);
-      if (op < OP_COPY || op > OP_AND) throw bad(`entry ${i} has op ${op}`);
-      if ((op === OP_OR || op === OP_AND) && (length !== 8 || target % 8)) {
-        throw bad(
-          `entry ${i} is a mask of ${length} bytes at ${u64Text(media, q + 8)}`,
-        );
-      }
-      const payload = payloadOf(op, length);
-      if (q + ENTRY_HEADER + payload > end) {
-        throw bad(`entry ${i} lies past its end`);
-      }
-      const inState = target >= ROOT_OFFSET_AT &&
-        target + length <= STATE_OFFSET + 4096;
-      const inHeap = target >= g.chunkTable && target + length <= g.size;
-      if (length === 0 || !(inState || inHeap)) {
-        // the target as stored: past 2^53 its double is another number
-        const t = u64Big(media.getU32(q + 8), media.getU32(q + 12));
-        throw bad(
-          `entry ${i} changes [${t}, ${
-            t + BigInt(length)
-          }), outside the state page and the heap`,
-        );
-      }
-      entries.push({ op, target, length, at: q + ENTRY_HEADER });
-      q += ENTRY_HEADER + payload;
-    }
-    return entries;
-  }
-}
-
-/**
- * Bytes of an entry's payload. Arithmetic, not `& ~7`: a length read from
- * a damaged record may be any u32, and from 2^31 - 7 on the bitwise form
- * was negative (the record's parse then let an entry of 2 GiB through).
- */
-export function payloadOf(op: number, length: number): number {
-  return op === OP_COPY
-    ? length + 7 - (length + 7) % 8
-    : op === OP_ZERO
-    ? 0
-    : 8;
-}
-
-/**
- * Apply one entry (its payload at `at`) to its home on this thread and
- * note the home dirty.
- */
-export function applyOne(
-  media: ObjMedia,
-  op: number,
-  target: number,
-  length: number,
-  at: number,
-): void {
-  if (op === OP_COPY) {
-    if (
-      length <= 128 && ((target | length) & 3) === 0 &&
-      media.fits(target, length) && media.fits(at, length)
-    ) {
-      // short aligned copies: a loop costs less than a builtin's call
-      const tw = media.u32At(target, length);
-      const sw = media.u32At(at, length);
-      const t = media.index(target, length) >>> 2;
-      const s = media.index(at, length) >>> 2;
-      for (let j = 0, m = length >>> 2; j < m; j++) tw[t + j] = sw[s + j];
-    } else media.move(target, at, length); // a home and the log: apart
-  } else if (op === OP_ZERO) media.fill(0, target, length);
-  else {
-    const lo = media.getU32(at);
-    const hi = media.getU32(at + 4);
-    if (op === OP_OR) {
-      media.setU32(target, media.getU32(target) | lo);
-      media.setU32(target + 4, media.getU32(target + 4) | hi);
-    } else {
-      media.setU32(target, media.getU32(target) & lo);
-      media.setU32(target + 4, media.getU32(target + 4) & hi);
-    }
-  }
-  media.dirty(target, length);
-}
-
-/** Apply one entry to its home on this thread (recovery). */
-export function applyEntry(media: ObjMedia, e: Entry): void {
-  applyOne(media, e.op, e.target, e.length, e.at);
 }

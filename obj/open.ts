@@ -45,7 +45,8 @@ import {
   TYPE_MAP,
   TYPE_ROOT,
 } from "./layout.ts";
-import { applyEntry, type Entry, RedoLog } from "./log.ts";
+import { RedoLog } from "./log.ts";
+import { applyEntry, type Entry } from "./log_entry.ts";
 import { ObjMedia } from "./media.ts";
 import { checkNumber, numberText, u64Text } from "./object_bytes.ts";
 

@@ -13,8 +13,9 @@
  *
  * @module
  */
-import type { Entry, Group, RedoLog } from "./log.ts";
-import { NO_KEY } from "./log.ts";
+import type { RedoLog } from "./log.ts";
+import type { Entry } from "./log_entry.ts";
+import { type Group, NO_KEY } from "./log_group.ts";
 
 /** An object allocated or freed by a transaction not yet applied. */
 export interface PendingObject {

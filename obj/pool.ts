@@ -15,7 +15,7 @@ import type { Future, FutureOptions } from "../future/future.ts";
 import type { Vdm } from "../mover/vdm.ts";
 import type { Engine } from "./engine.ts";
 import type { ObjectHandle } from "./handle.ts";
-import { FAILED } from "./log.ts";
+import { FAILED } from "./log_group.ts";
 import { badRange, u64Big, u64Number } from "./object_bytes.ts";
 import {
   createPool,

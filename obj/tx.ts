@@ -6,7 +6,9 @@
  * transaction's own writes and those of the transactions staged before
  * it (`obj/tx_read.ts`). An object allocated in the transaction is built
  * in the log (`obj/tx_fresh.ts`); the heap's changes of its allocations
- * and frees are entries of its group (`obj/tx_heap.ts`).
+ * and frees are entries of its group (`obj/tx_heap.ts`). The class checks
+ * its arguments; its state and what changes it, its end included, are
+ * its {@linkcode TxCore} (`obj/tx_core.ts`).
  *
  * The common path allocates little: the undo list, the fresh objects and
  * the effects exist only once something needs them, and a handle checked
@@ -14,7 +16,6 @@
  *
  * @module
  */
-import { ClosedError } from "../errors/mod.ts";
 import {
   byteLengthOf,
   checkAttached,
@@ -27,7 +28,6 @@ import type { Engine } from "./engine.ts";
 import { newHandle, type ObjectHandle } from "./handle.ts";
 import {
   badAlloc,
-  badRange,
   checkNumber,
   load32,
   numberText,
@@ -35,18 +35,9 @@ import {
   u64Big,
   u64Number,
 } from "./object_bytes.ts";
-import { OBJECT_HEADER, TYPE_INTERNAL, TYPE_ROOT } from "./layout.ts";
-import { type Group, NO_KEY } from "./log.ts";
-import { freedObject } from "./pending.ts";
-import {
-  freshAt,
-  LARGE,
-  logFree,
-  logUnwritten,
-  stageFresh,
-  UNWRITTEN,
-} from "./tx_fresh.ts";
-import { allocFresh, heapLogFor, takeBack } from "./tx_heap.ts";
+import { TYPE_INTERNAL } from "./layout.ts";
+import type { Group } from "./log_group.ts";
+import { TxCore } from "./tx_core.ts";
 import { directAt, load32At, readAt } from "./tx_read.ts";
 import type { TxControl } from "./tx_run.ts";
 
@@ -145,28 +136,7 @@ export let txHooks: TxHooks;
  * ```
  */
 export class Transaction {
-  #e: Engine;
-  /** Between `beginInternalWrites` and its end. */
-  #internal = false;
-  #g: Group;
-  #size0: number;
-  #count0: number;
-  #sync: boolean;
-  #undo: (() => void)[] | null = null;
-  /** Small objects allocated and not written yet. */
-  #unwritten = 0;
-  /**
-   * Length of the group's effect list when the transaction began: its own
-   * effects follow (staged there directly, no list of its own; an abort
-   * takes them back out).
-   */
-  #done0: number;
-  #open = true;
-  /** Whether what it staged was taken back (an abort, or a cut). */
-  #undone = false;
-  #failure: unknown = undefined;
-  /** A handle found live since the last free (checked again after one). */
-  #checked: ObjectHandle | null = null;
+  #c: TxCore;
 
   private constructor(engine: Engine, group: Group, sync: boolean) {
     if (engine === undefined) {
@@ -175,12 +145,7 @@ export class Transaction {
         "transactions are made by ObjectPool.tx() and ObjectPool.txAsync()",
       );
     }
-    this.#e = engine;
-    this.#g = group;
-    this.#size0 = group.end - group.start;
-    this.#count0 = group.count;
-    this.#done0 = group.done === null ? 0 : group.done.length;
-    this.#sync = sync;
+    this.#c = new TxCore(engine, group, sync);
   }
 
   static {
@@ -190,55 +155,29 @@ export class Transaction {
         engine.current = tx;
         return tx;
       },
-      end: (tx) => tx.#end(),
-      abort: (tx) => tx.#abort(),
-      failure: (tx) => tx.#failure,
-      doom(tx, error) {
-        if (tx.#failure === undefined) tx.#failure = error;
-      },
-      cut(tx, error) {
-        if (tx.#failure === undefined) tx.#failure = error;
-        try {
-          tx.#undoAll();
-        } catch {
-          // an onAbort callback threw: the others ran, and the
-          // transaction already fails with `error` (thrown here, it
-          // would fail the poll that seals the group instead)
-        }
-      },
-      stage: (tx, offset, op) => tx.#stage(offset, op),
+      end: (tx) => tx.#c.end(),
+      abort: (tx) => tx.#c.abort(),
+      failure: (tx) => tx.#c.failure,
+      doom: (tx, error) => tx.#c.doom(error),
+      cut: (tx, error) => tx.#c.cut(error),
+      stage: (tx, offset, op) => tx.#c.stage(offset, op),
     };
     txHooks = {
-      allocInternal: (tx, size, type) => tx.#allocInternal(size, type),
-      allocInternalAt: (tx, size, type) => tx.#allocInternalAt(size, type),
-      freeInternal: (tx, offset) => tx.#freeInternal(offset),
-      beginInternalWrites: (tx) => tx.#beginInternalWrites(),
-      endInternalWrites: (tx, was) => tx.#endInternalWrites(was),
+      allocInternal(tx, size, type) {
+        const c = tx.#c;
+        c.live("alloc");
+        return c.alloc(size, type);
+      },
+      allocInternalAt: (tx, size, type) => tx.#c.allocAt(size, type),
+      freeInternal: (tx, offset) => tx.#c.free(offset),
+      beginInternalWrites: (tx) => tx.#c.beginInternalWrites(),
+      endInternalWrites: (tx, was) => tx.#c.endInternalWrites(was),
       setU64Internal: (tx, o, offset, value) =>
-        tx.#setU64Internal(o, offset, value),
-      writeState: (tx, target, bytes) => tx.#writeState(target, bytes),
-      onAbort: (tx, fn) => tx.#onAbort(fn),
-      effect: (tx, target, item) => tx.#effect(target, item),
+        tx.#c.setU64Internal(o, offset, value),
+      writeState: (tx, target, bytes) => tx.#c.writeState(target, bytes),
+      onAbort: (tx, fn) => tx.#c.onAbort(fn),
+      effect: (tx, target, item) => tx.#c.effect(target, item),
     };
-  }
-
-  #live(op: string): void {
-    this.#ended(op);
-    if (this.#failure !== undefined) throw this.#failure;
-  }
-
-  /**
-   * Throw once the transaction ended. The internal hooks take only this
-   * check, not a doomed one's failure: they run in a doomed transaction's
-   * cleanup (`endInternalWrites` in a `finally`), where throwing would hide
-   * the failure.
-   */
-  #ended(op: string): void {
-    if (!this.#open) throw new ClosedError("Transaction", op);
-  }
-
-  #onUndo(fn: () => void): void {
-    (this.#undo ??= []).push(fn);
   }
 
   /**
@@ -254,7 +193,8 @@ export class Transaction {
    * @throws {OutOfSpaceError} when the pool has no room (nothing changed)
    */
   alloc(size: number, options?: AllocOptions): ObjectHandle {
-    this.#live("alloc");
+    const c = this.#c;
+    c.live("alloc");
     if (!Number.isInteger(size) || size < 1 || size >= MAX_OBJECT) {
       badAlloc("size", size);
     }
@@ -266,30 +206,7 @@ export class Transaction {
     if (!Number.isInteger(type) || type < 0 || type >= TYPE_INTERNAL) {
       badAlloc("type", type);
     }
-    const e = this.#e;
-    const f = allocFresh(e, this.#g, size, type, "alloc");
-    if (f.rel === UNWRITTEN) this.#unwritten++;
-    return newHandle(e.token, f.block + OBJECT_HEADER, size, type, f.gen);
-  }
-
-  /** Allocate an object of an internal type. Internal. */
-  #allocInternal(size: number, type: number): ObjectHandle {
-    this.#live("alloc");
-    const e = this.#e;
-    const f = allocFresh(e, this.#g, size, type, "alloc");
-    if (f.rel === UNWRITTEN) this.#unwritten++;
-    return newHandle(e.token, f.block + OBJECT_HEADER, size, type, f.gen);
-  }
-
-  /**
-   * Allocate an object of an internal type: its offset (no handle is
-   * made, for a caller that needs none). Internal.
-   */
-  #allocInternalAt(size: number, type: number): number {
-    this.#live("alloc");
-    const f = allocFresh(this.#e, this.#g, size, type, "alloc");
-    if (f.rel === UNWRITTEN) this.#unwritten++;
-    return f.block + OBJECT_HEADER;
+    return c.alloc(size, type);
   }
 
   /**
@@ -303,41 +220,15 @@ export class Transaction {
    * @throws {StaleObjectError} for an object already freed
    */
   free(o: ObjectHandle): void {
-    this.#live("free");
-    this.#check(o, "free");
+    const c = this.#c;
+    c.live("free");
+    c.check(o, "free");
     if (o.type >= TYPE_INTERNAL) {
       throw new TypeError(
         "Cannot free: the object belongs to the pool (the root, a map's structure)",
       );
     }
-    this.#freeInternal(o.offset);
-  }
-
-  /**
-   * Free the live object at `offset`, an internal one included (the
-   * caller knows it is live). Internal.
-   */
-  #freeInternal(offset: number): void {
-    this.#live("free");
-    const e = this.#e;
-    const g = this.#g;
-    const f = freshAt(e, offset);
-    this.#checked = null;
-    // the heap first: `logFree` changes a copy staged in the log in
-    // place, which nothing could take back if the heap's entries then
-    // found the log out of room; a free that fails is taken back whole
-    const size0 = g.end - g.start;
-    const count0 = g.count;
-    const mark = e.heap.mark;
-    try {
-      e.heap.free(offset - OBJECT_HEADER, heapLogFor(e, g));
-      logFree(e, g, f, offset);
-    } catch (err) {
-      takeBack(e, g, size0, count0, mark);
-      throw err;
-    }
-    if (f !== undefined && f.rel === UNWRITTEN) this.#unwritten--;
-    e.locals.set(offset, freedObject());
+    c.free(o.offset);
   }
 
   /**
@@ -348,78 +239,13 @@ export class Transaction {
    * @throws {StaleObjectError} when no live object starts there
    */
   object(offset: number): ObjectHandle {
-    this.#live("object");
-    const e = this.#e;
+    const c = this.#c;
+    c.live("object");
+    const e = c.e;
     const p = e.locals.get(offset) ?? e.pendingObject(offset);
     if (p === undefined) return e.objectAt(offset, "object", true);
     if (p.gen === 0) throw new StaleObjectError("object", offset);
     return newHandle(e.token, offset, p.size, p.type, p.gen);
-  }
-
-  /** Check a handle (once until the transaction frees something). */
-  #check(o: ObjectHandle, op: string): void {
-    // (`#checked` starts and is reset as null, which no handle is)
-    if (o === this.#checked && o !== null) return;
-    this.#e.check(o, op);
-    this.#checked = o;
-  }
-
-  /**
-   * Refuse a write to an object of the pool's own (a map's descriptor,
-   * directory, leaf or node; `pool.object(offset)` hands out handles to
-   * them) unless the pool's code writes it: a stray write broke a map. The
-   * root is the user's.
-   */
-  #ours(o: ObjectHandle, op: string): void {
-    if (this.#internal || o.type === TYPE_ROOT) return;
-    throw new TypeError(
-      `Cannot ${op}: the object belongs to the pool (a map's structure)`,
-    );
-  }
-
-  /**
-   * Let the writes that follow reach the pool's own objects (a map's
-   * structure) until `endInternalWrites` with the value returned.
-   */
-  #beginInternalWrites(): boolean {
-    this.#ended("beginInternalWrites");
-    const was = this.#internal;
-    this.#internal = true;
-    return was;
-  }
-
-  /** End what `beginInternalWrites` began. */
-  #endInternalWrites(was: boolean): void {
-    this.#ended("endInternalWrites");
-    this.#internal = was;
-  }
-
-  /** Check a handle and a range of its object. */
-  #range(o: ObjectHandle, offset: number, length: number, op: string): void {
-    this.#live(op);
-    this.#check(o, op);
-    // the integer tests first: a bigint must not reach the sum
-    if (
-      !Number.isInteger(offset) || !Number.isInteger(length) ||
-      !(offset >= 0 && length >= 0 && offset + length <= o.size)
-    ) badRange(o.size, offset, length, op);
-  }
-
-  /**
-   * Where the data of a small object allocated by this transaction lies
-   * in the log (its copy staged now if it was not written yet), or -1 for
-   * any other object. Valid until the next entry is staged.
-   */
-  #stage(offset: number, op: string): number {
-    const e = this.#e;
-    const f = freshAt(e, offset);
-    if (f === undefined || f.rel === LARGE) return -1;
-    if (f.rel === UNWRITTEN) {
-      const at = stageFresh(e, this.#g, f, offset, op);
-      this.#unwritten--;
-      return at;
-    }
-    return e.log.at(this.#g, f.rel) + OBJECT_HEADER;
   }
 
   /**
@@ -432,6 +258,7 @@ export class Transaction {
    *   or a view of a closed pool): a bad argument
    */
   write(o: ObjectHandle, offset: number, bytes: Uint8Array): void {
+    const c = this.#c;
     if (!isBytes(bytes)) {
       throw new TypeError("Cannot write: bytes must be a Uint8Array");
     }
@@ -441,16 +268,16 @@ export class Transaction {
     // subclass claiming fewer bytes passed the bounds check, then the copy
     // wrote all of them past the object (or its log entry)
     const n = byteLengthOf(bytes);
-    this.#range(o, offset, n, "write");
-    if (o.type >= TYPE_INTERNAL) this.#ours(o, "write");
+    c.range(o, offset, n, "write");
+    if (o.type >= TYPE_INTERNAL) c.ours(o, "write");
     if (n === 0) return;
-    const at = this.#stage(o.offset, "write");
+    const at = c.stage(o.offset, "write");
     if (at >= 0) {
-      this.#e.media.set(bytes, at + offset);
+      c.e.media.set(bytes, at + offset);
       return;
     }
-    this.#e.log.copy(
-      this.#g,
+    c.e.log.copy(
+      c.g,
       o.offset + offset,
       bytes,
       0,
@@ -470,8 +297,9 @@ export class Transaction {
    * @throws {TypeError} for an object of the pool's own (a map's structure)
    */
   setU64(o: ObjectHandle, offset: number, value: number | bigint): void {
-    this.#range(o, offset, 8, "setU64");
-    if (o.type >= TYPE_INTERNAL) this.#ours(o, "setU64");
+    const c = this.#c;
+    c.range(o, offset, 8, "setU64");
+    if (o.type >= TYPE_INTERNAL) c.ours(o, "setU64");
     let lo: number;
     let hi: number;
     if (typeof value === "number") {
@@ -483,31 +311,13 @@ export class Transaction {
       lo = Number(v & 0xffffffffn);
       hi = Number(v >> 32n);
     }
-    const at = this.#stage(o.offset, "setU64");
+    const at = c.stage(o.offset, "setU64");
     if (at >= 0) {
-      this.#e.media.store32(at + offset, lo);
-      this.#e.media.store32(at + offset + 4, hi);
+      c.e.media.store32(at + offset, lo);
+      c.e.media.store32(at + offset + 4, hi);
       return;
     }
-    this.#e.log.word(this.#g, o.offset + offset, lo, hi, "setU64", o.offset);
-  }
-
-  /**
-   * Store a u64 below 2^53 at `offset` of an internal object the caller
-   * knows is live and large enough (a map's leaf): no handle check, so no
-   * pending object is looked up. Internal.
-   */
-  #setU64Internal(o: ObjectHandle, offset: number, value: number): void {
-    this.#live("setU64");
-    const lo = value >>> 0;
-    const hi = (value - lo) / 2 ** 32;
-    const at = this.#stage(o.offset, "setU64");
-    if (at >= 0) {
-      this.#e.media.store32(at + offset, lo);
-      this.#e.media.store32(at + offset + 4, hi);
-      return;
-    }
-    this.#e.log.word(this.#g, o.offset + offset, lo, hi, "setU64", o.offset);
+    c.e.log.word(c.g, o.offset + offset, lo, hi, "setU64", o.offset);
   }
 
   /**
@@ -516,19 +326,20 @@ export class Transaction {
    * @throws {TypeError} for an object of the pool's own (a map's structure)
    */
   setU32(o: ObjectHandle, offset: number, value: number): void {
-    this.#range(o, offset, 4, "setU32");
-    if (o.type >= TYPE_INTERNAL) this.#ours(o, "setU32");
+    const c = this.#c;
+    c.range(o, offset, 4, "setU32");
+    if (o.type >= TYPE_INTERNAL) c.ours(o, "setU32");
     if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
       checkNumber(value, "setU32: value");
       throw new RangeError(`Cannot setU32: ${numberText(value)} is not a u32`);
     }
-    const at = this.#stage(o.offset, "setU32");
-    const e = this.#e;
+    const at = c.stage(o.offset, "setU32");
+    const e = c.e;
     if (at >= 0) {
       e.media.store32(at + offset, value);
       return;
     }
-    const p = e.log.open(this.#g, o.offset + offset, 4, "setU32", o.offset);
+    const p = e.log.open(c.g, o.offset + offset, 4, "setU32", o.offset);
     e.media.setU32(p, value);
   }
 
@@ -537,8 +348,9 @@ export class Transaction {
    * this transaction and of those staged before it.
    */
   read(o: ObjectHandle, offset: number, length: number): Uint8Array {
-    this.#range(o, offset, length, "read");
-    return readAt(this.#e, this.#g, o, offset, length);
+    const c = this.#c;
+    c.range(o, offset, length, "read");
+    return readAt(c.e, c.g, o, offset, length);
   }
 
   /**
@@ -550,18 +362,19 @@ export class Transaction {
    *   is above `Number.MAX_SAFE_INTEGER`
    */
   getU64(o: ObjectHandle, offset: number): number {
-    this.#range(o, offset, 8, "getU64");
-    const direct = directAt(this.#e, this.#g, o, offset);
+    const c = this.#c;
+    c.range(o, offset, 8, "getU64");
+    const direct = directAt(c.e, c.g, o, offset);
     if (direct === -2) return 0;
     if (direct >= 0) {
-      const media = this.#e.media;
+      const media = c.e.media;
       return u64Number(
         media.load32(direct),
         media.load32(direct + 4),
         "getU64",
       );
     }
-    const b = readAt(this.#e, this.#g, o, offset, 8);
+    const b = readAt(c.e, c.g, o, offset, 8);
     return u64Number(load32(b, 0), load32(b, 4), "getU64");
   }
 
@@ -589,130 +402,22 @@ export class Transaction {
    * @throws {RangeError} when the range leaves the object
    */
   getBigU64(o: ObjectHandle, offset: number): bigint {
-    this.#range(o, offset, 8, "getBigU64");
-    const direct = directAt(this.#e, this.#g, o, offset);
+    const c = this.#c;
+    c.range(o, offset, 8, "getBigU64");
+    const direct = directAt(c.e, c.g, o, offset);
     if (direct === -2) return 0n;
     if (direct >= 0) {
-      const media = this.#e.media;
+      const media = c.e.media;
       return u64Big(media.load32(direct), media.load32(direct + 4));
     }
-    const b = readAt(this.#e, this.#g, o, offset, 8);
+    const b = readAt(c.e, c.g, o, offset, 8);
     return u64Big(load32(b, 0), load32(b, 4));
   }
 
   /** The u32 at `offset`. */
   getU32(o: ObjectHandle, offset: number): number {
-    this.#range(o, offset, 4, "getU32");
-    return load32At(this.#e, this.#g, o, offset);
-  }
-
-  /** Log a write to the state page (root, catalog). Internal. */
-  #writeState(target: number, bytes: Uint8Array): void {
-    this.#live("write");
-    this.#e.log.copy(this.#g, target, bytes, 0, bytes.length, "write", NO_KEY);
-  }
-
-  /**
-   * Run `fn` on abort (undo of volatile changes), newest first. Internal.
-   *
-   * @throws {TypeError} when `fn` is no function
-   */
-  #onAbort(fn: () => void): void {
-    // kept past its end, the callback would never run
-    this.#ended("onAbort");
-    // refused here: at the abort it would fail it in the abort's words
-    if (typeof fn !== "function") {
-      throw new TypeError("Cannot onAbort: fn must be a function");
-    }
-    this.#onUndo(fn);
-  }
-
-  /**
-   * Tell `target` about `item` once the transaction is applied, or when
-   * it aborts (effects abort newest first). Internal.
-   *
-   * @internal
-   */
-  #effect<T>(target: TxEffects<T>, item: T): void {
-    // kept past its end, the effect would join the group of later
-    // transactions (an asynchronous one stages several), and be told of
-    // their outcome
-    this.#ended("effect");
-    (this.#g.done ??= []).push(target, item);
-  }
-
-  /**
-   * Log the small objects never written, publish the objects allocated
-   * and freed (asynchronous: transactions staged after it see them); the
-   * transaction is done.
-   */
-  #end(): void {
-    const e = this.#e;
-    const g = this.#g;
-    if (this.#unwritten > 0) {
-      try {
-        logUnwritten(e, g);
-      } catch (err) {
-        this.#abort();
-        throw err;
-      }
-    }
-    this.#open = false;
-    g.txs++;
-    e.heap.settle();
-    if (!this.#sync) e.pending.publish(g, e.locals);
-    e.locals.clear();
-    e.current = undefined;
-  }
-
-  /** Undo everything the transaction staged; it is over. */
-  #abort(): void {
-    const e = this.#e;
-    this.#open = false;
-    try {
-      this.#undoAll();
-    } finally {
-      // an onAbort callback that threw fails the transaction with its
-      // error, but the pool's running transaction must end all the same:
-      // kept, every later one failed and the pool could not be closed
-      e.current = undefined;
-      e.locals.clear();
-      e.abandon(this.#g);
-    }
-  }
-
-  /**
-   * Take back everything the transaction staged (once: a transaction cut
-   * while its callback runs is not undone again when it ends).
-   */
-  #undoAll(): void {
-    if (this.#undone) return;
-    this.#undone = true;
-    const e = this.#e;
-    const g = this.#g;
-    e.pending.truncate(g, this.#size0, this.#count0);
-    e.heap.rollback();
-    const done = g.done;
-    if (done !== null && done.length > this.#done0) {
-      for (let i = done.length - 2; i >= this.#done0; i -= 2) {
-        (done[i] as TxEffects<unknown>).aborted(done[i + 1]);
-      }
-      done.length = this.#done0;
-    }
-    const undo = this.#undo;
-    if (undo !== null) {
-      this.#undo = null;
-      // every callback runs (each undoes its own volatile change), then
-      // the first error of one is thrown
-      let failed = false, error: unknown;
-      for (let i = undo.length - 1; i >= 0; i--) {
-        try {
-          undo[i]();
-        } catch (err) {
-          if (!failed) [failed, error] = [true, err];
-        }
-      }
-      if (failed) throw error;
-    }
+    const c = this.#c;
+    c.range(o, offset, 4, "getU32");
+    return load32At(c.e, c.g, o, offset);
   }
 }

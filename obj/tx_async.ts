@@ -25,7 +25,7 @@ import {
   FAILED,
   type Group,
   STAGING,
-} from "./log.ts";
+} from "./log_group.ts";
 import { type Transaction, txControl } from "./tx.ts";
 import { runTransaction } from "./tx_run.ts";
 

@@ -14,7 +14,7 @@
 import type { Engine } from "./engine.ts";
 import { writeHeader } from "./object_bytes.ts";
 import { OBJECT_HEADER } from "./layout.ts";
-import type { Group } from "./log.ts";
+import type { Group } from "./log_group.ts";
 import type { PendingObject } from "./pending.ts";
 
 /** Objects up to this size (header included) are built in the log. */

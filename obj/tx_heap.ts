@@ -11,7 +11,7 @@
 import type { Engine } from "./engine.ts";
 import type { HeapLog } from "./heap.ts";
 import { OBJECT_HEADER } from "./layout.ts";
-import { type Group, NO_KEY } from "./log.ts";
+import { type Group, NO_KEY } from "./log_group.ts";
 import { addFresh, type Fresh } from "./tx_fresh.ts";
 
 /** The engine and group of the transaction the heap works for. */

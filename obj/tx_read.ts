@@ -13,7 +13,7 @@ import type { Engine } from "./engine.ts";
 import type { ObjectHandle } from "./handle.ts";
 import { load32 } from "./object_bytes.ts";
 import { OBJECT_HEADER, OP_COPY } from "./layout.ts";
-import type { Group } from "./log.ts";
+import type { Group } from "./log_group.ts";
 import { freshAt, LARGE, UNWRITTEN } from "./tx_fresh.ts";
 
 /**

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Engine } from "./engine.ts";
-import type { Group } from "./log.ts";
+import type { Group } from "./log_group.ts";
 import { type Transaction, txControl } from "./tx.ts";
 
 /**
