@@ -68,6 +68,22 @@ export function createPmemLogWith(
   return createWith(path, options, hooks);
 }
 
+/** Set by PmemLog's static block: {@linkcode openPmemLogWith}. */
+let openWith: (
+  path: string,
+  options: PmemLogOpenOptions,
+  hooks: PmemLogTestHooks,
+) => PmemLog;
+
+/** {@linkcode PmemLog.open} with test hooks. Internal. */
+export function openPmemLogWith(
+  path: string,
+  options: PmemLogOpenOptions,
+  hooks: PmemLogTestHooks,
+): PmemLog {
+  return openWith(path, options, hooks);
+}
+
 /**
  * An append-only log in libpmemlog's format: pools it creates open in
  * libpmemlog and pass `pmempool check`, and libpmemlog's pools open here.
@@ -191,6 +207,15 @@ export class PmemLog implements Disposable {
    * whose header has ro_compat features opens read-only, as in
    * libpmemlog: its appends and `rewind` throw code -30 (EROFS).
    *
+   * After an unclean shutdown (the header's shutdown state dirty: a
+   * process killed with the log open; or a header that keeps no state)
+   * the stores its last writer made may be visible and not durable: the
+   * open persists the log's data and write offset before handing the log
+   * out, so what `tell()` and `walk()` report survives a power failure
+   * (a flush of the used part of the log, once). A read-only open
+   * cannot (nothing reaches the file): a power failure may then still
+   * take back what it read.
+   *
    * @throws {TypeError} when an argument has the wrong type, or an option
    *   is none of {@linkcode PmemLogOpenOptions}'s
    * @throws {PmemError} code -22 (EINVAL) when the file is not an intact
@@ -198,11 +223,13 @@ export class PmemLog implements Disposable {
    *   not exist; -11 (EAGAIN) when it is open elsewhere
    */
   static open(path: string, options: PmemLogOpenOptions = {}): PmemLog {
-    return PmemLog.#open(path, options, false);
+    return PmemLog.#open(path, options, false, {});
   }
 
   static {
-    openPrivately = (path) => PmemLog.#open(path, {}, true);
+    openPrivately = (path) => PmemLog.#open(path, {}, true, {});
+    openWith = (path, options, hooks) =>
+      PmemLog.#open(path, options, false, hooks);
     createWith = (path, options, hooks) =>
       PmemLog.#create(path, options, hooks);
   }
@@ -212,8 +239,9 @@ export class PmemLog implements Disposable {
     path: string,
     options: PmemLogOpenOptions,
     inspect: boolean,
+    hooks: PmemLogTestHooks,
   ): PmemLog {
-    return openLogPool(path, options, inspect, PmemLog.#make(path));
+    return openLogPool(path, options, inspect, hooks, PmemLog.#make(path));
   }
 
   /** How `pmemlog_pool.ts` makes the log at `path` over the pool it readied. */

@@ -38,11 +38,11 @@ export interface PmemLogOpenOptions {
   mover?: Vdm;
 }
 
-/** What tests may add to {@linkcode PmemLog.create}. Internal. */
+/** What tests may add to {@linkcode PmemLog.create} and `open`. Internal. */
 export interface PmemLogTestHooks {
   /**
    * A tracer attached to the log's mapping before anything is written
-   * (the header included).
+   * (the header included) or, at an open, read.
    */
   tracer?: PersistTracer;
 }

@@ -23,6 +23,7 @@ import {
 } from "../errors/file.ts";
 import {
   checkPoolHeader,
+  closedCleanly as stateClean,
   type DeviceShutdownState,
   encodePoolHeader,
   hostArch,
@@ -50,6 +51,7 @@ import {
   LOG_POOL,
   LOG_START,
   MIN_LOG_POOL,
+  type PoolHeader,
   WRITE_OFFSET_AT,
 } from "./pmemlog_format.ts";
 import { StreamMedia } from "./media.ts";
@@ -74,6 +76,15 @@ export type MakeLog = (
   mover: Vdm,
   device: DeviceShutdownState | null,
 ) => PmemLog;
+
+/**
+ * Whether the pool's last open closed it (see `closedCleanly` in
+ * `pool_header.ts`): a header that keeps no shutdown state tells nothing,
+ * and counts as not.
+ */
+function closedCleanly(bytes: Uint8Array, header: PoolHeader): boolean {
+  return keepsShutdownState(header.incompat) && stateClean(bytes);
+}
 
 /**
  * Create a log pool (`PmemLog.create`, with test hooks) and make the log
@@ -190,6 +201,7 @@ export function openLogPool(
   path: string,
   options: PmemLogOpenOptions,
   inspect: boolean,
+  hooks: PmemLogTestHooks,
   make: MakeLog,
 ): PmemLog {
   const op = "open";
@@ -217,6 +229,7 @@ export function openLogPool(
       mover,
       sharing: inspect ? "private" : "shared",
     });
+    if (hooks.tracer) setMappingTracer(map, hooks.tracer);
     lock = lockStoreFile(path, op, "log");
     let media = new StreamMedia(map);
     let device: DeviceShutdownState | null = null;
@@ -235,6 +248,20 @@ export function openLogPool(
     );
     if (problem !== null) throw corrupt(op, path, problem);
     const readOnly = header.roCompat !== 0 || inspect;
+    if (!readOnly && !closedCleanly(media.bytes(0, HEADER_SIZE), header)) {
+      // a killed process's stores are visible here and may not be
+      // durable: its write offset (an append, a rewind), which tell() and
+      // walk() report as durable. Persisted before the log is handed out,
+      // else a power failure after this open takes back what it reported.
+      // The data below it first, as an append orders them: an append here
+      // or in libpmemlog fenced it before storing the offset, but a writer
+      // that did not would leave the offset over data the media lacks.
+      // (A read-only log cannot: its mapping is private, and a power
+      // failure may still take those back.)
+      const write = media.read64(WRITE_OFFSET_AT);
+      if (write > LOG_START) media.persist(LOG_START, write - LOG_START);
+      media.persist(0, WRITE_OFFSET_AT + 8);
+    }
     media.close();
     if (readOnly && !inspect) {
       // libpmemlog opens it, and refuses to change it (EROFS): a
