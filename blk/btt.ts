@@ -21,7 +21,7 @@ import {
   MAP_ENTRY_SIZE,
   roundUp,
 } from "./layout.ts";
-import { randomUuid } from "../pmdk/pool_header.ts";
+import { randomUuid, sameBytes } from "../pmdk/pool_header.ts";
 import { corrupt } from "../errors/file.ts";
 import type { PoolFile } from "./open.ts";
 
@@ -121,7 +121,7 @@ export function loadBtt(
       );
     } else {
       const backup = media.bytes(backupAt, INFO_SIZE);
-      if (!primary.every((b, i) => b === backup[i])) {
+      if (!sameBytes(primary, backup)) {
         const why = infoProblem(backup, file.poolsetUuid) ?? "it differed";
         // the primary may be a store of a killed process (markInfoError's
         // flag) never persisted: durable first, else a power failure

@@ -20,6 +20,7 @@ import {
   type DeviceShutdownState,
   HEADER_SIZE,
   hostArch,
+  sameBytes,
 } from "../pmdk/pool_header.ts";
 import {
   FLOG_ENTRY_SIZE,
@@ -236,8 +237,7 @@ function checkInfo(
     p.add("info", `arena ${k}: backup BTT info block: ${badBackup}`);
   }
   if (bad === null && badBackup === null) {
-    const same = primary.every((b, i) => b === backup[i]);
-    if (!same) {
+    if (!sameBytes(primary, backup)) {
       p.add("info", `arena ${k}: the backup BTT info block differs`);
     }
   }
@@ -312,7 +312,10 @@ function checkBlocks(
       // block) mark a whole word of refs at once: a sparse pool's map is
       // mostly that, and a 512 GiB arena has 134 M entries (first and
       // perChunk are multiples of 32, so pre is word-aligned with i)
-      if ((pre & 31) === 0 && i + 32 <= n) {
+      // (a word whose first entry has flags is not, and a written pool's
+      // words are mostly that: ORing their 32 entries first loaded every
+      // entry twice)
+      if ((pre & 31) === 0 && i + 32 <= n && (map[i] & MAP_FLAGS) === 0) {
         let flags = 0;
         for (let j = i; j < i + 32; j++) flags |= map[j];
         if ((flags & MAP_FLAGS) === 0 && refs.markWord(pre >>> 5)) {

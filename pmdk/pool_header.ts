@@ -335,6 +335,26 @@ export function sameUuid(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * Whether `a` and `b` hold the same bytes: word by word where both start
+ * 4-aligned (an info block and its backup, 4 KiB each, compared at every
+ * open and check: `every()` with a callback per byte cost ~4 % of a crash
+ * sweep).
+ */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  const n = a.byteLength;
+  if (b.byteLength !== n) return false;
+  let i = 0;
+  if (a.byteOffset % 4 === 0 && b.byteOffset % 4 === 0) {
+    const wa = new Uint32Array(a.buffer, a.byteOffset, n >>> 2);
+    const wb = new Uint32Array(b.buffer, b.byteOffset, n >>> 2);
+    for (; i < wa.length; i++) if (wa[i] !== wb[i]) return false;
+    i *= 4;
+  }
+  for (; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Whether every byte is zero. */
 export function allZero(bytes: Uint8Array): boolean {
   const n = bytes.byteLength;
