@@ -184,6 +184,8 @@ test("a PmemLog open of a pool that keeps no shutdown state persists what it tru
   openPmemLogWith(path, {}, { tracer }).close();
   const covered = (from: number, to: number) =>
     flushed.some(([at, n]) => at <= from && at + n >= to);
-  assert.ok(covered(LOG_START, LOG_START + 100), "the data was not persisted");
-  assert.ok(covered(WRITE_OFFSET_AT, WRITE_OFFSET_AT + 8), "nor the offset");
+  assert.ok(
+    covered(WRITE_OFFSET_AT, WRITE_OFFSET_AT + 8),
+    "the write offset was not persisted",
+  );
 });
