@@ -148,7 +148,7 @@ export function createLogPool(
     source.close();
     lock = lockStoreFile(path, op, "log");
     const media = new StreamMedia(map);
-    if (!created && !allZero(media.bytes(0, HEADER_SIZE))) {
+    if (!created && !allZero(media.view(0, HEADER_SIZE))) {
       throw notEmpty(op, path, HEADER_SIZE);
     }
     const crtime = Math.floor(statSync(path).ctimeMs / 1000);
@@ -218,10 +218,10 @@ export function openLogPool(
       sharing: inspect ? "private" : "shared",
     });
     lock = lockStoreFile(path, op, "log");
-    let media = new StreamMedia(map);
+    const media = new StreamMedia(map);
     let device: DeviceShutdownState | null = null;
     const header = checkPoolHeader(
-      media.bytes(0, HEADER_SIZE),
+      media.view(0, HEADER_SIZE),
       LOG_POOL,
       hostArch(),
       () => (device = deviceShutdownState(source)),
@@ -255,7 +255,8 @@ export function openLogPool(
       storeShutdownState(map, device, true);
     } else device = null;
     source.close();
-    media = new StreamMedia(map);
+    // (the log makes its own media: one here was made and dropped, and
+    // on Bun each was a buffer over the whole log)
     return make(map, lock, readOnly, mover ?? map.mover, device);
   } catch (e) {
     source.close();
