@@ -100,6 +100,29 @@ export class Pieces {
     return new Uint8Array(u8.buffer, offset & MASK, length);
   }
 
+  /**
+   * The piece that holds `[offset, offset + length)`, a range that
+   * {@linkcode Pieces.fits}; `offset` is at {@linkcode Pieces.index} in
+   * it (for a store that indexes one view, as through even windows).
+   */
+  u8At(offset: number): Uint8Array {
+    const u8 = this.#u8s[offset >>> SHIFT];
+    return u8.length !== 0 ? u8 : this.#piece(offset >>> SHIFT);
+  }
+
+  /** {@linkcode Pieces.u8At} as u32 words. */
+  u32At(offset: number): Uint32Array {
+    const w = this.#u32s[offset >>> SHIFT];
+    if (w.length !== 0) return w;
+    this.#piece(offset >>> SHIFT);
+    return this.#u32s[offset >>> SHIFT];
+  }
+
+  /** Where `offset` lies in {@linkcode Pieces.u8At}'s view. */
+  index(offset: number): number {
+    return offset & MASK;
+  }
+
   /** The u32 at a 4-aligned offset. */
   getU32(offset: number): number {
     let w = this.#u32s[offset >>> SHIFT];

@@ -26,6 +26,7 @@ import {
   RUNTIME,
   tempPath,
   test,
+  viewsMadeBy,
 } from "./_harness.ts";
 
 const MiB = 1 << 20;
@@ -864,4 +865,26 @@ test("u64 words of a damaged pool print exactly in its errors, above 2^53 too", 
       e instanceof CorruptPoolError &&
       e.message.includes("position 9223372036854775816 "),
   );
+});
+
+test("`ObjectPool.open()` of a 32 MiB pool makes Bun count pieces of it, not a buffer of the whole pool", () => {
+  // Bun counts each buffer's length as allocated memory when it is made:
+  // a buffer over the whole pool at each open collected garbage at
+  // every other open (VIEW_WINDOWS.piecesFirst)
+  const path = tempPath();
+  {
+    using pool = ObjectPool.create(path, { size: 32 * MiB, layout: "app" });
+    pool.tx((tx) => tx.write(pool.root(64), 0, new Uint8Array(64).fill(7)));
+  }
+  let opened: ObjectPool | undefined;
+  const made = viewsMadeBy(() =>
+    opened = ObjectPool.open(path, { layout: "app" })
+  );
+  using pool = opened!;
+  if (RUNTIME === "bun") assert.ok(made < 1 * MiB, `made ${made} bytes`);
+  // (Deno: the whole pool at once, as V8 does not count it)
+  else assert.ok(made >= 32 * MiB, `made ${made} bytes`);
+  assert.deepEqual(pool.read(pool.root(64)), new Uint8Array(64).fill(7));
+  pool.tx((tx) => tx.write(pool.root(64), 0, new Uint8Array(64).fill(9)));
+  assert.deepEqual(pool.read(pool.root(64)), new Uint8Array(64).fill(9));
 });
