@@ -72,7 +72,7 @@ export class ObjMedia {
     if (this.size <= VIEW_WINDOWS.whole) {
       // (pieces only below 4 GiB, which they split with 32-bit operations)
       if (VIEW_WINDOWS.piecesFirst && this.size < 2 ** 32) {
-        this.#pieces = new Pieces(map);
+        this.#pieces = new Pieces(map, () => this.#whole());
       } else this.#whole();
       this.span = this.size;
     } else {
@@ -193,9 +193,7 @@ export class ObjMedia {
     const u32 = this.#u32;
     if (u32 !== null) return u32[offset >>> 2];
     const pieces = this.#pieces;
-    return pieces !== null
-      ? pieces.getU32(offset)
-      : this.#win!.getU32(offset);
+    return pieces !== null ? pieces.getU32(offset) : this.#win!.getU32(offset);
   }
 
   /** Store a u32 at a 4-aligned offset (not persisted). */
@@ -321,8 +319,9 @@ export class ObjMedia {
     if (u8 === null) {
       if (this.#pieces !== null) this.bytes(offset, length).fill(value);
       else this.#win!.fill(value, offset, length);
-    }
-    else if (value === 0 && length <= 128 && (offset % 4 | length % 4) === 0) {
+    } else if (
+      value === 0 && length <= 128 && (offset % 4 | length % 4) === 0
+    ) {
       // an object's zeros and a freed header: V8's typed-array `fill` is
       // a call into C++ (79 ns for 64 bytes on Deno, 9 for this loop).
       // Divisions, not shifts: offsets reach 4 GiB

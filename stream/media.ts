@@ -99,7 +99,7 @@ export class StreamMedia {
     else if (!VIEW_WINDOWS.piecesFirst) {
       this.#whole();
       this.#out = map.view(0, this.#size).buffer as ArrayBuffer;
-    } else this.#pieces = new Pieces(map);
+    } else this.#pieces = new Pieces(map, () => this.#whole());
   }
 
   /** Make the stream's own view of the whole mapping (drop the pieces). */
