@@ -106,15 +106,6 @@ export class ObjMedia {
     return u8;
   }
 
-  /**
-   * The whole view where the pool is seen whole or through pieces (made
-   * now: a range across two pieces), null where it is seen through
-   * windows.
-   */
-  #wholeView(): Uint8Array | null {
-    return this.#u8 ?? (this.#pieces !== null ? this.#whole() : null);
-  }
-
   /** The mapping. */
   get mapping(): Mapping {
     return this.#map;
@@ -290,8 +281,10 @@ export class ObjMedia {
 
   /** Copy `[offset, offset + length)` to `into` at `at`. */
   copyInto(offset: number, length: number, into: Uint8Array, at: number) {
-    if (this.#win !== null) this.#win.copyInto(offset, length, into, at);
-    else into.set(this.bytes(offset, length), at);
+    const u8 = this.#u8;
+    if (u8 !== null) into.set(u8.subarray(offset, offset + length), at);
+    else if (this.#win !== null) this.#win.copyInto(offset, length, into, at);
+    else into.set(this.bytes(offset, length), at); // pieces
   }
 
   /** Store `src` at `offset` (not persisted). */
@@ -337,16 +330,16 @@ export class ObjMedia {
    * that overlap must both lie in one even window (see `fits`).
    */
   move(target: number, from: number, length: number): void {
+    let u8 = this.#u8;
     const pieces = this.#pieces;
-    if (
-      pieces !== null && pieces.fits(target, length) &&
-      pieces.fits(from, length)
-    ) {
-      // (one piece's views share its buffer: set copies as memmove)
-      pieces.bytes(target, length).set(pieces.bytes(from, length));
-      return;
+    if (u8 === null && pieces !== null) {
+      if (pieces.fits(target, length) && pieces.fits(from, length)) {
+        // (one piece's views share its buffer: set copies as memmove)
+        pieces.bytes(target, length).set(pieces.bytes(from, length));
+        return;
+      }
+      u8 = this.#whole();
     }
-    const u8 = this.#wholeView();
     if (u8 !== null) {
       u8.copyWithin(target, from, from + length);
       return;
