@@ -14,7 +14,13 @@
  * for a view asked of a range across an even one's end (`pool.view` of
  * such an object); a view of more than 2 MiB is the mapping's, over a
  * buffer of the whole pool (`pmem2/even_windows.ts`, shared with the log
- * store). Every store that must persist is made
+ * store). On Bun a pool seen whole is first seen through 64 KiB pieces
+ * (`pmem2/pieces.ts`, as the block and log stores'), indexed as the even
+ * windows are (`u8At`, `index`, `fits`): an open reads the header, the
+ * log and the heap's metadata, and a buffer over all of a 32 MiB pool at
+ * each open made Bun collect garbage at every other open. The pool's
+ * whole view is made when a path needs a range across two pieces. Every
+ * store that must persist is made
  * durable through the mapping's `persist` or `persistRanges`, so a tracer
  * on the mapping sees it. It also keeps the pages stored to since the
  * last checkpoint (the homes a redo log's entries were applied to), to
@@ -26,6 +32,7 @@ import type { Mapping } from "../pmem2/mapping.ts";
 import { ownView } from "../pmem2/mapping_access.ts";
 import { crc32c } from "../pmem2/crc32c.ts";
 import { VIEW_WINDOWS } from "../pmem2/view_buffers.ts";
+import { Pieces } from "../pmem2/pieces.ts";
 import { evenRun, EvenWindows } from "../pmem2/even_windows.ts";
 import { load32, store32 } from "./object_bytes.ts";
 import { byteLengthOf, trueBytes } from "../ffi/validate.ts";
@@ -43,12 +50,14 @@ export class ObjMedia {
    * {@linkcode ObjMedia.u8At} and {@linkcode ObjMedia.u32At} cover.
    */
   readonly span: number;
-  /** The whole mapping, when it is seen whole (null: windows). */
+  /** The whole mapping, once it is seen whole (null: pieces or windows). */
   #u8: Uint8Array | null = null;
   /** The whole mapping as u32 words, when it is seen whole. */
   #u32: Uint32Array | null = null;
   /** The whole mapping as u64 words (the checkpoint's store), if whole. */
   #u64: BigUint64Array | null = null;
+  /** The pieces, while a pool to be seen whole is not yet (Bun). */
+  #pieces: Pieces | null = null;
   /** The windows, when the pool is not seen whole. */
   #win: EvenWindows | null = null;
   /** Pages stored to since the last {@linkcode ObjMedia.persistDirty}. */
@@ -61,21 +70,10 @@ export class ObjMedia {
     this.#map = map;
     this.size = map.size;
     if (this.size <= VIEW_WINDOWS.whole) {
-      // a buffer of the pool's own: no view handed out shares it (see
-      // `shared`), so a program that transfers one does not detach it
-      this.#u8 = ownView(map, 0, this.size);
-      // divisions, not shifts: a shift takes its operand mod 2^32, and a
-      // pool of 4 GiB (the largest) had views of no words at all
-      this.#u32 = new Uint32Array(
-        this.#u8.buffer,
-        this.#u8.byteOffset,
-        Math.floor(this.size / 4),
-      );
-      this.#u64 = new BigUint64Array(
-        this.#u8.buffer,
-        this.#u8.byteOffset,
-        Math.floor(this.size / 8),
-      );
+      // (pieces only below 4 GiB, which they split with 32-bit operations)
+      if (VIEW_WINDOWS.piecesFirst && this.size < 2 ** 32) {
+        this.#pieces = new Pieces(map, () => this.#whole());
+      } else this.#whole();
       this.span = this.size;
     } else {
       this.#win = new EvenWindows(map);
@@ -86,14 +84,39 @@ export class ObjMedia {
     this.#dirty = new Uint8Array(Math.floor(this.size / 2 ** PAGE_SHIFT) + 1);
   }
 
+  /** Make the view of the whole pool (and drop the pieces). */
+  #whole(): Uint8Array {
+    // a buffer of the pool's own: no view handed out shares it (see
+    // `shared`), so a program that transfers one does not detach it
+    const u8 = ownView(this.#map, 0, this.size);
+    this.#u8 = u8;
+    // divisions, not shifts: a shift takes its operand mod 2^32, and a
+    // pool of 4 GiB (the largest) had views of no words at all
+    this.#u32 = new Uint32Array(
+      u8.buffer,
+      u8.byteOffset,
+      Math.floor(this.size / 4),
+    );
+    this.#u64 = new BigUint64Array(
+      u8.buffer,
+      u8.byteOffset,
+      Math.floor(this.size / 8),
+    );
+    this.#pieces = null;
+    return u8;
+  }
+
   /** The mapping. */
   get mapping(): Mapping {
     return this.#map;
   }
 
-  /** Whether the pool is seen through one view (else through windows). */
+  /**
+   * Whether the pool is seen through one view, or through pieces until
+   * then (else through windows).
+   */
   get whole(): boolean {
-    return this.#u8 !== null;
+    return this.#win === null;
   }
 
   /**
@@ -104,7 +127,10 @@ export class ObjMedia {
    */
   u8At(offset: number, length: number): Uint8Array {
     const u8 = this.#u8;
-    return u8 !== null ? u8 : this.#win!.u8At(offset, length);
+    if (u8 !== null) return u8;
+    const pieces = this.#pieces;
+    if (pieces === null) return this.#win!.u8At(offset, length);
+    return pieces.fits(offset, length) ? pieces.u8At(offset) : this.#whole();
   }
 
   /**
@@ -113,21 +139,34 @@ export class ObjMedia {
    */
   u32At(offset: number, length: number): Uint32Array {
     const u32 = this.#u32;
-    return u32 !== null ? u32 : this.#win!.u32At(offset, length);
+    if (u32 !== null) return u32;
+    const pieces = this.#pieces;
+    if (pieces === null) return this.#win!.u32At(offset, length);
+    if (pieces.fits(offset, length)) return pieces.u32At(offset);
+    this.#whole();
+    return this.#u32!;
   }
 
   /** Where `offset` lies in {@linkcode ObjMedia.u8At}'s view. */
   index(offset: number, length: number): number {
-    return this.#u8 !== null ? offset : this.#win!.index(offset, length);
+    if (this.#u8 !== null) return offset;
+    const pieces = this.#pieces;
+    // (a range across two pieces: u8At makes the whole view)
+    if (pieces === null) return this.#win!.index(offset, length);
+    return pieces.fits(offset, length) ? pieces.index(offset) : offset;
   }
 
   /**
-   * Whether `[offset, offset + length)` lies in one even window (always
-   * when the pool is seen whole): then {@linkcode ObjMedia.bytes} needs no
-   * odd window.
+   * Whether `[offset, offset + length)` lies in one even window, or one
+   * piece (always when the pool is seen whole): then
+   * {@linkcode ObjMedia.bytes} needs no odd window, and no whole view.
    */
   fits(offset: number, length: number): boolean {
-    return this.#u8 !== null || this.#win!.fits(offset, length);
+    if (this.#u8 !== null) return true;
+    const pieces = this.#pieces;
+    return pieces !== null
+      ? pieces.fits(offset, length)
+      : this.#win!.fits(offset, length);
   }
 
   /**
@@ -143,13 +182,16 @@ export class ObjMedia {
   /** The u32 at a 4-aligned offset. */
   getU32(offset: number): number {
     const u32 = this.#u32;
-    return u32 !== null ? u32[offset >>> 2] : this.#win!.getU32(offset);
+    if (u32 !== null) return u32[offset >>> 2];
+    const pieces = this.#pieces;
+    return pieces !== null ? pieces.getU32(offset) : this.#win!.getU32(offset);
   }
 
   /** Store a u32 at a 4-aligned offset (not persisted). */
   setU32(offset: number, value: number): void {
     const u32 = this.#u32;
     if (u32 !== null) u32[offset >>> 2] = value;
+    else if (this.#pieces !== null) this.#pieces.setU32(offset, value);
     else this.#win!.setU32(offset, value);
   }
 
@@ -200,9 +242,12 @@ export class ObjMedia {
    */
   bytes(offset: number, length: number): Uint8Array {
     const u8 = this.#u8;
-    return u8 !== null
-      ? u8.subarray(offset, offset + length)
-      : this.#win!.view(offset, length);
+    if (u8 !== null) return u8.subarray(offset, offset + length);
+    const pieces = this.#pieces;
+    if (pieces === null) return this.#win!.view(offset, length);
+    return pieces.fits(offset, length)
+      ? pieces.bytes(offset, length)
+      : this.#whole().subarray(offset, offset + length);
   }
 
   /**
@@ -225,6 +270,10 @@ export class ObjMedia {
     if (u8 !== null && length < 1024) {
       return u8.slice(offset, offset + length);
     }
+    const pieces = this.#pieces;
+    if (pieces !== null && length < 1024 && pieces.fits(offset, length)) {
+      return pieces.bytes(offset, length).slice();
+    }
     const out = new Uint8Array(length);
     this.copyInto(offset, length, out, 0);
     return out;
@@ -234,7 +283,8 @@ export class ObjMedia {
   copyInto(offset: number, length: number, into: Uint8Array, at: number) {
     const u8 = this.#u8;
     if (u8 !== null) into.set(u8.subarray(offset, offset + length), at);
-    else this.#win!.copyInto(offset, length, into, at);
+    else if (this.#win !== null) this.#win.copyInto(offset, length, into, at);
+    else into.set(this.bytes(offset, length), at); // pieces
   }
 
   /** Store `src` at `offset` (not persisted). */
@@ -246,8 +296,12 @@ export class ObjMedia {
     }
     // the windows split by `src.length`, a property an array may lie in:
     // the engine's length, and the array's own bytes where it spans them
-    const win = this.#win!;
     const n = byteLengthOf(src);
+    if (this.#pieces !== null) {
+      this.bytes(offset, n).set(src);
+      return;
+    }
+    const win = this.#win!;
     if (win.fits(offset, n)) win.u8At(offset, n).set(src, win.index(offset, n));
     else win.set(trueBytes(src), offset);
   }
@@ -255,8 +309,12 @@ export class ObjMedia {
   /** Fill `[offset, offset + length)` with `value` (not persisted). */
   fill(value: number, offset: number, length: number): void {
     const u8 = this.#u8;
-    if (u8 === null) this.#win!.fill(value, offset, length);
-    else if (value === 0 && length <= 128 && (offset % 4 | length % 4) === 0) {
+    if (u8 === null) {
+      if (this.#pieces !== null) this.bytes(offset, length).fill(value);
+      else this.#win!.fill(value, offset, length);
+    } else if (
+      value === 0 && length <= 128 && (offset % 4 | length % 4) === 0
+    ) {
       // an object's zeros and a freed header: V8's typed-array `fill` is
       // a call into C++ (79 ns for 64 bytes on Deno, 9 for this loop).
       // Divisions, not shifts: offsets reach 4 GiB
@@ -272,7 +330,16 @@ export class ObjMedia {
    * that overlap must both lie in one even window (see `fits`).
    */
   move(target: number, from: number, length: number): void {
-    const u8 = this.#u8;
+    let u8 = this.#u8;
+    const pieces = this.#pieces;
+    if (u8 === null && pieces !== null) {
+      if (pieces.fits(target, length) && pieces.fits(from, length)) {
+        // (one piece's views share its buffer: set copies as memmove)
+        pieces.bytes(target, length).set(pieces.bytes(from, length));
+        return;
+      }
+      u8 = this.#whole();
+    }
     if (u8 !== null) {
       u8.copyWithin(target, from, from + length);
       return;
@@ -287,9 +354,9 @@ export class ObjMedia {
   /** The CRC-32C of `[offset, offset + length)`, continuing from `seed`. */
   crc(offset: number, length: number, seed: number): number {
     const u8 = this.#u8;
-    return u8 !== null
-      ? crc32c(u8, offset, length, seed)
-      : this.#win!.crc(offset, length, seed);
+    if (u8 !== null) return crc32c(u8, offset, length, seed);
+    if (this.#pieces === null) return this.#win!.crc(offset, length, seed);
+    return crc32c(this.bytes(offset, length), 0, length, seed);
   }
 
   /** Note that `[offset, offset + length)` was stored to (a home). */

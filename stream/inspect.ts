@@ -241,7 +241,7 @@ function recoverPrivately(
   const map = Mapping.map(source, { sharing: "private" });
   const media = new StreamMedia(map);
   try {
-    const g = decodeHeader(media.bytes(0, 80), fileSize);
+    const g = decodeHeader(media.view(0, 80), fileSize);
     if (typeof g === "string") throw corrupt(g);
     const table = readTable(media, g);
     if (typeof table === "string") throw corrupt(table);

@@ -14,9 +14,16 @@
  * across two as two pieces), and an odd window is made only for a
  * zero-copy view of an entry across an even one's end (`entries()`,
  * `follow()`, `reserve`); a view of more than 2 MiB is the mapping's,
- * over a buffer of the whole stream. Every store that must persist is
- * made durable through the mapping's `persist`/`persistRanges`, so a
- * tracer on the mapping sees it.
+ * over a buffer of the whole stream. On Bun a stream seen whole is
+ * first seen through 64 KiB pieces (`pmem2/pieces.ts`, as the block
+ * store's): an open reads the header, the region table and the entries
+ * recovery looks at, and a buffer over all of a 32 MiB stream at each
+ * open (two: the stream's own and the mapping's shared one) made Bun
+ * collect garbage at every open. The stream's own whole view is made
+ * when a path needs more than a piece (a range across two, a mover
+ * batch), the shared one when a view is handed out. Every store that
+ * must persist is made durable through the mapping's
+ * `persist`/`persistRanges`, so a tracer on the mapping sees it.
  *
  * @module
  */
@@ -33,10 +40,15 @@ import { bufferOf, byteLengthOf, trueBytes } from "../ffi/validate.ts";
 import type { BatchEntry } from "../mover/vdm.ts";
 import { EvenWindows, inEven } from "../pmem2/even_windows.ts";
 import { VIEW_WINDOWS } from "../pmem2/view_buffers.ts";
+import { Pieces } from "../pmem2/pieces.ts";
+import { ClosedError } from "../errors/mod.ts";
 import { ENTRY_HEADER } from "./layout.ts";
 
 const ap_log_append = native.ap_log_append;
 const ap_log_headers = native.ap_log_headers;
+
+/** The largest stream seen whole (its words are indexed by `>>> 2`). */
+const WHOLE_LIMIT = Math.min(VIEW_WINDOWS.whole, 2 ** 32 - 4096);
 
 /** A range to persist. */
 export interface Range {
@@ -51,9 +63,10 @@ export class StreamMedia {
   #map: Mapping;
   #size: number;
   /**
-   * The whole mapping, when it is seen whole (else: windows), over a
-   * buffer of the stream's own (`ownView`): no view handed out shares it,
-   * so a program that transfers an entry's buffer does not detach it.
+   * The whole mapping, once it is seen whole (else: pieces or windows),
+   * over a buffer of the stream's own (`ownView`): no view handed out
+   * shares it, so a program that transfers an entry's buffer does not
+   * detach it.
    */
   #u8: Uint8Array | undefined;
   #u32: Uint32Array | undefined;
@@ -61,12 +74,16 @@ export class StreamMedia {
   #buf: ArrayBuffer | undefined;
   /**
    * The mapping's shared buffer, for the views handed out (entries'
-   * data, reservations, a log's chunks), when it is seen whole: made
-   * anew by the mapping when a program transferred it.
+   * data, reservations, a log's chunks), once one is handed out where
+   * it is seen whole: made anew by the mapping when a program
+   * transferred it.
    */
   #out: ArrayBuffer | undefined;
+  /** The pieces, while a stream to be seen whole is not yet (Bun). */
+  #pieces: Pieces | undefined;
   /** The windows, when the mapping is not seen whole. */
   #win: EvenWindows | undefined;
+  #closed = false;
   #traced = false;
   /** Headers queued for {@linkcode StreamMedia.writeHeaders}: triples. */
   #headers = new Float64Array(3 * 64);
@@ -80,17 +97,31 @@ export class StreamMedia {
   constructor(map: Mapping) {
     this.#map = map;
     this.#size = map.size;
-    // one view only below 4 GiB: its words are indexed by `offset >>> 2`
-    if (this.#size <= Math.min(VIEW_WINDOWS.whole, 2 ** 32 - 4096)) {
-      this.#u8 = ownView(map, 0, this.#size);
-      this.#buf = this.#u8.buffer as ArrayBuffer;
+    if (this.#size > WHOLE_LIMIT) this.#win = new EvenWindows(map);
+    else if (!VIEW_WINDOWS.piecesFirst) {
+      this.#whole();
       this.#out = map.view(0, this.#size).buffer as ArrayBuffer;
-      this.#u32 = new Uint32Array(
-        this.#u8.buffer,
-        this.#u8.byteOffset,
-        this.#size >>> 2,
-      );
-    } else this.#win = new EvenWindows(map);
+    } else this.#pieces = new Pieces(map, () => this.#whole());
+  }
+
+  /** Make the stream's own view of the whole mapping (drop the pieces). */
+  #whole(): Uint8Array {
+    const u8 = ownView(this.#map, 0, this.#size);
+    this.#u8 = u8;
+    this.#buf = u8.buffer as ArrayBuffer;
+    this.#u32 = new Uint32Array(u8.buffer, u8.byteOffset, this.#size >>> 2);
+    this.#pieces = undefined;
+    return u8;
+  }
+
+  /**
+   * The stream's own view of the whole mapping, made now where it is
+   * seen through pieces; undefined where it is seen through windows.
+   */
+  #wholeIfPieces(): Uint8Array | undefined {
+    if (this.#pieces !== undefined) return this.#whole();
+    if (this.#closed) throw closedMedia();
+    return undefined;
   }
 
   /** The mapping. */
@@ -119,12 +150,13 @@ export class StreamMedia {
   }
 
   /**
-   * A view of the whole mapping, when it is seen whole (so a batch of the
-   * mover addresses entries by offset instead of a view each; else see
-   * {@linkcode StreamMedia.copyOps}).
+   * A view of the whole mapping, where it is seen whole (so a batch of
+   * the mover addresses entries by offset instead of a view each; else
+   * see {@linkcode StreamMedia.copyOps}); made now where it is seen
+   * through pieces.
    */
   get whole(): Uint8Array | undefined {
-    return this.#u8;
+    return this.#u8 ?? this.#wholeIfPieces();
   }
 
   /**
@@ -136,8 +168,13 @@ export class StreamMedia {
    */
   bytes(offset: number, length: number): Uint8Array {
     let out = this.#out;
-    if (out === undefined) return this.#win!.bytes(offset, length);
-    if (out.byteLength === 0) {
+    if (out === undefined) {
+      if (this.#win !== undefined) return this.#win.bytes(offset, length);
+      if (this.#closed) throw closedMedia();
+      // seen whole or through pieces: the first view handed out
+      out = this.#map.view(0, this.#size).buffer as ArrayBuffer;
+      this.#out = out;
+    } else if (out.byteLength === 0) {
       // a program transferred the buffer of a view handed out (a detached
       // buffer is empty; the mapping is not): the mapping makes a new one.
       // A test, not a try around the constructor: that cost Bun 20 ns an
@@ -152,12 +189,19 @@ export class StreamMedia {
 
   /**
    * A zero-copy view of `[offset, offset + length)` for the stream's own
-   * use, never to hand out: over its own buffer when it is seen whole.
+   * use, never to hand out: over its own buffer when it is seen whole,
+   * over a piece where it is seen through pieces and the range fits one.
    */
   view(offset: number, length: number): Uint8Array {
     const buf = this.#buf;
     if (buf !== undefined) return new Uint8Array(buf, offset, length);
-    return this.#win!.view(offset, length);
+    const pieces = this.#pieces;
+    if (pieces !== undefined) {
+      if (pieces.fits(offset, length)) return pieces.bytes(offset, length);
+      return new Uint8Array(this.#whole().buffer, offset, length);
+    }
+    if (this.#win === undefined) throw closedMedia();
+    return this.#win.view(offset, length);
   }
 
   /**
@@ -166,7 +210,7 @@ export class StreamMedia {
    * per even window it spans (no view of its own, no odd window).
    */
   copyOps(at: number, data: Uint8Array, ops: BatchEntry[]): void {
-    const u8 = this.#u8;
+    const u8 = this.#u8 ?? this.#wholeIfPieces();
     if (u8 !== undefined) {
       ops.push({ op: "memcpy", dst: u8, dstOffset: at, src: data });
       return;
@@ -202,6 +246,7 @@ export class StreamMedia {
     // seen whole, this mapping's views are over its two buffers (see
     // `bytes` and `view`), and a buffer compare spares Deno's address,
     // dear next to a small append; through windows any view may be one
+    // (through pieces, the shared buffer's or a piece's)
     const buf = this.#buf;
     if (buf !== undefined) {
       const b = bufferOf(data);
@@ -210,7 +255,9 @@ export class StreamMedia {
     let base = this.#base;
     if (base === 0) {
       // the mapping is one range of memory, its even windows views of it
-      base = backend.addressOf(this.#u8 ?? this.#win!.even(0));
+      base = backend.addressOf(
+        this.#u8 ?? this.#pieces?.bytes(0, 4) ?? this.#win!.even(0),
+      );
       this.#base = base;
     }
     const d = base + offset;
@@ -230,14 +277,20 @@ export class StreamMedia {
   /** The u32 at a 4-aligned offset. */
   read32(offset: number): number {
     const u32 = this.#u32;
-    return u32 !== undefined ? u32[offset >>> 2] : this.#win!.getU32(offset);
+    if (u32 !== undefined) return u32[offset >>> 2];
+    const pieces = this.#pieces;
+    if (pieces !== undefined) return pieces.getU32(offset);
+    if (this.#win === undefined) throw closedMedia();
+    return this.#win.getU32(offset);
   }
 
   /** Store a u32 at a 4-aligned offset (not persisted). */
   write32(offset: number, value: number): void {
     const u32 = this.#u32;
     if (u32 !== undefined) u32[offset >>> 2] = value;
-    else this.#win!.setU32(offset, value);
+    else if (this.#pieces !== undefined) this.#pieces.setU32(offset, value);
+    else if (this.#win !== undefined) this.#win.setU32(offset, value);
+    else throw closedMedia();
   }
 
   /** The u64 (below 2^53) at an 8-aligned offset. */
@@ -279,8 +332,13 @@ export class StreamMedia {
       return;
     }
     // as in copyOps: the windows split by `src.length`, a property
-    const win = this.#win!;
     const n = byteLengthOf(data);
+    if (this.#pieces !== undefined) {
+      this.view(offset, n).set(data);
+      return;
+    }
+    if (this.#win === undefined) throw closedMedia();
+    const win = this.#win;
     if (win.fits(offset, n)) {
       win.u8At(offset, n).set(data, win.index(offset, n));
     } else win.set(trueBytes(data), offset);
@@ -290,7 +348,9 @@ export class StreamMedia {
   zero(offset: number, length: number): void {
     const u8 = this.#u8;
     if (u8 !== undefined) u8.fill(0, offset, offset + length);
-    else this.#win!.fill(0, offset, length);
+    else if (this.#pieces !== undefined) this.view(offset, length).fill(0);
+    else if (this.#win !== undefined) this.#win.fill(0, offset, length);
+    else throw closedMedia();
   }
 
   /** Whether `[offset, offset + length)` is all zero. */
@@ -304,9 +364,12 @@ export class StreamMedia {
   /** The CRC-32C of `[offset, offset + length)`, continuing from `seed`. */
   crc(offset: number, length: number, seed: number): number {
     const u8 = this.#u8;
-    return u8 !== undefined
-      ? crc32c(u8, offset, length, seed)
-      : this.#win!.crc(offset, length, seed);
+    if (u8 !== undefined) return crc32c(u8, offset, length, seed);
+    if (this.#pieces !== undefined) {
+      return crc32c(this.view(offset, length), 0, length, seed);
+    }
+    if (this.#win === undefined) throw closedMedia();
+    return this.#win.crc(offset, length, seed);
   }
 
   /**
@@ -413,6 +476,13 @@ export class StreamMedia {
     this.#u32 = undefined;
     this.#buf = undefined;
     this.#out = undefined;
+    this.#pieces = undefined;
     this.#win = undefined;
+    this.#closed = true;
   }
+}
+
+/** The error of an access after {@linkcode StreamMedia.close}. */
+function closedMedia(): ClosedError {
+  return new ClosedError("LogStream", "access");
 }

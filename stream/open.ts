@@ -241,7 +241,7 @@ export function openStream(
     if (hooks.tracer) setMappingTracer(map, hooks.tracer);
     const media = new StreamMedia(map);
     media.traced = hooks.tracer !== undefined;
-    const g = decodeHeader(media.bytes(0, 80), fileSize);
+    const g = decodeHeader(media.view(0, 80), fileSize);
     if (typeof g === "string") throw corrupt(op, path, g);
     for (const [name, want] of Object.entries(expect)) {
       const have = g[name as "size" | "blockSize"];

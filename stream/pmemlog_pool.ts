@@ -159,7 +159,7 @@ export function createLogPool(
     source.close();
     lock = lockStoreFile(path, op, "log");
     const media = new StreamMedia(map);
-    if (!created && !allZero(media.bytes(0, HEADER_SIZE))) {
+    if (!created && !allZero(media.view(0, HEADER_SIZE))) {
       throw notEmpty(op, path, HEADER_SIZE);
     }
     const crtime = Math.floor(statSync(path).ctimeMs / 1000);
@@ -231,10 +231,10 @@ export function openLogPool(
     });
     if (hooks.tracer) setMappingTracer(map, hooks.tracer);
     lock = lockStoreFile(path, op, "log");
-    let media = new StreamMedia(map);
+    const media = new StreamMedia(map);
     let device: DeviceShutdownState | null = null;
     const header = checkPoolHeader(
-      media.bytes(0, HEADER_SIZE),
+      media.view(0, HEADER_SIZE),
       LOG_POOL,
       hostArch(),
       () => (device = deviceShutdownState(source)),
@@ -281,7 +281,8 @@ export function openLogPool(
       storeShutdownState(map, device, true);
     } else device = null;
     source.close();
-    media = new StreamMedia(map);
+    // (the log makes its own media: one here was made and dropped, and
+    // on Bun each was a buffer over the whole log)
     return make(map, lock, readOnly, mover ?? map.mover, device);
   } catch (e) {
     source.close();

@@ -65,7 +65,7 @@ export function readTable(
 ): TableEntry[] | string {
   const out: TableEntry[] = [];
   for (let k = 0; k < g.regionSlots; k++) {
-    const slot = decodeSlot(media.bytes(slotOffset(k), SLOT_SIZE));
+    const slot = decodeSlot(media.view(slotOffset(k), SLOT_SIZE));
     if (slot.state === SLOT_FREE) continue;
     const where = `region table slot ${k}`;
     if (slot.state !== SLOT_ALLOCATED) {
@@ -147,7 +147,7 @@ export function allocateSlot(
   const at = slotOffset(k);
   // a freed slot keeps its body and CRC on the media, so its generation
   // survives a reopen there; the mirror holds only the allocated slots'
-  const last = decodeSlot(media.bytes(at, SLOT_SIZE));
+  const last = decodeSlot(media.view(at, SLOT_SIZE));
   const generation = (Math.max(
     shared.generation(k),
     last.crcOk ? last.generation : 0,

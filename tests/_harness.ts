@@ -24,6 +24,7 @@ import nodeAssert from "node:assert/strict";
 import { test as nodeTest } from "node:test";
 import { fileURLToPath } from "node:url";
 import { RUNTIME } from "../ffi/_runtime.ts";
+import { backend } from "../ffi/lib.ts";
 import { CpuMover, DsaMover, ThreadMover, type Vdm } from "../mod.ts";
 import { openTestPortal } from "../testing/mod.ts";
 
@@ -338,4 +339,24 @@ export function countingThreadMover(
     return batch(ops, options);
   };
   return { mover, batches: () => calls };
+}
+
+/**
+ * Bytes of the buffers over native memory that `f` made (`backend.view`):
+ * what Bun counts as allocated memory when they are made, so what a
+ * store's open makes it collect (see `VIEW_WINDOWS.piecesFirst`).
+ */
+export function viewsMadeBy(f: () => void): number {
+  const view = backend.view;
+  let made = 0;
+  backend.view = (ptr, length, offset) => {
+    made += length;
+    return view.call(backend, ptr, length, offset);
+  };
+  try {
+    f();
+  } finally {
+    backend.view = view;
+  }
+  return made;
 }

@@ -2,11 +2,18 @@
 import { existsSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { BlockPool, MIN_POOL_SIZE, poolGeometry } from "../blk/mod.ts";
 import { blockPoolMapping, createPoolWith } from "../blk/pool_access.ts";
-import { backend, RUNTIME } from "../ffi/lib.ts";
+import { RUNTIME } from "../ffi/lib.ts";
 import { hasWholeBuffer, viewedBytes } from "../pmem2/mapping_access.ts";
 import { VIEW_WINDOWS } from "../pmem2/view_buffers.ts";
 import { BadBlockError, ClosedError, PmemError } from "../errors/mod.ts";
-import { assert, moverTest, runScript, tempPath, test } from "./_harness.ts";
+import {
+  assert,
+  moverTest,
+  runScript,
+  tempPath,
+  test,
+  viewsMadeBy,
+} from "./_harness.ts";
 import { pattern } from "./c/blkutil.ts";
 import { createBlockPool } from "../testing/mod.ts";
 
@@ -610,22 +617,6 @@ test("an open and synchronous writes and reads make Bun count pieces of a 32 MiB
     RUNTIME === "bun" ? opened + map.size : opened,
   );
 });
-
-/** Bytes of the buffers over native memory that `f` made (`backend.view`). */
-function viewsMadeBy(f: () => void): number {
-  const view = backend.view;
-  let made = 0;
-  backend.view = (ptr, length, offset) => {
-    made += length;
-    return view.call(backend, ptr, length, offset);
-  };
-  try {
-    f();
-  } finally {
-    backend.view = view;
-  }
-  return made;
-}
 
 test("a block pool's open makes Bun count its own read ledger of the shared state, not the 64 openers' (1 MiB)", () => {
   // an open of a 32 MiB pool viewed 1.1 MB of shared state, then views
