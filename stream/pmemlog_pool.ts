@@ -248,7 +248,7 @@ export function openLogPool(
     );
     if (problem !== null) throw corrupt(op, path, problem);
     const readOnly = header.roCompat !== 0 || inspect;
-    if (!readOnly && !closedCleanly(media.bytes(0, HEADER_SIZE), header)) {
+    if (!readOnly && !closedCleanly(media.view(0, HEADER_SIZE), header)) {
       // a killed process's stores are visible here and may not be
       // durable: its write offset (an append, a rewind), which tell() and
       // walk() report as durable. Persisted before the log is handed out,
