@@ -365,6 +365,11 @@ export class PersistentMap implements Disposable, Iterable<[MapKey, MapValue]> {
    * @param options an abort signal for a set not yet started
    * @throws {TypeError} for options that are no {@linkcode FutureOptions}
    *   (an unknown key), at the call
+   * @throws {OutOfSpaceError} (the future fails) when the pool has no room
+   *   for the value, or the set needs more redo log than an asynchronous
+   *   transaction may take: a little under 3/8 of `logSize`, less what the
+   *   transactions staged with it took (so a set that fits alone may not
+   *   fit beside others in flight); nothing changed
    */
   setAsync(
     key: MapKey,
