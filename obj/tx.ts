@@ -311,13 +311,7 @@ export class Transaction {
       lo = Number(v & 0xffffffffn);
       hi = Number(v >> 32n);
     }
-    const at = c.stage(o.offset, "setU64");
-    if (at >= 0) {
-      c.e.media.store32(at + offset, lo);
-      c.e.media.store32(at + offset + 4, hi);
-      return;
-    }
-    c.e.log.word(c.g, o.offset + offset, lo, hi, "setU64", o.offset);
+    c.storeU64(o, offset, lo, hi);
   }
 
   /**

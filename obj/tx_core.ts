@@ -229,7 +229,15 @@ export class TxCore {
   setU64Internal(o: ObjectHandle, offset: number, value: number): void {
     this.live("setU64");
     const lo = value >>> 0;
-    const hi = (value - lo) / 2 ** 32;
+    this.storeU64(o, offset, lo, (value - lo) / 2 ** 32);
+  }
+
+  /**
+   * Stage a u64, given as its two u32 halves, at `offset` of `o` (checked
+   * by the caller): into the object's staged copy when it has one, else
+   * as a log word.
+   */
+  storeU64(o: ObjectHandle, offset: number, lo: number, hi: number): void {
     const at = this.stage(o.offset, "setU64");
     if (at >= 0) {
       this.e.media.store32(at + offset, lo);
