@@ -13,7 +13,7 @@ import { decodeBttInfo, MAP_ENTRY_SIZE } from "../blk/layout.ts";
 import { BadBlockError, PmemError } from "../errors/mod.ts";
 import { closedCleanly } from "../pmdk/pool_header.ts";
 import type { PersistTracer } from "../pmem2/tracer.ts";
-import { fencedImage, tracedRun } from "./crash/kill_image.ts";
+import { failingAt, fencedImage, tracedRun } from "./crash/kill_image.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 const BS = 512;
@@ -33,27 +33,6 @@ function newPool(lba: number): { path: string; entry: number } {
   createPoolWith(path, { blockSize: BS, poolSize: POOL_SIZE }, HOOKS).close();
   const info = decodeBttInfo(readFileSync(path).subarray(BTT, BTT + 4096));
   return { path, entry: BTT + info.mapOff + lba * MAP_ENTRY_SIZE };
-}
-
-/**
- * `tracer` whose next flush over file offset `at` fails once `armed()`
- * says so (the media's EIO), and passes every other one on.
- */
-function failingAt(
-  tracer: PersistTracer,
-  at: number,
-  armed: () => boolean,
-): PersistTracer {
-  return {
-    flush(offset, length) {
-      if (offset <= at && at < offset + length && armed()) {
-        throw new Error("injected EIO: the map entry's flush failed");
-      }
-      tracer.flush(offset, length);
-    },
-    drain: () => tracer.drain(),
-    mark: (label) => tracer.mark?.(label),
-  };
 }
 
 const NO_TRACER: PersistTracer = { flush() {}, drain() {} };

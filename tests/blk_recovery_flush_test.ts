@@ -11,15 +11,16 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import type { BlockPool } from "../blk/mod.ts";
 import { createPoolWith, openPoolWith } from "../blk/pool_access.ts";
-import {
-  decodeBttInfo,
-  FLOG_SLOT_SIZE,
-  INFO_FLAG_ERROR,
-} from "../blk/layout.ts";
+import { decodeBttInfo, INFO_FLAG_ERROR } from "../blk/layout.ts";
 import { BadBlockError } from "../errors/mod.ts";
 import { SDS_OFFSET } from "../pmdk/pool_header.ts";
 import type { CrashTracer, TraceEvent } from "./crash/tracer.ts";
-import { fencedImage, killImage, tracedRun } from "./crash/kill_image.ts";
+import {
+  failingAt,
+  fencedImage,
+  killImage,
+  tracedRun,
+} from "./crash/kill_image.ts";
 import { deadOpenerScript } from "./dead_opener.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
@@ -370,17 +371,7 @@ test(
       (tracer) =>
         openPoolWith(path, {}, {
           ...HOOKS,
-          tracer: {
-            flush(offset, length) {
-              if (armed && offset >= flog && offset < flog + FLOG_SLOT_SIZE) {
-                armed = false;
-                throw new Error("the flog's flush failed");
-              }
-              tracer.flush(offset, length);
-            },
-            drain: () => tracer.drain(),
-            mark: (label) => tracer.mark(label),
-          },
+          tracer: failingAt(tracer, flog, () => armed && !(armed = false)),
         }),
       (p) => {
         armed = true;

@@ -11,6 +11,7 @@
 import { mapFile, type Mapping } from "../../pmem2/mod.ts";
 import { CACHE_LINE, crashPoints } from "./model.ts";
 import { copyBytes } from "./spare_buffers.ts";
+import type { PersistTracer } from "../../pmem2/tracer.ts";
 import { CrashTracer, type TraceEvent } from "./tracer.ts";
 import { u32View } from "./words.ts";
 
@@ -89,4 +90,25 @@ export function tracedRun<S extends { close(): void }>(
   const events = tracer.finish();
   probe?.close();
   return events;
+}
+
+/**
+ * `tracer` whose flushes over file offset `at` fail while `armed()`
+ * says so (the media's EIO), and pass every other one on.
+ */
+export function failingAt(
+  tracer: PersistTracer,
+  at: number,
+  armed: () => boolean,
+): PersistTracer {
+  return {
+    flush(offset, length) {
+      if (offset <= at && at < offset + length && armed()) {
+        throw new Error("injected EIO: a flush failed");
+      }
+      tracer.flush(offset, length);
+    },
+    drain: () => tracer.drain(),
+    mark: (label) => tracer.mark?.(label),
+  };
 }
