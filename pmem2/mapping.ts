@@ -524,7 +524,11 @@ export class Mapping implements Disposable {
    * unless the buffer of a view was transferred (`transfer()`,
    * `postMessage` with a transfer list): the buffer it moved to cannot be
    * detached from here, so the memory then stays mapped until the
-   * process ends rather than be freed under it.
+   * process ends rather than be freed under it. So too when the runtime
+   * will not detach a view's buffer: on Bun, while an asynchronous
+   * node:fs write of a view runs (`fs/promises.writeFile`, `fs.write`
+   * with a callback), which pins it; such a view keeps reading the
+   * memory after the close.
    *
    * A mapping never closed stays mapped until the process ends, also
    * when the Worker that made it ends: a view of it may have been
