@@ -217,9 +217,10 @@ export class Mapping implements Disposable {
 
   /**
    * A zero-copy `Uint8Array` over `[offset, offset+length)` of the mapping.
-   * It detaches (length 0) when the mapping closes. A mapping without
-   * write access gives no views (a store through one would fault the
-   * process): copy out of it with {@linkcode Mapping.read}.
+   * It detaches (length 0) when the mapping closes (one that cannot be
+   * detached then keeps the memory mapped: see {@linkcode Mapping.close}).
+   * A mapping without write access gives no views (a store through one
+   * would fault the process): copy out of it with {@linkcode Mapping.read}.
    *
    * @param offset start of the view @default 0
    * @param length bytes @default to the end of the mapping
