@@ -395,10 +395,12 @@ export class ObjectPool implements Disposable {
   /**
    * A live, zero-copy view of an object's data. Change it only through
    * transactions: a store through the view is neither atomic nor durable.
-   * It detaches when the pool closes. On Bun, in a pool over 64 MiB, it
-   * is a view of one of the mapping's 4 MiB windows; for an object over 2
-   * MiB, of a buffer over the whole pool, which Bun then counts as heap
-   * (read such an object with {@linkcode ObjectPool.read} instead).
+   * It detaches when the pool closes (or, where it cannot be, keeps the
+   * pool's memory mapped: see `Mapping.close`). On Bun, in a pool over
+   * 64 MiB, it is a view of one of the mapping's 4 MiB windows; for an
+   * object over 2 MiB, of a buffer over the whole pool, which Bun then
+   * counts as heap (read such an object with {@linkcode ObjectPool.read}
+   * instead).
    */
   view(o: ObjectHandle): Uint8Array {
     this.#range(o, 0, o?.size ?? 0, "view");

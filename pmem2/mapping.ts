@@ -217,9 +217,10 @@ export class Mapping implements Disposable {
 
   /**
    * A zero-copy `Uint8Array` over `[offset, offset+length)` of the mapping.
-   * It detaches (length 0) when the mapping closes. A mapping without
-   * write access gives no views (a store through one would fault the
-   * process): copy out of it with {@linkcode Mapping.read}.
+   * It detaches (length 0) when the mapping closes (one that cannot be
+   * detached then keeps the memory mapped: see {@linkcode Mapping.close}).
+   * A mapping without write access gives no views (a store through one
+   * would fault the process): copy out of it with {@linkcode Mapping.read}.
    *
    * @param offset start of the view @default 0
    * @param length bytes @default to the end of the mapping
@@ -524,7 +525,11 @@ export class Mapping implements Disposable {
    * unless the buffer of a view was transferred (`transfer()`,
    * `postMessage` with a transfer list): the buffer it moved to cannot be
    * detached from here, so the memory then stays mapped until the
-   * process ends rather than be freed under it.
+   * process ends rather than be freed under it. So too when the runtime
+   * will not detach a view's buffer: on Bun, while an asynchronous
+   * node:fs write of a view runs (`fs/promises.writeFile`, `fs.write`
+   * with a callback), which pins it; such a view keeps reading the
+   * memory after the close.
    *
    * A mapping never closed stays mapped until the process ends, also
    * when the Worker that made it ends: a view of it may have been

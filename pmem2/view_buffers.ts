@@ -210,6 +210,10 @@ export class ViewBuffers {
    * false when one was detached already: its program transferred it
    * (`transfer()`, `postMessage` with a transfer list), and the buffer it
    * moved to still points at the memory, so the memory must stay mapped.
+   * False too when one would not detach: on Bun an asynchronous node:fs
+   * write of a view (`fs/promises.writeFile`, `fs.write` with a callback)
+   * pins its buffer while it runs, and `transfer` then copies the buffer
+   * and leaves it attached, its views reading the memory.
    */
   detachAll(): boolean {
     let all = true;
@@ -218,6 +222,8 @@ export class ViewBuffers {
       else {
         noteUnmapped(buf); // its views' later copies fail as closed
         buf.transfer(0);
+        // (its length, not `detached`: a buffer still attached has it)
+        if (buf.byteLength !== 0) all = false;
       }
     }
     this.#handedOut = [];
