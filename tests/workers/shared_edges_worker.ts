@@ -11,9 +11,18 @@
  */
 import { BlockPool } from "../../blk/mod.ts";
 import { LaneTable } from "../../blk/lanes.ts";
-import { lockWord, maxArenas, PoolShared } from "../../blk/shared.ts";
+import {
+  lockWord,
+  maxArenas,
+  PoolShared,
+  unlockWord,
+} from "../../blk/shared.ts";
+import { readBucket } from "../../blk/read_tracking.ts";
 import {
   LANES,
+  LEDGER_OWNER_BASE,
+  LEDGERS,
+  READ_BUCKETS,
   RING_BASE,
   RING_HEAD,
   RING_IDLE,
@@ -131,6 +140,21 @@ export type SharedEdgesJob =
    * then skip every lane).
    */
   | { kind: "holdReads"; path: string; times?: number }
+  /**
+   * Join the pool's share and, `rounds` times: count a read of a block of
+   * every read-tracking bucket of arena 0 `times` times (default 1), then
+   * give the ledger back (`ReadTracker.leave`) and claim one again, each
+   * under the ring lock. `words[0]` counts the give-backs begun and ended
+   * (odd while one runs), `words[1]` is set to 1 + the ledger's slot
+   * before the first, `words[2]` once all ended.
+   */
+  | {
+    kind: "giveBackRounds";
+    path: string;
+    rounds: number;
+    times?: number;
+    words: SharedArrayBuffer;
+  }
   /** Join the pool's share as its first open, and stop there. */
   | { kind: "joinShare"; path: string }
   /** Open the pool and write asynchronously forever (to be terminated). */
@@ -322,6 +346,38 @@ function run(job: SharedEdgesJob): unknown {
       }
       held.push(share, table);
       return table.lanes;
+    }
+    case "giveBackRounds": {
+      const { share, table } = joinArena0(job.path);
+      const words = new Int32Array(job.words);
+      const w = table.words;
+      // a block of each bucket, found by hashing blocks in turn
+      const blocks: number[] = [];
+      const seen = new Set<number>();
+      for (let b = 0; seen.size < READ_BUCKETS; b++) {
+        if (!seen.has(readBucket(b))) blocks.push(b);
+        seen.add(readBucket(b));
+      }
+      let slot = -1;
+      for (let s = 0; s < LEDGERS; s++) {
+        if (w[LEDGER_OWNER_BASE + s] === table.token) slot = s;
+      }
+      Atomics.store(words, 1, slot + 1);
+      for (let r = 0; r < job.rounds; r++) {
+        for (const b of blocks) {
+          for (let i = 0; i < (job.times ?? 1); i++) table.reads.track(b);
+        }
+        lockWord(w, RING_LOCK, table.token);
+        Atomics.add(words, 0, 1);
+        table.reads.leave();
+        Atomics.add(words, 0, 1);
+        table.reads.claim();
+        unlockWord(w, RING_LOCK);
+      }
+      Atomics.store(words, 2, 1);
+      table.leave();
+      share.close();
+      return slot;
     }
     case "joinShare": {
       const size = statSync(job.path).size;
