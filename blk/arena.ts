@@ -460,7 +460,7 @@ export class Arena {
       throw mapPersistFailed(cause);
     }
     for (let i = 0; i < seen.length; i += 3) {
-      t.clearPending(seen[i], seen[i + 1], seen[i + 2]);
+      t.clearPending(seen[i], seen[i + 1]);
     }
   }
 

@@ -671,6 +671,48 @@ test("a Worker ended holding lanes and a block's commit lock: its lanes are reco
   assert.equal(out.writeAgain, 0);
 });
 
+// Bug: a commit's publish counted its block in the pending filter's
+// bucket, then named the entry in its lane's word; a thread that ended
+// between the two left a count with no lane word to take it down, and it
+// stayed until every opener closed. Only speed: a commit of a block of
+// that bucket then persisted every pending map entry first (the filter
+// erred only high, and the entry the thread stored is made durable
+// before its stripe is let go), never a write out of order. The filter
+// marks a bucket with a bit per lane now, which only the lane's holder
+// sets and clears, and a look-up asks the marking lanes' words: the mark
+// left behind says nothing, and the lane's next update clears it.
+test("a Worker ended between marking a pending map entry and its lane's word of it: the filter does not keep the block pending", () => {
+  const out = deadOpenerScript(`
+    const pool = fourLanePool();
+    const w = await worker();
+    await ask(w, { kind: "holdLanes", path, n: 4, stripe: 100, halfPending: 100 });
+    await end(w);
+    Object.assign(out, await useEveryLane(pool, 8));
+    out.marked = laneTable((t) => t.maybePending(100));
+    // (and every entry still pending is found)
+    out.missed = laneTable((t) => {
+      const missed = [];
+      for (let lane = 0; lane < t.lanes; lane++) {
+        const seq = t.pending(lane);
+        const block = seq === 0 ? 0 : t.pendingBlock(lane, seq);
+        if (block !== 0 && !t.maybePending(block - 1)) missed.push(block - 1);
+      }
+      return missed;
+    });
+    out.idle = idleLanes();
+    pool.close();
+    using again = BlockPool.open(path);
+    out.problems = again.check().problems;
+  `);
+  assert.equal(out.writes, 0);
+  assert.equal(out.group, 0);
+  assert.deepEqual(out.read, [39, 10, 13]);
+  assert.equal(out.marked, false, "the ended opener's mark stayed");
+  assert.deepEqual(out.missed, []);
+  assert.equal(out.idle, 4);
+  assert.deepEqual(out.problems, []);
+});
+
 // Bug: after the last live opener closed, the file stayed locked until
 // the process exited, and later opens in the process joined the broken
 // state; cause: the share counted the opens per file, and nothing ended

@@ -19,6 +19,9 @@ import {
 } from "../../blk/shared.ts";
 import { readBucket } from "../../blk/read_tracking.ts";
 import {
+  LANE_BASE,
+  LANE_PENDING,
+  LANE_WORDS,
   LANES,
   LEDGER_OWNER_BASE,
   LEDGERS,
@@ -125,7 +128,11 @@ export type SharedEdgesJob =
    * ring, as a write does before its data is copied; with `stripe`, also
    * hold that block's stripe (a commit under way); with `spoil`, also
    * make the first lane's flog slot name a block beyond the arena (so
-   * the others cannot recover the lane online: a reopen refuses the pool).
+   * the others cannot recover the lane online: a reopen refuses the pool);
+   * with `halfPending` (and `stripe`: a commit publishes under it), then
+   * record block `halfPending`'s map entry as pending through the first
+   * lane and undo the lane's word of it, as a publish cut short between
+   * its mark in the pending filter and its lane word leaves them.
    */
   | {
     kind: "holdLanes";
@@ -133,6 +140,7 @@ export type SharedEdgesJob =
     n: number;
     stripe?: number;
     spoil?: boolean;
+    halfPending?: number;
   }
   /**
    * Join the pool's share and count a read of every lane's free block of
@@ -334,6 +342,18 @@ function run(job: SharedEdgesJob): unknown {
       if (!table.take(job.n, lanes)) throw new Error("no idle lanes");
       if (job.stripe !== undefined) table.lockStripe(job.stripe);
       if (job.spoil) spoilFlogSlot(job.path, lanes[0]);
+      if (job.halfPending !== undefined) {
+        const lane = lanes[0];
+        // (its previous entry cleared, as the commit's flush would)
+        const seq = table.pending(lane);
+        if (seq !== 0) table.clearPending(lane, seq);
+        table.addPending(lane, job.halfPending);
+        Atomics.store(
+          table.words,
+          LANE_BASE + lane * LANE_WORDS + LANE_PENDING,
+          0,
+        );
+      }
       held.push(share, table);
       return lanes;
     }
