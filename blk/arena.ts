@@ -45,20 +45,12 @@ import type { PmemError } from "../errors/mod.ts";
 import {
   INFO_FLAG_ERROR,
   MAP_ENTRY_SIZE,
-  MAP_FLAGS,
   MAP_LBA_MASK,
   MAP_NORMAL,
-  MAP_ZERO,
 } from "./layout.ts";
 import type { BttInfo } from "./layout.ts";
 import type { Media } from "./media.ts";
-import {
-  effectiveMapEntry,
-  flogEntryAt,
-  NEXT_SEQ,
-  storeFlogHead,
-  storeFlogTail,
-} from "./flog.ts";
+import { flogEntryAt, NEXT_SEQ, storeFlogHead, storeFlogTail } from "./flog.ts";
 import {
   corruptArena,
   markInfoError,
@@ -74,8 +66,13 @@ import {
   arenaInErrorState,
   corruptMapEntry,
   ERROR_REASONS,
-  mapPersistFailed,
 } from "./arena_errors.ts";
+import {
+  currentEntry,
+  flushPendingMaps,
+  publishOnly,
+  setMapFlag,
+} from "./arena_maps.ts";
 import { LaneTable } from "./lanes.ts";
 import { BlockQueues, type WriteTicket } from "./queues.ts";
 import { OPENS_WORD } from "./shared.ts";
@@ -390,21 +387,6 @@ export class Arena {
   }
 
   /**
-   * The map entry an update of `pre` replaces (initial entries as NORMAL).
-   * Its block becomes a lane's free block, so it must lie in the arena:
-   * otherwise a later data copy would land outside it.
-   *
-   * @throws {PmemError} code -22 when the entry points beyond the arena
-   */
-  #currentEntry(pre: number): number {
-    const old = effectiveMapEntry(this.mapEntry(pre), pre);
-    if ((old & MAP_LBA_MASK) >= this.internalNlba) {
-      throw this.corruptEntry("write", pre, old & MAP_LBA_MASK);
-    }
-    return old;
-  }
-
-  /**
    * The error for a map entry of `pre` that names data block `block`,
    * beyond the arena (a corrupt pool): code -22 (EINVAL).
    */
@@ -417,51 +399,14 @@ export class Arena {
     this.table.giveOne(lane);
   }
 
-  /** Whether flog granularity is a page: a 16-byte entry then persists whole. */
-  get #pageGranular(): boolean {
-    return this.#media.granularity === "page";
-  }
-
   /**
    * Persist every pending map entry (this opener's and the others') with
-   * one fence: on page granularity one msync over the span of their pages
-   * (msync costs little per page, and only dirty pages are written),
-   * otherwise each cache line once. An entry is marked persisted only
-   * after the persist, so whoever sees it cleared may rely on it.
+   * one fence (see `flushPendingMaps` in `arena_maps.ts`).
+   *
+   * @throws {PmemError} code -5 (EIO) when the persist fails
    */
   flushPendingMaps(): void {
-    const t = this.table;
-    const page = this.#pageGranular;
-    const lines: { offset: number; length: number }[] = [];
-    const seen: number[] = [];
-    let lo = Infinity;
-    let hi = -1;
-    for (let lane = 0; lane < this.lanes; lane++) {
-      const seq = t.pending(lane);
-      if (seq === 0) continue;
-      const p = t.pendingBlock(lane, seq);
-      if (p === 0) continue; // cleared meanwhile
-      seen.push(lane, seq, p);
-      const at = this.mapOff + (p - 1) * MAP_ENTRY_SIZE;
-      if (at < lo) lo = at;
-      if (at > hi) hi = at;
-      if (!page) lines.push({ offset: at, length: MAP_ENTRY_SIZE });
-    }
-    if (seen.length === 0) return;
-    try {
-      if (page) this.#media.persist(lo, hi + MAP_ENTRY_SIZE - lo);
-      else this.#media.persistRanges(lines);
-    } catch (cause) {
-      // (closed from inside the persist, by a testing tracer's callback:
-      // no media failure)
-      if (this.#media.closed) throw cause;
-      // the flog still holds these updates: the next open rolls forward
-      this.fail(ARENA_MAP_PERSIST);
-      throw mapPersistFailed(cause);
-    }
-    for (let i = 0; i < seen.length; i += 3) {
-      t.clearPending(seen[i], seen[i + 1], seen[i + 2]);
-    }
+    flushPendingMaps(this, this.#media);
   }
 
   /**
@@ -477,23 +422,15 @@ export class Arena {
   }
 
   /**
-   * Step 4: publish the committed write in the map (stored now, persisted
-   * with the next batch of pending map entries: the write is durable
-   * already through its flog entry) and make the old block the lane's
-   * free block. The caller gives the lane back.
+   * Step 4: publish the committed write in the map (see `publishOnly` in
+   * `arena_maps.ts`); the caller gives the lane back.
    *
    * @param lane the lane the update committed through
    * @param pre the pre-map block
    * @param old the value {@linkcode Arena.stageFlogHead} returned
    */
   publishOnly(lane: number, pre: number, old: number): void {
-    const t = this.table;
-    this.#media.setU32(
-      this.mapOff + pre * MAP_ENTRY_SIZE,
-      (t.free(lane) | MAP_NORMAL) >>> 0,
-    );
-    t.addPending(lane, pre);
-    t.setFree(lane, (old & MAP_LBA_MASK) >>> 0);
+    publishOnly(this, this.#media, lane, pre, old);
   }
 
   /**
@@ -505,39 +442,14 @@ export class Arena {
   }
 
   /**
-   * Set the zero or error flag of `pre`'s map entry (persisted). The
-   * block stays with the LBA; no flog update. Setting zero on a block
-   * that already reads as zeros does nothing. The caller holds `pre`'s
-   * stripe.
+   * Set the zero or error flag of `pre`'s map entry, persisted (see
+   * `setMapFlag` in `arena_maps.ts`); the caller holds `pre`'s stripe.
    *
-   * @param pre the pre-map block
-   * @param flag `MAP_ZERO` or `MAP_ERROR`
-   * @param op the caller's name, for its error
    * @returns whether the map changed
-   * @throws {PmemError} code -5 (EIO) when the persist fails: the arena
-   *   then refuses writes, and the pool's close leaves it dirty
+   * @throws {PmemError} code -5 (EIO) when the persist fails
    */
   setFlag(pre: number, flag: number, op: string): boolean {
-    const at = this.mapOff + pre * MAP_ENTRY_SIZE;
-    const entry = this.#media.getU32(at);
-    const flags = entry & MAP_FLAGS;
-    if (flag === MAP_ZERO && (flags === 0 || flags === MAP_ZERO)) return false;
-    const block = effectiveMapEntry(entry, pre) & MAP_LBA_MASK;
-    this.#media.setU32(at, (block | flag) >>> 0);
-    try {
-      // a pending entry of pre stays pending: persisting it again is harmless
-      this.#media.persist(at, MAP_ENTRY_SIZE);
-    } catch (cause) {
-      // (closed from inside the persist, by a testing tracer's callback:
-      // no media failure, and the close made the map durable)
-      if (this.#media.closed) throw cause;
-      // the entry reads as set from now on, durable or not, and no flog
-      // entry names it: the next open must persist the map (the close
-      // leaves the pool dirty for an arena that failed a persist)
-      this.fail(ARENA_MAP_PERSIST);
-      throw mapPersistFailed(cause, op);
-    }
-    return true;
+    return setMapFlag(this, this.#media, pre, flag, op);
   }
 
   // ---- step 3, staged: commit.ts persists the halves, one fence each ----
@@ -556,7 +468,7 @@ export class Arena {
    * @returns the old map entry, for {@linkcode Arena.publish}
    */
   stageFlogHead(lane: number, pre: number): number {
-    const old = this.#currentEntry(pre);
+    const old = currentEntry(this, pre);
     storeFlogHead(this.#media, this.flogEntryOffset(lane), pre, old);
     return old;
   }

@@ -53,7 +53,12 @@ export const LANE_PENDING_GEN = 6;
 /** Buckets of the read-tracking counters (a power of two). */
 export const READ_BUCKETS = 4096;
 /** Buckets of the pending-map-entry filter (a power of two). */
-export const PENDING_BUCKETS = 4096;
+export const PENDING_BUCKETS = 1024;
+/**
+ * int32 words of a bucket of the pending-map-entry filter: a bit per lane
+ * (see `pending_filter.ts`), in one cache line.
+ */
+export const PENDING_PLANES = MAX_LANES / 32;
 /** Stripe locks ordering commits of one block (a power of two). */
 export const STRIPES = 1024;
 
@@ -127,7 +132,7 @@ export const READ_BASE = RING_BASE + MAX_LANES;
 /** int32 index of the pending-map-entry filter. */
 export const PENDING_BASE = READ_BASE + READ_BUCKETS;
 /** int32 index of the stripe locks. */
-export const STRIPE_BASE = PENDING_BASE + PENDING_BUCKETS;
+export const STRIPE_BASE = PENDING_BASE + PENDING_BUCKETS * PENDING_PLANES;
 /** Openers with a read ledger of their own (see `read_tracking.ts`). */
 export const LEDGERS = 64;
 /** int32 index of the ledgers' owners (lock tokens, 0 for none). */

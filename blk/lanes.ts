@@ -12,14 +12,14 @@
  *   persisted with others.
  * - Read tracking (`read_tracking.ts`): a lane whose free block a reader
  *   copies is skipped.
- * - Pending map entries: per lane, the block whose map entry its last
- *   update stored without persisting, and a counting filter of those
- *   blocks, so a commit of a block can tell whether its previous map
- *   entry might still be pending. No count of all pending entries: every
- *   write would change it, and the openers (Workers) writing the pool
- *   would pass its cache line between them on every write; the lane's
- *   word and the block's bucket, which a commit reads anyway, say all it
- *   needs.
+ * - Pending map entries (`pending_filter.ts`): per lane, the block whose
+ *   map entry its last update stored without persisting, and a filter of
+ *   those blocks (a bit per lane and bucket of blocks), so a commit of a
+ *   block can tell whether its previous map entry might still be
+ *   pending. No count of all pending entries: every write would change
+ *   it, and the openers (Workers) writing the pool would pass its cache
+ *   line between them on every write; the lane's word and the block's
+ *   bucket, which a commit reads anyway, say all it needs.
  * - Stripe locks: a commit of a block holds its stripe from reading the
  *   old map entry to storing the new one, so two commits of one block
  *   from different threads never interleave. A check() holds them all
@@ -44,6 +44,13 @@ import type { PmemError } from "../errors/mod.ts";
 import { FileShare, lockToken } from "../pmem2/file_share.ts";
 import { popLane, pushLane, takeOverRing } from "./lane_ring.ts";
 import { LaneRecovery } from "./lane_recovery.ts";
+import {
+  addPending,
+  clearPending,
+  maybePending,
+  pendingBlock,
+  pendingSeq,
+} from "./pending_filter.ts";
 import { ReadTracker } from "./read_tracking.ts";
 import {
   lanesLost,
@@ -59,15 +66,10 @@ import {
   LANE_BASE,
   LANE_FREE,
   LANE_NEXT,
-  LANE_PENDING,
-  LANE_PENDING_GEN,
-  LANE_PENDING_PRE,
   LANE_SEQ,
   LANE_WORDS,
   LANES,
   LANES_LOST,
-  PENDING_BASE,
-  PENDING_BUCKETS,
   RING_IDLE,
   RING_LOCK,
   STRIPE_BASE,
@@ -76,19 +78,9 @@ import {
   STRIPES,
 } from "./arena_words.ts";
 
-/** The bucket of the pending filter for pre-map block `pre`. */
-function pendingBucket(pre: number): number {
-  return PENDING_BASE + (Math.imul(pre, 0x85ebca6b) >>> 20);
-}
-
 /** Index of the stripe lock of pre-map block `pre`. */
 export function stripeOf(pre: number): number {
   return STRIPE_BASE + (pre & (STRIPES - 1));
-}
-
-// the bucket function's shift assumes this size
-if (PENDING_BUCKETS !== 4096) {
-  throw new Error("blk/lanes.ts: bucket count changed without the hash");
 }
 
 /** One arena's shared coordination words. */
@@ -351,33 +343,25 @@ export class LaneTable {
     }
   }
 
-  // ---- pending map entries ----
+  // ---- pending map entries (pending_filter.ts) ----
 
   /** The sequence number of `lane`'s pending map entry, or 0 for none. */
   pending(lane: number): number {
-    return Atomics.load(
-      this.words,
-      LANE_BASE + lane * LANE_WORDS + LANE_PENDING,
-    );
+    return pendingSeq(this.words, lane);
   }
 
   /**
    * 1 + the block of `lane`'s pending map entry numbered `seq` (as
    * {@linkcode LaneTable.pending} read it), or 0 when that entry is no
-   * longer pending. (An entry is stored block first, number last, and a
-   * lane takes a new one only after its last was cleared: the number
-   * still there after the block was read vouches for the block.)
+   * longer pending.
    */
   pendingBlock(lane: number, seq: number): number {
-    const w = this.words;
-    const at = LANE_BASE + lane * LANE_WORDS;
-    const pre = Atomics.load(w, at + LANE_PENDING_PRE);
-    return Atomics.load(w, at + LANE_PENDING) === seq ? pre : 0;
+    return pendingBlock(this.words, lane, seq);
   }
 
   /** Whether a pending map entry of `pre` may exist. */
   maybePending(pre: number): boolean {
-    return Atomics.load(this.words, pendingBucket(pre)) !== 0;
+    return maybePending(this.words, pre);
   }
 
   /**
@@ -385,25 +369,16 @@ export class LaneTable {
    * lane's holder, whose last entry is no longer pending).
    */
   addPending(lane: number, pre: number): void {
-    const w = this.words;
-    const at = LANE_BASE + lane * LANE_WORDS;
-    Atomics.add(w, pendingBucket(pre), 1);
-    const seq = ((w[at + LANE_PENDING_GEN] + 1) & 0x7fffffff) || 1;
-    w[at + LANE_PENDING_GEN] = seq;
-    Atomics.store(w, at + LANE_PENDING_PRE, pre + 1);
-    Atomics.store(w, at + LANE_PENDING, seq);
+    addPending(this.words, lane, pre);
   }
 
   /**
-   * `lane`'s pending entry numbered `seq`, of block `block - 1` (as
-   * {@linkcode LaneTable.pendingBlock} gave it), was persisted: clear it
-   * unless another thread did.
+   * `lane`'s pending entry numbered `seq` (as
+   * {@linkcode LaneTable.pending} read it) was persisted: clear it unless
+   * another thread did.
    */
-  clearPending(lane: number, seq: number, block: number): void {
-    const w = this.words;
-    const at = LANE_BASE + lane * LANE_WORDS + LANE_PENDING;
-    if (Atomics.compareExchange(w, at, seq, 0) !== seq) return;
-    Atomics.sub(w, pendingBucket(block - 1), 1);
+  clearPending(lane: number, seq: number): void {
+    clearPending(this.words, lane, seq);
   }
 
   // ---- stripes ----

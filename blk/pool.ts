@@ -6,88 +6,41 @@
  * @module
  */
 import { isBytes, notConstructible } from "../ffi/validate.ts";
-import { ClosedError, PmemError } from "../errors/mod.ts";
-import type { Mapping } from "../pmem2/mapping.ts";
-import type { Arena, ArenaPlace } from "./arena.ts";
-import { checkPool, type CheckReport, holdingCheckLocks } from "./check.ts";
-import { type BlockPoolInfo, poolInfo } from "./info.ts";
+import type { CheckReport } from "./check.ts";
+import type { BlockPoolInfo } from "./info.ts";
 import { MAP_ERROR, MAP_ZERO } from "./layout.ts";
-import type { Media } from "./media.ts";
-import { hasRoom, type IndexedReader } from "../pmem2/reader.ts";
+import { hasRoom } from "../pmem2/reader.ts";
 import {
   abandonPoolFile,
   createPoolFile,
   openPoolFile,
   type PoolFile,
-  type PoolTestHooks,
 } from "./open.ts";
 import { type Btt, layOutBtt, loadBtt } from "./btt.ts";
-import { leavePool, poolReady } from "./join.ts";
-import {
-  arenaOf,
-  giveLbas,
-  readBlock,
-  readManyInto,
-  takeLbas,
-} from "./reads.ts";
-import {
-  addIsolatePool,
-  setFlagNow,
-  type SyncUpdateContext,
-  writeNow,
-} from "./sync_update.ts";
-import {
-  addIsolateAccess,
-  type PoolAccess,
-  WriteGroupFuture,
-} from "./async_io.ts";
-import { leaveShared, settleInFlight } from "./close.ts";
-import { WriteScheduler } from "./write_scheduler.ts";
-import { ReadFuture, ReadScheduler } from "./async_read.ts";
-import {
-  checkFutureOptions,
-  type Future,
-  type FutureOptions,
-} from "../future/future.ts";
-import { FutureRegistry } from "../future/registry.ts";
-import {
-  type BlockPoolCreateOptions,
-  type BlockPoolOpenOptions,
-  type BlockWrite,
-  byteLengthOf,
-  checkBlockData,
-  checkInto,
-  checkLba,
-  checkProgress,
-  checkWrites,
-  goneTyped,
-  type ProgressOptions,
+import { poolReady } from "./join.ts";
+import type { Future, FutureOptions } from "../future/future.ts";
+import type {
+  BlockPoolCreateOptions,
+  BlockPoolOpenOptions,
+  BlockWrite,
+  ProgressOptions,
 } from "./options.ts";
-import { EROFS } from "../errors/errno.ts";
+import { PoolCore } from "./pool_core.ts";
+import { checkOpenPool, openPoolInfo } from "./pool_scans.ts";
+import { readAsyncOf, writeAsyncOf, writeManyOf } from "./pool_async.ts";
 
 /**
- * `BlockPool.create` and `BlockPool.open` with test hooks, the
- * mapping and the operations in flight of an open pool: granted by the
- * class's static block; `blk/pool_access.ts` uses them. Internal.
+ * A pool over a pool file just created or opened, with its BTT laid out
+ * or loaded (a failure gives the file up), and the state of an open
+ * pool: granted by the class's static block; `blk/pool_access.ts` uses
+ * them. Internal.
  */
-export let createWith: (
-  path: string,
-  options: BlockPoolCreateOptions,
-  hooks: PoolTestHooks,
+export let poolOver: (
+  file: PoolFile,
+  btt: (file: PoolFile) => Btt,
 ) => BlockPool;
-/** See {@linkcode createWith}. Internal. */
-export let openWith: (
-  path: string,
-  options: BlockPoolOpenOptions,
-  hooks: PoolTestHooks,
-) => BlockPool;
-/** See {@linkcode createWith}. Internal. */
-export let mappingOf: (pool: BlockPool) => Mapping;
-/** See {@linkcode createWith}. Internal. */
-export let inflightOf: (pool: BlockPool) => FutureRegistry;
-
-/** Blocks committed together at most by one group of `writeMany`. */
-const GROUP_SIZE = 64;
+/** See {@linkcode poolOver}. Internal. */
+export let coreOf: (pool: BlockPool) => PoolCore;
 
 /**
  * A pool of fixed-size blocks, each written failure-atomically: after a
@@ -147,85 +100,17 @@ const GROUP_SIZE = 64;
  * ```
  */
 export class BlockPool implements Disposable {
-  #file: PoolFile;
-  #map: Mapping | null;
-  #media: Media;
-  #blockSize: number;
-  #blockCount = 0;
-  #readOnly: string | null;
-  #places: ArenaPlace[] = [];
-  #arenas: Arena[] = [];
-  /**
-   * The native reader of the pool's arena when it has exactly one (the
-   * read fast path's).
-   */
-  #only: IndexedReader | undefined;
-  #repaired: string[] = [];
-  #inflight = new FutureRegistry();
-  #access: PoolAccess;
-  /** The shared control words (openers of the pool in this process). */
-  #control: Int32Array;
-  /** What its synchronous updates need. */
-  #sync: SyncUpdateContext;
-  /**
-   * The long read whose progress callback may run now (its callback may
-   * call us), with why it refuses updates and checks there:
-   * see {@linkcode BlockPool.check}, {@linkcode BlockPool.info}.
-   */
-  #inProgress: string | undefined;
-  /** The map of a close asked for in a progress callback, run after it. */
-  #closeAfterProgress: Mapping | undefined;
-  /**
-   * Synchronous updates of this pool running now (a close from code one
-   * runs, a testing tracer's callback, comes from inside it).
-   */
-  #updating = 0;
-  /** Whether {@linkcode BlockPool.close} runs now. */
-  #closing = false;
+  /** The open pool's state; its synchronous operations run there. */
+  readonly #core: PoolCore;
 
-  private constructor(file: PoolFile, btt: Btt) {
-    if (file === undefined) {
+  private constructor(core: PoolCore) {
+    if (core === undefined) {
       notConstructible(
         "BlockPool",
         "use BlockPool.open() or BlockPool.create()",
       );
     }
-    this.#file = file;
-    this.#map = file.map;
-    this.#media = file.media;
-    this.#blockSize = file.blockSize;
-    this.#readOnly = file.readOnly;
-    this.#control = file.join.shared.control;
-    this.#sync = {
-      media: this.#media,
-      control: this.#control,
-      inflight: this.#inflight,
-    };
-    this.#adopt(btt);
-    this.#access = {
-      map: file.map,
-      writes: new WriteScheduler(
-        this.#media,
-        () => this.#outsideProgress("commit a write"),
-      ),
-      reads: new ReadScheduler(this.#media, file.blockSize),
-      blockSize: file.blockSize,
-      live: (op) => void this.#live(op),
-      forUpdate: (lba, op) => this.#forUpdate(lba, op),
-      track: (future) => this.#inflight.add(future),
-      settled: (slot, future) => this.#inflight.remove(slot, future),
-      control: this.#control,
-      forRead: (lba) => {
-        if (
-          this.#arenas.length === 0 && !this.#adoptShared("readAsync")
-        ) {
-          return null;
-        }
-        return this.#arenaOf(lba);
-      },
-    };
-    addIsolatePool(this.#inflight);
-    addIsolateAccess(this.#access);
+    this.#core = core;
   }
 
   /**
@@ -248,12 +133,8 @@ export class BlockPool implements Disposable {
   }
 
   static {
-    createWith = (path, options, hooks) =>
-      BlockPool.#over(createPoolFile(path, options, hooks), layOutBtt);
-    openWith = (path, options, hooks) =>
-      BlockPool.#over(openPoolFile(path, options, hooks), loadBtt);
-    mappingOf = (pool) => pool.#media.mapping;
-    inflightOf = (pool) => pool.#inflight;
+    poolOver = (file, btt) => BlockPool.#over(file, btt);
+    coreOf = (pool) => pool.#core;
   }
 
   /**
@@ -262,7 +143,7 @@ export class BlockPool implements Disposable {
    */
   static #over(file: PoolFile, btt: (file: PoolFile) => Btt): BlockPool {
     try {
-      const pool = new BlockPool(file, btt(file));
+      const pool = new BlockPool(new PoolCore(file, btt(file)));
       poolReady(file.join);
       return pool;
     } catch (e) {
@@ -307,130 +188,21 @@ export class BlockPool implements Disposable {
     return BlockPool.#over(openPoolFile(path, options, {}), loadBtt);
   }
 
-  /** Take a BTT found or laid out for this pool's file. */
-  #adopt(btt: Btt): void {
-    this.#places = btt.places;
-    this.#arenas = btt.arenas;
-    this.#only = btt.arenas.length === 1
-      ? this.#media.indexed(btt.arenas[0].readDesc, this.#control)
-      : undefined;
-    this.#blockCount = btt.blockCount;
-    for (const line of btt.repaired) this.#repaired.push(line);
-  }
-
-  /**
-   * Lay out the BTT of a pool that has none (libpmemblk's first write),
-   * under the share's layout lock: another opener may have laid it out
-   * meanwhile, and then its arenas are taken instead. `op` is the
-   * caller's operation, named by the error of a failed wait for the lock.
-   */
-  #layOut(op: string): void {
-    const shared = this.#file.join.shared;
-    // (a hold that finds the BTT laid out only attaches: marked read-only,
-    // it is taken over if this thread ends in it)
-    shared.lockLayout(op);
-    try {
-      if (this.#arenas.length !== 0) return;
-      this.#adopt(
-        shared.laidOut ? loadBtt(this.#file, true) : layOutBtt(this.#file),
-      );
-    } catch (e) {
-      throw this.#closedDuring(e, op);
-    } finally {
-      // (a close from inside the layout let the lock go: see close())
-      if (this.#map !== null) shared.unlockLayout();
-    }
-  }
-
-  /**
-   * Take the arenas another opener laid out since this one opened with
-   * none; returns whether the pool has a layout now.
-   */
-  #adoptShared(op: string): boolean {
-    if (this.#arenas.length !== 0) return true;
-    if (!this.#file.join.shared.laidOut) return false;
-    this.#layOut(op);
-    return true;
-  }
-
-  #live(op: string): Media {
-    if (this.#map === null) throw new ClosedError("BlockPool", op);
-    return this.#media;
-  }
-
-  /**
-   * Refuse what a progress callback of check() or info() cannot do:
-   * check() holds the layout lock and every commit lock, so a check
-   * would wait for them forever, and a commit in the middle of the scan
-   * would show up as a block referenced twice. (A close there waits for
-   * the scan's end: {@linkcode BlockPool.close}.)
-   */
-  #outsideProgress(op: string): void {
-    if (this.#inProgress !== undefined) {
-      throw new TypeError(`Cannot ${op} inside ${this.#inProgress}`);
-    }
-  }
-
-  /**
-   * The error of a synchronous update that failed: the pool's
-   * `ClosedError` when code it ran (a testing tracer's callback) closed
-   * the pool in its middle, else `e`. The closed mapping and media refuse
-   * the update's next step (the close gave its lane and stripe back,
-   * `LaneTable.leave`), with the mapping's `ClosedError` naming the
-   * mapping's operation, or an engine `TypeError` of a view the close
-   * detached: neither names the update.
-   */
-  #closedDuring(e: unknown, op: string): unknown {
-    return this.#map === null ? new ClosedError("BlockPool", op) : e;
-  }
-
-  /**
-   * As check() or info() (`op`) ends: when its progress callback closed
-   * the pool, close it now (the outermost scan, its locks let go) and
-   * throw ClosedError naming `op`. The close waited for the check's locks
-   * (refused with a TypeError) and unmapped the map info() reads on.
-   */
-  #closeAfter(op: string): void {
-    const map = this.#closeAfterProgress;
-    if (map === undefined) return;
-    if (this.#inProgress === undefined) {
-      this.#closeAfterProgress = undefined;
-      this.#map = map;
-      this.close();
-    }
-    throw new ClosedError("BlockPool", op);
-  }
-
   /** Whether {@linkcode BlockPool.close} has run. */
   get closed(): boolean {
-    return this.#map === null;
+    return this.#core.closed;
   }
 
   /** Bytes per block (as given at create). */
   get blockSize(): number {
-    this.#live("blockSize");
-    return this.#blockSize;
+    this.#core.live("blockSize");
+    return this.#core.blockSize;
   }
 
   /** Number of blocks; valid LBAs are `0 .. blockCount - 1`. */
   get blockCount(): number {
-    this.#live("blockCount");
-    return this.#blockCount;
-  }
-
-  #checkWritable(op: string): void {
-    if (this.#readOnly !== null) {
-      throw new PmemError(
-        op,
-        -EROFS,
-        `'${this.#file.path}' is read-only (${this.#readOnly})`,
-      );
-    }
-  }
-
-  /** The arena of a pool-wide LBA (the BTT must be laid out). */
-  #arenaOf(lba: number): Arena {
-    return arenaOf(this.#arenas, lba);
+    this.#core.live("blockCount");
+    return this.#core.blockCount;
   }
 
   /**
@@ -447,24 +219,7 @@ export class BlockPool implements Disposable {
    * @throws {ClosedError} after {@linkcode BlockPool.close}
    */
   write(lba: number, data: Uint8Array): void {
-    this.#live("write");
-    checkLba(lba, this.#blockCount, "write");
-    checkBlockData(data, this.#blockSize, "write");
-    // (reading data's byteLength may have run code that closed the pool)
-    this.#live("write");
-    this.#checkWritable("write");
-    this.#outsideProgress("write");
-    if (this.#arenas.length === 0) this.#layOut("write");
-    const arena = this.#arenaOf(lba);
-    arena.checkWritable("write");
-    this.#updating++;
-    try {
-      writeNow(this.#sync, arena, lba - arena.firstLba, data);
-    } catch (e) {
-      throw this.#closedDuring(e, "write");
-    } finally {
-      this.#updating--;
-    }
+    this.#core.write(lba, data);
   }
 
   /**
@@ -488,9 +243,10 @@ export class BlockPool implements Disposable {
    * @throws {ClosedError} after {@linkcode BlockPool.close}
    */
   read(lba: number, into?: Uint8Array): Uint8Array {
-    const media = this.#live("read");
-    const size = this.#blockSize;
-    const only = this.#only;
+    const core = this.#core;
+    const media = core.live("read");
+    const size = core.blockSize;
+    const only = core.only;
     // The common case (valid arguments, one arena, a block in the normal
     // state, no other opener) is one test here and one native call: a
     // loop of reads from random blocks runs at the speed of memory only
@@ -503,14 +259,14 @@ export class BlockPool implements Disposable {
     // runtime compiles in (see `hasRoom`).
     if (
       only !== undefined && Number.isInteger(lba) && lba >= 0 &&
-      lba < this.#blockCount &&
+      lba < core.blockCount &&
       (into === undefined ||
         (isBytes(into) && hasRoom(into, size)))
     ) {
       const out = into ?? new Uint8Array(size);
       if (only.read(lba, out, size)) return out;
     }
-    return this.#readChecked(media, lba, into);
+    return core.readChecked(media, lba, into);
   }
 
   /**
@@ -552,84 +308,7 @@ export class BlockPool implements Disposable {
    * @throws {ClosedError} after {@linkcode BlockPool.close}
    */
   readMany(lbas: ArrayLike<number>, into?: Uint8Array): Uint8Array {
-    this.#live("readMany");
-    if (
-      !Array.isArray(lbas) &&
-      !(ArrayBuffer.isView(lbas) && !(lbas instanceof DataView) &&
-        !(lbas instanceof BigInt64Array) && !(lbas instanceof BigUint64Array))
-    ) {
-      throw new TypeError(
-        "Cannot readMany: lbas must be an array or a typed array of integers",
-      );
-    }
-    // a typed array whose buffer went (transferred, or resized below it)
-    // reads as empty: it stood for a list of no block
-    if (!Array.isArray(lbas) && lbas.length === 0 && goneTyped(lbas)) {
-      throw new TypeError(
-        "Cannot readMany: lbas is detached or lies past the end of its buffer (transferred or resized)",
-      );
-    }
-    const n = lbas.length;
-    // The LBAs are read once, into an array of our own: reading `lbas`
-    // may run code (a getter, a Proxy) that answers differently the next
-    // time, or another thread may write a shared typed array, so the
-    // lookups must use the values that were checked.
-    const checked = takeLbas();
-    try {
-      for (let i = 0; i < n; i++) {
-        checked[i] = checkLba(lbas[i], this.#blockCount, "readMany");
-      }
-      const bytes = n * this.#blockSize;
-      if (into !== undefined && !isBytes(into)) {
-        throw new TypeError("Cannot readMany: into must be a Uint8Array");
-      }
-      if (into !== undefined && byteLengthOf(into) < bytes) {
-        throw new RangeError(
-          `Cannot readMany: into has ${
-            byteLengthOf(into)
-          } bytes, ${n} blocks need ${bytes}`,
-        );
-      }
-      const out = into ?? new Uint8Array(bytes);
-      if (n === 0) return out;
-      // (that code may have closed the pool)
-      const media = this.#live("readMany");
-      this.#adoptShared("readMany");
-      readManyInto(
-        {
-          media,
-          arenas: this.#arenas,
-          control: this.#control,
-          blockSize: this.#blockSize,
-        },
-        checked,
-        n,
-        out,
-        into !== undefined,
-      );
-      return out;
-    } finally {
-      giveLbas(checked);
-    }
-  }
-
-  /** `read` for any arguments and pool: checks, then the arena's read. */
-  #readChecked(media: Media, lba: number, into?: Uint8Array): Uint8Array {
-    checkLba(lba, this.#blockCount, "read");
-    const size = this.#blockSize;
-    const out = checkInto(into, size, "read") ?? new Uint8Array(size);
-    if (this.#arenas.length === 0 && !this.#adoptShared("read")) {
-      if (into !== undefined) out.fill(0, 0, size);
-      return out;
-    }
-    return readBlock(
-      media,
-      this.#arenas,
-      this.#control,
-      lba,
-      out,
-      into !== undefined,
-    );
+    return this.#core.readMany(lbas, into);
   }
 
   /**
@@ -644,7 +323,7 @@ export class BlockPool implements Disposable {
    * @throws {ClosedError} after {@linkcode BlockPool.close}
    */
   setZero(lba: number): void {
-    this.#setFlag(lba, MAP_ZERO, "setZero");
+    this.#core.setFlag(lba, MAP_ZERO, "setZero");
   }
 
   /**
@@ -658,15 +337,7 @@ export class BlockPool implements Disposable {
    * @throws {ClosedError} after {@linkcode BlockPool.close}
    */
   setError(lba: number): void {
-    this.#setFlag(lba, MAP_ERROR, "setError");
-  }
-
-  #forUpdate(lba: number, op: string): Arena {
-    this.#checkWritable(op);
-    if (this.#arenas.length === 0) this.#layOut(op);
-    const arena = this.#arenaOf(lba);
-    arena.checkWritable(op);
-    return arena;
+    this.#core.setFlag(lba, MAP_ERROR, "setError");
   }
 
   /**
@@ -705,18 +376,7 @@ export class BlockPool implements Disposable {
     data: Uint8Array,
     options?: FutureOptions,
   ): Future<void> {
-    this.#live("writeAsync");
-    checkLba(lba, this.#blockCount, "writeAsync");
-    checkBlockData(data, this.#blockSize, "writeAsync");
-    this.#checkWritable("writeAsync");
-    return new WriteGroupFuture(
-      this.#access,
-      [lba],
-      [data],
-      1,
-      "writeAsync",
-      checkFutureOptions(options, "writeAsync"),
-    );
+    return writeAsyncOf(this.#core, lba, data, options);
   }
 
   /**
@@ -734,25 +394,7 @@ export class BlockPool implements Disposable {
     entries: readonly BlockWrite[],
     options?: FutureOptions,
   ): Future<void> {
-    this.#live("writeMany");
-    this.#checkWritable("writeMany");
-    const [lbas, data] = checkWrites(
-      entries,
-      this.#blockCount,
-      this.#blockSize,
-    );
-    // a group takes a lane per block at once: never more than an arena
-    // has, or it would wait for lanes forever
-    let group = GROUP_SIZE;
-    for (const a of this.#arenas) group = Math.min(group, a.lanes);
-    return new WriteGroupFuture(
-      this.#access,
-      lbas,
-      data,
-      group,
-      "writeMany",
-      checkFutureOptions(options, "writeMany"),
-    );
+    return writeManyOf(this.#core, entries, options);
   }
 
   /**
@@ -772,36 +414,7 @@ export class BlockPool implements Disposable {
     into?: Uint8Array,
     options?: FutureOptions,
   ): Future<Uint8Array> {
-    this.#live("readAsync");
-    checkLba(lba, this.#blockCount, "readAsync");
-    const size = this.#blockSize;
-    return new ReadFuture(
-      this.#access,
-      lba,
-      checkInto(into, size, "readAsync") ?? new Uint8Array(size),
-      checkFutureOptions(options, "readAsync"),
-    );
-  }
-
-  #setFlag(lba: number, flag: number, op: string): void {
-    this.#live(op);
-    checkLba(lba, this.#blockCount, op);
-    this.#checkWritable(op);
-    this.#outsideProgress(op);
-    if (this.#arenas.length === 0 && !this.#adoptShared(op)) {
-      if (flag === MAP_ZERO) return; // everything reads as zeros already
-      this.#layOut(op);
-    }
-    const arena = this.#arenaOf(lba);
-    arena.checkWritable(op);
-    this.#updating++;
-    try {
-      setFlagNow(arena, lba - arena.firstLba, flag, op);
-    } catch (e) {
-      throw this.#closedDuring(e, op);
-    } finally {
-      this.#updating--;
-    }
+    return readAsyncOf(this.#core, lba, into, options);
   }
 
   /**
@@ -850,56 +463,7 @@ export class BlockPool implements Disposable {
    *   block's commit lock (its commit may be half done)
    */
   check(options: ProgressOptions = {}): CheckReport {
-    this.#live("check");
-    const onProgress = checkProgress(options, "check");
-    // (reading onProgress may have run code that closed the pool)
-    const media = this.#live("check");
-    this.#outsideProgress("check the pool");
-    // Other openers (Workers) go on writing: a commit changes a flog entry
-    // and then a map entry holding its block's stripe lock, and laying the
-    // BTT out writes the arenas holding the layout lock. The check holds
-    // all of them, so it never sees half of a commit (a block referenced
-    // twice) or of a layout. This opener's own writes are between steps.
-    const shared = this.#file.join.shared;
-    // (marked read-only: one whose thread ends inside it is taken over)
-    shared.lockLayout("check", true);
-    let problems;
-    this.#inProgress =
-      "check()'s progress callback: the check holds the pool's locks";
-    try {
-      problems = holdingCheckLocks(
-        shared,
-        () => {
-          if (this.#arenas.length === 0 && shared.laidOut) {
-            this.#adopt(loadBtt(this.#file, true));
-          }
-          return this.#arenas;
-        },
-        () =>
-          checkPool({
-            media,
-            blockSize: this.#blockSize,
-            poolsetUuid: this.#file.poolsetUuid,
-            rawSize: this.#file.geometry.rawSize,
-            places: this.#places,
-            arenas: this.#arenas,
-            device: this.#file.device,
-            onProgress,
-          }),
-      );
-    } finally {
-      this.#inProgress = undefined;
-      shared.unlockLayout();
-      this.#closeAfter("check");
-    }
-    return {
-      consistent: problems.length === 0,
-      problems,
-      repaired: [...this.#repaired],
-      formatted: this.#arenas.length > 0,
-      arenas: this.#arenas.length,
-      blockCount: this.#blockCount,
-    };
+    return checkOpenPool(this.#core, options);
   }
 
   /**
@@ -936,30 +500,7 @@ export class BlockPool implements Disposable {
    *   for an update or check
    */
   info(options: ProgressOptions = {}): BlockPoolInfo {
-    this.#live("info");
-    const onProgress = checkProgress(options, "info");
-    // (reading onProgress may have run code that closed the pool)
-    const media = this.#live("info");
-    this.#adoptShared("info");
-    // (an info() inside check()'s callback leaves check()'s rule on)
-    const outer = this.#inProgress;
-    this.#inProgress ??=
-      "info()'s progress callback: info() reads the pool's map on after it";
-    try {
-      return poolInfo({
-        path: this.#file.path,
-        media,
-        blockSize: this.#blockSize,
-        blockCount: this.#blockCount,
-        readOnly: this.#readOnly,
-        places: this.#places,
-        arenas: this.#arenas,
-        onProgress,
-      });
-    } finally {
-      this.#inProgress = outer;
-      this.#closeAfter("info");
-    }
+    return openPoolInfo(this.#core, options);
   }
 
   /**
@@ -994,29 +535,7 @@ export class BlockPool implements Disposable {
    * map on after the callback.
    */
   close(): void {
-    const map = this.#map;
-    // (a close from a tracer's callback during this close's own persists)
-    if (map === null || this.#closing) return;
-    if (this.#inProgress !== undefined) {
-      // closed for its callers now, and by the scan as it ends
-      this.#closeAfterProgress = map;
-      this.#map = null;
-      return;
-    }
-    this.#closing = true;
-    settleInFlight(this.#inflight, this.#access, this.#updating > 0);
-    const failure = leaveShared(this.#arenas, this.#file);
-    this.#map = null;
-    this.#media.close();
-    this.#arenas = [];
-    this.#only = undefined;
-    this.#places = [];
-    try {
-      map.close();
-    } finally {
-      leavePool(this.#file.join, false);
-    }
-    if (failure !== undefined) throw failure;
+    this.#core.close();
   }
 
   /** Same as {@linkcode BlockPool.close}. */

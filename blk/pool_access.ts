@@ -5,25 +5,19 @@
  * ({@linkcode createPoolWith}, {@linkcode openPoolWith}), and what tests
  * look at in an open pool ({@linkcode trackedOperations},
  * {@linkcode blockPoolMapping}). `BlockPool` grants what they need of its
- * private state from its static block (`createWith`, `openWith`,
- * `mappingOf` and `inflightOf` in `blk/pool.ts`); none of this is
- * exported by `blk/mod.ts`.
+ * private state from its static block (`poolOver` and `coreOf` in
+ * `blk/pool.ts`); none of this is exported by `blk/mod.ts`.
  *
  * @module
  */
 import type { Mapping } from "../pmem2/mapping.ts";
-import type { PoolTestHooks } from "./open.ts";
+import { createPoolFile, openPoolFile, type PoolTestHooks } from "./open.ts";
+import { layOutBtt, loadBtt } from "./btt.ts";
 import type {
   BlockPoolCreateOptions,
   BlockPoolOpenOptions,
 } from "./options.ts";
-import {
-  type BlockPool,
-  createWith,
-  inflightOf,
-  mappingOf,
-  openWith,
-} from "./pool.ts";
+import { type BlockPool, coreOf, poolOver } from "./pool.ts";
 
 /** {@linkcode BlockPool.create} with test hooks. Internal. */
 export function createPoolWith(
@@ -31,7 +25,7 @@ export function createPoolWith(
   options: BlockPoolCreateOptions,
   hooks: PoolTestHooks,
 ): BlockPool {
-  return createWith(path, options, hooks);
+  return poolOver(createPoolFile(path, options, hooks), layOutBtt);
 }
 
 /** {@linkcode BlockPool.open} with test hooks. Internal. */
@@ -40,7 +34,7 @@ export function openPoolWith(
   options: BlockPoolOpenOptions,
   hooks: PoolTestHooks,
 ): BlockPool {
-  return openWith(path, options, hooks);
+  return poolOver(openPoolFile(path, options, hooks), loadBtt);
 }
 
 /**
@@ -48,10 +42,10 @@ export function openPoolWith(
  * settled). Internal: for tests.
  */
 export function trackedOperations(pool: BlockPool): number {
-  return inflightOf(pool).size;
+  return coreOf(pool).inflight.size;
 }
 
 /** The mapping of an open pool (tests look at its views). Internal. */
 export function blockPoolMapping(pool: BlockPool): Mapping {
-  return mappingOf(pool);
+  return coreOf(pool).media.mapping;
 }

@@ -133,7 +133,16 @@ export class ReadTracker {
     return back;
   }
 
-  /** Subtract ledger `s`'s counts from the counters; zero it. */
+  /**
+   * Zero ledger `s`, taking each count off its counter. The ledger's
+   * count goes first: a thread that ends between the two steps (its ring
+   * lock is taken over) leaves its counter a count too many (a lane
+   * skipped), as a track's end does. The other way round, its ledger
+   * still held the count after it left the counter, and the next
+   * give-back of the ledger took it off again: the counter then read 0
+   * while that many reads of the bucket were copying, a block being read
+   * reusable as a free block.
+   */
   #giveBack(s: number): boolean {
     const w = this.#words;
     const ledger = this.#ledgerAt(s);
@@ -141,8 +150,8 @@ export class ReadTracker {
     for (let b = 0; b < READ_BUCKETS; b++) {
       const n = ledger[b];
       if (n === 0) continue;
+      Atomics.store(ledger, b, 0);
       Atomics.sub(w, READ_BASE + b, n);
-      ledger[b] = 0;
       any = true;
     }
     return any;

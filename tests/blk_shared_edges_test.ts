@@ -8,6 +8,7 @@ import { statSync } from "node:fs";
 import { BlockPool } from "../blk/mod.ts";
 import { LaneTable } from "../blk/lanes.ts";
 import { maxArenas, PoolShared } from "../blk/shared.ts";
+import { LEDGER_BASE, READ_BASE, READ_BUCKETS } from "../blk/arena_words.ts";
 import { PmemError } from "../errors/mod.ts";
 import { FileLock } from "../pmem2/file_lock.ts";
 import { FileShare } from "../pmem2/file_share.ts";
@@ -330,6 +331,62 @@ test("a block another opener is reading is not reused as a free block until the 
   assert.deepEqual(pool.check().problems, []);
 });
 
+// Bug: a give-back of an opener's read ledger (its close, or the recovery
+// of an ended opener's) took each bucket's count off the shared counter
+// before it zeroed the ledger's: between the two the counter said fewer
+// reads than the ledger still held. A thread that ended there (its ring
+// lock is taken over) left its ledger to be given back again, the count
+// taken off twice: the counter then read 0 while that many reads of the
+// bucket were still copying (a writer could reuse a block being read:
+// a torn read), and below 0 otherwise (the bucket's blocks never free:
+// lanes skipped for good). The ledger is zeroed first now, so the counter
+// never says fewer reads than a ledger holds (an end between leaves it
+// one give-back too many: a lane skipped, never a torn read). Seen here
+// by a reader of the shared words while another thread gives its ledger
+// back over and over.
+test("a read ledger's give-back never shows the counters below what the ledger still holds", async () => {
+  const path = newPool();
+  const size = statSync(path).size;
+  using share = FileShare.open(path, PoolShared.bytes(size));
+  const words = new Int32Array(new SharedArrayBuffer(12));
+  await withWorkers(1, async ([w]) => {
+    const rounds = ask<number>(w, {
+      kind: "giveBackRounds",
+      path,
+      rounds: 400,
+      times: 3,
+      words: words.buffer as SharedArrayBuffer,
+    });
+    const t0 = performance.now();
+    while (Atomics.load(words, 1) === 0) {
+      if (performance.now() - t0 > 20_000) throw new Error("never began");
+    }
+    const arena = new PoolShared(share.memory, maxArenas(size)).arena(0);
+    const ledger = new Uint32Array(
+      arena.buffer,
+      arena.byteOffset + (LEDGER_BASE + (words[1] - 1) * READ_BUCKETS) * 4,
+      READ_BUCKETS,
+    );
+    let below = 0;
+    let looks = 0;
+    while (Atomics.load(words, 2) === 0) {
+      if (performance.now() - t0 > 60_000) throw new Error("never ended");
+      const round = Atomics.load(words, 0);
+      if ((round & 1) === 0) continue;
+      for (let b = 0; b < READ_BUCKETS; b++) {
+        // the counter first: while the give-back runs, both only fall
+        const counted = Atomics.load(arena, READ_BASE + b);
+        const held = Atomics.load(ledger, b);
+        if (counted < held && Atomics.load(words, 0) === round) below++;
+      }
+      looks++;
+    }
+    assert.equal(await rounds, words[1] - 1);
+    assert.ok(looks > 0, "no give-back was seen");
+    assert.equal(below, 0, `the counters fell below the ledger ${below} times`);
+  });
+});
+
 // ---- Workers that end without closing the pool ----
 //
 // A Worker terminated before it closed its pool leaves whatever it held:
@@ -612,6 +669,48 @@ test("a Worker ended holding lanes and a block's commit lock: its lanes are reco
   assert.equal(out.write100, 0);
   assert.deepEqual(out.problems, []);
   assert.equal(out.writeAgain, 0);
+});
+
+// Bug: a commit's publish counted its block in the pending filter's
+// bucket, then named the entry in its lane's word; a thread that ended
+// between the two left a count with no lane word to take it down, and it
+// stayed until every opener closed. Only speed: a commit of a block of
+// that bucket then persisted every pending map entry first (the filter
+// erred only high, and the entry the thread stored is made durable
+// before its stripe is let go), never a write out of order. The filter
+// marks a bucket with a bit per lane now, which only the lane's holder
+// sets and clears, and a look-up asks the marking lanes' words: the mark
+// left behind says nothing, and the lane's next update clears it.
+test("a Worker ended between marking a pending map entry and its lane's word of it: the filter does not keep the block pending", () => {
+  const out = deadOpenerScript(`
+    const pool = fourLanePool();
+    const w = await worker();
+    await ask(w, { kind: "holdLanes", path, n: 4, stripe: 100, halfPending: 100 });
+    await end(w);
+    Object.assign(out, await useEveryLane(pool, 8));
+    out.marked = laneTable((t) => t.maybePending(100));
+    // (and every entry still pending is found)
+    out.missed = laneTable((t) => {
+      const missed = [];
+      for (let lane = 0; lane < t.lanes; lane++) {
+        const seq = t.pending(lane);
+        const block = seq === 0 ? 0 : t.pendingBlock(lane, seq);
+        if (block !== 0 && !t.maybePending(block - 1)) missed.push(block - 1);
+      }
+      return missed;
+    });
+    out.idle = idleLanes();
+    pool.close();
+    using again = BlockPool.open(path);
+    out.problems = again.check().problems;
+  `);
+  assert.equal(out.writes, 0);
+  assert.equal(out.group, 0);
+  assert.deepEqual(out.read, [39, 10, 13]);
+  assert.equal(out.marked, false, "the ended opener's mark stayed");
+  assert.deepEqual(out.missed, []);
+  assert.equal(out.idle, 4);
+  assert.deepEqual(out.problems, []);
 });
 
 // Bug: after the last live opener closed, the file stayed locked until

@@ -11,9 +11,21 @@
  */
 import { BlockPool } from "../../blk/mod.ts";
 import { LaneTable } from "../../blk/lanes.ts";
-import { lockWord, maxArenas, PoolShared } from "../../blk/shared.ts";
 import {
+  lockWord,
+  maxArenas,
+  PoolShared,
+  unlockWord,
+} from "../../blk/shared.ts";
+import { readBucket } from "../../blk/read_tracking.ts";
+import {
+  LANE_BASE,
+  LANE_PENDING,
+  LANE_WORDS,
   LANES,
+  LEDGER_OWNER_BASE,
+  LEDGERS,
+  READ_BUCKETS,
   RING_BASE,
   RING_HEAD,
   RING_IDLE,
@@ -116,7 +128,11 @@ export type SharedEdgesJob =
    * ring, as a write does before its data is copied; with `stripe`, also
    * hold that block's stripe (a commit under way); with `spoil`, also
    * make the first lane's flog slot name a block beyond the arena (so
-   * the others cannot recover the lane online: a reopen refuses the pool).
+   * the others cannot recover the lane online: a reopen refuses the pool);
+   * with `halfPending` (and `stripe`: a commit publishes under it), then
+   * record block `halfPending`'s map entry as pending through the first
+   * lane and undo the lane's word of it, as a publish cut short between
+   * its mark in the pending filter and its lane word leaves them.
    */
   | {
     kind: "holdLanes";
@@ -124,6 +140,7 @@ export type SharedEdgesJob =
     n: number;
     stripe?: number;
     spoil?: boolean;
+    halfPending?: number;
   }
   /**
    * Join the pool's share and count a read of every lane's free block of
@@ -131,6 +148,21 @@ export type SharedEdgesJob =
    * then skip every lane).
    */
   | { kind: "holdReads"; path: string; times?: number }
+  /**
+   * Join the pool's share and, `rounds` times: count a read of a block of
+   * every read-tracking bucket of arena 0 `times` times (default 1), then
+   * give the ledger back (`ReadTracker.leave`) and claim one again, each
+   * under the ring lock. `words[0]` counts the give-backs begun and ended
+   * (odd while one runs), `words[1]` is set to 1 + the ledger's slot
+   * before the first, `words[2]` once all ended.
+   */
+  | {
+    kind: "giveBackRounds";
+    path: string;
+    rounds: number;
+    times?: number;
+    words: SharedArrayBuffer;
+  }
   /** Join the pool's share as its first open, and stop there. */
   | { kind: "joinShare"; path: string }
   /** Open the pool and write asynchronously forever (to be terminated). */
@@ -310,6 +342,18 @@ function run(job: SharedEdgesJob): unknown {
       if (!table.take(job.n, lanes)) throw new Error("no idle lanes");
       if (job.stripe !== undefined) table.lockStripe(job.stripe);
       if (job.spoil) spoilFlogSlot(job.path, lanes[0]);
+      if (job.halfPending !== undefined) {
+        const lane = lanes[0];
+        // (its previous entry cleared, as the commit's flush would)
+        const seq = table.pending(lane);
+        if (seq !== 0) table.clearPending(lane, seq);
+        table.addPending(lane, job.halfPending);
+        Atomics.store(
+          table.words,
+          LANE_BASE + lane * LANE_WORDS + LANE_PENDING,
+          0,
+        );
+      }
       held.push(share, table);
       return lanes;
     }
@@ -322,6 +366,38 @@ function run(job: SharedEdgesJob): unknown {
       }
       held.push(share, table);
       return table.lanes;
+    }
+    case "giveBackRounds": {
+      const { share, table } = joinArena0(job.path);
+      const words = new Int32Array(job.words);
+      const w = table.words;
+      // a block of each bucket, found by hashing blocks in turn
+      const blocks: number[] = [];
+      const seen = new Set<number>();
+      for (let b = 0; seen.size < READ_BUCKETS; b++) {
+        if (!seen.has(readBucket(b))) blocks.push(b);
+        seen.add(readBucket(b));
+      }
+      let slot = -1;
+      for (let s = 0; s < LEDGERS; s++) {
+        if (w[LEDGER_OWNER_BASE + s] === table.token) slot = s;
+      }
+      Atomics.store(words, 1, slot + 1);
+      for (let r = 0; r < job.rounds; r++) {
+        for (const b of blocks) {
+          for (let i = 0; i < (job.times ?? 1); i++) table.reads.track(b);
+        }
+        lockWord(w, RING_LOCK, table.token);
+        Atomics.add(words, 0, 1);
+        table.reads.leave();
+        Atomics.add(words, 0, 1);
+        table.reads.claim();
+        unlockWord(w, RING_LOCK);
+      }
+      Atomics.store(words, 2, 1);
+      table.leave();
+      share.close();
+      return slot;
     }
     case "joinShare": {
       const size = statSync(job.path).size;
