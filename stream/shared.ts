@@ -28,8 +28,11 @@ import { EOWNERDEAD } from "../errors/errno.ts";
 
 /** Bytes of the control block at the start. */
 const CONTROL = 128;
-/** Bytes of one region's block. */
-const REGION = 64;
+/** Bytes of one region's block: its cursors (64), then the int32 token of
+ * the open that marked it as being freed. */
+const REGION = 72;
+/** int32 offset of a region's freer (see {@linkcode REGION}). */
+const REGION_FREER = 16;
 /** Bytes of one ring slot: f64 timestamp, header offset, end; i32 state,
  * region, length word, owner. */
 const SLOT = 48;
@@ -44,6 +47,11 @@ const COMMIT_LOCK = 2;
 const EPOCH = 3;
 const INSTANCE = 4;
 const OPENS = 5;
+/** int32 index: regions marked as being freed since the last look for
+ * those whose freer ended (see `SharedState.#rollBackEndedFrees`). */
+const FREES = 6;
+/** int32 index: the share's count of ended opens at that look. */
+const FREES_SEEN = 7;
 // float64 indexes of the control block
 const NEXT = 4;
 const COMMITTED = 5;
@@ -142,6 +150,7 @@ export class SharedState {
   readonly ringSize: number;
   readonly #mask: number;
   readonly #regionBase: number;
+  readonly #regionSlots: number;
   readonly #ringBase: number;
 
   /**
@@ -168,6 +177,7 @@ export class SharedState {
     this.ringSize = ringSize;
     this.#mask = ringSize - 1;
     this.#regionBase = CONTROL;
+    this.#regionSlots = regionSlots;
     this.#ringBase = CONTROL + REGION * regionSlots;
   }
 
@@ -238,6 +248,52 @@ export class SharedState {
       this.#finishReserve(holder & ~RESERVING);
       return true;
     }, word);
+    // a plain read: written only under this lock
+    if (this.i32[FREES] !== 0) this.#rollBackEndedFrees();
+  }
+
+  /**
+   * Mark region `k` as being freed by this open (reserve lock held): no
+   * new reservations. The free settles its entries with no lock held; if
+   * this open's thread ends before it takes the lock again, the next
+   * taker rolls the free back (`#rollBackEndedFrees`).
+   */
+  markFreeing(k: number): void {
+    this.i32[this.#ri(k) + REGION_FREER] = this.token;
+    this.i32[FREES]++;
+    this.setRegionState(k, REGION_FREEING);
+  }
+
+  /**
+   * Roll back the frees whose marker's thread ended between their two
+   * holds of the reserve lock (reserve lock held), as the takeover rolls
+   * back one that ended holding it after the mark ({@linkcode
+   * repairHold} with `HOLD_FREE_BEGIN`): nothing of a free reaches the
+   * media before its second hold, so the region is allocated again, as a
+   * reopen finds it. Looked for only when regions were marked and an
+   * open ended since the last look (the share's count of ended opens is
+   * read first: it moves after the ended open's slot reads ended); the
+   * marks still live are counted again.
+   */
+  #rollBackEndedFrees(): void {
+    const share = this.#share;
+    const ended = share === undefined ? 0 : share.endedOpens;
+    const i32 = this.i32;
+    if (ended === i32[FREES_SEEN]) return;
+    const repair = this.repairHold;
+    let left = 0;
+    for (let k = 0; k < this.#regionSlots; k++) {
+      if (this.regionState(k) !== REGION_FREEING) continue;
+      const freer = i32[this.#ri(k) + REGION_FREER];
+      if (
+        repair === undefined || !this.#ended(freer) ||
+        !repair(HOLD_FREE_BEGIN, k, [0, 0, 0])
+      ) {
+        left++;
+      }
+    }
+    i32[FREES] = left;
+    i32[FREES_SEEN] = ended;
   }
 
   /**

@@ -41,7 +41,6 @@ import {
   HOLD_TRUNCATE,
   REGION_ALLOCATED,
   REGION_FREE,
-  REGION_FREEING,
   type SharedState,
 } from "./shared.ts";
 import { EBUSY } from "../errors/errno.ts";
@@ -203,7 +202,7 @@ export function allocateRegion(
  * the reserve lock and checked nothing is in flight.
  */
 export function beginFree(shared: SharedState, k: number): void {
-  shared.setRegionState(k, REGION_FREEING);
+  shared.markFreeing(k);
 }
 
 /**

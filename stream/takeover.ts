@@ -36,7 +36,9 @@ import { finishStream } from "./progress.ts";
  *   mirror loaded from the slot, the word persisted), else nothing of it
  *   shows (the mirror changes only after that word);
  * - the start of a free (the region marked as being freed): rolled back,
- *   as if never asked for (its entries were not settled yet);
+ *   as if never asked for (its entries were not settled yet); also what
+ *   the next taker does for a free whose thread ended between its two
+ *   holds of the lock (`SharedState.markFreeing`);
  * - the end of a free (its entries settled): the slot is cleared again;
  * - the last close: done again (nothing joined may have reserved yet:
  *   a joiner reserves under this lock);

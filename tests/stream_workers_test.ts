@@ -557,6 +557,36 @@ test(
   { timeout: 90_000 },
 );
 
+// Bug: a Worker that ended inside freeRegion between its two holds of the
+// reserve lock (settling the region's entries: no lock held) left the
+// region marked as being freed for good: missing from regions(), never
+// allocatable, yet back after a reopen. The free now records who marked
+// it, and the next taker of the reserve lock rolls back a free whose
+// marker ended, through the takeover's repair of a free not yet settled.
+test(
+  "a Worker ended between a free's two holds of the reserve lock: the next taker rolls the free back and regions() lists the region",
+  () => {
+    const out = endWorkerIn(["freeGap"]);
+    assert.deepEqual(out, {
+      freeGap: {
+        stopped: 1,
+        before: "1:1 | ",
+        append: 2,
+        async: 3,
+        levels: "3/3",
+        entries: "1:1,2:5 | 3:6",
+        live: "2,1",
+        head: 0,
+        regions: 3,
+        close: "ok",
+        reopened: "1:1,2:5 | 3:6",
+        reregions: 3,
+      },
+    });
+  },
+  { timeout: 90_000 },
+);
+
 // Bug: a Worker that ended in the last close of the process (W stored on
 // the media, not R) left the reserve lock held: the next open in the
 // process joined the share and failed every append with EOWNERDEAD
