@@ -39,6 +39,12 @@ const SLOT = 48;
 /** int32 offset of a slot's owner (the reserving open's lock token) from
  * its state word. */
 const SLOT_OWNER = 3;
+/**
+ * int32 words after the ring: the token of each counted open (one per
+ * isolate with the stream open: its core), 0 for none. Opens past them
+ * are counted in the `OPENS` word alone.
+ */
+const OPENERS = 256;
 
 // int32 indexes of the control block
 const STATE = 0;
@@ -46,6 +52,7 @@ const RESERVE_LOCK = 1;
 const COMMIT_LOCK = 2;
 const EPOCH = 3;
 const INSTANCE = 4;
+/** int32 index: the opens counted outside the table of openers. */
 const OPENS = 5;
 /** int32 index: regions marked as being freed since the last look for
  * those whose freer ended (see `SharedState.#rollBackEndedFrees`). */
@@ -152,6 +159,8 @@ export class SharedState {
   readonly #regionBase: number;
   readonly #regionSlots: number;
   readonly #ringBase: number;
+  /** int32 index of the table of openers. */
+  readonly #openersBase: number;
 
   /**
    * @param memory the share's block, at least {@linkcode SharedState.bytes}
@@ -179,11 +188,12 @@ export class SharedState {
     this.#regionBase = CONTROL;
     this.#regionSlots = regionSlots;
     this.#ringBase = CONTROL + REGION * regionSlots;
+    this.#openersBase = (this.#ringBase + SLOT * ringSize) >> 2;
   }
 
   /** Bytes of shared memory for a geometry. */
   static bytes(regionSlots: number, ringSize: number): number {
-    return CONTROL + REGION * regionSlots + SLOT * ringSize;
+    return CONTROL + REGION * regionSlots + SLOT * ringSize + 4 * OPENERS;
   }
 
   // ---- lifecycle ----
@@ -206,19 +216,54 @@ export class SharedState {
     Atomics.store(this.i32, INSTANCE, n);
   }
 
-  /** Count an open of the stream in this process. */
+  /**
+   * Count this open of the stream in the process (once per isolate: its
+   * core), by its token, in a free entry of the table of openers or one
+   * whose open's thread ended: an open that ends with its thread (a
+   * Worker terminated before it closed the stream) stops counting, so
+   * the others' last close is still the last, as a lock its thread held
+   * is taken over. Past the table, in the `OPENS` word alone.
+   */
   addOpen(): void {
-    Atomics.add(this.i32, OPENS, 1);
+    const i32 = this.i32;
+    const base = this.#openersBase;
+    for (let i = 0; i < OPENERS; i++) {
+      const e = Atomics.load(i32, base + i);
+      if (e !== 0 && !this.#ended(e)) continue;
+      if (Atomics.compareExchange(i32, base + i, e, this.token) === e) return;
+    }
+    Atomics.add(i32, OPENS, 1);
   }
 
-  /** Count a close; returns the opens left. */
+  /**
+   * Count this open's close; returns the opens left. Of closes at once,
+   * one at least sees none left (each clears its entry before it counts).
+   */
   dropOpen(): number {
-    return Atomics.sub(this.i32, OPENS, 1) - 1;
+    const i32 = this.i32;
+    const base = this.#openersBase;
+    let found = false;
+    for (let i = 0; i < OPENERS && !found; i++) {
+      found = Atomics.load(i32, base + i) === this.token &&
+        Atomics.compareExchange(i32, base + i, this.token, 0) === this.token;
+    }
+    if (!found) Atomics.sub(i32, OPENS, 1);
+    return this.opens;
   }
 
-  /** The opens of the stream in this process, as counted now. */
+  /**
+   * The opens of the stream in this process, as counted now: those whose
+   * thread ended before they closed are not.
+   */
   get opens(): number {
-    return Atomics.load(this.i32, OPENS);
+    const i32 = this.i32;
+    const base = this.#openersBase;
+    let n = Atomics.load(i32, OPENS);
+    for (let i = 0; i < OPENERS; i++) {
+      const e = Atomics.load(i32, base + i);
+      if (e !== 0 && !this.#ended(e)) n++;
+    }
+    return n;
   }
 
   // ---- locks ----
