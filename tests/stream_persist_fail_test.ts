@@ -129,3 +129,62 @@ test("publishes whose persist failed, then a close and a reopen: their committed
   assert.deepEqual(seen, { a: eio + " 0/0", b: eio + " 2/0" });
   assert.equal(entries, "1:17x40,2:34x8");
 });
+
+// Bug: an append with nothing else in flight stores its entry (data,
+// header, terminator) and persists it under both locks; when that
+// persist failed, it threw with its header stored and its timestamp not
+// counted: the next append, to another region, took the same timestamp,
+// and a close and a reopen found both entries, the one whose append
+// threw included (a duplicate timestamp). The failed append's timestamp
+// now counts, committed as padding by the next commit pass.
+test("an append alone whose persist failed leaves no entry and no timestamp given twice, kept by a reopen", () => {
+  const path = tempPath();
+  {
+    using s = LogStream.create(path, { size: 256 * 1024, blockSize: 4096 });
+    s.allocateRegion(16384);
+    s.allocateRegion(16384);
+  }
+  const base = readFileSync(path);
+  const dv = new DataView(base.buffer, base.byteOffset, base.byteLength);
+  const at = Number(dv.getBigUint64(slotOffset(0) + 8, true));
+  const seen: Record<string, unknown> = {};
+  const show = (s: LogStream) =>
+    s.regions().map((r) =>
+      [...s.entries(r)].map((e) => e.timestamp + ":" + e.data[0]).join(",")
+    ).join(" | ");
+  const armed = { on: false };
+  const events = tracedRun(
+    path,
+    base,
+    (tracer) =>
+      openStreamWith(path, {}, {
+        tracer: failingAt(tracer, at, () => armed.on),
+      }),
+    (s) => {
+      const [r0, r1] = s.regions();
+      armed.on = true;
+      seen.failed = thrown(() => s.append(r0, bytes(40, 0x11)));
+      armed.on = false;
+      seen.next = s.append(r1, bytes(40, 0x22));
+      seen.entries = show(s);
+      seen.levels = s.committedTimestamp + "/" + s.persistedTimestamp;
+    },
+  );
+  {
+    using s = LogStream.open(path);
+    seen.reopened = show(s);
+  }
+  writeFileSync(path, fencedImage(base, events));
+  using s = LogStream.open(path);
+  seen.durable = show(s);
+  seen.after = s.append(s.regions()[0], bytes(8, 0x33));
+  assert.deepEqual(seen, {
+    failed: "injected EIO: a flush failed",
+    next: 2,
+    entries: " | 2:34",
+    levels: "2/2",
+    reopened: " | 2:34",
+    durable: " | 2:34",
+    after: 3,
+  });
+});
