@@ -23,7 +23,7 @@ import {
   REGION_FREE,
   REGION_FREEING,
 } from "./shared.ts";
-import { finishFree, restartEmpty, scanTo } from "./table.ts";
+import { finishFree, restartEmpty, rollBackFree, scanTo } from "./table.ts";
 import { finishStream } from "./progress.ts";
 
 /**
@@ -80,10 +80,7 @@ export function repairHold(
       return true;
     }
     case HOLD_FREE_BEGIN:
-      if (s.regionState(k) === REGION_FREEING) {
-        s.setRegionState(k, REGION_ALLOCATED);
-        s.bump();
-      }
+      rollBackFree(s, k);
       return true;
     case HOLD_FREE:
       if (s.regionState(k) === REGION_FREEING) finishFree(media, s, k);

@@ -9,7 +9,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { LogStream } from "../stream/mod.ts";
 import { openStreamWith } from "../stream/stream.ts";
-import { slotOffset } from "../stream/layout.ts";
+import { SETTLED_AT, slotOffset } from "../stream/layout.ts";
 import { failingAt, fencedImage, tracedRun } from "./crash/kill_image.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
@@ -186,5 +186,41 @@ test("an append alone whose persist failed leaves no entry and no timestamp give
     reopened: " | 2:34",
     durable: " | 2:34",
     after: 3,
+  });
+});
+
+// Bug: a freeRegion whose settling of the region's entries failed (the
+// persist of the settled timestamp W) threw with the region still marked
+// as being freed: missing from regions(), its handle refused as freed,
+// and never freed nor allocatable again until a reopen (which found it
+// allocated). The free is now rolled back when its settling throws.
+test("a freeRegion whose settling persist failed leaves the region allocated, and a retry frees it", () => {
+  const path = tempPath();
+  {
+    using s = LogStream.create(path, { size: 256 * 1024, blockSize: 4096 });
+    s.allocateRegion(16384);
+  }
+  const armed = { on: false };
+  const noTracer = { flush() {}, drain() {} };
+  using s = openStreamWith(path, {}, {
+    tracer: failingAt(noTracer, SETTLED_AT, () => armed.on),
+  });
+  const r = s.regions()[0];
+  const seen: Record<string, unknown> = {};
+  seen.append = s.append(r, bytes(8, 0x11));
+  armed.on = true;
+  seen.free = thrown(() => s.freeRegion(r));
+  armed.on = false;
+  seen.regions = s.regions().length;
+  seen.again = s.append(r, bytes(8, 0x22));
+  seen.retry = thrown(() => s.freeRegion(r));
+  seen.after = s.regions().length;
+  assert.deepEqual(seen, {
+    append: 1,
+    free: "injected EIO: a flush failed",
+    regions: 1,
+    again: 2,
+    retry: "none",
+    after: 0,
   });
 });
