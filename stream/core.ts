@@ -417,19 +417,32 @@ export class LogCore {
         // leaves a reservation the next taker of the reserve lock finishes
         // (committed as padding, or once ready as this entry)
         s.setSlot(ts, k, at, end, length, RING_RESERVED);
-        if (next === at + total) {
-          // the usual case: data, header and terminator in one native call
-          if (media.traced) media.mark(`commit ${ts}`);
-          media.writeEntry(at, data, ts, this.geometry.seed, next);
-        } else {
-          media.set(at + ENTRY_HEADER, data);
-          if (media.traced) media.mark(`commit ${ts}`);
-          writeHeader(media, at, length, ts, this.geometry.seed);
-          media.zero(next, ENTRY_HEADER);
-          media.persistRanges([
-            { offset: at, length: total },
-            { offset: next, length: ENTRY_HEADER },
-          ]);
+        try {
+          if (next === at + total) {
+            // the usual case: data, header and terminator in one native call
+            if (media.traced) media.mark(`commit ${ts}`);
+            media.writeEntry(at, data, ts, this.geometry.seed, next);
+          } else {
+            media.set(at + ENTRY_HEADER, data);
+            if (media.traced) media.mark(`commit ${ts}`);
+            writeHeader(media, at, length, ts, this.geometry.seed);
+            media.zero(next, ENTRY_HEADER);
+            media.persistRanges([
+              { offset: at, length: total },
+              { offset: next, length: ENTRY_HEADER },
+            ]);
+          }
+        } catch (e) {
+          // (a persist failed) its header may be stored: the timestamp
+          // counts, given up as padding that the next commit pass writes
+          // over it, else a later append to another region took it too
+          // and a reopen found both; counted in first, as the taker of
+          // the lock of a thread that ends here does (a reservation)
+          s.setTail(k, end);
+          f64[NEXT_F] = ts + 1;
+          s.setSlotState(ts, RING_VOID);
+          s.bump();
+          throw e;
         }
         s.setSlotState(ts, RING_READY);
         s.setTail(k, t + total);

@@ -2,9 +2,8 @@
 /**
  * {@linkcode SharedState}: the coordination state of one stream file,
  * kept in the process-wide block of its {@linkcode FileShare} so every
- * opener in the process (Workers included) sees the same: the timestamp
- * counters, a mirror of the region table with each region's cursors, and
- * a ring of the timestamps reserved and not yet persisted.
+ * opener in the process (Workers included) sees the same; its layout and
+ * plain accessors are {@linkcode SharedBlock}'s (`shared_block.ts`).
  *
  * Two spin locks in the block serialise the short critical sections:
  * the reserve lock (a timestamp and a place in a region, taken together
@@ -13,11 +12,9 @@
  * holder's token: a lock whose holder's thread ended is taken over, and
  * what that holder left half done is finished or rolled back (see
  * {@linkcode SharedState.lockCommit} and
- * {@linkcode SharedState.lockReserve}). Counters are float64
- * words written under a lock; a reader that polls one reads an int32
- * with `Atomics.load` first, which keeps the JIT from hoisting the read
- * out of its loop. A ring slot's state is an int32 read and written with
- * `Atomics`: a writer publishes its copied data with a store of READY.
+ * {@linkcode SharedState.lockReserve}). The opens of the stream in the
+ * process count by their tokens too, and one whose thread ended stops
+ * counting ({@linkcode SharedState.addOpen}).
  *
  * @module
  */
@@ -25,44 +22,42 @@ import { PmemError } from "../errors/mod.ts";
 import { FileShare, lockToken } from "../pmem2/file_share.ts";
 import { sleepMs } from "../pmem2/share_wait.ts";
 import { EOWNERDEAD } from "../errors/errno.ts";
+import {
+  COMMIT_LOCK,
+  FREES,
+  FREES_SEEN,
+  HOLD,
+  HOLD_ARGS,
+  HOLD_REGION,
+  NEXT_F,
+  OPENERS,
+  OPENS,
+  REGION_FREEING,
+  RESERVE_LOCK,
+  RING_READY,
+  RING_RESERVED,
+  SharedBlock,
+  SLOT_OWNER,
+} from "./shared_block.ts";
 
-/** Bytes of the control block at the start. */
-const CONTROL = 128;
-/** Bytes of one region's block. */
-const REGION = 64;
-/** Bytes of one ring slot: f64 timestamp, header offset, end; i32 state,
- * region, length word, owner. */
-const SLOT = 48;
-/** int32 offset of a slot's owner (the reserving open's lock token) from
- * its state word. */
-const SLOT_OWNER = 3;
-
-// int32 indexes of the control block
-const STATE = 0;
-const RESERVE_LOCK = 1;
-const COMMIT_LOCK = 2;
-const EPOCH = 3;
-const INSTANCE = 4;
-const OPENS = 5;
-// float64 indexes of the control block
-const NEXT = 4;
-const COMMITTED = 5;
-const PERSISTED = 6;
-/** float64 index of the next timestamp (for plain reads under a lock). */
-export const NEXT_F = NEXT;
-/** float64 index of the committed timestamp (reads under a lock). */
-export const COMMITTED_F = COMMITTED;
-/** float64 index of the persisted timestamp (reads under a lock). */
-export const PERSISTED_F = PERSISTED;
-const SETTLED = 7;
-const BOUND = 8;
-/** int32 index: what an unmarked holder of the reserve lock is doing
- * (a `HOLD_` code; 0: nothing changed yet, or all done). */
-const HOLD = 18;
-/** int32 index: the region of that hold. */
-const HOLD_REGION = 19;
-/** float64 index of that hold's first argument (three in all). */
-const HOLD_ARGS = 10;
+export {
+  COMMITTED_F,
+  NEXT_F,
+  PERSISTED_F,
+  REGION_ALLOCATED,
+  REGION_FREE,
+  REGION_FREEING,
+  RING_COMMITTED,
+  RING_EMPTY,
+  RING_READY,
+  RING_RESERVED,
+  RING_VOID,
+  sleepMs,
+  STATE_FAILED,
+  STATE_NEW,
+  STATE_READY,
+  STATE_RECOVERING,
+} from "./shared_block.ts";
 
 /** Reserve lock hold: cancel of a reservation (timestamp, logical
  * position, length). */
@@ -108,107 +103,75 @@ export type HoldRepair = (
  */
 const RESERVING = 0x20000000;
 
-export {
-  SHARE_FAILED as STATE_FAILED,
-  SHARE_NEW as STATE_NEW,
-  SHARE_READY as STATE_READY,
-  SHARE_SETTING_UP as STATE_RECOVERING,
-  sleepMs,
-} from "../pmem2/share_wait.ts";
-
-/** Region (mirror) state: free. */
-export const REGION_FREE = 0;
-/** Region (mirror) state: allocated. */
-export const REGION_ALLOCATED = 1;
-/** Region (mirror) state: being freed (no new reservations). */
-export const REGION_FREEING = 2;
-
-/** Ring slot: no timestamp. */
-export const RING_EMPTY = 0;
-/** Ring slot: reserved, its data not yet in place. */
-export const RING_RESERVED = 1;
-/** Ring slot: its data is in place; it may be committed. */
-export const RING_READY = 2;
-/** Ring slot: an aborted reservation, to be committed as padding. */
-export const RING_VOID = 3;
-/** Ring slot: committed (header written), not yet persisted. */
-export const RING_COMMITTED = 4;
-
-/** The shared block of one stream, viewed. */
-export class SharedState {
-  readonly i32: Int32Array;
-  readonly f64: Float64Array;
-  /** Ring slots (a power of two). */
-  readonly ringSize: number;
-  readonly #mask: number;
-  readonly #regionBase: number;
-  readonly #ringBase: number;
+/** The shared block of one stream, viewed by one open, with its locks. */
+export class SharedState extends SharedBlock {
+  /** The share of this open (absent for a block not from a share). */
+  readonly #share: FileShare | undefined;
 
   /**
-   * @param memory the share's block, at least {@linkcode SharedState.bytes}
+   * The token ({@linkcode SharedBlock.token}) is this open's share token,
+   * so the others can tell when its thread ended; where it has none (a
+   * share whose slots are all taken), a number apart from every token,
+   * never taken for ended (token 1 was: for the open with slot 1, once
+   * its Worker ended).
+   *
+   * @param memory the share's block, at least {@linkcode SharedBlock.bytes}
    * @param regionSlots region table slots
    * @param ringSize timestamps in flight at most (a power of two)
    */
-  /** The share of this open (absent for a block not from a share). */
-  readonly #share: FileShare | undefined;
-  /**
-   * What this open stores in the lock words it holds and the ring slots
-   * it reserves: its share token, so the others can tell when its thread
-   * ended; where it has none (a share whose slots are all taken), a
-   * number apart from every token, never taken for ended (token 1 was:
-   * for the open with slot 1, once its Worker ended).
-   */
-  readonly token: number;
-
   constructor(memory: ArrayBuffer, regionSlots: number, ringSize: number) {
+    super(memory, regionSlots, ringSize, lockToken(FileShare.of(memory), 1));
     this.#share = FileShare.of(memory);
-    this.token = lockToken(this.#share, 1);
-    this.i32 = new Int32Array(memory);
-    this.f64 = new Float64Array(memory);
-    this.ringSize = ringSize;
-    this.#mask = ringSize - 1;
-    this.#regionBase = CONTROL;
-    this.#ringBase = CONTROL + REGION * regionSlots;
   }
 
-  /** Bytes of shared memory for a geometry. */
-  static bytes(regionSlots: number, ringSize: number): number {
-    return CONTROL + REGION * regionSlots + SLOT * ringSize;
-  }
-
-  // ---- lifecycle ----
-
-  /** STATE_NEW, STATE_RECOVERING, STATE_READY or STATE_FAILED. */
-  get state(): number {
-    return Atomics.load(this.i32, STATE);
-  }
-
-  set state(s: number) {
-    Atomics.store(this.i32, STATE, s);
-  }
-
-  /** A number naming this share in the process (set by the first opener). */
-  get instance(): number {
-    return Atomics.load(this.i32, INSTANCE);
-  }
-
-  set instance(n: number) {
-    Atomics.store(this.i32, INSTANCE, n);
-  }
-
-  /** Count an open of the stream in this process. */
+  /**
+   * Count this open of the stream in the process (once per isolate: its
+   * core), by its token, in a free entry of the table of openers or one
+   * whose open's thread ended: an open that ends with its thread (a
+   * Worker terminated before it closed the stream) stops counting, so
+   * the others' last close is still the last, as a lock its thread held
+   * is taken over. Past the table, in the `OPENS` word alone.
+   */
   addOpen(): void {
-    Atomics.add(this.i32, OPENS, 1);
+    const i32 = this.i32;
+    const base = this.openersBase;
+    for (let i = 0; i < OPENERS; i++) {
+      const e = Atomics.load(i32, base + i);
+      if (e !== 0 && !this.#ended(e)) continue;
+      if (Atomics.compareExchange(i32, base + i, e, this.token) === e) return;
+    }
+    Atomics.add(i32, OPENS, 1);
   }
 
-  /** Count a close; returns the opens left. */
+  /**
+   * Count this open's close; returns the opens left. Of closes at once,
+   * one at least sees none left (each clears its entry before it counts).
+   */
   dropOpen(): number {
-    return Atomics.sub(this.i32, OPENS, 1) - 1;
+    const i32 = this.i32;
+    const base = this.openersBase;
+    let found = false;
+    for (let i = 0; i < OPENERS && !found; i++) {
+      found = Atomics.load(i32, base + i) === this.token &&
+        Atomics.compareExchange(i32, base + i, this.token, 0) === this.token;
+    }
+    if (!found) Atomics.sub(i32, OPENS, 1);
+    return this.opens;
   }
 
-  /** The opens of the stream in this process, as counted now. */
+  /**
+   * The opens of the stream in this process, as counted now: those whose
+   * thread ended before they closed are not.
+   */
   get opens(): number {
-    return Atomics.load(this.i32, OPENS);
+    const i32 = this.i32;
+    const base = this.openersBase;
+    let n = Atomics.load(i32, OPENS);
+    for (let i = 0; i < OPENERS; i++) {
+      const e = Atomics.load(i32, base + i);
+      if (e !== 0 && !this.#ended(e)) n++;
+    }
+    return n;
   }
 
   // ---- locks ----
@@ -238,6 +201,52 @@ export class SharedState {
       this.#finishReserve(holder & ~RESERVING);
       return true;
     }, word);
+    // a plain read: written only under this lock
+    if (this.i32[FREES] !== 0) this.#rollBackEndedFrees();
+  }
+
+  /**
+   * Mark region `k` as being freed by this open (reserve lock held): no
+   * new reservations. The free settles its entries with no lock held; if
+   * this open's thread ends before it takes the lock again, the next
+   * taker rolls the free back (`#rollBackEndedFrees`).
+   */
+  markFreeing(k: number): void {
+    this.setFreer(k, this.token);
+    this.i32[FREES]++;
+    this.setRegionState(k, REGION_FREEING);
+  }
+
+  /**
+   * Roll back the frees whose marker's thread ended between their two
+   * holds of the reserve lock (reserve lock held), as the takeover rolls
+   * back one that ended holding it after the mark ({@linkcode
+   * repairHold} with `HOLD_FREE_BEGIN`): nothing of a free reaches the
+   * media before its second hold, so the region is allocated again, as a
+   * reopen finds it. Looked for only when regions were marked and an
+   * open ended since the last look (the share's count of ended opens is
+   * read first: it moves after the ended open's slot reads ended); the
+   * marks still live are counted again.
+   */
+  #rollBackEndedFrees(): void {
+    const share = this.#share;
+    const ended = share === undefined ? 0 : share.endedOpens;
+    const i32 = this.i32;
+    if (ended === i32[FREES_SEEN]) return;
+    const repair = this.repairHold;
+    let left = 0;
+    for (let k = 0; k < this.regionSlots; k++) {
+      if (this.regionState(k) !== REGION_FREEING) continue;
+      const freer = this.freer(k);
+      if (
+        repair === undefined || !this.#ended(freer) ||
+        !repair(HOLD_FREE_BEGIN, k, [0, 0, 0])
+      ) {
+        left++;
+      }
+    }
+    i32[FREES] = left;
+    i32[FREES_SEEN] = ended;
   }
 
   /**
@@ -311,7 +320,7 @@ export class SharedState {
     const f64 = this.f64;
     const i32 = this.i32;
     for (;;) {
-      const ts = f64[NEXT];
+      const ts = f64[NEXT_F];
       const f = this.slotF(ts);
       const i = this.slotI(ts);
       const st = Atomics.load(i32, i);
@@ -322,7 +331,7 @@ export class SharedState {
         return;
       }
       this.setTail(i32[i + 1], f64[f + 2]);
-      f64[NEXT] = ts + 1;
+      f64[NEXT_F] = ts + 1;
     }
   }
 
@@ -433,241 +442,11 @@ export class SharedState {
    * ended (its data will never be put in place).
    */
   slotOwnerEnded(ts: number): boolean {
-    return this.#ended(this.i32[this.slotI(ts) + SLOT_OWNER]);
+    return this.#ended(this.slotOwner(ts));
   }
 
   /** Release the commit lock. */
   unlockCommit(): void {
     Atomics.store(this.i32, COMMIT_LOCK, 0);
-  }
-
-  /** Changes whenever a commit, persist or table change completes. */
-  get epoch(): number {
-    return Atomics.load(this.i32, EPOCH);
-  }
-
-  /** Announce a change to pollers. */
-  bump(): void {
-    Atomics.add(this.i32, EPOCH, 1);
-  }
-
-  // ---- counters (written under a lock) ----
-
-  /** The next timestamp to reserve. */
-  get next(): number {
-    Atomics.load(this.i32, EPOCH);
-    return this.f64[NEXT];
-  }
-
-  set next(ts: number) {
-    this.f64[NEXT] = ts;
-  }
-
-  /** Every timestamp up to this one is committed (or never existed). */
-  get committed(): number {
-    Atomics.load(this.i32, EPOCH);
-    return this.f64[COMMITTED];
-  }
-
-  set committed(ts: number) {
-    this.f64[COMMITTED] = ts;
-  }
-
-  /** Every timestamp up to this one is durable (or never existed). */
-  get persisted(): number {
-    Atomics.load(this.i32, EPOCH);
-    return this.f64[PERSISTED];
-  }
-
-  set persisted(ts: number) {
-    this.f64[PERSISTED] = ts;
-  }
-
-  /** The settled timestamp W, as on the media. */
-  get settled(): number {
-    return this.f64[SETTLED];
-  }
-
-  set settled(ts: number) {
-    this.f64[SETTLED] = ts;
-  }
-
-  /** The timestamp bound R, as on the media. */
-  get bound(): number {
-    return this.f64[BOUND];
-  }
-
-  set bound(ts: number) {
-    this.f64[BOUND] = ts;
-  }
-
-  // ---- regions ----
-
-  #ri(k: number): number {
-    return (this.#regionBase >> 2) + k * (REGION >> 2);
-  }
-
-  #rf(k: number): number {
-    return (this.#regionBase >> 3) + k * (REGION >> 3);
-  }
-
-  /** REGION_FREE, REGION_ALLOCATED or REGION_FREEING. */
-  regionState(k: number): number {
-    return Atomics.load(this.i32, this.#ri(k) + 1);
-  }
-
-  /** Set a region's state. */
-  setRegionState(k: number, s: number): void {
-    Atomics.store(this.i32, this.#ri(k) + 1, s);
-  }
-
-  /** A region slot's generation. */
-  generation(k: number): number {
-    return Atomics.load(this.i32, this.#ri(k));
-  }
-
-  /** Set a region slot's generation. */
-  setGeneration(k: number, g: number): void {
-    Atomics.store(this.i32, this.#ri(k), g | 0);
-  }
-
-  /** File offset of a region's space. */
-  offset(k: number): number {
-    return this.f64[this.#rf(k) + 2];
-  }
-
-  /** Bytes of a region's space. */
-  size(k: number): number {
-    return this.f64[this.#rf(k) + 3];
-  }
-
-  /** Logical position of a region's first live entry. */
-  head(k: number): number {
-    return this.f64[this.#rf(k) + 4];
-  }
-
-  /** Logical end of a region's reserved entries. */
-  tail(k: number): number {
-    return this.f64[this.#rf(k) + 5];
-  }
-
-  /** Logical end of a region's committed entries. */
-  committedEnd(k: number): number {
-    Atomics.load(this.i32, EPOCH);
-    const end = this.f64[this.#rf(k) + 6];
-    // and after: the caller's loads of the headers before `end` must not
-    // be moved above this one by the compiler
-    Atomics.load(this.i32, EPOCH);
-    return end;
-  }
-
-  /** The timestamp of a region's last committed entry (0: none). */
-  lastTs(k: number): number {
-    return this.f64[this.#rf(k) + 7];
-  }
-
-  /** Set a region's place. */
-  setPlace(k: number, offset: number, size: number): void {
-    const f = this.#rf(k);
-    this.f64[f + 2] = offset;
-    this.f64[f + 3] = size;
-  }
-
-  /** Set a region's head. */
-  setHead(k: number, pos: number): void {
-    this.f64[this.#rf(k) + 4] = pos;
-  }
-
-  /** Set a region's reserved end. */
-  setTail(k: number, pos: number): void {
-    this.f64[this.#rf(k) + 5] = pos;
-  }
-
-  /**
-   * The entries (padding not counted) between a region's head and its
-   * committed end: what a truncate of all of them drops, without a scan.
-   * Changed only under the commit lock.
-   */
-  live(k: number): number {
-    return this.f64[this.#rf(k) + 1];
-  }
-
-  /** Set a region's count of live entries (commit lock held). */
-  setLive(k: number, n: number): void {
-    this.f64[this.#rf(k) + 1] = n;
-  }
-
-  /** Add `n` to a region's count of live entries (commit lock held). */
-  addLive(k: number, n: number): void {
-    this.f64[this.#rf(k) + 1] += n;
-  }
-
-  /**
-   * Set a region's committed end and its last committed timestamp, and
-   * add `added` to its live entries (commit lock held). Plain stores with
-   * no call between: a thread that ends (a Worker terminated) ends before
-   * or after them all, and a commit pass that finishes its half-done one
-   * tells from the last timestamp which entries it counted.
-   */
-  setCommitted(k: number, end: number, ts: number, added = 0): void {
-    const f64 = this.f64;
-    const f = this.#rf(k);
-    f64[f + 1] += added;
-    f64[f + 6] = end;
-    f64[f + 7] = ts;
-  }
-
-  // ---- ring ----
-
-  /** The float64 index of the ring slot of `ts`. */
-  slotF(ts: number): number {
-    return (this.#ringBase >> 3) + (ts & this.#mask) * (SLOT >> 3);
-  }
-
-  /** The int32 index of the ring slot of `ts` (its state). */
-  slotI(ts: number): number {
-    return (this.#ringBase >> 2) + (ts & this.#mask) * (SLOT >> 2) + 6;
-  }
-
-  /**
-   * Fill the ring slot of `ts` (under the reserve lock); `state` is
-   * stored last.
-   *
-   * @param at file offset of the entry's header
-   * @param end logical end of the entry in its region (normalised)
-   */
-  setSlot(
-    ts: number,
-    region: number,
-    at: number,
-    end: number,
-    lengthWord: number,
-    state: number,
-  ): void {
-    const f = this.slotF(ts);
-    const i = this.slotI(ts);
-    this.f64[f] = ts;
-    this.f64[f + 1] = at;
-    this.f64[f + 2] = end;
-    this.i32[i + 1] = region;
-    this.i32[i + 2] = lengthWord | 0;
-    this.i32[i + SLOT_OWNER] = this.token;
-    Atomics.store(this.i32, i, state);
-  }
-
-  /** The state of the ring slot of `ts`. */
-  slotState(ts: number): number {
-    return Atomics.load(this.i32, this.slotI(ts));
-  }
-
-  /** Set the state of the ring slot of `ts`. */
-  setSlotState(ts: number, state: number): void {
-    Atomics.store(this.i32, this.slotI(ts), state);
-  }
-
-  /** Move the slot of `ts` from `from` to `to`; whether it was in `from`. */
-  casSlotState(ts: number, from: number, to: number): boolean {
-    return Atomics.compareExchange(this.i32, this.slotI(ts), from, to) ===
-      from;
   }
 }

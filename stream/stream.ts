@@ -75,8 +75,10 @@ export { createStreamWith, openStreamWith, streamMedia } from "./open.ts";
  *   never published is committed as padding, and a commit, reserve or
  *   append it left half done is finished by the next open that takes the
  *   lock it held over, as is a cancel, a region allocated or freed, a
- *   truncate or a last close it was in. `close()` persists what is
- *   committed and returns normally.
+ *   truncate or a last close it was in; a free it ended in between its
+ *   two steps is rolled back (the region stays allocated). Its open no
+ *   longer counts: the others' last close is the last. `close()`
+ *   persists what is committed and returns normally.
  *
  * @example Usage
  * ```ts

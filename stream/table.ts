@@ -203,7 +203,19 @@ export function allocateRegion(
  * the reserve lock and checked nothing is in flight.
  */
 export function beginFree(shared: SharedState, k: number): void {
-  shared.setRegionState(k, REGION_FREEING);
+  shared.markFreeing(k);
+}
+
+/**
+ * Roll back the free of region `k` begun by {@linkcode beginFree} (its
+ * entries not yet settled, nothing of it on the media): allocated again.
+ * The caller holds the reserve lock.
+ */
+export function rollBackFree(shared: SharedState, k: number): void {
+  if (shared.regionState(k) === REGION_FREEING) {
+    shared.setRegionState(k, REGION_ALLOCATED);
+    shared.bump();
+  }
 }
 
 /**
@@ -282,7 +294,20 @@ export function freeSlot(
     // isolate's futures in the way, as a blocking append does
     waitFor(core, last, "committed", op);
   }
-  settle(core, s.lastTs(k), op);
+  try {
+    settle(core, s.lastTs(k), op);
+  } catch (e) {
+    // (a persist failed) nothing of the free reached the media: rolled
+    // back, as the taker of the lock does for a thread ended here, else
+    // the region stays marked, neither listed nor allocatable
+    s.lockReserve(op);
+    try {
+      rollBackFree(s, k);
+    } finally {
+      s.unlockReserve();
+    }
+    throw e;
+  }
   s.lockReserve(op);
   try {
     s.hold(HOLD_FREE, k); // W passed its entries: a taker clears it again

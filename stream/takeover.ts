@@ -23,7 +23,7 @@ import {
   REGION_FREE,
   REGION_FREEING,
 } from "./shared.ts";
-import { finishFree, restartEmpty, scanTo } from "./table.ts";
+import { finishFree, restartEmpty, rollBackFree, scanTo } from "./table.ts";
 import { finishStream } from "./progress.ts";
 
 /**
@@ -36,7 +36,9 @@ import { finishStream } from "./progress.ts";
  *   mirror loaded from the slot, the word persisted), else nothing of it
  *   shows (the mirror changes only after that word);
  * - the start of a free (the region marked as being freed): rolled back,
- *   as if never asked for (its entries were not settled yet);
+ *   as if never asked for (its entries were not settled yet); also what
+ *   the next taker does for a free whose thread ended between its two
+ *   holds of the lock (`SharedState.markFreeing`);
  * - the end of a free (its entries settled): the slot is cleared again;
  * - the last close: done again (nothing joined may have reserved yet:
  *   a joiner reserves under this lock);
@@ -78,10 +80,7 @@ export function repairHold(
       return true;
     }
     case HOLD_FREE_BEGIN:
-      if (s.regionState(k) === REGION_FREEING) {
-        s.setRegionState(k, REGION_ALLOCATED);
-        s.bump();
-      }
+      rollBackFree(s, k);
       return true;
     case HOLD_FREE:
       if (s.regionState(k) === REGION_FREEING) finishFree(media, s, k);

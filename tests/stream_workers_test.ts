@@ -220,6 +220,50 @@ test(
   { timeout: 90_000 },
 );
 
+// Bug: a Worker that ended with the stream open (terminated, never
+// closed) still counted as an open of the process: the others' last
+// close was never the last, so the stream was never finished (W and R
+// stayed where they were on the media), and the next open's timestamps
+// jumped to the next bound step. An open now counts by its share token,
+// and one whose thread ended stops counting, as lock holders do.
+test(
+  "a Worker ended with the stream open stops counting: the last close here finishes the stream and timestamps go on after a reopen",
+  () => {
+    const r = runScript(
+      `${WORKER_CHILD}
+    import { readFileSync } from "node:fs";
+    const path = ${JSON.stringify(tempPath())};
+    const s = LogStream.create(path, { size: 8 << 20 });
+    const r = s.allocateRegion(1 << 20);
+    s.append(r, bytes(1));
+    const w = await startWorker("@root/tests/workers/stream_worker.ts");
+    out.held = await ask(w, { kind: "hold", path, what: "reservation" });
+    await terminateAndWait(w, FileShare.of(streamCore(s).shared.i32.buffer));
+    out.append = s.append(r, bytes(3));
+    s.close();
+    const dv = new DataView(readFileSync(path).buffer);
+    // the settled timestamp W and the bound R on the media (64, 72)
+    out.media = dv.getBigUint64(64, true) + "/" + dv.getBigUint64(72, true);
+    const again = LogStream.open(path);
+    out.entries = [...again.entries(again.regions()[0])]
+      .map((e) => e.timestamp + ":" + e.data[0]).join(",");
+    out.next = again.append(again.regions()[0], bytes(4));
+    again.close();
+    console.log(JSON.stringify(out));
+    `,
+      60_000,
+    );
+    assert.deepEqual(lastJsonLine(r), {
+      held: 2,
+      append: 3,
+      media: "3/3",
+      entries: "1:1,3:3",
+      next: 4,
+    });
+  },
+  { timeout: 90_000 },
+);
+
 // Bug: an open joined this isolate's core of the stream by the instance
 // number its first opener drew, unique only among that opener's isolate:
 // a Worker with a core of another stream under the same number joined
@@ -557,6 +601,36 @@ test(
   { timeout: 90_000 },
 );
 
+// Bug: a Worker that ended inside freeRegion between its two holds of the
+// reserve lock (settling the region's entries: no lock held) left the
+// region marked as being freed for good: missing from regions(), never
+// allocatable, yet back after a reopen. The free now records who marked
+// it, and the next taker of the reserve lock rolls back a free whose
+// marker ended, through the takeover's repair of a free not yet settled.
+test(
+  "a Worker ended between a free's two holds of the reserve lock: the next taker rolls the free back and regions() lists the region",
+  () => {
+    const out = endWorkerIn(["freeGap"]);
+    assert.deepEqual(out, {
+      freeGap: {
+        stopped: 1,
+        before: "1:1 | ",
+        append: 2,
+        async: 3,
+        levels: "3/3",
+        entries: "1:1,2:5 | 3:6",
+        live: "2,1",
+        head: 0,
+        regions: 3,
+        close: "ok",
+        reopened: "1:1,2:5 | 3:6",
+        reregions: 3,
+      },
+    });
+  },
+  { timeout: 90_000 },
+);
+
 // Bug: a Worker that ended in the last close of the process (W stored on
 // the media, not R) left the reserve lock held: the next open in the
 // process joined the share and failed every append with EOWNERDEAD
@@ -671,8 +745,9 @@ test(
       first: "Error: EIO",
       second: 1,
       close: "ok",
-      // the ended Worker's open still counts: no last close, R not moved
-      reopened: "3 65537",
+      // the ended Worker's open no longer counts: the close here was the
+      // last, and timestamps go on after the reopen
+      reopened: "3 2",
     });
   },
   { timeout: 60_000 },

@@ -40,6 +40,8 @@
  *   region marked as being freed, its entries not settled;
  * - `"free"`: the same, with the slot cleared on the media, not in the
  *   shared state;
+ * - `"freeGap"`: the same, between the free's two holds of the reserve
+ *   lock: the region marked as being freed, no lock held;
  * - `"truncate"`: in a truncate of region 0 up to timestamp 1, with the
  *   new head on the media, not in the shared state;
  * - `"close"`: in the last close of the process (the test closed its
@@ -77,6 +79,7 @@ export type StreamCommitStep =
   | "allocate"
   | "freeBegin"
   | "free"
+  | "freeGap"
   | "truncate"
   | "close";
 
@@ -149,12 +152,16 @@ self_.onmessage = (e: MessageEvent<DieInCommitJob>) => {
   } else if (job.step === "allocate") {
     endAt(shared, "setGeneration", 1, true, words);
     s.allocateRegion(1 << 20);
-  } else if (job.step === "freeBegin" || job.step === "free") {
+  } else if (
+    job.step === "freeBegin" || job.step === "free" || job.step === "freeGap"
+  ) {
     const r2 = s.allocateRegion(1 << 20);
     // the first: beginFree's; the second: finishFree's
     if (job.step === "freeBegin") {
       endAt(shared, "setRegionState", 1, false, words);
-    } else endAt(shared, "setRegionState", 2, true, words);
+    } else if (job.step === "free") {
+      endAt(shared, "setRegionState", 2, true, words);
+    } else endAt(shared, "unlockReserve", 1, false, words);
     s.freeRegion(r2);
   } else if (job.step === "close") {
     core.reserve(r0.id, r0.generation, 32, "test");
