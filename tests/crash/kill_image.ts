@@ -9,7 +9,7 @@
  * @module
  */
 import { mapFile, type Mapping } from "../../pmem2/mod.ts";
-import { CACHE_LINE, crashPoints } from "./model.ts";
+import { CACHE_LINE, crashPoints, type PersistenceModel } from "./model.ts";
 import { copyBytes } from "./spare_buffers.ts";
 import type { PersistTracer } from "../../pmem2/tracer.ts";
 import { CrashTracer, type TraceEvent } from "./tracer.ts";
@@ -28,6 +28,52 @@ export function fencedImage(
   return image;
 }
 
+/** What a kill at one crash point leaves. */
+export interface KillState {
+  /** The event the kill followed (-1: before the first). */
+  event: number;
+  /** Every store made so far: what the next open reads. */
+  visible: Uint8Array;
+  /** The fenced stores only: what the media holds. */
+  durable: Uint8Array;
+}
+
+/**
+ * What a kill at each crash point of `events` (from `base`, recorded
+ * under `model`) leaves, in order. The two arrays are the same ones
+ * every time, changed between points: read them before asking for the
+ * next (copy what must stay).
+ */
+export function* killStates(
+  base: Uint8Array,
+  events: readonly TraceEvent[],
+  model: PersistenceModel = CACHE_LINE,
+): Generator<KillState> {
+  const durable = copyBytes(base);
+  const durable32 = u32View(durable);
+  // One image of every point's visible stores, equal to `durable` between
+  // points: its pending words are stored, then put back, not the whole
+  // pool copied per point (a fresh 16 MiB array per point took seconds in
+  // page faults on Bun, a refill of one still a second a test).
+  const visible = copyBytes(durable);
+  const visible32 = u32View(visible);
+  for (const p of crashPoints(events, model)) {
+    for (const w of p.fenced) {
+      w.applyTo(durable32);
+      w.applyTo(visible32);
+    }
+    for (const u of p.pending) u.words.applyTo(visible32);
+    yield { event: p.event, visible, durable };
+    for (const u of p.pending) {
+      for (let i = 0; i < u.words.length; i++) {
+        const w = u.words.index(i) * 2;
+        visible32[w] = durable32[w];
+        visible32[w + 1] = durable32[w + 1];
+      }
+    }
+  }
+}
+
 /**
  * The first crash point of `events` (from `base`) where `killedThere`
  * holds of what a killed process leaves (`visible`: every store made)
@@ -38,28 +84,8 @@ export function killImage(
   events: TraceEvent[],
   killedThere: (visible: Uint8Array, durable: Uint8Array) => boolean,
 ): { visible: Uint8Array; durable: Uint8Array } | undefined {
-  const durable = copyBytes(base);
-  const durable32 = u32View(durable);
-  // One image of every point's visible stores, equal to `durable` between
-  // points: its pending words are stored, then put back, not the whole
-  // pool copied per point (a fresh 16 MiB array per point took seconds in
-  // page faults on Bun, a refill of one still a second a test).
-  const visible = copyBytes(durable);
-  const visible32 = u32View(visible);
-  for (const p of crashPoints(events, CACHE_LINE)) {
-    for (const w of p.fenced) {
-      w.applyTo(durable32);
-      w.applyTo(visible32);
-    }
-    for (const u of p.pending) u.words.applyTo(visible32);
+  for (const { visible, durable } of killStates(base, events)) {
     if (killedThere(visible, durable)) return { visible, durable };
-    for (const u of p.pending) {
-      for (let i = 0; i < u.words.length; i++) {
-        const w = u.words.index(i) * 2;
-        visible32[w] = durable32[w];
-        visible32[w + 1] = durable32[w + 1];
-      }
-    }
   }
   return undefined;
 }
@@ -67,19 +93,20 @@ export function killImage(
 /**
  * Open a store of the file at `path` traced, its media starting as
  * `durable` (`open` takes the tracer), run `body` on it and close it:
- * the trace's events.
+ * the trace's events, flushes written back by `model`'s granularity.
  */
 export function tracedRun<S extends { close(): void }>(
   path: string,
   durable: Uint8Array,
   open: (tracer: CrashTracer) => S,
   body: (store: S) => void,
+  model: PersistenceModel = CACHE_LINE,
 ): TraceEvent[] {
   let probe: Mapping | undefined;
   const tracer = new CrashTracer({
     live: () => (probe = mapFile(path)).view(),
     shadow: copyBytes(durable),
-    flushGranularity: CACHE_LINE.flushGranularity,
+    flushGranularity: model.flushGranularity,
   });
   const store = open(tracer);
   try {

@@ -73,6 +73,28 @@ export class StreamLedger {
   /** The stream's creation was acknowledged. */
   created = true;
 
+  /** A copy that goes on on its own (a kill's, while the trace walks on). */
+  copy(): StreamLedger {
+    const c = new StreamLedger();
+    for (const [op, e] of this.#entries) {
+      const copy = { ...e };
+      c.#entries.set(op, copy);
+      c.#byTs.set(copy.ts, copy);
+    }
+    for (const [op, s] of this.#started) c.#started.set(op, { ...s });
+    for (const [k, r] of this.#regions) {
+      c.#regions.set(k, {
+        state: r.state,
+        truncations: r.truncations.map((t) => ({ ...t })),
+      });
+    }
+    c.#allocating = [...this.#allocating];
+    c.committed = this.committed;
+    c.persisted = this.persisted;
+    c.created = this.created;
+    return c;
+  }
+
   /** Record a label; false when it is not one of the ledger's. */
   record(label: string): boolean {
     const w = label.split(" ");
@@ -170,8 +192,26 @@ export class StreamLedger {
    */
   resolve(v: Visible): void {
     const shown = new Set<number>();
-    for (const r of v.regions.values()) {
-      for (const e of r.entries) shown.add(e.ts);
+    for (const [k, r] of v.regions) {
+      for (const e of r.entries) {
+        shown.add(e.ts);
+        // a synchronous append the crash interrupted, shown: an entry
+        // now, whose timestamp the stream gave (judged sound already)
+        const started = typeof e.op === "number"
+          ? this.#started.get(e.op)
+          : undefined;
+        if (started !== undefined && !this.#entries.has(e.op as number)) {
+          const entry: EntryRecord = {
+            op: e.op as number,
+            ts: e.ts,
+            region: k,
+            length: started.length,
+            cancelled: false,
+          };
+          this.#entries.set(entry.op, entry);
+          this.#byTs.set(entry.ts, entry);
+        }
+      }
     }
     for (const e of this.#entries.values()) {
       if (shown.has(e.ts)) this.persisted = Math.max(this.persisted, e.ts);
