@@ -306,12 +306,16 @@ export function recover(
       records: found.slice(0, keep).filter((f) => !f.pad).length,
     });
   });
-  // and the region table as read: a crash of the process alone may have
-  // left a slot's state or head readable but not durable (an allocation,
-  // a free or a truncation killed before its persist), and what is built
-  // on the region from now on would be lost with it (one flush of the
-  // table at every first open: whether it is dirty cannot be known)
+  // and the header and region table as read: a crash of the process
+  // alone may have left them readable but not durable (a create killed
+  // between its header's flush and fence; a bound R raised, an
+  // allocation, a free or a truncation killed before its persist), and
+  // what is built on them from now on would be lost with them (one flush
+  // of both at every first open: whether they are dirty cannot be known).
+  // R is made durable here, before W is settled on it below: W reaches
+  // the media on its own, and a W above a lost R is a refused header.
   const tableAt = slotOffset(0);
+  kept.push({ offset: 0, length: BOUND_AT + 8 });
   kept.push({ offset: tableAt, length: g.regionSlots * SLOT_SIZE });
   media.persistRanges([...cuts, ...kept]);
   if (cuts.length > 0) report.wrote = true;

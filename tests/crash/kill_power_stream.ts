@@ -16,22 +16,30 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import process from "node:process";
 import { openStreamWith } from "../../stream/stream.ts";
 import { describeError, isTypedError } from "./checker.ts";
 import { tracedRun } from "./kill_image.ts";
 import {
   checkPowerFailures,
+  emptyKillPowerReport,
   type KillPowerOptions,
   type KillPowerReport,
+  modelHere,
   READ_BACK,
   sampledKills,
 } from "./kill_power.ts";
-import { crashMover, parseCrashMover } from "./movers.ts";
+import type { PersistenceModel } from "./model.ts";
+import { crashMover, parseCrashMover, STREAM_CRASH_MOVERS } from "./movers.ts";
 import { xorshift } from "./random.ts";
 import { readVisible, StreamImageChecker } from "./stream_checker.ts";
 import { StreamLedger, type Visible } from "./stream_ledger.ts";
 import { CREATED_MARK, recordStreamTrace } from "./stream_record.ts";
-import { StreamDriver, type StreamWorkload } from "./stream_workload.ts";
+import {
+  STREAM_WORKLOADS,
+  StreamDriver,
+  type StreamWorkload,
+} from "./stream_workload.ts";
 import { countTrace, traceProblems } from "./sweep_report.ts";
 import type { TraceEvent } from "./tracer.ts";
 
@@ -148,4 +156,43 @@ export function killPowerStream(
         }).problems;
     }, (units, problems) => fail(kill.event, units, problems));
   }
+}
+
+/**
+ * The stream's kill-power sweep: every workload on every mover, killed
+ * twice after its create (and `createKills` times in it).
+ */
+export function streamKillPowerSweep(
+  createKills: number,
+  options: { model: PersistenceModel; dir: string },
+  report: KillPowerReport,
+): void {
+  STREAM_WORKLOADS.forEach((w, k) => {
+    for (let m = 0; m < STREAM_CRASH_MOVERS.length; m++) {
+      killPowerStream(w, STREAM_CRASH_MOVERS[m], {
+        ...options,
+        seed: 1 + 8 * k + m,
+        ops: 12,
+        kills: 2,
+        createKills,
+        points: 4,
+      }, report);
+    }
+  });
+}
+
+// The child side (`kill_power_test.ts` runs it with
+// PMEM2_FORCE_GRANULARITY=CACHE_LINE: the model is the mappings' own,
+// set when a mapping is made, and Bun does not pass later `process.env`
+// changes to native code): `--create-kills N --dir D`, prints the report.
+if (import.meta.main) {
+  const args = process.argv.slice(2);
+  const value = (name: string) => args[args.indexOf(name) + 1];
+  const dir = value("--dir");
+  const model = modelHere(dir);
+  const report = emptyKillPowerReport(model);
+  const started = performance.now();
+  streamKillPowerSweep(Number(value("--create-kills")), { model, dir }, report);
+  report.ms = performance.now() - started;
+  console.log(JSON.stringify(report));
 }
