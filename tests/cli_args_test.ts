@@ -2,7 +2,7 @@
 // How the CLI words an option given a value that starts with '-', or no
 // value at all: in its own words, as for any other bad value.
 import { BlockPool } from "../blk/mod.ts";
-import { cli, cliBatch } from "./cli_run.ts";
+import { cliBatch } from "./cli_run.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 const MiB = 2 ** 20;
@@ -40,7 +40,11 @@ test("CLI: a negative number after an option is refused as that option's value",
       /^asyncpmem create: --size needs a value$/m,
     ],
   ];
-  const runs = cliBatch(...cases.map(([args]) => args));
+  const runs = cliBatch(
+    ...cases.map(([args]) => args),
+    // an option after an option that takes a value is still an option
+    ["dump", pool, "--lba", "--json"],
+  );
   for (const [i, [args, pattern]] of cases.entries()) {
     const r = runs[i];
     const what = args.join(" ");
@@ -48,8 +52,7 @@ test("CLI: a negative number after an option is refused as that option's value",
     assert.match(r.stderr, pattern, `${what}:\n${r.stderr}`);
     assert.doesNotMatch(r.stderr, /ambiguous|XYZ|argument missing/, what);
   }
-  // an option after an option that takes a value is still an option
-  const r = cli("dump", pool, "--lba", "--json");
+  const r = runs[cases.length];
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--lba needs a value/);
 });
@@ -58,19 +61,19 @@ test("CLI: a negative number after an option is refused as that option's value",
 // '--blocksize' (did you mean '--block-size'?)"), a misspelt command was
 // not: "unknown command 'creat'", then the whole command list.
 test("CLI: a misspelt command names the command meant", () => {
-  for (
-    const [typed, meant] of [
-      ["creat", "create"],
-      ["chekc", "check"],
-      [
-        "inf",
-        "info",
-      ],
-      ["help", undefined],
-      ["frobnicate", undefined],
-    ] as const
-  ) {
-    const r = cli(typed, "x");
+  const typos = [
+    ["creat", "create"],
+    ["chekc", "check"],
+    ["inf", "info"],
+    ["help", undefined],
+    ["frobnicate", undefined],
+  ] as const;
+  const runs = cliBatch(
+    ...typos.map(([typed]) => [typed, "x"]),
+    ["help", "creat"],
+  );
+  for (const [i, [typed, meant]] of typos.entries()) {
+    const r = runs[i];
     if (meant === undefined) {
       assert.doesNotMatch(r.stderr, /did you mean/, typed);
       continue;
@@ -85,7 +88,7 @@ test("CLI: a misspelt command names the command meant", () => {
       r.stderr,
     );
   }
-  const r = cli("help", "creat");
+  const r = runs[typos.length];
   assert.equal(r.status, 2);
   assert.match(r.stderr, /unknown command 'creat' \(did you mean 'create'\?\)/);
 });

@@ -23,7 +23,7 @@ import {
   UsageError,
 } from "../cli/args.ts";
 import { detectKind } from "../cli/detect.ts";
-import { cli, cliArgv, cliBatch, type Run } from "./cli_run.ts";
+import { cliArgv, cliBatch, type Run } from "./cli_run.ts";
 import { assert, patch, peek, tempDir, tempPath, test } from "./_harness.ts";
 
 const MiB = 2 ** 20;
@@ -155,22 +155,27 @@ test("CLI: zero refuses an LBA past the pool's end, also with --count all", () =
     using p = BlockPool.create(pool, { blockSize: 512, poolSize: 17 * MiB });
     count = p.blockCount;
   }
-  // the last block: one block zeroed
-  const last = cli("zero", pool, "--lba", `${count - 1}`, "--count", "all");
+  const past = [count, 2 ** 40].flatMap((lba) =>
+    ["all", "1"].map((n) => [`${lba}`, n])
+  );
+  const [last, ...runs] = cliBatch(
+    // the last block: one block zeroed
+    ["zero", pool, "--lba", `${count - 1}`, "--count", "all"],
+    ...past.map((
+      [lba, n],
+    ) => ["zero", pool, "--lba", lba, "--count", n, "--json"]),
+    ["dump", pool, "--lba", `${count}`, "--count", "0"],
+    ["dump", pool, "--lba", "0", "--count", "0"],
+  );
   assert.equal(last.status, 0, last.stderr);
   assert.match(last.stdout, /^zeroed 1 block$/m);
-  for (const lba of [count, 2 ** 40]) {
-    for (const n of ["all", "1"]) {
-      const r = cli("zero", pool, "--lba", `${lba}`, "--count", n, "--json");
-      assertUsage(r, /--lba \d+ is past the pool's last block/, `${lba} ${n}`);
-      assert.equal(r.stdout, "", "no report of a negative count");
-    }
-  }
-  assertUsage(
-    cli("dump", pool, "--lba", `${count}`, "--count", "0"),
-    /past the pool's last block/,
-  );
-  const dumped = cli("dump", pool, "--lba", "0", "--count", "0");
+  past.forEach(([lba, n], i) => {
+    const r = runs[i];
+    assertUsage(r, /--lba \d+ is past the pool's last block/, `${lba} ${n}`);
+    assert.equal(r.stdout, "", "no report of a negative count");
+  });
+  const [pastDump, dumped] = runs.slice(past.length);
+  assertUsage(pastDump, /past the pool's last block/);
   assert.equal(dumped.status, 0, dumped.stderr); // nothing asked, nothing
   assert.equal(dumped.stdout, "");
 });
@@ -179,19 +184,27 @@ test("CLI: zero refuses an LBA past the pool's end, also with --count all", () =
 // file or directory" (exit 3); cause: the libraries read poolSize 0 as
 // "lay the pool over the existing file".
 test("CLI: --size 0 is a usage error, not 'no such file' (exit 3)", () => {
-  for (
-    const [kind, extra] of [
-      ["blk", ["--block-size", "512"]],
-      ["log", []],
-      ["stream", []],
-      ["obj", ["--layout", "x"]],
-    ] as const
-  ) {
-    const path = tempPath(kind);
-    const r = cli("create", kind, path, "--size", "0", ...extra);
-    assertUsage(r, /size/, kind);
-    assert.equal(existsSync(path), false, kind);
-  }
+  const kinds = [
+    ["blk", ["--block-size", "512"]],
+    ["log", []],
+    ["stream", []],
+    ["obj", ["--layout", "x"]],
+  ] as const;
+  const paths = kinds.map(([kind]) => tempPath(kind));
+  const runs = cliBatch(
+    ...kinds.map(([kind, extra], i) => [
+      "create",
+      kind,
+      paths[i],
+      "--size",
+      "0",
+      ...extra,
+    ]),
+  );
+  kinds.forEach(([kind], i) => {
+    assertUsage(runs[i], /size/, kind);
+    assert.equal(existsSync(paths[i]), false, kind);
+  });
 });
 
 // Bug: `create blk` above 256 MiB with a block size the pool cannot have
@@ -204,22 +217,14 @@ test("CLI: a large blk pool's arguments are checked before its file is allocated
   // out over it: a block size the pool cannot have must not leave 300 MiB
   // behind, nor be an I/O error
   const path = tempPath();
-  const r = cli(
-    "create",
-    "blk",
-    path,
-    "--block-size",
-    "4294967295",
-    "--size",
-    "300M",
+  const zero = tempPath();
+  const [r, z] = cliBatch(
+    ["create", "blk", path, "--block-size", "4294967295", "--size", "300M"],
+    ["create", "blk", zero, "--block-size", "0", "--size", "300M"],
   );
   assertUsage(r, /block size 4294967295 is too large/);
   assert.equal(existsSync(path), false);
-  const zero = tempPath();
-  assertUsage(
-    cli("create", "blk", zero, "--block-size", "0", "--size", "300M"),
-    /--block-size must be an integer/,
-  );
+  assertUsage(z, /--block-size must be an integer/);
   assert.equal(existsSync(zero), false);
 });
 
@@ -264,23 +269,22 @@ test("CLI: options that do not apply to the pool's kind are refused", () => {
   BlockPool.create(blk, { blockSize: 512, poolSize: 17 * MiB }).close();
   const log = tempPath("log");
   PmemLog.create(log, { poolSize: 2 * MiB }).close();
-  assertUsage(
-    cli("dump", blk, "--lba", "0", "--region", "1"),
-    /--region does not apply to a blk pool/,
-  );
-  assertUsage(cli("dump", log, "--lba", "0"), /--lba does not apply/);
-  assertUsage(cli("dump", log, "--count", "2"), /--count does not apply/);
-  assertUsage(
-    cli("create", "stream", tempPath(), "--size", "2M", "--layout", "x"),
-    /--layout does not apply/,
-  );
-  assertUsage(
-    cli("create", "log", tempPath(), "--size", "2M", "--block-size", "512"),
-    /--block-size does not apply/,
-  );
   const out = tempPath("out");
+  const [region, lba, count, layout, blockSize, convert] = cliBatch(
+    ["dump", blk, "--lba", "0", "--region", "1"],
+    ["dump", log, "--lba", "0"],
+    ["dump", log, "--count", "2"],
+    ["create", "stream", tempPath(), "--size", "2M", "--layout", "x"],
+    ["create", "log", tempPath(), "--size", "2M", "--block-size", "512"],
+    ["convert", log, out, "--region", "0"],
+  );
+  assertUsage(region, /--region does not apply to a blk pool/);
+  assertUsage(lba, /--lba does not apply/);
+  assertUsage(count, /--count does not apply/);
+  assertUsage(layout, /--layout does not apply/);
+  assertUsage(blockSize, /--block-size does not apply/);
   assertUsage(
-    cli("convert", log, out, "--region", "0"),
+    convert,
     /--region does not apply to a libpmemlog log's conversion/,
   );
   assert.equal(existsSync(out), false);
@@ -290,22 +294,20 @@ test("CLI: options that do not apply to the pool's kind are refused", () => {
 // made a setuid, setgid, sticky pool file; cause: the mode was not passed
 // to PmemLog/LogStream.create, and parseMode took four octal digits.
 test("CLI: --mode reaches every kind's file, and only permission bits pass", () => {
-  for (
-    const [kind, extra] of [
-      ["blk", ["--block-size", "512", "--size", "17M"]],
-      ["log", ["--size", "2M"]],
-      ["stream", ["--size", "2M"]],
-      ["obj", ["--size", "16M", "--layout", "x"]],
-    ] as const
-  ) {
-    const path = tempPath(kind);
-    const r = cli("create", kind, path, ...extra, "--mode", "600");
-    assert.equal(r.status, 0, `${kind}: ${r.stderr}`);
-    assert.equal(statSync(path).mode & 0o7777, 0o600, kind);
-  }
+  const kinds = [
+    ["blk", ["--block-size", "512", "--size", "17M"]],
+    ["log", ["--size", "2M"]],
+    ["stream", ["--size", "2M"]],
+    ["obj", ["--size", "16M", "--layout", "x"]],
+  ] as const;
+  const paths = kinds.map(([kind]) => tempPath(kind));
   const setuid = tempPath();
-  assertUsage(
-    cli(
+  const runs = cliBatch(
+    ...kinds.map((
+      [kind, extra],
+      i,
+    ) => ["create", kind, paths[i], ...extra, "--mode", "600"]),
+    [
       "create",
       "blk",
       setuid,
@@ -315,7 +317,14 @@ test("CLI: --mode reaches every kind's file, and only permission bits pass", () 
       "17M",
       "--mode",
       "4755",
-    ),
+    ],
+  );
+  kinds.forEach(([kind], i) => {
+    assert.equal(runs[i].status, 0, `${kind}: ${runs[i].stderr}`);
+    assert.equal(statSync(paths[i]).mode & 0o7777, 0o600, kind);
+  });
+  assertUsage(
+    runs[kinds.length],
     /--mode must be octal permission bits from 0 to 777/,
   );
   assert.equal(existsSync(setuid), false);
@@ -436,29 +445,37 @@ test(
 test("CLI: a directory, a missing file, an empty file and a pool set file", () => {
   const dir = tempDir();
   const missing = join(dir, "missing");
-  for (const command of ["info", "check", "dump"]) {
-    const r = cli(command, dir);
-    assert.equal(r.status, 3, `${command}: ${r.stderr}`);
-    assert.match(r.stderr, /cannot read '.*': it is a directory/, command);
-    const m = cli(command, missing);
-    assert.equal(m.status, 3, `${command}: ${m.stderr}`);
-    assert.match(m.stderr, /cannot read '.*missing': no such file/, command);
-  }
   const empty = join(dir, "empty");
   writeFileSync(empty, "");
-  assertUsage(cli("info", empty), /not a pool this tool knows/);
-  assert.equal(cli("check", empty).status, 1); // pmempool check: no pool
   // a pool set names its parts: it is no damaged pool, but one this tool
   // does not open
   const set = join(dir, "pool.set");
   writeFileSync(set, `PMEMPOOLSET\n32M ${join(dir, "part0")}\n`);
   assert.equal(detectKind(set), "poolset");
-  for (const command of ["info", "check", "dump"]) {
-    const r = cli(command, set);
+  const commands = ["info", "check", "dump"];
+  const runs = cliBatch(
+    ...commands.flatMap((command) => [[command, dir], [command, missing]]),
+    ["info", empty],
+    ["check", empty],
+    ...commands.map((command) => [command, set]),
+    ["check", "--json", set],
+  );
+  commands.forEach((command, i) => {
+    const [r, m] = runs.slice(2 * i, 2 * i + 2);
+    assert.equal(r.status, 3, `${command}: ${r.stderr}`);
+    assert.match(r.stderr, /cannot read '.*': it is a directory/, command);
+    assert.equal(m.status, 3, `${command}: ${m.stderr}`);
+    assert.match(m.stderr, /cannot read '.*missing': no such file/, command);
+  });
+  const [emptyInfo, emptyCheck, ...onSet] = runs.slice(2 * commands.length);
+  assertUsage(emptyInfo, /not a pool this tool knows/);
+  assert.equal(emptyCheck.status, 1); // pmempool check: no pool
+  commands.forEach((command, i) => {
+    const r = onSet[i];
     assertUsage(r, /is a PMDK pool set file: pool sets are not supported/);
-    assert.doesNotMatch(r.stderr, /damaged/);
-  }
-  const json = cli("check", "--json", set);
+    assert.doesNotMatch(r.stderr, /damaged/, command);
+  });
+  const json = onSet[commands.length];
   assert.equal(json.status, 2);
   assert.equal(json.stdout, "");
 });
@@ -476,12 +493,15 @@ test("CLI: check --repair of a read-only (ro_compat) blk pool does not claim rep
   patch(path, 0, header);
   patch(path, 8192 + 100, new Uint8Array([0xff])); // the info block
   const before = readFileSync(path);
-  const r = cli("check", path, "--repair");
+  const [r, asJson] = cliBatch(
+    ["check", path, "--repair"],
+    ["check", path, "--repair", "--json"],
+  );
   assert.equal(r.status, 1, r.stdout + r.stderr);
   assert.doesNotMatch(r.stdout, /^repaired:/m);
   assert.match(r.stdout, /cannot repair: .*read-only.*ro_compat/);
   assert.match(r.stdout, /: not consistent$/m);
-  const json = JSON.parse(cli("check", path, "--repair", "--json").stdout);
+  const json = JSON.parse(asJson.stdout);
   assert.deepEqual([json.consistent, json.repairedNow], [false, false]);
   assert.ok(readFileSync(path).equals(before), "the file is unchanged");
 });

@@ -1,8 +1,6 @@
 // Copyright 2026 the asyncpmem authors. BSD-3-Clause license.
 // What each command's --help says it takes, against what it takes.
-import { spawnSync } from "node:child_process";
-import process from "node:process";
-import { cliArgv, cliBatch } from "./cli_run.ts";
+import { cliBatch, cliBatchWith } from "./cli_run.ts";
 import { assert, tempPath, test } from "./_harness.ts";
 
 // Bug: `create` and `convert` take --json (as the README says every
@@ -32,24 +30,20 @@ test("CLI: the --help of every command that takes --json names it", () => {
 // and with them the shim, at start. It loads them when a command needs
 // them now.
 test("CLI: help and usage errors work without the native shim; a command that needs it says why it cannot run", () => {
-  const run = (...args: string[]) => {
-    const [cmd, ...rest] = cliArgv(...args);
-    const r = spawnSync(cmd, rest, {
-      encoding: "utf8",
-      env: { ...process.env, NO_COLOR: "1", ASYNCPMEM_LIB: "/nonexistent.so" },
-      timeout: 120_000,
-    });
-    return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
-  };
-  const help = run("--help");
+  // one subprocess: the commands that need no shim run first, so a shim
+  // loaded at start (or by one of them) fails them; the last one needs it
+  const [help, createHelp, usage, info] = cliBatchWith(
+    { env: { ASYNCPMEM_LIB: "/nonexistent.so" } },
+    ["--help"],
+    ["help", "create"],
+    ["create", "blk"],
+    ["info", tempPath()],
+  );
   assert.equal(help.status, 0, help.stderr);
   assert.match(help.stdout, /^usage: asyncpmem COMMAND/);
-  const createHelp = run("help", "create");
   assert.equal(createHelp.status, 0, createHelp.stderr);
-  const usage = run("create", "blk");
   assert.equal(usage.status, 2, usage.stderr);
   assert.match(usage.stderr, /expected KIND FILE|--size|--block-size/);
-  const info = run("info", tempPath());
   assert.equal(info.status, 3, info.stderr);
   assert.match(
     info.stderr,

@@ -30,7 +30,7 @@ import {
   openLogStream,
 } from "../testing/mod.ts";
 import { PmemError } from "../errors/mod.ts";
-import { cli, cliArgv, type Run } from "./cli_run.ts";
+import { cli, cliArgv, cliBatch, cliBatchWith, type Run } from "./cli_run.ts";
 import { CrashTracer } from "./crash/tracer.ts";
 import {
   assert,
@@ -71,19 +71,17 @@ function readerMissing(): string | false {
 }
 
 /**
- * Run `asyncpmem ...args` as a user who may read the pool files but not
- * write them: this user after a chmod to 0444, or, as root (who writes
- * any file), nobody through setpriv.
+ * Run each of `commands` as `asyncpmem ...argv`, in one subprocess (see
+ * cliBatch), as a user who may read the pool files but not write them:
+ * this user after a chmod to 0444, or, as root (who writes any file),
+ * nobody through setpriv. (One subprocess: nobody's runtime has no
+ * compiled modules cached, and compiled the library for each command.)
  */
-function cliAsReader(home: string, ...args: string[]): Run {
-  const argv = cliArgv(...args);
-  const [cmd, ...rest] = ROOT_USER ? ["setpriv", ...AS_NOBODY, ...argv] : argv;
-  const r = spawnSync(cmd, rest, {
-    encoding: "utf8",
-    env: { ...process.env, NO_COLOR: "1", HOME: home, DENO_DIR: undefined },
-    timeout: 120_000,
-  });
-  return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+function cliAsReader(home: string, ...commands: string[][]): Run[] {
+  return cliBatchWith({
+    prefix: ROOT_USER ? ["setpriv", ...AS_NOBODY] : [],
+    env: { HOME: home, DENO_DIR: undefined },
+  }, ...commands);
 }
 
 // Bug: `asyncpmem info` and `check` (without --repair) of a libpmemlog
@@ -129,29 +127,29 @@ test(
       before.set(f, readFileSync(f));
       mtimes.set(f, statSync(f).mtimeMs);
     }
-    for (
-      const args of [
-        ["info", "--json", blk],
-        ["check", "--json", blk],
-        ["info", "--json", log],
-        ["check", "--json", log],
-        ["dump", "--json", log],
-        ["info", "--json", stream],
-        ["check", "--json", stream],
-        // (a later bug: dump of a stream opened it for writing, as its
-        // recovery and clean close write)
-        ["dump", "--json", stream, "--region", "0"],
-        ["info", "--json", obj],
-        ["check", "--json", obj],
-      ]
-    ) {
-      const r = cliAsReader(home, ...args);
+    const commands = [
+      ["info", "--json", blk],
+      ["check", "--json", blk],
+      ["info", "--json", log],
+      ["check", "--json", log],
+      ["dump", "--json", log],
+      ["info", "--json", stream],
+      ["check", "--json", stream],
+      // (a later bug: dump of a stream opened it for writing, as its
+      // recovery and clean close write)
+      ["dump", "--json", stream, "--region", "0"],
+      ["info", "--json", obj],
+      ["check", "--json", obj],
+    ];
+    const runs = cliAsReader(home, ...commands);
+    commands.forEach((args, i) => {
+      const r = runs[i];
       const what = args.join(" ");
       assert.equal(r.status, 0, `${what}: ${r.stderr}`);
       const report = JSON.parse(r.stdout);
       assert.equal(report.path, args[2], what);
       if (args[0] === "check") assert.equal(report.consistent, true, what);
-    }
+    });
     for (const [f, bytes] of before) {
       assert.ok(readFileSync(f).equals(bytes), `${f} changed`);
       assert.equal(statSync(f).mtimeMs, mtimes.get(f), `${f} written`);
@@ -251,13 +249,15 @@ test(
       using map = Mapping.map(source, { sharing: "private" });
       assert.equal(map.size, poolSize);
     }
-    const info = cli("info", "--json", path);
+    const [info, check, dump] = cliBatch(
+      ["info", "--json", path],
+      ["check", "--json", path],
+      ["dump", "--raw", "--lba", "5", path],
+    );
     assert.equal(info.status, 0, info.stderr);
     assert.equal(JSON.parse(info.stdout).poolSize, poolSize);
-    const check = cli("check", "--json", path);
     assert.equal(check.status, 0, check.stderr);
     assert.equal(JSON.parse(check.stdout).consistent, true);
-    const dump = cli("dump", "--raw", "--lba", "5", path);
     assert.equal(dump.status, 0, dump.stderr);
     assert.equal(dump.stdout, "\t".repeat(4096));
   },
@@ -374,14 +374,17 @@ test("CLI: create and convert onto a dangling symbolic link refuse it and leave 
     ["create", "log", link, "--size", "2M"],
     ["create", "obj", link, "--size", "8M", "--layout", "x"],
   ];
-  for (const args of attempts) {
-    const r = cli(...args);
+  // one subprocess for all: an attempt that removed the link, or made a
+  // file where it points, leaves the link missing or the target there
+  const runs = cliBatch(...attempts);
+  attempts.forEach((args, i) => {
+    const r = runs[i];
     const what = args.slice(0, 2).join(" ");
     assert.equal(r.status, 2, `${what}: ${r.stderr}`);
     assert.match(r.stderr, /'.*link' exists already/, what);
-    assert.equal(readlinkSync(link), target, `${what} removed the link`);
-    assert.equal(existsSync(target), false, what);
-  }
+  });
+  assert.equal(readlinkSync(link), target, "the link was removed");
+  assert.equal(existsSync(target), false, "a file was made at the target");
 });
 
 // Bug: `asyncpmem info --json` of every block pool said "readOnly": "it
@@ -390,16 +393,21 @@ test("CLI: create and convert onto a dangling symbolic link refuse it and leave 
 // features (which the libraries open read-only) from any other. Now the
 // field says what the pool is: null, or why it opens read-only.
 test("CLI: info --json of a block pool says whether the pool is read-only, not how info opened it", () => {
-  const path = join(tempDir(), "blk");
+  const dir = tempDir();
+  const path = join(dir, "blk");
   BlockPool.create(path, { blockSize: 512, poolSize: 17 * MiB }).close();
-  const plain = cli("info", "--json", path);
-  assert.equal(plain.status, 0, plain.stderr);
-  assert.equal(JSON.parse(plain.stdout).readOnly, null);
-  const header = peek(path, 0, 4096);
+  const roPath = join(dir, "ro");
+  BlockPool.create(roPath, { blockSize: 512, poolSize: 17 * MiB }).close();
+  const header = peek(roPath, 0, 4096);
   new DataView(header.buffer).setUint32(20, 1, true); // ro_compat
   storeChecksum(header, 4088, 2048);
-  patch(path, 0, header);
-  const ro = cli("info", "--json", path);
+  patch(roPath, 0, header);
+  const [plain, ro] = cliBatch(
+    ["info", "--json", path],
+    ["info", "--json", roPath],
+  );
+  assert.equal(plain.status, 0, plain.stderr);
+  assert.equal(JSON.parse(plain.stdout).readOnly, null);
   assert.equal(ro.status, 0, ro.stderr);
   assert.equal(
     JSON.parse(ro.stdout).readOnly,

@@ -20,7 +20,7 @@ import {
 import { base64 } from "../cli/output.ts";
 import { Buffer } from "node:buffer";
 import { BlockPool } from "../blk/mod.ts";
-import { cli } from "./cli_run.ts";
+import { cliBatch } from "./cli_run.ts";
 import { SweepArgs } from "./crash/driver.ts";
 import { assert, tempDir, test } from "./_harness.ts";
 
@@ -100,18 +100,12 @@ test("CLI: an internal RangeError or TypeError is no usage error", async () => {
     assert.equal(code, 3, e.message);
   }
   // a value the library refuses is still the user's mistake
-  const r = cli("create", "stream", join(dir, "s"), "--size", "4K");
+  const [r, b] = cliBatch(
+    ["create", "stream", join(dir, "s"), "--size", "4K"],
+    ["create", "blk", join(dir, "b"), "--size", "17M", "--block-size", "0"],
+  );
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /usage: /);
-  const b = cli(
-    "create",
-    "blk",
-    join(dir, "b"),
-    "--size",
-    "17M",
-    "--block-size",
-    "0",
-  );
   assert.equal(b.status, 2, b.stderr);
 });
 
@@ -124,55 +118,45 @@ test("CLI: messages say an obj pool, create, truncated, and --mode", () => {
   const dir = tempDir();
   const obj = join(dir, "obj");
   ObjectPool.create(obj, { size: 8 * MiB, layout: "L" }).close();
-  const zero = cli("zero", obj, "--lba", "0");
-  assert.equal(zero.status, 2);
-  assert.match(zero.stderr, /is an obj pool/);
-
-  const big = cli(
-    "create",
-    "blk",
-    join(dir, "no", "such", "dir"),
-    "--size",
-    "300M",
-    "--block-size",
-    "512",
-  );
-  assert.equal(big.status, 3);
-  // (the op, create, is the command's name: told once, see ux_review)
-  assert.match(big.stderr, /^asyncpmem create: cannot open /);
-  assert.doesNotMatch(big.stderr, /open: cannot open/);
-
   const blk = join(dir, "blk");
   BlockPool.create(blk, { blockSize: 512, poolSize: 17 * MiB }).close();
   truncateSync(blk, 8192);
-  const info = cli("info", blk);
-  assert.equal(info.status, 3);
-  assert.match(info.stderr, /truncated: 8192 bytes/);
-  assert.doesNotMatch(info.stderr, /Cannot lay out/);
-
   const log = join(dir, "log");
   {
     using l = PmemLog.create(log, { poolSize: 4 * MiB });
     l.append(new Uint8Array(3 * MiB).fill(9));
   }
   const stream = join(dir, "stream");
-  const toStream = cli("convert", log, stream, "--size", "2M");
+  const nowhere = join(dir, "no", "such", "dir");
+  const back = ["--region", "0", stream, join(dir, "l2"), "--size", "2M"];
+  const [zero, big, info, toStream, converted, fromStream, create] = cliBatch(
+    ["zero", obj, "--lba", "0"],
+    ["create", "blk", nowhere, "--size", "300M", "--block-size", "512"],
+    ["info", blk],
+    ["convert", log, stream, "--size", "2M"],
+    ["convert", log, stream],
+    ["convert", ...back],
+    ["create", "--help"],
+  );
+  assert.equal(zero.status, 2);
+  assert.match(zero.stderr, /is an obj pool/);
+
+  assert.equal(big.status, 3);
+  // (the op, create, is the command's name: told once, see ux_review)
+  assert.match(big.stderr, /^asyncpmem create: cannot open /);
+  assert.doesNotMatch(big.stderr, /open: cannot open/);
+
+  assert.equal(info.status, 3);
+  assert.match(info.stderr, /truncated: 8192 bytes/);
+  assert.doesNotMatch(info.stderr, /Cannot lay out/);
+
   assert.equal(toStream.status, 2, toStream.stderr);
   assert.match(toStream.stderr, /--size/);
-  assert.equal(cli("convert", log, stream).status, 0);
-  const back = cli(
-    "convert",
-    "--region",
-    "0",
-    stream,
-    join(dir, "l2"),
-    "--size",
-    "2M",
-  );
-  assert.equal(back.status, 2, back.stderr);
-  assert.match(back.stderr, /--size/);
+  assert.equal(converted.status, 0, converted.stderr);
+  assert.equal(fromStream.status, 2, fromStream.stderr);
+  assert.match(fromStream.stderr, /--size/);
 
-  const help = cli("create", "--help").stdout;
+  const help = create.stdout;
   for (const kind of ["blk", "stream", "log", "obj"]) {
     const from = help.indexOf(`\n  ${kind} `);
     const next = help.slice(from + 3).search(/\n {2}[a-z]/);

@@ -6,10 +6,10 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { ROOT, RUNTIME, tempPath } from "./_harness.ts";
+import { ROOT, RUNTIME, tempDir } from "./_harness.ts";
 
 /** The CLI's entry point. */
 export const CLI: string = join(ROOT, "cli", "main.ts");
@@ -54,14 +54,41 @@ export function cli(...args: string[]): Run {
  * it as the process's exit code; {@linkcode cli} tests that).
  */
 export function cliBatch(...commands: string[][]): Run[] {
-  const file = tempPath("cli-batch.json");
-  writeFileSync(file, JSON.stringify(commands));
+  return cliBatchWith({}, ...commands);
+}
+
+/** How {@linkcode cliBatchWith} runs its subprocess. */
+export interface BatchOptions {
+  /** A command line in front of the runtime's, as `setpriv ...`. */
+  prefix?: string[];
+  /** Variables to set in the subprocess's environment (undefined: unset). */
+  env?: Record<string, string | undefined>;
+  /** Milliseconds the whole batch may take (240 000). */
+  timeout?: number;
+}
+
+/**
+ * {@linkcode cliBatch}, its subprocess run behind `options.prefix` (as
+ * another user: the file of command lines and its folder can be read by
+ * anyone) with `options.env`.
+ */
+export function cliBatchWith(
+  options: BatchOptions,
+  ...commands: string[][]
+): Run[] {
+  const dir = tempDir();
+  chmodSync(dir, 0o755);
+  const file = join(dir, "cli-batch.json");
+  writeFileSync(file, JSON.stringify(commands), { mode: 0o644 });
   const nonce = `batch-${Math.random().toString(36).slice(2)}`;
-  const argv = runtimeArgv(join(ROOT, "tests", "cli_batch.ts"), [file, nonce]);
+  const argv = [
+    ...options.prefix ?? [],
+    ...runtimeArgv(join(ROOT, "tests", "cli_batch.ts"), [file, nonce]),
+  ];
   const r = spawnSync(argv[0], argv.slice(1), {
     encoding: "utf8",
-    env: { ...process.env, NO_COLOR: "1" },
-    timeout: 240_000,
+    env: { ...process.env, NO_COLOR: "1", ...options.env },
+    timeout: options.timeout ?? 240_000,
     maxBuffer: 256 * 2 ** 20,
   });
   const marker = new RegExp(`\u0001${nonce}:(\\d+):(\\d+)\u0001`);

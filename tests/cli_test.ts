@@ -3,7 +3,7 @@
 // made by the library, by libpmemblk and by pmempool; output checked.
 import { Buffer } from "node:buffer";
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync } from "node:fs";
 import process from "node:process";
 import { BlockPool } from "../blk/mod.ts";
 import { base64 } from "../cli/output.ts";
@@ -74,12 +74,16 @@ test("asyncpmem: a convert that fails leaves no file behind", () => {
     for (let i = 0; i < 1000; i++) l.append(new Uint8Array(1000));
   }
   const out = tempPath("out");
-  const r = cli("convert", log, out, "--size", "64K");
+  const [r, again] = cliBatch(
+    ["convert", log, out, "--size", "64K"],
+    // convert refuses a DST that exists: this one succeeds only where the
+    // failed one left nothing in the way
+    ["convert", log, out],
+  );
   // a --size too small for the data is the user's mistake: a usage error
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /--size 64K is too small for the data/);
-  assert.equal(existsSync(out), false);
-  assert.equal(cli("convert", log, out).status, 0); // nothing in the way
+  assert.equal(again.status, 0, again.stderr);
 });
 
 test("asyncpmem: create, info, dump, zero and check a block pool", () => {
@@ -100,28 +104,7 @@ test("asyncpmem: create, info, dump, zero and check a block pool", () => {
     pool.write(5, pattern(5, 1, 4096));
     pool.setError(6);
   }
-  const info = cli("info", path, "--json");
-  assert.equal(info.status, 0, info.stderr);
-  const j = JSON.parse(info.stdout);
-  assert.equal(j.kind, "blk");
-  assert.equal(j.blockSize, 4096);
-  assert.equal(j.blockCount, 7919);
-  assert.deepEqual(j.fill, { written: 1, zero: 0, error: 1, unwritten: 7917 });
-  assert.equal(j.arenas.length, 1);
-  assert.deepEqual(j.pendingRecovery, []);
-  const text = cli("info", path);
-  assert.match(text.stdout, /^format: +libpmemblk \(PMEMBLK\)$/m);
-  assert.match(text.stdout, /^fill: +1 written, 0 zeroed, 1 in error/m);
-  const dump = cli("dump", path, "--lba", "5");
-  assert.equal(dump.status, 0, dump.stderr);
-  const first = pattern(5, 1, 16);
-  const hex = Array.from(first, (b) => b.toString(16).padStart(2, "0")).join(
-    " ",
-  );
-  assert.ok(
-    dump.stdout.includes(`00005000  ${hex}`),
-    dump.stdout.slice(0, 200),
-  );
+  // (before the batch: its zero clears block 5)
   const raw = spawnSync(process.execPath, [
     ...(RUNTIME === "deno" ? ["run", "-A", "--no-check"] : []),
     CLI,
@@ -131,8 +114,47 @@ test("asyncpmem: create, info, dump, zero and check a block pool", () => {
     "5",
     "--raw",
   ]);
+  const [
+    info,
+    text,
+    dump,
+    json,
+    rawAndJson,
+    past,
+    failed,
+    zero,
+    check,
+  ] = cliBatch(
+    ["info", path, "--json"],
+    ["info", path],
+    ["dump", path, "--lba", "5"],
+    ["dump", path, "--lba", "4", "--count", "2", "--json"],
+    ["dump", path, "--lba", "5", "--raw", "--json"],
+    ["dump", path, "--lba", "7919"],
+    ["dump", path, "--lba", "6"],
+    ["zero", path, "--lba", "5", "--json"],
+    ["check", path],
+  );
+  assert.equal(info.status, 0, info.stderr);
+  const j = JSON.parse(info.stdout);
+  assert.equal(j.kind, "blk");
+  assert.equal(j.blockSize, 4096);
+  assert.equal(j.blockCount, 7919);
+  assert.deepEqual(j.fill, { written: 1, zero: 0, error: 1, unwritten: 7917 });
+  assert.equal(j.arenas.length, 1);
+  assert.deepEqual(j.pendingRecovery, []);
+  assert.match(text.stdout, /^format: +libpmemblk \(PMEMBLK\)$/m);
+  assert.match(text.stdout, /^fill: +1 written, 0 zeroed, 1 in error/m);
+  assert.equal(dump.status, 0, dump.stderr);
+  const first = pattern(5, 1, 16);
+  const hex = Array.from(first, (b) => b.toString(16).padStart(2, "0")).join(
+    " ",
+  );
+  assert.ok(
+    dump.stdout.includes(`00005000  ${hex}`),
+    dump.stdout.slice(0, 200),
+  );
   assert.deepEqual(new Uint8Array(raw.stdout), pattern(5, 1, 4096));
-  const json = cli("dump", path, "--lba", "4", "--count", "2", "--json");
   assert.equal(json.status, 0, json.stderr);
   const doc = JSON.parse(json.stdout);
   assert.deepEqual(
@@ -146,15 +168,12 @@ test("asyncpmem: create, info, dump, zero and check a block pool", () => {
   );
   assert.deepEqual(fromBase64(doc.blocks[0].data), new Uint8Array(4096));
   assert.deepEqual(fromBase64(doc.blocks[1].data), pattern(5, 1, 4096));
-  assert.equal(cli("dump", path, "--lba", "5", "--raw", "--json").status, 2);
-  assert.equal(cli("dump", path, "--lba", "7919").status, 2);
-  const failed = cli("dump", path, "--lba", "6");
+  assert.equal(rawAndJson.status, 2);
+  assert.equal(past.status, 2);
   assert.equal(failed.status, 3); // the block is in the error state
   assert.match(failed.stderr, /block 6 is in the error state/);
-  const zero = cli("zero", path, "--lba", "5", "--json");
   assert.equal(zero.status, 0, zero.stderr);
   assert.deepEqual(JSON.parse(zero.stdout), { zeroed: 1 });
-  const check = cli("check", path);
   assert.equal(check.status, 0, check.stderr);
   assert.match(check.stdout, /: consistent$/m);
   using pool = BlockPool.open(path);
@@ -182,10 +201,12 @@ test("asyncpmem: check reports what recovery would do, repairs with --repair, ex
     /must restore the BTT info block from its backup/,
   );
   assert.deepEqual(new Uint8Array(readFileSync(path)), before); // untouched
-  const fix = cli("check", path, "--repair");
+  const [fix, again] = cliBatch(
+    ["check", path, "--repair"],
+    ["check", path, "--json"],
+  );
   assert.equal(fix.status, 0, fix.stderr);
   assert.match(fix.stdout, /^repaired: arena 0: restored the BTT info block/m);
-  const again = cli("check", path, "--json");
   assert.equal(again.status, 0, again.stderr);
   assert.deepEqual(JSON.parse(again.stdout).repaired, []);
   // both info blocks broken: the pool cannot be opened — inconsistent
@@ -195,10 +216,12 @@ test("asyncpmem: check reports what recovery would do, repairs with --repair, ex
   })();
   patch(path, arena.offset + 100, new Uint8Array([0xff]));
   patch(path, arena.offset + arena.size - 4096 + 100, new Uint8Array([0xff]));
-  const broken = cli("check", path);
+  const [broken, brokenJson] = cliBatch(
+    ["check", path],
+    ["check", path, "--json"],
+  );
   assert.equal(broken.status, 1, broken.stdout + broken.stderr);
   assert.match(broken.stderr, /BTT info block is invalid/);
-  const brokenJson = cli("check", path, "--json");
   assert.equal(brokenJson.status, 1, brokenJson.stderr);
   const r = JSON.parse(brokenJson.stdout);
   assert.equal(r.consistent, false);
@@ -210,17 +233,21 @@ test("asyncpmem: check finds a pool with a damaged signature inconsistent (exit 
   const path = tempPath();
   BlockPool.create(path, { blockSize: 512, poolSize: 17 * MiB }).close();
   patch(path, 0, new TextEncoder().encode("XXXX"));
-  const text = cli("check", path);
+  const [text, json, info, absent] = cliBatch(
+    ["check", path],
+    ["check", path, "--json"],
+    ["info", path],
+    ["check", tempPath("absent")],
+  );
   assert.equal(text.status, 1, text.stdout + text.stderr);
   assert.match(text.stderr, /no pool signature this tool knows/);
-  const json = cli("check", path, "--json");
   assert.equal(json.status, 1, json.stderr);
   const r = JSON.parse(json.stdout);
   assert.deepEqual([r.kind, r.path, r.consistent], [null, path, false]);
   assert.match(r.problems[0], /header is damaged/);
   // other commands still call it a usage error; a missing file is I/O
-  assert.equal(cli("info", path).status, 2);
-  assert.equal(cli("check", tempPath("absent")).status, 3);
+  assert.equal(info.status, 2);
+  assert.equal(absent.status, 3);
 });
 
 test("the CLI's base64() matches node:buffer's across its 24 KiB steps and padding", () => {
@@ -234,10 +261,6 @@ test("asyncpmem: inspects pools libpmemblk and pmempool created", () => {
   const ours = tempPath("libpmemblk");
   const made = blkutil("create", ours, "4096", `${64 * MiB}`);
   assert.equal(made.status, 0, made.stderr);
-  const info = cli("info", ours, "--json");
-  assert.equal(info.status, 0, info.stderr);
-  assert.equal(JSON.parse(info.stdout).blockSize, 4096);
-  assert.equal(cli("check", ours).status, 0);
   const theirs = tempPath("pmempool");
   const r = spawnSync("pmempool", [
     "create",
@@ -250,10 +273,19 @@ test("asyncpmem: inspects pools libpmemblk and pmempool created", () => {
     encoding: "utf8",
   });
   assert.equal(r.status, 0, r.stderr);
-  const pinfo = JSON.parse(cli("info", theirs, "--json").stdout);
+  const [info, check, theirInfo, theirCheck] = cliBatch(
+    ["info", ours, "--json"],
+    ["check", ours],
+    ["info", theirs, "--json"],
+    ["check", theirs],
+  );
+  assert.equal(info.status, 0, info.stderr);
+  assert.equal(JSON.parse(info.stdout).blockSize, 4096);
+  assert.equal(check.status, 0, check.stderr);
+  const pinfo = JSON.parse(theirInfo.stdout);
   assert.equal(pinfo.blockSize, 512);
   assert.equal(pinfo.formatted, false); // libpmemblk lays out on first write
-  assert.equal(cli("check", theirs).status, 0);
+  assert.equal(theirCheck.status, 0, theirCheck.stderr);
 }, { skip: requires("libpmemblk", "pmempool") });
 
 test("asyncpmem: create, info, check and dump a log stream", () => {
@@ -268,16 +300,26 @@ test("asyncpmem: create, info, check and dump a log stream", () => {
       s.append(r, new TextEncoder().encode(t));
     }
   }
-  const info = JSON.parse(cli("info", path, "--json").stdout);
+  // a copy with a damaged region table, checked beside the pool
+  const damaged = tempPath("damaged");
+  copyFileSync(path, damaged);
+  patch(damaged, 4096, new Uint8Array([0xee]));
+  const [infoJson, text, check, json, noRegion, broken] = cliBatch(
+    ["info", path, "--json"],
+    ["info", path],
+    ["check", path],
+    ["dump", path, "--region", "0", "--count", "2", "--json"],
+    ["dump", path, "--region", "5"],
+    ["check", damaged],
+  );
+  const info = JSON.parse(infoJson.stdout);
   assert.equal(info.kind, "stream");
   assert.equal(info.size, 2 * MiB);
   assert.equal(info.regions.length, 1);
   assert.equal(info.regions[0].entries, 3);
   assert.equal(info.recovery.writes, false);
-  const text = cli("info", path);
   assert.match(text.stdout, /^format: +asyncpmem log stream$/m);
   assert.match(text.stdout, /used: +.* in 3 entries$/m);
-  const check = cli("check", path);
   assert.equal(check.status, 0, check.stderr);
   assert.match(check.stdout, /: consistent$/m);
   const raw = spawnSync(process.execPath, [
@@ -292,7 +334,6 @@ test("asyncpmem: create, info, check and dump a log stream", () => {
     "--raw",
   ]);
   assert.equal(new TextDecoder().decode(raw.stdout), "betagamma");
-  const json = cli("dump", path, "--region", "0", "--count", "2", "--json");
   assert.equal(json.status, 0, json.stderr);
   const doc = JSON.parse(json.stdout);
   assert.deepEqual([doc.kind, doc.path, doc.region], ["stream", path, 0]);
@@ -304,10 +345,8 @@ test("asyncpmem: create, info, check and dump a log stream", () => {
     ]),
     [[1, 5, "alpha"], [2, 4, "beta"]],
   );
-  assert.equal(cli("dump", path, "--region", "5").status, 2);
+  assert.equal(noRegion.status, 2);
   // a damaged region table: named, and the check fails with exit code 1
-  patch(path, 4096, new Uint8Array([0xee]));
-  const broken = cli("check", path);
   assert.equal(broken.status, 1, broken.stdout + broken.stderr);
   assert.match(broken.stderr, /region table slot 0 is corrupt/);
 });
@@ -323,11 +362,18 @@ test(
     ];
     assert.equal(logutil("apply", log, writeLogSpec(ops)).status, 0);
     const data = applyLogSpec(new Uint8Array(0), ops);
-    const info = JSON.parse(cli("info", log, "--json").stdout);
+    const stream = tempPath("s.stream");
+    const back = tempPath("back.log");
+    const [infoJson, to, from, json, check] = cliBatch(
+      ["info", log, "--json"],
+      ["convert", log, stream, "--chunk", "4096"],
+      ["convert", stream, back, "--region", "0"],
+      ["dump", back, "--json"],
+      ["check", back],
+    );
+    const info = JSON.parse(infoJson.stdout);
     assert.equal(info.kind, "log");
     assert.equal(info.used, data.length);
-    const stream = tempPath("s.stream");
-    const to = cli("convert", log, stream, "--chunk", "4096");
     assert.equal(to.status, 0, to.stderr);
     {
       using s = LogStream.open(stream);
@@ -336,19 +382,16 @@ test(
       assert.deepEqual(parts.map((p) => p.length), [4096, 4096, 4096, 2412]);
       assert.deepEqual(concat(parts), data);
     }
-    const back = tempPath("back.log");
-    const from = cli("convert", stream, back, "--region", "0");
     assert.equal(from.status, 0, from.stderr);
     const out = tempPath("dump.bin");
     const dumped = logutil("dump", back, out);
     assert.equal(dumped.status, 0, dumped.stderr);
     assert.deepEqual(new Uint8Array(readFileSync(out)), data);
-    const json = cli("dump", back, "--json");
     assert.equal(json.status, 0, json.stderr);
     const doc = JSON.parse(json.stdout);
     assert.deepEqual([doc.kind, doc.size], ["log", data.length]);
     assert.deepEqual(fromBase64(doc.data), data);
-    assert.equal(cli("check", back).status, 0);
+    assert.equal(check.status, 0, check.stderr);
   },
   { skip: requires("libpmemlog") },
 );

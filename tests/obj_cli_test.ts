@@ -7,7 +7,7 @@ import { copyFileSync } from "node:fs";
 import { ObjectPool, PersistentMap } from "../obj/mod.ts";
 import { assert, patch, peek, tempPath, test } from "./_harness.ts";
 import { requires } from "./_requires.ts";
-import { cli } from "./cli_run.ts";
+import { cli, cliBatch } from "./cli_run.ts";
 
 /** A pool with a root, objects and a map; `live` leaves its log unreplayed. */
 function makePool(path: string, live?: string): void {
@@ -27,13 +27,16 @@ test("asyncpmem info and check describe an object pool without changing it", () 
   const path = tempPath();
   makePool(path);
   const before = peek(path, 0, 1 << 20);
-  const info = cli("info", path);
+  const [info, infoJson, check] = cliBatch(
+    ["info", path],
+    ["info", "--json", path],
+    ["check", path],
+  );
   assert.equal(info.status, 0, info.stderr);
   assert.match(info.stdout, /^layout: +"cli app"$/m);
   assert.match(info.stdout, /^maps: +"users" \(10 keys\)$/m);
-  const json = JSON.parse(cli("info", "--json", path).stdout);
+  const json = JSON.parse(infoJson.stdout);
   assert.equal(json.heap.objects, 1 + 1 + 1 + 1 + 1 + 10);
-  const check = cli("check", path);
   assert.equal(check.status, 0, check.stdout + check.stderr);
   assert.match(check.stdout, /: consistent$/m);
   assert.deepEqual(peek(path, 0, 1 << 20), before);
@@ -43,25 +46,25 @@ test("asyncpmem check reports committed transactions to replay, and --repair wri
   const path = tempPath();
   const copy = tempPath("copy");
   makePool(path, copy);
-  const info = JSON.parse(cli("info", "--json", copy).stdout);
+  const [first, check, second, repair, third] = cliBatch(
+    ["info", "--json", copy],
+    ["check", copy],
+    ["info", "--json", copy],
+    ["check", "--repair", copy],
+    ["info", "--json", copy],
+  );
+  const info = JSON.parse(first.stdout);
   assert.ok(info.recovery.records > 0);
   assert.equal(info.maps[0].keys, 15);
-  const check = cli("check", copy);
   assert.equal(check.status, 0);
   assert.match(
     check.stdout,
     /committed log records to replay at the next open/,
   );
   // read-only: still to replay
-  assert.ok(
-    JSON.parse(cli("info", "--json", copy).stdout).recovery.records > 0,
-  );
-  const repair = cli("check", "--repair", copy);
+  assert.ok(JSON.parse(second.stdout).recovery.records > 0);
   assert.match(repair.stdout, /replayed and checkpointed/);
-  assert.equal(
-    JSON.parse(cli("info", "--json", copy).stdout).recovery.records,
-    0,
-  );
+  assert.equal(JSON.parse(third.stdout).recovery.records, 0);
 });
 
 test("asyncpmem check finds a damaged pool inconsistent (exit 1)", () => {
@@ -78,23 +81,25 @@ test("asyncpmem check finds a damaged pool inconsistent (exit 1)", () => {
 
 test("asyncpmem create obj makes a pool that opens with its layout", () => {
   const path = tempPath();
-  const usage = cli("create", "obj", path, "--size", "16M");
+  const [usage, made, again] = cliBatch(
+    ["create", "obj", path, "--size", "16M"],
+    [
+      "create",
+      "obj",
+      path,
+      "--size",
+      "16M",
+      "--layout",
+      "made by cli",
+      "--log-size",
+      "2M",
+    ],
+    ["create", "obj", path, "--size", "16M", "--layout", "x"],
+  );
   assert.equal(usage.status, 2);
   assert.match(usage.stderr, /--layout needs the pool's layout name/);
-  const made = cli(
-    "create",
-    "obj",
-    path,
-    "--size",
-    "16M",
-    "--layout",
-    "made by cli",
-    "--log-size",
-    "2M",
-  );
   assert.equal(made.status, 0, made.stderr);
   assert.match(made.stdout, /an object pool of 16 MiB, log 2 MiB/);
-  const again = cli("create", "obj", path, "--size", "16M", "--layout", "x");
   assert.equal(again.status, 2);
   assert.match(again.stderr, /exists already/);
   using pool = ObjectPool.open(path, { layout: "made by cli" });
@@ -132,9 +137,11 @@ test(
       path,
     ]);
     assert.equal(made.status, 0, String(made.stderr));
-    for (const command of ["info", "check"]) {
-      const r = cli(command, path);
-      assert.equal(r.status, 2);
+    const commands = ["info", "check"];
+    const runs = cliBatch(...commands.map((command) => [command, path]));
+    for (const [i, command] of commands.entries()) {
+      const r = runs[i];
+      assert.equal(r.status, 2, command);
       assert.match(
         r.stderr,
         /is a pmemobj pool, which this command does not handle/,
