@@ -311,10 +311,38 @@ export function freeSlot(
   s.lockReserve(op);
   try {
     s.hold(HOLD_FREE, k); // W passed its entries: a taker clears it again
-    finishFree(core.media, s, k);
+    try {
+      finishFree(core.media, s, k);
+    } catch (e) {
+      restoreSlot(core.media, s, k);
+      throw e;
+    }
   } finally {
     s.unlockReserve();
   }
+}
+
+/**
+ * The clearing of region `k`'s slot failed (its persist: the region still
+ * marked as being freed, the cleared state word perhaps on the media):
+ * the word is set back and persisted, then the free rolled back, as one
+ * whose settling failed is, so the region is listed and a retry frees it.
+ * Where that persist fails too, the region stays marked (until a reopen,
+ * which finds it as the media holds it): its space is not allocated
+ * again, so no region placed there can meet a slot that reaches the
+ * media allocated. The caller holds the reserve lock, the free's hold
+ * set: a thread that ends in here leaves the free finished by the taker.
+ */
+function restoreSlot(media: StreamMedia, s: SharedState, k: number): void {
+  if (s.regionState(k) !== REGION_FREEING) return;
+  const at = slotOffset(k);
+  try {
+    media.write32(at, SLOT_ALLOCATED);
+    media.persist(at, 4);
+  } catch {
+    return; // the caller throws the first failure
+  }
+  rollBackFree(s, k);
 }
 
 /**

@@ -224,3 +224,54 @@ test("a freeRegion whose settling persist failed leaves the region allocated, an
     after: 0,
   });
 });
+
+// Bug: a freeRegion whose clearing of the region's slot failed (the
+// persist of the slot's state word, after its entries were settled)
+// threw with the region still marked as being freed: missing from
+// regions(), its handle refused as freed, its slot and space never
+// allocatable again until a reopen. The cleared word is now set back
+// and persisted (so a later allocation of its space never overlaps a
+// slot that reaches the media allocated) and the free rolled back.
+test("a freeRegion whose clearing persist failed leaves the region allocated, and a retry frees it", () => {
+  const path = tempPath();
+  {
+    using s = LogStream.create(path, { size: 256 * 1024, blockSize: 4096 });
+    s.allocateRegion(16384);
+  }
+  // the first flush of slot 0's state word fails, the next ones do not
+  const armed = { on: false };
+  const once = () => armed.on && !(armed.on = false);
+  const noTracer = { flush() {}, drain() {} };
+  const seen: Record<string, unknown> = {};
+  {
+    using s = openStreamWith(path, {}, {
+      tracer: failingAt(noTracer, slotOffset(0), once),
+    });
+    const r = s.regions()[0];
+    seen.append = s.append(r, bytes(8, 0x11));
+    armed.on = true;
+    seen.free = thrown(() => s.freeRegion(r));
+    seen.regions = s.regions().length;
+    seen.again = thrown(() => s.append(r, bytes(8, 0x22)));
+    seen.entries = thrown(() => {
+      seen.data = [...s.entries(r)].map((e) => e.data[0]).join(",");
+    });
+    seen.retry = thrown(() => s.freeRegion(r));
+    seen.after = s.regions().length;
+    seen.other = s.allocateRegion(16384).id;
+  }
+  using s = LogStream.open(path);
+  seen.reopened = s.regions().map((r) => r.id).join(",");
+  assert.deepEqual(seen, {
+    append: 1,
+    free: "injected EIO: a flush failed",
+    regions: 1,
+    again: "none",
+    entries: "none",
+    data: "17,34",
+    retry: "none",
+    after: 0,
+    other: 0,
+    reopened: "0",
+  });
+});
