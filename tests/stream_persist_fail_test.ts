@@ -275,3 +275,49 @@ test("a freeRegion whose clearing persist failed leaves the region allocated, an
     reopened: "0",
   });
 });
+
+// Bug: an append alone whose persist failed gave its timestamp up as
+// padding left for the next commit pass: until some later append made
+// one, its region read as having appends in flight, and freeRegion
+// failed with EBUSY ("wait for them first": for nothing the caller could
+// name), while committedTimestamp stayed behind. The padding is now
+// committed at once, as a cancelled reservation's is.
+test("an append alone whose persist failed leaves no append in flight: its region frees at once", () => {
+  const path = tempPath();
+  {
+    using s = LogStream.create(path, { size: 256 * 1024, blockSize: 4096 });
+    s.allocateRegion(16384);
+    s.allocateRegion(16384);
+  }
+  const base = readFileSync(path);
+  const dv = new DataView(base.buffer, base.byteOffset, base.byteLength);
+  const at = Number(dv.getBigUint64(slotOffset(0) + 8, true));
+  const armed = { on: false };
+  const noTracer = { flush() {}, drain() {} };
+  const seen: Record<string, unknown> = {};
+  {
+    using s = openStreamWith(path, {}, {
+      tracer: failingAt(noTracer, at, () => armed.on),
+    });
+    const [r0, r1] = s.regions();
+    armed.on = true;
+    seen.failed = thrown(() => s.append(r0, bytes(40, 0x11)));
+    armed.on = false;
+    seen.committed = s.committedTimestamp;
+    seen.free = thrown(() => s.freeRegion(r0));
+    seen.next = s.append(r1, bytes(8, 0x22));
+    seen.levels = s.committedTimestamp + "/" + s.persistedTimestamp;
+  }
+  using s = LogStream.open(path);
+  seen.reopened = s.regions().map((r) =>
+    r.id + ":" + [...s.entries(r)].map((e) => e.timestamp).join(",")
+  ).join(" ");
+  assert.deepEqual(seen, {
+    failed: "injected EIO: a flush failed",
+    committed: 1,
+    free: "none",
+    next: 2,
+    levels: "2/2",
+    reopened: "1:2",
+  });
+});
