@@ -44,6 +44,7 @@ import {
   REGION_FREEING,
   type SharedState,
 } from "./shared.ts";
+import { restoreSlot, undoAllocate } from "./table_undo.ts";
 import { EBUSY } from "../errors/errno.ts";
 
 /** An allocated slot as validated at open. */
@@ -163,7 +164,12 @@ export function allocateSlot(
     { offset: at + 4, length: 36 },
   ]);
   media.write32(at, SLOT_ALLOCATED);
-  media.persist(at, 4);
+  try {
+    media.persist(at, 4);
+  } catch (e) {
+    undoAllocate(media, shared, k, offset, size);
+    throw e;
+  }
   shared.setGeneration(k, generation);
   shared.setPlace(k, offset, size);
   shared.setHead(k, 0);
@@ -320,29 +326,6 @@ export function freeSlot(
   } finally {
     s.unlockReserve();
   }
-}
-
-/**
- * The clearing of region `k`'s slot failed (its persist: the region still
- * marked as being freed, the cleared state word perhaps on the media):
- * the word is set back and persisted, then the free rolled back, as one
- * whose settling failed is, so the region is listed and a retry frees it.
- * Where that persist fails too, the region stays marked (until a reopen,
- * which finds it as the media holds it): its space is not allocated
- * again, so no region placed there can meet a slot that reaches the
- * media allocated. The caller holds the reserve lock, the free's hold
- * set: a thread that ends in here leaves the free finished by the taker.
- */
-function restoreSlot(media: StreamMedia, s: SharedState, k: number): void {
-  if (s.regionState(k) !== REGION_FREEING) return;
-  const at = slotOffset(k);
-  try {
-    media.write32(at, SLOT_ALLOCATED);
-    media.persist(at, 4);
-  } catch {
-    return; // the caller throws the first failure
-  }
-  rollBackFree(s, k);
 }
 
 /**

@@ -321,3 +321,44 @@ test("an append alone whose persist failed leaves no append in flight: its regio
     reopened: "1:2",
   });
 });
+
+// Bug: an allocateRegion whose persist of the slot's state word failed
+// threw with the word stored allocated in the mapping and the slot free
+// in the mirror: a later allocation placed another region over its space
+// (through another slot, once a lower one was freed), and the next open
+// refused the stream as corrupt (regions overlap). The word is now set
+// back to free and persisted.
+test("an allocateRegion whose persist of the slot failed leaves no region a later one overlaps", () => {
+  const path = tempPath();
+  {
+    using s = LogStream.create(path, { size: 256 * 1024, blockSize: 4096 });
+    s.allocateRegion(16384);
+  }
+  // the first flush of slot 1's state word fails, the next ones do not
+  const armed = { on: false };
+  const once = () => armed.on && !(armed.on = false);
+  const noTracer = { flush() {}, drain() {} };
+  const seen: Record<string, unknown> = {};
+  {
+    using s = openStreamWith(path, {}, {
+      tracer: failingAt(noTracer, slotOffset(1), once),
+    });
+    armed.on = true;
+    seen.failed = thrown(() => s.allocateRegion(16384));
+    seen.regions = s.regions().length;
+    s.freeRegion(s.regions()[0]);
+    const r = s.allocateRegion(32768);
+    seen.allocated = r.id + ":" + r.size;
+  }
+  seen.reopened = thrown(() => {
+    using s = LogStream.open(path);
+    seen.listed = s.regions().map((r) => r.id + ":" + r.size).join(",");
+  });
+  assert.deepEqual(seen, {
+    failed: "injected EIO: a flush failed",
+    regions: 1,
+    allocated: "0:32768",
+    reopened: "none",
+    listed: "0:32768",
+  });
+});
