@@ -37,7 +37,7 @@ import {
 import type { StreamMedia } from "./media.ts";
 import { type Owner, OwnerRing, RESERVATION } from "./owners.ts";
 import { finish, grantProgressAccess } from "./progress.ts";
-import { writeHeader } from "./commit.ts";
+import { commitReady, writeHeader } from "./commit.ts";
 import { repairHold } from "./takeover.ts";
 import {
   COMMITTED_F,
@@ -434,14 +434,23 @@ export class LogCore {
           }
         } catch (e) {
           // (a persist failed) its header may be stored: the timestamp
-          // counts, given up as padding that the next commit pass writes
-          // over it, else a later append to another region took it too
-          // and a reopen found both; counted in first, as the taker of
-          // the lock of a thread that ends here does (a reservation)
+          // counts, given up as padding written over it, else a later
+          // append to another region took it too and a reopen found both;
+          // counted in first, as the taker of the lock of a thread that
+          // ends here does (a reservation)
           s.setTail(k, end);
           f64[NEXT_F] = ts + 1;
           s.setSlotState(ts, RING_VOID);
           s.bump();
+          // committed now (this holds the commit lock), as a cancelled
+          // reservation is: left to the next commit pass, the region read
+          // as having an append in flight (freeRegion failed with EBUSY)
+          // until some later append made one
+          try {
+            commitReady(s, media, this.geometry.seed);
+          } catch {
+            // the persist's failure matters more; the next pass commits it
+          }
           throw e;
         }
         s.setSlotState(ts, RING_READY);

@@ -14,6 +14,22 @@ import { MINT, Region, type RegionSource } from "./region.ts";
 import { REGION_ALLOCATED } from "./shared.ts";
 import type { LogStream } from "./stream.ts";
 
+/**
+ * Whether slot `k` is allocated, for a check of a region by an open (its
+ * handle's, `regions()`, an iteration's step). A free of it whose Worker
+ * ended between the free's two holds of the reserve lock is rolled back
+ * first (`SharedState.allocated`), else the region read as freed until
+ * some open took that lock; not inside an operation of this isolate,
+ * which may hold the lock (a testing tracer's callback): the mirror as it
+ * reads.
+ *
+ * @param op the operation named in errors
+ */
+export function regionAllocated(core: LogCore, k: number, op: string): boolean {
+  if (core.operating) return core.shared.regionState(k) === REGION_ALLOCATED;
+  return core.shared.allocated(k, op);
+}
+
 /** The region handles of one open stream. */
 export class RegionHandles implements RegionSource {
   #stream: LogStream;
@@ -35,7 +51,7 @@ export class RegionHandles implements RegionSource {
   #held(k: number, gen: number, op: string): LogCore {
     const core = this.#live(op);
     const s = core.shared;
-    if (s.regionState(k) !== REGION_ALLOCATED || s.generation(k) !== gen) {
+    if (!regionAllocated(core, k, op) || s.generation(k) !== gen) {
       // else a freed handle reads the region that reused its slot
       throw new ClosedError(`region ${k} (freed)`, op);
     }
@@ -56,7 +72,7 @@ export class RegionHandles implements RegionSource {
   /** Whether the stream is open and slot `k` still holds generation `gen`. */
   alive(k: number, gen: number): boolean {
     const core = this.#core;
-    return core !== null && core.shared.regionState(k) === REGION_ALLOCATED &&
+    return core !== null && regionAllocated(core, k, "regions") &&
       core.shared.generation(k) === gen;
   }
 
@@ -83,7 +99,7 @@ export class RegionHandles implements RegionSource {
       );
     }
     if (
-      core.shared.regionState(r.id) !== REGION_ALLOCATED ||
+      !regionAllocated(core, r.id, op) ||
       core.shared.generation(r.id) !== r.generation
     ) {
       throw new ClosedError(`region ${r.id} (freed)`, op);
@@ -96,9 +112,7 @@ export class RegionHandles implements RegionSource {
     const core = this.#live("regions");
     const out: Region[] = [];
     for (let k = 0; k < core.geometry.regionSlots; k++) {
-      if (core.shared.regionState(k) === REGION_ALLOCATED) {
-        out.push(this.get(k));
-      }
+      if (regionAllocated(core, k, "regions")) out.push(this.get(k));
     }
     return out;
   }

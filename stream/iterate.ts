@@ -9,7 +9,7 @@ import { ClosedError } from "../errors/mod.ts";
 import type { LogCore } from "./core.ts";
 import { ENTRY_HEADER, entryTotal, normalize, PAD_BIT } from "./layout.ts";
 import type { LogEntry } from "./region.ts";
-import { REGION_ALLOCATED } from "./shared.ts";
+import { regionAllocated } from "./handles.ts";
 
 /**
  * The committed entries of a region, oldest first, as they were when
@@ -64,7 +64,7 @@ export class SnapshotIterator implements IterableIterator<LogEntry> {
     const core = this.#core;
     const s = core.shared;
     if (
-      this.#closed() || s.regionState(this.#k) !== REGION_ALLOCATED ||
+      this.#closed() || !regionAllocated(core, this.#k, "entries") ||
       s.generation(this.#k) !== this.#gen
     ) {
       throw new ClosedError(

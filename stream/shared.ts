@@ -32,6 +32,7 @@ import {
   NEXT_F,
   OPENERS,
   OPENS,
+  REGION_ALLOCATED,
   REGION_FREEING,
   RESERVE_LOCK,
   RING_READY,
@@ -247,6 +248,38 @@ export class SharedState extends SharedBlock {
     }
     i32[FREES] = left;
     i32[FREES_SEEN] = ended;
+  }
+
+  /**
+   * Whether region `k` is allocated, once a free of it whose marker's
+   * thread ended between the free's two holds of the reserve lock is
+   * rolled back ({@linkcode markFreeing}): that is left to the next taker
+   * of the lock, and a check of a region that takes none (`regions()`, a
+   * handle's) would find it being freed for good until then. Such a free
+   * is rolled back here, under the lock (whose taking first repairs
+   * anything its holder left half done: a free cleared on the media is
+   * finished, not rolled back).
+   *
+   * @param op the operation named in errors
+   * @throws {PmemError} -130 (EOWNERDEAD) as {@linkcode lockReserve}
+   */
+  allocated(k: number, op: string): boolean {
+    const state = this.regionState(k);
+    if (state === REGION_ALLOCATED) return true;
+    if (state !== REGION_FREEING || !this.#ended(this.freer(k))) return false;
+    this.lockReserve(op);
+    try {
+      const repair = this.repairHold;
+      if (
+        repair !== undefined && this.regionState(k) === REGION_FREEING &&
+        this.#ended(this.freer(k))
+      ) {
+        repair(HOLD_FREE_BEGIN, k, [0, 0, 0]);
+      }
+    } finally {
+      this.unlockReserve();
+    }
+    return this.regionState(k) === REGION_ALLOCATED;
   }
 
   /**

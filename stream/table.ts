@@ -44,6 +44,7 @@ import {
   REGION_FREEING,
   type SharedState,
 } from "./shared.ts";
+import { restoreSlot, undoAllocate } from "./table_undo.ts";
 import { EBUSY } from "../errors/errno.ts";
 
 /** An allocated slot as validated at open. */
@@ -163,7 +164,12 @@ export function allocateSlot(
     { offset: at + 4, length: 36 },
   ]);
   media.write32(at, SLOT_ALLOCATED);
-  media.persist(at, 4);
+  try {
+    media.persist(at, 4);
+  } catch (e) {
+    undoAllocate(media, shared, k, offset, size);
+    throw e;
+  }
   shared.setGeneration(k, generation);
   shared.setPlace(k, offset, size);
   shared.setHead(k, 0);
@@ -311,7 +317,12 @@ export function freeSlot(
   s.lockReserve(op);
   try {
     s.hold(HOLD_FREE, k); // W passed its entries: a taker clears it again
-    finishFree(core.media, s, k);
+    try {
+      finishFree(core.media, s, k);
+    } catch (e) {
+      restoreSlot(core.media, s, k);
+      throw e;
+    }
   } finally {
     s.unlockReserve();
   }

@@ -224,3 +224,141 @@ test("a freeRegion whose settling persist failed leaves the region allocated, an
     after: 0,
   });
 });
+
+// Bug: a freeRegion whose clearing of the region's slot failed (the
+// persist of the slot's state word, after its entries were settled)
+// threw with the region still marked as being freed: missing from
+// regions(), its handle refused as freed, its slot and space never
+// allocatable again until a reopen. The cleared word is now set back
+// and persisted (so a later allocation of its space never overlaps a
+// slot that reaches the media allocated) and the free rolled back.
+test("a freeRegion whose clearing persist failed leaves the region allocated, and a retry frees it", () => {
+  const path = tempPath();
+  {
+    using s = LogStream.create(path, { size: 256 * 1024, blockSize: 4096 });
+    s.allocateRegion(16384);
+  }
+  // the first flush of slot 0's state word fails, the next ones do not
+  const armed = { on: false };
+  const once = () => armed.on && !(armed.on = false);
+  const noTracer = { flush() {}, drain() {} };
+  const seen: Record<string, unknown> = {};
+  {
+    using s = openStreamWith(path, {}, {
+      tracer: failingAt(noTracer, slotOffset(0), once),
+    });
+    const r = s.regions()[0];
+    seen.append = s.append(r, bytes(8, 0x11));
+    armed.on = true;
+    seen.free = thrown(() => s.freeRegion(r));
+    seen.regions = s.regions().length;
+    seen.again = thrown(() => s.append(r, bytes(8, 0x22)));
+    seen.entries = thrown(() => {
+      seen.data = [...s.entries(r)].map((e) => e.data[0]).join(",");
+    });
+    seen.retry = thrown(() => s.freeRegion(r));
+    seen.after = s.regions().length;
+    seen.other = s.allocateRegion(16384).id;
+  }
+  using s = LogStream.open(path);
+  seen.reopened = s.regions().map((r) => r.id).join(",");
+  assert.deepEqual(seen, {
+    append: 1,
+    free: "injected EIO: a flush failed",
+    regions: 1,
+    again: "none",
+    entries: "none",
+    data: "17,34",
+    retry: "none",
+    after: 0,
+    other: 0,
+    reopened: "0",
+  });
+});
+
+// Bug: an append alone whose persist failed gave its timestamp up as
+// padding left for the next commit pass: until some later append made
+// one, its region read as having appends in flight, and freeRegion
+// failed with EBUSY ("wait for them first": for nothing the caller could
+// name), while committedTimestamp stayed behind. The padding is now
+// committed at once, as a cancelled reservation's is.
+test("an append alone whose persist failed leaves no append in flight: its region frees at once", () => {
+  const path = tempPath();
+  {
+    using s = LogStream.create(path, { size: 256 * 1024, blockSize: 4096 });
+    s.allocateRegion(16384);
+    s.allocateRegion(16384);
+  }
+  const base = readFileSync(path);
+  const dv = new DataView(base.buffer, base.byteOffset, base.byteLength);
+  const at = Number(dv.getBigUint64(slotOffset(0) + 8, true));
+  const armed = { on: false };
+  const noTracer = { flush() {}, drain() {} };
+  const seen: Record<string, unknown> = {};
+  {
+    using s = openStreamWith(path, {}, {
+      tracer: failingAt(noTracer, at, () => armed.on),
+    });
+    const [r0, r1] = s.regions();
+    armed.on = true;
+    seen.failed = thrown(() => s.append(r0, bytes(40, 0x11)));
+    armed.on = false;
+    seen.committed = s.committedTimestamp;
+    seen.free = thrown(() => s.freeRegion(r0));
+    seen.next = s.append(r1, bytes(8, 0x22));
+    seen.levels = s.committedTimestamp + "/" + s.persistedTimestamp;
+  }
+  using s = LogStream.open(path);
+  seen.reopened = s.regions().map((r) =>
+    r.id + ":" + [...s.entries(r)].map((e) => e.timestamp).join(",")
+  ).join(" ");
+  assert.deepEqual(seen, {
+    failed: "injected EIO: a flush failed",
+    committed: 1,
+    free: "none",
+    next: 2,
+    levels: "2/2",
+    reopened: "1:2",
+  });
+});
+
+// Bug: an allocateRegion whose persist of the slot's state word failed
+// threw with the word stored allocated in the mapping and the slot free
+// in the mirror: a later allocation placed another region over its space
+// (through another slot, once a lower one was freed), and the next open
+// refused the stream as corrupt (regions overlap). The word is now set
+// back to free and persisted.
+test("an allocateRegion whose persist of the slot failed leaves no region a later one overlaps", () => {
+  const path = tempPath();
+  {
+    using s = LogStream.create(path, { size: 256 * 1024, blockSize: 4096 });
+    s.allocateRegion(16384);
+  }
+  // the first flush of slot 1's state word fails, the next ones do not
+  const armed = { on: false };
+  const once = () => armed.on && !(armed.on = false);
+  const noTracer = { flush() {}, drain() {} };
+  const seen: Record<string, unknown> = {};
+  {
+    using s = openStreamWith(path, {}, {
+      tracer: failingAt(noTracer, slotOffset(1), once),
+    });
+    armed.on = true;
+    seen.failed = thrown(() => s.allocateRegion(16384));
+    seen.regions = s.regions().length;
+    s.freeRegion(s.regions()[0]);
+    const r = s.allocateRegion(32768);
+    seen.allocated = r.id + ":" + r.size;
+  }
+  seen.reopened = thrown(() => {
+    using s = LogStream.open(path);
+    seen.listed = s.regions().map((r) => r.id + ":" + r.size).join(",");
+  });
+  assert.deepEqual(seen, {
+    failed: "injected EIO: a flush failed",
+    regions: 1,
+    allocated: "0:32768",
+    reopened: "none",
+    listed: "0:32768",
+  });
+});

@@ -42,6 +42,8 @@
  *   shared state;
  * - `"freeGap"`: the same, between the free's two holds of the reserve
  *   lock: the region marked as being freed, no lock held;
+ * - `"freeGapThird"`: the same, in a free of the third region, which the
+ *   test allocated (so the test holds its handle);
  * - `"truncate"`: in a truncate of region 0 up to timestamp 1, with the
  *   new head on the media, not in the shared state;
  * - `"close"`: in the last close of the process (the test closed its
@@ -80,6 +82,7 @@ export type StreamCommitStep =
   | "freeBegin"
   | "free"
   | "freeGap"
+  | "freeGapThird"
   | "truncate"
   | "close";
 
@@ -162,6 +165,10 @@ self_.onmessage = (e: MessageEvent<DieInCommitJob>) => {
     } else if (job.step === "free") {
       endAt(shared, "setRegionState", 2, true, words);
     } else endAt(shared, "unlockReserve", 1, false, words);
+    s.freeRegion(r2);
+  } else if (job.step === "freeGapThird") {
+    const r2 = s.regions()[2];
+    endAt(shared, "unlockReserve", 1, false, words);
     s.freeRegion(r2);
   } else if (job.step === "close") {
     core.reserve(r0.id, r0.generation, 32, "test");
