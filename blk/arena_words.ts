@@ -27,8 +27,8 @@ export const LANE_SEQ = 2;
  * {@linkcode LANE_PENDING_GEN}), else 0. A flusher clears it only if it
  * still holds the number it read: a block committed again through the
  * lane meanwhile has a newer one, whose entry the flusher may not have
- * persisted (with the block itself in the word, the flusher cleared that
- * entry's mark too).
+ * persisted (a word naming the block itself could not tell a newer
+ * entry of the same block from the one the flusher persisted).
  */
 export const LANE_PENDING = 3;
 /**
