@@ -52,10 +52,10 @@ export function undoAllocate(
  * marked as being freed, the cleared state word perhaps on the media):
  * the word is set back and persisted, then the free rolled back, as one
  * whose settling failed is, so the region is listed and a retry frees it.
- * Where that persist fails too, the region stays marked (until a reopen,
- * which finds it as the media holds it): its space is not allocated
- * again, so no region placed there can meet a slot that reaches the
- * media allocated. The caller holds the reserve lock, the free's hold
+ * Where that persist fails too, the region stays marked, by no open, so
+ * that no rollback lists it again (until a reopen, which finds it as the
+ * media holds it): its space is not allocated again, so no region placed
+ * there can meet a slot that reaches the media allocated. The caller holds the reserve lock, the free's hold
  * set: a thread that ends in here leaves the free finished by the taker.
  */
 export function restoreSlot(
@@ -69,7 +69,12 @@ export function restoreSlot(
     media.write32(at, SLOT_ALLOCATED);
     media.persist(at, 4);
   } catch {
-    return; // the caller throws the first failure
+    // marked as being freed by no open from here: the rollback of a free
+    // whose open ended (see `SharedState.allocated`) would list it again
+    // once this open's thread ends, its slot word on the media perhaps
+    // free (the caller throws the first failure)
+    s.setFreer(k, 0);
+    return;
   }
   s.setRegionState(k, REGION_ALLOCATED);
   s.bump();
