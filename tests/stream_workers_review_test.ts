@@ -140,16 +140,9 @@ test(
   "a Worker's free whose clearing and restoring persists both failed: after the Worker ended, the region stays out of use until a reopen",
   () => {
     const r = runScript(
-      `
-    import { LogStream } from "@root/stream/mod.ts";
-    import { streamCore } from "@root/stream/open.ts";
-    import { FileShare } from "@root/pmem2/file_share.ts";
-    import { ask, startWorker, terminateAndWait } from "@root/tests/workers/jobs.ts";
-    const code = (f) => {
-      try { f(); return "none"; } catch (e) { return e.code ?? String(e); }
-    };
+      `${CHILD}
+    import { ask, terminateAndWait } from "@root/tests/workers/jobs.ts";
     const path = ${JSON.stringify(tempPath())};
-    const out = {};
     {
       using s = LogStream.create(path, { size: 256 * 1024, blockSize: 4096 });
       s.allocateRegion(16384);
@@ -161,7 +154,10 @@ test(
     out.free = await ask(w, { free: true });
     const share = FileShare.of(streamCore(keeper).shared.i32.buffer);
     await terminateAndWait(w, share);
-    out.append = code(() => keeper.append(kept, new Uint8Array(8).fill(7)));
+    out.append = code(() => {
+      keeper.append(kept, bytes(7));
+      return "none";
+    });
     out.regions = keeper.regions().length;
     keeper.close();
     const again = LogStream.open(path);
